@@ -1,0 +1,7 @@
+"""Visual backbones: Swin and ELSA blocks and the language-aware staged backbone."""
+
+from .elsa import ELSAAttention, ELSABlock
+from .multimodal import ENTransStage, MultiModalSwin
+from .swin import SwinBlock
+
+__all__ = ["SwinBlock", "ELSAAttention", "ELSABlock", "ENTransStage", "MultiModalSwin"]

@@ -1,0 +1,237 @@
+"""The language-aware hierarchical backbone: Swin/ELSA stages with fusion inside.
+
+Each stage is an EN-Trans stage (GL-MSIN's name; LAVT's ``MMBasicLayer`` is the special
+case without GEM and ELSA):
+
+    [downsample] → local-attention blocks → pixel-word fusion → [GEM]
+                 → gated injection ``x ← x + γ(f) ⊙ f`` [+ RMSIN's visual branch]
+
+The stage *output* is the fused feature ``f`` (LAVT returns the fused map, not the
+updated visual stream), normalised per stage; the updated stream ``x`` goes on to the
+next stage.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+from timm.layers import PatchEmbed
+from timm.models.swin_transformer import PatchMerging
+from torch import nn
+
+from .._registry import FUSION, GLOBAL_ENHANCEMENT, LOCAL_ATTENTION, VISUAL_BRANCH
+from ..fusion.gate import LanguageGate
+
+__all__ = ["ENTransStage", "MultiModalSwin"]
+
+
+class ENTransStage(nn.Module):
+    """One backbone stage: local blocks, then language fusion and gated injection.
+
+    Args:
+        blocks: local-attention blocks on ``[B, H, W, C]``.
+        fusion: ``(x [B,C,H,W], words [B,L,D], mask [B,L]) → [B,C,H,W]``.
+        res_gate: gate of the fused feature.
+        downsample: patch merging at the start of the stage (timm layout), or ``None``.
+        gem: global enhancement applied to the fused feature, or ``None``.
+        visual_branch: RMSIN's language-free spatial branch ``[B,C,H,W] → [B,C,H,W]``.
+        visual_gate: gate of the visual branch (required with ``visual_branch``).
+        update_stream: inject into the visual stream. The last stage's stream feeds
+            nothing, so it skips the injection; gates kept there only for checkpoint
+            compatibility are frozen, since no loss can reach them.
+    """
+
+    def __init__(
+        self,
+        *,
+        blocks: nn.ModuleList,
+        fusion: nn.Module,
+        res_gate: Optional[LanguageGate],
+        downsample: Optional[nn.Module] = None,
+        gem: Optional[nn.Module] = None,
+        visual_branch: Optional[nn.Module] = None,
+        visual_gate: Optional[LanguageGate] = None,
+        update_stream: bool = True,
+    ) -> None:
+        super().__init__()
+        self.downsample = downsample if downsample is not None else nn.Identity()
+        self.blocks = blocks
+        self.fusion = fusion
+        self.gem = gem
+        self.res_gate = res_gate
+        if (visual_branch is None) != (visual_gate is None):
+            raise ValueError("visual_branch and visual_gate must be given together")
+        # RMSIN's checkpoint names for the visual branch and its gate.
+        self.visual_residual = visual_branch
+        self.visual_gate = visual_gate
+        self.update_stream = update_stream
+        if update_stream and res_gate is None:
+            raise ValueError("a stage that updates the visual stream needs a res_gate")
+        if not update_stream:
+            for m in (res_gate, visual_branch, visual_gate):
+                if m is not None:
+                    m.requires_grad_(False)
+
+    def forward(
+        self, x: torch.Tensor, words: torch.Tensor, mask: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``x [B, H, W, C]`` → (next-stage stream ``[B, H', W', C']``, fused ``[B, C', H', W']``)."""
+        x = self.downsample(x)
+        for blk in self.blocks:
+            x = blk(x)
+        xc = x.permute(0, 3, 1, 2)
+        f = self.fusion(xc, words, mask)
+        if self.gem is not None:
+            f = self.gem(f)
+        if not self.update_stream:
+            return x, f
+        f_last = f.permute(0, 2, 3, 1)
+        out = self.res_gate.inject(x, f_last)
+        if self.visual_residual is not None:
+            v = self.visual_residual(xc).permute(0, 2, 3, 1)
+            out = self.visual_gate.inject(out, v)
+        return out, f
+
+
+def _per_stage(value, n: int, name: str) -> list:
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise ValueError(f"{name} has {len(value)} entries; expected one per stage ({n})")
+        return list(value)
+    return [value] * n
+
+
+class MultiModalSwin(nn.Module):
+    """Hierarchical Swin/ELSA backbone with pixel-word fusion in every stage.
+
+    Parameter names follow timm's Swin (``patch_embed``, ``layers.{i}.downsample``,
+    ``layers.{i}.blocks.{j}``) so timm's ImageNet weights load; rrsis adds
+    ``layers.{i}.fusion``, ``.gem``, ``.res_gate`` and ``out_norms.{i}``.
+
+    Args:
+        embed_dim: stage-1 channels (stage ``i`` has ``embed_dim·2^i``).
+        depths, num_heads: blocks and heads per stage.
+        window_size: Swin window side.
+        patch_size, in_chans, mlp_ratio, qkv_bias, drop_path_rate: as in Swin.
+        local_attn: registered local-attention block per stage (``"swin"``/``"elsa"``) or one for all.
+        text_dim: word feature width ``D``.
+        fusion: registered fusion module; ``fusion_heads`` per stage; ``fusion_drop``.
+        use_gem: apply global enhancement after fusion (per stage or for all).
+        gem: registered global enhancement (``"gem"``, ``"gem-linear"``); ``gem_pool``,
+            ``gem_heads`` (``None``: the stage's heads).
+        gate_act: activation of the language gate.
+        keep_final_gate: build the last stage's gates although their output is unused
+            (LAVT/RMSIN checkpoints contain them); they are frozen.
+        visual_branch: registered visual branch (RMSIN ``"iim"``) or ``None``.
+        elsa_*: ELSA knobs (see :class:`~rrsis.backbones.elsa.ELSAAttention`).
+    """
+
+    def __init__(
+        self,
+        *,
+        embed_dim: int = 128,
+        depths: Sequence[int] = (2, 2, 18, 2),
+        num_heads: Sequence[int] = (4, 8, 16, 32),
+        window_size: int = 12,
+        patch_size: int = 4,
+        in_chans: int = 3,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        drop_path_rate: float = 0.3,
+        local_attn: Union[str, Sequence[str]] = "swin",
+        text_dim: int = 768,
+        fusion: str = "pwam",
+        fusion_heads: Union[int, Sequence[int]] = 1,
+        fusion_drop: float = 0.0,
+        use_gem: Union[bool, Sequence[bool]] = False,
+        gem: str = "gem",
+        gem_pool: int = 8,
+        gem_heads: Optional[Union[int, Sequence[int]]] = None,
+        gate_act: str = "tanh",
+        keep_final_gate: bool = False,
+        visual_branch: Optional[str] = None,
+        elsa_kernel: int = 7,
+        elsa_dilation: int = 1,
+        elsa_group_width: int = 8,
+        elsa_qk_scale: float = 1.0,
+        elsa_lam: float = 0.0,
+        elsa_gamma: float = 1.0,
+    ) -> None:
+        super().__init__()
+        n = len(depths)
+        if len(num_heads) != n:
+            raise ValueError(f"depths has {n} stages but num_heads has {len(num_heads)}")
+        local_attn = _per_stage(local_attn, n, "local_attn")
+        fusion_heads = _per_stage(fusion_heads, n, "fusion_heads")
+        use_gem = _per_stage(use_gem, n, "use_gem")
+        gem_heads = _per_stage(gem_heads, n, "gem_heads")
+        self.num_stages = n
+        self.dims = [embed_dim * 2**i for i in range(n)]
+        self.patch_size = patch_size
+        self.patch_embed = PatchEmbed(
+            img_size=None, patch_size=patch_size, in_chans=in_chans, embed_dim=embed_dim,
+            norm_layer=nn.LayerNorm, output_fmt="NHWC", strict_img_size=False,
+        )
+        total = sum(depths)
+        dpr = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
+        elsa_kw = dict(
+            elsa_kernel=elsa_kernel, elsa_dilation=elsa_dilation, elsa_group_width=elsa_group_width,
+            elsa_qk_scale=elsa_qk_scale, elsa_lam=elsa_lam, elsa_gamma=elsa_gamma,
+        )
+        layers = []
+        start = 0
+        for i, dim in enumerate(self.dims):
+            last = i == n - 1
+            gates = not last or keep_final_gate
+            blocks = nn.ModuleList(
+                LOCAL_ATTENTION.build(
+                    local_attn[i], dim=dim, num_heads=num_heads[i], window_size=window_size, index=j,
+                    mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop_path=dpr[start + j], **elsa_kw,
+                )
+                for j in range(depths[i])
+            )
+            start += depths[i]
+            layers.append(
+                ENTransStage(
+                    downsample=PatchMerging(self.dims[i - 1], dim) if i > 0 else None,
+                    blocks=blocks,
+                    fusion=FUSION.build(fusion, dim=dim, text_dim=text_dim, num_heads=fusion_heads[i], dropout=fusion_drop),
+                    gem=None if not use_gem[i] else GLOBAL_ENHANCEMENT.build(
+                        gem, dim=dim, num_heads=gem_heads[i] or num_heads[i], pool_size=gem_pool
+                    ),
+                    res_gate=LanguageGate(dim, gate_act) if gates else None,
+                    visual_branch=VISUAL_BRANCH.build(visual_branch, dim=dim) if visual_branch and gates else None,
+                    visual_gate=LanguageGate(dim, gate_act) if visual_branch and gates else None,
+                    update_stream=not last,
+                )
+            )
+        self.layers = nn.ModuleList(layers)
+        self.out_norms = nn.ModuleList(nn.LayerNorm(d) for d in self.dims)
+        self.apply(_init_weights)
+
+    @property
+    def reduction(self) -> int:
+        """Input-size divisor the backbone needs (patch size × 2^(stages-1))."""
+        return self.patch_size * 2 ** (self.num_stages - 1)
+
+    def forward(self, x: torch.Tensor, words: torch.Tensor, mask: torch.Tensor) -> List[torch.Tensor]:
+        """``x [B, 3, H, W]``, ``words [B, L, D]``, ``mask [B, L]`` → stage features, NCHW,
+        ``[B, C_i, H/(4·2^i), W/(4·2^i)]``."""
+        x = self.patch_embed(x)
+        feats = []
+        for layer, norm in zip(self.layers, self.out_norms):
+            x, f = layer(x, words, mask)
+            feats.append(norm(f.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
+        return feats
+
+
+def _init_weights(m: nn.Module) -> None:
+    # Swin's initialisation: truncated-normal linears, unit LayerNorms.
+    if isinstance(m, nn.Linear):
+        nn.init.trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.LayerNorm):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)

@@ -1,0 +1,82 @@
+"""Swin (shifted-)window attention blocks built on timm's, routed through rrsis kernels."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from timm.models.swin_transformer import SwinTransformerBlock
+
+from .. import kernels
+from .._registry import LOCAL_ATTENTION
+
+__all__ = ["SwinBlock"]
+
+
+class SwinBlock(SwinTransformerBlock):
+    """A timm Swin block whose attention runs on the un-partitioned map.
+
+    Parameters keep timm's names (``norm1``, ``attn.qkv``, ``attn.proj``,
+    ``attn.relative_position_bias_table``, ``norm2``, ``mlp.fc1``, ``mlp.fc2``) so timm's
+    Hub weights load directly. The window and shift stay fixed at every resolution and
+    maps are zero-padded to window multiples before the cyclic shift, as the mmseg-style
+    Swin of LAVT/RMSIN does (timm instead clamps the window on small maps).
+
+    Args:
+        dim: channels ``C``; input and output are ``[B, H, W, C]``.
+        num_heads: attention heads.
+        window_size: window side.
+        shift: cyclic shift (0 for W-MSA, ``window_size // 2`` for SW-MSA).
+        mlp_ratio, qkv_bias, drop_path: as in Swin.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        window_size: int = 12,
+        shift: int = 0,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        drop_path: float = 0.0,
+    ) -> None:
+        super().__init__(
+            dim,
+            input_resolution=(window_size * 2, window_size * 2),
+            num_heads=num_heads,
+            window_size=window_size,
+            shift_size=shift,
+            always_partition=True,
+            dynamic_mask=True,
+            mlp_ratio=mlp_ratio,
+            qkv_bias=qkv_bias,
+            drop_path=drop_path,
+        )
+        self.window = window_size
+        self.shift = shift
+
+    def _attn(self, x: torch.Tensor) -> torch.Tensor:
+        b, hh, ww, c = x.shape
+        win, attn = self.window, self.attn
+        pad_h, pad_w = (-hh) % win, (-ww) % win
+        if pad_h or pad_w:
+            x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
+        hp, wp = hh + pad_h, ww + pad_w
+        heads = attn.num_heads
+        qkv = attn.qkv(x).view(b, hp, wp, 3, heads, -1)
+        q, k, v = qkv.unbind(3)
+        n = win * win
+        bias = attn.relative_position_bias_table[attn.relative_position_index.view(-1)]
+        bias = bias.view(n, n, heads).permute(2, 0, 1)
+        out = kernels.window_attention(q, k, v, bias, win, self.shift, attn.scale)
+        out = attn.proj_drop(attn.proj(out.reshape(b, hp, wp, -1)))
+        return out[:, :hh, :ww]
+
+
+@LOCAL_ATTENTION.register("swin")
+def _build_swin_block(
+    *, dim: int, num_heads: int, window_size: int, index: int, mlp_ratio: float = 4.0,
+    qkv_bias: bool = True, drop_path: float = 0.0, **_: object,
+) -> SwinBlock:
+    # Even blocks use W-MSA, odd ones SW-MSA, as in every Swin stage.
+    shift = 0 if index % 2 == 0 else window_size // 2
+    return SwinBlock(dim, num_heads, window_size, shift, mlp_ratio, qkv_bias, drop_path)

@@ -1,0 +1,83 @@
+"""GL-MSIN's learnable-fusion iterative refinement head — a reconstruction.
+
+The abstract names "a learnable fusion feature-based iterative refinement network" that
+"overcomes inconsistency in feature fusion". Reconstructed here (every number is a knob):
+project the four scales to one width, fuse them at 1/4 resolution with learnable,
+normalised non-negative weights ``w_i = ReLU(a_i) / (Σ_j ReLU(a_j) + ε)``, predict a
+mask, then refine ``T`` times, each step conditioned on the current mask:
+``F_t = F_{t-1} + Block([F_{t-1}, F_0, softmax(M_{t-1})])``, ``M_t = Pred_t(F_t)``.
+Every ``M_t`` is returned for deep supervision.
+"""
+
+from __future__ import annotations
+
+from typing import List, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._registry import HEADS
+
+__all__ = ["IterativeRefinementHead"]
+
+
+def _conv_bn_relu(cin: int, cout: int, k: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class IterativeRefinementHead(nn.Module):
+    """Learnable multi-scale fusion followed by ``T`` mask-conditioned refinements.
+
+    Args:
+        in_channels: widths of the four stage features ``[C1, C2, C3, C4]``.
+        hidden: common width of the projected scales.
+        steps: number of refinement iterations ``T`` (0: fusion + one prediction).
+        num_classes: output channels (2).
+        eps: ε of the normalised fusion weights.
+    """
+
+    def __init__(
+        self, in_channels: Sequence[int], hidden: int = 256, steps: int = 3, num_classes: int = 2, eps: float = 1e-4
+    ) -> None:
+        super().__init__()
+        if steps < 0:
+            raise ValueError(f"refinement steps must be >= 0, got {steps}")
+        self.steps, self.eps, self.num_classes = steps, eps, num_classes
+        self.proj = nn.ModuleList(_conv_bn_relu(c, hidden, 1) for c in in_channels)
+        self.fusion_weights = nn.Parameter(torch.ones(len(in_channels)))
+        self.fuse = _conv_bn_relu(hidden, hidden, 3)
+        self.pred = nn.ModuleList(nn.Conv2d(hidden, num_classes, 1) for _ in range(steps + 1))
+        self.refine = nn.ModuleList(
+            nn.Sequential(_conv_bn_relu(2 * hidden + num_classes, hidden, 3), _conv_bn_relu(hidden, hidden, 3))
+            for _ in range(steps)
+        )
+
+    def normalized_weights(self) -> torch.Tensor:
+        w = F.relu(self.fusion_weights)
+        return w / (w.sum() + self.eps)
+
+    def forward(self, feats: List[torch.Tensor]) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        """``[C1..C4]`` NCHW → (final logits ``[B, K, H1, W1]``, earlier predictions)."""
+        size = feats[0].shape[-2:]
+        w = self.normalized_weights()
+        fused = 0
+        for i, (proj, f) in enumerate(zip(self.proj, feats)):
+            p = proj(f)
+            if p.shape[-2:] != size:
+                p = F.interpolate(p, size=size, mode="bilinear", align_corners=False)
+            fused = fused + w[i] * p
+        f0 = self.fuse(fused)
+        x = f0
+        preds = [self.pred[0](x)]
+        for t, block in enumerate(self.refine):
+            x = x + block(torch.cat([x, f0, preds[-1].softmax(dim=1)], dim=1))
+            preds.append(self.pred[t + 1](x))
+        return preds[-1], preds[:-1]
+
+
+@HEADS.register("refine")
+def _build_refine(
+    *, in_channels: Sequence[int], hidden: int = 256, refine_steps: int = 3, num_classes: int = 2, **_: object
+) -> IterativeRefinementHead:
+    return IterativeRefinementHead(in_channels, hidden or 256, refine_steps, num_classes)

@@ -1,0 +1,158 @@
+"""BERT-uncased WordPiece tokenizer wrapper that yields fixed-length model inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Dict, Iterable, List, Mapping, Sequence, Union
+
+import torch
+from tokenizers import Tokenizer as _HFTokenizer
+from tokenizers import decoders, normalizers, pre_tokenizers
+from tokenizers.models import WordPiece
+
+__all__ = ["Tokenizer", "SPECIAL_TOKENS"]
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+VOCAB_FILE = "vocab.txt"
+CONFIG_FILE = "tokenizer_config.json"
+
+
+class Tokenizer:
+    """WordPiece tokenizer with BERT-uncased normalisation, owned by rrsis.
+
+    Produces what LAVT/RMSIN feed their BERT: ``[CLS] tokens [SEP]`` truncated to
+    ``max_tokens`` *after* the special tokens are added (so a long sentence loses its
+    ``[SEP]``, as in the anchors' data pipeline), zero-padded, with a 0/1 mask.
+
+    Args:
+        vocab: token → id mapping (ids must be 0..V-1) or a path to a ``vocab.txt``
+            (one token per line, id = line number).
+        max_tokens: output length ``L``.
+        lowercase: BERT-uncased normalisation (lower-case, strip accents).
+    """
+
+    def __init__(
+        self, vocab: Union[Mapping[str, int], str, os.PathLike], max_tokens: int = 20, lowercase: bool = True
+    ) -> None:
+        if not isinstance(vocab, Mapping):
+            vocab = _read_vocab(Path(vocab))
+        vocab = dict(vocab)
+        for tok in ("[UNK]", "[CLS]", "[SEP]"):
+            if tok not in vocab:
+                raise ValueError(f"vocabulary has no {tok} token")
+        if sorted(vocab.values()) != list(range(len(vocab))):
+            raise ValueError("vocabulary ids must be exactly 0..V-1")
+        if max_tokens < 2:
+            raise ValueError(f"max_tokens must be >= 2, got {max_tokens}")
+        self.vocab = vocab
+        self.max_tokens = int(max_tokens)
+        self.lowercase = bool(lowercase)
+        self.pad_id = 0
+        tok = _HFTokenizer(WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
+        tok.normalizer = normalizers.BertNormalizer(
+            clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=self.lowercase
+        )
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tok.decoder = decoders.WordPiece()
+        self._tok = tok
+        self._cls = vocab["[CLS]"]
+        self._sep = vocab["[SEP]"]
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_words(cls, words: Iterable[str], max_tokens: int = 20, lowercase: bool = True) -> "Tokenizer":
+        """A whole-word vocabulary: the special tokens, then each distinct word once."""
+        vocab: Dict[str, int] = {t: i for i, t in enumerate(SPECIAL_TOKENS)}
+        for w in words:
+            w = w.lower() if lowercase else w
+            if w and w not in vocab:
+                vocab[w] = len(vocab)
+        return cls(vocab, max_tokens=max_tokens, lowercase=lowercase)
+
+    @classmethod
+    def from_pretrained(cls, directory: Union[str, os.PathLike], **overrides) -> "Tokenizer":
+        """Load ``vocab.txt`` (+ ``tokenizer_config.json`` when present) from a directory."""
+        directory = Path(directory)
+        cfg = {}
+        if (directory / CONFIG_FILE).is_file():
+            cfg = json.loads((directory / CONFIG_FILE).read_text())
+        cfg.update(overrides)
+        return cls(directory / VOCAB_FILE, max_tokens=cfg.get("max_tokens", 20), lowercase=cfg.get("lowercase", True))
+
+    def save_pretrained(self, directory: Union[str, os.PathLike]) -> List[Path]:
+        """Write ``vocab.txt`` and ``tokenizer_config.json``; returns the written paths."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        inv = sorted(self.vocab.items(), key=lambda kv: kv[1])
+        vocab_path = directory / VOCAB_FILE
+        cfg_path = directory / CONFIG_FILE
+        _atomic_write_text(vocab_path, "".join(f"{t}\n" for t, _ in inv))
+        cfg = {"tokenizer_class": "rrsis.Tokenizer", "max_tokens": self.max_tokens, "lowercase": self.lowercase}
+        _atomic_write_text(cfg_path, json.dumps(cfg, indent=2) + "\n")
+        return [vocab_path, cfg_path]
+
+    # ------------------------------------------------------------------ use
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+    def tokenize(self, text: str) -> List[str]:
+        return self._tok.encode(text, add_special_tokens=False).tokens
+
+    def encode(self, text: str) -> List[int]:
+        """Token ids with ``[CLS]``/``[SEP]``, truncated to ``max_tokens`` (no padding)."""
+        if not isinstance(text, str):
+            raise ValueError(f"expected a str expression, got {type(text).__name__}")
+        if not text.strip():
+            raise ValueError("empty expression: every text must contain at least one word")
+        ids = [self._cls] + self._tok.encode(text, add_special_tokens=False).ids + [self._sep]
+        return ids[: self.max_tokens]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self._tok.decode([int(i) for i in ids if int(i) not in (self.pad_id, self._cls, self._sep)])
+
+    def __call__(self, texts: Union[str, Sequence[str]]) -> Dict[str, torch.Tensor]:
+        """Encode one text or a list of texts.
+
+        Returns:
+            ``{"input_ids": LongTensor[B, L], "attention_mask": LongTensor[B, L]}``.
+        """
+        if isinstance(texts, str):
+            texts = [texts]
+        if len(texts) == 0:
+            raise ValueError("no texts given")
+        ids = torch.zeros(len(texts), self.max_tokens, dtype=torch.long)
+        mask = torch.zeros(len(texts), self.max_tokens, dtype=torch.long)
+        for i, t in enumerate(texts):
+            try:
+                row = self.encode(t)
+            except ValueError as exc:
+                raise ValueError(f"text {i}: {exc}") from None
+            ids[i, : len(row)] = torch.tensor(row)
+            mask[i, : len(row)] = 1
+        return {"input_ids": ids, "attention_mask": mask}
+
+    def __repr__(self) -> str:
+        return f"Tokenizer(vocab_size={len(self)}, max_tokens={self.max_tokens}, lowercase={self.lowercase})"
+
+
+def _read_vocab(path: Path) -> Dict[str, int]:
+    if not path.is_file():
+        raise FileNotFoundError(f"vocabulary file not found: {path}")
+    vocab: Dict[str, int] = {}
+    with open(path, encoding="utf-8") as fh:
+        for i, line in enumerate(fh):
+            tok = line.rstrip("\n")
+            if tok in vocab:
+                raise ValueError(f"{path}: token {tok!r} appears twice (lines {vocab[tok] + 1} and {i + 1})")
+            vocab[tok] = i
+    if not vocab:
+        raise ValueError(f"{path}: empty vocabulary")
+    return vocab
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

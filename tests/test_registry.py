@@ -1,0 +1,80 @@
+"""The model and part registries (rrsis/_registry.py)."""
+
+import pytest
+
+import rrsis
+from rrsis._registry import FUSION, GLOBAL_ENHANCEMENT, HEADS, LOCAL_ATTENTION, Registry
+
+
+def test_list_models_fnmatch():
+    names = rrsis.list_models()
+    assert {"gl-msin", "gl-msin-s", "gl-msin-t", "gl-msin-tiny"} <= set(names)
+    assert names == sorted(names)
+    assert set(rrsis.list_models("gl-msin*")) >= {"gl-msin", "gl-msin-t"}
+    assert rrsis.list_models("no-such-*") == []
+
+
+def test_unknown_model_lists_close_matches():
+    with pytest.raises(ValueError, match="unknown model 'gl-msn'.*'gl-msin'"):
+        rrsis.create_model("gl-msn")
+
+
+def test_path_like_name_is_rejected():
+    with pytest.raises(ValueError, match="from_pretrained"):
+        rrsis.create_model("org/gl-msin-rrsisd")
+
+
+def test_none_overrides_are_dropped():
+    m = rrsis.create_model("gl-msin-tiny", refine_steps=None, gem_pool=None)
+    assert m.config["refine_steps"] == 2 and m.config["gem_pool"] == 2
+
+
+def test_weight_tag_is_split():
+    assert rrsis.is_model("gl-msin.rrsisd")
+    assert not rrsis.is_model("nope.rrsisd")
+
+
+def test_part_registries_hold_the_parts():
+    assert {"swin", "elsa"} <= set(LOCAL_ATTENTION.names())
+    assert "pwam" in FUSION
+    assert {"gem", "gem-linear"} <= set(GLOBAL_ENHANCEMENT.names())
+    assert {"simple", "refine"} <= set(HEADS.names())
+
+
+def test_unknown_part_names_the_kind_and_suggests():
+    with pytest.raises(KeyError, match="unknown head 'refin'.*'refine'"):
+        rrsis.create_model("gl-msin-tiny", head="refin")
+    with pytest.raises(KeyError, match="local attention block 'elsaa'"):
+        rrsis.create_model("gl-msin-tiny", local_attn="elsaa")
+
+
+def test_registry_refuses_double_registration():
+    reg = Registry("thing")
+    reg.register("a")(dict)
+    with pytest.raises(ValueError, match="already registered"):
+        reg.register("a")(list)
+
+
+def test_swap_parts_by_name():
+    from rrsis.backbones import ELSABlock, SwinBlock
+    from rrsis.heads import IterativeRefinementHead, SimpleDecoder
+
+    default = rrsis.create_model("gl-msin-tiny")
+    assert isinstance(default.backbone.layers[0].blocks[0], ELSABlock)
+    assert isinstance(default.backbone.layers[3].blocks[0], SwinBlock)
+    assert all(layer.gem is not None for layer in default.backbone.layers)
+    assert isinstance(default.classifier, IterativeRefinementHead)
+
+    swapped = rrsis.create_model("gl-msin-tiny", local_attn="swin", use_gem=False, head="simple")
+    assert all(isinstance(b, SwinBlock) for layer in swapped.backbone.layers for b in layer.blocks)
+    assert all(layer.gem is None for layer in swapped.backbone.layers)
+    assert isinstance(swapped.classifier, SimpleDecoder)
+    assert swapped.config["local_attn"] == "swin" and swapped.config["use_gem"] is False
+
+
+def test_ablations_are_keywords_not_classes():
+    a = rrsis.create_model("gl-msin-tiny", refine_steps=1)
+    b = rrsis.create_model("gl-msin-tiny", gem="gem-linear")
+    assert type(a) is type(b) is type(rrsis.create_model("gl-msin-tiny"))
+    assert len(a.classifier.refine) == 1
+    assert b.backbone.layers[0].gem.attn_type == "linear"
