@@ -1,7 +1,15 @@
-"""Vision-language fusion parts: pixel-word attention, gates, global enhancement."""
+"""Vision-language fusion parts: PWAM, gates, GEM and RMSIN's IIM and CIM."""
 
+from .cim import CrossScaleInteraction
 from .gate import LanguageGate
 from .gem import GlobalEnhancementModule
+from .iim import IntraScaleInteraction
 from .pwam import PixelWordAttention
 
-__all__ = ["LanguageGate", "PixelWordAttention", "GlobalEnhancementModule"]
+__all__ = [
+    "CrossScaleInteraction",
+    "GlobalEnhancementModule",
+    "IntraScaleInteraction",
+    "LanguageGate",
+    "PixelWordAttention",
+]

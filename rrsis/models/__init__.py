@@ -1,6 +1,6 @@
 """Registered models: each a short composition of registered parts."""
 
-from . import gl_msin  # noqa: F401  (registers the gl-msin family)
+from . import gl_msin, lavt, rmsin  # noqa: F401  (register the model families)
 from .base import RRSISModel, SegmentationOutput, load_image
 from .segmenter import ReferringSegmenter
 

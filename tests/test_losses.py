@@ -1,0 +1,43 @@
+"""The anchors' loss (rrsis/losses.py) against a hand computation."""
+
+import torch
+
+from rrsis import ReferringLoss, SegmentationOutput
+from rrsis.losses import dice_loss
+
+
+def test_loss_matches_hand_computation():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 2, 3, 4, dtype=torch.float64)
+    target = torch.randint(0, 2, (2, 3, 4))
+    # weighted CE: Σ w_y · (−log p_y) / Σ w_y
+    logp = logits.log_softmax(1)
+    w = torch.tensor([0.9, 1.1], dtype=torch.float64)[target]
+    nll = -logp.gather(1, target[:, None])[:, 0]
+    ce = (w * nll).sum() / w.sum()
+    p = logits.softmax(1)
+    dice = 0.0
+    for b in range(2):
+        for c in range(2):
+            t = (target[b] == c).double()
+            dice += 1 - (2 * (p[b, c] * t).sum() + 1e-6) / (p[b, c].sum() + t.sum() + 1e-6)
+    expect = 0.9 * ce + 0.1 * dice
+    loss = ReferringLoss()
+    torch.testing.assert_close(loss(logits, target).double(), expect, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(dice_loss(logits, target).double(), torch.as_tensor(dice), rtol=1e-6, atol=1e-6)
+
+
+def test_loss_sums_over_deep_supervision_outputs():
+    torch.manual_seed(0)
+    a, b, c = (torch.randn(1, 2, 4, 4) for _ in range(3))
+    target = torch.randint(0, 2, (1, 4, 4))
+    loss = ReferringLoss()
+    out = SegmentationOutput(logits=a, aux_logits=[b, c])
+    torch.testing.assert_close(loss(out, target), loss(a, target) + loss(b, target) + loss(c, target))
+    assert ReferringLoss(dice_weight=0.0)(a, target) < loss(a, target) + 1  # CE-only (LAVT) works
+
+
+def test_perfect_prediction_has_low_loss():
+    target = torch.randint(0, 2, (2, 8, 8))
+    logits = torch.stack([(1 - target) * 20.0, target * 20.0], 1).float()
+    assert ReferringLoss()(logits, target) < 1e-4

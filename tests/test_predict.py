@@ -1,0 +1,101 @@
+"""``model.predict`` (rrsis/models/base.py): inputs of every kind, native-size masks, errors."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+import rrsis
+from rrsis.models.base import IMAGENET_MEAN, IMAGENET_STD
+
+
+@pytest.fixture(scope="module")
+def model(tiny_tokenizer):
+    torch.manual_seed(0)
+    m = rrsis.create_model("gl-msin-tiny", text_vocab_size=len(tiny_tokenizer)).eval()
+    m.tokenizer = tiny_tokenizer
+    return m
+
+
+def rng_image(h, w, c=3, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, c), dtype=np.uint8)
+
+
+def test_masks_at_native_size_for_every_input_kind(model, tmp_path):
+    path = tmp_path / "scene.png"
+    Image.fromarray(rng_image(50, 70)).save(path)
+    images = [str(path), Image.fromarray(rng_image(33, 41, seed=1)), rng_image(90, 20, seed=2),
+              rng_image(40, 40, 1, seed=3)[:, :, 0], rng_image(30, 60, 4, seed=4)]
+    texts = ["the largest storage tank", "a plane", "the red building", "all three tanks", "the ship"]
+    masks = model.predict(images, texts, batch_size=2)
+    assert [m.shape for m in masks] == [(50, 70), (33, 41), (90, 20), (40, 40), (30, 60)]
+    assert all(m.dtype == bool for m in masks)
+
+
+def test_predict_equals_an_explicit_forward(model):
+    img = rng_image(45, 77, seed=5)
+    text = "the tank north of the road"
+    (mask,) = model.predict([img], [text], threshold=0.5)
+    x = torch.from_numpy(np.array(Image.fromarray(img).resize((64, 64), Image.BILINEAR))).float()
+    x = (x.permute(2, 0, 1)[None] / 255 - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(
+        IMAGENET_STD
+    ).view(1, 3, 1, 1)
+    tok = model.tokenizer([text])
+    with torch.no_grad():
+        logits = model(x, tok["input_ids"], tok["attention_mask"]).logits
+    logits = F.interpolate(logits, size=(45, 77), mode="bilinear", align_corners=True)
+    np.testing.assert_array_equal(mask, (logits.softmax(1)[0, 1] > 0.5).numpy())
+    # Grey and RGBA inputs are the RGB image, replicated / without alpha.
+    grey = img[:, :, 0]
+    rgba = np.concatenate([img, np.full((45, 77, 1), 7, np.uint8)], axis=2)
+    np.testing.assert_array_equal(model.predict([rgba], [text])[0], mask)
+    np.testing.assert_array_equal(model.predict([grey], [text])[0], model.predict([np.repeat(grey[:, :, None], 3, 2)], [text])[0])
+
+
+def test_single_image_and_string(model):
+    masks = model.predict(rng_image(20, 30), "the ship")
+    assert len(masks) == 1 and masks[0].shape == (20, 30)
+
+
+@pytest.mark.parametrize(
+    "images, texts, message",
+    [
+        ([rng_image(8, 8)], ["a", "b"], "1 images but 2 texts"),
+        ([rng_image(8, 8)], [""], "text 0 is empty"),
+        ([rng_image(8, 8)], ["   "], "text 0 is empty"),
+        ([np.zeros((0, 5, 3), np.uint8)], ["a tank"], "zero-size"),
+        ([rng_image(8, 8).astype(np.int16)], ["a tank"], "unsupported dtype int16"),
+        ([np.full((8, 8, 3), np.nan, np.float32)], ["a tank"], "NaN"),
+        ([np.full((8, 8, 3), 2.0, np.float32)], ["a tank"], r"\[0, 1\]"),
+        ([rng_image(8, 8, 2)], ["a tank"], "2 channels"),
+        ([np.zeros((2, 8, 8, 3), np.uint8)], ["a tank"], "shape"),
+        ([42], ["a tank"], "expected a path, PIL image or numpy array"),
+        ([], [], "no images"),
+    ],
+)
+def test_bad_input_is_named(model, images, texts, message):
+    with pytest.raises(ValueError, match=message):
+        model.predict(images, texts)
+
+
+def test_missing_and_unreadable_files(model, tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        model.predict([tmp_path / "missing.png"], ["a tank"])
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="cannot read image"):
+        model.predict([bad], ["a tank"])
+
+
+def test_predict_needs_a_vocabulary():
+    m = rrsis.create_model("gl-msin-tiny")
+    with pytest.raises(ValueError, match="needs a vocabulary"):
+        m.predict([rng_image(8, 8)], ["a tank"])
+
+
+def test_threshold_and_size_checks(model):
+    with pytest.raises(ValueError, match="threshold"):
+        model.predict([rng_image(8, 8)], ["a tank"], threshold=1.5)
+    with pytest.raises(ValueError, match="multiple of 32"):
+        model.predict([rng_image(8, 8)], ["a tank"], image_size=50)
