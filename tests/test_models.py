@@ -133,13 +133,14 @@ def test_gl_msin_b_forward_480():
 
 
 @pytest.mark.slow
-def test_torch_compile_smoke():
+def test_torch_compile_captures_one_graph():
+    # fullgraph=True fails on any graph break; the eager backend keeps CPU compile time low.
     model = build_small("gl-msin").eval()
     x, ids, mask = inputs(model)
     with torch.no_grad():
         eager = model(x, ids, mask).logits
-        compiled = torch.compile(model)(x, ids, mask).logits
-    torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-4)
+        compiled = torch.compile(model, backend="eager", fullgraph=True)(x, ids, mask).logits
+    torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-5)
 
 
 # ---------------------------------------------------------------- bad input to forward
