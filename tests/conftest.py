@@ -10,3 +10,24 @@ machine) is respected.
 import os
 
 os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+# The CI machine has 2 cores; more threads than cores only adds contention. An explicit
+# OMP_NUM_THREADS (e.g. 1 on a shared machine) wins.
+if "OMP_NUM_THREADS" not in os.environ:
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+WORDS = (
+    "the a an of in on at to left right north south east west top bottom largest smallest "
+    "red blue green white gray storage tank tanks building plane ship vehicle court road "
+    "all two three near next road hangar middle centre"
+).split()
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    from rrsis import Tokenizer
+
+    return Tokenizer.from_words(WORDS, max_tokens=12)

@@ -7,11 +7,11 @@ official RMSIN forward pass (``fixtures/rmsin/io.safetensors``) with the officia
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from _fixtures import find_fixtures
 
 from rrsis._registry import HEADS, NECKS, VISUAL_BRANCH
 from rrsis.fusion.cim import CrossScaleInteraction, conv_out_size
@@ -23,7 +23,7 @@ from rrsis.heads.arc import (
     rotation_matrices,
 )
 
-FIXTURES = Path("/work/shared/fixtures/rmsin")
+FIXTURES = find_fixtures() / "rmsin"
 needs_fixture = pytest.mark.skipif(
     not (FIXTURES / "io.safetensors").exists(), reason="RMSIN reference fixture not available"
 )

@@ -248,10 +248,10 @@ class RRSISModel(nn.Module):
     # ------------------------------------------------------------------ weights
     def save_pretrained(
         self,
-        save_directory: Union[str, os.PathLike],
+        save_directory: str | os.PathLike,
         *,
-        metrics: Optional[Dict[str, Any]] = None,
-        dataset: Optional[str] = None,
+        metrics: dict[str, Any] | None = None,
+        dataset: str | None = None,
     ) -> Path:
         """Write ``config.json``, ``model.safetensors``, the tokenizer files (when
         ``self.tokenizer`` is set) and a model card, atomically; see :func:`rrsis.hub.save_pretrained`.
@@ -272,7 +272,7 @@ class RRSISModel(nn.Module):
         return push_to_hub(self, repo_id, **kwargs)
 
     @classmethod
-    def from_pretrained(cls, repo_id_or_dir: Union[str, os.PathLike], **kwargs: Any) -> "RRSISModel":
+    def from_pretrained(cls, repo_id_or_dir: str | os.PathLike, **kwargs: Any) -> RRSISModel:
         """Load a saved model from a local directory or a Hub repo; see :func:`rrsis.hub.from_pretrained`."""
         from ..hub import from_pretrained
 

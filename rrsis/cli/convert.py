@@ -1,0 +1,42 @@
+"""``rrsis convert``: official LAVT / RMSIN checkpoint → rrsis pretrained directory."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "convert",
+        help="convert an official LAVT/RMSIN checkpoint into an rrsis model directory",
+        description=(
+            "Read an official LAVT or RMSIN train.py checkpoint (weights-only loading), infer "
+            "its architecture from the tensors, map every key to rrsis names and write "
+            "OUT_DIR (config.json + model.safetensors [+ tokenizer]) atomically. Nothing is "
+            "written unless every official key is consumed and every rrsis key is filled."
+        ),
+    )
+    p.add_argument("checkpoint", metavar="CHECKPOINT.pth", help="official checkpoint file")
+    p.add_argument("out_dir", metavar="OUT_DIR", help="directory to create")
+    p.add_argument("--arch", required=True, choices=["lavt", "rmsin"], help="source architecture")
+    p.add_argument(
+        "--text-heads", type=int, default=None, metavar="N",
+        help="BERT attention heads (not stored in weights; default hidden/64, i.e. 12 for BERT-base)",
+    )
+    p.add_argument("--vocab", default=None, metavar="vocab.txt", help="BERT vocabulary to save as the tokenizer")
+    p.add_argument("--max-tokens", type=int, default=20, help="tokenizer length (default 20)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT_DIR")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..convert import convert_checkpoint
+
+    out = convert_checkpoint(
+        args.checkpoint, args.out_dir, arch=args.arch, text_heads=args.text_heads,
+        vocab=args.vocab, max_tokens=args.max_tokens, overwrite=args.overwrite,
+    )
+    print(f"wrote {out} ({args.arch}):")
+    for f in sorted(out.iterdir()):
+        print(f"  {f.name:<24} {f.stat().st_size / 1e6:9.2f} MB")
+    return 0

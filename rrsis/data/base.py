@@ -1,0 +1,225 @@
+"""The dataset base class: index of (image, expressions, target) entries → model-ready samples."""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .._registry import Registry
+from .io import Scale, read_image
+from .transforms import ResizeNormalize, Size
+
+__all__ = ["DATASETS", "ReferringDataset", "build_dataset"]
+
+logger = logging.getLogger(__name__)
+
+DATASETS = Registry("dataset")
+
+Tokenizer = Callable[[list[str]], dict[str, Any]]
+
+
+@dataclass
+class Entry:
+    """One target in one image and the expressions that refer to it.
+
+    Args:
+        name: how errors call it (a sample id or ``ref <id>``).
+        source: the annotation file that defined it, named in errors.
+        image_path: the image file.
+        image_id: the dataset's image id.
+        sentences: ``(sample_id, text)`` pairs.
+        target: what the subclass needs to build the mask (a mask path, annotations, ...).
+    """
+
+    name: str
+    source: str
+    image_path: str
+    image_id: Any
+    sentences: list[tuple[str, str]]
+    target: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ReferringDataset(Dataset, abc.ABC):
+    """Base class of the referring-segmentation datasets.
+
+    A sample is a dict: ``pixel_values`` float ``[3, H, W]``, ``mask`` long ``[H, W]`` in {0, 1},
+    ``text``, ``image_id``, ``sample_id``, ``orig_size`` ``(h, w)``; with a tokenizer also
+    ``input_ids`` and ``attention_mask`` ``[L]``; with ``return_native_mask`` also
+    ``native_mask`` long ``[h, w]`` at the image's own resolution. Masks may be empty
+    (no-target expressions) or unions of several objects (multi-target expressions).
+
+    Subclasses build a list of :class:`Entry` and call :meth:`_finish`; they implement
+    :meth:`_check` (cheap per-entry validation at construction) and :meth:`_load_mask`.
+
+    Args:
+        size: training/eval size for the default transform, an int or ``(h, w)``.
+        transform: ``(image [H, W, C] float, mask [H, W] bool) -> (tensor, tensor)``; replaces
+            the default :class:`~rrsis.data.transforms.ResizeNormalize`.
+        tokenizer: ``tokenizer(list_of_str) -> {"input_ids": [B, L], "attention_mask": [B, L]}``.
+        bands, scale: passed to :func:`~rrsis.data.io.read_image`.
+        return_native_mask: add ``native_mask`` for native-resolution evaluation.
+        skip_bad: skip malformed samples (recorded in ``self.skipped`` as
+            ``(sample_id, reason)``, with a logged warning) instead of raising.
+        check_sizes: compare image and mask sizes from file headers at construction.
+        train: one sample per entry with a random expression each epoch (see
+            :meth:`set_epoch`); otherwise every expression is a sample.
+        seed: seed of the per-epoch expression choice.
+    """
+
+    def __init__(
+        self,
+        *,
+        size: Size = 480,
+        transform: Callable | None = None,
+        tokenizer: Tokenizer | None = None,
+        bands: Sequence[int] = (0, 1, 2),
+        scale: Scale = None,
+        return_native_mask: bool = False,
+        skip_bad: bool = False,
+        check_sizes: bool = True,
+        train: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self.transform = transform if transform is not None else ResizeNormalize(size)
+        self.tokenizer = tokenizer
+        self.bands = tuple(bands)
+        self.scale = scale
+        self.return_native_mask = return_native_mask
+        self.skip_bad = skip_bad
+        self.check_sizes = check_sizes
+        self.train = train
+        self.seed = seed
+        self.epoch = 0
+        self.entries: list[Entry] = []
+        self.skipped: list[tuple[str, str]] = []
+        self._index: list[tuple[int, int]] = []
+
+    # ---- construction -------------------------------------------------------------------
+
+    def _check(self, entry: Entry) -> None:
+        """Raise ``ValueError`` / ``FileNotFoundError`` if ``entry`` cannot be loaded."""
+
+    @abc.abstractmethod
+    def _load_mask(self, entry: Entry, hw: tuple[int, int]) -> np.ndarray:
+        """The target mask, bool ``[h, w]``, for an image of size ``hw``."""
+
+    def _reject(self, sample_ids: Sequence[str], exc: Exception) -> None:
+        if not self.skip_bad:
+            raise exc
+        reason = str(exc)
+        self.skipped.extend((sid, reason) for sid in sample_ids)
+
+    def _finish(self, entries: Sequence[Entry]) -> None:
+        """Validate entries (dropping or raising on bad ones) and build the sample index."""
+        for entry in entries:
+            good = []
+            for sid, text in entry.sentences:
+                if isinstance(text, str) and text.strip():
+                    good.append((sid, text.strip()))
+                else:
+                    exc = ValueError(f"{entry.source}: sample {sid}: empty expression")
+                    self._reject([sid], exc)
+            if not good:
+                continue
+            entry.sentences = good
+            try:
+                self._check(entry)
+            except (ValueError, FileNotFoundError) as exc:
+                self._reject([sid for sid, _ in good], exc)
+                continue
+            self.entries.append(entry)
+        if self.train:
+            self._index = [(i, -1) for i in range(len(self.entries))]
+        else:
+            self._index = [
+                (i, j) for i, e in enumerate(self.entries) for j in range(len(e.sentences))
+            ]
+        if self.skipped:
+            shown = "; ".join(f"{sid}: {why}" for sid, why in self.skipped[:3])
+            logger.warning(
+                "%s: skipped %d bad sample(s) (see .skipped): %s%s",
+                type(self).__name__, len(self.skipped), shown,
+                " ..." if len(self.skipped) > 3 else "",
+            )
+
+    # ---- access ---------------------------------------------------------------------------
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose which expression each entry shows in training mode (deterministic per epoch).
+
+        Args:
+            epoch: the epoch number.
+        """
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def sentence_index(self, index: int) -> tuple[int, int]:
+        """``(entry index, sentence index)`` of sample ``index`` in the current epoch."""
+        ei, si = self._index[index]
+        if si < 0:
+            n = len(self.entries[ei].sentences)
+            si = int(np.random.default_rng((self.seed, self.epoch, ei)).integers(n)) if n > 1 else 0
+        return ei, si
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        ei, si = self.sentence_index(index)
+        entry = self.entries[ei]
+        sample_id, text = entry.sentences[si]
+        try:
+            image = read_image(entry.image_path, bands=self.bands, scale=self.scale)
+            hw = image.shape[:2]
+            mask = self._load_mask(entry, hw)
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(f"sample {sample_id}: {exc}") from exc
+        except ValueError as exc:
+            raise ValueError(f"sample {sample_id}: {exc}") from exc
+        if mask.shape != hw:
+            raise ValueError(
+                f"{entry.source}: sample {sample_id}: mask is {mask.shape[0]}x{mask.shape[1]} "
+                f"but image {entry.image_path} is {hw[0]}x{hw[1]}"
+            )
+        pixel_values, mask_t = self.transform(image, mask)
+        sample: dict[str, Any] = {
+            "pixel_values": pixel_values,
+            "mask": mask_t,
+            "text": text,
+            "image_id": entry.image_id,
+            "sample_id": sample_id,
+            "orig_size": (int(hw[0]), int(hw[1])),
+        }
+        if self.tokenizer is not None:
+            enc = self.tokenizer([text])
+            sample["input_ids"] = torch.as_tensor(enc["input_ids"], dtype=torch.long)[0]
+            sample["attention_mask"] = torch.as_tensor(enc["attention_mask"], dtype=torch.long)[0]
+        if self.return_native_mask:
+            sample["native_mask"] = torch.from_numpy(mask.astype(np.int64))
+        return sample
+
+    def __repr__(self) -> str:
+        mode = "train" if self.train else "eval"
+        return (
+            f"{type(self).__name__}({len(self)} samples, {len(self.entries)} targets, {mode}, "
+            f"{len(self.skipped)} skipped)"
+        )
+
+
+def build_dataset(name: str, root: str, split: str = "train", **kwargs: Any) -> ReferringDataset:
+    """Build a registered dataset: ``"refsegrs"``, ``"rrsisd"``, ``"risbench"`` or ``"folder"``.
+
+    Args:
+        name: registry key (``DATASETS.names()``).
+        root: dataset folder.
+        split: ``"train"``, ``"val"``, ``"test"``, ...
+        **kwargs: the dataset's options.
+    """
+    return DATASETS.build(name, root=root, split=split, **kwargs)

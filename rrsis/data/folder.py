@@ -1,0 +1,180 @@
+"""Folder datasets: ``images/<id>``, ``masks/<id>`` and ``output_phrase_<split>.txt`` lines.
+
+This is the RefSegRS layout; RISBench-style releases use the same scheme, sometimes with other
+folder names, extensions or mask values, which are all options here.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from typing import Any
+
+import numpy as np
+
+from .base import DATASETS, Entry, ReferringDataset
+from .io import image_size, read_mask
+
+__all__ = ["FolderDataset", "RISBenchDataset", "RefSegRSDataset"]
+
+_EXT_PREFERENCE = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
+_STANDARD_SPLITS = ("train", "val", "test")
+
+
+def _index_folder(folder: str, ext: str | None) -> dict[str, str]:
+    """Map file stem → file name for the images of a folder (listed once, not stat'ed per id)."""
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{folder}: folder not found")
+    found: dict[str, str] = {}
+    rank: dict[str, int] = {}
+    for name in os.listdir(folder):
+        stem, suffix = os.path.splitext(name)
+        suffix = suffix.lower()
+        if ext is not None:
+            if suffix == ext.lower():
+                found[stem] = name
+            continue
+        if suffix in _EXT_PREFERENCE:
+            r = _EXT_PREFERENCE.index(suffix)
+            if stem not in rank or r < rank[stem]:
+                found[stem], rank[stem] = name, r
+    return found
+
+
+@DATASETS.register("folder")
+class FolderDataset(ReferringDataset):
+    """Images, masks and one ``<id> <expression>`` line per sample (RISBench-style layout).
+
+    Registered as ``"folder"`` and ``"risbench"``. For RISBench check the release's folder
+    names and mask values and pass ``image_dir``, ``mask_dir`` and ``mask_threshold`` (e.g. 0
+    for 0/1 masks) as needed. Each line is split on its first whitespace; the image and mask
+    share the id. Masks may be empty (no-target expressions) or hold several objects
+    (multi-target expressions).
+
+    Args:
+        root: dataset folder.
+        split: selects the phrase file; ``"train"``, ``"val"``, ``"test"`` or any split whose
+            file exists.
+        image_dir, mask_dir: sub-folders (or absolute paths) of images and masks.
+        phrase_file: phrase file name with a ``{split}`` field.
+        image_ext, mask_ext: file extensions (``".tif"``); ``None`` finds the file by id,
+            preferring .tif, .tiff, .png, .jpg, .jpeg, .bmp.
+        mask_threshold: mask values above it are foreground.
+        **kwargs: :class:`~rrsis.data.base.ReferringDataset` options (size, tokenizer,
+            skip_bad, ...).
+    """
+
+    def __init__(
+        self,
+        root: str,
+        split: str = "train",
+        *,
+        image_dir: str = "images",
+        mask_dir: str = "masks",
+        phrase_file: str = "output_phrase_{split}.txt",
+        image_ext: str | None = None,
+        mask_ext: str | None = None,
+        mask_threshold: float = 50,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.root = os.fspath(root)
+        self.split = split
+        self.mask_threshold = mask_threshold
+        self.image_dir = os.path.join(self.root, image_dir)
+        self.mask_dir = os.path.join(self.root, mask_dir)
+        self.phrase_path = self._phrase_path(phrase_file, split)
+        lines = self._read_lines(self.phrase_path)
+        images = _index_folder(self.image_dir, image_ext)
+        masks = _index_folder(self.mask_dir, mask_ext)
+        entries = []
+        for line_no, line in lines:
+            parts = line.strip().split(maxsplit=1)
+            stem = parts[0]
+            text = parts[1] if len(parts) > 1 else ""
+            sample_id = f"{stem}:{line_no}"
+            entries.append(
+                Entry(
+                    name=sample_id,
+                    source=f"{self.phrase_path} line {line_no}",
+                    image_path=os.path.join(
+                        self.image_dir, images.get(stem, stem + (image_ext or ""))
+                    ),
+                    image_id=stem,
+                    sentences=[(sample_id, text)],
+                    target=os.path.join(self.mask_dir, masks.get(stem, stem + (mask_ext or ""))),
+                    extra={"image_found": stem in images, "mask_found": stem in masks},
+                )
+            )
+        self._finish(entries)
+
+    def _phrase_path(self, pattern: str, split: str) -> str:
+        path = os.path.join(self.root, pattern.format(split=split))
+        if os.path.isfile(path):
+            return path
+        if split in _STANDARD_SPLITS:
+            raise FileNotFoundError(f"{path}: phrase file for split {split!r} not found")
+        rx = re.compile(re.escape(pattern).replace(re.escape("{split}"), "(.+)") + "$")
+        available = sorted(
+            m.group(1)
+            for f in glob.glob(os.path.join(glob.escape(self.root), "*"))
+            if (m := rx.match(os.path.basename(f)))
+        )
+        raise ValueError(
+            f"unknown split {split!r}: {path} does not exist; splits found in {self.root}: "
+            f"{', '.join(available) or '(none)'}"
+        )
+
+    @staticmethod
+    def _read_lines(path: str) -> list[tuple[int, str]]:
+        try:
+            with open(path, encoding="utf-8") as f:
+                raw = f.read().splitlines()
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{path}: not UTF-8 text ({exc})") from exc
+        return [(i + 1, line) for i, line in enumerate(raw) if line.strip()]
+
+    def _check(self, entry: Entry) -> None:
+        if not entry.extra["image_found"]:
+            raise FileNotFoundError(
+                f"{entry.source}: sample {entry.name}: image {entry.image_path} not found"
+            )
+        if not entry.extra["mask_found"]:
+            raise FileNotFoundError(
+                f"{entry.source}: sample {entry.name}: mask {entry.target} not found"
+            )
+        if self.check_sizes:
+            hw_image, hw_mask = image_size(entry.image_path), image_size(entry.target)
+            if hw_image != hw_mask:
+                raise ValueError(
+                    f"{entry.source}: sample {entry.name}: mask {entry.target} is "
+                    f"{hw_mask[0]}x{hw_mask[1]} but image {entry.image_path} is "
+                    f"{hw_image[0]}x{hw_image[1]}"
+                )
+
+    def _load_mask(self, entry: Entry, hw: tuple[int, int]) -> np.ndarray:
+        return read_mask(entry.target, self.mask_threshold)
+
+
+@DATASETS.register("refsegrs")
+class RefSegRSDataset(FolderDataset):
+    """RefSegRS (Yuan et al., TGRS 2024): ``images/<id>.tif``, ``masks/<id>.tif`` (foreground
+    where > 50) and ``output_phrase_{train,val,test}.txt``.
+
+    Args:
+        root: the ``RefSegRS`` folder.
+        split: ``"train"``, ``"val"`` or ``"test"`` (results are reported on test).
+        **kwargs: :class:`FolderDataset` / :class:`~rrsis.data.base.ReferringDataset` options.
+    """
+
+    def __init__(self, root: str, split: str = "train", **kwargs: Any) -> None:
+        kwargs.setdefault("image_ext", ".tif")
+        kwargs.setdefault("mask_ext", ".tif")
+        kwargs.setdefault("mask_threshold", 50)
+        super().__init__(root, split, **kwargs)
+
+
+# RISBench (Dong et al., CroBIM) ships a RefSegRS-like folder; its folder names and mask values
+# are unverified (third-party loaders use images/masks or img_rgb/mask), hence the plain options.
+RISBenchDataset = DATASETS.register("risbench")(FolderDataset)

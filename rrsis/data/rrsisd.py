@@ -1,0 +1,200 @@
+"""RRSIS-D in the REFER layout: ``refs(unc).p`` + COCO ``instances.json`` + an image folder."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from .base import DATASETS, Entry, ReferringDataset
+from .coco import decode_segmentation
+from .io import image_size, load_json, load_plain_pickle
+
+__all__ = ["RRSISDDataset", "load_refer"]
+
+
+def load_refer(
+    refs_path: str, instances_path: str
+) -> tuple[list[dict[str, Any]], dict[Any, dict], dict[Any, dict]]:
+    """Read a REFER annotation pair and check its structure.
+
+    Args:
+        refs_path: the ``refs(unc).p`` pickle (plain data only).
+        instances_path: the COCO ``instances.json``.
+
+    Returns:
+        ``(refs, images by id, annotations by id)``.
+    """
+    # Wrong content in a data file is a ValueError (the loaders' contract), not a TypeError.
+    refs = load_plain_pickle(refs_path)
+    if not isinstance(refs, list):
+        raise ValueError(  # noqa: TRY004
+            f"{refs_path}: expected a list of refs, got {type(refs).__name__}"
+        )
+    coco = load_json(instances_path)
+    if not (
+        isinstance(coco, dict)
+        and isinstance(coco.get("images"), list)
+        and isinstance(coco.get("annotations"), list)
+    ):
+        raise ValueError(  # noqa: TRY004
+            f"{instances_path}: expected a COCO dict with 'images' and 'annotations' lists"
+        )
+    try:
+        images = {img["id"]: img for img in coco["images"]}
+        anns = {ann["id"]: ann for ann in coco["annotations"]}
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{instances_path}: an image or annotation has no 'id' ({exc})") from exc
+    return refs, images, anns
+
+
+def _ann_ids(value: Any) -> list[Any]:
+    """A ref's ``ann_id``: one id, a list (multi-target), or ``-1`` / ``None`` / ``[]`` (no
+    target)."""
+    if value is None:
+        return []
+    ids = list(value) if isinstance(value, (list, tuple)) else [value]
+    return [i for i in ids if i is not None and i != -1]
+
+
+def _split_matches(wanted: str, split: str) -> bool:
+    # As REFER's getRefIds: "test" selects testA/testB/... too.
+    return split == wanted or (wanted == "test" and "test" in split)
+
+
+@DATASETS.register("rrsisd")
+class RRSISDDataset(ReferringDataset):
+    """RRSIS-D (Liu et al., CVPR 2024) and any REFER-layout dataset.
+
+    ``refs(unc).p`` holds refs ``{ref_id, ann_id, image_id, category_id, split, sentences:
+    [{raw, sent, tokens, sent_id}]}``; ``ann_id`` may also be a list (multi-target: the masks are
+    unioned) or ``-1`` / ``[]`` (no target: an empty mask). Masks are COCO polygons or RLE.
+
+    Args:
+        root: folder with the two annotation files.
+        split: ``"train"``, ``"val"``, ``"test"`` (also matches ``testA``...), or another split
+            present in the refs.
+        mode: ``"eval"`` (every sentence is a sample) or ``"train"`` (one random sentence per
+            ref, redrawn each epoch); ``None``: train for the train split, else eval.
+        refs_file, instances_file: file names under ``root`` (or absolute paths).
+        image_dir: image folder under ``root`` or absolute (the official release keeps images
+            in ``refer/data/images/rrsisd/JPEGImages``).
+        sentence_key: which sentence field is the text (``"raw"``; ``"sent"`` if missing).
+        coco_backend: ``"auto"``, ``"pycocotools"`` or ``"numpy"`` mask decoding.
+        **kwargs: :class:`~rrsis.data.base.ReferringDataset` options.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        split: str = "train",
+        *,
+        mode: str | None = None,
+        refs_file: str = "refs(unc).p",
+        instances_file: str = "instances.json",
+        image_dir: str = "JPEGImages",
+        sentence_key: str = "raw",
+        coco_backend: str = "auto",
+        **kwargs: Any,
+    ) -> None:
+        mode = mode or ("train" if split == "train" else "eval")
+        if mode not in ("train", "eval"):
+            raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
+        super().__init__(train=mode == "train", **kwargs)
+        self.root = os.fspath(root)
+        self.split = split
+        self.coco_backend = coco_backend
+        self.refs_path = os.path.join(self.root, refs_file)
+        self.instances_path = os.path.join(self.root, instances_file)
+        self.image_dir = os.path.join(self.root, image_dir)
+        refs, self.images, self.annotations = load_refer(self.refs_path, self.instances_path)
+        available = sorted({str(r.get("split")) for r in refs if isinstance(r, dict)})
+        if not any(_split_matches(split, s) for s in available):
+            raise ValueError(
+                f"{self.refs_path}: unknown split {split!r}; splits present: "
+                f"{', '.join(available) or '(none)'}"
+            )
+        if not os.path.isdir(self.image_dir):
+            raise FileNotFoundError(f"{self.image_dir}: image folder not found")
+        files = set(os.listdir(self.image_dir))
+        entries = []
+        for k, ref in enumerate(refs):
+            if not isinstance(ref, dict) or not _split_matches(split, str(ref.get("split"))):
+                continue
+            entry = self._entry(k, ref, sentence_key, files)
+            if entry is not None:
+                entries.append(entry)
+        self._finish(entries)
+
+    def _entry(self, k: int, ref: dict, key: str, files: set) -> Entry | None:
+        ref_id = ref.get("ref_id", k)
+        name = f"ref {ref_id}"
+        try:
+            sentences = [
+                (f"ref{ref_id}/sent{s.get('sent_id', j)}", s.get(key, s.get("sent", "")))
+                for j, s in enumerate(ref["sentences"])
+            ]
+            image_id = ref["image_id"]
+        except (KeyError, TypeError, AttributeError) as exc:
+            self._reject([name], ValueError(f"{self.refs_path}: {name}: malformed ref ({exc!r})"))
+            return None
+        image = self.images.get(image_id)
+        file_name = image.get("file_name", "") if isinstance(image, dict) else ""
+        return Entry(
+            name=name,
+            source=self.refs_path,
+            image_path=os.path.join(self.image_dir, file_name),
+            image_id=image_id,
+            sentences=sentences,
+            target=_ann_ids(ref.get("ann_id")),
+            extra={"image": image, "file_found": file_name in files},
+        )
+
+    def _check(self, entry: Entry) -> None:
+        image = entry.extra["image"]
+        if not isinstance(image, dict) or not image.get("file_name"):
+            raise ValueError(
+                f"{self.instances_path}: sample {entry.name}: image id {entry.image_id!r} "
+                "is not listed (or has no file_name)"
+            )
+        if not entry.extra["file_found"]:
+            raise FileNotFoundError(
+                f"{self.refs_path}: sample {entry.name}: image {entry.image_path} not found"
+            )
+        missing = [a for a in entry.target if a not in self.annotations]
+        if missing:
+            raise ValueError(
+                f"{self.instances_path}: sample {entry.name}: annotation id(s) {missing} not found"
+            )
+        declared = (image.get("height"), image.get("width"))
+        if self.check_sizes:
+            actual = image_size(entry.image_path)
+            if None not in declared and tuple(declared) != actual:
+                raise ValueError(
+                    f"{self.instances_path}: sample {entry.name}: image {entry.image_path} is "
+                    f"{actual[0]}x{actual[1]} but is declared {declared[0]}x{declared[1]}"
+                )
+            declared = actual
+        for a in entry.target:
+            seg = self.annotations[a].get("segmentation")
+            for part in [seg] if isinstance(seg, dict) else seg if isinstance(seg, list) else []:
+                if isinstance(part, dict) and None not in declared:
+                    size = [int(v) for v in part.get("size", [])]
+                    if size != [int(declared[0]), int(declared[1])]:
+                        raise ValueError(
+                            f"{self.instances_path}: sample {entry.name}: annotation {a} mask "
+                            f"is {size} but image {entry.image_path} is {list(declared)}"
+                        )
+
+    def _load_mask(self, entry: Entry, hw: tuple[int, int]) -> np.ndarray:
+        mask = np.zeros(hw, dtype=bool)
+        for a in entry.target:
+            seg = self.annotations[a].get("segmentation")
+            try:
+                mask |= decode_segmentation(seg, hw[0], hw[1], backend=self.coco_backend)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{self.instances_path}: annotation {a} of image {entry.image_path}: {exc}"
+                ) from exc
+        return mask

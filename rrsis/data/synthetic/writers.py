@@ -1,0 +1,181 @@
+"""Write generated scenes in the on-disk formats the real loaders read.
+
+RRSIS-D (REFER): ``JPEGImages/<scene>.png``, COCO ``instances.json`` (storage tanks as
+compressed RLE, vehicles as uncompressed RLE, everything else as polygons traced along pixel
+edges, which decode back exactly) and ``refs(unc).p``. RefSegRS: ``images/<id>.tif``,
+``masks/<id>.tif`` (255 = target) and ``output_phrase_<split>.txt``, one id per target set.
+All output is byte-for-byte deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, features
+
+from ..coco import mask_to_polygons, rle_encode
+from .grammar import Expression
+from .scene import CATEGORIES, Scene
+
+__all__ = ["GeneratedScene", "RRSISDWriter", "RefSegRSWriter"]
+
+CATEGORY_IDS = {name: i + 1 for i, name in enumerate(CATEGORIES)}
+
+
+@dataclass
+class GeneratedScene:
+    """A rendered scene and its expressions.
+
+    Args:
+        index: scene number (names its files).
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        scene: geometry and masks.
+        image: uint8 ``[S, S, 3]``.
+        expressions: the chosen expressions.
+    """
+
+    index: int
+    split: str
+    scene: Scene
+    image: np.ndarray
+    expressions: list[Expression]
+
+    def groups(self) -> list[tuple[tuple[int, ...], list[Expression]]]:
+        """Expressions grouped by target set, in first-use order (one REFER ref each).
+
+        No-target expressions are not grouped: each names its own absent thing.
+        """
+        out: dict[object, tuple[tuple[int, ...], list[Expression]]] = {}
+        for k, e in enumerate(self.expressions):
+            key = e.targets if e.targets else ("none", k)
+            out.setdefault(key, (e.targets, []))[1].append(e)
+        return list(out.values())
+
+    def target_mask(self, targets: tuple[int, ...]) -> np.ndarray:
+        """Union of the targets' masks, bool ``[S, S]`` (empty for no target)."""
+        mask = np.zeros((self.scene.size, self.scene.size), dtype=bool)
+        for i in targets:
+            mask |= self.scene.objects[i].mask
+        return mask
+
+
+def _segmentation(mask: np.ndarray, encoding: str):
+    if encoding == "polygon":
+        polys = mask_to_polygons(mask)
+        if polys is not None:
+            return polys
+        encoding = "rle"  # a hole: polygons cannot express it
+    return rle_encode(mask, compressed=encoding == "rle")
+
+
+class RRSISDWriter:
+    """Writes the REFER layout scene by scene; :meth:`close` writes the annotation files.
+
+    Args:
+        out_dir: target folder (created).
+        image_format: ``"png"`` (lossless, the default) or ``"jpg"`` (JPEG quality 95).
+    """
+
+    def __init__(self, out_dir: str, image_format: str = "png") -> None:
+        if image_format not in ("png", "jpg"):
+            raise ValueError(f"image_format must be 'png' or 'jpg', got {image_format!r}")
+        self.out_dir, self.image_format = out_dir, image_format
+        self.img_dir = os.path.join(out_dir, "JPEGImages")
+        os.makedirs(self.img_dir, exist_ok=True)
+        self.images: list[dict] = []
+        self.annotations: list[dict] = []
+        self.refs: list[dict] = []
+        self._sent_id = 0
+
+    def add(self, gs: GeneratedScene) -> None:
+        """Write one scene's image and record its annotations and refs."""
+        image_id = gs.index + 1
+        file_name = f"{gs.index:05d}.{self.image_format}"
+        path = os.path.join(self.img_dir, file_name)
+        if self.image_format == "png":
+            Image.fromarray(gs.image).save(path, format="PNG", compress_level=6)
+        else:
+            Image.fromarray(gs.image).save(path, format="JPEG", quality=95)
+        s = gs.scene.size
+        self.images.append({"id": image_id, "file_name": file_name, "height": s, "width": s})
+        ann_ids = []
+        for obj in gs.scene.objects:
+            ann_ids.append(len(self.annotations) + 1)
+            ys, xs = np.nonzero(obj.mask)
+            self.annotations.append({
+                "id": ann_ids[-1],
+                "image_id": image_id,
+                "category_id": CATEGORY_IDS[obj.category],
+                "segmentation": _segmentation(obj.mask, CATEGORIES[obj.category].encoding),
+                "area": int(obj.mask.sum()),
+                "bbox": [int(xs.min()), int(ys.min()), int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1],
+                "iscrowd": 0,
+            })
+        for targets, exprs in gs.groups():
+            sentences = []
+            for e in exprs:
+                sentences.append({"raw": e.text, "sent": e.text, "tokens": e.text.split(),
+                                  "sent_id": self._sent_id})
+                self._sent_id += 1
+            ids = [ann_ids[i] for i in targets]
+            self.refs.append({
+                "ref_id": len(self.refs) + 1,
+                # One id, a list for multi-target, -1 for no target.
+                "ann_id": ids[0] if len(ids) == 1 else (ids or -1),
+                "image_id": image_id,
+                "category_id": CATEGORY_IDS[exprs[0].category],
+                "split": gs.split,
+                "file_name": file_name,
+                "sentences": sentences,
+                "sent_ids": [x["sent_id"] for x in sentences],
+            })
+
+    def close(self) -> str:
+        """Write ``instances.json`` and ``refs(unc).p``; returns the folder."""
+        categories = [{"id": i, "name": n, "supercategory": "object"}
+                      for n, i in CATEGORY_IDS.items()]
+        coco = {"images": self.images, "annotations": self.annotations, "categories": categories}
+        with open(os.path.join(self.out_dir, "instances.json"), "w", encoding="utf-8") as f:
+            json.dump(coco, f, sort_keys=True, separators=(",", ":"))
+        with open(os.path.join(self.out_dir, "refs(unc).p"), "wb") as f:
+            pickle.dump(self.refs, f, protocol=4)
+        return self.out_dir
+
+
+class RefSegRSWriter:
+    """Writes the RefSegRS layout scene by scene; :meth:`close` writes the phrase files.
+
+    Args:
+        out_dir: target folder (created).
+    """
+
+    def __init__(self, out_dir: str) -> None:
+        self.out_dir = out_dir
+        self.img_dir = os.path.join(out_dir, "images")
+        self.mask_dir = os.path.join(out_dir, "masks")
+        os.makedirs(self.img_dir, exist_ok=True)
+        os.makedirs(self.mask_dir, exist_ok=True)
+        self.compression = "tiff_adobe_deflate" if features.check("libtiff") else None
+        self.lines: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+
+    def add(self, gs: GeneratedScene) -> None:
+        """Write one image/mask pair per target set of the scene and record its lines."""
+        for r, (targets, exprs) in enumerate(gs.groups()):
+            stem = f"{gs.index:05d}_{r:02d}"
+            mask = gs.target_mask(targets).astype(np.uint8) * 255
+            for arr, folder in ((gs.image, self.img_dir), (mask, self.mask_dir)):
+                Image.fromarray(arr).save(os.path.join(folder, stem + ".tif"), format="TIFF",
+                                          compression=self.compression)
+            self.lines.setdefault(gs.split, []).extend(f"{stem} {e.text}" for e in exprs)
+
+    def close(self) -> str:
+        """Write ``output_phrase_<split>.txt``; returns the folder."""
+        for split, lines in self.lines.items():
+            path = os.path.join(self.out_dir, f"output_phrase_{split}.txt")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write("".join(line + "\n" for line in lines))
+        return self.out_dir

@@ -1,0 +1,168 @@
+"""A small baseline-TIFF reader for what PIL cannot decode losslessly (multi-band, 16-bit RGB).
+
+PIL opens a 16-bit three-band TIFF as 8-bit RGB, silently drops the fourth band of a 4-band
+TIFF whose extra sample is not declared alpha, and cannot open five or more bands. Remote sensing
+rasters are often exactly that, but usually uncompressed, so this module reads the first image
+(IFD) of an uncompressed, strip-organised TIFF with numpy. Anything else is left to PIL.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["TiffInfo", "read_tiff_info", "read_uncompressed_tiff"]
+
+_TYPE_FORMATS = {1: "B", 3: "H", 4: "I", 6: "b", 8: "h", 9: "i", 11: "f", 12: "d", 16: "Q"}
+_TAGS = {
+    256: "width",
+    257: "height",
+    258: "bits",
+    259: "compression",
+    262: "photometric",
+    273: "strip_offsets",
+    277: "samples",
+    278: "rows_per_strip",
+    279: "strip_byte_counts",
+    284: "planar",
+    322: "tile_width",
+    339: "sample_format",
+}
+
+
+@dataclass
+class TiffInfo:
+    """What the first IFD of a TIFF says about its pixels.
+
+    Args:
+        width, height: image size.
+        samples: bands per pixel.
+        bits: bits per sample (the first band's; all bands must agree for the numpy reader).
+        sample_format: 1 unsigned int, 2 signed int, 3 float.
+        compression: 1 = none.
+        photometric: 0 white-is-zero, 1 black-is-zero, 2 RGB, 3 palette, ...
+        planar: 1 = bands interleaved per pixel, 2 = one plane per band.
+        tiled: the image is stored in tiles, not strips.
+    """
+
+    width: int
+    height: int
+    samples: int
+    bits: int
+    sample_format: int
+    compression: int
+    photometric: int
+    planar: int
+    tiled: bool
+    byteorder: str
+    strip_offsets: tuple[int, ...]
+    strip_byte_counts: tuple[int, ...]
+    rows_per_strip: int
+    all_bits: tuple[int, ...]
+
+    @property
+    def numpy_readable(self) -> bool:
+        """Whether :func:`read_uncompressed_tiff` can decode this image."""
+        return (
+            self.compression == 1
+            and not self.tiled
+            and self.photometric in (1, 2)
+            and self.bits in (8, 16, 32, 64)
+            and len(set(self.all_bits)) == 1
+            and self.sample_format in (1, 2, 3)
+            and not (self.sample_format == 3 and self.bits < 32)
+        )
+
+
+def read_tiff_info(path: str) -> TiffInfo | None:
+    """Parse the first IFD of a classic TIFF; ``None`` if the file is not one.
+
+    Args:
+        path: the file.
+    """
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8 or head[:2] not in (b"II", b"MM"):
+            return None
+        bo = "<" if head[:2] == b"II" else ">"
+        magic, ifd = struct.unpack(bo + "HI", head[2:8])
+        if magic != 42:  # 43 is BigTIFF, left to PIL
+            return None
+        f.seek(ifd)
+        raw = f.read(2)
+        if len(raw) < 2:
+            raise ValueError(f"{path}: truncated TIFF header")
+        (n,) = struct.unpack(bo + "H", raw)
+        entries = f.read(12 * n)
+        if len(entries) < 12 * n:
+            raise ValueError(f"{path}: truncated TIFF directory")
+        tags: dict[str, tuple] = {}
+        for i in range(n):
+            tag, typ, count = struct.unpack(bo + "HHI", entries[12 * i : 12 * i + 8])
+            if tag not in _TAGS or typ not in _TYPE_FORMATS:
+                continue
+            fmt = _TYPE_FORMATS[typ]
+            size = struct.calcsize(fmt) * count
+            payload = entries[12 * i + 8 : 12 * i + 12]
+            if size > 4:
+                (offset,) = struct.unpack(bo + "I", payload)
+                f.seek(offset)
+                payload = f.read(size)
+                if len(payload) < size:
+                    raise ValueError(f"{path}: truncated TIFF tag {tag}")
+            tags[_TAGS[tag]] = struct.unpack(bo + fmt * count, payload[:size])
+    if "width" not in tags or "height" not in tags:
+        raise ValueError(f"{path}: TIFF without image width/height")
+    height = int(tags["height"][0])
+    bits = tuple(int(b) for b in tags.get("bits", (1,)))
+    return TiffInfo(
+        width=int(tags["width"][0]),
+        height=height,
+        samples=int(tags.get("samples", (1,))[0]),
+        bits=bits[0],
+        sample_format=int(tags.get("sample_format", (1,))[0]),
+        compression=int(tags.get("compression", (1,))[0]),
+        photometric=int(tags.get("photometric", (1,))[0]),
+        planar=int(tags.get("planar", (1,))[0]),
+        tiled="tile_width" in tags,
+        byteorder=bo,
+        strip_offsets=tuple(int(v) for v in tags.get("strip_offsets", ())),
+        strip_byte_counts=tuple(int(v) for v in tags.get("strip_byte_counts", ())),
+        rows_per_strip=int(tags.get("rows_per_strip", (height,))[0]),
+        all_bits=bits,
+    )
+
+
+def read_uncompressed_tiff(path: str, info: TiffInfo | None = None) -> np.ndarray:
+    """Read an uncompressed strip TIFF into an array ``[H, W, C]`` of its own dtype.
+
+    Args:
+        path: the file.
+        info: its parsed header, when already at hand.
+    """
+    info = info or read_tiff_info(path)
+    if info is None or not info.numpy_readable:
+        raise ValueError(f"{path}: not an uncompressed strip TIFF this reader supports")
+    kind = {1: "u", 2: "i", 3: "f"}[info.sample_format]
+    dtype = np.dtype(f"{info.byteorder}{kind}{info.bits // 8}")
+    with open(path, "rb") as f:
+        chunks = []
+        for offset, count in zip(info.strip_offsets, info.strip_byte_counts):
+            f.seek(offset)
+            chunk = f.read(count)
+            if len(chunk) < count:
+                raise ValueError(f"{path}: truncated TIFF strip data")
+            chunks.append(chunk)
+    data = np.frombuffer(b"".join(chunks), dtype=dtype)
+    h, w, c = info.height, info.width, info.samples
+    if data.size < h * w * c:
+        raise ValueError(f"{path}: TIFF strips hold {data.size} samples, expected {h * w * c}")
+    if info.planar == 2:
+        # Each band is stored as its own run of strips, padded to whole strips.
+        per_band = data.size // c
+        arr = data.reshape(c, per_band)[:, : h * w].reshape(c, h, w).transpose(1, 2, 0)
+    else:
+        arr = data[: h * w * c].reshape(h, w, c)
+    return arr.astype(dtype.newbyteorder("="), copy=True)

@@ -1,0 +1,164 @@
+"""Resizing, normalisation and batching shared by every dataset (and by the metrics)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "ResizeNormalize",
+    "collate_fn",
+    "make_collate_fn",
+    "nearest_indices",
+    "resize_image",
+    "resize_mask",
+    "to_hw",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+Size = int | Sequence[int]
+
+
+def to_hw(size: Size) -> tuple[int, int]:
+    """``480`` → ``(480, 480)``; ``(h, w)`` is kept.
+
+    Args:
+        size: an int or a pair.
+    """
+    if isinstance(size, (int, np.integer)):
+        hw = (int(size), int(size))
+    else:
+        hw = tuple(int(v) for v in size)
+        if len(hw) != 2:
+            raise ValueError(f"size must be an int or (height, width), got {size!r}")
+    if min(hw) <= 0:
+        raise ValueError(f"size must be positive, got {size!r}")
+    return hw  # type: ignore[return-value]
+
+
+def nearest_indices(n_in: int, n_out: int) -> np.ndarray:
+    """Source index of each output pixel for nearest-neighbour resizing, exactly as PIL picks it.
+
+    PIL steps through the output adding the scale factor each time, so on exact ties its choice
+    follows that running sum's rounding; ``floor((i + 0.5) * scale)`` differs there.
+
+    Args:
+        n_in: source length.
+        n_out: target length.
+    """
+    step = n_in / n_out
+    pos = np.cumsum(np.concatenate([[step * 0.5], np.full(n_out - 1, step)]))
+    return np.clip(np.floor(pos).astype(np.int64), 0, n_in - 1)
+
+
+def resize_mask(mask: torch.Tensor, size: Size) -> torch.Tensor:
+    """Nearest-neighbour resize of masks, pixel-identical to PIL's ``NEAREST``.
+
+    Args:
+        mask: ``[..., H, W]`` of any dtype.
+        size: target ``(h, w)`` or an int.
+
+    Returns:
+        ``[..., h, w]``, same dtype and device.
+    """
+    h, w = to_hw(size)
+    if tuple(mask.shape[-2:]) == (h, w):
+        return mask
+    rows = torch.from_numpy(nearest_indices(mask.shape[-2], h)).to(mask.device)
+    cols = torch.from_numpy(nearest_indices(mask.shape[-1], w)).to(mask.device)
+    return mask.index_select(-2, rows).index_select(-1, cols)
+
+
+def resize_image(image: torch.Tensor, size: Size) -> torch.Tensor:
+    """Bilinear resize with antialiasing (close to PIL's ``BILINEAR`` on downscaling).
+
+    Args:
+        image: ``[C, H, W]`` or ``[B, C, H, W]`` float.
+        size: target ``(h, w)`` or an int.
+    """
+    hw = to_hw(size)
+    if tuple(image.shape[-2:]) == hw:
+        return image
+    batched = image.dim() == 4
+    x = image if batched else image.unsqueeze(0)
+    x = F.interpolate(x, size=hw, mode="bilinear", align_corners=False, antialias=True)
+    return x if batched else x.squeeze(0)
+
+
+class ResizeNormalize:
+    """Resize image (bilinear) and mask (nearest) to one size, then normalise the image.
+
+    Args:
+        size: output size, an int or ``(h, w)``; the anchors train and evaluate at 480.
+        mean, std: per-channel statistics (ImageNet by default); their length must match the
+            number of bands read.
+    """
+
+    def __init__(
+        self,
+        size: Size = 480,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ) -> None:
+        self.size = to_hw(size)
+        if len(mean) != len(std):
+            raise ValueError("mean and std must have the same length")
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """``image [H, W, C]`` float, ``mask [H, W]`` bool → ``[C, h, w]`` float, ``[h, w]`` long."""
+        if image.shape[2] != self.mean.shape[0]:
+            raise ValueError(
+                f"the image has {image.shape[2]} bands but mean/std have {self.mean.shape[0]}"
+            )
+        x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))
+        x = (resize_image(x, self.size) - self.mean) / self.std
+        m = resize_mask(torch.from_numpy(np.ascontiguousarray(mask, dtype=np.int64)), self.size)
+        return x, m
+
+    def __repr__(self) -> str:
+        return f"ResizeNormalize(size={self.size})"
+
+
+_STACKED = ("pixel_values", "mask")
+_PADDED = ("input_ids", "attention_mask")
+
+
+def make_collate_fn(pad_id: int = 0):
+    """A ``collate_fn`` that stacks images and masks and pads token rows with ``pad_id``.
+
+    Args:
+        pad_id: the tokenizer's padding id for ``input_ids`` (``attention_mask`` pads with 0).
+    """
+
+    def collate(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key in batch[0]:
+            values = [sample[key] for sample in batch]
+            if key in _STACKED:
+                out[key] = torch.stack(values)
+            elif key in _PADDED:
+                length = max(v.shape[-1] for v in values)
+                fill = pad_id if key == "input_ids" else 0
+                out[key] = torch.stack([F.pad(v, (0, length - v.shape[-1]), value=fill)
+                                        for v in values])
+            else:
+                # Native masks differ in size and ids/texts are not tensors: keep lists.
+                out[key] = values
+        return out
+
+    return collate
+
+
+collate_fn = make_collate_fn(0)
+"""Batch samples: ``pixel_values [B, 3, H, W]``, ``mask [B, H, W]``, ``input_ids`` and
+``attention_mask [B, L]`` (right-padded with 0), everything else as lists."""

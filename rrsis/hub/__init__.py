@@ -1,0 +1,29 @@
+"""Weights: whole models (save / load / push) and ImageNet part weights for fresh models.
+
+- :func:`save_pretrained` / :func:`push_to_hub` (``save.py``) and :func:`from_pretrained`
+  (``load.py``): a model as ``config.json`` + ``model.safetensors`` (+ tokenizer, model card),
+  in a local directory or a Hub repo.
+- :func:`load_pretrained_parts`: timm ImageNet-22k Swin + BERT weights for
+  ``create_model(..., pretrained=True)`` (``parts.py``).
+- :func:`read_state_dict`: safe reading of safetensors and legacy pickle checkpoints (``files.py``).
+"""
+
+from .files import CheckpointError, find_weights_file, read_state_dict
+from .load import from_pretrained, model_from_config, read_config
+from .parts import default_swin_weights, load_pretrained_parts
+from .report import LoadReport
+from .save import push_to_hub, save_pretrained
+
+__all__ = [
+    "CheckpointError",
+    "LoadReport",
+    "default_swin_weights",
+    "find_weights_file",
+    "from_pretrained",
+    "load_pretrained_parts",
+    "model_from_config",
+    "push_to_hub",
+    "read_config",
+    "read_state_dict",
+    "save_pretrained",
+]

@@ -1,0 +1,258 @@
+"""Loading a saved model (``from_pretrained``) from a local directory or a Hub repo.
+
+Loading a full model never fetches part weights (ImageNet Swin, bert-base-uncased): the model
+is built with random parts and every tensor is then overwritten from ``model.safetensors``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from huggingface_hub.errors import LocalEntryNotFoundError
+from torch import nn
+
+from .files import (
+    CheckpointError,
+    check_repo_id,
+    hub_file,
+    looks_like_path,
+    read_state_dict,
+    tokenizer_vocab_check,
+    unwrap_state_dict,
+)
+from .report import (
+    LoadReport,
+    alias_groups,
+    apply_tensors,
+    format_keys,
+    format_mismatches,
+    shape_mismatches,
+)
+from .save import CONFIG_NAME, TOKENIZER_CONFIG_NAME, VOCAB_NAME, WEIGHTS_NAME
+
+__all__ = ["from_pretrained", "load_full_state_dict", "model_from_config", "read_config"]
+
+logger = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike
+LEGACY_WEIGHTS_NAME = "pytorch_model.bin"
+
+
+class _Source:
+    """A saved model's location: a local directory or a Hub repo (resolved through the cache)."""
+
+    def __init__(self, ref: PathLike, revision, cache_dir, local_files_only, token) -> None:
+        self.ref = str(ref)
+        path = Path(ref).expanduser()
+        self.local = path if path.is_dir() else None
+        if self.local is None:
+            if path.is_file():
+                raise CheckpointError(
+                    f"{path} is a file; from_pretrained needs the directory holding config.json and "
+                    "model.safetensors (a bare weight file loads with "
+                    "model.load_state_dict(rrsis.hub.read_state_dict(path)))"
+                )
+            if looks_like_path(self.ref):
+                raise FileNotFoundError(f"model directory not found: {path}")
+            check_repo_id(self.ref, "from_pretrained:")
+        elif revision is not None:
+            logger.warning("revision=%r is ignored for the local directory %s", revision, path)
+        self.hub_kwargs = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only, "token": token}
+
+    def file(self, name: str, absent_ok: bool = False) -> Path | None:
+        if self.local is not None:
+            path = self.local / name
+            if path.is_file():
+                return path
+            if absent_ok:
+                return None
+            raise FileNotFoundError(f"{self.local} has no {name}; is it a directory written by save_pretrained?")
+        found = hub_file(self.ref, name, absent_ok=absent_ok, **self.hub_kwargs)
+        return None if found is None else Path(found)
+
+
+def read_config(path: PathLike) -> dict[str, Any]:
+    """Read and check a saved model's ``config.json``."""
+    path = Path(path)
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
+    if (
+        not isinstance(config, dict)
+        or not isinstance(config.get("architecture"), str)
+        or not isinstance(config.get("model_args", {}), dict)
+    ):
+        raise CheckpointError(
+            f"{path}: expected {{\"architecture\": str, \"model_args\": {{...}}}}, got "
+            f"{json.dumps(config)[:200]}"
+        )
+    return config
+
+
+def model_from_config(config: Mapping[str, Any] | PathLike, **overrides: Any) -> nn.Module:
+    """Build the model a ``config.json`` describes, with fresh (random) weights.
+
+    Unlike ``create_model``, ``None`` values stored in the config are kept: for a saved model
+    they are real settings (``neck=None`` removes RMSIN's CIM), not unset CLI defaults. ``None``
+    values in ``overrides`` are dropped, as in ``create_model``.
+
+    Args:
+        config: the parsed ``config.json`` or its path.
+        **overrides: constructor arguments replacing the stored ones.
+    """
+    from .. import __version__
+    from .._registry import is_model, list_models, model_entrypoint
+
+    source = "config"
+    if not isinstance(config, Mapping):
+        source = str(config)
+        config = read_config(config)
+    arch = config["architecture"]
+    if not is_model(arch):
+        raise CheckpointError(
+            f"{source} names architecture {arch!r}, which this rrsis ({__version__}) does not know. "
+            f"Known: {', '.join(list_models())}. Import the module that registers it, or upgrade rrsis "
+            f"(the file was written by rrsis {config.get('rrsis_version', '?')})."
+        )
+    args = {k: v for k, v in dict(config.get("model_args", {})).items() if k != "arch"}
+    args.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return model_entrypoint(arch)(**args)
+    except TypeError as exc:
+        raise CheckpointError(
+            f"{source}: {arch!r} does not accept these arguments ({exc}); check the overrides "
+            f"{sorted(overrides) or '(none)'}, or the versions: the file was written by rrsis "
+            f"{config.get('rrsis_version', '?')}, this is rrsis {__version__}"
+        ) from None
+
+
+def from_pretrained(
+    repo_id_or_dir: PathLike,
+    revision: str | None = None,
+    cache_dir: PathLike | None = None,
+    local_files_only: bool = False,
+    strict: bool = True,
+    map_location: str | torch.device = "cpu",
+    token: None | bool | str = None,
+    **overrides: Any,
+) -> nn.Module:
+    """Load a model written by :func:`save_pretrained`, from a local directory or a Hub repo.
+
+    Args:
+        repo_id_or_dir: an existing local directory, or a Hub repo id ``org/name``.
+        revision: Hub branch, tag or commit (ignored for directories).
+        cache_dir: Hugging Face cache directory (default ``$HF_HUB_CACHE``).
+        local_files_only: never touch the network; use the cache only. ``HF_HUB_OFFLINE=1``
+            (read when ``huggingface_hub`` is imported) has the same effect.
+        strict: raise when the checkpoint lacks model tensors or holds unknown ones. With
+            ``strict=False`` the matching tensors load, the rest are logged and listed in
+            ``model.load_report``. Wrong shapes always raise.
+        map_location: device the model and its weights are placed on.
+        token: Hub token for private repos.
+        **overrides: constructor arguments replacing the saved ones (e.g. ``image_size=512``,
+            ``drop_path_rate=0.0``); ones that change tensor shapes make the load fail.
+
+    Returns:
+        The model in eval mode, with ``model.tokenizer`` (``None`` when the checkpoint has no
+        vocabulary) and ``model.load_report``.
+
+    Raises:
+        CheckpointError: corrupt weights, unknown architecture, wrong shapes, or (strict)
+            missing/unexpected keys. Nothing is loaded partly.
+        LocalEntryNotFoundError: offline and a required file is not in the cache.
+    """
+    src = _Source(repo_id_or_dir, revision, cache_dir, local_files_only, token)
+    config_path = src.file(CONFIG_NAME)
+    config = read_config(config_path)
+    weights = src.file(WEIGHTS_NAME, absent_ok=True) or src.file(LEGACY_WEIGHTS_NAME, absent_ok=True)
+    if weights is None:
+        raise FileNotFoundError(f"{src.ref} has neither {WEIGHTS_NAME} nor {LEGACY_WEIGHTS_NAME}")
+    tensors = unwrap_state_dict(read_state_dict(weights, map_location=map_location), str(weights))
+    model = model_from_config(config, **overrides)
+    used = {k: v for k, v in overrides.items() if v is not None}
+    describe = f"{config['architecture']} built from {config_path}" + (f" with overrides {used}" if used else "")
+    tokenizer = _load_tokenizer(src, model)
+    model.to(map_location)
+    report = load_full_state_dict(model, tensors, strict=strict, source=str(weights), describe=describe)
+    model.tokenizer = tokenizer
+    model.load_report = report
+    return model.eval()
+
+
+def load_full_state_dict(
+    model: nn.Module, tensors: Mapping[str, torch.Tensor], *, strict: bool, source: str, describe: str = ""
+) -> LoadReport:
+    """Load a complete state dict into ``model``, checking every key and shape first.
+
+    Raises:
+        CheckpointError: shape mismatches (always); missing or unexpected keys (``strict``).
+    """
+    state = model.state_dict()
+    target = describe or type(model).__name__
+    bad = shape_mismatches(tensors, state)
+    if bad:
+        raise CheckpointError(
+            f"{source} does not fit {target}: {len(bad)} tensors have other shapes:\n{format_mismatches(bad)}"
+        )
+    groups = alias_groups(state)
+    given = {k for k in tensors if k in state}
+    missing = sorted(k for k in state if not (groups[k] & given))
+    unexpected = sorted(k for k in tensors if k not in state)
+    if strict and (missing or unexpected):
+        parts = [f"{source} does not match {target}:"]
+        if missing:
+            parts.append(f"{len(missing)} model tensors are missing from the checkpoint:\n{format_keys(missing)}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} checkpoint tensors are not in the model:\n{format_keys(unexpected)}")
+        parts.append(
+            "Pass strict=False to load the tensors that match (the rest are listed in model.load_report); "
+            "official LAVT/RMSIN checkpoints need `rrsis convert` first."
+        )
+        raise CheckpointError("\n".join(parts))
+    apply_tensors(model, {k: tensors[k] for k in given}, source)
+    report = LoadReport(
+        loaded={"model": sorted(given)}, missing=missing, unexpected={"model": unexpected} if unexpected else {},
+        sources={"model": source},
+    )
+    if missing:
+        logger.warning("%s (strict=False): %d model tensors not in the checkpoint keep their initial values:\n%s",
+                       source, len(missing), format_keys(missing))
+    if unexpected:
+        logger.warning("%s (strict=False): %d checkpoint tensors are not in the model and were ignored:\n%s",
+                       source, len(unexpected), format_keys(unexpected))
+    return report
+
+
+def _load_tokenizer(src: _Source, model: nn.Module):
+    from ..text import Tokenizer
+
+    try:
+        vocab = src.file(VOCAB_NAME, absent_ok=True)
+        cfg_path = src.file(TOKENIZER_CONFIG_NAME, absent_ok=True) if vocab is not None else None
+    except LocalEntryNotFoundError as exc:
+        # The weights are here; a model without its vocabulary still runs forward.
+        logger.warning("model.tokenizer is None (predict needs a vocabulary): %s", exc)
+        return None
+    if vocab is None:
+        logger.info("%s has no %s: model.tokenizer is None; predict needs a vocabulary", src.ref, VOCAB_NAME)
+        return None
+    cfg: dict[str, Any] = {}
+    if cfg_path is not None:
+        try:
+            cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CheckpointError(f"{cfg_path}: not valid JSON ({exc})") from None
+    max_tokens = cfg.get("max_tokens", model.config.get("max_tokens", 20))
+    try:
+        tok = Tokenizer(vocab, max_tokens=max_tokens, lowercase=cfg.get("lowercase", True))
+    except ValueError as exc:
+        raise CheckpointError(f"{vocab}: unusable vocabulary ({exc})") from None
+    tokenizer_vocab_check(len(tok), model.config.get("text_vocab_size", len(tok)), str(vocab))
+    return tok

@@ -1,0 +1,346 @@
+"""Part weights for a freshly built model: ImageNet-22k Swin and BERT.
+
+``create_model(name, pretrained=True)`` calls :func:`load_pretrained_parts`. By default the
+Swin weights come from timm's Hub repo of the matching size (``timm/swin_base_patch4_window12_384.ms_in22k``
+for embed 128, window 12) and BERT from ``bert-base-uncased``; each part also accepts a local
+file, a local directory, a Hub repo id, a timm tag or an in-memory state dict, so the same
+code path serves offline users. Parameters with no counterpart in these checkpoints (ELSA
+attention, fusion, GEM, gates, per-stage norms, neck, head) keep their initialisation and are
+listed in the returned :class:`~rrsis.hub.report.LoadReport`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from huggingface_hub.errors import LocalEntryNotFoundError
+from timm.layers import resize_rel_pos_bias_table
+from timm.models import get_pretrained_cfg
+from timm.models.swin_transformer import WindowAttention
+from torch import nn
+
+from .files import (
+    CheckpointError,
+    check_repo_id,
+    find_weights_file,
+    hub_file,
+    looks_like_path,
+    read_state_dict,
+    tokenizer_vocab_check,
+    unwrap_state_dict,
+)
+from .report import LoadReport, alias_groups, apply_tensors, format_mismatches
+
+__all__ = ["DEFAULT_TEXT_WEIGHTS", "PartSource", "default_swin_weights", "load_pretrained_parts"]
+
+logger = logging.getLogger(__name__)
+
+PartSource = None | bool | str | os.PathLike | Mapping[str, torch.Tensor]
+DEFAULT_TEXT_WEIGHTS = "bert-base-uncased"
+# The rrsis text arguments that must equal bert-base-uncased's for its weights to fit.
+BERT_BASE = {
+    "text_hidden_size": 768, "text_heads": 12, "text_intermediate_size": 3072, "text_vocab_size": 30522,
+    "text_max_positions": 512, "text_type_vocab_size": 2,
+}
+# ImageNet-22k Swin checkpoints by (embed_dim, depths, num_heads) and window size: the
+# backbones LAVT and RMSIN start from (Swin-B, window 12, 384 px) and its smaller siblings.
+SWIN_IN22K = {
+    (128, (2, 2, 18, 2), (4, 8, 16, 32)): {
+        12: "swin_base_patch4_window12_384.ms_in22k", 7: "swin_base_patch4_window7_224.ms_in22k",
+    },
+    (192, (2, 2, 18, 2), (6, 12, 24, 48)): {
+        12: "swin_large_patch4_window12_384.ms_in22k", 7: "swin_large_patch4_window7_224.ms_in22k",
+    },
+    (96, (2, 2, 18, 2), (3, 6, 12, 24)): {7: "swin_small_patch4_window7_224.ms_in22k"},
+    (96, (2, 2, 6, 2), (3, 6, 12, 24)): {7: "swin_tiny_patch4_window7_224.ms_in22k"},
+}
+# Buffers some checkpoints carry that every model rebuilds itself.
+_SWIN_BUFFERS = ("relative_position_index", "attn_mask")
+_BERT_BUFFERS = ("embeddings.position_ids", "embeddings.token_type_ids")
+
+
+def default_swin_weights(config: Mapping[str, Any]) -> str:
+    """The timm ImageNet-22k tag whose shapes fit a model config (``embed_dim``, ``depths``,
+    ``num_heads``, ``window_size``); the closest window is chosen and the relative-position
+    tables are resampled on load.
+
+    Raises:
+        ValueError: no published Swin has this size.
+    """
+    key = (config.get("embed_dim"), tuple(config.get("depths", ())), tuple(config.get("num_heads", ())))
+    tags = SWIN_IN22K.get(key) if config.get("patch_size", 4) == 4 else None
+    if not tags:
+        raise ValueError(
+            f"no ImageNet Swin checkpoint has embed_dim={key[0]}, depths={list(key[1])}, num_heads={list(key[2])}; "
+            "pass swin_weights=<file, directory, timm tag or Hub repo> (or swin_weights=False to skip it), "
+            "or build with pretrained=False"
+        )
+    window = config.get("window_size", 7)
+    return tags[min(tags, key=lambda w: (abs(w - window), -w))]
+
+
+def _check_bert_base(config: Mapping[str, Any]) -> None:
+    off = {k: config.get(k) for k, v in BERT_BASE.items() if config.get(k, v) != v}
+    if off or config.get("text_layers", 12) > 12:
+        raise ValueError(
+            f"{DEFAULT_TEXT_WEIGHTS} does not fit this text encoder ({off or 'more than 12 layers'} differ from "
+            f"{BERT_BASE}); pass text_weights=<file, directory or Hub repo> (or text_weights=False to skip it)"
+        )
+
+
+@dataclass
+class _Fetched:
+    tensors: dict[str, torch.Tensor]
+    location: str
+    directory: Path | None = None  # local directory holding sibling files (vocab.txt, config.json)
+    repo: str | None = None  # Hub repo the weights came from
+
+
+@dataclass
+class _Mapped:
+    tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+    unexpected: list[str] = field(default_factory=list)
+    resized: dict[str, tuple[tuple, tuple]] = field(default_factory=dict)
+    mismatched: list[tuple[str, tuple, tuple]] = field(default_factory=list)
+
+
+def _timm_repo(name: str) -> tuple[str, str | None] | None:
+    """``swin_base_patch4_window12_384.ms_in22k`` → (``timm/...`` repo, file name), or ``None``."""
+    try:
+        cfg = get_pretrained_cfg(name)
+    except RuntimeError:
+        return None
+    if cfg is None or not cfg.hf_hub_id:
+        return None
+    return cfg.hf_hub_id, cfg.hf_hub_filename
+
+
+def _fetch(part: str, source, *, cache_dir, local_files_only, token) -> _Fetched:
+    arg = f"{part}_weights"
+    if isinstance(source, Mapping):
+        return _Fetched(unwrap_state_dict(source, f"{arg} (state dict)"), f"{arg} (state dict)")
+    text = os.fspath(source)
+    path = Path(text).expanduser()
+    if path.is_file():
+        return _Fetched(unwrap_state_dict(read_state_dict(path), str(path)), str(path), path.parent)
+    if path.is_dir():
+        file = find_weights_file(path)
+        return _Fetched(unwrap_state_dict(read_state_dict(file), str(file)), str(file), path)
+    if looks_like_path(text):
+        raise FileNotFoundError(f"{arg}={text!r}: no such file or directory")
+    repo, filename = text, None
+    if part == "swin" and "/" not in text:
+        found = _timm_repo(text)
+        if found is not None:
+            repo, filename = found
+    check_repo_id(repo, f"{arg}=")
+    kw = {
+        "cache_dir": cache_dir, "local_files_only": local_files_only, "token": token,
+        "local_hint": f"pass {arg}= the path of a local copy of that file or of the repo's directory",
+    }
+    if filename:
+        file = hub_file(repo, filename, **kw)
+    else:
+        # timm's order: safetensors first, the pickle only where a repo has nothing else.
+        file = hub_file(repo, "model.safetensors", absent_ok=True, **kw) or hub_file(repo, "pytorch_model.bin", **kw)
+    return _Fetched(unwrap_state_dict(read_state_dict(file), f"{repo}/{Path(file).name}"), f"{repo}/{Path(file).name}", repo=repo)
+
+
+def _map_swin(state: dict[str, torch.Tensor], model: nn.Module, model_state: Mapping[str, torch.Tensor]) -> _Mapped:
+    """timm (or original Microsoft) Swin keys → ``backbone.*``."""
+    if state and all(k.startswith("backbone.") for k in state):
+        state = {k[len("backbone."):]: v for k, v in state.items()}
+    # Microsoft's layout downsamples at the end of a stage, timm's (and rrsis's) at the start
+    # of the next one: stage 0 owning a downsample gives the old layout away.
+    if any(k.startswith("layers.0.downsample.") for k in state):
+        state = {
+            re.sub(r"^layers\.(\d+)\.downsample\.", lambda m: f"layers.{int(m.group(1)) + 1}.downsample.", k): v
+            for k, v in state.items()
+        }
+    out = _Mapped()
+    for key, value in state.items():
+        if key.endswith(_SWIN_BUFFERS):
+            continue
+        target = "backbone." + key
+        if target not in model_state:
+            out.unexpected.append(key)
+            continue
+        block = re.match(r"layers\.(\d+)\.blocks\.(\d+)\.attn\.", key)
+        attn = model.get_submodule(f"backbone.{block.group(0)[:-1]}") if block else None
+        if attn is not None and not isinstance(attn, WindowAttention):
+            out.unexpected.append(key)  # ELSA stage: only the norms and the MLP are shared with Swin
+            continue
+        want = tuple(model_state[target].shape)
+        if key.endswith("relative_position_bias_table") and tuple(value.shape) != want and value.shape[-1] == want[-1]:
+            old = tuple(value.shape)
+            with warnings.catch_warnings():
+                # timm's interpolation trips torch deprecation notices a user can do nothing about.
+                warnings.simplefilter("ignore", UserWarning)
+                value = resize_rel_pos_bias_table(value, new_window_size=attn.window_size, new_bias_shape=want)
+            out.resized[target] = (old, want)
+        if tuple(value.shape) != want:
+            out.mismatched.append((target, tuple(value.shape), want))
+            continue
+        out.tensors[target] = value
+    return out
+
+
+def _map_bert(state: dict[str, torch.Tensor], model_state: Mapping[str, torch.Tensor]) -> _Mapped:
+    """BERT keys (``bert.embeddings...`` of the Hub's BertForPreTraining files, or a bare
+    ``embeddings...`` BertModel) → ``text_encoder.bert.*``; pooler and pre-training heads unused."""
+    out = _Mapped()
+    for key, value in state.items():
+        name = key.removeprefix("bert.")
+        # The original BERT checkpoints name LayerNorm parameters gamma/beta.
+        name = re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", name))
+        if name in _BERT_BUFFERS:
+            continue
+        target = "text_encoder.bert." + name
+        if target not in model_state:
+            out.unexpected.append(key)
+            continue
+        want = tuple(model_state[target].shape)
+        if tuple(value.shape) != want:
+            out.mismatched.append((target, tuple(value.shape), want))
+            continue
+        out.tensors[target] = value
+    return out
+
+
+def _bert_config_check(fetched: _Fetched, model: nn.Module, *, cache_dir, local_files_only, token) -> None:
+    # Heads and activation do not show in tensor shapes, yet a mismatch silently breaks BERT.
+    path = None
+    if fetched.directory is not None and (fetched.directory / "config.json").is_file():
+        path = fetched.directory / "config.json"
+    elif fetched.repo is not None:
+        try:
+            found = hub_file(fetched.repo, "config.json", absent_ok=True, cache_dir=cache_dir,
+                             local_files_only=local_files_only, token=token)
+        except LocalEntryNotFoundError:
+            found = None
+        path = Path(found) if found else None
+    if path is None:
+        return
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return
+    mine = model.text_encoder.config
+    for theirs, ours in (("num_attention_heads", mine.num_attention_heads), ("hidden_act", mine.hidden_act)):
+        if theirs in cfg and cfg[theirs] != ours:
+            raise CheckpointError(f"{path}: {theirs}={cfg[theirs]!r} but the model's text encoder has {ours!r}")
+
+
+def _text_tokenizer(fetched: _Fetched, model: nn.Module, *, cache_dir, local_files_only, token):
+    from ..text import Tokenizer
+
+    vocab = None
+    if fetched.directory is not None and (fetched.directory / "vocab.txt").is_file():
+        vocab = fetched.directory / "vocab.txt"
+    elif fetched.repo is not None:
+        try:
+            found = hub_file(fetched.repo, "vocab.txt", absent_ok=True, cache_dir=cache_dir,
+                             local_files_only=local_files_only, token=token)
+        except LocalEntryNotFoundError as exc:
+            logger.warning("model.tokenizer stays None: %s", exc)
+            found = None
+        vocab = Path(found) if found else None
+    if vocab is None:
+        logger.info("no vocab.txt next to the text weights (%s): model.tokenizer stays None", fetched.location)
+        return None
+    try:
+        tok = Tokenizer(vocab, max_tokens=model.config.get("max_tokens", 20))
+    except ValueError as exc:
+        raise CheckpointError(f"{vocab}: unusable vocabulary ({exc})") from None
+    tokenizer_vocab_check(len(tok), model.text_encoder.vocab_size, str(vocab))
+    return tok
+
+
+def load_pretrained_parts(
+    model: nn.Module,
+    swin: PartSource = None,
+    text: PartSource = None,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    local_files_only: bool = False,
+    token: None | bool | str = None,
+) -> LoadReport:
+    """Load ImageNet Swin weights into ``model.backbone`` and BERT weights into
+    ``model.text_encoder`` (plus its ``vocab.txt`` as ``model.tokenizer``).
+
+    Key mapping: timm's ``patch_embed``, ``layers.{i}.downsample`` and ``layers.{i}.blocks.{j}``
+    are rrsis's ``backbone.*`` names; Microsoft's original layout (downsample at stage end) is
+    shifted; relative-position bias tables of another window size are resampled. In ELSA
+    stages only ``norm1``, ``norm2`` and ``mlp`` load. BERT ``bert.*``/bare keys go to
+    ``text_encoder.bert.*`` (legacy ``LayerNorm.gamma/beta`` renamed); pooler and
+    pre-training heads are unused.
+
+    Args:
+        model: a freshly built rrsis model.
+        swin: ``None`` (timm's ImageNet-22k Swin of the model's size, from the Hub), a local
+            ``.safetensors``/``.pth``/``.bin`` file (legacy ones via ``weights_only``), a local
+            directory, a timm tag (``swin_base_patch4_window12_384.ms_in22k``), a Hub repo id,
+            a state dict, or ``False`` to skip the part.
+        text: likewise for BERT (default ``bert-base-uncased``); a ``vocab.txt`` beside the
+            weights (or in the repo) becomes ``model.tokenizer``.
+        cache_dir, local_files_only, token: forwarded to every Hub download.
+
+    Returns:
+        The :class:`LoadReport` (also logged): loaded keys per part, missing rrsis keys,
+        unused checkpoint keys, resampled tables.
+
+    Raises:
+        CheckpointError: a checkpoint tensor whose shape does not fit (other than the tables);
+            the model is left untouched.
+        ValueError: a default was requested for a model size no published checkpoint has.
+    """
+    config = model.config
+    # Decide every source before downloading anything, so an impossible default fails fast.
+    swin_source = default_swin_weights(config) if swin is None else swin
+    if text is None:
+        _check_bert_base(config)
+    text_source = DEFAULT_TEXT_WEIGHTS if text is None else text
+    hub = {"cache_dir": cache_dir, "local_files_only": local_files_only, "token": token}
+    state = model.state_dict()
+    report = LoadReport()
+    mapped: dict[str, _Mapped] = {}
+    tokenizer = None
+    if swin_source is not False:
+        fetched = _fetch("swin", swin_source, **hub)
+        mapped["swin"] = _map_swin(fetched.tensors, model, state)
+        report.sources["swin"] = fetched.location
+    if text_source is not False:
+        fetched = _fetch("text", text_source, **hub)
+        _bert_config_check(fetched, model, **hub)
+        mapped["text"] = _map_bert(fetched.tensors, state)
+        report.sources["text"] = fetched.location
+        tokenizer = _text_tokenizer(fetched, model, **hub)
+    bad = [m for part in mapped.values() for m in part.mismatched]
+    if bad:
+        where = "; ".join(f"{p}: {report.sources[p]}" for p, m in mapped.items() if m.mismatched)
+        raise CheckpointError(
+            f"part weights do not fit {getattr(model, 'arch', type(model).__name__)} ({where}); "
+            f"nothing was loaded:\n{format_mismatches(bad)}"
+        )
+    merged: dict[str, torch.Tensor] = {}
+    for part, m in mapped.items():
+        merged.update(m.tensors)
+        report.loaded[part] = sorted(m.tensors)
+        report.unexpected[part] = m.unexpected
+        report.resized.update(m.resized)
+    apply_tensors(model, merged, "part weights")
+    if tokenizer is not None:
+        model.tokenizer = tokenizer
+    groups = alias_groups(state)
+    report.missing = sorted(k for k in state if not (groups[k] & merged.keys()))
+    logger.info("pretrained parts for %s:\n%s", getattr(model, "arch", ""), report.summary())
+    return report
