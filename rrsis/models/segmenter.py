@@ -105,15 +105,10 @@ class ReferringSegmenter(RRSISModel):
             layer_norm_eps=text_layer_norm_eps, dropout=text_dropout,
             freeze_embeddings=text_freeze_embeddings, freeze_last_layers=text_freeze_last_layers,
         )
+        # The backbone's keywords are named alike here; pass them through by name.
+        backbone_args = inspect.signature(MultiModalSwin).parameters
         self.backbone = MultiModalSwin(
-            embed_dim=embed_dim, depths=depths, num_heads=num_heads, window_size=window_size,
-            patch_size=patch_size, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop_path_rate=drop_path_rate,
-            local_attn=local_attn, text_dim=text_hidden_size, fusion=fusion, fusion_heads=fusion_heads,
-            fusion_drop=fusion_drop, use_gem=use_gem, gem=gem, gem_pool=gem_pool, gem_heads=gem_heads, gate_act=gate_act,
-            keep_final_gate=keep_final_gate,
-            visual_branch=visual_branch, elsa_kernel=elsa_kernel, elsa_dilation=elsa_dilation,
-            elsa_group_width=elsa_group_width, elsa_qk_scale=elsa_qk_scale, elsa_lam=elsa_lam,
-            elsa_gamma=elsa_gamma,
+            text_dim=text_hidden_size, **{k: values[k] for k in backbone_args if k in values}
         )
         self.size_divisor = max(32, self.backbone.reduction)
         dims = self.backbone.dims
