@@ -1,0 +1,167 @@
+"""Resumable training state: atomic writes, RNG capture, finding the latest good checkpoint."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "CHECKPOINT_DIR",
+    "atomic_save",
+    "capture_rng",
+    "checkpoint_path",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "load_checkpoint",
+    "prune_checkpoints",
+    "restore_rng",
+]
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+FORMAT = "rrsis-train-state"
+_NAME = re.compile(r"^step-(\d+)\.pt$")
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable; some platforms cannot open a directory (ignored there).
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temporary file in the same folder, fsync it, then ``os.replace``.
+
+    A crash at any moment leaves either the old file or the complete new one under ``path``
+    (and at worst a stray ``.*.tmp`` file, which loaders ignore).
+
+    Args:
+        obj: what to save.
+        path: destination file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def capture_rng() -> dict[str, Any]:
+    """Python, NumPy, torch (and CUDA) generator states, as plain values and tensors so the
+    checkpoint loads with ``weights_only=True``."""
+    py = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": [py[0], list(py[1]), py[2]],
+        "numpy": [kind, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss),
+                  float(cached)],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng`."""
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        cuda = state["cuda"]
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+        else:
+            logger.warning("checkpoint holds %d CUDA RNG states but %d devices are visible; "
+                           "CUDA generators are not restored", len(cuda), torch.cuda.device_count())
+
+
+def checkpoint_path(output_dir: str | os.PathLike, step: int) -> Path:
+    """``output_dir/checkpoints/step-00000123.pt``."""
+    return Path(output_dir) / CHECKPOINT_DIR / f"step-{step:08d}.pt"
+
+
+def list_checkpoints(output_dir: str | os.PathLike) -> list[tuple[int, Path]]:
+    """``(step, path)`` of the run's checkpoints, newest first (temporary files excluded)."""
+    folder = Path(output_dir) / CHECKPOINT_DIR
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), folder / n) for n in os.listdir(folder) if (m := _NAME.match(n))]
+    return sorted(found, reverse=True)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a training checkpoint (``weights_only`` loading) and check its format.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: unreadable, or not an rrsis training checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001  (torch raises many types for truncated/corrupt files)
+        raise ValueError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(
+            f"{path}: not an rrsis training checkpoint (a model directory or an official .pth "
+            "is loaded with rrsis.from_pretrained / `rrsis convert`, not --resume)"
+        )
+    return state
+
+
+def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
+    """The newest checkpoint of ``output_dir`` that loads; unreadable ones are skipped with a
+    warning (writes are atomic, so this only happens after outside damage)."""
+    for _, path in list_checkpoints(output_dir):
+        try:
+            load_checkpoint(path)
+        except ValueError as exc:
+            logger.warning("skipping %s", exc)
+            continue
+        return path
+    return None
+
+
+def prune_checkpoints(output_dir: str | os.PathLike, keep: int) -> None:
+    """Delete all but the newest ``keep`` checkpoints (``keep <= 0`` keeps every one)."""
+    if keep <= 0:
+        return
+    for _, path in list_checkpoints(output_dir)[keep:]:
+        try:
+            path.unlink()
+        except OSError as exc:
+            logger.warning("could not delete old checkpoint %s: %s", path, exc)

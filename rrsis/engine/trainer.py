@@ -1,0 +1,569 @@
+"""The training loop of the anchors' recipe, resumable to the bit on the CPU.
+
+One :class:`Trainer` runs one recipe (see :mod:`rrsis.engine.config`): AdamW with the anchors'
+parameter groups, per-iteration poly decay (optional warm-up), the referring loss, mixed
+precision, gradient accumulation and clipping, validation on oIoU with the best model kept,
+atomic checkpoints that hold everything a resumed run needs (weights, optimiser, schedule,
+grad scaler, RNG states of every rank, epoch and position in the epoch's seeded order), a
+JSONL log and a plot. Under ``torchrun`` it trains with DistributedDataParallel.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ..data import collate_fn
+from ..losses import ReferringLoss
+from .checkpoint import (
+    FORMAT,
+    atomic_save,
+    capture_rng,
+    checkpoint_path,
+    latest_checkpoint,
+    load_checkpoint,
+    prune_checkpoints,
+    restore_rng,
+)
+from .config import DEFAULTS, merge
+from .distributed import (
+    DistInfo,
+    ResumableSampler,
+    all_gather_objects,
+    all_reduce_mean,
+    cleanup_distributed,
+    setup_distributed,
+)
+from .evaluate import autocast_context, evaluate, resolve_amp
+from .logs import JsonlLogger, plot_history
+from .optim import build_optimizer, build_scheduler
+
+__all__ = ["Trainer", "build_datasets", "build_model", "build_tokenizer", "text_words"]
+
+logger = logging.getLogger(__name__)
+
+# Keys of the model section that are not architecture arguments.
+_MODEL_META = ("name", "pretrained", "swin_weights", "text_weights", "init")
+
+
+def build_model(model_cfg: dict[str, Any], image_size: int | None = None) -> nn.Module:
+    """The model a recipe's ``model`` section describes.
+
+    Explicit ``null`` arguments are passed to the entrypoint (``"head_hidden": null`` is the
+    head's own default), unlike :func:`rrsis.create_model`, which drops ``None`` so that CLI
+    defaults never override model defaults.
+
+    Args:
+        model_cfg: ``name`` (registry key), ``pretrained`` (ImageNet Swin + BERT part weights,
+            from ``swin_weights``/``text_weights`` when given, else the Hub), ``init`` (a
+            saved model directory or Hub id to fine-tune from), and architecture arguments.
+        image_size: the training size, recorded as the model's default ``predict`` size
+            unless the section sets ``image_size``.
+    """
+    from .._registry import model_entrypoint
+
+    args = {k: v for k, v in model_cfg.items() if k not in _MODEL_META}
+    if image_size is not None:
+        args.setdefault("image_size", image_size)
+    if model_cfg.get("init"):
+        from ..hub import from_pretrained
+
+        model = from_pretrained(model_cfg["init"], **args)
+        return model.train()
+    name = model_cfg.get("name")
+    if not name:
+        raise ValueError("the config's model section needs a 'name' (see `rrsis models`)")
+    model = model_entrypoint(name)(**args)
+    if model_cfg.get("pretrained"):
+        from ..hub import load_pretrained_parts
+
+        swin = model_cfg.get("swin_weights")
+        text = model_cfg.get("text_weights")
+        model.load_report = load_pretrained_parts(model, swin=swin, text=text)
+    return model
+
+
+def text_words(texts) -> list[str]:
+    """The words of ``texts`` as the rrsis tokenizer splits them (BERT-uncased normalisation,
+    punctuation split off), in first-seen order."""
+    from tokenizers import normalizers, pre_tokenizers
+
+    norm = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=None,
+                                      lowercase=True)
+    pre = pre_tokenizers.BertPreTokenizer()
+    seen: dict[str, None] = {}
+    for t in texts:
+        for w, _ in pre.pre_tokenize_str(norm.normalize_str(t)):
+            seen.setdefault(w, None)
+    return list(seen)
+
+
+def build_tokenizer(spec: Any, model: nn.Module | None, train_dataset: Dataset | None, max_tokens: int = 20):
+    """The tokenizer of a run (see ``data.tokenizer`` in :mod:`rrsis.engine.config`).
+
+    Args:
+        spec: ``None`` (the model's own tokenizer, else a whole-word vocabulary of the
+            training expressions), a ``vocab.txt`` path or a directory holding one.
+        model: the model (its ``tokenizer`` attribute).
+        train_dataset: an rrsis dataset whose ``entries`` hold the training sentences.
+        max_tokens: tokenizer length.
+    """
+    from ..text import Tokenizer
+
+    if spec:
+        path = Path(spec)
+        if path.is_dir():
+            return Tokenizer.from_pretrained(path, max_tokens=max_tokens)
+        return Tokenizer(path, max_tokens=max_tokens)
+    if model is not None and getattr(model, "tokenizer", None) is not None:
+        return model.tokenizer
+    entries = getattr(train_dataset, "entries", None)
+    if not entries:
+        raise ValueError(
+            "no tokenizer: the model has none and the training set exposes no sentences; set "
+            "data.tokenizer to a vocab.txt or a model directory"
+        )
+    texts = [t for e in entries for _, t in e.sentences]
+    return Tokenizer.from_words(text_words(texts), max_tokens=max_tokens)
+
+
+def build_datasets(data_cfg: dict[str, Any]) -> tuple[Dataset, Dataset | None]:
+    """Training (one random expression per target each epoch) and validation (every
+    expression) datasets of a recipe's ``data`` section, without tokenizer yet."""
+    import inspect
+
+    from ..data import DATASETS
+
+    root = data_cfg.get("root")
+    if not root:
+        raise ValueError("data.root is not set: pass --data.root PATH (or --root PATH)")
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"data.root {root}: folder not found")
+    name = data_cfg["dataset"]
+    cls = DATASETS.get(name)
+    opts = dict(data_cfg.get("options") or {})
+    opts["size"] = data_cfg["image_size"]
+    takes_mode = "mode" in inspect.signature(cls.__init__).parameters
+    train = cls(root, split=data_cfg["train_split"], **({"mode": "train"} if takes_mode else {"train": True}), **opts)
+    val = None
+    if data_cfg.get("val_split"):
+        val = cls(root, split=data_cfg["val_split"], **({"mode": "eval"} if takes_mode else {}), **opts)
+    return train, val
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+class Trainer:
+    """Train one recipe; :meth:`fit` runs (or resumes) it.
+
+    Every part can be given ready-made instead of built from the config (the demo passes
+    in-memory datasets and its own model).
+
+    Args:
+        config: a recipe from :func:`rrsis.engine.load_config` (missing keys take defaults).
+        model: the model (default: built from ``config["model"]``).
+        tokenizer: the tokenizer (default: :func:`build_tokenizer`).
+        train_dataset, val_dataset: datasets yielding rrsis sample dicts (default: built from
+            ``config["data"]``); a dataset with a ``tokenizer`` attribute set to ``None`` gets
+            the run's tokenizer.
+        run_name: a ``run`` label added to every log record (several runs in one plot).
+    """
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        *,
+        model: nn.Module | None = None,
+        tokenizer=None,
+        train_dataset: Dataset | None = None,
+        val_dataset: Dataset | None = None,
+        run_name: str | None = None,
+    ) -> None:
+        self.cfg = merge(DEFAULTS, config)
+        tc = self.cfg["train"]
+        self.run_name = run_name
+        if tc["deterministic"]:
+            # cuBLAS needs this before its first use to be deterministic.
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        self.info: DistInfo = setup_distributed(tc["device"])
+        if tc["threads"]:
+            torch.set_num_threads(int(tc["threads"]))
+        self.seed = int(tc["seed"])
+        # Seeded before anything random (model init, dropout): a fresh run is reproducible.
+        random.seed(self.seed)
+        np.random.seed(self.seed % 2**32)
+        torch.manual_seed(self.seed)
+        self.output_dir = Path(str(tc["output_dir"]).format(recipe=self.cfg.get("recipe") or "run"))
+
+        data_cfg = self.cfg["data"]
+        if train_dataset is None:
+            train_dataset, built_val = build_datasets(data_cfg)
+            if val_dataset is None:
+                val_dataset = built_val
+        if model is None:
+            model = build_model(self.cfg["model"], image_size=data_cfg["image_size"])
+        if tokenizer is None:
+            tokenizer = build_tokenizer(data_cfg.get("tokenizer"), model, train_dataset, data_cfg["max_tokens"])
+        text_vocab = model.config.get("text_vocab_size") if hasattr(model, "config") else None
+        if text_vocab is not None and len(tokenizer) > text_vocab:
+            raise ValueError(
+                f"the tokenizer has {len(tokenizer)} tokens but the model's text encoder only "
+                f"{text_vocab}: set model.text_vocab_size >= {len(tokenizer)}"
+            )
+        model.tokenizer = tokenizer
+        for ds in (train_dataset, val_dataset):
+            if ds is not None and hasattr(ds, "tokenizer") and ds.tokenizer is None:
+                ds.tokenizer = tokenizer
+        self.tokenizer = tokenizer
+        self.train_dataset, self.val_dataset = train_dataset, val_dataset
+
+        self.device = self.info.device
+        self.model = model.to(self.device)
+        self.model.train()
+        self.net: nn.Module = self.model
+        if self.info.distributed:
+            self.net = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=bool(tc["find_unused_parameters"]),
+            )
+
+        self.batch_size = int(tc["batch_size"])
+        self.accum = max(1, int(tc["grad_accum_steps"]))
+        self.sampler = ResumableSampler(train_dataset, seed=self.seed, rank=self.info.rank,
+                                        world_size=self.info.world_size, shuffle=True)
+        self.micro_per_epoch = (self.sampler.num_samples // self.batch_size) // self.accum * self.accum
+        self.steps_per_epoch = self.micro_per_epoch // self.accum
+        if self.steps_per_epoch < 1:
+            raise ValueError(
+                f"the training set ({len(train_dataset)} samples over {self.info.world_size} "
+                f"process(es)) is smaller than one step of batch_size {self.batch_size} x "
+                f"grad_accum_steps {self.accum}"
+            )
+        if tc["max_steps"]:
+            self.total_steps = int(tc["max_steps"])
+            self.epochs = math.ceil(self.total_steps / self.steps_per_epoch)
+        else:
+            self.epochs = int(tc["epochs"])
+            self.total_steps = self.epochs * self.steps_per_epoch
+
+        oc = self.cfg["optim"]
+        self.optimizer = build_optimizer(
+            self.model, lr=float(oc["lr"]), weight_decay=float(oc["weight_decay"]), betas=oc["betas"],
+            eps=float(oc["eps"]), amsgrad=bool(oc["amsgrad"]), no_decay_keywords=oc["no_decay_keywords"],
+            text_lr=oc["text_lr"],
+        )
+        self.scheduler = build_scheduler(
+            self.optimizer, self.total_steps, power=float(oc["poly_power"]),
+            warmup_steps=int(oc["warmup_steps"]), warmup_start=float(oc["warmup_start"]),
+        )
+        self.amp_dtype = resolve_amp(tc["amp"], self.device)
+        # fp16 needs loss scaling; bf16 has fp32's range and does not.
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.loss_fn = ReferringLoss(**self.cfg["loss"]).to(self.device)
+
+        self.step = 0
+        self.epoch = 0
+        self.position = 0  # micro-batches of the current epoch already consumed
+        self.best: dict[str, Any] = {}
+        self._pending_losses: list[float] = []
+        self.history_path = self.output_dir / "log.jsonl"
+        self.log = JsonlLogger(self.history_path, enabled=self.info.is_main)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs (collective: every rank must call it)."""
+        rng = all_gather_objects(capture_rng(), self.info)
+        return {
+            "format": FORMAT,
+            "version": 1,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "position": self.position,
+            "sampler": {"seed": self.seed, "epoch": self.epoch, "start": self.position * self.batch_size},
+            "rng": rng,
+            "best": dict(self.best),
+            # Losses since the last log line, so a resumed run logs the same averages.
+            "pending_losses": all_gather_objects(list(self._pending_losses), self.info),
+            "world_size": self.info.world_size,
+            "batch_size": self.batch_size,
+            "total_steps": self.total_steps,
+            "tokenizer": {"vocab": [t for t, _ in sorted(self.tokenizer.vocab.items(), key=lambda kv: kv[1])],
+                          "max_tokens": self.tokenizer.max_tokens},
+            "config": json.loads(json.dumps(self.cfg, default=str)),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` output (the same recipe, world size and batch size)."""
+        for key, mine in (("world_size", self.info.world_size), ("batch_size", self.batch_size),
+                          ("total_steps", self.total_steps)):
+            if state.get(key) != mine:
+                raise ValueError(
+                    f"checkpoint has {key}={state.get(key)} but this run has {mine}: resume with the "
+                    "same recipe, batch size and number of processes"
+                )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step, self.epoch, self.position = int(state["step"]), int(state["epoch"]), int(state["position"])
+        self.best = dict(state.get("best") or {})
+        pending = state.get("pending_losses") or [[]]
+        mine = pending[self.info.rank] if len(pending) == self.info.world_size else []
+        self._pending_losses = [float(v) for v in mine]
+        rng = state["rng"]
+        restore_rng(rng[self.info.rank] if len(rng) == self.info.world_size else rng[0])
+
+    def save_checkpoint(self) -> Path | None:
+        """Write ``checkpoints/step-N.pt`` atomically (rank 0) and prune old ones."""
+        state = self.state_dict()
+        if not self.info.is_main:
+            return None
+        path = atomic_save(state, checkpoint_path(self.output_dir, self.step))
+        prune_checkpoints(self.output_dir, int(self.cfg["train"]["keep_checkpoints"]))
+        return path
+
+    def _resume(self, resume: str | os.PathLike | None) -> bool:
+        if not resume:
+            return False
+        if str(resume) == "auto":
+            path = latest_checkpoint(self.output_dir)
+            if path is None:
+                if self.info.is_main:
+                    logger.info("no checkpoint in %s: starting from scratch", self.output_dir)
+                return False
+        else:
+            path = Path(resume)
+        state = load_checkpoint(path, map_location="cpu")
+        self.load_state_dict(state)
+        self.log.truncate_after(self.step)
+        if self.info.is_main:
+            logger.info("resumed from %s (step %d, epoch %d)", path, self.step, self.epoch)
+        return True
+
+    # ------------------------------------------------------------------ outputs
+    def _save_model_dir(self, directory: Path, metrics: dict[str, Any] | None) -> Path:
+        try:
+            from ..hub import save_pretrained
+        except ImportError:  # hub not available: a plain state file instead
+            path = directory.with_suffix(".pt")
+            atomic_save({"model": self.model.state_dict(), "metrics": metrics or {},
+                         "config": getattr(self.model, "config", {})}, path)
+            return path
+        dataset = self.cfg["data"].get("dataset") if self.cfg["data"].get("root") else None
+        clean = {k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float))}
+        return save_pretrained(self.model, directory, metrics=clean or None, dataset=dataset)
+
+    def _plot(self) -> None:
+        if not self.info.is_main:
+            return
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            plot_history(self.log.records(), self.output_dir / "training.png",
+                         title=str(self.cfg.get("recipe") or ""))
+        for w in caught:
+            logger.warning("%s", w.message)
+
+    def _record(self, record: dict[str, Any]) -> None:
+        if self.run_name:
+            record = {"run": self.run_name, **record}
+        self.log.log(record)
+
+    def validate(self) -> dict[str, Any] | None:
+        """Score the validation set (all ranks take part); ``None`` without one."""
+        if self.val_dataset is None:
+            return None
+        tc = self.cfg["train"]
+        metrics = evaluate(
+            self.net, self.val_dataset, batch_size=int(tc["eval_batch_size"] or self.batch_size),
+            device=self.device, amp=tc["amp"], num_workers=int(self.cfg["data"]["num_workers"]),
+            info=self.info, progress=bool(tc["progress"]), desc="validate",
+        )
+        self._record({"type": "val", "step": self.step, "epoch": self.epoch, **metrics})
+        better = not self.best or metrics["oIoU"] > self.best.get("oIoU", -1.0)
+        if better and self.info.is_main and not math.isnan(metrics["oIoU"]):
+            self.best = {"step": self.step, "epoch": self.epoch, **metrics}
+            self._save_model_dir(self.output_dir / "best", metrics)
+        if self.info.distributed:
+            self.best = all_gather_objects(self.best, self.info)[0]
+        return metrics
+
+    # ------------------------------------------------------------------ loop
+    def _loader(self, epoch: int) -> DataLoader:
+        self.sampler.set_epoch(epoch)
+        self.sampler.set_start(self.position * self.batch_size)
+        if hasattr(self.train_dataset, "set_epoch"):
+            self.train_dataset.set_epoch(epoch)
+        workers = int(self.cfg["data"]["num_workers"])
+        # A dedicated generator: the loader draws its worker base seed from it instead of the
+        # global torch RNG, which would shift dropout draws between a resumed and a straight run.
+        gen = torch.Generator().manual_seed(self.seed * 1000003 + epoch)
+        return DataLoader(
+            self.train_dataset, batch_size=self.batch_size, sampler=self.sampler, drop_last=True,
+            num_workers=workers, collate_fn=collate_fn, generator=gen,
+            pin_memory=self.device.type == "cuda", persistent_workers=False,
+        )
+
+    def _micro_step(self, batch: dict[str, Any], sync: bool) -> float:
+        dev = self.device
+        ctx = self.net.no_sync() if (self.info.distributed and not sync) else _null()
+        with ctx:
+            with autocast_context(self.amp_dtype, dev):
+                out = self.net(batch["pixel_values"].to(dev, non_blocking=True),
+                               batch["input_ids"].to(dev, non_blocking=True),
+                               batch["attention_mask"].to(dev, non_blocking=True))
+                loss = self.loss_fn(out, batch["mask"].to(dev, non_blocking=True))
+            self.scaler.scale(loss / self.accum).backward()
+        return float(loss.detach())
+
+    def _optimizer_step(self) -> float | None:
+        clip = self.cfg["train"]["clip_grad_norm"]
+        norm = None
+        if clip:
+            self.scaler.unscale_(self.optimizer)
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            norm = float(torch.nn.utils.clip_grad_norm_(params, float(clip)))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        return norm
+
+    def fit(self, resume: str | os.PathLike | None = None) -> dict[str, Any]:
+        """Train to the end of the recipe, resuming first if asked.
+
+        Args:
+            resume: a checkpoint path, ``"auto"`` (the newest good checkpoint of the output
+                folder, or a fresh start when there is none) or ``None``.
+
+        Returns:
+            ``{"output_dir", "steps", "epochs", "best", "final", "train_seconds"}``.
+        """
+        tc = self.cfg["train"]
+        main = self.info.is_main
+        if main:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            cfg_text = json.dumps(self.cfg, indent=2, default=str) + "\n"
+            tmp = self.output_dir / ".config.json.tmp"
+            tmp.write_text(cfg_text, encoding="utf-8")
+            os.replace(tmp, self.output_dir / "config.json")
+        resumed = self._resume(resume)
+        if main and not resumed:
+            # A fresh run must not append to an old log of the same folder.
+            self.log.truncate_after(-1)
+        ckpt_every = int(tc["checkpoint_every"] or 0)
+        log_every = max(1, int(tc["log_every"]))
+        eval_every = int(tc["eval_every"] or 0)
+        bar = None
+        if tc["progress"] and main:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
+                       desc=f"train {self.run_name or self.cfg.get('recipe') or ''}".strip())
+        start = time.time()
+        losses = self._pending_losses
+        t_log, n_log = time.time(), 0
+        final: dict[str, Any] | None = None
+        validated_at = -1
+        try:
+            while self.step < self.total_steps and self.epoch < self.epochs:
+                loader = self._loader(self.epoch)
+                micro = self.position
+                for batch in loader:
+                    if micro >= self.micro_per_epoch or self.step >= self.total_steps:
+                        break
+                    sync = (micro + 1) % self.accum == 0
+                    losses.append(self._micro_step(batch, sync))
+                    n_log += batch["pixel_values"].shape[0]
+                    micro += 1
+                    if not sync:
+                        continue
+                    norm = self._optimizer_step()
+                    self.position = micro
+                    if bar is not None:
+                        bar.update(1)
+                    if self.step % log_every == 0 or self.step == self.total_steps:
+                        loss = all_reduce_mean(sum(losses) / len(losses), self.info)
+                        dt = max(time.time() - t_log, 1e-9)
+                        rec = {"type": "train", "step": self.step, "epoch": self.epoch, "loss": loss,
+                               "lr": self.scheduler.get_last_lr()[0],
+                               "samples_per_s": n_log * self.info.world_size / dt}
+                        if norm is not None:
+                            rec["grad_norm"] = norm
+                        self._record(rec)
+                        if bar is not None:
+                            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{rec['lr']:.2e}")
+                        losses.clear()
+                        t_log, n_log = time.time(), 0
+                    if ckpt_every and self.step % ckpt_every == 0 and self.step < self.total_steps \
+                            and self.position < self.micro_per_epoch:
+                        self.save_checkpoint()
+                if self.step >= self.total_steps and self.position < self.micro_per_epoch:
+                    break  # max_steps reached mid-epoch: the final block below finishes
+                # End of the epoch.
+                self.epoch += 1
+                self.position = 0
+                last = self.step >= self.total_steps or self.epoch >= self.epochs
+                if (eval_every and self.epoch % eval_every == 0) or last:
+                    final = self.validate()
+                    validated_at = self.step
+                self.save_checkpoint()
+                self._plot()
+            if validated_at != self.step:
+                final = self.validate()
+                self.save_checkpoint()
+        finally:
+            if bar is not None:
+                bar.close()
+        summary = {
+            "output_dir": str(self.output_dir),
+            "steps": self.step,
+            "epochs": self.epoch,
+            "best": self.best,
+            "final": final,
+            "train_seconds": time.time() - start,
+        }
+        if main:
+            self._save_model_dir(self.output_dir / "final", final)
+            with open(self.output_dir / "summary.json", "w", encoding="utf-8") as fh:
+                json.dump(summary, fh, indent=2, default=str)
+                fh.write("\n")
+            self._plot()
+        return summary
+
+    def close(self) -> None:
+        """Leave the process group (when this trainer joined it)."""
+        cleanup_distributed(self.info)
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def remove_run(output_dir: str | os.PathLike) -> None:
+    """Delete a run folder (tests and the demo start clean)."""
+    shutil.rmtree(output_dir, ignore_errors=True)
