@@ -171,3 +171,18 @@ def test_forward_rejects_bad_input(tiny, mutate, message):
     x, ids, mask = inputs(tiny)
     with pytest.raises(ValueError, match=message):
         tiny(*mutate(x, ids, mask))
+
+
+@pytest.mark.parametrize("name", ["gl-msin-tiny", "rmsin-tiny"])
+def test_text_encoded_once_reused_across_images(name):
+    """encode_text + forward_with_text (batch-1 text broadcast over images) equals the
+    per-image forward with the expression repeated."""
+    model = build_small(name).eval()
+    x, ids, mask = inputs(model, b=3)
+    ids1, mask1 = ids[:1], mask[:1]
+    with torch.no_grad():
+        text = model.encode_text(ids1, mask1)
+        assert text.words.shape[:2] == ids1.shape
+        shared = model.forward_with_text(x, text).logits
+        full = model(x, ids1.expand(3, -1), mask1.expand(3, -1)).logits
+    torch.testing.assert_close(shared, full, rtol=0, atol=1e-5)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-__all__ = ["SegmentationOutput", "RRSISModel", "IMAGENET_MEAN", "IMAGENET_STD", "load_image"]
+__all__ = ["SegmentationOutput", "TextFeatures", "RRSISModel", "IMAGENET_MEAN", "IMAGENET_STD", "load_image"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -32,6 +32,19 @@ class SegmentationOutput:
 
     logits: torch.Tensor
     aux_logits: List[torch.Tensor] = field(default_factory=list)
+
+
+@dataclass
+class TextFeatures:
+    """Encoded expressions, reusable across images.
+
+    Attributes:
+        words: ``[B, L, D]`` word features from the text encoder.
+        mask: ``[B, L]`` float 0/1, 1 for real tokens.
+    """
+
+    words: torch.Tensor
+    mask: torch.Tensor
 
 
 def _compiling() -> bool:

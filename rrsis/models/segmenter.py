@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from .._registry import HEADS, NECKS
 from ..backbones.multimodal import MultiModalSwin
 from ..text.bert import TextEncoder
-from .base import RRSISModel, SegmentationOutput
+from .base import RRSISModel, SegmentationOutput, TextFeatures
 
 __all__ = ["ReferringSegmenter"]
 
@@ -117,9 +117,22 @@ class ReferringSegmenter(RRSISModel):
             head, in_channels=dims, hidden=head_hidden, refine_steps=refine_steps, **(head_args or {})
         )
 
-    def _forward(self, pixel_values, input_ids, attention_mask) -> SegmentationOutput:
-        mask = attention_mask.to(pixel_values.dtype)
-        words = self.text_encoder(input_ids, attention_mask)
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> TextFeatures:
+        """Encode expressions once: ``input_ids``/``attention_mask [B, L]`` → :class:`TextFeatures`.
+
+        The result can be reused for many images (e.g. every tile of one scene) through
+        :meth:`forward_with_text`, so BERT runs once per expression, not once per image.
+        """
+        return TextFeatures(
+            words=self.text_encoder(input_ids, attention_mask), mask=attention_mask.float()
+        )
+
+    def forward_with_text(self, pixel_values: torch.Tensor, text: TextFeatures) -> SegmentationOutput:
+        """``pixel_values [B, 3, H, W]`` with already encoded text (batch 1 broadcasts to B)."""
+        words, mask = text.words, text.mask.to(pixel_values.dtype)
+        b = pixel_values.shape[0]
+        if words.shape[0] == 1 and b > 1:
+            words, mask = words.expand(b, -1, -1), mask.expand(b, -1)
         feats: List[torch.Tensor] = self.backbone(pixel_values, words, mask)
         if self.neck is not None:
             feats = self.neck(feats)
@@ -130,6 +143,9 @@ class ReferringSegmenter(RRSISModel):
             return F.interpolate(t, size=size, mode="bilinear", align_corners=True)
 
         return SegmentationOutput(logits=up(logits), aux_logits=[up(a) for a in aux])
+
+    def _forward(self, pixel_values, input_ids, attention_mask) -> SegmentationOutput:
+        return self.forward_with_text(pixel_values, self.encode_text(input_ids, attention_mask))
 
 
 def _jsonable(v: Any) -> Any:
