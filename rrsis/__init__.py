@@ -1,32 +1,45 @@
-"""rrsis: referring remote sensing image segmentation models (GL-MSIN, LAVT, RMSIN)."""
+"""rrsis: referring remote sensing image segmentation models (GL-MSIN, LAVT, RMSIN).
 
-__version__ = "0.1.0"
+``import rrsis`` is cheap: the names below load their module (and torch, timm, transformers)
+on first use, so the ``rrsis`` command answers ``--help`` without paying for them.
+"""
 
-from . import backbones, fusion, heads, kernels, text  # noqa: E402,F401  (register parts)
-from . import models  # noqa: E402,F401  (register models)
-from ._registry import create_model, is_model, list_models, register_model  # noqa: E402
-from .losses import ReferringLoss  # noqa: E402
-from .models import ReferringSegmenter, RRSISModel, SegmentationOutput  # noqa: E402
-from .text import Tokenizer  # noqa: E402
+from __future__ import annotations
 
-__all__ = [
-    "__version__",
-    "create_model",
-    "list_models",
-    "is_model",
-    "register_model",
-    "from_pretrained",
-    "ReferringSegmenter",
-    "RRSISModel",
-    "SegmentationOutput",
-    "Tokenizer",
-    "ReferringLoss",
-]
+import importlib
+from typing import Any
+
+from ._version import __version__
+
+# public name → module defining it
+_LAZY = {
+    "create_model": "factory",
+    "from_pretrained": "factory",
+    "list_models": "factory",
+    "list_pretrained": "factory",
+    "is_model": "factory",
+    "pretrained_cfg": "factory",
+    "register_model": "_registry",
+    "register_pretrained": "_registry",
+    "ConfigError": "_config",
+    "ReferringSegmenter": "models",
+    "RRSISModel": "models",
+    "SegmentationOutput": "models",
+    "Tokenizer": "text",
+    "ReferringLoss": "losses",
+}
+
+__all__ = ["__version__", *_LAZY]
 
 
-def from_pretrained(*args, **kwargs):
-    """Load a saved rrsis model (``config.json`` + ``model.safetensors`` + tokenizer) from a
-    local directory or a Hub repo id; see :func:`rrsis.hub.from_pretrained`."""
-    from .hub import from_pretrained as _from_pretrained
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rrsis' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
 
-    return _from_pretrained(*args, **kwargs)
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

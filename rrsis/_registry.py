@@ -1,29 +1,46 @@
-"""Name → builder registries for models and for the parts models are composed of.
+"""Name tables, the ground floor: models and the parts they are composed of register here.
 
-Models are registered with :func:`register_model` (timm-style entrypoints); parts
-(local attention, fusion, global enhancement, heads, ...) live in :class:`Registry`
-instances so that a model config can name a part by string and a user can swap it.
+- Parts (local attention, fusion, global enhancement, visual branch, neck, head) live in
+  :class:`Registry` tables, so a config names a part by string and a user can add one.
+- Models register an entrypoint with :func:`register_model` (timm-style); an entrypoint is
+  ``fn(config=None, **overrides) -> nn.Module`` and is the one place a config tree becomes a
+  model (:func:`build_model`).
+- Pretrained configurations register under ``arch.tag`` with :func:`register_pretrained`.
+
+Nothing here imports a part, a model or the weights code: everything above looks names up here.
 """
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
-from typing import Any, Callable, Dict, List
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional
+
+from ._config import ConfigError, check_keys, suggest
 
 __all__ = [
+    "ConfigError",
+    "PretrainedCfg",
     "Registry",
-    "register_model",
-    "create_model",
-    "list_models",
+    "build_model",
     "is_model",
+    "list_models",
+    "list_pretrained",
     "model_entrypoint",
+    "pretrained_cfg",
+    "register_model",
+    "register_pretrained",
     "split_model_name_tag",
 ]
 
 
 class Registry:
     """A named mapping from string keys to builders (classes or functions).
+
+    Builders take keyword arguments; :meth:`check_args` validates a config node against the
+    builder's explicit signature, so a misspelt key raises instead of being swallowed.
 
     Args:
         kind: what the registry holds, used in error messages ("head", "fusion", ...).
@@ -44,11 +61,25 @@ class Registry:
 
     def get(self, name: str) -> Callable[..., Any]:
         if name not in self._entries:
-            raise KeyError(_unknown_message(self.kind, name, list(self._entries)))
+            raise ConfigError(_unknown_message(self.kind, name, list(self._entries)))
         return self._entries[name]
 
     def build(self, name: str, **kwargs: Any) -> Any:
         return self.get(name)(**kwargs)
+
+    def accepted(self, name: str, provided: tuple = ()) -> Optional[List[str]]:
+        """Keyword arguments a config may set for ``name`` (``None``: any), leaving out the
+        ones the caller ``provided`` itself (``in_channels``, ``dim``...)."""
+        params = inspect.signature(self.get(name)).parameters.values()
+        if any(p.kind is p.VAR_KEYWORD for p in params):
+            return None
+        return [p.name for p in params if p.name not in provided and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+    def check_args(self, name: str, args: Mapping[str, Any], where: str, provided: tuple = ()) -> None:
+        """Raise :class:`ConfigError` for a key of ``args`` the builder of ``name`` does not take."""
+        known = self.accepted(name, provided)
+        if known is not None:
+            check_keys(args, known, f"{where} ({self.kind} {name!r})")
 
     def names(self) -> List[str]:
         return sorted(self._entries)
@@ -61,10 +92,10 @@ class Registry:
 
 
 def _unknown_message(kind: str, name: str, known: List[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    return f"unknown {kind} {name!r}.{hint} Known: {', '.join(sorted(known)) or '(none)'}"
+    return f"unknown {kind} {name!r}{suggest(name, known)} Known: {', '.join(sorted(known)) or '(none)'}"
 
+
+# ---------------------------------------------------------------------------- models
 
 _model_entrypoints: Dict[str, Callable[..., Any]] = {}
 
@@ -72,8 +103,8 @@ _model_entrypoints: Dict[str, Callable[..., Any]] = {}
 def register_model(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a model entrypoint under ``name`` (hyphens allowed, e.g. ``"gl-msin"``).
 
-    The entrypoint is ``fn(**overrides) -> nn.Module``; it merges ``overrides`` into the
-    architecture's defaults.
+    The entrypoint is ``fn(config=None, **overrides) -> nn.Module``: it builds the model a
+    saved ``config`` tree describes (else its own defaults) with ``overrides`` applied.
     """
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -86,7 +117,7 @@ def register_model(name: str) -> Callable[[Callable[..., Any]], Callable[..., An
 
 
 def split_model_name_tag(name: str) -> tuple[str, str]:
-    """``"gl-msin.rrsisd"`` → ``("gl-msin", "rrsisd")``; no tag gives ``""``."""
+    """``"gl-msin.in22k"`` → ``("gl-msin", "in22k")``; no tag gives ``""``."""
     arch, _, tag = name.partition(".")
     return arch, tag
 
@@ -97,61 +128,95 @@ def list_models(pattern: str = "*") -> List[str]:
 
 
 def is_model(name: str) -> bool:
-    return split_model_name_tag(name)[0] in _model_entrypoints
+    arch, tag = split_model_name_tag(name)
+    return arch in _model_entrypoints and (not tag or f"{arch}.{tag}" in _pretrained)
 
 
 def model_entrypoint(name: str) -> Callable[..., Any]:
-    arch, _ = split_model_name_tag(name)
+    arch, tag = split_model_name_tag(name)
     if arch not in _model_entrypoints:
-        raise ValueError(_unknown_message("model", arch, list(_model_entrypoints)))
+        raise ConfigError(_unknown_message("model", arch, list(_model_entrypoints)))
+    if tag:
+        pretrained_cfg(name)  # an unknown tag is an error, not a no-op
     return _model_entrypoints[arch]
 
 
-def create_model(
-    name: str,
-    pretrained: bool = False,
-    *,
-    swin_weights: Any = None,
-    text_weights: Any = None,
-    cache_dir: Any = None,
-    local_files_only: bool = False,
-    **overrides: Any,
-):
-    """Build a registered model by name.
-
-    Args:
-        name: a registered name (``rrsis.list_models()``).
-        pretrained: load ImageNet Swin and BERT part weights from the Hub (or from the
-            local paths given as ``swin_weights=`` / ``text_weights=``). Fusion, ELSA and head
-            parameters stay randomly initialised; the load report lists them.
-        swin_weights, text_weights: where the part weights come from (see
-            :func:`rrsis.hub.load_pretrained_parts`): a local file or directory, a Hub repo id
-            (a timm tag for Swin), or ``False`` to skip that part; ``None``: the default.
-        cache_dir, local_files_only: forwarded to the Hub downloads of part weights.
-        **overrides: architecture arguments; ``None`` values are dropped so that CLI
-            defaults never override model defaults.
-    """
-    if "/" in name or "\\" in name or ":" in name:
-        raise ValueError(
-            f"{name!r} looks like a path or Hub repo id, not a registered model name; "
-            "use rrsis.from_pretrained() to load a saved model"
-        )
-    if not pretrained and (swin_weights is not None or text_weights is not None):
-        raise ValueError("swin_weights= / text_weights= are only used with pretrained=True")
-    overrides = {k: v for k, v in overrides.items() if v is not None}
+def build_model(name: str, config: Optional[Mapping[str, Any]] = None, **overrides: Any):
+    """The one builder: the model ``name`` with a saved ``config`` tree (or the architecture's
+    defaults) and ``overrides`` applied. ``None`` overrides mean "not given" and are dropped.
+    Used by :func:`rrsis.create_model`, :func:`rrsis.from_pretrained` and the trainer."""
     fn = model_entrypoint(name)
-    model = fn(**overrides)
-    if pretrained:
-        from .hub import load_pretrained_parts
-
-        report = load_pretrained_parts(
-            model, swin=swin_weights, text=text_weights, cache_dir=cache_dir, local_files_only=local_files_only
-        )
-        model.load_report = report
-    return model
+    return fn(config, **{k: v for k, v in overrides.items() if v is not None})
 
 
-# Part registries. Each part module registers its builders here at import time.
+# ---------------------------------------------------------------------------- pretrained tags
+
+
+@dataclass(frozen=True)
+class PretrainedCfg:
+    """What ``arch.tag`` means: where the weights come from and how inputs must look.
+
+    Attributes:
+        swin: backbone weights (a timm tag, a Hub repo, or a URL of an official checkpoint
+            that is downloaded by hand and passed as ``swin_weights=``).
+        text: text-encoder weights (a Hub repo).
+        hub_id: a Hub repo holding the whole model (``from_pretrained``), when one exists.
+        image_size: input side the weights expect.
+        mean, std: input normalisation.
+        tokenizer: vocabulary the text encoder was trained with.
+        license: licence of the weights.
+        notes: what stays random, and anything else a user must know.
+    """
+
+    swin: Optional[str] = None
+    text: Optional[str] = None
+    hub_id: Optional[str] = None
+    image_size: int = 480
+    mean: tuple = (0.485, 0.456, 0.406)
+    std: tuple = (0.229, 0.224, 0.225)
+    tokenizer: str = "bert-base-uncased"
+    license: str = ""
+    notes: str = ""
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+_pretrained: Dict[str, PretrainedCfg] = {}
+
+
+def register_pretrained(name: str, cfg: PretrainedCfg) -> PretrainedCfg:
+    """Register the pretrained configuration ``arch.tag``; the first tag of an arch is its default."""
+    arch, tag = split_model_name_tag(name)
+    if not tag:
+        raise ValueError(f"pretrained configurations are named arch.tag, got {name!r}")
+    if name in _pretrained and _pretrained[name] != cfg:
+        raise ValueError(f"pretrained configuration {name!r} is already registered")
+    _pretrained[name] = cfg
+    return cfg
+
+
+def list_pretrained(pattern: str = "*") -> List[str]:
+    """Registered ``arch.tag`` names matching an ``fnmatch`` pattern, in registration order per arch."""
+    return [n for n in _pretrained if fnmatch.fnmatchcase(n, pattern)]
+
+
+def pretrained_cfg(name: str) -> PretrainedCfg:
+    """The configuration of ``arch.tag``, or of ``arch``'s default tag when none is given."""
+    arch, tag = split_model_name_tag(name)
+    tags = [n for n in _pretrained if split_model_name_tag(n)[0] == arch]
+    if not tag:
+        if not tags:
+            raise ConfigError(
+                f"{arch!r} has no pretrained configuration: pass swin_weights= / text_weights= (files, "
+                f"directories or Hub repos), or use one of {', '.join(_pretrained) or '(none)'}"
+            )
+        return _pretrained[tags[0]]
+    if name not in _pretrained:
+        known = tags or list(_pretrained)
+        raise ConfigError(f"unknown pretrained tag {name!r}{suggest(name, known)} Known: {', '.join(known) or '(none)'}")
+    return _pretrained[name]
+
+
+# Part tables. Each part module registers its builders here at import time.
 LOCAL_ATTENTION = Registry("local attention block")
 FUSION = Registry("pixel-word fusion")
 GLOBAL_ENHANCEMENT = Registry("global enhancement")

@@ -43,9 +43,9 @@ def test_train_list_and_print_config(capsys):
 
 
 def test_train_rejects_unknown_keys_and_missing_data(capsys):
-    assert main(["train", "--config", "gl-msin-rrsisd", "--optim.lrr", "1"]) == 1
+    assert main(["train", "--config", "gl-msin-rrsisd", "--optim.lrr", "1"]) == 2
     assert "unknown config key" in capsys.readouterr().err
-    assert main(["train", "--config", "gl-msin-rrsisd"]) == 1
+    assert main(["train", "--config", "gl-msin-rrsisd"]) == 2
     assert "data.root" in capsys.readouterr().err
 
 
@@ -75,7 +75,7 @@ def test_predict_bad_input_is_a_clear_error_and_writes_nothing(scene_set, tmp_pa
         text = "   "
     out = tmp_path / "res"
     assert main(["predict", "--model", str(scene_set["model"]), "--image", image, "--text", text,
-                 "--out", str(out / "x")]) == 1
+                 "--out", str(out / "x")]) == 2
     err = capsys.readouterr().err
     assert {"missing": "not found", "unreadable": "cannot read image", "empty-text": "empty"}[case] in err
     assert not out.exists() or not any(out.iterdir())
@@ -99,7 +99,7 @@ def test_evaluate_prints_table_and_writes_json(scene_set, tmp_path, capsys, nati
 
 def test_evaluate_missing_data_folder(scene_set, capsys):
     assert main(["evaluate", "--model", str(scene_set["model"]), "--data", "/no/such/folder",
-                 "--dataset", "rrsisd"]) == 1
+                 "--dataset", "rrsisd"]) == 2
     assert "not found" in capsys.readouterr().err
 
 
@@ -125,7 +125,7 @@ def test_evaluate_passes_dataset_options(scene_set, tmp_path, capsys):
             "--dataset", "rrsisd", "--split", "val", "--num-workers", "0", "--out", str(tmp_path / "m.json")]
     images = scene_set["root"] / "JPEGImages"
     assert main([*base, "--data-option", f"image_dir={images}"]) == 0
-    assert main([*base, "--data-option", "image_dir=/no/such/images"]) == 1
+    assert main([*base, "--data-option", "image_dir=/no/such/images"]) == 2
     assert "not found" in capsys.readouterr().err
-    assert main([*base, "--data-option", "image_dir"]) == 1
+    assert main([*base, "--data-option", "image_dir"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err

@@ -185,7 +185,7 @@ def test_other_architecture_is_refused(tmp_path, src, target, message):
 def test_cli_reports_the_mismatch(tmp_path, capsys):
     out = tmp_path / "out"
     rc = cli_main(["convert", "--arch", "lavt", str(FIXTURES / "rmsin" / "checkpoint.pth"), str(out)])
-    assert rc == 1
+    assert rc == 2
     assert "RMSIN checkpoint, not LAVT" in capsys.readouterr().err
     assert not out.exists()
 

@@ -30,7 +30,6 @@ from timm.layers import resize_rel_pos_bias_table
 from transformers import BertConfig, BertModel
 
 import rrsis
-from rrsis._registry import model_entrypoint
 from rrsis.hub import (
     CheckpointError,
     default_swin_weights,
@@ -197,10 +196,10 @@ def test_config_json_alone_rebuilds_the_architecture(tmp_path):
 
 
 def test_none_valued_arguments_survive_the_config(tmp_path):
-    # create_model drops None overrides (CLI defaults); a None stored in config.json is a real
-    # setting (RMSIN with neck=None: no CIM) and must come back as None, not as the default.
-    model = model_entrypoint("rmsin-tiny")(neck=None, visual_branch=None)
-    assert model.config["neck"] is None and model.config["visual_branch"] is None
+    # create_model drops None overrides (CLI defaults) and switches a part off with False; the
+    # stored tree then holds None (RMSIN without CIM), which must come back as None, not the default.
+    model = rrsis.create_model("rmsin-tiny", neck=False, visual_branch=False)
+    assert model.config["neck"] is None and model.config["fusion"]["visual_branch"] is None
     model.save_pretrained(tmp_path / "m")
     loaded = rrsis.from_pretrained(tmp_path / "m")
     assert loaded.config == model.config
@@ -449,13 +448,14 @@ def test_default_part_sources_match_the_model_size():
     from rrsis.models import gl_msin
 
     expected = {
-        "swin_base_patch4_window12_384.ms_in22k": gl_msin.SWIN_B,
-        "swin_small_patch4_window7_224.ms_in22k": gl_msin.SWIN_S,
-        "swin_tiny_patch4_window7_224.ms_in22k": gl_msin.SWIN_T,
+        "swin_base_patch4_window12_384.ms_in22k": ("gl-msin", gl_msin.GL_MSIN),
+        "swin_small_patch4_window7_224.ms_in22k": ("gl-msin-s", gl_msin.GL_MSIN_S),
+        "swin_tiny_patch4_window7_224.ms_in22k": ("gl-msin-t", gl_msin.GL_MSIN_T),
     }
     published = set(timm.list_pretrained("swin_*"))
-    for tag, size in expected.items():
-        assert default_swin_weights(size) == tag and tag in published
+    for tag, (arch, tree) in expected.items():
+        assert default_swin_weights(tree["backbone"]) == tag and tag in published
+        assert rrsis.pretrained_cfg(arch).swin == tag  # the default tag names the same weights
         assert timm.models.get_pretrained_cfg(tag).hf_hub_id == "timm/" + tag
     with pytest.raises(ValueError, match="swin_weights="):
         rrsis.create_model("gl-msin-tiny", pretrained=True)  # no ImageNet Swin of that size

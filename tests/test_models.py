@@ -8,10 +8,12 @@ from rrsis import ReferringLoss
 
 # Shrinks any registered architecture to test size while keeping its part choices.
 SMALL = dict(
-    image_size=64, embed_dim=16, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8], window_size=4, elsa_kernel=3,
-    gem_pool=2, head_hidden=16, refine_steps=2, text_vocab_size=128, text_hidden_size=32, text_layers=2,
+    image_size=64, embed_dim=16, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8], window_size=4,
+    text_vocab_size=128, text_hidden_size=32, text_layers=2,
     text_heads=2, text_intermediate_size=64, text_max_positions=32, text_freeze_last_layers=1,
 )
+# GL-MSIN's own knobs (ELSA, GEM, refinement): the baselines have no such parts and refuse them.
+GL_MSIN_SMALL = dict(elsa_kernel=3, gem_pool=2, head_hidden=16, refine_steps=2)
 MODELS = rrsis.list_models()
 
 
@@ -19,7 +21,8 @@ def build_small(name, **kw):
     torch.manual_seed(0)
     if name.endswith("tiny"):
         return rrsis.create_model(name, **kw)
-    return rrsis.create_model(name, **{**SMALL, **kw})
+    extra = GL_MSIN_SMALL if name.startswith("gl-msin") else {}
+    return rrsis.create_model(name, **{**SMALL, **extra, **kw})
 
 
 def inputs(model, b=2, size=64, length=8, seed=0):

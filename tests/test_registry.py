@@ -29,9 +29,12 @@ def test_none_overrides_are_dropped():
     assert m.config["refine_steps"] == 2 and m.config["gem_pool"] == 2
 
 
-def test_weight_tag_is_split():
-    assert rrsis.is_model("gl-msin.rrsisd")
-    assert not rrsis.is_model("nope.rrsisd")
+def test_weight_tag_must_be_registered():
+    assert rrsis.is_model("gl-msin.in22k")
+    assert not rrsis.is_model("gl-msin.rrsisd")  # a tag that means nothing is not a model
+    assert not rrsis.is_model("nope.in22k")
+    with pytest.raises(ValueError, match="unknown pretrained tag 'gl-msin.in22'.*'gl-msin.in22k'"):
+        rrsis.create_model("gl-msin.in22")
 
 
 def test_part_registries_hold_the_parts():

@@ -271,6 +271,6 @@ def test_parts_are_registered():
     assert isinstance(VISUAL_BRANCH.build("iim", dim=16), IntraScaleInteraction)
     cim = NECKS.build("cim", in_channels=list(TINY))
     assert isinstance(cim, CrossScaleInteraction) and cim.grid == 15
-    head = HEADS.build("arc", in_channels=list(TINY), hidden=None, refine_steps=3)
+    head = HEADS.build("arc", in_channels=list(TINY), hidden=None)
     assert isinstance(head, AdaptiveRotatedDecoder)
     assert head.conv1_1.in_channels == 64  # RMSIN's hidden width: C4 // 2

@@ -117,11 +117,12 @@ class ELSABlock(nn.Module):
 
 @LOCAL_ATTENTION.register("elsa")
 def _build_elsa_block(
-    *, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True, drop_path: float = 0.0,
-    elsa_kernel: int = 7, elsa_dilation: int = 1, elsa_group_width: int = 8, elsa_qk_scale: float = 1.0,
-    elsa_lam: float = 0.0, elsa_gamma: float = 1.0, **_: object,
+    *, dim: int, num_heads: int, window_size: int, index: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+    drop_path: float = 0.0, kernel: int = 7, dilation: int = 1, group_width: int = 8, qk_scale: float = 1.0,
+    lam: float = 0.0, gamma: float = 1.0,
 ) -> ELSABlock:
+    # window_size and index are the common block arguments; ELSA slides, it has no windows.
     return ELSABlock(
-        dim, num_heads, mlp_ratio, drop_path, kernel_size=elsa_kernel, dilation=elsa_dilation,
-        group_width=elsa_group_width, qkv_bias=qkv_bias, qk_scale=elsa_qk_scale, lam=elsa_lam, gamma=elsa_gamma,
+        dim, num_heads, mlp_ratio, drop_path, kernel_size=kernel, dilation=dilation,
+        group_width=group_width, qkv_bias=qkv_bias, qk_scale=qk_scale, lam=lam, gamma=gamma,
     )

@@ -21,7 +21,9 @@ from timm.models.swin_transformer import PatchMerging
 from torch import nn
 
 from .._registry import FUSION, GLOBAL_ENHANCEMENT, LOCAL_ATTENTION, VISUAL_BRANCH
+from ..fusion.config import FusionConfig
 from ..fusion.gate import LanguageGate
+from .config import BackboneConfig
 
 __all__ = ["ENTransStage", "MultiModalSwin"]
 
@@ -175,10 +177,11 @@ class MultiModalSwin(nn.Module):
         )
         total = sum(depths)
         dpr = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
-        elsa_kw = dict(
-            elsa_kernel=elsa_kernel, elsa_dilation=elsa_dilation, elsa_group_width=elsa_group_width,
-            elsa_qk_scale=elsa_qk_scale, elsa_lam=elsa_lam, elsa_gamma=elsa_gamma,
-        )
+        # Each local-attention kind gets the common block arguments plus its own node's knobs.
+        options = {
+            "elsa": dict(kernel=elsa_kernel, dilation=elsa_dilation, group_width=elsa_group_width,
+                         qk_scale=elsa_qk_scale, lam=elsa_lam, gamma=elsa_gamma),
+        }
         layers = []
         start = 0
         for i, dim in enumerate(self.dims):
@@ -187,7 +190,7 @@ class MultiModalSwin(nn.Module):
             blocks = nn.ModuleList(
                 LOCAL_ATTENTION.build(
                     local_attn[i], dim=dim, num_heads=num_heads[i], window_size=window_size, index=j,
-                    mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop_path=dpr[start + j], **elsa_kw,
+                    mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop_path=dpr[start + j], **options.get(local_attn[i], {}),
                 )
                 for j in range(depths[i])
             )
@@ -209,6 +212,25 @@ class MultiModalSwin(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.out_norms = nn.ModuleList(nn.LayerNorm(d) for d in self.dims)
         self.apply(_init_weights)
+
+    @classmethod
+    def from_config(cls, backbone: BackboneConfig, fusion: FusionConfig, text_dim: int) -> "MultiModalSwin":
+        """The backbone the ``backbone`` and ``fusion`` config nodes describe."""
+        elsa = backbone.elsa
+        gem = fusion.gem
+        return cls(
+            embed_dim=backbone.embed_dim, depths=backbone.depths, num_heads=backbone.num_heads,
+            window_size=backbone.window_size, patch_size=backbone.patch_size, mlp_ratio=backbone.mlp_ratio,
+            qkv_bias=backbone.qkv_bias, drop_path_rate=backbone.drop_path_rate, local_attn=backbone.local_attn,
+            text_dim=text_dim, fusion=fusion.name, fusion_heads=fusion.heads, fusion_drop=fusion.dropout,
+            use_gem=False if gem is None else gem.stages, gem="gem" if gem is None else gem.name,
+            gem_pool=8 if gem is None else gem.pool, gem_heads=None if gem is None else gem.heads,
+            gate_act=fusion.gate_act, keep_final_gate=fusion.keep_final_gate, visual_branch=fusion.visual_branch,
+            **({} if elsa is None else dict(
+                elsa_kernel=elsa.kernel, elsa_dilation=elsa.dilation, elsa_group_width=elsa.group_width,
+                elsa_qk_scale=elsa.qk_scale, elsa_lam=elsa.lam, elsa_gamma=elsa.gamma,
+            )),
+        )
 
     @property
     def reduction(self) -> int:

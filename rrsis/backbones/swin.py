@@ -75,7 +75,7 @@ class SwinBlock(SwinTransformerBlock):
 @LOCAL_ATTENTION.register("swin")
 def _build_swin_block(
     *, dim: int, num_heads: int, window_size: int, index: int, mlp_ratio: float = 4.0,
-    qkv_bias: bool = True, drop_path: float = 0.0, **_: object,
+    qkv_bias: bool = True, drop_path: float = 0.0,
 ) -> SwinBlock:
     # Even blocks use W-MSA, odd ones SW-MSA, as in every Swin stage.
     shift = 0 if index % 2 == 0 else window_size // 2

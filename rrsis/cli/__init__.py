@@ -1,4 +1,10 @@
-"""The ``rrsis`` console command: one module per subcommand, each with ``add_parser``."""
+"""The ``rrsis`` console command: one module per subcommand, each with ``add_parser``.
+
+Parsing imports nothing heavy (``rrsis --help`` stays fast); a subcommand's own imports are
+paid when it runs. Expected errors (bad input, missing files, refused checkpoints, bad config
+values, a device that is not there) end as one line on stderr and exit code 2; ``--debug``
+shows the traceback instead.
+"""
 
 from __future__ import annotations
 
@@ -7,36 +13,63 @@ import importlib
 import sys
 from typing import List, Optional
 
+from .._version import __version__
+
 # Each module defines ``add_parser(subparsers)`` which registers its subcommand and sets
 # ``func`` (called with the parsed namespace, returns an exit code).
 _COMMANDS = ["models", "convert", "synth", "train", "evaluate", "predict", "demo"]
+# Errors that describe the user's input or environment, not a bug in rrsis.
+_EXPECTED = (ValueError, LookupError, OSError, ImportError, RuntimeError, AssertionError)
+_EXPECTED_NAMES = ("DecompressionBombError",)
+EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
-
     parser = argparse.ArgumentParser(
-        prog="rrsis", description="Referring remote sensing image segmentation."
+        prog="rrsis", description="Referring remote sensing image segmentation.",
+        epilog="Add --debug anywhere to see the full traceback of an error.",
     )
     parser.add_argument("--version", action="version", version=f"rrsis {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMANDS:
         importlib.import_module(f"{__name__}.{name}").add_parser(sub)
     return parser
 
 
+def _expected(exc: BaseException) -> bool:
+    return isinstance(exc, _EXPECTED) or type(exc).__name__ in _EXPECTED_NAMES
+
+
+def _one_line(exc: BaseException) -> str:
+    msg = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    msg = msg.strip() or type(exc).__name__
+    lines = msg.splitlines()
+    more = f" (+{len(lines) - 1} more lines; --debug for all)" if len(lines) > 1 else ""
+    return f"{lines[0]}{more}"
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
+        return EXIT_USAGE
     try:
+        # Registers the built-in models and tags for every subcommand that looks one up.
+        importlib.import_module("rrsis.factory")
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, KeyError, OSError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"rrsis {args.command}: error: {msg}", file=sys.stderr)
-        return 1
+    except KeyboardInterrupt:
+        print(f"rrsis {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if debug or not _expected(exc):
+            raise
+        print(f"rrsis {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":  # pragma: no cover

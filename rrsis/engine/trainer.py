@@ -60,40 +60,34 @@ _MODEL_META = ("name", "pretrained", "swin_weights", "text_weights", "init")
 
 
 def build_model(model_cfg: dict[str, Any], image_size: int | None = None) -> nn.Module:
-    """The model a recipe's ``model`` section describes.
+    """The model a recipe's ``model`` section describes, through the one builder.
 
-    Explicit ``null`` arguments are passed to the entrypoint (``"head_hidden": null`` is the
-    head's own default), unlike :func:`rrsis.create_model`, which drops ``None`` so that CLI
-    defaults never override model defaults.
+    The section holds ``name`` (registry key, optionally ``arch.tag``), ``pretrained``,
+    ``swin_weights``/``text_weights`` (part weights), ``init`` (a saved model directory or Hub
+    id to fine-tune from), and config nodes or flat aliases, validated strictly as in
+    :func:`rrsis.create_model`; ``null`` means "the default" there too.
 
     Args:
-        model_cfg: ``name`` (registry key), ``pretrained`` (ImageNet Swin + BERT part weights,
-            from ``swin_weights``/``text_weights`` when given, else the Hub), ``init`` (a
-            saved model directory or Hub id to fine-tune from), and architecture arguments.
+        model_cfg: the recipe's ``model`` section.
         image_size: the training size, recorded as the model's default ``predict`` size
             unless the section sets ``image_size``.
     """
-    from .._registry import model_entrypoint
+    from ..factory import create_model, from_pretrained
 
     args = {k: v for k, v in model_cfg.items() if k not in _MODEL_META}
-    if image_size is not None:
-        args.setdefault("image_size", image_size)
+    if image_size is not None and args.get("image_size") is None:
+        args["image_size"] = image_size
     if model_cfg.get("init"):
-        from ..hub import from_pretrained
-
-        model = from_pretrained(model_cfg["init"], **args)
-        return model.train()
+        return from_pretrained(model_cfg["init"], **args).train()
     name = model_cfg.get("name")
     if not name:
         raise ValueError("the config's model section needs a 'name' (see `rrsis models`)")
-    model = model_entrypoint(name)(**args)
-    if model_cfg.get("pretrained"):
-        from ..hub import load_pretrained_parts
-
-        swin = model_cfg.get("swin_weights")
-        text = model_cfg.get("text_weights")
-        model.load_report = load_pretrained_parts(model, swin=swin, text=text)
-    return model
+    if not model_cfg.get("pretrained"):
+        return create_model(name, **args)
+    return create_model(
+        name, pretrained=True, swin_weights=model_cfg.get("swin_weights"), text_weights=model_cfg.get("text_weights"),
+        **args,
+    )
 
 
 def text_words(texts) -> list[str]:

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._config import check_int
 from .._registry import NECKS
 
 __all__ = [
@@ -323,6 +324,9 @@ class CrossScaleInteraction(nn.Module):
 def _build_cim(
     *, in_channels: Sequence[int], grid: int = 15, num_blocks: int = 1, mlp_ratio: int = 2
 ) -> CrossScaleInteraction:
+    check_int("grid", grid, low=1)
+    check_int("num_blocks", num_blocks, low=1)
+    check_int("mlp_ratio", mlp_ratio, low=1)
     return CrossScaleInteraction(
         in_channels, grid=grid, num_blocks=num_blocks, mlp_ratio=mlp_ratio
     )

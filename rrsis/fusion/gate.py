@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["LanguageGate"]
+__all__ = ["GATE_ACTIVATIONS", "LanguageGate"]
 
 _ACTS = {"tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+GATE_ACTIVATIONS = tuple(_ACTS)
 
 
 class LanguageGate(nn.Sequential):

@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._config import check_float, check_int
 from .._registry import HEADS
-from .simple import SimpleDecoder
+from .simple import SimpleDecoder, _check_width
 
 __all__ = [
     "AdaptiveRotatedConv2d",
@@ -275,6 +276,8 @@ def _build_arc(
     num_classes: int = 2,
     kernel_number: int = 1,
     dropout: float = 0.2,
-    **_: object,
 ) -> AdaptiveRotatedDecoder:
+    _check_width("hidden", hidden)
+    check_int("kernel_number", kernel_number, low=1)
+    check_float("dropout", dropout, low=0.0, high=1.0, high_open=True)
     return AdaptiveRotatedDecoder(in_channels, hidden, num_classes, kernel_number, dropout)

@@ -17,7 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._config import check_int
 from .._registry import HEADS
+from .simple import _check_width
 
 __all__ = ["IterativeRefinementHead"]
 
@@ -78,6 +80,8 @@ class IterativeRefinementHead(nn.Module):
 
 @HEADS.register("refine")
 def _build_refine(
-    *, in_channels: Sequence[int], hidden: int = 256, refine_steps: int = 3, num_classes: int = 2, **_: object
+    *, in_channels: Sequence[int], hidden: int = 256, refine_steps: int = 3, num_classes: int = 2
 ) -> IterativeRefinementHead:
+    _check_width("hidden", hidden)
+    check_int("refine_steps", refine_steps, low=0)
     return IterativeRefinementHead(in_channels, hidden or 256, refine_steps, num_classes)

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._config import check_int
 from .._registry import HEADS
 
 __all__ = ["SimpleDecoder"]
@@ -71,5 +72,11 @@ class SimpleDecoder(nn.Module):
 
 
 @HEADS.register("simple")
-def _build_simple(*, in_channels: Sequence[int], hidden: Optional[int] = None, num_classes: int = 2, **_: object):
+def _build_simple(*, in_channels: Sequence[int], hidden: Optional[int] = None, num_classes: int = 2):
+    _check_width("hidden", hidden)
     return SimpleDecoder(in_channels, hidden, num_classes, upsample="size")
+
+
+def _check_width(name: str, value: Optional[int]) -> None:
+    if value is not None:
+        check_int(name, value, low=1)

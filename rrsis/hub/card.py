@@ -10,6 +10,8 @@ from typing import Any
 from huggingface_hub import ModelCardData
 from torch import nn
 
+from .._version import __version__
+
 __all__ = ["CARD_MARKER", "is_generated_card", "model_card"]
 
 # The last line of a generated card fingerprints the text above it: a re-save replaces a card
@@ -66,7 +68,6 @@ def model_card(
         dataset: the dataset the weights were trained on (Hub metadata and text).
         repo_id: the Hub repo the card is for; used in the loading snippet.
     """
-    from .. import __version__
 
     arch = getattr(model, "arch", "") or type(model).__name__
     cfg = dict(getattr(model, "config", {}) or {})

@@ -28,6 +28,8 @@ from huggingface_hub.utils import validate_repo_id
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from .._version import __version__
+
 __all__ = [
     "LEGACY_SUFFIXES",
     "SAFE_SUFFIXES",
@@ -248,6 +250,5 @@ def tokenizer_vocab_check(vocab_size: int, model_vocab: int, source: str) -> Non
 
 
 def _version() -> str:
-    from .. import __version__
 
     return __version__

@@ -34,6 +34,10 @@ from .report import (
     format_mismatches,
     shape_mismatches,
 )
+from .._config import ConfigError
+from .._registry import build_model, is_model, list_models
+from .._version import __version__
+from ..text.tokenizer import Tokenizer
 from .save import CONFIG_NAME, TOKENIZER_CONFIG_NAME, VOCAB_NAME, WEIGHTS_NAME
 
 __all__ = ["from_pretrained", "load_full_state_dict", "model_from_config", "read_config"]
@@ -99,17 +103,18 @@ def read_config(path: PathLike) -> dict[str, Any]:
 def model_from_config(config: Mapping[str, Any] | PathLike, **overrides: Any) -> nn.Module:
     """Build the model a ``config.json`` describes, with fresh (random) weights.
 
-    Unlike ``create_model``, ``None`` values stored in the config are kept: for a saved model
-    they are real settings (``neck=None`` removes RMSIN's CIM), not unset CLI defaults. ``None``
-    values in ``overrides`` are dropped, as in ``create_model``.
+    The stored tree is built as written (``"neck": null`` is a model without neck); flat
+    ``model_args`` written by rrsis 0.1 are migrated. ``overrides`` follow
+    :func:`rrsis.create_model`'s rule (``None`` = not given).
 
     Args:
         config: the parsed ``config.json`` or its path.
-        **overrides: constructor arguments replacing the stored ones.
-    """
-    from .. import __version__
-    from .._registry import is_model, list_models, model_entrypoint
+        **overrides: config nodes or flat aliases replacing the stored ones.
 
+    Raises:
+        CheckpointError: unknown architecture, or a config its architecture refuses (unknown
+            or misplaced keys, values out of range, parts of another architecture).
+    """
     source = "config"
     if not isinstance(config, Mapping):
         source = str(config)
@@ -121,15 +126,12 @@ def model_from_config(config: Mapping[str, Any] | PathLike, **overrides: Any) ->
             f"Known: {', '.join(list_models())}. Import the module that registers it, or upgrade rrsis "
             f"(the file was written by rrsis {config.get('rrsis_version', '?')})."
         )
-    args = {k: v for k, v in dict(config.get("model_args", {})).items() if k != "arch"}
-    args.update({k: v for k, v in overrides.items() if v is not None})
     try:
-        return model_entrypoint(arch)(**args)
-    except TypeError as exc:
+        return build_model(arch, config.get("model_args", {}), **overrides)
+    except ConfigError as exc:
         raise CheckpointError(
-            f"{source}: {arch!r} does not accept these arguments ({exc}); check the overrides "
-            f"{sorted(overrides) or '(none)'}, or the versions: the file was written by rrsis "
-            f"{config.get('rrsis_version', '?')}, this is rrsis {__version__}"
+            f"{source} does not describe a valid {arch!r}: {exc} (written by rrsis "
+            f"{config.get('rrsis_version', '?')}, this is rrsis {__version__})"
         ) from None
 
 
@@ -231,8 +233,6 @@ def load_full_state_dict(
 
 
 def _load_tokenizer(src: _Source, model: nn.Module):
-    from ..text import Tokenizer
-
     try:
         vocab = src.file(VOCAB_NAME, absent_ok=True)
         cfg_path = src.file(TOKENIZER_CONFIG_NAME, absent_ok=True) if vocab is not None else None
@@ -249,10 +249,10 @@ def _load_tokenizer(src: _Source, model: nn.Module):
             cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise CheckpointError(f"{cfg_path}: not valid JSON ({exc})") from None
-    max_tokens = cfg.get("max_tokens", model.config.get("max_tokens", 20))
+    max_tokens = cfg.get("max_tokens", model.config.get("text", {}).get("max_tokens", 20))
     try:
         tok = Tokenizer(vocab, max_tokens=max_tokens, lowercase=cfg.get("lowercase", True))
     except ValueError as exc:
         raise CheckpointError(f"{vocab}: unusable vocabulary ({exc})") from None
-    tokenizer_vocab_check(len(tok), model.config.get("text_vocab_size", len(tok)), str(vocab))
+    tokenizer_vocab_check(len(tok), model.text_encoder.vocab_size, str(vocab))
     return tok

@@ -38,6 +38,7 @@ from .files import (
     tokenizer_vocab_check,
     unwrap_state_dict,
 )
+from ..text.tokenizer import Tokenizer
 from .report import LoadReport, alias_groups, apply_tensors, format_mismatches
 
 __all__ = ["DEFAULT_TEXT_WEIGHTS", "PartSource", "default_swin_weights", "load_pretrained_parts"]
@@ -241,8 +242,6 @@ def _bert_config_check(fetched: _Fetched, model: nn.Module, *, cache_dir, local_
 
 
 def _text_tokenizer(fetched: _Fetched, model: nn.Module, *, cache_dir, local_files_only, token):
-    from ..text import Tokenizer
-
     vocab = None
     if fetched.directory is not None and (fetched.directory / "vocab.txt").is_file():
         vocab = fetched.directory / "vocab.txt"
@@ -258,7 +257,7 @@ def _text_tokenizer(fetched: _Fetched, model: nn.Module, *, cache_dir, local_fil
         logger.info("no vocab.txt next to the text weights (%s): model.tokenizer stays None", fetched.location)
         return None
     try:
-        tok = Tokenizer(vocab, max_tokens=model.config.get("max_tokens", 20))
+        tok = Tokenizer(vocab, max_tokens=model.config.get("text", {}).get("max_tokens", 20))
     except ValueError as exc:
         raise CheckpointError(f"{vocab}: unusable vocabulary ({exc})") from None
     tokenizer_vocab_check(len(tok), model.text_encoder.vocab_size, str(vocab))

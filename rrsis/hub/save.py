@@ -25,6 +25,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from .._version import __version__
 from .card import is_generated_card, model_card
 from .report import alias_groups
 
@@ -109,8 +110,6 @@ def save_pretrained(
 def _write_contents(
     model: nn.Module, directory: Path, *, config: dict[str, Any], metrics, dataset, repo_id
 ) -> None:
-    from .. import __version__
-
     payload = {"architecture": model.arch, "model_args": config, "rrsis_version": __version__}
     (directory / CONFIG_NAME).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     save_file(

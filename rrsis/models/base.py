@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,8 +111,8 @@ def load_image(image: ImageLike, index: int = 0) -> np.ndarray:
 class RRSISModel(nn.Module):
     """Base of every registered model: the forward contract's checks and ``predict``.
 
-    Subclasses set ``self.arch`` (registry name), ``self._config`` (JSON-able constructor
-    arguments), ``self.text_encoder`` and implement ``_forward``.
+    Subclasses set ``self.arch`` (registry name), ``self._config`` (the JSON-able config
+    tree), ``self.text_encoder`` and implement ``_forward``.
     """
 
     arch: str = ""
@@ -120,8 +121,8 @@ class RRSISModel(nn.Module):
 
     @property
     def config(self) -> Dict[str, Any]:
-        """JSON-able constructor arguments; ``create_model(arch, **config)`` rebuilds it."""
-        return dict(self._config)
+        """The JSON-able config tree; ``create_model(arch, **config)`` rebuilds the model."""
+        return copy.deepcopy(self._config)
 
     @property
     def image_size(self) -> int:

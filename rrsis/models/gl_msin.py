@@ -15,59 +15,87 @@ is the LAVT-like ablation. No paper numbers are claimed.
 
 from __future__ import annotations
 
-from .._registry import register_model
-from .segmenter import ReferringSegmenter
+from .._registry import PretrainedCfg, register_model, register_pretrained
+from .segmenter import ReferringSegmenter, build_segmenter
 
-__all__ = ["gl_msin", "gl_msin_s", "gl_msin_t", "gl_msin_tiny"]
+__all__ = ["GL_MSIN", "GL_MSIN_TINY", "gl_msin", "gl_msin_s", "gl_msin_t", "gl_msin_tiny"]
 
-GL_MSIN_DEFAULTS = dict(
-    local_attn=["elsa", "elsa", "elsa", "swin"],
-    use_gem=True,
-    gem="gem",
-    gem_pool=8,
-    gate_act="tanh",
-    head="refine",
-    head_hidden=256,
-    refine_steps=3,
-)
 
-# Swin-B / -S / -T shapes; window 12 as in LAVT/RMSIN's 384-px ImageNet-22k weights.
-SWIN_B = dict(embed_dim=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32], window_size=12)
-SWIN_S = dict(embed_dim=96, depths=[2, 2, 18, 2], num_heads=[3, 6, 12, 24], window_size=12)
-SWIN_T = dict(embed_dim=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24], window_size=12)
+def _swin(embed_dim, depths, num_heads, window_size=12, **more):
+    return {"embed_dim": embed_dim, "depths": depths, "num_heads": num_heads, "window_size": window_size,
+            "local_attn": ["elsa", "elsa", "elsa", "swin"], "elsa": {"kernel": 7}, **more}
+
+
+# The reconstruction's defaults (Swin-B shapes, BERT-base); -s/-t change the backbone only.
+GL_MSIN = {
+    "image_size": 480,
+    "backbone": _swin(128, [2, 2, 18, 2], [4, 8, 16, 32]),
+    "text": {},
+    "fusion": {"name": "pwam", "gate_act": "tanh", "gem": {"name": "gem", "stages": True, "pool": 8}},
+    "neck": None,
+    "head": {"name": "refine", "hidden": 256, "refine_steps": 3},
+}
+GL_MSIN_S = {**GL_MSIN, "backbone": _swin(96, [2, 2, 18, 2], [3, 6, 12, 24])}
+GL_MSIN_T = {**GL_MSIN, "backbone": _swin(96, [2, 2, 6, 2], [3, 6, 12, 24])}
 
 # A few-hundred-thousand-parameter configuration for tests and the CPU demo.
-TINY = dict(
-    image_size=64, embed_dim=16, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8], window_size=4,
-    drop_path_rate=0.1, elsa_kernel=3, elsa_group_width=8, gem_pool=2, head_hidden=16, refine_steps=2,
-    text_vocab_size=128, text_hidden_size=32, text_layers=2, text_heads=2, text_intermediate_size=64,
-    text_max_positions=32, text_freeze_last_layers=1,
-)
+GL_MSIN_TINY = {
+    "image_size": 64,
+    "backbone": _swin(16, [2, 2, 2, 2], [1, 2, 4, 8], window_size=4, drop_path_rate=0.1,
+                      elsa={"kernel": 3, "group_width": 8}),
+    "text": {"vocab_size": 128, "hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64,
+             "max_positions": 32, "freeze_last_layers": 1},
+    "fusion": {"name": "pwam", "gate_act": "tanh", "gem": {"name": "gem", "stages": True, "pool": 2}},
+    "neck": None,
+    "head": {"name": "refine", "hidden": 16, "refine_steps": 2},
+}
 
 
-def _gl_msin(arch: str, size: dict, **overrides) -> ReferringSegmenter:
-    return ReferringSegmenter(**{**GL_MSIN_DEFAULTS, **size, **overrides, "arch": arch})
+# Pretrained configurations: the first of an architecture is its default for pretrained=True.
+_LICENCE = "Swin weights: MIT (Microsoft); ELSA weights: Apache-2.0 (DAMO); BERT: Apache-2.0 (Google)"
+_RANDOM = "fusion (PWAM, gates), GEM, per-stage norms and the refinement head start random"
+register_pretrained("gl-msin.in22k", PretrainedCfg(
+    swin="swin_base_patch4_window12_384.ms_in22k", text="bert-base-uncased", license=_LICENCE,
+    notes=f"ImageNet-22k Swin-B (384 px, window 12): ELSA stages load its norms and MLPs, their ELSA "
+          f"attention starts random; {_RANDOM}",
+))
+register_pretrained("gl-msin.elsa-in1k", PretrainedCfg(
+    swin="https://github.com/damo-cv/ELSA (ELSA-Swin-B ImageNet-1k checkpoint; download it and pass "
+         "swin_weights=<file>)",
+    text="bert-base-uncased", license=_LICENCE,
+    notes=f"official ELSA-Swin-B (224 px, window 7): ELSA blocks and the Swin stage load, relative-position "
+          f"tables resampled to window 12; {_RANDOM}",
+    extra={"needs_local_file": True},
+))
+register_pretrained("gl-msin-s.in22k", PretrainedCfg(
+    swin="swin_small_patch4_window7_224.ms_in22k", text="bert-base-uncased", license=_LICENCE,
+    notes=f"ImageNet-22k Swin-S (224 px, window 7 → 12); {_RANDOM}",
+))
+register_pretrained("gl-msin-t.in22k", PretrainedCfg(
+    swin="swin_tiny_patch4_window7_224.ms_in22k", text="bert-base-uncased", license=_LICENCE,
+    notes=f"ImageNet-22k Swin-T (224 px, window 7 → 12); {_RANDOM}",
+))
 
 
 @register_model("gl-msin")
-def gl_msin(**overrides) -> ReferringSegmenter:
+def gl_msin(config=None, **overrides) -> ReferringSegmenter:
     """GL-MSIN with a Swin-B-sized backbone and BERT-base."""
-    return _gl_msin("gl-msin", SWIN_B, **overrides)
+    return build_segmenter("gl-msin", GL_MSIN, config, overrides)
 
 
 @register_model("gl-msin-s")
-def gl_msin_s(**overrides) -> ReferringSegmenter:
+def gl_msin_s(config=None, **overrides) -> ReferringSegmenter:
     """GL-MSIN with a Swin-S-sized backbone and BERT-base."""
-    return _gl_msin("gl-msin-s", SWIN_S, **overrides)
+    return build_segmenter("gl-msin-s", GL_MSIN_S, config, overrides)
 
 
 @register_model("gl-msin-t")
-def gl_msin_t(**overrides) -> ReferringSegmenter:
+def gl_msin_t(config=None, **overrides) -> ReferringSegmenter:
     """GL-MSIN with a Swin-T-sized backbone and BERT-base."""
-    return _gl_msin("gl-msin-t", SWIN_T, **overrides)
+    return build_segmenter("gl-msin-t", GL_MSIN_T, config, overrides)
 
 
 @register_model("gl-msin-tiny")
-def gl_msin_tiny(**overrides) -> ReferringSegmenter:
+def gl_msin_tiny(config=None, **overrides) -> ReferringSegmenter:
     """A tiny GL-MSIN for tests and CPU demos (embed 16, BERT hidden 32)."""
-    return _gl_msin("gl-msin-tiny", TINY, **overrides)
+    return build_segmenter("gl-msin-tiny", GL_MSIN_TINY, config, overrides)

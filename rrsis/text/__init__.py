@@ -1,6 +1,7 @@
 """Text side: the BERT encoder and the tokenizer that feeds it."""
 
 from .bert import TextEncoder
+from .config import TextConfig
 from .tokenizer import SPECIAL_TOKENS, Tokenizer
 
-__all__ = ["TextEncoder", "Tokenizer", "SPECIAL_TOKENS"]
+__all__ = ["TextConfig", "TextEncoder", "Tokenizer", "SPECIAL_TOKENS"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers import BertConfig, BertModel
+
+from .config import TextConfig
 
 __all__ = ["TextEncoder"]
 
@@ -39,6 +40,9 @@ class TextEncoder(nn.Module):
         freeze_embeddings: bool = True,
         freeze_last_layers: int = 2,
     ) -> None:
+        # transformers costs seconds to import: paid when a text encoder is built, not by `import rrsis`.
+        from transformers import BertConfig, BertModel
+
         super().__init__()
         if hidden_size % num_heads:
             raise ValueError(f"text hidden size {hidden_size} is not divisible by {num_heads} heads")
@@ -64,6 +68,17 @@ class TextEncoder(nn.Module):
         n = max(0, min(freeze_last_layers, num_layers))
         for layer in self.bert.encoder.layer[num_layers - n :]:
             layer.requires_grad_(False)
+
+    @classmethod
+    def from_config(cls, cfg: TextConfig) -> "TextEncoder":
+        """The encoder a ``text`` config node describes (``max_tokens`` is the tokenizer's)."""
+        return cls(
+            vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size, num_layers=cfg.num_layers,
+            num_heads=cfg.num_heads, intermediate_size=cfg.intermediate_size,
+            max_position_embeddings=cfg.max_positions, type_vocab_size=cfg.type_vocab_size,
+            layer_norm_eps=cfg.layer_norm_eps, dropout=cfg.dropout,
+            freeze_embeddings=cfg.freeze_embeddings, freeze_last_layers=cfg.freeze_last_layers,
+        )
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """``[B, L]`` ids and 0/1 mask → ``[B, L, D]`` last hidden state."""

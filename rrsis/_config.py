@@ -1,0 +1,140 @@
+"""Strict configuration nodes: unknown keys, wrong types and out-of-range values raise.
+
+A part owns a small dataclass of its knobs (``BackboneConfig``, ``TextConfig``, ...) whose
+``__post_init__`` checks each value with the helpers below; :func:`node_from_dict` builds one
+from JSON-able data, refusing unknown keys with the closest valid one. The model config is a
+tree of such nodes (:mod:`rrsis.models.config`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+__all__ = [
+    "ConfigError",
+    "check_bool",
+    "check_float",
+    "check_int",
+    "check_keys",
+    "check_str",
+    "node_from_dict",
+    "node_to_dict",
+    "per_stage",
+]
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError, KeyError):
+    """A configuration key or value that cannot be used; the message names the key.
+
+    A ``ValueError`` (bad value) and a ``KeyError`` (bad key) at once, so callers catching
+    either keep working.
+    """
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+def suggest(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def check_keys(given: Iterable[str], known: Iterable[str], where: str) -> None:
+    """Raise :class:`ConfigError` for the first key of ``given`` not in ``known``."""
+    known = list(known)
+    for key in given:
+        if key not in known:
+            raise ConfigError(
+                f"unknown key {key!r} in {where}{suggest(key, known)} (valid: {', '.join(sorted(known))})"
+            )
+
+
+def check_int(name: str, value: Any, *, low: int | None = None, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    if low is not None and value < low:
+        raise ConfigError(f"{name} must be >= {low}, got {value}")
+    if high is not None and value > high:
+        raise ConfigError(f"{name} must be <= {high}, got {value}")
+    return value
+
+
+def check_float(
+    name: str, value: Any, *, low: float | None = None, high: float | None = None, high_open: bool = False
+) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ConfigError(f"{name} must be finite, got {value}")
+    if low is not None and value < low:
+        raise ConfigError(f"{name} must be >= {low}, got {value}")
+    if high is not None and (value >= high if high_open else value > high):
+        raise ConfigError(f"{name} must be {'<' if high_open else '<='} {high}, got {value}")
+    return value
+
+
+def check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+def check_str(name: str, value: Any, choices: Iterable[str] | None = None) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} must be a string, got {value!r}")
+    if choices is not None:
+        choices = list(choices)
+        if value not in choices:
+            raise ConfigError(f"{name}={value!r} is not one of {choices}{suggest(value, choices)}")
+    return value
+
+
+def per_stage(name: str, value: Any, n: int, check) -> Any:
+    """Check a value given once for all stages or as a list of ``n``; returns it list-normalised
+    (a list stays a list, a scalar a scalar)."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise ConfigError(f"{name} has {len(value)} entries; expected one per stage ({n})")
+        return [check(f"{name}[{i}]", v) for i, v in enumerate(value)]
+    return check(name, value)
+
+
+def node_from_dict(cls: type[T], data: Any, where: str) -> T:
+    """Build the dataclass ``cls`` from a mapping, strictly.
+
+    Nested dataclass fields (``metadata={"node": Cls}``) are built recursively; ``None`` is kept
+    for optional nodes. Unknown keys raise with the closest valid key.
+    """
+    if isinstance(data, cls):
+        return data
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} must be a mapping of keys to values, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    check_keys(data, fields, where)
+    kwargs = {}
+    for key, value in data.items():
+        sub = fields[key].metadata.get("node")
+        if sub is not None and value is not None:
+            value = node_from_dict(sub, value, f"{where}.{key}")
+        kwargs[key] = list(value) if isinstance(value, tuple) else value
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def node_to_dict(node: Any) -> Any:
+    """A config node (or tree of nodes) as JSON-able data."""
+    if dataclasses.is_dataclass(node):
+        return {f.name: node_to_dict(getattr(node, f.name)) for f in dataclasses.fields(node)}
+    if isinstance(node, (list, tuple)):
+        return [node_to_dict(v) for v in node]
+    if isinstance(node, Mapping):
+        return {str(k): node_to_dict(v) for k, v in node.items()}
+    return node
