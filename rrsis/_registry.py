@@ -223,3 +223,5 @@ GLOBAL_ENHANCEMENT = Registry("global enhancement")
 VISUAL_BRANCH = Registry("visual branch")
 NECKS = Registry("neck")
 HEADS = Registry("head")
+# Official checkpoint layouts a model module knows how to read (``rrsis convert``).
+CHECKPOINT_FORMATS = Registry("official checkpoint format")

@@ -104,17 +104,15 @@ def test_output_directory_layout(converted):
         cfg = json.loads((d / "config.json").read_text())
         assert cfg["architecture"] == arch and cfg["rrsis_version"] == rrsis.__version__
         args = cfg["model_args"]
-        assert (args["embed_dim"], args["depths"], args["num_heads"], args["window_size"]) == (
+        bb, text = args["backbone"], args["text"]
+        assert (bb["embed_dim"], bb["depths"], bb["num_heads"], bb["window_size"]) == (
             16, [2, 2, 2, 2], [2, 4, 8, 16], 12,
         )
-        assert (args["text_hidden_size"], args["text_layers"], args["text_heads"]) == (64, 2, 4)
-        assert (args["text_vocab_size"], args["text_max_positions"], args["head_hidden"]) == (512, 64, None)
+        assert (text["hidden_size"], text["num_layers"], text["num_heads"]) == (64, 2, 4)
+        assert (text["vocab_size"], text["max_positions"], "hidden" in args["head"]) == (512, 64, False)
         # The tiny registry config is exactly the fixtures' architecture.
-        tiny = rrsis.create_model(f"{arch}-tiny").config
-        assert {k: v for k, v in tiny.items() if k != "arch"} == {
-            k: v for k, v in args.items() if k != "arch"
-        }
-    assert json.loads((converted["rmsin"] / "config.json").read_text())["model_args"]["neck_args"]["grid"] == 15
+        assert rrsis.create_model(f"{arch}-tiny").config == args
+    assert json.loads((converted["rmsin"] / "config.json").read_text())["model_args"]["neck"]["grid"] == 15
 
 
 def test_cli_convert_with_vocab(tmp_path, capsys):
@@ -172,8 +170,8 @@ def _save(tmp_path, ckpt, name="ckpt.pth"):
 
 
 @pytest.mark.parametrize("src, target, message", [
-    ("lavt", "rmsin", "LAVT checkpoint, not RMSIN"),
-    ("rmsin", "lavt", r"RMSIN checkpoint, not LAVT.*backbone\.cim\."),
+    ("lavt", "rmsin", "reads as LAVT, not RMSIN: use --arch lavt"),
+    ("rmsin", "lavt", "reads as RMSIN, not LAVT: use --arch rmsin"),
 ])
 def test_other_architecture_is_refused(tmp_path, src, target, message):
     out = tmp_path / "out"
@@ -186,7 +184,7 @@ def test_cli_reports_the_mismatch(tmp_path, capsys):
     out = tmp_path / "out"
     rc = cli_main(["convert", "--arch", "lavt", str(FIXTURES / "rmsin" / "checkpoint.pth"), str(out)])
     assert rc == 2
-    assert "RMSIN checkpoint, not LAVT" in capsys.readouterr().err
+    assert "reads as RMSIN, not LAVT" in capsys.readouterr().err
     assert not out.exists()
 
 
@@ -284,5 +282,5 @@ def test_full_size_checkpoints_are_fully_covered(arch, variant):
     # The inferred architecture is the registered default one.
     with torch.device("meta"):
         default = rrsis.create_model(arch).config
-    assert plan.config == {k: v for k, v in default.items() if k != "arch"} | {"max_tokens": 20}
+    assert plan.config == default
     assert plan.model_args["text_heads"] == 12

@@ -18,7 +18,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("checkpoint", metavar="CHECKPOINT.pth", help="official checkpoint file")
     p.add_argument("out_dir", metavar="OUT_DIR", help="directory to create")
-    p.add_argument("--arch", required=True, choices=["lavt", "rmsin"], help="source architecture")
+    p.add_argument(
+        "--arch", required=True,
+        help="official checkpoint format: a model that registers one (lavt, rmsin)",
+    )
     p.add_argument(
         "--text-heads", type=int, default=None, metavar="N",
         help="BERT attention heads (not stored in weights; default hidden/64, i.e. 12 for BERT-base)",

@@ -14,11 +14,15 @@ pooled to the same grid. ``rrsis convert --arch rmsin`` loads official checkpoin
 
 from __future__ import annotations
 
-from .._registry import PretrainedCfg, register_model, register_pretrained
-from .lavt import LAVT, LAVT_FIXED, TINY_SHAPES
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from .._registry import CHECKPOINT_FORMATS, PretrainedCfg, register_model, register_pretrained
+from .lavt import LAVT, LAVT_FIXED, TINY_SHAPES, LavtCheckpoint, count_indices
 from .segmenter import ReferringSegmenter, build_segmenter
 
-__all__ = ["RMSIN", "RMSIN_FIXED", "rmsin", "rmsin_tiny"]
+__all__ = ["RMSIN", "RMSIN_FIXED", "RmsinCheckpoint", "rmsin", "rmsin_tiny"]
 
 RMSIN = {
     **LAVT,
@@ -55,3 +59,40 @@ def rmsin(config=None, **overrides) -> ReferringSegmenter:
 def rmsin_tiny(config=None, **overrides) -> ReferringSegmenter:
     """A tiny RMSIN (embed 16, BERT hidden 64, the parity fixtures' shapes) for tests."""
     return build_segmenter("rmsin-tiny", {**RMSIN, **TINY_SHAPES}, config, overrides, fixed=RMSIN_FIXED)
+
+
+class RmsinCheckpoint(LavtCheckpoint):
+    """An official RMSIN checkpoint (Lsan2401/RMSIN): LAVT's layout plus ``backbone.cim.*``
+    → ``neck.*``; the IIM (``visual_residual``/``visual_gate``) and ARC decoder keep their names."""
+
+    arch = "rmsin"
+    MARKERS = ("backbone.cim.", ".visual_residual.", ".visual_gate.", ".rounting_func.")
+
+    def score(self, keys) -> int:
+        base = super().score(keys)
+        return base + 1 if base and any(m in k or k.startswith(m) for k in keys for m in self.MARKERS) else 0
+
+    def map_key(self, key: str) -> str | None:
+        if key.startswith("backbone.cim."):
+            return "neck." + key[len("backbone.cim."):]
+        return super().map_key(key)
+
+    def model_args(self, shapes: Mapping[str, tuple], **kw: Any) -> dict[str, Any]:
+        args = super().model_args(shapes, **kw)
+        proj = shapes.get("backbone.cim.block.0.csa1.m.attention.proj.weight")
+        if proj is None:
+            raise ValueError("cannot infer the architecture: checkpoint has no backbone.cim.block.0 attention")
+        grid = math.isqrt(proj[0])
+        if grid * grid != proj[0]:
+            raise ValueError(f"CIM token projection outputs {proj[0]} tokens, not a square grid")
+        cim_hidden = shapes["backbone.cim.down_channel.weight"][0]
+        args["neck_args"] = {
+            "grid": grid,
+            "num_blocks": count_indices(shapes, r"backbone\.cim\.block\.(\d+)\."),
+            "mlp_ratio": shapes["backbone.cim.block.0.ff.m.conv1.weight"][0] // cim_hidden,
+        }
+        args["head_args"] = {"kernel_number": shapes["classifier.conv2_4.weight"][0], "dropout": 0.2}
+        return args
+
+
+CHECKPOINT_FORMATS.register("rmsin")(RmsinCheckpoint())
