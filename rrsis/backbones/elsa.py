@@ -12,6 +12,8 @@ head maps into ``C`` distinct filters:
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Mapping
 
 import torch
 from timm.layers import DropPath, Mlp, trunc_normal_
@@ -20,7 +22,7 @@ from torch import nn
 from .. import kernels
 from .._registry import LOCAL_ATTENTION
 
-__all__ = ["ELSAAttention", "ELSABlock"]
+__all__ = ["ELSAAttention", "ELSABlock", "elsa_swin_checkpoint_filter", "is_elsa_swin_checkpoint"]
 
 
 class ELSAAttention(nn.Module):
@@ -126,3 +128,59 @@ def _build_elsa_block(
         dim, num_heads, mlp_ratio, drop_path, kernel_size=kernel, dilation=dilation,
         group_width=group_width, qkv_bias=qkv_bias, qk_scale=qk_scale, lam=lam, gamma=gamma,
     )
+
+
+# ---------------------------------------------------------------------------- official ELSA-Swin weights
+
+_BLOCK_ATTN = re.compile(r"^(layers\.\d+\.blocks\.\d+\.attn)\.(.+)$")
+
+
+def is_elsa_swin_checkpoint(state: Mapping[str, torch.Tensor]) -> bool:
+    """True for the official ELSA-Swin ImageNet checkpoints' layout (damo-cv/ELSA)."""
+    return any(k.endswith((".attn.ghost_head", ".attn.rb")) for k in state)
+
+
+def elsa_swin_checkpoint_filter(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Official ELSA-Swin keys → rrsis block names, still in Microsoft's stage layout (pass the
+    result through :func:`~rrsis.backbones.swin.swin_checkpoint_filter`).
+
+    ELSA blocks: ``attn.attn.{0,2}`` (the attention generator) → ``attn.attn_gen.{0,2}``,
+    ``attn.post_proj`` → ``attn.proj``, ``attn.ghost_head`` → ``attn.ghost_add`` (shape
+    ``[1, C, k, k]``: the released weights use λ = 0, γ = 1) or, stacked ``[2, 1, C, k, k]``,
+    ``attn.ghost_mul`` and ``attn.ghost_add``. Swin blocks of the last stage: the fused
+    projection is ordered (v, q, k) there and (q, k, v) in timm's ``attn.qkv``; the bias table
+    ``attn.rb`` is ``[heads, (2w-1)²]``, transposed in timm's ``relative_position_bias_table``;
+    ``attn.relative_id`` is rebuilt.
+    """
+    swin_blocks = {k[: -len(".rb")] for k in state if k.endswith(".attn.rb")}
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        m = _BLOCK_ATTN.match(key)
+        if m is None:
+            out[key] = value
+            continue
+        attn, name = m.groups()
+        if attn in swin_blocks:
+            if name == "relative_id":
+                continue
+            if name == "rb":
+                out[f"{attn}.relative_position_bias_table"] = value.t().contiguous()
+            elif name.startswith("pre_proj."):
+                v, q, k = value.chunk(3, dim=0)
+                out[f"{attn}.qkv.{name.split('.', 1)[1]}"] = torch.cat([q, k, v], dim=0)
+            elif name.startswith("post_proj."):
+                out[f"{attn}.proj.{name.split('.', 1)[1]}"] = value
+            else:
+                out[key] = value
+        elif name.startswith("attn."):
+            out[f"{attn}.attn_gen.{name[len('attn.'):]}"] = value
+        elif name.startswith("post_proj."):
+            out[f"{attn}.proj.{name.split('.', 1)[1]}"] = value
+        elif name == "ghost_head":
+            if value.dim() == 5:
+                out[f"{attn}.ghost_mul"], out[f"{attn}.ghost_add"] = value[0, 0], value[1, 0]
+            else:
+                out[f"{attn}.ghost_add"] = value[0]
+        else:
+            out[key] = value
+    return out

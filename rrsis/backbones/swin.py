@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+
 import torch
 import torch.nn.functional as F
 from timm.models.swin_transformer import SwinTransformerBlock
@@ -9,7 +12,7 @@ from timm.models.swin_transformer import SwinTransformerBlock
 from .. import kernels
 from .._registry import LOCAL_ATTENTION
 
-__all__ = ["SwinBlock"]
+__all__ = ["SwinBlock", "swin_checkpoint_filter"]
 
 
 class SwinBlock(SwinTransformerBlock):
@@ -80,3 +83,27 @@ def _build_swin_block(
     # Even blocks use W-MSA, odd ones SW-MSA, as in every Swin stage.
     shift = 0 if index % 2 == 0 else window_size // 2
     return SwinBlock(dim, num_heads, window_size, shift, mlp_ratio, qkv_bias, drop_path)
+
+
+# Buffers some checkpoints carry that every model rebuilds itself.
+_REBUILT = ("relative_position_index", "attn_mask")
+
+
+def swin_checkpoint_filter(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """An ImageNet Swin state dict (timm's layout, or Microsoft's original one) → the names of
+    :class:`~rrsis.backbones.multimodal.MultiModalSwin` (without the ``backbone.`` prefix).
+
+    timm's ``patch_embed``, ``layers.{i}.downsample`` and ``layers.{i}.blocks.{j}`` are rrsis's
+    names; Microsoft's layout downsamples at the *end* of a stage (stage 0 owning a downsample
+    gives it away), so its merges move one stage up. Rebuilt buffers are dropped; keys rrsis
+    has no place for (the classifier ``head``, the final ``norm``) pass through for the loader
+    to report.
+    """
+    if state and all(k.startswith("backbone.") for k in state):
+        state = {k[len("backbone."):]: v for k, v in state.items()}
+    if any(k.startswith("layers.0.downsample.") for k in state):
+        state = {
+            re.sub(r"^layers\.(\d+)\.downsample\.", lambda m: f"layers.{int(m.group(1)) + 1}.downsample.", k): v
+            for k, v in state.items()
+        }
+    return {k: v for k, v in state.items() if not k.endswith(_REBUILT)}

@@ -25,8 +25,10 @@ import torch
 from huggingface_hub.errors import LocalEntryNotFoundError
 from timm.layers import resize_rel_pos_bias_table
 from timm.models import get_pretrained_cfg
-from timm.models.swin_transformer import WindowAttention
 from torch import nn
+
+from ..backbones.elsa import ELSABlock, elsa_swin_checkpoint_filter, is_elsa_swin_checkpoint
+from ..backbones.swin import SwinBlock, swin_checkpoint_filter
 
 from .files import (
     CheckpointError,
@@ -64,8 +66,6 @@ SWIN_IN22K = {
     (96, (2, 2, 18, 2), (3, 6, 12, 24)): {7: "swin_small_patch4_window7_224.ms_in22k"},
     (96, (2, 2, 6, 2), (3, 6, 12, 24)): {7: "swin_tiny_patch4_window7_224.ms_in22k"},
 }
-# Buffers some checkpoints carry that every model rebuilds itself.
-_SWIN_BUFFERS = ("relative_position_index", "attn_mask")
 _BERT_BUFFERS = ("embeddings.position_ids", "embeddings.token_type_ids")
 
 
@@ -157,28 +157,22 @@ def _fetch(part: str, source, *, cache_dir, local_files_only, token) -> _Fetched
 
 
 def _map_swin(state: dict[str, torch.Tensor], model: nn.Module, model_state: Mapping[str, torch.Tensor]) -> _Mapped:
-    """timm (or original Microsoft) Swin keys → ``backbone.*``."""
-    if state and all(k.startswith("backbone.") for k in state):
-        state = {k[len("backbone."):]: v for k, v in state.items()}
-    # Microsoft's layout downsamples at the end of a stage, timm's (and rrsis's) at the start
-    # of the next one: stage 0 owning a downsample gives the old layout away.
-    if any(k.startswith("layers.0.downsample.") for k in state):
-        state = {
-            re.sub(r"^layers\.(\d+)\.downsample\.", lambda m: f"layers.{int(m.group(1)) + 1}.downsample.", k): v
-            for k, v in state.items()
-        }
+    """ImageNet Swin (timm, Microsoft) or ELSA-Swin weights → ``backbone.*``, through the
+    backbone's own checkpoint filters; attention loads only into a block of the same kind."""
+    if is_elsa_swin_checkpoint(state):
+        state = elsa_swin_checkpoint_filter(state)
+    state = swin_checkpoint_filter(state)
+    kinds = _block_kinds(state)
     out = _Mapped()
     for key, value in state.items():
-        if key.endswith(_SWIN_BUFFERS):
-            continue
         target = "backbone." + key
         if target not in model_state:
             out.unexpected.append(key)
             continue
         block = re.match(r"layers\.(\d+)\.blocks\.(\d+)\.attn\.", key)
-        attn = model.get_submodule(f"backbone.{block.group(0)[:-1]}") if block else None
-        if attn is not None and not isinstance(attn, WindowAttention):
-            out.unexpected.append(key)  # ELSA stage: only the norms and the MLP are shared with Swin
+        module = model.get_submodule(f"backbone.{block.group(0)[:-len('.attn.')]}") if block else None
+        if block and _kind(module) != kinds.get(block.group(0)):
+            out.unexpected.append(key)  # Swin attention into an ELSA block or back: only norms and MLP are shared
             continue
         want = tuple(model_state[target].shape)
         if key.endswith("relative_position_bias_table") and tuple(value.shape) != want and value.shape[-1] == want[-1]:
@@ -186,13 +180,27 @@ def _map_swin(state: dict[str, torch.Tensor], model: nn.Module, model_state: Map
             with warnings.catch_warnings():
                 # timm's interpolation trips torch deprecation notices a user can do nothing about.
                 warnings.simplefilter("ignore", UserWarning)
-                value = resize_rel_pos_bias_table(value, new_window_size=attn.window_size, new_bias_shape=want)
+                value = resize_rel_pos_bias_table(value, new_window_size=module.attn.window_size, new_bias_shape=want)
             out.resized[target] = (old, want)
         if tuple(value.shape) != want:
             out.mismatched.append((target, tuple(value.shape), want))
             continue
         out.tensors[target] = value
     return out
+
+
+def _kind(block: nn.Module | None) -> str | None:
+    return "swin" if isinstance(block, SwinBlock) else "elsa" if isinstance(block, ELSABlock) else None
+
+
+def _block_kinds(state: Mapping[str, torch.Tensor]) -> dict[str, str]:
+    """``layers.i.blocks.j.attn.`` → the kind of attention the checkpoint holds there."""
+    kinds = {}
+    for key in state:
+        m = re.match(r"(layers\.\d+\.blocks\.\d+\.attn\.)(qkv|relative_position_bias_table|pre_proj|attn_gen)", key)
+        if m:
+            kinds[m.group(1)] = "swin" if m.group(2) in ("qkv", "relative_position_bias_table") else "elsa"
+    return kinds
 
 
 def _map_bert(state: dict[str, torch.Tensor], model_state: Mapping[str, torch.Tensor]) -> _Mapped:
