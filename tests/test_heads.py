@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from rrsis.heads import IterativeRefinementHead, SimpleDecoder
 
@@ -49,3 +50,70 @@ def test_refinement_is_conditioned_on_the_current_mask():
         head.pred[0].bias.add_(torch.tensor([5.0, -5.0]))  # change only the first mask
         moved, _ = head(f)
     assert not torch.allclose(base, moved)
+
+
+# ---------------------------------------------------------------- values against functional references
+
+
+def _bn(x, bn):
+    return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+
+
+def _randomise_bn(module, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    for m in module.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+
+
+def test_simple_decoder_values_match_a_functional_reference():
+    torch.manual_seed(0)
+    dec = SimpleDecoder([8, 16, 32, 64]).eval()
+    _randomise_bn(dec)
+    f = feats(b=1)
+
+    def step(tag, x):
+        x = F.relu(_bn(F.conv2d(x, getattr(dec, f"conv1_{tag}").weight, padding=1), getattr(dec, f"bn1_{tag}")))
+        return F.relu(_bn(F.conv2d(x, getattr(dec, f"conv2_{tag}").weight, padding=1), getattr(dec, f"bn2_{tag}")))
+
+    def up(x, ref):
+        return F.interpolate(x, size=ref.shape[-2:], mode="bilinear", align_corners=True)
+
+    c1, c2, c3, c4 = f
+    x = step("4", torch.cat([up(c4, c3), c3], 1))
+    x = step("3", torch.cat([up(x, c2), c2], 1))
+    x = step("2", torch.cat([up(x, c1), c1], 1))
+    expect = F.conv2d(x, dec.conv1_1.weight, dec.conv1_1.bias)
+    with torch.no_grad():
+        torch.testing.assert_close(dec(f)[0], expect, rtol=1e-5, atol=1e-6)
+
+
+def test_refinement_head_values_match_a_functional_reference():
+    torch.manual_seed(0)
+    head = IterativeRefinementHead([8, 16, 32, 64], hidden=16, steps=2).eval()
+    _randomise_bn(head)
+    with torch.no_grad():
+        head.fusion_weights.copy_(torch.tensor([0.5, 2.0, -1.0, 1.0]))
+    f = feats(b=1)
+
+    def cbr(x, seq):
+        conv, bn = seq[0], seq[1]
+        return F.relu(_bn(F.conv2d(x, conv.weight, padding=conv.kernel_size[0] // 2), bn))
+
+    w = torch.tensor([0.5, 2.0, 0.0, 1.0]) / (3.5 + 1e-4)  # ReLU then normalise
+    fused = sum(w[i] * F.interpolate(cbr(x, head.proj[i]), size=(32, 32), mode="bilinear", align_corners=False)
+                for i, x in enumerate(f))
+    f0 = cbr(fused, head.fuse)
+    x, preds = f0, [F.conv2d(f0, head.pred[0].weight, head.pred[0].bias)]
+    for t in range(2):
+        r = cbr(cbr(torch.cat([x, f0, preds[-1].softmax(1)], 1), head.refine[t][0]), head.refine[t][1])
+        x = x + r
+        preds.append(F.conv2d(x, head.pred[t + 1].weight, head.pred[t + 1].bias))
+    with torch.no_grad():
+        logits, aux = head(f)
+    torch.testing.assert_close(logits, preds[-1], rtol=1e-5, atol=1e-6)
+    for a, b in zip(aux, preds[:-1]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

@@ -27,14 +27,31 @@ def test_loss_matches_hand_computation():
     torch.testing.assert_close(dice_loss(logits, target).double(), torch.as_tensor(dice), rtol=1e-6, atol=1e-6)
 
 
+def _hand_loss(logits, target, ce_weight=0.9, dice_weight=0.1):
+    """The anchors' loss written out: weighted CE (0.9 / 1.1) and the per-sample, per-class Dice sum."""
+    logits = logits.double()
+    w = torch.tensor([0.9, 1.1], dtype=torch.float64)[target]
+    nll = -logits.log_softmax(1).gather(1, target[:, None])[:, 0]
+    ce = (w * nll).sum() / w.sum()
+    p = logits.softmax(1)
+    dice = sum(1 - (2 * (p[b, c] * (target[b] == c)).sum() + 1e-6) / (p[b, c].sum() + (target[b] == c).sum() + 1e-6)
+               for b in range(target.shape[0]) for c in range(2))
+    return ce_weight * ce + dice_weight * dice
+
+
 def test_loss_sums_over_deep_supervision_outputs():
     torch.manual_seed(0)
     a, b, c = (torch.randn(1, 2, 4, 4) for _ in range(3))
     target = torch.randint(0, 2, (1, 4, 4))
-    loss = ReferringLoss()
     out = SegmentationOutput(logits=a, aux_logits=[b, c])
-    torch.testing.assert_close(loss(out, target), loss(a, target) + loss(b, target) + loss(c, target))
-    assert ReferringLoss(dice_weight=0.0)(a, target) < loss(a, target) + 1  # CE-only (LAVT) works
+    expect = _hand_loss(a, target) + _hand_loss(b, target) + _hand_loss(c, target)
+    torch.testing.assert_close(ReferringLoss()(out, target).double(), expect, rtol=1e-5, atol=1e-6)
+    half = _hand_loss(a, target) + 0.5 * (_hand_loss(b, target) + _hand_loss(c, target))
+    torch.testing.assert_close(ReferringLoss(aux_weight=0.5)(out, target).double(), half, rtol=1e-5, atol=1e-6)
+    # LAVT's CE-only loss: the weighted cross-entropy alone, with weight 1.
+    ce_only = _hand_loss(a, target, ce_weight=1.0, dice_weight=0.0)
+    torch.testing.assert_close(ReferringLoss(ce_weight=1.0, dice_weight=0.0)(a, target).double(), ce_only,
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_perfect_prediction_has_low_loss():
