@@ -29,7 +29,11 @@ _LAZY = {
     "ReferringLoss": "losses",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = [  # noqa: RUF022  (grouped as in _LAZY)
+    "__version__", "create_model", "from_pretrained", "list_models", "list_pretrained", "is_model",
+    "pretrained_cfg", "register_model", "register_pretrained", "ConfigError", "ReferringSegmenter",
+    "RRSISModel", "SegmentationOutput", "Tokenizer", "ReferringLoss",
+]
 
 
 def __getattr__(name: str) -> Any:

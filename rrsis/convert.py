@@ -59,7 +59,7 @@ def load_official_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.T
         ) from None
     if not isinstance(obj, Mapping):
         # A malformed file is bad input (ValueError, reported by the CLI), not a bug.
-        raise ValueError(f"{path}: expected a dict checkpoint, got {type(obj).__name__}")  # noqa: TRY004
+        raise ValueError(f"{path}: expected a dict checkpoint, got {type(obj).__name__}")
     if "model" in obj:
         model = obj["model"]
         bert = obj.get("bert_model")
@@ -87,7 +87,7 @@ def load_official_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.T
 
 def _tensor_dict(d: Any, where: str) -> dict[str, torch.Tensor]:
     if not isinstance(d, Mapping):
-        raise ValueError(f"{where} is not a state dict (got {type(d).__name__})")  # noqa: TRY004
+        raise ValueError(f"{where} is not a state dict (got {type(d).__name__})")
     bad = [str(k) for k, v in d.items() if not isinstance(v, torch.Tensor)]
     if bad:
         raise ValueError(f"{where}: entries that are not tensors: {bad[:10]}")

@@ -1,7 +1,7 @@
 """The package's floors: no import cycle, no upward import, a cheap ``import rrsis``.
 
-Walks every module's top-level imports (statements at module level, including under ``if`` /
-``try``; imports inside functions are not followed), resolves relative imports, and checks the
+Walks every module's imports — at module level and inside functions alike (a lazy import is
+still an arrow: rrsis 0.1's circle ran through one) — resolves relative imports, and checks the
 graph against the floors that README's "How it is built" describes.
 """
 
@@ -38,33 +38,24 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def _top_level_imports(path: Path, module: str) -> set[str]:
+def _imports(path: Path, module: str) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found = set()
 
-    def visit(nodes):
-        for node in nodes:
-            if isinstance(node, ast.Import):
-                found.update(a.name for a in node.names)
-            elif isinstance(node, ast.ImportFrom):
-                if node.level:
-                    base = package.split(".")
-                    base = base[: len(base) - node.level + 1]
-                    prefix = ".".join(base + ([node.module] if node.module else []))
-                else:
-                    prefix = node.module or ""
-                if node.module:
-                    found.add(prefix)
-                found.update(f"{prefix}.{a.name}" for a in node.names)
-            elif isinstance(node, (ast.If, ast.Try)):
-                visit(node.body)
-                visit(getattr(node, "orelse", []))
-                for h in getattr(node, "handlers", []):
-                    visit(h.body)
-                visit(getattr(node, "finalbody", []))
-
-    visit(tree.body)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                prefix = ".".join(base + ([node.module] if node.module else []))
+            else:
+                prefix = node.module or ""
+            if node.module:
+                found.add(prefix)
+            found.update(f"{prefix}.{a.name}" for a in node.names)
     return {m for m in found if m == "rrsis" or m.startswith("rrsis.")}
 
 
@@ -73,7 +64,7 @@ def _graph():
     graph = {}
     for name, path in modules.items():
         targets = set()
-        for imp in _top_level_imports(path, name):
+        for imp in _imports(path, name):
             # ``from .x import Name``: keep the deepest prefix that is a module
             while imp not in modules and "." in imp:
                 imp = imp.rpartition(".")[0]
@@ -102,8 +93,6 @@ def test_no_import_cycle():
         state[node] = 1
         stack.append(node)
         for nxt in sorted(graph[node]):
-            if nxt.startswith(node + "."):
-                continue  # a package importing its own children is its face, not a cycle
             if state.get(nxt) == 1:
                 cycle = stack[stack.index(nxt):] + [nxt]
                 pytest.fail("import cycle: " + " -> ".join(cycle))
@@ -117,9 +106,14 @@ def test_no_import_cycle():
             dfs(node)
 
 
+# demo.py moves out of the package root on another branch (issue 13 item 6); its lazy
+# `from . import create_model` (the package face) becomes `from ..factory import create_model` there.
+_MOVING = {("rrsis.demo", "rrsis")}
+
+
 def test_no_upward_import():
     up = [f"{a} (floor {_floor(a)}) -> {b} (floor {_floor(b)})"
-          for a, targets in _graph().items() for b in targets if _floor(b) > _floor(a)]
+          for a, targets in _graph().items() for b in targets if _floor(b) > _floor(a) and (a, b) not in _MOVING]
     assert up == []
 
 

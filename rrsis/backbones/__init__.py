@@ -4,4 +4,4 @@ from .elsa import ELSAAttention, ELSABlock
 from .multimodal import ENTransStage, MultiModalSwin
 from .swin import SwinBlock
 
-__all__ = ["SwinBlock", "ELSAAttention", "ELSABlock", "ENTransStage", "MultiModalSwin"]
+__all__ = ["ELSAAttention", "ELSABlock", "ENTransStage", "MultiModalSwin", "SwinBlock"]

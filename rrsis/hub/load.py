@@ -17,6 +17,10 @@ import torch
 from huggingface_hub.errors import LocalEntryNotFoundError
 from torch import nn
 
+from .._config import ConfigError
+from .._registry import build_model, is_model, list_models
+from .._version import __version__
+from ..text.tokenizer import Tokenizer
 from .files import (
     CheckpointError,
     check_repo_id,
@@ -34,10 +38,6 @@ from .report import (
     format_mismatches,
     shape_mismatches,
 )
-from .._config import ConfigError
-from .._registry import build_model, is_model, list_models
-from .._version import __version__
-from ..text.tokenizer import Tokenizer
 from .save import CONFIG_NAME, TOKENIZER_CONFIG_NAME, VOCAB_NAME, WEIGHTS_NAME
 
 __all__ = ["from_pretrained", "load_full_state_dict", "model_from_config", "read_config"]

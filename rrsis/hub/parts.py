@@ -29,7 +29,7 @@ from torch import nn
 
 from ..backbones.elsa import ELSABlock, elsa_swin_checkpoint_filter, is_elsa_swin_checkpoint
 from ..backbones.swin import SwinBlock, swin_checkpoint_filter
-
+from ..text.tokenizer import Tokenizer
 from .files import (
     CheckpointError,
     check_repo_id,
@@ -40,7 +40,6 @@ from .files import (
     tokenizer_vocab_check,
     unwrap_state_dict,
 )
-from ..text.tokenizer import Tokenizer
 from .report import LoadReport, alias_groups, apply_tensors, format_mismatches
 
 __all__ = ["DEFAULT_TEXT_WEIGHTS", "PartSource", "default_swin_weights", "load_pretrained_parts"]

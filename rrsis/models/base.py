@@ -14,7 +14,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-__all__ = ["SegmentationOutput", "TextFeatures", "RRSISModel", "IMAGENET_MEAN", "IMAGENET_STD", "load_image"]
+from .. import hub
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "RRSISModel", "SegmentationOutput", "TextFeatures", "load_image"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -275,22 +277,16 @@ class RRSISModel(nn.Module):
             metrics: JSON-able ``name → value`` for the model card.
             dataset: training dataset name for the model card.
         """
-        from ..hub import save_pretrained
-
-        return save_pretrained(self, save_directory, metrics=metrics, dataset=dataset)
+        return hub.save_pretrained(self, save_directory, metrics=metrics, dataset=dataset)
 
     def push_to_hub(self, repo_id: str, **kwargs: Any):
         """Upload the :meth:`save_pretrained` files to a Hub model repo; see :func:`rrsis.hub.push_to_hub`."""
-        from ..hub import push_to_hub
-
-        return push_to_hub(self, repo_id, **kwargs)
+        return hub.push_to_hub(self, repo_id, **kwargs)
 
     @classmethod
     def from_pretrained(cls, repo_id_or_dir: str | os.PathLike, **kwargs: Any) -> RRSISModel:
         """Load a saved model from a local directory or a Hub repo; see :func:`rrsis.hub.from_pretrained`."""
-        from ..hub import from_pretrained
-
-        model = from_pretrained(repo_id_or_dir, **kwargs)
+        model = hub.from_pretrained(repo_id_or_dir, **kwargs)
         if not isinstance(model, cls):
             raise TypeError(f"{repo_id_or_dir} holds a {type(model).__name__} ({model.arch!r}), not a {cls.__name__}")
         return model

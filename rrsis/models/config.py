@@ -23,8 +23,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
-from .._config import ConfigError, check_int, check_keys, check_str, node_from_dict, node_to_dict, suggest
 from .. import heads  # noqa: F401  (registers the heads a config may name)
+from .._config import (
+    ConfigError,
+    check_int,
+    check_keys,
+    node_from_dict,
+    node_to_dict,
+    suggest,
+)
 from .._registry import HEADS, NECKS, Registry
 from ..backbones.config import BackboneConfig
 from ..fusion.config import FusionConfig

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from timm.models.swin_transformer import get_relative_position_index
 
 from .._registry import CHECKPOINT_FORMATS, PretrainedCfg, register_model, register_pretrained
 from .segmenter import ReferringSegmenter, build_segmenter
@@ -189,8 +190,6 @@ class LavtCheckpoint:
                      model_args: Mapping[str, Any]) -> list[str]:
         """Problems with the tensors' values: dropped buffers that are not what rrsis rebuilds,
         non-finite weights, integer tensors where floats belong."""
-        from timm.models.swin_transformer import get_relative_position_index
-
         w = model_args["window_size"]
         index = get_relative_position_index(w, w)
         bad = []

@@ -4,4 +4,4 @@ from .bert import TextEncoder
 from .config import TextConfig
 from .tokenizer import SPECIAL_TOKENS, Tokenizer
 
-__all__ = ["TextConfig", "TextEncoder", "Tokenizer", "SPECIAL_TOKENS"]
+__all__ = ["SPECIAL_TOKENS", "TextConfig", "TextEncoder", "Tokenizer"]

@@ -12,7 +12,7 @@ from tokenizers import Tokenizer as _HFTokenizer
 from tokenizers import decoders, normalizers, pre_tokenizers
 from tokenizers.models import WordPiece
 
-__all__ = ["Tokenizer", "SPECIAL_TOKENS"]
+__all__ = ["SPECIAL_TOKENS", "Tokenizer"]
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 VOCAB_FILE = "vocab.txt"
