@@ -1,4 +1,4 @@
-"""Part weights for a freshly built model: ImageNet-22k Swin and BERT.
+"""Part weights for a freshly built model: ImageNet Swin (or ELSA-Swin) and BERT.
 
 ``create_model(name, pretrained=True)`` calls :func:`load_pretrained_parts`. By default the
 Swin weights come from timm's Hub repo of the matching size (``timm/swin_base_patch4_window12_384.ms_in22k``
@@ -50,8 +50,8 @@ PartSource = None | bool | str | os.PathLike | Mapping[str, torch.Tensor]
 DEFAULT_TEXT_WEIGHTS = "bert-base-uncased"
 # The rrsis text arguments that must equal bert-base-uncased's for its weights to fit.
 BERT_BASE = {
-    "text_hidden_size": 768, "text_heads": 12, "text_intermediate_size": 3072, "text_vocab_size": 30522,
-    "text_max_positions": 512, "text_type_vocab_size": 2,
+    "hidden_size": 768, "num_heads": 12, "intermediate_size": 3072, "vocab_size": 30522,
+    "max_positions": 512, "type_vocab_size": 2,
 }
 # ImageNet-22k Swin checkpoints by (embed_dim, depths, num_heads) and window size: the
 # backbones LAVT and RMSIN start from (Swin-B, window 12, 384 px) and its smaller siblings.
@@ -69,9 +69,9 @@ _BERT_BUFFERS = ("embeddings.position_ids", "embeddings.token_type_ids")
 
 
 def default_swin_weights(config: Mapping[str, Any]) -> str:
-    """The timm ImageNet-22k tag whose shapes fit a model config (``embed_dim``, ``depths``,
-    ``num_heads``, ``window_size``); the closest window is chosen and the relative-position
-    tables are resampled on load.
+    """The timm ImageNet-22k tag whose shapes fit a ``backbone`` config node (``embed_dim``,
+    ``depths``, ``num_heads``, ``window_size``); the closest window is chosen and the
+    relative-position tables are resampled on load.
 
     Raises:
         ValueError: no published Swin has this size.
@@ -89,8 +89,9 @@ def default_swin_weights(config: Mapping[str, Any]) -> str:
 
 
 def _check_bert_base(config: Mapping[str, Any]) -> None:
+    """``config``: the model's ``text`` node."""
     off = {k: config.get(k) for k, v in BERT_BASE.items() if config.get(k, v) != v}
-    if off or config.get("text_layers", 12) > 12:
+    if off or config.get("num_layers", 12) > 12:
         raise ValueError(
             f"{DEFAULT_TEXT_WEIGHTS} does not fit this text encoder ({off or 'more than 12 layers'} differ from "
             f"{BERT_BASE}); pass text_weights=<file, directory or Hub repo> (or text_weights=False to skip it)"
@@ -283,10 +284,11 @@ def load_pretrained_parts(
     """Load ImageNet Swin weights into ``model.backbone`` and BERT weights into
     ``model.text_encoder`` (plus its ``vocab.txt`` as ``model.tokenizer``).
 
-    Key mapping: timm's ``patch_embed``, ``layers.{i}.downsample`` and ``layers.{i}.blocks.{j}``
-    are rrsis's ``backbone.*`` names; Microsoft's original layout (downsample at stage end) is
-    shifted; relative-position bias tables of another window size are resampled. In ELSA
-    stages only ``norm1``, ``norm2`` and ``mlp`` load. BERT ``bert.*``/bare keys go to
+    Key mapping is the backbone's own (``swin_checkpoint_filter`` in ``backbones/swin.py``:
+    timm and Microsoft layouts; ``elsa_swin_checkpoint_filter`` in ``backbones/elsa.py``: the
+    official ELSA-Swin checkpoints); relative-position bias tables of another window size are
+    resampled. Attention loads only into a block of the same kind: from a plain Swin checkpoint,
+    ELSA stages get ``norm1``, ``norm2`` and ``mlp`` only; from ELSA-Swin, everything. BERT ``bert.*``/bare keys go to
     ``text_encoder.bert.*`` (legacy ``LayerNorm.gamma/beta`` renamed); pooler and
     pre-training heads are unused.
 
@@ -311,9 +313,9 @@ def load_pretrained_parts(
     """
     config = model.config
     # Decide every source before downloading anything, so an impossible default fails fast.
-    swin_source = default_swin_weights(config) if swin is None else swin
+    swin_source = default_swin_weights(config["backbone"]) if swin is None else swin
     if text is None:
-        _check_bert_base(config)
+        _check_bert_base(config["text"])
     text_source = DEFAULT_TEXT_WEIGHTS if text is None else text
     hub = {"cache_dir": cache_dir, "local_files_only": local_files_only, "token": token}
     state = model.state_dict()
