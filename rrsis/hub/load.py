@@ -123,7 +123,8 @@ def model_from_config(config: Mapping[str, Any] | PathLike, **overrides: Any) ->
     if not is_model(arch):
         raise CheckpointError(
             f"{source} names architecture {arch!r}, which this rrsis ({__version__}) does not know. "
-            f"Known: {', '.join(list_models())}. Import the module that registers it, or upgrade rrsis "
+            f"Known: {', '.join(list_models()) or '(none registered yet)'}. Load through rrsis.from_pretrained "
+            "(it registers the built-in models), import the module that registers it, or upgrade rrsis "
             f"(the file was written by rrsis {config.get('rrsis_version', '?')})."
         )
     try:
