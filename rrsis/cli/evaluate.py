@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     }
     tmp = f"{out}.tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(record, fh, indent=2)
+        json.dump(record, fh, indent=2, allow_nan=False)  # JSON has no NaN: fail instead
         fh.write("\n")
     os.replace(tmp, out)
     print(f"wrote {out}")
