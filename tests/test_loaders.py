@@ -63,6 +63,13 @@ def test_bom_is_stripped_from_phrase_files(tmp_path):
     assert ds[0]["image_id"] == "0" and ds[0]["text"] == "the red building"
 
 
+def test_bom_is_stripped_from_coco_json(tmp_path):
+    _make_refer(tmp_path)
+    raw = (tmp_path / "instances.json").read_bytes()
+    (tmp_path / "instances.json").write_bytes(b"\xef\xbb\xbf" + raw)
+    assert len(RRSISDDataset(str(tmp_path), "train", mode="eval")) == 4
+
+
 def test_skip_bad_decodes_every_image(tmp_path, caplog):
     _make_folder(tmp_path)
     good = (tmp_path / "images" / "1.tif").read_bytes()

@@ -311,7 +311,7 @@ def load_json(path: str) -> Any:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: file not found")
     try:
-        with open(path, "r", encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # a byte-order mark is not JSON
             return json.load(f)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: malformed JSON ({exc})") from exc
