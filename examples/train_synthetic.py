@@ -41,7 +41,7 @@ def main(argv=None) -> int:
         f"train.progress={str(args.progress).lower()}", "train.checkpoint_every=100",
     ])
     trainer = Trainer(cfg)
-    summary = trainer.fit(resume="auto")  # re-running the script continues where it stopped
+    summary = trainer.fit(resume="auto-or-new")  # re-running the script continues where it stopped
     model = rrsis.from_pretrained(os.path.join(summary["output_dir"], "final"))
     test = RRSISDDataset(os.path.join(data, "rrsisd"), split="test", size=args.size, tokenizer=model.tokenizer)
     metrics = evaluate(model, test, batch_size=16, progress=args.progress)

@@ -130,18 +130,22 @@ class ReferringMetrics:
         return len(self._inter)
 
     def compute(self) -> dict[str, float]:
-        """``{"oIoU", "mIoU", "P@0.5", ..., "P@0.9", "n"}`` as fractions (NaN when empty)."""
+        """``{"oIoU", "mIoU", "P@0.5", ..., "P@0.9", "n"}`` as fractions.
+
+        Raises:
+            ValueError: no sample was added (there is no score to report, and NaN would end up
+                in JSON files and tables).
+        """
         n = len(self)
-        out: dict[str, float] = {}
         if n == 0:
-            out.update({"oIoU": math.nan, "mIoU": math.nan})
-            out.update({_p_key(t): math.nan for t in self.thresholds})
-        else:
-            total_u = int(self.unions.sum())
-            ious = self.ious
-            out["oIoU"] = int(self.intersections.sum()) / total_u if total_u else self.empty_iou
-            out["mIoU"] = float(ious.mean())
-            out.update({_p_key(t): float((ious >= t).mean()) for t in self.thresholds})
+            raise ValueError("no samples were scored: nothing to evaluate (an empty split, or every "
+                             "sample skipped as malformed)")
+        out: dict[str, float] = {}
+        total_u = int(self.unions.sum())
+        ious = self.ious
+        out["oIoU"] = int(self.intersections.sum()) / total_u if total_u else self.empty_iou
+        out["mIoU"] = float(ious.mean())
+        out.update({_p_key(t): float((ious >= t).mean()) for t in self.thresholds})
         out["n"] = n
         return out
 

@@ -169,9 +169,12 @@ def test_multiband_16bit_tiff(tmp_path, planar):
     # minmax statistics are shared by the selected bands
     sel = arr[..., [0, 1, 2]].astype(np.float64)
     np.testing.assert_allclose(
-        read_image(str(path), scale="minmax"), (sel - sel.min()) / (sel.max() - sel.min()),
-        rtol=1e-6,
+        read_image(str(path), bands=(0, 1, 2), scale="minmax"),
+        (sel - sel.min()) / (sel.max() - sel.min()), rtol=1e-6,
     )
+    # Four bands without a declared alpha: no silent choice of three.
+    with pytest.raises(ValueError, match=r"ms.tif: 4 channels.*bands=\(0, 1, 2\)"):
+        read_image(str(path), scale="minmax")
     with pytest.raises(ValueError, match=r"ms.tif.*bands \[4\] out of range.*4 band"):
         read_image(str(path), bands=(0, 1, 4), scale="dtype")
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from _fixtures import FIXTURES
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-RMSIN_FIXTURE = Path("/work/shared/fixtures/rmsin/checkpoint.pth")
+RMSIN_FIXTURE = FIXTURES / "rmsin" / "checkpoint.pth"
 
 
 def run_example(name: str, *args: str, monkeypatch) -> None:

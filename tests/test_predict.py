@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 import rrsis
-from rrsis.models.base import IMAGENET_MEAN, IMAGENET_STD
+from rrsis.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 
 @pytest.fixture(scope="module")
@@ -37,14 +37,15 @@ def test_predict_equals_an_explicit_forward(model):
     img = rng_image(45, 77, seed=5)
     text = "the tank north of the road"
     (mask,) = model.predict([img], [text], threshold=0.5)
-    x = torch.from_numpy(np.array(Image.fromarray(img).resize((64, 64), Image.BILINEAR))).float()
-    x = (x.permute(2, 0, 1)[None] / 255 - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(
-        IMAGENET_STD
-    ).view(1, 3, 1, 1)
+    # Independent reference: torch's antialiased bilinear resize of the [0, 1] image, ImageNet
+    # normalisation, forward, bilinear resize of the logits back (align_corners=False).
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+    x = F.interpolate(x, size=(64, 64), mode="bilinear", align_corners=False, antialias=True)
+    x = (x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     tok = model.tokenizer([text])
     with torch.no_grad():
         logits = model(x, tok["input_ids"], tok["attention_mask"]).logits
-    logits = F.interpolate(logits, size=(45, 77), mode="bilinear", align_corners=True)
+    logits = F.interpolate(logits, size=(45, 77), mode="bilinear", align_corners=False)
     np.testing.assert_array_equal(mask, (logits.softmax(1)[0, 1] > 0.5).numpy())
     # Grey and RGBA inputs are the RGB image, replicated / without alpha.
     grey = img[:, :, 0]
@@ -65,7 +66,8 @@ def test_single_image_and_string(model):
         ([rng_image(8, 8)], [""], "text 0 is empty"),
         ([rng_image(8, 8)], ["   "], "text 0 is empty"),
         ([np.zeros((0, 5, 3), np.uint8)], ["a tank"], "zero-size"),
-        ([rng_image(8, 8).astype(np.int16)], ["a tank"], "unsupported dtype int16"),
+        ([rng_image(8, 8).astype(np.int16)], ["a tank"], "int16 image needs an explicit scale="),
+        ([rng_image(8, 8).astype(np.complex64)], ["a tank"], "unsupported dtype complex64"),
         ([np.full((8, 8, 3), np.nan, np.float32)], ["a tank"], "NaN"),
         ([np.full((8, 8, 3), 2.0, np.float32)], ["a tank"], r"\[0, 1\]"),
         ([rng_image(8, 8, 2)], ["a tank"], "2 channels"),

@@ -17,12 +17,11 @@ ROOT = Path(__file__).resolve().parents[1] / "rrsis"
 # Lowest first. A module may import its own floor's modules (without a cycle) and lower floors.
 FLOORS = [
     ["_version", "_config", "_registry"],               # name tables
-    ["kernels", "text"],                               # beside them
+    ["kernels", "text", "data", "metrics"],            # beside them: leaves that read and score
     ["backbones", "fusion", "heads"],                  # parts
     ["hub"],                                           # weights I/O: builds by name, imports no model
     ["models"],                                        # compositions, registered by name
     ["factory", "convert", "losses"],                  # the way in (create_model, from_pretrained)
-    ["data", "metrics"],
     ["engine", "demo"],
     ["cli"],
     ["__init__"],                                      # the package face (lazy)

@@ -6,7 +6,7 @@ import argparse
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..demo import DemoConfig
+    from ..engine.demo import DemoConfig
 
     d = DemoConfig()
     p = sub.add_parser(
@@ -14,28 +14,33 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Generates synthetic aerial scenes with referring expressions, trains a small "
                     "GL-MSIN from scratch and the same model on shuffled expressions (a control "
                     "that cannot use the text), evaluates both on the validation split, and writes "
-                    "predictions.png, training.png and metrics.json. About 6-8 minutes on 2 CPU cores.",
+                    "predictions.png, training.png and metrics.json. About 6-8 minutes on 2 CPU cores; "
+                    "the same seed gives the same figures on the same machine.",
     )
     p.add_argument("--out", default=d.out, help=f"output folder (default: {d.out})")
     p.add_argument("--steps", type=int, default=d.steps, help=f"optimiser steps per training (default: {d.steps})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"seed of data, init and order (default: {d.seed})")
-    p.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
+    p.add_argument("--threads", type=int, default=d.threads,
+                   help=f"CPU threads for torch (default: {d.threads}, fixed so that the figures do not "
+                        "depend on the machine's core count or load)")
     p.add_argument("--scenes", type=int, default=d.scenes, help=f"scenes to generate (default: {d.scenes})")
     p.add_argument("--size", type=int, default=d.size, help=f"scene and model input side (default: {d.size})")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"(default: {d.batch_size})")
     p.add_argument("--lr", type=float, default=d.lr, help=f"peak AdamW learning rate (default: {d.lr})")
     p.add_argument("--device", default=d.device, help="cpu (default), auto, cuda")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a previous demo in --out (without it a non-empty folder is refused)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..demo import DemoConfig, default_threads, run_demo
+    from ..engine.demo import DemoConfig, run_demo
 
     cfg = DemoConfig(
-        out=args.out, steps=args.steps, seed=args.seed, threads=args.threads or default_threads(),
+        out=args.out, steps=args.steps, seed=args.seed, threads=args.threads,
         scenes=args.scenes, size=args.size, batch_size=args.batch_size, lr=args.lr, device=args.device,
-        progress=not args.no_progress,
+        progress=not args.no_progress, overwrite=args.overwrite,
     )
     run_demo(cfg)
     return 0

@@ -39,10 +39,9 @@ def run(args: argparse.Namespace) -> int:
     import json
     import os
 
-    import torch
-
     from ..data import build_dataset
     from ..engine.config import parse_value
+    from ..engine.distributed import resolve_device
     from ..engine.evaluate import evaluate
     from ..hub import from_pretrained
     from ..metrics import format_metrics
@@ -55,8 +54,7 @@ def run(args: argparse.Namespace) -> int:
         if not sep or not key:
             raise ValueError(f"--data-option {item!r} must look like KEY=VALUE")
         options[key.strip()] = parse_value(value.strip())
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" \
-        else torch.device(args.device)
+    device = resolve_device(args.device)
     model = from_pretrained(args.model, map_location=device)
     if model.tokenizer is None:
         raise ValueError(f"{args.model} has no tokenizer (vocab.txt): cannot encode the expressions")
@@ -79,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     }
     tmp = f"{out}.tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(record, fh, indent=2)
+        json.dump(record, fh, indent=2, allow_nan=False)  # JSON has no NaN: fail instead
         fh.write("\n")
     os.replace(tmp, out)
     print(f"wrote {out}")

@@ -13,6 +13,7 @@ overrides (any config field; values are read as JSON, None = null):
 examples:
   rrsis train --config gl-msin-rrsisd --data.root data/rrsisd
   rrsis train --config gl-msin-rrsisd --data.root data/rrsisd --resume auto
+  rrsis train --config gl-msin-rrsisd --data.root data/rrsisd --overwrite      # replace the previous run
   torchrun --nproc_per_node 4 --no-python rrsis train --config gl-msin-rrsisd --data.root data/rrsisd
 """
 
@@ -37,8 +38,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     # Turns unknown options into overrides; rrsis.cli.main rejects unknown words otherwise.
     p.__class__ = _OverrideParser
     p.add_argument("--config", help="a shipped recipe name (see --list) or a JSON file")
-    p.add_argument("--resume", metavar="PATH|auto",
-                   help="continue from a checkpoint file, or 'auto': the newest one in the output folder")
+    p.add_argument("--resume", metavar="PATH|auto|auto-or-new",
+                   help="continue from a checkpoint file; 'auto': the newest good one in the output "
+                        "folder (an error when there is none); 'auto-or-new': the same, or a new run "
+                        "when the folder holds no checkpoint")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the previous run in the output folder (without it, a new run refuses "
+                        "a folder that holds one)")
     p.add_argument("--list", action="store_true", help="list the shipped recipes and exit")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.set_defaults(func=run, overrides=[])
@@ -63,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     trainer = Trainer(cfg)
     try:
-        summary = trainer.fit(resume=args.resume)
+        summary = trainer.fit(resume=args.resume, overwrite=args.overwrite)
     finally:
         trainer.close()
     if trainer.info.is_main:

@@ -13,7 +13,8 @@ import torch
 from torch.utils.data import Dataset
 
 from .._registry import Registry
-from .io import Scale, read_image
+from .expressions import expression_problem
+from .io import Bands, Scale, read_image
 from .transforms import ResizeNormalize, Size
 
 __all__ = ["DATASETS", "ReferringDataset", "build_dataset"]
@@ -64,10 +65,13 @@ class ReferringDataset(Dataset, abc.ABC):
         transform: ``(image [H, W, C] float, mask [H, W] bool) -> (tensor, tensor)``; replaces
             the default :class:`~rrsis.data.transforms.ResizeNormalize`.
         tokenizer: ``tokenizer(list_of_str) -> {"input_ids": [B, L], "attention_mask": [B, L]}``.
-        bands, scale: passed to :func:`~rrsis.data.io.read_image`.
+        bands, scale: passed to :func:`~rrsis.data.io.read_image` (``bands=None``: RGB or grey;
+            other band counts raise and ask for a choice).
         return_native_mask: add ``native_mask`` for native-resolution evaluation.
         skip_bad: skip malformed samples (recorded in ``self.skipped`` as
-            ``(sample_id, reason)``, with a logged warning) instead of raising.
+            ``(sample_id, reason)``, with a logged warning) instead of raising. Every image and
+            mask is then decoded once at construction, so a file whose header reads but whose
+            body is corrupt is skipped too instead of stopping a run midway.
         check_sizes: compare image and mask sizes from file headers at construction.
         train: one sample per entry with a random expression each epoch (see
             :meth:`set_epoch`); otherwise every expression is a sample.
@@ -80,7 +84,7 @@ class ReferringDataset(Dataset, abc.ABC):
         size: Size = 480,
         transform: Callable | None = None,
         tokenizer: Tokenizer | None = None,
-        bands: Sequence[int] = (0, 1, 2),
+        bands: Bands = None,
         scale: Scale = None,
         return_native_mask: bool = False,
         skip_bad: bool = False,
@@ -90,7 +94,7 @@ class ReferringDataset(Dataset, abc.ABC):
     ) -> None:
         self.transform = transform if transform is not None else ResizeNormalize(size)
         self.tokenizer = tokenizer
-        self.bands = tuple(bands)
+        self.bands = None if bands is None else tuple(bands)
         self.scale = scale
         self.return_native_mask = return_native_mask
         self.skip_bad = skip_bad
@@ -100,6 +104,7 @@ class ReferringDataset(Dataset, abc.ABC):
         self.epoch = 0
         self.entries: list[Entry] = []
         self.skipped: list[tuple[str, str]] = []
+        self._warned = False
         self._index: list[tuple[int, int]] = []
 
     # ---- construction -------------------------------------------------------------------
@@ -132,6 +137,8 @@ class ReferringDataset(Dataset, abc.ABC):
             entry.sentences = good
             try:
                 self._check(entry)
+                if self.skip_bad:
+                    self._decode(entry)
             except (ValueError, FileNotFoundError) as exc:
                 self._reject([sid for sid, _ in good], exc)
                 continue
@@ -151,6 +158,15 @@ class ReferringDataset(Dataset, abc.ABC):
             )
 
     # ---- access ---------------------------------------------------------------------------
+
+    def _decode(self, entry: Entry) -> None:
+        image = read_image(entry.image_path, bands=self.bands, scale=self.scale)
+        mask = self._load_mask(entry, image.shape[:2])
+        if mask.shape != image.shape[:2]:
+            raise ValueError(
+                f"{entry.source}: sample {entry.name}: mask is {mask.shape[0]}x{mask.shape[1]} "
+                f"but image {entry.image_path} is {image.shape[0]}x{image.shape[1]}"
+            )
 
     def set_epoch(self, epoch: int) -> None:
         """Choose which expression each entry shows in training mode (deterministic per epoch).
@@ -198,6 +214,12 @@ class ReferringDataset(Dataset, abc.ABC):
             "orig_size": (int(hw[0]), int(hw[1])),
         }
         if self.tokenizer is not None:
+            if not self._warned:
+                problem = expression_problem(self.tokenizer, text)
+                if problem:
+                    self._warned = True
+                    logger.warning("%s: sample %s: %s (later samples of this dataset are not "
+                                   "checked)", type(self).__name__, sample_id, problem)
             enc = self.tokenizer([text])
             sample["input_ids"] = torch.as_tensor(enc["input_ids"], dtype=torch.long)[0]
             sample["attention_mask"] = torch.as_tensor(enc["attention_mask"], dtype=torch.long)[0]

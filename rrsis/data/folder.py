@@ -129,7 +129,8 @@ class FolderDataset(ReferringDataset):
     @staticmethod
     def _read_lines(path: str) -> list[tuple[int, str]]:
         try:
-            with open(path, encoding="utf-8") as f:
+            # utf-8-sig: a byte-order mark (Windows editors write one) is not part of the first id.
+            with open(path, encoding="utf-8-sig") as f:
                 raw = f.read().splitlines()
         except UnicodeDecodeError as exc:
             raise ValueError(f"{path}: not UTF-8 text ({exc})") from exc

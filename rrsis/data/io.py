@@ -11,11 +11,13 @@ from struct import error as struct_error
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .tiff import read_tiff_info, read_uncompressed_tiff
 
 __all__ = [
+    "Bands",
+    "ImageSource",
     "Scale",
     "image_size",
     "load_json",
@@ -26,8 +28,13 @@ __all__ = [
 ]
 
 Scale = str | float | None
+Bands = Sequence[int] | None
+ImageSource = str | os.PathLike | Image.Image | np.ndarray
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
+# EXIF orientations that swap width and height (transpose, rotate 90/270, transverse).
+_SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
+_PIL_MODES_TO_RGB = ("CMYK", "YCbCr", "LAB", "HSV")
 
 
 def _open_pil(path: str) -> Image.Image:
@@ -35,107 +42,197 @@ def _open_pil(path: str) -> Image.Image:
         return Image.open(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: file not found") from None
+    except Image.DecompressionBombError as exc:
+        raise ValueError(
+            f"{path}: refused as a possible decompression bomb ({exc}); if the file is trusted, "
+            "raise PIL.Image.MAX_IMAGE_PIXELS (None disables the check) or read the scene window "
+            "by window"
+        ) from None
     except (OSError, SyntaxError, ValueError) as exc:  # PIL raises these for unreadable files
         raise ValueError(f"{path}: cannot read image ({exc})") from exc
 
 
-def load_raster(path: str, palette_to_rgb: bool = True) -> np.ndarray:
-    """Read all bands of an image at its own bit depth.
+def _from_pil(im: Image.Image, where: str, palette_to_rgb: bool) -> tuple[np.ndarray, bool]:
+    """A PIL image → ``([H, W, C] array, last band is alpha)``, upright (EXIF orientation applied)."""
+    try:
+        upright = ImageOps.exif_transpose(im)
+        im = upright if upright is not None else im
+        alpha = False
+        if im.mode == "P" and palette_to_rgb:
+            im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        elif im.mode == "PA" and palette_to_rgb:
+            im = im.convert("RGBA")
+        elif im.mode in _PIL_MODES_TO_RGB:
+            im = im.convert("RGB")
+        elif im.mode == "1":
+            im = im.convert("L")
+        alpha = im.mode in ("LA", "RGBA", "La", "RGBa", "PA")
+        arr = np.asarray(im)
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"{where}: refused as a possible decompression bomb ({exc}); raise "
+                         "PIL.Image.MAX_IMAGE_PIXELS if the file is trusted") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ValueError(f"{where}: cannot decode image ({exc})") from exc
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    return arr, alpha
+
+
+def _load(source: ImageSource, palette_to_rgb: bool = True) -> tuple[np.ndarray, bool, str]:
+    """Any image source → ``([H, W, C] array at its own depth, last band is alpha, name)``."""
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: file not found")
+        info = None
+        if path.lower().endswith(_TIFF_SUFFIXES):
+            try:
+                info = read_tiff_info(path)
+            except (OSError, ValueError, struct_error) as exc:
+                raise ValueError(f"{path}: cannot read TIFF header ({exc})") from exc
+            if info is not None and info.numpy_readable:
+                return read_uncompressed_tiff(path, info), info.alpha_last, path
+        with _open_pil(path) as im:
+            arr, alpha = _from_pil(im, path, palette_to_rgb)
+        if info is not None and (arr.shape[2] != info.samples or arr.dtype.itemsize * 8 < info.bits):
+            raise ValueError(
+                f"{path}: compressed {info.samples}-band {info.bits}-bit TIFF that PIL decodes as "
+                f"{arr.shape[2]}-band {arr.dtype}; save it uncompressed (or as separate 8-bit files)"
+            )
+        return arr, alpha, path
+    if isinstance(source, Image.Image):
+        if source.width == 0 or source.height == 0:
+            raise ValueError("zero-size image")
+        arr, alpha = _from_pil(source, "image", palette_to_rgb)
+        return arr, alpha, "image"
+    if isinstance(source, np.ndarray):
+        arr = source
+        if arr.ndim == 2:
+            arr = arr[:, :, None]
+        if arr.ndim != 3:
+            raise ValueError(f"expected an [H, W] or [H, W, C] array, got shape {source.shape}")
+        if arr.shape[0] == 0 or arr.shape[1] == 0 or arr.shape[2] == 0:
+            raise ValueError(f"zero-size image {source.shape}")
+        if arr.dtype.kind not in "buif":
+            raise ValueError(f"unsupported dtype {arr.dtype}; expected uint8, another integer type "
+                             "with scale=, or float")
+        # A 4-channel array is RGBA by convention (as PIL and matplotlib treat it).
+        return arr, arr.shape[2] == 4, "array"
+    raise ValueError(f"expected a path, PIL image or numpy array, got {type(source).__name__}")
+
+
+def load_raster(path: ImageSource, palette_to_rgb: bool = True) -> np.ndarray:
+    """Read all bands of an image at its own bit depth, upright.
 
     Uncompressed TIFFs go through a numpy reader (exact for any band count and depth); everything
-    else through PIL, and a TIFF that PIL would decode with fewer bands or bits raises.
+    else through PIL (EXIF orientation applied, CMYK/YCbCr converted to RGB, palettes expanded),
+    and a TIFF that PIL would decode with fewer bands or bits raises. Images beyond PIL's
+    decompression-bomb limit raise ``ValueError``.
 
     Args:
-        path: image file.
+        path: image file (or a PIL image / numpy array, returned as ``[H, W, C]``).
         palette_to_rgb: expand palette ("P") images to RGB; masks keep their palette indices.
 
     Returns:
         array ``[H, W, C]`` with the file's dtype (uint8, uint16, int16, float32, ...).
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: file not found")
-    info = None
-    if path.lower().endswith(_TIFF_SUFFIXES):
-        try:
-            info = read_tiff_info(path)
-        except (OSError, ValueError, struct_error) as exc:
-            raise ValueError(f"{path}: cannot read TIFF header ({exc})") from exc
-        if info is not None and info.numpy_readable:
-            return read_uncompressed_tiff(path, info)
-    with _open_pil(path) as im:
-        try:
-            if im.mode == "P" and palette_to_rgb:
-                im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-            elif im.mode == "CMYK" or im.mode.startswith("YCbCr"):
-                im = im.convert("RGB")
-            arr = np.asarray(im)
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{path}: cannot decode image ({exc})") from exc
-    if arr.dtype == bool:
-        arr = arr.astype(np.uint8)
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    if info is not None and (arr.shape[2] != info.samples or arr.dtype.itemsize * 8 < info.bits):
-        raise ValueError(
-            f"{path}: compressed {info.samples}-band {info.bits}-bit TIFF that PIL decodes as "
-            f"{arr.shape[2]}-band {arr.dtype}; save it uncompressed (or as separate 8-bit files)"
-        )
-    return arr
+    arr, _, _ = _load(path, palette_to_rgb)
+    return arr.astype(np.uint8) if arr.dtype == bool else arr
 
 
-def read_image(path: str, bands: Sequence[int] = (0, 1, 2), scale: Scale = None) -> np.ndarray:
-    """Read an image as float32 in [0, 1] (for 8-bit data), with explicit band choice and scaling.
+def read_image(path: ImageSource, bands: Bands = None, scale: Scale = None) -> np.ndarray:
+    """Read an image as float32, with explicit band choice and scaling: the one reader of rrsis
+    (datasets, ``model.predict``, the demo).
+
+    Band rule with ``bands=None``: a declared alpha band (PNG/TIFF RGBA or LA, a 4-channel array)
+    is dropped; one band is repeated to three (grey); three bands are used as they are; any other
+    count (an RGBN or multispectral raster) raises and asks for ``bands=``.
+
+    Non-finite pixels (NaN, ±inf) are *nodata*: they are left out of the ``"max"``/``"minmax"``
+    statistics and become 0 after scaling; an image with no finite pixel raises.
 
     Args:
-        path: image file (8/16-bit, any band count; see :func:`load_raster`).
-        bands: band indices to keep, in order. A one-band image is first repeated to three
-            bands, so grayscale works with the default.
-        scale: how to map values to floats. ``None``: uint8 / 255, floats unchanged, other
-            integer types raise (16-bit data has no single right answer). ``"dtype"``: divide by
-            the dtype's maximum. ``"max"``: divide by the image maximum. ``"minmax"``: map the
-            image's [min, max] to [0, 1]. A number: divide by it. Statistics are taken over
-            the selected bands together, so colour ratios survive.
+        path: image file (8/16/32-bit, any band count; see :func:`load_raster`), a PIL image or
+            an ``[H, W]`` / ``[H, W, C]`` numpy array.
+        bands: band indices to keep, in order (``(0, 1, 2)`` for the R, G, B of an RGBN
+            raster), or ``None`` for the rule above. A one-band image is first repeated to
+            three bands, so grayscale works with any choice of three.
+        scale: how to map values to floats. ``None``: uint8 / 255, floats used as they are
+            (they must lie in [0, 1]), other integer types raise (16-bit data has no single
+            right answer). ``"dtype"``: divide by the dtype's maximum. ``"max"``: divide by the
+            image maximum. ``"minmax"``: map the image's [min, max] to [0, 1]. A number: divide
+            by it. Statistics are taken over the selected bands together, so colour ratios
+            survive.
 
     Returns:
-        array ``[H, W, len(bands)]``, float32.
+        array ``[H, W, len(bands)]`` (three bands by default), float32.
     """
-    arr = load_raster(path)
-    if arr.shape[2] == 1:
+    arr, alpha, where = _load(path)
+    c = arr.shape[2]
+    if bands is None:
+        if alpha and c in (2, 4):
+            arr, c = arr[:, :, : c - 1], c - 1
+        if c == 1:
+            arr = np.repeat(arr, 3, axis=2)
+        elif c != 3:
+            raise ValueError(
+                f"{where}: {c} channels (bands), none declared alpha: pass bands=(i, j, k) to "
+                "choose the three the model sees, e.g. bands=(0, 1, 2) for the R, G, B of an RGBN "
+                "raster"
+            )
+        return _scale(arr, scale, where)
+    if c == 1:
         arr = np.repeat(arr, 3, axis=2)
     bands = tuple(int(b) for b in bands)
     if not bands:
-        raise ValueError(f"{path}: bands must name at least one band")
+        raise ValueError(f"{where}: bands must name at least one band")
     bad = [b for b in bands if not -arr.shape[2] <= b < arr.shape[2]]
     if bad:
         raise ValueError(
-            f"{path}: bands {bad} out of range; the image has {arr.shape[2]} band(s)"
+            f"{where}: bands {bad} out of range; the image has {arr.shape[2]} band(s)"
         )
     arr = arr[:, :, list(bands)]
-    return _scale(arr, scale, path)
+    return _scale(arr, scale, where)
 
 
 def _scale(arr: np.ndarray, scale: Scale, path: str) -> np.ndarray:
+    finite = np.isfinite(arr) if arr.dtype.kind == "f" else None
+    if finite is not None:
+        if not finite.any():
+            raise ValueError(f"{path}: every pixel is NaN or infinite (no data)")
+        if finite.all():
+            finite = None
     if scale is None:
-        if arr.dtype == np.uint8:
-            return arr.astype(np.float32) / 255.0
+        if arr.dtype == np.uint8 or arr.dtype == bool:
+            return arr.astype(np.float32) / (255.0 if arr.dtype == np.uint8 else 1.0)
         if arr.dtype.kind == "f":
-            return arr.astype(np.float32)
+            vals = arr if finite is None else arr[finite]
+            lo, hi = float(vals.min()), float(vals.max())
+            if lo < 0 or hi > 1:
+                raise ValueError(
+                    f"{path}: float pixels must lie in [0, 1] with scale=None, got "
+                    f"[{lo:.3g}, {hi:.3g}]; pass scale='max', 'minmax' or a divisor"
+                )
+            x = arr.astype(np.float32)
+            if finite is not None:
+                x[~finite] = 0.0
+            return x
         raise ValueError(
             f"{path}: {arr.dtype} image needs an explicit scale= "
             "('dtype', 'max', 'minmax' or a divisor)"
         )
     x = arr.astype(np.float64)
+    vals = x if finite is None else x[finite]
     if isinstance(scale, str):
         if scale == "dtype":
             if arr.dtype.kind not in "ui":
                 raise ValueError(f"{path}: scale='dtype' needs integer data, got {arr.dtype}")
             x = x / float(np.iinfo(arr.dtype).max)
         elif scale == "max":
-            top = x.max() if x.size else 0.0
+            top = vals.max() if vals.size else 0.0
             x = x / top if top > 0 else np.zeros_like(x)
         elif scale == "minmax":
-            lo, hi = (x.min(), x.max()) if x.size else (0.0, 0.0)
+            lo, hi = (vals.min(), vals.max()) if vals.size else (0.0, 0.0)
             x = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
         else:
             raise ValueError(
@@ -146,11 +243,16 @@ def _scale(arr: np.ndarray, scale: Scale, path: str) -> np.ndarray:
         if divisor <= 0:
             raise ValueError(f"scale divisor must be positive, got {scale!r}")
         x = x / divisor
+    if finite is not None:
+        x[~finite] = 0.0
     return x.astype(np.float32)
 
 
 def read_mask(path: str, threshold: float = 50) -> np.ndarray:
     """Read a mask file as foreground = first band ``> threshold``.
+
+    A mask whose nonzero values all lie at or below ``threshold`` (a 0/1 mask read with the
+    RefSegRS threshold 50) would become empty: that raises and names ``mask_threshold``.
 
     Args:
         path: mask image (any depth; palette images keep their indices).
@@ -159,12 +261,22 @@ def read_mask(path: str, threshold: float = 50) -> np.ndarray:
     Returns:
         bool array ``[H, W]``.
     """
-    arr = load_raster(path, palette_to_rgb=False)
-    return arr[:, :, 0] > threshold
+    arr = load_raster(path, palette_to_rgb=False)[:, :, 0]
+    fg = arr > threshold
+    if not fg.any():
+        top = arr.max() if arr.size else 0
+        if np.isfinite(top) and top > 0:
+            top_text = f"{top:g}" if arr.dtype.kind == "f" else str(int(top))
+            raise ValueError(
+                f"{path}: mask values 0..{top_text} are all <= mask_threshold {threshold:g}, so "
+                "every pixel would be background; for 0/1 masks pass mask_threshold=0"
+            )
+    return fg
 
 
 def image_size(path: str) -> tuple[int, int]:
-    """``(height, width)`` of an image, from its header only.
+    """``(height, width)`` of an image as :func:`read_image` returns it (EXIF orientation
+    applied), from its header only.
 
     Args:
         path: image file.
@@ -180,6 +292,12 @@ def image_size(path: str) -> tuple[int, int]:
         if info is not None:
             return info.height, info.width
     with _open_pil(path) as im:
+        try:
+            orientation = im.getexif().get(0x0112)
+        except Exception:  # noqa: BLE001  (a broken EXIF block leaves the stored orientation)
+            orientation = None
+        if orientation in _SWAPPING_ORIENTATIONS:
+            return im.width, im.height
         return im.height, im.width
 
 
@@ -193,7 +311,7 @@ def load_json(path: str) -> Any:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: file not found")
     try:
-        with open(path, "r", encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # a byte-order mark is not JSON
             return json.load(f)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: malformed JSON ({exc})") from exc

@@ -167,6 +167,14 @@ class RRSISDDataset(ReferringDataset):
             raise ValueError(
                 f"{self.instances_path}: sample {entry.name}: annotation id(s) {missing} not found"
             )
+        for a in entry.target:
+            owner = self.annotations[a].get("image_id") if isinstance(self.annotations[a], dict) else None
+            if owner is not None and owner != entry.image_id:
+                # Its mask was drawn on another image: training on it would teach a wrong target.
+                raise ValueError(
+                    f"{self.instances_path}: sample {entry.name}: annotation {a} belongs to image "
+                    f"{owner!r}, but the ref is on image {entry.image_id!r}"
+                )
         declared = (image.get("height"), image.get("width"))
         if self.check_sizes:
             actual = image_size(entry.image_path)

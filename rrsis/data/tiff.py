@@ -28,6 +28,7 @@ _TAGS = {
     279: "strip_byte_counts",
     284: "planar",
     322: "tile_width",
+    338: "extra_samples",
     339: "sample_format",
 }
 
@@ -61,6 +62,12 @@ class TiffInfo:
     strip_byte_counts: tuple[int, ...]
     rows_per_strip: int
     all_bits: tuple[int, ...]
+    extra_samples: tuple[int, ...] = ()
+
+    @property
+    def alpha_last(self) -> bool:
+        """Whether the last band is declared alpha (ExtraSamples 1 or 2), not a spectral band."""
+        return bool(self.extra_samples) and self.extra_samples[-1] in (1, 2)
 
     @property
     def numpy_readable(self) -> bool:
@@ -132,6 +139,7 @@ def read_tiff_info(path: str) -> TiffInfo | None:
         strip_byte_counts=tuple(int(v) for v in tags.get("strip_byte_counts", ())),
         rows_per_strip=int(tags.get("rows_per_strip", (height,))[0]),
         all_bits=bits,
+        extra_samples=tuple(int(v) for v in tags.get("extra_samples", ())),
     )
 
 

@@ -116,14 +116,22 @@ class ResizeNormalize:
 
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """``image [H, W, C]`` float, ``mask [H, W]`` bool → ``[C, h, w]`` float, ``[h, w]`` long."""
+        m = resize_mask(torch.from_numpy(np.ascontiguousarray(mask, dtype=np.int64)), self.size)
+        return self.image(image), m
+
+    def image(self, image: np.ndarray) -> torch.Tensor:
+        """The image half alone (``model.predict`` has no mask): ``[H, W, C]`` → ``[C, h, w]``."""
         if image.shape[2] != self.mean.shape[0]:
             raise ValueError(
                 f"the image has {image.shape[2]} bands but mean/std have {self.mean.shape[0]}"
             )
         x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))
-        x = (resize_image(x, self.size) - self.mean) / self.std
-        m = resize_mask(torch.from_numpy(np.ascontiguousarray(mask, dtype=np.int64)), self.size)
-        return x, m
+        return (resize_image(x, self.size) - self.mean) / self.std
+
+    def denormalize(self, pixel_values: torch.Tensor) -> np.ndarray:
+        """Inverse of the normalisation, for pictures: ``[C, h, w]`` → ``[h, w, C]`` uint8."""
+        img = (pixel_values.detach().cpu().float() * self.std + self.mean).clamp(0, 1)
+        return (img.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
 
     def __repr__(self) -> str:
         return f"ResizeNormalize(size={self.size})"

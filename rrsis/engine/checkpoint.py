@@ -7,6 +7,7 @@ import os
 import random
 import re
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -156,11 +157,24 @@ def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
     return None
 
 
-def prune_checkpoints(output_dir: str | os.PathLike, keep: int) -> None:
-    """Delete all but the newest ``keep`` checkpoints (``keep <= 0`` keeps every one)."""
+def prune_checkpoints(
+    output_dir: str | os.PathLike, keep: int, owned: Iterable[str | os.PathLike] | None = None
+) -> None:
+    """Delete all but the newest ``keep`` checkpoints (``keep <= 0`` keeps every one).
+
+    Args:
+        output_dir: the run folder.
+        keep: how many to keep.
+        owned: only these files are candidates (the trainer passes the checkpoints of its own
+            run, so files it did not write are never deleted); ``None``: every checkpoint.
+    """
     if keep <= 0:
         return
-    for _, path in list_checkpoints(output_dir)[keep:]:
+    found = list_checkpoints(output_dir)
+    if owned is not None:
+        mine = {Path(p).resolve() for p in owned}
+        found = [(s, p) for s, p in found if p.resolve() in mine]
+    for _, path in found[keep:]:
         try:
             path.unlink()
         except OSError as exc:

@@ -30,6 +30,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .validate import validate_config
+
 __all__ = [
     "DEFAULTS",
     "apply_overrides",
@@ -182,12 +184,14 @@ def load_config(name_or_path: str | os.PathLike, overrides: Sequence[str] = ()) 
     Raises:
         FileNotFoundError: no such recipe or file.
         KeyError: a key that no section has (typos are errors, not silently ignored).
+        ValueError: a value of the wrong type or out of range (the message names the key).
     """
     cfg = merge(DEFAULTS, _read(name_or_path, (os.fspath(name_or_path),)))
     _check_keys(cfg, DEFAULTS, (), os.fspath(name_or_path))
     cfg = apply_overrides(cfg, overrides)
     if not cfg.get("recipe"):
         cfg["recipe"] = Path(os.fspath(name_or_path)).stem
+    validate_config(cfg)
     return cfg
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "all_gather_objects",
     "all_reduce_mean",
     "cleanup_distributed",
+    "resolve_device",
     "setup_distributed",
 ]
 
@@ -46,12 +47,37 @@ class DistInfo:
         return self.rank == 0
 
 
-def _pick_device(spec: str, local_rank: int) -> torch.device:
-    if spec == "auto":
+def resolve_device(spec: str | torch.device = "auto", local_rank: int = 0) -> torch.device:
+    """The device a ``--device`` value names, checked against this machine.
+
+    Args:
+        spec: ``"auto"`` (the local GPU, else the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or
+            ``"mps"``.
+        local_rank: the GPU of ``"cuda"`` without an index (one per process under torchrun).
+
+    Raises:
+        ValueError: not a device name, or a device this machine does not have.
+    """
+    from .validate import DEVICE_PATTERN
+
+    text = str(spec) if isinstance(spec, torch.device) else spec
+    if not isinstance(text, str) or not DEVICE_PATTERN.match(text):
+        raise ValueError(f"device {spec!r} is not a device (auto, cpu, cuda, cuda:N, mps)")
+    if text == "auto":
         return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
-    dev = torch.device(spec)
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", local_rank)
+    dev = torch.device(text)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device {text!r}: CUDA is not available on this machine (torch {torch.__version__}, "
+                f"built for CUDA {torch.version.cuda or 'none'}); use --device cpu or auto"
+            )
+        index = local_rank if dev.index is None else dev.index
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"device {text!r}: this machine has {torch.cuda.device_count()} GPU(s)")
+        dev = torch.device("cuda", index)
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {text!r}: MPS is not available on this machine; use --device cpu")
     return dev
 
 
@@ -63,7 +89,7 @@ def setup_distributed(device: str = "auto") -> DistInfo:
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = _pick_device(device, local_rank)
+    dev = resolve_device(device, local_rank)
     if world <= 1:
         return DistInfo(device=dev)
     if dev.type == "cuda":

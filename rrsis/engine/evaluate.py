@@ -85,6 +85,10 @@ def evaluate(
         same numbers.
     """
     info = info or DistInfo()
+    if len(dataset) == 0:
+        skipped = getattr(dataset, "skipped", None)
+        why = f" ({len(skipped)} skipped as malformed, see .skipped)" if skipped else ""
+        raise ValueError(f"no samples to evaluate: the dataset is empty{why}")
     net = _unwrap(model)
     device = torch.device(device) if device is not None else next(net.parameters()).device
     dtype = resolve_amp(amp, device)

@@ -84,7 +84,7 @@ class JsonlLogger:
 
 
 def have_matplotlib() -> bool:
-    """Whether matplotlib (the ``plot`` extra) can be imported."""
+    """Whether matplotlib (a base dependency; missing only from a broken install) imports."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -113,7 +113,7 @@ def plot_history(
         The path, or ``None`` when matplotlib is missing (a warning says how to get it).
     """
     if not have_matplotlib():
-        warnings.warn("matplotlib is not installed: no training plot (pip install 'rrsis[plot]')",
+        warnings.warn("matplotlib is not installed: no training plot (it is a dependency of rrsis: pip install matplotlib)",
                       stacklevel=2)
         return None
     import matplotlib

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -125,8 +125,3 @@ def build_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, poly_lambda(total_steps, power, warmup_steps, warmup_start)
     )
-
-
-def trainable_parameters(model: nn.Module) -> Iterable[nn.Parameter]:
-    """Parameters that receive gradients (for clipping)."""
-    return (p for p in model.parameters() if p.requires_grad)

@@ -6,18 +6,20 @@ precision, gradient accumulation and clipping, validation on oIoU with the best 
 atomic checkpoints that hold everything a resumed run needs (weights, optimiser, schedule,
 grad scaler, RNG states of every rank, epoch and position in the epoch's seeded order), a
 JSONL log and a plot. Under ``torchrun`` it trains with DistributedDataParallel.
+
+This file is the loop; checkpointing and the run folder live in :mod:`.run_state`, validation
+and the saved models in :mod:`.hooks`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import random
-import shutil
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -28,28 +30,21 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..data import collate_fn
 from ..losses import ReferringLoss
-from .checkpoint import (
-    FORMAT,
-    atomic_save,
-    capture_rng,
-    checkpoint_path,
-    latest_checkpoint,
-    load_checkpoint,
-    prune_checkpoints,
-    restore_rng,
-)
 from .config import DEFAULTS, merge
 from .distributed import (
     DistInfo,
     ResumableSampler,
-    all_gather_objects,
     all_reduce_mean,
     cleanup_distributed,
     setup_distributed,
 )
-from .evaluate import autocast_context, evaluate, resolve_amp
-from .logs import JsonlLogger, plot_history
+from .evaluate import autocast_context, resolve_amp
+from .hooks import EvaluationHooksMixin
+from .inputs import build_datasets, build_tokenizer, text_words
+from .logs import JsonlLogger
 from .optim import build_optimizer, build_scheduler
+from .run_state import CheckpointingMixin
+from .validate import validate_config
 
 __all__ = ["Trainer", "build_datasets", "build_model", "build_tokenizer", "text_words"]
 
@@ -90,79 +85,7 @@ def build_model(model_cfg: dict[str, Any], image_size: int | None = None) -> nn.
     )
 
 
-def text_words(texts) -> list[str]:
-    """The words of ``texts`` as the rrsis tokenizer splits them (BERT-uncased normalisation,
-    punctuation split off), in first-seen order."""
-    from tokenizers import normalizers, pre_tokenizers
-
-    norm = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=None,
-                                      lowercase=True)
-    pre = pre_tokenizers.BertPreTokenizer()
-    seen: dict[str, None] = {}
-    for t in texts:
-        for w, _ in pre.pre_tokenize_str(norm.normalize_str(t)):
-            seen.setdefault(w, None)
-    return list(seen)
-
-
-def build_tokenizer(spec: Any, model: nn.Module | None, train_dataset: Dataset | None, max_tokens: int = 20):
-    """The tokenizer of a run (see ``data.tokenizer`` in :mod:`rrsis.engine.config`).
-
-    Args:
-        spec: ``None`` (the model's own tokenizer, else a whole-word vocabulary of the
-            training expressions), a ``vocab.txt`` path or a directory holding one.
-        model: the model (its ``tokenizer`` attribute).
-        train_dataset: an rrsis dataset whose ``entries`` hold the training sentences.
-        max_tokens: tokenizer length.
-    """
-    from ..text import Tokenizer
-
-    if spec:
-        path = Path(spec)
-        if path.is_dir():
-            return Tokenizer.from_pretrained(path, max_tokens=max_tokens)
-        return Tokenizer(path, max_tokens=max_tokens)
-    if model is not None and getattr(model, "tokenizer", None) is not None:
-        return model.tokenizer
-    entries = getattr(train_dataset, "entries", None)
-    if not entries:
-        raise ValueError(
-            "no tokenizer: the model has none and the training set exposes no sentences; set "
-            "data.tokenizer to a vocab.txt or a model directory"
-        )
-    texts = [t for e in entries for _, t in e.sentences]
-    return Tokenizer.from_words(text_words(texts), max_tokens=max_tokens)
-
-
-def build_datasets(data_cfg: dict[str, Any]) -> tuple[Dataset, Dataset | None]:
-    """Training (one random expression per target each epoch) and validation (every
-    expression) datasets of a recipe's ``data`` section, without tokenizer yet."""
-    import inspect
-
-    from ..data import DATASETS
-
-    root = data_cfg.get("root")
-    if not root:
-        raise ValueError("data.root is not set: pass --data.root PATH (or --root PATH)")
-    if not os.path.isdir(root):
-        raise FileNotFoundError(f"data.root {root}: folder not found")
-    name = data_cfg["dataset"]
-    cls = DATASETS.get(name)
-    opts = dict(data_cfg.get("options") or {})
-    opts["size"] = data_cfg["image_size"]
-    takes_mode = "mode" in inspect.signature(cls.__init__).parameters
-    train = cls(root, split=data_cfg["train_split"], **({"mode": "train"} if takes_mode else {"train": True}), **opts)
-    val = None
-    if data_cfg.get("val_split"):
-        val = cls(root, split=data_cfg["val_split"], **({"mode": "eval"} if takes_mode else {}), **opts)
-    return train, val
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
-class Trainer:
+class Trainer(CheckpointingMixin, EvaluationHooksMixin):
     """Train one recipe; :meth:`fit` runs (or resumes) it.
 
     Every part can be given ready-made instead of built from the config (the demo passes
@@ -189,6 +112,7 @@ class Trainer:
         run_name: str | None = None,
     ) -> None:
         self.cfg = merge(DEFAULTS, config)
+        validate_config(self.cfg)
         tc = self.cfg["train"]
         self.run_name = run_name
         if tc["deterministic"]:
@@ -226,6 +150,9 @@ class Trainer:
                 ds.tokenizer = tokenizer
         self.tokenizer = tokenizer
         self.train_dataset, self.val_dataset = train_dataset, val_dataset
+        if val_dataset is not None and len(val_dataset) == 0:
+            raise ValueError("the validation set is empty (every sample skipped, or an empty split): "
+                             "set data.val_split to null to train without validation")
 
         self.device = self.info.device
         self.model = model.to(self.device)
@@ -276,130 +203,9 @@ class Trainer:
         self.position = 0  # micro-batches of the current epoch already consumed
         self.best: dict[str, Any] = {}
         self._pending_losses: list[float] = []
+        self._owned_checkpoints: list[Path] = []  # pruning never touches other files
         self.history_path = self.output_dir / "log.jsonl"
         self.log = JsonlLogger(self.history_path, enabled=self.info.is_main)
-
-    # ------------------------------------------------------------------ state
-    def state_dict(self) -> dict[str, Any]:
-        """Everything a resumed run needs (collective: every rank must call it)."""
-        rng = all_gather_objects(capture_rng(), self.info)
-        return {
-            "format": FORMAT,
-            "version": 1,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "step": self.step,
-            "epoch": self.epoch,
-            "position": self.position,
-            "sampler": {"seed": self.seed, "epoch": self.epoch, "start": self.position * self.batch_size},
-            "rng": rng,
-            "best": dict(self.best),
-            # Losses since the last log line, so a resumed run logs the same averages.
-            "pending_losses": all_gather_objects(list(self._pending_losses), self.info),
-            "world_size": self.info.world_size,
-            "batch_size": self.batch_size,
-            "total_steps": self.total_steps,
-            "tokenizer": {"vocab": [t for t, _ in sorted(self.tokenizer.vocab.items(), key=lambda kv: kv[1])],
-                          "max_tokens": self.tokenizer.max_tokens},
-            "config": json.loads(json.dumps(self.cfg, default=str)),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict` output (the same recipe, world size and batch size)."""
-        for key, mine in (("world_size", self.info.world_size), ("batch_size", self.batch_size),
-                          ("total_steps", self.total_steps)):
-            if state.get(key) != mine:
-                raise ValueError(
-                    f"checkpoint has {key}={state.get(key)} but this run has {mine}: resume with the "
-                    "same recipe, batch size and number of processes"
-                )
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.step, self.epoch, self.position = int(state["step"]), int(state["epoch"]), int(state["position"])
-        self.best = dict(state.get("best") or {})
-        pending = state.get("pending_losses") or [[]]
-        mine = pending[self.info.rank] if len(pending) == self.info.world_size else []
-        self._pending_losses = [float(v) for v in mine]
-        rng = state["rng"]
-        restore_rng(rng[self.info.rank] if len(rng) == self.info.world_size else rng[0])
-
-    def save_checkpoint(self) -> Path | None:
-        """Write ``checkpoints/step-N.pt`` atomically (rank 0) and prune old ones."""
-        state = self.state_dict()
-        if not self.info.is_main:
-            return None
-        path = atomic_save(state, checkpoint_path(self.output_dir, self.step))
-        prune_checkpoints(self.output_dir, int(self.cfg["train"]["keep_checkpoints"]))
-        return path
-
-    def _resume(self, resume: str | os.PathLike | None) -> bool:
-        if not resume:
-            return False
-        if str(resume) == "auto":
-            path = latest_checkpoint(self.output_dir)
-            if path is None:
-                if self.info.is_main:
-                    logger.info("no checkpoint in %s: starting from scratch", self.output_dir)
-                return False
-        else:
-            path = Path(resume)
-        state = load_checkpoint(path, map_location="cpu")
-        self.load_state_dict(state)
-        self.log.truncate_after(self.step)
-        if self.info.is_main:
-            logger.info("resumed from %s (step %d, epoch %d)", path, self.step, self.epoch)
-        return True
-
-    # ------------------------------------------------------------------ outputs
-    def _save_model_dir(self, directory: Path, metrics: dict[str, Any] | None) -> Path:
-        try:
-            from ..hub import save_pretrained
-        except ImportError:  # hub not available: a plain state file instead
-            path = directory.with_suffix(".pt")
-            atomic_save({"model": self.model.state_dict(), "metrics": metrics or {},
-                         "config": getattr(self.model, "config", {})}, path)
-            return path
-        dataset = self.cfg["data"].get("dataset") if self.cfg["data"].get("root") else None
-        clean = {k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float))}
-        return save_pretrained(self.model, directory, metrics=clean or None, dataset=dataset)
-
-    def _plot(self) -> None:
-        if not self.info.is_main:
-            return
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            plot_history(self.log.records(), self.output_dir / "training.png",
-                         title=str(self.cfg.get("recipe") or ""))
-        for w in caught:
-            logger.warning("%s", w.message)
-
-    def _record(self, record: dict[str, Any]) -> None:
-        if self.run_name:
-            record = {"run": self.run_name, **record}
-        self.log.log(record)
-
-    def validate(self) -> dict[str, Any] | None:
-        """Score the validation set (all ranks take part); ``None`` without one."""
-        if self.val_dataset is None:
-            return None
-        tc = self.cfg["train"]
-        metrics = evaluate(
-            self.net, self.val_dataset, batch_size=int(tc["eval_batch_size"] or self.batch_size),
-            device=self.device, amp=tc["amp"], num_workers=int(self.cfg["data"]["num_workers"]),
-            info=self.info, progress=bool(tc["progress"]), desc="validate",
-        )
-        self._record({"type": "val", "step": self.step, "epoch": self.epoch, **metrics})
-        better = not self.best or metrics["oIoU"] > self.best.get("oIoU", -1.0)
-        if better and self.info.is_main and not math.isnan(metrics["oIoU"]):
-            self.best = {"step": self.step, "epoch": self.epoch, **metrics}
-            self._save_model_dir(self.output_dir / "best", metrics)
-        if self.info.distributed:
-            self.best = all_gather_objects(self.best, self.info)[0]
-        return metrics
 
     # ------------------------------------------------------------------ loop
     def _loader(self, epoch: int) -> DataLoader:
@@ -419,7 +225,7 @@ class Trainer:
 
     def _micro_step(self, batch: dict[str, Any], sync: bool) -> float:
         dev = self.device
-        ctx = self.net.no_sync() if (self.info.distributed and not sync) else _null()
+        ctx = self.net.no_sync() if (self.info.distributed and not sync) else contextlib.nullcontext()
         with ctx:
             with autocast_context(self.amp_dtype, dev):
                 out = self.net(batch["pixel_values"].to(dev, non_blocking=True),
@@ -443,27 +249,26 @@ class Trainer:
         self.step += 1
         return norm
 
-    def fit(self, resume: str | os.PathLike | None = None) -> dict[str, Any]:
+    def fit(self, resume: str | os.PathLike | None = None, overwrite: bool = False) -> dict[str, Any]:
         """Train to the end of the recipe, resuming first if asked.
 
+        A new run needs an empty (or missing) output folder: a folder that holds files raises
+        ``FileExistsError`` unless ``resume`` continues the run there or ``overwrite`` replaces
+        it.
+
         Args:
-            resume: a checkpoint path, ``"auto"`` (the newest good checkpoint of the output
-                folder, or a fresh start when there is none) or ``None``.
+            resume: a checkpoint path; ``"auto"`` (the newest good checkpoint of the output
+                folder; ``FileNotFoundError`` when there is none); ``"auto-or-new"`` (the same,
+                or a new run when the folder holds no checkpoint at all); or ``None``.
+            overwrite: remove a previous run's files from the output folder first.
 
         Returns:
             ``{"output_dir", "steps", "epochs", "best", "final", "train_seconds"}``.
         """
         tc = self.cfg["train"]
         main = self.info.is_main
-        if main:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            cfg_text = json.dumps(self.cfg, indent=2, default=str) + "\n"
-            tmp = self.output_dir / ".config.json.tmp"
-            tmp.write_text(cfg_text, encoding="utf-8")
-            os.replace(tmp, self.output_dir / "config.json")
-        resumed = self._resume(resume)
+        resumed = self._open_run(resume, overwrite)
         if main and not resumed:
-            # A fresh run must not append to an old log of the same folder.
             self.log.truncate_after(-1)
         ckpt_every = int(tc["checkpoint_every"] or 0)
         log_every = max(1, int(tc["log_every"]))
@@ -539,25 +344,12 @@ class Trainer:
         }
         if main:
             self._save_model_dir(self.output_dir / "final", final)
-            with open(self.output_dir / "summary.json", "w", encoding="utf-8") as fh:
-                json.dump(summary, fh, indent=2, default=str)
-                fh.write("\n")
+            tmp = self.output_dir / ".summary.json.tmp"
+            tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+            os.replace(tmp, self.output_dir / "summary.json")
             self._plot()
         return summary
 
     def close(self) -> None:
         """Leave the process group (when this trainer joined it)."""
         cleanup_distributed(self.info)
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-def remove_run(output_dir: str | os.PathLike) -> None:
-    """Delete a run folder (tests and the demo start clean)."""
-    shutil.rmtree(output_dir, ignore_errors=True)

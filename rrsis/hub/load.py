@@ -38,7 +38,13 @@ from .report import (
     format_mismatches,
     shape_mismatches,
 )
-from .save import CONFIG_NAME, TOKENIZER_CONFIG_NAME, VOCAB_NAME, WEIGHTS_NAME
+from .save import (
+    CONFIG_NAME,
+    TOKENIZER_CONFIG_NAME,
+    VOCAB_NAME,
+    WEIGHTS_NAME,
+    recover_interrupted_save,
+)
 
 __all__ = ["from_pretrained", "load_full_state_dict", "model_from_config", "read_config"]
 
@@ -171,6 +177,7 @@ def from_pretrained(
             missing/unexpected keys. Nothing is loaded partly.
         LocalEntryNotFoundError: offline and a required file is not in the cache.
     """
+    recover_interrupted_save(repo_id_or_dir)  # a local directory an interrupted save left aside
     src = _Source(repo_id_or_dir, revision, cache_dir, local_files_only, token)
     config_path = src.file(CONFIG_NAME)
     config = read_config(config_path)

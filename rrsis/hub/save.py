@@ -11,10 +11,14 @@ A saved model is a directory (or Hub repo) holding:
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import logging
 import os
 import shutil
+import stat
+import sys
 import tempfile
 import uuid
 from collections.abc import Mapping
@@ -29,7 +33,15 @@ from .._version import __version__
 from .card import is_generated_card, model_card
 from .report import alias_groups
 
-__all__ = ["CONFIG_NAME", "TOKENIZER_CONFIG_NAME", "VOCAB_NAME", "WEIGHTS_NAME", "push_to_hub", "save_pretrained"]
+__all__ = [
+    "CONFIG_NAME",
+    "TOKENIZER_CONFIG_NAME",
+    "VOCAB_NAME",
+    "WEIGHTS_NAME",
+    "push_to_hub",
+    "recover_interrupted_save",
+    "save_pretrained",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +65,17 @@ def save_pretrained(
 ) -> Path:
     """Write ``model`` as a loadable directory, atomically.
 
-    Everything is written into a temporary sibling directory first and then moved into place,
-    so a crash leaves either the previous directory or the new one, never a mix or a partial
-    file. Files the save does not own (notes, logs, a hand-edited ``README.md``) are carried
-    over into the new directory as hard links (copies across file systems).
+    Everything is written into a temporary sibling directory and fsynced first. A new target is
+    then created by one ``rename``; an existing one is replaced by one atomic exchange of the
+    two directories (Linux ``renameat2(RENAME_EXCHANGE)``), after which the old copy is
+    deleted. So at every instant ``save_directory`` is either the complete old model or the
+    complete new one. Where the exchange is not supported (other systems, some file systems)
+    the old directory is renamed aside to ``.NAME.old-*`` first: a crash between the two renames
+    leaves no target for a moment, and the next save or load of that path restores the old
+    copy (and a leftover ``.old-*`` next to a complete target is deleted). The directory keeps
+    its permission bits (and its owner and group where the process may set them). Files the
+    save does not own (notes, logs, a hand-edited ``README.md``) are carried over into the new
+    directory as hard links (copies across file systems).
 
     Args:
         model: an rrsis model (``arch``, ``config``, optional ``tokenizer``).
@@ -91,10 +110,13 @@ def save_pretrained(
     if target.exists() and not target.is_dir():
         raise NotADirectoryError(f"save_pretrained: {target} exists and is not a directory")
     target.parent.mkdir(parents=True, exist_ok=True)
+    recover_interrupted_save(target)
     # Not tempfile.mkdtemp: its 0700 mode would become the saved directory's mode.
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.saving")
     tmp.mkdir()
     try:
+        if target.is_dir():
+            _copy_mode_and_owner(target, tmp)
         _write_contents(model, tmp, config=dict(config), metrics=metrics, dataset=dataset, repo_id=repo_id)
         if target.is_dir():
             _carry_over(target, tmp)
@@ -189,20 +211,100 @@ def _fsync_tree(directory: Path) -> None:
             os.close(fd)
 
 
+def _copy_mode_and_owner(src: Path, dst: Path) -> None:
+    st = os.stat(src)
+    os.chmod(dst, stat.S_IMODE(st.st_mode))
+    if hasattr(os, "chown") and (st.st_uid, st.st_gid) != (os.stat(dst).st_uid, os.stat(dst).st_gid):
+        try:
+            os.chown(dst, st.st_uid, st.st_gid)
+        except OSError:  # only the owner's group, or root, may be set; keep what we can
+            try:
+                os.chown(dst, -1, st.st_gid)
+            except OSError:
+                pass
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux ``renameat2`` with ``RENAME_EXCHANGE``); ``False``
+    where the system or the file system does not support it."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _fsync_dir(directory: Path) -> None:
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _move_into_place(tmp: Path, target: Path) -> None:
     if not target.exists():
         os.rename(tmp, target)
+        _fsync_dir(target.parent)
         return
-    # A directory cannot atomically replace a non-empty one: move the old aside, the new in,
-    # then delete the old. A crash in between leaves the complete old copy under `aside`.
     aside = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+    if _exchange(tmp, target):
+        # `tmp` now holds the old copy; named `.old-*` so a crash while deleting it is cleaned up.
+        os.rename(tmp, aside)
+        _fsync_dir(target.parent)
+        shutil.rmtree(aside, ignore_errors=True)
+        return
+    # No atomic exchange here: move the old aside, the new in, then delete the old. A crash in
+    # between leaves the complete old copy under `aside`; recover_interrupted_save restores it.
     os.rename(target, aside)
     try:
         os.rename(tmp, target)
     except BaseException:
         os.rename(aside, target)
         raise
+    _fsync_dir(target.parent)
     shutil.rmtree(aside, ignore_errors=True)
+
+
+def recover_interrupted_save(directory: PathLike) -> None:
+    """Finish what an interrupted :func:`save_pretrained` of ``directory`` left.
+
+    When ``directory`` is missing and an old copy ``.NAME.old-*`` lies beside it, the newest such
+    copy is renamed back into place; any other ``.old-*`` copies next to a complete directory
+    are deleted. Called at the start of every save and load of a local directory.
+    """
+    target = Path(directory).expanduser().absolute()
+    parent = target.parent
+    if not parent.is_dir() or not target.name:
+        return
+    prefix = f".{target.name}.old-"
+    try:
+        olds = [p for p in parent.iterdir() if p.name.startswith(prefix) and p.is_dir()]
+    except OSError:
+        return
+    if not olds:
+        return
+    olds.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    if not target.exists():
+        if not (olds[0] / CONFIG_NAME).is_file():
+            return  # not a model copy: leave it for a person to look at
+        os.rename(olds[0], target)
+        logger.warning("restored %s from the copy an interrupted save left (%s)", target, olds[0].name)
+        olds = olds[1:]
+    for old in olds:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def push_to_hub(

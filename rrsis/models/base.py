@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Union
 
 import numpy as np
 import torch
@@ -14,12 +16,13 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+# The one reader and the one transform of rrsis: predict sees exactly what evaluation sees.
+from ..data.expressions import expression_problem
+from ..data.io import Bands, Scale, read_image
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, ResizeNormalize
 from .. import hub
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "RRSISModel", "SegmentationOutput", "TextFeatures", "load_image"]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
 
@@ -34,7 +37,7 @@ class SegmentationOutput:
     """
 
     logits: torch.Tensor
-    aux_logits: List[torch.Tensor] = field(default_factory=list)
+    aux_logits: list[torch.Tensor] = field(default_factory=list)
 
 
 @dataclass
@@ -54,60 +57,25 @@ def _compiling() -> bool:
     return torch.compiler.is_compiling() or torch.jit.is_tracing()
 
 
-def load_image(image: ImageLike, index: int = 0) -> np.ndarray:
-    """Any supported image → ``[H, W, 3]`` uint8 RGB.
+def load_image(image: ImageLike, index: int = 0, *, bands: Bands = None, scale: Scale = None) -> np.ndarray:
+    """Any supported image → ``[H, W, 3]`` uint8 RGB, upright (for display and overlays).
 
-    Paths and PIL images go through PIL; numpy arrays must be ``[H, W]`` or ``[H, W, C]``
-    with C ∈ {1, 3, 4}, dtype uint8 (0–255) or float (0–1, finite). Grey is replicated to
-    three channels; a 4th (alpha) channel is dropped.
+    Reads through :func:`rrsis.data.read_image`, the reader ``predict`` and the datasets use:
+    EXIF orientation applied, CMYK/YCbCr converted, a declared alpha band dropped, grey
+    replicated; rasters with other band counts need ``bands=``, 16-bit data ``scale=``.
     """
-    where = f"image {index}"
-    if isinstance(image, (str, os.PathLike)):
-        path = Path(image)
-        where = f"image {index} ({path})"
-        if not path.is_file():
-            raise FileNotFoundError(f"{where}: file not found")
-        try:
-            with Image.open(path) as im:
-                im.load()
-                image = im.copy()
-        except (OSError, SyntaxError) as exc:
-            raise ValueError(f"{where}: cannot read image: {exc}") from None
-    if isinstance(image, Image.Image):
-        if image.width == 0 or image.height == 0:
-            raise ValueError(f"{where}: zero-size image")
-        if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-            raise ValueError(
-                f"{where}: {image.mode} (16/32-bit) image; scale it to uint8 RGB first "
-                "(rrsis.data reads 16-bit and multi-band TIFFs with explicit scaling)"
-            )
-        image = np.asarray(image.convert("RGBA") if image.mode in ("LA", "PA", "P") else image)
-    if not isinstance(image, np.ndarray):
-        raise ValueError(f"{where}: expected a path, PIL image or numpy array, got {type(image).__name__}")
-    arr = image
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    if arr.ndim != 3:
-        raise ValueError(f"{where}: expected [H, W] or [H, W, C] array, got shape {arr.shape}")
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"{where}: zero-size image {arr.shape}")
-    if arr.shape[2] not in (1, 3, 4):
-        raise ValueError(f"{where}: {arr.shape[2]} channels; expected 1 (grey), 3 (RGB) or 4 (RGBA)")
-    if arr.dtype == np.uint8:
-        pass
-    elif np.issubdtype(arr.dtype, np.floating):
-        if not np.isfinite(arr).all():
-            raise ValueError(f"{where}: contains NaN or infinite pixels")
-        if arr.min() < 0 or arr.max() > 1:
-            raise ValueError(f"{where}: float pixels must lie in [0, 1], got [{arr.min():.3g}, {arr.max():.3g}]")
-        arr = np.round(arr * 255).astype(np.uint8)
-    else:
-        raise ValueError(f"{where}: unsupported dtype {arr.dtype}; expected uint8 or float in [0, 1]")
-    if arr.shape[2] == 1:
-        arr = np.repeat(arr, 3, axis=2)
-    elif arr.shape[2] == 4:
-        arr = arr[:, :, :3]
-    return np.ascontiguousarray(arr)
+    return np.ascontiguousarray(np.round(_read(image, index, bands, scale) * 255.0).astype(np.uint8))
+
+
+def _read(image: ImageLike, index: int, bands: Bands, scale: Scale) -> np.ndarray:
+    """``read_image`` with errors that say which of the inputs was wrong."""
+    where = f"image {index}"  # the reader's messages name the file itself
+    try:
+        return read_image(image, bands=bands, scale=scale)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{where}: {exc}") from None
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
 
 
 class RRSISModel(nn.Module):
@@ -122,7 +90,7 @@ class RRSISModel(nn.Module):
     size_divisor: int = 32
 
     @property
-    def config(self) -> Dict[str, Any]:
+    def config(self) -> dict[str, Any]:
         """The JSON-able config tree; ``create_model(arch, **config)`` rebuilds the model."""
         return copy.deepcopy(self._config)
 
@@ -188,23 +156,35 @@ class RRSISModel(nn.Module):
     @torch.no_grad()
     def predict(
         self,
-        images: Union[ImageLike, Sequence[ImageLike]],
-        texts: Union[str, Sequence[str]],
+        images: ImageLike | Sequence[ImageLike],
+        texts: str | Sequence[str],
         *,
         threshold: float = 0.5,
         batch_size: int = 8,
-        image_size: Optional[int] = None,
-    ) -> List[np.ndarray]:
+        image_size: int | None = None,
+        bands: Bands = None,
+        scale: Scale = None,
+    ) -> list[np.ndarray]:
         """Segment what each expression names; one bool mask per image at its native size.
 
+        Images are read by :func:`rrsis.data.read_image` and resized and normalised by
+        :class:`rrsis.data.ResizeNormalize`, exactly as the datasets do for training and
+        evaluation; the logits are resized back bilinearly, as native-resolution evaluation does.
+        A warning names each expression the model will not see whole (cut at ``max_tokens``)
+        or not at all (every word unknown to the vocabulary).
+
         Args:
-            images: paths, PIL images or numpy arrays (``[H, W]`` / ``[H, W, C]``, C ∈ {1,3,4},
-                uint8 or float in [0, 1]), any size; or a single one.
+            images: paths, PIL images or numpy arrays (``[H, W]`` / ``[H, W, C]``; uint8, or
+                float in [0, 1]; C = 4 is RGBA), any size; or a single one.
             texts: one expression per image (or a single string for a single image).
             threshold: foreground-probability threshold (0.5 equals the anchors' argmax).
             batch_size: images per forward pass.
             image_size: square model input side (default: the model's ``image_size``),
                 a multiple of 32.
+            bands: band choice for rasters that are not grey/RGB(A) (e.g. ``(0, 1, 2)`` for
+                the R, G, B of an RGBN GeoTIFF); see :func:`rrsis.data.read_image`.
+            scale: value scaling for 16-bit or float rasters (``"dtype"``, ``"max"``,
+                ``"minmax"`` or a divisor); see :func:`rrsis.data.read_image`.
 
         Returns:
             ``[H_i, W_i]`` bool arrays.
@@ -235,27 +215,29 @@ class RRSISModel(nn.Module):
         size = int(image_size or self.image_size)
         if size % self.size_divisor:
             raise ValueError(f"image_size {size} is not a multiple of {self.size_divisor}")
-        arrays = [load_image(im, i) for i, im in enumerate(images)]
+        arrays = [_read(im, i, bands, scale) for i, im in enumerate(images)]
+        for i, t in enumerate(texts):
+            problem = expression_problem(self.tokenizer, t)
+            if problem:
+                warnings.warn(f"text {i}: {problem}", UserWarning, stacklevel=3)
         tokens = self.tokenizer(texts)
+        transform = ResizeNormalize(size)
         device = next(self.parameters()).device
         dtype = next(self.parameters()).dtype
-        mean = torch.tensor(IMAGENET_MEAN, device=device, dtype=dtype).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD, device=device, dtype=dtype).view(1, 3, 1, 1)
         was_training = self.training
         self.eval()
-        masks: List[np.ndarray] = []
+        masks: list[np.ndarray] = []
         try:
             for s in range(0, len(arrays), batch_size):
                 chunk = arrays[s : s + batch_size]
-                batch = np.stack([np.asarray(Image.fromarray(a).resize((size, size), Image.BILINEAR)) for a in chunk])
-                pix = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).to(dtype) / 255.0
-                pix = (pix - mean) / std
+                pix = torch.stack([transform.image(a) for a in chunk]).to(device=device, dtype=dtype)
                 out = self(
                     pix, tokens["input_ids"][s : s + batch_size].to(device),
                     tokens["attention_mask"][s : s + batch_size].to(device),
                 )
                 for a, logit in zip(chunk, out.logits):
-                    logit = F.interpolate(logit[None].float(), size=a.shape[:2], mode="bilinear", align_corners=True)
+                    logit = F.interpolate(logit[None].float(), size=a.shape[:2], mode="bilinear",
+                                          align_corners=False)
                     masks.append((logit.softmax(dim=1)[0, 1] > threshold).cpu().numpy())
         finally:
             self.train(was_training)

@@ -11,17 +11,25 @@
    control set whose expressions are shuffled across samples (same images and masks, each
    sample carries another sample's expression), so the control can only learn "what looks
    like a target" and never which one is meant;
-5. evaluates both on the validation split, prints the table, and writes a prediction grid,
-   the training curves and ``metrics.json``.
+5. evaluates both on the validation split, prints the table, and writes a prediction grid
+   (through ``model.predict`` on the image files, the path users take), the training curves
+   and ``metrics.json``.
 
 The gap between the two rows is the part of the score that comes from reading the text.
+
+The same seed gives the same figures run after run on one machine, whatever else runs on it:
+torch uses a fixed number of threads (:data:`DEMO_THREADS`, not the number of cores or a number
+chosen from the load), and MKL/OpenMP may not lower it when the machine is busy, so every
+reduction is summed in the same order.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
+import shutil
 import time
 import warnings
 from collections.abc import Sequence
@@ -33,7 +41,17 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["DemoConfig", "MemoryDataset", "run_demo", "shuffled_texts"]
+from ..data import RRSISDDataset
+from ..data.synthetic import generate, vocabulary
+from ..data.transforms import ResizeNormalize, resize_mask
+from ..metrics import ReferringMetrics, format_metrics
+from ..text import Tokenizer
+from .distributed import resolve_device
+from .logs import plot_history, read_jsonl
+from .trainer import Trainer
+from .visualize import comparison_grid, save_png
+
+__all__ = ["DEMO_THREADS", "DemoConfig", "MemoryDataset", "fix_cpu_threads", "run_demo", "shuffled_texts"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +76,13 @@ DEMO_MODEL: dict[str, Any] = {
 # network encodes absolute position except zero padding; this mix keeps every kind present.
 DEMO_KIND_WEIGHTS: dict[str, float] = {"colour": 3.0, "relation": 1.5, "extreme": 0.5, "size": 0.5}
 
+# torch threads of the demo: a constant, so the figures do not depend on the machine's core
+# count or load (the README's figures were measured with it on a 2-core machine).
+DEMO_THREADS = 2
+
+# What a demo writes into its folder (``overwrite=True`` removes these, nothing else).
+DEMO_OUTPUTS = ("data", "gl-msin", "control", "metrics.json", "predictions.png", "training.png")
+
 
 @dataclass
 class DemoConfig:
@@ -67,7 +92,8 @@ class DemoConfig:
         out: output folder.
         seed: seed of the data, the initialisation and the data order.
         steps: optimiser steps of each of the two trainings.
-        threads: torch CPU threads (``None``: all cores).
+        threads: torch CPU threads (default :data:`DEMO_THREADS`; the figures are reproducible
+            for a given seed and thread count).
         scenes: generated scenes (80 % train, 10 % val, 10 % test).
         size: scene side in pixels (also the model input size; a multiple of 32).
         expressions_per_scene: expressions per scene.
@@ -79,12 +105,14 @@ class DemoConfig:
         examples: validation samples drawn in ``predictions.png``.
         device: ``"cpu"`` (the demo's measured setting), ``"auto"`` or a device.
         progress: progress bars.
+        overwrite: replace a previous demo in ``out`` (without it a folder holding files is
+            refused, so a finished demo is never destroyed by accident).
     """
 
     out: str = "rrsis-demo"
     seed: int = 0
     steps: int = 1100
-    threads: int | None = None
+    threads: int = DEMO_THREADS
     scenes: int = 400
     size: int = 96
     expressions_per_scene: int = 4
@@ -98,6 +126,7 @@ class DemoConfig:
     examples: int = 8
     device: str = "cpu"
     progress: bool = True
+    overwrite: bool = False
 
 
 class MemoryDataset(Dataset):
@@ -136,8 +165,6 @@ def shuffled_texts(samples: Sequence[dict[str, Any]], seed: int) -> list[dict[st
 
 
 def _load_split(root: str, split: str, size: int, tokenizer, progress: bool) -> list[dict[str, Any]]:
-    from .data import RRSISDDataset
-
     ds = RRSISDDataset(root, split=split, mode="eval", size=size, tokenizer=tokenizer)
     keep = ("pixel_values", "mask", "input_ids", "attention_mask", "text", "sample_id")
     it = range(len(ds))
@@ -145,41 +172,68 @@ def _load_split(root: str, split: str, size: int, tokenizer, progress: bool) -> 
         from tqdm.auto import tqdm
 
         it = tqdm(it, desc=f"load {split}", unit="sample", leave=False, dynamic_ncols=True)
-    return [{k: v for k, v in ds[i].items() if k in keep} for i in it]
+    out = []
+    for i in it:
+        sample = {k: v for k, v in ds[i].items() if k in keep}
+        sample["image_path"] = ds.entries[ds.sentence_index(i)[0]].image_path
+        out.append(sample)
+    return out
 
 
-def _denormalise(pixel_values: torch.Tensor) -> np.ndarray:
-    from .data import IMAGENET_MEAN, IMAGENET_STD
-
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    img = (pixel_values * std + mean).clamp(0, 1)
-    return (img.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
-
-
-@torch.no_grad()
-def _predict(model, samples: Sequence[dict[str, Any]]) -> list[np.ndarray]:
-    from .data import collate_fn
-
-    model.eval()
-    device = next(model.parameters()).device
-    batch = collate_fn(list(samples))
-    out = model(batch["pixel_values"].to(device), batch["input_ids"].to(device),
-                batch["attention_mask"].to(device))
-    return [m.cpu().numpy().astype(bool) for m in out.logits.argmax(1)]
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    u = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / u) if u else 0.0
+def _iou(pred: np.ndarray, target: torch.Tensor) -> float:
+    m = ReferringMetrics()
+    m.update(torch.from_numpy(pred)[None], target[None])
+    return float(m.ious[0])
 
 
 def _build_model(cfg: DemoConfig, vocab_size: int):
-    from . import create_model
+    from .. import create_model
 
     torch.manual_seed(cfg.seed)
     args = {**cfg.model, "image_size": cfg.size, "text_vocab_size": vocab_size}
     return create_model("gl-msin-tiny", **args)
+
+
+def fix_cpu_threads(threads: int) -> None:
+    """Use exactly ``threads`` CPU threads, also when the machine is busy.
+
+    Sets torch's intra-op pool and forbids MKL and OpenMP to run fewer threads than asked
+    (their "dynamic" mode may do so under load, which changes the order of sums and so the
+    last bits of every result).
+
+    Args:
+        threads: the thread count.
+    """
+    torch.set_num_threads(int(threads))
+    os.environ["MKL_DYNAMIC"] = "FALSE"  # read by worker processes started later
+    os.environ["OMP_DYNAMIC"] = "FALSE"
+    lib = os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so")
+    try:
+        handle = ctypes.CDLL(lib)
+    except OSError:  # not Linux, or another build layout: the fixed pool size still holds
+        return
+    # C interfaces, by value (lower-case mkl_set_dynamic is the Fortran one, by reference).
+    for name in ("MKL_Set_Dynamic", "omp_set_dynamic"):
+        fn = getattr(handle, name, None)
+        if fn is not None:
+            fn.argtypes = [ctypes.c_int]
+            fn(0)
+
+
+def _prepare_out(out: Path, overwrite: bool) -> None:
+    present = sorted(os.listdir(out)) if out.is_dir() else []
+    if present and not overwrite:
+        raise FileExistsError(
+            f"{out} is not empty ({', '.join(present[:5])}{' ...' if len(present) > 5 else ''}): "
+            "pass --overwrite to replace the previous demo, or --out for another folder"
+        )
+    for name in DEMO_OUTPUTS if present else ():
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
 
 
 def run_demo(cfg: DemoConfig | None = None, **overrides: Any) -> dict[str, Any]:
@@ -200,8 +254,11 @@ def run_demo(cfg: DemoConfig | None = None, **overrides: Any) -> dict[str, Any]:
         raise ValueError(f"size must be a multiple of 32, got {cfg.size}")
     if cfg.steps < 1:
         raise ValueError(f"steps must be >= 1, got {cfg.steps}")
-    if cfg.threads:
-        torch.set_num_threads(int(cfg.threads))
+    if not isinstance(cfg.threads, int) or cfg.threads < 1:
+        raise ValueError(f"threads must be an integer >= 1, got {cfg.threads!r}")
+    resolve_device(cfg.device)
+    _prepare_out(Path(cfg.out), cfg.overwrite)
+    fix_cpu_threads(cfg.threads)
     # Late in training tiny weights and gradients turn subnormal, which x86 CPUs process
     # many times slower; flushing them to zero costs nothing in accuracy.
     torch.set_flush_denormal(True)
@@ -212,15 +269,7 @@ def run_demo(cfg: DemoConfig | None = None, **overrides: Any) -> dict[str, Any]:
 
 
 def _run_demo(cfg: DemoConfig) -> dict[str, Any]:
-    from .data.synthetic import generate, vocabulary
-    from .engine import Trainer
-    from .engine.logs import plot_history, read_jsonl
-    from .engine.visualize import comparison_grid, save_png
-    from .metrics import format_metrics
-    from .text import Tokenizer
-
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
     t_all = t0 = time.time()
 
@@ -277,13 +326,17 @@ def _run_demo(cfg: DemoConfig) -> dict[str, Any]:
     rng = np.random.default_rng([cfg.seed, 11])
     pick = sorted(rng.choice(len(val), size=min(cfg.examples, len(val)), replace=False).tolist())
     chosen = [val[i] for i in pick]
-    pred_main = _predict(models["gl-msin"], chosen)
-    pred_ctrl = _predict(models["control"], chosen)
+    # The pictures go through model.predict on the image files: the path a user takes.
+    paths, texts = [s["image_path"] for s in chosen], [s["text"] for s in chosen]
+    pred_main = models["gl-msin"].predict(paths, texts, batch_size=len(paths))
+    pred_ctrl = models["control"].predict(paths, texts, batch_size=len(paths))
+    transform = ResizeNormalize(cfg.size)
     rows = []
     for s, pm, pc in zip(chosen, pred_main, pred_ctrl):
-        gt = s["mask"].numpy().astype(bool)
+        gt = s["mask"]
+        pm, pc = (resize_mask(torch.from_numpy(p), cfg.size).numpy() for p in (pm, pc))
         caption = f"\"{s['text']}\"  IoU GL-MSIN {_iou(pm, gt):.2f}, control {_iou(pc, gt):.2f}"
-        rows.append((_denormalise(s["pixel_values"]), gt, [pm, pc], caption))
+        rows.append((transform.denormalize(s["pixel_values"]), gt.numpy().astype(bool), [pm, pc], caption))
     grid = comparison_grid(rows, ["image", "ground truth", "GL-MSIN", "shuffled-text control"])
     save_png(grid, out / "predictions.png")
     times["report_s"] = time.time() - t0
@@ -306,25 +359,18 @@ def _run_demo(cfg: DemoConfig) -> dict[str, Any]:
             "plot": str(plot) if plot else None,
         },
     }
-    with open(out / "metrics.json", "w", encoding="utf-8") as fh:
-        json.dump(report, fh, indent=2)
-        fh.write("\n")
+    tmp = out / ".metrics.json.tmp"
+    tmp.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    os.replace(tmp, out / "metrics.json")
     print()
     print(f"validation ({len(val)} expressions, {cfg.size}x{cfg.size} synthetic scenes):")
     print(format_metrics({"GL-MSIN": results["gl-msin"], "shuffled-text control": results["control"]}))
     print(f"mIoU gap (text used): {gap * 100:+.2f} points; total {times['total_s'] / 60:.1f} min "
           f"on {torch.get_num_threads()} thread(s)")
-    print(f"outputs in {out}: predictions.png, training.png, metrics.json, gl-msin/final (the model)")
+    written = ["predictions.png"] + (["training.png"] if plot else []) + ["metrics.json"]
+    print(f"outputs in {out}: {', '.join(written)}, gl-msin/final (the model)")
     images = sorted((data_dir / "rrsisd" / "JPEGImages").iterdir())
     if images:
         print(f"try: rrsis predict --model {out / 'gl-msin' / 'final'} --image {images[0]} "
               f"--text \"the red building\" --out pred")
     return report
-
-
-def default_threads() -> int:
-    """All cores the process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1

@@ -1,0 +1,78 @@
+"""The data side of a recipe: its datasets and its tokenizer."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+from torch.utils.data import Dataset
+
+from ..data import DATASETS
+from ..text import Tokenizer
+
+__all__ = ["build_datasets", "build_tokenizer", "text_words"]
+
+
+def text_words(texts) -> list[str]:
+    """The words of ``texts`` as the rrsis tokenizer splits them (BERT-uncased normalisation,
+    punctuation split off), in first-seen order."""
+    from tokenizers import normalizers, pre_tokenizers
+
+    norm = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=None,
+                                      lowercase=True)
+    pre = pre_tokenizers.BertPreTokenizer()
+    seen: dict[str, None] = {}
+    for t in texts:
+        for w, _ in pre.pre_tokenize_str(norm.normalize_str(t)):
+            seen.setdefault(w, None)
+    return list(seen)
+
+
+def build_tokenizer(spec: Any, model: nn.Module | None, train_dataset: Dataset | None, max_tokens: int = 20):
+    """The tokenizer of a run (see ``data.tokenizer`` in :mod:`rrsis.engine.config`).
+
+    Args:
+        spec: ``None`` (the model's own tokenizer, else a whole-word vocabulary of the
+            training expressions), a ``vocab.txt`` path or a directory holding one.
+        model: the model (its ``tokenizer`` attribute).
+        train_dataset: an rrsis dataset whose ``entries`` hold the training sentences.
+        max_tokens: tokenizer length.
+    """
+    if spec:
+        path = Path(spec)
+        if path.is_dir():
+            return Tokenizer.from_pretrained(path, max_tokens=max_tokens)
+        return Tokenizer(path, max_tokens=max_tokens)
+    if model is not None and getattr(model, "tokenizer", None) is not None:
+        return model.tokenizer
+    entries = getattr(train_dataset, "entries", None)
+    if not entries:
+        raise ValueError(
+            "no tokenizer: the model has none and the training set exposes no sentences; set "
+            "data.tokenizer to a vocab.txt or a model directory"
+        )
+    texts = [t for e in entries for _, t in e.sentences]
+    return Tokenizer.from_words(text_words(texts), max_tokens=max_tokens)
+
+
+def build_datasets(data_cfg: dict[str, Any]) -> tuple[Dataset, Dataset | None]:
+    """Training (one random expression per target each epoch) and validation (every
+    expression) datasets of a recipe's ``data`` section, without tokenizer yet."""
+    root = data_cfg.get("root")
+    if not root:
+        raise ValueError("data.root is not set: pass --data.root PATH (or --root PATH)")
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"data.root {root}: folder not found")
+    name = data_cfg["dataset"]
+    cls = DATASETS.get(name)
+    opts = dict(data_cfg.get("options") or {})
+    opts["size"] = data_cfg["image_size"]
+    takes_mode = "mode" in inspect.signature(cls.__init__).parameters
+    train = cls(root, split=data_cfg["train_split"], **({"mode": "train"} if takes_mode else {"train": True}), **opts)
+    val = None
+    if data_cfg.get("val_split"):
+        val = cls(root, split=data_cfg["val_split"], **({"mode": "eval"} if takes_mode else {}), **opts)
+    return train, val
