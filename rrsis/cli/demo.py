@@ -6,7 +6,7 @@ import argparse
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..engine.demo import DemoConfig
+    from ..engine.demo_settings import DemoConfig
 
     d = DemoConfig()
     p = sub.add_parser(

@@ -5,37 +5,50 @@
 >>> Trainer(cfg).fit(resume="auto-or-new")     # doctest: +SKIP
 """
 
-from .checkpoint import atomic_save, latest_checkpoint, list_checkpoints, load_checkpoint
-from .config import DEFAULTS, apply_overrides, list_configs, load_config, parse_override_args
-from .distributed import resolve_device
-from .evaluate import evaluate
-from .logs import JsonlLogger, plot_history, read_jsonl
-from .optim import build_optimizer, build_scheduler, param_groups, poly_lambda
-from .trainer import Trainer, build_model, build_tokenizer, text_words
-from .validate import validate_config
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULTS",
-    "JsonlLogger",
-    "Trainer",
-    "apply_overrides",
-    "atomic_save",
-    "build_model",
-    "build_optimizer",
-    "build_scheduler",
-    "build_tokenizer",
-    "evaluate",
-    "latest_checkpoint",
-    "list_checkpoints",
-    "list_configs",
-    "load_checkpoint",
-    "load_config",
-    "param_groups",
-    "parse_override_args",
-    "plot_history",
-    "poly_lambda",
-    "read_jsonl",
-    "resolve_device",
-    "text_words",
-    "validate_config",
-]
+import importlib
+from typing import Any
+
+# public name → submodule defining it; loaded on first use, so that light submodules (the
+# demo's settings for ``rrsis demo --help``) can be imported without torch.
+_LAZY = {
+    "atomic_save": "checkpoint",
+    "latest_checkpoint": "checkpoint",
+    "list_checkpoints": "checkpoint",
+    "load_checkpoint": "checkpoint",
+    "DEFAULTS": "config",
+    "apply_overrides": "config",
+    "list_configs": "config",
+    "load_config": "config",
+    "parse_override_args": "config",
+    "resolve_device": "distributed",
+    "evaluate": "evaluate",
+    "JsonlLogger": "logs",
+    "plot_history": "logs",
+    "read_jsonl": "logs",
+    "build_optimizer": "optim",
+    "build_scheduler": "optim",
+    "param_groups": "optim",
+    "poly_lambda": "optim",
+    "Trainer": "trainer",
+    "build_model": "trainer",
+    "build_tokenizer": "trainer",
+    "text_words": "trainer",
+    "validate_config": "validate",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -33,7 +33,7 @@ import shutil
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -44,90 +44,18 @@ from torch.utils.data import Dataset
 from ..data import RRSISDDataset
 from ..data.synthetic import generate, vocabulary
 from ..data.transforms import ResizeNormalize, resize_mask
+from ..factory import create_model
 from ..metrics import ReferringMetrics, format_metrics
 from ..text import Tokenizer
+from .demo_settings import DEMO_KIND_WEIGHTS, DEMO_MODEL, DEMO_OUTPUTS, DEMO_THREADS, DemoConfig
 from .distributed import resolve_device
 from .logs import plot_history, read_jsonl
 from .trainer import Trainer
 from .visualize import comparison_grid, save_png
 
-__all__ = ["DEMO_THREADS", "DemoConfig", "MemoryDataset", "fix_cpu_threads", "run_demo", "shuffled_texts"]
+__all__ = ["DEMO_KIND_WEIGHTS", "DEMO_MODEL", "DEMO_THREADS", "DemoConfig", "MemoryDataset", "fix_cpu_threads", "run_demo", "shuffled_texts"]
 
 logger = logging.getLogger(__name__)
-
-# The demo model: gl-msin-tiny's layout, wider, with the small BERT fully trainable (from
-# scratch there are no pretrained layers worth freezing).
-DEMO_MODEL: dict[str, Any] = {
-    "embed_dim": 32,
-    "num_heads": [1, 2, 4, 8],
-    "head_hidden": 32,
-    "text_hidden_size": 64,
-    "text_heads": 2,
-    "text_intermediate_size": 128,
-    "text_freeze_embeddings": False,
-    "text_freeze_last_layers": 0,
-    "drop_path_rate": 0.0,
-    "text_dropout": 0.0,
-}
-
-# Expression mix of the demo set, relative to the generator's defaults. Measured: a small model
-# trained from scratch for a few CPU minutes learns colour, category and relation expressions
-# well but absolute-position ones (extremes, regions, sizes) slowly, because nothing in the
-# network encodes absolute position except zero padding; this mix keeps every kind present.
-DEMO_KIND_WEIGHTS: dict[str, float] = {"colour": 3.0, "relation": 1.5, "extreme": 0.5, "size": 0.5}
-
-# torch threads of the demo: a constant, so the figures do not depend on the machine's core
-# count or load (the README's figures were measured with it on a 2-core machine).
-DEMO_THREADS = 2
-
-# What a demo writes into its folder (``overwrite=True`` removes these, nothing else).
-DEMO_OUTPUTS = ("data", "gl-msin", "control", "metrics.json", "predictions.png", "training.png")
-
-
-@dataclass
-class DemoConfig:
-    """Settings of :func:`run_demo` (the defaults are the measured README run).
-
-    Args:
-        out: output folder.
-        seed: seed of the data, the initialisation and the data order.
-        steps: optimiser steps of each of the two trainings.
-        threads: torch CPU threads (default :data:`DEMO_THREADS`; the figures are reproducible
-            for a given seed and thread count).
-        scenes: generated scenes (80 % train, 10 % val, 10 % test).
-        size: scene side in pixels (also the model input size; a multiple of 32).
-        expressions_per_scene: expressions per scene.
-        batch_size: samples per step.
-        lr, warmup_steps, weight_decay: AdamW and its linear warm-up, then poly 0.9 decay.
-        clip_grad_norm: gradient clipping.
-        kind_weights: expression-kind weights for the generator (see ``DEMO_KIND_WEIGHTS``).
-        model: ``gl-msin-tiny`` overrides (see ``DEMO_MODEL``).
-        examples: validation samples drawn in ``predictions.png``.
-        device: ``"cpu"`` (the demo's measured setting), ``"auto"`` or a device.
-        progress: progress bars.
-        overwrite: replace a previous demo in ``out`` (without it a folder holding files is
-            refused, so a finished demo is never destroyed by accident).
-    """
-
-    out: str = "rrsis-demo"
-    seed: int = 0
-    steps: int = 1100
-    threads: int = DEMO_THREADS
-    scenes: int = 400
-    size: int = 96
-    expressions_per_scene: int = 4
-    batch_size: int = 8
-    lr: float = 1e-3
-    warmup_steps: int = 50
-    weight_decay: float = 1e-2
-    clip_grad_norm: float = 1.0
-    kind_weights: dict[str, float] = field(default_factory=lambda: dict(DEMO_KIND_WEIGHTS))
-    model: dict[str, Any] = field(default_factory=lambda: dict(DEMO_MODEL))
-    examples: int = 8
-    device: str = "cpu"
-    progress: bool = True
-    overwrite: bool = False
-
 
 class MemoryDataset(Dataset):
     """Samples held in memory (decoded once: the demo's 2 cores go to training, not PNG decoding).
@@ -187,8 +115,6 @@ def _iou(pred: np.ndarray, target: torch.Tensor) -> float:
 
 
 def _build_model(cfg: DemoConfig, vocab_size: int):
-    from .. import create_model
-
     torch.manual_seed(cfg.seed)
     args = {**cfg.model, "image_size": cfg.size, "text_vocab_size": vocab_size}
     return create_model("gl-msin-tiny", **args)
