@@ -9,7 +9,7 @@ from typing import List, Optional
 
 # Each module defines ``add_parser(subparsers)`` which registers its subcommand and sets
 # ``func`` (called with the parsed namespace, returns an exit code).
-_COMMANDS = ["models", "convert", "synth", "train", "evaluate", "predict", "demo"]
+_COMMANDS = ["models", "convert", "synth", "train", "evaluate", "predict", "demo", "app"]
 
 
 def build_parser() -> argparse.ArgumentParser:
