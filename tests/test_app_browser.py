@@ -219,7 +219,7 @@ def test_bad_inputs_show_a_message_and_the_app_keeps_serving(page, server, image
 
 
 def test_stopping_the_server_removes_its_workspace(server):
-    url, proc, log = server
+    _url, proc, log = server
     match = re.search(r"workspace (\S+) \(deleted on exit\)", log.read_text())
     assert match, log.read_text()
     workspace = Path(match.group(1))

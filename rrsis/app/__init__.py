@@ -38,9 +38,11 @@ def resolve_model(ref: str | None) -> str:
 
 
 def serve(model_ref: str | None = None, *, host: str = "127.0.0.1", port: int = 7860,
-          limits: Limits = Limits(), device: str = "cpu", examples: int = 3) -> None:
+          limits: Limits | None = None, device: str = "cpu", examples: int = 3) -> None:
     """Load the model once, build the page, serve it until interrupted, then delete the workspace."""
     from .page import build_app, launch, require_gradio
+
+    limits = limits or Limits()
 
     require_gradio()  # before the slow model load: a missing extra should fail at once
     source = resolve_model(model_ref)

@@ -5,6 +5,7 @@ Every check raises :class:`~rrsis.app.inference.InputError` with a sentence the 
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 
@@ -12,7 +13,9 @@ from PIL import Image
 
 from .inference import InputError
 
-__all__ = ["Limits", "check_upload", "parse_expressions"]
+__all__ = ["Limits", "check_upload", "image_size", "parse_expressions"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -68,8 +71,8 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
         try:
             with rasterio.open(path) as ds:
                 return ds.width, ds.height
-        except Exception:  # noqa: BLE001  (any rasterio failure means: not a raster it reads)
-            pass
+        except Exception as exc:  # noqa: BLE001  (any rasterio failure means: not a raster it reads)
+            logger.debug("rasterio cannot read %s: %s", path, exc)
     raise InputError(f"{os.path.basename(path)} is not an image the app can read: upload a PNG, "
                      "JPEG or TIFF")
 

@@ -40,7 +40,7 @@ def build_app(
     *,
     card: CardSummary,
     workspace: Workspace,
-    limits: Limits = Limits(),
+    limits: Limits | None = None,
     examples: Sequence[tuple[str, str]] = (),
 ):
     """The page as a ``gradio.Blocks``, queued with ``limits``' concurrency and queue size.
@@ -53,6 +53,7 @@ def build_app(
         examples: ``(image path, expressions)`` offered as example scenes.
     """
     gr = require_gradio()
+    limits = limits or Limits()
 
     def on_upload(upload):
         image, message = preview(upload, limits)

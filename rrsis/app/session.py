@@ -62,7 +62,7 @@ class Workspace:
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def __enter__(self) -> Workspace:
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
@@ -122,7 +122,7 @@ def respond(model, workspace: Workspace, limits: Limits, upload, expressions, mo
         return _error(str(exc))
     except ValueError as exc:  # the model's own input checks
         return _error(str(exc))
-    except Exception as exc:  # noqa: BLE001  (the page shows a line; the log keeps the traceback)
+    except Exception as exc:  # the page shows a line; the log keeps the traceback
         logger.exception("request failed")
         return _error(f"the model failed on this input ({type(exc).__name__}: {exc}); the app is "
                       "still running, try another image or expression")
