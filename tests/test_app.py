@@ -31,7 +31,7 @@ def model(tiny_tokenizer):
 @pytest.fixture(scope="module")
 def model_dir(model, tmp_path_factory):
     path = tmp_path_factory.mktemp("app-model") / "tiny"
-    model.save_pretrained(path, metrics={"oIoU": 0.61, "mIoU": 0.58}, dataset="synthetic-scenes")
+    model.save_pretrained(path, metrics={"oIoU": 0.61, "mIoU": 0.58, "P@0.5": 0.5}, dataset="synthetic-scenes")
     return path
 
 
@@ -183,10 +183,11 @@ def test_card_panel_reads_name_size_data_and_metrics(model, model_dir):
     assert card.name == "gl-msin-tiny"
     assert card.parameters == sum(p.numel() for p in model.parameters())
     assert card.training_data == "synthetic-scenes"
-    assert card.metrics == {"oIoU": "0.61", "mIoU": "0.58"}
+    assert card.metrics == {"oIoU": "0.61", "mIoU": "0.58", "P@0.5": "0.5"}
     assert "visual backbone" in card.facts and "parameters" not in card.facts
     text = card.markdown()
     assert f"{card.parameters:,}" in text and "| oIoU | 0.61 |" in text and "synthetic-scenes" in text
+    assert "| P&#64;0.5 | 0.5 |" in text and "P@" not in text  # not rendered as a mail link
 
 
 def test_card_panel_without_a_card(model, tmp_path):

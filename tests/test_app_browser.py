@@ -227,3 +227,5 @@ def test_stopping_the_server_removes_its_workspace(server):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
     assert not workspace.exists()
+    # Nothing written beside it either: the server's working directory holds what the test put there.
+    assert sorted(p.name for p in log.parent.iterdir()) == ["model", "server.log"]

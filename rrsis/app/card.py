@@ -33,16 +33,21 @@ class CardSummary:
     facts: dict[str, str] = field(default_factory=dict)
 
     def markdown(self) -> str:
-        lines = [f"### {self.name}", "", f"from `{self.source}`", "", "| property | value |", "|---|---|",
-                 f"| parameters | {self.parameters:,} ({self.parameters / 1e6:.2f} M) |",
-                 f"| training data | {self.training_data or 'not recorded in the model card'} |"]
-        lines += [f"| {k} | {v} |" for k, v in self.facts.items()]
+        lines = [f"### {self.name}", "", f"from `{self.source}`", "",
+                 f"- **parameters**: {self.parameters:,} ({self.parameters / 1e6:.2f} M)",
+                 f"- **training data**: {_md(self.training_data or 'not recorded in the model card')}"]
+        lines += [f"- **{_md(k)}**: {_md(v)}" for k, v in self.facts.items()]
         if self.metrics:
             lines += ["", "**Metrics (from the model card)**", "", "| metric | value |", "|---|---|"]
-            lines += [f"| {k} | {v} |" for k, v in self.metrics.items()]
+            lines += [f"| {_md(k)} | {_md(v)} |" for k, v in self.metrics.items()]
         else:
             lines += ["", "No metrics recorded in the model card."]
         return "\n".join(lines)
+
+
+def _md(text: str) -> str:
+    # "P@0.5" would become a mail link, and "|" would end a table cell.
+    return str(text).replace("@", "&#64;").replace("|", "\\|")
 
 
 def read_card(text: str) -> tuple[dict[str, str], dict[str, str], str | None]:
