@@ -47,18 +47,21 @@ class InFlight:
         self.run, self.delay = run, delay
         self.lock = threading.Lock()
         self.now = self.most = self.calls = 0
+        self.seconds = []
 
     def __call__(self, *args, **kwargs):
         with self.lock:
             self.now += 1
             self.calls += 1
             self.most = max(self.most, self.now)
+        t0 = time.perf_counter()
         try:
             time.sleep(self.delay)
             return self.run(*args, **kwargs)
         finally:
             with self.lock:
                 self.now -= 1
+                self.seconds.append(time.perf_counter() - t0)
 
 
 def _serve(model, limits, monkeypatch, tmp_path):
@@ -117,6 +120,7 @@ def test_twenty_concurrent_requests_all_answer_within_the_concurrency_limit(mode
     lat = np.array([s for _, s in answers])
     stats = {"requests": n, "concurrency": 2, "p50_s": float(np.percentile(lat, 50)),
              "p95_s": float(np.percentile(lat, 95)), "max_s": float(lat.max()),
+             "adapter_p50_s": float(np.percentile(counter.seconds, 50)),
              "max_in_flight": counter.most, "threads": torch.get_num_threads()}
     out = Path(os.environ.get("RRSIS_TEST_ARTEFACTS") or tmp_path)
     out.mkdir(parents=True, exist_ok=True)
