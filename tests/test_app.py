@@ -236,3 +236,18 @@ def test_cli_binds_loopback_by_default():
     assert (args.host, args.port, args.model) == ("127.0.0.1", 7860, None)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["app", "--port", "x"])
+
+
+def test_a_geotiff_pil_cannot_decode_is_still_sized_and_named(model, workspace, tmp_path):
+    rasterio = pytest.importorskip("rasterio")
+    from rasterio.transform import from_origin
+
+    path = tmp_path / "scene.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=64, height=48, count=4, dtype="uint16",
+                       crs="EPSG:32631", transform=from_origin(500000, 4.6e6, 0.5, 0.5)) as ds:
+        ds.write(np.ones((4, 48, 64), np.uint16))
+    with pytest.raises(OSError):
+        Image.open(path)  # 4 bands of 16 bits: PIL reads no pixels, only the header's tags
+    assert check_upload(path, Limits()) == (64, 48) and is_georeferenced(path)
+    r = respond(model, workspace, Limits(), str(path), "the ship", "global", 0.5)
+    assert not r.ok and "GeoTIFF" in r.message and 'pip install "rrsis[geo]"' in r.message

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import TiffImagePlugin
 
 from ..engine.visualize import overlay, save_png
 from ..models.base import load_image
 
-__all__ = ["MODES", "InputError", "Result", "is_georeferenced", "run"]
+__all__ = ["MODES", "InputError", "Result", "is_georeferenced", "run", "tiff_tags"]
 
 # Offered by the page; the modes this implementation cannot run yet say so (InputError).
 MODES = ("global", "tiles", "global-local")
@@ -67,14 +68,28 @@ class Result:
     area_m2: float | None = None
 
 
-def is_georeferenced(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a TIFF carrying GeoTIFF georeferencing tags (read from the header only)."""
+def tiff_tags(path: str | os.PathLike) -> dict[int, object] | None:
+    """The first image directory's tags of a TIFF (header only, any band count or bit depth), or
+    None when ``path`` is not a TIFF."""
     try:
-        with Image.open(path) as im:
-            tags = getattr(im, "tag_v2", None)
-            return im.format == "TIFF" and tags is not None and any(t in tags for t in _GEOTIFF_TAGS)
-    except (OSError, SyntaxError, ValueError):
-        return False
+        with open(path, "rb") as fp:
+            head = fp.read(8)
+            if head[:4] not in TiffImagePlugin.PREFIXES:
+                return None
+            if head[2:4] in (b"+\x00", b"\x00+"):  # BigTIFF: a 16-byte header
+                head += fp.read(8)
+            ifd = TiffImagePlugin.ImageFileDirectory_v2(head)
+            fp.seek(ifd.next)
+            ifd.load(fp)
+            return dict(ifd)
+    except (OSError, ValueError, struct.error):
+        return None
+
+
+def is_georeferenced(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a TIFF carrying GeoTIFF georeferencing tags."""
+    tags = tiff_tags(path)
+    return tags is not None and any(t in tags for t in _GEOTIFF_TAGS)
 
 
 def _slug(text: str, n: int = 40) -> str:

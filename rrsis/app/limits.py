@@ -5,17 +5,14 @@ Every check raises :class:`~rrsis.app.inference.InputError` with a sentence the 
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
 
 from PIL import Image
 
-from .inference import InputError
+from .inference import InputError, tiff_tags
 
 __all__ = ["Limits", "check_upload", "image_size", "parse_expressions"]
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,16 +60,9 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
                          "will decode") from None
     except (OSError, SyntaxError, ValueError):
         pass
-    try:  # a multi-band or 16-bit GeoTIFF that PIL cannot open
-        import rasterio
-    except ImportError:
-        rasterio = None
-    if rasterio is not None:
-        try:
-            with rasterio.open(path) as ds:
-                return ds.width, ds.height
-        except Exception as exc:  # noqa: BLE001  (any rasterio failure means: not a raster it reads)
-            logger.debug("rasterio cannot read %s: %s", path, exc)
+    tags = tiff_tags(path)  # a TIFF PIL cannot decode (e.g. 4 bands of 16 bits): its header
+    if tags and 256 in tags and 257 in tags:  # ImageWidth, ImageLength
+        return int(tags[256]), int(tags[257])
     raise InputError(f"{os.path.basename(path)} is not an image the app can read: upload a PNG, "
                      "JPEG or TIFF")
 
