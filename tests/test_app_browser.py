@@ -107,7 +107,7 @@ def server(tiny_tokenizer, tmp_path_factory):
 @pytest.fixture(scope="module")
 def page(server, tmp_path_factory):
     try:
-        from playwright.sync_api import sync_playwright
+        from playwright.sync_api import expect, sync_playwright
     except ImportError:
         _unavailable("playwright is not installed")
     chromium = _chromium()
@@ -121,6 +121,7 @@ def page(server, tmp_path_factory):
         )
         pg = ctx.new_page()
         pg.set_default_timeout(60_000)
+        expect.set_options(timeout=60_000)  # a shared 2-core CI machine can be slow; failures still fail
         pg.goto(server[0])
         pg.wait_for_selector("#segment")
         yield pg
@@ -216,6 +217,18 @@ def test_bad_inputs_show_a_message_and_the_app_keeps_serving(page, server, image
     expect(page.locator("#overlays img")).to_have_count(2)
     expect(message).to_contain_text("2 expressions on a 192×192 image")
     assert server[1].poll() is None
+
+
+def test_an_example_scene_fills_the_form(page):
+    from playwright.sync_api import expect
+
+    clear = page.locator("#upload button[aria-label='Clear']")
+    if clear.count():
+        clear.click()
+    page.get_by_text("example-scene-1.png").click()
+    expect(page.locator("#message")).to_contain_text("example-scene-1.png: 256×256 pixels")
+    assert page.input_value("#expressions textarea").strip()
+    expect(page.locator("#preview img")).to_be_visible()
 
 
 def test_stopping_the_server_removes_its_workspace(server):
