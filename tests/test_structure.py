@@ -22,7 +22,8 @@ FLOORS = [
     ["hub"],                                           # weights I/O: builds by name, imports no model
     ["models"],                                        # compositions, registered by name
     ["factory", "convert", "losses"],                  # the way in (create_model, from_pretrained)
-    ["engine", "demo"],
+    ["engine"],
+    ["app"],                                           # the web page, over the same inference API
     ["cli"],
     ["__init__"],                                      # the package face (lazy)
 ]

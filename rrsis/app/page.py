@@ -1,0 +1,120 @@
+"""The Gradio page: layout and wiring only; what a request does is :mod:`rrsis.app.session`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from . import inference
+from .card import CardSummary
+from .limits import Limits
+from .session import Workspace, preview, respond
+
+__all__ = ["build_app", "require_gradio"]
+
+INTRO = (
+    "# rrsis: referring segmentation\n"
+    "Upload an aerial image (or pick a generated example scene), type what to find, one expression "
+    "per line, and press **Segment**. Each expression gets its own overlay, area and mask file."
+)
+
+
+def require_gradio():
+    """Import gradio, or say how to install it."""
+    try:
+        import gradio
+    except ImportError as exc:
+        raise ModuleNotFoundError(
+            f'the app needs gradio ({exc}): pip install "rrsis[app]"'
+        ) from None
+    return gradio
+
+
+def _theme(gr):
+    # System fonts only: the default theme fetches web fonts, and the app must work offline.
+    return gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
+
+
+def build_app(
+    model,
+    *,
+    card: CardSummary,
+    workspace: Workspace,
+    limits: Limits | None = None,
+    examples: Sequence[tuple[str, str]] = (),
+):
+    """The page as a ``gradio.Blocks``, queued with ``limits``' concurrency and queue size.
+
+    Args:
+        model: the loaded model, shared by every request.
+        card: the model-card panel's content.
+        workspace: where results are written.
+        limits: bounds of a request.
+        examples: ``(image path, expressions)`` offered as example scenes.
+    """
+    gr = require_gradio()
+    limits = limits or Limits()
+
+    def on_upload(upload):
+        image, message = preview(upload, limits)
+        return image, message
+
+    def on_segment(upload, expressions, mode, threshold):
+        r = respond(model, workspace, limits, upload, expressions, mode, threshold)
+        return r.gallery, r.table, (r.files or None), r.message
+
+    with gr.Blocks(title="rrsis app", analytics_enabled=False, delete_cache=(600, 3600)) as app:
+        gr.Markdown(INTRO)
+        with gr.Row():
+            with gr.Column(scale=1):
+                upload = gr.File(label="Image or GeoTIFF", file_count="single", type="filepath",
+                                 elem_id="upload")
+                shown = gr.Image(label="Uploaded image", interactive=False, height=260,
+                                 elem_id="preview", format="png")
+                expressions = gr.Textbox(
+                    label=f"Expressions (one per line, at most {limits.max_expressions}, "
+                          f"{limits.max_expression_chars} characters each)",
+                    lines=3, placeholder="the red building\nall storage tanks", elem_id="expressions",
+                )
+                with gr.Row():
+                    mode = gr.Radio(list(inference.MODES), value=inference.MODES[0], label="Mode",
+                                    elem_id="mode")
+                    threshold = gr.Slider(0.05, 0.95, value=0.5, step=0.05, label="Threshold",
+                                          elem_id="threshold")
+                button = gr.Button("Segment", variant="primary", elem_id="segment")
+                if examples:
+                    gr.Examples([[p, t] for p, t in examples], inputs=[upload, expressions],
+                                label="Example scenes (generated with rrsis.data.synthetic)")
+            with gr.Column(scale=1):
+                message = gr.Markdown(label="Status", elem_id="message")
+                gallery = gr.Gallery(label="Overlay per expression", columns=2, height=420,
+                                     format="png", elem_id="overlays")
+                table = gr.Markdown(label="Areas", elem_id="areas")
+                files = gr.File(label="Downloads (mask PNG; GeoTIFF and GeoJSON for georeferenced "
+                                      "scenes)", file_count="multiple", interactive=False,
+                                elem_id="downloads")
+                with gr.Accordion("Model card", open=True):
+                    gr.Markdown(card.markdown(), elem_id="card")
+                gr.Markdown(
+                    f"Limits: uploads up to {limits.max_upload_mb:g} MiB and "
+                    f"{limits.max_pixels:,} pixels; {limits.concurrency} request(s) at a time, "
+                    f"{limits.queue_size} waiting at most."
+                )
+        upload.change(on_upload, inputs=upload, outputs=[shown, message], api_name=False,
+                      concurrency_limit=2, concurrency_id="preview")
+        button.click(on_segment, inputs=[upload, expressions, mode, threshold],
+                     outputs=[gallery, table, files, message], api_name="segment",
+                     concurrency_limit=limits.concurrency, concurrency_id="model")
+    app.queue(max_size=limits.queue_size, default_concurrency_limit=1)
+    return app
+
+
+def launch(app, *, host: str, port: int, limits: Limits, block: bool = True):
+    """Serve ``app``; with ``block=False`` return at once (the server runs in a thread)."""
+    gr = require_gradio()
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    return app.launch(
+        server_name=host, server_port=port, max_file_size=limits.max_upload_bytes,
+        prevent_thread_lock=not block, show_error=False, quiet=False, theme=_theme(gr),
+        ssr_mode=False, inbrowser=False, share=False,
+    )

@@ -1,0 +1,154 @@
+"""What the page does with a request, without the page: a temporary workspace, the checks, the one
+call to :func:`rrsis.app.inference.run`, and the texts and files shown back."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from . import inference
+from .inference import InputError
+from .limits import Limits, check_upload, parse_expressions
+
+__all__ = ["Response", "Workspace", "preview", "respond"]
+
+logger = logging.getLogger(__name__)
+
+
+class Workspace:
+    """The one folder the app writes into (uploads, examples, results); removed by :meth:`close`.
+
+    Args:
+        keep: result folders kept (older ones are deleted as new requests arrive; the server has
+            already copied what it serves).
+    """
+
+    def __init__(self, keep: int = 64) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="rrsis-app-"))
+        self.keep = keep
+        self._lock = threading.Lock()
+        self._count = 0
+        for sub in ("uploads", "examples", "requests"):
+            (self.root / sub).mkdir()
+
+    @property
+    def uploads(self) -> Path:
+        return self.root / "uploads"
+
+    @property
+    def examples(self) -> Path:
+        return self.root / "examples"
+
+    def request_dir(self) -> Path:
+        """A new empty folder for one request's files."""
+        with self._lock:
+            self._count += 1
+            path = self.root / "requests" / f"{self._count:06d}-{uuid.uuid4().hex[:6]}"
+            path.mkdir()
+            old = sorted((self.root / "requests").iterdir())[:-self.keep]
+        for p in old:
+            shutil.rmtree(p, ignore_errors=True)
+        return path
+
+    def close(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@dataclass
+class Response:
+    """What the page shows after one request.
+
+    Args:
+        gallery: ``(overlay path, caption)`` per expression.
+        table: markdown table of areas and times (empty on error).
+        files: paths offered for download.
+        message: one line: the time taken, or what was wrong.
+        ok: whether results were produced.
+    """
+
+    gallery: list[tuple[str, str]] = field(default_factory=list)
+    table: str = ""
+    files: list[str] = field(default_factory=list)
+    message: str = ""
+    ok: bool = False
+
+
+def _error(text: str) -> Response:
+    return Response(message=f"**Cannot run this request:** {text}")
+
+
+def _area_table(results: list[inference.Result], pixels: int) -> str:
+    geo = any(r.area_m2 is not None for r in results)
+    head = "| # | expression | area (px) | share of image |" + (" area (m²) |" if geo else "") + " time (s) |"
+    rows = [head, "|---|---|---:|---:|" + ("---:|" if geo else "") + "---:|"]
+    for i, r in enumerate(results, 1):
+        text = r.text.replace("|", "\\|")
+        m2 = (f" {r.area_m2:,.1f} |" if r.area_m2 is not None else " – |") if geo else ""
+        rows.append(f"| {i} | {text} | {r.area_px} | {r.area_px / pixels:.1%} |{m2} {r.seconds:.2f} |")
+    return "\n".join(rows)
+
+
+def respond(model, workspace: Workspace, limits: Limits, upload, expressions, mode, threshold) -> Response:
+    """Check one request, run it through the adapter, and describe the results.
+
+    Bad input and failures come back as a :class:`Response` with a message, never as an exception,
+    so the page always answers and the server keeps serving.
+    """
+    t0 = time.perf_counter()
+    try:
+        texts = parse_expressions(expressions, limits)
+        w, h = check_upload(upload, limits)
+        threshold = float(threshold)
+        if not 0.0 < threshold < 1.0:
+            raise InputError(f"threshold must be between 0 and 1 (exclusive), got {threshold}")
+        results = inference.run(model, upload, texts, mode=str(mode), threshold=threshold,
+                                workdir=workspace.request_dir())
+    except InputError as exc:
+        return _error(str(exc))
+    except ValueError as exc:  # the model's own input checks
+        return _error(str(exc))
+    except Exception as exc:  # the page shows a line; the log keeps the traceback
+        logger.exception("request failed")
+        return _error(f"the model failed on this input ({type(exc).__name__}: {exc}); the app is "
+                      "still running, try another image or expression")
+    seconds = time.perf_counter() - t0
+    files: list[str] = []
+    for r in results:
+        files += [str(p) for p in (r.mask_png, r.mask_tif, r.geojson) if p is not None]
+    gallery = [(str(r.overlay_png), f"{r.text}: {r.area_px} px") for r in results]
+    n = len(results)
+    message = (f"{n} expression{'s' if n > 1 else ''} on a {w}×{h} image, {mode} mode, threshold "
+               f"{threshold:g}: {seconds:.2f} s in all")
+    return Response(gallery, _area_table(results, w * h), files, message, ok=True)
+
+
+def preview(upload, limits: Limits, side: int = 512) -> tuple[np.ndarray | None, str]:
+    """A small RGB view of an upload and a message (empty when the upload is fine)."""
+    if not upload:
+        return None, ""
+    try:
+        w, h = check_upload(upload, limits)
+        with Image.open(upload) as im:
+            im.draft("RGB", (side, side))
+            im = im.convert("RGB")
+            im.thumbnail((side, side))
+            return np.asarray(im), f"{Path(upload).name}: {w}×{h} pixels"
+    except InputError as exc:
+        return None, f"**Cannot use this file:** {exc}"
+    except (OSError, SyntaxError, ValueError) as exc:
+        return None, f"**No preview** ({exc}); the file may still run"

@@ -1,0 +1,71 @@
+"""``rrsis app``: serve a local web page to try a model on an image (needs the ``app`` extra)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..app.limits import Limits
+
+    d = Limits()
+    p = sub.add_parser(
+        "app", help="a local web page to try a model on an image",
+        description="Starts a Gradio page: upload an image, type expressions (one per line), see an "
+                    "overlay, the area and the time per expression, download the masks. Binds "
+                    "127.0.0.1 (this machine only) unless --host says otherwise. Needs "
+                    'pip install "rrsis[app]".',
+    )
+    p.add_argument("--model", metavar="DIR_OR_REPO",
+                   help="a save_pretrained directory or a Hub repo id (default: the model `rrsis "
+                        "demo` saves, rrsis-demo/gl-msin/final under the working directory)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1; 0.0.0.0 exposes the page, without "
+                        "authentication, to the network)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
+    p.add_argument("--max-upload-mb", type=float, default=d.max_upload_mb,
+                   help=f"largest upload in MiB (default {d.max_upload_mb:g})")
+    p.add_argument("--max-pixels", type=int, default=d.max_pixels,
+                   help=f"largest image, width x height (default {d.max_pixels:,})")
+    p.add_argument("--max-expressions", type=int, default=d.max_expressions,
+                   help=f"expressions per request (default {d.max_expressions})")
+    p.add_argument("--max-expression-chars", type=int, default=d.max_expression_chars,
+                   help=f"characters per expression (default {d.max_expression_chars})")
+    p.add_argument("--concurrency", type=int, default=d.concurrency,
+                   help=f"requests computed at once (default {d.concurrency})")
+    p.add_argument("--queue-size", type=int, default=d.queue_size,
+                   help=f"requests waiting at most; more are refused (default {d.queue_size})")
+    p.add_argument("--examples", type=int, default=3, help="generated example scenes (default 3)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import signal
+
+    from ..app import serve
+    from ..app.limits import Limits
+
+    limits = Limits(
+        max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels,
+        max_expressions=args.max_expressions, max_expression_chars=args.max_expression_chars,
+        concurrency=args.concurrency, queue_size=args.queue_size,
+    )
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"rrsis app: warning: binding {args.host} makes the page reachable from other "
+              "machines, with no authentication", file=sys.stderr)
+
+    def _stop(signum, frame):  # SIGTERM ends the server the way Ctrl-C does: workspace deleted
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        serve(args.model, host=args.host, port=args.port, limits=limits, device=args.device,
+              examples=args.examples)
+    except ModuleNotFoundError as exc:
+        print(f"rrsis app: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("rrsis app: stopped", file=sys.stderr)
+    return 0
