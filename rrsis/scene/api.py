@@ -121,7 +121,7 @@ def segment_scene(
 
             try:
                 CRS.from_user_input(geojson_crs)
-            except CRSError as exc:
+            except (CRSError, ValueError) as exc:
                 raise ValueError(f"geojson_crs {geojson_crs!r}: {exc}") from None
         keep = (out is None) if return_mask is None else bool(return_mask)
         return [_one(model, sc, text, opt, threshold,
