@@ -21,7 +21,7 @@ PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 # GDAL's block cache counts towards the process's memory; a small one keeps peak memory
 # independent of the scene size (reads are sequential, so a big cache buys little).
 GDAL_ENV = {"GDAL_CACHEMAX": 64}
-STATS_SIDE = 1024
+STATS_SIDE = 512
 
 
 def require_geo(what: str):
@@ -120,7 +120,7 @@ class Scene:
         side = max(self.height, self.width)
         f = min(1.0, STATS_SIDE / side)
         shape = (max(1, round(self.height * f)), max(1, round(self.width * f)))
-        data, valid = self._read_raw(None, shape)
+        data, valid = self._read_raw(None, shape, decimate=True)
         out = []
         for b in range(data.shape[0]):
             v = data[b][valid]
@@ -133,7 +133,7 @@ class Scene:
         return out
 
     # ------------------------------------------------------------------ reads
-    def _read_raw(self, window, out_shape):
+    def _read_raw(self, window, out_shape, decimate=False):
         from rasterio.enums import Resampling
         from rasterio.windows import Window
 
@@ -145,11 +145,14 @@ class Scene:
         shrink = out_shape is not None and (
             out_shape[0] < (self.height if window is None else window[2] - window[0]))
         kw = dict(window=win, out_shape=None if out_shape is None else (len(self.bands), *out_shape),
-                  boundless=not full, resampling=Resampling.average if shrink else Resampling.nearest)
+                  boundless=not full, resampling=Resampling.average if shrink and not decimate else Resampling.nearest)
         with rasterio.Env(**GDAL_ENV):
             data = self._ds.read(list(self.bands), **kw)
-            masks = self._ds.read_masks(list(self.bands), **kw)
-        valid = (masks >= 128).all(axis=0)
+            # One band's mask: GDAL's per-dataset (alpha, internal mask) or nodata masks are the
+            # same for every band of ordinary rasters, and each band read costs a decompression.
+            kw["out_shape"] = None if out_shape is None else tuple(out_shape)
+            masks = self._ds.read_masks(self.bands[0], **kw)
+        valid = masks >= 128
         return data, valid
 
     def read(self, window: tuple[int, int, int, int] | None = None,
