@@ -140,7 +140,7 @@ def measure(model_dir: Path, work: Path, size: int, render: int, device: str, th
         code = _CHILD.format(root=str(ROOT), threads=threads, model=str(model_dir), device=device,
                              image=str(work / "perf" / meta["image"]), text=meta["expressions"][0]["text"],
                              out=str(work / "perf" / f"out{size}-{label}"), options=options)
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
         if proc.returncode:
             raise RuntimeError(f"size {size} {label}: {proc.stderr[-2000:]}")
         r = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -157,11 +157,11 @@ def markdown(report: dict) -> str:
         "# Large scenes: global vs tiles vs global-local (CPU)" if report["device"] == "cpu"
         else f"# Large scenes ({report['device']})", "",
         f"Run {report['timestamp']} on {report['machine']}; {report['conditions']}", "",
-        f"Model: gl-msin-tiny (demo widths) trained {s['train_steps']} steps on {report['train_samples']} "
+        (f"Model: gl-msin-tiny (demo widths) trained {s['train_steps']} steps on {report['train_samples']} "
         f"samples of {s['train_size']}² synthetic scenes ({report['train_s']:.0f} s). Evaluation: "
         f"{report['eval_expressions']} expressions on {s['eval_scenes']} generated {s['eval_size']}² "
         f"georeferenced scenes, each naming one object. Global pass at {s['train_size']}²; tiles "
-        f"{s['options']['tile']} px at scale {s['options']['scale']:.2f}, overlap {s['options']['overlap']}.", "",
+        f"{s['options']['tile']} px at scale {s['options']['scale']:.2f}, overlap {s['options']['overlap']}."), "",
         "| mode | mIoU | oIoU | P@0.5 | s / expression |", "|---|---|---|---|---|",
     ]
     for m, r in report["accuracy"].items():
@@ -174,8 +174,8 @@ def markdown(report: dict) -> str:
               "|---|---|" + "---|" * len(MODES)]
     for k, d in report["by_kind"].items():
         lines.append(f"| {k} | {d['n']} | " + " | ".join(f"{100 * d[m]:.1f}" for m in MODES) + " |")
-    lines += ["", "Throughput and peak memory (one fresh process per row; mask GeoTIFF, GeoJSON and "
-              "overlay written):", "",
+    lines += ["", ("Throughput and peak memory (one fresh process per row; mask GeoTIFF, GeoJSON and "
+              "overlay written):"), "",
               "| scene | configuration | seconds | Mpx/s | peak RSS MiB | CUDA MiB |", "|---|---|---|---|---|---|"]
     for r in report["performance"]:
         cuda = f"{r['cuda_mib']:.0f}" if r["cuda_mib"] is not None else "-"

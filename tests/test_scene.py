@@ -2,6 +2,7 @@
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,9 +17,9 @@ from rrsis.scene.infer import blend_window, resample_rows, tile_starts
 
 rasterio = pytest.importorskip("rasterio")
 shapely = pytest.importorskip("shapely")
-from affine import Affine  # noqa: E402  (comes with rasterio)
-from rasterio.features import rasterize  # noqa: E402
-from shapely.geometry import shape  # noqa: E402
+from affine import Affine
+from rasterio.features import rasterize
+from shapely.geometry import shape
 
 H, W = 150, 230
 TRANSFORM = Affine(1.5, 0.25, 440720.0, 0.1, -1.5, 3751320.0)  # rotated/sheared, UTM metres
@@ -96,7 +97,7 @@ def test_georeferenced_scene_through_every_mode(tiny, scene_tif, tmp_path, mode)
     assert res.area_px == int(mask.sum())
     assert res.area_m2 == pytest.approx(mask.sum() * abs(TRANSFORM.a * TRANSFORM.e - TRANSFORM.b * TRANSFORM.d))
     # GeoJSON: valid, WGS 84 (RFC 7946: no crs member), rasterises back to the mask.
-    fc = json.loads(open(res.files["geojson"]).read())
+    fc = json.loads(Path(res.files["geojson"]).read_text())
     assert fc["type"] == "FeatureCollection" and "crs" not in fc and len(fc["features"]) == res.n_polygons
     geoms = [shape(f["geometry"]) for f in fc["features"]]
     assert all(g.is_valid for g in geoms)
@@ -117,7 +118,7 @@ def test_georeferenced_scene_through_every_mode(tiny, scene_tif, tmp_path, mode)
 def test_geojson_native_crs_and_simplified_polygons(tiny, scene_tif, tmp_path):
     (res,) = segment_scene(tiny, scene_tif, "the red building", mode="global", out=tmp_path / "p",
                            geojson_crs="native", simplify=1.0, return_mask=True)
-    fc = json.loads(open(res.files["geojson"]).read())
+    fc = json.loads(Path(res.files["geojson"]).read_text())
     assert fc["crs"]["properties"]["name"].endswith("32611")
     geoms = [shape(f["geometry"]) for f in fc["features"]]
     back = rasterize([(g, 1) for g in geoms], out_shape=(H, W), transform=TRANSFORM) > 0
@@ -222,22 +223,23 @@ def test_bands_and_stretch(scene_tif):
     sc = open_scene(scene_tif, bands="1", stretch=(2, 98))
     img, _ = sc.read(None)
     assert (img[..., 0] == img[..., 1]).all()
-    lo, hi = sc.stretch_range[0]
-    data = rasterio.open(scene_tif).read(1)
+    lo, _hi = sc.stretch_range[0]
+    with rasterio.open(scene_tif) as ds:
+        data = ds.read(1)
     assert lo == pytest.approx(np.percentile(data[data > 0], 2), rel=0.05)
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(bands="5,3,2"), r"bands \[5\] out of range"),
-    (dict(bands="a,b"), "1-based band numbers"),
-    (dict(bands="1,2"), "give 3 bands"),
-    (dict(mode="fast"), "mode 'fast'"),
-    (dict(tile=50), "multiple of 32"),
-    (dict(overlap=0.95), "overlap"),
-    (dict(scale=0.5), "scale must be >= 1"),
-    (dict(threshold=1.0), "threshold"),
-    (dict(texts=" "), "expression 0 is empty"),
-    (dict(geojson_crs="EPSG:nope", out="x"), "geojson_crs"),
+    ({"bands": "5,3,2"}, r"bands \[5\] out of range"),
+    ({"bands": "a,b"}, "1-based band numbers"),
+    ({"bands": "1,2"}, "give 3 bands"),
+    ({"mode": "fast"}, "mode 'fast'"),
+    ({"tile": 50}, "multiple of 32"),
+    ({"overlap": 0.95}, "overlap"),
+    ({"scale": 0.5}, "scale must be >= 1"),
+    ({"threshold": 1.0}, "threshold"),
+    ({"texts": " "}, "expression 0 is empty"),
+    ({"geojson_crs": "EPSG:nope", "out": "x"}, "geojson_crs"),
 ])
 def test_bad_input_is_named(tiny, scene_tif, tmp_path, kwargs, message):
     texts = kwargs.pop("texts", "the red building")

@@ -2,6 +2,7 @@
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import rrsis
 from rrsis.cli import main
 
 rasterio = pytest.importorskip("rasterio")
-from test_scene import CRS, TRANSFORM, write_scene  # noqa: E402
+from test_scene import CRS, TRANSFORM, write_scene
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def test_predict_on_geotiff_writes_gis_outputs(saved, tmp_path, capsys, extra):
         vals = np.unique(ds.read(1))
     if "--probabilities" not in extra:
         assert set(vals) <= {0, 255}
-    fc = json.load(open(f"{prefix}.geojson"))
+    fc = json.loads(Path(f"{prefix}.geojson").read_text())
     assert fc["type"] == "FeatureCollection" and (("crs" in fc) == ("native" in extra))
     assert (tmp_path / "o" / "pred_overlay.png").is_file()
     out = capsys.readouterr().out

@@ -14,7 +14,7 @@ from .infer import SceneOptions, predict_strips
 from .read import Scene, open_scene
 from .write import MaskWriter, PolygonCollector, pixel_area_m2, write_overlay
 
-__all__ = ["SceneResult", "segment_scene", "output_paths"]
+__all__ = ["SceneResult", "output_paths", "segment_scene"]
 
 
 @dataclass

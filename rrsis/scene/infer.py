@@ -165,7 +165,7 @@ class _TileRows:
         self.scene, self.net, self.opt, self.needed, self.progress = scene, net, opt, needed, progress
         s, t = opt.scale, opt.tile
         self.h, self.w = math.ceil(scene.height / s), math.ceil(scene.width / s)
-        stride = max(1, int(round(t * (1 - opt.overlap))))
+        stride = max(1, round(t * (1 - opt.overlap)))
         self.ys, self.xs = tile_starts(self.h, t, stride), tile_starts(self.w, t, stride)
         self.window = blend_window(t)
         self.next_row = 0
@@ -252,10 +252,10 @@ def predict_strips(scene: Scene, model, text, opt: SceneOptions,
             if gate is None:
                 return True
             # The tile's footprint in global pixels, one pixel wider for the soft gate edge.
-            r0 = max(int(math.floor(y0 * s * g / H)) - 1, 0)
-            r1 = min(int(math.ceil((y0 + opt.tile) * s * g / H)) + 1, g)
-            c0 = max(int(math.floor(x0 * s * g / W)) - 1, 0)
-            c1 = min(int(math.ceil((x0 + opt.tile) * s * g / W)) + 1, g)
+            r0 = max(math.floor(y0 * s * g / H) - 1, 0)
+            r1 = min(math.ceil((y0 + opt.tile) * s * g / H) + 1, g)
+            c0 = max(math.floor(x0 * s * g / W) - 1, 0)
+            c1 = min(math.ceil((x0 + opt.tile) * s * g / W) + 1, g)
             return bool(gate[r0:r1, c0:c1].any())
 
         bar = None
@@ -271,10 +271,10 @@ def predict_strips(scene: Scene, model, text, opt: SceneOptions,
             if mode != "tiles":
                 p_global = _sigmoid(resample_rows(d_global, 0, g, (r0, r1), W, ac_y, ac_x))
             if tiles is not None:
-                last = min(int(math.floor(ty[0] * (r1 - 1) + ty[1])) + 2, tiles.h)
+                last = min(math.floor(ty[0] * (r1 - 1) + ty[1]) + 2, tiles.h)
                 tiles.ensure(last)
                 p_local = _sigmoid(resample_rows(tiles.held(), tiles.offset, tiles.h, (r0, r1), W, ty, tx))
-                tiles.release(int(math.floor(ty[0] * r1 + ty[1])) - 1)
+                tiles.release(math.floor(ty[0] * r1 + ty[1]) - 1)
             if mode == "global":
                 p = p_global
             elif mode == "tiles":

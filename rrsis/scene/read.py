@@ -97,7 +97,7 @@ class Scene:
         if self._ds is not None:
             self._ds.close()
 
-    def __enter__(self) -> Scene:
+    def __enter__(self) -> Scene:  # noqa: PYI034 - a final class
         return self
 
     def __exit__(self, *exc) -> None:
@@ -144,8 +144,9 @@ class Scene:
                                   and window[3] <= self.width)
         shrink = out_shape is not None and (
             out_shape[0] < (self.height if window is None else window[2] - window[0]))
-        kw = dict(window=win, out_shape=None if out_shape is None else (len(self.bands), *out_shape),
-                  boundless=not full, resampling=Resampling.average if shrink and not decimate else Resampling.nearest)
+        kw = {"window": win, "out_shape": None if out_shape is None else (len(self.bands), *out_shape),
+              "boundless": not full,
+              "resampling": Resampling.average if shrink and not decimate else Resampling.nearest}
         with rasterio.Env(**GDAL_ENV):
             data = self._ds.read(list(self.bands), **kw)
             # One band's mask: GDAL's per-dataset (alpha, internal mask) or nodata masks are the
@@ -222,8 +223,9 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, stretch
                 raise ValueError(f"{path}: --bands applies to rasters read by rasterio, not PNG/JPEG")
             return Scene(array=load_image(path), name=path)
         rasterio = require_geo(f"reading {os.path.basename(path)}")
-        from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
         import warnings
+
+        from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
         try:
             with warnings.catch_warnings():

@@ -152,7 +152,7 @@ class PolygonCollector:
             g = mapping(geo)
             if crs != "native":
                 g = transform_geom(src_crs, crs, g)
-            props = {**(properties or {}), "area_px": int(round(n_px)),
+            props = {**(properties or {}), "area_px": round(n_px),
                      "area_m2": None if area_m2 is None else float(area_m2)}
             feats.append({"type": "Feature", "properties": props, "geometry": g})
         fc: dict[str, Any] = {"type": "FeatureCollection", "features": feats}

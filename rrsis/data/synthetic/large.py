@@ -88,11 +88,11 @@ def write_large_scene(
         if e.targets[0] not in used and len(chosen) < n_expressions:
             chosen.append(e)
             used.add(e.targets[0])
-    collar = int(round(nodata_collar * size))
+    collar = round(nodata_collar * size)
     transform = Affine(gsd, 0.0, 400000.0, 0.0, -gsd, 4600000.0 + size * gsd)
     os.makedirs(out_dir, exist_ok=True)
-    common = dict(driver="GTiff", height=size, width=size, crs=UTM_CRS, transform=transform,
-                  tiled=True, blockxsize=256, blockysize=256, compress="deflate")
+    common = {"driver": "GTiff", "height": size, "width": size, "crs": UTM_CRS, "transform": transform,
+                  "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate"}
     img_path = os.path.join(out_dir, f"{name}.tif")
     lab_path = os.path.join(out_dir, f"{name}_labels.tif")
     cols = np.minimum((np.arange(size) * rs) // size, rs - 1)
