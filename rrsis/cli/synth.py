@@ -14,7 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "masks, written in the RRSIS-D (REFER) and/or RefSegRS layouts, plus stats.json.",
     )
     p.add_argument("out_dir", metavar="OUT_DIR", help="output folder")
-    p.add_argument("--n-scenes", type=int, default=100, help="number of scenes (default 100)")
+    p.add_argument("--n-scenes", type=int, help="number of scenes (default 100; 1 with --large)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--size", type=int, default=256, help="scene side in pixels (default 256)")
     p.add_argument("--layout", choices=["rrsisd", "refsegrs", "both"], default="both")
@@ -45,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.large:
         return _large(args)
+    if args.n_scenes is None:
+        args.n_scenes = 100
 
     stats = generate(
         args.out_dir, args.n_scenes, seed=args.seed, size=args.size, layout=args.layout,
@@ -67,6 +69,8 @@ def _large(args: argparse.Namespace) -> int:
     from ..scene.read import require_geo
 
     require_geo("rrsis synth --large")
+    if args.n_scenes is None:
+        args.n_scenes = 1
     if args.n_scenes < 1:
         raise ValueError(f"--n-scenes must be at least 1, got {args.n_scenes}")
     # Large scenes hold more objects unless asked otherwise.
