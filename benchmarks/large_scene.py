@@ -59,7 +59,7 @@ def train_model(work: Path, steps: int, scenes: int, size: int, device: str, see
         "loss": {"ce_weight": 0.9, "dice_weight": 0.1},
         "train": {"max_steps": steps, "batch_size": 8, "seed": seed, "device": device, "amp": "off",
                   "clip_grad_norm": 1.0, "checkpoint_every": 0, "keep_checkpoints": 1, "log_every": 50,
-                  "eval_every": 0, "progress": False, "output_dir": str(work / "run")},
+                  "eval_every": 0, "progress": True, "output_dir": str(work / "run")},
     }
     torch.set_flush_denormal(True)
     trainer = Trainer(cfg, model=model, tokenizer=tok, train_dataset=MemoryDataset(samples), val_dataset=None)
@@ -190,7 +190,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--smoke", action="store_true", help="tiny everything (checks the script)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (1: on a loaded machine, 2 threads wait on each other)")
     p.add_argument("--train-steps", type=int, default=500)
     p.add_argument("--train-scenes", type=int, default=240)
     p.add_argument("--eval-scenes", type=int, default=5)
@@ -202,6 +203,7 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the measuring subprocesses
     size = 96
     if args.smoke:
         args.train_steps, args.train_scenes, args.eval_scenes, args.eval_size = 5, 8, 1, 384

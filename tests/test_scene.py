@@ -268,5 +268,5 @@ def test_without_rasterio_geotiff_names_the_extra_and_png_still_works(tiny, scen
     png = tmp_path / "plain.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(png)
     (res,) = segment_scene(tiny, png, "the red building", out=tmp_path / "plain")
-    assert set(res.files) == {"mask", "overlay"}
+    assert set(res.files) == {"mask", "overlay"} and res.mode == "global"  # auto, small image
     assert np.asarray(Image.open(res.files["mask"])).shape == (40, 50)
