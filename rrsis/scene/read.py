@@ -188,8 +188,8 @@ class Scene:
             valid[rr0 - r0:rr1 - r0, cc0 - c0:cc1 - c0] = True
         if out_shape is not None and tuple(out_shape) != img.shape[:2]:
             # PIL's bilinear resize: the same pixels model.predict gives the model.
-            img = np.asarray(Image.fromarray(img).resize(out_shape[::-1], Image.BILINEAR))
-            valid = np.asarray(Image.fromarray(valid).resize(out_shape[::-1], Image.NEAREST))
+            img = np.array(Image.fromarray(img).resize(out_shape[::-1], Image.BILINEAR))
+            valid = np.array(Image.fromarray(valid).resize(out_shape[::-1], Image.NEAREST))
         return img, valid
 
     def read_valid(self, window: tuple[int, int, int, int]) -> np.ndarray:
