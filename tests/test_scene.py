@@ -270,3 +270,21 @@ def test_without_rasterio_geotiff_names_the_extra_and_png_still_works(tiny, scen
     (res,) = segment_scene(tiny, png, "the red building", out=tmp_path / "plain")
     assert set(res.files) == {"mask", "overlay"} and res.mode == "global"  # auto, small image
     assert np.asarray(Image.open(res.files["mask"])).shape == (40, 50)
+
+
+def test_geographic_crs_areas_in_square_metres(tiny, tmp_path):
+    path = tmp_path / "wgs84.tif"
+    write_scene(path, nodata_corner=False)
+    step = 1e-4  # degrees per pixel near 45° N
+    with rasterio.open(path, "r+") as ds:
+        ds.crs = "EPSG:4326"
+        ds.transform = Affine(step, 0, 10.0, 0, -step, 45.0)
+    (res,) = segment_scene(tiny, path, "the red building", mode="global", out=tmp_path / "g",
+                           simplify=0.0, return_mask=True)
+    assert res.area_px == int(res.mask.sum()) > 0
+    # A pixel is about (step · 111.32 km · cos(lat)) × (step · 111.1 km) here.
+    lat = np.radians(45.0 - step * H / 2)
+    px_m2 = (step * 111_320 * np.cos(lat)) * (step * 111_130)
+    assert res.area_m2 == pytest.approx(res.area_px * px_m2, rel=0.01)
+    fc = json.loads(Path(res.files["geojson"]).read_text())
+    assert sum(f["properties"]["area_m2"] for f in fc["features"]) == pytest.approx(res.area_m2)
