@@ -22,7 +22,7 @@ FLOORS = [
     ["hub"],                                           # weights I/O: builds by name, imports no model
     ["models"],                                        # compositions, registered by name
     ["factory", "convert", "losses"],                  # the way in (create_model, from_pretrained)
-    ["engine"],
+    ["engine", "scene"],                               # training, evaluation; whole-scene inference
     ["app"],                                           # the web page, over the same inference API
     ["cli"],
     ["__init__"],                                      # the package face (lazy)

@@ -1,60 +1,108 @@
-"""``rrsis predict``: segment what an expression names in one image; write mask and overlay PNGs."""
+"""``rrsis predict``: segment what an expression names in an image or a whole scene.
+
+A plain image gives ``OUT_mask.png`` and ``OUT_overlay.png``; a georeferenced raster gives
+``OUT_mask.tif`` (the input's CRS and transform), ``OUT.geojson`` and ``OUT_overlay.png``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "predict", help="segment one image for one expression",
-        description="Writes OUT_mask.png (0/255 at the image's size) and OUT_overlay.png (the "
-                    "mask filled semi-transparently and outlined over the image). Nothing is "
-                    "written when an input is missing, unreadable or empty.",
+        "predict", help="segment an image or a whole (georeferenced) scene for an expression",
+        description="Plain image: writes OUT_mask.png (0/255 at the image's size) and "
+                    "OUT_overlay.png. Georeferenced raster (GeoTIFF, COG, JP2, ...; needs "
+                    "pip install \"rrsis[geo]\"): writes OUT_mask.tif with the input's CRS, "
+                    "transform and nodata, OUT.geojson (polygons with areas, WGS 84 by default) "
+                    "and OUT_overlay.png, reading and writing window by window. Several --text: "
+                    "OUT_1_*, OUT_2_*, ... Nothing is written under the final names when an "
+                    "input is missing, unreadable or empty.",
     )
     p.add_argument("--model", required=True, help="a save_pretrained directory or a Hub repo id")
-    p.add_argument("--image", required=True, help="image file (any size; RGB, grey or RGBA)")
-    p.add_argument("--text", required=True, help="the referring expression")
-    p.add_argument("--out", required=True, metavar="OUT_PREFIX",
-                   help="output prefix: writes OUT_PREFIX_mask.png and OUT_PREFIX_overlay.png")
+    p.add_argument("--image", required=True, help="image or raster file (any size)")
+    p.add_argument("--text", required=True, action="append",
+                   help="the referring expression (repeat for several)")
+    p.add_argument("--out", required=True, metavar="OUT_PREFIX", help="output prefix")
     p.add_argument("--threshold", type=float, default=0.5, help="foreground probability threshold")
-    p.add_argument("--image-size", type=int, help="model input side (default: the model's image_size)")
+    p.add_argument("--mode", choices=["auto", "global", "tiles", "global-local"], default="auto",
+                   help="global: whole image at model size; tiles: sliding windows; global-local: "
+                        "global picks the object, tiles delineate it; auto: global up to 2 tiles "
+                        "a side, global-local above (default)")
+    p.add_argument("--tile", type=int, help="tile side in model pixels (default: the model's image_size)")
+    p.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction (default 0.25)")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="scene pixels per model pixel in the tiled pass (>1 for very fine GSD)")
+    p.add_argument("--bands", help="1-based bands shown as R,G,B, e.g. 4,3,2 (default: first three)")
+    p.add_argument("--stretch", help="percentile stretch LOW,HIGH, or 'none' (default: 2,98 for "
+                                     "16-bit/float rasters, none for 8-bit)")
+    p.add_argument("--probabilities", action="store_true",
+                   help="mask GeoTIFF holds the probability scaled to 0-255 instead of 0/255")
+    p.add_argument("--geojson-crs", default="EPSG:4326",
+                   help="CRS of the GeoJSON: EPSG:4326 (RFC 7946, default), 'native' or any CRS")
+    p.add_argument("--simplify", type=float, default=0.5, help="polygon tolerance in pixels")
+    p.add_argument("--image-size", type=int, help="global-pass input side (default: the model's image_size)")
+    p.add_argument("--batch-size", type=int, default=8, help="tiles per forward pass")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def output_paths(prefix: str) -> tuple[str, str]:
-    """``(mask path, overlay path)`` for an output prefix."""
+    """``(mask path, overlay path)`` of a plain image for an output prefix."""
     return f"{prefix}_mask.png", f"{prefix}_overlay.png"
+
+
+def _stretch(text: str | None):
+    if text is None:
+        return "auto"
+    if text.strip().lower() == "none":
+        return None
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--stretch {text!r}: expected LOW,HIGH percentiles (e.g. 2,98) or none") from None
+    return (lo, hi)
 
 
 def run(args: argparse.Namespace) -> int:
     import os
 
-    import numpy as np
     import torch
 
-    from ..engine.visualize import overlay, save_png
     from ..hub import from_pretrained
-    from ..models.base import load_image
+    from ..scene import open_scene, segment_scene
 
     # Check the cheap inputs before loading the model, so a typo fails at once.
-    if not args.text or not args.text.strip():
-        raise ValueError("--text is empty: give the expression that names the target")
+    for t in args.text:
+        if not t or not t.strip():
+            raise ValueError("--text is empty: give the expression that names the target")
     if not os.path.isfile(args.image):
         raise FileNotFoundError(f"--image {args.image}: file not found")
-    image = load_image(args.image)
-    mask_path, overlay_path = output_paths(args.out)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" \
-        else torch.device(args.device)
-    model = from_pretrained(args.model, map_location=device)
-    mask = model.predict(image, args.text, threshold=args.threshold, image_size=args.image_size)[0]
-    pictures = [(mask_path, (mask.astype(np.uint8) * 255)), (overlay_path, overlay(image, mask))]
-    folder = os.path.dirname(os.path.abspath(mask_path))
-    os.makedirs(folder, exist_ok=True)
-    for path, arr in pictures:
-        save_png(arr, path)
-    share = float(mask.mean()) if mask.size else 0.0
-    print(f"{args.text!r}: {int(mask.sum())} pixels ({share:.1%} of the image)")
-    print(f"wrote {mask_path}\nwrote {overlay_path}")
+    stretch = _stretch(args.stretch)
+    try:
+        scene = open_scene(args.image, bands=args.bands, stretch=stretch)
+    except ImportError as exc:
+        print(f"rrsis predict: error: {exc}", file=sys.stderr)
+        return 1
+    with scene:
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" \
+            else torch.device(args.device)
+        model = from_pretrained(args.model, map_location=device)
+        results = segment_scene(
+            model, scene, args.text, mode=args.mode, threshold=args.threshold, out=args.out,
+            probabilities=args.probabilities, geojson_crs=args.geojson_crs, simplify=args.simplify,
+            progress=not args.quiet, tile=args.tile, overlap=args.overlap, scale=args.scale,
+            global_size=args.image_size, batch_size=args.batch_size,
+        )
+        total = scene.height * scene.width
+    for r in results:
+        area = f", {r.area_m2:,.0f} m²" if r.area_m2 is not None else ""
+        polys = f", {r.n_polygons} polygon(s)" if r.n_polygons is not None else ""
+        print(f"{r.text!r} ({r.mode}): {r.area_px} pixels ({r.area_px / total:.1%} of the image)"
+              f"{area}{polys}, {r.seconds:.1f} s")
+        for path in r.files.values():
+            print(f"wrote {path}")
     return 0

@@ -14,7 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "masks, written in the RRSIS-D (REFER) and/or RefSegRS layouts, plus stats.json.",
     )
     p.add_argument("out_dir", metavar="OUT_DIR", help="output folder")
-    p.add_argument("--n-scenes", type=int, default=100, help="number of scenes (default 100)")
+    p.add_argument("--n-scenes", type=int, help="number of scenes (default 100; 1 with --large)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--size", type=int, default=256, help="scene side in pixels (default 256)")
     p.add_argument("--layout", choices=["rrsisd", "refsegrs", "both"], default="both")
@@ -30,12 +30,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="smallest object length as a fraction of the scene side")
     p.add_argument("--image-format", choices=["png", "jpg"], default="png",
                    help="RRSIS-D image encoding (png is lossless)")
+    p.add_argument("--large", action="store_true",
+                   help="write N-SCENES large georeferenced scenes instead (4-band uint16 GeoTIFF, "
+                        "object-id raster, expressions naming one object each; needs rrsis[geo]); "
+                        "e.g. --large --size 8192; 6-10 objects unless --min/--max-objects say otherwise")
+    p.add_argument("--render-size", type=int,
+                   help="--large: side at which the layout is rendered (default min(size, 2048))")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..data.synthetic import generate
+
+    if args.large:
+        return _large(args)
+    if args.n_scenes is None:
+        args.n_scenes = 100
 
     stats = generate(
         args.out_dir, args.n_scenes, seed=args.seed, size=args.size, layout=args.layout,
@@ -50,4 +61,25 @@ def run(args: argparse.Namespace) -> int:
           f"{args.out_dir} ({', '.join(stats['layouts'])})")
     print(f"targets with a same-category distractor: {share:.1%}")
     print(json.dumps(stats, indent=2, sort_keys=True))
+    return 0
+
+
+def _large(args: argparse.Namespace) -> int:
+    from ..data.synthetic.large import write_large_scene
+    from ..scene.read import require_geo
+
+    require_geo("rrsis synth --large")
+    if args.n_scenes is None:
+        args.n_scenes = 1
+    if args.n_scenes < 1:
+        raise ValueError(f"--n-scenes must be at least 1, got {args.n_scenes}")
+    # Large scenes hold more objects unless asked otherwise.
+    lo, hi = (6, 10) if (args.min_objects, args.max_objects) == (3, 7) else (args.min_objects, args.max_objects)
+    for k in range(args.n_scenes):
+        meta = write_large_scene(args.out_dir, args.size, seed=args.seed + k, render_size=args.render_size,
+                                 n_expressions=args.expressions_per_scene, min_objects=lo, max_objects=max(hi, lo), name=f"scene{k}")
+        print(f"wrote {args.out_dir}/{meta['image']} ({args.size}x{args.size}, {len(meta['objects'])} "
+              f"objects) with {meta['labels']} and scene{k}.json:")
+        for e in meta["expressions"]:
+            print(f"  {e['text']!r} -> object {e['object']} ({e['kind']})")
     return 0

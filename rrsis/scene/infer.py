@@ -1,0 +1,289 @@
+"""Global-to-local inference over a :class:`~rrsis.scene.read.Scene`, strip by strip.
+
+Internally a prediction is the foreground-minus-background logit ``d`` (2-class softmax is
+``sigmoid(d)``, and bilinear resampling commutes with the difference), so resampling ``d`` and
+then applying the sigmoid gives what ``model.predict`` gives for the whole image.
+
+- *global*: the scene resampled to ``global_size``² (a square, as ``model.predict`` squeezes it),
+  one forward pass, ``d`` resampled back to the scene (``align_corners=True``, as ``predict``).
+- *tiles*: a work grid of the scene divided by ``scale``; square tiles of ``tile`` work pixels
+  at stride ``tile·(1−overlap)``, batched, all with the one encoding of the expression; each
+  tile's ``d`` is weighted by a smooth window (``sin²``, floored at ``1e-3`` so scene borders
+  covered by one tile edge still count) and the weighted mean is taken, so seams vanish.
+- *global-local*: the global pass says *which* object; the tiles delineate it. Rule:
+  ``gate = dilate(p_global > gate_threshold, gate_dilation global pixels)``, resampled to the
+  scene (soft edges); ``p = gate · (local_weight · p_tiles + (1 − local_weight) · p_global)``;
+  tiles whose footprint holds no gate pixel are not run. Knobs in :class:`SceneOptions`.
+
+Output comes as strips of full-resolution rows; only the tile rows a strip needs are held.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..models.base import IMAGENET_MEAN, IMAGENET_STD
+from .read import Scene
+
+__all__ = ["MODES", "SceneOptions", "blend_window", "predict_strips", "resample_rows", "tile_starts"]
+
+MODES = ("auto", "global", "tiles", "global-local")
+_EMPTY = -30.0  # logit difference of pixels no tile covered (probability ~1e-13)
+
+
+@dataclass
+class SceneOptions:
+    """How a scene is segmented.
+
+    Args:
+        mode: ``"auto"`` (global when the longer side is at most ``auto_max_global``,
+            global-local above), ``"global"``, ``"tiles"`` or ``"global-local"``.
+        tile: tile side in model pixels (default: the model's ``image_size``).
+        overlap: tile overlap fraction in [0, 0.9].
+        scale: scene pixels per model pixel in the tiled pass (>= 1 downsamples fine GSD).
+        global_size: input side of the global pass (default: the model's ``image_size``).
+        gate_threshold: global probability that marks the named object (global-local).
+        gate_dilation: dilation of that mark, in global-pass pixels.
+        local_weight: weight of the tiles' probability inside the gate (the rest: global).
+        auto_max_global: longer side up to which ``auto`` means global (default: 2 × tile).
+        batch_size: tiles per forward pass.
+        strip_rows: output rows produced at a time (bounds memory with the scene width).
+    """
+
+    mode: str = "auto"
+    tile: int | None = None
+    overlap: float = 0.25
+    scale: float = 1.0
+    global_size: int | None = None
+    gate_threshold: float = 0.3
+    gate_dilation: int = 2
+    local_weight: float = 0.5
+    auto_max_global: int | None = None
+    batch_size: int = 8
+    strip_rows: int = 256
+
+    def resolved(self, model, height: int, width: int) -> SceneOptions:
+        """Defaults filled from the model and checked; ``mode`` no longer ``auto``."""
+        div = int(getattr(model, "size_divisor", 32))
+        tile = int(self.tile or model.image_size)
+        gsize = int(self.global_size or model.image_size)
+        if self.mode not in MODES:
+            raise ValueError(f"mode {self.mode!r}: expected one of {', '.join(MODES)}")
+        for name, v in (("tile", tile), ("global_size", gsize)):
+            if v <= 0 or v % div:
+                raise ValueError(f"{name} {v} must be a positive multiple of {div}")
+        if not 0 <= self.overlap <= 0.9:
+            raise ValueError(f"overlap must be in [0, 0.9], got {self.overlap}")
+        if not self.scale >= 1.0:
+            raise ValueError(f"scale must be >= 1 (scene pixels per model pixel), got {self.scale}")
+        if not 0 < self.gate_threshold < 1 or self.gate_dilation < 0 or not 0 <= self.local_weight <= 1:
+            raise ValueError("gate_threshold must be in (0, 1), gate_dilation >= 0, local_weight in [0, 1]")
+        if self.batch_size < 1 or self.strip_rows < 1:
+            raise ValueError("batch_size and strip_rows must be >= 1")
+        mode = self.mode
+        if mode == "auto":
+            limit = self.auto_max_global or 2 * tile
+            mode = "global" if max(height, width) <= limit else "global-local"
+        return SceneOptions(**{**self.__dict__, "mode": mode, "tile": tile, "global_size": gsize})
+
+
+def tile_starts(n: int, tile: int, stride: int) -> list[int]:
+    """Tile offsets covering ``[0, n)``: every ``stride``, the last flush with the end."""
+    if n <= tile:
+        return [0]
+    starts = list(range(0, n - tile, max(stride, 1)))
+    return starts + [n - tile]
+
+
+def blend_window(tile: int) -> np.ndarray:
+    """``[tile, tile]`` weights: ``sin²`` in each axis (peak in the middle), floored at 1e-3."""
+    u = np.sin(np.pi * (np.arange(tile) + 0.5) / tile) ** 2
+    u = np.maximum(u, 1e-3)
+    return np.outer(u, u).astype(np.float32)
+
+
+def resample_rows(src: np.ndarray, offset: int, src_h: int, rows: tuple[int, int], out_w: int,
+                  fy: tuple[float, float], fx: tuple[float, float]) -> np.ndarray:
+    """Bilinear rows ``rows`` of a map whose source row ``y`` is ``a·r + b`` (``fy = (a, b)``;
+    ``fx`` likewise for columns), from ``src`` holding source rows ``offset…``. Coordinates
+    outside the source clamp to its edge, so strips computed apart agree with one whole pass."""
+    r = np.arange(rows[0], rows[1], dtype=np.float64)
+    y = np.clip(fy[0] * r + fy[1], 0, src_h - 1)
+    y0 = np.floor(y).astype(np.int64)
+    y1 = np.minimum(y0 + 1, src_h - 1)
+    wy = (y - y0).astype(np.float32)[:, None]
+    if y0.min() < offset or y1.max() >= offset + src.shape[0]:
+        raise RuntimeError("resample_rows: source rows not held")  # a bug, not bad input
+    col = src[y0 - offset] * (1 - wy) + src[y1 - offset] * wy
+    c = np.arange(out_w, dtype=np.float64)
+    x = np.clip(fx[0] * c + fx[1], 0, src.shape[1] - 1)
+    x0 = np.floor(x).astype(np.int64)
+    x1 = np.minimum(x0 + 1, src.shape[1] - 1)
+    wx = (x - x0).astype(np.float32)[None, :]
+    return col[:, x0] * (1 - wx) + col[:, x1] * wx
+
+
+def _sigmoid(d: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-d))
+
+
+class _Net:
+    """The model with one encoded expression: ``[B, h, w, 3]`` uint8 → ``d [B, h, w]``."""
+
+    def __init__(self, model, text) -> None:
+        param = next(model.parameters())
+        self.model, self.text = model, text
+        self.device, self.dtype = param.device, param.dtype
+        self.mean = torch.tensor(IMAGENET_MEAN, device=self.device, dtype=self.dtype).view(1, 3, 1, 1)
+        self.std = torch.tensor(IMAGENET_STD, device=self.device, dtype=self.dtype).view(1, 3, 1, 1)
+
+    @torch.no_grad()
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        pix = torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2).to(self.dtype) / 255.0
+        logits = self.model.forward_with_text((pix - self.mean) / self.std, self.text).logits.float()
+        return (logits[:, 1] - logits[:, 0]).cpu().numpy()
+
+
+def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
+    out = mask.copy()
+    for _ in range(r):
+        p = np.pad(out, 1)
+        out = p[1:-1, 1:-1] | p[:-2, 1:-1] | p[2:, 1:-1] | p[1:-1, :-2] | p[1:-1, 2:]
+    return out
+
+
+class _TileRows:
+    """The tiled pass, run one row of tiles at a time; holds only the rows still needed."""
+
+    def __init__(self, scene: Scene, net: _Net, opt: SceneOptions,
+                 needed: Callable[[int, int], bool], progress) -> None:
+        self.scene, self.net, self.opt, self.needed, self.progress = scene, net, opt, needed, progress
+        s, t = opt.scale, opt.tile
+        self.h, self.w = math.ceil(scene.height / s), math.ceil(scene.width / s)
+        stride = max(1, round(t * (1 - opt.overlap)))
+        self.ys, self.xs = tile_starts(self.h, t, stride), tile_starts(self.w, t, stride)
+        self.window = blend_window(t)
+        self.next_row = 0
+        self.offset = 0
+        width = max(self.w, t)
+        self.acc = np.zeros((0, width), np.float32)
+        self.wsum = np.zeros((0, width), np.float32)
+
+    @property
+    def n_tiles(self) -> int:
+        return len(self.ys) * len(self.xs)
+
+    def _run_row(self, y0: int) -> None:
+        t, s = self.opt.tile, self.opt.scale
+        need = y0 + t - self.offset - self.acc.shape[0]
+        if need > 0:
+            pad = np.zeros((need, self.acc.shape[1]), np.float32)
+            self.acc, self.wsum = np.concatenate([self.acc, pad]), np.concatenate([self.wsum, pad])
+        todo = [x0 for x0 in self.xs if self.needed(y0, x0)]
+        if self.progress is not None:
+            self.progress.update(len(self.xs) - len(todo))
+        for b in range(0, len(todo), self.opt.batch_size):
+            chunk = todo[b:b + self.opt.batch_size]
+            imgs = []
+            for x0 in chunk:
+                win = (round(y0 * s), round(x0 * s), round((y0 + t) * s), round((x0 + t) * s))
+                imgs.append(self.scene.read(win, (t, t))[0])
+            d = self.net(np.stack(imgs))
+            r = y0 - self.offset
+            for x0, dk in zip(chunk, d):
+                self.acc[r:r + t, x0:x0 + t] += dk * self.window
+                self.wsum[r:r + t, x0:x0 + t] += self.window
+            if self.progress is not None:
+                self.progress.update(len(chunk))
+
+    def ensure(self, k: int) -> None:
+        """Run tile rows until work rows ``< k`` are final."""
+        while self.next_row < len(self.ys) and self.ys[self.next_row] < k:
+            self._run_row(self.ys[self.next_row])
+            self.next_row += 1
+
+    def release(self, j: int) -> None:
+        """Forget work rows ``< j``."""
+        drop = min(max(j - self.offset, 0), self.acc.shape[0])
+        if drop:
+            self.acc, self.wsum = self.acc[drop:], self.wsum[drop:]
+            self.offset += drop
+
+    def held(self) -> np.ndarray:
+        """``d`` of the held rows (``_EMPTY`` where no tile ran), cropped to the work width."""
+        out = np.full(self.acc.shape, _EMPTY, np.float32)
+        np.divide(self.acc, self.wsum, out=out, where=self.wsum > 0)
+        return out[:, :self.w]
+
+
+def predict_strips(scene: Scene, model, text, opt: SceneOptions,
+                   progress_factory=None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Yield ``(row0, probability [h, W] float32, valid [h, W] bool)`` strips covering the scene.
+
+    Args:
+        scene: the scene.
+        model: an rrsis model (``encode_text`` / ``forward_with_text``, ``image_size``).
+        text: the expression encoded once (:class:`~rrsis.models.base.TextFeatures`).
+        opt: resolved options (:meth:`SceneOptions.resolved`).
+        progress_factory: ``total -> bar`` with ``update(n)`` and ``close()``, or ``None``.
+    """
+    net = _Net(model, text)
+    H, W = scene.height, scene.width
+    mode = opt.mode
+    g = opt.global_size
+    p_global = gate = None
+    if mode in ("global", "global-local"):
+        img, _ = scene.read(None, (g, g))
+        d_global = net(img[None])[0]
+        ac_y = ((g - 1) / (H - 1) if H > 1 else 0.0, 0.0)
+        ac_x = ((g - 1) / (W - 1) if W > 1 else 0.0, 0.0)
+        if mode == "global-local":
+            gate = _dilate(_sigmoid(d_global) > opt.gate_threshold, opt.gate_dilation).astype(np.float32)
+    tiles = None
+    if mode in ("tiles", "global-local"):
+        s = opt.scale
+
+        def needed(y0: int, x0: int) -> bool:
+            if gate is None:
+                return True
+            # The tile's footprint in global pixels, one pixel wider for the soft gate edge.
+            r0 = max(math.floor(y0 * s * g / H) - 1, 0)
+            r1 = min(math.ceil((y0 + opt.tile) * s * g / H) + 1, g)
+            c0 = max(math.floor(x0 * s * g / W) - 1, 0)
+            c1 = min(math.ceil((x0 + opt.tile) * s * g / W) + 1, g)
+            return bool(gate[r0:r1, c0:c1].any())
+
+        bar = None
+        tiles = _TileRows(scene, net, opt, needed, None)
+        if progress_factory is not None:
+            bar = progress_factory(tiles.n_tiles)
+            tiles.progress = bar
+        ty, tx = (1.0 / s, 0.5 / s - 0.5), (1.0 / s, 0.5 / s - 0.5)
+    try:
+        for r0 in range(0, H, opt.strip_rows):
+            r1 = min(r0 + opt.strip_rows, H)
+            valid = scene.read_valid((r0, 0, r1, W))
+            if mode != "tiles":
+                p_global = _sigmoid(resample_rows(d_global, 0, g, (r0, r1), W, ac_y, ac_x))
+            if tiles is not None:
+                last = min(math.floor(ty[0] * (r1 - 1) + ty[1]) + 2, tiles.h)
+                tiles.ensure(last)
+                p_local = _sigmoid(resample_rows(tiles.held(), tiles.offset, tiles.h, (r0, r1), W, ty, tx))
+                tiles.release(math.floor(ty[0] * r1 + ty[1]) - 1)
+            if mode == "global":
+                p = p_global
+            elif mode == "tiles":
+                p = p_local
+            else:
+                gs = resample_rows(gate, 0, g, (r0, r1), W, ac_y, ac_x)
+                p = gs * (opt.local_weight * p_local + (1 - opt.local_weight) * p_global)
+            p = np.where(valid, p, 0.0).astype(np.float32)
+            yield r0, p, valid
+    finally:
+        if tiles is not None and tiles.progress is not None:
+            tiles.progress.close()

@@ -1,0 +1,202 @@
+"""Outputs written strip by strip: a mask GeoTIFF, GeoJSON polygons with areas, an overlay PNG.
+
+Every file is written to a temporary name beside its target and renamed when complete, so an
+interrupted run never leaves half a file under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .read import GDAL_ENV, Scene, require_geo
+
+__all__ = ["MaskWriter", "PolygonCollector", "pixel_area_m2", "write_overlay"]
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+class MaskWriter:
+    """Single-band uint8 GeoTIFF with the scene's CRS and transform, tiled and compressed.
+
+    The scene's profile is copied and updated; invalid (nodata/alpha) pixels are 0 and are
+    also marked in an internal mask band, so a GIS shows them as nodata while 0 stays
+    "not the target" elsewhere.
+
+    Args:
+        path: target file.
+        scene: the (rasterio-backed) scene.
+    """
+
+    def __init__(self, path: str | os.PathLike, scene: Scene) -> None:
+        rasterio = require_geo("writing a mask GeoTIFF")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = _tmp(self.path)
+        profile = dict(scene.profile or {})
+        for key in ("photometric", "nodata", "blockxsize", "blockysize", "compress", "interleave",
+                    "tiled", "predictor", "alpha"):
+            profile.pop(key, None)
+        profile.update(driver="GTiff", count=1, dtype="uint8", height=scene.height,
+                       width=scene.width, crs=scene.crs, transform=scene.transform, tiled=True,
+                       blockxsize=256, blockysize=256, compress="deflate")
+        self._env = rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True, **GDAL_ENV)
+        self._env.__enter__()
+        self.ds = rasterio.open(self.tmp, "w", **profile)
+
+    def write(self, row0: int, values: np.ndarray, valid: np.ndarray) -> None:
+        from rasterio.windows import Window
+
+        win = Window(0, row0, values.shape[1], values.shape[0])
+        self.ds.write(values.astype(np.uint8)[None], window=win)
+        self.ds.write_mask(np.where(valid, 255, 0).astype(np.uint8), window=win)
+
+    def close(self, ok: bool = True) -> None:
+        try:
+            self.ds.close()
+        finally:
+            self._env.__exit__(None, None, None)
+        if ok:
+            os.replace(self.tmp, self.path)
+        elif self.tmp.exists():
+            self.tmp.unlink()
+
+
+def pixel_area_m2(scene: Scene) -> float | None:
+    """Area of one pixel in m² when the CRS is projected (``None`` otherwise)."""
+    crs, t = scene.crs, scene.transform
+    if crs is None or t is None or not crs.is_projected:
+        return None
+    unit = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
+    return abs(t.a * t.e - t.b * t.d) * unit * unit
+
+
+def _geodesic_area(geom, crs) -> float:
+    """Area in m² of a geometry in a geographic or projected CRS, through an equal-area
+    projection centred on it (GDAL does the transformation; no extra dependency)."""
+    from rasterio.warp import transform_geom
+    from shapely.geometry import mapping, shape
+
+    wgs = shape(transform_geom(crs, "EPSG:4326", mapping(geom)))
+    c = wgs.centroid
+    laea = f"+proj=laea +lat_0={c.y} +lon_0={c.x} +datum=WGS84 +units=m +no_defs"
+    return float(shape(transform_geom("EPSG:4326", laea, mapping(wgs))).area)
+
+
+class PolygonCollector:
+    """Vectorises mask strips (``rasterio.features.shapes``), merges pieces cut by strip edges,
+    simplifies (tolerance in pixels), reprojects and writes GeoJSON with areas.
+
+    Args:
+        scene: the scene (its transform and CRS place the polygons).
+        simplify: tolerance in pixels (0: exact pixel outlines).
+    """
+
+    def __init__(self, scene: Scene, simplify: float = 0.5) -> None:
+        require_geo("writing GeoJSON polygons")
+        try:
+            import shapely  # noqa: F401
+        except ImportError:  # pragma: no cover
+            raise ImportError('GeoJSON polygons need shapely: pip install "rrsis[geo]"') from None
+        self.scene = scene
+        self.simplify = float(simplify)
+        self.inner: list = []  # polygons that touch no strip edge
+        self.cut: list = []  # polygons that may continue into the next strip
+
+    def add(self, row0: int, mask: np.ndarray) -> None:
+        from affine import Affine
+        from rasterio.features import shapes
+        from shapely.geometry import shape
+
+        if not mask.any():
+            return
+        t = Affine.translation(0, row0)  # pixel coordinates; georeferenced at the end
+        h = mask.shape[0]
+        m = mask.astype(np.uint8)
+        for geom, value in shapes(m, mask=mask, transform=t, connectivity=4):
+            poly = shape(geom)
+            y0, y1 = poly.bounds[1], poly.bounds[3]
+            (self.cut if y0 <= row0 or y1 >= row0 + h else self.inner).append(poly)
+
+    def features(self, crs: str = "EPSG:4326", properties: dict[str, Any] | None = None) -> dict:
+        """The GeoJSON FeatureCollection. ``crs``: ``"EPSG:4326"`` (RFC 7946) or ``"native"``."""
+        from rasterio.warp import transform_geom
+        from shapely.affinity import affine_transform
+        from shapely.geometry import mapping
+        from shapely.ops import unary_union
+
+        merged = list(self.inner)
+        if self.cut:
+            u = unary_union(self.cut)
+            merged += list(getattr(u, "geoms", [u]))
+        t = self.scene.transform
+        src_crs = self.scene.crs
+        px_area = pixel_area_m2(self.scene)
+        feats = []
+        for poly in sorted(merged, key=lambda p: (-p.area, p.bounds)):
+            n_px = poly.area
+            if self.simplify > 0:
+                poly = poly.simplify(self.simplify, preserve_topology=True)
+            geo = affine_transform(poly, [t.a, t.b, t.d, t.e, t.c, t.f])
+            if px_area is not None:
+                area_m2 = n_px * px_area
+            else:
+                area_m2 = _geodesic_area(geo, src_crs) if src_crs is not None else None
+            g = mapping(geo)
+            if crs != "native":
+                g = transform_geom(src_crs, crs, g)
+            props = {**(properties or {}), "area_px": round(n_px),
+                     "area_m2": None if area_m2 is None else float(area_m2)}
+            feats.append({"type": "Feature", "properties": props, "geometry": g})
+        fc: dict[str, Any] = {"type": "FeatureCollection", "features": feats}
+        if crs == "native":
+            epsg = src_crs.to_epsg()
+            name = f"urn:ogc:def:crs:EPSG::{epsg}" if epsg else src_crs.to_wkt()
+            fc["crs"] = {"type": "name", "properties": {"name": name}}
+        return fc
+
+    def write(self, path: str | os.PathLike, crs: str = "EPSG:4326",
+              properties: dict[str, Any] | None = None) -> dict:
+        fc = self.features(crs, properties)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _tmp(path)
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(fc, fh)
+        os.replace(tmp, path)
+        return fc
+
+
+def write_overlay(path: str | os.PathLike, scene: Scene, mask_source: Any, max_side: int = 1024) -> None:
+    """A quick-look PNG: the scene decimated to ``max_side`` with the mask drawn on it.
+
+    Args:
+        path: target PNG.
+        scene: the scene.
+        mask_source: a bool ``[H, W]`` array or the path of the written mask GeoTIFF.
+        max_side: longer side of the picture.
+    """
+    from ..engine.visualize import overlay, save_png
+
+    f = min(1.0, max_side / max(scene.height, scene.width))
+    shape = (max(1, round(scene.height * f)), max(1, round(scene.width * f)))
+    image, _ = scene.read(None, shape)
+    if isinstance(mask_source, np.ndarray):
+        ys = np.minimum((np.arange(shape[0]) + 0.5) / f, scene.height - 1).astype(int)
+        xs = np.minimum((np.arange(shape[1]) + 0.5) / f, scene.width - 1).astype(int)
+        mask = mask_source[ys][:, xs]
+    else:
+        rasterio = require_geo("reading the mask GeoTIFF")
+        from rasterio.enums import Resampling
+
+        with rasterio.Env(**GDAL_ENV), rasterio.open(mask_source) as ds:
+            mask = ds.read(1, out_shape=shape, resampling=Resampling.nearest) >= 128
+    width = max(1, math.ceil(max(shape) / 400))
+    save_png(overlay(image, mask, outline_width=width), path)
