@@ -78,23 +78,33 @@ def test_adapter_threshold_changes_the_area(model, tmp_path):
     assert low.area_px > high.area_px  # this random model: everything at 0.05, nothing at 0.95
 
 
-def test_adapter_names_what_it_cannot_serve_yet(model, tmp_path):
+def test_adapter_modes_and_what_it_refuses(model, tmp_path):
     tif = geotiff(tmp_path / "scene.tif")
     plain = tmp_path / "plain.tif"
     Image.open(png(tmp_path / "p.png")).save(plain)
     assert is_georeferenced(tif) and not is_georeferenced(plain)
-    with pytest.raises(InputError, match=r'GeoTIFF.*pip install "rrsis\[geo\]"'):
-        run(model, tif, ["the ship"], workdir=tmp_path)
     assert len(run(model, plain, ["the ship"], workdir=tmp_path)) == 1  # a plain TIFF is an image
-    with pytest.raises(InputError, match="mode 'tiles'.*global mode"):
-        run(model, plain, ["the ship"], mode="tiles", workdir=tmp_path)
+    for mode in ("tiles", "global-local"):
+        (tmp_path / mode).mkdir()
+        (r,) = run(model, plain, ["the ship"], mode=mode, workdir=tmp_path / mode)
+        assert np.asarray(Image.open(r.mask_png)).shape == (48, 72)
+        assert r.area_px == int((np.asarray(Image.open(r.mask_png)) > 0).sum())
     with pytest.raises(InputError, match="unknown mode 'patch'"):
         run(model, plain, ["the ship"], mode="patch", workdir=tmp_path)
     with pytest.raises(InputError, match="non-empty"):
         run(model, plain, ["the ship", " "], workdir=tmp_path)
     (tmp_path / "notes.png").write_text("not a picture")
-    with pytest.raises(InputError, match="cannot read image"):
+    with pytest.raises(InputError, match="cannot read"):
         run(model, tmp_path / "notes.png", ["the ship"], workdir=tmp_path)
+
+
+def test_adapter_without_the_geo_extra_names_it(model, tmp_path, monkeypatch):
+    tif = geotiff(tmp_path / "scene.tif")
+    for name in [m for m in sys.modules if m == "rasterio" or m.startswith("rasterio.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "rasterio", None)  # import rasterio -> ImportError
+    with pytest.raises(InputError, match=r'GeoTIFF.*pip install "rrsis\[geo\]"'):
+        run(model, tif, ["the ship"], workdir=tmp_path)
 
 
 # ---------------------------------------------------------------- limits
@@ -146,7 +156,6 @@ def test_respond_success_lists_areas_files_and_time(model, workspace, tmp_path):
     ("good", "   \n", "no expression"),
     ("text", "the ship", "notes.txt is not an image"),
     ("big", "the ship", "too large"),
-    ("geo", "the ship", "GeoTIFF"),
     (None, "the ship", "no image"),
 ])
 def test_respond_turns_bad_input_into_a_message(model, workspace, tmp_path, upload, text, message):
@@ -160,9 +169,16 @@ def test_respond_turns_bad_input_into_a_message(model, workspace, tmp_path, uplo
     assert r.gallery == [] and r.files == [] and r.table == ""
 
 
-def test_respond_survives_a_failing_model(workspace, tmp_path):
-    class Broken:
-        def predict(self, *a, **k):
+def test_respond_survives_a_failing_model(model, workspace, tmp_path):
+    class Broken(torch.nn.Module):
+        image_size, size_divisor = 64, 32
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+            self.tokenizer = model.tokenizer
+
+        def encode_text(self, *a, **k):
             raise RuntimeError("out of memory")
 
     r = respond(Broken(), workspace, Limits(), str(png(tmp_path / "a.png")), "the ship", "global", 0.5)
@@ -218,13 +234,13 @@ def test_default_model_is_the_demo_model(tmp_path, monkeypatch):
 
 def test_cli_says_how_to_install_gradio(model_dir, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio → ImportError
-    assert main(["app", "--model", str(model_dir)]) == 1
+    assert main(["app", "--model", str(model_dir)]) == 2
     assert 'pip install "rrsis[app]"' in capsys.readouterr().err
 
 
 def test_cli_without_a_model_says_where_it_looked(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert main(["app"]) == 1
+    assert main(["app"]) == 2
     err = capsys.readouterr().err
     assert str(tmp_path / DEFAULT_MODEL) in err and "rrsis demo" in err
 
@@ -238,16 +254,23 @@ def test_cli_binds_loopback_by_default():
         build_parser().parse_args(["app", "--port", "x"])
 
 
-def test_a_geotiff_pil_cannot_decode_is_still_sized_and_named(model, workspace, tmp_path):
+def test_a_geotiff_pil_cannot_decode_gets_gis_outputs(model, workspace, tmp_path):
     rasterio = pytest.importorskip("rasterio")
     from rasterio.transform import from_origin
 
     path = tmp_path / "scene.tif"
+    transform = from_origin(500000, 4.6e6, 0.5, 0.5)
     with rasterio.open(path, "w", driver="GTiff", width=64, height=48, count=4, dtype="uint16",
-                       crs="EPSG:32631", transform=from_origin(500000, 4.6e6, 0.5, 0.5)) as ds:
-        ds.write(np.ones((4, 48, 64), np.uint16))
+                       crs="EPSG:32631", transform=transform) as ds:
+        ds.write(np.random.default_rng(0).integers(0, 4000, (4, 48, 64)).astype(np.uint16))
     with pytest.raises(OSError):
         Image.open(path)  # 4 bands of 16 bits: PIL reads no pixels, only the header's tags
     assert check_upload(path, Limits()) == (64, 48) and is_georeferenced(path)
-    r = respond(model, workspace, Limits(), str(path), "the ship", "global", 0.5)
-    assert not r.ok and "GeoTIFF" in r.message and 'pip install "rrsis[geo]"' in r.message
+    (res,) = run(model, path, ["the ship"], threshold=0.3, workdir=tmp_path)
+    assert res.mask_png is None and res.geojson.exists() and res.overlay_png.exists()
+    with rasterio.open(res.mask_tif) as ds:
+        assert (ds.crs.to_epsg(), ds.transform, ds.shape) == (32631, transform, (48, 64))
+        area = int((ds.read(1) > 0).sum())
+    assert res.area_px == area and res.area_m2 == pytest.approx(area * 0.25)
+    r = respond(model, workspace, Limits(), str(path), "the ship", "global", 0.3)
+    assert r.ok and any(f.endswith(".geojson") for f in r.files) and "area (m²)" in r.table

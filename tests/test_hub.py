@@ -235,6 +235,12 @@ def test_model_card(tmp_path):
     n_params = sum(p.numel() for p in model.parameters())
     assert f"{n_params:,}" in card and "0.6125" in card and "0.58" in card
     assert "rrsis.from_pretrained(" in card and "not the paper's" in card
+    # the facts table reads the config tree: every part named, not a raw dict
+    cfg = model.config
+    assert f"embed {cfg['backbone']['embed_dim']}" in card and "local attention [elsa" in card
+    assert f"vocabulary {cfg['text']['vocab_size']}" in card
+    assert "| fusion | pwam; global enhancement gem; visual branch none; neck none |" in card
+    assert f"| head | refine (refinement steps {cfg['head']['refine_steps']}) |" in card
 
 
 # ------------------------------------------------------------------------------------ atomic saving

@@ -1,42 +1,31 @@
-"""The app's one way to compute results: :func:`run` (every prediction the page shows goes through it).
+"""The app's one way to compute results: :func:`run`, a thin call of
+:func:`rrsis.scene.segment_scene` — the API behind ``rrsis predict`` — so the page never predicts
+by itself. Plain images (PNG, JPEG, plain TIFF) give a mask PNG and an overlay; a georeferenced
+raster gives a mask GeoTIFF, GeoJSON polygons, an overlay and areas in m² (the ``geo`` extra).
 
-Today it calls ``model.predict`` on plain images (PNG, JPEG, non-georeferenced TIFF) in the
-``global`` mode and writes a mask PNG and an overlay PNG per expression. Whole-scene inference
-(GeoTIFF windows, ``tiles`` and ``global-local`` modes, mask GeoTIFF, GeoJSON, areas in m²) is a
-separate API; when it lands, only this module changes: the page reads nothing but
-:class:`Result` and :class:`InputError`.
+This module stays light (no torch at import): ``rrsis app --help`` and the page's checks use it
+before any model is loaded.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from PIL import TiffImagePlugin
-
-from ..engine.visualize import overlay, save_png
-from ..models.base import load_image
 
 __all__ = ["MODES", "InputError", "Result", "is_georeferenced", "run", "tiff_tags"]
 
-# Offered by the page; the modes this implementation cannot run yet say so (InputError).
-MODES = ("global", "tiles", "global-local")
-_RUNNABLE_MODES = ("global",)
+# Offered by the page (rrsis.scene.infer documents each; "auto" is left to the command line).
+MODES = ("global", "global-local", "tiles")
 
 # TIFF tags that make a TIFF a GeoTIFF: ModelPixelScale, ModelTiepoint, ModelTransformation,
 # GeoKeyDirectory.
 _GEOTIFF_TAGS = (33550, 33922, 34264, 34735)
-
-_SCENE_HINT = (
-    'whole-scene inference (GeoTIFF, tiles, global-local, GeoJSON) needs pip install "rrsis[geo]" '
-    "and is not wired into the app yet"
-)
 
 
 class InputError(ValueError):
@@ -49,8 +38,8 @@ class Result:
 
     Args:
         text: the expression.
-        overlay_png: the image with the mask filled and outlined.
-        mask_png: the mask, 0/255, at the image's size.
+        overlay_png: the image with the mask filled and outlined (a quick-look for large scenes).
+        mask_png: the mask, 0/255, at the image's size (plain images).
         area_px: mask pixels.
         seconds: time this expression took (model and files).
         mask_tif: the mask as a GeoTIFF with the input's CRS and transform (georeferenced input).
@@ -60,7 +49,7 @@ class Result:
 
     text: str
     overlay_png: Path
-    mask_png: Path
+    mask_png: Path | None
     area_px: int
     seconds: float
     mask_tif: Path | None = None
@@ -92,10 +81,6 @@ def is_georeferenced(path: str | os.PathLike) -> bool:
     return tags is not None and any(t in tags for t in _GEOTIFF_TAGS)
 
 
-def _slug(text: str, n: int = 40) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:n].strip("-") or "expression"
-
-
 def run(
     model,
     image_path: str | os.PathLike,
@@ -105,10 +90,10 @@ def run(
     threshold: float = 0.5,
     workdir: str | os.PathLike,
 ) -> list[Result]:
-    """Segment what each expression names in one image; write its files into ``workdir``.
+    """Segment what each expression names in one image or scene; write its files into ``workdir``.
 
     Args:
-        model: a loaded rrsis model (``predict``).
+        model: a loaded rrsis model with a tokenizer.
         image_path: the uploaded file.
         texts: one or more non-empty expressions.
         mode: one of :data:`MODES`.
@@ -119,30 +104,37 @@ def run(
         One :class:`Result` per expression, in order.
 
     Raises:
-        InputError: a file, mode or expression this implementation cannot serve.
+        InputError: a file, mode or expression that cannot be served, with the reason.
     """
     if mode not in MODES:
         raise InputError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-    if is_georeferenced(image_path):
-        raise InputError(f"this is a georeferenced GeoTIFF: {_SCENE_HINT}. Upload a PNG/JPEG "
-                         "(or a plain TIFF) to use the global mode")
-    if mode not in _RUNNABLE_MODES:
-        raise InputError(f"mode {mode!r}: {_SCENE_HINT}; use the global mode")
     texts = [str(t) for t in texts]
     if not texts or any(not t.strip() for t in texts):
         raise InputError("every expression must be non-empty")
+    if is_georeferenced(image_path):
+        try:
+            import rasterio  # noqa: F401
+        except ImportError:
+            raise InputError('this is a georeferenced GeoTIFF: reading it needs the geo extra, '
+                             'pip install "rrsis[geo]"') from None
+    # torch and the model code come with the first request, not with the page.
+    from ..scene import segment_scene
+
+    t0 = time.perf_counter()
     try:
-        image = load_image(image_path)
+        found = segment_scene(model, str(image_path), texts, mode=mode, threshold=threshold,
+                              out=str(Path(workdir) / "result"))
     except (ValueError, FileNotFoundError) as exc:
-        raise InputError(str(exc).replace(f"image 0 ({image_path}): ", "")) from None
-    workdir = Path(workdir)
+        raise InputError(str(exc)) from None
+    per_text = (time.perf_counter() - t0) / len(found)
     results = []
-    for i, text in enumerate(texts, 1):
-        t0 = time.perf_counter()
-        mask = model.predict(image, text, threshold=threshold)[0]
-        stem = workdir / f"{i:02d}_{_slug(text)}"
-        mask_png = save_png(mask.astype(np.uint8) * 255, f"{stem}_mask.png")
-        overlay_png = save_png(overlay(image, mask), f"{stem}_overlay.png")
-        results.append(Result(text=text, overlay_png=overlay_png, mask_png=mask_png,
-                              area_px=int(mask.sum()), seconds=time.perf_counter() - t0))
+    for r in found:
+        f = r.files
+        results.append(Result(
+            text=r.text, overlay_png=Path(f["overlay"]), area_px=r.area_px, area_m2=r.area_m2,
+            mask_png=Path(f["mask"]) if f["mask"].endswith(".png") else None,
+            mask_tif=Path(f["mask"]) if f["mask"].endswith(".tif") else None,
+            geojson=Path(f["geojson"]) if "geojson" in f else None,
+            seconds=r.seconds or per_text,
+        ))
     return results

@@ -63,9 +63,6 @@ def run(args: argparse.Namespace) -> int:
     try:
         serve(args.model, host=args.host, port=args.port, limits=limits, device=args.device,
               examples=args.examples)
-    except ModuleNotFoundError as exc:
-        print(f"rrsis app: error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("rrsis app: stopped", file=sys.stderr)
     return 0

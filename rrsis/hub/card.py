@@ -29,27 +29,33 @@ def _v(value: Any) -> str:
     return "none" if value is None else str(value)
 
 
-def _rows(cfg: Mapping[str, Any]) -> list:
-    def get(*keys):
-        return [cfg.get(k) for k in keys]
+def _name(node: Any) -> str:
+    """A config node as its part name (``{"name": "gem", ...}`` → ``gem``; ``None`` → ``none``)."""
+    return _v(node.get("name")) if isinstance(node, Mapping) else _v(node)
 
+
+def _rows(cfg: Mapping[str, Any]) -> list:
     rows = []
-    embed, depths, heads, window, attn = get("embed_dim", "depths", "num_heads", "window_size", "local_attn")
-    if embed is not None:
-        backbone = f"Swin-style, embed {embed}, depths {_v(depths)}, heads {_v(heads)}, window {window}"
-        rows.append(("visual backbone", f"{backbone}, local attention {_v(attn)}"))
-    hidden, layers, vocab, max_tokens = get("text_hidden_size", "text_layers", "text_vocab_size", "max_tokens")
-    if hidden is not None:
-        rows.append(("text encoder", f"BERT, hidden {hidden}, {layers} layers, vocabulary {vocab}, {max_tokens} tokens"))
-    fusion, gem, branch, neck = get("fusion", "gem", "visual_branch", "neck")
-    if fusion is not None:
-        rows.append((
-            "fusion",
-            f"{_v(fusion)}; global enhancement {_v(gem)}; visual branch {_v(branch)}; neck {_v(neck)}",
-        ))
-    head, steps = get("head", "refine_steps")
-    if head is not None:
-        rows.append(("head", f"{head}" + (f" (refinement steps {steps})" if head == "refine" else "")))
+    bb = cfg.get("backbone") or {}
+    if bb:
+        rows.append(("visual backbone",
+                     f"Swin-style, embed {bb.get('embed_dim')}, depths {_v(bb.get('depths'))}, heads "
+                     f"{_v(bb.get('num_heads'))}, window {bb.get('window_size')}, local attention "
+                     f"{_v(bb.get('local_attn'))}"))
+    text = cfg.get("text") or {}
+    if text:
+        rows.append(("text encoder",
+                     f"BERT, hidden {text.get('hidden_size')}, {text.get('num_layers')} layers, "
+                     f"vocabulary {text.get('vocab_size')}, {text.get('max_tokens')} tokens"))
+    fusion = cfg.get("fusion") or {}
+    if fusion:
+        rows.append(("fusion",
+                     f"{_name(fusion)}; global enhancement {_name(fusion.get('gem'))}; visual branch "
+                     f"{_v(fusion.get('visual_branch'))}; neck {_name(cfg.get('neck'))}"))
+    head = cfg.get("head") or {}
+    if head:
+        steps = head.get("refine_steps")
+        rows.append(("head", _name(head) + (f" (refinement steps {steps})" if steps is not None else "")))
     return rows
 
 
