@@ -10,6 +10,7 @@ before any model is loaded.
 from __future__ import annotations
 
 import os
+import re
 import struct
 import time
 from collections.abc import Sequence
@@ -81,6 +82,10 @@ def is_georeferenced(path: str | os.PathLike) -> bool:
     return tags is not None and any(t in tags for t in _GEOTIFF_TAGS)
 
 
+def _slug(text: str, n: int = 40) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:n].strip("-") or "expression"
+
+
 def run(
     model,
     image_path: str | os.PathLike,
@@ -121,15 +126,19 @@ def run(
     from ..scene import segment_scene
 
     t0 = time.perf_counter()
+    prefix = Path(workdir) / "result"
     try:
         found = segment_scene(model, str(image_path), texts, mode=mode, threshold=threshold,
-                              out=str(Path(workdir) / "result"))
+                              out=str(prefix))
     except (ValueError, FileNotFoundError) as exc:
         raise InputError(str(exc)) from None
     per_text = (time.perf_counter() - t0) / len(found)
     results = []
-    for r in found:
-        f = r.files
+    for i, r in enumerate(found, 1):
+        # Downloads named after the expression: "01_the-red-building_mask.png".
+        stem = f"{prefix}_{i}" if len(found) > 1 else str(prefix)
+        f = {k: str(Path(v).rename(Path(workdir) / f"{i:02d}_{_slug(r.text)}{v[len(stem):]}"))
+             for k, v in r.files.items()}
         results.append(Result(
             text=r.text, overlay_png=Path(f["overlay"]), area_px=r.area_px, area_m2=r.area_m2,
             mask_png=Path(f["mask"]) if f["mask"].endswith(".png") else None,
