@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import torch
@@ -17,6 +18,21 @@ LOG2E = tl.constexpr(1.4426950408889634)
 def interpreting() -> bool:
     """Whether Triton runs kernels through its CPU interpreter (``TRITON_INTERPRET=1``)."""
     return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "yes", "on")
+
+
+def sm_count(device) -> int | None:
+    """Multiprocessors of a CUDA ``device``; ``None`` off CUDA and in the interpreter."""
+    if interpreting() or device.type != "cuda":
+        return None
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def chunks_for(programs_per_chunk: int, items: int, sms: int | None) -> int:
+    """How many chunks a reduction over ``items`` is split into: about four resident programs
+    per SM on a GPU; two off it (exercising both the in-register loop and the cross-chunk sum)."""
+    if sms is None:
+        return min(2, items)
+    return max(1, min(items, math.ceil(4 * sms / max(1, programs_per_chunk))))
 
 
 def npow2(n: int, lo: int = 16) -> int:
@@ -45,12 +61,15 @@ def dot_precision(dtype: torch.dtype) -> str:
     return "tf32"
 
 
+def fp32_tile(block: int, prec: str) -> int:
+    """A ``tf32x3`` dot holds each operand twice (high and low parts): halve its tile."""
+    return max(16, block // 2) if prec == "tf32x3" else block
+
+
 def check_device(*tensors: torch.Tensor) -> None:
-    if not interpreting() and not all(t.is_cuda for t in tensors):
-        raise RuntimeError(
-            "Triton kernels need CUDA tensors; on CPU set TRITON_INTERPRET=1 before importing "
-            "rrsis.kernels.triton_ops (the interpreter), or use RRSIS_KERNELS=torch"
-        )
+    devices = {t.device for t in tensors}
+    if len(devices) > 1:
+        raise ValueError(f"kernel inputs are on several devices: {sorted(map(str, devices))}")
 
 
 def common_dtype(*tensors: torch.Tensor):

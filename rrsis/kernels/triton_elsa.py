@@ -14,13 +14,11 @@ partial per (batch, chunk), summed afterwards (deterministic, no atomics).
 
 from __future__ import annotations
 
-import math
-
 import torch
 import triton
 import triton.language as tl
 
-from .triton_common import Launch, interpreting
+from .triton_common import Launch, chunks_for, sm_count
 
 __all__ = ["ElsaConfig", "elsa_backward", "elsa_forward", "plan_elsa_bwd", "plan_elsa_fwd"]
 
@@ -226,15 +224,12 @@ def plan_elsa_fwd(v, attn, mul, add, y, kernel_size: int, dilation: int, cfg: El
     )
 
 
-def _chunks(cfg: ElsaConfig, num_p: int, bg: int, reduce: bool, device) -> int:
+def elsa_chunks(cfg: ElsaConfig, num_p: int, bg: int, reduce: bool, sms: int | None) -> int:
     if cfg.chunks is not None:
         return max(1, min(cfg.chunks, num_p))
     if not reduce:
         return num_p  # nothing to reduce over pixels: one tile per program
-    if interpreting() or device.type != "cuda":
-        return min(2, num_p)
-    sms = torch.cuda.get_device_properties(device).multi_processor_count
-    return max(1, min(num_p, math.ceil(4 * sms / bg)))
+    return chunks_for(bg, num_p, sms)
 
 
 def plan_elsa_bwd(v, attn, mul, add, dy, dv, da, pmul, padd, kernel_size: int, dilation: int,
@@ -281,7 +276,7 @@ def elsa_backward(dy, v, attn, ghost_mul, ghost_add, kernel_size: int, dilation:
     add = ghost_add.contiguous() if has_add else v
     bc = triton.next_power_of_2(c // g)
     num_p = triton.cdiv(h * w, _block_p(cfg, bc, h * w))
-    chunks = _chunks(cfg, num_p, b * g, mul_grad or add_grad, v.device)
+    chunks = elsa_chunks(cfg, num_p, b * g, mul_grad or add_grad, sm_count(v.device))
     dv = torch.empty((b, c, h, w), dtype=v.dtype, device=v.device)
     da = torch.empty((b, g, k2, h, w), dtype=attn.dtype, device=attn.device)
     f32 = {"dtype": torch.float32, "device": v.device}

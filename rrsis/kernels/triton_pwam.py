@@ -13,13 +13,20 @@ holds every key, so O is not re-read.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import triton
 import triton.language as tl
 
-from .triton_common import Launch, _dot, dot_precision, interpreting, npow2
+from .triton_common import (
+    Launch,
+    _dot,
+    chunks_for,
+    dot_precision,
+    fp32_tile,
+    interpreting,
+    npow2,
+    sm_count,
+)
 
 __all__ = ["PwamConfig", "plan_pwam_bwd", "plan_pwam_fwd", "pwam_backward", "pwam_forward"]
 
@@ -212,16 +219,17 @@ class PwamConfig:
 DEFAULT = PwamConfig()
 
 
-def _blocks(cfg: PwamConfig, nq: int, L: int, d: int, dv: int):
-    bm = max(16, min(cfg.block_m, triton.next_power_of_2(nq)))
-    bd = max(16, cfg.block_d)
+def _blocks(cfg: PwamConfig, nq: int, L: int, d: int, dv: int, dtype: torch.dtype):
+    prec = dot_precision(dtype)
+    bm = max(16, min(fp32_tile(cfg.block_m, prec), triton.next_power_of_2(nq)))
+    bd = max(16, fp32_tile(cfg.block_d, prec))
     return bm, npow2(L), min(npow2(d), bd), min(npow2(dv), bd)
 
 
 def plan_pwam_fwd(q, k, v, m, o, lse, scale: float, cfg: PwamConfig) -> Launch:
     b, heads, nq, d = q.shape
     L, dv = k.shape[2], v.shape[3]
-    bm, bl, bd, bdv = _blocks(cfg, nq, L, d, dv)
+    bm, bl, bd, bdv = _blocks(cfg, nq, L, d, dv, q.dtype)
     return Launch(
         _pwam_fwd_kernel, (triton.cdiv(nq, bm) * b * heads,),
         (q, k, v, m, o, lse, *q.stride(), *k.stride(), *v.stride(), *m.stride(),
@@ -236,15 +244,22 @@ def plan_pwam_bwd(q, k, v, m, do, lse, dq, pk, pv, scale: float, cfg: PwamConfig
                   chunks: int) -> Launch:
     b, heads, nq, d = q.shape
     L, dv = k.shape[2], v.shape[3]
-    bm, bl, bd, bdv = _blocks(cfg, nq, L, d, dv)
+    bm, bl, bd, bdv = _blocks(cfg, nq, L, d, dv, q.dtype)
     return Launch(
         _pwam_bwd_kernel, (chunks * b * heads,),
         (q, k, v, m, do, lse, dq, pk, pv, *q.stride(), *k.stride(), *v.stride(), *m.stride(),
          *do.stride(), heads, nq, L, d, dv, float(scale), chunks),
         {"BLOCK_M": bm, "BLOCK_L": bl, "BLOCK_D": bd, "BLOCK_DV": bdv, "SINGLE": (d <= bd and dv <= bdv),
              "UPCAST": interpreting(), "PREC": dot_precision(q.dtype),
-             "num_warps": cfg.bwd_num_warps, "num_stages": cfg.num_stages},
+             "num_warps": cfg.bwd_num_warps,
+             "num_stages": cfg.num_stages},
     )
+
+
+def pwam_chunks(cfg: PwamConfig, num_m: int, bh: int, sms: int | None) -> int:
+    if cfg.chunks is not None:
+        return max(1, min(cfg.chunks, num_m))
+    return chunks_for(bh, num_m, sms)
 
 
 def word_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -267,15 +282,9 @@ def pwam_backward(do, q, k, v, mask, lse, scale: float, cfg: PwamConfig = DEFAUL
     b, heads, nq, d = q.shape
     L, dv = k.shape[2], v.shape[3]
     m = word_mask(mask, q.dtype)
-    bm, bl, _, _ = _blocks(cfg, nq, L, d, dv)
+    bm, bl, _, _ = _blocks(cfg, nq, L, d, dv, q.dtype)
     num_m = triton.cdiv(nq, bm)
-    if cfg.chunks is not None:
-        chunks = max(1, min(cfg.chunks, num_m))
-    elif interpreting() or q.device.type != "cuda":
-        chunks = min(2, num_m)
-    else:
-        sms = torch.cuda.get_device_properties(q.device).multi_processor_count
-        chunks = max(1, min(num_m, math.ceil(4 * sms / (b * heads))))
+    chunks = pwam_chunks(cfg, num_m, b * heads, sm_count(q.device))
     dq = torch.empty(q.shape, dtype=q.dtype, device=q.device)
     # Zero-initialised: the chunked path accumulates into it, padded word rows stay 0.
     pk = torch.zeros((b * heads, chunks, bl, d), dtype=torch.float32, device=q.device)

@@ -145,13 +145,14 @@ class WindowConfig:
 
     Defaults for N = 144 (12² tokens), d = 32: the forward uses 64 queries × 32 keys
     (3 query tiles = 75 % useful rows, 5 key steps = 90 % useful columns); the dq/bias kernel
-    holds a whole padded key row (256) so it uses 16-query tiles (9 tiles, no row waste) to keep
-    its [16, 256] float32 tiles in registers; the dk/dv kernel uses 32 keys × 64 queries.
+    holds a whole key row as two segments (128 + 16, no padding) with 16-query tiles (9 tiles,
+    no row waste) on ``dq_num_warps`` warps; the dk/dv kernel uses 32 keys × 64 queries (32
+    queries for float32 with TF32 off, whose ``tf32x3`` dots hold every operand twice).
     """
 
     def __init__(self, block_m: int = 64, block_n: int = 32, bwd_block_m: int = 64,
                  bwd_block_n: int = 32, dq_block_m: int | None = None, chunks: int | None = None,
-                 num_warps: int = 4, num_stages: int = 2):
+                 num_warps: int = 4, num_stages: int = 2, dq_num_warps: int = 8):
         self.block_m = block_m
         self.block_n = block_n
         self.bwd_block_m = bwd_block_m
@@ -160,6 +161,7 @@ class WindowConfig:
         self.chunks = chunks
         self.num_warps = num_warps
         self.num_stages = num_stages
+        self.dq_num_warps = dq_num_warps
 
     def __repr__(self) -> str:
         return f"WindowConfig({self.__dict__})"
@@ -194,7 +196,8 @@ def plan_window_fwd(q, k, v, rb, o, lse, window: int, shift: int, scale: float,
          hp, wp, nwx, nw, heads, shift, d, float(scale)),
         {"WIN": window, "HAS_SHIFT": shift > 0, "STORE_LSE": True, "BLOCK_M": bm, "BLOCK_N": bn,
              "BLOCK_D": npow2(d), "UPCAST": interpreting(), "PREC": dot_precision(q.dtype),
-             "num_warps": cfg.num_warps, "num_stages": cfg.num_stages},
+             "num_warps": cfg.num_warps,
+             "num_stages": cfg.num_stages},
     )
 
 
