@@ -22,7 +22,6 @@ from .triton_common import (
     _dot,
     chunks_for,
     dot_precision,
-    fp32_tile,
     interpreting,
     npow2,
     sm_count,
@@ -220,9 +219,11 @@ DEFAULT = PwamConfig()
 
 
 def _blocks(cfg: PwamConfig, nq: int, L: int, d: int, dv: int, dtype: torch.dtype):
-    prec = dot_precision(dtype)
-    bm = max(16, min(fp32_tile(cfg.block_m, prec), triton.next_power_of_2(nq)))
-    bd = max(16, fp32_tile(cfg.block_d, prec))
+    # float32 operands take twice the registers of 16-bit ones (and tf32x3 dots hold each twice
+    # more); quartering the pixel and channel tiles keeps float32 free of spills either way.
+    halve = 2 if dtype == torch.float32 else 0
+    bm = max(16, min(cfg.block_m >> halve, triton.next_power_of_2(nq)))
+    bd = max(16, cfg.block_d >> halve)
     return bm, npow2(L), min(npow2(d), bd), min(npow2(dv), bd)
 
 
