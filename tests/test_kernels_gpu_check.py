@@ -24,6 +24,7 @@ def _run(*args, timeout=900):
                           capture_output=True, text=True, check=False)
 
 
+@pytest.mark.slow  # minutes on a 2-core CPU: the benchmarks' smoke runs go through the interpreter
 def test_gpu_check_dry_run_runs_every_step_and_writes_results(tmp_path):
     proc = _run("--dry-run", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -48,10 +49,28 @@ def test_gpu_check_dry_run_runs_every_step_and_writes_results(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([json_path.name, json_path.stem + ".md"])
 
 
+def test_gpu_check_dry_run_train_steps_and_report(tmp_path):
+    # The script's own part (the two train runs and the merged report), in the default suite.
+    proc = _run("--dry-run", "--out", str(tmp_path), "--only", "train-triton", "train-torch")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (json_path,) = tmp_path.glob("*-dry-run.json")
+    data = json.loads(json_path.read_text())
+    assert [s["step"] for s in data["steps"]] == ["train-triton", "train-torch"]
+    rows = data["train"]
+    assert rows["triton"]["backend_used"] == "triton" and rows["torch"]["backend_used"] == "torch"
+    for row in rows.values():
+        assert row["finite"] and row["steps"] == 3 and row["size"] == 64
+    # Same seed and data: the kernel path and the reference start from the same loss.
+    assert abs(rows["triton"]["first_loss"] - rows["torch"]["first_loss"]) < 1e-4
+    md = json_path.with_suffix(".md").read_text()
+    assert "| train-triton | ok |" in md and "Fused kernels / reference kernels" in md
+
+
 def test_gpu_check_needs_a_gpu_or_dry_run(tmp_path):
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    proc = _run("--out", str(tmp_path), timeout=120)
-    assert proc.returncode == 2 and "--smoke" in proc.stderr or "dry" in proc.stderr
+    proc = _run("--out", str(tmp_path), timeout=300)
+    assert proc.returncode == 2 and "no CUDA device" in proc.stderr
+    assert not list(tmp_path.iterdir())

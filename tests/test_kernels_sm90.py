@@ -54,7 +54,7 @@ def _failures(rows: list[dict]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def suite_rows(tmp_path_factory):
-    rows, proc = _compile(tmp_path_factory.mktemp("sm90"), "suite", timeout=600)
+    rows, proc = _compile(tmp_path_factory.mktemp("sm90"), "suite", timeout=1800)
     return rows, proc
 
 
