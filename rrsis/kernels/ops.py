@@ -39,12 +39,22 @@ def _empty(like: Tensor) -> Tensor:
     return like.new_empty((0,))
 
 
+_AUTOGRAD_KEYS = [getattr(torch._C.DispatchKey, k) for k in (
+    "AutogradFunctionality", "ADInplaceOrView", "AutogradCPU", "AutogradCUDA", "AutogradOther")]
+
+
 def _ref_grads(fn, inputs, grad_out, needs=None):
     """Gradients of the reference ``fn(*inputs)`` for the inputs ``needs`` marks (else None)."""
     needs = needs or [t is not None for t in inputs]
     leaves = [t.detach().requires_grad_(n) if t is not None else None
               for t, n in zip(inputs, needs)]
-    with torch.enable_grad():
+    # An op's implementation may run with autograd's dispatch keys excluded (e.g. in a compiled
+    # backward graph): switch them back on for this recomputation.
+    excluded = torch._C._dispatch_tls_local_exclude_set()
+    for key in _AUTOGRAD_KEYS:
+        excluded = excluded.remove(key)
+    with torch._C._ForceDispatchKeyGuard(torch._C._dispatch_tls_local_include_set(), excluded), \
+            torch.enable_grad():
         out = fn(*leaves)
     live = [t for t, n in zip(leaves, needs) if n]
     grads = iter(torch.autograd.grad(out, live, grad_out, allow_unused=True))
