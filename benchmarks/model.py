@@ -38,7 +38,7 @@ WORDS = 20
 
 def make_batch(model, batch: int, size: int, device: str, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
-    vocab = model.config.get("text_vocab_size", 30522)
+    vocab = model.text_encoder.config.vocab_size
     pixels = torch.randn(batch, 3, size, size, generator=g).to(device)
     ids = torch.randint(1, vocab, (batch, WORDS), generator=g).to(device)
     mask = torch.ones(batch, WORDS, dtype=torch.long)

@@ -47,10 +47,18 @@ def _load_ops():
             "the interpreter in this process: keep tests/conftest.py (it sets the variable before "
             "anything imports triton) or export TRITON_INTERPRET=1 before running pytest"
         )
-    from rrsis.kernels import triton_elsa, triton_ops, triton_pwam, triton_window
+    from rrsis.kernels import (
+        triton_common,
+        triton_elsa,
+        triton_ops,
+        triton_pwam,
+        triton_window,
+        triton_window_bwd,
+    )
 
     if isinstance(triton_window._win_fwd_kernel, InterpretedFunction) != _interpret_requested():
-        for mod in (triton_window, triton_elsa, triton_pwam, triton_ops):
+        for mod in (triton_common, triton_window, triton_window_bwd, triton_elsa, triton_pwam,
+                triton_ops):
             importlib.reload(mod)
     return triton_ops
 

@@ -57,16 +57,21 @@ class GlobalEnhancementModule(nn.Module):
         b, c, hh, ww = f.shape
         h, d = self.num_heads, c // self.num_heads
         x = self.norm(f)
-        q = self.q(x).view(b, h, d, hh * ww).transpose(-1, -2)  # [B, h, N, d]
+        # 1×1 convolutions applied as Linear layers on a channels-last view, so q, k and v come
+        # out with a unit last stride: SDPA's fused (flash / memory-efficient) backends need it,
+        # and fall back to the math backend otherwise.
+        q = F.linear(x.permute(0, 2, 3, 1), self.q.weight.flatten(1), self.q.bias)
+        q = q.view(b, hh * ww, h, d).transpose(1, 2)  # [B, h, N, d]
         src = F.adaptive_avg_pool2d(x, self.pool_size) if self.attn_type == "pooled" else x
-        k, v = self.kv(src).view(b, 2, h, d, -1).transpose(-1, -2).unbind(1)  # [B, h, M, d]
+        kv = F.linear(src.permute(0, 2, 3, 1), self.kv.weight.flatten(1), self.kv.bias)
+        k, v = kv.view(b, -1, 2, h, d).permute(2, 0, 3, 1, 4).unbind(0)  # [B, h, M, d]
         if self.attn_type == "pooled":
             y = F.scaled_dot_product_attention(q, k, v)
         else:
             # Efficient attention: normalise q over channels and k over positions, so
             # the d×d context k^T v replaces the N×N score matrix.
             y = q.softmax(dim=-1) @ (k.softmax(dim=-2).transpose(-1, -2) @ v)
-        y = y.transpose(-1, -2).reshape(b, c, hh, ww)
+        y = y.transpose(1, 2).reshape(b, hh, ww, c).permute(0, 3, 1, 2)
         if self.pos is not None:
             y = y + self.pos(x)
         return f + self.proj(y)

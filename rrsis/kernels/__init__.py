@@ -3,6 +3,12 @@
 ``RRSIS_KERNELS=auto|triton|torch`` selects the backend (read on every call, so tests
 may change it): ``auto`` uses Triton for CUDA tensors when Triton imports, otherwise the
 reference; ``torch`` always uses the reference; ``triton`` requires Triton.
+
+The Triton path goes through ``torch.library`` custom ops (``torch.ops.rrsis.*``), which
+``torch.compile`` traces without graph breaks; on CPU those ops run Triton's interpreter under
+``TRITON_INTERPRET=1`` and the reference otherwise. A CUDA call is sent to a kernel only inside
+the envelope the kernels were compiled (for sm_90) and tested for (:mod:`.support`); outside
+it ``auto`` uses the reference and ``triton`` raises, naming the parameter.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import os
 
 import torch
 
-from . import reference
+from . import reference, support
 from .reference import elsa_aggregate_unfold, shift_window_mask
 
 __all__ = [
@@ -44,28 +50,49 @@ def backend(*tensors: torch.Tensor) -> str:
     ops = _triton_module()
     if choice == "triton":
         if ops is None:
-            raise RuntimeError("RRSIS_KERNELS=triton but the Triton kernels cannot be imported")
+            raise RuntimeError("RRSIS_KERNELS=triton but the Triton kernels cannot be imported; "
+                               "RRSIS_KERNELS=torch uses the PyTorch reference")
         return "triton"
     on_cuda = all(t.is_cuda for t in tensors)
     return "triton" if (ops is not None and on_cuda) else "torch"
 
 
+def _use_kernel(op: str, tensors, **params) -> bool:
+    if backend(*tensors) == "torch":
+        return False
+    if not all(t.is_cuda for t in tensors):
+        return True  # CPU: the op runs the interpreter or the reference, never a compiled kernel
+    dtypes = {t.dtype for t in tensors}
+    reason = next((r for r in (support.unsupported(op, dtype=d, **params) for d in dtypes) if r),
+                  None)
+    if reason is None:
+        return True
+    if os.environ.get("RRSIS_KERNELS", "auto").lower() == "triton":
+        raise ValueError(
+            f"RRSIS_KERNELS=triton: the Triton {op} kernel is not compiled and tested for "
+            f"{reason}; set RRSIS_KERNELS=torch (or auto) to use the PyTorch reference"
+        )
+    return False
+
+
 def window_attention(q, k, v, rel_bias, window: int, shift: int, scale: float):
     """Dispatching (shifted-)window attention; see :func:`reference.window_attention`."""
-    if backend(q, k, v) == "triton":
+    if _use_kernel("window_attention", (q, k, v), window=window, head_dim=q.shape[-1]):
         return _triton_module().window_attention(q, k, v, rel_bias, window, shift, scale)
     return reference.window_attention(q, k, v, rel_bias, window, shift, scale)
 
 
 def elsa_aggregate(v, attn, ghost_mul, ghost_add, kernel_size: int, dilation: int = 1):
     """Dispatching ELSA aggregation; see :func:`reference.elsa_aggregate`."""
-    if backend(v, attn) == "triton":
+    if _use_kernel("elsa_aggregate", (v, attn), kernel_size=kernel_size, dilation=dilation,
+                   channels_per_head=v.shape[1] // attn.shape[1]):
         return _triton_module().elsa_aggregate(v, attn, ghost_mul, ghost_add, kernel_size, dilation)
     return reference.elsa_aggregate(v, attn, ghost_mul, ghost_add, kernel_size, dilation)
 
 
 def pixel_word_attention(q, k, v, mask, scale: float):
     """Dispatching pixel→word attention; see :func:`reference.pixel_word_attention`."""
-    if backend(q, k, v) == "triton":
+    if _use_kernel("pixel_word_attention", (q, k, v), heads=q.shape[1], words=k.shape[2],
+                   channels=q.shape[-1]):
         return _triton_module().pixel_word_attention(q, k, v, mask, scale)
     return reference.pixel_word_attention(q, k, v, mask, scale)

@@ -14,15 +14,13 @@ partial per (batch, chunk), summed afterwards (deterministic, no atomics).
 
 from __future__ import annotations
 
-import math
-
 import torch
 import triton
 import triton.language as tl
 
-from .triton_window import _check_device, interpreting
+from .triton_common import Launch, chunks_for, sm_count
 
-__all__ = ["ElsaConfig", "elsa_aggregate"]
+__all__ = ["ElsaConfig", "elsa_backward", "elsa_forward", "plan_elsa_bwd", "plan_elsa_fwd"]
 
 
 @triton.jit
@@ -52,10 +50,11 @@ def _elsa_fwd_kernel(
     v_base = V + b * svb + ch[:, None] * svc
     a_base = A + b * sab + g * sag + py * say + px * sax
     acc = tl.zeros([BLOCK_C, BLOCK_P], tl.float32)
-    # Unrolled: the k² offsets become compile-time constants.
-    for j in tl.static_range(KS * KS):
-        ny = py + (j // KS - half) * dil
-        nx = px + (j % KS - half) * dil
+    # A rolled loop: unrolling the k² = 49 offsets made ptxas spill ~16 KB per thread on sm_90.
+    for j in range(KS * KS):
+        jy = j // KS
+        ny = py + (jy - half) * dil
+        nx = px + (j - jy * KS - half) * dil
         inside = p_ok & (ny >= 0) & (ny < H) & (nx >= 0) & (nx < W)
         a = tl.load(a_base + j * saj, mask=p_ok, other=0.0).to(tl.float32)
         vv = tl.load(v_base + ny[None, :] * svy + nx[None, :] * svx,
@@ -84,7 +83,7 @@ def _elsa_bwd_kernel(
     MUL_GRAD: tl.constexpr, ADD_GRAD: tl.constexpr,
     BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_K2: tl.constexpr,
 ):
-    K2 = KS * KS
+    K2: tl.constexpr = KS * KS
     pid = tl.program_id(0)
     chunk = pid % NCHUNK
     bg = pid // NCHUNK
@@ -112,9 +111,11 @@ def _elsa_bwd_kernel(
         dy = tl.load(dy_base + py[None, :] * sdyy + px[None, :] * sdyx, mask=cp_ok,
                      other=0.0).to(tl.float32)
         dv = tl.zeros([BLOCK_C, BLOCK_P], tl.float32)
-        for j in tl.static_range(K2):
-            oy = (j // KS - half) * dil
-            ox = (j % KS - half) * dil
+        # Rolled (a static_range over k² does not compile for sm_90 and would spill if it did).
+        for j in range(K2):
+            jy = j // KS
+            oy = (jy - half) * dil
+            ox = (j - jy * KS - half) * dil
             if HAS_MUL:
                 mul = tl.load(MUL + ch * K2 + j, mask=c_ok, other=0.0).to(tl.float32)
             if HAS_ADD:
@@ -167,17 +168,28 @@ class ElsaConfig:
     ``block_p`` pixels (flattened row-major, so a tile spans whole rows at Swin widths and the
     k² shifted reads of v overlap in cache) × every channel of one head (padded to a power of
     two); the default keeps the float32 accumulator near 4096 elements per program.
+    ``bwd_num_warps`` spreads the backward's four live [C, P] tiles over more threads.
     """
 
     def __init__(self, block_p: int | None = None, chunks: int | None = None,
-                 num_warps: int = 4, num_stages: int = 2):
+                 num_warps: int = 4, num_stages: int = 2, bwd_num_warps: int = 8):
         self.block_p = block_p
         self.chunks = chunks
         self.num_warps = num_warps
         self.num_stages = num_stages
+        self.bwd_num_warps = bwd_num_warps
+
+    def to_list(self) -> list[int]:
+        return [self.block_p or 0, self.chunks or 0, self.num_warps, self.num_stages,
+                self.bwd_num_warps]
+
+    @classmethod
+    def from_list(cls, values) -> ElsaConfig:
+        bp, ch, nw, ns, bnw = (int(x) for x in values)
+        return cls(bp or None, ch or None, nw, ns, bnw)
 
 
-_DEFAULT = ElsaConfig()
+DEFAULT = ElsaConfig()
 
 
 def _block_p(cfg: ElsaConfig, block_c: int, hw: int) -> int:
@@ -187,105 +199,91 @@ def _block_p(cfg: ElsaConfig, block_c: int, hw: int) -> int:
     return min(bp, triton.next_power_of_2(hw))
 
 
-class _ElsaFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, v, attn, ghost_mul, ghost_add, kernel_size, dilation, cfg):
-        b, c, h, w = v.shape
-        g = attn.shape[1]
-        cpg = c // g
-        out_dtype = v.dtype
-        for t in (attn, ghost_mul, ghost_add):
-            if t is not None:
-                out_dtype = torch.promote_types(out_dtype, t.dtype)
-        mul = ghost_mul.detach().contiguous() if ghost_mul is not None else v
-        add = ghost_add.detach().contiguous() if ghost_add is not None else v
-        y = torch.empty((b, c, h, w), dtype=out_dtype, device=v.device)
-        bc = triton.next_power_of_2(cpg)
-        bp = _block_p(cfg, bc, h * w)
-        num_p = triton.cdiv(h * w, bp)
-        _elsa_fwd_kernel[(num_p * b * g,)](
-            v, attn, mul, add, y,
-            *v.stride(), *attn.stride(),
-            c, h, w, g, cpg, num_p, dilation,
-            KS=kernel_size, HAS_MUL=ghost_mul is not None, HAS_ADD=ghost_add is not None,
-            BLOCK_C=bc, BLOCK_P=bp, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-        )
-        ctx.save_for_backward(v, attn, mul, add)
-        ctx.meta = (kernel_size, dilation, cfg, ghost_mul is not None, ghost_add is not None)
-        return y
-
-    @staticmethod
-    def backward(ctx, dy):
-        v, attn, mul, add = ctx.saved_tensors
-        kernel_size, dilation, cfg, has_mul, has_add = ctx.meta
-        b, c, h, w = v.shape
-        g = attn.shape[1]
-        cpg = c // g
-        k2 = kernel_size * kernel_size
-        bc = triton.next_power_of_2(cpg)
-        bp = _block_p(cfg, bc, h * w)
-        num_p = triton.cdiv(h * w, bp)
-        mul_grad = has_mul and ctx.needs_input_grad[2]
-        add_grad = has_add and ctx.needs_input_grad[3]
-        if cfg.chunks is not None:
-            chunks = max(1, min(cfg.chunks, num_p))
-        elif not (mul_grad or add_grad):
-            chunks = num_p  # nothing to reduce over pixels: one tile per program
-        elif interpreting() or v.device.type != "cuda":
-            chunks = min(2, num_p)
-        else:
-            sms = torch.cuda.get_device_properties(v.device).multi_processor_count
-            chunks = max(1, min(num_p, math.ceil(4 * sms / (b * g))))
-        dv = torch.empty((b, c, h, w), dtype=v.dtype, device=v.device)
-        da = torch.empty((b, g, k2, h, w), dtype=attn.dtype, device=attn.device)
-        pmul = (torch.empty((b * chunks, c, k2), dtype=torch.float32, device=v.device)
-                if mul_grad else dv)
-        padd = (torch.empty((b * chunks, c, k2), dtype=torch.float32, device=v.device)
-                if add_grad else dv)
-        _elsa_bwd_kernel[(chunks * b * g,)](
-            v, attn, mul, add, dy, dv, da, pmul, padd,
-            *v.stride(), *attn.stride(), *dy.stride(),
-            c, h, w, g, cpg, num_p, chunks, dilation,
-            KS=kernel_size, HAS_MUL=has_mul, HAS_ADD=has_add,
-            MUL_GRAD=mul_grad, ADD_GRAD=add_grad,
-            BLOCK_C=bc, BLOCK_P=bp, BLOCK_K2=triton.next_power_of_2(k2),
-            num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-        )
-        dmul = pmul.sum(0).to(mul.dtype) if mul_grad else None
-        dadd = padd.sum(0).to(add.dtype) if add_grad else None
-        return dv, da, dmul, dadd, None, None, None
+def out_dtype(v, attn, ghost_mul, ghost_add) -> torch.dtype:
+    dtype = v.dtype
+    for t in (attn, ghost_mul, ghost_add):
+        if t is not None:
+            dtype = torch.promote_types(dtype, t.dtype)
+    return dtype
 
 
-def elsa_aggregate(
-    v: torch.Tensor,
-    attn: torch.Tensor,
-    ghost_mul: torch.Tensor | None,
-    ghost_add: torch.Tensor | None,
-    kernel_size: int,
-    dilation: int = 1,
-    config: ElsaConfig | None = None,
-) -> torch.Tensor:
-    """Fused ELSA aggregation; same contract as :func:`reference.elsa_aggregate`.
+def plan_elsa_fwd(v, attn, mul, add, y, kernel_size: int, dilation: int, cfg: ElsaConfig,
+                  has_mul: bool, has_add: bool) -> Launch:
+    """The forward launch; ``mul``/``add`` are any tensor when ``has_mul``/``has_add`` is false."""
+    b, c, h, w = v.shape
+    g = attn.shape[1]
+    cpg = c // g
+    bc = triton.next_power_of_2(cpg)
+    bp = _block_p(cfg, bc, h * w)
+    num_p = triton.cdiv(h * w, bp)
+    return Launch(
+        _elsa_fwd_kernel, (num_p * b * g,),
+        (v, attn, mul, add, y, *v.stride(), *attn.stride(), c, h, w, g, cpg, num_p, dilation),
+        {"KS": kernel_size, "HAS_MUL": has_mul, "HAS_ADD": has_add, "BLOCK_C": bc, "BLOCK_P": bp,
+             "num_warps": cfg.num_warps, "num_stages": cfg.num_stages},
+    )
 
-    Args:
-        v: ``[B, C, H, W]`` values (any strides).
-        attn: ``[B, G, k², H, W]`` softmax-normalised weights (any strides).
-        ghost_mul: ``[C, k²]`` or ``None``.
-        ghost_add: ``[C, k²]`` or ``None``.
-        kernel_size: neighbourhood side ``k`` (odd in ELSA; offsets ``j // k − k // 2``).
-        dilation: neighbourhood dilation.
-        config: tile shapes (:class:`ElsaConfig`).
 
-    Returns:
-        ``[B, C, H, W]`` contiguous.
-    """
-    from .reference import _check_elsa
+def elsa_chunks(cfg: ElsaConfig, num_p: int, bg: int, reduce: bool, sms: int | None) -> int:
+    if cfg.chunks is not None:
+        return max(1, min(cfg.chunks, num_p))
+    if not reduce:
+        return num_p  # nothing to reduce over pixels: one tile per program
+    return chunks_for(bg, num_p, sms)
 
-    _check_elsa(v, attn, kernel_size)
-    c, k2 = v.shape[1], kernel_size * kernel_size
-    for name, t in (("ghost_mul", ghost_mul), ("ghost_add", ghost_add)):
-        if t is not None and t.numel() != c * k2:
-            raise ValueError(f"{name} has {t.numel()} elements, expected [C={c}, k²={k2}]")
-    _check_device(v, attn)
-    return _ElsaFn.apply(v, attn, ghost_mul, ghost_add, int(kernel_size), int(dilation),
-                         config or _DEFAULT)
+
+def plan_elsa_bwd(v, attn, mul, add, dy, dv, da, pmul, padd, kernel_size: int, dilation: int,
+                  cfg: ElsaConfig, has_mul: bool, has_add: bool, mul_grad: bool, add_grad: bool,
+                  chunks: int) -> Launch:
+    b, c, h, w = v.shape
+    g = attn.shape[1]
+    cpg = c // g
+    bc = triton.next_power_of_2(cpg)
+    bp = _block_p(cfg, bc, h * w)
+    num_p = triton.cdiv(h * w, bp)
+    k2 = kernel_size * kernel_size
+    return Launch(
+        _elsa_bwd_kernel, (chunks * b * g,),
+        (v, attn, mul, add, dy, dv, da, pmul, padd, *v.stride(), *attn.stride(), *dy.stride(),
+         c, h, w, g, cpg, num_p, chunks, dilation),
+        {"KS": kernel_size, "HAS_MUL": has_mul, "HAS_ADD": has_add, "MUL_GRAD": mul_grad,
+             "ADD_GRAD": add_grad, "BLOCK_C": bc, "BLOCK_P": bp, "BLOCK_K2": triton.next_power_of_2(k2),
+             "num_warps": cfg.bwd_num_warps, "num_stages": cfg.num_stages},
+    )
+
+
+def elsa_forward(v, attn, ghost_mul, ghost_add, kernel_size: int, dilation: int,
+                 cfg: ElsaConfig = DEFAULT) -> torch.Tensor:
+    """Run the forward kernel: ``[B, C, H, W]`` contiguous."""
+    b, c, h, w = v.shape
+    y = torch.empty((b, c, h, w), dtype=out_dtype(v, attn, ghost_mul, ghost_add), device=v.device)
+    mul = ghost_mul.contiguous() if ghost_mul is not None else v
+    add = ghost_add.contiguous() if ghost_add is not None else v
+    plan_elsa_fwd(v, attn, mul, add, y, kernel_size, dilation, cfg,
+                  ghost_mul is not None, ghost_add is not None)()
+    return y
+
+
+def elsa_backward(dy, v, attn, ghost_mul, ghost_add, kernel_size: int, dilation: int,
+                  mul_grad: bool, add_grad: bool, cfg: ElsaConfig = DEFAULT):
+    """Run the backward kernel: ``(dv, dattn, dghost_mul | None, dghost_add | None)``."""
+    b, c, h, w = v.shape
+    g = attn.shape[1]
+    k2 = kernel_size * kernel_size
+    has_mul, has_add = ghost_mul is not None, ghost_add is not None
+    mul_grad, add_grad = mul_grad and has_mul, add_grad and has_add
+    mul = ghost_mul.contiguous() if has_mul else v
+    add = ghost_add.contiguous() if has_add else v
+    bc = triton.next_power_of_2(c // g)
+    num_p = triton.cdiv(h * w, _block_p(cfg, bc, h * w))
+    chunks = elsa_chunks(cfg, num_p, b * g, mul_grad or add_grad, sm_count(v.device))
+    dv = torch.empty((b, c, h, w), dtype=v.dtype, device=v.device)
+    da = torch.empty((b, g, k2, h, w), dtype=attn.dtype, device=attn.device)
+    f32 = {"dtype": torch.float32, "device": v.device}
+    pmul = torch.empty((b * chunks, c, k2), **f32) if mul_grad else dv
+    padd = torch.empty((b * chunks, c, k2), **f32) if add_grad else dv
+    plan_elsa_bwd(v, attn, mul, add, dy, dv, da, pmul, padd, kernel_size, dilation, cfg,
+                  has_mul, has_add, mul_grad, add_grad, chunks)()
+    dmul = pmul.sum(0).to(ghost_mul.dtype) if mul_grad else None
+    dadd = padd.sum(0).to(ghost_add.dtype) if add_grad else None
+    return dv, da, dmul, dadd

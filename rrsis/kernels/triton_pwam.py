@@ -13,22 +13,21 @@ holds every key, so O is not re-read.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import triton
 import triton.language as tl
 
-from .triton_window import (
-    _check_device,
-    _common_dtype,
+from .triton_common import (
+    Launch,
     _dot,
-    _dot_precision,
-    _npow2,
+    chunks_for,
+    dot_precision,
     interpreting,
+    npow2,
+    sm_count,
 )
 
-__all__ = ["PwamConfig", "pixel_word_attention"]
+__all__ = ["PwamConfig", "plan_pwam_bwd", "plan_pwam_fwd", "pwam_backward", "pwam_forward"]
 
 # LAVT's additive word mask is ``WORD_MASK·mask − WORD_MASK`` (reference.WORD_MASK_VALUE).
 WORD_MASK = tl.constexpr(10000.0)
@@ -193,116 +192,107 @@ class PwamConfig:
     """Tile shapes of the PWAM kernels.
 
     ``block_m`` pixels per tile, every word in one tile, channels walked in ``block_d`` chunks
-    (LAVT's PWAM is single-head, so d = C reaches 1024 at Swin-B stage 4).
+    (LAVT's PWAM is single-head, so d = C reaches 1024 at Swin-B stage 4). The backward keeps
+    two [words, block_d] float32 sums besides its pixel tiles, so it runs ``bwd_num_warps``.
     """
 
     def __init__(self, block_m: int = 64, block_d: int = 128, chunks: int | None = None,
-                 num_warps: int = 4, num_stages: int = 2):
+                 num_warps: int = 4, num_stages: int = 2, bwd_num_warps: int = 8):
         self.block_m = block_m
         self.block_d = block_d
         self.chunks = chunks
         self.num_warps = num_warps
         self.num_stages = num_stages
+        self.bwd_num_warps = bwd_num_warps
+
+    def to_list(self) -> list[int]:
+        return [self.block_m, self.block_d, self.chunks or 0, self.num_warps, self.num_stages,
+                self.bwd_num_warps]
+
+    @classmethod
+    def from_list(cls, values) -> PwamConfig:
+        bm, bd, ch, nw, ns, bnw = (int(x) for x in values)
+        return cls(bm, bd, ch or None, nw, ns, bnw)
 
 
-_DEFAULT = PwamConfig()
+DEFAULT = PwamConfig()
 
 
-def _blocks(cfg: PwamConfig, nq: int, L: int, d: int, dv: int):
-    bm = max(16, min(cfg.block_m, triton.next_power_of_2(nq)))
-    bd = max(16, cfg.block_d)
-    return bm, _npow2(L), min(_npow2(d), bd), min(_npow2(dv), bd)
+def _blocks(cfg: PwamConfig, nq: int, L: int, d: int, dv: int, dtype: torch.dtype):
+    # float32 operands take twice the registers of 16-bit ones (and tf32x3 dots hold each twice
+    # more); quartering the pixel and channel tiles keeps float32 free of spills either way.
+    halve = 2 if dtype == torch.float32 else 0
+    bm = max(16, min(cfg.block_m >> halve, triton.next_power_of_2(nq)))
+    bd = max(16, cfg.block_d >> halve)
+    return bm, npow2(L), min(npow2(d), bd), min(npow2(dv), bd)
 
 
-class _PwamFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, q, k, v, mask, scale, cfg):
-        b, heads, nq, d = q.shape
-        L, dv = k.shape[2], v.shape[3]
-        m = mask.detach().to(q.dtype).to(torch.float32).contiguous()
-        o = torch.empty((b, heads, nq, dv), dtype=q.dtype, device=q.device)
-        lse = torch.empty((b, heads, nq), dtype=torch.float32, device=q.device)
-        bm, bl, bd, bdv = _blocks(cfg, nq, L, d, dv)
-        num_m = triton.cdiv(nq, bm)
-        _pwam_fwd_kernel[(num_m * b * heads,)](
-            q, k, v, m, o, lse,
-            *q.stride(), *k.stride(), *v.stride(), *m.stride(),
-            heads, nq, L, d, dv, float(scale),
-            STORE_LSE=True, BLOCK_M=bm, BLOCK_L=bl, BLOCK_D=bd, BLOCK_DV=bdv,
-            UPCAST=interpreting(), PREC=_dot_precision(q.dtype),
-            num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-        )
-        ctx.save_for_backward(q, k, v, m, lse)
-        ctx.meta = (float(scale), cfg)
-        return o
-
-    @staticmethod
-    def backward(ctx, do):
-        q, k, v, m, lse = ctx.saved_tensors
-        scale, cfg = ctx.meta
-        b, heads, nq, d = q.shape
-        L, dv = k.shape[2], v.shape[3]
-        bm, bl, bd, bdv = _blocks(cfg, nq, L, d, dv)
-        num_m = triton.cdiv(nq, bm)
-        if cfg.chunks is not None:
-            chunks = max(1, min(cfg.chunks, num_m))
-        elif interpreting() or q.device.type != "cuda":
-            chunks = min(2, num_m)
-        else:
-            sms = torch.cuda.get_device_properties(q.device).multi_processor_count
-            chunks = max(1, min(num_m, math.ceil(4 * sms / (b * heads))))
-        dq = torch.empty(q.shape, dtype=q.dtype, device=q.device)
-        # Zero-initialised: the chunked path accumulates into it, padded word rows stay 0.
-        pk = torch.zeros((b * heads, chunks, bl, d), dtype=torch.float32, device=q.device)
-        pv = torch.zeros((b * heads, chunks, bl, dv), dtype=torch.float32, device=q.device)
-        _pwam_bwd_kernel[(chunks * b * heads,)](
-            q, k, v, m, do, lse, dq, pk, pv,
-            *q.stride(), *k.stride(), *v.stride(), *m.stride(), *do.stride(),
-            heads, nq, L, d, dv, scale, chunks,
-            BLOCK_M=bm, BLOCK_L=bl, BLOCK_D=bd, BLOCK_DV=bdv, SINGLE=(d <= bd and dv <= bdv),
-            UPCAST=interpreting(), PREC=_dot_precision(q.dtype),
-            num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-        )
-        # Chain rule through K·mask and V·mask (and the score scale for K).
-        wm = m.view(b, 1, 1, L, 1)
-        dk = (pk.view(b, heads, chunks, bl, d).sum(2)[:, :, :L] * wm[:, 0] * scale).to(k.dtype)
-        dvv = (pv.view(b, heads, chunks, bl, dv).sum(2)[:, :, :L] * wm[:, 0]).to(v.dtype)
-        return dq, dk, dvv, None, None, None
+def plan_pwam_fwd(q, k, v, m, o, lse, scale: float, cfg: PwamConfig) -> Launch:
+    b, heads, nq, d = q.shape
+    L, dv = k.shape[2], v.shape[3]
+    bm, bl, bd, bdv = _blocks(cfg, nq, L, d, dv, q.dtype)
+    return Launch(
+        _pwam_fwd_kernel, (triton.cdiv(nq, bm) * b * heads,),
+        (q, k, v, m, o, lse, *q.stride(), *k.stride(), *v.stride(), *m.stride(),
+         heads, nq, L, d, dv, float(scale)),
+        {"STORE_LSE": True, "BLOCK_M": bm, "BLOCK_L": bl, "BLOCK_D": bd, "BLOCK_DV": bdv,
+             "UPCAST": interpreting(), "PREC": dot_precision(q.dtype),
+             "num_warps": cfg.num_warps, "num_stages": cfg.num_stages},
+    )
 
 
-def pixel_word_attention(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    mask: torch.Tensor,
-    scale: float,
-    config: PwamConfig | None = None,
-) -> torch.Tensor:
-    """Fused pixel→word attention; same contract as :func:`reference.pixel_word_attention`.
+def plan_pwam_bwd(q, k, v, m, do, lse, dq, pk, pv, scale: float, cfg: PwamConfig,
+                  chunks: int) -> Launch:
+    b, heads, nq, d = q.shape
+    L, dv = k.shape[2], v.shape[3]
+    bm, bl, bd, bdv = _blocks(cfg, nq, L, d, dv, q.dtype)
+    return Launch(
+        _pwam_bwd_kernel, (chunks * b * heads,),
+        (q, k, v, m, do, lse, dq, pk, pv, *q.stride(), *k.stride(), *v.stride(), *m.stride(),
+         *do.stride(), heads, nq, L, d, dv, float(scale), chunks),
+        {"BLOCK_M": bm, "BLOCK_L": bl, "BLOCK_D": bd, "BLOCK_DV": bdv, "SINGLE": (d <= bd and dv <= bdv),
+             "UPCAST": interpreting(), "PREC": dot_precision(q.dtype),
+             "num_warps": cfg.bwd_num_warps,
+             "num_stages": cfg.num_stages},
+    )
 
-    Args:
-        q: ``[B, h, N, d]`` pixel queries (any strides; q, k, v are cast to one dtype as in
-            :func:`rrsis.kernels.triton_window.window_attention`).
-        k: ``[B, h, L, d]`` word keys, unmasked.
-        v: ``[B, h, L, dv]`` word values, unmasked.
-        mask: ``[B, L]`` 1 for words, 0 for padding (any dtype; receives no gradient).
-        scale: score multiplier.
-        config: tile shapes (:class:`PwamConfig`).
 
-    Returns:
-        ``[B, h, N, dv]`` contiguous, dtype of ``q``.
-    """
-    if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
-        raise ValueError("expected q [B,h,N,d], k [B,h,L,d], v [B,h,L,dv]")
-    b, heads, _, d = q.shape
-    L = k.shape[2]
-    if k.shape != (b, heads, L, d) or v.shape[:3] != (b, heads, L):
-        raise ValueError(f"shapes do not match: q {tuple(q.shape)}, k {tuple(k.shape)}, "
-                         f"v {tuple(v.shape)}")
-    if tuple(mask.shape) != (b, L):
-        raise ValueError(f"mask {tuple(mask.shape)} is not [B={b}, L={L}]")
-    if L > 256:
-        raise ValueError(f"{L} words: the kernel keeps every word in one tile (≤ 256)")
-    _check_device(q, k, v)
-    q, k, v = _common_dtype(q, k, v)
-    return _PwamFn.apply(q, k, v, mask, scale, config or _DEFAULT)
+def pwam_chunks(cfg: PwamConfig, num_m: int, bh: int, sms: int | None) -> int:
+    if cfg.chunks is not None:
+        return max(1, min(cfg.chunks, num_m))
+    return chunks_for(bh, num_m, sms)
+
+
+def word_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    # Rounded through the input dtype, as the reference's ``mask.to(q.dtype)``.
+    return mask.detach().to(dtype).to(torch.float32).contiguous()
+
+
+def pwam_forward(q, k, v, mask, scale: float, cfg: PwamConfig = DEFAULT):
+    """Run the forward kernel: ``(out [B, h, N, dv], lse [B, h, N] float32)``."""
+    b, heads, nq, _ = q.shape
+    m = word_mask(mask, q.dtype)
+    o = torch.empty((b, heads, nq, v.shape[3]), dtype=q.dtype, device=q.device)
+    lse = torch.empty((b, heads, nq), dtype=torch.float32, device=q.device)
+    plan_pwam_fwd(q, k, v, m, o, lse, scale, cfg)()
+    return o, lse
+
+
+def pwam_backward(do, q, k, v, mask, lse, scale: float, cfg: PwamConfig = DEFAULT):
+    """Run the backward kernel: ``(dq, dk, dv)``."""
+    b, heads, nq, d = q.shape
+    L, dv = k.shape[2], v.shape[3]
+    m = word_mask(mask, q.dtype)
+    bm, bl, _, _ = _blocks(cfg, nq, L, d, dv, q.dtype)
+    num_m = triton.cdiv(nq, bm)
+    chunks = pwam_chunks(cfg, num_m, b * heads, sm_count(q.device))
+    dq = torch.empty(q.shape, dtype=q.dtype, device=q.device)
+    # Zero-initialised: the chunked path accumulates into it, padded word rows stay 0.
+    pk = torch.zeros((b * heads, chunks, bl, d), dtype=torch.float32, device=q.device)
+    pv = torch.zeros((b * heads, chunks, bl, dv), dtype=torch.float32, device=q.device)
+    plan_pwam_bwd(q, k, v, m, do, lse, dq, pk, pv, scale, cfg, chunks)()
+    # Chain rule through K·mask and V·mask (and the score scale for K).
+    wm = m.view(b, 1, L, 1)
+    dk = (pk.view(b, heads, chunks, bl, d).sum(2)[:, :, :L] * wm * scale).to(k.dtype)
+    dvv = (pv.view(b, heads, chunks, bl, dv).sum(2)[:, :, :L] * wm).to(v.dtype)
+    return dq, dk, dvv

@@ -1,0 +1,249 @@
+"""Everything a GPU (H100/H200) lease should run, in one call of at most about 8 minutes.
+
+    python benchmarks/gpu_check.py              # on the GPU machine: writes benchmarks/results/<gpu>.json/.md
+    python benchmarks/gpu_check.py --dry-run    # CPU, toy sizes: every step once (tested in CI)
+
+Steps, each in its own process with its own time limit (a step that overruns is killed and
+recorded as ``timeout``; the others still run):
+
+1. ``tests``: the kernel tests with compiled kernels on the GPU (``TRITON_INTERPRET=0``);
+2. ``attention``: ``benchmarks/attention.py`` at batch 8, bf16, fwd+bwd, every op and stage;
+3. ``model``: ``benchmarks/model.py`` forward and train step, bf16, batch 8, both kernel sets;
+4. ``train-triton`` / ``train-torch``: 50 GL-MSIN-B train steps at 480², bf16 autocast, batch 8,
+   ``RRSIS_KERNELS=triton`` and ``=torch`` (random data, the project's loss and AdamW): step
+   time (median of steps 10–50, CUDA events), peak memory, first and last loss.
+
+All results go to one ``<gpu-slug>.json`` + ``.md`` in the results folder, with the GPU, driver,
+CUDA, torch and triton versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import _common as C  # first: puts the checkout on sys.path
+
+HERE = Path(__file__).resolve().parent
+
+# Seconds per step on the GPU; together under 8 minutes with the start-up of each process.
+LIMITS = {"tests": 100, "attention": 150, "model": 75, "train-triton": 70, "train-torch": 70}
+DRY_LIMITS = {"tests": 1200, "attention": 1200, "model": 1200, "train-triton": 600,
+              "train-torch": 600}
+
+
+def _steps(dry: bool, out: Path) -> list[tuple[str, list[str], dict[str, str]]]:
+    py = sys.executable
+    if dry:
+        tests = [py, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+                 str(C.ROOT / "tests" / "test_kernels.py"), "-k", "dispatcher"]
+        # torch.compile / flex providers compile for minutes on a CPU: eager and Triton only.
+        attention = [py, str(HERE / "attention.py"), "--smoke", "--providers", "eager", "triton",
+                     "--out", str(out)]
+        model = [py, str(HERE / "model.py"), "--smoke", "--modes", "train", "--out", str(out)]
+        interp = {"TRITON_INTERPRET": "1"}
+    else:
+        tests = [py, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                 str(C.ROOT / "tests" / "test_kernels.py")]
+        # The acceptance targets are bf16 fwd+bwd at batch 8; fp32 and fwd fit no lease.
+        attention = [py, str(HERE / "attention.py"), "--batch", "8", "--dtypes", "bf16",
+                     "--modes", "fwd+bwd", "--warmup", "10", "--rep", "40", "--out", str(out)]
+        model = [py, str(HERE / "model.py"), "--batch", "8", "--precisions", "bf16",
+                 "--warmup", "2", "--iters", "5", "--out", str(out)]
+        interp = {"TRITON_INTERPRET": "0"}
+    train = [py, str(Path(__file__).resolve()), "--train-one", "--out", str(out)]
+    if dry:
+        train.append("--dry-run")
+    # Dry-run training goes through the kernels' custom ops, which on CPU without the
+    # interpreter run the reference: the interpreter would take many minutes for 3 steps.
+    train_env = {"TRITON_INTERPRET": "0"}
+    return [
+        ("tests", tests, interp),
+        ("attention", attention, interp),
+        ("model", model, interp),
+        ("train-triton", train + ["--kernels", "triton"], {**train_env, "RRSIS_KERNELS": "triton"}),
+        ("train-torch", train + ["--kernels", "torch"], {**train_env, "RRSIS_KERNELS": "torch"}),
+    ]
+
+
+def _run_step(name, cmd, env_extra, limit, out: Path) -> dict[str, Any]:
+    env = {**os.environ, **env_extra,
+           "PYTHONPATH": os.pathsep.join([str(C.ROOT), os.environ.get("PYTHONPATH", "")])}
+    t0 = time.perf_counter()
+    log = out / f"{name}.log"
+    with open(log, "w") as f:
+        try:
+            proc = subprocess.run(cmd, cwd=C.ROOT, env=env, stdout=f, stderr=subprocess.STDOUT,
+                                  timeout=limit, check=False)
+            status = "ok" if proc.returncode == 0 else f"exit {proc.returncode}"
+        except subprocess.TimeoutExpired:
+            status = f"timeout after {limit} s"
+    text = log.read_text(errors="replace")
+    print(f"[{name}] {status} in {time.perf_counter() - t0:.0f} s", flush=True)
+    return {"step": name, "status": status, "seconds": round(time.perf_counter() - t0, 1),
+            "command": " ".join(cmd[1:]), "tail": text[-3000:]}
+
+
+# ----------------------------------------------------------------------------- one train run
+
+
+def train_one(kernels: str, dry: bool, out: Path) -> dict[str, Any]:
+    """``steps`` GL-MSIN train steps on random data; writes ``train-<kernels>.json``."""
+    import torch
+
+    import rrsis
+
+    device = "cpu" if dry else "cuda"
+    name, size, batch, steps = ("gl-msin-tiny", 64, 2, 3) if dry else ("gl-msin", 480, 8, 50)
+    torch.manual_seed(0)
+    model = rrsis.create_model(name, image_size=size).to(device).train()
+    loss_fn = rrsis.ReferringLoss().to(device)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-5,
+                            weight_decay=1e-2)
+    g = torch.Generator().manual_seed(0)
+    vocab = model.text_encoder.config.vocab_size
+    pixels = torch.randn(batch, 3, size, size, generator=g).to(device)
+    ids = torch.randint(1, vocab, (batch, 20), generator=g).to(device)
+    mask = torch.ones(batch, 20, dtype=torch.long)
+    mask[:, 12:] = 0
+    mask = mask.to(device)
+    target = (torch.rand(batch, size, size, generator=g) > 0.7).long().to(device)
+    autocast = torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=not dry)
+    times, losses = [], []
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    for _ in range(steps):
+        if device == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+        t0 = time.perf_counter()
+        with autocast:
+            loss = loss_fn(model(pixels, ids, mask), target)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if device == "cuda":
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end) / 1e3)
+        else:
+            times.append(time.perf_counter() - t0)
+        losses.append(float(loss.detach()))
+    timed = times[10:] if len(times) > 10 else times
+    row = {"model": name, "size": size, "batch": batch, "steps": steps, "kernels": kernels,
+           "precision": "fp32" if dry else "bf16-autocast",
+           "backend_used": rrsis.kernels.backend(pixels),
+           "median_step_s": statistics.median(timed), "images_per_s": batch / statistics.median(timed),
+           "first_loss": losses[0], "last_loss": losses[-1],
+           "finite": all(math.isfinite(x) for x in losses),
+           "peak_bytes": torch.cuda.max_memory_allocated() if device == "cuda" else None}
+    (out / f"train-{kernels}.json").write_text(json.dumps(row, indent=1))
+    return row
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _load(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def report(env: dict[str, Any], steps: list[dict], work: Path, dest: Path, dry: bool) -> Path:
+    bench = {p.stem: _load(p) for p in work.glob("*.json") if not p.stem.startswith("train-")}
+    trains = {k: _load(work / f"train-{k}.json") for k in ("triton", "torch")}
+    data = {"environment": env, "dry_run": dry, "steps": steps, "train": trains,
+            "benchmarks": bench}
+    name = C.slug(env.get("gpu") or "cpu") + ("-dry-run" if dry else "")
+    dest.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = dest / f"{name}.json", dest / f"{name}.md"
+    lines = [
+        f"# GPU check: {env.get('gpu') or 'CPU (dry run)'}",
+        "",
+        (f"Driver {env.get('driver')}, CUDA {env.get('cuda')}, torch {env.get('torch')}, "
+        f"triton {env.get('triton')}; {env.get('timestamp')}. Produced by "
+        f"`benchmarks/gpu_check.py{' --dry-run' if dry else ''}`."),
+        "",
+        "| step | status | seconds |",
+        "|---|---|---|",
+        *[f"| {s['step']} | {s['status']} | {s['seconds']} |" for s in steps],
+        "",
+        "## Train steps (random data, AdamW)",
+        "",
+        ("| model | image | B | precision | kernels | steps | median step ms | images/s | "
+        "peak GiB | loss first → last |"),
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in trains.values():
+        if row:
+            peak = C.fmt(row["peak_bytes"] / 2**30 if row.get("peak_bytes") else None, ".2f")
+            lines.append(f"| {row['model']} | {row['size']} | {row['batch']} | {row['precision']} "
+                         f"| {row['kernels']} | {row['steps']} | {row['median_step_s'] * 1e3:.1f} "
+                         f"| {row['images_per_s']:.2f} | {peak} | {row['first_loss']:.4f} → "
+                         f"{row['last_loss']:.4f} |")
+    if all(trains.values()):
+        ratio = trains["triton"]["images_per_s"] / trains["torch"]["images_per_s"]
+        lines += ["", (f"Fused kernels / reference kernels, train step: **{ratio:.2f}×** "
+                      "(target ≥ 1.3×).")]
+    for md in sorted(work.glob("*.md")):
+        # The benchmarks' own tables, one heading level down.
+        text = md.read_text()
+        lines += [""] + [("#" + line) if line.startswith("#") else line
+                         for line in text.splitlines()]
+    data_text = json.dumps(data, indent=1, default=str) + "\n"
+    for path, text in ((json_path, data_text), (md_path, "\n".join(lines) + "\n")):
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    return json_path
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dry-run", action="store_true", help="CPU, toy sizes, every step once")
+    p.add_argument("--out", type=Path, default=None,
+                   help="results folder (default benchmarks/results; dry run: required)")
+    p.add_argument("--only", nargs="+", default=None, help="run only these steps")
+    p.add_argument("--train-one", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--kernels", default="triton", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.train_one:
+        train_one(args.kernels, args.dry_run, args.out)
+        return 0
+    if args.dry_run and args.out is None:
+        p.error("--dry-run needs --out (dry-run results never go to benchmarks/results)")
+    if not args.dry_run:
+        C.require_cuda_or_exit("benchmarks/gpu_check.py")
+    dest = args.out or C.RESULTS
+    # Step outputs (logs, the benchmarks' own files) stay outside the results folder: their
+    # contents go into the one JSON written there.
+    work = Path(tempfile.mkdtemp(prefix="rrsis-gpu-check-"))
+    env = C.environment("cpu" if args.dry_run else "cuda")
+    print(f"# {env.get('gpu')} | driver {env.get('driver')} | torch {env['torch']} | "
+          f"triton {env['triton']}", flush=True)
+    limits = DRY_LIMITS if args.dry_run else LIMITS
+    steps = []
+    for name, cmd, extra in _steps(args.dry_run, work):
+        if args.only and name not in args.only:
+            continue
+        steps.append(_run_step(name, cmd, extra, limits[name], work))
+    path = report(env, steps, work, dest, args.dry_run)
+    shutil.rmtree(work, ignore_errors=True)
+    print(f"wrote {path} and {path.with_suffix('.md')}")
+    return 0 if all(s["status"] == "ok" for s in steps) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

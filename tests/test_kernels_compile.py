@@ -1,0 +1,183 @@
+"""torch.compile over the kernel custom ops, and the dispatcher's envelope (CPU, fake tensors).
+
+``RRSIS_KERNELS=triton`` routes every ELSA, window-attention and PWAM call of a tiny GL-MSIN
+through the ``rrsis::`` custom ops; ``torch.compile(fullgraph=True)`` must trace forward and
+backward through them (their fake implementations) without a graph break, and the compiled
+graph must compute what the eager reference computes.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest
+import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+import rrsis
+import rrsis.kernels as dispatch
+from rrsis.kernels import support
+
+pytest.importorskip("triton")
+
+OPS = {"window_attention", "elsa_aggregate", "pixel_word_attention"}
+
+
+def _inputs(model, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    pixels = torch.randn(2, 3, 64, 64, generator=g)
+    vocab = model.text_encoder.config.vocab_size
+    ids = torch.randint(1, vocab, (2, 6), generator=g)
+    mask = torch.ones(2, 6, dtype=torch.long)
+    mask[1, 4:] = 0
+    return pixels, ids, mask
+
+
+def _loss_and_grads(model, fn, inputs):
+    model.zero_grad(set_to_none=True)
+    out = fn(*inputs)
+    loss = out.logits.float().square().mean() + sum(a.float().mean() for a in out.aux_logits)
+    loss.backward()
+    grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+    return out.logits.detach(), grads
+
+
+def test_compile_fullgraph_traces_kernel_custom_ops(monkeypatch):
+    # Inside the ops, CPU tensors take the reference (the interpreter would only add minutes):
+    # what is checked here is the tracing and the ops' autograd wiring, against eager autograd.
+    from rrsis.kernels import ops
+
+    monkeypatch.setattr(ops, "_kernels_run", lambda *tensors: False)
+    torch.manual_seed(0)
+    model = rrsis.create_model("gl-msin-tiny", drop_path_rate=0.0).eval()
+    inputs = _inputs(model)
+
+    monkeypatch.setenv("RRSIS_KERNELS", "torch")
+    ref_logits, ref_grads = _loss_and_grads(model, model._forward, inputs)
+
+    graphs = {"fw": [], "bw": []}
+
+    def capture(kind):
+        def compiler(gm, example_inputs):
+            graphs[kind].append(gm)
+            return gm.forward
+        return compiler
+
+    from functorch.compile import make_boxed_func
+    from torch._dynamo.backends.common import aot_autograd
+
+    backend = aot_autograd(fw_compiler=lambda gm, ex: make_boxed_func(capture("fw")(gm, ex)),
+                           bw_compiler=lambda gm, ex: make_boxed_func(capture("bw")(gm, ex)))
+    monkeypatch.setenv("RRSIS_KERNELS", "triton")
+    torch._dynamo.reset()
+    compiled = torch.compile(model._forward, backend=backend, fullgraph=True)
+    logits, grads = _loss_and_grads(model, compiled, inputs)
+    torch._dynamo.reset()
+
+    def targets(kind):
+        return {str(n.target) for gm in graphs[kind] for n in gm.graph.nodes
+                if n.op == "call_function" and str(n.target).startswith("rrsis.")}
+
+    assert len(graphs["fw"]) == 1 and len(graphs["bw"]) == 1, "expected one graph each way"
+    assert {f"rrsis.{op}.default" for op in OPS} <= targets("fw")
+    assert {f"rrsis.{op}_backward.default" for op in OPS} <= targets("bw")
+    torch.testing.assert_close(logits, ref_logits, atol=1e-4, rtol=1e-4)
+    assert grads.keys() == ref_grads.keys()
+    for name, g in grads.items():
+        torch.testing.assert_close(g, ref_grads[name], atol=1e-4, rtol=1e-3, msg=name)
+
+
+def test_explain_counts_no_graph_break(monkeypatch):
+    monkeypatch.setenv("RRSIS_KERNELS", "triton")
+    g = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(1, 4, 4, 1, 16, generator=g) for _ in range(3))
+    rb = torch.randn(1, 16, 16, generator=g)
+    a = torch.randn(1, 2, 9, 4, 4, generator=g).softmax(2)
+
+    def f(q, k, v, rb, a):
+        y = dispatch.window_attention(q, k, v, rb, 4, 2, 0.25)
+        z = dispatch.elsa_aggregate(y.permute(0, 4, 3, 1, 2).reshape(1, 16, 4, 4), a, None,
+                                    None, 3, 1)
+        return z.sum()
+
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(f)(q, k, v, rb, a)
+    torch._dynamo.reset()
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    assert explanation.graph_count == 1
+
+
+# ----------------------------------------------------------------------------- envelope
+
+
+def _fake_cuda(*shapes, dtype=torch.bfloat16):
+    return [torch.empty(s, device="cuda", dtype=dtype) for s in shapes]
+
+
+@pytest.mark.parametrize("kernel_setting", ["triton", "auto"])
+def test_dispatcher_keeps_cuda_calls_inside_the_envelope(monkeypatch, kernel_setting):
+    monkeypatch.setenv("RRSIS_KERNELS", kernel_setting)
+    sent = []
+    ops = dispatch._triton_module()
+    monkeypatch.setattr(ops, "window_attention", lambda *a: sent.append("window"))
+    monkeypatch.setattr(ops, "elsa_aggregate", lambda *a: sent.append("elsa"))
+    monkeypatch.setattr(ops, "pixel_word_attention", lambda *a: sent.append("pwam"))
+    with FakeTensorMode():
+        # Inside: Swin-B stage-1 shapes.
+        q, k, v = _fake_cuda(*[(1, 24, 24, 4, 32)] * 3)
+        (rb,) = _fake_cuda((4, 144, 144), dtype=torch.float32)
+        dispatch.window_attention(q, k, v, rb, 12, 6, 32**-0.5)
+        vv, a = _fake_cuda((1, 128, 8, 8), (1, 4, 49, 8, 8))
+        dispatch.elsa_aggregate(vv, a, None, None, 7, 1)
+        pq, pk, pv = _fake_cuda((1, 1, 64, 128), (1, 1, 20, 128), (1, 1, 20, 128))
+        (m,) = _fake_cuda((1, 20), dtype=torch.float32)
+        dispatch.pixel_word_attention(pq, pk, pv, m, 0.1)
+        assert sent == ["window", "elsa", "pwam"]
+
+        # Outside: each call names what was not compiled; auto falls back to the reference.
+        outside = [
+            ("window 8", lambda: dispatch.window_attention(
+                *_fake_cuda(*[(1, 16, 16, 4, 32)] * 3), rb[:, :64, :64], 8, 0, 0.2)),
+            ("head dim 64", lambda: dispatch.window_attention(
+                *_fake_cuda(*[(1, 24, 24, 4, 64)] * 3), rb, 12, 0, 0.2)),
+            ("float64", lambda: dispatch.window_attention(
+                *_fake_cuda(*[(1, 24, 24, 4, 32)] * 3, dtype=torch.float64), rb, 12, 0, 0.2)),
+            ("kernel size 5", lambda: dispatch.elsa_aggregate(
+                vv, _fake_cuda((1, 4, 25, 8, 8))[0], None, None, 5, 1)),
+            ("dilation 2", lambda: dispatch.elsa_aggregate(vv, a, None, None, 7, 2)),
+            ("64 channels per head", lambda: dispatch.elsa_aggregate(
+                vv, _fake_cuda((1, 2, 49, 8, 8))[0], None, None, 7, 1)),
+            ("2 heads", lambda: dispatch.pixel_word_attention(
+                *_fake_cuda((1, 2, 64, 64), (1, 2, 20, 64), (1, 2, 20, 64)), m, 0.1)),
+            ("40 words", lambda: dispatch.pixel_word_attention(
+                pq, *_fake_cuda((1, 1, 40, 128), (1, 1, 40, 128)),
+                _fake_cuda((1, 40), dtype=torch.float32)[0], 0.1)),
+            ("100 channels", lambda: dispatch.pixel_word_attention(
+                *_fake_cuda((1, 1, 64, 100), (1, 1, 20, 100), (1, 1, 20, 100)), m, 0.1)),
+        ]
+        for words, call in outside:
+            if kernel_setting == "triton":
+                with pytest.raises(ValueError, match=f"{words}.*RRSIS_KERNELS=torch"):
+                    call()
+            else:
+                call()
+        assert sent == ["window", "elsa", "pwam"], "an untested configuration reached a kernel"
+
+
+def test_envelope_matches_the_models():
+    # Every Swin-B/S/T stage of a 480×480 input is inside; the sm_90 compile covers these.
+    for embed, heads in support.MODELS.values():
+        for stage, h in enumerate(heads):
+            c = embed * 2**stage
+            for dtype in (torch.float32, torch.bfloat16):
+                assert support.unsupported("window_attention", dtype=dtype, window=12,
+                                           head_dim=c // h) is None
+                assert support.unsupported("pixel_word_attention", dtype=dtype, heads=1,
+                                           words=20, channels=c) is None
+                if stage < 3:
+                    assert support.unsupported("elsa_aggregate", dtype=dtype, kernel_size=7,
+                                               dilation=1, channels_per_head=c // h) is None
+    with pytest.raises(ValueError, match="unknown kernel op"):
+        support.unsupported("conv", dtype=torch.float32)

@@ -1,0 +1,76 @@
+"""``benchmarks/gpu_check.py``: the one-call GPU lease script, checked on CPU with ``--dry-run``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("triton")
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
+STEPS = ["tests", "attention", "model", "train-triton", "train-torch"]
+
+
+def _run(*args, timeout=900):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("RRSIS_KERNELS", None)
+    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=ROOT, env=env, timeout=timeout,
+                          capture_output=True, text=True, check=False)
+
+
+@pytest.mark.slow  # minutes on a 2-core CPU: the benchmarks' smoke runs go through the interpreter
+def test_gpu_check_dry_run_runs_every_step_and_writes_results(tmp_path):
+    proc = _run("--dry-run", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (json_path,) = tmp_path.glob("*-dry-run.json")
+    data = json.loads(json_path.read_text())
+    assert [s["step"] for s in data["steps"]] == STEPS
+    assert all(s["status"] == "ok" for s in data["steps"]), data["steps"]
+    env = data["environment"]
+    for key in ("torch", "triton", "cuda", "driver", "gpu"):
+        assert key in env
+    for kern in ("triton", "torch"):
+        row = data["train"][kern]
+        assert row["kernels"] == kern and row["steps"] == 3 and row["finite"]
+        assert row["images_per_s"] > 0
+    # The triton run went through the kernels' dispatch path, the torch run did not.
+    assert data["train"]["triton"]["backend_used"] == "triton"
+    assert data["train"]["torch"]["backend_used"] == "torch"
+    assert any("attention" in k for k in data["benchmarks"]) or data["benchmarks"], data.keys()
+    md = json_path.with_suffix(".md").read_text()
+    assert "| train-torch | ok |" in md and "Fused kernels / reference kernels" in md
+    # Nothing but the two result files is left in the results folder.
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([json_path.name, json_path.stem + ".md"])
+
+
+def test_gpu_check_dry_run_train_steps_and_report(tmp_path):
+    # The script's own part (the two train runs and the merged report), in the default suite.
+    proc = _run("--dry-run", "--out", str(tmp_path), "--only", "train-triton", "train-torch")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (json_path,) = tmp_path.glob("*-dry-run.json")
+    data = json.loads(json_path.read_text())
+    assert [s["step"] for s in data["steps"]] == ["train-triton", "train-torch"]
+    rows = data["train"]
+    assert rows["triton"]["backend_used"] == "triton" and rows["torch"]["backend_used"] == "torch"
+    for row in rows.values():
+        assert row["finite"] and row["steps"] == 3 and row["size"] == 64
+    # Same seed and data: the kernel path and the reference start from the same loss.
+    assert abs(rows["triton"]["first_loss"] - rows["torch"]["first_loss"]) < 1e-4
+    md = json_path.with_suffix(".md").read_text()
+    assert "| train-triton | ok |" in md and "Fused kernels / reference kernels" in md
+
+
+def test_gpu_check_needs_a_gpu_or_dry_run(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    proc = _run("--out", str(tmp_path), timeout=300)
+    assert proc.returncode == 2 and "no CUDA device" in proc.stderr
+    assert not list(tmp_path.iterdir())
