@@ -65,7 +65,7 @@ def test_demo_tiny_run_writes_every_output(tiny_run):
 def test_demo_figures_match_an_evaluation_of_the_saved_model(tiny_run):
     """The reported mIoU is what `rrsis evaluate` gives for the saved model on the saved split."""
     from rrsis.data import RRSISDDataset
-    from rrsis.engine.evaluate import evaluate
+    from rrsis.engine.evaluation import evaluate
 
     out, report = tiny_run
     model = rrsis.from_pretrained(out / "gl-msin" / "final")

@@ -14,7 +14,7 @@ from test_data import _make_folder, _make_refer
 import rrsis
 from rrsis.cli import main
 from rrsis.data import RefSegRSDataset, RRSISDDataset, read_image, read_mask
-from rrsis.engine.evaluate import evaluate
+from rrsis.engine.evaluation import evaluate
 from rrsis.metrics import ReferringMetrics
 
 

@@ -97,7 +97,7 @@ def test_decompression_bomb_is_a_clear_error(model, tmp_path, monkeypatch):
 
 def test_predict_on_a_dataset_sample_gives_the_logits_of_evaluation(model, tmp_path, tiny_tokenizer):
     from rrsis.data.synthetic import generate
-    from rrsis.engine.evaluate import evaluate
+    from rrsis.engine.evaluation import evaluate
 
     generate(str(tmp_path), 3, seed=1, size=80, layout="rrsisd")
     ds = RRSISDDataset(str(tmp_path / "rrsisd"), "train", mode="eval", size=64, tokenizer=tiny_tokenizer)

@@ -52,9 +52,9 @@ def test_predict_several_texts_and_bad_flags(saved, tmp_path, capsys):
             "--out", str(prefix), "--quiet", "--mode", "global"]
     assert main([*argv, "--text", "the red building", "--text", "the largest tank"]) == 0
     assert (tmp_path / "m_1_mask.tif").is_file() and (tmp_path / "m_2.geojson").is_file()
-    assert main([*argv, "--text", "a", "--bands", "9,3,2"]) == 1
+    assert main([*argv, "--text", "a", "--bands", "9,3,2"]) == 2
     assert "out of range" in capsys.readouterr().err
-    assert main([*argv, "--text", "a", "--stretch", "x"]) == 1
+    assert main([*argv, "--text", "a", "--stretch", "x"]) == 2
     assert "--stretch" in capsys.readouterr().err
 
 

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data import build_dataset
     from ..engine.config import parse_value
     from ..engine.distributed import resolve_device
-    from ..engine.evaluate import evaluate
+    from ..engine.evaluation import evaluate
     from ..hub import from_pretrained
     from ..metrics import format_metrics
 

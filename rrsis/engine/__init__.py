@@ -23,7 +23,7 @@ _LAZY = {
     "load_config": "config",
     "parse_override_args": "config",
     "resolve_device": "distributed",
-    "evaluate": "evaluate",
+    "evaluate": "evaluation",
     "JsonlLogger": "logs",
     "plot_history": "logs",
     "read_jsonl": "logs",
@@ -38,7 +38,31 @@ _LAZY = {
     "validate_config": "validate",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "DEFAULTS",
+    "JsonlLogger",
+    "Trainer",
+    "apply_overrides",
+    "atomic_save",
+    "build_model",
+    "build_optimizer",
+    "build_scheduler",
+    "build_tokenizer",
+    "evaluate",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "list_configs",
+    "load_checkpoint",
+    "load_config",
+    "param_groups",
+    "parse_override_args",
+    "plot_history",
+    "poly_lambda",
+    "read_jsonl",
+    "resolve_device",
+    "text_words",
+    "validate_config",
+]
 
 
 def __getattr__(name: str) -> Any:

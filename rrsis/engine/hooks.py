@@ -9,7 +9,7 @@ from typing import Any
 
 from .checkpoint import atomic_save
 from .distributed import all_gather_objects
-from .evaluate import evaluate
+from .evaluation import evaluate
 from .logs import plot_history
 
 __all__ = ["EvaluationHooksMixin"]

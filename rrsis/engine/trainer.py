@@ -38,7 +38,7 @@ from .distributed import (
     cleanup_distributed,
     setup_distributed,
 )
-from .evaluate import autocast_context, resolve_amp
+from .evaluation import autocast_context, resolve_amp
 from .hooks import EvaluationHooksMixin
 from .inputs import build_datasets, build_tokenizer, text_words
 from .logs import JsonlLogger

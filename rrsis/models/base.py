@@ -16,11 +16,12 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from .. import hub
+
 # The one reader and the one transform of rrsis: predict sees exactly what evaluation sees.
 from ..data.expressions import expression_problem
 from ..data.io import Bands, Scale, read_image
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, ResizeNormalize
-from .. import hub
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "RRSISModel", "SegmentationOutput", "TextFeatures", "load_image"]
 
