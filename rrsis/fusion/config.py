@@ -45,7 +45,7 @@ class FusionConfig:
     Attributes:
         name: registered pixel-word fusion (``"pwam"``). heads: its attention heads (one
             value or one per stage). dropout: its dropout.
-        gate_act: activation of the language gate (``"tanh"``, ``"sigmoid"``).
+        gate_act: activation of the language gate (``"tanh"``, ``"sigmoid"``, or ``"none"``: no gate).
         keep_final_gate: build the last stage's gates although their output is unused
             (official LAVT/RMSIN checkpoints hold them; they are frozen).
         visual_branch: registered language-free branch with its own gate (RMSIN ``"iim"``),

@@ -8,7 +8,8 @@ from torch import nn
 __all__ = ["GATE_ACTIVATIONS", "LanguageGate"]
 
 _ACTS = {"tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
-GATE_ACTIVATIONS = tuple(_ACTS)
+# "none": no gate at all (x <- x + f, no parameters), the ablation's "gate off".
+GATE_ACTIVATIONS = (*_ACTS, "none")
 
 
 class LanguageGate(nn.Sequential):
@@ -19,16 +20,22 @@ class LanguageGate(nn.Sequential):
 
     Args:
         dim: channels ``C`` (applied over the last axis, ``[..., C]``).
-        act: ``"tanh"`` (LAVT, default) or ``"sigmoid"``.
+        act: ``"tanh"`` (LAVT, default), ``"sigmoid"``, or ``"none"``: no gate at all
+            (``γ ≡ 1``, ``x ← x + f``, no parameters).
     """
 
     def __init__(self, dim: int, act: str = "tanh") -> None:
-        if act not in _ACTS:
-            raise ValueError(f"unknown gate activation {act!r}; expected one of {sorted(_ACTS)}")
-        super().__init__(
-            nn.Linear(dim, dim, bias=False), nn.ReLU(), nn.Linear(dim, dim, bias=False), _ACTS[act]()
-        )
+        if act not in GATE_ACTIVATIONS:
+            raise ValueError(f"unknown gate activation {act!r}; expected one of {sorted(GATE_ACTIVATIONS)}")
+        if act == "none":
+            super().__init__()
+        else:
+            super().__init__(
+                nn.Linear(dim, dim, bias=False), nn.ReLU(), nn.Linear(dim, dim, bias=False), _ACTS[act]()
+            )
 
     def inject(self, x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
         """``x + γ(f) ⊙ f`` for channel-last ``x``, ``f`` of shape ``[..., C]``."""
+        if len(self) == 0:
+            return x + f
         return x + self(f) * f

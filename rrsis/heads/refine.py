@@ -7,6 +7,13 @@ normalised non-negative weights ``w_i = ReLU(a_i) / (Σ_j ReLU(a_j) + ε)``, pre
 mask, then refine ``T`` times, each step conditioned on the current mask:
 ``F_t = F_{t-1} + Block([F_{t-1}, F_0, softmax(M_{t-1})])``, ``M_t = Pred_t(F_t)``.
 Every ``M_t`` is returned for deep supervision.
+
+``upscale`` (default 1) predicts each mask at ``u×`` the 1/4 grid: a prediction is the
+bilinear upsampling of the 1/4-grid logits plus a sub-pixel correction, ``K·u²`` extra
+channels of the same 1×1 conv rearranged by pixel shuffle into ``u×u`` sub-pixels per cell,
+initialised at zero (so training starts from the plain head's prediction). The features of
+one cell come from its whole ``4×4`` patch, so they can place a boundary inside the cell,
+which bilinear upsampling of 1/4-grid logits alone cannot.
 """
 
 from __future__ import annotations
@@ -37,23 +44,33 @@ class IterativeRefinementHead(nn.Module):
         steps: number of refinement iterations ``T`` (0: fusion + one prediction).
         num_classes: output channels (2).
         eps: ε of the normalised fusion weights.
+        upscale: sub-pixel factor ``u`` of the predictions (1: the 1/4 grid, as before).
     """
 
     def __init__(
-        self, in_channels: Sequence[int], hidden: int = 256, steps: int = 3, num_classes: int = 2, eps: float = 1e-4
+        self, in_channels: Sequence[int], hidden: int = 256, steps: int = 3, num_classes: int = 2, eps: float = 1e-4,
+        upscale: int = 1,
     ) -> None:
         super().__init__()
         if steps < 0:
             raise ValueError(f"refinement steps must be >= 0, got {steps}")
-        self.steps, self.eps, self.num_classes = steps, eps, num_classes
+        if int(upscale) != upscale or upscale < 1:
+            raise ValueError(f"upscale must be a positive integer, got {upscale}")
+        self.steps, self.eps, self.num_classes, self.upscale = steps, eps, num_classes, int(upscale)
+        out = num_classes * (1 + self.upscale**2) if self.upscale > 1 else num_classes
         self.proj = nn.ModuleList(_conv_bn_relu(c, hidden, 1) for c in in_channels)
         self.fusion_weights = nn.Parameter(torch.ones(len(in_channels)))
         self.fuse = _conv_bn_relu(hidden, hidden, 3)
-        self.pred = nn.ModuleList(nn.Conv2d(hidden, num_classes, 1) for _ in range(steps + 1))
+        self.pred = nn.ModuleList(nn.Conv2d(hidden, out, 1) for _ in range(steps + 1))
         self.refine = nn.ModuleList(
-            nn.Sequential(_conv_bn_relu(2 * hidden + num_classes, hidden, 3), _conv_bn_relu(hidden, hidden, 3))
+            nn.Sequential(_conv_bn_relu(2 * hidden + num_classes * self.upscale**2, hidden, 3),
+                          _conv_bn_relu(hidden, hidden, 3))
             for _ in range(steps)
         )
+        if self.upscale > 1:
+            for p in self.pred:  # the sub-pixel correction starts at zero
+                nn.init.zeros_(p.weight[num_classes:])
+                nn.init.zeros_(p.bias[num_classes:])
 
     def normalized_weights(self) -> torch.Tensor:
         w = F.relu(self.fusion_weights)
@@ -71,17 +88,31 @@ class IterativeRefinementHead(nn.Module):
             fused = fused + w[i] * p
         f0 = self.fuse(fused)
         x = f0
-        preds = [self.pred[0](x)]
+        preds = [self._predict(0, x)]
         for t, block in enumerate(self.refine):
-            x = x + block(torch.cat([x, f0, preds[-1].softmax(dim=1)], dim=1))
-            preds.append(self.pred[t + 1](x))
+            # Conditioned on the current mask, folded back onto the 1/4 grid.
+            prob = preds[-1].softmax(dim=1)
+            if self.upscale > 1:
+                prob = F.pixel_unshuffle(prob, self.upscale)
+            x = x + block(torch.cat([x, f0, prob], dim=1))
+            preds.append(self._predict(t + 1, x))
         return preds[-1], preds[:-1]
+
+    def _predict(self, t: int, x: torch.Tensor) -> torch.Tensor:
+        out = self.pred[t](x)
+        u, k = self.upscale, self.num_classes
+        if u == 1:
+            return out
+        base = F.interpolate(out[:, :k], scale_factor=u, mode="bilinear", align_corners=False)
+        return base + F.pixel_shuffle(out[:, k:], u)
 
 
 @HEADS.register("refine")
 def _build_refine(
-    *, in_channels: Sequence[int], hidden: int = 256, refine_steps: int = 3, num_classes: int = 2
+    *, in_channels: Sequence[int], hidden: int = 256, refine_steps: int = 3, num_classes: int = 2,
+    upscale: int = 1,
 ) -> IterativeRefinementHead:
     _check_width("hidden", hidden)
     check_int("refine_steps", refine_steps, low=0)
-    return IterativeRefinementHead(in_channels, hidden or 256, refine_steps, num_classes)
+    check_int("upscale", upscale, low=1)
+    return IterativeRefinementHead(in_channels, hidden or 256, refine_steps, num_classes, upscale=upscale)

@@ -1,0 +1,82 @@
+"""Learning-efficiency experiments on the demo's data (issue 16): one variant, one seed per call.
+
+    python benchmarks/experiments/learn.py NAME SEED STEPS '{"model overrides": ...}' \
+        ['{"optim": {...}, "loss": {...}}'] >> log.jsonl
+
+The data are the demo's (400 scenes, 96 px, the demo's kind mix, data seed = SEED), so a
+variant is judged on exactly what ``rrsis demo --seed SEED`` trains on; one thread.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from ablation import make_data, run_one
+
+
+def apply_inits(model, names) -> None:
+    """Initialisation variants tried on a freshly built model (before training)."""
+    import torch
+    from torch import nn
+
+    for name, m in model.named_modules():
+        cls = type(m).__name__
+        if "zero_gem" in names and cls == "GlobalEnhancementModule":
+            nn.init.zeros_(m.proj.weight)
+            nn.init.zeros_(m.proj.bias)
+        if "zero_elsa" in names and cls == "ELSAAttention":
+            nn.init.zeros_(m.proj.weight)
+            nn.init.zeros_(m.proj.bias)
+        if "zero_mlp" in names and cls in ("ELSABlock", "SwinBlock"):
+            nn.init.zeros_(m.mlp.fc2.weight)
+            nn.init.zeros_(m.mlp.fc2.bias)
+        if "zero_refine" in names and cls == "IterativeRefinementHead":
+            for blk in m.refine:
+                nn.init.zeros_(blk[1][1].weight)  # last BN of each refinement block
+        if "gate_bias" in names and cls == "LanguageGate" and len(m):
+            # a wider first layer init so the gate starts at ~tanh(O(1)) instead of ~0.01
+            nn.init.kaiming_uniform_(m[0].weight, a=5 ** 0.5)
+            nn.init.kaiming_uniform_(m[2].weight, a=5 ** 0.5)
+        if "default_linear" in names and isinstance(m, nn.Linear) and name.startswith("backbone"):
+            m.reset_parameters()
+    if "text_std" in names:
+        for n, p in model.text_encoder.named_parameters():
+            if p.dim() == 2:
+                with torch.no_grad():
+                    p.mul_(5.0)
+
+
+def main() -> None:
+    name, seed, steps, over = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
+    extra = json.loads(sys.argv[5]) if len(sys.argv) > 5 else {}
+    from rrsis.engine.demo_settings import DEMO_KIND_WEIGHTS, DEMO_MODEL, DemoConfig
+
+    d = DemoConfig()
+    work = Path("/tmp/learn")
+    data = make_data(str(work / f"data-{seed}"), scenes=d.scenes, size=d.size, seed=seed, kind_weights=DEMO_KIND_WEIGHTS)
+    spec = {
+        "model": extra.get("model", "gl-msin-tiny"), "overrides": {**DEMO_MODEL, **over}, "seed": seed,
+        "steps": steps, "batch_size": extra.get("batch_size", d.batch_size), "lr": extra.get("lr", d.lr),
+        "warmup": extra.get("warmup", d.warmup_steps), "data": data, "size": d.size,
+        "shuffle": extra.get("shuffle", False), "optim": extra.get("optim", {}), "loss": extra.get("loss", {}),
+        "out": str(work / "runs" / f"{name}-s{seed}-{steps}"),
+        "post_init": "learn:apply_inits" if extra.get("init") else None, "post_init_args": extra.get("init", []),
+        "curve": True,
+    }
+    res = run_one(spec)
+    k = res["kinds"]
+    print(json.dumps({"name": name, "seed": seed, "steps": steps, "over": over, "extra": extra,
+                      "mIoU": round(100 * res["mIoU"], 2), "oIoU": round(100 * res["oIoU"], 2),
+                      "P@0.5": round(100 * res["P@0.5"], 2),
+                      "kinds": {a: round(100 * b, 1) for a, b in k.items()}, "counts": res["kind_counts"],
+                      "train_s": round(res["train_s"]),
+                      "curve": [(a, round(100 * b, 1)) for a, b in res.get("curve", [])], "params_M": round(res["params_M"], 3)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
