@@ -40,20 +40,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from rrsis.engine.demo_settings import DEMO_MODEL
+
 RESULTS = ROOT / "benchmarks" / "results"
 
-# Widths shared by every row (the demo's; see rrsis.engine.demo_settings.DEMO_MODEL).
+# Widths shared by every row: the demo's model (the head width is set per row, since the
+# baselines' heads take other keys), with the small BERT's depth stated for every architecture.
 WIDTHS: dict[str, Any] = {
-    "embed_dim": 32,
-    "num_heads": [1, 2, 4, 8],
-    "text_hidden_size": 64,
+    **{k: v for k, v in DEMO_MODEL.items() if k != "head_hidden"},
     "text_layers": 2,
-    "text_heads": 2,
-    "text_intermediate_size": 128,
-    "text_freeze_embeddings": False,
-    "text_freeze_last_layers": 0,
-    "drop_path_rate": 0.0,
-    "text_dropout": 0.0,
 }
 
 # name -> (registered model, overrides on top of WIDTHS, shuffled text?)
