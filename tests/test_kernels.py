@@ -413,8 +413,17 @@ def test_dispatcher_torch_uses_reference(monkeypatch):
 
 
 def test_dispatcher_triton_uses_kernels(monkeypatch):
+    # On CUDA the dispatcher only sends shapes inside the compiled envelope to a kernel (and
+    # RRSIS_KERNELS=triton refuses the rest), so the shapes come from it; the interpreter on CPU
+    # takes any shape, and small ones keep it fast.
+    from rrsis.kernels import support
+
+    cuda = DEVICE == "cuda"
     monkeypatch.setenv("RRSIS_KERNELS", "triton")
-    args = _window_inputs()
+    g = _gen(40)
+    w, d = (support.WINDOW, support.WINDOW_HEAD_DIM) if cuda else (4, 16)
+    q, k, v = (_randn(1, w, w, 1, d, gen=g) for _ in range(3))
+    args = (q, k, v, _randn(1, w * w, w * w, gen=g), w, 0, d ** -0.5)
     assert dispatch.backend(*args[:3]) == "triton"
     calls = []
     real = OPS.window_attention
@@ -424,13 +433,15 @@ def test_dispatcher_triton_uses_kernels(monkeypatch):
     _check("out", out, ref.window_attention(*args), torch.float32)
 
     g = _gen(41)
-    v, a = _randn(1, 4, 5, 5, gen=g), _randn(1, 2, 9, 5, 5, gen=g).softmax(2)
-    _check("elsa", dispatch.elsa_aggregate(v, a, None, None, 3, 1),
-           ref.elsa_aggregate(v, a, None, None, 3, 1), torch.float32)
-    q, k, vv = _randn(1, 1, 16, 16, gen=g), _randn(1, 1, 3, 16, gen=g), _randn(1, 1, 3, 16, gen=g)
+    ks, cph = (support.ELSA_KERNEL, support.ELSA_CHANNELS_PER_HEAD) if cuda else (3, 2)
+    v, a = _randn(1, 2 * cph, 9, 9, gen=g), _randn(1, 2, ks * ks, 9, 9, gen=g).softmax(2)
+    _check("elsa", dispatch.elsa_aggregate(v, a, None, None, ks, 1),
+           ref.elsa_aggregate(v, a, None, None, ks, 1), torch.float32)
+    c = support.MODELS["swin-s/t"][0] if cuda else 16
+    q, k, vv = _randn(1, 1, 16, c, gen=g), _randn(1, 1, 3, c, gen=g), _randn(1, 1, 3, c, gen=g)
     m = torch.tensor([[1, 1, 0]], device=DEVICE)
-    _check("pwam", dispatch.pixel_word_attention(q, k, vv, m, 0.25),
-           ref.pixel_word_attention(q, k, vv, m, 0.25), torch.float32)
+    _check("pwam", dispatch.pixel_word_attention(q, k, vv, m, c ** -0.5),
+           ref.pixel_word_attention(q, k, vv, m, c ** -0.5), torch.float32)
 
 
 def test_dispatcher_auto_and_invalid(monkeypatch):
