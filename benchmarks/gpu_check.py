@@ -1,4 +1,4 @@
-"""Everything a GPU (H100/H200) lease should run, in one call of at most about 8 minutes.
+"""Everything a GPU (H100/H200) lease should run, in one call of at most about 9 minutes.
 
     python benchmarks/gpu_check.py              # on the GPU machine: writes benchmarks/results/<gpu>.json/.md
     python benchmarks/gpu_check.py --dry-run    # CPU, toy sizes: every step once (tested in CI)
@@ -11,7 +11,10 @@ recorded as ``timeout``; the others still run):
 3. ``model``: ``benchmarks/model.py`` forward and train step, bf16, batch 8, both kernel sets;
 4. ``train-triton`` / ``train-torch``: 50 GL-MSIN-B train steps at 480², bf16 autocast, batch 8,
    ``RRSIS_KERNELS=triton`` and ``=torch`` (random data, the project's loss and AdamW): step
-   time (median of steps 10–50, CUDA events), peak memory, first and last loss.
+   time (median of steps 10–50, CUDA events), peak memory, first and last loss;
+5. ``scene``: ``rrsis.scene.segment_scene`` with GL-MSIN-B (random weights, bf16 autocast) on
+   2048², 8192² and 20480² arrays, tiles and global-local (the largest: tiles): wall time, Mpx/s, peak CUDA memory
+   and peak RSS (the throughput half of ``benchmarks/large_scene.py``, which needs rasterio).
 
 All results go to one ``<gpu-slug>.json`` + ``.md`` in the results folder, with the GPU, driver,
 CUDA, torch and triton versions.
@@ -37,9 +40,10 @@ import _common as C  # first: puts the checkout on sys.path
 HERE = Path(__file__).resolve().parent
 
 # Seconds per step on the GPU; together under 8 minutes with the start-up of each process.
-LIMITS = {"tests": 100, "attention": 150, "model": 75, "train-triton": 70, "train-torch": 70}
+LIMITS = {"tests": 100, "attention": 140, "model": 75, "train-triton": 70, "train-torch": 70,
+          "scene": 90}
 DRY_LIMITS = {"tests": 1200, "attention": 1200, "model": 1200, "train-triton": 600,
-              "train-torch": 600}
+              "train-torch": 600, "scene": 600}
 
 
 def _steps(dry: bool, out: Path) -> list[tuple[str, list[str], dict[str, str]]]:
@@ -73,6 +77,8 @@ def _steps(dry: bool, out: Path) -> list[tuple[str, list[str], dict[str, str]]]:
         ("model", model, interp),
         ("train-triton", train + ["--kernels", "triton"], {**train_env, "RRSIS_KERNELS": "triton"}),
         ("train-torch", train + ["--kernels", "torch"], {**train_env, "RRSIS_KERNELS": "torch"}),
+        ("scene", [py, str(Path(__file__).resolve()), "--scene-one", "--out", str(out)]
+         + (["--dry-run"] if dry else []), {"TRITON_INTERPRET": "0"}),
     ]
 
 
@@ -151,6 +157,64 @@ def train_one(kernels: str, dry: bool, out: Path) -> dict[str, Any]:
     return row
 
 
+# ----------------------------------------------------------------------------- whole scenes
+
+
+def scene_one(dry: bool, out: Path) -> list[dict[str, Any]]:
+    """``segment_scene`` throughput and memory on random scenes; writes ``scene.jsonl``."""
+    import resource
+
+    import numpy as np
+    import torch
+
+    import rrsis
+    from rrsis.data.synthetic import vocabulary
+    from rrsis.scene import segment_scene
+    from rrsis.text import Tokenizer
+
+    device = "cpu" if dry else "cuda"
+    name, sizes = ("gl-msin-tiny", (128, 256)) if dry else ("gl-msin", (2048, 8192, 20480))
+    tok = Tokenizer.from_words(vocabulary())
+    torch.manual_seed(0)
+    model = rrsis.create_model(name, text_vocab_size=len(tok)).to(device).eval()
+    model.tokenizer = tok
+    rng = np.random.default_rng(0)
+    rows = []
+    path = out / "scene.jsonl"
+    # Warm-up (kernel compilation, cuDNN plans) outside the timed calls.
+    with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=not dry):
+        segment_scene(model, np.zeros((2 * model.image_size,) * 2 + (3,), np.uint8) + 127,
+                      "the red building", mode="global-local", return_mask=False)
+    for size in sizes:
+        # Smooth random fields (not white noise), so the model sees image-like input.
+        small = rng.integers(0, 256, (size // 32 + 1, size // 32 + 1, 3), dtype=np.uint8)
+        scene = np.repeat(np.repeat(small, 32, axis=0), 32, axis=1)[:size, :size]
+        # The largest scene in tiles mode only: both modes there overrun the step's time limit.
+        for mode in ("tiles",) if size == sizes[-1] else ("tiles", "global-local"):
+            if device == "cuda":
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+            t0 = time.perf_counter()
+            with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=not dry):
+                res = segment_scene(model, scene, "the largest red building in the north",
+                                    mode=mode, batch_size=8, return_mask=False)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            sec = time.perf_counter() - t0
+            row = {"model": name, "size": size, "mode": mode,
+                   "precision": "fp32" if dry else "bf16-autocast", "seconds": round(sec, 3),
+                   "mpx_per_s": round(size * size / 1e6 / sec, 4),
+                   "foreground_fraction": round(res[0].area_px / (size * size), 4),
+                   "peak_cuda_bytes": torch.cuda.max_memory_allocated() if device == "cuda" else None,
+                   "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+            rows.append(row)
+            with open(path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(json.dumps(row), flush=True)
+        del scene, small
+    return rows
+
+
 # ----------------------------------------------------------------------------- report
 
 
@@ -164,8 +228,11 @@ def _load(path: Path):
 def report(env: dict[str, Any], steps: list[dict], work: Path, dest: Path, dry: bool) -> Path:
     bench = {p.stem: _load(p) for p in work.glob("*.json") if not p.stem.startswith("train-")}
     trains = {k: _load(work / f"train-{k}.json") for k in ("triton", "torch")}
+    scene_path = work / "scene.jsonl"
+    scenes = ([json.loads(x) for x in scene_path.read_text().splitlines() if x.strip()]
+              if scene_path.exists() else [])
     data = {"environment": env, "dry_run": dry, "steps": steps, "train": trains,
-            "benchmarks": bench}
+            "scene": scenes, "benchmarks": bench}
     name = C.slug(env.get("gpu") or "cpu") + ("-dry-run" if dry else "")
     dest.mkdir(parents=True, exist_ok=True)
     json_path, md_path = dest / f"{name}.json", dest / f"{name}.md"
@@ -197,6 +264,18 @@ def report(env: dict[str, Any], steps: list[dict], work: Path, dest: Path, dry: 
         ratio = trains["triton"]["images_per_s"] / trains["torch"]["images_per_s"]
         lines += ["", (f"Fused kernels / reference kernels, train step: **{ratio:.2f}×** "
                       "(target ≥ 1.3×).")]
+    if scenes:
+        lines += ["", "## Whole scenes (`segment_scene`, random weights, tile = the model's input size, overlap 0.25, batch 8)",
+                  "", "| model | scene | mode | precision | seconds | Mpx/s | peak CUDA GiB | peak RSS GiB |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in scenes:
+            cuda = C.fmt(r["peak_cuda_bytes"] / 2**30 if r.get("peak_cuda_bytes") else None, ".2f")
+            lines.append(f"| {r['model']} | {r['size']}² | {r['mode']} | {r['precision']} | "
+                         f"{r['seconds']:.2f} | {r['mpx_per_s']:.1f} | {cuda} | "
+                         f"{r['peak_rss_bytes'] / 2**30:.2f} |")
+        lines += ["", ("With random weights the global pass marks an arbitrary share of the scene, "
+                       "so global-local timings depend on how many tiles its gate keeps; tiles "
+                       "mode runs every tile.")]
     for md in sorted(work.glob("*.md")):
         # The benchmarks' own tables, one heading level down.
         text = md.read_text()
@@ -218,9 +297,13 @@ def main(argv=None) -> int:
     p.add_argument("--only", nargs="+", default=None, help="run only these steps")
     p.add_argument("--train-one", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--kernels", default="triton", help=argparse.SUPPRESS)
+    p.add_argument("--scene-one", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.train_one:
         train_one(args.kernels, args.dry_run, args.out)
+        return 0
+    if args.scene_one:
+        scene_one(args.dry_run, args.out)
         return 0
     if args.dry_run and args.out is None:
         p.error("--dry-run needs --out (dry-run results never go to benchmarks/results)")

@@ -14,7 +14,7 @@ pytest.importorskip("triton")
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
-STEPS = ["tests", "attention", "model", "train-triton", "train-torch"]
+STEPS = ["tests", "attention", "model", "train-triton", "train-torch", "scene"]
 
 
 def _run(*args, timeout=900):
@@ -64,6 +64,20 @@ def test_gpu_check_dry_run_train_steps_and_report(tmp_path):
     assert abs(rows["triton"]["first_loss"] - rows["torch"]["first_loss"]) < 1e-4
     md = json_path.with_suffix(".md").read_text()
     assert "| train-triton | ok |" in md and "Fused kernels / reference kernels" in md
+
+
+def test_gpu_check_dry_run_scene_step(tmp_path):
+    # Whole-scene throughput: both modes on the smaller scene, tiles only on the largest.
+    proc = _run("--dry-run", "--out", str(tmp_path), "--only", "scene")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (json_path,) = tmp_path.glob("*-dry-run.json")
+    rows = json.loads(json_path.read_text())["scene"]
+    assert [(r["size"], r["mode"]) for r in rows] == [(128, "tiles"), (128, "global-local"), (256, "tiles")]
+    for r in rows:
+        assert r["seconds"] > 0 and r["mpx_per_s"] > 0 and 0 <= r["foreground_fraction"] <= 1
+        assert r["peak_rss_bytes"] > 0 and r["peak_cuda_bytes"] is None
+    md = json_path.with_suffix(".md").read_text()
+    assert "## Whole scenes" in md and "| gl-msin-tiny | 256² | tiles | fp32 |" in md
 
 
 def test_gpu_check_needs_a_gpu_or_dry_run(tmp_path):
