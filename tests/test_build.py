@@ -92,7 +92,7 @@ def test_flat_alias_and_nested_node_build_the_same_model():
     b = meta("gl-msin-tiny", head={"refine_steps": 1}, backbone={"elsa": {"kernel": 5}},
              fusion={"gem": None}, text={"num_layers": 1})
     assert a.config == b.config
-    assert a.config["head"] == {"name": "refine", "hidden": 16, "refine_steps": 1}
+    assert a.config["head"] == {"name": "refine", "hidden": 16, "refine_steps": 1, "upscale": 4}
     assert a.config["fusion"]["gem"] is None and a.config["backbone"]["elsa"]["kernel"] == 5
 
 

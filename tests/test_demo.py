@@ -117,7 +117,20 @@ def test_demo_refuses_a_folder_holding_a_previous_demo(tiny_run, tmp_path):
 
 
 def test_demo_threads_are_fixed_not_taken_from_the_machine():
-    assert DemoConfig().threads == DEMO_THREADS == 2
+    assert DemoConfig().threads == DEMO_THREADS == 1 and DemoConfig().parallel
+
+
+def test_side_by_side_and_one_after_the_other_give_the_same_models(tiny_run, tmp_path):
+    # tiny_run trained the control in a spawned worker process; here both train in this one.
+    out, report = tiny_run
+    again = run_tiny(tmp_path / "seq", parallel=False)
+    _same_run(out, report, tmp_path / "seq", again)
+    for key in ("control",):
+        wa = load_file(str(out / key / "final" / "model.safetensors"))
+        wb = load_file(str(tmp_path / "seq" / key / "final" / "model.safetensors"))
+        assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert (out / "control" / "log.jsonl").read_text().count('"val"') == \
+        (tmp_path / "seq" / "control" / "log.jsonl").read_text().count('"val"') > 0
 
 
 def test_matplotlib_is_a_base_dependency():
@@ -129,7 +142,7 @@ def test_demo_command_line_options(capsys):
     with pytest.raises(SystemExit):
         main(["demo", "--help"])
     text = capsys.readouterr().out
-    for opt in ("--out", "--steps", "--seed", "--threads", "--overwrite"):
+    for opt in ("--out", "--steps", "--seed", "--threads", "--overwrite", "--sequential"):
         assert opt in text
 
 

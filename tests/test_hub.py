@@ -351,15 +351,21 @@ def _is_elsa_stage(model, i) -> bool:
     return (kinds[i] if isinstance(kinds, list) else kinds) == "elsa"
 
 
+# gl-msin-tiny trains from scratch with a conv stem, no language gate and a full-resolution
+# head; these tests load ImageNet parts into the layout of the full models, so they ask for it.
+FULL_LAYOUT = {"gl-msin-tiny": {"stem": "patch", "gate_act": "tanh", "head": {"name": "refine", "upscale": 1}}}
+
+
 @pytest.mark.filterwarnings("ignore:Using a non-tuple sequence:UserWarning")  # inside timm's resampling
 @pytest.mark.parametrize("name", TINY)
 def test_part_weights_from_local_files(name, tmp_path):
-    probe = rrsis.create_model(name)
+    probe = rrsis.create_model(name, **FULL_LAYOUT.get(name, {}))
     window = probe.config["window_size"] - 1  # another window: the bias tables must be resampled
     swin_sd, swin_path = _swin_file(probe, tmp_path, window)
     bert_sd, bert_dir = _bert_dir(probe, tmp_path)
 
-    model = rrsis.create_model(name, pretrained=True, swin_weights=swin_path, text_weights=bert_dir)
+    model = rrsis.create_model(name, pretrained=True, swin_weights=swin_path, text_weights=bert_dir,
+                               **FULL_LAYOUT.get(name, {}))
     state, report = model.state_dict(), model.load_report
     n_stages = len(model.config["depths"])
     for key, value in swin_sd.items():
@@ -396,7 +402,7 @@ def test_part_weights_from_local_files(name, tmp_path):
 
 
 def test_part_weights_same_window_and_microsoft_layout(tmp_path):
-    probe = rrsis.create_model("gl-msin-tiny")
+    probe = rrsis.create_model("gl-msin-tiny", **FULL_LAYOUT["gl-msin-tiny"])
     swin = timm_swin_like(probe, probe.config["window_size"])
     timm_sd = swin.state_dict()
     # The original Microsoft .pth: {"model": ...}, downsample owned by the end of the previous stage.
@@ -407,7 +413,8 @@ def test_part_weights_same_window_and_microsoft_layout(tmp_path):
             parts[1] = str(int(parts[1]) - 1)
         ms[".".join(parts)] = v
     torch.save({"model": ms, "epoch": 300}, tmp_path / "swin_ms.pth")
-    model = rrsis.create_model("gl-msin-tiny", pretrained=True, swin_weights=tmp_path / "swin_ms.pth", text_weights=False)
+    model = rrsis.create_model("gl-msin-tiny", pretrained=True, swin_weights=tmp_path / "swin_ms.pth", text_weights=False,
+                               **FULL_LAYOUT["gl-msin-tiny"])
     state = model.state_dict()
     for k in ("layers.1.downsample.reduction.weight", "layers.3.blocks.1.attn.relative_position_bias_table",
               "layers.3.blocks.0.attn.qkv.weight", "layers.2.blocks.1.mlp.fc2.weight"):
@@ -416,7 +423,7 @@ def test_part_weights_same_window_and_microsoft_layout(tmp_path):
 
 
 def test_part_weights_through_the_hub_cache_offline(tmp_path, offline, download_calls):
-    probe = rrsis.create_model("gl-msin-tiny")
+    probe = rrsis.create_model("gl-msin-tiny", **FULL_LAYOUT["gl-msin-tiny"])
     swin_sd, swin_path = _swin_file(probe, tmp_path, probe.config["window_size"], name="model.safetensors")
     bert_sd = bert_like(probe).state_dict()
     # bert-base-uncased's own file: BertForPreTraining keys, LayerNorm gamma/beta, MLM heads.
@@ -435,7 +442,7 @@ def test_part_weights_through_the_hub_cache_offline(tmp_path, offline, download_
 
     # A timm tag resolves to timm's Hub repo, exactly as the default does for full-size models.
     model = rrsis.create_model("gl-msin-tiny", pretrained=True, swin_weights=tag, text_weights="bert-base-uncased",
-                               cache_dir=cache)
+                               cache_dir=cache, **FULL_LAYOUT["gl-msin-tiny"])
     state = model.state_dict()
     assert torch.equal(state["backbone.patch_embed.proj.weight"], swin_sd["patch_embed.proj.weight"])
     for k, v in bert_sd.items():
@@ -659,3 +666,10 @@ def test_nothing_in_rrsis_unpickles_arbitrary_objects():
     for path in sorted(package.rglob("*.py")):
         problems += unsafe_loads(path.read_text(encoding="utf-8"), str(path.relative_to(package.parent)))
     assert not problems, "\n".join(problems)
+
+
+def test_swin_weights_do_not_fit_the_conv_stem_and_nothing_is_loaded(tmp_path):
+    probe = rrsis.create_model("gl-msin-tiny", **FULL_LAYOUT["gl-msin-tiny"])
+    _, swin_path = _swin_file(probe, tmp_path, probe.config["window_size"])
+    with pytest.raises(CheckpointError, match="patch_embed"):
+        rrsis.create_model("gl-msin-tiny", pretrained=True, swin_weights=swin_path, text_weights=False)

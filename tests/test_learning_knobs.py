@@ -1,4 +1,4 @@
-"""Knobs added for learning efficiency: gate off, sub-pixel refinement head."""
+"""Knobs added for learning efficiency: gate off, sub-pixel refinement head, convolutional stem."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 import rrsis
 from rrsis.fusion.gate import LanguageGate
+from rrsis.backbones.multimodal import ConvStem
 from rrsis.heads.refine import IterativeRefinementHead
 
 
@@ -58,8 +59,38 @@ def test_refine_upscale_with_refinements_gives_full_size_deep_supervision():
 
 
 def test_knobs_round_trip_through_save_and_load(tmp_path):
-    m = _tiny(gate_act="none", head={"name": "refine", "upscale": 4}).eval()
+    m = _tiny(gate_act="none", head={"name": "refine", "upscale": 4}, stem="conv").eval()
+    assert m.config["backbone"]["stem"] == "conv"
     m.save_pretrained(tmp_path / "m")
     back = rrsis.from_pretrained(tmp_path / "m").eval()
     args = (torch.randn(1, 3, 64, 64), torch.ones(1, 4, dtype=torch.long), torch.ones(1, 4))
     assert torch.equal(m(*args).logits, back(*args).logits)
+
+
+@pytest.mark.parametrize("patch", [1, 2, 4, 8])
+def test_conv_stem_has_the_patch_embedding_layout(patch):
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 32, 48)
+    ref = rrsis.create_model("gl-msin-tiny", patch_size=patch).backbone.patch_embed(x)
+    stem = ConvStem(3, 16, patch).eval()
+    out = stem(x)
+    assert out.shape == ref.shape == (2, 32 // patch, 48 // patch, 16)
+    strides = [m.stride[0] for m in stem.convs if isinstance(m, torch.nn.Conv2d)]
+    assert strides == ([1] if patch == 1 else [2] * (patch.bit_length() - 1))
+    # the LayerNorm at the end, as in Swin's patch embedding
+    assert torch.allclose(out.mean(-1), torch.zeros(out.shape[:-1]), atol=1e-5)
+
+
+def test_stem_in_models_and_configs():
+    m = _tiny(stem="conv", image_size=64)
+    assert isinstance(m.backbone.patch_embed, ConvStem)
+    out = m(torch.randn(2, 3, 64, 64), torch.ones(2, 4, dtype=torch.long), torch.ones(2, 4))
+    assert out.logits.shape == (2, 2, 64, 64)
+    # the tiny GL-MSIN trains from scratch with the conv stem; the full models keep Swin's
+    assert isinstance(_tiny().backbone.patch_embed, ConvStem)
+    assert type(rrsis.create_model("lavt-tiny").backbone.patch_embed).__name__ == "PatchEmbed"
+    assert rrsis.models.gl_msin.GL_MSIN["backbone"].get("stem", "patch") == "patch"
+    with pytest.raises(rrsis.ConfigError, match="did you mean 'conv'"):
+        _tiny(stem="cnv")
+    with pytest.raises(rrsis.ConfigError, match="stem"):
+        _tiny(backbone={"stem": 3})

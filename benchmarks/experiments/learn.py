@@ -66,7 +66,7 @@ def main() -> None:
         "shuffle": extra.get("shuffle", False), "optim": extra.get("optim", {}), "loss": extra.get("loss", {}),
         "out": str(work / "runs" / f"{name}-s{seed}-{steps}"),
         "post_init": "learn:apply_inits" if extra.get("init") else None, "post_init_args": extra.get("init", []),
-        "curve": True,
+        "curve": True, "flush_denormal": extra.get("flush_denormal", True),
     }
     res = run_one(spec)
     k = res["kinds"]

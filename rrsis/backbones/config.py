@@ -8,7 +8,9 @@ from typing import List, Optional, Union
 from .._config import ConfigError, check_bool, check_float, check_int, check_str, per_stage
 from .._registry import LOCAL_ATTENTION
 
-__all__ = ["BackboneConfig", "ElsaConfig"]
+__all__ = ["STEMS", "BackboneConfig", "ElsaConfig"]
+
+STEMS = ("patch", "conv")
 
 
 @dataclass
@@ -50,6 +52,9 @@ class BackboneConfig:
         depths, num_heads: blocks and attention heads per stage.
         window_size: Swin window side. patch_size: patch-embedding stride (a power of two, so
             that inputs whose sides are multiples of 32 tile exactly).
+        stem: ``"patch"`` (Swin's linear patch embedding; what pretrained weights load into) or
+            ``"conv"`` (a stack of 3×3 stride-2 conv-BN-ReLU layers, then a 1×1 projection:
+            the "early convolutions" stem, which trains faster and more stably from scratch).
         mlp_ratio, qkv_bias, drop_path_rate: as in Swin.
         local_attn: registered local-attention block per stage, or one for all.
         elsa: ELSA knobs (``None`` when no stage uses ELSA).
@@ -60,6 +65,7 @@ class BackboneConfig:
     num_heads: List[int] = field(default_factory=lambda: [4, 8, 16, 32])
     window_size: int = 12
     patch_size: int = 4
+    stem: str = "patch"
     mlp_ratio: float = 4.0
     qkv_bias: bool = True
     drop_path_rate: float = 0.3
@@ -83,6 +89,7 @@ class BackboneConfig:
         check_int("patch_size", self.patch_size, low=1)
         if self.patch_size & (self.patch_size - 1):
             raise ConfigError(f"patch_size must be a power of two (1, 2, 4, 8...), got {self.patch_size}")
+        check_str("stem", self.stem, STEMS)
         self.mlp_ratio = check_float("mlp_ratio", self.mlp_ratio, low=0.0)
         if self.mlp_ratio <= 0:
             raise ConfigError(f"mlp_ratio must be > 0, got {self.mlp_ratio}")

@@ -104,6 +104,34 @@ def _per_stage(value, n: int, name: str) -> list:
     return [value] * n
 
 
+class ConvStem(nn.Module):
+    """Convolutional patch embedding: ``log2(patch_size)`` 3×3 stride-2 conv-BN-ReLU layers
+    (widths doubling up to ``embed_dim``; one stride-1 layer when ``patch_size`` is 1), a 1×1
+    projection to ``embed_dim`` and a LayerNorm; ``[B, C, H, W]`` → ``[B, H/p, W/p, embed_dim]``
+    (the layout of timm's ``PatchEmbed(output_fmt="NHWC")``).
+
+    Replacing a ViT's linear patchify by a few small convolutions makes it train faster and
+    less sensitive to the optimiser's settings (Xiao et al., "Early Convolutions Help
+    Transformers See Better", NeurIPS 2021); for models trained from scratch on small data.
+    """
+
+    def __init__(self, in_chans: int, embed_dim: int, patch_size: int) -> None:
+        super().__init__()
+        n = max(int(patch_size).bit_length() - 1, 0)
+        widths = [max(embed_dim // 2 ** (n - 1 - i), 8) for i in range(n)] if n else [embed_dim]
+        layers, cin = [], in_chans
+        for w in widths:
+            layers += [nn.Conv2d(cin, w, 3, stride=2 if n else 1, padding=1, bias=False),
+                       nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
+            cin = w
+        self.convs = nn.Sequential(*layers)
+        self.proj = nn.Conv2d(cin, embed_dim, 1)
+        self.norm = nn.LayerNorm(embed_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.proj(self.convs(x)).permute(0, 2, 3, 1))
+
+
 class MultiModalSwin(nn.Module):
     """Hierarchical Swin/ELSA backbone with pixel-word fusion in every stage.
 
@@ -116,6 +144,7 @@ class MultiModalSwin(nn.Module):
         depths, num_heads: blocks and heads per stage.
         window_size: Swin window side.
         patch_size, in_chans, mlp_ratio, qkv_bias, drop_path_rate: as in Swin.
+        stem: ``"patch"`` (Swin's patch embedding) or ``"conv"`` (:class:`ConvStem`).
         local_attn: registered local-attention block per stage (``"swin"``/``"elsa"``) or one for all.
         text_dim: word feature width ``D``.
         fusion: registered fusion module; ``fusion_heads`` per stage; ``fusion_drop``.
@@ -137,6 +166,7 @@ class MultiModalSwin(nn.Module):
         num_heads: Sequence[int] = (4, 8, 16, 32),
         window_size: int = 12,
         patch_size: int = 4,
+        stem: str = "patch",
         in_chans: int = 3,
         mlp_ratio: float = 4.0,
         qkv_bias: bool = True,
@@ -171,10 +201,15 @@ class MultiModalSwin(nn.Module):
         self.num_stages = n
         self.dims = [embed_dim * 2**i for i in range(n)]
         self.patch_size = patch_size
-        self.patch_embed = PatchEmbed(
-            img_size=None, patch_size=patch_size, in_chans=in_chans, embed_dim=embed_dim,
-            norm_layer=nn.LayerNorm, output_fmt="NHWC", strict_img_size=False,
-        )
+        if stem == "patch":
+            self.patch_embed = PatchEmbed(
+                img_size=None, patch_size=patch_size, in_chans=in_chans, embed_dim=embed_dim,
+                norm_layer=nn.LayerNorm, output_fmt="NHWC", strict_img_size=False,
+            )
+        elif stem == "conv":
+            self.patch_embed = ConvStem(in_chans, embed_dim, patch_size)
+        else:
+            raise ValueError(f"stem {stem!r}: expected 'patch' or 'conv'")
         total = sum(depths)
         dpr = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
         # Each local-attention kind gets the common block arguments plus its own node's knobs.
@@ -220,7 +255,8 @@ class MultiModalSwin(nn.Module):
         gem = fusion.gem
         return cls(
             embed_dim=backbone.embed_dim, depths=backbone.depths, num_heads=backbone.num_heads,
-            window_size=backbone.window_size, patch_size=backbone.patch_size, mlp_ratio=backbone.mlp_ratio,
+            window_size=backbone.window_size, patch_size=backbone.patch_size, stem=backbone.stem,
+            mlp_ratio=backbone.mlp_ratio,
             qkv_bias=backbone.qkv_bias, drop_path_rate=backbone.drop_path_rate, local_attn=backbone.local_attn,
             text_dim=text_dim, fusion=fusion.name, fusion_heads=fusion.heads, fusion_drop=fusion.dropout,
             use_gem=False if gem is None else gem.stages, gem="gem" if gem is None else gem.name,

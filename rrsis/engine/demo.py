@@ -44,7 +44,7 @@ from torch.utils.data import Dataset
 from ..data import RRSISDDataset
 from ..data.synthetic import generate, vocabulary
 from ..data.transforms import ResizeNormalize, resize_mask
-from ..factory import create_model
+from ..factory import create_model, from_pretrained
 from ..metrics import ReferringMetrics, format_metrics
 from ..text import Tokenizer
 from .demo_settings import DEMO_KIND_WEIGHTS, DEMO_MODEL, DEMO_OUTPUTS, DEMO_THREADS, DemoConfig
@@ -118,6 +118,47 @@ def _build_model(cfg: DemoConfig, vocab_size: int):
     torch.manual_seed(cfg.seed)
     args = {**cfg.model, "image_size": cfg.size, "text_vocab_size": vocab_size}
     return create_model("gl-msin-tiny", **args)
+
+
+def _train_run(cfg: DemoConfig, key: str, label: str, shuffle: bool, progress: bool, train=None, val=None,
+               tokenizer=None, keep: dict | None = None) -> tuple[dict[str, Any], float]:
+    """Train one of the demo's two models into ``out/key`` (``final/`` holds it); returns its
+    final validation metrics and the seconds it took. Without ``train``/``val`` (a worker
+    process) the samples are read from the generated set, and the process takes the demo's
+    thread count and float settings first."""
+    t0 = time.time()
+    out = Path(cfg.out)
+    if train is None:
+        fix_cpu_threads(cfg.threads)
+        torch.set_flush_denormal(True)
+        tokenizer = Tokenizer.from_words(vocabulary())
+        root = str(out / "data" / "rrsisd")
+        train = _load_split(root, "train", cfg.size, tokenizer, False)
+        val = _load_split(root, "val", cfg.size, tokenizer, False)
+    samples = shuffled_texts(train, cfg.seed) if shuffle else train
+    # Validation a few times per run gives the plot a curve without costing much.
+    steps_per_epoch = len(samples) // cfg.batch_size
+    epochs = max(1, -(-cfg.steps // max(steps_per_epoch, 1)))
+    run_cfg = {
+        "recipe": "demo",
+        "model": {"name": "gl-msin-tiny"},
+        "data": {"image_size": cfg.size, "num_workers": 0},
+        "optim": {"lr": cfg.lr, "weight_decay": cfg.weight_decay, "warmup_steps": cfg.warmup_steps},
+        "loss": {"ce_weight": 0.9, "dice_weight": 0.1},
+        "train": {
+            "max_steps": cfg.steps, "batch_size": cfg.batch_size, "seed": cfg.seed, "device": cfg.device,
+            "amp": "off", "clip_grad_norm": cfg.clip_grad_norm, "checkpoint_every": 0, "keep_checkpoints": 1,
+            "log_every": 10, "eval_every": max(1, epochs // 4), "progress": progress, "eval_batch_size": 32,
+            "output_dir": str(out / key),
+        },
+    }
+    model = _build_model(cfg, len(tokenizer))
+    trainer = Trainer(run_cfg, model=model, tokenizer=tokenizer, train_dataset=MemoryDataset(samples),
+                      val_dataset=MemoryDataset(val), run_name=label)
+    summary = trainer.fit()
+    if keep is not None:
+        keep[key] = trainer.model
+    return summary["final"], time.time() - t0
 
 
 def fix_cpu_threads(threads: int) -> None:
@@ -210,36 +251,27 @@ def _run_demo(cfg: DemoConfig) -> dict[str, Any]:
     val = _load_split(root, "val", cfg.size, tokenizer, cfg.progress)
     times["data_s"] = time.time() - t0
 
-    base_cfg = {
-        "recipe": "demo",
-        "model": {"name": "gl-msin-tiny"},
-        "data": {"image_size": cfg.size, "num_workers": 0},
-        "optim": {"lr": cfg.lr, "weight_decay": cfg.weight_decay, "warmup_steps": cfg.warmup_steps},
-        "loss": {"ce_weight": 0.9, "dice_weight": 0.1},
-        "train": {
-            "max_steps": cfg.steps, "batch_size": cfg.batch_size, "seed": cfg.seed, "device": cfg.device,
-            "amp": "off", "clip_grad_norm": cfg.clip_grad_norm, "checkpoint_every": 0, "keep_checkpoints": 1, "log_every": 10,
-            "eval_every": 0, "progress": cfg.progress, "eval_batch_size": 32,
-        },
-    }
+    # 2. the two trainings: side by side in two processes (``cfg.parallel``), else one by one
     results: dict[str, Any] = {}
     models = {}
-    runs = (("gl-msin", "GL-MSIN", train), ("control", "shuffled-text control", shuffled_texts(train, cfg.seed)))
-    for key, label, samples in runs:
-        t0 = time.time()
-        # Validation a few times per run gives the plot a curve without costing much.
-        steps_per_epoch = len(samples) // cfg.batch_size
-        epochs = max(1, -(-cfg.steps // max(steps_per_epoch, 1)))
-        run_cfg = json.loads(json.dumps(base_cfg))
-        run_cfg["train"]["output_dir"] = str(out / key)
-        run_cfg["train"]["eval_every"] = max(1, epochs // 4)
-        model = _build_model(cfg, len(tokenizer))
-        trainer = Trainer(run_cfg, model=model, tokenizer=tokenizer, train_dataset=MemoryDataset(samples),
-                          val_dataset=MemoryDataset(val), run_name=label)
-        summary = trainer.fit()
-        results[key] = summary["final"]
-        models[key] = trainer.model
-        times[f"{key}_train_s"] = time.time() - t0
+    runs = (("gl-msin", "GL-MSIN", False), ("control", "shuffled-text control", True))
+    if cfg.parallel and cfg.device == "cpu":
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        # The control trains in a fresh (spawned) process with its own thread pool, reading the
+        # data from disk; GL-MSIN trains here with the samples already loaded.
+        with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
+            future = pool.submit(_train_run, cfg, "control", "shuffled-text control", True, False)
+            results["gl-msin"], times["gl-msin_train_s"] = _train_run(cfg, "gl-msin", "GL-MSIN", False,
+                                                                      cfg.progress, train, val, tokenizer)
+            results["control"], times["control_train_s"] = future.result()
+        for key, _, _ in runs:
+            models[key] = from_pretrained(str(out / key / "final")).eval()
+    else:
+        for key, label, shuffle in runs:
+            results[key], times[f"{key}_train_s"] = _train_run(cfg, key, label, shuffle, cfg.progress, train,
+                                                               val, tokenizer, keep=models)
 
     # 3. pictures and numbers
     t0 = time.time()

@@ -29,9 +29,13 @@ DEMO_MODEL: dict[str, Any] = {
 # network encodes absolute position except zero padding; this mix keeps every kind present.
 DEMO_KIND_WEIGHTS: dict[str, float] = {"colour": 3.0, "relation": 1.5, "extreme": 0.5, "size": 0.5}
 
-# torch threads of the demo: a constant, so the figures do not depend on the machine's core
-# count or load (the README's figures were measured with it on a 2-core machine).
-DEMO_THREADS = 2
+# torch threads of each of the demo's two trainings, which run side by side in two processes:
+# a constant, so the figures do not depend on the machine's core count or load. Measured on
+# 2 cores (benchmarks/results/cpu-threads.md): one process on 2 threads is 1.4x faster per
+# step than on 1 thread when the machine is quiet, but 2x slower than on 1 thread as soon as
+# another busy process competes for a core; two 1-thread trainings side by side take about
+# as long as two 2-thread trainings one after the other, and degrade gently under load.
+DEMO_THREADS = 1
 
 # What a demo writes into its folder (``overwrite=True`` removes these, nothing else).
 DEMO_OUTPUTS = ("data", "gl-msin", "control", "metrics.json", "predictions.png", "training.png")
@@ -45,8 +49,10 @@ class DemoConfig:
         out: output folder.
         seed: seed of the data, the initialisation and the data order.
         steps: optimiser steps of each of the two trainings.
-        threads: torch CPU threads (default :data:`DEMO_THREADS`; the figures are reproducible
-            for a given seed and thread count).
+        threads: torch CPU threads of each training (default :data:`DEMO_THREADS`; the
+            figures are reproducible for a given seed and thread count).
+        parallel: train GL-MSIN and the control at the same time, in two processes (CPU only);
+            the figures are the same either way.
         scenes: generated scenes (80 % train, 10 % val, 10 % test).
         size: scene side in pixels (also the model input size; a multiple of 32).
         expressions_per_scene: expressions per scene.
@@ -66,6 +72,7 @@ class DemoConfig:
     seed: int = 0
     steps: int = 1100
     threads: int = DEMO_THREADS
+    parallel: bool = True
     scenes: int = 400
     size: int = 96
     expressions_per_scene: int = 4

@@ -47,7 +47,7 @@ _PROVIDED = ("in_channels", "num_classes")
 # flat keyword → the one node key it sets
 ALIASES: Dict[str, tuple] = {
     **{k: ("backbone", k) for k in (
-        "embed_dim", "depths", "num_heads", "window_size", "patch_size", "mlp_ratio", "qkv_bias",
+        "embed_dim", "depths", "num_heads", "window_size", "patch_size", "stem", "mlp_ratio", "qkv_bias",
         "drop_path_rate", "local_attn")},
     **{f"elsa_{k}": ("backbone", "elsa", k) for k in ("kernel", "dilation", "group_width", "qk_scale", "lam", "gamma")},
     "fusion_heads": ("fusion", "heads"),

@@ -38,15 +38,27 @@ GL_MSIN = {
 GL_MSIN_S = {**GL_MSIN, "backbone": _swin(96, [2, 2, 18, 2], [3, 6, 12, 24])}
 GL_MSIN_T = {**GL_MSIN, "backbone": _swin(96, [2, 2, 6, 2], [3, 6, 12, 24])}
 
-# A few-hundred-thousand-parameter configuration for tests and the CPU demo.
+# A few-hundred-thousand-parameter configuration for tests and the CPU demo, trained from
+# scratch. Three settings differ from the full models, each measured to train faster from
+# scratch on the demo's data (README, "Ablation and learning efficiency"): a convolutional stem
+# instead of the linear patch embedding, no language gate (plain addition of the fused
+# features), and a refinement head that predicts at full resolution (sub-pixel correction).
 GL_MSIN_TINY = {
     "image_size": 64,
     "backbone": _swin(16, [2, 2, 2, 2], [1, 2, 4, 8], window_size=4, drop_path_rate=0.1,
-                      elsa={"kernel": 3, "group_width": 8}),
+                      elsa={"kernel": 3, "group_width": 8}, stem="conv"),
     "text": {"vocab_size": 128, "hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64,
              "max_positions": 32, "freeze_last_layers": 1},
-    "fusion": {"name": "pwam", "gate_act": "tanh", "gem": {"name": "gem", "stages": True, "pool": 2}},
+    "fusion": {"name": "pwam", "gate_act": "none", "gem": {"name": "gem", "stages": True, "pool": 2}},
     "neck": None,
+    "head": {"name": "refine", "hidden": 16, "refine_steps": 2, "upscale": 4},
+}
+
+# gl-msin-tiny as rrsis 0.1 built it: what its flat config.json files leave unsaid.
+GL_MSIN_TINY_V01 = {
+    **GL_MSIN_TINY,
+    "backbone": {**GL_MSIN_TINY["backbone"], "stem": "patch"},
+    "fusion": {**GL_MSIN_TINY["fusion"], "gate_act": "tanh"},
     "head": {"name": "refine", "hidden": 16, "refine_steps": 2},
 }
 
@@ -98,4 +110,4 @@ def gl_msin_t(config=None, **overrides) -> ReferringSegmenter:
 @register_model("gl-msin-tiny")
 def gl_msin_tiny(config=None, **overrides) -> ReferringSegmenter:
     """A tiny GL-MSIN for tests and CPU demos (embed 16, BERT hidden 32)."""
-    return build_segmenter("gl-msin-tiny", GL_MSIN_TINY, config, overrides)
+    return build_segmenter("gl-msin-tiny", GL_MSIN_TINY, config, overrides, flat_defaults=GL_MSIN_TINY_V01)

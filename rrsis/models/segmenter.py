@@ -108,14 +108,19 @@ def build_segmenter(
     config: Optional[Mapping[str, Any]],
     overrides: Mapping[str, Any],
     fixed: Optional[Mapping[str, Any]] = None,
+    flat_defaults: Optional[Mapping[str, Any]] = None,
 ) -> ReferringSegmenter:
     """What every registered segmenter's entrypoint does: the saved ``config`` (a tree, or the
-    flat ``model_args`` of rrsis 0.1) or the architecture's ``defaults``, with ``overrides``."""
+    flat ``model_args`` of rrsis 0.1) or the architecture's ``defaults``, with ``overrides``.
+
+    ``flat_defaults``: the architecture's defaults as rrsis 0.1 had them, when they changed
+    since (a flat config names only what differed from those)."""
     base: Mapping[str, Any] = defaults
     if config is not None:
         if not isinstance(config, Mapping):
             raise ConfigError(f"a model config must be a mapping, got {type(config).__name__}")
         if is_flat(config):
+            base = flat_defaults or defaults
             overrides = {**migrate_flat(config), **overrides}
         else:
             base = config

@@ -5,7 +5,7 @@ Internally a prediction is the foreground-minus-background logit ``d`` (2-class 
 then applying the sigmoid gives what ``model.predict`` gives for the whole image.
 
 - *global*: the scene resampled to ``global_size``² (a square, as ``model.predict`` squeezes it),
-  one forward pass, ``d`` resampled back to the scene (``align_corners=True``, as ``predict``).
+  one forward pass, ``d`` resampled back to the scene (``align_corners=False``, as ``predict``).
 - *tiles*: a work grid of the scene divided by ``scale``; square tiles of ``tile`` work pixels
   at stride ``tile·(1−overlap)``, batched, all with the one encoding of the expression; each
   tile's ``d`` is weighted by a smooth window (``sin²``, floored at ``1e-3`` so scene borders
@@ -240,8 +240,9 @@ def predict_strips(scene: Scene, model, text, opt: SceneOptions,
     if mode in ("global", "global-local"):
         img, _ = scene.read(None, (g, g))
         d_global = net(img[None])[0]
-        ac_y = ((g - 1) / (H - 1) if H > 1 else 0.0, 0.0)
-        ac_x = ((g - 1) / (W - 1) if W > 1 else 0.0, 0.0)
+        # Scene pixel centre -> global-pass pixel (align_corners=False, as model.predict).
+        ac_y = (g / H, 0.5 * g / H - 0.5)
+        ac_x = (g / W, 0.5 * g / W - 0.5)
         if mode == "global-local":
             gate = _dilate(_sigmoid(d_global) > opt.gate_threshold, opt.gate_dilation).astype(np.float32)
     tiles = None

@@ -187,7 +187,8 @@ class Scene:
             img[rr0 - r0:rr1 - r0, cc0 - c0:cc1 - c0] = a[rr0:rr1, cc0:cc1]
             valid[rr0 - r0:rr1 - r0, cc0 - c0:cc1 - c0] = True
         if out_shape is not None and tuple(out_shape) != img.shape[:2]:
-            # PIL's bilinear resize: the same pixels model.predict gives the model.
+            # PIL's bilinear resize to uint8: model.predict resizes in float, so the two
+            # differ by rounding only.
             img = np.array(Image.fromarray(img).resize(out_shape[::-1], Image.BILINEAR))
             valid = np.array(Image.fromarray(valid).resize(out_shape[::-1], Image.NEAREST))
         return img, valid
