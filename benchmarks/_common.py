@@ -184,3 +184,21 @@ def fmt_bytes(n: float | None) -> str:
 
 def fmt(x: float | None, spec: str = ".3f") -> str:
     return "–" if x is None else format(x, spec)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def write_results(stem: str, data: dict[str, Any], markdown: str) -> None:
+    """``stem.json`` (``data``) and ``stem.md`` (``markdown``), each written atomically."""
+    write_atomic(Path(stem + ".json"), json.dumps(data, indent=2, default=str) + "\n")
+    write_atomic(Path(stem + ".md"), markdown)

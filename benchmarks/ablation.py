@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import math
 import os
 import platform
@@ -38,10 +37,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _path in (ROOT, ROOT / "benchmarks"):  # run from a checkout, or imported by file path
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
-from rrsis.engine.demo_settings import DEMO_MODEL
+import _common as C  # noqa: E402
+
+from rrsis.engine.demo_settings import DEMO_MODEL  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -126,7 +128,6 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
-    torch.set_flush_denormal(bool(spec.get("flush_denormal", True)))
     from rrsis import create_model
     from rrsis.data import collate_fn
     from rrsis.data.synthetic import vocabulary
@@ -161,7 +162,8 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
             "max_steps": int(spec["steps"]), "batch_size": int(spec["batch_size"]), "seed": seed,
             "device": "cpu", "amp": "off", "clip_grad_norm": 1.0, "checkpoint_every": 0,
             "keep_checkpoints": 1, "log_every": 50, "eval_every": 0, "progress": False, "threads": 1,
-            "output_dir": spec["out"], **spec.get("train", {}),
+            "output_dir": spec["out"], "flush_denormal": bool(spec.get("flush_denormal", True)),
+            **spec.get("train", {}),
         },
     }
     curve = bool(spec.get("curve"))
@@ -233,14 +235,6 @@ def markdown(table: dict[str, Any], meta: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="smoke run: 40 scenes, 20 steps, one seed, 2 rows")
@@ -301,8 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_min": (time.time() - t_start) / 60,
     }
     md = markdown(table, meta)
-    _atomic_write(Path(a.out + ".json"), json.dumps({"meta": meta, "table": table, "runs": runs}, indent=2) + "\n")
-    _atomic_write(Path(a.out + ".md"), md)
+    C.write_results(a.out, {"meta": meta, "table": table, "runs": runs}, md)
     print(md)
     print(f"wrote {a.out}.json and {a.out}.md")
     return 0

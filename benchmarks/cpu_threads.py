@@ -25,10 +25,11 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+import _common as C  # puts the checkout on sys.path
+
+ROOT = C.ROOT
+RESULTS = C.RESULTS
 
 
 def _busy(stop) -> None:  # a competing process: one core, no I/O
@@ -123,12 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {r['threads']} | {r['competitors']} | {r['median_step_s'] * 1e3:.0f} | "
                      f"{r['min_step_s'] * 1e3:.0f}–{r['max_step_s'] * 1e3:.0f} | {slow:.2f} | {r['load_before']} |")
     md = "\n".join(lines) + "\n"
-    for suffix, text in ((".json", json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n"), (".md", md)):
-        path = Path(a.out + suffix)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+    C.write_results(a.out, {"meta": meta, "rows": rows}, md)
     print(md)
     return 0
 

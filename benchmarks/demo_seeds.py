@@ -28,8 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+import _common as C  # puts the checkout on sys.path
+
+ROOT = C.ROOT
+RESULTS = C.RESULTS
 
 
 def _load() -> float | None:
@@ -111,12 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         "max_minutes": a.max_minutes, "all_met": all(r["met"] for r in rows),
     }
     md = markdown(rows, meta)
-    for suffix, text in ((".json", json.dumps({"meta": meta, "runs": rows}, indent=2) + "\n"), (".md", md)):
-        path = Path(a.out + suffix)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+    C.write_results(a.out, {"meta": meta, "runs": rows}, md)
     print(md)
     print(f"wrote {a.out}.json and {a.out}.md")
     return 0 if meta["all_met"] else 1

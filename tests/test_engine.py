@@ -377,3 +377,21 @@ def test_jsonl_log_ignores_a_torn_line_and_truncates(tmp_path):
     assert [r["step"] for r in records] == [1, 2, 3] and records[1]["loss"] is None
     log.truncate_after(2)
     assert [r["step"] for r in read_jsonl(tmp_path / "log.jsonl")] == [1, 2]
+
+
+@pytest.mark.parametrize("flush", [True, False])
+def test_cpu_training_flushes_subnormals_only_while_it_runs(synthetic_root, tmp_path, flush):
+    cfg = tiny_config(synthetic_root, tmp_path / "run", max_steps=2, flush_denormal=flush)
+    seen = []
+    trainer = Trainer(cfg)
+    # 1e-39 is a float32 subnormal: flushed, the product is exactly zero.
+    trainer.model.register_forward_pre_hook(
+        lambda *_: seen.append(float(torch.tensor([1e-39]) * 1.0) == 0.0))
+    trainer.fit()
+    assert seen and all(s == flush for s in seen)
+    assert float(torch.tensor([1e-39]) * 1.0) != 0.0  # restored afterwards
+
+
+def test_flush_denormal_must_be_a_boolean(synthetic_root, tmp_path):
+    with pytest.raises(ValueError, match="flush_denormal"):
+        Trainer(tiny_config(synthetic_root, tmp_path / "run", max_steps=1, flush_denormal="yes"))

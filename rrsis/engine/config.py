@@ -9,7 +9,7 @@ A recipe has five sections::
             poly_power, warmup_steps, warmup_start
     loss    ce_weight, dice_weight, class_weights, dice_reduction, aux_weight
     train   epochs, max_steps, batch_size, eval_batch_size, grad_accum_steps, clip_grad_norm,
-            amp, seed, deterministic, device, threads, output_dir, checkpoint_every,
+            amp, seed, deterministic, device, threads, flush_denormal, output_dir, checkpoint_every,
             keep_checkpoints, log_every, eval_every, progress, find_unused_parameters
 
 Every field can be overridden: ``--lr 1e-4`` (a key that names one field of one section),
@@ -90,6 +90,7 @@ DEFAULTS: dict[str, Any] = {
         "deterministic": False,
         "device": "auto",
         "threads": None,
+        "flush_denormal": True,
         "output_dir": "runs/{recipe}",
         "checkpoint_every": 1000,
         "keep_checkpoints": 3,

@@ -130,7 +130,6 @@ def _train_run(cfg: DemoConfig, key: str, label: str, shuffle: bool, progress: b
     out = Path(cfg.out)
     if train is None:
         fix_cpu_threads(cfg.threads)
-        torch.set_flush_denormal(True)
         tokenizer = Tokenizer.from_words(vocabulary())
         root = str(out / "data" / "rrsisd")
         train = _load_split(root, "train", cfg.size, tokenizer, False)
@@ -226,13 +225,9 @@ def run_demo(cfg: DemoConfig | None = None, **overrides: Any) -> dict[str, Any]:
     resolve_device(cfg.device)
     _prepare_out(Path(cfg.out), cfg.overwrite)
     fix_cpu_threads(cfg.threads)
-    # Late in training tiny weights and gradients turn subnormal, which x86 CPUs process
-    # many times slower; flushing them to zero costs nothing in accuracy.
-    torch.set_flush_denormal(True)
-    try:
-        return _run_demo(cfg)
-    finally:
-        torch.set_flush_denormal(False)
+    # Subnormal floats are flushed to zero while training on CPU: the trainer's policy
+    # (``train.flush_denormal``), the same for ``rrsis train``.
+    return _run_demo(cfg)
 
 
 def _run_demo(cfg: DemoConfig) -> dict[str, Any]:

@@ -125,7 +125,7 @@ SPEC: dict[str, dict[str, Check]] = {
         "clip_grad_norm": number(positive=True, optional=True),
         "amp": choice("auto", "bf16", "fp16", "off", "none", "fp32", True, False, None),
         "seed": integer(0), "deterministic": boolean, "device": device,
-        "threads": integer(1, optional=True), "output_dir": text(),
+        "threads": integer(1, optional=True), "flush_denormal": boolean, "output_dir": text(),
         "checkpoint_every": integer(0, optional=True), "keep_checkpoints": integer(0),
         "log_every": integer(1), "eval_every": integer(0, optional=True), "progress": boolean,
         "find_unused_parameters": boolean,
