@@ -32,9 +32,9 @@ DEMO_KIND_WEIGHTS: dict[str, float] = {"colour": 3.0, "relation": 1.5, "extreme"
 # torch threads of each of the demo's two trainings, which run side by side in two processes:
 # a constant, so the figures do not depend on the machine's core count or load. Measured on
 # 2 cores (benchmarks/results/cpu-threads.md): one process on 2 threads is 1.4x faster per
-# step than on 1 thread when the machine is quiet, but 2x slower than on 1 thread as soon as
-# another busy process competes for a core; two 1-thread trainings side by side take about
-# as long as two 2-thread trainings one after the other, and degrade gently under load.
+# step than on 1 thread when the machine is quiet, but 3.8x slower than on 1 thread as soon as
+# another busy process competes for a core (1 thread: unchanged); the two trainings side by
+# side, one thread each, take 7-8 minutes on a quiet machine.
 DEMO_THREADS = 1
 
 # What a demo writes into its folder (``overwrite=True`` removes these, nothing else).
