@@ -256,11 +256,19 @@ def _run_demo(cfg: DemoConfig) -> dict[str, Any]:
 
         # The control trains in a fresh (spawned) process with its own thread pool, reading the
         # data from disk; GL-MSIN trains here with the samples already loaded.
-        with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as pool:
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"))
+        try:
             future = pool.submit(_train_run, cfg, "control", "shuffled-text control", True, False)
             results["gl-msin"], times["gl-msin_train_s"] = _train_run(cfg, "gl-msin", "GL-MSIN", False,
                                                                       cfg.progress, train, val, tokenizer)
             results["control"], times["control_train_s"] = future.result()
+        except BaseException:
+            # Ctrl-C or a failure here: stop the control's training too instead of waiting for it.
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.terminate()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
         for key, _, _ in runs:
             models[key] = from_pretrained(str(out / key / "final")).eval()
     else:
