@@ -290,3 +290,40 @@ def test_geographic_crs_areas_in_square_metres(tiny, tmp_path):
     assert res.area_m2 == pytest.approx(res.area_px * px_m2, rel=0.01)
     fc = json.loads(Path(res.files["geojson"]).read_text())
     assert sum(f["properties"]["area_m2"] for f in fc["features"]) == pytest.approx(res.area_m2)
+
+
+def test_uint8_arrays_are_read_in_place_and_resampled_in_bounded_memory():
+    import tracemalloc
+
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 256, (4096, 1024, 3), dtype=np.uint8)
+    sc = open_scene(a)
+    assert np.shares_memory(sc._array, a)  # no whole-scene copy
+    tracemalloc.start()
+    img, valid = sc.read(None, (96, 96))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 0.5 * a.nbytes, f"global read of an array allocated {peak / a.nbytes:.2f}x the array"
+    assert valid.all() and img.dtype == np.uint8
+    ref = F.interpolate(torch.from_numpy(a).permute(2, 0, 1)[None].float(), size=(96, 96), mode="bilinear",
+                        align_corners=False, antialias=True)[0].permute(1, 2, 0).numpy()
+    assert np.abs(img - ref).max() <= 0.51  # the antialiased bilinear resize, rounded to uint8
+
+    # A window reaching outside the scene: zero padding resized; pixels outside are invalid and black.
+    win = (-512, -256, 1536, 768)
+    img, valid = sc.read(win, (64, 64))
+    pad = np.zeros((2048, 1024, 3), np.uint8)
+    pad[512:, 256:] = a[:1536, :768]
+    ref = F.interpolate(torch.from_numpy(pad).permute(2, 0, 1)[None].float(), size=(64, 64), mode="bilinear",
+                        align_corners=False, antialias=True)[0].permute(1, 2, 0).numpy()
+    assert np.abs(img - ref)[valid].max() <= 0.51
+    assert not valid[:16].any() and valid[16:, 16:].all() and (img[~valid] == 0).all()
+
+    # Grey and RGBA arrays are read in place too, as load_image reads them.
+    grey = a[:, :, 0]
+    g_img, _ = open_scene(grey).read((0, 0, 64, 64))
+    assert np.shares_memory(open_scene(grey)._array, grey) and (g_img == grey[:64, :64, None]).all()
+    rgba = np.dstack([a[:64, :64], np.full((64, 64), 7, np.uint8)])
+    assert (open_scene(rgba).read()[0] == a[:64, :64]).all()

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 __all__ = ["PLAIN_SUFFIXES", "Scene", "open_scene", "require_geo"]
 
@@ -47,6 +46,48 @@ def _parse_bands(bands: str | Sequence[int] | None) -> tuple[int, ...] | None:
     if len(out) not in (1, 3):
         raise ValueError(f"bands {out}: give 3 bands (R,G,B) or 1 (shown as grey), 1-based")
     return out
+
+
+def _resize_weights(n_in: int, n_out: int, offset: int, limit: int) -> tuple[np.ndarray, int, int]:
+    """Antialiased bilinear weights (PIL's ``BILINEAR``, torch's ``antialias=True``) of ``n_out``
+    samples over ``n_in`` source samples starting at ``offset``, restricted to the source
+    samples inside ``[0, limit)`` (outside ones count as zeros). Returns ``(w [n_out, k], lo,
+    hi)``: the weights of the absolute source samples ``lo…hi-1`` (``k = hi - lo``)."""
+    scale = n_in / n_out
+    support = max(scale, 1.0)
+    centre = (np.arange(n_out) + 0.5) * scale
+    first = np.floor(centre - support).astype(np.int64)
+    taps = first[:, None] + np.arange(int(np.ceil(2 * support)) + 2)[None, :]  # [n_out, taps]
+    w = np.clip(1.0 - np.abs(taps + 0.5 - centre[:, None]) / support, 0.0, None)
+    w[(taps < 0) | (taps >= n_in)] = 0.0  # outside the window
+    w /= np.maximum(w.sum(1, keepdims=True), 1e-12)  # normalised over the (zero-padded) window
+    lo, hi = max(offset, 0), max(min(offset + n_in, limit), max(offset, 0))
+    src = taps + offset
+    keep = (src >= lo) & (src < hi) & (w > 0)
+    dense = np.zeros((n_out, hi - lo), np.float32)
+    rows = np.broadcast_to(np.arange(n_out)[:, None], taps.shape)
+    dense[rows[keep], src[keep] - lo] = w[keep]
+    return dense, lo, hi
+
+
+def _resize_window(a: np.ndarray, window: tuple[int, int, int, int], out_shape: tuple[int, int],
+                   band_rows: int = 128) -> np.ndarray:
+    """Resize ``window`` of ``a [H, W, C]`` uint8 (zero outside ``a``) to ``out_shape``, never
+    holding more than ``band_rows`` source rows as floats: bounded memory for any ``a``."""
+    r0, c0, r1, c1 = window
+    wy, ylo, yhi = _resize_weights(r1 - r0, out_shape[0], r0, a.shape[0])
+    wx, xlo, xhi = _resize_weights(c1 - c0, out_shape[1], c0, a.shape[1])
+    acc = np.zeros((out_shape[0], out_shape[1], a.shape[2]), np.float32)
+    for y in range(ylo, yhi, band_rows):
+        ye = min(y + band_rows, yhi)
+        wb = wy[:, y - ylo:ye - ylo]
+        rows = np.flatnonzero(wb.any(axis=1))
+        if rows.size == 0:
+            continue
+        band = a[y:ye, xlo:xhi].astype(np.float32)  # [b, k, C]
+        part = (wb[rows] @ band.reshape(band.shape[0], -1)).reshape(rows.size, xhi - xlo, -1)
+        acc[rows] += np.matmul(wx, part)  # [r, k, C] -> [r, out_w, C]
+    return np.clip(np.round(acc), 0, 255).astype(np.uint8)
 
 
 class Scene:
@@ -179,18 +220,24 @@ class Scene:
 
     def _read_array(self, window, out_shape):
         a = self._array
+        a3 = a[:, :, None] if a.ndim == 2 else a  # grey arrays stay 2-D until read
         r0, c0, r1, c1 = window or (0, 0, self.height, self.width)
-        img = np.zeros((r1 - r0, c1 - c0, 3), np.uint8)
-        valid = np.zeros((r1 - r0, c1 - c0), bool)
         rr0, cc0, rr1, cc1 = max(r0, 0), max(c0, 0), min(r1, self.height), min(c1, self.width)
-        if rr1 > rr0 and cc1 > cc0:
-            img[rr0 - r0:rr1 - r0, cc0 - c0:cc1 - c0] = a[rr0:rr1, cc0:cc1]
-            valid[rr0 - r0:rr1 - r0, cc0 - c0:cc1 - c0] = True
-        if out_shape is not None and tuple(out_shape) != img.shape[:2]:
-            # PIL's bilinear resize to uint8: model.predict resizes in float, so the two
-            # differ by rounding only.
-            img = np.array(Image.fromarray(img).resize(out_shape[::-1], Image.BILINEAR))
-            valid = np.array(Image.fromarray(valid).resize(out_shape[::-1], Image.NEAREST))
+        if out_shape is None or tuple(out_shape) == (r1 - r0, c1 - c0):
+            img = np.zeros((r1 - r0, c1 - c0, a3.shape[2]), np.uint8)
+            valid = np.zeros((r1 - r0, c1 - c0), bool)
+            if rr1 > rr0 and cc1 > cc0:
+                img[rr0 - r0:rr1 - r0, cc0 - c0:cc1 - c0] = a3[rr0:rr1, cc0:cc1]
+                valid[rr0 - r0:rr1 - r0, cc0 - c0:cc1 - c0] = True
+        else:
+            img = _resize_window(a3, (r0, c0, r1, c1), tuple(out_shape))
+            # Nearest-neighbour validity: inside the scene or not, per output row and column.
+            ys = r0 + np.floor((np.arange(out_shape[0]) + 0.5) * (r1 - r0) / out_shape[0]).astype(np.int64)
+            xs = c0 + np.floor((np.arange(out_shape[1]) + 0.5) * (c1 - c0) / out_shape[1]).astype(np.int64)
+            valid = ((ys >= 0) & (ys < self.height))[:, None] & ((xs >= 0) & (xs < self.width))[None, :]
+            img[~valid] = 0
+        if img.shape[2] == 1:
+            img = np.repeat(img, 3, axis=2)
         return img, valid
 
     def read_valid(self, window: tuple[int, int, int, int]) -> np.ndarray:
@@ -246,4 +293,11 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, stretch
             if bad:
                 raise ValueError(f"bands {bad} out of range; the array has {arr.shape[2]} band(s)")
             source = arr[:, :, [b - 1 for b in band_tuple]]
+    if isinstance(source, np.ndarray) and source.dtype == np.uint8 and source.size and (
+            source.ndim == 2 or (source.ndim == 3 and source.shape[2] in (1, 3, 4))):
+        # uint8 grey/RGB/RGBA arrays are read in place (no whole-scene copy): the values
+        # load_image would give, with a declared alpha band (the 4th) dropped as it drops it.
+        return Scene(array=source[:, :, 0] if source.ndim == 3 and source.shape[2] == 1
+                     else source[:, :, :3] if source.ndim == 3 else source, name="array")
+    # Other arrays (16-bit, float, 2 bands, ...) are converted once, whole, by load_image.
     return Scene(array=load_image(source), name="array")
