@@ -58,7 +58,9 @@ def main() -> None:
 
     d = DemoConfig()
     work = Path("/tmp/learn")
-    data = make_data(str(work / f"data-{seed}"), scenes=d.scenes, size=d.size, seed=seed, kind_weights=DEMO_KIND_WEIGHTS)
+    scenes = extra.get("scenes", d.scenes)
+    data = make_data(str(work / (f"data-{seed}" if scenes == d.scenes else f"data-{seed}-{scenes}")), scenes=scenes,
+                     size=d.size, seed=seed, kind_weights=DEMO_KIND_WEIGHTS)
     spec = {
         "model": extra.get("model", "gl-msin-tiny"), "overrides": {**DEMO_MODEL, **over}, "seed": seed,
         "steps": steps, "batch_size": extra.get("batch_size", d.batch_size), "lr": extra.get("lr", d.lr),

@@ -30,7 +30,8 @@ import torch
 from ..models.base import IMAGENET_MEAN, IMAGENET_STD
 from .read import Scene
 
-__all__ = ["MODES", "SceneOptions", "blend_window", "predict_strips", "resample_rows", "tile_starts"]
+__all__ = ["MODES", "SceneOptions", "blend_window", "fuse", "global_gate", "global_pass", "predict_strips", "resample_rows",
+           "tile_starts"]
 
 MODES = ("auto", "global", "tiles", "global-local")
 _EMPTY = -30.0  # logit difference of pixels no tile covered (probability ~1e-13)
@@ -157,6 +158,17 @@ def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
     return out
 
 
+def global_gate(d_global: np.ndarray, threshold: float, dilation: int) -> np.ndarray:
+    """The global-local gate at global-pass resolution: ``p_global > threshold`` dilated by
+    ``dilation`` pixels, as float32 (resampled to the scene, its edges are soft)."""
+    return _dilate(_sigmoid(d_global) > threshold, dilation).astype(np.float32)
+
+
+def fuse(p_global: np.ndarray, p_local: np.ndarray, gate: np.ndarray, local_weight: float) -> np.ndarray:
+    """The global-local rule on scene pixels: ``gate · (w · p_local + (1 − w) · p_global)``."""
+    return gate * (local_weight * p_local + (1 - local_weight) * p_global)
+
+
 class _TileRows:
     """The tiled pass, run one row of tiles at a time; holds only the rows still needed."""
 
@@ -221,6 +233,12 @@ class _TileRows:
         return out[:, :self.w]
 
 
+def global_pass(scene: Scene, model, text, size: int) -> np.ndarray:
+    """The global pass alone: the foreground-minus-background logit ``d [size, size]`` of the
+    whole scene resampled to ``size``² (what *global* and *global-local* start from)."""
+    return _Net(model, text)(scene.read(None, (size, size))[0][None])[0]
+
+
 def predict_strips(scene: Scene, model, text, opt: SceneOptions,
                    progress_factory=None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Yield ``(row0, probability [h, W] float32, valid [h, W] bool)`` strips covering the scene.
@@ -238,13 +256,12 @@ def predict_strips(scene: Scene, model, text, opt: SceneOptions,
     g = opt.global_size
     p_global = gate = None
     if mode in ("global", "global-local"):
-        img, _ = scene.read(None, (g, g))
-        d_global = net(img[None])[0]
+        d_global = net(scene.read(None, (g, g))[0][None])[0]
         # Scene pixel centre -> global-pass pixel (align_corners=False, as model.predict).
         ac_y = (g / H, 0.5 * g / H - 0.5)
         ac_x = (g / W, 0.5 * g / W - 0.5)
         if mode == "global-local":
-            gate = _dilate(_sigmoid(d_global) > opt.gate_threshold, opt.gate_dilation).astype(np.float32)
+            gate = global_gate(d_global, opt.gate_threshold, opt.gate_dilation)
     tiles = None
     if mode in ("tiles", "global-local"):
         s = opt.scale
@@ -281,8 +298,8 @@ def predict_strips(scene: Scene, model, text, opt: SceneOptions,
             elif mode == "tiles":
                 p = p_local
             else:
-                gs = resample_rows(gate, 0, g, (r0, r1), W, ac_y, ac_x)
-                p = gs * (opt.local_weight * p_local + (1 - opt.local_weight) * p_global)
+                p = fuse(p_global, p_local, resample_rows(gate, 0, g, (r0, r1), W, ac_y, ac_x),
+                         opt.local_weight)
             p = np.where(valid, p, 0.0).astype(np.float32)
             yield r0, p, valid
     finally:
