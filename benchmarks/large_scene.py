@@ -38,9 +38,9 @@ def train_model(work: Path, steps: int, scenes: int, size: int, device: str, see
     from rrsis import create_model
     from rrsis.data import RRSISDDataset
     from rrsis.data.synthetic import generate, vocabulary
+    from rrsis.engine import Trainer
     from rrsis.engine.demo import MemoryDataset
     from rrsis.engine.demo_settings import DEMO_MODEL
-    from rrsis.engine import Trainer
     from rrsis.text import Tokenizer
 
     tok = Tokenizer.from_words(vocabulary())

@@ -12,10 +12,10 @@ import torch
 
 pytest.importorskip("rasterio")
 
-import rrsis  # noqa: E402
-from rrsis.data.synthetic import vocabulary  # noqa: E402
-from rrsis.scene import segment_scene  # noqa: E402
-from rrsis.text import Tokenizer  # noqa: E402
+import rrsis
+from rrsis.data.synthetic import vocabulary
+from rrsis.scene import segment_scene
+from rrsis.text import Tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 
