@@ -10,6 +10,7 @@
 
     python benchmarks/large_scene.py                      # CPU; writes results/large-scene-cpu.{json,md}
     python benchmarks/large_scene.py --sizes 2048 8192 20480 --device cuda
+    python benchmarks/large_scene.py --perf-only --sizes 2048 20480   # throughput/memory only
     python benchmarks/large_scene.py --smoke              # tiny, checks the script
 """
 
@@ -29,7 +30,26 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from _common import write_results
+
 MODES = ("global", "tiles", "global-local")
+
+
+def random_model(size: int):
+    """The benchmark's model with random weights (throughput and memory do not depend on them)."""
+    import torch
+
+    from rrsis import create_model
+    from rrsis.data.synthetic import vocabulary
+    from rrsis.engine.demo_settings import DEMO_MODEL
+    from rrsis.text import Tokenizer
+
+    tok = Tokenizer.from_words(vocabulary())
+    torch.manual_seed(0)
+    model = create_model("gl-msin-tiny", **DEMO_MODEL, image_size=size, text_vocab_size=len(tok)).eval()
+    model.tokenizer = tok
+    return model
 
 
 def train_model(work: Path, steps: int, scenes: int, size: int, device: str, seed: int):
@@ -208,6 +228,10 @@ def measure(model_dir: Path, work: Path, size: int, render: int, device: str, th
 
 def markdown(report: dict) -> str:
     s = report["settings"]
+    if report["accuracy"] is None:
+        lines = [f"# Large scenes: throughput and peak memory ({report['device']}, random weights)", "",
+                 f"Run {report['timestamp']} on {report['machine']}; {report['conditions']}", ""]
+        return "\n".join(lines + _perf_lines(report)) + "\n"
     lines = [
         "# Large scenes: global vs tiles vs global-local (CPU)" if report["device"] == "cpu"
         else f"# Large scenes ({report['device']})", "",
@@ -243,16 +267,20 @@ def markdown(report: dict) -> str:
               "|---|---|" + "---|" * len(MODES)]
     for k, d in report["by_kind"].items():
         lines.append(f"| {k} | {d['n']} | " + " | ".join(f"{100 * d[m]:.1f}" for m in MODES) + " |")
-    lines += ["", ("Throughput and peak memory (one fresh process per row; mask GeoTIFF, GeoJSON and "
-              "overlay written):"), "",
-              "| scene | configuration | seconds | Mpx/s | peak RSS MiB | CUDA MiB |", "|---|---|---|---|---|---|"]
+    return "\n".join(lines + [""] + _perf_lines(report)) + "\n"
+
+
+def _perf_lines(report: dict) -> list[str]:
+    lines = [("Throughput and peak memory (one fresh process per row, reading the GeoTIFF by windows; "
+              "mask GeoTIFF, GeoJSON and overlay written):"), "",
+             "| scene | configuration | seconds | Mpx/s | peak RSS MiB | CUDA MiB |", "|---|---|---|---|---|---|"]
     for r in report["performance"]:
         cuda = f"{r['cuda_mib']:.0f}" if r["cuda_mib"] is not None else "-"
         lines.append(f"| {r['size']}² | {r['config']} | {r['seconds']:.1f} | {r['mpx_per_s']:.2f} | "
                      f"{r['rss_mib']:.0f} | {cuda} |")
     for label, ratio in report.get("rss_ratio", {}).items():
         lines.append(f"\nPeak RSS {label}: **{ratio:.2f}×** (target ≤ 1.5×).")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main() -> int:
@@ -268,6 +296,8 @@ def main() -> int:
                    help="held-out scenes on which the global-local knobs are chosen")
     p.add_argument("--eval-size", type=int, default=2048)
     p.add_argument("--sizes", type=int, nargs="*", default=[2048, 8192])
+    p.add_argument("--perf-only", action="store_true",
+                   help="throughput and memory only (tiles, random weights), e.g. --sizes 2048 20480")
     p.add_argument("--conditions", default="", help="free text on machine load, recorded")
     p.add_argument("--out", help="results stem (default: results/large-scene-<device>)")
     args = p.parse_args()
@@ -282,28 +312,36 @@ def main() -> int:
         args.sizes = [256, 512]
     options = {"tile": size, "overlap": 0.25, "scale": args.eval_size / (2 * size), "global_size": size}
     render = min(args.eval_size, 1024)
+    acc = kinds = knobs = grid = None
+    n_train = n_expr = 0
+    train_s = tune_s = eval_s = 0.0
     with tempfile.TemporaryDirectory(prefix="rrsis-large-") as tmp:
         work = Path(tmp)
-        t = time.time()
-        model, n_train = train_model(work / "train", args.train_steps, args.train_scenes, size,
-                                     args.device, seed=0)
-        train_s = time.time() - t
-        print(f"trained on {n_train} samples in {train_s:.0f} s", flush=True)
-        t = time.time()
-        knobs, grid = tune_fusion(model, work, args.tune_scenes, args.eval_size, render, 0, options)
-        tune_s = time.time() - t
-        print(f"global-local knobs chosen on {args.tune_scenes} held-out scenes: {knobs}", flush=True)
-        options = {**options, **knobs}
-        t = time.time()
-        acc, kinds, n_expr = score_modes(model, work, args.eval_scenes, args.eval_size, render, 0, options)
-        print(json.dumps(acc, indent=1), flush=True)
-        eval_s = time.time() - t
+        if args.perf_only:
+            model = random_model(size)
+        else:
+            t = time.time()
+            model, n_train = train_model(work / "train", args.train_steps, args.train_scenes, size,
+                                         args.device, seed=0)
+            train_s = time.time() - t
+            print(f"trained on {n_train} samples in {train_s:.0f} s", flush=True)
+            t = time.time()
+            knobs, grid = tune_fusion(model, work, args.tune_scenes, args.eval_size, render, 0, options)
+            tune_s = time.time() - t
+            print(f"global-local knobs chosen on {args.tune_scenes} held-out scenes: {knobs}", flush=True)
+            options = {**options, **knobs}
+            t = time.time()
+            acc, kinds, n_expr = score_modes(model, work, args.eval_scenes, args.eval_size, render, 0, options)
+            print(json.dumps(acc, indent=1), flush=True)
+            eval_s = time.time() - t
         model.save_pretrained(work / "model")
+
         def configs(s: int) -> dict[str, dict]:
-            return {
-                "global-local (as scored)": {**options, "mode": "global-local", "scale": s / (2 * size)},
-                "tiles, scale 8": {"mode": "tiles", "tile": size, "overlap": 0.25, "scale": 8.0},
-            }
+            tiles = {"tiles, scale 8": {"mode": "tiles", "tile": size, "overlap": 0.25, "scale": 8.0}}
+            if args.perf_only:  # random weights: where global-local runs tiles would mean nothing
+                return tiles
+            return {"global-local (as scored)": {**options, "mode": "global-local", "scale": s / (2 * size)},
+                    **tiles}
 
         perf = []
         for s in args.sizes:
@@ -318,19 +356,20 @@ def main() -> int:
         "timestamp": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "device": args.device, "machine": f"{platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads",
-        "conditions": args.conditions or "no notes",
+        "conditions": args.conditions or "no notes", "perf_only": args.perf_only,
         "settings": {"train_steps": args.train_steps, "train_size": size, "eval_scenes": args.eval_scenes,
                      "eval_size": args.eval_size, "render_size": render, "options": options, "smoke": args.smoke,
                      "tune_scenes": args.tune_scenes},
         "train_samples": n_train, "train_s": train_s, "eval_s": eval_s, "eval_expressions": n_expr,
-        "tuning": {"scenes": args.tune_scenes, "seconds": tune_s, "grid": GRID, "chosen": knobs,
-                   "rows": sorted(grid, key=lambda r: -r["mIoU"])},
+        "tuning": None if grid is None else {
+            "scenes": args.tune_scenes, "seconds": tune_s, "grid": GRID, "chosen": knobs,
+            "rows": sorted(grid, key=lambda r: -r["mIoU"])},
         "accuracy": acc, "by_kind": kinds, "performance": perf, "rss_ratio": rss,
     }
-    stem = Path(args.out) if args.out else RESULTS / f"large-scene-{'smoke' if args.smoke else args.device.split(':')[0]}"
+    default = f"large-scene-{'smoke' if args.smoke else args.device.split(':')[0]}"
+    stem = Path(args.out) if args.out else RESULTS / (default + ("-perf" if args.perf_only else ""))
     stem.parent.mkdir(parents=True, exist_ok=True)
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(markdown(report))
+    write_results(str(stem), report, markdown(report))
     print(markdown(report))
     return 0
 
