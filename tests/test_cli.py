@@ -129,3 +129,15 @@ def test_evaluate_passes_dataset_options(scene_set, tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
     assert main([*base, "--data-option", "image_dir"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
+
+
+def test_python_dash_m_runs_the_cli():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "rrsis", "models"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "gl-msin" in proc.stdout and "lavt" in proc.stdout
+    bad = subprocess.run([sys.executable, "-m", "rrsis", "no-such-command"], capture_output=True, text=True,
+                         timeout=120)
+    assert bad.returncode != 0 and "no-such-command" in bad.stderr
