@@ -131,8 +131,8 @@ def score_modes(model, work: Path, n_scenes: int, size: int, render: int, seed: 
     return out, kinds, n_expr
 
 
-GRID = {"gate_threshold": (0.2, 0.3, 0.4, 0.5), "gate_dilation": (0, 1, 2, 4),
-        "local_weight": (0.0, 0.25, 0.5, 0.75, 1.0)}
+GRID = {"gate_threshold": (0.3, 0.4, 0.5), "gate_dilation": (1, 2, 4),
+        "local_weight": (0.25, 0.5, 0.75, 1.0), "local_rule": ("mean", "max")}
 
 
 def tune_fusion(model, work: Path, n_scenes: int, size: int, render: int, seed: int, options: dict):
@@ -176,10 +176,10 @@ def tune_fusion(model, work: Path, n_scenes: int, size: int, render: int, seed: 
                 gt = (labels == e["object"]) & valid
                 for thr, dil in itertools.product(GRID["gate_threshold"], GRID["gate_dilation"]):
                     gate = resample_rows(global_gate(d_g, thr, dil), 0, g, (0, H), W, fy, fx)
-                    for lw in GRID["local_weight"]:
-                        m = (fuse(p_g, p_l, gate, lw) > 0.5) & valid
+                    for lw, rule in itertools.product(GRID["local_weight"], GRID["local_rule"]):
+                        m = (fuse(p_g, p_l, gate, lw, rule) > 0.5) & valid
                         u = int((gt | m).sum())
-                        ious[(thr, dil, lw)].append(int((gt & m).sum()) / u if u else 1.0)
+                        ious[(thr, dil, lw, rule)].append(int((gt & m).sum()) / u if u else 1.0)
     rows = [{**dict(zip(keys, pt)), "mIoU": float(np.mean(v)), "n": len(v)} for pt, v in ious.items()]
     best = max(rows, key=lambda r: r["mIoU"])
     return {k: best[k] for k in keys}, rows
@@ -243,19 +243,21 @@ def markdown(report: dict) -> str:
         f"{s['options']['tile']} px at scale {s['options']['scale']:.2f}, overlap {s['options']['overlap']}."), "",
     ]
     tu = report["tuning"]
-    default = next((r for r in tu["rows"] if (r["gate_threshold"], r["gate_dilation"], r["local_weight"])
-                    == (0.3, 2, 0.5)), None)
+    keys = list(tu["grid"])
+    defaults = tu["defaults"]
+    default = next((r for r in tu["rows"] if all(r[k] == defaults[k] for k in keys)), None)
     lines += [
         (f"Global-local knobs chosen on {tu['scenes']} held-out scenes ({tu['rows'][0]['n']} expressions, "
          f"other seeds than the scored scenes) over a grid of {len(tu['rows'])} points: "
          + ", ".join(f"`{k}={v}`" for k, v in tu["chosen"].items())
          + f" (held-out mIoU {100 * tu['rows'][0]['mIoU']:.2f}"
-         + (f"; the old defaults 0.3 / 2 / 0.5: {100 * default['mIoU']:.2f}" if default else "") + ")."), "",
+         + (f"; `SceneOptions` defaults {', '.join(str(defaults[k]) for k in keys)}: "
+            f"{100 * default['mIoU']:.2f}" if default else "") + ")."), "",
         "Best grid points on the held-out scenes:", "",
-        "| gate_threshold | gate_dilation | local_weight | mIoU |", "|---|---|---|---|",
+        "| " + " | ".join(keys) + " | mIoU |", "|" + "---|" * (len(keys) + 1),
     ]
-    for r in tu["rows"][:5]:
-        lines.append(f"| {r['gate_threshold']} | {r['gate_dilation']} | {r['local_weight']} | {100 * r['mIoU']:.2f} |")
+    for r in tu["rows"][:6]:
+        lines.append("| " + " | ".join(str(r[k]) for k in keys) + f" | {100 * r['mIoU']:.2f} |")
     lines += ["", "Scored scenes:", "", "| mode | mIoU | oIoU | P@0.5 | s / expression |", "|---|---|---|---|---|"]
     for m, r in report["accuracy"].items():
         lines.append(f"| {m} | {100 * r['mIoU']:.2f} | {100 * r['oIoU']:.2f} | {100 * r['P@0.5']:.1f} | "
@@ -289,10 +291,10 @@ def main() -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (1: on a loaded machine, 2 threads wait on each other)")
-    p.add_argument("--train-steps", type=int, default=500)
-    p.add_argument("--train-scenes", type=int, default=240)
-    p.add_argument("--eval-scenes", type=int, default=10)
-    p.add_argument("--tune-scenes", type=int, default=4,
+    p.add_argument("--train-steps", type=int, default=1000)
+    p.add_argument("--train-scenes", type=int, default=480)
+    p.add_argument("--eval-scenes", type=int, default=20)
+    p.add_argument("--tune-scenes", type=int, default=8,
                    help="held-out scenes on which the global-local knobs are chosen")
     p.add_argument("--eval-size", type=int, default=2048)
     p.add_argument("--sizes", type=int, nargs="*", default=[2048, 8192])
@@ -302,6 +304,8 @@ def main() -> int:
     p.add_argument("--out", help="results stem (default: results/large-scene-<device>)")
     args = p.parse_args()
     import torch
+
+    from rrsis.scene import SceneOptions
 
     torch.set_num_threads(args.threads)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the measuring subprocesses
@@ -363,6 +367,7 @@ def main() -> int:
         "train_samples": n_train, "train_s": train_s, "eval_s": eval_s, "eval_expressions": n_expr,
         "tuning": None if grid is None else {
             "scenes": args.tune_scenes, "seconds": tune_s, "grid": GRID, "chosen": knobs,
+            "defaults": {k: getattr(SceneOptions(), k) for k in GRID},
             "rows": sorted(grid, key=lambda r: -r["mIoU"])},
         "accuracy": acc, "by_kind": kinds, "performance": perf, "rss_ratio": rss,
     }

@@ -33,14 +33,14 @@ def test_knob_search_matches_segment_scene(tmp_path, monkeypatch):
 
     ls = _bench()
     monkeypatch.setattr(ls, "GRID", {"gate_threshold": (0.3, 0.5), "gate_dilation": (1,),
-                                     "local_weight": (0.0, 0.5, 1.0)})
+                                     "local_weight": (0.5, 1.0), "local_rule": ("mean", "max")})
     tok = Tokenizer.from_words(vocabulary())
     torch.manual_seed(0)
     model = rrsis.create_model("gl-msin-tiny", image_size=64, text_vocab_size=len(tok)).eval()
     model.tokenizer = tok
     options = {"tile": 64, "overlap": 0.25, "scale": 2.0, "global_size": 64}
     best, rows = ls.tune_fusion(model, tmp_path, 1, 256, 256, 0, options)
-    assert len(rows) == 6 and all(r["n"] == 4 for r in rows)
+    assert len(rows) == 8 and all(r["n"] == 4 for r in rows)
     assert max(rows, key=lambda r: r["mIoU"]) == {**best, **next(r for r in rows if all(r[k] == v for k, v in best.items()))}
     meta_dir = tmp_path / "tune"
     with rasterio.open(meta_dir / "tune0_labels.tif") as ds:
@@ -49,7 +49,7 @@ def test_knob_search_matches_segment_scene(tmp_path, monkeypatch):
 
     meta = json.loads((meta_dir / "tune0.json").read_text())
     spread = set()
-    for r in rows[::2]:  # three of the six points, each through the real pipeline
+    for r in rows[::3]:  # three of the eight points, each through the real pipeline
         knobs = {k: r[k] for k in ls.GRID}
         res = segment_scene(model, meta_dir / meta["image"], [e["text"] for e in meta["expressions"]],
                             mode="global-local", return_mask=True, **options, **knobs)

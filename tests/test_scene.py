@@ -239,6 +239,7 @@ def test_bands_and_stretch(scene_tif):
     ({"tile": 50}, "multiple of 32"),
     ({"overlap": 0.95}, "overlap"),
     ({"scale": 0.5}, "scale must be >= 1"),
+    ({"local_rule": "min"}, "local_rule 'min': expected one of mean, max"),
     ({"threshold": 1.0}, "threshold"),
     ({"texts": " "}, "expression 0 is empty"),
     ({"geojson_crs": "EPSG:nope", "out": "x"}, "geojson_crs"),

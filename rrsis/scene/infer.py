@@ -12,8 +12,10 @@ then applying the sigmoid gives what ``model.predict`` gives for the whole image
   covered by one tile edge still count) and the weighted mean is taken, so seams vanish.
 - *global-local*: the global pass says *which* object; the tiles delineate it. Rule:
   ``gate = dilate(p_global > gate_threshold, gate_dilation global pixels)``, resampled to the
-  scene (soft edges); ``p = gate · (local_weight · p_tiles + (1 − local_weight) · p_global)``;
-  tiles whose footprint holds no gate pixel are not run. Knobs in :class:`SceneOptions`.
+  scene (soft edges); ``p = gate · (w · p_tiles + (1 − w) · p_global)`` with ``w =
+  local_weight`` (``local_rule="mean"``), or ``p = gate · (w · max(p_tiles, p_global) + (1 − w)
+  · p_global)`` (``"max"``: the tiles can only add to what the global pass found); tiles whose
+  footprint holds no gate pixel are not run. Knobs in :class:`SceneOptions`.
 
 Output comes as strips of full-resolution rows; only the tile rows a strip needs are held.
 """
@@ -30,10 +32,11 @@ import torch
 from ..models.base import IMAGENET_MEAN, IMAGENET_STD
 from .read import Scene
 
-__all__ = ["MODES", "SceneOptions", "blend_window", "fuse", "global_gate", "global_pass", "predict_strips", "resample_rows",
+__all__ = ["LOCAL_RULES", "MODES", "SceneOptions", "blend_window", "fuse", "global_gate", "global_pass", "predict_strips", "resample_rows",
            "tile_starts"]
 
 MODES = ("auto", "global", "tiles", "global-local")
+LOCAL_RULES = ("mean", "max")
 _EMPTY = -30.0  # logit difference of pixels no tile covered (probability ~1e-13)
 
 
@@ -51,6 +54,8 @@ class SceneOptions:
         gate_threshold: global probability that marks the named object (global-local).
         gate_dilation: dilation of that mark, in global-pass pixels.
         local_weight: weight of the tiles' probability inside the gate (the rest: global).
+        local_rule: ``"mean"`` (the weighted mean above) or ``"max"`` (the tiles' term is
+            ``max(p_tiles, p_global)``: tiles add pixels, never remove them).
         auto_max_global: longer side up to which ``auto`` means global (default: 2 × tile).
         batch_size: tiles per forward pass.
         strip_rows: output rows produced at a time (bounds memory with the scene width).
@@ -64,6 +69,7 @@ class SceneOptions:
     gate_threshold: float = 0.3
     gate_dilation: int = 2
     local_weight: float = 0.5
+    local_rule: str = "mean"
     auto_max_global: int | None = None
     batch_size: int = 8
     strip_rows: int = 256
@@ -84,6 +90,8 @@ class SceneOptions:
             raise ValueError(f"scale must be >= 1 (scene pixels per model pixel), got {self.scale}")
         if not 0 < self.gate_threshold < 1 or self.gate_dilation < 0 or not 0 <= self.local_weight <= 1:
             raise ValueError("gate_threshold must be in (0, 1), gate_dilation >= 0, local_weight in [0, 1]")
+        if self.local_rule not in LOCAL_RULES:
+            raise ValueError(f"local_rule {self.local_rule!r}: expected one of {', '.join(LOCAL_RULES)}")
         if self.batch_size < 1 or self.strip_rows < 1:
             raise ValueError("batch_size and strip_rows must be >= 1")
         mode = self.mode
@@ -164,9 +172,12 @@ def global_gate(d_global: np.ndarray, threshold: float, dilation: int) -> np.nda
     return _dilate(_sigmoid(d_global) > threshold, dilation).astype(np.float32)
 
 
-def fuse(p_global: np.ndarray, p_local: np.ndarray, gate: np.ndarray, local_weight: float) -> np.ndarray:
-    """The global-local rule on scene pixels: ``gate · (w · p_local + (1 − w) · p_global)``."""
-    return gate * (local_weight * p_local + (1 - local_weight) * p_global)
+def fuse(p_global: np.ndarray, p_local: np.ndarray, gate: np.ndarray, local_weight: float,
+         rule: str = "mean") -> np.ndarray:
+    """The global-local rule on scene pixels: ``gate · (w · q + (1 − w) · p_global)`` with
+    ``q = p_local`` (``rule="mean"``) or ``q = max(p_local, p_global)`` (``"max"``)."""
+    q = p_local if rule == "mean" else np.maximum(p_local, p_global)
+    return gate * (local_weight * q + (1 - local_weight) * p_global)
 
 
 class _TileRows:
@@ -299,7 +310,7 @@ def predict_strips(scene: Scene, model, text, opt: SceneOptions,
                 p = p_local
             else:
                 p = fuse(p_global, p_local, resample_rows(gate, 0, g, (r0, r1), W, ac_y, ac_x),
-                         opt.local_weight)
+                         opt.local_weight, opt.local_rule)
             p = np.where(valid, p, 0.0).astype(np.float32)
             yield r0, p, valid
     finally:
