@@ -154,6 +154,7 @@ def tune_fusion(model, work: Path, n_scenes: int, size: int, render: int, seed: 
     keys = list(GRID)
     points = list(itertools.product(*GRID.values()))
     ious: dict[tuple, list[float]] = {pt: [] for pt in points}
+    alone: dict[str, list[float]] = {"global": [], "tiles": []}  # the two passes on their own
     for k in range(n_scenes):
         meta = write_large_scene(work / "tune", size, seed=seed + 200 + k, render_size=render,
                                  name=f"tune{k}", n_expressions=4)
@@ -174,15 +175,20 @@ def tune_fusion(model, work: Path, n_scenes: int, size: int, render: int, seed: 
                 p_l = np.concatenate([p for _, p, _ in strips])
                 valid = np.concatenate([v for _, _, v in strips])
                 gt = (labels == e["object"]) & valid
+
+                def iou(m, gt=gt):
+                    u = int((gt | m).sum())
+                    return int((gt & m).sum()) / u if u else 1.0
+
+                alone["global"].append(iou((p_g > 0.5) & valid))
+                alone["tiles"].append(iou((p_l > 0.5) & valid))
                 for thr, dil in itertools.product(GRID["gate_threshold"], GRID["gate_dilation"]):
                     gate = resample_rows(global_gate(d_g, thr, dil), 0, g, (0, H), W, fy, fx)
                     for lw, rule in itertools.product(GRID["local_weight"], GRID["local_rule"]):
-                        m = (fuse(p_g, p_l, gate, lw, rule) > 0.5) & valid
-                        u = int((gt | m).sum())
-                        ious[(thr, dil, lw, rule)].append(int((gt & m).sum()) / u if u else 1.0)
+                        ious[(thr, dil, lw, rule)].append(iou((fuse(p_g, p_l, gate, lw, rule) > 0.5) & valid))
     rows = [{**dict(zip(keys, pt)), "mIoU": float(np.mean(v)), "n": len(v)} for pt, v in ious.items()]
     best = max(rows, key=lambda r: r["mIoU"])
-    return {k: best[k] for k in keys}, rows
+    return {k: best[k] for k in keys}, rows, {m: float(np.mean(v)) for m, v in alone.items()}
 
 
 _CHILD = r"""
@@ -251,8 +257,10 @@ def markdown(report: dict) -> str:
          f"other seeds than the scored scenes) over a grid of {len(tu['rows'])} points: "
          + ", ".join(f"`{k}={v}`" for k, v in tu["chosen"].items())
          + f" (held-out mIoU {100 * tu['rows'][0]['mIoU']:.2f}"
-         + (f"; `SceneOptions` defaults {', '.join(str(defaults[k]) for k in keys)}: "
-            f"{100 * default['mIoU']:.2f}" if default else "") + ")."), "",
+         + (f"; `SceneOptions` defaults at the time of the run, {', '.join(str(defaults[k]) for k in keys)}: "
+            f"{100 * default['mIoU']:.2f}" if default else "")
+         + (f"; global alone {100 * tu['alone']['global']:.2f}, tiles alone {100 * tu['alone']['tiles']:.2f}"
+            if "alone" in tu else "") + ")."), "",
         "Best grid points on the held-out scenes:", "",
         "| " + " | ".join(keys) + " | mIoU |", "|" + "---|" * (len(keys) + 1),
     ]
@@ -330,7 +338,7 @@ def main() -> int:
             train_s = time.time() - t
             print(f"trained on {n_train} samples in {train_s:.0f} s", flush=True)
             t = time.time()
-            knobs, grid = tune_fusion(model, work, args.tune_scenes, args.eval_size, render, 0, options)
+            knobs, grid, tune_alone = tune_fusion(model, work, args.tune_scenes, args.eval_size, render, 0, options)
             tune_s = time.time() - t
             print(f"global-local knobs chosen on {args.tune_scenes} held-out scenes: {knobs}", flush=True)
             options = {**options, **knobs}
@@ -367,7 +375,7 @@ def main() -> int:
         "train_samples": n_train, "train_s": train_s, "eval_s": eval_s, "eval_expressions": n_expr,
         "tuning": None if grid is None else {
             "scenes": args.tune_scenes, "seconds": tune_s, "grid": GRID, "chosen": knobs,
-            "defaults": {k: getattr(SceneOptions(), k) for k in GRID},
+            "defaults": {k: getattr(SceneOptions(), k) for k in GRID}, "alone": tune_alone,
             "rows": sorted(grid, key=lambda r: -r["mIoU"])},
         "accuracy": acc, "by_kind": kinds, "performance": perf, "rss_ratio": rss,
     }

@@ -39,8 +39,9 @@ def test_knob_search_matches_segment_scene(tmp_path, monkeypatch):
     model = rrsis.create_model("gl-msin-tiny", image_size=64, text_vocab_size=len(tok)).eval()
     model.tokenizer = tok
     options = {"tile": 64, "overlap": 0.25, "scale": 2.0, "global_size": 64}
-    best, rows = ls.tune_fusion(model, tmp_path, 1, 256, 256, 0, options)
+    best, rows, alone = ls.tune_fusion(model, tmp_path, 1, 256, 256, 0, options)
     assert len(rows) == 8 and all(r["n"] == 4 for r in rows)
+    assert set(alone) == {"global", "tiles"} and all(0 <= v <= 1 for v in alone.values())
     assert max(rows, key=lambda r: r["mIoU"]) == {**best, **next(r for r in rows if all(r[k] == v for k, v in best.items()))}
     meta_dir = tmp_path / "tune"
     with rasterio.open(meta_dir / "tune0_labels.tif") as ds:
@@ -62,3 +63,9 @@ def test_knob_search_matches_segment_scene(tmp_path, monkeypatch):
         assert np.mean(ious) == pytest.approx(r["mIoU"], abs=1e-6), knobs
         spread.add(round(r["mIoU"], 6))
     assert len(spread) > 1  # the knobs change the result, so the search has something to choose
+    for mode in ("global", "tiles"):  # the passes alone, as segment_scene's own modes score them
+        res = segment_scene(model, meta_dir / meta["image"], [e["text"] for e in meta["expressions"]],
+                            mode=mode, return_mask=True, **options)
+        ious = [((labels == e["object"]) & valid & out.mask).sum() / max(((labels == e["object"]) & valid
+                | (out.mask & valid)).sum(), 1) for e, out in zip(meta["expressions"], res)]
+        assert np.mean(ious) == pytest.approx(alone[mode], abs=1e-6), mode

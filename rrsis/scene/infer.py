@@ -66,10 +66,11 @@ class SceneOptions:
     overlap: float = 0.25
     scale: float = 1.0
     global_size: int | None = None
-    gate_threshold: float = 0.3
-    gate_dilation: int = 2
-    local_weight: float = 0.5
-    local_rule: str = "mean"
+    # Chosen on held-out generated scenes by benchmarks/large_scene.py (README, "Large scenes").
+    gate_threshold: float = 0.4
+    gate_dilation: int = 1
+    local_weight: float = 0.75
+    local_rule: str = "max"
     auto_max_global: int | None = None
     batch_size: int = 8
     strip_rows: int = 256
