@@ -204,7 +204,17 @@ t = time.time()
 (r,) = segment_scene(model, {image!r}, [{text!r}], out={out!r}, **{options!r})
 dt = time.time() - t
 cuda = torch.cuda.max_memory_allocated() / 2**20 if {device!r}.startswith("cuda") else None
-print(json.dumps({{"seconds": dt, "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+def peak_rss_mib():
+    # VmHWM: this process's own high-water mark. ru_maxrss is not: on Linux it keeps the
+    # high-water mark of the forked copy of the parent from before exec.
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({{"seconds": dt, "rss_mib": peak_rss_mib(),
                   "cuda_mib": cuda, "area_px": r.area_px, "n_polygons": r.n_polygons, "mode": r.mode}}))
 """
 
