@@ -26,6 +26,7 @@ FLOORS = [
     ["app"],                                           # the web page, over the same inference API
     ["cli"],
     ["__init__"],                                      # the package face (lazy)
+    ["__main__"],                                      # python -m rrsis: the CLI
 ]
 FLOOR = {name: i for i, names in enumerate(FLOORS) for name in names}
 
