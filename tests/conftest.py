@@ -7,7 +7,10 @@ Triton kernels run on CPU tensors in CI; an explicit ``TRITON_INTERPRET=0`` (e.g
 machine) is respected.
 """
 
+import importlib.util
 import os
+import sys
+from pathlib import Path
 
 os.environ.setdefault("TRITON_INTERPRET", "1")
 
@@ -31,3 +34,18 @@ def tiny_tokenizer():
     from rrsis import Tokenizer
 
     return Tokenizer.from_words(WORDS, max_tokens=12)
+
+
+@pytest.fixture(scope="session")
+def benchmark_module():
+    """``load(name)``: the script ``benchmarks/<name>.py`` imported as module ``name``."""
+
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+        return mod
+
+    return load

@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rrsis.data.synthetic import candidates, sample_scene
 
-ROOT = Path(__file__).resolve().parents[1]
+
+@pytest.fixture
+def ab(benchmark_module):
+    return benchmark_module("ablation")
 
 
-def _ablation():
-    spec = importlib.util.spec_from_file_location("ablation", ROOT / "benchmarks" / "ablation.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["ablation"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_expression_kind_reads_back_the_grammar_rule():
-    ab = _ablation()
+def test_expression_kind_reads_back_the_grammar_rule(ab):
     want = {"extreme": "position", "region": "position"}
     seen = set()
     for i in range(30):
@@ -37,8 +28,7 @@ def test_expression_kind_reads_back_the_grammar_rule():
     assert {"colour", "relation", "position", "size", "category", "absent"} <= seen
 
 
-def test_summary_is_mean_and_spread():
-    ab = _ablation()
+def test_summary_is_mean_and_spread(ab):
     runs = [{"mIoU": 0.5, "oIoU": 0.4, "P@0.5": 0.6, "P@0.9": 0.0, "kinds": {"colour": 0.7}, "params_M": 1.0,
              "train_s": 10.0},
             {"mIoU": 0.7, "oIoU": 0.5, "P@0.5": 0.8, "P@0.9": 0.1, "kinds": {"colour": 0.9}, "params_M": 1.0,
@@ -50,8 +40,7 @@ def test_summary_is_mean_and_spread():
 
 
 @pytest.mark.slow
-def test_quick_mode_writes_a_table(tmp_path):
-    ab = _ablation()
+def test_quick_mode_writes_a_table(tmp_path, ab):
     out = tmp_path / "abl"
     assert ab.main(["--quick", "--jobs", "1", "--work", str(tmp_path / "w"), "--out", str(out)]) == 0
     data = json.loads((out.with_suffix(".json")).read_text())

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -17,21 +13,11 @@ from rrsis.data.synthetic import vocabulary
 from rrsis.scene import segment_scene
 from rrsis.text import Tokenizer
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("large_scene", ROOT / "benchmarks" / "large_scene.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["large_scene"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_knob_search_matches_segment_scene(tmp_path, monkeypatch):
+def test_knob_search_matches_segment_scene(tmp_path, monkeypatch, benchmark_module):
     import rasterio
 
-    ls = _bench()
+    ls = benchmark_module("large_scene")
     monkeypatch.setattr(ls, "GRID", {"gate_threshold": (0.3, 0.5), "gate_dilation": (1,),
                                      "local_weight": (0.5, 1.0), "local_rule": ("mean", "max")})
     tok = Tokenizer.from_words(vocabulary())
