@@ -297,7 +297,8 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, stretch
             source.ndim == 2 or (source.ndim == 3 and source.shape[2] in (1, 3, 4))):
         # uint8 grey/RGB/RGBA arrays are read in place (no whole-scene copy): the values
         # load_image would give, with a declared alpha band (the 4th) dropped as it drops it.
-        return Scene(array=source[:, :, 0] if source.ndim == 3 and source.shape[2] == 1
-                     else source[:, :, :3] if source.ndim == 3 else source, name="array")
+        if source.ndim == 3:
+            source = source[:, :, 0] if source.shape[2] == 1 else source[:, :, :3]  # views
+        return Scene(array=source, name="array")
     # Other arrays (16-bit, float, 2 bands, ...) are converted once, whole, by load_image.
     return Scene(array=load_image(source), name="array")
