@@ -15,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "GL-MSIN from scratch and the same model on shuffled expressions (a control "
                     "that cannot use the text), evaluates both on the validation split, and writes "
                     "predictions.png, training.png and metrics.json. The two trainings run side by side "
-                    "(one thread each); 7-8 minutes on 2 CPU cores. The same seed gives the same "
+                    "(one thread each); about 9 minutes on 2 CPU cores. The same seed gives the same "
                     "figures on the same machine, whatever its load.",
     )
     p.add_argument("--out", default=d.out, help=f"output folder (default: {d.out})")

@@ -34,7 +34,7 @@ DEMO_KIND_WEIGHTS: dict[str, float] = {"colour": 3.0, "relation": 1.5, "extreme"
 # 2 cores (benchmarks/results/cpu-threads.md): one process on 2 threads is 1.4x faster per
 # step than on 1 thread when the machine is quiet, but 3.8x slower than on 1 thread as soon as
 # another busy process competes for a core (1 thread: unchanged); the two trainings side by
-# side, one thread each, take 7-8 minutes on a quiet machine.
+# side, one thread each, take 9-9.5 minutes on a quiet machine (800 scenes).
 DEMO_THREADS = 1
 
 # What a demo writes into its folder (``overwrite=True`` removes these, nothing else).
