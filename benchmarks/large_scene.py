@@ -149,7 +149,14 @@ def tune_fusion(model, work: Path, n_scenes: int, size: int, render: int, seed: 
 
     from rrsis.data.synthetic.large import write_large_scene
     from rrsis.scene import SceneOptions, open_scene
-    from rrsis.scene.infer import fuse, global_gate, global_pass, predict_strips, resample_rows
+    from rrsis.scene.infer import (
+        fuse,
+        global_gate,
+        global_pass,
+        global_rows,
+        predict_strips,
+        resample_rows,
+    )
 
     keys = list(GRID)
     points = list(itertools.product(*GRID.values()))
@@ -164,7 +171,7 @@ def tune_fusion(model, work: Path, n_scenes: int, size: int, render: int, seed: 
             H, W = sc.height, sc.width
             opt = SceneOptions(**{**options, "mode": "tiles"}).resolved(model, H, W)
             g = opt.global_size
-            fy, fx = (g / H, 0.5 * g / H - 0.5), (g / W, 0.5 * g / W - 0.5)
+            fy, fx = global_rows(g, H, W)
             for e in meta["expressions"]:
                 tok = model.tokenizer([e["text"]])
                 with torch.no_grad():

@@ -32,8 +32,8 @@ import torch
 from ..models.base import IMAGENET_MEAN, IMAGENET_STD
 from .read import Scene
 
-__all__ = ["LOCAL_RULES", "MODES", "SceneOptions", "blend_window", "fuse", "global_gate", "global_pass", "predict_strips", "resample_rows",
-           "tile_starts"]
+__all__ = ["LOCAL_RULES", "MODES", "SceneOptions", "blend_window", "fuse", "global_gate", "global_pass",
+           "global_rows", "predict_strips", "resample_rows", "tile_starts"]
 
 MODES = ("auto", "global", "tiles", "global-local")
 LOCAL_RULES = ("mean", "max")
@@ -251,6 +251,12 @@ def global_pass(scene: Scene, model, text, size: int) -> np.ndarray:
     return _Net(model, text)(scene.read(None, (size, size))[0][None])[0]
 
 
+def global_rows(size: int, height: int, width: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """``(fy, fx)`` for :func:`resample_rows`: scene pixel centre → global-pass pixel of a
+    ``size``² pass over a ``height × width`` scene (``align_corners=False``, as ``predict``)."""
+    return (size / height, 0.5 * size / height - 0.5), (size / width, 0.5 * size / width - 0.5)
+
+
 def predict_strips(scene: Scene, model, text, opt: SceneOptions,
                    progress_factory=None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Yield ``(row0, probability [h, W] float32, valid [h, W] bool)`` strips covering the scene.
@@ -268,10 +274,8 @@ def predict_strips(scene: Scene, model, text, opt: SceneOptions,
     g = opt.global_size
     p_global = gate = None
     if mode in ("global", "global-local"):
-        d_global = net(scene.read(None, (g, g))[0][None])[0]
-        # Scene pixel centre -> global-pass pixel (align_corners=False, as model.predict).
-        ac_y = (g / H, 0.5 * g / H - 0.5)
-        ac_x = (g / W, 0.5 * g / W - 0.5)
+        d_global = global_pass(scene, model, text, g)
+        ac_y, ac_x = global_rows(g, H, W)
         if mode == "global-local":
             gate = global_gate(d_global, opt.gate_threshold, opt.gate_dilation)
     tiles = None
