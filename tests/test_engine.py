@@ -86,6 +86,29 @@ def test_text_lr_gets_its_own_groups():
     assert by_name["text_decay"]["lr"] == 1e-4 and by_name["decay"]["lr"] == 1e-3
 
 
+def test_fused_adamw_on_cpu_by_default_and_it_takes_the_same_steps():
+    torch.manual_seed(0)
+    model = rrsis.create_model("gl-msin-tiny")
+    twin = rrsis.create_model("gl-msin-tiny")
+    twin.load_state_dict(model.state_dict())
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    fused = build_optimizer(model, lr=1e-2, weight_decay=0.05)
+    plain = build_optimizer(twin, lr=1e-2, weight_decay=0.05, fused=False)
+    assert all(g["fused"] for g in fused.param_groups)
+    assert not any(g["fused"] for g in plain.param_groups)
+    params = dict(model.named_parameters())
+    for step in range(3):
+        g = torch.Generator().manual_seed(step)
+        for name, p in twin.named_parameters():
+            grad = torch.randn(p.shape, generator=g)
+            p.grad, params[name].grad = grad.clone(), grad.clone()
+        fused.step()
+        plain.step()
+    for name, p in twin.named_parameters():
+        torch.testing.assert_close(params[name], p, rtol=1e-5, atol=1e-6)
+        if p.requires_grad:  # three steps of lr 1e-2 move every trainable tensor
+            assert not torch.equal(params[name], start[name]), name
+
 @pytest.mark.parametrize("warmup", [0, 5])
 def test_poly_schedule_per_iteration(warmup):
     total, base = 40, 0.1
