@@ -44,11 +44,41 @@ def apply_inits(model, names) -> None:
             nn.init.kaiming_uniform_(m[2].weight, a=5 ** 0.5)
         if "default_linear" in names and isinstance(m, nn.Linear) and name.startswith("backbone"):
             m.reset_parameters()
+    if "pwam_pos" in names:
+        for m in model.modules():
+            if type(m).__name__ == "PixelWordAttention":
+                _add_query_position(m)
     if "text_std" in names:
         for n, p in model.text_encoder.named_parameters():
             if p.dim() == 2:
                 with torch.no_grad():
                     p.mul_(5.0)
+
+
+def _add_query_position(pwam) -> None:
+    """Experiment: add a zero-initialised 1x1 projection of the pixel's (y, x) in [-1, 1] to the
+    PWAM queries, so words can attend by absolute position."""
+    import types
+
+    import torch
+    from torch import nn
+
+    dim = pwam.vis_project[0].in_channels
+    pwam.query_pos = nn.Conv1d(2, dim, 1)
+    nn.init.zeros_(pwam.query_pos.weight)
+    nn.init.zeros_(pwam.query_pos.bias)
+
+    def forward(self, x, words, mask):
+        b, c, hh, ww = x.shape
+        flat = x.flatten(2)
+        ys = torch.linspace(-1, 1, hh, dtype=x.dtype, device=x.device)
+        xs = torch.linspace(-1, 1, ww, dtype=x.dtype, device=x.device)
+        coords = torch.stack(torch.meshgrid(ys, xs, indexing="ij")).view(1, 2, hh * ww)
+        lang = self.image_lang_att(flat + self.query_pos(coords), words.transpose(1, 2), mask)
+        mm = self.project_mm(self.vis_project(flat) * lang)
+        return mm.view(b, c, hh, ww)
+
+    pwam.forward = types.MethodType(forward, pwam)
 
 
 def main() -> None:
@@ -65,7 +95,7 @@ def main() -> None:
         "model": extra.get("model", "gl-msin-tiny"), "overrides": {**DEMO_MODEL, **over}, "seed": seed,
         "steps": steps, "batch_size": extra.get("batch_size", d.batch_size), "lr": extra.get("lr", d.lr),
         "warmup": extra.get("warmup", d.warmup_steps), "data": data, "size": d.size,
-        "shuffle": extra.get("shuffle", False), "optim": extra.get("optim", {}), "loss": extra.get("loss", {}),
+        "shuffle": extra.get("shuffle", False), "optim": extra.get("optim", {}), "loss": extra.get("loss", {}), "train": extra.get("train", {}),
         "out": str(work / "runs" / f"{name}-s{seed}-{steps}"),
         "post_init": "learn:apply_inits" if extra.get("init") else None, "post_init_args": extra.get("init", []),
         "curve": True, "flush_denormal": extra.get("flush_denormal", True),
