@@ -86,14 +86,14 @@ def test_text_lr_gets_its_own_groups():
     assert by_name["text_decay"]["lr"] == 1e-4 and by_name["decay"]["lr"] == 1e-3
 
 
-def test_fused_adamw_on_cpu_by_default_and_it_takes_the_same_steps():
+def test_fused_adamw_is_opt_in_and_takes_the_same_steps():
     torch.manual_seed(0)
     model = rrsis.create_model("gl-msin-tiny")
     twin = rrsis.create_model("gl-msin-tiny")
     twin.load_state_dict(model.state_dict())
     start = {k: v.clone() for k, v in model.state_dict().items()}
-    fused = build_optimizer(model, lr=1e-2, weight_decay=0.05)
-    plain = build_optimizer(twin, lr=1e-2, weight_decay=0.05, fused=False)
+    fused = build_optimizer(model, lr=1e-2, weight_decay=0.05, fused=True)
+    plain = build_optimizer(twin, lr=1e-2, weight_decay=0.05)
     assert all(g["fused"] for g in fused.param_groups)
     assert not any(g["fused"] for g in plain.param_groups)
     params = dict(model.named_parameters())
