@@ -418,3 +418,14 @@ def test_cpu_training_flushes_subnormals_only_while_it_runs(synthetic_root, tmp_
 def test_flush_denormal_must_be_a_boolean(synthetic_root, tmp_path):
     with pytest.raises(ValueError, match="flush_denormal"):
         Trainer(tiny_config(synthetic_root, tmp_path / "run", max_steps=1, flush_denormal="yes"))
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_recipe_optim_fused_picks_the_adamw_implementation(synthetic_root, tmp_path, fused):
+    cfg = tiny_config(synthetic_root, tmp_path / "run", max_steps=1)
+    cfg["optim"]["fused"] = fused
+    trainer = Trainer(cfg)
+    assert all(bool(g["fused"]) == fused for g in trainer.optimizer.param_groups)
+    cfg["optim"]["fused"] = "yes"
+    with pytest.raises(ValueError, match="optim.fused"):
+        Trainer(cfg)

@@ -5,7 +5,7 @@ A recipe has five sections::
     model   name (registry key), pretrained, swin_weights, text_weights, init, and any
             architecture keyword of the model (embed_dim, gem, refine_steps, ...)
     data    dataset, root, train_split, val_split, image_size, num_workers, tokenizer, options
-    optim   lr, weight_decay, betas, eps, amsgrad, text_lr, no_decay_keywords,
+    optim   lr, weight_decay, betas, eps, amsgrad, fused, text_lr, no_decay_keywords,
             poly_power, warmup_steps, warmup_start
     loss    ce_weight, dice_weight, class_weights, dice_reduction, aux_weight
     train   epochs, max_steps, batch_size, eval_batch_size, grad_accum_steps, clip_grad_norm,
@@ -65,6 +65,7 @@ DEFAULTS: dict[str, Any] = {
         "betas": [0.9, 0.999],
         "eps": 1e-8,
         "amsgrad": False,
+        "fused": False,
         "text_lr": None,
         "no_decay_keywords": ["norm", "absolute_pos_embed", "relative_position_bias_table"],
         "poly_power": 0.9,

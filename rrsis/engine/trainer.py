@@ -187,7 +187,7 @@ class Trainer(CheckpointingMixin, EvaluationHooksMixin):
         self.optimizer = build_optimizer(
             self.model, lr=float(oc["lr"]), weight_decay=float(oc["weight_decay"]), betas=oc["betas"],
             eps=float(oc["eps"]), amsgrad=bool(oc["amsgrad"]), no_decay_keywords=oc["no_decay_keywords"],
-            text_lr=oc["text_lr"],
+            text_lr=oc["text_lr"], fused=bool(oc["fused"]),
         )
         self.scheduler = build_scheduler(
             self.optimizer, self.total_steps, power=float(oc["poly_power"]),

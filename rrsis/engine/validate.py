@@ -111,7 +111,7 @@ SPEC: dict[str, dict[str, Check]] = {
     },
     "optim": {
         "lr": number(positive=True), "weight_decay": number(lo=0), "betas": numbers(2, 0, 1, hi_open=True),
-        "eps": number(positive=True), "amsgrad": boolean, "text_lr": number(positive=True, optional=True),
+        "eps": number(positive=True), "amsgrad": boolean, "fused": boolean, "text_lr": number(positive=True, optional=True),
         "no_decay_keywords": strings, "poly_power": number(lo=0), "warmup_steps": integer(0),
         "warmup_start": number(lo=0, hi=1),
     },
