@@ -46,3 +46,27 @@ def test_quick_mode_writes_a_table(tmp_path, ab):
     data = json.loads((out.with_suffix(".json")).read_text())
     assert set(data["table"]) == {"gl-msin-tiny", "gl-msin: shuffled text"}
     assert "| gl-msin-tiny |" in out.with_suffix(".md").read_text()
+
+
+def test_compare_runs_reports_agreement_per_kind(tmp_path, ab, benchmark_module, capsys):
+    import torch
+
+    import rrsis
+    from rrsis.data.synthetic import generate, vocabulary
+    from rrsis.text import Tokenizer
+
+    generate(str(tmp_path / "data"), 20, seed=1, size=64, layout="rrsisd")
+    vocab = len(Tokenizer.from_words(vocabulary()))
+    for name, seed in (("a", 0), ("b", 1)):
+        torch.manual_seed(seed)
+        rrsis.create_model("gl-msin-tiny", image_size=64, text_vocab_size=vocab).save_pretrained(
+            str(tmp_path / name))
+    cmp = benchmark_module("experiments/compare_runs")
+    assert cmp.main([str(tmp_path / "data" / "rrsisd"), str(tmp_path / "a"), str(tmp_path / "a"),
+                     "--size", "64"]) == 0
+    same = capsys.readouterr().out
+    assert "B only 0" in same and "A only 0" in same  # a model agrees with itself everywhere
+    assert cmp.main([str(tmp_path / "data" / "rrsisd"), str(tmp_path / "a"), str(tmp_path / "b"),
+                     "--size", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "| kind | n | mIoU A | mIoU B |" in out and "correlation" in out
