@@ -118,6 +118,23 @@ def load_split(root: str, split: str, size: int, tokenizer) -> list[dict[str, An
 
 
 # ---------------------------------------------------------------------------- one run
+def score(net, samples: list[dict[str, Any]]):
+    """``ReferringMetrics`` of ``net`` (in eval mode) over ``samples``, 32 at a time; its
+    ``.ious`` holds each sample's IoU in order."""
+    import torch
+
+    from rrsis.data import collate_fn
+    from rrsis.metrics import ReferringMetrics
+
+    metrics = ReferringMetrics()
+    with torch.no_grad():
+        for i in range(0, len(samples), 32):
+            batch = collate_fn(samples[i:i + 32])
+            out = net(batch["pixel_values"], batch["input_ids"], batch["attention_mask"])
+            metrics.update(out.logits, batch["mask"])
+    return metrics
+
+
 def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     """Train and score one (model, overrides, seed) on one thread; returns its metrics.
 
@@ -129,11 +146,9 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     from rrsis import create_model
-    from rrsis.data import collate_fn
     from rrsis.data.synthetic import vocabulary
     from rrsis.engine import Trainer
     from rrsis.engine.demo import MemoryDataset, shuffled_texts
-    from rrsis.metrics import ReferringMetrics
     from rrsis.text import Tokenizer
 
     t0 = time.time()
@@ -174,12 +189,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     trainer.fit()
     t_train = time.time() - t0
     net = trainer.model.eval()
-    metrics = ReferringMetrics()
-    with torch.no_grad():
-        for i in range(0, len(val), 32):
-            batch = collate_fn(val[i:i + 32])
-            out = net(batch["pixel_values"], batch["input_ids"], batch["attention_mask"])
-            metrics.update(out.logits, batch["mask"])
+    metrics = score(net, val)
     res = {k: v for k, v in metrics.compute().items()}
     ious = metrics.ious
     kinds = [expression_kind(s["text"], bool(s["mask"].any())) for s in val]

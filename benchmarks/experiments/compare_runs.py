@@ -19,24 +19,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from ablation import expression_kind, load_split
+from ablation import expression_kind, load_split, score
 
 
 def per_expression_iou(run: str, samples: list[dict]) -> np.ndarray:
-    import torch
-
     import rrsis
-    from rrsis.data import collate_fn
-    from rrsis.metrics import ReferringMetrics
 
-    net = rrsis.from_pretrained(run).eval()
-    metrics = ReferringMetrics()
-    with torch.no_grad():
-        for i in range(0, len(samples), 32):
-            batch = collate_fn(samples[i:i + 32])
-            out = net(batch["pixel_values"], batch["input_ids"], batch["attention_mask"])
-            metrics.update(out.logits, batch["mask"])
-    return np.asarray(metrics.ious, dtype=np.float64)
+    return np.asarray(score(rrsis.from_pretrained(run).eval(), samples).ious, dtype=np.float64)
 
 
 def main(argv: list[str] | None = None) -> int:
