@@ -57,28 +57,29 @@ def apply_inits(model, names) -> None:
 
 def _add_query_position(pwam) -> None:
     """Experiment: add a zero-initialised 1x1 projection of the pixel's (y, x) in [-1, 1] to the
-    PWAM queries, so words can attend by absolute position."""
-    import types
-
+    PWAM queries, so words can attend by absolute position (the module's own forward runs; only
+    the input of its pixel-word attention gains the position term)."""
     import torch
     from torch import nn
 
-    dim = pwam.vis_project[0].in_channels
-    pwam.query_pos = nn.Conv1d(2, dim, 1)
+    pwam.query_pos = nn.Conv1d(2, pwam.vis_project[0].in_channels, 1)
     nn.init.zeros_(pwam.query_pos.weight)
     nn.init.zeros_(pwam.query_pos.bias)
+    attend = pwam.image_lang_att.forward
+    grid = {}
 
-    def forward(self, x, words, mask):
-        b, c, hh, ww = x.shape
-        flat = x.flatten(2)
+    def remember_grid(module, args):
+        grid["hw"] = args[0].shape[-2:]
+
+    def with_position(x, words, mask):
+        hh, ww = grid["hw"]
         ys = torch.linspace(-1, 1, hh, dtype=x.dtype, device=x.device)
         xs = torch.linspace(-1, 1, ww, dtype=x.dtype, device=x.device)
         coords = torch.stack(torch.meshgrid(ys, xs, indexing="ij")).view(1, 2, hh * ww)
-        lang = self.image_lang_att(flat + self.query_pos(coords), words.transpose(1, 2), mask)
-        mm = self.project_mm(self.vis_project(flat) * lang)
-        return mm.view(b, c, hh, ww)
+        return attend(x + pwam.query_pos(coords), words, mask)
 
-    pwam.forward = types.MethodType(forward, pwam)
+    pwam.register_forward_pre_hook(remember_grid)
+    pwam.image_lang_att.forward = with_position
 
 
 def main() -> None:
@@ -95,7 +96,8 @@ def main() -> None:
         "model": extra.get("model", "gl-msin-tiny"), "overrides": {**DEMO_MODEL, **over}, "seed": seed,
         "steps": steps, "batch_size": extra.get("batch_size", d.batch_size), "lr": extra.get("lr", d.lr),
         "warmup": extra.get("warmup", d.warmup_steps), "data": data, "size": d.size,
-        "shuffle": extra.get("shuffle", False), "optim": extra.get("optim", {}), "loss": extra.get("loss", {}), "train": extra.get("train", {}),
+        "shuffle": extra.get("shuffle", False), "optim": extra.get("optim", {}), "loss": extra.get("loss", {}),
+        "train": extra.get("train", {}),
         "out": str(work / "runs" / f"{name}-s{seed}-{steps}"),
         "post_init": "learn:apply_inits" if extra.get("init") else None, "post_init_args": extra.get("init", []),
         "curve": True, "flush_denormal": extra.get("flush_denormal", True),
