@@ -95,6 +95,18 @@ def expression_kind(text: str, has_target: bool) -> str:
     return "category"
 
 
+def oversampled(samples: list[dict], factors: dict[str, float], seed: int) -> list[dict]:
+    """Each sample of kind ``k`` repeated ``factors[k]`` times (the fraction drawn at random)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in samples:
+        f = float(factors.get(expression_kind(s["text"], bool(s["mask"].any())), 1.0))
+        out.extend([s] * (int(f) + int(rng.random() < f - int(f))))
+    return out
+
+
 # ---------------------------------------------------------------------------- data
 def make_data(folder: str, *, scenes: int, size: int, seed: int, kind_weights: dict | None) -> str:
     """Generate (once; reused when present) and return the RRSIS-D root."""
@@ -139,7 +151,8 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     """Train and score one (model, overrides, seed) on one thread; returns its metrics.
 
     ``spec`` keys: model, overrides, seed, steps, batch_size, lr, warmup, data (root), size,
-    shuffle (bool), optim/loss/train (extra recipe sections, optional), out (folder).
+    shuffle (bool), optim/loss/train (extra recipe sections, optional), out (folder);
+    experiments only: oversample ({kind: factor}, training samples of that kind repeated).
     """
     import numpy as np
     import torch
@@ -159,6 +172,8 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     seed = int(spec["seed"])
     if spec.get("shuffle"):
         train = shuffled_texts(train, seed)
+    if spec.get("oversample"):
+        train = oversampled(train, spec["oversample"], seed)
     torch.manual_seed(seed)
     model = create_model(spec["model"], **{**spec["overrides"], "image_size": size,
                                            "text_vocab_size": len(tokenizer)})

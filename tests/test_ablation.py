@@ -39,6 +39,18 @@ def test_summary_is_mean_and_spread(ab):
     assert np.isnan(s["size"]["mean"])  # a kind absent from every run stays NaN, not 0
 
 
+def test_oversampled_repeats_the_named_kinds(ab):
+    mask = np.ones((4, 4), bool)
+    samples = [{"text": "the leftmost car", "mask": mask}, {"text": "the red car", "mask": mask},
+               {"text": "the car north of the pond", "mask": mask}] * 200
+    out = ab.oversampled(samples, {"position": 2.0, "relation": 1.5}, seed=0)
+    counts = {t: sum(s["text"] == t for s in out) for t in ("the leftmost car", "the red car",
+                                                          "the car north of the pond")}
+    assert counts["the leftmost car"] == 400 and counts["the red car"] == 200
+    assert 250 < counts["the car north of the pond"] < 350  # half of them drawn twice
+    assert ab.oversampled(samples, {"position": 2.0, "relation": 1.5}, seed=0) == out  # seeded
+
+
 @pytest.mark.slow
 def test_quick_mode_writes_a_table(tmp_path, ab):
     out = tmp_path / "abl"

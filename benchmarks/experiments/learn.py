@@ -3,8 +3,9 @@
     python benchmarks/experiments/learn.py NAME SEED STEPS '{"model overrides": ...}' \
         ['{"optim": {...}, "loss": {...}}'] >> log.jsonl
 
-The data are the demo's (400 scenes, 96 px, the demo's kind mix, data seed = SEED), so a
-variant is judged on exactly what ``rrsis demo --seed SEED`` trains on; one thread.
+The data are the demo's (800 scenes, 96 px, the demo's kind mix, data seed = SEED), so a
+variant is judged on exactly what ``rrsis demo --seed SEED`` trains on, with its optimiser
+(torch's fused AdamW; runs logged before it was the demo's have no ``optim`` field); one thread.
 """
 
 from __future__ import annotations
@@ -96,15 +97,15 @@ def main() -> None:
         "model": extra.get("model", "gl-msin-tiny"), "overrides": {**DEMO_MODEL, **over}, "seed": seed,
         "steps": steps, "batch_size": extra.get("batch_size", d.batch_size), "lr": extra.get("lr", d.lr),
         "warmup": extra.get("warmup", d.warmup_steps), "data": data, "size": d.size,
-        "shuffle": extra.get("shuffle", False), "optim": extra.get("optim", {}), "loss": extra.get("loss", {}),
-        "train": extra.get("train", {}),
+        "shuffle": extra.get("shuffle", False), "optim": {"fused": True, **extra.get("optim", {})}, "loss": extra.get("loss", {}),
+        "train": extra.get("train", {}), "oversample": extra.get("oversample"),
         "out": str(work / "runs" / f"{name}-s{seed}-{steps}"),
         "post_init": "learn:apply_inits" if extra.get("init") else None, "post_init_args": extra.get("init", []),
         "curve": True, "flush_denormal": extra.get("flush_denormal", True),
     }
     res = run_one(spec)
     k = res["kinds"]
-    print(json.dumps({"name": name, "seed": seed, "steps": steps, "over": over, "extra": extra,
+    print(json.dumps({"name": name, "seed": seed, "steps": steps, "over": over, "extra": extra, "optim": spec["optim"],
                       "mIoU": round(100 * res["mIoU"], 2), "oIoU": round(100 * res["oIoU"], 2),
                       "P@0.5": round(100 * res["P@0.5"], 2),
                       "kinds": {a: round(100 * b, 1) for a, b in k.items()}, "counts": res["kind_counts"],

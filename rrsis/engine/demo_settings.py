@@ -59,7 +59,8 @@ class DemoConfig:
         size: scene side in pixels (also the model input size; a multiple of 32).
         expressions_per_scene: expressions per scene.
         batch_size: samples per step.
-        lr, warmup_steps, weight_decay: AdamW and its linear warm-up, then poly 0.9 decay.
+        lr, warmup_steps, weight_decay: AdamW (torch's fused one) and its linear warm-up, then
+            poly 0.9 decay.
         clip_grad_norm: gradient clipping.
         kind_weights: expression-kind weights for the generator (see ``DEMO_KIND_WEIGHTS``).
         model: ``gl-msin-tiny`` overrides (see ``DEMO_MODEL``).
@@ -72,7 +73,7 @@ class DemoConfig:
 
     out: str = "rrsis-demo"
     seed: int = 0
-    steps: int = 1100
+    steps: int = 1200
     threads: int = DEMO_THREADS
     parallel: bool = True
     scenes: int = 800

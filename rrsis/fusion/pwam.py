@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .. import kernels
 from .._registry import FUSION
 
 __all__ = ["PixelWordAttention"]
+
+
+def _pointwise(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    """A kernel-1 ``Conv1d`` on ``[B, C, N]`` as one matrix product over every position: torch's
+    CPU convolution runs one small product per sample, several times slower on the short,
+    wide maps of the last stages; the parameters (and so checkpoints) are the Conv1d's."""
+    return F.linear(x.transpose(1, 2), conv.weight.squeeze(-1), conv.bias).transpose(1, 2)
 
 
 class _ImageLanguageAttention(nn.Module):
@@ -28,12 +36,12 @@ class _ImageLanguageAttention(nn.Module):
         # x: [B, C, N], words: [B, D, L], mask: [B, L] -> [B, C, N]
         b, c, n = x.shape
         h = self.num_heads
-        q = self.f_query(x).view(b, h, c // h, n).transpose(-1, -2)
-        k = self.f_key(words).view(b, h, c // h, -1).transpose(-1, -2)
-        v = self.f_value(words).view(b, h, c // h, -1).transpose(-1, -2)
+        q = self.f_query[1](_pointwise(self.f_query[0], x)).reshape(b, h, c // h, n).transpose(-1, -2)
+        k = _pointwise(self.f_key[0], words).reshape(b, h, c // h, -1).transpose(-1, -2)
+        v = _pointwise(self.f_value[0], words).reshape(b, h, c // h, -1).transpose(-1, -2)
         # LAVT scales by the full key width, not the per-head width.
         out = kernels.pixel_word_attention(q, k, v, mask, self.key_channels**-0.5)
-        return self.W(out.transpose(-1, -2).reshape(b, c, n))
+        return self.W[1](_pointwise(self.W[0], out.transpose(-1, -2).reshape(b, c, n)))
 
 
 class PixelWordAttention(nn.Module):
@@ -63,7 +71,8 @@ class PixelWordAttention(nn.Module):
         b, c, hh, ww = x.shape
         flat = x.flatten(2)
         lang = self.image_lang_att(flat, words.transpose(1, 2), mask)
-        mm = self.project_mm(self.vis_project(flat) * lang)
+        vis = self.vis_project[2](self.vis_project[1](_pointwise(self.vis_project[0], flat)))
+        mm = self.project_mm[2](self.project_mm[1](_pointwise(self.project_mm[0], vis * lang)))
         return mm.view(b, c, hh, ww)
 
 

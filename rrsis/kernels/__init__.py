@@ -17,7 +17,7 @@ import os
 
 import torch
 
-from . import reference, support
+from . import eager, reference, support
 from .reference import elsa_aggregate_unfold, shift_window_mask
 
 __all__ = [
@@ -87,6 +87,10 @@ def elsa_aggregate(v, attn, ghost_mul, ghost_add, kernel_size: int, dilation: in
     if _use_kernel("elsa_aggregate", (v, attn), kernel_size=kernel_size, dilation=dilation,
                    channels_per_head=v.shape[1] // attn.shape[1]):
         return _triton_module().elsa_aggregate(v, attn, ghost_mul, ghost_add, kernel_size, dilation)
+    inputs = (v, attn, ghost_mul, ghost_add)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs):
+        # the same loop with a hand-written backward (autograd's allocates k² full-size buffers)
+        return eager.elsa_aggregate(v, attn, ghost_mul, ghost_add, kernel_size, dilation)
     return reference.elsa_aggregate(v, attn, ghost_mul, ghost_add, kernel_size, dilation)
 
 

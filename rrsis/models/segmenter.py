@@ -90,6 +90,8 @@ class ReferringSegmenter(RRSISModel):
         size = pixel_values.shape[-2:]
 
         def up(t: torch.Tensor) -> torch.Tensor:
+            if t.shape[-2:] == size:  # a head predicting at full size (align_corners=True: identity)
+                return t
             return F.interpolate(t, size=size, mode="bilinear", align_corners=True)
 
         return SegmentationOutput(logits=up(logits), aux_logits=[up(a) for a in aux])
