@@ -73,7 +73,7 @@ class DemoConfig:
 
     out: str = "rrsis-demo"
     seed: int = 0
-    steps: int = 1100
+    steps: int = 1300
     threads: int = DEMO_THREADS
     parallel: bool = True
     scenes: int = 800
