@@ -54,7 +54,7 @@ class DemoConfig:
         parallel: train GL-MSIN and the control at the same time, in two processes (CPU only);
             the figures are the same either way.
         scenes: generated scenes (80 % train, 10 % val, 10 % test). 800 rather than 400: at
-            this budget the model sees each training expression ~3.4 times instead of ~6.9,
+            1,100 steps the model saw each training expression ~3.4 times instead of ~6.9,
             and generalises better (README, "Ablation and learning efficiency").
         size: scene side in pixels (also the model input size; a multiple of 32).
         expressions_per_scene: expressions per scene.
