@@ -143,18 +143,23 @@ def _outline(cat: Category, length: float, width: float) -> np.ndarray:
     return np.asarray([(-lx, -wy), (lx, -wy), (lx, wy), (-lx, wy)])
 
 
-def _object_mask(cat: Category, cx: float, cy: float, length: float, width: float,
-                 angle: float, size: int) -> tuple[np.ndarray, float]:
+def _object_shape(cat: Category, cx: float, cy: float, length: float, width: float,
+                  angle: float) -> tuple[np.ndarray | None, float]:
+    """An object's outline in scene pixels (``None`` for a circle) and its bounding radius."""
     if cat.shape == "circle":
-        r = length / 2
-        c = np.arange(size) + 0.5
-        mask = (c[None, :] - cx) ** 2 + (c[:, None] - cy) ** 2 < r * r
-        return mask, r
+        return None, length / 2
     pts = _outline(cat, length, width)
     rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     pts = pts @ rot.T + [cx, cy]
-    radius = float(np.hypot(*(pts - [cx, cy]).T).max())
-    return polygon_to_mask(pts.reshape(-1), size, size), radius
+    return pts, float(np.hypot(*(pts - [cx, cy]).T).max())
+
+
+def _object_mask(outline: np.ndarray | None, cx: float, cy: float, radius: float, size: int) -> np.ndarray:
+    """Rasterise an outline from :func:`_object_shape` (or the circle of ``radius``)."""
+    if outline is None:
+        c = np.arange(size) + 0.5
+        return (c[None, :] - cx) ** 2 + (c[:, None] - cy) ** 2 < radius * radius
+    return polygon_to_mask(outline.reshape(-1), size, size)
 
 
 def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
@@ -269,10 +274,12 @@ def sample_scene(
                 angle = rng.uniform(0, np.pi if cat.shape == "rect" else 2 * np.pi)
             margin = length / 2 + 1
             cx, cy = rng.uniform(margin, size - margin, 2)
-            mask, radius = _object_mask(cat, cx, cy, length, width, angle, size)
-            if not mask.any() or (mask & ~region).any():
-                continue
+            # Spacing first: it needs only the bounding radius, not the rasterised mask.
+            outline, radius = _object_shape(cat, cx, cy, length, width, angle)
             if any(np.hypot(cx - o.cx, cy - o.cy) < radius + o.radius + gap for o in objects):
+                continue
+            mask = _object_mask(outline, cx, cy, radius, size)
+            if not mask.any() or (mask & ~region).any():
                 continue
             colour = str(rng.choice(cat.colours))
             objects.append(SceneObject(len(objects), name, colour, float(cx), float(cy),
