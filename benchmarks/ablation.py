@@ -201,11 +201,20 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         cfg["train"]["eval_every"] = 1
     trainer = Trainer(cfg, model=model, tokenizer=tokenizer, train_dataset=MemoryDataset(train),
                       val_dataset=MemoryDataset(val) if curve else None)
+    averages = {}
+    for decay in spec.get("ema") or ():  # experiments only: weight averages, scored beside the model
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        averages[decay] = AveragedModel(trainer.model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    if averages:
+        trainer.optimizer.register_step_post_hook(
+            lambda *_: [avg.update_parameters(trainer.model) for avg in averages.values()])
     trainer.fit()
     t_train = time.time() - t0
     net = trainer.model.eval()
     metrics = score(net, val)
     res = {k: v for k, v in metrics.compute().items()}
+    res["ema"] = {str(d): score(avg.module.eval(), val).compute()["mIoU"] for d, avg in averages.items()}
     ious = metrics.ious
     kinds = [expression_kind(s["text"], bool(s["mask"].any())) for s in val]
     res["kinds"] = {k: float(np.mean([x for x, kk in zip(ious, kinds) if kk == k]))

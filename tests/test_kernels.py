@@ -170,6 +170,28 @@ def test_eager_elsa_backward_matches_autograd_through_the_reference(ghost):
     torch.testing.assert_close(dv, torch.autograd.grad(ref.elsa_aggregate(v, a.detach(), None, None, 3, 2), [v], dy)[0])
 
 
+def test_eager_elsa_keeps_the_reference_result_type_under_autocast():
+    # Under CPU autocast the values come out of a bf16 convolution while the softmaxed attention
+    # and the ghost parameters stay float: the result is float, as the reference's, both ways.
+    from rrsis.kernels import eager
+
+    g = _gen(11)
+    v = torch.randn(2, 8, 6, 5, generator=g).to(torch.bfloat16).requires_grad_()
+    a = torch.randn(2, 2, 9, 6, 5, generator=g).softmax(2).requires_grad_()
+    add = (0.1 * torch.randn(8, 9, generator=g)).requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = eager.elsa_aggregate(v, a, None, add, 3, 1)
+        want = ref.elsa_aggregate(v, a, None, add, 3, 1)
+    assert out.dtype == want.dtype == torch.float32
+    torch.testing.assert_close(out, want)
+    dy = torch.randn(out.shape, generator=g)
+    got = torch.autograd.grad(out, (v, a, add), dy)
+    exp = torch.autograd.grad(want, (v, a, add), dy)
+    for x, y in zip(got, exp):
+        assert x.dtype == y.dtype
+        torch.testing.assert_close(x.float(), y.float(), rtol=2e-2, atol=2e-2)
+
+
 def test_reference_pwam_gradcheck():
     g = _gen(2)
     q = torch.randn(2, 1, 5, 4, generator=g, dtype=torch.float64)

@@ -101,7 +101,7 @@ def main() -> None:
         "train": extra.get("train", {}), "oversample": extra.get("oversample"),
         "out": str(work / "runs" / f"{name}-s{seed}-{steps}"),
         "post_init": "learn:apply_inits" if extra.get("init") else None, "post_init_args": extra.get("init", []),
-        "curve": True, "flush_denormal": extra.get("flush_denormal", True),
+        "curve": True, "flush_denormal": extra.get("flush_denormal", True), "ema": extra.get("ema"),
     }
     res = run_one(spec)
     k = res["kinds"]
@@ -110,6 +110,7 @@ def main() -> None:
                       "P@0.5": round(100 * res["P@0.5"], 2),
                       "kinds": {a: round(100 * b, 1) for a, b in k.items()}, "counts": res["kind_counts"],
                       "train_s": round(res["train_s"]),
+                      **({"ema_mIoU": {d: round(100 * v, 2) for d, v in res["ema"].items()}} if res["ema"] else {}),
                       "curve": [(a, round(100 * b, 1)) for a, b in res.get("curve", [])], "params_M": round(res["params_M"], 3)}), flush=True)
 
 
