@@ -77,7 +77,7 @@ class DemoConfig:
 
     out: str = "rrsis-demo"
     seed: int = 0
-    steps: int = 1500
+    steps: int = 1400
     threads: int = DEMO_THREADS
     parallel: bool = True
     scenes: int = 800
