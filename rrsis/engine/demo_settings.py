@@ -10,9 +10,8 @@ __all__ = ["DEMO_KIND_WEIGHTS", "DEMO_MODEL", "DEMO_OUTPUTS", "DEMO_THREADS", "D
 
 # The demo model: gl-msin-tiny's layout, wider, with the small BERT fully trainable (from
 # scratch there are no pretrained layers worth freezing), refining its mask once instead of
-# twice: measured on the demo's data (one thread, two runs side by side), a step costs ~12 %
-# less, and the time goes into steps, which is what the small model's accuracy follows
-# (README, "The demo").
+# twice: a step costs about 10 % less (interleaved on one thread), and the time goes into
+# steps, which is what the small model's accuracy follows (README, "The demo").
 DEMO_MODEL: dict[str, Any] = {
     "embed_dim": 32,
     "num_heads": [1, 2, 4, 8],
