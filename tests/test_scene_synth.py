@@ -47,3 +47,6 @@ def test_synth_large_cli(tmp_path, capsys):
     for k in range(2):
         meta = json.loads((tmp_path / f"scene{k}.json").read_text())
         assert (tmp_path / meta["image"]).is_file() and meta["size"] == 192
+    capsys.readouterr()
+    assert main(["synth", str(tmp_path / "w"), "--large", "--size", "192", "--workers", "2"]) == 2
+    assert "--workers" in capsys.readouterr().err

@@ -134,7 +134,7 @@ def _non_unique_share(root):
 def test_non_unique_target_share_default(tmp_path, capsys):
     out = tmp_path / "share"
     code = cli_main(["synth", str(out), "--n-scenes", "40", "--size", "96", "--seed", "0",
-                     "--layout", "rrsisd", "--quiet"])
+                     "--layout", "rrsisd", "--quiet", "--workers", "2"])
     assert code == 0
     printed = capsys.readouterr().out
     with open(out / "stats.json") as f:
@@ -168,8 +168,10 @@ def test_deterministic_per_seed(tmp_path):
     generate(str(tmp_path / "a"), 3, seed=7, size=64)
     generate(str(tmp_path / "b"), 3, seed=7, size=64)
     generate(str(tmp_path / "c"), 3, seed=8, size=64)
+    # Scenes made in two worker processes: the same bytes (pickled refs included).
+    generate(str(tmp_path / "w"), 3, seed=7, size=64, workers=2)
     a, b, c = files(tmp_path / "a"), files(tmp_path / "b"), files(tmp_path / "c")
-    assert a == b
+    assert a == b == files(tmp_path / "w")
     assert a != c
 
 
@@ -202,5 +204,8 @@ def test_assign_splits_and_argument_errors(tmp_path):
     assert assign_splits(3, (0.9, 0.05, 0.05), seed=0).count("test") == 1
     with pytest.raises(ValueError, match="layout"):
         generate(str(tmp_path), 2, layout="coco")
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="workers"):
+            generate(str(tmp_path), 2, workers=bad)
     with pytest.raises(ValueError, match="splits"):
         assign_splits(5, (1.0, -0.1, 0.1), seed=0)

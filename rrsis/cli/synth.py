@@ -36,6 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "e.g. --large --size 8192; 6-10 objects unless --min/--max-objects say otherwise")
     p.add_argument("--render-size", type=int,
                    help="--large: side at which the layout is rendered (default min(size, 2048))")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes that make the scenes (default 1; the files are the same for any number)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -54,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         no_target_frac=args.no_target_frac, min_objects=args.min_objects,
         max_objects=args.max_objects, object_scale=args.object_scale,
         min_object_frac=args.min_object_frac, image_format=args.image_format,
-        progress=not args.quiet,
+        progress=not args.quiet, workers=args.workers,
     )
     share = stats["non_unique_target_share"]
     print(f"wrote {stats['n_scenes']} scenes, {stats['n_expressions']} expressions to "
@@ -73,6 +75,8 @@ def _large(args: argparse.Namespace) -> int:
         args.n_scenes = 1
     if args.n_scenes < 1:
         raise ValueError(f"--n-scenes must be at least 1, got {args.n_scenes}")
+    if args.workers != 1:
+        raise ValueError("--workers is for the small-scene sets; --large writes its scenes one by one")
     # Large scenes hold more objects unless asked otherwise.
     lo, hi = (6, 10) if (args.min_objects, args.max_objects) == (3, 7) else (args.min_objects, args.max_objects)
     for k in range(args.n_scenes):

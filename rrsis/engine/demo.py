@@ -237,47 +237,54 @@ def _run_demo(cfg: DemoConfig) -> dict[str, Any]:
     out = Path(cfg.out)
     times: dict[str, float] = {}
     t_all = t0 = time.time()
-
-    # 1. data
-    data_dir = out / "data"
-    stats = generate(str(data_dir), cfg.scenes, seed=cfg.seed, size=cfg.size, layout="rrsisd",
-                     expressions_per_scene=cfg.expressions_per_scene, kind_weights=cfg.kind_weights,
-                     progress=cfg.progress)
-    tokenizer = Tokenizer.from_words(vocabulary())
-    root = str(data_dir / "rrsisd")
-    train = _load_split(root, "train", cfg.size, tokenizer, cfg.progress)
-    val = _load_split(root, "val", cfg.size, tokenizer, cfg.progress)
-    times["data_s"] = time.time() - t0
-
-    # 2. the two trainings: side by side in two processes (``cfg.parallel``), else one by one
     results: dict[str, Any] = {}
     models = {}
     runs = (("gl-msin", "GL-MSIN", False), ("control", "shuffled-text control", True))
+    pool = None
     if cfg.parallel and cfg.device == "cpu":
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        # The control trains in a fresh (spawned) process with its own thread pool, reading the
-        # data from disk; GL-MSIN trains here with the samples already loaded.
-        pool = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"))
-        try:
-            future = pool.submit(_train_run, cfg, "control", "shuffled-text control", True, False)
+        # Two fresh (spawned) processes: they make the scenes while this one writes them, then
+        # one of them, already started, trains the control with its own thread pool.
+        pool = ProcessPoolExecutor(max_workers=2, mp_context=mp.get_context("spawn"))
+    try:
+        # 1. data
+        data_dir = out / "data"
+        stats = generate(str(data_dir), cfg.scenes, seed=cfg.seed, size=cfg.size, layout="rrsisd",
+                         expressions_per_scene=cfg.expressions_per_scene, kind_weights=cfg.kind_weights,
+                         progress=cfg.progress, executor=pool)
+        control = None
+        if pool is not None:
+            # The control reads the data from disk, while GL-MSIN trains here on the samples loaded below.
+            control = pool.submit(_train_run, cfg, "control", "shuffled-text control", True, False)
+        tokenizer = Tokenizer.from_words(vocabulary())
+        root = str(data_dir / "rrsisd")
+        train = _load_split(root, "train", cfg.size, tokenizer, cfg.progress)
+        val = _load_split(root, "val", cfg.size, tokenizer, cfg.progress)
+        times["data_s"] = time.time() - t0
+
+        # 2. the two trainings: side by side (``cfg.parallel``), else one by one
+        if control is not None:
             results["gl-msin"], times["gl-msin_train_s"] = _train_run(cfg, "gl-msin", "GL-MSIN", False,
                                                                       cfg.progress, train, val, tokenizer)
-            results["control"], times["control_train_s"] = future.result()
-        except BaseException:
-            # Ctrl-C or a failure here: stop the control's training too instead of waiting for it.
-            for proc in list(getattr(pool, "_processes", {}).values()):
+            results["control"], times["control_train_s"] = control.result()
+        else:
+            for key, label, shuffle in runs:
+                results[key], times[f"{key}_train_s"] = _train_run(cfg, key, label, shuffle, cfg.progress, train,
+                                                                   val, tokenizer, keep=models)
+    except BaseException:
+        # Ctrl-C or a failure here: stop the workers (the control's training) instead of waiting for them.
+        if pool is not None:
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
                 proc.terminate()
-            raise
-        finally:
+        raise
+    finally:
+        if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+    if pool is not None:
         for key, _, _ in runs:
             models[key] = from_pretrained(str(out / key / "final")).eval()
-    else:
-        for key, label, shuffle in runs:
-            results[key], times[f"{key}_train_s"] = _train_run(cfg, key, label, shuffle, cfg.progress, train,
-                                                               val, tokenizer, keep=models)
 
     # 3. pictures and numbers
     t0 = time.time()

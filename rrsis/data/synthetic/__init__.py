@@ -15,7 +15,10 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from functools import partial
+from multiprocessing import get_context
 from typing import Any
 
 import numpy as np
@@ -104,6 +107,28 @@ def generate_scene(
     return GeneratedScene(index, split, scene, image, exprs)
 
 
+def _scene_job(job: tuple[int, str], seed: int, size: int, expressions_per_scene: int,
+               **kwargs: Any) -> GeneratedScene:
+    return generate_scene(job[0], seed, size, job[1], expressions_per_scene, **kwargs)
+
+
+def _scenes(make, jobs: list[tuple[int, str]], executor: Executor | None, workers: int) -> Iterator[GeneratedScene]:
+    """The generated scenes in index order, made here, in ``executor`` or in ``workers`` processes."""
+    if executor is None and workers == 1:
+        yield from map(make, jobs)
+        return
+    own = None
+    if executor is None:
+        # Fresh interpreters (not forks of this one, which may hold torch's thread pools).
+        own = executor = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+    try:
+        # Chunks of up to 16 scenes: few round trips, and the writer here keeps pace with them.
+        yield from executor.map(make, jobs, chunksize=max(1, min(16, len(jobs) // 16)))
+    finally:
+        if own is not None:
+            own.shutdown(cancel_futures=True)
+
+
 def generate(
     out_dir: str,
     n_scenes: int,
@@ -122,6 +147,8 @@ def generate(
     kind_weights: Mapping[str, float] | None = None,
     image_format: str = "png",
     progress: bool = False,
+    workers: int = 1,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Generate a synthetic RRSIS dataset and write it to disk.
 
@@ -144,6 +171,10 @@ def generate(
         kind_weights: relative weights of expression kinds (see ``KIND_WEIGHTS``).
         image_format: RRSIS-D image encoding, ``"png"`` (lossless) or ``"jpg"``.
         progress: show a progress bar.
+        workers: processes that sample and render scenes (the files are written here, in
+            scene order, so the output does not depend on it); 1 makes everything here.
+        executor: a ``concurrent.futures`` executor to make the scenes in instead (its
+            processes are reused by the caller afterwards); overrides ``workers``.
 
     Returns:
         the statistics also written to ``stats.json``, including
@@ -160,6 +191,8 @@ def generate(
         raise ValueError(f"need 1 <= min_objects <= max_objects, got {min_objects}, {max_objects}")
     if image_format not in ("png", "jpg"):
         raise ValueError(f"image_format must be 'png' or 'jpg', got {image_format!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     os.makedirs(out_dir, exist_ok=True)
     layouts = ["rrsisd", "refsegrs"] if layout == "both" else [layout]
     writers = [
@@ -171,29 +204,34 @@ def generate(
     kinds: Counter = Counter()
     per_split = {s: {"scenes": 0, "expressions": 0} for s in SPLITS}
     n_expr = n_non_unique = n_multi = n_empty = n_objects = 0
-    indices = range(n_scenes)
+    make = partial(
+        _scene_job, seed=seed, size=size, expressions_per_scene=expressions_per_scene,
+        no_target_frac=no_target_frac, prefer_non_unique=prefer_non_unique,
+        kind_weights=dict(kind_weights) if kind_weights is not None else None,
+        min_objects=min_objects, max_objects=max_objects, object_scale=object_scale,
+        min_object_frac=min_object_frac,
+    )
+    made = _scenes(make, [(i, labels[i]) for i in range(n_scenes)], executor, workers)
+    scenes: Iterable[GeneratedScene] = made
     if progress:
         from tqdm import tqdm
 
-        indices = tqdm(indices, desc="synth", unit="scene")
-    for i in indices:
-        gs = generate_scene(
-            i, seed, size, labels[i], expressions_per_scene, no_target_frac=no_target_frac,
-            prefer_non_unique=prefer_non_unique, kind_weights=kind_weights,
-            min_objects=min_objects, max_objects=max_objects, object_scale=object_scale,
-            min_object_frac=min_object_frac,
-        )
-        for w in writers:
-            w.add(gs)
-        n_objects += len(gs.scene.objects)
-        per_split[gs.split]["scenes"] += 1
-        per_split[gs.split]["expressions"] += len(gs.expressions)
-        for e in gs.expressions:
-            kinds[e.kind] += 1
-            n_expr += 1
-            n_non_unique += e.non_unique
-            n_multi += len(e.targets) > 1
-            n_empty += not e.targets
+        scenes = tqdm(made, desc="synth", unit="scene", total=n_scenes)
+    try:
+        for gs in scenes:
+            for w in writers:
+                w.add(gs)
+            n_objects += len(gs.scene.objects)
+            per_split[gs.split]["scenes"] += 1
+            per_split[gs.split]["expressions"] += len(gs.expressions)
+            for e in gs.expressions:
+                kinds[e.kind] += 1
+                n_expr += 1
+                n_non_unique += e.non_unique
+                n_multi += len(e.targets) > 1
+                n_empty += not e.targets
+    finally:
+        made.close()  # a failure here stops the workers' pending scenes too
     for w in writers:
         w.close()
     stats = {

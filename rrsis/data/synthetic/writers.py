@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,6 +71,16 @@ def _segmentation(mask: np.ndarray, encoding: str):
             return polys
         encoding = "rle"  # a hole: polygons cannot express it
     return rle_encode(mask, compressed=encoding == "rle")
+
+
+def _interned(obj):
+    if isinstance(obj, str):
+        return sys.intern(obj)
+    if isinstance(obj, list):
+        return [_interned(v) for v in obj]
+    if isinstance(obj, dict):
+        return {_interned(k): _interned(v) for k, v in obj.items()}
+    return obj
 
 
 class RRSISDWriter:
@@ -139,10 +150,14 @@ class RRSISDWriter:
         categories = [{"id": i, "name": n, "supercategory": "object"}
                       for n, i in CATEGORY_IDS.items()]
         coco = {"images": self.images, "annotations": self.annotations, "categories": categories}
+        # dumps, not dump: the same bytes, from the C encoder (dump streams through the Python one).
+        text = json.dumps(coco, sort_keys=True, separators=(",", ":"))
         with open(os.path.join(self.out_dir, "instances.json"), "w", encoding="utf-8") as f:
-            json.dump(coco, f, sort_keys=True, separators=(",", ":"))
+            f.write(text)
         with open(os.path.join(self.out_dir, "refs(unc).p"), "wb") as f:
-            pickle.dump(self.refs, f, protocol=4)
+            # Equal strings made one object first: pickle writes a shared object once, so its
+            # bytes would otherwise depend on where the scenes were made (here or in workers).
+            pickle.dump(_interned(self.refs), f, protocol=4)
         return self.out_dir
 
 
