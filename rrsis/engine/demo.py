@@ -47,13 +47,14 @@ from ..data.transforms import ResizeNormalize, resize_mask
 from ..factory import create_model, from_pretrained
 from ..metrics import ReferringMetrics, format_metrics
 from ..text import Tokenizer
+from .cpu import keep_freed_memory
 from .demo_settings import DEMO_KIND_WEIGHTS, DEMO_MODEL, DEMO_OUTPUTS, DEMO_THREADS, DemoConfig
 from .distributed import resolve_device
 from .logs import plot_history, read_jsonl
 from .trainer import Trainer
 from .visualize import comparison_grid, save_png
 
-__all__ = ["DEMO_KIND_WEIGHTS", "DEMO_MODEL", "DEMO_THREADS", "DemoConfig", "MemoryDataset", "fix_cpu_threads", "keep_freed_memory", "run_demo", "shuffled_texts"]
+__all__ = ["DEMO_KIND_WEIGHTS", "DEMO_MODEL", "DEMO_THREADS", "DemoConfig", "MemoryDataset", "fix_cpu_threads", "run_demo", "shuffled_texts"]
 
 logger = logging.getLogger(__name__)
 
@@ -188,29 +189,6 @@ def fix_cpu_threads(threads: int) -> None:
         if fn is not None:
             fn.argtypes = [ctypes.c_int]
             fn(0)
-
-
-def keep_freed_memory(keep_mb: int = 256) -> bool:
-    """Let the C library keep freed memory for reuse instead of handing it back to the system
-    (glibc's ``mallopt``; elsewhere nothing changes). Returns whether it applied.
-
-    A training step frees and allocates the same large buffers again. By default glibc returns
-    freed memory at the top of its heap to the system and asks for it again in the next step,
-    and every page it gets back costs a page fault the kernel fills with zeros: measured on the
-    demo model (one thread), ~4,000 page faults and ~12 ms of system time per step, none with
-    this setting. Results are unchanged (only where buffers live changes).
-
-    Args:
-        keep_mb: free memory kept at the top of the heap before any is returned, in MiB.
-    """
-    try:
-        mallopt = ctypes.CDLL(None).mallopt  # the C library already loaded in this process
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h
-    # Buffers up to 32 MiB (glibc's ceiling) come from the heap rather than fresh mappings.
-    return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, int(keep_mb) << 20))
 
 
 def _prepare_out(out: Path, overwrite: bool) -> None:
