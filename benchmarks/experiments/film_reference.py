@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rrsis.models.base import SegmentationOutput
+
 
 def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
     return nn.Sequential(
@@ -69,7 +71,7 @@ class ConvFiLM(nn.Module):
         )
         self.out = nn.Conv2d(widths[0], 2, 1)
 
-    def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> SegmentationOutput:
         mask = attention_mask.bool()
         w, _ = self.gru(self.embed(input_ids))
         w = self.words(w)                                               # [B, L, D]
@@ -91,23 +93,8 @@ class ConvFiLM(nn.Module):
         for i in (2, 1, 0):
             y = F.interpolate(y, size=feats[i].shape[-2:], mode="bilinear", align_corners=False)
             y = self.up[i](torch.cat([y, feats[i]], 1))
-        return F.interpolate(self.out(y), size=pixel_values.shape[-2:], mode="bilinear", align_corners=False)
-
-
-class _Out:
-    def __init__(self, logits: torch.Tensor) -> None:
-        self.logits = logits
-
-
-class _Scored(nn.Module):
-    """The interface ``ablation.score`` calls (``net(...).logits``)."""
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, *args):
-        return _Out(self.net(*args))
+        return SegmentationOutput(F.interpolate(self.out(y), size=pixel_values.shape[-2:], mode="bilinear",
+                                                align_corners=False))
 
 
 def run_one(spec: dict) -> dict:
@@ -149,7 +136,7 @@ def run_one(spec: dict) -> dict:
             if step >= steps:
                 break
     t_train = time.time() - t0
-    metrics = A.score(_Scored(net).eval(), val)
+    metrics = A.score(net.eval(), val)
     res = dict(metrics.compute())
     kinds = [A.expression_kind(s["text"], bool(s["mask"].any())) for s in val]
     res["kinds"] = {k: float(np.mean([x for x, kk in zip(metrics.ious, kinds) if kk == k]))
