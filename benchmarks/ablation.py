@@ -161,8 +161,8 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(1)
     from rrsis import create_model
     from rrsis.data.synthetic import vocabulary
-    from rrsis.engine import Trainer
     from rrsis.demo import MemoryDataset, shuffled_texts
+    from rrsis.engine import Trainer
     from rrsis.text import Tokenizer
 
     t0 = time.time()

@@ -17,8 +17,8 @@ import torch
 from safetensors.torch import load_file
 
 import rrsis
-from rrsis.cli import main
 from rrsis.allocator import keep_freed_memory
+from rrsis.cli import main
 from rrsis.demo import DEMO_THREADS, DemoConfig, run_demo, shuffled_texts
 
 REPO = Path(__file__).resolve().parents[1]

@@ -32,8 +32,8 @@ from rrsis.engine import (
 )
 from rrsis.engine.checkpoint import capture_rng, restore_rng
 from rrsis.engine.distributed import ResumableSampler, ShardSampler
-from rrsis.pictures import have_matplotlib
 from rrsis.engine.optim import build_optimizer, build_scheduler
+from rrsis.pictures import have_matplotlib
 
 REPO = Path(__file__).resolve().parents[1]
 

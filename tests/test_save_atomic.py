@@ -77,11 +77,10 @@ def test_a_failure_mid_write_leaves_the_old_file_and_no_temporary_file(tmp_path)
 
     path = tmp_path / "metrics.json"
     atomic_write(path, '{"old": 1}\n')
-    with pytest.raises(RuntimeError, match="killed"):
-        with atomic_open(path) as fh:
-            fh.write('{"new": ')
-            fh.flush()
-            raise RuntimeError("killed mid-write")
+    with pytest.raises(RuntimeError, match="killed"), atomic_open(path) as fh:
+        fh.write('{"new": ')
+        fh.flush()
+        raise RuntimeError("killed mid-write")
     assert path.read_text() == '{"old": 1}\n'
     assert os.listdir(tmp_path) == ["metrics.json"]
     # And a complete write replaces the content, bytes as well as text.
@@ -99,10 +98,9 @@ def test_a_failed_rename_leaves_the_old_file_and_no_temporary_file(tmp_path, mon
         raise OSError("read-only file system")
 
     monkeypatch.setattr(_atomic.os, "replace", no_rename)
-    with pytest.raises(OSError, match="read-only"):
-        with _atomic.atomic_path(path, keep_suffix=True) as tmp:
-            assert tmp.parent == tmp_path and tmp.name.startswith(".a.png.") and tmp.suffix == ".png"
-            tmp.write_bytes(b"new")  # a writer that wants a path (PIL, rasterio, matplotlib)
+    with pytest.raises(OSError, match="read-only"), _atomic.atomic_path(path, keep_suffix=True) as tmp:
+        assert tmp.parent == tmp_path and tmp.name.startswith(".a.png.") and tmp.suffix == ".png"
+        tmp.write_bytes(b"new")  # a writer that wants a path (PIL, rasterio, matplotlib)
     assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["a.png"]
 
 
@@ -122,7 +120,6 @@ def test_the_atomic_write_refuses_what_it_cannot_write(tmp_path):
 
     with pytest.raises(TypeError, match="str or bytes, got dict"):
         atomic_write(tmp_path / "x", {"a": 1})
-    with pytest.raises(ValueError, match="mode 'w' or 'wb', got 'a'"):
-        with atomic_open(tmp_path / "x", "a"):
-            pass
+    with pytest.raises(ValueError, match="mode 'w' or 'wb', got 'a'"), atomic_open(tmp_path / "x", "a"):
+        pass
     assert os.listdir(tmp_path) == []

@@ -100,9 +100,9 @@ class ConvFiLM(nn.Module):
 def run_one(spec: dict) -> dict:
     import numpy as np
 
+    from rrsis.allocator import keep_freed_memory
     from rrsis.data import collate_fn
     from rrsis.data.synthetic import vocabulary
-    from rrsis.allocator import keep_freed_memory
     from rrsis.engine.optim import poly_lambda
     from rrsis.losses import ReferringLoss
     from rrsis.text import Tokenizer

@@ -54,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
     import json
     import logging
 
-    from ..engine import Trainer, list_configs, load_config, parse_override_args
     from ..allocator import keep_freed_memory
+    from ..engine import Trainer, list_configs, load_config, parse_override_args
     from ..metrics import format_metrics
 
     if args.list:
