@@ -43,7 +43,7 @@ for _path in (ROOT, ROOT / "benchmarks"):  # run from a checkout, or imported by
 
 import _common as C  # noqa: E402
 
-from rrsis.engine.demo_settings import DEMO_MODEL  # noqa: E402
+from rrsis.demo.settings import DEMO_MODEL  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -161,8 +161,8 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(1)
     from rrsis import create_model
     from rrsis.data.synthetic import vocabulary
+    from rrsis.demo import MemoryDataset, shuffled_texts
     from rrsis.engine import Trainer
-    from rrsis.engine.demo import MemoryDataset, shuffled_texts
     from rrsis.text import Tokenizer
 
     t0 = time.time()
@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     bad = [k for k in keys if k not in ROW_KEYS]
     if bad:
         p.error(f"unknown row(s) {bad}; known: {', '.join(ROW_KEYS)}")
-    from rrsis.engine.demo_settings import DEMO_KIND_WEIGHTS
+    from rrsis.demo.settings import DEMO_KIND_WEIGHTS
 
     t_start = time.time()
     work = Path(a.work) if a.work else Path(tempfile.mkdtemp(prefix="rrsis-ablation-"))

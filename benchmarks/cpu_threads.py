@@ -46,7 +46,7 @@ def time_steps(threads: int, steps: int, warmup: int, flush: bool) -> dict:
     torch.set_num_threads(threads)
     torch.set_flush_denormal(flush)
     from rrsis import ReferringLoss, create_model
-    from rrsis.engine.demo_settings import DEMO_MODEL, DemoConfig
+    from rrsis.demo.settings import DEMO_MODEL, DemoConfig
 
     d = DemoConfig()
     torch.manual_seed(0)

@@ -42,7 +42,7 @@ def random_model(size: int):
 
     from rrsis import create_model
     from rrsis.data.synthetic import vocabulary
-    from rrsis.engine.demo_settings import DEMO_MODEL
+    from rrsis.demo.settings import DEMO_MODEL
     from rrsis.text import Tokenizer
 
     tok = Tokenizer.from_words(vocabulary())
@@ -59,8 +59,8 @@ def train_model(work: Path, steps: int, scenes: int, size: int, device: str, see
     from rrsis.data import RRSISDDataset
     from rrsis.data.synthetic import generate, vocabulary
     from rrsis.engine import Trainer
-    from rrsis.engine.demo import MemoryDataset
-    from rrsis.engine.demo_settings import DEMO_MODEL
+    from rrsis.demo import MemoryDataset
+    from rrsis.demo.settings import DEMO_MODEL
     from rrsis.text import Tokenizer
 
     tok = Tokenizer.from_words(vocabulary())

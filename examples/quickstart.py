@@ -15,7 +15,7 @@ import numpy as np
 
 import rrsis
 from rrsis.data.synthetic import generate_scene, vocabulary
-from rrsis.engine.visualize import overlay, save_png
+from rrsis.pictures import overlay, save_png
 
 
 def main(argv=None) -> int:

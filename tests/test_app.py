@@ -17,7 +17,7 @@ from rrsis.app.inference import is_georeferenced
 from rrsis.app.limits import check_upload, parse_expressions
 from rrsis.app.session import Workspace, respond
 from rrsis.cli import main
-from rrsis.engine.visualize import overlay
+from rrsis.pictures import overlay
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,9 @@ import torch
 from safetensors.torch import load_file
 
 import rrsis
+from rrsis.allocator import keep_freed_memory
 from rrsis.cli import main
-from rrsis.engine.cpu import keep_freed_memory
-from rrsis.engine.demo import DEMO_THREADS, DemoConfig, run_demo, shuffled_texts
+from rrsis.demo import DEMO_THREADS, DemoConfig, run_demo, shuffled_texts
 
 REPO = Path(__file__).resolve().parents[1]
 # One thread: two threads on a 2-core machine that other processes share can be many times

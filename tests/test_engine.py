@@ -32,8 +32,8 @@ from rrsis.engine import (
 )
 from rrsis.engine.checkpoint import capture_rng, restore_rng
 from rrsis.engine.distributed import ResumableSampler, ShardSampler
-from rrsis.engine.logs import have_matplotlib
 from rrsis.engine.optim import build_optimizer, build_scheduler
+from rrsis.pictures import have_matplotlib
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -379,12 +379,12 @@ def test_torchrun_two_processes_gloo(synthetic_root, tmp_path):
 
 
 def test_plot_is_skipped_with_a_warning_without_matplotlib(tmp_path, monkeypatch):
-    from rrsis.engine import logs
+    from rrsis import pictures
 
     records = [{"type": "train", "step": 1, "loss": 1.0}, {"type": "val", "step": 1, "oIoU": 0.5}]
-    monkeypatch.setattr(logs, "have_matplotlib", lambda: False)
+    monkeypatch.setattr(pictures, "have_matplotlib", lambda: False)
     with pytest.warns(UserWarning, match="pip install matplotlib"):
-        assert logs.plot_history(records, tmp_path / "p.png") is None
+        assert pictures.plot_history(records, tmp_path / "p.png") is None
     assert not (tmp_path / "p.png").exists()
 
 

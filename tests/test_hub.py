@@ -243,6 +243,51 @@ def test_model_card(tmp_path):
     assert f"| head | refine (refinement steps {cfg['head']['refine_steps']}) |" in card
 
 
+def test_card_metrics_are_data_in_the_header_exactly_as_saved(tmp_path):
+    from rrsis.hub.card import card_metrics
+
+    metrics = {"oIoU": 0.61234567891, "mIoU": 0.58, "P@0.5": 0.5, "n": 40}
+    out = tiny().save_pretrained(tmp_path / "m", metrics=metrics, dataset="RRSIS-D")
+    card = (out / "README.md").read_text()
+    header = yaml.safe_load(card.split("---\n")[1])
+    (entry,) = header["model-index"]
+    assert entry["name"] == "gl-msin-tiny"
+    (result,) = entry["results"]
+    assert result["dataset"]["name"] == "RRSIS-D"
+    assert {m["type"]: m["value"] for m in result["metrics"]} == metrics
+    read = card_metrics(card)
+    assert read == metrics and list(read) == list(metrics) and isinstance(read["n"], int)
+    # No metrics: no model-index, and nothing read back.
+    plain = (tiny().save_pretrained(tmp_path / "p") / "README.md").read_text()
+    assert "model-index" not in plain and card_metrics(plain) is None
+
+
+def test_the_app_panel_reads_metrics_from_the_header_not_the_markdown(tmp_path):
+    from rrsis.app.card import summarise
+
+    model = tiny()
+    out = model.save_pretrained(tmp_path / "m", metrics={"oIoU": 0.6125, "mIoU": 0.58}, dataset="RRSIS-D")
+    card = out / "README.md"
+    # A person edits the table's text: the panel still shows the stored numbers.
+    edited = card.read_text().replace("| oIoU | 0.6125 |", "| oIoU | 0.99 |")
+    assert "| oIoU | 0.99 |" in edited
+    card.write_text(edited)
+    summary = summarise(model, out)
+    assert summary.metrics == {"oIoU": "0.6125", "mIoU": "0.58"} and summary.training_data == "RRSIS-D"
+
+
+def test_a_card_written_by_rrsis_0_1_still_shows_its_metrics(tmp_path):
+    from rrsis.app.card import summarise
+    from rrsis.hub.card import card_metrics
+
+    legacy = (Path(__file__).parent / "data" / "cards" / "gl-msin-tiny-0.1.0.md").read_text()
+    assert card_metrics(legacy) is None  # written before metrics were stored as data
+    (tmp_path / "README.md").write_text(legacy)
+    summary = summarise(tiny(), tmp_path)
+    assert summary.metrics == {"oIoU": "0.6125", "mIoU": "0.58", "P@0.5": "0.5", "n": "40"}
+    assert summary.training_data == "synthetic-scenes"
+
+
 # ------------------------------------------------------------------------------------ atomic saving
 def test_save_is_atomic_when_writing_fails(tmp_path, monkeypatch):
     first = tiny(seed=0)

@@ -16,14 +16,15 @@ ROOT = Path(__file__).resolve().parents[1] / "rrsis"
 
 # Lowest first. A module may import its own floor's modules (without a cycle) and lower floors.
 FLOORS = [
-    ["_version", "_config", "_registry"],               # name tables
-    ["kernels", "text", "data", "metrics"],            # beside them: leaves that read and score
+    ["_version", "_config", "_registry", "_atomic"],    # name tables; the one atomic write
+    ["kernels", "text", "data", "metrics",             # beside them: leaves that read and score,
+     "pictures", "allocator"],                         # draw PNGs, tune the C allocator
     ["backbones", "fusion", "heads"],                  # parts
     ["hub"],                                           # weights I/O: builds by name, imports no model
     ["models"],                                        # compositions, registered by name
     ["factory", "convert", "losses"],                  # the way in (create_model, from_pretrained)
     ["engine", "scene"],                               # training, evaluation; whole-scene inference
-    ["app"],                                           # the web page, over the same inference API
+    ["app", "demo"],                                   # the web page; the README's demo (trains)
     ["cli"],
     ["__init__"],                                      # the package face (lazy)
     ["__main__"],                                      # python -m rrsis: the CLI
@@ -142,7 +143,17 @@ def test_cli_help_loads_no_heavy_library():
     assert out.stdout.strip() == ""
 
 
+# Files over 400 lines that are one concern, with the reason they are not split (STYLE.md: "a
+# 400-line ceiling is a prompt to look, not a reason to split one class into mixins").
+LONG_BY_CONCERN = {
+    "rrsis/engine/trainer.py": "the Trainer, one class: its state, loop, validation and outputs",
+}
+
+
 def test_no_file_over_400_lines():
     long = {str(p.relative_to(ROOT.parent)): n for p in ROOT.rglob("*.py")
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400}
-    assert long == {}, "split these by concern"
+    assert {k: n for k, n in long.items() if k not in LONG_BY_CONCERN} == {}, "split these by concern"
+    # An exception that no longer applies is removed, and none grows without bound.
+    assert set(LONG_BY_CONCERN) <= set(long), "no longer over 400 lines: drop from LONG_BY_CONCERN"
+    assert max(long.values(), default=0) <= 600

@@ -100,9 +100,9 @@ class ConvFiLM(nn.Module):
 def run_one(spec: dict) -> dict:
     import numpy as np
 
+    from rrsis.allocator import keep_freed_memory
     from rrsis.data import collate_fn
     from rrsis.data.synthetic import vocabulary
-    from rrsis.engine.cpu import keep_freed_memory
     from rrsis.engine.optim import poly_lambda
     from rrsis.losses import ReferringLoss
     from rrsis.text import Tokenizer
@@ -157,7 +157,7 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=96)
     p.add_argument("--log", action="store_true", help="append the runs to benchmarks/experiments/results.jsonl")
     a = p.parse_args(argv)
-    from rrsis.engine.demo_settings import DEMO_KIND_WEIGHTS
+    from rrsis.demo.settings import DEMO_KIND_WEIGHTS
 
     root = A.make_data(a.data, scenes=a.scenes, size=a.size, seed=0, kind_weights=DEMO_KIND_WEIGHTS)
     specs = [{"seed": s, "steps": a.steps, "batch_size": a.batch_size, "lr": a.lr, "warmup": a.warmup,

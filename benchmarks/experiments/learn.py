@@ -86,7 +86,7 @@ def _add_query_position(pwam) -> None:
 def main() -> None:
     name, seed, steps, over = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
     extra = json.loads(sys.argv[5]) if len(sys.argv) > 5 else {}
-    from rrsis.engine.demo_settings import DEMO_KIND_WEIGHTS, DEMO_MODEL, DemoConfig
+    from rrsis.demo.settings import DEMO_KIND_WEIGHTS, DEMO_MODEL, DemoConfig
 
     d = DemoConfig()
     work = Path("/tmp/learn")

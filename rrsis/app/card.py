@@ -1,4 +1,8 @@
-"""The model-card panel: name, size, training data and metrics, read from a saved model's card."""
+"""The model-card panel: name, size, training data and metrics, read from a saved model's card.
+
+Metrics come from the card's YAML header (``model-index``, :func:`rrsis.hub.card.card_metrics`);
+a card written by an earlier rrsis has them only as a markdown table, which is read instead.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..hub.card import card_metrics, metric_text
 
 __all__ = ["CardSummary", "read_card", "summarise"]
 
@@ -21,7 +27,7 @@ class CardSummary:
         source: the directory or Hub repo the model came from.
         parameters: parameter count.
         training_data: the dataset named in the card, if any.
-        metrics: ``name → value`` (as written in the card).
+        metrics: ``name → value`` as the card's table shows it.
         facts: other ``name → value`` rows of the card's table (backbone, text encoder, ...).
     """
 
@@ -52,7 +58,10 @@ def _md(text: str) -> str:
 
 def read_card(text: str) -> tuple[dict[str, str], dict[str, str], str | None]:
     """``(facts, metrics, dataset)`` from a model card's markdown (rrsis's layout: a two-column
-    facts table, a ``## Metrics`` table, ``datasets:`` in the YAML header)."""
+    facts table, a ``## Metrics`` table, ``datasets:`` in the YAML header).
+
+    The metrics read here are the table's text: :func:`summarise` takes them from the header's
+    ``model-index`` when the card has one, and from this table only for older cards."""
     facts: dict[str, str] = {}
     metrics: dict[str, str] = {}
     dataset = None
@@ -109,6 +118,9 @@ def summarise(model, source: str | os.PathLike) -> CardSummary:
     """The panel's content for ``model`` loaded from ``source``."""
     text = _card_text(str(source))
     facts, metrics, dataset = read_card(text) if text else ({}, {}, None)
+    stored = card_metrics(text) if text else None
+    if stored is not None:
+        metrics = {k: metric_text(v) for k, v in stored.items()}
     for key in ("architecture", "parameters", "tokenizer"):  # shown from the model itself
         facts.pop(key, None)
     return CardSummary(

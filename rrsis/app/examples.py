@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..data.synthetic import generate_scene
-from ..engine.visualize import save_png
+from ..pictures import save_png
 
 __all__ = ["write_examples"]
 

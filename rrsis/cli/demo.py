@@ -6,7 +6,7 @@ import argparse
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..engine.demo_settings import DemoConfig
+    from ..demo.settings import DemoConfig
 
     d = DemoConfig()
     p = sub.add_parser(
@@ -39,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine.demo import DemoConfig, run_demo
+    from ..demo import DemoConfig, run_demo
 
     cfg = DemoConfig(
         out=args.out, steps=args.steps, seed=args.seed, threads=args.threads,

@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     import os
 
+    from .._atomic import atomic_open
     from ..data import build_dataset
     from ..engine.config import parse_value
     from ..engine.distributed import resolve_device
@@ -75,10 +76,8 @@ def run(args: argparse.Namespace) -> int:
         "resolution": "native" if args.native_resolution else f"{size}x{size}",
         "metrics": metrics,
     }
-    tmp = f"{out}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_open(out) as fh:
         json.dump(record, fh, indent=2, allow_nan=False)  # JSON has no NaN: fail instead
         fh.write("\n")
-    os.replace(tmp, out)
     print(f"wrote {out}")
     return 0

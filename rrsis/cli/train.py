@@ -54,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
     import json
     import logging
 
+    from ..allocator import keep_freed_memory
     from ..engine import Trainer, list_configs, load_config, parse_override_args
-    from ..engine.cpu import keep_freed_memory
     from ..metrics import format_metrics
 
     if args.list:
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(cfg, indent=2))
         return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    # This process exists to train: keep freed host memory for the next step (rrsis.engine.cpu).
+    # This process exists to train: keep freed host memory for the next step (rrsis.allocator).
     keep_freed_memory()
     trainer = Trainer(cfg)
     try:

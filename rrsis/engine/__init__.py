@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# public name → submodule defining it; loaded on first use, so that light submodules (the
-# demo's settings for ``rrsis demo --help``) can be imported without torch.
+# public name → submodule defining it (relative to this package); loaded on first use, so that
+# submodules that need no torch (the recipes) can be imported without it.
 _LAZY = {
     "atomic_save": "checkpoint",
     "latest_checkpoint": "checkpoint",
@@ -25,7 +25,7 @@ _LAZY = {
     "resolve_device": "distributed",
     "evaluate": "evaluation",
     "JsonlLogger": "logs",
-    "plot_history": "logs",
+    "plot_history": "..pictures",  # the run's plot, drawn where every picture is
     "read_jsonl": "logs",
     "build_optimizer": "optim",
     "build_scheduler": "optim",
@@ -69,7 +69,7 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    value = getattr(importlib.import_module(module if module.startswith(".") else f".{module}", __name__), name)
     globals()[name] = value
     return value
 

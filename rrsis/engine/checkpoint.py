@@ -1,4 +1,4 @@
-"""Resumable training state: atomic writes, RNG capture, finding the latest good checkpoint."""
+"""Resumable training state: checkpoint files, RNG capture, finding the latest good checkpoint."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import logging
 import os
 import random
 import re
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from .._atomic import atomic_open
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -33,47 +34,19 @@ FORMAT = "rrsis-train-state"
 _NAME = re.compile(r"^step-(\d+)\.pt$")
 
 
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; some platforms cannot open a directory (ignored there).
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file in the same folder, fsync it, then ``os.replace``.
+    """``torch.save`` through the package's atomic write (:func:`rrsis._atomic.atomic_open`).
 
     A crash at any moment leaves either the old file or the complete new one under ``path``
-    (and at worst a stray ``.*.tmp`` file, which loaders ignore).
+    (a failed save removes its temporary ``.*.tmp`` file; loaders ignore such names anyway).
 
     Args:
         obj: what to save.
         path: destination file.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-    return path
+    with atomic_open(path, "wb") as fh:
+        torch.save(obj, fh)
+    return Path(path)
 
 
 def capture_rng() -> dict[str, Any]:

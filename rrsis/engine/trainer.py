@@ -7,8 +7,10 @@ atomic checkpoints that hold everything a resumed run needs (weights, optimiser,
 grad scaler, RNG states of every rank, epoch and position in the epoch's seeded order), a
 JSONL log and a plot. Under ``torchrun`` it trains with DistributedDataParallel.
 
-This file is the loop; checkpointing and the run folder live in :mod:`.run_state`, validation
-and the saved models in :mod:`.hooks`.
+The trainer is one class: its state, the loop, validation and its outputs. What it uses but
+is not the trainer lives beside it: checkpoint files and RNG states (:mod:`.checkpoint`), the
+run-folder rules (:mod:`.run_folder`), the optimiser and schedule (:mod:`.optim`), the process
+group (:mod:`.distributed`), the JSONL log (:mod:`.logs`) and the plot (:mod:`rrsis.pictures`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import math
 import os
 import random
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -28,22 +31,35 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from .._atomic import atomic_write
 from ..data import collate_fn
 from ..losses import ReferringLoss
+from ..pictures import plot_history
+from .checkpoint import (
+    CHECKPOINT_DIR,
+    FORMAT,
+    atomic_save,
+    capture_rng,
+    checkpoint_path,
+    list_checkpoints,
+    load_checkpoint,
+    prune_checkpoints,
+    restore_rng,
+)
 from .config import DEFAULTS, merge
 from .distributed import (
     DistInfo,
     ResumableSampler,
+    all_gather_objects,
     all_reduce_mean,
     cleanup_distributed,
     setup_distributed,
 )
-from .evaluation import autocast_context, resolve_amp
-from .hooks import EvaluationHooksMixin
+from .evaluation import autocast_context, evaluate, resolve_amp
 from .inputs import build_datasets, build_tokenizer, text_words
 from .logs import JsonlLogger
 from .optim import build_optimizer, build_scheduler
-from .run_state import CheckpointingMixin
+from .run_folder import clear_run, resume_plan
 from .validate import validate_config
 
 __all__ = ["Trainer", "build_datasets", "build_model", "build_tokenizer", "text_words"]
@@ -85,7 +101,7 @@ def build_model(model_cfg: dict[str, Any], image_size: int | None = None) -> nn.
     )
 
 
-class Trainer(CheckpointingMixin, EvaluationHooksMixin):
+class Trainer:
     """Train one recipe; :meth:`fit` runs (or resumes) it.
 
     Every part can be given ready-made instead of built from the config (the demo passes
@@ -206,6 +222,96 @@ class Trainer(CheckpointingMixin, EvaluationHooksMixin):
         self._owned_checkpoints: list[Path] = []  # pruning never touches other files
         self.history_path = self.output_dir / "log.jsonl"
         self.log = JsonlLogger(self.history_path, enabled=self.info.is_main)
+
+    # ------------------------------------------------------------- resumable state
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs (collective: every rank must call it)."""
+        rng = all_gather_objects(capture_rng(), self.info)
+        return {
+            "format": FORMAT,
+            "version": 1,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "position": self.position,
+            "sampler": {"seed": self.seed, "epoch": self.epoch, "start": self.position * self.batch_size},
+            "rng": rng,
+            "best": dict(self.best),
+            # Losses since the last log line, so a resumed run logs the same averages.
+            "pending_losses": all_gather_objects(list(self._pending_losses), self.info),
+            "world_size": self.info.world_size,
+            "batch_size": self.batch_size,
+            "total_steps": self.total_steps,
+            "tokenizer": {"vocab": [t for t, _ in sorted(self.tokenizer.vocab.items(), key=lambda kv: kv[1])],
+                          "max_tokens": self.tokenizer.max_tokens},
+            "config": json.loads(json.dumps(self.cfg, default=str)),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` output (the same recipe, world size and batch size)."""
+        for key, mine in (("world_size", self.info.world_size), ("batch_size", self.batch_size),
+                          ("total_steps", self.total_steps)):
+            if state.get(key) != mine:
+                raise ValueError(
+                    f"checkpoint has {key}={state.get(key)} but this run has {mine}: resume with the "
+                    "same recipe, batch size and number of processes"
+                )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step, self.epoch, self.position = int(state["step"]), int(state["epoch"]), int(state["position"])
+        self.best = dict(state.get("best") or {})
+        pending = state.get("pending_losses") or [[]]
+        mine = pending[self.info.rank] if len(pending) == self.info.world_size else []
+        self._pending_losses = [float(v) for v in mine]
+        rng = state["rng"]
+        restore_rng(rng[self.info.rank] if len(rng) == self.info.world_size else rng[0])
+
+    def save_checkpoint(self) -> Path | None:
+        """Write ``checkpoints/step-N.pt`` atomically (rank 0) and prune this run's old ones."""
+        state = self.state_dict()
+        if not self.info.is_main:
+            return None
+        path = atomic_save(state, checkpoint_path(self.output_dir, self.step))
+        if path not in self._owned_checkpoints:
+            self._owned_checkpoints.append(path)
+        prune_checkpoints(self.output_dir, int(self.cfg["train"]["keep_checkpoints"]),
+                          owned=self._owned_checkpoints)
+        return path
+
+    def _open_run(self, resume: Any, overwrite: bool) -> bool:
+        """Apply the run-folder rules, write ``config.json``, resume when asked; whether it did.
+
+        Rank 0 decides and every rank follows its decision (errors are raised on every rank,
+        so none waits forever in a collective call).
+        """
+        plan = resume_plan(self.output_dir, resume, overwrite) if self.info.is_main else None
+        plan = all_gather_objects(plan, self.info)[0]
+        kind, detail = plan
+        if kind == "error":
+            exc_type = {"FileExistsError": FileExistsError, "FileNotFoundError": FileNotFoundError}.get(
+                detail[0], ValueError)
+            raise exc_type(detail[1])
+        if self.info.is_main:
+            if kind == "fresh-replace" or (kind == "fresh" and overwrite):
+                clear_run(self.output_dir)
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.output_dir / "config.json", json.dumps(self.cfg, indent=2, default=str) + "\n")
+        if kind != "resume":
+            return False
+        path = Path(detail)
+        state = load_checkpoint(path, map_location="cpu")
+        self.load_state_dict(state)
+        self.log.truncate_after(self.step)
+        own = (self.output_dir / CHECKPOINT_DIR).resolve()
+        if path.resolve().parent == own:
+            # The run being continued: its earlier checkpoints are this run's too.
+            self._owned_checkpoints = [p for s, p in list_checkpoints(self.output_dir) if s <= self.step]
+        return True
 
     # ------------------------------------------------------------------ loop
     def _loader(self, epoch: int) -> DataLoader:
@@ -351,11 +457,56 @@ class Trainer(CheckpointingMixin, EvaluationHooksMixin):
         }
         if main:
             self._save_model_dir(self.output_dir / "final", final)
-            tmp = self.output_dir / ".summary.json.tmp"
-            tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
-            os.replace(tmp, self.output_dir / "summary.json")
+            atomic_write(self.output_dir / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
             self._plot()
         return summary
+
+    # ---------------------------------------------------------- validation and outputs
+    def _save_model_dir(self, directory: Path, metrics: dict[str, Any] | None) -> Path:
+        try:
+            from ..hub import save_pretrained
+        except ImportError:  # hub not available: a plain state file instead
+            path = directory.with_suffix(".pt")
+            atomic_save({"model": self.model.state_dict(), "metrics": metrics or {},
+                         "config": getattr(self.model, "config", {})}, path)
+            return path
+        dataset = self.cfg["data"].get("dataset") if self.cfg["data"].get("root") else None
+        clean = {k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float))}
+        return save_pretrained(self.model, directory, metrics=clean or None, dataset=dataset)
+
+    def _plot(self) -> None:
+        if not self.info.is_main:
+            return
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            plot_history(self.log.records(), self.output_dir / "training.png",
+                         title=str(self.cfg.get("recipe") or ""))
+        for w in caught:
+            logger.warning("%s", w.message)
+
+    def _record(self, record: dict[str, Any]) -> None:
+        if self.run_name:
+            record = {"run": self.run_name, **record}
+        self.log.log(record)
+
+    def validate(self) -> dict[str, Any] | None:
+        """Score the validation set (all ranks take part); ``None`` without one."""
+        if self.val_dataset is None:
+            return None
+        tc = self.cfg["train"]
+        metrics = evaluate(
+            self.net, self.val_dataset, batch_size=int(tc["eval_batch_size"] or self.batch_size),
+            device=self.device, amp=tc["amp"], num_workers=int(self.cfg["data"]["num_workers"]),
+            info=self.info, progress=bool(tc["progress"]), desc="validate",
+        )
+        self._record({"type": "val", "step": self.step, "epoch": self.epoch, **metrics})
+        better = not self.best or metrics["oIoU"] > self.best.get("oIoU", -1.0)
+        if better and self.info.is_main:
+            self.best = {"step": self.step, "epoch": self.epoch, **metrics}
+            self._save_model_dir(self.output_dir / "best", metrics)
+        if self.info.distributed:
+            self.best = all_gather_objects(self.best, self.info)[0]
+        return metrics
 
     def close(self) -> None:
         """Leave the process group (when this trainer joined it)."""

@@ -1,4 +1,9 @@
-"""The model card (``README.md``) written next to saved weights."""
+"""The model card (``README.md``) written next to saved weights, and its metrics read back.
+
+Metrics are data in the card's YAML header (Hugging Face's ``model-index``, which the Hub shows
+as evaluation results); the markdown table below repeats them for people. Readers take them
+from the header (:func:`card_metrics`), never from the markdown.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,12 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from huggingface_hub import ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from torch import nn
 
 from .._version import __version__
 
-__all__ = ["CARD_MARKER", "is_generated_card", "model_card"]
+__all__ = ["CARD_MARKER", "card_metrics", "is_generated_card", "metric_text", "model_card"]
 
 # The last line of a generated card fingerprints the text above it: a re-save replaces a card
 # that still matches, and keeps one a person has edited (or written).
@@ -85,6 +90,7 @@ def model_card(
         pipeline_tag="image-segmentation",
         tags=tags,
         datasets=[dataset] if dataset else None,
+        **_model_index(arch, metrics, dataset),
     )
     n_params = sum(p.numel() for p in model.parameters())
     tok = getattr(model, "tokenizer", None)
@@ -116,7 +122,7 @@ def model_card(
     if metrics:
         parts.append(
             "## Metrics\n\n| metric | value |\n|---|---|\n"
-            + "".join(f"| {k} | {_fmt_metric(v)} |\n" for k, v in metrics.items())
+            + "".join(f"| {k} | {metric_text(v)} |\n" for k, v in metrics.items())
         )
     parts.append(
         "## How to load\n\n```python\nimport rrsis\n\n"
@@ -132,6 +138,36 @@ def model_card(
     return f"{body}\n{CARD_MARKER}{_fingerprint(body)} -->\n"
 
 
+def _model_index(arch: str, metrics: Mapping[str, Any] | None, dataset: str | None) -> dict[str, Any]:
+    """``ModelCardData`` arguments that put ``metrics`` into the header's ``model-index``."""
+    if not metrics:
+        return {}
+    # The Hub's schema asks for a dataset type and name; a run that does not record its
+    # dataset says so rather than guessing.
+    where = dataset or "unspecified"
+    results = [EvalResult(task_type="image-segmentation", dataset_type=where, dataset_name=where,
+                          metric_type=str(k), metric_name=str(k), metric_value=v)
+               for k, v in metrics.items()]
+    return {"model_name": arch, "eval_results": results}
+
+
+def card_metrics(text: str) -> dict[str, Any] | None:
+    """The metrics in a model card's ``model-index`` header, as saved (numbers stay numbers).
+
+    ``None`` when the header holds no ``model-index``: a card without metrics, or one written
+    by an earlier rrsis, whose metrics exist only as a markdown table (see
+    :func:`rrsis.app.card.read_card` for those).
+    """
+    try:
+        data = ModelCard(text, ignore_metadata_errors=True).data
+    except Exception:  # noqa: BLE001  (a card with no or broken header: no metrics as data)
+        return None
+    results = getattr(data, "eval_results", None)
+    if not results:
+        return None
+    return {r.metric_type: r.metric_value for r in results}
+
+
 def is_generated_card(text: str) -> bool:
     """Whether ``text`` is a card rrsis generated and nobody has edited since."""
     body, sep, last = text.rstrip("\n").rpartition("\n")
@@ -144,7 +180,8 @@ def _fingerprint(body: str) -> str:
     return hashlib.sha256(body.encode("utf-8")).hexdigest()[:16]
 
 
-def _fmt_metric(v: Any) -> str:
+def metric_text(v: Any) -> str:
+    """A metric value as the card's table (and the app's panel) show it."""
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)

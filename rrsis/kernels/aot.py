@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .._atomic import atomic_open
 from . import support
 
 __all__ = ["Spec", "compile_groups", "specialisations"]
@@ -306,9 +307,8 @@ def main(argv: list[str] | None = None) -> int:
         more = f" +{len(row['where']) - 1} more" if len(row["where"]) > 1 else ""
         print(f"{'FAIL' if bad else 'ok  '} {row['kernel']:16s} {state}  [{row['where'][0]}{more}]")
     if args.json:
-        with open(args.json + ".tmp", "w") as f:
+        with atomic_open(args.json) as f:
             json.dump(rows, f, indent=1)
-        os.replace(args.json + ".tmp", args.json)
     return 1 if failed else 0
 
 

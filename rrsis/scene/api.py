@@ -138,7 +138,7 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
          progress: bool) -> SceneResult:
     import torch
 
-    from ..engine.visualize import save_png
+    from ..pictures import save_png
 
     t0 = time.time()
     tok = model.tokenizer([text])

@@ -14,13 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from .._atomic import atomic_open, atomic_path
 from .read import GDAL_ENV, Scene, require_geo
 
 __all__ = ["MaskWriter", "PolygonCollector", "pixel_area_m2", "write_overlay"]
-
-
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp{os.getpid()}")
 
 
 class MaskWriter:
@@ -39,7 +36,9 @@ class MaskWriter:
         rasterio = require_geo("writing a mask GeoTIFF")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = _tmp(self.path)
+        # Held open until close(): the dataset streams into the temporary file of the atomic write.
+        self._atomic = atomic_path(self.path, keep_suffix=True)
+        self.tmp = self._atomic.__enter__()
         profile = dict(scene.profile or {})
         for key in ("photometric", "nodata", "blockxsize", "blockysize", "compress", "interleave",
                     "tiled", "predictor", "alpha"):
@@ -64,9 +63,10 @@ class MaskWriter:
         finally:
             self._env.__exit__(None, None, None)
         if ok:
-            os.replace(self.tmp, self.path)
-        elif self.tmp.exists():
-            self.tmp.unlink()
+            self._atomic.__exit__(None, None, None)
+        else:  # the atomic write removes its temporary file on a failure
+            failed = RuntimeError(f"{self.path}: writing stopped")
+            self._atomic.__exit__(RuntimeError, failed, None)
 
 
 def pixel_area_m2(scene: Scene) -> float | None:
@@ -167,10 +167,8 @@ class PolygonCollector:
         fc = self.features(crs, properties)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _tmp(path)
-        with open(tmp, "w", encoding="utf-8") as fh:
+        with atomic_open(path) as fh:
             json.dump(fc, fh)
-        os.replace(tmp, path)
         return fc
 
 
@@ -183,7 +181,7 @@ def write_overlay(path: str | os.PathLike, scene: Scene, mask_source: Any, max_s
         mask_source: a bool ``[H, W]`` array or the path of the written mask GeoTIFF.
         max_side: longer side of the picture.
     """
-    from ..engine.visualize import overlay, save_png
+    from ..pictures import overlay, save_png
 
     f = min(1.0, max_side / max(scene.height, scene.width))
     shape = (max(1, round(scene.height * f)), max(1, round(scene.width * f)))

@@ -12,6 +12,8 @@ from tokenizers import Tokenizer as _HFTokenizer
 from tokenizers import decoders, normalizers, pre_tokenizers
 from tokenizers.models import WordPiece
 
+from .._atomic import atomic_write
+
 __all__ = ["SPECIAL_TOKENS", "Tokenizer"]
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -88,9 +90,9 @@ class Tokenizer:
         inv = sorted(self.vocab.items(), key=lambda kv: kv[1])
         vocab_path = directory / VOCAB_FILE
         cfg_path = directory / CONFIG_FILE
-        _atomic_write_text(vocab_path, "".join(f"{t}\n" for t, _ in inv))
+        atomic_write(vocab_path, "".join(f"{t}\n" for t, _ in inv))
         cfg = {"tokenizer_class": "rrsis.Tokenizer", "max_tokens": self.max_tokens, "lowercase": self.lowercase}
-        _atomic_write_text(cfg_path, json.dumps(cfg, indent=2) + "\n")
+        atomic_write(cfg_path, json.dumps(cfg, indent=2) + "\n")
         return [vocab_path, cfg_path]
 
     # ------------------------------------------------------------------ use
@@ -151,8 +153,3 @@ def _read_vocab(path: Path) -> Dict[str, int]:
         raise ValueError(f"{path}: empty vocabulary")
     return vocab
 
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..._atomic import atomic_open
 from .grammar import KIND_WEIGHTS, Expression, candidates, sample_expressions, vocabulary
 from .scene import CATEGORIES, COLOURS, Scene, SceneObject, render, sample_scene
 from .writers import GeneratedScene, RefSegRSWriter, RRSISDWriter
@@ -256,7 +257,7 @@ def generate(
         },
         "vocabulary_size": len(vocabulary()),
     }
-    with open(os.path.join(out_dir, "stats.json"), "w", encoding="utf-8") as f:
+    with atomic_open(os.path.join(out_dir, "stats.json")) as f:
         json.dump(stats, f, indent=2, sort_keys=True)
         f.write("\n")
     return stats

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..._atomic import atomic_open, atomic_path
 from .grammar import candidates
 from .scene import render, sample_scene
 
@@ -96,9 +97,10 @@ def write_large_scene(
     img_path = os.path.join(out_dir, f"{name}.tif")
     lab_path = os.path.join(out_dir, f"{name}_labels.tif")
     cols = np.minimum((np.arange(size) * rs) // size, rs - 1)
-    with rasterio.Env(GDAL_CACHEMAX=64), \
-            rasterio.open(img_path + ".tmp", "w", count=4, dtype="uint16", nodata=0, **common) as di, \
-            rasterio.open(lab_path + ".tmp", "w", count=1, dtype="uint16", **common) as dl:
+    with atomic_path(img_path, keep_suffix=True) as img_tmp, atomic_path(lab_path, keep_suffix=True) as lab_tmp, \
+            rasterio.Env(GDAL_CACHEMAX=64), \
+            rasterio.open(img_tmp, "w", count=4, dtype="uint16", nodata=0, **common) as di, \
+            rasterio.open(lab_tmp, "w", count=1, dtype="uint16", **common) as dl:
         for r0 in range(0, size, block):
             r1 = min(r0 + block, size)
             rows = np.minimum((np.arange(r0, r1) * rs) // size, rs - 1)
@@ -110,8 +112,6 @@ def write_large_scene(
             win = Window(0, r0, size, r1 - r0)
             di.write(data, window=win)
             dl.write(lab[None], window=win)
-    os.replace(img_path + ".tmp", img_path)
-    os.replace(lab_path + ".tmp", lab_path)
     meta = {
         "image": os.path.basename(img_path), "labels": os.path.basename(lab_path),
         "size": size, "render_size": rs, "seed": seed, "gsd_m": gsd, "crs": UTM_CRS,
@@ -120,7 +120,7 @@ def write_large_scene(
                      "area_px": int(o.area * (size / rs) ** 2)} for o in scene.objects],
         "expressions": [{"text": e.text, "object": e.targets[0] + 1, "kind": e.kind} for e in chosen],
     }
-    with open(os.path.join(out_dir, f"{name}.json"), "w", encoding="utf-8") as fh:
+    with atomic_open(os.path.join(out_dir, f"{name}.json")) as fh:
         json.dump(meta, fh, indent=2)
         fh.write("\n")
     return meta

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, features
 
+from ..._atomic import atomic_open, atomic_path, atomic_write
 from ..coco import mask_to_polygons, rle_encode
 from .grammar import Expression
 from .scene import CATEGORIES, Scene
@@ -107,10 +108,12 @@ class RRSISDWriter:
         image_id = gs.index + 1
         file_name = f"{gs.index:05d}.{self.image_format}"
         path = os.path.join(self.img_dir, file_name)
-        if self.image_format == "png":
-            Image.fromarray(gs.image).save(path, format="PNG", compress_level=6)
-        else:
-            Image.fromarray(gs.image).save(path, format="JPEG", quality=95)
+        # Not durable (no fsync): a generated image costs a rerun, not a result, and there are thousands.
+        with atomic_path(path, durable=False) as tmp:
+            if self.image_format == "png":
+                Image.fromarray(gs.image).save(tmp, format="PNG", compress_level=6)
+            else:
+                Image.fromarray(gs.image).save(tmp, format="JPEG", quality=95)
         s = gs.scene.size
         self.images.append({"id": image_id, "file_name": file_name, "height": s, "width": s})
         ann_ids = []
@@ -152,9 +155,8 @@ class RRSISDWriter:
         coco = {"images": self.images, "annotations": self.annotations, "categories": categories}
         # dumps, not dump: the same bytes, from the C encoder (dump streams through the Python one).
         text = json.dumps(coco, sort_keys=True, separators=(",", ":"))
-        with open(os.path.join(self.out_dir, "instances.json"), "w", encoding="utf-8") as f:
-            f.write(text)
-        with open(os.path.join(self.out_dir, "refs(unc).p"), "wb") as f:
+        atomic_write(os.path.join(self.out_dir, "instances.json"), text)
+        with atomic_open(os.path.join(self.out_dir, "refs(unc).p"), "wb") as f:
             # Equal strings made one object first: pickle writes a shared object once, so its
             # bytes would otherwise depend on where the scenes were made (here or in workers).
             pickle.dump(_interned(self.refs), f, protocol=4)
@@ -183,14 +185,13 @@ class RefSegRSWriter:
             stem = f"{gs.index:05d}_{r:02d}"
             mask = gs.target_mask(targets).astype(np.uint8) * 255
             for arr, folder in ((gs.image, self.img_dir), (mask, self.mask_dir)):
-                Image.fromarray(arr).save(os.path.join(folder, stem + ".tif"), format="TIFF",
-                                          compression=self.compression)
+                with atomic_path(os.path.join(folder, stem + ".tif"), durable=False) as tmp:
+                    Image.fromarray(arr).save(tmp, format="TIFF", compression=self.compression)
             self.lines.setdefault(gs.split, []).extend(f"{stem} {e.text}" for e in exprs)
 
     def close(self) -> str:
         """Write ``output_phrase_<split>.txt``; returns the folder."""
         for split, lines in self.lines.items():
             path = os.path.join(self.out_dir, f"output_phrase_{split}.txt")
-            with open(path, "w", encoding="utf-8") as f:
-                f.write("".join(line + "\n" for line in lines))
+            atomic_write(path, "".join(line + "\n" for line in lines))
         return self.out_dir

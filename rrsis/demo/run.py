@@ -41,18 +41,19 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .._atomic import atomic_write
+from ..allocator import keep_freed_memory
 from ..data import RRSISDDataset
 from ..data.synthetic import generate, vocabulary
 from ..data.transforms import ResizeNormalize, resize_mask
+from ..engine.distributed import resolve_device
+from ..engine.logs import read_jsonl
+from ..engine.trainer import Trainer
 from ..factory import create_model, from_pretrained
 from ..metrics import ReferringMetrics, format_metrics
+from ..pictures import comparison_grid, plot_history, save_png
 from ..text import Tokenizer
-from .cpu import keep_freed_memory
-from .demo_settings import DEMO_KIND_WEIGHTS, DEMO_MODEL, DEMO_OUTPUTS, DEMO_THREADS, DemoConfig
-from .distributed import resolve_device
-from .logs import plot_history, read_jsonl
-from .trainer import Trainer
-from .visualize import comparison_grid, save_png
+from .settings import DEMO_KIND_WEIGHTS, DEMO_MODEL, DEMO_OUTPUTS, DEMO_THREADS, DemoConfig
 
 __all__ = ["DEMO_KIND_WEIGHTS", "DEMO_MODEL", "DEMO_THREADS", "DemoConfig", "MemoryDataset", "fix_cpu_threads", "run_demo", "shuffled_texts"]
 
@@ -333,9 +334,7 @@ def _run_demo(cfg: DemoConfig) -> dict[str, Any]:
             "plot": str(plot) if plot else None,
         },
     }
-    tmp = out / ".metrics.json.tmp"
-    tmp.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    os.replace(tmp, out / "metrics.json")
+    atomic_write(out / "metrics.json", json.dumps(report, indent=2, allow_nan=False) + "\n")
     print()
     print(f"validation ({len(val)} expressions, {cfg.size}x{cfg.size} synthetic scenes):")
     print(format_metrics({"GL-MSIN": results["gl-msin"], "shuffled-text control": results["control"]}))

@@ -1,4 +1,4 @@
-"""Process-wide CPU settings for the processes rrsis runs training in (the demo's, ``rrsis train``)."""
+"""glibc allocator tuning for processes that exist to train on the CPU (``rrsis train``, the demo)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Settings of ``rrsis demo``, apart from the demo itself so that ``rrsis demo --help`` can show
-them without importing torch."""
+"""Settings of ``rrsis demo``, apart from the demo itself (:mod:`rrsis.demo.run`) so that
+``rrsis demo --help`` can show them without importing torch."""
 
 from __future__ import annotations
 

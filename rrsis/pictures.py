@@ -1,16 +1,25 @@
-"""Pictures of predictions: mask overlays with outlines, and captioned comparison grids (PIL only)."""
+"""Pictures rrsis writes: mask overlays with outlines, captioned comparison grids, training curves.
+
+One module for every PNG of the package (the scene quick-look, the app's examples, the demo's
+grid, a run's ``training.png``), written through the one atomic write (:mod:`rrsis._atomic`).
+Overlays and grids need only PIL; the training plot uses matplotlib.
+"""
 
 from __future__ import annotations
 
 import os
 import textwrap
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["comparison_grid", "outline", "overlay", "save_png"]
+from ._atomic import atomic_path
+
+__all__ = ["comparison_grid", "have_matplotlib", "outline", "overlay", "plot_history", "save_png"]
 
 # Cyan and magenta: colours aerial scenes (and the synthetic palette) rarely contain.
 PRED_COLOUR = (0, 230, 255)
@@ -115,12 +124,88 @@ def comparison_grid(
 
 
 def save_png(image: Image.Image | np.ndarray, path: str | os.PathLike) -> Path:
-    """Write a PNG through a temporary file, so a crash never leaves half an image."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a PNG atomically, so a crash never leaves half an image."""
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    image.save(tmp, format="PNG")
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path, keep_suffix=True) as tmp:
+        image.save(tmp, format="PNG")
+    return Path(path)
+
+
+def have_matplotlib() -> bool:
+    """Whether matplotlib (a base dependency; missing only from a broken install) imports."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def plot_history(
+    records: Iterable[dict[str, Any]],
+    out_path: str | os.PathLike,
+    title: str = "",
+    metrics: tuple[str, ...] = ("oIoU", "mIoU"),
+) -> Path | None:
+    """Plot the training loss and the validation metrics of a JSONL log to a PNG.
+
+    Several runs can share one figure: records with a ``run`` field are drawn as separate
+    lines (the demo plots GL-MSIN and its shuffled-text control together).
+
+    Args:
+        records: log records (``type`` ``"train"`` with ``loss``; ``"val"`` with metrics).
+        out_path: the PNG to write.
+        title: figure title.
+        metrics: validation metrics to draw.
+
+    Returns:
+        The path, or ``None`` when matplotlib is missing (a warning says how to get it).
+    """
+    if not have_matplotlib():
+        warnings.warn("matplotlib is not installed: no training plot (it is a dependency of rrsis: pip install matplotlib)",
+                      stacklevel=2)
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed; must precede pyplot's import
+    import matplotlib.pyplot as plt
+
+    runs: dict[str, dict[str, list]] = {}
+    for r in records:
+        run = runs.setdefault(str(r.get("run", "")), {"train": [], "val": []})
+        if r.get("type") in run:
+            run[r["type"]].append(r)
+    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(11, 4))
+    styles = ("-", "--", ":", "-.")
+    # One colour per run, one line style per metric, so two runs read apart at a glance.
+    for i, (name, run) in enumerate(runs.items()):
+        colour = f"C{i % 10}"
+        label = f"{name} " if name else ""
+        tr = [r for r in run["train"] if r.get("loss") is not None]
+        if tr:
+            ax_loss.plot([r["step"] for r in tr], [r["loss"] for r in tr], color=colour,
+                         label=f"{label}loss")
+        for j, m in enumerate(metrics):
+            va = [r for r in run["val"] if r.get(m) is not None]
+            if va:
+                ax_val.plot([r["step"] for r in va], [r[m] for r in va], marker="o", color=colour,
+                            linestyle=styles[j % len(styles)], label=f"{label}{m}")
+    ax_loss.set_xlabel("optimizer step")
+    ax_loss.set_ylabel("training loss")
+    ax_loss.set_yscale("log")
+    ax_val.set_xlabel("optimizer step")
+    ax_val.set_ylabel("validation")
+    ax_val.set_ylim(0, 1)
+    for ax in (ax_loss, ax_val):
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    try:
+        with atomic_path(out_path, keep_suffix=True) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
+    finally:
+        plt.close(fig)
+    return Path(out_path)
