@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1] / "rrsis"
 
 # Lowest first. A module may import its own floor's modules (without a cycle) and lower floors.
 FLOORS = [
-    ["_version", "_config", "_registry"],               # name tables
+    ["_version", "_config", "_registry", "registry"],   # name tables
     ["kernels", "text", "data", "metrics"],            # beside them: leaves that read and score
     ["backbones", "fusion", "heads"],                  # parts
     ["hub"],                                           # weights I/O: builds by name, imports no model
