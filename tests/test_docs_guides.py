@@ -99,8 +99,28 @@ def _page_files(page: Path, work: Path) -> None:
         shutil.copytree(fixtures / "rmsin", work / "rmsin")
 
 
+@pytest.fixture
+def registries():
+    """The guides register parts, models and tags: undo that, so other tests see the shipped tables."""
+    import rrsis.registry
+    from rrsis import _registry
+
+    tables = [getattr(rrsis.registry, n) for n in rrsis.registry.__all__
+              if isinstance(getattr(rrsis.registry, n), rrsis.registry.Registry)]
+    saved = [(t, dict(t._entries)) for t in tables]
+    models, tags = dict(_registry._model_entrypoints), dict(_registry._pretrained)
+    yield
+    for table, entries in saved:
+        table._entries.clear()
+        table._entries.update(entries)
+    _registry._model_entrypoints.clear()
+    _registry._model_entrypoints.update(models)
+    _registry._pretrained.clear()
+    _registry._pretrained.update(tags)
+
+
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
-def test_guide_code_runs(page, tmp_path, monkeypatch):
+def test_guide_code_runs(page, tmp_path, monkeypatch, registries):
     work = tmp_path / "work"
     work.mkdir()
     _page_files(page, work)
@@ -121,7 +141,7 @@ def test_guide_code_runs(page, tmp_path, monkeypatch):
                 exec(compile(b.code, where, "exec"), namespace)  # noqa: S102  (the guide's own code)
             else:
                 done = subprocess.run(["bash", "-euo", "pipefail", "-c", b.code], cwd=work, env=env,
-                                      capture_output=True, text=True, timeout=600)
+                                      capture_output=True, text=True, timeout=600, check=False)
                 assert done.returncode == 0, f"{where} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
             ran += 1
     finally:

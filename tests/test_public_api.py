@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tools import public_api  # noqa: E402
+from tools import public_api
 
 
 def test_public_api_matches_the_record():

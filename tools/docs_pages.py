@@ -11,14 +11,15 @@ from __future__ import annotations
 import io
 import json
 import math
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Union
+from typing import Any, Union
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 ZOO_FIGURES = ROOT / "docs" / "zoo-figures.json"
 
-Page = Union[str, bytes]
+Page = Union[str, bytes]  # noqa: UP007  (a runtime alias; X | Y needs Python 3.10 at runtime)
 
 # RRSIS-D: 17,402 image-expression triplets; the 12,181 / 1,740 / 3,481 split comes from a
 # third-party compilation (not confirmed from the release itself), as the page says.
@@ -29,7 +30,7 @@ EPOCHS = 40  # the anchors' schedule (rrsis/configs/gl-msin-rrsisd.json)
 # ---------------------------------------------------------------------------- helpers
 
 
-def _table(header: List[str], rows: Iterable[List[Any]], align: Optional[str] = None) -> str:
+def _table(header: list[str], rows: Iterable[list[Any]], align: str | None = None) -> str:
     align = align or "l" + "r" * (len(header) - 1)
     sep = ["---:" if a == "r" else "---" for a in align]
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(sep) + " |"]
@@ -55,7 +56,7 @@ def _figure(width: float = 7.0, height: float = 3.6):
     return plt.subplots(figsize=(width, height))
 
 
-def _pct(x: Optional[float], digits: int = 1) -> str:
+def _pct(x: float | None, digits: int = 1) -> str:
     return "–" if x is None else f"{100 * x:.{digits}f}"
 
 
@@ -74,7 +75,7 @@ API_GROUPS = {
 }
 
 
-def api_entries() -> Dict[str, str]:
+def api_entries() -> dict[str, str]:
     """``{public name: dotted path mkdocstrings documents}`` for every name in ``rrsis.__all__``."""
     import rrsis
 
@@ -82,7 +83,7 @@ def api_entries() -> Dict[str, str]:
     return {name: f"rrsis.{lazy[name]}.{name}" for name in rrsis.__all__ if name != "__version__"}
 
 
-def api_pages() -> Dict[str, Page]:
+def api_pages() -> dict[str, Page]:
     import rrsis
 
     entries = api_entries()
@@ -92,10 +93,10 @@ def api_pages() -> Dict[str, Page]:
     if other:
         groups["Other public names"] = other
     out = ["# API reference", "",
-           f"Every name in `rrsis.__all__` (version {rrsis.__version__}), generated from the docstrings "
-           "when the site is built. `import rrsis` is cheap: each name loads its module on first use, "
-           "so the headings give the module that defines it. The part tables live in "
-           "[`rrsis.registry`](registry.md).", ""]
+           (f"Every name in `rrsis.__all__` (version {rrsis.__version__}), generated from the docstrings "
+            "when the site is built. `import rrsis` is cheap: each name loads its module on first use, "
+            "so the headings give the module that defines it. The part tables live in "
+            "[`rrsis.registry`](registry.md)."), ""]
     for title, names in groups.items():
         names = [n for n in names if n in entries]
         if not names:
@@ -105,9 +106,9 @@ def api_pages() -> Dict[str, Page]:
             out += [f"::: {entries[name]}", "    options:", "      show_root_heading: true",
                     "      show_root_full_path: true", "      heading_level: 3", ""]
     registry = ["# `rrsis.registry`", "",
-                "The name tables a config looks parts up in, and the decorators that add models and "
-                "pretrained tags. Import them from here (`from rrsis.registry import HEADS`); "
-                "see the guide [Compose a model](../guides/compose.md).", "",
+                ("The name tables a config looks parts up in, and the decorators that add models and "
+                 "pretrained tags. Import them from here (`from rrsis.registry import HEADS`); "
+                 "see the guide [Compose a model](../guides/compose.md)."), "",
                 "::: rrsis.registry", "    options:", "      show_root_heading: false",
                 "      members: [Registry, PretrainedCfg, register_model, register_pretrained]", ""]
     return {"api/index.md": "\n".join(out), "api/registry.md": "\n".join(registry)}
@@ -116,11 +117,11 @@ def api_pages() -> Dict[str, Page]:
 # ---------------------------------------------------------------------------- model zoo
 
 
-def _figures(path: Path) -> Dict[str, Any]:
+def _figures(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def zoo_page(figures_path: Path = ZOO_FIGURES) -> Dict[str, Page]:
+def zoo_page(figures_path: Path = ZOO_FIGURES) -> dict[str, Page]:
     """The model zoo: every registered architecture and pretrained tag, as the registry says now."""
     import rrsis
     from tools.zoo_figures import count_parameters
@@ -169,7 +170,7 @@ start random and `model.load_report` lists them.
 # ---------------------------------------------------------------------------- benchmarks
 
 
-def _ablation(path: Path, data: dict) -> Dict[str, Page]:
+def _ablation(path: Path, data: dict) -> dict[str, Page]:
     meta, table = data["meta"], data["table"]
     cols = ["mIoU", "oIoU", "P@0.5", "P@0.9", "colour", "relation", "position", "size"]
     rows = []
@@ -203,7 +204,7 @@ What these rows mean, and the runs before this one, are in [History](../history.
     return {f"benchmarks/{path.stem}.md": text, f"benchmarks/{img}": _png(fig)}
 
 
-def _demo(path: Path, data: dict) -> Dict[str, Page]:
+def _demo(path: Path, data: dict) -> dict[str, Page]:
     meta, runs = data["meta"], data["runs"]
     rows = [[r["seed"], f"{r['mIoU']:.4f}", f"{r['oIoU']:.4f}", f"{r['control_mIoU']:.4f}", f"{r['gap']:.4f}",
              f"{r['wall_s'] / 60:.1f} min", "yes" if r.get("met") else "no"] for r in runs]
@@ -220,7 +221,7 @@ All targets met: **{"yes" if meta.get("all_met") else "no"}**. What the demo doe
     return {f"benchmarks/{path.stem}.md": text}
 
 
-def _cpu_threads(path: Path, data: dict) -> Dict[str, Page]:
+def _cpu_threads(path: Path, data: dict) -> dict[str, Page]:
     meta = data["meta"]
     rows = [[r["threads"], r["competitors"], f"{1000 * r['median_step_s']:.0f}",
              f"{1000 * r['min_step_s']:.0f}–{1000 * r['max_step_s']:.0f}", r.get("load_before", "–")]
@@ -238,16 +239,16 @@ trains with one thread per process, side by side.
     return {f"benchmarks/{path.stem}.md": text}
 
 
-def _large_scene(path: Path, data: dict) -> Dict[str, Page]:
+def _large_scene(path: Path, data: dict) -> dict[str, Page]:
     stem = path.stem
-    out: Dict[str, Page] = {}
+    out: dict[str, Page] = {}
     lines = [f"# Whole scenes: `{stem}`", "", _source(path) + f" Run {data.get('timestamp', '?')} on "
              f"{data.get('machine', '?')}; {data.get('conditions', '')}.", ""]
     acc = data.get("accuracy")
     if acc:
         settings = data.get("settings", {})
-        lines += [f"Scored on {data.get('eval_expressions')} expressions over {settings.get('eval_scenes')} "
-                  f"generated {settings.get('eval_size')}² scenes; options {settings.get('options')}.", "",
+        lines += [(f"Scored on {data.get('eval_expressions')} expressions over {settings.get('eval_scenes')} "
+                   f"generated {settings.get('eval_size')}² scenes; options {settings.get('options')}."), "",
                   _table(["mode", "mIoU", "oIoU", "P@0.5", "s / expression"],
                          [[m, _pct(a.get("mIoU"), 2), _pct(a.get("oIoU"), 2), _pct(a.get("P@0.5")),
                            f"{a.get('seconds_per_expression', float('nan')):.2f}"] for m, a in acc.items()])]
@@ -261,7 +262,7 @@ def _large_scene(path: Path, data: dict) -> Dict[str, Page]:
     return out
 
 
-def _gpu(path: Path, data: dict) -> Dict[str, Page]:
+def _gpu(path: Path, data: dict) -> dict[str, Page]:
     env = data.get("environment", {})
     stem = path.stem
     lines = [f"# {env.get('gpu', stem)}", "", _source(path) + f" Measured {env.get('timestamp', '?')}: "
@@ -289,7 +290,7 @@ def _gpu(path: Path, data: dict) -> Dict[str, Page]:
     return {f"benchmarks/{stem}.md": "\n".join(lines)}
 
 
-def _attention(path: Path, data: dict) -> Dict[str, Page]:
+def _attention(path: Path, data: dict) -> dict[str, Page]:
     run = (data.get("runs") or [{}])[0]
     rows = data.get("rows", [])
     stem = path.stem
@@ -298,7 +299,7 @@ def _attention(path: Path, data: dict) -> Dict[str, Page]:
               f"{r['peak_bytes'] / 2**20:.0f}" if r.get("status") == "ok" else "–",
               f"{r['pct_hbm']:.1f}" if r.get("status") == "ok" and r.get("pct_hbm") is not None else "–",
               "ok" if r.get("status") == "ok" else "failed"] for r in rows]
-    out: Dict[str, Page] = {}
+    out: dict[str, Page] = {}
     plots = []
     for op in sorted({r["op"] for r in rows}):
         ok = [r for r in rows if r["op"] == op and r.get("status") == "ok"]
@@ -331,14 +332,14 @@ def _attention(path: Path, data: dict) -> Dict[str, Page]:
     return out
 
 
-def _generic(path: Path, data: Any) -> Dict[str, Page]:
+def _generic(path: Path, data: Any) -> dict[str, Page]:
     scalars = {k: v for k, v in data.items() if not isinstance(v, (dict, list))} if isinstance(data, dict) else {}
     text = f"# `{path.stem}`\n\n{_source(path)} No page layout knows this file yet; its top-level values:\n\n"
     text += _table(["key", "value"], [[k, f"`{v}`"] for k, v in scalars.items()], "ll")
     return {f"benchmarks/{path.stem}.md": text}
 
 
-def _kind(path: Path, data: Any) -> Callable[[Path, Any], Dict[str, Page]]:
+def _kind(path: Path, data: Any) -> Callable[[Path, Any], dict[str, Page]]:
     if not isinstance(data, dict):
         return _generic
     if path.stem.startswith("ablation") and "table" in data:
@@ -398,10 +399,10 @@ The fused kernels' figures assume the kernels run (a CUDA GPU inside the envelop
 """
 
 
-def benchmark_pages(results: Path = RESULTS) -> Dict[str, Page]:
+def benchmark_pages(results: Path = RESULTS) -> dict[str, Page]:
     """One page per ``results/*.json`` (with plots where a reader would rather look), an index and
     the time-to-train estimate."""
-    out: Dict[str, Page] = {}
+    out: dict[str, Page] = {}
     index = []
     for path in sorted(results.glob("*.json")):
         data = json.loads(path.read_text())
@@ -424,9 +425,9 @@ only within one page. The experiments that led to today's defaults, dated, are i
     return out
 
 
-def generated_pages(results: Path = RESULTS, figures: Path = ZOO_FIGURES) -> Dict[str, Page]:
+def generated_pages(results: Path = RESULTS, figures: Path = ZOO_FIGURES) -> dict[str, Page]:
     """Every generated page of the site."""
-    out: Dict[str, Page] = {}
+    out: dict[str, Page] = {}
     out.update(api_pages())
     out.update(zoo_page(figures))
     out.update(benchmark_pages(results))
