@@ -102,6 +102,7 @@ def _page_files(page: Path, work: Path) -> None:
 @pytest.fixture
 def registries():
     """The guides register parts, models and tags: undo that, so other tests see the shipped tables."""
+    import rrsis.models  # noqa: F401  (the shipped parts, models and formats register on import)
     import rrsis.registry
     from rrsis import _registry
 
