@@ -218,3 +218,22 @@ def test_home_page_and_a_guide_render_in_chromium(site, tmp_path):
                 assert colours is not None and len(colours) > 20, "the screenshot is (nearly) blank"
         finally:
             browser.close()
+
+
+# ---------------------------------------------------------------------------- README
+
+
+def test_readme_is_short_and_its_links_resolve():
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 250
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", readme)
+    local = [link for link in links if "://" not in link]
+    assert local, "the README links into the docs"
+    missing = [link for link in local if not (ROOT / link).exists()]
+    assert not missing, f"README links to missing files: {missing}"
+    for line in (".[dev]", "rrsis demo", "python -m pytest"):  # the set-up .ci/run repeats
+        assert line in readme
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert 'pip install -e ".[dev]"' in ci and "python -m pytest" in ci and "mkdocs build --strict" in ci
