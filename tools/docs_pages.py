@@ -317,7 +317,7 @@ def _attention(path: Path, data: dict) -> dict[str, Page]:
         ax.set_yscale("log")
         ax.set_ylabel("p50 time (ms, log scale)")
         ax.set_title(f"{op}: {', '.join(sorted({r['mode'] for r in ok}))}, {', '.join(sorted({r['dtype'] for r in ok}))}")
-        ax.legend(fontsize=8, ncol=2)
+        ax.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.1))
         ax.grid(axis="y", alpha=0.3)
         img = f"{stem}-{op}.png"
         out[f"benchmarks/{img}"] = _png(fig)
