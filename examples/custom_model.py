@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import rrsis
-from rrsis._registry import FUSION, GLOBAL_ENHANCEMENT, HEADS, LOCAL_ATTENTION
+from rrsis.registry import FUSION, GLOBAL_ENHANCEMENT, HEADS, LOCAL_ATTENTION
 
 
 class LightHead(nn.Module):

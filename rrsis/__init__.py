@@ -27,12 +27,17 @@ _LAZY = {
     "SegmentationOutput": "models",
     "Tokenizer": "text",
     "ReferringLoss": "losses",
+    "segment_scene": "scene",
+    "SceneOptions": "scene",
+    "open_scene": "scene",
+    "read_image": "data",
 }
 
 __all__ = [  # noqa: RUF022  (grouped as in _LAZY)
     "__version__", "create_model", "from_pretrained", "list_models", "list_pretrained", "is_model",
     "pretrained_cfg", "register_model", "register_pretrained", "ConfigError", "ReferringSegmenter",
-    "RRSISModel", "SegmentationOutput", "Tokenizer", "ReferringLoss",
+    "RRSISModel", "SegmentationOutput", "Tokenizer", "ReferringLoss", "segment_scene", "SceneOptions",
+    "open_scene", "read_image",
 ]
 
 

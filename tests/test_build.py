@@ -213,18 +213,3 @@ def test_cli_expected_error_is_one_line_exit_2(capsys):
 def test_cli_debug_shows_the_traceback():
     with pytest.raises(rrsis.ConfigError, match="unknown pretrained tag"):
         main(["--debug", "models", "--info", "gl-msin-tiny.nope"])
-
-
-def test_readme_how_it_is_built_example_runs():
-    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## How it is built"):]
-    code = section[section.index("```python") + len("```python"):]
-    code = code[: code.index("```")]
-    assert 15 <= len(code.strip().splitlines()) <= 30
-    from rrsis._registry import HEADS
-
-    try:
-        exec(compile(code, "README.md", "exec"), {})
-        assert "center" in HEADS
-    finally:
-        HEADS._entries.pop("center", None)

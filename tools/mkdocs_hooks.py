@@ -1,0 +1,34 @@
+"""mkdocs hook: add the generated pages (``tools/docs_pages.py``) to the site at every build."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from mkdocs.structure.files import File, Files
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def on_config(config):
+    """List every results file's page under "Benchmarks" in the navigation (the files decide)."""
+    from tools.docs_pages import RESULTS
+
+    pages = [f"benchmarks/{path.stem}.md" for path in sorted(RESULTS.glob("*.json"))]
+    for item in config.nav or []:
+        if isinstance(item, dict) and "Benchmarks" in item:
+            item["Benchmarks"] = [*item["Benchmarks"], *pages]
+    return config
+
+
+def on_files(files: Files, config) -> Files:
+    from tools.docs_pages import generated_pages
+
+    for path, content in generated_pages().items():
+        existing = files.get_file_from_path(path)
+        if existing is not None:
+            files.remove(existing)
+        files.append(File.generated(config, path, content=content))
+    return files
