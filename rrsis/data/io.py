@@ -23,8 +23,11 @@ __all__ = [
     "load_json",
     "load_plain_pickle",
     "load_raster",
+    "parse_bands",
     "read_image",
     "read_mask",
+    "scale_values",
+    "select_bands",
 ]
 
 Scale = str | float | None
@@ -140,9 +143,64 @@ def load_raster(path: ImageSource, palette_to_rgb: bool = True) -> np.ndarray:
     return arr.astype(np.uint8) if arr.dtype == bool else arr
 
 
+def parse_bands(bands: str | Sequence[int] | None, where: str = "bands") -> tuple[int, ...] | None:
+    """``"4,3,2"`` or ``(4, 3, 2)`` → ``(4, 3, 2)``: band numbers counted from 1, as GDAL and
+    rasterio count (the one convention of every ``bands=`` in rrsis); ``None`` stays ``None``.
+
+    Args:
+        bands: band numbers, a comma-separated string or a sequence of ints.
+        where: what to name in the error message.
+    """
+    if bands is None:
+        return None
+    if isinstance(bands, str):
+        try:
+            bands = [int(b) for b in bands.replace(" ", "").split(",") if b]
+        except ValueError:
+            raise ValueError(f"{where} {bands!r}: expected band numbers counted from 1, like '4,3,2'") from None
+    try:
+        out = tuple(int(b) for b in bands)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where} {bands!r}: expected band numbers counted from 1, like (4, 3, 2)") from None
+    if not out:
+        raise ValueError(f"{where} must name at least one band")
+    low = [b for b in out if b < 1]
+    if low:
+        raise ValueError(f"{where} {out}: band numbers count from 1 (as GDAL and rasterio count), "
+                         f"got {low}; the first band is 1")
+    return out
+
+
+def select_bands(arr: np.ndarray, alpha: bool, bands: Bands, where: str) -> np.ndarray:
+    """The band rule of :func:`read_image`, without the value scaling: ``[H, W, C]`` at its own
+    depth → ``[H, W, 3]`` (or ``[H, W, len(bands)]``), a view where possible."""
+    c = arr.shape[2]
+    band_tuple = parse_bands(bands)
+    if band_tuple is None:
+        if alpha and c in (2, 4):
+            arr, c = arr[:, :, : c - 1], c - 1
+        if c == 1:
+            return np.repeat(arr, 3, axis=2)
+        if c != 3:
+            raise ValueError(
+                f"{where}: {c} channels (bands), none declared alpha: pass bands=(i, j, k) to "
+                "choose the three the model sees, counted from 1, e.g. bands=(1, 2, 3) for the "
+                "R, G, B of an RGBN raster"
+            )
+        return arr
+    if c == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    bad = [b for b in band_tuple if b > arr.shape[2]]
+    if bad:
+        raise ValueError(
+            f"{where}: bands {bad} out of range; the image has {arr.shape[2]} band(s), counted from 1"
+        )
+    return arr[:, :, [b - 1 for b in band_tuple]]
+
+
 def read_image(path: ImageSource, bands: Bands = None, scale: Scale = None) -> np.ndarray:
     """Read an image as float32, with explicit band choice and scaling: the one reader of rrsis
-    (datasets, ``model.predict``, the demo).
+    (datasets, ``model.predict``, ``segment_scene`` on plain images, the demo).
 
     Band rule with ``bands=None``: a declared alpha band (PNG/TIFF RGBA or LA, a 4-channel array)
     is dropped; one band is repeated to three (grey); three bands are used as they are; any other
@@ -154,9 +212,10 @@ def read_image(path: ImageSource, bands: Bands = None, scale: Scale = None) -> n
     Args:
         path: image file (8/16/32-bit, any band count; see :func:`load_raster`), a PIL image or
             an ``[H, W]`` / ``[H, W, C]`` numpy array.
-        bands: band indices to keep, in order (``(0, 1, 2)`` for the R, G, B of an RGBN
-            raster), or ``None`` for the rule above. A one-band image is first repeated to
-            three bands, so grayscale works with any choice of three.
+        bands: band numbers to keep, in order, **counted from 1** as GDAL and rasterio count
+            (``(1, 2, 3)`` for the R, G, B of an RGBN raster, ``"4,3,2"`` also accepted), or
+            ``None`` for the rule above. A one-band image is first repeated to three bands, so
+            grayscale works with any choice of three. A 0 raises.
         scale: how to map values to floats. ``None``: uint8 / 255, floats used as they are
             (they must lie in [0, 1]), other integer types raise (16-bit data has no single
             right answer). ``"dtype"``: divide by the dtype's maximum. ``"max"``: divide by the
@@ -168,34 +227,11 @@ def read_image(path: ImageSource, bands: Bands = None, scale: Scale = None) -> n
         array ``[H, W, len(bands)]`` (three bands by default), float32.
     """
     arr, alpha, where = _load(path)
-    c = arr.shape[2]
-    if bands is None:
-        if alpha and c in (2, 4):
-            arr, c = arr[:, :, : c - 1], c - 1
-        if c == 1:
-            arr = np.repeat(arr, 3, axis=2)
-        elif c != 3:
-            raise ValueError(
-                f"{where}: {c} channels (bands), none declared alpha: pass bands=(i, j, k) to "
-                "choose the three the model sees, e.g. bands=(0, 1, 2) for the R, G, B of an RGBN "
-                "raster"
-            )
-        return _scale(arr, scale, where)
-    if c == 1:
-        arr = np.repeat(arr, 3, axis=2)
-    bands = tuple(int(b) for b in bands)
-    if not bands:
-        raise ValueError(f"{where}: bands must name at least one band")
-    bad = [b for b in bands if not -arr.shape[2] <= b < arr.shape[2]]
-    if bad:
-        raise ValueError(
-            f"{where}: bands {bad} out of range; the image has {arr.shape[2]} band(s)"
-        )
-    arr = arr[:, :, list(bands)]
-    return _scale(arr, scale, where)
+    return scale_values(select_bands(arr, alpha, bands, where), scale, where)
 
 
-def _scale(arr: np.ndarray, scale: Scale, path: str) -> np.ndarray:
+def scale_values(arr: np.ndarray, scale: Scale, path: str = "image") -> np.ndarray:
+    """The value scaling of :func:`read_image` (``scale`` as documented there) → float32."""
     finite = np.isfinite(arr) if arr.dtype.kind == "f" else None
     if finite is not None:
         if not finite.any():
