@@ -24,6 +24,7 @@ __all__ = [
     "load_plain_pickle",
     "load_raster",
     "parse_bands",
+    "read_bands",
     "read_image",
     "read_mask",
     "scale_values",
@@ -31,7 +32,7 @@ __all__ = [
 ]
 
 Scale = str | float | None
-Bands = Sequence[int] | None
+Bands = str | Sequence[int] | None  # band numbers counted from 1
 ImageSource = str | os.PathLike | Image.Image | np.ndarray
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
@@ -198,6 +199,18 @@ def select_bands(arr: np.ndarray, alpha: bool, bands: Bands, where: str) -> np.n
     return arr[:, :, [b - 1 for b in band_tuple]]
 
 
+def read_bands(path: ImageSource, bands: Bands = None) -> tuple[np.ndarray, str]:
+    """:func:`read_image` before the value scaling: ``([H, W, 3] (or ``len(bands)``) at the
+    file's own depth, name for messages)``; a view of an array source where the band rule allows.
+
+    Args:
+        path: as for :func:`read_image`.
+        bands: as for :func:`read_image` (counted from 1).
+    """
+    arr, alpha, where = _load(path)
+    return select_bands(arr, alpha, bands, where), where
+
+
 def read_image(path: ImageSource, bands: Bands = None, scale: Scale = None) -> np.ndarray:
     """Read an image as float32, with explicit band choice and scaling: the one reader of rrsis
     (datasets, ``model.predict``, ``segment_scene`` on plain images, the demo).
@@ -226,8 +239,8 @@ def read_image(path: ImageSource, bands: Bands = None, scale: Scale = None) -> n
     Returns:
         array ``[H, W, len(bands)]`` (three bands by default), float32.
     """
-    arr, alpha, where = _load(path)
-    return scale_values(select_bands(arr, alpha, bands, where), scale, where)
+    arr, where = read_bands(path, bands)
+    return scale_values(arr, scale, where)
 
 
 def scale_values(arr: np.ndarray, scale: Scale, path: str = "image") -> np.ndarray:

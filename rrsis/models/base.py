@@ -23,7 +23,8 @@ from ..data.expressions import check_expressions, expression_problem
 from ..data.io import Bands, Scale, read_image
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize, resize_image
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "RRSISModel", "SegmentationOutput", "TextFeatures", "load_image"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "RRSISModel", "SegmentationOutput", "TextFeatures", "load_image",
+           "threshold_mask"]
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
 
@@ -78,6 +79,12 @@ def _read(image: ImageLike, index: int, bands: Bands, scale: Scale) -> np.ndarra
         raise FileNotFoundError(f"{where}: {exc}") from None
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
+
+
+def threshold_mask(probability: np.ndarray, threshold: float) -> np.ndarray:
+    """Foreground probability → bool mask (``>``, compared in float32): the one threshold step,
+    shared by :meth:`RRSISModel.postprocess` and the whole-scene strips."""
+    return np.greater(probability, np.float32(threshold))
 
 
 class RRSISModel(nn.Module):
@@ -168,12 +175,13 @@ class RRSISModel(nn.Module):
         The one preprocessing of rrsis inference (``predict``, ``segment_scene`` in every mode,
         the app): :func:`rrsis.data.read_image`, then :func:`rrsis.data.transforms.resize_image`
         to ``image_size``² and :func:`rrsis.data.transforms.normalize`, the arithmetic the
-        datasets use for training and evaluation. An ``[H, W, 3]`` float32 array in [0, 1] is
-        read as it is, so callers that read pixels themselves (a scene window) only resize and
-        normalise here.
+        datasets use for training and evaluation. A ``[3, H, W]`` float tensor counts as already
+        read (the reader's values, channels first): callers that read pixels themselves (a
+        scene's windows) only resize and normalise here.
 
         Args:
-            images: paths, PIL images or numpy arrays (see :meth:`predict`), or a single one.
+            images: paths, PIL images, numpy arrays (see :meth:`predict`) or read
+                ``[3, H, W]`` tensors; or a single one.
             image_size: square model input side (default: the model's ``image_size``), a
                 multiple of ``size_divisor``.
             bands: band numbers counted from 1 (see :func:`rrsis.data.read_image`).
@@ -190,13 +198,20 @@ class RRSISModel(nn.Module):
         size = int(image_size or self.image_size)
         if size <= 0 or size % self.size_divisor:
             raise ValueError(f"image_size {size} is not a positive multiple of {self.size_divisor}")
-        arrays = [_read(im, i, bands, scale) for i, im in enumerate(images)]
-        pixels = []
-        for a in arrays:
-            x = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32))
+        pixels, sizes = [], []
+        for i, im in enumerate(images):
+            if isinstance(im, torch.Tensor):
+                if im.dim() != 3 or im.shape[0] != 3 or not im.is_floating_point():
+                    raise ValueError(f"image {i}: a tensor must be read pixels [3, H, W] float, got "
+                                     f"{tuple(im.shape)} {im.dtype}")
+                x = im.float()
+            else:
+                a = _read(im, i, bands, scale)
+                x = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32))
+            sizes.append((int(x.shape[1]), int(x.shape[2])))
             pixels.append(normalize(resize_image(x, size)))
         param = next(self.parameters())
-        return torch.stack(pixels).to(device=param.device, dtype=param.dtype), [a.shape[:2] for a in arrays]
+        return torch.stack(pixels).to(device=param.device, dtype=param.dtype), sizes
 
     def postprocess(
         self,
@@ -242,8 +257,8 @@ class RRSISModel(nn.Module):
             if output == "logits":
                 out.append(up)
                 continue
-            prob = up.softmax(dim=1)[0, 1]
-            out.append((prob > threshold if output == "mask" else prob).cpu().numpy())
+            prob = up.softmax(dim=1)[0, 1].cpu().numpy()
+            out.append(threshold_mask(prob, threshold) if output == "mask" else prob)
         return out
 
     def check_texts(self, texts: str | Sequence[str]) -> list[str]:
@@ -318,6 +333,7 @@ class RRSISModel(nn.Module):
             raise ValueError(f"image_size {size} is not a multiple of {self.size_divisor}")
         # Read every image first, so a bad one fails before any forward pass.
         arrays = [_read(im, i, bands, scale) for i, im in enumerate(images)]
+        read = [torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32)) for a in arrays]
         tokens = self.tokenizer(texts)
         device = next(self.parameters()).device
         was_training = self.training
@@ -325,7 +341,7 @@ class RRSISModel(nn.Module):
         masks: list[np.ndarray] = []
         try:
             for s in range(0, len(arrays), batch_size):
-                pix, sizes = self.preprocess(arrays[s : s + batch_size], image_size=size)
+                pix, sizes = self.preprocess(read[s : s + batch_size], image_size=size)
                 out = self(
                     pix, tokens["input_ids"][s : s + batch_size].to(device),
                     tokens["attention_mask"][s : s + batch_size].to(device),
