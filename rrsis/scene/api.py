@@ -118,10 +118,6 @@ def segment_scene(
     own = not isinstance(scene, Scene)
     sc = open_scene(scene, bands=bands, scale=scale, stretch=stretch) if own else scene
     try:
-        if own and isinstance(scale, (int, float)) and sc.dtype == "uint8" and float(scale) != 255.0:
-            # Before 0.3 segment_scene's scale= was the tiled pass's pixel ratio.
-            raise ValueError(f"scale={scale!r} on 8-bit data: scale is value scaling (as in "
-                             "model.predict); scene pixels per model pixel are pixel_ratio=")
         opt = opt.resolved(model, sc.height, sc.width)
         if out is not None and geojson_crs != "native" and sc.georeferenced:
             from rasterio.crs import CRS

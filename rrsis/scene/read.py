@@ -286,7 +286,7 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path}: file not found")
         if path.lower().endswith(PLAIN_SUFFIXES):
-            return _in_memory(path, band_tuple, scale, path)
+            return _check_scale(_in_memory(path, band_tuple, scale, path), scale)
         rasterio = require_geo(f"reading {os.path.basename(path)}")
         import warnings
 
@@ -299,7 +299,7 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
         except RasterioIOError as exc:
             raise ValueError(f"{path}: cannot read raster ({exc})") from None
         try:
-            return Scene(dataset=ds, bands=band_tuple, stretch=stretch, scale=scale, name=path)
+            return _check_scale(Scene(dataset=ds, bands=band_tuple, stretch=stretch, scale=scale, name=path), scale)
         except Exception:
             ds.close()
             raise
@@ -310,7 +310,18 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
         if source.ndim == 3:
             source = source[:, :, 0] if source.shape[2] == 1 else source[:, :, :3]  # views
         return Scene(array=source, to_unit=_uint8_to_unit, name="array")
-    return _in_memory(source, band_tuple, scale, "array")
+    return _check_scale(_in_memory(source, band_tuple, scale, "array"), scale)
+
+
+def _check_scale(scene: Scene, scale: Scale) -> Scene:
+    if isinstance(scale, (int, float)) and not isinstance(scale, bool) and scene.dtype == "uint8" \
+            and float(scale) != 255.0:
+        scene.close()
+        # Before 0.3 a scene's scale was the tiled pass's pixel ratio: say where that went.
+        raise ValueError(f"{scene.name}: scale={scale!r} on 8-bit data; scale is value scaling (as "
+                         "in model.predict), the scene pixels per model pixel are pixel_ratio "
+                         "(--pixel-ratio)")
+    return scene
 
 
 def _in_memory(source: Any, bands: tuple[int, ...] | None, scale: Scale, name: str) -> Scene:
