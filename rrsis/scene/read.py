@@ -221,7 +221,7 @@ class Scene:
     def _rows(self, window: tuple[int, int, int, int]) -> Callable[[int, int], np.ndarray]:
         """``(y0, y1) -> [y1 - y0, w, 3]`` float32 rows of ``window`` (zeros outside the scene)."""
         a = self._array
-        r0, c0, r1, c1 = window
+        r0, c0, _, c1 = window
         cc0, cc1 = max(c0, 0), min(c1, self.width)
 
         def rows(y0: int, y1: int) -> np.ndarray:
