@@ -284,7 +284,8 @@ def predict_strips(scene: Scene, model, text, opt: SceneOptions,
 
     Args:
         scene: the scene.
-        model: an rrsis model (``encode_text`` / ``forward_with_text``, ``image_size``).
+        model: an rrsis model (``encode_text`` / ``forward_with_text``, ``preprocess`` /
+            ``postprocess``, ``image_size``).
         text: the expression encoded once (:class:`~rrsis.models.base.TextFeatures`).
         opt: resolved options (:meth:`SceneOptions.resolved`).
         progress_factory: ``total -> bar`` with ``update(n)`` and ``close()``, or ``None``.
