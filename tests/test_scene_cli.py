@@ -73,9 +73,11 @@ def test_predict_value_scaling_and_pixel_ratio(saved, tmp_path, capsys):
     assert (tmp_path / "v_mask.tif").is_file()
     capsys.readouterr()
     png = tmp_path / "plain.png"
-    Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(png)
+    Image.fromarray(np.full((40, 50, 3), 200, np.uint8)).save(png)
     # The old meaning of --scale (pixel ratio) on 8-bit data is an error that names the new flag.
     assert main([*argv, "--image", str(png), "--scale", "2"]) == 2
+    assert "--pixel-ratio" in capsys.readouterr().err
+    assert main([*argv, "--image", str(saved / "scene.tif"), "--scale", "2"]) == 2  # 16-bit too
     assert "--pixel-ratio" in capsys.readouterr().err
 
 

@@ -314,13 +314,23 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
 
 
 def _check_scale(scene: Scene, scale: Scale) -> Scene:
-    if isinstance(scale, (int, float)) and not isinstance(scale, bool) and scene.dtype == "uint8" \
-            and float(scale) != 255.0:
+    """Refuse a divisor that leaves the pixels far above 1: before 0.3 a scene's ``scale`` was
+    the tiled pass's pixel ratio (1–16), which as a divisor would feed the model nonsense."""
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool):
+        return scene
+    if scene.in_memory:
+        top = float(np.max(scene._array)) if scene._array.size else 0.0  # already scaled
+    else:
+        data, valid = scene._read_raw(None, scene._stats_shape(), decimate=True)
+        v = data[:, valid]
+        v = v[np.isfinite(v)] if v.dtype.kind == "f" else v
+        top = float(v.max()) / float(scale) if v.size else 0.0
+    if top > 4.0:
         scene.close()
-        # Before 0.3 a scene's scale was the tiled pass's pixel ratio: say where that went.
-        raise ValueError(f"{scene.name}: scale={scale!r} on 8-bit data; scale is value scaling (as "
-                         "in model.predict), the scene pixels per model pixel are pixel_ratio "
-                         "(--pixel-ratio)")
+        raise ValueError(f"{scene.name}: scale={scale!r} maps pixel values up to {top:.3g}; scale is "
+                         "value scaling (as in model.predict: 'dtype', 'max', 'minmax' or a divisor "
+                         "near the data's maximum), the scene pixels per model pixel are "
+                         "pixel_ratio (--pixel-ratio)")
     return scene
 
 
