@@ -275,7 +275,8 @@ class RRSISModel(nn.Module):
         for i, t in enumerate(texts):
             problem = expression_problem(self.tokenizer, t)
             if problem:
-                warnings.warn(f"text {i}: {problem}", UserWarning, stacklevel=3)
+                # check_texts <- predict <- torch.no_grad's wrapper <- the caller
+                warnings.warn(f"text {i}: {problem}", UserWarning, stacklevel=4)
         return texts
 
     @torch.no_grad()
@@ -317,10 +318,9 @@ class RRSISModel(nn.Module):
         """
         if not isinstance(images, (list, tuple)):
             images = [images]
-        if isinstance(texts, str):
-            texts = [texts]
-        if len(images) != len(list(texts)):
-            raise ValueError(f"{len(images)} images but {len(list(texts))} texts; give one expression per image")
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if len(images) != len(texts):
+            raise ValueError(f"{len(images)} images but {len(texts)} texts; give one expression per image")
         if not images:
             raise ValueError("no images given")
         if not 0.0 < threshold < 1.0:
