@@ -23,8 +23,8 @@ def check_expressions(texts: str | Sequence[str], what: str = "expression") -> l
     if not items:
         raise ValueError(f"no {what} given: give the text that names the target")
     for i, t in enumerate(items):
-        if not isinstance(t, str):
-            raise ValueError(f"{what} {i} is a {type(t).__name__}, not text")
+        if not isinstance(t, str):  # bad input is a ValueError in rrsis, whatever its kind
+            raise ValueError(f"{what} {i} is a {type(t).__name__}, not text")  # noqa: TRY004
         if not t.strip():
             raise ValueError(f"{what} {i} is empty: give the text that names the target")
     return items
