@@ -263,7 +263,7 @@ def markdown(report: dict) -> str:
         f"samples of {s['train_size']}² synthetic scenes ({report['train_s']:.0f} s). Evaluation: "
         f"{report['eval_expressions']} expressions on {s['eval_scenes']} generated {s['eval_size']}² "
         f"georeferenced scenes, each naming one object. Global pass at {s['train_size']}²; tiles "
-        f"{s['options']['tile']} px at scale {s['options']['scale']:.2f}, overlap {s['options']['overlap']}."), "",
+        f"{s['options']['tile']} px at pixel ratio {s['options'].get('pixel_ratio', s['options'].get('scale')):.2f}, overlap {s['options']['overlap']}."), "",
     ]
     tu = report["tuning"]
     keys = list(tu["grid"])
@@ -339,7 +339,7 @@ def main() -> int:
         args.train_steps, args.train_scenes, args.eval_scenes, args.eval_size = 5, 8, 1, 384
         args.tune_scenes = 1
         args.sizes = [256, 512]
-    options = {"tile": size, "overlap": 0.25, "scale": args.eval_size / (2 * size), "global_size": size}
+    options = {"tile": size, "overlap": 0.25, "pixel_ratio": args.eval_size / (2 * size), "global_size": size}
     render = min(args.eval_size, 1024)
     acc = kinds = knobs = grid = None
     n_train = n_expr = 0
@@ -366,10 +366,10 @@ def main() -> int:
         model.save_pretrained(work / "model")
 
         def configs(s: int) -> dict[str, dict]:
-            tiles = {"tiles, scale 8": {"mode": "tiles", "tile": size, "overlap": 0.25, "scale": 8.0}}
+            tiles = {"tiles, scale 8": {"mode": "tiles", "tile": size, "overlap": 0.25, "pixel_ratio": 8.0}}
             if args.perf_only:  # random weights: where global-local runs tiles would mean nothing
                 return tiles
-            return {"global-local (as scored)": {**options, "mode": "global-local", "scale": s / (2 * size)},
+            return {"global-local (as scored)": {**options, "mode": "global-local", "pixel_ratio": s / (2 * size)},
                     **tiles}
 
         perf = []

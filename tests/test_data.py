@@ -164,19 +164,21 @@ def test_multiband_16bit_tiff(tmp_path, planar):
     write_raw_tiff(path, arr, planar=planar)
     np.testing.assert_array_equal(load_raster(str(path)), arr)
     assert image_size(str(path)) == (5, 6)
-    img = read_image(str(path), bands=(3, 2, 1), scale=4095.0)
+    img = read_image(str(path), bands=(4, 3, 2), scale=4095.0)  # counted from 1
     np.testing.assert_allclose(img, arr[..., [3, 2, 1]] / 4095.0, rtol=1e-6)
     # minmax statistics are shared by the selected bands
     sel = arr[..., [0, 1, 2]].astype(np.float64)
     np.testing.assert_allclose(
-        read_image(str(path), bands=(0, 1, 2), scale="minmax"),
+        read_image(str(path), bands=(1, 2, 3), scale="minmax"),
         (sel - sel.min()) / (sel.max() - sel.min()), rtol=1e-6,
     )
     # Four bands without a declared alpha: no silent choice of three.
-    with pytest.raises(ValueError, match=r"ms.tif: 4 channels.*bands=\(0, 1, 2\)"):
+    with pytest.raises(ValueError, match=r"ms.tif: 4 channels.*bands=\(1, 2, 3\)"):
         read_image(str(path), scale="minmax")
-    with pytest.raises(ValueError, match=r"ms.tif.*bands \[4\] out of range.*4 band"):
-        read_image(str(path), bands=(0, 1, 4), scale="dtype")
+    with pytest.raises(ValueError, match=r"ms.tif.*bands \[5\] out of range.*4 band"):
+        read_image(str(path), bands=(1, 2, 5), scale="dtype")
+    with pytest.raises(ValueError, match=r"count from 1"):
+        read_image(str(path), bands=(0, 1, 2), scale="dtype")
 
 
 def test_four_and_five_band_8bit_tiff(tmp_path):
@@ -185,7 +187,7 @@ def test_four_and_five_band_8bit_tiff(tmp_path):
         arr = rng.integers(0, 256, (4, 3, c), dtype=np.uint8)
         path = tmp_path / f"b{c}.tif"
         write_raw_tiff(path, arr)
-        got = read_image(str(path), bands=(c - 1, 0, 1))
+        got = read_image(str(path), bands=(c, 1, 2))
         np.testing.assert_allclose(got, arr[..., [c - 1, 0, 1]] / 255.0)
     # A PIL-written (compressed) RGBA TIFF keeps its four bands.
     rgba = rng.integers(0, 256, (4, 3, 4), dtype=np.uint8)

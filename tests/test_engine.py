@@ -429,3 +429,31 @@ def test_recipe_optim_fused_picks_the_adamw_implementation(synthetic_root, tmp_p
     cfg["optim"]["fused"] = "yes"
     with pytest.raises(ValueError, match="optim.fused"):
         Trainer(cfg)
+
+
+def test_native_resolution_evaluation_matches_an_independent_reference(tiny_tokenizer):
+    """evaluate(resolution="native") resizes back through model.postprocess: the numbers equal
+    an explicit forward, torch's bilinear resize to each native size and the argmax."""
+    import torch.nn.functional as F
+
+    from rrsis.engine.evaluation import evaluate
+
+    torch.manual_seed(0)
+    model = rrsis.create_model("gl-msin-tiny", image_size=64, text_vocab_size=len(tiny_tokenizer)).eval()
+    tok = tiny_tokenizer(["the red building", "a plane", "the largest tank"])
+    rng = np.random.default_rng(0)
+    samples, inter, union = [], [], []
+    for i, (h, w) in enumerate([(50, 70), (64, 64), (31, 90)]):
+        pix = torch.randn(3, 64, 64)
+        native = torch.from_numpy(rng.random((h, w)) < 0.5)
+        samples.append({"pixel_values": pix, "input_ids": tok["input_ids"][i], "attention_mask": tok["attention_mask"][i],
+                        "mask": torch.zeros(64, 64, dtype=torch.long), "native_mask": native})
+        with torch.no_grad():
+            logits = model(pix[None], tok["input_ids"][i:i + 1], tok["attention_mask"][i:i + 1]).logits
+        pred = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False).argmax(1)[0].bool()
+        inter.append(int((pred & native).sum()))
+        union.append(int((pred | native).sum()))
+    got = evaluate(model, samples, batch_size=2, device="cpu", amp="off", resolution="native", progress=False)
+    ious = [a / b for a, b in zip(inter, union)]
+    assert got["n"] == 3 and got["oIoU"] == pytest.approx(sum(inter) / sum(union), abs=0, rel=1e-12)
+    assert got["mIoU"] == pytest.approx(float(np.mean(ious)), abs=0, rel=1e-12)

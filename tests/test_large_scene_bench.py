@@ -24,7 +24,7 @@ def test_knob_search_matches_segment_scene(tmp_path, monkeypatch, benchmark_modu
     torch.manual_seed(0)
     model = rrsis.create_model("gl-msin-tiny", image_size=64, text_vocab_size=len(tok)).eval()
     model.tokenizer = tok
-    options = {"tile": 64, "overlap": 0.25, "scale": 2.0, "global_size": 64}
+    options = {"tile": 64, "overlap": 0.25, "pixel_ratio": 2.0, "global_size": 64}
     best, rows, alone = ls.tune_fusion(model, tmp_path, 1, 256, 256, 0, options)
     assert len(rows) == 8 and all(r["n"] == 4 for r in rows)
     assert set(alone) == {"global", "tiles"} and all(0 <= v <= 1 for v in alone.values())

@@ -101,3 +101,30 @@ def test_threshold_and_size_checks(model):
         model.predict([rng_image(8, 8)], ["a tank"], threshold=1.5)
     with pytest.raises(ValueError, match="multiple of 32"):
         model.predict([rng_image(8, 8)], ["a tank"], image_size=50)
+
+
+def test_preprocess_and_postprocess_against_independent_references(model):
+    img = rng_image(45, 77, seed=6)
+    pix, sizes = model.preprocess(img, image_size=64)
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
+    x = F.interpolate(x, size=(64, 64), mode="bilinear", align_corners=False, antialias=True)
+    ref = (x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    assert sizes == [(45, 77)]
+    torch.testing.assert_close(pix, ref, rtol=0, atol=1e-6)
+    logits = torch.randn(1, 2, 64, 64)
+    up = F.interpolate(logits, size=(45, 77), mode="bilinear", align_corners=False)
+    p_ref = torch.softmax(up, dim=1)[0, 1].numpy()
+    (p,) = model.postprocess(logits, sizes, output="probability")
+    (m,) = model.postprocess(logits, sizes, threshold=0.3)
+    (lg,) = model.postprocess(logits, sizes, output="logits")
+    np.testing.assert_allclose(p, p_ref, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(m, p > np.float32(0.3))
+    assert 0 < m.sum() < m.size and torch.equal(lg, up)
+    with pytest.raises(ValueError, match="output must be"):
+        model.postprocess(logits, sizes, output="bits")
+    with pytest.raises(ValueError, match="1 logits but 2 sizes"):
+        model.postprocess(logits, [(4, 4), (4, 4)])
+    with pytest.raises(ValueError, match="threshold"):
+        model.postprocess(logits, sizes, threshold=1.0)
+    with pytest.raises(ValueError, match=r"tensor must be read pixels \[3, H, W\]"):
+        model.preprocess(torch.zeros(4, 8, 8))

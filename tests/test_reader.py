@@ -69,8 +69,15 @@ def test_rgbn_tiff_needs_a_band_choice_in_predict(model, tmp_path):
     write_raw_tiff(tmp_path / "rgbn.tif", rgbn)
     with pytest.raises(ValueError, match=r"image 0: .*rgbn.tif: 4 channels.*bands="):
         model.predict([tmp_path / "rgbn.tif"], ["a plane"])
-    got = model_inputs(model, lambda: model.predict([tmp_path / "rgbn.tif"], ["a plane"], bands=(3, 0, 1)))
+    # Band numbers count from 1, as GDAL and rasterio count: 4 is the fourth band.
+    got = model_inputs(model, lambda: model.predict([tmp_path / "rgbn.tif"], ["a plane"], bands=(4, 1, 2)))
     torch.testing.assert_close(got, expected_pixels((rgbn[..., [3, 0, 1]] / 255.0).astype(np.float32)))
+    got = model_inputs(model, lambda: model.predict([tmp_path / "rgbn.tif"], ["a plane"], bands="4,1,2"))
+    torch.testing.assert_close(got, expected_pixels((rgbn[..., [3, 0, 1]] / 255.0).astype(np.float32)))
+    with pytest.raises(ValueError, match=r"count from 1.*got \[0\]"):
+        model.predict([tmp_path / "rgbn.tif"], ["a plane"], bands=(0, 1, 2))
+    with pytest.raises(ValueError, match=r"bands \[5\] out of range.*4 band"):
+        model.predict([tmp_path / "rgbn.tif"], ["a plane"], bands=(5, 1, 2))
 
 
 def test_16bit_and_float_tiffs_in_predict(model, tmp_path):

@@ -39,6 +39,12 @@ class Sharpened(nn.Module):
     def encode_text(self, ids, mask):
         return self.model.encode_text(ids, mask)
 
+    def preprocess(self, *args, **kwargs):
+        return self.model.preprocess(*args, **kwargs)
+
+    def postprocess(self, *args, **kwargs):
+        return self.model.postprocess(*args, **kwargs)
+
     def forward_with_text(self, pixels, text):
         logits = self.model.forward_with_text(pixels, text).logits
         d = self.gain * (logits[:, 1] - logits[:, 0] - self.centre)
@@ -140,6 +146,7 @@ class PerPixel(nn.Module):
     """Exactly translation-equivariant stub: a 1×1 convolution of the image plus a text bias."""
 
     image_size, size_divisor = 32, 32
+    preprocess, postprocess = rrsis.RRSISModel.preprocess, rrsis.RRSISModel.postprocess
 
     def __init__(self):
         super().__init__()
@@ -155,30 +162,32 @@ class PerPixel(nn.Module):
         return SegmentationOutput(logits=self.conv(pixels) + text.words.mean())
 
 
-@pytest.mark.parametrize("tile, overlap, scale", [(32, 0.25, 1.0), (64, 0.5, 1.0), (32, 0.0, 1.0), (32, 0.3, 2.0)])
-def test_tiling_is_seamless(tmp_path, tile, overlap, scale):
+@pytest.mark.parametrize("tile, overlap, ratio", [(32, 0.25, 1.0), (64, 0.5, 1.0), (32, 0.0, 1.0), (32, 0.3, 2.0)])
+def test_tiling_is_seamless(tmp_path, tile, overlap, ratio):
     rng = np.random.default_rng(3)
     img = rng.integers(0, 256, (97, 141, 3), dtype=np.uint8)
     stub = PerPixel()
-    (res,) = segment_scene(stub, img, "x", mode="tiles", tile=tile, overlap=overlap, scale=scale,
+    (res,) = segment_scene(stub, img, "x", mode="tiles", tile=tile, overlap=overlap, pixel_ratio=ratio,
                            return_mask=True, strip_rows=17)
     # The probability map, from the same tiles, against one pass over the whole image.
     sc = open_scene(img)
     from rrsis.scene.infer import predict_strips
 
     text = stub.encode_text(None, torch.ones(1, 3))
-    opt = SceneOptions(mode="tiles", tile=tile, overlap=overlap, scale=scale, strip_rows=17).resolved(stub, 97, 141)
+    opt = SceneOptions(mode="tiles", tile=tile, overlap=overlap, pixel_ratio=ratio, strip_rows=17).resolved(stub, 97, 141)
     tiled = np.concatenate([p for _, p, _ in predict_strips(sc, stub, text, opt)])
-    if scale == 1.0:
+    if ratio == 1.0:
         x = (torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255 - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) \
             / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
         with torch.no_grad():
             lg = stub.forward_with_text(x, text).logits
         ref = torch.sigmoid(lg[0, 1] - lg[0, 0]).numpy()
     else:
-        # At scale 2 the one pass runs on the whole image resized to the 48×70 work grid (the
-        # reader's resampling), its logits resampled back; tile edges resample slightly apart.
-        small = np.asarray(Image.fromarray(img[:96, :140]).resize((70, 48), Image.BILINEAR))
+        # At ratio 2 the one pass runs on the whole image resized to the 48×70 work grid (the
+        # model's antialiased resize), its logits resampled back; tile edges resample slightly apart.
+        small = torch.nn.functional.interpolate(torch.from_numpy(img[:96, :140]).permute(2, 0, 1)[None].float() / 255,
+                                                size=(48, 70), mode="bilinear", antialias=True)[0]
+        small = small.permute(1, 2, 0).numpy()
         opt2 = SceneOptions(mode="tiles", tile=96, overlap=0.0).resolved(stub, 48, 70)
         one = np.concatenate([p for _, p, _ in predict_strips(open_scene(small), stub, text, opt2)])
         d = np.log(one) - np.log1p(-one)
@@ -203,25 +212,88 @@ def test_tiling_helpers():
     np.testing.assert_allclose(whole[5:], part)
 
 
-def test_global_mode_equals_model_predict(tiny_tokenizer):
+def _inputs(tmp_path):
+    """``name -> (image, predict/segment_scene keywords)``: the five kinds of ordinary input."""
+    rng = np.random.default_rng(5)
+    grey = rng.integers(0, 256, (45, 77), dtype=np.uint8)
+    rgb = rng.integers(0, 256, (150, 90, 3), dtype=np.uint8)
+    rgba = np.dstack([rng.integers(0, 256, (61, 70, 3), dtype=np.uint8), rng.integers(0, 256, (61, 70), dtype=np.uint8)])
+    d16 = rng.integers(0, 65536, (70, 130, 3), dtype=np.uint16)
+    four = rng.integers(0, 256, (80, 66, 4), dtype=np.uint8)
+    four16 = rng.integers(0, 4096, (66, 80, 4), dtype=np.uint16)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    Image.fromarray(rng.integers(0, 65536, (50, 40), dtype=np.uint16)).save(tmp_path / "grey16.png")
+    return {
+        "grey": (grey, {}),
+        "rgb": (rgb, {}),
+        "rgb-png": (str(tmp_path / "rgb.png"), {}),
+        "rgba": (rgba, {}),
+        "16-bit dtype": (d16, {"scale": "dtype"}),
+        "16-bit minmax": (d16, {"scale": "minmax"}),
+        "16-bit grey png": (str(tmp_path / "grey16.png"), {"scale": 65535.0}),
+        "4-band": (four, {"bands": (4, 1, 2)}),
+        "4-band 16-bit": (four16, {"bands": "3,2,1", "scale": "max"}),
+    }
+
+
+def test_global_mode_equals_model_predict(tiny_tokenizer, tmp_path):
+    """One inference path: segment_scene's global mode reads, resizes, normalises and resizes
+    back through the model's own preprocess/postprocess, so the masks are equal, not close."""
     torch.manual_seed(0)
     m = rrsis.create_model("gl-msin-tiny", text_vocab_size=len(tiny_tokenizer)).eval()
     m.tokenizer = tiny_tokenizer
-    img = np.random.default_rng(5).integers(0, 256, (45, 77, 3), dtype=np.uint8)
-    for thr in (0.5, 0.55):
-        (res,) = segment_scene(m, img, "the red building", mode="global", threshold=thr)
-        (ref,) = m.predict(img, "the red building", threshold=thr)
-        # The scene reader resizes to uint8 (PIL), predict in float: the inputs differ by
-        # rounding, so a few pixels at the threshold may flip (0.23 % here), no more.
-        assert (res.mask != ref).mean() < 5e-3
+    text = "the red building"
+    tok = tiny_tokenizer([text])
+    for name, (image, kw) in _inputs(tmp_path).items():
+        # A threshold at the median probability, so the mask has structure to compare.
+        pix, sizes = m.preprocess(image, image_size=64, **kw)
+        with torch.no_grad():
+            logits = m(pix, tok["input_ids"], tok["attention_mask"]).logits
+        (prob,) = m.postprocess(logits, sizes, output="probability")
+        thr = float(np.median(prob))
+        (res,) = segment_scene(m, image, text, mode="global", threshold=thr, global_size=64, **kw)
+        (ref,) = m.predict(image, text, threshold=thr, image_size=64, **kw)
+        assert res.mask.shape == ref.shape == sizes[0], name
+        assert 0.05 < ref.mean() < 0.95, f"{name}: the test needs a mask with structure"
+        np.testing.assert_array_equal(res.mask, ref, err_msg=name)
+
+
+def test_scene_reads_what_read_image_reads(tmp_path):
+    from rrsis.data import read_image
+
+    for name, (image, kw) in _inputs(tmp_path).items():
+        got, valid = open_scene(image, **kw).read()
+        np.testing.assert_array_equal(got, read_image(image, **kw), err_msg=name)
+        assert valid.all()
+
+
+def test_scene_band_numbers_count_from_one_and_old_scale_keyword_is_refused(tiny):
+    four = np.random.default_rng(0).integers(0, 256, (20, 30, 4), dtype=np.uint8)
+    with pytest.raises(ValueError, match="count from 1"):
+        open_scene(four, bands=(0, 1, 2))
+    np.testing.assert_array_equal(open_scene(four, bands="4,3,2").read()[0], four[..., [3, 2, 1]] / np.float32(255))
+    with pytest.raises(TypeError, match="pixel_ratio"):
+        SceneOptions(scale=2.0)
+    with pytest.raises(ValueError, match="pixel_ratio"):
+        segment_scene(tiny, four[..., :3], "the red building", scale=2.0)
 
 
 def test_bands_and_stretch(scene_tif):
     sc = open_scene(scene_tif, bands="4,3,2")
     assert sc.bands == (4, 3, 2) and len(sc.stretch_range) == 3
     img, valid = sc.read((100, 30, 140, 90))
-    assert img.dtype == np.uint8 and img.shape == (40, 60, 3)
+    assert img.dtype == np.float32 and img.shape == (40, 60, 3) and 0 <= img.min() and img.max() <= 1
     assert not valid[10:, :20].any() and not img[10:, :20].any()
+    # Value scaling instead of a stretch, with read_image's meaning (float64 division, as it does).
+    with rasterio.open(scene_tif) as ds:
+        raw = ds.read([4, 3, 2])
+    img, valid = open_scene(scene_tif, bands="4,3,2", scale="dtype").read()
+    want = (np.moveaxis(raw, 0, -1).astype(np.float64) / 65535).astype(np.float32)
+    np.testing.assert_array_equal(img[valid], want[valid])
+    img, _ = open_scene(scene_tif, bands="4,3,2", scale=1000.0).read((0, 0, 10, 10))
+    np.testing.assert_allclose(img, np.moveaxis(raw[:, :10, :10], 0, -1) / 1000.0, rtol=1e-6)
+    with pytest.raises(ValueError, match="not both"):
+        open_scene(scene_tif, scale="dtype", stretch=(2, 98))
     sc = open_scene(scene_tif, bands="1", stretch=(2, 98))
     img, _ = sc.read(None)
     assert (img[..., 0] == img[..., 1]).all()
@@ -233,12 +305,14 @@ def test_bands_and_stretch(scene_tif):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"bands": "5,3,2"}, r"bands \[5\] out of range"),
-    ({"bands": "a,b"}, "1-based band numbers"),
+    ({"bands": "a,b"}, "band numbers counted from 1"),
     ({"bands": "1,2"}, "give 3 bands"),
     ({"mode": "fast"}, "mode 'fast'"),
     ({"tile": 50}, "multiple of 32"),
     ({"overlap": 0.95}, "overlap"),
-    ({"scale": 0.5}, "scale must be >= 1"),
+    ({"pixel_ratio": 0.5}, "pixel_ratio must be >= 1"),
+    ({"bands": "0,1,2"}, "count from 1"),
+    ({"scale": "bogus"}, "unknown scale"),
     ({"local_rule": "min"}, "local_rule 'min': expected one of mean, max"),
     ({"threshold": 1.0}, "threshold"),
     ({"texts": " "}, "expression 0 is empty"),
@@ -306,25 +380,28 @@ def test_uint8_arrays_are_read_in_place_and_resampled_in_bounded_memory():
     img, valid = sc.read(None, (96, 96))
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert peak < 0.5 * a.nbytes, f"global read of an array allocated {peak / a.nbytes:.2f}x the array"
-    assert valid.all() and img.dtype == np.uint8
-    ref = F.interpolate(torch.from_numpy(a).permute(2, 0, 1)[None].float(), size=(96, 96), mode="bilinear",
+    # The bound of resize_image_bands: an [C, H, 96] float buffer plus a few float bands of
+    # 32 rows, far below the whole image as floats (4x the array).
+    bound = a.shape[0] * 96 * 3 * 4 + 8 * 32 * a.shape[1] * 3 * 4
+    assert peak < min(bound, 0.65 * a.nbytes), f"global read of an array allocated {peak / a.nbytes:.2f}x the array"
+    assert valid.all() and img.dtype == np.float32
+    ref = F.interpolate(torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255, size=(96, 96), mode="bilinear",
                         align_corners=False, antialias=True)[0].permute(1, 2, 0).numpy()
-    assert np.abs(img - ref).max() <= 0.51  # the antialiased bilinear resize, rounded to uint8
+    np.testing.assert_array_equal(img, ref)  # the model's resize, computed in bands of rows
 
     # A window reaching outside the scene: zero padding resized; pixels outside are invalid and black.
     win = (-512, -256, 1536, 768)
     img, valid = sc.read(win, (64, 64))
     pad = np.zeros((2048, 1024, 3), np.uint8)
     pad[512:, 256:] = a[:1536, :768]
-    ref = F.interpolate(torch.from_numpy(pad).permute(2, 0, 1)[None].float(), size=(64, 64), mode="bilinear",
+    ref = F.interpolate(torch.from_numpy(pad).permute(2, 0, 1)[None].float() / 255, size=(64, 64), mode="bilinear",
                         align_corners=False, antialias=True)[0].permute(1, 2, 0).numpy()
-    assert np.abs(img - ref)[valid].max() <= 0.51
+    np.testing.assert_array_equal(img[valid], ref[valid])
     assert not valid[:16].any() and valid[16:, 16:].all() and (img[~valid] == 0).all()
 
     # Grey and RGBA arrays are read in place too, as load_image reads them.
     grey = a[:, :, 0]
     g_img, _ = open_scene(grey).read((0, 0, 64, 64))
-    assert np.shares_memory(open_scene(grey)._array, grey) and (g_img == grey[:64, :64, None]).all()
+    assert np.shares_memory(open_scene(grey)._array, grey) and (g_img == grey[:64, :64, None] / np.float32(255)).all()
     rgba = np.dstack([a[:64, :64], np.full((64, 64), 7, np.uint8)])
-    assert (open_scene(rgba).read()[0] == a[:64, :64]).all()
+    assert (open_scene(rgba).read()[0] == a[:64, :64] / np.float32(255)).all()

@@ -56,6 +56,29 @@ def test_predict_several_texts_and_bad_flags(saved, tmp_path, capsys):
     assert "out of range" in capsys.readouterr().err
     assert main([*argv, "--text", "a", "--stretch", "x"]) == 2
     assert "--stretch" in capsys.readouterr().err
+    assert main([*argv, "--text", "a", "--bands", "0,1,2"]) == 2
+    assert "count from 1" in capsys.readouterr().err
+    assert main([*argv, "--text", " "]) == 2
+    assert "--text 0 is empty" in capsys.readouterr().err
+
+
+def test_predict_value_scaling_and_pixel_ratio(saved, tmp_path, capsys):
+    from PIL import Image
+
+    argv = ["predict", "--model", str(saved / "model"), "--out", str(tmp_path / "v"), "--quiet",
+            "--text", "the red building"]
+    # 16-bit raster: value scaling with predict's meaning; the tiled pass at 2 scene px per model px.
+    assert main([*argv, "--image", str(saved / "scene.tif"), "--scale", "dtype", "--mode", "tiles",
+                 "--tile", "64", "--pixel-ratio", "2"]) == 0
+    assert (tmp_path / "v_mask.tif").is_file()
+    capsys.readouterr()
+    png = tmp_path / "plain.png"
+    Image.fromarray(np.full((40, 50, 3), 200, np.uint8)).save(png)
+    # The old meaning of --scale (pixel ratio) on 8-bit data is an error that names the new flag.
+    assert main([*argv, "--image", str(png), "--scale", "2"]) == 2
+    assert "--pixel-ratio" in capsys.readouterr().err
+    assert main([*argv, "--image", str(saved / "scene.tif"), "--scale", "2"]) == 2  # 16-bit too
+    assert "--pixel-ratio" in capsys.readouterr().err
 
 
 def test_predict_geotiff_without_rasterio_names_the_extra(saved, tmp_path, capsys, monkeypatch):
@@ -63,6 +86,6 @@ def test_predict_geotiff_without_rasterio_names_the_extra(saved, tmp_path, capsy
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "rasterio", None)
     assert main(["predict", "--model", str(saved / "model"), "--image", str(saved / "scene.tif"),
-                 "--text", "the red building", "--out", str(tmp_path / "x")]) == 1
+                 "--text", "the red building", "--out", str(tmp_path / "x")]) == 2  # the one exit-code map
     assert 'pip install "rrsis[geo]"' in capsys.readouterr().err
     assert not list(tmp_path.iterdir())

@@ -113,9 +113,12 @@ def run(
     """
     if mode not in MODES:
         raise InputError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-    texts = [str(t) for t in texts]
-    if not texts or any(not t.strip() for t in texts):
-        raise InputError("every expression must be non-empty")
+    from ..data.expressions import check_expressions  # light: no torch
+
+    try:
+        texts = check_expressions(list(texts))
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     if is_georeferenced(image_path):
         try:
             import rasterio  # noqa: F401

@@ -7,7 +7,6 @@ A plain image gives ``OUT_mask.png`` and ``OUT_overlay.png``; a georeferenced ra
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -33,11 +32,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "a side, global-local above (default)")
     p.add_argument("--tile", type=int, help="tile side in model pixels (default: the model's image_size)")
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction (default 0.25)")
-    p.add_argument("--scale", type=float, default=1.0,
-                   help="scene pixels per model pixel in the tiled pass (>1 for very fine GSD)")
-    p.add_argument("--bands", help="1-based bands shown as R,G,B, e.g. 4,3,2 (default: first three)")
-    p.add_argument("--stretch", help="percentile stretch LOW,HIGH, or 'none' (default: 2,98 for "
-                                     "16-bit/float rasters, none for 8-bit)")
+    p.add_argument("--pixel-ratio", type=float, default=1.0,
+                   help="scene pixels per model pixel in the tiled pass (>1 for very fine GSD; "
+                        "called --scale before 0.3)")
+    p.add_argument("--bands", help="band numbers counted from 1 (as GDAL counts) shown as R,G,B, "
+                                   "e.g. 4,3,2 (default: first three)")
+    p.add_argument("--scale", type=_scale,
+                   help="value scaling of 16-bit/float data, as model.predict's scale=: dtype, max, "
+                        "minmax or a divisor (default: the --stretch)")
+    p.add_argument("--stretch", help="percentile stretch LOW,HIGH, or 'none', when --scale is not "
+                                     "given (default: 2,98 for 16-bit/float rasters, none for 8-bit)")
     p.add_argument("--probabilities", action="store_true",
                    help="mask GeoTIFF holds the probability scaled to 0-255 instead of 0/255")
     p.add_argument("--geojson-crs", default="EPSG:4326",
@@ -50,9 +54,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def output_paths(prefix: str) -> tuple[str, str]:
-    """``(mask path, overlay path)`` of a plain image for an output prefix."""
-    return f"{prefix}_mask.png", f"{prefix}_overlay.png"
+def _scale(text: str):
+    if text in ("dtype", "max", "minmax"):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected dtype, max, minmax or a number") from None
 
 
 def _stretch(text: str | None):
@@ -72,21 +80,17 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
+    from ..data.expressions import check_expressions
     from ..hub import from_pretrained
     from ..scene import open_scene, segment_scene
 
     # Check the cheap inputs before loading the model, so a typo fails at once.
-    for t in args.text:
-        if not t or not t.strip():
-            raise ValueError("--text is empty: give the expression that names the target")
+    check_expressions(args.text, "--text")
     if not os.path.isfile(args.image):
         raise FileNotFoundError(f"--image {args.image}: file not found")
     stretch = _stretch(args.stretch)
-    try:
-        scene = open_scene(args.image, bands=args.bands, stretch=stretch)
-    except ImportError as exc:
-        print(f"rrsis predict: error: {exc}", file=sys.stderr)
-        return 1
+    # A missing geo extra is an ImportError: cli/__init__.py's one exit-code map makes it 2.
+    scene = open_scene(args.image, bands=args.bands, scale=args.scale, stretch=stretch)
     with scene:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" \
             else torch.device(args.device)
@@ -94,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         results = segment_scene(
             model, scene, args.text, mode=args.mode, threshold=args.threshold, out=args.out,
             probabilities=args.probabilities, geojson_crs=args.geojson_crs, simplify=args.simplify,
-            progress=not args.quiet, tile=args.tile, overlap=args.overlap, scale=args.scale,
+            progress=not args.quiet, tile=args.tile, overlap=args.overlap, pixel_ratio=args.pixel_ratio,
             global_size=args.image_size, batch_size=args.batch_size,
         )
         total = scene.height * scene.width

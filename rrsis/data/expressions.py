@@ -1,10 +1,33 @@
-"""Checks of an expression against a tokenizer: what the model will not see of it."""
+"""Checks of expressions: the one non-empty check, and what the model will not see of one."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["expression_problem"]
+__all__ = ["check_expressions", "expression_problem"]
+
+
+def check_expressions(texts: str | Sequence[str], what: str = "expression") -> list[str]:
+    """The one check of referring expressions (``predict``, ``segment_scene``, the CLI and the
+    app call it): a list of at least one non-empty string, returned as a list.
+
+    Args:
+        texts: one expression or several.
+        what: how the caller names one (``"--text"`` in the CLI), for the message.
+
+    Raises:
+        ValueError: no expression, a non-string, or an empty or blank one (named by index).
+    """
+    items = [texts] if isinstance(texts, str) else list(texts)
+    if not items:
+        raise ValueError(f"no {what} given: give the text that names the target")
+    for i, t in enumerate(items):
+        if not isinstance(t, str):  # bad input is a ValueError in rrsis, whatever its kind
+            raise ValueError(f"{what} {i} is a {type(t).__name__}, not text")  # noqa: TRY004
+        if not t.strip():
+            raise ValueError(f"{what} {i} is empty: give the text that names the target")
+    return items
 
 
 def expression_problem(tokenizer: Any, text: str) -> str | None:

@@ -6,13 +6,13 @@ import io
 import json
 import os
 import pickle
-from collections.abc import Sequence
 from struct import error as struct_error
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
 
+from .bands import Bands, Scale, parse_bands, scale_values, select_bands
 from .tiff import read_tiff_info, read_uncompressed_tiff
 
 __all__ = [
@@ -23,12 +23,14 @@ __all__ = [
     "load_json",
     "load_plain_pickle",
     "load_raster",
+    "parse_bands",
+    "read_bands",
     "read_image",
     "read_mask",
+    "scale_values",
+    "select_bands",
 ]
 
-Scale = str | float | None
-Bands = Sequence[int] | None
 ImageSource = str | os.PathLike | Image.Image | np.ndarray
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
@@ -140,9 +142,21 @@ def load_raster(path: ImageSource, palette_to_rgb: bool = True) -> np.ndarray:
     return arr.astype(np.uint8) if arr.dtype == bool else arr
 
 
+def read_bands(path: ImageSource, bands: Bands = None) -> tuple[np.ndarray, str]:
+    """:func:`read_image` before the value scaling: ``([H, W, 3] (or ``len(bands)``) at the
+    file's own depth, name for messages)``; a view of an array source where the band rule allows.
+
+    Args:
+        path: as for :func:`read_image`.
+        bands: as for :func:`read_image` (counted from 1).
+    """
+    arr, alpha, where = _load(path)
+    return select_bands(arr, alpha, bands, where), where
+
+
 def read_image(path: ImageSource, bands: Bands = None, scale: Scale = None) -> np.ndarray:
     """Read an image as float32, with explicit band choice and scaling: the one reader of rrsis
-    (datasets, ``model.predict``, the demo).
+    (datasets, ``model.predict``, ``segment_scene`` on plain images, the demo).
 
     Band rule with ``bands=None``: a declared alpha band (PNG/TIFF RGBA or LA, a 4-channel array)
     is dropped; one band is repeated to three (grey); three bands are used as they are; any other
@@ -154,9 +168,10 @@ def read_image(path: ImageSource, bands: Bands = None, scale: Scale = None) -> n
     Args:
         path: image file (8/16/32-bit, any band count; see :func:`load_raster`), a PIL image or
             an ``[H, W]`` / ``[H, W, C]`` numpy array.
-        bands: band indices to keep, in order (``(0, 1, 2)`` for the R, G, B of an RGBN
-            raster), or ``None`` for the rule above. A one-band image is first repeated to
-            three bands, so grayscale works with any choice of three.
+        bands: band numbers to keep, in order, **counted from 1** as GDAL and rasterio count
+            (``(1, 2, 3)`` for the R, G, B of an RGBN raster, ``"4,3,2"`` also accepted), or
+            ``None`` for the rule above. A one-band image is first repeated to three bands, so
+            grayscale works with any choice of three. A 0 raises.
         scale: how to map values to floats. ``None``: uint8 / 255, floats used as they are
             (they must lie in [0, 1]), other integer types raise (16-bit data has no single
             right answer). ``"dtype"``: divide by the dtype's maximum. ``"max"``: divide by the
@@ -167,85 +182,8 @@ def read_image(path: ImageSource, bands: Bands = None, scale: Scale = None) -> n
     Returns:
         array ``[H, W, len(bands)]`` (three bands by default), float32.
     """
-    arr, alpha, where = _load(path)
-    c = arr.shape[2]
-    if bands is None:
-        if alpha and c in (2, 4):
-            arr, c = arr[:, :, : c - 1], c - 1
-        if c == 1:
-            arr = np.repeat(arr, 3, axis=2)
-        elif c != 3:
-            raise ValueError(
-                f"{where}: {c} channels (bands), none declared alpha: pass bands=(i, j, k) to "
-                "choose the three the model sees, e.g. bands=(0, 1, 2) for the R, G, B of an RGBN "
-                "raster"
-            )
-        return _scale(arr, scale, where)
-    if c == 1:
-        arr = np.repeat(arr, 3, axis=2)
-    bands = tuple(int(b) for b in bands)
-    if not bands:
-        raise ValueError(f"{where}: bands must name at least one band")
-    bad = [b for b in bands if not -arr.shape[2] <= b < arr.shape[2]]
-    if bad:
-        raise ValueError(
-            f"{where}: bands {bad} out of range; the image has {arr.shape[2]} band(s)"
-        )
-    arr = arr[:, :, list(bands)]
-    return _scale(arr, scale, where)
-
-
-def _scale(arr: np.ndarray, scale: Scale, path: str) -> np.ndarray:
-    finite = np.isfinite(arr) if arr.dtype.kind == "f" else None
-    if finite is not None:
-        if not finite.any():
-            raise ValueError(f"{path}: every pixel is NaN or infinite (no data)")
-        if finite.all():
-            finite = None
-    if scale is None:
-        if arr.dtype == np.uint8 or arr.dtype == bool:
-            return arr.astype(np.float32) / (255.0 if arr.dtype == np.uint8 else 1.0)
-        if arr.dtype.kind == "f":
-            vals = arr if finite is None else arr[finite]
-            lo, hi = float(vals.min()), float(vals.max())
-            if lo < 0 or hi > 1:
-                raise ValueError(
-                    f"{path}: float pixels must lie in [0, 1] with scale=None, got "
-                    f"[{lo:.3g}, {hi:.3g}]; pass scale='max', 'minmax' or a divisor"
-                )
-            x = arr.astype(np.float32)
-            if finite is not None:
-                x[~finite] = 0.0
-            return x
-        raise ValueError(
-            f"{path}: {arr.dtype} image needs an explicit scale= "
-            "('dtype', 'max', 'minmax' or a divisor)"
-        )
-    x = arr.astype(np.float64)
-    vals = x if finite is None else x[finite]
-    if isinstance(scale, str):
-        if scale == "dtype":
-            if arr.dtype.kind not in "ui":
-                raise ValueError(f"{path}: scale='dtype' needs integer data, got {arr.dtype}")
-            x = x / float(np.iinfo(arr.dtype).max)
-        elif scale == "max":
-            top = vals.max() if vals.size else 0.0
-            x = x / top if top > 0 else np.zeros_like(x)
-        elif scale == "minmax":
-            lo, hi = (vals.min(), vals.max()) if vals.size else (0.0, 0.0)
-            x = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
-        else:
-            raise ValueError(
-                f"unknown scale {scale!r}; use None, 'dtype', 'max', 'minmax' or a number"
-            )
-    else:
-        divisor = float(scale)
-        if divisor <= 0:
-            raise ValueError(f"scale divisor must be positive, got {scale!r}")
-        x = x / divisor
-    if finite is not None:
-        x[~finite] = 0.0
-    return x.astype(np.float32)
+    arr, where = read_bands(path, bands)
+    return scale_values(arr, scale, where)
 
 
 def read_mask(path: str, threshold: float = 50) -> np.ndarray:

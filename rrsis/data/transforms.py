@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,7 +16,9 @@ __all__ = [
     "collate_fn",
     "make_collate_fn",
     "nearest_indices",
+    "normalize",
     "resize_image",
+    "resize_image_bands",
     "resize_mask",
     "to_hw",
 ]
@@ -77,8 +79,14 @@ def resize_mask(mask: torch.Tensor, size: Size) -> torch.Tensor:
     return mask.index_select(-2, rows).index_select(-1, cols)
 
 
+def _aa_bilinear(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    return F.interpolate(x, size=hw, mode="bilinear", align_corners=False, antialias=True)
+
+
 def resize_image(image: torch.Tensor, size: Size) -> torch.Tensor:
-    """Bilinear resize with antialiasing (close to PIL's ``BILINEAR`` on downscaling).
+    """Bilinear resize with antialiasing (close to PIL's ``BILINEAR`` on downscaling): the one
+    image resize of rrsis (datasets, ``model.preprocess``, whole scenes through
+    :func:`resize_image_bands`).
 
     Args:
         image: ``[C, H, W]`` or ``[B, C, H, W]`` float.
@@ -89,8 +97,58 @@ def resize_image(image: torch.Tensor, size: Size) -> torch.Tensor:
         return image
     batched = image.dim() == 4
     x = image if batched else image.unsqueeze(0)
-    x = F.interpolate(x, size=hw, mode="bilinear", align_corners=False, antialias=True)
+    x = _aa_bilinear(x, hw)
     return x if batched else x.squeeze(0)
+
+
+def resize_image_bands(
+    read_rows: Callable[[int, int], np.ndarray], height: int, width: int, size: Size, band_rows: int = 32
+) -> torch.Tensor:
+    """:func:`resize_image` of an image read a band of rows at a time: the same numbers, bit for
+    bit, never holding the whole image as floats.
+
+    The antialiased resize is separable and runs along the width first; that pass treats rows
+    independently, so it is done band by band, and the height pass then reads an
+    ``[C, height, w]`` buffer (``w`` = target width: small for a scene shrunk to the model's size).
+
+    Args:
+        read_rows: ``(row0, row1) -> [row1 - row0, width, C]`` float32 rows of the image.
+        height, width: the image's size.
+        size: target ``(h, w)`` or an int.
+
+    Returns:
+        ``[C, h, w]`` float32, equal to ``resize_image(whole image as [C, H, W], size)``.
+    """
+    h, w = to_hw(size)
+    buffer = None
+    for y0 in range(0, height, max(int(band_rows), 1)):
+        y1 = min(y0 + max(int(band_rows), 1), height)
+        rows = np.asarray(read_rows(y0, y1), dtype=np.float32)
+        x = torch.from_numpy(np.ascontiguousarray(rows.transpose(2, 0, 1)))
+        if width != w:
+            x = _aa_bilinear(x[None], (y1 - y0, w))[0]
+        if buffer is None:  # a numpy buffer, so memory tools that trace numpy see it
+            buffer = np.empty((x.shape[0], height, w), np.float32)
+        buffer[:, y0:y1] = x.numpy()
+    out = torch.from_numpy(buffer)
+    if height != h:
+        out = _aa_bilinear(out[None], (h, w))[0]
+    return out
+
+
+def normalize(
+    pixels: torch.Tensor, mean: Sequence[float] | torch.Tensor = IMAGENET_MEAN,
+    std: Sequence[float] | torch.Tensor = IMAGENET_STD,
+) -> torch.Tensor:
+    """``(pixels - mean) / std`` per channel: the one normalisation of rrsis.
+
+    Args:
+        pixels: ``[C, H, W]`` or ``[B, C, H, W]`` float in [0, 1].
+        mean, std: per-channel statistics (ImageNet by default).
+    """
+    mean = torch.as_tensor(mean, dtype=torch.float32, device=pixels.device).view(-1, 1, 1)
+    std = torch.as_tensor(std, dtype=torch.float32, device=pixels.device).view(-1, 1, 1)
+    return (pixels - mean) / std
 
 
 class ResizeNormalize:
@@ -126,7 +184,7 @@ class ResizeNormalize:
                 f"the image has {image.shape[2]} bands but mean/std have {self.mean.shape[0]}"
             )
         x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))
-        return (resize_image(x, self.size) - self.mean) / self.std
+        return normalize(resize_image(x, self.size), self.mean, self.std)
 
     def denormalize(self, pixel_values: torch.Tensor) -> np.ndarray:
         """Inverse of the normalisation, for pictures: ``[C, h, w]`` → ``[h, w, C]`` uint8."""

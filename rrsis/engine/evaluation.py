@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -64,8 +65,9 @@ def evaluate(
 
     With ``resolution="eval"`` the prediction is compared with the dataset's ``mask`` at the
     model input size (the anchors' protocol: 480×480, ground truth resized nearest); with
-    ``"native"`` the logits are resized to each image's own size and compared with
-    ``native_mask`` (build the dataset with ``return_native_mask=True``).
+    ``"native"`` the logits are resized to each image's own size by the model's
+    :meth:`~rrsis.models.base.RRSISModel.postprocess` (as ``predict`` resizes them) and compared
+    with ``native_mask`` (build the dataset with ``return_native_mask=True``).
 
     Args:
         model: an rrsis model (or its DDP wrapper).
@@ -120,7 +122,12 @@ def evaluate(
                 if "native_mask" not in batch:
                     raise ValueError("native-resolution evaluation needs a dataset built with "
                                      "return_native_mask=True")
-                metrics.update(logits, batch["native_mask"])
+                # The model's own postprocessing resizes the logits back, as predict does; the
+                # metrics take the argmax of what it returns.
+                targets = batch["native_mask"]
+                sizes = [tuple(np.shape(t)[-2:]) for t in targets]
+                for up, target in zip(net.postprocess(logits, sizes, output="logits"), targets):
+                    metrics.update(up, [target])
             else:
                 metrics.update(logits, batch["mask"])
             if bar is not None:

@@ -18,12 +18,13 @@ from torch import nn
 
 from .. import hub
 
-# The one reader and the one transform of rrsis: predict sees exactly what evaluation sees.
-from ..data.expressions import expression_problem
+# The one reader, resize and normalisation of rrsis: predict sees exactly what evaluation sees.
+from ..data.expressions import check_expressions, expression_problem
 from ..data.io import Bands, Scale, read_image
-from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, ResizeNormalize
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize, resize_image
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "RRSISModel", "SegmentationOutput", "TextFeatures", "load_image"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "RRSISModel", "SegmentationOutput", "TextFeatures", "load_image",
+           "threshold_mask"]
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
 
@@ -63,7 +64,8 @@ def load_image(image: ImageLike, index: int = 0, *, bands: Bands = None, scale: 
 
     Reads through :func:`rrsis.data.read_image`, the reader ``predict`` and the datasets use:
     EXIF orientation applied, CMYK/YCbCr converted, a declared alpha band dropped, grey
-    replicated; rasters with other band counts need ``bands=``, 16-bit data ``scale=``.
+    replicated; rasters with other band counts need ``bands=`` (counted from 1), 16-bit data
+    ``scale=``.
     """
     return np.ascontiguousarray(np.round(_read(image, index, bands, scale) * 255.0).astype(np.uint8))
 
@@ -77,6 +79,12 @@ def _read(image: ImageLike, index: int, bands: Bands, scale: Scale) -> np.ndarra
         raise FileNotFoundError(f"{where}: {exc}") from None
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
+
+
+def threshold_mask(probability: np.ndarray, threshold: float) -> np.ndarray:
+    """Foreground probability → bool mask (``>``, compared in float32): the one threshold step,
+    shared by :meth:`RRSISModel.postprocess` and the whole-scene strips."""
+    return np.greater(probability, np.float32(threshold))
 
 
 class RRSISModel(nn.Module):
@@ -154,6 +162,123 @@ class RRSISModel(nn.Module):
         return self._forward(pixel_values, input_ids, attention_mask)
 
     # ------------------------------------------------------------------ inference
+    def preprocess(
+        self,
+        images: ImageLike | Sequence[ImageLike],
+        *,
+        image_size: int | None = None,
+        bands: Bands = None,
+        scale: Scale = None,
+    ) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+        """Images → the model's input: read, band choice, value scaling, resize, normalise.
+
+        The one preprocessing of rrsis inference (``predict``, ``segment_scene`` in every mode,
+        the app): :func:`rrsis.data.read_image`, then :func:`rrsis.data.transforms.resize_image`
+        to ``image_size``² and :func:`rrsis.data.transforms.normalize`, the arithmetic the
+        datasets use for training and evaluation. A ``[3, H, W]`` float tensor counts as already
+        read (the reader's values, channels first): callers that read pixels themselves (a
+        scene's windows) only resize and normalise here.
+
+        Args:
+            images: paths, PIL images, numpy arrays (see :meth:`predict`) or read
+                ``[3, H, W]`` tensors; or a single one.
+            image_size: square model input side (default: the model's ``image_size``), a
+                multiple of ``size_divisor``.
+            bands: band numbers counted from 1 (see :func:`rrsis.data.read_image`).
+            scale: value scaling (see :func:`rrsis.data.read_image`).
+
+        Returns:
+            ``(pixel_values [B, 3, S, S]`` on the model's device and dtype, ``[(H, W), ...]``
+            the native size of each image, for :meth:`postprocess`).
+        """
+        if not isinstance(images, (list, tuple)):
+            images = [images]
+        if not images:
+            raise ValueError("no images given")
+        size = int(image_size or self.image_size)
+        if size <= 0 or size % self.size_divisor:
+            raise ValueError(f"image_size {size} is not a positive multiple of {self.size_divisor}")
+        pixels, sizes = [], []
+        for i, im in enumerate(images):
+            if isinstance(im, torch.Tensor):
+                if im.dim() != 3 or im.shape[0] != 3 or not im.is_floating_point():
+                    raise ValueError(f"image {i}: a tensor must be read pixels [3, H, W] float, got "
+                                     f"{tuple(im.shape)} {im.dtype}")
+                x = im.float()
+            else:
+                a = _read(im, i, bands, scale)
+                x = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32))
+            sizes.append((int(x.shape[1]), int(x.shape[2])))
+            pixels.append(normalize(resize_image(x, size)))
+        param = next(self.parameters())
+        return torch.stack(pixels).to(device=param.device, dtype=param.dtype), sizes
+
+    def postprocess(
+        self,
+        logits: torch.Tensor,
+        sizes: Sequence[tuple[int, int]],
+        *,
+        output: str = "mask",
+        threshold: float = 0.5,
+    ) -> list:
+        """The model's logits → results at each image's native size: the one postprocessing of
+        rrsis inference (``predict``, ``segment_scene``'s global pass, native-resolution
+        evaluation).
+
+        The logits are resized back bilinearly (``align_corners=False``), in float32; the
+        foreground probability is the softmax's second channel; the mask is probability
+        ``> threshold`` (0.5 equals the anchors' argmax up to exact ties).
+
+        Args:
+            logits: ``[B, 2, h, w]``.
+            sizes: ``(H, W)`` per image.
+            output: ``"mask"`` (bool numpy ``[H, W]``), ``"probability"`` (float32 numpy
+                ``[H, W]``) or ``"logits"`` (the resized float32 tensor ``[1, 2, H, W]``, on the
+                logits' device; evaluation takes its argmax).
+            threshold: foreground-probability threshold for ``"mask"``, in (0, 1).
+
+        Returns:
+            one result per image.
+        """
+        if output not in ("mask", "probability", "logits"):
+            raise ValueError(f"output must be 'mask', 'probability' or 'logits', got {output!r}")
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+        if logits.dim() != 4 or logits.shape[1] != 2:
+            raise ValueError(f"logits must be [B, 2, H, W], got shape {tuple(logits.shape)}")
+        if len(sizes) != logits.shape[0]:
+            raise ValueError(f"{logits.shape[0]} logits but {len(sizes)} sizes")
+        out = []
+        for logit, hw in zip(logits, sizes):
+            hw = (int(hw[0]), int(hw[1]))
+            up = logit[None].float()
+            if tuple(up.shape[-2:]) != hw:
+                up = F.interpolate(up, size=hw, mode="bilinear", align_corners=False)
+            if output == "logits":
+                out.append(up)
+                continue
+            prob = up.softmax(dim=1)[0, 1].cpu().numpy()
+            out.append(threshold_mask(prob, threshold) if output == "mask" else prob)
+        return out
+
+    def check_texts(self, texts: str | Sequence[str]) -> list[str]:
+        """The expressions as a list, checked (:func:`rrsis.data.expressions.check_expressions`),
+        with a warning naming each one the model will not see whole (cut at ``max_tokens``) or
+        not at all (every word unknown to the vocabulary)."""
+        texts = check_expressions(texts, "text")
+        if self.tokenizer is None:
+            raise ValueError(
+                "this model has no tokenizer: predict needs a vocabulary. Load one with "
+                "model.tokenizer = rrsis.Tokenizer('vocab.txt'), or use rrsis.from_pretrained / "
+                "create_model(..., pretrained=True)"
+            )
+        for i, t in enumerate(texts):
+            problem = expression_problem(self.tokenizer, t)
+            if problem:
+                # check_texts <- predict <- torch.no_grad's wrapper <- the caller
+                warnings.warn(f"text {i}: {problem}", UserWarning, stacklevel=4)
+        return texts
+
     @torch.no_grad()
     def predict(
         self,
@@ -168,11 +293,11 @@ class RRSISModel(nn.Module):
     ) -> list[np.ndarray]:
         """Segment what each expression names; one bool mask per image at its native size.
 
-        Images are read by :func:`rrsis.data.read_image` and resized and normalised by
-        :class:`rrsis.data.ResizeNormalize`, exactly as the datasets do for training and
-        evaluation; the logits are resized back bilinearly, as native-resolution evaluation does.
-        A warning names each expression the model will not see whole (cut at ``max_tokens``)
-        or not at all (every word unknown to the vocabulary).
+        :meth:`preprocess` (read, bands, scaling, resize, normalise: the datasets' arithmetic),
+        the forward pass, :meth:`postprocess` (logits resized back bilinearly, as
+        native-resolution evaluation does; probability; threshold). A warning names each
+        expression the model will not see whole (cut at ``max_tokens``) or not at all (every
+        word unknown to the vocabulary).
 
         Args:
             images: paths, PIL images or numpy arrays (``[H, W]`` / ``[H, W, C]``; uint8, or
@@ -182,20 +307,18 @@ class RRSISModel(nn.Module):
             batch_size: images per forward pass.
             image_size: square model input side (default: the model's ``image_size``),
                 a multiple of 32.
-            bands: band choice for rasters that are not grey/RGB(A) (e.g. ``(0, 1, 2)`` for
-                the R, G, B of an RGBN GeoTIFF); see :func:`rrsis.data.read_image`.
+            bands: band numbers **counted from 1**, as GDAL and rasterio count, for rasters
+                that are not grey/RGB(A) (e.g. ``(1, 2, 3)`` for the R, G, B of an RGBN
+                GeoTIFF); see :func:`rrsis.data.read_image`.
             scale: value scaling for 16-bit or float rasters (``"dtype"``, ``"max"``,
                 ``"minmax"`` or a divisor); see :func:`rrsis.data.read_image`.
 
         Returns:
             ``[H_i, W_i]`` bool arrays.
         """
-        single = isinstance(texts, str)
-        if single:
-            texts = [texts]
         if not isinstance(images, (list, tuple)):
             images = [images]
-        texts = list(texts)
+        texts = [texts] if isinstance(texts, str) else list(texts)
         if len(images) != len(texts):
             raise ValueError(f"{len(images)} images but {len(texts)} texts; give one expression per image")
         if not images:
@@ -204,42 +327,26 @@ class RRSISModel(nn.Module):
             raise ValueError(f"threshold must be in (0, 1), got {threshold}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if self.tokenizer is None:
-            raise ValueError(
-                "this model has no tokenizer: predict needs a vocabulary. Load one with "
-                "model.tokenizer = rrsis.Tokenizer('vocab.txt'), or use rrsis.from_pretrained / "
-                "create_model(..., pretrained=True)"
-            )
-        for i, t in enumerate(texts):
-            if not isinstance(t, str) or not t.strip():
-                raise ValueError(f"text {i} is empty: every image needs a non-empty expression")
+        texts = self.check_texts(texts)
         size = int(image_size or self.image_size)
         if size % self.size_divisor:
             raise ValueError(f"image_size {size} is not a multiple of {self.size_divisor}")
+        # Read every image first, so a bad one fails before any forward pass.
         arrays = [_read(im, i, bands, scale) for i, im in enumerate(images)]
-        for i, t in enumerate(texts):
-            problem = expression_problem(self.tokenizer, t)
-            if problem:
-                warnings.warn(f"text {i}: {problem}", UserWarning, stacklevel=3)
+        read = [torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32)) for a in arrays]
         tokens = self.tokenizer(texts)
-        transform = ResizeNormalize(size)
         device = next(self.parameters()).device
-        dtype = next(self.parameters()).dtype
         was_training = self.training
         self.eval()
         masks: list[np.ndarray] = []
         try:
             for s in range(0, len(arrays), batch_size):
-                chunk = arrays[s : s + batch_size]
-                pix = torch.stack([transform.image(a) for a in chunk]).to(device=device, dtype=dtype)
+                pix, sizes = self.preprocess(read[s : s + batch_size], image_size=size)
                 out = self(
                     pix, tokens["input_ids"][s : s + batch_size].to(device),
                     tokens["attention_mask"][s : s + batch_size].to(device),
                 )
-                for a, logit in zip(chunk, out.logits):
-                    logit = F.interpolate(logit[None].float(), size=a.shape[:2], mode="bilinear",
-                                          align_corners=False)
-                    masks.append((logit.softmax(dim=1)[0, 1] > threshold).cpu().numpy())
+                masks += self.postprocess(out.logits, sizes, threshold=threshold)
         finally:
             self.train(was_training)
         return masks

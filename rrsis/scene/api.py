@@ -10,6 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from ..data.expressions import check_expressions
+from ..data.io import Scale
+from ..models.base import threshold_mask
 from .infer import SceneOptions, predict_strips
 from .read import Scene, open_scene
 from .write import MaskWriter, PolygonCollector, pixel_area_m2, write_overlay
@@ -67,6 +70,7 @@ def segment_scene(
     threshold: float = 0.5,
     out: str | os.PathLike | None = None,
     bands: str | Sequence[int] | None = None,
+    scale: Scale = None,
     stretch: Any = "auto",
     probabilities: bool = False,
     geojson_crs: str = "EPSG:4326",
@@ -88,31 +92,31 @@ def segment_scene(
         out: output prefix. A georeferenced scene gets ``PREFIX_mask.tif``, ``PREFIX.geojson``
             and ``PREFIX_overlay.png``; any other ``PREFIX_mask.png`` and ``PREFIX_overlay.png``.
             With several expressions, ``PREFIX_1``, ``PREFIX_2``, … .
-        bands, stretch: how a raster becomes RGB (:func:`~rrsis.scene.read.open_scene`).
+        bands: band numbers counted from 1 (as in ``model.predict``), see
+            :func:`~rrsis.scene.read.open_scene`.
+        scale: value scaling for 16-bit or float scenes, with ``model.predict``'s meaning
+            (``"dtype"``, ``"max"``, ``"minmax"`` or a divisor).
+        stretch: percentile stretch of a raster when ``scale`` is not given
+            (:func:`~rrsis.scene.read.open_scene`).
         probabilities: the mask file holds the probability scaled to 0–255 instead of 0/255.
         geojson_crs: ``"EPSG:4326"`` (RFC 7946, default), ``"native"`` or any CRS string.
         simplify: polygon simplification tolerance in pixels.
         return_mask: keep each mask in memory (default: only when ``out`` is ``None``).
         progress: a progress bar over tiles.
         options: a :class:`~rrsis.scene.infer.SceneOptions`; ``**option_overrides`` replace
-            its fields (``tile=``, ``overlap=``, ``scale=``, ``gate_threshold=``, …).
+            its fields (``tile=``, ``overlap=``, ``pixel_ratio=``, ``gate_threshold=``, …).
 
     Returns:
         One :class:`SceneResult` per expression.
     """
-    texts_list = [texts] if isinstance(texts, str) else list(texts)
-    if not texts_list:
-        raise ValueError("no expressions given")
-    for i, t in enumerate(texts_list):
-        if not isinstance(t, str) or not t.strip():
-            raise ValueError(f"expression {i} is empty: give the text that names the target")
+    texts_list = check_expressions(texts)
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be in (0, 1), got {threshold}")
     if getattr(model, "tokenizer", None) is None:
         raise ValueError("this model has no tokenizer; set model.tokenizer (see model.predict)")
     opt = replace(options or SceneOptions(), mode=mode, **option_overrides)
     own = not isinstance(scene, Scene)
-    sc = open_scene(scene, bands=bands, stretch=stretch) if own else scene
+    sc = open_scene(scene, bands=bands, scale=scale, stretch=stretch) if own else scene
     try:
         opt = opt.resolved(model, sc.height, sc.width)
         if out is not None and geojson_crs != "native" and sc.georeferenced:
@@ -156,7 +160,7 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
     try:
         bar = _progress(text[:30]) if progress else None
         for r0, p, valid in predict_strips(sc, model, encoded, opt, bar):
-            m = p > threshold
+            m = threshold_mask(p, threshold)
             area += int(m.sum())
             if mask is not None:
                 mask[r0:r0 + m.shape[0]] = m

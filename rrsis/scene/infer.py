@@ -5,8 +5,11 @@ Internally a prediction is the foreground-minus-background logit ``d`` (2-class 
 then applying the sigmoid gives what ``model.predict`` gives for the whole image.
 
 - *global*: the scene resampled to ``global_size``² (a square, as ``model.predict`` squeezes it),
-  one forward pass, ``d`` resampled back to the scene (``align_corners=False``, as ``predict``).
-- *tiles*: a work grid of the scene divided by ``scale``; square tiles of ``tile`` work pixels
+  one forward pass through the model's ``preprocess``; on a scene held in memory the model's
+  ``postprocess`` resizes the logits back (exactly ``model.predict``'s mask), on a raster read
+  window by window ``d`` is resampled back strip by strip (``align_corners=False``, as
+  ``predict``), in bounded memory.
+- *tiles*: a work grid of the scene divided by ``pixel_ratio``; square tiles of ``tile`` work pixels
   at stride ``tile·(1−overlap)``, batched, all with the one encoding of the expression; each
   tile's ``d`` is weighted by a smooth window (``sin²``, floored at ``1e-3`` so scene borders
   covered by one tile edge still count) and the weighted mean is taken, so seams vanish.
@@ -24,12 +27,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
-from ..models.base import IMAGENET_MEAN, IMAGENET_STD
 from .read import Scene
 
 __all__ = ["LOCAL_RULES", "MODES", "SceneOptions", "blend_window", "fuse", "global_gate", "global_pass",
@@ -49,7 +52,9 @@ class SceneOptions:
             global-local above), ``"global"``, ``"tiles"`` or ``"global-local"``.
         tile: tile side in model pixels (default: the model's ``image_size``).
         overlap: tile overlap fraction in [0, 0.9].
-        scale: scene pixels per model pixel in the tiled pass (>= 1 downsamples fine GSD).
+        pixel_ratio: scene pixels per model pixel in the tiled pass (>= 1 downsamples fine
+            GSD). It was called ``scale`` before 0.3; ``scale`` now means value scaling only,
+            as in ``model.predict``.
         global_size: input side of the global pass (default: the model's ``image_size``).
         gate_threshold: global probability that marks the named object (global-local).
         gate_dilation: dilation of that mark, in global-pass pixels.
@@ -64,7 +69,7 @@ class SceneOptions:
     mode: str = "auto"
     tile: int | None = None
     overlap: float = 0.25
-    scale: float = 1.0
+    pixel_ratio: float = 1.0
     global_size: int | None = None
     # Chosen on held-out generated scenes by benchmarks/large_scene.py (README, "Large scenes").
     gate_threshold: float = 0.4
@@ -74,6 +79,13 @@ class SceneOptions:
     auto_max_global: int | None = None
     batch_size: int = 8
     strip_rows: int = 256
+    scale: InitVar[Any] = None  # the old name of pixel_ratio: refused with a pointer to it
+
+    def __post_init__(self, scale: Any) -> None:
+        if scale is not None:
+            raise TypeError(f"SceneOptions(scale={scale!r}): the scene pixels per model pixel are "
+                            "called pixel_ratio now; scale means value scaling only (segment_scene's "
+                            "and model.predict's scale=)")
 
     def resolved(self, model, height: int, width: int) -> SceneOptions:
         """Defaults filled from the model and checked; ``mode`` no longer ``auto``."""
@@ -87,8 +99,8 @@ class SceneOptions:
                 raise ValueError(f"{name} {v} must be a positive multiple of {div}")
         if not 0 <= self.overlap <= 0.9:
             raise ValueError(f"overlap must be in [0, 0.9], got {self.overlap}")
-        if not self.scale >= 1.0:
-            raise ValueError(f"scale must be >= 1 (scene pixels per model pixel), got {self.scale}")
+        if not self.pixel_ratio >= 1.0:
+            raise ValueError(f"pixel_ratio must be >= 1 (scene pixels per model pixel), got {self.pixel_ratio}")
         if not 0 < self.gate_threshold < 1 or self.gate_dilation < 0 or not 0 <= self.local_weight <= 1:
             raise ValueError("gate_threshold must be in (0, 1), gate_dilation >= 0, local_weight in [0, 1]")
         if self.local_rule not in LOCAL_RULES:
@@ -143,19 +155,23 @@ def _sigmoid(d: np.ndarray) -> np.ndarray:
 
 
 class _Net:
-    """The model with one encoded expression: ``[B, h, w, 3]`` uint8 → ``d [B, h, w]``."""
+    """The model with one encoded expression: read pixels ``[h, w, 3]`` → logits ``[B, 2, h, w]``
+    through the model's own :meth:`~rrsis.models.base.RRSISModel.preprocess` (no resize here:
+    the windows come at the model's size; the one normalisation)."""
 
     def __init__(self, model, text) -> None:
-        param = next(model.parameters())
         self.model, self.text = model, text
-        self.device, self.dtype = param.device, param.dtype
-        self.mean = torch.tensor(IMAGENET_MEAN, device=self.device, dtype=self.dtype).view(1, 3, 1, 1)
-        self.std = torch.tensor(IMAGENET_STD, device=self.device, dtype=self.dtype).view(1, 3, 1, 1)
 
     @torch.no_grad()
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        pix = torch.from_numpy(images).to(self.device).permute(0, 3, 1, 2).to(self.dtype) / 255.0
-        logits = self.model.forward_with_text((pix - self.mean) / self.std, self.text).logits.float()
+    def logits(self, images: list[np.ndarray] | list[torch.Tensor]) -> torch.Tensor:
+        read = [im if isinstance(im, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(im.transpose(2, 0, 1)))
+                for im in images]
+        pix, _ = self.model.preprocess(read, image_size=int(read[0].shape[-1]))
+        return self.model.forward_with_text(pix, self.text).logits.float()
+
+    def __call__(self, images: list[np.ndarray]) -> np.ndarray:
+        """``d = logit_fg − logit_bg`` ``[B, h, w]``."""
+        logits = self.logits(images)
         return (logits[:, 1] - logits[:, 0]).cpu().numpy()
 
 
@@ -187,7 +203,7 @@ class _TileRows:
     def __init__(self, scene: Scene, net: _Net, opt: SceneOptions,
                  needed: Callable[[int, int], bool], progress) -> None:
         self.scene, self.net, self.opt, self.needed, self.progress = scene, net, opt, needed, progress
-        s, t = opt.scale, opt.tile
+        s, t = opt.pixel_ratio, opt.tile
         self.h, self.w = math.ceil(scene.height / s), math.ceil(scene.width / s)
         stride = max(1, round(t * (1 - opt.overlap)))
         self.ys, self.xs = tile_starts(self.h, t, stride), tile_starts(self.w, t, stride)
@@ -203,7 +219,7 @@ class _TileRows:
         return len(self.ys) * len(self.xs)
 
     def _run_row(self, y0: int) -> None:
-        t, s = self.opt.tile, self.opt.scale
+        t, s = self.opt.tile, self.opt.pixel_ratio
         need = y0 + t - self.offset - self.acc.shape[0]
         if need > 0:
             pad = np.zeros((need, self.acc.shape[1]), np.float32)
@@ -217,7 +233,7 @@ class _TileRows:
             for x0 in chunk:
                 win = (round(y0 * s), round(x0 * s), round((y0 + t) * s), round((x0 + t) * s))
                 imgs.append(self.scene.read(win, (t, t))[0])
-            d = self.net(np.stack(imgs))
+            d = self.net(imgs)
             r = y0 - self.offset
             for x0, dk in zip(chunk, d):
                 self.acc[r:r + t, x0:x0 + t] += dk * self.window
@@ -245,10 +261,15 @@ class _TileRows:
         return out[:, :self.w]
 
 
+def _global_logits(scene: Scene, model, text, size: int) -> torch.Tensor:
+    return _Net(model, text).logits([scene.read(None, (size, size))[0]])
+
+
 def global_pass(scene: Scene, model, text, size: int) -> np.ndarray:
     """The global pass alone: the foreground-minus-background logit ``d [size, size]`` of the
     whole scene resampled to ``size``² (what *global* and *global-local* start from)."""
-    return _Net(model, text)(scene.read(None, (size, size))[0][None])[0]
+    logits = _global_logits(scene, model, text, size)
+    return (logits[0, 1] - logits[0, 0]).cpu().numpy()
 
 
 def global_rows(size: int, height: int, width: int) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -263,7 +284,8 @@ def predict_strips(scene: Scene, model, text, opt: SceneOptions,
 
     Args:
         scene: the scene.
-        model: an rrsis model (``encode_text`` / ``forward_with_text``, ``image_size``).
+        model: an rrsis model (``encode_text`` / ``forward_with_text``, ``preprocess`` /
+            ``postprocess``, ``image_size``).
         text: the expression encoded once (:class:`~rrsis.models.base.TextFeatures`).
         opt: resolved options (:meth:`SceneOptions.resolved`).
         progress_factory: ``total -> bar`` with ``update(n)`` and ``close()``, or ``None``.
@@ -273,14 +295,20 @@ def predict_strips(scene: Scene, model, text, opt: SceneOptions,
     mode = opt.mode
     g = opt.global_size
     p_global = gate = None
+    p_whole = None
     if mode in ("global", "global-local"):
-        d_global = global_pass(scene, model, text, g)
+        logits = _global_logits(scene, model, text, g)
+        d_global = (logits[0, 1] - logits[0, 0]).cpu().numpy()
         ac_y, ac_x = global_rows(g, H, W)
+        if mode == "global" and scene.in_memory:
+            # The scene is in memory already: the model's own postprocessing at the scene's
+            # size, so global mode gives exactly model.predict's probabilities.
+            (p_whole,) = model.postprocess(logits, [(H, W)], output="probability")
         if mode == "global-local":
             gate = global_gate(d_global, opt.gate_threshold, opt.gate_dilation)
     tiles = None
     if mode in ("tiles", "global-local"):
-        s = opt.scale
+        s = opt.pixel_ratio
 
         def needed(y0: int, x0: int) -> bool:
             if gate is None:
@@ -302,7 +330,9 @@ def predict_strips(scene: Scene, model, text, opt: SceneOptions,
         for r0 in range(0, H, opt.strip_rows):
             r1 = min(r0 + opt.strip_rows, H)
             valid = scene.read_valid((r0, 0, r1, W))
-            if mode != "tiles":
+            if p_whole is not None:
+                p_global = p_whole[r0:r1]
+            elif mode != "tiles":
                 p_global = _sigmoid(resample_rows(d_global, 0, g, (r0, r1), W, ac_y, ac_x))
             if tiles is not None:
                 last = min(math.floor(ty[0] * (r1 - 1) + ty[1]) + 2, tiles.h)

@@ -1,17 +1,23 @@
 """Scenes as sources of windows: rasters through rasterio (bounded memory), plain images in memory.
 
-A :class:`Scene` hands out windows of the scene as ``[h, w, 3]`` uint8 RGB (bands chosen, values
-stretched) plus a validity mask (nodata and alpha honoured), at full or reduced resolution, so no
-caller ever needs the whole raster in memory.
+A :class:`Scene` hands out windows of the scene as ``[h, w, 3]`` float32 pixels in the reader's
+scale (bands chosen, values scaled or stretched, as :func:`rrsis.data.read_image` gives them)
+plus a validity mask (nodata and alpha honoured), at full or reduced resolution, so no caller
+ever needs the whole raster in memory. Plain images and arrays are read by
+:func:`rrsis.data.read_image`'s own steps and shrunk by :func:`rrsis.data.transforms.resize_image`
+(in bands of rows), so a scene's global pass sees exactly what ``model.predict`` sees.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+
+from ..data.io import Scale, parse_bands, read_bands, scale_values
+from ..data.transforms import resize_image_bands
 
 __all__ = ["PLAIN_SUFFIXES", "Scene", "open_scene", "require_geo"]
 
@@ -34,60 +40,16 @@ def require_geo(what: str):
     return rasterio
 
 
-def _parse_bands(bands: str | Sequence[int] | None) -> tuple[int, ...] | None:
-    if bands is None:
-        return None
-    if isinstance(bands, str):
-        try:
-            bands = [int(b) for b in bands.replace(" ", "").split(",") if b]
-        except ValueError:
-            raise ValueError(f"bands {bands!r}: expected 1-based band numbers like '4,3,2'") from None
-    out = tuple(int(b) for b in bands)
-    if len(out) not in (1, 3):
-        raise ValueError(f"bands {out}: give 3 bands (R,G,B) or 1 (shown as grey), 1-based")
+def _scene_bands(bands: str | Sequence[int] | None) -> tuple[int, ...] | None:
+    out = parse_bands(bands)
+    if out is not None and len(out) not in (1, 3):
+        raise ValueError(f"bands {out}: give 3 bands (R,G,B) or 1 (shown as grey), counted from 1")
     return out
 
 
-def _resize_weights(n_in: int, n_out: int, offset: int, limit: int) -> tuple[np.ndarray, int, int]:
-    """Antialiased bilinear weights (PIL's ``BILINEAR``, torch's ``antialias=True``) of ``n_out``
-    samples over ``n_in`` source samples starting at ``offset``, restricted to the source
-    samples inside ``[0, limit)`` (outside ones count as zeros). Returns ``(w [n_out, k], lo,
-    hi)``: the weights of the absolute source samples ``lo…hi-1`` (``k = hi - lo``)."""
-    scale = n_in / n_out
-    support = max(scale, 1.0)
-    centre = (np.arange(n_out) + 0.5) * scale
-    first = np.floor(centre - support).astype(np.int64)
-    taps = first[:, None] + np.arange(int(np.ceil(2 * support)) + 2)[None, :]  # [n_out, taps]
-    w = np.clip(1.0 - np.abs(taps + 0.5 - centre[:, None]) / support, 0.0, None)
-    w[(taps < 0) | (taps >= n_in)] = 0.0  # outside the window
-    w /= np.maximum(w.sum(1, keepdims=True), 1e-12)  # normalised over the (zero-padded) window
-    lo, hi = max(offset, 0), max(min(offset + n_in, limit), max(offset, 0))
-    src = taps + offset
-    keep = (src >= lo) & (src < hi) & (w > 0)
-    dense = np.zeros((n_out, hi - lo), np.float32)
-    rows = np.broadcast_to(np.arange(n_out)[:, None], taps.shape)
-    dense[rows[keep], src[keep] - lo] = w[keep]
-    return dense, lo, hi
-
-
-def _resize_window(a: np.ndarray, window: tuple[int, int, int, int], out_shape: tuple[int, int],
-                   band_rows: int = 128) -> np.ndarray:
-    """Resize ``window`` of ``a [H, W, C]`` uint8 (zero outside ``a``) to ``out_shape``, never
-    holding more than ``band_rows`` source rows as floats: bounded memory for any ``a``."""
-    r0, c0, r1, c1 = window
-    wy, ylo, yhi = _resize_weights(r1 - r0, out_shape[0], r0, a.shape[0])
-    wx, xlo, xhi = _resize_weights(c1 - c0, out_shape[1], c0, a.shape[1])
-    acc = np.zeros((out_shape[0], out_shape[1], a.shape[2]), np.float32)
-    for y in range(ylo, yhi, band_rows):
-        ye = min(y + band_rows, yhi)
-        wb = wy[:, y - ylo:ye - ylo]
-        rows = np.flatnonzero(wb.any(axis=1))
-        if rows.size == 0:
-            continue
-        band = a[y:ye, xlo:xhi].astype(np.float32)  # [b, k, C]
-        part = (wb[rows] @ band.reshape(band.shape[0], -1)).reshape(rows.size, xhi - xlo, -1)
-        acc[rows] += np.matmul(wx, part)  # [r, k, C] -> [r, out_w, C]
-    return np.clip(np.round(acc), 0, 255).astype(np.uint8)
+def _uint8_to_unit(x: np.ndarray) -> np.ndarray:
+    # read_image's arithmetic for uint8 with scale=None, applied to a window at a time.
+    return x.astype(np.float32) / 255.0
 
 
 class Scene:
@@ -95,22 +57,28 @@ class Scene:
 
     Use :func:`open_scene` to build one. Attributes: ``height``, ``width``, ``crs``,
     ``transform`` (an affine or ``None``), ``georeferenced``, ``profile`` (rasterio's, or
-    ``None``), ``bands`` (1-based band numbers shown as R, G, B), ``stretch_range``
-    (per-band ``(low, high)`` mapped to 0..255, or ``None`` for uint8 data shown as is).
+    ``None``), ``bands`` (band numbers counted from 1 shown as R, G, B), ``dtype`` (the
+    source data's type), ``stretch_range`` (a raster's per-band ``(low, high)`` mapped to
+    [0, 1] by the stretch or the value scaling; ``None`` for in-memory scenes).
     """
 
     def __init__(self, *, array: np.ndarray | None = None, dataset: Any = None,
-                 bands: tuple[int, ...] | None = None, stretch: Any = "auto",
-                 name: str = "scene") -> None:
+                 bands: tuple[int, ...] | None = None, stretch: Any = "auto", scale: Scale = None,
+                 to_unit: Callable[[np.ndarray], np.ndarray] | None = None,
+                 dtype: str | None = None, name: str = "scene") -> None:
         self.name = name
         self._array = array
         self._ds = dataset
         if array is not None:
+            # ``array``: the chosen bands at their own depth (grey may stay 2-D); ``to_unit``
+            # turns a window of it into the reader's float32 values.
             self.height, self.width = array.shape[:2]
             self.crs = self.transform = self.profile = None
             self.bands = (1, 2, 3)
             self.stretch_range = None
-            self.dtype = "uint8"
+            self._clip = False
+            self.dtype = dtype or str(array.dtype)  # the source's type, before any scaling
+            self._to_unit = to_unit or (lambda x: x)
             return
         ds = dataset
         self.height, self.width = ds.height, ds.width
@@ -128,7 +96,10 @@ class Scene:
         if bad:
             raise ValueError(f"{name}: bands {bad} out of range; the raster has {ds.count} band(s) (1-based)")
         self.bands = bands
-        self.stretch_range = self._stretch_range(stretch)
+        if scale is not None and stretch not in ("auto", None, False):
+            raise ValueError(f"{name}: give scale= (value scaling) or stretch= (percentiles), not both")
+        self._clip = scale is None  # a stretch saturates; a value scaling is kept as read_image keeps it
+        self.stretch_range = self._stretch_range(stretch) if scale is None else self._scale_range(scale)
 
     @property
     def georeferenced(self) -> bool:
@@ -144,7 +115,38 @@ class Scene:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    @property
+    def in_memory(self) -> bool:
+        """Whether the scene's pixels are held in memory (plain images, arrays)."""
+        return self._array is not None
+
     # ------------------------------------------------------------------ stretch
+    def _scale_range(self, scale: Scale) -> list[tuple[float, float]]:
+        """``scale`` with :func:`rrsis.data.read_image`'s meaning, as ``(low, high)`` per band;
+        ``"max"``/``"minmax"`` statistics come from a decimated read of the valid pixels."""
+        n = len(self.bands)
+        if isinstance(scale, str):
+            if scale == "dtype":
+                if np.dtype(self.dtype).kind not in "ui":
+                    raise ValueError(f"{self.name}: scale='dtype' needs integer data, got {self.dtype}")
+                return [(0.0, float(np.iinfo(self.dtype).max))] * n
+            if scale not in ("max", "minmax"):
+                raise ValueError(f"unknown scale {scale!r}; use None, 'dtype', 'max', 'minmax' or a number")
+            data, valid = self._read_raw(None, self._stats_shape(), decimate=True)
+            v = data[:, valid]
+            v = v[np.isfinite(v)] if v.dtype.kind == "f" else v.ravel()
+            lo, hi = (float(v.min()), float(v.max())) if v.size else (0.0, 1.0)
+            lo = 0.0 if scale == "max" else lo
+            return [(lo, hi if hi > lo else lo + 1.0)] * n
+        divisor = float(scale)
+        if divisor <= 0:
+            raise ValueError(f"scale divisor must be positive, got {scale!r}")
+        return [(0.0, divisor)] * n
+
+    def _stats_shape(self) -> tuple[int, int]:
+        f = min(1.0, STATS_SIDE / max(self.height, self.width))
+        return max(1, round(self.height * f)), max(1, round(self.width * f))
+
     def _stretch_range(self, stretch: Any) -> list[tuple[float, float]] | None:
         if stretch == "auto":
             stretch = None if self.dtype == "uint8" else (2.0, 98.0)
@@ -152,16 +154,14 @@ class Scene:
             if self.dtype != "uint8":
                 info = np.iinfo(self.dtype) if np.dtype(self.dtype).kind in "ui" else None
                 if info is None:
-                    raise ValueError(f"{self.name}: {self.dtype} data needs a stretch (e.g. (2, 98))")
+                    raise ValueError(f"{self.name}: {self.dtype} data needs a stretch (e.g. (2, 98)) "
+                                     "or a scale")
                 return [(float(info.min), float(info.max))] * len(self.bands)
-            return None
+            return [(0.0, 255.0)] * len(self.bands)
         lo, hi = (float(v) for v in stretch)
         if not 0 <= lo < hi <= 100:
             raise ValueError(f"stretch percentiles must satisfy 0 <= low < high <= 100, got {stretch}")
-        side = max(self.height, self.width)
-        f = min(1.0, STATS_SIDE / side)
-        shape = (max(1, round(self.height * f)), max(1, round(self.width * f)))
-        data, valid = self._read_raw(None, shape, decimate=True)
+        data, valid = self._read_raw(None, self._stats_shape(), decimate=True)
         out = []
         for b in range(data.shape[0]):
             v = data[b][valid]
@@ -200,44 +200,56 @@ class Scene:
     def read(self, window: tuple[int, int, int, int] | None = None,
              out_shape: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Read ``window = (row0, col0, row1, col1)`` (may reach outside the scene: filled as
-        nodata) resampled to ``out_shape`` (``None``: native). Returns ``(rgb [h, w, 3] uint8,
-        valid [h, w] bool)``; invalid pixels are black."""
+        nodata) resampled to ``out_shape`` (``None``: native). Returns ``(pixels [h, w, 3]
+        float32, valid [h, w] bool)``: the reader's values (in [0, 1] unless a ``scale``
+        divisor leaves some above); invalid pixels are 0."""
         if self._array is not None:
             return self._read_array(window, out_shape)
         data, valid = self._read_raw(window, out_shape)
-        if self.stretch_range is None:
-            img = data.astype(np.uint8)
-        else:
-            img = np.empty(data.shape, np.uint8)
-            for b, (lo, hi) in enumerate(self.stretch_range):
-                x = (data[b].astype(np.float32) - lo) * (255.0 / (hi - lo))
-                img[b] = np.clip(np.nan_to_num(x, nan=0.0), 0, 255).round().astype(np.uint8)
+        img = np.empty(data.shape, np.float32)
+        for b, (lo, hi) in enumerate(self.stretch_range):
+            # In float64, as read_image scales (16-bit data then matches it for "dtype" or a divisor).
+            x = (data[b].astype(np.float64) - lo) / (hi - lo)
+            x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+            img[b] = np.clip(x, 0.0, 1.0) if self._clip else x
         img = np.moveaxis(img, 0, -1)
         if img.shape[2] == 1:
             img = np.repeat(img, 3, axis=2)
         img[~valid] = 0
         return np.ascontiguousarray(img), valid
 
-    def _read_array(self, window, out_shape):
+    def _rows(self, window: tuple[int, int, int, int]) -> Callable[[int, int], np.ndarray]:
+        """``(y0, y1) -> [y1 - y0, w, 3]`` float32 rows of ``window`` (zeros outside the scene)."""
         a = self._array
-        a3 = a[:, :, None] if a.ndim == 2 else a  # grey arrays stay 2-D until read
+        r0, c0, _, c1 = window
+        cc0, cc1 = max(c0, 0), min(c1, self.width)
+
+        def rows(y0: int, y1: int) -> np.ndarray:
+            out = np.zeros((y1 - y0, c1 - c0, 3), np.float32)
+            s0, s1 = max(r0 + y0, 0), min(r0 + y1, self.height)
+            if s1 > s0 and cc1 > cc0:
+                part = self._to_unit(a[s0:s1, cc0:cc1])
+                part = part[:, :, None] if part.ndim == 2 else part
+                out[s0 - r0 - y0:s1 - r0 - y0, cc0 - c0:cc1 - c0] = part  # grey broadcasts to 3
+            return out
+
+        return rows
+
+    def _read_array(self, window, out_shape):
         r0, c0, r1, c1 = window or (0, 0, self.height, self.width)
-        rr0, cc0, rr1, cc1 = max(r0, 0), max(c0, 0), min(r1, self.height), min(c1, self.width)
+        rows = self._rows((r0, c0, r1, c1))
         if out_shape is None or tuple(out_shape) == (r1 - r0, c1 - c0):
-            img = np.zeros((r1 - r0, c1 - c0, a3.shape[2]), np.uint8)
+            img = rows(0, r1 - r0)
             valid = np.zeros((r1 - r0, c1 - c0), bool)
-            if rr1 > rr0 and cc1 > cc0:
-                img[rr0 - r0:rr1 - r0, cc0 - c0:cc1 - c0] = a3[rr0:rr1, cc0:cc1]
-                valid[rr0 - r0:rr1 - r0, cc0 - c0:cc1 - c0] = True
-        else:
-            img = _resize_window(a3, (r0, c0, r1, c1), tuple(out_shape))
-            # Nearest-neighbour validity: inside the scene or not, per output row and column.
-            ys = r0 + np.floor((np.arange(out_shape[0]) + 0.5) * (r1 - r0) / out_shape[0]).astype(np.int64)
-            xs = c0 + np.floor((np.arange(out_shape[1]) + 0.5) * (c1 - c0) / out_shape[1]).astype(np.int64)
-            valid = ((ys >= 0) & (ys < self.height))[:, None] & ((xs >= 0) & (xs < self.width))[None, :]
-            img[~valid] = 0
-        if img.shape[2] == 1:
-            img = np.repeat(img, 3, axis=2)
+            valid[max(-r0, 0):min(self.height, r1) - r0, max(-c0, 0):min(self.width, c1) - c0] = True
+            return img, valid
+        img = resize_image_bands(rows, r1 - r0, c1 - c0, tuple(out_shape)).permute(1, 2, 0).numpy()
+        # Nearest-neighbour validity: inside the scene or not, per output row and column.
+        ys = r0 + np.floor((np.arange(out_shape[0]) + 0.5) * (r1 - r0) / out_shape[0]).astype(np.int64)
+        xs = c0 + np.floor((np.arange(out_shape[1]) + 0.5) * (c1 - c0) / out_shape[1]).astype(np.int64)
+        valid = ((ys >= 0) & (ys < self.height))[:, None] & ((xs >= 0) & (xs < self.width))[None, :]
+        img = np.ascontiguousarray(img)
+        img[~valid] = 0
         return img, valid
 
     def read_valid(self, window: tuple[int, int, int, int]) -> np.ndarray:
@@ -247,29 +259,34 @@ class Scene:
         return self._read_raw(window, None)[1]
 
 
-def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, stretch: Any = "auto") -> Scene:
+def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: Scale = None,
+               stretch: Any = "auto") -> Scene:
     """Open a path (any raster GDAL reads; PNG/JPEG without the geo extra), a PIL image or a
     numpy array (``[H, W]`` / ``[H, W, C]`` as ``model.predict`` takes) as a :class:`Scene`.
 
+    Plain images and arrays are read as :func:`rrsis.data.read_image` reads them (same band
+    rule, same ``bands`` and ``scale``), so ``segment_scene(mode="global")`` gives exactly
+    ``model.predict``'s mask on them.
+
     Args:
         source: the scene.
-        bands: 1-based band numbers to show as R, G, B (``"4,3,2"`` or ``(4, 3, 2)``); one band
-            is shown as grey. Default: the first three non-alpha bands.
-        stretch: ``"auto"`` (uint8 as is; other types: 2–98 % per band), ``None`` (no
-            stretch: the dtype's range), or ``(low, high)`` percentiles, computed on a
-            decimated read of the valid pixels.
+        bands: band numbers counted from 1 (as GDAL and rasterio count) shown as R, G, B
+            (``"4,3,2"`` or ``(4, 3, 2)``); one band is shown as grey. Default: the first three
+            non-alpha bands of a raster, :func:`~rrsis.data.read_image`'s rule otherwise.
+        scale: value scaling with :func:`~rrsis.data.read_image`'s meaning (``"dtype"``,
+            ``"max"``, ``"minmax"`` or a divisor) for 16-bit or float data; on a raster read
+            by rasterio ``"max"``/``"minmax"`` take their statistics from a decimated read.
+        stretch: rasters only, when ``scale`` is not given: ``"auto"`` (uint8 as is; other
+            types: 2–98 % per band), ``None`` (no stretch: the dtype's range), or ``(low,
+            high)`` percentiles, computed on a decimated read of the valid pixels.
     """
-    from ..models.base import load_image
-
-    band_tuple = _parse_bands(bands)
+    band_tuple = _scene_bands(bands)
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path}: file not found")
         if path.lower().endswith(PLAIN_SUFFIXES):
-            if band_tuple not in (None, (1, 2, 3)):
-                raise ValueError(f"{path}: --bands applies to rasters read by rasterio, not PNG/JPEG")
-            return Scene(array=load_image(path), name=path)
+            return _check_scale(_in_memory(path, band_tuple, scale, path), scale)
         rasterio = require_geo(f"reading {os.path.basename(path)}")
         import warnings
 
@@ -282,23 +299,45 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, stretch
         except RasterioIOError as exc:
             raise ValueError(f"{path}: cannot read raster ({exc})") from None
         try:
-            return Scene(dataset=ds, bands=band_tuple, stretch=stretch, name=path)
+            return _check_scale(Scene(dataset=ds, bands=band_tuple, stretch=stretch, scale=scale, name=path), scale)
         except Exception:
             ds.close()
             raise
-    if band_tuple is not None:
-        arr = np.asarray(source)
-        if arr.ndim == 3:
-            bad = [b for b in band_tuple if not 1 <= b <= arr.shape[2]]
-            if bad:
-                raise ValueError(f"bands {bad} out of range; the array has {arr.shape[2]} band(s)")
-            source = arr[:, :, [b - 1 for b in band_tuple]]
-    if isinstance(source, np.ndarray) and source.dtype == np.uint8 and source.size and (
-            source.ndim == 2 or (source.ndim == 3 and source.shape[2] in (1, 3, 4))):
-        # uint8 grey/RGB/RGBA arrays are read in place (no whole-scene copy): the values
-        # load_image would give, with a declared alpha band (the 4th) dropped as it drops it.
+    if (isinstance(source, np.ndarray) and source.dtype == np.uint8 and source.size and band_tuple is None
+            and scale is None and (source.ndim == 2 or (source.ndim == 3 and source.shape[2] in (1, 3, 4)))):
+        # uint8 grey/RGB/RGBA arrays are read in place (no whole-scene copy), a window at a
+        # time, with read_image's arithmetic; a declared alpha band (the 4th) dropped as it drops it.
         if source.ndim == 3:
             source = source[:, :, 0] if source.shape[2] == 1 else source[:, :, :3]  # views
-        return Scene(array=source, name="array")
-    # Other arrays (16-bit, float, 2 bands, ...) are converted once, whole, by load_image.
-    return Scene(array=load_image(source), name="array")
+        return Scene(array=source, to_unit=_uint8_to_unit, name="array")
+    return _check_scale(_in_memory(source, band_tuple, scale, "array"), scale)
+
+
+def _check_scale(scene: Scene, scale: Scale) -> Scene:
+    """Refuse a divisor that leaves the pixels far above 1: before 0.3 a scene's ``scale`` was
+    the tiled pass's pixel ratio (1–16), which as a divisor would feed the model nonsense."""
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool):
+        return scene
+    if scene.in_memory:
+        top = float(np.max(scene._array)) if scene._array.size else 0.0  # already scaled
+    else:
+        data, valid = scene._read_raw(None, scene._stats_shape(), decimate=True)
+        v = data[:, valid]
+        v = v[np.isfinite(v)] if v.dtype.kind == "f" else v
+        top = float(v.max()) / float(scale) if v.size else 0.0
+    if top > 4.0:
+        scene.close()
+        raise ValueError(f"{scene.name}: scale={scale!r} maps pixel values up to {top:.3g}; scale is "
+                         "value scaling (as in model.predict: 'dtype', 'max', 'minmax' or a divisor "
+                         "near the data's maximum), the scene pixels per model pixel are "
+                         "pixel_ratio (--pixel-ratio)")
+    return scene
+
+
+def _in_memory(source: Any, bands: tuple[int, ...] | None, scale: Scale, name: str) -> Scene:
+    """A plain image or array through read_image's steps; 8-bit data is kept as bytes and
+    scaled a window at a time (the same values, a quarter of the memory)."""
+    arr, where = read_bands(source, bands)
+    if arr.dtype == np.uint8 and scale is None:
+        return Scene(array=arr, to_unit=_uint8_to_unit, name=name)
+    return Scene(array=scale_values(arr, scale, where), dtype=str(arr.dtype), name=name)

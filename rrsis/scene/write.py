@@ -185,7 +185,8 @@ def write_overlay(path: str | os.PathLike, scene: Scene, mask_source: Any, max_s
 
     f = min(1.0, max_side / max(scene.height, scene.width))
     shape = (max(1, round(scene.height * f)), max(1, round(scene.width * f)))
-    image, _ = scene.read(None, shape)
+    pixels, _ = scene.read(None, shape)
+    image = np.round(np.clip(pixels, 0.0, 1.0) * 255.0).astype(np.uint8)
     if isinstance(mask_source, np.ndarray):
         ys = np.minimum((np.arange(shape[0]) + 0.5) / f, scene.height - 1).astype(int)
         xs = np.minimum((np.arange(shape[1]) + 0.5) / f, scene.width - 1).astype(int)

@@ -1,0 +1,125 @@
+"""What a pixel value means: band choice (numbers counted from 1) and value scaling.
+
+The steps :func:`rrsis.data.read_image` applies after decoding, shared with the whole-scene
+reader so both give the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["Bands", "Scale", "parse_bands", "scale_values", "select_bands"]
+
+Scale = str | float | None
+Bands = str | Sequence[int] | None  # band numbers counted from 1
+
+
+def parse_bands(bands: str | Sequence[int] | None, where: str = "bands") -> tuple[int, ...] | None:
+    """``"4,3,2"`` or ``(4, 3, 2)`` → ``(4, 3, 2)``: band numbers counted from 1, as GDAL and
+    rasterio count (the one convention of every ``bands=`` in rrsis); ``None`` stays ``None``.
+
+    Args:
+        bands: band numbers, a comma-separated string or a sequence of ints.
+        where: what to name in the error message.
+    """
+    if bands is None:
+        return None
+    if isinstance(bands, str):
+        try:
+            bands = [int(b) for b in bands.replace(" ", "").split(",") if b]
+        except ValueError:
+            raise ValueError(f"{where} {bands!r}: expected band numbers counted from 1, like '4,3,2'") from None
+    try:
+        out = tuple(int(b) for b in bands)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where} {bands!r}: expected band numbers counted from 1, like (4, 3, 2)") from None
+    if not out:
+        raise ValueError(f"{where} must name at least one band")
+    low = [b for b in out if b < 1]
+    if low:
+        raise ValueError(f"{where} {out}: band numbers count from 1 (as GDAL and rasterio count), "
+                         f"got {low}; the first band is 1")
+    return out
+
+
+def select_bands(arr: np.ndarray, alpha: bool, bands: Bands, where: str) -> np.ndarray:
+    """The band rule of :func:`read_image`, without the value scaling: ``[H, W, C]`` at its own
+    depth → ``[H, W, 3]`` (or ``[H, W, len(bands)]``), a view where possible."""
+    c = arr.shape[2]
+    band_tuple = parse_bands(bands)
+    if band_tuple is None:
+        if alpha and c in (2, 4):
+            arr, c = arr[:, :, : c - 1], c - 1
+        if c == 1:
+            return np.repeat(arr, 3, axis=2)
+        if c != 3:
+            raise ValueError(
+                f"{where}: {c} channels (bands), none declared alpha: pass bands=(i, j, k) to "
+                "choose the three the model sees, counted from 1, e.g. bands=(1, 2, 3) for the "
+                "R, G, B of an RGBN raster"
+            )
+        return arr
+    if c == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    bad = [b for b in band_tuple if b > arr.shape[2]]
+    if bad:
+        raise ValueError(
+            f"{where}: bands {bad} out of range; the image has {arr.shape[2]} band(s), counted from 1"
+        )
+    return arr[:, :, [b - 1 for b in band_tuple]]
+
+
+def scale_values(arr: np.ndarray, scale: Scale, path: str = "image") -> np.ndarray:
+    """The value scaling of :func:`read_image` (``scale`` as documented there) → float32."""
+    finite = np.isfinite(arr) if arr.dtype.kind == "f" else None
+    if finite is not None:
+        if not finite.any():
+            raise ValueError(f"{path}: every pixel is NaN or infinite (no data)")
+        if finite.all():
+            finite = None
+    if scale is None:
+        if arr.dtype == np.uint8 or arr.dtype == bool:
+            return arr.astype(np.float32) / (255.0 if arr.dtype == np.uint8 else 1.0)
+        if arr.dtype.kind == "f":
+            vals = arr if finite is None else arr[finite]
+            lo, hi = float(vals.min()), float(vals.max())
+            if lo < 0 or hi > 1:
+                raise ValueError(
+                    f"{path}: float pixels must lie in [0, 1] with scale=None, got "
+                    f"[{lo:.3g}, {hi:.3g}]; pass scale='max', 'minmax' or a divisor"
+                )
+            x = arr.astype(np.float32)
+            if finite is not None:
+                x[~finite] = 0.0
+            return x
+        raise ValueError(
+            f"{path}: {arr.dtype} image needs an explicit scale= "
+            "('dtype', 'max', 'minmax' or a divisor)"
+        )
+    x = arr.astype(np.float64)
+    vals = x if finite is None else x[finite]
+    if isinstance(scale, str):
+        if scale == "dtype":
+            if arr.dtype.kind not in "ui":
+                raise ValueError(f"{path}: scale='dtype' needs integer data, got {arr.dtype}")
+            x = x / float(np.iinfo(arr.dtype).max)
+        elif scale == "max":
+            top = vals.max() if vals.size else 0.0
+            x = x / top if top > 0 else np.zeros_like(x)
+        elif scale == "minmax":
+            lo, hi = (vals.min(), vals.max()) if vals.size else (0.0, 0.0)
+            x = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+        else:
+            raise ValueError(
+                f"unknown scale {scale!r}; use None, 'dtype', 'max', 'minmax' or a number"
+            )
+    else:
+        divisor = float(scale)
+        if divisor <= 0:
+            raise ValueError(f"scale divisor must be positive, got {scale!r}")
+        x = x / divisor
+    if finite is not None:
+        x[~finite] = 0.0
+    return x.astype(np.float32)
