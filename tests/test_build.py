@@ -13,6 +13,7 @@ from rrsis.cli import main
 from rrsis.hub import CheckpointError, model_from_config
 
 LEGACY = Path(__file__).parent / "data" / "legacy-0.1.0"
+SAVED_02 = Path(__file__).parent / "data" / "saved-0.2"
 RECIPES = Path(rrsis.__file__).parent / "configs"
 
 
@@ -133,6 +134,29 @@ def test_legacy_config_json_loads_with_identical_outputs(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(again(io["pixel_values"], io["input_ids"], io["attention_mask"]).logits,
                                    out.logits, rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------- nested config.json (tests/data/saved-0.2)
+
+
+@pytest.mark.parametrize("name", ["gl-msin-tiny", "lavt-tiny", "rmsin-tiny"])
+def test_nested_config_json_loads_with_identical_logits(tmp_path, name):
+    """Models saved by the release that introduced the nested tree (make.py there) rebuild
+    exactly: same tokenizer ids, bit-identical fp32 CPU logits."""
+    shutil.copytree(SAVED_02 / name, tmp_path / "m")
+    model = rrsis.from_pretrained(tmp_path / "m")
+    io = load_file(SAVED_02 / f"{name}-io.safetensors")
+    enc = model.tokenizer(["the large white storage tank north of the road", "ship left of the building"])
+    assert torch.equal(enc["input_ids"], io["input_ids"]) and torch.equal(enc["attention_mask"], io["attention_mask"])
+    with torch.no_grad():
+        out = model(io["pixel_values"], io["input_ids"], io["attention_mask"])
+    assert torch.equal(out.logits, io["logits"])
+    aux = sorted(k for k in io if k.startswith("aux_"))
+    assert len(out.aux_logits) == len(aux)
+    for a, k in zip(out.aux_logits, aux):
+        assert torch.equal(a, io[k])
+    saved = json.loads((SAVED_02 / name / "config.json").read_text())["model_args"]
+    assert model.config["backbone"]["embed_dim"] == saved["backbone"]["embed_dim"] == 8
 
 
 @pytest.mark.parametrize("name", ["lavt-tiny", "rmsin-tiny"])
