@@ -277,27 +277,3 @@ def migrate_flat(args: Mapping[str, Any]) -> Dict[str, Any]:
             if key not in accepted:
                 out.pop(flat, None)
     return out
-
-
-class ConfigDict(dict):
-    """``model.config``: the JSON tree, where a flat alias (``cfg["refine_steps"]``) still reads
-    the one node key it names."""
-
-    def __missing__(self, key: str) -> Any:
-        if key == "use_gem" and isinstance(self.get("fusion"), Mapping) and self["fusion"].get("gem") is None:
-            return False
-        path = ALIASES.get(key)
-        if path is None or key in ("neck_args", "head_args"):
-            raise KeyError(key)
-        node: Any = self
-        for part in path:
-            if not isinstance(node, Mapping) or part not in node:
-                raise KeyError(key)
-            node = node[part]
-        return node
-
-    def get(self, key: str, default: Any = None) -> Any:
-        try:
-            return self[key]
-        except KeyError:
-            return default
