@@ -127,6 +127,6 @@ def test_arc_tables_stay_real_when_first_imported_under_a_meta_device():
 
     code = ("import torch\nwith torch.device('meta'):\n    import rrsis.heads.arc as arc\n"
             "print(arc._POS_TABLE.device.type, arc._NEG_TABLE.device.type)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["cpu", "cpu"]

@@ -129,9 +129,8 @@ def model_from_config(config: Mapping[str, Any] | PathLike, **overrides: Any) ->
     if not is_model(arch):
         raise CheckpointError(
             f"{source} names architecture {arch!r}, which this rrsis ({__version__}) does not know. "
-            f"Known: {', '.join(list_models()) or '(none registered yet)'}. Load through rrsis.from_pretrained "
-            "(it registers the built-in models), import the module that registers it, or upgrade rrsis "
-            f"(the file was written by rrsis {config.get('rrsis_version', '?')})."
+            f"Known: {', '.join(list_models()) or '(none)'}. Import the module that registers it, or "
+            f"upgrade rrsis (the file was written by rrsis {config.get('rrsis_version', '?')})."
         )
     try:
         return build_from_config(arch, config.get("model_args", {}), **overrides)
