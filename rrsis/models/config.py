@@ -13,6 +13,9 @@ A model config is a small tree of part-owned nodes::
 (``head={"name": "refine", "refine_steps": 1}``) or the flat keywords of :data:`ALIASES`
 (``refine_steps=1``), each an alias of exactly one node key. ``None`` means "not given"; a part
 is switched off with ``False`` (``neck=False``, ``use_gem=False``, ``visual_branch=False``).
+Aliases are resolved here, once, where a config enters (``create_model``, ``from_pretrained``,
+the trainer); the parts receive their validated nodes and ``model.config`` is the plain tree
+(``model.config["head"]["refine_steps"]``, never ``model.config["refine_steps"]``).
 :func:`migrate_flat` reads the flat ``model_args`` of rrsis 0.1 ``config.json`` files.
 """
 
