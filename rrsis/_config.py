@@ -20,6 +20,8 @@ __all__ = [
     "check_float",
     "check_int",
     "check_keys",
+    "check_list",
+    "check_mapping",
     "check_str",
     "node_from_dict",
     "node_to_dict",
@@ -66,15 +68,16 @@ def check_int(name: str, value: Any, *, low: int | None = None, high: int | None
 
 
 def check_float(
-    name: str, value: Any, *, low: float | None = None, high: float | None = None, high_open: bool = False
+    name: str, value: Any, *, low: float | None = None, high: float | None = None, high_open: bool = False,
+    low_open: bool = False,
 ) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{name} must be a number, got {value!r}")
     value = float(value)
     if not math.isfinite(value):
         raise ConfigError(f"{name} must be finite, got {value}")
-    if low is not None and value < low:
-        raise ConfigError(f"{name} must be >= {low}, got {value}")
+    if low is not None and (value <= low if low_open else value < low):
+        raise ConfigError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")
     if high is not None and (value >= high if high_open else value > high):
         raise ConfigError(f"{name} must be {'<' if high_open else '<='} {high}, got {value}")
     return value
@@ -86,13 +89,26 @@ def check_bool(name: str, value: Any) -> bool:
     return value
 
 
-def check_str(name: str, value: Any, choices: Iterable[str] | None = None) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(f"{name} must be a string, got {value!r}")
+def check_str(name: str, value: Any, choices: Iterable[str] | None = None, *, empty: bool = True) -> str:
+    if not isinstance(value, str) or (not empty and not value):
+        raise ConfigError(f"{name} must be a {'' if empty else 'non-empty '}string, got {value!r}")
     if choices is not None:
         choices = list(choices)
         if value not in choices:
             raise ConfigError(f"{name}={value!r} is not one of {choices}{suggest(value, choices)}")
+    return value
+
+
+def check_list(name: str, value: Any, check, n: int | None = None) -> list:
+    """A list (or tuple) whose entries pass ``check(f"{name}[i]", entry)``; ``n`` entries when given."""
+    if not isinstance(value, (list, tuple)) or (n is not None and len(value) != n):
+        raise ConfigError(f"{name} must be a list{'' if n is None else f' of {n} entries'}, got {value!r}")
+    return [check(f"{name}[{i}]", v) for i, v in enumerate(value)]
+
+
+def check_mapping(name: str, value: Any) -> Mapping:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{name} must be a mapping of keys to values, got {value!r}")
     return value
 
 

@@ -4,15 +4,23 @@
   :class:`Registry` tables, so a config names a part by string and a user can add one.
 - Models register an entrypoint with :func:`register_model` (timm-style); an entrypoint is
   ``fn(config=None, **overrides) -> nn.Module`` and is the one place a config tree becomes a
-  model (:func:`build_model`).
+  model (:func:`build_from_config`).
 - Pretrained configurations register under ``arch.tag`` with :func:`register_pretrained`.
 
 Nothing here imports a part, a model or the weights code: everything above looks names up here.
+The one exception is deliberate and invisible to the import graph: **built-ins register on first
+lookup**. The first question about models or tags (:func:`list_models`, :func:`model_entrypoint`,
+:func:`pretrained_cfg`, ...) imports ``rrsis.models`` by name (:func:`_register_builtins`), so
+``rrsis.hub.from_pretrained`` works in a fresh interpreter without anything having imported
+``rrsis.factory`` first. It is a run-time lookup of a module by name, like a plugin entry point,
+not an import arrow: nothing here names a model module's contents, and a model module may still
+import this one.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import importlib
 import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,7 +32,7 @@ __all__ = [
     "ConfigError",
     "PretrainedCfg",
     "Registry",
-    "build_model",
+    "build_from_config",
     "is_model",
     "list_models",
     "list_pretrained",
@@ -98,6 +106,20 @@ def _unknown_message(kind: str, name: str, known: List[str]) -> str:
 # ---------------------------------------------------------------------------- models
 
 _model_entrypoints: Dict[str, Callable[..., Any]] = {}
+_BUILTINS = "rrsis.models"
+_builtins_loaded = False
+
+
+def _register_builtins() -> None:
+    """Import the built-in model families once, so that they register (see the module docstring)."""
+    global _builtins_loaded
+    if not _builtins_loaded:
+        _builtins_loaded = True  # set first: the import below registers through this module
+        try:
+            importlib.import_module(_BUILTINS)
+        except BaseException:
+            _builtins_loaded = False
+            raise
 
 
 def register_model(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -124,15 +146,18 @@ def split_model_name_tag(name: str) -> tuple[str, str]:
 
 def list_models(pattern: str = "*") -> List[str]:
     """Registered model names matching an ``fnmatch`` pattern, sorted."""
+    _register_builtins()
     return sorted(n for n in _model_entrypoints if fnmatch.fnmatchcase(n, pattern))
 
 
 def is_model(name: str) -> bool:
+    _register_builtins()
     arch, tag = split_model_name_tag(name)
     return arch in _model_entrypoints and (not tag or f"{arch}.{tag}" in _pretrained)
 
 
 def model_entrypoint(name: str) -> Callable[..., Any]:
+    _register_builtins()
     arch, tag = split_model_name_tag(name)
     if arch not in _model_entrypoints:
         raise ConfigError(_unknown_message("model", arch, list(_model_entrypoints)))
@@ -141,7 +166,7 @@ def model_entrypoint(name: str) -> Callable[..., Any]:
     return _model_entrypoints[arch]
 
 
-def build_model(name: str, config: Optional[Mapping[str, Any]] = None, **overrides: Any):
+def build_from_config(name: str, config: Optional[Mapping[str, Any]] = None, **overrides: Any):
     """The one builder: the model ``name`` with a saved ``config`` tree (or the architecture's
     defaults) and ``overrides`` applied. ``None`` overrides mean "not given" and are dropped.
     Used by :func:`rrsis.create_model`, :func:`rrsis.from_pretrained` and the trainer."""
@@ -196,11 +221,13 @@ def register_pretrained(name: str, cfg: PretrainedCfg) -> PretrainedCfg:
 
 def list_pretrained(pattern: str = "*") -> List[str]:
     """Registered ``arch.tag`` names matching an ``fnmatch`` pattern, in registration order per arch."""
+    _register_builtins()
     return [n for n in _pretrained if fnmatch.fnmatchcase(n, pattern)]
 
 
 def pretrained_cfg(name: str) -> PretrainedCfg:
     """The configuration of ``arch.tag``, or of ``arch``'s default tag when none is given."""
+    _register_builtins()
     arch, tag = split_model_name_tag(name)
     tags = [n for n in _pretrained if split_model_name_tag(n)[0] == arch]
     if not tag:

@@ -213,7 +213,7 @@ def convert_checkpoint(
     arch: str,
     text_heads: int | None = None,
     vocab: str | os.PathLike | None = None,
-    max_tokens: int = 20,
+    max_tokens: int | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Convert an official checkpoint into an rrsis pretrained directory.
@@ -224,7 +224,8 @@ def convert_checkpoint(
         arch: a registered official format (``rrsis.convert.CHECKPOINT_FORMATS``: ``lavt``, ``rmsin``).
         text_heads: BERT attention heads (default hidden/64; 12 for BERT-base).
         vocab: a BERT ``vocab.txt`` to save with the model as its tokenizer.
-        max_tokens: tokenizer length.
+        max_tokens: tokenizer length, saved as the model's ``text.max_tokens`` (``None``: the
+            model's default, :data:`rrsis.text.MAX_TOKENS`).
         overwrite: allow writing into an existing non-empty ``out_dir``.
 
     Returns:
@@ -239,18 +240,18 @@ def convert_checkpoint(
     state, official_args = load_official_checkpoint(checkpoint)
     plan = plan_conversion(arch, state, text_heads=text_heads, official_args=official_args)
     tensors = convert_state_dict(state, plan)
+    # Built on the meta device and given the converted tensors themselves: no random init of a
+    # 240 M-parameter model just to overwrite it. Only persistent entries are saved, all real.
+    with torch.device("meta"):
+        model = create_model(arch, **plan.model_args, max_tokens=max_tokens)
     tokenizer = None
     if vocab is not None:
-        tokenizer = Tokenizer(vocab, max_tokens=max_tokens)
+        tokenizer = Tokenizer(vocab, max_tokens=model.config["text"]["max_tokens"])
         if len(tokenizer) != plan.model_args["text_vocab_size"]:
             raise ValueError(
                 f"vocabulary {vocab} has {len(tokenizer)} tokens but the checkpoint's BERT "
                 f"has {plan.model_args['text_vocab_size']}"
             )
-    # Built on the meta device and given the converted tensors themselves: no random init of a
-    # 240 M-parameter model just to overwrite it. Only persistent entries are saved, all real.
-    with torch.device("meta"):
-        model = create_model(arch, **plan.model_args, max_tokens=max_tokens)
     model.load_state_dict(tensors, strict=True, assign=True)
     model.tokenizer = tokenizer
     return save_pretrained(model, out_dir)

@@ -11,7 +11,7 @@ from typing import Any
 from . import models  # noqa: F401  (registers the built-in architectures and their tags)
 from ._config import ConfigError
 from ._registry import (
-    build_model,
+    build_from_config,
     is_model,
     list_models,
     list_pretrained,
@@ -65,7 +65,7 @@ def create_model(
         overrides.setdefault("image_size", cfg.image_size)
     if pretrained and cfg is not None:
         _check_usable(name, cfg, swin_weights)
-    model = build_model(name, **overrides)
+    model = build_from_config(name, **overrides)
     if pretrained:
         swin = swin_weights if swin_weights is not None else (cfg.swin if cfg else None)
         text = text_weights if text_weights is not None else (cfg.text if cfg else None)

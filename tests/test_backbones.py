@@ -4,7 +4,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from rrsis import ConfigError
 from rrsis.backbones import ELSAAttention, MultiModalSwin, SwinBlock
+from rrsis.backbones.config import BackboneConfig
+from rrsis.fusion.config import FusionConfig, GemConfig
 
 
 def _elsa_naive(m: ELSAAttention, x: torch.Tensor) -> torch.Tensor:
@@ -102,8 +105,10 @@ def test_swin_block_keeps_timm_state_dict_names():
 
 def test_stage_output_is_fused_feature_and_stream_is_gated():
     torch.manual_seed(0)
-    bb = MultiModalSwin(embed_dim=8, depths=[2, 2], num_heads=[1, 2], window_size=4, text_dim=6,
-                        drop_path_rate=0.0, use_gem=True, gem_pool=2, keep_final_gate=True).eval()
+    bb = MultiModalSwin(
+        BackboneConfig(embed_dim=8, depths=[2, 2], num_heads=[1, 2], window_size=4, drop_path_rate=0.0),
+        FusionConfig(gem=GemConfig(pool=2), keep_final_gate=True), text_dim=6,
+    ).eval()
     x = torch.randn(1, 3, 32, 32)
     words, mask = torch.randn(1, 4, 6), torch.ones(1, 4)
     layer0 = bb.layers[0]
@@ -125,7 +130,13 @@ def test_stage_output_is_fused_feature_and_stream_is_gated():
 
 
 def test_backbone_rejects_inconsistent_stage_lists():
-    with pytest.raises(ValueError, match="num_heads"):
-        MultiModalSwin(embed_dim=8, depths=[2, 2], num_heads=[1], text_dim=6)
-    with pytest.raises(ValueError, match="local_attn has 3 entries"):
-        MultiModalSwin(embed_dim=8, depths=[2, 2], num_heads=[1, 2], text_dim=6, local_attn=["swin"] * 3)
+    with pytest.raises(ConfigError, match="num_heads"):
+        BackboneConfig(embed_dim=8, depths=[2, 2], num_heads=[1])
+    with pytest.raises(ConfigError, match="local_attn has 3 entries"):
+        BackboneConfig(embed_dim=8, depths=[2, 2], num_heads=[1, 2], local_attn=["swin"] * 3)
+    # The fusion node's per-stage lists are checked against the backbone it is built with.
+    with pytest.raises(ConfigError, match="heads has 3 entries"):
+        MultiModalSwin(BackboneConfig(embed_dim=8, depths=[2, 2], num_heads=[1, 2]), FusionConfig(heads=[1, 1, 1]),
+                       text_dim=6)
+    with pytest.raises(TypeError, match="validated config nodes"):
+        MultiModalSwin({"embed_dim": 8}, FusionConfig(), text_dim=6)

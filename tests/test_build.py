@@ -13,6 +13,7 @@ from rrsis.cli import main
 from rrsis.hub import CheckpointError, model_from_config
 
 LEGACY = Path(__file__).parent / "data" / "legacy-0.1.0"
+SAVED_02 = Path(__file__).parent / "data" / "saved-0.2"
 RECIPES = Path(rrsis.__file__).parent / "configs"
 
 
@@ -135,6 +136,29 @@ def test_legacy_config_json_loads_with_identical_outputs(tmp_path):
                                    out.logits, rtol=0, atol=0)
 
 
+# ---------------------------------------------------------------- nested config.json (tests/data/saved-0.2)
+
+
+@pytest.mark.parametrize("name", ["gl-msin-tiny", "lavt-tiny", "rmsin-tiny"])
+def test_nested_config_json_loads_with_identical_logits(tmp_path, name):
+    """Models saved by the release that introduced the nested tree (make.py there) rebuild
+    exactly: same tokenizer ids, bit-identical fp32 CPU logits."""
+    shutil.copytree(SAVED_02 / name, tmp_path / "m")
+    model = rrsis.from_pretrained(tmp_path / "m")
+    io = load_file(SAVED_02 / f"{name}-io.safetensors")
+    enc = model.tokenizer(["the large white storage tank north of the road", "ship left of the building"])
+    assert torch.equal(enc["input_ids"], io["input_ids"]) and torch.equal(enc["attention_mask"], io["attention_mask"])
+    with torch.no_grad():
+        out = model(io["pixel_values"], io["input_ids"], io["attention_mask"])
+    assert torch.equal(out.logits, io["logits"])
+    aux = sorted(k for k in io if k.startswith("aux_"))
+    assert len(out.aux_logits) == len(aux)
+    for a, k in zip(out.aux_logits, aux):
+        assert torch.equal(a, io[k])
+    saved = json.loads((SAVED_02 / name / "config.json").read_text())["model_args"]
+    assert model.config["backbone"]["embed_dim"] == saved["backbone"]["embed_dim"] == 8
+
+
 @pytest.mark.parametrize("name", ["lavt-tiny", "rmsin-tiny"])
 def test_legacy_baseline_configs_rebuild_the_same_tensors(name):
     saved = json.loads((LEGACY / f"{name}.json").read_text())
@@ -213,3 +237,77 @@ def test_cli_expected_error_is_one_line_exit_2(capsys):
 def test_cli_debug_shows_the_traceback():
     with pytest.raises(rrsis.ConfigError, match="unknown pretrained tag"):
         main(["--debug", "models", "--info", "gl-msin-tiny.nope"])
+
+
+# ---------------------------------------------------------------- one config form
+
+
+def test_model_config_is_a_plain_tree_without_alias_reads():
+    model = meta("gl-msin-tiny", refine_steps=1, max_tokens=16)
+    cfg = model.config
+    assert type(cfg) is dict and type(cfg["head"]) is dict
+    assert cfg["head"]["refine_steps"] == 1 and cfg["text"]["max_tokens"] == 16  # aliases resolved at the way in
+    with pytest.raises(KeyError):
+        cfg["refine_steps"]  # noqa: B018  (a flat alias is not a key of the tree)
+    assert "refine_steps" not in cfg and cfg.get("max_tokens") is None
+    assert not hasattr(model, "_tree")
+
+
+def test_recipe_and_model_values_raise_the_same_error():
+    from rrsis.engine import load_config, validate_config
+
+    recipe = load_config("gl-msin-tiny-synthetic")
+    with pytest.raises(rrsis.ConfigError, match=r"optim\.lr must be a number, got 'abc'"):
+        validate_config({**recipe, "optim": {**recipe["optim"], "lr": "abc"}})
+    with pytest.raises(rrsis.ConfigError, match=r"train\.batch_size must be >= 1, got 0"):
+        validate_config({**recipe, "train": {**recipe["train"], "batch_size": 0}})
+    with pytest.raises(rrsis.ConfigError, match=r"loss\.class_weights must be a list of 2 entries"):
+        validate_config({**recipe, "loss": {**recipe["loss"], "class_weights": [1.0]}})
+    with pytest.raises(rrsis.ConfigError, match=r"image_size must be >= 32, got 0"):
+        meta("gl-msin-tiny", image_size=0)
+    assert issubclass(rrsis.ConfigError, ValueError)  # `except ValueError` keeps working
+    with pytest.raises(ValueError, match=r"optim\.eps must be > 0"):
+        validate_config({**recipe, "optim": {**recipe["optim"], "eps": 0}})
+
+
+def test_recipe_unknown_key_suggests_the_closest(tmp_path):
+    from rrsis.engine import load_config
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"base": "gl-msin-tiny-synthetic", "optim": {"lr_": 1e-3}}))
+    with pytest.raises(rrsis.ConfigError, match=r"'optim\.lr_'; did you mean 'lr'"):
+        load_config(bad)
+
+
+def test_max_tokens_is_one_setting_of_the_model(tmp_path):
+    from rrsis.engine import load_config, validate_config
+    from rrsis.engine.inputs import build_tokenizer
+    from rrsis.engine.trainer import build_model
+    from rrsis.text import MAX_TOKENS, TextConfig, Tokenizer
+
+    assert TextConfig().max_tokens == Tokenizer({"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3}).max_tokens
+    assert TextConfig().max_tokens == MAX_TOKENS
+    recipe = load_config("gl-msin-tiny-synthetic", ["max_tokens=12"])
+    assert recipe["model"]["max_tokens"] == 12 and "max_tokens" not in recipe["data"]
+    # An rrsis 0.1 recipe sets data.max_tokens: moved to the model, with a warning.
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"base": "gl-msin-tiny-synthetic", "data": {"max_tokens": 14}}))
+    with pytest.warns(DeprecationWarning, match="model.max_tokens"):
+        migrated = load_config(old)
+    assert migrated["model"]["max_tokens"] == 14 and "max_tokens" not in migrated["data"]
+    with pytest.warns(DeprecationWarning):
+        assert load_config("gl-msin-tiny-synthetic", ["data.max_tokens=15"])["model"]["max_tokens"] == 15
+    with pytest.raises(rrsis.ConfigError, match="disagree"):
+        load_config("gl-msin-tiny-synthetic", ["data.max_tokens=15", "model.max_tokens=16"])
+    # A recipe dict handed to the trainer without load_config: refused, naming the right key.
+    with pytest.raises(rrsis.ConfigError, match=r"data\.max_tokens.*model\.max_tokens"):
+        validate_config({**recipe, "data": {**recipe["data"], "max_tokens": 14}})
+    # The run's tokenizer takes the model's length.
+    with torch.device("meta"):
+        model = build_model(migrated["model"], image_size=64)
+    assert model.config["text"]["max_tokens"] == 14
+
+    class Data:
+        entries = [type("E", (), {"sentences": [(0, "the white ship")]})()]
+
+    assert build_tokenizer(None, model, Data()).max_tokens == 14

@@ -117,3 +117,16 @@ def test_refinement_head_values_match_a_functional_reference():
     torch.testing.assert_close(logits, preds[-1], rtol=1e-5, atol=1e-6)
     for a, b in zip(aux, preds[:-1]):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_arc_tables_stay_real_when_first_imported_under_a_meta_device():
+    """Building a model on the meta device may be the first import of the ARC head; its
+    module-level rotation tables must still hold numbers (a later real forward reads them)."""
+    import subprocess
+    import sys
+
+    code = ("import torch\nwith torch.device('meta'):\n    import rrsis.heads.arc as arc\n"
+            "print(arc._POS_TABLE.device.type, arc._NEG_TABLE.device.type)")
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["cpu", "cpu"]

@@ -55,7 +55,7 @@ def tiny(name: str = "gl-msin-tiny", tokenizer: bool = True, seed: int = 0, **kw
             if buf.is_floating_point():
                 buf.uniform_(0.5, 1.5)
     if tokenizer:
-        model.tokenizer = rrsis.Tokenizer.from_words(WORDS, max_tokens=model.config["max_tokens"])
+        model.tokenizer = rrsis.Tokenizer.from_words(WORDS, max_tokens=model.config["text"]["max_tokens"])
     return model
 
 
@@ -65,7 +65,7 @@ def batch(model):
     if model.tokenizer is not None:
         tokens = model.tokenizer(TEXTS)
     else:
-        ids = torch.randint(5, model.config["text_vocab_size"], (2, 8), generator=g)
+        ids = torch.randint(5, model.config["text"]["vocab_size"], (2, 8), generator=g)
         tokens = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
     return pixels, tokens["input_ids"], tokens["attention_mask"]
 
@@ -134,7 +134,7 @@ def download_calls(monkeypatch):
 
 def timm_swin_like(model, window: int, seed: int = 1):
     """A randomly initialised timm Swin with the rrsis model's stage sizes and the given window."""
-    cfg = model.config
+    cfg = model.config["backbone"]
     torch.manual_seed(seed)
     return timm.create_model(
         "swin_tiny_patch4_window7_224", pretrained=False, embed_dim=cfg["embed_dim"], depths=tuple(cfg["depths"]),
@@ -145,12 +145,12 @@ def timm_swin_like(model, window: int, seed: int = 1):
 
 
 def bert_like(model, seed: int = 2) -> BertModel:
-    cfg = model.config
+    cfg = model.config["text"]
     torch.manual_seed(seed)
     return BertModel(BertConfig(
-        vocab_size=cfg["text_vocab_size"], hidden_size=cfg["text_hidden_size"], num_hidden_layers=cfg["text_layers"],
-        num_attention_heads=cfg["text_heads"], intermediate_size=cfg["text_intermediate_size"],
-        max_position_embeddings=cfg["text_max_positions"],
+        vocab_size=cfg["vocab_size"], hidden_size=cfg["hidden_size"], num_hidden_layers=cfg["num_layers"],
+        num_attention_heads=cfg["num_heads"], intermediate_size=cfg["intermediate_size"],
+        max_position_embeddings=cfg["max_positions"],
     )).eval()
 
 
@@ -387,12 +387,12 @@ def _bert_dir(model, tmp_path):
     bert = bert_like(model)
     out = tmp_path / "bert"
     bert.save_pretrained(out)
-    write_vocab(out, model.config["text_vocab_size"])
+    write_vocab(out, model.config["text"]["vocab_size"])
     return bert.state_dict(), out
 
 
 def _is_elsa_stage(model, i) -> bool:
-    kinds = model.config["local_attn"]
+    kinds = model.config["backbone"]["local_attn"]
     return (kinds[i] if isinstance(kinds, list) else kinds) == "elsa"
 
 
@@ -405,14 +405,14 @@ FULL_LAYOUT = {"gl-msin-tiny": {"stem": "patch", "gate_act": "tanh", "head": {"n
 @pytest.mark.parametrize("name", TINY)
 def test_part_weights_from_local_files(name, tmp_path):
     probe = rrsis.create_model(name, **FULL_LAYOUT.get(name, {}))
-    window = probe.config["window_size"] - 1  # another window: the bias tables must be resampled
+    window = probe.config["backbone"]["window_size"] - 1  # another window: the bias tables must be resampled
     swin_sd, swin_path = _swin_file(probe, tmp_path, window)
     bert_sd, bert_dir = _bert_dir(probe, tmp_path)
 
     model = rrsis.create_model(name, pretrained=True, swin_weights=swin_path, text_weights=bert_dir,
                                **FULL_LAYOUT.get(name, {}))
     state, report = model.state_dict(), model.load_report
-    n_stages = len(model.config["depths"])
+    n_stages = len(model.config["backbone"]["depths"])
     for key, value in swin_sd.items():
         target = "backbone." + key
         stage = int(key.split(".")[1]) if key.startswith("layers.") else None
@@ -431,8 +431,8 @@ def test_part_weights_from_local_files(name, tmp_path):
             assert key in report.unexpected["text"]
         else:
             assert torch.equal(state["text_encoder.bert." + key], value), key
-    assert len(model.tokenizer) == model.config["text_vocab_size"]
-    assert model.tokenizer.max_tokens == model.config["max_tokens"]
+    assert len(model.tokenizer) == model.config["text"]["vocab_size"]
+    assert model.tokenizer.max_tokens == model.config["text"]["max_tokens"]
     # Everything without an ImageNet counterpart is reported as left at initialisation.
     missing = set(report.missing)
     assert not any(k.startswith("text_encoder.") for k in missing)
@@ -448,7 +448,7 @@ def test_part_weights_from_local_files(name, tmp_path):
 
 def test_part_weights_same_window_and_microsoft_layout(tmp_path):
     probe = rrsis.create_model("gl-msin-tiny", **FULL_LAYOUT["gl-msin-tiny"])
-    swin = timm_swin_like(probe, probe.config["window_size"])
+    swin = timm_swin_like(probe, probe.config["backbone"]["window_size"])
     timm_sd = swin.state_dict()
     # The original Microsoft .pth: {"model": ...}, downsample owned by the end of the previous stage.
     ms = {}
@@ -469,16 +469,16 @@ def test_part_weights_same_window_and_microsoft_layout(tmp_path):
 
 def test_part_weights_through_the_hub_cache_offline(tmp_path, offline, download_calls):
     probe = rrsis.create_model("gl-msin-tiny", **FULL_LAYOUT["gl-msin-tiny"])
-    swin_sd, swin_path = _swin_file(probe, tmp_path, probe.config["window_size"], name="model.safetensors")
+    swin_sd, swin_path = _swin_file(probe, tmp_path, probe.config["backbone"]["window_size"], name="model.safetensors")
     bert_sd = bert_like(probe).state_dict()
     # bert-base-uncased's own file: BertForPreTraining keys, LayerNorm gamma/beta, MLM heads.
     legacy = {"bert." + k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"): v
               for k, v in bert_sd.items()}
-    legacy["cls.predictions.bias"] = torch.zeros(probe.config["text_vocab_size"])
-    legacy["bert.embeddings.position_ids"] = torch.arange(probe.config["text_max_positions"])[None]
+    legacy["cls.predictions.bias"] = torch.zeros(probe.config["text"]["vocab_size"])
+    legacy["bert.embeddings.position_ids"] = torch.arange(probe.config["text"]["max_positions"])[None]
     (tmp_path / "bert").mkdir()
     save_file(legacy, tmp_path / "bert" / "model.safetensors")
-    vocab = write_vocab(tmp_path / "bert", probe.config["text_vocab_size"])
+    vocab = write_vocab(tmp_path / "bert", probe.config["text"]["vocab_size"])
     cache = tmp_path / "hf-cache"
     tag = "swin_tiny_patch4_window7_224.ms_in22k"
     populate_hf_cache(cache, "timm/" + tag, {"model.safetensors": swin_path})
@@ -523,7 +523,7 @@ def test_default_part_sources_match_the_model_size():
 
 def test_part_shape_mismatch_loads_nothing(tmp_path):
     probe = rrsis.create_model("gl-msin-tiny")
-    _, swin_path = _swin_file(probe, tmp_path, probe.config["window_size"])
+    _, swin_path = _swin_file(probe, tmp_path, probe.config["backbone"]["window_size"])
     bad_bert = BertModel(BertConfig(vocab_size=128, hidden_size=48, num_hidden_layers=2, num_attention_heads=2,
                                     intermediate_size=64, max_position_embeddings=32))
     bad_bert.save_pretrained(tmp_path / "bert48")
@@ -715,6 +715,29 @@ def test_nothing_in_rrsis_unpickles_arbitrary_objects():
 
 def test_swin_weights_do_not_fit_the_conv_stem_and_nothing_is_loaded(tmp_path):
     probe = rrsis.create_model("gl-msin-tiny", **FULL_LAYOUT["gl-msin-tiny"])
-    _, swin_path = _swin_file(probe, tmp_path, probe.config["window_size"])
+    _, swin_path = _swin_file(probe, tmp_path, probe.config["backbone"]["window_size"])
     with pytest.raises(CheckpointError, match="patch_embed"):
         rrsis.create_model("gl-msin-tiny", pretrained=True, swin_weights=swin_path, text_weights=False)
+
+
+def test_from_pretrained_in_a_fresh_interpreter_registers_the_built_ins():
+    """``rrsis.hub.from_pretrained`` needs nothing imported first: the registry imports the
+    built-in models on the first lookup of a name."""
+    import os
+    import subprocess
+    import sys
+
+    saved = Path(__file__).parent / "data" / "saved-0.2" / "lavt-tiny"
+    code = (
+        "import sys\n"
+        "from rrsis.hub.load import from_pretrained\n"
+        "assert 'rrsis.models' not in sys.modules and 'rrsis.factory' not in sys.modules\n"
+        f"m = from_pretrained({str(saved)!r})\n"
+        "assert 'rrsis.factory' not in sys.modules\n"
+        "print(type(m).__name__, m.arch, m.tokenizer.max_tokens)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["ReferringSegmenter", "lavt-tiny", "12"]

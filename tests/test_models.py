@@ -27,7 +27,7 @@ def build_small(name, **kw):
 
 def inputs(model, b=2, size=64, length=8, seed=0):
     g = torch.Generator().manual_seed(seed)
-    vocab = model.config["text_vocab_size"]
+    vocab = model.config["text"]["vocab_size"]
     x = torch.randn(b, 3, size, size, generator=g)
     ids = torch.randint(5, vocab, (b, length), generator=g)
     mask = torch.ones(b, length, dtype=torch.long)
@@ -42,7 +42,7 @@ def test_forward_contract(name):
     model = build_small(name).eval()
     x, ids, mask = inputs(model)
     other = ids.clone()
-    other[mask == 0] = torch.randint(5, model.config["text_vocab_size"], (int((mask == 0).sum()),))
+    other[mask == 0] = torch.randint(5, model.config["text"]["vocab_size"], (int((mask == 0).sum()),))
     assert not torch.equal(other, ids)
     with torch.no_grad():
         out = model(x, ids, mask)
@@ -69,7 +69,7 @@ def test_backward_reaches_exactly_the_trainable_parameters(name):
             assert p.grad is None, f"frozen {pname} got a gradient"
     frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
     assert any("embeddings" in n for n in frozen)
-    last = model.config["text_layers"] - 1
+    last = model.config["text"]["num_layers"] - 1
     assert any(f"encoder.layer.{last}." in n for n in frozen)
 
 
@@ -109,8 +109,8 @@ def test_gl_msin_full_size_parameter_count():
     text = sum(p.numel() for p in model.text_encoder.parameters())
     assert 200e6 <= n <= 230e6, n
     assert 108e6 < text < 110e6  # BERT-base without pooler
-    assert model.config["embed_dim"] == 128 and model.config["depths"] == [2, 2, 18, 2]
-    assert model.config["num_heads"] == [4, 8, 16, 32] and model.config["window_size"] == 12
+    assert model.config["backbone"]["embed_dim"] == 128 and model.config["backbone"]["depths"] == [2, 2, 18, 2]
+    assert model.config["backbone"]["num_heads"] == [4, 8, 16, 32] and model.config["backbone"]["window_size"] == 12
 
 
 def test_gl_msin_t_forward_full_size():

@@ -26,7 +26,7 @@ def test_path_like_name_is_rejected():
 
 def test_none_overrides_are_dropped():
     m = rrsis.create_model("gl-msin-tiny", refine_steps=None, gem_pool=None)
-    assert m.config["refine_steps"] == 2 and m.config["gem_pool"] == 2
+    assert m.config["head"]["refine_steps"] == 2 and m.config["fusion"]["gem"]["pool"] == 2
 
 
 def test_weight_tag_must_be_registered():
@@ -72,7 +72,7 @@ def test_swap_parts_by_name():
     assert all(isinstance(b, SwinBlock) for layer in swapped.backbone.layers for b in layer.blocks)
     assert all(layer.gem is None for layer in swapped.backbone.layers)
     assert isinstance(swapped.classifier, SimpleDecoder)
-    assert swapped.config["local_attn"] == "swin" and swapped.config["use_gem"] is False
+    assert swapped.config["backbone"]["local_attn"] == "swin" and swapped.config["fusion"]["gem"] is None
 
 
 def test_ablations_are_keywords_not_classes():

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rrsis import Tokenizer
-from rrsis.text import TextEncoder
+from rrsis.text import TextConfig, TextEncoder
 
 
 def test_encodes_like_bert_uncased(tiny_tokenizer):
@@ -59,8 +59,8 @@ def test_bad_vocabularies(tmp_path):
 
 
 def test_encoder_shapes_and_freezing():
-    enc = TextEncoder(vocab_size=50, hidden_size=32, num_layers=4, num_heads=2, intermediate_size=64,
-                      max_position_embeddings=16)
+    enc = TextEncoder(TextConfig(vocab_size=50, hidden_size=32, num_layers=4, num_heads=2, intermediate_size=64,
+                                 max_positions=16, max_tokens=16))
     out = enc(torch.randint(0, 50, (3, 7)), torch.ones(3, 7, dtype=torch.long))
     assert out.shape == (3, 7, 32)
     trainable = {n.split(".")[3] for n, p in enc.named_parameters() if p.requires_grad and ".layer." in n}
@@ -71,8 +71,8 @@ def test_encoder_shapes_and_freezing():
 
 def test_padded_positions_do_not_reach_real_tokens():
     torch.manual_seed(0)
-    enc = TextEncoder(vocab_size=50, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
-                      max_position_embeddings=16).eval()
+    enc = TextEncoder(TextConfig(vocab_size=50, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
+                                 max_positions=16, max_tokens=16)).eval()
     ids = torch.randint(5, 50, (1, 8))
     mask = torch.tensor([[1, 1, 1, 1, 1, 0, 0, 0]])
     other = ids.clone()

@@ -13,7 +13,8 @@ next stage.
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple, Union
+import dataclasses
+from typing import List, Optional, Tuple
 
 import torch
 from timm.layers import PatchEmbed
@@ -96,12 +97,9 @@ class ENTransStage(nn.Module):
         return out, f
 
 
-def _per_stage(value, n: int, name: str) -> list:
-    if isinstance(value, (list, tuple)):
-        if len(value) != n:
-            raise ValueError(f"{name} has {len(value)} entries; expected one per stage ({n})")
-        return list(value)
-    return [value] * n
+def _per_stage(value, n: int) -> list:
+    """A validated per-stage value (one for all, or a list of ``n``) as a list of ``n``."""
+    return list(value) if isinstance(value, (list, tuple)) else [value] * n
 
 
 class ConvStem(nn.Module):
@@ -140,133 +138,77 @@ class MultiModalSwin(nn.Module):
     ``layers.{i}.fusion``, ``.gem``, ``.res_gate`` and ``out_norms.{i}``.
 
     Args:
-        embed_dim: stage-1 channels (stage ``i`` has ``embed_dim·2^i``).
-        depths, num_heads: blocks and heads per stage.
-        window_size: Swin window side.
-        patch_size, in_chans, mlp_ratio, qkv_bias, drop_path_rate: as in Swin.
-        stem: ``"patch"`` (Swin's patch embedding) or ``"conv"`` (:class:`ConvStem`).
-        local_attn: registered local-attention block per stage (``"swin"``/``"elsa"``) or one for all.
+        backbone: the validated ``backbone`` node (:class:`~rrsis.backbones.config.BackboneConfig`):
+            sizes, stem, local attention per stage and its ``elsa`` knobs.
+        fusion: the validated ``fusion`` node (:class:`~rrsis.fusion.config.FusionConfig`): the
+            pixel-word fusion, its gate, RMSIN's visual branch and the ``gem`` node.
         text_dim: word feature width ``D``.
-        fusion: registered fusion module; ``fusion_heads`` per stage; ``fusion_drop``.
-        use_gem: apply global enhancement after fusion (per stage or for all).
-        gem: registered global enhancement (``"gem"``, ``"gem-linear"``); ``gem_pool``,
-            ``gem_heads`` (``None``: the stage's heads).
-        gate_act: activation of the language gate.
-        keep_final_gate: build the last stage's gates although their output is unused
-            (LAVT/RMSIN checkpoints contain them); they are frozen.
-        visual_branch: registered visual branch (RMSIN ``"iim"``) or ``None``.
-        elsa_*: ELSA knobs (see :class:`~rrsis.backbones.elsa.ELSAAttention`).
+        in_chans: input channels.
     """
 
-    def __init__(
-        self,
-        *,
-        embed_dim: int = 128,
-        depths: Sequence[int] = (2, 2, 18, 2),
-        num_heads: Sequence[int] = (4, 8, 16, 32),
-        window_size: int = 12,
-        patch_size: int = 4,
-        stem: str = "patch",
-        in_chans: int = 3,
-        mlp_ratio: float = 4.0,
-        qkv_bias: bool = True,
-        drop_path_rate: float = 0.3,
-        local_attn: Union[str, Sequence[str]] = "swin",
-        text_dim: int = 768,
-        fusion: str = "pwam",
-        fusion_heads: Union[int, Sequence[int]] = 1,
-        fusion_drop: float = 0.0,
-        use_gem: Union[bool, Sequence[bool]] = False,
-        gem: str = "gem",
-        gem_pool: int = 8,
-        gem_heads: Optional[Union[int, Sequence[int]]] = None,
-        gate_act: str = "tanh",
-        keep_final_gate: bool = False,
-        visual_branch: Optional[str] = None,
-        elsa_kernel: int = 7,
-        elsa_dilation: int = 1,
-        elsa_group_width: int = 8,
-        elsa_qk_scale: float = 1.0,
-        elsa_lam: float = 0.0,
-        elsa_gamma: float = 1.0,
-    ) -> None:
+    def __init__(self, backbone: BackboneConfig, fusion: FusionConfig, *, text_dim: int, in_chans: int = 3) -> None:
         super().__init__()
-        n = len(depths)
-        if len(num_heads) != n:
-            raise ValueError(f"depths has {n} stages but num_heads has {len(num_heads)}")
-        local_attn = _per_stage(local_attn, n, "local_attn")
-        fusion_heads = _per_stage(fusion_heads, n, "fusion_heads")
-        use_gem = _per_stage(use_gem, n, "use_gem")
-        gem_heads = _per_stage(gem_heads, n, "gem_heads")
+        if not isinstance(backbone, BackboneConfig) or not isinstance(fusion, FusionConfig):
+            raise TypeError(
+                "MultiModalSwin takes validated config nodes: BackboneConfig and FusionConfig "
+                f"(got {type(backbone).__name__}, {type(fusion).__name__})"
+            )
+        n = len(backbone.depths)
+        fusion.check_stages(n)  # per-stage lists of the fusion node have one entry per stage
+        gem = fusion.gem
+        local_attn = backbone.stage_attn
+        fusion_heads = _per_stage(fusion.heads, n)
+        use_gem = _per_stage(False if gem is None else gem.stages, n)
+        gem_heads = _per_stage(None if gem is None else gem.heads, n)
         self.num_stages = n
+        embed_dim = backbone.embed_dim
         self.dims = [embed_dim * 2**i for i in range(n)]
-        self.patch_size = patch_size
-        if stem == "patch":
+        self.patch_size = backbone.patch_size
+        if backbone.stem == "patch":
             self.patch_embed = PatchEmbed(
-                img_size=None, patch_size=patch_size, in_chans=in_chans, embed_dim=embed_dim,
+                img_size=None, patch_size=backbone.patch_size, in_chans=in_chans, embed_dim=embed_dim,
                 norm_layer=nn.LayerNorm, output_fmt="NHWC", strict_img_size=False,
             )
-        elif stem == "conv":
-            self.patch_embed = ConvStem(in_chans, embed_dim, patch_size)
-        else:
-            raise ValueError(f"stem {stem!r}: expected 'patch' or 'conv'")
-        total = sum(depths)
-        dpr = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
-        # Each local-attention kind gets the common block arguments plus its own node's knobs.
-        options = {
-            "elsa": dict(kernel=elsa_kernel, dilation=elsa_dilation, group_width=elsa_group_width,
-                         qk_scale=elsa_qk_scale, lam=elsa_lam, gamma=elsa_gamma),
-        }
+        else:  # "conv": BackboneConfig admits no other stem
+            self.patch_embed = ConvStem(in_chans, embed_dim, backbone.patch_size)
+        total = sum(backbone.depths)
+        dpr = [backbone.drop_path_rate * i / max(total - 1, 1) for i in range(total)]
+        # Each local-attention kind gets the common block arguments plus its own node's knobs
+        # (the registered block's keyword signature is that node's schema).
+        options = {"elsa": {} if backbone.elsa is None else dataclasses.asdict(backbone.elsa)}
         layers = []
         start = 0
         for i, dim in enumerate(self.dims):
             last = i == n - 1
-            gates = not last or keep_final_gate
+            gates = not last or fusion.keep_final_gate
             blocks = nn.ModuleList(
                 LOCAL_ATTENTION.build(
-                    local_attn[i], dim=dim, num_heads=num_heads[i], window_size=window_size, index=j,
-                    mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop_path=dpr[start + j], **options.get(local_attn[i], {}),
+                    local_attn[i], dim=dim, num_heads=backbone.num_heads[i], window_size=backbone.window_size,
+                    index=j, mlp_ratio=backbone.mlp_ratio, qkv_bias=backbone.qkv_bias, drop_path=dpr[start + j],
+                    **options.get(local_attn[i], {}),
                 )
-                for j in range(depths[i])
+                for j in range(backbone.depths[i])
             )
-            start += depths[i]
+            start += backbone.depths[i]
+            branch = fusion.visual_branch
             layers.append(
                 ENTransStage(
                     downsample=PatchMerging(self.dims[i - 1], dim) if i > 0 else None,
                     blocks=blocks,
-                    fusion=FUSION.build(fusion, dim=dim, text_dim=text_dim, num_heads=fusion_heads[i], dropout=fusion_drop),
+                    fusion=FUSION.build(fusion.name, dim=dim, text_dim=text_dim, num_heads=fusion_heads[i],
+                                        dropout=fusion.dropout),
                     gem=None if not use_gem[i] else GLOBAL_ENHANCEMENT.build(
-                        gem, dim=dim, num_heads=gem_heads[i] or num_heads[i], pool_size=gem_pool
+                        gem.name, dim=dim, num_heads=gem_heads[i] or backbone.num_heads[i], pool_size=gem.pool
                     ),
-                    res_gate=LanguageGate(dim, gate_act) if gates else None,
-                    visual_branch=VISUAL_BRANCH.build(visual_branch, dim=dim) if visual_branch and gates else None,
-                    visual_gate=LanguageGate(dim, gate_act) if visual_branch and gates else None,
+                    res_gate=LanguageGate(dim, fusion.gate_act) if gates else None,
+                    visual_branch=VISUAL_BRANCH.build(branch, dim=dim) if branch and gates else None,
+                    visual_gate=LanguageGate(dim, fusion.gate_act) if branch and gates else None,
                     update_stream=not last,
                 )
             )
         self.layers = nn.ModuleList(layers)
         self.out_norms = nn.ModuleList(nn.LayerNorm(d) for d in self.dims)
         self.apply(_init_weights)
-
-    @classmethod
-    def from_config(cls, backbone: BackboneConfig, fusion: FusionConfig, text_dim: int) -> "MultiModalSwin":
-        """The backbone the ``backbone`` and ``fusion`` config nodes describe."""
-        elsa = backbone.elsa
-        gem = fusion.gem
-        return cls(
-            embed_dim=backbone.embed_dim, depths=backbone.depths, num_heads=backbone.num_heads,
-            window_size=backbone.window_size, patch_size=backbone.patch_size, stem=backbone.stem,
-            mlp_ratio=backbone.mlp_ratio,
-            qkv_bias=backbone.qkv_bias, drop_path_rate=backbone.drop_path_rate, local_attn=backbone.local_attn,
-            text_dim=text_dim, fusion=fusion.name, fusion_heads=fusion.heads, fusion_drop=fusion.dropout,
-            use_gem=False if gem is None else gem.stages, gem="gem" if gem is None else gem.name,
-            gem_pool=8 if gem is None else gem.pool, gem_heads=None if gem is None else gem.heads,
-            gate_act=fusion.gate_act, keep_final_gate=fusion.keep_final_gate, visual_branch=fusion.visual_branch,
-            **({} if elsa is None else dict(
-                elsa_kernel=elsa.kernel, elsa_dilation=elsa.dilation, elsa_group_width=elsa.group_width,
-                elsa_qk_scale=elsa.qk_scale, elsa_lam=elsa.lam, elsa_gamma=elsa.gamma,
-            )),
-        )
 
     @property
     def reduction(self) -> int:

@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="BERT attention heads (not stored in weights; default hidden/64, i.e. 12 for BERT-base)",
     )
     p.add_argument("--vocab", default=None, metavar="vocab.txt", help="BERT vocabulary to save as the tokenizer")
-    p.add_argument("--max-tokens", type=int, default=20, help="tokenizer length (default 20)")
+    p.add_argument("--max-tokens", type=int, default=None, help="tokenizer length (default: the model's text.max_tokens)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT_DIR")
     p.set_defaults(func=run)
 

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     from .._atomic import atomic_open
     from ..data import build_dataset
-    from ..engine.config import parse_value
+    from ..engine.recipe import parse_value
     from ..engine.distributed import resolve_device
     from ..engine.evaluation import evaluate
     from ..hub import from_pretrained

@@ -31,21 +31,25 @@ def text_words(texts) -> list[str]:
     return list(seen)
 
 
-def build_tokenizer(spec: Any, model: nn.Module | None, train_dataset: Dataset | None, max_tokens: int = 20):
-    """The tokenizer of a run (see ``data.tokenizer`` in :mod:`rrsis.engine.config`).
+def build_tokenizer(spec: Any, model: nn.Module | None, train_dataset: Dataset | None,
+                    max_tokens: int | None = None):
+    """The tokenizer of a run (see ``data.tokenizer`` in :mod:`rrsis.engine.recipe`).
 
     Args:
         spec: ``None`` (the model's own tokenizer, else a whole-word vocabulary of the
             training expressions), a ``vocab.txt`` path or a directory holding one.
         model: the model (its ``tokenizer`` attribute).
         train_dataset: an rrsis dataset whose ``entries`` hold the training sentences.
-        max_tokens: tokenizer length.
+        max_tokens: tokenizer length; ``None``: the model's ``text.max_tokens`` (the one
+            setting of it), else the saved tokenizer's or :data:`~rrsis.text.MAX_TOKENS`.
     """
+    if max_tokens is None and model is not None:
+        max_tokens = (getattr(model, "config", None) or {}).get("text", {}).get("max_tokens")
     if spec:
         path = Path(spec)
         if path.is_dir():
             return Tokenizer.from_pretrained(path, max_tokens=max_tokens)
-        return Tokenizer(path, max_tokens=max_tokens)
+        return Tokenizer(path, **({} if max_tokens is None else {"max_tokens": max_tokens}))
     if model is not None and getattr(model, "tokenizer", None) is not None:
         return model.tokenizer
     entries = getattr(train_dataset, "entries", None)
@@ -55,7 +59,7 @@ def build_tokenizer(spec: Any, model: nn.Module | None, train_dataset: Dataset |
             "data.tokenizer to a vocab.txt or a model directory"
         )
     texts = [t for e in entries for _, t in e.sentences]
-    return Tokenizer.from_words(text_words(texts), max_tokens=max_tokens)
+    return Tokenizer.from_words(text_words(texts), **({} if max_tokens is None else {"max_tokens": max_tokens}))
 
 
 def build_datasets(data_cfg: dict[str, Any]) -> tuple[Dataset, Dataset | None]:

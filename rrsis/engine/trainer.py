@@ -1,6 +1,6 @@
 """The training loop of the anchors' recipe, resumable to the bit on the CPU.
 
-One :class:`Trainer` runs one recipe (see :mod:`rrsis.engine.config`): AdamW with the anchors'
+One :class:`Trainer` runs one recipe (see :mod:`rrsis.engine.recipe`): AdamW with the anchors'
 parameter groups, per-iteration poly decay (optional warm-up), the referring loss, mixed
 precision, gradient accumulation and clipping, validation on oIoU with the best model kept,
 atomic checkpoints that hold everything a resumed run needs (weights, optimiser, schedule,
@@ -46,7 +46,7 @@ from .checkpoint import (
     prune_checkpoints,
     restore_rng,
 )
-from .config import DEFAULTS, merge
+from .recipe import DEFAULTS, merge
 from .distributed import (
     DistInfo,
     ResumableSampler,
@@ -153,8 +153,8 @@ class Trainer:
         if model is None:
             model = build_model(self.cfg["model"], image_size=data_cfg["image_size"])
         if tokenizer is None:
-            tokenizer = build_tokenizer(data_cfg.get("tokenizer"), model, train_dataset, data_cfg["max_tokens"])
-        text_vocab = model.config.get("text_vocab_size") if hasattr(model, "config") else None
+            tokenizer = build_tokenizer(data_cfg.get("tokenizer"), model, train_dataset)
+        text_vocab = (model.config.get("text") or {}).get("vocab_size") if hasattr(model, "config") else None
         if text_vocab is not None and len(tokenizer) > text_vocab:
             raise ValueError(
                 f"the tokenizer has {len(tokenizer)} tokens but the model's text encoder only "

@@ -60,10 +60,12 @@ _NEG = {  # θ < 0
 
 
 def _coefficient_table(rows: dict) -> torch.Tensor:
-    table = torch.zeros(9, 9, 4)
+    # An explicit device: a first import inside `with torch.device("meta")` must not make the
+    # module-level tables meta tensors.
+    table = torch.zeros(9, 9, 4, device="cpu")
     for i, cols in rows.items():
         for j, coef in cols.items():
-            table[i, j] = torch.tensor(coef, dtype=table.dtype)
+            table[i, j] = torch.tensor(coef, dtype=table.dtype, device="cpu")
     return table
 
 

@@ -18,7 +18,7 @@ from huggingface_hub.errors import LocalEntryNotFoundError
 from torch import nn
 
 from .._config import ConfigError
-from .._registry import build_model, is_model, list_models
+from .._registry import build_from_config, is_model, list_models
 from .._version import __version__
 from ..text.tokenizer import Tokenizer
 from .files import (
@@ -129,12 +129,11 @@ def model_from_config(config: Mapping[str, Any] | PathLike, **overrides: Any) ->
     if not is_model(arch):
         raise CheckpointError(
             f"{source} names architecture {arch!r}, which this rrsis ({__version__}) does not know. "
-            f"Known: {', '.join(list_models()) or '(none registered yet)'}. Load through rrsis.from_pretrained "
-            "(it registers the built-in models), import the module that registers it, or upgrade rrsis "
-            f"(the file was written by rrsis {config.get('rrsis_version', '?')})."
+            f"Known: {', '.join(list_models()) or '(none)'}. Import the module that registers it, or "
+            f"upgrade rrsis (the file was written by rrsis {config.get('rrsis_version', '?')})."
         )
     try:
-        return build_model(arch, config.get("model_args", {}), **overrides)
+        return build_from_config(arch, config.get("model_args", {}), **overrides)
     except ConfigError as exc:
         raise CheckpointError(
             f"{source} does not describe a valid {arch!r}: {exc} (written by rrsis "
@@ -257,7 +256,9 @@ def _load_tokenizer(src: _Source, model: nn.Module):
             cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise CheckpointError(f"{cfg_path}: not valid JSON ({exc})") from None
-    max_tokens = cfg.get("max_tokens", model.config.get("text", {}).get("max_tokens", 20))
+    # The tokenizer's own file wins (it is what the weights were trained with); the model's
+    # text.max_tokens otherwise.
+    max_tokens = cfg.get("max_tokens", model.config["text"]["max_tokens"])
     try:
         tok = Tokenizer(vocab, max_tokens=max_tokens, lowercase=cfg.get("lowercase", True))
     except ValueError as exc:

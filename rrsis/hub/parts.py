@@ -265,7 +265,7 @@ def _text_tokenizer(fetched: _Fetched, model: nn.Module, *, cache_dir, local_fil
         logger.info("no vocab.txt next to the text weights (%s): model.tokenizer stays None", fetched.location)
         return None
     try:
-        tok = Tokenizer(vocab, max_tokens=model.config.get("text", {}).get("max_tokens", 20))
+        tok = Tokenizer(vocab, max_tokens=model.config["text"]["max_tokens"])
     except ValueError as exc:
         raise CheckpointError(f"{vocab}: unusable vocabulary ({exc})") from None
     tokenizer_vocab_check(len(tok), model.text_encoder.vocab_size, str(vocab))

@@ -13,6 +13,9 @@ A model config is a small tree of part-owned nodes::
 (``head={"name": "refine", "refine_steps": 1}``) or the flat keywords of :data:`ALIASES`
 (``refine_steps=1``), each an alias of exactly one node key. ``None`` means "not given"; a part
 is switched off with ``False`` (``neck=False``, ``use_gem=False``, ``visual_branch=False``).
+Aliases are resolved here, once, where a config enters (``create_model``, ``from_pretrained``,
+the trainer); the parts receive their validated nodes and ``model.config`` is the plain tree
+(``model.config["head"]["refine_steps"]``, never ``model.config["refine_steps"]``).
 :func:`migrate_flat` reads the flat ``model_args`` of rrsis 0.1 ``config.json`` files.
 """
 
@@ -277,27 +280,3 @@ def migrate_flat(args: Mapping[str, Any]) -> Dict[str, Any]:
             if key not in accepted:
                 out.pop(flat, None)
     return out
-
-
-class ConfigDict(dict):
-    """``model.config``: the JSON tree, where a flat alias (``cfg["refine_steps"]``) still reads
-    the one node key it names."""
-
-    def __missing__(self, key: str) -> Any:
-        if key == "use_gem" and isinstance(self.get("fusion"), Mapping) and self["fusion"].get("gem") is None:
-            return False
-        path = ALIASES.get(key)
-        if path is None or key in ("neck_args", "head_args"):
-            raise KeyError(key)
-        node: Any = self
-        for part in path:
-            if not isinstance(node, Mapping) or part not in node:
-                raise KeyError(key)
-            node = node[part]
-        return node
-
-    def get(self, key: str, default: Any = None) -> Any:
-        try:
-            return self[key]
-        except KeyError:
-            return default

@@ -14,7 +14,7 @@ from .._registry import HEADS, NECKS
 from ..backbones.multimodal import MultiModalSwin
 from ..text.bert import TextEncoder
 from .base import RRSISModel, SegmentationOutput, TextFeatures
-from .config import ConfigDict, ModelConfig, is_flat, migrate_flat, resolve
+from .config import ModelConfig, is_flat, migrate_flat, resolve
 
 __all__ = ["ReferringSegmenter", "build_segmenter"]
 
@@ -32,7 +32,8 @@ class ReferringSegmenter(RRSISModel):
         head: ``stage features → (logits, aux_logits)``.
         neck: applied to the stage features before the head (RMSIN's CIM), or ``None``.
         arch: registry name recorded in ``config.json``.
-        config: the validated tree the parts were built from (``model.config``).
+        config: the validated tree the parts were built from; ``model.config`` is its JSON-able
+            form (a plain nested dict: ``model.config["head"]["refine_steps"]``).
     """
 
     def __init__(
@@ -47,8 +48,7 @@ class ReferringSegmenter(RRSISModel):
     ) -> None:
         super().__init__()
         self.arch = arch
-        self._tree = config
-        self._config = ConfigDict(config.to_dict()) if config is not None else ConfigDict()
+        self._config = config.to_dict() if config is not None else {}
         self.text_encoder = text_encoder
         self.backbone = backbone
         self.size_divisor = max(32, backbone.reduction)
@@ -58,8 +58,8 @@ class ReferringSegmenter(RRSISModel):
     @classmethod
     def from_config(cls, cfg: ModelConfig, arch: str = "custom") -> "ReferringSegmenter":
         """Build every part a validated config tree names and compose them."""
-        text = TextEncoder.from_config(cfg.text)
-        backbone = MultiModalSwin.from_config(cfg.backbone, cfg.fusion, text_dim=cfg.text.hidden_size)
+        text = TextEncoder(cfg.text)
+        backbone = MultiModalSwin(cfg.backbone, cfg.fusion, text_dim=cfg.text.hidden_size)
         dims = backbone.dims
         neck = None
         if cfg.neck is not None:

@@ -2,6 +2,6 @@
 
 from .bert import TextEncoder
 from .config import TextConfig
-from .tokenizer import SPECIAL_TOKENS, Tokenizer
+from .tokenizer import MAX_TOKENS, SPECIAL_TOKENS, Tokenizer
 
-__all__ = ["SPECIAL_TOKENS", "TextConfig", "TextEncoder", "Tokenizer"]
+__all__ = ["MAX_TOKENS", "SPECIAL_TOKENS", "TextConfig", "TextEncoder", "Tokenizer"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .._config import ConfigError, check_bool, check_float, check_int
+from .tokenizer import MAX_TOKENS
 
 __all__ = ["TextConfig"]
 
@@ -19,7 +20,9 @@ class TextConfig:
         type_vocab_size, layer_norm_eps, dropout: the ``BertConfig`` fields.
         freeze_embeddings: freeze the embeddings (LAVT/RMSIN do).
         freeze_last_layers: final encoder layers to freeze (LAVT/RMSIN: 2).
-        max_tokens: tokenizer length (words per expression, padded/truncated).
+        max_tokens: tokenizer length (tokens per expression with [CLS]/[SEP], padded or
+            truncated); the model's tokenizer is built with it. The one such setting: training
+            recipes set it as ``model.max_tokens``.
     """
 
     vocab_size: int = 30522
@@ -33,7 +36,7 @@ class TextConfig:
     dropout: float = 0.1
     freeze_embeddings: bool = True
     freeze_last_layers: int = 2
-    max_tokens: int = 20
+    max_tokens: int = MAX_TOKENS
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",

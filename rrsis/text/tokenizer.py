@@ -14,8 +14,11 @@ from tokenizers.models import WordPiece
 
 from .._atomic import atomic_write
 
-__all__ = ["SPECIAL_TOKENS", "Tokenizer"]
+__all__ = ["MAX_TOKENS", "SPECIAL_TOKENS", "Tokenizer"]
 
+# The one default of the tokenizer length (LAVT's and RMSIN's 20 tokens per expression, [CLS] and
+# [SEP] included): a model's ``text.max_tokens`` and every tokenizer built without one use it.
+MAX_TOKENS = 20
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 VOCAB_FILE = "vocab.txt"
 CONFIG_FILE = "tokenizer_config.json"
@@ -31,12 +34,12 @@ class Tokenizer:
     Args:
         vocab: token → id mapping (ids must be 0..V-1) or a path to a ``vocab.txt``
             (one token per line, id = line number).
-        max_tokens: output length ``L``.
+        max_tokens: output length ``L`` (default :data:`MAX_TOKENS`).
         lowercase: BERT-uncased normalisation (lower-case, strip accents).
     """
 
     def __init__(
-        self, vocab: Union[Mapping[str, int], str, os.PathLike], max_tokens: int = 20, lowercase: bool = True
+        self, vocab: Union[Mapping[str, int], str, os.PathLike], max_tokens: int = MAX_TOKENS, lowercase: bool = True
     ) -> None:
         if not isinstance(vocab, Mapping):
             vocab = _read_vocab(Path(vocab))
@@ -64,7 +67,7 @@ class Tokenizer:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_words(cls, words: Iterable[str], max_tokens: int = 20, lowercase: bool = True) -> "Tokenizer":
+    def from_words(cls, words: Iterable[str], max_tokens: int = MAX_TOKENS, lowercase: bool = True) -> "Tokenizer":
         """A whole-word vocabulary: the special tokens, then each distinct word once."""
         vocab: Dict[str, int] = {t: i for i, t in enumerate(SPECIAL_TOKENS)}
         for w in words:
@@ -80,8 +83,9 @@ class Tokenizer:
         cfg = {}
         if (directory / CONFIG_FILE).is_file():
             cfg = json.loads((directory / CONFIG_FILE).read_text())
-        cfg.update(overrides)
-        return cls(directory / VOCAB_FILE, max_tokens=cfg.get("max_tokens", 20), lowercase=cfg.get("lowercase", True))
+        cfg.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(directory / VOCAB_FILE, max_tokens=cfg.get("max_tokens", MAX_TOKENS),
+                   lowercase=cfg.get("lowercase", True))
 
     def save_pretrained(self, directory: Union[str, os.PathLike]) -> List[Path]:
         """Write ``vocab.txt`` and ``tokenizer_config.json``; returns the written paths."""
