@@ -1,7 +1,7 @@
 """Convert official checkpoints into rrsis ``save_pretrained`` directories: the driver.
 
 The driver knows no architecture: each model module registers how to read its official
-layout in :data:`rrsis._registry.CHECKPOINT_FORMATS` (``LavtCheckpoint`` in
+layout in :data:`rrsis.registry.CHECKPOINT_FORMATS` (``LavtCheckpoint`` in
 ``models/lavt.py``, ``RmsinCheckpoint`` in ``models/rmsin.py``): its key map, how to infer the
 architecture from tensor shapes, and value checks. The driver reads the file with
 ``torch.load(weights_only=True)`` only, asks the format, and writes nothing unless every
@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from ._registry import CHECKPOINT_FORMATS
+from .registry import CHECKPOINT_FORMATS
 from .factory import create_model
 from .hub import save_pretrained
 from .text.tokenizer import Tokenizer

@@ -10,7 +10,7 @@ from typing import Any
 
 from . import models  # noqa: F401  (registers the built-in architectures and their tags)
 from ._config import ConfigError
-from ._registry import (
+from .registry import (
     build_from_config,
     is_model,
     list_models,

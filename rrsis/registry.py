@@ -1,6 +1,7 @@
-"""The public name tables: register a part or a model, or look one up.
+"""Name tables, the ground floor: models and the parts they are composed of register here.
 
-Use these names, not ``rrsis._registry``::
+This is the public way to extend rrsis (``rrsis._registry``, its name before 0.2, still works
+until 0.3.0 with a deprecation warning)::
 
     from rrsis.registry import HEADS
 
@@ -10,25 +11,35 @@ Use these names, not ``rrsis._registry``::
 A part table (:data:`LOCAL_ATTENTION`, :data:`FUSION`, :data:`GLOBAL_ENHANCEMENT`,
 :data:`VISUAL_BRANCH`, :data:`NECKS`, :data:`HEADS`) maps the name a config node gives to the
 builder whose keyword signature is that node's schema; :data:`CHECKPOINT_FORMATS` holds the
-official checkpoint layouts ``rrsis convert`` reads. Models register with
-:func:`register_model`, pretrained tags (``arch.tag``) with :func:`register_pretrained`.
+official checkpoint layouts ``rrsis convert`` reads.
+
+- Parts (local attention, fusion, global enhancement, visual branch, neck, head) live in
+  :class:`Registry` tables, so a config names a part by string and a user can add one.
+- Models register an entrypoint with :func:`register_model` (timm-style); an entrypoint is
+  ``fn(config=None, **overrides) -> nn.Module`` and is the one place a config tree becomes a
+  model (:func:`build_from_config`).
+- Pretrained configurations register under ``arch.tag`` with :func:`register_pretrained`.
+
+Nothing here imports a part, a model or the weights code: everything above looks names up here.
+The one exception is deliberate and invisible to the import graph: **built-ins register on first
+lookup**. The first question about models or tags (:func:`list_models`, :func:`model_entrypoint`,
+:func:`pretrained_cfg`, ...) imports ``rrsis.models`` by name (:func:`_register_builtins`), so
+``rrsis.hub.from_pretrained`` works in a fresh interpreter without anything having imported
+``rrsis.factory`` first. It is a run-time lookup of a module by name, like a plugin entry point,
+not an import arrow: nothing here names a model module's contents, and a model module may still
+import this one.
 """
 
 from __future__ import annotations
 
-from ._registry import (
-    CHECKPOINT_FORMATS,
-    FUSION,
-    GLOBAL_ENHANCEMENT,
-    HEADS,
-    LOCAL_ATTENTION,
-    NECKS,
-    VISUAL_BRANCH,
-    PretrainedCfg,
-    Registry,
-    register_model,
-    register_pretrained,
-)
+import fnmatch
+import importlib
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional
+
+from ._config import ConfigError, check_keys, suggest
 
 __all__ = [
     "CHECKPOINT_FORMATS",
@@ -38,8 +49,226 @@ __all__ = [
     "LOCAL_ATTENTION",
     "NECKS",
     "VISUAL_BRANCH",
+    "ConfigError",
     "PretrainedCfg",
     "Registry",
+    "build_from_config",
+    "is_model",
+    "list_models",
+    "list_pretrained",
+    "model_entrypoint",
+    "pretrained_cfg",
     "register_model",
     "register_pretrained",
+    "split_model_name_tag",
 ]
+
+
+class Registry:
+    """A named mapping from string keys to builders (classes or functions).
+
+    Builders take keyword arguments; :meth:`check_args` validates a config node against the
+    builder's explicit signature, so a misspelt key raises instead of being swallowed.
+
+    Args:
+        kind: what the registry holds, used in error messages ("head", "fusion", ...).
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: Dict[str, Callable[..., Any]] = {}
+
+    def register(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+            if name in self._entries and self._entries[name] is not fn:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            self._entries[name] = fn
+            return fn
+
+        return deco
+
+    def get(self, name: str) -> Callable[..., Any]:
+        if name not in self._entries:
+            raise ConfigError(_unknown_message(self.kind, name, list(self._entries)))
+        return self._entries[name]
+
+    def build(self, name: str, **kwargs: Any) -> Any:
+        return self.get(name)(**kwargs)
+
+    def accepted(self, name: str, provided: tuple = ()) -> Optional[List[str]]:
+        """Keyword arguments a config may set for ``name`` (``None``: any), leaving out the
+        ones the caller ``provided`` itself (``in_channels``, ``dim``...)."""
+        params = inspect.signature(self.get(name)).parameters.values()
+        if any(p.kind is p.VAR_KEYWORD for p in params):
+            return None
+        return [p.name for p in params if p.name not in provided and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+    def check_args(self, name: str, args: Mapping[str, Any], where: str, provided: tuple = ()) -> None:
+        """Raise :class:`ConfigError` for a key of ``args`` the builder of ``name`` does not take."""
+        known = self.accepted(name, provided)
+        if known is not None:
+            check_keys(args, known, f"{where} ({self.kind} {name!r})")
+
+    def names(self) -> List[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {self.names()})"
+
+
+def _unknown_message(kind: str, name: str, known: List[str]) -> str:
+    return f"unknown {kind} {name!r}{suggest(name, known)} Known: {', '.join(sorted(known)) or '(none)'}"
+
+
+# ---------------------------------------------------------------------------- models
+
+_model_entrypoints: Dict[str, Callable[..., Any]] = {}
+_BUILTINS = "rrsis.models"
+_builtins_loaded = False
+
+
+def _register_builtins() -> None:
+    """Import the built-in model families once, so that they register (see the module docstring)."""
+    global _builtins_loaded
+    if not _builtins_loaded:
+        _builtins_loaded = True  # set first: the import below registers through this module
+        try:
+            importlib.import_module(_BUILTINS)
+        except BaseException:
+            _builtins_loaded = False
+            raise
+
+
+def register_model(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a model entrypoint under ``name`` (hyphens allowed, e.g. ``"gl-msin"``).
+
+    The entrypoint is ``fn(config=None, **overrides) -> nn.Module``: it builds the model a
+    saved ``config`` tree describes (else its own defaults) with ``overrides`` applied.
+    """
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if name in _model_entrypoints and _model_entrypoints[name] is not fn:
+            raise ValueError(f"model {name!r} is already registered")
+        _model_entrypoints[name] = fn
+        return fn
+
+    return deco
+
+
+def split_model_name_tag(name: str) -> tuple[str, str]:
+    """``"gl-msin.in22k"`` → ``("gl-msin", "in22k")``; no tag gives ``""``."""
+    arch, _, tag = name.partition(".")
+    return arch, tag
+
+
+def list_models(pattern: str = "*") -> List[str]:
+    """Registered model names matching an ``fnmatch`` pattern, sorted."""
+    _register_builtins()
+    return sorted(n for n in _model_entrypoints if fnmatch.fnmatchcase(n, pattern))
+
+
+def is_model(name: str) -> bool:
+    _register_builtins()
+    arch, tag = split_model_name_tag(name)
+    return arch in _model_entrypoints and (not tag or f"{arch}.{tag}" in _pretrained)
+
+
+def model_entrypoint(name: str) -> Callable[..., Any]:
+    _register_builtins()
+    arch, tag = split_model_name_tag(name)
+    if arch not in _model_entrypoints:
+        raise ConfigError(_unknown_message("model", arch, list(_model_entrypoints)))
+    if tag:
+        pretrained_cfg(name)  # an unknown tag is an error, not a no-op
+    return _model_entrypoints[arch]
+
+
+def build_from_config(name: str, config: Optional[Mapping[str, Any]] = None, **overrides: Any):
+    """The one builder: the model ``name`` with a saved ``config`` tree (or the architecture's
+    defaults) and ``overrides`` applied. ``None`` overrides mean "not given" and are dropped.
+    Used by :func:`rrsis.create_model`, :func:`rrsis.from_pretrained` and the trainer."""
+    fn = model_entrypoint(name)
+    return fn(config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+# ---------------------------------------------------------------------------- pretrained tags
+
+
+@dataclass(frozen=True)
+class PretrainedCfg:
+    """What ``arch.tag`` means: where the weights come from and how inputs must look.
+
+    Attributes:
+        swin: backbone weights (a timm tag, a Hub repo, or a URL of an official checkpoint
+            that is downloaded by hand and passed as ``swin_weights=``).
+        text: text-encoder weights (a Hub repo).
+        hub_id: a Hub repo holding the whole model (``from_pretrained``), when one exists.
+        image_size: input side the weights expect.
+        mean, std: input normalisation.
+        tokenizer: vocabulary the text encoder was trained with.
+        license: licence of the weights.
+        notes: what stays random, and anything else a user must know.
+    """
+
+    swin: Optional[str] = None
+    text: Optional[str] = None
+    hub_id: Optional[str] = None
+    image_size: int = 480
+    mean: tuple = (0.485, 0.456, 0.406)
+    std: tuple = (0.229, 0.224, 0.225)
+    tokenizer: str = "bert-base-uncased"
+    license: str = ""
+    notes: str = ""
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+_pretrained: Dict[str, PretrainedCfg] = {}
+
+
+def register_pretrained(name: str, cfg: PretrainedCfg) -> PretrainedCfg:
+    """Register the pretrained configuration ``arch.tag``; the first tag of an arch is its default."""
+    arch, tag = split_model_name_tag(name)
+    if not tag:
+        raise ValueError(f"pretrained configurations are named arch.tag, got {name!r}")
+    if name in _pretrained and _pretrained[name] != cfg:
+        raise ValueError(f"pretrained configuration {name!r} is already registered")
+    _pretrained[name] = cfg
+    return cfg
+
+
+def list_pretrained(pattern: str = "*") -> List[str]:
+    """Registered ``arch.tag`` names matching an ``fnmatch`` pattern, in registration order per arch."""
+    _register_builtins()
+    return [n for n in _pretrained if fnmatch.fnmatchcase(n, pattern)]
+
+
+def pretrained_cfg(name: str) -> PretrainedCfg:
+    """The configuration of ``arch.tag``, or of ``arch``'s default tag when none is given."""
+    _register_builtins()
+    arch, tag = split_model_name_tag(name)
+    tags = [n for n in _pretrained if split_model_name_tag(n)[0] == arch]
+    if not tag:
+        if not tags:
+            raise ConfigError(
+                f"{arch!r} has no pretrained configuration: pass swin_weights= / text_weights= (files, "
+                f"directories or Hub repos), or use one of {', '.join(_pretrained) or '(none)'}"
+            )
+        return _pretrained[tags[0]]
+    if name not in _pretrained:
+        known = tags or list(_pretrained)
+        raise ConfigError(f"unknown pretrained tag {name!r}{suggest(name, known)} Known: {', '.join(known) or '(none)'}")
+    return _pretrained[name]
+
+
+# Part tables. Each part module registers its builders here at import time.
+LOCAL_ATTENTION = Registry("local attention block")
+FUSION = Registry("pixel-word fusion")
+GLOBAL_ENHANCEMENT = Registry("global enhancement")
+VISUAL_BRANCH = Registry("visual branch")
+NECKS = Registry("neck")
+HEADS = Registry("head")
+# Official checkpoint layouts a model module knows how to read (``rrsis convert``).
+CHECKPOINT_FORMATS = Registry("official checkpoint format")

@@ -104,7 +104,7 @@ def registries():
     """The guides register parts, models and tags: undo that, so other tests see the shipped tables."""
     import rrsis.models  # noqa: F401  (the shipped parts, models and formats register on import)
     import rrsis.registry
-    from rrsis import _registry
+    from rrsis import registry as _registry
 
     tables = [getattr(rrsis.registry, n) for n in rrsis.registry.__all__
               if isinstance(getattr(rrsis.registry, n), rrsis.registry.Registry)]

@@ -112,7 +112,7 @@ def test_a_new_results_file_gets_a_page(results):
 
 @pytest.fixture
 def tiny_registered():
-    from rrsis import _registry  # the registry has no unregister: the test undoes its own entries
+    from rrsis import registry as _registry  # the registry has no unregister: the test undoes its own entries
     from rrsis.registry import PretrainedCfg
 
     name = "docs-test-tiny"

@@ -1,9 +1,13 @@
-"""The model and part registries (rrsis/_registry.py)."""
+"""The model and part registries (rrsis/registry.py)."""
+
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 import rrsis
-from rrsis._registry import FUSION, GLOBAL_ENHANCEMENT, HEADS, LOCAL_ATTENTION, Registry
+from rrsis.registry import FUSION, GLOBAL_ENHANCEMENT, HEADS, LOCAL_ATTENTION, Registry
 
 
 def test_list_models_fnmatch():
@@ -81,3 +85,17 @@ def test_ablations_are_keywords_not_classes():
     assert type(a) is type(b) is type(rrsis.create_model("gl-msin-tiny"))
     assert len(a.classifier.refine) == 1
     assert b.backbone.layers[0].gem.attn_type == "linear"
+
+
+def test_private_registry_path_still_works_with_a_deprecation_warning():
+    code = (
+        "import warnings\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    from rrsis._registry import HEADS as old\n"
+        "from rrsis.registry import HEADS\n"
+        "assert old is HEADS\n"
+        "msgs = [str(x.message) for x in w if issubclass(x.category, DeprecationWarning)]\n"
+        "assert any('rrsis.registry' in m and '0.3.0' in m for m in msgs), msgs\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from _fixtures import find_fixtures
 
-from rrsis._registry import HEADS, NECKS, VISUAL_BRANCH
+from rrsis.registry import HEADS, NECKS, VISUAL_BRANCH
 from rrsis.fusion.cim import CrossScaleInteraction, conv_out_size
 from rrsis.fusion.iim import IntraScaleInteraction
 from rrsis.heads.arc import (

@@ -123,7 +123,7 @@ def test_hub_imports_no_model_and_parts_no_weights_code():
             assert not any(t.startswith(("rrsis.hub", "rrsis.models")) for t in targets), name
 
 
-@pytest.mark.parametrize("order", ["rrsis.hub, rrsis._registry", "rrsis._registry, rrsis.hub"])
+@pytest.mark.parametrize("order", ["rrsis.hub, rrsis.registry", "rrsis.registry, rrsis.hub"])
 def test_hub_and_registry_import_in_either_order(order):
     subprocess.run([sys.executable, "-c", f"import {order}"], check=True, cwd=ROOT.parent)
 

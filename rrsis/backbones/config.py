@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional, Union
 
 from .._config import ConfigError, check_bool, check_float, check_int, check_str, per_stage
-from .._registry import LOCAL_ATTENTION
+from ..registry import LOCAL_ATTENTION
 
 __all__ = ["STEMS", "BackboneConfig", "ElsaConfig"]
 

@@ -20,7 +20,7 @@ from timm.layers import DropPath, Mlp, trunc_normal_
 from torch import nn
 
 from .. import kernels
-from .._registry import LOCAL_ATTENTION
+from ..registry import LOCAL_ATTENTION
 
 __all__ = ["ELSAAttention", "ELSABlock", "elsa_swin_checkpoint_filter", "is_elsa_swin_checkpoint"]
 

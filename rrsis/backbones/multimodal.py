@@ -21,7 +21,7 @@ from timm.layers import PatchEmbed
 from timm.models.swin_transformer import PatchMerging
 from torch import nn
 
-from .._registry import FUSION, GLOBAL_ENHANCEMENT, LOCAL_ATTENTION, VISUAL_BRANCH
+from ..registry import FUSION, GLOBAL_ENHANCEMENT, LOCAL_ATTENTION, VISUAL_BRANCH
 from ..fusion.config import FusionConfig
 from ..fusion.gate import LanguageGate
 from .config import BackboneConfig

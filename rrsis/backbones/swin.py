@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from timm.models.swin_transformer import SwinTransformerBlock
 
 from .. import kernels
-from .._registry import LOCAL_ATTENTION
+from ..registry import LOCAL_ATTENTION
 
 __all__ = ["SwinBlock", "swin_checkpoint_filter"]
 

@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction (default 0.25)")
     p.add_argument("--pixel-ratio", type=float, default=1.0,
                    help="scene pixels per model pixel in the tiled pass (>1 for very fine GSD; "
-                        "called --scale before 0.3)")
+                        "called --scale before 0.2)")
     p.add_argument("--bands", help="band numbers counted from 1 (as GDAL counts) shown as R,G,B, "
                                    "e.g. 4,3,2 (default: first three)")
     p.add_argument("--scale", type=_scale,

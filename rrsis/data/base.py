@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .._registry import Registry
+from ..registry import Registry
 from .expressions import expression_problem
 from .io import Bands, Scale, read_image
 from .transforms import ResizeNormalize, Size

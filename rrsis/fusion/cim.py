@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._config import check_int
-from .._registry import NECKS
+from ..registry import NECKS
 
 __all__ = [
     "CrossScaleAttention",

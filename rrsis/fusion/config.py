@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional, Union
 
 from .._config import ConfigError, check_bool, check_float, check_int, check_str, per_stage
-from .._registry import FUSION, GLOBAL_ENHANCEMENT, VISUAL_BRANCH
+from ..registry import FUSION, GLOBAL_ENHANCEMENT, VISUAL_BRANCH
 from .gate import GATE_ACTIVATIONS
 
 __all__ = ["FusionConfig", "GemConfig"]

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._registry import GLOBAL_ENHANCEMENT
+from ..registry import GLOBAL_ENHANCEMENT
 
 __all__ = ["GlobalEnhancementModule"]
 

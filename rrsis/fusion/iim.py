@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._registry import VISUAL_BRANCH
+from ..registry import VISUAL_BRANCH
 
 __all__ = ["IntraScaleInteraction", "RepBlock"]
 

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import kernels
-from .._registry import FUSION
+from ..registry import FUSION
 
 __all__ = ["PixelWordAttention"]
 

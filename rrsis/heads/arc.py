@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._config import check_float, check_int
-from .._registry import HEADS
+from ..registry import HEADS
 from .simple import SimpleDecoder, _check_width
 
 __all__ = [

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._config import check_int
-from .._registry import HEADS
+from ..registry import HEADS
 from .simple import _check_width
 
 __all__ = ["IterativeRefinementHead"]

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._config import check_int
-from .._registry import HEADS
+from ..registry import HEADS
 
 __all__ = ["SimpleDecoder"]
 

@@ -18,7 +18,7 @@ from huggingface_hub.errors import LocalEntryNotFoundError
 from torch import nn
 
 from .._config import ConfigError
-from .._registry import build_from_config, is_model, list_models
+from ..registry import build_from_config, is_model, list_models
 from .._version import __version__
 from ..text.tokenizer import Tokenizer
 from .files import (

@@ -92,7 +92,7 @@ def save_pretrained(
     config = getattr(model, "config", None)
     if not arch or not isinstance(config, Mapping):
         raise TypeError(f"save_pretrained needs an rrsis model with .arch and .config, got {type(model).__name__}")
-    from .._registry import is_model
+    from ..registry import is_model
 
     if not is_model(arch):
         logger.warning(

@@ -35,7 +35,7 @@ from .._config import (
     node_to_dict,
     suggest,
 )
-from .._registry import HEADS, NECKS, Registry
+from ..registry import HEADS, NECKS, Registry
 from ..backbones.config import BackboneConfig
 from ..fusion.config import FusionConfig
 from ..text.config import TextConfig

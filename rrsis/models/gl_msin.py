@@ -15,7 +15,7 @@ is the LAVT-like ablation. No paper numbers are claimed.
 
 from __future__ import annotations
 
-from .._registry import PretrainedCfg, register_model, register_pretrained
+from ..registry import PretrainedCfg, register_model, register_pretrained
 from .segmenter import ReferringSegmenter, build_segmenter
 
 __all__ = ["GL_MSIN", "GL_MSIN_TINY", "gl_msin", "gl_msin_s", "gl_msin_t", "gl_msin_tiny"]

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from timm.models.swin_transformer import get_relative_position_index
 
-from .._registry import CHECKPOINT_FORMATS, PretrainedCfg, register_model, register_pretrained
+from ..registry import CHECKPOINT_FORMATS, PretrainedCfg, register_model, register_pretrained
 from .segmenter import ReferringSegmenter, build_segmenter
 
 __all__ = ["LAVT", "LAVT_FIXED", "LAVT_TINY", "LavtCheckpoint", "lavt", "lavt_tiny"]

@@ -18,7 +18,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from .._registry import CHECKPOINT_FORMATS, PretrainedCfg, register_model, register_pretrained
+from ..registry import CHECKPOINT_FORMATS, PretrainedCfg, register_model, register_pretrained
 from .lavt import LAVT, LAVT_FIXED, TINY_SHAPES, LavtCheckpoint, count_indices
 from .segmenter import ReferringSegmenter, build_segmenter
 

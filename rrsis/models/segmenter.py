@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._config import ConfigError
-from .._registry import HEADS, NECKS
+from ..registry import HEADS, NECKS
 from ..backbones.multimodal import MultiModalSwin
 from ..text.bert import TextEncoder
 from .base import RRSISModel, SegmentationOutput, TextFeatures

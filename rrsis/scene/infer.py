@@ -53,7 +53,7 @@ class SceneOptions:
         tile: tile side in model pixels (default: the model's ``image_size``).
         overlap: tile overlap fraction in [0, 0.9].
         pixel_ratio: scene pixels per model pixel in the tiled pass (>= 1 downsamples fine
-            GSD). It was called ``scale`` before 0.3; ``scale`` now means value scaling only,
+            GSD). It was called ``scale`` before 0.2; ``scale`` now means value scaling only,
             as in ``model.predict``.
         global_size: input side of the global pass (default: the model's ``image_size``).
         gate_threshold: global probability that marks the named object (global-local).

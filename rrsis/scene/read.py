@@ -314,7 +314,7 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
 
 
 def _check_scale(scene: Scene, scale: Scale) -> Scene:
-    """Refuse a divisor that leaves the pixels far above 1: before 0.3 a scene's ``scale`` was
+    """Refuse a divisor that leaves the pixels far above 1: before 0.2 a scene's ``scale`` was
     the tiled pass's pixel ratio (1–16), which as a divisor would feed the model nonsense."""
     if not isinstance(scale, (int, float)) or isinstance(scale, bool):
         return scene
