@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+ASSETS = REPO / "tests" / "assets"  # small files the tests read (saved models, legacy configs, cards)
 _MARKER = Path("lavt") / "checkpoint.pth"
 
 

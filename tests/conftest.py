@@ -36,6 +36,17 @@ def tiny_tokenizer():
     return Tokenizer.from_words(WORDS, max_tokens=12)
 
 
+@pytest.fixture(scope="module")
+def tiny_model(tiny_tokenizer):
+    """``gl-msin-tiny`` (seed 0, eval mode) with the tiny vocabulary attached: one per test module."""
+    import rrsis
+
+    torch.manual_seed(0)
+    model = rrsis.create_model("gl-msin-tiny", text_vocab_size=len(tiny_tokenizer)).eval()
+    model.tokenizer = tiny_tokenizer
+    return model
+
+
 @pytest.fixture(scope="session")
 def benchmark_module():
     """``load(name)``: the script ``benchmarks/<name>.py`` imported as module ``name``."""

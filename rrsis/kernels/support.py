@@ -1,7 +1,7 @@
 """The envelope of shapes and dtypes the compiled kernels are built and tested for.
 
 :mod:`rrsis.kernels.aot` compiles every launch inside this envelope for sm_90 (a test in the
-default suite), and ``tests/test_kernels.py`` checks the kernels against the references; the
+default suite), and ``tests/kernels/test_kernels.py`` checks the kernels against the references; the
 dispatcher sends a CUDA call to a kernel only when :func:`unsupported` finds nothing outside it.
 Elsewhere ``RRSIS_KERNELS=auto`` uses the PyTorch reference and ``RRSIS_KERNELS=triton`` raises,
 naming the parameter. (On CPU the kernels run in Triton's interpreter, a test mode with no

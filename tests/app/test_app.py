@@ -21,11 +21,8 @@ from rrsis.pictures import overlay
 
 
 @pytest.fixture(scope="module")
-def model(tiny_tokenizer):
-    torch.manual_seed(0)
-    m = rrsis.create_model("gl-msin-tiny", text_vocab_size=len(tiny_tokenizer)).eval()
-    m.tokenizer = tiny_tokenizer
-    return m
+def model(tiny_model):
+    return tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +66,7 @@ def test_adapter_writes_the_mask_and_overlay_of_model_predict(model, tmp_path):
     assert [r.text for r in results] == texts
     for r, text in zip(results, texts):
         # Equal by construction: the app runs segment_scene, whose global mode goes through the
-        # model's own preprocess/postprocess, as predict does (tests/test_scene.py checks the kinds).
+        # model's own preprocess/postprocess, as predict does (tests/scene/test_scene.py checks the kinds).
         expected = model.predict([image], [text], threshold=thr)[0]
         assert 0 < expected.sum() < expected.size, "the test needs a mask with structure"
         mask = np.asarray(Image.open(r.mask_png))

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from _fixtures import FIXTURES, find_fixtures
+from _fixtures import FIXTURES, REPO, find_fixtures
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 DOCS = ROOT / "docs"
 PAGES = [DOCS / "getting-started.md", *sorted((DOCS / "guides").glob("*.md"))]
 NO_RUN = "*Not run in the test suite"

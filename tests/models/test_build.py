@@ -11,9 +11,10 @@ from safetensors.torch import load_file
 import rrsis
 from rrsis.cli import main
 from rrsis.hub import CheckpointError, model_from_config
+from _fixtures import ASSETS
 
-LEGACY = Path(__file__).parent / "data" / "legacy-0.1.0"
-SAVED_02 = Path(__file__).parent / "data" / "saved-0.2"
+LEGACY = ASSETS / "legacy-0.1.0"
+SAVED_02 = ASSETS / "saved-0.2"
 RECIPES = Path(rrsis.__file__).parent / "configs"
 
 
@@ -136,7 +137,7 @@ def test_legacy_config_json_loads_with_identical_outputs(tmp_path):
                                    out.logits, rtol=0, atol=0)
 
 
-# ---------------------------------------------------------------- nested config.json (tests/data/saved-0.2)
+# ---------------------------------------------------------------- nested config.json (tests/assets/saved-0.2)
 
 
 @pytest.mark.parametrize("name", ["gl-msin-tiny", "lavt-tiny", "rmsin-tiny"])

@@ -1,7 +1,7 @@
 """Writes this folder: one small saved model per architecture and its fp32 CPU logits.
 
 Run once, with the rrsis that wrote the nested configs (before the single config form), from the
-repository root: ``python tests/data/saved-0.2/make.py``. tests/test_build.py loads the models
+repository root: ``python tests/assets/saved-0.2/make.py``. tests/models/test_build.py loads the models
 with today's code and asserts identical logits.
 """
 

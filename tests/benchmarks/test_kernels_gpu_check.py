@@ -9,10 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from _fixtures import REPO
 
 pytest.importorskip("triton")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
 STEPS = ["tests", "attention", "model", "train-triton", "train-torch", "scene"]
 

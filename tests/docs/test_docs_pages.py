@@ -6,7 +6,7 @@ built pages render in a real browser.
 - Benchmarks: a changed results file (in a temporary copy) changes its page and its plot.
 - Model zoo: a model registered here appears in the page, its parameters counted.
 - ``mkdocs build --strict`` passes; headless Chromium (Debian's, driven by Playwright, as
-  tests/test_app_browser.py does) renders the home page and a guide.
+  tests/app/test_app_browser.py does) renders the home page and a guide.
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from pathlib import Path
 import pytest
 
 import rrsis
+from _fixtures import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 sys.path.insert(0, str(ROOT))
-from tools import docs_pages
+from tools import docs_pages  # noqa: E402
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

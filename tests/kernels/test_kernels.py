@@ -2,7 +2,7 @@
 
 The Triton kernels run on CPU through Triton's interpreter (``TRITON_INTERPRET=1``), which costs
 tens of milliseconds per program instance, so every shape here is a handful of windows/tiles.
-On a GPU machine, ``TRITON_INTERPRET=0 pytest tests/test_kernels.py`` runs the same checks with
+On a GPU machine, ``TRITON_INTERPRET=0 pytest tests/kernels/test_kernels.py`` runs the same checks with
 compiled kernels on CUDA tensors.
 """
 

@@ -11,11 +11,8 @@ from rrsis.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 
 @pytest.fixture(scope="module")
-def model(tiny_tokenizer):
-    torch.manual_seed(0)
-    m = rrsis.create_model("gl-msin-tiny", text_vocab_size=len(tiny_tokenizer)).eval()
-    m.tokenizer = tiny_tokenizer
-    return m
+def model(tiny_model):
+    return tiny_model
 
 
 def rng_image(h, w, c=3, seed=0):

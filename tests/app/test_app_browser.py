@@ -26,8 +26,9 @@ import torch
 from PIL import Image
 
 import rrsis
+from _fixtures import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]

@@ -21,8 +21,9 @@ import pytest
 pytest.importorskip("triton")
 
 from rrsis.kernels import support
+from _fixtures import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 KERNELS = {"window_fwd", "window_bwd_dq", "window_bwd_dkdv", "elsa_fwd", "elsa_bwd", "pwam_fwd",
            "pwam_bwd"}
 

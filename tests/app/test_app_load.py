@@ -33,11 +33,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")
 
 
 @pytest.fixture(scope="module")
-def model(tiny_tokenizer):
-    torch.manual_seed(0)
-    m = rrsis.create_model("gl-msin-tiny", text_vocab_size=len(tiny_tokenizer)).eval()
-    m.tokenizer = tiny_tokenizer
-    return m
+def model(tiny_model):
+    return tiny_model
 
 
 class InFlight:

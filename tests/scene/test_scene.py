@@ -66,10 +66,8 @@ def write_scene(path, nodata_corner=True, seed=0):
 
 
 @pytest.fixture(scope="module")
-def tiny(tiny_tokenizer):
-    torch.manual_seed(0)
-    m = rrsis.create_model("gl-msin-tiny", text_vocab_size=len(tiny_tokenizer)).eval()
-    m.tokenizer = tiny_tokenizer
+def tiny(tiny_model, tiny_tokenizer):
+    m = tiny_model
     pix = torch.randn(1, 3, 64, 64)
     tok = tiny_tokenizer(["the red building"])
     with torch.no_grad():

@@ -7,8 +7,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from _fixtures import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 SCRIPT = ROOT / "benchmarks" / "demo_seeds.py"
 
 

@@ -4,6 +4,7 @@ the same figures for the same seed under load, and its control set."""
 from __future__ import annotations
 
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -20,8 +21,8 @@ import rrsis
 from rrsis.allocator import keep_freed_memory
 from rrsis.cli import main
 from rrsis.demo import DEMO_THREADS, DemoConfig, run_demo, shuffled_texts
+from _fixtures import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 # One thread: two threads on a 2-core machine that other processes share can be many times
 # slower (OpenMP threads wait for each other); the default thread count is tested on its own.
 TINY = {"steps": 3, "scenes": 10, "size": 64, "batch_size": 4, "examples": 2, "progress": False,
@@ -120,8 +121,20 @@ def test_demo_refuses_a_folder_holding_a_previous_demo(tiny_run, tmp_path):
     assert (out / "metrics.json").read_text() == "{}"
 
 
-def test_demo_threads_are_fixed_not_taken_from_the_machine():
-    assert DemoConfig().threads == DEMO_THREADS == 1 and DemoConfig().parallel
+def test_demo_threads_are_fixed_not_taken_from_the_machine(monkeypatch):
+    # The thread count must not follow the machine (a 64-core host gives the same figures).
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    cfg = DemoConfig()
+    assert cfg.threads == DEMO_THREADS and cfg.parallel
+    code = (
+        "import os, torch\n"
+        "from rrsis.demo import fix_cpu_threads\n"
+        "torch.set_num_threads(2)\n"
+        f"fix_cpu_threads({cfg.threads})\n"
+        "assert torch.get_num_threads() == " + str(cfg.threads) + ", torch.get_num_threads()\n"
+        "assert os.environ['MKL_DYNAMIC'] == os.environ['OMP_DYNAMIC'] == 'FALSE'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
 def test_side_by_side_and_one_after_the_other_give_the_same_models(tiny_run, tmp_path):

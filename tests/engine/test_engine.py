@@ -34,8 +34,8 @@ from rrsis.engine.checkpoint import capture_rng, restore_rng
 from rrsis.engine.distributed import ResumableSampler, ShardSampler
 from rrsis.engine.optim import build_optimizer, build_scheduler
 from rrsis.pictures import have_matplotlib
+from _fixtures import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from _fixtures import FIXTURES
+from _fixtures import FIXTURES, REPO
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = REPO / "examples"
 RMSIN_FIXTURE = FIXTURES / "rmsin" / "checkpoint.pth"
 
 

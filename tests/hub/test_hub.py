@@ -30,6 +30,7 @@ from timm.layers import resize_rel_pos_bias_table
 from transformers import BertConfig, BertModel
 
 import rrsis
+from _fixtures import ASSETS, REPO
 from rrsis.hub import (
     CheckpointError,
     default_swin_weights,
@@ -280,7 +281,7 @@ def test_a_card_written_by_rrsis_0_1_still_shows_its_metrics(tmp_path):
     from rrsis.app.card import summarise
     from rrsis.hub.card import card_metrics
 
-    legacy = (Path(__file__).parent / "data" / "cards" / "gl-msin-tiny-0.1.0.md").read_text()
+    legacy = (ASSETS / "cards" / "gl-msin-tiny-0.1.0.md").read_text()
     assert card_metrics(legacy) is None  # written before metrics were stored as data
     (tmp_path / "README.md").write_text(legacy)
     summary = summarise(tiny(), tmp_path)
@@ -727,7 +728,7 @@ def test_from_pretrained_in_a_fresh_interpreter_registers_the_built_ins():
     import subprocess
     import sys
 
-    saved = Path(__file__).parent / "data" / "saved-0.2" / "lavt-tiny"
+    saved = ASSETS / "saved-0.2" / "lavt-tiny"
     code = (
         "import sys\n"
         "from rrsis.hub.load import from_pretrained\n"
@@ -736,7 +737,7 @@ def test_from_pretrained_in_a_fresh_interpreter_registers_the_built_ins():
         "assert 'rrsis.factory' not in sys.modules\n"
         "print(type(m).__name__, m.arch, m.tokenizer.max_tokens)\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, env=env,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
