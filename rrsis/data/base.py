@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..registry import Registry
+from .expressions import check_expressions
 from .expressions import expression_problem
 from .io import Bands, Scale, read_image
 from .transforms import ResizeNormalize, Size
@@ -127,11 +128,10 @@ class ReferringDataset(Dataset, abc.ABC):
         for entry in entries:
             good = []
             for sid, text in entry.sentences:
-                if isinstance(text, str) and text.strip():
-                    good.append((sid, text.strip()))
-                else:
-                    exc = ValueError(f"{entry.source}: sample {sid}: empty expression")
-                    self._reject([sid], exc)
+                try:
+                    good.append((sid, check_expressions([text])[0].strip()))
+                except ValueError as exc:
+                    self._reject([sid], ValueError(f"{entry.source}: sample {sid}: {exc}"))
             if not good:
                 continue
             entry.sentences = good

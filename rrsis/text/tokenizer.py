@@ -13,6 +13,7 @@ from tokenizers import decoders, normalizers, pre_tokenizers
 from tokenizers.models import WordPiece
 
 from .._atomic import atomic_write
+from ..data.expressions import check_expressions
 
 __all__ = ["MAX_TOKENS", "SPECIAL_TOKENS", "Tokenizer"]
 
@@ -108,10 +109,7 @@ class Tokenizer:
 
     def encode(self, text: str) -> List[int]:
         """Token ids with ``[CLS]``/``[SEP]``, truncated to ``max_tokens`` (no padding)."""
-        if not isinstance(text, str):
-            raise ValueError(f"expected a str expression, got {type(text).__name__}")
-        if not text.strip():
-            raise ValueError("empty expression: every text must contain at least one word")
+        check_expressions([text])
         ids = [self._cls] + self._tok.encode(text, add_special_tokens=False).ids + [self._sep]
         return ids[: self.max_tokens]
 
@@ -124,17 +122,11 @@ class Tokenizer:
         Returns:
             ``{"input_ids": LongTensor[B, L], "attention_mask": LongTensor[B, L]}``.
         """
-        if isinstance(texts, str):
-            texts = [texts]
-        if len(texts) == 0:
-            raise ValueError("no texts given")
+        texts = check_expressions(texts, what="text")
         ids = torch.zeros(len(texts), self.max_tokens, dtype=torch.long)
         mask = torch.zeros(len(texts), self.max_tokens, dtype=torch.long)
         for i, t in enumerate(texts):
-            try:
-                row = self.encode(t)
-            except ValueError as exc:
-                raise ValueError(f"text {i}: {exc}") from None
+            row = self.encode(t)
             ids[i, : len(row)] = torch.tensor(row)
             mask[i, : len(row)] = 1
         return {"input_ids": ids, "attention_mask": mask}

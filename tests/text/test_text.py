@@ -44,7 +44,7 @@ def test_save_and_load_round_trip(tmp_path, tiny_tokenizer):
 
 @pytest.mark.parametrize("text", ["", "   "])
 def test_empty_text_is_an_error(tiny_tokenizer, text):
-    with pytest.raises(ValueError, match="text 1: empty expression"):
+    with pytest.raises(ValueError, match="text 1 is empty"):
         tiny_tokenizer(["a tank", text])
 
 
