@@ -186,7 +186,7 @@ def triton_provider(op: str, config: dict | None):
           "pwam": ops.pixel_word_attention}[op]
     if not config:
         return fn
-    cfg = {"window": ops.WindowConfig, "elsa": ops.ElsaConfig, "pwam": ops.PwamConfig}[op](**config)
+    cfg = {"window": ops.WindowConfig, "elsa": ops.ElsaTiles, "pwam": ops.PwamConfig}[op](**config)
     return lambda *a: fn(*a, config=cfg)
 
 
@@ -662,7 +662,7 @@ def parse_args(argv=None):
                    help="results folder (default benchmarks/results; smoke: /tmp/rrsis-bench-smoke)")
     p.add_argument("--triton-config", type=json.loads, default=None, metavar="JSON",
                    help='tile overrides per op, e.g. \'{"window": {"block_m": 32, "num_warps": 8}}\' '
-                        "(fields of WindowConfig / ElsaConfig / PwamConfig)")
+                        "(fields of WindowConfig / ElsaTiles / PwamConfig)")
     p.add_argument("--verbose", action="store_true", help="print tracebacks of provider errors")
     args = p.parse_args(argv)
     if args.batch is None:

@@ -22,7 +22,7 @@ from rrsis.kernels import support
 
 pytest.importorskip("triton")
 
-OPS = {"window_attention", "elsa_aggregate", "pixel_word_attention"}
+OPS = {"window_attention", "elsa_attention", "pixel_word_attention"}
 
 
 def _inputs(model, seed=0):
@@ -123,6 +123,7 @@ def test_dispatcher_keeps_cuda_calls_inside_the_envelope(monkeypatch, kernel_set
     ops = dispatch._triton_module()
     monkeypatch.setattr(ops, "window_attention", lambda *a: sent.append("window"))
     monkeypatch.setattr(ops, "elsa_aggregate", lambda *a: sent.append("elsa"))
+    monkeypatch.setattr(ops, "elsa_attention", lambda *a: sent.append("elsa_attention"))
     monkeypatch.setattr(ops, "pixel_word_attention", lambda *a: sent.append("pwam"))
     with FakeTensorMode():
         # Inside: Swin-B stage-1 shapes.
@@ -131,10 +132,11 @@ def test_dispatcher_keeps_cuda_calls_inside_the_envelope(monkeypatch, kernel_set
         dispatch.window_attention(q, k, v, rb, 12, 6, 32**-0.5)
         vv, a = _fake_cuda((1, 128, 8, 8), (1, 4, 49, 8, 8))
         dispatch.elsa_aggregate(vv, a, None, None, 7, 1)
+        dispatch.elsa_attention(vv, a, None, None, 7, 1)
         pq, pk, pv = _fake_cuda((1, 1, 64, 128), (1, 1, 20, 128), (1, 1, 20, 128))
         (m,) = _fake_cuda((1, 20), dtype=torch.float32)
         dispatch.pixel_word_attention(pq, pk, pv, m, 0.1)
-        assert sent == ["window", "elsa", "pwam"]
+        assert sent == ["window", "elsa", "elsa_attention", "pwam"]
 
         # Outside: each call names what was not compiled; auto falls back to the reference.
         outside = [
@@ -147,6 +149,7 @@ def test_dispatcher_keeps_cuda_calls_inside_the_envelope(monkeypatch, kernel_set
             ("kernel size 5", lambda: dispatch.elsa_aggregate(
                 vv, _fake_cuda((1, 4, 25, 8, 8))[0], None, None, 5, 1)),
             ("dilation 2", lambda: dispatch.elsa_aggregate(vv, a, None, None, 7, 2)),
+            ("dilation 2", lambda: dispatch.elsa_attention(vv, a, None, None, 7, 2)),
             ("64 channels per head", lambda: dispatch.elsa_aggregate(
                 vv, _fake_cuda((1, 2, 49, 8, 8))[0], None, None, 7, 1)),
             ("2 heads", lambda: dispatch.pixel_word_attention(
@@ -163,7 +166,7 @@ def test_dispatcher_keeps_cuda_calls_inside_the_envelope(monkeypatch, kernel_set
                     call()
             else:
                 call()
-        assert sent == ["window", "elsa", "pwam"], "an untested configuration reached a kernel"
+        assert sent == ["window", "elsa", "elsa_attention", "pwam"], "an untested configuration reached a kernel"
 
 
 def test_envelope_matches_the_models():

@@ -85,11 +85,12 @@ class ELSAAttention(nn.Module):
         b, hh, ww, c = x.shape
         k2 = self.kernel_size**2
         q, k, v = self.pre_proj(x.permute(0, 3, 1, 2)).split([self.qk_dim, self.qk_dim, c], dim=1)
-        attn = self.attn_gen(q * k * self.qk_scale).view(b, self.num_heads, k2, hh, ww).softmax(dim=2)
+        logits = self.attn_gen(q * k * self.qk_scale).view(b, self.num_heads, k2, hh, ww)
         mul = self.ghost_mul.reshape(c, k2).pow(self.lam) if self.ghost_mul is not None else None
         add = self.ghost_add.reshape(c, k2) * self.gamma if self.ghost_add is not None else None
-        y = kernels.elsa_aggregate(v, attn, mul, add, self.kernel_size, self.dilation)
-        return self.proj(y.permute(0, 2, 3, 1))
+        # softmax over the k² taps + aggregation, [B, H, W, C] out (fused on the GPU)
+        y = kernels.elsa_attention(v, logits, mul, add, self.kernel_size, self.dilation)
+        return self.proj(y)
 
 
 class ELSABlock(nn.Module):

@@ -24,6 +24,7 @@ __all__ = [
     "backend",
     "elsa_aggregate",
     "elsa_aggregate_unfold",
+    "elsa_attention",
     "pixel_word_attention",
     "shift_window_mask",
     "window_attention",
@@ -92,6 +93,17 @@ def elsa_aggregate(v, attn, ghost_mul, ghost_add, kernel_size: int, dilation: in
         # the same loop with a hand-written backward (autograd's allocates k² full-size buffers)
         return eager.elsa_aggregate(v, attn, ghost_mul, ghost_add, kernel_size, dilation)
     return reference.elsa_aggregate(v, attn, ghost_mul, ghost_add, kernel_size, dilation)
+
+
+def elsa_attention(v, logits, ghost_mul, ghost_add, kernel_size: int, dilation: int = 1):
+    """Dispatching ELSA attention from the generator's logits (softmax over k² included),
+    ``[B, H, W, C]`` out; see :func:`reference.elsa_attention`."""
+    if _use_kernel("elsa_aggregate", (v, logits), kernel_size=kernel_size, dilation=dilation,
+                   channels_per_head=v.shape[1] // logits.shape[1]):
+        return _triton_module().elsa_attention(v, logits, ghost_mul, ghost_add, kernel_size,
+                                               dilation)
+    attn = logits.softmax(dim=2)
+    return elsa_aggregate(v, attn, ghost_mul, ghost_add, kernel_size, dilation).permute(0, 2, 3, 1)
 
 
 def pixel_word_attention(q, k, v, mask, scale: float):
