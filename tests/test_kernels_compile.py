@@ -184,3 +184,67 @@ def test_envelope_matches_the_models():
                                                dilation=1, channels_per_head=c // h) is None
     with pytest.raises(ValueError, match="unknown kernel op"):
         support.unsupported("conv", dtype=torch.float32)
+
+
+# ----------------------------------------------------------------------------- whole model
+
+
+def test_compile_model_traces_forward_and_backward_in_one_graph_each(monkeypatch):
+    # The public way in: compile_model on the model itself (forward with its input checks).
+    from rrsis.kernels import ops
+
+    monkeypatch.setattr(ops, "_kernels_run", lambda *tensors: False)
+    torch.manual_seed(0)
+    model = rrsis.create_model("gl-msin-tiny", drop_path_rate=0.0).eval()  # no dropout draws
+    inputs = _inputs(model)
+    monkeypatch.setenv("RRSIS_KERNELS", "torch")
+    ref_logits, ref_grads = _loss_and_grads(model, model, inputs)
+
+    graphs = {"fw": 0, "bw": 0}
+
+    def counting(kind):
+        def compiler(gm, example_inputs):
+            graphs[kind] += 1
+            return gm.forward
+        return compiler
+
+    from functorch.compile import make_boxed_func
+    from torch._dynamo.backends.common import aot_autograd
+
+    backend = aot_autograd(fw_compiler=lambda gm, ex: make_boxed_func(counting("fw")(gm, ex)),
+                           bw_compiler=lambda gm, ex: make_boxed_func(counting("bw")(gm, ex)))
+    monkeypatch.setenv("RRSIS_KERNELS", "triton")
+    torch._dynamo.reset()
+    compiled = dispatch.compile_model(model, backend=backend)
+    assert compiled is model and not any(k.startswith("_orig_mod") for k in model.state_dict())
+    logits, grads = _loss_and_grads(model, model, inputs)
+    torch._dynamo.reset()
+    assert graphs == {"fw": 1, "bw": 1}  # fullgraph: a break would have raised
+    torch.testing.assert_close(logits, ref_logits, atol=1e-4, rtol=1e-4)
+    for name, g in grads.items():
+        torch.testing.assert_close(g, ref_grads[name], atol=1e-4, rtol=1e-3, msg=name)
+
+
+def test_compile_model_rejects_bad_arguments():
+    with pytest.raises(TypeError, match="nn.Module"):
+        dispatch.compile_model(lambda x: x)
+    with pytest.raises(ValueError, match="compile mode 'fast'"):
+        dispatch.compile_model(torch.nn.Linear(2, 2), mode="fast")
+
+
+def test_check_inputs_reads_no_device_values():
+    # Meta tensors have no values: any read (.any(), .tolist(), bool()) would raise. The
+    # shape checks still run and still name the problem.
+    model = rrsis.create_model("gl-msin-tiny")
+    meta = torch.device("meta")
+    pix = torch.empty(2, 3, 64, 64, device=meta)
+    ids = torch.empty(2, 6, dtype=torch.long, device=meta)
+    model.check_inputs(pix, ids, torch.empty(2, 6, dtype=torch.long, device=meta))
+    with pytest.raises(ValueError, match="3 channels"):
+        model.check_inputs(torch.empty(2, 4, 64, 64, device=meta), ids, ids)
+    # On the host the values are read by default, and on request for any tensor.
+    bad = torch.full((2, 3, 64, 64), float("nan"))
+    mask = torch.ones(2, 6, dtype=torch.long)
+    with pytest.raises(ValueError, match="NaN"):
+        model.check_inputs(bad, torch.ones(2, 6, dtype=torch.long), mask)
+    model.check_inputs(bad, torch.ones(2, 6, dtype=torch.long), mask, values=False)

@@ -18,10 +18,12 @@ import os
 import torch
 
 from . import eager, reference, support
+from .compile import compile_model
 from .reference import elsa_aggregate_unfold, shift_window_mask
 
 __all__ = [
     "backend",
+    "compile_model",
     "elsa_aggregate",
     "elsa_aggregate_unfold",
     "elsa_attention",
