@@ -248,3 +248,78 @@ def test_check_inputs_reads_no_device_values():
     with pytest.raises(ValueError, match="NaN"):
         model.check_inputs(bad, torch.ones(2, 6, dtype=torch.long), mask)
     model.check_inputs(bad, torch.ones(2, 6, dtype=torch.long), mask, values=False)
+
+
+# ----------------------------------------------------------------------------- choice table
+
+
+def test_choice_table_routes_each_shape_to_its_provider(monkeypatch, tmp_path):
+    import json
+
+    from rrsis.kernels import reference as ref
+    from rrsis.kernels import sdpa, table
+
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(1, 4, 4, 1, 16, generator=g) for _ in range(3))
+    rb = torch.randn(1, 16, 16, generator=g)
+    pq = torch.randn(2, 1, 8, 16, generator=g)
+    pk, pv = torch.randn(2, 1, 5, 16, generator=g), torch.randn(2, 1, 5, 16, generator=g)
+    m = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    entries = {table.key("window_attention", torch.float32, (*q.shape, 2)): "sdpa",
+               table.key("pixel_word_attention", torch.float32, (*pq.shape, 5)): "eager"}
+    path = tmp_path / "table.json"
+    path.write_text(json.dumps({"devices": {"cpu": entries}}))
+    monkeypatch.setenv("RRSIS_KERNEL_TABLE", str(path))
+    monkeypatch.setenv("RRSIS_KERNELS", "triton")
+    table.reset()
+    calls = []
+    ops = dispatch._triton_module()
+    monkeypatch.setattr(ops, "window_attention", lambda *a: calls.append("triton-window"))
+    monkeypatch.setattr(ops, "pixel_word_attention", lambda *a: calls.append("triton-pwam"))
+    real_sdpa = sdpa.window_attention
+    monkeypatch.setattr(sdpa, "window_attention", lambda *a: calls.append("sdpa") or real_sdpa(*a))
+    try:
+        # In the table: SDPA for this window shape (and it computes the reference's result).
+        out = dispatch.window_attention(q, k, v, rb, 4, 2, 0.25)
+        torch.testing.assert_close(out, ref.window_attention(q, k, v, rb, 4, 2, 0.25))
+        # Not in the table (another shift): the default, the kernel.
+        dispatch.window_attention(q, k, v, rb, 4, 0, 0.25)
+        out = dispatch.pixel_word_attention(pq, pk, pv, m, 0.25)
+        torch.testing.assert_close(out, ref.pixel_word_attention(pq, pk, pv, m, 0.25))
+        assert calls == ["sdpa", "triton-window"]
+    finally:
+        table.reset()
+
+
+def test_choice_table_rejects_unknown_providers(tmp_path):
+    import json
+
+    from rrsis.kernels import table
+
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"devices": {"cpu": {"elsa_attention|float32|1x2": "sdpa"}}}))
+    with pytest.raises(ValueError, match="provider 'sdpa'.*triton, compiled, eager"):
+        table.load(path)
+    path.write_text(json.dumps({"devices": {"cpu": {"conv|float32|1": "eager"}}}))
+    with pytest.raises(ValueError, match="unknown op 'conv'"):
+        table.load(path)
+    table.reset()
+    assert table.load()  is not None  # the committed table parses
+    table.reset()
+
+
+def test_sdpa_paths_match_the_references():
+    from rrsis.kernels import reference as ref
+    from rrsis.kernels import sdpa
+
+    g = torch.Generator().manual_seed(4)
+    q, k, v = (torch.randn(2, 8, 8, 2, 8, generator=g, dtype=torch.float64) for _ in range(3))
+    rb = torch.randn(2, 16, 16, generator=g, dtype=torch.float64)
+    for shift in (0, 2):
+        torch.testing.assert_close(sdpa.window_attention(q, k, v, rb, 4, shift, 0.3),
+                                   ref.window_attention(q, k, v, rb, 4, shift, 0.3))
+    pq = torch.randn(2, 1, 8, 16, generator=g, dtype=torch.float64)
+    pk, pv = (torch.randn(2, 1, 5, 16, generator=g, dtype=torch.float64) for _ in range(2))
+    m = torch.tensor([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1]])
+    torch.testing.assert_close(sdpa.pixel_word_attention(pq, pk, pv, m, 0.2),
+                               ref.pixel_word_attention(pq, pk, pv, m, 0.2))

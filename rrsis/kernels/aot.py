@@ -117,8 +117,15 @@ def _elsa_specs(model, stage, hw, channels, heads, batch, mode, ghost, layout, t
 
 
 def _elsa_fused_specs(model, stage, hw, channels, heads, batch, mode, ghost, layout, train, sms):
-    from .triton_elsa_fused import (DEFAULT, _tiles, fused_out_dtype, ghost_chunks,
-                                    plan_fused_bwd, plan_fused_fwd, plan_fused_ghost)
+    from .triton_elsa_fused import (
+        DEFAULT,
+        _tiles,
+        fused_out_dtype,
+        ghost_chunks,
+        plan_fused_bwd,
+        plan_fused_fwd,
+        plan_fused_ghost,
+    )
 
     ks = support.ELSA_KERNEL
     k2 = ks * ks

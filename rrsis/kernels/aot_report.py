@@ -26,15 +26,16 @@ def write_markdown(rows: list[dict], path: str, arch: int, level: str, only: str
     """A markdown table of :func:`rrsis.kernels.aot.compile_groups` rows, written atomically."""
     import triton
 
-    lines = [f"# sm_{arch} ahead-of-time compile (ptxas from the triton {triton.__version__} "
-             f"wheel, torch {torch.__version__})", "",
-             f"`python -m rrsis.kernels.aot --arch {arch} --level {level}"
-             + (f" --only {only}" if only else "") + "`, compiled on a CPU machine "
-             "(no GPU). CTAs/SM: resident programs per SM from registers, warps and shared "
-             "memory under sm_90's limits (`rrsis.kernels.aot_report.occupancy`).", "",
-             "| kernel | launch (first of group) | groups' launches | warps | registers | "
-             "spill st/ld B | shared B | CTAs/SM | warps/SM |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    cmd = f"python -m rrsis.kernels.aot --arch {arch} --level {level}" + (
+        f" --only {only}" if only else "")
+    title = (f"# sm_{arch} ahead-of-time compile (ptxas from the triton {triton.__version__} "
+             f"wheel, torch {torch.__version__})")
+    intro = (f"`{cmd}`, compiled on a CPU machine (no GPU). CTAs/SM: resident programs per SM "
+             "from registers, warps and shared memory under sm_90's limits "
+             "(`rrsis.kernels.aot_report.occupancy`).")
+    header = ("| kernel | launch (first of group) | groups' launches | warps | registers | "
+              "spill st/ld B | shared B | CTAs/SM | warps/SM |")
+    lines = [title, "", intro, "", header, "|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (r["kernel"], r["where"][0])):
         if "error" in r:
             lines.append(f"| {r['kernel']} | {r['where'][0]} | {len(r['where'])} | | "

@@ -35,5 +35,9 @@ def compile_model(model: nn.Module, *, fullgraph: bool = True, dynamic: bool | N
         raise TypeError(f"compile_model expects an nn.Module, got {type(model).__name__}")
     if mode not in _MODES:
         raise ValueError(f"compile mode {mode!r}; expected one of {_MODES}")
+    # The provider table names devices; their names cannot be read inside a trace.
+    from . import table
+
+    table.load()
     model.compile(fullgraph=fullgraph, dynamic=dynamic, mode=mode, backend=backend)
     return model

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 
 __all__ = [
     "elsa_aggregate",
-    "elsa_attention",
     "elsa_aggregate_unfold",
+    "elsa_attention",
     "pixel_word_attention",
     "shift_window_mask",
     "window_attention",

@@ -19,6 +19,7 @@ import torch
 import triton
 import triton.language as tl
 
+from .tiles import TileConfig
 from .triton_common import (
     Launch,
     _dot,
@@ -28,7 +29,6 @@ from .triton_common import (
     npow2,
     sm_count,
 )
-from .tiles import TileConfig
 
 __all__ = ["PwamConfig", "plan_pwam_bwd", "plan_pwam_fwd", "pwam_backward", "pwam_forward"]
 

@@ -29,8 +29,8 @@ import torch
 import triton
 import triton.language as tl
 
-from .triton_common import LOG2E, Launch, _dot, dot_precision, interpreting, npow2
 from .tiles import TileConfig
+from .triton_common import LOG2E, Launch, _dot, dot_precision, interpreting, npow2
 
 __all__ = ["WindowConfig", "plan_window_fwd", "window_forward"]
 
