@@ -297,10 +297,10 @@ def test_choice_table_rejects_unknown_providers(tmp_path):
     from rrsis.kernels import table
 
     path = tmp_path / "t.json"
-    path.write_text(json.dumps({"devices": {"cpu": {"elsa_attention|float32|1x2": "sdpa"}}}))
+    path.write_text(json.dumps({"devices": {"cpu": {"elsa_attention:float32:1x2": "sdpa"}}}))
     with pytest.raises(ValueError, match="provider 'sdpa'.*triton, compiled, eager"):
         table.load(path)
-    path.write_text(json.dumps({"devices": {"cpu": {"conv|float32|1": "eager"}}}))
+    path.write_text(json.dumps({"devices": {"cpu": {"conv:float32:1": "eager"}}}))
     with pytest.raises(ValueError, match="unknown op 'conv'"):
         table.load(path)
     table.reset()

@@ -38,8 +38,8 @@ _names: dict[tuple[str, int | None], str] = {}
 
 
 def key(op: str, dtype: torch.dtype, shape) -> str:
-    """``"op|dtype|d0x d1x…"``: the op, the compute dtype and the shape that matter to it."""
-    return f"{op}|{str(dtype).removeprefix('torch.')}|{'x'.join(str(int(s)) for s in shape)}"
+    """``"op:dtype:d0xd1x…"``: the op, the compute dtype and the shape that matter to it."""
+    return f"{op}:{str(dtype).removeprefix('torch.')}:{'x'.join(str(int(s)) for s in shape)}"
 
 
 def _check(table: dict, where: str) -> dict[str, dict[str, str]]:
@@ -47,7 +47,7 @@ def _check(table: dict, where: str) -> dict[str, dict[str, str]]:
         raise TypeError(f"{where}: expected {{device: {{key: provider}}}}, got {type(table).__name__}")
     for device, entries in table.items():
         for k, provider in entries.items():
-            op = k.split("|", 1)[0]
+            op = k.split(":", 1)[0]
             if op not in APPLIES:
                 raise ValueError(f"{where}: unknown op {op!r} in {k!r} (ops: {', '.join(APPLIES)})")
             if provider not in APPLIES[op]:
