@@ -174,7 +174,8 @@ def triton_provider(op: str, config: dict | None):
           "pwam": ops.pixel_word_attention}[op]
     if not config:
         return fn
-    cfg = {"window": ops.WindowConfig, "elsa": ops.ElsaTiles, "pwam": ops.PwamConfig}[op](**config)
+    kind = {"window": ops.WindowConfig, "elsa": ops.ElsaTiles, "pwam": ops.PwamConfig}[op]
+    cfg = kind.from_kwargs(**config)
     return lambda *a: fn(*a, config=cfg)
 
 
