@@ -323,3 +323,32 @@ def test_sdpa_paths_match_the_references():
     m = torch.tensor([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1]])
     torch.testing.assert_close(sdpa.pixel_word_attention(pq, pk, pv, m, 0.2),
                                ref.pixel_word_attention(pq, pk, pv, m, 0.2))
+
+
+def test_fused_elsa_op_compiles_fullgraph_with_the_kernel_inside(monkeypatch):
+    # The interpreter runs the Triton kernels inside the compiled graph (one 8×8 tile).
+    from rrsis.kernels import ops
+
+    ran = []
+    for name in ("elsa_fused_forward", "elsa_fused_backward"):
+        real = getattr(ops._fused, name)
+        monkeypatch.setattr(ops._fused, name,
+                            lambda *a, _r=real, _n=name, **k: ran.append(_n) or _r(*a, **k))
+    monkeypatch.setenv("RRSIS_KERNELS", "triton")
+    g = torch.Generator().manual_seed(5)
+    v = torch.randn(1, 4, 5, 6, generator=g, requires_grad=True)
+    lg = torch.randn(1, 2, 9, 5, 6, generator=g, requires_grad=True)
+    add = torch.randn(4, 9, generator=g, requires_grad=True)
+
+    def f(v, lg, add):
+        return dispatch.elsa_attention(v, lg, None, add, 3, 1).square().sum()
+
+    torch._dynamo.reset()
+    compiled = torch.compile(f, backend="aot_eager", fullgraph=True)
+    got = torch.autograd.grad(compiled(v, lg, add), (v, lg, add))
+    torch._dynamo.reset()
+    assert ran == ["elsa_fused_forward", "elsa_fused_backward"]
+    monkeypatch.setenv("RRSIS_KERNELS", "torch")
+    want = torch.autograd.grad(f(v, lg, add), (v, lg, add))
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
