@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from rrsis.kernels import reference as ref
 
@@ -84,27 +83,16 @@ def _region_ids(hp: int, wp: int, window: int, shift: int, device) -> torch.Tens
 def window_sdpa(backend_name: str):
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
+    from rrsis.kernels import sdpa
+
     backend = {"efficient": SDPBackend.EFFICIENT_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION,
                "math": SDPBackend.MATH, "flash": SDPBackend.FLASH_ATTENTION}[backend_name]
-    masks: dict = {}
 
     def run(q, k, v, rel_bias, window, shift, scale):
-        b, hp, wp, h = q.shape[:4]
-        if shift:
-            q, k, v = (torch.roll(t, (-shift, -shift), (1, 2)) for t in (q, k, v))
-        qw, kw, vw = (_partition(t, window) for t in (q, k, v))
-        n = window * window
-        bias = rel_bias.to(q.dtype)[None]  # [1, h, N, N]
-        if shift:
-            key = (hp, wp, window, shift, q.dtype, q.device)
-            if key not in masks:
-                masks[key] = ref.shift_window_mask(hp, wp, window, shift, q.device, q.dtype)
-            bias = bias + masks[key][:, None]  # [nW, h, N, N]
-        bias = bias.expand(qw.shape[1] // h, h, n, n).reshape(1, -1, n, n)
-        with sdpa_kernel([backend]):  # a single backend: raises instead of falling back
-            o = F.scaled_dot_product_attention(qw, kw, vw, attn_mask=bias, scale=scale)
-        o = _merge(o, b, hp, wp, h, window)
-        return torch.roll(o, (shift, shift), (1, 2)) if shift else o
+        # The library's SDPA path (what the dispatcher runs), one backend forced: raises
+        # instead of falling back.
+        with sdpa_kernel([backend]):
+            return sdpa.window_attention(q, k, v, rel_bias, window, shift, scale)
 
     return run
 
@@ -144,14 +132,14 @@ def window_flex():
 def pwam_sdpa(backend_name: str):
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
+    from rrsis.kernels import sdpa
+
     backend = {"efficient": SDPBackend.EFFICIENT_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION,
                "math": SDPBackend.MATH}[backend_name]
 
     def run(q, k, v, mask, scale):
-        m = mask.to(q.dtype)[:, None, :, None]
-        bias = (1e4 * m - 1e4).transpose(-1, -2)  # [B, 1, 1, L], LAVT's additive word mask
         with sdpa_kernel([backend]):
-            return F.scaled_dot_product_attention(q, k * m, v * m, attn_mask=bias, scale=scale)
+            return sdpa.pixel_word_attention(q, k, v, mask, scale)
 
     return run
 
@@ -186,7 +174,8 @@ def triton_provider(op: str, config: dict | None):
           "pwam": ops.pixel_word_attention}[op]
     if not config:
         return fn
-    cfg = {"window": ops.WindowConfig, "elsa": ops.ElsaConfig, "pwam": ops.PwamConfig}[op](**config)
+    kind = {"window": ops.WindowConfig, "elsa": ops.ElsaTiles, "pwam": ops.PwamConfig}[op]
+    cfg = kind.from_kwargs(**config)
     return lambda *a: fn(*a, config=cfg)
 
 
@@ -662,7 +651,7 @@ def parse_args(argv=None):
                    help="results folder (default benchmarks/results; smoke: /tmp/rrsis-bench-smoke)")
     p.add_argument("--triton-config", type=json.loads, default=None, metavar="JSON",
                    help='tile overrides per op, e.g. \'{"window": {"block_m": 32, "num_warps": 8}}\' '
-                        "(fields of WindowConfig / ElsaConfig / PwamConfig)")
+                        "(fields of WindowConfig / ElsaTiles / PwamConfig)")
     p.add_argument("--verbose", action="store_true", help="print tracebacks of provider errors")
     args = p.parse_args(argv)
     if args.batch is None:

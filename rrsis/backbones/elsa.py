@@ -81,15 +81,23 @@ class ELSAAttention(nn.Module):
             self.ghost_add = None
         self.proj = nn.Linear(dim, dim)
 
+    # A/B switch measured by benchmarks/gpu_check.py: cast the ghost parameters to the autocast
+    # dtype before the aggregation (off until it measures faster).
+    ghost_in_autocast_dtype = False
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, hh, ww, c = x.shape
         k2 = self.kernel_size**2
         q, k, v = self.pre_proj(x.permute(0, 3, 1, 2)).split([self.qk_dim, self.qk_dim, c], dim=1)
-        attn = self.attn_gen(q * k * self.qk_scale).view(b, self.num_heads, k2, hh, ww).softmax(dim=2)
+        logits = self.attn_gen(q * k * self.qk_scale).view(b, self.num_heads, k2, hh, ww)
         mul = self.ghost_mul.reshape(c, k2).pow(self.lam) if self.ghost_mul is not None else None
         add = self.ghost_add.reshape(c, k2) * self.gamma if self.ghost_add is not None else None
-        y = kernels.elsa_aggregate(v, attn, mul, add, self.kernel_size, self.dilation)
-        return self.proj(y.permute(0, 2, 3, 1))
+        if self.ghost_in_autocast_dtype and torch.is_autocast_enabled(x.device.type):
+            dt = torch.get_autocast_dtype(x.device.type)
+            mul, add = (t.to(dt) if t is not None else None for t in (mul, add))
+        # softmax over the k² taps + aggregation, [B, H, W, C] out (fused on the GPU)
+        y = kernels.elsa_attention(v, logits, mul, add, self.kernel_size, self.dilation)
+        return self.proj(y)
 
 
 class ELSABlock(nn.Module):

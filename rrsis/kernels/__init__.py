@@ -8,7 +8,9 @@ The Triton path goes through ``torch.library`` custom ops (``torch.ops.rrsis.*``
 ``torch.compile`` traces without graph breaks; on CPU those ops run Triton's interpreter under
 ``TRITON_INTERPRET=1`` and the reference otherwise. A CUDA call is sent to a kernel only inside
 the envelope the kernels were compiled (for sm_90) and tested for (:mod:`.support`); outside
-it ``auto`` uses the reference and ``triton`` raises, naming the parameter.
+it ``auto`` uses the reference and ``triton`` raises, naming the parameter. Inside it, the
+measured table of :mod:`.table` may send a shape to ``torch.compile`` of the reference, the
+eager reference or SDPA instead, where one of those measured faster (default: the kernel).
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ import os
 
 import torch
 
-from . import eager, reference, support
+from . import eager, reference, sdpa, support, table
+from .compile import compile_model
 from .reference import elsa_aggregate_unfold, shift_window_mask
 
 __all__ = [
     "backend",
+    "compile_model",
     "elsa_aggregate",
     "elsa_aggregate_unfold",
+    "elsa_attention",
     "pixel_word_attention",
     "shift_window_mask",
     "window_attention",
@@ -75,10 +80,34 @@ def _use_kernel(op: str, tensors, **params) -> bool:
     return False
 
 
+_compiled: dict = {}
+
+
+def _compiled_reference(fn):
+    if fn not in _compiled:
+        _compiled[fn] = torch.compile(fn, dynamic=False)
+    return _compiled[fn]
+
+
+def _compute_dtype(t: torch.Tensor) -> torch.dtype:
+    dev = t.device.type
+    return torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else t.dtype
+
+
+def _provider(op: str, t: torch.Tensor, shape) -> str:
+    """The measured choice (:mod:`.table`) for a call the kernel could take."""
+    return table.choose(op, t.device, _compute_dtype(t), shape)
+
+
 def window_attention(q, k, v, rel_bias, window: int, shift: int, scale: float):
     """Dispatching (shifted-)window attention; see :func:`reference.window_attention`."""
     if _use_kernel("window_attention", (q, k, v), window=window, head_dim=q.shape[-1]):
-        return _triton_module().window_attention(q, k, v, rel_bias, window, shift, scale)
+        how = _provider("window_attention", q, (*q.shape, shift))
+        if how == "triton":
+            return _triton_module().window_attention(q, k, v, rel_bias, window, shift, scale)
+        fn = {"sdpa": sdpa.window_attention, "eager": reference.window_attention,
+              "compiled": _compiled_reference(reference.window_attention)}[how]
+        return fn(q, k, v, rel_bias, window, shift, scale)
     return reference.window_attention(q, k, v, rel_bias, window, shift, scale)
 
 
@@ -87,6 +116,10 @@ def elsa_aggregate(v, attn, ghost_mul, ghost_add, kernel_size: int, dilation: in
     if _use_kernel("elsa_aggregate", (v, attn), kernel_size=kernel_size, dilation=dilation,
                    channels_per_head=v.shape[1] // attn.shape[1]):
         return _triton_module().elsa_aggregate(v, attn, ghost_mul, ghost_add, kernel_size, dilation)
+    return _elsa_torch(v, attn, ghost_mul, ghost_add, kernel_size, dilation)
+
+
+def _elsa_torch(v, attn, ghost_mul, ghost_add, kernel_size: int, dilation: int):
     inputs = (v, attn, ghost_mul, ghost_add)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs):
         # the same loop with a hand-written backward (autograd's allocates k² full-size buffers)
@@ -94,9 +127,31 @@ def elsa_aggregate(v, attn, ghost_mul, ghost_add, kernel_size: int, dilation: in
     return reference.elsa_aggregate(v, attn, ghost_mul, ghost_add, kernel_size, dilation)
 
 
+def elsa_attention(v, logits, ghost_mul, ghost_add, kernel_size: int, dilation: int = 1):
+    """Dispatching ELSA attention from the generator's logits (softmax over k² included),
+    ``[B, H, W, C]`` out; see :func:`reference.elsa_attention`."""
+    if _use_kernel("elsa_aggregate", (v, logits), kernel_size=kernel_size, dilation=dilation,
+                   channels_per_head=v.shape[1] // logits.shape[1]):
+        how = _provider("elsa_attention", v, (*v.shape, logits.shape[1], ghost_mul is not None,
+                                              ghost_add is not None))
+        if how == "triton":
+            return _triton_module().elsa_attention(v, logits, ghost_mul, ghost_add, kernel_size,
+                                                   dilation)
+        if how == "compiled":
+            return _compiled_reference(reference.elsa_attention)(v, logits, ghost_mul, ghost_add,
+                                                                 kernel_size, dilation)
+    attn = logits.softmax(dim=2)
+    return _elsa_torch(v, attn, ghost_mul, ghost_add, kernel_size, dilation).permute(0, 2, 3, 1)
+
+
 def pixel_word_attention(q, k, v, mask, scale: float):
     """Dispatching pixel→word attention; see :func:`reference.pixel_word_attention`."""
     if _use_kernel("pixel_word_attention", (q, k, v), heads=q.shape[1], words=k.shape[2],
                    channels=q.shape[-1]):
-        return _triton_module().pixel_word_attention(q, k, v, mask, scale)
+        how = _provider("pixel_word_attention", q, (*q.shape, k.shape[2]))
+        if how == "triton":
+            return _triton_module().pixel_word_attention(q, k, v, mask, scale)
+        fn = {"sdpa": sdpa.pixel_word_attention, "eager": reference.pixel_word_attention,
+              "compiled": _compiled_reference(reference.pixel_word_attention)}[how]
+        return fn(q, k, v, mask, scale)
     return reference.pixel_word_attention(q, k, v, mask, scale)

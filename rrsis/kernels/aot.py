@@ -28,6 +28,7 @@ import torch
 
 from .._atomic import atomic_open
 from . import support
+from .aot_report import occupancy, write_markdown
 
 __all__ = ["Spec", "compile_groups", "specialisations"]
 
@@ -116,6 +117,59 @@ def _elsa_specs(model, stage, hw, channels, heads, batch, mode, ghost, layout, t
     return specs
 
 
+def _elsa_fused_specs(model, stage, hw, channels, heads, batch, mode, ghost, layout, train, sms):
+    from .triton_elsa_fused import (
+        DEFAULT,
+        _tiles,
+        fused_out_dtype,
+        ghost_chunks,
+        plan_fused_bwd,
+        plan_fused_fwd,
+        plan_fused_ghost,
+    )
+
+    ks = support.ELSA_KERNEL
+    k2 = ks * ks
+    # Autocast: pre_proj and the generator (convs) run in bf16 and so do the logits; the ghost
+    # parameters stay float32.
+    vdt, gdt = {"fp32": (torch.float32,) * 2, "bf16": (torch.bfloat16,) * 2,
+                "autocast-bf16": (torch.bfloat16, torch.float32),
+                "autocast-fp16": (torch.float16, torch.float32)}[mode]
+    qk = -(-(channels // 3 * 2) // 8) * 8
+    wide = 2 * qk + channels
+    if layout == "nhwc":  # pre_proj applied to x.permute(0, 3, 1, 2): channels-last outputs
+        pre = _t((batch, wide, hw, hw), vdt, (hw * hw * wide, 1, hw * wide, wide))
+        gen = heads * k2
+        logits = _t((batch, heads, k2, hw, hw), vdt,
+                    (hw * hw * gen, k2, 1, hw * gen, gen))
+    else:
+        pre = _t((batch, wide, hw, hw), vdt)
+        logits = _t((batch, heads, k2, hw, hw), vdt)
+    v = pre[:, 2 * qk:]
+    has_mul, has_add = ghost in ("both",), ghost in ("add", "both")
+    mul = _t((channels, k2), gdt) if has_mul else v
+    add = _t((channels, k2), gdt) if has_add else v
+    y = _t((batch, hw, hw, channels), fused_out_dtype(v, logits))
+    lse = _t((batch, heads, hw, hw), torch.float32)
+    where = f"{model} stage {stage} B={batch} {mode} ghost={ghost} v={layout}"
+    specs = [Spec("elsa_fused_fwd", where, plan_fused_fwd(v, logits, mul, add, y, lse, ks, 1,
+                                                         DEFAULT, has_mul, has_add))]
+    if train:
+        dy = _t(y.shape, y.dtype)  # the output Linear's input gradient: [B, H, W, C] dense
+        dv = _t(v.shape, vdt, (hw * hw * channels, 1, hw * channels, channels)
+                if layout == "nhwc" else None)
+        dl = _t((batch, heads, k2, hw, hw), vdt)
+        specs.append(Spec("elsa_fused_bwd", where, plan_fused_bwd(
+            v, logits, mul, add, dy, lse, dv, dl, ks, 1, DEFAULT, has_mul, has_add)))
+        if has_mul or has_add:
+            bh, bw = _tiles(DEFAULT, hw, hw)
+            chunks = ghost_chunks(DEFAULT, -(-hw // bh) * -(-hw // bw), batch * heads, sms)
+            part = _t((batch * chunks, channels, k2), torch.float32)
+            specs.append(Spec("elsa_fused_ghost", where, plan_fused_ghost(
+                v, logits, dy, lse, part, part, ks, 1, DEFAULT, has_mul, has_add, chunks)))
+    return specs
+
+
 def _pwam_specs(model, stage, hw, channels, batch, dtype, train, sms):
     from .triton_pwam import DEFAULT, _blocks, plan_pwam_bwd, plan_pwam_fwd, pwam_chunks
 
@@ -176,12 +230,16 @@ def specialisations(sms: int = 132, level: str = "full") -> list[Spec]:
                             for layout in ("nhwc", "nchw"):
                                 specs += _elsa_specs(model, stage + 1, hw, c, h, batch, mode,
                                                      ghost, layout, train, sms)
+                                specs += _elsa_fused_specs(model, stage + 1, hw, c, h, batch,
+                                                           mode, ghost, layout, train, sms)
     if level == "suite":
         return specs
     # float16 autocast and TF32-allowed float32: the Swin-B stage-1 shapes.
     specs += _window_specs("swin-b", 1, 120, 4, 8, 6, torch.float16, True, sms)
     specs += _pwam_specs("swin-b", 1, 120, 128, 8, torch.float16, True, sms)
     specs += _elsa_specs("swin-b", 1, 120, 128, 4, 8, "autocast-fp16", "add", "nhwc", True, sms)
+    specs += _elsa_fused_specs("swin-b", 1, 120, 128, 4, 8, "autocast-fp16", "add", "nhwc", True,
+                               sms)
     with _tf32():
         specs += [Spec(s.kernel, s.where + " tf32", s.plan) for s in
                   _window_specs("swin-b", 1, 120, 4, 8, 6, torch.float32, True, sms)
@@ -249,6 +307,8 @@ def _compile(job, arch):
         out[key] = int(match.group(1)) if match else None
     if out["regs"] is None:
         out["error"] = f"no ptxas report in: {text[:500]!r}"
+    else:
+        out["ctas_per_sm"] = occupancy(out["regs"], out["num_warps"], out["shared"])
     return out
 
 
@@ -291,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="keep launches whose kernel or origin "
                         "contains each comma-separated word")
     parser.add_argument("--json", help="write the result rows here")
+    parser.add_argument("--markdown", help="write a table of the result rows here")
     args = parser.parse_args(argv)
     specs = specialisations(level=args.level)
     for word in filter(None, args.only.split(",")):
@@ -303,9 +364,12 @@ def main(argv: list[str] | None = None) -> int:
         failed += bad
         state = row.get("error", "")[:200] if "error" in row else (
             f"regs {row['regs']:3d} spill {row['spill_stores']:5d}/{row['spill_loads']:5d} B "
-            f"stack {row['stack']} smem {row['shared']} ({row['seconds']} s)")
+            f"stack {row['stack']} smem {row['shared']} CTAs/SM {row['ctas_per_sm']} "
+            f"({row['seconds']} s)")
         more = f" +{len(row['where']) - 1} more" if len(row["where"]) > 1 else ""
         print(f"{'FAIL' if bad else 'ok  '} {row['kernel']:16s} {state}  [{row['where'][0]}{more}]")
+    if args.markdown:
+        write_markdown(rows, args.markdown, args.arch, args.level, args.only)
     if args.json:
         with atomic_open(args.json) as f:
             json.dump(rows, f, indent=1)

@@ -18,12 +18,13 @@ from torch.library import custom_op, register_autograd
 
 from . import reference
 from . import triton_elsa as _elsa
+from . import triton_elsa_fused as _fused
 from . import triton_pwam as _pwam
 from . import triton_window as _win
 from . import triton_window_bwd as _winb
 from .triton_common import interpreting
 
-__all__ = ["elsa_aggregate_op", "pixel_word_attention_op", "window_attention_op"]
+__all__ = ["elsa_aggregate_op", "elsa_attention_op", "pixel_word_attention_op", "window_attention_op"]
 
 
 def _kernels_run(*tensors: Tensor) -> bool:
@@ -128,7 +129,7 @@ def elsa_aggregate_op(v: Tensor, attn: Tensor, ghost_mul: Tensor | None,
                       config: Sequence[int]) -> Tensor:
     if _kernels_run(v, attn):
         return _elsa.elsa_forward(v, attn, ghost_mul, ghost_add, kernel_size, dilation,
-                                  _elsa.ElsaConfig.from_list(config))
+                                  _elsa.ElsaTiles.from_list(config))
     out = reference.elsa_aggregate(v, attn, ghost_mul, ghost_add, kernel_size, dilation)
     return out.to(_elsa.out_dtype(v, attn, ghost_mul, ghost_add)).contiguous()
 
@@ -146,7 +147,7 @@ def elsa_aggregate_backward_op(
     if _kernels_run(v, attn):
         dv, da, dm, dd = _elsa.elsa_backward(dy, v, attn, ghost_mul, ghost_add, kernel_size,
                                              dilation, mul_grad, add_grad,
-                                             _elsa.ElsaConfig.from_list(config))
+                                             _elsa.ElsaTiles.from_list(config))
     else:
         dv, da, dm, dd = _ref_grads(
             lambda a, b, c, d: reference.elsa_aggregate(a, b, c, d, kernel_size, dilation),
@@ -181,6 +182,78 @@ def _elsa_backward_fn(ctx, dy):
 
 
 register_autograd("rrsis::elsa_aggregate", _elsa_backward_fn, setup_context=_elsa_setup)
+
+
+# ----------------------------------------------------------------------------- ELSA from logits
+
+
+@custom_op("rrsis::elsa_attention", mutates_args=())
+def elsa_attention_op(v: Tensor, logits: Tensor, ghost_mul: Tensor | None,
+                      ghost_add: Tensor | None, kernel_size: int, dilation: int,
+                      config: Sequence[int]) -> tuple[Tensor, Tensor]:
+    if _kernels_run(v, logits):
+        return _fused.elsa_fused_forward(v, logits, ghost_mul, ghost_add, kernel_size, dilation,
+                                         _fused.ElsaFusedTiles.from_list(config))
+    out = reference.elsa_attention(v, logits, ghost_mul, ghost_add, kernel_size, dilation)
+    # The reference's backward recomputes the softmax: no log-sum-exp is needed.
+    b, g, _, h, w = logits.shape
+    return out.contiguous(), v.new_zeros((b, g, h, w), dtype=torch.float32)
+
+
+@elsa_attention_op.register_fake
+def _(v, logits, ghost_mul, ghost_add, kernel_size, dilation, config):
+    b, c, h, w = v.shape
+    return (v.new_empty((b, h, w, c), dtype=_fused.fused_out_dtype(v, logits)),
+            v.new_empty((b, logits.shape[1], h, w), dtype=torch.float32))
+
+
+@custom_op("rrsis::elsa_attention_backward", mutates_args=())
+def elsa_attention_backward_op(
+    dy: Tensor, v: Tensor, logits: Tensor, ghost_mul: Tensor | None, ghost_add: Tensor | None,
+    lse: Tensor, kernel_size: int, dilation: int, mul_grad: bool, add_grad: bool,
+    config: Sequence[int],
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    want_mul = mul_grad and ghost_mul is not None
+    want_add = add_grad and ghost_add is not None
+    if _kernels_run(v, logits):
+        dv, dl, dm, dd = _fused.elsa_fused_backward(
+            dy, v, logits, ghost_mul, ghost_add, lse, kernel_size, dilation, mul_grad, add_grad,
+            _fused.ElsaFusedTiles.from_list(config))
+    else:
+        dv, dl, dm, dd = _ref_grads(
+            lambda a, b, c, d: reference.elsa_attention(a, b, c, d, kernel_size, dilation),
+            (v, logits, ghost_mul, ghost_add), dy, [True, True, want_mul, want_add])
+        dv, dl = _fused.dv_like(v).copy_(dv), dl.to(logits.dtype).contiguous()
+    dm = dm.contiguous() if want_mul else _empty(v)
+    dd = dd.contiguous() if want_add else _empty(v)
+    return dv, dl, dm, dd
+
+
+@elsa_attention_backward_op.register_fake
+def _(dy, v, logits, ghost_mul, ghost_add, lse, kernel_size, dilation, mul_grad, add_grad,
+      config):
+    dm = ghost_mul.new_empty(ghost_mul.shape) if mul_grad and ghost_mul is not None else _empty(v)
+    dd = ghost_add.new_empty(ghost_add.shape) if add_grad and ghost_add is not None else _empty(v)
+    return _fused.dv_like(v), logits.new_empty(logits.shape), dm, dd
+
+
+def _elsa_attention_setup(ctx, inputs, output):
+    v, logits, ghost_mul, ghost_add, kernel_size, dilation, config = inputs
+    ctx.save_for_backward(v, logits, ghost_mul, ghost_add, output[1])
+    ctx.meta = (kernel_size, dilation, list(config))
+
+
+def _elsa_attention_backward_fn(ctx, dy, _dlse):
+    v, logits, ghost_mul, ghost_add, lse = ctx.saved_tensors
+    kernel_size, dilation, config = ctx.meta
+    dv, dl, dm, dd = elsa_attention_backward_op(
+        dy, v, logits, ghost_mul, ghost_add, lse, kernel_size, dilation,
+        ctx.needs_input_grad[2], ctx.needs_input_grad[3], config)
+    return dv, dl, _none(dm), _none(dd), None, None, None
+
+
+register_autograd("rrsis::elsa_attention", _elsa_attention_backward_fn,
+                  setup_context=_elsa_attention_setup)
 
 
 # ----------------------------------------------------------------------------- PWAM

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 __all__ = [
     "elsa_aggregate",
     "elsa_aggregate_unfold",
+    "elsa_attention",
     "pixel_word_attention",
     "shift_window_mask",
     "window_attention",
@@ -169,6 +170,36 @@ def elsa_aggregate(
             w = w + add[None, :, :, j, None, None]
         out = out + w * sl
     return out.view(b, c, hh, ww)
+
+
+def elsa_attention(
+    v: torch.Tensor,
+    logits: torch.Tensor,
+    ghost_mul: torch.Tensor | None,
+    ghost_add: torch.Tensor | None,
+    kernel_size: int,
+    dilation: int = 1,
+) -> torch.Tensor:
+    """ELSA attention from the generator's logits: softmax over the k² taps, then
+    :func:`elsa_aggregate`, returned channels-last (the layout the output projection reads).
+
+    The softmax runs in float32 (as autocast runs it); the result has v's and the logits'
+    promoted dtype.
+
+    Args:
+        v: ``[B, C, H, W]`` values.
+        logits: ``[B, G, k², H, W]`` the attention generator's output, before the softmax.
+        ghost_mul, ghost_add, kernel_size, dilation: as in :func:`elsa_aggregate`.
+
+    Returns:
+        ``[B, H, W, C]``.
+    """
+    _check_elsa(v, logits, kernel_size)
+    out_dtype = torch.promote_types(v.dtype, logits.dtype)
+    attn = logits.float().softmax(dim=2)
+    f32 = [t.float() if t is not None else None for t in (v, ghost_mul, ghost_add)]
+    y = elsa_aggregate(f32[0], attn, f32[1], f32[2], kernel_size, dilation)
+    return y.permute(0, 2, 3, 1).to(out_dtype)
 
 
 def elsa_aggregate_unfold(

@@ -14,13 +14,16 @@ partial per (batch, chunk), summed afterwards (deterministic, no atomics).
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import triton
 import triton.language as tl
 
+from .tiles import TileConfig
 from .triton_common import Launch, chunks_for, sm_count
 
-__all__ = ["ElsaConfig", "elsa_backward", "elsa_forward", "plan_elsa_bwd", "plan_elsa_fwd"]
+__all__ = ["ElsaTiles", "elsa_backward", "elsa_forward", "plan_elsa_bwd", "plan_elsa_fwd"]
 
 
 @triton.jit
@@ -162,7 +165,8 @@ def _elsa_bwd_kernel(
         tl.store(PADD + part, gadd, mask=part_ok)
 
 
-class ElsaConfig:
+@dataclasses.dataclass(frozen=True)
+class ElsaTiles(TileConfig):
     """Tile shapes of the ELSA kernels.
 
     ``block_p`` pixels (flattened row-major, so a tile spans whole rows at Swin widths and the
@@ -171,28 +175,17 @@ class ElsaConfig:
     ``bwd_num_warps`` spreads the backward's four live [C, P] tiles over more threads.
     """
 
-    def __init__(self, block_p: int | None = None, chunks: int | None = None,
-                 num_warps: int = 4, num_stages: int = 2, bwd_num_warps: int = 8):
-        self.block_p = block_p
-        self.chunks = chunks
-        self.num_warps = num_warps
-        self.num_stages = num_stages
-        self.bwd_num_warps = bwd_num_warps
-
-    def to_list(self) -> list[int]:
-        return [self.block_p or 0, self.chunks or 0, self.num_warps, self.num_stages,
-                self.bwd_num_warps]
-
-    @classmethod
-    def from_list(cls, values) -> ElsaConfig:
-        bp, ch, nw, ns, bnw = (int(x) for x in values)
-        return cls(bp or None, ch or None, nw, ns, bnw)
+    block_p: int | None = None
+    chunks: int | None = None
+    num_warps: int = 4
+    num_stages: int = 2
+    bwd_num_warps: int = 8
 
 
-DEFAULT = ElsaConfig()
+DEFAULT = ElsaTiles()
 
 
-def _block_p(cfg: ElsaConfig, block_c: int, hw: int) -> int:
+def _block_p(cfg: ElsaTiles, block_c: int, hw: int) -> int:
     if cfg.block_p is not None:
         return cfg.block_p
     bp = max(16, min(256, 4096 // block_c))
@@ -207,7 +200,7 @@ def out_dtype(v, attn, ghost_mul, ghost_add) -> torch.dtype:
     return dtype
 
 
-def plan_elsa_fwd(v, attn, mul, add, y, kernel_size: int, dilation: int, cfg: ElsaConfig,
+def plan_elsa_fwd(v, attn, mul, add, y, kernel_size: int, dilation: int, cfg: ElsaTiles,
                   has_mul: bool, has_add: bool) -> Launch:
     """The forward launch; ``mul``/``add`` are any tensor when ``has_mul``/``has_add`` is false."""
     b, c, h, w = v.shape
@@ -224,7 +217,7 @@ def plan_elsa_fwd(v, attn, mul, add, y, kernel_size: int, dilation: int, cfg: El
     )
 
 
-def elsa_chunks(cfg: ElsaConfig, num_p: int, bg: int, reduce: bool, sms: int | None) -> int:
+def elsa_chunks(cfg: ElsaTiles, num_p: int, bg: int, reduce: bool, sms: int | None) -> int:
     if cfg.chunks is not None:
         return max(1, min(cfg.chunks, num_p))
     if not reduce:
@@ -233,7 +226,7 @@ def elsa_chunks(cfg: ElsaConfig, num_p: int, bg: int, reduce: bool, sms: int | N
 
 
 def plan_elsa_bwd(v, attn, mul, add, dy, dv, da, pmul, padd, kernel_size: int, dilation: int,
-                  cfg: ElsaConfig, has_mul: bool, has_add: bool, mul_grad: bool, add_grad: bool,
+                  cfg: ElsaTiles, has_mul: bool, has_add: bool, mul_grad: bool, add_grad: bool,
                   chunks: int) -> Launch:
     b, c, h, w = v.shape
     g = attn.shape[1]
@@ -253,7 +246,7 @@ def plan_elsa_bwd(v, attn, mul, add, dy, dv, da, pmul, padd, kernel_size: int, d
 
 
 def elsa_forward(v, attn, ghost_mul, ghost_add, kernel_size: int, dilation: int,
-                 cfg: ElsaConfig = DEFAULT) -> torch.Tensor:
+                 cfg: ElsaTiles = DEFAULT) -> torch.Tensor:
     """Run the forward kernel: ``[B, C, H, W]`` contiguous."""
     b, c, h, w = v.shape
     y = torch.empty((b, c, h, w), dtype=out_dtype(v, attn, ghost_mul, ghost_add), device=v.device)
@@ -265,7 +258,7 @@ def elsa_forward(v, attn, ghost_mul, ghost_add, kernel_size: int, dilation: int,
 
 
 def elsa_backward(dy, v, attn, ghost_mul, ghost_add, kernel_size: int, dilation: int,
-                  mul_grad: bool, add_grad: bool, cfg: ElsaConfig = DEFAULT):
+                  mul_grad: bool, add_grad: bool, cfg: ElsaTiles = DEFAULT):
     """Run the backward kernel: ``(dv, dattn, dghost_mul | None, dghost_add | None)``."""
     b, c, h, w = v.shape
     g = attn.shape[1]

@@ -16,17 +16,21 @@ from . import ops
 from .reference import _check_elsa
 from .triton_common import check_device, common_dtype, interpreting
 from .triton_elsa import DEFAULT as _ELSA_DEFAULT
-from .triton_elsa import ElsaConfig
+from .triton_elsa import ElsaTiles
+from .triton_elsa_fused import DEFAULT as _FUSED_DEFAULT
+from .triton_elsa_fused import ElsaFusedTiles
 from .triton_pwam import DEFAULT as _PWAM_DEFAULT
 from .triton_pwam import PwamConfig
 from .triton_window import DEFAULT as _WINDOW_DEFAULT
 from .triton_window import WindowConfig
 
 __all__ = [
-    "ElsaConfig",
+    "ElsaFusedTiles",
+    "ElsaTiles",
     "PwamConfig",
     "WindowConfig",
     "elsa_aggregate",
+    "elsa_attention",
     "interpreting",
     "pixel_word_attention",
     "window_attention",
@@ -81,7 +85,7 @@ def elsa_aggregate(
     ghost_add: torch.Tensor | None,
     kernel_size: int,
     dilation: int = 1,
-    config: ElsaConfig | None = None,
+    config: ElsaTiles | None = None,
 ) -> torch.Tensor:
     """Fused ELSA aggregation; same contract as :func:`reference.elsa_aggregate`.
 
@@ -93,7 +97,7 @@ def elsa_aggregate(
         ghost_add: ``[C, k²]`` or ``None``.
         kernel_size: neighbourhood side ``k`` (odd in ELSA; offsets ``j // k − k // 2``).
         dilation: neighbourhood dilation.
-        config: tile shapes (:class:`ElsaConfig`).
+        config: tile shapes (:class:`ElsaTiles`).
 
     Returns:
         ``[B, C, H, W]`` contiguous.
@@ -108,6 +112,41 @@ def elsa_aggregate(
     ghost_add = ghost_add.reshape(c, k2) if ghost_add is not None else None
     cfg = (config or _ELSA_DEFAULT).to_list()
     return ops.elsa_aggregate_op(v, attn, ghost_mul, ghost_add, int(kernel_size), int(dilation), cfg)
+
+
+def elsa_attention(
+    v: torch.Tensor,
+    logits: torch.Tensor,
+    ghost_mul: torch.Tensor | None,
+    ghost_add: torch.Tensor | None,
+    kernel_size: int,
+    dilation: int = 1,
+    config: ElsaFusedTiles | None = None,
+) -> torch.Tensor:
+    """Fused ELSA attention from logits; same contract as :func:`reference.elsa_attention`.
+
+    Args:
+        v: ``[B, C, H, W]`` values (any strides).
+        logits: ``[B, G, k², H, W]`` the generator's output before the softmax (any strides);
+            the softmax over k² is done in the kernel.
+        ghost_mul: ``[C, k²]`` or ``None``; ghost_add: ``[C, k²]`` or ``None``.
+        kernel_size, dilation: the neighbourhood.
+        config: tile shapes (:class:`ElsaFusedTiles`).
+
+    Returns:
+        ``[B, H, W, C]`` contiguous, dtype of v and the logits promoted.
+    """
+    _check_elsa(v, logits, kernel_size)
+    c, k2 = v.shape[1], kernel_size * kernel_size
+    for name, t in (("ghost_mul", ghost_mul), ("ghost_add", ghost_add)):
+        if t is not None and t.numel() != c * k2:
+            raise ValueError(f"{name} has {t.numel()} elements, expected [C={c}, k²={k2}]")
+    check_device(v, logits)
+    ghost_mul = ghost_mul.reshape(c, k2) if ghost_mul is not None else None
+    ghost_add = ghost_add.reshape(c, k2) if ghost_add is not None else None
+    cfg = (config or _FUSED_DEFAULT).to_list()
+    return ops.elsa_attention_op(v, logits, ghost_mul, ghost_add, int(kernel_size), int(dilation),
+                                 cfg)[0]
 
 
 def pixel_word_attention(

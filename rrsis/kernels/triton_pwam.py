@@ -13,10 +13,13 @@ holds every key, so O is not re-read.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import triton
 import triton.language as tl
 
+from .tiles import TileConfig
 from .triton_common import (
     Launch,
     _dot,
@@ -188,7 +191,8 @@ def _pwam_bwd_kernel(
         tl.store(pv_rows + offs_e[None, :], dvm, mask=l_ok[:, None] & (offs_e[None, :] < DV))
 
 
-class PwamConfig:
+@dataclasses.dataclass(frozen=True)
+class PwamConfig(TileConfig):
     """Tile shapes of the PWAM kernels.
 
     ``block_m`` pixels per tile, every word in one tile, channels walked in ``block_d`` chunks
@@ -196,23 +200,12 @@ class PwamConfig:
     two [words, block_d] float32 sums besides its pixel tiles, so it runs ``bwd_num_warps``.
     """
 
-    def __init__(self, block_m: int = 64, block_d: int = 128, chunks: int | None = None,
-                 num_warps: int = 4, num_stages: int = 2, bwd_num_warps: int = 8):
-        self.block_m = block_m
-        self.block_d = block_d
-        self.chunks = chunks
-        self.num_warps = num_warps
-        self.num_stages = num_stages
-        self.bwd_num_warps = bwd_num_warps
-
-    def to_list(self) -> list[int]:
-        return [self.block_m, self.block_d, self.chunks or 0, self.num_warps, self.num_stages,
-                self.bwd_num_warps]
-
-    @classmethod
-    def from_list(cls, values) -> PwamConfig:
-        bm, bd, ch, nw, ns, bnw = (int(x) for x in values)
-        return cls(bm, bd, ch or None, nw, ns, bnw)
+    block_m: int = 64
+    block_d: int = 128
+    chunks: int | None = None
+    num_warps: int = 4
+    num_stages: int = 2
+    bwd_num_warps: int = 8
 
 
 DEFAULT = PwamConfig()

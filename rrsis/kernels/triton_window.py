@@ -23,10 +23,13 @@ kernel B (per window × head × key tile) produces dk and dv (:mod:`.triton_wind
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import triton
 import triton.language as tl
 
+from .tiles import TileConfig
 from .triton_common import LOG2E, Launch, _dot, dot_precision, interpreting, npow2
 
 __all__ = ["WindowConfig", "plan_window_fwd", "window_forward"]
@@ -140,7 +143,8 @@ def _npow2(n: int, lo: int = 16) -> int:
     return npow2(n, lo)
 
 
-class WindowConfig:
+@dataclasses.dataclass(frozen=True)
+class WindowConfig(TileConfig):
     """Tile shapes of the window-attention kernels (all powers of two, ≥ 16 for ``tl.dot``).
 
     Defaults for N = 144 (12² tokens), d = 32: the forward uses 64 queries × 32 keys
@@ -150,30 +154,15 @@ class WindowConfig:
     queries for float32 with TF32 off, whose ``tf32x3`` dots hold every operand twice).
     """
 
-    def __init__(self, block_m: int = 64, block_n: int = 32, bwd_block_m: int = 64,
-                 bwd_block_n: int = 32, dq_block_m: int | None = None, chunks: int | None = None,
-                 num_warps: int = 4, num_stages: int = 2, dq_num_warps: int = 8):
-        self.block_m = block_m
-        self.block_n = block_n
-        self.bwd_block_m = bwd_block_m
-        self.bwd_block_n = bwd_block_n
-        self.dq_block_m = dq_block_m
-        self.chunks = chunks
-        self.num_warps = num_warps
-        self.num_stages = num_stages
-        self.dq_num_warps = dq_num_warps
-
-    def __repr__(self) -> str:
-        return f"WindowConfig({self.__dict__})"
-
-    def to_list(self) -> list[int]:
-        return [self.block_m, self.block_n, self.bwd_block_m, self.bwd_block_n,
-                self.dq_block_m or 0, self.chunks or 0, self.num_warps, self.num_stages]
-
-    @classmethod
-    def from_list(cls, values) -> WindowConfig:
-        bm, bn, bbm, bbn, dqm, ch, nw, ns = (int(x) for x in values)
-        return cls(bm, bn, bbm, bbn, dqm or None, ch or None, nw, ns)
+    block_m: int = 64
+    block_n: int = 32
+    bwd_block_m: int = 64
+    bwd_block_n: int = 32
+    dq_block_m: int | None = None
+    chunks: int | None = None
+    num_warps: int = 4
+    num_stages: int = 2
+    dq_num_warps: int = 8
 
 
 DEFAULT = WindowConfig()

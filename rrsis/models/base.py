@@ -108,8 +108,25 @@ class RRSISModel(nn.Module):
         return int(self._config.get("image_size", 480))
 
     # ------------------------------------------------------------------ checks
-    def check_inputs(self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> None:
-        """Raise ``ValueError`` naming the problem when inputs break the contract."""
+    def check_inputs(
+        self,
+        pixel_values: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        *,
+        values: bool | None = None,
+    ) -> None:
+        """Raise ``ValueError`` naming the problem when inputs break the contract.
+
+        Shapes and dtypes are always checked (metadata: free). The values (finite pixels, a 0/1
+        mask, no empty text, ids inside the vocabulary) are read only when ``values`` is true,
+        or, by default, when every tensor is in host memory: reading a GPU tensor's values
+        blocks the host until the GPU catches up, which in a training step stalls the queue of
+        launches and rules out CUDA graphs. A training loop therefore checks a batch's values
+        once on the host, where the loader made it (``check_inputs(..., values=True)`` before
+        ``.to(device)``), and the forward on the device reads none. Under ``torch.compile`` the
+        values are never read (a data-dependent branch would break the graph).
+        """
         for name, t in (("pixel_values", pixel_values), ("input_ids", input_ids), ("attention_mask", attention_mask)):
             if not isinstance(t, torch.Tensor):
                 raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
@@ -140,7 +157,9 @@ class RRSISModel(nn.Module):
         max_len = self.text_encoder.config.max_position_embeddings
         if input_ids.shape[1] == 0 or input_ids.shape[1] > max_len:
             raise ValueError(f"text length {input_ids.shape[1]} must be in 1..{max_len}")
-        if _compiling():
+        if _compiling() or values is False:
+            return
+        if values is None and any(t.device.type != "cpu" for t in (pixel_values, input_ids, attention_mask)):
             return
         if not torch.isfinite(pixel_values).all():
             raise ValueError("pixel_values contains NaN or infinite values")

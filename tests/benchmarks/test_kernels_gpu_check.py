@@ -15,7 +15,7 @@ pytest.importorskip("triton")
 
 ROOT = REPO
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
-STEPS = ["tests", "attention", "model", "train-triton", "train-torch", "scene"]
+STEPS = ["tests", "profile", "swin", "train-torch", "train-compiled", "dispatch", "attention"]
 
 
 def _run(*args, timeout=900):
@@ -50,21 +50,45 @@ def test_gpu_check_dry_run_runs_every_step_and_writes_results(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([json_path.name, json_path.stem + ".md"])
 
 
-def test_gpu_check_dry_run_train_steps_and_report(tmp_path):
-    # The script's own part (the two train runs and the merged report), in the default suite.
-    proc = _run("--dry-run", "--out", str(tmp_path), "--only", "train-triton", "train-torch")
+def test_gpu_check_dry_run_profile_baselines_and_choice_table(tmp_path):
+    # The script's own parts (profile, ceiling, baselines, choice table, the merged report), in
+    # the default suite; the kernel tests and attention.py are the slow test's share.
+    steps = ["profile", "swin", "train-torch", "train-compiled", "dispatch"]
+    proc = _run("--dry-run", "--out", str(tmp_path), "--only", *steps)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (json_path,) = tmp_path.glob("*-dry-run.json")
     data = json.loads(json_path.read_text())
-    assert [s["step"] for s in data["steps"]] == ["train-triton", "train-torch"]
+    assert [s["step"] for s in data["steps"]] == steps
+    assert all(s["status"] == "ok" for s in data["steps"]), data["steps"]
     rows = data["train"]
-    assert rows["triton"]["backend_used"] == "triton" and rows["torch"]["backend_used"] == "torch"
-    for row in rows.values():
+    assert rows["torch"]["backend_used"] == "torch" and rows["torch"]["kernels"] == "torch"
+    assert rows["torch-compiled"]["kernels"] == "torch + torch.compile"
+    for row in (rows["torch"], rows["torch-compiled"]):
         assert row["finite"] and row["steps"] == 3 and row["size"] == 64
-    # Same seed and data: the kernel path and the reference start from the same loss.
-    assert abs(rows["triton"]["first_loss"] - rows["torch"]["first_loss"]) < 1e-4
+    # Same seed and data: compiled and eager start from the same loss.
+    assert abs(rows["torch"]["first_loss"] - rows["torch-compiled"]["first_loss"]) < 1e-4
+    prof = data["benchmarks"]["profile-model"]
+    # FLOPs: the counter's share plus ELSA's 2·B·C·H·W·k² per block (tiny: 2 blocks × 3 stages).
+    assert prof["flops"]["forward_counted"] > 0 and prof["flops"]["forward_elsa_aggregation"] > 0
+    assert prof["flops"]["train_step"] == 3 * prof["flops"]["forward"]
+    parts = set(prof["profile_train"]["parts"])
+    assert {"text", "head", "loss", "backward", "optimizer", "s1.local-attn", "s1.pwam",
+            "s1.gem", "s1.gate", "s4.pwam"} <= parts
+    assert prof["profile_train"]["parts"]["s1.local-attn"]["calls_per_step"] == 2  # depth 2
+    assert "ghost_in_autocast_dtype" in prof["ab"]
+    assert data["benchmarks"]["profile-swin"]["train_images_per_s"] > 0
+    disp = data["benchmarks"]["dispatch-table"]
+    chosen = disp["devices"]["cpu"]
+    assert {k.split(":")[0] for k in chosen} == {"window_attention", "pixel_word_attention",
+                                                 "elsa_attention"}
+    for r in disp["rows"]:
+        assert r["choice"] == min(r["seconds"], key=r["seconds"].get)
     md = json_path.with_suffix(".md").read_text()
-    assert "| train-triton | ok |" in md and "Fused kernels / reference kernels" in md
+    for text in ("| train-compiled | ok |", "### Profile, train step", "## Choice table",
+                 "Ceiling, timm", "references under torch.compile"):
+        assert text in md, text
+    # Nothing but the two result files is left in the results folder.
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([json_path.name, json_path.stem + ".md"])
 
 
 def test_gpu_check_dry_run_scene_step(tmp_path):

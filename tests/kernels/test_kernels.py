@@ -50,6 +50,7 @@ def _load_ops():
     from rrsis.kernels import (
         triton_common,
         triton_elsa,
+        triton_elsa_fused,
         triton_ops,
         triton_pwam,
         triton_window,
@@ -57,8 +58,8 @@ def _load_ops():
     )
 
     if isinstance(triton_window._win_fwd_kernel, InterpretedFunction) != _interpret_requested():
-        for mod in (triton_common, triton_window, triton_window_bwd, triton_elsa, triton_pwam,
-                triton_ops):
+        for mod in (triton_common, triton_window, triton_window_bwd, triton_elsa,
+                    triton_elsa_fused, triton_pwam, triton_ops):
             importlib.reload(mod)
     return triton_ops
 
@@ -342,7 +343,7 @@ def _elsa_run(case, dtype, seed=20, strided=False):
     mul = _leaf(_randn(c, k2, gen=g, dtype=dtype)) if ghost in ("mul", "both") else None
     add = _leaf(_randn(c, k2, gen=g, dtype=dtype)) if ghost in ("add", "both") else None
     leaves = [t for t in (v, a, mul, add) if t is not None]
-    out = OPS.elsa_aggregate(v_in, a_in, mul, add, ks, dil, OPS.ElsaConfig(**cfg))
+    out = OPS.elsa_aggregate(v_in, a_in, mul, add, ks, dil, OPS.ElsaTiles(**cfg))
     dout = _randn(*out.shape, gen=g, dtype=dtype)
     grads = torch.autograd.grad(out, leaves, dout)
 
@@ -384,6 +385,143 @@ def test_elsa_aggregate_low_precision(dtype):
     _check("out", out, r_out, dtype)
     for gname, a, e in zip(names, grads, r_grads):
         _check(gname, a, e, dtype)
+
+
+# ----------------------------------------------------------------------------- ELSA from logits
+
+# (B, C, H, W, heads, k, dilation, ghost, tiles): several 2-D tiles with ragged edges, dilation,
+# each ghost variant.
+FUSED_CASES = {
+    "k3-both-tiles": (2, 8, 6, 7, 2, 3, 1, "both", {"block_h": 4, "block_w": 4, "chunks": 2}),
+    "k3-dil2-add": (1, 6, 5, 9, 2, 3, 2, "add", {"block_h": 2, "block_w": 8}),
+    "k5-mul-onetile": (1, 4, 5, 5, 1, 5, 1, "mul", {}),
+    "k3-none": (1, 8, 4, 6, 4, 3, 1, "none", {"block_h": 4, "block_w": 4}),
+}
+
+
+def _fused_run(case, dtype, seed=40, strided=False, ghost_dtype=None):
+    b, c, h, w, groups, ks, dil, ghost, cfg = case
+    g = _gen(seed)
+    k2 = ks * ks
+    if strided:
+        # As the model passes them: v a channel slice of a channels-last conv output, the
+        # logits a view of a channels-last generator output.
+        wide = _leaf(_randn(b, h, w, 2 * c, gen=g, dtype=dtype))
+        v, v_in = wide, wide.permute(0, 3, 1, 2)[:, c:]
+        lg = _leaf(3 * _randn(b, h, w, groups * k2, gen=g, dtype=dtype))
+        l_in = lg.permute(0, 3, 1, 2).view(b, groups, k2, h, w)
+    else:
+        v = v_in = _leaf(_randn(b, c, h, w, gen=g, dtype=dtype))
+        lg = l_in = _leaf(3 * _randn(b, groups, k2, h, w, gen=g, dtype=dtype))
+    gdt = ghost_dtype or dtype
+    mul = _leaf(_randn(c, k2, gen=g, dtype=gdt)) if ghost in ("mul", "both") else None
+    add = _leaf(_randn(c, k2, gen=g, dtype=gdt)) if ghost in ("add", "both") else None
+    leaves = [t for t in (v, lg, mul, add) if t is not None]
+    out = OPS.elsa_attention(v_in, l_in, mul, add, ks, dil, OPS.ElsaFusedTiles(**cfg))
+    dout = _randn(*out.shape, gen=g, dtype=out.dtype)
+    grads = torch.autograd.grad(out, leaves, dout)
+
+    # Independent oracle: float64 softmax, the unfold formulation, then channels-last.
+    r_leaves = [t.detach().double().requires_grad_() for t in leaves]
+    it = iter(r_leaves)
+    rv, rl = next(it), next(it)
+    if strided:
+        rv = rv.permute(0, 3, 1, 2)[:, c:]
+        rl = rl.permute(0, 3, 1, 2).reshape(b, groups, k2, h, w)
+    rmul = next(it) if mul is not None else None
+    radd = next(it) if add is not None else None
+    r_out = ref.elsa_aggregate_unfold(rv, rl.softmax(2), rmul, radd, ks, dil).permute(0, 2, 3, 1)
+    r_grads = torch.autograd.grad(r_out, r_leaves, dout.double())
+    names = ["dv", "dlogits"] + (["dghost_mul"] if mul is not None else []) + (
+        ["dghost_add"] if add is not None else [])
+    return out, grads, r_out, r_grads, names
+
+
+@pytest.mark.parametrize("name", list(FUSED_CASES))
+def test_elsa_attention_fp32(name):
+    out, grads, r_out, r_grads, names = _fused_run(FUSED_CASES[name], torch.float32)
+    assert out.shape == r_out.shape and out.is_contiguous()  # [B, H, W, C], as proj reads it
+    _check("out", out, r_out, torch.float32)
+    for gname, a, e in zip(names, grads, r_grads):
+        _check(gname, a, e, torch.float32)
+
+
+def test_elsa_attention_strided_model_layout():
+    out, grads, r_out, r_grads, names = _fused_run(FUSED_CASES["k3-both-tiles"], torch.float32,
+                                                   strided=True)
+    _check("out", out, r_out, torch.float32)
+    for gname, a, e in zip(names, grads, r_grads):
+        _check(gname, a, e, torch.float32)
+
+
+def test_elsa_attention_bf16_in_and_out_with_float32_ghosts():
+    # Autocast's dtypes: bf16 v and logits (conv outputs), float32 ghost parameters.
+    case = (1, 8, 4, 4, 2, 3, 1, "both", {"block_h": 4, "block_w": 4})
+    out, grads, r_out, r_grads, names = _fused_run(case, torch.bfloat16,
+                                                   ghost_dtype=torch.float32)
+    assert out.dtype == torch.bfloat16
+    assert [t.dtype for t in grads] == [torch.bfloat16, torch.bfloat16, torch.float32,
+                                        torch.float32]
+    _check("out", out, r_out, torch.bfloat16)
+    for gname, a, e in zip(names, grads, r_grads):
+        _check(gname, a, e, torch.bfloat16)
+
+
+def test_elsa_attention_dispatcher_matches_the_softmax_path(monkeypatch):
+    g = _gen(41)
+    v = _randn(1, 4, 5, 5, gen=g)
+    lg = _randn(1, 2, 9, 5, 5, gen=g)
+    add = _randn(4, 9, gen=g)
+    monkeypatch.setenv("RRSIS_KERNELS", "torch")
+    want = dispatch.elsa_attention(v, lg, None, add, 3, 1)
+    monkeypatch.setenv("RRSIS_KERNELS", "triton")
+    got = dispatch.elsa_attention(v, lg, None, add, 3, 1)
+    _check("dispatch", got, want, torch.float32)
+
+
+# ----------------------------------------------------------------------------- tile configs
+
+
+@pytest.mark.parametrize("name", ["WindowConfig", "ElsaTiles", "ElsaFusedTiles", "PwamConfig"])
+def test_tile_configs_round_trip_every_field(name):
+    import dataclasses
+
+    cls = getattr(OPS, name)
+    fields = dataclasses.fields(cls)
+    # A value different from every default, per field: a dropped field comes back changed.
+    custom = cls(**{f.name: 100 + i for i, f in enumerate(fields)})
+    assert cls.from_list(custom.to_list()) == custom
+    assert cls.from_list(cls().to_list()) == cls()
+    with pytest.raises(ValueError, match="takes"):
+        cls.from_list(custom.to_list()[:-1])
+
+
+def test_window_config_keeps_dq_num_warps_across_the_op(monkeypatch):
+    from rrsis.kernels import ops as kops
+
+    seen = []
+    real = kops._winb.window_backward
+
+    def spy(*args):
+        seen.append(args[-1])
+        return real(*args)
+
+    monkeypatch.setattr(kops._winb, "window_backward", spy)
+    g = _gen(42)
+    q, k, v = (_leaf(_randn(1, 4, 4, 1, 16, gen=g)) for _ in range(3))
+    rb = _leaf(_randn(1, 16, 16, gen=g))
+    cfg = OPS.WindowConfig(block_m=16, block_n=16, bwd_block_m=16, bwd_block_n=16,
+                           dq_num_warps=2)
+    out = OPS.window_attention(q, k, v, rb, 4, 0, 0.25, cfg)
+    out.sum().backward()
+    assert seen and seen[0].dq_num_warps == 2
+
+
+def test_tile_config_errors_name_the_field():
+    with pytest.raises(ValueError, match="did you mean 'block_h'"):
+        OPS.ElsaFusedTiles.from_kwargs(block_hh=4)
+    with pytest.raises(ValueError, match="block_w must be a positive int"):
+        OPS.ElsaFusedTiles(block_w=0)
 
 
 # ----------------------------------------------------------------------------- PWAM

@@ -22,7 +22,7 @@ from rrsis.kernels import support
 
 pytest.importorskip("triton")
 
-OPS = {"window_attention", "elsa_aggregate", "pixel_word_attention"}
+OPS = {"window_attention", "elsa_attention", "pixel_word_attention"}
 
 
 def _inputs(model, seed=0):
@@ -123,6 +123,7 @@ def test_dispatcher_keeps_cuda_calls_inside_the_envelope(monkeypatch, kernel_set
     ops = dispatch._triton_module()
     monkeypatch.setattr(ops, "window_attention", lambda *a: sent.append("window"))
     monkeypatch.setattr(ops, "elsa_aggregate", lambda *a: sent.append("elsa"))
+    monkeypatch.setattr(ops, "elsa_attention", lambda *a: sent.append("elsa_attention"))
     monkeypatch.setattr(ops, "pixel_word_attention", lambda *a: sent.append("pwam"))
     with FakeTensorMode():
         # Inside: Swin-B stage-1 shapes.
@@ -131,10 +132,11 @@ def test_dispatcher_keeps_cuda_calls_inside_the_envelope(monkeypatch, kernel_set
         dispatch.window_attention(q, k, v, rb, 12, 6, 32**-0.5)
         vv, a = _fake_cuda((1, 128, 8, 8), (1, 4, 49, 8, 8))
         dispatch.elsa_aggregate(vv, a, None, None, 7, 1)
+        dispatch.elsa_attention(vv, a, None, None, 7, 1)
         pq, pk, pv = _fake_cuda((1, 1, 64, 128), (1, 1, 20, 128), (1, 1, 20, 128))
         (m,) = _fake_cuda((1, 20), dtype=torch.float32)
         dispatch.pixel_word_attention(pq, pk, pv, m, 0.1)
-        assert sent == ["window", "elsa", "pwam"]
+        assert sent == ["window", "elsa", "elsa_attention", "pwam"]
 
         # Outside: each call names what was not compiled; auto falls back to the reference.
         outside = [
@@ -147,6 +149,7 @@ def test_dispatcher_keeps_cuda_calls_inside_the_envelope(monkeypatch, kernel_set
             ("kernel size 5", lambda: dispatch.elsa_aggregate(
                 vv, _fake_cuda((1, 4, 25, 8, 8))[0], None, None, 5, 1)),
             ("dilation 2", lambda: dispatch.elsa_aggregate(vv, a, None, None, 7, 2)),
+            ("dilation 2", lambda: dispatch.elsa_attention(vv, a, None, None, 7, 2)),
             ("64 channels per head", lambda: dispatch.elsa_aggregate(
                 vv, _fake_cuda((1, 2, 49, 8, 8))[0], None, None, 7, 1)),
             ("2 heads", lambda: dispatch.pixel_word_attention(
@@ -163,7 +166,7 @@ def test_dispatcher_keeps_cuda_calls_inside_the_envelope(monkeypatch, kernel_set
                     call()
             else:
                 call()
-        assert sent == ["window", "elsa", "pwam"], "an untested configuration reached a kernel"
+        assert sent == ["window", "elsa", "elsa_attention", "pwam"], "an untested configuration reached a kernel"
 
 
 def test_envelope_matches_the_models():
@@ -181,3 +184,171 @@ def test_envelope_matches_the_models():
                                                dilation=1, channels_per_head=c // h) is None
     with pytest.raises(ValueError, match="unknown kernel op"):
         support.unsupported("conv", dtype=torch.float32)
+
+
+# ----------------------------------------------------------------------------- whole model
+
+
+def test_compile_model_traces_forward_and_backward_in_one_graph_each(monkeypatch):
+    # The public way in: compile_model on the model itself (forward with its input checks).
+    from rrsis.kernels import ops
+
+    monkeypatch.setattr(ops, "_kernels_run", lambda *tensors: False)
+    torch.manual_seed(0)
+    model = rrsis.create_model("gl-msin-tiny", drop_path_rate=0.0).eval()  # no dropout draws
+    inputs = _inputs(model)
+    monkeypatch.setenv("RRSIS_KERNELS", "torch")
+    ref_logits, ref_grads = _loss_and_grads(model, model, inputs)
+
+    graphs = {"fw": 0, "bw": 0}
+
+    def counting(kind):
+        def compiler(gm, example_inputs):
+            graphs[kind] += 1
+            return gm.forward
+        return compiler
+
+    from functorch.compile import make_boxed_func
+    from torch._dynamo.backends.common import aot_autograd
+
+    backend = aot_autograd(fw_compiler=lambda gm, ex: make_boxed_func(counting("fw")(gm, ex)),
+                           bw_compiler=lambda gm, ex: make_boxed_func(counting("bw")(gm, ex)))
+    monkeypatch.setenv("RRSIS_KERNELS", "triton")
+    torch._dynamo.reset()
+    compiled = dispatch.compile_model(model, backend=backend)
+    assert compiled is model and not any(k.startswith("_orig_mod") for k in model.state_dict())
+    logits, grads = _loss_and_grads(model, model, inputs)
+    torch._dynamo.reset()
+    assert graphs == {"fw": 1, "bw": 1}  # fullgraph: a break would have raised
+    torch.testing.assert_close(logits, ref_logits, atol=1e-4, rtol=1e-4)
+    for name, g in grads.items():
+        torch.testing.assert_close(g, ref_grads[name], atol=1e-4, rtol=1e-3, msg=name)
+
+
+def test_compile_model_rejects_bad_arguments():
+    with pytest.raises(TypeError, match="nn.Module"):
+        dispatch.compile_model(lambda x: x)
+    with pytest.raises(ValueError, match="compile mode 'fast'"):
+        dispatch.compile_model(torch.nn.Linear(2, 2), mode="fast")
+
+
+def test_check_inputs_reads_no_device_values():
+    # Meta tensors have no values: any read (.any(), .tolist(), bool()) would raise. The
+    # shape checks still run and still name the problem.
+    model = rrsis.create_model("gl-msin-tiny")
+    meta = torch.device("meta")
+    pix = torch.empty(2, 3, 64, 64, device=meta)
+    ids = torch.empty(2, 6, dtype=torch.long, device=meta)
+    model.check_inputs(pix, ids, torch.empty(2, 6, dtype=torch.long, device=meta))
+    with pytest.raises(ValueError, match="3 channels"):
+        model.check_inputs(torch.empty(2, 4, 64, 64, device=meta), ids, ids)
+    # On the host the values are read by default, and on request for any tensor.
+    bad = torch.full((2, 3, 64, 64), float("nan"))
+    mask = torch.ones(2, 6, dtype=torch.long)
+    with pytest.raises(ValueError, match="NaN"):
+        model.check_inputs(bad, torch.ones(2, 6, dtype=torch.long), mask)
+    model.check_inputs(bad, torch.ones(2, 6, dtype=torch.long), mask, values=False)
+
+
+# ----------------------------------------------------------------------------- choice table
+
+
+def test_choice_table_routes_each_shape_to_its_provider(monkeypatch, tmp_path):
+    import json
+
+    from rrsis.kernels import reference as ref
+    from rrsis.kernels import sdpa, table
+
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(1, 4, 4, 1, 16, generator=g) for _ in range(3))
+    rb = torch.randn(1, 16, 16, generator=g)
+    pq = torch.randn(2, 1, 8, 16, generator=g)
+    pk, pv = torch.randn(2, 1, 5, 16, generator=g), torch.randn(2, 1, 5, 16, generator=g)
+    m = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    entries = {table.key("window_attention", torch.float32, (*q.shape, 2)): "sdpa",
+               table.key("pixel_word_attention", torch.float32, (*pq.shape, 5)): "eager"}
+    path = tmp_path / "table.json"
+    path.write_text(json.dumps({"devices": {"cpu": entries}}))
+    monkeypatch.setenv("RRSIS_KERNEL_TABLE", str(path))
+    monkeypatch.setenv("RRSIS_KERNELS", "triton")
+    table.reset()
+    calls = []
+    ops = dispatch._triton_module()
+    monkeypatch.setattr(ops, "window_attention", lambda *a: calls.append("triton-window"))
+    monkeypatch.setattr(ops, "pixel_word_attention", lambda *a: calls.append("triton-pwam"))
+    real_sdpa = sdpa.window_attention
+    monkeypatch.setattr(sdpa, "window_attention", lambda *a: calls.append("sdpa") or real_sdpa(*a))
+    try:
+        # In the table: SDPA for this window shape (and it computes the reference's result).
+        out = dispatch.window_attention(q, k, v, rb, 4, 2, 0.25)
+        torch.testing.assert_close(out, ref.window_attention(q, k, v, rb, 4, 2, 0.25))
+        # Not in the table (another shift): the default, the kernel.
+        dispatch.window_attention(q, k, v, rb, 4, 0, 0.25)
+        out = dispatch.pixel_word_attention(pq, pk, pv, m, 0.25)
+        torch.testing.assert_close(out, ref.pixel_word_attention(pq, pk, pv, m, 0.25))
+        assert calls == ["sdpa", "triton-window"]
+    finally:
+        table.reset()
+
+
+def test_choice_table_rejects_unknown_providers(tmp_path):
+    import json
+
+    from rrsis.kernels import table
+
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"devices": {"cpu": {"elsa_attention:float32:1x2": "sdpa"}}}))
+    with pytest.raises(ValueError, match="provider 'sdpa'.*triton, compiled, eager"):
+        table.load(path)
+    path.write_text(json.dumps({"devices": {"cpu": {"conv:float32:1": "eager"}}}))
+    with pytest.raises(ValueError, match="unknown op 'conv'"):
+        table.load(path)
+    table.reset()
+    assert table.load()  is not None  # the committed table parses
+    table.reset()
+
+
+def test_sdpa_paths_match_the_references():
+    from rrsis.kernels import reference as ref
+    from rrsis.kernels import sdpa
+
+    g = torch.Generator().manual_seed(4)
+    q, k, v = (torch.randn(2, 8, 8, 2, 8, generator=g, dtype=torch.float64) for _ in range(3))
+    rb = torch.randn(2, 16, 16, generator=g, dtype=torch.float64)
+    for shift in (0, 2):
+        torch.testing.assert_close(sdpa.window_attention(q, k, v, rb, 4, shift, 0.3),
+                                   ref.window_attention(q, k, v, rb, 4, shift, 0.3))
+    pq = torch.randn(2, 1, 8, 16, generator=g, dtype=torch.float64)
+    pk, pv = (torch.randn(2, 1, 5, 16, generator=g, dtype=torch.float64) for _ in range(2))
+    m = torch.tensor([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1]])
+    torch.testing.assert_close(sdpa.pixel_word_attention(pq, pk, pv, m, 0.2),
+                               ref.pixel_word_attention(pq, pk, pv, m, 0.2))
+
+
+def test_fused_elsa_op_compiles_fullgraph_with_the_kernel_inside(monkeypatch):
+    # The interpreter runs the Triton kernels inside the compiled graph (one 8×8 tile).
+    from rrsis.kernels import ops
+
+    ran = []
+    for name in ("elsa_fused_forward", "elsa_fused_backward"):
+        real = getattr(ops._fused, name)
+        monkeypatch.setattr(ops._fused, name,
+                            lambda *a, _r=real, _n=name, **k: ran.append(_n) or _r(*a, **k))
+    monkeypatch.setenv("RRSIS_KERNELS", "triton")
+    g = torch.Generator().manual_seed(5)
+    v = torch.randn(1, 4, 5, 6, generator=g, requires_grad=True)
+    lg = torch.randn(1, 2, 9, 5, 6, generator=g, requires_grad=True)
+    add = torch.randn(4, 9, generator=g, requires_grad=True)
+
+    def f(v, lg, add):
+        return dispatch.elsa_attention(v, lg, None, add, 3, 1).square().sum()
+
+    torch._dynamo.reset()
+    compiled = torch.compile(f, backend="aot_eager", fullgraph=True)
+    got = torch.autograd.grad(compiled(v, lg, add), (v, lg, add))
+    torch._dynamo.reset()
+    assert ran == ["elsa_fused_forward", "elsa_fused_backward"]
+    monkeypatch.setenv("RRSIS_KERNELS", "torch")
+    want = torch.autograd.grad(f(v, lg, add), (v, lg, add))
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)

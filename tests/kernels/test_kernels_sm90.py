@@ -25,7 +25,7 @@ from _fixtures import REPO
 
 ROOT = REPO
 KERNELS = {"window_fwd", "window_bwd_dq", "window_bwd_dkdv", "elsa_fwd", "elsa_bwd", "pwam_fwd",
-           "pwam_bwd"}
+           "pwam_bwd", "elsa_fused_fwd", "elsa_fused_bwd", "elsa_fused_ghost"}
 
 
 def _compile(tmp: Path, level: str, timeout: int):
@@ -75,6 +75,25 @@ def test_sm90_compiles_the_model_layouts(suite_rows):
         assert any(word in w for w in wheres), word
     # The compiled report has ptxas's numbers for every group.
     assert all(isinstance(r.get("regs"), int) and 0 < r["regs"] <= 255 for r in rows)
+
+
+def test_sm90_fused_elsa_fits_two_programs_per_sm(suite_rows):
+    rows, _ = suite_rows
+    fused = [r for r in rows if r["kernel"].startswith("elsa_fused") and "error" not in r]
+    assert fused
+    low = [f"{r['kernel']} [{r['where'][0]}]: {r['ctas_per_sm']} CTAs/SM at {r['regs']} registers"
+           for r in fused if r["ctas_per_sm"] < 2]
+    assert not low, "\n".join(low)
+
+
+def test_occupancy_follows_the_sm90_limits():
+    from rrsis.kernels.aot_report import occupancy
+
+    assert occupancy(255, 4, 0) == 2  # 256 registers × 128 threads = half the register file
+    assert occupancy(128, 4, 0) == 4
+    assert occupancy(96, 4, 0) == 5  # 96·32 = 3072 per warp, 12 288 per program
+    assert occupancy(32, 4, 100 * 1024) == 2  # shared memory binds first
+    assert occupancy(16, 1, 0) == 32  # the block limit
 
 
 @pytest.mark.slow

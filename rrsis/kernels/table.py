@@ -1,0 +1,95 @@
+"""Which implementation runs each op at each shape: a measured, committed choice table.
+
+Like an autotune cache: ``benchmarks/gpu_check.py`` times every candidate of every op at the
+shapes the models launch, on one GPU, and writes the fastest into ``dispatch_table.json`` beside
+this file (per device name). A call looks up ``(device, op, dtype, shape)``; the candidates are
+
+- ``"triton"``: the fused kernel (custom op),
+- ``"compiled"``: ``torch.compile`` of the PyTorch reference,
+- ``"eager"``: the PyTorch reference as written,
+- ``"sdpa"``: ``F.scaled_dot_product_attention`` (window attention and PWAM only; PyTorch picks
+  its backend, cuDNN or memory-efficient with the additive mask).
+
+A shape (or device) not in the table uses the **default**, ``"triton"``, inside the envelope the
+kernels were compiled for (:mod:`.support`), and the reference outside it. ``RRSIS_KERNEL_TABLE``
+names another table file (tests, or a fresh measurement before it is committed). The table is
+read once per process; under ``torch.compile`` the dispatcher only reads what was loaded before
+(``compile_model`` loads it), since finding the device's name is no traceable operation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+__all__ = ["DEFAULT", "PROVIDERS", "choose", "key", "load", "reset"]
+
+PROVIDERS = ("triton", "compiled", "eager", "sdpa")
+APPLIES = {"window_attention": PROVIDERS, "pixel_word_attention": PROVIDERS,
+           "elsa_attention": ("triton", "compiled", "eager")}
+DEFAULT = "triton"
+PATH = Path(__file__).with_name("dispatch_table.json")
+
+_loaded: dict[str, dict[str, str]] | None = None
+_names: dict[tuple[str, int | None], str] = {}
+
+
+def key(op: str, dtype: torch.dtype, shape) -> str:
+    """``"op:dtype:d0xd1x…"``: the op, the compute dtype and the shape that matter to it."""
+    return f"{op}:{str(dtype).removeprefix('torch.')}:{'x'.join(str(int(s)) for s in shape)}"
+
+
+def _check(table: dict, where: str) -> dict[str, dict[str, str]]:
+    if not isinstance(table, dict):
+        raise TypeError(f"{where}: expected {{device: {{key: provider}}}}, got {type(table).__name__}")
+    for device, entries in table.items():
+        for k, provider in entries.items():
+            op = k.split(":", 1)[0]
+            if op not in APPLIES:
+                raise ValueError(f"{where}: unknown op {op!r} in {k!r} (ops: {', '.join(APPLIES)})")
+            if provider not in APPLIES[op]:
+                raise ValueError(f"{where}: provider {provider!r} for {k!r} on {device!r}; "
+                                 f"{op} has {', '.join(APPLIES[op])}")
+    return table
+
+
+def load(path: str | os.PathLike | None = None) -> dict[str, dict[str, str]]:
+    """The table (``RRSIS_KERNEL_TABLE``, else the committed file), validated, cached."""
+    global _loaded
+    if path is None and _loaded is not None:
+        return _loaded
+    path = Path(path or os.environ.get("RRSIS_KERNEL_TABLE") or PATH)
+    data = json.loads(path.read_text()) if path.exists() else {"devices": {}}
+    _loaded = _check(data.get("devices", {}), str(path))
+    return _loaded
+
+
+def reset() -> None:
+    """Forget the loaded table (tests; after writing a new one)."""
+    global _loaded
+    _loaded = None
+
+
+def device_name(device: torch.device) -> str | None:
+    """``"cpu"`` or the CUDA device's name; ``None`` when it is unknown while compiling."""
+    if device.type != "cuda":
+        return device.type
+    idx = device.index
+    if (device.type, idx) not in _names:
+        if torch.compiler.is_compiling() or not torch.cuda.is_available():
+            return None  # (fake CUDA tensors on a machine without one: the default)
+        _names[(device.type, idx)] = torch.cuda.get_device_name(idx)
+    return _names[(device.type, idx)]
+
+
+def choose(op: str, device: torch.device, dtype: torch.dtype, shape) -> str:
+    """The provider for one call: the table's entry, else :data:`DEFAULT`."""
+    if _loaded is None and torch.compiler.is_compiling():
+        return DEFAULT
+    name = device_name(device)
+    if name is None:
+        return DEFAULT
+    return load().get(name, {}).get(key(op, dtype, shape), DEFAULT)
