@@ -10,7 +10,7 @@ A recipe has five sections::
     loss    ce_weight, dice_weight, class_weights, dice_reduction, aux_weight
     train   epochs, max_steps, batch_size, eval_batch_size, grad_accum_steps, clip_grad_norm,
             amp, seed, deterministic, device, threads, flush_denormal, output_dir, checkpoint_every,
-            keep_checkpoints, log_every, eval_every, progress, find_unused_parameters
+            keep_checkpoints, log_every, eval_every, progress, find_unused_parameters, compile
 
 Every field can be overridden: ``--lr 1e-4`` (a key that names one field of one section),
 ``--optim.lr 1e-4`` / ``--optim.lr=1e-4`` (dotted path), or ``--set optim.lr=1e-4``. Values are
@@ -105,6 +105,9 @@ DEFAULTS: dict[str, Any] = {
         "eval_every": 1,
         "progress": True,
         "find_unused_parameters": False,
+        # torch.compile of the whole model with the kernels inside (rrsis.kernels.compile_model);
+        # input values are then checked once per batch on the host, never inside the step.
+        "compile": False,
     },
 }
 

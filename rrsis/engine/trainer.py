@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .._atomic import atomic_write
 from ..data import collate_fn
+from ..kernels.compile import compile_model
 from ..losses import ReferringLoss
 from ..pictures import plot_history
 from .checkpoint import (
@@ -173,6 +174,12 @@ class Trainer:
         self.device = self.info.device
         self.model = model.to(self.device)
         self.model.train()
+        self.compiled = bool(tc["compile"])
+        if self.compiled:
+            compile_model(self.model)  # in place: state_dict keys and save_pretrained unchanged
+        # Batch values (finite pixels, ids in the vocabulary, no empty text) are checked on the
+        # host where the loader made them: on a GPU, or compiled, the forward reads none.
+        self.host_checks = self.compiled or self.device.type != "cpu"
         self.net: nn.Module = self.model
         if self.info.distributed:
             self.net = nn.parallel.DistributedDataParallel(
@@ -332,6 +339,9 @@ class Trainer:
     def _micro_step(self, batch: dict[str, Any], sync: bool) -> float:
         dev = self.device
         ctx = self.net.no_sync() if (self.info.distributed and not sync) else contextlib.nullcontext()
+        if self.host_checks and hasattr(self.model, "check_inputs"):
+            self.model.check_inputs(batch["pixel_values"], batch["input_ids"], batch["attention_mask"],
+                                    values=True)
         with ctx:
             with autocast_context(self.amp_dtype, dev):
                 out = self.net(batch["pixel_values"].to(dev, non_blocking=True),
