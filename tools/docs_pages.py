@@ -411,6 +411,14 @@ def benchmark_pages(results: Path = RESULTS) -> dict[str, Page]:
         page = next(p for p in pages if p.endswith(".md"))
         title = str(pages[page]).splitlines()[0].lstrip("# ").strip()
         index.append([f"[{title}]({Path(page).name})", f"`{path.name}`"])
+    # Reports written as markdown only (no data file), e.g. the sm_90 compile report: as they are.
+    for path in sorted(results.glob("*.md")):
+        if path.with_suffix(".json").exists():
+            continue
+        text = path.read_text()
+        out[f"benchmarks/{path.name}"] = text
+        title = (text.splitlines() or [path.stem])[0].lstrip("# ").strip()
+        index.append([f"[{title}]({path.name})", f"`{path.name}`"])
     out["benchmarks/index.md"] = f"""# Benchmarks
 
 Every page here is generated from a results file in `benchmarks/results/` when the site is built;

@@ -17,6 +17,8 @@ def on_config(config):
     from tools.docs_pages import RESULTS
 
     pages = [f"benchmarks/{path.stem}.md" for path in sorted(RESULTS.glob("*.json"))]
+    pages += [f"benchmarks/{path.name}" for path in sorted(RESULTS.glob("*.md"))
+              if not path.with_suffix(".json").exists()]
     for item in config.nav or []:
         if isinstance(item, dict) and "Benchmarks" in item:
             item["Benchmarks"] = [*item["Benchmarks"], *pages]
