@@ -181,6 +181,8 @@ def segment_scene(
             warnings.warn(f"text {i}: {problem}", UserWarning, stacklevel=2)
     opt = replace(options or SceneOptions(), mode=mode, **option_overrides)
     own = not isinstance(scene, Scene)
+    if not own and crs is not None:
+        raise ValueError("crs= applies when segment_scene opens the scene; give it to open_scene(..., crs=)")
     sc = open_scene(scene, bands=bands, scale=scale, stretch=stretch, max_pixels=max_pixels,
                     crs=crs) if own else scene
     try:
