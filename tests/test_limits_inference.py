@@ -352,11 +352,13 @@ def test_the_next_predict_removes_what_a_killed_one_left(model, saved, tmp_path)
     assert left.is_file() and left.name.startswith(".o_mask.tif.") and not target.exists()
     legacy = tmp_path / f".o.geojson.tmp{child.pid}"  # the name rrsis 0.1 gave its temporaries
     legacy.write_text("{")
+    nested = tmp_path / f"..o_overlay.png.{child.pid}-0123abcd.tmp.png.{child.pid}-4567cdef.tmp.png"
+    nested.write_bytes(b"half a PNG")  # a PNG's own atomic temporary beside the staged one
     mine = tmp_path / f".o_overlay.png.{os.getppid()}-0123abcd.tmp.png"  # a live process's: kept
     mine.write_bytes(b"")
     assert cli(["--model", str(saved), "--image", str(path), "--text", "a", "--mode", "global",
                 "--out", str(tmp_path / "o")]) == 0
-    assert not left.exists() and not legacy.exists() and mine.exists()
+    assert not left.exists() and not legacy.exists() and not nested.exists() and mine.exists()
     assert target.is_file() and (tmp_path / "o.geojson").is_file()
     assert remove_stale_temporaries(target) == []
 

@@ -41,7 +41,8 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     """Remove the temporary files a killed or failed write of ``path`` left beside it.
 
     The rule: a file in ``path``'s folder named as :mod:`rrsis._atomic` names temporaries of
-    ``path`` (``.NAME.PID-XXXXXXXX.tmp[.SUFFIX]``, or ``.NAME.tmpPID`` from rrsis before 0.2)
+    ``path`` (``.NAME.PID-XXXXXXXX.tmp[.SUFFIX]`` and temporaries of those, or ``.NAME.tmpPID``
+    from rrsis before 0.2)
     whose process ``PID`` no longer runs on this machine is removed. Temporaries of a live
     process (another run writing the same target) are left alone.
 
@@ -53,7 +54,9 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     if not folder.is_dir():
         return []
     name = re.escape(path.name)
-    pattern = re.compile(rf"^\.{name}\.(?:(\d+)-[0-9a-f]{{8}}\.tmp(?:\..+)?|tmp(\d+))$")
+    # One or more leading dots: a writer that itself writes atomically (PNG) puts its own
+    # temporary beside the staged one, named after it.
+    pattern = re.compile(rf"^\.+{name}\.(?:(\d+)-[0-9a-f]{{8}}\.tmp(?:\..+)?|tmp(\d+))$")
     removed = []
     for entry in folder.iterdir():
         m = pattern.match(entry.name)
