@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _limits import REPO, run_limited
 from PIL import Image
 
 import rrsis
-from _limits import REPO, run_limited
 from rrsis.cli import main
 from rrsis.scene import open_scene, remove_stale_temporaries, segment_scene
 
@@ -379,6 +379,6 @@ def test_a_killed_predict_leaves_nothing_under_the_final_names(saved, tmp_path):
     if child.returncode == 0:
         pytest.skip("the run finished before it could be killed")
     assert not list(tmp_path.glob("o*"))  # nothing under a final name
-    assert subprocess.run([sys.executable, "-m", "rrsis", *argv], env=env).returncode == 0
+    assert subprocess.run([sys.executable, "-m", "rrsis", *argv], env=env, check=False).returncode == 0
     assert sorted(p.name for p in tmp_path.glob("o*")) == ["o.geojson", "o_mask.tif", "o_overlay.png"]
     assert no_temporaries(tmp_path) == []

@@ -58,9 +58,9 @@ def run(args: argparse.Namespace) -> int:
 
     from .._atomic import atomic_open
     from ..data import build_dataset
-    from ..engine.recipe import parse_value
     from ..engine.distributed import resolve_device
     from ..engine.evaluation import evaluate
+    from ..engine.recipe import parse_value
     from ..hub import from_pretrained
     from ..metrics import format_metrics
 

@@ -135,11 +135,17 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from ..data.io import MAX_PIXELS
     from ..data.expressions import check_expressions
+    from ..data.io import MAX_PIXELS
     from ..hub import from_pretrained
-    from ..scene import (check_georeference, check_outputs, open_scene, output_paths, output_prefixes,
-                         segment_scene)
+    from ..scene import (
+        check_georeference,
+        check_outputs,
+        open_scene,
+        output_paths,
+        output_prefixes,
+        segment_scene,
+    )
 
     # Check the cheap inputs before loading the model, so a typo fails at once.
     check_expressions(args.text, "--text")

@@ -17,9 +17,9 @@ from .bands import Bands, Scale, parse_bands, scale_values, select_bands
 from .tiff import read_tiff_info, read_uncompressed_tiff
 
 __all__ = [
+    "MAX_PIXELS",
     "Bands",
     "ImageSource",
-    "MAX_PIXELS",
     "Scale",
     "check_pixels",
     "image_size",

@@ -330,7 +330,7 @@ class RRSISModel(nn.Module):
         if not isinstance(images, (list, tuple)):
             images = [images]
         if not isinstance(texts, (str, list, tuple)):
-            raise ValueError(f"texts must be a string or a list of strings (one per image), got "
+            raise ValueError(f"texts must be a string or a list of strings (one per image), got "  # noqa: TRY004
                              f"{type(texts).__name__} {texts!r:.60}")
         texts = [texts] if isinstance(texts, str) else list(texts)
         if len(images) != len(texts):

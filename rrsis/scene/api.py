@@ -17,8 +17,15 @@ from ..data.io import MAX_PIXELS, Scale
 from ..models.base import threshold_mask
 from .infer import SceneOptions, predict_strips
 from .read import Scene, open_scene
-from .write import (MaskWriter, PolygonCollector, pixel_area_m2, remove_stale_temporaries, staged_outputs,
-                    write_overlay, writing)
+from .write import (
+    MaskWriter,
+    PolygonCollector,
+    pixel_area_m2,
+    remove_stale_temporaries,
+    staged_outputs,
+    write_overlay,
+    writing,
+)
 
 __all__ = ["SceneResult", "check_georeference", "check_outputs", "output_paths", "output_prefixes", "segment_scene"]
 

@@ -2,10 +2,9 @@
 
 A :class:`Scene` hands out windows of the scene as ``[h, w, 3]`` float32 pixels in the reader's
 scale (bands chosen, values scaled or stretched, as :func:`rrsis.data.read_image` gives them)
-plus a validity mask (nodata and alpha honoured; a NaN or infinite value in any chosen band is
-nodata too, with or without a nodata tag, as ``model.predict`` treats it), at full or reduced resolution, so no caller
-ever needs the whole raster in memory. Plain images and arrays are read by
-:func:`rrsis.data.read_image`'s own steps and shrunk by :func:`rrsis.data.transforms.resize_image`
+plus a validity mask (nodata tags, alpha, NaN or infinite values) at full or reduced
+resolution, so no caller ever needs the whole raster in memory. Plain images and arrays are read
+by :func:`rrsis.data.read_image`'s steps and shrunk by :func:`rrsis.data.transforms.resize_image`
 (in bands of rows), so a scene's global pass sees exactly what ``model.predict`` sees.
 """
 
@@ -17,7 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from ..data.io import MAX_PIXELS, Scale, check_pixels, nodata_mask, parse_bands, read_bands, scale_values
+from ..data.io import (
+    MAX_PIXELS,
+    Scale,
+    check_pixels,
+    nodata_mask,
+    parse_bands,
+    read_bands,
+    scale_values,
+)
 from ..data.transforms import resize_image_bands
 
 __all__ = ["PLAIN_SUFFIXES", "Scene", "open_scene", "require_geo"]
@@ -109,8 +116,7 @@ class Scene:
         self.stretch_range = self._stretch_range(stretch) if scale is None else self._scale_range(scale)
 
     def _assign_crs(self, crs: Any) -> None:
-        """``crs=``: the CRS of a raster whose file has a transform but none (``"none"``: keep
-        none, and accept outputs without georeference)."""
+        """``crs=`` of :func:`open_scene` (``"none"``: accept outputs without georeference)."""
         if isinstance(crs, str) and crs.strip().lower() == "none":
             self.crs_declined = True
             return
@@ -128,12 +134,11 @@ class Scene:
 
     def _check_has_data(self) -> None:
         """Refuse a raster with no valid pixel (every pixel NaN, infinite or masked)."""
-        _, valid = self._read_raw(None, self._stats_shape(), decimate=True)
-        if valid.any():
+        # A decimated read first; it can miss a small valid area, so strips at full size next.
+        if self._read_raw(None, self._stats_shape(), decimate=True)[1].any() or any(
+                self._read_raw((r, 0, min(r + 256, self.height), self.width), None)[1].any()
+                for r in range(0, self.height, 256)):
             return
-        for r0 in range(0, self.height, 256):  # a decimated read can miss a small valid area
-            if self._read_raw((r0, 0, min(r0 + 256, self.height), self.width), None)[1].any():
-                return
         raise ValueError(f"{self.name}: every pixel is nodata (NaN, infinite, or masked by the "
                          "raster's nodata value or alpha band): nothing to segment")
 
@@ -323,15 +328,11 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
         stretch: rasters only, when ``scale`` is not given: ``"auto"`` (uint8 as is; other
             types: 2–98 % per band), ``None`` (no stretch: the dtype's range), or ``(low,
             high)`` percentiles, computed on a decimated read of the valid pixels.
-        max_pixels: largest plain image or array held in memory (as ``model.predict``'s,
-            default :data:`rrsis.data.io.MAX_PIXELS`; ``None``: no bound). Rasters read through
-            rasterio are read window by window and are not bounded.
-        crs: the CRS of a raster whose file has a transform but no CRS (``"EPSG:32633"``, a
-            WKT string, ...), so its outputs are georeferenced; ``"none"`` accepts outputs
-            without georeference instead. A raster with its own CRS refuses a different one.
-
-    A NaN or infinite value in any chosen band is nodata, like a nodata tag or alpha: its
-    pixels are invalid (never part of a mask). A scene with no valid pixel raises.
+        max_pixels: largest plain image or array held in memory (``model.predict``'s bound;
+            ``None``: none). Rasters are read window by window and are not bounded.
+        crs: the CRS of a raster that has a transform but no CRS (``"EPSG:32633"``, WKT, ...);
+            ``"none"`` accepts outputs without georeference. A different CRS than the raster's
+            own is refused. A scene with no valid pixel (see the module's nodata rule) raises.
     """
     band_tuple = _scene_bands(bands)
     if isinstance(source, (str, os.PathLike)):
