@@ -51,7 +51,7 @@ class Limits:
 
         if self.max_stored_mb < self.max_upload_mb:
             raise ValueError(f"max_stored_mb ({self.max_stored_mb:g}) must be at least max_upload_mb "
-                             f"({self.max_upload_mb:g}): one upload must fit")
+                             f"({self.max_upload_mb:g}): one upload must fit; raise it (rrsis app --max-stored-mb)")
 
     @property
     def max_upload_bytes(self) -> int:
