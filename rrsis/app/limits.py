@@ -26,6 +26,11 @@ class Limits:
         max_expression_chars: longest expression in characters.
         concurrency: requests computed at once; the rest wait in the queue.
         queue_size: most requests waiting; more are refused with a "queue is full" message.
+        max_stored_files: most files the server holds for the page (uploads, and the copies of
+            results it serves); beyond it the oldest not in use by a request are removed.
+        max_stored_mb: most MiB those files hold together; beyond it, the same.
+        unused_upload_s: seconds after which a stored file no running request uses is removed
+            (an upload never segmented, a result already downloaded).
     """
 
     max_upload_mb: float = 50.0
@@ -34,16 +39,27 @@ class Limits:
     max_expression_chars: int = 200
     concurrency: int = 1
     queue_size: int = 32
+    max_stored_files: int = 100
+    max_stored_mb: float = 512.0
+    unused_upload_s: float = 600.0
 
     def __post_init__(self) -> None:
         for name in ("max_upload_mb", "max_pixels", "max_expressions", "max_expression_chars",
-                     "concurrency", "queue_size"):
+                     "concurrency", "queue_size", "max_stored_files", "max_stored_mb", "unused_upload_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+
+        if self.max_stored_mb < self.max_upload_mb:
+            raise ValueError(f"max_stored_mb ({self.max_stored_mb:g}) must be at least max_upload_mb "
+                             f"({self.max_upload_mb:g}): one upload must fit; raise it (rrsis app --max-stored-mb)")
 
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_stored_bytes(self) -> int:
+        return int(self.max_stored_mb * 1024 * 1024)
 
 
 def _mb(n: float) -> str:

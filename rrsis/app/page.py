@@ -56,6 +56,8 @@ def build_app(
     limits = limits or Limits()
 
     def on_upload(upload):
+        with workspace.using(upload):
+            workspace.prune_uploads(limits)  # each new upload: the stored files bounded at once
         image, message = preview(upload, limits)
         return image, message
 
@@ -98,7 +100,8 @@ def build_app(
                 gr.Markdown(
                     f"Limits: uploads up to {limits.max_upload_mb:g} MiB and "
                     f"{limits.max_pixels:,} pixels; {limits.concurrency} request(s) at a time, "
-                    f"{limits.queue_size} waiting at most."
+                    f"{limits.queue_size} waiting at most. Uploads unused for "
+                    f"{limits.unused_upload_s:g} s are removed (upload again)."
                 )
         upload.change(on_upload, inputs=upload, outputs=[shown, message], api_name=False,
                       concurrency_limit=2, concurrency_id="preview")
@@ -106,6 +109,7 @@ def build_app(
                      outputs=[gallery, table, files, message], api_name="segment",
                      concurrency_limit=limits.concurrency, concurrency_id="model")
     app.queue(max_size=limits.queue_size, default_concurrency_limit=1)
+    workspace.start_pruning(limits)  # uploads no event names (a bare POST to the upload route)
     return app
 
 

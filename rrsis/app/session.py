@@ -3,12 +3,14 @@ call to :func:`rrsis.app.inference.run`, and the texts and files shown back."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +39,8 @@ class Workspace:
         self.keep = keep
         self._lock = threading.Lock()
         self._count = 0
+        self._in_use: dict[str, int] = {}  # uploads a running request reads: never pruned
+        self._stop = threading.Event()
         for sub in ("uploads", "examples", "requests"):
             (self.root / sub).mkdir()
 
@@ -59,7 +63,77 @@ class Workspace:
             shutil.rmtree(p, ignore_errors=True)
         return path
 
+    @contextlib.contextmanager
+    def using(self, path) -> Iterator[None]:
+        """Mark an upload as read by a running request, so :meth:`prune_uploads` keeps it."""
+        key = str(Path(path).resolve()) if path else ""
+        with self._lock:
+            self._in_use[key] = self._in_use.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_use[key] -= 1
+                if not self._in_use[key]:
+                    del self._in_use[key]
+
+    def prune_uploads(self, limits: Limits, now: float | None = None) -> list[Path]:
+        """Bound what the server stores under :attr:`uploads` (Gradio's uploads and the copies
+        of results it serves): files no running request uses are removed when older than
+        ``limits.unused_upload_s``, then oldest first while there are more than
+        ``limits.max_stored_files`` or more than ``limits.max_stored_mb`` in all.
+
+        Returns:
+            The files removed.
+        """
+        now = time.time() if now is None else now
+        files = []
+        for p in self.uploads.rglob("*"):
+            try:
+                st = p.lstat()
+            except FileNotFoundError:
+                continue
+            if p.is_file() or p.is_symlink():
+                files.append((st.st_mtime, st.st_size, p))
+        files.sort(key=lambda f: f[0])
+        with self._lock:
+            busy = set(self._in_use)
+        removed = []
+        count, total = len(files), sum(f[1] for f in files)
+        for mtime, size, p in files:
+            if str(p.resolve()) in busy:
+                continue
+            stale = now - mtime > limits.unused_upload_s
+            if stale or count > limits.max_stored_files or total > limits.max_stored_bytes:
+                try:
+                    p.unlink()
+                except FileNotFoundError:
+                    pass
+                except OSError:
+                    continue
+                removed.append(p)
+                count, total = count - 1, total - size
+        for d in sorted((d for d in self.uploads.rglob("*") if d.is_dir()), key=lambda d: -len(d.parts)):
+            with contextlib.suppress(OSError):
+                d.rmdir()  # only empty folders go
+        return removed
+
+    def start_pruning(self, limits: Limits, every: float = 5.0) -> threading.Thread:
+        """Prune the uploads every ``every`` seconds until :meth:`close` (uploads that no
+        request ever names reach the server too, so the pages' events alone cannot bound them)."""
+        def loop() -> None:
+            while not self._stop.wait(every):
+                try:
+                    self.prune_uploads(limits)
+                except Exception:  # noqa: BLE001 - the sweeper must outlive one odd file
+                    logger.exception("pruning uploads failed")
+
+        t = threading.Thread(target=loop, name="rrsis-app-prune", daemon=True)
+        t.start()
+        return t
+
     def close(self) -> None:
+        self._stop.set()
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self):
@@ -116,8 +190,9 @@ def respond(model, workspace: Workspace, limits: Limits, upload, expressions, mo
         threshold = float(threshold)
         if not 0.0 < threshold < 1.0:
             raise InputError(f"threshold must be between 0 and 1 (exclusive), got {threshold}")
-        results = inference.run(model, upload, texts, mode=str(mode), threshold=threshold,
-                                workdir=workspace.request_dir())
+        with workspace.using(upload):
+            results = inference.run(model, upload, texts, mode=str(mode), threshold=threshold,
+                                    workdir=workspace.request_dir())
     except InputError as exc:
         return _error(str(exc))
     except ValueError as exc:  # the model's own input checks

@@ -37,6 +37,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"requests computed at once (default {d.concurrency})")
     p.add_argument("--queue-size", type=int, default=d.queue_size,
                    help=f"requests waiting at most; more are refused (default {d.queue_size})")
+    p.add_argument("--max-stored-files", type=int, default=d.max_stored_files,
+                   help="most files the server stores (uploads and served results); the oldest "
+                        f"unused go first (default {d.max_stored_files})")
+    p.add_argument("--max-stored-mb", type=float, default=d.max_stored_mb,
+                   help=f"most MiB those files hold together (default {d.max_stored_mb:g})")
+    p.add_argument("--unused-upload-s", type=float, default=d.unused_upload_s,
+                   help=f"seconds before a stored file no request uses is removed (default {d.unused_upload_s:g})")
     p.add_argument("--examples", type=int, default=3, help="generated example scenes (default 3)")
     p.set_defaults(func=run)
 
@@ -51,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels,
         max_expressions=args.max_expressions, max_expression_chars=args.max_expression_chars,
         concurrency=args.concurrency, queue_size=args.queue_size,
+        max_stored_files=args.max_stored_files, max_stored_mb=args.max_stored_mb,
+        unused_upload_s=args.unused_upload_s,
     )
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"rrsis app: warning: binding {args.host} makes the page reachable from other "

@@ -35,20 +35,39 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _check_writable(out: str) -> None:
+    """Refuse an ``--out`` that cannot be written: a folder, or a folder that cannot be made or
+    written into."""
+    import os
+
+    if os.path.isdir(out):
+        raise IsADirectoryError(f"--out {out}: is a folder; give the metrics file's name (e.g. {out.rstrip('/')}/eval.json)")
+    folder = os.path.dirname(os.path.abspath(out))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise PermissionError(f"--out {out}: cannot create the folder {folder} ({exc.strerror or exc}); "
+                              "choose another --out") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"--out {out}: the folder {folder} is not writable; choose another --out")
+
+
 def run(args: argparse.Namespace) -> int:
     import json
     import os
 
     from .._atomic import atomic_open
     from ..data import build_dataset
-    from ..engine.recipe import parse_value
     from ..engine.distributed import resolve_device
     from ..engine.evaluation import evaluate
+    from ..engine.recipe import parse_value
     from ..hub import from_pretrained
     from ..metrics import format_metrics
 
     if not os.path.isdir(args.data):
         raise FileNotFoundError(f"--data {args.data}: folder not found")
+    out = args.out or f"eval-{args.dataset}-{args.split}.json"
+    _check_writable(out)  # before any computing: a bad --out must not cost the whole evaluation
     options = {}
     for item in args.data_option:
         key, sep, value = item.partition("=")
@@ -70,7 +89,6 @@ def run(args: argparse.Namespace) -> int:
                        empty_iou=args.empty_iou, num_workers=args.num_workers,
                        desc=f"evaluate {args.split}")
     print(format_metrics({f"{args.dataset} {args.split}": metrics}))
-    out = args.out or f"eval-{args.dataset}-{args.split}.json"
     record = {
         "model": str(args.model), "dataset": args.dataset, "data": str(args.data), "split": args.split,
         "resolution": "native" if args.native_resolution else f"{size}x{size}",

@@ -2,11 +2,14 @@
 
 A plain image gives ``OUT_mask.png`` and ``OUT_overlay.png``; a georeferenced raster gives
 ``OUT_mask.tif`` (the input's CRS and transform), ``OUT.geojson`` and ``OUT_overlay.png``.
+Everything that can be checked without the model (flags, the image, the outputs) is checked
+before the model is loaded.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -17,21 +20,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "pip install \"rrsis[geo]\"): writes OUT_mask.tif with the input's CRS, "
                     "transform and nodata, OUT.geojson (polygons with areas, WGS 84 by default) "
                     "and OUT_overlay.png, reading and writing window by window. Several --text: "
-                    "OUT_1_*, OUT_2_*, ... Nothing is written under the final names when an "
-                    "input is missing, unreadable or empty.",
+                    "OUT_1_*, OUT_2_*, ... An OUT that is a folder (or ends with /) gets "
+                    "OUT/IMAGESTEM_mask.tif etc. The files of one expression appear together "
+                    "or not at all; existing outputs are refused unless --overwrite.",
     )
     p.add_argument("--model", required=True, help="a save_pretrained directory or a Hub repo id")
     p.add_argument("--image", required=True, help="image or raster file (any size)")
     p.add_argument("--text", required=True, action="append",
                    help="the referring expression (repeat for several)")
-    p.add_argument("--out", required=True, metavar="OUT_PREFIX", help="output prefix")
-    p.add_argument("--threshold", type=float, default=0.5, help="foreground probability threshold")
+    p.add_argument("--out", required=True, metavar="OUT_PREFIX",
+                   help="output prefix, or a folder (existing, or ending with /): files named after "
+                        "the image inside it")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--threshold", type=_fraction, default=0.5,
+                   help="foreground probability threshold, in (0, 1)")
     p.add_argument("--mode", choices=["auto", "global", "tiles", "global-local"], default="auto",
                    help="global: whole image at model size; tiles: sliding windows; global-local: "
                         "global picks the object, tiles delineate it; auto: global up to 2 tiles "
                         "a side, global-local above (default)")
-    p.add_argument("--tile", type=int, help="tile side in model pixels (default: the model's image_size)")
-    p.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction (default 0.25)")
+    p.add_argument("--tile", type=_positive_int,
+                   help="tile side in model pixels, a positive multiple of 32 (default: the model's "
+                        "image_size)")
+    p.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction in [0, 0.9] (default 0.25)")
     p.add_argument("--pixel-ratio", type=float, default=1.0,
                    help="scene pixels per model pixel in the tiled pass (>1 for very fine GSD; "
                         "called --scale before 0.2)")
@@ -46,12 +56,52 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="mask GeoTIFF holds the probability scaled to 0-255 instead of 0/255")
     p.add_argument("--geojson-crs", default="EPSG:4326",
                    help="CRS of the GeoJSON: EPSG:4326 (RFC 7946, default), 'native' or any CRS")
-    p.add_argument("--simplify", type=float, default=0.5, help="polygon tolerance in pixels")
-    p.add_argument("--image-size", type=int, help="global-pass input side (default: the model's image_size)")
-    p.add_argument("--batch-size", type=int, default=8, help="tiles per forward pass")
+    p.add_argument("--crs", help="CRS of a raster that has a transform but no CRS (e.g. EPSG:32633), so "
+                                 "the outputs are georeferenced; 'none' accepts PNG outputs without "
+                                 "georeference (without either, such a raster is refused)")
+    p.add_argument("--simplify", type=_non_negative, default=0.5,
+                   help="polygon tolerance in pixels, >= 0 (0: exact pixel outlines)")
+    p.add_argument("--image-size", type=_positive_int,
+                   help="global-pass input side, a positive multiple of 32 (default: the model's image_size)")
+    p.add_argument("--batch-size", type=_positive_int, default=8, help="tiles per forward pass")
+    p.add_argument("--max-pixels", type=_positive_int, default=None,
+                   help="largest plain image (PNG, JPEG, ...) read whole into memory, width x height "
+                        "(default 40,000,000); rasters read through rasterio go window by window "
+                        "and are not bounded")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive integer") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive integer (leave the flag out "
+                                         "for the default)")
+    return v
+
+
+def _non_negative(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number >= 0") from None
+    if not v >= 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a finite number >= 0")
+    return v
+
+
+def _fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number in (0, 1)") from None
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number in (0, 1)")
+    return v
 
 
 def _scale(text: str):
@@ -75,32 +125,57 @@ def _stretch(text: str | None):
     return (lo, hi)
 
 
+def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"rrsis predict: warning: {message}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     import os
+    import warnings
 
     import torch
 
     from ..data.expressions import check_expressions
+    from ..data.io import MAX_PIXELS
     from ..hub import from_pretrained
-    from ..scene import open_scene, segment_scene
+    from ..scene import (
+        check_georeference,
+        check_outputs,
+        open_scene,
+        output_paths,
+        output_prefixes,
+        segment_scene,
+    )
 
     # Check the cheap inputs before loading the model, so a typo fails at once.
     check_expressions(args.text, "--text")
     if not os.path.isfile(args.image):
         raise FileNotFoundError(f"--image {args.image}: file not found")
     stretch = _stretch(args.stretch)
+    max_pixels = MAX_PIXELS if args.max_pixels is None else args.max_pixels
     # A missing geo extra is an ImportError: cli/__init__.py's one exit-code map makes it 2.
-    scene = open_scene(args.image, bands=args.bands, scale=args.scale, stretch=stretch)
+    # The API's messages name the Python keyword and this command's flag (max_pixels= and
+    # --max-pixels, crs= and --crs, scale= and --scale).
+    scene = open_scene(args.image, bands=args.bands, scale=args.scale, stretch=stretch,
+                       max_pixels=max_pixels, crs=args.crs)
     with scene:
+        check_georeference(scene)
+        prefixes = output_prefixes(args.out, len(args.text), scene.name)
+        check_outputs([p for pre in prefixes for p in output_paths(pre, scene.georeferenced).values()],
+                      args.overwrite)
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" \
             else torch.device(args.device)
         model = from_pretrained(args.model, map_location=device)
-        results = segment_scene(
-            model, scene, args.text, mode=args.mode, threshold=args.threshold, out=args.out,
-            probabilities=args.probabilities, geojson_crs=args.geojson_crs, simplify=args.simplify,
-            progress=not args.quiet, tile=args.tile, overlap=args.overlap, pixel_ratio=args.pixel_ratio,
-            global_size=args.image_size, batch_size=args.batch_size,
-        )
+        with warnings.catch_warnings():
+            # The API's warnings (an expression cut or unknown to the vocabulary), one line each.
+            warnings.simplefilter("always", UserWarning)
+            warnings.showwarning = _print_warning
+            results = segment_scene(
+                model, scene, args.text, mode=args.mode, threshold=args.threshold, out=args.out,
+                probabilities=args.probabilities, geojson_crs=args.geojson_crs, simplify=args.simplify,
+                progress=not args.quiet, tile=args.tile, overlap=args.overlap, pixel_ratio=args.pixel_ratio,
+                global_size=args.image_size, batch_size=args.batch_size, overwrite=args.overwrite,
+            )
         total = scene.height * scene.width
     for r in results:
         area = f", {r.area_m2:,.0f} m²" if r.area_m2 is not None else ""

@@ -88,15 +88,15 @@ def scale_values(arr: np.ndarray, scale: Scale, path: str = "image") -> np.ndarr
             if lo < 0 or hi > 1:
                 raise ValueError(
                     f"{path}: float pixels must lie in [0, 1] with scale=None, got "
-                    f"[{lo:.3g}, {hi:.3g}]; pass scale='max', 'minmax' or a divisor"
+                    f"[{lo:.3g}, {hi:.3g}]; pass scale='max', 'minmax' or a divisor (rrsis predict: --scale)"
                 )
             x = arr.astype(np.float32)
             if finite is not None:
                 x[~finite] = 0.0
             return x
         raise ValueError(
-            f"{path}: {arr.dtype} image needs an explicit scale= "
-            "('dtype', 'max', 'minmax' or a divisor)"
+            f"{path}: {arr.dtype} image needs an explicit scale= ('dtype', 'max', 'minmax' or a "
+            "divisor; on the rrsis predict command line: --scale)"
         )
     x = arr.astype(np.float64)
     vals = x if finite is None else x[finite]

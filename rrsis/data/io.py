@@ -6,6 +6,7 @@ import io
 import json
 import os
 import pickle
+import warnings
 from struct import error as struct_error
 from typing import Any
 
@@ -16,13 +17,16 @@ from .bands import Bands, Scale, parse_bands, scale_values, select_bands
 from .tiff import read_tiff_info, read_uncompressed_tiff
 
 __all__ = [
+    "MAX_PIXELS",
     "Bands",
     "ImageSource",
     "Scale",
+    "check_pixels",
     "image_size",
     "load_json",
     "load_plain_pickle",
     "load_raster",
+    "nodata_mask",
     "parse_bands",
     "read_bands",
     "read_image",
@@ -37,11 +41,50 @@ _TIFF_SUFFIXES = (".tif", ".tiff")
 # EXIF orientations that swap width and height (transpose, rotate 90/270, transverse).
 _SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
 _PIL_MODES_TO_RGB = ("CMYK", "YCbCr", "LAB", "HSV")
+# Largest image read whole into memory by model.predict and a plain-image scene (about 0.5 GB
+# as float32 RGB, a few times that at the peak of reading and resizing). Rasters read through
+# rasterio are read window by window and are not bounded by it.
+MAX_PIXELS = 40_000_000
 
 
-def _open_pil(path: str) -> Image.Image:
+def check_pixels(height: int, width: int, max_pixels: int | None, where: str = "image") -> None:
+    """Refuse an image of more than ``max_pixels`` pixels (``None``: no bound), before decoding.
+
+    Raises:
+        ValueError: naming the size, the bound, the override and the windowed path.
+    """
+    if max_pixels is None:
+        return
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+        raise ValueError(f"max_pixels must be a positive integer or None, got {max_pixels!r}")
+    n = int(height) * int(width)
+    if n > max_pixels:
+        raise ValueError(
+            f"{where}: {width}x{height} = {n:,} pixels is over max_pixels={max_pixels:,} (the whole "
+            f"image is decoded into memory, about {n * 12 / 1e9:.1f} GB as float); raise it with "
+            "max_pixels= (rrsis predict --max-pixels) if the machine has the memory, or segment it "
+            "as a scene read window by window (a GeoTIFF through rrsis.segment_scene or rrsis "
+            "predict, memory bounded by the windows)"
+        )
+
+
+def nodata_mask(arr: np.ndarray) -> np.ndarray | None:
+    """Where ``[H, W, C]`` pixels are nodata: a NaN or infinite value in any band (bool
+    ``[H, W]``), or ``None`` when every pixel is finite. The one nodata rule of rrsis inference."""
+    if arr.dtype.kind != "f":
+        return None
+    finite = np.isfinite(arr).all(axis=2)
+    return None if finite.all() else ~finite
+
+
+def _open_pil(path: str, max_pixels: int | None = None) -> Image.Image:
     try:
-        return Image.open(path)
+        if max_pixels is None:
+            return Image.open(path)
+        with warnings.catch_warnings():
+            # The header's size is checked against max_pixels at once, below PIL's own limit.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: file not found") from None
     except Image.DecompressionBombError as exc:
@@ -80,8 +123,10 @@ def _from_pil(im: Image.Image, where: str, palette_to_rgb: bool) -> tuple[np.nda
     return arr, alpha
 
 
-def _load(source: ImageSource, palette_to_rgb: bool = True) -> tuple[np.ndarray, bool, str]:
-    """Any image source → ``([H, W, C] array at its own depth, last band is alpha, name)``."""
+def _load(source: ImageSource, palette_to_rgb: bool = True,
+          max_pixels: int | None = None) -> tuple[np.ndarray, bool, str]:
+    """Any image source → ``([H, W, C] array at its own depth, last band is alpha, name)``;
+    ``max_pixels`` is checked on the header, before any pixel is decoded."""
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if not os.path.isfile(path):
@@ -92,9 +137,12 @@ def _load(source: ImageSource, palette_to_rgb: bool = True) -> tuple[np.ndarray,
                 info = read_tiff_info(path)
             except (OSError, ValueError, struct_error) as exc:
                 raise ValueError(f"{path}: cannot read TIFF header ({exc})") from exc
+            if info is not None:
+                check_pixels(info.height, info.width, max_pixels, path)
             if info is not None and info.numpy_readable:
                 return read_uncompressed_tiff(path, info), info.alpha_last, path
-        with _open_pil(path) as im:
+        with _open_pil(path, max_pixels) as im:
+            check_pixels(im.height, im.width, max_pixels, path)
             arr, alpha = _from_pil(im, path, palette_to_rgb)
         if info is not None and (arr.shape[2] != info.samples or arr.dtype.itemsize * 8 < info.bits):
             raise ValueError(
@@ -105,6 +153,7 @@ def _load(source: ImageSource, palette_to_rgb: bool = True) -> tuple[np.ndarray,
     if isinstance(source, Image.Image):
         if source.width == 0 or source.height == 0:
             raise ValueError("zero-size image")
+        check_pixels(source.height, source.width, max_pixels, "image")
         arr, alpha = _from_pil(source, "image", palette_to_rgb)
         return arr, alpha, "image"
     if isinstance(source, np.ndarray):
@@ -115,6 +164,7 @@ def _load(source: ImageSource, palette_to_rgb: bool = True) -> tuple[np.ndarray,
             raise ValueError(f"expected an [H, W] or [H, W, C] array, got shape {source.shape}")
         if arr.shape[0] == 0 or arr.shape[1] == 0 or arr.shape[2] == 0:
             raise ValueError(f"zero-size image {source.shape}")
+        check_pixels(arr.shape[0], arr.shape[1], max_pixels, "array")
         if arr.dtype.kind not in "buif":
             raise ValueError(f"unsupported dtype {arr.dtype}; expected uint8, another integer type "
                              "with scale=, or float")
@@ -142,19 +192,22 @@ def load_raster(path: ImageSource, palette_to_rgb: bool = True) -> np.ndarray:
     return arr.astype(np.uint8) if arr.dtype == bool else arr
 
 
-def read_bands(path: ImageSource, bands: Bands = None) -> tuple[np.ndarray, str]:
+def read_bands(path: ImageSource, bands: Bands = None, *,
+               max_pixels: int | None = None) -> tuple[np.ndarray, str]:
     """:func:`read_image` before the value scaling: ``([H, W, 3] (or ``len(bands)``) at the
     file's own depth, name for messages)``; a view of an array source where the band rule allows.
 
     Args:
         path: as for :func:`read_image`.
         bands: as for :func:`read_image` (counted from 1).
+        max_pixels: as for :func:`read_image`.
     """
-    arr, alpha, where = _load(path)
+    arr, alpha, where = _load(path, max_pixels=max_pixels)
     return select_bands(arr, alpha, bands, where), where
 
 
-def read_image(path: ImageSource, bands: Bands = None, scale: Scale = None) -> np.ndarray:
+def read_image(path: ImageSource, bands: Bands = None, scale: Scale = None, *,
+               max_pixels: int | None = None) -> np.ndarray:
     """Read an image as float32, with explicit band choice and scaling: the one reader of rrsis
     (datasets, ``model.predict``, ``segment_scene`` on plain images, the demo).
 
@@ -178,11 +231,14 @@ def read_image(path: ImageSource, bands: Bands = None, scale: Scale = None) -> n
             image maximum. ``"minmax"``: map the image's [min, max] to [0, 1]. A number: divide
             by it. Statistics are taken over the selected bands together, so colour ratios
             survive.
+        max_pixels: refuse an image of more pixels (checked on the file's header, before
+            decoding); ``None`` (the default here; ``model.predict`` passes :data:`MAX_PIXELS`)
+            leaves only PIL's decompression-bomb limit.
 
     Returns:
         array ``[H, W, len(bands)]`` (three bands by default), float32.
     """
-    arr, where = read_bands(path, bands)
+    arr, where = read_bands(path, bands, max_pixels=max_pixels)
     return scale_values(arr, scale, where)
 
 

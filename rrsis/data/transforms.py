@@ -13,6 +13,7 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "ResizeNormalize",
+    "check_image_size",
     "collate_fn",
     "make_collate_fn",
     "nearest_indices",
@@ -27,6 +28,19 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 Size = int | Sequence[int]
+
+
+def check_image_size(image_size: Any, default: int, divisor: int) -> int:
+    """A square model input side: ``None`` means ``default`` (the model's); anything else must
+    be a positive multiple of ``divisor`` (0 is an error, not the default)."""
+    if image_size is None:
+        return int(default)
+    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)):
+        raise ValueError(f"image_size must be an integer, got {image_size!r}")  # noqa: TRY004 - bad input is a ValueError in rrsis
+    if image_size <= 0 or image_size % divisor:
+        raise ValueError(f"image_size {image_size} is not a positive multiple of {divisor} "
+                         f"(None: the model's {default})")
+    return int(image_size)
 
 
 def to_hw(size: Size) -> tuple[int, int]:

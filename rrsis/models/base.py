@@ -20,8 +20,8 @@ from .. import hub
 
 # The one reader, resize and normalisation of rrsis: predict sees exactly what evaluation sees.
 from ..data.expressions import check_expressions, expression_problem
-from ..data.io import Bands, Scale, read_image
-from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize, resize_image
+from ..data.io import MAX_PIXELS, Bands, Scale, nodata_mask, read_bands, scale_values
+from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, check_image_size, normalize, resize_image
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "RRSISModel", "SegmentationOutput", "TextFeatures", "load_image",
            "threshold_mask"]
@@ -67,14 +67,17 @@ def load_image(image: ImageLike, index: int = 0, *, bands: Bands = None, scale: 
     replicated; rasters with other band counts need ``bands=`` (counted from 1), 16-bit data
     ``scale=``.
     """
-    return np.ascontiguousarray(np.round(_read(image, index, bands, scale) * 255.0).astype(np.uint8))
+    return np.ascontiguousarray(np.round(_read_nodata(image, index, bands, scale)[0] * 255.0).astype(np.uint8))
 
 
-def _read(image: ImageLike, index: int, bands: Bands, scale: Scale) -> np.ndarray:
-    """``read_image`` with errors that say which of the inputs was wrong."""
+def _read_nodata(image: ImageLike, index: int, bands: Bands, scale: Scale,
+                 max_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """``read_image``'s pixels and where they are nodata (a non-finite value in any chosen
+    band; ``None`` when there is none), with errors that say which input was wrong."""
     where = f"image {index}"  # the reader's messages name the file itself
     try:
-        return read_image(image, bands=bands, scale=scale)
+        arr, name = read_bands(image, bands, max_pixels=max_pixels)
+        return scale_values(arr, scale, name), nodata_mask(arr)
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"{where}: {exc}") from None
     except ValueError as exc:
@@ -188,6 +191,7 @@ class RRSISModel(nn.Module):
         image_size: int | None = None,
         bands: Bands = None,
         scale: Scale = None,
+        max_pixels: int | None = MAX_PIXELS,
     ) -> tuple[torch.Tensor, list[tuple[int, int]]]:
         """Images → the model's input: read, band choice, value scaling, resize, normalise.
 
@@ -205,6 +209,7 @@ class RRSISModel(nn.Module):
                 multiple of ``size_divisor``.
             bands: band numbers counted from 1 (see :func:`rrsis.data.read_image`).
             scale: value scaling (see :func:`rrsis.data.read_image`).
+            max_pixels: largest image read (see :meth:`predict`).
 
         Returns:
             ``(pixel_values [B, 3, S, S]`` on the model's device and dtype, ``[(H, W), ...]``
@@ -214,9 +219,7 @@ class RRSISModel(nn.Module):
             images = [images]
         if not images:
             raise ValueError("no images given")
-        size = int(image_size or self.image_size)
-        if size <= 0 or size % self.size_divisor:
-            raise ValueError(f"image_size {size} is not a positive multiple of {self.size_divisor}")
+        size = check_image_size(image_size, self.image_size, self.size_divisor)
         pixels, sizes = [], []
         for i, im in enumerate(images):
             if isinstance(im, torch.Tensor):
@@ -225,7 +228,7 @@ class RRSISModel(nn.Module):
                                      f"{tuple(im.shape)} {im.dtype}")
                 x = im.float()
             else:
-                a = _read(im, i, bands, scale)
+                a = _read_nodata(im, i, bands, scale, max_pixels)[0]
                 x = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32))
             sizes.append((int(x.shape[1]), int(x.shape[2])))
             pixels.append(normalize(resize_image(x, size)))
@@ -309,6 +312,7 @@ class RRSISModel(nn.Module):
         image_size: int | None = None,
         bands: Bands = None,
         scale: Scale = None,
+        max_pixels: int | None = MAX_PIXELS,
     ) -> list[np.ndarray]:
         """Segment what each expression names; one bool mask per image at its native size.
 
@@ -331,12 +335,22 @@ class RRSISModel(nn.Module):
                 GeoTIFF); see :func:`rrsis.data.read_image`.
             scale: value scaling for 16-bit or float rasters (``"dtype"``, ``"max"``,
                 ``"minmax"`` or a divisor); see :func:`rrsis.data.read_image`.
+            max_pixels: largest image, height × width, read whole into memory (default
+                :data:`rrsis.data.io.MAX_PIXELS`, 40 million; ``None``: no bound but PIL's),
+                checked on the file's header before decoding. Larger scenes go through
+                :func:`rrsis.segment_scene`, which reads rasters window by window.
+
+        Non-finite pixels (NaN, ±inf) are *nodata*, as in :func:`rrsis.segment_scene`: the
+        model sees them as 0 and their mask pixels are always ``False``.
 
         Returns:
             ``[H_i, W_i]`` bool arrays.
         """
         if not isinstance(images, (list, tuple)):
             images = [images]
+        if not isinstance(texts, (str, list, tuple)):
+            raise ValueError(f"texts must be a string or a list of strings (one per image), got "  # noqa: TRY004
+                             f"{type(texts).__name__} {texts!r:.60}")
         texts = [texts] if isinstance(texts, str) else list(texts)
         if len(images) != len(texts):
             raise ValueError(f"{len(images)} images but {len(texts)} texts; give one expression per image")
@@ -347,11 +361,10 @@ class RRSISModel(nn.Module):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         texts = self.check_texts(texts)
-        size = int(image_size or self.image_size)
-        if size % self.size_divisor:
-            raise ValueError(f"image_size {size} is not a multiple of {self.size_divisor}")
+        size = check_image_size(image_size, self.image_size, self.size_divisor)
         # Read every image first, so a bad one fails before any forward pass.
-        arrays = [_read(im, i, bands, scale) for i, im in enumerate(images)]
+        read_all = [_read_nodata(im, i, bands, scale, max_pixels) for i, im in enumerate(images)]
+        arrays = [a for a, _ in read_all]
         read = [torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32)) for a in arrays]
         tokens = self.tokenizer(texts)
         device = next(self.parameters()).device
@@ -368,6 +381,9 @@ class RRSISModel(nn.Module):
                 masks += self.postprocess(out.logits, sizes, threshold=threshold)
         finally:
             self.train(was_training)
+        for m, (_, nodata) in zip(masks, read_all):
+            if nodata is not None:
+                m[nodata] = False
         return masks
 
     # ------------------------------------------------------------------ weights

@@ -7,9 +7,17 @@ window by window (:mod:`~rrsis.scene.read`), segments it globally, by tiles or b
 (``pip install "rrsis[geo]"``); PNG/JPEG and arrays work without it.
 """
 
-from .api import SceneResult, output_paths, segment_scene
+from .api import (
+    SceneResult,
+    check_georeference,
+    check_outputs,
+    output_paths,
+    output_prefixes,
+    segment_scene,
+)
 from .infer import MODES, SceneOptions
 from .read import Scene, open_scene
+from .write import remove_stale_temporaries
 
-__all__ = ["MODES", "Scene", "SceneOptions", "SceneResult", "open_scene", "output_paths",
-           "segment_scene"]
+__all__ = ["MODES", "Scene", "SceneOptions", "SceneResult", "check_georeference", "check_outputs", "open_scene",
+           "output_paths", "output_prefixes", "remove_stale_temporaries", "segment_scene"]

@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from ..data.expressions import check_expressions
-from ..data.io import Scale
+from ..data.expressions import check_expressions, expression_problem
+from ..data.io import MAX_PIXELS, Scale
 from ..models.base import threshold_mask
 from .infer import SceneOptions, predict_strips
 from .read import Scene, open_scene
-from .write import MaskWriter, PolygonCollector, pixel_area_m2, write_overlay
+from .write import (
+    MaskWriter,
+    PolygonCollector,
+    pixel_area_m2,
+    remove_stale_temporaries,
+    staged_outputs,
+    write_overlay,
+    writing,
+)
 
-__all__ = ["SceneResult", "output_paths", "segment_scene"]
+__all__ = ["SceneResult", "check_georeference", "check_outputs", "output_paths", "output_prefixes", "segment_scene"]
 
 
 @dataclass
@@ -55,6 +65,50 @@ def output_paths(prefix: str, georeferenced: bool) -> dict[str, str]:
     return {"mask": f"{prefix}_mask.png", "overlay": f"{prefix}_overlay.png"}
 
 
+def output_prefixes(out: str | os.PathLike, n_texts: int, scene_name: str = "scene") -> list[str]:
+    """The output prefix of each expression.
+
+    ``out`` is a prefix (``runs/tank`` gives ``runs/tank_mask.tif``, ...); with several
+    expressions ``PREFIX_1``, ``PREFIX_2``, … . An ``out`` that is an existing folder or ends
+    with a path separator names a folder: the files go inside it, named after the scene's
+    file (``DIR/STEM_mask.tif``, ``DIR/STEM.geojson``, ``DIR/STEM_overlay.png``; ``scene``
+    for arrays and PIL images), never as hidden ``DIR/.geojson`` or ``DIR/_mask.tif``.
+    """
+    text = os.fspath(out)
+    if not text.strip():
+        raise ValueError("out is empty: give an output prefix (e.g. results/tanks) or a folder")
+    if text.endswith(("/", os.sep)) or os.path.isdir(text):
+        stem = os.path.splitext(os.path.basename(scene_name))[0] if scene_name not in ("array", "") else ""
+        text = os.path.join(text, stem or "scene")
+    return [text] if n_texts == 1 else [f"{text}_{i + 1}" for i in range(n_texts)]
+
+
+def check_outputs(paths: Sequence[str], overwrite: bool = False) -> None:
+    """Before any computing: refuse existing outputs unless ``overwrite``, and make sure each
+    output folder can be created and written.
+
+    Raises:
+        FileExistsError: an output exists and ``overwrite`` is false (names them and the flag).
+        PermissionError: an output folder cannot be written.
+    """
+    existing = [p for p in paths if os.path.lexists(p)]
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 3} more)" if len(existing) > 3 else ""
+        raise FileExistsError(f"{', '.join(existing[:3])}{more} already exist(s): pass overwrite=True "
+                              "(rrsis predict --overwrite) to replace, or choose another output prefix")
+    for folder in sorted({os.path.dirname(os.path.abspath(p)) for p in paths}):
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise PermissionError(f"{folder}: cannot create the output folder ({exc.strerror or exc}); "
+                                  "choose another output prefix") from None
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise PermissionError(f"{folder}: the output folder is not writable; choose another output prefix")
+    for p in paths:
+        if os.path.isdir(p):
+            raise IsADirectoryError(f"{p}: an output file's name is taken by a folder; choose another output prefix")
+
+
 def _progress(desc: str):
     from tqdm.auto import tqdm
 
@@ -77,6 +131,9 @@ def segment_scene(
     simplify: float = 0.5,
     return_mask: bool | None = None,
     progress: bool = False,
+    overwrite: bool = False,
+    crs: Any = None,
+    max_pixels: int | None = MAX_PIXELS,
     options: SceneOptions | None = None,
     **option_overrides: Any,
 ) -> list[SceneResult]:
@@ -91,7 +148,11 @@ def segment_scene(
         threshold: foreground-probability threshold.
         out: output prefix. A georeferenced scene gets ``PREFIX_mask.tif``, ``PREFIX.geojson``
             and ``PREFIX_overlay.png``; any other ``PREFIX_mask.png`` and ``PREFIX_overlay.png``.
-            With several expressions, ``PREFIX_1``, ``PREFIX_2``, … .
+            With several expressions, ``PREFIX_1``, ``PREFIX_2``, … . A folder (existing, or
+            ending with ``/``) gets ``FOLDER/STEM_mask.tif`` etc., ``STEM`` the scene file's
+            (:func:`output_prefixes`). The files of one expression appear together or not at
+            all; temporaries a killed run left beside them are removed first
+            (:func:`~rrsis.scene.write.remove_stale_temporaries`).
         bands: band numbers counted from 1 (as in ``model.predict``), see
             :func:`~rrsis.scene.read.open_scene`.
         scale: value scaling for 16-bit or float scenes, with ``model.predict``'s meaning
@@ -100,9 +161,14 @@ def segment_scene(
             (:func:`~rrsis.scene.read.open_scene`).
         probabilities: the mask file holds the probability scaled to 0–255 instead of 0/255.
         geojson_crs: ``"EPSG:4326"`` (RFC 7946, default), ``"native"`` or any CRS string.
-        simplify: polygon simplification tolerance in pixels.
+        simplify: polygon simplification tolerance in pixels (>= 0; 0: exact pixel outlines).
         return_mask: keep each mask in memory (default: only when ``out`` is ``None``).
         progress: a progress bar over tiles.
+        overwrite: replace existing output files (default: refuse them, before any computing).
+        crs: the CRS of a raster that has a transform but no CRS (e.g. ``"EPSG:32633"``), so
+            its outputs are georeferenced; ``"none"`` accepts PNG outputs without georeference.
+            Without either, such a raster with ``out`` raises (no silent loss of georeference).
+        max_pixels: largest plain image held in memory (see :func:`~rrsis.scene.read.open_scene`).
         options: a :class:`~rrsis.scene.infer.SceneOptions`; ``**option_overrides`` replace
             its fields (``tile=``, ``overlap=``, ``pixel_ratio=``, ``gate_threshold=``, …).
 
@@ -112,13 +178,30 @@ def segment_scene(
     texts_list = check_expressions(texts)
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+    if isinstance(simplify, bool) or not isinstance(simplify, (int, float)) or not simplify >= 0:
+        raise ValueError(f"simplify must be a tolerance in pixels >= 0 (0: exact outlines), got {simplify!r}")
     if getattr(model, "tokenizer", None) is None:
         raise ValueError("this model has no tokenizer; set model.tokenizer (see model.predict)")
+    for i, t in enumerate(texts_list):  # as model.predict warns, before any computing
+        problem = expression_problem(model.tokenizer, t)
+        if problem:
+            warnings.warn(f"text {i}: {problem}", UserWarning, stacklevel=2)
     opt = replace(options or SceneOptions(), mode=mode, **option_overrides)
     own = not isinstance(scene, Scene)
-    sc = open_scene(scene, bands=bands, scale=scale, stretch=stretch) if own else scene
+    if not own and crs is not None:
+        raise ValueError("crs= applies when segment_scene opens the scene; give it to open_scene(..., crs=)")
+    sc = open_scene(scene, bands=bands, scale=scale, stretch=stretch, max_pixels=max_pixels,
+                    crs=crs) if own else scene
     try:
         opt = opt.resolved(model, sc.height, sc.width)
+        prefixes = None
+        if out is not None:
+            check_georeference(sc)
+            prefixes = output_prefixes(out, len(texts_list), sc.name)
+            files = [p for pre in prefixes for p in output_paths(pre, sc.georeferenced).values()]
+            check_outputs(files, overwrite)
+            for p in files:
+                remove_stale_temporaries(p)
         if out is not None and geojson_crs != "native" and sc.georeferenced:
             from rasterio.crs import CRS
             from rasterio.errors import CRSError
@@ -128,13 +211,22 @@ def segment_scene(
             except (CRSError, ValueError) as exc:
                 raise ValueError(f"geojson_crs {geojson_crs!r}: {exc}") from None
         keep = (out is None) if return_mask is None else bool(return_mask)
-        return [_one(model, sc, text, opt, threshold,
-                     None if out is None else (str(out) if len(texts_list) == 1 else f"{out}_{i + 1}"),
+        return [_one(model, sc, text, opt, threshold, None if prefixes is None else prefixes[i],
                      probabilities, geojson_crs, simplify, keep, progress)
                 for i, text in enumerate(texts_list)]
     finally:
         if own:
             sc.close()
+
+
+def check_georeference(sc: Scene) -> None:
+    """A raster with a transform but no CRS would lose its place on the map without a word."""
+    t = sc.transform
+    if sc.crs is None and t is not None and not t.is_identity and not sc.crs_declined:
+        raise ValueError(f"{sc.name}: the raster has a transform but no CRS, so its outputs cannot be "
+                         "placed on a map; give its CRS with crs= (rrsis predict --crs, e.g. "
+                         "EPSG:32633) for a mask GeoTIFF and GeoJSON, or crs='none' (--crs none) for "
+                         "PNG outputs without georeference")
 
 
 def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefix: str | None,
@@ -153,34 +245,43 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
         encoded = model.encode_text(tok["input_ids"].to(device), tok["attention_mask"].to(device))
     paths = output_paths(prefix, sc.georeferenced) if prefix is not None else {}
     mask = np.zeros((sc.height, sc.width), bool) if keep or (paths and not sc.georeferenced) else None
-    writer = MaskWriter(paths["mask"], sc) if paths and sc.georeferenced else None
-    polygons = PolygonCollector(sc, simplify) if writer is not None else None
     area = 0
-    ok = False
-    try:
-        bar = _progress(text[:30]) if progress else None
-        for r0, p, valid in predict_strips(sc, model, encoded, opt, bar):
-            m = threshold_mask(p, threshold)
-            area += int(m.sum())
-            if mask is not None:
-                mask[r0:r0 + m.shape[0]] = m
+    n_poly = fc = None
+    with staged_outputs(paths) as tmp:
+        writer = None
+        if paths and sc.georeferenced:
+            with writing(paths["mask"]):
+                writer = MaskWriter(tmp["mask"], sc)
+        polygons = PolygonCollector(sc, simplify) if writer is not None else None
+        try:
+            bar = _progress(text[:30]) if progress else None
+            for r0, p, valid in predict_strips(sc, model, encoded, opt, bar):
+                m = threshold_mask(p, threshold)
+                area += int(m.sum())
+                if mask is not None:
+                    mask[r0:r0 + m.shape[0]] = m
+                if writer is not None:
+                    vals = np.round(p * 255) if probabilities else np.where(m, 255, 0)
+                    with writing(paths["mask"]):
+                        writer.write(r0, vals, valid)
+                    polygons.add(r0, m)
+        finally:
+            model.train(was_training)
             if writer is not None:
-                vals = np.round(p * 255) if probabilities else np.where(m, 255, 0)
-                writer.write(r0, vals, valid)
-                polygons.add(r0, m)
-        ok = True
-    finally:
-        model.train(was_training)
+                with writing(paths["mask"]):
+                    writer.close()
         if writer is not None:
-            writer.close(ok)
-    n_poly = None
-    if writer is not None:
-        fc = polygons.write(paths["geojson"], geojson_crs, {"expression": text})
-        n_poly = len(fc["features"])
-        write_overlay(paths["overlay"], sc, paths["mask"])
-    elif paths:
-        save_png(mask.astype(np.uint8) * 255, paths["mask"])
-        write_overlay(paths["overlay"], sc, mask, max_side=max(sc.height, sc.width))
+            fc = polygons.features(geojson_crs, {"expression": text})
+            n_poly = len(fc["features"])
+            with writing(paths["geojson"]), open(tmp["geojson"], "w", encoding="utf-8") as fh:
+                json.dump(fc, fh)
+            with writing(paths["overlay"]):
+                write_overlay(tmp["overlay"], sc, str(tmp["mask"]))
+        elif paths:
+            with writing(paths["mask"]):
+                save_png(mask.astype(np.uint8) * 255, tmp["mask"])
+            with writing(paths["overlay"]):
+                write_overlay(tmp["overlay"], sc, mask, max_side=max(sc.height, sc.width))
     px_m2 = pixel_area_m2(sc)
     if px_m2 is not None:
         area_m2 = area * px_m2

@@ -90,13 +90,16 @@ class SceneOptions:
     def resolved(self, model, height: int, width: int) -> SceneOptions:
         """Defaults filled from the model and checked; ``mode`` no longer ``auto``."""
         div = int(getattr(model, "size_divisor", 32))
-        tile = int(self.tile or model.image_size)
-        gsize = int(self.global_size or model.image_size)
         if self.mode not in MODES:
             raise ValueError(f"mode {self.mode!r}: expected one of {', '.join(MODES)}")
-        for name, v in (("tile", tile), ("global_size", gsize)):
-            if v <= 0 or v % div:
-                raise ValueError(f"{name} {v} must be a positive multiple of {div}")
+        # None means the model's image_size; 0 or a negative side is an error, not the default.
+        for name, v in (("tile", self.tile), ("global_size", self.global_size)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer))
+                                  or v <= 0 or v % div):
+                raise ValueError(f"{name} {v!r} must be a positive multiple of {div} (None: the "
+                                 f"model's image_size, {model.image_size})")
+        tile = int(model.image_size if self.tile is None else self.tile)
+        gsize = int(model.image_size if self.global_size is None else self.global_size)
         if not 0 <= self.overlap <= 0.9:
             raise ValueError(f"overlap must be in [0, 0.9], got {self.overlap}")
         if not self.pixel_ratio >= 1.0:
@@ -105,11 +108,13 @@ class SceneOptions:
             raise ValueError("gate_threshold must be in (0, 1), gate_dilation >= 0, local_weight in [0, 1]")
         if self.local_rule not in LOCAL_RULES:
             raise ValueError(f"local_rule {self.local_rule!r}: expected one of {', '.join(LOCAL_RULES)}")
+        if self.auto_max_global is not None and not self.auto_max_global >= 1:
+            raise ValueError(f"auto_max_global must be >= 1 (None: 2 x tile), got {self.auto_max_global}")
         if self.batch_size < 1 or self.strip_rows < 1:
             raise ValueError("batch_size and strip_rows must be >= 1")
         mode = self.mode
         if mode == "auto":
-            limit = self.auto_max_global or 2 * tile
+            limit = 2 * tile if self.auto_max_global is None else self.auto_max_global
             mode = "global" if max(height, width) <= limit else "global-local"
         return SceneOptions(**{**self.__dict__, "mode": mode, "tile": tile, "global_size": gsize})
 

@@ -2,9 +2,9 @@
 
 A :class:`Scene` hands out windows of the scene as ``[h, w, 3]`` float32 pixels in the reader's
 scale (bands chosen, values scaled or stretched, as :func:`rrsis.data.read_image` gives them)
-plus a validity mask (nodata and alpha honoured), at full or reduced resolution, so no caller
-ever needs the whole raster in memory. Plain images and arrays are read by
-:func:`rrsis.data.read_image`'s own steps and shrunk by :func:`rrsis.data.transforms.resize_image`
+plus a validity mask (nodata tags, alpha, NaN or infinite values) at full or reduced
+resolution, so no caller ever needs the whole raster in memory. Plain images and arrays are read
+by :func:`rrsis.data.read_image`'s steps and shrunk by :func:`rrsis.data.transforms.resize_image`
 (in bands of rows), so a scene's global pass sees exactly what ``model.predict`` sees.
 """
 
@@ -16,7 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from ..data.io import Scale, parse_bands, read_bands, scale_values
+from ..data.io import (
+    MAX_PIXELS,
+    Scale,
+    check_pixels,
+    nodata_mask,
+    parse_bands,
+    read_bands,
+    scale_values,
+)
 from ..data.transforms import resize_image_bands
 
 __all__ = ["PLAIN_SUFFIXES", "Scene", "open_scene", "require_geo"]
@@ -65,10 +73,13 @@ class Scene:
     def __init__(self, *, array: np.ndarray | None = None, dataset: Any = None,
                  bands: tuple[int, ...] | None = None, stretch: Any = "auto", scale: Scale = None,
                  to_unit: Callable[[np.ndarray], np.ndarray] | None = None,
-                 dtype: str | None = None, name: str = "scene") -> None:
+                 dtype: str | None = None, name: str = "scene", nodata: np.ndarray | None = None,
+                 crs: Any = None) -> None:
         self.name = name
         self._array = array
         self._ds = dataset
+        self._nodata = nodata  # in-memory scenes: bool [H, W] of non-finite source pixels
+        self.crs_declined = False  # crs="none": outputs without georeference were asked for
         if array is not None:
             # ``array``: the chosen bands at their own depth (grey may stay 2-D); ``to_unit``
             # turns a window of it into the reader's float32 values.
@@ -86,6 +97,8 @@ class Scene:
         self.transform = ds.transform
         self.profile = ds.profile
         self.dtype = ds.dtypes[0]
+        if crs is not None:
+            self._assign_crs(crs)
         from rasterio.enums import ColorInterp
 
         colour = [ds.colorinterp[i] for i in range(ds.count)]
@@ -99,7 +112,35 @@ class Scene:
         if scale is not None and stretch not in ("auto", None, False):
             raise ValueError(f"{name}: give scale= (value scaling) or stretch= (percentiles), not both")
         self._clip = scale is None  # a stretch saturates; a value scaling is kept as read_image keeps it
+        self._check_has_data()
         self.stretch_range = self._stretch_range(stretch) if scale is None else self._scale_range(scale)
+
+    def _assign_crs(self, crs: Any) -> None:
+        """``crs=`` of :func:`open_scene` (``"none"``: accept outputs without georeference)."""
+        if isinstance(crs, str) and crs.strip().lower() == "none":
+            self.crs_declined = True
+            return
+        from rasterio.crs import CRS
+        from rasterio.errors import CRSError
+
+        try:
+            given = CRS.from_user_input(crs)
+        except (CRSError, ValueError, TypeError) as exc:
+            raise ValueError(f"crs {crs!r}: not a CRS ({exc}); give e.g. EPSG:32633 or a WKT string") from None
+        if self.crs is not None and self.crs != given:
+            raise ValueError(f"{self.name}: the raster has its own CRS ({self.crs.to_string()}); crs= "
+                             f"({crs!r}) only gives one to a raster that has none")
+        self.crs = given
+
+    def _check_has_data(self) -> None:
+        """Refuse a raster with no valid pixel (every pixel NaN, infinite or masked)."""
+        # A decimated read first; it can miss a small valid area, so strips at full size next.
+        if self._read_raw(None, self._stats_shape(), decimate=True)[1].any() or any(
+                self._read_raw((r, 0, min(r + 256, self.height), self.width), None)[1].any()
+                for r in range(0, self.height, 256)):
+            return
+        raise ValueError(f"{self.name}: every pixel is nodata (NaN, infinite, or masked by the "
+                         "raster's nodata value or alpha band): nothing to segment")
 
     @property
     def georeferenced(self) -> bool:
@@ -195,6 +236,8 @@ class Scene:
             kw["out_shape"] = None if out_shape is None else tuple(out_shape)
             masks = self._ds.read_masks(self.bands[0], **kw)
         valid = masks >= 128
+        if data.dtype.kind == "f":  # NaN is nodata everywhere, tagged or not
+            valid &= np.isfinite(data).all(axis=0)
         return data, valid
 
     def read(self, window: tuple[int, int, int, int] | None = None,
@@ -241,13 +284,19 @@ class Scene:
         if out_shape is None or tuple(out_shape) == (r1 - r0, c1 - c0):
             img = rows(0, r1 - r0)
             valid = np.zeros((r1 - r0, c1 - c0), bool)
-            valid[max(-r0, 0):min(self.height, r1) - r0, max(-c0, 0):min(self.width, c1) - c0] = True
+            ya, yb, xa, xb = max(r0, 0), min(self.height, r1), max(c0, 0), min(self.width, c1)
+            if yb > ya and xb > xa:
+                inside = True if self._nodata is None else ~self._nodata[ya:yb, xa:xb]
+                valid[ya - r0:yb - r0, xa - c0:xb - c0] = inside
             return img, valid
         img = resize_image_bands(rows, r1 - r0, c1 - c0, tuple(out_shape)).permute(1, 2, 0).numpy()
         # Nearest-neighbour validity: inside the scene or not, per output row and column.
         ys = r0 + np.floor((np.arange(out_shape[0]) + 0.5) * (r1 - r0) / out_shape[0]).astype(np.int64)
         xs = c0 + np.floor((np.arange(out_shape[1]) + 0.5) * (c1 - c0) / out_shape[1]).astype(np.int64)
         valid = ((ys >= 0) & (ys < self.height))[:, None] & ((xs >= 0) & (xs < self.width))[None, :]
+        if self._nodata is not None:
+            yc, xc = np.clip(ys, 0, self.height - 1), np.clip(xs, 0, self.width - 1)
+            valid &= ~self._nodata[yc][:, xc]
         img = np.ascontiguousarray(img)
         img[~valid] = 0
         return img, valid
@@ -260,7 +309,7 @@ class Scene:
 
 
 def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: Scale = None,
-               stretch: Any = "auto") -> Scene:
+               stretch: Any = "auto", max_pixels: int | None = MAX_PIXELS, crs: Any = None) -> Scene:
     """Open a path (any raster GDAL reads; PNG/JPEG without the geo extra), a PIL image or a
     numpy array (``[H, W]`` / ``[H, W, C]`` as ``model.predict`` takes) as a :class:`Scene`.
 
@@ -279,6 +328,11 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
         stretch: rasters only, when ``scale`` is not given: ``"auto"`` (uint8 as is; other
             types: 2–98 % per band), ``None`` (no stretch: the dtype's range), or ``(low,
             high)`` percentiles, computed on a decimated read of the valid pixels.
+        max_pixels: largest plain image or array held in memory (``model.predict``'s bound;
+            ``None``: none). Rasters are read window by window and are not bounded.
+        crs: the CRS of a raster that has a transform but no CRS (``"EPSG:32633"``, WKT, ...);
+            ``"none"`` accepts outputs without georeference. A different CRS than the raster's
+            own is refused. A scene with no valid pixel (see the module's nodata rule) raises.
     """
     band_tuple = _scene_bands(bands)
     if isinstance(source, (str, os.PathLike)):
@@ -286,7 +340,7 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path}: file not found")
         if path.lower().endswith(PLAIN_SUFFIXES):
-            return _check_scale(_in_memory(path, band_tuple, scale, path), scale)
+            return _check_scale(_in_memory(path, band_tuple, scale, path, max_pixels), scale)
         rasterio = require_geo(f"reading {os.path.basename(path)}")
         import warnings
 
@@ -299,7 +353,8 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
         except RasterioIOError as exc:
             raise ValueError(f"{path}: cannot read raster ({exc})") from None
         try:
-            return _check_scale(Scene(dataset=ds, bands=band_tuple, stretch=stretch, scale=scale, name=path), scale)
+            return _check_scale(Scene(dataset=ds, bands=band_tuple, stretch=stretch, scale=scale, name=path,
+                                      crs=crs), scale)
         except Exception:
             ds.close()
             raise
@@ -307,10 +362,11 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
             and scale is None and (source.ndim == 2 or (source.ndim == 3 and source.shape[2] in (1, 3, 4)))):
         # uint8 grey/RGB/RGBA arrays are read in place (no whole-scene copy), a window at a
         # time, with read_image's arithmetic; a declared alpha band (the 4th) dropped as it drops it.
+        check_pixels(source.shape[0], source.shape[1], max_pixels, "array")
         if source.ndim == 3:
             source = source[:, :, 0] if source.shape[2] == 1 else source[:, :, :3]  # views
         return Scene(array=source, to_unit=_uint8_to_unit, name="array")
-    return _check_scale(_in_memory(source, band_tuple, scale, "array"), scale)
+    return _check_scale(_in_memory(source, band_tuple, scale, "array", max_pixels), scale)
 
 
 def _check_scale(scene: Scene, scale: Scale) -> Scene:
@@ -334,10 +390,11 @@ def _check_scale(scene: Scene, scale: Scale) -> Scene:
     return scene
 
 
-def _in_memory(source: Any, bands: tuple[int, ...] | None, scale: Scale, name: str) -> Scene:
+def _in_memory(source: Any, bands: tuple[int, ...] | None, scale: Scale, name: str,
+               max_pixels: int | None = MAX_PIXELS) -> Scene:
     """A plain image or array through read_image's steps; 8-bit data is kept as bytes and
     scaled a window at a time (the same values, a quarter of the memory)."""
-    arr, where = read_bands(source, bands)
+    arr, where = read_bands(source, bands, max_pixels=max_pixels)
     if arr.dtype == np.uint8 and scale is None:
         return Scene(array=arr, to_unit=_uint8_to_unit, name=name)
-    return Scene(array=scale_values(arr, scale, where), dtype=str(arr.dtype), name=name)
+    return Scene(array=scale_values(arr, scale, where), dtype=str(arr.dtype), name=name, nodata=nodata_mask(arr))

@@ -1,14 +1,20 @@
 """Outputs written strip by strip: a mask GeoTIFF, GeoJSON polygons with areas, an overlay PNG.
 
-Every file is written to a temporary name beside its target and renamed when complete, so an
-interrupted run never leaves half a file under the final name.
+:func:`staged_outputs` writes the files of one expression to temporary names beside their
+targets and renames them together when all are complete, so an interrupted or failed run
+leaves none of them under the final names (the previous files, if any, stay).
+:func:`remove_stale_temporaries` removes what a killed run left beside a target.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno as errno_codes
 import json
 import math
 import os
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +23,75 @@ import numpy as np
 from .._atomic import atomic_open, atomic_path
 from .read import GDAL_ENV, Scene, require_geo
 
-__all__ = ["MaskWriter", "PolygonCollector", "pixel_area_m2", "write_overlay"]
+__all__ = ["MaskWriter", "PolygonCollector", "pixel_area_m2", "remove_stale_temporaries", "staged_outputs",
+           "write_overlay", "writing"]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files a killed or failed write of ``path`` left beside it.
+
+    The rule: a file in ``path``'s folder named as :mod:`rrsis._atomic` names temporaries of
+    ``path`` (``.NAME.PID-XXXXXXXX.tmp[.SUFFIX]`` and temporaries of those, or ``.NAME.tmpPID``
+    from rrsis before 0.2)
+    whose process ``PID`` no longer runs on this machine is removed. Temporaries of a live
+    process (another run writing the same target) are left alone.
+
+    Returns:
+        The paths removed.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        return []
+    name = re.escape(path.name)
+    # One or more leading dots: a writer that itself writes atomically (PNG) puts its own
+    # temporary beside the staged one, named after it.
+    pattern = re.compile(rf"^\.+{name}\.(?:(\d+)-[0-9a-f]{{8}}\.tmp(?:\..+)?|tmp(\d+))$")
+    removed = []
+    for entry in folder.iterdir():
+        m = pattern.match(entry.name)
+        if not m or not entry.is_file():
+            continue
+        pid = int(m.group(1) or m.group(2))
+        if _pid_alive(pid):  # this process or another run still writing it
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            entry.unlink()
+            removed.append(entry)
+    return removed
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike) -> Iterator[None]:
+    """Re-raise an ``OSError`` met while writing ``path`` as one that names the file (disk
+    full gives ``[Errno 28]`` and no file name otherwise) and says nothing was kept."""
+    try:
+        yield
+    except OSError as exc:
+        code = exc.errno if exc.errno is not None else errno_codes.EIO
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        hint = "; free some space or choose another --out" if code == errno_codes.ENOSPC else ""
+        raise OSError(code, f"{path}: cannot write ({reason}); none of this expression's output "
+                            f"files were written, files already there are left as they were{hint}") from exc
+
+
+@contextlib.contextmanager
+def staged_outputs(paths: dict[str, str]) -> Iterator[dict[str, Path]]:
+    """All-or-nothing files: yield ``kind → temporary path`` beside each target; when the block
+    ends without an exception every temporary replaces its target (complete files only),
+    otherwise every temporary is removed and no target changes."""
+    with contextlib.ExitStack() as stack:
+        yield {k: stack.enter_context(atomic_path(p, keep_suffix=True)) for k, p in paths.items()}
 
 
 class MaskWriter:
@@ -28,7 +102,8 @@ class MaskWriter:
     "not the target" elsewhere.
 
     Args:
-        path: target file.
+        path: the file written (``segment_scene`` gives the temporary path of
+            :func:`staged_outputs`, so the target appears only when complete).
         scene: the (rasterio-backed) scene.
     """
 
@@ -36,9 +111,6 @@ class MaskWriter:
         rasterio = require_geo("writing a mask GeoTIFF")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Held open until close(): the dataset streams into the temporary file of the atomic write.
-        self._atomic = atomic_path(self.path, keep_suffix=True)
-        self.tmp = self._atomic.__enter__()
         profile = dict(scene.profile or {})
         for key in ("photometric", "nodata", "blockxsize", "blockysize", "compress", "interleave",
                     "tiled", "predictor", "alpha"):
@@ -48,7 +120,11 @@ class MaskWriter:
                        blockxsize=256, blockysize=256, compress="deflate")
         self._env = rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True, **GDAL_ENV)
         self._env.__enter__()
-        self.ds = rasterio.open(self.tmp, "w", **profile)
+        try:
+            self.ds = rasterio.open(self.path, "w", **profile)
+        except BaseException:
+            self._env.__exit__(None, None, None)
+            raise
 
     def write(self, row0: int, values: np.ndarray, valid: np.ndarray) -> None:
         from rasterio.windows import Window
@@ -57,16 +133,12 @@ class MaskWriter:
         self.ds.write(values.astype(np.uint8)[None], window=win)
         self.ds.write_mask(np.where(valid, 255, 0).astype(np.uint8), window=win)
 
-    def close(self, ok: bool = True) -> None:
+    def close(self) -> None:
+        """Finish the file (GDAL writes its last blocks here: a full disk shows now)."""
         try:
             self.ds.close()
         finally:
             self._env.__exit__(None, None, None)
-        if ok:
-            self._atomic.__exit__(None, None, None)
-        else:  # the atomic write removes its temporary file on a failure
-            failed = RuntimeError(f"{self.path}: writing stopped")
-            self._atomic.__exit__(RuntimeError, failed, None)
 
 
 def pixel_area_m2(scene: Scene) -> float | None:
