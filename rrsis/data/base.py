@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..registry import Registry
-from .expressions import check_expressions
+from .expressions import check_expression
 from .expressions import expression_problem
 from .io import Bands, Scale, read_image
 from .transforms import ResizeNormalize, Size
@@ -129,7 +129,7 @@ class ReferringDataset(Dataset, abc.ABC):
             good = []
             for sid, text in entry.sentences:
                 try:
-                    good.append((sid, check_expressions([text])[0].strip()))
+                    good.append((sid, check_expression(text).strip()))
                 except ValueError as exc:
                     self._reject([sid], ValueError(f"{entry.source}: sample {sid}: {exc}"))
             if not good:

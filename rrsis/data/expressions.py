@@ -5,29 +5,47 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["check_expressions", "expression_problem"]
+__all__ = ["check_expression", "check_expressions", "expression_problem"]
+
+
+def check_expression(text: Any, what: str = "expression") -> str:
+    """The one check of a referring expression: a non-blank string, returned as given.
+
+    Args:
+        text: the expression.
+        what: how the caller names it (``"text 2"``, ``"--text"``, ``"expression"``), for the message.
+
+    Raises:
+        ValueError: a non-string, or an empty or blank string.
+    """
+    if not isinstance(text, str):  # bad input is a ValueError in rrsis, whatever its kind
+        raise ValueError(f"{what} is a {type(text).__name__}, not text")  # noqa: TRY004
+    if not text.strip():
+        raise ValueError(f"{what} is empty: give the text that names the target")
+    return text
 
 
 def check_expressions(texts: str | Sequence[str], what: str = "expression") -> list[str]:
-    """The one check of referring expressions (``predict``, ``segment_scene``, the CLI and the
-    app call it): a list of at least one non-empty string, returned as a list.
+    """:func:`check_expression` over one expression or several (``predict``, ``segment_scene``,
+    the tokenizer, the datasets, the CLI and the app call it), returned as a list.
 
     Args:
         texts: one expression or several.
-        what: how the caller names one (``"--text"`` in the CLI), for the message.
+        what: how the caller names one (``"--text"`` in the CLI), for the message; several are
+            named by index (``"text 1"``).
 
     Raises:
-        ValueError: no expression, a non-string, or an empty or blank one (named by index).
+        ValueError: no expression, a non-string, or an empty or blank one.
     """
-    items = [texts] if isinstance(texts, str) else list(texts)
+    if isinstance(texts, str):
+        return [check_expression(texts, what)]
+    try:
+        items = list(texts)
+    except TypeError:
+        raise ValueError(f"{what}: expected a string or a list of strings, got {type(texts).__name__}") from None
     if not items:
         raise ValueError(f"no {what} given: give the text that names the target")
-    for i, t in enumerate(items):
-        if not isinstance(t, str):  # bad input is a ValueError in rrsis, whatever its kind
-            raise ValueError(f"{what} {i} is a {type(t).__name__}, not text")  # noqa: TRY004
-        if not t.strip():
-            raise ValueError(f"{what} {i} is empty: give the text that names the target")
-    return items
+    return [check_expression(t, f"{what} {i}") for i, t in enumerate(items)]
 
 
 def expression_problem(tokenizer: Any, text: str) -> str | None:

@@ -1,4 +1,5 @@
-"""What every rrsis model shares: the output type, input checks and ``predict``."""
+"""What every rrsis model shares: the input contract's checks, ``preprocess`` / ``postprocess``,
+``predict`` and the weights I/O (the output types are in :mod:`.outputs`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import copy
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
@@ -22,37 +22,12 @@ from .. import hub
 from ..data.expressions import check_expressions, expression_problem
 from ..data.io import MAX_PIXELS, Bands, Scale, nodata_mask, read_bands, scale_values
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, check_image_size, normalize, resize_image
+from .outputs import SegmentationOutput, TextFeatures
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "RRSISModel", "SegmentationOutput", "TextFeatures", "load_image",
            "threshold_mask"]
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
-
-
-@dataclass
-class SegmentationOutput:
-    """Model output.
-
-    Attributes:
-        logits: ``[B, 2, H, W]`` background/foreground logits at input resolution.
-        aux_logits: earlier predictions ``[B, 2, H, W]`` for deep supervision (may be empty).
-    """
-
-    logits: torch.Tensor
-    aux_logits: list[torch.Tensor] = field(default_factory=list)
-
-
-@dataclass
-class TextFeatures:
-    """Encoded expressions, reusable across images.
-
-    Attributes:
-        words: ``[B, L, D]`` word features from the text encoder.
-        mask: ``[B, L]`` float 0/1, 1 for real tokens.
-    """
-
-    words: torch.Tensor
-    mask: torch.Tensor
 
 
 def _compiling() -> bool:

@@ -13,7 +13,7 @@ from tokenizers import decoders, normalizers, pre_tokenizers
 from tokenizers.models import WordPiece
 
 from .._atomic import atomic_write
-from ..data.expressions import check_expressions
+from ..data.expressions import check_expression, check_expressions
 
 __all__ = ["MAX_TOKENS", "SPECIAL_TOKENS", "Tokenizer"]
 
@@ -109,7 +109,7 @@ class Tokenizer:
 
     def encode(self, text: str) -> List[int]:
         """Token ids with ``[CLS]``/``[SEP]``, truncated to ``max_tokens`` (no padding)."""
-        check_expressions([text])
+        check_expression(text)
         ids = [self._cls] + self._tok.encode(text, add_special_tokens=False).ids + [self._sep]
         return ids[: self.max_tokens]
 

@@ -440,13 +440,13 @@ def test_folder_errors_name_file_and_sample(tmp_path, caplog):
     ids = [sid for sid, _ in ds.skipped]
     assert ids == ["9:2", "1:3", "2:4"]
     reasons = dict(ds.skipped)
-    assert "not found" in reasons["9:2"] and "is empty" in reasons["1:3"]
+    assert "not found" in reasons["9:2"] and "expression is empty" in reasons["1:3"]
     assert "masks/2.tif" in reasons["2:4"] and "5x5" in reasons["2:4"] and "12x16" in reasons[
         "2:4"]
     assert "skipped 3 bad sample" in caplog.text
     # Each case alone, without skip_bad.
     for lines, exc, pattern in [
-        (["1   "], ValueError, r"output_phrase_train.txt line 1: sample 1:1: expression 0 is empty"),
+        (["1   "], ValueError, r"output_phrase_train.txt line 1: sample 1:1: expression is empty"),
         (["2 x"], ValueError, r"sample 2:1: mask .*2.tif is 5x5 but image .*2.tif is 12x16"),
         (["0 x", "7 y"], FileNotFoundError, r"line 2: sample 7:2: image .*7.tif not found"),
     ]:
@@ -596,7 +596,7 @@ def test_rrsisd_empty_sentence(tmp_path):
              "sentences": [{"raw": "  ", "sent": "", "sent_id": 0},
                            {"raw": "fine", "sent": "fine", "sent_id": 1}]}]
     _make_refer(tmp_path, refs=refs)
-    with pytest.raises(ValueError, match=r"refs\(unc\)\.p: sample ref7/sent0: expression 0 is empty"):
+    with pytest.raises(ValueError, match=r"refs\(unc\)\.p: sample ref7/sent0: expression is empty"):
         RRSISDDataset(str(tmp_path), "train")
     ds = RRSISDDataset(str(tmp_path), "train", mode="eval", skip_bad=True)
     assert [s["text"] for s in ds] == ["fine"] and ds.skipped[0][0] == "ref7/sent0"

@@ -313,7 +313,7 @@ def test_bands_and_stretch(scene_tif):
     ({"scale": "bogus"}, "unknown scale"),
     ({"local_rule": "min"}, "local_rule 'min': expected one of mean, max"),
     ({"threshold": 1.0}, "threshold"),
-    ({"texts": " "}, "expression 0 is empty"),
+    ({"texts": " "}, "expression is empty"),
     ({"geojson_crs": "EPSG:nope", "out": "x"}, "geojson_crs"),
 ])
 def test_bad_input_is_named(tiny, scene_tif, tmp_path, kwargs, message):
