@@ -112,7 +112,7 @@ def test_header_dtype_checked(saved, tmp_path):
         rrsis.from_pretrained(path)
 
 
-@pytest.mark.parametrize("value", [10**9, 1, "20", 10**4])
+@pytest.mark.parametrize("value", [1, "20", 10**4, 2.5])  # 10**9: under the memory limit below
 def test_tokenizer_max_tokens_checked_against_the_model(saved, tmp_path, value):
     path = _copy(saved, tmp_path)
     cfg = json.loads((path / "tokenizer_config.json").read_text())

@@ -148,7 +148,9 @@ def activation_bytes(tree: Mapping[str, Any], batch_size: int = 1) -> int:
         floats += depth * per_block + fuse
     hidden = head.get("hidden") or 256
     n0 = max(side, 1) ** 2
-    floats += n0 * hidden * (6 + 6 * head.get("refine_steps", 0)) * head.get("upscale", 1) ** 2
+    steps = head.get("refine_steps", 0)
+    # decoder maps on the 1/patch grid, and each step's logits (and probabilities) at full size
+    floats += n0 * hidden * (6 + 6 * steps) + n0 * head.get("upscale", 1) ** 2 * 4 * (steps + 1)
     floats += words * text["hidden_size"] * text["num_layers"] * (8 + 2 * text["intermediate_size"] // text["hidden_size"])
     return int(4 * floats * batch_size)
 
