@@ -79,3 +79,16 @@ def test_disk_full_names_the_file_and_keeps_the_previous_checkpoint(tmp_path, mo
     assert first.read_bytes() == before and not second.exists()
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == [first.name]  # no temporary file left
     assert ckpt.latest_checkpoint(tmp_path) == first
+
+
+def test_recipe_image_size_is_bounded():
+    with pytest.raises(ConfigError, match=r"data.image_size=1000000 is above rrsis's upper bound 8192"):
+        load_config("gl-msin-tiny-synthetic", ["data.image_size=1000000"])
+
+
+@pytest.mark.parametrize("value", [10**9, 1, 2.0, True])
+def test_tokenizer_max_tokens_bounded(value):
+    from rrsis.text.tokenizer import Tokenizer
+
+    with pytest.raises(ValueError, match=r"max_tokens must be an integer from 2 to 8192"):
+        Tokenizer.from_words(["tank"], max_tokens=value)

@@ -20,6 +20,7 @@ from typing import Any
 from .._config import (
     ConfigError,
     check_bool,
+    check_size,
     check_float,
     check_int,
     check_list,
@@ -108,7 +109,8 @@ NON_NEGATIVE = number(low=0.0)
 SPEC: dict[str, dict[str, Check]] = {
     "data": {
         "dataset": TEXT, "root": optional(check_str), "train_split": TEXT,
-        "val_split": optional(check_str), "image_size": integer(1), "num_workers": integer(0),
+        "val_split": optional(check_str),
+        "image_size": lambda k, v: check_size(k, v, "image_size"), "num_workers": integer(0),
         "tokenizer": optional(check_str), "options": optional(check_mapping),
         "max_tokens": lambda k, v: _moved(k, "model.max_tokens (the model's text.max_tokens)"),
     },
