@@ -134,7 +134,7 @@ def check_size(name: str, value: Any, limit: str | None = None, *, low: int = 1)
         raise ConfigError(f"{name} must be >= {low}, got {value}")
     if value > high:
         raise ConfigError(
-            f"{name}={value} is above rrsis's upper bound {high} for it (rrsis._config.SIZE_LIMITS): a "
+            f"{name}={value} is above rrsis's upper bound {high} for it (rrsis.registry.SIZE_LIMITS): a "
             "value this large exhausts memory while the model is built; check the config for a typo"
         )
     return value

@@ -8,12 +8,11 @@ import pickle
 
 import numpy as np
 import pytest
+from _limits import run_limited
 from PIL import Image
 
 from rrsis.data import RRSISDDataset
 from rrsis.data.coco import decode_segmentation, rle_counts_to_string
-
-from _limits import run_limited
 
 GOOD = [2, 1, 6, 1, 6, 4, 2, 4]
 

@@ -9,11 +9,9 @@ import re
 
 import pytest
 import torch
+from _limits import run_limited
 
 import rrsis
-
-
-from _limits import run_limited
 
 HOSTILE = {
     "depths": {"depths": [10**6, 1, 1, 1]},
@@ -59,8 +57,9 @@ def test_every_size_above_its_bound_is_refused_quickly_under_a_memory_limit():
 
 def test_every_bound_is_reachable_and_documented():
     # each bound is a positive number, and the reliability page lists every one by name
-    from rrsis._config import SIZE_LIMITS
     from pathlib import Path
+
+    from rrsis._config import SIZE_LIMITS
 
     page = (Path(__file__).resolve().parents[1] / "docs" / "reliability.md").read_text()
     for name, bound in SIZE_LIMITS.items():
