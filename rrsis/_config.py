@@ -15,6 +15,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 __all__ = [
+    "DEFAULT_MAX_ACTIVATION_GIB",
+    "DEFAULT_MAX_PARAMS",
+    "SIZE_LIMITS",
     "ConfigError",
     "check_bool",
     "check_float",
@@ -22,13 +25,37 @@ __all__ = [
     "check_keys",
     "check_list",
     "check_mapping",
+    "check_size",
     "check_str",
     "node_from_dict",
     "node_to_dict",
     "per_stage",
+    "resource_limits",
 ]
 
 T = TypeVar("T")
+
+# Upper bounds of every size-like config value, by the name the config uses. Each lies far
+# beyond any model that fits a GPU (Swin-B: embed_dim 128, depths 2-2-18-2, window 12;
+# BERT-large: hidden 1024, 24 layers); they exist so that a typo or a hostile config.json
+# (depths=[10**6, ...], embed_dim=10**9) is refused at once instead of filling the memory
+# while the model is built. What a config's parameters and activations cost together is
+# checked separately, against limits the user can raise (rrsis.registry.estimate_model).
+SIZE_LIMITS = {
+    "image_size": 8192,
+    # backbone
+    "embed_dim": 4096, "stages": 8, "depths": 64, "num_heads": 256, "window_size": 64, "patch_size": 64,
+    "mlp_ratio": 16, "elsa.kernel": 31, "elsa.dilation": 16, "elsa.group_width": 4096,
+    # fusion
+    "fusion.heads": 256, "gem.pool": 64, "gem.heads": 256,
+    # text
+    "text.vocab_size": 1_000_000, "text.hidden_size": 8192, "text.num_layers": 128, "text.num_heads": 256,
+    "text.intermediate_size": 65536, "text.max_positions": 8192, "text.type_vocab_size": 1024,
+    "max_tokens": 8192,
+    # heads and necks
+    "head.hidden": 4096, "head.refine_steps": 32, "head.upscale": 16, "head.kernel_number": 64,
+    "neck.grid": 256, "neck.num_blocks": 64, "neck.mlp_ratio": 16,
+}
 
 
 class ConfigError(ValueError, KeyError):
@@ -64,6 +91,52 @@ def check_int(name: str, value: Any, *, low: int | None = None, high: int | None
         raise ConfigError(f"{name} must be >= {low}, got {value}")
     if high is not None and value > high:
         raise ConfigError(f"{name} must be <= {high}, got {value}")
+    return value
+
+
+# What one model may cost, checked on an estimate before anything is allocated: parameters, and
+# activation memory of one training image at the model's image_size (float32). Raised per call
+# (max_params=, max_activation_gib=) or for a whole process by the environment variables below.
+DEFAULT_MAX_PARAMS = 2_000_000_000
+DEFAULT_MAX_ACTIVATION_GIB = 64.0
+MAX_PARAMS_ENV = "RRSIS_MAX_PARAMS"
+MAX_ACTIVATION_ENV = "RRSIS_MAX_ACTIVATION_GIB"
+
+
+def resource_limits(max_params: Any = None, max_activation_gib: Any = None) -> tuple[float, float]:
+    """``(max_params, max_activation_gib)``: the values given, else the environment's
+    (``RRSIS_MAX_PARAMS``, ``RRSIS_MAX_ACTIVATION_GIB``), else the defaults."""
+    import os
+
+    out = []
+    for name, value, env, default in (("max_params", max_params, MAX_PARAMS_ENV, DEFAULT_MAX_PARAMS),
+                                      ("max_activation_gib", max_activation_gib, MAX_ACTIVATION_ENV,
+                                       DEFAULT_MAX_ACTIVATION_GIB)):
+        where = name
+        if value is None and os.environ.get(env):
+            value, where = os.environ[env], f"${env}"
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"{where} must be a number, got {os.environ[env]!r}") from None
+        if value is None:
+            value = default
+        out.append(check_float(where, value, low=0.0, low_open=True) if value != math.inf else value)
+    return out[0], out[1]
+
+
+def check_size(name: str, value: Any, limit: str | None = None, *, low: int = 1) -> int:
+    """An integer size in ``low..SIZE_LIMITS[limit]`` (``limit`` defaults to ``name``)."""
+    high = SIZE_LIMITS[limit or name]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    if value < low:
+        raise ConfigError(f"{name} must be >= {low}, got {value}")
+    if value > high:
+        raise ConfigError(
+            f"{name}={value} is above rrsis's upper bound {high} for it (rrsis.registry.SIZE_LIMITS): a "
+            "value this large exhausts memory while the model is built; check the config for a typo"
+        )
     return value
 
 

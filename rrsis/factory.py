@@ -31,6 +31,8 @@ def create_model(
     text_weights: Any = None,
     cache_dir: Any = None,
     local_files_only: bool = False,
+    max_params: int | None = None,
+    max_activation_gib: float | None = None,
     **overrides: Any,
 ):
     """Build a registered model by name.
@@ -46,6 +48,11 @@ def create_model(
             :func:`rrsis.hub.load_pretrained_parts`): a local file or directory, a Hub repo id,
             a timm tag, or ``False`` to skip that part.
         cache_dir, local_files_only: forwarded to the Hub downloads of part weights.
+        max_params, max_activation_gib: the largest parameter count and estimated activation
+            memory (GiB, one training image at ``image_size``) accepted; defaults 2·10⁹ and 64,
+            or ``$RRSIS_MAX_PARAMS`` / ``$RRSIS_MAX_ACTIVATION_GIB``. The configuration is
+            built on the meta device and checked before any memory is allocated; every size
+            also has a fixed upper bound (:data:`rrsis.registry.SIZE_LIMITS`).
         **overrides: config nodes (``head={"name": "refine", "refine_steps": 1}``) or their flat
             aliases (``refine_steps=1``, see :data:`rrsis.models.config.ALIASES`). ``None`` values
             are dropped so that CLI defaults never override model defaults; unknown or misplaced
@@ -65,7 +72,7 @@ def create_model(
         overrides.setdefault("image_size", cfg.image_size)
     if pretrained and cfg is not None:
         _check_usable(name, cfg, swin_weights)
-    model = build_from_config(name, **overrides)
+    model = build_from_config(name, max_params=max_params, max_activation_gib=max_activation_gib, **overrides)
     if pretrained:
         swin = swin_weights if swin_weights is not None else (cfg.swin if cfg else None)
         text = text_weights if text_weights is not None else (cfg.text if cfg else None)

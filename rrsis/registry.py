@@ -33,13 +33,14 @@ import this one.
 from __future__ import annotations
 
 import fnmatch
+import math
 import importlib
 import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
-from ._config import ConfigError, check_keys, suggest
+from ._config import MAX_ACTIVATION_ENV, MAX_PARAMS_ENV, SIZE_LIMITS, ConfigError, check_keys, resource_limits, suggest
 
 __all__ = [
     "CHECKPOINT_FORMATS",
@@ -48,16 +49,20 @@ __all__ = [
     "HEADS",
     "LOCAL_ATTENTION",
     "NECKS",
+    "SIZE_LIMITS",
     "VISUAL_BRANCH",
     "ConfigError",
+    "ModelEstimate",
     "PretrainedCfg",
     "Registry",
     "build_from_config",
+    "estimate_model",
     "is_model",
     "list_models",
     "list_pretrained",
     "model_entrypoint",
     "pretrained_cfg",
+    "probe_model",
     "register_model",
     "register_pretrained",
     "split_model_name_tag",
@@ -186,10 +191,89 @@ def model_entrypoint(name: str) -> Callable[..., Any]:
     return _model_entrypoints[arch]
 
 
-def build_from_config(name: str, config: Optional[Mapping[str, Any]] = None, **overrides: Any):
+@dataclass(frozen=True)
+class ModelEstimate:
+    """What a configuration costs, known before anything is allocated.
+
+    Attributes:
+        params: parameter count; buffers: buffer elements (position tables, norms' statistics).
+        param_bytes: bytes of parameters and buffers as built (float32).
+        activation_bytes: estimated activation memory of one training image at the model's
+            ``image_size`` (float32, the forward tensors autograd keeps); ``None`` for models
+            that do not estimate it.
+    """
+
+    params: int
+    buffers: int
+    param_bytes: int
+    activation_bytes: Optional[int]
+
+
+def probe_model(name: str, config: Optional[Mapping[str, Any]] = None, *, max_params: Any = None,
+                max_activation_gib: Any = None, **overrides: Any):
+    """Build ``name`` on PyTorch's ``meta`` device (shapes only, no memory), estimate its cost and
+    refuse it over the limits; returns ``(meta model, ModelEstimate)``.
+
+    Args:
+        max_params: largest parameter count accepted (default ``RRSIS_MAX_PARAMS`` or
+            :data:`~rrsis._config.DEFAULT_MAX_PARAMS`, 2·10⁹).
+        max_activation_gib: largest estimated activation memory of one training image, in GiB
+            (default ``RRSIS_MAX_ACTIVATION_GIB`` or 64).
+
+    Raises:
+        ConfigError: a size above its bound (:data:`~rrsis._config.SIZE_LIMITS`), or an estimate
+            above a limit; the message names the limit and how to raise it.
+    """
+    import torch
+
+    limit_params, limit_gib = resource_limits(max_params, max_activation_gib)
+    fn = model_entrypoint(name)
+    kwargs = {k: v for k, v in overrides.items() if v is not None}
+    with torch.device("meta"):
+        probe = fn(config, **kwargs)
+    params = sum(p.numel() for p in probe.parameters())
+    buffers = sum(b.numel() for b in probe.buffers())
+    nbytes = sum(t.numel() * t.element_size() for t in (*probe.parameters(), *probe.buffers()))
+    estimate_fn = getattr(probe, "estimate_activation_bytes", None)
+    act = int(estimate_fn()) if callable(estimate_fn) else None
+    est = ModelEstimate(params=params, buffers=buffers, param_bytes=nbytes, activation_bytes=act)
+    if params > limit_params:
+        raise ConfigError(
+            f"{name}: this configuration has {params:,} parameters ({nbytes / 2**30:.1f} GiB), above the "
+            f"limit max_params={int(limit_params):,}. Check the sizes for a typo, or raise the limit: "
+            f"max_params=... (create_model, from_pretrained) or ${MAX_PARAMS_ENV}"
+        )
+    if act is not None and act > limit_gib * 2**30:
+        raise ConfigError(
+            f"{name}: this configuration needs about {act / 2**30:.1f} GiB of activations per training "
+            f"image, above the limit max_activation_gib={limit_gib:g}. Check image_size and the sizes "
+            f"for a typo, or raise the limit: max_activation_gib=... (create_model, from_pretrained) "
+            f"or ${MAX_ACTIVATION_ENV}"
+        )
+    return probe, est
+
+
+def estimate_model(name: str, config: Optional[Mapping[str, Any]] = None, **overrides: Any) -> ModelEstimate:
+    """The :class:`ModelEstimate` of a configuration (checked against no limit), without
+    allocating it: ``estimate_model("gl-msin", embed_dim=192).params``."""
+    return probe_model(name, config, max_params=math.inf, max_activation_gib=math.inf, **overrides)[1]
+
+
+def build_from_config(name: str, config: Optional[Mapping[str, Any]] = None, *, max_params: Any = None,
+                      max_activation_gib: Any = None, **overrides: Any):
     """The one builder: the model ``name`` with a saved ``config`` tree (or the architecture's
     defaults) and ``overrides`` applied. ``None`` overrides mean "not given" and are dropped.
-    Used by :func:`rrsis.create_model`, :func:`rrsis.from_pretrained` and the trainer."""
+    Used by :func:`rrsis.create_model`, :func:`rrsis.from_pretrained` and the trainer.
+
+    The configuration is first built on the ``meta`` device and refused when it is larger than
+    ``max_params`` / ``max_activation_gib`` (see :func:`probe_model`), so that a hostile or
+    mistyped config fails at once instead of exhausting memory."""
+    probe_model(name, config, max_params=max_params, max_activation_gib=max_activation_gib, **overrides)
+    return _build_checked(name, config, **overrides)
+
+
+def _build_checked(name: str, config: Optional[Mapping[str, Any]] = None, **overrides: Any):
+    """:func:`build_from_config` for a configuration :func:`probe_model` has accepted."""
     fn = model_entrypoint(name)
     return fn(config, **{k: v for k, v in overrides.items() if v is not None})
 

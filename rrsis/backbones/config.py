@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import List, Optional, Union
 
-from .._config import ConfigError, check_bool, check_float, check_int, check_str, per_stage
+from .._config import SIZE_LIMITS, ConfigError, check_bool, check_float, check_int, check_size, check_str, per_stage
 from ..registry import LOCAL_ATTENTION
 
 __all__ = ["STEMS", "BackboneConfig", "ElsaConfig"]
@@ -33,11 +33,11 @@ class ElsaConfig:
     gamma: float = 1.0
 
     def __post_init__(self) -> None:
-        check_int("kernel", self.kernel, low=1)
+        check_size("kernel", self.kernel, "elsa.kernel")
         if self.kernel % 2 == 0:
             raise ConfigError(f"kernel must be odd (a centred neighbourhood), got {self.kernel}")
-        check_int("dilation", self.dilation, low=1)
-        check_int("group_width", self.group_width, low=1)
+        check_size("dilation", self.dilation, "elsa.dilation")
+        check_size("group_width", self.group_width, "elsa.group_width")
         self.qk_scale = check_float("qk_scale", self.qk_scale)
         self.lam = check_float("lam", self.lam)
         self.gamma = check_float("gamma", self.gamma)
@@ -73,24 +73,26 @@ class BackboneConfig:
     elsa: Optional[ElsaConfig] = field(default=None, metadata={"node": ElsaConfig})
 
     def __post_init__(self) -> None:
-        check_int("embed_dim", self.embed_dim, low=1)
+        check_size("embed_dim", self.embed_dim)
         for name in ("depths", "num_heads"):
             value = getattr(self, name)
             if not isinstance(value, (list, tuple)) or not value:
                 raise ConfigError(f"{name} must be a non-empty list (one entry per stage), got {value!r}")
-            setattr(self, name, [check_int(f"{name}[{i}]", v, low=1) for i, v in enumerate(value)])
+            if len(value) > SIZE_LIMITS["stages"]:
+                raise ConfigError(f"{name} has {len(value)} stages; rrsis's upper bound is {SIZE_LIMITS['stages']}")
+            setattr(self, name, [check_size(f"{name}[{i}]", v, name) for i, v in enumerate(value)])
         n = len(self.depths)
         if len(self.num_heads) != n:
             raise ConfigError(f"depths has {n} stages but num_heads has {len(self.num_heads)}")
         for i, h in enumerate(self.num_heads):
             if (self.embed_dim * 2**i) % h:
                 raise ConfigError(f"num_heads[{i}]={h} does not divide stage {i}'s {self.embed_dim * 2**i} channels")
-        check_int("window_size", self.window_size, low=1)
-        check_int("patch_size", self.patch_size, low=1)
+        check_size("window_size", self.window_size)
+        check_size("patch_size", self.patch_size)
         if self.patch_size & (self.patch_size - 1):
             raise ConfigError(f"patch_size must be a power of two (1, 2, 4, 8...), got {self.patch_size}")
         check_str("stem", self.stem, STEMS)
-        self.mlp_ratio = check_float("mlp_ratio", self.mlp_ratio, low=0.0)
+        self.mlp_ratio = check_float("mlp_ratio", self.mlp_ratio, low=0.0, high=SIZE_LIMITS["mlp_ratio"])
         if self.mlp_ratio <= 0:
             raise ConfigError(f"mlp_ratio must be > 0, got {self.mlp_ratio}")
         check_bool("qkv_bias", self.qkv_bias)

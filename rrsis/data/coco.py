@@ -16,7 +16,18 @@ from typing import Any
 
 import numpy as np
 
+from .coco_checks import (
+    MAX_MASK_SIDE,
+    check_coordinates,
+    check_segmentation,
+    checked_parts,
+    checked_rle,
+    rle_counts_from_string,
+)
+
 __all__ = [
+    "MAX_MASK_SIDE",
+    "check_segmentation",
     "decode_segmentation",
     "have_pycocotools",
     "mask_to_polygons",
@@ -44,42 +55,8 @@ def have_pycocotools() -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def rle_counts_from_string(s: str | bytes) -> list[int]:
-    """Decode the compressed COCO RLE string into run lengths.
-
-    Each run is a variable-length integer stored in 5-bit groups, least significant first, as
-    characters offset by 48; bit 0x20 continues the number and bit 0x10 of the last group is the
-    sign. From the fourth run on, the stored value is the difference to the run two places back.
-
-    Args:
-        s: the ``counts`` string (``str`` as in JSON files, ``bytes`` as pycocotools returns it).
-    """
-    data = s.encode("ascii") if isinstance(s, str) else bytes(s)
-    counts: list[int] = []
-    pos = 0
-    while pos < len(data):
-        value, shift = 0, 0
-        while True:
-            if pos >= len(data):
-                raise ValueError("truncated compressed RLE string")
-            c = data[pos] - 48
-            if c < 0 or c > 63:
-                raise ValueError(f"invalid character {chr(data[pos])!r} in compressed RLE")
-            pos += 1
-            value |= (c & 0x1F) << shift
-            shift += 5
-            if not c & 0x20:
-                if c & 0x10:
-                    value -= 1 << shift
-                break
-        if len(counts) > 2:
-            value += counts[-2]
-        counts.append(value)
-    return counts
-
-
 def rle_counts_to_string(counts: Sequence[int]) -> str:
-    """Encode run lengths as the compressed COCO RLE string (inverse of the decoder above).
+    """Encode run lengths as the compressed COCO RLE string (inverse of :func:`rle_counts_from_string`).
 
     Args:
         counts: run lengths, starting with the run of zeros.
@@ -108,17 +85,7 @@ def rle_decode(rle: dict[str, Any]) -> np.ndarray:
     Returns:
         bool array ``[h, w]``.
     """
-    if not isinstance(rle, dict) or "size" not in rle or "counts" not in rle:
-        raise ValueError("an RLE must be a dict with 'size' and 'counts'")
-    h, w = (int(v) for v in rle["size"])
-    counts = rle["counts"]
-    if isinstance(counts, (str, bytes)):
-        counts = rle_counts_from_string(counts)
-    runs = np.asarray(counts, dtype=np.int64)
-    if (runs < 0).any():
-        raise ValueError("RLE has negative run lengths")
-    if runs.sum() != h * w:
-        raise ValueError(f"RLE runs cover {int(runs.sum())} pixels, but its size is {h}x{w}")
+    (h, w), runs = checked_rle(rle)
     values = (np.arange(len(runs)) % 2).astype(bool)
     flat = np.repeat(values, runs)
     return flat.reshape(w, h).T.copy()
@@ -164,6 +131,7 @@ def polygon_to_mask(polygon: Sequence[float], height: int, width: int) -> np.nda
     coords = np.asarray(polygon, dtype=np.float64).reshape(-1)
     if coords.size % 2:
         raise ValueError(f"polygon has an odd number of coordinates ({coords.size})")
+    check_coordinates(coords, height, width)
     mask = np.zeros((height, width), dtype=bool)
     if coords.size < 6 or height == 0 or width == 0:
         return mask
@@ -275,30 +243,7 @@ def decode_segmentation(
     if backend not in ("auto", "numpy", "pycocotools"):
         raise ValueError(f"unknown COCO backend {backend!r}; use 'auto', 'numpy' or 'pycocotools'")
     use_coco = backend == "pycocotools" or (backend == "auto" and have_pycocotools())
-    if isinstance(segmentation, dict):
-        parts: list[Any] = [segmentation]
-    elif isinstance(segmentation, (list, tuple)):
-        parts = list(segmentation)
-    else:
-        # Malformed annotation data is a ValueError like every other bad-input case here.
-        raise ValueError(  # noqa: TRY004
-            f"segmentation must be a list or a dict, not {type(segmentation).__name__}"
-        )
-    rles = [p for p in parts if isinstance(p, dict)]
-    polys = [p for p in parts if not isinstance(p, dict)]
-    for rle in rles:
-        size = [int(v) for v in rle.get("size", [])]
-        if size != [height, width]:
-            raise ValueError(f"RLE size {size} does not match the image size {[height, width]}")
-    for poly in polys:
-        if not isinstance(poly, (list, tuple)) or not all(
-            isinstance(v, (int, float)) for v in poly
-        ):
-            raise ValueError("a polygon must be a flat list of numbers")
-        if len(poly) % 2:
-            raise ValueError(f"polygon has an odd number of coordinates ({len(poly)})")
-    # pycocotools reads a 4-number list as a box, not a polygon; such polygons have no area.
-    polys = [p for p in polys if len(p) >= 6]
+    polys, rles = checked_parts(segmentation, height, width)
     if use_coco:
         return _decode_pycocotools(polys, rles, height, width)
     out = np.zeros((height, width), dtype=bool)

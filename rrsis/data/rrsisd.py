@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .base import DATASETS, Entry, ReferringDataset
-from .coco import decode_segmentation
+from .coco import check_segmentation, decode_segmentation
 from .io import image_size, load_json, load_plain_pickle
 
 __all__ = ["RRSISDDataset", "load_refer"]
@@ -184,16 +184,21 @@ class RRSISDDataset(ReferringDataset):
                     f"{actual[0]}x{actual[1]} but is declared {declared[0]}x{declared[1]}"
                 )
             declared = actual
+        if None in declared:
+            declared = image_size(entry.image_path)
+        h, w = (int(v) for v in declared)
         for a in entry.target:
-            seg = self.annotations[a].get("segmentation")
-            for part in [seg] if isinstance(seg, dict) else seg if isinstance(seg, list) else []:
-                if isinstance(part, dict) and None not in declared:
-                    size = [int(v) for v in part.get("size", [])]
-                    if size != [int(declared[0]), int(declared[1])]:
-                        raise ValueError(
-                            f"{self.instances_path}: sample {entry.name}: annotation {a} mask "
-                            f"is {size} but image {entry.image_path} is {list(declared)}"
-                        )
+            # Every annotation is checked here, at construction, so that a malformed one stops
+            # (or is skipped by skip_bad) before training or evaluation starts, not at its batch.
+            ann = self.annotations[a]
+            seg = ann.get("segmentation") if isinstance(ann, dict) else None
+            try:
+                check_segmentation(seg, h, w)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{self.instances_path}: sample {entry.name}: annotation {a} (image "
+                    f"{entry.image_path}, {h}x{w}): {exc}"
+                ) from None
 
     def _load_mask(self, entry: Entry, hw: tuple[int, int]) -> np.ndarray:
         mask = np.zeros(hw, dtype=bool)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import random
 import re
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -44,9 +46,33 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
         obj: what to save.
         path: destination file.
     """
-    with atomic_open(path, "wb") as fh:
-        torch.save(obj, fh)
+    try:
+        with atomic_open(path, "wb") as fh:
+            torch.save(obj, fh)
+    except (OSError, RuntimeError) as exc:
+        raise _write_error(exc, Path(path)) from None
     return Path(path)
+
+
+def _write_error(exc: BaseException, path: Path) -> OSError:
+    """The error of a failed checkpoint write, naming the file and the cause. ``torch.save``
+    reports a full disk as ``[enforce fail at inline_container.cc] unexpected pos``; the
+    ``OSError`` behind it (ENOSPC, EDQUOT, EIO...) is in its context."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__context__ or cause.__cause__
+    code = getattr(cause, "errno", None)
+    reason = getattr(cause, "strerror", None) or str(cause or exc).strip().splitlines()[0]
+    try:
+        free = f"; {shutil.disk_usage(path.parent).free / 2**20:.0f} MiB free there"
+    except OSError:
+        free = ""
+    err = OSError(
+        f"could not write checkpoint {path}: {reason}{free}. The previous checkpoints are intact; free "
+        "space (or set train.keep_checkpoints lower) and continue with --resume auto"
+    )
+    err.errno = code or errno.EIO  # no .filename: it would replace the message with "[Errno N] None: path"
+    return err
 
 
 def capture_rng() -> dict[str, Any]:

@@ -61,7 +61,7 @@ from .inputs import build_datasets, build_tokenizer, text_words
 from .logs import JsonlLogger
 from .optim import build_optimizer, build_scheduler
 from .run_folder import clear_run, resume_plan
-from .validate import validate_config
+from .validate import format_output_dir, validate_config
 
 __all__ = ["Trainer", "build_datasets", "build_model", "build_tokenizer", "text_words"]
 
@@ -144,7 +144,9 @@ class Trainer:
         random.seed(self.seed)
         np.random.seed(self.seed % 2**32)
         torch.manual_seed(self.seed)
-        self.output_dir = Path(str(tc["output_dir"]).format(recipe=self.cfg.get("recipe") or "run"))
+        # Filled once, on rank 0, so that every rank names the same folder.
+        out = format_output_dir(str(tc["output_dir"]), self.cfg.get("recipe") or "run")
+        self.output_dir = Path(all_gather_objects(out, self.info)[0])
 
         data_cfg = self.cfg["data"]
         if train_dataset is None:

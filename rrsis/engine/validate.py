@@ -11,6 +11,8 @@ which own those keys.
 from __future__ import annotations
 
 import re
+import string
+import time
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
@@ -18,6 +20,7 @@ from typing import Any
 from .._config import (
     ConfigError,
     check_bool,
+    check_size,
     check_float,
     check_int,
     check_list,
@@ -25,7 +28,7 @@ from .._config import (
     check_str,
 )
 
-__all__ = ["DEVICE_PATTERN", "validate_config"]
+__all__ = ["DEVICE_PATTERN", "OUTPUT_DIR_FIELDS", "format_output_dir", "validate_config"]
 
 # auto, cpu, cuda, cuda:N, mps (what torch.device accepts and rrsis runs on).
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -61,6 +64,40 @@ def device(key: str, v: Any) -> str:
     return v
 
 
+# Placeholders train.output_dir may hold: the recipe's name, and the local date and time the run
+# starts (``runs/{recipe}-{date}-{time}`` → ``runs/gl-msin-rrsisd-2026-12-06-081502``).
+OUTPUT_DIR_FIELDS = ("recipe", "date", "time")
+
+
+def format_output_dir(template: str, recipe: str, now: float | None = None, key: str = "train.output_dir") -> str:
+    """``train.output_dir`` with its placeholders filled (:data:`OUTPUT_DIR_FIELDS`).
+
+    Raises:
+        ConfigError: an unknown placeholder or a malformed one (an unmatched brace).
+    """
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        raise ConfigError(f"{key}={template!r} is not a valid template ({exc}); write a literal brace "
+                          "as {{ or }}") from None
+    for field in fields:
+        if field not in OUTPUT_DIR_FIELDS:
+            raise ConfigError(
+                f"{key}={template!r} has the placeholder {{{field}}}, which rrsis does not fill; "
+                f"known: {', '.join('{' + f + '}' for f in OUTPUT_DIR_FIELDS)} (write a literal brace as {{{{ or }}}})")
+    t = time.localtime(now)
+    try:
+        return template.format(recipe=recipe, date=time.strftime("%Y-%m-%d", t), time=time.strftime("%H%M%S", t))
+    except (ValueError, IndexError) as exc:
+        raise ConfigError(f"{key}={template!r} is not a valid template ({exc})") from None
+
+
+def _output_dir(key: str, v: Any) -> str:
+    check_str(key, v, empty=False)
+    format_output_dir(v, "recipe", key=key)
+    return v
+
+
 def _moved(key: str, to: str) -> None:
     raise ConfigError(f"{key} is not a recipe setting any more: set {to}; load_config migrates old files")
 
@@ -72,7 +109,8 @@ NON_NEGATIVE = number(low=0.0)
 SPEC: dict[str, dict[str, Check]] = {
     "data": {
         "dataset": TEXT, "root": optional(check_str), "train_split": TEXT,
-        "val_split": optional(check_str), "image_size": integer(1), "num_workers": integer(0),
+        "val_split": optional(check_str),
+        "image_size": lambda k, v: check_size(k, v, "image_size"), "num_workers": integer(0),
         "tokenizer": optional(check_str), "options": optional(check_mapping),
         "max_tokens": lambda k, v: _moved(k, "model.max_tokens (the model's text.max_tokens)"),
     },
@@ -94,7 +132,7 @@ SPEC: dict[str, dict[str, Check]] = {
         "clip_grad_norm": optional(POSITIVE),
         "amp": choice("auto", "bf16", "fp16", "off", "none", "fp32", True, False, None),
         "seed": integer(0), "deterministic": check_bool, "device": device,
-        "threads": optional(integer(1)), "flush_denormal": check_bool, "output_dir": TEXT,
+        "threads": optional(integer(1)), "flush_denormal": check_bool, "output_dir": _output_dir,
         "checkpoint_every": optional(integer(0)), "keep_checkpoints": integer(0),
         "log_every": integer(1), "eval_every": optional(integer(0)), "progress": check_bool,
         "find_unused_parameters": check_bool, "compile": check_bool,

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._config import check_int
+from .._config import check_size
 from ..registry import NECKS
 
 __all__ = [
@@ -324,9 +324,9 @@ class CrossScaleInteraction(nn.Module):
 def _build_cim(
     *, in_channels: Sequence[int], grid: int = 15, num_blocks: int = 1, mlp_ratio: int = 2
 ) -> CrossScaleInteraction:
-    check_int("grid", grid, low=1)
-    check_int("num_blocks", num_blocks, low=1)
-    check_int("mlp_ratio", mlp_ratio, low=1)
+    check_size("grid", grid, "neck.grid")
+    check_size("num_blocks", num_blocks, "neck.num_blocks")
+    check_size("mlp_ratio", mlp_ratio, "neck.mlp_ratio")
     return CrossScaleInteraction(
         in_channels, grid=grid, num_blocks=num_blocks, mlp_ratio=mlp_ratio
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import List, Optional, Union
 
-from .._config import ConfigError, check_bool, check_float, check_int, check_str, per_stage
+from .._config import ConfigError, check_bool, check_float, check_size, check_str, per_stage
 from ..registry import FUSION, GLOBAL_ENHANCEMENT, VISUAL_BRANCH
 from .gate import GATE_ACTIVATIONS
 
@@ -31,11 +31,11 @@ class GemConfig:
 
     def __post_init__(self) -> None:
         check_str("name", self.name, GLOBAL_ENHANCEMENT.names())
-        check_int("pool", self.pool, low=1)
+        check_size("pool", self.pool, "gem.pool")
 
     def check_stages(self, n: int) -> None:
         self.stages = per_stage("stages", self.stages, n, check_bool)
-        self.heads = per_stage("heads", self.heads, n, lambda k, v: v if v is None else check_int(k, v, low=1))
+        self.heads = per_stage("heads", self.heads, n, lambda k, v: v if v is None else check_size(k, v, "gem.heads"))
 
 
 @dataclass
@@ -71,7 +71,7 @@ class FusionConfig:
 
     def check_stages(self, n: int) -> None:
         """Per-stage values must have one entry per backbone stage."""
-        self.heads = per_stage("heads", self.heads, n, lambda k, v: check_int(k, v, low=1))
+        self.heads = per_stage("heads", self.heads, n, lambda k, v: check_size(k, v, "fusion.heads"))
         if self.gem is not None:
             try:
                 self.gem.check_stages(n)

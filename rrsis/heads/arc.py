@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._config import check_float, check_int
+from .._config import check_float, check_size
 from ..registry import HEADS
 from .simple import SimpleDecoder, _check_width
 
@@ -280,6 +280,6 @@ def _build_arc(
     dropout: float = 0.2,
 ) -> AdaptiveRotatedDecoder:
     _check_width("hidden", hidden)
-    check_int("kernel_number", kernel_number, low=1)
+    check_size("kernel_number", kernel_number, "head.kernel_number")
     check_float("dropout", dropout, low=0.0, high=1.0, high_open=True)
     return AdaptiveRotatedDecoder(in_channels, hidden, num_classes, kernel_number, dropout)

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._config import check_int
+from .._config import check_size
 from ..registry import HEADS
 from .simple import _check_width
 
@@ -113,6 +113,6 @@ def _build_refine(
     upscale: int = 1,
 ) -> IterativeRefinementHead:
     _check_width("hidden", hidden)
-    check_int("refine_steps", refine_steps, low=0)
-    check_int("upscale", upscale, low=1)
+    check_size("refine_steps", refine_steps, "head.refine_steps", low=0)
+    check_size("upscale", upscale, "head.upscale")
     return IterativeRefinementHead(in_channels, hidden or 256, refine_steps, num_classes, upscale=upscale)

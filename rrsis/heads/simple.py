@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._config import check_int
+from .._config import check_size
 from ..registry import HEADS
 
 __all__ = ["SimpleDecoder"]
@@ -79,4 +79,4 @@ def _build_simple(*, in_channels: Sequence[int], hidden: Optional[int] = None, n
 
 def _check_width(name: str, value: Optional[int]) -> None:
     if value is not None:
-        check_int(name, value, low=1)
+        check_size(name, value, "head.hidden")

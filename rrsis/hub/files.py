@@ -6,6 +6,7 @@ Everything rrsis writes is safetensors. Foreign ``.pth``/``.bin`` checkpoints ar
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import pickle
@@ -26,6 +27,7 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils import validate_repo_id
 from safetensors import SafetensorError
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from .._version import __version__
@@ -34,9 +36,11 @@ __all__ = [
     "LEGACY_SUFFIXES",
     "SAFE_SUFFIXES",
     "CheckpointError",
+    "check_not_a_loop",
     "find_weights_file",
     "hub_file",
     "looks_like_path",
+    "read_safetensors_header",
     "read_state_dict",
     "unwrap_state_dict",
 ]
@@ -145,6 +149,53 @@ def check_repo_id(repo_id: str, what: str) -> None:
         validate_repo_id(repo_id)
     except HFValidationError as exc:
         raise ValueError(f"{what} {repo_id!r} is neither an existing local path nor a valid Hub repo id ({exc})") from None
+
+
+def check_not_a_loop(path: Path, what: str) -> None:
+    """Raise a ``ValueError`` naming the loop when ``path`` (or a folder on the way to it) is a
+    symbolic link that leads back to itself; the system's own word for it is "Not a directory"
+    or "Too many levels of symbolic links"."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            return
+        link = next((p for p in [path, *path.parents] if p.is_symlink() and _loops(p)), path)
+        target = os.readlink(link) if link.is_symlink() else "?"
+        raise ValueError(
+            f"{what}: {path} cannot be opened: the symbolic link {link} -> {target} is a loop (following "
+            "it leads back to itself). Point the link at the model directory, or pass the directory itself"
+        ) from None
+
+
+def _loops(link: Path) -> bool:
+    try:
+        os.stat(link)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
+
+
+def read_safetensors_header(path: PathLike) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """``name -> (dtype, shape)`` of a safetensors file, read from its header alone (no tensor
+    data is read, whatever the file's size).
+
+    Raises:
+        CheckpointError: the header is unreadable (truncated, corrupt or not safetensors).
+    """
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            out = {}
+            for key in fh.keys():
+                part = fh.get_slice(key)
+                out[key] = (str(part.get_dtype()), tuple(int(v) for v in part.get_shape()))
+            return out
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(
+            f"{path}: not a readable safetensors file ({exc}); it is truncated or corrupt. "
+            "Delete it and download or save it again."
+        ) from None
 
 
 def find_weights_file(directory: PathLike) -> Path:

@@ -18,14 +18,16 @@ from huggingface_hub.errors import LocalEntryNotFoundError
 from torch import nn
 
 from .._config import ConfigError
-from ..registry import build_from_config, is_model, list_models
+from ..registry import _build_checked, build_from_config, is_model, list_models, probe_model
 from .._version import __version__
 from ..text.tokenizer import Tokenizer
 from .files import (
     CheckpointError,
+    check_not_a_loop,
     check_repo_id,
     hub_file,
     looks_like_path,
+    read_safetensors_header,
     read_state_dict,
     tokenizer_vocab_check,
     unwrap_state_dict,
@@ -60,6 +62,7 @@ class _Source:
     def __init__(self, ref: PathLike, revision, cache_dir, local_files_only, token) -> None:
         self.ref = str(ref)
         path = Path(ref).expanduser()
+        check_not_a_loop(path, "from_pretrained")
         self.local = path if path.is_dir() else None
         if self.local is None:
             if path.is_file():
@@ -106,7 +109,7 @@ def read_config(path: PathLike) -> dict[str, Any]:
     return config
 
 
-def model_from_config(config: Mapping[str, Any] | PathLike, **overrides: Any) -> nn.Module:
+def model_from_config(config: Mapping[str, Any] | PathLike, *, _checked: bool = False, **overrides: Any) -> nn.Module:
     """Build the model a ``config.json`` describes, with fresh (random) weights.
 
     The stored tree is built as written (``"neck": null`` is a model without neck); flat
@@ -115,7 +118,8 @@ def model_from_config(config: Mapping[str, Any] | PathLike, **overrides: Any) ->
 
     Args:
         config: the parsed ``config.json`` or its path.
-        **overrides: config nodes or flat aliases replacing the stored ones.
+        **overrides: config nodes or flat aliases replacing the stored ones, and the limits
+            ``max_params=`` / ``max_activation_gib=`` (:func:`rrsis.registry.probe_model`).
 
     Raises:
         CheckpointError: unknown architecture, or a config its architecture refuses (unknown
@@ -125,6 +129,19 @@ def model_from_config(config: Mapping[str, Any] | PathLike, **overrides: Any) ->
     if not isinstance(config, Mapping):
         source = str(config)
         config = read_config(config)
+    _known_architecture(config, source)
+    arch = config["architecture"]
+    try:
+        build = _build_checked if _checked else build_from_config
+        return build(arch, config.get("model_args", {}), **overrides)
+    except ConfigError as exc:
+        raise CheckpointError(
+            f"{source} does not describe a valid {arch!r}: {exc} (written by rrsis "
+            f"{config.get('rrsis_version', '?')}, this is rrsis {__version__})"
+        ) from None
+
+
+def _known_architecture(config: Mapping[str, Any], source: str) -> None:
     arch = config["architecture"]
     if not is_model(arch):
         raise CheckpointError(
@@ -132,13 +149,6 @@ def model_from_config(config: Mapping[str, Any] | PathLike, **overrides: Any) ->
             f"Known: {', '.join(list_models()) or '(none)'}. Import the module that registers it, or "
             f"upgrade rrsis (the file was written by rrsis {config.get('rrsis_version', '?')})."
         )
-    try:
-        return build_from_config(arch, config.get("model_args", {}), **overrides)
-    except ConfigError as exc:
-        raise CheckpointError(
-            f"{source} does not describe a valid {arch!r}: {exc} (written by rrsis "
-            f"{config.get('rrsis_version', '?')}, this is rrsis {__version__})"
-        ) from None
 
 
 def from_pretrained(
@@ -149,6 +159,8 @@ def from_pretrained(
     strict: bool = True,
     map_location: str | torch.device = "cpu",
     token: None | bool | str = None,
+    max_params: int | None = None,
+    max_activation_gib: float | None = None,
     **overrides: Any,
 ) -> nn.Module:
     """Load a model written by :func:`save_pretrained`, from a local directory or a Hub repo.
@@ -164,6 +176,10 @@ def from_pretrained(
             ``model.load_report``. Wrong shapes always raise.
         map_location: device the model and its weights are placed on.
         token: Hub token for private repos.
+        max_params, max_activation_gib: the largest parameter count and estimated activation
+            memory (GiB, one training image) accepted from ``config.json``; defaults 2·10⁹ and
+            64, or ``$RRSIS_MAX_PARAMS`` / ``$RRSIS_MAX_ACTIVATION_GIB``. Checked on the meta
+            device, with the weights' header, before the model is built.
         **overrides: constructor arguments replacing the saved ones (e.g. ``image_size=512``,
             ``drop_path_rate=0.0``); ones that change tensor shapes make the load fail.
 
@@ -172,10 +188,15 @@ def from_pretrained(
         vocabulary) and ``model.load_report``.
 
     Raises:
-        CheckpointError: corrupt weights, unknown architecture, wrong shapes, or (strict)
+        CheckpointError: corrupt weights, unknown architecture, a config above the size
+            bounds or limits, wrong shapes or dtypes (from the header), or (strict)
             missing/unexpected keys. Nothing is loaded partly.
         LocalEntryNotFoundError: offline and a required file is not in the cache.
     """
+    if not str(repo_id_or_dir).strip():
+        # Path("") is the current folder: an empty setting must not load whatever lies there.
+        raise ValueError("from_pretrained: the model path or Hub repo id is empty; pass a directory "
+                         "written by save_pretrained (\".\" for the current one) or org/name")
     recover_interrupted_save(repo_id_or_dir)  # a local directory an interrupted save left aside
     src = _Source(repo_id_or_dir, revision, cache_dir, local_files_only, token)
     config_path = src.file(CONFIG_NAME)
@@ -183,16 +204,59 @@ def from_pretrained(
     weights = src.file(WEIGHTS_NAME, absent_ok=True) or src.file(LEGACY_WEIGHTS_NAME, absent_ok=True)
     if weights is None:
         raise FileNotFoundError(f"{src.ref} has neither {WEIGHTS_NAME} nor {LEGACY_WEIGHTS_NAME}")
-    tensors = unwrap_state_dict(read_state_dict(weights, map_location=map_location), str(weights))
-    model = model_from_config(config, **overrides)
+    limits = {"max_params": max_params, "max_activation_gib": max_activation_gib}
+    # The config is built on the meta device first (no memory) and checked against the limits
+    # and against the weights' header, so that neither a hostile config.json nor weights of
+    # another shape cost a full build or a full read.
+    probe = _probe(config, str(config_path), limits, overrides)
     used = {k: v for k, v in overrides.items() if v is not None}
     describe = f"{config['architecture']} built from {config_path}" + (f" with overrides {used}" if used else "")
+    if weights.suffix == ".safetensors":
+        header = read_safetensors_header(weights)
+        check_header(header, probe.state_dict(), source=str(weights), describe=describe)
+    tensors = unwrap_state_dict(read_state_dict(weights, map_location=map_location), str(weights))
+    model = model_from_config(config, _checked=True, **overrides)
     tokenizer = _load_tokenizer(src, model)
     model.to(map_location)
     report = load_full_state_dict(model, tensors, strict=strict, source=str(weights), describe=describe)
     model.tokenizer = tokenizer
     model.load_report = report
     return model.eval()
+
+
+def _probe(config: Mapping[str, Any], source: str, limits: Mapping[str, Any], overrides: Mapping[str, Any]):
+    _known_architecture(config, source)
+    try:
+        return probe_model(config["architecture"], config.get("model_args", {}), **limits, **overrides)[0]
+    except ConfigError as exc:
+        raise CheckpointError(
+            f"{source} does not describe a usable {config['architecture']!r}: {exc} (written by rrsis "
+            f"{config.get('rrsis_version', '?')}, this is rrsis {__version__})"
+        ) from None
+
+
+def check_header(header: Mapping[str, tuple], state: Mapping[str, torch.Tensor], *, source: str,
+                 describe: str) -> None:
+    """Refuse a safetensors header whose shapes or dtypes do not fit the model's state dict (read
+    from the header alone: no tensor is loaded). Missing and unexpected names are left to the
+    strict/non-strict rule of :func:`load_full_state_dict`."""
+    bad = [(k, tuple(shape), tuple(state[k].shape)) for k, (dtype, shape) in header.items()
+           if k in state and tuple(shape) != tuple(state[k].shape)]
+    if bad:
+        lines = "\n".join(f"  {k}: checkpoint {list(a)} vs model {list(b)}" for k, a, b in bad[:20])
+        more = f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else ""
+        raise CheckpointError(
+            f"{source} does not fit {describe}: {len(bad)} tensors have other shapes (read from its "
+            f"header, before anything was built):\n{lines}{more}"
+        )
+    floats = {"F16", "BF16", "F32", "F64"}
+    odd = [(k, dtype) for k, (dtype, _) in header.items()
+           if k in state and state[k].is_floating_point() and dtype not in floats]
+    if odd:
+        raise CheckpointError(
+            f"{source}: tensors that are floating point in the model are stored as other types: "
+            + ", ".join(f"{k} ({d})" for k, d in odd[:5])
+        )
 
 
 def load_full_state_dict(
@@ -258,7 +322,17 @@ def _load_tokenizer(src: _Source, model: nn.Module):
             raise CheckpointError(f"{cfg_path}: not valid JSON ({exc})") from None
     # The tokenizer's own file wins (it is what the weights were trained with); the model's
     # text.max_tokens otherwise.
-    max_tokens = cfg.get("max_tokens", model.config["text"]["max_tokens"])
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{cfg_path}: expected a JSON object, got {type(cfg).__name__}")
+    text = model.config["text"]
+    max_tokens = cfg.get("max_tokens", text["max_tokens"])
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 2 <= max_tokens <= text["max_positions"]:
+        # Each expression is padded to max_tokens: 10**9 would be an 8 GB tensor at predict.
+        raise CheckpointError(
+            f"{cfg_path}: max_tokens={max_tokens!r} does not fit the model, whose text encoder has "
+            f"{text['max_positions']} positions (text.max_positions); use an integer in "
+            f"2..{text['max_positions']} (the model's own is {text['max_tokens']})"
+        )
     try:
         tok = Tokenizer(vocab, max_tokens=max_tokens, lowercase=cfg.get("lowercase", True))
     except ValueError as exc:

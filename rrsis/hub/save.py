@@ -16,10 +16,13 @@ import errno
 import json
 import logging
 import os
+import re
 import shutil
+import socket
 import stat
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -104,6 +107,9 @@ def save_pretrained(
             json.dumps(dict(metrics))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"metrics must be a JSON-able mapping: {exc}") from None
+    if not str(save_directory).strip():
+        # Path("") is the current folder, which a save would replace.
+        raise ValueError("save_pretrained: the target directory is empty; name the folder to write")
     target = Path(save_directory).expanduser()
     if target.is_symlink():
         target = Path(os.path.realpath(target))
@@ -113,7 +119,7 @@ def save_pretrained(
     target.parent.mkdir(parents=True, exist_ok=True)
     recover_interrupted_save(target)
     # Not tempfile.mkdtemp: its 0700 mode would become the saved directory's mode.
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.saving")
+    tmp = target.with_name(f".{target.name}.{_owner_tag()}-{uuid.uuid4().hex[:8]}.saving")
     tmp.mkdir()
     try:
         if target.is_dir():
@@ -139,6 +145,8 @@ def _write_contents(
         _tensors_for_saving(model), str(directory / WEIGHTS_NAME),
         metadata={"format": "pt", "architecture": model.arch, "rrsis_version": __version__},
     )
+    # safetensors creates its file 0600; give it the mode every other file got (umask applied).
+    os.chmod(directory / WEIGHTS_NAME, stat.S_IMODE(os.stat(directory / CONFIG_NAME).st_mode))
     if getattr(model, "tokenizer", None) is not None:
         model.tokenizer.save_pretrained(directory)
     card = model_card(model, metrics=metrics, dataset=dataset, repo_id=repo_id)
@@ -269,12 +277,52 @@ def _move_into_place(tmp: Path, target: Path) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
+# A stale half-written save: named by an owner on this machine whose process is gone, or (named
+# by an rrsis before 0.2, or by another machine) untouched for this long.
+STALE_SAVE_SECONDS = 24 * 3600
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", socket.gethostname())[:32].strip("-") or "host"
+
+
+def _owner_tag() -> str:
+    """``host-pid`` of this process, written into the name of a save's temporary folder."""
+    return f"{_host()}-{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def _stale_saving(path: Path, name: str) -> bool:
+    """Whether ``.NAME.<owner>-<id>.saving`` is left by a save that can no longer finish."""
+    parts = path.name[len(name) + 2: -len(".saving")].rsplit("-", 2)  # host, pid, id
+    if len(parts) == 3 and parts[0] == _host() and parts[1].isdigit():
+        pid = parts[1]
+        return int(pid) != os.getpid() and not _pid_alive(int(pid))
+    try:
+        return time.time() - path.stat().st_mtime > STALE_SAVE_SECONDS
+    except OSError:
+        return False
+
+
 def recover_interrupted_save(directory: PathLike) -> None:
     """Finish what an interrupted :func:`save_pretrained` of ``directory`` left.
 
     When ``directory`` is missing and an old copy ``.NAME.old-*`` lies beside it, the newest such
     copy is renamed back into place; any other ``.old-*`` copies next to a complete directory
-    are deleted. Called at the start of every save and load of a local directory.
+    are deleted. A half-written ``.NAME.<host>-<pid>-<id>.saving`` folder (a save killed before
+    it finished) is deleted when its process is gone: ``<host>`` is this machine and no process
+    ``<pid>`` runs; one from another machine, or without an owner in its name, when it has not
+    been touched for :data:`STALE_SAVE_SECONDS` (a day). Called at the start of every save and
+    load of a local directory.
     """
     target = Path(directory).expanduser().absolute()
     parent = target.parent
@@ -282,9 +330,14 @@ def recover_interrupted_save(directory: PathLike) -> None:
         return
     prefix = f".{target.name}.old-"
     try:
-        olds = [p for p in parent.iterdir() if p.name.startswith(prefix) and p.is_dir()]
+        entries = [p for p in parent.iterdir() if p.name.startswith(f".{target.name}.")]
     except OSError:
         return
+    for tmp in entries:
+        if tmp.name.endswith(".saving") and tmp.is_dir() and _stale_saving(tmp, target.name):
+            shutil.rmtree(tmp, ignore_errors=True)
+            logger.warning("removed %s, left by a save of %s that was interrupted", tmp.name, target)
+    olds = [p for p in entries if p.name.startswith(prefix) and p.is_dir()]
     if not olds:
         return
     olds.sort(key=lambda p: p.stat().st_mtime, reverse=True)

@@ -29,8 +29,8 @@ from typing import Any, Dict, Optional
 from .. import heads  # noqa: F401  (registers the heads a config may name)
 from .._config import (
     ConfigError,
-    check_int,
     check_keys,
+    check_size,
     node_from_dict,
     node_to_dict,
     suggest,
@@ -40,7 +40,7 @@ from ..backbones.config import BackboneConfig
 from ..fusion.config import FusionConfig
 from ..text.config import TextConfig
 
-__all__ = ["ALIASES", "ModelConfig", "migrate_flat", "resolve"]
+__all__ = ["ALIASES", "ModelConfig", "activation_bytes", "migrate_flat", "resolve"]
 
 NODES = ("backbone", "text", "fusion", "neck", "head")
 MODEL_KEYS = ("image_size",)
@@ -99,7 +99,7 @@ class ModelConfig:
     head: Dict[str, Any] = field(default_factory=lambda: {"name": "simple"})
 
     def __post_init__(self) -> None:
-        check_int("image_size", self.image_size, low=32)
+        check_size("image_size", self.image_size, low=32)
         if self.image_size % 32:
             raise ConfigError(f"image_size must be a multiple of 32, got {self.image_size}")
         try:
@@ -116,6 +116,43 @@ class ModelConfig:
 
     def to_dict(self) -> Dict[str, Any]:
         return node_to_dict(self)
+
+
+def activation_bytes(tree: Mapping[str, Any], batch_size: int = 1) -> int:
+    """Estimated activation memory of a training step (float32 tensors the forward keeps for the
+    backward) for ``batch_size`` images at the config's ``image_size``: a per-block count of the
+    maps each part writes, accurate to a small factor, used to refuse absurd configs before
+    anything is allocated (``max_activation_gib``), not to plan a batch size.
+
+    Args:
+        tree: a model config tree (``model.config``).
+        batch_size: images per step.
+    """
+    bb, text, head = tree["backbone"], tree["text"], tree["head"]
+    fusion = tree.get("fusion") or {}
+    gem = fusion.get("gem") or {}
+    side = tree["image_size"] // bb["patch_size"]
+    attn = bb["local_attn"] if isinstance(bb["local_attn"], list) else [bb["local_attn"]] * len(bb["depths"])
+    k = (bb.get("elsa") or {}).get("kernel", 1)
+    words = text["max_tokens"]
+    floats = 0
+    for i, (depth, nh) in enumerate(zip(bb["depths"], bb["num_heads"])):
+        n = max(side >> i, 1) ** 2
+        c = bb["embed_dim"] << i
+        window = k * k if attn[i] == "elsa" else bb["window_size"] ** 2
+        # norms, q/k/v, projection, residuals (8 maps) + the MLP's two hidden maps + scores and
+        # probabilities per head
+        per_block = n * (c * (8 + 2 * bb["mlp_ratio"]) + 2 * nh * window)
+        # pixel-word fusion, gate and GEM: a few maps of the stage, word scores, pooled scores
+        fuse = n * (c * 10 + 2 * words + 2 * nh * gem.get("pool", 0) ** 2)
+        floats += depth * per_block + fuse
+    hidden = head.get("hidden") or 256
+    n0 = max(side, 1) ** 2
+    steps = head.get("refine_steps", 0)
+    # decoder maps on the 1/patch grid, and each step's logits (and probabilities) at full size
+    floats += n0 * hidden * (6 + 6 * steps) + n0 * head.get("upscale", 1) ** 2 * 4 * (steps + 1)
+    floats += words * text["hidden_size"] * text["num_layers"] * (8 + 2 * text["intermediate_size"] // text["hidden_size"])
+    return int(4 * floats * batch_size)
 
 
 # ---------------------------------------------------------------------------- overrides

@@ -14,7 +14,7 @@ from ..registry import HEADS, NECKS
 from ..backbones.multimodal import MultiModalSwin
 from ..text.bert import TextEncoder
 from .base import RRSISModel, SegmentationOutput, TextFeatures
-from .config import ModelConfig, is_flat, migrate_flat, resolve
+from .config import ModelConfig, activation_bytes, is_flat, migrate_flat, resolve
 
 __all__ = ["ReferringSegmenter", "build_segmenter"]
 
@@ -66,6 +66,10 @@ class ReferringSegmenter(RRSISModel):
             neck = NECKS.build(cfg.neck["name"], in_channels=dims, **_args(cfg.neck))
         head = HEADS.build(cfg.head["name"], in_channels=dims, **_args(cfg.head))
         return cls(text_encoder=text, backbone=backbone, head=head, neck=neck, arch=arch, config=cfg)
+
+    def estimate_activation_bytes(self, batch_size: int = 1) -> int:
+        """Estimated training activation memory (:func:`rrsis.models.config.activation_bytes`)."""
+        return activation_bytes(self.config, batch_size)
 
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> TextFeatures:
         """Encode expressions once: ``input_ids``/``attention_mask [B, L]`` → :class:`TextFeatures`.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .._config import ConfigError, check_bool, check_float, check_int
+from .._config import ConfigError, check_bool, check_float, check_int, check_size
 from .tokenizer import MAX_TOKENS
 
 __all__ = ["TextConfig"]
@@ -41,7 +41,7 @@ class TextConfig:
     def __post_init__(self) -> None:
         for name in ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
                      "max_positions", "type_vocab_size"):
-            check_int(name, getattr(self, name), low=1)
+            check_size(name, getattr(self, name), f"text.{name}")
         if self.hidden_size % self.num_heads:
             raise ConfigError(f"hidden_size {self.hidden_size} is not divisible by num_heads={self.num_heads}")
         self.layer_norm_eps = check_float("layer_norm_eps", self.layer_norm_eps, low=0.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import numbers
 import os
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Sequence, Union
@@ -13,6 +14,7 @@ from tokenizers import decoders, normalizers, pre_tokenizers
 from tokenizers.models import WordPiece
 
 from .._atomic import atomic_write
+from .._config import SIZE_LIMITS
 from ..data.expressions import check_expression, check_expressions
 
 __all__ = ["MAX_TOKENS", "SPECIAL_TOKENS", "Tokenizer"]
@@ -50,8 +52,10 @@ class Tokenizer:
                 raise ValueError(f"vocabulary has no {tok} token")
         if sorted(vocab.values()) != list(range(len(vocab))):
             raise ValueError("vocabulary ids must be exactly 0..V-1")
-        if max_tokens < 2:
-            raise ValueError(f"max_tokens must be >= 2, got {max_tokens}")
+        if (isinstance(max_tokens, bool) or not isinstance(max_tokens, numbers.Integral)
+                or not 2 <= max_tokens <= SIZE_LIMITS["max_tokens"]):
+            # Every expression is padded to max_tokens: 10**9 would be an 8 GB tensor per call.
+            raise ValueError(f"max_tokens must be an integer from 2 to {SIZE_LIMITS['max_tokens']}, got {max_tokens!r}")
         self.vocab = vocab
         self.max_tokens = int(max_tokens)
         self.lowercase = bool(lowercase)

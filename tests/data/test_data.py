@@ -575,8 +575,8 @@ def test_rrsisd_mask_size_and_missing_annotation(tmp_path):
             {"ref_id": 2, "ann_id": 99, "image_id": 1, "category_id": 1, "split": "train",
              "sentences": [{"raw": "y", "sent": "y", "sent_id": 1}]}]
     _make_refer(tmp_path, refs=refs, anns=bad)
-    with pytest.raises(ValueError, match=r"instances.json: sample ref 1: annotation 11 mask is "
-                                         r"\[9, 12\] but image .*im1.png is \[10, 12\]"):
+    with pytest.raises(ValueError, match=r"instances.json: sample ref 1: annotation 11 \(image "
+                                         r".*im1.png, 10x12\): RLE size \[9, 12\] does not match"):
         RRSISDDataset(str(tmp_path), "train", mode="eval")
     ds = RRSISDDataset(str(tmp_path), "train", mode="eval", skip_bad=True)
     assert len(ds) == 0
