@@ -12,6 +12,7 @@ import torch
 from _limits import run_limited
 
 import rrsis
+from _fixtures import REPO
 
 HOSTILE = {
     "depths": {"depths": [10**6, 1, 1, 1]},
@@ -57,11 +58,9 @@ def test_every_size_above_its_bound_is_refused_quickly_under_a_memory_limit():
 
 def test_every_bound_is_reachable_and_documented():
     # each bound is a positive number, and the reliability page lists every one by name
-    from pathlib import Path
-
     from rrsis._config import SIZE_LIMITS
 
-    page = (Path(__file__).resolve().parents[1] / "docs" / "reliability.md").read_text()
+    page = (REPO / "docs" / "reliability.md").read_text()
     for name, bound in SIZE_LIMITS.items():
         assert bound > 0
         assert f"`{name}`" in page, f"docs/reliability.md does not document the bound of {name}"
