@@ -291,19 +291,19 @@ def markdown(report: dict) -> str:
     s = report["settings"]
     lines = [f"# Large scenes at training scale ({report['device']})", "",
              f"Run {report['timestamp']} on {report['machine']}; {report['conditions']}", "",
-             f"Model: `{s['model']}` ({report['model_note']}). Tuning: {report['tune_expressions']} expressions on "
+             (f"Model: `{s['model']}` ({report['model_note']}). Tuning: {report['tune_expressions']} expressions on "
              f"{len(s['tune_sizes']) * s['tune_scenes']} scenes ({', '.join(f'{x}²' for x in s['tune_sizes'])}; "
              f"settings {json.dumps(TUNE)}); held-out: {report['held_expressions']} expressions on "
              f"{sum(s['held_scenes'])} scenes ({', '.join(f'{x}²' for x in s['held_sizes'])}; "
              f"settings {json.dumps(HELD_OUT)}, other seeds). Objects at the pixel sizes of the "
-             f"{s['train_size']}² training scenes.", "",
-             f"Chosen on the tuning set: tiles overlap {report['chosen']['overlap']}, global-local "
+             f"{s['train_size']}² training scenes."), "",
+             (f"Chosen on the tuning set: tiles overlap {report['chosen']['overlap']}, global-local "
              + ", ".join(f"`{k}={v}`" for k, v in report["chosen"]["gate"].items())
              + f", global-native pixel ratio {report['chosen']['native_ratio']}. `auto` resolves to "
              f"`{report['auto_resolves_to']}` with the defaults on these scenes, so its row is "
-             f"`global-local (defaults)`.", "",
-             "Held-out, all expressions (mIoU over expressions with a target; gIoU counts an empty "
-             "prediction on an empty target as 1):", "",
+             f"`global-local (defaults)`."), "",
+             ("Held-out, all expressions (mIoU over expressions with a target; gIoU counts an empty "
+              "prediction on an empty target as 1):"), "",
              "| row | mIoU | gIoU | cIoU | scene-level mIoU | N-acc | T-acc | s / expr | Mpx/s |",
              "|---|---|---|---|---|---|---|---|---|"]
     held = report["held_out"]

@@ -92,7 +92,7 @@ def test_every_expression_matches_its_words(scenes):
                           and (colour is None or o["colour"] == colour)]
                 ry, rx = np.nonzero(labels == ref)
 
-                def gap(i, ry=ry, rx=rx):
+                def gap(i, ry=ry, rx=rx, labels=labels):
                     ys, xs = np.nonzero(labels == i)
                     return np.sqrt((ys[:, None] - ry[None]) ** 2 + (xs[:, None] - rx[None]) ** 2).min()
 

@@ -41,7 +41,17 @@ import numpy as np
 from ..._atomic import atomic_open, atomic_path
 from ..._config import ConfigError, check_keys
 from .grammar import COUNT_WORDS, EXTREMES, REGIONS, _in_region, _region_of
-from .scene import CATEGORIES, COLOURS, SceneObject, _dilate, _object_mask, _object_shape, _paint, _shift, _smooth_noise
+from .scene import (
+    CATEGORIES,
+    COLOURS,
+    SceneObject,
+    _dilate,
+    _object_mask,
+    _object_shape,
+    _paint,
+    _shift,
+    _smooth_noise,
+)
 
 __all__ = ["SCALE_KINDS", "LargeSceneSettings", "make_scene_at_scale", "write_scene_at_scale"]
 
@@ -165,7 +175,7 @@ def make_scene_at_scale(settings: LargeSceneSettings, seed: int) -> tuple[np.nda
     allowed = {"land": ~blocked, "water": water & inside, "land+road": (~blocked | road) & inside}
 
     names = [n for n, c in CATEGORIES.items() if c.place != "water" or water.any()]
-    n_total = max(int(round(st.density * s * s / (t * t))), len(names))
+    n_total = max(round(st.density * s * s / (t * t)), len(names))
     rare = set(rng.choice(names, size=min(st.rare_categories, len(names)), replace=False).tolist())
     counts = {n: int(rng.integers(2, 5)) for n in names if n in rare}
     common = [n for n in names if n not in rare]
