@@ -1,22 +1,27 @@
-"""Large scenes: global vs tiles vs global-local accuracy, throughput and peak memory.
+"""Large scenes at training scale: every whole-scene mode beside naive tiles, per expression kind.
 
-1. Trains a tiny GL-MSIN on small synthetic scenes (96², plus a set with objects 1.8× larger, so
-   the model sees the object sizes the tiles show it), a few CPU minutes, through rrsis.engine.
-2. Generates large georeferenced scenes (`rrsis synth --large`) with expressions that name one
-   object each, global ones first ("the largest …", "the … in the north-east"), and scores the
-   three modes on them (mIoU, oIoU over the valid pixels, against the object-id raster).
-3. Runs `segment_scene` on 2048² and 8192² scenes (optionally 20480²), each in a fresh process,
-   and records wall time, Mpx/s and peak RSS (and CUDA peak memory on a GPU).
+Scenes come from :mod:`rrsis.data.synthetic.at_scale` (``rrsis synth --large --train-size``):
+objects at the pixel sizes of the model's training scenes, expressions of six kinds (colour,
+region, extreme, relation, multi-target, no-target). Knobs (tile overlap, the gate of
+global-local, the pixel ratio of the whole-scene global pass) are chosen on a TUNING set and
+reported on a HELD-OUT set drawn with another seed, density and palette.
 
-    python benchmarks/large_scene.py                      # CPU; writes results/large-scene-cpu.{json,md}
-    python benchmarks/large_scene.py --sizes 2048 8192 20480 --device cuda
-    python benchmarks/large_scene.py --perf-only --sizes 2048 20480   # throughput/memory only
-    python benchmarks/large_scene.py --smoke              # tiny, checks the script
+Rows: naive tiles (non-overlapping ``train_size`` tiles, each through ``model.predict`` alone),
+``global``, ``tiles``, ``global-local`` (defaults, and tuned knobs), ``auto`` (what it resolves to
+with the defaults) and the candidate ``global-native`` (one global pass over the whole scene at
+``side / pixel_ratio``, the largest size allowed by ``--max-global``, so objects keep their
+training scale). Metrics: mIoU over expressions with a target, gIoU (mean IoU, empty on empty
+counts 1), cIoU (ΣI/ΣU), N-acc and T-acc (GRES: no-target / target expressions whose prediction is
+empty / not empty); per kind; seconds and Mpx/s per expression; peak memory in fresh processes.
+
+    python benchmarks/large_scene.py --model /tmp/bigscene-demo/gl-msin/final   # writes results/large-scene-v2-cpu.*
+    python benchmarks/large_scene.py --smoke        # tiny random model, checks the script
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -26,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -33,11 +40,19 @@ RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _common import write_results
 
-MODES = ("global", "tiles", "global-local")
+KINDS = ("colour", "region", "extreme", "relation", "multi", "none")
+SCENE_LEVEL = ("region", "extreme", "relation")
+GRID = {"gate_threshold": (0.3, 0.4, 0.5), "gate_dilation": (1, 2, 4),
+        "local_weight": (0.5, 0.75, 1.0), "local_rule": ("mean", "max")}
+OVERLAPS = (0.25, 0.5)
+NATIVE_RATIOS = (1.0, 2.0)
+# Tuning and held-out sets differ in seed, density and palette (and the held-out one has 2048² scenes).
+TUNE = {"density": 0.3, "palette": {"white": 3.0, "gray": 2.0}}
+HELD_OUT = {"density": 0.45, "palette": {"red": 2.0, "blue": 2.0, "orange": 2.0, "gray": 0.5}}
 
 
 def random_model(size: int):
-    """The benchmark's model with random weights (throughput and memory do not depend on them)."""
+    """A gl-msin-tiny with random weights and the generator's vocabulary (tests, smoke runs)."""
     import torch
 
     from rrsis import create_model
@@ -52,353 +67,357 @@ def random_model(size: int):
     return model
 
 
-def train_model(work: Path, steps: int, scenes: int, size: int, device: str, seed: int):
-    import torch
+def scores(records: list[dict]) -> dict[str, float | int | None]:
+    """Referring metrics of ``records`` (``I``, ``U``, ``pred_empty``, ``target_empty``).
 
-    from rrsis import create_model
-    from rrsis.data import RRSISDDataset
-    from rrsis.data.synthetic import generate, vocabulary
-    from rrsis.engine import Trainer
-    from rrsis.demo import MemoryDataset
-    from rrsis.demo.settings import DEMO_MODEL
-    from rrsis.text import Tokenizer
+    mIoU over samples with a target; gIoU: mean IoU over all samples, a sample with U = 0 (empty
+    prediction on an empty target) counting 1; cIoU = ΣI/ΣU; N-acc: share of no-target samples
+    predicted empty; T-acc: share of target samples predicted not empty (GRES's definitions).
+    ``None`` where a metric has no sample."""
+    def mean(v):
+        return float(np.mean(v)) if len(v) else None
 
-    tok = Tokenizer.from_words(vocabulary())
-    samples = []
-    for name, n, extra in (("small", scenes, {}), ("large-objects", scenes // 2,
-                                                   {"object_scale": 1.8, "max_objects": 4})):
-        generate(str(work / name), n, seed=seed, size=size, layout="rrsisd", splits=(1, 0, 0),
-                 expressions_per_scene=4, **extra)
-        ds = RRSISDDataset(str(work / name / "rrsisd"), split="train", mode="eval", size=size, tokenizer=tok)
-        samples += [ds[i] for i in range(len(ds))]
-    torch.manual_seed(seed)
-    model = create_model("gl-msin-tiny", **DEMO_MODEL, image_size=size, text_vocab_size=len(tok))
-    cfg = {
-        "recipe": "large-scene-bench", "model": {"name": "gl-msin-tiny"},
-        "data": {"image_size": size, "num_workers": 0},
-        "optim": {"lr": 1e-3, "weight_decay": 1e-2, "warmup_steps": 50},
-        "loss": {"ce_weight": 0.9, "dice_weight": 0.1},
-        "train": {"max_steps": steps, "batch_size": 8, "seed": seed, "device": device, "amp": "off",
-                  "clip_grad_norm": 1.0, "checkpoint_every": 0, "keep_checkpoints": 1, "log_every": 50,
-                  "eval_every": 0, "progress": True, "output_dir": str(work / "run")},
-    }
-    torch.set_flush_denormal(True)
-    trainer = Trainer(cfg, model=model, tokenizer=tok, train_dataset=MemoryDataset(samples), val_dataset=None)
-    trainer.fit()
-    torch.set_flush_denormal(False)
-    model = trainer.model.eval()
-    model.tokenizer = tok
-    return model, len(samples)
+    ious = [r["I"] / r["U"] if r["U"] else 1.0 for r in records]
+    pos = [iou for iou, r in zip(ious, records) if not r["target_empty"]]
+    neg = [r["pred_empty"] for r in records if r["target_empty"]]
+    tgt = [not r["pred_empty"] for r in records if not r["target_empty"]]
+    total_u = sum(r["U"] for r in records)
+    return {"n": len(records), "mIoU": mean(pos), "gIoU": mean(ious),
+            "cIoU": sum(r["I"] for r in records) / total_u if total_u else None,
+            "N-acc": mean(neg), "T-acc": mean(tgt)}
 
 
-def score_modes(model, work: Path, n_scenes: int, size: int, render: int, seed: int, options: dict):
-    import numpy as np
-    import rasterio
+def make_set(out: Path, sizes: list[int], n_per_size: int | list[int], settings: dict, seed: int,
+             train_size: int, per_kind: int) -> list[dict]:
+    """Write ``n_per_size`` scenes (one count, or one per size) of each size; returns their
+    metadata (``path`` and ``labels_path`` added)."""
+    from rrsis.data.synthetic.at_scale import LargeSceneSettings, write_scene_at_scale
 
-    from rrsis.data.synthetic.large import write_large_scene
-    from rrsis.scene import segment_scene
-
-    rows = {m: {"I": 0, "U": 0, "ious": [], "seconds": 0.0} for m in MODES}
-    per_kind: dict[str, dict[str, list[float]]] = {}
-    n_expr = 0
-    for k in range(n_scenes):
-        meta = write_large_scene(work / "eval", size, seed=seed + 100 + k, render_size=render,
-                                 name=f"eval{k}", n_expressions=4)
-        with rasterio.open(work / "eval" / meta["labels"]) as ds:
-            labels = ds.read(1)
-        with rasterio.open(work / "eval" / meta["image"]) as ds:
-            valid = ds.dataset_mask() > 0
-        texts = [e["text"] for e in meta["expressions"]]
-        for mode in MODES:
-            res = segment_scene(model, work / "eval" / meta["image"], texts, mode=mode,
-                                return_mask=True, **options)
-            for e, r in zip(meta["expressions"], res):
-                gt = (labels == e["object"]) & valid
-                pred = r.mask & valid
-                i, u = int((gt & pred).sum()), int((gt | pred).sum())
-                iou = i / u if u else 1.0
-                rows[mode]["I"] += i
-                rows[mode]["U"] += u
-                rows[mode]["ious"].append(iou)
-                rows[mode]["seconds"] += r.seconds
-                per_kind.setdefault(e["kind"], {m: [] for m in MODES})[mode].append(iou)
-        n_expr += len(texts)
-    out = {m: {"mIoU": float(np.mean(v["ious"])), "oIoU": v["I"] / max(v["U"], 1),
-               "P@0.5": float(np.mean(np.asarray(v["ious"]) >= 0.5)),
-               "seconds_per_expression": v["seconds"] / max(len(v["ious"]), 1)} for m, v in rows.items()}
-    kinds = {k: {m: float(np.mean(v)) for m, v in d.items()} | {"n": len(d[MODES[0]])}
-             for k, d in sorted(per_kind.items())}
-    return out, kinds, n_expr
+    metas = []
+    counts = [n_per_size] * len(sizes) if isinstance(n_per_size, int) else list(n_per_size)
+    if len(counts) != len(sizes):
+        raise ValueError(f"{len(counts)} scene counts for {len(sizes)} sizes")
+    for size, k in ((size, k) for size, n in zip(sizes, counts) for k in range(n)):
+        st = LargeSceneSettings.from_dict({**settings, "size": size, "train_size": train_size, "per_kind": per_kind})
+        name = f"s{size}_{k}"
+        meta = write_scene_at_scale(out, st, seed=seed + 1000 * k + size, name=name)
+        metas.append({**meta, "path": str(out / meta["image"]), "labels_path": str(out / meta["labels"])})
+    return metas
 
 
-GRID = {"gate_threshold": (0.3, 0.4, 0.5), "gate_dilation": (1, 2, 4),
-        "local_weight": (0.25, 0.5, 0.75, 1.0), "local_rule": ("mean", "max")}
+def _sigmoid(d):
+    return 1.0 / (1.0 + np.exp(-d))
 
 
-def tune_fusion(model, work: Path, n_scenes: int, size: int, render: int, seed: int, options: dict):
-    """Choose the global-local knobs on held-out scenes (other seeds than the scored ones).
-
-    Each expression's global logits and tiled probabilities are computed once; the fusion rule
-    (``rrsis.scene.infer.fuse``, the one ``segment_scene`` applies) is then evaluated for every
-    point of ``GRID``. Returns ``(best knobs, rows of the grid with their mIoU)``."""
-    import itertools
-
-    import numpy as np
+def passes(model, meta: dict, overlaps, native_ratios, max_global: int):
+    """For each expression of a scene: every pass the rows need, once (probabilities on scene
+    pixels), plus its ground truth. Global-local is then a cheap fusion of these
+    (``rrsis.scene.infer.fuse``: the rule ``segment_scene`` applies)."""
     import rasterio
     import torch
 
-    from rrsis.data.synthetic.large import write_large_scene
     from rrsis.scene import SceneOptions, open_scene
-    from rrsis.scene.infer import (
-        fuse,
-        global_gate,
-        global_pass,
-        global_rows,
-        predict_strips,
-        resample_rows,
-    )
+    from rrsis.scene.infer import global_pass, global_rows, predict_strips, resample_rows
 
-    keys = list(GRID)
-    points = list(itertools.product(*GRID.values()))
-    ious: dict[tuple, list[float]] = {pt: [] for pt in points}
-    alone: dict[str, list[float]] = {"global": [], "tiles": []}  # the two passes on their own
-    for k in range(n_scenes):
-        meta = write_large_scene(work / "tune", size, seed=seed + 200 + k, render_size=render,
-                                 name=f"tune{k}", n_expressions=4)
-        with rasterio.open(work / "tune" / meta["labels"]) as ds:
-            labels = ds.read(1)
-        with open_scene(work / "tune" / meta["image"]) as sc:
-            H, W = sc.height, sc.width
-            opt = SceneOptions(**{**options, "mode": "tiles"}).resolved(model, H, W)
-            g = opt.global_size
-            fy, fx = global_rows(g, H, W)
-            for e in meta["expressions"]:
-                tok = model.tokenizer([e["text"]])
-                with torch.no_grad():
-                    text = model.encode_text(tok["input_ids"], tok["attention_mask"])
-                d_g = global_pass(sc, model, text, g)
-                p_g = 1 / (1 + np.exp(-resample_rows(d_g, 0, g, (0, H), W, fy, fx)))
-                strips = list(predict_strips(sc, model, text, opt))
-                p_l = np.concatenate([p for _, p, _ in strips])
-                valid = np.concatenate([v for _, _, v in strips])
-                gt = (labels == e["object"]) & valid
+    t = model.image_size
+    with rasterio.open(meta["labels_path"]) as ds:
+        labels = ds.read(1)
+    with rasterio.open(meta["path"]) as ds:
+        rgb = ds.read().transpose(1, 2, 0)
+    H, W = labels.shape
+    ys = list(range(0, H - t, t)) + [H - t]
+    xs = list(range(0, W - t, t)) + [W - t]
+    with open_scene(meta["path"]) as sc:
+        fy, fx = global_rows(t, H, W)
+        for e in meta["expressions"]:
+            rec = {"text": e["text"], "kind": e["kind"], "gt": np.isin(labels, e["targets"]) if e["targets"]
+                   else np.zeros((H, W), bool), "seconds": {}}
+            tok = model.tokenizer([e["text"]])
+            with torch.no_grad():
+                text = model.encode_text(tok["input_ids"], tok["attention_mask"])
+            t0 = time.perf_counter()
+            rec["d_global"] = global_pass(sc, model, text, t)
+            rec["p_global"] = _sigmoid(resample_rows(rec["d_global"], 0, t, (0, H), W, fy, fx))
+            rec["seconds"]["global"] = time.perf_counter() - t0
+            # Naive tiles: each tile alone through model.predict, no overlap, no blending (the
+            # last row and column flush with the scene's edge overwrite the overlap).
+            t0 = time.perf_counter()
+            naive = np.zeros((H, W), bool)
+            crops = [(y, x) for y in ys for x in xs]
+            masks = model.predict([rgb[y:y + t, x:x + t] for y, x in crops], [e["text"]] * len(crops),
+                                  batch_size=8)
+            for (y, x), m in zip(crops, masks):
+                naive[y:y + t, x:x + t] = m
+            rec["naive"] = naive
+            rec["seconds"]["naive tiles"] = time.perf_counter() - t0
+            rec["p_tiles"] = {}
+            for ov in overlaps:
+                t0 = time.perf_counter()
+                opt = SceneOptions(mode="tiles", overlap=ov).resolved(model, H, W)
+                rec["p_tiles"][ov] = np.concatenate([p for _, p, _ in predict_strips(sc, model, text, opt)])
+                rec["seconds"][f"tiles@{ov}"] = time.perf_counter() - t0
+            rec["p_native"] = {}
+            for pr in native_ratios:
+                g = min(max(int(max(H, W) / pr) // 32 * 32, t), max_global)
+                t0 = time.perf_counter()
+                d = global_pass(sc, model, text, g)
+                gy, gx = global_rows(g, H, W)
+                rec["p_native"][pr] = _sigmoid(resample_rows(d, 0, g, (0, H), W, gy, gx))
+                rec["seconds"][f"native@{pr}"] = time.perf_counter() - t0
+            yield rec
 
-                def iou(m, gt=gt):
-                    u = int((gt | m).sum())
-                    return int((gt & m).sum()) / u if u else 1.0
 
-                alone["global"].append(iou((p_g > 0.5) & valid))
-                alone["tiles"].append(iou((p_l > 0.5) & valid))
-                for thr, dil in itertools.product(GRID["gate_threshold"], GRID["gate_dilation"]):
-                    gate = resample_rows(global_gate(d_g, thr, dil), 0, g, (0, H), W, fy, fx)
-                    for lw, rule in itertools.product(GRID["local_weight"], GRID["local_rule"]):
-                        ious[(thr, dil, lw, rule)].append(iou((fuse(p_g, p_l, gate, lw, rule) > 0.5) & valid))
-    rows = [{**dict(zip(keys, pt)), "mIoU": float(np.mean(v)), "n": len(v)} for pt, v in ious.items()]
-    best = max(rows, key=lambda r: r["mIoU"])
-    return {k: best[k] for k in keys}, rows, {m: float(np.mean(v)) for m, v in alone.items()}
+def global_local(rec: dict, overlap: float, knobs: dict) -> np.ndarray:
+    from rrsis.scene.infer import fuse, global_gate, global_rows, resample_rows
+
+    H, W = rec["gt"].shape
+    g = rec["d_global"].shape[0]
+    fy, fx = global_rows(g, H, W)
+    gate = resample_rows(global_gate(rec["d_global"], knobs["gate_threshold"], knobs["gate_dilation"]),
+                         0, g, (0, H), W, fy, fx)
+    return fuse(rec["p_global"], rec["p_tiles"][overlap], gate, knobs["local_weight"], knobs["local_rule"]) > 0.5
+
+
+def _record(pred: np.ndarray, gt: np.ndarray) -> dict:
+    return {"I": int((pred & gt).sum()), "U": int((pred | gt).sum()), "pred_empty": not pred.any(),
+            "target_empty": not gt.any()}
+
+
+def row_masks(rec: dict, cfg: dict) -> dict[str, np.ndarray]:
+    """The masks of every row for one expression under the knobs ``cfg``."""
+    return {
+        "naive tiles": rec["naive"],
+        "global": rec["p_global"] > 0.5,
+        "tiles": rec["p_tiles"][cfg["overlap"]] > 0.5,
+        "global-local (defaults)": global_local(rec, cfg["default_overlap"], cfg["defaults"]),
+        "global-local (tuned)": global_local(rec, cfg["overlap"], cfg["gate"]),
+        "global-native": rec["p_native"][cfg["native_ratio"]] > 0.5,
+    }
+
+
+def tune_records(rec: dict) -> dict[tuple, dict]:
+    """One tuning expression's scores for every knob value (tiles overlap; the global-local
+    gate over ``GRID`` at each overlap; the global-native pixel ratio)."""
+    out = {}
+    for ov, p in rec["p_tiles"].items():
+        out[("tiles", ov)] = _record(p > 0.5, rec["gt"])
+        for pt in itertools.product(*GRID.values()):
+            out[("gate", ov, pt)] = _record(global_local(rec, ov, dict(zip(GRID, pt))), rec["gt"])
+    for pr, p in rec["p_native"].items():
+        out[("native", pr)] = _record(p > 0.5, rec["gt"])
+    return out
+
+
+def tune(per_expr: list[dict[tuple, dict]], defaults: dict, default_overlap: float) -> tuple[dict, dict]:
+    """Knobs with the best gIoU on the tuning expressions: tiles overlap, then the global-local
+    gate over ``GRID`` at that overlap, and the pixel ratio of the global-native pass."""
+    def giou(key):
+        return scores([r[key] for r in per_expr])["gIoU"]
+
+    keys = per_expr[0]
+    by_overlap = {k[1]: giou(k) for k in keys if k[0] == "tiles"}
+    overlap = max(by_overlap, key=by_overlap.get)
+    grid = [{**dict(zip(GRID, k[2])), "gIoU": giou(k)} for k in keys if k[0] == "gate" and k[1] == overlap]
+    best = max(grid, key=lambda r: r["gIoU"])
+    by_ratio = {k[1]: giou(k) for k in keys if k[0] == "native"}
+    ratio = max(by_ratio, key=by_ratio.get)
+    cfg = {"overlap": overlap, "gate": {k: best[k] for k in GRID}, "native_ratio": ratio,
+           "defaults": defaults, "default_overlap": default_overlap}
+    table = {"tiles_overlap": {str(k): v for k, v in by_overlap.items()},
+             "native_ratio": {str(k): v for k, v in by_ratio.items()},
+             "grid_top": sorted(grid, key=lambda r: -r["gIoU"])[:8]}
+    return cfg, table
+
+
+def evaluate(per_expr: list[dict[str, dict]], kinds: list[str]) -> dict:
+    """Scores of every row (``per_expr``: row -> record, one per expression), overall, per
+    kind and on the scene-level kinds together."""
+    out = {}
+    for name in per_expr[0]:
+        recs_ = [r[name] for r in per_expr]
+        per = {k: scores([x for x, kk in zip(recs_, kinds) if kk == k]) for k in KINDS if k in kinds}
+        out[name] = {"all": scores(recs_), "scene-level": scores([x for x, k in zip(recs_, kinds) if k in SCENE_LEVEL]),
+                     "kinds": per}
+    return out
+
+
+def timing(seconds: list[dict], cfg: dict) -> dict[str, float]:
+    """Seconds per expression of each row (global-local: global plus its tiles, all tiles run)."""
+    def mean(key):
+        return float(np.mean([s[key] for s in seconds]))
+
+    return {"naive tiles": mean("naive tiles"), "global": mean("global"), "tiles": mean(f"tiles@{cfg['overlap']}"),
+            "global-local (defaults)": mean("global") + mean(f"tiles@{cfg['default_overlap']}"),
+            "global-local (tuned)": mean("global") + mean(f"tiles@{cfg['overlap']}"),
+            "global-native": mean(f"native@{cfg['native_ratio']}")}
 
 
 _CHILD = r"""
-import json, resource, sys, time, torch
+import json, sys, time, torch
 sys.path.insert(0, {root!r})
-torch.set_num_threads({threads})
+torch.set_num_threads(1)
 from rrsis.hub import from_pretrained
 from rrsis.scene import segment_scene
-model = from_pretrained({model!r}, map_location={device!r})
-if {device!r}.startswith("cuda"):
-    torch.cuda.reset_peak_memory_stats()
+model = from_pretrained({model!r}).eval()
 t = time.time()
-(r,) = segment_scene(model, {image!r}, [{text!r}], out={out!r}, **{options!r})
+(r,) = segment_scene(model, {image!r}, [{text!r}], return_mask=False, out={out!r}, **{options!r})
 dt = time.time() - t
-cuda = torch.cuda.max_memory_allocated() / 2**20 if {device!r}.startswith("cuda") else None
-def peak_rss_mib():
-    # VmHWM: this process's own high-water mark. ru_maxrss is not: on Linux it keeps the
-    # high-water mark of the forked copy of the parent from before exec.
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({{"seconds": dt, "rss_mib": peak_rss_mib(),
-                  "cuda_mib": cuda, "area_px": r.area_px, "n_polygons": r.n_polygons, "mode": r.mode}}))
+rss = next(int(l.split()[1]) / 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+print(json.dumps({{"seconds": dt, "rss_mib": rss, "mode": r.mode}}))
 """
 
 
-def measure(model_dir: Path, work: Path, size: int, render: int, device: str, threads: int,
-            configs: dict[str, dict]) -> list[dict]:
-    from rrsis.data.synthetic.large import write_large_scene
-
-    t = time.time()
-    meta = write_large_scene(work / "perf", size, seed=7, render_size=render, name=f"perf{size}")
-    gen_s = time.time() - t
+def peak_memory(model_dir: str, meta: dict, configs: dict[str, dict], work: Path) -> list[dict]:
+    """Wall time and peak RSS of ``segment_scene`` (files written), one fresh process per row."""
     rows = []
     for label, options in configs.items():
-        code = _CHILD.format(root=str(ROOT), threads=threads, model=str(model_dir), device=device,
-                             image=str(work / "perf" / meta["image"]), text=meta["expressions"][0]["text"],
-                             out=str(work / "perf" / f"out{size}-{label}"), options=options)
+        code = _CHILD.format(root=str(ROOT), model=model_dir, image=meta["path"], text=meta["expressions"][0]["text"],
+                             out=str(work / f"perf-{label.replace(' ', '_')}"), options=options)
         proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
         if proc.returncode:
-            raise RuntimeError(f"size {size} {label}: {proc.stderr[-2000:]}")
+            raise RuntimeError(f"{label}: {proc.stderr[-2000:]}")
         r = json.loads(proc.stdout.strip().splitlines()[-1])
-        r.update(size=size, config=label, mpx_per_s=size * size / 1e6 / r["seconds"], generate_s=gen_s)
+        r.update(config=label, size=meta["size"], mpx_per_s=meta["size"] ** 2 / 1e6 / r["seconds"])
         rows.append(r)
-        print(f"  {size}² {label}: {r['seconds']:.1f} s, {r['mpx_per_s']:.2f} Mpx/s, "
-              f"peak RSS {r['rss_mib']:.0f} MiB", flush=True)
+        print(f"  {meta['size']}² {label}: {r['seconds']:.1f} s, peak RSS {r['rss_mib']:.0f} MiB", flush=True)
     return rows
+
+
+def _pct(v) -> str:
+    return "–" if v is None else f"{100 * v:.1f}"
 
 
 def markdown(report: dict) -> str:
     s = report["settings"]
-    if report["accuracy"] is None:
-        lines = [f"# Large scenes: throughput and peak memory ({report['device']}, random weights)", "",
-                 f"Run {report['timestamp']} on {report['machine']}; {report['conditions']}", ""]
-        return "\n".join(lines + _perf_lines(report)) + "\n"
-    lines = [
-        "# Large scenes: global vs tiles vs global-local (CPU)" if report["device"] == "cpu"
-        else f"# Large scenes ({report['device']})", "",
-        f"Run {report['timestamp']} on {report['machine']}; {report['conditions']}", "",
-        (f"Model: gl-msin-tiny (demo widths) trained {s['train_steps']} steps on {report['train_samples']} "
-        f"samples of {s['train_size']}² synthetic scenes ({report['train_s']:.0f} s). Evaluation: "
-        f"{report['eval_expressions']} expressions on {s['eval_scenes']} generated {s['eval_size']}² "
-        f"georeferenced scenes, each naming one object. Global pass at {s['train_size']}²; tiles "
-        f"{s['options']['tile']} px at pixel ratio {s['options'].get('pixel_ratio', s['options'].get('scale')):.2f}, overlap {s['options']['overlap']}."), "",
-    ]
-    tu = report["tuning"]
-    keys = list(tu["grid"])
-    defaults = tu["defaults"]
-    default = next((r for r in tu["rows"] if all(r[k] == defaults[k] for k in keys)), None)
-    lines += [
-        (f"Global-local knobs chosen on {tu['scenes']} held-out scenes ({tu['rows'][0]['n']} expressions, "
-         f"other seeds than the scored scenes) over a grid of {len(tu['rows'])} points: "
-         + ", ".join(f"`{k}={v}`" for k, v in tu["chosen"].items())
-         + f" (held-out mIoU {100 * tu['rows'][0]['mIoU']:.2f}"
-         + (f"; `SceneOptions` defaults at the time of the run, {', '.join(str(defaults[k]) for k in keys)}: "
-            f"{100 * default['mIoU']:.2f}" if default else "")
-         + (f"; global alone {100 * tu['alone']['global']:.2f}, tiles alone {100 * tu['alone']['tiles']:.2f}"
-            if "alone" in tu else "") + ")."), "",
-        "Best grid points on the held-out scenes:", "",
-        "| " + " | ".join(keys) + " | mIoU |", "|" + "---|" * (len(keys) + 1),
-    ]
-    for r in tu["rows"][:6]:
-        lines.append("| " + " | ".join(str(r[k]) for k in keys) + f" | {100 * r['mIoU']:.2f} |")
-    lines += ["", "Scored scenes:", "", "| mode | mIoU | oIoU | P@0.5 | s / expression |", "|---|---|---|---|---|"]
-    for m, r in report["accuracy"].items():
-        lines.append(f"| {m} | {100 * r['mIoU']:.2f} | {100 * r['oIoU']:.2f} | {100 * r['P@0.5']:.1f} | "
-                     f"{r['seconds_per_expression']:.2f} |")
-    a = report["accuracy"]
-    beats = a["global-local"]["mIoU"] > max(a["global"]["mIoU"], a["tiles"]["mIoU"])
-    lines += ["", f"global-local beats both on mIoU: **{'yes' if beats else 'no'}**.", "",
-              "mIoU by expression kind:", "", "| kind | n | " + " | ".join(MODES) + " |",
-              "|---|---|" + "---|" * len(MODES)]
-    for k, d in report["by_kind"].items():
-        lines.append(f"| {k} | {d['n']} | " + " | ".join(f"{100 * d[m]:.1f}" for m in MODES) + " |")
-    return "\n".join(lines + [""] + _perf_lines(report)) + "\n"
+    lines = [f"# Large scenes at training scale ({report['device']})", "",
+             f"Run {report['timestamp']} on {report['machine']}; {report['conditions']}", "",
+             (f"Model: `{s['model']}` ({report['model_note']}). Tuning: {report['tune_expressions']} expressions on "
+             f"{len(s['tune_sizes']) * s['tune_scenes']} scenes ({', '.join(f'{x}²' for x in s['tune_sizes'])}; "
+             f"settings {json.dumps(TUNE)}); held-out: {report['held_expressions']} expressions on "
+             f"{sum(s['held_scenes'])} scenes ({', '.join(f'{x}²' for x in s['held_sizes'])}; "
+             f"settings {json.dumps(HELD_OUT)}, other seeds). Objects at the pixel sizes of the "
+             f"{s['train_size']}² training scenes."), "",
+             (f"Chosen on the tuning set: tiles overlap {report['chosen']['overlap']}, global-local "
+             + ", ".join(f"`{k}={v}`" for k, v in report["chosen"]["gate"].items())
+             + f", global-native pixel ratio {report['chosen']['native_ratio']}. `auto` resolves to "
+             f"`{report['auto_resolves_to']}` with the defaults on these scenes, so its row is "
+             f"`global-local (defaults)`."), "",
+             ("Held-out, all expressions (mIoU over expressions with a target; gIoU counts an empty "
+              "prediction on an empty target as 1):"), "",
+             "| row | mIoU | gIoU | cIoU | scene-level mIoU | N-acc | T-acc | s / expr | Mpx/s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    held = report["held_out"]
+    px = report["held_mean_px"]
+    for name, r in held.items():
+        a, sl = r["all"], r["scene-level"]
+        sec = report["seconds_per_expression"][name]
+        lines.append(f"| {name} | {_pct(a['mIoU'])} | {_pct(a['gIoU'])} | {_pct(a['cIoU'])} | {_pct(sl['mIoU'])} | "
+                     f"{_pct(a['N-acc'])} | {_pct(a['T-acc'])} | {sec:.2f} | {px / 1e6 / sec:.2f} |")
+    kinds = [k for k in KINDS if k in next(iter(held.values()))["kinds"]]
+    lines += ["", "Held-out, per kind (mIoU; multi: mIoU / gIoU; none: N-acc):", "",
+              "| row | " + " | ".join(f"{k} (n={next(iter(held.values()))['kinds'][k]['n']})" for k in kinds) + " |",
+              "|---|" + "---|" * len(kinds)]
+    for name, r in held.items():
+        cells = []
+        for k in kinds:
+            m = r["kinds"][k]
+            cells.append(_pct(m["N-acc"]) if k == "none" else
+                         f"{_pct(m['mIoU'])} / {_pct(m['gIoU'])}" if k == "multi" else _pct(m["mIoU"]))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "Tuning set (gIoU): tiles overlap " + ", ".join(f"{k}: {_pct(v)}" for k, v in
+              report["tuning"]["tiles_overlap"].items()) + "; global-native pixel ratio "
+              + ", ".join(f"{k}: {_pct(v)}" for k, v in report["tuning"]["native_ratio"].items()) + ".", ""]
+    if report["performance"]:
+        lines += ["Peak memory (one fresh process per row, `segment_scene` writing mask GeoTIFF, GeoJSON, overlay):",
+                  "", "| scene | row | seconds | Mpx/s | peak RSS MiB |", "|---|---|---|---|---|"]
+        for r in report["performance"]:
+            lines.append(f"| {r['size']}² | {r['config']} | {r['seconds']:.1f} | {r['mpx_per_s']:.2f} | {r['rss_mib']:.0f} |")
+    return "\n".join(lines) + "\n"
 
 
-def _perf_lines(report: dict) -> list[str]:
-    lines = [("Throughput and peak memory (one fresh process per row, reading the GeoTIFF by windows; "
-              "mask GeoTIFF, GeoJSON and overlay written):"), "",
-             "| scene | configuration | seconds | Mpx/s | peak RSS MiB | CUDA MiB |", "|---|---|---|---|---|---|"]
-    for r in report["performance"]:
-        cuda = f"{r['cuda_mib']:.0f}" if r["cuda_mib"] is not None else "-"
-        lines.append(f"| {r['size']}² | {r['config']} | {r['seconds']:.1f} | {r['mpx_per_s']:.2f} | "
-                     f"{r['rss_mib']:.0f} | {cuda} |")
-    for label, ratio in report.get("rss_ratio", {}).items():
-        lines.append(f"\nPeak RSS {label}: **{ratio:.2f}×** (target ≤ 1.5×).")
-    return lines
+def run(model, work: Path, args) -> dict:
+    """Tune on one set, score on the other; the pieces of :func:`main` without the files."""
+    from rrsis.scene import SceneOptions
+
+    t = model.image_size
+    d = SceneOptions()
+    defaults = {k: getattr(d, k) for k in GRID}
+    tune_set = make_set(work / "tune", args.tune_sizes, args.tune_scenes, TUNE, 1, t, args.per_kind)
+    held_set = make_set(work / "held", args.held_sizes, args.held_scenes, HELD_OUT, 2, t, args.per_kind)
+    t0 = time.time()
+    tuned = [tune_records(r) for m in tune_set for r in passes(model, m, args.overlaps, NATIVE_RATIOS, args.max_global)]
+    cfg, table = tune(tuned, defaults, d.overlap)
+    print(f"tuned in {time.time() - t0:.0f} s: {cfg}", flush=True)
+    held, kinds, seconds, px = [], [], [], []
+    for m in held_set:
+        for r in passes(model, m, sorted({cfg["overlap"], d.overlap}), (cfg["native_ratio"],), args.max_global):
+            held.append({name: _record(mask, r["gt"]) for name, mask in row_masks(r, cfg).items()})
+            kinds.append(r["kind"])
+            seconds.append(r["seconds"])
+            px.append(r["gt"].size)
+        print(f"  scored {m['image']} ({len(held)} expressions so far)", flush=True)
+    auto = SceneOptions(mode="auto").resolved(model, args.held_sizes[0], args.held_sizes[0]).mode
+    return {"chosen": cfg, "tuning": table, "held_out": evaluate(held, kinds),
+            "seconds_per_expression": timing(seconds, cfg), "held_mean_px": float(np.mean(px)),
+            "tune_expressions": sum(len(m["expressions"]) for m in tune_set),
+            "held_expressions": len(held), "auto_resolves_to": auto, "held_set": held_set}
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--smoke", action="store_true", help="tiny everything (checks the script)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads (1: on a loaded machine, 2 threads wait on each other)")
-    p.add_argument("--train-steps", type=int, default=1000)
-    p.add_argument("--train-scenes", type=int, default=480)
-    p.add_argument("--eval-scenes", type=int, default=20)
-    p.add_argument("--tune-scenes", type=int, default=8,
-                   help="held-out scenes on which the global-local knobs are chosen")
-    p.add_argument("--eval-size", type=int, default=2048)
-    p.add_argument("--sizes", type=int, nargs="*", default=[2048, 8192])
-    p.add_argument("--perf-only", action="store_true",
-                   help="throughput and memory only (tiles, random weights), e.g. --sizes 2048 20480")
+    p.add_argument("--model", help="a save_pretrained folder (default: random weights, for --smoke)")
+    p.add_argument("--model-note", default="", help="how the model was trained, recorded")
+    p.add_argument("--smoke", action="store_true", help="tiny scenes and a random model (checks the script)")
+    p.add_argument("--tune-sizes", type=int, nargs="+", default=[1024])
+    p.add_argument("--tune-scenes", type=int, default=3, help="scenes per tuning size")
+    p.add_argument("--held-sizes", type=int, nargs="+", default=[1024, 2048])
+    p.add_argument("--held-scenes", type=int, nargs="+", default=[7, 7],
+                   help="held-out scenes of each held-out size (default 7 and 7: ≥ 150 expressions at 12 each)")
+    p.add_argument("--overlaps", type=float, nargs="+", default=list(OVERLAPS), help="tiles overlaps tried on the tuning set")
+    p.add_argument("--per-kind", type=int, default=2, help="expressions of each kind per scene")
+    p.add_argument("--max-global", type=int, default=2048, help="largest global-native pass side")
+    p.add_argument("--perf", action="store_true", help="also peak memory per row in fresh processes")
     p.add_argument("--conditions", default="", help="free text on machine load, recorded")
-    p.add_argument("--out", help="results stem (default: results/large-scene-<device>)")
+    p.add_argument("--out", help="results stem (default: results/large-scene-v2-cpu)")
     args = p.parse_args()
     import torch
 
-    from rrsis.scene import SceneOptions
+    torch.set_num_threads(1)
+    from rrsis.hub import from_pretrained
 
-    torch.set_num_threads(args.threads)
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the measuring subprocesses
-    size = 96
     if args.smoke:
-        args.train_steps, args.train_scenes, args.eval_scenes, args.eval_size = 5, 8, 1, 384
-        args.tune_scenes = 1
-        args.sizes = [256, 512]
-    options = {"tile": size, "overlap": 0.25, "pixel_ratio": args.eval_size / (2 * size), "global_size": size}
-    render = min(args.eval_size, 1024)
-    acc = kinds = knobs = grid = None
-    n_train = n_expr = 0
-    train_s = tune_s = eval_s = 0.0
+        args.tune_sizes, args.held_sizes, args.tune_scenes, args.held_scenes = [192], [192], 1, [1]
+        args.per_kind = 1
+    model = from_pretrained(args.model).eval() if args.model else random_model(96 if not args.smoke else 64)
     with tempfile.TemporaryDirectory(prefix="rrsis-large-") as tmp:
         work = Path(tmp)
-        if args.perf_only:
-            model = random_model(size)
-        else:
-            t = time.time()
-            model, n_train = train_model(work / "train", args.train_steps, args.train_scenes, size,
-                                         args.device, seed=0)
-            train_s = time.time() - t
-            print(f"trained on {n_train} samples in {train_s:.0f} s", flush=True)
-            t = time.time()
-            knobs, grid, tune_alone = tune_fusion(model, work, args.tune_scenes, args.eval_size, render, 0, options)
-            tune_s = time.time() - t
-            print(f"global-local knobs chosen on {args.tune_scenes} held-out scenes: {knobs}", flush=True)
-            options = {**options, **knobs}
-            t = time.time()
-            acc, kinds, n_expr = score_modes(model, work, args.eval_scenes, args.eval_size, render, 0, options)
-            print(json.dumps(acc, indent=1), flush=True)
-            eval_s = time.time() - t
-        model.save_pretrained(work / "model")
-
-        def configs(s: int) -> dict[str, dict]:
-            tiles = {"tiles, scale 8": {"mode": "tiles", "tile": size, "overlap": 0.25, "pixel_ratio": 8.0}}
-            if args.perf_only:  # random weights: where global-local runs tiles would mean nothing
-                return tiles
-            return {"global-local (as scored)": {**options, "mode": "global-local", "pixel_ratio": s / (2 * size)},
-                    **tiles}
-
+        t0 = time.time()
+        rep = run(model, work, args)
+        total = time.time() - t0
         perf = []
-        for s in args.sizes:
-            perf += measure(work / "model", work, s, min(s, 1024), args.device, args.threads, configs(s))
-    rss = {}
-    for label in configs(0):
-        by = {r["size"]: r["rss_mib"] for r in perf if r["config"] == label}
-        sizes = sorted(by)
-        if len(sizes) >= 2:
-            rss[f"{sizes[-1]}² / {sizes[0]}², {label}"] = by[sizes[-1]] / by[sizes[0]]
+        if args.perf and args.model:
+            cfg = rep["chosen"]
+            for size in sorted(set(args.held_sizes)):
+                meta = next(m for m in rep["held_set"] if m["size"] == size)
+                configs = {"tiles": {"mode": "tiles", "overlap": cfg["overlap"]},
+                           "global-local (defaults)": {"mode": "global-local"},
+                           "global-native": {"mode": "global", "global_size": min(size // int(cfg["native_ratio"]) // 32 * 32,
+                                                                                  args.max_global)}}
+                perf += peak_memory(args.model, meta, configs, work)
+    rep.pop("held_set")
     report = {
-        "timestamp": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "device": args.device, "machine": f"{platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads",
-        "conditions": args.conditions or "no notes", "perf_only": args.perf_only,
-        "settings": {"train_steps": args.train_steps, "train_size": size, "eval_scenes": args.eval_scenes,
-                     "eval_size": args.eval_size, "render_size": render, "options": options, "smoke": args.smoke,
-                     "tune_scenes": args.tune_scenes},
-        "train_samples": n_train, "train_s": train_s, "eval_s": eval_s, "eval_expressions": n_expr,
-        "tuning": None if grid is None else {
-            "scenes": args.tune_scenes, "seconds": tune_s, "grid": GRID, "chosen": knobs,
-            "defaults": {k: getattr(SceneOptions(), k) for k in GRID}, "alone": tune_alone,
-            "rows": sorted(grid, key=lambda r: -r["mIoU"])},
-        "accuracy": acc, "by_kind": kinds, "performance": perf, "rss_ratio": rss,
+        "timestamp": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "device": "cpu",
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, 1 thread",
+        "conditions": args.conditions or "no notes", "model_note": args.model_note or "random weights",
+        "settings": {"model": args.model or "random", "train_size": model.image_size, "tune_sizes": args.tune_sizes,
+                     "tune_scenes": args.tune_scenes, "held_sizes": args.held_sizes, "held_scenes": args.held_scenes,
+                     "per_kind": args.per_kind, "max_global": args.max_global, "tune_settings": TUNE,
+                     "held_settings": HELD_OUT, "smoke": args.smoke},
+        "seconds_total": total, **rep, "performance": perf,
     }
-    default = f"large-scene-{'smoke' if args.smoke else args.device.split(':')[0]}"
-    stem = Path(args.out) if args.out else RESULTS / (default + ("-perf" if args.perf_only else ""))
-    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem = Path(args.out) if args.out else RESULTS / ("large-scene-smoke" if args.smoke else "large-scene-v2-cpu")
+    if args.smoke and not args.out:
+        stem = Path(tempfile.gettempdir()) / "large-scene-smoke"
     write_results(str(stem), report, markdown(report))
     print(markdown(report))
     return 0

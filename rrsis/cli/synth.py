@@ -36,6 +36,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "e.g. --large --size 8192; 6-10 objects unless --min/--max-objects say otherwise")
     p.add_argument("--render-size", type=int,
                    help="--large: side at which the layout is rendered (default min(size, 2048))")
+    p.add_argument("--train-size", type=int,
+                   help="--large: draw objects at the pixel sizes of TRAIN_SIZE² training scenes (e.g. 96 for "
+                        "`rrsis demo`), with scene-level expressions of six kinds (colour, region, extreme, "
+                        "relation, multi, none) and an RGB GeoTIFF; see rrsis.data.synthetic.at_scale")
+    p.add_argument("--density", type=float, default=0.35,
+                   help="--train-size: objects per TRAIN_SIZE² of scene (default 0.35)")
+    p.add_argument("--palette", nargs="*", default=[], metavar="COLOUR=WEIGHT",
+                   help="--train-size: relative weight of drawing a colour (default 1 each), e.g. red=3 white=0.5")
+    p.add_argument("--per-kind", type=int, default=2, help="--train-size: expressions of each kind per scene (default 2)")
     p.add_argument("--workers", type=int, default=1,
                    help="processes that make the scenes (default 1; the files are the same for any number)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -77,6 +86,8 @@ def _large(args: argparse.Namespace) -> int:
         raise ValueError(f"--n-scenes must be at least 1, got {args.n_scenes}")
     if args.workers != 1:
         raise ValueError("--workers is for the small-scene sets; --large writes its scenes one by one")
+    if args.train_size is not None:
+        return _at_scale(args)
     # Large scenes hold more objects unless asked otherwise.
     lo, hi = (6, 10) if (args.min_objects, args.max_objects) == (3, 7) else (args.min_objects, args.max_objects)
     for k in range(args.n_scenes):
@@ -86,4 +97,32 @@ def _large(args: argparse.Namespace) -> int:
               f"objects) with {meta['labels']} and scene{k}.json:")
         for e in meta["expressions"]:
             print(f"  {e['text']!r} -> object {e['object']} ({e['kind']})")
+    return 0
+
+
+def _palette(items: list[str]) -> dict[str, float]:
+    out = {}
+    for item in items:
+        name, sep, weight = item.partition("=")
+        try:
+            out[name] = float(weight)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise ValueError(f"--palette takes COLOUR=WEIGHT items (e.g. red=3), got {item!r}")
+    return out
+
+
+def _at_scale(args: argparse.Namespace) -> int:
+    from ..data.synthetic.at_scale import LargeSceneSettings, write_scene_at_scale
+
+    settings = LargeSceneSettings(size=args.size, train_size=args.train_size, density=args.density,
+                                  palette=_palette(args.palette), object_scale=args.object_scale,
+                                  per_kind=args.per_kind)
+    for k in range(args.n_scenes):
+        meta = write_scene_at_scale(args.out_dir, settings, seed=args.seed + k, name=f"scene{k}")
+        print(f"wrote {args.out_dir}/{meta['image']} ({args.size}x{args.size}, {len(meta['objects'])} objects at "
+              f"{args.train_size}-px training scale) with {meta['labels']} and scene{k}.json:")
+        for e in meta["expressions"]:
+            print(f"  {e['text']!r} -> {e['targets'] or 'nothing'} ({e['kind']})")
     return 0
