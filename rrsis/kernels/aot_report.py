@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import torch
+
+from .._atomic import atomic_write
 
 __all__ = ["SM90", "occupancy", "write_markdown"]
 
@@ -44,6 +44,4 @@ def write_markdown(rows: list[dict], path: str, arch: int, level: str, only: str
         lines.append(f"| {r['kernel']} | {r['where'][0]} | {len(r['where'])} | {r['num_warps']} | "
                      f"{r['regs']} | {r['spill_stores']}/{r['spill_loads']} | {r['shared']} | "
                      f"{r['ctas_per_sm']} | {r['ctas_per_sm'] * r['num_warps']} |")
-    with open(path + ".tmp", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(path + ".tmp", path)
+    atomic_write(path, "\n".join(lines) + "\n")
