@@ -37,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=["auto", "global", "tiles", "global-local"], default="auto",
                    help="global: whole image at model size; tiles: sliding windows; global-local: "
                         "global picks the object, tiles delineate it; auto: global up to 2 tiles "
-                        "a side, global-local above (default)")
+                        "a side, tiles above (default)")
     p.add_argument("--tile", type=_positive_int,
                    help="tile side in model pixels, a positive multiple of 32 (default: the model's "
                         "image_size)")

@@ -48,8 +48,10 @@ class SceneOptions:
     """How a scene is segmented.
 
     Args:
-        mode: ``"auto"`` (global when the longer side is at most ``auto_max_global``,
-            global-local above), ``"global"``, ``"tiles"`` or ``"global-local"``.
+        mode: ``"auto"`` (global when the longer side is at most ``auto_max_global``, tiles
+            above: on held-out scenes at training scale tiles beat global-local on every kind
+            with a target, ``benchmarks/results/large-scene-v2-cpu.md``), ``"global"``,
+            ``"tiles"`` or ``"global-local"``.
         tile: tile side in model pixels (default: the model's ``image_size``).
         overlap: tile overlap fraction in [0, 0.9].
         pixel_ratio: scene pixels per model pixel in the tiled pass (>= 1 downsamples fine
@@ -115,7 +117,7 @@ class SceneOptions:
         mode = self.mode
         if mode == "auto":
             limit = 2 * tile if self.auto_max_global is None else self.auto_max_global
-            mode = "global" if max(height, width) <= limit else "global-local"
+            mode = "global" if max(height, width) <= limit else "tiles"
         return SceneOptions(**{**self.__dict__, "mode": mode, "tile": tile, "global_size": gsize})
 
 
