@@ -55,20 +55,6 @@ SMOKE_PWAM = [("tiny", 6, 32)]  # L = 5
 # ----------------------------------------------------------------------------- providers
 
 
-def _partition(x: torch.Tensor, window: int) -> torch.Tensor:
-    # [B, Hp, Wp, h, d] -> [B, nW·h, N, d]: windows folded into the head axis so one
-    # [1, nW·h, N, N] bias+mask tensor broadcasts over the batch.
-    b, hp, wp, h, d = x.shape
-    x = x.view(b, hp // window, window, wp // window, window, h, d)
-    return x.permute(0, 1, 3, 5, 2, 4, 6).reshape(b, -1, window * window, d)
-
-
-def _merge(x: torch.Tensor, b: int, hp: int, wp: int, h: int, window: int) -> torch.Tensor:
-    d = x.shape[-1]
-    x = x.view(b, hp // window, wp // window, h, window, window, d)
-    return x.permute(0, 1, 4, 2, 5, 3, 6).reshape(b, hp, wp, h, d)
-
-
 def _region_ids(hp: int, wp: int, window: int, shift: int, device) -> torch.Tensor:
     """[nW, N] region id of every window token of the rolled map (Swin's shift-mask regions)."""
     def axis(n):
@@ -100,6 +86,8 @@ def window_sdpa(backend_name: str):
 def window_flex():
     from torch.nn.attention.flex_attention import flex_attention
 
+    from rrsis.kernels import sdpa
+
     flex = torch.compile(flex_attention, dynamic=False)
     regions: dict = {}
 
@@ -107,7 +95,7 @@ def window_flex():
         b, hp, wp, h = q.shape[:4]
         if shift:
             q, k, v = (torch.roll(t, (-shift, -shift), (1, 2)) for t in (q, k, v))
-        qw, kw, vw = (_partition(t, window) for t in (q, k, v))
+        qw, kw, vw = (sdpa.partition_windows(t, window) for t in (q, k, v))
         key = (hp, wp, window, shift, q.device)
         if key not in regions:
             regions[key] = _region_ids(hp, wp, window, shift, q.device)
@@ -123,7 +111,7 @@ def window_flex():
             return s
 
         o = flex(qw, kw, vw, score_mod=score_mod, scale=scale)
-        o = _merge(o, b, hp, wp, h, window)
+        o = sdpa.merge_windows(o, b, hp, wp, h, window)
         return torch.roll(o, (shift, shift), (1, 2)) if shift else o
 
     return run

@@ -96,3 +96,18 @@ def atomic_write(path: str | os.PathLike, data: str | bytes, *, durable: bool = 
     with atomic_open(path, "w" if isinstance(data, str) else "wb", durable=durable) as fh:
         fh.write(data)
     return Path(path)
+
+
+def writable_folder(folder: str | os.PathLike, advice: str) -> None:
+    """Make ``folder`` if needed and check that files can be created in it, before any work
+    whose result would go there; ``advice`` ends the message (what the user can do instead).
+
+    Raises:
+        PermissionError: the folder cannot be made, or cannot be written into.
+    """
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise PermissionError(f"{folder}: cannot create the folder ({exc.strerror or exc}); {advice}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"{folder}: the folder is not writable; {advice}")

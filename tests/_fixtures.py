@@ -9,8 +9,12 @@ fixture set is an error: a CI run that skipped every parity test would pass with
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 from collections.abc import Mapping
 from pathlib import Path
+
+from torch import nn
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "tests" / "assets"  # small files the tests read (saved models, legacy configs, cards)
@@ -48,3 +52,60 @@ def find_fixtures(environ: Mapping[str, str] | None = None, repo: Path | None = 
 
 
 FIXTURES = find_fixtures()
+
+
+def recipe(root: str, out: Path, *overrides: str, **train) -> dict:
+    """The ``gl-msin-tiny-synthetic`` training recipe on ``root``, writing to ``out``: one thread,
+    no progress bars, seed 5, batch 4, with ``train`` keys replaced."""
+    from rrsis.engine import load_config
+
+    cfg = load_config("gl-msin-tiny-synthetic", [f"data.root={root}", *overrides])
+    cfg["train"].update({"output_dir": str(out), "threads": 1, "progress": False, "seed": 5,
+                         "batch_size": 4, **train})
+    return cfg
+
+
+def find_chromium() -> str | None:
+    """The system chromium the browser tests drive (``$RRSIS_CHROMIUM`` first), or ``None``."""
+    for path in (os.environ.get("RRSIS_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+                 shutil.which("chromium-browser")):
+        if path and os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def serve_app(model, limits, monkeypatch, tmp_path):
+    """``rrsis app``'s page for ``model`` on a free loopback port, not blocking; returns
+    ``(app, workspace, url)``. Uploads go to the workspace (``GRADIO_TEMP_DIR``)."""
+    from rrsis.app.card import summarise
+    from rrsis.app.page import build_app, launch
+    from rrsis.app.session import Workspace
+
+    ws = Workspace()
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(ws.uploads))
+    app = build_app(model, card=summarise(model, tmp_path), workspace=ws, limits=limits)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    launch(app, host="127.0.0.1", port=port, limits=limits, block=False)
+    return app, ws, f"http://127.0.0.1:{port}/"
+
+
+class WrappedModel(nn.Module):
+    """Base of test stand-ins for a model in whole-scene inference: everything but
+    ``forward_with_text`` is the wrapped model's (tokenizer, sizes, text encoding, the one
+    pre- and postprocessing; parameters, hence device and dtype)."""
+
+    def __init__(self, model) -> None:
+        super().__init__()
+        self.model = model
+        self.tokenizer, self.image_size, self.size_divisor = model.tokenizer, model.image_size, model.size_divisor
+
+    def encode_text(self, ids, mask):
+        return self.model.encode_text(ids, mask)
+
+    def preprocess(self, *args, **kwargs):
+        return self.model.preprocess(*args, **kwargs)
+
+    def postprocess(self, *args, **kwargs):
+        return self.model.postprocess(*args, **kwargs)

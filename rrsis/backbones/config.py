@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import List, Optional, Union
 
-from .._config import SIZE_LIMITS, ConfigError, check_bool, check_float, check_int, check_size, check_str, per_stage
+from .._config import SIZE_LIMITS, ConfigError, check_bool, check_float, check_size, check_str, per_stage
 from ..registry import LOCAL_ATTENTION
 
 __all__ = ["STEMS", "BackboneConfig", "ElsaConfig"]

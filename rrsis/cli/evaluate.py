@@ -40,16 +40,11 @@ def _check_writable(out: str) -> None:
     written into."""
     import os
 
+    from .._atomic import writable_folder
+
     if os.path.isdir(out):
         raise IsADirectoryError(f"--out {out}: is a folder; give the metrics file's name (e.g. {out.rstrip('/')}/eval.json)")
-    folder = os.path.dirname(os.path.abspath(out))
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as exc:
-        raise PermissionError(f"--out {out}: cannot create the folder {folder} ({exc.strerror or exc}); "
-                              "choose another --out") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise PermissionError(f"--out {out}: the folder {folder} is not writable; choose another --out")
+    writable_folder(os.path.dirname(os.path.abspath(out)), f"choose another --out than {out}")
 
 
 def run(args: argparse.Namespace) -> int:

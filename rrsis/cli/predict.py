@@ -73,35 +73,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive integer") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive integer (leave the flag out "
-                                         "for the default)")
-    return v
+def _number(cast, ok, expected: str):
+    """An argparse type: ``cast(text)`` when it satisfies ``ok``, else an error saying ``expected``
+    (no silent default for an out-of-range value)."""
+
+    def parse(text: str):
+        try:
+            v = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {expected}") from None
+        if not ok(v):
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {expected}")
+        return v
+
+    return parse
 
 
-def _non_negative(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a number >= 0") from None
-    if not v >= 0 or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a finite number >= 0")
-    return v
-
-
-def _fraction(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a number in (0, 1)") from None
-    if not 0 < v < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a number in (0, 1)")
-    return v
+_positive_int = _number(int, lambda v: v > 0, "a positive integer (leave the flag out for the default)")
+_non_negative = _number(float, lambda v: 0 <= v < float("inf"), "a finite number >= 0")
+_fraction = _number(float, lambda v: 0 < v < 1, "a number in (0, 1)")
 
 
 def _scale(text: str):

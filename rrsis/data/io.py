@@ -123,23 +123,29 @@ def _from_pil(im: Image.Image, where: str, palette_to_rgb: bool) -> tuple[np.nda
     return arr, alpha
 
 
+def _tiff_header(path: str):
+    """The TIFF header rrsis reads itself (``None`` for other files, or a TIFF it leaves to PIL);
+    a missing file or an unreadable header is an error naming the file."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: file not found")
+    if not path.lower().endswith(_TIFF_SUFFIXES):
+        return None
+    try:
+        return read_tiff_info(path)
+    except (OSError, ValueError, struct_error) as exc:
+        raise ValueError(f"{path}: cannot read TIFF header ({exc})") from exc
+
+
 def _load(source: ImageSource, palette_to_rgb: bool = True,
           max_pixels: int | None = None) -> tuple[np.ndarray, bool, str]:
     """Any image source → ``([H, W, C] array at its own depth, last band is alpha, name)``;
     ``max_pixels`` is checked on the header, before any pixel is decoded."""
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path}: file not found")
-        info = None
-        if path.lower().endswith(_TIFF_SUFFIXES):
-            try:
-                info = read_tiff_info(path)
-            except (OSError, ValueError, struct_error) as exc:
-                raise ValueError(f"{path}: cannot read TIFF header ({exc})") from exc
-            if info is not None:
-                check_pixels(info.height, info.width, max_pixels, path)
-            if info is not None and info.numpy_readable:
+        info = _tiff_header(path)
+        if info is not None:
+            check_pixels(info.height, info.width, max_pixels, path)
+            if info.numpy_readable:
                 return read_uncompressed_tiff(path, info), info.alpha_last, path
         with _open_pil(path, max_pixels) as im:
             check_pixels(im.height, im.width, max_pixels, path)
@@ -276,15 +282,9 @@ def image_size(path: str) -> tuple[int, int]:
         path: image file.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: file not found")
-    if path.lower().endswith(_TIFF_SUFFIXES):
-        try:
-            info = read_tiff_info(path)
-        except (OSError, ValueError, struct_error) as exc:
-            raise ValueError(f"{path}: cannot read TIFF header ({exc})") from exc
-        if info is not None:
-            return info.height, info.width
+    info = _tiff_header(path)
+    if info is not None:
+        return info.height, info.width
     with _open_pil(path) as im:
         try:
             orientation = im.getexif().get(0x0112)

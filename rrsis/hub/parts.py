@@ -225,18 +225,28 @@ def _map_bert(state: dict[str, torch.Tensor], model_state: Mapping[str, torch.Te
     return out
 
 
+def _beside(fetched: _Fetched, name: str, *, cache_dir, local_files_only, token,
+            missing: str | None = None) -> Path | None:
+    """The file ``name`` beside the fetched weights (their folder, or their Hub repo), or ``None``;
+    a Hub file that cannot be had offline is ``None`` too (with a warning saying ``missing``)."""
+    if fetched.directory is not None and (fetched.directory / name).is_file():
+        return fetched.directory / name
+    if fetched.repo is None:
+        return None
+    try:
+        found = hub_file(fetched.repo, name, absent_ok=True, cache_dir=cache_dir,
+                         local_files_only=local_files_only, token=token)
+    except LocalEntryNotFoundError as exc:
+        if missing:
+            logger.warning("%s: %s", missing, exc)
+        return None
+    return Path(found) if found else None
+
+
 def _bert_config_check(fetched: _Fetched, model: nn.Module, *, cache_dir, local_files_only, token) -> None:
     # Heads and activation do not show in tensor shapes, yet a mismatch silently breaks BERT.
-    path = None
-    if fetched.directory is not None and (fetched.directory / "config.json").is_file():
-        path = fetched.directory / "config.json"
-    elif fetched.repo is not None:
-        try:
-            found = hub_file(fetched.repo, "config.json", absent_ok=True, cache_dir=cache_dir,
-                             local_files_only=local_files_only, token=token)
-        except LocalEntryNotFoundError:
-            found = None
-        path = Path(found) if found else None
+    path = _beside(fetched, "config.json", cache_dir=cache_dir, local_files_only=local_files_only,
+                   token=token)
     if path is None:
         return
     try:
@@ -250,17 +260,8 @@ def _bert_config_check(fetched: _Fetched, model: nn.Module, *, cache_dir, local_
 
 
 def _text_tokenizer(fetched: _Fetched, model: nn.Module, *, cache_dir, local_files_only, token):
-    vocab = None
-    if fetched.directory is not None and (fetched.directory / "vocab.txt").is_file():
-        vocab = fetched.directory / "vocab.txt"
-    elif fetched.repo is not None:
-        try:
-            found = hub_file(fetched.repo, "vocab.txt", absent_ok=True, cache_dir=cache_dir,
-                             local_files_only=local_files_only, token=token)
-        except LocalEntryNotFoundError as exc:
-            logger.warning("model.tokenizer stays None: %s", exc)
-            found = None
-        vocab = Path(found) if found else None
+    vocab = _beside(fetched, "vocab.txt", cache_dir=cache_dir, local_files_only=local_files_only,
+                    token=token, missing="model.tokenizer stays None")
     if vocab is None:
         logger.info("no vocab.txt next to the text weights (%s): model.tokenizer stays None", fetched.location)
         return None

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .._atomic import writable_folder
 from ..data.expressions import check_expressions, expression_problem
 from ..data.io import MAX_PIXELS, Scale
 from ..models.base import threshold_mask
@@ -97,13 +98,7 @@ def check_outputs(paths: Sequence[str], overwrite: bool = False) -> None:
         raise FileExistsError(f"{', '.join(existing[:3])}{more} already exist(s): pass overwrite=True "
                               "(rrsis predict --overwrite) to replace, or choose another output prefix")
     for folder in sorted({os.path.dirname(os.path.abspath(p)) for p in paths}):
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError as exc:
-            raise PermissionError(f"{folder}: cannot create the output folder ({exc.strerror or exc}); "
-                                  "choose another output prefix") from None
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise PermissionError(f"{folder}: the output folder is not writable; choose another output prefix")
+        writable_folder(folder, "choose another output prefix")
     for p in paths:
         if os.path.isdir(p):
             raise IsADirectoryError(f"{p}: an output file's name is taken by a folder; choose another output prefix")

@@ -9,7 +9,6 @@ import pytest
 import torch
 from PIL import Image
 
-import rrsis
 from rrsis.app import DEFAULT_MODEL, InputError, Limits, resolve_model, run
 from rrsis.app.card import read_card, summarise
 from rrsis.app.examples import write_examples

@@ -11,7 +11,6 @@ In CI (``CI=true``) a missing browser is a failure, not a skip: ``.ci/run`` inst
 import io
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,7 +25,7 @@ import torch
 from PIL import Image
 
 import rrsis
-from _fixtures import REPO
+from _fixtures import REPO, find_chromium
 
 ROOT = REPO
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -40,14 +39,6 @@ def _unavailable(why: str):
     if IN_CI:
         pytest.fail(f"{why}: CI must run the browser test (.ci/run installs chromium)")
     pytest.skip(f"{why}; the browser test needs Debian's chromium (apt-get install chromium) and playwright")
-
-
-def _chromium() -> str | None:
-    for path in (os.environ.get("RRSIS_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                 shutil.which("chromium-browser")):
-        if path and os.path.isfile(path) and os.access(path, os.X_OK):
-            return path
-    return None
 
 
 def _free_port() -> int:
@@ -111,7 +102,7 @@ def page(server, tmp_path_factory):
         from playwright.sync_api import expect, sync_playwright
     except ImportError:
         _unavailable("playwright is not installed")
-    chromium = _chromium()
+    chromium = find_chromium()
     if chromium is None:
         _unavailable("no chromium executable found (looked at $RRSIS_CHROMIUM, /usr/bin/chromium, PATH)")
     profile = tmp_path_factory.mktemp("chromium-profile")  # a fresh --user-data-dir

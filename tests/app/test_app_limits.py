@@ -2,7 +2,6 @@
 in count and bytes, and uploads no request uses are removed."""
 
 import os
-import socket
 import time
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from PIL import Image
 import rrsis
 from rrsis.app.limits import Limits
 from rrsis.app.session import Workspace, respond
+from _fixtures import serve_app
 
 
 def _store(ws, name, size, age=0.0):
@@ -96,25 +96,16 @@ def test_uploads_no_request_names_are_bounded_by_the_server(tiny_tokenizer, tmp_
     """Bare uploads to the server's upload route (never followed by a request) stay bounded."""
     pytest.importorskip("gradio")
     httpx = pytest.importorskip("httpx")
-    from rrsis.app.card import summarise
-    from rrsis.app.page import build_app, launch
-
     torch.manual_seed(0)
     model = rrsis.create_model("gl-msin-tiny", text_vocab_size=len(tiny_tokenizer)).eval()
     model.tokenizer = tiny_tokenizer
     limits = Limits(max_stored_files=3, max_upload_mb=1, max_stored_mb=1.5)
-    ws = Workspace()
-    monkeypatch.setenv("GRADIO_TEMP_DIR", str(ws.uploads))
-    app = build_app(model, card=summarise(model, tmp_path), workspace=ws, limits=limits)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    launch(app, host="127.0.0.1", port=port, limits=limits, block=False)
+    app, ws, url = serve_app(model, limits, monkeypatch, tmp_path)
     try:
         rng = np.random.default_rng(0)
         for i in range(8):
             blob = rng.integers(0, 256, 400_000, dtype=np.uint8).tobytes()
-            r = httpx.post(f"http://127.0.0.1:{port}/gradio_api/upload",
+            r = httpx.post(f"{url}gradio_api/upload",
                            files={"files": (f"u{i}.bin", blob)}, timeout=30)
             assert r.status_code == 200, r.text
         deadline = time.time() + 20

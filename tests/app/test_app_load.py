@@ -9,7 +9,6 @@ printed and written to ``$RRSIS_TEST_ARTEFACTS/app_load.json``; they are not ass
 
 import json
 import os
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,11 +19,9 @@ import pytest
 import torch
 from PIL import Image
 
-import rrsis
 from rrsis.app import inference
-from rrsis.app.card import summarise
 from rrsis.app.limits import Limits
-from rrsis.app.session import Workspace
+from _fixtures import serve_app
 
 gradio_client = pytest.importorskip("gradio_client")
 pytest.importorskip("gradio")
@@ -61,19 +58,6 @@ class InFlight:
                 self.seconds.append(time.perf_counter() - t0)
 
 
-def _serve(model, limits, monkeypatch, tmp_path):
-    from rrsis.app.page import build_app, launch
-
-    ws = Workspace()
-    monkeypatch.setenv("GRADIO_TEMP_DIR", str(ws.uploads))
-    app = build_app(model, card=summarise(model, tmp_path), workspace=ws, limits=limits)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    launch(app, host="127.0.0.1", port=port, limits=limits, block=False)
-    return app, ws, f"http://127.0.0.1:{port}/"
-
-
 def _images(tmp_path, n):
     paths = []
     for i in range(n):  # a different size per request: each answer names its own image
@@ -91,7 +75,7 @@ def test_twenty_concurrent_requests_all_answer_within_the_concurrency_limit(mode
     n = 20
     counter = InFlight(inference.run)
     monkeypatch.setattr(inference, "run", counter)
-    app, ws, url = _serve(model, Limits(concurrency=2, queue_size=n + 4), monkeypatch, tmp_path)
+    app, ws, url = serve_app(model, Limits(concurrency=2, queue_size=n + 4), monkeypatch, tmp_path)
     try:
         assert url.startswith("http://127.0.0.1:")
         client = _client(url)
@@ -129,7 +113,7 @@ def test_a_full_queue_refuses_the_excess_and_loses_nothing(model, monkeypatch, t
     n, queue_size = 10, 3
     counter = InFlight(inference.run, delay=0.6)  # slow enough that the queue fills
     monkeypatch.setattr(inference, "run", counter)
-    app, ws, url = _serve(model, Limits(concurrency=1, queue_size=queue_size), monkeypatch, tmp_path)
+    app, ws, url = serve_app(model, Limits(concurrency=1, queue_size=queue_size), monkeypatch, tmp_path)
     (path,) = _images(tmp_path, 1)
     try:
         client = _client(url)

@@ -10,17 +10,13 @@ import torch
 from PIL import Image
 from test_data import write_raw_tiff
 
-import rrsis
 from rrsis.data import RRSISDDataset, read_image
 from rrsis.data.transforms import ResizeNormalize
 
 
 @pytest.fixture(scope="module")
-def model(tiny_tokenizer):
-    torch.manual_seed(0)
-    m = rrsis.create_model("gl-msin-tiny", text_vocab_size=len(tiny_tokenizer)).eval()
-    m.tokenizer = tiny_tokenizer
-    return m
+def model(tiny_model):
+    return tiny_model
 
 
 def rgb(h, w, seed=0):

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 import rrsis
-from _fixtures import REPO
+from _fixtures import REPO, find_chromium
 
 ROOT = REPO
 sys.path.insert(0, str(ROOT))
@@ -173,17 +173,9 @@ def test_site_has_every_page_and_api_anchor(site):
     assert (site / "benchmarks" / "ablation-cpu-miou.png").read_bytes().startswith(b"\x89PNG")
 
 
-def _chromium() -> str | None:
-    for path in (os.environ.get("RRSIS_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-                 shutil.which("chromium-browser")):
-        if path and os.path.isfile(path) and os.access(path, os.X_OK):
-            return path
-    return None
-
-
 def test_home_page_and_a_guide_render_in_chromium(site, tmp_path):
     _need("playwright", "the screenshot test")
-    chromium = _chromium()
+    chromium = find_chromium()
     if chromium is None:
         if IN_CI:
             pytest.fail("no chromium: CI must run the screenshot test (.ci/run installs it)")

@@ -34,24 +34,17 @@ from rrsis.engine.checkpoint import capture_rng, restore_rng
 from rrsis.engine.distributed import ResumableSampler, ShardSampler
 from rrsis.engine.optim import build_optimizer, build_scheduler
 from rrsis.pictures import have_matplotlib
-from _fixtures import REPO
+from _fixtures import recipe
 
 
 
 @pytest.fixture(scope="module")
-def synthetic_root(tmp_path_factory):
-    from rrsis.data.synthetic import generate
-
-    out = tmp_path_factory.mktemp("synthetic")
-    generate(str(out), 16, seed=3, size=64, layout="rrsisd")
-    return str(out / "rrsisd")
+def synthetic_root(synthetic_rrsisd):
+    return synthetic_rrsisd(16)
 
 
 def tiny_config(root: str, out: Path, **train) -> dict:
-    cfg = load_config("gl-msin-tiny-synthetic", [f"data.root={root}"])
-    cfg["train"].update({"output_dir": str(out), "threads": 1, "progress": False, "seed": 5,
-                         "batch_size": 4, "log_every": 2, **train})
-    return cfg
+    return recipe(root, out, **{"log_every": 2, **train})
 
 
 # ----------------------------------------------------------------------------- optimiser

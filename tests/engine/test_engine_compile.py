@@ -13,22 +13,16 @@ import rrsis
 from rrsis.engine import Trainer, load_config
 from rrsis.engine import trainer as trainer_module
 from rrsis.kernels import compile_model
+from _fixtures import recipe
 
 
 @pytest.fixture(scope="module")
-def synthetic_root(tmp_path_factory):
-    from rrsis.data.synthetic import generate
-
-    out = tmp_path_factory.mktemp("synthetic_compile")
-    generate(str(out), 8, seed=3, size=64, layout="rrsisd")
-    return str(out / "rrsisd")
+def synthetic_root(synthetic_rrsisd):
+    return synthetic_rrsisd(8)
 
 
 def _config(root: str, out: Path, **train) -> dict:
-    cfg = load_config("gl-msin-tiny-synthetic", [f"data.root={root}", "data.val_split=null"])
-    cfg["train"].update({"output_dir": str(out), "threads": 1, "progress": False, "seed": 5,
-                         "batch_size": 4, "log_every": 1, "checkpoint_every": None, **train})
-    return cfg
+    return recipe(root, out, "data.val_split=null", **{"log_every": 1, "checkpoint_every": None, **train})
 
 
 def test_compile_is_a_checked_recipe_switch():

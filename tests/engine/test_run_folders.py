@@ -11,23 +11,17 @@ import torch
 from rrsis.cli import main
 from rrsis.engine import Trainer, list_checkpoints, load_config, parse_override_args, read_jsonl
 from rrsis.engine.checkpoint import prune_checkpoints
+from _fixtures import recipe
 
 
 @pytest.fixture(scope="module")
-def synthetic_root(tmp_path_factory):
-    from rrsis.data.synthetic import generate
-
-    out = tmp_path_factory.mktemp("synthetic")
-    generate(str(out), 12, seed=3, size=64, layout="rrsisd")
-    return str(out / "rrsisd")
+def synthetic_root(synthetic_rrsisd):
+    return synthetic_rrsisd(12)
 
 
 def tiny_config(root: str, out: Path, **train) -> dict:
-    cfg = load_config("gl-msin-tiny-synthetic", [f"data.root={root}"])
-    cfg["train"].update({"output_dir": str(out), "threads": 1, "progress": False, "seed": 5,
-                         "batch_size": 4, "log_every": 1, "max_steps": 2, "checkpoint_every": 1,
-                         "keep_checkpoints": 0, **train})
-    return cfg
+    return recipe(root, out, **{"log_every": 1, "max_steps": 2, "checkpoint_every": 1,
+                                "keep_checkpoints": 0, **train})
 
 
 def fit(cfg, **kwargs):

@@ -55,12 +55,17 @@ def _randomise_bn(module: torch.nn.Module, seed: int = 0) -> None:
 # ---------------------------------------------------------------- parity with official RMSIN
 
 
+def _official(module, state, prefix):
+    """``module`` in eval mode with the official checkpoint's tensors under ``prefix``, all used."""
+    module.eval().load_state_dict(_sub(state, prefix), strict=True)
+    return module
+
+
 @needs_fixture
 @torch.no_grad()
 def test_cim_matches_official_outputs(official):
     state, io = official
-    cim = CrossScaleInteraction(TINY, grid=15).eval()
-    cim.load_state_dict(_sub(state, "backbone.cim."), strict=True)
+    cim = _official(CrossScaleInteraction(TINY, grid=15), state, "backbone.cim.")
     outs = cim([io[f"swin_stage{i}"] for i in range(1, 5)])
     for i, out in enumerate(outs, start=1):
         ref = io[f"stage{i}"]
@@ -72,8 +77,7 @@ def test_cim_matches_official_outputs(official):
 @torch.no_grad()
 def test_arc_decoder_matches_official_logits_and_routing(official):
     state, io = official
-    dec = AdaptiveRotatedDecoder(TINY, hidden=64).eval()
-    dec.load_state_dict(_sub(state, "classifier."), strict=True)
+    dec = _official(AdaptiveRotatedDecoder(TINY, hidden=64), state, "classifier.")
     routed = {}
     for name in ("conv2_4", "conv2_3", "conv2_2"):
         conv = getattr(dec, name)

@@ -23,35 +23,19 @@ from rrsis.scene import open_scene, remove_stale_temporaries, segment_scene
 rasterio = pytest.importorskip("rasterio")
 pytest.importorskip("shapely")
 from affine import Affine
+from _fixtures import WrappedModel
 
 TRANSFORM = Affine(2.0, 0.0, 440720.0, 0.0, -2.0, 3751320.0)
 CRS = "EPSG:32611"
 
 
 @pytest.fixture(scope="module")
-def model(tiny_tokenizer):
-    torch.manual_seed(0)
-    m = rrsis.create_model("gl-msin-tiny", text_vocab_size=len(tiny_tokenizer)).eval()
-    m.tokenizer = tiny_tokenizer
-    return m
+def model(tiny_model):
+    return tiny_model
 
 
-class Everywhere(torch.nn.Module):
+class Everywhere(WrappedModel):
     """A model that names every pixel (foreground logit +20): what it leaves out is nodata."""
-
-    def __init__(self, model) -> None:
-        super().__init__()
-        self.model = model
-        self.tokenizer, self.image_size, self.size_divisor = model.tokenizer, model.image_size, model.size_divisor
-
-    def encode_text(self, ids, mask):
-        return self.model.encode_text(ids, mask)
-
-    def preprocess(self, *a, **k):
-        return self.model.preprocess(*a, **k)
-
-    def postprocess(self, *a, **k):
-        return self.model.postprocess(*a, **k)
 
     def forward_with_text(self, pixels, text):
         from rrsis.models.base import SegmentationOutput

@@ -20,6 +20,7 @@ shapely = pytest.importorskip("shapely")
 from affine import Affine
 from rasterio.features import rasterize
 from shapely.geometry import shape
+from _fixtures import WrappedModel
 
 H, W = 150, 230
 TRANSFORM = Affine(1.5, 0.25, 440720.0, 0.1, -1.5, 3751320.0)  # rotated/sheared, UTM metres
@@ -27,23 +28,13 @@ CRS = "EPSG:32611"
 MODES = ["global", "tiles", "global-local", "auto"]
 
 
-class Sharpened(nn.Module):
+class Sharpened(WrappedModel):
     """A tiny GL-MSIN whose foreground logit is stretched around ``centre`` so that a random
     model's nearly constant probabilities give a mask with structure."""
 
     def __init__(self, model, centre: float, gain: float = 40.0) -> None:
-        super().__init__()
-        self.model, self.centre, self.gain = model, centre, gain
-        self.tokenizer, self.image_size, self.size_divisor = model.tokenizer, model.image_size, model.size_divisor
-
-    def encode_text(self, ids, mask):
-        return self.model.encode_text(ids, mask)
-
-    def preprocess(self, *args, **kwargs):
-        return self.model.preprocess(*args, **kwargs)
-
-    def postprocess(self, *args, **kwargs):
-        return self.model.postprocess(*args, **kwargs)
+        super().__init__(model)
+        self.centre, self.gain = centre, gain
 
     def forward_with_text(self, pixels, text):
         logits = self.model.forward_with_text(pixels, text).logits
