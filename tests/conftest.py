@@ -29,6 +29,16 @@ WORDS = (
 ).split()
 
 
+@pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """A test that changes torch's thread count (training, the demo) must not change the next
+    test's arithmetic: reductions split by thread count round differently."""
+    threads = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
     from rrsis import Tokenizer

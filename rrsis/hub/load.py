@@ -230,7 +230,7 @@ def _probe(config: Mapping[str, Any], source: str, limits: Mapping[str, Any], ov
         return probe_model(config["architecture"], config.get("model_args", {}), **limits, **overrides)[0]
     except ConfigError as exc:
         raise CheckpointError(
-            f"{source} does not describe a usable {config['architecture']!r}: {exc} (written by rrsis "
+            f"{source} does not describe a valid {config['architecture']!r}: {exc} (written by rrsis "
             f"{config.get('rrsis_version', '?')}, this is rrsis {__version__})"
         ) from None
 

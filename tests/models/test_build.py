@@ -145,6 +145,9 @@ def test_nested_config_json_loads_with_identical_logits(tmp_path, name):
     """Models saved by the release that introduced the nested tree (make.py there) rebuild
     exactly: same tokenizer ids, bit-identical fp32 CPU logits."""
     shutil.copytree(SAVED_02 / name, tmp_path / "m")
+    # make.py ran with 2 torch threads (this suite's default): the same split of every reduction
+    # (conftest's guard restores the count after the test).
+    torch.set_num_threads(2)
     model = rrsis.from_pretrained(tmp_path / "m")
     io = load_file(SAVED_02 / f"{name}-io.safetensors")
     enc = model.tokenizer(["the large white storage tank north of the road", "ship left of the building"])
