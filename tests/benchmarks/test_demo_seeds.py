@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 from _fixtures import REPO
 
 ROOT = REPO
@@ -20,6 +22,7 @@ def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
 
 
+@pytest.mark.slow  # 30 s: two tiny demos through the benchmark script (tests/demo covers the demo)
 def test_demo_seeds_records_each_demo_and_judges_it(tmp_path):
     # Two steps cannot reach 0.6 mIoU: the run is reported, judged "not met", exit status 1.
     proc = _run(tmp_path)

@@ -49,6 +49,7 @@ def test_gpu_check_dry_run_runs_every_step_and_writes_results(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([json_path.name, json_path.stem + ".md"])
 
 
+@pytest.mark.slow  # 80 s on 2 cores: the profile, Swin-B, compiled and choice-table steps at toy size
 def test_gpu_check_dry_run_profile_baselines_and_choice_table(tmp_path):
     # The script's own parts (profile, ceiling, baselines, choice table, the merged report), in
     # the default suite; the kernel tests and attention.py are the slow test's share.

@@ -44,6 +44,7 @@ def _loss_and_grads(model, fn, inputs):
     return out.logits.detach(), grads
 
 
+@pytest.mark.slow  # 20 s; compile_model's forward+backward trace below keeps the custom ops in the default suite
 def test_compile_fullgraph_traces_kernel_custom_ops(monkeypatch):
     # Inside the ops, CPU tensors take the reference (the interpreter would only add minutes):
     # what is checked here is the tracing and the ops' autograd wiring, against eager autograd.
