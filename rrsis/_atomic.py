@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_open", "atomic_path", "atomic_write"]
+__all__ = ["atomic_open", "atomic_path", "atomic_write", "temporary_path"]
 
 
 def _fsync_dir(directory: str | os.PathLike) -> None:
@@ -44,6 +44,15 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
+def temporary_path(path: str | os.PathLike, keep_suffix: bool = False) -> Path:
+    """The name of a new temporary file of ``path``, beside it: ``.NAME.PID-XXXXXXXX.tmp`` (plus
+    ``path``'s suffix with ``keep_suffix``). The PID lets a later run tell a dead writer's
+    leftovers from a live one's (``rrsis.scene.remove_stale_temporaries``)."""
+    path = Path(path)
+    tail = path.suffix if keep_suffix else ""
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{tail}")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, durable: bool = True, keep_suffix: bool = False) -> Iterator[Path]:
     """Yield a temporary path in ``path``'s folder; when the block ends without an exception the
@@ -62,8 +71,7 @@ def atomic_path(path: str | os.PathLike, *, durable: bool = True, keep_suffix: b
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tail = path.suffix if keep_suffix else ""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{tail}")
+    tmp = temporary_path(path, keep_suffix)
     try:
         yield tmp
         if durable:

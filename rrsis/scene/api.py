@@ -42,7 +42,8 @@ class SceneResult:
         area_px: foreground pixels.
         area_m2: foreground area in m² (``None`` when the scene has no usable CRS).
         n_polygons: polygons in the GeoJSON (``None`` when none was written).
-        files: ``kind → path`` of the files written (``mask``, ``geojson``, ``overlay``).
+        files: ``kind → path`` of the files written (``mask``, ``geojson``, ``overlay``, and the
+            overlay's world file and CRS, ``overlay_world`` and ``overlay_crs``).
         seconds: wall time of this expression.
         shape: ``(H, W)`` of the scene.
     """
@@ -60,9 +61,10 @@ class SceneResult:
 
 def output_paths(prefix: str, georeferenced: bool) -> dict[str, str]:
     """Files written for an output prefix: GIS outputs for a georeferenced scene, PNGs otherwise."""
-    if georeferenced:
+    if georeferenced:  # the overlay's world file and CRS sidecar let a GIS place it
         return {"mask": f"{prefix}_mask.tif", "geojson": f"{prefix}.geojson",
-                "overlay": f"{prefix}_overlay.png"}
+                "overlay": f"{prefix}_overlay.png", "overlay_world": f"{prefix}_overlay.pgw",
+                "overlay_crs": f"{prefix}_overlay.png.aux.xml"}
     return {"mask": f"{prefix}_mask.png", "overlay": f"{prefix}_overlay.png"}
 
 
@@ -141,8 +143,9 @@ def segment_scene(
         texts: one expression or several (each encoded once and reused by every tile).
         mode: ``auto``, ``global``, ``tiles`` or ``global-local`` (see :mod:`rrsis.scene.infer`).
         threshold: foreground-probability threshold.
-        out: output prefix. A georeferenced scene gets ``PREFIX_mask.tif``, ``PREFIX.geojson``
-            and ``PREFIX_overlay.png``; any other ``PREFIX_mask.png`` and ``PREFIX_overlay.png``.
+        out: output prefix. A georeferenced scene gets ``PREFIX_mask.tif`` (a Cloud-Optimized
+            GeoTIFF), ``PREFIX.geojson`` and ``PREFIX_overlay.png`` (placed by ``PREFIX_overlay.pgw``
+            and ``PREFIX_overlay.png.aux.xml``); any other ``PREFIX_mask.png`` and ``PREFIX_overlay.png``.
             With several expressions, ``PREFIX_1``, ``PREFIX_2``, … . A folder (existing, or
             ending with ``/``) gets ``FOLDER/STEM_mask.tif`` etc., ``STEM`` the scene file's
             (:func:`output_prefixes`). The files of one expression appear together or not at
@@ -154,7 +157,8 @@ def segment_scene(
             (``"dtype"``, ``"max"``, ``"minmax"`` or a divisor).
         stretch: percentile stretch of a raster when ``scale`` is not given
             (:func:`~rrsis.scene.read.open_scene`).
-        probabilities: the mask file holds the probability scaled to 0–255 instead of 0/255.
+        probabilities: the mask file holds the probability scaled to 0–255 (``round(255·p)``,
+            overviews averaged) instead of 0/255 (overviews by nearest neighbour).
         geojson_crs: ``"EPSG:4326"`` (RFC 7946, default), ``"native"`` or any CRS string.
         simplify: polygon simplification tolerance in pixels (>= 0; 0: exact pixel outlines).
         return_mask: keep each mask in memory (default: only when ``out`` is ``None``).
@@ -246,7 +250,7 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
         writer = None
         if paths and sc.georeferenced:
             with writing(paths["mask"]):
-                writer = MaskWriter(tmp["mask"], sc)
+                writer = MaskWriter(tmp["mask"], sc, resampling="average" if probabilities else "nearest")
         polygons = PolygonCollector(sc, simplify) if writer is not None else None
         try:
             bar = _progress(text[:30]) if progress else None
@@ -260,18 +264,22 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
                     with writing(paths["mask"]):
                         writer.write(r0, vals, valid)
                     polygons.add(r0, m)
+        except BaseException:
+            if writer is not None:
+                writer.discard()
+            raise
         finally:
             model.train(was_training)
-            if writer is not None:
-                with writing(paths["mask"]):
-                    writer.close()
         if writer is not None:
+            with writing(paths["mask"]):
+                writer.close()
             fc = polygons.features(geojson_crs, {"expression": text})
             n_poly = len(fc["features"])
             with writing(paths["geojson"]), open(tmp["geojson"], "w", encoding="utf-8") as fh:
                 json.dump(fc, fh)
             with writing(paths["overlay"]):
-                write_overlay(tmp["overlay"], sc, str(tmp["mask"]))
+                write_overlay(tmp["overlay"], sc, str(tmp["mask"]), world_file=tmp["overlay_world"],
+                              crs_file=tmp["overlay_crs"])
         elif paths:
             with writing(paths["mask"]):
                 save_png(mask.astype(np.uint8) * 255, tmp["mask"])

@@ -1,4 +1,5 @@
-"""Outputs written strip by strip: a mask GeoTIFF, GeoJSON polygons with areas, an overlay PNG.
+"""Outputs written strip by strip: a mask Cloud-Optimized GeoTIFF, GeoJSON polygons with areas,
+an overlay PNG (with a world file and its CRS beside it when the scene is georeferenced).
 
 :func:`staged_outputs` writes the files of one expression to temporary names beside their
 targets and renames them together when all are complete, so an interrupted or failed run
@@ -20,11 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from .._atomic import atomic_open, atomic_path
+from .._atomic import atomic_open, atomic_path, atomic_write, temporary_path
+from .cog import COG_BLOCK, translate_to_cog
 from .read import GDAL_ENV, Scene, require_geo
 
-__all__ = ["MaskWriter", "PolygonCollector", "pixel_area_m2", "remove_stale_temporaries", "staged_outputs",
-           "write_overlay", "writing"]
+__all__ = ["MaskWriter", "PolygonCollector", "overlay_transform", "pixel_area_m2", "remove_stale_temporaries",
+           "staged_outputs", "write_crs_sidecar", "write_overlay", "write_world_file", "writing"]
 
 
 def _pid_alive(pid: int) -> bool:
@@ -95,8 +97,12 @@ def staged_outputs(paths: dict[str, str]) -> Iterator[dict[str, Path]]:
 
 
 class MaskWriter:
-    """Single-band uint8 GeoTIFF with the scene's CRS and transform, tiled and compressed.
+    """Single-band uint8 Cloud-Optimized GeoTIFF with the scene's CRS and transform.
 
+    Strips go to a temporary tiled GeoTIFF beside ``path`` (named as a temporary of it); on
+    :meth:`close` GDAL's COG driver copies that to ``path`` with 512-pixel tiles, DEFLATE and
+    overviews (:func:`~rrsis.scene.cog.translate_to_cog`), and the temporary is removed. Memory
+    stays near GDAL's block cache whatever the scene's size; the disk briefly holds both files.
     The scene's profile is copied and updated; invalid (nodata/alpha) pixels are 0 and are
     also marked in an internal mask band, so a GIS shows them as nodata while 0 stays
     "not the target" elsewhere.
@@ -105,25 +111,35 @@ class MaskWriter:
         path: the file written (``segment_scene`` gives the temporary path of
             :func:`staged_outputs`, so the target appears only when complete).
         scene: the (rasterio-backed) scene.
+        resampling: of the overviews: ``"nearest"`` for a 0/255 mask, ``"average"`` for
+            probabilities scaled to 0-255.
     """
 
-    def __init__(self, path: str | os.PathLike, scene: Scene) -> None:
+    def __init__(self, path: str | os.PathLike, scene: Scene, *, resampling: str = "nearest") -> None:
         rasterio = require_geo("writing a mask GeoTIFF")
+        if resampling not in ("nearest", "average"):
+            raise ValueError(f"resampling {resampling!r}: choose nearest (masks) or average (probabilities)")
         self.path = Path(path)
+        self.resampling = resampling
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.strips = temporary_path(self.path, keep_suffix=True)
         profile = dict(scene.profile or {})
         for key in ("photometric", "nodata", "blockxsize", "blockysize", "compress", "interleave",
                     "tiled", "predictor", "alpha"):
             profile.pop(key, None)
+        # Fast compression: this copy lives until close() turns it into the COG.
         profile.update(driver="GTiff", count=1, dtype="uint8", height=scene.height,
                        width=scene.width, crs=scene.crs, transform=scene.transform, tiled=True,
-                       blockxsize=256, blockysize=256, compress="deflate")
+                       blockxsize=COG_BLOCK, blockysize=COG_BLOCK, compress="deflate", zlevel=1,
+                       bigtiff="IF_SAFER")
         self._env = rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True, **GDAL_ENV)
         self._env.__enter__()
         try:
-            self.ds = rasterio.open(self.path, "w", **profile)
+            self.ds = rasterio.open(self.strips, "w", **profile)
         except BaseException:
             self._env.__exit__(None, None, None)
+            with contextlib.suppress(OSError):
+                self.strips.unlink()
             raise
 
     def write(self, row0: int, values: np.ndarray, valid: np.ndarray) -> None:
@@ -134,11 +150,23 @@ class MaskWriter:
         self.ds.write_mask(np.where(valid, 255, 0).astype(np.uint8), window=win)
 
     def close(self) -> None:
-        """Finish the file (GDAL writes its last blocks here: a full disk shows now)."""
+        """Finish the file: the strips become the COG at ``path`` (a full disk shows now)."""
+        try:
+            self.ds.close()
+            translate_to_cog(self.strips, self.path, resampling=self.resampling)
+        finally:
+            self._env.__exit__(None, None, None)
+            with contextlib.suppress(OSError):
+                self.strips.unlink()
+
+    def discard(self) -> None:
+        """Stop without writing ``path`` (the computation failed): the strips are removed."""
         try:
             self.ds.close()
         finally:
             self._env.__exit__(None, None, None)
+            with contextlib.suppress(OSError):
+                self.strips.unlink()
 
 
 def pixel_area_m2(scene: Scene) -> float | None:
@@ -244,7 +272,35 @@ class PolygonCollector:
         return fc
 
 
-def write_overlay(path: str | os.PathLike, scene: Scene, mask_source: Any, max_side: int = 1024) -> None:
+def overlay_transform(scene: Scene, shape: tuple[int, int]):
+    """The transform of a picture of ``shape`` ``(h, w)`` covering the whole scene."""
+    from affine import Affine
+
+    return scene.transform @ Affine.scale(scene.width / shape[1], scene.height / shape[0])
+
+
+def write_world_file(path: str | os.PathLike, transform) -> Path:
+    """An ESRI world file (``.pgw`` beside a PNG, ``.jgw`` beside a JPEG): the six numbers of
+    ``transform`` in the file's order (x size, row rotation, column rotation, y size), then the
+    *centre* of the upper-left pixel, as the format wants."""
+    t = transform
+    centre = t @ (0.5, 0.5)
+    lines = [t.a, t.d, t.b, t.e, centre[0], centre[1]]
+    return atomic_write(path, "".join(f"{float(v)!r}\n" for v in lines))
+
+
+def write_crs_sidecar(path: str | os.PathLike, crs) -> Path:
+    """The CRS of a picture in GDAL's ``.aux.xml`` sidecar (``PICTURE.png.aux.xml``), which
+    GDAL-based software (QGIS, rasterio) and ArcGIS read; a world file cannot hold it."""
+    from xml.sax.saxutils import escape
+
+    wkt = escape(crs.to_wkt())
+    return atomic_write(path, f"<PAMDataset>\n  <SRS>{wkt}</SRS>\n</PAMDataset>\n")
+
+
+def write_overlay(path: str | os.PathLike, scene: Scene, mask_source: Any, max_side: int = 1024, *,
+                  world_file: str | os.PathLike | None = None,
+                  crs_file: str | os.PathLike | None = None) -> None:
     """A quick-look PNG: the scene decimated to ``max_side`` with the mask drawn on it.
 
     Args:
@@ -252,6 +308,9 @@ def write_overlay(path: str | os.PathLike, scene: Scene, mask_source: Any, max_s
         scene: the scene.
         mask_source: a bool ``[H, W]`` array or the path of the written mask GeoTIFF.
         max_side: longer side of the picture.
+        world_file: where to write the picture's world file (``PICTURE.pgw``;
+            :func:`write_world_file`), so that a GIS places it over the scene.
+        crs_file: where to write its CRS (``PICTURE.png.aux.xml``; :func:`write_crs_sidecar`).
     """
     from ..pictures import overlay, save_png
 
@@ -271,3 +330,7 @@ def write_overlay(path: str | os.PathLike, scene: Scene, mask_source: Any, max_s
             mask = ds.read(1, out_shape=shape, resampling=Resampling.nearest) >= 128
     width = max(1, math.ceil(max(shape) / 400))
     save_png(overlay(image, mask, outline_width=width), path)
+    if world_file is not None:
+        write_world_file(world_file, overlay_transform(scene, shape))
+    if crs_file is not None:
+        write_crs_sidecar(crs_file, scene.crs)

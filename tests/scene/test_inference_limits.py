@@ -254,7 +254,8 @@ def test_an_output_prefix_that_is_a_folder_names_files_inside_it(model, saved, t
     out = tmp_path / "results"
     assert cli(["--model", str(saved), "--image", str(path), "--text", "a", "--mode", "global",
                 "--out", f"{out}/"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["field.geojson", "field_mask.tif", "field_overlay.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["field.geojson", "field_mask.tif", "field_overlay.pgw",
+                                                     "field_overlay.png", "field_overlay.png.aux.xml"]
     (r,) = segment_scene(model, np.zeros((40, 40, 3), np.uint8), "a", mode="global", out=out)
     assert Path(r.files["mask"]) == out / "scene_mask.png"
     assert not [p for p in out.iterdir() if p.name.startswith((".", "_"))]
@@ -364,5 +365,6 @@ def test_a_killed_predict_leaves_nothing_under_the_final_names(saved, tmp_path):
     assert child.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     assert not list(tmp_path.glob("o*"))  # nothing under a final name
     assert subprocess.run([sys.executable, "-m", "rrsis", *argv], env=env, check=False).returncode == 0
-    assert sorted(p.name for p in tmp_path.glob("o*")) == ["o.geojson", "o_mask.tif", "o_overlay.png"]
+    assert sorted(p.name for p in tmp_path.glob("o*")) == ["o.geojson", "o_mask.tif", "o_overlay.pgw", "o_overlay.png",
+                                                           "o_overlay.png.aux.xml"]
     assert no_temporaries(tmp_path) == []

@@ -43,7 +43,7 @@ def test_predict_on_geotiff_writes_gis_outputs(saved, tmp_path, capsys, extra):
     assert fc["type"] == "FeatureCollection" and (("crs" in fc) == ("native" in extra))
     assert (tmp_path / "o" / "pred_overlay.png").is_file()
     out = capsys.readouterr().out
-    assert "m²" in out and out.count("wrote") == 3
+    assert "m²" in out and out.count("wrote") == 5  # mask, GeoJSON, overlay + its .pgw and .aux.xml
 
 
 def test_predict_several_texts_and_bad_flags(saved, tmp_path, capsys):
