@@ -1,7 +1,8 @@
 """``rrsis predict``: segment what an expression names in an image or a whole scene.
 
 A plain image gives ``OUT_mask.png`` and ``OUT_overlay.png``; a georeferenced raster gives
-``OUT_mask.tif`` (the input's CRS and transform), ``OUT.geojson`` and ``OUT_overlay.png``.
+``OUT_mask.tif`` (a Cloud-Optimized GeoTIFF in the input's CRS and transform), ``OUT.geojson``
+and ``OUT_overlay.png`` (placed by ``OUT_overlay.pgw`` and ``OUT_overlay.png.aux.xml``).
 Everything that can be checked without the model (flags, the image, the outputs) is checked
 before the model is loaded.
 """
@@ -17,9 +18,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "predict", help="segment an image or a whole (georeferenced) scene for an expression",
         description="Plain image: writes OUT_mask.png (0/255 at the image's size) and "
                     "OUT_overlay.png. Georeferenced raster (GeoTIFF, COG, JP2, ...; needs "
-                    "pip install \"rrsis[geo]\"): writes OUT_mask.tif with the input's CRS, "
-                    "transform and nodata, OUT.geojson (polygons with areas, WGS 84 by default) "
-                    "and OUT_overlay.png, reading and writing window by window. Several --text: "
+                    "pip install \"rrsis[geo]\"): writes OUT_mask.tif (a Cloud-Optimized GeoTIFF: "
+                    "512-pixel tiles, DEFLATE, overviews) with the input's CRS, transform and "
+                    "nodata, OUT.geojson (polygons with areas, WGS 84 by default) and "
+                    "OUT_overlay.png with a world file (OUT_overlay.pgw) and its CRS "
+                    "(OUT_overlay.png.aux.xml), reading and writing window by window. Several --text: "
                     "OUT_1_*, OUT_2_*, ... An OUT that is a folder (or ends with /) gets "
                     "OUT/IMAGESTEM_mask.tif etc. The files of one expression appear together "
                     "or not at all; existing outputs are refused unless --overwrite.",
@@ -53,7 +56,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stretch", help="percentile stretch LOW,HIGH, or 'none', when --scale is not "
                                      "given (default: 2,98 for 16-bit/float rasters, none for 8-bit)")
     p.add_argument("--probabilities", action="store_true",
-                   help="mask GeoTIFF holds the probability scaled to 0-255 instead of 0/255")
+                   help="mask GeoTIFF holds the probability p as round(255*p), overviews averaged, "
+                        "instead of 0/255 (overviews by nearest neighbour)")
     p.add_argument("--geojson-crs", default="EPSG:4326",
                    help="CRS of the GeoJSON: EPSG:4326 (RFC 7946, default), 'native' or any CRS")
     p.add_argument("--crs", help="CRS of a raster that has a transform but no CRS (e.g. EPSG:32633), so "
