@@ -170,6 +170,10 @@ def test_cog_problems_names_what_is_missing(tmp_path):
     assert "tiles of 256x256 pixels, not 512x512" in cog_problems(
         translate_cog_256(tiled, tmp_path / "256.tif"))
     assert cog_problems(tmp_path / "256.tif", block=None) == []
+    with rasterio.open(tmp_path / "a.png", "w", driver="PNG", height=8, width=8, count=1, dtype="uint8", crs=CRS,
+                       transform=TRANSFORM) as ds:
+        ds.write(np.zeros((1, 8, 8), np.uint8))
+    assert cog_problems(tmp_path / "a.png") == ["not a GeoTIFF (GDAL driver PNG)"]
 
 
 def translate_cog_256(src, dst):
