@@ -299,9 +299,10 @@ def markdown(report: dict) -> str:
              f"{s['train_size']}² training scenes."), "",
              (f"Chosen on the tuning set: tiles overlap {report['chosen']['overlap']}, global-local "
              + ", ".join(f"`{k}={v}`" for k, v in report["chosen"]["gate"].items())
-             + f", global-native pixel ratio {report['chosen']['native_ratio']}. `auto` resolves to "
-             f"`{report['auto_resolves_to']}` with the defaults on these scenes, so its row is "
-             f"`global-local (defaults)`."), "",
+             + f", global-native pixel ratio {report['chosen']['native_ratio']}. `auto` (the default "
+             f"mode) resolves to `{report['auto_resolves_to']}` with the defaults on these scenes"
+             + (", so its row is `tiles` (overlap 0.25 by default)." if report["auto_resolves_to"] == "tiles"
+                else ".")), "",
              ("Held-out, all expressions (mIoU over expressions with a target; gIoU counts an empty "
               "prediction on an empty target as 1):"), "",
              "| row | mIoU | gIoU | cIoU | scene-level mIoU | N-acc | T-acc | s / expr | Mpx/s |",
@@ -345,7 +346,7 @@ def run(model, work: Path, args) -> dict:
     tune_set = make_set(work / "tune", args.tune_sizes, args.tune_scenes, TUNE, 1, t, args.per_kind)
     held_set = make_set(work / "held", args.held_sizes, args.held_scenes, HELD_OUT, 2, t, args.per_kind)
     t0 = time.time()
-    tuned = [tune_records(r) for m in tune_set for r in passes(model, m, args.overlaps, NATIVE_RATIOS, args.max_global)]
+    tuned = [tune_records(r) for m in tune_set for r in passes(model, m, args.overlaps, args.native_ratios, args.max_global)]
     cfg, table = tune(tuned, defaults, d.overlap)
     print(f"tuned in {time.time() - t0:.0f} s: {cfg}", flush=True)
     held, kinds, seconds, px = [], [], [], []
@@ -374,6 +375,8 @@ def main() -> int:
     p.add_argument("--held-scenes", type=int, nargs="+", default=[7, 7],
                    help="held-out scenes of each held-out size (default 7 and 7: ≥ 150 expressions at 12 each)")
     p.add_argument("--overlaps", type=float, nargs="+", default=list(OVERLAPS), help="tiles overlaps tried on the tuning set")
+    p.add_argument("--native-ratios", type=float, nargs="+", default=list(NATIVE_RATIOS),
+                   help="global-native pixel ratios tried on the tuning set")
     p.add_argument("--per-kind", type=int, default=2, help="expressions of each kind per scene")
     p.add_argument("--max-global", type=int, default=2048, help="largest global-native pass side")
     p.add_argument("--perf", action="store_true", help="also peak memory per row in fresh processes")
@@ -411,7 +414,8 @@ def main() -> int:
         "conditions": args.conditions or "no notes", "model_note": args.model_note or "random weights",
         "settings": {"model": args.model or "random", "train_size": model.image_size, "tune_sizes": args.tune_sizes,
                      "tune_scenes": args.tune_scenes, "held_sizes": args.held_sizes, "held_scenes": args.held_scenes,
-                     "per_kind": args.per_kind, "max_global": args.max_global, "tune_settings": TUNE,
+                     "per_kind": args.per_kind, "max_global": args.max_global, "native_ratios": args.native_ratios,
+                     "overlaps": args.overlaps, "uses_position": bool(getattr(model, "uses_position", False)), "tune_settings": TUNE,
                      "held_settings": HELD_OUT, "smoke": args.smoke},
         "seconds_total": total, **rep, "performance": perf,
     }

@@ -46,6 +46,7 @@ __all__ = [
     "CHECKPOINT_FORMATS",
     "FUSION",
     "GLOBAL_ENHANCEMENT",
+    "POSITION_ENCODING",
     "HEADS",
     "LOCAL_ATTENTION",
     "NECKS",
@@ -351,6 +352,7 @@ def pretrained_cfg(name: str) -> PretrainedCfg:
 LOCAL_ATTENTION = Registry("local attention block")
 FUSION = Registry("pixel-word fusion")
 GLOBAL_ENHANCEMENT = Registry("global enhancement")
+POSITION_ENCODING = Registry("position encoding")
 VISUAL_BRANCH = Registry("visual branch")
 NECKS = Registry("neck")
 HEADS = Registry("head")

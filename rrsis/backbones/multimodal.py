@@ -21,7 +21,8 @@ from timm.layers import PatchEmbed
 from timm.models.swin_transformer import PatchMerging
 from torch import nn
 
-from ..registry import FUSION, GLOBAL_ENHANCEMENT, LOCAL_ATTENTION, VISUAL_BRANCH
+from ..fusion.position import full_scene
+from ..registry import FUSION, GLOBAL_ENHANCEMENT, LOCAL_ATTENTION, POSITION_ENCODING, VISUAL_BRANCH
 from ..fusion.config import FusionConfig
 from ..fusion.gate import LanguageGate
 from .config import BackboneConfig
@@ -40,6 +41,8 @@ class ENTransStage(nn.Module):
         gem: global enhancement applied to the fused feature, or ``None``.
         visual_branch: RMSIN's language-free spatial branch ``[B,C,H,W] → [B,C,H,W]``.
         visual_gate: gate of the visual branch (required with ``visual_branch``).
+        position: scene-position encoding ``(boxes [B, 4], h, w) → [B, C, h, w]`` added to the
+            visual feature before fusion, or ``None``.
         update_stream: inject into the visual stream. The last stage's stream feeds
             nothing, so it skips the injection; gates kept there only for checkpoint
             compatibility are frozen, since no loss can reach them.
@@ -55,6 +58,7 @@ class ENTransStage(nn.Module):
         gem: Optional[nn.Module] = None,
         visual_branch: Optional[nn.Module] = None,
         visual_gate: Optional[LanguageGate] = None,
+        position: Optional[nn.Module] = None,
         update_stream: bool = True,
     ) -> None:
         super().__init__()
@@ -62,6 +66,7 @@ class ENTransStage(nn.Module):
         self.blocks = blocks
         self.fusion = fusion
         self.gem = gem
+        self.position = position
         self.res_gate = res_gate
         if (visual_branch is None) != (visual_gate is None):
             raise ValueError("visual_branch and visual_gate must be given together")
@@ -77,13 +82,18 @@ class ENTransStage(nn.Module):
                     m.requires_grad_(False)
 
     def forward(
-        self, x: torch.Tensor, words: torch.Tensor, mask: torch.Tensor
+        self, x: torch.Tensor, words: torch.Tensor, mask: torch.Tensor, position: Optional[torch.Tensor] = None
     ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """``x [B, H, W, C]`` → (next-stage stream ``[B, H', W', C']``, fused ``[B, C', H', W']``)."""
+        """``x [B, H, W, C]`` → (next-stage stream ``[B, H', W', C']``, fused ``[B, C', H', W']``);
+        ``position [B, 4]``: the images' boxes in their scenes (``None``: each is its own scene)."""
         x = self.downsample(x)
         for blk in self.blocks:
             x = blk(x)
         xc = x.permute(0, 3, 1, 2)
+        if self.position is not None:
+            if position is None:
+                position = full_scene(xc.shape[0], xc.device)
+            xc = xc + self.position(position, xc.shape[2], xc.shape[3]).to(xc.dtype)
         f = self.fusion(xc, words, mask)
         if self.gem is not None:
             f = self.gem(f)
@@ -203,6 +213,7 @@ class MultiModalSwin(nn.Module):
                     res_gate=LanguageGate(dim, fusion.gate_act) if gates else None,
                     visual_branch=VISUAL_BRANCH.build(branch, dim=dim) if branch and gates else None,
                     visual_gate=LanguageGate(dim, fusion.gate_act) if branch and gates else None,
+                    position=None if fusion.position is None else POSITION_ENCODING.build(fusion.position, dim=dim),
                     update_stream=not last,
                 )
             )
@@ -215,13 +226,20 @@ class MultiModalSwin(nn.Module):
         """Input-size divisor the backbone needs (patch size × 2^(stages-1))."""
         return self.patch_size * 2 ** (self.num_stages - 1)
 
-    def forward(self, x: torch.Tensor, words: torch.Tensor, mask: torch.Tensor) -> List[torch.Tensor]:
+    @property
+    def uses_position(self) -> bool:
+        """Whether a scene-position encoding reads the images' boxes (``fusion.position``)."""
+        return any(layer.position is not None for layer in self.layers)
+
+    def forward(self, x: torch.Tensor, words: torch.Tensor, mask: torch.Tensor,
+                position: Optional[torch.Tensor] = None) -> List[torch.Tensor]:
         """``x [B, 3, H, W]``, ``words [B, L, D]``, ``mask [B, L]`` → stage features, NCHW,
-        ``[B, C_i, H/(4·2^i), W/(4·2^i)]``."""
+        ``[B, C_i, H/(4·2^i), W/(4·2^i)]``; ``position [B, 4]``: each image's box in its scene
+        (read only with a scene-position encoding)."""
         x = self.patch_embed(x)
         feats = []
         for layer, norm in zip(self.layers, self.out_norms):
-            x, f = layer(x, words, mask)
+            x, f = layer(x, words, mask, position)
             feats.append(norm(f.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
         return feats
 

@@ -9,6 +9,7 @@ from .coco import decode_segmentation, mask_to_polygons, polygon_to_mask, rle_de
 from .folder import FolderDataset, RefSegRSDataset, RISBenchDataset
 from .io import image_size, load_plain_pickle, load_raster, read_image, read_mask
 from .rrsisd import RRSISDDataset
+from .scene_crops import SceneCropDataset
 from .transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -27,6 +28,7 @@ __all__ = [
     "RISBenchDataset",
     "RRSISDDataset",
     "RefSegRSDataset",
+    "SceneCropDataset",
     "ReferringDataset",
     "ResizeNormalize",
     "build_dataset",

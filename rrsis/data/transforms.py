@@ -209,7 +209,7 @@ class ResizeNormalize:
         return f"ResizeNormalize(size={self.size})"
 
 
-_STACKED = ("pixel_values", "mask")
+_STACKED = ("pixel_values", "mask", "position")
 _PADDED = ("input_ids", "attention_mask")
 
 

@@ -112,10 +112,13 @@ def evaluate(
             if "input_ids" not in batch:
                 raise ValueError("the dataset yields no input_ids: build it with tokenizer=...")
             with autocast_context(dtype, device):
+                # Crops of larger scenes carry their box in the scene (rrsis.data.scene_crops).
+                where = {"position": batch["position"].to(device)} if "position" in batch else {}
                 out = net(
                     batch["pixel_values"].to(device, non_blocking=True),
                     batch["input_ids"].to(device, non_blocking=True),
                     batch["attention_mask"].to(device, non_blocking=True),
+                    **where,
                 )
             logits = out.logits.float()
             if resolution == "native":

@@ -345,10 +345,11 @@ class Trainer:
             self.model.check_inputs(batch["pixel_values"], batch["input_ids"], batch["attention_mask"],
                                     values=True)
         with ctx:
+            where = {"position": batch["position"].to(dev)} if "position" in batch else {}  # scene crops' boxes
             with autocast_context(self.amp_dtype, dev):
                 out = self.net(batch["pixel_values"].to(dev, non_blocking=True),
                                batch["input_ids"].to(dev, non_blocking=True),
-                               batch["attention_mask"].to(dev, non_blocking=True))
+                               batch["attention_mask"].to(dev, non_blocking=True), **where)
                 loss = self.loss_fn(out, batch["mask"].to(dev, non_blocking=True))
             self.scaler.scale(loss / self.accum).backward()
         return float(loss.detach())

@@ -4,6 +4,7 @@ from .cim import CrossScaleInteraction
 from .gate import LanguageGate
 from .gem import GlobalEnhancementModule
 from .iim import IntraScaleInteraction
+from .position import ScenePositionEncoding
 from .pwam import PixelWordAttention
 
 __all__ = [
@@ -12,4 +13,5 @@ __all__ = [
     "IntraScaleInteraction",
     "LanguageGate",
     "PixelWordAttention",
+    "ScenePositionEncoding",
 ]

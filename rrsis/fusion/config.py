@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional, Union
 
 from .._config import ConfigError, check_bool, check_float, check_size, check_str, per_stage
-from ..registry import FUSION, GLOBAL_ENHANCEMENT, VISUAL_BRANCH
+from ..registry import FUSION, GLOBAL_ENHANCEMENT, POSITION_ENCODING, VISUAL_BRANCH
 from .gate import GATE_ACTIVATIONS
 
 __all__ = ["FusionConfig", "GemConfig"]
@@ -51,6 +51,9 @@ class FusionConfig:
         visual_branch: registered language-free branch with its own gate (RMSIN ``"iim"``),
             or ``None``.
         gem: global enhancement (:class:`GemConfig`) or ``None``.
+        position: registered scene-position encoding added to the visual feature before fusion
+            in every stage (``"fourier"``: :class:`~rrsis.fusion.position.ScenePositionEncoding`,
+            so tiles of a large scene know where they lie in it), or ``None``.
     """
 
     name: str = "pwam"
@@ -60,6 +63,7 @@ class FusionConfig:
     keep_final_gate: bool = False
     visual_branch: Optional[str] = None
     gem: Optional[GemConfig] = field(default=None, metadata={"node": GemConfig})
+    position: Optional[str] = None
 
     def __post_init__(self) -> None:
         check_str("name", self.name, FUSION.names())
@@ -68,6 +72,8 @@ class FusionConfig:
         check_bool("keep_final_gate", self.keep_final_gate)
         if self.visual_branch is not None:
             check_str("visual_branch", self.visual_branch, VISUAL_BRANCH.names())
+        if self.position is not None:
+            check_str("position", self.position, POSITION_ENCODING.names())
 
     def check_stages(self, n: int) -> None:
         """Per-stage values must have one entry per backbone stage."""

@@ -151,12 +151,16 @@ class RRSISModel(nn.Module):
             raise ValueError(f"input_ids must lie in [0, {vocab}), got [{int(input_ids.min())}, {int(input_ids.max())}]")
 
     def forward(
-        self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
+        self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+        position: torch.Tensor | None = None,
     ) -> SegmentationOutput:
         """``pixel_values [B, 3, H, W]`` (ImageNet-normalised), ``input_ids``/``attention_mask``
-        ``[B, L]`` → :class:`SegmentationOutput` with ``logits [B, 2, H, W]``."""
+        ``[B, L]`` → :class:`SegmentationOutput` with ``logits [B, 2, H, W]``; ``position [B, 4]``:
+        each image's box in its scene, for a scene-position encoding (:mod:`rrsis.fusion.position`)."""
         self.check_inputs(pixel_values, input_ids, attention_mask)
-        return self._forward(pixel_values, input_ids, attention_mask)
+        if position is None:
+            return self._forward(pixel_values, input_ids, attention_mask)
+        return self._forward(pixel_values, input_ids, attention_mask, position)
 
     # ------------------------------------------------------------------ inference
     def preprocess(

@@ -58,6 +58,7 @@ ALIASES: Dict[str, tuple] = {
     "gate_act": ("fusion", "gate_act"),
     "keep_final_gate": ("fusion", "keep_final_gate"),
     "visual_branch": ("fusion", "visual_branch"),
+    "position": ("fusion", "position"),
     "use_gem": ("fusion", "gem", "stages"),
     "gem": ("fusion", "gem", "name"),
     "gem_pool": ("fusion", "gem", "pool"),

@@ -12,6 +12,7 @@ from torch import nn
 from .._config import ConfigError
 from ..registry import HEADS, NECKS
 from ..backbones.multimodal import MultiModalSwin
+from ..fusion.position import check_position
 from ..text.bert import TextEncoder
 from .base import RRSISModel, SegmentationOutput, TextFeatures
 from .config import ModelConfig, activation_bytes, is_flat, migrate_flat, resolve
@@ -81,13 +82,28 @@ class ReferringSegmenter(RRSISModel):
             words=self.text_encoder(input_ids, attention_mask), mask=attention_mask.float()
         )
 
-    def forward_with_text(self, pixel_values: torch.Tensor, text: TextFeatures) -> SegmentationOutput:
-        """``pixel_values [B, 3, H, W]`` with already encoded text (batch 1 broadcasts to B)."""
+    @property
+    def uses_position(self) -> bool:
+        """Whether the model reads each image's box in its scene (``fusion.position``)."""
+        return bool(getattr(self.backbone, "uses_position", False))
+
+    def forward_with_text(self, pixel_values: torch.Tensor, text: TextFeatures,
+                          position: Optional[torch.Tensor] = None) -> SegmentationOutput:
+        """``pixel_values [B, 3, H, W]`` with already encoded text (batch 1 broadcasts to B);
+        ``position [B, 4]``: each image's box ``(left, top, right, bottom)`` in its scene, in
+        scene fractions (``None``: every image is its own scene), read by a model with a
+        scene-position encoding and refused by one without."""
         words, mask = text.words, text.mask.to(pixel_values.dtype)
         b = pixel_values.shape[0]
         if words.shape[0] == 1 and b > 1:
             words, mask = words.expand(b, -1, -1), mask.expand(b, -1)
-        feats: List[torch.Tensor] = self.backbone(pixel_values, words, mask)
+        if position is not None:
+            if not self.uses_position:
+                raise ValueError("position given, but this model has no scene-position encoding "
+                                 "(fusion.position is None): it cannot use tile boxes")
+            if not torch.compiler.is_compiling():
+                check_position(position, b)
+        feats: List[torch.Tensor] = self.backbone(pixel_values, words, mask, position)
         if self.neck is not None:
             feats = self.neck(feats)
         logits, aux = self.classifier(feats)
@@ -100,8 +116,8 @@ class ReferringSegmenter(RRSISModel):
 
         return SegmentationOutput(logits=up(logits), aux_logits=[up(a) for a in aux])
 
-    def _forward(self, pixel_values, input_ids, attention_mask) -> SegmentationOutput:
-        return self.forward_with_text(pixel_values, self.encode_text(input_ids, attention_mask))
+    def _forward(self, pixel_values, input_ids, attention_mask, position=None) -> SegmentationOutput:
+        return self.forward_with_text(pixel_values, self.encode_text(input_ids, attention_mask), position)
 
 
 def _args(node: Dict[str, Any]) -> Dict[str, Any]:

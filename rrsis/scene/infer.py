@@ -164,22 +164,37 @@ def _sigmoid(d: np.ndarray) -> np.ndarray:
 class _Net:
     """The model with one encoded expression: read pixels ``[h, w, 3]`` → logits ``[B, 2, h, w]``
     through the model's own :meth:`~rrsis.models.base.RRSISModel.preprocess` (no resize here:
-    the windows come at the model's size; the one normalisation)."""
+    the windows come at the model's size; the one normalisation). A model with a scene-position
+    encoding (``model.uses_position``) is given each window's box in the scene."""
 
     def __init__(self, model, text) -> None:
         self.model, self.text = model, text
+        self.uses_position = bool(getattr(model, "uses_position", False))
 
     @torch.no_grad()
-    def logits(self, images: list[np.ndarray] | list[torch.Tensor]) -> torch.Tensor:
+    def logits(self, images: list[np.ndarray] | list[torch.Tensor],
+               boxes: list[tuple[float, float, float, float]] | None = None) -> torch.Tensor:
         read = [im if isinstance(im, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(im.transpose(2, 0, 1)))
                 for im in images]
         pix, _ = self.model.preprocess(read, image_size=int(read[0].shape[-1]))
-        return self.model.forward_with_text(pix, self.text).logits.float()
+        if boxes is None or not self.uses_position:
+            return self.model.forward_with_text(pix, self.text).logits.float()
+        where = torch.tensor(boxes, dtype=torch.float32, device=pix.device)
+        return self.model.forward_with_text(pix, self.text, where).logits.float()
 
-    def __call__(self, images: list[np.ndarray]) -> np.ndarray:
-        """``d = logit_fg − logit_bg`` ``[B, h, w]``."""
-        logits = self.logits(images)
+    def __call__(self, images: list[np.ndarray], boxes=None) -> np.ndarray:
+        """``d = logit_fg − logit_bg`` ``[B, h, w]``; ``boxes``: ``(left, top, right, bottom)``
+        of each window in scene fractions."""
+        logits = self.logits(images, boxes)
         return (logits[:, 1] - logits[:, 0]).cpu().numpy()
+
+
+def scene_box(window: tuple[int, int, int, int], height: int, width: int) -> tuple[float, float, float, float]:
+    """A window ``(row0, col0, row1, col1)`` of scene pixels (it may reach past the scene's edge,
+    as the last tiles of a scene smaller than a tile do) as its box ``(left, top, right,
+    bottom)`` in scene fractions, the ``position`` a scene-position encoding reads."""
+    r0, c0, r1, c1 = window
+    return (c0 / width, r0 / height, c1 / width, r1 / height)
 
 
 def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
@@ -236,11 +251,12 @@ class _TileRows:
             self.progress.update(len(self.xs) - len(todo))
         for b in range(0, len(todo), self.opt.batch_size):
             chunk = todo[b:b + self.opt.batch_size]
-            imgs = []
+            imgs, boxes = [], []
             for x0 in chunk:
                 win = (round(y0 * s), round(x0 * s), round((y0 + t) * s), round((x0 + t) * s))
                 imgs.append(self.scene.read(win, (t, t))[0])
-            d = self.net(imgs)
+                boxes.append(scene_box(win, self.scene.height, self.scene.width))
+            d = self.net(imgs, boxes)
             r = y0 - self.offset
             for x0, dk in zip(chunk, d):
                 self.acc[r:r + t, x0:x0 + t] += dk * self.window
