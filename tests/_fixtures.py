@@ -109,3 +109,24 @@ class WrappedModel(nn.Module):
 
     def postprocess(self, *args, **kwargs):
         return self.model.postprocess(*args, **kwargs)
+
+
+def write_small_geotiff(path, *, count: int = 3, height: int = 64, width: int = 96, seed: int = 0,
+                        x0: float = 440720.0, crs: str = "EPSG:32611"):
+    """A small GeoTIFF of noise with bright blobs (0.5 m pixels, UTM), for region tests: uint8 with
+    up to 3 bands, 16-bit (R, G, B, NIR: no alpha) with more."""
+    import numpy as np
+    import rasterio
+    from affine import Affine
+
+    rng = np.random.default_rng(seed)
+    data = rng.integers(60, 120, (count, height, width)).astype(np.uint8)
+    yy, xx = np.mgrid[0:height, 0:width]
+    for cy, cx, r in rng.integers(8, 56, (3, 3)):
+        data[0][(yy - cy) ** 2 + (xx - cx) ** 2 < (r // 4 + 3) ** 2] = 250
+    if count > 3:
+        data = data.astype(np.uint16) * 40
+    with rasterio.open(path, "w", driver="GTiff", height=height, width=width, count=count, dtype=data.dtype,
+                       crs=crs, transform=Affine(0.5, 0, x0, 0, -0.5, 3751320.0), photometric="MINISBLACK") as ds:
+        ds.write(data)
+    return data

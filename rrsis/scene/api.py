@@ -259,7 +259,7 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
                     vals = np.round(p * 255) if probabilities else np.where(m, 255, 0)
                     with writing(paths["mask"]):
                         writer.write(r0, vals, valid)
-                    polygons.add(r0, m)
+                    polygons.add(r0, m, p)
         finally:
             model.train(was_training)
             if writer is not None:
