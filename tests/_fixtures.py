@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -130,3 +131,33 @@ def write_small_geotiff(path, *, count: int = 3, height: int = 64, width: int = 
                        crs=crs, transform=Affine(0.5, 0, x0, 0, -0.5, 3751320.0), photometric="MINISBLACK") as ds:
         ds.write(data)
     return data
+
+
+def merged_against_scenes(out, merged):
+    """Rows of a region's merged GeoPackage and of the per-scene GeoJSON files its records list:
+    ``(scene, expression, area_px, area_m2, mean_probability, polygon WKB)`` multisets (the merged
+    file stores each polygon as a one-part MultiPolygon: its part must be the very same polygon)."""
+    import json
+
+    import pyogrio
+    from shapely import from_wkb
+    from shapely.geometry import shape
+
+    from rrsis.scene.region import read_record
+
+    meta, _, geoms, fields = pyogrio.raw.read(merged)
+    names = list(meta["fields"])
+    got = Counter(
+        (fields[names.index("scene")][i], fields[names.index("expression")][i], int(fields[names.index("area_px")][i]),
+         round(float(fields[names.index("area_m2")][i]), 3), round(float(fields[names.index("mean_probability")][i]), 6),
+         from_wkb(geoms[i]).geoms[0].wkb)
+        for i in range(len(geoms)))
+    want: Counter = Counter()
+    for folder in sorted(p for p in Path(out).iterdir() if p.is_dir()):
+        rec = read_record(folder)
+        for o in rec["outputs"]:
+            for f in json.loads((folder / o["files"]["geojson"]).read_text())["features"]:
+                q = f["properties"]
+                want[(rec["scene"], q["expression"], q["area_px"], round(q["area_m2"], 3),
+                      round(q["mean_probability"], 6), shape(f["geometry"]).wkb)] += 1
+    return got, want

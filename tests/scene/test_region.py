@@ -13,9 +13,7 @@ import pytest
 
 rasterio = pytest.importorskip("rasterio")
 pyogrio = pytest.importorskip("pyogrio")
-from _fixtures import write_small_geotiff
-from shapely import from_wkb
-from shapely.geometry import shape
+from _fixtures import merged_against_scenes, write_small_geotiff
 from test_scene import tiny  # noqa: F401  (the sharpened tiny model fixture)
 
 from rrsis.scene import open_scene
@@ -93,6 +91,21 @@ def test_shard_deals_the_sorted_ids_round_robin():
     assert [s.id for s in shard(scenes, 0, 1)] == sorted(s.id for s in scenes)
 
 
+def test_settings_compare_equal_however_they_are_given():
+    from rrsis.data.io import MAX_PIXELS
+    from rrsis.scene import SceneOptions
+
+    cli = {"mode": "auto", "threshold": 0.5, "bands": None, "scale": None, "stretch": "auto", "probabilities": False,
+           "geojson_crs": "EPSG:4326", "simplify": 0.5, "crs": None, "max_pixels": MAX_PIXELS, "tile": None,
+           "overlap": 0.25, "pixel_ratio": 1.0, "global_size": None, "batch_size": 4}  # rrsis predict's defaults
+    assert region_run._settings(["a"], cli) == region_run._settings(["a"], {})
+    assert region_run._settings(["a"], {"tile": 64, "bands": "4,3,2"}) == region_run._settings(
+        ["a"], {"options": SceneOptions(tile=64), "bands": (4, 3, 2)})
+    for other in ({"tile": 96}, {"threshold": 0.4}, {"bands": "1,2,3"}, {"mode": "tiles"}):
+        assert region_run._settings(["a"], other) != region_run._settings(["a"], {})
+    assert region_run._settings(["a", "b"], {}) != region_run._settings(["b", "a"], {})
+
+
 def _components(mask):
     """4-connected components by breadth-first search: a reference independent of rasterio."""
     labels = np.zeros(mask.shape, int)
@@ -138,27 +151,6 @@ def _dead_pid():
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     return proc.pid
-
-
-def merged_against_scenes(out, merged):
-    """Rows of the merged GeoPackage and of the per-scene GeoJSON files its records list:
-    ``(scene, expression, area_px, area_m2, mean_probability, geometry area)`` multisets."""
-    meta, _, geoms, fields = pyogrio.raw.read(merged)
-    names = list(meta["fields"])
-    got = Counter(
-        (fields[names.index("scene")][i], fields[names.index("expression")][i], int(fields[names.index("area_px")][i]),
-         round(float(fields[names.index("area_m2")][i]), 3), round(float(fields[names.index("mean_probability")][i]), 6),
-         round(from_wkb(geoms[i]).area, 14))
-        for i in range(len(geoms)))
-    want = Counter()
-    for folder in sorted(p for p in Path(out).iterdir() if p.is_dir()):
-        rec = read_record(folder)
-        for o in rec["outputs"]:
-            for f in json.loads((folder / o["files"]["geojson"]).read_text())["features"]:
-                q = f["properties"]
-                want[(rec["scene"], q["expression"], q["area_px"], round(q["area_m2"], 3),
-                      round(q["mean_probability"], 6), round(shape(f["geometry"]).area, 14))] += 1
-    return got, want
 
 
 def test_region_resumes_after_a_kill_and_merges_the_union(tiny, tmp_path, monkeypatch):  # noqa: F811
@@ -219,11 +211,17 @@ def test_region_bad_input_is_named_before_any_computing(tiny, tmp_path, monkeypa
         segment_scenes(tiny, str(tmp_path / "a.tif"), "a", merged=tmp_path / "m.parquet", **kw)
     with pytest.raises(ValueError, match="is empty"):
         segment_scenes(tiny, str(tmp_path / "a.tif"), " ", **kw)
+    monkeypatch.setitem(sys.modules, "pyogrio", None)
+    with pytest.raises(ImportError, match=r'GeoPackage needs pyogrio: pip install "rrsis\[geo\]"'):
+        segment_scenes(tiny, str(tmp_path / "a.tif"), "a", **kw)
+    (tmp_path / "item.json").write_text(json.dumps(_stac_item("i", {"d": {"href": "a.tif", "roles": ["data"]}})))
+    monkeypatch.setitem(sys.modules, "pystac", None)
+    with pytest.raises(ImportError, match=r'STAC items needs pystac: pip install "rrsis\[geo\]"'):
+        resolve_scenes(str(tmp_path / "item.json"))
     assert not (tmp_path / "r").exists()
 
 
 def test_region_reads_gdal_paths_from_a_list_and_reports_failed_scenes(tiny, tmp_path):  # noqa: F811
-    write_small_geotiff(tmp_path / "a.tif", height=32, width=48)
     with rasterio.MemoryFile(ext=".tif") as mem:
         with mem.open(driver="GTiff", height=32, width=48, count=3, dtype="uint8", crs="EPSG:32611",
                       transform=rasterio.Affine(0.5, 0, 440720.0, 0, -0.5, 3751320.0)) as ds:
@@ -232,9 +230,8 @@ def test_region_reads_gdal_paths_from_a_list_and_reports_failed_scenes(tiny, tmp
         lst = tmp_path / "l.txt"
         lst.write_text(f"{mem.name}\nbad.tif\n")
         with pytest.warns(UserWarning, match=r"scene bad .*cannot read raster"):
-            s = segment_scenes(tiny, [f"@{lst}", str(tmp_path / "a.tif")], "the ship", out=tmp_path / "r",
-                               mode="global")
+            s = segment_scenes(tiny, f"@{lst}", "the ship", out=tmp_path / "r", mode="global")
     vsi = Path(mem.name).stem
-    assert sorted(s.done) == sorted(["a", vsi]) and list(s.failed) == ["bad"] and "cannot read raster" in s.failed["bad"]
+    assert s.done == [vsi] and list(s.failed) == ["bad"] and "cannot read raster" in s.failed["bad"]
     assert s.merged is None and not (tmp_path / "r" / "merged.gpkg").exists()  # only when every scene is done
     assert read_record(tmp_path / "r" / vsi)["source"] == mem.name

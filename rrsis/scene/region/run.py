@@ -29,6 +29,7 @@ from typing import Any
 
 from ..._atomic import atomic_write, writable_folder
 from ..._version import __version__
+from ...data.bands import parse_bands
 from ...data.expressions import check_expressions, expression_problem
 from ..api import segment_scene
 from ..infer import SceneOptions
@@ -47,6 +48,7 @@ TEST_EXIT_ENV = "RRSIS_TEST_EXIT_AFTER_SCENES"
 _SCENE_KEYS = ({n for n in inspect.signature(segment_scene).parameters}
                - {"model", "scene", "texts", "out", "overwrite", "progress", "return_mask", "option_overrides"})
 _OPTION_KEYS = {f.name for f in dataclasses.fields(SceneOptions)} - {"mode"}
+_NOT_SETTINGS = {"mode", "batch_size", "strip_rows"}  # mode is segment_scene's; the others change no output
 
 
 @dataclass
@@ -100,8 +102,16 @@ def _check_keys(kwargs: dict[str, Any]) -> None:
 
 
 def _settings(texts: list[str], kwargs: dict[str, Any]) -> dict[str, Any]:
-    raw = {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for k, v in kwargs.items()}
-    return json.loads(json.dumps({"texts": texts, **raw}, sort_keys=True, default=str))
+    """Every setting a scene's files depend on, defaults included, so that the same settings
+    compare equal however they were given (``bands="1,2,3"`` or ``(1, 2, 3)``, ``tile=`` or
+    ``options=``, a default or no keyword)."""
+    params = inspect.signature(segment_scene).parameters
+    eff = {k: kwargs.get(k, params[k].default) for k in sorted(_SCENE_KEYS - {"options"})}
+    eff["bands"] = parse_bands(eff["bands"])
+    opts = dataclasses.replace(kwargs.get("options") or SceneOptions(),
+                               **{k: v for k, v in kwargs.items() if k in _OPTION_KEYS})
+    eff["options"] = {k: v for k, v in dataclasses.asdict(opts).items() if k not in _NOT_SETTINGS}
+    return json.loads(json.dumps({"texts": texts, **eff}, sort_keys=True, default=str))
 
 
 def _state(folder: Path, settings: dict[str, Any], overwrite: bool) -> bool:
@@ -269,8 +279,8 @@ def _run(model, sources, texts, out, merged_path, settings, done_before, overwri
                 warnings.warn(f"scene {src.id} ({src.uri}) failed: {exc}", UserWarning, stacklevel=3)
             _exit_hook(rank, len(part.done))
             if bar is not None:
+                bar.set_postfix_str(f"{pixels / 1e6 / max(time.time() - t0, 1e-9):.3g} Mpx/s", refresh=False)
                 bar.update(1)
-                bar.set_postfix_str(f"{pixels / 1e6 / max(time.time() - t0, 1e-9):.3g} Mpx/s")
     finally:
         if bar is not None:
             bar.close()

@@ -46,7 +46,7 @@ def scene_id(uri: str) -> str:
 def _require_pystac():
     try:
         import pystac
-    except ImportError:  # pragma: no cover - exercised by simulating a missing pystac
+    except ImportError:
         raise ImportError('reading STAC items needs pystac: pip install "rrsis[geo]"') from None
     return pystac
 
