@@ -45,8 +45,10 @@ RECORD = "done.json"
 TEST_EXIT_ENV = "RRSIS_TEST_EXIT_AFTER_SCENES"
 # segment_scene keywords a region passes on to every scene (``out``, ``overwrite``,
 # ``progress`` and ``return_mask`` belong to the region).
-_SCENE_KEYS = ({n for n in inspect.signature(segment_scene).parameters}
-               - {"model", "scene", "texts", "out", "overwrite", "progress", "return_mask", "option_overrides"})
+_SCENE_DEFAULTS = {n: p.default for n, p in inspect.signature(segment_scene).parameters.items()
+                   if n not in {"model", "scene", "texts", "out", "overwrite", "progress", "return_mask",
+                                "option_overrides"}}
+_SCENE_KEYS = set(_SCENE_DEFAULTS)
 _OPTION_KEYS = {f.name for f in dataclasses.fields(SceneOptions)} - {"mode"}
 _NOT_SETTINGS = {"mode", "batch_size", "strip_rows"}  # mode is segment_scene's; the others change no output
 
@@ -105,8 +107,7 @@ def _settings(texts: list[str], kwargs: dict[str, Any]) -> dict[str, Any]:
     """Every setting a scene's files depend on, defaults included, so that the same settings
     compare equal however they were given (``bands="1,2,3"`` or ``(1, 2, 3)``, ``tile=`` or
     ``options=``, a default or no keyword)."""
-    params = inspect.signature(segment_scene).parameters
-    eff = {k: kwargs.get(k, params[k].default) for k in sorted(_SCENE_KEYS - {"options"})}
+    eff = {k: kwargs.get(k, v) for k, v in _SCENE_DEFAULTS.items() if k != "options"}
     eff["bands"] = parse_bands(eff["bands"])
     opts = dataclasses.replace(kwargs.get("options") or SceneOptions(),
                                **{k: v for k, v in kwargs.items() if k in _OPTION_KEYS})
