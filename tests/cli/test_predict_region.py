@@ -146,7 +146,7 @@ def test_rank_0_fails_clearly_when_another_rank_dies_before_the_barrier(saved, t
         env = _env(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
                    MASTER_PORT=port, **{TEST_EXIT_ENV: "1:1"})
         procs.append(subprocess.Popen([sys.executable, *_predict_args(model, threshold, tiles, out),
-                                       "--barrier-timeout", "60"], env=env, stdout=subprocess.PIPE,
+                                       "--barrier-timeout", "20"], env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True))
     outs = [p.communicate(timeout=300) for p in procs]
     assert procs[1].returncode == 17
