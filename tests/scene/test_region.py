@@ -235,3 +235,39 @@ def test_region_reads_gdal_paths_from_a_list_and_reports_failed_scenes(tiny, tmp
     assert s.done == [vsi] and list(s.failed) == ["bad"] and "cannot read raster" in s.failed["bad"]
     assert s.merged is None and not (tmp_path / "r" / "merged.gpkg").exists()  # only when every scene is done
     assert read_record(tmp_path / "r" / vsi)["source"] == mem.name
+
+
+def test_merged_file_brings_several_crs_to_wgs84(tmp_path):
+    from rasterio.warp import transform_geom
+    from shapely import from_wkb
+    from shapely.geometry import shape
+
+    from rrsis.scene.region import write_merged
+
+    square = {"type": "Polygon", "coordinates": [[(440720, 3751320), (440730, 3751320), (440730, 3751310),
+                                                  (440720, 3751310), (440720, 3751320)]]}
+    row = {"geometry": square, "scene": "a", "expression": "the ship", "area_px": 400, "area_m2": 100.0,
+           "mean_probability": 0.8}
+    parts = [("urn:ogc:def:crs:EPSG::32611", [row]), ("EPSG:32612", [{**row, "scene": "b", "area_m2": None}])]
+    assert write_merged(tmp_path / "m.gpkg", parts) == 2
+    meta, _, geoms, fields = pyogrio.raw.read(tmp_path / "m.gpkg")
+    assert meta["crs"] == "EPSG:4326" and list(fields[0]) == ["a", "b"] and np.isnan(fields[3][1])
+    for wkb, crs in zip(geoms, ["EPSG:32611", "EPSG:32612"]):
+        want = shape(transform_geom(crs, "EPSG:4326", square))
+        assert from_wkb(wkb).geoms[0].equals_exact(want, 1e-12)
+    assert write_merged(tmp_path / "one.gpkg", parts[:1]) == 1  # one CRS: kept
+    assert pyogrio.read_info(tmp_path / "one.gpkg")["crs"] == "EPSG:32611"
+    assert write_merged(tmp_path / "none.gpkg", []) == 0 and pyogrio.read_info(tmp_path / "none.gpkg")["features"] == 0
+
+
+def test_merged_geoparquet(tmp_path):
+    pa = pytest.importorskip("pyarrow.parquet")  # GeoParquet: only where pyarrow is installed
+    from rrsis.scene.region import write_merged
+
+    square = {"type": "Polygon", "coordinates": [[(0, 0), (1, 0), (1, 1), (0, 0)]]}
+    parts = [("EPSG:4326", [{"geometry": square, "scene": s, "expression": "x", "area_px": 1, "area_m2": 1.0,
+                             "mean_probability": 0.9} for s in "ab"])]
+    assert write_merged(tmp_path / "m.parquet", parts) == 2
+    table = pa.read_table(tmp_path / "m.parquet")
+    assert json.loads(table.schema.metadata[b"geo"])["primary_column"] == "geometry"
+    assert table.column("scene").to_pylist() == ["a", "b"]

@@ -111,7 +111,8 @@ def _write_geoparquet(path: Path, wkb: np.ndarray, data: list[np.ndarray], crs: 
     pa = _require("pyarrow", "the merged GeoParquet")
     import pyarrow.parquet as pq
 
-    columns = {name: pa.array(values.tolist()) for name, values in zip(FIELDS, data)}
+    # from_pandas: NaN (an area without a CRS) is stored as null, as in the GeoPackage
+    columns = {name: pa.array(values.tolist(), from_pandas=True) for name, values in zip(FIELDS, data)}
     columns["geometry"] = pa.array(wkb.tolist(), type=pa.binary())
     column_meta: dict[str, Any] = {"encoding": "WKB", "geometry_types": ["MultiPolygon"]}
     if crs != "EPSG:4326":  # absent means OGC:CRS84, the GeoJSON's longitude-latitude
