@@ -137,7 +137,8 @@ def segment_scene(
     Args:
         model: an rrsis model with a tokenizer.
         scene: a path (GeoTIFF/COG/JP2/... through rasterio; PNG/JPEG without it), a PIL image,
-            a numpy array, or an open :class:`~rrsis.scene.read.Scene`.
+            a numpy array, or an open :class:`~rrsis.scene.read.Scene` (one scene; for a list,
+            a glob or STAC items: :func:`~rrsis.scene.region.segment_scenes`).
         texts: one expression or several (each encoded once and reused by every tile).
         mode: ``auto``, ``global``, ``tiles`` or ``global-local`` (see :mod:`rrsis.scene.infer`).
         threshold: foreground-probability threshold.
@@ -170,6 +171,9 @@ def segment_scene(
     Returns:
         One :class:`SceneResult` per expression.
     """
+    if isinstance(scene, (list, tuple)):
+        raise TypeError("segment_scene takes one scene; for a list, a glob or STAC items use "
+                        "rrsis.segment_scenes(model, scenes, texts, out=FOLDER)")
     texts_list = check_expressions(texts)
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be in (0, 1), got {threshold}")

@@ -16,6 +16,7 @@ pyogrio = pytest.importorskip("pyogrio")
 from _fixtures import merged_against_scenes, write_small_geotiff
 from test_scene import tiny  # noqa: F401  (the sharpened tiny model fixture)
 
+import rrsis
 from rrsis.scene import open_scene
 from rrsis.scene.region import (
     RECORD,
@@ -211,6 +212,8 @@ def test_region_bad_input_is_named_before_any_computing(tiny, tmp_path, monkeypa
         segment_scenes(tiny, str(tmp_path / "a.tif"), "a", merged=tmp_path / "m.parquet", **kw)
     with pytest.raises(ValueError, match="is empty"):
         segment_scenes(tiny, str(tmp_path / "a.tif"), " ", **kw)
+    with pytest.raises(TypeError, match="segment_scene takes one scene.*segment_scenes"):
+        rrsis.segment_scene(tiny, [str(tmp_path / "a.tif")], "a", out=tmp_path / "r")
     monkeypatch.setitem(sys.modules, "pyogrio", None)
     with pytest.raises(ImportError, match=r'GeoPackage needs pyogrio: pip install "rrsis\[geo\]"'):
         segment_scenes(tiny, str(tmp_path / "a.tif"), "a", **kw)
