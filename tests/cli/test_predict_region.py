@@ -91,6 +91,14 @@ def test_region_on_the_command_line_resumes_and_merges(saved, tmp_path, capsys):
     assert "matches no file" in capsys.readouterr().err
 
 
+def test_predict_help_shows_the_region_workflow(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["predict", "--help"])
+    text = capsys.readouterr().out
+    assert exc.value.code == 0 and "A region (several --image values, a quoted glob, @list.txt" in text
+    assert "torchrun --nproc_per_node 4 -m rrsis predict" in text and "--merged PATH" in text
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
