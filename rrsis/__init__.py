@@ -28,6 +28,7 @@ _LAZY = {
     "Tokenizer": "text",
     "ReferringLoss": "losses",
     "segment_scene": "scene",
+    "segment_scenes": "scene",
     "SceneOptions": "scene",
     "open_scene": "scene",
     "read_image": "data",
@@ -36,8 +37,8 @@ _LAZY = {
 __all__ = [  # noqa: RUF022  (grouped as in _LAZY)
     "__version__", "create_model", "from_pretrained", "list_models", "list_pretrained", "is_model",
     "pretrained_cfg", "register_model", "register_pretrained", "ConfigError", "ReferringSegmenter",
-    "RRSISModel", "SegmentationOutput", "Tokenizer", "ReferringLoss", "segment_scene", "SceneOptions",
-    "open_scene", "read_image",
+    "RRSISModel", "SegmentationOutput", "Tokenizer", "ReferringLoss", "segment_scene", "segment_scenes",
+    "SceneOptions", "open_scene", "read_image",
 ]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -109,3 +110,54 @@ class WrappedModel(nn.Module):
 
     def postprocess(self, *args, **kwargs):
         return self.model.postprocess(*args, **kwargs)
+
+
+def write_small_geotiff(path, *, count: int = 3, height: int = 64, width: int = 96, seed: int = 0,
+                        x0: float = 440720.0, crs: str = "EPSG:32611"):
+    """A small GeoTIFF of noise with bright blobs (0.5 m pixels, UTM), for region tests: uint8 with
+    up to 3 bands, 16-bit (R, G, B, NIR: no alpha) with more."""
+    import numpy as np
+    import rasterio
+    from affine import Affine
+
+    rng = np.random.default_rng(seed)
+    data = rng.integers(60, 120, (count, height, width)).astype(np.uint8)
+    yy, xx = np.mgrid[0:height, 0:width]
+    for cy, cx, r in rng.integers(8, 56, (3, 3)):
+        data[0][(yy - cy) ** 2 + (xx - cx) ** 2 < (r // 4 + 3) ** 2] = 250
+    if count > 3:
+        data = data.astype(np.uint16) * 40
+    with rasterio.open(path, "w", driver="GTiff", height=height, width=width, count=count, dtype=data.dtype,
+                       crs=crs, transform=Affine(0.5, 0, x0, 0, -0.5, 3751320.0), photometric="MINISBLACK") as ds:
+        ds.write(data)
+    return data
+
+
+def merged_against_scenes(out, merged):
+    """Rows of a region's merged GeoPackage and of the per-scene GeoJSON files its records list:
+    ``(scene, expression, area_px, area_m2, mean_probability, polygon WKB)`` multisets (the merged
+    file stores each polygon as a one-part MultiPolygon: its part must be the very same polygon)."""
+    import json
+
+    import pyogrio
+    from shapely import from_wkb
+    from shapely.geometry import shape
+
+    from rrsis.scene.region import read_record
+
+    meta, _, geoms, fields = pyogrio.raw.read(merged)
+    names = list(meta["fields"])
+    got = Counter(
+        (fields[names.index("scene")][i], fields[names.index("expression")][i], int(fields[names.index("area_px")][i]),
+         round(float(fields[names.index("area_m2")][i]), 3), round(float(fields[names.index("mean_probability")][i]), 6),
+         from_wkb(geoms[i]).geoms[0].wkb)
+        for i in range(len(geoms)))
+    want: Counter = Counter()
+    for folder in sorted(p for p in Path(out).iterdir() if p.is_dir()):
+        rec = read_record(folder)
+        for o in rec["outputs"]:
+            for f in json.loads((folder / o["files"]["geojson"]).read_text())["features"]:
+                q = f["properties"]
+                want[(rec["scene"], q["expression"], q["area_px"], round(q["area_m2"], 3),
+                      round(q["mean_probability"], 6), shape(f["geometry"]).wkb)] += 1
+    return got, want

@@ -15,20 +15,37 @@ import sys
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "predict", help="segment an image or a whole (georeferenced) scene for an expression",
-        description="Plain image: writes OUT_mask.png (0/255 at the image's size) and "
-                    "OUT_overlay.png. Georeferenced raster (GeoTIFF, COG, JP2, ...; needs "
-                    "pip install \"rrsis[geo]\"): writes OUT_mask.tif (a Cloud-Optimized GeoTIFF: "
-                    "512-pixel tiles, DEFLATE, overviews) with the input's CRS, transform and "
-                    "nodata, OUT.geojson (polygons with areas, WGS 84 by default) and "
-                    "OUT_overlay.png with a world file (OUT_overlay.pgw) and its CRS "
-                    "(OUT_overlay.png.aux.xml), reading and writing window by window. Several --text: "
-                    "OUT_1_*, OUT_2_*, ... An OUT that is a folder (or ends with /) gets "
-                    "OUT/IMAGESTEM_mask.tif etc. The files of one expression appear together "
-                    "or not at all; existing outputs are refused unless --overwrite.",
+        "predict", help="segment an image, a whole (georeferenced) scene or a region of many scenes",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+One image: a plain image gives OUT_mask.png (0/255 at the image's size) and OUT_overlay.png.
+A georeferenced raster (GeoTIFF, COG, JP2, ...; needs pip install "rrsis[geo]") gives
+OUT_mask.tif (a Cloud-Optimized GeoTIFF: 512-pixel tiles, DEFLATE, overviews) with the input's
+CRS, transform and nodata, OUT.geojson (polygons with areas, WGS 84 by default) and
+OUT_overlay.png with a world file (OUT_overlay.pgw) and its CRS (OUT_overlay.png.aux.xml),
+read and written window by window. Several --text:
+OUT_1_*, OUT_2_*, ... An OUT that is a folder (or ends with /) gets OUT/IMAGESTEM_mask.tif etc.
+The files of one expression appear together or not at all; existing outputs are refused
+unless --overwrite.
+
+A region (several --image values, a quoted glob, @list.txt or list.txt of paths or URLs, or
+a STAC item / item collection .json): OUT is a folder; each scene goes to OUT/SCENE_ID/
+(SCENE_ID: the file or STAC item name) with a done.json written last, and every polygon of
+every scene goes to OUT/merged.gpkg (scene, expression, area_px, area_m2, mean_probability).
+A rerun skips the scenes already done (unless --overwrite) and finishes the others, so a
+killed run is resumed by running the same command again. Under torchrun the scenes are
+shared among the ranks and rank 0 writes the merged file once all are done:
+
+  rrsis predict --model M --image "tiles/*.tif" --text "the storage tanks" --out region
+  torchrun --nproc_per_node 4 -m rrsis predict --model M --image items.json --asset visual \\
+      --text "the storage tanks" --out region --merged region/tanks.parquet
+""",
     )
     p.add_argument("--model", required=True, help="a save_pretrained directory or a Hub repo id")
-    p.add_argument("--image", required=True, help="image or raster file (any size)")
+    p.add_argument("--image", required=True, nargs="+", action="extend", metavar="IMAGE",
+                   help="image or raster file (any size); for a region several files (or repeated "
+                        "--image), a quoted glob, @list.txt or list.txt (paths or URLs GDAL reads, "
+                        "one a line), or a STAC item / item collection .json")
     p.add_argument("--text", required=True, action="append",
                    help="the referring expression (repeat for several)")
     p.add_argument("--out", required=True, metavar="OUT_PREFIX",
@@ -73,6 +90,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "(default 40,000,000); rasters read through rasterio go window by window "
                         "and are not bounded")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--asset", metavar="KEY",
+                   help="region from STAC: the asset to read (default: the item's asset with role 'data')")
+    p.add_argument("--merged", metavar="PATH",
+                   help="region: the merged polygon file, .gpkg (GeoPackage) or .parquet (GeoParquet, "
+                        "needs pyarrow) (default: OUT/merged.gpkg)")
+    p.add_argument("--barrier-timeout", type=_positive_float, metavar="SECONDS",
+                   help="region under torchrun: how long rank 0 waits for the other ranks' scenes "
+                        "before failing without merging (default: the process group's, 30 min)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -96,6 +121,7 @@ def _number(cast, ok, expected: str):
 _positive_int = _number(int, lambda v: v > 0, "a positive integer (leave the flag out for the default)")
 _non_negative = _number(float, lambda v: 0 <= v < float("inf"), "a finite number >= 0")
 _fraction = _number(float, lambda v: 0 < v < 1, "a number in (0, 1)")
+_positive_float = _number(float, lambda v: 0 < v < float("inf"), "a positive number")
 
 
 def _scale(text: str):
@@ -143,9 +169,16 @@ def run(args: argparse.Namespace) -> int:
 
     # Check the cheap inputs before loading the model, so a typo fails at once.
     check_expressions(args.text, "--text")
+    stretch = _stretch(args.stretch)
+    if _is_region(args.image):
+        return _run_region(args, stretch)
+    for flag in ("asset", "merged", "barrier_timeout"):
+        if getattr(args, flag) is not None:
+            raise ValueError(f"--{flag.replace('_', '-')} applies to a region (several --image values, a "
+                             "glob, a list file or STAC JSON), not to one image")
+    args.image = args.image[0]
     if not os.path.isfile(args.image):
         raise FileNotFoundError(f"--image {args.image}: file not found")
-    stretch = _stretch(args.stretch)
     max_pixels = MAX_PIXELS if args.max_pixels is None else args.max_pixels
     # A missing geo extra is an ImportError: cli/__init__.py's one exit-code map makes it 2.
     # The API's messages name the Python keyword and this command's flag (max_pixels= and
@@ -179,3 +212,54 @@ def run(args: argparse.Namespace) -> int:
         for path in r.files.values():
             print(f"wrote {path}")
     return 0
+
+
+def _is_region(images: list[str]) -> bool:
+    import os
+
+    one = images[0]
+    listed = one.startswith("@") or one.lower().endswith((".txt", ".json"))
+    return len(images) > 1 or listed or (not os.path.exists(one) and any(c in one for c in "*?["))
+
+
+def _run_region(args: argparse.Namespace, stretch) -> int:
+    import warnings
+
+    from ..data.io import MAX_PIXELS
+    from ..engine.distributed import cleanup_distributed, setup_distributed
+    from ..hub import from_pretrained
+    from ..scene.region import check_merged_path, resolve_scenes, segment_scenes
+
+    scenes = resolve_scenes(args.image, asset=args.asset)  # missing files fail before the model loads
+    if args.merged is not None:
+        check_merged_path(args.merged)
+    info = setup_distributed(args.device)  # torchrun's process group, as rrsis train joins it
+    try:
+        model = from_pretrained(args.model, map_location=info.device)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", UserWarning)
+            warnings.showwarning = _print_warning
+            s = segment_scenes(
+                model, scenes, args.text, out=args.out, merged=args.merged, overwrite=args.overwrite,
+                progress=not args.quiet, barrier_timeout=args.barrier_timeout, mode=args.mode,
+                threshold=args.threshold, bands=args.bands, scale=args.scale, stretch=stretch,
+                probabilities=args.probabilities, geojson_crs=args.geojson_crs, simplify=args.simplify,
+                crs=args.crs, max_pixels=MAX_PIXELS if args.max_pixels is None else args.max_pixels,
+                tile=args.tile, overlap=args.overlap, pixel_ratio=args.pixel_ratio,
+                global_size=args.image_size, batch_size=args.batch_size,
+            )
+    finally:
+        cleanup_distributed(info)
+    if info.rank != 0:
+        return 0 if not s.failed else 1
+    rate = f", {s.megapixels / s.seconds:.2f} Mpx/s" if s.megapixels and s.seconds else ""
+    print(f"{s.total} scene(s): {len(s.done)} segmented, {len(s.skipped)} already done, {len(s.failed)} failed "
+          f"({s.megapixels:.1f} Mpx in {s.seconds:.1f} s{rate})")
+    for sid, err in sorted(s.failed.items()):
+        print(f"rrsis predict: scene {sid} failed: {err}", file=sys.stderr)
+    if s.merged is not None:
+        print(f"wrote {s.merged} ({s.n_polygons} polygon(s))")
+        return 0
+    print("rrsis predict: not every scene is done, nothing merged; rerun the same command to retry the "
+          "failed scenes", file=sys.stderr)
+    return 1

@@ -3,7 +3,9 @@
 ``segment_scene(model, "scene.tif", ["the largest storage tank"], out="pred")`` reads the scene
 window by window (:mod:`~rrsis.scene.read`), segments it globally, by tiles or both
 (:mod:`~rrsis.scene.infer`) and writes a mask GeoTIFF, GeoJSON polygons and an overlay
-(:mod:`~rrsis.scene.write`). GeoTIFF and other GDAL rasters need the ``geo`` extra
+(:mod:`~rrsis.scene.write`). ``segment_scenes`` does it for a list, glob or STAC collection of
+scenes, resumably and across ``torchrun`` ranks, with one merged vector file
+(:mod:`~rrsis.scene.region`). GeoTIFF and other GDAL rasters need the ``geo`` extra
 (``pip install "rrsis[geo]"``); PNG/JPEG and arrays work without it.
 """
 
@@ -17,7 +19,9 @@ from .api import (
 )
 from .infer import MODES, SceneOptions
 from .read import Scene, open_scene
+from .region import RegionSummary, SceneSource, resolve_scenes, segment_scenes
 from .write import remove_stale_temporaries
 
-__all__ = ["MODES", "Scene", "SceneOptions", "SceneResult", "check_georeference", "check_outputs", "open_scene",
-           "output_paths", "output_prefixes", "remove_stale_temporaries", "segment_scene"]
+__all__ = ["MODES", "RegionSummary", "Scene", "SceneOptions", "SceneResult", "SceneSource", "check_georeference",
+           "check_outputs", "open_scene", "output_paths", "output_prefixes", "remove_stale_temporaries",
+           "resolve_scenes", "segment_scene", "segment_scenes"]

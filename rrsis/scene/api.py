@@ -139,7 +139,8 @@ def segment_scene(
     Args:
         model: an rrsis model with a tokenizer.
         scene: a path (GeoTIFF/COG/JP2/... through rasterio; PNG/JPEG without it), a PIL image,
-            a numpy array, or an open :class:`~rrsis.scene.read.Scene`.
+            a numpy array, or an open :class:`~rrsis.scene.read.Scene` (one scene; for a list,
+            a glob or STAC items: :func:`~rrsis.scene.region.segment_scenes`).
         texts: one expression or several (each encoded once and reused by every tile).
         mode: ``auto``, ``global``, ``tiles`` or ``global-local`` (see :mod:`rrsis.scene.infer`).
         threshold: foreground-probability threshold.
@@ -174,6 +175,9 @@ def segment_scene(
     Returns:
         One :class:`SceneResult` per expression.
     """
+    if isinstance(scene, (list, tuple)):
+        raise TypeError("segment_scene takes one scene; for a list, a glob or STAC items use "
+                        "rrsis.segment_scenes(model, scenes, texts, out=FOLDER)")
     texts_list = check_expressions(texts)
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be in (0, 1), got {threshold}")
@@ -263,7 +267,7 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
                     vals = np.round(p * 255) if probabilities else np.where(m, 255, 0)
                     with writing(paths["mask"]):
                         writer.write(r0, vals, valid)
-                    polygons.add(r0, m)
+                    polygons.add(r0, m, p)
         except BaseException:
             if writer is not None:
                 writer.discard()

@@ -337,7 +337,7 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
     band_tuple = _scene_bands(bands)
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        if not os.path.isfile(path):
+        if not os.path.isfile(path) and not ("://" in path or path.startswith("/vsi")):  # URLs: GDAL's
             raise FileNotFoundError(f"{path}: file not found")
         if path.lower().endswith(PLAIN_SUFFIXES):
             return _check_scale(_in_memory(path, band_tuple, scale, path, max_pixels), scale)

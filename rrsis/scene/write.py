@@ -209,19 +209,28 @@ class PolygonCollector:
         self.simplify = float(simplify)
         self.inner: list = []  # polygons that touch no strip edge
         self.cut: list = []  # polygons that may continue into the next strip
+        self.prob_sums: dict[int, float] | None = None  # id(piece) → its probability sum, when add() gets one
 
-    def add(self, row0: int, mask: np.ndarray) -> None:
+    def add(self, row0: int, mask: np.ndarray, probability: np.ndarray | None = None) -> None:
+        """Collect a strip's polygons; with ``probability`` (``[h, W]``) each polygon's
+        GeoJSON properties get ``mean_probability`` (mean over its pixels)."""
         from affine import Affine
-        from rasterio.features import shapes
+        from rasterio.features import rasterize, shapes
         from shapely.geometry import shape
 
+        if probability is not None and self.prob_sums is None:
+            self.prob_sums = {}
         if not mask.any():
             return
         t = Affine.translation(0, row0)  # pixel coordinates; georeferenced at the end
         h = mask.shape[0]
         m = mask.astype(np.uint8)
-        for geom, value in shapes(m, mask=mask, transform=t, connectivity=4):
-            poly = shape(geom)
+        pieces = [shape(geom) for geom, _ in shapes(m, mask=mask, transform=t, connectivity=4)]
+        if probability is not None:  # pixel-edge polygons rasterise back to exactly their pixels
+            labels = rasterize(((p, i + 1) for i, p in enumerate(pieces)), m.shape, transform=t, dtype="int32")
+            sums = np.bincount(labels.ravel(), probability.ravel().astype(np.float64), len(pieces) + 1)
+            self.prob_sums.update({id(p): float(v) for p, v in zip(pieces, sums[1:])})
+        for poly in pieces:
             y0, y1 = poly.bounds[1], poly.bounds[3]
             (self.cut if y0 <= row0 or y1 >= row0 + h else self.inner).append(poly)
 
@@ -233,15 +242,20 @@ class PolygonCollector:
         from shapely.ops import unary_union
 
         merged = list(self.inner)
+        sums = self.prob_sums
         if self.cut:
             u = unary_union(self.cut)
-            merged += list(getattr(u, "geoms", [u]))
+            joined = list(getattr(u, "geoms", [u]))
+            if sums is not None:  # a joined polygon's sum: its pieces' (each inside exactly one)
+                for j in joined:
+                    sums[id(j)] = sum(sums[id(c)] for c in self.cut if j.contains(c.representative_point()))
+            merged += joined
         t = self.scene.transform
         src_crs = self.scene.crs
         px_area = pixel_area_m2(self.scene)
         feats = []
-        for poly in sorted(merged, key=lambda p: (-p.area, p.bounds)):
-            n_px = poly.area
+        for raw in sorted(merged, key=lambda p: (-p.area, p.bounds)):
+            poly, n_px = raw, raw.area
             if self.simplify > 0:
                 poly = poly.simplify(self.simplify, preserve_topology=True)
             geo = affine_transform(poly, [t.a, t.b, t.d, t.e, t.c, t.f])
@@ -254,6 +268,8 @@ class PolygonCollector:
                 g = transform_geom(src_crs, crs, g)
             props = {**(properties or {}), "area_px": round(n_px),
                      "area_m2": None if area_m2 is None else float(area_m2)}
+            if sums is not None:
+                props["mean_probability"] = sums[id(raw)] / n_px
             feats.append({"type": "Feature", "properties": props, "geometry": g})
         fc: dict[str, Any] = {"type": "FeatureCollection", "features": feats}
         if crs == "native":

@@ -1,0 +1,309 @@
+"""``segment_scenes``: a region of many scenes, resumable, sharded over ``torchrun`` ranks.
+
+Each scene's files go to ``OUT/<scene id>/``. A scene is *done* when its completion record
+``OUT/<scene id>/done.json`` exists, was made with the same expressions and settings, and every
+file it lists exists. The record is written atomically after the scene's files, so a run
+killed at any moment (kill -9 included) leaves the scene not done, and the next run redoes it
+(removing the temporaries the killed run left) and skips the done ones.
+
+Under ``torchrun`` (``WORLD_SIZE`` > 1) the process group is the training engine's
+(:func:`rrsis.engine.distributed.setup_distributed`); the scenes, sorted by id, are dealt
+``i % world_size == rank``; every rank segments its own; after a barrier rank 0 writes the
+merged vector file when every scene is done. ``OUT`` must be a folder every rank can see.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import difflib
+import inspect
+import json
+import os
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..._atomic import atomic_write, writable_folder
+from ..._version import __version__
+from ...data.bands import parse_bands
+from ...data.expressions import check_expressions, expression_problem
+from ..api import segment_scene
+from ..infer import SceneOptions
+from ..write import remove_stale_temporaries
+from .merge import check_merged_path, read_geojson_rows, write_merged
+from .sources import SceneSource, resolve_scenes
+
+__all__ = ["RECORD", "TEST_EXIT_ENV", "RegionSummary", "read_record", "segment_scenes", "shard"]
+
+RECORD = "done.json"
+# Test hook (for the kill-and-rerun tests only): "RANK:N" makes that rank end with os._exit(17),
+# no cleanup, right after its N-th segmented scene, as a killed worker would.
+TEST_EXIT_ENV = "RRSIS_TEST_EXIT_AFTER_SCENES"
+# segment_scene keywords a region passes on to every scene (``out``, ``overwrite``,
+# ``progress`` and ``return_mask`` belong to the region).
+_SCENE_DEFAULTS = {n: p.default for n, p in inspect.signature(segment_scene).parameters.items()
+                   if n not in {"model", "scene", "texts", "out", "overwrite", "progress", "return_mask",
+                                "option_overrides"}}
+_SCENE_KEYS = set(_SCENE_DEFAULTS)
+_OPTION_KEYS = {f.name for f in dataclasses.fields(SceneOptions)} - {"mode"}
+_NOT_SETTINGS = {"mode", "batch_size", "strip_rows"}  # mode is segment_scene's; the others change no output
+
+
+@dataclass
+class RegionSummary:
+    """What :func:`segment_scenes` did, over all ranks.
+
+    Attributes:
+        total: scenes in the list.
+        done: ids of the scenes segmented by this call.
+        skipped: ids of the scenes already done (their files kept).
+        failed: ``id → error`` of the scenes that failed (not done; a rerun retries them).
+        merged: the merged vector file (rank 0, once every scene is done), else ``None``.
+        n_polygons: rows of the merged file (``None`` when none was written).
+        megapixels: scene pixels segmented by this call, in millions.
+        seconds: wall time of this call (on this rank).
+    """
+
+    total: int
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    merged: str | None = None
+    n_polygons: int | None = None
+    megapixels: float = 0.0
+    seconds: float = 0.0
+
+
+def shard(scenes: Sequence[SceneSource], rank: int, world_size: int) -> list[SceneSource]:
+    """Rank ``rank``'s scenes: the ``i``-th of the id-sorted list when ``i % world_size == rank``."""
+    ordered = sorted(scenes, key=lambda s: s.id)
+    return [s for i, s in enumerate(ordered) if i % world_size == rank]
+
+
+def read_record(folder: str | os.PathLike) -> dict | None:
+    """A scene folder's completion record, or ``None`` when absent or unreadable."""
+    try:
+        with open(Path(folder) / RECORD, encoding="utf-8") as fh:
+            rec = json.load(fh)
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+def _check_keys(kwargs: dict[str, Any]) -> None:
+    known = sorted(_SCENE_KEYS | _OPTION_KEYS)
+    for key in kwargs:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(known)}"
+            raise TypeError(f"segment_scenes got an unknown keyword {key!r}{hint}")
+
+
+def _settings(texts: list[str], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Every setting a scene's files depend on, defaults included, so that the same settings
+    compare equal however they were given (``bands="1,2,3"`` or ``(1, 2, 3)``, ``tile=`` or
+    ``options=``, a default or no keyword)."""
+    eff = {k: kwargs.get(k, v) for k, v in _SCENE_DEFAULTS.items() if k != "options"}
+    eff["bands"] = parse_bands(eff["bands"])
+    opts = dataclasses.replace(kwargs.get("options") or SceneOptions(),
+                               **{k: v for k, v in kwargs.items() if k in _OPTION_KEYS})
+    eff["options"] = {k: v for k, v in dataclasses.asdict(opts).items() if k not in _NOT_SETTINGS}
+    return json.loads(json.dumps({"texts": texts, **eff}, sort_keys=True, default=str))
+
+
+def _state(folder: Path, settings: dict[str, Any], overwrite: bool) -> bool:
+    """Whether a scene is done; a record made with other settings is an error unless ``overwrite``."""
+    rec = read_record(folder)
+    if rec is None:
+        return False
+    if rec.get("settings") != settings:
+        if overwrite:
+            return False
+        raise ValueError(f"{folder}: done with other expressions or settings ({RECORD}); pass "
+                         "overwrite=True (rrsis predict --overwrite) to redo it, or choose another output folder")
+    return all((folder / f).is_file() for o in rec.get("outputs", []) for f in o["files"].values())
+
+
+def _dist(model) -> tuple[int, int, Any]:
+    """``(rank, world_size, info to clean up or None)``: the running process group, or the
+    engine's torchrun setup when ``WORLD_SIZE`` > 1."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), None
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1, None
+    from ...engine.distributed import setup_distributed
+
+    device = next(model.parameters()).device
+    info = setup_distributed("cuda" if device.type == "cuda" else "cpu")
+    return info.rank, info.world_size, info
+
+
+def _barrier(rank: int, timeout: float | None) -> None:
+    import datetime
+
+    import torch.distributed as dist
+
+    try:
+        if dist.get_backend() == "gloo":  # names the rank that did not arrive
+            dist.monitored_barrier(timeout=None if timeout is None else datetime.timedelta(seconds=timeout))
+        else:
+            dist.barrier()
+    except RuntimeError as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise RuntimeError(f"rank {rank}: not every rank finished its scenes ({reason}); nothing was "
+                           "merged and their scenes are left not done: rerun the same command to "
+                           "finish them and merge") from exc
+
+
+def _exit_hook(rank: int, n_done: int) -> None:
+    spec = os.environ.get(TEST_EXIT_ENV, "")
+    if spec and spec == f"{rank}:{n_done}":
+        os._exit(17)
+
+
+def _one_scene(model, src: SceneSource, texts: list[str], out: Path, settings: dict, rank: int,
+               kwargs: dict[str, Any]) -> int:
+    """Segment one scene into ``out/<id>/`` and write its record last; returns its pixels."""
+    folder = out / src.id
+    record = folder / RECORD
+    with contextlib.suppress(FileNotFoundError):
+        record.unlink()  # from here on the scene is not done until its new record exists
+    remove_stale_temporaries(record)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"text \d+: ")  # said once for the region
+        results = segment_scene(model, src.uri, texts, out=folder / src.id, overwrite=True, **kwargs)
+    outputs = [{"expression": r.text, "mode": r.mode, "files": {k: os.path.basename(p) for k, p in r.files.items()},
+                "area_px": r.area_px, "area_m2": r.area_m2, "n_polygons": r.n_polygons,
+                "seconds": round(r.seconds, 3)} for r in results]
+    h, w = results[0].shape
+    atomic_write(record, json.dumps({"scene": src.id, "source": src.uri, "shape": [h, w], "rank": rank,
+                                     "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                     "rrsis": __version__, "settings": settings, "outputs": outputs}, indent=1))
+    return h * w
+
+
+def segment_scenes(
+    model,
+    scenes: Any,
+    texts: str | Sequence[str],
+    *,
+    out: str | os.PathLike,
+    asset: str | None = None,
+    merged: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+    barrier_timeout: float | None = None,
+    **scene_kwargs: Any,
+) -> RegionSummary:
+    """Segment every scene of a region and merge their polygons into one vector file.
+
+    Args:
+        model: an rrsis model with a tokenizer.
+        scenes: what :func:`~rrsis.scene.region.sources.resolve_scenes` takes: paths, quoted
+            globs, ``@list.txt`` / ``.txt`` lists of paths or URLs, STAC item or item-collection
+            JSON files; or a list of :class:`SceneSource`.
+        texts: one expression or several, run on every scene.
+        out: the region's folder: ``OUT/<scene id>/<scene id>_mask.tif``, ``.geojson``,
+            ``_overlay.png`` (``<scene id>_1_*``, … with several expressions) and ``done.json``.
+        asset: the STAC asset key (default: the item's asset with the role ``data``).
+        merged: the merged file, ``.gpkg`` (GeoPackage, pyogrio) or ``.parquet`` (GeoParquet,
+            needs pyarrow); default ``OUT/merged.gpkg``. Written by rank 0 once every scene is
+            done: one row per polygon with ``scene``, ``expression``, ``area_px``, ``area_m2``
+            and ``mean_probability``, in the GeoJSONs' CRS (EPSG:4326 unless ``geojson_crs``).
+        overwrite: redo done scenes too (default: skip them; a scene done with other
+            expressions or settings is an error).
+        progress: a bar of scenes done / total with Mpx/s and the time left.
+        barrier_timeout: seconds rank 0 waits for the other ranks to finish their scenes
+            (default: the process group's timeout); then a ``RuntimeError``, nothing merged.
+        **scene_kwargs: :func:`~rrsis.scene.segment_scene`'s keywords (``mode``, ``threshold``,
+            ``bands``, ``scale``, ``geojson_crs``, ``options``, ``tile``, …) for every scene.
+
+    Returns:
+        A :class:`RegionSummary` (counts over all ranks). Scenes that fail are reported in it
+        and are not done; the others go on.
+    """
+    texts_list = check_expressions(texts)
+    _check_keys(scene_kwargs)
+    if getattr(model, "tokenizer", None) is None:
+        raise ValueError("this model has no tokenizer; set model.tokenizer (see model.predict)")
+    sources = (sorted(scenes, key=lambda s: s.id) if isinstance(scenes, (list, tuple)) and scenes
+               and all(isinstance(s, SceneSource) for s in scenes) else resolve_scenes(scenes, asset))
+    out = Path(out)
+    merged_path = Path(merged) if merged is not None else out / "merged.gpkg"
+    check_merged_path(merged_path)
+    if merged_path.resolve().parent == out.resolve() and merged_path.name in {s.id for s in sources}:
+        raise ValueError(f"{merged_path}: a scene has the merged file's name; choose another merged path")
+    writable_folder(out, "choose another output folder")
+    for i, t in enumerate(texts_list):
+        problem = expression_problem(model.tokenizer, t)
+        if problem:
+            warnings.warn(f"text {i}: {problem}", UserWarning, stacklevel=2)
+    settings = _settings(texts_list, scene_kwargs)
+    done_before = {s.id for s in sources if _state(out / s.id, settings, overwrite)}  # every rank checks all
+    rank, world, info = _dist(model)
+    try:
+        return _run(model, sources, texts_list, out, merged_path, settings, done_before, overwrite, progress,
+                    barrier_timeout, rank, world, scene_kwargs)
+    finally:
+        if info is not None:
+            from ...engine.distributed import cleanup_distributed
+
+            cleanup_distributed(info)
+
+
+def _run(model, sources, texts, out, merged_path, settings, done_before, overwrite, progress, timeout,
+         rank, world, kwargs) -> RegionSummary:
+    t0 = time.time()
+    mine = shard(sources, rank, world)
+    todo = [s for s in mine if overwrite or s.id not in done_before]
+    part = RegionSummary(total=len(sources), skipped=[s.id for s in mine if s not in todo])
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(mine), initial=len(part.skipped), unit="scene", dynamic_ncols=True,
+                   desc="scenes" if world == 1 else f"scenes (rank {rank})")
+    pixels = 0
+    try:
+        for src in todo:
+            try:
+                pixels += _one_scene(model, src, texts, out, settings, rank, kwargs)
+                part.done.append(src.id)
+            except Exception as exc:  # noqa: BLE001 - one bad scene does not stop the region
+                part.failed[src.id] = f"{type(exc).__name__}: {exc}"
+                warnings.warn(f"scene {src.id} ({src.uri}) failed: {exc}", UserWarning, stacklevel=3)
+            _exit_hook(rank, len(part.done))
+            if bar is not None:
+                bar.set_postfix_str(f"{pixels / 1e6 / max(time.time() - t0, 1e-9):.3g} Mpx/s", refresh=False)
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    part.megapixels = pixels / 1e6
+    summary = part
+    if world > 1:
+        from ...engine.distributed import DistInfo, all_gather_objects
+
+        _barrier(rank, timeout)
+        parts = all_gather_objects(part, DistInfo(rank=rank, world_size=world))
+        summary = RegionSummary(total=len(sources), megapixels=sum(p.megapixels for p in parts))
+        for p in parts:
+            summary.done += p.done
+            summary.skipped += p.skipped
+            summary.failed.update(p.failed)
+    if rank == 0:
+        records = {s.id: read_record(out / s.id) for s in sources}
+        if not summary.failed and all(r is not None for r in records.values()):
+            remove_stale_temporaries(merged_path)
+            parts_rows = [read_geojson_rows(sid, out / sid / o["files"]["geojson"])
+                          for sid, rec in records.items() for o in rec["outputs"] if "geojson" in o["files"]]
+            summary.n_polygons = write_merged(merged_path, parts_rows)
+            summary.merged = str(merged_path)
+    summary.seconds = time.time() - t0
+    return summary
