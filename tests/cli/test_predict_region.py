@@ -67,9 +67,8 @@ def test_region_on_the_command_line_resumes_and_merges(saved, tmp_path, capsys):
     assert "2 scene(s): 2 segmented, 0 already done, 0 failed" in text and f"wrote {out / 'merged.gpkg'}" in text
     rec = read_record(out / "tile_01")
     assert [o["expression"] for o in rec["outputs"]] == ["the red building", "the ship"]
-    assert sorted(os.listdir(out / "tile_01")) == sorted([RECORD, "tile_01_1_mask.tif", "tile_01_1.geojson",
-                                                         "tile_01_1_overlay.png", "tile_01_2_mask.tif",
-                                                         "tile_01_2.geojson", "tile_01_2_overlay.png"])
+    per_text = ("_mask.tif", ".geojson", "_overlay.png", "_overlay.pgw", "_overlay.png.aux.xml")
+    assert sorted(os.listdir(out / "tile_01")) == sorted([RECORD] + [f"tile_01_{k}{s}" for k in (1, 2) for s in per_text])
     import pyogrio
 
     info = pyogrio.read_info(out / "merged.gpkg")
