@@ -191,7 +191,7 @@ def row_masks(rec: dict, cfg: dict) -> dict[str, np.ndarray]:
         "tiles": rec["p_tiles"][cfg["overlap"]] > 0.5,
         "global-local (defaults)": global_local(rec, cfg["default_overlap"], cfg["defaults"]),
         "global-local (tuned)": global_local(rec, cfg["overlap"], cfg["gate"]),
-        "global-native": rec["p_native"][cfg["native_ratio"]] > 0.5,
+        **({} if cfg["native_ratio"] is None else {"global-native": rec["p_native"][cfg["native_ratio"]] > 0.5}),
     }
 
 
@@ -220,7 +220,7 @@ def tune(per_expr: list[dict[tuple, dict]], defaults: dict, default_overlap: flo
     grid = [{**dict(zip(GRID, k[2])), "gIoU": giou(k)} for k in keys if k[0] == "gate" and k[1] == overlap]
     best = max(grid, key=lambda r: r["gIoU"])
     by_ratio = {k[1]: giou(k) for k in keys if k[0] == "native"}
-    ratio = max(by_ratio, key=by_ratio.get)
+    ratio = max(by_ratio, key=by_ratio.get) if by_ratio else None  # no global-native row
     cfg = {"overlap": overlap, "gate": {k: best[k] for k in GRID}, "native_ratio": ratio,
            "defaults": defaults, "default_overlap": default_overlap}
     table = {"tiles_overlap": {str(k): v for k, v in by_overlap.items()},
@@ -249,7 +249,7 @@ def timing(seconds: list[dict], cfg: dict) -> dict[str, float]:
     return {"naive tiles": mean("naive tiles"), "global": mean("global"), "tiles": mean(f"tiles@{cfg['overlap']}"),
             "global-local (defaults)": mean("global") + mean(f"tiles@{cfg['default_overlap']}"),
             "global-local (tuned)": mean("global") + mean(f"tiles@{cfg['overlap']}"),
-            "global-native": mean(f"native@{cfg['native_ratio']}")}
+            **({} if cfg["native_ratio"] is None else {"global-native": mean(f"native@{cfg['native_ratio']}")})}
 
 
 _CHILD = r"""
@@ -351,7 +351,8 @@ def run(model, work: Path, args) -> dict:
     print(f"tuned in {time.time() - t0:.0f} s: {cfg}", flush=True)
     held, kinds, seconds, px = [], [], [], []
     for m in held_set:
-        for r in passes(model, m, sorted({cfg["overlap"], d.overlap}), (cfg["native_ratio"],), args.max_global):
+        ratios = () if cfg["native_ratio"] is None else (cfg["native_ratio"],)
+        for r in passes(model, m, sorted({cfg["overlap"], d.overlap}), ratios, args.max_global):
             held.append({name: _record(mask, r["gt"]) for name, mask in row_masks(r, cfg).items()})
             kinds.append(r["kind"])
             seconds.append(r["seconds"])
@@ -375,8 +376,8 @@ def main() -> int:
     p.add_argument("--held-scenes", type=int, nargs="+", default=[7, 7],
                    help="held-out scenes of each held-out size (default 7 and 7: ≥ 150 expressions at 12 each)")
     p.add_argument("--overlaps", type=float, nargs="+", default=list(OVERLAPS), help="tiles overlaps tried on the tuning set")
-    p.add_argument("--native-ratios", type=float, nargs="+", default=list(NATIVE_RATIOS),
-                   help="global-native pixel ratios tried on the tuning set")
+    p.add_argument("--native-ratios", type=float, nargs="*", default=list(NATIVE_RATIOS),
+                   help="global-native pixel ratios tried on the tuning set (none: no global-native row)")
     p.add_argument("--per-kind", type=int, default=2, help="expressions of each kind per scene")
     p.add_argument("--max-global", type=int, default=2048, help="largest global-native pass side")
     p.add_argument("--perf", action="store_true", help="also peak memory per row in fresh processes")
