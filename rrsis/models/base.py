@@ -56,6 +56,13 @@ def _read_nodata(image: ImageLike, index: int, bands: Bands, scale: Scale,
         raise ValueError(f"{where}: {exc}") from None
 
 
+def _input_bands(model: nn.Module) -> tuple[int, tuple, tuple]:
+    """``(in_chans, mean, std)`` of a model's backbone node; RGB with ImageNet's statistics for a
+    stand-in module that borrows :meth:`RRSISModel.preprocess` without a config."""
+    bb = (getattr(model, "_config", None) or {}).get("backbone") or {}
+    return int(bb.get("in_chans", 3)), tuple(bb.get("mean") or IMAGENET_MEAN), tuple(bb.get("std") or IMAGENET_STD)
+
+
 def threshold_mask(probability: np.ndarray, threshold: float) -> np.ndarray:
     """Foreground probability → bool mask (``>``, compared in float32): the one threshold step,
     shared by :meth:`RRSISModel.postprocess` and the whole-scene strips."""
@@ -82,20 +89,9 @@ class RRSISModel(nn.Module):
     def image_size(self) -> int:
         return int(self._config.get("image_size", 480))
 
-    @property
-    def in_chans(self) -> int:
-        """Input bands the model takes (``config["backbone"]["in_chans"]``; 3 for RGB)."""
-        return int((self._config.get("backbone") or {}).get("in_chans", 3))
-
-    @property
-    def pixel_mean(self) -> tuple[float, ...]:
-        """Per-band normalisation ``mean`` of the backbone node (ImageNet's for RGB)."""
-        return tuple((self._config.get("backbone") or {}).get("mean") or IMAGENET_MEAN)
-
-    @property
-    def pixel_std(self) -> tuple[float, ...]:
-        """Per-band normalisation ``std`` of the backbone node (ImageNet's for RGB)."""
-        return tuple((self._config.get("backbone") or {}).get("std") or IMAGENET_STD)
+    in_chans = property(lambda self: _input_bands(self)[0], doc="Input bands (``backbone.in_chans``; 3: RGB).")
+    pixel_mean = property(lambda self: _input_bands(self)[1], doc="Per-band mean (``backbone.mean``).")
+    pixel_std = property(lambda self: _input_bands(self)[2], doc="Per-band std (``backbone.std``).")
 
     # ------------------------------------------------------------------ checks
     def check_inputs(
@@ -207,17 +203,18 @@ class RRSISModel(nn.Module):
             raise ValueError("no images given")
         size = check_image_size(image_size, self.image_size, self.size_divisor)
         pixels, sizes = [], []
+        n, mean, std = _input_bands(self)
         for i, im in enumerate(images):
             if isinstance(im, torch.Tensor):
-                if im.dim() != 3 or im.shape[0] != self.in_chans or not im.is_floating_point():
-                    raise ValueError(f"image {i}: a tensor must be read pixels [{self.in_chans}, H, W] float "
-                                     f"(the model's in_chans={self.in_chans}), got {tuple(im.shape)} {im.dtype}")
+                if im.dim() != 3 or im.shape[0] != n or not im.is_floating_point():
+                    raise ValueError(f"image {i}: a tensor must be read pixels [{n}, H, W] float (the model's "
+                                     f"in_chans={n}), got {tuple(im.shape)} {im.dtype}")
                 x = im.float()
             else:
-                a = _read_nodata(im, i, bands, scale, max_pixels, self.in_chans)[0]
+                a = _read_nodata(im, i, bands, scale, max_pixels, n)[0]
                 x = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32))
             sizes.append((int(x.shape[1]), int(x.shape[2])))
-            pixels.append(normalize(resize_image(x, size), self.pixel_mean, self.pixel_std))
+            pixels.append(normalize(resize_image(x, size), mean, std))
         param = next(self.parameters())
         return torch.stack(pixels).to(device=param.device, dtype=param.dtype), sizes
 
