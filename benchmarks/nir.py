@@ -36,8 +36,8 @@ for _path in (ROOT, ROOT / "benchmarks"):  # run from a checkout, or imported by
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-import _common as C  # noqa: E402
-import ablation as A  # noqa: E402
+import _common as C
+import ablation as A
 
 RESULTS = ROOT / "benchmarks" / "results"
 ROWS = {"rgb": 3, "rgb+nir": 4}  # row -> bands read (the first N of R, G, B, NIR)
@@ -153,14 +153,14 @@ def markdown(table: dict[str, Any], check: dict[str, Any], meta: dict[str, Any])
         lines.append(f"| {name} | {ROWS[name]} | {s['params_M']:.2f} M | " + " | ".join(cells) + " |")
     gains = ", ".join(f"seed {s}: nir {n:+.1f}, other {o:+.1f}" for s, n, o in
                       zip(meta["seeds"], check["nir_gain_points"], check["other_gain_points"]))
-    lines += ["", f"4-band minus RGB, in mIoU points ({gains}): acceptance (nir ≥ +{check['margin']:g} "
-              f"and other ≥ −1 on every seed) **{'met' if check['met'] else 'not met'}**.", "",
-              f"Held-out: {meta['test_samples']} expressions ({meta['test_kinds']}) on {meta['test_scenes']} scenes "
+    lines += ["", (f"4-band minus RGB, in mIoU points ({gains}): acceptance (nir ≥ +{check['margin']:g} "
+                   f"and other ≥ −1 on every seed) **{'met' if check['met'] else 'not met'}**."), "",
+              (f"Held-out: {meta['test_samples']} expressions ({meta['test_kinds']}) on {meta['test_scenes']} scenes "
               f"of data seed {meta['test_seed']}; training: {meta['train_scenes']} scenes of data seed "
               f"{meta['data_seed']}, {meta['steps']} steps × batch {meta['batch_size']}, lr {meta['lr']}, "
               f"warm-up {meta['warmup']}; seeds {meta['seeds']} (mean ± spread = max − min over seeds); "
               f"one thread per run; `{meta['command']}` on {meta['machine']}, {meta['timestamp']}, "
-              f"{meta['wall_min']:.1f} min wall."]
+              f"{meta['wall_min']:.1f} min wall.")]
     return "\n".join(lines) + "\n"
 
 

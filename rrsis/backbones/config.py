@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Union
 
 from .._config import (
     SIZE_LIMITS,
@@ -92,8 +93,8 @@ class BackboneConfig:
     local_attn: Union[str, List[str]] = "swin"
     elsa: Optional[ElsaConfig] = field(default=None, metadata={"node": ElsaConfig})
     in_chans: int = 3
-    mean: Optional[List[float]] = None
-    std: Optional[List[float]] = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
 
     def __post_init__(self) -> None:
         check_size("embed_dim", self.embed_dim)
@@ -156,7 +157,7 @@ def band_statistics(in_chans: int, extra_mean: float = 0.5, extra_std: float = 0
     return list(IMAGENET_MEAN) + [float(extra_mean)] * n, list(IMAGENET_STD) + [float(extra_std)] * n
 
 
-def _statistics(in_chans: int, mean: Optional[Sequence[float]], std: Optional[Sequence[float]]):
+def _statistics(in_chans: int, mean: Sequence[float] | None, std: Sequence[float] | None):
     if mean is None and std is None and in_chans == 3:
         return list(IMAGENET_MEAN), list(IMAGENET_STD)
     if mean is None or std is None:
@@ -166,13 +167,11 @@ def _statistics(in_chans: int, mean: Optional[Sequence[float]], std: Optional[Se
         raise ConfigError(
             f"in_chans={in_chans} needs per-band normalisation statistics: give {missing} "
             f"({in_chans} values each, for pixels scaled to [0, 1]); ImageNet's are for RGB only ({hint})")
-    out = []
-    for name, values, low_open in (("mean", mean, False), ("std", std, True)):
-        vals = check_list(name, values, lambda k, v: check_float(k, v, low=0.0 if low_open else None,
-                                                                  low_open=low_open))
+    out = [check_list("mean", mean, check_float),
+           check_list("std", std, lambda k, v: check_float(k, v, low=0.0, low_open=True))]
+    for name, vals in zip(("mean", "std"), out):
         if len(vals) != in_chans:
             raise ConfigError(f"{name} has {len(vals)} values but in_chans={in_chans}: give one per input band")
-        out.append(vals)
     return out[0], out[1]
 
 

@@ -49,9 +49,9 @@ def _rows(cfg: Mapping[str, Any]) -> list:
                      f"{_v(bb.get('local_attn'))}"))
         n = bb.get("in_chans", 3)
         rows.append(("input bands",
-                     f"{n} ({'R, G, B' if n == 3 else 'band numbers counted from 1: `bands=`'}); "
-                     f"normalisation `(x - mean) / std` on values in [0, 1], mean {_v(bb.get('mean'))}, "
-                     f"std {_v(bb.get('std'))}"))
+                     (f"{n} ({'R, G, B' if n == 3 else 'band numbers counted from 1: `bands=`'}); "
+                      f"normalisation `(x - mean) / std` on values in [0, 1], mean {_v(bb.get('mean'))}, "
+                      f"std {_v(bb.get('std'))}")))
     text = cfg.get("text") or {}
     if text:
         rows.append(("text encoder",

@@ -4,7 +4,7 @@ a format the loaders read, and ``nir`` expressions that need it."""
 import numpy as np
 import pytest
 
-from rrsis.data import RRSISDDataset, RefSegRSDataset, read_image
+from rrsis.data import RefSegRSDataset, RRSISDDataset, read_image
 from rrsis.data.synthetic import (
     NIR_STATES,
     generate,

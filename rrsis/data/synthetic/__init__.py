@@ -26,7 +26,16 @@ import numpy as np
 from ..._atomic import atomic_open
 from .grammar import KIND_WEIGHTS, Expression, candidates, sample_expressions, vocabulary
 from .nir import render_nir
-from .scene import CATEGORIES, COLOURS, NIR_CATEGORIES, NIR_STATES, Scene, SceneObject, render, sample_scene
+from .scene import (
+    CATEGORIES,
+    COLOURS,
+    NIR_CATEGORIES,
+    NIR_STATES,
+    Scene,
+    SceneObject,
+    render,
+    sample_scene,
+)
 from .writers import GeneratedScene, RefSegRSWriter, RRSISDWriter
 
 __all__ = [
