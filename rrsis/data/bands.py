@@ -54,7 +54,7 @@ def select_bands(arr: np.ndarray, alpha: bool, bands: Bands, where: str,
     dropped, grey repeated to three, other counts raise); for any other count, an image with
     exactly that many bands (after dropping a declared alpha band) is used as it is, anything
     else raises naming both counts. With ``bands`` given and ``channels`` set, exactly
-    ``channels`` band numbers (counted from 1) are required.
+    ``channels`` band numbers (counted from 1) are required (or one, repeated, for 3).
     """
     c = arr.shape[2]
     band_tuple = parse_bands(bands)
@@ -80,7 +80,7 @@ def select_bands(arr: np.ndarray, alpha: bool, bands: Bands, where: str,
                 "R, G, B of an RGBN raster (or use a model built with in_chans=" f"{c})"
             )
         return arr
-    if channels is not None and len(band_tuple) != channels:
+    if channels is not None and len(band_tuple) != channels and not (channels == 3 and len(band_tuple) == 1):
         raise ValueError(
             f"{where}: bands={band_tuple} names {len(band_tuple)} band(s) but the model takes {channels} "
             f"(in_chans={channels})"
@@ -92,7 +92,9 @@ def select_bands(arr: np.ndarray, alpha: bool, bands: Bands, where: str,
         raise ValueError(
             f"{where}: bands {bad} out of range; the image has {arr.shape[2]} band(s), counted from 1"
         )
-    return arr[:, :, [b - 1 for b in band_tuple]]
+    out = arr[:, :, [b - 1 for b in band_tuple]]
+    # one band chosen for an RGB model: shown as grey, as a one-band image is
+    return np.repeat(out, 3, axis=2) if channels == 3 and out.shape[2] == 1 else out
 
 
 def scale_values(arr: np.ndarray, scale: Scale, path: str = "image") -> np.ndarray:

@@ -87,3 +87,8 @@ def test_rgb_model_still_reads_three_of_four_bands(tiny_model, image4):
     a = tiny_model.predict(image4[..., :3], "the red building")[0]
     b = tiny_model.predict(image4, "the red building", bands=(1, 2, 3))[0]
     np.testing.assert_array_equal(a, b)
+    # one band chosen for an RGB model reads as a grey image of that band
+    c = tiny_model.predict(image4, "the red building", bands=(2,))[0]
+    np.testing.assert_array_equal(c, tiny_model.predict(image4[..., 1], "the red building")[0])
+    with pytest.raises(ValueError, match=r"names 2 band\(s\) but the model takes 3"):
+        tiny_model.predict(image4, "the red building", bands=(1, 2))
