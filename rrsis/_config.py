@@ -45,7 +45,7 @@ SIZE_LIMITS = {
     "image_size": 8192,
     # backbone
     "embed_dim": 4096, "stages": 8, "depths": 64, "num_heads": 256, "window_size": 64, "patch_size": 64,
-    "mlp_ratio": 16, "elsa.kernel": 31, "elsa.dilation": 16, "elsa.group_width": 4096,
+    "mlp_ratio": 16, "in_chans": 1024, "elsa.kernel": 31, "elsa.dilation": 16, "elsa.group_width": 4096,
     # fusion
     "fusion.heads": 256, "gem.pool": 64, "gem.heads": 256,
     # text

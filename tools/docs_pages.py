@@ -341,6 +341,13 @@ def _generic(path: Path, data: Any) -> dict[str, Page]:
     return {f"benchmarks/{path.stem}.md": text}
 
 
+def _nir(path: Path, data: dict) -> dict[str, Page]:
+    # benchmarks/nir.py writes its table beside the data; the page is that table under a title.
+    text = (f"# Near-infrared band: 4-band against RGB tiny GL-MSIN\n\n{_source(path)} Written by "
+            f"`benchmarks/nir.py` (its docstring says how).\n\n{path.with_suffix('.md').read_text()}")
+    return {f"benchmarks/{path.stem}.md": text}
+
+
 def _kind(path: Path, data: Any) -> Callable[[Path, Any], dict[str, Page]]:
     if not isinstance(data, dict):
         return _generic
@@ -352,6 +359,8 @@ def _kind(path: Path, data: Any) -> Callable[[Path, Any], dict[str, Page]]:
         return _cpu_threads
     if path.stem.startswith("large-scene"):
         return _large_scene
+    if path.stem.startswith("nir") and "check" in data and path.with_suffix(".md").exists():
+        return _nir
     if "environment" in data and "train" in data:
         return _gpu
     if "rows" in data and data["rows"] and "provider" in data["rows"][0]:

@@ -94,6 +94,7 @@ def run(
     mode: str = "global",
     threshold: float = 0.5,
     workdir: str | os.PathLike,
+    bands: str | Sequence[int] | None = None,
 ) -> list[Result]:
     """Segment what each expression names in one image or scene; write its files into ``workdir``.
 
@@ -104,6 +105,8 @@ def run(
         mode: one of :data:`MODES`.
         threshold: foreground-probability threshold, in (0, 1).
         workdir: an existing folder for this request's files.
+        bands: band numbers counted from 1 the model reads, as many as its ``in_chans``
+            (``"1,2,3,4"``); ``None`` or ``""``: the default of :func:`rrsis.segment_scene`.
 
     Returns:
         One :class:`Result` per expression, in order.
@@ -132,7 +135,7 @@ def run(
     prefix = Path(workdir) / "result"
     try:
         found = segment_scene(model, str(image_path), texts, mode=mode, threshold=threshold,
-                              out=str(prefix))
+                              out=str(prefix), bands=bands or None)
     except (ValueError, FileNotFoundError) as exc:
         raise InputError(str(exc)) from None
     per_text = (time.perf_counter() - t0) / len(found)

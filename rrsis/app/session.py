@@ -177,7 +177,8 @@ def _area_table(results: list[inference.Result], pixels: int) -> str:
     return "\n".join(rows)
 
 
-def respond(model, workspace: Workspace, limits: Limits, upload, expressions, mode, threshold) -> Response:
+def respond(model, workspace: Workspace, limits: Limits, upload, expressions, mode, threshold,
+            bands: str = "") -> Response:
     """Check one request, run it through the adapter, and describe the results.
 
     Bad input and failures come back as a :class:`Response` with a message, never as an exception,
@@ -192,7 +193,7 @@ def respond(model, workspace: Workspace, limits: Limits, upload, expressions, mo
             raise InputError(f"threshold must be between 0 and 1 (exclusive), got {threshold}")
         with workspace.using(upload):
             results = inference.run(model, upload, texts, mode=str(mode), threshold=threshold,
-                                    workdir=workspace.request_dir())
+                                    workdir=workspace.request_dir(), bands=str(bands or "").strip() or None)
     except InputError as exc:
         return _error(str(exc))
     except ValueError as exc:  # the model's own input checks

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import List, Optional, Union
 
-from .._config import SIZE_LIMITS, ConfigError, check_bool, check_float, check_size, check_str, per_stage
+from .._config import (
+    SIZE_LIMITS,
+    ConfigError,
+    check_bool,
+    check_float,
+    check_list,
+    check_size,
+    check_str,
+    per_stage,
+)
 from ..registry import LOCAL_ATTENTION
 
-__all__ = ["STEMS", "BackboneConfig", "ElsaConfig"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "STEMS", "BackboneConfig", "ElsaConfig", "band_statistics"]
 
 STEMS = ("patch", "conv")
+# The statistics ImageNet-pretrained RGB weights expect (timm's IMAGENET_DEFAULT_MEAN/STD).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -58,6 +71,14 @@ class BackboneConfig:
         mlp_ratio, qkv_bias, drop_path_rate: as in Swin.
         local_attn: registered local-attention block per stage, or one for all.
         elsa: ELSA knobs (``None`` when no stage uses ELSA).
+        in_chans: input bands (timm's name; flat alias ``in_chans``): 3 for RGB, 4 for RGB +
+            near-infrared, any number for multispectral rasters.
+        mean, std: per-band normalisation, ``(pixels - mean) / std`` on pixels scaled to
+            [0, 1], one value per input band, in band order (flat aliases ``mean``, ``std``).
+            Left out (``None``) with ``in_chans=3``: ImageNet's, which pretrained RGB weights
+            expect. With any other band count they must be given: rrsis does not guess what a
+            band means (see :func:`band_statistics` for one way to state them). The config
+            always stores the resolved values, so a saved model carries its own statistics.
     """
 
     embed_dim: int = 128
@@ -71,9 +92,14 @@ class BackboneConfig:
     drop_path_rate: float = 0.3
     local_attn: Union[str, List[str]] = "swin"
     elsa: Optional[ElsaConfig] = field(default=None, metadata={"node": ElsaConfig})
+    in_chans: int = 3
+    mean: list[float] | None = None
+    std: list[float] | None = None
 
     def __post_init__(self) -> None:
         check_size("embed_dim", self.embed_dim)
+        check_size("in_chans", self.in_chans)
+        self.mean, self.std = _statistics(self.in_chans, self.mean, self.std)
         for name in ("depths", "num_heads"):
             value = getattr(self, name)
             if not isinstance(value, (list, tuple)) or not value:
@@ -110,6 +136,43 @@ class BackboneConfig:
     @property
     def uses_elsa(self) -> bool:
         return "elsa" in self.stage_attn
+
+
+def band_statistics(in_chans: int, extra_mean: float = 0.5, extra_std: float = 0.25) -> tuple[list, list]:
+    """``(mean, std)`` for ``in_chans`` bands whose first three are R, G, B (NAIP's RGBN, an
+    RGB + NIR synthetic scene): ImageNet's three, then ``extra_mean`` / ``extra_std`` for each
+    further band (0.5 / 0.25 put a band spread over [0, 1] at about zero mean, unit spread).
+
+    A helper to *state* the statistics, never applied behind the user's back: a config with
+    ``in_chans != 3`` names its ``mean`` and ``std`` (measured on the training set where
+    possible).
+
+    Args:
+        in_chans: band count, at least 3.
+        extra_mean, extra_std: statistics of each band after the third.
+    """
+    if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 3:
+        raise ValueError(f"band_statistics needs in_chans >= 3 (R, G, B first), got {in_chans!r}")
+    n = in_chans - 3
+    return list(IMAGENET_MEAN) + [float(extra_mean)] * n, list(IMAGENET_STD) + [float(extra_std)] * n
+
+
+def _statistics(in_chans: int, mean: Sequence[float] | None, std: Sequence[float] | None):
+    if mean is None and std is None and in_chans == 3:
+        return list(IMAGENET_MEAN), list(IMAGENET_STD)
+    if mean is None or std is None:
+        missing = " and ".join(k for k, v in (("mean", mean), ("std", std)) if v is None)
+        hint = (f"rrsis.backbones.band_statistics({in_chans}) gives ImageNet's for bands 1-3 and 0.5/0.25 "
+                "for the others" if in_chans > 3 else "one value per band")
+        raise ConfigError(
+            f"in_chans={in_chans} needs per-band normalisation statistics: give {missing} "
+            f"({in_chans} values each, for pixels scaled to [0, 1]); ImageNet's are for RGB only ({hint})")
+    out = [check_list("mean", mean, check_float),
+           check_list("std", std, lambda k, v: check_float(k, v, low=0.0, low_open=True))]
+    for name, vals in zip(("mean", "std"), out):
+        if len(vals) != in_chans:
+            raise ConfigError(f"{name} has {len(vals)} values but in_chans={in_chans}: give one per input band")
+    return out[0], out[1]
 
 
 def _check_attn(key: str, value: object) -> str:

@@ -7,12 +7,13 @@ from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
+from timm.models import adapt_input_conv
 from timm.models.swin_transformer import SwinTransformerBlock
 
 from .. import kernels
 from ..registry import LOCAL_ATTENTION
 
-__all__ = ["SwinBlock", "swin_checkpoint_filter"]
+__all__ = ["INPUT_CONV", "SwinBlock", "adapt_input_channels", "swin_checkpoint_filter"]
 
 
 class SwinBlock(SwinTransformerBlock):
@@ -83,6 +84,36 @@ def _build_swin_block(
     # Even blocks use W-MSA, odd ones SW-MSA, as in every Swin stage.
     shift = 0 if index % 2 == 0 else window_size // 2
     return SwinBlock(dim, num_heads, window_size, shift, mlp_ratio, qkv_bias, drop_path)
+
+
+# The input convolution of an ImageNet Swin (the patch embedding), in rrsis's names.
+INPUT_CONV = "patch_embed.proj.weight"
+
+
+def adapt_input_channels(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
+    """Pretrained input-convolution weights ``[O, I, k, k]`` (``I = 3``: R, G, B) adapted to
+    ``in_chans`` bands, by :func:`timm.models.adapt_input_conv` itself, which does:
+
+    - ``in_chans == I``: unchanged;
+    - ``in_chans == 1``: the sum of the ``I`` filters (a grey band answers as R + G + B would);
+    - ``in_chans > 1``: the ``I`` filters repeated cyclically (band ``j`` gets filter
+      ``j mod I``: R, G, B, R, G, B, ...) and cut to ``in_chans``, all scaled by
+      ``I / in_chans``, so a first layer fed equal bands keeps the RGB layer's output
+      scale. With ``in_chans = 2`` that is the R and G filters times 3/2; with 4 (RGB + NIR)
+      R, G, B, R times 3/4.
+
+    A band's filter says nothing about what the band means (the near-infrared band starts as a
+    red filter); training adapts it. The dtype is kept.
+
+    Args:
+        weight: ``[O, I, k, k]``.
+        in_chans: bands of the model, at least 1.
+    """
+    if weight.dim() != 4:
+        raise ValueError(f"an input convolution weight is [O, I, k, k], got shape {tuple(weight.shape)}")
+    if isinstance(in_chans, bool) or not isinstance(in_chans, int) or in_chans < 1:
+        raise ValueError(f"in_chans must be a positive integer, got {in_chans!r}")
+    return adapt_input_conv(in_chans, weight, base_chans=weight.shape[1])
 
 
 # Buffers some checkpoints carry that every model rebuilds itself.

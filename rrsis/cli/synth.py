@@ -30,6 +30,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="smallest object length as a fraction of the scene side")
     p.add_argument("--image-format", choices=["png", "jpg"], default="png",
                    help="RRSIS-D image encoding (png is lossless)")
+    p.add_argument("--nir", action="store_true",
+                   help="add a near-infrared band (4-band uncompressed TIFFs, R, G, B, NIR), a vegetated and a "
+                        "bare plot or a dry and a wet pond per scene (alike in RGB), and expressions that need "
+                        "the band ('the vegetated plot', 'the dry pond'); read with bands=(1, 2, 3, 4) or a "
+                        "model built with in_chans=4")
     p.add_argument("--large", action="store_true",
                    help="write N-SCENES large georeferenced scenes instead (4-band uint16 GeoTIFF, "
                         "object-id raster, expressions naming one object each; needs rrsis[geo]); "
@@ -55,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from ..data.synthetic import generate
 
     if args.large:
+        if args.nir:
+            raise ValueError("--nir is for the small-scene sets (--large scenes already carry 4 bands)")
         return _large(args)
     if args.n_scenes is None:
         args.n_scenes = 100
@@ -65,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         no_target_frac=args.no_target_frac, min_objects=args.min_objects,
         max_objects=args.max_objects, object_scale=args.object_scale,
         min_object_frac=args.min_object_frac, image_format=args.image_format,
-        progress=not args.quiet, workers=args.workers,
+        progress=not args.quiet, workers=args.workers, nir=args.nir,
     )
     share = stats["non_unique_target_share"]
     print(f"wrote {stats['n_scenes']} scenes, {stats['n_expressions']} expressions to "

@@ -44,12 +44,31 @@ def parse_bands(bands: str | Sequence[int] | None, where: str = "bands") -> tupl
     return out
 
 
-def select_bands(arr: np.ndarray, alpha: bool, bands: Bands, where: str) -> np.ndarray:
+def select_bands(arr: np.ndarray, alpha: bool, bands: Bands, where: str,
+                 channels: int | None = None) -> np.ndarray:
     """The band rule of :func:`read_image`, without the value scaling: ``[H, W, C]`` at its own
-    depth → ``[H, W, 3]`` (or ``[H, W, len(bands)]``), a view where possible."""
+    depth → ``[H, W, 3]`` (or ``len(bands)``, or ``channels``), a view where possible.
+
+    ``channels`` is the band count the model takes (its ``in_chans``; ``None``: no model, the
+    RGB rule). With ``bands=None``: for ``None`` or 3, the RGB rule (a declared alpha band
+    dropped, grey repeated to three, other counts raise); for any other count, an image with
+    exactly that many bands (after dropping a declared alpha band) is used as it is, anything
+    else raises naming both counts. With ``bands`` given and ``channels`` set, exactly
+    ``channels`` band numbers (counted from 1) are required (or one, repeated, for 3).
+    """
     c = arr.shape[2]
     band_tuple = parse_bands(bands)
     if band_tuple is None:
+        if channels not in (None, 3):
+            if c == channels:
+                return arr
+            if alpha and c - 1 == channels:
+                return arr[:, :, :channels]
+            raise ValueError(
+                f"{where}: the image has {c} band(s){' (the last declared alpha)' if alpha else ''} but the "
+                f"model takes {channels} (in_chans={channels}); pass bands= with {channels} band numbers "
+                "counted from 1 (a model's band count is fixed when it is built)"
+            )
         if alpha and c in (2, 4):
             arr, c = arr[:, :, : c - 1], c - 1
         if c == 1:
@@ -58,17 +77,24 @@ def select_bands(arr: np.ndarray, alpha: bool, bands: Bands, where: str) -> np.n
             raise ValueError(
                 f"{where}: {c} channels (bands), none declared alpha: pass bands=(i, j, k) to "
                 "choose the three the model sees, counted from 1, e.g. bands=(1, 2, 3) for the "
-                "R, G, B of an RGBN raster"
+                "R, G, B of an RGBN raster (or use a model built with in_chans=" f"{c})"
             )
         return arr
-    if c == 1:
+    if channels is not None and len(band_tuple) != channels and not (channels == 3 and len(band_tuple) == 1):
+        raise ValueError(
+            f"{where}: bands={band_tuple} names {len(band_tuple)} band(s) but the model takes {channels} "
+            f"(in_chans={channels})"
+        )
+    if c == 1 and channels in (None, 3):
         arr = np.repeat(arr, 3, axis=2)
     bad = [b for b in band_tuple if b > arr.shape[2]]
     if bad:
         raise ValueError(
             f"{where}: bands {bad} out of range; the image has {arr.shape[2]} band(s), counted from 1"
         )
-    return arr[:, :, [b - 1 for b in band_tuple]]
+    out = arr[:, :, [b - 1 for b in band_tuple]]
+    # one band chosen for an RGB model: shown as grey, as a one-band image is
+    return np.repeat(out, 3, axis=2) if channels == 3 and out.shape[2] == 1 else out
 
 
 def scale_values(arr: np.ndarray, scale: Scale, path: str = "image") -> np.ndarray:

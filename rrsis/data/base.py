@@ -67,7 +67,10 @@ class ReferringDataset(Dataset, abc.ABC):
             the default :class:`~rrsis.data.transforms.ResizeNormalize`.
         tokenizer: ``tokenizer(list_of_str) -> {"input_ids": [B, L], "attention_mask": [B, L]}``.
         bands, scale: passed to :func:`~rrsis.data.io.read_image` (``bands=None``: RGB or grey;
-            other band counts raise and ask for a choice).
+            other band counts raise and ask for a choice; ``bands=(1, 2, 3, 4)`` reads R, G, B
+            and near-infrared for a model built with ``in_chans=4``).
+        mean, std: per-band statistics of the default transform, one per band read (``None``:
+            ImageNet's three); pass the model's (``model.pixel_mean``, ``model.pixel_std``).
         return_native_mask: add ``native_mask`` for native-resolution evaluation.
         skip_bad: skip malformed samples (recorded in ``self.skipped`` as
             ``(sample_id, reason)``, with a logged warning) instead of raising. Every image and
@@ -87,13 +90,18 @@ class ReferringDataset(Dataset, abc.ABC):
         tokenizer: Tokenizer | None = None,
         bands: Bands = None,
         scale: Scale = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
         return_native_mask: bool = False,
         skip_bad: bool = False,
         check_sizes: bool = True,
         train: bool = False,
         seed: int = 0,
     ) -> None:
-        self.transform = transform if transform is not None else ResizeNormalize(size)
+        if transform is not None and (mean is not None or std is not None):
+            raise ValueError("mean/std set the default transform's normalisation; a given transform has its own")
+        stats = {k: v for k, v in (("mean", mean), ("std", std)) if v is not None}
+        self.transform = transform if transform is not None else ResizeNormalize(size, **stats)
         self.tokenizer = tokenizer
         self.bands = None if bands is None else tuple(bands)
         self.scale = scale

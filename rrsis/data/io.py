@@ -199,21 +199,21 @@ def load_raster(path: ImageSource, palette_to_rgb: bool = True) -> np.ndarray:
 
 
 def read_bands(path: ImageSource, bands: Bands = None, *,
-               max_pixels: int | None = None) -> tuple[np.ndarray, str]:
+               max_pixels: int | None = None, channels: int | None = None) -> tuple[np.ndarray, str]:
     """:func:`read_image` before the value scaling: ``([H, W, 3] (or ``len(bands)``) at the
     file's own depth, name for messages)``; a view of an array source where the band rule allows.
 
     Args:
         path: as for :func:`read_image`.
         bands: as for :func:`read_image` (counted from 1).
-        max_pixels: as for :func:`read_image`.
+        max_pixels, channels: as for :func:`read_image`.
     """
     arr, alpha, where = _load(path, max_pixels=max_pixels)
-    return select_bands(arr, alpha, bands, where), where
+    return select_bands(arr, alpha, bands, where, channels), where
 
 
 def read_image(path: ImageSource, bands: Bands = None, scale: Scale = None, *,
-               max_pixels: int | None = None) -> np.ndarray:
+               max_pixels: int | None = None, channels: int | None = None) -> np.ndarray:
     """Read an image as float32, with explicit band choice and scaling: the one reader of rrsis
     (datasets, ``model.predict``, ``segment_scene`` on plain images, the demo).
 
@@ -240,11 +240,15 @@ def read_image(path: ImageSource, bands: Bands = None, scale: Scale = None, *,
         max_pixels: refuse an image of more pixels (checked on the file's header, before
             decoding); ``None`` (the default here; ``model.predict`` passes :data:`MAX_PIXELS`)
             leaves only PIL's decompression-bomb limit.
+        channels: the band count the model takes (its ``in_chans``); ``None`` (no model) or 3:
+            the rule above. Another count: ``bands`` must name that many, and with
+            ``bands=None`` an image of exactly that many bands (a declared alpha band aside)
+            is read whole; anything else raises naming both counts.
 
     Returns:
-        array ``[H, W, len(bands)]`` (three bands by default), float32.
+        array ``[H, W, len(bands)]`` (three bands by default, ``channels`` when set), float32.
     """
-    arr, where = read_bands(path, bands, max_pixels=max_pixels)
+    arr, where = read_bands(path, bands, max_pixels=max_pixels, channels=channels)
     return scale_values(arr, scale, where)
 
 

@@ -182,7 +182,7 @@ class ResizeNormalize:
     ) -> None:
         self.size = to_hw(size)
         if len(mean) != len(std):
-            raise ValueError("mean and std must have the same length")
+            raise ValueError(f"mean has {len(mean)} values but std has {len(std)}: give one of each per band")
         self.mean = torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(-1, 1, 1)
 

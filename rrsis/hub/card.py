@@ -47,6 +47,11 @@ def _rows(cfg: Mapping[str, Any]) -> list:
                      f"Swin-style, embed {bb.get('embed_dim')}, depths {_v(bb.get('depths'))}, heads "
                      f"{_v(bb.get('num_heads'))}, window {bb.get('window_size')}, local attention "
                      f"{_v(bb.get('local_attn'))}"))
+        n = bb.get("in_chans", 3)
+        rows.append(("input bands",
+                     (f"{n} ({'R, G, B' if n == 3 else 'band numbers counted from 1: `bands=`'}); "
+                      f"normalisation `(x - mean) / std` on values in [0, 1], mean {_v(bb.get('mean'))}, "
+                      f"std {_v(bb.get('std'))}")))
     text = cfg.get("text") or {}
     if text:
         rows.append(("text encoder",

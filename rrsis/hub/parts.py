@@ -28,7 +28,7 @@ from timm.models import get_pretrained_cfg
 from torch import nn
 
 from ..backbones.elsa import ELSABlock, elsa_swin_checkpoint_filter, is_elsa_swin_checkpoint
-from ..backbones.swin import SwinBlock, swin_checkpoint_filter
+from ..backbones.swin import INPUT_CONV, SwinBlock, adapt_input_channels, swin_checkpoint_filter
 from ..text.tokenizer import Tokenizer
 from .files import (
     CheckpointError,
@@ -175,6 +175,11 @@ def _map_swin(state: dict[str, torch.Tensor], model: nn.Module, model_state: Map
             out.unexpected.append(key)  # Swin attention into an ELSA block or back: only norms and MLP are shared
             continue
         want = tuple(model_state[target].shape)
+        if key == INPUT_CONV and value.dim() == 4 and len(want) == 4 and value.shape[1] != want[1] \
+                and (value.shape[0], *value.shape[2:]) == (want[0], *want[2:]):
+            # RGB filters for a model of another band count (backbone.in_chans), as timm adapts them
+            out.resized[target] = (tuple(value.shape), want)
+            value = adapt_input_channels(value, want[1])
         if key.endswith("relative_position_bias_table") and tuple(value.shape) != want and value.shape[-1] == want[-1]:
             old = tuple(value.shape)
             with warnings.catch_warnings():
@@ -288,7 +293,8 @@ def load_pretrained_parts(
     Key mapping is the backbone's own (``swin_checkpoint_filter`` in ``backbones/swin.py``:
     timm and Microsoft layouts; ``elsa_swin_checkpoint_filter`` in ``backbones/elsa.py``: the
     official ELSA-Swin checkpoints); relative-position bias tables of another window size are
-    resampled. Attention loads only into a block of the same kind: from a plain Swin checkpoint,
+    resampled; the RGB patch embedding of a model with another band count (``in_chans``) is
+    adapted as timm adapts it (:func:`rrsis.backbones.swin.adapt_input_channels`). Attention loads only into a block of the same kind: from a plain Swin checkpoint,
     ELSA stages get ``norm1``, ``norm2`` and ``mlp`` only; from ELSA-Swin, everything. BERT ``bert.*``/bare keys go to
     ``text_encoder.bert.*`` (legacy ``LayerNorm.gamma/beta`` renamed); pooler and
     pre-training heads are unused.

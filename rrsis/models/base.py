@@ -35,28 +35,32 @@ def _compiling() -> bool:
 
 
 def load_image(image: ImageLike, index: int = 0, *, bands: Bands = None, scale: Scale = None) -> np.ndarray:
-    """Any supported image → ``[H, W, 3]`` uint8 RGB, upright (for display and overlays).
-
-    Reads through :func:`rrsis.data.read_image`, the reader ``predict`` and the datasets use:
-    EXIF orientation applied, CMYK/YCbCr converted, a declared alpha band dropped, grey
-    replicated; rasters with other band counts need ``bands=`` (counted from 1), 16-bit data
-    ``scale=``.
-    """
+    """Any supported image → ``[H, W, 3]`` uint8 RGB, upright (for display and overlays), read by
+    :func:`rrsis.data.read_image` (as ``predict`` and the datasets read): EXIF orientation applied,
+    CMYK/YCbCr converted, a declared alpha band dropped, grey replicated; rasters with other band
+    counts need ``bands=`` (three, counted from 1), 16-bit data ``scale=``."""
     return np.ascontiguousarray(np.round(_read_nodata(image, index, bands, scale)[0] * 255.0).astype(np.uint8))
 
 
 def _read_nodata(image: ImageLike, index: int, bands: Bands, scale: Scale,
-                 max_pixels: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+                 max_pixels: int | None = None, channels: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """``read_image``'s pixels and where they are nodata (a non-finite value in any chosen
     band; ``None`` when there is none), with errors that say which input was wrong."""
     where = f"image {index}"  # the reader's messages name the file itself
     try:
-        arr, name = read_bands(image, bands, max_pixels=max_pixels)
+        arr, name = read_bands(image, bands, max_pixels=max_pixels, channels=channels)
         return scale_values(arr, scale, name), nodata_mask(arr)
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"{where}: {exc}") from None
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
+
+
+def _input_bands(model: nn.Module) -> tuple[int, tuple, tuple]:
+    """``(in_chans, mean, std)`` of a model's backbone node; RGB with ImageNet's statistics for a
+    stand-in module that borrows :meth:`RRSISModel.preprocess` without a config."""
+    bb = (getattr(model, "_config", None) or {}).get("backbone") or {}
+    return int(bb.get("in_chans", 3)), tuple(bb.get("mean") or IMAGENET_MEAN), tuple(bb.get("std") or IMAGENET_STD)
 
 
 def threshold_mask(probability: np.ndarray, threshold: float) -> np.ndarray:
@@ -85,6 +89,10 @@ class RRSISModel(nn.Module):
     def image_size(self) -> int:
         return int(self._config.get("image_size", 480))
 
+    in_chans = property(lambda self: _input_bands(self)[0], doc="Input bands (``backbone.in_chans``; 3: RGB).")
+    pixel_mean = property(lambda self: _input_bands(self)[1], doc="Per-band mean (``backbone.mean``).")
+    pixel_std = property(lambda self: _input_bands(self)[2], doc="Per-band std (``backbone.std``).")
+
     # ------------------------------------------------------------------ checks
     def check_inputs(
         self,
@@ -96,23 +104,22 @@ class RRSISModel(nn.Module):
     ) -> None:
         """Raise ``ValueError`` naming the problem when inputs break the contract.
 
-        Shapes and dtypes are always checked (metadata: free). The values (finite pixels, a 0/1
-        mask, no empty text, ids inside the vocabulary) are read only when ``values`` is true,
-        or, by default, when every tensor is in host memory: reading a GPU tensor's values
-        blocks the host until the GPU catches up, which in a training step stalls the queue of
-        launches and rules out CUDA graphs. A training loop therefore checks a batch's values
-        once on the host, where the loader made it (``check_inputs(..., values=True)`` before
-        ``.to(device)``), and the forward on the device reads none. Under ``torch.compile`` the
-        values are never read (a data-dependent branch would break the graph).
-        """
+        Shapes (``in_chans`` channels), dtypes: always checked (metadata: free). The values (finite
+        pixels, a 0/1 mask, no empty text, ids inside the vocabulary) are read only when ``values``
+        is true, or, by default, when every tensor is in host memory: reading a GPU tensor's values
+        blocks the host until the GPU catches up, which in a training step stalls the launch queue
+        and rules out CUDA graphs. A training loop checks a batch's values once on the host
+        (``check_inputs(..., values=True)`` before ``.to(device)``); the forward on the device reads
+        none. Under ``torch.compile`` the values are never read (a data-dependent branch)."""
         for name, t in (("pixel_values", pixel_values), ("input_ids", input_ids), ("attention_mask", attention_mask)):
             if not isinstance(t, torch.Tensor):
                 raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
         if pixel_values.dim() != 4:
-            raise ValueError(f"pixel_values must be [B, 3, H, W], got shape {tuple(pixel_values.shape)}")
+            raise ValueError(f"pixel_values must be [B, {self.in_chans}, H, W], got shape {tuple(pixel_values.shape)}")
         b, c, h, w = pixel_values.shape
-        if c != 3:
-            raise ValueError(f"pixel_values must have 3 channels, got {c} (shape {tuple(pixel_values.shape)})")
+        if c != (bands := self.in_chans):
+            raise ValueError(f"pixel_values has {c} channels but this model takes {bands} (in_chans; "
+                             f"shape {tuple(pixel_values.shape)})")
         if h == 0 or w == 0 or b == 0:
             raise ValueError(f"pixel_values has a zero-size dimension: {tuple(pixel_values.shape)}")
         if h % self.size_divisor or w % self.size_divisor:
@@ -121,7 +128,7 @@ class RRSISModel(nn.Module):
                 "(model.predict does this for you)"
             )
         if not pixel_values.is_floating_point():
-            raise ValueError(f"pixel_values must be a float tensor (ImageNet-normalised), got {pixel_values.dtype}")
+            raise ValueError(f"pixel_values must be a float tensor (normalised), got {pixel_values.dtype}")
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must be [B, L], got shape {tuple(input_ids.shape)}")
         if input_ids.dtype not in (torch.long, torch.int32, torch.int64):
@@ -154,7 +161,7 @@ class RRSISModel(nn.Module):
         self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
         position: torch.Tensor | None = None,
     ) -> SegmentationOutput:
-        """``pixel_values [B, 3, H, W]`` (ImageNet-normalised), ``input_ids``/``attention_mask``
+        """``pixel_values [B, in_chans, H, W]`` (normalised), ``input_ids``/``attention_mask``
         ``[B, L]`` → :class:`SegmentationOutput` with ``logits [B, 2, H, W]``; ``position [B, 4]``:
         each image's box in its scene, for a scene-position encoding (:mod:`rrsis.fusion.position`)."""
         self.check_inputs(pixel_values, input_ids, attention_mask)
@@ -177,40 +184,41 @@ class RRSISModel(nn.Module):
         The one preprocessing of rrsis inference (``predict``, ``segment_scene`` in every mode,
         the app): :func:`rrsis.data.read_image`, then :func:`rrsis.data.transforms.resize_image`
         to ``image_size``² and :func:`rrsis.data.transforms.normalize`, the arithmetic the
-        datasets use for training and evaluation. A ``[3, H, W]`` float tensor counts as already
+        datasets use for training and evaluation, with the model's :attr:`pixel_mean` / ``pixel_std``.
+        A ``[in_chans, H, W]`` float tensor counts as already
         read (the reader's values, channels first): callers that read pixels themselves (a
         scene's windows) only resize and normalise here.
 
         Args:
             images: paths, PIL images, numpy arrays (see :meth:`predict`) or read
-                ``[3, H, W]`` tensors; or a single one.
+                ``[in_chans, H, W]`` tensors; or a single one.
             image_size: square model input side (default: the model's ``image_size``), a
                 multiple of ``size_divisor``.
-            bands: band numbers counted from 1 (see :func:`rrsis.data.read_image`).
+            bands: band numbers counted from 1, ``in_chans`` of them (see :meth:`predict`).
             scale: value scaling (see :func:`rrsis.data.read_image`).
             max_pixels: largest image read (see :meth:`predict`).
 
         Returns:
-            ``(pixel_values [B, 3, S, S]`` on the model's device and dtype, ``[(H, W), ...]``
+            ``(pixel_values [B, in_chans, S, S]`` on the model's device and dtype, ``[(H, W), ...]``
             the native size of each image, for :meth:`postprocess`).
         """
-        if not isinstance(images, (list, tuple)):
-            images = [images]
+        images = list(images) if isinstance(images, (list, tuple)) else [images]
         if not images:
             raise ValueError("no images given")
         size = check_image_size(image_size, self.image_size, self.size_divisor)
         pixels, sizes = [], []
+        n, mean, std = _input_bands(self)
         for i, im in enumerate(images):
             if isinstance(im, torch.Tensor):
-                if im.dim() != 3 or im.shape[0] != 3 or not im.is_floating_point():
-                    raise ValueError(f"image {i}: a tensor must be read pixels [3, H, W] float, got "
-                                     f"{tuple(im.shape)} {im.dtype}")
+                if im.dim() != 3 or im.shape[0] != n or not im.is_floating_point():
+                    raise ValueError(f"image {i}: a tensor must be read pixels [{n}, H, W] float (the model's "
+                                     f"in_chans={n}), got {tuple(im.shape)} {im.dtype}")
                 x = im.float()
             else:
-                a = _read_nodata(im, i, bands, scale, max_pixels)[0]
+                a = _read_nodata(im, i, bands, scale, max_pixels, n)[0]
                 x = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32))
             sizes.append((int(x.shape[1]), int(x.shape[2])))
-            pixels.append(normalize(resize_image(x, size)))
+            pixels.append(normalize(resize_image(x, size), mean, std))
         param = next(self.parameters())
         return torch.stack(pixels).to(device=param.device, dtype=param.dtype), sizes
 
@@ -309,9 +317,9 @@ class RRSISModel(nn.Module):
             batch_size: images per forward pass.
             image_size: square model input side (default: the model's ``image_size``),
                 a multiple of 32.
-            bands: band numbers **counted from 1**, as GDAL and rasterio count, for rasters
-                that are not grey/RGB(A) (e.g. ``(1, 2, 3)`` for the R, G, B of an RGBN
-                GeoTIFF); see :func:`rrsis.data.read_image`.
+            bands: band numbers **counted from 1** (as GDAL counts), as many as the model's
+                ``in_chans`` (``(1, 2, 3)``: the R, G, B of an RGBN GeoTIFF for an RGB model; an
+                ``in_chans=4`` model reads a 4-band image whole); see :func:`rrsis.data.read_image`.
             scale: value scaling for 16-bit or float rasters (``"dtype"``, ``"max"``,
                 ``"minmax"`` or a divisor); see :func:`rrsis.data.read_image`.
             max_pixels: largest image, height × width, read whole into memory (default
@@ -325,8 +333,7 @@ class RRSISModel(nn.Module):
         Returns:
             ``[H_i, W_i]`` bool arrays.
         """
-        if not isinstance(images, (list, tuple)):
-            images = [images]
+        images = list(images) if isinstance(images, (list, tuple)) else [images]
         if not isinstance(texts, (str, list, tuple)):
             raise ValueError(f"texts must be a string or a list of strings (one per image), got "  # noqa: TRY004
                              f"{type(texts).__name__} {texts!r:.60}")
@@ -342,16 +349,14 @@ class RRSISModel(nn.Module):
         texts = self.check_texts(texts)
         size = check_image_size(image_size, self.image_size, self.size_divisor)
         # Read every image first, so a bad one fails before any forward pass.
-        read_all = [_read_nodata(im, i, bands, scale, max_pixels) for i, im in enumerate(images)]
-        arrays = [a for a, _ in read_all]
-        read = [torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32)) for a in arrays]
+        read_all = [_read_nodata(im, i, bands, scale, max_pixels, self.in_chans) for i, im in enumerate(images)]
+        read = [torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32)) for a, _ in read_all]
         tokens = self.tokenizer(texts)
         device = next(self.parameters()).device
-        was_training = self.training
+        was_training, masks = self.training, []
         self.eval()
-        masks: list[np.ndarray] = []
         try:
-            for s in range(0, len(arrays), batch_size):
+            for s in range(0, len(read), batch_size):
                 pix, sizes = self.preprocess(read[s : s + batch_size], image_size=size)
                 out = self(
                     pix, tokens["input_ids"][s : s + batch_size].to(device),

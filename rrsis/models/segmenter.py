@@ -60,7 +60,8 @@ class ReferringSegmenter(RRSISModel):
     def from_config(cls, cfg: ModelConfig, arch: str = "custom") -> "ReferringSegmenter":
         """Build every part a validated config tree names and compose them."""
         text = TextEncoder(cfg.text)
-        backbone = MultiModalSwin(cfg.backbone, cfg.fusion, text_dim=cfg.text.hidden_size)
+        backbone = MultiModalSwin(cfg.backbone, cfg.fusion, text_dim=cfg.text.hidden_size,
+                                  in_chans=cfg.backbone.in_chans)
         dims = backbone.dims
         neck = None
         if cfg.neck is not None:

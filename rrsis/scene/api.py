@@ -194,7 +194,7 @@ def segment_scene(
     if not own and crs is not None:
         raise ValueError("crs= applies when segment_scene opens the scene; give it to open_scene(..., crs=)")
     sc = open_scene(scene, bands=bands, scale=scale, stretch=stretch, max_pixels=max_pixels,
-                    crs=crs) if own else scene
+                    crs=crs, channels=getattr(model, "in_chans", None)) if own else scene
     try:
         opt = opt.resolved(model, sc.height, sc.width)
         prefixes = None

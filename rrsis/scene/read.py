@@ -1,6 +1,7 @@
 """Scenes as sources of windows: rasters through rasterio (bounded memory), plain images in memory.
 
-A :class:`Scene` hands out windows of the scene as ``[h, w, 3]`` float32 pixels in the reader's
+A :class:`Scene` hands out windows of the scene as ``[h, w, C]`` float32 pixels (C = 3, or the
+model's ``in_chans``) in the reader's
 scale (bands chosen, values scaled or stretched, as :func:`rrsis.data.read_image` gives them)
 plus a validity mask (nodata tags, alpha, NaN or infinite values) at full or reduced
 resolution, so no caller ever needs the whole raster in memory. Plain images and arrays are read
@@ -48,15 +49,15 @@ def require_geo(what: str):
     return rasterio
 
 
-def _scene_bands(bands: str | Sequence[int] | None) -> tuple[int, ...] | None:
+def _scene_bands(bands: str | Sequence[int] | None, channels: int | None) -> tuple[int, ...] | None:
     out = parse_bands(bands)
-    if out is not None and len(out) not in (1, 3):
-        raise ValueError(f"bands {out}: give 3 bands (R,G,B) or 1 (shown as grey), counted from 1")
+    if out is not None and len(out) not in ((1, 3) if channels in (None, 3) else (channels,)):
+        raise ValueError(f"bands {out}: give 3 bands (R,G,B) or 1 (shown as grey), counted from 1" if channels
+                         in (None, 3) else f"bands {out} names {len(out)} band(s) but the model takes {channels}")
     return out
 
 
-def _uint8_to_unit(x: np.ndarray) -> np.ndarray:
-    # read_image's arithmetic for uint8 with scale=None, applied to a window at a time.
+def _uint8_to_unit(x: np.ndarray) -> np.ndarray:  # read_image's uint8 arithmetic, a window at a time
     return x.astype(np.float32) / 255.0
 
 
@@ -65,7 +66,7 @@ class Scene:
 
     Use :func:`open_scene` to build one. Attributes: ``height``, ``width``, ``crs``,
     ``transform`` (an affine or ``None``), ``georeferenced``, ``profile`` (rasterio's, or
-    ``None``), ``bands`` (band numbers counted from 1 shown as R, G, B), ``dtype`` (the
+    ``None``), ``bands`` (band numbers counted from 1 read, shown as R, G, B), ``dtype`` (the
     source data's type), ``stretch_range`` (a raster's per-band ``(low, high)`` mapped to
     [0, 1] by the stretch or the value scaling; ``None`` for in-memory scenes).
     """
@@ -74,7 +75,7 @@ class Scene:
                  bands: tuple[int, ...] | None = None, stretch: Any = "auto", scale: Scale = None,
                  to_unit: Callable[[np.ndarray], np.ndarray] | None = None,
                  dtype: str | None = None, name: str = "scene", nodata: np.ndarray | None = None,
-                 crs: Any = None) -> None:
+                 crs: Any = None, channels: int | None = None) -> None:
         self.name = name
         self._array = array
         self._ds = dataset
@@ -85,28 +86,27 @@ class Scene:
             # turns a window of it into the reader's float32 values.
             self.height, self.width = array.shape[:2]
             self.crs = self.transform = self.profile = None
-            self.bands = (1, 2, 3)
-            self.stretch_range = None
-            self._clip = False
+            self.bands = tuple(range(1, (array.shape[2] if array.ndim == 3 and array.shape[2] > 1 else 3) + 1))
+            self.stretch_range, self._clip = None, False
             self.dtype = dtype or str(array.dtype)  # the source's type, before any scaling
             self._to_unit = to_unit or (lambda x: x)
             return
         ds = dataset
-        self.height, self.width = ds.height, ds.width
-        self.crs = ds.crs
-        self.transform = ds.transform
-        self.profile = ds.profile
-        self.dtype = ds.dtypes[0]
+        self.height, self.width, self.dtype = ds.height, ds.width, ds.dtypes[0]
+        self.crs, self.transform, self.profile = ds.crs, ds.transform, ds.profile
         if crs is not None:
             self._assign_crs(crs)
         from rasterio.enums import ColorInterp
 
         colour = [ds.colorinterp[i] for i in range(ds.count)]
         data_bands = [i + 1 for i, c in enumerate(colour) if c != ColorInterp.alpha] or [1]
-        if bands is None:
-            bands = tuple(data_bands[:3]) if len(data_bands) >= 3 else (data_bands[0],)
-        bad = [b for b in bands if not 1 <= b <= ds.count]
-        if bad:
+        if bands is None and channels not in (None, 3) and len(data_bands) != channels:
+            raise ValueError(f"{name}: the raster has {len(data_bands)} band(s) (alpha aside) but the model "
+                             f"takes {channels} (in_chans); pass bands= with {channels} band numbers")
+        if bands is None:  # a model of another band count reads them all
+            bands = tuple(data_bands if channels not in (None, 3) else data_bands[:3] if len(data_bands) >= 3
+                          else data_bands[:1])
+        if bad := [b for b in bands if not 1 <= b <= ds.count]:
             raise ValueError(f"{name}: bands {bad} out of range; the raster has {ds.count} band(s) (1-based)")
         self.bands = bands
         if scale is not None and stretch not in ("auto", None, False):
@@ -262,13 +262,13 @@ class Scene:
         return np.ascontiguousarray(img), valid
 
     def _rows(self, window: tuple[int, int, int, int]) -> Callable[[int, int], np.ndarray]:
-        """``(y0, y1) -> [y1 - y0, w, 3]`` float32 rows of ``window`` (zeros outside the scene)."""
+        """``(y0, y1) -> [y1 - y0, w, C]`` float32 rows of ``window`` (zeros outside the scene)."""
         a = self._array
         r0, c0, _, c1 = window
         cc0, cc1 = max(c0, 0), min(c1, self.width)
 
         def rows(y0: int, y1: int) -> np.ndarray:
-            out = np.zeros((y1 - y0, c1 - c0, 3), np.float32)
+            out = np.zeros((y1 - y0, c1 - c0, len(self.bands)), np.float32)
             s0, s1 = max(r0 + y0, 0), min(r0 + y1, self.height)
             if s1 > s0 and cc1 > cc0:
                 part = self._to_unit(a[s0:s1, cc0:cc1])
@@ -309,19 +309,19 @@ class Scene:
 
 
 def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: Scale = None,
-               stretch: Any = "auto", max_pixels: int | None = MAX_PIXELS, crs: Any = None) -> Scene:
+               stretch: Any = "auto", max_pixels: int | None = MAX_PIXELS, crs: Any = None,
+               channels: int | None = None) -> Scene:
     """Open a path (any raster GDAL reads; PNG/JPEG without the geo extra), a PIL image or a
     numpy array (``[H, W]`` / ``[H, W, C]`` as ``model.predict`` takes) as a :class:`Scene`.
-
     Plain images and arrays are read as :func:`rrsis.data.read_image` reads them (same band
-    rule, same ``bands`` and ``scale``), so ``segment_scene(mode="global")`` gives exactly
-    ``model.predict``'s mask on them.
+    rule, ``bands`` and ``scale``): ``segment_scene(mode="global")`` gives ``model.predict``'s mask.
 
     Args:
         source: the scene.
-        bands: band numbers counted from 1 (as GDAL and rasterio count) shown as R, G, B
-            (``"4,3,2"`` or ``(4, 3, 2)``); one band is shown as grey. Default: the first three
-            non-alpha bands of a raster, :func:`~rrsis.data.read_image`'s rule otherwise.
+        bands: band numbers counted from 1 (as GDAL counts) shown as R, G, B (``"4,3,2"``); one
+            band is shown as grey; ``channels`` of them for a model of another band count.
+            Default: a raster's first three non-alpha bands (all ``channels`` of them for such a
+            model), :func:`~rrsis.data.read_image`'s rule otherwise.
         scale: value scaling with :func:`~rrsis.data.read_image`'s meaning (``"dtype"``,
             ``"max"``, ``"minmax"`` or a divisor) for 16-bit or float data; on a raster read
             by rasterio ``"max"``/``"minmax"`` take their statistics from a decimated read.
@@ -333,14 +333,15 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
         crs: the CRS of a raster that has a transform but no CRS (``"EPSG:32633"``, WKT, ...);
             ``"none"`` accepts outputs without georeference. A different CRS than the raster's
             own is refused. A scene with no valid pixel (see the module's nodata rule) raises.
+        channels: the model's band count (``in_chans``, which ``segment_scene`` passes).
     """
-    band_tuple = _scene_bands(bands)
+    band_tuple = _scene_bands(bands, channels)
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if not os.path.isfile(path) and not ("://" in path or path.startswith("/vsi")):  # URLs: GDAL's
             raise FileNotFoundError(f"{path}: file not found")
         if path.lower().endswith(PLAIN_SUFFIXES):
-            return _check_scale(_in_memory(path, band_tuple, scale, path, max_pixels), scale)
+            return _check_scale(_in_memory(path, band_tuple, scale, path, max_pixels, channels), scale)
         rasterio = require_geo(f"reading {os.path.basename(path)}")
         import warnings
 
@@ -354,19 +355,19 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
             raise ValueError(f"{path}: cannot read raster ({exc})") from None
         try:
             return _check_scale(Scene(dataset=ds, bands=band_tuple, stretch=stretch, scale=scale, name=path,
-                                      crs=crs), scale)
+                                      crs=crs, channels=channels), scale)
         except Exception:
             ds.close()
             raise
     if (isinstance(source, np.ndarray) and source.dtype == np.uint8 and source.size and band_tuple is None
-            and scale is None and (source.ndim == 2 or (source.ndim == 3 and source.shape[2] in (1, 3, 4)))):
+            and scale is None and channels in (None, 3) and (source.ndim == 2 or (source.ndim == 3 and source.shape[2] in (1, 3, 4)))):
         # uint8 grey/RGB/RGBA arrays are read in place (no whole-scene copy), a window at a
         # time, with read_image's arithmetic; a declared alpha band (the 4th) dropped as it drops it.
         check_pixels(source.shape[0], source.shape[1], max_pixels, "array")
         if source.ndim == 3:
             source = source[:, :, 0] if source.shape[2] == 1 else source[:, :, :3]  # views
         return Scene(array=source, to_unit=_uint8_to_unit, name="array")
-    return _check_scale(_in_memory(source, band_tuple, scale, "array", max_pixels), scale)
+    return _check_scale(_in_memory(source, band_tuple, scale, "array", max_pixels, channels), scale)
 
 
 def _check_scale(scene: Scene, scale: Scale) -> Scene:
@@ -383,18 +384,17 @@ def _check_scale(scene: Scene, scale: Scale) -> Scene:
         top = float(v.max()) / float(scale) if v.size else 0.0
     if top > 4.0:
         scene.close()
-        raise ValueError(f"{scene.name}: scale={scale!r} maps pixel values up to {top:.3g}; scale is "
-                         "value scaling (as in model.predict: 'dtype', 'max', 'minmax' or a divisor "
-                         "near the data's maximum), the scene pixels per model pixel are "
-                         "pixel_ratio (--pixel-ratio)")
+        raise ValueError(f"{scene.name}: scale={scale!r} maps pixel values up to {top:.3g}; scale is value "
+                         "scaling (as in model.predict: 'dtype', 'max', 'minmax' or a divisor near the "
+                         "data's maximum), the scene pixels per model pixel are pixel_ratio (--pixel-ratio)")
     return scene
 
 
 def _in_memory(source: Any, bands: tuple[int, ...] | None, scale: Scale, name: str,
-               max_pixels: int | None = MAX_PIXELS) -> Scene:
-    """A plain image or array through read_image's steps; 8-bit data is kept as bytes and
-    scaled a window at a time (the same values, a quarter of the memory)."""
-    arr, where = read_bands(source, bands, max_pixels=max_pixels)
+               max_pixels: int | None = MAX_PIXELS, channels: int | None = None) -> Scene:
+    """A plain image or array through read_image's steps; 8-bit data kept as bytes, scaled a window
+    at a time (the same values, a quarter of the memory)."""
+    arr, where = read_bands(source, bands, max_pixels=max_pixels, channels=channels)
     if arr.dtype == np.uint8 and scale is None:
         return Scene(array=arr, to_unit=_uint8_to_unit, name=name)
     return Scene(array=scale_values(arr, scale, where), dtype=str(arr.dtype), name=name, nodata=nodata_mask(arr))

@@ -25,13 +25,25 @@ import numpy as np
 
 from ..._atomic import atomic_open
 from .grammar import KIND_WEIGHTS, Expression, candidates, sample_expressions, vocabulary
-from .scene import CATEGORIES, COLOURS, Scene, SceneObject, render, sample_scene
+from .nir import render_nir
+from .scene import (
+    CATEGORIES,
+    COLOURS,
+    NIR_CATEGORIES,
+    NIR_STATES,
+    Scene,
+    SceneObject,
+    render,
+    sample_scene,
+)
 from .writers import GeneratedScene, RefSegRSWriter, RRSISDWriter
 
 __all__ = [
     "CATEGORIES",
     "COLOURS",
     "KIND_WEIGHTS",
+    "NIR_CATEGORIES",
+    "NIR_STATES",
     "Expression",
     "GeneratedScene",
     "Scene",
@@ -41,6 +53,7 @@ __all__ = [
     "generate",
     "generate_scene",
     "render",
+    "render_nir",
     "sample_expressions",
     "sample_scene",
     "vocabulary",
@@ -87,6 +100,7 @@ def generate_scene(
     no_target_frac: float = 0.0,
     prefer_non_unique: float = 0.85,
     kind_weights: Mapping[str, float] | None = None,
+    nir: bool = False,
     **scene_kwargs: Any,
 ) -> GeneratedScene:
     """Sample, render and describe scene ``index`` (independent of how many scenes are made).
@@ -98,11 +112,15 @@ def generate_scene(
         split: its split label.
         expressions_per_scene: expressions to draw.
         no_target_frac, prefer_non_unique, kind_weights: see :func:`sample_expressions`.
+        nir: add a near-infrared band (image ``[S, S, 4]``), a vegetated and a bare plot or a
+            dry and a wet pond, and the ``nir`` expressions that need the band.
         **scene_kwargs: :func:`sample_scene` options (object counts and sizes, ...).
     """
     rng = np.random.default_rng([seed, index])
-    scene = sample_scene(rng, size, **scene_kwargs)
+    scene = sample_scene(rng, size, nir=nir, **scene_kwargs)
     image = render(scene, rng)
+    if nir:
+        image = np.concatenate([image, render_nir(scene, rng)[..., None]], axis=2)
     exprs = sample_expressions(scene, rng, expressions_per_scene, no_target_frac=no_target_frac,
                                prefer_non_unique=prefer_non_unique, kind_weights=kind_weights)
     return GeneratedScene(index, split, scene, image, exprs)
@@ -147,6 +165,7 @@ def generate(
     prefer_non_unique: float = 0.85,
     kind_weights: Mapping[str, float] | None = None,
     image_format: str = "png",
+    nir: bool = False,
     progress: bool = False,
     workers: int = 1,
     executor: Executor | None = None,
@@ -170,7 +189,13 @@ def generate(
         min_object_frac: smallest allowed object length as a fraction of ``size``.
         prefer_non_unique: chance of preferring a target with a same-category distractor.
         kind_weights: relative weights of expression kinds (see ``KIND_WEIGHTS``).
-        image_format: RRSIS-D image encoding, ``"png"`` (lossless) or ``"jpg"``.
+        image_format: RRSIS-D image encoding, ``"png"`` (lossless) or ``"jpg"``; 4-band
+            (``nir``) images are uncompressed TIFFs whatever it says.
+        nir: add a near-infrared band to every image (R, G, B, NIR; read them with
+            ``bands=(1, 2, 3, 4)`` or a model built with ``in_chans=4``), a vegetated and a bare
+            plot or a dry and a wet pond to every scene, and ``nir`` expressions that need the
+            band ("the vegetated plot", "the dry pond"). ``False`` writes the same bytes as
+            rrsis without the option.
         progress: show a progress bar.
         workers: processes that sample and render scenes (the files are written here, in
             scene order, so the output does not depend on it); 1 makes everything here.
@@ -210,7 +235,7 @@ def generate(
         no_target_frac=no_target_frac, prefer_non_unique=prefer_non_unique,
         kind_weights=dict(kind_weights) if kind_weights is not None else None,
         min_objects=min_objects, max_objects=max_objects, object_scale=object_scale,
-        min_object_frac=min_object_frac,
+        min_object_frac=min_object_frac, **({"nir": True} if nir else {}),
     )
     made = _scenes(make, [(i, labels[i]) for i in range(n_scenes)], executor, workers)
     scenes: Iterable[GeneratedScene] = made
@@ -254,8 +279,9 @@ def generate(
             "object_scale": object_scale, "min_object_frac": min_object_frac,
             "prefer_non_unique": prefer_non_unique, "image_format": image_format,
             "kind_weights": dict(KIND_WEIGHTS, **(kind_weights or {})),
+            **({"nir": True} if nir else {}),
         },
-        "vocabulary_size": len(vocabulary()),
+        "vocabulary_size": len(vocabulary(nir=nir)),
     }
     with atomic_open(os.path.join(out_dir, "stats.json")) as f:
         json.dump(stats, f, indent=2, sort_keys=True)

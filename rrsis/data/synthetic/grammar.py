@@ -3,7 +3,9 @@
 Every candidate expression is checked against the whole scene: it must select exactly its target
 set, with margins so that a human would agree (no object near a region border, no near-ties in
 size or position). Kinds: category, colour, size, extreme position, region, relation (to the
-road, the water or another object) and counts (multi-target); plus no-target expressions.
+road, the water or another object) and counts (multi-target); plus no-target expressions; and in
+near-infrared scenes ``nir``: a state that only the near-infrared band shows ("the vegetated
+plot", "the dry pond").
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .scene import CATEGORIES, COLOURS, Scene, SceneObject
+from .scene import CATEGORIES, COLOURS, NIR_CATEGORIES, NIR_STATES, Scene, SceneObject, category
 
 __all__ = ["KIND_WEIGHTS", "Expression", "candidates", "sample_expressions", "vocabulary"]
 
@@ -83,7 +85,7 @@ class Expression:
 
 def _np(cat: str, objs: list[SceneObject], colour: str = "") -> str:
     """Noun phrase for one object or a group: "the red building", "the three red buildings"."""
-    c = CATEGORIES[cat]
+    c = category(cat)
     adj = f"{colour} " if colour else ""
     if len(objs) == 1:
         return f"the {adj}{c.name}"
@@ -193,7 +195,11 @@ def candidates(scene: Scene, rng: np.random.Generator) -> list[Expression]:
             refs[o.index] = _np(o.category, [o], o.colour)
 
     for cat, objs in by_cat.items():
-        c = CATEGORIES[cat]
+        c = category(cat)
+        for state in NIR_STATES.get(cat, ()):
+            sel = [o for o in objs if o.state == state]
+            if sel:
+                add(_np(cat, sel, state), sel, "nir", cat)
         if len(objs) == 1:
             add(f"the {c.name}", objs, "category", cat)
         else:
@@ -260,7 +266,7 @@ def _relations(scene: Scene, cat: str, objs: list[SceneObject], refs: Mapping[in
             sel = [o for o, v in zip(off, coord) if sign * (v - centre) > 0]
             if sel and not on_road:
                 add(phrase(sel, rel, "the road"), sel, "relation", cat)
-    if scene.water is not None and CATEGORIES[cat].place != "water":
+    if scene.water is not None and category(cat).place != "water":
         outline = _outline_points(scene.water)
         sel = _select(objs, [nearness(_mask_gap(o.mask, scene.water, outline)) for o in objs])
         if sel:
@@ -333,17 +339,21 @@ def sample_expressions(
     return chosen
 
 
-def vocabulary(split_punctuation: bool = True) -> list[str]:
+def vocabulary(split_punctuation: bool = True, nir: bool = False) -> list[str]:
     """Every word the grammar can emit, sorted.
 
     Args:
         split_punctuation: split "north-west" into "north", "-", "west" as BERT's basic
             tokenizer does (what a WordPiece vocabulary needs); otherwise whitespace words.
+        nir: add the words of near-infrared scenes (plots, ponds and their states).
     """
     phrases = [*TEMPLATE_WORDS, *COLOURS, *SIZE_WORDS, *EXTREMES, *DIRECTIONS, NEAR,
                *COUNT_WORDS.values()]
     phrases += [p for pair in REGIONS.values() for p in pair]
     phrases += [w for c in CATEGORIES.values() for w in (c.name, c.plural)]
+    if nir:
+        phrases += [w for c in NIR_CATEGORIES.values() for w in (c.name, c.plural)]
+        phrases += [w for pair in NIR_STATES.values() for w in pair]
     words = set()
     for phrase in phrases:
         for w in phrase.split():

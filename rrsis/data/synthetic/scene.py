@@ -14,7 +14,8 @@ from PIL import Image
 
 from ..coco import polygon_to_mask
 
-__all__ = ["CATEGORIES", "COLOURS", "Category", "Scene", "SceneObject", "render", "sample_scene"]
+__all__ = ["CATEGORIES", "COLOURS", "NIR_CATEGORIES", "NIR_STATES", "Category", "Scene", "SceneObject",
+           "category", "render", "sample_scene"]
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (200, 45, 40),
@@ -72,6 +73,22 @@ CATEGORIES: dict[str, Category] = {
     )
 }
 
+# Categories of near-infrared scenes only (``sample_scene(nir=True)``): each comes in two states
+# painted alike in R, G, B and told apart by the near-infrared band alone.
+NIR_CATEGORIES: dict[str, Category] = {
+    c.name: c
+    for c in (
+        Category("plot", "plots", (0.20, 0.26), (0.6, 0.85), ("green",), "rect"),
+        Category("pond", "ponds", (0.16, 0.22), (1.0, 1.0), ("blue",), "circle", encoding="rle"),
+    )
+}
+# category -> its two states, the words the grammar uses for them
+NIR_STATES: dict[str, tuple[str, str]] = {"plot": ("vegetated", "bare"), "pond": ("dry", "wet")}
+def category(name: str) -> Category:
+    """The :class:`Category` called ``name``, of :data:`CATEGORIES` or :data:`NIR_CATEGORIES`."""
+    return CATEGORIES[name] if name in CATEGORIES else NIR_CATEGORIES[name]
+
+
 # Unit airplane outline, nose at +x, length 1 (one wing side; mirrored below).
 _PLANE_HALF = [(0.5, 0.0), (0.42, 0.07), (0.12, 0.07), (-0.04, 0.48), (-0.16, 0.48),
                (-0.08, 0.07), (-0.32, 0.07), (-0.42, 0.2), (-0.5, 0.2), (-0.46, 0.0)]
@@ -91,6 +108,7 @@ class SceneObject:
         angle: rotation in radians.
         radius: bounding-circle radius in pixels.
         mask: bool ``[S, S]``.
+        state: for :data:`NIR_CATEGORIES`, one of its :data:`NIR_STATES` (``""`` otherwise).
     """
 
     index: int
@@ -103,6 +121,7 @@ class SceneObject:
     angle: float
     radius: float
     mask: np.ndarray = field(repr=False)
+    state: str = ""
 
     @property
     def area(self) -> int:
@@ -217,6 +236,7 @@ def sample_scene(
     water_prob: float = 0.35,
     road_probs: tuple[float, float, float] = (0.3, 0.5, 0.2),
     max_tries: int = 60,
+    nir: bool = False,
 ) -> Scene:
     """Sample the layout and objects of one scene.
 
@@ -229,6 +249,9 @@ def sample_scene(
         water_prob: chance of a coast (ships need one).
         road_probs: chances of 0, 1 and 2 roads.
         max_tries: placement attempts per object.
+        nir: also place a pair of one :data:`NIR_CATEGORIES` category, first, one object in each
+            of its two states (a vegetated and a bare plot, or a dry and a wet pond); with
+            ``False`` the random stream, and so the scene, is that of rrsis without the option.
     """
     water, shore_horizontal = _coast(rng, size) if rng.random() < water_prob else (None, True)
     roads: list[tuple[str, float, float]] = []
@@ -256,11 +279,16 @@ def sample_scene(
     if water is not None and "ship" not in chosen and rng.random() < 0.7:
         chosen[-1] = "ship"
     plan = [name for name, k in zip(chosen, _counts(rng, n_objects, n_cat)) for _ in range(k)]
+    states = [""] * len(plan)
+    if nir:
+        pair = list(NIR_STATES)[int(rng.integers(len(NIR_STATES)))]
+        order = NIR_STATES[pair] if rng.random() < 0.5 else NIR_STATES[pair][::-1]
+        plan, states = [pair, pair, *plan], [*order, *states]
 
     gap = 0.03 * size
     objects: list[SceneObject] = []
-    for name in plan:
-        cat = CATEGORIES[name]
+    for name, state in zip(plan, states):
+        cat = category(name)
         region = allowed[cat.place]
         for _ in range(max_tries):
             frac = rng.uniform(*cat.length) * object_scale
@@ -283,7 +311,7 @@ def sample_scene(
                 continue
             colour = str(rng.choice(cat.colours))
             objects.append(SceneObject(len(objects), name, colour, float(cx), float(cy),
-                                       float(length), float(width), float(angle), radius, mask))
+                                       float(length), float(width), float(angle), radius, mask, state))
             break
     ground = tuple(int(v) for v in np.asarray([158, 142, 104]) + rng.integers(-14, 15, 3))
     return Scene(size, objects, roads, water, road_mask, ground)  # type: ignore[arg-type]
@@ -344,7 +372,7 @@ def render(scene: Scene, rng: np.random.Generator) -> np.ndarray:
 
 
 def _paint(img: np.ndarray, obj: SceneObject, s: int, rng: np.random.Generator) -> None:
-    cat = CATEGORIES[obj.category]
+    cat = category(obj.category)
     base = np.asarray(COLOURS[obj.colour], dtype=np.float32) + rng.integers(-8, 9, 3)
     m = obj.mask
     u, v = _local(obj, s)
@@ -366,3 +394,5 @@ def _paint(img: np.ndarray, obj: SceneObject, s: int, rng: np.random.Generator) 
             np.abs(np.abs(v) - (obj.width / 2 - inset)) < t) | (np.abs(u) < t)
         inner = (np.abs(u) <= obj.length / 2 - inset + t) & (np.abs(v) <= obj.width / 2 - inset + t)
         img[m & on_line & inner] = (245, 245, 245)
+    elif obj.category == "plot":  # rows across the long axis, alike in every state
+        img[m & ((np.floor(u / max(0.03 * s, 1.0)) % 2) == 0)] *= 0.8

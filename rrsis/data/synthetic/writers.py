@@ -4,7 +4,9 @@ RRSIS-D (REFER): ``JPEGImages/<scene>.png``, COCO ``instances.json`` (storage ta
 compressed RLE, vehicles as uncompressed RLE, everything else as polygons traced along pixel
 edges, which decode back exactly) and ``refs(unc).p``. RefSegRS: ``images/<id>.tif``,
 ``masks/<id>.tif`` (255 = target) and ``output_phrase_<split>.txt``, one id per target set.
-All output is byte-for-byte deterministic.
+Images of four or more bands (R, G, B, near-infrared) are uncompressed TIFFs in both layouts
+(``JPEGImages/<scene>.tif``), their extra bands declared spectral, not alpha, so that
+:func:`rrsis.data.read_image` reads every band. All output is byte-for-byte deterministic.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import struct
 import sys
 from dataclasses import dataclass
 
@@ -21,11 +24,50 @@ from PIL import Image, features
 from ..._atomic import atomic_open, atomic_path, atomic_write
 from ..coco import mask_to_polygons, rle_encode
 from .grammar import Expression
-from .scene import CATEGORIES, Scene
+from .scene import CATEGORIES, NIR_CATEGORIES, Scene, category
 
-__all__ = ["GeneratedScene", "RRSISDWriter", "RefSegRSWriter"]
+__all__ = ["GeneratedScene", "RRSISDWriter", "RefSegRSWriter", "write_tiff"]
 
-CATEGORY_IDS = {name: i + 1 for i, name in enumerate(CATEGORIES)}
+CATEGORY_IDS = {name: i + 1 for i, name in enumerate([*CATEGORIES, *NIR_CATEGORIES])}
+
+
+def write_tiff(path: str, image: np.ndarray) -> None:
+    """Write a uint8 ``[H, W, C]`` image as one uncompressed baseline TIFF strip (little-endian,
+    interleaved): RGB photometric from three bands on, grey below, and every band after the
+    colour ones declared an unspecified extra sample (ExtraSamples 0: spectral, not alpha).
+
+    PIL would store a fourth band as alpha; rrsis's reader reads these files with numpy.
+    """
+    if image.dtype != np.uint8 or image.ndim != 3:
+        raise ValueError(f"write_tiff takes a uint8 [H, W, C] array, got {image.dtype} {image.shape}")
+    h, w, c = image.shape
+    colour = 3 if c >= 3 else 1
+    data = np.ascontiguousarray(image).tobytes()
+    # (tag, type, values): type 3 = SHORT, 4 = LONG; the strip offset is filled in below
+    tags = [(256, 4, [w]), (257, 4, [h]), (258, 3, [8] * c), (259, 3, [1]), (262, 3, [2 if colour == 3 else 1]),
+            (273, 4, [0]), (277, 3, [c]), (278, 4, [h]), (279, 4, [len(data)]), (284, 3, [1])]
+    if c > colour:
+        tags.append((338, 3, [0] * (c - colour)))
+    tags.append((339, 3, [1] * c))
+    ifd_size = 2 + 12 * len(tags) + 4
+    extra = bytearray()  # values longer than 4 bytes, after the IFD
+    extra_at = 8 + ifd_size
+    entries = []
+    for tag, typ, values in tags:
+        raw = struct.pack("<" + ("H" if typ == 3 else "I") * len(values), *values)
+        if len(raw) <= 4:
+            entries.append((tag, typ, len(values), raw.ljust(4, b"\0")))
+        else:
+            entries.append((tag, typ, len(values), struct.pack("<I", extra_at + len(extra))))
+            extra += raw + b"\0" * (len(raw) % 2)
+    strip_at = extra_at + len(extra)
+    ifd = bytearray(struct.pack("<H", len(entries)))
+    for tag, typ, count, value in entries:
+        value = struct.pack("<I", strip_at) if tag == 273 else value
+        ifd += struct.pack("<HHI", tag, typ, count) + value
+    ifd += struct.pack("<I", 0)
+    with open(path, "wb") as f:
+        f.write(b"II*\0" + struct.pack("<I", 8) + bytes(ifd) + bytes(extra) + data)
 
 
 @dataclass
@@ -36,7 +78,7 @@ class GeneratedScene:
         index: scene number (names its files).
         split: ``"train"``, ``"val"`` or ``"test"``.
         scene: geometry and masks.
-        image: uint8 ``[S, S, 3]``.
+        image: uint8 ``[S, S, 3]``, or ``[S, S, 4]`` with a near-infrared band.
         expressions: the chosen expressions.
     """
 
@@ -102,15 +144,20 @@ class RRSISDWriter:
         self.annotations: list[dict] = []
         self.refs: list[dict] = []
         self._sent_id = 0
+        self._nir = False
 
     def add(self, gs: GeneratedScene) -> None:
         """Write one scene's image and record its annotations and refs."""
         image_id = gs.index + 1
-        file_name = f"{gs.index:05d}.{self.image_format}"
+        bands = gs.image.shape[2]
+        file_name = f"{gs.index:05d}.{self.image_format if bands == 3 else 'tif'}"
         path = os.path.join(self.img_dir, file_name)
+        self._nir |= bands != 3
         # Not durable (no fsync): a generated image costs a rerun, not a result, and there are thousands.
         with atomic_path(path, durable=False) as tmp:
-            if self.image_format == "png":
+            if bands != 3:
+                write_tiff(tmp, gs.image)
+            elif self.image_format == "png":
                 Image.fromarray(gs.image).save(tmp, format="PNG", compress_level=6)
             else:
                 Image.fromarray(gs.image).save(tmp, format="JPEG", quality=95)
@@ -124,7 +171,7 @@ class RRSISDWriter:
                 "id": ann_ids[-1],
                 "image_id": image_id,
                 "category_id": CATEGORY_IDS[obj.category],
-                "segmentation": _segmentation(obj.mask, CATEGORIES[obj.category].encoding),
+                "segmentation": _segmentation(obj.mask, category(obj.category).encoding),
                 "area": int(obj.mask.sum()),
                 "bbox": [int(xs.min()), int(ys.min()), int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1],
                 "iscrowd": 0,
@@ -151,7 +198,7 @@ class RRSISDWriter:
     def close(self) -> str:
         """Write ``instances.json`` and ``refs(unc).p``; returns the folder."""
         categories = [{"id": i, "name": n, "supercategory": "object"}
-                      for n, i in CATEGORY_IDS.items()]
+                      for n, i in CATEGORY_IDS.items() if self._nir or n in CATEGORIES]
         coco = {"images": self.images, "annotations": self.annotations, "categories": categories}
         # dumps, not dump: the same bytes, from the C encoder (dump streams through the Python one).
         text = json.dumps(coco, sort_keys=True, separators=(",", ":"))
@@ -186,7 +233,10 @@ class RefSegRSWriter:
             mask = gs.target_mask(targets).astype(np.uint8) * 255
             for arr, folder in ((gs.image, self.img_dir), (mask, self.mask_dir)):
                 with atomic_path(os.path.join(folder, stem + ".tif"), durable=False) as tmp:
-                    Image.fromarray(arr).save(tmp, format="TIFF", compression=self.compression)
+                    if arr.ndim == 3 and arr.shape[2] != 3:
+                        write_tiff(tmp, arr)
+                    else:
+                        Image.fromarray(arr).save(tmp, format="TIFF", compression=self.compression)
             self.lines.setdefault(gs.split, []).extend(f"{stem} {e.text}" for e in exprs)
 
     def close(self) -> str:
