@@ -183,7 +183,10 @@ def run(args: argparse.Namespace) -> int:
     # A missing geo extra is an ImportError: cli/__init__.py's one exit-code map makes it 2.
     # The API's messages name the Python keyword and this command's flag (max_pixels= and
     # --max-pixels, crs= and --crs, scale= and --scale).
-    scene = open_scene(args.image, bands=args.bands, scale=args.scale, stretch=stretch,
+    # Opened before the model, to check it cheaply; --bands naming other than 1 or 3 bands is for a
+    # model of that many, which reads the file again with its own band count below.
+    rgb_bands = args.bands is None or len(args.bands.replace(" ", ",").strip(",").split(",")) in (1, 3)
+    scene = open_scene(args.image, bands=args.bands if rgb_bands else None, scale=args.scale, stretch=stretch,
                        max_pixels=max_pixels, crs=args.crs)
     with scene:
         check_georeference(scene)
@@ -197,8 +200,12 @@ def run(args: argparse.Namespace) -> int:
             # The API's warnings (an expression cut or unknown to the vocabulary), one line each.
             warnings.simplefilter("always", UserWarning)
             warnings.showwarning = _print_warning
+            again = getattr(model, "in_chans", 3) != 3 or not rgb_bands
+            read = {"bands": args.bands, "scale": args.scale, "stretch": stretch, "max_pixels": max_pixels,
+                    "crs": args.crs} if again else {}
             results = segment_scene(
-                model, scene, args.text, mode=args.mode, threshold=args.threshold, out=args.out,
+                model, args.image if again else scene, args.text, mode=args.mode, threshold=args.threshold,
+                out=args.out, **read,
                 probabilities=args.probabilities, geojson_crs=args.geojson_crs, simplify=args.simplify,
                 progress=not args.quiet, tile=args.tile, overlap=args.overlap, pixel_ratio=args.pixel_ratio,
                 global_size=args.image_size, batch_size=args.batch_size, overwrite=args.overwrite,

@@ -165,9 +165,7 @@ class RRSISModel(nn.Module):
         ``[B, L]`` → :class:`SegmentationOutput` with ``logits [B, 2, H, W]``; ``position [B, 4]``:
         each image's box in its scene, for a scene-position encoding (:mod:`rrsis.fusion.position`)."""
         self.check_inputs(pixel_values, input_ids, attention_mask)
-        if position is None:
-            return self._forward(pixel_values, input_ids, attention_mask)
-        return self._forward(pixel_values, input_ids, attention_mask, position)
+        return self._forward(pixel_values, input_ids, attention_mask, *(() if position is None else (position,)))
 
     # ------------------------------------------------------------------ inference
     def preprocess(

@@ -92,3 +92,34 @@ def test_rgb_model_still_reads_three_of_four_bands(tiny_model, image4):
     np.testing.assert_array_equal(c, tiny_model.predict(image4[..., 1], "the red building")[0])
     with pytest.raises(ValueError, match=r"names 2 band\(s\) but the model takes 3"):
         tiny_model.predict(image4, "the red building", bands=(1, 2))
+
+
+def test_rrsis_predict_reads_a_4_band_geotiff_for_a_4_band_model(model4, tmp_path, capsys):
+    """The command line opens the scene before loading the model; a 4-band model then reads
+    the file with its own band count, in the order --bands gives."""
+    rasterio = pytest.importorskip("rasterio")
+    from rasterio.transform import from_origin
+
+    from rrsis.cli import main
+
+    model4.save_pretrained(tmp_path / "m4")
+    data = np.random.default_rng(1).integers(0, 256, (4, 64, 64), dtype=np.uint8)
+    # Four spectral bands (GDAL would take a fourth uint8 band for alpha unless told otherwise).
+    with rasterio.open(tmp_path / "s.tif", "w", driver="GTiff", width=64, height=64, count=4, dtype="uint8",
+                       photometric="MINISBLACK", crs="EPSG:32633",
+                       transform=from_origin(400000, 4600000, 0.5, 0.5)) as ds:
+        ds.write(data)
+    probs = {}
+    for name, bands in (("all", []), ("reversed", ["--bands", "4,3,2,1"])):
+        argv = ["predict", "--model", str(tmp_path / "m4"), "--image", str(tmp_path / "s.tif"), "--text",
+                "the red building", "--out", str(tmp_path / name), "--probabilities", "--mode", "global",
+                "--quiet", *bands]
+        assert main(argv) == 0
+        with rasterio.open(tmp_path / f"{name}_mask.tif") as ds:
+            probs[name] = ds.read(1)
+    want = model4.predict(data.transpose(1, 2, 0)[..., ::-1].copy(), "the red building", threshold=0.5)[0]
+    assert ((probs["reversed"] >= 128) == want).all()
+    assert not np.array_equal(probs["all"], probs["reversed"])
+    assert main(["predict", "--model", str(tmp_path / "m4"), "--image", str(tmp_path / "s.tif"), "--text", "x",
+                 "--out", str(tmp_path / "bad"), "--bands", "1,2,3", "--quiet"]) == 2
+    assert "names 3 band(s) but the model takes 4" in capsys.readouterr().err
