@@ -241,7 +241,7 @@ def test_check_inputs_reads_no_device_values():
     pix = torch.empty(2, 3, 64, 64, device=meta)
     ids = torch.empty(2, 6, dtype=torch.long, device=meta)
     model.check_inputs(pix, ids, torch.empty(2, 6, dtype=torch.long, device=meta))
-    with pytest.raises(ValueError, match="3 channels"):
+    with pytest.raises(ValueError, match="4 channels but this model takes 3"):
         model.check_inputs(torch.empty(2, 4, 64, 64, device=meta), ids, ids)
     # On the host the values are read by default, and on request for any tensor.
     bad = torch.full((2, 3, 64, 64), float("nan"))
