@@ -156,7 +156,7 @@ def tiny():
     "mutate, message",
     [
         (lambda x, i, m: (x[0], i, m), r"pixel_values must be \[B, 3, H, W\]"),
-        (lambda x, i, m: (x[:, :1], i, m), "3 channels, got 1"),
+        (lambda x, i, m: (x[:, :1], i, m), "1 channels but this model takes 3"),
         (lambda x, i, m: (x[:, :, :0], i, m), "zero-size"),
         (lambda x, i, m: (x[:, :, :48], i, m), "not a multiple of 32"),
         (lambda x, i, m: (x.long(), i, m), "must be a float tensor"),

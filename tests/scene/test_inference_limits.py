@@ -348,6 +348,7 @@ def test_the_next_predict_removes_what_a_killed_one_left(model, saved, tmp_path)
     assert remove_stale_temporaries(target) == []
 
 
+@pytest.mark.slow  # 18 s; the default suite keeps test_the_next_predict_removes_what_a_killed_one_left and the region kill test
 def test_a_killed_predict_leaves_nothing_under_the_final_names(saved, tmp_path):
     """A real ``rrsis predict`` killed while it computes: no output appears, and the next run of
     the same command cleans up and writes every file."""
