@@ -208,7 +208,7 @@ def test_region_bad_input_is_named_before_any_computing(tiny, tmp_path, monkeypa
     with pytest.raises(ValueError, match=r"end it in \.gpkg .* or \.parquet"):
         segment_scenes(tiny, str(tmp_path / "a.tif"), "a", merged=tmp_path / "m.shp", **kw)
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # as when it is not installed
-    with pytest.raises(ImportError, match="GeoParquet needs pyarrow: pip install pyarrow"):
+    with pytest.raises(ImportError, match=r"GeoParquet needs pyarrow: pip install \"rrsis\[parquet\]\""):
         segment_scenes(tiny, str(tmp_path / "a.tif"), "a", merged=tmp_path / "m.parquet", **kw)
     with pytest.raises(ValueError, match="is empty"):
         segment_scenes(tiny, str(tmp_path / "a.tif"), " ", **kw)

@@ -29,7 +29,7 @@ def _require(module: str, what: str):
     try:
         return importlib.import_module(module)
     except ImportError:
-        extra = ('pip install pyarrow (or write a GeoPackage: a merged path ending in .gpkg)'
+        extra = ('pip install "rrsis[parquet]" (or write a GeoPackage: a merged path ending in .gpkg)'
                  if module == "pyarrow" else 'pip install "rrsis[geo]"')
         raise ImportError(f"{what} needs {module}: {extra}") from None
 
