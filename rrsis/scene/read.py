@@ -43,9 +43,7 @@ def require_geo(what: str):
     try:
         import rasterio
     except ImportError:  # pragma: no cover - exercised by simulating a missing rasterio
-        raise ImportError(
-            f"{what} needs rasterio (and shapely for polygons): pip install \"rrsis[geo]\""
-        ) from None
+        raise ImportError(f"{what} needs rasterio (and shapely for polygons): pip install \"rrsis[geo]\"") from None
     return rasterio
 
 
@@ -76,9 +74,8 @@ class Scene:
                  to_unit: Callable[[np.ndarray], np.ndarray] | None = None,
                  dtype: str | None = None, name: str = "scene", nodata: np.ndarray | None = None,
                  crs: Any = None, channels: int | None = None) -> None:
-        self.name = name
-        self._array = array
-        self._ds = dataset
+        self.name, self._grey_as_rgb = name, channels in (None, 3)  # a 1-band model reads grey as is
+        self._array, self._ds = array, dataset
         self._nodata = nodata  # in-memory scenes: bool [H, W] of non-finite source pixels
         self.crs_declined = False  # crs="none": outputs without georeference were asked for
         if array is not None:
@@ -86,7 +83,8 @@ class Scene:
             # turns a window of it into the reader's float32 values.
             self.height, self.width = array.shape[:2]
             self.crs = self.transform = self.profile = None
-            self.bands = tuple(range(1, (array.shape[2] if array.ndim == 3 and array.shape[2] > 1 else 3) + 1))
+            n = array.shape[2] if array.ndim == 3 and array.shape[2] > 1 else 3 if self._grey_as_rgb else 1
+            self.bands = tuple(range(1, n + 1))
             self.stretch_range, self._clip = None, False
             self.dtype = dtype or str(array.dtype)  # the source's type, before any scaling
             self._to_unit = to_unit or (lambda x: x)
@@ -256,7 +254,7 @@ class Scene:
             x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
             img[b] = np.clip(x, 0.0, 1.0) if self._clip else x
         img = np.moveaxis(img, 0, -1)
-        if img.shape[2] == 1:
+        if img.shape[2] == 1 and self._grey_as_rgb:
             img = np.repeat(img, 3, axis=2)
         img[~valid] = 0
         return np.ascontiguousarray(img), valid
@@ -396,5 +394,6 @@ def _in_memory(source: Any, bands: tuple[int, ...] | None, scale: Scale, name: s
     at a time (the same values, a quarter of the memory)."""
     arr, where = read_bands(source, bands, max_pixels=max_pixels, channels=channels)
     if arr.dtype == np.uint8 and scale is None:
-        return Scene(array=arr, to_unit=_uint8_to_unit, name=name)
-    return Scene(array=scale_values(arr, scale, where), dtype=str(arr.dtype), name=name, nodata=nodata_mask(arr))
+        return Scene(array=arr, to_unit=_uint8_to_unit, name=name, channels=channels)
+    return Scene(array=scale_values(arr, scale, where), dtype=str(arr.dtype), name=name, nodata=nodata_mask(arr),
+                 channels=channels)

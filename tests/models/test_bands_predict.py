@@ -123,3 +123,30 @@ def test_rrsis_predict_reads_a_4_band_geotiff_for_a_4_band_model(model4, tmp_pat
     assert main(["predict", "--model", str(tmp_path / "m4"), "--image", str(tmp_path / "s.tif"), "--text", "x",
                  "--out", str(tmp_path / "bad"), "--bands", "1,2,3", "--quiet"]) == 2
     assert "names 3 band(s) but the model takes 4" in capsys.readouterr().err
+
+
+def test_a_one_band_model_reads_grey_scenes_as_one_band(tiny_tokenizer, tmp_path):
+    """Grey stays one band for a model of one band (an RGB model still sees it as grey R=G=B)."""
+    rasterio = pytest.importorskip("rasterio")
+    from rasterio.transform import from_origin
+
+    torch.manual_seed(0)
+    m = rrsis.create_model("gl-msin-tiny", in_chans=1, mean=[0.5], std=[0.25],
+                           text_vocab_size=len(tiny_tokenizer)).eval()
+    m.tokenizer = tiny_tokenizer
+    grey = np.random.default_rng(2).integers(0, 256, (70, 90), dtype=np.uint8)
+    tok = tiny_tokenizer(["the red building"])
+    pix, sizes = m.preprocess(grey, image_size=64)
+    assert pix.shape == (1, 1, 64, 64)
+    with torch.no_grad():
+        (prob,) = m.postprocess(m(pix, tok["input_ids"], tok["attention_mask"]).logits, sizes, output="probability")
+    thr = float(np.median(prob))
+    (res,) = rrsis.segment_scene(m, grey, "the red building", mode="global", global_size=64, threshold=thr)
+    np.testing.assert_array_equal(res.mask, m.predict(grey, "the red building", threshold=thr, image_size=64)[0])
+    assert 0.05 < res.mask.mean() < 0.95
+    with rasterio.open(tmp_path / "g.tif", "w", driver="GTiff", width=90, height=70, count=1, dtype="uint8",
+                       crs="EPSG:32633", transform=from_origin(400000, 4600000, 0.5, 0.5)) as ds:
+        ds.write(grey[None])
+    (res,) = rrsis.segment_scene(m, str(tmp_path / "g.tif"), "the red building", mode="tiles", out=str(tmp_path / "o"))
+    with rasterio.open(res.files["overlay"]) as ov:
+        assert ov.count >= 3  # the overlay shows grey as grey
