@@ -99,6 +99,7 @@ def _same_run(a: Path, ra: dict, b: Path, rb: dict) -> None:
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+@pytest.mark.slow  # 16 s; the default suite keeps a same-seed rerun (test_side_by_side_and_one_after_the_other_...)
 def test_same_seed_same_figures_while_another_process_competes(tiny_run, tmp_path):
     out, report = tiny_run
     again = _under_load(lambda: run_tiny(tmp_path / "again"))
