@@ -47,6 +47,7 @@ __all__ = [
     "FUSION",
     "GLOBAL_ENHANCEMENT",
     "POSITION_ENCODING",
+    "SCENE_RANKER",
     "HEADS",
     "LOCAL_ATTENTION",
     "NECKS",
@@ -353,6 +354,8 @@ LOCAL_ATTENTION = Registry("local attention block")
 FUSION = Registry("pixel-word fusion")
 GLOBAL_ENHANCEMENT = Registry("global enhancement")
 POSITION_ENCODING = Registry("position encoding")
+# The second stage of the ranked whole-scene mode (rrsis.scene.rank): scores a scene's components.
+SCENE_RANKER = Registry("scene ranker")
 VISUAL_BRANCH = Registry("visual branch")
 NECKS = Registry("neck")
 HEADS = Registry("head")

@@ -18,8 +18,8 @@ from huggingface_hub.errors import LocalEntryNotFoundError
 from torch import nn
 
 from .._config import ConfigError
-from ..registry import _build_checked, build_from_config, is_model, list_models, probe_model
 from .._version import __version__
+from ..registry import _build_checked, build_from_config, is_model, list_models, probe_model
 from ..text.tokenizer import Tokenizer
 from .files import (
     CheckpointError,
@@ -32,6 +32,7 @@ from .files import (
     tokenizer_vocab_check,
     unwrap_state_dict,
 )
+from .ranker import RANKER_CONFIG_NAME, RANKER_WEIGHTS_NAME, attach_ranker, read_ranker
 from .report import (
     LoadReport,
     alias_groups,
@@ -185,7 +186,8 @@ def from_pretrained(
 
     Returns:
         The model in eval mode, with ``model.tokenizer`` (``None`` when the checkpoint has no
-        vocabulary) and ``model.load_report``.
+        vocabulary), ``model.scene_ranker`` (the ranked whole-scene mode's second stage,
+        ``None`` when the folder has no ``scene_ranker.json``) and ``model.load_report``.
 
     Raises:
         CheckpointError: corrupt weights, unknown architecture, a config above the size
@@ -217,9 +219,12 @@ def from_pretrained(
     tensors = unwrap_state_dict(read_state_dict(weights, map_location=map_location), str(weights))
     model = model_from_config(config, _checked=True, **overrides)
     tokenizer = _load_tokenizer(src, model)
+    ranker_config = src.file(RANKER_CONFIG_NAME, absent_ok=True)
+    ranker = None if ranker_config is None else read_ranker(ranker_config, src.file(RANKER_WEIGHTS_NAME, absent_ok=True))
     model.to(map_location)
     report = load_full_state_dict(model, tensors, strict=strict, source=str(weights), describe=describe)
     model.tokenizer = tokenizer
+    attach_ranker(model, ranker)
     model.load_report = report
     return model.eval()
 

@@ -35,6 +35,7 @@ from torch import nn
 from .._atomic import _fsync_dir
 from .._version import __version__
 from .card import is_generated_card, model_card
+from .ranker import RANKER_CONFIG_NAME, RANKER_WEIGHTS_NAME, write_ranker
 from .report import alias_groups
 
 __all__ = [
@@ -56,7 +57,7 @@ VOCAB_NAME = "vocab.txt"
 TOKENIZER_CONFIG_NAME = "tokenizer_config.json"
 CARD_NAME = "README.md"
 # Files a save owns: a re-save replaces or removes them; anything else in the directory is kept.
-MANAGED_FILES = (CONFIG_NAME, WEIGHTS_NAME, VOCAB_NAME, TOKENIZER_CONFIG_NAME)
+MANAGED_FILES = (CONFIG_NAME, WEIGHTS_NAME, VOCAB_NAME, TOKENIZER_CONFIG_NAME, RANKER_CONFIG_NAME, RANKER_WEIGHTS_NAME)
 
 
 def save_pretrained(
@@ -149,6 +150,8 @@ def _write_contents(
     os.chmod(directory / WEIGHTS_NAME, stat.S_IMODE(os.stat(directory / CONFIG_NAME).st_mode))
     if getattr(model, "tokenizer", None) is not None:
         model.tokenizer.save_pretrained(directory)
+    if getattr(model, "scene_ranker", None) is not None:
+        write_ranker(model.scene_ranker, directory)
     card = model_card(model, metrics=metrics, dataset=dataset, repo_id=repo_id)
     (directory / CARD_NAME).write_text(card, encoding="utf-8")
 

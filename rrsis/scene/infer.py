@@ -38,7 +38,7 @@ from .read import Scene
 __all__ = ["LOCAL_RULES", "MODES", "SceneOptions", "blend_window", "fuse", "global_gate", "global_pass",
            "global_rows", "predict_strips", "resample_rows", "tile_starts"]
 
-MODES = ("auto", "global", "tiles", "global-local")
+MODES = ("auto", "global", "tiles", "global-local", "ranked")
 LOCAL_RULES = ("mean", "max")
 _EMPTY = -30.0  # logit difference of pixels no tile covered (probability ~1e-13)
 
@@ -48,10 +48,11 @@ class SceneOptions:
     """How a scene is segmented.
 
     Args:
-        mode: ``"auto"`` (global when the longer side is at most ``auto_max_global``, tiles
-            above: on held-out scenes at training scale tiles beat global-local on every kind
-            with a target, ``benchmarks/results/large-scene-v2-cpu.md``), ``"global"``,
-            ``"tiles"`` or ``"global-local"``.
+        mode: ``"auto"`` (global when the longer side is at most ``auto_max_global``; above,
+            ``ranked`` when the model has a scene ranker, else tiles: see the README's "Large
+            scenes" and ``benchmarks/results/large-scene-v4-*``), ``"global"``, ``"tiles"``,
+            ``"global-local"`` or ``"ranked"`` (the tiles propose components, the model's scene
+            ranker picks the named ones: :mod:`rrsis.scene.rank`).
         tile: tile side in model pixels (default: the model's ``image_size``).
         overlap: tile overlap fraction in [0, 0.9].
         pixel_ratio: scene pixels per model pixel in the tiled pass (>= 1 downsamples fine
@@ -117,7 +118,11 @@ class SceneOptions:
         mode = self.mode
         if mode == "auto":
             limit = 2 * tile if self.auto_max_global is None else self.auto_max_global
-            mode = "global" if max(height, width) <= limit else "tiles"
+            ranked = getattr(model, "scene_ranker", None) is not None
+            mode = "global" if max(height, width) <= limit else "ranked" if ranked else "tiles"
+        if mode == "ranked" and getattr(model, "scene_ranker", None) is None:
+            raise ValueError("mode 'ranked' needs a model with a scene ranker (model.scene_ranker, saved as "
+                             "scene_ranker.json beside the model; train one with rrsis.scene.rank_train)")
         return SceneOptions(**{**self.__dict__, "mode": mode, "tile": tile, "global_size": gsize})
 
 

@@ -1,0 +1,87 @@
+"""The *ranked* whole-scene mode: tiles at training scale propose, a scene-level ranker decides.
+
+Tiles see objects at the scale the model was trained on, so they find them, but no tile knows
+which one "the largest tank" or "the pond in the north-west" is, and a tile without the named
+object still marks its look-alikes. The ranked mode keeps the tiled pass (:mod:`rrsis.scene.infer`,
+mode ``tiles``) as the proposal and adds one decision over the whole scene:
+
+1. the tiled pass's foreground (``p > candidate_threshold``) is cut into connected components,
+   strip by strip (:mod:`rrsis.scene.components`);
+2. each component is described where it lies in the scene, how large it is (at training scale
+   and against the scene's other components), its bounding box, the tiled pass's probability and
+   its bands' mean and spread (:data:`~rrsis.scene.components.FEATURE_NAMES`);
+3. a :class:`~rrsis.heads.SceneRanker` (a small set transformer: components attend to each other, so "largest"
+   and "northernmost" can be compared, and to the expression's word features from the model's own
+   text encoder) scores every component; the mask is the components scoring above the
+   threshold, and a component's score is its probability in the output.
+
+The ranker is a second stage beside the model, trained on large scenes with scene-level
+expressions (:func:`rrsis.scene.rank_train.train_ranker`); ``save_pretrained`` writes it as
+``scene_ranker.json`` + ``scene_ranker.safetensors`` in the model's folder and
+``from_pretrained`` attaches it as ``model.scene_ranker`` (:mod:`rrsis.hub.ranker`). It is not a
+submodule of the model: the model's state dict (and its parity with official checkpoints) is
+unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from .components import ComponentBuilder, Components, n_features
+from .infer import SceneOptions, predict_strips
+from .read import Scene
+
+__all__ = ["component_scores", "ranked_strips", "scene_components"]
+
+
+def scene_components(scene: Scene, model, text, opt: SceneOptions, threshold: float,
+                     progress_factory=None) -> Components:
+    """The tiled pass over ``scene`` (``opt`` with mode ``tiles``) as connected components of
+    ``p > threshold``, with the scene's pixels under them."""
+    builder = None
+    for r0, p, _ in predict_strips(scene, model, text, replace(opt, mode="tiles"), progress_factory):
+        image = scene.read((r0, 0, r0 + p.shape[0], scene.width))[0]
+        if builder is None:
+            builder = ComponentBuilder(scene.width, image.shape[2], threshold)
+        builder.add(r0, p, image)
+    return builder.finish(scene.height)
+
+
+@torch.no_grad()
+def component_scores(ranker, components: Components, text) -> np.ndarray:
+    """Probability that the expression names each component (``text``: its
+    :class:`~rrsis.models.outputs.TextFeatures`, batch of one)."""
+    if components.bands != ranker.bands or n_features(components.bands) != ranker.feature_mean.numel():
+        raise ValueError(f"this scene ranker was trained on {ranker.bands}-band scenes, the scene has "
+                         f"{components.bands} bands")
+    if len(components) == 0:
+        return np.zeros(0, np.float32)
+    was = ranker.training
+    ranker.eval()
+    try:
+        f = torch.from_numpy(components.features(ranker.tile))[None]
+        present = torch.ones(f.shape[:2], dtype=torch.bool)
+        logits = ranker(f, present, text.words[:1].float().cpu(), text.mask[:1].float().cpu())
+    finally:
+        ranker.train(was)
+    return torch.sigmoid(logits[0]).numpy().astype(np.float32)
+
+
+def ranked_strips(scene: Scene, model, text, opt: SceneOptions,
+                  progress_factory=None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """:func:`~rrsis.scene.infer.predict_strips` for mode ``ranked``: strips whose probability
+    is each component's score from ``model.scene_ranker`` (0 elsewhere)."""
+    ranker = getattr(model, "scene_ranker", None)
+    if ranker is None:
+        raise ValueError("mode 'ranked' needs a scene ranker (model.scene_ranker); see rrsis.scene.rank")
+    comps = scene_components(scene, model, text, opt, ranker.candidate_threshold, progress_factory)
+    scores = component_scores(ranker, comps, text)
+    for r0 in range(0, scene.height, opt.strip_rows):
+        r1 = min(r0 + opt.strip_rows, scene.height)
+        valid = scene.read_valid((r0, 0, r1, scene.width))
+        p = np.where(valid, comps.paint(r0, r1, scores), 0.0).astype(np.float32)
+        yield r0, p, valid
