@@ -109,7 +109,29 @@ def _sigmoid(d):
     return 1.0 / (1.0 + np.exp(-d))
 
 
-def passes(model, meta: dict, overlaps, native_ratios, max_global: int):
+def ranked_rows(rec: dict, sc, model, text, overlap: float) -> None:
+    """The ranked mode on the tiles pass at ``overlap`` (``rec["p_tiles"][overlap]``, computed
+    once): its components scored by ``model.scene_ranker``; also the oracle selection (the
+    components at least half inside the target: the ceiling of any ranker on these components)."""
+    from rrsis.scene.components import ComponentBuilder
+    from rrsis.scene.rank import component_scores
+    from rrsis.scene.rank_train import component_labels
+
+    ranker = model.scene_ranker
+    t0 = time.perf_counter()
+    image = sc.read()[0]
+    b = ComponentBuilder(sc.width, image.shape[2], ranker.candidate_threshold)
+    b.add(0, rec["p_tiles"][overlap], image)
+    comps = b.finish(sc.height)
+    scores = component_scores(ranker, comps, text)
+    rec["ranked"] = comps.paint(0, sc.height, scores) > 0.5
+    rec["seconds"]["ranked"] = rec["seconds"][f"tiles@{overlap}"] + time.perf_counter() - t0
+    pos, _ = component_labels(comps, rec["gt"])
+    rec["oracle"] = comps.paint(0, sc.height, pos.astype(np.float32)) > 0.5
+    rec["candidates"] = len(comps)
+
+
+def passes(model, meta: dict, overlaps, native_ratios, max_global: int, d_overlap: float = 0.25):
     """For each expression of a scene: every pass the rows need, once (probabilities on scene
     pixels), plus its ground truth. Global-local is then a cheap fusion of these
     (``rrsis.scene.infer.fuse``: the rule ``segment_scene`` applies)."""
@@ -156,6 +178,8 @@ def passes(model, meta: dict, overlaps, native_ratios, max_global: int):
                 opt = SceneOptions(mode="tiles", overlap=ov).resolved(model, H, W)
                 rec["p_tiles"][ov] = np.concatenate([p for _, p, _ in predict_strips(sc, model, text, opt)])
                 rec["seconds"][f"tiles@{ov}"] = time.perf_counter() - t0
+            if getattr(model, "scene_ranker", None) is not None and d_overlap in rec["p_tiles"]:
+                ranked_rows(rec, sc, model, text, d_overlap)
             rec["p_native"] = {}
             for pr in native_ratios:
                 g = min(max(int(max(H, W) / pr) // 32 * 32, t), max_global)
@@ -185,13 +209,16 @@ def _record(pred: np.ndarray, gt: np.ndarray) -> dict:
 
 def row_masks(rec: dict, cfg: dict) -> dict[str, np.ndarray]:
     """The masks of every row for one expression under the knobs ``cfg``."""
+    has = "ranked" in rec
     return {
         "naive tiles": rec["naive"],
+        **({"ranked": rec["ranked"]} if has else {}),
         "global": rec["p_global"] > 0.5,
         "tiles": rec["p_tiles"][cfg["overlap"]] > 0.5,
         "global-local (defaults)": global_local(rec, cfg["default_overlap"], cfg["defaults"]),
         "global-local (tuned)": global_local(rec, cfg["overlap"], cfg["gate"]),
         **({} if cfg["native_ratio"] is None else {"global-native": rec["p_native"][cfg["native_ratio"]] > 0.5}),
+        **({"oracle selection (not a method)": rec["oracle"]} if has else {}),
     }
 
 
@@ -249,7 +276,8 @@ def timing(seconds: list[dict], cfg: dict) -> dict[str, float]:
     return {"naive tiles": mean("naive tiles"), "global": mean("global"), "tiles": mean(f"tiles@{cfg['overlap']}"),
             "global-local (defaults)": mean("global") + mean(f"tiles@{cfg['default_overlap']}"),
             "global-local (tuned)": mean("global") + mean(f"tiles@{cfg['overlap']}"),
-            **({} if cfg["native_ratio"] is None else {"global-native": mean(f"native@{cfg['native_ratio']}")})}
+            **({} if cfg["native_ratio"] is None else {"global-native": mean(f"native@{cfg['native_ratio']}")}),
+            **({"ranked": mean("ranked"), "oracle selection (not a method)": mean("ranked")} if "ranked" in seconds[0] else {})}
 
 
 _CHILD = r"""

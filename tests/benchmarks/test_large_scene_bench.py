@@ -30,8 +30,19 @@ def test_scores_against_hand_computed_values(benchmark_module):
 
 
 def test_rows_match_segment_scene(tmp_path, benchmark_module):
+    import torch
+
+    from rrsis.heads import SceneRanker
+    from rrsis.hub.ranker import attach_ranker
+    from rrsis.scene.components import n_features
+
     ls = benchmark_module("large_scene")
     model = ls.random_model(64)
+    torch.manual_seed(0)
+    ranker = SceneRanker(features=n_features(3), text_dim=model.text_encoder.hidden_size, tile=64,
+                         candidate_threshold=0.45, dim=16, heads=2, layers=1).eval()
+    torch.nn.init.normal_(ranker.score.weight, std=2.0)
+    attach_ranker(model, ranker)  # the ranked rows too
     (meta,) = ls.make_set(tmp_path, [128], 1, ls.TUNE, 3, 64, 1)
     meta["expressions"] = meta["expressions"][:3]
     assert len(meta["expressions"]) == 3
@@ -47,18 +58,25 @@ def test_rows_match_segment_scene(tmp_path, benchmark_module):
         # 128 = 2 tiles of 64: non-overlapping tiles mode is the naive tiling
         "naive tiles": segment_scene(model, meta["path"], texts, mode="tiles", overlap=0.0, return_mask=True),
         "global-native": segment_scene(model, meta["path"], texts, mode="global", global_size=128, return_mask=True),
+        "ranked": segment_scene(model, meta["path"], texts, mode="ranked", return_mask=True),
     }
+    candidates = segment_scene(model, meta["path"], texts, mode="tiles", threshold=0.45, return_mask=True)
     differ = 0
     for i, r in enumerate(recs):
         rows = ls.row_masks(r, cfg)
         for name, res in expect.items():
             assert (rows[name] == res[i].mask).all(), (name, r["text"])
         assert (rows["global-local (tuned)"] == rows["global-local (defaults)"]).all()
+        # the ranked mode and the oracle only ever select candidate pixels
+        for name in ("ranked", "oracle selection (not a method)"):
+            assert not (rows[name] & ~candidates[i].mask).any()
         differ += int((rows["tiles"] != rows["global"]).any())
     assert differ  # the rows are not all one mask
+    assert any(r["candidates"] for r in recs)
     # a tuning record per knob value, and the chosen knobs are among them
     per = [ls.tune_records(r) for r in recs]
     assert len(per[0]) == 1 + int(np.prod([len(v) for v in ls.GRID.values()])) + 1
     chosen, table = ls.tune(per, defaults, 0.25)
     assert chosen["overlap"] == 0.25 and chosen["native_ratio"] == 1.0
     assert table["grid_top"][0]["gIoU"] == max(r["gIoU"] for r in table["grid_top"])
+
