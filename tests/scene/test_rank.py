@@ -143,3 +143,33 @@ def test_train_ranker_learns_which_component_the_words_name(one_thread):
     assert top1 > 0.6  # chance: about 0.1
     assert _giou(test, probs, 0.5) > 0.5  # the calibrated 0.5 selects it, not the rest (all of them: ~0.1)
     assert ranker.config["text_dim"] == 8 and ranker.config["features"] == n_features(3)
+
+
+def test_cli_ranked_mode_on_a_geotiff_with_a_saved_ranker(tiny_model, tmp_path, capsys):
+    """A folder with a ranker: ``rrsis predict`` (auto and ranked) writes the components the
+    ranker picks; a ranker that picks every component gives the candidates themselves."""
+    rasterio = pytest.importorskip("rasterio")
+    from test_scene import write_scene
+
+    from rrsis.cli import main
+    from rrsis.hub import save_pretrained
+
+    write_scene(tmp_path / "scene.tif")
+    ranker = make_ranker(tiny_model.text_encoder.hidden_size, 0.5)
+    with torch.no_grad():
+        ranker.score.weight.zero_()
+        ranker.score.bias.fill_(10.0)  # every component
+    attach_ranker(tiny_model, ranker)
+    try:
+        save_pretrained(tiny_model, tmp_path / "model")
+    finally:
+        attach_ranker(tiny_model, None)
+    argv = ["predict", "--model", str(tmp_path / "model"), "--image", str(tmp_path / "scene.tif"),
+            "--text", "the red building", "--bands", "1,2,3", "--quiet", "--tile", "64"]
+    assert main([*argv, "--mode", "ranked", "--out", str(tmp_path / "r")]) == 0
+    (cand,) = segment_scene(tiny_model, str(tmp_path / "scene.tif"), "the red building", bands="1,2,3",
+                            mode="tiles", tile=64, return_mask=True)
+    assert cand.mask.any() and not cand.mask.all()
+    with rasterio.open(tmp_path / "r_mask.tif") as ds:
+        np.testing.assert_array_equal(ds.read(1) > 0, cand.mask)
+    capsys.readouterr()
