@@ -52,9 +52,10 @@ def scene_components(scene: Scene, model, text, opt: SceneOptions, threshold: fl
 
 
 @torch.no_grad()
-def component_scores(ranker, components: Components, text) -> np.ndarray:
+def component_scores(ranker, components: Components, text, pixel_ratio: float = 1.0) -> np.ndarray:
     """Probability that the expression names each component (``text``: its
-    :class:`~rrsis.models.outputs.TextFeatures`, batch of one)."""
+    :class:`~rrsis.models.outputs.TextFeatures`, batch of one; ``pixel_ratio``: scene pixels per
+    model pixel of the tiled pass, so that sizes are read at the model's training scale)."""
     if components.bands != ranker.bands or n_features(components.bands) != ranker.feature_mean.numel():
         raise ValueError(f"this scene ranker was trained on {ranker.bands}-band scenes, the scene has "
                          f"{components.bands} bands")
@@ -63,7 +64,7 @@ def component_scores(ranker, components: Components, text) -> np.ndarray:
     was = ranker.training
     ranker.eval()
     try:
-        f = torch.from_numpy(components.features(ranker.tile))[None]
+        f = torch.from_numpy(components.features(ranker.tile * pixel_ratio))[None]
         present = torch.ones(f.shape[:2], dtype=torch.bool)
         logits = ranker(f, present, text.words[:1].float().cpu(), text.mask[:1].float().cpu())
     finally:
@@ -79,7 +80,7 @@ def ranked_strips(scene: Scene, model, text, opt: SceneOptions,
     if ranker is None:
         raise ValueError("mode 'ranked' needs a scene ranker (model.scene_ranker); see rrsis.scene.rank")
     comps = scene_components(scene, model, text, opt, ranker.candidate_threshold, progress_factory)
-    scores = component_scores(ranker, comps, text)
+    scores = component_scores(ranker, comps, text, opt.pixel_ratio)
     for r0 in range(0, scene.height, opt.strip_rows):
         r1 = min(r0 + opt.strip_rows, scene.height)
         valid = scene.read_valid((r0, 0, r1, scene.width))

@@ -93,7 +93,7 @@ def ranker_examples(model, scenes: Iterable[tuple[Any, Sequence[tuple[str, np.nd
                 comps = scene_components(sc, model, enc, o, candidate_threshold)
                 tgt = np.zeros((sc.height, sc.width), bool) if target is None else np.asarray(target, bool)
                 pos, inside = component_labels(comps, tgt)
-                out.append({"features": comps.features(o.tile), "labels": pos, "inside": inside,
+                out.append({"features": comps.features(o.tile * o.pixel_ratio), "labels": pos, "inside": inside,
                             "area": comps.area.copy(), "target_px": int(tgt.sum()), "text": text,
                             "words": enc.words[0].float().cpu(), "word_mask": enc.mask[0].float().cpu(),
                             "bands": comps.bands, "tile": o.tile, "candidate_threshold": candidate_threshold})
