@@ -172,16 +172,29 @@ def _killed_save(target) -> None:
     assert p.returncode == -signal.SIGKILL, p.stderr[-2000:]
 
 
+@pytest.fixture(scope="module")
+def killed_save_leftover(tmp_path_factory):
+    """The ``.saving`` folder a save of ``m`` killed before its rename left (one child for the
+    tests below; each copies it beside its own ``m``)."""
+    where = tmp_path_factory.mktemp("killed")
+    _killed_save(where / "m")
+    left = [p for p in where.iterdir() if p.name.endswith(".saving")]
+    assert len(left) == 1 and (left[0] / "model.safetensors").is_file()
+    assert not (where / "m").exists()
+    return left[0]
+
+
 @pytest.mark.parametrize("then", ["save", "load"])
-def test_killed_save_leftover_is_removed_by_the_next_save_or_load(saved, tmp_path, then):
+def test_killed_save_leftover_is_removed_by_the_next_save_or_load(saved, tmp_path, then,
+                                                                   killed_save_leftover):
+    import shutil
+
     from rrsis.hub.save import _host
 
     target = tmp_path / "m"
     if then == "load":
         _copy(saved, tmp_path)
-    _killed_save(target)
-    left = [p for p in tmp_path.iterdir() if p.name.endswith(".saving")]
-    assert len(left) == 1 and (left[0] / "model.safetensors").is_file()
+    shutil.copytree(killed_save_leftover, tmp_path / killed_save_leftover.name)
     # a save in progress (its process alive: this one) is never touched
     live = tmp_path / f".m.{_host()}-{os.getpid()}-0000abcd.saving"
     live.mkdir()
