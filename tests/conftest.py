@@ -14,15 +14,18 @@ from pathlib import Path
 
 os.environ.setdefault("TRITON_INTERPRET", "1")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
-# The CI machine has 2 cores; more threads than cores only adds contention. An explicit
-# OMP_NUM_THREADS (e.g. 1 on a shared machine) wins.
+# One thread per test process (and per child it starts) unless OMP_NUM_THREADS says otherwise:
+# the tests' tensors are small, and on a busy 2-core machine two OpenMP threads wait for each
+# other. Measured on the shared development machine, minutes apart: tests/models/test_models.py
+# and tests/scene/test_scene.py took 151 s with two threads and 24 s with one.
 if "OMP_NUM_THREADS" not in os.environ:
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
-WORDS = (
+WORDS = (  # noqa: SIM905
     "the a an of in on at to left right north south east west top bottom largest smallest "
     "red blue green white gray storage tank tanks building plane ship vehicle court road "
     "all two three near next road hangar middle centre"

@@ -6,6 +6,7 @@ graph against the floors that README's "How it is built" describes.
 """
 
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -123,9 +124,29 @@ def test_hub_imports_no_model_and_parts_no_weights_code():
             assert not any(t.startswith(("rrsis.hub", "rrsis.models")) for t in targets), name
 
 
-@pytest.mark.parametrize("order", ["rrsis.hub, rrsis.registry", "rrsis.registry, rrsis.hub"])
-def test_hub_and_registry_import_in_either_order(order):
-    subprocess.run([sys.executable, "-c", f"import {order}"], check=True, cwd=ROOT.parent)
+IMPORT_ORDERS = ["rrsis.hub, rrsis.registry", "rrsis.registry, rrsis.hub"]
+
+
+@pytest.fixture(scope="module")
+def import_orders():
+    """``{order: "ok" or the traceback}`` from one interpreter (one start, not one per order):
+    before each order every ``rrsis`` module is dropped from ``sys.modules``, so each order
+    imports the package afresh, as a new interpreter would."""
+    code = ("import json, sys, traceback\nout = {}\n"
+            f"for order in {IMPORT_ORDERS!r}:\n"
+            "    for name in [m for m in sys.modules if m == 'rrsis' or m.startswith('rrsis.')]:\n"
+            "        del sys.modules[name]\n"
+            "    try:\n        exec('import ' + order, {})\n        out[order] = 'ok'\n"
+            "    except Exception:\n        out[order] = traceback.format_exc()\n"
+            "print(json.dumps(out))\n")
+    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                          cwd=ROOT.parent)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("order", IMPORT_ORDERS)
+def test_hub_and_registry_import_in_either_order(order, import_orders):
+    assert import_orders[order] == "ok", import_orders[order]
 
 
 def test_import_rrsis_loads_no_heavy_library():

@@ -67,16 +67,29 @@ def test_symlink_loop_is_named(tmp_path):
             rrsis.from_pretrained(ref)
 
 
-@pytest.mark.parametrize("edit", [{"depths": [10**6, 1, 1, 1]}, {"embed_dim": 10**9},
-                                  {"window_size": 10**6}, {"head__refine_steps": 10**6}])
-def test_hostile_config_json_refused_quickly(saved, tmp_path, edit):
-    path = _copy(saved, tmp_path)
-    _edit_config(path, **edit)
-    code = ("import sys, rrsis\ntry:\n    rrsis.from_pretrained(sys.argv[1])\n"
-            "except rrsis.hub.CheckpointError as exc:\n    print(exc); sys.exit(3)\n")
-    r = run_limited(code, args=[str(path)])
-    assert not r.timed_out and r.returncode == 3, r.stderr[-2000:]
-    assert "config.json" in r.stdout and "upper bound" in r.stdout
+HOSTILE_EDITS = {"depths": {"depths": [10**6, 1, 1, 1]}, "embed_dim": {"embed_dim": 10**9},
+                 "window_size": {"window_size": 10**6},
+                 "refine_steps": {"head__refine_steps": 10**6}}
+
+
+def test_hostile_config_json_refused_quickly(saved, tmp_path):
+    # One child loads every edited copy (one interpreter start, not one per edit): a regression
+    # to building before checking fails within the harness's memory and time limits.
+    paths = {}
+    for name, edit in HOSTILE_EDITS.items():
+        paths[name] = _copy(saved, tmp_path / name)
+        _edit_config(paths[name], **edit)
+    code = ("import json, sys, rrsis\nout = {}\n"
+            "for name, path in json.loads(sys.argv[1]).items():\n"
+            "    try:\n        rrsis.from_pretrained(path)\n        out[name] = 'loaded'\n"
+            "    except rrsis.hub.CheckpointError as exc:\n        out[name] = str(exc)\n"
+            "print(json.dumps(out))\n")
+    r = run_limited(code, args=[json.dumps({k: str(v) for k, v in paths.items()})], timeout=20.0)
+    assert not r.timed_out and r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out.keys() == HOSTILE_EDITS.keys()
+    for name, message in out.items():
+        assert "config.json" in message and "upper bound" in message, (name, message)
 
 
 def test_param_limit_applies_to_from_pretrained(saved, monkeypatch):
@@ -159,16 +172,29 @@ def _killed_save(target) -> None:
     assert p.returncode == -signal.SIGKILL, p.stderr[-2000:]
 
 
+@pytest.fixture(scope="module")
+def killed_save_leftover(tmp_path_factory):
+    """The ``.saving`` folder a save of ``m`` killed before its rename left (one child for the
+    tests below; each copies it beside its own ``m``)."""
+    where = tmp_path_factory.mktemp("killed")
+    _killed_save(where / "m")
+    left = [p for p in where.iterdir() if p.name.endswith(".saving")]
+    assert len(left) == 1 and (left[0] / "model.safetensors").is_file()
+    assert not (where / "m").exists()
+    return left[0]
+
+
 @pytest.mark.parametrize("then", ["save", "load"])
-def test_killed_save_leftover_is_removed_by_the_next_save_or_load(saved, tmp_path, then):
+def test_killed_save_leftover_is_removed_by_the_next_save_or_load(saved, tmp_path, then,
+                                                                   killed_save_leftover):
+    import shutil
+
     from rrsis.hub.save import _host
 
     target = tmp_path / "m"
     if then == "load":
         _copy(saved, tmp_path)
-    _killed_save(target)
-    left = [p for p in tmp_path.iterdir() if p.name.endswith(".saving")]
-    assert len(left) == 1 and (left[0] / "model.safetensors").is_file()
+    shutil.copytree(killed_save_leftover, tmp_path / killed_save_leftover.name)
     # a save in progress (its process alive: this one) is never touched
     live = tmp_path / f".m.{_host()}-{os.getpid()}-0000abcd.saving"
     live.mkdir()
