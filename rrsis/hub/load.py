@@ -219,8 +219,7 @@ def from_pretrained(
     tensors = unwrap_state_dict(read_state_dict(weights, map_location=map_location), str(weights))
     model = model_from_config(config, _checked=True, **overrides)
     tokenizer = _load_tokenizer(src, model)
-    ranker_config = src.file(RANKER_CONFIG_NAME, absent_ok=True)
-    ranker = None if ranker_config is None else read_ranker(ranker_config, src.file(RANKER_WEIGHTS_NAME, absent_ok=True))
+    ranker = _load_ranker(src)
     model.to(map_location)
     report = load_full_state_dict(model, tensors, strict=strict, source=str(weights), describe=describe)
     model.tokenizer = tokenizer
@@ -306,6 +305,17 @@ def load_full_state_dict(
         logger.warning("%s (strict=False): %d checkpoint tensors are not in the model and were ignored:\n%s",
                        source, len(unexpected), format_keys(unexpected))
     return report
+
+
+def _load_ranker(src: _Source):
+    """The folder's scene ranker, or ``None``. A Hub cache that never asked for it (a model
+    downloaded offline-first, before rankers existed) loads without one, as a missing vocabulary does."""
+    try:
+        config = src.file(RANKER_CONFIG_NAME, absent_ok=True)
+    except LocalEntryNotFoundError:
+        logger.info("%s: %s is not in the cache; loading without a scene ranker", src.ref, RANKER_CONFIG_NAME)
+        return None
+    return None if config is None else read_ranker(config, src.file(RANKER_WEIGHTS_NAME, absent_ok=True))
 
 
 def _load_tokenizer(src: _Source, model: nn.Module):

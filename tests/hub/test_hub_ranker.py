@@ -70,3 +70,28 @@ def test_ranker_config_is_strict():
         SceneRanker(features=20, text_dim=8, tile=64, dim=10, heads=4)
     with pytest.raises(Exception, match="candidate_threshold"):
         SceneRanker(features=20, text_dim=8, tile=64, candidate_threshold=1.5)
+
+
+def test_hub_cache_with_and_without_the_ranker(tiny_model, tmp_path, monkeypatch):
+    """From a hand-built Hub cache, offline: the ranker comes with the model when the snapshot
+    has it; a snapshot without it (and no record that the repo lacks it) loads without one."""
+    from test_hub import populate_hf_cache
+
+    import huggingface_hub
+    from huggingface_hub import constants as hf_constants
+
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    assert huggingface_hub.is_offline_mode()
+    ranker = _ranker(tiny_model.text_encoder.hidden_size)
+    attach_ranker(tiny_model, ranker)
+    try:
+        save_pretrained(tiny_model, tmp_path / "m")
+    finally:
+        attach_ranker(tiny_model, None)
+    files = {p.name: p for p in (tmp_path / "m").iterdir() if p.is_file()}
+    cache = tmp_path / "cache"
+    populate_hf_cache(cache, "org/with-ranker", files)
+    populate_hf_cache(cache, "org/without", {k: v for k, v in files.items() if not k.startswith("scene_ranker")})
+    got = from_pretrained("org/with-ranker", cache_dir=cache, local_files_only=True)
+    torch.testing.assert_close(got.scene_ranker.feature_mean, ranker.feature_mean, rtol=0, atol=0)
+    assert from_pretrained("org/without", cache_dir=cache, local_files_only=True).scene_ranker is None
