@@ -75,10 +75,9 @@ def test_ranker_config_is_strict():
 def test_hub_cache_with_and_without_the_ranker(tiny_model, tmp_path, monkeypatch):
     """From a hand-built Hub cache, offline: the ranker comes with the model when the snapshot
     has it; a snapshot without it (and no record that the repo lacks it) loads without one."""
-    from test_hub import populate_hf_cache
-
     import huggingface_hub
     from huggingface_hub import constants as hf_constants
+    from test_hub import populate_hf_cache
 
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
     assert huggingface_hub.is_offline_mode()
