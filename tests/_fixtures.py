@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -161,3 +161,29 @@ def merged_against_scenes(out, merged):
                 want[(rec["scene"], q["expression"], q["area_px"], round(q["area_m2"], 3),
                       round(q["mean_probability"], 6), shape(f["geometry"]).wkb)] += 1
     return got, want
+
+
+def flood_fill(mask, connectivity: int = 8):
+    """``(labels [H, W] int, n)``: connected components of a boolean mask by breadth-first search
+    (``connectivity`` 4 or 8), the plain reference the scene code's components are checked against."""
+    import numpy as np
+
+    steps = [(-1, 0), (1, 0), (0, -1), (0, 1)]
+    if connectivity == 8:
+        steps += [(-1, -1), (-1, 1), (1, -1), (1, 1)]
+    labels = np.zeros(mask.shape, int)
+    n = 0
+    for y, x in zip(*np.nonzero(mask)):
+        if labels[y, x]:
+            continue
+        n += 1
+        labels[y, x] = n
+        queue = deque([(y, x)])
+        while queue:
+            cy, cx = queue.popleft()
+            for dy, dx in steps:
+                ny, nx = cy + dy, cx + dx
+                if 0 <= ny < mask.shape[0] and 0 <= nx < mask.shape[1] and mask[ny, nx] and not labels[ny, nx]:
+                    labels[ny, nx] = n
+                    queue.append((ny, nx))
+    return labels, n

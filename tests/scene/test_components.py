@@ -2,33 +2,11 @@
 
 from __future__ import annotations
 
-from collections import deque
-
 import numpy as np
 import pytest
+from _fixtures import flood_fill
 
 from rrsis.scene.components import FEATURE_NAMES, ComponentBuilder, n_features
-
-
-def flood_fill(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """8-connected labels by breadth-first search (the reference)."""
-    h, w = mask.shape
-    lab = np.zeros((h, w), int)
-    n = 0
-    for y, x in zip(*np.nonzero(mask)):
-        if lab[y, x]:
-            continue
-        n += 1
-        lab[y, x] = n
-        todo = deque([(y, x)])
-        while todo:
-            a, b = todo.popleft()
-            for u in (a - 1, a, a + 1):
-                for v in (b - 1, b, b + 1):
-                    if 0 <= u < h and 0 <= v < w and mask[u, v] and not lab[u, v]:
-                        lab[u, v] = n
-                        todo.append((u, v))
-    return lab, n
 
 
 def build(p, image, threshold, rng):

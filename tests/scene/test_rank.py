@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_components import flood_fill
+from _fixtures import flood_fill
 
 from rrsis.heads import SceneRanker
 from rrsis.hub.ranker import attach_ranker

@@ -5,7 +5,7 @@ import json
 import os
 import subprocess
 import sys
-from collections import Counter, deque
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +13,7 @@ import pytest
 
 rasterio = pytest.importorskip("rasterio")
 pyogrio = pytest.importorskip("pyogrio")
-from _fixtures import merged_against_scenes, write_small_geotiff
+from _fixtures import flood_fill, merged_against_scenes, write_small_geotiff
 from test_scene import tiny  # noqa: F401  (the sharpened tiny model fixture)
 
 import rrsis
@@ -107,25 +107,6 @@ def test_settings_compare_equal_however_they_are_given():
     assert region_run._settings(["a", "b"], {}) != region_run._settings(["b", "a"], {})
 
 
-def _components(mask):
-    """4-connected components by breadth-first search: a reference independent of rasterio."""
-    labels = np.zeros(mask.shape, int)
-    n = 0
-    for y, x in zip(*np.nonzero(mask)):
-        if labels[y, x]:
-            continue
-        n += 1
-        labels[y, x] = n
-        queue = deque([(y, x)])
-        while queue:
-            cy, cx = queue.popleft()
-            for ny, nx in ((cy - 1, cx), (cy + 1, cx), (cy, cx - 1), (cy, cx + 1)):
-                if 0 <= ny < mask.shape[0] and 0 <= nx < mask.shape[1] and mask[ny, nx] and not labels[ny, nx]:
-                    labels[ny, nx] = n
-                    queue.append((ny, nx))
-    return labels, n
-
-
 def test_mean_probability_per_polygon_matches_connected_components(tmp_path):
     write_small_geotiff(tmp_path / "s.tif", height=40, width=50)
     rng = np.random.default_rng(3)
@@ -133,7 +114,7 @@ def test_mean_probability_per_polygon_matches_connected_components(tmp_path):
     for _ in range(2):  # smooth it so that objects span several strips
         p = (p + np.roll(p, 1, 0) + np.roll(p, 1, 1) + np.roll(p, -1, 0)) / 4
     mask = p > np.quantile(p, 0.6)
-    labels, n = _components(mask)
+    labels, n = flood_fill(mask, connectivity=4)
     want = sorted((int((labels == k).sum()), round(float(p[labels == k].mean()), 5)) for k in range(1, n + 1))
     with open_scene(tmp_path / "s.tif") as sc:
         col = PolygonCollector(sc, simplify=0)
