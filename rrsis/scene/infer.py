@@ -49,8 +49,8 @@ class SceneOptions:
 
     Args:
         mode: ``"auto"`` (global when the longer side is at most ``auto_max_global``; above,
-            ``ranked`` when the model has a scene ranker, else tiles: see the README's "Large
-            scenes" and ``benchmarks/results/large-scene-v4-*``), ``"global"``, ``"tiles"``,
+            ``ranked`` when the model has a scene ranker, else tiles: see the README's "Whole
+            scenes and regions" and ``benchmarks/results/large-scene-v4-*``), ``"global"``, ``"tiles"``,
             ``"global-local"`` or ``"ranked"`` (the tiles propose components, the model's scene
             ranker picks the named ones: :mod:`rrsis.scene.rank`).
         tile: tile side in model pixels (default: the model's ``image_size``).
