@@ -331,10 +331,10 @@ def markdown(report: dict) -> str:
              f"mode) resolves to `{report['auto_resolves_to']}` with the defaults on these scenes"
              + (", so its row is `tiles` (overlap 0.25 by default)." if report["auto_resolves_to"] == "tiles"
                 else ".")), "",
-             *(["`ranked`: the `tiles` pass (overlap 0.25) cut into connected components, the model's "
-                "scene ranker picks (its calibrated score above 0.5). `oracle selection` is not a method: "
-                "the same components, those at least half inside the target picked, the ceiling of any "
-                "ranker over them.", ""] if "ranked" in report["held_out"] else []),
+             *([("`ranked`: the `tiles` pass (overlap 0.25) cut into connected components, the model's "
+                 "scene ranker picks (its calibrated score above 0.5). `oracle selection` is not a method: "
+                 "the same components, those at least half inside the target picked, the ceiling of any "
+                 "ranker over them."), ""] if "ranked" in report["held_out"] else []),
              ("Held-out, all expressions (mIoU over expressions with a target; gIoU counts an empty "
               "prediction on an empty target as 1):"), "",
              "| row | mIoU | gIoU | cIoU | scene-level mIoU | N-acc | T-acc | s / expr | Mpx/s |",
