@@ -109,25 +109,26 @@ def _sigmoid(d):
     return 1.0 / (1.0 + np.exp(-d))
 
 
-def ranked_rows(rec: dict, sc, model, text, overlap: float) -> None:
+def ranked_rows(rec: dict, image: np.ndarray, model, text, overlap: float) -> None:
     """The ranked mode on the tiles pass at ``overlap`` (``rec["p_tiles"][overlap]``, computed
-    once): its components scored by ``model.scene_ranker``; also the oracle selection (the
-    components at least half inside the target: the ceiling of any ranker on these components)."""
+    once; ``image``: the scene as the reader gives it): its components scored by
+    ``model.scene_ranker``; also the oracle selection (the components at least half inside the
+    target: the ceiling of any ranker on these components)."""
     from rrsis.scene.components import ComponentBuilder
     from rrsis.scene.rank import component_scores
     from rrsis.scene.rank_train import component_labels
 
     ranker = model.scene_ranker
     t0 = time.perf_counter()
-    image = sc.read()[0]
-    b = ComponentBuilder(sc.width, image.shape[2], ranker.candidate_threshold)
+    h, w = image.shape[:2]
+    b = ComponentBuilder(w, image.shape[2], ranker.candidate_threshold)
     b.add(0, rec["p_tiles"][overlap], image)
-    comps = b.finish(sc.height)
+    comps = b.finish(h)
     scores = component_scores(ranker, comps, text)
-    rec["ranked"] = comps.paint(0, sc.height, scores) > 0.5
+    rec["ranked"] = comps.paint(0, h, scores) > 0.5
     rec["seconds"]["ranked"] = rec["seconds"][f"tiles@{overlap}"] + time.perf_counter() - t0
     pos, _ = component_labels(comps, rec["gt"])
-    rec["oracle"] = comps.paint(0, sc.height, pos.astype(np.float32)) > 0.5
+    rec["oracle"] = comps.paint(0, h, pos.astype(np.float32)) > 0.5
     rec["candidates"] = len(comps)
 
 
@@ -150,6 +151,8 @@ def passes(model, meta: dict, overlaps, native_ratios, max_global: int, d_overla
     ys = list(range(0, H - t, t)) + [H - t]
     xs = list(range(0, W - t, t)) + [W - t]
     with open_scene(meta["path"]) as sc:
+        # The scene's pixels as the ranked mode reads them, once for all its expressions.
+        image = sc.read()[0] if getattr(model, "scene_ranker", None) is not None else None
         fy, fx = global_rows(t, H, W)
         for e in meta["expressions"]:
             rec = {"text": e["text"], "kind": e["kind"], "gt": np.isin(labels, e["targets"]) if e["targets"]
@@ -179,7 +182,7 @@ def passes(model, meta: dict, overlaps, native_ratios, max_global: int, d_overla
                 rec["p_tiles"][ov] = np.concatenate([p for _, p, _ in predict_strips(sc, model, text, opt)])
                 rec["seconds"][f"tiles@{ov}"] = time.perf_counter() - t0
             if getattr(model, "scene_ranker", None) is not None and d_overlap in rec["p_tiles"]:
-                ranked_rows(rec, sc, model, text, d_overlap)
+                ranked_rows(rec, image, model, text, d_overlap)
             rec["p_native"] = {}
             for pr in native_ratios:
                 g = min(max(int(max(H, W) / pr) // 32 * 32, t), max_global)
