@@ -10,7 +10,9 @@ The Triton path goes through ``torch.library`` custom ops (``torch.ops.rrsis.*``
 the envelope the kernels were compiled (for sm_90) and tested for (:mod:`.support`); outside
 it ``auto`` uses the reference and ``triton`` raises, naming the parameter. Inside it, the
 measured table of :mod:`.table` may send a shape to ``torch.compile`` of the reference, the
-eager reference or SDPA instead, where one of those measured faster (default: the kernel).
+eager reference or SDPA instead, where one of those measured faster; a shape not in it uses the
+op's measured default (:data:`.table.DEFAULTS`: the eager reference for PWAM, the kernel for the
+others; the kernel for every op under ``RRSIS_KERNELS=triton``).
 """
 
 from __future__ import annotations
@@ -95,8 +97,10 @@ def _compute_dtype(t: torch.Tensor) -> torch.dtype:
 
 
 def _provider(op: str, t: torch.Tensor, shape) -> str:
-    """The measured choice (:mod:`.table`) for a call the kernel could take."""
-    return table.choose(op, t.device, _compute_dtype(t), shape)
+    """The measured choice (:mod:`.table`) for a call the kernel could take; when the table has
+    none, the op's default, or the kernel under an explicit ``RRSIS_KERNELS=triton``."""
+    explicit = os.environ.get("RRSIS_KERNELS", "auto").lower() == "triton"
+    return table.choose(op, t.device, _compute_dtype(t), shape, default="triton" if explicit else None)
 
 
 def window_attention(q, k, v, rel_bias, window: int, shift: int, scale: float):

@@ -10,8 +10,14 @@ this file (per device name). A call looks up ``(device, op, dtype, shape)``; the
 - ``"sdpa"``: ``F.scaled_dot_product_attention`` (window attention and PWAM only; PyTorch picks
   its backend, cuDNN or memory-efficient with the additive mask).
 
-A shape (or device) not in the table uses the **default**, ``"triton"``, inside the envelope the
-kernels were compiled for (:mod:`.support`), and the reference outside it. ``RRSIS_KERNEL_TABLE``
+A shape (or device) not in the table uses the op's **default** (:data:`DEFAULTS`) inside the
+envelope the kernels were compiled for (:mod:`.support`), and the reference outside it. The
+defaults follow the last measurement of each op on a GPU: the Triton kernel for window attention
+and ELSA; the eager reference for PWAM, whose kernel was slower than eager at all four Swin-B
+stages on the H100 (``benchmarks/results/nvidia-h100-80gb-hbm3-attention.md``, bf16 fwd+bwd,
+batch 8: 0.69 vs 0.54 ms at S1, 1.39 vs 1.00, 0.85 vs 0.52, 0.71 vs 0.63). With
+``RRSIS_KERNELS=triton`` the default of every op is the kernel (an explicit request; the kernel
+tests use it), and the table still applies. ``RRSIS_KERNEL_TABLE``
 names another table file (tests, or a fresh measurement before it is committed). The table is
 read once per process; under ``torch.compile`` the dispatcher only reads what was loaded before
 (``compile_model`` loads it), since finding the device's name is no traceable operation.
@@ -25,12 +31,14 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["DEFAULT", "PROVIDERS", "choose", "key", "load", "reset"]
+__all__ = ["DEFAULT", "DEFAULTS", "PROVIDERS", "choose", "key", "load", "reset"]
 
 PROVIDERS = ("triton", "compiled", "eager", "sdpa")
 APPLIES = {"window_attention": PROVIDERS, "pixel_word_attention": PROVIDERS,
            "elsa_attention": ("triton", "compiled", "eager")}
 DEFAULT = "triton"
+# Per op, from the last GPU measurement of each (see the module docstring).
+DEFAULTS = {"window_attention": "triton", "pixel_word_attention": "eager", "elsa_attention": "triton"}
 PATH = Path(__file__).with_name("dispatch_table.json")
 
 _loaded: dict[str, dict[str, str]] | None = None
@@ -85,11 +93,15 @@ def device_name(device: torch.device) -> str | None:
     return _names[(device.type, idx)]
 
 
-def choose(op: str, device: torch.device, dtype: torch.dtype, shape) -> str:
-    """The provider for one call: the table's entry, else :data:`DEFAULT`."""
+def choose(op: str, device: torch.device, dtype: torch.dtype, shape, default: str | None = None) -> str:
+    """The provider for one call: the table's entry, else ``default`` (the op's
+    :data:`DEFAULTS` entry when ``None``)."""
+    if op not in APPLIES:
+        raise ValueError(f"unknown op {op!r} (ops: {', '.join(APPLIES)})")
+    default = DEFAULTS[op] if default is None else default
     if _loaded is None and torch.compiler.is_compiling():
-        return DEFAULT
+        return default
     name = device_name(device)
     if name is None:
-        return DEFAULT
-    return load().get(name, {}).get(key(op, dtype, shape), DEFAULT)
+        return default
+    return load().get(name, {}).get(key(op, dtype, shape), default)

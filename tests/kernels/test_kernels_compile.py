@@ -289,7 +289,41 @@ def test_choice_table_routes_each_shape_to_its_provider(monkeypatch, tmp_path):
         dispatch.window_attention(q, k, v, rb, 4, 0, 0.25)
         out = dispatch.pixel_word_attention(pq, pk, pv, m, 0.25)
         torch.testing.assert_close(out, ref.pixel_word_attention(pq, pk, pv, m, 0.25))
-        assert calls == ["sdpa", "triton-window"]
+        # Not in the table under an explicit RRSIS_KERNELS=triton: the kernel, for PWAM too.
+        dispatch.pixel_word_attention(pq[:1], pk[:1], pv[:1], m[:1], 0.25)
+        assert calls == ["sdpa", "triton-window", "triton-pwam"]
+    finally:
+        table.reset()
+
+
+def test_choice_table_defaults_per_op(monkeypatch, tmp_path):
+    """Without a table entry, ``auto`` uses each op's measured default (PWAM: eager) and an
+    explicit ``RRSIS_KERNELS=triton`` the kernel; a table entry wins over both."""
+    import json
+
+    from rrsis.kernels import table
+
+    shape = (8, 1, 900, 512, 20)
+    path = tmp_path / "table.json"
+    path.write_text(json.dumps({"devices": {"cpu": {
+        table.key("pixel_word_attention", torch.bfloat16, shape): "sdpa"}}}))
+    monkeypatch.setenv("RRSIS_KERNEL_TABLE", str(path))
+    table.reset()
+    try:
+        t = torch.empty(1, dtype=torch.bfloat16)
+        other = (8, 1, 3600, 256, 20)
+        for env, pwam in (("auto", "eager"), ("triton", "triton")):
+            monkeypatch.setenv("RRSIS_KERNELS", env)
+            assert dispatch._provider("pixel_word_attention", t, other) == pwam
+            assert dispatch._provider("pixel_word_attention", t, shape) == "sdpa"
+            assert dispatch._provider("window_attention", t, (8, 120, 120, 4, 32, 0)) == "triton"
+            assert dispatch._provider("elsa_attention", t, (8, 128, 120, 120, 4, True, True)) == "triton"
+        # A CUDA device this machine cannot name (no GPU, or while compiling): the defaults.
+        assert table.choose("pixel_word_attention", torch.device("cuda"), torch.bfloat16, other) == "eager"
+        assert set(table.DEFAULTS) == set(table.APPLIES)
+        assert all(p in table.APPLIES[op] for op, p in table.DEFAULTS.items())
+        with pytest.raises(ValueError, match="unknown op 'conv'"):
+            table.choose("conv", t.device, torch.bfloat16, other)
     finally:
         table.reset()
 
