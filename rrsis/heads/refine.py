@@ -14,6 +14,12 @@ channels of the same 1×1 conv rearranged by pixel shuffle into ``u×u`` sub-pix
 initialised at zero (so training starts from the plain head's prediction). The features of
 one cell come from its whole ``4×4`` patch, so they can place a boundary inside the cell,
 which bilinear upsampling of 1/4-grid logits alone cannot.
+
+Two switches for the GPU, off by default and leaving the weights and the state dict as they
+are (``benchmarks/gpu_check.py`` times each against the default): :meth:`use_channels_last`
+runs the head's convolutions in the channels-last layout, and ``pad_channels_to = 8`` widens a
+refinement block's input (``2·hidden + K·u²`` channels, 514 at the defaults) with zero channels
+to a multiple of 8, the first convolution seeing its weight padded with zeros to match.
 """
 
 from __future__ import annotations
@@ -72,6 +78,19 @@ class IterativeRefinementHead(nn.Module):
                 nn.init.zeros_(p.weight[num_classes:])
                 nn.init.zeros_(p.bias[num_classes:])
 
+    channels_last = False
+    pad_channels_to = 1
+
+    def use_channels_last(self, enabled: bool = True) -> IterativeRefinementHead:
+        """Run the convolutions channels-last (inputs and weights); ``False`` goes back.
+        Outputs are the same up to rounding; build the optimizer after switching."""
+        fmt = torch.channels_last if enabled else torch.contiguous_format
+        self.channels_last = bool(enabled)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                m.weight.data = m.weight.data.contiguous(memory_format=fmt)
+        return self
+
     def normalized_weights(self) -> torch.Tensor:
         w = F.relu(self.fusion_weights)
         return w / (w.sum() + self.eps)
@@ -79,6 +98,8 @@ class IterativeRefinementHead(nn.Module):
     def forward(self, feats: List[torch.Tensor]) -> Tuple[torch.Tensor, List[torch.Tensor]]:
         """``[C1..C4]`` NCHW → (final logits ``[B, K, H1, W1]``, earlier predictions)."""
         size = feats[0].shape[-2:]
+        if self.channels_last:
+            feats = [f.contiguous(memory_format=torch.channels_last) for f in feats]
         w = self.normalized_weights()
         fused = 0
         for i, (proj, f) in enumerate(zip(self.proj, feats)):
@@ -94,9 +115,27 @@ class IterativeRefinementHead(nn.Module):
             prob = preds[-1].softmax(dim=1)
             if self.upscale > 1:
                 prob = F.pixel_unshuffle(prob, self.upscale)
-            x = x + block(torch.cat([x, f0, prob], dim=1))
+            x = x + self._refine(block, [x, f0, prob])
             preds.append(self._predict(t + 1, x))
         return preds[-1], preds[:-1]
+
+    def _refine(self, block: nn.Sequential, parts: List[torch.Tensor]) -> torch.Tensor:
+        channels = sum(p.shape[1] for p in parts)
+        pad = -channels % max(1, int(self.pad_channels_to))
+        if pad:
+            parts = [*parts, parts[-1].new_zeros((parts[-1].shape[0], pad, *parts[-1].shape[2:]))]
+        inp = torch.cat(parts, dim=1)
+        if self.channels_last:
+            inp = inp.contiguous(memory_format=torch.channels_last)
+        if not pad:
+            return block(inp)
+        first, rest = block[0], block[1:]
+        conv = first[0]
+        weight = F.pad(conv.weight, (0, 0, 0, 0, 0, pad))  # zero weights for the zero channels
+        if self.channels_last:
+            weight = weight.contiguous(memory_format=torch.channels_last)
+        h = F.conv2d(inp, weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+        return rest(first[1:](h))
 
     def _predict(self, t: int, x: torch.Tensor) -> torch.Tensor:
         out = self.pred[t](x)
