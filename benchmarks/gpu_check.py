@@ -12,7 +12,8 @@ recorded as ``timeout``; what it wrote before is kept, and the others still run)
    (FLOPs counted by the script: see that file), a ``torch.profiler`` table of the top kernels
    by self CUDA time, time per part (text, each stage's local attention / PWAM / GEM / gate,
    head, loss, backward, optimizer), GPU-busy ÷ wall, launches per step, and the A/B switches
-   of the cheap wins (fused AdamW, ghost parameters in the autocast dtype);
+   of the cheap wins (fused AdamW, ghost parameters in the autocast dtype, the refinement head
+   channels-last and its 514-channel block inputs padded to 520, all of them together);
 3. ``swin``: a plain timm Swin-B at 480², batch 8, bf16: the backbone's ceiling;
 4. ``train-torch``: the same model with ``RRSIS_KERNELS=torch`` (PyTorch references), eager;
 5. ``train-compiled``: that model under ``rrsis.kernels.compile_model`` (``torch.compile``,
@@ -24,10 +25,6 @@ recorded as ``timeout``; what it wrote before is kept, and the others still run)
 
 ``--only model scene train-triton`` runs the older steps (``benchmarks/model.py``, whole-scene
 throughput, 50 train steps with the kernels), which no longer fit the default 8 minutes.
-
-Cheap wins in the plan but not switchable yet (they change the model's modules, owned by the
-parts): channels-last convolutions in the refinement head, and channel counts padded to a
-multiple of 8 where a head convolution sees 514 channels.
 
 All results go to one ``<gpu-slug>.json`` + ``.md`` in the results folder, with the GPU, driver,
 CUDA, torch and triton versions.

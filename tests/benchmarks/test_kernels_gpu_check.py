@@ -75,7 +75,8 @@ def test_gpu_check_dry_run_profile_baselines_and_choice_table(tmp_path):
     assert {"text", "head", "loss", "backward", "optimizer", "s1.local-attn", "s1.pwam",
             "s1.gem", "s1.gate", "s4.pwam"} <= parts
     assert prof["profile_train"]["parts"]["s1.local-attn"]["calls_per_step"] == 2  # depth 2
-    assert "ghost_in_autocast_dtype" in prof["ab"]
+    assert {"ghost_in_autocast_dtype", "head_channels_padded_to_8", "head_channels_last",
+            "all_cheap_wins"} <= set(prof["ab"])
     assert data["benchmarks"]["profile-swin"]["train_images_per_s"] > 0
     disp = data["benchmarks"]["dispatch-table"]
     chosen = disp["devices"]["cpu"]

@@ -8,6 +8,7 @@ import pytest
 
 pytest.importorskip("rasterio")
 
+from _fixtures import flood_fill
 from rrsis.scene import SceneOptions, segment_scene
 
 
@@ -68,8 +69,15 @@ def test_rows_match_segment_scene(tmp_path, benchmark_module):
             assert (rows[name] == res[i].mask).all(), (name, r["text"])
         assert (rows["global-local (tuned)"] == rows["global-local (defaults)"]).all()
         # the ranked mode and the oracle only ever select candidate pixels
-        for name in ("ranked", "oracle selection (not a method)"):
+        for name in ("ranked", "oracle selection (not a method)", ls.TOP1):
             assert not (rows[name] & ~candidates[i].mask).any()
+        # the top-1 baseline: the candidate component of highest mean tiles probability
+        lab, n = flood_fill(r["p_tiles"][0.25] > 0.45)
+        if n:
+            means = [r["p_tiles"][0.25][lab == j].mean() for j in range(1, n + 1)]
+            assert (rows[ls.TOP1] == (lab == 1 + int(np.argmax(means)))).all()
+        else:
+            assert not rows[ls.TOP1].any()
         differ += int((rows["tiles"] != rows["global"]).any())
     assert differ  # the rows are not all one mask
     assert any(r["candidates"] for r in recs)
