@@ -3,8 +3,10 @@
     python benchmarks/gpu_check.py              # on the GPU machine: writes benchmarks/results/<gpu>.json/.md
     python benchmarks/gpu_check.py --dry-run --out DIR   # CPU, toy sizes: every step once (tested)
 
-Steps, each in its own process with its own time limit (a step that overruns is killed and
-recorded as ``timeout``; what it wrote before is kept, and the others still run):
+Steps, each in its own process group with its own time limit (a step that overruns is killed
+with what it started and recorded as ``timeout``; what it wrote before is kept, and the others
+still run). Together they get ``TOTAL`` = 450 s: a step starts with at most what is left, and is
+recorded as skipped once nothing is:
 
 1. ``tests``: the fused-ELSA, tile-config and dispatcher tests with compiled kernels on the GPU;
 2. ``profile``: GL-MSIN-B, 480², batch 8, bf16 autocast, default kernels
@@ -33,10 +35,12 @@ CUDA, torch and triton versions.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -52,6 +56,9 @@ HERE = Path(__file__).resolve().parent
 # Seconds per step on the GPU; together under 8 minutes with the start-up of each process.
 LIMITS = {"tests": 45, "profile": 110, "swin": 40, "train-torch": 45, "train-compiled": 120,
           "dispatch": 70, "attention": 50, "model": 75, "train-triton": 70, "scene": 90}
+# The whole run, steps together: a step gets what is left when it would overrun it, and is
+# skipped when less than MIN_STEP seconds are left.
+TOTAL, MIN_STEP = 450, 5.0
 DEFAULT_STEPS = ("tests", "profile", "swin", "train-torch", "train-compiled", "dispatch",
                  "attention")
 DRY_LIMITS = {**dict.fromkeys(LIMITS, 600), "tests": 1200, "attention": 1200, "model": 1200,
@@ -109,13 +116,22 @@ def _run_step(name, cmd, env_extra, limit, out: Path) -> dict[str, Any]:
            "PYTHONPATH": os.pathsep.join([str(C.ROOT), os.environ.get("PYTHONPATH", "")])}
     t0 = time.perf_counter()
     log = out / f"{name}.log"
-    with open(log, "w") as f:
-        try:
-            proc = subprocess.run(cmd, cwd=C.ROOT, env=env, stdout=f, stderr=subprocess.STDOUT,
-                                  timeout=limit, check=False)
-            status = "ok" if proc.returncode == 0 else f"exit {proc.returncode}"
-        except subprocess.TimeoutExpired:
-            status = f"timeout after {limit} s"
+    if limit < MIN_STEP:
+        log.write_text("")
+        status = "skipped: the run's total time was spent"
+    else:
+        with open(log, "w") as f:
+            # Its own process group, so a timeout also ends what the step started (pytest,
+            # torch.compile's worker processes).
+            proc = subprocess.Popen(cmd, cwd=C.ROOT, env=env, stdout=f, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+            try:
+                status = "ok" if proc.wait(timeout=limit) == 0 else f"exit {proc.returncode}"
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                status = f"timeout after {limit:.0f} s"
     text = log.read_text(errors="replace")
     print(f"[{name}] {status} in {time.perf_counter() - t0:.0f} s", flush=True)
     return {"step": name, "status": status, "seconds": round(time.perf_counter() - t0, 1),
@@ -406,11 +422,12 @@ def main(argv=None) -> int:
     print(f"# {env.get('gpu')} | driver {env.get('driver')} | torch {env['torch']} | "
           f"triton {env['triton']}", flush=True)
     limits = DRY_LIMITS if args.dry_run else LIMITS
+    end = time.monotonic() + (math.inf if args.dry_run else TOTAL)
     steps = []
     for name, cmd, extra in _steps(args.dry_run, work):
         if name not in (args.only or DEFAULT_STEPS):
             continue
-        steps.append(_run_step(name, cmd, extra, limits[name], work))
+        steps.append(_run_step(name, cmd, extra, min(limits[name], end - time.monotonic()), work))
     path = report(env, steps, work, dest, args.dry_run)
     shutil.rmtree(work, ignore_errors=True)
     print(f"wrote {path} and {path.with_suffix('.md')}")

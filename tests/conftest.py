@@ -64,8 +64,12 @@ def tiny_model(tiny_tokenizer):
 def benchmark_module():
     """``load(name)``: the script ``benchmarks/<name>.py`` imported as module ``name``."""
 
+    here = Path(__file__).resolve().parents[1] / "benchmarks"
+    if str(here) not in sys.path:  # the scripts import their neighbours (``_common``)
+        sys.path.append(str(here))
+
     def load(name: str):
-        path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+        path = here / f"{name}.py"
         spec = importlib.util.spec_from_file_location(name, path)
         mod = importlib.util.module_from_spec(spec)
         sys.modules[name] = mod
