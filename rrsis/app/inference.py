@@ -111,7 +111,7 @@ def run(
         model: a loaded rrsis model with a tokenizer.
         image_path: the uploaded file.
         texts: one or more non-empty expressions.
-        mode: one of :data:`MODES`.
+        mode: one of :data:`MODES` that the model serves (:func:`model_modes`).
         threshold: foreground-probability threshold, in (0, 1).
         workdir: an existing folder for this request's files.
         bands: band numbers counted from 1 the model reads, as many as its ``in_chans``
