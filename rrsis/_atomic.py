@@ -13,13 +13,20 @@ their own file names never read one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_open", "atomic_path", "atomic_write", "temporary_path"]
+__all__ = ["atomic_append", "atomic_open", "atomic_path", "atomic_write", "disk_errors", "io_cause",
+           "temporary_path", "write_error"]
+
+# Rust writers (safetensors) report an I/O failure as text: "... (os error 28)".
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")
 
 
 def _fsync_dir(directory: str | os.PathLike) -> None:
@@ -119,3 +126,82 @@ def writable_folder(folder: str | os.PathLike, advice: str) -> None:
         raise PermissionError(f"{folder}: cannot create the folder ({exc.strerror or exc}); {advice}") from None
     if not os.access(folder, os.W_OK | os.X_OK):
         raise PermissionError(f"{folder}: the folder is not writable; {advice}")
+
+
+def atomic_append(path: str | os.PathLike, data: bytes) -> None:
+    """Append ``data`` to ``path`` whole or not at all: a failed or short write (a full disk)
+    cuts the file back to its size before, so no torn line is left for the next append to glue
+    onto. For one writer at a time (an append-only log)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        size = os.fstat(fd).st_size
+        view = memoryview(data)
+        try:
+            while view:
+                n = os.write(fd, view)
+                if n <= 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                view = view[n:]
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)
+
+
+def io_cause(exc: BaseException) -> OSError | None:
+    """The ``OSError`` behind ``exc``: itself, one in its context chain (``torch.save`` wraps a
+    full disk in a ``RuntimeError``), or one rebuilt from a message that carries the code
+    (safetensors: ``... (os error 28)``); ``None`` when the failure is not an I/O one."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError):
+            return seen
+        if m := _OS_ERROR.search(str(seen)):
+            code = int(m.group(1))
+            return OSError(code, os.strerror(code))
+        seen = seen.__context__ or seen.__cause__
+    return None
+
+
+def _size(n: float) -> str:
+    if n < 2**10:
+        return f"{n:.0f} bytes"
+    if n < 2**20:
+        return f"{n / 2**10:.1f} KiB"
+    return f"{n / 2**20:.1f} MiB" if n < 10 * 2**20 else f"{n / 2**20:,.0f} MiB"
+
+
+def write_error(exc: BaseException, path: str | os.PathLike, what: str, *, needed: int | None = None,
+                advice: str = "") -> OSError:
+    """An ``OSError`` for a failed write of ``path`` that says what it was, why (the cause's
+    words: "No space left on device"), the space it needed (``needed`` bytes, when known) and
+    what is free there, then ``advice``; its ``errno`` is the cause's."""
+    cause = io_cause(exc)
+    reason = getattr(cause, "strerror", None) or str(cause or exc).strip().splitlines()[0]
+    space = [f"about {_size(needed)} needed"] if needed else []
+    folder = Path(path).absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        space.append(f"{_size(shutil.disk_usage(folder).free)} free there")
+    except OSError:
+        pass
+    text = f"could not write {what} {path}: {reason}" + (f" ({', '.join(space)})" if space else "")
+    err = OSError(text + (f". {advice}" if advice else ""))
+    err.errno = getattr(cause, "errno", None) or errno.EIO  # no .filename: it would replace the message
+    return err
+
+
+@contextlib.contextmanager
+def disk_errors(path: str | os.PathLike, what: str, *, needed: int | None = None,
+                advice: str = "") -> Iterator[None]:
+    """Turn an I/O failure inside the block into :func:`write_error`'s one clear ``OSError``;
+    other errors pass unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        if io_cause(exc) is None:
+            raise
+        raise write_error(exc, path, what, needed=needed, advice=advice) from None

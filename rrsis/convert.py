@@ -146,12 +146,14 @@ def _summarise(keys, limit: int = 12) -> str:
 
 
 def plan_conversion(
-    arch: str, shapes: Mapping[str, Any], *, text_heads: int | None = None, official_args: Mapping[str, Any] | None = None
+    arch: str, shapes: Mapping[str, Any], *, text_heads: int | None = None, official_args: Mapping[str, Any] | None = None,
+    max_params: int | None = None, max_activation_gib: float | None = None,
 ) -> ConversionPlan:
     """Infer the target model, map every official key and check that the two key sets meet.
 
     The target's keys and shapes come from a model built on the ``meta`` device, so planning a
-    full-size conversion allocates no weights.
+    full-size conversion allocates no weights; ``max_params`` / ``max_activation_gib`` are
+    :func:`rrsis.create_model`'s cost limits.
 
     Raises:
         ValueError: the checkpoint is of another registered format, or keys/shapes do not
@@ -165,7 +167,7 @@ def plan_conversion(
     shape_of = _shapes(shapes)
     model_args = fmt.model_args(shape_of, text_heads=text_heads, official_args=official_args)
     with torch.device("meta"):
-        model = create_model(arch, **model_args)
+        model = create_model(arch, **model_args, max_params=max_params, max_activation_gib=max_activation_gib)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     key_map = {k: fmt.map_key(k) for k in shape_of}
     targets: dict[str, str] = {}
@@ -215,6 +217,8 @@ def convert_checkpoint(
     vocab: str | os.PathLike | None = None,
     max_tokens: int | None = None,
     overwrite: bool = False,
+    max_params: int | None = None,
+    max_activation_gib: float | None = None,
 ) -> Path:
     """Convert an official checkpoint into an rrsis pretrained directory.
 
@@ -227,6 +231,8 @@ def convert_checkpoint(
         max_tokens: tokenizer length, saved as the model's ``text.max_tokens`` (``None``: the
             model's default, :data:`rrsis.text.MAX_TOKENS`).
         overwrite: allow writing into an existing non-empty ``out_dir``.
+        max_params, max_activation_gib: the target model's cost limits, as in
+            :func:`rrsis.create_model` (``None``: the environment's, then the defaults).
 
     Returns:
         the output directory; load it with :func:`rrsis.from_pretrained`.
@@ -238,12 +244,13 @@ def convert_checkpoint(
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
         raise ValueError(f"{out_dir} exists and is not empty (pass overwrite=True / --overwrite)")
     state, official_args = load_official_checkpoint(checkpoint)
-    plan = plan_conversion(arch, state, text_heads=text_heads, official_args=official_args)
+    limits = {"max_params": max_params, "max_activation_gib": max_activation_gib}
+    plan = plan_conversion(arch, state, text_heads=text_heads, official_args=official_args, **limits)
     tensors = convert_state_dict(state, plan)
     # Built on the meta device and given the converted tensors themselves: no random init of a
     # 240 M-parameter model just to overwrite it. Only persistent entries are saved, all real.
     with torch.device("meta"):
-        model = create_model(arch, **plan.model_args, max_tokens=max_tokens)
+        model = create_model(arch, **plan.model_args, max_tokens=max_tokens, **limits)
     tokenizer = None
     if vocab is not None:
         tokenizer = Tokenizer(vocab, max_tokens=model.config["text"]["max_tokens"])

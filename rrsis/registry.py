@@ -243,14 +243,14 @@ def probe_model(name: str, config: Optional[Mapping[str, Any]] = None, *, max_pa
         raise ConfigError(
             f"{name}: this configuration has {params:,} parameters ({nbytes / 2**30:.1f} GiB), above the "
             f"limit max_params={int(limit_params):,}. Check the sizes for a typo, or raise the limit: "
-            f"max_params=... (create_model, from_pretrained) or ${MAX_PARAMS_ENV}"
+            f"max_params=... (create_model, from_pretrained), --max-params (rrsis commands) or ${MAX_PARAMS_ENV}"
         )
     if act is not None and act > limit_gib * 2**30:
         raise ConfigError(
             f"{name}: this configuration needs about {act / 2**30:.1f} GiB of activations per training "
             f"image, above the limit max_activation_gib={limit_gib:g}. Check image_size and the sizes "
-            f"for a typo, or raise the limit: max_activation_gib=... (create_model, from_pretrained) "
-            f"or ${MAX_ACTIVATION_ENV}"
+            f"for a typo, or raise the limit: max_activation_gib=... (create_model, from_pretrained), "
+            f"--max-activation-gib (rrsis commands) or ${MAX_ACTIVATION_ENV}"
         )
     return probe, est
 

@@ -38,8 +38,12 @@ def resolve_model(ref: str | None) -> str:
 
 
 def serve(model_ref: str | None = None, *, host: str = "127.0.0.1", port: int = 7860,
-          limits: Limits | None = None, device: str = "cpu", examples: int = 3) -> None:
-    """Load the model once, build the page, serve it until interrupted, then delete the workspace."""
+          limits: Limits | None = None, device: str = "cpu", examples: int = 3,
+          max_params: int | None = None, max_activation_gib: float | None = None) -> None:
+    """Load the model once, build the page, serve it until interrupted, then delete the workspace.
+
+    ``max_params`` / ``max_activation_gib``: :func:`rrsis.from_pretrained`'s cost limits (``None``:
+    ``$RRSIS_MAX_PARAMS`` / ``$RRSIS_MAX_ACTIVATION_GIB``, then the defaults)."""
     from .page import build_app, launch, require_gradio
 
     limits = limits or Limits()
@@ -57,7 +61,8 @@ def serve(model_ref: str | None = None, *, host: str = "127.0.0.1", port: int = 
         from .card import summarise
         from .examples import write_examples
 
-        model = from_pretrained(source, map_location=torch.device(device)).eval()
+        model = from_pretrained(source, map_location=torch.device(device), max_params=max_params,
+                                max_activation_gib=max_activation_gib).eval()
         card = summarise(model, source)
         scenes = write_examples(ws.examples, examples) if examples else []
         app = build_app(model, card=card, workspace=ws, limits=limits, examples=scenes)

@@ -19,10 +19,11 @@ from pathlib import Path
 
 from PIL import TiffImagePlugin
 
-__all__ = ["MODES", "InputError", "Result", "is_georeferenced", "run", "tiff_tags"]
+__all__ = ["MODES", "InputError", "Result", "is_georeferenced", "model_modes", "run", "tiff_tags"]
 
-# Offered by the page (rrsis.scene.infer documents each; "auto" is left to the command line).
-MODES = ("global", "global-local", "tiles")
+# What the app serves (rrsis.scene.infer and rrsis.scene.rank document each; "auto" is left to the
+# command line). "ranked" only with a model that has a scene ranker: the page offers model_modes(model).
+MODES = ("global", "global-local", "tiles", "ranked")
 
 # TIFF tags that make a TIFF a GeoTIFF: ModelPixelScale, ModelTiepoint, ModelTransformation,
 # GeoKeyDirectory.
@@ -82,6 +83,13 @@ def is_georeferenced(path: str | os.PathLike) -> bool:
     return tags is not None and any(t in tags for t in _GEOTIFF_TAGS)
 
 
+def model_modes(model) -> tuple[str, ...]:
+    """The modes of :data:`MODES` that ``model`` can serve: ``ranked`` only when it has a scene
+    ranker (``model.scene_ranker``, attached by ``from_pretrained`` from the model's folder)."""
+    has_ranker = getattr(model, "scene_ranker", None) is not None
+    return tuple(m for m in MODES if m != "ranked" or has_ranker)
+
+
 def _slug(text: str, n: int = 40) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:n].strip("-") or "expression"
 
@@ -95,6 +103,7 @@ def run(
     threshold: float = 0.5,
     workdir: str | os.PathLike,
     bands: str | Sequence[int] | None = None,
+    crs: str | None = None,
 ) -> list[Result]:
     """Segment what each expression names in one image or scene; write its files into ``workdir``.
 
@@ -102,20 +111,28 @@ def run(
         model: a loaded rrsis model with a tokenizer.
         image_path: the uploaded file.
         texts: one or more non-empty expressions.
-        mode: one of :data:`MODES`.
+        mode: one of :data:`MODES` that the model serves (:func:`model_modes`).
         threshold: foreground-probability threshold, in (0, 1).
         workdir: an existing folder for this request's files.
         bands: band numbers counted from 1 the model reads, as many as its ``in_chans``
             (``"1,2,3,4"``); ``None`` or ``""``: the default of :func:`rrsis.segment_scene`.
+        crs: the CRS of a raster that has a transform but no CRS (``"EPSG:32633"``), or
+            ``"none"`` for outputs without georeference: ``segment_scene``'s ``crs=``, which
+            ``rrsis predict --crs`` passes too; ``None`` or ``""``: none given.
 
     Returns:
         One :class:`Result` per expression, in order.
 
     Raises:
-        InputError: a file, mode or expression that cannot be served, with the reason.
+        InputError: a file, mode, CRS or expression that cannot be served, with the reason.
     """
     if mode not in MODES:
-        raise InputError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        raise InputError(f"unknown mode {mode!r}; choose one of {', '.join(model_modes(model))}")
+    if mode not in model_modes(model):
+        raise InputError("mode 'ranked' needs a model with a scene ranker (scene_ranker.json beside the "
+                         "model; train one with rrsis.scene.rank_train) and this model has none; choose "
+                         f"one of {', '.join(model_modes(model))}")
+    crs = str(crs).strip() if crs is not None else ""
     from ..data.expressions import check_expressions  # light: no torch
 
     try:
@@ -135,7 +152,7 @@ def run(
     prefix = Path(workdir) / "result"
     try:
         found = segment_scene(model, str(image_path), texts, mode=mode, threshold=threshold,
-                              out=str(prefix), bands=bands or None)
+                              out=str(prefix), bands=bands or None, crs=crs or None)
     except (ValueError, FileNotFoundError) as exc:
         raise InputError(str(exc)) from None
     per_text = (time.perf_counter() - t0) / len(found)

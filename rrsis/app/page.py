@@ -61,8 +61,8 @@ def build_app(
         image, message = preview(upload, limits)
         return image, message
 
-    def on_segment(upload, expressions, mode, threshold, bands=""):
-        r = respond(model, workspace, limits, upload, expressions, mode, threshold, bands)
+    def on_segment(upload, expressions, mode, threshold, bands="", crs=""):
+        r = respond(model, workspace, limits, upload, expressions, mode, threshold, bands, crs)
         return r.gallery, r.table, (r.files or None), r.message
 
     with gr.Blocks(title="rrsis app", analytics_enabled=False, delete_cache=(600, 3600)) as app:
@@ -79,14 +79,18 @@ def build_app(
                     lines=3, placeholder="the red building\nall storage tanks", elem_id="expressions",
                 )
                 with gr.Row():
-                    mode = gr.Radio(list(inference.MODES), value=inference.MODES[0], label="Mode",
-                                    elem_id="mode")
+                    # "ranked" only when the model has a scene ranker.
+                    mode = gr.Radio(list(inference.model_modes(model)), value=inference.MODES[0],
+                                    label="Mode", elem_id="mode")
                     threshold = gr.Slider(0.05, 0.95, value=0.5, step=0.05, label="Threshold",
                                           elem_id="threshold")
                 n = getattr(model, "in_chans", 3)
                 bands = gr.Textbox(label=f"Bands the model reads ({n}, counted from 1, e.g. "
                                          f"{','.join(str(i + 1) for i in range(n))}); empty: the default",
                                    value="", max_lines=1, elem_id="bands")
+                crs = gr.Textbox(label="CRS of a GeoTIFF that has a transform but no CRS (e.g. EPSG:32633; "
+                                       "none: outputs without georeference); empty: the file's own",
+                                 value="", max_lines=1, elem_id="crs")
                 button = gr.Button("Segment", variant="primary", elem_id="segment")
                 if examples:
                     gr.Examples([[p, t] for p, t in examples], inputs=[upload, expressions],
@@ -109,7 +113,7 @@ def build_app(
                 )
         upload.change(on_upload, inputs=upload, outputs=[shown, message], api_name=False,
                       concurrency_limit=2, concurrency_id="preview")
-        button.click(on_segment, inputs=[upload, expressions, mode, threshold, bands],
+        button.click(on_segment, inputs=[upload, expressions, mode, threshold, bands, crs],
                      outputs=[gallery, table, files, message], api_name="segment",
                      concurrency_limit=limits.concurrency, concurrency_id="model")
     app.queue(max_size=limits.queue_size, default_concurrency_limit=1)

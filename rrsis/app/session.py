@@ -125,7 +125,7 @@ class Workspace:
             while not self._stop.wait(every):
                 try:
                     self.prune_uploads(limits)
-                except Exception:  # noqa: BLE001 - the sweeper must outlive one odd file
+                except Exception:  # the sweeper must outlive one odd file
                     logger.exception("pruning uploads failed")
 
         t = threading.Thread(target=loop, name="rrsis-app-prune", daemon=True)
@@ -178,7 +178,7 @@ def _area_table(results: list[inference.Result], pixels: int) -> str:
 
 
 def respond(model, workspace: Workspace, limits: Limits, upload, expressions, mode, threshold,
-            bands: str = "") -> Response:
+            bands: str = "", crs: str = "") -> Response:
     """Check one request, run it through the adapter, and describe the results.
 
     Bad input and failures come back as a :class:`Response` with a message, never as an exception,
@@ -193,7 +193,8 @@ def respond(model, workspace: Workspace, limits: Limits, upload, expressions, mo
             raise InputError(f"threshold must be between 0 and 1 (exclusive), got {threshold}")
         with workspace.using(upload):
             results = inference.run(model, upload, texts, mode=str(mode), threshold=threshold,
-                                    workdir=workspace.request_dir(), bands=str(bands or "").strip() or None)
+                                    workdir=workspace.request_dir(), bands=str(bands or "").strip() or None,
+                                    crs=str(crs or "").strip() or None)
     except InputError as exc:
         return _error(str(exc))
     except ValueError as exc:  # the model's own input checks

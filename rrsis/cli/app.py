@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .model_limits import add_model_limits, model_limits
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from ..app.limits import Limits
@@ -45,6 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--unused-upload-s", type=float, default=d.unused_upload_s,
                    help=f"seconds before a stored file no request uses is removed (default {d.unused_upload_s:g})")
     p.add_argument("--examples", type=int, default=3, help="generated example scenes (default 3)")
+    add_model_limits(p)
     p.set_defaults(func=run)
 
 
@@ -71,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _stop)
     try:
         serve(args.model, host=args.host, port=args.port, limits=limits, device=args.device,
-              examples=args.examples)
+              examples=args.examples, **model_limits(args))
     except KeyboardInterrupt:
         print("rrsis app: stopped", file=sys.stderr)
     return 0

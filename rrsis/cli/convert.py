@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .model_limits import add_model_limits, model_limits
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -29,6 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--vocab", default=None, metavar="vocab.txt", help="BERT vocabulary to save as the tokenizer")
     p.add_argument("--max-tokens", type=int, default=None, help="tokenizer length (default: the model's text.max_tokens)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT_DIR")
+    add_model_limits(p)
     p.set_defaults(func=run)
 
 
@@ -37,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     out = convert_checkpoint(
         args.checkpoint, args.out_dir, arch=args.arch, text_heads=args.text_heads,
-        vocab=args.vocab, max_tokens=args.max_tokens, overwrite=args.overwrite,
+        vocab=args.vocab, max_tokens=args.max_tokens, overwrite=args.overwrite, **model_limits(args),
     )
     print(f"wrote {out} ({args.arch}):")
     for f in sorted(out.iterdir()):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .model_limits import add_model_limits, model_limits
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from ..demo.settings import DemoConfig
@@ -35,6 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a previous demo in --out (without it a non-empty folder is refused)")
+    add_model_limits(p)
     p.set_defaults(func=run)
 
 
@@ -46,5 +49,6 @@ def run(args: argparse.Namespace) -> int:
         scenes=args.scenes, size=args.size, batch_size=args.batch_size, lr=args.lr, device=args.device,
         progress=not args.no_progress, overwrite=args.overwrite, parallel=not args.sequential,
     )
+    cfg.model.update(model_limits(args))  # create_model keywords of the demo's two models
     run_demo(cfg)
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .model_limits import add_model_limits, model_limits
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -32,6 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="dataset constructor option, repeatable (e.g. image_dir=/data/rrsisd/JPEGImages "
                         "for the official RRSIS-D layout, mask_threshold=0 for 0/1 masks)")
     p.add_argument("--out", help="metrics JSON to write (default: eval-<dataset>-<split>.json)")
+    add_model_limits(p)
     p.set_defaults(func=run)
 
 
@@ -70,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--data-option {item!r} must look like KEY=VALUE")
         options[key.strip()] = parse_value(value.strip())
     device = resolve_device(args.device)
-    model = from_pretrained(args.model, map_location=device)
+    model = from_pretrained(args.model, map_location=device, **model_limits(args))
     if model.tokenizer is None:
         raise ValueError(f"{args.model} has no tokenizer (vocab.txt): cannot encode the expressions")
     size = args.image_size or model.image_size

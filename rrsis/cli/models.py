@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from .model_limits import add_model_limits, model_limits
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list registered models or pretrained tags, or show one model's config")
@@ -12,6 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pretrained", action="store_true",
                    help="list the pretrained configurations (arch.tag): weights, input, tokenizer, licence")
     p.add_argument("--info", metavar="NAME", help="print NAME's config and parameter counts")
+    add_model_limits(p)
     p.set_defaults(func=run)
 
 
@@ -54,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     # Shapes only: build on the meta device so the full-size models cost no memory or time.
     with torch.device("meta"):
-        model = create_model(args.info)
+        model = create_model(args.info, **model_limits(args))
     total = _count(model)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     print(f"model: {args.info}")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .model_limits import add_model_limits, model_limits
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -100,6 +102,7 @@ shared among the ranks and rank 0 writes the merged file once all are done:
                    help="region under torchrun: how long rank 0 waits for the other ranks' scenes "
                         "before failing without merging (default: the process group's, 30 min)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_model_limits(p)
     p.set_defaults(func=run)
 
 
@@ -196,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
                       args.overwrite)
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" \
             else torch.device(args.device)
-        model = from_pretrained(args.model, map_location=device)
+        model = from_pretrained(args.model, map_location=device, **model_limits(args))
         with warnings.catch_warnings():
             # The API's warnings (an expression cut or unknown to the vocabulary), one line each.
             warnings.simplefilter("always", UserWarning)
@@ -243,7 +246,7 @@ def _run_region(args: argparse.Namespace, stretch) -> int:
         check_merged_path(args.merged)
     info = setup_distributed(args.device)  # torchrun's process group, as rrsis train joins it
     try:
-        model = from_pretrained(args.model, map_location=info.device)
+        model = from_pretrained(args.model, map_location=info.device, **model_limits(args))
         with warnings.catch_warnings():
             warnings.simplefilter("always", UserWarning)
             warnings.showwarning = _print_warning

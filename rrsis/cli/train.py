@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .model_limits import add_model_limits, model_limits
+
 EPILOG = """\
 overrides (any config field; values are read as JSON, None = null):
   --lr 1e-4                 a key that names one field of one section
@@ -47,6 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "a folder that holds one)")
     p.add_argument("--list", action="store_true", help="list the shipped recipes and exit")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    add_model_limits(p)
     p.set_defaults(func=run, overrides=[])
 
 
@@ -64,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.config:
         raise ValueError("--config NAME_OR_PATH is required (rrsis train --list shows the recipes)")
     cfg = load_config(args.config, parse_override_args(args.overrides))
+    # The model section's keywords reach create_model / from_pretrained (model.init) as they are.
+    cfg["model"].update(model_limits(args))
     if args.print_config:
         print(json.dumps(cfg, indent=2))
         return 0

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import random
 import re
-import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._atomic import atomic_open
+from .._atomic import atomic_open, write_error
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -58,21 +56,9 @@ def _write_error(exc: BaseException, path: Path) -> OSError:
     """The error of a failed checkpoint write, naming the file and the cause. ``torch.save``
     reports a full disk as ``[enforce fail at inline_container.cc] unexpected pos``; the
     ``OSError`` behind it (ENOSPC, EDQUOT, EIO...) is in its context."""
-    cause: BaseException | None = exc
-    while cause is not None and not isinstance(cause, OSError):
-        cause = cause.__context__ or cause.__cause__
-    code = getattr(cause, "errno", None)
-    reason = getattr(cause, "strerror", None) or str(cause or exc).strip().splitlines()[0]
-    try:
-        free = f"; {shutil.disk_usage(path.parent).free / 2**20:.0f} MiB free there"
-    except OSError:
-        free = ""
-    err = OSError(
-        f"could not write checkpoint {path}: {reason}{free}. The previous checkpoints are intact; free "
-        "space (or set train.keep_checkpoints lower) and continue with --resume auto"
-    )
-    err.errno = code or errno.EIO  # no .filename: it would replace the message with "[Errno N] None: path"
-    return err
+    return write_error(exc, path, "checkpoint", advice=(
+        "The previous checkpoints are intact; free space (or set train.keep_checkpoints lower) and "
+        "continue with --resume auto"))
 
 
 def capture_rng() -> dict[str, Any]:

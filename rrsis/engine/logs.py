@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .._atomic import atomic_open
+from .._atomic import atomic_append, atomic_open, disk_errors
 
 __all__ = ["JsonlLogger", "read_jsonl"]
 
@@ -47,7 +47,9 @@ def _clean(v: Any) -> Any:
 
 
 class JsonlLogger:
-    """Appends one JSON object per line to ``path``, flushed at once (so ``tail -f`` works).
+    """Appends one JSON object per line to ``path``, written at once (so ``tail -f`` works), each
+    line whole or not at all: a full disk leaves the log as it was before the line and raises an
+    ``OSError`` naming the file and the space.
 
     Args:
         path: the ``.jsonl`` file.
@@ -73,8 +75,11 @@ class JsonlLogger:
         """Append ``record``."""
         if not self.enabled:
             return
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(_clean(record)) + "\n")
+        line = (json.dumps(_clean(record)) + "\n").encode("utf-8")
+        with disk_errors(self.path, "the log", needed=len(line), advice=(
+                "The log holds every record before this one and the run's checkpoints are intact; "
+                "free space and continue with --resume auto")):
+            atomic_append(self.path, line)
 
     def records(self) -> list[dict[str, Any]]:
         return read_jsonl(self.path)

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .._atomic import atomic_write
+from .._atomic import atomic_write, disk_errors
 from ..data import collate_fn
 from ..kernels.compile import compile_model
 from ..losses import ReferringLoss
@@ -47,7 +47,6 @@ from .checkpoint import (
     prune_checkpoints,
     restore_rng,
 )
-from .recipe import DEFAULTS, merge
 from .distributed import (
     DistInfo,
     ResumableSampler,
@@ -60,12 +59,17 @@ from .evaluation import autocast_context, evaluate, resolve_amp
 from .inputs import build_datasets, build_tokenizer, text_words
 from .logs import JsonlLogger
 from .optim import build_optimizer, build_scheduler
+from .recipe import DEFAULTS, merge
 from .run_folder import clear_run, resume_plan
 from .validate import format_output_dir, validate_config
 
 __all__ = ["Trainer", "build_datasets", "build_model", "build_tokenizer", "text_words"]
 
 logger = logging.getLogger(__name__)
+
+# The end of a full-disk error: what survives and how to go on.
+_RESUME = ("the run's checkpoints are intact: free space and continue with --resume auto, which goes on "
+           "from the last checkpoint and writes best/ and final/ again from there")
 
 # Keys of the model section that are not architecture arguments.
 _MODEL_META = ("name", "pretrained", "swin_weights", "text_weights", "init")
@@ -470,12 +474,15 @@ class Trainer:
         }
         if main:
             self._save_model_dir(self.output_dir / "final", final)
-            atomic_write(self.output_dir / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
+            with disk_errors(self.output_dir / "summary.json", "the run summary", advice=_RESUME):
+                atomic_write(self.output_dir / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
             self._plot()
         return summary
 
     # ---------------------------------------------------------- validation and outputs
     def _save_model_dir(self, directory: Path, metrics: dict[str, Any] | None) -> Path:
+        """``best/`` or ``final/`` through ``save_pretrained`` (a whole folder or none): a full
+        disk ends the run with an error naming the folder and the space it needs."""
         try:
             from ..hub import save_pretrained
         except ImportError:  # hub not available: a plain state file instead
@@ -485,12 +492,17 @@ class Trainer:
             return path
         dataset = self.cfg["data"].get("dataset") if self.cfg["data"].get("root") else None
         clean = {k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float))}
-        return save_pretrained(self.model, directory, metrics=clean or None, dataset=dataset)
+        # The weights are most of it; the old folder stays until the new one is complete.
+        needed = sum(t.numel() * t.element_size() for t in self.model.state_dict().values())
+        with disk_errors(directory, f"the {directory.name} model folder", needed=needed,
+                         advice=f"{directory} is as it was before (or absent); {_RESUME}"):
+            return save_pretrained(self.model, directory, metrics=clean or None, dataset=dataset)
 
     def _plot(self) -> None:
         if not self.info.is_main:
             return
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught, \
+                disk_errors(self.output_dir / "training.png", "the training plot", advice=_RESUME):
             warnings.simplefilter("always")
             plot_history(self.log.records(), self.output_dir / "training.png",
                          title=str(self.cfg.get("recipe") or ""))
@@ -515,8 +527,9 @@ class Trainer:
         self._record({"type": "val", "step": self.step, "epoch": self.epoch, **metrics})
         better = not self.best or metrics["oIoU"] > self.best.get("oIoU", -1.0)
         if better and self.info.is_main:
-            self.best = {"step": self.step, "epoch": self.epoch, **metrics}
             self._save_model_dir(self.output_dir / "best", metrics)
+            # Only once best/ holds it: a failed save must not leave a best that no folder has.
+            self.best = {"step": self.step, "epoch": self.epoch, **metrics}
         if self.info.distributed:
             self.best = all_gather_objects(self.best, self.info)[0]
         return metrics
