@@ -109,31 +109,39 @@ def _sigmoid(d):
     return 1.0 / (1.0 + np.exp(-d))
 
 
-def ranked_rows(rec: dict, image: np.ndarray, model, text, overlap: float) -> None:
-    """The ranked mode on the tiles pass at ``overlap`` (``rec["p_tiles"][overlap]``, computed
-    once; ``image``: the scene as the reader gives it): its components scored by
-    ``model.scene_ranker``; also the oracle selection (the components at least half inside the
-    target: the ceiling of any ranker on these components)."""
-    from rrsis.scene.components import FEATURE_NAMES, ComponentBuilder
-    from rrsis.scene.rank import component_scores
+def component_rows(rec: dict, image: np.ndarray, model, text, overlap: float) -> None:
+    """The component modes on the tiles pass at ``overlap`` (``rec["p_tiles"][overlap]``,
+    computed once; ``image``: the scene as the reader gives it): ``object`` (the component of
+    highest mean probability, as ``segment_scene`` picks it); with ``model.scene_ranker``, also
+    ``ranked`` (its components scored by the ranker) and the oracle selection (the components
+    at least half inside the target: the ceiling of any choice among them)."""
+    from rrsis.scene.components import ComponentBuilder
+    from rrsis.scene.rank import component_scores, object_scores
     from rrsis.scene.rank_train import component_labels
 
-    ranker = model.scene_ranker
-    t0 = time.perf_counter()
     h, w = image.shape[:2]
-    b = ComponentBuilder(w, image.shape[2], ranker.candidate_threshold)
-    b.add(0, rec["p_tiles"][overlap], image)
-    comps = b.finish(h)
+    p = rec["p_tiles"][overlap]
+
+    def components(threshold):
+        b = ComponentBuilder(w, image.shape[2], threshold)
+        b.add(0, p, image)
+        return b.finish(h)
+
+    t0 = time.perf_counter()
+    comps = components(0.5)
+    rec["object"] = comps.paint(0, h, object_scores(comps)) > 0.5
+    rec["seconds"]["object"] = rec["seconds"][f"tiles@{overlap}"] + time.perf_counter() - t0
+    ranker = getattr(model, "scene_ranker", None)
+    if ranker is None:
+        return
+    t0 = time.perf_counter()
+    if ranker.candidate_threshold != 0.5:
+        comps = components(ranker.candidate_threshold)
     scores = component_scores(ranker, comps, text)
     rec["ranked"] = comps.paint(0, h, scores) > 0.5
     rec["seconds"]["ranked"] = rec["seconds"][f"tiles@{overlap}"] + time.perf_counter() - t0
     pos, _ = component_labels(comps, rec["gt"])
     rec["oracle"] = comps.paint(0, h, pos.astype(np.float32)) > 0.5
-    # The simplest selection beside the ranker: the one component the tiles are surest of.
-    top = np.zeros(len(comps), np.float32)
-    if len(comps):
-        top[int(np.argmax(comps.features(1)[:, FEATURE_NAMES.index("mean_p")]))] = 1.0
-    rec["top1"] = comps.paint(0, h, top) > 0.5
     rec["candidates"] = len(comps)
 
 
@@ -156,8 +164,8 @@ def passes(model, meta: dict, overlaps, native_ratios, max_global: int, d_overla
     ys = list(range(0, H - t, t)) + [H - t]
     xs = list(range(0, W - t, t)) + [W - t]
     with open_scene(meta["path"]) as sc:
-        # The scene's pixels as the ranked mode reads them, once for all its expressions.
-        image = sc.read()[0] if getattr(model, "scene_ranker", None) is not None else None
+        # The scene's pixels as the component modes read them, once for all its expressions.
+        image = sc.read()[0]
         fy, fx = global_rows(t, H, W)
         for e in meta["expressions"]:
             rec = {"text": e["text"], "kind": e["kind"], "gt": np.isin(labels, e["targets"]) if e["targets"]
@@ -186,8 +194,8 @@ def passes(model, meta: dict, overlaps, native_ratios, max_global: int, d_overla
                 opt = SceneOptions(mode="tiles", overlap=ov).resolved(model, H, W)
                 rec["p_tiles"][ov] = np.concatenate([p for _, p, _ in predict_strips(sc, model, text, opt)])
                 rec["seconds"][f"tiles@{ov}"] = time.perf_counter() - t0
-            if getattr(model, "scene_ranker", None) is not None and d_overlap in rec["p_tiles"]:
-                ranked_rows(rec, image, model, text, d_overlap)
+            if d_overlap in rec["p_tiles"]:
+                component_rows(rec, image, model, text, d_overlap)
             rec["p_native"] = {}
             for pr in native_ratios:
                 g = min(max(int(max(H, W) / pr) // 32 * 32, t), max_global)
@@ -215,15 +223,13 @@ def _record(pred: np.ndarray, gt: np.ndarray) -> dict:
             "target_empty": not gt.any()}
 
 
-TOP1 = "top-1 component (baseline)"
-
-
 def row_masks(rec: dict, cfg: dict) -> dict[str, np.ndarray]:
     """The masks of every row for one expression under the knobs ``cfg``."""
     has = "ranked" in rec
     return {
         "naive tiles": rec["naive"],
-        **({"ranked": rec["ranked"], TOP1: rec["top1"]} if has else {}),
+        **({"object": rec["object"]} if "object" in rec else {}),
+        **({"ranked": rec["ranked"]} if has else {}),
         "global": rec["p_global"] > 0.5,
         "tiles": rec["p_tiles"][cfg["overlap"]] > 0.5,
         "global-local (defaults)": global_local(rec, cfg["default_overlap"], cfg["defaults"]),
@@ -288,7 +294,8 @@ def timing(seconds: list[dict], cfg: dict) -> dict[str, float]:
             "global-local (defaults)": mean("global") + mean(f"tiles@{cfg['default_overlap']}"),
             "global-local (tuned)": mean("global") + mean(f"tiles@{cfg['overlap']}"),
             **({} if cfg["native_ratio"] is None else {"global-native": mean(f"native@{cfg['native_ratio']}")}),
-            **({"ranked": mean("ranked"), TOP1: mean("ranked"), "oracle selection (not a method)": mean("ranked")}
+            **({"object": mean("object")} if "object" in seconds[0] else {}),
+            **({"ranked": mean("ranked"), "oracle selection (not a method)": mean("ranked")}
                if "ranked" in seconds[0] else {})}
 
 
@@ -343,12 +350,12 @@ def markdown(report: dict) -> str:
              f"mode) resolves to `{report['auto_resolves_to']}` with the defaults on these scenes"
              + (", so its row is `tiles` (overlap 0.25 by default)." if report["auto_resolves_to"] == "tiles"
                 else ".")), "",
-             *([("`ranked`: the `tiles` pass (overlap 0.25) cut into connected components, the model's "
-                 "scene ranker picks (its calibrated score above 0.5). `top-1 component` is the simplest "
-                 "selection of the same components: the one with the highest mean tiles probability, "
-                 "nothing learned. `oracle selection` is not a method: "
-                 "the same components, those at least half inside the target picked, the ceiling of any "
-                 "ranker over them."), ""] if "ranked" in report["held_out"] else []),
+             *([("`object`: the `tiles` pass (overlap 0.25) cut into connected components of p > 0.5, "
+                 "the one with the highest mean probability kept (nothing learned).")] if "object" in report["held_out"] else []),
+             *([("`ranked`: the same components scored by the model's scene ranker (its calibrated score "
+                 "above 0.5). `oracle selection` is not a method: the same components, those at least half "
+                 "inside the target picked, the ceiling of any choice among them.")] if "ranked" in report["held_out"] else []),
+             "",
              ("Held-out, all expressions (mIoU over expressions with a target; gIoU counts an empty "
               "prediction on an empty target as 1):"), "",
              "| row | mIoU | gIoU | cIoU | scene-level mIoU | N-acc | T-acc | s / expr | Mpx/s |",

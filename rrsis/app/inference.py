@@ -23,7 +23,7 @@ __all__ = ["MODES", "InputError", "Result", "is_georeferenced", "model_modes", "
 
 # What the app serves (rrsis.scene.infer and rrsis.scene.rank document each; "auto" is left to the
 # command line). "ranked" only with a model that has a scene ranker: the page offers model_modes(model).
-MODES = ("global", "global-local", "tiles", "ranked")
+MODES = ("global", "global-local", "tiles", "object", "ranked")
 
 # TIFF tags that make a TIFF a GeoTIFF: ModelPixelScale, ModelTiepoint, ModelTransformation,
 # GeoKeyDirectory.

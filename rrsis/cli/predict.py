@@ -56,11 +56,11 @@ shared among the ranks and rank 0 writes the merged file once all are done:
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--threshold", type=_fraction, default=0.5,
                    help="foreground probability threshold, in (0, 1)")
-    p.add_argument("--mode", choices=["auto", "global", "tiles", "global-local", "ranked"], default="auto",
+    p.add_argument("--mode", choices=["auto", "global", "tiles", "global-local", "object", "ranked"], default="auto",
                    help="global: whole image at model size; tiles: sliding windows; global-local: "
-                        "global picks the object, tiles delineate it; ranked: tiles propose objects, "
-                        "the model's scene ranker picks the named ones; auto: global up to 2 tiles "
-                        "a side, above ranked when the model has a scene ranker, else tiles (default)")
+                        "global picks the object, tiles delineate it; object: tiles propose objects, "
+                        "the one they are surest of is the answer; ranked: the model's scene ranker "
+                        "picks among them; auto: global up to 2 tiles a side, object above (default)")
     p.add_argument("--tile", type=_positive_int,
                    help="tile side in model pixels, a positive multiple of 32 (default: the model's "
                         "image_size)")

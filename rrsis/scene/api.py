@@ -17,7 +17,7 @@ from ..data.expressions import check_expressions, expression_problem
 from ..data.io import MAX_PIXELS, Scale
 from ..models.base import threshold_mask
 from .infer import SceneOptions, predict_strips
-from .rank import ranked_strips
+from .rank import object_strips, ranked_strips
 from .read import Scene, open_scene
 from .write import (
     MaskWriter,
@@ -143,7 +143,7 @@ def segment_scene(
             a numpy array, or an open :class:`~rrsis.scene.read.Scene` (one scene; for a list,
             a glob or STAC items: :func:`~rrsis.scene.region.segment_scenes`).
         texts: one expression or several (each encoded once and reused by every tile).
-        mode: ``auto``, ``global``, ``tiles``, ``global-local`` or ``ranked`` (see
+        mode: ``auto``, ``global``, ``tiles``, ``global-local``, ``object`` or ``ranked`` (see
             :mod:`rrsis.scene.infer` and :mod:`rrsis.scene.rank`).
         threshold: foreground-probability threshold.
         out: output prefix. A georeferenced scene gets ``PREFIX_mask.tif`` (a Cloud-Optimized
@@ -260,8 +260,12 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
         polygons = PolygonCollector(sc, simplify) if writer is not None else None
         try:
             bar = _progress(text[:30]) if progress else None
-            strips = ranked_strips(sc, model, encoded, opt, bar) if opt.mode == "ranked" else \
-                predict_strips(sc, model, encoded, opt, bar)
+            if opt.mode == "ranked":
+                strips = ranked_strips(sc, model, encoded, opt, bar)
+            elif opt.mode == "object":
+                strips = object_strips(sc, model, encoded, opt, threshold, bar)
+            else:
+                strips = predict_strips(sc, model, encoded, opt, bar)
             for r0, p, valid in strips:
                 m = threshold_mask(p, threshold)
                 area += int(m.sum())

@@ -185,6 +185,11 @@ class Components:
     def area(self) -> np.ndarray:
         return self.stats[:, 0] if len(self) else np.zeros(0)
 
+    @property
+    def mean_probability(self) -> np.ndarray:
+        """``[n]``: the tiled pass's mean probability over each component's pixels."""
+        return self.stats[:, 7] / self.area if len(self) else np.zeros(0)
+
     def features(self, tile: int) -> np.ndarray:
         """``[n, n_features(bands)]`` float32, in the order of :data:`FEATURE_NAMES` then band
         means and standard deviations; ``tile``: the model's training side in scene pixels."""
@@ -201,7 +206,7 @@ class Components:
             return np.argsort(np.argsort(v, kind="stable"), kind="stable") / max(n - 1, 1)
 
         h, w = s[:, 4] - s[:, 3] + 1, s[:, 6] - s[:, 5] + 1
-        mean_p = s[:, 7] / area
+        mean_p = self.mean_probability
         b = self.bands
         bm = s[:, 9:9 + b] / area[:, None]
         bs = np.sqrt(np.maximum(s[:, 9 + b:9 + 2 * b] / area[:, None] - bm**2, 0.0))

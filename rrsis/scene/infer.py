@@ -38,7 +38,7 @@ from .read import Scene
 __all__ = ["LOCAL_RULES", "MODES", "SceneOptions", "blend_window", "fuse", "global_gate", "global_pass",
            "global_rows", "predict_strips", "resample_rows", "tile_starts"]
 
-MODES = ("auto", "global", "tiles", "global-local", "ranked")
+MODES = ("auto", "global", "tiles", "global-local", "object", "ranked")
 LOCAL_RULES = ("mean", "max")
 _EMPTY = -30.0  # logit difference of pixels no tile covered (probability ~1e-13)
 
@@ -49,10 +49,11 @@ class SceneOptions:
 
     Args:
         mode: ``"auto"`` (global when the longer side is at most ``auto_max_global``; above,
-            ``ranked`` when the model has a scene ranker, else tiles: see the README's "Whole
-            scenes and regions" and ``benchmarks/results/large-scene-v4-*``), ``"global"``, ``"tiles"``,
-            ``"global-local"`` or ``"ranked"`` (the tiles propose components, the model's scene
-            ranker picks the named ones: :mod:`rrsis.scene.rank`).
+            ``object``: see the README's "Whole scenes and regions" and
+            ``benchmarks/results/large-scene-v5-*``), ``"global"``, ``"tiles"``,
+            ``"global-local"``, ``"object"`` (the tiles propose components, the one the tiles
+            are surest of is the answer) or ``"ranked"`` (the model's scene ranker picks among
+            the same components: :mod:`rrsis.scene.rank`).
         tile: tile side in model pixels (default: the model's ``image_size``).
         overlap: tile overlap fraction in [0, 0.9].
         pixel_ratio: scene pixels per model pixel in the tiled pass (>= 1 downsamples fine
@@ -118,8 +119,7 @@ class SceneOptions:
         mode = self.mode
         if mode == "auto":
             limit = 2 * tile if self.auto_max_global is None else self.auto_max_global
-            ranked = getattr(model, "scene_ranker", None) is not None
-            mode = "global" if max(height, width) <= limit else "ranked" if ranked else "tiles"
+            mode = "global" if max(height, width) <= limit else "object"
         if mode == "ranked" and getattr(model, "scene_ranker", None) is None:
             raise ValueError("mode 'ranked' needs a model with a scene ranker (model.scene_ranker, saved as "
                              "scene_ranker.json beside the model; train one with rrsis.scene.rank_train)")

@@ -35,7 +35,7 @@ from .components import ComponentBuilder, Components, n_features
 from .infer import SceneOptions, predict_strips
 from .read import Scene
 
-__all__ = ["component_scores", "ranked_strips", "scene_components"]
+__all__ = ["component_scores", "object_scores", "object_strips", "ranked_strips", "scene_components"]
 
 
 def scene_components(scene: Scene, model, text, opt: SceneOptions, threshold: float,
@@ -80,7 +80,32 @@ def ranked_strips(scene: Scene, model, text, opt: SceneOptions,
     if ranker is None:
         raise ValueError("mode 'ranked' needs a scene ranker (model.scene_ranker); see rrsis.scene.rank")
     comps = scene_components(scene, model, text, opt, ranker.candidate_threshold, progress_factory)
-    scores = component_scores(ranker, comps, text, opt.pixel_ratio)
+    yield from _component_strips(scene, comps, component_scores(ranker, comps, text, opt.pixel_ratio), opt)
+
+
+def object_scores(components: Components) -> np.ndarray:
+    """Mode ``object``'s choice: the component of highest mean tiles probability scores that
+    mean, every other 0 (none when the scene has no component)."""
+    scores = np.zeros(len(components), np.float32)
+    if len(components):
+        mean_p = components.mean_probability
+        best = int(np.argmax(mean_p))
+        scores[best] = mean_p[best]
+    return scores
+
+
+def object_strips(scene: Scene, model, text, opt: SceneOptions, threshold: float = 0.5,
+                  progress_factory=None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """:func:`~rrsis.scene.infer.predict_strips` for mode ``object``: the tiled pass cut into
+    components of ``p > threshold``, and only the one the tiles are surest of kept (its mean
+    probability is its probability in the output; 0 elsewhere). Nothing is learned: a
+    referring expression names one object, and over hundreds of tiles the most confident
+    component is a far better answer than every tile's look-alikes (README, "Whole scenes")."""
+    comps = scene_components(scene, model, text, opt, threshold, progress_factory)
+    yield from _component_strips(scene, comps, object_scores(comps), opt)
+
+
+def _component_strips(scene: Scene, comps: Components, scores: np.ndarray, opt: SceneOptions):
     for r0 in range(0, scene.height, opt.strip_rows):
         r1 = min(r0 + opt.strip_rows, scene.height)
         valid = scene.read_valid((r0, 0, r1, scene.width))

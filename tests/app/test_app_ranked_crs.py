@@ -72,10 +72,10 @@ def app_error(response) -> str:
 # ------------------------------------------------------------------ ranked
 def test_ranked_is_offered_only_with_a_scene_ranker(tiny_model):
     assert "ranked" in MODES and MODES[0] == "global"  # the page's default stays global
-    assert model_modes(tiny_model) == ("global", "global-local", "tiles")
+    assert model_modes(tiny_model) == ("global", "global-local", "tiles", "object")
     attach_ranker(tiny_model, ranker_for(tiny_model, 0.0))
     try:
-        assert model_modes(tiny_model) == ("global", "global-local", "tiles", "ranked")
+        assert model_modes(tiny_model) == ("global", "global-local", "tiles", "object", "ranked")
     finally:
         attach_ranker(tiny_model, None)
 
@@ -83,7 +83,7 @@ def test_ranked_is_offered_only_with_a_scene_ranker(tiny_model):
 def test_ranked_without_a_ranker_is_an_input_error(tiny_model, tmp_path):
     image = scene_png(tmp_path / "s.png")
     with pytest.raises(InputError, match=r"'ranked' needs a model with a scene ranker.*this model has "
-                                         r"none; choose one of global, global-local, tiles$"):
+                                         r"none; choose one of global, global-local, tiles, object$"):
         run(tiny_model, image, [TEXT], mode="ranked", workdir=tmp_path)
     with Workspace() as ws:
         r = respond(tiny_model, ws, Limits(), str(image), TEXT, "ranked", 0.5)
@@ -120,10 +120,10 @@ def test_the_page_offers_ranked_only_for_a_model_with_a_ranker(tiny_model):
             (radio,) = [b for b in app.blocks.values() if getattr(b, "elem_id", None) == "mode"]
             return [c[0] for c in radio.choices], radio.value
 
-    assert radio_choices() == (["global", "global-local", "tiles"], "global")
+    assert radio_choices() == (["global", "global-local", "tiles", "object"], "global")
     attach_ranker(tiny_model, ranker_for(tiny_model, 0.0))
     try:
-        assert radio_choices() == (["global", "global-local", "tiles", "ranked"], "global")
+        assert radio_choices() == (["global", "global-local", "tiles", "object", "ranked"], "global")
     finally:
         attach_ranker(tiny_model, None)
 

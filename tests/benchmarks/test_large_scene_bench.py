@@ -60,26 +60,29 @@ def test_rows_match_segment_scene(tmp_path, benchmark_module):
         "naive tiles": segment_scene(model, meta["path"], texts, mode="tiles", overlap=0.0, return_mask=True),
         "global-native": segment_scene(model, meta["path"], texts, mode="global", global_size=128, return_mask=True),
         "ranked": segment_scene(model, meta["path"], texts, mode="ranked", return_mask=True),
+        "object": segment_scene(model, meta["path"], texts, mode="object", return_mask=True),
     }
     candidates = segment_scene(model, meta["path"], texts, mode="tiles", threshold=0.45, return_mask=True)
-    differ = 0
+    differ = objects = 0
     for i, r in enumerate(recs):
         rows = ls.row_masks(r, cfg)
         for name, res in expect.items():
             assert (rows[name] == res[i].mask).all(), (name, r["text"])
         assert (rows["global-local (tuned)"] == rows["global-local (defaults)"]).all()
         # the ranked mode and the oracle only ever select candidate pixels
-        for name in ("ranked", "oracle selection (not a method)", ls.TOP1):
+        for name in ("ranked", "oracle selection (not a method)", "object"):
             assert not (rows[name] & ~candidates[i].mask).any()
-        # the top-1 baseline: the candidate component of highest mean tiles probability
-        lab, n = flood_fill(r["p_tiles"][0.25] > 0.45)
+        # object: the component of p > 0.5 of highest mean tiles probability
+        lab, n = flood_fill(r["p_tiles"][0.25] > 0.5)
         if n:
             means = [r["p_tiles"][0.25][lab == j].mean() for j in range(1, n + 1)]
-            assert (rows[ls.TOP1] == (lab == 1 + int(np.argmax(means)))).all()
+            assert (rows["object"] == (lab == 1 + int(np.argmax(means)))).all()
+            objects += 1
         else:
-            assert not rows[ls.TOP1].any()
+            assert not rows["object"].any()
         differ += int((rows["tiles"] != rows["global"]).any())
     assert differ  # the rows are not all one mask
+    assert objects  # some expression's object row holds an object
     assert any(r["candidates"] for r in recs)
     # a tuning record per knob value, and the chosen knobs are among them
     per = [ls.tune_records(r) for r in recs]

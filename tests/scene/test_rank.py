@@ -64,11 +64,13 @@ def test_ranked_mask_is_the_components_the_ranker_scores_above_the_threshold(tin
     assert ((ref > 0) == (lab > 0)).all()
 
 
-def test_auto_picks_ranked_for_large_scenes_only_with_a_ranker(tiny_model):
-    assert SceneOptions().resolved(tiny_model, 1000, 800).mode == "tiles"
+def test_auto_picks_object_for_large_scenes_with_or_without_a_ranker(tiny_model):
+    assert SceneOptions().resolved(tiny_model, 1000, 800).mode == "object"
     attach_ranker(tiny_model, make_ranker(tiny_model.text_encoder.hidden_size, 0.5))
     try:
-        assert SceneOptions().resolved(tiny_model, 1000, 800).mode == "ranked"
+        # the ranker is there for mode="ranked"; auto does not use it (it measured below object)
+        assert SceneOptions().resolved(tiny_model, 1000, 800).mode == "object"
+        assert SceneOptions(mode="ranked").resolved(tiny_model, 1000, 800).mode == "ranked"
         assert SceneOptions().resolved(tiny_model, 100, 120).mode == "global"
     finally:
         attach_ranker(tiny_model, None)
@@ -146,7 +148,7 @@ def test_train_ranker_learns_which_component_the_words_name(one_thread):
 
 
 def test_cli_ranked_mode_on_a_geotiff_with_a_saved_ranker(tiny_model, tmp_path, capsys):
-    """A folder with a ranker: ``rrsis predict`` (auto and ranked) writes the components the
+    """A folder with a ranker: ``rrsis predict --mode ranked`` writes the components the
     ranker picks; a ranker that picks every component gives the candidates themselves."""
     rasterio = pytest.importorskip("rasterio")
     from test_scene import write_scene

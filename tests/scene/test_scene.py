@@ -25,7 +25,7 @@ from _fixtures import WrappedModel
 H, W = 150, 230
 TRANSFORM = Affine(1.5, 0.25, 440720.0, 0.1, -1.5, 3751320.0)  # rotated/sheared, UTM metres
 CRS = "EPSG:32611"
-MODES = ["global", "tiles", "global-local", "auto"]
+MODES = ["global", "tiles", "global-local", "object", "auto"]
 
 
 class Sharpened(WrappedModel):
@@ -77,7 +77,7 @@ def scene_tif(tmp_path_factory):
 def test_georeferenced_scene_through_every_mode(tiny, scene_tif, tmp_path, mode):
     (res,) = segment_scene(tiny, scene_tif, "the red building", mode=mode, out=tmp_path / "pred",
                            tile=64, overlap=0.25, return_mask=True, simplify=0.0)
-    assert res.mode == ("tiles" if mode == "auto" else mode)  # a scene over 2 tiles a side
+    assert res.mode == ("object" if mode == "auto" else mode)  # a scene over 2 tiles a side
     with rasterio.open(scene_tif) as src, rasterio.open(res.files["mask"]) as dst:
         assert dst.crs == src.crs and dst.transform == src.transform
         assert (dst.height, dst.width, dst.count, dst.dtypes[0]) == (H, W, 1, "uint8")

@@ -1,0 +1,72 @@
+"""The object whole-scene mode: tiles propose components, the one they are surest of is kept."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from _fixtures import flood_fill
+
+from rrsis.scene import SceneOptions, open_scene, segment_scene
+from rrsis.scene.components import ComponentBuilder
+from rrsis.scene.infer import predict_strips
+from rrsis.scene.rank import object_scores, object_strips
+
+
+@pytest.fixture(scope="module")
+def scene_and_p(tiny_model):
+    rng = np.random.default_rng(1)
+    image = (rng.random((160, 224, 3)) * 255).astype(np.uint8)
+    tok = tiny_model.tokenizer(["the largest tank"])
+    with torch.no_grad():
+        text = tiny_model.encode_text(tok["input_ids"], tok["attention_mask"])
+    with open_scene(image) as sc:
+        opt = SceneOptions(mode="tiles").resolved(tiny_model, sc.height, sc.width)
+        p = np.concatenate([q for _, q, _ in predict_strips(sc, tiny_model, text, opt)])
+    return image, p
+
+
+def test_object_mask_is_the_component_of_highest_mean_probability(tiny_model, scene_and_p):
+    image, p = scene_and_p
+    thr = float(np.quantile(p, 0.9))  # a tenth of the pixels: several components
+    # The reference: components by flood fill of the whole map, the one of highest mean p.
+    ref, n = flood_fill(p > thr)
+    assert n > 3
+    means = np.array([p[ref == j].mean() for j in range(1, n + 1)])
+    best = 1 + int(np.argmax(means))
+    assert np.sort(means)[-1] > np.sort(means)[-2]  # one clear answer
+    r, = segment_scene(tiny_model, image, "the largest tank", mode="object", threshold=thr,
+                       return_mask=True)
+    assert r.mode == "object"
+    np.testing.assert_array_equal(r.mask, ref == best)
+    # Its probability in the output (the probabilities COG) is that mean; every other pixel 0.
+    tok = tiny_model.tokenizer(["the largest tank"])
+    with torch.no_grad():
+        text = tiny_model.encode_text(tok["input_ids"], tok["attention_mask"])
+    with open_scene(image) as sc:
+        opt = SceneOptions(mode="object", strip_rows=48).resolved(tiny_model, sc.height, sc.width)
+        out = np.concatenate([q for _, q, _ in object_strips(sc, tiny_model, text, opt, thr)])
+    np.testing.assert_allclose(out[ref == best], means[best - 1], rtol=1e-5)
+    assert not out[ref != best].any()
+
+
+def test_object_scores_on_no_and_several_components(scene_and_p):
+    image, p = scene_and_p
+    b = ComponentBuilder(p.shape[1], 3, 0.5)  # nothing above 0.5: no component, an empty answer
+    b.add(0, np.minimum(p, 0.4), image.astype(np.float32) / 255)
+    comps = b.finish(p.shape[0])
+    assert len(comps) == 0 and object_scores(comps).shape == (0,)
+    b = ComponentBuilder(p.shape[1], 3, float(np.quantile(p, 0.9)))
+    b.add(0, p, image.astype(np.float32) / 255)
+    comps = b.finish(p.shape[0])
+    s = object_scores(comps)
+    assert (s > 0).sum() == 1 and s.max() == pytest.approx(comps.mean_probability.max())
+
+
+def test_object_mode_from_the_cli_and_auto(tiny_model, tmp_path):
+    assert SceneOptions().resolved(tiny_model, 1000, 800).mode == "object"
+    rng = np.random.default_rng(2)
+    image = (rng.random((200, 200, 3)) * 255).astype(np.uint8)
+    (r,) = segment_scene(tiny_model, image, "the largest tank", mode="auto", return_mask=True)
+    assert r.mode == "object"  # 200 > 2 × 64: above two tiles a side
+    assert r.mask.sum() == 0 or len(np.unique(flood_fill(r.mask)[0])) == 2  # none or one object
