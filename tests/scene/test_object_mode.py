@@ -70,3 +70,23 @@ def test_object_mode_from_the_cli_and_auto(tiny_model, tmp_path):
     (r,) = segment_scene(tiny_model, image, "the largest tank", mode="auto", return_mask=True)
     assert r.mode == "object"  # 200 > 2 × 64: above two tiles a side
     assert r.mask.sum() == 0 or len(np.unique(flood_fill(r.mask)[0])) == 2  # none or one object
+
+
+def test_cli_object_mode_writes_the_object_segment_scene_finds(tiny_model, tmp_path):
+    rasterio = pytest.importorskip("rasterio")
+    from test_scene import write_scene
+
+    from rrsis.cli import main
+    from rrsis.hub import save_pretrained
+
+    write_scene(tmp_path / "scene.tif")
+    save_pretrained(tiny_model, tmp_path / "model")
+    argv = ["predict", "--model", str(tmp_path / "model"), "--image", str(tmp_path / "scene.tif"),
+            "--text", "the red building", "--bands", "1,2,3", "--quiet", "--tile", "64"]
+    assert main([*argv, "--mode", "object", "--out", str(tmp_path / "o")]) == 0
+    (want,) = segment_scene(tiny_model, str(tmp_path / "scene.tif"), "the red building", bands="1,2,3",
+                            mode="object", tile=64, return_mask=True)
+    assert want.mask.any()
+    with rasterio.open(tmp_path / "o_mask.tif") as ds:
+        np.testing.assert_array_equal(ds.read(1) > 0, want.mask)
+    assert len(np.unique(flood_fill(want.mask)[0])) == 2  # one object
