@@ -66,6 +66,37 @@ def recipe(root: str, out: Path, *overrides: str, **train) -> dict:
     return cfg
 
 
+def fit(cfg, **kwargs):
+    """``Trainer(cfg).fit(**kwargs)``, the caller's torch thread count put back afterwards (the
+    trainer sets its own)."""
+    import torch
+
+    from rrsis.engine import Trainer
+
+    threads = torch.get_num_threads()
+    try:
+        return Trainer(cfg).fit(**kwargs)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def tiles_pass(model, image, text: str):
+    """``(p [H, W], text features)``: the tiles mode's probability over an in-memory scene."""
+    import numpy as np
+    import torch
+
+    from rrsis.scene import SceneOptions, open_scene
+    from rrsis.scene.infer import predict_strips
+
+    tok = model.tokenizer([text])
+    with torch.no_grad():
+        enc = model.encode_text(tok["input_ids"], tok["attention_mask"])
+    with open_scene(image) as sc:
+        opt = SceneOptions(mode="tiles").resolved(model, sc.height, sc.width)
+        p = np.concatenate([q for _, q, _ in predict_strips(sc, model, enc, opt)])
+    return p, enc
+
+
 def find_chromium() -> str | None:
     """The system chromium the browser tests drive (``$RRSIS_CHROMIUM`` first), or ``None``."""
     for path in (os.environ.get("RRSIS_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),

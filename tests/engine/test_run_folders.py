@@ -11,7 +11,7 @@ import torch
 from rrsis.cli import main
 from rrsis.engine import Trainer, list_checkpoints, load_config, parse_override_args, read_jsonl
 from rrsis.engine.checkpoint import prune_checkpoints
-from _fixtures import recipe
+from _fixtures import fit, recipe
 
 
 @pytest.fixture(scope="module")
@@ -22,14 +22,6 @@ def synthetic_root(synthetic_rrsisd):
 def tiny_config(root: str, out: Path, **train) -> dict:
     return recipe(root, out, **{"log_every": 1, "max_steps": 2, "checkpoint_every": 1,
                                 "keep_checkpoints": 0, **train})
-
-
-def fit(cfg, **kwargs):
-    threads = torch.get_num_threads()
-    try:
-        return Trainer(cfg).fit(**kwargs)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from _fixtures import recipe
+from _fixtures import fit, recipe
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 import rrsis.hub.save as hub_save
-from rrsis.engine import JsonlLogger, Trainer, latest_checkpoint, load_checkpoint, read_jsonl
+from rrsis.engine import JsonlLogger, latest_checkpoint, load_checkpoint, read_jsonl
 from rrsis.hub import from_pretrained
 
 ENOSPC = os.strerror(errno.ENOSPC)
@@ -27,14 +27,6 @@ ENOSPC = os.strerror(errno.ENOSPC)
 @pytest.fixture(scope="module")
 def synthetic_root(synthetic_rrsisd):
     return synthetic_rrsisd(12)
-
-
-def fit(cfg, **kwargs):
-    threads = torch.get_num_threads()
-    try:
-        return Trainer(cfg).fit(**kwargs)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def tiny_config(root: str, out: Path) -> dict:

@@ -4,30 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-from _fixtures import flood_fill
+from _fixtures import flood_fill, tiles_pass
 
 from rrsis.scene import SceneOptions, open_scene, segment_scene
 from rrsis.scene.components import ComponentBuilder
-from rrsis.scene.infer import predict_strips
 from rrsis.scene.rank import object_scores, object_strips
 
 
 @pytest.fixture(scope="module")
 def scene_and_p(tiny_model):
-    rng = np.random.default_rng(1)
-    image = (rng.random((160, 224, 3)) * 255).astype(np.uint8)
-    tok = tiny_model.tokenizer(["the largest tank"])
-    with torch.no_grad():
-        text = tiny_model.encode_text(tok["input_ids"], tok["attention_mask"])
-    with open_scene(image) as sc:
-        opt = SceneOptions(mode="tiles").resolved(tiny_model, sc.height, sc.width)
-        p = np.concatenate([q for _, q, _ in predict_strips(sc, tiny_model, text, opt)])
-    return image, p
+    image = (np.random.default_rng(1).random((160, 224, 3)) * 255).astype(np.uint8)
+    return image, *tiles_pass(tiny_model, image, "the largest tank")
 
 
 def test_object_mask_is_the_component_of_highest_mean_probability(tiny_model, scene_and_p):
-    image, p = scene_and_p
+    image, p, text = scene_and_p
     thr = float(np.quantile(p, 0.9))  # a tenth of the pixels: several components
     # The reference: components by flood fill of the whole map, the one of highest mean p.
     ref, n = flood_fill(p > thr)
@@ -40,9 +31,6 @@ def test_object_mask_is_the_component_of_highest_mean_probability(tiny_model, sc
     assert r.mode == "object"
     np.testing.assert_array_equal(r.mask, ref == best)
     # Its probability in the output (the probabilities COG) is that mean; every other pixel 0.
-    tok = tiny_model.tokenizer(["the largest tank"])
-    with torch.no_grad():
-        text = tiny_model.encode_text(tok["input_ids"], tok["attention_mask"])
     with open_scene(image) as sc:
         opt = SceneOptions(mode="object", strip_rows=48).resolved(tiny_model, sc.height, sc.width)
         out = np.concatenate([q for _, q, _ in object_strips(sc, tiny_model, text, opt, thr)])
@@ -51,7 +39,7 @@ def test_object_mask_is_the_component_of_highest_mean_probability(tiny_model, sc
 
 
 def test_object_scores_on_no_and_several_components(scene_and_p):
-    image, p = scene_and_p
+    image, p, _ = scene_and_p
     b = ComponentBuilder(p.shape[1], 3, 0.5)  # nothing above 0.5: no component, an empty answer
     b.add(0, np.minimum(p, 0.4), image.astype(np.float32) / 255)
     comps = b.finish(p.shape[0])

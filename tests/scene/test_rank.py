@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from _fixtures import flood_fill
+from _fixtures import flood_fill, tiles_pass
 
 from rrsis.heads import SceneRanker
 from rrsis.hub.ranker import attach_ranker
-from rrsis.scene import SceneOptions, open_scene, segment_scene
+from rrsis.scene import SceneOptions, segment_scene
 from rrsis.scene.components import ComponentBuilder, n_features
-from rrsis.scene.infer import predict_strips
 from rrsis.scene.rank import component_scores
 from rrsis.scene.rank_train import _giou, _probs, component_labels, train_ranker
 
@@ -28,12 +27,7 @@ def make_ranker(text_dim: int, threshold: float, seed: int = 0, bands: int = 3) 
 def scene_and_p(tiny_model):
     rng = np.random.default_rng(0)
     image = (rng.random((160, 224, 3)) * 255).astype(np.uint8)
-    tok = tiny_model.tokenizer(["the red building"])
-    with torch.no_grad():
-        text = tiny_model.encode_text(tok["input_ids"], tok["attention_mask"])
-    with open_scene(image) as sc:
-        opt = SceneOptions(mode="tiles").resolved(tiny_model, sc.height, sc.width)
-        p = np.concatenate([q for _, q, _ in predict_strips(sc, tiny_model, text, opt)])
+    p, text = tiles_pass(tiny_model, image, "the red building")
     return image, p, text
 
 
