@@ -51,7 +51,7 @@ def test_object_scores_on_no_and_several_components(scene_and_p):
     assert (s > 0).sum() == 1 and s.max() == pytest.approx(comps.mean_probability.max())
 
 
-def test_object_mode_from_the_cli_and_auto(tiny_model, tmp_path):
+def test_auto_uses_object_above_two_tiles_a_side(tiny_model):
     assert SceneOptions().resolved(tiny_model, 1000, 800).mode == "object"
     rng = np.random.default_rng(2)
     image = (rng.random((200, 200, 3)) * 255).astype(np.uint8)
