@@ -1,4 +1,8 @@
-"""The *ranked* whole-scene mode: tiles at training scale propose, a scene-level ranker decides.
+"""The component modes of whole scenes: tiles at training scale propose, one scene-level choice.
+
+Mode ``object`` keeps the component the tiles are surest of (:func:`object_strips`, nothing
+learned; ``auto``'s choice for large scenes); mode ``ranked`` lets a learned ranker choose, as
+described here.
 
 Tiles see objects at the scale the model was trained on, so they find them, but no tile knows
 which one "the largest tank" or "the pond in the north-west" is, and a tile without the named
