@@ -21,9 +21,10 @@ from PIL import TiffImagePlugin
 
 __all__ = ["MODES", "InputError", "Result", "is_georeferenced", "model_modes", "run", "tiff_tags"]
 
-# What the app serves (rrsis.scene.infer and rrsis.scene.rank document each; "auto" is left to the
-# command line). "ranked" only with a model that has a scene ranker: the page offers model_modes(model).
-MODES = ("global", "global-local", "tiles", "object", "ranked")
+# What the app serves (rrsis.scene.infer and rrsis.scene.rank document each); the first is the
+# page's default: auto, as on the command line (global for a small image, object for a large scene).
+# "ranked" only with a model that has a scene ranker: the page offers model_modes(model).
+MODES = ("auto", "global", "global-local", "tiles", "object", "ranked")
 
 # TIFF tags that make a TIFF a GeoTIFF: ModelPixelScale, ModelTiepoint, ModelTransformation,
 # GeoKeyDirectory.
@@ -47,6 +48,7 @@ class Result:
         mask_tif: the mask as a GeoTIFF with the input's CRS and transform (georeferenced input).
         geojson: the mask's polygons (georeferenced input).
         area_m2: the mask's area in square metres (georeferenced input).
+        mode: the mode that ran (``auto`` resolved).
     """
 
     text: str
@@ -57,6 +59,7 @@ class Result:
     mask_tif: Path | None = None
     geojson: Path | None = None
     area_m2: float | None = None
+    mode: str = ""
 
 
 def tiff_tags(path: str | os.PathLike) -> dict[int, object] | None:
@@ -99,7 +102,7 @@ def run(
     image_path: str | os.PathLike,
     texts: Sequence[str],
     *,
-    mode: str = "global",
+    mode: str = "auto",
     threshold: float = 0.5,
     workdir: str | os.PathLike,
     bands: str | Sequence[int] | None = None,
@@ -167,6 +170,6 @@ def run(
             mask_png=Path(f["mask"]) if f["mask"].endswith(".png") else None,
             mask_tif=Path(f["mask"]) if f["mask"].endswith(".tif") else None,
             geojson=Path(f["geojson"]) if "geojson" in f else None,
-            seconds=r.seconds or per_text,
+            seconds=r.seconds or per_text, mode=r.mode,
         ))
     return results

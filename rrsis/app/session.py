@@ -209,7 +209,9 @@ def respond(model, workspace: Workspace, limits: Limits, upload, expressions, mo
         files += [str(p) for p in (r.mask_png, r.mask_tif, r.geojson) if p is not None]
     gallery = [(str(r.overlay_png), f"{r.text}: {r.area_px} px") for r in results]
     n = len(results)
-    message = (f"{n} expression{'s' if n > 1 else ''} on a {w}×{h} image, {mode} mode, threshold "
+    ran = results[0].mode if results else mode  # what auto resolved to
+    label = f"{mode} mode" if ran in ("", mode) else f"{mode} mode ({ran})"
+    message = (f"{n} expression{'s' if n > 1 else ''} on a {w}×{h} image, {label}, threshold "
                f"{threshold:g}: {seconds:.2f} s in all")
     return Response(gallery, _area_table(results, w * h), files, message, ok=True)
 

@@ -71,11 +71,11 @@ def app_error(response) -> str:
 
 # ------------------------------------------------------------------ ranked
 def test_ranked_is_offered_only_with_a_scene_ranker(tiny_model):
-    assert "ranked" in MODES and MODES[0] == "global"  # the page's default stays global
-    assert model_modes(tiny_model) == ("global", "global-local", "tiles", "object")
+    assert "ranked" in MODES and MODES[0] == "auto"  # the page's default: auto, as on the command line
+    assert model_modes(tiny_model) == ("auto", "global", "global-local", "tiles", "object")
     attach_ranker(tiny_model, ranker_for(tiny_model, 0.0))
     try:
-        assert model_modes(tiny_model) == ("global", "global-local", "tiles", "object", "ranked")
+        assert model_modes(tiny_model) == ("auto", "global", "global-local", "tiles", "object", "ranked")
     finally:
         attach_ranker(tiny_model, None)
 
@@ -83,7 +83,7 @@ def test_ranked_is_offered_only_with_a_scene_ranker(tiny_model):
 def test_ranked_without_a_ranker_is_an_input_error(tiny_model, tmp_path):
     image = scene_png(tmp_path / "s.png")
     with pytest.raises(InputError, match=r"'ranked' needs a model with a scene ranker.*this model has "
-                                         r"none; choose one of global, global-local, tiles, object$"):
+                                         r"none; choose one of auto, global, global-local, tiles, object$"):
         run(tiny_model, image, [TEXT], mode="ranked", workdir=tmp_path)
     with Workspace() as ws:
         r = respond(tiny_model, ws, Limits(), str(image), TEXT, "ranked", 0.5)
@@ -120,10 +120,10 @@ def test_the_page_offers_ranked_only_for_a_model_with_a_ranker(tiny_model):
             (radio,) = [b for b in app.blocks.values() if getattr(b, "elem_id", None) == "mode"]
             return [c[0] for c in radio.choices], radio.value
 
-    assert radio_choices() == (["global", "global-local", "tiles", "object"], "global")
+    assert radio_choices() == (["auto", "global", "global-local", "tiles", "object"], "auto")
     attach_ranker(tiny_model, ranker_for(tiny_model, 0.0))
     try:
-        assert radio_choices() == (["global", "global-local", "tiles", "object", "ranked"], "global")
+        assert radio_choices() == (["auto", "global", "global-local", "tiles", "object", "ranked"], "auto")
     finally:
         attach_ranker(tiny_model, None)
 
@@ -172,3 +172,18 @@ def test_crs_errors_are_the_command_lines_own(tiny_model, saved, tmp_path, capsy
             with pytest.raises(InputError, match=words):
                 run(tiny_model, image, [TEXT], workdir=tmp_path, crs=crs)
     assert not list(tmp_path.glob("out*")) and not list(tmp_path.glob("*mask*"))
+
+
+# ------------------------------------------------------------------ auto, the page's default
+def test_auto_is_global_on_a_small_image_and_object_on_a_large_scene(tiny_model, tmp_path):
+    with Workspace() as ws:
+        small = respond(tiny_model, ws, Limits(), str(scene_png(tmp_path / "small.png", 96, 120)),
+                        TEXT, "auto", 0.5)
+        large = respond(tiny_model, ws, Limits(), str(scene_png(tmp_path / "large.png", 200, 260)),
+                        TEXT, "auto", 0.5)
+    assert small.ok and "auto mode (global)" in small.message, small.message
+    assert large.ok and "auto mode (object)" in large.message, large.message
+    (r,) = run(tiny_model, tmp_path / "large.png", [TEXT], workdir=tmp_path)  # run's default: auto
+    assert r.mode == "object"
+    (want,) = segment_scene(tiny_model, str(tmp_path / "large.png"), TEXT, mode="object", return_mask=True)
+    np.testing.assert_array_equal(np.asarray(Image.open(r.mask_png)) > 0, want.mask)
