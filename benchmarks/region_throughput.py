@@ -2,7 +2,7 @@
 
 Writes ``--scenes`` generated georeferenced scenes of ``--size``² (objects at the 96² training
 scale, :mod:`rrsis.data.synthetic.at_scale`), then segments all of them for one expression with
-the default options (``auto``: tiles), one process, ``--threads`` torch threads, every output
+the default options (``auto``: object above two tiles a side), one process, ``--threads`` torch threads, every output
 written (mask COG, GeoJSON, overlay, the merged GeoPackage).
 
     python benchmarks/region_throughput.py --model /tmp/scene-train/position-seed0/final
