@@ -31,12 +31,11 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["DEFAULT", "DEFAULTS", "PROVIDERS", "choose", "key", "load", "reset"]
+__all__ = ["DEFAULTS", "PROVIDERS", "choose", "key", "load", "reset"]
 
 PROVIDERS = ("triton", "compiled", "eager", "sdpa")
 APPLIES = {"window_attention": PROVIDERS, "pixel_word_attention": PROVIDERS,
            "elsa_attention": ("triton", "compiled", "eager")}
-DEFAULT = "triton"
 # Per op, from the last GPU measurement of each (see the module docstring).
 DEFAULTS = {"window_attention": "triton", "pixel_word_attention": "eager", "elsa_attention": "triton"}
 PATH = Path(__file__).with_name("dispatch_table.json")

@@ -83,8 +83,9 @@ class ComponentBuilder:
             bands = [image[..., k] for k in range(self.bands)]
             for k, v in (("row", rows + r0), ("c0", c0), ("c1", c1), ("sp", per_run(p)),
                          ("mp", per_run(p, np.maximum)),
-                         ("sb", np.stack([per_run(b) for b in bands], axis=1)),
-                         ("sq", np.stack([per_run(np.square(b, dtype=np.float64)) for b in bands], axis=1))):
+                         ("sb", np.stack([per_run(b) for b in bands], axis=1) if bands else np.zeros((n, 0))),
+                         ("sq", np.stack([per_run(np.square(b, dtype=np.float64)) for b in bands], axis=1)
+                          if bands else np.zeros((n, 0)))):
                 self._cols[k].append(np.asarray(v))
         # Touching runs of consecutive rows (the previous strip's last row included).
         by_row = np.searchsorted(rows, np.arange(h + 1)) if n else np.zeros(h + 1, int)

@@ -43,12 +43,14 @@ __all__ = ["component_scores", "object_scores", "object_strips", "ranked_strips"
 
 
 def scene_components(scene: Scene, model, text, opt: SceneOptions, threshold: float,
-                     progress_factory=None) -> Components:
+                     progress_factory=None, bands: bool = True) -> Components:
     """The tiled pass over ``scene`` (``opt`` with mode ``tiles``) as connected components of
-    ``p > threshold``, with the scene's pixels under them."""
+    ``p > threshold``, with the scene's pixels under them (``bands=False``: without, so the
+    scene is not read a second time at full resolution)."""
     builder = None
     for r0, p, _ in predict_strips(scene, model, text, replace(opt, mode="tiles"), progress_factory):
-        image = scene.read((r0, 0, r0 + p.shape[0], scene.width))[0]
+        image = scene.read((r0, 0, r0 + p.shape[0], scene.width))[0] if bands else \
+            np.zeros((*p.shape, 0), np.float32)
         if builder is None:
             builder = ComponentBuilder(scene.width, image.shape[2], threshold)
         builder.add(r0, p, image)
@@ -105,7 +107,7 @@ def object_strips(scene: Scene, model, text, opt: SceneOptions, threshold: float
     probability is its probability in the output; 0 elsewhere). Nothing is learned: a
     referring expression names one object, and over hundreds of tiles the most confident
     component is a far better answer than every tile's look-alikes (README, "Whole scenes")."""
-    comps = scene_components(scene, model, text, opt, threshold, progress_factory)
+    comps = scene_components(scene, model, text, opt, threshold, progress_factory, bands=False)
     yield from _component_strips(scene, comps, object_scores(comps), opt)
 
 

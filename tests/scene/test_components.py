@@ -91,3 +91,22 @@ def test_empty_foreground_and_bad_strips():
         b.finish(8)
     with pytest.raises(ValueError, match="threshold"):
         ComponentBuilder(8, 3, threshold=1.0)
+
+
+def test_components_without_bands_have_the_same_geometry_and_probabilities():
+    """Mode ``object`` builds components without the scene's pixels (no second full read)."""
+    from rrsis.scene.components import ComponentBuilder
+
+    rng = np.random.default_rng(4)
+    p, image = rng.random((40, 50)), rng.random((40, 50, 3))
+    with_bands = ComponentBuilder(50, 3, 0.8)
+    with_bands.add(0, p, image)
+    a = with_bands.finish(40)
+    without = ComponentBuilder(50, 0, 0.8)
+    without.add(0, p[:17], np.zeros((17, 50, 0)))
+    without.add(17, p[17:], np.zeros((23, 50, 0)))
+    b = without.finish(40)
+    assert len(a) == len(b) > 10
+    np.testing.assert_array_equal(a.label_image(), b.label_image())
+    np.testing.assert_allclose(b.mean_probability, a.mean_probability)
+    np.testing.assert_array_equal(b.area, a.area)
