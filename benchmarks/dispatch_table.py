@@ -7,9 +7,10 @@ input, shift 0 and 6), PWAM (stages 1–4, 20 words) and ELSA attention from log
 both ghost terms, v as the channels-last slice of ``pre_proj``), batch 8, bfloat16, it times
 forward+backward (CUDA events, median of 5 after 2 warm-ups) of each candidate of
 :mod:`rrsis.kernels.table` — the Triton kernel, ``torch.compile`` of the reference, the eager
-reference, SDPA (PyTorch's choice of backend) — and keeps the fastest per shape. Writes
-``dispatch-table.json`` (the table plus every timing) into ``--out`` after each shape;
-``--install`` merges the table into ``rrsis/kernels/dispatch_table.json`` for this GPU (then
+reference, SDPA (PyTorch's choice of backend), and for ELSA the kernel at each other tile shape
+of :data:`rrsis.kernels.tiles.ELSA_FUSED_CANDIDATES` (``"triton:<label>"``) — and keeps the
+fastest per shape. Writes ``dispatch-table.json`` (the table plus every timing) into ``--out``
+after each shape; ``--install`` merges the table into ``rrsis/kernels/dispatch_table.json`` for this GPU (then
 commit it). Candidates that fail are recorded with their error and never chosen; ``--budget``
 seconds bound the whole run (the compiled candidate is skipped once it would overrun).
 """
@@ -17,6 +18,7 @@ seconds bound the whole run (the compiled candidate is skipped once it would ove
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -48,6 +50,7 @@ def _timer(device):
 
 def _cases(dry: bool, device: str):
     from rrsis.kernels import eager, reference, sdpa, table
+    from rrsis.kernels.tiles import ELSA_FUSED_CANDIDATES
 
     b, dt = (1, torch.float32) if dry else (8, torch.bfloat16)
     stages = ((8, 16, 1), (4, 32, 2)) if dry else STAGES
@@ -60,6 +63,21 @@ def _cases(dry: bool, device: str):
     def elsa_eager(v, lg, mul, add, ks, dil):
         return eager.elsa_aggregate(v, lg.softmax(2), mul, add, ks, dil).permute(0, 2, 3, 1)
 
+    # ELSA first: it is the op the fused kernels are measured for, and the budget cuts the last
+    # shapes' compiled candidates.
+    for side, c, heads in stages:
+        if side >= (4 if dry else 30):  # ELSA stages 1-3
+            ks = 3 if dry else 7
+            wide = rnd(b, side, side, 2 * c).detach()
+            v = wide.permute(0, 3, 1, 2)[:, c:].requires_grad_()
+            lg = rnd(b, heads, ks * ks, side, side)
+            mul, add = (rnd(c, ks * ks, dtype=torch.float32) for _ in range(2))
+            # The kernel's other tile shapes come last: the budget cuts them first.
+            yield (table.key("elsa_attention", dt, (*v.shape, heads, True, True)),
+                   "elsa_attention", (v, lg, mul, add, ks, 1),
+                   {"eager": elsa_eager, "compiled": reference.elsa_attention,
+                    "triton": "elsa_attention",
+                    **{f"triton:{cfg.label}": "elsa_attention" for cfg in ELSA_FUSED_CANDIDATES[1:]}})
     for side, c, heads in stages:
         hp = -(-side // window) * window
         d = c // heads
@@ -79,16 +97,6 @@ def _cases(dry: bool, device: str):
                (q, k, v, m, c**-0.5),
                {"eager": reference.pixel_word_attention, "sdpa": sdpa.pixel_word_attention,
                 "compiled": reference.pixel_word_attention, "triton": "pixel_word_attention"})
-        if side >= (4 if dry else 30):  # ELSA stages 1-3
-            ks = 3 if dry else 7
-            wide = rnd(b, side, side, 2 * c).detach()
-            v = wide.permute(0, 3, 1, 2)[:, c:].requires_grad_()
-            lg = rnd(b, heads, ks * ks, side, side)
-            mul, add = (rnd(c, ks * ks, dtype=torch.float32) for _ in range(2))
-            yield (table.key("elsa_attention", dt, (*v.shape, heads, True, True)),
-                   "elsa_attention", (v, lg, mul, add, ks, 1),
-                   {"eager": elsa_eager, "compiled": reference.elsa_attention,
-                    "triton": "elsa_attention"})
 
 
 def measure(dry: bool, out: Path, budget: float, install: bool) -> dict:
@@ -111,9 +119,12 @@ def measure(dry: bool, out: Path, budget: float, install: bool) -> dict:
                 row["errors"][prov] = "skipped (time budget)"
                 continue
             try:
-                if prov == "triton":
+                if prov.startswith("triton"):
                     from rrsis.kernels import triton_ops
+                    _, tiles = table.split(op, prov)
                     call = getattr(triton_ops, fn)
+                    if tiles is not None:
+                        call = functools.partial(call, config=tiles)
                 elif prov == "compiled":
                     call = torch.compile(fn, dynamic=False)
                 else:

@@ -9,20 +9,22 @@ still run). Together they get ``TOTAL`` = 450 s: a step starts with at most what
 recorded as skipped once nothing is:
 
 1. ``tests``: the fused-ELSA, tile-config and dispatcher tests with compiled kernels on the GPU;
-2. ``profile``: GL-MSIN-B, 480², batch 8, bf16 autocast, default kernels
+2. ``dispatch``: every candidate of every kernel op at the models' shapes, ELSA's tile shapes
+   among them (``benchmarks/dispatch_table.py --install``): fills
+   ``rrsis/kernels/dispatch_table.json`` for this GPU (a copy lands beside the results as
+   ``<gpu-slug>-dispatch_table.json``: commit it as the package's table), so the steps after it
+   run with the measured choices;
+3. ``profile``: GL-MSIN-B, 480², batch 8, bf16 autocast, default kernels
    (``benchmarks/profile_step.py --what model``): train and forward step time, images/s, MFU
    (FLOPs counted by the script: see that file), a ``torch.profiler`` table of the top kernels
    by self CUDA time, time per part (text, each stage's local attention / PWAM / GEM / gate,
    head, loss, backward, optimizer), GPU-busy ÷ wall, launches per step, and the A/B switches
    of the cheap wins (fused AdamW, ghost parameters in the autocast dtype, the refinement head
    channels-last and its 514-channel block inputs padded to 520, all of them together);
-3. ``swin``: a plain timm Swin-B at 480², batch 8, bf16: the backbone's ceiling;
-4. ``train-torch``: the same model with ``RRSIS_KERNELS=torch`` (PyTorch references), eager;
-5. ``train-compiled``: that model under ``rrsis.kernels.compile_model`` (``torch.compile``,
+4. ``swin``: a plain timm Swin-B at 480², batch 8, bf16: the backbone's ceiling;
+5. ``train-torch``: the same model with ``RRSIS_KERNELS=torch`` (PyTorch references), eager;
+6. ``train-compiled``: that model under ``rrsis.kernels.compile_model`` (``torch.compile``,
    fullgraph) — the baseline the fused kernels must beat by 1.3×;
-6. ``dispatch``: every candidate of every kernel op at the models' shapes
-   (``benchmarks/dispatch_table.py --install``): fills ``rrsis/kernels/dispatch_table.json``
-   for this GPU (commit it);
 7. ``attention``: ``benchmarks/attention.py`` at batch 8, bf16, fwd+bwd (per-op %HBM).
 
 ``--only model scene train-triton`` runs the older steps (``benchmarks/model.py``, whole-scene
@@ -59,7 +61,9 @@ LIMITS = {"tests": 45, "profile": 110, "swin": 40, "train-torch": 45, "train-com
 # The whole run, steps together: a step gets what is left when it would overrun it, and is
 # skipped when less than MIN_STEP seconds are left.
 TOTAL, MIN_STEP = 450, 5.0
-DEFAULT_STEPS = ("tests", "profile", "swin", "train-torch", "train-compiled", "dispatch",
+# The choice table is measured (and installed) before the model steps, so they run with the
+# providers and tile shapes it picked: what a user gets once the table is committed.
+DEFAULT_STEPS = ("tests", "dispatch", "profile", "swin", "train-torch", "train-compiled",
                  "attention")
 DRY_LIMITS = {**dict.fromkeys(LIMITS, 600), "tests": 1200, "attention": 1200, "model": 1200,
               "train-compiled": 1200}
@@ -97,12 +101,12 @@ def _steps(dry: bool, out: Path) -> list[tuple[str, list[str], dict[str, str]]]:
                 "60", *dry_flag] + ([] if dry else ["--install"])
     return [
         ("tests", tests, interp),
+        ("dispatch", dispatch, train_env),
         ("profile", prof + ["--what", "model"], train_env),
         ("swin", prof + ["--what", "swin"], train_env),
         ("train-torch", train + ["--kernels", "torch"], {**train_env, "RRSIS_KERNELS": "torch"}),
         ("train-compiled", train + ["--kernels", "torch", "--compile"],
          {**train_env, "RRSIS_KERNELS": "torch"}),
-        ("dispatch", dispatch, train_env),
         ("attention", attention, interp),
         ("model", model, interp),
         ("train-triton", train + ["--kernels", "triton"], {**train_env, "RRSIS_KERNELS": "triton"}),
@@ -320,11 +324,14 @@ def _profile_lines(bench: dict, trains: dict) -> list[str]:
                              f"{_f(rel, '.2f')}× |")
     if disp and disp.get("rows"):
         lines += ["", f"## Choice table ({disp['device']}; seconds per fwd+bwd, median)", "",
-                  "| shape key | triton | compiled | eager | sdpa | chosen |", "|---|---|---|---|---|---|"]
+                  "| shape key | triton | compiled | eager | sdpa | triton, other tiles | chosen |",
+                  "|---|---|---|---|---|---|---|"]
         for r in disp["rows"]:
             cell = [(_f(r["seconds"][p] * 1e3, ".2f") + " ms") if p in r["seconds"] else "–"
                     for p in ("triton", "compiled", "eager", "sdpa")]
-            lines.append(f"| `{r['key']}` | {' | '.join(cell)} | {r.get('choice', '–')} |")
+            tiles = ", ".join(f"{p.split(':', 1)[1]} {_f(t * 1e3, '.2f')} ms"
+                              for p, t in r["seconds"].items() if p.startswith("triton:")) or "–"
+            lines.append(f"| `{r['key']}` | {' | '.join(cell)} | {tiles} | {r.get('choice', '–')} |")
     return lines
 
 
@@ -430,6 +437,11 @@ def main(argv=None) -> int:
         steps.append(_run_step(name, cmd, extra, min(limits[name], end - time.monotonic()), work))
     path = report(env, steps, work, dest, args.dry_run)
     shutil.rmtree(work, ignore_errors=True)
+    installed = C.ROOT / "rrsis" / "kernels" / "dispatch_table.json"
+    if not args.dry_run and any(s["step"] == "dispatch" for s in steps) and installed.exists():
+        copy = path.with_name(f"{path.stem}-dispatch_table.json")
+        shutil.copyfile(installed, copy)
+        print(f"copied the installed choice table to {copy}")
     print(f"wrote {path} and {path.with_suffix('.md')}")
     return 0 if all(s["status"] == "ok" for s in steps) else 1
 

@@ -136,11 +136,12 @@ def elsa_attention(v, logits, ghost_mul, ghost_add, kernel_size: int, dilation: 
     ``[B, H, W, C]`` out; see :func:`reference.elsa_attention`."""
     if _use_kernel("elsa_aggregate", (v, logits), kernel_size=kernel_size, dilation=dilation,
                    channels_per_head=v.shape[1] // logits.shape[1]):
-        how = _provider("elsa_attention", v, (*v.shape, logits.shape[1], ghost_mul is not None,
-                                              ghost_add is not None))
+        how, tiles = table.split("elsa_attention", _provider(
+            "elsa_attention", v, (*v.shape, logits.shape[1], ghost_mul is not None,
+                                  ghost_add is not None)))
         if how == "triton":
             return _triton_module().elsa_attention(v, logits, ghost_mul, ghost_add, kernel_size,
-                                                   dilation)
+                                                   dilation, tiles)
         if how == "compiled":
             return _compiled_reference(reference.elsa_attention)(v, logits, ghost_mul, ghost_add,
                                                                  kernel_size, dilation)

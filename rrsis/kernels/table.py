@@ -10,6 +10,10 @@ this file (per device name). A call looks up ``(device, op, dtype, shape)``; the
 - ``"sdpa"``: ``F.scaled_dot_product_attention`` (window attention and PWAM only; PyTorch picks
   its backend, cuDNN or memory-efficient with the additive mask).
 
+For ELSA the Triton entry may name its tile shape, ``"triton:8x16w8"`` (one of
+:data:`rrsis.kernels.tiles.ELSA_FUSED_CANDIDATES`, by its ``label``); plain ``"triton"`` is the
+default shape. The tile shape is measured like a provider, per shape and GPU.
+
 A shape (or device) not in the table uses the op's **default** (:data:`DEFAULTS`) inside the
 envelope the kernels were compiled for (:mod:`.support`), and the reference outside it. The
 defaults follow the last measurement of each op on a GPU: the Triton kernel for window attention
@@ -25,19 +29,25 @@ read once per process; under ``torch.compile`` the dispatcher only reads what wa
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from pathlib import Path
 
 import torch
 
-__all__ = ["DEFAULTS", "PROVIDERS", "choose", "key", "load", "reset"]
+from .tiles import ELSA_FUSED_CANDIDATES, TileConfig
+
+__all__ = ["DEFAULTS", "PROVIDERS", "TILES", "choose", "key", "load", "reset", "split"]
 
 PROVIDERS = ("triton", "compiled", "eager", "sdpa")
 APPLIES = {"window_attention": PROVIDERS, "pixel_word_attention": PROVIDERS,
            "elsa_attention": ("triton", "compiled", "eager")}
 # Per op, from the last GPU measurement of each (see the module docstring).
 DEFAULTS = {"window_attention": "triton", "pixel_word_attention": "eager", "elsa_attention": "triton"}
+# Tile shapes a "triton:<label>" entry may name, per op.
+TILES: dict[str, dict[str, TileConfig]] = {
+    "elsa_attention": {c.label: c for c in ELSA_FUSED_CANDIDATES}}
 PATH = Path(__file__).with_name("dispatch_table.json")
 
 _loaded: dict[str, dict[str, str]] | None = None
@@ -57,10 +67,25 @@ def _check(table: dict, where: str) -> dict[str, dict[str, str]]:
             op = k.split(":", 1)[0]
             if op not in APPLIES:
                 raise ValueError(f"{where}: unknown op {op!r} in {k!r} (ops: {', '.join(APPLIES)})")
-            if provider not in APPLIES[op]:
+            base, _, label = str(provider).partition(":")
+            if base not in APPLIES[op]:
                 raise ValueError(f"{where}: provider {provider!r} for {k!r} on {device!r}; "
                                  f"{op} has {', '.join(APPLIES[op])}")
+            if label and (base != "triton" or label not in TILES.get(op, {})):
+                known = list(TILES.get(op, {})) if base == "triton" else []
+                close = difflib.get_close_matches(label, known, n=1)
+                hint = f"; did you mean 'triton:{close[0]}'?" if close else ""
+                shapes = (f"tile shapes of {op}: {', '.join(known)}" if known else
+                          f"{op}'s {base} provider names no tile shape")
+                raise ValueError(f"{where}: unknown tile shape {label!r} in {provider!r} for {k!r} "
+                                 f"on {device!r}{hint} ({shapes})")
     return table
+
+
+def split(op: str, provider: str) -> tuple[str, TileConfig | None]:
+    """``("triton", tiles)`` for ``"triton:<label>"``; ``(provider, None)`` otherwise."""
+    base, _, label = provider.partition(":")
+    return base, (TILES[op][label] if label else None)
 
 
 def load(path: str | os.PathLike | None = None) -> dict[str, dict[str, str]]:

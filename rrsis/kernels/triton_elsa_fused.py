@@ -23,13 +23,11 @@ Backward, two kernels:
 
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 import triton
 import triton.language as tl
 
-from .tiles import TileConfig
+from .tiles import ElsaFusedTiles
 from .triton_common import LOG2E, Launch, chunks_for, sm_count
 
 __all__ = ["ElsaFusedTiles", "dv_like", "elsa_fused_backward", "elsa_fused_forward", "fused_out_dtype",
@@ -248,26 +246,6 @@ def _fused_ghost_kernel(
         tl.store(PMUL + part, gmul, mask=part_ok)
     if ADD_GRAD:
         tl.store(PADD + part, gadd, mask=part_ok)
-
-
-@dataclasses.dataclass(frozen=True)
-class ElsaFusedTiles(TileConfig):
-    """Tile shapes of the fused ELSA kernels.
-
-    ``block_h × block_w`` pixels (powers of two) × every channel of one head per program. 8×8
-    pixels × 32 channels on 4 warps: each float32 ``[C, P]`` tile is 16 registers per thread,
-    and at sm_90 every kernel stays under 128 registers in the model's channels-last layout (at
-    least 4 resident programs per SM; 8×16 tiles needed 8 warps for the same count and fit only
-    2). ``chunks``: programs per (batch, head) of the ghost reduction (``None``: about four
-    resident programs per SM). Tiles larger than the map are shrunk to it.
-    """
-
-    block_h: int = 8
-    block_w: int = 8
-    chunks: int | None = None
-    num_warps: int = 4
-    num_stages: int = 2
-    bwd_num_warps: int = 4
 
 
 DEFAULT = ElsaFusedTiles()

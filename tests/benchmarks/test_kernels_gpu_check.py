@@ -14,7 +14,7 @@ pytest.importorskip("triton")
 
 ROOT = REPO
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
-STEPS = ["tests", "profile", "swin", "train-torch", "train-compiled", "dispatch", "attention"]
+STEPS = ["tests", "dispatch", "profile", "swin", "train-torch", "train-compiled", "attention"]
 
 
 def _run(*args, timeout=900):
@@ -58,7 +58,7 @@ def test_gpu_check_dry_run_runs_every_step_and_writes_results(tmp_path):
 def test_gpu_check_dry_run_profile_baselines_and_choice_table(tmp_path):
     # The script's own parts (profile, ceiling, baselines, choice table, the merged report), in
     # the default suite; the kernel tests and attention.py are the slow test's share.
-    steps = ["profile", "swin", "train-torch", "train-compiled", "dispatch"]
+    steps = ["dispatch", "profile", "swin", "train-torch", "train-compiled"]
     proc = _run("--dry-run", "--out", str(tmp_path), "--only", *steps)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (json_path,) = tmp_path.glob("*-dry-run.json")
@@ -89,6 +89,12 @@ def test_gpu_check_dry_run_profile_baselines_and_choice_table(tmp_path):
                                                  "elsa_attention"}
     for r in disp["rows"]:
         assert r["choice"] == min(r["seconds"], key=r["seconds"].get)
+    # ELSA's other tile shapes are candidates of their own (on the CPU they fail: no GPU).
+    from rrsis.kernels.tiles import ELSA_FUSED_CANDIDATES
+
+    tiles = {f"triton:{c.label}" for c in ELSA_FUSED_CANDIDATES[1:]}
+    elsa = [r for r in disp["rows"] if r["op"] == "elsa_attention"]
+    assert elsa and all(tiles <= set(r["seconds"]) | set(r["errors"]) for r in elsa)
     md = json_path.with_suffix(".md").read_text()
     for text in ("| train-compiled | ok |", "### Profile, train step", "## Choice table",
                  "Ceiling, timm", "references under torch.compile"):

@@ -20,6 +20,7 @@ import torch
 
 import rrsis.kernels as dispatch
 from rrsis.kernels import reference as ref
+from rrsis.kernels.tiles import ELSA_FUSED_CANDIDATES
 
 triton = pytest.importorskip("triton")
 
@@ -441,6 +442,21 @@ def _fused_run(case, dtype, seed=40, strided=False, ghost_dtype=None):
 def test_elsa_attention_fp32(name):
     out, grads, r_out, r_grads, names = _fused_run(FUSED_CASES[name], torch.float32)
     assert out.shape == r_out.shape and out.is_contiguous()  # [B, H, W, C], as proj reads it
+    _check("out", out, r_out, torch.float32)
+    for gname, a, e in zip(names, grads, r_grads):
+        _check(gname, a, e, torch.float32)
+
+
+# The pixel tiles of the shapes the choice table may name (warps change nothing in the interpreter).
+TABLE_TILES = sorted({(c.block_h, c.block_w) for c in ELSA_FUSED_CANDIDATES})
+
+
+@pytest.mark.parametrize(("block_h", "block_w"), TABLE_TILES)
+def test_elsa_attention_every_table_tile_shape(block_h, block_w):
+    """Each tile shape the choice table may name, in the model's layout, on a map its tiles do
+    not divide (ragged edges in both directions; 6×19 is 1–2 × 2–3 tiles)."""
+    case = (1, 4, 6, 19, 1, 3, 1, "both", {"block_h": block_h, "block_w": block_w, "chunks": 2})
+    out, grads, r_out, r_grads, names = _fused_run(case, torch.float32, strided=True)
     _check("out", out, r_out, torch.float32)
     for gname, a, e in zip(names, grads, r_grads):
         _check(gname, a, e, torch.float32)

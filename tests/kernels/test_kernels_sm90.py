@@ -102,3 +102,21 @@ def test_sm90_whole_envelope_compiles_without_spills(tmp_path):
     failures = _failures(rows)
     assert not failures, "\n".join(failures)
     assert proc.returncode == 0
+
+
+@pytest.mark.slow
+def test_sm90_elsa_tile_candidates_compile_without_spills_at_two_programs_per_sm(tmp_path):
+    """The tile shapes the choice table may pick (``ELSA_FUSED_CANDIDATES``) at the Swin-B ELSA
+    stages, bf16 under autocast, as the dispatch step times them."""
+    from rrsis.kernels.tiles import ELSA_FUSED_CANDIDATES
+
+    rows, proc = _compile(tmp_path, "tiles", timeout=1800)
+    failures = _failures(rows)
+    assert not failures, "\n".join(failures)
+    assert proc.returncode == 0
+    labels = {w.rsplit("tiles=", 1)[1] for r in rows for w in r["where"]}
+    assert labels == {c.label for c in ELSA_FUSED_CANDIDATES[1:]}
+    assert {r["kernel"] for r in rows} == {"elsa_fused_fwd", "elsa_fused_bwd", "elsa_fused_ghost"}
+    low = [f"{r['kernel']} [{r['where'][0]}]: {r['ctas_per_sm']} CTAs/SM" for r in rows
+           if r["ctas_per_sm"] < 2]
+    assert not low, "\n".join(low)
