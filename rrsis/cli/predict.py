@@ -41,6 +41,13 @@ shared among the ranks and rank 0 writes the merged file once all are done:
   rrsis predict --model M --image "tiles/*.tif" --text "the storage tanks" --out region
   torchrun --nproc_per_node 4 -m rrsis predict --model M --image items.json --asset visual \\
       --text "the storage tanks" --out region --merged region/tanks.parquet
+
+Each scene of a region is asked on its own ("the largest building": one per scene). To ask
+once over an area delivered as tiles on one pixel grid, add --mosaic: the tiles are read as
+one scene through OUT_mosaic.vrt (a GDAL virtual raster; nothing is copied), with the
+single-scene outputs:
+
+  rrsis predict --model M --image "tiles/*.tif" --mosaic --text "the largest building" --out area
 """,
     )
     p.add_argument("--model", required=True, help="a save_pretrained directory or a Hub repo id")
@@ -95,6 +102,10 @@ shared among the ranks and rank 0 writes the merged file once all are done:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--asset", metavar="KEY",
                    help="region from STAC: the asset to read (default: the item's asset with role 'data')")
+    p.add_argument("--mosaic", action="store_true",
+                   help="region: read the scenes as one (a GDAL VRT, OUT_PREFIX_mosaic.vrt) and ask each "
+                        "expression once over the whole area, instead of once per scene; the scenes must "
+                        "share a CRS, pixel size and pixel grid")
     p.add_argument("--merged", metavar="PATH",
                    help="region: the merged polygon file, .gpkg (GeoPackage) or .parquet (GeoParquet, "
                         "needs pyarrow) (default: OUT/merged.gpkg)")
@@ -174,7 +185,10 @@ def run(args: argparse.Namespace) -> int:
     # Check the cheap inputs before loading the model, so a typo fails at once.
     check_expressions(args.text, "--text")
     stretch = _stretch(args.stretch)
-    if _is_region(args.image):
+    if args.mosaic:
+        args.image = [_build_mosaic(args)]
+        args.asset = None
+    elif _is_region(args.image):
         return _run_region(args, stretch)
     for flag in ("asset", "merged", "barrier_timeout"):
         if getattr(args, flag) is not None:
@@ -223,6 +237,27 @@ def run(args: argparse.Namespace) -> int:
         for path in r.files.values():
             print(f"wrote {path}")
     return 0
+
+
+def _build_mosaic(args: argparse.Namespace) -> str:
+    from pathlib import Path
+
+    from ..scene import check_outputs
+    from ..scene.mosaic import build_vrt
+
+    if not _is_region(args.image):
+        raise ValueError("--mosaic joins several scenes into one: give several --image values, a quoted glob "
+                         "or a list file")
+    for flag in ("merged", "barrier_timeout"):
+        if getattr(args, flag) is not None:
+            raise ValueError(f"--{flag.replace('_', '-')} applies to a region of separate scenes, not to "
+                             "--mosaic (one scene)")
+    vrt = Path(f"{args.out}_mosaic.vrt")
+    check_outputs([str(vrt)], args.overwrite)
+    vrt.parent.mkdir(parents=True, exist_ok=True)
+    build_vrt(args.image, vrt, asset=args.asset)
+    print(f"wrote {vrt}")
+    return str(vrt)
 
 
 def _is_region(images: list[str]) -> bool:

@@ -5,7 +5,8 @@ window by window (:mod:`~rrsis.scene.read`), segments it globally, by tiles or b
 (:mod:`~rrsis.scene.infer`) and writes a mask GeoTIFF, GeoJSON polygons and an overlay
 (:mod:`~rrsis.scene.write`). ``segment_scenes`` does it for a list, glob or STAC collection of
 scenes, resumably and across ``torchrun`` ranks, with one merged vector file
-(:mod:`~rrsis.scene.region`). GeoTIFF and other GDAL rasters need the ``geo`` extra
+(:mod:`~rrsis.scene.region`); ``build_vrt`` reads an area delivered as tiles as one scene
+(:mod:`~rrsis.scene.mosaic`). GeoTIFF and other GDAL rasters need the ``geo`` extra
 (``pip install "rrsis[geo]"``); PNG/JPEG and arrays work without it.
 """
 
@@ -18,10 +19,11 @@ from .api import (
     segment_scene,
 )
 from .infer import MODES, SceneOptions
+from .mosaic import build_vrt
 from .read import Scene, open_scene
 from .region import RegionSummary, SceneSource, resolve_scenes, segment_scenes
 from .write import remove_stale_temporaries
 
-__all__ = ["MODES", "RegionSummary", "Scene", "SceneOptions", "SceneResult", "SceneSource", "check_georeference",
+__all__ = ["MODES", "RegionSummary", "Scene", "SceneOptions", "SceneResult", "SceneSource", "build_vrt", "check_georeference",
            "check_outputs", "open_scene", "output_paths", "output_prefixes", "remove_stale_temporaries",
            "resolve_scenes", "segment_scene", "segment_scenes"]
