@@ -235,7 +235,9 @@ class PolygonCollector:
             (self.cut if y0 <= row0 or y1 >= row0 + h else self.inner).append(poly)
 
     def features(self, crs: str = "EPSG:4326", properties: dict[str, Any] | None = None) -> dict:
-        """The GeoJSON FeatureCollection. ``crs``: ``"EPSG:4326"`` (RFC 7946) or ``"native"``."""
+        """The GeoJSON FeatureCollection. ``crs``: ``"EPSG:4326"`` (RFC 7946), ``"native"`` or
+        any other CRS; coordinates not in WGS 84 are named by a ``crs`` member (GeoJSON 2008)."""
+        from rasterio.crs import CRS
         from rasterio.warp import transform_geom
         from shapely.affinity import affine_transform
         from shapely.geometry import mapping
@@ -258,11 +260,14 @@ class PolygonCollector:
             poly, n_px = raw, raw.area
             if self.simplify > 0:
                 poly = poly.simplify(self.simplify, preserve_topology=True)
-            geo = affine_transform(poly, [t.a, t.b, t.d, t.e, t.c, t.f])
+            coeffs = [t.a, t.b, t.d, t.e, t.c, t.f]
+            geo = affine_transform(poly, coeffs)
             if px_area is not None:
                 area_m2 = n_px * px_area
+            elif src_crs is not None:  # the pixels' area, as above, not the simplified outline's
+                area_m2 = _geodesic_area(affine_transform(raw, coeffs) if poly is not raw else geo, src_crs)
             else:
-                area_m2 = _geodesic_area(geo, src_crs) if src_crs is not None else None
+                area_m2 = None
             g = mapping(geo)
             if crs != "native":
                 g = transform_geom(src_crs, crs, g)
@@ -272,9 +277,10 @@ class PolygonCollector:
                 props["mean_probability"] = sums[id(raw)] / n_px
             feats.append({"type": "Feature", "properties": props, "geometry": g})
         fc: dict[str, Any] = {"type": "FeatureCollection", "features": feats}
-        if crs == "native":
-            epsg = src_crs.to_epsg()
-            name = f"urn:ogc:def:crs:EPSG::{epsg}" if epsg else src_crs.to_wkt()
+        named = src_crs if crs == "native" else CRS.from_user_input(crs)
+        if named.to_epsg() != 4326:  # coordinates other than RFC 7946's lon/lat say what they are
+            epsg = named.to_epsg()
+            name = f"urn:ogc:def:crs:EPSG::{epsg}" if epsg else named.to_wkt()
             fc["crs"] = {"type": "name", "properties": {"name": name}}
         return fc
 
