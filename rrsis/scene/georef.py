@@ -77,7 +77,10 @@ def gcp_problem(dataset: Any, name: str) -> str | None:
 
 def assign_crs(scene: Any, crs: Any) -> None:
     """``crs=`` of :func:`~rrsis.scene.read.open_scene` on a scene that has no CRS of its own
-    (``"none"``: accept outputs without georeference); a different CRS than its own is refused."""
+    (``"none"``: accept outputs without georeference; ``None``: nothing given); a different CRS
+    than its own is refused."""
+    if crs is None:
+        return
     if isinstance(crs, str) and crs.strip().lower() == "none":
         scene.crs_declined = True
         return

@@ -12,6 +12,7 @@ by :func:`rrsis.data.read_image`'s steps and shrunk by :func:`rrsis.data.transfo
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -29,7 +30,7 @@ from ..data.io import (
 from ..data.transforms import resize_image_bands
 from .georef import assign_crs, gcp_problem, plain_georeference
 
-__all__ = ["PLAIN_SUFFIXES", "Scene", "open_scene", "require_geo"]
+__all__ = ["PLAIN_SUFFIXES", "NoValidPixelsError", "Scene", "open_scene", "require_geo"]
 
 # Files read with PIL exactly as ``model.predict`` reads them (no geo extra needed).
 PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
@@ -46,6 +47,10 @@ def require_geo(what: str):
     except ImportError:  # pragma: no cover - exercised by simulating a missing rasterio
         raise ImportError(f"{what} needs rasterio (and shapely for polygons): pip install \"rrsis[geo]\"") from None
     return rasterio
+
+
+class NoValidPixelsError(ValueError):
+    """A scene whose every pixel is nodata (NaN, infinite, or masked): nothing to segment."""
 
 
 def _scene_bands(bands: str | Sequence[int] | None, channels: int | None) -> tuple[int, ...] | None:
@@ -103,8 +108,7 @@ class Scene:
         ds = dataset
         self.height, self.width, self.dtype = ds.height, ds.width, ds.dtypes[0]
         self.crs, self.transform, self.profile = ds.crs, ds.transform, ds.profile
-        if crs is not None:
-            assign_crs(self, crs)
+        assign_crs(self, crs)
         from rasterio.enums import ColorInterp
 
         colour = [ds.colorinterp[i] for i in range(ds.count)]
@@ -131,7 +135,7 @@ class Scene:
                 self._read_raw((r, 0, min(r + 256, self.height), self.width), None)[1].any()
                 for r in range(0, self.height, 256)):
             return
-        raise ValueError(f"{self.name}: every pixel is nodata (NaN, infinite, or masked by the "
+        raise NoValidPixelsError(f"{self.name}: every pixel is nodata (NaN, infinite, or masked by the "
                          "raster's nodata value or alpha band): nothing to segment")
 
     @property
@@ -337,12 +341,9 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
         if path.lower().endswith(PLAIN_SUFFIXES):
             scene = _check_scale(_in_memory(path, band_tuple, scale, path, max_pixels, channels), scale)
             scene.crs, scene.transform = plain_georeference(path)  # a world file places it
-            if crs is not None:
-                assign_crs(scene, crs)
+            assign_crs(scene, crs)
             return scene
         rasterio = require_geo(f"reading {os.path.basename(path)}")
-        import warnings
-
         from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
         try:

@@ -262,3 +262,28 @@ def test_a_region_in_another_geojson_crs_merges_in_that_crs(red, tmp_path):
     left, bottom, right, top = transform_bounds(UTM, "EPSG:3857", 440720.0, 3751296.0, 440832.0, 3751320.0)
     x0, y0, x1, y1 = info["total_bounds"]
     assert left - 1 < x0 < x1 < right + 1 and bottom - 1 < y0 < y1 < top + 1
+
+
+def test_a_region_with_an_all_nodata_tile_and_an_empty_answer_still_merges(red, tmp_path):
+    pyogrio = pytest.importorskip("pyogrio")
+
+    with rasterio.open(tmp_path / "beyond_swath.tif", "w", driver="GTiff", height=32, width=32, count=3,
+                       dtype="uint16", crs=UTM, transform=T_UTM, nodata=0) as ds:
+        ds.write(np.zeros((3, 32, 32), np.uint16))
+    write_tif(tmp_path / "dark.tif", 32, 48)
+    with rasterio.open(tmp_path / "dark.tif", "r+") as ds:
+        ds.write(np.full((3, 32, 48), 30, np.uint8))  # nothing red: an empty answer
+    scenes = [tmp_path / "beyond_swath.tif", tmp_path / "dark.tif"]
+    with pytest.warns(UserWarning, match="beyond_swath.*every pixel is nodata.*done with no outputs"):
+        summary = rrsis.segment_scenes(red, scenes, "the red building", out=tmp_path / "r", mode="global")
+    assert summary.failed == {} and sorted(summary.done) == ["beyond_swath", "dark"]
+    assert pyogrio.read_info(summary.merged)["features"] == summary.n_polygons == 0
+    record = json.loads((tmp_path / "r" / "beyond_swath" / "done.json").read_text())
+    assert record["outputs"] == [] and "every pixel is nodata" in record["no_valid_pixels"]
+    fc = json.loads((tmp_path / "r" / "dark" / "dark.geojson").read_text())
+    assert fc == {"type": "FeatureCollection", "features": []}
+    from rrsis.scene.cog import cog_problems
+
+    assert cog_problems(tmp_path / "r" / "dark" / "dark_mask.tif") == []
+    again = rrsis.segment_scenes(red, scenes, "the red building", out=tmp_path / "r", mode="global")
+    assert sorted(again.skipped) == ["beyond_swath", "dark"] and again.merged
