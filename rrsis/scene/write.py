@@ -169,13 +169,29 @@ class MaskWriter:
                 self.strips.unlink()
 
 
+# A projected CRS's planar pixel area is used when it is the ground's within this fraction over
+# the scene (UTM: under 0.2 %); beyond it (Web Mercator: 4x at 60° N) polygons are measured on
+# the ellipsoid instead.
+PLANAR_AREA_TOLERANCE = 0.01
+
+
 def pixel_area_m2(scene: Scene) -> float | None:
-    """Area of one pixel in m² when the CRS is projected (``None`` otherwise)."""
+    """Area of one pixel in m² when the CRS is projected and its planar areas are the ground's
+    within :data:`PLANAR_AREA_TOLERANCE` over the scene; ``None`` otherwise (geographic or
+    area-distorting CRS: each polygon's area is then measured on the ellipsoid)."""
     crs, t = scene.crs, scene.transform
     if crs is None or t is None or not crs.is_projected:
         return None
+    from shapely.geometry import Polygon
+
     unit = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
-    return abs(t.a * t.e - t.b * t.d) * unit * unit
+    planar = abs(t.a * t.e - t.b * t.d) * unit * unit
+    f = np.linspace(0.0, 1.0, 17)[:-1]  # the footprint's edges densified: they curve on the ground
+    h, w = scene.height, scene.width
+    ring = [(x * w, 0.0) for x in f] + [(w, y * h) for y in f] + [(w - x * w, h) for x in f] + [(0.0, h - y * h) for y in f]
+    footprint = Polygon([t * p for p in ring])
+    ground = _geodesic_area(footprint, crs)
+    return planar if abs(ground / (planar * h * w) - 1.0) <= PLANAR_AREA_TOLERANCE else None
 
 
 def _geodesic_area(geom, crs) -> float:

@@ -287,3 +287,40 @@ def test_a_region_with_an_all_nodata_tile_and_an_empty_answer_still_merges(red, 
     assert cog_problems(tmp_path / "r" / "dark" / "dark_mask.tif") == []
     again = rrsis.segment_scenes(red, scenes, "the red building", out=tmp_path / "r", mode="global")
     assert sorted(again.skipped) == ["beyond_swath", "dark"] and again.merged
+
+
+def test_web_mercator_areas_are_ground_areas_not_planar_ones(red, tmp_path):
+    # EPSG:3857 stretches areas by about 1/cos²(latitude): 4x at 60° N. The ground area of a
+    # pixel, from the projection's formulas (spherical Mercator over WGS 84 latitudes):
+    # planar · N(φ) · M(φ) · cos²φ / a², with N and M the ellipsoid's radii of curvature.
+    path = tmp_path / "web.tif"
+    t = Affine(0.5, 0, 1113194.9, 0, -0.5, 8399737.9)  # about 10° E, 60° N
+    write_tif(path, 64, 96, transform=t, crs="EPSG:3857")
+    (res,) = segment_scene(red, path, "the red building", mode="global", out=tmp_path / "p",
+                           simplify=0.0, return_mask=True)
+    a, f = 6378137.0, 1 / 298.257223563
+    e2 = f * (2 - f)
+    y = t.f + t.e * (np.arange(64) + 0.5)
+    phi = 2 * np.arctan(np.exp(y / a)) - np.pi / 2
+    s2 = np.sin(phi) ** 2
+    n, m = a / np.sqrt(1 - e2 * s2), a * (1 - e2) / (1 - e2 * s2) ** 1.5
+    ground = 0.25 * n * m * np.cos(phi) ** 2 / a ** 2
+    expected = float((res.mask * ground[:, None]).sum())
+    assert res.area_m2 == pytest.approx(expected, rel=2e-3)
+    features = json.loads(Path(res.files["geojson"]).read_text())["features"]
+    assert sum(f["properties"]["area_m2"] for f in features) == pytest.approx(expected, rel=2e-3)
+    assert res.area_m2 < 0.3 * res.area_px * 0.25  # the planar figure was 4x too large
+
+
+def test_planar_areas_stay_where_the_projection_keeps_them(tmp_path):
+    from rrsis.scene.write import pixel_area_m2
+
+    class Footprint:
+        height, width = 1000, 1000
+
+    for crs, t, planar in [(UTM, T_UTM, 0.25), ("EPSG:2229", Affine(1.0, 0, 6.4e6, 0, -1.0, 1.8e6), 0.3048006 ** 2),
+                           ("EPSG:3035", Affine(10, 0, 4e6, 0, -10, 3e6), 100.0), ("EPSG:3857", T_UTM, None),
+                           ("EPSG:4326", Affine(1e-4, 0, 10, 0, -1e-4, 60), None)]:
+        sc = Footprint()
+        sc.crs, sc.transform = rasterio.crs.CRS.from_user_input(crs), t
+        assert pixel_area_m2(sc) == (None if planar is None else pytest.approx(planar, rel=1e-6)), crs
