@@ -135,8 +135,8 @@ class Scene:
                 self._read_raw((r, 0, min(r + 256, self.height), self.width), None)[1].any()
                 for r in range(0, self.height, 256)):
             return
-        raise NoValidPixelsError(f"{self.name}: every pixel is nodata (NaN, infinite, or masked by the "
-                         "raster's nodata value or alpha band): nothing to segment")
+        raise NoValidPixelsError(f"{self.name}: every pixel is nodata (NaN, infinite, or masked by "
+                                 "the raster's nodata value or alpha band): nothing to segment")
 
     @property
     def georeferenced(self) -> bool:
