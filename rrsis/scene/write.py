@@ -294,7 +294,7 @@ class PolygonCollector:
             feats.append({"type": "Feature", "properties": props, "geometry": g})
         fc: dict[str, Any] = {"type": "FeatureCollection", "features": feats}
         named = src_crs if crs == "native" else CRS.from_user_input(crs)
-        if named.to_epsg() != 4326:  # coordinates other than RFC 7946's lon/lat say what they are
+        if named.to_epsg() != 4326 and named.to_string() != "OGC:CRS84":  # not RFC 7946's lon/lat: say so
             epsg = named.to_epsg()
             name = f"urn:ogc:def:crs:EPSG::{epsg}" if epsg else named.to_wkt()
             fc["crs"] = {"type": "name", "properties": {"name": name}}

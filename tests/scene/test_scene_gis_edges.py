@@ -91,14 +91,14 @@ def polygons_in(fc, crs):
     return [transform_geom(crs, UTM, f["geometry"]) if crs != UTM else f["geometry"] for f in fc["features"]]
 
 
-@pytest.mark.parametrize("geojson_crs", ["EPSG:4326", "EPSG:3857", "native"])
+@pytest.mark.parametrize("geojson_crs", ["EPSG:4326", "OGC:CRS84", "EPSG:3857", "native"])
 def test_geojson_in_another_crs_says_which(red, tmp_path, geojson_crs):
     path = tmp_path / "s.tif"
     obj = write_tif(path, 64, 96)
     (res,) = segment_scene(red, path, "the red building", mode="global", out=tmp_path / "p",
                            geojson_crs=geojson_crs, simplify=0.0, return_mask=True)
     fc = json.loads(Path(res.files["geojson"]).read_text())
-    if geojson_crs == "EPSG:4326":  # RFC 7946: no crs member, longitude first
+    if geojson_crs in ("EPSG:4326", "OGC:CRS84"):  # RFC 7946: no crs member, longitude first
         assert "crs" not in fc
         lon, lat = fc["features"][0]["geometry"]["coordinates"][0][0]
         assert -118 < lon < -116 and 33 < lat < 35
