@@ -225,7 +225,10 @@ def segment_scene(
 
 
 def check_georeference(sc: Scene) -> None:
-    """A raster with a transform but no CRS would lose its place on the map without a word."""
+    """A raster with a transform but no CRS, or with ground control points only, would lose its
+    place on the map without a word."""
+    if sc.gcp_problem and not sc.crs_declined:
+        raise ValueError(sc.gcp_problem)
     t = sc.transform
     if sc.crs is None and t is not None and not t.is_identity and not sc.crs_declined:
         raise ValueError(f"{sc.name}: the raster has a transform but no CRS, so its outputs cannot be "

@@ -12,6 +12,7 @@ by :func:`rrsis.data.read_image`'s steps and shrunk by :func:`rrsis.data.transfo
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -27,8 +28,9 @@ from ..data.io import (
     scale_values,
 )
 from ..data.transforms import resize_image_bands
+from .georef import assign_crs, gcp_problem, plain_georeference
 
-__all__ = ["PLAIN_SUFFIXES", "Scene", "open_scene", "require_geo"]
+__all__ = ["PLAIN_SUFFIXES", "NoValidPixelsError", "Scene", "open_scene", "require_geo"]
 
 # Files read with PIL exactly as ``model.predict`` reads them (no geo extra needed).
 PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
@@ -47,12 +49,25 @@ def require_geo(what: str):
     return rasterio
 
 
+class NoValidPixelsError(ValueError):
+    """A scene whose every pixel is nodata (NaN, infinite, or masked): nothing to segment."""
+
+
 def _scene_bands(bands: str | Sequence[int] | None, channels: int | None) -> tuple[int, ...] | None:
     out = parse_bands(bands)
     if out is not None and len(out) not in ((1, 3) if channels in (None, 3) else (channels,)):
         raise ValueError(f"bands {out}: give 3 bands (R,G,B) or 1 (shown as grey), counted from 1" if channels
                          in (None, 3) else f"bands {out} names {len(out)} band(s) but the model takes {channels}")
     return out
+
+
+def _inside(window: tuple[int, int, int, int], shape: tuple[int, int], height: int, width: int):
+    """``(ys, xs, inside)``: the scene row and column each pixel of ``window`` resampled to
+    ``shape`` takes its value from (nearest neighbour), and whether that pixel lies in the scene."""
+    r0, c0, r1, c1 = window
+    ys = r0 + np.floor((np.arange(shape[0]) + 0.5) * (r1 - r0) / shape[0]).astype(np.int64)
+    xs = c0 + np.floor((np.arange(shape[1]) + 0.5) * (c1 - c0) / shape[1]).astype(np.int64)
+    return ys, xs, ((ys >= 0) & (ys < height))[:, None] & ((xs >= 0) & (xs < width))[None, :]
 
 
 def _uint8_to_unit(x: np.ndarray) -> np.ndarray:  # read_image's uint8 arithmetic, a window at a time
@@ -78,6 +93,7 @@ class Scene:
         self._array, self._ds = array, dataset
         self._nodata = nodata  # in-memory scenes: bool [H, W] of non-finite source pixels
         self.crs_declined = False  # crs="none": outputs without georeference were asked for
+        self.gcp_problem = None if dataset is None else gcp_problem(dataset, name)
         if array is not None:
             # ``array``: the chosen bands at their own depth (grey may stay 2-D); ``to_unit``
             # turns a window of it into the reader's float32 values.
@@ -92,8 +108,7 @@ class Scene:
         ds = dataset
         self.height, self.width, self.dtype = ds.height, ds.width, ds.dtypes[0]
         self.crs, self.transform, self.profile = ds.crs, ds.transform, ds.profile
-        if crs is not None:
-            self._assign_crs(crs)
+        assign_crs(self, crs)
         from rasterio.enums import ColorInterp
 
         colour = [ds.colorinterp[i] for i in range(ds.count)]
@@ -113,23 +128,6 @@ class Scene:
         self._check_has_data()
         self.stretch_range = self._stretch_range(stretch) if scale is None else self._scale_range(scale)
 
-    def _assign_crs(self, crs: Any) -> None:
-        """``crs=`` of :func:`open_scene` (``"none"``: accept outputs without georeference)."""
-        if isinstance(crs, str) and crs.strip().lower() == "none":
-            self.crs_declined = True
-            return
-        from rasterio.crs import CRS
-        from rasterio.errors import CRSError
-
-        try:
-            given = CRS.from_user_input(crs)
-        except (CRSError, ValueError, TypeError) as exc:
-            raise ValueError(f"crs {crs!r}: not a CRS ({exc}); give e.g. EPSG:32633 or a WKT string") from None
-        if self.crs is not None and self.crs != given:
-            raise ValueError(f"{self.name}: the raster has its own CRS ({self.crs.to_string()}); crs= "
-                             f"({crs!r}) only gives one to a raster that has none")
-        self.crs = given
-
     def _check_has_data(self) -> None:
         """Refuse a raster with no valid pixel (every pixel NaN, infinite or masked)."""
         # A decimated read first; it can miss a small valid area, so strips at full size next.
@@ -137,8 +135,8 @@ class Scene:
                 self._read_raw((r, 0, min(r + 256, self.height), self.width), None)[1].any()
                 for r in range(0, self.height, 256)):
             return
-        raise ValueError(f"{self.name}: every pixel is nodata (NaN, infinite, or masked by the "
-                         "raster's nodata value or alpha band): nothing to segment")
+        raise NoValidPixelsError(f"{self.name}: every pixel is nodata (NaN, infinite, or masked by "
+                                 "the raster's nodata value or alpha band): nothing to segment")
 
     @property
     def georeferenced(self) -> bool:
@@ -214,7 +212,7 @@ class Scene:
 
     # ------------------------------------------------------------------ reads
     def _read_raw(self, window, out_shape, decimate=False):
-        from rasterio.enums import Resampling
+        from rasterio.enums import MaskFlags, Resampling
         from rasterio.windows import Window
 
         rasterio = require_geo("reading a raster scene")
@@ -229,11 +227,15 @@ class Scene:
               "resampling": Resampling.average if shrink and not decimate else Resampling.nearest}
         with rasterio.Env(**GDAL_ENV):
             data = self._ds.read(list(self.bands), **kw)
-            # One band's mask: GDAL's per-dataset (alpha, internal mask) or nodata masks are the
-            # same for every band of ordinary rasters, and each band read costs a decompression.
-            kw["out_shape"] = None if out_shape is None else tuple(out_shape)
-            masks = self._ds.read_masks(self.bands[0], **kw)
-        valid = masks >= 128
+            if not full and MaskFlags.all_valid in self._ds.mask_flag_enums[self.bands[0] - 1]:
+                # A boundless read masks every pixel of a raster without nodata, mask or alpha
+                # (rasterio 1.4): valid is then where the window lies inside the scene.
+                valid = _inside(window, data.shape[1:], self.height, self.width)[2]
+            else:
+                # One band's mask: GDAL's per-dataset (alpha, internal mask) or nodata masks are the
+                # same for every band of ordinary rasters, and each band read costs a decompression.
+                kw["out_shape"] = None if out_shape is None else tuple(out_shape)
+                valid = self._ds.read_masks(self.bands[0], **kw) >= 128
         if data.dtype.kind == "f":  # NaN is nodata everywhere, tagged or not
             valid &= np.isfinite(data).all(axis=0)
         return data, valid
@@ -288,10 +290,7 @@ class Scene:
                 valid[ya - r0:yb - r0, xa - c0:xb - c0] = inside
             return img, valid
         img = resize_image_bands(rows, r1 - r0, c1 - c0, tuple(out_shape)).permute(1, 2, 0).numpy()
-        # Nearest-neighbour validity: inside the scene or not, per output row and column.
-        ys = r0 + np.floor((np.arange(out_shape[0]) + 0.5) * (r1 - r0) / out_shape[0]).astype(np.int64)
-        xs = c0 + np.floor((np.arange(out_shape[1]) + 0.5) * (c1 - c0) / out_shape[1]).astype(np.int64)
-        valid = ((ys >= 0) & (ys < self.height))[:, None] & ((xs >= 0) & (xs < self.width))[None, :]
+        ys, xs, valid = _inside((r0, c0, r1, c1), out_shape, self.height, self.width)
         if self._nodata is not None:
             yc, xc = np.clip(ys, 0, self.height - 1), np.clip(xs, 0, self.width - 1)
             valid &= ~self._nodata[yc][:, xc]
@@ -312,7 +311,8 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
     """Open a path (any raster GDAL reads; PNG/JPEG without the geo extra), a PIL image or a
     numpy array (``[H, W]`` / ``[H, W, C]`` as ``model.predict`` takes) as a :class:`Scene`.
     Plain images and arrays are read as :func:`rrsis.data.read_image` reads them (same band
-    rule, ``bands`` and ``scale``): ``segment_scene(mode="global")`` gives ``model.predict``'s mask.
+    rule, ``bands`` and ``scale``): ``segment_scene(mode="global")`` gives ``model.predict``'s mask;
+    a PNG/JPEG with a world file is placed by it (:func:`~rrsis.scene.georef.plain_georeference`).
 
     Args:
         source: the scene.
@@ -328,7 +328,7 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
             high)`` percentiles, computed on a decimated read of the valid pixels.
         max_pixels: largest plain image or array held in memory (``model.predict``'s bound;
             ``None``: none). Rasters are read window by window and are not bounded.
-        crs: the CRS of a raster that has a transform but no CRS (``"EPSG:32633"``, WKT, ...);
+        crs: the CRS of a raster (or world-filed picture) with a transform but no CRS (``"EPSG:32633"``, WKT);
             ``"none"`` accepts outputs without georeference. A different CRS than the raster's
             own is refused. A scene with no valid pixel (see the module's nodata rule) raises.
         channels: the model's band count (``in_chans``, which ``segment_scene`` passes).
@@ -339,10 +339,11 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
         if not os.path.isfile(path) and not ("://" in path or path.startswith("/vsi")):  # URLs: GDAL's
             raise FileNotFoundError(f"{path}: file not found")
         if path.lower().endswith(PLAIN_SUFFIXES):
-            return _check_scale(_in_memory(path, band_tuple, scale, path, max_pixels, channels), scale)
+            scene = _check_scale(_in_memory(path, band_tuple, scale, path, max_pixels, channels), scale)
+            scene.crs, scene.transform = plain_georeference(path)  # a world file places it
+            assign_crs(scene, crs)
+            return scene
         rasterio = require_geo(f"reading {os.path.basename(path)}")
-        import warnings
-
         from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
         try:

@@ -169,13 +169,29 @@ class MaskWriter:
                 self.strips.unlink()
 
 
+# A projected CRS's planar pixel area is used when it is the ground's within this fraction over
+# the scene (UTM: under 0.2 %); beyond it (Web Mercator: 4x at 60° N) polygons are measured on
+# the ellipsoid instead.
+PLANAR_AREA_TOLERANCE = 0.01
+
+
 def pixel_area_m2(scene: Scene) -> float | None:
-    """Area of one pixel in m² when the CRS is projected (``None`` otherwise)."""
+    """Area of one pixel in m² when the CRS is projected and its planar areas are the ground's
+    within :data:`PLANAR_AREA_TOLERANCE` over the scene; ``None`` otherwise (geographic or
+    area-distorting CRS: each polygon's area is then measured on the ellipsoid)."""
     crs, t = scene.crs, scene.transform
     if crs is None or t is None or not crs.is_projected:
         return None
+    from shapely.geometry import Polygon
+
     unit = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
-    return abs(t.a * t.e - t.b * t.d) * unit * unit
+    planar = abs(t.a * t.e - t.b * t.d) * unit * unit
+    f = np.linspace(0.0, 1.0, 17)[:-1]  # the footprint's edges densified: they curve on the ground
+    h, w = scene.height, scene.width
+    ring = [(x * w, 0.0) for x in f] + [(w, y * h) for y in f] + [(w - x * w, h) for x in f] + [(0.0, h - y * h) for y in f]
+    footprint = Polygon([t * p for p in ring])
+    ground = _geodesic_area(footprint, crs)
+    return planar if abs(ground / (planar * h * w) - 1.0) <= PLANAR_AREA_TOLERANCE else None
 
 
 def _geodesic_area(geom, crs) -> float:
@@ -235,7 +251,9 @@ class PolygonCollector:
             (self.cut if y0 <= row0 or y1 >= row0 + h else self.inner).append(poly)
 
     def features(self, crs: str = "EPSG:4326", properties: dict[str, Any] | None = None) -> dict:
-        """The GeoJSON FeatureCollection. ``crs``: ``"EPSG:4326"`` (RFC 7946) or ``"native"``."""
+        """The GeoJSON FeatureCollection. ``crs``: ``"EPSG:4326"`` (RFC 7946), ``"native"`` or
+        any other CRS; coordinates not in WGS 84 are named by a ``crs`` member (GeoJSON 2008)."""
+        from rasterio.crs import CRS
         from rasterio.warp import transform_geom
         from shapely.affinity import affine_transform
         from shapely.geometry import mapping
@@ -258,11 +276,14 @@ class PolygonCollector:
             poly, n_px = raw, raw.area
             if self.simplify > 0:
                 poly = poly.simplify(self.simplify, preserve_topology=True)
-            geo = affine_transform(poly, [t.a, t.b, t.d, t.e, t.c, t.f])
+            coeffs = [t.a, t.b, t.d, t.e, t.c, t.f]
+            geo = affine_transform(poly, coeffs)
             if px_area is not None:
                 area_m2 = n_px * px_area
+            elif src_crs is not None:  # the pixels' area, as above, not the simplified outline's
+                area_m2 = _geodesic_area(affine_transform(raw, coeffs) if poly is not raw else geo, src_crs)
             else:
-                area_m2 = _geodesic_area(geo, src_crs) if src_crs is not None else None
+                area_m2 = None
             g = mapping(geo)
             if crs != "native":
                 g = transform_geom(src_crs, crs, g)
@@ -272,9 +293,10 @@ class PolygonCollector:
                 props["mean_probability"] = sums[id(raw)] / n_px
             feats.append({"type": "Feature", "properties": props, "geometry": g})
         fc: dict[str, Any] = {"type": "FeatureCollection", "features": feats}
-        if crs == "native":
-            epsg = src_crs.to_epsg()
-            name = f"urn:ogc:def:crs:EPSG::{epsg}" if epsg else src_crs.to_wkt()
+        named = src_crs if crs == "native" else CRS.from_user_input(crs)
+        if named.to_epsg() != 4326 and named.to_string() != "OGC:CRS84":  # not RFC 7946's lon/lat: say so
+            epsg = named.to_epsg()
+            name = f"urn:ogc:def:crs:EPSG::{epsg}" if epsg else named.to_wkt()
             fc["crs"] = {"type": "name", "properties": {"name": name}}
         return fc
 

@@ -4,7 +4,8 @@ Each scene's files go to ``OUT/<scene id>/``. A scene is *done* when its complet
 ``OUT/<scene id>/done.json`` exists, was made with the same expressions and settings, and every
 file it lists exists. The record is written atomically after the scene's files, so a run
 killed at any moment (kill -9 included) leaves the scene not done, and the next run redoes it
-(removing the temporaries the killed run left) and skips the done ones.
+(removing the temporaries the killed run left) and skips the done ones. A scene whose every
+pixel is nodata (a mosaic's tile beyond the swath) is done with no files, its record saying so.
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1) the process group is the training engine's
 (:func:`rrsis.engine.distributed.setup_distributed`); the scenes, sorted by id, are dealt
@@ -33,6 +34,7 @@ from ...data.bands import parse_bands
 from ...data.expressions import check_expressions, expression_problem
 from ..api import segment_scene
 from ..infer import SceneOptions
+from ..read import NoValidPixelsError
 from ..write import remove_stale_temporaries
 from .merge import check_merged_path, read_geojson_rows, write_merged
 from .sources import SceneSource, resolve_scenes
@@ -175,16 +177,23 @@ def _one_scene(model, src: SceneSource, texts: list[str], out: Path, settings: d
     with contextlib.suppress(FileNotFoundError):
         record.unlink()  # from here on the scene is not done until its new record exists
     remove_stale_temporaries(record)
+    empty = None
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"text \d+: ")  # said once for the region
-        results = segment_scene(model, src.uri, texts, out=folder / src.id, overwrite=True, **kwargs)
+        try:
+            results = segment_scene(model, src.uri, texts, out=folder / src.id, overwrite=True, **kwargs)
+        except NoValidPixelsError as exc:  # a mosaic's tile beyond the swath: done, nothing in it
+            results, empty = [], str(exc)
+    if empty is not None:
+        warnings.warn(f"scene {src.id}: {empty}; recorded as done with no outputs", UserWarning, stacklevel=4)
     outputs = [{"expression": r.text, "mode": r.mode, "files": {k: os.path.basename(p) for k, p in r.files.items()},
                 "area_px": r.area_px, "area_m2": r.area_m2, "n_polygons": r.n_polygons,
                 "seconds": round(r.seconds, 3)} for r in results]
-    h, w = results[0].shape
-    atomic_write(record, json.dumps({"scene": src.id, "source": src.uri, "shape": [h, w], "rank": rank,
-                                     "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                     "rrsis": __version__, "settings": settings, "outputs": outputs}, indent=1))
+    h, w = results[0].shape if results else (0, 0)
+    atomic_write(record, json.dumps({"scene": src.id, "source": src.uri, "shape": [h, w] if results else None,
+                                     "rank": rank, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                     "rrsis": __version__, "settings": settings, "outputs": outputs,
+                                     **({"no_valid_pixels": empty} if empty is not None else {})}, indent=1))
     return h * w
 
 
@@ -226,7 +235,8 @@ def segment_scenes(
 
     Returns:
         A :class:`RegionSummary` (counts over all ranks). Scenes that fail are reported in it
-        and are not done; the others go on.
+        and are not done; the others go on. A scene with no valid pixel is done, with a
+        warning and no files (``done.json``'s ``no_valid_pixels`` says why).
     """
     texts_list = check_expressions(texts)
     _check_keys(scene_kwargs)

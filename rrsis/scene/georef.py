@@ -1,0 +1,91 @@
+"""Where a scene lies: a CRS given by the user, a plain picture's world file, GCP-only rasters.
+
+A GIS places a raster by its CRS and affine transform. Rasters carry them inside; a PNG or JPEG
+carries them beside it, in a world file (``scene.pgw`` / ``scene.jgw``, or ``scene.wld``) and
+GDAL's ``scene.png.aux.xml`` for the CRS. A raster georeferenced by ground control points alone
+has no affine transform: its outputs could be placed only by warping, which rrsis does not do,
+so :func:`gcp_problem` says so instead of writing outputs that lie nowhere.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+__all__ = ["assign_crs", "gcp_problem", "parse_crs", "plain_georeference", "world_file"]
+
+
+def parse_crs(crs: Any):
+    """A rasterio ``CRS`` from what a user typed (``"EPSG:32633"``, WKT, PROJ), or a
+    ``ValueError`` that shows the form to give."""
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
+    try:
+        return CRS.from_user_input(crs)
+    except (CRSError, ValueError, TypeError) as exc:
+        raise ValueError(f"crs {crs!r}: not a CRS ({exc}); give e.g. EPSG:32633 or a WKT string") from None
+
+
+def world_file(path: str | os.PathLike) -> str | None:
+    """The world file GDAL would read for the picture ``path`` (``.pgw``/``.pngw`` beside a PNG,
+    ``.jgw``/``.jpgw`` beside a JPEG, then ``.wld``; lower or upper case), or ``None``."""
+    root, ext = os.path.splitext(os.fspath(path))
+    e = ext[1:].lower()
+    if not e:
+        return None
+    for name in (e[0] + e[-1] + "w", e + "w", "wld"):
+        for cand in (f"{root}.{name}", f"{root}.{name.upper()}"):
+            if os.path.isfile(cand):
+                return cand
+    return None
+
+
+def plain_georeference(path: str | os.PathLike) -> tuple[Any, Any]:
+    """``(crs, transform)`` of a PNG/JPEG from its world file and ``.aux.xml`` (``crs`` may be
+    ``None``: a world file holds no CRS); ``(None, None)`` without a world file. Without the geo
+    extra a world file is ignored with a warning that names the extra (the picture still reads)."""
+    found = world_file(path)
+    if found is None:
+        return None, None
+    try:
+        import rasterio
+    except ImportError:
+        warnings.warn(f"{found}: world file ignored (the outputs will not be georeferenced); reading it "
+                      'needs rasterio: pip install "rrsis[geo]"', UserWarning, stacklevel=3)
+        return None, None
+    from rasterio.errors import NotGeoreferencedWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(os.fspath(path)) as ds:
+            return ds.crs, ds.transform
+
+
+def gcp_problem(dataset: Any, name: str) -> str | None:
+    """Why the outputs of ``dataset`` could not be placed when it is georeferenced by ground
+    control points only (no affine transform), or ``None``."""
+    points, _ = dataset.gcps
+    if not points or not dataset.transform.is_identity:
+        return None
+    return (f"{name}: the raster is georeferenced by {len(points)} ground control points only, with no "
+            "affine transform, and rrsis does not warp; rectify it first (gdalwarp -r near IN OUT gives "
+            "it a CRS and a transform) for a mask GeoTIFF and GeoJSON, or pass crs='none' (--crs none) "
+            "for PNG outputs without georeference")
+
+
+def assign_crs(scene: Any, crs: Any) -> None:
+    """``crs=`` of :func:`~rrsis.scene.read.open_scene` on a scene that has no CRS of its own
+    (``"none"``: accept outputs without georeference; ``None``: nothing given); a different CRS
+    than its own is refused."""
+    if crs is None:
+        return
+    if isinstance(crs, str) and crs.strip().lower() == "none":
+        scene.crs_declined = True
+        return
+    given = parse_crs(crs)
+    if scene.crs is not None and scene.crs != given:
+        raise ValueError(f"{scene.name}: the raster has its own CRS ({scene.crs.to_string()}); crs= "
+                         f"({crs!r}) only gives one to a raster that has none")
+    scene.crs = given
