@@ -189,7 +189,7 @@ def pixel_area_m2(scene: Scene) -> float | None:
     f = np.linspace(0.0, 1.0, 17)[:-1]  # the footprint's edges densified: they curve on the ground
     h, w = scene.height, scene.width
     ring = [(x * w, 0.0) for x in f] + [(w, y * h) for y in f] + [(w - x * w, h) for x in f] + [(0.0, h - y * h) for y in f]
-    footprint = Polygon([t * p for p in ring])
+    footprint = Polygon([(t.a * x + t.b * y + t.c, t.d * x + t.e * y + t.f) for x, y in ring])
     ground = _geodesic_area(footprint, crs)
     return planar if abs(ground / (planar * h * w) - 1.0) <= PLANAR_AREA_TOLERANCE else None
 
