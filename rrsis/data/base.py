@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import inspect
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -12,13 +13,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .._config import check_keys
 from ..registry import Registry
-from .expressions import check_expression
-from .expressions import expression_problem
+from .expressions import check_expression, expression_problem
 from .io import Bands, Scale, read_image
 from .transforms import ResizeNormalize, Size
 
-__all__ = ["DATASETS", "ReferringDataset", "build_dataset"]
+__all__ = ["DATASETS", "ReferringDataset", "build_dataset", "check_dataset_options", "dataset_options"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,9 @@ class ReferringDataset(Dataset, abc.ABC):
             ``(sample_id, reason)``, with a logged warning) instead of raising. Every image and
             mask is then decoded once at construction, so a file whose header reads but whose
             body is corrupt is skipped too instead of stopping a run midway.
-        check_sizes: compare image and mask sizes from file headers at construction.
+        check_sizes: compare image and mask sizes from file headers at construction, and
+            decode the first sample's image and mask there, so that a setting wrong for a whole
+            folder (``scale``, ``bands``, ``mask_threshold``) fails before a model is built.
         train: one sample per entry with a random expression each epoch (see
             :meth:`set_epoch`); otherwise every expression is a sample.
         seed: seed of the per-epoch expression choice.
@@ -151,6 +154,11 @@ class ReferringDataset(Dataset, abc.ABC):
                 self._reject([sid for sid, _ in good], exc)
                 continue
             self.entries.append(entry)
+        if self.entries and self.check_sizes and not self.skip_bad:
+            # One decode at construction: a setting wrong for the whole folder (16-bit images
+            # without scale=, 0/1 masks with the default mask_threshold, a 4-band raster without
+            # bands=) stops here, before a model is built, not at the first batch.
+            self._decode(self.entries[0])
         if self.train:
             self._index = [(i, -1) for i in range(len(self.entries))]
         else:
@@ -243,6 +251,35 @@ class ReferringDataset(Dataset, abc.ABC):
         )
 
 
+def dataset_options(name: str) -> list[str]:
+    """The keyword options a registered dataset takes: its constructor's and, through its
+    ``**kwargs``, its base classes' (``root`` and ``split`` aside).
+
+    Args:
+        name: registry key (``DATASETS.names()``).
+    """
+    known: list[str] = []
+    for klass in inspect.getmro(DATASETS.get(name)):
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(vars(klass)["__init__"]).parameters.values()
+        known += [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+                  and p.name not in ("self", "root", "split") and p.name not in known]
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return known
+
+
+def check_dataset_options(name: str, options: Any, where: str = "data.options") -> None:
+    """Refuse an option the dataset ``name`` does not take (a misspelt ``mask_treshold``)
+    with the closest valid one, before any file is read.
+
+    Raises:
+        ConfigError: naming the key, the dataset and the closest valid option.
+    """
+    check_keys(options, dataset_options(name), f"{where} (dataset {name!r})")
+
+
 def build_dataset(name: str, root: str, split: str = "train", **kwargs: Any) -> ReferringDataset:
     """Build a registered dataset: ``"refsegrs"``, ``"rrsisd"``, ``"risbench"`` or ``"folder"``.
 
@@ -250,6 +287,7 @@ def build_dataset(name: str, root: str, split: str = "train", **kwargs: Any) -> 
         name: registry key (``DATASETS.names()``).
         root: dataset folder.
         split: ``"train"``, ``"val"``, ``"test"``, ...
-        **kwargs: the dataset's options.
+        **kwargs: the dataset's options (an unknown one raises :class:`~rrsis.ConfigError`).
     """
+    check_dataset_options(name, kwargs, "dataset options")
     return DATASETS.build(name, root=root, split=split, **kwargs)
