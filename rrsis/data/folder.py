@@ -57,6 +57,11 @@ def _find(index: dict[str, str], sample_id: str) -> str | None:
     return index.get(stem) if suffix.lower() in _EXT_PREFERENCE else None
 
 
+def _exif_turns(path: str) -> bool:
+    """Whether an image's EXIF orientation swaps its stored width and height."""
+    return image_size(path) != image_size(path, upright=False)
+
+
 @DATASETS.register("folder")
 class FolderDataset(ReferringDataset):
     """Images, masks and one ``<id> <expression>`` line per sample (RISBench-style layout).
@@ -128,14 +133,15 @@ class FolderDataset(ReferringDataset):
         path = os.path.join(self.root, pattern.format(split=split))
         if os.path.isfile(path):
             return path
-        if split in _STANDARD_SPLITS:
-            raise FileNotFoundError(f"{path}: phrase file for split {split!r} not found")
         rx = re.compile(re.escape(pattern).replace(re.escape("{split}"), "(.+)") + "$")
         available = sorted(
             m.group(1)
             for f in glob.glob(os.path.join(glob.escape(self.root), "*"))
             if (m := rx.match(os.path.basename(f)))
         )
+        if split in _STANDARD_SPLITS:
+            raise FileNotFoundError(f"{path}: phrase file for split {split!r} not found; splits found "
+                                    f"in {self.root}: {', '.join(available) or '(none)'}")
         raise ValueError(
             f"unknown split {split!r}: {path} does not exist; splits found in {self.root}: "
             f"{', '.join(available) or '(none)'}"
@@ -163,10 +169,14 @@ class FolderDataset(ReferringDataset):
         if self.check_sizes:
             hw_image, hw_mask = image_size(entry.image_path), image_size(entry.target)
             if hw_image != hw_mask:
+                turned = hw_image == hw_mask[::-1] and _exif_turns(entry.image_path)
                 raise ValueError(
                     f"{entry.source}: sample {entry.name}: mask {entry.target} is "
                     f"{hw_mask[0]}x{hw_mask[1]} but image {entry.image_path} is "
                     f"{hw_image[0]}x{hw_image[1]}"
+                    + (" once its EXIF orientation turns it upright (as rrsis reads images); "
+                       "draw the mask on the upright image, or save the image without the tag"
+                       if turned else "")
                 )
 
     def _load_mask(self, entry: Entry, hw: tuple[int, int]) -> np.ndarray:

@@ -320,12 +320,13 @@ def _check_other_bands(bands: np.ndarray, alpha: bool, threshold: float, path: s
             )
 
 
-def image_size(path: str) -> tuple[int, int]:
+def image_size(path: str, upright: bool = True) -> tuple[int, int]:
     """``(height, width)`` of an image as :func:`read_image` returns it (EXIF orientation
     applied), from its header only.
 
     Args:
         path: image file.
+        upright: ``False``: the size as stored, before the EXIF orientation.
     """
     path = os.fspath(path)
     info = _tiff_header(path)
@@ -336,7 +337,7 @@ def image_size(path: str) -> tuple[int, int]:
             orientation = im.getexif().get(0x0112)
         except Exception:  # noqa: BLE001  (a broken EXIF block leaves the stored orientation)
             orientation = None
-        if orientation in _SWAPPING_ORIENTATIONS:
+        if upright and orientation in _SWAPPING_ORIENTATIONS:
             return im.width, im.height
         return im.height, im.width
 

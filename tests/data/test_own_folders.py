@@ -134,3 +134,19 @@ def test_dataset_options_are_checked_by_name(tmp_path):
         check_dataset_options("risbench", {"mask_treshold": 0})
     with pytest.raises(ConfigError, match=r"unknown key 'image_dri' .*did you mean 'image_dir'"):
         build_dataset("folder", str(tmp_path), image_dri="x")
+
+
+def test_a_mask_drawn_on_the_stored_side_of_an_exif_turned_image_is_named(tmp_path):
+    def mask_stored(m, path):  # drawn on the image as stored (W x H), not as shown
+        Image.fromarray(np.ascontiguousarray(m.T).astype(np.uint8) * 255).save(path)
+
+    def jpeg_turned(path):
+        im = Image.fromarray(np.zeros((W, H, 3), np.uint8))  # stored W x H, shown H x W
+        exif = im.getexif()
+        exif[0x0112] = 6
+        im.save(path, exif=exif)
+
+    root = _folder(tmp_path, mask_stored, image=jpeg_turned, image_name="0.jpg")
+    with pytest.raises(ValueError, match=rf"mask .*0.png is {W}x{H} but image .*0.jpg is {H}x{W} once its "
+                                         "EXIF orientation turns it upright"):
+        FolderDataset(root)
