@@ -158,7 +158,11 @@ class ReferringDataset(Dataset, abc.ABC):
             # One decode at construction: a setting wrong for the whole folder (16-bit images
             # without scale=, 0/1 masks with the default mask_threshold, a 4-band raster without
             # bands=) stops here, before a model is built, not at the first batch.
-            self._decode(self.entries[0])
+            try:
+                self._decode(self.entries[0])
+            except ValueError as exc:
+                raise ValueError(f"{exc} (dataset options: data.options in a training recipe, "
+                                 "--data-option KEY=VALUE for rrsis evaluate)") from exc
         if self.train:
             self._index = [(i, -1) for i in range(len(self.entries))]
         else:

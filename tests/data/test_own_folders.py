@@ -107,7 +107,8 @@ def test_a_setting_wrong_for_the_folder_fails_at_construction(tmp_path):
     def mask255(m, path):
         Image.fromarray(m.astype(np.uint8) * 255).save(path)
     root = _folder(tmp_path, mask255, image=lambda p: _tiff16(p), image_name="0.tif")
-    with pytest.raises(ValueError, match=r"images/0.tif: uint16 image needs an explicit scale="):
+    with pytest.raises(ValueError, match=r"images/0.tif: uint16 image needs an explicit scale=.*\(dataset "
+                                         r"options: data.options in a training recipe"):
         FolderDataset(root)
     ds = FolderDataset(root, scale="dtype", size=(H, W))
     assert np.array_equal(ds[0]["mask"].numpy(), _shape().astype(np.int64))
