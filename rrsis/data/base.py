@@ -255,23 +255,29 @@ class ReferringDataset(Dataset, abc.ABC):
         )
 
 
-def dataset_options(name: str) -> list[str]:
+def dataset_options(name: str) -> list[str] | None:
     """The keyword options a registered dataset takes: its constructor's and, through its
-    ``**kwargs``, its base classes' (``root`` and ``split`` aside).
+    ``**kwargs``, its base classes' (``root`` and ``split`` aside); ``None`` when they cannot be
+    told (a builder function, or ``**kwargs`` that no base class spells out).
 
     Args:
         name: registry key (``DATASETS.names()``).
     """
+    builder = DATASETS.get(name)
+    chain = inspect.getmro(builder) if inspect.isclass(builder) else (builder,)
     known: list[str] = []
-    for klass in inspect.getmro(DATASETS.get(name)):
-        if "__init__" not in vars(klass):
+    for item in chain:
+        init = vars(item).get("__init__") if inspect.isclass(item) else item
+        if init is None:
             continue
-        params = inspect.signature(vars(klass)["__init__"]).parameters.values()
+        if item is object:
+            return None
+        params = inspect.signature(init).parameters.values()
         known += [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
                   and p.name not in ("self", "root", "split") and p.name not in known]
         if not any(p.kind is p.VAR_KEYWORD for p in params):
-            break
-    return known
+            return known
+    return None
 
 
 def check_dataset_options(name: str, options: Any, where: str = "data.options") -> None:
@@ -281,7 +287,9 @@ def check_dataset_options(name: str, options: Any, where: str = "data.options") 
     Raises:
         ConfigError: naming the key, the dataset and the closest valid option.
     """
-    check_keys(options, dataset_options(name), f"{where} (dataset {name!r})")
+    known = dataset_options(name)
+    if known is not None:
+        check_keys(options, known, f"{where} (dataset {name!r})")
 
 
 def build_dataset(name: str, root: str, split: str = "train", **kwargs: Any) -> ReferringDataset:
