@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import inspect
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -290,6 +291,31 @@ def check_dataset_options(name: str, options: Any, where: str = "data.options") 
     known = dataset_options(name)
     if known is not None:
         check_keys(options, known, f"{where} (dataset {name!r})")
+
+
+# What marks each on-disk layout, for the hint when a folder is read with the wrong one.
+_LAYOUT_MARKS = (("refs(unc).p", "rrsisd"), ("output_phrase_train.txt", "risbench (or refsegrs)"))
+
+
+def layout_hint(root: str, expected: str) -> str:
+    """``"; ..."``: where the file ``expected`` is, if a folder just inside ``root`` holds it
+    (the root given one level too high), else which other layout ``root`` (or a folder inside)
+    has; ``""`` when none is found.
+
+    Args:
+        root: the folder given as the dataset root.
+        expected: the file the dataset looked for (its name).
+    """
+    subdirs = sorted(e.path for e in os.scandir(root) if e.is_dir()) if os.path.isdir(root) else []
+    for folder in subdirs:
+        if os.path.isfile(os.path.join(folder, expected)):
+            return f"; {folder} holds {expected}: is that the root?"
+    for folder in (root, *subdirs):
+        for mark, dataset in _LAYOUT_MARKS:
+            if mark != expected and os.path.isfile(os.path.join(folder, mark)):
+                return (f"; {folder} holds {mark}, the {dataset} layout (data.dataset / rrsis "
+                        "evaluate --dataset)")
+    return ""
 
 
 def build_dataset(name: str, root: str, split: str = "train", **kwargs: Any) -> ReferringDataset:

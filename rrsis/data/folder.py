@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import DATASETS, Entry, ReferringDataset
+from .base import DATASETS, Entry, ReferringDataset, layout_hint
 from .io import image_size, read_mask
 
 __all__ = ["FolderDataset", "RISBenchDataset", "RefSegRSDataset"]
@@ -140,8 +140,9 @@ class FolderDataset(ReferringDataset):
             if (m := rx.match(os.path.basename(f)))
         )
         if split in _STANDARD_SPLITS:
+            hint = "" if available else layout_hint(self.root, os.path.basename(path))
             raise FileNotFoundError(f"{path}: phrase file for split {split!r} not found; splits found "
-                                    f"in {self.root}: {', '.join(available) or '(none)'}")
+                                    f"in {self.root}: {', '.join(available) or '(none)'}{hint}")
         raise ValueError(
             f"unknown split {split!r}: {path} does not exist; splits found in {self.root}: "
             f"{', '.join(available) or '(none)'}"

@@ -151,3 +151,16 @@ def test_a_mask_drawn_on_the_stored_side_of_an_exif_turned_image_is_named(tmp_pa
     with pytest.raises(ValueError, match=rf"mask .*0.png is {W}x{H} but image .*0.jpg is {H}x{W} once its "
                                          "EXIF orientation turns it upright"):
         FolderDataset(root)
+
+
+def test_a_folder_read_with_the_wrong_layout_says_which_it_has(tmp_path):
+    def mask255(m, path):
+        Image.fromarray(m.astype(np.uint8) * 255).save(path)
+    folder = _folder(tmp_path / "data" / "mine", mask255)
+    with pytest.raises(FileNotFoundError, match=r"mine/refs\(unc\).p: file not found; .*mine holds "
+                                                r"output_phrase_train.txt, the risbench \(or refsegrs\) layout"):
+        build_dataset("rrsisd", folder)
+    with pytest.raises(FileNotFoundError, match=r"data/output_phrase_train.txt: phrase file for split 'train' "
+                                                r"not found; splits found in .*data: \(none\); .*data/mine holds "
+                                                r"output_phrase_train.txt: is that the root\?"):
+        build_dataset("risbench", str(tmp_path / "data"))
