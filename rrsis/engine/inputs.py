@@ -85,15 +85,15 @@ def build_datasets(data_cfg: dict[str, Any]) -> tuple[Dataset, Dataset | None]:
             # Name the recipe key: a folder without a val split is common, and null is a choice.
             raise type(exc)(f"data.val_split={data_cfg['val_split']!r} (null: train without validation): "
                             f"{exc}") from exc
-        _non_empty(val, "data.val_split", data_cfg["val_split"])
+        _non_empty(val, "data.val_split", data_cfg["val_split"], " (null: train without validation)")
     return train, val
 
 
-def _non_empty(dataset: Dataset, key: str, split: str) -> Dataset:
+def _non_empty(dataset: Dataset, key: str, split: str, hint: str = "") -> Dataset:
     """Refuse a split with no sample now, before a model is built (an empty phrase file, or
     every sample skipped as malformed), instead of failing later on what is missing."""
     if len(dataset) == 0:
         skipped = getattr(dataset, "skipped", None)
         why = f"; {len(skipped)} skipped as malformed, see the warning above" if skipped else ""
-        raise ValueError(f"{key}={split!r} holds no sample{why}")
+        raise ValueError(f"{key}={split!r} holds no sample{why}{hint}")
     return dataset

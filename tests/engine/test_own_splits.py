@@ -43,7 +43,8 @@ def test_a_missing_validation_split_names_the_key_and_the_splits_found(tmp_path)
 def test_an_empty_split_stops_before_a_model_is_built(tmp_path, key, splits):
     root = _folder(tmp_path, splits)
     split = "train" if key == "train_split" else "val"
-    with pytest.raises(ValueError, match=rf"data.{key}='{split}' holds no sample$"):
+    hint = r" \(null: train without validation\)" if split == "val" else ""
+    with pytest.raises(ValueError, match=rf"data.{key}='{split}' holds no sample{hint}$"):
         build_datasets(_data(root))
 
 
