@@ -14,6 +14,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 __all__ = ["TiffInfo", "read_tiff_info", "read_tiff_rasterio", "read_uncompressed_tiff"]
 
@@ -189,8 +190,13 @@ def read_tiff_rasterio(path: str, info: TiffInfo, why: str) -> np.ndarray:
         why: what the other readers made of it, for the messages.
 
     Raises:
-        ValueError: rasterio is missing (naming the extra) or cannot read the file either.
+        ValueError: rasterio is missing (naming the extra) or cannot read the file either, or
+            the image is over PIL's decompression-bomb limit.
     """
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and info.width * info.height > 2 * limit:  # PIL's refusal holds for this reader too
+        raise ValueError(f"{path}: {why}; refused as a possible decompression bomb ({info.width}x"
+                         f"{info.height} pixels); raise PIL.Image.MAX_IMAGE_PIXELS if the file is trusted")
     try:
         import rasterio
         from rasterio.errors import NotGeoreferencedWarning

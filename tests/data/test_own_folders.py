@@ -98,6 +98,10 @@ def test_deflate_16bit_tiff_reads_exactly_and_without_rasterio_names_the_extra(t
     expected = _tiff16(tmp_path / "a.tif", compress="deflate")
     got = read_image(str(tmp_path / "a.tif"), scale="dtype")
     np.testing.assert_array_equal(got, (expected / 65535.0).astype(np.float32))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", H * W // 3)  # PIL's bomb limit holds for rasterio too
+    with pytest.raises(ValueError, match="decompression bomb"):
+        read_image(str(tmp_path / "a.tif"), scale="dtype")
+    monkeypatch.undo()
     monkeypatch.setitem(sys.modules, "rasterio", None)  # as if the geo extra were missing
     with pytest.raises(ValueError, match=r'a.tif: compressed 3-band 16-bit TIFF .*pip install "rrsis\[geo\]"'):
         read_image(str(tmp_path / "a.tif"), scale="dtype")
