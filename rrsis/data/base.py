@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import abc
+import inspect
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,13 +14,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .._config import check_keys
 from ..registry import Registry
-from .expressions import check_expression
-from .expressions import expression_problem
+from .expressions import check_expression, expression_problem
 from .io import Bands, Scale, read_image
 from .transforms import ResizeNormalize, Size
 
-__all__ = ["DATASETS", "ReferringDataset", "build_dataset"]
+__all__ = ["DATASETS", "ReferringDataset", "build_dataset", "check_dataset_options", "dataset_options"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +78,9 @@ class ReferringDataset(Dataset, abc.ABC):
             ``(sample_id, reason)``, with a logged warning) instead of raising. Every image and
             mask is then decoded once at construction, so a file whose header reads but whose
             body is corrupt is skipped too instead of stopping a run midway.
-        check_sizes: compare image and mask sizes from file headers at construction.
+        check_sizes: compare image and mask sizes from file headers at construction, and
+            decode the first sample's image and mask there, so that a setting wrong for a whole
+            folder (``scale``, ``bands``, ``mask_threshold``) fails before a model is built.
         train: one sample per entry with a random expression each epoch (see
             :meth:`set_epoch`); otherwise every expression is a sample.
         seed: seed of the per-epoch expression choice.
@@ -151,6 +155,15 @@ class ReferringDataset(Dataset, abc.ABC):
                 self._reject([sid for sid, _ in good], exc)
                 continue
             self.entries.append(entry)
+        if self.entries and self.check_sizes and not self.skip_bad:
+            # One decode at construction: a setting wrong for the whole folder (16-bit images
+            # without scale=, 0/1 masks with the default mask_threshold, a 4-band raster without
+            # bands=) stops here, before a model is built, not at the first batch.
+            try:
+                self._decode(self.entries[0])
+            except ValueError as exc:
+                raise ValueError(f"{exc} (dataset options: data.options in a training recipe, "
+                                 "--data-option KEY=VALUE for rrsis evaluate)") from exc
         if self.train:
             self._index = [(i, -1) for i in range(len(self.entries))]
         else:
@@ -243,6 +256,68 @@ class ReferringDataset(Dataset, abc.ABC):
         )
 
 
+def dataset_options(name: str) -> list[str] | None:
+    """The keyword options a registered dataset takes: its constructor's and, through its
+    ``**kwargs``, its base classes' (``root`` and ``split`` aside); ``None`` when they cannot be
+    told (a builder function, or ``**kwargs`` that no base class spells out).
+
+    Args:
+        name: registry key (``DATASETS.names()``).
+    """
+    builder = DATASETS.get(name)
+    chain = inspect.getmro(builder) if inspect.isclass(builder) else (builder,)
+    known: list[str] = []
+    for item in chain:
+        init = vars(item).get("__init__") if inspect.isclass(item) else item
+        if init is None:
+            continue
+        if item is object:
+            return None
+        params = inspect.signature(init).parameters.values()
+        known += [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+                  and p.name not in ("self", "root", "split") and p.name not in known]
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return known
+    return None
+
+
+def check_dataset_options(name: str, options: Any, where: str = "data.options") -> None:
+    """Refuse an option the dataset ``name`` does not take (a misspelt ``mask_treshold``)
+    with the closest valid one, before any file is read.
+
+    Raises:
+        ConfigError: naming the key, the dataset and the closest valid option.
+    """
+    known = dataset_options(name)
+    if known is not None:
+        check_keys(options, known, f"{where} (dataset {name!r})")
+
+
+# What marks each on-disk layout, for the hint when a folder is read with the wrong one.
+_LAYOUT_MARKS = (("refs(unc).p", "rrsisd"), ("output_phrase_train.txt", "risbench (or refsegrs)"))
+
+
+def layout_hint(root: str, expected: str) -> str:
+    """``"; ..."``: where the file ``expected`` is, if a folder just inside ``root`` holds it
+    (the root given one level too high), else which other layout ``root`` (or a folder inside)
+    has; ``""`` when none is found.
+
+    Args:
+        root: the folder given as the dataset root.
+        expected: the file the dataset looked for (its name).
+    """
+    subdirs = sorted(e.path for e in os.scandir(root) if e.is_dir()) if os.path.isdir(root) else []
+    for folder in subdirs:
+        if os.path.isfile(os.path.join(folder, expected)):
+            return f"; {folder} holds {expected}: is that the root?"
+    for folder in (root, *subdirs):
+        for mark, dataset in _LAYOUT_MARKS:
+            if mark != expected and os.path.isfile(os.path.join(folder, mark)):
+                return (f"; {folder} holds {mark}, the {dataset} layout (data.dataset / rrsis "
+                        "evaluate --dataset)")
+    return ""
+
+
 def build_dataset(name: str, root: str, split: str = "train", **kwargs: Any) -> ReferringDataset:
     """Build a registered dataset: ``"refsegrs"``, ``"rrsisd"``, ``"risbench"`` or ``"folder"``.
 
@@ -250,6 +325,7 @@ def build_dataset(name: str, root: str, split: str = "train", **kwargs: Any) -> 
         name: registry key (``DATASETS.names()``).
         root: dataset folder.
         split: ``"train"``, ``"val"``, ``"test"``, ...
-        **kwargs: the dataset's options.
+        **kwargs: the dataset's options (an unknown one raises :class:`~rrsis.ConfigError`).
     """
+    check_dataset_options(name, kwargs, "dataset options")
     return DATASETS.build(name, root=root, split=split, **kwargs)

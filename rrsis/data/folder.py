@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import DATASETS, Entry, ReferringDataset
+from .base import DATASETS, Entry, ReferringDataset, layout_hint
 from .io import image_size, read_mask
 
 __all__ = ["FolderDataset", "RISBenchDataset", "RefSegRSDataset"]
@@ -23,23 +23,43 @@ _STANDARD_SPLITS = ("train", "val", "test")
 
 
 def _index_folder(folder: str, ext: str | None) -> dict[str, str]:
-    """Map file stem → file name for the images of a folder (listed once, not stat'ed per id)."""
+    """Map file stem → file name for the images of a folder (listed once, not stat'ed per id);
+    each whole file name maps to itself too, for phrase files whose ids carry the extension."""
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"{folder}: folder not found")
     found: dict[str, str] = {}
     rank: dict[str, int] = {}
+    names = []
     for name in os.listdir(folder):
         stem, suffix = os.path.splitext(name)
         suffix = suffix.lower()
         if ext is not None:
             if suffix == ext.lower():
                 found[stem] = name
+                names.append(name)
             continue
         if suffix in _EXT_PREFERENCE:
+            names.append(name)
             r = _EXT_PREFERENCE.index(suffix)
             if stem not in rank or r < rank[stem]:
                 found[stem], rank[stem] = name, r
+    for name in names:
+        found.setdefault(name, name)  # an id is a stem first
     return found
+
+
+def _find(index: dict[str, str], sample_id: str) -> str | None:
+    """The file of ``sample_id``: by stem, by whole name (``12.png``), or by the stem of an id
+    written with an image extension whose mask has another (``12.jpg`` → ``masks/12.png``)."""
+    if sample_id in index:
+        return index[sample_id]
+    stem, suffix = os.path.splitext(sample_id)
+    return index.get(stem) if suffix.lower() in _EXT_PREFERENCE else None
+
+
+def _exif_turns(path: str) -> bool:
+    """Whether an image's EXIF orientation swaps its stored width and height."""
+    return image_size(path) != image_size(path, upright=False)
 
 
 @DATASETS.register("folder")
@@ -49,8 +69,9 @@ class FolderDataset(ReferringDataset):
     Registered as ``"folder"`` and ``"risbench"``. For RISBench check the release's folder
     names and mask values and pass ``image_dir``, ``mask_dir`` and ``mask_threshold`` (e.g. 0
     for 0/1 masks) as needed. Each line is split on its first whitespace; the image and mask
-    share the id. Masks may be empty (no-target expressions) or hold several objects
-    (multi-target expressions).
+    share the id, which may be written with or without its extension (``12`` or ``12.png``).
+    Masks may be empty (no-target expressions) or hold several objects (multi-target
+    expressions).
 
     Args:
         root: dataset folder.
@@ -94,17 +115,16 @@ class FolderDataset(ReferringDataset):
             stem = parts[0]
             text = parts[1] if len(parts) > 1 else ""
             sample_id = f"{stem}:{line_no}"
+            image, mask = _find(images, stem), _find(masks, stem)
             entries.append(
                 Entry(
                     name=sample_id,
                     source=f"{self.phrase_path} line {line_no}",
-                    image_path=os.path.join(
-                        self.image_dir, images.get(stem, stem + (image_ext or ""))
-                    ),
+                    image_path=os.path.join(self.image_dir, image or stem + (image_ext or "")),
                     image_id=stem,
                     sentences=[(sample_id, text)],
-                    target=os.path.join(self.mask_dir, masks.get(stem, stem + (mask_ext or ""))),
-                    extra={"image_found": stem in images, "mask_found": stem in masks},
+                    target=os.path.join(self.mask_dir, mask or stem + (mask_ext or "")),
+                    extra={"image_found": image is not None, "mask_found": mask is not None},
                 )
             )
         self._finish(entries)
@@ -113,14 +133,16 @@ class FolderDataset(ReferringDataset):
         path = os.path.join(self.root, pattern.format(split=split))
         if os.path.isfile(path):
             return path
-        if split in _STANDARD_SPLITS:
-            raise FileNotFoundError(f"{path}: phrase file for split {split!r} not found")
         rx = re.compile(re.escape(pattern).replace(re.escape("{split}"), "(.+)") + "$")
         available = sorted(
             m.group(1)
             for f in glob.glob(os.path.join(glob.escape(self.root), "*"))
             if (m := rx.match(os.path.basename(f)))
         )
+        if split in _STANDARD_SPLITS:
+            hint = "" if available else layout_hint(self.root, os.path.basename(path))
+            raise FileNotFoundError(f"{path}: phrase file for split {split!r} not found; splits found "
+                                    f"in {self.root}: {', '.join(available) or '(none)'}{hint}")
         raise ValueError(
             f"unknown split {split!r}: {path} does not exist; splits found in {self.root}: "
             f"{', '.join(available) or '(none)'}"
@@ -148,10 +170,14 @@ class FolderDataset(ReferringDataset):
         if self.check_sizes:
             hw_image, hw_mask = image_size(entry.image_path), image_size(entry.target)
             if hw_image != hw_mask:
+                turned = hw_image == hw_mask[::-1] and _exif_turns(entry.image_path)
                 raise ValueError(
                     f"{entry.source}: sample {entry.name}: mask {entry.target} is "
                     f"{hw_mask[0]}x{hw_mask[1]} but image {entry.image_path} is "
                     f"{hw_image[0]}x{hw_image[1]}"
+                    + (" once its EXIF orientation turns it upright (as rrsis reads images); "
+                       "draw the mask on the upright image, or save the image without the tag"
+                       if turned else "")
                 )
 
     def _load_mask(self, entry: Entry, hw: tuple[int, int]) -> np.ndarray:

@@ -11,10 +11,11 @@ from struct import error as struct_error
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps
 
 from .bands import Bands, Scale, parse_bands, scale_values, select_bands
-from .tiff import read_tiff_info, read_uncompressed_tiff
+from .tiff import read_tiff_info, read_tiff_rasterio, read_uncompressed_tiff
 
 __all__ = [
     "MAX_PIXELS",
@@ -35,12 +36,15 @@ __all__ = [
     "select_bands",
 ]
 
-ImageSource = str | os.PathLike | Image.Image | np.ndarray
+ImageSource = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
 # EXIF orientations that swap width and height (transpose, rotate 90/270, transverse).
 _SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
 _PIL_MODES_TO_RGB = ("CMYK", "YCbCr", "LAB", "HSV")
+# Band counts of an image array in either layout: [C, H, W] (torch's and torchvision's) is
+# recognised by a first axis of one of these and a last axis of none of them.
+_CHANNEL_COUNTS = (1, 3, 4)
 # Largest image read whole into memory by model.predict and a plain-image scene (about 0.5 GB
 # as float32 RGB, a few times that at the peak of reading and resizing). Rasters read through
 # rasterio are read window by window and are not bounded by it.
@@ -147,14 +151,20 @@ def _load(source: ImageSource, palette_to_rgb: bool = True,
             check_pixels(info.height, info.width, max_pixels, path)
             if info.numpy_readable:
                 return read_uncompressed_tiff(path, info), info.alpha_last, path
-        with _open_pil(path, max_pixels) as im:
-            check_pixels(im.height, im.width, max_pixels, path)
-            arr, alpha = _from_pil(im, path, palette_to_rgb)
-        if info is not None and (arr.shape[2] != info.samples or arr.dtype.itemsize * 8 < info.bits):
-            raise ValueError(
-                f"{path}: compressed {info.samples}-band {info.bits}-bit TIFF that PIL decodes as "
-                f"{arr.shape[2]}-band {arr.dtype}; save it uncompressed (or as separate 8-bit files)"
-            )
+        if info is None:
+            with _open_pil(path, max_pixels) as im:
+                check_pixels(im.height, im.width, max_pixels, path)
+                arr, alpha = _from_pil(im, path, palette_to_rgb)
+            return arr, alpha, path
+        what = f"compressed {info.samples}-band {info.bits}-bit TIFF"
+        try:
+            with _open_pil(path, max_pixels) as im:
+                arr, alpha = _from_pil(im, path, palette_to_rgb)
+        except ValueError as exc:
+            return read_tiff_rasterio(path, info, f"{what} that PIL cannot decode ({exc})"), info.alpha_last, path
+        if arr.shape[2] != info.samples or arr.dtype.itemsize * 8 < info.bits:
+            why = f"{what} that PIL decodes as {arr.shape[2]}-band {arr.dtype}"
+            return read_tiff_rasterio(path, info, why), info.alpha_last, path
         return arr, alpha, path
     if isinstance(source, Image.Image):
         if source.width == 0 or source.height == 0:
@@ -162,29 +172,38 @@ def _load(source: ImageSource, palette_to_rgb: bool = True,
         check_pixels(source.height, source.width, max_pixels, "image")
         arr, alpha = _from_pil(source, "image", palette_to_rgb)
         return arr, alpha, "image"
+    where = "array"
+    if isinstance(source, torch.Tensor):
+        where, tensor = "tensor", source.detach().cpu()
+        source = (tensor.float() if tensor.dtype in (torch.float16, torch.bfloat16) else tensor).numpy()
     if isinstance(source, np.ndarray):
         arr = source
         if arr.ndim == 2:
             arr = arr[:, :, None]
         if arr.ndim != 3:
-            raise ValueError(f"expected an [H, W] or [H, W, C] array, got shape {source.shape}")
+            raise ValueError(f"expected an [H, W], [H, W, C] or [C, H, W] {where}, got shape "
+                             f"{tuple(source.shape)}")
+        if arr.shape[0] in _CHANNEL_COUNTS and arr.shape[2] not in _CHANNEL_COUNTS:
+            arr = np.moveaxis(arr, 0, 2)  # channels first, as torch lays images out
         if arr.shape[0] == 0 or arr.shape[1] == 0 or arr.shape[2] == 0:
-            raise ValueError(f"zero-size image {source.shape}")
-        check_pixels(arr.shape[0], arr.shape[1], max_pixels, "array")
+            raise ValueError(f"zero-size image {tuple(source.shape)}")
+        check_pixels(arr.shape[0], arr.shape[1], max_pixels, where)
         if arr.dtype.kind not in "buif":
             raise ValueError(f"unsupported dtype {arr.dtype}; expected uint8, another integer type "
                              "with scale=, or float")
         # A 4-channel array is RGBA by convention (as PIL and matplotlib treat it).
-        return arr, arr.shape[2] == 4, "array"
-    raise ValueError(f"expected a path, PIL image or numpy array, got {type(source).__name__}")
+        return arr, arr.shape[2] == 4, where
+    raise ValueError(f"expected a path, PIL image, numpy array or tensor, got {type(source).__name__}")
 
 
 def load_raster(path: ImageSource, palette_to_rgb: bool = True) -> np.ndarray:
     """Read all bands of an image at its own bit depth, upright.
 
     Uncompressed TIFFs go through a numpy reader (exact for any band count and depth); everything
-    else through PIL (EXIF orientation applied, CMYK/YCbCr converted to RGB, palettes expanded),
-    and a TIFF that PIL would decode with fewer bands or bits raises. Images beyond PIL's
+    else through PIL (EXIF orientation applied, CMYK/YCbCr converted to RGB, palettes expanded).
+    A compressed TIFF that PIL cannot open, or would decode with fewer bands or bits (a deflate
+    16-bit RGB or a multi-band raster), is read by rasterio (the ``geo`` extra), and raises
+    naming ``pip install "rrsis[geo]"`` without it. Images beyond PIL's
     decompression-bomb limit raise ``ValueError``.
 
     Args:
@@ -226,7 +245,8 @@ def read_image(path: ImageSource, bands: Bands = None, scale: Scale = None, *,
 
     Args:
         path: image file (8/16/32-bit, any band count; see :func:`load_raster`), a PIL image or
-            an ``[H, W]`` / ``[H, W, C]`` numpy array.
+            an ``[H, W]`` / ``[H, W, C]`` numpy array or tensor; ``[C, H, W]`` (torch's layout) is
+            read channels-first when C is 1, 3 or 4 and the last axis is none of these.
         bands: band numbers to keep, in order, **counted from 1** as GDAL and rasterio count
             (``(1, 2, 3)`` for the R, G, B of an RGBN raster, ``"4,3,2"`` also accepted), or
             ``None`` for the rule above. A one-band image is first repeated to three bands, so
@@ -256,7 +276,9 @@ def read_mask(path: str, threshold: float = 50) -> np.ndarray:
     """Read a mask file as foreground = first band ``> threshold``.
 
     A mask whose nonzero values all lie at or below ``threshold`` (a 0/1 mask read with the
-    RefSegRS threshold 50) would become empty: that raises and names ``mask_threshold``.
+    RefSegRS threshold 50) would become empty: that raises and names ``mask_threshold``. So
+    does a mask whose first band is empty while another band draws a shape (a green
+    foreground on black, or a shape drawn only in the alpha band).
 
     Args:
         path: mask image (any depth; palette images keep their indices).
@@ -265,7 +287,8 @@ def read_mask(path: str, threshold: float = 50) -> np.ndarray:
     Returns:
         bool array ``[H, W]``.
     """
-    arr = load_raster(path, palette_to_rgb=False)[:, :, 0]
+    bands, alpha, _ = _load(path, palette_to_rgb=False)
+    arr = bands[:, :, 0]
     fg = arr > threshold
     if not fg.any():
         top = arr.max() if arr.size else 0
@@ -275,15 +298,35 @@ def read_mask(path: str, threshold: float = 50) -> np.ndarray:
                 f"{path}: mask values 0..{top_text} are all <= mask_threshold {threshold:g}, so "
                 "every pixel would be background; for 0/1 masks pass mask_threshold=0"
             )
+        _check_other_bands(bands, alpha, threshold, path)
     return fg
 
 
-def image_size(path: str) -> tuple[int, int]:
+def _check_other_bands(bands: np.ndarray, alpha: bool, threshold: float, path: str) -> None:
+    """Refuse a mask whose first band is empty while another band draws a shape (a green or
+    blue foreground, or one drawn in the alpha band): read as band 1 it would train on an
+    empty target without a word."""
+    for k in range(1, bands.shape[2]):
+        band = bands[:, :, k]
+        is_alpha = alpha and k == bands.shape[2] - 1
+        # An alpha band marks a shape when it varies; an opaque one says nothing.
+        marks = band.min() != band.max() if is_alpha else (band > threshold).any()
+        if marks:
+            what = "the alpha band" if is_alpha else f"band {k + 1}"
+            raise ValueError(
+                f"{path}: band 1 of this {bands.shape[2]}-band mask is all background but "
+                f"{what} draws a shape; rrsis reads a mask's first band (> mask_threshold is "
+                "foreground): save the mask as one band, foreground 255 and background 0"
+            )
+
+
+def image_size(path: str, upright: bool = True) -> tuple[int, int]:
     """``(height, width)`` of an image as :func:`read_image` returns it (EXIF orientation
     applied), from its header only.
 
     Args:
         path: image file.
+        upright: ``False``: the size as stored, before the EXIF orientation.
     """
     path = os.fspath(path)
     info = _tiff_header(path)
@@ -294,7 +337,7 @@ def image_size(path: str) -> tuple[int, int]:
             orientation = im.getexif().get(0x0112)
         except Exception:  # noqa: BLE001  (a broken EXIF block leaves the stored orientation)
             orientation = None
-        if orientation in _SWAPPING_ORIENTATIONS:
+        if upright and orientation in _SWAPPING_ORIENTATIONS:
             return im.width, im.height
         return im.height, im.width
 

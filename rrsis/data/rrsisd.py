@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import DATASETS, Entry, ReferringDataset
+from .base import DATASETS, Entry, ReferringDataset, layout_hint
 from .coco import check_segmentation, decode_segmentation
 from .io import image_size, load_json, load_plain_pickle
 
@@ -108,6 +108,8 @@ class RRSISDDataset(ReferringDataset):
         self.refs_path = os.path.join(self.root, refs_file)
         self.instances_path = os.path.join(self.root, instances_file)
         self.image_dir = os.path.join(self.root, image_dir)
+        if not os.path.isfile(self.refs_path):
+            raise FileNotFoundError(f"{self.refs_path}: file not found{layout_hint(self.root, refs_file)}")
         refs, self.images, self.annotations = load_refer(self.refs_path, self.instances_path)
         available = sorted({str(r.get("split")) for r in refs if isinstance(r, dict)})
         if not any(_split_matches(split, s) for s in available):

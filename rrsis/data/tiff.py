@@ -3,17 +3,20 @@
 PIL opens a 16-bit three-band TIFF as 8-bit RGB, silently drops the fourth band of a 4-band
 TIFF whose extra sample is not declared alpha, and cannot open five or more bands. Remote sensing
 rasters are often exactly that, but usually uncompressed, so this module reads the first image
-(IFD) of an uncompressed, strip-organised TIFF with numpy. Anything else is left to PIL.
+(IFD) of an uncompressed, strip-organised TIFF with numpy. Anything else is left to PIL, and
+what PIL cannot decode exactly to rasterio (the ``geo`` extra) when it is installed.
 """
 
 from __future__ import annotations
 
 import struct
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
-__all__ = ["TiffInfo", "read_tiff_info", "read_uncompressed_tiff"]
+__all__ = ["TiffInfo", "read_tiff_info", "read_tiff_rasterio", "read_uncompressed_tiff"]
 
 _TYPE_FORMATS = {1: "B", 3: "H", 4: "I", 6: "b", 8: "h", 9: "i", 11: "f", 12: "d", 16: "Q"}
 _TAGS = {
@@ -174,3 +177,40 @@ def read_uncompressed_tiff(path: str, info: TiffInfo | None = None) -> np.ndarra
     else:
         arr = data[: h * w * c].reshape(h, w, c)
     return arr.astype(dtype.newbyteorder("="), copy=True)
+
+
+def read_tiff_rasterio(path: str, info: TiffInfo, why: str) -> np.ndarray:
+    """All bands ``[H, W, C]`` of a TIFF that neither the numpy reader nor PIL reads exactly (a
+    deflate or LZW 16-bit or multi-band raster), through rasterio when the ``geo`` extra is
+    installed.
+
+    Args:
+        path: the file.
+        info: its header.
+        why: what the other readers made of it, for the messages.
+
+    Raises:
+        ValueError: rasterio is missing (naming the extra) or cannot read the file either, or
+            the image is over PIL's decompression-bomb limit.
+    """
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and info.width * info.height > 2 * limit:  # PIL's refusal holds for this reader too
+        raise ValueError(f"{path}: {why}; refused as a possible decompression bomb ({info.width}x"
+                         f"{info.height} pixels); raise PIL.Image.MAX_IMAGE_PIXELS if the file is trusted")
+    try:
+        import rasterio
+        from rasterio.errors import NotGeoreferencedWarning
+    except ImportError:
+        raise ValueError(f'{path}: {why}; rasterio reads it: pip install "rrsis[geo]" (or save the '
+                         "TIFF uncompressed)") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a plain TIFF has no CRS
+            with rasterio.open(path) as src:
+                arr = np.moveaxis(src.read(), 0, 2)
+    except rasterio.errors.RasterioError as exc:
+        raise ValueError(f"{path}: {why}, and rasterio cannot read it either ({exc})") from None
+    if arr.shape[:2] != (info.height, info.width):
+        raise ValueError(f"{path}: rasterio reads {arr.shape[0]}x{arr.shape[1]} pixels but the header "
+                         f"says {info.height}x{info.width}")
+    return arr

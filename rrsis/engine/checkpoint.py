@@ -25,6 +25,7 @@ __all__ = [
     "load_checkpoint",
     "prune_checkpoints",
     "restore_rng",
+    "resume_mismatch",
 ]
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,39 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_DIR = "checkpoints"
 FORMAT = "rrsis-train-state"
 _NAME = re.compile(r"^step-(\d+)\.pt$")
+# Model settings that only choose the first weights, which a checkpoint's weights replace.
+_INIT_ONLY = ("pretrained", "swin_weights", "text_weights", "init")
+
+
+def resume_mismatch(state: dict[str, Any], model_cfg: dict[str, Any], vocab: list[str], max_tokens: int) -> str | None:
+    """Why a checkpoint cannot continue this run's model, or ``None``: another architecture
+    (a model setting changed since), or another tokenizer (a whole-word vocabulary is built
+    from the training expressions, so an edited training split changes it).
+
+    Args:
+        state: a training checkpoint (its ``config`` and ``tokenizer``).
+        model_cfg: this run's ``model`` section.
+        vocab: this run's tokens in id order.
+        max_tokens: this run's tokenizer length.
+    """
+    saved = (state.get("config") or {}).get("model")
+    if isinstance(saved, dict):
+        # max_tokens is compared on the tokenizer below (older recipes kept it in data).
+        skip = (*_INIT_ONLY, "max_tokens")
+        mine = {k: v for k, v in model_cfg.items() if k not in skip}
+        saved = {k: v for k, v in saved.items() if k not in skip}
+        changed = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
+        if changed:
+            what = ", ".join(f"model.{k}={saved.get(k)!r} (now {mine.get(k)!r})" for k in changed)
+            return f"the checkpoint's model was built with {what}"
+    tok = state.get("tokenizer") or {}
+    if tok.get("vocab") is not None and list(tok["vocab"]) != list(vocab):
+        return (f"the checkpoint's tokenizer has {len(tok['vocab'])} tokens and this run's {len(vocab)}, "
+                "not the same (a vocabulary built from the training expressions changes when the "
+                "training split does)")
+    if tok.get("max_tokens") not in (None, max_tokens):
+        return f"the checkpoint's tokenizer holds {tok['max_tokens']} tokens and this run's {max_tokens}"
+    return None
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:

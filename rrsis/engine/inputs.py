@@ -75,8 +75,25 @@ def build_datasets(data_cfg: dict[str, Any]) -> tuple[Dataset, Dataset | None]:
     opts = dict(data_cfg.get("options") or {})
     opts["size"] = data_cfg["image_size"]
     takes_mode = "mode" in inspect.signature(cls.__init__).parameters
-    train = cls(root, split=data_cfg["train_split"], **({"mode": "train"} if takes_mode else {"train": True}), **opts)
+    train = _non_empty(cls(root, split=data_cfg["train_split"], **({"mode": "train"} if takes_mode else {"train": True}),
+                           **opts), "data.train_split", data_cfg["train_split"])
     val = None
     if data_cfg.get("val_split"):
-        val = cls(root, split=data_cfg["val_split"], **({"mode": "eval"} if takes_mode else {}), **opts)
+        try:
+            val = cls(root, split=data_cfg["val_split"], **({"mode": "eval"} if takes_mode else {}), **opts)
+        except (FileNotFoundError, ValueError) as exc:
+            # Name the recipe key: a folder without a val split is common, and null is a choice.
+            raise type(exc)(f"data.val_split={data_cfg['val_split']!r} (null: train without validation): "
+                            f"{exc}") from exc
+        _non_empty(val, "data.val_split", data_cfg["val_split"], " (null: train without validation)")
     return train, val
+
+
+def _non_empty(dataset: Dataset, key: str, split: str, hint: str = "") -> Dataset:
+    """Refuse a split with no sample now, before a model is built (an empty phrase file, or
+    every sample skipped as malformed), instead of failing later on what is missing."""
+    if len(dataset) == 0:
+        skipped = getattr(dataset, "skipped", None)
+        why = f"; {len(skipped)} skipped as malformed, see the warning above" if skipped else ""
+        raise ValueError(f"{key}={split!r} holds no sample{why}{hint}")
+    return dataset

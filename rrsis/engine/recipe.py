@@ -27,6 +27,7 @@ model's config tree), saved with the model. Recipes written for rrsis 0.1 set it
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 import os
 import warnings
@@ -168,6 +169,23 @@ def _read(name_or_path: str | os.PathLike, seen: tuple[str, ...]) -> dict[str, A
     return merge(_read(base, seen + (str(base),)), cfg)
 
 
+def _hint(key: str, known: Sequence[str]) -> str:
+    """How to place a key a section does not have: the section that does (``train.lr`` →
+    ``optim.lr``), else the closest key of this section, else of the whole recipe schema."""
+    homes: dict[str, list[str]] = {}
+    for section, fields in DEFAULTS.items():
+        if isinstance(fields, Mapping):
+            for name in fields:
+                homes.setdefault(name, []).append(f"{section}.{name}")
+    if key in homes:
+        return f"; it belongs in another section: {' or '.join(homes[key])}"
+    near = suggest(key, known)
+    if near:
+        return near
+    close = difflib.get_close_matches(key, list(homes), n=1, cutoff=0.7)
+    return f"; did you mean {homes[close[0]][0]!r}?" if close else ""
+
+
 def _check_keys(cfg: Mapping[str, Any], defaults: Mapping[str, Any], path: tuple[str, ...], where: str) -> None:
     for k, v in cfg.items():
         here = path + (k,)
@@ -177,7 +195,7 @@ def _check_keys(cfg: Mapping[str, Any], defaults: Mapping[str, Any], path: tuple
             continue
         if k not in defaults:
             known = ", ".join(sorted(defaults))
-            raise ConfigError(f"{where}: unknown config key {'.'.join(here)!r}{suggest(k, defaults)} "
+            raise ConfigError(f"{where}: unknown config key {'.'.join(here)!r}{_hint(k, list(defaults))} "
                               f"(known here: {known})")
         if isinstance(defaults[k], Mapping) and here not in _OPEN:
             if not isinstance(v, Mapping):
@@ -259,7 +277,7 @@ def _resolve(cfg: Mapping[str, Any], key: str) -> tuple[str, ...]:
                 return path
             if not isinstance(node, Mapping) or part not in node:
                 known = list(node) if isinstance(node, Mapping) else []
-                raise ConfigError(f"unknown config key {key!r}{suggest(part, known)}")
+                raise ConfigError(f"unknown config key {key!r}{_hint(part, known) if i == 1 else suggest(part, known)}")
             node = node[part]
         return path
     if key in DEFAULTS and not isinstance(DEFAULTS[key], Mapping):
@@ -273,9 +291,9 @@ def _resolve(cfg: Mapping[str, Any], key: str) -> tuple[str, ...]:
     if len(hits) == 1:
         return hits[0]
     if not hits:
-        raise ConfigError(
-            f"unknown config key {key!r}; use section.key (e.g. model.{key} for a model argument)"
-        )
+        hint = _hint(key, [])
+        raise ConfigError(f"unknown config key {key!r}{hint}" if hint else
+                          f"unknown config key {key!r}; use section.key (e.g. model.{key} for a model argument)")
     raise ConfigError(f"config key {key!r} is ambiguous ({', '.join('.'.join(h) for h in hits)}); "
                       "use section.key")
 

@@ -46,6 +46,7 @@ from .checkpoint import (
     load_checkpoint,
     prune_checkpoints,
     restore_rng,
+    resume_mismatch,
 )
 from .distributed import (
     DistInfo,
@@ -265,6 +266,12 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` output (the same recipe, world size and batch size)."""
+        vocab = [t for t, _ in sorted(self.tokenizer.vocab.items(), key=lambda kv: kv[1])]
+        why = resume_mismatch(state, json.loads(json.dumps(self.cfg["model"], default=str)), vocab,
+                              self.tokenizer.max_tokens)
+        if why:
+            raise ValueError(f"cannot resume: {why}; resume with the recipe and data the run started "
+                             "with, or start a new run (--overwrite or another --train.output_dir)")
         for key, mine in (("world_size", self.info.world_size), ("batch_size", self.batch_size),
                           ("total_steps", self.total_steps)):
             if state.get(key) != mine:
@@ -313,18 +320,23 @@ class Trainer:
             if kind == "fresh-replace" or (kind == "fresh" and overwrite):
                 clear_run(self.output_dir)
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.output_dir / "config.json", json.dumps(self.cfg, indent=2, default=str) + "\n")
         if kind != "resume":
+            self._write_config()
             return False
         path = Path(detail)
         state = load_checkpoint(path, map_location="cpu")
         self.load_state_dict(state)
+        self._write_config()  # only now: a refused resume leaves the run's own config.json
         self.log.truncate_after(self.step)
         own = (self.output_dir / CHECKPOINT_DIR).resolve()
         if path.resolve().parent == own:
             # The run being continued: its earlier checkpoints are this run's too.
             self._owned_checkpoints = [p for s, p in list_checkpoints(self.output_dir) if s <= self.step]
         return True
+
+    def _write_config(self) -> None:
+        if self.info.is_main:
+            atomic_write(self.output_dir / "config.json", json.dumps(self.cfg, indent=2, default=str) + "\n")
 
     # ------------------------------------------------------------------ loop
     def _loader(self, epoch: int) -> DataLoader:

@@ -4,8 +4,8 @@
 as ``--lr abc`` or ``--train.batch_size 0`` stops before anything is built, with a message like
 ``optim.lr must be a number, got 'abc'``. The checks are the model config's own
 (:mod:`rrsis._config`) and raise the same :class:`~rrsis.ConfigError` (a ``ValueError``). The
-``model`` section and ``data.options`` are checked by the model builder and the dataset class,
-which own those keys.
+``model`` section and ``data.options`` are checked against the model builder and the dataset
+class, which own those keys.
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ from typing import Any
 from .._config import (
     ConfigError,
     check_bool,
-    check_size,
     check_float,
     check_int,
     check_list,
     check_mapping,
+    check_size,
     check_str,
 )
+from ..data.base import check_dataset_options
 
 __all__ = ["DEVICE_PATTERN", "OUTPUT_DIR_FIELDS", "format_output_dir", "validate_config"]
 
@@ -149,5 +150,10 @@ def validate_config(cfg: Mapping[str, Any]) -> None:
         for key, check in checks.items():
             if key in values:
                 check(f"{section}.{key}", values[key])
+    data = cfg.get("data") or {}
+    if data.get("options") and data.get("dataset"):
+        # The dataset class owns its option names; asking it here stops a misspelt one before
+        # the model is built, not at the dataset's constructor.
+        check_dataset_options(data["dataset"], data["options"])
 
 

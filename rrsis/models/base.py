@@ -8,7 +8,7 @@ import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,7 +27,7 @@ from .outputs import SegmentationOutput, TextFeatures
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "RRSISModel", "SegmentationOutput", "TextFeatures", "load_image",
            "threshold_mask"]
 
-ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
+ImageLike = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
 
 
 def _compiling() -> bool:
@@ -308,7 +308,8 @@ class RRSISModel(nn.Module):
         word unknown to the vocabulary).
 
         Args:
-            images: paths, PIL images or numpy arrays (``[H, W]`` / ``[H, W, C]``; uint8, or
+            images: paths, PIL images, numpy arrays or tensors (``[H, W]`` / ``[H, W, C]``, or
+                ``[C, H, W]`` with C of 1, 3 or 4 and W of none of these; uint8, or
                 float in [0, 1]; C = 4 is RGBA), any size; or a single one.
             texts: one expression per image (or a single string for a single image).
             threshold: foreground-probability threshold (0.5 equals the anchors' argmax).

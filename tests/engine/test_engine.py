@@ -140,7 +140,7 @@ def test_shipped_recipes_carry_the_anchor_hyperparameters():
 
 def test_overrides_bare_dotted_set_and_null():
     extra = ["--lr", "1e-4", "--model.use_gem", "false", "--model.head_hidden", "None", "--set", "train.epochs=2", "--optim.betas=[0.8,0.9]",
-             "--warmup_steps", "7", "--data.options.mask_threshold", "0"]
+             "--warmup_steps", "7", "--data.dataset", "risbench", "--data.options.mask_threshold", "0"]
     cfg = load_config("gl-msin-rrsisd", parse_override_args(extra))
     assert cfg["optim"]["lr"] == 1e-4
     assert cfg["model"]["use_gem"] is False

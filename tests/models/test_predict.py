@@ -69,7 +69,7 @@ def test_single_image_and_string(model):
         ([np.full((8, 8, 3), 2.0, np.float32)], ["a tank"], r"\[0, 1\]"),
         ([rng_image(8, 8, 2)], ["a tank"], "2 channels"),
         ([np.zeros((2, 8, 8, 3), np.uint8)], ["a tank"], "shape"),
-        ([42], ["a tank"], "expected a path, PIL image or numpy array"),
+        ([42], ["a tank"], "expected a path, PIL image, numpy array or tensor"),
         ([], [], "no images"),
     ],
 )
