@@ -79,10 +79,21 @@ def _check(infos: list[dict]) -> tuple[float, float]:
     return t0.a, t0.e
 
 
+# URL schemes rasterio opens, as the GDAL virtual file systems a VRT must name.
+_VSI = {"http": "vsicurl", "https": "vsicurl", "ftp": "vsicurl", "s3": "vsis3", "gs": "vsigs", "az": "vsiaz",
+        "adl": "vsiadls", "oss": "vsioss", "swift": "vsiswift"}
+
+
 def _source_name(uri: str, folder: Path) -> tuple[str, bool]:
-    """The name the VRT gives a tile: relative to the VRT's folder where it can be, else as given."""
+    """The name the VRT gives a tile: relative to the VRT's folder where it can be; a URL as the
+    GDAL path that reads it (``/vsicurl/https://…``, ``/vsis3/bucket/key``), which GDAL needs
+    inside a VRT where rasterio would have translated it."""
     if is_gdal_url(uri):
-        return uri, False
+        scheme, _, rest = uri.partition("://")
+        if uri.startswith("/vsi") or scheme.lower() not in _VSI:
+            return uri, False
+        vsi = _VSI[scheme.lower()]
+        return (f"/{vsi}/{uri}" if vsi == "vsicurl" else f"/{vsi}/{rest}"), False
     try:
         return Path(os.path.relpath(uri, folder)).as_posix(), True
     except ValueError:  # another drive on Windows

@@ -140,3 +140,12 @@ def test_predict_mosaic_writes_one_answer_for_the_area(tmp_path, saved_model, ca
     assert "--mosaic joins several scenes" in capsys.readouterr().err
     assert main([*argv[:-3], "--out", str(tmp_path / "q"), "--merged", str(tmp_path / "m.gpkg")]) == 2
     assert "not to --mosaic" in capsys.readouterr().err
+
+
+def test_urls_are_named_as_gdal_reads_them_inside_a_vrt(tmp_path):
+    from rrsis.scene.mosaic import _source_name
+
+    assert _source_name("https://host/x/a.tif", tmp_path) == ("/vsicurl/https://host/x/a.tif", False)
+    assert _source_name("s3://bucket/key/a.tif", tmp_path) == ("/vsis3/bucket/key/a.tif", False)
+    assert _source_name("/vsizip/z.zip/a.tif", tmp_path) == ("/vsizip/z.zip/a.tif", False)
+    assert _source_name(str(tmp_path / "t" / "a.tif"), tmp_path) == ("t/a.tif", True)
