@@ -68,6 +68,9 @@ single-scene outputs:
                         "global picks the object, tiles delineate it; object: tiles propose objects, "
                         "the one they are surest of is the answer; ranked: the model's scene ranker "
                         "picks among them; auto: global up to 2 tiles a side, object above (default)")
+    p.add_argument("--objects", type=_positive_int, default=1, metavar="N",
+                   help="object mode: keep the N objects the tiles are surest of (default 1; 2 for "
+                        "\"the two storage tanks\"; every object: --mode tiles)")
     p.add_argument("--tile", type=_positive_int,
                    help="tile side in model pixels, a positive multiple of 32 (default: the model's "
                         "image_size)")
@@ -227,6 +230,7 @@ def run(args: argparse.Namespace) -> int:
                 probabilities=args.probabilities, geojson_crs=args.geojson_crs, simplify=args.simplify,
                 progress=not args.quiet, tile=args.tile, overlap=args.overlap, pixel_ratio=args.pixel_ratio,
                 global_size=args.image_size, batch_size=args.batch_size, overwrite=args.overwrite,
+                objects=args.objects,
             )
         total = scene.height * scene.width
     for r in results:
@@ -292,7 +296,7 @@ def _run_region(args: argparse.Namespace, stretch) -> int:
                 probabilities=args.probabilities, geojson_crs=args.geojson_crs, simplify=args.simplify,
                 crs=args.crs, max_pixels=MAX_PIXELS if args.max_pixels is None else args.max_pixels,
                 tile=args.tile, overlap=args.overlap, pixel_ratio=args.pixel_ratio,
-                global_size=args.image_size, batch_size=args.batch_size,
+                global_size=args.image_size, batch_size=args.batch_size, objects=args.objects,
             )
     finally:
         cleanup_distributed(info)

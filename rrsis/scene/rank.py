@@ -89,13 +89,14 @@ def ranked_strips(scene: Scene, model, text, opt: SceneOptions,
     yield from _component_strips(scene, comps, component_scores(ranker, comps, text, opt.pixel_ratio), opt)
 
 
-def object_scores(components: Components) -> np.ndarray:
-    """Mode ``object``'s choice: the component of highest mean tiles probability scores that
-    mean, every other 0 (none when the scene has no component)."""
+def object_scores(components: Components, objects: int = 1) -> np.ndarray:
+    """Mode ``object``'s choice: the ``objects`` components of highest mean tiles probability
+    score that mean, every other 0 (fewer when the scene has fewer components; ties broken by
+    component order)."""
     scores = np.zeros(len(components), np.float32)
     if len(components):
         mean_p = components.mean_probability
-        best = int(np.argmax(mean_p))
+        best = np.argsort(-mean_p, kind="stable")[:objects]
         scores[best] = mean_p[best]
     return scores
 
@@ -108,7 +109,7 @@ def object_strips(scene: Scene, model, text, opt: SceneOptions, threshold: float
     referring expression names one object, and over hundreds of tiles the most confident
     component is a far better answer than every tile's look-alikes (README, "Whole scenes")."""
     comps = scene_components(scene, model, text, opt, threshold, progress_factory, bands=False)
-    yield from _component_strips(scene, comps, object_scores(comps), opt)
+    yield from _component_strips(scene, comps, object_scores(comps, opt.objects), opt)
 
 
 def _component_strips(scene: Scene, comps: Components, scores: np.ndarray, opt: SceneOptions):
