@@ -57,7 +57,7 @@ from .distributed import (
     setup_distributed,
 )
 from .evaluation import autocast_context, evaluate, resolve_amp
-from .inputs import build_datasets, build_tokenizer, text_words
+from .inputs import build_datasets, build_tokenizer, check_dataset_bands, text_words
 from .logs import JsonlLogger
 from .optim import build_optimizer, build_scheduler
 from .recipe import DEFAULTS, merge
@@ -155,7 +155,7 @@ class Trainer:
 
         data_cfg = self.cfg["data"]
         if train_dataset is None:
-            train_dataset, built_val = build_datasets(data_cfg)
+            train_dataset, built_val = build_datasets(data_cfg, self.cfg["model"])
             if val_dataset is None:
                 val_dataset = built_val
         if model is None:
@@ -169,6 +169,8 @@ class Trainer:
                 f"{text_vocab}: set model.text_vocab_size >= {len(tokenizer)}"
             )
         model.tokenizer = tokenizer
+        for ds, split in ((train_dataset, "data.train_split"), (val_dataset, "data.val_split")):
+            check_dataset_bands(ds, model, f"the {split} dataset")
         for ds in (train_dataset, val_dataset):
             if ds is not None and hasattr(ds, "tokenizer") and ds.tokenizer is None:
                 ds.tokenizer = tokenizer
