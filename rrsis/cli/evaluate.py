@@ -81,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
     # The model's statistics (and so its band count) unless --data-option sets them; a mismatch is
     # refused below, as training refuses it.
     stats = {} if "transform" in options else {"mean": model.pixel_mean, "std": model.pixel_std}
+    if model.pixel_scale is not None:
+        stats["scale"] = model.pixel_scale  # the value scaling the model was trained on
     opts = {**stats, **options, "size": size, "tokenizer": model.tokenizer,
             "return_native_mask": args.native_resolution}
     if args.dataset == "rrsisd":

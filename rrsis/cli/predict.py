@@ -218,7 +218,10 @@ def run(args: argparse.Namespace) -> int:
             # The API's warnings (an expression cut or unknown to the vocabulary), one line each.
             warnings.simplefilter("always", UserWarning)
             warnings.showwarning = _print_warning
-            again = getattr(model, "in_chans", 3) != 3 or not rgb_bands
+            # Read again for a model of another band count, or one that records its training
+            # data's value scaling (the default when neither --scale nor --stretch is given).
+            own_scale = args.scale is None and stretch == "auto" and getattr(model, "pixel_scale", None) is not None
+            again = getattr(model, "in_chans", 3) != 3 or not rgb_bands or own_scale
             read = {"bands": args.bands, "scale": args.scale, "stretch": stretch, "max_pixels": max_pixels,
                     "crs": args.crs} if again else {}
             results = segment_scene(

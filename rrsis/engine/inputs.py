@@ -62,10 +62,11 @@ def build_tokenizer(spec: Any, model: nn.Module | None, train_dataset: Dataset |
     return Tokenizer.from_words(text_words(texts), **({} if max_tokens is None else {"max_tokens": max_tokens}))
 
 
-def model_statistics(model_cfg: dict[str, Any] | None) -> tuple[list[float], list[float]] | None:
+def model_statistics(model_cfg: dict[str, Any] | None, key: str = "mean") -> Any:
     """``(mean, std)`` a recipe's ``model`` section sets, read without building the model: its
     flat ``mean``/``std`` keys, its ``backbone`` node's, or those saved in a local ``init``
-    directory's ``config.json``; ``None`` when it sets none (an RGB model: ImageNet's)."""
+    directory's ``config.json``; ``None`` when it sets none (an RGB model: ImageNet's).
+    ``key="scale"``: the value scaling it records, found the same way (or ``None``)."""
     import json
 
     cfg = dict(model_cfg or {})
@@ -76,6 +77,10 @@ def model_statistics(model_cfg: dict[str, Any] | None) -> tuple[list[float], lis
             args = json.load(fh).get("model_args") or {}
         nodes += [args, args.get("backbone") if isinstance(args.get("backbone"), dict) else {}]
     for node in nodes:
+        if key != "mean":
+            if node.get(key) is not None:
+                return node[key]
+            continue
         if node.get("mean") is not None and node.get("std") is not None:
             return [float(v) for v in node["mean"]], [float(v) for v in node["std"]]
     return None
@@ -85,6 +90,11 @@ def check_dataset_bands(dataset: Dataset | None, model: nn.Module, where: str) -
     """Refuse a dataset whose normalisation is not the model's: ``model.predict`` and the scene
     reader normalise with the model's statistics, so training or evaluating with others would
     score a model on pixels it never sees at inference."""
+    own = getattr(model, "pixel_scale", None)
+    if dataset is not None and own is not None and getattr(dataset, "scale", own) != own:
+        raise ValueError(f"{where} scales values with scale={dataset.scale!r} but the model was trained on "
+                         f"scale={own!r} (its backbone.scale): leave the dataset's scale unset (it follows "
+                         "the model's) or pass the same")
     transform = getattr(dataset, "transform", None)
     mean, std = getattr(transform, "mean", None), getattr(transform, "std", None)
     if mean is None or std is None or not hasattr(model, "pixel_mean"):
@@ -123,6 +133,8 @@ def build_datasets(data_cfg: dict[str, Any], model_cfg: dict[str, Any] | None = 
             raise ValueError(f"data.options mean/std {given} differ from the model's {list(stats)}: the "
                              "model's statistics are what predict uses; drop data.options.mean/std")
         opts["mean"], opts["std"] = stats
+    if opts.get("scale") is None and model_statistics(model_cfg, "scale") is not None:
+        opts["scale"] = model_statistics(model_cfg, "scale")  # what the model was trained on
     takes_mode = "mode" in inspect.signature(cls.__init__).parameters
     train = _non_empty(cls(root, split=data_cfg["train_split"], **({"mode": "train"} if takes_mode else {"train": True}),
                            **opts), "data.train_split", data_cfg["train_split"])

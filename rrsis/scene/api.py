@@ -157,8 +157,10 @@ def segment_scene(
         bands: band numbers counted from 1 (as in ``model.predict``), see
             :func:`~rrsis.scene.read.open_scene`.
         scale: value scaling for 16-bit or float scenes, with ``model.predict``'s meaning
-            (``"dtype"``, ``"max"``, ``"minmax"`` or a divisor).
-        stretch: percentile stretch of a raster when ``scale`` is not given
+            (``"dtype"``, ``"max"``, ``"minmax"`` or a divisor); default: the model's
+            ``pixel_scale`` (its training data's, recorded by ``rrsis train``) unless
+            ``stretch`` is given.
+        stretch: percentile stretch of a raster when no ``scale`` applies
             (:func:`~rrsis.scene.read.open_scene`).
         probabilities: the mask file holds the probability scaled to 0–255 (``round(255·p)``,
             overviews averaged) instead of 0/255 (overviews by nearest neighbour).
@@ -195,6 +197,8 @@ def segment_scene(
     own = not isinstance(scene, Scene)
     if not own and crs is not None:
         raise ValueError("crs= applies when segment_scene opens the scene; give it to open_scene(..., crs=)")
+    if scale is None and stretch == "auto":  # the values the model was trained on, when recorded
+        scale = getattr(model, "pixel_scale", None)
     sc = open_scene(scene, bands=bands, scale=scale, stretch=stretch, max_pixels=max_pixels,
                     crs=crs, channels=getattr(model, "in_chans", None)) if own else scene
     try:

@@ -75,10 +75,11 @@ def test_a_4_band_model_trains_on_4_band_geotiffs_and_sees_the_same_pixels_in_pr
     for kind in ("best", "final"):
         model = rrsis.from_pretrained(f"{out}/{kind}")
         assert (model.in_chans, list(model.pixel_mean), list(model.pixel_std)) == (4, MEAN, STD)
+        assert model.pixel_scale == "dtype"  # data.options.scale, recorded for predict and the scene path
     train, _ = build_datasets(cfg["data"], cfg["model"])
     sample = train[0]
     image = train.entries[0].image_path
-    seen, _ = model.preprocess([image], scale="dtype", image_size=64)
+    seen, _ = model.preprocess([image], image_size=64)  # the model's own scale
     torch.testing.assert_close(seen[0], sample["pixel_values"])
     # an independent computation of the same normalisation
     import rasterio
@@ -94,3 +95,12 @@ def test_fine_tuning_a_saved_4_band_model_reads_its_statistics(tmp_path):
     model.save_pretrained(tmp_path / "saved")
     assert model_statistics({"name": "gl-msin-tiny", "init": str(tmp_path / "saved")}) == (MEAN, STD)
     assert model_statistics({"name": "gl-msin-tiny"}) is None
+    # a saved model's value scaling becomes the datasets' when the recipe gives none
+    model = rrsis.create_model("gl-msin-tiny", in_chans=4, mean=MEAN, std=STD, scale=10000.0, image_size=64)
+    model.save_pretrained(tmp_path / "scaled")
+    assert model_statistics({"name": "gl-msin-tiny", "init": str(tmp_path / "scaled")}, "scale") == 10000.0
+    (tmp_path / "data").mkdir()
+    cfg = load_config("gl-msin-tiny-synthetic", ["data.dataset=risbench", f"data.root={_folder(tmp_path / 'data', n=1)}",
+                                                 f"model.init={tmp_path / 'scaled'}", "data.val_split=null"])
+    train, _ = build_datasets(cfg["data"], cfg["model"])
+    assert train.scale == 10000.0 and train.channels == 4
