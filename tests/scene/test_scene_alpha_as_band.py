@@ -67,3 +67,21 @@ def test_the_raster_band_rule():
         raster_bands([False] * 3, None, 4, "x")
     with pytest.raises(ValueError, match=r"bands \[14\] out of range; the raster has 13"):
         raster_bands([False] * 13, (4, 3, 2, 14), 4, "x")
+
+
+def test_an_rgb_model_on_a_multiband_raster_reads_the_first_three_and_says_so(tmp_path):
+    import warnings
+
+    data = np.random.default_rng(4).integers(0, 4000, (5, 32, 32), dtype=np.uint16)
+    path = tmp_path / "five.tif"
+    with rasterio.open(path, "w", driver="GTiff", height=32, width=32, count=5, dtype="uint16",
+                       photometric="MINISBLACK") as ds:
+        ds.write(data)
+    with pytest.warns(UserWarning, match=r"5 bands; an RGB model reads bands \(1, 2, 3\) \(bands= chooses"):
+        scene = open_scene(str(path), scale=4000)
+    with scene:
+        pixels, _ = scene.read()
+    np.testing.assert_allclose(pixels, np.moveaxis(data[:3], 0, -1) / 4000.0, atol=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        open_scene(str(path), bands=(4, 3, 2), scale=4000).close()   # a choice: nothing to say
