@@ -201,6 +201,9 @@ def segment_scene(
         scale = getattr(model, "pixel_scale", None)
     sc = open_scene(scene, bands=bands, scale=scale, stretch=stretch, max_pixels=max_pixels,
                     crs=crs, channels=getattr(model, "in_chans", None)) if own else scene
+    if getattr(sc, "first_three_of", 0) and getattr(model, "in_chans", 3) == 3:
+        warnings.warn(f"{sc.name}: {sc.first_three_of} bands; an RGB model reads bands {sc.bands} (bands= "
+                      "chooses others, e.g. (4, 3, 2) for Sentinel-2's R, G, B)", stacklevel=2)
     try:
         opt = opt.resolved(model, sc.height, sc.width)
         prefixes = None

@@ -115,9 +115,9 @@ class Scene:
                                                     channels, name)
         if self._alpha_data:  # GDAL declares a 4-band uint8 GeoTIFF's 4th band alpha by default
             warnings.warn(f"{name}: band(s) {self._alpha_data} declared alpha: read as data, not as a mask")
-        if bands is None and channels in (None, 3) and (n := sum(c != ColorInterp.alpha for c in ds.colorinterp)) > 3:
-            warnings.warn(f"{name}: {n} bands; an RGB model reads bands {self.bands} (bands= chooses others, "
-                          "e.g. (4, 3, 2) for Sentinel-2's R, G, B)")
+        # The band count when the RGB default took the first three of more (segment_scene says so).
+        n = sum(c != ColorInterp.alpha for c in ds.colorinterp)
+        self.first_three_of = n if bands is None and channels in (None, 3) and n > 3 else 0
         if scale is not None and stretch not in ("auto", None, False):
             raise ValueError(f"{name}: give scale= (value scaling) or stretch= (percentiles), not both")
         self._clip = scale is None  # a stretch saturates; a value scaling is kept as read_image keeps it

@@ -69,19 +69,24 @@ def test_the_raster_band_rule():
         raster_bands([False] * 13, (4, 3, 2, 14), 4, "x")
 
 
-def test_an_rgb_model_on_a_multiband_raster_reads_the_first_three_and_says_so(tmp_path):
+def test_an_rgb_model_on_a_multiband_raster_reads_the_first_three_and_says_so(tmp_path, tiny_tokenizer):
     import warnings
 
-    data = np.random.default_rng(4).integers(0, 4000, (5, 32, 32), dtype=np.uint16)
-    path = tmp_path / "five.tif"
-    with rasterio.open(path, "w", driver="GTiff", height=32, width=32, count=5, dtype="uint16",
+    data = np.random.default_rng(4).integers(0, 4000, (5, 64, 64), dtype=np.uint16)
+    path = str(tmp_path / "five.tif")
+    with rasterio.open(path, "w", driver="GTiff", height=64, width=64, count=5, dtype="uint16",
                        photometric="MINISBLACK") as ds:
         ds.write(data)
-    with pytest.warns(UserWarning, match=r"5 bands; an RGB model reads bands \(1, 2, 3\) \(bands= chooses"):
-        scene = open_scene(str(path), scale=4000)
-    with scene:
+    with open_scene(path, scale=4000) as scene:
         pixels, _ = scene.read()
+    assert scene.bands == (1, 2, 3) and scene.first_three_of == 5
     np.testing.assert_allclose(pixels, np.moveaxis(data[:3], 0, -1) / 4000.0, atol=1e-6)
+    rgb = rrsis.create_model("gl-msin-tiny", image_size=64, text_vocab_size=len(tiny_tokenizer)).eval()
+    rgb.tokenizer = tiny_tokenizer
+    with pytest.warns(UserWarning, match=r"5 bands; an RGB model reads bands \(1, 2, 3\) \(bands= chooses"):
+        rrsis.segment_scene(rgb, path, "the red building", mode="global", scale=4000)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        open_scene(str(path), bands=(4, 3, 2), scale=4000).close()   # a choice: nothing to say
+        rrsis.segment_scene(rgb, path, "the red building", mode="global", scale=4000, bands=(4, 3, 2))
+        with open_scene(path, channels=5, scale=4000) as scene:   # a 5-band model reads them all
+            assert scene.bands == (1, 2, 3, 4, 5) and scene.first_three_of == 0
