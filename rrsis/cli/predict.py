@@ -76,10 +76,12 @@ single-scene outputs:
                    help="scene pixels per model pixel in the tiled pass (>1 for very fine GSD; "
                         "called --scale before 0.2)")
     p.add_argument("--bands", help="band numbers counted from 1 (as GDAL counts) shown as R,G,B, "
-                                   "e.g. 4,3,2 (default: first three)")
+                                   "e.g. 4,3,2 (default: first three); as many as a model of another "
+                                   "band count takes, e.g. 4,3,2,8 (default: all, if it has that many)")
     p.add_argument("--scale", type=_scale,
                    help="value scaling of 16-bit/float data, as model.predict's scale=: dtype, max, "
-                        "minmax or a divisor (default: the --stretch)")
+                        "minmax or a divisor (default: the model's own, recorded by rrsis train from "
+                        "data.options.scale, else the --stretch)")
     p.add_argument("--stretch", help="percentile stretch LOW,HIGH, or 'none', when --scale is not "
                                      "given (default: 2,98 for 16-bit/float rasters, none for 8-bit)")
     p.add_argument("--probabilities", action="store_true",
