@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..data import DATASETS
+from ..data.base import dataset_options
 from ..text import Tokenizer
 
 __all__ = ["build_datasets", "build_tokenizer", "check_dataset_bands", "model_statistics", "text_words"]
@@ -126,14 +127,15 @@ def build_datasets(data_cfg: dict[str, Any], model_cfg: dict[str, Any] | None = 
     cls = DATASETS.get(name)
     opts = dict(data_cfg.get("options") or {})
     opts["size"] = data_cfg["image_size"]
-    stats = model_statistics(model_cfg)
+    accepts = dataset_options(name) or []  # scene-crops reads RGB only, with its own statistics
+    stats = model_statistics(model_cfg) if "mean" in accepts else None
     if stats is not None and "transform" not in opts:
         given = [None if opts.get(k) is None else [float(v) for v in opts[k]] for k in ("mean", "std")]
         if given != [None, None] and given != list(stats):
             raise ValueError(f"data.options mean/std {given} differ from the model's {list(stats)}: the "
                              "model's statistics are what predict uses; drop data.options.mean/std")
         opts["mean"], opts["std"] = stats
-    if opts.get("scale") is None and model_statistics(model_cfg, "scale") is not None:
+    if "scale" in accepts and opts.get("scale") is None and model_statistics(model_cfg, "scale") is not None:
         opts["scale"] = model_statistics(model_cfg, "scale")  # what the model was trained on
     takes_mode = "mode" in inspect.signature(cls.__init__).parameters
     train = _non_empty(cls(root, split=data_cfg["train_split"], **({"mode": "train"} if takes_mode else {"train": True}),
