@@ -79,6 +79,11 @@ class BackboneConfig:
             expect. With any other band count they must be given: rrsis does not guess what a
             band means (see :func:`band_statistics` for one way to state them). The config
             always stores the resolved values, so a saved model carries its own statistics.
+        scale: the value scaling its training data was read with before ``mean``/``std``
+            (``"dtype"``, ``"max"``, ``"minmax"`` or a divisor; flat alias ``scale``), which
+            ``predict``, ``segment_scene``, the app and ``rrsis evaluate`` use when given none;
+            ``rrsis train`` records ``data.options.scale`` here. ``None``: not recorded (8-bit
+            data is divided by 255, other types need ``scale=`` at inference).
     """
 
     embed_dim: int = 128
@@ -95,8 +100,12 @@ class BackboneConfig:
     in_chans: int = 3
     mean: list[float] | None = None
     std: list[float] | None = None
+    scale: str | float | None = None
 
     def __post_init__(self) -> None:
+        if not (self.scale is None or self.scale in ("dtype", "max", "minmax") or (
+                isinstance(self.scale, (int, float)) and not isinstance(self.scale, bool) and self.scale > 0)):
+            raise ConfigError(f"scale must be 'dtype', 'max', 'minmax', a positive divisor or null, got {self.scale!r}")
         check_size("embed_dim", self.embed_dim)
         check_size("in_chans", self.in_chans)
         self.mean, self.std = _statistics(self.in_chans, self.mean, self.std)

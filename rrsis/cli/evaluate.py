@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data import build_dataset
     from ..engine.distributed import resolve_device
     from ..engine.evaluation import evaluate
+    from ..engine.inputs import check_dataset_bands
     from ..engine.recipe import parse_value
     from ..hub import from_pretrained
     from ..metrics import format_metrics
@@ -77,11 +78,17 @@ def run(args: argparse.Namespace) -> int:
     if model.tokenizer is None:
         raise ValueError(f"{args.model} has no tokenizer (vocab.txt): cannot encode the expressions")
     size = args.image_size or model.image_size
-    opts = {**options, "size": size, "tokenizer": model.tokenizer,
+    # The model's statistics (and so its band count) unless --data-option sets them; a mismatch is
+    # refused below, as training refuses it.
+    stats = {} if "transform" in options else {"mean": model.pixel_mean, "std": model.pixel_std}
+    if model.pixel_scale is not None:
+        stats["scale"] = model.pixel_scale  # the value scaling the model was trained on
+    opts = {**stats, **options, "size": size, "tokenizer": model.tokenizer,
             "return_native_mask": args.native_resolution}
     if args.dataset == "rrsisd":
         opts["mode"] = "eval"
     dataset = build_dataset(args.dataset, args.data, args.split, **opts)
+    check_dataset_bands(dataset, model, f"--data {args.data}")
     metrics = evaluate(model, dataset, batch_size=args.batch_size, device=device, amp=args.amp,
                        resolution="native" if args.native_resolution else "eval",
                        empty_iou=args.empty_iou, num_workers=args.num_workers,

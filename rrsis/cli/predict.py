@@ -79,10 +79,12 @@ single-scene outputs:
                    help="scene pixels per model pixel in the tiled pass (>1 for very fine GSD; "
                         "called --scale before 0.2)")
     p.add_argument("--bands", help="band numbers counted from 1 (as GDAL counts) shown as R,G,B, "
-                                   "e.g. 4,3,2 (default: first three)")
+                                   "e.g. 4,3,2 (default: first three); as many as a model of another "
+                                   "band count takes, e.g. 4,3,2,8 (default: all, if it has that many)")
     p.add_argument("--scale", type=_scale,
                    help="value scaling of 16-bit/float data, as model.predict's scale=: dtype, max, "
-                        "minmax or a divisor (default: the --stretch)")
+                        "minmax or a divisor (default: the model's own, recorded by rrsis train from "
+                        "data.options.scale, else the --stretch)")
     p.add_argument("--stretch", help="percentile stretch LOW,HIGH, or 'none', when --scale is not "
                                      "given (default: 2,98 for 16-bit/float rasters, none for 8-bit)")
     p.add_argument("--probabilities", action="store_true",
@@ -221,7 +223,10 @@ def run(args: argparse.Namespace) -> int:
             # The API's warnings (an expression cut or unknown to the vocabulary), one line each.
             warnings.simplefilter("always", UserWarning)
             warnings.showwarning = _print_warning
-            again = getattr(model, "in_chans", 3) != 3 or not rgb_bands
+            # Read again for a model of another band count, or one that records its training
+            # data's value scaling (the default when neither --scale nor --stretch is given).
+            own_scale = args.scale is None and stretch == "auto" and getattr(model, "pixel_scale", None) is not None
+            again = getattr(model, "in_chans", 3) != 3 or not rgb_bands or own_scale
             read = {"bands": args.bands, "scale": args.scale, "stretch": stretch, "max_pixels": max_pixels,
                     "crs": args.crs} if again else {}
             results = segment_scene(

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["Bands", "Scale", "parse_bands", "scale_values", "select_bands"]
+__all__ = ["Bands", "Scale", "parse_bands", "raster_bands", "scale_values", "select_bands"]
 
 Scale = str | float | None
 Bands = str | Sequence[int] | None  # band numbers counted from 1
@@ -95,6 +95,31 @@ def select_bands(arr: np.ndarray, alpha: bool, bands: Bands, where: str,
     out = arr[:, :, [b - 1 for b in band_tuple]]
     # one band chosen for an RGB model: shown as grey, as a one-band image is
     return np.repeat(out, 3, axis=2) if channels == 3 and out.shape[2] == 1 else out
+
+
+def raster_bands(alpha: Sequence[bool], bands: Bands, channels: int | None, where: str
+                 ) -> tuple[tuple[int, ...], list[int]]:
+    """:func:`select_bands`' rule for a raster read band by band (the whole-scene reader):
+    ``alpha[i]`` says whether band ``i + 1`` is declared alpha. Returns the band numbers to read
+    (counted from 1) and those of them declared alpha, which are then data, not a mask.
+
+    With ``bands=None``: for ``channels`` None or 3, the first three bands that are not alpha
+    (or the first one, shown as grey); for another count, a raster of exactly ``channels``
+    bands is read whole, alpha or not (as :func:`select_bands` reads it for the datasets and
+    ``model.predict``), else its non-alpha bands, which must be ``channels`` of them.
+    """
+    data = [i + 1 for i, a in enumerate(alpha) if not a] or [1]
+    chosen = parse_bands(bands)
+    if chosen is None and channels not in (None, 3):
+        chosen = tuple(range(1, len(alpha) + 1)) if len(alpha) == channels else tuple(data)
+        if len(chosen) != channels:
+            raise ValueError(f"{where}: the raster has {len(data)} band(s) (alpha aside) but the model takes "
+                             f"{channels} (in_chans); pass bands= with {channels} band numbers counted from 1")
+    if chosen is None:
+        chosen = tuple(data[:3] if len(data) >= 3 else data[:1])
+    if bad := [b for b in chosen if not 1 <= b <= len(alpha)]:
+        raise ValueError(f"{where}: bands {bad} out of range; the raster has {len(alpha)} band(s) (1-based)")
+    return chosen, [b for b in chosen if alpha[b - 1]]
 
 
 def scale_values(arr: np.ndarray, scale: Scale, path: str = "image") -> np.ndarray:

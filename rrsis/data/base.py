@@ -73,6 +73,9 @@ class ReferringDataset(Dataset, abc.ABC):
             and near-infrared for a model built with ``in_chans=4``).
         mean, std: per-band statistics of the default transform, one per band read (``None``:
             ImageNet's three); pass the model's (``model.pixel_mean``, ``model.pixel_std``).
+            Their length is the band count read, as a model's ``in_chans`` is for
+            ``model.predict``: with ``bands=None`` an image of exactly that many bands is read
+            whole (four statistics: a 4-band raster), anything else raises naming both counts.
         return_native_mask: add ``native_mask`` for native-resolution evaluation.
         skip_bad: skip malformed samples (recorded in ``self.skipped`` as
             ``(sample_id, reason)``, with a logged warning) instead of raising. Every image and
@@ -108,6 +111,8 @@ class ReferringDataset(Dataset, abc.ABC):
         self.transform = transform if transform is not None else ResizeNormalize(size, **stats)
         self.tokenizer = tokenizer
         self.bands = None if bands is None else tuple(bands)
+        # The band count read follows the statistics, as predict's follows the model's in_chans.
+        self.channels = None if mean is None else len(mean)
         self.scale = scale
         self.return_native_mask = return_native_mask
         self.skip_bad = skip_bad
@@ -181,7 +186,7 @@ class ReferringDataset(Dataset, abc.ABC):
     # ---- access ---------------------------------------------------------------------------
 
     def _decode(self, entry: Entry) -> None:
-        image = read_image(entry.image_path, bands=self.bands, scale=self.scale)
+        image = read_image(entry.image_path, bands=self.bands, scale=self.scale, channels=self.channels)
         mask = self._load_mask(entry, image.shape[:2])
         if mask.shape != image.shape[:2]:
             raise ValueError(
@@ -213,7 +218,7 @@ class ReferringDataset(Dataset, abc.ABC):
         entry = self.entries[ei]
         sample_id, text = entry.sentences[si]
         try:
-            image = read_image(entry.image_path, bands=self.bands, scale=self.scale)
+            image = read_image(entry.image_path, bands=self.bands, scale=self.scale, channels=self.channels)
             hw = image.shape[:2]
             mask = self._load_mask(entry, hw)
         except FileNotFoundError as exc:

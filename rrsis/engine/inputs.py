@@ -11,9 +11,10 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..data import DATASETS
+from ..data.base import dataset_options
 from ..text import Tokenizer
 
-__all__ = ["build_datasets", "build_tokenizer", "text_words"]
+__all__ = ["build_datasets", "build_tokenizer", "check_dataset_bands", "model_statistics", "text_words"]
 
 
 def text_words(texts) -> list[str]:
@@ -62,9 +63,61 @@ def build_tokenizer(spec: Any, model: nn.Module | None, train_dataset: Dataset |
     return Tokenizer.from_words(text_words(texts), **({} if max_tokens is None else {"max_tokens": max_tokens}))
 
 
-def build_datasets(data_cfg: dict[str, Any]) -> tuple[Dataset, Dataset | None]:
+def model_statistics(model_cfg: dict[str, Any] | None, key: str = "mean") -> Any:
+    """``(mean, std)`` a recipe's ``model`` section sets, read without building the model: its
+    flat ``mean``/``std`` keys, its ``backbone`` node's, or those saved in a local ``init``
+    directory's ``config.json``; ``None`` when it sets none (an RGB model: ImageNet's).
+    ``key="scale"``: the value scaling it records, found the same way (or ``None``)."""
+    import json
+
+    cfg = dict(model_cfg or {})
+    nodes = [cfg, cfg.get("backbone") if isinstance(cfg.get("backbone"), dict) else {}]
+    init = cfg.get("init")
+    if init and os.path.isfile(os.path.join(os.fspath(init), "config.json")):
+        with open(os.path.join(os.fspath(init), "config.json"), encoding="utf-8") as fh:
+            args = json.load(fh).get("model_args") or {}
+        nodes += [args, args.get("backbone") if isinstance(args.get("backbone"), dict) else {}]
+    for node in nodes:
+        if key != "mean":
+            if node.get(key) is not None:
+                return node[key]
+            continue
+        if node.get("mean") is not None and node.get("std") is not None:
+            return [float(v) for v in node["mean"]], [float(v) for v in node["std"]]
+    return None
+
+
+def check_dataset_bands(dataset: Dataset | None, model: nn.Module, where: str) -> None:
+    """Refuse a dataset whose normalisation is not the model's: ``model.predict`` and the scene
+    reader normalise with the model's statistics, so training or evaluating with others would
+    score a model on pixels it never sees at inference."""
+    own = getattr(model, "pixel_scale", None)
+    if dataset is not None and own is not None and getattr(dataset, "scale", own) != own:
+        raise ValueError(f"{where} scales values with scale={dataset.scale!r} but the model was trained on "
+                         f"scale={own!r} (its backbone.scale): leave the dataset's scale unset (it follows "
+                         "the model's) or pass the same")
+    transform = getattr(dataset, "transform", None)
+    mean, std = getattr(transform, "mean", None), getattr(transform, "std", None)
+    if mean is None or std is None or not hasattr(model, "pixel_mean"):
+        return
+    have = [round(float(v), 6) for v in mean.flatten()], [round(float(v), 6) for v in std.flatten()]
+    want = [round(float(v), 6) for v in model.pixel_mean], [round(float(v), 6) for v in model.pixel_std]
+    if have != want:
+        raise ValueError(
+            f"{where} normalises {len(have[0])} band(s) with mean {have[0]} / std {have[1]} but the model "
+            f"takes {len(want[0])} (in_chans={model.in_chans}) with mean {want[0]} / std {want[1]}: leave "
+            "the dataset's mean/std unset (they follow the model's) or give the model the same"
+        )
+
+
+def build_datasets(data_cfg: dict[str, Any], model_cfg: dict[str, Any] | None = None
+                   ) -> tuple[Dataset, Dataset | None]:
     """Training (one random expression per target each epoch) and validation (every
-    expression) datasets of a recipe's ``data`` section, without tokenizer yet."""
+    expression) datasets of a recipe's ``data`` section, without tokenizer yet.
+
+    ``model_cfg`` (the recipe's ``model`` section): its per-band statistics
+    (:func:`model_statistics`) become the datasets' ``mean``/``std`` where ``data.options``
+    sets none, so a 4-band model reads 4-band images with its own normalisation."""
     root = data_cfg.get("root")
     if not root:
         raise ValueError("data.root is not set: pass --data.root PATH (or --root PATH)")
@@ -74,6 +127,16 @@ def build_datasets(data_cfg: dict[str, Any]) -> tuple[Dataset, Dataset | None]:
     cls = DATASETS.get(name)
     opts = dict(data_cfg.get("options") or {})
     opts["size"] = data_cfg["image_size"]
+    accepts = dataset_options(name) or []  # scene-crops reads RGB only, with its own statistics
+    stats = model_statistics(model_cfg) if "mean" in accepts else None
+    if stats is not None and "transform" not in opts:
+        given = [None if opts.get(k) is None else [float(v) for v in opts[k]] for k in ("mean", "std")]
+        if given != [None, None] and given != list(stats):
+            raise ValueError(f"data.options mean/std {given} differ from the model's {list(stats)}: the "
+                             "model's statistics are what predict uses; drop data.options.mean/std")
+        opts["mean"], opts["std"] = stats
+    if "scale" in accepts and opts.get("scale") is None and model_statistics(model_cfg, "scale") is not None:
+        opts["scale"] = model_statistics(model_cfg, "scale")  # what the model was trained on
     takes_mode = "mode" in inspect.signature(cls.__init__).parameters
     train = _non_empty(cls(root, split=data_cfg["train_split"], **({"mode": "train"} if takes_mode else {"train": True}),
                            **opts), "data.train_split", data_cfg["train_split"])

@@ -57,7 +57,7 @@ from .distributed import (
     setup_distributed,
 )
 from .evaluation import autocast_context, evaluate, resolve_amp
-from .inputs import build_datasets, build_tokenizer, text_words
+from .inputs import build_datasets, build_tokenizer, check_dataset_bands, text_words
 from .logs import JsonlLogger
 from .optim import build_optimizer, build_scheduler
 from .recipe import DEFAULTS, merge
@@ -76,7 +76,7 @@ _RESUME = ("the run's checkpoints are intact: free space and continue with --res
 _MODEL_META = ("name", "pretrained", "swin_weights", "text_weights", "init")
 
 
-def build_model(model_cfg: dict[str, Any], image_size: int | None = None) -> nn.Module:
+def build_model(model_cfg: dict[str, Any], image_size: int | None = None, scale: Any = None) -> nn.Module:
     """The model a recipe's ``model`` section describes, through the one builder.
 
     The section holds ``name`` (registry key, optionally ``arch.tag``), ``pretrained``,
@@ -88,12 +88,17 @@ def build_model(model_cfg: dict[str, Any], image_size: int | None = None) -> nn.
         model_cfg: the recipe's ``model`` section.
         image_size: the training size, recorded as the model's default ``predict`` size
             unless the section sets ``image_size``.
+        scale: the training data's value scaling (``data.options.scale``), recorded as the
+            model's ``backbone.scale`` (the default ``scale`` of ``predict`` and the scene path)
+            unless the section sets one.
     """
     from ..factory import create_model, from_pretrained
 
     args = {k: v for k, v in model_cfg.items() if k not in _MODEL_META}
     if image_size is not None and args.get("image_size") is None:
         args["image_size"] = image_size
+    if scale is not None and args.get("scale") is None and (args.get("backbone") or {}).get("scale") is None:
+        args["scale"] = scale  # saved with the model: predict and the scene path read values as trained
     if model_cfg.get("init"):
         return from_pretrained(model_cfg["init"], **args).train()
     name = model_cfg.get("name")
@@ -155,11 +160,12 @@ class Trainer:
 
         data_cfg = self.cfg["data"]
         if train_dataset is None:
-            train_dataset, built_val = build_datasets(data_cfg)
+            train_dataset, built_val = build_datasets(data_cfg, self.cfg["model"])
             if val_dataset is None:
                 val_dataset = built_val
         if model is None:
-            model = build_model(self.cfg["model"], image_size=data_cfg["image_size"])
+            model = build_model(self.cfg["model"], image_size=data_cfg["image_size"],
+                                scale=getattr(train_dataset, "scale", None))
         if tokenizer is None:
             tokenizer = build_tokenizer(data_cfg.get("tokenizer"), model, train_dataset)
         text_vocab = (model.config.get("text") or {}).get("vocab_size") if hasattr(model, "config") else None
@@ -169,6 +175,8 @@ class Trainer:
                 f"{text_vocab}: set model.text_vocab_size >= {len(tokenizer)}"
             )
         model.tokenizer = tokenizer
+        for ds, split in ((train_dataset, "data.train_split"), (val_dataset, "data.val_split")):
+            check_dataset_bands(ds, model, f"the {split} dataset")
         for ds in (train_dataset, val_dataset):
             if ds is not None and hasattr(ds, "tokenizer") and ds.tokenizer is None:
                 ds.tokenizer = tokenizer

@@ -56,11 +56,11 @@ def _read_nodata(image: ImageLike, index: int, bands: Bands, scale: Scale,
         raise ValueError(f"{where}: {exc}") from None
 
 
-def _input_bands(model: nn.Module) -> tuple[int, tuple, tuple]:
-    """``(in_chans, mean, std)`` of a model's backbone node; RGB with ImageNet's statistics for a
-    stand-in module that borrows :meth:`RRSISModel.preprocess` without a config."""
+def _input_bands(model: nn.Module) -> tuple[int, tuple, tuple, Scale]:
+    """``(in_chans, mean, std, scale)`` of a model's backbone node; RGB with ImageNet's statistics
+    for a stand-in module that borrows :meth:`RRSISModel.preprocess` without a config."""
     bb = (getattr(model, "_config", None) or {}).get("backbone") or {}
-    return int(bb.get("in_chans", 3)), tuple(bb.get("mean") or IMAGENET_MEAN), tuple(bb.get("std") or IMAGENET_STD)
+    return int(bb.get("in_chans", 3)), tuple(bb.get("mean") or IMAGENET_MEAN), tuple(bb.get("std") or IMAGENET_STD), bb.get("scale")
 
 
 def threshold_mask(probability: np.ndarray, threshold: float) -> np.ndarray:
@@ -85,13 +85,12 @@ class RRSISModel(nn.Module):
         """The JSON-able config tree; ``create_model(arch, **config)`` rebuilds the model."""
         return copy.deepcopy(self._config)
 
-    @property
-    def image_size(self) -> int:
-        return int(self._config.get("image_size", 480))
+    image_size = property(lambda self: int(self._config.get("image_size", 480)), doc="Default input side.")
 
     in_chans = property(lambda self: _input_bands(self)[0], doc="Input bands (``backbone.in_chans``; 3: RGB).")
     pixel_mean = property(lambda self: _input_bands(self)[1], doc="Per-band mean (``backbone.mean``).")
     pixel_std = property(lambda self: _input_bands(self)[2], doc="Per-band std (``backbone.std``).")
+    pixel_scale = property(lambda self: _input_bands(self)[3], doc="Training data's value scaling (``backbone.scale``).")
 
     # ------------------------------------------------------------------ checks
     def check_inputs(
@@ -193,7 +192,7 @@ class RRSISModel(nn.Module):
             image_size: square model input side (default: the model's ``image_size``), a
                 multiple of ``size_divisor``.
             bands: band numbers counted from 1, ``in_chans`` of them (see :meth:`predict`).
-            scale: value scaling (see :func:`rrsis.data.read_image`).
+            scale: value scaling (see :func:`rrsis.data.read_image`; default: :attr:`pixel_scale`).
             max_pixels: largest image read (see :meth:`predict`).
 
         Returns:
@@ -205,7 +204,7 @@ class RRSISModel(nn.Module):
             raise ValueError("no images given")
         size = check_image_size(image_size, self.image_size, self.size_divisor)
         pixels, sizes = [], []
-        n, mean, std = _input_bands(self)
+        n, mean, std, own_scale = _input_bands(self)
         for i, im in enumerate(images):
             if isinstance(im, torch.Tensor):
                 if im.dim() != 3 or im.shape[0] != n or not im.is_floating_point():
@@ -213,7 +212,7 @@ class RRSISModel(nn.Module):
                                      f"in_chans={n}), got {tuple(im.shape)} {im.dtype}")
                 x = im.float()
             else:
-                a = _read_nodata(im, i, bands, scale, max_pixels, n)[0]
+                a = _read_nodata(im, i, bands, own_scale if scale is None else scale, max_pixels, n)[0]
                 x = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32))
             sizes.append((int(x.shape[1]), int(x.shape[2])))
             pixels.append(normalize(resize_image(x, size), mean, std))
@@ -319,8 +318,8 @@ class RRSISModel(nn.Module):
             bands: band numbers **counted from 1** (as GDAL counts), as many as the model's
                 ``in_chans`` (``(1, 2, 3)``: the R, G, B of an RGBN GeoTIFF for an RGB model; an
                 ``in_chans=4`` model reads a 4-band image whole); see :func:`rrsis.data.read_image`.
-            scale: value scaling for 16-bit or float rasters (``"dtype"``, ``"max"``,
-                ``"minmax"`` or a divisor); see :func:`rrsis.data.read_image`.
+            scale: value scaling for 16-bit or float rasters (``"dtype"``, ``"max"``, ``"minmax"``
+                or a divisor; default: the training data's, :attr:`pixel_scale`); see read_image.
             max_pixels: largest image, height × width, read whole into memory (default
                 :data:`rrsis.data.io.MAX_PIXELS`, 40 million; ``None``: no bound but PIL's),
                 checked on the file's header before decoding. Larger scenes go through
@@ -348,6 +347,7 @@ class RRSISModel(nn.Module):
         texts = self.check_texts(texts)
         size = check_image_size(image_size, self.image_size, self.size_divisor)
         # Read every image first, so a bad one fails before any forward pass.
+        scale = self.pixel_scale if scale is None else scale  # the training data's, when recorded
         read_all = [_read_nodata(im, i, bands, scale, max_pixels, self.in_chans) for i, im in enumerate(images)]
         read = [torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32)) for a, _ in read_all]
         tokens = self.tokenizer(texts)

@@ -157,8 +157,10 @@ def segment_scene(
         bands: band numbers counted from 1 (as in ``model.predict``), see
             :func:`~rrsis.scene.read.open_scene`.
         scale: value scaling for 16-bit or float scenes, with ``model.predict``'s meaning
-            (``"dtype"``, ``"max"``, ``"minmax"`` or a divisor).
-        stretch: percentile stretch of a raster when ``scale`` is not given
+            (``"dtype"``, ``"max"``, ``"minmax"`` or a divisor); default: the model's
+            ``pixel_scale`` (its training data's, recorded by ``rrsis train``) unless
+            ``stretch`` is given.
+        stretch: percentile stretch of a raster when no ``scale`` applies
             (:func:`~rrsis.scene.read.open_scene`).
         probabilities: the mask file holds the probability scaled to 0–255 (``round(255·p)``,
             overviews averaged) instead of 0/255 (overviews by nearest neighbour).
@@ -195,8 +197,13 @@ def segment_scene(
     own = not isinstance(scene, Scene)
     if not own and crs is not None:
         raise ValueError("crs= applies when segment_scene opens the scene; give it to open_scene(..., crs=)")
+    if scale is None and stretch == "auto":  # the values the model was trained on, when recorded
+        scale = getattr(model, "pixel_scale", None)
     sc = open_scene(scene, bands=bands, scale=scale, stretch=stretch, max_pixels=max_pixels,
                     crs=crs, channels=getattr(model, "in_chans", None)) if own else scene
+    if getattr(sc, "first_three_of", 0) and getattr(model, "in_chans", 3) == 3:
+        warnings.warn(f"{sc.name}: {sc.first_three_of} bands; an RGB model reads bands {sc.bands} (bands= "
+                      "chooses others, e.g. (4, 3, 2) for Sentinel-2's R, G, B)", stacklevel=2)
     try:
         opt = opt.resolved(model, sc.height, sc.width)
         prefixes = None

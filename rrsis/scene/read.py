@@ -1,8 +1,7 @@
 """Scenes as sources of windows: rasters through rasterio (bounded memory), plain images in memory.
 
 A :class:`Scene` hands out windows of the scene as ``[h, w, C]`` float32 pixels (C = 3, or the
-model's ``in_chans``) in the reader's
-scale (bands chosen, values scaled or stretched, as :func:`rrsis.data.read_image` gives them)
+model's ``in_chans``) in the reader's scale (bands chosen, values scaled or stretched, as :func:`rrsis.data.read_image` gives them)
 plus a validity mask (nodata tags, alpha, NaN or infinite values) at full or reduced
 resolution, so no caller ever needs the whole raster in memory. Plain images and arrays are read
 by :func:`rrsis.data.read_image`'s steps and shrunk by :func:`rrsis.data.transforms.resize_image`
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.bands import raster_bands
 from ..data.io import (
     MAX_PIXELS,
     Scale,
@@ -111,17 +111,13 @@ class Scene:
         assign_crs(self, crs)
         from rasterio.enums import ColorInterp
 
-        colour = [ds.colorinterp[i] for i in range(ds.count)]
-        data_bands = [i + 1 for i, c in enumerate(colour) if c != ColorInterp.alpha] or [1]
-        if bands is None and channels not in (None, 3) and len(data_bands) != channels:
-            raise ValueError(f"{name}: the raster has {len(data_bands)} band(s) (alpha aside) but the model "
-                             f"takes {channels} (in_chans); pass bands= with {channels} band numbers")
-        if bands is None:  # a model of another band count reads them all
-            bands = tuple(data_bands if channels not in (None, 3) else data_bands[:3] if len(data_bands) >= 3
-                          else data_bands[:1])
-        if bad := [b for b in bands if not 1 <= b <= ds.count]:
-            raise ValueError(f"{name}: bands {bad} out of range; the raster has {ds.count} band(s) (1-based)")
-        self.bands = bands
+        self.bands, self._alpha_data = raster_bands([c == ColorInterp.alpha for c in ds.colorinterp], bands,
+                                                    channels, name)
+        if self._alpha_data:  # GDAL declares a 4-band uint8 GeoTIFF's 4th band alpha by default
+            warnings.warn(f"{name}: band(s) {self._alpha_data} declared alpha: read as data, not as a mask")
+        # The band count when the RGB default took the first three of more (segment_scene says so).
+        n = sum(c != ColorInterp.alpha for c in ds.colorinterp)
+        self.first_three_of = n if bands is None and channels in (None, 3) and n > 3 else 0
         if scale is not None and stretch not in ("auto", None, False):
             raise ValueError(f"{name}: give scale= (value scaling) or stretch= (percentiles), not both")
         self._clip = scale is None  # a stretch saturates; a value scaling is kept as read_image keeps it
@@ -227,10 +223,13 @@ class Scene:
               "resampling": Resampling.average if shrink and not decimate else Resampling.nearest}
         with rasterio.Env(**GDAL_ENV):
             data = self._ds.read(list(self.bands), **kw)
-            if not full and MaskFlags.all_valid in self._ds.mask_flag_enums[self.bands[0] - 1]:
+            no_mask = self._alpha_data or MaskFlags.all_valid in self._ds.mask_flag_enums[self.bands[0] - 1]
+            if no_mask and (self._alpha_data or not full):
                 # A boundless read masks every pixel of a raster without nodata, mask or alpha
-                # (rasterio 1.4): valid is then where the window lies inside the scene.
-                valid = _inside(window, data.shape[1:], self.height, self.width)[2]
+                # (rasterio 1.4), and an alpha band read as data masks nothing: valid is then
+                # where the window lies inside the scene.
+                whole = window or (0, 0, self.height, self.width)
+                valid = _inside(whole, data.shape[1:], self.height, self.width)[2]
             else:
                 # One band's mask: GDAL's per-dataset (alpha, internal mask) or nodata masks are the
                 # same for every band of ordinary rasters, and each band read costs a decompression.
