@@ -26,8 +26,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 from huggingface_hub.utils import validate_repo_id
-from safetensors import SafetensorError
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
 from .._version import __version__
@@ -71,7 +70,9 @@ def looks_like_path(text: str) -> bool:
     return Path(text).suffix.lower() in SAFE_SUFFIXES + LEGACY_SUFFIXES + (".json",)
 
 
-def _offline_reason(local_files_only: bool) -> str:
+def _offline_reason(local_files_only: bool, reason: str = "") -> str:
+    if reason:
+        return reason
     if local_files_only:
         return "local_files_only=True forbids downloads"
     if hf_constants.HF_HUB_OFFLINE:
@@ -92,6 +93,7 @@ def hub_file(
     token: None | bool | str = None,
     absent_ok: bool = False,
     local_hint: str = "",
+    offline_reason: str = "",
 ) -> str | None:
     """Path of ``filename`` from Hub repo ``repo_id`` via ``hf_hub_download`` (cache first).
 
@@ -102,6 +104,8 @@ def hub_file(
         absent_ok: return ``None`` when the repo is known not to have the file (the Hub says
             so, or the cache recorded it) instead of raising.
         local_hint: how to load the same thing from a local path, appended to cache-miss errors.
+        offline_reason: why the cache alone is read, for cache-miss errors (default: from
+            ``local_files_only`` and ``HF_HUB_OFFLINE``).
 
     Raises:
         LocalEntryNotFoundError: the file is not in the cache and cannot be downloaded;
@@ -127,7 +131,7 @@ def hub_file(
         )
         raise LocalEntryNotFoundError(
             f"{filename!r} of Hub repo {repo_id!r} (revision {rev!r}) is not in the Hugging Face cache "
-            f"at {cache}, and {_offline_reason(local_files_only)}. Run once online to fill the cache, "
+            f"at {cache}, and {_offline_reason(local_files_only, offline_reason)}. Run once online to fill the cache, "
             f"point cache_dir= at a cache that holds it, or {hint}."
         ) from exc
     except RevisionNotFoundError as exc:

@@ -13,8 +13,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import huggingface_hub
 import torch
-from huggingface_hub.errors import LocalEntryNotFoundError
+from huggingface_hub import constants as hf_constants
+from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 from torch import nn
 
 from .._config import ConfigError
@@ -78,6 +80,24 @@ class _Source:
         elif revision is not None:
             logger.warning("revision=%r is ignored for the local directory %s", revision, path)
         self.hub_kwargs = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only, "token": token}
+        self.unreachable = ""
+        if self.local is None and not local_files_only and not hf_constants.HF_HUB_OFFLINE:
+            self._check_reachable()
+
+    def _check_reachable(self) -> None:
+        # hf_hub_download serves a cached file at once when the Hub cannot be reached, but retries
+        # a file that is not cached for about 23 s before giving up: an optional file (scene
+        # ranker, tokenizer) would cost that on every load without network. One HEAD request
+        # without retries tells; unreachable, the whole load reads the cache only.
+        url = huggingface_hub.hf_hub_url(self.ref, CONFIG_NAME, revision=self.hub_kwargs["revision"])
+        try:
+            huggingface_hub.get_hf_file_metadata(url, token=self.hub_kwargs["token"])
+        except HfHubHTTPError:
+            return  # the Hub answered (not found, gated, ...): hf_hub_download says what it means
+        except Exception as exc:  # noqa: BLE001 - any transport failure means "no Hub here"
+            self.unreachable = f"the Hub could not be reached ({type(exc).__name__}: {exc})"
+            logger.warning("%s: %s; loading from the Hugging Face cache only", self.ref, self.unreachable)
+            self.hub_kwargs["local_files_only"] = True
 
     def file(self, name: str, absent_ok: bool = False) -> Path | None:
         if self.local is not None:
@@ -87,7 +107,7 @@ class _Source:
             if absent_ok:
                 return None
             raise FileNotFoundError(f"{self.local} has no {name}; is it a directory written by save_pretrained?")
-        found = hub_file(self.ref, name, absent_ok=absent_ok, **self.hub_kwargs)
+        found = hub_file(self.ref, name, absent_ok=absent_ok, offline_reason=self.unreachable, **self.hub_kwargs)
         return None if found is None else Path(found)
 
 
@@ -162,6 +182,7 @@ def from_pretrained(
     token: None | bool | str = None,
     max_params: int | None = None,
     max_activation_gib: float | None = None,
+    torch_dtype: torch.dtype | str | None = None,
     **overrides: Any,
 ) -> nn.Module:
     """Load a model written by :func:`save_pretrained`, from a local directory or a Hub repo.
@@ -181,6 +202,10 @@ def from_pretrained(
             memory (GiB, one training image) accepted from ``config.json``; defaults 2·10⁹ and
             64, or ``$RRSIS_MAX_PARAMS`` / ``$RRSIS_MAX_ACTIVATION_GIB``. Checked on the meta
             device, with the weights' header, before the model is built.
+        torch_dtype: floating dtype of the returned model's parameters and buffers (a
+            ``torch.dtype`` or its name, e.g. ``torch.bfloat16`` / ``"bfloat16"``); ``None``
+            keeps float32, whatever dtype the weights were saved in. The weights are loaded in
+            float32 and cast once.
         **overrides: constructor arguments replacing the saved ones (e.g. ``image_size=512``,
             ``drop_path_rate=0.0``); ones that change tensor shapes make the load fail.
 
@@ -199,6 +224,7 @@ def from_pretrained(
         # Path("") is the current folder: an empty setting must not load whatever lies there.
         raise ValueError("from_pretrained: the model path or Hub repo id is empty; pass a directory "
                          "written by save_pretrained (\".\" for the current one) or org/name")
+    dtype = _floating_dtype(torch_dtype)
     recover_interrupted_save(repo_id_or_dir)  # a local directory an interrupted save left aside
     src = _Source(repo_id_or_dir, revision, cache_dir, local_files_only, token)
     config_path = src.file(CONFIG_NAME)
@@ -225,7 +251,18 @@ def from_pretrained(
     model.tokenizer = tokenizer
     attach_ranker(model, ranker)
     model.load_report = report
+    if dtype is not None:
+        model.to(dtype)
     return model.eval()
+
+
+def _floating_dtype(value: torch.dtype | str | None) -> torch.dtype | None:
+    names = ("float32", "float16", "bfloat16", "float64")
+    dtype = getattr(torch, value, None) if isinstance(value, str) and value in names else value
+    if value is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ValueError(f"from_pretrained: torch_dtype={value!r} is not a floating dtype; use one of "
+                         f"{', '.join(names)} (a torch.dtype or its name) or None for float32")
+    return dtype
 
 
 def _probe(config: Mapping[str, Any], source: str, limits: Mapping[str, Any], overrides: Mapping[str, Any]):
@@ -233,6 +270,9 @@ def _probe(config: Mapping[str, Any], source: str, limits: Mapping[str, Any], ov
     try:
         return probe_model(config["architecture"], config.get("model_args", {}), **limits, **overrides)[0]
     except ConfigError as exc:
+        used = sorted(k for k, v in overrides.items() if v is not None)
+        # An override the model does not take is the caller's typo, not the file's fault.
+        source += f" with the keyword arguments {used}" if used else ""
         raise CheckpointError(
             f"{source} does not describe a valid {config['architecture']!r}: {exc} (written by rrsis "
             f"{config.get('rrsis_version', '?')}, this is rrsis {__version__})"

@@ -1,0 +1,141 @@
+"""from_pretrained as users meet it: a Hub that cannot be reached, a dtype on load, a typo in a
+keyword argument; ``rrsis convert`` with a head count that is not one.
+
+The Hub cases run the real ``hf_hub_download`` against a cache laid out on disk the way
+huggingface_hub writes it, with every outgoing connection refused and offline mode OFF: what a
+user on a machine without network sees when they did not set ``HF_HUB_OFFLINE=1``.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import subprocess
+import sys
+
+import huggingface_hub
+import pytest
+import torch
+from _fixtures import FIXTURES, REPO
+from huggingface_hub import constants as hf_constants
+from huggingface_hub.errors import LocalEntryNotFoundError
+from test_hub import batch, logits, populate_hf_cache, tiny
+
+import rrsis
+from rrsis.hub import CheckpointError
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Every connection attempt is counted and refused; offline mode stays off."""
+    attempts = []
+
+    def refuse(address, *args, **kwargs):
+        attempts.append(address)
+        raise OSError("network access is blocked in this test")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    assert not huggingface_hub.is_offline_mode()
+    return attempts
+
+
+@pytest.fixture
+def download_calls(monkeypatch):
+    calls = []
+    real = huggingface_hub.hf_hub_download
+
+    def spy(repo_id, filename, **kwargs):
+        calls.append((filename, kwargs["local_files_only"]))
+        return real(repo_id, filename, **kwargs)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", spy)
+    return calls
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    model = tiny()
+    directory = model.save_pretrained(tmp_path_factory.mktemp("saved") / "gl-msin-tiny")
+    return model, directory
+
+
+def test_unreachable_hub_loads_from_the_cache_after_one_request(saved, tmp_path, no_network,
+                                                                          download_calls, caplog):
+    model, directory = saved
+    cache = tmp_path / "hub"
+    populate_hf_cache(cache, "org/tiny", {p.name: p for p in directory.iterdir() if p.is_file()})
+    with caplog.at_level(logging.WARNING, logger="rrsis.hub.load"):
+        loaded = rrsis.from_pretrained("org/tiny", cache_dir=cache)
+    # One HEAD request (the transport may try its connection twice). Without the check each file
+    # made its own, and the uncached optional scene_ranker.json six with back-off (about 23 s).
+    assert 1 <= len(no_network) <= 2
+    assert download_calls and all(lfo for _, lfo in download_calls)
+    assert "could not be reached" in caplog.text
+    assert loaded.tokenizer is not None and loaded.scene_ranker is None
+    inputs = batch(model)
+    assert torch.equal(logits(loaded, inputs), logits(model, inputs))
+
+
+def test_unreachable_hub_and_a_cache_miss_says_why_at_once(tmp_path, no_network):
+    with pytest.raises(LocalEntryNotFoundError, match="could not be reached .*ConnectError"):
+        rrsis.from_pretrained("org/not-cached", cache_dir=tmp_path / "hub")
+    assert 1 <= len(no_network) <= 2
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, "bfloat16", torch.float16])
+def test_torch_dtype_casts_the_loaded_weights(saved, dtype):
+    model, directory = saved
+    loaded = rrsis.from_pretrained(directory, torch_dtype=dtype)
+    want = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    assert {t.dtype for t in loaded.state_dict().values() if t.is_floating_point()} == {want}
+    # Independent reference: the float32 weights cast once, in the original model.
+    for name, tensor in model.state_dict().items():
+        got = loaded.state_dict()[name]
+        assert torch.equal(got, tensor.to(want) if tensor.is_floating_point() else tensor), name
+
+
+def test_bfloat16_model_predicts(saved):
+    _, directory = saved
+    loaded = rrsis.from_pretrained(directory, torch_dtype="bfloat16")
+    masks = loaded.predict([torch.zeros(40, 48, 3, dtype=torch.uint8).numpy()], ["the storage tank"])
+    assert masks[0].shape == (40, 48) and masks[0].dtype == bool
+
+
+@pytest.mark.parametrize("bad", [torch.int8, "half", "bf16", 16])
+def test_torch_dtype_must_be_a_floating_dtype(saved, bad):
+    with pytest.raises(ValueError, match="torch_dtype=.*not a floating dtype"):
+        rrsis.from_pretrained(saved[1], torch_dtype=bad)
+
+
+def test_a_keyword_typo_is_blamed_on_the_keyword_not_the_file(saved):
+    with pytest.raises(CheckpointError, match=r"with the keyword arguments \['dtype'\].*unknown model argument 'dtype'"):
+        rrsis.from_pretrained(saved[1], dtype=torch.bfloat16)
+
+
+needs_fixtures = pytest.mark.skipif(not (FIXTURES / "lavt" / "checkpoint.pth").exists(),
+                                    reason="official-format fixtures not found")
+
+
+@needs_fixtures
+@pytest.mark.parametrize("heads", [0, -4])
+def test_convert_refuses_a_non_positive_head_count(tmp_path, heads):
+    from rrsis.convert import convert_checkpoint
+
+    with pytest.raises(ValueError, match=f"text_heads must be a positive integer.*got {heads}"):
+        convert_checkpoint(FIXTURES / "lavt" / "checkpoint.pth", tmp_path / "out", arch="lavt", text_heads=heads)
+    assert not (tmp_path / "out").exists()
+
+
+@needs_fixtures
+@pytest.mark.parametrize("flag", ["--text-heads", "--max-tokens"])
+def test_convert_cli_non_positive_counts_exit_2_naming_the_flag(tmp_path, flag):
+    out = subprocess.run(
+        [sys.executable, "-m", "rrsis", "convert", "--arch", "lavt", str(FIXTURES / "lavt" / "checkpoint.pth"),
+         str(tmp_path / "out"), flag, "0"],
+        check=False, capture_output=True, text=True, cwd=REPO,
+    )
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+    assert f"argument {flag}: '0': expected a positive integer" in out.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "out").exists()
