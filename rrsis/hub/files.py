@@ -258,7 +258,11 @@ def read_state_dict(path: PathLike, map_location: str | torch.device = "cpu") ->
         try:
             obj = torch.load(path, map_location=map_location, weights_only=True)
         except pickle.UnpicklingError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            # torch's message opens with advice to retry with weights_only=False, which is the
+            # unsafe load; the line naming the refused object is what the user needs.
+            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+            named = [ln for ln in lines if "GLOBAL" in ln]
+            first = (named or lines or [type(exc).__name__])[0]
             raise CheckpointError(
                 f"{path}: holds Python objects besides tensors and plain data ({first}). rrsis reads "
                 "legacy checkpoints with torch.load(weights_only=True) only and will not unpickle "

@@ -9,6 +9,8 @@ user on a machine without network sees when they did not set ``HF_HUB_OFFLINE=1`
 from __future__ import annotations
 
 import logging
+import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -139,3 +141,28 @@ def test_convert_cli_non_positive_counts_exit_2_naming_the_flag(tmp_path, flag):
     assert "Traceback" not in out.stderr
     assert f"argument {flag}: '0': expected a positive integer" in out.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "out").exists()
+
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {shlex.quote(self.marker)}",))
+
+
+def test_a_pickle_holding_code_is_refused_naming_the_object_not_the_unsafe_retry(saved, tmp_path):
+    _, directory = saved
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    for name in ("config.json", "vocab.txt", "tokenizer_config.json"):
+        (folder / name).write_bytes((directory / name).read_bytes())
+    marker = tmp_path / "ran"
+    torch.save({"weight": _RunsCode(marker)}, folder / "pytorch_model.bin")
+    with pytest.raises(CheckpointError) as info:
+        rrsis.from_pretrained(folder)
+    assert not marker.exists()
+    message = str(info.value)
+    assert "GLOBAL" in message and "system" in message
+    # torch's own first line advises weights_only=False, the very load that would run the code.
+    assert "set to `False`" not in message
