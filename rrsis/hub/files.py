@@ -35,6 +35,7 @@ __all__ = [
     "LEGACY_SUFFIXES",
     "SAFE_SUFFIXES",
     "CheckpointError",
+    "check_device",
     "check_not_a_loop",
     "find_weights_file",
     "hub_file",
@@ -145,6 +146,26 @@ def hub_file(
         if absent_ok:
             return None
         raise FileNotFoundError(f"Hub repo {repo_id!r} (revision {rev!r}) has no file {filename!r}") from exc
+
+
+def check_device(map_location: str | torch.device, what: str) -> torch.device:
+    """The device ``map_location`` names, or a ``ValueError`` naming ``what`` when it is not one
+    the weights can be placed on (a typo, ``meta``, or CUDA where there is none). Checked before
+    any file is read: the readers would otherwise blame the file."""
+    try:
+        device = torch.device(map_location)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"{what}: map_location={map_location!r} is not a device ({exc}); use \"cpu\", "
+                         "\"cuda\", \"cuda:1\" or a torch.device") from None
+    if device.type == "meta":
+        raise ValueError(f"{what}: map_location='meta' holds no values, so there is nothing to load the "
+                         "weights into; rrsis.hub.model_from_config builds the model on the meta device")
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (device.index or 0) >= count:
+            raise ValueError(f"{what}: map_location={str(device)!r} but this process sees {count} CUDA "
+                             "device(s) (torch.cuda.is_available() / CUDA_VISIBLE_DEVICES); use \"cpu\"")
+    return device
 
 
 def check_repo_id(repo_id: str, what: str) -> None:

@@ -25,6 +25,7 @@ from ..registry import _build_checked, build_from_config, is_model, list_models,
 from ..text.tokenizer import Tokenizer
 from .files import (
     CheckpointError,
+    check_device,
     check_not_a_loop,
     check_repo_id,
     hub_file,
@@ -225,6 +226,7 @@ def from_pretrained(
         raise ValueError("from_pretrained: the model path or Hub repo id is empty; pass a directory "
                          "written by save_pretrained (\".\" for the current one) or org/name")
     dtype = _floating_dtype(torch_dtype)
+    check_device(map_location, "from_pretrained")
     recover_interrupted_save(repo_id_or_dir)  # a local directory an interrupted save left aside
     src = _Source(repo_id_or_dir, revision, cache_dir, local_files_only, token)
     config_path = src.file(CONFIG_NAME)

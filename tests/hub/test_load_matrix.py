@@ -166,3 +166,24 @@ def test_a_pickle_holding_code_is_refused_naming_the_object_not_the_unsafe_retry
     assert "GLOBAL" in message and "system" in message
     # torch's own first line advises weights_only=False, the very load that would run the code.
     assert "set to `False`" not in message
+
+
+@pytest.mark.parametrize(("location", "says"), [
+    ("nope", "map_location='nope' is not a device"),
+    ("meta", "map_location='meta' holds no values"),
+    pytest.param("cuda:7", "map_location='cuda:7' but this process sees",
+                 marks=pytest.mark.skipif(torch.cuda.device_count() > 7, reason="has a CUDA device 7")),
+])
+def test_a_bad_map_location_is_named_and_the_file_is_not_blamed(saved, location, says):
+    # Before, safetensors' "device nope is invalid" came back as "truncated or corrupt: delete it".
+    with pytest.raises(ValueError, match=says) as info:
+        rrsis.from_pretrained(saved[1], map_location=location)
+    assert "corrupt" not in str(info.value)
+
+
+def test_map_location_places_every_tensor(saved):
+    model, directory = saved
+    loaded = rrsis.from_pretrained(directory, map_location=torch.device("cpu"))
+    assert {t.device for t in loaded.state_dict().values()} == {torch.device("cpu")}
+    inputs = batch(model)
+    assert torch.equal(logits(loaded, inputs), logits(model, inputs))
