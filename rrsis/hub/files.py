@@ -20,6 +20,7 @@ import torch
 from huggingface_hub import constants as hf_constants
 from huggingface_hub.errors import (
     EntryNotFoundError,
+    HfHubHTTPError,
     HFValidationError,
     LocalEntryNotFoundError,
     RepositoryNotFoundError,
@@ -39,6 +40,7 @@ __all__ = [
     "check_not_a_loop",
     "find_weights_file",
     "hub_file",
+    "hub_unreachable",
     "looks_like_path",
     "read_safetensors_header",
     "read_state_dict",
@@ -146,6 +148,29 @@ def hub_file(
         if absent_ok:
             return None
         raise FileNotFoundError(f"Hub repo {repo_id!r} (revision {rev!r}) has no file {filename!r}") from exc
+
+
+def hub_unreachable(repo_id: str, filename: str, *, revision: str | None = None,
+                    token: None | bool | str = None) -> str:
+    """Why the Hub cannot be reached (``""`` when it answers, or when offline mode already says so).
+
+    ``hf_hub_download`` serves a cached file at once when the Hub cannot be reached, but retries
+    a file that is not cached for about 23 s before giving up. One HEAD request without retries
+    tells; a caller that gets a reason reads the cache only (``local_files_only=True``) and passes
+    the reason on as ``hub_file(..., offline_reason=)``.
+    """
+    if hf_constants.HF_HUB_OFFLINE:
+        return ""
+    url = huggingface_hub.hf_hub_url(repo_id, filename, revision=revision)
+    try:
+        huggingface_hub.get_hf_file_metadata(url, token=token)
+    except HfHubHTTPError:
+        return ""  # the Hub answered (not found, gated, ...): hf_hub_download says what it means
+    except Exception as exc:  # noqa: BLE001 - any transport failure means "no Hub here"
+        reason = f"the Hub could not be reached ({type(exc).__name__}: {exc})"
+        logger.warning("%s: %s; reading the Hugging Face cache only", repo_id, reason)
+        return reason
+    return ""
 
 
 def check_device(map_location: str | torch.device, what: str) -> torch.device:

@@ -13,10 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import huggingface_hub
 import torch
-from huggingface_hub import constants as hf_constants
-from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+from huggingface_hub.errors import LocalEntryNotFoundError
 from torch import nn
 
 from .._config import ConfigError
@@ -29,6 +27,7 @@ from .files import (
     check_not_a_loop,
     check_repo_id,
     hub_file,
+    hub_unreachable,
     looks_like_path,
     read_safetensors_header,
     read_state_dict,
@@ -82,23 +81,9 @@ class _Source:
             logger.warning("revision=%r is ignored for the local directory %s", revision, path)
         self.hub_kwargs = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only, "token": token}
         self.unreachable = ""
-        if self.local is None and not local_files_only and not hf_constants.HF_HUB_OFFLINE:
-            self._check_reachable()
-
-    def _check_reachable(self) -> None:
-        # hf_hub_download serves a cached file at once when the Hub cannot be reached, but retries
-        # a file that is not cached for about 23 s before giving up: an optional file (scene
-        # ranker, tokenizer) would cost that on every load without network. One HEAD request
-        # without retries tells; unreachable, the whole load reads the cache only.
-        url = huggingface_hub.hf_hub_url(self.ref, CONFIG_NAME, revision=self.hub_kwargs["revision"])
-        try:
-            huggingface_hub.get_hf_file_metadata(url, token=self.hub_kwargs["token"])
-        except HfHubHTTPError:
-            return  # the Hub answered (not found, gated, ...): hf_hub_download says what it means
-        except Exception as exc:  # noqa: BLE001 - any transport failure means "no Hub here"
-            self.unreachable = f"the Hub could not be reached ({type(exc).__name__}: {exc})"
-            logger.warning("%s: %s; loading from the Hugging Face cache only", self.ref, self.unreachable)
-            self.hub_kwargs["local_files_only"] = True
+        if self.local is None and not local_files_only:
+            self.unreachable = hub_unreachable(self.ref, CONFIG_NAME, revision=revision, token=token)
+            self.hub_kwargs["local_files_only"] = bool(self.unreachable)
 
     def file(self, name: str, absent_ok: bool = False) -> Path | None:
         if self.local is not None:

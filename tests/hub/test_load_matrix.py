@@ -21,7 +21,8 @@ import torch
 from _fixtures import FIXTURES, REPO
 from huggingface_hub import constants as hf_constants
 from huggingface_hub.errors import LocalEntryNotFoundError
-from test_hub import batch, logits, populate_hf_cache, tiny
+from safetensors.torch import save_file
+from test_hub import FULL_LAYOUT, batch, bert_like, logits, populate_hf_cache, tiny, write_vocab
 
 import rrsis
 from rrsis.hub import CheckpointError
@@ -187,3 +188,32 @@ def test_map_location_places_every_tensor(saved):
     assert {t.device for t in loaded.state_dict().values()} == {torch.device("cpu")}
     inputs = batch(model)
     assert torch.equal(logits(loaded, inputs), logits(model, inputs))
+
+
+def test_part_weights_with_an_unreachable_hub_come_from_the_cache_after_one_request(tmp_path, no_network,
+                                                                                  download_calls):
+    probe = rrsis.create_model("gl-msin-tiny", **FULL_LAYOUT["gl-msin-tiny"])
+    bert = bert_like(probe).state_dict()
+    (tmp_path / "bert").mkdir()
+    save_file(bert, tmp_path / "bert" / "model.safetensors")
+    vocab = write_vocab(tmp_path / "bert", probe.config["text"]["vocab_size"])
+    cache = tmp_path / "hub"
+    # No config.json in the cache: the optional sibling cost ~23 s of retries before.
+    populate_hf_cache(cache, "org/bert", {"model.safetensors": tmp_path / "bert" / "model.safetensors",
+                                          "vocab.txt": vocab})
+    model = rrsis.create_model("gl-msin-tiny", pretrained=True, swin_weights=False, text_weights="org/bert",
+                               cache_dir=cache, **FULL_LAYOUT["gl-msin-tiny"])
+    assert 1 <= len(no_network) <= 2
+    assert download_calls and all(lfo for _, lfo in download_calls)
+    assert model.tokenizer is not None
+    state = model.state_dict()
+    for k, v in bert.items():
+        if not k.startswith("pooler."):
+            assert torch.equal(state["text_encoder.bert." + k], v), k
+
+
+def test_an_uncached_part_with_an_unreachable_hub_fails_at_once_saying_why(tmp_path, no_network):
+    with pytest.raises(LocalEntryNotFoundError, match="could not be reached .*text_weights="):
+        rrsis.create_model("gl-msin-tiny", pretrained=True, swin_weights=False, text_weights="org/not-cached",
+                           cache_dir=tmp_path / "hub")
+    assert 1 <= len(no_network) <= 2
