@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -143,9 +144,22 @@ def model_from_config(config: Mapping[str, Any] | PathLike, *, _checked: bool = 
         return build(arch, config.get("model_args", {}), **overrides)
     except ConfigError as exc:
         raise CheckpointError(
-            f"{source} does not describe a valid {arch!r}: {exc} (written by rrsis "
-            f"{config.get('rrsis_version', '?')}, this is rrsis {__version__})"
+            f"{source} does not describe a valid {arch!r}: {exc} "
+            f"{_written_by(config)}"
         ) from None
+
+
+def _written_by(config: Mapping[str, Any]) -> str:
+    written = str(config.get("rrsis_version", "?"))
+
+    def release(v: str) -> tuple[int, ...]:
+        return tuple(int(x) for x in re.findall(r"\d+", v.split("+")[0])[:3])
+
+    note = f"(written by rrsis {written}, this is rrsis {__version__})"
+    if release(written) > release(__version__):
+        # A newer rrsis may have added the knob; an older one cannot know it.
+        note += "; the file comes from a newer rrsis: upgrade (pip install -U rrsis) to load it"
+    return note
 
 
 def _known_architecture(config: Mapping[str, Any], source: str) -> None:
@@ -261,8 +275,8 @@ def _probe(config: Mapping[str, Any], source: str, limits: Mapping[str, Any], ov
         # An override the model does not take is the caller's typo, not the file's fault.
         source += f" with the keyword arguments {used}" if used else ""
         raise CheckpointError(
-            f"{source} does not describe a valid {config['architecture']!r}: {exc} (written by rrsis "
-            f"{config.get('rrsis_version', '?')}, this is rrsis {__version__})"
+            f"{source} does not describe a valid {config['architecture']!r}: {exc} "
+            f"{_written_by(config)}"
         ) from None
 
 

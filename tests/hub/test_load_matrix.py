@@ -8,6 +8,7 @@ user on a machine without network sees when they did not set ``HF_HUB_OFFLINE=1`
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shlex
@@ -217,3 +218,19 @@ def test_an_uncached_part_with_an_unreachable_hub_fails_at_once_saying_why(tmp_p
         rrsis.create_model("gl-msin-tiny", pretrained=True, swin_weights=False, text_weights="org/not-cached",
                            cache_dir=tmp_path / "hub")
     assert 1 <= len(no_network) <= 2
+
+
+@pytest.mark.parametrize(("version", "upgrade"), [("99.1.0", True), ("0.1.0", False), ("unknown", False)])
+def test_a_knob_from_a_newer_rrsis_says_to_upgrade(saved, tmp_path, version, upgrade):
+    _, directory = saved
+    folder = tmp_path / "newer"
+    folder.mkdir()
+    for f in directory.iterdir():
+        (folder / f.name).write_bytes(f.read_bytes())
+    config = json.loads((folder / "config.json").read_text())
+    config["rrsis_version"] = version
+    config["model_args"]["head"]["future_knob"] = 1
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=f"unknown key 'future_knob' in head.*written by rrsis {version}") as info:
+        rrsis.from_pretrained(folder)
+    assert ("pip install -U rrsis" in str(info.value)) is upgrade
