@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import List, Optional
 
 from .._version import __version__
 
@@ -34,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMANDS:
         importlib.import_module(f"{__name__}.{name}").add_parser(sub)
+    parser.set_defaults(_commands=sub.choices)
     return parser
 
 
@@ -49,12 +49,17 @@ def _one_line(exc: BaseException) -> str:
     return f"{lines[0]}{more}"
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # argparse reports a subcommand's unknown flag as the top-level parser's ("rrsis: error")
+        # with the top-level usage; the subcommand's own usage is the one that helps.
+        parser = args._commands.get(getattr(args, "command", None), parser)
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .model_limits import add_model_limits, model_limits
+from .predict import _positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -25,11 +26,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="official checkpoint format: a model that registers one (lavt, rmsin)",
     )
     p.add_argument(
-        "--text-heads", type=int, default=None, metavar="N",
+        "--text-heads", type=_positive_int, default=None, metavar="N",
         help="BERT attention heads (not stored in weights; default hidden/64, i.e. 12 for BERT-base)",
     )
     p.add_argument("--vocab", default=None, metavar="vocab.txt", help="BERT vocabulary to save as the tokenizer")
-    p.add_argument("--max-tokens", type=int, default=None, help="tokenizer length (default: the model's text.max_tokens)")
+    p.add_argument("--max-tokens", type=_positive_int, default=None, help="tokenizer length (default: the model's text.max_tokens)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT_DIR")
     add_model_limits(p)
     p.set_defaults(func=run)

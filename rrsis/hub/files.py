@@ -20,14 +20,14 @@ import torch
 from huggingface_hub import constants as hf_constants
 from huggingface_hub.errors import (
     EntryNotFoundError,
+    HfHubHTTPError,
     HFValidationError,
     LocalEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
 from huggingface_hub.utils import validate_repo_id
-from safetensors import SafetensorError
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
 from .._version import __version__
@@ -36,9 +36,11 @@ __all__ = [
     "LEGACY_SUFFIXES",
     "SAFE_SUFFIXES",
     "CheckpointError",
+    "check_device",
     "check_not_a_loop",
     "find_weights_file",
     "hub_file",
+    "hub_unreachable",
     "looks_like_path",
     "read_safetensors_header",
     "read_state_dict",
@@ -71,7 +73,9 @@ def looks_like_path(text: str) -> bool:
     return Path(text).suffix.lower() in SAFE_SUFFIXES + LEGACY_SUFFIXES + (".json",)
 
 
-def _offline_reason(local_files_only: bool) -> str:
+def _offline_reason(local_files_only: bool, reason: str = "") -> str:
+    if reason:
+        return reason
     if local_files_only:
         return "local_files_only=True forbids downloads"
     if hf_constants.HF_HUB_OFFLINE:
@@ -92,6 +96,7 @@ def hub_file(
     token: None | bool | str = None,
     absent_ok: bool = False,
     local_hint: str = "",
+    offline_reason: str = "",
 ) -> str | None:
     """Path of ``filename`` from Hub repo ``repo_id`` via ``hf_hub_download`` (cache first).
 
@@ -102,6 +107,8 @@ def hub_file(
         absent_ok: return ``None`` when the repo is known not to have the file (the Hub says
             so, or the cache recorded it) instead of raising.
         local_hint: how to load the same thing from a local path, appended to cache-miss errors.
+        offline_reason: why the cache alone is read, for cache-miss errors (default: from
+            ``local_files_only`` and ``HF_HUB_OFFLINE``).
 
     Raises:
         LocalEntryNotFoundError: the file is not in the cache and cannot be downloaded;
@@ -127,7 +134,7 @@ def hub_file(
         )
         raise LocalEntryNotFoundError(
             f"{filename!r} of Hub repo {repo_id!r} (revision {rev!r}) is not in the Hugging Face cache "
-            f"at {cache}, and {_offline_reason(local_files_only)}. Run once online to fill the cache, "
+            f"at {cache}, and {_offline_reason(local_files_only, offline_reason)}. Run once online to fill the cache, "
             f"point cache_dir= at a cache that holds it, or {hint}."
         ) from exc
     except RevisionNotFoundError as exc:
@@ -141,6 +148,49 @@ def hub_file(
         if absent_ok:
             return None
         raise FileNotFoundError(f"Hub repo {repo_id!r} (revision {rev!r}) has no file {filename!r}") from exc
+
+
+def hub_unreachable(repo_id: str, filename: str, *, revision: str | None = None,
+                    token: None | bool | str = None) -> str:
+    """Why the Hub cannot be reached (``""`` when it answers, or when offline mode already says so).
+
+    ``hf_hub_download`` serves a cached file at once when the Hub cannot be reached, but retries
+    a file that is not cached for about 23 s before giving up. One HEAD request without retries
+    tells; a caller that gets a reason reads the cache only (``local_files_only=True``) and passes
+    the reason on as ``hub_file(..., offline_reason=)``.
+    """
+    if hf_constants.HF_HUB_OFFLINE:
+        return ""
+    url = huggingface_hub.hf_hub_url(repo_id, filename, revision=revision)
+    try:
+        huggingface_hub.get_hf_file_metadata(url, token=token)
+    except HfHubHTTPError:
+        return ""  # the Hub answered (not found, gated, ...): hf_hub_download says what it means
+    except Exception as exc:  # noqa: BLE001 - any transport failure means "no Hub here"
+        reason = f"the Hub could not be reached ({type(exc).__name__}: {exc})"
+        logger.warning("%s: %s; reading the Hugging Face cache only", repo_id, reason)
+        return reason
+    return ""
+
+
+def check_device(map_location: str | torch.device, what: str) -> torch.device:
+    """The device ``map_location`` names, or a ``ValueError`` naming ``what`` when it is not one
+    the weights can be placed on (a typo, ``meta``, or CUDA where there is none). Checked before
+    any file is read: the readers would otherwise blame the file."""
+    try:
+        device = torch.device(map_location)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"{what}: map_location={map_location!r} is not a device ({exc}); use \"cpu\", "
+                         "\"cuda\", \"cuda:1\" or a torch.device") from None
+    if device.type == "meta":
+        raise ValueError(f"{what}: map_location='meta' holds no values, so there is nothing to load the "
+                         "weights into; rrsis.hub.model_from_config builds the model on the meta device")
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (device.index or 0) >= count:
+            raise ValueError(f"{what}: map_location={str(device)!r} but this process sees {count} CUDA "
+                             "device(s) (torch.cuda.is_available() / CUDA_VISIBLE_DEVICES); use \"cpu\"")
+    return device
 
 
 def check_repo_id(repo_id: str, what: str) -> None:
@@ -254,7 +304,11 @@ def read_state_dict(path: PathLike, map_location: str | torch.device = "cpu") ->
         try:
             obj = torch.load(path, map_location=map_location, weights_only=True)
         except pickle.UnpicklingError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            # torch's message opens with advice to retry with weights_only=False, which is the
+            # unsafe load; the line naming the refused object is what the user needs.
+            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+            named = [ln for ln in lines if "GLOBAL" in ln]
+            first = (named or lines or [type(exc).__name__])[0]
             raise CheckpointError(
                 f"{path}: holds Python objects besides tensors and plain data ({first}). rrsis reads "
                 "legacy checkpoints with torch.load(weights_only=True) only and will not unpickle "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,11 @@ from ..registry import _build_checked, build_from_config, is_model, list_models,
 from ..text.tokenizer import Tokenizer
 from .files import (
     CheckpointError,
+    check_device,
     check_not_a_loop,
     check_repo_id,
     hub_file,
+    hub_unreachable,
     looks_like_path,
     read_safetensors_header,
     read_state_dict,
@@ -78,6 +81,10 @@ class _Source:
         elif revision is not None:
             logger.warning("revision=%r is ignored for the local directory %s", revision, path)
         self.hub_kwargs = {"revision": revision, "cache_dir": cache_dir, "local_files_only": local_files_only, "token": token}
+        self.unreachable = ""
+        if self.local is None and not local_files_only:
+            self.unreachable = hub_unreachable(self.ref, CONFIG_NAME, revision=revision, token=token)
+            self.hub_kwargs["local_files_only"] = bool(self.unreachable)
 
     def file(self, name: str, absent_ok: bool = False) -> Path | None:
         if self.local is not None:
@@ -87,7 +94,7 @@ class _Source:
             if absent_ok:
                 return None
             raise FileNotFoundError(f"{self.local} has no {name}; is it a directory written by save_pretrained?")
-        found = hub_file(self.ref, name, absent_ok=absent_ok, **self.hub_kwargs)
+        found = hub_file(self.ref, name, absent_ok=absent_ok, offline_reason=self.unreachable, **self.hub_kwargs)
         return None if found is None else Path(found)
 
 
@@ -137,9 +144,22 @@ def model_from_config(config: Mapping[str, Any] | PathLike, *, _checked: bool = 
         return build(arch, config.get("model_args", {}), **overrides)
     except ConfigError as exc:
         raise CheckpointError(
-            f"{source} does not describe a valid {arch!r}: {exc} (written by rrsis "
-            f"{config.get('rrsis_version', '?')}, this is rrsis {__version__})"
+            f"{source} does not describe a valid {arch!r}: {exc} "
+            f"{_written_by(config)}"
         ) from None
+
+
+def _written_by(config: Mapping[str, Any]) -> str:
+    written = str(config.get("rrsis_version", "?"))
+
+    def release(v: str) -> tuple[int, ...]:
+        return tuple(int(x) for x in re.findall(r"\d+", v.split("+")[0])[:3])
+
+    note = f"(written by rrsis {written}, this is rrsis {__version__})"
+    if release(written) > release(__version__):
+        # A newer rrsis may have added the knob; an older one cannot know it.
+        note += "; the file comes from a newer rrsis: upgrade (pip install -U rrsis) to load it"
+    return note
 
 
 def _known_architecture(config: Mapping[str, Any], source: str) -> None:
@@ -162,6 +182,7 @@ def from_pretrained(
     token: None | bool | str = None,
     max_params: int | None = None,
     max_activation_gib: float | None = None,
+    torch_dtype: torch.dtype | str | None = None,
     **overrides: Any,
 ) -> nn.Module:
     """Load a model written by :func:`save_pretrained`, from a local directory or a Hub repo.
@@ -181,6 +202,10 @@ def from_pretrained(
             memory (GiB, one training image) accepted from ``config.json``; defaults 2·10⁹ and
             64, or ``$RRSIS_MAX_PARAMS`` / ``$RRSIS_MAX_ACTIVATION_GIB``. Checked on the meta
             device, with the weights' header, before the model is built.
+        torch_dtype: floating dtype of the returned model's parameters and buffers (a
+            ``torch.dtype`` or its name, e.g. ``torch.bfloat16`` / ``"bfloat16"``); ``None``
+            keeps float32, whatever dtype the weights were saved in. The weights are loaded in
+            float32 and cast once.
         **overrides: constructor arguments replacing the saved ones (e.g. ``image_size=512``,
             ``drop_path_rate=0.0``); ones that change tensor shapes make the load fail.
 
@@ -199,6 +224,8 @@ def from_pretrained(
         # Path("") is the current folder: an empty setting must not load whatever lies there.
         raise ValueError("from_pretrained: the model path or Hub repo id is empty; pass a directory "
                          "written by save_pretrained (\".\" for the current one) or org/name")
+    dtype = _floating_dtype(torch_dtype)
+    check_device(map_location, "from_pretrained")
     recover_interrupted_save(repo_id_or_dir)  # a local directory an interrupted save left aside
     src = _Source(repo_id_or_dir, revision, cache_dir, local_files_only, token)
     config_path = src.file(CONFIG_NAME)
@@ -225,7 +252,18 @@ def from_pretrained(
     model.tokenizer = tokenizer
     attach_ranker(model, ranker)
     model.load_report = report
+    if dtype is not None:
+        model.to(dtype)
     return model.eval()
+
+
+def _floating_dtype(value: torch.dtype | str | None) -> torch.dtype | None:
+    names = ("float32", "float16", "bfloat16", "float64")
+    dtype = getattr(torch, value, None) if isinstance(value, str) and value in names else value
+    if value is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise ValueError(f"from_pretrained: torch_dtype={value!r} is not a floating dtype; use one of "
+                         f"{', '.join(names)} (a torch.dtype or its name) or None for float32")
+    return dtype
 
 
 def _probe(config: Mapping[str, Any], source: str, limits: Mapping[str, Any], overrides: Mapping[str, Any]):
@@ -233,9 +271,12 @@ def _probe(config: Mapping[str, Any], source: str, limits: Mapping[str, Any], ov
     try:
         return probe_model(config["architecture"], config.get("model_args", {}), **limits, **overrides)[0]
     except ConfigError as exc:
+        used = sorted(k for k, v in overrides.items() if v is not None)
+        # An override the model does not take is the caller's typo, not the file's fault.
+        source += f" with the keyword arguments {used}" if used else ""
         raise CheckpointError(
-            f"{source} does not describe a valid {config['architecture']!r}: {exc} (written by rrsis "
-            f"{config.get('rrsis_version', '?')}, this is rrsis {__version__})"
+            f"{source} does not describe a valid {config['architecture']!r}: {exc} "
+            f"{_written_by(config)}"
         ) from None
 
 

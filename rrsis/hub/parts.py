@@ -35,6 +35,7 @@ from .files import (
     check_repo_id,
     find_weights_file,
     hub_file,
+    hub_unreachable,
     looks_like_path,
     read_state_dict,
     tokenizer_vocab_check,
@@ -104,6 +105,7 @@ class _Fetched:
     location: str
     directory: Path | None = None  # local directory holding sibling files (vocab.txt, config.json)
     repo: str | None = None  # Hub repo the weights came from
+    unreachable: str = ""  # why the Hub could not be reached: its sibling files come from the cache only
 
 
 @dataclass
@@ -144,16 +146,19 @@ def _fetch(part: str, source, *, cache_dir, local_files_only, token) -> _Fetched
         if found is not None:
             repo, filename = found
     check_repo_id(repo, f"{arg}=")
+    unreachable = "" if local_files_only else hub_unreachable(repo, filename or "model.safetensors", token=token)
     kw = {
-        "cache_dir": cache_dir, "local_files_only": local_files_only, "token": token,
+        "cache_dir": cache_dir, "local_files_only": local_files_only or bool(unreachable), "token": token,
         "local_hint": f"pass {arg}= the path of a local copy of that file or of the repo's directory",
+        "offline_reason": unreachable,
     }
     if filename:
         file = hub_file(repo, filename, **kw)
     else:
         # timm's order: safetensors first, the pickle only where a repo has nothing else.
         file = hub_file(repo, "model.safetensors", absent_ok=True, **kw) or hub_file(repo, "pytorch_model.bin", **kw)
-    return _Fetched(unwrap_state_dict(read_state_dict(file), f"{repo}/{Path(file).name}"), f"{repo}/{Path(file).name}", repo=repo)
+    location = f"{repo}/{Path(file).name}"
+    return _Fetched(unwrap_state_dict(read_state_dict(file), location), location, repo=repo, unreachable=unreachable)
 
 
 def _map_swin(state: dict[str, torch.Tensor], model: nn.Module, model_state: Mapping[str, torch.Tensor]) -> _Mapped:
@@ -239,8 +244,9 @@ def _beside(fetched: _Fetched, name: str, *, cache_dir, local_files_only, token,
     if fetched.repo is None:
         return None
     try:
-        found = hub_file(fetched.repo, name, absent_ok=True, cache_dir=cache_dir,
-                         local_files_only=local_files_only, token=token)
+        found = hub_file(fetched.repo, name, absent_ok=True, cache_dir=cache_dir, token=token,
+                         local_files_only=local_files_only or bool(fetched.unreachable),
+                         offline_reason=fetched.unreachable)
     except LocalEntryNotFoundError as exc:
         if missing:
             logger.warning("%s: %s", missing, exc)

@@ -155,6 +155,8 @@ class LavtCheckpoint:
         hidden = word[1]
         if text_heads is None:
             text_heads = max(1, hidden // 64)
+        if isinstance(text_heads, bool) or not isinstance(text_heads, int) or text_heads < 1:
+            raise ValueError(f"text_heads must be a positive integer (BERT attention heads), got {text_heads!r}")
         if hidden % text_heads:
             raise ValueError(f"BERT hidden size {hidden} is not divisible by text_heads={text_heads}")
         key_dim = _shape(shapes, "backbone.layers.0.fusion.image_lang_att.f_key.0.weight")[1]
