@@ -1,4 +1,5 @@
-"""The object whole-scene mode: tiles propose components, the one they are surest of is kept."""
+"""The object whole-scene mode: tiles propose components, the one they are surest of is kept
+(``objects`` of them: "the two storage tanks" keeps two)."""
 
 from __future__ import annotations
 
@@ -78,3 +79,59 @@ def test_cli_object_mode_writes_the_object_segment_scene_finds(tiny_model, tmp_p
     with rasterio.open(tmp_path / "o_mask.tif") as ds:
         np.testing.assert_array_equal(ds.read(1) > 0, want.mask)
     assert len(np.unique(flood_fill(want.mask)[0])) == 2  # one object
+
+
+def test_two_objects_are_the_two_components_of_highest_mean_probability(tiny_model, scene_and_p):
+    image, p, _ = scene_and_p
+    thr = float(np.quantile(p, 0.9))
+    ref, n = flood_fill(p > thr)  # the reference components, by flood fill of the whole map
+    means = np.array([p[ref == j].mean() for j in range(1, n + 1)])
+    order = 1 + np.argsort(-means)
+    assert n > 3 and means[order[1] - 1] > means[order[2] - 1]  # a clear top two
+    (one,) = segment_scene(tiny_model, image, "the largest tank", mode="object", threshold=thr, return_mask=True)
+    (two,) = segment_scene(tiny_model, image, "the largest tank", mode="object", objects=2, threshold=thr,
+                           return_mask=True)
+    np.testing.assert_array_equal(one.mask, ref == order[0])
+    np.testing.assert_array_equal(two.mask, np.isin(ref, order[:2]))
+    # More objects than components: every component, which is the tiles' mask at the threshold.
+    (every,) = segment_scene(tiny_model, image, "the largest tank", mode="object", objects=n + 5, threshold=thr,
+                             return_mask=True)
+    np.testing.assert_array_equal(every.mask, p > thr)
+
+
+def test_object_scores_keep_k_in_order(scene_and_p):
+    image, p, _ = scene_and_p
+    b = ComponentBuilder(p.shape[1], 3, float(np.quantile(p, 0.9)))
+    b.add(0, p, image.astype(np.float32) / 255)
+    comps = b.finish(p.shape[0])
+    for k in (1, 2, 3):
+        s = object_scores(comps, k)
+        assert (s > 0).sum() == k
+        np.testing.assert_allclose(np.sort(s[s > 0]), np.sort(comps.mean_probability)[-k:])
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_objects_must_be_a_whole_number_of_at_least_one(tiny_model, bad):
+    with pytest.raises(ValueError, match="objects must be a whole number >= 1"):
+        SceneOptions(mode="object", objects=bad).resolved(tiny_model, 200, 200)
+
+
+def test_cli_objects_flag(tiny_model, tmp_path, capsys):
+    from rrsis.cli import main
+    from rrsis.hub import save_pretrained
+
+    save_pretrained(tiny_model, tmp_path / "model")
+    image = (np.random.default_rng(3).random((96, 160, 3)) * 255).astype(np.uint8)
+    from PIL import Image
+
+    Image.fromarray(image).save(tmp_path / "scene.png")
+    argv = ["predict", "--model", str(tmp_path / "model"), "--image", str(tmp_path / "scene.png"),
+            "--text", "the largest tank", "--mode", "object", "--threshold", "0.3", "--quiet"]
+    assert main([*argv, "--objects", "2", "--out", str(tmp_path / "o")]) == 0
+    (want,) = segment_scene(tiny_model, image, "the largest tank", mode="object", objects=2, threshold=0.3,
+                            return_mask=True)
+    got = np.asarray(Image.open(tmp_path / "o_mask.png")) > 0
+    np.testing.assert_array_equal(got, want.mask)
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--objects", "0", "--out", str(tmp_path / "p")])
+    assert exit_.value.code == 2 and "--objects" in capsys.readouterr().err
