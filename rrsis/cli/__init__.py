@@ -64,8 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        # Registers the built-in models and tags for every subcommand that looks one up.
-        importlib.import_module("rrsis.factory")
+        # Registers the built-in models and tags for every subcommand that looks one up; a
+        # subcommand that can answer without them (``train --list``) imports the factory itself.
+        if getattr(args, "needs_registry", True):
+            importlib.import_module("rrsis.factory")
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print(f"rrsis {args.command}: interrupted", file=sys.stderr)

@@ -50,20 +50,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--list", action="store_true", help="list the shipped recipes and exit")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     add_model_limits(p)
-    p.set_defaults(func=run, overrides=[])
+    p.set_defaults(func=run, overrides=[], needs_registry=False)
 
 
 def run(args: argparse.Namespace) -> int:
     import json
     import logging
 
-    from ..allocator import keep_freed_memory
-    from ..engine import Trainer, list_configs, load_config, parse_override_args
-    from ..metrics import format_metrics
+    from ..engine.recipe import list_configs
 
-    if args.list:
+    if args.list:  # before the model stack is imported: listing takes a fraction of a second
         print("\n".join(list_configs()))
         return 0
+
+    import importlib
+
+    importlib.import_module("rrsis.factory")  # the built-in models and tags (rrsis.cli.main)
+    from ..allocator import keep_freed_memory
+    from ..engine import Trainer, load_config, parse_override_args
+    from ..metrics import format_metrics
+
     if not args.config:
         raise ValueError("--config NAME_OR_PATH is required (rrsis train --list shows the recipes)")
     cfg = load_config(args.config, parse_override_args(args.overrides))

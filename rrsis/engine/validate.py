@@ -27,7 +27,6 @@ from .._config import (
     check_size,
     check_str,
 )
-from ..data.base import check_dataset_options
 
 __all__ = ["DEVICE_PATTERN", "OUTPUT_DIR_FIELDS", "format_output_dir", "validate_config"]
 
@@ -153,7 +152,10 @@ def validate_config(cfg: Mapping[str, Any]) -> None:
     data = cfg.get("data") or {}
     if data.get("options") and data.get("dataset"):
         # The dataset class owns its option names; asking it here stops a misspelt one before
-        # the model is built, not at the dataset's constructor.
+        # the model is built, not at the dataset's constructor. (Imported here: the recipes load
+        # without torch.)
+        from ..data.base import check_dataset_options
+
         check_dataset_options(data["dataset"], data["options"])
 
 

@@ -135,9 +135,9 @@ def test_python_dash_m_runs_the_cli():
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "rrsis", "models"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "rrsis", "models"], check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "gl-msin" in proc.stdout and "lavt" in proc.stdout
-    bad = subprocess.run([sys.executable, "-m", "rrsis", "no-such-command"], capture_output=True, text=True,
+    bad = subprocess.run([sys.executable, "-m", "rrsis", "no-such-command"], check=False, capture_output=True, text=True,
                          timeout=120)
     assert bad.returncode != 0 and "no-such-command" in bad.stderr
