@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageFile
 
 from rrsis.data import FolderDataset, RRSISDDataset, load_raster
 from rrsis.data.bands import check_divisor
@@ -274,3 +274,20 @@ def test_header_matches_the_decoded_array(tmp_path, name, palette_to_rgb):
     assert (header.height, header.width, header.bands) == arr.shape
     assert (header.dtype, header.alpha) == (arr.dtype.name, alpha)
     assert header.palette == name.startswith("P")
+
+
+def test_headers_are_read_without_decoding_a_pixel(tmp_path, monkeypatch):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90°: read upright as W x H
+    Image.fromarray(_rgb(0)).save(tmp_path / "turned.png", exif=exif)
+    Image.fromarray(_rgb(0)).save(tmp_path / "turned.jpg", exif=exif)
+    root = _folder(tmp_path / "folder", ODD["grey"][0])
+
+    def no_decoding(self):
+        raise AssertionError(f"{self.filename} was decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    assert read_header(tmp_path / "turned.png").hw == read_header(tmp_path / "turned.jpg").hw == (W, H)
+    with pytest.raises(ValueError, match=r"2\.png is uint8, 1 band \(grey\)"):
+        FolderDataset(root, size=(H, W), check_sizes=False)  # sizes aside: no first-sample decode
+    assert len(FolderDataset(root, size=(H, W), check_sizes=False, check_headers=False)) == N
