@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 from .._config import check_keys
 from ..registry import Registry
 from .expressions import check_expression, expression_problem
-from .headers import ImageHeader, header_problems, read_header
+from .headers import ImageHeader, header_problems, mixed_note, read_header
 from .io import Bands, Scale, read_image
 from .transforms import ResizeNormalize, Size
 
@@ -90,8 +90,10 @@ class ReferringDataset(Dataset, abc.ABC):
             decoded) and refuse, naming the file, one that the options cannot read (a band
             count ``bands`` does not fit, a dtype ``scale`` does not fit: see
             :func:`~rrsis.data.bands.check_divisor`) or that differs from the dataset's other
-            files in dtype, band count or palette (one 16-bit, 4-band, grey or paletted image
-            among 8-bit RGB ones). With ``skip_bad`` such files are skipped and listed.
+            files in dtype (one 16-bit image among 8-bit ones; a mask in dtype, band count or
+            palette). With ``skip_bad`` such files are skipped and listed. A grey or paletted
+            image among RGB ones is read as RGB, as PIL's ``convert("RGB")`` reads it, with a
+            logged note naming one.
             ``False`` lets a deliberate mix through, each file read as it is.
         train: one sample per entry with a random expression each epoch (see
             :meth:`set_epoch`); otherwise every expression is a sample.
@@ -224,15 +226,20 @@ class ReferringDataset(Dataset, abc.ABC):
                 kept.append(entry)
             except (ValueError, FileNotFoundError) as exc:
                 self._reject([sid for sid, _ in entry.sentences], exc)
-        good = []
-        for entry, found in zip(kept, header_problems(files, self.bands, self.scale, self.channels)):
+        good, passed = [], {}
+        for entry, found, headers in zip(kept, header_problems(files, self.bands, self.scale, self.channels),
+                                         files):
             if found is None:
                 good.append(entry)
+                passed[headers["image"].path] = headers["image"]
                 continue
             problem, about_options = found
             hint = f" (dataset options: {_OPTIONS_WHERE})" if about_options else ""
             self._reject([sid for sid, _ in entry.sentences],
                          ValueError(f"{entry.source}: sample {entry.name}: {problem}{hint}"))
+        note = mixed_note(passed)
+        if note:
+            logger.warning("%s: %s", self.__class__.__name__, note)
         return good
 
     # ---- access ---------------------------------------------------------------------------

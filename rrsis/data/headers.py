@@ -1,7 +1,7 @@
 """What an image file's header says about the array rrsis would read from it, without decoding
 a pixel; and the checks a dataset runs on every file's header at construction.
 
-A folder of 2,000 PNGs with one 16-bit (or 4-band, or grey, or paletted) file among them used to
+A folder of 2,000 PNGs with one 16-bit (or 4-band) file among them used to
 stop at that file's batch, possibly hours into a run. The header alone tells the file apart:
 its dtype, its band count as read, a declared alpha band and a palette. The checks here compare
 each file with the options (``bands``, ``scale``, the model's band count) through the readers'
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,19 +121,43 @@ def option_problem(header: ImageHeader, bands: Bands, scale: Scale, channels: in
     return None
 
 
-def odd_headers(headers: Mapping[str, ImageHeader]) -> dict[str, tuple[ImageHeader, int]]:
-    """The files whose :attr:`ImageHeader.kind` differs from the most common one, each mapped to
-    a file of that common kind and how many files share it (the first kind seen wins a tie).
+def odd_headers(headers: Mapping[str, ImageHeader],
+                kind: Callable[[ImageHeader], Hashable] = lambda h: h.kind,
+                ) -> dict[str, tuple[ImageHeader, int]]:
+    """The files whose ``kind`` (default :attr:`ImageHeader.kind`) differs from the most common
+    one, each mapped to a file of that common kind and how many files share it (the first kind
+    seen wins a tie).
 
     Args:
         headers: path → header, one entry per file.
+        kind: what files of one role must share.
     """
-    counts = Counter(h.kind for h in headers.values())
+    counts = Counter(kind(h) for h in headers.values())
     if len(counts) < 2:
         return {}
     common, n = counts.most_common(1)[0]
-    example = next(h for h in headers.values() if h.kind == common)
-    return {path: (example, n) for path, h in headers.items() if h.kind != common}
+    example = next(h for h in headers.values() if kind(h) == common)
+    return {path: (example, n) for path, h in headers.items() if kind(h) != common}
+
+
+def _image_kind(header: ImageHeader) -> Hashable:
+    # Images are compared by dtype only: a grey or paletted image among RGB ones reaches the
+    # model as RGB (grey repeated, palette expanded), as PIL's convert("RGB") reads it in the
+    # official code; a band count the options cannot read is the reader's own error
+    # (option_problem). A 16-bit file among 8-bit ones is odd: the same scale reads them apart.
+    return header.dtype
+
+
+def mixed_note(headers: Mapping[str, ImageHeader]) -> str | None:
+    """A one-line note when images of one dtype differ in band count or palette (read alike, but
+    worth knowing: a panchromatic image in an RGB dataset), else ``None``."""
+    odd = odd_headers(headers)
+    if not odd:
+        return None
+    path, (common, _) = next(iter(odd.items()))
+    return (f"{len(odd)} of {len(headers)} images differ from the others ({common.describe()}, "
+            f"e.g. {common.path}) and are read as they are, e.g. {path} "
+            f"({headers[path].describe()})")
 
 
 def header_problems(files: Sequence[Mapping[str, ImageHeader]], bands: Bands, scale: Scale,
@@ -152,7 +176,8 @@ def header_problems(files: Sequence[Mapping[str, ImageHeader]], bands: Bands, sc
     for found in files:
         for role, header in found.items():
             by_role.setdefault(role, {})[header.path] = header
-    odd = {role: odd_headers(headers) for role, headers in by_role.items()}
+    odd = {role: odd_headers(headers, _image_kind if role == "image" else lambda h: h.kind)
+           for role, headers in by_role.items()}
     out: list[tuple[str, bool] | None] = []
     for found in files:
         result = None

@@ -1,5 +1,5 @@
 """One odd file in a training folder is named when the dataset is built, from headers alone:
-a 16-bit, 4-band, grey or paletted image among 8-bit RGB ones, a paletted mask, and a divisor
+a 16-bit or 4-band image among 8-bit RGB ones (a grey or paletted one is read as RGB), a paletted mask, and a divisor
 scale that does not fit the files' dtype."""
 
 import json
@@ -78,10 +78,10 @@ def _rgbn_tiff(stem):
 
 ODD = {
     "16-bit": (_uint16_png, "2.png is uint16, 1 band (grey)", "needs an explicit scale"),
-    "4-band": (_rgbn_tiff, "2.tif is uint8, 4 bands", "pass bands="),
-    "grey": (_png(_rgb(2)[:, :, 0]), "2.png is uint8, 1 band (grey)", "check_headers=False reads it as it is"),
-    "paletted": (_png(_rgb(2), "P"), "2.png is uint8, 3 bands (paletted)", "check_headers=False reads it as it is"),
+    "4-band": (_rgbn_tiff, "2.tif: 4 channels (bands), none declared alpha", "pass bands="),
 }
+# Read as RGB (grey repeated, palette expanded), as PIL's convert("RGB") reads them.
+READ_AS_RGB = {"grey": _png(_rgb(2)[:, :, 0]), "paletted": _png(_rgb(2), "P")}
 
 
 @pytest.mark.parametrize("kind", list(ODD))
@@ -91,9 +91,22 @@ def test_one_odd_image_is_named_at_construction(tmp_path, kind):
     with pytest.raises(ValueError, match="sample 2:3") as info:
         FolderDataset(root, size=(H, W))
     msg = str(info.value)
-    assert what in msg
-    assert "unlike the other 3 images of this dataset, which are uint8, 3 bands (RGB)" in msg
-    assert how in msg and "skip_bad=True skips it" in msg
+    assert what in msg and how in msg
+    if kind == "16-bit":  # another dtype: named beside the common kind
+        assert "unlike the other 3 images of this dataset, which are uint8, 3 bands (RGB)" in msg
+        assert "skip_bad=True skips it" in msg
+
+
+@pytest.mark.parametrize("kind", list(READ_AS_RGB))
+def test_a_grey_or_paletted_image_among_rgb_ones_is_read_as_rgb_with_a_note(tmp_path, kind, caplog):
+    root = _folder(tmp_path, READ_AS_RGB[kind])
+    with caplog.at_level("WARNING", logger="rrsis.data.base"):
+        ds = FolderDataset(root, size=(H, W), transform=_raw)
+    assert len(ds) == N and ds.skipped == []
+    expected = np.asarray(Image.open(tmp_path / "images" / "2.png").convert("RGB"), np.float32) / 255
+    assert torch.equal(ds[2]["pixel_values"], torch.from_numpy(expected))
+    note = [r.getMessage() for r in caplog.records if "differ from the others" in r.getMessage()]
+    assert len(note) == 1 and "2.png" in note[0] and ("grey" if kind == "grey" else "paletted") in note[0]
 
 
 @pytest.mark.parametrize("kind", list(ODD))
@@ -139,11 +152,13 @@ def test_a_clean_folder_builds_as_before(tmp_path):
 
 
 def test_check_headers_false_reads_a_deliberate_mix(tmp_path):
-    root = _folder(tmp_path, _png(_rgb(2)[:, :, 0]))
-    ds = FolderDataset(root, size=(H, W), check_headers=False, transform=_raw)
-    grey = ds[2]["pixel_values"]
-    expected = np.repeat(_rgb(2)[:, :, :1], 3, axis=2).astype(np.float32) / 255
-    assert torch.equal(grey, torch.from_numpy(expected))
+    # A 16-bit file among 8-bit ones, each scaled by its own dtype: refused unless asked for.
+    root = _folder(tmp_path, _uint16_png)
+    with pytest.raises(ValueError, match=r"2\.png is uint16"):
+        FolderDataset(root, size=(H, W), scale="dtype")
+    ds = FolderDataset(root, size=(H, W), scale="dtype", check_headers=False, transform=_raw)
+    expected = np.full((H, W, 3), 40000 / 65535, np.float32)
+    assert torch.allclose(ds[2]["pixel_values"], torch.from_numpy(expected))
 
 
 def _raw(image, mask):
@@ -153,7 +168,7 @@ def _raw(image, mask):
 def _refer(root, odd):
     (root / "JPEGImages").mkdir(parents=True)
     for i in (1, 2, 3):
-        arr = _rgb(i)[:, :, 0] if (i == 2 and odd) else _rgb(i)
+        arr = np.full((H, W), 40000, np.uint16) if (i == 2 and odd) else _rgb(i)
         Image.fromarray(arr).save(root / "JPEGImages" / f"im{i}.png")
     images = [{"id": i, "file_name": f"im{i}.png", "height": H, "width": W} for i in (1, 2, 3)]
     anns = [{"id": 10 + i, "image_id": i, "category_id": 1, "segmentation": [[2, 1, 6, 1, 6, 4, 2, 4]]}
@@ -166,9 +181,9 @@ def _refer(root, odd):
     return str(root)
 
 
-def test_rrsisd_names_a_grey_image_among_rgb_ones(tmp_path):
+def test_rrsisd_names_a_16_bit_image_among_8_bit_ones(tmp_path):
     root = _refer(tmp_path / "odd", odd=True)
-    with pytest.raises(ValueError, match=r"ref 2: image .*im2\.png is uint8, 1 band \(grey\), unlike the "
+    with pytest.raises(ValueError, match=r"ref 2: image .*im2\.png is uint16, 1 band \(grey\), unlike the "
                                          r"other 2 images"):
         RRSISDDataset(root, "train", mode="eval")
     ds = RRSISDDataset(root, "train", mode="eval", skip_bad=True)
@@ -281,13 +296,13 @@ def test_headers_are_read_without_decoding_a_pixel(tmp_path, monkeypatch):
     exif[0x0112] = 6  # rotated 90°: read upright as W x H
     Image.fromarray(_rgb(0)).save(tmp_path / "turned.png", exif=exif)
     Image.fromarray(_rgb(0)).save(tmp_path / "turned.jpg", exif=exif)
-    root = _folder(tmp_path / "folder", ODD["grey"][0])
+    root = _folder(tmp_path / "folder", ODD["16-bit"][0])
 
     def no_decoding(self):
         raise AssertionError(f"{self.filename} was decoded")
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
     assert read_header(tmp_path / "turned.png").hw == read_header(tmp_path / "turned.jpg").hw == (W, H)
-    with pytest.raises(ValueError, match=r"2\.png is uint8, 1 band \(grey\)"):
+    with pytest.raises(ValueError, match=r"2\.png is uint16, 1 band \(grey\)"):
         FolderDataset(root, size=(H, W), check_sizes=False)  # sizes aside: no first-sample decode
     assert len(FolderDataset(root, size=(H, W), check_sizes=False, check_headers=False)) == N
