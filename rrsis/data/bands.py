@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["Bands", "Scale", "parse_bands", "raster_bands", "scale_values", "select_bands"]
+__all__ = ["Bands", "Scale", "check_divisor", "parse_bands", "raster_bands", "scale_values", "select_bands"]
 
 Scale = str | float | None
 Bands = str | Sequence[int] | None  # band numbers counted from 1
@@ -174,3 +174,44 @@ def scale_values(arr: np.ndarray, scale: Scale, path: str = "image") -> np.ndarr
     if finite is not None:
         x[~finite] = 0.0
     return x.astype(np.float32)
+
+
+def check_divisor(dtype: np.dtype | str, scale: Scale, where: str = "image") -> None:
+    """Refuse a divisor ``scale`` that does not fit integer data of ``dtype``.
+
+    A divisor names the top of the data's range: the bit depth the values were recorded at
+    (255 for 8-bit, 4095 for 12-bit, 10000 for reflectance scaled by 10⁴). The data must fit
+    the file's type and need that type: the divisor lies at most at the type's largest value
+    (uint8 with 4095 reads at most 0.06), and above the largest value of the next smaller type
+    of the same kind (uint16 with 255 reads up to 257: an 8-bit setting on 16-bit data; a
+    uint16 file holding 8-bit values is saved as uint8). So 12-bit data in uint16 files with
+    4095, or 14-bit with 16383, passes. Floats, strings (``"dtype"``, ``"max"``, ``"minmax"``)
+    and ``None`` are left to :func:`scale_values`.
+
+    Args:
+        dtype: the file's dtype (from its header).
+        scale: the ``scale`` option.
+        where: the file, for the message.
+
+    Raises:
+        ValueError: naming the file, its dtype, the divisor and the settings that fit.
+    """
+    dtype = np.dtype(dtype)
+    if scale is None or isinstance(scale, (str, bool)) or dtype.kind not in "ui":
+        return
+    divisor, top = float(scale), int(np.iinfo(dtype).max)
+    below = int(np.iinfo(np.dtype(f"{dtype.kind}{dtype.itemsize // 2}")).max) if dtype.itemsize > 1 else 0
+    if divisor > top:
+        raise ValueError(
+            f"{where}: scale={divisor:g} is above the largest {dtype} value ({top}), so its pixels "
+            f"would read as at most {top / divisor:.3g}, not up to 1; use scale={top} or 'dtype' for "
+            f"{dtype} data, or convert the file to the dtype the divisor is for"
+        )
+    if divisor <= below:
+        raise ValueError(
+            f"{where}: scale={divisor:g} is for data up to {below} or less, but the file is {dtype} "
+            f"(values up to {top}, which would read as up to {top / divisor:.3g}); use the top of the "
+            f"data's range (2**bits - 1 for data recorded at that many bits, e.g. 4095 for 12-bit), "
+            f"{top} or 'dtype' for full-range {dtype}, or 'max' / 'minmax'; a {dtype} file that holds values up to {below} only is saved as "
+            f"{np.dtype(f'{dtype.kind}{dtype.itemsize // 2}')}"
+        )

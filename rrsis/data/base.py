@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 from .._config import check_keys
 from ..registry import Registry
 from .expressions import check_expression, expression_problem
+from .headers import ImageHeader, header_problems, mixed_note, read_header
 from .io import Bands, Scale, read_image
 from .transforms import ResizeNormalize, Size
 
@@ -25,6 +26,7 @@ __all__ = ["DATASETS", "ReferringDataset", "build_dataset", "check_dataset_optio
 logger = logging.getLogger(__name__)
 
 DATASETS = Registry("dataset")
+_OPTIONS_WHERE = "data.options in a training recipe, --data-option KEY=VALUE for rrsis evaluate"
 
 Tokenizer = Callable[[list[str]], dict[str, Any]]
 
@@ -84,6 +86,15 @@ class ReferringDataset(Dataset, abc.ABC):
         check_sizes: compare image and mask sizes from file headers at construction, and
             decode the first sample's image and mask there, so that a setting wrong for a whole
             folder (``scale``, ``bands``, ``mask_threshold``) fails before a model is built.
+        check_headers: read every image's and mask's header at construction (no pixel is
+            decoded) and refuse, naming the file, one that the options cannot read (a band
+            count ``bands`` does not fit, a dtype ``scale`` does not fit: see
+            :func:`~rrsis.data.bands.check_divisor`) or that differs from the dataset's other
+            files in dtype (one 16-bit image among 8-bit ones; a mask in dtype, band count or
+            palette). With ``skip_bad`` such files are skipped and listed. A grey or paletted
+            image among RGB ones is read as RGB, as PIL's ``convert("RGB")`` reads it, with a
+            logged note naming one.
+            ``False`` lets a deliberate mix through, each file read as it is.
         train: one sample per entry with a random expression each epoch (see
             :meth:`set_epoch`); otherwise every expression is a sample.
         seed: seed of the per-epoch expression choice.
@@ -102,6 +113,7 @@ class ReferringDataset(Dataset, abc.ABC):
         return_native_mask: bool = False,
         skip_bad: bool = False,
         check_sizes: bool = True,
+        check_headers: bool = True,
         train: bool = False,
         seed: int = 0,
     ) -> None:
@@ -117,6 +129,8 @@ class ReferringDataset(Dataset, abc.ABC):
         self.return_native_mask = return_native_mask
         self.skip_bad = skip_bad
         self.check_sizes = check_sizes
+        self.check_headers = check_headers
+        self._headers: dict[tuple[str, bool], ImageHeader] = {}
         self.train = train
         self.seed = seed
         self.epoch = 0
@@ -134,6 +148,17 @@ class ReferringDataset(Dataset, abc.ABC):
     def _load_mask(self, entry: Entry, hw: tuple[int, int]) -> np.ndarray:
         """The target mask, bool ``[h, w]``, for an image of size ``hw``."""
 
+    def _header(self, path: str, palette_to_rgb: bool = True) -> ImageHeader:
+        """A file's header, read once per construction (refs share images)."""
+        key = (path, palette_to_rgb)
+        if key not in self._headers:
+            self._headers[key] = read_header(path, palette_to_rgb)
+        return self._headers[key]
+
+    def _files(self, entry: Entry) -> dict[str, ImageHeader]:
+        """The headers of the files ``entry`` reads, by role (``"image"``, ``"mask"``)."""
+        return {"image": self._header(entry.image_path)}
+
     def _reject(self, sample_ids: Sequence[str], exc: Exception) -> None:
         if not self.skip_bad:
             raise exc
@@ -142,6 +167,7 @@ class ReferringDataset(Dataset, abc.ABC):
 
     def _finish(self, entries: Sequence[Entry]) -> None:
         """Validate entries (dropping or raising on bad ones) and build the sample index."""
+        checked = []
         for entry in entries:
             good = []
             for sid, text in entry.sentences:
@@ -154,12 +180,21 @@ class ReferringDataset(Dataset, abc.ABC):
             entry.sentences = good
             try:
                 self._check(entry)
-                if self.skip_bad:
-                    self._decode(entry)
             except (ValueError, FileNotFoundError) as exc:
                 self._reject([sid for sid, _ in good], exc)
                 continue
+            checked.append(entry)
+        if self.check_headers:
+            checked = self._check_headers(checked)
+        for entry in checked:
+            try:
+                if self.skip_bad:
+                    self._decode(entry)
+            except (ValueError, FileNotFoundError) as exc:
+                self._reject([sid for sid, _ in entry.sentences], exc)
+                continue
             self.entries.append(entry)
+        self._headers = {}
         if self.entries and self.check_sizes and not self.skip_bad:
             # One decode at construction: a setting wrong for the whole folder (16-bit images
             # without scale=, 0/1 masks with the default mask_threshold, a 4-band raster without
@@ -167,8 +202,7 @@ class ReferringDataset(Dataset, abc.ABC):
             try:
                 self._decode(self.entries[0])
             except ValueError as exc:
-                raise ValueError(f"{exc} (dataset options: data.options in a training recipe, "
-                                 "--data-option KEY=VALUE for rrsis evaluate)") from exc
+                raise ValueError(f"{exc} (dataset options: {_OPTIONS_WHERE})") from exc
         if self.train:
             self._index = [(i, -1) for i in range(len(self.entries))]
         else:
@@ -182,6 +216,31 @@ class ReferringDataset(Dataset, abc.ABC):
                 type(self).__name__, len(self.skipped), shown,
                 " ..." if len(self.skipped) > 3 else "",
             )
+
+    def _check_headers(self, entries: list[Entry]) -> list[Entry]:
+        """The entries whose files' headers pass (see ``check_headers``); the rest are rejected."""
+        files, kept = [], []
+        for entry in entries:
+            try:
+                files.append(self._files(entry))
+                kept.append(entry)
+            except (ValueError, FileNotFoundError) as exc:
+                self._reject([sid for sid, _ in entry.sentences], exc)
+        good, passed = [], {}
+        for entry, found, headers in zip(kept, header_problems(files, self.bands, self.scale, self.channels),
+                                         files):
+            if found is None:
+                good.append(entry)
+                passed[headers["image"].path] = headers["image"]
+                continue
+            problem, about_options = found
+            hint = f" (dataset options: {_OPTIONS_WHERE})" if about_options else ""
+            self._reject([sid for sid, _ in entry.sentences],
+                         ValueError(f"{entry.source}: sample {entry.name}: {problem}{hint}"))
+        note = mixed_note(passed)
+        if note:
+            logger.warning("%s: %s", self.__class__.__name__, note)
+        return good
 
     # ---- access ---------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .base import DATASETS, Entry, ReferringDataset, layout_hint
+from .headers import ImageHeader
 from .io import image_size, read_mask
 
 __all__ = ["FolderDataset", "RISBenchDataset", "RefSegRSDataset"]
@@ -168,7 +169,7 @@ class FolderDataset(ReferringDataset):
                 f"{entry.source}: sample {entry.name}: mask {entry.target} not found"
             )
         if self.check_sizes:
-            hw_image, hw_mask = image_size(entry.image_path), image_size(entry.target)
+            hw_image, hw_mask = self._header(entry.image_path).hw, self._header(entry.target, False).hw
             if hw_image != hw_mask:
                 turned = hw_image == hw_mask[::-1] and _exif_turns(entry.image_path)
                 raise ValueError(
@@ -179,6 +180,10 @@ class FolderDataset(ReferringDataset):
                        "draw the mask on the upright image, or save the image without the tag"
                        if turned else "")
                 )
+
+    def _files(self, entry: Entry) -> dict[str, ImageHeader]:
+        # A mask keeps its palette indices (read_mask), so its header is read the same way.
+        return {"image": self._header(entry.image_path), "mask": self._header(entry.target, False)}
 
     def _load_mask(self, entry: Entry, hw: tuple[int, int]) -> np.ndarray:
         return read_mask(entry.target, self.mask_threshold)

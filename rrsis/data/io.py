@@ -18,22 +18,9 @@ from .bands import Bands, Scale, parse_bands, scale_values, select_bands
 from .tiff import read_tiff_info, read_tiff_rasterio, read_uncompressed_tiff
 
 __all__ = [
-    "MAX_PIXELS",
-    "Bands",
-    "ImageSource",
-    "Scale",
-    "check_pixels",
-    "image_size",
-    "load_json",
-    "load_plain_pickle",
-    "load_raster",
-    "nodata_mask",
-    "parse_bands",
-    "read_bands",
-    "read_image",
-    "read_mask",
-    "scale_values",
-    "select_bands",
+    "MAX_PIXELS", "Bands", "ImageSource", "Scale", "check_pixels", "exif_orientation", "image_size",
+    "load_json", "load_plain_pickle", "load_raster", "nodata_mask", "parse_bands", "read_bands",
+    "read_image", "read_mask", "scale_values", "select_bands",
 ]
 
 ImageSource = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
@@ -333,13 +320,21 @@ def image_size(path: str, upright: bool = True) -> tuple[int, int]:
     if info is not None:
         return info.height, info.width
     with _open_pil(path) as im:
-        try:
-            orientation = im.getexif().get(0x0112)
-        except Exception:  # noqa: BLE001  (a broken EXIF block leaves the stored orientation)
-            orientation = None
-        if upright and orientation in _SWAPPING_ORIENTATIONS:
+        if upright and exif_orientation(im) in _SWAPPING_ORIENTATIONS:
             return im.width, im.height
         return im.height, im.width
+
+
+def exif_orientation(im: Image.Image) -> int | None:
+    """An opened image's EXIF orientation tag (``None`` without one), from its header. A PNG
+    whose eXIf chunk follows the pixel data counts as unrotated: PIL finds that chunk only by
+    decoding the whole image, which a header read must not do."""
+    if im.format == "PNG" and "exif" not in im.info:
+        return None
+    try:
+        return im.getexif().get(0x0112)
+    except Exception:  # noqa: BLE001  (a broken EXIF block leaves the stored orientation)
+        return None
 
 
 def load_json(path: str) -> Any:

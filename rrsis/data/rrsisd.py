@@ -179,7 +179,7 @@ class RRSISDDataset(ReferringDataset):
                 )
         declared = (image.get("height"), image.get("width"))
         if self.check_sizes:
-            actual = image_size(entry.image_path)
+            actual = self._header(entry.image_path).hw
             if None not in declared and tuple(declared) != actual:
                 raise ValueError(
                     f"{self.instances_path}: sample {entry.name}: image {entry.image_path} is "

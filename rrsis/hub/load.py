@@ -22,6 +22,7 @@ from .._config import ConfigError
 from .._version import __version__
 from ..registry import _build_checked, build_from_config, is_model, list_models, probe_model
 from ..text.tokenizer import Tokenizer
+from .dtypes import check_config_dtype, resolve_dtype, torch_dtype_arg
 from .files import (
     CheckpointError,
     check_device,
@@ -114,6 +115,7 @@ def read_config(path: PathLike) -> dict[str, Any]:
             f"{path}: expected {{\"architecture\": str, \"model_args\": {{...}}}}, got "
             f"{json.dumps(config)[:200]}"
         )
+    check_config_dtype(config, str(path))
     return config
 
 
@@ -203,9 +205,11 @@ def from_pretrained(
             64, or ``$RRSIS_MAX_PARAMS`` / ``$RRSIS_MAX_ACTIVATION_GIB``. Checked on the meta
             device, with the weights' header, before the model is built.
         torch_dtype: floating dtype of the returned model's parameters and buffers (a
-            ``torch.dtype`` or its name, e.g. ``torch.bfloat16`` / ``"bfloat16"``); ``None``
-            keeps float32, whatever dtype the weights were saved in. The weights are loaded in
-            float32 and cast once.
+            ``torch.dtype`` or its name, e.g. ``torch.bfloat16`` / ``"bfloat16"``); ``"auto"``:
+            the dtype the model was saved in (``config.json``'s ``"torch_dtype"``; for a
+            config written before rrsis recorded it, the weights' own dtype); ``None`` keeps
+            float32, whatever dtype the weights were saved in. The weights are loaded in
+            float32 and cast once (bfloat16 and float16 weights come back bit for bit).
         **overrides: constructor arguments replacing the saved ones (e.g. ``image_size=512``,
             ``drop_path_rate=0.0``); ones that change tensor shapes make the load fail.
 
@@ -224,7 +228,7 @@ def from_pretrained(
         # Path("") is the current folder: an empty setting must not load whatever lies there.
         raise ValueError("from_pretrained: the model path or Hub repo id is empty; pass a directory "
                          "written by save_pretrained (\".\" for the current one) or org/name")
-    dtype = _floating_dtype(torch_dtype)
+    dtype = torch_dtype_arg(torch_dtype)
     check_device(map_location, "from_pretrained")
     recover_interrupted_save(repo_id_or_dir)  # a local directory an interrupted save left aside
     src = _Source(repo_id_or_dir, revision, cache_dir, local_files_only, token)
@@ -252,18 +256,10 @@ def from_pretrained(
     model.tokenizer = tokenizer
     attach_ranker(model, ranker)
     model.load_report = report
+    dtype = resolve_dtype(dtype, config, tensors)
     if dtype is not None:
         model.to(dtype)
     return model.eval()
-
-
-def _floating_dtype(value: torch.dtype | str | None) -> torch.dtype | None:
-    names = ("float32", "float16", "bfloat16", "float64")
-    dtype = getattr(torch, value, None) if isinstance(value, str) and value in names else value
-    if value is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-        raise ValueError(f"from_pretrained: torch_dtype={value!r} is not a floating dtype; use one of "
-                         f"{', '.join(names)} (a torch.dtype or its name) or None for float32")
-    return dtype
 
 
 def _probe(config: Mapping[str, Any], source: str, limits: Mapping[str, Any], overrides: Mapping[str, Any]):

@@ -3,7 +3,8 @@
 A saved model is a directory (or Hub repo) holding:
 
 - ``config.json``: ``{"architecture": <registry name>, "model_args": <constructor arguments>,
-  "rrsis_version": ...}``; the registered entrypoint rebuilds the model from it;
+  "torch_dtype": <the parameters' dtype, e.g. "bfloat16">, "rrsis_version": ...}``; the
+  registered entrypoint rebuilds the model from it;
 - ``model.safetensors``: every persistent tensor of the state dict;
 - ``vocab.txt`` + ``tokenizer_config.json`` when the model has a tokenizer (optional);
 - ``README.md``: a model card.
@@ -35,6 +36,7 @@ from torch import nn
 from .._atomic import _fsync_dir
 from .._version import __version__
 from .card import is_generated_card, model_card
+from .dtypes import parameter_dtype
 from .ranker import RANKER_CONFIG_NAME, RANKER_WEIGHTS_NAME, write_ranker
 from .report import alias_groups
 
@@ -140,7 +142,8 @@ def save_pretrained(
 def _write_contents(
     model: nn.Module, directory: Path, *, config: dict[str, Any], metrics, dataset, repo_id
 ) -> None:
-    payload = {"architecture": model.arch, "model_args": config, "rrsis_version": __version__}
+    payload = {"architecture": model.arch, "model_args": config, "torch_dtype": parameter_dtype(model),
+               "rrsis_version": __version__}
     (directory / CONFIG_NAME).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     save_file(
         _tensors_for_saving(model), str(directory / WEIGHTS_NAME),

@@ -190,7 +190,8 @@ def test_config_json_alone_rebuilds_the_architecture(tmp_path):
     model = rrsis.create_model("gl-msin-tiny", use_gem=False, refine_steps=1)
     model.save_pretrained(tmp_path / "a")
     config = json.loads((tmp_path / "a" / "config.json").read_text())
-    assert config == {"architecture": "gl-msin-tiny", "model_args": model.config, "rrsis_version": rrsis.__version__}
+    assert config == {"architecture": "gl-msin-tiny", "model_args": model.config, "torch_dtype": "float32",
+                      "rrsis_version": rrsis.__version__}
     rebuilt = model_from_config(tmp_path / "a" / "config.json")
     assert rebuilt.config == model.config
     assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
