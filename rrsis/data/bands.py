@@ -170,6 +170,9 @@ def scale_values(arr: np.ndarray, scale: Scale, path: str = "image") -> np.ndarr
         divisor = float(scale)
         if divisor <= 0:
             raise ValueError(f"scale divisor must be positive, got {scale!r}")
+        # Every reader comes here (datasets, model.predict, scenes window by window): a divisor
+        # made for another bit depth is refused wherever the pixels enter.
+        check_divisor(arr.dtype, scale, path)
         x = x / divisor
     if finite is not None:
         x[~finite] = 0.0
