@@ -1,0 +1,168 @@
+"""Rasters read through a GDAL virtual view: GCP- or RPC-only rasters rectified, palettes expanded.
+
+A raster georeferenced by ground control points (raw Sentinel-1 GRD, many level-1 scenes,
+scanned maps) or by rational polynomial coefficients alone has no affine transform. rrsis reads
+it through GDAL's warper (``rasterio.vrt.WarpedVRT``): GDAL's GCP transformer (a polynomial of
+order 1 below 10 points, 2 from 10) or RPC transformer (heights at 0 m: no DEM) maps it onto a
+north-up grid in the GCPs' CRS (EPSG:4326 for RPCs), resampled by nearest neighbour, and the
+scene is that grid. Every output (mask, polygons, overlay) then lies on the rectified grid, not
+the raw pixel grid; pixels outside the raw footprint are nodata.
+
+A paletted raster (one band of colour-table indices) is read as the R, G, B (and alpha) of its
+colour table. GDAL's virtual raster applies a colour table after resampling the indices, which
+would average indices instead of colours, so the expanded raster is wrapped in a warped view on
+its own grid: a reduced read then averages colours exactly as it does for the same RGB raster.
+
+The view is a VRT document opened as an ordinary dataset (windows reaching outside the scene
+are read as they are from any raster); GDAL reads the source window by window, so memory stays
+bounded whatever the raster's size.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+from xml.sax.saxutils import escape
+
+from .georef import RECTIFY_HINT, gcp_problem
+
+__all__ = ["RasterView", "open_raster", "raster_view"]
+
+@dataclass
+class RasterView:
+    """What a scene reads: ``dataset`` (the source, or the virtual view over it), where it lies
+    (``crs``, ``transform``, rasterio ``profile``), ``rectified`` (a sentence naming the
+    rectification, or ``None``) and ``problem`` (why a GCP-only raster could not be rectified,
+    or ``None``)."""
+
+    dataset: Any
+    crs: Any
+    transform: Any
+    profile: dict
+    rectified: str | None = None
+    problem: str | None = None
+
+
+def _palette_xml(ds: Any, gcps: bool = False) -> str:
+    """A VRT document expanding band 1's colour table to R, G, B and alpha (a nodata index is
+    alpha 0), placed by the source's transform or (``gcps``) its ground control points."""
+    nodata = ds.nodata
+    src = escape(ds.name)
+    kind = "UInt16" if ds.dtypes[0] == "uint16" else "Byte"
+    names = ["Red", "Green", "Blue", "Alpha"]
+    rect = f'xOff="0" yOff="0" xSize="{ds.width}" ySize="{ds.height}"'
+    # A source pixel equal to NODATA is not written: it keeps the band's initial 0 (alpha 0).
+    skip = "" if nodata is None else f"<NODATA>{nodata:g}</NODATA>"
+    bands = "".join(
+        f'<VRTRasterBand dataType="Byte" band="{i + 1}"><ColorInterp>{name}</ColorInterp><ComplexSource>'
+        f'<SourceFilename relativeToVRT="0">{src}</SourceFilename><SourceBand>1</SourceBand>'
+        f'<SourceProperties RasterXSize="{ds.width}" RasterYSize="{ds.height}" DataType="{kind}"/>'
+        f"<SrcRect {rect}/><DstRect {rect}/>{skip}<ColorTableComponent>{i + 1}</ColorTableComponent>"
+        "</ComplexSource></VRTRasterBand>" for i, name in enumerate(names))
+    # The warper needs a CRS and a transform; a non-georeferenced raster gets stand-ins (the
+    # scene keeps the source's own).
+    if gcps:
+        points, crs = ds.gcps
+        place = "".join(f'<GCP Id="{i}" Pixel="{p.col!r}" Line="{p.row!r}" X="{p.x!r}" Y="{p.y!r}" Z="{p.z or 0.0!r}"/>'
+                        for i, p in enumerate(points))
+        place = f'<GCPList Projection="{escape(crs.to_wkt(), {chr(34): "&quot;"})}">{place}</GCPList>'
+    else:
+        crs = ds.crs.to_wkt() if ds.crs is not None else "EPSG:3857"
+        gt = ",".join(repr(float(v)) for v in ds.transform.to_gdal())
+        place = f"<SRS>{escape(crs)}</SRS><GeoTransform>{gt}</GeoTransform>"
+    return f'<VRTDataset rasterXSize="{ds.width}" rasterYSize="{ds.height}">{place}{bands}</VRTDataset>'
+
+
+def _has_alpha(ds: Any) -> bool:
+    from rasterio.enums import ColorInterp
+
+    return ColorInterp.alpha in ds.colorinterp
+
+
+def _warped_xml(ds: Any, **kw: Any) -> str:
+    """The VRT document of ``WarpedVRT(ds, **kw)`` (nearest neighbour), to open as a dataset.
+
+    The view always has an alpha band (the source's, or one added; nodata becomes alpha 0):
+    GDAL (3.10) then serves a reduced read from full-resolution warped blocks, averaged as for
+    any raster; without one it warps straight to the reduced size by nearest neighbour."""
+    from rasterio.vrt import WarpedVRT
+
+    with WarpedVRT(ds, resampling=0, **kw) as vrt:
+        return vrt.tags(ns="xml:VRT")["xml:VRT"]
+
+
+def open_raster(path: str):
+    """``rasterio.open(path)`` for reading (a raster without georeference is no warning: the
+    scene says what it lacks when outputs are asked for), or a ``ValueError`` naming the file."""
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            return rasterio.open(path)
+    except RasterioIOError as exc:
+        raise ValueError(f"{path}: cannot read raster ({exc})") from None
+
+
+def _open_xml(xml: str):
+    import rasterio
+
+    return rasterio.open(xml)
+
+
+def raster_view(ds: Any, name: str, *, crs: Any = None, channels: int | None = None) -> RasterView:
+    """The dataset a :class:`~rrsis.scene.read.Scene` reads for ``ds``: ``ds`` itself, or a view
+    rectifying a GCP- or RPC-only raster (unless ``crs="none"``, which keeps the raw grid) and
+    expanding a paletted one to R, G, B.
+
+    Raises:
+        ValueError: a paletted raster for a model of ``channels`` other than 3 (its colours are
+            R, G, B).
+    """
+    from rasterio.enums import ColorInterp
+    from rasterio.errors import RasterioError
+
+    paletted = ds.count == 1 and ds.colorinterp[0] == ColorInterp.palette
+    if paletted and channels not in (None, 3):
+        raise ValueError(f"{name}: a paletted raster (one band of colour-table indices) is read as the R, G, B "
+                         f"of its colour table, but the model takes {channels} bands (in_chans={channels}); "
+                         "give it a raster of that many bands of data")
+    points, gcp_crs = ds.gcps
+    rpcs = None if points else ds.rpcs
+    view = RasterView(ds, ds.crs, ds.transform, ds.profile)
+    rectify = not (isinstance(crs, str) and crs.strip().lower() == "none")
+    rectifying = rectify and ds.transform.is_identity and (bool(points) or rpcs is not None)
+    if rectifying:
+        view.problem = gcp_problem(ds, name) if points else (
+            f"{name}: a paletted raster placed by RPCs only; {RECTIFY_HINT}" if paletted else None)
+        rectifying = view.problem is None
+    if not (rectifying or paletted):
+        return view
+    source = _open_xml(_palette_xml(ds, gcps=rectifying)) if paletted else ds
+    try:
+        if rectifying:
+            target = gcp_crs if points else "EPSG:4326"
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    xml = _warped_xml(source, crs=target, **({} if _has_alpha(source) else {"add_alpha": True}))
+            except RasterioError as exc:
+                view.problem = f"{name}: GDAL cannot rectify it from its {'GCPs' if points else 'RPCs'} ({exc}); {RECTIFY_HINT}"
+                rectifying = False
+        if rectifying:
+            out = _open_xml(xml)
+            how = (f"{len(points)} ground control points (GDAL's polynomial transformer)" if points
+                   else "its RPCs (GDAL's RPC transformer, heights at 0 m)")
+            return RasterView(out, out.crs, out.transform, out.profile, rectified=(
+                f"{name}: georeferenced by {how} only; read rectified onto a north-up grid in "
+                f"{out.crs.to_string()} ({out.width}x{out.height} pixels of {abs(out.transform.a):.6g}, "
+                "nearest neighbour): the mask, polygons and overlay lie on that grid, not the raw pixel grid"))
+        # The colours on the source's own grid (a stand-in CRS where it has none; the scene keeps its own).
+        view.dataset = _open_xml(_warped_xml(source, src_crs=source.crs, crs=source.crs, transform=ds.transform,
+                                             width=ds.width, height=ds.height))
+        return view
+    finally:
+        if source is not ds:
+            source.close()
