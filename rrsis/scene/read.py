@@ -95,7 +95,7 @@ class Scene:
         self._array, self._ds = array, dataset
         self._nodata = nodata  # in-memory scenes: bool [H, W] of non-finite source pixels
         self.crs_declined = False  # crs="none": outputs without georeference were asked for
-        self.gcp_problem = self.rectified = self._source = None
+        self.gcp_problem = self.rectified = self._source = self._mask = None
         if array is not None:
             # ``array``: the chosen bands at their own depth (grey may stay 2-D); ``to_unit``
             # turns a window of it into the reader's float32 values.
@@ -108,8 +108,8 @@ class Scene:
             self._to_unit = to_unit or (lambda x: x)
             return
         view = raster_view(dataset, name, crs=crs, channels=channels)  # GCPs/RPCs rectified, palettes expanded
-        self._ds, self._source, self.gcp_problem, self.rectified = view.dataset, dataset, view.problem, view.rectified
-        ds = view.dataset
+        self._ds = ds = view.dataset  # its alpha band (``_mask``) is the validity of a warped view
+        self._source, self._mask, self.gcp_problem, self.rectified = dataset, view.mask, view.problem, view.rectified
         self.height, self.width, self.dtype = ds.height, ds.width, ds.dtypes[0]
         self.crs, self.transform, self.profile = view.crs, view.transform, view.profile
         assign_crs(self, crs)
@@ -228,7 +228,10 @@ class Scene:
         with rasterio.Env(**GDAL_ENV):
             data = self._ds.read(list(self.bands), **kw)
             no_mask = self._alpha_data or MaskFlags.all_valid in self._ds.mask_flag_enums[self.bands[0] - 1]
-            if no_mask and (self._alpha_data or not full):
+            if self._mask is not None:
+                kw["out_shape"] = None if out_shape is None else tuple(out_shape)
+                valid = self._ds.read(self._mask[0], **kw) >= self._mask[1]
+            elif no_mask and (self._alpha_data or not full):
                 # A boundless read masks every pixel of a raster without nodata, mask or alpha
                 # (rasterio 1.4), and an alpha band read as data masks nothing: valid is then
                 # where the window lies inside the scene.

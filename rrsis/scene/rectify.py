@@ -20,6 +20,7 @@ bounded whatever the raster's size.
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -33,8 +34,9 @@ __all__ = ["RasterView", "open_raster", "raster_view"]
 class RasterView:
     """What a scene reads: ``dataset`` (the source, or the virtual view over it), where it lies
     (``crs``, ``transform``, rasterio ``profile``), ``rectified`` (a sentence naming the
-    rectification, or ``None``) and ``problem`` (why a GCP-only raster could not be rectified,
-    or ``None``)."""
+    rectification, or ``None``), ``problem`` (why a GCP-only raster could not be rectified, or
+    ``None``) and ``mask`` (a view's ``(alpha band, threshold)``: valid where the band's value
+    is at least the threshold; ``None``: GDAL's masks of ``dataset``)."""
 
     dataset: Any
     crs: Any
@@ -42,6 +44,7 @@ class RasterView:
     profile: dict
     rectified: str | None = None
     problem: str | None = None
+    mask: tuple[int, float] | None = None
 
 
 def _palette_xml(ds: Any, gcps: bool = False) -> str:
@@ -83,9 +86,9 @@ def _has_alpha(ds: Any) -> bool:
 def _warped_xml(ds: Any, **kw: Any) -> str:
     """The VRT document of ``WarpedVRT(ds, **kw)`` (nearest neighbour), to open as a dataset.
 
-    The view always has an alpha band (the source's, or one added; nodata becomes alpha 0):
-    GDAL (3.10) then serves a reduced read from full-resolution warped blocks, averaged as for
-    any raster; without one it warps straight to the reduced size by nearest neighbour."""
+    A paletted view always has an alpha band: GDAL (3.10) then serves a reduced read from
+    full-resolution warped blocks, averaging colours; without one, the expansion's reduced
+    read resamples indices."""
     from rasterio.vrt import WarpedVRT
 
     with WarpedVRT(ds, resampling=0, **kw) as vrt:
@@ -110,6 +113,19 @@ def _open_xml(xml: str):
     import rasterio
 
     return rasterio.open(xml)
+
+
+def _alpha_mask(view: Any, xml: str) -> tuple[int, float] | None:
+    """``(band, threshold)`` of a warped view's alpha band (``None`` without one). GDAL takes an
+    alpha band as the mask only of a 2- or 4-band raster, so the scene reads it itself; its top
+    value is the warper's ``DST_ALPHA_MAX`` (255, or 65535 for UInt16 data)."""
+    from rasterio.enums import ColorInterp
+
+    if not _has_alpha(view):
+        return None
+
+    top = re.search(r'<Option name="DST_ALPHA_MAX">([0-9.]+)</Option>', xml)
+    return list(view.colorinterp).index(ColorInterp.alpha) + 1, (float(top.group(1)) if top else 255.0) / 2
 
 
 def raster_view(ds: Any, name: str, *, crs: Any = None, channels: int | None = None) -> RasterView:
@@ -147,21 +163,28 @@ def raster_view(ds: Any, name: str, *, crs: Any = None, channels: int | None = N
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    xml = _warped_xml(source, crs=target, **({} if _has_alpha(source) else {"add_alpha": True}))
+                    # Nodata stays nodata (GDAL's masks then skip it in reduced reads, as in
+                    # the source); without one, an alpha band marks the raw footprint.
+                    keep = _has_alpha(source) or ds.nodata is not None
+                    xml = _warped_xml(source, crs=target, **({} if keep else {"add_alpha": True}))
             except RasterioError as exc:
                 view.problem = f"{name}: GDAL cannot rectify it from its {'GCPs' if points else 'RPCs'} ({exc}); {RECTIFY_HINT}"
                 rectifying = False
         if rectifying:
             out = _open_xml(xml)
+            mask = _alpha_mask(out, xml)
             how = (f"{len(points)} ground control points (GDAL's polynomial transformer)" if points
                    else "its RPCs (GDAL's RPC transformer, heights at 0 m)")
             return RasterView(out, out.crs, out.transform, out.profile, rectified=(
                 f"{name}: georeferenced by {how} only; read rectified onto a north-up grid in "
                 f"{out.crs.to_string()} ({out.width}x{out.height} pixels of {abs(out.transform.a):.6g}, "
-                "nearest neighbour): the mask, polygons and overlay lie on that grid, not the raw pixel grid"))
+                "nearest neighbour): the mask, polygons and overlay lie on that grid, not the raw pixel grid"),
+                mask=mask)
         # The colours on the source's own grid (a stand-in CRS where it has none; the scene keeps its own).
-        view.dataset = _open_xml(_warped_xml(source, src_crs=source.crs, crs=source.crs, transform=ds.transform,
-                                             width=ds.width, height=ds.height))
+        xml = _warped_xml(source, src_crs=source.crs, crs=source.crs, transform=ds.transform,
+                          width=ds.width, height=ds.height)
+        view.dataset = _open_xml(xml)
+        view.mask = _alpha_mask(view.dataset, xml)
         return view
     finally:
         if source is not ds:

@@ -173,3 +173,29 @@ def test_an_rpc_only_raster_is_rectified_to_wgs84(red, tmp_path):
         (res,) = segment_scene(red, tmp_path / "rpc.tif", "the red building", mode="global", out=tmp_path / "p")
     # Ground m² on the ellipsoid: 0.001° is about 111 m north-south and 79 m east-west at 45° N.
     assert res.area_m2 == pytest.approx(obj.sum() * 111.1 * 78.8, rel=0.02)
+
+
+def write_multiband(path, nodata, **place):
+    """4 bands of uint16 (R, G, B, NIR), a 0 strip on the west edge."""
+    data = (np.random.default_rng(4).integers(1, 10000, (4, H, W))).astype(np.uint16)
+    data[:, :, :7] = 0
+    with rasterio.open(path, "w", driver="GTiff", height=H, width=W, count=4, dtype="uint16", nodata=nodata,
+                       **place) as ds:
+        ds.write(data)
+
+
+def test_a_multiband_gcp_raster_keeps_its_nodata_and_footprint(tmp_path):
+    # 16-bit, 4 bands: GDAL takes an added alpha band as the mask only of 2- or 4-band rasters,
+    # so the footprint of a 5-band view (4 + alpha) is read from its alpha band by the scene.
+    write_multiband(tmp_path / "north.tif", 0, crs=UTM, transform=NORTH_UP)
+    write_multiband(tmp_path / "gcp.tif", 0, crs=UTM, gcps=gcps_of(NORTH_UP))
+    with open_scene(tmp_path / "north.tif") as a, open_scene(tmp_path / "gcp.tif") as g:
+        assert g.stretch_range == a.stretch_range
+        for window, shape in ((None, None), (None, (37, 51)), ((-5, -5, 90, 120), (41, 47))):
+            np.testing.assert_array_equal(g.read(window, shape)[0], a.read(window, shape)[0])
+            np.testing.assert_array_equal(g.read(window, shape)[1], a.read(window, shape)[1])
+    write_multiband(tmp_path / "rot.tif", None, crs=UTM, gcps=gcps_of(NORTH_UP @ Affine.rotation(20)))
+    with open_scene(tmp_path / "rot.tif", stretch=None) as r:
+        valid = r.read_valid((0, 0, r.height, r.width))
+        assert 0.97 < valid.sum() / (H * W) < 1.03  # the raw footprint, not the whole grid
+        assert not valid[0, 0] and not valid[-1, -1]  # corners of the grid lie outside it
