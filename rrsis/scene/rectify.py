@@ -2,20 +2,24 @@
 
 A raster georeferenced by ground control points (raw Sentinel-1 GRD, many level-1 scenes,
 scanned maps) or by rational polynomial coefficients alone has no affine transform. rrsis reads
-it through GDAL's warper (``rasterio.vrt.WarpedVRT``): GDAL's GCP transformer (a polynomial of
-order 1 below 10 points, 2 from 10) or RPC transformer (heights at 0 m: no DEM) maps it onto a
-north-up grid in the GCPs' CRS (EPSG:4326 for RPCs), resampled by nearest neighbour, and the
-scene is that grid. Every output (mask, polygons, overlay) then lies on the rectified grid, not
-the raw pixel grid; pixels outside the raw footprint are nodata.
+it through GDAL's warper (``rasterio.vrt.WarpedVRT``): GDAL's GCP transformer (its automatic
+polynomial: order 1 with 3-5 points, 2 from 6) or RPC transformer (heights at 0 m: no DEM)
+maps it onto a north-up grid in the GCPs' CRS (EPSG:4326 for RPCs), resampled by nearest
+neighbour, and the scene is that grid. Every output (mask, polygons, overlay) then lies on the
+rectified grid, not the raw pixel grid; pixels outside the raw footprint are nodata.
 
 A paletted raster (one band of colour-table indices) is read as the R, G, B (and alpha) of its
 colour table. GDAL's virtual raster applies a colour table after resampling the indices, which
 would average indices instead of colours, so the expanded raster is wrapped in a warped view on
-its own grid: a reduced read then averages colours exactly as it does for the same RGB raster.
+its own grid: a reduced read then averages colours, as for the same RGB raster.
 
 The view is a VRT document opened as an ordinary dataset (windows reaching outside the scene
-are read as they are from any raster); GDAL reads the source window by window, so memory stays
-bounded whatever the raster's size.
+are read as from any raster). GDAL warps it block by block from the source, so memory stays
+bounded whatever the raster's size; a whole-scene reduced read (the global pass, the
+statistics) is warped straight onto the reduced grid (:class:`ReducedReads`), within a grey
+level of averaging the full-resolution view, which GDAL would warp whole first (20000² pixels,
+3 bands, on 2 busy cores: opening 6 s instead of 137 s, a 512² global read 31 s instead of 191 s,
++144 MiB of peak memory instead of +37 MiB).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from xml.sax.saxutils import escape
 
 from .georef import RECTIFY_HINT, gcp_problem
 
-__all__ = ["RasterView", "open_raster", "raster_view"]
+__all__ = ["RasterView", "ReducedReads", "open_raster", "raster_view"]
 
 @dataclass
 class RasterView:
@@ -123,9 +127,82 @@ def _alpha_mask(view: Any, xml: str) -> tuple[int, float] | None:
 
     if not _has_alpha(view):
         return None
-
     top = re.search(r'<Option name="DST_ALPHA_MAX">([0-9.]+)</Option>', xml)
     return list(view.colorinterp).index(ColorInterp.alpha) + 1, (float(top.group(1)) if top else 255.0) / 2
+
+
+class ReducedReads:
+    """A rectified view whose whole-scene reduced reads (the global pass, the statistics) are
+    warped from the source straight onto the reduced grid: GDAL would warp the whole raster at
+    full resolution for them (minutes for a 20000² raster). Everything else is the view's."""
+
+    def __init__(self, view: Any, xml: str) -> None:
+        self._view, self._xml, self._reduced = view, xml, {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._view, name)
+
+    def _target(self, kw: dict) -> tuple[Any, dict]:
+        shape = kw.get("out_shape")
+        if kw.get("window") is not None or shape is None or not (
+                shape[-2] < self._view.height and shape[-1] < self._view.width):
+            return self._view, kw
+        from rasterio.enums import Resampling
+
+        h, w = int(shape[-2]), int(shape[-1])
+        alg = "Average" if kw.get("resampling") == Resampling.average else "NearestNeighbour"
+        if (h, w, alg) not in self._reduced:
+            from affine import Affine
+
+            t = self._view.transform @ Affine.scale(self._view.width / w, self._view.height / h)
+            # GDAL warps a view block by block, each from its whole source window at once:
+            # 128-column blocks of as many rows as keep that window near 16 M source pixels.
+            per_px = (self._view.width / w) * (self._view.height / h)
+            cols = min(w, 128)
+            rows = max(1, min(h, int(2**24 / (cols * per_px))))
+            self._reduced[h, w, alg] = _open_xml(_resized_xml(self._xml, h, w, t, alg, cols, rows))
+        return self._reduced[h, w, alg], {k: v for k, v in kw.items() if k not in ("out_shape", "resampling")}
+
+    def read(self, indexes: Any = None, **kw: Any):
+        ds, kw = self._target(kw)
+        return ds.read(indexes, **kw)
+
+    def read_masks(self, indexes: Any = None, **kw: Any):
+        ds, kw = self._target(kw)
+        return ds.read_masks(indexes, **kw)
+
+    def close(self) -> None:
+        for ds in self._reduced.values():
+            ds.close()
+        self._view.close()
+
+
+def _reduced_reads(view: Any, xml: str) -> Any:
+    """``view`` as :class:`ReducedReads`, or as it is where GDAL's document cannot be resized."""
+    try:
+        _resized_xml(xml, 1, 1, view.transform, "Average", 1, 1)
+    except ValueError:
+        return view
+    return ReducedReads(view, xml)
+
+
+def _resized_xml(xml: str, h: int, w: int, t: Any, alg: str, cols: int, rows: int) -> str:
+    """A warped VRT document on a ``h`` x ``w`` grid of transform ``t`` (same extent) resampled
+    by ``alg``, in blocks of ``cols`` x ``rows``: the same transformer, another destination."""
+    gdal = ",".join(repr(float(v)) for v in t.to_gdal())
+    inverse = ",".join(repr(float(v)) for v in (~t).to_gdal())
+    for pattern, new in ((r'rasterXSize="\d+" rasterYSize="\d+"', f'rasterXSize="{w}" rasterYSize="{h}"'),
+                         (r"<GeoTransform>[^<]*</GeoTransform>", f"<GeoTransform>{gdal}</GeoTransform>"),
+                         (r"<DstGeoTransform>[^<]*</DstGeoTransform>", f"<DstGeoTransform>{gdal}</DstGeoTransform>"),
+                         (r"<DstInvGeoTransform>[^<]*</DstInvGeoTransform>",
+                          f"<DstInvGeoTransform>{inverse}</DstInvGeoTransform>"),
+                         (r"<ResampleAlg>[^<]*</ResampleAlg>", f"<ResampleAlg>{alg}</ResampleAlg>"),
+                         (r"<BlockXSize>\d+</BlockXSize>", f"<BlockXSize>{cols}</BlockXSize>"),
+                         (r"<BlockYSize>\d+</BlockYSize>", f"<BlockYSize>{rows}</BlockYSize>")):
+        xml, n = re.subn(pattern, new, xml, count=1)
+        if n != 1:  # a GDAL whose document differs: GDAL's own (slow) reduced reads
+            raise ValueError(f"unexpected warped VRT document (no {pattern})")
+    return xml
 
 
 def raster_view(ds: Any, name: str, *, crs: Any = None, channels: int | None = None) -> RasterView:
@@ -173,6 +250,7 @@ def raster_view(ds: Any, name: str, *, crs: Any = None, channels: int | None = N
         if rectifying:
             out = _open_xml(xml)
             mask = _alpha_mask(out, xml)
+            out = _reduced_reads(out, xml)
             how = (f"{len(points)} ground control points (GDAL's polynomial transformer)" if points
                    else "its RPCs (GDAL's RPC transformer, heights at 0 m)")
             return RasterView(out, out.crs, out.transform, out.profile, rectified=(
@@ -185,6 +263,7 @@ def raster_view(ds: Any, name: str, *, crs: Any = None, channels: int | None = N
                           width=ds.width, height=ds.height)
         view.dataset = _open_xml(xml)
         view.mask = _alpha_mask(view.dataset, xml)
+        view.dataset = _reduced_reads(view.dataset, xml)
         return view
     finally:
         if source is not ds:

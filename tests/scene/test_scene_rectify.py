@@ -71,15 +71,20 @@ def red(tiny_model):
 
 def test_gcps_from_an_affine_give_the_north_up_files_outputs(tiny_model, tmp_path):
     # Five GCPs lying exactly on the affine: GDAL's order-1 fit is that affine, its grid the
-    # source grid, and nearest neighbour copies each pixel. Tolerance: none, pixel for pixel.
+    # source grid, and nearest neighbour copies each pixel. Tolerance: none, pixel for pixel,
+    # except a whole-scene reduced read (the global pass), which the warper averages straight
+    # from the source: within one grey level (1/255) of GDAL's average of the north-up file.
     write(tmp_path / "north.tif", transform=NORTH_UP)
     write(tmp_path / "gcp.tif", gcps=gcps_of(NORTH_UP))
     with open_scene(tmp_path / "north.tif") as a, open_scene(tmp_path / "gcp.tif") as g:
         assert (g.height, g.width, g.crs) == (a.height, a.width, a.crs) and g.rectified and not a.rectified
         assert g.transform.almost_equals(a.transform, precision=1e-6)
-        for window, shape in ((None, None), ((-16, -16, 48, 48), None), (None, (40, 52))):
+        for window, shape in ((None, None), ((-16, -16, 48, 48), None), ((0, 0, 64, 64), (32, 32))):
             np.testing.assert_array_equal(g.read(window, shape)[0], a.read(window, shape)[0])
             np.testing.assert_array_equal(g.read(window, shape)[1], a.read(window, shape)[1])
+        (pg, vg), (pa, va) = g.read(None, (40, 52)), a.read(None, (40, 52))
+        np.testing.assert_allclose(pg, pa, atol=1 / 255 + 1e-6)
+        np.testing.assert_array_equal(vg, va)
     results = {}
     for name in ("north", "gcp"):
         with warnings.catch_warnings(record=True) as seen:
@@ -191,11 +196,36 @@ def test_a_multiband_gcp_raster_keeps_its_nodata_and_footprint(tmp_path):
     write_multiband(tmp_path / "gcp.tif", 0, crs=UTM, gcps=gcps_of(NORTH_UP))
     with open_scene(tmp_path / "north.tif") as a, open_scene(tmp_path / "gcp.tif") as g:
         assert g.stretch_range == a.stretch_range
-        for window, shape in ((None, None), (None, (37, 51)), ((-5, -5, 90, 120), (41, 47))):
+        for window, shape in ((None, None), ((-5, -5, 90, 120), (41, 47))):
             np.testing.assert_array_equal(g.read(window, shape)[0], a.read(window, shape)[0])
             np.testing.assert_array_equal(g.read(window, shape)[1], a.read(window, shape)[1])
+        (pg, vg), (pa, va) = g.read(None, (37, 51)), a.read(None, (37, 51))  # the global pass's read
+        assert np.abs(pg - pa).mean() < 1e-3 and (vg == va).mean() > 0.97
     write_multiband(tmp_path / "rot.tif", None, crs=UTM, gcps=gcps_of(NORTH_UP @ Affine.rotation(20)))
     with open_scene(tmp_path / "rot.tif", stretch=None) as r:
         valid = r.read_valid((0, 0, r.height, r.width))
         assert 0.97 < valid.sum() / (H * W) < 1.03  # the raw footprint, not the whole grid
         assert not valid[0, 0] and not valid[-1, -1]  # corners of the grid lie outside it
+
+
+def test_whole_scene_reduced_reads_are_warped_straight_to_the_reduced_grid(tmp_path):
+    # The reduced view (the same transformer, another destination) against GDAL's reduced read
+    # of the full-resolution view, which warps every pixel first: the same smooth picture.
+    from rasterio.enums import Resampling
+
+    from rrsis.scene.rectify import ReducedReads
+
+    yy, xx = np.mgrid[0:H, 0:W]
+    smooth = np.stack([xx * 2, yy * 2, (xx + yy)]).astype(np.uint8)
+    with rasterio.open(tmp_path / "rot.tif", "w", driver="GTiff", height=H, width=W, count=3, dtype="uint8",
+                       gcps=gcps_of(NORTH_UP @ Affine.rotation(20)), crs=UTM) as ds:
+        ds.write(smooth)
+    with open_scene(tmp_path / "rot.tif") as sc:
+        assert isinstance(sc._ds, ReducedReads)
+        full = sc._ds._view  # the view GDAL reads at full resolution
+        for shape, how in (((33, 41), Resampling.average), ((50, 57), Resampling.nearest)):
+            got = sc._ds.read([1, 2, 3], out_shape=(3, *shape), resampling=how).astype(float)
+            want = full.read([1, 2, 3], out_shape=(3, *shape), resampling=how).astype(float)
+            a, b = (d.read(4, out_shape=shape, resampling=how) >= 128 for d in (sc._ds, full))
+            assert (a == b).mean() > 0.95  # the footprint, to a pixel at its edge
+            assert np.abs(got - want)[:, a & b].mean() < 2.0  # grey levels, of 0-255
