@@ -148,10 +148,12 @@ def _load(source: ImageSource, palette_to_rgb: bool = True,
             with _open_pil(path, max_pixels) as im:
                 arr, alpha = _from_pil(im, path, palette_to_rgb)
         except ValueError as exc:
-            return read_tiff_rasterio(path, info, f"{what} that PIL cannot decode ({exc})"), info.alpha_last, path
-        if arr.shape[2] != info.samples or arr.dtype.itemsize * 8 < info.bits:
+            why = f"{what} that PIL cannot decode ({exc})"
+            return read_tiff_rasterio(path, info, why, palette_to_rgb), info.alpha_last, path
+        expanded = palette_to_rgb and info.photometric == 3 and arr.shape[2] in (3, 4)  # PIL applied the palette
+        if (arr.shape[2] != info.samples and not expanded) or arr.dtype.itemsize * 8 < info.bits:
             why = f"{what} that PIL decodes as {arr.shape[2]}-band {arr.dtype}"
-            return read_tiff_rasterio(path, info, why), info.alpha_last, path
+            return read_tiff_rasterio(path, info, why, palette_to_rgb), info.alpha_last, path
         return arr, alpha, path
     if isinstance(source, Image.Image):
         if source.width == 0 or source.height == 0:

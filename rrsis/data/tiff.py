@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-__all__ = ["TiffInfo", "read_tiff_info", "read_tiff_rasterio", "read_uncompressed_tiff"]
+__all__ = ["TiffInfo", "palette_colours", "read_tiff_info", "read_tiff_rasterio", "read_uncompressed_tiff"]
 
 _TYPE_FORMATS = {1: "B", 3: "H", 4: "I", 6: "b", 8: "h", 9: "i", 11: "f", 12: "d", 16: "Q"}
 _TAGS = {
@@ -179,15 +179,28 @@ def read_uncompressed_tiff(path: str, info: TiffInfo | None = None) -> np.ndarra
     return arr.astype(dtype.newbyteorder("="), copy=True)
 
 
-def read_tiff_rasterio(path: str, info: TiffInfo, why: str) -> np.ndarray:
+def palette_colours(colormap: dict[int, tuple[int, ...]], dtype: np.dtype) -> np.ndarray:
+    """A colour table (rasterio's ``colormap``: index → RGBA) as a lookup array ``[N, 4]`` uint8
+    covering every index of ``dtype`` (indices the table lacks: opaque black)."""
+    lut = np.zeros((np.iinfo(dtype).max + 1, 4), np.uint8)
+    lut[:, 3] = 255
+    for k, v in colormap.items():
+        if 0 <= k < len(lut):
+            lut[k] = v
+    return lut
+
+
+def read_tiff_rasterio(path: str, info: TiffInfo, why: str, palette_to_rgb: bool = True) -> np.ndarray:
     """All bands ``[H, W, C]`` of a TIFF that neither the numpy reader nor PIL reads exactly (a
     deflate or LZW 16-bit or multi-band raster), through rasterio when the ``geo`` extra is
-    installed.
+    installed. A paletted TIFF is its colour table's R, G, B (its alpha dropped, as
+    :func:`rrsis.data.read_image` drops an alpha band), unless ``palette_to_rgb`` is false.
 
     Args:
         path: the file.
         info: its header.
         why: what the other readers made of it, for the messages.
+        palette_to_rgb: expand a colour table (images); false keeps the indices (masks).
 
     Raises:
         ValueError: rasterio is missing (naming the extra) or cannot read the file either, or
@@ -208,6 +221,8 @@ def read_tiff_rasterio(path: str, info: TiffInfo, why: str) -> np.ndarray:
             warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a plain TIFF has no CRS
             with rasterio.open(path) as src:
                 arr = np.moveaxis(src.read(), 0, 2)
+                if palette_to_rgb and info.photometric == 3 and src.count == 1:
+                    arr = palette_colours(src.colormap(1), arr.dtype)[arr[:, :, 0], :3]
     except rasterio.errors.RasterioError as exc:
         raise ValueError(f"{path}: {why}, and rasterio cannot read it either ({exc})") from None
     if arr.shape[:2] != (info.height, info.width):

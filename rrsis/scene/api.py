@@ -204,6 +204,8 @@ def segment_scene(
     if getattr(sc, "first_three_of", 0) and getattr(model, "in_chans", 3) == 3:
         warnings.warn(f"{sc.name}: {sc.first_three_of} bands; an RGB model reads bands {sc.bands} (bands= "
                       "chooses others, e.g. (4, 3, 2) for Sentinel-2's R, G, B)", stacklevel=2)
+    if getattr(sc, "rectified", None):  # the outputs' grid is not the file's pixel grid
+        warnings.warn(sc.rectified, stacklevel=2)
     try:
         opt = opt.resolved(model, sc.height, sc.width)
         prefixes = None
@@ -232,8 +234,8 @@ def segment_scene(
 
 
 def check_georeference(sc: Scene) -> None:
-    """A raster with a transform but no CRS, or with ground control points only, would lose its
-    place on the map without a word."""
+    """A raster with a transform but no CRS, or with ground control points that cannot be
+    rectified, would lose its place on the map without a word."""
     if sc.gcp_problem and not sc.crs_declined:
         raise ValueError(sc.gcp_problem)
     t = sc.transform

@@ -3,8 +3,8 @@
 A GIS places a raster by its CRS and affine transform. Rasters carry them inside; a PNG or JPEG
 carries them beside it, in a world file (``scene.pgw`` / ``scene.jgw``, or ``scene.wld``) and
 GDAL's ``scene.png.aux.xml`` for the CRS. A raster georeferenced by ground control points alone
-has no affine transform: its outputs could be placed only by warping, which rrsis does not do,
-so :func:`gcp_problem` says so instead of writing outputs that lie nowhere.
+has no affine transform: :mod:`rrsis.scene.rectify` reads it through GDAL's warper, and
+:func:`gcp_problem` says when its points cannot define one (too few, on one line, no CRS).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import warnings
 from typing import Any
+
+import numpy as np
 
 __all__ = ["assign_crs", "gcp_problem", "parse_crs", "plain_georeference", "world_file"]
 
@@ -63,16 +65,33 @@ def plain_georeference(path: str | os.PathLike) -> tuple[Any, Any]:
             return ds.crs, ds.transform
 
 
+# What to do with a GCP-only raster rrsis cannot rectify.
+RECTIFY_HINT = ("rectify it first (gdalwarp -r near IN OUT, with -order N or -tps to choose GDAL's model) for "
+                "a mask GeoTIFF and GeoJSON, or pass crs='none' (--crs none) for PNG outputs on the raw "
+                "pixel grid without georeference")
+# Singular-value ratio below which points are taken as lying on one line.
+_COLLINEAR = 1e-6
+
+
 def gcp_problem(dataset: Any, name: str) -> str | None:
-    """Why the outputs of ``dataset`` could not be placed when it is georeferenced by ground
-    control points only (no affine transform), or ``None``."""
-    points, _ = dataset.gcps
+    """Why ``dataset``, georeferenced by ground control points only (no affine transform), cannot
+    be rectified (:mod:`rrsis.scene.rectify`): fewer than 3 points, all on one line in the image
+    or on the ground, or no CRS; ``None`` when it can (or has a transform, or no GCPs)."""
+    points, crs = dataset.gcps
     if not points or not dataset.transform.is_identity:
         return None
-    return (f"{name}: the raster is georeferenced by {len(points)} ground control points only, with no "
-            "affine transform, and rrsis does not warp; rectify it first (gdalwarp -r near IN OUT gives "
-            "it a CRS and a transform) for a mask GeoTIFF and GeoJSON, or pass crs='none' (--crs none) "
-            "for PNG outputs without georeference")
+    n = len(points)
+    why = None
+    if n < 3:
+        why = f"{n} ground control point(s): at least 3, not on one line, are needed"
+    elif crs is None:
+        why = f"{n} ground control points without a CRS"
+    for where, xy in (("in the image", [(p.col, p.row) for p in points]), ("on the ground", [(p.x, p.y) for p in points])):
+        a = np.asarray(xy, np.float64)
+        s = np.linalg.svd(a - a.mean(axis=0), compute_uv=False)
+        if why is None and (s[0] == 0 or s[-1] / s[0] < _COLLINEAR):
+            why = f"its {n} ground control points lie on one line {where}"
+    return None if why is None else f"{name}: georeferenced by ground control points only, and {why}; {RECTIFY_HINT}"
 
 
 def assign_crs(scene: Any, crs: Any) -> None:

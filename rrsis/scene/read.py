@@ -28,7 +28,8 @@ from ..data.io import (
     scale_values,
 )
 from ..data.transforms import resize_image_bands
-from .georef import assign_crs, gcp_problem, plain_georeference
+from .georef import assign_crs, plain_georeference
+from .rectify import open_raster, raster_view
 
 __all__ = ["PLAIN_SUFFIXES", "NoValidPixelsError", "Scene", "open_scene", "require_geo"]
 
@@ -81,7 +82,8 @@ class Scene:
     ``transform`` (an affine or ``None``), ``georeferenced``, ``profile`` (rasterio's, or
     ``None``), ``bands`` (band numbers counted from 1 read, shown as R, G, B), ``dtype`` (the
     source data's type), ``stretch_range`` (a raster's per-band ``(low, high)`` mapped to
-    [0, 1] by the stretch or the value scaling; ``None`` for in-memory scenes).
+    [0, 1] by the stretch or the value scaling; ``None`` for in-memory scenes), ``rectified`` (a
+    GCP/RPC-only raster read on a rectified grid: the sentence saying so, else ``None``).
     """
 
     def __init__(self, *, array: np.ndarray | None = None, dataset: Any = None,
@@ -93,7 +95,7 @@ class Scene:
         self._array, self._ds = array, dataset
         self._nodata = nodata  # in-memory scenes: bool [H, W] of non-finite source pixels
         self.crs_declined = False  # crs="none": outputs without georeference were asked for
-        self.gcp_problem = None if dataset is None else gcp_problem(dataset, name)
+        self.gcp_problem = self.rectified = self._source = self._mask = None
         if array is not None:
             # ``array``: the chosen bands at their own depth (grey may stay 2-D); ``to_unit``
             # turns a window of it into the reader's float32 values.
@@ -105,9 +107,11 @@ class Scene:
             self.dtype = dtype or str(array.dtype)  # the source's type, before any scaling
             self._to_unit = to_unit or (lambda x: x)
             return
-        ds = dataset
+        view = raster_view(dataset, name, crs=crs, channels=channels)  # GCPs/RPCs rectified, palettes expanded
+        self._ds = ds = view.dataset  # its alpha band (``_mask``) is the validity of a warped view
+        self._source, self._mask, self.gcp_problem, self.rectified = dataset, view.mask, view.problem, view.rectified
         self.height, self.width, self.dtype = ds.height, ds.width, ds.dtypes[0]
-        self.crs, self.transform, self.profile = ds.crs, ds.transform, ds.profile
+        self.crs, self.transform, self.profile = view.crs, view.transform, view.profile
         assign_crs(self, crs)
         from rasterio.enums import ColorInterp
 
@@ -139,8 +143,8 @@ class Scene:
         return self.crs is not None and self.transform is not None and not self.transform.is_identity
 
     def close(self) -> None:
-        if self._ds is not None:
-            self._ds.close()
+        for ds in {id(d): d for d in (self._ds, self._source) if d is not None}.values():
+            ds.close()
 
     def __enter__(self) -> Scene:  # noqa: PYI034 - a final class
         return self
@@ -224,7 +228,10 @@ class Scene:
         with rasterio.Env(**GDAL_ENV):
             data = self._ds.read(list(self.bands), **kw)
             no_mask = self._alpha_data or MaskFlags.all_valid in self._ds.mask_flag_enums[self.bands[0] - 1]
-            if no_mask and (self._alpha_data or not full):
+            if self._mask is not None:
+                kw["out_shape"] = None if out_shape is None else tuple(out_shape)
+                valid = self._ds.read(self._mask[0], **kw) >= self._mask[1]
+            elif no_mask and (self._alpha_data or not full):
                 # A boundless read masks every pixel of a raster without nodata, mask or alpha
                 # (rasterio 1.4), and an alpha band read as data masks nothing: valid is then
                 # where the window lies inside the scene.
@@ -342,15 +349,8 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
             scene.crs, scene.transform = plain_georeference(path)  # a world file places it
             assign_crs(scene, crs)
             return scene
-        rasterio = require_geo(f"reading {os.path.basename(path)}")
-        from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
-
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                ds = rasterio.open(path)
-        except RasterioIOError as exc:
-            raise ValueError(f"{path}: cannot read raster ({exc})") from None
+        require_geo(f"reading {os.path.basename(path)}")
+        ds = open_raster(path)
         try:
             return _check_scale(Scene(dataset=ds, bands=band_tuple, stretch=stretch, scale=scale, name=path,
                                       crs=crs, channels=channels), scale)
