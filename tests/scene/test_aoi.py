@@ -225,10 +225,17 @@ def saved(tmp_path_factory, tiny):  # noqa: F811
     out = tmp_path_factory.mktemp("aoi_cli")
     save_pretrained(tiny.model, out / "model")
     _scene(out / "scene.tif")
+    (out / "tiles").mkdir()
+    with rasterio.open(out / "scene.tif") as src:  # the scene as two tiles, for --mosaic
+        for name, col in (("west", 0), ("east", SIZE // 2)):
+            win = Window(col, 0, SIZE // 2, SIZE)
+            profile = {**src.profile, "width": SIZE // 2, "transform": src.window_transform(win)}
+            with rasterio.open(out / "tiles" / f"{name}.tif", "w", **profile) as dst:
+                dst.write(src.read(window=win))
     return out
 
 
-@pytest.mark.parametrize("form", ["geojson", "bbox"])
+@pytest.mark.parametrize("form", ["geojson", "bbox", "mosaic"])
 def test_predict_with_aoi_file_or_bbox(saved, tmp_path, capsys, form):
     lon, lat = warp_points(UTM, "EPSG:4326", [500400.0, 500900.0], [4999300.0, 4999700.0])
     if form == "geojson":  # RFC 7946: no crs member, longitudes and latitudes
@@ -239,11 +246,16 @@ def test_predict_with_aoi_file_or_bbox(saved, tmp_path, capsys, form):
     else:
         aoi = f"{lon[0]},{lat[0]},{lon[1]},{lat[1]}"
     prefix = tmp_path / "port"
-    assert main(["predict", "--model", str(saved / "model"), "--image", str(saved / "scene.tif"), "--text",
+    # The area cuts a mosaic of the scene's two halves as it cuts the scene (the area spans both).
+    image = [str(saved / "tiles" / "west.tif"), str(saved / "tiles" / "east.tif"), "--mosaic"] if form == "mosaic" \
+        else [str(saved / "scene.tif")]
+    assert main(["predict", "--model", str(saved / "model"), "--image", *image, "--text",
                  "the red building", "--out", str(prefix), "--quiet", "--mode", "global", "--aoi", aoi]) == 0
     expected = _expected_window(transform_bounds("EPSG:4326", UTM, lon[0], lat[0], lon[1], lat[1],
                                                  densify_pts=101))
     r0, c0, r1, c1 = expected
+    assert c0 < SIZE // 2 < c1  # across both tiles of the mosaic
+    assert (tmp_path / "port_mosaic.vrt").is_file() == (form == "mosaic")
     with rasterio.open(f"{prefix}_mask.tif") as ds:
         assert (ds.height, ds.width) == (r1 - r0, c1 - c0)
         assert ds.transform == TRANSFORM @ Affine.translation(c0, r0)
