@@ -239,8 +239,11 @@ def run(args: argparse.Namespace) -> int:
     with scene:
         check_georeference(scene)
         prefixes = output_prefixes(args.out, len(args.text), scene.name)
-        check_outputs([p for pre in prefixes for p in output_paths(pre, scene.georeferenced).values()],
-                      args.overwrite)
+        outputs = [p for pre in prefixes for p in output_paths(pre, scene.georeferenced).values()]
+        if args.aoi is not None and args.aoi.path in {os.path.abspath(p) for p in outputs}:
+            raise ValueError(f"--aoi {args.aoi.path}: an output of --out {args.out} would replace it; choose "
+                             "another --out")
+        check_outputs(outputs, args.overwrite)
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" \
             else torch.device(args.device)
         model = from_pretrained(args.model, map_location=device, **model_limits(args))

@@ -60,11 +60,13 @@ class AreaOfInterest:
         geometry: a shapely ``Polygon`` or ``MultiPolygon`` with positive area.
         crs: its rasterio ``CRS``.
         source: what it was made from, for messages.
+        path: the vector file it was read from, if any (outputs may not replace it).
     """
 
     geometry: Any
     crs: Any
     source: str
+    path: str | None = None
 
     def __str__(self) -> str:  # a region's settings record: same area, same text
         digest = hashlib.sha1(self.geometry.wkb).hexdigest()[:12]
@@ -287,7 +289,8 @@ def area_of_interest(aoi: Any, crs: Any = None) -> AreaOfInterest:
                          f"latitudes, yet its CRS is {area_crs.to_string()} (the default for geometries, "
                          "mappings and bounds, and for GeoJSON files); give the CRS of its coordinates with "
                          "aoi_crs= (rrsis predict --aoi-crs, e.g. the scene's EPSG:32633)")
-    return AreaOfInterest(geometry=geom, crs=area_crs, source=what)
+    path = os.path.abspath(os.fspath(aoi)) if isinstance(aoi, (str, os.PathLike)) and os.path.isfile(aoi) else None
+    return AreaOfInterest(geometry=geom, crs=area_crs, source=what, path=path)
 
 
 def _fmt(b) -> str:

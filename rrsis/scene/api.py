@@ -238,6 +238,9 @@ def segment_scene(
             check_georeference(sc)
             prefixes = output_prefixes(out, len(texts_list), sc.name)
             files = [p for pre in prefixes for p in output_paths(pre, sc.georeferenced).values()]
+            if area is not None and area.path in {os.path.abspath(p) for p in files}:
+                raise ValueError(f"{area.path}: an output would replace the area of interest's file; choose "
+                                 "another output prefix")
             check_outputs(files, overwrite)
             for p in files:
                 remove_stale_temporaries(p)

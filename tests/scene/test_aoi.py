@@ -162,6 +162,11 @@ def test_a_region_skips_and_lists_the_scenes_outside_the_area(tiny, tmp_path):  
     again = segment_scenes(tiny, [str(near), str(far)], "the red building", out=tmp_path / "region",
                            mode="global", aoi=mapping(area), aoi_crs=UTM)
     assert sorted(again.skipped) == ["far", "near"] and not again.done
+    # Outputs never replace the area's own file, even with overwrite=True.
+    (tmp_path / "area.geojson").write_text(json.dumps({**mapping(area), "crs": {"type": "name",
+                                                       "properties": {"name": "EPSG:32633"}}}))
+    with pytest.raises(ValueError, match="would replace the area of interest's file"):
+        segment_scene(tiny, near, "a", out=tmp_path / "area", aoi=tmp_path / "area.geojson", overwrite=True)
 
 
 def test_areas_that_cannot_be_used_are_named(tmp_path):
@@ -261,6 +266,10 @@ def test_predict_with_aoi_file_or_bbox(saved, tmp_path, capsys, form):
         assert ds.transform == TRANSFORM @ Affine.translation(c0, r0)
     out = capsys.readouterr().out
     assert f"rows {r0}-{r1}, columns {c0}-{c1}" in out and "of the area of interest's window" in out
+    if form == "geojson":  # an output named like the area's file would replace it, even with --overwrite
+        assert main(["predict", "--model", str(saved / "model"), "--image", str(saved / "scene.tif"), "--text",
+                     "a", "--out", str(tmp_path / "area"), "--aoi", aoi, "--overwrite"]) == 2
+        assert "would replace it" in capsys.readouterr().err
     assert main(["predict", "--model", str(saved / "model"), "--image", str(saved / "scene.tif"), "--text", "a",
                  "--out", str(tmp_path / "x"), "--aoi", "20,10,21,11"]) == 2
     assert "does not overlap" in capsys.readouterr().err
