@@ -55,9 +55,9 @@ longitude, latitude). Only the scene's pixel window covering it is read; the mas
 window on the scene's grid, nodata outside the area; polygons are clipped to it. In a region the
 scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
 
-  rrsis predict --model M --image scene.tif --text "the storage tanks" --out port --aoi port.geojson
-  rrsis predict --model M --image scene.tif --text "the storage tanks" --out port \
-      --aoi 13.40,52.50,13.45,52.53
+  rrsis predict --model M --image scene.tif --text "the storage tanks" --out port --aoi harbour.geojson
+  rrsis predict --model M --image scene.tif --text "the storage tanks" --out port \\
+      --aoi=-70.30,43.62,-70.22,43.68
 """,
     )
     p.add_argument("--model", required=True, help="a save_pretrained directory or a Hub repo id")
@@ -107,7 +107,8 @@ scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
                                  "georeference (without either, such a raster is refused)")
     p.add_argument("--aoi", metavar="AOI",
                    help="area of interest: a vector file (GeoJSON, GeoPackage, shapefile; features unioned) "
-                        "or bounds minx,miny,maxx,maxy; only the scene's pixels covering it are read")
+                        "or bounds minx,miny,maxx,maxy (write --aoi=-70.3,... when the first is negative); only the "
+                        "scene's pixels covering it are read")
     p.add_argument("--aoi-crs", metavar="CRS",
                    help="CRS of --aoi bounds (default EPSG:4326: longitude, latitude), or of a vector file "
                         "that has none")
