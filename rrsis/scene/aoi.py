@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .read import Scene, open_scene, require_geo
+from .read import NoValidPixelsError, Scene, open_scene, require_geo
 
 __all__ = ["AOI_DEFAULT_CRS", "AOIOutsideError", "AreaOfInterest", "SceneWindow", "area_of_interest",
            "open_aoi_scene", "scene_window"]
@@ -385,6 +385,10 @@ def open_aoi_scene(source: Any, area: AreaOfInterest, *, crs: Any = None, **open
         raise ValueError(f"{path}: an area of interest reads the scene through vrt://, which cannot name a "
                          "path with '?' (a signed URL): download the scene, or cut the area with gdal_translate")
     r0, c0, r1, c1 = win.window
-    sc = open_scene(f"vrt://{name}?srcwin={c0},{r0},{c1 - c0},{r1 - r0}", crs=crs, **open_kwargs)
+    try:
+        sc = open_scene(f"vrt://{name}?srcwin={c0},{r0},{c1 - c0},{r1 - r0}", crs=crs, **open_kwargs)
+    except NoValidPixelsError:
+        raise NoValidPixelsError(f"{path}: every pixel of the area of interest's window (rows {r0}-{r1}, columns "
+                                 f"{c0}-{c1}) is nodata: nothing to segment") from None
     sc.name = path
     return sc, win

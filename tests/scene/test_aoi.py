@@ -29,6 +29,7 @@ from rrsis.scene import (
     segment_scenes,
 )
 from rrsis.scene.aoi import scene_window
+from rrsis.scene.read import NoValidPixelsError
 
 UTM = "EPSG:32633"
 SIZE = 128
@@ -217,6 +218,13 @@ def test_areas_that_cannot_be_used_are_named(tmp_path):
         open_aoi_scene(plain, area)
     sc, win = open_aoi_scene(plain, area, crs=UTM)
     assert win.window == _expected_window((500400, 4999300, 500900, 4999700))
+    # An area over nodata only: the scene's own error, naming the window.
+    holed = _scene(tmp_path / "holed.tif", nodata=0)
+    with rasterio.open(holed, "r+") as ds:
+        ds.write(np.zeros((3, 40, 50), np.uint16), window=Window(40, 30, 50, 40))
+    with pytest.raises(NoValidPixelsError, match=r"holed.tif: every pixel of the area of interest's window "
+                                                 r"\(rows 30-70, columns 40-90\) is nodata"):
+        open_aoi_scene(holed, area)
     with pytest.raises(ValueError, match="aoi_crs= is the CRS of aoi="):
         segment_scene(None, scene, "a", aoi_crs=UTM)
     with sc, pytest.raises(ValueError, match="give the raster's path, not an open Scene"):
