@@ -186,7 +186,9 @@ def _parse_bounds_text(text: str) -> list[str] | None:
 
 
 def _read_file(path: str):
-    """``(geometry, crs or None)``: every feature of the file's first layer, unioned."""
+    """``(geometry, crs, implied crs)``: every feature of the file's first layer, unioned; the CRS
+    the file names (or ``None``) and the one it implies without naming one (RFC 7946's EPSG:4326
+    for GeoJSON, else ``None``)."""
     try:
         import pyogrio
         from pyogrio import raw
@@ -206,7 +208,22 @@ def _read_file(path: str):
     shapes = [g for g in (shapely.from_wkb(b) for b in geoms if b is not None) if not g.is_empty]
     if not shapes:
         raise ValueError(f"area of interest {path}: no feature with a geometry")
-    return shapely.union_all([_checked(g, path) if g.area > 0 else g for g in shapes]), meta.get("crs")
+    crs, implied = meta.get("crs"), None
+    if crs is not None and pyogrio.read_info(path).get("driver") == "GeoJSON" and not _declares_crs(path):
+        crs, implied = None, AOI_DEFAULT_CRS  # GDAL reports EPSG:4326 for any GeoJSON that names none
+    return shapely.union_all([_checked(g, path) if g.area > 0 else g for g in shapes]), crs, implied
+
+
+def _declares_crs(path: str) -> bool:
+    """Whether a GeoJSON file has a top-level ``crs`` member (GeoJSON 2008)."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+    except (OSError, ValueError):
+        return True  # GDAL read it another way (GeoJSON sequence, ...): keep what GDAL says
+    return isinstance(doc, dict) and "crs" in doc
 
 
 def area_of_interest(aoi: Any, crs: Any = None) -> AreaOfInterest:
@@ -218,9 +235,9 @@ def area_of_interest(aoi: Any, crs: Any = None) -> AreaOfInterest:
             (geometry, Feature or FeatureCollection), a bounds tuple ``(minx, miny, maxx, maxy)``
             or the string ``"minx,miny,maxx,maxy"``, or an :class:`AreaOfInterest`.
         crs: the CRS of a geometry, mapping or bounds, default ``EPSG:4326`` (longitude,
-            latitude, as RFC 7946 reads GeoJSON); for a file, only when the file has none
-            (a GeoJSON file without a ``crs`` member is EPSG:4326). A mapping's own ``crs``
-            member (GeoJSON 2008) is read.
+            latitude, as RFC 7946 reads GeoJSON); for a file, only when the file names none
+            (a GeoJSON file without a ``crs`` member is EPSG:4326 unless ``crs`` is given). A
+            mapping's own ``crs`` member (GeoJSON 2008) is read.
 
     Raises:
         ValueError: an empty geometry, one without area (a point, a line), one invalid beyond
@@ -247,8 +264,9 @@ def area_of_interest(aoi: Any, crs: Any = None) -> AreaOfInterest:
             raise FileNotFoundError(f"area of interest {text!r}: no such file, and not bounds "
                                     "minx,miny,maxx,maxy")
         else:
-            geom, own = _read_file(text)
+            geom, own, implied = _read_file(text)
             what = text
+            own = implied if own is None and given is None else own
             if own is None and given is None:
                 raise ValueError(f"area of interest {text}: the file has no CRS; give it with aoi_crs= "
                                  "(rrsis predict --aoi-crs, e.g. EPSG:32633)")

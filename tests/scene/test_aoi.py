@@ -195,6 +195,12 @@ def test_areas_that_cannot_be_used_are_named(tmp_path):
         area_of_interest(bad)
     with pytest.raises(FileNotFoundError, match="no such file, and not bounds"):
         area_of_interest(tmp_path / "missing.gpkg")
+    # A GeoJSON without a crs member is longitude/latitude (RFC 7946) unless aoi_crs names another.
+    legacy = tmp_path / "legacy.geojson"
+    legacy.write_text(json.dumps(mapping(box(500400, 4999300, 500900, 4999700))))
+    with pytest.raises(ValueError, match="not longitudes and latitudes.*EPSG:4326.*aoi_crs"):
+        area_of_interest(legacy)
+    assert area_of_interest(legacy, UTM).crs.to_string() == UTM
     # A shapefile without .prj has no CRS: aoi_crs gives it one; a differing one is refused.
     shp = tmp_path / "area.shp"
     with pytest.warns(UserWarning, match="'crs' was not provided"):
