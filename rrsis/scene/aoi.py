@@ -1,16 +1,12 @@
 """An area of interest: segment only the part of a scene inside a polygon or a box.
 
-A GIS user with a 30000² scene asks about one port or one field. :func:`area_of_interest` turns
-what they hold (a vector file, a shapely geometry, a GeoJSON mapping, a bounds tuple or a
-``"minx,miny,maxx,maxy"`` string) into an :class:`AreaOfInterest`: one valid polygonal geometry
-and its CRS. :func:`scene_window` places it on a scene: the geometry is densified, reprojected
-to the scene's CRS and turned into the scene's pixel window that covers it
-(:class:`SceneWindow`). :func:`open_aoi_scene` opens that window as a scene of its own through
-GDAL's ``vrt://PATH?srcwin=…`` (a virtual raster of the window: the source's nodata, mask,
-alpha and overviews kept, nothing copied), so every mode runs on it as on any scene and only
-the window's pixels are read. The outputs then lie on the scene's own pixel grid; the pixels
-of the window outside the polygon are nodata, and the polygons are clipped to it
-(:func:`~rrsis.scene.segment_scene`'s ``aoi=``).
+:func:`area_of_interest` turns what a GIS user holds (a vector file, a shapely geometry, a
+GeoJSON mapping, bounds) into an :class:`AreaOfInterest`: a valid polygonal geometry and its CRS.
+:func:`scene_window` densifies it, reprojects it to a scene's CRS and finds the scene's pixel
+window that covers it. :func:`open_aoi_scene` opens that window as a scene of its own through
+GDAL's ``vrt://PATH?srcwin=…`` (the source's nodata, mask, alpha and overviews kept, nothing
+copied), so every mode runs on it as on any scene and only the window's pixels are read
+(:func:`~rrsis.scene.segment_scene`'s ``aoi=`` then makes the pixels outside the polygon nodata).
 """
 
 from __future__ import annotations
@@ -104,11 +100,6 @@ class SceneWindow:
     pixels: Any
     transform: Any
 
-    @property
-    def shape(self) -> tuple[int, int]:
-        r0, c0, r1, c1 = self.window
-        return r1 - r0, c1 - c0
-
     def inside(self, row0: int, shape: tuple[int, int]) -> np.ndarray:
         """bool ``[h, w]``: the pixels of rows ``row0 …`` of the window whose centre lies in the
         area (rasterio's ``rasterize`` rule)."""
@@ -174,15 +165,12 @@ def _bounds(values: Any, what: str):
     return box(x0, y0, x1, y1)
 
 
-def _parse_bounds_text(text: str) -> list[str] | None:
-    parts = [p for p in text.replace(" ", ",").split(",") if p]
-    if len(parts) != 4:
-        return None
+def _parse_bounds_text(text: str) -> list[float] | None:
     try:
-        [float(p) for p in parts]
+        parts = [float(p) for p in text.replace(" ", ",").split(",") if p]
     except ValueError:
         return None
-    return parts
+    return parts if len(parts) == 4 else None
 
 
 def _read_file(path: str):
@@ -324,7 +312,8 @@ def scene_window(area: AreaOfInterest, height: int, width: int, transform: Any, 
         AOIOutsideError: the area does not overlap the scene (both bounds, in the scene's CRS).
         ValueError: the scene has no CRS or no transform.
     """
-    from shapely.affinity import affine_transform
+    from affine import Affine
+    from shapely.affinity import affine_transform, translate
     from shapely.geometry import box
 
     if transform is None or transform.is_identity:
@@ -341,8 +330,7 @@ def scene_window(area: AreaOfInterest, height: int, width: int, transform: Any, 
     if inter.is_empty or inter.area <= 0:
         from rasterio.transform import array_bounds
 
-        s = array_bounds(height, width, transform)
-        scene_b = (s[0], s[1], s[2], s[3])
+        scene_b = array_bounds(height, width, transform)
         raise AOIOutsideError(f"{name}: the area of interest does not overlap the scene: area bounds "
                               f"{_fmt(geom.bounds)}, scene bounds {_fmt(scene_b)} (minx, miny, maxx, maxy "
                               f"in the scene's CRS, {crs.to_string()})")
@@ -350,9 +338,6 @@ def scene_window(area: AreaOfInterest, height: int, width: int, transform: Any, 
     c0, r0 = max(0, math.floor(x0 + PIXEL_TOLERANCE)), max(0, math.floor(y0 + PIXEL_TOLERANCE))
     c1, r1 = min(width, math.ceil(x1 - PIXEL_TOLERANCE)), min(height, math.ceil(y1 - PIXEL_TOLERANCE))
     c1, r1 = max(c1, c0 + 1), max(r1, r0 + 1)
-    from affine import Affine
-    from shapely.affinity import translate
-
     return SceneWindow(window=(r0, c0, r1, c1), pixels=translate(inter, -c0, -r0),
                        transform=transform @ Affine.translation(c0, r0))
 
