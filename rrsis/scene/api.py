@@ -301,9 +301,9 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
         try:
             bar = _progress(text[:30]) if progress else None
             if opt.mode == "ranked":
-                strips = ranked_strips(sc, model, encoded, opt, bar)
+                strips = ranked_strips(sc, model, encoded, opt, bar, inside=win and win.inside)
             elif opt.mode == "object":
-                strips = object_strips(sc, model, encoded, opt, threshold, bar)
+                strips = object_strips(sc, model, encoded, opt, threshold, bar, inside=win and win.inside)
             else:
                 strips = predict_strips(sc, model, encoded, opt, bar)
             for r0, p, valid in strips:
