@@ -10,11 +10,11 @@ import pytest
 rasterio = pytest.importorskip("rasterio")
 pytest.importorskip("shapely")
 
-from rasterio.transform import from_origin  # noqa: E402
-from shapely.geometry import Polygon  # noqa: E402
+from rasterio.transform import from_origin
+from shapely.geometry import Polygon
 
-import rrsis  # noqa: E402
-from rrsis.scene import rank  # noqa: E402
+import rrsis
+from rrsis.scene import rank
 
 SIZE = 96
 TRANSFORM = from_origin(500000.0, 5000000.0, 10.0, 10.0)
