@@ -48,6 +48,16 @@ one scene through OUT_mosaic.vrt (a GDAL virtual raster; nothing is copied), wit
 single-scene outputs:
 
   rrsis predict --model M --image "tiles/*.tif" --mosaic --text "the largest building" --out area
+
+--aoi asks only inside an area of interest: a vector file (GeoJSON, GeoPackage, shapefile: its
+features unioned, in its own CRS) or bounds minx,miny,maxx,maxy (in --aoi-crs, default EPSG:4326:
+longitude, latitude). Only the scene's pixel window covering it is read; the mask covers that
+window on the scene's grid, nodata outside the area; polygons are clipped to it. In a region the
+scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
+
+  rrsis predict --model M --image scene.tif --text "the storage tanks" --out port --aoi harbour.geojson
+  rrsis predict --model M --image scene.tif --text "the storage tanks" --out port \\
+      --aoi=-70.30,43.62,-70.22,43.68
 """,
     )
     p.add_argument("--model", required=True, help="a save_pretrained directory or a Hub repo id")
@@ -95,6 +105,13 @@ single-scene outputs:
     p.add_argument("--crs", help="CRS of a raster that has a transform but no CRS (e.g. EPSG:32633), so "
                                  "the outputs are georeferenced; 'none' accepts PNG outputs without "
                                  "georeference (without either, such a raster is refused)")
+    p.add_argument("--aoi", metavar="AOI",
+                   help="area of interest: a vector file (GeoJSON, GeoPackage, shapefile; features unioned) "
+                        "or bounds minx,miny,maxx,maxy (write --aoi=-70.3,... when the first is negative); only the "
+                        "scene's pixels covering it are read")
+    p.add_argument("--aoi-crs", metavar="CRS",
+                   help="CRS of --aoi bounds (default EPSG:4326: longitude, latitude), or of a vector file "
+                        "that has none")
     p.add_argument("--simplify", type=_non_negative, default=0.5,
                    help="polygon tolerance in pixels, >= 0 (0: exact pixel outlines)")
     p.add_argument("--image-size", type=_positive_int,
@@ -179,8 +196,10 @@ def run(args: argparse.Namespace) -> int:
     from ..data.io import MAX_PIXELS
     from ..hub import from_pretrained
     from ..scene import (
+        area_of_interest,
         check_georeference,
         check_outputs,
+        open_aoi_scene,
         open_scene,
         output_paths,
         output_prefixes,
@@ -190,6 +209,11 @@ def run(args: argparse.Namespace) -> int:
     # Check the cheap inputs before loading the model, so a typo fails at once.
     check_expressions(args.text, "--text")
     stretch = _stretch(args.stretch)
+    if args.aoi_crs is not None and args.aoi is None:
+        raise ValueError("--aoi-crs is the CRS of --aoi; give --aoi too")
+    if args.aoi is not None:  # read (a file) and checked once, before the model loads
+        args.aoi = area_of_interest(args.aoi, args.aoi_crs)
+        args.aoi_crs = None
     if args.mosaic:
         args.image = [_build_mosaic(args)]
         args.asset = None
@@ -209,13 +233,18 @@ def run(args: argparse.Namespace) -> int:
     # Opened before the model, to check it cheaply; --bands naming other than 1 or 3 bands is for a
     # model of that many, which reads the file again with its own band count below.
     rgb_bands = args.bands is None or len(args.bands.replace(" ", ",").strip(",").split(",")) in (1, 3)
-    scene = open_scene(args.image, bands=args.bands if rgb_bands else None, scale=args.scale, stretch=stretch,
-                       max_pixels=max_pixels, crs=args.crs)
+    first = {"bands": args.bands if rgb_bands else None, "scale": args.scale, "stretch": stretch,
+             "max_pixels": max_pixels, "crs": args.crs}
+    # With --aoi only the area's window is opened (and later segmented, from its path).
+    scene = open_scene(args.image, **first) if args.aoi is None else open_aoi_scene(args.image, args.aoi, **first)[0]
     with scene:
         check_georeference(scene)
         prefixes = output_prefixes(args.out, len(args.text), scene.name)
-        check_outputs([p for pre in prefixes for p in output_paths(pre, scene.georeferenced).values()],
-                      args.overwrite)
+        outputs = [p for pre in prefixes for p in output_paths(pre, scene.georeferenced).values()]
+        if args.aoi is not None and args.aoi.path in {os.path.abspath(p) for p in outputs}:
+            raise ValueError(f"--aoi {args.aoi.path}: an output of --out {args.out} would replace it; choose "
+                             "another --out")
+        check_outputs(outputs, args.overwrite)
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" \
             else torch.device(args.device)
         model = from_pretrained(args.model, map_location=device, **model_limits(args))
@@ -226,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
             # Read again for a model of another band count, or one that records its training
             # data's value scaling (the default when neither --scale nor --stretch is given).
             own_scale = args.scale is None and stretch == "auto" and getattr(model, "pixel_scale", None) is not None
-            again = getattr(model, "in_chans", 3) != 3 or not rgb_bands or own_scale
+            again = getattr(model, "in_chans", 3) != 3 or not rgb_bands or own_scale or args.aoi is not None
             read = {"bands": args.bands, "scale": args.scale, "stretch": stretch, "max_pixels": max_pixels,
                     "crs": args.crs} if again else {}
             results = segment_scene(
@@ -235,13 +264,17 @@ def run(args: argparse.Namespace) -> int:
                 probabilities=args.probabilities, geojson_crs=args.geojson_crs, simplify=args.simplify,
                 progress=not args.quiet, tile=args.tile, overlap=args.overlap, pixel_ratio=args.pixel_ratio,
                 global_size=args.image_size, batch_size=args.batch_size, overwrite=args.overwrite,
-                objects=args.objects,
+                objects=args.objects, aoi=args.aoi,
             )
         total = scene.height * scene.width
+    where = "the image" if args.aoi is None else "the area of interest's window"
+    if args.aoi is not None:
+        r0, c0, r1, c1 = results[0].window
+        print(f"area of interest: rows {r0}-{r1}, columns {c0}-{c1} of {args.image}")
     for r in results:
         area = f", {r.area_m2:,.0f} m²" if r.area_m2 is not None else ""
         polys = f", {r.n_polygons} polygon(s)" if r.n_polygons is not None else ""
-        print(f"{r.text!r} ({r.mode}): {r.area_px} pixels ({r.area_px / total:.1%} of the image)"
+        print(f"{r.text!r} ({r.mode}): {r.area_px} pixels ({r.area_px / total:.1%} of {where})"
               f"{area}{polys}, {r.seconds:.1f} s")
         for path in r.files.values():
             print(f"wrote {path}")
@@ -301,7 +334,7 @@ def _run_region(args: argparse.Namespace, stretch) -> int:
                 probabilities=args.probabilities, geojson_crs=args.geojson_crs, simplify=args.simplify,
                 crs=args.crs, max_pixels=MAX_PIXELS if args.max_pixels is None else args.max_pixels,
                 tile=args.tile, overlap=args.overlap, pixel_ratio=args.pixel_ratio,
-                global_size=args.image_size, batch_size=args.batch_size, objects=args.objects,
+                global_size=args.image_size, batch_size=args.batch_size, objects=args.objects, aoi=args.aoi,
             )
     finally:
         cleanup_distributed(info)
@@ -310,6 +343,8 @@ def _run_region(args: argparse.Namespace, stretch) -> int:
     rate = f", {s.megapixels / s.seconds:.2f} Mpx/s" if s.megapixels and s.seconds else ""
     print(f"{s.total} scene(s): {len(s.done)} segmented, {len(s.skipped)} already done, {len(s.failed)} failed "
           f"({s.megapixels:.1f} Mpx in {s.seconds:.1f} s{rate})")
+    if s.outside:
+        print(f"{len(s.outside)} scene(s) outside the area of interest, skipped: {', '.join(sorted(s.outside))}")
     for sid, err in sorted(s.failed.items()):
         print(f"rrsis predict: scene {sid} failed: {err}", file=sys.stderr)
     if s.merged is not None:

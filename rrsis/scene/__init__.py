@@ -6,10 +6,12 @@ window by window (:mod:`~rrsis.scene.read`), segments it globally, by tiles or b
 (:mod:`~rrsis.scene.write`). ``segment_scenes`` does it for a list, glob or STAC collection of
 scenes, resumably and across ``torchrun`` ranks, with one merged vector file
 (:mod:`~rrsis.scene.region`); ``build_vrt`` reads an area delivered as tiles as one scene
-(:mod:`~rrsis.scene.mosaic`). GeoTIFF and other GDAL rasters need the ``geo`` extra
+(:mod:`~rrsis.scene.mosaic`); ``aoi=`` asks only inside an area of interest (:mod:`~rrsis.scene.aoi`).
+GeoTIFF and other GDAL rasters need the ``geo`` extra
 (``pip install "rrsis[geo]"``); PNG/JPEG and arrays work without it.
 """
 
+from .aoi import AOIOutsideError, AreaOfInterest, area_of_interest, open_aoi_scene
 from .api import (
     SceneResult,
     check_georeference,
@@ -24,6 +26,7 @@ from .read import Scene, open_scene
 from .region import RegionSummary, SceneSource, resolve_scenes, segment_scenes
 from .write import remove_stale_temporaries
 
-__all__ = ["MODES", "RegionSummary", "Scene", "SceneOptions", "SceneResult", "SceneSource", "build_vrt", "check_georeference",
-           "check_outputs", "open_scene", "output_paths", "output_prefixes", "remove_stale_temporaries",
-           "resolve_scenes", "segment_scene", "segment_scenes"]
+__all__ = ["MODES", "AOIOutsideError", "AreaOfInterest", "RegionSummary", "Scene", "SceneOptions", "SceneResult",
+           "SceneSource", "area_of_interest", "build_vrt", "check_georeference", "check_outputs", "open_aoi_scene",
+           "open_scene", "output_paths", "output_prefixes", "remove_stale_temporaries", "resolve_scenes",
+           "segment_scene", "segment_scenes"]

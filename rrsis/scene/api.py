@@ -16,6 +16,7 @@ from .._atomic import writable_folder
 from ..data.expressions import check_expressions, expression_problem
 from ..data.io import MAX_PIXELS, Scale
 from ..models.base import threshold_mask
+from .aoi import SceneWindow, area_of_interest, open_aoi_scene
 from .infer import SceneOptions, predict_strips
 from .rank import object_strips, ranked_strips
 from .read import Scene, open_scene
@@ -46,7 +47,9 @@ class SceneResult:
         files: ``kind → path`` of the files written (``mask``, ``geojson``, ``overlay``, and the
             overlay's world file and CRS, ``overlay_world`` and ``overlay_crs``).
         seconds: wall time of this expression.
-        shape: ``(H, W)`` of the scene.
+        shape: ``(H, W)`` of the scene (of the area of interest's window with ``aoi=``).
+        window: with ``aoi=``, ``(row0, col0, row1, col1)``: the scene's pixels the outputs
+            cover; ``None`` without.
     """
 
     text: str
@@ -58,6 +61,7 @@ class SceneResult:
     files: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     shape: tuple[int, int] = (0, 0)
+    window: tuple[int, int, int, int] | None = None
 
 
 def output_paths(prefix: str, georeferenced: bool) -> dict[str, str]:
@@ -131,6 +135,8 @@ def segment_scene(
     progress: bool = False,
     overwrite: bool = False,
     crs: Any = None,
+    aoi: Any = None,
+    aoi_crs: Any = None,
     max_pixels: int | None = MAX_PIXELS,
     options: SceneOptions | None = None,
     **option_overrides: Any,
@@ -172,6 +178,17 @@ def segment_scene(
         crs: the CRS of a raster that has a transform but no CRS (e.g. ``"EPSG:32633"``), so
             its outputs are georeferenced; ``"none"`` accepts PNG outputs without georeference.
             Without either, such a raster with ``out`` raises (no silent loss of georeference).
+        aoi: an area of interest: only the scene's pixel window that covers it is read and
+            segmented, the mode running on that window as on a whole scene. A vector file path
+            (GeoJSON, GeoPackage, shapefile: its features unioned, in the file's CRS), a shapely
+            geometry, a GeoJSON mapping, bounds ``(minx, miny, maxx, maxy)`` or the string
+            ``"minx,miny,maxx,maxy"`` (:func:`~rrsis.scene.aoi.area_of_interest`). The outputs
+            cover the window on the scene's own pixel grid; its pixels outside the area are
+            nodata in the mask (transparent in the overlay) and polygons are clipped to the
+            area. ``scene`` must then be a raster's path. An area that misses the scene raises
+            :class:`~rrsis.scene.aoi.AOIOutsideError` with both bounds.
+        aoi_crs: the CRS of a geometry, mapping or bounds ``aoi``: default ``EPSG:4326``
+            (longitude, latitude); for a file, only when it has none.
         max_pixels: largest plain image held in memory (see :func:`~rrsis.scene.read.open_scene`).
         options: a :class:`~rrsis.scene.infer.SceneOptions`; ``**option_overrides`` replace
             its fields (``tile=``, ``overlap=``, ``pixel_ratio=``, ``gate_threshold=``, …).
@@ -182,6 +199,11 @@ def segment_scene(
     if isinstance(scene, (list, tuple)):
         raise TypeError("segment_scene takes one scene; for a list, a glob or STAC items use "
                         "rrsis.segment_scenes(model, scenes, texts, out=FOLDER)")
+    if aoi is None and aoi_crs is not None:
+        raise ValueError("aoi_crs= is the CRS of aoi=; give aoi= too")
+    if aoi is not None and isinstance(scene, Scene):
+        raise ValueError("aoi= applies when segment_scene opens the scene: give the raster's path, not an open Scene")
+    area = None if aoi is None else area_of_interest(aoi, aoi_crs)
     texts_list = check_expressions(texts)
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be in (0, 1), got {threshold}")
@@ -199,8 +221,13 @@ def segment_scene(
         raise ValueError("crs= applies when segment_scene opens the scene; give it to open_scene(..., crs=)")
     if scale is None and stretch == "auto":  # the values the model was trained on, when recorded
         scale = getattr(model, "pixel_scale", None)
-    sc = open_scene(scene, bands=bands, scale=scale, stretch=stretch, max_pixels=max_pixels,
-                    crs=crs, channels=getattr(model, "in_chans", None)) if own else scene
+    read = {"bands": bands, "scale": scale, "stretch": stretch, "max_pixels": max_pixels, "crs": crs,
+            "channels": getattr(model, "in_chans", None)}
+    win = None
+    if area is not None:
+        sc, win = open_aoi_scene(scene, area, **read)
+    else:
+        sc = open_scene(scene, **read) if own else scene
     if getattr(sc, "first_three_of", 0) and getattr(model, "in_chans", 3) == 3:
         warnings.warn(f"{sc.name}: {sc.first_three_of} bands; an RGB model reads bands {sc.bands} (bands= "
                       "chooses others, e.g. (4, 3, 2) for Sentinel-2's R, G, B)", stacklevel=2)
@@ -213,6 +240,9 @@ def segment_scene(
             check_georeference(sc)
             prefixes = output_prefixes(out, len(texts_list), sc.name)
             files = [p for pre in prefixes for p in output_paths(pre, sc.georeferenced).values()]
+            if area is not None and area.path in {os.path.abspath(p) for p in files}:
+                raise ValueError(f"{area.path}: an output would replace the area of interest's file; choose "
+                                 "another output prefix")
             check_outputs(files, overwrite)
             for p in files:
                 remove_stale_temporaries(p)
@@ -226,7 +256,7 @@ def segment_scene(
                 raise ValueError(f"geojson_crs {geojson_crs!r}: {exc}") from None
         keep = (out is None) if return_mask is None else bool(return_mask)
         return [_one(model, sc, text, opt, threshold, None if prefixes is None else prefixes[i],
-                     probabilities, geojson_crs, simplify, keep, progress)
+                     probabilities, geojson_crs, simplify, keep, progress, win)
                 for i, text in enumerate(texts_list)]
     finally:
         if own:
@@ -248,7 +278,7 @@ def check_georeference(sc: Scene) -> None:
 
 def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefix: str | None,
          probabilities: bool, geojson_crs: str, simplify: float, keep: bool,
-         progress: bool) -> SceneResult:
+         progress: bool, win: SceneWindow | None = None) -> SceneResult:
     import torch
 
     from ..pictures import save_png
@@ -269,17 +299,20 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
         if paths and sc.georeferenced:
             with writing(paths["mask"]):
                 writer = MaskWriter(tmp["mask"], sc, resampling="average" if probabilities else "nearest")
-        polygons = PolygonCollector(sc, simplify) if writer is not None else None
+        polygons = PolygonCollector(sc, simplify, clip=win and win.pixels) if writer is not None else None
         try:
             bar = _progress(text[:30]) if progress else None
             if opt.mode == "ranked":
-                strips = ranked_strips(sc, model, encoded, opt, bar)
+                strips = ranked_strips(sc, model, encoded, opt, bar, inside=win and win.inside)
             elif opt.mode == "object":
-                strips = object_strips(sc, model, encoded, opt, threshold, bar)
+                strips = object_strips(sc, model, encoded, opt, threshold, bar, inside=win and win.inside)
             else:
                 strips = predict_strips(sc, model, encoded, opt, bar)
             for r0, p, valid in strips:
                 m = threshold_mask(p, threshold)
+                if win is not None:  # the window's pixels outside the area: nodata, never the target
+                    inside = win.inside(r0, m.shape)
+                    m, valid, p = m & inside, valid & inside, np.where(inside, p, 0.0)
                 area += int(m.sum())
                 if mask is not None:
                     mask[r0:r0 + m.shape[0]] = m
@@ -303,7 +336,7 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
                 json.dump(fc, fh)
             with writing(paths["overlay"]):
                 write_overlay(tmp["overlay"], sc, str(tmp["mask"]), world_file=tmp["overlay_world"],
-                              crs_file=tmp["overlay_crs"])
+                              crs_file=tmp["overlay_crs"], nodata_transparent=win is not None)
         elif paths:
             with writing(paths["mask"]):
                 save_png(mask.astype(np.uint8) * 255, tmp["mask"])
@@ -318,4 +351,5 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
         area_m2 = None
     return SceneResult(text=text, mode=opt.mode, mask=mask if keep else None, area_px=area,
                        area_m2=area_m2, n_polygons=n_poly, files=dict(paths),
-                       seconds=time.time() - t0, shape=(sc.height, sc.width))
+                       seconds=time.time() - t0, shape=(sc.height, sc.width),
+                       window=None if win is None else win.window)

@@ -43,12 +43,15 @@ __all__ = ["component_scores", "object_scores", "object_strips", "ranked_strips"
 
 
 def scene_components(scene: Scene, model, text, opt: SceneOptions, threshold: float,
-                     progress_factory=None, bands: bool = True) -> Components:
+                     progress_factory=None, bands: bool = True, inside=None) -> Components:
     """The tiled pass over ``scene`` (``opt`` with mode ``tiles``) as connected components of
     ``p > threshold``, with the scene's pixels under them (``bands=False``: without, so the
-    scene is not read a second time at full resolution)."""
+    scene is not read a second time at full resolution). ``inside(row0, (h, w))``, when given,
+    is the bool mask of the pixels that may belong to a component (an area of interest's)."""
     builder = None
     for r0, p, _ in predict_strips(scene, model, text, replace(opt, mode="tiles"), progress_factory):
+        if inside is not None:
+            p = np.where(inside(r0, p.shape), p, 0.0).astype(np.float32)
         image = scene.read((r0, 0, r0 + p.shape[0], scene.width))[0] if bands else \
             np.zeros((*p.shape, 0), np.float32)
         if builder is None:
@@ -79,13 +82,15 @@ def component_scores(ranker, components: Components, text, pixel_ratio: float = 
 
 
 def ranked_strips(scene: Scene, model, text, opt: SceneOptions,
-                  progress_factory=None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+                  progress_factory=None, inside=None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """:func:`~rrsis.scene.infer.predict_strips` for mode ``ranked``: strips whose probability
-    is each component's score from ``model.scene_ranker`` (0 elsewhere)."""
+    is each component's score from ``model.scene_ranker`` (0 elsewhere); ``inside`` as in
+    :func:`scene_components` (the ranker chooses among the components inside the area)."""
     ranker = getattr(model, "scene_ranker", None)
     if ranker is None:
         raise ValueError("mode 'ranked' needs a scene ranker (model.scene_ranker); see rrsis.scene.rank")
-    comps = scene_components(scene, model, text, opt, ranker.candidate_threshold, progress_factory)
+    comps = scene_components(scene, model, text, opt, ranker.candidate_threshold, progress_factory,
+                             inside=inside)
     yield from _component_strips(scene, comps, component_scores(ranker, comps, text, opt.pixel_ratio), opt)
 
 
@@ -102,13 +107,16 @@ def object_scores(components: Components, objects: int = 1) -> np.ndarray:
 
 
 def object_strips(scene: Scene, model, text, opt: SceneOptions, threshold: float = 0.5,
-                  progress_factory=None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+                  progress_factory=None, inside=None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """:func:`~rrsis.scene.infer.predict_strips` for mode ``object``: the tiled pass cut into
     components of ``p > threshold``, and only the one the tiles are surest of kept (its mean
     probability is its probability in the output; 0 elsewhere). Nothing is learned: a
     referring expression names one object, and over hundreds of tiles the most confident
-    component is a far better answer than every tile's look-alikes (README, "Whole scenes")."""
-    comps = scene_components(scene, model, text, opt, threshold, progress_factory, bands=False)
+    component is a far better answer than every tile's look-alikes (README, "Whole scenes").
+    ``inside`` as in :func:`scene_components`: the choice is made among the components inside
+    an area of interest, not over its whole rectangular window."""
+    comps = scene_components(scene, model, text, opt, threshold, progress_factory, bands=False,
+                             inside=inside)
     yield from _component_strips(scene, comps, object_scores(comps, opt.objects), opt)
 
 

@@ -213,9 +213,11 @@ class PolygonCollector:
     Args:
         scene: the scene (its transform and CRS place the polygons).
         simplify: tolerance in pixels (0: exact pixel outlines).
+        clip: a polygon in the scene's pixel coordinates (an area of interest) that every
+            output polygon is clipped to, after simplification; areas stay the pixels' own.
     """
 
-    def __init__(self, scene: Scene, simplify: float = 0.5) -> None:
+    def __init__(self, scene: Scene, simplify: float = 0.5, clip: Any = None) -> None:
         require_geo("writing GeoJSON polygons")
         try:
             import shapely  # noqa: F401
@@ -223,6 +225,7 @@ class PolygonCollector:
             raise ImportError('GeoJSON polygons need shapely: pip install "rrsis[geo]"') from None
         self.scene = scene
         self.simplify = float(simplify)
+        self.clip = clip
         self.inner: list = []  # polygons that touch no strip edge
         self.cut: list = []  # polygons that may continue into the next strip
         self.prob_sums: dict[int, float] | None = None  # id(piece) → its probability sum, when add() gets one
@@ -276,6 +279,12 @@ class PolygonCollector:
             poly, n_px = raw, raw.area
             if self.simplify > 0:
                 poly = poly.simplify(self.simplify, preserve_topology=True)
+            if self.clip is not None:
+                from .aoi import polygonal_part
+
+                poly = polygonal_part(poly.intersection(self.clip))
+                if poly.is_empty:
+                    continue
             coeffs = [t.a, t.b, t.d, t.e, t.c, t.f]
             geo = affine_transform(poly, coeffs)
             if px_area is not None:
@@ -338,7 +347,7 @@ def write_crs_sidecar(path: str | os.PathLike, crs) -> Path:
 
 def write_overlay(path: str | os.PathLike, scene: Scene, mask_source: Any, max_side: int = 1024, *,
                   world_file: str | os.PathLike | None = None,
-                  crs_file: str | os.PathLike | None = None) -> None:
+                  crs_file: str | os.PathLike | None = None, nodata_transparent: bool = False) -> None:
     """A quick-look PNG: the scene decimated to ``max_side`` with the mask drawn on it.
 
     Args:
@@ -349,6 +358,8 @@ def write_overlay(path: str | os.PathLike, scene: Scene, mask_source: Any, max_s
         world_file: where to write the picture's world file (``PICTURE.pgw``;
             :func:`write_world_file`), so that a GIS places it over the scene.
         crs_file: where to write its CRS (``PICTURE.png.aux.xml``; :func:`write_crs_sidecar`).
+        nodata_transparent: the mask GeoTIFF's nodata pixels (outside an area of interest)
+            are transparent in the picture (RGBA).
     """
     from ..pictures import overlay, save_png
 
@@ -367,8 +378,12 @@ def write_overlay(path: str | os.PathLike, scene: Scene, mask_source: Any, max_s
 
         with rasterio.Env(**GDAL_ENV), rasterio.open(mask_source) as ds:
             mask = ds.read(1, out_shape=shape, resampling=Resampling.nearest) >= 128
+            shown = ds.read_masks(1, out_shape=shape, resampling=Resampling.nearest) if nodata_transparent else None
     width = max(1, math.ceil(max(shape) / 400))
-    save_png(overlay(image, mask, outline_width=width), path)
+    picture = overlay(image, mask, outline_width=width)
+    if nodata_transparent and not isinstance(mask_source, np.ndarray):
+        picture = np.dstack([picture, np.where(shown >= 128, 255, 0).astype(np.uint8)])
+    save_png(picture, path)
     if world_file is not None:
         write_world_file(world_file, overlay_transform(scene, shape))
     if crs_file is not None:

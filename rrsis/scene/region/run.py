@@ -32,6 +32,7 @@ from ..._atomic import atomic_write, writable_folder
 from ..._version import __version__
 from ...data.bands import parse_bands
 from ...data.expressions import check_expressions, expression_problem
+from ..aoi import AOIOutsideError, area_of_interest
 from ..api import segment_scene
 from ..infer import SceneOptions
 from ..read import NoValidPixelsError
@@ -64,6 +65,8 @@ class RegionSummary:
         done: ids of the scenes segmented by this call.
         skipped: ids of the scenes already done (their files kept).
         failed: ``id → error`` of the scenes that failed (not done; a rerun retries them).
+        outside: ids of the scenes this call found outside the area of interest (``aoi=``):
+            done with no files, ``done.json``'s ``outside_aoi`` saying why.
         merged: the merged vector file (rank 0, once every scene is done), else ``None``.
         n_polygons: rows of the merged file (``None`` when none was written).
         megapixels: scene pixels segmented by this call, in millions.
@@ -74,6 +77,7 @@ class RegionSummary:
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    outside: list[str] = field(default_factory=list)
     merged: str | None = None
     n_polygons: int | None = None
     megapixels: float = 0.0
@@ -170,20 +174,23 @@ def _exit_hook(rank: int, n_done: int) -> None:
 
 
 def _one_scene(model, src: SceneSource, texts: list[str], out: Path, settings: dict, rank: int,
-               kwargs: dict[str, Any]) -> int:
-    """Segment one scene into ``out/<id>/`` and write its record last; returns its pixels."""
+               kwargs: dict[str, Any]) -> tuple[int, bool]:
+    """Segment one scene into ``out/<id>/`` and write its record last; returns its pixels and
+    whether it lies outside the area of interest."""
     folder = out / src.id
     record = folder / RECORD
     with contextlib.suppress(FileNotFoundError):
         record.unlink()  # from here on the scene is not done until its new record exists
     remove_stale_temporaries(record)
-    empty = None
+    empty = outside = None
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"text \d+: ")  # said once for the region
         try:
             results = segment_scene(model, src.uri, texts, out=folder / src.id, overwrite=True, **kwargs)
         except NoValidPixelsError as exc:  # a mosaic's tile beyond the swath: done, nothing in it
             results, empty = [], str(exc)
+        except AOIOutsideError as exc:  # not asked about: done, nothing in it, listed
+            results, outside = [], str(exc)
     if empty is not None:
         warnings.warn(f"scene {src.id}: {empty}; recorded as done with no outputs", UserWarning, stacklevel=4)
     outputs = [{"expression": r.text, "mode": r.mode, "files": {k: os.path.basename(p) for k, p in r.files.items()},
@@ -193,8 +200,9 @@ def _one_scene(model, src: SceneSource, texts: list[str], out: Path, settings: d
     atomic_write(record, json.dumps({"scene": src.id, "source": src.uri, "shape": [h, w] if results else None,
                                      "rank": rank, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                                      "rrsis": __version__, "settings": settings, "outputs": outputs,
-                                     **({"no_valid_pixels": empty} if empty is not None else {})}, indent=1))
-    return h * w
+                                     **({"no_valid_pixels": empty} if empty is not None else {}),
+                                     **({"outside_aoi": outside} if outside is not None else {})}, indent=1))
+    return h * w, outside is not None
 
 
 def segment_scenes(
@@ -232,6 +240,8 @@ def segment_scenes(
             (default: the process group's timeout); then a ``RuntimeError``, nothing merged.
         **scene_kwargs: :func:`~rrsis.scene.segment_scene`'s keywords (``mode``, ``threshold``,
             ``bands``, ``scale``, ``geojson_crs``, ``options``, ``tile``, …) for every scene.
+            With ``aoi=`` (read once) each scene is segmented inside the area of interest only,
+            and the scenes it misses are skipped and listed (:attr:`RegionSummary.outside`).
 
     Returns:
         A :class:`RegionSummary` (counts over all ranks). Scenes that fail are reported in it
@@ -254,6 +264,9 @@ def segment_scenes(
         problem = expression_problem(model.tokenizer, t)
         if problem:
             warnings.warn(f"text {i}: {problem}", UserWarning, stacklevel=2)
+    if scene_kwargs.get("aoi") is not None:  # a file read once for the region, checked before any scene
+        scene_kwargs = {**scene_kwargs, "aoi": area_of_interest(scene_kwargs["aoi"], scene_kwargs.get("aoi_crs")),
+                        "aoi_crs": None}
     settings = _settings(texts_list, scene_kwargs)
     done_before = {s.id for s in sources if _state(out / s.id, settings, overwrite)}  # every rank checks all
     rank, world, info = _dist(model)
@@ -283,8 +296,9 @@ def _run(model, sources, texts, out, merged_path, settings, done_before, overwri
     try:
         for src in todo:
             try:
-                pixels += _one_scene(model, src, texts, out, settings, rank, kwargs)
-                part.done.append(src.id)
+                n, outside = _one_scene(model, src, texts, out, settings, rank, kwargs)
+                pixels += n
+                (part.outside if outside else part.done).append(src.id)
             except Exception as exc:  # noqa: BLE001 - one bad scene does not stop the region
                 part.failed[src.id] = f"{type(exc).__name__}: {exc}"
                 warnings.warn(f"scene {src.id} ({src.uri}) failed: {exc}", UserWarning, stacklevel=3)
@@ -307,6 +321,7 @@ def _run(model, sources, texts, out, merged_path, settings, done_before, overwri
             summary.done += p.done
             summary.skipped += p.skipped
             summary.failed.update(p.failed)
+            summary.outside += p.outside
     if rank == 0:
         records = {s.id: read_record(out / s.id) for s in sources}
         if not summary.failed and all(r is not None for r in records.values()):
