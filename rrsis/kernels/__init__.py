@@ -128,7 +128,8 @@ def _elsa_torch(v, attn, ghost_mul, ghost_add, kernel_size: int, dilation: int):
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs):
         # the same loop with a hand-written backward (autograd's allocates k² full-size buffers)
         return eager.elsa_aggregate(v, attn, ghost_mul, ghost_add, kernel_size, dilation)
-    return reference.elsa_aggregate(v, attn, ghost_mul, ghost_add, kernel_size, dilation)
+    # no gradient: the in-place loop (about half the time of the reference's on a CPU)
+    return eager.elsa_aggregate_no_grad(v, attn, ghost_mul, ghost_add, kernel_size, dilation)
 
 
 def elsa_attention(v, logits, ghost_mul, ghost_add, kernel_size: int, dilation: int = 1):
