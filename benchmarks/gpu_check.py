@@ -72,7 +72,7 @@ DRY_LIMITS = {**dict.fromkeys(LIMITS, 600), "tests": 1200, "attention": 1200, "m
 def _steps(dry: bool, out: Path) -> list[tuple[str, list[str], dict[str, str]]]:
     py = sys.executable
     if dry:
-        tests = [py, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+        tests = [py, "-m", "pytest", "-q", "-x", "-n", "0", "-p", "no:cacheprovider",
                  str(C.ROOT / "tests" / "kernels" / "test_kernels.py"), "-k", "dispatcher"]
         # torch.compile / flex providers compile for minutes on a CPU: eager and Triton only.
         attention = [py, str(HERE / "attention.py"), "--smoke", "--providers", "eager", "triton",
@@ -80,7 +80,7 @@ def _steps(dry: bool, out: Path) -> list[tuple[str, list[str], dict[str, str]]]:
         model = [py, str(HERE / "model.py"), "--smoke", "--modes", "train", "--out", str(out)]
         interp = {"TRITON_INTERPRET": "1"}
     else:
-        tests = [py, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+        tests = [py, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider",
                  str(C.ROOT / "tests" / "kernels" / "test_kernels.py"), "-k",
                  "elsa_attention or dispatcher or tile or low_precision"]
         # The acceptance targets are bf16 fwd+bwd at batch 8; fp32 and fwd fit no lease.

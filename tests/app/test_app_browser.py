@@ -219,6 +219,9 @@ def test_an_example_scene_fills_the_form(page):
     clear = page.locator("#upload button[aria-label='Clear']")
     if clear.count():
         clear.click()
+        # Let the clearing round trip finish (the preview empties) before the example fills the
+        # form: under load its reply could otherwise land after the example's and blank the message.
+        expect(page.locator("#preview img")).to_have_count(0)
     page.get_by_text("example-scene-1.png").click()
     expect(page.locator("#message")).to_contain_text("example-scene-1.png: 256×256 pixels")
     assert page.input_value("#expressions textarea").strip()
