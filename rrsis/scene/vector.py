@@ -79,7 +79,7 @@ def read_vector_file(path: str):
 
     try:
         layers = pyogrio.list_layers(path)
-        meta, _, geoms, _ = raw.read(path, columns=[])
+        meta, _, geoms, _ = raw.read(path, layer=0, columns=[])  # named: no pyogrio warning of its own
     except Exception as exc:  # noqa: BLE001 - pyogrio raises several types for one cause
         raise ValueError(f"area of interest {path}: cannot read it as a vector file (GeoJSON, GeoPackage, "
                          f"shapefile, ...): {exc}") from None
@@ -90,7 +90,7 @@ def read_vector_file(path: str):
     if not shapes:
         raise ValueError(f"area of interest {path}: no feature with a geometry")
     crs, implied = meta.get("crs"), None
-    if crs is not None and pyogrio.read_info(path).get("driver") == "GeoJSON" and not _declares_crs(path):
+    if crs is not None and pyogrio.read_info(path, layer=0).get("driver") == "GeoJSON" and not _declares_crs(path):
         crs, implied = None, AOI_DEFAULT_CRS  # GDAL reports EPSG:4326 for any GeoJSON that names none
     return union_areas(shapes, path, 5), crs, implied
 

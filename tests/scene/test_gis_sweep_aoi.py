@@ -121,3 +121,18 @@ def test_an_area_on_a_raster_placed_by_ground_control_points_says_what_to_do(tmp
     with pytest.raises(ValueError, match=r"placed by 5 ground control points only .*gdalwarp") as err:
         open_aoi_scene(path, area, crs=crs)
     assert ("crs='none' keeps the raw grid" in str(err.value)) == (crs == "none")
+
+
+def test_a_geopackage_of_several_layers_reads_the_first_with_one_warning(tmp_path):
+    from pyogrio import raw
+
+    path = str(tmp_path / "layers.gpkg")
+    first = box(500100.0, 4999100.0, 500500.0, 4999500.0)
+    raw.write(path, np.array([shapely.to_wkb(first)], dtype=object), [], [], layer="fields",
+              geometry_type="Polygon", crs=UTM)
+    raw.write(path, np.array([shapely.to_wkb(box(15.0, 45.0, 15.01, 45.01))], dtype=object), [], [],
+              layer="roads", geometry_type="Polygon", crs="EPSG:4326", append=False)
+    with pytest.warns(UserWarning) as caught:
+        area = area_of_interest(path)
+    assert [str(w.message) for w in caught] == [f"area of interest {path}: 2 layers; the first (fields) is read"]
+    assert area.geometry.equals(first) and area.crs == rasterio.crs.CRS.from_string(UTM)
