@@ -125,8 +125,11 @@ def _bounds(values: Any, what: str):
     except (TypeError, ValueError):
         raise ValueError(f"area of interest {what}: bounds are four numbers minx,miny,maxx,maxy") from None
     if not all(math.isfinite(v) for v in (x0, y0, x1, y1)) or not (x0 < x1 and y0 < y1):
+        bad = [f"{a} {u:.10g} >= {b} {v:.10g}" for a, u, b, v in (("minx", x0, "maxx", x1), ("miny", y0, "maxy", y1))
+               if not u < v]
         raise ValueError(f"area of interest {what}: bounds minx,miny,maxx,maxy need minx < maxx and "
-                         "miny < maxy (a box with area)")
+                         f"miny < maxy (a box with area){': ' + ', '.join(bad) + ' (swapped?)' if bad else ''}"
+                         + ("; a box across the antimeridian is two boxes (a MultiPolygon)" if x1 < x0 else ""))
     return box(x0, y0, x1, y1)
 
 

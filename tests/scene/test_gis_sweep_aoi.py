@@ -136,3 +136,14 @@ def test_a_geopackage_of_several_layers_reads_the_first_with_one_warning(tmp_pat
         area = area_of_interest(path)
     assert [str(w.message) for w in caught] == [f"area of interest {path}: 2 layers; the first (fields) is read"]
     assert area.geometry.equals(first) and area.crs == rasterio.crs.CRS.from_string(UTM)
+
+
+@pytest.mark.parametrize(("text", "named"), [
+    ("501000,4999000,500300,4999900", "minx 501000 >= maxx 500300 (swapped?); a box across the antimeridian"),
+    ("500300,4999900,501000,4999000", "miny 4999900 >= maxy 4999000 (swapped?)"),
+])
+def test_swapped_bounds_name_the_pair(text, named):
+    with pytest.raises(ValueError, match="minx < maxx") as err:
+        area_of_interest(text, UTM)
+    assert named in str(err.value)
+    assert ("antimeridian" in str(err.value)) == text.startswith("501000")
