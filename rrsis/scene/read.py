@@ -105,7 +105,7 @@ class Scene:
             self.dtype = dtype or str(array.dtype)  # the source's type, before any scaling
             self._to_unit = to_unit or (lambda x: x)
             return
-        view = raster_view(dataset, name, crs=crs, channels=channels)  # GCPs/RPCs rectified, palettes expanded
+        view = raster_view(dataset, name, crs=crs, channels=channels, bands=bands)  # rectified, palettes expanded
         self._ds = ds = view.dataset  # its alpha band (``_mask``) is the validity of a warped view
         self._source, self._mask, self.gcp_problem, self.rectified = dataset, view.mask, view.problem, view.rectified
         self.height, self.width, self.dtype = ds.height, ds.width, ds.dtypes[0]
