@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["Bands", "Scale", "check_divisor", "parse_bands", "raster_bands", "scale_values", "select_bands"]
+__all__ = ["Bands", "Scale", "check_divisor", "parse_bands", "raster_bands", "scale_values", "select_bands",
+           "transparent_pixels"]
 
 Scale = str | float | None
 Bands = str | Sequence[int] | None  # band numbers counted from 1
@@ -42,6 +43,20 @@ def parse_bands(bands: str | Sequence[int] | None, where: str = "bands") -> tupl
         raise ValueError(f"{where} {out}: band numbers count from 1 (as GDAL and rasterio count), "
                          f"got {low}; the first band is 1")
     return out
+
+
+def transparent_pixels(arr: np.ndarray, alpha: bool, bands: Bands, channels: int | None = None) -> np.ndarray | None:
+    """bool ``[H, W]``: where the declared alpha band (the last of ``arr``) is 0, when
+    :func:`select_bands` leaves it out of the bands (a scene then reads those pixels as nodata,
+    as GDAL's mask of a raster's alpha band has them); ``None`` when it is read as data or absent."""
+    c, band_tuple = arr.shape[2], parse_bands(bands)
+    if not alpha:
+        return None
+    if band_tuple is not None:
+        dropped = c not in band_tuple
+    else:
+        dropped = c in (2, 4) if channels in (None, 3) else c - 1 == channels
+    return (arr[:, :, -1] == 0) if dropped else None
 
 
 def select_bands(arr: np.ndarray, alpha: bool, bands: Bands, where: str,

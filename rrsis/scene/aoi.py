@@ -22,13 +22,18 @@ from typing import Any
 import numpy as np
 
 from .read import NoValidPixelsError, Scene, open_scene, require_geo
+from .vector import (
+    AOI_DEFAULT_CRS,
+    checked_area,
+    need_shapely,
+    polygonal_part,
+    read_vector_file,
+    union_areas,
+)
 
 __all__ = ["AOI_DEFAULT_CRS", "AOIOutsideError", "AreaOfInterest", "SceneWindow", "area_of_interest",
            "open_aoi_scene", "scene_window"]
 
-# RFC 7946: GeoJSON coordinates are WGS 84 longitudes and latitudes; geometries, mappings and
-# bounds given without a CRS are read the same way.
-AOI_DEFAULT_CRS = "EPSG:4326"
 # Points per side of the geometry's bounding box before reprojection, so that a lon/lat box
 # becomes its curved outline in a projected CRS (the sagitta of each piece is then negligible).
 DENSIFY = 64
@@ -38,14 +43,6 @@ PIXEL_TOLERANCE = 1e-6
 
 class AOIOutsideError(ValueError):
     """The area of interest does not overlap the scene (a region skips such scenes)."""
-
-
-def _need_shapely():
-    try:
-        import shapely
-    except ImportError:  # pragma: no cover - exercised by simulating a missing shapely
-        raise ImportError('an area of interest needs shapely: pip install "rrsis[geo]"') from None
-    return shapely
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,7 +67,7 @@ class AreaOfInterest:
 
     def in_crs(self, crs: Any):
         """The geometry in ``crs``, its edges densified first (:data:`DENSIFY`)."""
-        shapely = _need_shapely()
+        shapely = need_shapely()
         from rasterio.warp import transform_geom
         from shapely.geometry import mapping, shape
 
@@ -110,38 +107,6 @@ class SceneWindow:
                          fill=0, dtype="uint8").astype(bool)
 
 
-def polygonal_part(geom):
-    """The polygonal part of ``geom`` (a collection's polygons, unioned), or an empty polygon."""
-    from shapely.geometry import MultiPolygon, Polygon
-    from shapely.ops import unary_union
-
-    if isinstance(geom, (Polygon, MultiPolygon)):
-        return geom
-    parts = [g for g in getattr(geom, "geoms", []) if isinstance(g, (Polygon, MultiPolygon))]
-    return unary_union(parts) if parts else Polygon()
-
-
-def _checked(geom, what: str):
-    """``geom`` as a valid polygonal geometry with area, or a ``ValueError`` naming the problem."""
-    shapely = _need_shapely()
-    if geom is None or geom.is_empty:
-        raise ValueError(f"area of interest {what}: the geometry is empty")
-    if not geom.is_valid:
-        reason = shapely.is_valid_reason(geom)
-        fixed = polygonal_part(shapely.make_valid(geom))
-        if fixed.is_empty or fixed.area <= 0:
-            raise ValueError(f"area of interest {what}: invalid geometry ({reason}), and shapely.make_valid "
-                             "leaves no area; fix it in a GIS")
-        warnings.warn(f"area of interest {what}: invalid geometry ({reason}), repaired with shapely.make_valid",
-                      UserWarning, stacklevel=4)
-        geom = fixed
-    poly = polygonal_part(geom)
-    if poly.is_empty or poly.area <= 0:
-        raise ValueError(f"area of interest {what}: a {geom.geom_type} has no area; give a polygon or a "
-                         "box (buffer a point or a line first, in a projected CRS)")
-    return poly
-
-
 def _crs(crs: Any, what: str):
     from rasterio.crs import CRS
     from rasterio.errors import CRSError
@@ -160,8 +125,11 @@ def _bounds(values: Any, what: str):
     except (TypeError, ValueError):
         raise ValueError(f"area of interest {what}: bounds are four numbers minx,miny,maxx,maxy") from None
     if not all(math.isfinite(v) for v in (x0, y0, x1, y1)) or not (x0 < x1 and y0 < y1):
+        bad = [f"{a} {u:.10g} >= {b} {v:.10g}" for a, u, b, v in (("minx", x0, "maxx", x1), ("miny", y0, "maxy", y1))
+               if not u < v]
         raise ValueError(f"area of interest {what}: bounds minx,miny,maxx,maxy need minx < maxx and "
-                         "miny < maxy (a box with area)")
+                         f"miny < maxy (a box with area){': ' + ', '.join(bad) + ' (swapped?)' if bad else ''}"
+                         + ("; a box across the antimeridian is two boxes (a MultiPolygon)" if x1 < x0 else ""))
     return box(x0, y0, x1, y1)
 
 
@@ -171,47 +139,6 @@ def _parse_bounds_text(text: str) -> list[float] | None:
     except ValueError:
         return None
     return parts if len(parts) == 4 else None
-
-
-def _read_file(path: str):
-    """``(geometry, crs, implied crs)``: every feature of the file's first layer, unioned; the CRS
-    the file names (or ``None``) and the one it implies without naming one (RFC 7946's EPSG:4326
-    for GeoJSON, else ``None``)."""
-    try:
-        import pyogrio
-        from pyogrio import raw
-    except ImportError:
-        raise ImportError('reading an area of interest file needs pyogrio: pip install "rrsis[geo]"') from None
-    import shapely
-
-    try:
-        layers = pyogrio.list_layers(path)
-        meta, _, geoms, _ = raw.read(path, columns=[])
-    except Exception as exc:  # noqa: BLE001 - pyogrio raises several types for one cause
-        raise ValueError(f"area of interest {path}: cannot read it as a vector file (GeoJSON, GeoPackage, "
-                         f"shapefile, ...): {exc}") from None
-    if len(layers) > 1:
-        warnings.warn(f"area of interest {path}: {len(layers)} layers; the first ({layers[0][0]}) is read",
-                      UserWarning, stacklevel=4)
-    shapes = [g for g in (shapely.from_wkb(b) for b in geoms if b is not None) if not g.is_empty]
-    if not shapes:
-        raise ValueError(f"area of interest {path}: no feature with a geometry")
-    crs, implied = meta.get("crs"), None
-    if crs is not None and pyogrio.read_info(path).get("driver") == "GeoJSON" and not _declares_crs(path):
-        crs, implied = None, AOI_DEFAULT_CRS  # GDAL reports EPSG:4326 for any GeoJSON that names none
-    return shapely.union_all([_checked(g, path) if g.area > 0 else g for g in shapes]), crs, implied
-
-
-def _declares_crs(path: str) -> bool:
-    """Whether a GeoJSON file has a top-level ``crs`` member (GeoJSON 2008)."""
-    import json
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
-    except (OSError, ValueError):
-        return True  # GDAL read it another way (GeoJSON sequence, ...): keep what GDAL says
-    return isinstance(doc, dict) and "crs" in doc
 
 
 def area_of_interest(aoi: Any, crs: Any = None) -> AreaOfInterest:
@@ -234,7 +161,7 @@ def area_of_interest(aoi: Any, crs: Any = None) -> AreaOfInterest:
             or coordinates that are not longitudes/latitudes in a geographic CRS.
         FileNotFoundError: a string that is neither a file nor bounds.
     """
-    shapely = _need_shapely()
+    shapely = need_shapely()
     require_geo("an area of interest")
     from shapely.geometry import shape
 
@@ -252,7 +179,7 @@ def area_of_interest(aoi: Any, crs: Any = None) -> AreaOfInterest:
             raise FileNotFoundError(f"area of interest {text!r}: no such file, and not bounds "
                                     "minx,miny,maxx,maxy")
         else:
-            geom, own, implied = _read_file(text)
+            geom, own, implied = read_vector_file(text)
             what = text
             own = implied if own is None and given is None else own
             if own is None and given is None:
@@ -272,7 +199,7 @@ def area_of_interest(aoi: Any, crs: Any = None) -> AreaOfInterest:
         try:
             if m.get("type") == "FeatureCollection":
                 parts = [shape(f["geometry"]) for f in m.get("features", []) if f.get("geometry")]
-                geom = shapely.union_all([_checked(g, what) for g in parts]) if parts else None
+                geom = union_areas(parts, what) if parts else None
             elif m.get("type") == "Feature":
                 geom = shape(m["geometry"]) if m.get("geometry") else None
             else:
@@ -288,7 +215,7 @@ def area_of_interest(aoi: Any, crs: Any = None) -> AreaOfInterest:
         raise TypeError(f"area of interest: got {type(aoi).__name__}; give a vector file path, a shapely "
                         "geometry, a GeoJSON mapping or bounds (minx, miny, maxx, maxy)")
     area_crs = own or given or _crs(AOI_DEFAULT_CRS, "aoi_crs")
-    geom = _checked(geom, what)
+    geom = checked_area(geom, what)
     x0, y0, x1, y1 = geom.bounds
     if area_crs.is_geographic and not (-360 <= x0 and x1 <= 360 and -90 <= y0 and y1 <= 90):
         raise ValueError(f"area of interest {what}: bounds {_fmt((x0, y0, x1, y1))} are not longitudes and "
@@ -313,6 +240,7 @@ def scene_window(area: AreaOfInterest, height: int, width: int, transform: Any, 
         ValueError: the scene has no CRS or no transform.
     """
     from affine import Affine
+    from shapely import union_all as shapely_union
     from shapely.affinity import affine_transform, translate
     from shapely.geometry import box
 
@@ -323,7 +251,9 @@ def scene_window(area: AreaOfInterest, height: int, width: int, transform: Any, 
         raise ValueError(f"{name}: the raster has no CRS, so the area of interest (in "
                          f"{area.crs.to_string()}) cannot be placed on it; give the raster's CRS with "
                          "crs= (rrsis predict --crs, e.g. EPSG:32633)")
-    geom = area.in_crs(crs)
+    shown = geom = area.in_crs(crs)
+    if crs.is_geographic:  # the same place 360 degrees of longitude away (a scene across the antimeridian)
+        geom = shapely_union([geom, translate(geom, 360), translate(geom, -360)])
     inv = ~transform
     pix = affine_transform(geom, [inv.a, inv.b, inv.d, inv.e, inv.c, inv.f])
     inter = polygonal_part(pix.intersection(box(0, 0, width, height)))
@@ -332,14 +262,21 @@ def scene_window(area: AreaOfInterest, height: int, width: int, transform: Any, 
 
         scene_b = array_bounds(height, width, transform)
         raise AOIOutsideError(f"{name}: the area of interest does not overlap the scene: area bounds "
-                              f"{_fmt(geom.bounds)}, scene bounds {_fmt(scene_b)} (minx, miny, maxx, maxy "
+                              f"{_fmt(shown.bounds)}, scene bounds {_fmt(scene_b)} (minx, miny, maxx, maxy "
                               f"in the scene's CRS, {crs.to_string()})")
     x0, y0, x1, y1 = inter.bounds
     c0, r0 = max(0, math.floor(x0 + PIXEL_TOLERANCE)), max(0, math.floor(y0 + PIXEL_TOLERANCE))
     c1, r1 = min(width, math.ceil(x1 - PIXEL_TOLERANCE)), min(height, math.ceil(y1 - PIXEL_TOLERANCE))
     c1, r1 = max(c1, c0 + 1), max(r1, r0 + 1)
-    return SceneWindow(window=(r0, c0, r1, c1), pixels=translate(inter, -c0, -r0),
-                       transform=transform @ Affine.translation(c0, r0))
+    win = SceneWindow(window=(r0, c0, r1, c1), pixels=translate(inter, -c0, -r0),
+                      transform=transform @ Affine.translation(c0, r0))
+    # Pixels count when their centre is inside: an area thinner than a pixel may hold none (a
+    # window that large holds a centre unless the area is a sliver, not worth rasterizing).
+    if (r1 - r0) * (c1 - c0) <= 2**22 and not win.inside(0, (r1 - r0, c1 - c0)).any():
+        raise AOIOutsideError(f"{name}: the area of interest covers no pixel centre of the scene ({inter.area:.3g} "
+                              f"pixels of area on it, in rows {r0}-{r1}, columns {c0}-{c1}): enlarge it to "
+                              "at least a pixel")
+    return win
 
 
 def _gdal_name(path: str) -> str:
@@ -380,7 +317,15 @@ def open_aoi_scene(source: Any, area: AreaOfInterest, *, crs: Any = None, **open
         raise ValueError(f"{path}: cannot read raster ({exc})") from None
     with ds:
         height, width, transform, own_crs = ds.height, ds.width, ds.transform, ds.crs
+        placed = f"{len(ds.gcps[0])} ground control points" if ds.gcps[0] else ("RPCs" if ds.rpcs else None)
     declined = isinstance(crs, str) and crs.strip().lower() == "none"
+    if transform.is_identity and placed:
+        # The window is cut from the file's pixel grid, which here is not the rectified grid.
+        raise ValueError(f"{path}: placed by {placed} only (no affine transform), and an area of interest "
+                         "is cut from a north-up pixel grid: rectify the raster first (gdalwarp -r near IN "
+                         "OUT) and give that file, or segment the whole scene without the area (it is read "
+                         "rectified)" + ("; crs='none' keeps the raw grid, where no area can be placed"
+                                         if declined else ""))
     scene_crs = own_crs if own_crs is not None or crs is None or declined else _crs(crs, "crs")
     win = scene_window(area, height, width, transform, scene_crs, path)
     name = _gdal_name(path)

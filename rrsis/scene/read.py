@@ -1,11 +1,9 @@
 """Scenes as sources of windows: rasters through rasterio (bounded memory), plain images in memory.
 
-A :class:`Scene` hands out windows of the scene as ``[h, w, C]`` float32 pixels (C = 3, or the
-model's ``in_chans``) in the reader's scale (bands chosen, values scaled or stretched, as :func:`rrsis.data.read_image` gives them)
-plus a validity mask (nodata tags, alpha, NaN or infinite values) at full or reduced
-resolution, so no caller ever needs the whole raster in memory. Plain images and arrays are read
-by :func:`rrsis.data.read_image`'s steps and shrunk by :func:`rrsis.data.transforms.resize_image`
-(in bands of rows), so a scene's global pass sees exactly what ``model.predict`` sees.
+A :class:`Scene` hands out windows as ``[h, w, C]`` float32 pixels (C = 3, or the model's ``in_chans``),
+scaled as :func:`rrsis.data.read_image` scales them, and a validity mask (nodata, alpha, NaN, infinite values)
+at full or reduced resolution: nobody needs the whole raster in memory. Plain images and arrays take
+:func:`rrsis.data.read_image`'s steps, so a global pass sees what ``model.predict`` sees (less transparent pixels).
 """
 
 from __future__ import annotations
@@ -17,14 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from ..data.bands import raster_bands
+from ..data.bands import raster_bands, select_bands, transparent_pixels
 from ..data.io import (
     MAX_PIXELS,
     Scale,
+    _load,
     check_pixels,
     nodata_mask,
     parse_bands,
-    read_bands,
     scale_values,
 )
 from ..data.transforms import resize_image_bands
@@ -93,7 +91,7 @@ class Scene:
                  crs: Any = None, channels: int | None = None) -> None:
         self.name, self._grey_as_rgb = name, channels in (None, 3)  # a 1-band model reads grey as is
         self._array, self._ds = array, dataset
-        self._nodata = nodata  # in-memory scenes: bool [H, W] of non-finite source pixels
+        self._nodata = nodata  # in-memory scenes: bool [H, W] of non-finite or transparent source pixels
         self.crs_declined = False  # crs="none": outputs without georeference were asked for
         self.gcp_problem = self.rectified = self._source = self._mask = None
         if array is not None:
@@ -107,7 +105,7 @@ class Scene:
             self.dtype = dtype or str(array.dtype)  # the source's type, before any scaling
             self._to_unit = to_unit or (lambda x: x)
             return
-        view = raster_view(dataset, name, crs=crs, channels=channels)  # GCPs/RPCs rectified, palettes expanded
+        view = raster_view(dataset, name, crs=crs, channels=channels, bands=bands)  # rectified, palettes expanded
         self._ds = ds = view.dataset  # its alpha band (``_mask``) is the validity of a warped view
         self._source, self._mask, self.gcp_problem, self.rectified = dataset, view.mask, view.problem, view.rectified
         self.height, self.width, self.dtype = ds.height, ds.width, ds.dtypes[0]
@@ -390,10 +388,13 @@ def _check_scale(scene: Scene, scale: Scale) -> Scene:
 
 def _in_memory(source: Any, bands: tuple[int, ...] | None, scale: Scale, name: str,
                max_pixels: int | None = MAX_PIXELS, channels: int | None = None) -> Scene:
-    """A plain image or array through read_image's steps; 8-bit data kept as bytes, scaled a window
-    at a time (the same values, a quarter of the memory)."""
-    arr, where = read_bands(source, bands, max_pixels=max_pixels, channels=channels)
+    """A plain image or array through read_image's steps (a file's transparent pixels nodata, as a raster's
+    alpha makes them); 8-bit data kept as bytes, scaled a window at a time (a quarter of the memory)."""
+    arr, alpha, where = _load(source, max_pixels=max_pixels)
+    clear = transparent_pixels(arr, alpha, bands, channels) if isinstance(source, (str, os.PathLike)) else None
+    arr = select_bands(arr, alpha, bands, where, channels)
     if arr.dtype == np.uint8 and scale is None:
-        return Scene(array=arr, to_unit=_uint8_to_unit, name=name, channels=channels)
-    return Scene(array=scale_values(arr, scale, where), dtype=str(arr.dtype), name=name, nodata=nodata_mask(arr),
-                 channels=channels)
+        return Scene(array=arr, to_unit=_uint8_to_unit, name=name, channels=channels, nodata=clear)
+    extra = nodata_mask(arr)
+    nodata = clear if extra is None else extra if clear is None else extra | clear
+    return Scene(array=scale_values(arr, scale, where), dtype=str(arr.dtype), name=name, nodata=nodata, channels=channels)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import escape
 
+from ..data.bands import raster_bands
 from .georef import RECTIFY_HINT, gcp_problem
 
 __all__ = ["RasterView", "ReducedReads", "open_raster", "raster_view"]
@@ -70,15 +71,35 @@ def _palette_xml(ds: Any, gcps: bool = False) -> str:
     # The warper needs a CRS and a transform; a non-georeferenced raster gets stand-ins (the
     # scene keeps the source's own).
     if gcps:
-        points, crs = ds.gcps
-        place = "".join(f'<GCP Id="{i}" Pixel="{p.col!r}" Line="{p.row!r}" X="{p.x!r}" Y="{p.y!r}" Z="{p.z or 0.0!r}"/>'
-                        for i, p in enumerate(points))
-        place = f'<GCPList Projection="{escape(crs.to_wkt(), {chr(34): "&quot;"})}">{place}</GCPList>'
+        place = _gcp_xml(ds)
     else:
         crs = ds.crs.to_wkt() if ds.crs is not None else "EPSG:3857"
         gt = ",".join(repr(float(v)) for v in ds.transform.to_gdal())
         place = f"<SRS>{escape(crs)}</SRS><GeoTransform>{gt}</GeoTransform>"
     return f'<VRTDataset rasterXSize="{ds.width}" rasterYSize="{ds.height}">{place}{bands}</VRTDataset>'
+
+
+def _gcp_xml(ds: Any) -> str:
+    points, crs = ds.gcps
+    place = "".join(f'<GCP Id="{i}" Pixel="{p.col!r}" Line="{p.row!r}" X="{p.x!r}" Y="{p.y!r}" Z="{p.z or 0.0!r}"/>'
+                    for i, p in enumerate(points))
+    return f'<GCPList Projection="{escape(crs.to_wkt(), {chr(34): "&quot;"})}">{place}</GCPList>'
+
+
+def _bands_xml(ds: Any) -> str:
+    """A VRT document of ``ds``'s bands as they are, none declared alpha, placed by its GCPs: the
+    warper then warps an alpha band the model reads as data (a 4-band model on RGBA-declared
+    data) instead of masking the raster with it and writing 0/255 in its place."""
+    from rasterio.dtypes import dtype_rev, typename_fwd
+
+    rect = f'xOff="0" yOff="0" xSize="{ds.width}" ySize="{ds.height}"'
+    bands = "".join(
+        f'<VRTRasterBand dataType="{typename_fwd[dtype_rev[dt]]}" band="{b}">'
+        + ("" if ds.nodata is None else f"<NoDataValue>{ds.nodata!r}</NoDataValue>")
+        + f'<SimpleSource><SourceFilename relativeToVRT="0">{escape(ds.name)}</SourceFilename>'
+        f"<SourceBand>{b}</SourceBand><SrcRect {rect}/><DstRect {rect}/></SimpleSource></VRTRasterBand>"
+        for b, dt in zip(ds.indexes, ds.dtypes))
+    return f'<VRTDataset rasterXSize="{ds.width}" rasterYSize="{ds.height}">{_gcp_xml(ds)}{bands}</VRTDataset>'
 
 
 def _has_alpha(ds: Any) -> bool:
@@ -205,10 +226,12 @@ def _resized_xml(xml: str, h: int, w: int, t: Any, alg: str, cols: int, rows: in
     return xml
 
 
-def raster_view(ds: Any, name: str, *, crs: Any = None, channels: int | None = None) -> RasterView:
+def raster_view(ds: Any, name: str, *, crs: Any = None, channels: int | None = None,
+                bands: Any = None) -> RasterView:
     """The dataset a :class:`~rrsis.scene.read.Scene` reads for ``ds``: ``ds`` itself, or a view
     rectifying a GCP- or RPC-only raster (unless ``crs="none"``, which keeps the raw grid) and
-    expanding a paletted one to R, G, B.
+    expanding a paletted one to R, G, B. ``channels`` and ``bands`` are the scene's band rule: a
+    declared alpha band it reads as data is rectified as data, not used as the warper's mask.
 
     Raises:
         ValueError: a paletted raster for a model of ``channels`` other than 3 (its colours are
@@ -234,6 +257,10 @@ def raster_view(ds: Any, name: str, *, crs: Any = None, channels: int | None = N
     if not (rectifying or paletted):
         return view
     source = _open_xml(_palette_xml(ds, gcps=rectifying)) if paletted else ds
+    if rectifying and points and not paletted and _has_alpha(ds):
+        alpha = [c == ColorInterp.alpha for c in ds.colorinterp]
+        if raster_bands(alpha, bands, channels, name)[1]:  # the scene's band rule reads it as data
+            source = _open_xml(_bands_xml(ds))
     try:
         if rectifying:
             target = gcp_crs if points else "EPSG:4326"

@@ -280,7 +280,7 @@ class PolygonCollector:
             if self.simplify > 0:
                 poly = poly.simplify(self.simplify, preserve_topology=True)
             if self.clip is not None:
-                from .aoi import polygonal_part
+                from .vector import polygonal_part
 
                 poly = polygonal_part(poly.intersection(self.clip))
                 if poly.is_empty:

@@ -9,7 +9,7 @@ import pytest
 
 rasterio = pytest.importorskip("rasterio")
 
-import rrsis  # noqa: E402
+import rrsis
 
 PIXELS = np.random.default_rng(3).integers(0, 4096, (64, 64, 3)).astype(np.uint16)  # 12-bit data
 

@@ -22,8 +22,8 @@ from rrsis.scene import open_scene, remove_stale_temporaries, segment_scene
 
 rasterio = pytest.importorskip("rasterio")
 pytest.importorskip("shapely")
-from affine import Affine
 from _fixtures import WrappedModel
+from affine import Affine
 
 TRANSFORM = Affine(2.0, 0.0, 440720.0, 0.0, -2.0, 3751320.0)
 CRS = "EPSG:32611"

@@ -17,10 +17,10 @@ from rrsis.scene.infer import blend_window, resample_rows, tile_starts
 
 rasterio = pytest.importorskip("rasterio")
 shapely = pytest.importorskip("shapely")
+from _fixtures import WrappedModel
 from affine import Affine
 from rasterio.features import rasterize
 from shapely.geometry import shape
-from _fixtures import WrappedModel
 
 H, W = 150, 230
 TRANSFORM = Affine(1.5, 0.25, 440720.0, 0.1, -1.5, 3751320.0)  # rotated/sheared, UTM metres

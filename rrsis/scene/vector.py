@@ -1,0 +1,107 @@
+"""Vector geometry as an area of interest reads it: files through pyogrio, polygonal parts,
+validity (:mod:`rrsis.scene.aoi` places the result on a scene)."""
+
+from __future__ import annotations
+
+import warnings
+
+__all__ = ["AOI_DEFAULT_CRS", "checked_area", "need_shapely", "polygonal_part", "read_vector_file", "union_areas"]
+
+# RFC 7946: GeoJSON coordinates are WGS 84 longitudes and latitudes; geometries, mappings and
+# bounds given without a CRS are read the same way.
+AOI_DEFAULT_CRS = "EPSG:4326"
+
+
+def need_shapely():
+    try:
+        import shapely
+    except ImportError:  # pragma: no cover - exercised by simulating a missing shapely
+        raise ImportError('an area of interest needs shapely: pip install "rrsis[geo]"') from None
+    return shapely
+
+
+def polygonal_part(geom):
+    """The polygonal part of ``geom`` (a collection's polygons, unioned), or an empty polygon."""
+    from shapely.geometry import MultiPolygon, Polygon
+    from shapely.ops import unary_union
+
+    if isinstance(geom, (Polygon, MultiPolygon)):
+        return geom
+    parts = [g for g in getattr(geom, "geoms", []) if isinstance(g, (Polygon, MultiPolygon))]
+    return unary_union(parts) if parts else Polygon()
+
+
+def checked_area(geom, what: str):
+    """``geom`` as a valid polygonal geometry with area, or a ``ValueError`` naming the problem."""
+    shapely = need_shapely()
+    if geom is None or geom.is_empty:
+        raise ValueError(f"area of interest {what}: the geometry is empty")
+    if not geom.is_valid:
+        reason = shapely.is_valid_reason(geom)
+        fixed = polygonal_part(shapely.make_valid(geom))
+        if fixed.is_empty or fixed.area <= 0:
+            raise ValueError(f"area of interest {what}: invalid geometry ({reason}), and shapely.make_valid "
+                             "leaves no area; fix it in a GIS")
+        warnings.warn(f"area of interest {what}: invalid geometry ({reason}), repaired with shapely.make_valid",
+                      UserWarning, stacklevel=4)
+        geom = fixed
+    poly = polygonal_part(geom)
+    if poly.is_empty or poly.area <= 0:
+        raise ValueError(f"area of interest {what}: a {geom.geom_type} has no area; give a polygon or a "
+                         "box (buffer a point or a line first, in a projected CRS)")
+    return poly
+
+
+def union_areas(shapes: list, what: str, stacklevel: int = 4):
+    """The union of the geometries with area; the others (points, lines) are left out with a
+    warning (all without area: the first, for :func:`checked_area` to refuse)."""
+    import shapely
+
+    kept = [checked_area(g, what) for g in shapes if g.area > 0]
+    if kept and len(kept) < len(shapes):
+        kinds = sorted({g.geom_type for g in shapes if g.area <= 0})
+        warnings.warn(f"area of interest {what}: {len(shapes) - len(kept)} feature(s) without area "
+                      f"({', '.join(kinds)}) left out", UserWarning, stacklevel=stacklevel)
+    return shapely.union_all(kept) if kept else shapes[0]
+
+
+
+def read_vector_file(path: str):
+    """``(geometry, crs, implied crs)``: every feature of the file's first layer, unioned; the CRS
+    the file names (or ``None``) and the one it implies without naming one (RFC 7946's EPSG:4326
+    for GeoJSON, else ``None``)."""
+    try:
+        import pyogrio
+        from pyogrio import raw
+    except ImportError:
+        raise ImportError('reading an area of interest file needs pyogrio: pip install "rrsis[geo]"') from None
+    import shapely
+
+    try:
+        layers = pyogrio.list_layers(path)
+        meta, _, geoms, _ = raw.read(path, layer=0, columns=[])  # named: no pyogrio warning of its own
+    except Exception as exc:  # noqa: BLE001 - pyogrio raises several types for one cause
+        raise ValueError(f"area of interest {path}: cannot read it as a vector file (GeoJSON, GeoPackage, "
+                         f"shapefile, ...): {exc}") from None
+    if len(layers) > 1:
+        warnings.warn(f"area of interest {path}: {len(layers)} layers; the first ({layers[0][0]}) is read",
+                      UserWarning, stacklevel=4)
+    shapes = [g for g in (shapely.from_wkb(b) for b in geoms if b is not None) if not g.is_empty]
+    if not shapes:
+        raise ValueError(f"area of interest {path}: no feature with a geometry")
+    crs, implied = meta.get("crs"), None
+    if crs is not None and pyogrio.read_info(path, layer=0).get("driver") == "GeoJSON" and not _declares_crs(path):
+        crs, implied = None, AOI_DEFAULT_CRS  # GDAL reports EPSG:4326 for any GeoJSON that names none
+    return union_areas(shapes, path, 5), crs, implied
+
+
+def _declares_crs(path: str) -> bool:
+    """Whether a GeoJSON file has a top-level ``crs`` member (GeoJSON 2008)."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = json.load(fh)
+    except (OSError, ValueError):
+        return True  # GDAL read it another way (GeoJSON sequence, ...): keep what GDAL says
+    return isinstance(doc, dict) and "crs" in doc
