@@ -112,12 +112,18 @@ def _run_one(args: argparse.Namespace, model: str, threads: int, variant: str) -
            "--words", str(args.words)] + (["--size", str(args.size)] if args.size else [])
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False,
-                          timeout=args.timeout)
     row = {"model": model, "threads": threads, "variant": variant, "batch": args.batch,
            "load_before": load}
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False,
+                              timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        row["error"] = f"not done after {args.timeout:g} s (--timeout)"
+        return row
     if done.returncode != 0:
-        row["error"] = (done.stderr.strip().splitlines() or ["failed"])[-1][:300]
+        last = (done.stderr.strip().splitlines() or [""])[-1][:300]
+        killed = f"killed by signal {-done.returncode}" if done.returncode < 0 else ""
+        row["error"] = "; ".join(x for x in (killed, last) if x) or f"exit status {done.returncode}"
         return row
     row.update(json.loads(done.stdout.strip().splitlines()[-1]))
     row["scene_tiles"] = scene_tiles(args.scene, row["size"])

@@ -348,6 +348,13 @@ def _nir(path: Path, data: dict) -> dict[str, Page]:
     return {f"benchmarks/{path.stem}.md": text}
 
 
+def _with_report(path: Path, data: dict) -> dict[str, Page]:
+    # A script that writes its own report beside the data (its first line the title): the page
+    # is that report, with where it came from under the title.
+    title, _, rest = path.with_suffix(".md").read_text().partition("\n")
+    return {f"benchmarks/{path.stem}.md": f"{title}\n\n{_source(path)}\n{rest}"}
+
+
 def _kind(path: Path, data: Any) -> Callable[[Path, Any], dict[str, Page]]:
     if not isinstance(data, dict):
         return _generic
@@ -359,6 +366,8 @@ def _kind(path: Path, data: Any) -> Callable[[Path, Any], dict[str, Page]]:
         return _cpu_threads
     if path.stem.startswith("large-scene"):
         return _large_scene
+    if path.stem.startswith("cpu-inference") and path.with_suffix(".md").exists():
+        return _with_report
     if path.stem.startswith("nir") and "check" in data and path.with_suffix(".md").exists():
         return _nir
     if "environment" in data and "train" in data:

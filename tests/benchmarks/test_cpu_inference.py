@@ -42,3 +42,15 @@ def test_smoke_run_writes_results(ci, tmp_path):
     assert row["model"] == "gl-msin-tiny" and row["variant"] == "eager" and row["size"] == 64
     assert 0 < row["min_s"] <= row["median_s"] <= row["max_s"]
     assert (tmp_path / "r.md").read_text().count("| gl-msin-tiny |") == 1
+
+
+def test_a_configuration_past_its_time_limit_is_an_error_row(ci, monkeypatch):
+    import subprocess
+
+    def too_slow(cmd, **kw):
+        raise subprocess.TimeoutExpired(cmd, kw["timeout"])
+
+    monkeypatch.setattr(subprocess, "run", too_slow)
+    args = ci.argparse.Namespace(batch=1, warmup=1, iters=1, words=20, size=None, timeout=7.0, scene=4096)
+    row = ci._run_one(args, "gl-msin", 2, "bf16")
+    assert row["error"] == "not done after 7 s (--timeout)" and row["variant"] == "bf16"
