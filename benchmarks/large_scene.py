@@ -111,11 +111,13 @@ def _sigmoid(d):
 
 def component_rows(rec: dict, image: np.ndarray, model, text, overlap: float) -> None:
     """The component modes on the tiles pass at ``overlap`` (``rec["p_tiles"][overlap]``,
-    computed once; ``image``: the scene as the reader gives it): ``object`` (the component of
-    highest mean probability, as ``segment_scene`` picks it); with ``model.scene_ranker``, also
+    computed once; ``image``: the scene as the reader gives it): ``object`` (the components of
+    highest mean probability, as many as the expression names, as ``segment_scene`` picks them
+    by default), ``object (one)`` (only the surest component, ``objects=1``); with ``model.scene_ranker``, also
     ``ranked`` (its components scored by the ranker) and the oracle selection (the components
     at least half inside the target: the ceiling of any choice among them)."""
     from rrsis.scene.components import ComponentBuilder
+    from rrsis.scene.count import objects_named
     from rrsis.scene.rank import component_scores, object_scores
     from rrsis.scene.rank_train import component_labels
 
@@ -129,7 +131,9 @@ def component_rows(rec: dict, image: np.ndarray, model, text, overlap: float) ->
 
     t0 = time.perf_counter()
     comps = components(0.5)
-    rec["object"] = comps.paint(0, h, object_scores(comps)) > 0.5
+    rec["count"] = objects_named(rec["text"])
+    rec["object"] = comps.paint(0, h, object_scores(comps, rec["count"])) > 0.5
+    rec["object (one)"] = comps.paint(0, h, object_scores(comps, 1)) > 0.5
     rec["seconds"]["object"] = rec["seconds"][f"tiles@{overlap}"] + time.perf_counter() - t0
     ranker = getattr(model, "scene_ranker", None)
     if ranker is None:
@@ -228,7 +232,7 @@ def row_masks(rec: dict, cfg: dict) -> dict[str, np.ndarray]:
     has = "ranked" in rec
     return {
         "naive tiles": rec["naive"],
-        **({"object": rec["object"]} if "object" in rec else {}),
+        **({"object": rec["object"], "object (one)": rec["object (one)"]} if "object" in rec else {}),
         **({"ranked": rec["ranked"]} if has else {}),
         "global": rec["p_global"] > 0.5,
         "tiles": rec["p_tiles"][cfg["overlap"]] > 0.5,
@@ -294,7 +298,7 @@ def timing(seconds: list[dict], cfg: dict) -> dict[str, float]:
             "global-local (defaults)": mean("global") + mean(f"tiles@{cfg['default_overlap']}"),
             "global-local (tuned)": mean("global") + mean(f"tiles@{cfg['overlap']}"),
             **({} if cfg["native_ratio"] is None else {"global-native": mean(f"native@{cfg['native_ratio']}")}),
-            **({"object": mean("object")} if "object" in seconds[0] else {}),
+            **({"object": mean("object"), "object (one)": mean("object")} if "object" in seconds[0] else {}),
             **({"ranked": mean("ranked"), "oracle selection (not a method)": mean("ranked")}
                if "ranked" in seconds[0] else {})}
 
@@ -351,7 +355,12 @@ def markdown(report: dict) -> str:
              + (", so its row is `tiles` (overlap 0.25 by default)." if report["auto_resolves_to"] == "tiles"
                 else ".")), "",
              *([("`object`: the `tiles` pass (overlap 0.25) cut into connected components of p > 0.5, "
-                 "the one with the highest mean probability kept (nothing learned).")] if "object" in report["held_out"] else []),
+                 "those with the highest mean probability kept, as many as the expression names "
+                 "(`rrsis.scene.count.objects_named`: \"the three ships\" 3, \"all ships\" every one, "
+                 "otherwise 1; nothing learned); `object (one)` keeps only the surest component (`objects=1`, "
+                 "the default before 0.3). Expressions read as naming one / N / every object, per kind: "
+                 + "; ".join(f"{k} {v['one']} / {v['N']} / {v['every']}" for k, v in report.get("count_readings", {}).items()) + ".")]
+               if "object" in report["held_out"] else []),
              *([("`ranked`: the same components scored by the model's scene ranker (its calibrated score "
                  "above 0.5). `oracle selection` is not a method: the same components, those at least half "
                  "inside the target picked, the ceiling of any choice among them.")] if "ranked" in report["held_out"] else []),
@@ -402,12 +411,15 @@ def run(model, work: Path, args) -> dict:
     tuned = [tune_records(r) for m in tune_set for r in passes(model, m, args.overlaps, args.native_ratios, args.max_global)]
     cfg, table = tune(tuned, defaults, d.overlap)
     print(f"tuned in {time.time() - t0:.0f} s: {cfg}", flush=True)
-    held, kinds, seconds, px = [], [], [], []
+    held, kinds, seconds, px, readings = [], [], [], [], {}
     for m in held_set:
         ratios = () if cfg["native_ratio"] is None else (cfg["native_ratio"],)
         for r in passes(model, m, sorted({cfg["overlap"], d.overlap}), ratios, args.max_global):
             held.append({name: _record(mask, r["gt"]) for name, mask in row_masks(r, cfg).items()})
             kinds.append(r["kind"])
+            if "count" in r:
+                c = "one" if r["count"] == 1 else "every" if r["count"] == "all" else "N"
+                readings.setdefault(r["kind"], {"one": 0, "N": 0, "every": 0})[c] += 1
             seconds.append(r["seconds"])
             px.append(r["gt"].size)
         print(f"  scored {m['image']} ({len(held)} expressions so far)", flush=True)
@@ -415,7 +427,8 @@ def run(model, work: Path, args) -> dict:
     return {"chosen": cfg, "tuning": table, "held_out": evaluate(held, kinds),
             "seconds_per_expression": timing(seconds, cfg), "held_mean_px": float(np.mean(px)),
             "tune_expressions": sum(len(m["expressions"]) for m in tune_set),
-            "held_expressions": len(held), "auto_resolves_to": auto, "held_set": held_set}
+            "held_expressions": len(held), "auto_resolves_to": auto, "held_set": held_set,
+            "count_readings": {k: readings[k] for k in KINDS if k in readings}}
 
 
 def main() -> int:

@@ -76,11 +76,12 @@ scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
     p.add_argument("--mode", choices=["auto", "global", "tiles", "global-local", "object", "ranked"], default="auto",
                    help="global: whole image at model size; tiles: sliding windows; global-local: "
                         "global picks the object, tiles delineate it; object: tiles propose objects, "
-                        "the one they are surest of is the answer; ranked: the model's scene ranker "
+                        "the ones they are surest of are the answer; ranked: the model's scene ranker "
                         "picks among them; auto: global up to 2 tiles a side, object above (default)")
-    p.add_argument("--objects", type=_positive_int, default=1, metavar="N",
-                   help="object mode: keep the N objects the tiles are surest of (default 1; 2 for "
-                        "\"the two storage tanks\"; every object: --mode tiles)")
+    p.add_argument("--objects", type=_objects, default="auto", metavar="N|auto|all",
+                   help="object mode: how many objects to keep, the surest first: auto (default) "
+                        "reads it from each expression (\"the two storage tanks\": 2; \"all "
+                        "ships\", \"the ships\": every one; otherwise 1), N keeps N, all keeps every one")
     p.add_argument("--tile", type=_positive_int,
                    help="tile side in model pixels, a positive multiple of 32 (default: the model's "
                         "image_size)")
@@ -159,6 +160,12 @@ _positive_int = _number(int, lambda v: v > 0, "a positive integer (leave the fla
 _non_negative = _number(float, lambda v: 0 <= v < float("inf"), "a finite number >= 0")
 _fraction = _number(float, lambda v: 0 < v < 1, "a number in (0, 1)")
 _positive_float = _number(float, lambda v: 0 < v < float("inf"), "a positive number")
+
+
+def _objects(text: str):
+    if text in ("auto", "all"):
+        return text
+    return _number(int, lambda v: v > 0, "a positive integer, auto or all")(text)
 
 
 def _scale(text: str):

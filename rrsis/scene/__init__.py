@@ -6,7 +6,8 @@ window by window (:mod:`~rrsis.scene.read`), segments it globally, by tiles or b
 (:mod:`~rrsis.scene.write`). ``segment_scenes`` does it for a list, glob or STAC collection of
 scenes, resumably and across ``torchrun`` ranks, with one merged vector file
 (:mod:`~rrsis.scene.region`); ``build_vrt`` reads an area delivered as tiles as one scene
-(:mod:`~rrsis.scene.mosaic`); ``aoi=`` asks only inside an area of interest (:mod:`~rrsis.scene.aoi`).
+(:mod:`~rrsis.scene.mosaic`); ``aoi=`` asks only inside an area of interest (:mod:`~rrsis.scene.aoi`); the ``object`` mode keeps
+as many objects as the expression names (:mod:`~rrsis.scene.count`).
 GeoTIFF and other GDAL rasters need the ``geo`` extra
 (``pip install "rrsis[geo]"``); PNG/JPEG and arrays work without it.
 """
@@ -20,6 +21,7 @@ from .api import (
     output_prefixes,
     segment_scene,
 )
+from .count import objects_named
 from .infer import MODES, SceneOptions
 from .mosaic import build_vrt
 from .read import Scene, open_scene
@@ -27,6 +29,6 @@ from .region import RegionSummary, SceneSource, resolve_scenes, segment_scenes
 from .write import remove_stale_temporaries
 
 __all__ = ["MODES", "AOIOutsideError", "AreaOfInterest", "RegionSummary", "Scene", "SceneOptions", "SceneResult",
-           "SceneSource", "area_of_interest", "build_vrt", "check_georeference", "check_outputs", "open_aoi_scene",
-           "open_scene", "output_paths", "output_prefixes", "remove_stale_temporaries", "resolve_scenes",
+           "SceneSource", "area_of_interest", "build_vrt", "check_georeference", "check_outputs", "objects_named",
+           "open_aoi_scene", "open_scene", "output_paths", "output_prefixes", "remove_stale_temporaries", "resolve_scenes",
            "segment_scene", "segment_scenes"]

@@ -17,6 +17,7 @@ from ..data.expressions import check_expressions, expression_problem
 from ..data.io import MAX_PIXELS, Scale
 from ..models.base import threshold_mask
 from .aoi import SceneWindow, area_of_interest, open_aoi_scene
+from .count import objects_named
 from .infer import SceneOptions, predict_strips
 from .rank import object_strips, ranked_strips
 from .read import Scene, open_scene
@@ -50,6 +51,8 @@ class SceneResult:
         shape: ``(H, W)`` of the scene (of the area of interest's window with ``aoi=``).
         window: with ``aoi=``, ``(row0, col0, row1, col1)``: the scene's pixels the outputs
             cover; ``None`` without.
+        objects: in mode ``object``, how many components were asked for (a whole number, or
+            ``"all"``), read from the expression under ``objects="auto"``; ``None`` in other modes.
     """
 
     text: str
@@ -62,6 +65,7 @@ class SceneResult:
     seconds: float = 0.0
     shape: tuple[int, int] = (0, 0)
     window: tuple[int, int, int, int] | None = None
+    objects: int | str | None = None
 
 
 def output_paths(prefix: str, georeferenced: bool) -> dict[str, str]:
@@ -305,6 +309,8 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
             if opt.mode == "ranked":
                 strips = ranked_strips(sc, model, encoded, opt, bar, inside=win and win.inside)
             elif opt.mode == "object":
+                if opt.objects == "auto":
+                    opt = replace(opt, objects=objects_named(text))
                 strips = object_strips(sc, model, encoded, opt, threshold, bar, inside=win and win.inside)
             else:
                 strips = predict_strips(sc, model, encoded, opt, bar)
@@ -352,4 +358,5 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
     return SceneResult(text=text, mode=opt.mode, mask=mask if keep else None, area_px=area,
                        area_m2=area_m2, n_polygons=n_poly, files=dict(paths),
                        seconds=time.time() - t0, shape=(sc.height, sc.width),
-                       window=None if win is None else win.window)
+                       window=None if win is None else win.window,
+                       objects=opt.objects if opt.mode == "object" else None)

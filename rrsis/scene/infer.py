@@ -51,8 +51,8 @@ class SceneOptions:
         mode: ``"auto"`` (global when the longer side is at most ``auto_max_global``; above,
             ``object``: see the README's "Whole scenes and regions" and
             ``benchmarks/results/large-scene-v5-*``), ``"global"``, ``"tiles"``,
-            ``"global-local"``, ``"object"`` (the tiles propose components, the one the tiles
-            are surest of is the answer) or ``"ranked"`` (the model's scene ranker picks among
+            ``"global-local"``, ``"object"`` (the tiles propose components, the ones the tiles
+            are surest of are the answer, as many as ``objects``) or ``"ranked"`` (the model's scene ranker picks among
             the same components: :mod:`rrsis.scene.rank`).
         tile: tile side in model pixels (default: the model's ``image_size``).
         overlap: tile overlap fraction in [0, 0.9].
@@ -66,8 +66,10 @@ class SceneOptions:
         local_rule: ``"mean"`` (the weighted mean above) or ``"max"`` (the tiles' term is
             ``max(p_tiles, p_global)``: tiles add pixels, never remove them).
         auto_max_global: longer side up to which ``auto`` means global (default: 2 × tile).
-        objects: how many components the ``object`` mode keeps, the surest first (1: a referring
-            expression names one object; 2 for "the two storage tanks"; every object: ``tiles``).
+        objects: how many components the ``object`` mode keeps, the surest first: ``"auto"``
+            (default) reads it from each expression (:func:`rrsis.scene.count.objects_named`:
+            "the two storage tanks" 2, "all ships" or "the ships" every one, otherwise 1), a whole
+            number keeps that many for every expression, ``"all"`` keeps every component.
         batch_size: tiles per forward pass.
         strip_rows: output rows produced at a time (bounds memory with the scene width).
     """
@@ -83,7 +85,7 @@ class SceneOptions:
     local_weight: float = 0.75
     local_rule: str = "max"
     auto_max_global: int | None = None
-    objects: int = 1
+    objects: int | str = "auto"
     batch_size: int = 8
     strip_rows: int = 256
     scale: InitVar[Any] = None  # the old name of pixel_ratio: refused with a pointer to it
@@ -119,9 +121,10 @@ class SceneOptions:
             raise ValueError(f"auto_max_global must be >= 1 (None: 2 x tile), got {self.auto_max_global}")
         if self.batch_size < 1 or self.strip_rows < 1:
             raise ValueError("batch_size and strip_rows must be >= 1")
-        if isinstance(self.objects, bool) or not isinstance(self.objects, (int, np.integer)) or self.objects < 1:
+        if self.objects not in ("auto", "all") and (isinstance(self.objects, bool) or not isinstance(
+                self.objects, (int, np.integer)) or self.objects < 1):
             raise ValueError(f"objects must be a whole number >= 1 (the object mode's components kept), "
-                             f"got {self.objects!r}")
+                             f"'auto' (read from each expression) or 'all', got {self.objects!r}")
         mode = self.mode
         if mode == "auto":
             limit = 2 * tile if self.auto_max_global is None else self.auto_max_global

@@ -1,7 +1,8 @@
 """The component modes of whole scenes: tiles at training scale propose, one scene-level choice.
 
-Mode ``object`` keeps the component the tiles are surest of (:func:`object_strips`, nothing
-learned; ``auto``'s choice for large scenes); mode ``ranked`` lets a learned ranker choose, as
+Mode ``object`` keeps the components the tiles are surest of, as many as the expression names
+(:func:`object_strips`, :mod:`rrsis.scene.count`; nothing learned; ``auto``'s choice for large
+scenes); mode ``ranked`` lets a learned ranker choose, as
 described here.
 
 Tiles see objects at the scale the model was trained on, so they find them, but no tile knows
@@ -94,14 +95,14 @@ def ranked_strips(scene: Scene, model, text, opt: SceneOptions,
     yield from _component_strips(scene, comps, component_scores(ranker, comps, text, opt.pixel_ratio), opt)
 
 
-def object_scores(components: Components, objects: int = 1) -> np.ndarray:
+def object_scores(components: Components, objects: int | str = 1) -> np.ndarray:
     """Mode ``object``'s choice: the ``objects`` components of highest mean tiles probability
     score that mean, every other 0 (fewer when the scene has fewer components; ties broken by
-    component order)."""
+    component order); ``objects="all"``: every component scores its mean."""
     scores = np.zeros(len(components), np.float32)
     if len(components):
         mean_p = components.mean_probability
-        best = np.argsort(-mean_p, kind="stable")[:objects]
+        best = np.argsort(-mean_p, kind="stable")[:None if objects == "all" else int(objects)]
         scores[best] = mean_p[best]
     return scores
 
@@ -110,13 +111,18 @@ def object_strips(scene: Scene, model, text, opt: SceneOptions, threshold: float
                   progress_factory=None, inside=None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """:func:`~rrsis.scene.infer.predict_strips` for mode ``object``: the tiled pass cut into
     components of ``p > threshold``, and only the one the tiles are surest of kept (its mean
-    probability is its probability in the output; 0 elsewhere). Nothing is learned: a
-    referring expression names one object, and over hundreds of tiles the most confident
-    component is a far better answer than every tile's look-alikes (README, "Whole scenes").
+    probability is its probability in the output; 0 elsewhere); ``opt.objects`` of them when
+    the expression names several (a whole number or ``"all"``: resolve ``"auto"`` first with
+    :func:`rrsis.scene.count.objects_named`). Nothing is learned: over hundreds of tiles the
+    most confident components are a far better answer than every tile's look-alikes (README,
+    "Whole scenes").
     ``inside`` as in :func:`scene_components`: the choice is made among the components inside
     an area of interest, not over its whole rectangular window."""
     comps = scene_components(scene, model, text, opt, threshold, progress_factory, bands=False,
                              inside=inside)
+    if opt.objects == "auto":
+        raise ValueError("object_strips needs opt.objects resolved: a whole number or 'all' "
+                         "(rrsis.scene.count.objects_named reads it from the expression)")
     yield from _component_strips(scene, comps, object_scores(comps, opt.objects), opt)
 
 

@@ -9,6 +9,7 @@ import pytest
 pytest.importorskip("rasterio")
 
 from _fixtures import flood_fill
+
 from rrsis.scene import SceneOptions, segment_scene
 
 
@@ -45,7 +46,8 @@ def test_rows_match_segment_scene(tmp_path, benchmark_module):
     torch.nn.init.normal_(ranker.score.weight, std=2.0)
     attach_ranker(model, ranker)  # the ranked rows too
     (meta,) = ls.make_set(tmp_path, [128], 1, ls.TUNE, 3, 64, 1)
-    meta["expressions"] = meta["expressions"][:3]
+    multi = next(e for e in meta["expressions"] if e["kind"] == "multi")  # "all ..." or "the N ..."
+    meta["expressions"] = [*meta["expressions"][:2], multi]
     assert len(meta["expressions"]) == 3
     recs = list(ls.passes(model, meta, (0.25,), (1.0,), 4096))
     texts = [r["text"] for r in recs]
@@ -61,6 +63,7 @@ def test_rows_match_segment_scene(tmp_path, benchmark_module):
         "global-native": segment_scene(model, meta["path"], texts, mode="global", global_size=128, return_mask=True),
         "ranked": segment_scene(model, meta["path"], texts, mode="ranked", return_mask=True),
         "object": segment_scene(model, meta["path"], texts, mode="object", return_mask=True),
+        "object (one)": segment_scene(model, meta["path"], texts, mode="object", objects=1, return_mask=True),
     }
     candidates = segment_scene(model, meta["path"], texts, mode="tiles", threshold=0.45, return_mask=True)
     differ = objects = 0
@@ -70,16 +73,23 @@ def test_rows_match_segment_scene(tmp_path, benchmark_module):
             assert (rows[name] == res[i].mask).all(), (name, r["text"])
         assert (rows["global-local (tuned)"] == rows["global-local (defaults)"]).all()
         # the ranked mode and the oracle only ever select candidate pixels
-        for name in ("ranked", "oracle selection (not a method)", "object"):
+        for name in ("ranked", "oracle selection (not a method)", "object", "object (one)"):
             assert not (rows[name] & ~candidates[i].mask).any()
-        # object: the component of p > 0.5 of highest mean tiles probability
+        # object (one): the component of p > 0.5 of highest mean tiles probability; object: as
+        # many of them as the expression names, every one for the multi-target expression here
         lab, n = flood_fill(r["p_tiles"][0.25] > 0.5)
         if n:
             means = [r["p_tiles"][0.25][lab == j].mean() for j in range(1, n + 1)]
-            assert (rows["object"] == (lab == 1 + int(np.argmax(means)))).all()
+            assert (rows["object (one)"] == (lab == 1 + int(np.argmax(means)))).all()
             objects += 1
         else:
-            assert not rows["object"].any()
+            assert not rows["object (one)"].any()
+        if r["kind"] == "multi":
+            assert r["count"] != 1
+            if r["count"] == "all":
+                assert (rows["object"] == (lab > 0)).all()
+        else:
+            assert r["count"] == 1 and (rows["object"] == rows["object (one)"]).all()
         differ += int((rows["tiles"] != rows["global"]).any())
     assert differ  # the rows are not all one mask
     assert objects  # some expression's object row holds an object

@@ -33,7 +33,7 @@ def test_object_mask_is_the_component_of_highest_mean_probability(tiny_model, sc
     np.testing.assert_array_equal(r.mask, ref == best)
     # Its probability in the output (the probabilities COG) is that mean; every other pixel 0.
     with open_scene(image) as sc:
-        opt = SceneOptions(mode="object", strip_rows=48).resolved(tiny_model, sc.height, sc.width)
+        opt = SceneOptions(mode="object", strip_rows=48, objects=1).resolved(tiny_model, sc.height, sc.width)
         out = np.concatenate([q for _, q, _ in object_strips(sc, tiny_model, text, opt, thr)])
     np.testing.assert_allclose(out[ref == best], means[best - 1], rtol=1e-5)
     assert not out[ref != best].any()
@@ -108,6 +108,15 @@ def test_object_scores_keep_k_in_order(scene_and_p):
         s = object_scores(comps, k)
         assert (s > 0).sum() == k
         np.testing.assert_allclose(np.sort(s[s > 0]), np.sort(comps.mean_probability)[-k:])
+    np.testing.assert_allclose(object_scores(comps, "all"), comps.mean_probability, rtol=1e-6)
+
+
+def test_object_strips_need_the_count_resolved(tiny_model, scene_and_p):
+    image, _, text = scene_and_p
+    with open_scene(image) as sc:
+        opt = SceneOptions(mode="object").resolved(tiny_model, sc.height, sc.width)
+        with pytest.raises(ValueError, match="objects resolved"):
+            next(object_strips(sc, tiny_model, text, opt))
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
