@@ -278,3 +278,22 @@ def test_a_missing_geo_extra_names_it(tiny_model, scene, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "shapely", None)  # the page: shapely cannot be imported
     r, _ = ask(tiny_model, scene, area=BOX_TEXT, area_crs=UTM)
     assert app_error(r) == 'an area of interest needs shapely: pip install "rrsis[geo]"'
+
+
+def test_the_page_wires_the_area_fields_to_the_request(tiny_model, scene):
+    pytest.importorskip("gradio")
+    from rrsis.app.card import summarise
+    from rrsis.app.page import build_app
+
+    with Workspace() as ws:
+        app = build_app(tiny_model, card=summarise(tiny_model, "tiny"), workspace=ws)
+        (segment,) = [f for f in app.fns.values() if f.api_name == "segment"]
+        ids = [b.elem_id for b in segment.inputs]
+        assert ids[-3:] == ["area", "area-crs", "area-file"]
+        values = {"upload": str(scene), "expressions": TEXT, "mode": "global", "threshold": 0.5,
+                  "area": BOX_TEXT, "area-crs": UTM}
+        _, table, files, message = segment.fn(*[values.get(i, "") for i in ids])
+        assert "inside the area of interest: 40×30 pixels read of 128×96" in message, message
+        assert "share of area's window" in table and any(f.endswith("_mask.tif") for f in files)
+        _, _, _, message = segment.fn(*[{**values, "area-crs": ""}.get(i, "") for i in ids])
+        assert "are not longitudes and latitudes" in message
