@@ -154,7 +154,7 @@ def not_bounds(text: str) -> str:
     shown = text if len(text) <= 60 else text[:57] + "..."
     return (f"area of interest {shown!r}: not bounds minx,miny,maxx,maxy (four numbers, e.g. "
             "-70.30,43.62,-70.22,43.68) nor GeoJSON text (a geometry, Feature or FeatureCollection, "
-            "starting with {)")
+            "starting with {); their CRS goes in the Area CRS field")
 
 
 def check_area_file(path: str | os.PathLike | None, limits: Limits) -> str | None:

@@ -90,11 +90,14 @@ def cli_error(argv, capsys) -> str:
 
 
 def ask(model, scene, **area):
+    """The page's response, its mask ``(values, valid, transform)`` and its GeoJSON."""
     with Workspace() as ws:
         r = respond(model, ws, Limits(), str(scene), TEXT, "global", 0.5, **area)
-        if r.ok:  # read the mask before the workspace goes
-            return r, the_mask(r)
-        return r, None
+        if not r.ok:
+            return r, None, None
+        (gj,) = [f for f in r.files if f.endswith(".geojson")]
+        with open(gj) as fh:  # read before the workspace goes
+            return r, the_mask(r), json.load(fh)
 
 
 # ------------------------------------------------------------------ the answers
@@ -119,7 +122,7 @@ def test_run_with_an_area_is_segment_scene_with_it(tiny_model, scene, tmp_path):
 
 
 def test_the_page_with_bounds_text(tiny_model, scene, tmp_path):
-    r, (vals, valid, transform) = ask(tiny_model, scene, area=f"  {BOX_TEXT}\n", area_crs=f" {UTM} ")
+    r, (vals, valid, transform), _ = ask(tiny_model, scene, area=f"  {BOX_TEXT}\n", area_crs=f" {UTM} ")
     assert valid.all()
     assert r.ok and "inside the area of interest: 40×30 pixels read of 128×96 (rows 10–40, columns 20–60)" \
         in r.message, r.message
@@ -132,15 +135,23 @@ def test_the_page_with_bounds_text(tiny_model, scene, tmp_path):
 
 def test_the_page_with_pasted_geojson(tiny_model, scene, lonlat):
     feature = triangle(lonlat)
-    r, (vals, valid, _) = ask(tiny_model, scene, area=json.dumps(feature, indent=2))
+    r, (vals, valid, _), polygons = ask(tiny_model, scene, area=json.dumps(feature, indent=2))
     assert r.ok and "inside the area of interest" in r.message, r.message
+    # As a GIS reads them: the polygons (RFC 7946 lon/lat) lie inside the triangle (a pixel corner
+    # on its edge may stick out by rounding, far less than a pixel: 1e-7 degrees is about 1 cm).
+    from shapely.geometry import shape
+
+    found = [shape(f["geometry"]) for f in polygons["features"]]
+    assert found and (vals > 0).any(), "the test needs polygons"
+    area = shape(feature["geometry"]).buffer(1e-7)
+    assert all(area.contains(g) for g in found)
     (want,) = segment_scene(tiny_model, str(scene), TEXT, mode="global", aoi=feature, return_mask=True)
     np.testing.assert_array_equal(vals > 0, want.mask)
     # Outside the triangle (the window's top corners) is nodata; its centre is inside.
     assert not valid[0, 0] and not valid[0, -1] and valid[valid.shape[0] // 2, valid.shape[1] // 2]
     # A FeatureCollection of the same triangle, in the page: the same answer.
     fc = {"type": "FeatureCollection", "features": [feature]}
-    r2, (vals2, valid2, _) = ask(tiny_model, scene, area=json.dumps(fc))
+    r2, (vals2, valid2, _), _ = ask(tiny_model, scene, area=json.dumps(fc))
     assert r2.ok, r2.message
     np.testing.assert_array_equal(vals2, vals)
     np.testing.assert_array_equal(valid2, valid)
@@ -152,7 +163,7 @@ def test_the_page_with_an_area_file(tiny_model, scene, lonlat, tmp_path):
     feature = triangle(lonlat)
     gj = tmp_path / "area.geojson"
     gj.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
-    r, (vals, valid, _) = ask(tiny_model, scene, area_file=str(gj))
+    r, (vals, valid, _), _ = ask(tiny_model, scene, area_file=str(gj))
     assert r.ok and "inside the area of interest" in r.message, r.message
     (want,) = segment_scene(tiny_model, str(scene), TEXT, mode="global", aoi=feature, return_mask=True)
     np.testing.assert_array_equal(vals > 0, want.mask)
@@ -167,7 +178,7 @@ def test_the_page_with_an_area_file(tiny_model, scene, lonlat, tmp_path):
         for part in tmp_path.glob("area.*"):
             if part.suffix in (".shp", ".shx", ".dbf", ".prj"):
                 z.write(part, part.name)
-    r2, (vals2, valid2, _) = ask(tiny_model, scene, area_file=str(tmp_path / "area.zip"))
+    r2, (vals2, valid2, _), _ = ask(tiny_model, scene, area_file=str(tmp_path / "area.zip"))
     assert r2.ok, r2.message
     # Reprojected by a straight-edged transform here and densified there: within a pixel's rim.
     assert (valid2 != valid).sum() <= valid.shape[0] + valid.shape[1]
@@ -177,7 +188,7 @@ def test_the_page_with_an_area_file(tiny_model, scene, lonlat, tmp_path):
 def test_a_repaired_polygon_is_said_in_the_message(tiny_model, scene, lonlat):
     w, s, e, n = lonlat
     bowtie = {"type": "Polygon", "coordinates": [[[w, s], [e, n], [e, s], [w, n], [w, s]]]}
-    r, _ = ask(tiny_model, scene, area=json.dumps(bowtie))
+    r, _, _ = ask(tiny_model, scene, area=json.dumps(bowtie))
     assert r.ok and "Note: area of interest Polygon mapping: invalid geometry (Self-intersection" in r.message
 
 
@@ -191,7 +202,7 @@ def test_area_errors_are_the_command_lines_own(tiny_model, saved, scene, tmp_pat
     for i, (aoi, crs, words) in enumerate(cases):
         flags = [f"--aoi={aoi}"] + (["--aoi-crs", crs] if crs else [])
         want = cli_error([*base, "--out", str(tmp_path / f"out{i}"), *flags], capsys)
-        r, _ = ask(tiny_model, scene, area=aoi, area_crs=crs or "")
+        r, _, _ = ask(tiny_model, scene, area=aoi, area_crs=crs or "")
         got = app_error(r)
         assert words in got and got == want
         with pytest.raises(InputError, match=words):
@@ -206,7 +217,7 @@ def test_a_bad_geojson_gets_segment_scenes_sentence(tiny_model, scene, lonlat, t
                            ({"type": "Polygon", "coordinates": 3}, "not a GeoJSON geometry")):
         with pytest.raises(ValueError, match=words) as api:
             segment_scene(tiny_model, str(scene), TEXT, aoi=mapping)
-        r, _ = ask(tiny_model, scene, area=json.dumps(mapping))
+        r, _, _ = ask(tiny_model, scene, area=json.dumps(mapping))
         assert app_error(r) == str(api.value)
 
 
@@ -276,7 +287,7 @@ def test_a_missing_geo_extra_names_it(tiny_model, scene, tmp_path, monkeypatch):
         run(tiny_model, scene, [TEXT], workdir=tmp_path, aoi=BOX_TEXT, aoi_crs=UTM)
     monkeypatch.undo()
     monkeypatch.setitem(sys.modules, "shapely", None)  # the page: shapely cannot be imported
-    r, _ = ask(tiny_model, scene, area=BOX_TEXT, area_crs=UTM)
+    r, _, _ = ask(tiny_model, scene, area=BOX_TEXT, area_crs=UTM)
     assert app_error(r) == 'an area of interest needs shapely: pip install "rrsis[geo]"'
 
 
