@@ -9,6 +9,7 @@ before any model is loaded.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import struct
@@ -16,6 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import TiffImagePlugin
 
@@ -49,6 +51,8 @@ class Result:
         geojson: the mask's polygons (georeferenced input).
         area_m2: the mask's area in square metres (georeferenced input).
         mode: the mode that ran (``auto`` resolved).
+        window: with an area of interest, ``(row0, col0, row1, col1)``: the scene's pixels read
+            and written (the outputs cover this window); ``None`` without.
     """
 
     text: str
@@ -60,6 +64,7 @@ class Result:
     geojson: Path | None = None
     area_m2: float | None = None
     mode: str = ""
+    window: tuple[int, int, int, int] | None = None
 
 
 def tiff_tags(path: str | os.PathLike) -> dict[int, object] | None:
@@ -107,6 +112,8 @@ def run(
     workdir: str | os.PathLike,
     bands: str | Sequence[int] | None = None,
     crs: str | None = None,
+    aoi: Any = None,
+    aoi_crs: str | None = None,
 ) -> list[Result]:
     """Segment what each expression names in one image or scene; write its files into ``workdir``.
 
@@ -122,12 +129,20 @@ def run(
         crs: the CRS of a raster that has a transform but no CRS (``"EPSG:32633"``), or
             ``"none"`` for outputs without georeference: ``segment_scene``'s ``crs=``, which
             ``rrsis predict --crs`` passes too; ``None`` or ``""``: none given.
+        aoi: an area of interest, segment_scene's ``aoi=`` (``rrsis predict --aoi``): bounds
+            ``"minx,miny,maxx,maxy"``, a GeoJSON mapping, a vector file's path, a shapely
+            geometry or an :class:`~rrsis.scene.aoi.AreaOfInterest`; only the scene's window
+            that covers it is read, and the results cover that window (``Result.window``).
+            ``None`` or ``""``: the whole scene.
+        aoi_crs: the CRS of ``aoi`` (segment_scene's ``aoi_crs=``, ``rrsis predict --aoi-crs``);
+            ``None`` or ``""``: EPSG:4326 for bounds and mappings, a file's own.
 
     Returns:
         One :class:`Result` per expression, in order.
 
     Raises:
-        InputError: a file, mode, CRS or expression that cannot be served, with the reason.
+        InputError: a file, mode, CRS, area of interest or expression that cannot be served,
+            with the reason.
     """
     if mode not in MODES:
         raise InputError(f"unknown mode {mode!r}; choose one of {', '.join(model_modes(model))}")
@@ -136,6 +151,11 @@ def run(
                          "model; train one with rrsis.scene.rank_train) and this model has none; choose "
                          f"one of {', '.join(model_modes(model))}")
     crs = str(crs).strip() if crs is not None else ""
+    aoi = None if aoi is None or (isinstance(aoi, str) and not aoi.strip()) else aoi
+    aoi_crs = str(aoi_crs).strip() if aoi_crs is not None else ""
+    if aoi is not None and not all(importlib.util.find_spec(m) for m in ("rasterio", "shapely")):
+        raise InputError('an area of interest needs the geo extra (rasterio, shapely, pyogrio): '
+                         'pip install "rrsis[geo]"')
     from ..data.expressions import check_expressions  # light: no torch
 
     try:
@@ -155,7 +175,8 @@ def run(
     prefix = Path(workdir) / "result"
     try:
         found = segment_scene(model, str(image_path), texts, mode=mode, threshold=threshold,
-                              out=str(prefix), bands=bands or None, crs=crs or None)
+                              out=str(prefix), bands=bands or None, crs=crs or None, aoi=aoi,
+                              aoi_crs=aoi_crs or None)
     except (ValueError, FileNotFoundError) as exc:
         raise InputError(str(exc)) from None
     per_text = (time.perf_counter() - t0) / len(found)
@@ -170,6 +191,6 @@ def run(
             mask_png=Path(f["mask"]) if f["mask"].endswith(".png") else None,
             mask_tif=Path(f["mask"]) if f["mask"].endswith(".tif") else None,
             geojson=Path(f["geojson"]) if "geojson" in f else None,
-            seconds=r.seconds or per_text, mode=r.mode,
+            seconds=r.seconds or per_text, mode=r.mode, window=r.window,
         ))
     return results

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from . import inference
 from .card import CardSummary
-from .limits import Limits
+from .limits import AREA_FILE_TYPES, Limits
 from .session import Workspace, preview, respond
 
 __all__ = ["build_app", "require_gradio"]
@@ -61,8 +61,9 @@ def build_app(
         image, message = preview(upload, limits)
         return image, message
 
-    def on_segment(upload, expressions, mode, threshold, bands="", crs=""):
-        r = respond(model, workspace, limits, upload, expressions, mode, threshold, bands, crs)
+    def on_segment(upload, expressions, mode, threshold, bands="", crs="", area="", area_crs="", area_file=None):
+        r = respond(model, workspace, limits, upload, expressions, mode, threshold, bands, crs, area, area_crs,
+                    area_file)
         return r.gallery, r.table, (r.files or None), r.message
 
     with gr.Blocks(title="rrsis app", analytics_enabled=False, delete_cache=(600, 3600)) as app:
@@ -91,6 +92,21 @@ def build_app(
                 crs = gr.Textbox(label="CRS of a GeoTIFF that has a transform but no CRS (e.g. EPSG:32633; "
                                        "none: outputs without georeference); empty: the file's own",
                                  value="", max_lines=1, elem_id="crs")
+                with gr.Accordion("Area of interest (GeoTIFF only): segment one part of the scene", open=False,
+                                  elem_id="area-panel"):
+                    area = gr.Textbox(
+                        label="Area of interest: bounds minx,miny,maxx,maxy, or GeoJSON text (a geometry, "
+                              f"Feature or FeatureCollection, at most {limits.max_area_chars:,} characters); "
+                              "empty: the whole scene",
+                        lines=2, max_lines=8, elem_id="area",
+                        placeholder='-70.30,43.62,-70.22,43.68   or   {"type": "Polygon", "coordinates": ...}',
+                    )
+                    area_crs = gr.Textbox(label="Area CRS: the CRS of those coordinates (e.g. EPSG:32633); "
+                                                "empty: EPSG:4326, longitude and latitude (a file: its own)",
+                                          value="", max_lines=1, elem_id="area-crs")
+                    area_file = gr.File(label="Or an area file: GeoJSON, GeoPackage or zipped shapefile",
+                                        file_count="single", type="filepath", file_types=list(AREA_FILE_TYPES),
+                                        elem_id="area-file")
                 button = gr.Button("Segment", variant="primary", elem_id="segment")
                 if examples:
                     gr.Examples([[p, t] for p, t in examples], inputs=[upload, expressions],
@@ -113,7 +129,7 @@ def build_app(
                 )
         upload.change(on_upload, inputs=upload, outputs=[shown, message], api_name=False,
                       concurrency_limit=2, concurrency_id="preview")
-        button.click(on_segment, inputs=[upload, expressions, mode, threshold, bands, crs],
+        button.click(on_segment, inputs=[upload, expressions, mode, threshold, bands, crs, area, area_crs, area_file],
                      outputs=[gallery, table, files, message], api_name="segment",
                      concurrency_limit=limits.concurrency, concurrency_id="model")
     app.queue(max_size=limits.queue_size, default_concurrency_limit=1)

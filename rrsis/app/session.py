@@ -10,6 +10,7 @@ import tempfile
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +20,9 @@ from PIL import Image
 
 from . import inference
 from .inference import InputError
-from .limits import Limits, check_upload, parse_expressions
+from .limits import Limits, check_area_file, check_upload, not_bounds, parse_area, parse_expressions
 
-__all__ = ["Response", "Workspace", "preview", "respond"]
+__all__ = ["Response", "Workspace", "area_request", "preview", "respond"]
 
 logger = logging.getLogger(__name__)
 
@@ -166,9 +167,9 @@ def _error(text: str) -> Response:
     return Response(message=f"**Cannot run this request:** {text}")
 
 
-def _area_table(results: list[inference.Result], pixels: int) -> str:
+def _area_table(results: list[inference.Result], pixels: int, of: str = "image") -> str:
     geo = any(r.area_m2 is not None for r in results)
-    head = "| # | expression | area (px) | share of image |" + (" area (m²) |" if geo else "") + " time (s) |"
+    head = f"| # | expression | area (px) | share of {of} |" + (" area (m²) |" if geo else "") + " time (s) |"
     rows = [head, "|---|---|---:|---:|" + ("---:|" if geo else "") + "---:|"]
     for i, r in enumerate(results, 1):
         text = r.text.replace("|", "\\|")
@@ -177,10 +178,58 @@ def _area_table(results: list[inference.Result], pixels: int) -> str:
     return "\n".join(rows)
 
 
+def area_request(upload, text: str | None, crs: str | None, file, limits: Limits):
+    """The page's area-of-interest fields, checked and made into one area.
+
+    ``text`` is bounds ``minx,miny,maxx,maxy`` or GeoJSON text (:func:`~rrsis.app.limits.parse_area`),
+    ``file`` an uploaded vector file (:func:`~rrsis.app.limits.check_area_file`), ``crs`` their CRS
+    (``rrsis predict --aoi-crs``; empty: EPSG:4326 for text, a file's own). The area is built by
+    :func:`rrsis.scene.aoi.area_of_interest`, as ``rrsis predict --aoi`` builds it before loading
+    the model, so its checks and messages are the command line's.
+
+    Returns:
+        ``(area, notes)``: an :class:`~rrsis.scene.aoi.AreaOfInterest` (``None`` when the
+        fields are empty) and the
+        warnings its reading gave (a repaired polygon, points left out), one sentence each.
+
+    Raises:
+        InputError: what is wrong with the fields, or with the area they give.
+    """
+    value = parse_area(text, limits)
+    path = check_area_file(file, limits)
+    crs = str(crs or "").strip()
+    if value is not None and path is not None:
+        raise InputError("the area of interest is given twice, as text and as a file: keep one and clear "
+                         "the other")
+    if value is None and path is None:
+        if crs:
+            raise InputError(f"the area CRS ({crs}) is the CRS of an area of interest, and none is given: "
+                             "give the area, or clear the area CRS")
+        return None, []
+    if not inference.is_georeferenced(upload):
+        raise InputError(f"{Path(upload).name} is a plain image without georeference, so an area of "
+                         "interest cannot be placed on it: clear the area fields, or upload the scene "
+                         "as a GeoTIFF")
+    try:
+        from ..scene.aoi import area_of_interest
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            area = area_of_interest(value if value is not None else path, crs or None)
+    except ImportError as exc:  # the geo extra, named in the message
+        raise InputError(str(exc)) from None
+    except FileNotFoundError:  # text that is neither bounds nor an existing file (never a path here)
+        raise InputError(not_bounds(str(value))) from None
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    return area, [str(w.message) for w in caught]
+
+
 def respond(model, workspace: Workspace, limits: Limits, upload, expressions, mode, threshold,
-            bands: str = "", crs: str = "") -> Response:
+            bands: str = "", crs: str = "", area: str = "", area_crs: str = "", area_file=None) -> Response:
     """Check one request, run it through the adapter, and describe the results.
 
+    ``area``, ``area_crs`` and ``area_file`` are the area-of-interest fields (:func:`area_request`).
     Bad input and failures come back as a :class:`Response` with a message, never as an exception,
     so the page always answers and the server keeps serving.
     """
@@ -191,10 +240,11 @@ def respond(model, workspace: Workspace, limits: Limits, upload, expressions, mo
         threshold = float(threshold)
         if not 0.0 < threshold < 1.0:
             raise InputError(f"threshold must be between 0 and 1 (exclusive), got {threshold}")
-        with workspace.using(upload):
+        with workspace.using(upload), workspace.using(area_file):
+            aoi, notes = area_request(upload, area, area_crs, area_file, limits)
             results = inference.run(model, upload, texts, mode=str(mode), threshold=threshold,
                                     workdir=workspace.request_dir(), bands=str(bands or "").strip() or None,
-                                    crs=str(crs or "").strip() or None)
+                                    crs=str(crs or "").strip() or None, aoi=aoi)
     except InputError as exc:
         return _error(str(exc))
     except ValueError as exc:  # the model's own input checks
@@ -211,9 +261,18 @@ def respond(model, workspace: Workspace, limits: Limits, upload, expressions, mo
     n = len(results)
     ran = results[0].mode if results else mode  # what auto resolved to
     label = f"{mode} mode" if ran in ("", mode) else f"{mode} mode ({ran})"
-    message = (f"{n} expression{'s' if n > 1 else ''} on a {w}×{h} image, {label}, threshold "
+    window = results[0].window if results else None
+    inside = ""
+    pixels, of = w * h, "image"
+    if window is not None:
+        r0, c0, r1, c1 = window
+        inside = (f", inside the area of interest: {c1 - c0}×{r1 - r0} pixels read of {w}×{h} (rows "
+                  f"{r0}–{r1}, columns {c0}–{c1})")
+        pixels, of = (r1 - r0) * (c1 - c0), "area's window"
+    message = (f"{n} expression{'s' if n > 1 else ''} on a {w}×{h} image{inside}, {label}, threshold "
                f"{threshold:g}: {seconds:.2f} s in all")
-    return Response(gallery, _area_table(results, w * h), files, message, ok=True)
+    message += "".join(f"\n\nNote: {note}" for note in notes)
+    return Response(gallery, _area_table(results, pixels, of), files, message, ok=True)
 
 
 def preview(upload, limits: Limits, side: int = 512) -> tuple[np.ndarray | None, str]:

@@ -35,6 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"expressions per request (default {d.max_expressions})")
     p.add_argument("--max-expression-chars", type=int, default=d.max_expression_chars,
                    help=f"characters per expression (default {d.max_expression_chars})")
+    p.add_argument("--max-area-chars", type=int, default=d.max_area_chars,
+                   help="characters of an area of interest typed or pasted in the page (bounds or GeoJSON "
+                        f"text; default {d.max_area_chars:,})")
     p.add_argument("--concurrency", type=int, default=d.concurrency,
                    help=f"requests computed at once (default {d.concurrency})")
     p.add_argument("--queue-size", type=int, default=d.queue_size,
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     limits = Limits(
         max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels,
         max_expressions=args.max_expressions, max_expression_chars=args.max_expression_chars,
-        concurrency=args.concurrency, queue_size=args.queue_size,
+        max_area_chars=args.max_area_chars, concurrency=args.concurrency, queue_size=args.queue_size,
         max_stored_files=args.max_stored_files, max_stored_mb=args.max_stored_mb,
         unused_upload_s=args.unused_upload_s,
     )
