@@ -53,6 +53,9 @@ class Result:
         mode: the mode that ran (``auto`` resolved).
         window: with an area of interest, ``(row0, col0, row1, col1)``: the scene's pixels read
             and written (the outputs cover this window); ``None`` without.
+        objects: in mode ``object``, how many objects were kept at most (a whole number, or
+            ``"all"``), read from the expression (:func:`rrsis.scene.objects_named`); ``None``
+            in other modes.
     """
 
     text: str
@@ -65,6 +68,7 @@ class Result:
     area_m2: float | None = None
     mode: str = ""
     window: tuple[int, int, int, int] | None = None
+    objects: int | str | None = None
 
 
 def tiff_tags(path: str | os.PathLike) -> dict[int, object] | None:
@@ -191,6 +195,6 @@ def run(
             mask_png=Path(f["mask"]) if f["mask"].endswith(".png") else None,
             mask_tif=Path(f["mask"]) if f["mask"].endswith(".tif") else None,
             geojson=Path(f["geojson"]) if "geojson" in f else None,
-            seconds=r.seconds or per_text, mode=r.mode, window=r.window,
+            seconds=r.seconds or per_text, mode=r.mode, window=r.window, objects=r.objects,
         ))
     return results

@@ -125,3 +125,24 @@ def test_cli_objects_auto_and_all(tiny_model, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([*argv, "--objects", "some", "--out", str(tmp_path / "p")])
     assert exit_.value.code == 2 and "auto or all" in capsys.readouterr().err
+
+
+def test_app_names_the_objects_kept(tiny_model, tmp_path):
+    from PIL import Image
+
+    from rrsis.app import Limits, run
+    from rrsis.app.session import Workspace, respond
+
+    image = (np.random.default_rng(3).integers(0, 256, (200, 260, 3))).astype(np.uint8)
+    Image.fromarray(image).save(tmp_path / "large.png")
+    texts = "all tanks\nthe two tanks\nthe largest tank"
+    with Workspace() as ws:
+        r = respond(tiny_model, ws, Limits(), str(tmp_path / "large.png"), texts, "object", 0.3)
+    assert r.ok, r.message
+    captions = [c for _, c in r.gallery]
+    assert captions[0].endswith("(every object the tiles found)")
+    assert captions[1].endswith("(the 2 surest objects)")
+    assert captions[2].endswith(" px")
+    got = run(tiny_model, tmp_path / "large.png", texts.splitlines(), mode="object", threshold=0.3,
+              workdir=tmp_path)
+    assert [x.objects for x in got] == [EVERY, 2, 1]
