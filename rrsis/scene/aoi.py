@@ -7,6 +7,8 @@ window that covers it. :func:`open_aoi_scene` opens that window as a scene of it
 GDAL's ``vrt://PATH?srcwin=…`` (the source's nodata, mask, alpha and overviews kept, nothing
 copied), so every mode runs on it as on any scene and only the window's pixels are read
 (:func:`~rrsis.scene.segment_scene`'s ``aoi=`` then makes the pixels outside the polygon nodata).
+A raster placed by ground control points or RPCs only is read on a rectified north-up grid
+(:mod:`~rrsis.scene.rectify`): the window is cut from that grid, and GDAL's warper warps only it.
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .read import NoValidPixelsError, Scene, open_scene, require_geo
+from .read import NoValidPixelsError, Scene, _check_scale, _scene_bands, open_scene, require_geo
+from .rectify import open_raster, raster_view, window_view
 from .vector import (
     AOI_DEFAULT_CRS,
     checked_area,
@@ -295,7 +297,11 @@ def open_aoi_scene(source: Any, area: AreaOfInterest, *, crs: Any = None, **open
     The window is read through GDAL's ``vrt://SOURCE?srcwin=…``: a virtual raster of those
     pixels with the source's CRS, nodata, mask, alpha and overviews, and a transform moved to
     the window's corner, so the scene's statistics (stretch, value scaling) and every read come
-    from the window alone. ``crs`` and ``**open_kwargs`` are :func:`~rrsis.scene.read.open_scene`'s.
+    from the window alone. A raster placed by GCPs or RPCs only has its window cut from the
+    rectified grid it is read on (:func:`~rrsis.scene.rectify.window_view`): only the window is
+    warped, and ``window`` counts that grid's rows and columns. ``crs`` and ``**open_kwargs`` are
+    :func:`~rrsis.scene.read.open_scene`'s (``crs="none"`` on such a raster is refused: its raw
+    grid has no place for the area).
 
     Returns:
         ``(scene, window)``; ``scene.name`` is ``source``.
@@ -306,26 +312,18 @@ def open_aoi_scene(source: Any, area: AreaOfInterest, *, crs: Any = None, **open
     path = os.fspath(source)
     if not os.path.isfile(path) and "://" not in path and not path.startswith("/vsi"):
         raise FileNotFoundError(f"{path}: file not found")
-    rasterio = require_geo(f"reading {os.path.basename(path)}")
-    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            ds = rasterio.open(path)
-    except RasterioIOError as exc:
-        raise ValueError(f"{path}: cannot read raster ({exc})") from None
-    with ds:
+    require_geo(f"reading {os.path.basename(path)}")
+    with open_raster(path) as ds:
         height, width, transform, own_crs = ds.height, ds.width, ds.transform, ds.crs
         placed = f"{len(ds.gcps[0])} ground control points" if ds.gcps[0] else ("RPCs" if ds.rpcs else None)
     declined = isinstance(crs, str) and crs.strip().lower() == "none"
     if transform.is_identity and placed:
-        # The window is cut from the file's pixel grid, which here is not the rectified grid.
-        raise ValueError(f"{path}: placed by {placed} only (no affine transform), and an area of interest "
-                         "is cut from a north-up pixel grid: rectify the raster first (gdalwarp -r near IN "
-                         "OUT) and give that file, or segment the whole scene without the area (it is read "
-                         "rectified)" + ("; crs='none' keeps the raw grid, where no area can be placed"
-                                         if declined else ""))
+        if declined:
+            raise ValueError(f"{path}: placed by {placed} only, and crs='none' keeps its raw pixel grid, on "
+                             "which no area of interest can be placed: leave crs= out (the raster is then "
+                             "read rectified and the area cut from that grid), or rectify it first "
+                             "(gdalwarp -r near IN OUT) and give that file")
+        return _open_rectified_window(path, area, crs=crs, **open_kwargs)
     scene_crs = own_crs if own_crs is not None or crs is None or declined else _crs(crs, "crs")
     win = scene_window(area, height, width, transform, scene_crs, path)
     name = _gdal_name(path)
@@ -340,3 +338,42 @@ def open_aoi_scene(source: Any, area: AreaOfInterest, *, crs: Any = None, **open
                                  f"{c0}-{c1}) is nodata: nothing to segment") from None
     sc.name = path
     return sc, win
+
+
+def _open_rectified_window(path: str, area: AreaOfInterest, *, crs: Any = None, bands: Any = None,
+                           scale: Any = None, stretch: Any = "auto", max_pixels: Any = None,
+                           channels: int | None = None) -> tuple[Scene, SceneWindow]:
+    """:func:`open_aoi_scene` of a raster placed by GCPs or RPCs only: the area's window is cut
+    from the rectified (north-up) grid the raster is read on, and only that window is warped
+    (``max_pixels`` bounds in-memory images, not rasters read window by window)."""
+    band_tuple = _scene_bands(bands, channels)
+    ds = open_raster(path)
+    try:
+        view = raster_view(ds, path, crs=crs, channels=channels, bands=band_tuple)
+        if view.rectified is None:  # GCPs GDAL cannot fit: no grid to cut the area from
+            raise ValueError(f"{view.problem or path + ': cannot be rectified'}; an area of interest is cut "
+                             "from the rectified grid")
+        grid = view.dataset
+        try:
+            win = scene_window(area, grid.height, grid.width, view.transform, view.crs,
+                               f"{path} (rectified onto a north-up grid)")
+        except ValueError:
+            grid.close()
+            raise
+        view = window_view(view, win.window)
+        try:
+            sc = Scene(dataset=ds, view=view, bands=band_tuple, stretch=stretch, scale=scale, name=path,
+                       crs=crs, channels=channels)
+        except NoValidPixelsError:
+            view.dataset.close()
+            r0, c0, r1, c1 = win.window
+            raise NoValidPixelsError(f"{path}: every pixel of the area of interest's window (rows {r0}-{r1}, "
+                                     f"columns {c0}-{c1} of the rectified grid) is nodata (beyond the raster's "
+                                     "footprint, or nodata in it): nothing to segment") from None
+        except Exception:
+            view.dataset.close()
+            raise
+        return _check_scale(sc, scale), win
+    except Exception:
+        ds.close()
+        raise

@@ -50,7 +50,7 @@ class SceneResult:
         seconds: wall time of this expression.
         shape: ``(H, W)`` of the scene (of the area of interest's window with ``aoi=``).
         window: with ``aoi=``, ``(row0, col0, row1, col1)``: the scene's pixels the outputs
-            cover; ``None`` without.
+            cover (of the rectified grid for a raster placed by GCPs or RPCs only); ``None`` without.
         objects: in mode ``object``, how many components were asked for (a whole number, or
             ``"all"``), read from the expression under ``objects="auto"``; ``None`` in other modes.
     """
@@ -187,7 +187,8 @@ def segment_scene(
             (GeoJSON, GeoPackage, shapefile: its features unioned, in the file's CRS), a shapely
             geometry, a GeoJSON mapping, bounds ``(minx, miny, maxx, maxy)`` or the string
             ``"minx,miny,maxx,maxy"`` (:func:`~rrsis.scene.aoi.area_of_interest`). The outputs
-            cover the window on the scene's own pixel grid; its pixels outside the area are
+            cover the window on the scene's own pixel grid (a raster placed by GCPs or RPCs
+            only: on its rectified grid, only the window warped); its pixels outside the area are
             nodata in the mask (transparent in the overlay) and polygons are clipped to the
             area. ``scene`` must then be a raster's path. An area that misses the scene raises
             :class:`~rrsis.scene.aoi.AOIOutsideError` with both bounds.

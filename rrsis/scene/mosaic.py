@@ -8,7 +8,9 @@ reads the tiles window by window, as it reads any large GeoTIFF. Nothing is copi
 
 The tiles must share a CRS, pixel size, band count, data type and nodata value, be north-up, and
 lie on one pixel grid (their corners whole pixels apart); gaps are nodata (0 where the tiles have
-no nodata value), and where tiles overlap the one later in the sorted list is drawn on top.
+no nodata value), and where tiles overlap the one later in the sorted list is drawn on top. A tile
+placed by ground control points or RPCs only is refused, named: a VRT places its sources by their
+affine transforms, and each such tile rectified on its own lands on a grid of its own.
 ``gdalbuildvrt`` (GDAL's command line) makes the same kind of file and also resamples; use it, or
 ``gdalwarp``, for tiles that are not on one grid.
 """
@@ -39,7 +41,9 @@ def _info(rasterio, uri: str) -> dict:
     with rasterio.open(uri) as ds:
         return {"uri": uri, "crs": ds.crs, "transform": ds.transform, "width": ds.width, "height": ds.height,
                 "count": ds.count, "dtypes": set(ds.dtypes), "nodata": ds.nodata,
-                "colorinterp": [c.name.capitalize() for c in ds.colorinterp]}
+                "colorinterp": [c.name.capitalize() for c in ds.colorinterp],
+                "placed": None if not ds.transform.is_identity else (
+                    f"{len(ds.gcps[0])} ground control points" if ds.gcps[0] else "RPCs" if ds.rpcs else None)}
 
 
 def _same_nodata(a, b) -> bool:
@@ -53,6 +57,13 @@ def _check(infos: list[dict]) -> tuple[float, float]:
     t0 = first["transform"]
     for i in infos:
         name, t = i["uri"], i["transform"]
+        if i["placed"]:
+            # A VRT mosaic places each tile by its affine transform, which this tile lacks.
+            raise ValueError(f"{name} is placed by {i['placed']} only (no affine transform): a mosaic lays its "
+                             "tiles side by side on one north-up pixel grid, which such a tile has only once "
+                             "rectified. Rectify the tiles onto one grid first (gdalwarp -r near -t_srs CRS "
+                             "-tr RES RES -tap IN OUT, the same CRS and RES for every tile) and mosaic those, "
+                             "or give the tiles without a mosaic (each is then read rectified on its own)")
         if i["crs"] is None:
             raise ValueError(f"{name} has no CRS: a mosaic places its tiles by their CRS and transform")
         if t.b != 0 or t.d != 0 or t.e >= 0 or t.a <= 0:
@@ -113,7 +124,8 @@ def build_vrt(sources: str | os.PathLike | Sequence[str | os.PathLike], out: str
 
     Raises:
         ValueError: the tiles differ in CRS, pixel size, bands, data type or nodata, one is not
-            north-up, or they are not on one pixel grid (the message names the tile).
+            north-up or is placed by GCPs or RPCs only, or they are not on one pixel grid (the
+            message names the tile).
         ImportError: without the ``geo`` extra.
     """
     rasterio = require_geo("a VRT mosaic")

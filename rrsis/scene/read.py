@@ -16,15 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..data.bands import raster_bands, select_bands, transparent_pixels
-from ..data.io import (
-    MAX_PIXELS,
-    Scale,
-    _load,
-    check_pixels,
-    nodata_mask,
-    parse_bands,
-    scale_values,
-)
+from ..data.io import MAX_PIXELS, Scale, _load, check_pixels, nodata_mask, parse_bands, scale_values
 from ..data.transforms import resize_image_bands
 from .georef import assign_crs, plain_georeference
 from .rectify import open_raster, raster_view
@@ -81,14 +73,15 @@ class Scene:
     ``None``), ``bands`` (band numbers counted from 1 read, shown as R, G, B), ``dtype`` (the
     source data's type), ``stretch_range`` (a raster's per-band ``(low, high)`` mapped to
     [0, 1] by the stretch or the value scaling; ``None`` for in-memory scenes), ``rectified`` (a
-    GCP/RPC-only raster read on a rectified grid: the sentence saying so, else ``None``).
+    GCP/RPC-only raster read on a rectified grid: the sentence saying so, else ``None``). ``view``:
+    ``dataset``'s :class:`~rrsis.scene.rectify.RasterView` when made already (cut to an area's window).
     """
 
     def __init__(self, *, array: np.ndarray | None = None, dataset: Any = None,
                  bands: tuple[int, ...] | None = None, stretch: Any = "auto", scale: Scale = None,
                  to_unit: Callable[[np.ndarray], np.ndarray] | None = None,
                  dtype: str | None = None, name: str = "scene", nodata: np.ndarray | None = None,
-                 crs: Any = None, channels: int | None = None) -> None:
+                 crs: Any = None, channels: int | None = None, view: Any = None) -> None:
         self.name, self._grey_as_rgb = name, channels in (None, 3)  # a 1-band model reads grey as is
         self._array, self._ds = array, dataset
         self._nodata = nodata  # in-memory scenes: bool [H, W] of non-finite or transparent source pixels
@@ -105,7 +98,7 @@ class Scene:
             self.dtype = dtype or str(array.dtype)  # the source's type, before any scaling
             self._to_unit = to_unit or (lambda x: x)
             return
-        view = raster_view(dataset, name, crs=crs, channels=channels, bands=bands)  # rectified, palettes expanded
+        view = view or raster_view(dataset, name, crs=crs, channels=channels, bands=bands)  # rectified, palettes expanded
         self._ds = ds = view.dataset  # its alpha band (``_mask``) is the validity of a warped view
         self._source, self._mask, self.gcp_problem, self.rectified = dataset, view.mask, view.problem, view.rectified
         self.height, self.width, self.dtype = ds.height, ds.width, ds.dtypes[0]

@@ -33,15 +33,16 @@ from xml.sax.saxutils import escape
 from ..data.bands import raster_bands
 from .georef import RECTIFY_HINT, gcp_problem
 
-__all__ = ["RasterView", "ReducedReads", "open_raster", "raster_view"]
+__all__ = ["RasterView", "ReducedReads", "open_raster", "raster_view", "window_view"]
 
 @dataclass
 class RasterView:
     """What a scene reads: ``dataset`` (the source, or the virtual view over it), where it lies
     (``crs``, ``transform``, rasterio ``profile``), ``rectified`` (a sentence naming the
     rectification, or ``None``), ``problem`` (why a GCP-only raster could not be rectified, or
-    ``None``) and ``mask`` (a view's ``(alpha band, threshold)``: valid where the band's value
-    is at least the threshold; ``None``: GDAL's masks of ``dataset``)."""
+    ``None``), ``mask`` (a view's ``(alpha band, threshold)``: valid where the band's value
+    is at least the threshold; ``None``: GDAL's masks of ``dataset``) and ``xml`` (a rectified
+    view's warped VRT document, which :func:`window_view` cuts)."""
 
     dataset: Any
     crs: Any
@@ -50,6 +51,7 @@ class RasterView:
     rectified: str | None = None
     problem: str | None = None
     mask: tuple[int, float] | None = None
+    xml: str | None = None
 
 
 def _palette_xml(ds: Any, gcps: bool = False) -> str:
@@ -284,7 +286,7 @@ def raster_view(ds: Any, name: str, *, crs: Any = None, channels: int | None = N
                 f"{name}: georeferenced by {how} only; read rectified onto a north-up grid in "
                 f"{out.crs.to_string()} ({out.width}x{out.height} pixels of {abs(out.transform.a):.6g}, "
                 "nearest neighbour): the mask, polygons and overlay lie on that grid, not the raw pixel grid"),
-                mask=mask)
+                mask=mask, xml=xml)
         # The colours on the source's own grid (a stand-in CRS where it has none; the scene keeps its own).
         xml = _warped_xml(source, src_crs=source.crs, crs=source.crs, transform=ds.transform,
                           width=ds.width, height=ds.height)
@@ -295,3 +297,32 @@ def raster_view(ds: Any, name: str, *, crs: Any = None, channels: int | None = N
     finally:
         if source is not ds:
             source.close()
+
+
+def window_view(view: RasterView, window: tuple[int, int, int, int]) -> RasterView:
+    """A rectified ``view`` cut to ``window = (row0, col0, row1, col1)`` of its grid (an area of
+    interest's window); ``view``'s dataset is closed.
+
+    The cut is the same warped VRT document with the window as its destination grid (the
+    rectified grid's pixels, its transform moved to the window's corner): GDAL then warps, and
+    reads from the source, only what lies under the window, so time and memory follow the
+    window, not the raster.
+    """
+    from affine import Affine
+
+    if view.xml is None:
+        raise ValueError("window_view cuts a rectified view (a GCP- or RPC-only raster read through GDAL's warper)")
+    r0, c0, r1, c1 = window
+    h, w = r1 - r0, c1 - c0
+    if not (0 <= r0 < r1 <= view.dataset.height and 0 <= c0 < c1 <= view.dataset.width):
+        raise ValueError(f"window {window} is not inside the {view.dataset.height}x{view.dataset.width} rectified grid")
+    blocks = [int(m.group(1)) for m in re.finditer(r"<Block[XY]Size>(\d+)</Block[XY]Size>", view.xml)]
+    cols, rows = (min(w, blocks[0]), min(h, blocks[1])) if len(blocks) == 2 else (min(w, 512), min(h, 128))
+    transform = view.transform @ Affine.translation(c0, r0)
+    xml = _resized_xml(view.xml, h, w, transform, "NearestNeighbour", cols, rows)
+    out = _open_xml(xml)
+    view.dataset.close()
+    return RasterView(_reduced_reads(out, xml), out.crs, out.transform, out.profile,
+                      rectified=f"{view.rectified}; of that grid only the area of interest's window is read "
+                                f"(rows {r0}-{r1}, columns {c0}-{c1})",
+                      mask=_alpha_mask(out, xml), xml=xml)

@@ -111,16 +111,19 @@ def test_a_hole_in_the_area_is_outside_it():
     assert np.array_equal(inside, expected)
 
 
-@pytest.mark.parametrize("crs", [None, "none"])
-def test_an_area_on_a_raster_placed_by_ground_control_points_says_what_to_do(tmp_path, crs):
-    # Before: "the scene has no georeference (no affine transform)", of a georeferenced raster.
-    gcps = [GroundControlPoint(row=r, col=c, x=500000.0 + 2 * c, y=4000000.0 - 2 * r)
+def test_an_area_on_a_raster_placed_by_ground_control_points_is_cut_from_its_rectified_grid(tmp_path):
+    # Before: "the scene has no georeference (no affine transform)", of a georeferenced raster;
+    # then: refused, "rectify the raster first". The GCPs lie on UTM_T's grid exactly, so the
+    # rectified grid is that grid (tests/scene/test_aoi_rectified.py compares the outputs).
+    gcps = [GroundControlPoint(row=r, col=c, x=(UTM_T @ (c, r))[0], y=(UTM_T @ (c, r))[1])
             for r, c in [(0, 0), (0, 64), (64, 0), (64, 64), (32, 32)]]
     path = _raster(tmp_path / "gcps.tif", 64, gcps=gcps, crs=UTM)
-    area = area_of_interest(box(500010.0, 3999900.0, 500050.0, 3999950.0), UTM)
-    with pytest.raises(ValueError, match=r"placed by 5 ground control points only .*gdalwarp") as err:
-        open_aoi_scene(path, area, crs=crs)
-    assert ("crs='none' keeps the raw grid" in str(err.value)) == (crs == "none")
+    bounds = (500100.0, 4999500.0, 500400.0, 4999800.0)
+    sc, win = open_aoi_scene(path, area_of_interest(box(*bounds), UTM))
+    with sc:
+        assert win.window == _window(bounds, UTM_T) and sc.rectified
+    with pytest.raises(ValueError, match=r"placed by 5 ground control points only, and crs='none' keeps its raw "):
+        open_aoi_scene(path, area_of_interest(box(*bounds), UTM), crs="none")
 
 
 def test_a_geopackage_of_several_layers_reads_the_first_with_one_warning(tmp_path):
