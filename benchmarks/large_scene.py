@@ -111,13 +111,14 @@ def _sigmoid(d):
 
 def component_rows(rec: dict, image: np.ndarray, model, text, overlap: float) -> None:
     """The component modes on the tiles pass at ``overlap`` (``rec["p_tiles"][overlap]``,
-    computed once; ``image``: the scene as the reader gives it): ``object`` (the components of
-    highest mean probability, as many as the expression names, as ``segment_scene`` picks them
-    by default), ``object (one)`` (only the surest component, ``objects=1``); with ``model.scene_ranker``, also
+    computed once; ``image``: the scene as the reader gives it): ``object`` (the components the
+    expression's reading chooses, as ``segment_scene`` picks them by default: its count, place
+    and extreme), ``object (count)`` (the surest components, as many as it names:
+    ``choose="surest"``) and ``object (one)`` (only the surest: ``objects=1, choose="surest"``); with ``model.scene_ranker``, also
     ``ranked`` (its components scored by the ranker) and the oracle selection (the components
     at least half inside the target: the ceiling of any choice among them)."""
     from rrsis.scene.components import ComponentBuilder
-    from rrsis.scene.count import objects_named
+    from rrsis.scene.reading import Reading, read_expression
     from rrsis.scene.rank import component_scores, object_scores
     from rrsis.scene.rank_train import component_labels
 
@@ -131,8 +132,10 @@ def component_rows(rec: dict, image: np.ndarray, model, text, overlap: float) ->
 
     t0 = time.perf_counter()
     comps = components(0.5)
-    rec["count"] = objects_named(rec["text"])
-    rec["object"] = comps.paint(0, h, object_scores(comps, rec["count"])) > 0.5
+    reading = read_expression(rec["text"])
+    rec["count"], rec["reading"] = reading.objects, reading
+    rec["object"] = comps.paint(0, h, object_scores(comps, reading.objects, reading)) > 0.5
+    rec["object (count)"] = comps.paint(0, h, object_scores(comps, reading.objects, Reading())) > 0.5
     rec["object (one)"] = comps.paint(0, h, object_scores(comps, 1)) > 0.5
     rec["seconds"]["object"] = rec["seconds"][f"tiles@{overlap}"] + time.perf_counter() - t0
     ranker = getattr(model, "scene_ranker", None)
@@ -232,7 +235,7 @@ def row_masks(rec: dict, cfg: dict) -> dict[str, np.ndarray]:
     has = "ranked" in rec
     return {
         "naive tiles": rec["naive"],
-        **({"object": rec["object"], "object (one)": rec["object (one)"]} if "object" in rec else {}),
+        **({k: rec[k] for k in ("object", "object (count)", "object (one)")} if "object" in rec else {}),
         **({"ranked": rec["ranked"]} if has else {}),
         "global": rec["p_global"] > 0.5,
         "tiles": rec["p_tiles"][cfg["overlap"]] > 0.5,
@@ -298,7 +301,8 @@ def timing(seconds: list[dict], cfg: dict) -> dict[str, float]:
             "global-local (defaults)": mean("global") + mean(f"tiles@{cfg['default_overlap']}"),
             "global-local (tuned)": mean("global") + mean(f"tiles@{cfg['overlap']}"),
             **({} if cfg["native_ratio"] is None else {"global-native": mean(f"native@{cfg['native_ratio']}")}),
-            **({"object": mean("object"), "object (one)": mean("object")} if "object" in seconds[0] else {}),
+            **({k: mean("object") for k in ("object", "object (count)", "object (one)")}
+               if "object" in seconds[0] else {}),
             **({"ranked": mean("ranked"), "oracle selection (not a method)": mean("ranked")}
                if "ranked" in seconds[0] else {})}
 
@@ -354,12 +358,16 @@ def markdown(report: dict) -> str:
              f"mode) resolves to `{report['auto_resolves_to']}` with the defaults on these scenes"
              + (", so its row is `tiles` (overlap 0.25 by default)." if report["auto_resolves_to"] == "tiles"
                 else ".")), "",
-             *([("`object`: the `tiles` pass (overlap 0.25) cut into connected components of p > 0.5, "
-                 "those with the highest mean probability kept, as many as the expression names "
-                 "(`rrsis.scene.count.objects_named`: \"the three ships\" 3, \"all ships\" every one, "
-                 "otherwise 1; nothing learned); `object (one)` keeps only the surest component (`objects=1`, "
-                 "the default before 0.3). Expressions read as naming one / N / every object, per kind: "
-                 + "; ".join(f"{k} {v['one']} / {v['N']} / {v['every']}" for k, v in report.get("count_readings", {}).items()) + ".")]
+             *([("`object` (the default): the `tiles` pass (overlap 0.25) cut into connected components of "
+                 "p > 0.5, and the expression's reading applied (`rrsis.scene.reading`, nothing learned): "
+                 "as many as it names (\"the three ships\" 3, \"all ships\" every one, otherwise 1), in the "
+                 "place it names (\"in the north-west\": that ninth), the extreme it names (\"the largest\": "
+                 "among the components at least as sure as the median one), the surest first otherwise. "
+                 "`object (count)`: only the count read (`choose=\"surest\"`); `object (one)`: the surest "
+                 "component alone (`objects=1, choose=\"surest\"`, the default before 0.3). Expressions read "
+                 "as naming one / N / every object, a place, an extreme, per kind: "
+                 + "; ".join(f"{k} {v['one']} / {v['N']} / {v['every']}, {v['place']}, {v['extreme']}"
+                             for k, v in report.get("count_readings", {}).items()) + ".")]
                if "object" in report["held_out"] else []),
              *([("`ranked`: the same components scored by the model's scene ranker (its calibrated score "
                  "above 0.5). `oracle selection` is not a method: the same components, those at least half "
@@ -419,7 +427,10 @@ def run(model, work: Path, args) -> dict:
             kinds.append(r["kind"])
             if "count" in r:
                 c = "one" if r["count"] == 1 else "every" if r["count"] == "all" else "N"
-                readings.setdefault(r["kind"], {"one": 0, "N": 0, "every": 0})[c] += 1
+                tally = readings.setdefault(r["kind"], {"one": 0, "N": 0, "every": 0, "place": 0, "extreme": 0})
+                tally[c] += 1
+                tally["place"] += r["reading"].place is not None
+                tally["extreme"] += r["reading"].extreme is not None
             seconds.append(r["seconds"])
             px.append(r["gt"].size)
         print(f"  scored {m['image']} ({len(held)} expressions so far)", flush=True)

@@ -56,6 +56,8 @@ class Result:
         objects: in mode ``object``, how many objects were kept at most (a whole number, or
             ``"all"``), read from the expression (:func:`rrsis.scene.objects_named`); ``None``
             in other modes.
+        reading: in mode ``object``, what was read from the expression, in words
+            (``SceneResult.reading``); ``None`` in other modes.
     """
 
     text: str
@@ -69,6 +71,7 @@ class Result:
     mode: str = ""
     window: tuple[int, int, int, int] | None = None
     objects: int | str | None = None
+    reading: str | None = None
 
 
 def tiff_tags(path: str | os.PathLike) -> dict[int, object] | None:
@@ -196,5 +199,6 @@ def run(
             mask_tif=Path(f["mask"]) if f["mask"].endswith(".tif") else None,
             geojson=Path(f["geojson"]) if "geojson" in f else None,
             seconds=r.seconds or per_text, mode=r.mode, window=r.window, objects=r.objects,
+            reading=r.reading,
         ))
     return results

@@ -178,11 +178,9 @@ def _area_table(results: list[inference.Result], pixels: int, of: str = "image")
     return "\n".join(rows)
 
 
-def _objects_note(objects) -> str:
-    """How many objects the object mode kept, when the expression asked for more than one."""
-    if objects in (None, 1):
-        return ""
-    return " (every object the tiles found)" if objects == "all" else f" (the {objects} surest objects)"
+def _reading_note(reading: str | None) -> str:
+    """What the object mode read from the expression, when it read more than "one object"."""
+    return "" if reading in (None, "1 object") else f" ({reading})"
 
 
 def area_request(upload, text: str | None, crs: str | None, file, limits: Limits):
@@ -264,7 +262,7 @@ def respond(model, workspace: Workspace, limits: Limits, upload, expressions, mo
     files: list[str] = []
     for r in results:
         files += [str(p) for p in (r.mask_png, r.mask_tif, r.geojson) if p is not None]
-    gallery = [(str(r.overlay_png), f"{r.text}: {r.area_px} px{_objects_note(r.objects)}") for r in results]
+    gallery = [(str(r.overlay_png), f"{r.text}: {r.area_px} px{_reading_note(r.reading)}") for r in results]
     n = len(results)
     ran = results[0].mode if results else mode  # what auto resolved to
     label = f"{mode} mode" if ran in ("", mode) else f"{mode} mode ({ran})"

@@ -82,6 +82,10 @@ scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
                    help="object mode: how many objects to keep, the surest first: auto (default) "
                         "reads it from each expression (\"the two storage tanks\": 2; \"all "
                         "ships\", \"the ships\": every one; otherwise 1), N keeps N, all keeps every one")
+    p.add_argument("--choose", choices=["words", "surest"], default="words",
+                   help="object mode: words (default) applies the place and extreme the expression "
+                        "names (\"in the north-west\", \"the largest\") to the objects the tiles "
+                        "found; surest keeps the surest whatever the words say")
     p.add_argument("--tile", type=_positive_int,
                    help="tile side in model pixels, a positive multiple of 32 (default: the model's "
                         "image_size)")
@@ -271,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
                 probabilities=args.probabilities, geojson_crs=args.geojson_crs, simplify=args.simplify,
                 progress=not args.quiet, tile=args.tile, overlap=args.overlap, pixel_ratio=args.pixel_ratio,
                 global_size=args.image_size, batch_size=args.batch_size, overwrite=args.overwrite,
-                objects=args.objects, aoi=args.aoi,
+                objects=args.objects, choose=args.choose, aoi=args.aoi,
             )
         total = scene.height * scene.width
     where = "the image" if args.aoi is None else "the area of interest's window"
@@ -281,7 +285,8 @@ def run(args: argparse.Namespace) -> int:
     for r in results:
         area = f", {r.area_m2:,.0f} m²" if r.area_m2 is not None else ""
         polys = f", {r.n_polygons} polygon(s)" if r.n_polygons is not None else ""
-        print(f"{r.text!r} ({r.mode}): {r.area_px} pixels ({r.area_px / total:.1%} of {where})"
+        mode = r.mode if r.reading is None else f"{r.mode}: {r.reading}"
+        print(f"{r.text!r} ({mode}): {r.area_px} pixels ({r.area_px / total:.1%} of {where})"
               f"{area}{polys}, {r.seconds:.1f} s")
         for path in r.files.values():
             print(f"wrote {path}")
@@ -341,7 +346,8 @@ def _run_region(args: argparse.Namespace, stretch) -> int:
                 probabilities=args.probabilities, geojson_crs=args.geojson_crs, simplify=args.simplify,
                 crs=args.crs, max_pixels=MAX_PIXELS if args.max_pixels is None else args.max_pixels,
                 tile=args.tile, overlap=args.overlap, pixel_ratio=args.pixel_ratio,
-                global_size=args.image_size, batch_size=args.batch_size, objects=args.objects, aoi=args.aoi,
+                global_size=args.image_size, batch_size=args.batch_size, objects=args.objects,
+                choose=args.choose, aoi=args.aoi,
             )
     finally:
         cleanup_distributed(info)

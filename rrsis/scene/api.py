@@ -17,7 +17,7 @@ from ..data.expressions import check_expressions, expression_problem
 from ..data.io import MAX_PIXELS, Scale
 from ..models.base import threshold_mask
 from .aoi import SceneWindow, area_of_interest, open_aoi_scene
-from .count import objects_named
+from .reading import Reading, read_expression
 from .infer import SceneOptions, predict_strips
 from .rank import object_strips, ranked_strips
 from .read import Scene, open_scene
@@ -53,6 +53,9 @@ class SceneResult:
             cover (of the rectified grid for a raster placed by GCPs or RPCs only); ``None`` without.
         objects: in mode ``object``, how many components were asked for (a whole number, or
             ``"all"``), read from the expression under ``objects="auto"``; ``None`` in other modes.
+        reading: in mode ``object``, what the choice read from the expression, in words ("2
+            objects, the north-west of the scene, largest":
+            :meth:`rrsis.scene.reading.Reading.describe`); ``None`` in other modes.
     """
 
     text: str
@@ -66,6 +69,7 @@ class SceneResult:
     shape: tuple[int, int] = (0, 0)
     window: tuple[int, int, int, int] | None = None
     objects: int | str | None = None
+    reading: str | None = None
 
 
 def output_paths(prefix: str, georeferenced: bool) -> dict[str, str]:
@@ -298,7 +302,7 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
     paths = output_paths(prefix, sc.georeferenced) if prefix is not None else {}
     mask = np.zeros((sc.height, sc.width), bool) if keep or (paths and not sc.georeferenced) else None
     area = 0
-    n_poly = fc = None
+    n_poly = fc = reading = None
     with staged_outputs(paths) as tmp:
         writer = None
         if paths and sc.georeferenced:
@@ -310,9 +314,14 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
             if opt.mode == "ranked":
                 strips = ranked_strips(sc, model, encoded, opt, bar, inside=win and win.inside)
             elif opt.mode == "object":
-                if opt.objects == "auto":
-                    opt = replace(opt, objects=objects_named(text))
-                strips = object_strips(sc, model, encoded, opt, threshold, bar, inside=win and win.inside)
+                reading = read_expression(text)
+                if opt.choose == "surest":
+                    reading = Reading(objects=reading.objects)
+                if opt.objects != "auto":
+                    reading = replace(reading, objects=opt.objects)
+                opt = replace(opt, objects=reading.objects)
+                strips = object_strips(sc, model, encoded, opt, threshold, bar, inside=win and win.inside,
+                                       reading=reading)
             else:
                 strips = predict_strips(sc, model, encoded, opt, bar)
             for r0, p, valid in strips:
@@ -360,4 +369,5 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
                        area_m2=area_m2, n_polygons=n_poly, files=dict(paths),
                        seconds=time.time() - t0, shape=(sc.height, sc.width),
                        window=None if win is None else win.window,
-                       objects=opt.objects if opt.mode == "object" else None)
+                       objects=opt.objects if opt.mode == "object" else None,
+                       reading=reading.describe() if reading is not None else None)

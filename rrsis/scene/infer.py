@@ -39,6 +39,7 @@ __all__ = ["LOCAL_RULES", "MODES", "SceneOptions", "blend_window", "fuse", "glob
            "global_rows", "predict_strips", "resample_rows", "tile_starts"]
 
 MODES = ("auto", "global", "tiles", "global-local", "object", "ranked")
+CHOICES = ("words", "surest")  # how the object mode chooses among components
 LOCAL_RULES = ("mean", "max")
 _EMPTY = -30.0  # logit difference of pixels no tile covered (probability ~1e-13)
 
@@ -66,10 +67,14 @@ class SceneOptions:
         local_rule: ``"mean"`` (the weighted mean above) or ``"max"`` (the tiles' term is
             ``max(p_tiles, p_global)``: tiles add pixels, never remove them).
         auto_max_global: longer side up to which ``auto`` means global (default: 2 × tile).
-        objects: how many components the ``object`` mode keeps, the surest first: ``"auto"``
-            (default) reads it from each expression (:func:`rrsis.scene.count.objects_named`:
-            "the two storage tanks" 2, "all ships" or "the ships" every one, otherwise 1), a whole
-            number keeps that many for every expression, ``"all"`` keeps every component.
+        objects: how many components the ``object`` mode keeps: ``"auto"`` (default) reads it
+            from each expression (:func:`rrsis.scene.reading.objects_named`: "the two storage
+            tanks" 2, "all ships" or "the ships" every one, otherwise 1), a whole number keeps
+            that many for every expression, ``"all"`` keeps every component.
+        choose: how the ``object`` mode chooses: ``"words"`` (default) applies the place and the
+            extreme the expression names ("in the north-west", "the largest":
+            :mod:`rrsis.scene.reading`) to the components, the surest first otherwise;
+            ``"surest"`` keeps the surest components whatever the words say.
         batch_size: tiles per forward pass.
         strip_rows: output rows produced at a time (bounds memory with the scene width).
     """
@@ -86,6 +91,7 @@ class SceneOptions:
     local_rule: str = "max"
     auto_max_global: int | None = None
     objects: int | str = "auto"
+    choose: str = "words"
     batch_size: int = 8
     strip_rows: int = 256
     scale: InitVar[Any] = None  # the old name of pixel_ratio: refused with a pointer to it
@@ -125,6 +131,8 @@ class SceneOptions:
                 self.objects, (int, np.integer)) or self.objects < 1):
             raise ValueError(f"objects must be a whole number >= 1 (the object mode's components kept), "
                              f"'auto' (read from each expression) or 'all', got {self.objects!r}")
+        if self.choose not in CHOICES:
+            raise ValueError(f"choose {self.choose!r}: expected one of {', '.join(CHOICES)}")
         mode = self.mode
         if mode == "auto":
             limit = 2 * tile if self.auto_max_global is None else self.auto_max_global

@@ -1,8 +1,8 @@
 """The component modes of whole scenes: tiles at training scale propose, one scene-level choice.
 
-Mode ``object`` keeps the components the tiles are surest of, as many as the expression names
-(:func:`object_strips`, :mod:`rrsis.scene.count`; nothing learned; ``auto``'s choice for large
-scenes); mode ``ranked`` lets a learned ranker choose, as
+Mode ``object`` keeps the components the tiles are surest of, as many as the expression names,
+where it says and the extreme it names (:func:`object_strips`, :mod:`rrsis.scene.reading`; nothing
+learned; ``auto``'s choice for large scenes); mode ``ranked`` lets a learned ranker choose, as
 described here.
 
 Tiles see objects at the scale the model was trained on, so they find them, but no tile knows
@@ -39,8 +39,10 @@ import torch
 from .components import ComponentBuilder, Components, n_features
 from .infer import SceneOptions, predict_strips
 from .read import Scene
+from .reading import Reading, choose
 
-__all__ = ["component_scores", "object_scores", "object_strips", "ranked_strips", "scene_components"]
+__all__ = ["component_places", "component_scores", "object_scores", "object_strips", "ranked_strips",
+           "scene_components"]
 
 
 def scene_components(scene: Scene, model, text, opt: SceneOptions, threshold: float,
@@ -95,35 +97,61 @@ def ranked_strips(scene: Scene, model, text, opt: SceneOptions,
     yield from _component_strips(scene, comps, component_scores(ranker, comps, text, opt.pixel_ratio), opt)
 
 
-def object_scores(components: Components, objects: int | str = 1) -> np.ndarray:
-    """Mode ``object``'s choice: the ``objects`` components of highest mean tiles probability
-    score that mean, every other 0 (fewer when the scene has fewer components; ties broken by
-    component order); ``objects="all"``: every component scores its mean."""
+def component_places(components: Components, transform=None) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)``: each component's centre as a fraction of the scene, eastwards and southwards.
+    With an affine ``transform`` (a georeferenced scene) the directions are the map's, whether
+    the pixel grid is north-up, south-up or turned; without, the pixel grid's."""
+    if len(components) == 0:
+        return np.zeros(0), np.zeros(0)
+    s = components.stats
+    cy, cx = s[:, 1] / s[:, 0] + 0.5, s[:, 2] / s[:, 0] + 0.5
+    h, w = components.height, components.width
+    if transform is None or transform.is_identity:
+        return cx / w, cy / h
+    a, b, c, d, e, f = (transform.a, transform.b, transform.c, transform.d, transform.e, transform.f)
+    mx, my = a * cx + b * cy + c, d * cx + e * cy + f
+    corners_x = [a * i + b * j + c for i, j in ((0, 0), (w, 0), (0, h), (w, h))]
+    corners_y = [d * i + e * j + f for i, j in ((0, 0), (w, 0), (0, h), (w, h))]
+    span_x, span_y = max(corners_x) - min(corners_x), max(corners_y) - min(corners_y)
+    return (mx - min(corners_x)) / span_x, (max(corners_y) - my) / span_y
+
+
+def object_scores(components: Components, objects: int | str = 1, reading: Reading | None = None,
+                  transform=None) -> np.ndarray:
+    """Mode ``object``'s choice: the kept components score their mean tiles probability, every
+    other 0. Without ``reading``, the ``objects`` of highest mean probability (fewer when the
+    scene has fewer components; ties broken by component order; ``"all"``: every one); with
+    it, :func:`rrsis.scene.reading.choose` applies the expression's place and extreme
+    (``transform``: the scene's, so that north is the map's)."""
     scores = np.zeros(len(components), np.float32)
     if len(components):
         mean_p = components.mean_probability
-        best = np.argsort(-mean_p, kind="stable")[:None if objects == "all" else int(objects)]
-        scores[best] = mean_p[best]
+        x, y = component_places(components, transform)
+        kept = choose(reading or Reading(), mean_p, x, y, components.area, objects)
+        scores[kept] = mean_p[kept]
     return scores
 
 
 def object_strips(scene: Scene, model, text, opt: SceneOptions, threshold: float = 0.5,
-                  progress_factory=None, inside=None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+                  progress_factory=None, inside=None,
+                  reading: Reading | None = None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """:func:`~rrsis.scene.infer.predict_strips` for mode ``object``: the tiled pass cut into
-    components of ``p > threshold``, and only the one the tiles are surest of kept (its mean
-    probability is its probability in the output; 0 elsewhere); ``opt.objects`` of them when
-    the expression names several (a whole number or ``"all"``: resolve ``"auto"`` first with
-    :func:`rrsis.scene.count.objects_named`). Nothing is learned: over hundreds of tiles the
-    most confident components are a far better answer than every tile's look-alikes (README,
-    "Whole scenes").
-    ``inside`` as in :func:`scene_components`: the choice is made among the components inside
-    an area of interest, not over its whole rectangular window."""
-    comps = scene_components(scene, model, text, opt, threshold, progress_factory, bands=False,
-                             inside=inside)
+    components of ``p > threshold``, and the ones the tiles are surest of kept (a component's
+    mean probability is its probability in the output; 0 elsewhere): ``opt.objects`` of them (a
+    whole number or ``"all"``; resolve ``"auto"`` first with
+    :func:`rrsis.scene.reading.objects_named`), chosen by the expression's ``reading``
+    (:func:`rrsis.scene.reading.read_expression`: its place and extreme) when given. Nothing is
+    learned: over hundreds of tiles the most confident components are a far better answer than
+    every tile's look-alikes (README, "Whole scenes"). ``inside`` as in
+    :func:`scene_components`: the choice is made among the components inside an area of
+    interest, not over its whole rectangular window."""
     if opt.objects == "auto":
         raise ValueError("object_strips needs opt.objects resolved: a whole number or 'all' "
-                         "(rrsis.scene.count.objects_named reads it from the expression)")
-    yield from _component_strips(scene, comps, object_scores(comps, opt.objects), opt)
+                         "(rrsis.scene.reading.objects_named reads it from the expression)")
+    comps = scene_components(scene, model, text, opt, threshold, progress_factory, bands=False,
+                             inside=inside)
+    scores = object_scores(comps, opt.objects, reading, getattr(scene, "transform", None))
+    yield from _component_strips(scene, comps, scores, opt)
 
 
 def _component_strips(scene: Scene, comps: Components, scores: np.ndarray, opt: SceneOptions):

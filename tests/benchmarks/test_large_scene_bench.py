@@ -63,7 +63,10 @@ def test_rows_match_segment_scene(tmp_path, benchmark_module):
         "global-native": segment_scene(model, meta["path"], texts, mode="global", global_size=128, return_mask=True),
         "ranked": segment_scene(model, meta["path"], texts, mode="ranked", return_mask=True),
         "object": segment_scene(model, meta["path"], texts, mode="object", return_mask=True),
-        "object (one)": segment_scene(model, meta["path"], texts, mode="object", objects=1, return_mask=True),
+        "object (count)": segment_scene(model, meta["path"], texts, mode="object", choose="surest",
+                                        return_mask=True),
+        "object (one)": segment_scene(model, meta["path"], texts, mode="object", objects=1, choose="surest",
+                                      return_mask=True),
     }
     candidates = segment_scene(model, meta["path"], texts, mode="tiles", threshold=0.45, return_mask=True)
     differ = objects = 0
@@ -73,7 +76,7 @@ def test_rows_match_segment_scene(tmp_path, benchmark_module):
             assert (rows[name] == res[i].mask).all(), (name, r["text"])
         assert (rows["global-local (tuned)"] == rows["global-local (defaults)"]).all()
         # the ranked mode and the oracle only ever select candidate pixels
-        for name in ("ranked", "oracle selection (not a method)", "object", "object (one)"):
+        for name in ("ranked", "oracle selection (not a method)", "object", "object (count)", "object (one)"):
             assert not (rows[name] & ~candidates[i].mask).any()
         # object (one): the component of p > 0.5 of highest mean tiles probability; object: as
         # many of them as the expression names, every one for the multi-target expression here
@@ -87,9 +90,9 @@ def test_rows_match_segment_scene(tmp_path, benchmark_module):
         if r["kind"] == "multi":
             assert r["count"] != 1
             if r["count"] == "all":
-                assert (rows["object"] == (lab > 0)).all()
+                assert (rows["object (count)"] == (lab > 0)).all()
         else:
-            assert r["count"] == 1 and (rows["object"] == rows["object (one)"]).all()
+            assert r["count"] == 1 and (rows["object (count)"] == rows["object (one)"]).all()
         differ += int((rows["tiles"] != rows["global"]).any())
     assert differ  # the rows are not all one mask
     assert objects  # some expression's object row holds an object

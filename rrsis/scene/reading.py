@@ -1,0 +1,274 @@
+"""What a referring expression says that a whole scene can answer: how many objects, where in
+the scene, and which extreme, read from its words.
+
+Mode ``object`` cuts the tiles' foreground into components and keeps the ones the tiles are
+surest of. The tiles know what a storage tank looks like, but no tile knows which tank is "the
+largest" or lies "in the north-west", and none counts. :func:`read_expression` reads those
+words, and :func:`choose` applies them to the components (``SceneOptions(choose="words")``, the
+default; ``"surest"`` only keeps the surest). Nothing is learned. The rules read the
+expression's *head*, the noun phrase before its first preposition, relative clause or verb, so
+that words about another object ("the ship between the two bridges", "the house next to the
+largest building") do not count:
+
+- **How many** (:func:`objects_named`): a count word (``two`` ... ``twelve``, ``both``,
+  ``pair``, ``couple``) in the head names that many, a numeral (``3``) only before a plural
+  noun ("the 3 ships", not "the 747 plane"); ``all``, ``every``, ``each``, ``several``,
+  ``many``, ``some``, ``few`` or a plural head noun ("the ships", "storage tanks along the
+  river") every one; anything else one.
+- **Where**: "in the north-west", "at the top", "on the left side of the image", "in the
+  centre", or a place word before the head noun ("the top left building"), in the scene's ninths:
+  "north" (or "top") is the northern third, "north-west" its western third. A place followed by
+  "of" ("north of the road", "on the left of the bridge") is about another object and is not
+  read, unless it is "of the image" (or scene, picture, map). North is the map's north for a
+  georeferenced scene, however its pixel grid is turned, and the top row for a plain image.
+- **Which extreme**: "the largest" / "biggest" / "smallest" (area), "the northernmost" (or
+  topmost, uppermost), "southernmost" (bottommost), "westernmost" (leftmost), "easternmost"
+  (rightmost), in the head or after "that is the" / "which is the". The extreme is taken among
+  the components the tiles are at least as sure of as of the median one, so that a faint
+  look-alike is not "the largest".
+
+A plural is read from the word's ending (``-s``, not ``-ss``, ``-us``, ``-is``, and not the
+listed singulars such as "gas" or "lens") or from a short list of irregular plurals. English
+has more than these rules know: what they do not read leaves the surest components, the
+behaviour without any reading, and ``objects=`` set by hand always wins.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["EVERY", "Reading", "choose", "objects_named", "read_expression"]
+
+EVERY = "all"
+"""The count of an expression that names every such object ("all ships")."""
+
+_COUNT_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+                "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "both": 2, "pair": 2, "couple": 2,
+                "one": 1, "single": 1, "a": 1, "an": 1}
+_EVERY_WORDS = {"all", "every", "each", "several", "many", "multiple", "some", "few", "numerous", "various"}
+# Words that end the head: prepositions, relative words, verbs and the start of a clause.
+_BOUNDARY = {
+    "of", "in", "on", "at", "near", "nearby", "next", "beside", "besides", "between", "among", "amid",
+    "with", "without", "along", "alongside", "across", "by", "to", "from", "under", "over", "above",
+    "below", "beneath", "behind", "before", "after", "around", "inside", "outside", "within", "into",
+    "onto", "against", "towards", "toward", "beyond", "past", "through", "surrounding", "surrounded",
+    "like", "than", "except", "that", "which", "who", "whose", "where", "while", "and", "or", "but",
+    "is", "are", "was", "were", "be", "being", "has", "have", "located", "situated", "parked", "lying",
+    "standing", "docked", "moored", "placed", "positioned", "closest", "nearest", "farthest", "furthest",
+    "adjacent", "close", "opposite", "facing", "connected", "covered", "shown", "seen",
+}
+# Where a word puts an object: (row third, column third), None where it says nothing.
+_ROW = {"north": 0, "northern": 0, "top": 0, "upper": 0, "south": 2, "southern": 2, "bottom": 2, "lower": 2}
+_COL = {"west": 0, "western": 0, "left": 0, "east": 2, "eastern": 2, "right": 2}
+_MID = {"middle", "center", "centre", "central"}
+_COMPASS = {"northwest": ("north", "west"), "northeast": ("north", "east"), "southwest": ("south", "west"),
+            "southeast": ("south", "east")}
+_PLACE_NOUNS = {"corner", "part", "side", "edge", "half", "area", "portion", "region", "end"}
+_WHOLE = {"image", "scene", "picture", "map", "photo", "view", "area", "tile"}
+# Direction words that may trail a head ("the ships north of the road"): skipped when finding
+# the head noun; with the place nouns, the words of a place phrase ("at the top left corner").
+_TRAIL = set(_ROW) | set(_COL) | _MID | set(_COMPASS) | {"side", "corner", "edge", "here", "there"}
+_PLACE = _TRAIL | _PLACE_NOUNS
+# Superlatives: (what is compared, +1 the most / -1 the least); y grows southwards, x eastwards.
+_EXTREMES = {"largest": ("area", 1), "biggest": ("area", 1), "smallest": ("area", -1), "tiniest": ("area", -1),
+             "northernmost": ("y", -1), "topmost": ("y", -1), "uppermost": ("y", -1),
+             "southernmost": ("y", 1), "bottommost": ("y", 1), "lowermost": ("y", 1),
+             "westernmost": ("x", -1), "leftmost": ("x", -1), "easternmost": ("x", 1), "rightmost": ("x", 1)}
+_IRREGULAR_PLURALS = {"people", "men", "women", "children", "cattle", "geese", "mice", "feet", "teeth",
+                      "oxen"}
+_SINGULAR_S = {"gas", "bus", "lens", "canvas", "series", "species", "chassis", "news", "physics",
+               "athletics", "atlas", "its", "his", "this", "yes", "plus", "thus", "as", "was", "has",
+               "does", "always", "perhaps", "across", "towards", "besides", "sometimes", "aircraft"}
+_TOKEN = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*'?")
+
+
+def _plural(word: str) -> bool:
+    if word in _IRREGULAR_PLURALS:
+        return True
+    if word.endswith("'"):  # "the ships' berths": a plural possessive
+        return _plural(word[:-1])
+    if word.endswith("'s") or word in _SINGULAR_S or len(word) <= 3 or word.isdigit():
+        return False
+    return word.endswith("s") and not word.endswith(("ss", "us", "is"))
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What :func:`read_expression` read.
+
+    Attributes:
+        objects: how many objects: a whole number, or :data:`EVERY` (``"all"``).
+        place: ``(row, column)`` thirds of the scene the expression names (0: north or west,
+            1: the middle, 2: south or east; ``None``: not said), or ``None`` for no place.
+        extreme: ``(key, sign)``: ``key`` ``"area"``, ``"x"`` (eastwards) or ``"y"``
+            (southwards), ``sign`` +1 for the most, -1 for the least; ``None`` for none.
+    """
+
+    objects: int | str = 1
+    place: tuple[int | None, int | None] | None = None
+    extreme: tuple[str, int] | None = None
+
+    def describe(self) -> str:
+        """What was read, in words: "2 objects, the north-west ninth of the scene, the largest"."""
+        parts = ["every object" if self.objects == EVERY else f"{self.objects} object" + "s" * (self.objects != 1)]
+        if self.place is not None:
+            r, c = self.place
+            if r is not None and c is not None:
+                name = "centre" if (r, c) == (1, 1) else f"{('north', 'centre', 'south')[r]}-" \
+                                                          f"{('west', 'centre', 'east')[c]}"
+                parts.append(f"the {name} ninth of the scene")
+            elif r is not None:
+                parts.append(f"the {('northern', 'middle', 'southern')[r]} third of the scene")
+            else:
+                parts.append(f"the {('western', 'middle', 'eastern')[c]} third of the scene")
+        if self.extreme is not None:
+            parts.append("the " + next(w for w, v in _EXTREMES.items() if v == self.extreme))
+        return ", ".join(parts)
+
+
+def _words(text: str) -> list[str]:
+    if not isinstance(text, str):
+        raise TypeError(f"an expression is a str, got {type(text).__name__}")
+    return _TOKEN.findall(text.lower())
+
+
+def _head(words: list[str]) -> tuple[list[str], int]:
+    """The head's words and the index of the first word after it."""
+    head: list[str] = []
+    for i, w in enumerate(words):
+        if w in _BOUNDARY and head:
+            return head, i
+        if w not in _BOUNDARY:
+            head.append(w)
+    return head, len(words)
+
+
+def _place_of(words: list[str]) -> tuple[int | None, int | None] | None:
+    """The scene thirds named by place words (split at hyphens), or ``None``."""
+    row = col = None
+    mid = False
+    for w in (p for word in words for p in word.split("-")):
+        for part in _COMPASS.get(w, (w,)):
+            row = _ROW.get(part, row)
+            col = _COL.get(part, col)
+            mid |= part in _MID
+    if row is None and col is None:
+        return (1, 1) if mid else None
+    if mid:  # "the middle left": the middle row of the western third
+        row, col = (1 if row is None else row), (1 if col is None else col)
+    return row, col
+
+
+def _place(words: list[str], head: list[str]) -> tuple[int | None, int | None] | None:
+    nouns = [w for w in head if w not in _TRAIL]
+    if nouns:  # place words before the head noun: "the top left building"
+        last = len(head) - 1 - head[::-1].index(nouns[-1])
+        found = _place_of([w for w in head[:last] if w in _PLACE or "-" in w and
+                           all(p in _PLACE for p in w.split("-"))])
+        if found is not None:
+            return found
+    for i, w in enumerate(words[:-2]):  # "in the north-west", "at the top left corner"
+        if w not in ("in", "at", "on", "to", "towards", "toward") or words[i + 1] != "the":
+            continue
+        j = i + 2
+        while j < len(words) and all(p in _PLACE for p in words[j].split("-")):
+            j += 1
+        found = _place_of(words[i + 2:j])
+        if found is None:
+            continue
+        if j < len(words) and words[j] == "of" and not (j + 2 < len(words) and words[j + 2] in _WHOLE):
+            continue  # "north of the road": about another object
+        return found
+    return None
+
+
+def _extreme(words: list[str], head: list[str]) -> tuple[str, int] | None:
+    for w in head:
+        if w in _EXTREMES:
+            return _EXTREMES[w]
+    for i in range(len(words) - 3):  # "the tank that is the largest"
+        if words[i] in ("that", "which") and words[i + 1] in ("is", "are") and words[i + 2] == "the":
+            if words[i + 3] in _EXTREMES:
+                return _EXTREMES[words[i + 3]]
+    return None
+
+
+def _count(head: list[str]) -> int | str:
+    nouns = [w for w in head if w not in _TRAIL]
+    last = nouns[-1] if nouns else ""
+    plural = _plural(last)
+    if any(w in _EVERY_WORDS for w in head):
+        return EVERY
+    counted = [_COUNT_WORDS[w] for w in head if w in _COUNT_WORDS]
+    counted += [int(w) for w in head if w.isdigit() and plural and 0 < int(w) <= 1000]
+    if last in ("pair", "couple"):  # "a pair of ships": the head ends at "of"
+        return 2
+    if counted and max(counted) > 1:
+        return max(counted)
+    if plural and not counted:
+        return EVERY
+    return 1
+
+
+def read_expression(text: str) -> Reading:
+    """How many objects ``text`` names, where in the scene, and which extreme (module rules).
+
+    >>> read_expression("the two largest storage tanks in the north-west")
+    Reading(objects=2, place=(0, 0), extreme=('area', 1))
+    """
+    words = _words(text)
+    head, _ = _head(words)
+    return Reading(objects=_count(head), place=_place(words, head), extreme=_extreme(words, head))
+
+
+def objects_named(text: str) -> int | str:
+    """How many objects ``text`` names: a whole number, or :data:`EVERY` (``"all"``) for
+    every such object ("all ships", "the storage tanks"). See the module's rules.
+
+    >>> objects_named("the two storage tanks north of the road"), objects_named("all white ships")
+    (2, 'all')
+    >>> objects_named("the ship between the two bridges"), objects_named("the sports court")
+    (1, 1)
+    """
+    return _count(_head(_words(text))[0])
+
+
+def choose(reading: Reading, mean_p: np.ndarray, x: np.ndarray, y: np.ndarray, area: np.ndarray,
+           objects: int | str | None = None) -> np.ndarray:
+    """The components an expression's reading keeps, surest (or most extreme) first.
+
+    Args:
+        reading: what the expression says (:func:`read_expression`).
+        mean_p: ``[n]`` each component's mean probability in the tiled pass.
+        x, y: ``[n]`` each component's centre as a fraction of the scene, eastwards and
+            southwards (map directions for a georeferenced scene).
+        area: ``[n]`` each component's area.
+        objects: how many to keep instead of ``reading.objects`` (a whole number or ``"all"``).
+
+    Returns:
+        Indices of the kept components: those in ``reading.place`` (none when no component lies
+        there), the ``objects`` most extreme among those at least as sure as the median one
+        when ``reading.extreme`` is set, else the ``objects`` of highest mean probability.
+    """
+    mean_p, x, y, area = (np.asarray(v, np.float64) for v in (mean_p, x, y, area))
+    keep = np.arange(len(mean_p))
+    if reading.place is not None:
+        r, c = reading.place
+        ok = np.ones(len(keep), bool)
+        for k, v in ((r, y), (c, x)):
+            if k is not None:
+                third = np.clip(np.floor(v * 3), 0, 2)
+                ok &= third == k
+        keep = keep[ok]
+    if reading.extreme is not None and len(keep):
+        key, sign = reading.extreme
+        keep = keep[mean_p[keep] >= np.median(mean_p[keep])]
+        value = {"area": area, "x": x, "y": y}[key][keep]
+        keep = keep[np.argsort(-sign * value, kind="stable")]
+    else:
+        keep = keep[np.argsort(-mean_p[keep], kind="stable")]
+    n = reading.objects if objects is None else objects
+    return keep if n == EVERY else keep[:int(n)]
