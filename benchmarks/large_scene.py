@@ -118,9 +118,9 @@ def component_rows(rec: dict, image: np.ndarray, model, text, overlap: float) ->
     ``ranked`` (its components scored by the ranker) and the oracle selection (the components
     at least half inside the target: the ceiling of any choice among them)."""
     from rrsis.scene.components import ComponentBuilder
-    from rrsis.scene.reading import Reading, read_expression
     from rrsis.scene.rank import component_scores, object_scores
     from rrsis.scene.rank_train import component_labels
+    from rrsis.scene.reading import Reading, read_expression
 
     h, w = image.shape[:2]
     p = rec["p_tiles"][overlap]

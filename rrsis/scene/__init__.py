@@ -22,13 +22,14 @@ from .api import (
     segment_scene,
 )
 from .infer import MODES, SceneOptions
-from .reading import objects_named, read_expression
 from .mosaic import build_vrt
 from .read import Scene, open_scene
+from .reading import objects_named, read_expression
 from .region import RegionSummary, SceneSource, resolve_scenes, segment_scenes
 from .write import remove_stale_temporaries
 
-__all__ = ["MODES", "AOIOutsideError", "AreaOfInterest", "RegionSummary", "Scene", "SceneOptions", "SceneResult",
-           "SceneSource", "area_of_interest", "build_vrt", "check_georeference", "check_outputs", "objects_named",
-           "open_aoi_scene", "open_scene", "read_expression", "output_paths", "output_prefixes", "remove_stale_temporaries", "resolve_scenes",
+__all__ = ["MODES", "AOIOutsideError", "AreaOfInterest", "RegionSummary", "Scene", "SceneOptions",
+           "SceneResult", "SceneSource", "area_of_interest", "build_vrt", "check_georeference",
+           "check_outputs", "objects_named", "open_aoi_scene", "open_scene", "output_paths",
+           "output_prefixes", "read_expression", "remove_stale_temporaries", "resolve_scenes",
            "segment_scene", "segment_scenes"]

@@ -17,10 +17,10 @@ from ..data.expressions import check_expressions, expression_problem
 from ..data.io import MAX_PIXELS, Scale
 from ..models.base import threshold_mask
 from .aoi import SceneWindow, area_of_interest, open_aoi_scene
-from .reading import Reading, read_expression
 from .infer import SceneOptions, predict_strips
 from .rank import object_strips, ranked_strips
 from .read import Scene, open_scene
+from .reading import Reading, read_expression
 from .write import (
     MaskWriter,
     PolygonCollector,

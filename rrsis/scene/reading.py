@@ -190,9 +190,9 @@ def _extreme(words: list[str], head: list[str]) -> tuple[str, int] | None:
         if w in _EXTREMES:
             return _EXTREMES[w]
     for i in range(len(words) - 3):  # "the tank that is the largest"
-        if words[i] in ("that", "which") and words[i + 1] in ("is", "are") and words[i + 2] == "the":
-            if words[i + 3] in _EXTREMES:
-                return _EXTREMES[words[i + 3]]
+        if (words[i] in ("that", "which") and words[i + 1] in ("is", "are") and words[i + 2] == "the"
+                and words[i + 3] in _EXTREMES):
+            return _EXTREMES[words[i + 3]]
     return None
 
 

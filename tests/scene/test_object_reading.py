@@ -246,7 +246,7 @@ def test_component_places_follow_the_map_north():
     south_up = Affine(10.0, 0, 500000, 0, 10.0, 3999700)     # row 0 is the southern edge
     x0, y0 = component_places(comps)
     x1, y1 = component_places(comps, north_up)
-    x2, y2 = component_places(comps, south_up)
+    _, y2 = component_places(comps, south_up)
     np.testing.assert_allclose(x1, x0)
     np.testing.assert_allclose(y1, y0)
     np.testing.assert_allclose(y0, [4 / 30, 26 / 30])
