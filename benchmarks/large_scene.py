@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _common import write_results
 
 KINDS = ("colour", "region", "extreme", "relation", "multi", "none")
+OBJECT_ROWS = ("object", "object (paraphrased)", "object (count)", "object (one)")
 SCENE_LEVEL = ("region", "extreme", "relation")
 GRID = {"gate_threshold": (0.3, 0.4, 0.5), "gate_dilation": (1, 2, 4),
         "local_weight": (0.5, 0.75, 1.0), "local_rule": ("mean", "max")}
@@ -105,6 +106,36 @@ def make_set(out: Path, sizes: list[int], n_per_size: int | list[int], settings:
     return metas
 
 
+# Other phrasings of the generator's place, extreme and count words (none of them in its grammar),
+# for the `object (paraphrased)` row: the same tiles pass, the choice read from the paraphrase.
+PARAPHRASES = [
+    (r"in the north-west|at the top left", "in the upper left part of the image"),
+    (r"in the north-east|at the top right", "in the top-right corner of the scene"),
+    (r"in the south-west|at the bottom left", "in the lower left corner of the picture"),
+    (r"in the south-east|at the bottom right", "at the lower right of the map"),
+    (r"in the north\b|at the top\b", "in the northern part of the image"),
+    (r"in the south\b|at the bottom\b", "in the lower part of the image"),
+    (r"in the west\b|on the left\b", "on the left side of the picture"),
+    (r"in the east\b|on the right\b", "on the right-hand side of the scene"),
+    (r"in the center|in the middle", "in the centre of the image"),
+    (r"\blargest\b", "biggest"), (r"\bnorthernmost\b", "topmost"), (r"\bsouthernmost\b", "bottommost"),
+    (r"\bwesternmost\b", "leftmost"), (r"\beasternmost\b", "rightmost"),
+    (r"^all (\w+) (\w+s)$", r"the \1 \2"), (r"^all (\w+s)$", r"the \1"),
+    (r"^the (two|three|four|five|six|seven) ", lambda m: f"{['two', 'three', 'four', 'five', 'six', 'seven'].index(m.group(1)) + 2} "),
+]
+
+
+def paraphrase(text: str) -> str:
+    """``text`` in words the generator never uses ("in the north-west" → "in the upper left part
+    of the image", "the largest" → "the biggest", "all ships" → "the ships", "the three ships"
+    → "3 ships")."""
+    import re
+
+    for pattern, repl in PARAPHRASES:
+        text = re.sub(pattern, repl, text)
+    return text
+
+
 def _sigmoid(d):
     return 1.0 / (1.0 + np.exp(-d))
 
@@ -137,6 +168,9 @@ def component_rows(rec: dict, image: np.ndarray, model, text, overlap: float) ->
     rec["object"] = comps.paint(0, h, object_scores(comps, reading.objects, reading)) > 0.5
     rec["object (count)"] = comps.paint(0, h, object_scores(comps, reading.objects, Reading())) > 0.5
     rec["object (one)"] = comps.paint(0, h, object_scores(comps, 1)) > 0.5
+    para = read_expression(paraphrase(rec["text"]))
+    rec["paraphrase"] = para
+    rec["object (paraphrased)"] = comps.paint(0, h, object_scores(comps, para.objects, para)) > 0.5
     rec["seconds"]["object"] = rec["seconds"][f"tiles@{overlap}"] + time.perf_counter() - t0
     ranker = getattr(model, "scene_ranker", None)
     if ranker is None:
@@ -235,7 +269,7 @@ def row_masks(rec: dict, cfg: dict) -> dict[str, np.ndarray]:
     has = "ranked" in rec
     return {
         "naive tiles": rec["naive"],
-        **({k: rec[k] for k in ("object", "object (count)", "object (one)")} if "object" in rec else {}),
+        **({k: rec[k] for k in OBJECT_ROWS} if "object" in rec else {}),
         **({"ranked": rec["ranked"]} if has else {}),
         "global": rec["p_global"] > 0.5,
         "tiles": rec["p_tiles"][cfg["overlap"]] > 0.5,
@@ -301,8 +335,7 @@ def timing(seconds: list[dict], cfg: dict) -> dict[str, float]:
             "global-local (defaults)": mean("global") + mean(f"tiles@{cfg['default_overlap']}"),
             "global-local (tuned)": mean("global") + mean(f"tiles@{cfg['overlap']}"),
             **({} if cfg["native_ratio"] is None else {"global-native": mean(f"native@{cfg['native_ratio']}")}),
-            **({k: mean("object") for k in ("object", "object (count)", "object (one)")}
-               if "object" in seconds[0] else {}),
+            **({k: mean("object") for k in OBJECT_ROWS} if "object" in seconds[0] else {}),
             **({"ranked": mean("ranked"), "oracle selection (not a method)": mean("ranked")}
                if "ranked" in seconds[0] else {})}
 
@@ -363,10 +396,14 @@ def markdown(report: dict) -> str:
                  "as many as it names (\"the three ships\" 3, \"all ships\" every one, otherwise 1), in the "
                  "place it names (\"in the north-west\": that ninth), the extreme it names (\"the largest\": "
                  "among the components at least as sure as the median one), the surest first otherwise. "
+                 "`object (paraphrased)`: the same, read from the expression in other words "
+                 "(`PARAPHRASES`: \"in the upper left part of the image\", \"the biggest\", \"the ships\", "
+                 "\"3 ships\"; the tiles pass is the original's). "
                  "`object (count)`: only the count read (`choose=\"surest\"`); `object (one)`: the surest "
                  "component alone (`objects=1, choose=\"surest\"`, the default before 0.3). Expressions read "
                  "as naming one / N / every object, a place, an extreme, per kind: "
-                 + "; ".join(f"{k} {v['one']} / {v['N']} / {v['every']}, {v['place']}, {v['extreme']}"
+                 + "; ".join(f"{k} {v['one']} / {v['N']} / {v['every']}, {v['place']}, {v['extreme']} "
+                             f"({v['same when paraphrased']} read alike when paraphrased)"
                              for k, v in report.get("count_readings", {}).items()) + ".")]
                if "object" in report["held_out"] else []),
              *([("`ranked`: the same components scored by the model's scene ranker (its calibrated score "
@@ -431,6 +468,7 @@ def run(model, work: Path, args) -> dict:
                 tally[c] += 1
                 tally["place"] += r["reading"].place is not None
                 tally["extreme"] += r["reading"].extreme is not None
+                tally["same when paraphrased"] = tally.get("same when paraphrased", 0) + (r["paraphrase"] == r["reading"])
             seconds.append(r["seconds"])
             px.append(r["gt"].size)
         print(f"  scored {m['image']} ({len(held)} expressions so far)", flush=True)
