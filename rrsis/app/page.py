@@ -98,7 +98,7 @@ def build_app(
                         label="Area of interest: bounds minx,miny,maxx,maxy, or GeoJSON text (a geometry, "
                               f"Feature or FeatureCollection, at most {limits.max_area_chars:,} characters); "
                               "empty: the whole scene",
-                        lines=2, max_lines=8, elem_id="area",
+                        value="", lines=2, max_lines=8, elem_id="area",
                         placeholder='-70.30,43.62,-70.22,43.68   or   {"type": "Polygon", "coordinates": ...}',
                     )
                     area_crs = gr.Textbox(label="Area CRS: the CRS of those coordinates (e.g. EPSG:32633); "
