@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _common import write_results
 
 KINDS = ("colour", "region", "extreme", "relation", "multi", "none")
-OBJECT_ROWS = ("object", "object (paraphrased)", "object (count)", "object (one)")
+OBJECT_ROWS = ("object", "object (+ extreme)", "object (paraphrased)", "object (count)", "object (one)")
 SCENE_LEVEL = ("region", "extreme", "relation")
 GRID = {"gate_threshold": (0.3, 0.4, 0.5), "gate_dilation": (1, 2, 4),
         "local_weight": (0.5, 0.75, 1.0), "local_rule": ("mean", "max")}
@@ -143,9 +143,10 @@ def _sigmoid(d):
 def component_rows(rec: dict, image: np.ndarray, model, text, overlap: float) -> None:
     """The component modes on the tiles pass at ``overlap`` (``rec["p_tiles"][overlap]``,
     computed once; ``image``: the scene as the reader gives it): ``object`` (the components the
-    expression's reading chooses, as ``segment_scene`` picks them by default: its count, place
-    and extreme), ``object (count)`` (the surest components, as many as it names:
-    ``choose="surest"``) and ``object (one)`` (only the surest: ``objects=1, choose="surest"``); with ``model.scene_ranker``, also
+    expression's reading chooses, as ``segment_scene`` picks them by default: its count and
+    place), ``object (+ extreme)`` (``read="place,extreme"``), ``object (paraphrased)`` (the
+    default read from :func:`paraphrase`), ``object (count)`` (the surest components, as many
+    as it names: ``read="none"``) and ``object (one)`` (``objects=1, read="none"``); with ``model.scene_ranker``, also
     ``ranked`` (its components scored by the ranker) and the oracle selection (the components
     at least half inside the target: the ceiling of any choice among them)."""
     from rrsis.scene.components import ComponentBuilder
@@ -163,13 +164,16 @@ def component_rows(rec: dict, image: np.ndarray, model, text, overlap: float) ->
 
     t0 = time.perf_counter()
     comps = components(0.5)
-    reading = read_expression(rec["text"])
-    rec["count"], rec["reading"] = reading.objects, reading
+    said = read_expression(rec["text"])
+    reading = Reading(said.objects, said.place)  # the default: count and place
+    rec["count"], rec["reading"] = said.objects, said
     rec["object"] = comps.paint(0, h, object_scores(comps, reading.objects, reading)) > 0.5
+    rec["object (+ extreme)"] = comps.paint(0, h, object_scores(comps, said.objects, said)) > 0.5
     rec["object (count)"] = comps.paint(0, h, object_scores(comps, reading.objects, Reading())) > 0.5
     rec["object (one)"] = comps.paint(0, h, object_scores(comps, 1)) > 0.5
-    para = read_expression(paraphrase(rec["text"]))
-    rec["paraphrase"] = para
+    said_p = read_expression(paraphrase(rec["text"]))
+    para = Reading(said_p.objects, said_p.place)
+    rec["paraphrase"] = said_p
     rec["object (paraphrased)"] = comps.paint(0, h, object_scores(comps, para.objects, para)) > 0.5
     rec["seconds"]["object"] = rec["seconds"][f"tiles@{overlap}"] + time.perf_counter() - t0
     ranker = getattr(model, "scene_ranker", None)
@@ -394,13 +398,14 @@ def markdown(report: dict) -> str:
              *([("`object` (the default): the `tiles` pass (overlap 0.25) cut into connected components of "
                  "p > 0.5, and the expression's reading applied (`rrsis.scene.reading`, nothing learned): "
                  "as many as it names (\"the three ships\" 3, \"all ships\" every one, otherwise 1), in the "
-                 "place it names (\"in the north-west\": that ninth), the extreme it names (\"the largest\": "
-                 "among the components at least as sure as the median one), the surest first otherwise. "
+                 "place it names (\"in the north-west\": that ninth), the surest first. `object (+ extreme)`: "
+                 "also the extreme it names (\"the largest\": the most extreme of the components at least as "
+                 "sure as the median one; `read=\"place,extreme\"`). "
                  "`object (paraphrased)`: the same, read from the expression in other words "
                  "(`PARAPHRASES`: \"in the upper left part of the image\", \"the biggest\", \"the ships\", "
                  "\"3 ships\"; the tiles pass is the original's). "
-                 "`object (count)`: only the count read (`choose=\"surest\"`); `object (one)`: the surest "
-                 "component alone (`objects=1, choose=\"surest\"`, the default before 0.3). Expressions read "
+                 "`object (count)`: only the count read (`read=\"none\"`); `object (one)`: the surest "
+                 "component alone (`objects=1, read=\"none\"`, the default before 0.3). Expressions read "
                  "as naming one / N / every object, a place, an extreme, per kind: "
                  + "; ".join(f"{k} {v['one']} / {v['N']} / {v['every']}, {v['place']}, {v['extreme']} "
                              f"({v['same when paraphrased']} read alike when paraphrased)"

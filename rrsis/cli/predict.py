@@ -82,10 +82,11 @@ scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
                    help="object mode: how many objects to keep, the surest first: auto (default) "
                         "reads it from each expression (\"the two storage tanks\": 2; \"all "
                         "ships\", \"the ships\": every one; otherwise 1), N keeps N, all keeps every one")
-    p.add_argument("--choose", choices=["words", "surest"], default="words",
-                   help="object mode: words (default) applies the place and extreme the expression "
-                        "names (\"in the north-west\", \"the largest\") to the objects the tiles "
-                        "found; surest keeps the surest whatever the words say")
+    p.add_argument("--read", default="place", metavar="WHAT",
+                   help="object mode: what else to read from the expression, besides the count: place "
+                        "(default: \"in the north-west\" keeps the objects there), extreme (\"the "
+                        "largest\": the most extreme confident object), place,extreme, or none (the "
+                        "surest objects)")
     p.add_argument("--tile", type=_positive_int,
                    help="tile side in model pixels, a positive multiple of 32 (default: the model's "
                         "image_size)")
@@ -275,7 +276,7 @@ def run(args: argparse.Namespace) -> int:
                 probabilities=args.probabilities, geojson_crs=args.geojson_crs, simplify=args.simplify,
                 progress=not args.quiet, tile=args.tile, overlap=args.overlap, pixel_ratio=args.pixel_ratio,
                 global_size=args.image_size, batch_size=args.batch_size, overwrite=args.overwrite,
-                objects=args.objects, choose=args.choose, aoi=args.aoi,
+                objects=args.objects, read=args.read, aoi=args.aoi,
             )
         total = scene.height * scene.width
     where = "the image" if args.aoi is None else "the area of interest's window"
@@ -347,7 +348,7 @@ def _run_region(args: argparse.Namespace, stretch) -> int:
                 crs=args.crs, max_pixels=MAX_PIXELS if args.max_pixels is None else args.max_pixels,
                 tile=args.tile, overlap=args.overlap, pixel_ratio=args.pixel_ratio,
                 global_size=args.image_size, batch_size=args.batch_size, objects=args.objects,
-                choose=args.choose, aoi=args.aoi,
+                read=args.read, aoi=args.aoi,
             )
     finally:
         cleanup_distributed(info)

@@ -314,9 +314,9 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
             if opt.mode == "ranked":
                 strips = ranked_strips(sc, model, encoded, opt, bar, inside=win and win.inside)
             elif opt.mode == "object":
-                reading = read_expression(text)
-                if opt.choose == "surest":
-                    reading = Reading(objects=reading.objects)
+                said = read_expression(text)
+                reading = Reading(objects=said.objects, place=said.place if "place" in opt.read else None,
+                                  extreme=said.extreme if "extreme" in opt.read else None)
                 if opt.objects != "auto":
                     reading = replace(reading, objects=opt.objects)
                 opt = replace(opt, objects=reading.objects)

@@ -34,12 +34,12 @@ import numpy as np
 import torch
 
 from .read import Scene
+from .reading import parse_read
 
 __all__ = ["LOCAL_RULES", "MODES", "SceneOptions", "blend_window", "fuse", "global_gate", "global_pass",
            "global_rows", "predict_strips", "resample_rows", "tile_starts"]
 
 MODES = ("auto", "global", "tiles", "global-local", "object", "ranked")
-CHOICES = ("words", "surest")  # how the object mode chooses among components
 LOCAL_RULES = ("mean", "max")
 _EMPTY = -30.0  # logit difference of pixels no tile covered (probability ~1e-13)
 
@@ -71,10 +71,12 @@ class SceneOptions:
             from each expression (:func:`rrsis.scene.reading.objects_named`: "the two storage
             tanks" 2, "all ships" or "the ships" every one, otherwise 1), a whole number keeps
             that many for every expression, ``"all"`` keeps every component.
-        choose: how the ``object`` mode chooses: ``"words"`` (default) applies the place and the
-            extreme the expression names ("in the north-west", "the largest":
-            :mod:`rrsis.scene.reading`) to the components, the surest first otherwise;
-            ``"surest"`` keeps the surest components whatever the words say.
+        read: what else the ``object`` mode reads from each expression and applies to the
+            components (:mod:`rrsis.scene.reading`): ``"place"`` ("in the north-west": only
+            the components in that part of the scene; the default), ``"extreme"`` ("the
+            largest": the most extreme of the confident components; off by default, as it did
+            not pay on held-out generated scenes), both (``("place", "extreme")`` or
+            ``"place,extreme"``) or neither (``()`` or ``"none"``: the surest components).
         batch_size: tiles per forward pass.
         strip_rows: output rows produced at a time (bounds memory with the scene width).
     """
@@ -91,7 +93,7 @@ class SceneOptions:
     local_rule: str = "max"
     auto_max_global: int | None = None
     objects: int | str = "auto"
-    choose: str = "words"
+    read: tuple[str, ...] | str = ("place",)
     batch_size: int = 8
     strip_rows: int = 256
     scale: InitVar[Any] = None  # the old name of pixel_ratio: refused with a pointer to it
@@ -131,8 +133,7 @@ class SceneOptions:
                 self.objects, (int, np.integer)) or self.objects < 1):
             raise ValueError(f"objects must be a whole number >= 1 (the object mode's components kept), "
                              f"'auto' (read from each expression) or 'all', got {self.objects!r}")
-        if self.choose not in CHOICES:
-            raise ValueError(f"choose {self.choose!r}: expected one of {', '.join(CHOICES)}")
+        read = parse_read(self.read)
         mode = self.mode
         if mode == "auto":
             limit = 2 * tile if self.auto_max_global is None else self.auto_max_global
@@ -140,7 +141,8 @@ class SceneOptions:
         if mode == "ranked" and getattr(model, "scene_ranker", None) is None:
             raise ValueError("mode 'ranked' needs a model with a scene ranker (model.scene_ranker, saved as "
                              "scene_ranker.json beside the model; train one with rrsis.scene.rank_train)")
-        return SceneOptions(**{**self.__dict__, "mode": mode, "tile": tile, "global_size": gsize})
+        return SceneOptions(**{**self.__dict__, "mode": mode, "tile": tile, "global_size": gsize, "read": read})
+
 
 
 def tile_starts(n: int, tile: int, stride: int) -> list[int]:

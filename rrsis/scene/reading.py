@@ -4,8 +4,8 @@ the scene, and which extreme, read from its words.
 Mode ``object`` cuts the tiles' foreground into components and keeps the ones the tiles are
 surest of. The tiles know what a storage tank looks like, but no tile knows which tank is "the
 largest" or lies "in the north-west", and none counts. :func:`read_expression` reads those
-words, and :func:`choose` applies them to the components (``SceneOptions(choose="words")``, the
-default; ``"surest"`` only keeps the surest). Nothing is learned. The rules read the
+words, and :func:`choose` applies them to the components (``SceneOptions.read``: the count and
+the place by default, the extreme on request). Nothing is learned. The rules read the
 expression's *head*, the noun phrase before its first preposition, relative clause or verb, so
 that words about another object ("the ship between the two bridges", "the house next to the
 largest building") do not count:
@@ -40,10 +40,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["EVERY", "Reading", "choose", "objects_named", "read_expression"]
+__all__ = ["EVERY", "READS", "Reading", "choose", "objects_named", "parse_read", "read_expression"]
 
 EVERY = "all"
 """The count of an expression that names every such object ("all ships")."""
+READS = ("place", "extreme")
+"""What the object mode may read from an expression besides the count (``SceneOptions.read``)."""
 
 _COUNT_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
                 "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "both": 2, "pair": 2, "couple": 2,
@@ -66,7 +68,7 @@ _COL = {"west": 0, "western": 0, "left": 0, "east": 2, "eastern": 2, "right": 2}
 _MID = {"middle", "center", "centre", "central"}
 _COMPASS = {"northwest": ("north", "west"), "northeast": ("north", "east"), "southwest": ("south", "west"),
             "southeast": ("south", "east")}
-_PLACE_NOUNS = {"corner", "part", "side", "edge", "half", "area", "portion", "region", "end"}
+_PLACE_NOUNS = {"corner", "part", "side", "edge", "half", "area", "portion", "region", "end", "hand"}
 _WHOLE = {"image", "scene", "picture", "map", "photo", "view", "area", "tile"}
 # Direction words that may trail a head ("the ships north of the road"): skipped when finding
 # the head noun; with the place nouns, the words of a place phrase ("at the top left corner").
@@ -272,3 +274,17 @@ def choose(reading: Reading, mean_p: np.ndarray, x: np.ndarray, y: np.ndarray, a
         keep = keep[np.argsort(-mean_p[keep], kind="stable")]
     n = reading.objects if objects is None else objects
     return keep if n == EVERY else keep[:int(n)]
+
+
+def parse_read(read) -> tuple[str, ...]:
+    """``SceneOptions.read`` as a tuple of :data:`READS` (a comma-separated string, ``"none"``
+    and an empty tuple accepted), or a ``ValueError`` naming the word that is not one."""
+    if isinstance(read, str):
+        read = () if read.strip().lower() in ("", "none") else tuple(w.strip() for w in read.split(","))
+    if not isinstance(read, (tuple, list)) or not all(isinstance(w, str) for w in read):
+        raise ValueError(f"read {read!r}: expected some of {', '.join(READS)} (a tuple, or a comma-separated "
+                         "string), or 'none'")
+    for w in read:
+        if w not in READS:
+            raise ValueError(f"read {w!r}: expected some of {', '.join(READS)}, or 'none'")
+    return tuple(dict.fromkeys(read))

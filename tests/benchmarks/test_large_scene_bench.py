@@ -63,9 +63,10 @@ def test_rows_match_segment_scene(tmp_path, benchmark_module):
         "global-native": segment_scene(model, meta["path"], texts, mode="global", global_size=128, return_mask=True),
         "ranked": segment_scene(model, meta["path"], texts, mode="ranked", return_mask=True),
         "object": segment_scene(model, meta["path"], texts, mode="object", return_mask=True),
-        "object (count)": segment_scene(model, meta["path"], texts, mode="object", choose="surest",
-                                        return_mask=True),
-        "object (one)": segment_scene(model, meta["path"], texts, mode="object", objects=1, choose="surest",
+        "object (+ extreme)": segment_scene(model, meta["path"], texts, mode="object", read="place,extreme",
+                                            return_mask=True),
+        "object (count)": segment_scene(model, meta["path"], texts, mode="object", read="none", return_mask=True),
+        "object (one)": segment_scene(model, meta["path"], texts, mode="object", objects=1, read="none",
                                       return_mask=True),
     }
     candidates = segment_scene(model, meta["path"], texts, mode="tiles", threshold=0.45, return_mask=True)

@@ -27,7 +27,7 @@ def test_object_mask_is_the_component_of_highest_mean_probability(tiny_model, sc
     means = np.array([p[ref == j].mean() for j in range(1, n + 1)])
     best = 1 + int(np.argmax(means))
     assert np.sort(means)[-1] > np.sort(means)[-2]  # one clear answer
-    r, = segment_scene(tiny_model, image, "the largest tank", mode="object", choose="surest", threshold=thr,
+    r, = segment_scene(tiny_model, image, "the largest tank", mode="object", read="none", threshold=thr,
                        return_mask=True)
     assert r.mode == "object"
     np.testing.assert_array_equal(r.mask, ref == best)
@@ -88,14 +88,14 @@ def test_two_objects_are_the_two_components_of_highest_mean_probability(tiny_mod
     means = np.array([p[ref == j].mean() for j in range(1, n + 1)])
     order = 1 + np.argsort(-means)
     assert n > 3 and means[order[1] - 1] > means[order[2] - 1]  # a clear top two
-    (one,) = segment_scene(tiny_model, image, "the largest tank", mode="object", choose="surest", threshold=thr,
+    (one,) = segment_scene(tiny_model, image, "the largest tank", mode="object", read="none", threshold=thr,
                            return_mask=True)
-    (two,) = segment_scene(tiny_model, image, "the largest tank", mode="object", objects=2, choose="surest", threshold=thr,
+    (two,) = segment_scene(tiny_model, image, "the largest tank", mode="object", objects=2, read="none", threshold=thr,
                            return_mask=True)
     np.testing.assert_array_equal(one.mask, ref == order[0])
     np.testing.assert_array_equal(two.mask, np.isin(ref, order[:2]))
     # More objects than components: every component, which is the tiles' mask at the threshold.
-    (every,) = segment_scene(tiny_model, image, "the largest tank", mode="object", objects=n + 5, choose="surest",
+    (every,) = segment_scene(tiny_model, image, "the largest tank", mode="object", objects=n + 5, read="none",
                              threshold=thr,
                              return_mask=True)
     np.testing.assert_array_equal(every.mask, p > thr)

@@ -1,5 +1,5 @@
 """What an expression says a whole scene can answer (``rrsis.scene.reading``: how many objects,
-where, which extreme), and the object mode applying it (``objects="auto"``, ``choose="words"``)."""
+where, which extreme), and the object mode applying it (``objects="auto"``, ``read=``)."""
 
 from __future__ import annotations
 
@@ -142,11 +142,11 @@ def test_app_names_the_objects_kept(tiny_model, tmp_path):
     captions = [c for _, c in r.gallery]
     assert captions[0].endswith("(every object)")
     assert captions[1].endswith("(2 objects)")
-    assert captions[2].endswith("(1 object, the largest)")
+    assert captions[2].endswith(" px")  # one object, nothing else read: no note
     got = run(tiny_model, tmp_path / "large.png", texts.splitlines(), mode="object", threshold=0.3,
               workdir=tmp_path)
     assert [x.objects for x in got] == [EVERY, 2, 1]
-    assert [x.reading for x in got] == ["every object", "2 objects", "1 object, the largest"]
+    assert [x.reading for x in got] == ["every object", "2 objects", "1 object"]
 
 
 PLACES = [
@@ -259,7 +259,8 @@ def test_component_places_follow_the_map_north():
 def test_object_mode_applies_the_extreme(tiny_model, scene_and_p):
     image, p, _ = scene_and_p
     thr = float(np.quantile(p, 0.9))
-    (r,) = segment_scene(tiny_model, image, "the largest tank", mode="object", threshold=thr, return_mask=True)
+    (r,) = segment_scene(tiny_model, image, "the largest tank", mode="object", threshold=thr, return_mask=True,
+                         read="place,extreme")
     q, _ = tiles_pass(tiny_model, image, "the largest tank")
     ref, n = flood_fill(q > thr)
     means = np.array([q[ref == j].mean() for j in range(1, n + 1)])
@@ -269,8 +270,38 @@ def test_object_mode_applies_the_extreme(tiny_model, scene_and_p):
     assert np.sort(areas[strong])[-1] > np.sort(areas[strong])[-2]  # one clear answer
     np.testing.assert_array_equal(r.mask, ref == best)
     assert r.reading == "1 object, the largest"
-    (s,) = segment_scene(tiny_model, image, "the largest tank", mode="object", threshold=thr, choose="surest",
-                         return_mask=True)
+    # The default reads the place, not the extreme: the surest component.
+    (s,) = segment_scene(tiny_model, image, "the largest tank", mode="object", threshold=thr, return_mask=True)
     np.testing.assert_array_equal(s.mask, ref == 1 + int(np.argmax(means)))
-    with pytest.raises(ValueError, match="choose 'first'"):
-        SceneOptions(choose="first").resolved(tiny_model, 200, 200)
+    assert s.reading == "1 object"
+
+
+@pytest.mark.parametrize(("value", "want"), [(("place",), ("place",)), ("place,extreme", ("place", "extreme")),
+                                             ("none", ()), ((), ()), (["extreme", "extreme"], ("extreme",))])
+def test_read_values(tiny_model, value, want):
+    assert SceneOptions(read=value).resolved(tiny_model, 200, 200).read == want
+
+
+@pytest.mark.parametrize("bad", ["first", "place,count", 3, ("place", 1)])
+def test_bad_read_values(tiny_model, bad):
+    with pytest.raises(ValueError, match="read .*expected some of place, extreme"):
+        SceneOptions(read=bad).resolved(tiny_model, 200, 200)
+
+
+def test_place_read_on_a_scene(tiny_model):
+    """``read="place"`` (the default) keeps the surest component in the named ninth: against
+    components found by flood fill of the tiles' own probabilities."""
+    image = (np.random.default_rng(5).random((192, 192, 3)) * 255).astype(np.uint8)
+    text = "the tank in the south-east"
+    q, _ = tiles_pass(tiny_model, image, text)
+    thr = float(np.quantile(q, 0.9))
+    ref, n = flood_fill(q > thr)
+    ys, xs = np.indices(ref.shape)
+    cells = {j: (int(ys[ref == j].mean() + 0.5) * 3 // 192, int(xs[ref == j].mean() + 0.5) * 3 // 192)
+             for j in range(1, n + 1)}
+    there = [j for j, c in cells.items() if c == (2, 2)]
+    assert there and len(there) < n  # some components there, some elsewhere
+    best = max(there, key=lambda j: q[ref == j].mean())
+    (r,) = segment_scene(tiny_model, image, text, mode="object", threshold=thr, return_mask=True)
+    assert r.reading == "1 object, the south-east ninth of the scene"
+    np.testing.assert_array_equal(r.mask, ref == best)
