@@ -103,6 +103,7 @@ class SceneOptions:
             raise TypeError(f"SceneOptions(scale={scale!r}): the scene pixels per model pixel are "
                             "called pixel_ratio now; scale means value scaling only (segment_scene's "
                             "and model.predict's scale=)")
+        self.read = parse_read(self.read)  # one form, so that equal settings compare equal
 
     def resolved(self, model, height: int, width: int) -> SceneOptions:
         """Defaults filled from the model and checked; ``mode`` no longer ``auto``."""
@@ -133,7 +134,6 @@ class SceneOptions:
                 self.objects, (int, np.integer)) or self.objects < 1):
             raise ValueError(f"objects must be a whole number >= 1 (the object mode's components kept), "
                              f"'auto' (read from each expression) or 'all', got {self.objects!r}")
-        read = parse_read(self.read)
         mode = self.mode
         if mode == "auto":
             limit = 2 * tile if self.auto_max_global is None else self.auto_max_global
@@ -141,7 +141,7 @@ class SceneOptions:
         if mode == "ranked" and getattr(model, "scene_ranker", None) is None:
             raise ValueError("mode 'ranked' needs a model with a scene ranker (model.scene_ranker, saved as "
                              "scene_ranker.json beside the model; train one with rrsis.scene.rank_train)")
-        return SceneOptions(**{**self.__dict__, "mode": mode, "tile": tile, "global_size": gsize, "read": read})
+        return SceneOptions(**{**self.__dict__, "mode": mode, "tile": tile, "global_size": gsize})
 
 
 

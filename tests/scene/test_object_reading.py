@@ -305,3 +305,17 @@ def test_place_read_on_a_scene(tiny_model):
     (r,) = segment_scene(tiny_model, image, text, mode="object", threshold=thr, return_mask=True)
     assert r.reading == "1 object, the south-east ninth of the scene"
     np.testing.assert_array_equal(r.mask, ref == best)
+
+
+def test_read_given_as_text_or_tuple_is_one_setting(tiny_model, tmp_path):
+    """A region done with ``read="place"`` (what the command line passes) is done for the
+    default ``("place",)`` too: the resumed run recomputes nothing."""
+    from PIL import Image
+
+    from rrsis.scene import segment_scenes
+
+    Image.fromarray((np.random.default_rng(6).random((96, 96, 3)) * 255).astype(np.uint8)).save(tmp_path / "a.png")
+    first = segment_scenes(tiny_model, [str(tmp_path / "a.png")], "the ship", out=str(tmp_path / "r"), read="place")
+    again = segment_scenes(tiny_model, [str(tmp_path / "a.png")], "the ship", out=str(tmp_path / "r"))
+    assert first.done == ["a"] and again.skipped == ["a"] and not again.done
+    assert SceneOptions(read="place, extreme").read == ("place", "extreme")
