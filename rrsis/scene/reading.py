@@ -25,7 +25,9 @@ largest building") do not count:
   topmost, uppermost), "southernmost" (bottommost), "westernmost" (leftmost), "easternmost"
   (rightmost), in the head or after "that is the" / "which is the". The extreme is taken among
   the components the tiles are at least as sure of as of the median one, so that a faint
-  look-alike is not "the largest".
+  look-alike is not "the largest". The object mode applies it only on request
+  (``read="place,extreme"``): on held-out generated scenes, dense with look-alikes, it scored
+  no better than the surest component (``benchmarks/results/large-scene-v6-*``).
 
 A plural is read from the word's ending (``-s``, not ``-ss``, ``-us``, ``-is``, and not the
 listed singulars such as "gas" or "lens") or from a short list of irregular plurals. English
