@@ -83,9 +83,11 @@ scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
                         "reads it from each expression (\"the two storage tanks\": 2; \"all "
                         "ships\", \"the ships\": every one; otherwise 1), N keeps N, all keeps every one")
     p.add_argument("--read", default="place", metavar="WHAT",
-                   help="object mode: what else to read from the expression, besides the count: place "
-                        "(default: \"in the north-west\" keeps the objects there), extreme (\"the "
-                        "largest\": the most extreme confident object), place,extreme, or none (the "
+                   help="object mode: what else to read from the expression, besides the count, comma-"
+                        "separated: place (default: \"in the north-west\" keeps the objects there), "
+                        "extreme (\"the largest\": the most extreme confident object), relation (\"next "
+                        "to the white plane\", \"north of the road\": a second pass over the scene finds "
+                        "that object, the nearest ones in that relation to it are kept), or none (the "
                         "surest objects)")
     p.add_argument("--tile", type=_positive_int,
                    help="tile side in model pixels, a positive multiple of 32 (default: the model's "

@@ -303,6 +303,7 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
     mask = np.zeros((sc.height, sc.width), bool) if keep or (paths and not sc.georeferenced) else None
     area = 0
     n_poly = fc = reading = None
+    found: dict = {}
     with staged_outputs(paths) as tmp:
         writer = None
         if paths and sc.georeferenced:
@@ -314,14 +315,10 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
             if opt.mode == "ranked":
                 strips = ranked_strips(sc, model, encoded, opt, bar, inside=win and win.inside)
             elif opt.mode == "object":
-                said = read_expression(text)
-                reading = Reading(objects=said.objects, place=said.place if "place" in opt.read else None,
-                                  extreme=said.extreme if "extreme" in opt.read else None)
-                if opt.objects != "auto":
-                    reading = replace(reading, objects=opt.objects)
+                reading, anchor = _reading(model, text, opt, device)
                 opt = replace(opt, objects=reading.objects)
                 strips = object_strips(sc, model, encoded, opt, threshold, bar, inside=win and win.inside,
-                                       reading=reading)
+                                       reading=reading, anchor=anchor, report=found)
             else:
                 strips = predict_strips(sc, model, encoded, opt, bar)
             for r0, p, valid in strips:
@@ -370,4 +367,22 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
                        seconds=time.time() - t0, shape=(sc.height, sc.width),
                        window=None if win is None else win.window,
                        objects=opt.objects if opt.mode == "object" else None,
-                       reading=reading.describe() if reading is not None else None)
+                       reading=None if reading is None else reading.describe() + (
+                           " (not found: the relation was not applied)" if found.get("anchors") == 0 else ""))
+
+
+def _reading(model, text: str, opt: SceneOptions, device):
+    """Mode ``object``'s reading of ``text`` under ``opt.read`` / ``opt.objects``, and its
+    relation's other object encoded (``None`` without one)."""
+    import torch
+
+    said = read_expression(text)
+    reading = Reading(objects=said.objects if opt.objects == "auto" else opt.objects,
+                      place=said.place if "place" in opt.read else None,
+                      extreme=said.extreme if "extreme" in opt.read else None,
+                      relation=said.relation if "relation" in opt.read else None)
+    if reading.relation is None:
+        return reading, None
+    tok = model.tokenizer([reading.relation[1]])
+    with torch.no_grad():
+        return reading, model.encode_text(tok["input_ids"].to(device), tok["attention_mask"].to(device))

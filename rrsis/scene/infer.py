@@ -71,12 +71,12 @@ class SceneOptions:
             from each expression (:func:`rrsis.scene.reading.objects_named`: "the two storage
             tanks" 2, "all ships" or "the ships" every one, otherwise 1), a whole number keeps
             that many for every expression, ``"all"`` keeps every component.
-        read: what else the ``object`` mode reads from each expression and applies to the
-            components (:mod:`rrsis.scene.reading`): ``"place"`` ("in the north-west": only
-            the components in that part of the scene; the default), ``"extreme"`` ("the
-            largest": the most extreme of the confident components; off by default, as it did
-            not pay on held-out generated scenes), both (``("place", "extreme")`` or
-            ``"place,extreme"``) or neither (``()`` or ``"none"``: the surest components).
+        read: what else the ``object`` mode reads from each expression (:mod:`~rrsis.scene.reading`),
+            some of ``"place"`` ("in the north-west": the components there; the default),
+            ``"extreme"`` ("the largest": the most extreme confident one) and ``"relation"``
+            ("next to the white plane", "north of the road": a second tiled pass finds the other
+            object, the nearest components in that relation are kept; :mod:`~rrsis.scene.relation`),
+            as a tuple or ``"place,relation"``; ``()`` or ``"none"``: the surest components.
         batch_size: tiles per forward pass.
         strip_rows: output rows produced at a time (bounds memory with the scene width).
     """

@@ -39,7 +39,8 @@ import torch
 from .components import ComponentBuilder, Components, n_features
 from .infer import SceneOptions, predict_strips
 from .read import Scene
-from .reading import Reading, choose
+from .reading import EVERY, Reading, choose, read_expression
+from .relation import relate
 
 __all__ = ["component_places", "component_scores", "object_scores", "object_strips", "ranked_strips",
            "scene_components"]
@@ -117,24 +118,25 @@ def component_places(components: Components, transform=None) -> tuple[np.ndarray
 
 
 def object_scores(components: Components, objects: int | str = 1, reading: Reading | None = None,
-                  transform=None) -> np.ndarray:
+                  transform=None, related: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Mode ``object``'s choice: the kept components score their mean tiles probability, every
     other 0. Without ``reading``, the ``objects`` of highest mean probability (fewer when the
     scene has fewer components; ties broken by component order; ``"all"``: every one); with
     it, :func:`rrsis.scene.reading.choose` applies the expression's place and extreme
-    (``transform``: the scene's, so that north is the map's)."""
+    (``transform``: the scene's, so that north is the map's) and, with ``related``
+    (:func:`rrsis.scene.relation.relate`), its relation to another object."""
     scores = np.zeros(len(components), np.float32)
     if len(components):
         mean_p = components.mean_probability
         x, y = component_places(components, transform)
-        kept = choose(reading or Reading(), mean_p, x, y, components.area, objects)
+        kept = choose(reading or Reading(), mean_p, x, y, components.area, objects, related)
         scores[kept] = mean_p[kept]
     return scores
 
 
 def object_strips(scene: Scene, model, text, opt: SceneOptions, threshold: float = 0.5,
-                  progress_factory=None, inside=None,
-                  reading: Reading | None = None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+                  progress_factory=None, inside=None, reading: Reading | None = None,
+                  anchor=None, report: dict | None = None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """:func:`~rrsis.scene.infer.predict_strips` for mode ``object``: the tiled pass cut into
     components of ``p > threshold``, and the ones the tiles are surest of kept (a component's
     mean probability is its probability in the output; 0 elsewhere): ``opt.objects`` of them (a
@@ -144,13 +146,33 @@ def object_strips(scene: Scene, model, text, opt: SceneOptions, threshold: float
     learned: over hundreds of tiles the most confident components are a far better answer than
     every tile's look-alikes (README, "Whole scenes"). ``inside`` as in
     :func:`scene_components`: the choice is made among the components inside an area of
-    interest, not over its whole rectangular window."""
+    interest, not over its whole rectangular window.
+
+    With ``reading.relation`` and ``anchor`` (the relation's other object: its words encoded,
+    :class:`~rrsis.models.outputs.TextFeatures`), a second tiled pass finds the anchor, kept as
+    its own words read (:func:`rrsis.scene.reading.read_expression`: count and place), and the
+    components in the relation to it are chosen, the nearest first
+    (:mod:`rrsis.scene.relation`). When that pass finds no anchor, the relation is not applied.
+    ``report``, a dict, receives ``"anchors"``: how many anchor components were kept."""
     if opt.objects == "auto":
         raise ValueError("object_strips needs opt.objects resolved: a whole number or 'all' "
                          "(rrsis.scene.reading.objects_named reads it from the expression)")
     comps = scene_components(scene, model, text, opt, threshold, progress_factory, bands=False,
                              inside=inside)
-    scores = object_scores(comps, opt.objects, reading, getattr(scene, "transform", None))
+    transform = getattr(scene, "transform", None)
+    related = None
+    if reading is not None and reading.relation is not None and anchor is not None:
+        how, words = reading.relation
+        said = read_expression(words)
+        found = scene_components(scene, model, anchor, opt, threshold, progress_factory, bands=False)
+        said = Reading(said.objects, said.place if "place" in opt.read else None)
+        kept = np.flatnonzero(object_scores(found, said.objects, said, transform) > 0)
+        if report is not None:
+            report["anchors"] = len(kept)
+        if len(kept):
+            related = relate(comps, found, kept, how, every=opt.objects == EVERY,
+                             near=opt.tile * opt.pixel_ratio, transform=transform)
+    scores = object_scores(comps, opt.objects, reading, transform, related)
     yield from _component_strips(scene, comps, scores, opt)
 
 

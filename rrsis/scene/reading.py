@@ -1,5 +1,5 @@
 """What a referring expression says that a whole scene can answer: how many objects, where in
-the scene, and which extreme, read from its words.
+the scene, which extreme, and where from another object, read from its words.
 
 Mode ``object`` cuts the tiles' foreground into components and keeps the ones the tiles are
 surest of. The tiles know what a storage tank looks like, but no tile knows which tank is "the
@@ -29,6 +29,16 @@ largest building") do not count:
   (``read="place,extreme"``): on held-out generated scenes, dense with look-alikes, it scored
   no better than the surest component (``benchmarks/results/large-scene-v6-*``).
 
+- **Which other object, and where from it** (``Reading.relation``): "next to the white plane",
+  "beside", "close to", "adjacent to", "near", "nearest the" (``near``); "north of the road",
+  "to the left of", "on the eastern side of", "north-west of", "above" / "below" (a map
+  direction), the first such words after the head's noun, with the words after them up to a
+  relative clause as the other object (the *anchor*, kept as written). "Of the image" is a
+  place, not a relation, and a place after a relation is the anchor's ("the ship beside the
+  dock in the north"). The object mode applies it on request (``read="place,relation"``): a
+  second tiled pass finds the anchor, and :mod:`rrsis.scene.relation` keeps the components in
+  that relation to it, the nearest first.
+
 A plural is read from the word's ending (``-s``, not ``-ss``, ``-us``, ``-is``, and not the
 listed singulars such as "gas" or "lens") or from a short list of irregular plurals. English
 has more than these rules know: what they do not read leaves the surest components, the
@@ -42,11 +52,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["EVERY", "READS", "Reading", "choose", "objects_named", "parse_read", "read_expression"]
+__all__ = ["EVERY", "READS", "RELATIONS", "Reading", "choose", "objects_named", "parse_read", "read_expression"]
 
 EVERY = "all"
 """The count of an expression that names every such object ("all ships")."""
-READS = ("place", "extreme")
+READS = ("place", "extreme", "relation")
 """What the object mode may read from an expression besides the count (``SceneOptions.read``)."""
 
 _COUNT_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
@@ -76,17 +86,34 @@ _WHOLE = {"image", "scene", "picture", "map", "photo", "view", "area", "tile"}
 # the head noun; with the place nouns, the words of a place phrase ("at the top left corner").
 _TRAIL = set(_ROW) | set(_COL) | _MID | set(_COMPASS) | {"side", "corner", "edge", "here", "there"}
 _PLACE = _TRAIL | _PLACE_NOUNS
+
+
+def _trail(word: str) -> bool:
+    """A direction or place word that may trail a head ("north", "north-west", "left-hand")."""
+    return word in _TRAIL or "-" in word and all(p in _TRAIL or p == "hand" for p in word.split("-"))
 # Superlatives: (what is compared, +1 the most / -1 the least); y grows southwards, x eastwards.
 _EXTREMES = {"largest": ("area", 1), "biggest": ("area", 1), "smallest": ("area", -1), "tiniest": ("area", -1),
              "northernmost": ("y", -1), "topmost": ("y", -1), "uppermost": ("y", -1),
              "southernmost": ("y", 1), "bottommost": ("y", 1), "lowermost": ("y", 1),
              "westernmost": ("x", -1), "leftmost": ("x", -1), "easternmost": ("x", 1), "rightmost": ("x", 1)}
+# Relations to another object: (words, relation). Directions are the map's, as places are.
+_NEAR = (("next", "to"), ("close", "to"), ("closest", "to"), ("nearest", "to"), ("adjacent", "to"),
+         ("near", "to"), ("near",), ("beside",), ("alongside",), ("nearest",), ("closest",))
+_ABOVE = {"above": "north", "below": "south", "beneath": "south"}
+_SIDES = {"north": "north", "northern": "north", "south": "south", "southern": "south", "east": "east",
+          "eastern": "east", "west": "west", "western": "west", "left": "west", "right": "east",
+          "northwest": "north-west", "northeast": "north-east", "southwest": "south-west",
+          "southeast": "south-east"}
+RELATIONS = ("near", "north", "south", "east", "west", "north-east", "north-west", "south-east", "south-west")
+"""What a relation to another object may say: ``near`` ("next to", "beside") or a map direction."""
+_CLAUSE = {"that", "which", "who", "whose", "where", "while"}
 _IRREGULAR_PLURALS = {"people", "men", "women", "children", "cattle", "geese", "mice", "feet", "teeth",
                       "oxen"}
 _SINGULAR_S = {"gas", "bus", "lens", "canvas", "series", "species", "chassis", "news", "physics",
                "athletics", "atlas", "its", "his", "this", "yes", "plus", "thus", "as", "was", "has",
                "does", "always", "perhaps", "across", "towards", "besides", "sometimes", "aircraft"}
 _TOKEN = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*'?")
+_TOKEN_ANY_CASE = re.compile(_TOKEN.pattern, re.IGNORECASE)
 
 
 def _plural(word: str) -> bool:
@@ -109,11 +136,14 @@ class Reading:
             1: the middle, 2: south or east; ``None``: not said), or ``None`` for no place.
         extreme: ``(key, sign)``: ``key`` ``"area"``, ``"x"`` (eastwards) or ``"y"``
             (southwards), ``sign`` +1 for the most, -1 for the least; ``None`` for none.
+        relation: ``(relation, anchor)``: one of :data:`RELATIONS` and the words naming the
+            other object, as written ("the white plane"); ``None`` for none.
     """
 
     objects: int | str = 1
     place: tuple[int | None, int | None] | None = None
     extreme: tuple[str, int] | None = None
+    relation: tuple[str, str] | None = None
 
     def describe(self) -> str:
         """What was read, in words: "2 objects, the north-west ninth of the scene, the largest"."""
@@ -130,6 +160,9 @@ class Reading:
                 parts.append(f"the {('western', 'middle', 'eastern')[c]} third of the scene")
         if self.extreme is not None:
             parts.append("the " + next(w for w, v in _EXTREMES.items() if v == self.extreme))
+        if self.relation is not None:
+            how, anchor = self.relation
+            parts.append(f'{"near" if how == "near" else how + " of"} "{anchor}"')
         return ", ".join(parts)
 
 
@@ -137,6 +170,11 @@ def _words(text: str) -> list[str]:
     if not isinstance(text, str):
         raise TypeError(f"an expression is a str, got {type(text).__name__}")
     return _TOKEN.findall(text.lower())
+
+
+def _spans(text: str) -> list[tuple[str, int, int]]:
+    """Each word of ``text`` lower-cased, with where it stands in ``text``."""
+    return [(m.group().lower(), m.start(), m.end()) for m in _TOKEN_ANY_CASE.finditer(text)]
 
 
 def _head(words: list[str]) -> tuple[list[str], int]:
@@ -167,7 +205,7 @@ def _place_of(words: list[str]) -> tuple[int | None, int | None] | None:
 
 
 def _place(words: list[str], head: list[str]) -> tuple[int | None, int | None] | None:
-    nouns = [w for w in head if w not in _TRAIL]
+    nouns = [w for w in head if not _trail(w)]
     if nouns:  # place words before the head noun: "the top left building"
         last = len(head) - 1 - head[::-1].index(nouns[-1])
         found = _place_of([w for w in head[:last] if w in _PLACE or "-" in w and
@@ -200,8 +238,54 @@ def _extreme(words: list[str], head: list[str]) -> tuple[str, int] | None:
     return None
 
 
+def _side(word: str) -> str | None:
+    """The map direction a word names ("north-west", "left-hand": west), or ``None``."""
+    parts = [_SIDES.get(p, p) for p in word.split("-") if p != "hand"]
+    if not parts or not all(p in RELATIONS[1:] for p in parts):
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    name = "-".join(parts[:2])
+    return name if name in RELATIONS else None
+
+
+def _relation(text: str, words: list[str], head_end: int) -> tuple[tuple[str, str] | None, int]:
+    """The first relation after the head's noun ("next to the white plane", "north of the
+    road", "on the left side of the bridge", "above the river") as ``(relation, anchor words
+    as written)``, and the index of its first word (``len(words)`` for none); places of the
+    whole image ("on the left of the image") are not relations."""
+    spans = _spans(text)
+    nouns = [i for i in range(head_end) if words[i] not in _BOUNDARY and not _trail(words[i])]
+    i = nouns[-1] + 1 if nouns else 0
+    while i < len(words):
+        how, start = None, None
+        for pattern in _NEAR:
+            if tuple(words[i:i + len(pattern)]) == pattern:
+                follows = words[i + len(pattern)] if i + len(pattern) < len(words) else None
+                if len(pattern) > 1 or pattern[0] not in ("nearest", "closest") or follows in ("the", "a", "an"):
+                    how, start = "near", i + len(pattern)
+                break
+        if how is None and words[i] in _ABOVE:
+            how, start = _ABOVE[words[i]], i + 1
+        if how is None and _side(words[i]) is not None:
+            j = i + 1
+            while j < len(words) and words[j] in ("side", "hand", "part"):
+                j += 1
+            if j < len(words) and words[j] == "of":
+                how, start = _side(words[i]), j + 1
+        if how is not None and start < len(words):
+            end = next((k for k in range(start, len(words)) if words[k] in _CLAUSE), len(words))
+            anchor = words[start:end]
+            nouns = [w for w in anchor if w not in ("the", "a", "an", "this")]
+            if nouns and nouns[0] not in _WHOLE:
+                first = i - 2 if i >= 2 and words[i - 2] in ("to", "on", "in") and words[i - 1] == "the" else i
+                return (how, text[spans[start][1]:spans[end - 1][2]]), first
+        i += 1
+    return None, len(words)
+
+
 def _count(head: list[str]) -> int | str:
-    nouns = [w for w in head if w not in _TRAIL]
+    nouns = [w for w in head if not _trail(w)]
     last = nouns[-1] if nouns else ""
     plural = _plural(last)
     if any(w in _EVERY_WORDS for w in head):
@@ -218,14 +302,20 @@ def _count(head: list[str]) -> int | str:
 
 
 def read_expression(text: str) -> Reading:
-    """How many objects ``text`` names, where in the scene, and which extreme (module rules).
+    """How many objects ``text`` names, where in the scene, which extreme, and its relation to
+    another object (module rules).
 
     >>> read_expression("the two largest storage tanks in the north-west")
-    Reading(objects=2, place=(0, 0), extreme=('area', 1))
+    Reading(objects=2, place=(0, 0), extreme=('area', 1), relation=None)
+    >>> read_expression("the storage tanks north of the road").relation
+    ('north', 'the road')
     """
     words = _words(text)
-    head, _ = _head(words)
-    return Reading(objects=_count(head), place=_place(words, head), extreme=_extreme(words, head))
+    head, end = _head(words)
+    relation, at = _relation(text, words, end)
+    # A place after a relation is the other object's: "the ship beside the dock in the north".
+    return Reading(objects=_count(head), place=_place(words[:at], head), extreme=_extreme(words, head),
+                   relation=relation)
 
 
 def objects_named(text: str) -> int | str:
@@ -241,7 +331,8 @@ def objects_named(text: str) -> int | str:
 
 
 def choose(reading: Reading, mean_p: np.ndarray, x: np.ndarray, y: np.ndarray, area: np.ndarray,
-           objects: int | str | None = None) -> np.ndarray:
+           objects: int | str | None = None,
+           related: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """The components an expression's reading keeps, surest (or most extreme) first.
 
     Args:
@@ -251,11 +342,14 @@ def choose(reading: Reading, mean_p: np.ndarray, x: np.ndarray, y: np.ndarray, a
             southwards (map directions for a georeferenced scene).
         area: ``[n]`` each component's area.
         objects: how many to keep instead of ``reading.objects`` (a whole number or ``"all"``).
+        related: ``(allowed [n] bool, gap [n])`` from :func:`rrsis.scene.relation.relate`, for
+            an expression whose relation is read: only the allowed components, nearest first.
 
     Returns:
         Indices of the kept components: those in ``reading.place`` (none when no component lies
-        there), the ``objects`` most extreme among those at least as sure as the median one
-        when ``reading.extreme`` is set, else the ``objects`` of highest mean probability.
+        there) and allowed by ``related``, the ``objects`` most extreme among those at least as
+        sure as the median one when ``reading.extreme`` is set, else the ``objects`` nearest the
+        relation's anchor (ties: the surest), else the ``objects`` of highest mean probability.
     """
     mean_p, x, y, area = (np.asarray(v, np.float64) for v in (mean_p, x, y, area))
     keep = np.arange(len(mean_p))
@@ -267,6 +361,9 @@ def choose(reading: Reading, mean_p: np.ndarray, x: np.ndarray, y: np.ndarray, a
                 third = np.clip(np.floor(v * 3), 0, 2)
                 ok &= third == k
         keep = keep[ok]
+    if related is not None:
+        allowed, gap = (np.asarray(v) for v in related)
+        keep = keep[allowed[keep]]
     if reading.extreme is not None and len(keep):
         key, sign = reading.extreme
         keep = keep[mean_p[keep] >= np.median(mean_p[keep])]
@@ -274,6 +371,8 @@ def choose(reading: Reading, mean_p: np.ndarray, x: np.ndarray, y: np.ndarray, a
         keep = keep[np.argsort(-sign * value, kind="stable")]
     else:
         keep = keep[np.argsort(-mean_p[keep], kind="stable")]
+        if related is not None:
+            keep = keep[np.argsort(gap[keep], kind="stable")]
     n = reading.objects if objects is None else objects
     return keep if n == EVERY else keep[:int(n)]
 
