@@ -52,7 +52,7 @@ def test_every_expression_matches_its_words(scenes):
         for e in meta["expressions"]:
             seen.add(e["kind"])
             tg, kind, text = e["targets"], e["kind"], e["text"]
-            head = text.split(" next to ")[0]
+            head = text.split(" next to ")[0].split(" of ")[0]
             cat = next(c for c in CATEGORIES.values() if f" {c.name}" in f" {head}" or c.plural in head)
             same = [i for i, o in objs.items() if o["category"] == cat.name]
             if kind == "none":
@@ -99,7 +99,26 @@ def test_every_expression_matches_its_words(scenes):
                 assert len(tg) == 1
                 assert all(gap(i) >= 1.5 * T - 1 for i in same if i != tg[0])
                 assert gap(tg[0]) < 1.5 * T - 1
-    assert seen == {"colour", "region", "extreme", "relation", "multi", "none"}
+            elif kind == "direction":
+                word, ref_text = text.split(" of ", 1)[0].split()[-1], text.split(" of ", 1)[1]
+                ref_words = ref_text.split()
+                ref_cat = next(c.name for c in CATEGORIES.values() if " ".join(ref_words[1:]).endswith(c.name))
+                colour = ref_words[1] if len(ref_words) > 2 and not ref_cat.startswith(ref_words[1]) else None
+                (ref,) = [i for i, o in objs.items() if o["category"] == ref_cat
+                          and (colour is None or o["colour"] == colour)]
+                ux, uy = {"north": (0, -1), "south": (0, 1), "east": (1, 0), "west": (-1, 0)}[word]
+
+                def cone(i, ref=ref, ux=ux, uy=uy, cx=cx, cy=cy):  # within 45° of the direction (raster centres)
+                    dx, dy = cx[i] - cx[ref], cy[i] - cy[ref]
+                    return dx * ux + dy * uy > abs(dx * uy - dy * ux) - 2
+
+                def dist(i, ref=ref, cx=cx, cy=cy):
+                    return np.hypot(cx[i] - cx[ref], cy[i] - cy[ref])
+
+                assert len(tg) == 1 and cone(tg[0]) and dist(tg[0]) < 3 * T, (e, cx[tg[0]], cy[tg[0]])
+                # Another of its kind as near, elsewhere: the direction decides.
+                assert any(not cone(i) and dist(i) < 4 * T for i in same if i != tg[0]), e
+    assert seen == {"colour", "region", "extreme", "relation", "multi", "none", "direction"}
 
 
 def test_same_seed_same_scene_and_settings_change_it():

@@ -17,6 +17,11 @@ Expression kinds (each checked against every object of the scene):
   (half a training tile ahead of the next);
 - ``relation``: "the vehicle next to the white plane": the only one of its category within half a
   training tile of a uniquely named object, every other one at least 1.5 tiles away;
+- ``direction``: "the vehicle north of the white plane": the only one of its category within
+  three training tiles of a uniquely named object whose centre lies within 45° of that
+  direction from the object's centre (clear of it, and within 1.5 tiles), with at least one more
+  of its category within 1.5 tiles elsewhere, so that the direction decides (drawn last, so
+  the other kinds' expressions are those of earlier versions);
 - ``multi``: "all ships", "all white buildings" (two or more targets);
 - ``none``: an expression naming nothing in the scene (a colour or a category absent), empty
   ground truth.
@@ -55,7 +60,9 @@ from .scene import (
 
 __all__ = ["SCALE_KINDS", "LargeSceneSettings", "make_scene_at_scale", "write_scene_at_scale"]
 
-SCALE_KINDS = ("colour", "region", "extreme", "relation", "multi", "none")
+SCALE_KINDS = ("colour", "region", "extreme", "relation", "multi", "none", "direction")
+# "north of": within 45° of the direction from the other object's centre, (east, south) unit steps.
+_DIRECTION_WORDS = {"north": (0, -1), "south": (0, 1), "east": (1, 0), "west": (-1, 0)}
 UTM_CRS = "EPSG:32633"
 _SIZE_RATIO = 1.35
 
@@ -333,6 +340,21 @@ def _expressions(rng, st, objects: list[_Obj], by_cat: dict[str, list[_Obj]]) ->
             near = [o for o, g in zip(objs, gaps) if g <= 0.5 * t]
             if len(near) == 1 and all(g >= 1.5 * t for o, g in zip(objs, gaps) if o is not near[0]):
                 pool["relation"].append((f"the {CATEGORIES[cat].name} next to {phrase}", [near[0].id]))
+            close = [o for o, g in zip(objs, gaps) if g <= 1.5 * t]
+            around = [o for o, g in zip(objs, gaps) if g <= 3 * t]
+            for word, (ux, uy) in _DIRECTION_WORDS.items():
+                def along(o, ref=ref, ux=ux, uy=uy):
+                    return (o.cx - ref.cx) * ux + (o.cy - ref.cy) * uy
+
+                def across(o, ref=ref, ux=ux, uy=uy):
+                    return abs((o.cx - ref.cx) * uy - (o.cy - ref.cy) * ux)
+
+                there = [o for o in around if along(o) > across(o)]
+                # One clearly there and close; another close one elsewhere, so the direction
+                # decides; none of the category within three tiles there.
+                if (len(there) == 1 and there[0] in close and along(there[0]) >= ref.radius + there[0].radius
+                        and len(close) >= 2):
+                    pool["direction"].append((f"the {CATEGORIES[cat].name} {word} of {phrase}", [there[0].id]))
     out, seen = [], set()
     for kind in SCALE_KINDS:
         options = [e for e in pool[kind] if e[0] not in seen]
