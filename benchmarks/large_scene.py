@@ -1,8 +1,8 @@
 """Large scenes at training scale: every whole-scene mode beside naive tiles, per expression kind.
 
 Scenes come from :mod:`rrsis.data.synthetic.at_scale` (``rrsis synth --large --train-size``):
-objects at the pixel sizes of the model's training scenes, expressions of six kinds (colour,
-region, extreme, relation, multi-target, no-target). Knobs (tile overlap, the gate of
+objects at the pixel sizes of the model's training scenes, expressions of seven kinds (colour,
+region, extreme, relation, multi-target, no-target, direction). Knobs (tile overlap, the gate of
 global-local, the pixel ratio of the whole-scene global pass) are chosen on a TUNING set and
 reported on a HELD-OUT set drawn with another seed, density and palette.
 
@@ -40,9 +40,16 @@ RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _common import write_results
 
-KINDS = ("colour", "region", "extreme", "relation", "multi", "none")
-OBJECT_ROWS = ("object", "object (+ extreme)", "object (paraphrased)", "object (count)", "object (one)")
-SCENE_LEVEL = ("region", "extreme", "relation")
+KINDS = ("colour", "region", "extreme", "relation", "multi", "none", "direction")
+OBJECT_ROWS = ("object", "object (+ extreme)", "object (+ relation)", "object (+ relation, paraphrased)",
+               "object (paraphrased)", "object (count)", "object (one)")
+TRUE_ANCHOR = "object (+ relation, the true anchor; not a method)"
+# Other words for "next to" and "north of" (none in the generator's grammar), for the relation's
+# paraphrased row.
+NEAR_WORDS = ("beside", "close to", "near", "adjacent to")
+SIDE_WORDS = {"north of": "above", "south of": "below", "west of": "to the left of",
+              "east of": "on the right side of"}
+SCENE_LEVEL = ("region", "extreme", "relation", "direction")
 GRID = {"gate_threshold": (0.3, 0.4, 0.5), "gate_dilation": (1, 2, 4),
         "local_weight": (0.5, 0.75, 1.0), "local_rule": ("mean", "max")}
 OVERLAPS = (0.25, 0.5)
@@ -136,6 +143,14 @@ def paraphrase(text: str) -> str:
     return text
 
 
+def relation_paraphrase(text: str) -> str:
+    """``text`` with "next to" in another word (:data:`NEAR_WORDS`, chosen by the text's length)
+    and "north of" ... "west of" in others (:data:`SIDE_WORDS`)."""
+    for word, other in SIDE_WORDS.items():
+        text = text.replace(word, other)
+    return text.replace("next to", NEAR_WORDS[len(text) % len(NEAR_WORDS)])
+
+
 def _sigmoid(d):
     return 1.0 / (1.0 + np.exp(-d))
 
@@ -175,6 +190,26 @@ def component_rows(rec: dict, image: np.ndarray, model, text, overlap: float) ->
     para = Reading(said_p.objects, said_p.place)
     rec["paraphrase"] = said_p
     rec["object (paraphrased)"] = comps.paint(0, h, object_scores(comps, para.objects, para)) > 0.5
+    for row, said_r in (("object (+ relation)", said), ("object (+ relation, paraphrased)",
+                                                        read_expression(relation_paraphrase(rec["text"])))):
+        r = Reading(said_r.objects, said_r.place, relation=said_r.relation)
+        related = None
+        if r.relation is not None and r.relation[1] in rec["p_anchor"]:
+            related = relate_to_anchor(comps, rec["p_anchor"][r.relation[1]], r, image.shape[2], rec["near"])
+        rec[row] = comps.paint(0, h, object_scores(comps, r.objects, r, None, related)) > 0.5
+        if row == "object (+ relation)":
+            rec["related"] = related is not None
+    if said.relation is not None and rec.get("anchor_truth") is not None:
+        # Not a method: the anchor given by the labels, to tell the geometry from finding the anchor.
+        b = ComponentBuilder(w, 0, 0.5)
+        b.add(0, rec["anchor_truth"].astype(np.float32), np.zeros((h, w, 0), np.float32))
+        truth = b.finish(h)
+        from rrsis.scene.reading import EVERY
+        from rrsis.scene.relation import relate
+        related = relate(comps, truth, np.arange(len(truth)), said.relation[0], every=said.objects == EVERY,
+                         near=rec["near"])
+        r = Reading(said.objects, said.place, relation=said.relation)
+        rec[TRUE_ANCHOR] = comps.paint(0, h, object_scores(comps, r.objects, r, None, related)) > 0.5
     rec["seconds"]["object"] = rec["seconds"][f"tiles@{overlap}"] + time.perf_counter() - t0
     ranker = getattr(model, "scene_ranker", None)
     if ranker is None:
@@ -190,7 +225,43 @@ def component_rows(rec: dict, image: np.ndarray, model, text, overlap: float) ->
     rec["candidates"] = len(comps)
 
 
-def passes(model, meta: dict, overlaps, native_ratios, max_global: int, d_overlap: float = 0.25):
+def relate_to_anchor(comps, p_anchor: np.ndarray, reading, bands: int, near: float):
+    """``related`` for :func:`~rrsis.scene.rank.object_scores`, as ``segment_scene`` computes it:
+    the anchor's components on its own tiles pass, kept by its words' count and place."""
+    from rrsis.scene.components import ComponentBuilder
+    from rrsis.scene.rank import object_scores
+    from rrsis.scene.reading import EVERY, Reading, read_expression
+    from rrsis.scene.relation import relate
+
+    h, w = p_anchor.shape
+    b = ComponentBuilder(w, bands, 0.5)
+    b.add(0, p_anchor, np.zeros((h, w, bands), np.float32))
+    found = b.finish(h)
+    said = read_expression(reading.relation[1])
+    kept = np.flatnonzero(object_scores(found, said.objects, Reading(said.objects, said.place)) > 0)
+    if not len(kept):
+        return None
+    return relate(comps, found, kept, reading.relation[0], every=reading.objects == EVERY, near=near)
+
+
+def anchor_truth(meta: dict, labels: np.ndarray, said) -> np.ndarray | None:
+    """The pixels of the object a relation's words name ("the white plane": the scene's one
+    white plane; the generator names anchors uniquely), or ``None``."""
+    from rrsis.data.synthetic.scene import CATEGORIES
+
+    if said.relation is None:
+        return None
+    words = said.relation[1].lower().split()
+    for key, c in CATEGORIES.items():
+        if " ".join(words).endswith(c.name):
+            colour = words[1] if len(words) > 1 + len(c.name.split()) else None
+            ids = [o["id"] for o in meta["objects"] if o["category"] == key and colour in (None, o["colour"])]
+            return np.isin(labels, ids) if len(ids) == 1 else None
+    return None
+
+
+def passes(model, meta: dict, overlaps, native_ratios, max_global: int, d_overlap: float = 0.25,
+           kinds=None):
     """For each expression of a scene: every pass the rows need, once (probabilities on scene
     pixels), plus its ground truth. Global-local is then a cheap fusion of these
     (``rrsis.scene.infer.fuse``: the rule ``segment_scene`` applies)."""
@@ -199,6 +270,7 @@ def passes(model, meta: dict, overlaps, native_ratios, max_global: int, d_overla
 
     from rrsis.scene import SceneOptions, open_scene
     from rrsis.scene.infer import global_pass, global_rows, predict_strips, resample_rows
+    from rrsis.scene.reading import read_expression
 
     t = model.image_size
     with rasterio.open(meta["labels_path"]) as ds:
@@ -212,7 +284,10 @@ def passes(model, meta: dict, overlaps, native_ratios, max_global: int, d_overla
         # The scene's pixels as the component modes read them, once for all its expressions.
         image = sc.read()[0]
         fy, fx = global_rows(t, H, W)
+        anchors = {}  # anchor words -> their tiles pass at d_overlap, once per scene
         for e in meta["expressions"]:
+            if kinds and e["kind"] not in kinds:
+                continue
             rec = {"text": e["text"], "kind": e["kind"], "gt": np.isin(labels, e["targets"]) if e["targets"]
                    else np.zeros((H, W), bool), "seconds": {}}
             tok = model.tokenizer([e["text"]])
@@ -240,6 +315,20 @@ def passes(model, meta: dict, overlaps, native_ratios, max_global: int, d_overla
                 rec["p_tiles"][ov] = np.concatenate([p for _, p, _ in predict_strips(sc, model, text, opt)])
                 rec["seconds"][f"tiles@{ov}"] = time.perf_counter() - t0
             if d_overlap in rec["p_tiles"]:
+                opt = SceneOptions(mode="tiles", overlap=d_overlap).resolved(model, H, W)
+                rec["near"], rec["p_anchor"] = opt.tile * opt.pixel_ratio, {}
+                rec["anchor_truth"] = anchor_truth(meta, labels, read_expression(e["text"]))
+                for said in (read_expression(e["text"]), read_expression(relation_paraphrase(e["text"]))):
+                    words = said.relation and said.relation[1]
+                    if words and words not in anchors:
+                        t0 = time.perf_counter()
+                        tok = model.tokenizer([words])
+                        with torch.no_grad():
+                            a = model.encode_text(tok["input_ids"], tok["attention_mask"])
+                        anchors[words] = np.concatenate([p for _, p, _ in predict_strips(sc, model, a, opt)])
+                        rec["seconds"]["anchor"] = time.perf_counter() - t0
+                    if words:
+                        rec["p_anchor"][words] = anchors[words]
                 component_rows(rec, image, model, text, d_overlap)
             rec["p_native"] = {}
             for pr in native_ratios:
@@ -274,6 +363,7 @@ def row_masks(rec: dict, cfg: dict) -> dict[str, np.ndarray]:
     return {
         "naive tiles": rec["naive"],
         **({k: rec[k] for k in OBJECT_ROWS} if "object" in rec else {}),
+        **({TRUE_ANCHOR: rec.get(TRUE_ANCHOR, rec["object"])} if "object" in rec else {}),
         **({"ranked": rec["ranked"]} if has else {}),
         "global": rec["p_global"] > 0.5,
         "tiles": rec["p_tiles"][cfg["overlap"]] > 0.5,
@@ -339,7 +429,8 @@ def timing(seconds: list[dict], cfg: dict) -> dict[str, float]:
             "global-local (defaults)": mean("global") + mean(f"tiles@{cfg['default_overlap']}"),
             "global-local (tuned)": mean("global") + mean(f"tiles@{cfg['overlap']}"),
             **({} if cfg["native_ratio"] is None else {"global-native": mean(f"native@{cfg['native_ratio']}")}),
-            **({k: mean("object") for k in OBJECT_ROWS} if "object" in seconds[0] else {}),
+            **({k: mean("object") + ("relation" in k) * float(np.mean([x.get("anchor", 0.0) for x in seconds]))
+                for k in (*OBJECT_ROWS, TRUE_ANCHOR)} if "object" in seconds[0] else {}),
             **({"ranked": mean("ranked"), "oracle selection (not a method)": mean("ranked")}
                if "ranked" in seconds[0] else {})}
 
@@ -375,6 +466,12 @@ def peak_memory(model_dir: str, meta: dict, configs: dict[str, dict], work: Path
     return rows
 
 
+def _relations_read(tally: dict) -> str:
+    if not tally.get("relation"):
+        return ""
+    return f"; a relation read in {tally['relation']}, its anchor found in {tally.get('anchor found', 0)}"
+
+
 def _pct(v) -> str:
     return "–" if v is None else f"{100 * v:.1f}"
 
@@ -405,10 +502,18 @@ def markdown(report: dict) -> str:
                  "(`PARAPHRASES`: \"in the upper left part of the image\", \"the biggest\", \"the ships\", "
                  "\"3 ships\"; the tiles pass is the original's). "
                  "`object (count)`: only the count read (`read=\"none\"`); `object (one)`: the surest "
-                 "component alone (`objects=1, read=\"none\"`, the default before 0.3). Expressions read "
+                 "component alone (`objects=1, read=\"none\"`, the default before 0.3). "
+                 "`object (+ relation)`: count and place, and the relation read (`read=\"place,relation\"`: "
+                 "\"next to the white plane\": a second tiles pass over the anchor's words, its surest "
+                 "component kept, the nearest component not the anchor itself chosen; \"north of the white "
+                 "plane\": the nearest beyond the anchor in that direction; "
+                 "`rrsis.scene.relation`); `object (+ relation, paraphrased)`: the same with \"next to\" in "
+                 "other words (`NEAR_WORDS`: beside, close to, near, adjacent to; `SIDE_WORDS`: \"north of\" "
+                 "as \"above\", \"west of\" as \"to the left of\" ...; their own anchor passes "
+                 "where the words differ). Expressions read "
                  "as naming one / N / every object, a place, an extreme, per kind: "
                  + "; ".join(f"{k} {v['one']} / {v['N']} / {v['every']}, {v['place']}, {v['extreme']} "
-                             f"({v['same when paraphrased']} read alike when paraphrased)"
+                             f"({v['same when paraphrased']} read alike when paraphrased{_relations_read(v)})"
                              for k, v in report.get("count_readings", {}).items()) + ".")]
                if "object" in report["held_out"] else []),
              *([("`ranked`: the same components scored by the model's scene ranker (its calibrated score "
@@ -458,14 +563,18 @@ def run(model, work: Path, args) -> dict:
     tune_set = make_set(work / "tune", args.tune_sizes, args.tune_scenes, TUNE, 1, t, args.per_kind)
     held_set = make_set(work / "held", args.held_sizes, args.held_scenes, HELD_OUT, 2, t, args.per_kind)
     t0 = time.time()
-    tuned = [tune_records(r) for m in tune_set for r in passes(model, m, args.overlaps, args.native_ratios, args.max_global)]
+    tuned = [tune_records(r) for m in tune_set
+             for r in passes(model, m, args.overlaps, args.native_ratios, args.max_global, kinds=args.kinds)]
     cfg, table = tune(tuned, defaults, d.overlap)
     print(f"tuned in {time.time() - t0:.0f} s: {cfg}", flush=True)
-    held, kinds, seconds, px, readings = [], [], [], [], {}
+    held, kinds, seconds, px, readings, per_expression = [], [], [], [], {}, []
     for m in held_set:
         ratios = () if cfg["native_ratio"] is None else (cfg["native_ratio"],)
-        for r in passes(model, m, sorted({cfg["overlap"], d.overlap}), ratios, args.max_global):
+        for r in passes(model, m, sorted({cfg["overlap"], d.overlap}), ratios, args.max_global, kinds=args.kinds):
             held.append({name: _record(mask, r["gt"]) for name, mask in row_masks(r, cfg).items()})
+            per_expression.append({"scene": m["image"], "size": m["size"], "kind": r["kind"], "text": r["text"],
+                                   **{name: round(x["I"] / x["U"], 4) if x["U"] else None
+                                      for name, x in held[-1].items() if name.startswith("object")}})
             kinds.append(r["kind"])
             if "count" in r:
                 c = "one" if r["count"] == 1 else "every" if r["count"] == "all" else "N"
@@ -474,11 +583,13 @@ def run(model, work: Path, args) -> dict:
                 tally["place"] += r["reading"].place is not None
                 tally["extreme"] += r["reading"].extreme is not None
                 tally["same when paraphrased"] = tally.get("same when paraphrased", 0) + (r["paraphrase"] == r["reading"])
+                tally["relation"] = tally.get("relation", 0) + (r["reading"].relation is not None)
+                tally["anchor found"] = tally.get("anchor found", 0) + bool(r.get("related"))
             seconds.append(r["seconds"])
             px.append(r["gt"].size)
         print(f"  scored {m['image']} ({len(held)} expressions so far)", flush=True)
     auto = SceneOptions(mode="auto").resolved(model, args.held_sizes[0], args.held_sizes[0]).mode
-    return {"chosen": cfg, "tuning": table, "held_out": evaluate(held, kinds),
+    return {"chosen": cfg, "tuning": table, "held_out": evaluate(held, kinds), "per_expression": per_expression,
             "seconds_per_expression": timing(seconds, cfg), "held_mean_px": float(np.mean(px)),
             "tune_expressions": sum(len(m["expressions"]) for m in tune_set),
             "held_expressions": len(held), "auto_resolves_to": auto, "held_set": held_set,
@@ -501,6 +612,8 @@ def main() -> int:
     p.add_argument("--per-kind", type=int, default=2, help="expressions of each kind per scene")
     p.add_argument("--max-global", type=int, default=2048, help="largest global-native pass side")
     p.add_argument("--perf", action="store_true", help="also peak memory per row in fresh processes")
+    p.add_argument("--kinds", nargs="+", choices=KINDS, help="only these expression kinds (tuning and held-out; "
+                   "default: all)")
     p.add_argument("--conditions", default="", help="free text on machine load, recorded")
     p.add_argument("--out", help="results stem (default: results/large-scene-v2-cpu)")
     args = p.parse_args()
@@ -535,7 +648,7 @@ def main() -> int:
         "conditions": args.conditions or "no notes", "model_note": args.model_note or "random weights",
         "settings": {"model": args.model or "random", "train_size": model.image_size, "tune_sizes": args.tune_sizes,
                      "tune_scenes": args.tune_scenes, "held_sizes": args.held_sizes, "held_scenes": args.held_scenes,
-                     "per_kind": args.per_kind, "max_global": args.max_global, "native_ratios": args.native_ratios,
+                     "per_kind": args.per_kind, "kinds": args.kinds or list(KINDS), "max_global": args.max_global, "native_ratios": args.native_ratios,
                      "overlaps": args.overlaps, "uses_position": bool(getattr(model, "uses_position", False)), "tune_settings": TUNE,
                      "held_settings": HELD_OUT, "smoke": args.smoke},
         "seconds_total": total, **rep, "performance": perf,
