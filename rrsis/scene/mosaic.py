@@ -1,4 +1,4 @@
-"""One scene from many: a GDAL VRT mosaic of rasters on one pixel grid.
+"""One scene from many: a GDAL VRT mosaic of rasters, warped onto one pixel grid where they are not.
 
 An area delivered as tiles (``tiles/*.tif``) is many scenes to :func:`~rrsis.scene.segment_scenes`,
 which asks each expression of each tile on its own: "the largest building" then gets one answer
@@ -6,13 +6,16 @@ per tile. :func:`build_vrt` writes a small XML file (a GDAL virtual raster) that
 one scene, so :func:`~rrsis.scene.segment_scene` asks the expression once over the whole area and
 reads the tiles window by window, as it reads any large GeoTIFF. Nothing is copied.
 
-The tiles must share a CRS, pixel size, band count, data type and nodata value, be north-up, and
-lie on one pixel grid (their corners whole pixels apart); gaps are nodata (0 where the tiles have
-no nodata value), and where tiles overlap the one later in the sorted list is drawn on top. A tile
-placed by ground control points or RPCs only is refused, named: a VRT places its sources by their
-affine transforms, and each such tile rectified on its own lands on a grid of its own.
-``gdalbuildvrt`` (GDAL's command line) makes the same kind of file and also resamples; use it, or
-``gdalwarp``, for tiles that are not on one grid.
+Tiles on one north-up pixel grid (one CRS and pixel size, corners whole pixels apart) are placed
+as they are, nothing resampled. Tiles that are not (two UTM zones, several pixel sizes, off each
+other's grid, rotated or south-up, placed by ground control points or RPCs only) are warped onto
+one grid (:mod:`~rrsis.scene.mosaic_warp`: the CRS asked for or the one of most of their area,
+the finest pixel size): each tile not already on it is read through a warped VRT of GDAL's
+(``OUT_STEM_warped/TILE.vrt``, the document :mod:`~rrsis.scene.rectify` writes for one raster),
+bilinear by default, block by block as the mosaic is read. The tiles must share a band count,
+data type and nodata value; gaps and the warped tiles' edges outside their footprints are nodata
+(with no nodata value, a mask band of the tiles' footprints says so), and where tiles overlap the
+one later in the sorted list is drawn on top.
 """
 
 from __future__ import annotations
