@@ -190,7 +190,11 @@ def warped_tile(info: dict, grid: Grid, resampling: str) -> tuple[tuple[int, int
     ``"Bilinear"``). The document is the one :mod:`rrsis.scene.rectify` writes for the tile
     (GDAL's GCP or RPC transformer for a tile placed by them, as it rectifies one alone) with the
     window as its destination, as :func:`~rrsis.scene.rectify.window_view` cuts one: GDAL then
-    warps 512 x 128 blocks, each from the source pixels under it only. Outside the tile's
+    warps 512 x 128 blocks, each from the source pixels under it only. Its overviews (factors 2,
+    4, ... down to 64 pixels) are GDAL's implicit ones: a reduced read (the global pass, the
+    statistics) is warped straight onto the coarser grid, bilinear samples rather than averages,
+    instead of warping the whole tile at full resolution first (4 x 2048² tiles, 2 warped: opening
+    the scene 1 s instead of 20 s, a 480² global read 0.06 s instead of 18 s). Outside the tile's
     footprint the view is the tile's nodata value, or 0 under an alpha band added for a tile
     without one."""
     from affine import Affine
@@ -205,8 +209,12 @@ def warped_tile(info: dict, grid: Grid, resampling: str) -> tuple[tuple[int, int
         # is made on GDAL's own grid for the tile, then moved onto the window.
         xml = _warped_xml(ds, crs=grid.crs, **alpha)
     xml = _resized_xml(xml, h, w, transform, resampling, min(w, 512), min(h, 128))
-    if len(re.findall(r"<SourceDataset[ >]", xml)) != 1:
+    if len(re.findall(r"<SourceDataset[ >]", xml)) != 1 or xml.count("</GDALWarpOptions>") != 1:
         raise RuntimeError(f"{info['uri']}: unexpected warped VRT document (one SourceDataset expected)")
+    factors = [2**k for k in range(1, 16) if max(w, h) >> k >= 64]
+    if factors:
+        xml = xml.replace("</GDALWarpOptions>", f"</GDALWarpOptions>\n  <OverviewList>{' '.join(map(str, factors))}"
+                          "</OverviewList>")
     return window, xml
 
 

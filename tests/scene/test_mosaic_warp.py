@@ -189,6 +189,8 @@ def test_only_the_tiles_pixels_under_a_window_are_read(tmp_path):
     b = write(tmp_path / "b.tif", ramp(tb, n, n), UTM33, tb, tiled=True, blockxsize=block, blockysize=block,
               compress="deflate")
     vrt = build_vrt([a, b], tmp_path / "m.vrt")
+    with rasterio.open(tmp_path / "m_warped" / "b.warp.vrt") as ds:  # reduced reads warp onto coarser grids
+        assert ds.overviews(1) == [2, 4] and ds.shape == (n, n + 1)
     spans = []
     with rasterio.open(b) as ds:
         for i in range(5, n // block):  # rows 160 and below
