@@ -189,8 +189,6 @@ def test_only_the_tiles_pixels_under_a_window_are_read(tmp_path):
     b = write(tmp_path / "b.tif", ramp(tb, n, n), UTM33, tb, tiled=True, blockxsize=block, blockysize=block,
               compress="deflate")
     vrt = build_vrt([a, b], tmp_path / "m.vrt")
-    with rasterio.open(tmp_path / "m_warped" / "b.warp.vrt") as ds:  # reduced reads warp onto coarser grids
-        assert ds.overviews(1) == [2, 4] and ds.shape == (n, n + 1)
     spans = []
     with rasterio.open(b) as ds:
         for i in range(5, n // block):  # rows 160 and below
@@ -208,6 +206,29 @@ def test_only_the_tiles_pixels_under_a_window_are_read(tmp_path):
         np.testing.assert_allclose(part, ramp_at(x, y), atol=0.05)
     with rasterio.open(vrt) as ds, pytest.raises(rasterio.errors.RasterioIOError):
         ds.read(1)
+
+
+@pytest.mark.parametrize("nodata", [None, 0])
+def test_reduced_reads_of_warped_tiles_keep_their_footprint(tmp_path, nodata):
+    """The global pass and the statistics read the mosaic reduced: the warped tile's pixels and
+    validity there are those of the full-resolution read, averaged (with a nodata value through
+    its view's overviews; without one, whose alpha band GDAL's overviews lose, at full size)."""
+    n = 256
+    ta = from_origin(X0, Y0, PX, PX)
+    a = write(tmp_path / "a.tif", np.full((1, n, 64), 50, np.uint8), UTM33, ta, nodata=nodata)
+    tb = from_origin(X0 + 64.5 * PX, Y0, PX, PX)
+    b = write(tmp_path / "b.tif", np.full((1, n, n), 90, np.uint8), UTM33, tb, nodata=nodata)
+    vrt = build_vrt([a, b], tmp_path / "m.vrt")
+    with rasterio.open(tmp_path / "m_warped" / ("b.warp.vrt" if nodata is None else "b.vrt")) as ds:
+        assert ds.overviews(1) == ([] if nodata is None else [2, 4])
+    with open_scene(vrt) as sc:
+        full, valid = sc.read()
+        small, small_valid = sc.read(None, (sc.height // 4, sc.width // 4))
+    assert valid[:, :64].all() and valid[:, 66:-2].all() and not valid[:, -1].any()
+    assert abs(small_valid.mean() - valid.mean()) < 0.02
+    with rasterio.open(vrt) as ds:  # decimated (nearest), as the statistics and the nodata check read
+        assert abs((ds.read_masks(1, out_shape=(ds.height // 4, ds.width // 4)) > 0).mean() - valid.mean()) < 0.02
+    np.testing.assert_allclose(small[small_valid].mean(), full[valid].mean(), rtol=0.02)
 
 
 def test_tiles_that_no_grid_can_join_are_named(tmp_path):
