@@ -51,11 +51,11 @@ def _info(uri: str) -> dict:
         points, gcp_crs = ds.gcps
         placed = None if not ds.transform.is_identity else (
             f"{len(points)} ground control points" if points else "RPCs" if ds.rpcs else None)
+        colours = [c.name.capitalize() for c in ds.colorinterp]
         return {"uri": uri, "crs": ds.crs, "transform": ds.transform, "width": ds.width, "height": ds.height,
-                "count": ds.count, "dtypes": set(ds.dtypes), "nodata": ds.nodata,
-                "colorinterp": [c.name.capitalize() for c in ds.colorinterp], "placed": placed,
-                "gcp_crs": gcp_crs if points else None, "gcps": points, "rpcs": None if points else ds.rpcs, "has_alpha": "Alpha" in [c.name.capitalize() for c in ds.colorinterp],
-                "problem": gcp_problem(ds, uri) if placed and points else None}
+                "count": ds.count, "dtypes": set(ds.dtypes), "nodata": ds.nodata, "colorinterp": colours,
+                "has_alpha": "Alpha" in colours, "placed": placed, "gcps": points, "gcp_crs": gcp_crs if points else None,
+                "rpcs": None if points else ds.rpcs, "problem": gcp_problem(ds, uri) if placed and points else None}
 
 
 def _same_nodata(a, b) -> bool:
