@@ -43,9 +43,11 @@ shared among the ranks and rank 0 writes the merged file once all are done:
       --text "the storage tanks" --out region --merged region/tanks.parquet
 
 Each scene of a region is asked on its own ("the largest building": one per scene). To ask
-once over an area delivered as tiles on one pixel grid, add --mosaic: the tiles are read as
-one scene through OUT_mosaic.vrt (a GDAL virtual raster; nothing is copied), with the
-single-scene outputs:
+once over an area delivered as tiles, add --mosaic: the tiles are read as one scene through
+OUT_mosaic.vrt (a GDAL virtual raster; nothing is copied), with the single-scene outputs. Tiles
+not on one pixel grid (other CRSs, e.g. two UTM zones, pixel sizes, rotated, placed by GCPs or
+RPCs) are warped, bilinear, onto one (in --mosaic-crs, default the CRS of most of their area;
+the finest pixel size) through warped VRTs in OUT_mosaic_warped/, tile by tile as read:
 
   rrsis predict --model M --image "tiles/*.tif" --mosaic --text "the largest building" --out area
 
@@ -134,8 +136,12 @@ scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
                    help="region from STAC: the asset to read (default: the item's asset with role 'data')")
     p.add_argument("--mosaic", action="store_true",
                    help="region: read the scenes as one (a GDAL VRT, OUT_PREFIX_mosaic.vrt) and ask each "
-                        "expression once over the whole area, instead of once per scene; the scenes must "
-                        "share a CRS, pixel size and pixel grid")
+                        "expression once over the whole area, instead of once per scene; scenes not on one "
+                        "pixel grid are warped onto one (OUT_PREFIX_mosaic_warped/); they must share a band "
+                        "count, data type and nodata value")
+    p.add_argument("--mosaic-crs", metavar="CRS",
+                   help="--mosaic: the mosaic's CRS, e.g. EPSG:32633 (default: the CRS holding most of the "
+                        "scenes' ground area); scenes in other CRSs are warped into it")
     p.add_argument("--merged", metavar="PATH",
                    help="region: the merged polygon file, .gpkg (GeoPackage) or .parquet (GeoParquet, "
                         "needs pyarrow) (default: OUT/merged.gpkg)")
@@ -228,6 +234,8 @@ def run(args: argparse.Namespace) -> int:
     if args.aoi is not None:  # read (a file) and checked once, before the model loads
         args.aoi = area_of_interest(args.aoi, args.aoi_crs)
         args.aoi_crs = None
+    if args.mosaic_crs is not None and not args.mosaic:
+        raise ValueError("--mosaic-crs is the CRS of --mosaic's grid; give --mosaic too")
     if args.mosaic:
         args.image = [_build_mosaic(args)]
         args.asset = None
@@ -312,7 +320,7 @@ def _build_mosaic(args: argparse.Namespace) -> str:
     vrt = Path(f"{args.out}_mosaic.vrt")
     check_outputs([str(vrt)], args.overwrite)
     vrt.parent.mkdir(parents=True, exist_ok=True)
-    build_vrt(args.image, vrt, asset=args.asset)
+    build_vrt(args.image, vrt, asset=args.asset, crs=args.mosaic_crs)
     print(f"wrote {vrt}")
     return str(vrt)
 

@@ -1,4 +1,4 @@
-"""One scene from many: a GDAL VRT mosaic of rasters on one pixel grid.
+"""One scene from many: a GDAL VRT mosaic of rasters, warped onto one pixel grid where they are not.
 
 An area delivered as tiles (``tiles/*.tif``) is many scenes to :func:`~rrsis.scene.segment_scenes`,
 which asks each expression of each tile on its own: "the largest building" then gets one answer
@@ -6,25 +6,34 @@ per tile. :func:`build_vrt` writes a small XML file (a GDAL virtual raster) that
 one scene, so :func:`~rrsis.scene.segment_scene` asks the expression once over the whole area and
 reads the tiles window by window, as it reads any large GeoTIFF. Nothing is copied.
 
-The tiles must share a CRS, pixel size, band count, data type and nodata value, be north-up, and
-lie on one pixel grid (their corners whole pixels apart); gaps are nodata (0 where the tiles have
-no nodata value), and where tiles overlap the one later in the sorted list is drawn on top. A tile
-placed by ground control points or RPCs only is refused, named: a VRT places its sources by their
-affine transforms, and each such tile rectified on its own lands on a grid of its own.
-``gdalbuildvrt`` (GDAL's command line) makes the same kind of file and also resamples; use it, or
-``gdalwarp``, for tiles that are not on one grid.
+Tiles on one north-up pixel grid (one CRS and pixel size, corners whole pixels apart) are placed
+as they are, nothing resampled. Tiles that are not (two UTM zones, several pixel sizes, off each
+other's grid, rotated or south-up, placed by ground control points or RPCs only) are warped onto
+one grid (:mod:`~rrsis.scene.mosaic_warp`: the CRS asked for or the one of most of their area,
+the finest pixel size): each tile not already on it is read through a warped VRT of GDAL's
+(``OUT_STEM_warped/TILE.vrt``, the document :mod:`~rrsis.scene.rectify` writes for one raster),
+bilinear by default, block by block as the mosaic is read. The tiles must share a band count,
+data type and nodata value; gaps and the warped tiles' edges outside their footprints are nodata
+(with no nodata value, a mask band of the tiles' footprints says so), and where tiles overlap the
+one later in the sorted list is drawn on top.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape
 
 from .._atomic import atomic_write
+from .georef import RECTIFY_HINT, gcp_problem, parse_crs
+from .mosaic_warp import GRID_TOLERANCE, Grid, masked_xml, mosaic_grid, on_grid, warped_tile
 from .read import require_geo
+from .rectify import open_raster
 from .region.sources import is_gdal_url, resolve_scenes
 
 __all__ = ["build_vrt"]
@@ -33,17 +42,20 @@ __all__ = ["build_vrt"]
 _GDAL_TYPES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32",
                "int32": "Int32", "uint64": "UInt64", "int64": "Int64", "float32": "Float32",
                "float64": "Float64"}
-# Corners closer than this to a whole pixel count as on the grid (in pixels).
-GRID_TOLERANCE = 1e-3
+# The resamplings of warped tiles: the names build_vrt takes, and GDAL's.
+_RESAMPLING = {"bilinear": "Bilinear", "nearest": "NearestNeighbour", "cubic": "Cubic", "average": "Average"}
 
 
-def _info(rasterio, uri: str) -> dict:
-    with rasterio.open(uri) as ds:
+def _info(uri: str) -> dict:
+    with open_raster(uri) as ds:
+        points, gcp_crs = ds.gcps
+        placed = None if not ds.transform.is_identity else (
+            f"{len(points)} ground control points" if points else "RPCs" if ds.rpcs else None)
+        colours = [c.name.capitalize() for c in ds.colorinterp]
         return {"uri": uri, "crs": ds.crs, "transform": ds.transform, "width": ds.width, "height": ds.height,
-                "count": ds.count, "dtypes": set(ds.dtypes), "nodata": ds.nodata,
-                "colorinterp": [c.name.capitalize() for c in ds.colorinterp],
-                "placed": None if not ds.transform.is_identity else (
-                    f"{len(ds.gcps[0])} ground control points" if ds.gcps[0] else "RPCs" if ds.rpcs else None)}
+                "count": ds.count, "dtypes": set(ds.dtypes), "nodata": ds.nodata, "colorinterp": colours,
+                "has_alpha": "Alpha" in colours, "placed": placed, "gcps": points, "gcp_crs": gcp_crs if points else None,
+                "rpcs": None if points else ds.rpcs, "problem": gcp_problem(ds, uri) if placed and points else None}
 
 
 def _same_nodata(a, b) -> bool:
@@ -52,42 +64,46 @@ def _same_nodata(a, b) -> bool:
     return (math.isnan(a) and math.isnan(b)) or a == b
 
 
-def _check(infos: list[dict]) -> tuple[float, float]:
+def _refuse(infos: list[dict]) -> None:
+    """Refuse tiles no grid can join: unplaced, without a CRS, or of another band count, data
+    type or nodata value than the first (the message names the tile)."""
     first = infos[0]
-    t0 = first["transform"]
     for i in infos:
         name, t = i["uri"], i["transform"]
-        if i["placed"]:
-            # A VRT mosaic places each tile by its affine transform, which this tile lacks.
-            raise ValueError(f"{name} is placed by {i['placed']} only (no affine transform): a mosaic lays its "
-                             "tiles side by side on one north-up pixel grid, which such a tile has only once "
-                             "rectified. Rectify the tiles onto one grid first (gdalwarp -r near -t_srs CRS "
-                             "-tr RES RES -tap IN OUT, the same CRS and RES for every tile) and mosaic those, "
-                             "or give the tiles without a mosaic (each is then read rectified on its own)")
-        if i["crs"] is None:
-            raise ValueError(f"{name} has no CRS: a mosaic places its tiles by their CRS and transform")
-        if t.b != 0 or t.d != 0 or t.e >= 0 or t.a <= 0:
-            raise ValueError(f"{name} is not north-up (transform {tuple(t)[:6]}); warp it first "
-                             "(gdalwarp) or give the tiles one by one")
-        if i["crs"] != first["crs"]:
-            raise ValueError(f"{name} is in {i['crs']}, {first['uri']} in {first['crs']}: a mosaic needs one "
-                             "CRS (reproject with gdalwarp, or give the tiles one by one)")
-        if not (math.isclose(t.a, t0.a, rel_tol=1e-9) and math.isclose(t.e, t0.e, rel_tol=1e-9)):
-            raise ValueError(f"{name} has pixels of {t.a:g} × {-t.e:g}, {first['uri']} of {t0.a:g} × {-t0.e:g}: "
-                             "a mosaic needs one pixel size (resample with gdalwarp -tr)")
+        if i["problem"]:
+            raise ValueError(f"{i['problem'].removesuffix('; ' + RECTIFY_HINT)}: a mosaic cannot place it; rectify "
+                             "it first (gdalwarp -r bilinear [-order N | -tps] IN OUT) and mosaic that file")
+        if t.is_identity and not i["placed"]:
+            raise ValueError(f"{name} has no placement (no geotransform, ground control points or RPCs): a mosaic "
+                             "cannot tell where it lies")
+        if i["crs"] is None and not i["placed"]:
+            raise ValueError(f"{name} has no CRS: a mosaic places its tiles by their CRS and transform (give "
+                             "the tile one first, e.g. gdal_edit.py -a_srs EPSG:32633 TILE)")
         if i["count"] != first["count"]:
             raise ValueError(f"{name} has {i['count']} band(s), {first['uri']} {first['count']}")
         if len(i["dtypes"]) != 1 or i["dtypes"] != first["dtypes"]:
             raise ValueError(f"{name} has data type(s) {sorted(i['dtypes'])}, {first['uri']} "
-                             f"{sorted(first['dtypes'])}: a mosaic needs one")
+                             f"{sorted(first['dtypes'])}: a mosaic needs one (their values are on different "
+                             "scales)")
         if not _same_nodata(i["nodata"], first["nodata"]):
             raise ValueError(f"{name} has nodata {i['nodata']}, {first['uri']} {first['nodata']}: a mosaic "
                              "needs one nodata value")
-        for what, offset in (("x", (t.c - t0.c) / t0.a), ("y", (t.f - t0.f) / t0.e)):
+
+
+def _one_grid(infos: list[dict]) -> bool:
+    """Whether the tiles lie on one north-up pixel grid as they are (one CRS, one pixel size,
+    corners whole pixels apart): the mosaic then reads them without resampling."""
+    t0, crs0 = infos[0]["transform"], infos[0]["crs"]
+    for i in infos:
+        t = i["transform"]
+        if i["placed"] or t.b != 0 or t.d != 0 or t.e >= 0 or t.a <= 0 or i["crs"] != crs0:
+            return False
+        if not (math.isclose(t.a, t0.a, rel_tol=1e-9) and math.isclose(t.e, t0.e, rel_tol=1e-9)):
+            return False
+        for offset in ((t.c - t0.c) / t0.a, (t.f - t0.f) / t0.e):
             if abs(offset - round(offset)) > GRID_TOLERANCE:
-                raise ValueError(f"{name} is {offset:.3f} pixels from {first['uri']} in {what}: not on the same "
-                                 "pixel grid (resample with gdalwarp -tap, or gdalbuildvrt)")
-    return t0.a, t0.e
+                return False
+    return True
 
 
 # URL schemes rasterio opens, as the GDAL virtual file systems a VRT must name.
@@ -112,47 +128,92 @@ def _source_name(uri: str, folder: Path) -> tuple[str, bool]:
 
 
 def build_vrt(sources: str | os.PathLike | Sequence[str | os.PathLike], out: str | os.PathLike, *,
-              asset: str | None = None) -> Path:
+              asset: str | None = None, crs: Any = None, resampling: str = "bilinear") -> Path:
     """Write a GDAL VRT that reads ``sources`` as one scene; returns its path.
+
+    Tiles on one north-up pixel grid are read as they are. Otherwise the mosaic has one grid
+    (:mod:`~rrsis.scene.mosaic_warp`: ``crs`` or the CRS of most of the tiles' area, the finest
+    pixel size, corners on a tile's grid or at whole multiples of the pixel size), and each tile
+    not on it is read through a warped VRT written to ``OUT_STEM_warped/`` beside ``out``.
 
     Args:
         sources: the tiles, as :func:`~rrsis.scene.resolve_scenes` takes them (paths, quoted
             globs, list files, STAC JSON, URLs GDAL reads).
-        out: the ``.vrt`` file to write (atomically; its folder must exist). Local tiles are named
-            relative to it, so the folder of tiles and the VRT can move together.
+        out: the ``.vrt`` file to write (atomically, after its warped tiles; its folder must
+            exist). Local tiles are named relative to it, so the folder of tiles and the VRT
+            (with its ``_warped`` folder) can move together.
         asset: for STAC sources, the asset to read.
+        crs: the mosaic's CRS (``"EPSG:32633"``, WKT, a rasterio ``CRS``); default: the CRS
+            holding the largest ground area of tiles. Tiles on one grid in another CRS are warped.
+        resampling: how warped tiles are resampled: ``"bilinear"`` (default: imagery, where a
+            reprojected pixel lies between source pixels), ``"nearest"``, ``"cubic"`` or
+            ``"average"``.
 
     Raises:
-        ValueError: the tiles differ in CRS, pixel size, bands, data type or nodata, one is not
-            north-up or is placed by GCPs or RPCs only, or they are not on one pixel grid (the
-            message names the tile).
+        ValueError: a tile has another band count, data type or nodata value than the first,
+            no CRS, or no placement (no transform, GCPs or RPCs), or GCPs GDAL cannot fit; an
+            unknown ``resampling`` or ``crs`` (the message names the tile or the value).
         ImportError: without the ``geo`` extra.
     """
     rasterio = require_geo("a VRT mosaic")
     out = Path(out)
     if out.suffix.lower() != ".vrt":
         raise ValueError(f"{out}: a mosaic is written as a .vrt file")
-    infos = [_info(rasterio, s.uri) for s in resolve_scenes(sources, asset=asset)]
-    res_x, res_y = _check(infos)
+    method = _resampling(resampling)
+    target = None if crs is None else parse_crs(crs)
+    infos = [_info(s.uri) for s in resolve_scenes(sources, asset=asset)]
+    _refuse(infos)
+    first = infos[0]
+    gdal_type = _GDAL_TYPES.get(next(iter(first["dtypes"])))
+    if gdal_type is None:
+        raise ValueError(f"{first['uri']}: data type {next(iter(first['dtypes']))} has no VRT name")
+    folder = out.resolve().parent
+    if _one_grid(infos) and (target is None or target == first["crs"]):
+        lines = _grid_lines(infos, gdal_type, folder)
+    else:
+        lines = _warped_lines(infos, mosaic_grid(infos, target), gdal_type, out, method)
+    width, height = (int(v) for v in re.match(r'<VRTDataset rasterXSize="(\d+)" rasterYSize="(\d+)"',
+                                               lines[0]).groups())
+    atomic_write(out, "\n".join(lines) + "\n")
+    with rasterio.open(out) as ds:  # GDAL reads back what was written
+        if (ds.width, ds.height, ds.count) != (width, height, first["count"]):
+            raise RuntimeError(f"{out}: GDAL reads {ds.width}×{ds.height}×{ds.count}, "
+                               f"expected {width}×{height}×{first['count']}")
+    return out
+
+
+def _resampling(name: str) -> str:
+    """GDAL's name of the resampling ``name``."""
+    if name not in _RESAMPLING:
+        close = difflib.get_close_matches(str(name), _RESAMPLING, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"resampling {name!r}: one of {', '.join(_RESAMPLING)}{hint}")
+    return _RESAMPLING[name]
+
+
+def _nodata_xml(nodata: float) -> str:
+    return "nan" if math.isnan(nodata) else repr(nodata)
+
+
+def _grid_lines(infos: list[dict], gdal_type: str, folder: Path) -> list[str]:
+    """The VRT of tiles on one grid: each tile's pixels placed as they are."""
+    first = infos[0]
+    t0 = first["transform"]
+    res_x, res_y = t0.a, t0.e
     left = float(min(i["transform"].c for i in infos))
     top = float(max(i["transform"].f for i in infos))
     right = float(max(i["transform"].c + i["width"] * res_x for i in infos))
     bottom = float(min(i["transform"].f + i["height"] * res_y for i in infos))
     res_x, res_y = float(res_x), float(res_y)
     width, height = round((right - left) / res_x), round((bottom - top) / res_y)
-    first = infos[0]
-    gdal_type = _GDAL_TYPES.get(next(iter(first["dtypes"])))
-    if gdal_type is None:
-        raise ValueError(f"{first['uri']}: data type {next(iter(first['dtypes']))} has no VRT name")
     nodata = None if first["nodata"] is None else float(first["nodata"])
-    folder = out.resolve().parent
     lines = [f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">',
              f"  <SRS>{escape(first['crs'].to_wkt())}</SRS>",
              f"  <GeoTransform>{left!r}, {res_x!r}, 0, {top!r}, 0, {res_y!r}</GeoTransform>"]
     for band in range(1, first["count"] + 1):
         lines.append(f'  <VRTRasterBand dataType="{gdal_type}" band="{band}">')
         if nodata is not None:
-            lines.append(f"    <NoDataValue>{'nan' if math.isnan(nodata) else repr(nodata)}</NoDataValue>")
+            lines.append(f"    <NoDataValue>{_nodata_xml(nodata)}</NoDataValue>")
         lines.append(f"    <ColorInterp>{first['colorinterp'][band - 1]}</ColorInterp>")
         for i in infos:
             name, relative = _source_name(i["uri"], folder)
@@ -165,14 +226,70 @@ def build_vrt(sources: str | os.PathLike | Sequence[str | os.PathLike], out: str
                       f'      <SrcRect xOff="0" yOff="0" xSize="{i["width"]}" ySize="{i["height"]}"/>',
                       f'      <DstRect xOff="{x}" yOff="{y}" xSize="{i["width"]}" ySize="{i["height"]}"/>']
             if nodata is not None:
-                lines.append(f"      <NODATA>{'nan' if math.isnan(nodata) else repr(nodata)}</NODATA>")
+                lines.append(f"      <NODATA>{_nodata_xml(nodata)}</NODATA>")
             lines.append(f"    </{kind}>")
         lines.append("  </VRTRasterBand>")
     lines.append("</VRTDataset>")
-    atomic_write(out, "\n".join(lines) + "\n")
-    with rasterio.open(out) as ds:  # GDAL reads back what was written
-        if (ds.width, ds.height, ds.count) != (width, height, first["count"]):
-            raise RuntimeError(f"{out}: GDAL reads {ds.width}×{ds.height}×{ds.count}, "
-                               f"expected {width}×{height}×{first['count']}")
-    return out
+    return lines
 
+
+def _warped_lines(infos: list[dict], grid: Grid, gdal_type: str, out: Path, method: str) -> list[str]:
+    """The VRT of tiles on ``grid``: those on it placed as they are, the others through warped
+    VRTs written (atomically) to ``OUT_STEM_warped/``. Outside every tile's footprint the mosaic
+    is nodata: the tiles' nodata value, or (without one) 0 in a mask band made of the tiles'
+    masks, which the warped tiles' alpha bands make 0 outside their footprints."""
+    first = infos[0]
+    folder = out.resolve().parent
+    warped = folder / f"{out.stem}_warped"
+    sources, used = [], set()  # (name, relative, src size, dst window)
+    for i in infos:
+        at = on_grid(i, grid)
+        if at is not None:
+            sources.append((*_source_name(i["uri"], folder), (i["width"], i["height"]), (*at, i["width"], i["height"])))
+            continue
+        window, xml = warped_tile(i, grid, method)
+        stem, k = Path(i["uri"].split("?")[0]).stem or "tile", 1
+        doc = stem
+        while doc in used:
+            k += 1
+            doc = f"{stem}_{k}"
+        used.add(doc)
+        warped.mkdir(exist_ok=True)
+        src, relative = _source_name(i["uri"], warped)
+        tag = f'<SourceDataset relativeToVRT="{int(relative)}">{escape(src)}</SourceDataset>'
+        xml = re.sub(r"<SourceDataset[^>]*>[^<]*</SourceDataset>", lambda _, tag=tag: tag, xml)
+        if i["nodata"] is None and not i["has_alpha"]:  # its added alpha band declared its mask
+            atomic_write(warped / f"{doc}.warp.vrt", xml)
+            xml = masked_xml(f"{doc}.warp.vrt", i, grid, window, gdal_type)
+        atomic_write(warped / f"{doc}.vrt", xml)
+        sources.append((f"{warped.name}/{doc}.vrt", True, window[2:], window))
+    nodata = None if first["nodata"] is None else float(first["nodata"])
+    lines = [f'<VRTDataset rasterXSize="{grid.width}" rasterYSize="{grid.height}">',
+             f"  <SRS>{escape(grid.crs.to_wkt())}</SRS>",
+             f"  <GeoTransform>{grid.left!r}, {grid.res_x!r}, 0, {grid.top!r}, 0, {-grid.res_y!r}</GeoTransform>"]
+
+    def source(name, relative, size, dst, band, skip):
+        return ["    <ComplexSource>",
+                f'      <SourceFilename relativeToVRT="{int(relative)}">{escape(name)}</SourceFilename>',
+                f"      <SourceBand>{band}</SourceBand>",
+                f'      <SrcRect xOff="0" yOff="0" xSize="{size[0]}" ySize="{size[1]}"/>',
+                f'      <DstRect xOff="{dst[0]}" yOff="{dst[1]}" xSize="{dst[2]}" ySize="{dst[3]}"/>',
+                f"      {skip}", "    </ComplexSource>"]
+
+    # Pixels outside a tile's footprint are not drawn, so a neighbour under them shows.
+    skip = "<UseMaskBand>true</UseMaskBand>" if nodata is None else f"<NODATA>{_nodata_xml(nodata)}</NODATA>"
+    for band in range(1, first["count"] + 1):
+        lines.append(f'  <VRTRasterBand dataType="{gdal_type}" band="{band}">')
+        if nodata is not None:
+            lines.append(f"    <NoDataValue>{_nodata_xml(nodata)}</NoDataValue>")
+        lines.append(f"    <ColorInterp>{first['colorinterp'][band - 1]}</ColorInterp>")
+        for s in sources:
+            lines += source(*s, band, skip)
+        lines.append("  </VRTRasterBand>")
+    if nodata is None:
+        lines += ["  <MaskBand>", '    <VRTRasterBand dataType="Byte">']
+        for s in sources:
+            lines += ["  " + line for line in source(*s, "mask,1", "<NODATA>0</NODATA>")]
+        lines += ["    </VRTRasterBand>", "  </MaskBand>"]
+    lines.append("</VRTDataset>")
+    return lines

@@ -26,8 +26,11 @@ __all__ = ["PLAIN_SUFFIXES", "NoValidPixelsError", "Scene", "open_scene", "requi
 # Files read with PIL exactly as ``model.predict`` reads them (no geo extra needed).
 PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 # GDAL's block cache counts towards the process's memory; a small one keeps peak memory
-# independent of the scene size (reads are sequential, so a big cache buys little).
-GDAL_ENV = {"GDAL_CACHEMAX": 64}
+# independent of the scene size (reads are sequential, so a big cache buys little). In bytes:
+# rasterio hands GDAL_CACHEMAX to GDALSetCacheMax64, so 64 was a 64-byte cache, which decoded a
+# compressed block again for every row a decimated read took from it (a 512² read of a 4096²
+# four-tile mosaic: 43 s instead of 0.15 s).
+GDAL_ENV = {"GDAL_CACHEMAX": 64 * 2**20}
 STATS_SIDE = 512
 
 

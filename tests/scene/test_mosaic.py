@@ -1,4 +1,5 @@
-"""``rrsis.scene.mosaic.build_vrt`` and ``rrsis predict --mosaic``: tiles on one grid read as one scene."""
+"""``rrsis.scene.mosaic.build_vrt`` and ``rrsis predict --mosaic``: tiles on one grid read as one scene (tiles off
+it: tests/scene/test_mosaic_warp.py)."""
 
 from __future__ import annotations
 
@@ -60,18 +61,31 @@ def test_the_mosaic_reads_every_tile_in_its_place(tmp_path):
         np.testing.assert_array_equal(ds.read(), full)
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"crs": "EPSG:32634"}, "a mosaic needs one CRS"),
-    ({"px": 1.0}, "a mosaic needs one pixel size"),
-    ({"transform": from_origin(X0 + 64.25 * PX, Y0, PX, PX)}, r"64\.250 pixels .* not on the same pixel grid"),
-    ({"transform": Affine(PX, 0.1, X0 + 64 * PX, 0.0, -PX, Y0)}, "is not north-up"),
-    ({"nodata": 7}, "needs one nodata value"),
+@pytest.mark.parametrize("change", [
+    {"px": 1.0},
+    {"transform": from_origin(X0 + 64.25 * PX, Y0, PX, PX)},
+    {"transform": Affine(PX, 0.1, X0 + 64 * PX, 0.0, -PX, Y0)},  # rotated
+    {"transform": Affine(PX, 0.0, X0 + 64 * PX, 0.0, PX, Y0 - 8 * PX)},  # south-up
 ])
-def test_tiles_that_do_not_fit_one_grid_are_named(tmp_path, change, message):
+def test_a_tile_off_the_first_ones_grid_is_warped_onto_it(tmp_path, change):
     data = np.ones((3, 8, 8), np.uint8)
     _tile(tmp_path / "a.tif", data, 0, 0)
-    _tile(tmp_path / "b.tif", data, 64, 0, **change)
-    with pytest.raises(ValueError, match=message) as err:
+    _tile(tmp_path / "b.tif", 2 * data, 64, 0, **change)
+    vrt = build_vrt([tmp_path / "a.tif", tmp_path / "b.tif"], tmp_path / "m.vrt")
+    text = vrt.read_text()
+    assert 'relativeToVRT="1">a.tif<' in text and 'relativeToVRT="1">m_warped/b.vrt<' in text
+    with rasterio.open(vrt) as ds:
+        assert ds.crs == rasterio.crs.CRS.from_user_input(CRS) and ds.transform.a == PX
+        assert ((ds.transform.c - X0) / PX).is_integer() and ((ds.transform.f - Y0) / PX).is_integer()
+        data, valid = ds.read(1), ds.read_masks(1) == 255
+        assert set(np.unique(data[valid])) == {1, 2} and valid.sum() >= 2 * 64 - 16
+
+
+def test_tiles_of_another_nodata_value_are_named(tmp_path):
+    data = np.ones((3, 8, 8), np.uint8)
+    _tile(tmp_path / "a.tif", data, 0, 0)
+    _tile(tmp_path / "b.tif", data, 64, 0, nodata=7)
+    with pytest.raises(ValueError, match="needs one nodata value") as err:
         build_vrt([tmp_path / "a.tif", tmp_path / "b.tif"], tmp_path / "m.vrt")
     assert "b.tif" in str(err.value)
     assert not (tmp_path / "m.vrt").exists()

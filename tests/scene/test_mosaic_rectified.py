@@ -1,6 +1,7 @@
 """Tiles placed by ground control points or RPCs only: a VRT mosaic (rrsis/scene/mosaic.py,
-``--mosaic``) refuses them, naming the tile, before any model is loaded; a region of separate
-scenes (rrsis/scene/region) reads each rectified, as the same tiles placed by their affine."""
+``--mosaic``) warps them onto its grid (one whose GCPs GDAL cannot fit is refused, naming the
+tile, before any model is loaded); a region of separate scenes (rrsis/scene/region) reads each
+rectified, as the same tiles placed by their affine."""
 
 import json
 from pathlib import Path
@@ -58,12 +59,15 @@ def write_tiles(folder, *, gcps):
     return paths
 
 
-def test_a_mosaic_of_gcp_or_rpc_tiles_is_refused_naming_the_tile(tmp_path):
+def test_a_mosaic_of_gcp_or_rpc_tiles_is_warped_onto_one_grid(tmp_path):
     paths = write_tiles(tmp_path, gcps=True)
-    with pytest.raises(ValueError, match=r"tile_0\.tif is placed by 5 ground control points only \(no affine "
-                                         r"transform\).*gdalwarp .*-tap.*without a mosaic"):
-        build_vrt(paths, tmp_path / "m.vrt")
-    assert not (tmp_path / "m.vrt").exists()
+    (tmp_path / "n").mkdir()
+    north = write_tiles(tmp_path / "n", gcps=False)
+    with rasterio.open(build_vrt(paths, tmp_path / "m.vrt")) as dg, rasterio.open(build_vrt(north, tmp_path / "n.vrt")) as dn:
+        # The GCPs lie on the affine: the same grid, the same pixels (bilinear at the pixel centres).
+        assert dg.crs == dn.crs and dg.transform.almost_equals(affine_of(0)) and dg.shape == dn.shape == (N, 2 * N)
+        assert np.abs(dg.read().astype(int) - dn.read().astype(int))[:, 1:-1, 1:-1].max() <= 1
+    assert sorted(p.name for p in (tmp_path / "m_warped").glob("tile_?.vrt")) == ["tile_0.vrt", "tile_1.vrt"]
     zero = [0.0] * 20
     one, row, col = list(zero), list(zero), list(zero)
     one[0], row[2], col[1] = 1.0, -1.0, 1.0
@@ -72,21 +76,26 @@ def test_a_mosaic_of_gcp_or_rpc_tiles_is_refused_naming_the_tile(tmp_path):
               line_den_coeff=one, samp_num_coeff=col, samp_den_coeff=one, err_bias=0.0, err_rand=0.0)
     with rasterio.open(tmp_path / "rpc.tif", "w", driver="GTiff", height=N, width=N, count=3, dtype="uint8",
                        rpcs=rpc) as ds:
-        ds.write(np.ones((3, N, N), np.uint8))
-    (tmp_path / "n").mkdir()
-    north = write_tiles(tmp_path / "n", gcps=False)[:1]  # a north-up tile first, then the RPC one
-    with pytest.raises(ValueError, match=r"rpc\.tif is placed by RPCs only"):
-        build_vrt([*north, str(tmp_path / "rpc.tif")], tmp_path / "m.vrt")
+        ds.write(np.full((3, N, N), 7, np.uint8))
+    # RPCs place a tile in EPSG:4326 (heights at 0 m), warped into the mosaic's CRS (UTM here).
+    with rasterio.open(build_vrt([north[0], str(tmp_path / "rpc.tif")], tmp_path / "r.vrt", crs=UTM)) as ds:
+        assert ds.crs == rasterio.crs.CRS.from_user_input(UTM) and (tmp_path / "r_warped" / "rpc.vrt").is_file()
+        x, y = rasterio.warp.transform("EPSG:4326", UTM, [15.0], [45.0])  # the RPC tile's centre
+        r, c = ds.index(x[0], y[0])
+        assert (ds.read(1, window=((r - 2, r + 3), (c - 2, c + 3))) == 7).all()
 
 
-def test_predict_mosaic_of_gcp_tiles_fails_before_the_model_loads(tmp_path, capsys):
+def test_predict_mosaic_of_unplaceable_gcp_tiles_fails_before_the_model_loads(tmp_path, capsys):
     write_tiles(tmp_path, gcps=True)
+    with rasterio.open(tmp_path / "tile_1.tif", "r+") as ds:  # two GCPs: no transform can be fitted
+        ds.gcps = (list(ds.gcps[0])[:2], ds.gcps[1])
     # The model's folder does not exist: a refusal naming the tile shows the model was not loaded.
     argv = ["predict", "--model", str(tmp_path / "no-model"), "--image", str(tmp_path / "tile_*.tif"), "--mosaic",
             "--text", "the red building", "--out", str(tmp_path / "out" / "area"), "--quiet"]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "tile_0.tif is placed by 5 ground control points only" in err and "no-model" not in err
+    assert "tile_1.tif: georeferenced by ground control points only, and 2 ground control point(s)" in err
+    assert "a mosaic cannot place it" in err and "no-model" not in err
     assert not (tmp_path / "out" / "area_mosaic.vrt").exists()
 
 

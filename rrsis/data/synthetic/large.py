@@ -98,7 +98,7 @@ def write_large_scene(
     lab_path = os.path.join(out_dir, f"{name}_labels.tif")
     cols = np.minimum((np.arange(size) * rs) // size, rs - 1)
     with atomic_path(img_path, keep_suffix=True) as img_tmp, atomic_path(lab_path, keep_suffix=True) as lab_tmp, \
-            rasterio.Env(GDAL_CACHEMAX=64), \
+            rasterio.Env(GDAL_CACHEMAX=64 * 2**20), \
             rasterio.open(img_tmp, "w", count=4, dtype="uint16", nodata=0, **common) as di, \
             rasterio.open(lab_tmp, "w", count=1, dtype="uint16", **common) as dl:
         for r0 in range(0, size, block):
