@@ -84,13 +84,13 @@ scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
                    help="object mode: how many objects to keep, the surest first: auto (default) "
                         "reads it from each expression (\"the two storage tanks\": 2; \"all "
                         "ships\", \"the ships\": every one; otherwise 1), N keeps N, all keeps every one")
-    p.add_argument("--read", default="place", metavar="WHAT",
+    p.add_argument("--read", default="place,relation", metavar="WHAT",
                    help="object mode: what else to read from the expression, besides the count, comma-"
-                        "separated: place (default: \"in the north-west\" keeps the objects there), "
-                        "extreme (\"the largest\": the most extreme confident object), relation (\"next "
-                        "to the white plane\", \"north of the road\": a second pass over the scene finds "
-                        "that object, the nearest ones in that relation to it are kept), or none (the "
-                        "surest objects)")
+                        "separated: place (\"in the north-west\" keeps the objects there), relation "
+                        "(\"next to the white plane\", \"north of the road\": a second pass over the scene "
+                        "finds that object, the nearest ones in that relation to it are kept), extreme "
+                        "(\"the largest\": the most extreme confident object), or none (the surest "
+                        "objects); default place,relation")
     p.add_argument("--tile", type=_positive_int,
                    help="tile side in model pixels, a positive multiple of 32 (default: the model's "
                         "image_size)")

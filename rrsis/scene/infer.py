@@ -72,10 +72,10 @@ class SceneOptions:
             tanks" 2, "all ships" or "the ships" every one, otherwise 1), a whole number keeps
             that many for every expression, ``"all"`` keeps every component.
         read: what else the ``object`` mode reads from each expression (:mod:`~rrsis.scene.reading`),
-            some of ``"place"`` ("in the north-west": the components there; the default),
-            ``"extreme"`` ("the largest": the most extreme confident one) and ``"relation"``
+            some of ``"place"`` ("in the north-west": the components there), ``"relation"``
             ("next to the white plane", "north of the road": a second tiled pass finds the other
-            object, the nearest components in that relation are kept; :mod:`~rrsis.scene.relation`),
+            object, the nearest components in that relation are kept; :mod:`~rrsis.scene.relation`;
+            both by default) and ``"extreme"`` ("the largest": the most extreme confident one),
             as a tuple or ``"place,relation"``; ``()`` or ``"none"``: the surest components.
         batch_size: tiles per forward pass.
         strip_rows: output rows produced at a time (bounds memory with the scene width).
@@ -93,7 +93,7 @@ class SceneOptions:
     local_rule: str = "max"
     auto_max_global: int | None = None
     objects: int | str = "auto"
-    read: tuple[str, ...] | str = ("place",)
+    read: tuple[str, ...] | str = ("place", "relation")
     batch_size: int = 8
     strip_rows: int = 256
     scale: InitVar[Any] = None  # the old name of pixel_ratio: refused with a pointer to it

@@ -2,7 +2,7 @@
 the road" over a whole scene's components.
 
 Mode ``object`` reads a relation from the expression (:mod:`rrsis.scene.reading`:
-``Reading.relation``, ``read="relation"``). The words after it name another object, the
+``Reading.relation``; ``"relation"`` in ``SceneOptions.read``, as by default). The words after it name another object, the
 *anchor*; the object mode runs the tiles a second time with those words, cuts that pass into
 components and keeps the anchor as the words say (its count and place, the surest first). Then
 :func:`relate` says, for every component of the expression's own pass, whether it stands in the

@@ -289,7 +289,7 @@ def test_bad_read_values(tiny_model, bad):
 
 
 def test_place_read_on_a_scene(tiny_model):
-    """``read="place"`` (the default) keeps the surest component in the named ninth: against
+    """``read="place"`` (in the default) keeps the surest component in the named ninth: against
     components found by flood fill of the tiles' own probabilities."""
     image = (np.random.default_rng(5).random((192, 192, 3)) * 255).astype(np.uint8)
     text = "the tank in the south-east"
@@ -308,14 +308,15 @@ def test_place_read_on_a_scene(tiny_model):
 
 
 def test_read_given_as_text_or_tuple_is_one_setting(tiny_model, tmp_path):
-    """A region done with ``read="place"`` (what the command line passes) is done for the
-    default ``("place",)`` too: the resumed run recomputes nothing."""
+    """A region done with ``read="place,relation"`` (what the command line passes) is done for
+    the default ``("place", "relation")`` too: the resumed run recomputes nothing."""
     from PIL import Image
 
     from rrsis.scene import segment_scenes
 
     Image.fromarray((np.random.default_rng(6).random((96, 96, 3)) * 255).astype(np.uint8)).save(tmp_path / "a.png")
-    first = segment_scenes(tiny_model, [str(tmp_path / "a.png")], "the ship", out=str(tmp_path / "r"), read="place")
+    first = segment_scenes(tiny_model, [str(tmp_path / "a.png")], "the ship", out=str(tmp_path / "r"),
+                             read="place,relation")
     again = segment_scenes(tiny_model, [str(tmp_path / "a.png")], "the ship", out=str(tmp_path / "r"))
     assert first.done == ["a"] and again.skipped == ["a"] and not again.done
     assert SceneOptions(read="place, extreme").read == ("place", "extreme")

@@ -217,9 +217,8 @@ def test_object_mode_reads_the_relation(tiny_model):
         mine[j] = p[ref == j].mean()
     best = min(gaps, key=lambda j: (gaps[j], -mine[j]))
     assert min(gaps.values()) < sorted(gaps.values())[1]  # one clear nearest
-    (r,) = segment_scene(tiny_model, image, text, mode="object", threshold=thr, return_mask=True,
-                         read="place,relation")
-    assert r.reading == '1 object, near "the white plane"'
+    (r,) = segment_scene(tiny_model, image, text, mode="object", threshold=thr, return_mask=True)
+    assert r.reading == '1 object, near "the white plane"'  # read by default
     np.testing.assert_array_equal(r.mask, ref == best)
     # Without "relation" in read, the surest component, as before.
     (s,) = segment_scene(tiny_model, image, text, mode="object", threshold=thr, return_mask=True, read="place")
@@ -227,7 +226,7 @@ def test_object_mode_reads_the_relation(tiny_model):
     assert s.reading == "1 object"
 
 
-def test_cli_reads_the_relation_on_request(tiny_model, tmp_path, capsys):
+def test_cli_reads_the_relation(tiny_model, tmp_path, capsys):
     from PIL import Image
 
     from rrsis.cli import main
@@ -239,8 +238,10 @@ def test_cli_reads_the_relation_on_request(tiny_model, tmp_path, capsys):
     text = "the tank next to the white plane"
     argv = ["predict", "--model", str(tmp_path / "model"), "--image", str(tmp_path / "scene.png"), "--text", text,
             "--mode", "object", "--threshold", "0.5"]
-    assert main([*argv, "--read", "place,relation", "--out", str(tmp_path / "r")]) == 0
+    assert main([*argv, "--out", str(tmp_path / "r")]) == 0  # the default reads it
     assert 'near "the white plane"' in capsys.readouterr().out
+    assert main([*argv, "--read", "place", "--out", str(tmp_path / "p")]) == 0
+    assert 'near "the white plane"' not in capsys.readouterr().out
     (want,) = segment_scene(tiny_model, image, text, mode="object", threshold=0.5, return_mask=True,
                             read=("place", "relation"))
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "r_mask.png")) > 0, want.mask)
