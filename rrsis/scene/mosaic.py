@@ -24,6 +24,7 @@ import difflib
 import math
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -174,12 +175,29 @@ def build_vrt(sources: str | os.PathLike | Sequence[str | os.PathLike], out: str
         lines = _warped_lines(infos, mosaic_grid(infos, target), gdal_type, out, method)
     width, height = (int(v) for v in re.match(r'<VRTDataset rasterXSize="(\d+)" rasterYSize="(\d+)"',
                                                lines[0]).groups())
+    _warn_if_sparse(lines, width, height, len(infos), out)
     atomic_write(out, "\n".join(lines) + "\n")
     with rasterio.open(out) as ds:  # GDAL reads back what was written
         if (ds.width, ds.height, ds.count) != (width, height, first["count"]):
             raise RuntimeError(f"{out}: GDAL reads {ds.width}×{ds.height}×{ds.count}, "
                                f"expected {width}×{height}×{first['count']}")
     return out
+
+
+# Below this share of the mosaic's pixels under a tile, the mosaic is mostly nodata: a warning.
+SPARSE = 0.25
+
+
+def _warn_if_sparse(lines: list[str], width: int, height: int, n_tiles: int, out: Path) -> None:
+    """Warn when the tiles cover under :data:`SPARSE` of the mosaic (tiles far apart): the whole
+    extent is then one scene, mostly nodata, and a global pass sees the tiles as specks."""
+    rects = {tuple(int(v) for v in m.groups()) for m in
+             (re.search(r'<DstRect xOff="(-?\d+)" yOff="(-?\d+)" xSize="(\d+)" ySize="(\d+)"', x) for x in lines) if m}
+    covered = min(sum(w * h for _, _, w, h in rects) / max(width * height, 1), 1.0)  # overlaps counted twice
+    if covered < SPARSE:
+        warnings.warn(f"{out}: the {n_tiles} tiles cover {covered:.1%} of the mosaic's {width}×{height} pixels "
+                      "(they lie far apart); the rest is nodata. Give the tiles without --mosaic (one answer "
+                      "per tile) or mosaic the tiles that lie together", stacklevel=3)
 
 
 def _resampling(name: str) -> str:
