@@ -28,7 +28,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, unescape
 
 from .._atomic import atomic_write
 from .georef import RECTIFY_HINT, gcp_problem, parse_crs
@@ -135,7 +135,9 @@ def build_vrt(sources: str | os.PathLike | Sequence[str | os.PathLike], out: str
     Tiles on one north-up pixel grid are read as they are. Otherwise the mosaic has one grid
     (:mod:`~rrsis.scene.mosaic_warp`: ``crs`` or the CRS of most of the tiles' area, the finest
     pixel size, corners on a tile's grid or at whole multiples of the pixel size), and each tile
-    not on it is read through a warped VRT written to ``OUT_STEM_warped/`` beside ``out``.
+    not on it is read through a warped VRT written to ``OUT_STEM_warped/`` beside ``out`` (the
+    documents an earlier build left there and this one does not read are removed). Tiles covering
+    under :data:`SPARSE` of the mosaic (far apart) give a warning.
 
     Args:
         sources: the tiles, as :func:`~rrsis.scene.resolve_scenes` takes them (paths, quoted
@@ -181,7 +183,23 @@ def build_vrt(sources: str | os.PathLike | Sequence[str | os.PathLike], out: str
         if (ds.width, ds.height, ds.count) != (width, height, first["count"]):
             raise RuntimeError(f"{out}: GDAL reads {ds.width}×{ds.height}×{ds.count}, "
                                f"expected {width}×{height}×{first['count']}")
+    _drop_stale(out, lines)
     return out
+
+
+def _drop_stale(out: Path, lines: list[str]) -> None:
+    """Remove the warped tiles an earlier build of ``out`` left in ``OUT_STEM_warped/`` that the
+    mosaic just written does not read (and the folder, when it is then empty)."""
+    warped = out.resolve().parent / f"{out.stem}_warped"
+    if not warped.is_dir():
+        return
+    used = {unescape(m) for m in re.findall(rf">{re.escape(escape(warped.name))}/([^<]+\.vrt)<", "\n".join(lines))}
+    used |= {name[:-len(".vrt")] + ".warp.vrt" for name in used}
+    for f in warped.glob("*.vrt"):
+        if f.name not in used:
+            f.unlink(missing_ok=True)
+    if not any(warped.iterdir()):
+        warped.rmdir()
 
 
 # Below this share of the mosaic's pixels under a tile, the mosaic is mostly nodata: a warning.
