@@ -236,22 +236,15 @@ def component_rows(rec: dict, image: np.ndarray, model, text, overlap: float) ->
 
 
 def relate_to_anchor(comps, p_anchor: np.ndarray, reading, bands: int, near: float):
-    """``related`` for :func:`~rrsis.scene.rank.object_scores`, as ``segment_scene`` computes it:
-    the anchor's components on its own tiles pass, kept by its words' count and place."""
+    """``related`` for :func:`~rrsis.scene.rank.object_scores`, as ``segment_scene`` computes it
+    (:func:`~rrsis.scene.rank.related_to_anchor`) from the anchor's own tiles pass."""
     from rrsis.scene.components import ComponentBuilder
-    from rrsis.scene.rank import object_scores
-    from rrsis.scene.reading import EVERY, Reading, read_expression
-    from rrsis.scene.relation import relate
+    from rrsis.scene.rank import related_to_anchor
 
     h, w = p_anchor.shape
     b = ComponentBuilder(w, bands, 0.5)
     b.add(0, p_anchor, np.zeros((h, w, bands), np.float32))
-    found = b.finish(h)
-    said = read_expression(reading.relation[1])
-    kept = np.flatnonzero(object_scores(found, said.objects, Reading(said.objects, said.place)) > 0)
-    if not len(kept):
-        return None
-    return relate(comps, found, kept, reading.relation[0], every=reading.objects == EVERY, near=near)
+    return related_to_anchor(comps, b.finish(h), reading, near=near)[0]
 
 
 def anchor_truth(meta: dict, labels: np.ndarray, said) -> np.ndarray | None:

@@ -288,17 +288,12 @@ def check_georeference(sc: Scene) -> None:
 def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefix: str | None,
          probabilities: bool, geojson_crs: str, simplify: float, keep: bool,
          progress: bool, win: SceneWindow | None = None) -> SceneResult:
-    import torch
-
     from ..pictures import save_png
 
     t0 = time.time()
-    tok = model.tokenizer([text])
-    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    with torch.no_grad():
-        encoded = model.encode_text(tok["input_ids"].to(device), tok["attention_mask"].to(device))
+    encoded = _encode(model, text)
     paths = output_paths(prefix, sc.georeferenced) if prefix is not None else {}
     mask = np.zeros((sc.height, sc.width), bool) if keep or (paths and not sc.georeferenced) else None
     area = 0
@@ -315,7 +310,7 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
             if opt.mode == "ranked":
                 strips = ranked_strips(sc, model, encoded, opt, bar, inside=win and win.inside)
             elif opt.mode == "object":
-                reading, anchor = _reading(model, text, opt, device)
+                reading, anchor = _reading(model, text, opt)
                 opt = replace(opt, objects=reading.objects)
                 strips = object_strips(sc, model, encoded, opt, threshold, bar, inside=win and win.inside,
                                        reading=reading, anchor=anchor, report=found)
@@ -371,18 +366,22 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
                            " (not found: the relation was not applied)" if found.get("anchors") == 0 else ""))
 
 
-def _reading(model, text: str, opt: SceneOptions, device):
-    """Mode ``object``'s reading of ``text`` under ``opt.read`` / ``opt.objects``, and its
-    relation's other object encoded (``None`` without one)."""
+def _encode(model, text: str):
+    """``text`` through the model's tokenizer and text encoder, on the model's device."""
     import torch
 
+    tok = model.tokenizer([text])
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        return model.encode_text(tok["input_ids"].to(device), tok["attention_mask"].to(device))
+
+
+def _reading(model, text: str, opt: SceneOptions):
+    """Mode ``object``'s reading of ``text`` under ``opt.read`` / ``opt.objects``, and its
+    relation's other object encoded (``None`` without one)."""
     said = read_expression(text)
     reading = Reading(objects=said.objects if opt.objects == "auto" else opt.objects,
                       place=said.place if "place" in opt.read else None,
                       extreme=said.extreme if "extreme" in opt.read else None,
                       relation=said.relation if "relation" in opt.read else None)
-    if reading.relation is None:
-        return reading, None
-    tok = model.tokenizer([reading.relation[1]])
-    with torch.no_grad():
-        return reading, model.encode_text(tok["input_ids"].to(device), tok["attention_mask"].to(device))
+    return reading, None if reading.relation is None else _encode(model, reading.relation[1])

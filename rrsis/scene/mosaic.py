@@ -231,6 +231,20 @@ def _nodata_xml(nodata: float) -> str:
     return "nan" if math.isnan(nodata) else repr(nodata)
 
 
+def _vrt_head(width: int, height: int, crs: Any, geo: tuple[float, float, float, float]) -> list[str]:
+    """A VRT's first lines: its size, CRS and north-up transform ``(left, res_x, top, -res_y)``."""
+    left, res_x, top, res_y = geo
+    return [f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">', f"  <SRS>{escape(crs.to_wkt())}</SRS>",
+            f"  <GeoTransform>{left!r}, {res_x!r}, 0, {top!r}, 0, {res_y!r}</GeoTransform>"]
+
+
+def _band_head(band: int, gdal_type: str, nodata: float | None, colorinterp: str) -> list[str]:
+    """A VRT band's opening lines (its nodata value, when it has one, and colour)."""
+    return [f'  <VRTRasterBand dataType="{gdal_type}" band="{band}">',
+            *([f"    <NoDataValue>{_nodata_xml(nodata)}</NoDataValue>"] if nodata is not None else []),
+            f"    <ColorInterp>{colorinterp}</ColorInterp>"]
+
+
 def _grid_lines(infos: list[dict], gdal_type: str, folder: Path) -> list[str]:
     """The VRT of tiles on one grid: each tile's pixels placed as they are."""
     first = infos[0]
@@ -243,14 +257,9 @@ def _grid_lines(infos: list[dict], gdal_type: str, folder: Path) -> list[str]:
     res_x, res_y = float(res_x), float(res_y)
     width, height = round((right - left) / res_x), round((bottom - top) / res_y)
     nodata = None if first["nodata"] is None else float(first["nodata"])
-    lines = [f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">',
-             f"  <SRS>{escape(first['crs'].to_wkt())}</SRS>",
-             f"  <GeoTransform>{left!r}, {res_x!r}, 0, {top!r}, 0, {res_y!r}</GeoTransform>"]
+    lines = _vrt_head(width, height, first["crs"], (left, res_x, top, res_y))
     for band in range(1, first["count"] + 1):
-        lines.append(f'  <VRTRasterBand dataType="{gdal_type}" band="{band}">')
-        if nodata is not None:
-            lines.append(f"    <NoDataValue>{_nodata_xml(nodata)}</NoDataValue>")
-        lines.append(f"    <ColorInterp>{first['colorinterp'][band - 1]}</ColorInterp>")
+        lines += _band_head(band, gdal_type, nodata, first["colorinterp"][band - 1])
         for i in infos:
             name, relative = _source_name(i["uri"], folder)
             t = i["transform"]
@@ -300,9 +309,7 @@ def _warped_lines(infos: list[dict], grid: Grid, gdal_type: str, out: Path, meth
         atomic_write(warped / f"{doc}.vrt", xml)
         sources.append((f"{warped.name}/{doc}.vrt", True, window[2:], window))
     nodata = None if first["nodata"] is None else float(first["nodata"])
-    lines = [f'<VRTDataset rasterXSize="{grid.width}" rasterYSize="{grid.height}">',
-             f"  <SRS>{escape(grid.crs.to_wkt())}</SRS>",
-             f"  <GeoTransform>{grid.left!r}, {grid.res_x!r}, 0, {grid.top!r}, 0, {-grid.res_y!r}</GeoTransform>"]
+    lines = _vrt_head(grid.width, grid.height, grid.crs, (grid.left, grid.res_x, grid.top, -grid.res_y))
 
     def source(name, relative, size, dst, band, skip):
         return ["    <ComplexSource>",
@@ -315,10 +322,7 @@ def _warped_lines(infos: list[dict], grid: Grid, gdal_type: str, out: Path, meth
     # Pixels outside a tile's footprint are not drawn, so a neighbour under them shows.
     skip = "<UseMaskBand>true</UseMaskBand>" if nodata is None else f"<NODATA>{_nodata_xml(nodata)}</NODATA>"
     for band in range(1, first["count"] + 1):
-        lines.append(f'  <VRTRasterBand dataType="{gdal_type}" band="{band}">')
-        if nodata is not None:
-            lines.append(f"    <NoDataValue>{_nodata_xml(nodata)}</NoDataValue>")
-        lines.append(f"    <ColorInterp>{first['colorinterp'][band - 1]}</ColorInterp>")
+        lines += _band_head(band, gdal_type, nodata, first["colorinterp"][band - 1])
         for s in sources:
             lines += source(*s, band, skip)
         lines.append("  </VRTRasterBand>")

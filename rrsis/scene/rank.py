@@ -43,7 +43,7 @@ from .reading import EVERY, Reading, choose, read_expression
 from .relation import relate
 
 __all__ = ["component_places", "component_scores", "object_scores", "object_strips", "ranked_strips",
-           "scene_components"]
+           "related_to_anchor", "scene_components"]
 
 
 def scene_components(scene: Scene, model, text, opt: SceneOptions, threshold: float,
@@ -162,18 +162,29 @@ def object_strips(scene: Scene, model, text, opt: SceneOptions, threshold: float
     transform = getattr(scene, "transform", None)
     related = None
     if reading is not None and reading.relation is not None and anchor is not None:
-        how, words = reading.relation
-        said = read_expression(words)
         found = scene_components(scene, model, anchor, opt, threshold, progress_factory, bands=False)
-        said = Reading(said.objects, said.place if "place" in opt.read else None)
-        kept = np.flatnonzero(object_scores(found, said.objects, said, transform) > 0)
+        related, kept = related_to_anchor(comps, found, reading, near=opt.tile * opt.pixel_ratio,
+                                          place="place" in opt.read, transform=transform)
         if report is not None:
-            report["anchors"] = len(kept)
-        if len(kept):
-            related = relate(comps, found, kept, how, every=opt.objects == EVERY,
-                             near=opt.tile * opt.pixel_ratio, transform=transform)
+            report["anchors"] = kept
     scores = object_scores(comps, opt.objects, reading, transform, related)
     yield from _component_strips(scene, comps, scores, opt)
+
+
+def related_to_anchor(components: Components, found: Components, reading: Reading, *, near: float,
+                      place: bool = True, transform=None) -> tuple[tuple[np.ndarray, np.ndarray] | None, int]:
+    """``(related, kept)``: the anchor of ``reading.relation`` kept among ``found`` (the
+    components of its own tiled pass) as its words read (count, and place when ``place``), and
+    :func:`rrsis.scene.relation.relate` of ``components`` to it, for :func:`object_scores`;
+    ``(None, 0)`` when no anchor is kept. ``near``: scene pixels of one model tile."""
+    how, words = reading.relation
+    said = read_expression(words)
+    said = Reading(said.objects, said.place if place else None)
+    kept = np.flatnonzero(object_scores(found, said.objects, said, transform) > 0)
+    if not len(kept):
+        return None, 0
+    return relate(components, found, kept, how, every=reading.objects == EVERY, near=near,
+                  transform=transform), len(kept)
 
 
 def _component_strips(scene: Scene, comps: Components, scores: np.ndarray, opt: SceneOptions):
