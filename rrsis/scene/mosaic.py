@@ -9,13 +9,14 @@ reads the tiles window by window, as it reads any large GeoTIFF. Nothing is copi
 Tiles on one north-up pixel grid (one CRS and pixel size, corners whole pixels apart) are placed
 as they are, nothing resampled. Tiles that are not (two UTM zones, several pixel sizes, off each
 other's grid, rotated or south-up, placed by ground control points or RPCs only) are warped onto
-one grid (:mod:`~rrsis.scene.mosaic_warp`: the CRS asked for or the one of most of their area,
-the finest pixel size): each tile not already on it is read through a warped VRT of GDAL's
+one grid (:mod:`~rrsis.scene.mosaic_warp`: the CRS asked for or the one of most of their valid
+area, the finest pixel size): each tile not already on it is read through a warped VRT of GDAL's
 (``OUT_STEM_warped/TILE.vrt``, the document :mod:`~rrsis.scene.rectify` writes for one raster),
 bilinear by default, block by block as the mosaic is read. The tiles must share a band count,
 data type and nodata value; gaps and the warped tiles' edges outside their footprints are nodata
 (with no nodata value, a mask band of the tiles' footprints says so), and where tiles overlap the
-one later in the sorted list is drawn on top.
+one later in the sorted list is drawn on top. Paletted tiles are read as their colours
+(:mod:`~rrsis.scene.mosaic_palette`: resampling blends colours, never indices; RGB tiles may join).
 """
 
 from __future__ import annotations
@@ -137,11 +138,16 @@ def build_vrt(sources: str | os.PathLike | Sequence[str | os.PathLike], out: str
     """Write a GDAL VRT that reads ``sources`` as one scene; returns its path.
 
     Tiles on one north-up pixel grid are read as they are. Otherwise the mosaic has one grid
-    (:mod:`~rrsis.scene.mosaic_warp`: ``crs`` or the CRS of most of the tiles' area, the finest
-    pixel size, corners on a tile's grid or at whole multiples of the pixel size), and each tile
-    not on it is read through a warped VRT written to ``OUT_STEM_warped/`` beside ``out`` (the
+    (:mod:`~rrsis.scene.mosaic_warp`: ``crs`` or the CRS of most of the tiles' valid area, the
+    finest pixel size, corners on a tile's grid or at whole multiples of the pixel size), and each
+    tile not on it is read through a warped VRT written to ``OUT_STEM_warped/`` beside ``out`` (the
     documents an earlier build left there and this one does not read are removed). Tiles covering
     under :data:`SPARSE` of the mosaic (far apart) give a warning.
+
+    Paletted tiles sharing one colour table on one grid make a paletted mosaic with that table;
+    otherwise each is expanded to its colours first (``OUT_STEM_warped/TILE.palette.vrt``),
+    then placed or warped as an RGB tile, RGB tiles may join them, and the mosaic is 3 bands of
+    8 bits with a mask band (:mod:`~rrsis.scene.mosaic_palette`).
 
     Args:
         sources: the tiles, as :func:`~rrsis.scene.resolve_scenes` takes them (paths, quoted
@@ -151,15 +157,18 @@ def build_vrt(sources: str | os.PathLike | Sequence[str | os.PathLike], out: str
             (with its ``_warped`` folder) can move together.
         asset: for STAC sources, the asset to read.
         crs: the mosaic's CRS (``"EPSG:32633"``, WKT, a rasterio ``CRS``); default: the CRS
-            holding the largest ground area of tiles. Tiles on one grid in another CRS are warped.
+            holding the largest valid ground area of tiles (each tile's ground area times its
+            share of valid pixels). Tiles on one grid in another CRS are warped.
         resampling: how warped tiles are resampled: ``"bilinear"`` (default: imagery, where a
             reprojected pixel lies between source pixels), ``"nearest"``, ``"cubic"`` or
             ``"average"``.
 
     Raises:
-        ValueError: a tile has another band count, data type or nodata value than the first,
-            no CRS, or no placement (no transform, GCPs or RPCs), or GCPs GDAL cannot fit; an
-            unknown ``resampling`` or ``crs`` (the message names the tile or the value).
+        ValueError: a tile has another band count, data type or nodata value than the first
+            (beside paletted tiles read as colours: a tile that is not RGB), no CRS, or no
+            placement (no transform, GCPs or RPCs), or GCPs GDAL cannot fit; a paletted tile placed
+            by RPCs only in a mosaic of colours; an unknown ``resampling`` or ``crs`` (the message
+            names the tile or the value).
         ImportError: without the ``geo`` extra.
     """
     rasterio = require_geo("a VRT mosaic")
