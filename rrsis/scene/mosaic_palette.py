@@ -4,8 +4,9 @@ A paletted raster (one band of colour-table indices: land-cover maps, scanned ma
 the R, G, B of its table (:mod:`rrsis.scene.rectify`). :func:`~rrsis.scene.mosaic.build_vrt`
 keeps that true of a mosaic of such tiles:
 
-- Tiles that are all paletted, on one grid, with one colour table, data type and nodata index:
-  the mosaic is a paletted VRT carrying that table (GDAL's ``<ColorTable>``), its indices placed
+- Tiles that are all paletted, on one grid, with one colour table, data type and nodata index
+  (without one, no gap between them: a gap would read as index 0's colour): the mosaic is a
+  paletted VRT carrying that table (GDAL's ``<ColorTable>``), its indices placed
   as they are; the scene reader expands it as it expands a single paletted raster.
 - Otherwise (a tile to warp, tables that differ, paletted tiles beside RGB ones): each paletted
   tile is first read through the document that expands one paletted raster to R, G, B and alpha
@@ -44,11 +45,31 @@ def table_of(ds: Any) -> dict[int, tuple[int, ...]] | None:
 
 
 def keeps_palette(infos: list[dict]) -> bool:
-    """Whether every tile is paletted with the first one's colour table, data type and nodata
-    index: their indices then mean one colour each, and the mosaic may stay paletted."""
+    """Whether tiles on one grid may make a paletted mosaic: every tile paletted with the first
+    one's colour table, data type and nodata index (an index then means one colour), and, with
+    no nodata index, no gap between them (a gap would read as index 0's colour, not as nodata)."""
     first = infos[0]
-    return all(i["palette"] is not None and i["palette"] == first["palette"] and i["dtypes"] == first["dtypes"]
-               and (i["nodata"] == first["nodata"] or i["nodata"] is first["nodata"]) for i in infos)
+    alike = all(i["palette"] is not None and i["palette"] == first["palette"] and i["dtypes"] == first["dtypes"]
+                and (i["nodata"] == first["nodata"] or i["nodata"] is first["nodata"]) for i in infos)
+    return alike and (first["nodata"] is not None or _gapless(infos))
+
+
+def _gapless(infos: list[dict]) -> bool:
+    """Whether tiles on one grid cover their whole bounding box: each cell between consecutive
+    tile edges (at most 2n x 2n cells for n tiles) lies under a tile."""
+    import numpy as np
+
+    t0 = infos[0]["transform"]
+    rects = []
+    for i in infos:
+        x, y = round((i["transform"].c - t0.c) / t0.a), round((i["transform"].f - t0.f) / t0.e)
+        rects.append((x, y, x + i["width"], y + i["height"]))
+    xs = np.unique([v for r in rects for v in (r[0], r[2])])
+    ys = np.unique([v for r in rects for v in (r[1], r[3])])
+    covered = np.zeros((len(ys) - 1, len(xs) - 1), bool)
+    for x0, y0, x1, y1 in rects:
+        covered[np.searchsorted(ys, y0):np.searchsorted(ys, y1), np.searchsorted(xs, x0):np.searchsorted(xs, x1)] = True
+    return bool(covered.all())
 
 
 def colour_table_xml(table: dict[int, tuple[int, ...]]) -> list[str]:
@@ -69,9 +90,9 @@ def refuse_mixed(infos: list[dict]) -> None:
             if i["placed"] == "RPCs":
                 raise ValueError(f"{i['uri']}: a paletted tile placed by RPCs only; {RECTIFY_HINT}")
             continue
-        colours = [c for c in i["colorinterp"] if c != "Alpha"]
-        alpha_last = i["colorinterp"][-1] == "Alpha" if len(colours) < i["count"] else True
-        if len(colours) != 3 or i["count"] > 4 or not alpha_last or i["dtypes"] != {"uint8"}:
+        bands = i["colorinterp"]
+        rgb = "Alpha" not in bands[:3] and (i["count"] == 3 or (i["count"] == 4 and bands[3] == "Alpha"))
+        if not rgb or i["dtypes"] != {"uint8"}:
             raise ValueError(f"{i['uri']} has {i['count']} band(s) of {'/'.join(sorted(i['dtypes']))}: a mosaic "
                              "with paletted tiles reads them as their colours (R, G, B of 8 bits), so its other "
                              "tiles must be RGB (3 uint8 bands, optionally an alpha band)")

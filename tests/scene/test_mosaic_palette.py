@@ -139,21 +139,27 @@ def test_a_warped_paletted_tile_blends_colours_not_indices(tmp_path):
     np.testing.assert_array_equal(rgb[:64, :64], lookup(halves(), TABLE)[:, :, :3])
 
 
-def test_a_paletted_tile_beside_an_rgb_tile_mosaics_as_three_bands(tmp_path):
+@pytest.mark.parametrize("alpha", [False, True])
+def test_a_paletted_tile_beside_an_rgb_tile_mosaics_as_three_bands(tmp_path, alpha):
     a_idx = halves()
     a = paletted(tmp_path / "a.tif", a_idx, TABLE, X0, Y0)
-    rgb_data = np.random.default_rng(0).integers(1, 255, (3, 64, 48), dtype=np.uint8)
+    rgb_data = np.random.default_rng(0).integers(1, 255, (3 + alpha, 64, 48), dtype=np.uint8)
+    if alpha:  # an RGBA tile: its alpha band is its mask
+        rgb_data[3] = 255
+        rgb_data[3, :10] = 0
     b = str(tmp_path / "b.tif")
-    with rasterio.open(b, "w", driver="GTiff", width=48, height=64, count=3, dtype="uint8", crs=CRS,
-                       transform=from_origin(X0 + 64, Y0, 1.0, 1.0)) as ds:
+    with rasterio.open(b, "w", driver="GTiff", width=48, height=64, count=3 + alpha, dtype="uint8", crs=CRS,
+                       transform=from_origin(X0 + 64, Y0, 1.0, 1.0), photometric="rgb",
+                       **({"alpha": "YES"} if alpha else {})) as ds:
         ds.write(rgb_data)
     vrt = build_vrt([a, b], tmp_path / "m.vrt")
     with rasterio.open(vrt) as ds:
         assert ds.count == 3 and (ds.width, ds.height) == (112, 64)
     rgb, valid = scene_rgb(vrt)
-    assert valid.all()
+    np.testing.assert_array_equal(valid[:, :64], True)
+    np.testing.assert_array_equal(valid[:, 64:], rgb_data[3] > 0 if alpha else True)
     np.testing.assert_array_equal(rgb[:, :64], lookup(a_idx, TABLE)[:, :, :3])
-    np.testing.assert_array_equal(rgb[:, 64:], np.moveaxis(rgb_data, 0, -1))
+    np.testing.assert_array_equal(rgb[:, 64:][valid[:, 64:]], np.moveaxis(rgb_data[:3], 0, -1)[valid[:, 64:]])
     # Tiles that are not RGB cannot join paletted ones read as colours.
     grey = str(tmp_path / "grey.tif")
     with rasterio.open(grey, "w", driver="GTiff", width=8, height=8, count=1, dtype="uint16", crs=CRS,
@@ -217,3 +223,19 @@ def test_one_question_over_a_paletted_mosaic_equals_it_over_the_rgb_geotiff(tmp_
     with rasterio.open(m.files["mask"]) as dm, rasterio.open(r.files["mask"]) as dr:
         assert dm.transform == dr.transform and dm.crs == dr.crs
         np.testing.assert_array_equal(dm.read(), dr.read())
+
+
+@pytest.mark.parametrize("nodata", [None, 0])
+def test_gaps_between_paletted_tiles_are_nodata_not_a_colour(tmp_path, nodata):
+    """Without a nodata index a gap of a paletted mosaic would read as index 0's colour: such
+    tiles are read as colours, with a mask band; with one, the gap is that index."""
+    a = paletted(tmp_path / "a.tif", halves(), TABLE, X0, Y0, nodata=nodata)
+    b = paletted(tmp_path / "b.tif", halves(32, 64), TABLE, X0 + 64, Y0, nodata=nodata)  # half as tall
+    vrt = build_vrt([a, b], tmp_path / "m.vrt")
+    with rasterio.open(vrt) as ds:
+        assert ds.count == (3 if nodata is None else 1)
+    rgb, valid = scene_rgb(vrt)
+    expected = np.ones((64, 128), bool)
+    expected[32:, 64:] = False
+    np.testing.assert_array_equal(valid, expected)
+    np.testing.assert_array_equal(rgb[:32], np.hstack([lookup(halves(32, 64), TABLE)] * 2)[:, :, :3])
