@@ -247,7 +247,7 @@ def raster_view(ds: Any, name: str, *, crs: Any = None, channels: int | None = N
     from rasterio.errors import RasterioError
 
     paletted = ds.count == 1 and ds.colorinterp[0] == ColorInterp.palette
-    if (paletted or ds.tags().get(PALETTE_COLOURS)) and channels not in (None, 3):
+    if channels not in (None, 3) and (paletted or ds.tags().get(PALETTE_COLOURS)):
         raise ValueError(f"{name}: a paletted raster (one band of colour-table indices) is read as the R, G, B "
                          f"of its colour table, but the model takes {channels} bands (in_chans={channels}); "
                          "give it a raster of that many bands of data")
