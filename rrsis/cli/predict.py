@@ -46,7 +46,7 @@ Each scene of a region is asked on its own ("the largest building": one per scen
 once over an area delivered as tiles, add --mosaic: the tiles are read as one scene through
 OUT_mosaic.vrt (a GDAL virtual raster; nothing is copied), with the single-scene outputs. Tiles
 not on one pixel grid (other CRSs, e.g. two UTM zones, pixel sizes, rotated, placed by GCPs or
-RPCs) are warped, bilinear, onto one (in --mosaic-crs, default the CRS of most of their area;
+RPCs) are warped, bilinear, onto one (in --mosaic-crs, default the CRS of most of their valid area;
 the finest pixel size) through warped VRTs in OUT_mosaic_warped/, tile by tile as read:
 
   rrsis predict --model M --image "tiles/*.tif" --mosaic --text "the largest building" --out area
@@ -138,10 +138,11 @@ scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
                    help="region: read the scenes as one (a GDAL VRT, OUT_PREFIX_mosaic.vrt) and ask each "
                         "expression once over the whole area, instead of once per scene; scenes not on one "
                         "pixel grid are warped onto one (OUT_PREFIX_mosaic_warped/); they must share a band "
-                        "count, data type and nodata value")
+                        "count, data type and nodata value (paletted scenes are read as their colours, "
+                        "and RGB ones may join them)")
     p.add_argument("--mosaic-crs", metavar="CRS",
                    help="--mosaic: the mosaic's CRS, e.g. EPSG:32633 (default: the CRS holding most of the "
-                        "scenes' ground area); scenes in other CRSs are warped into it")
+                        "scenes' valid ground area); scenes in other CRSs are warped into it")
     p.add_argument("--merged", metavar="PATH",
                    help="region: the merged polygon file, .gpkg (GeoPackage) or .parquet (GeoParquet, "
                         "needs pyarrow) (default: OUT/merged.gpkg)")

@@ -9,13 +9,14 @@ reads the tiles window by window, as it reads any large GeoTIFF. Nothing is copi
 Tiles on one north-up pixel grid (one CRS and pixel size, corners whole pixels apart) are placed
 as they are, nothing resampled. Tiles that are not (two UTM zones, several pixel sizes, off each
 other's grid, rotated or south-up, placed by ground control points or RPCs only) are warped onto
-one grid (:mod:`~rrsis.scene.mosaic_warp`: the CRS asked for or the one of most of their area,
-the finest pixel size): each tile not already on it is read through a warped VRT of GDAL's
+one grid (:mod:`~rrsis.scene.mosaic_warp`: the CRS asked for or the one of most of their valid
+area, the finest pixel size): each tile not already on it is read through a warped VRT of GDAL's
 (``OUT_STEM_warped/TILE.vrt``, the document :mod:`~rrsis.scene.rectify` writes for one raster),
 bilinear by default, block by block as the mosaic is read. The tiles must share a band count,
 data type and nodata value; gaps and the warped tiles' edges outside their footprints are nodata
 (with no nodata value, a mask band of the tiles' footprints says so), and where tiles overlap the
-one later in the sorted list is drawn on top.
+one later in the sorted list is drawn on top. Paletted tiles are read as their colours
+(:mod:`~rrsis.scene.mosaic_palette`: resampling blends colours, never indices; RGB tiles may join).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any
 from xml.sax.saxutils import escape, unescape
 
 from .._atomic import atomic_write
+from . import mosaic_palette as palettes
 from .georef import RECTIFY_HINT, gcp_problem, parse_crs
 from .mosaic_warp import GRID_TOLERANCE, Grid, masked_xml, mosaic_grid, on_grid, warped_tile
 from .read import require_geo
@@ -56,7 +58,8 @@ def _info(uri: str) -> dict:
         return {"uri": uri, "crs": ds.crs, "transform": ds.transform, "width": ds.width, "height": ds.height,
                 "count": ds.count, "dtypes": set(ds.dtypes), "nodata": ds.nodata, "colorinterp": colours,
                 "has_alpha": "Alpha" in colours, "placed": placed, "gcps": points, "gcp_crs": gcp_crs if points else None,
-                "rpcs": None if points else ds.rpcs, "problem": gcp_problem(ds, uri) if placed and points else None}
+                "rpcs": None if points else ds.rpcs, "problem": gcp_problem(ds, uri) if placed and points else None,
+                "palette": palettes.table_of(ds)}
 
 
 def _same_nodata(a, b) -> bool:
@@ -65,9 +68,9 @@ def _same_nodata(a, b) -> bool:
     return (math.isnan(a) and math.isnan(b)) or a == b
 
 
-def _refuse(infos: list[dict]) -> None:
-    """Refuse tiles no grid can join: unplaced, without a CRS, or of another band count, data
-    type or nodata value than the first (the message names the tile)."""
+def _refuse(infos: list[dict], alike: bool = True) -> None:
+    """Refuse tiles no grid can join: unplaced, without a CRS, or (``alike``) of another band
+    count, data type or nodata value than the first (the message names the tile)."""
     first = infos[0]
     for i in infos:
         name, t = i["uri"], i["transform"]
@@ -80,6 +83,8 @@ def _refuse(infos: list[dict]) -> None:
         if i["crs"] is None and not i["placed"]:
             raise ValueError(f"{name} has no CRS: a mosaic places its tiles by their CRS and transform (give "
                              "the tile one first, e.g. gdal_edit.py -a_srs EPSG:32633 TILE)")
+        if not alike:
+            continue
         if i["count"] != first["count"]:
             raise ValueError(f"{name} has {i['count']} band(s), {first['uri']} {first['count']}")
         if len(i["dtypes"]) != 1 or i["dtypes"] != first["dtypes"]:
@@ -133,11 +138,16 @@ def build_vrt(sources: str | os.PathLike | Sequence[str | os.PathLike], out: str
     """Write a GDAL VRT that reads ``sources`` as one scene; returns its path.
 
     Tiles on one north-up pixel grid are read as they are. Otherwise the mosaic has one grid
-    (:mod:`~rrsis.scene.mosaic_warp`: ``crs`` or the CRS of most of the tiles' area, the finest
-    pixel size, corners on a tile's grid or at whole multiples of the pixel size), and each tile
-    not on it is read through a warped VRT written to ``OUT_STEM_warped/`` beside ``out`` (the
+    (:mod:`~rrsis.scene.mosaic_warp`: ``crs`` or the CRS of most of the tiles' valid area, the
+    finest pixel size, corners on a tile's grid or at whole multiples of the pixel size), and each
+    tile not on it is read through a warped VRT written to ``OUT_STEM_warped/`` beside ``out`` (the
     documents an earlier build left there and this one does not read are removed). Tiles covering
     under :data:`SPARSE` of the mosaic (far apart) give a warning.
+
+    Paletted tiles sharing one colour table on one grid make a paletted mosaic with that table;
+    otherwise each is expanded to its colours first (``OUT_STEM_warped/TILE.palette.vrt``),
+    then placed or warped as an RGB tile, RGB tiles may join them, and the mosaic is 3 bands of
+    8 bits with a mask band (:mod:`~rrsis.scene.mosaic_palette`).
 
     Args:
         sources: the tiles, as :func:`~rrsis.scene.resolve_scenes` takes them (paths, quoted
@@ -147,15 +157,18 @@ def build_vrt(sources: str | os.PathLike | Sequence[str | os.PathLike], out: str
             (with its ``_warped`` folder) can move together.
         asset: for STAC sources, the asset to read.
         crs: the mosaic's CRS (``"EPSG:32633"``, WKT, a rasterio ``CRS``); default: the CRS
-            holding the largest ground area of tiles. Tiles on one grid in another CRS are warped.
+            holding the largest valid ground area of tiles (each tile's ground area times its
+            share of valid pixels). Tiles on one grid in another CRS are warped.
         resampling: how warped tiles are resampled: ``"bilinear"`` (default: imagery, where a
             reprojected pixel lies between source pixels), ``"nearest"``, ``"cubic"`` or
             ``"average"``.
 
     Raises:
-        ValueError: a tile has another band count, data type or nodata value than the first,
-            no CRS, or no placement (no transform, GCPs or RPCs), or GCPs GDAL cannot fit; an
-            unknown ``resampling`` or ``crs`` (the message names the tile or the value).
+        ValueError: a tile has another band count, data type or nodata value than the first
+            (beside paletted tiles read as colours: a tile that is not RGB), no CRS, or no
+            placement (no transform, GCPs or RPCs), or GCPs GDAL cannot fit; a paletted tile placed
+            by RPCs only in a mosaic of colours; an unknown ``resampling`` or ``crs`` (the message
+            names the tile or the value).
         ImportError: without the ``geo`` extra.
     """
     rasterio = require_geo("a VRT mosaic")
@@ -165,36 +178,80 @@ def build_vrt(sources: str | os.PathLike | Sequence[str | os.PathLike], out: str
     method = _resampling(resampling)
     target = None if crs is None else parse_crs(crs)
     infos = [_info(s.uri) for s in resolve_scenes(sources, asset=asset)]
-    _refuse(infos)
+    one_grid = _one_grid(infos) and (target is None or target == infos[0]["crs"])
+    # Paletted tiles stay indices only where one table means one colour per index and nothing is resampled.
+    colours = any(i["palette"] is not None for i in infos) and not (one_grid and palettes.keeps_palette(infos))
+    _refuse(infos, alike=not colours)
+    if colours:
+        palettes.refuse_mixed(infos)
+        infos = _expand(infos, out)
     first = infos[0]
     gdal_type = _GDAL_TYPES.get(next(iter(first["dtypes"])))
     if gdal_type is None:
         raise ValueError(f"{first['uri']}: data type {next(iter(first['dtypes']))} has no VRT name")
     folder = out.resolve().parent
-    if _one_grid(infos) and (target is None or target == first["crs"]):
-        lines = _grid_lines(infos, gdal_type, folder)
+    if one_grid and not colours:
+        lines = _grid_lines(infos, gdal_type, folder, first["palette"])
     else:
-        lines = _warped_lines(infos, mosaic_grid(infos, target), gdal_type, out, method)
+        lines = _warped_lines(infos, mosaic_grid(infos, target), gdal_type, out, method, colours)
     width, height = (int(v) for v in re.match(r'<VRTDataset rasterXSize="(\d+)" rasterYSize="(\d+)"',
                                                lines[0]).groups())
     _warn_if_sparse(lines, width, height, len(infos), out)
     atomic_write(out, "\n".join(lines) + "\n")
+    count = 3 if colours else first["count"]
     with rasterio.open(out) as ds:  # GDAL reads back what was written
-        if (ds.width, ds.height, ds.count) != (width, height, first["count"]):
-            raise RuntimeError(f"{out}: GDAL reads {ds.width}×{ds.height}×{ds.count}, "
-                               f"expected {width}×{height}×{first['count']}")
+        if (ds.width, ds.height, ds.count) != (width, height, count):
+            raise RuntimeError(f"{out}: GDAL reads {ds.width}×{ds.height}×{ds.count}, expected {width}×{height}×{count}")
     _drop_stale(out, lines)
     return out
 
 
+def _doc_name(uri: str, used: set[str]) -> str:
+    """A name for a tile's documents in ``OUT_STEM_warped/``: its file's stem, numbered when
+    ``used`` holds it already (tiles of one name in several folders); added to ``used``."""
+    stem, k = Path(uri.split("?")[0]).stem or "tile", 1
+    doc = stem
+    while doc in used:
+        k += 1
+        doc = f"{stem}_{k}"
+    used.add(doc)
+    return doc
+
+
+def _expand(infos: list[dict], out: Path) -> list[dict]:
+    """``infos`` with each paletted tile replaced by the view of its colours, written (atomically)
+    to ``OUT_STEM_warped/TILE.palette.vrt`` (:func:`~rrsis.scene.mosaic_palette.expanded`)."""
+    warped = out.resolve().parent / f"{out.stem}_warped"
+    result, used = [], set()
+    for i in infos:
+        if i["palette"] is None:
+            result.append(i)
+            continue
+        doc = f"{_doc_name(i['uri'], used)}.palette.vrt"
+        warped.mkdir(exist_ok=True)
+        info, xml = palettes.expanded(i, warped, doc, _source_name(i["uri"], warped))
+        atomic_write(warped / doc, xml)
+        result.append(info)
+    return result
+
+
 def _drop_stale(out: Path, lines: list[str]) -> None:
-    """Remove the warped tiles an earlier build of ``out`` left in ``OUT_STEM_warped/`` that the
-    mosaic just written does not read (and the folder, when it is then empty)."""
+    """Remove the tile documents an earlier build of ``out`` left in ``OUT_STEM_warped/`` that the
+    mosaic just written does not read, directly or through another of them (and the folder, when
+    it is then empty)."""
     warped = out.resolve().parent / f"{out.stem}_warped"
     if not warped.is_dir():
         return
     used = {unescape(m) for m in re.findall(rf">{re.escape(escape(warped.name))}/([^<]+\.vrt)<", "\n".join(lines))}
-    used |= {name[:-len(".vrt")] + ".warp.vrt" for name in used}
+    todo = list(used)
+    while todo:  # the documents those read (a warped tile's view, a paletted tile's colours)
+        doc = warped / todo.pop()
+        text = doc.read_text(encoding="utf-8") if doc.is_file() else ""
+        for name in re.findall(r'relativeToVRT="1">([^<]+)<', text):
+            name = unescape(name)
+            if "/" not in name and name not in used:
+                used.add(name)
+                todo.append(name)
     for f in warped.glob("*.vrt"):
         if f.name not in used:
             f.unlink(missing_ok=True)
@@ -245,8 +302,9 @@ def _band_head(band: int, gdal_type: str, nodata: float | None, colorinterp: str
             f"    <ColorInterp>{colorinterp}</ColorInterp>"]
 
 
-def _grid_lines(infos: list[dict], gdal_type: str, folder: Path) -> list[str]:
-    """The VRT of tiles on one grid: each tile's pixels placed as they are."""
+def _grid_lines(infos: list[dict], gdal_type: str, folder: Path, table: dict | None = None) -> list[str]:
+    """The VRT of tiles on one grid: each tile's pixels placed as they are (paletted tiles of one
+    colour ``table``: their indices, the band carrying the table)."""
     first = infos[0]
     t0 = first["transform"]
     res_x, res_y = t0.a, t0.e
@@ -260,6 +318,7 @@ def _grid_lines(infos: list[dict], gdal_type: str, folder: Path) -> list[str]:
     lines = _vrt_head(width, height, first["crs"], (left, res_x, top, res_y))
     for band in range(1, first["count"] + 1):
         lines += _band_head(band, gdal_type, nodata, first["colorinterp"][band - 1])
+        lines += palettes.colour_table_xml(table) if table else []
         for i in infos:
             name, relative = _source_name(i["uri"], folder)
             t = i["transform"]
@@ -278,11 +337,14 @@ def _grid_lines(infos: list[dict], gdal_type: str, folder: Path) -> list[str]:
     return lines
 
 
-def _warped_lines(infos: list[dict], grid: Grid, gdal_type: str, out: Path, method: str) -> list[str]:
+def _warped_lines(infos: list[dict], grid: Grid, gdal_type: str, out: Path, method: str,
+                  colours: bool = False) -> list[str]:
     """The VRT of tiles on ``grid``: those on it placed as they are, the others through warped
     VRTs written (atomically) to ``OUT_STEM_warped/``. Outside every tile's footprint the mosaic
     is nodata: the tiles' nodata value, or (without one) 0 in a mask band made of the tiles'
-    masks, which the warped tiles' alpha bands make 0 outside their footprints."""
+    masks, which the warped tiles' alpha bands make 0 outside their footprints. ``colours``:
+    R, G, B of tiles with paletted ones among them (:mod:`~rrsis.scene.mosaic_palette`), each
+    tile's own mask saying where it is valid."""
     first = infos[0]
     folder = out.resolve().parent
     warped = folder / f"{out.stem}_warped"
@@ -293,12 +355,7 @@ def _warped_lines(infos: list[dict], grid: Grid, gdal_type: str, out: Path, meth
             sources.append((*_source_name(i["uri"], folder), (i["width"], i["height"]), (*at, i["width"], i["height"])))
             continue
         window, xml = warped_tile(i, grid, method)
-        stem, k = Path(i["uri"].split("?")[0]).stem or "tile", 1
-        doc = stem
-        while doc in used:
-            k += 1
-            doc = f"{stem}_{k}"
-        used.add(doc)
+        doc = _doc_name(i.get("tile", i["uri"]), used)
         warped.mkdir(exist_ok=True)
         src, relative = _source_name(i["uri"], warped)
         tag = f'<SourceDataset relativeToVRT="{int(relative)}">{escape(src)}</SourceDataset>'
@@ -308,8 +365,10 @@ def _warped_lines(infos: list[dict], grid: Grid, gdal_type: str, out: Path, meth
             xml = masked_xml(f"{doc}.warp.vrt", i, grid, window, gdal_type)
         atomic_write(warped / f"{doc}.vrt", xml)
         sources.append((f"{warped.name}/{doc}.vrt", True, window[2:], window))
-    nodata = None if first["nodata"] is None else float(first["nodata"])
+    nodata = None if first["nodata"] is None or colours else float(first["nodata"])
+    interp = palettes.COLOURS if colours else first["colorinterp"]
     lines = _vrt_head(grid.width, grid.height, grid.crs, (grid.left, grid.res_x, grid.top, -grid.res_y))
+    lines += [palettes.colours_tag()] if colours else []
 
     def source(name, relative, size, dst, band, skip):
         return ["    <ComplexSource>",
@@ -321,8 +380,8 @@ def _warped_lines(infos: list[dict], grid: Grid, gdal_type: str, out: Path, meth
 
     # Pixels outside a tile's footprint are not drawn, so a neighbour under them shows.
     skip = "<UseMaskBand>true</UseMaskBand>" if nodata is None else f"<NODATA>{_nodata_xml(nodata)}</NODATA>"
-    for band in range(1, first["count"] + 1):
-        lines += _band_head(band, gdal_type, nodata, first["colorinterp"][band - 1])
+    for band in range(1, len(interp) + 1 if colours else first["count"] + 1):
+        lines += _band_head(band, gdal_type, nodata, interp[band - 1])
         for s in sources:
             lines += source(*s, band, skip)
         lines.append("  </VRTRasterBand>")

@@ -33,7 +33,11 @@ from xml.sax.saxutils import escape
 from ..data.bands import raster_bands
 from .georef import RECTIFY_HINT, gcp_problem
 
-__all__ = ["RasterView", "ReducedReads", "open_raster", "raster_view", "window_view"]
+__all__ = ["PALETTE_COLOURS", "RasterView", "ReducedReads", "open_raster", "raster_view", "window_view"]
+
+# The metadata item of a VRT mosaic whose colours are paletted tiles' (rrsis.scene.mosaic_palette).
+PALETTE_COLOURS = "RRSIS_PALETTE_COLOURS"
+
 
 @dataclass
 class RasterView:
@@ -236,14 +240,14 @@ def raster_view(ds: Any, name: str, *, crs: Any = None, channels: int | None = N
     declared alpha band it reads as data is rectified as data, not used as the warper's mask.
 
     Raises:
-        ValueError: a paletted raster for a model of ``channels`` other than 3 (its colours are
-            R, G, B).
+        ValueError: a paletted raster, or a mosaic of paletted tiles read as their colours, for a
+            model of ``channels`` other than 3 (its colours are R, G, B).
     """
     from rasterio.enums import ColorInterp
     from rasterio.errors import RasterioError
 
     paletted = ds.count == 1 and ds.colorinterp[0] == ColorInterp.palette
-    if paletted and channels not in (None, 3):
+    if channels not in (None, 3) and (paletted or ds.tags().get(PALETTE_COLOURS)):
         raise ValueError(f"{name}: a paletted raster (one band of colour-table indices) is read as the R, G, B "
                          f"of its colour table, but the model takes {channels} bands (in_chans={channels}); "
                          "give it a raster of that many bands of data")
