@@ -41,10 +41,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _common import write_results
 
 KINDS = ("colour", "region", "extreme", "relation", "multi", "none", "direction")
-OBJECT_ROWS = ("object", "object (no relation)", "object (+ extreme)", "object (paraphrased)", "object (count)",
+OBJECT_ROWS = ("object", "object (the surest anchor)", "object (no relation)", "object (+ extreme)", "object (paraphrased)", "object (count)",
                "object (one)")
 # Rows whose choice needs the relation's second tiles pass.
-NEEDS_ANCHOR = ("object", "object (+ extreme)", "object (paraphrased)")
+NEEDS_ANCHOR = ("object", "object (the surest anchor)", "object (+ extreme)", "object (paraphrased)")
 TRUE_ANCHOR = "object, the true anchor (not a method)"
 # Other words for "next to" and "north of" (none in the generator's grammar), for the relation's
 # paraphrased row.
@@ -189,10 +189,10 @@ def component_rows(rec: dict, image: np.ndarray, model, text, overlap: float) ->
         b.add(0, p, image)
         return b.finish(h)
 
-    def related(r):
+    def related(r, **rule):
         if r.relation is None or r.relation[1] not in rec["p_anchor"]:
             return None
-        return relate_to_anchor(comps, rec["p_anchor"][r.relation[1]], r, image.shape[2], rec["near"])
+        return relate_to_anchor(comps, rec["p_anchor"][r.relation[1]], r, image.shape[2], rec["near"], **rule)
 
     def chosen(r, rel=None):
         return comps.paint(0, h, object_scores(comps, r.objects, r, None, rel)) > 0.5
@@ -204,6 +204,8 @@ def component_rows(rec: dict, image: np.ndarray, model, text, overlap: float) ->
     rel = related(default)
     rec["count"], rec["reading"], rec["related"] = said.objects, default, rel is not None
     rec["object"] = chosen(default, rel)
+    # The rule before the anchor and target were chosen together: the surest anchor, the nearest target.
+    rec["object (the surest anchor)"] = chosen(default, related(default, candidates=1, spread=None))
     rec["object (no relation)"] = chosen(Reading(said.objects, said.place))
     rec["object (+ extreme)"] = chosen(said, rel)
     rec["object (count)"] = chosen(Reading(said.objects))
@@ -235,16 +237,17 @@ def component_rows(rec: dict, image: np.ndarray, model, text, overlap: float) ->
     rec["candidates"] = len(comps)
 
 
-def relate_to_anchor(comps, p_anchor: np.ndarray, reading, bands: int, near: float):
+def relate_to_anchor(comps, p_anchor: np.ndarray, reading, bands: int, near: float, **rule):
     """``related`` for :func:`~rrsis.scene.rank.object_scores`, as ``segment_scene`` computes it
-    (:func:`~rrsis.scene.rank.related_to_anchor`) from the anchor's own tiles pass."""
+    (:func:`~rrsis.scene.rank.related_to_anchor`, its keywords ``rule``) from the anchor's own
+    tiles pass."""
     from rrsis.scene.components import ComponentBuilder
     from rrsis.scene.rank import related_to_anchor
 
     h, w = p_anchor.shape
     b = ComponentBuilder(w, bands, 0.5)
     b.add(0, p_anchor, np.zeros((h, w, bands), np.float32))
-    return related_to_anchor(comps, b.finish(h), reading, near=near)[0]
+    return related_to_anchor(comps, b.finish(h), reading, near=near, **rule)[0]
 
 
 def anchor_truth(meta: dict, labels: np.ndarray, said) -> np.ndarray | None:
@@ -501,10 +504,13 @@ def markdown(report: dict) -> str:
                  "p > 0.5, and the expression's reading applied (`rrsis.scene.reading`, nothing learned): "
                  "as many as it names (\"the three ships\" 3, \"all ships\" every one, otherwise 1), in the "
                  "place it names (\"in the north-west\": that ninth), in the relation it names to another "
-                 "object (\"next to the white plane\": a second tiles pass over the other object's words, "
-                 "its surest component kept, the nearest component not that object itself chosen; \"north "
-                 "of the white plane\": the nearest beyond it in that direction; `rrsis.scene.relation`), "
-                 "the surest first. `object (no relation)`: count and place only (`read=\"place\"`, the "
+                 "object (\"next to the white plane\": a second tiles pass over the other object's words; "
+                 "each of its 8 surest components may be that object, and the pair of it and a component "
+                 "in the relation (\"north of the white plane\": beyond it in that direction) that both "
+                 "passes are surest of, the nearer first, is chosen: `rrsis.scene.rank.related_to_anchor`, "
+                 "`rrsis.scene.relation`), the surest first. `object (the surest anchor)`: the relation "
+                 "applied to the anchor's surest component alone, the nearest component chosen (the default "
+                 "before 2026-12-07). `object (no relation)`: count and place only (`read=\"place\"`, the "
                  "default before the relation was read). `object (+ extreme)`: also the extreme it names "
                  "(\"the largest\": the most extreme of the components at least as sure as the median one; "
                  "`read=\"place,relation,extreme\"`). `object (paraphrased)`: the default, read from the "

@@ -88,7 +88,8 @@ scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
                    help="object mode: what else to read from the expression, besides the count, comma-"
                         "separated: place (\"in the north-west\" keeps the objects there), relation "
                         "(\"next to the white plane\", \"north of the road\": a second pass over the scene "
-                        "finds that object, the nearest ones in that relation to it are kept), extreme "
+                        "finds that object; of its surest few, the one with the surest and nearest objects in that "
+                        "relation to it is kept, and they are), extreme "
                         "(\"the largest\": the most extreme confident object), or none (the surest "
                         "objects); default place,relation")
     p.add_argument("--tile", type=_positive_int,

@@ -74,8 +74,8 @@ class SceneOptions:
         read: what else the ``object`` mode reads from each expression (:mod:`~rrsis.scene.reading`),
             some of ``"place"`` ("in the north-west": the components there), ``"relation"``
             ("next to the white plane", "north of the road": a second tiled pass finds the other
-            object, the nearest components in that relation are kept; :mod:`~rrsis.scene.relation`;
-            both by default) and ``"extreme"`` ("the largest": the most extreme confident one),
+            object, and the surest pair of it and components in that relation, the nearer first,
+            is kept; :mod:`~rrsis.scene.relation`; both by default) and ``"extreme"`` ("the largest": the most extreme confident one),
             as a tuple or ``"place,relation"``; ``()`` or ``"none"``: the surest components.
         batch_size: tiles per forward pass.
         strip_rows: output rows produced at a time (bounds memory with the scene width).

@@ -42,8 +42,8 @@ from .read import Scene
 from .reading import EVERY, Reading, choose, read_expression
 from .relation import relate
 
-__all__ = ["component_places", "component_scores", "object_scores", "object_strips", "ranked_strips",
-           "related_to_anchor", "scene_components"]
+__all__ = ["ANCHOR_CANDIDATES", "ANCHOR_WEIGHT", "SPREAD", "component_places", "component_scores", "object_scores",
+           "object_strips", "ranked_strips", "related_to_anchor", "scene_components"]
 
 
 def scene_components(scene: Scene, model, text, opt: SceneOptions, threshold: float,
@@ -149,10 +149,11 @@ def object_strips(scene: Scene, model, text, opt: SceneOptions, threshold: float
     interest, not over its whole rectangular window.
 
     With ``reading.relation`` and ``anchor`` (the relation's other object: its words encoded,
-    :class:`~rrsis.models.outputs.TextFeatures`), a second tiled pass finds the anchor, kept as
-    its own words read (:func:`rrsis.scene.reading.read_expression`: count and place), and the
-    components in the relation to it are chosen, the nearest first
-    (:mod:`rrsis.scene.relation`). When that pass finds no anchor, the relation is not applied.
+    :class:`~rrsis.models.outputs.TextFeatures`), a second tiled pass finds the anchor, read as
+    its own words say (:func:`rrsis.scene.reading.read_expression`: count and place), and the
+    components in the relation to it are chosen (:mod:`rrsis.scene.relation`): anchor and target
+    together, the surest pair and the nearer first (:func:`related_to_anchor`). When that pass
+    finds no anchor, the relation is not applied.
     ``report``, a dict, receives ``"anchors"``: how many anchor components were kept."""
     if opt.objects == "auto":
         raise ValueError("object_strips needs opt.objects resolved: a whole number or 'all' "
@@ -171,20 +172,61 @@ def object_strips(scene: Scene, model, text, opt: SceneOptions, threshold: float
     yield from _component_strips(scene, comps, scores, opt)
 
 
+# The joint choice of a relation's anchor and target (:func:`related_to_anchor`), chosen on a
+# tuning set of generated scenes (docs/history.md, 2026-12-07): the anchor's words often light
+# several look-alikes (the tiles' colour is weak), and the right one is among its surest few.
+ANCHOR_CANDIDATES = 8
+"""How many of the anchor's surest components may be the anchor."""
+ANCHOR_WEIGHT = 2.0
+"""The weight of the anchor's log mean probability against the target's."""
+SPREAD = 8.0
+"""Model tiles of distance that cost as much as a factor e of the target's mean probability."""
+
+
 def related_to_anchor(components: Components, found: Components, reading: Reading, *, near: float,
-                      place: bool = True, transform=None) -> tuple[tuple[np.ndarray, np.ndarray] | None, int]:
-    """``(related, kept)``: the anchor of ``reading.relation`` kept among ``found`` (the
-    components of its own tiled pass) as its words read (count, and place when ``place``), and
-    :func:`rrsis.scene.relation.relate` of ``components`` to it, for :func:`object_scores`;
-    ``(None, 0)`` when no anchor is kept. ``near``: scene pixels of one model tile."""
+                      place: bool = True, transform=None, candidates: int = ANCHOR_CANDIDATES,
+                      anchor_weight: float = ANCHOR_WEIGHT,
+                      spread: float | None = SPREAD) -> tuple[tuple[np.ndarray, np.ndarray] | None, int]:
+    """``(related, kept)``: the anchor of ``reading.relation`` among ``found`` (the components of
+    its own tiled pass) and the relation of ``components`` to it, for :func:`object_scores`;
+    ``(None, 0)`` when no anchor is found. ``near``: scene pixels of one model tile.
+
+    The anchor is kept as its words read (count, and place when ``place``). When they name one
+    object, each of the ``candidates`` surest components there may be it, and anchor and target
+    are chosen together: a target ``t`` related to a candidate ``a`` costs ``−log p_t −
+    anchor_weight · log p_a + gap(t, a) / (spread · near)`` (``p``: mean probability of its
+    own pass; ``gap``: :func:`rrsis.scene.relation.relate`'s), and the candidate of the cheapest
+    pair is the anchor. ``related`` is then ``(allowed, cost)`` of every component against that
+    anchor (its ``anchor_weight`` term left out), cheapest first for
+    :func:`rrsis.scene.reading.choose`. ``candidates=1, spread=None`` is the surest anchor and
+    the nearest component (``related = (allowed, gap)``). ``kept``: how many anchor components
+    are kept."""
     how, words = reading.relation
     said = read_expression(words)
     said = Reading(said.objects, said.place if place else None)
-    kept = np.flatnonzero(object_scores(found, said.objects, said, transform) > 0)
-    if not len(kept):
+    if said.objects == 1 and candidates > 1:
+        x, y = component_places(found, transform)
+        order = choose(said, found.mean_probability, x, y, found.area, EVERY)[:candidates]
+        units = [np.array([a]) for a in order]
+    else:
+        kept = np.flatnonzero(object_scores(found, said.objects, said, transform) > 0)
+        units = [kept] if len(kept) else []
+    if not units:
         return None, 0
-    return relate(components, found, kept, how, every=reading.objects == EVERY, near=near,
-                  transform=transform), len(kept)
+    every = reading.objects == EVERY
+    log_p = np.log(np.maximum(components.mean_probability.astype(np.float64), 1e-6))
+    best = None
+    for unit in units:
+        allowed, gap = relate(components, found, unit, how, every=every, near=near, transform=transform)
+        cost = gap if spread is None else gap / (spread * near) - log_p
+        if best is None and not allowed.any():
+            best = (np.inf, allowed, cost, len(unit))  # no target for the surest: kept unless another has one
+        if allowed.any():
+            p_a = float(np.mean(found.mean_probability[unit]))
+            total = float(cost[allowed].min()) - anchor_weight * np.log(max(p_a, 1e-6))
+            if best is None or total < best[0]:
+                best = (total, allowed, cost, len(unit))
+    return (best[1], best[2]), best[3]
 
 
 def _component_strips(scene: Scene, comps: Components, scores: np.ndarray, opt: SceneOptions):

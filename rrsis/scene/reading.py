@@ -343,14 +343,16 @@ def choose(reading: Reading, mean_p: np.ndarray, x: np.ndarray, y: np.ndarray, a
             southwards (map directions for a georeferenced scene).
         area: ``[n]`` each component's area.
         objects: how many to keep instead of ``reading.objects`` (a whole number or ``"all"``).
-        related: ``(allowed [n] bool, gap [n])`` from :func:`rrsis.scene.relation.relate`, for
-            an expression whose relation is read: only the allowed components, nearest first.
+        related: ``(allowed [n] bool, cost [n])`` for an expression whose relation is read
+            (:func:`rrsis.scene.rank.related_to_anchor`; the cost may be
+            :func:`rrsis.scene.relation.relate`'s gap): only the allowed components, the
+            cheapest (the nearest) first.
 
     Returns:
         Indices of the kept components: those in ``reading.place`` (none when no component lies
         there) and allowed by ``related``, the ``objects`` most extreme among those at least as
-        sure as the median one when ``reading.extreme`` is set, else the ``objects`` nearest the
-        relation's anchor (ties: the surest), else the ``objects`` of highest mean probability.
+        sure as the median one when ``reading.extreme`` is set, else the ``objects`` cheapest
+        in the relation to its anchor (ties: the surest), else the ``objects`` of highest mean probability.
     """
     mean_p, x, y, area = (np.asarray(v, np.float64) for v in (mean_p, x, y, area))
     keep = np.arange(len(mean_p))

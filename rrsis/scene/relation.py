@@ -2,16 +2,18 @@
 the road" over a whole scene's components.
 
 Mode ``object`` reads a relation from the expression (:mod:`rrsis.scene.reading`:
-``Reading.relation``; ``"relation"`` in ``SceneOptions.read``, as by default). The words after it name another object, the
-*anchor*; the object mode runs the tiles a second time with those words, cuts that pass into
-components and keeps the anchor as the words say (its count and place, the surest first). Then
-:func:`relate` says, for every component of the expression's own pass, whether it stands in the
-relation and how far it lies from the anchor, and :func:`rrsis.scene.reading.choose` keeps the
-nearest that do:
+``Reading.relation``; ``"relation"`` in ``SceneOptions.read``, as by default). The words after
+it name another object, the *anchor*; the object mode runs the tiles a second time with those words and cuts that pass into
+components. :func:`relate` says, for every component of the expression's own pass, whether it
+stands in the relation to an anchor and how far it lies from it. The anchor's words often light
+several look-alikes ("the white plane" marks grey planes too), so
+:func:`rrsis.scene.rank.related_to_anchor` lets each of the anchor's surest few be it and keeps
+the pair of anchor and target the two passes are surest of, the nearer first, and
+:func:`rrsis.scene.reading.choose` keeps the targets of that anchor:
 
-- **near** ("next to", "beside", "close to", "near"): every component may be it, the nearest
-  first; with a plural ("all ships near the port") the ones within ``near`` scene pixels of the
-  anchor (one model tile: what the model sees at once).
+- **near** ("next to", "beside", "close to", "near"): every component may be it; with a plural
+  ("all ships near the port") the ones within ``near`` scene pixels of the anchor (one model
+  tile: what the model sees at once).
 - **a direction** ("north of", "on the left side of", "above"): a component lies north of the
   anchor when its centre is north of the anchor's centre line under it (the anchor's pixels
   whose east–west position falls within the component's own span), so a component beside a

@@ -195,31 +195,39 @@ def test_bad_relation():
 
 
 def test_object_mode_reads_the_relation(tiny_model):
-    """End to end: a second tiles pass over the anchor's words finds it (the surest component),
-    and the component nearest it, not the anchor itself, is kept; against flood fills of both
-    passes and pixel distances."""
+    """End to end: a second tiles pass over the anchor's words finds its components; each of the
+    surest few may be the anchor, and the pair of anchor and component (not the anchor itself)
+    both passes are surest of, the nearer first, is kept (:mod:`rrsis.scene.rank`'s constants);
+    against flood fills of both passes and pixel distances."""
+    import math
+
+    from rrsis.scene import SceneOptions
+    from rrsis.scene.rank import ANCHOR_CANDIDATES, ANCHOR_WEIGHT, SPREAD
+
     image = (np.random.default_rng(7).random((160, 192, 3)) * 255).astype(np.uint8)
     text, anchor = "the tank next to the white plane", "the white plane"
     p, _ = tiles_pass(tiny_model, image, text)
     q, _ = tiles_pass(tiny_model, image, anchor)
+    opt = SceneOptions(mode="tiles").resolved(tiny_model, *image.shape[:2])
+    near = opt.tile * opt.pixel_ratio
     thr = float(np.quantile(p, 0.9))
     ref, n = flood_fill(p > thr)
     aref, m = flood_fill(q > thr)
-    a_best = 1 + int(np.argmax([q[aref == j].mean() for j in range(1, m + 1)]))
-    a_mask = aref == a_best
-    qa = np.argwhere(a_mask).astype(float)
-    gaps, mine = {}, {}
-    for j in range(1, n + 1):
-        pts = np.argwhere(ref == j).astype(float)
-        if (a_mask[ref == j]).sum() >= 0.5 * len(pts):
-            continue  # the anchor itself
-        gaps[j] = max(np.sqrt(((pts[:, None] - qa[None]) ** 2).sum(-1)).min() - 1, 0.0)
-        mine[j] = p[ref == j].mean()
-    best = min(gaps, key=lambda j: (gaps[j], -mine[j]))
-    assert min(gaps.values()) < sorted(gaps.values())[1]  # one clear nearest
+    q_mean = {j: q[aref == j].mean() for j in range(1, m + 1)}
+    pairs = []  # (cost, target)
+    for a in sorted(q_mean, key=lambda j: -q_mean[j])[:ANCHOR_CANDIDATES]:
+        qa = np.argwhere(aref == a).astype(float)
+        for j in range(1, n + 1):
+            pts = np.argwhere(ref == j).astype(float)
+            if ((aref == a)[ref == j]).sum() >= 0.5 * len(pts):
+                continue  # the anchor itself
+            gap = max(np.sqrt(((pts[:, None] - qa[None]) ** 2).sum(-1)).min() - 1, 0.0)
+            pairs.append((gap / (SPREAD * near) - math.log(p[ref == j].mean()) - ANCHOR_WEIGHT * math.log(q_mean[a]), j))
+    pairs.sort()
+    assert pairs[0][0] < pairs[1][0] - 1e-6  # one clear best pair
     (r,) = segment_scene(tiny_model, image, text, mode="object", threshold=thr, return_mask=True)
     assert r.reading == '1 object, near "the white plane"'  # read by default
-    np.testing.assert_array_equal(r.mask, ref == best)
+    np.testing.assert_array_equal(r.mask, ref == pairs[0][1])
     # Without "relation" in read, the surest component, as before.
     (s,) = segment_scene(tiny_model, image, text, mode="object", threshold=thr, return_mask=True, read="place")
     np.testing.assert_array_equal(s.mask, ref == 1 + int(np.argmax([p[ref == j].mean() for j in range(1, n + 1)])))
