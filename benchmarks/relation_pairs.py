@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _common import write_results
 from large_scene import TUNE, anchor_truth, make_set, random_model
 
-KS = (1, 2, 3, 5, 8, 12, 16, 64)
+KS = (1, 2, 3, 5, 8, 12, 16, 32, 64)
 ALPHAS = (0.0, 0.5, 1.0, 2.0, 4.0)
 LAMBDAS = (0.25, 1.0, 2.0, 4.0, 8.0, 1e9)  # model tiles
 KINDS = ("relation", "direction")
