@@ -154,7 +154,7 @@ def markdown(report: dict) -> str:
 
     s = report["settings"]
     lines = ["# The relation's anchor and target: tuning (cpu)", "",
-             (f"Run {report['timestamp']}. Tuning scenes only: {s['scenes']} generated {s['size']}² scenes per model "
+             (f"Run {report['timestamp']}. Tuning scenes only: {s['scenes']} generated {s['size']}² scenes, each model's own passes "
              f"(settings {TUNE}, seed {s['seed']}, {s['per_kind']} expressions per kind), relation and direction "
              f"expressions; models: {', '.join(f'`{m}`' for m in s['models'])}. mIoU (×100) of the target kept "
              "by the rule, over both models' expressions; `K = 1, α = 0, λ = 0.25` is within ties the rule before "
