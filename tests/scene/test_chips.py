@@ -209,6 +209,17 @@ def test_skipped_features_are_counted_and_a_missing_field_is_named(flat, tmp_pat
         write_chips(flat, labels, tmp_path / "c", text_field="expression", size=64)
     with pytest.raises(ValueError, match="val \\+ test"):
         write_chips(flat, labels, tmp_path / "e", val=0.6, test=0.5)
+    # A file of several layers needs one named; a misspelt one is named with the closest.
+    from pyogrio.raw import write
+
+    write(labels, np.array([shapely.to_wkb(inside)], dtype=object), [np.array(["the roof"], dtype=object)],
+          ["expression"], driver="GPKG", crs=UTM, layer="roofs", geometry_type="Polygon", append=True)
+    with pytest.raises(ValueError, match=r"2 layers \(l, roofs\); name one"):
+        write_chips(flat, labels, tmp_path / "f", text_field="expression")
+    with pytest.raises(ValueError, match="no layer 'roof'.*did you mean 'roofs'"):
+        write_chips(flat, labels, tmp_path / "f", text_field="expression", layer="roof")
+    s = write_chips(flat, labels, tmp_path / "f", text_field="expression", layer="roofs", size=64)
+    assert s.counts["train"] == 1
 
 
 def test_nodata_only_features_are_skipped(tmp_path):
