@@ -15,8 +15,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "other one of the same text in the chip. Writes images/, masks/, output_phrase_{train,val,test}.txt and "
         "chips.json (each chip's place in the scene's CRS), which `rrsis train --data.dataset risbench "
         "--data.root OUT` trains on. Splits are spatial: blocks of BLOCK chips a side go to val, test or train "
-        "by a seeded draw, a chip with the block holding its centre, and a val/test chip overlapping one of "
-        "another split is dropped. The folder appears complete or not at all. Needs rrsis[geo].",
+        "by a seeded draw, a chip with the block holding its centre; a train chip overlapping a val or test "
+        "chip (and a test chip overlapping a val chip) is dropped. The folder appears complete or not at all. Needs rrsis[geo].",
     )
     p.add_argument("--image", required=True, help="the scene: a raster with a CRS and a transform (GeoTIFF, COG, VRT)")
     p.add_argument("--labels", required=True, help="the vector file of polygons")

@@ -41,7 +41,8 @@ class ChipsSummary:
         skipped: features (or chips) left out, by reason: ``no_text`` (empty or null text),
             ``no_area`` (no geometry, or a point or a line), ``outside`` (no part inside the
             scene), ``nodata`` (only nodata under the mask), ``no_pixel`` (a sliver that covers no
-            chip pixel centre), ``border`` (a val or test chip that overlaps a chip of another split).
+            chip pixel centre), ``border`` (a train chip that overlaps a val or test chip, or a test
+            chip that overlaps a val chip).
         larger: features larger than a chip: their chip covers their centre part.
         image_format: ``"png"`` (3-band uint8 scenes) or ``"tif"`` (every other band count or type).
         options: the ``rrsis train`` flags the folder needs besides ``--data.dataset risbench
@@ -140,10 +141,11 @@ def _assign_splits(windows: np.ndarray, height: int, width: int, side: int, val:
 
 
 def _drop_border(windows: np.ndarray, splits: list[str]) -> list[str | None]:
-    """Splits with each val chip that overlaps a train chip, and each test chip that overlaps a
-    train or val chip, dropped (``None``): no pixel of val or test is seen in training."""
+    """Splits with each test chip that overlaps a val chip, and each train chip that overlaps a
+    val or test chip, dropped (``None``): no val or test pixel is trained on, and val keeps every
+    chip it was given (train, the largest split, pays for the borders)."""
     out: list[str | None] = list(splits)
-    for k, stronger in (("val", ("train",)), ("test", ("train", "val"))):
+    for k, stronger in (("test", ("val",)), ("train", ("val", "test"))):
         other = windows[[s in stronger for s in out]]
         for i, s in enumerate(out):
             if s != k or not len(other):
@@ -182,9 +184,9 @@ def write_chips(image: str | os.PathLike, labels: str | os.PathLike, out: str | 
     - **Spatial splits**: the scene is cut into square blocks of ``block`` chips a side; each block
       goes to val, test or train by a seeded draw with the shares ``val`` and ``test``, and a chip
       goes with the block that holds its centre. With two or more occupied blocks, val (and, with
-      three, test) gets at least one when its share is above 0, and train keeps one. A val chip
-      that overlaps a train chip, or a test chip that overlaps a train or val chip, is dropped
-      (``border``), so no val or test pixel is trained on.
+      three, test) gets at least one when its share is above 0, and train keeps one. A train chip
+      that overlaps a val or test chip, and a test chip that overlaps a val chip, is dropped
+      (``border``), so no val or test pixel is trained on and val keeps every chip it drew.
     - **Atomic**: the folder is written beside ``out`` under a temporary name and renamed; it
       appears complete or not at all. An existing ``out`` needs ``overwrite``.
 
@@ -242,6 +244,7 @@ def _write(scene: Any, image: str, labels: str, out: str, *, text_field: str, si
     from PIL import Image
     from rasterio.features import rasterize
     from rasterio.transform import array_bounds
+    from shapely import STRtree
     from shapely.geometry import box
 
     skipped = dict.fromkeys(SKIP_REASONS, 0)
@@ -256,6 +259,7 @@ def _write(scene: Any, image: str, labels: str, out: str, *, text_field: str, si
     by_key: dict[str, list] = {}
     for f in features:
         by_key.setdefault(f[2], []).append(f[3])
+    trees = {k: (STRtree(v), v) for k, v in by_key.items()}
     records, windows, larger = [], [], 0
     with atomic_folder(out, overwrite=overwrite) as tmp:
         os.makedirs(os.path.join(tmp, "images"))
@@ -267,7 +271,8 @@ def _write(scene: Any, image: str, labels: str, out: str, *, text_field: str, si
             c0, big_x = _start(x0, x1, span, scene.width, rng)
             larger += big_x or big_y
             frame = box(c0, r0, c0 + span, r0 + span)
-            shapes = [(g, 255) for g in by_key[key] if g.intersects(frame)]
+            tree, same = trees[key]
+            shapes = [(same[j], 255) for j in tree.query(frame, predicate="intersects")]
             mask = rasterize(shapes, out_shape=(size, size), transform=Affine(step, 0, c0, 0, step, r0),
                              fill=0, dtype="uint8")
             if not mask.any():

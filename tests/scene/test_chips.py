@@ -125,6 +125,22 @@ def test_spatial_split_has_no_overlap_between_splits(generated, tmp_path):
         r0, c0, r1, c1 = c["window"]
         key = (int((r0 + r1) / 2 // 48), int((c0 + c1) / 2 // 48))
         assert block.setdefault(key, c["split"]) == c["split"]
+    # A share too small for any block to draw it still gives val one block (of the four here), and
+    # val loses no chip to the border rule.
+    def block_of(c):
+        return int((c["window"][0] + c["window"][2]) / 2 // 128), int((c["window"][1] + c["window"][3]) / 2 // 128)
+
+    for seed in range(3):
+        write_chips(generated["tif"], generated["gpkg"], tmp_path / f"all{seed}", size=64, val=0, test=0, seed=seed)
+        every = _chips(tmp_path / f"all{seed}")  # the same placements, no split: nothing dropped
+        low = write_chips(generated["tif"], generated["gpkg"], tmp_path / f"low{seed}", size=64, val=0.01, test=0,
+                          block=2, seed=seed)
+        kept = _chips(tmp_path / f"low{seed}")
+        assert low.counts["val"] >= 1 and low.counts["train"] >= 1
+        val_blocks = {block_of(c) for c in kept if c["split"] == "val"}
+        assert len(val_blocks) == 1
+        assert sorted(c["window"] for c in kept if c["split"] == "val") == sorted(
+            c["window"] for c in every if block_of(c) in val_blocks)
 
 
 def test_pixel_ratio_averages_the_scene(generated, tmp_path):
