@@ -298,3 +298,16 @@ def test_nothing_is_left_behind_when_a_write_fails(flat, tmp_path, monkeypatch):
     with pytest.raises(OSError):
         write_chips(flat, labels, out, size=64, overwrite=True)
     assert sorted(os.listdir(out)) == before and sorted(os.listdir(tmp_path)) == ["c", "flat.tif", "l.gpkg"]
+
+
+def test_labels_without_crs_and_a_missing_pyogrio_are_named(flat, tmp_path, monkeypatch):
+    import sys
+
+    with pytest.warns(UserWarning, match="'crs' was not provided"):  # pyogrio's own
+        labels = _labels(tmp_path / "l.gpkg", [_world(box(10, 10, 30, 30))], ["a"], crs=None)
+    with pytest.raises(ValueError, match="has no CRS.*EPSG:32633"):
+        write_chips(flat, labels, tmp_path / "c")
+    assert not (tmp_path / "c").exists()
+    monkeypatch.setitem(sys.modules, "pyogrio", None)
+    with pytest.raises(ImportError, match=r'pip install "rrsis\[geo\]"'):
+        write_chips(flat, labels, tmp_path / "c")
