@@ -210,6 +210,8 @@ def write_chips(image: str | os.PathLike, labels: str | os.PathLike, out: str | 
         ValueError: bad arguments, a scene without georeference, labels without a CRS, an
             unknown layer or a missing text field (naming the fields there are).
         FileExistsError: ``out`` exists and ``overwrite`` is false.
+        FileNotFoundError: ``image`` or ``labels`` is not a file.
+        ImportError: the ``geo`` extra is missing (``pip install "rrsis[geo]"``).
     """
     _check_args(size, pixel_ratio, val, test, seed, block)
     image, labels, out = os.fspath(image), os.fspath(labels), os.path.abspath(os.fspath(out))
