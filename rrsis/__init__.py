@@ -31,6 +31,7 @@ _LAZY = {
     "segment_scenes": "scene",
     "SceneOptions": "scene",
     "open_scene": "scene",
+    "write_chips": "scene",
     "read_image": "data",
 }
 
@@ -38,7 +39,7 @@ __all__ = [  # noqa: RUF022  (grouped as in _LAZY)
     "__version__", "create_model", "from_pretrained", "list_models", "list_pretrained", "is_model",
     "pretrained_cfg", "register_model", "register_pretrained", "ConfigError", "ReferringSegmenter",
     "RRSISModel", "SegmentationOutput", "Tokenizer", "ReferringLoss", "segment_scene", "segment_scenes",
-    "SceneOptions", "open_scene", "read_image",
+    "SceneOptions", "open_scene", "write_chips", "read_image",
 ]
 
 

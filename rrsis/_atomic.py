@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_append", "atomic_open", "atomic_path", "atomic_write", "disk_errors", "io_cause",
+__all__ = ["atomic_append", "atomic_folder", "atomic_open", "atomic_path", "atomic_write", "disk_errors", "io_cause",
            "temporary_path", "write_error"]
 
 # Rust writers (safetensors) report an I/O failure as text: "... (os error 28)".
@@ -111,6 +111,41 @@ def atomic_write(path: str | os.PathLike, data: str | bytes, *, durable: bool = 
     with atomic_open(path, "w" if isinstance(data, str) else "wb", durable=durable) as fh:
         fh.write(data)
     return Path(path)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a new temporary folder beside ``path``; when the block ends without an exception it
+    becomes ``path`` by a rename (an existing ``path``, allowed only with ``overwrite``, is renamed
+    away first and then removed), otherwise it is removed: the folder appears complete or not at
+    all. Files written inside need no atomic write of their own (``durable=False`` is enough).
+
+    Raises:
+        FileExistsError: ``path`` exists and ``overwrite`` is false (checked before the block runs).
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{path} is a file, not a folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_path(path)
+    tmp.mkdir()
+    old = None
+    try:
+        yield tmp
+        if path.exists():
+            old = temporary_path(path)
+            os.replace(path, old)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not path.exists():
+            os.replace(old, path)  # the swap failed halfway: the old folder comes back
+        raise
+    _fsync_dir(path.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def writable_folder(folder: str | os.PathLike, advice: str) -> None:

@@ -69,7 +69,8 @@ def _source(path: Path) -> str:
 API_GROUPS = {
     "Models and weights": ["create_model", "from_pretrained", "list_models", "list_pretrained", "is_model",
                            "pretrained_cfg", "ReferringSegmenter", "RRSISModel", "SegmentationOutput"],
-    "Images and whole scenes": ["read_image", "segment_scene", "segment_scenes", "SceneOptions", "open_scene"],
+    "Images and whole scenes": ["read_image", "segment_scene", "segment_scenes", "SceneOptions", "open_scene",
+                                "write_chips"],
     "Text, loss and errors": ["Tokenizer", "ReferringLoss", "ConfigError"],
     "Extending": ["register_model", "register_pretrained"],
 }

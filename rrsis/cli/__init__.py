@@ -16,7 +16,7 @@ from .._version import __version__
 
 # Each module defines ``add_parser(subparsers)`` which registers its subcommand and sets
 # ``func`` (called with the parsed namespace, returns an exit code).
-_COMMANDS = ["models", "convert", "synth", "train", "evaluate", "predict", "demo", "app"]
+_COMMANDS = ["models", "convert", "synth", "chips", "train", "evaluate", "predict", "demo", "app"]
 # Errors that describe the user's input or environment, not a bug in rrsis.
 _EXPECTED = (ValueError, LookupError, OSError, ImportError, RuntimeError, AssertionError)
 _EXPECTED_NAMES = ("DecompressionBombError",)

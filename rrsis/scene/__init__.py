@@ -7,7 +7,8 @@ window by window (:mod:`~rrsis.scene.read`), segments it globally, by tiles or b
 scenes, resumably and across ``torchrun`` ranks, with one merged vector file
 (:mod:`~rrsis.scene.region`); ``build_vrt`` reads an area delivered as tiles as one scene
 (:mod:`~rrsis.scene.mosaic`); ``aoi=`` asks only inside an area of interest (:mod:`~rrsis.scene.aoi`); the ``object`` mode keeps
-as many objects as the expression names, where it says (:mod:`~rrsis.scene.reading`).
+as many objects as the expression names, where it says (:mod:`~rrsis.scene.reading`);
+``write_chips`` turns a scene and its labelled polygons into a training folder (:mod:`~rrsis.scene.chips`).
 GeoTIFF and other GDAL rasters need the ``geo`` extra
 (``pip install "rrsis[geo]"``); PNG/JPEG and arrays work without it.
 """
@@ -21,6 +22,7 @@ from .api import (
     output_prefixes,
     segment_scene,
 )
+from .chips import ChipsSummary, write_chips
 from .infer import MODES, SceneOptions
 from .mosaic import build_vrt
 from .read import Scene, open_scene
@@ -28,8 +30,8 @@ from .reading import objects_named, read_expression
 from .region import RegionSummary, SceneSource, resolve_scenes, segment_scenes
 from .write import remove_stale_temporaries
 
-__all__ = ["MODES", "AOIOutsideError", "AreaOfInterest", "RegionSummary", "Scene", "SceneOptions",
+__all__ = ["MODES", "AOIOutsideError", "AreaOfInterest", "ChipsSummary", "RegionSummary", "Scene", "SceneOptions",
            "SceneResult", "SceneSource", "area_of_interest", "build_vrt", "check_georeference",
            "check_outputs", "objects_named", "open_aoi_scene", "open_scene", "output_paths",
            "output_prefixes", "read_expression", "remove_stale_temporaries", "resolve_scenes",
-           "segment_scene", "segment_scenes"]
+           "segment_scene", "segment_scenes", "write_chips"]

@@ -1,11 +1,14 @@
 """Vector geometry as an area of interest reads it: files through pyogrio, polygonal parts,
-validity (:mod:`rrsis.scene.aoi` places the result on a scene)."""
+validity (:mod:`rrsis.scene.aoi` places the result on a scene); labelled features one by one,
+with a text attribute, for training chips (:mod:`rrsis.scene.chips`)."""
 
 from __future__ import annotations
 
+import math
 import warnings
 
-__all__ = ["AOI_DEFAULT_CRS", "checked_area", "need_shapely", "polygonal_part", "read_vector_file", "union_areas"]
+__all__ = ["AOI_DEFAULT_CRS", "checked_area", "need_shapely", "polygonal_part", "read_labelled_features",
+           "read_vector_file", "union_areas"]
 
 # RFC 7946: GeoJSON coordinates are WGS 84 longitudes and latitudes; geometries, mappings and
 # bounds given without a CRS are read the same way.
@@ -93,6 +96,58 @@ def read_vector_file(path: str):
     if crs is not None and pyogrio.read_info(path, layer=0).get("driver") == "GeoJSON" and not _declares_crs(path):
         crs, implied = None, AOI_DEFAULT_CRS  # GDAL reports EPSG:4326 for any GeoJSON that names none
     return union_areas(shapes, path, 5), crs, implied
+
+
+def read_labelled_features(path: str, field: str, layer: str | None = None):
+    """``(fids, geometries, texts, crs, implied crs)`` of every feature of one layer of a vector
+    file: shapely geometries (``None`` where a feature has none), the ``field`` attribute as text
+    (``""`` where empty or null), and the CRS as :func:`read_vector_file` reports it.
+
+    Args:
+        path: a vector file pyogrio reads (GeoPackage, GeoJSON, shapefile, ...).
+        field: the attribute that holds each feature's text.
+        layer: the layer's name; ``None``: the only layer (a file of several names them in the error).
+
+    Raises:
+        ValueError: an unreadable file, an unknown layer or a missing field (naming the layers or
+            fields there are, with the closest one).
+    """
+    import difflib
+
+    try:
+        import pyogrio
+        from pyogrio import raw
+    except ImportError:
+        raise ImportError('reading a vector file needs pyogrio: pip install "rrsis[geo]"') from None
+    shapely = need_shapely()
+
+    try:
+        layers = [str(name) for name, _ in pyogrio.list_layers(path)]
+    except Exception as exc:  # noqa: BLE001 - pyogrio raises several types for one cause
+        raise ValueError(f"{path}: cannot read it as a vector file (GeoPackage, GeoJSON, shapefile, ...): "
+                         f"{exc}") from None
+    if layer is None and len(layers) > 1:
+        raise ValueError(f"{path}: {len(layers)} layers ({', '.join(layers)}); name one (--layer)")
+    if layer is not None and layer not in layers:
+        close = difflib.get_close_matches(layer, layers, n=1)
+        raise ValueError(f"{path}: no layer {layer!r}; its layers: {', '.join(layers)}"
+                         + (f"; did you mean {close[0]!r}?" if close else ""))
+    name = layer or layers[0]
+    info = pyogrio.read_info(path, layer=name)
+    fields = [str(f) for f in info["fields"]]
+    if field not in fields:
+        close = difflib.get_close_matches(field, fields, n=1)
+        raise ValueError(f"{path}: layer {name!r} has no field {field!r}; its fields: "
+                         f"{', '.join(fields) or '(none)'}" + (f"; did you mean {close[0]!r}?" if close else "")
+                         + " (--text-field)")
+    meta, fids, geoms, values = raw.read(path, layer=name, columns=[field], return_fids=True)
+    shapes = [None if b is None else shapely.from_wkb(b) for b in geoms]
+    texts = ["" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v).strip() for v in values[0]]
+    crs, implied = meta.get("crs"), None
+    if crs is not None and info.get("driver") == "GeoJSON" and not _declares_crs(path):
+        crs, implied = None, AOI_DEFAULT_CRS  # as read_vector_file: RFC 7946
+    ids = list(range(len(shapes))) if fids is None else [int(f) for f in fids]
+    return ids, shapes, texts, crs, implied
 
 
 def _declares_crs(path: str) -> bool:

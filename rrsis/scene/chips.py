@@ -1,0 +1,343 @@
+"""Training data from a GIS: a scene and its labelled polygons become a ``risbench`` folder.
+
+:func:`write_chips` cuts one chip of the scene around each polygon of a vector file (GeoPackage,
+GeoJSON, shapefile) whose attribute holds a referring expression, rasterises the polygons into
+its mask and writes ``images/``, ``masks/``, ``output_phrase_{train,val,test}.txt`` and
+``chips.json``: the folder ``rrsis train --data.dataset risbench`` reads
+(:class:`rrsis.data.FolderDataset`). Vectors are read as an area of interest reads them
+(:mod:`~rrsis.scene.vector`: pyogrio, RFC 7946 GeoJSON), scenes through the scene reader
+(:mod:`~rrsis.scene.read`: windows, bands, nodata).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._atomic import atomic_folder, atomic_path, atomic_write
+from .aoi import AreaOfInterest, _crs
+from .read import open_scene, require_geo
+from .vector import need_shapely, polygonal_part, read_labelled_features
+
+__all__ = ["ChipsSummary", "write_chips"]
+
+SPLITS = ("train", "val", "test")
+SKIP_REASONS = ("no_text", "no_area", "outside", "nodata", "no_pixel", "border")
+
+
+@dataclass(frozen=True)
+class ChipsSummary:
+    """What :func:`write_chips` wrote.
+
+    Attributes:
+        out: the folder.
+        counts: chips per split (``train``, ``val``, ``test``).
+        skipped: features (or chips) left out, by reason: ``no_text`` (empty or null text),
+            ``no_area`` (no geometry, or a point or a line), ``outside`` (no part inside the
+            scene), ``nodata`` (only nodata under the mask), ``no_pixel`` (a sliver that covers no
+            chip pixel centre), ``border`` (a train chip that overlaps a val or test chip, or a test
+            chip that overlaps a val chip).
+        larger: features larger than a chip: their chip covers their centre part.
+        image_format: ``"png"`` (3-band uint8 scenes) or ``"tif"`` (every other band count or type).
+        options: the ``rrsis train`` flags the folder needs besides ``--data.dataset risbench
+            --data.root OUT`` (value scaling of 16-bit or float chips, the band count).
+    """
+
+    out: str
+    counts: dict[str, int]
+    skipped: dict[str, int]
+    larger: int
+    image_format: str
+    options: list[str]
+
+
+def _check_args(size: Any, pixel_ratio: Any, val: Any, test: Any, seed: Any, block: Any) -> None:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 8:
+        raise ValueError(f"size: a chip side of at least 8 pixels, got {size!r}")
+    if isinstance(pixel_ratio, bool) or not isinstance(pixel_ratio, (int, float)) \
+            or not math.isfinite(pixel_ratio) or pixel_ratio <= 0:
+        raise ValueError(f"pixel_ratio: scene pixels per chip pixel, a positive number, got {pixel_ratio!r}")
+    for name, v in (("val", val), ("test", test)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
+            raise ValueError(f"{name}: a share of the scene's blocks in [0, 1), got {v!r}")
+    if val + test >= 1:
+        raise ValueError(f"val + test = {val + test:g} leaves no block for train; keep it below 1")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed: a non-negative integer, got {seed!r}")
+    if isinstance(block, bool) or not isinstance(block, int) or block < 1:
+        raise ValueError(f"block: the side of a split block in chips, a positive integer, got {block!r}")
+
+
+def _start(lo: float, hi: float, span: int, extent: int, rng: np.random.Generator) -> tuple[int, bool]:
+    """A window's first row (or column) of ``span`` pixels that holds ``[lo, hi]`` at a seeded
+    offset, clamped to ``[0, extent - span]``; ``True`` when the feature is longer than ``span``."""
+    first, last = math.ceil(hi - 1e-6) - span, math.floor(lo + 1e-6)
+    larger = hi - lo > span
+    start = round((lo + hi - span) / 2) if larger or first > last else int(rng.integers(first, last + 1))
+    if extent < span:
+        return -((span - extent) // 2), larger  # the scene is smaller than a chip: centred on it
+    return min(max(start, 0), extent - span), larger
+
+
+def _features(labels: str, text_field: str, layer: str | None, scene: Any, skipped: dict[str, int]) -> list:
+    """``[(fid, text, key, pixel geometry)]``: the features placed on the scene's pixel grid
+    (clipped to it), the others counted in ``skipped``."""
+    shapely = need_shapely()
+    from shapely.affinity import affine_transform
+    from shapely.geometry import box
+
+    fids, geoms, texts, crs, implied = read_labelled_features(labels, text_field, layer)
+    own = crs or implied
+    if own is None:
+        raise ValueError(f"{labels}: the file has no CRS; save it with one (the scene's is "
+                         f"{scene.crs.to_string()})")
+    own = _crs(own, f"{labels}: CRS")
+    inv = ~scene.transform
+    frame = box(0, 0, scene.width, scene.height)
+    out = []
+    for fid, geom, text in zip(fids, geoms, texts, strict=True):
+        if not text:
+            skipped["no_text"] += 1
+            continue
+        if geom is not None and not geom.is_empty and not geom.is_valid:
+            geom = shapely.make_valid(geom)
+        geom = None if geom is None else polygonal_part(geom)
+        if geom is None or geom.is_empty or geom.area <= 0:
+            skipped["no_area"] += 1
+            continue
+        geom = AreaOfInterest(geometry=geom, crs=own, source=f"{labels} feature {fid}").in_crs(scene.crs)
+        pix = polygonal_part(affine_transform(geom, [inv.a, inv.b, inv.d, inv.e, inv.c, inv.f]).intersection(frame))
+        if pix.is_empty or pix.area <= 0:
+            skipped["outside"] += 1
+            continue
+        text = " ".join(text.split())
+        out.append((fid, text, text.casefold(), pix))
+    return out
+
+
+def _assign_splits(windows: np.ndarray, height: int, width: int, side: int, val: float, test: float,
+                   seed: int) -> list[str]:
+    """Each chip's split, by the block (``side`` scene pixels square) that holds its centre."""
+    nby, nbx = max(1, math.ceil(height / side)), max(1, math.ceil(width / side))
+    draw = np.random.default_rng([seed, 1]).random((nby, nbx))
+    split = np.where(draw < val, 1, np.where(draw < val + test, 2, 0))
+    cy = np.clip(((windows[:, 0] + windows[:, 2]) / 2 // side).astype(int), 0, nby - 1)
+    cx = np.clip(((windows[:, 1] + windows[:, 3]) / 2 // side).astype(int), 0, nbx - 1)
+    used = sorted(set(zip(cy.tolist(), cx.tolist(), strict=True)), key=lambda b: draw[b])
+    if len(used) >= 2:
+        for k, share, need in ((1, val, 2), (2, test, 3)):
+            train = [b for b in used if split[b] == 0]
+            if share > 0 and len(used) >= need and not any(split[b] == k for b in used) and len(train) > 1:
+                split[train[0]] = k  # the train block drawn nearest to the split's share
+        if not any(split[b] == 0 for b in used):
+            split[used[-1]] = 0
+    return [SPLITS[split[y, x]] for y, x in zip(cy, cx, strict=True)]
+
+
+def _drop_border(windows: np.ndarray, splits: list[str]) -> list[str | None]:
+    """Splits with each test chip that overlaps a val chip, and each train chip that overlaps a
+    val or test chip, dropped (``None``): no val or test pixel is trained on, and val keeps every
+    chip it was given (train, the largest split, pays for the borders)."""
+    out: list[str | None] = list(splits)
+    for k, stronger in (("test", ("val",)), ("train", ("val", "test"))):
+        other = windows[[s in stronger for s in out]]
+        for i, s in enumerate(out):
+            if s != k or not len(other):
+                continue
+            r0, c0, r1, c1 = windows[i]
+            if ((other[:, 0] < r1) & (other[:, 2] > r0) & (other[:, 1] < c1) & (other[:, 3] > c0)).any():
+                out[i] = None
+    return out
+
+
+def write_chips(image: str | os.PathLike, labels: str | os.PathLike, out: str | os.PathLike, *,
+                text_field: str = "text", size: int = 480, pixel_ratio: float = 1, layer: str | None = None,
+                val: float = 0.1, test: float = 0.1, seed: int = 0, block: int = 4,
+                overwrite: bool = False) -> ChipsSummary:
+    """Cut a georeferenced raster into one training chip per labelled polygon of a vector file.
+
+    The rules:
+
+    - **One chip per feature**: a ``size`` × ``size`` window of the scene at ``pixel_ratio`` scene
+      pixels per chip pixel (averaged when above 1, as ``segment_scene`` reads at a pixel ratio),
+      placed so the feature lies inside it at an offset drawn from ``seed`` and the feature's
+      order (not always centred), then moved inside the scene. A feature larger than the chip:
+      its chip covers its centre part, and such features are counted and warned of.
+    - **Mask**: the feature's polygon, with every other feature in the chip whose text is the
+      same (spaces collapsed, case ignored: the expression names all of them), rasterised on the
+      chip's grid by pixel centres (``rasterio.features.rasterize``); 0/255 PNG. Multi-polygons
+      and holes are kept.
+    - **Skipped and counted** (:class:`ChipsSummary`): empty text, features without area (points,
+      lines), outside the scene, over nodata only, or too thin to hold a pixel centre. Labels in
+      another CRS are reprojected to the scene's; a GeoJSON file without a ``crs`` member is
+      WGS 84 (RFC 7946); a file without a CRS is refused.
+    - **Images**: the scene's values as read (every non-alpha band, its dtype; nodata pixels 0):
+      a PNG for 3-band uint8 scenes, else a GeoTIFF (placed by its chip's transform).
+      ``chips.json`` records each chip's id, split, expression, feature id, bounds and transform
+      in the scene's CRS.
+    - **Spatial splits**: the scene is cut into square blocks of ``block`` chips a side; each block
+      goes to val, test or train by a seeded draw with the shares ``val`` and ``test``, and a chip
+      goes with the block that holds its centre. With two or more occupied blocks, val (and, with
+      three, test) gets at least one when its share is above 0, and train keeps one. A train chip
+      that overlaps a val or test chip, and a test chip that overlaps a val chip, is dropped
+      (``border``), so no val or test pixel is trained on and val keeps every chip it drew.
+    - **Atomic**: the folder is written beside ``out`` under a temporary name and renamed; it
+      appears complete or not at all. An existing ``out`` needs ``overwrite``.
+
+    Args:
+        image: a raster GDAL reads (GeoTIFF, COG, VRT) with a CRS and a transform.
+        labels: a vector file (GeoPackage, GeoJSON, shapefile, ...) of polygons.
+        out: the folder to write.
+        text_field: the attribute holding each feature's expression.
+        size: chip side in pixels (480: the training size).
+        pixel_ratio: scene pixels per chip pixel (2 cuts a 0.25 m scene at 0.5 m).
+        layer: the vector file's layer (needed when it has several).
+        val, test: shares of the blocks drawn for val and test.
+        seed: the seed of placements and of the split draw.
+        block: a split block's side, in chips.
+        overwrite: replace an existing ``out``.
+
+    Returns:
+        A :class:`ChipsSummary`.
+
+    Raises:
+        ValueError: bad arguments, a scene without georeference, labels without a CRS, an
+            unknown layer or a missing text field (naming the fields there are).
+        FileExistsError: ``out`` exists and ``overwrite`` is false.
+        FileNotFoundError: ``image`` or ``labels`` is not a file.
+        ImportError: the ``geo`` extra is missing (``pip install "rrsis[geo]"``).
+    """
+    _check_args(size, pixel_ratio, val, test, seed, block)
+    image, labels, out = os.fspath(image), os.fspath(labels), os.path.abspath(os.fspath(out))
+    for path in (image, labels):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: file not found")
+        if os.path.abspath(path).startswith(out + os.sep):
+            raise ValueError(f"{path} lies inside the output folder {out}, which is written anew")
+    if os.path.exists(out) and not overwrite:
+        raise FileExistsError(f"{out} exists; pass overwrite=True (rrsis chips --overwrite) to replace it")
+    require_geo("rrsis chips")
+    need_shapely()
+    scene = open_scene(image)
+    try:
+        if scene.first_three_of:  # every band, not the RGB default's first three
+            n = scene.first_three_of
+            scene.close()
+            scene = open_scene(image, channels=n)
+        if scene.in_memory or not scene.georeferenced:
+            raise ValueError(f"{image}: chips need a georeferenced raster read by rasterio (a GeoTIFF, COG or "
+                             "VRT with a CRS and a transform) to place the labels on")
+        return _write(scene, image, labels, out, text_field=text_field, size=size, pixel_ratio=pixel_ratio,
+                      layer=layer, val=val, test=test, seed=seed, block=block, overwrite=overwrite)
+    finally:
+        scene.close()
+
+
+def _write(scene: Any, image: str, labels: str, out: str, *, text_field: str, size: int, pixel_ratio: float,
+           layer: str | None, val: float, test: float, seed: int, block: int, overwrite: bool) -> ChipsSummary:
+    import rasterio
+    from affine import Affine
+    from PIL import Image
+    from rasterio.features import rasterize
+    from rasterio.transform import array_bounds
+    from shapely import STRtree
+    from shapely.geometry import box
+
+    skipped = dict.fromkeys(SKIP_REASONS, 0)
+    features = _features(labels, text_field, layer, scene, skipped)
+    if not features:
+        raise ValueError(f"{labels}: no feature with text and area inside {image} (skipped: "
+                         + ", ".join(f"{k} {v}" for k, v in skipped.items() if v) + ")")
+    span = max(1, round(size * pixel_ratio))
+    step = span / size
+    n_bands, dtype = len(scene.bands), np.dtype(scene.dtype)
+    fmt = "png" if n_bands == 3 and dtype == np.uint8 else "tif"
+    by_key: dict[str, list] = {}
+    for f in features:
+        by_key.setdefault(f[2], []).append(f[3])
+    trees = {k: (STRtree(v), v) for k, v in by_key.items()}
+    records, windows, larger = [], [], 0
+    with atomic_folder(out, overwrite=overwrite) as tmp:
+        os.makedirs(os.path.join(tmp, "images"))
+        os.makedirs(os.path.join(tmp, "masks"))
+        for index, (fid, text, key, pix) in enumerate(features):
+            rng = np.random.default_rng([seed, index])
+            x0, y0, x1, y1 = pix.bounds
+            r0, big_y = _start(y0, y1, span, scene.height, rng)
+            c0, big_x = _start(x0, x1, span, scene.width, rng)
+            larger += big_x or big_y
+            frame = box(c0, r0, c0 + span, r0 + span)
+            tree, same = trees[key]
+            shapes = [(same[j], 255) for j in tree.query(frame, predicate="intersects")]
+            mask = rasterize(shapes, out_shape=(size, size), transform=Affine(step, 0, c0, 0, step, r0),
+                             fill=0, dtype="uint8")
+            if not mask.any():
+                skipped["no_pixel"] += 1
+                continue
+            window = (r0, c0, r0 + span, c0 + span)
+            data, valid = scene._read_raw(window, None if span == size else (size, size))
+            if not (valid & (mask > 0)).any():
+                skipped["nodata"] += 1
+                continue
+            data[:, ~valid] = 0
+            if data.dtype.kind == "f":
+                data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
+            cid = f"{len(records):05d}"
+            transform = scene.transform @ Affine.translation(c0, r0) @ Affine.scale(step)
+            if fmt == "png":
+                with atomic_path(os.path.join(tmp, "images", cid + ".png"), durable=False, keep_suffix=True) as p:
+                    Image.fromarray(np.ascontiguousarray(data.transpose(1, 2, 0))).save(p, format="PNG")
+            else:
+                profile = dict(scene.profile or {})
+                for k in ("photometric", "nodata", "blockxsize", "blockysize", "tiled", "interleave", "alpha"):
+                    profile.pop(k, None)
+                profile.update(driver="GTiff", count=n_bands, dtype=data.dtype.name, height=size, width=size,
+                               crs=scene.crs, transform=transform, compress="deflate")
+                with atomic_path(os.path.join(tmp, "images", cid + ".tif"), durable=False, keep_suffix=True) as p, \
+                        rasterio.open(p, "w", **profile) as ds:
+                    ds.write(data)
+            with atomic_path(os.path.join(tmp, "masks", cid + ".png"), durable=False, keep_suffix=True) as p:
+                Image.fromarray(mask).save(p, format="PNG")
+            windows.append(window)
+            records.append({"id": cid, "split": None, "expression": text, "feature": fid,
+                            "bounds": list(array_bounds(size, size, transform)), "transform": list(transform)[:6],
+                            "window": list(window)})
+        if not records:
+            raise ValueError(f"{labels}: no chip left (skipped: "
+                             + ", ".join(f"{k} {v}" for k, v in skipped.items() if v) + ")")
+        wins = np.asarray(windows, dtype=np.int64)
+        splits = _drop_border(wins, _assign_splits(wins, scene.height, scene.width, block * span, val, test, seed))
+        for rec, split in zip(records, splits, strict=True):
+            rec["split"] = split
+            if split is None:
+                skipped["border"] += 1
+                for sub, ext in (("images", fmt), ("masks", "png")):
+                    os.remove(os.path.join(tmp, sub, f"{rec['id']}.{ext}"))
+        records = [r for r in records if r["split"] is not None]
+        counts = {s: sum(r["split"] == s for r in records) for s in SPLITS}
+        for s in SPLITS:
+            if counts[s]:
+                atomic_write(os.path.join(tmp, f"output_phrase_{s}.txt"),
+                             "".join(f"{r['id']} {r['expression']}\n" for r in records if r["split"] == s),
+                             durable=False)
+        options = []
+        if fmt == "tif" and dtype != np.uint8:
+            options.append("--data.options '{\"scale\": \"%s\"}'" % ("dtype" if dtype.kind in "ui" else "max"))
+        if n_bands not in (1, 3):
+            options.append(f"--model.in_chans {n_bands} --model.mean ... --model.std ... ({n_bands} values each)")
+        meta = {"scene": os.path.abspath(image), "labels": os.path.abspath(labels), "text_field": text_field,
+                "crs": scene.crs.to_string(), "size": size, "pixel_ratio": pixel_ratio, "seed": seed, "val": val,
+                "test": test, "block": block, "image_format": fmt, "counts": counts, "skipped": skipped,
+                "larger": larger, "train_options": options, "chips": records}
+        atomic_write(os.path.join(tmp, "chips.json"), json.dumps(meta, indent=1) + "\n", durable=False)
+    if larger:
+        warnings.warn(f"{larger} feature(s) larger than a chip ({span} scene pixels a side): their chips cover "
+                      "their centre part; a larger pixel_ratio (--pixel-ratio) fits them whole", UserWarning,
+                      stacklevel=3)
+    return ChipsSummary(out=out, counts=counts, skipped=skipped, larger=larger, image_format=fmt, options=options)
