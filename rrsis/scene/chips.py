@@ -24,6 +24,7 @@ from .._atomic import atomic_folder, atomic_path, atomic_write
 from .aoi import AreaOfInterest, _crs
 from .read import open_scene, require_geo
 from .vector import need_shapely, polygonal_part, read_labelled_features
+from .write import remove_stale_temporaries
 
 __all__ = ["ChipsSummary", "write_chips"]
 
@@ -263,6 +264,7 @@ def _write(scene: Any, image: str, labels: str, out: str, *, text_field: str, si
         by_key.setdefault(f[2], []).append(f[3])
     trees = {k: (STRtree(v), v) for k, v in by_key.items()}
     records, windows, larger = [], [], 0
+    remove_stale_temporaries(out)  # what a killed run of this folder left beside it
     with atomic_folder(out, overwrite=overwrite) as tmp:
         os.makedirs(os.path.join(tmp, "images"))
         os.makedirs(os.path.join(tmp, "masks"))

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,9 +41,10 @@ def _pid_alive(pid: int) -> bool:
 
 
 def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
-    """Remove the temporary files a killed or failed write of ``path`` left beside it.
+    """Remove the temporary files (and folders, :func:`rrsis._atomic.atomic_folder`'s) a killed
+    or failed write of ``path`` left beside it.
 
-    The rule: a file in ``path``'s folder named as :mod:`rrsis._atomic` names temporaries of
+    The rule: a file or folder in ``path``'s folder named as :mod:`rrsis._atomic` names temporaries of
     ``path`` (``.NAME.PID-XXXXXXXX.tmp[.SUFFIX]`` and temporaries of those, or ``.NAME.tmpPID``
     from rrsis before 0.2)
     whose process ``PID`` no longer runs on this machine is removed. Temporaries of a live
@@ -62,13 +64,16 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     removed = []
     for entry in folder.iterdir():
         m = pattern.match(entry.name)
-        if not m or not entry.is_file():
+        if not m or not (entry.is_file() or entry.is_dir()) or entry.is_symlink():
             continue
         pid = int(m.group(1) or m.group(2))
         if _pid_alive(pid):  # this process or another run still writing it
             continue
         with contextlib.suppress(FileNotFoundError):
-            entry.unlink()
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
             removed.append(entry)
     return removed
 

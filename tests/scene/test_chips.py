@@ -311,3 +311,26 @@ def test_labels_without_crs_and_a_missing_pyogrio_are_named(flat, tmp_path, monk
     monkeypatch.setitem(sys.modules, "pyogrio", None)
     with pytest.raises(ImportError, match=r'pip install "rrsis\[geo\]"'):
         write_chips(flat, labels, tmp_path / "c")
+
+
+def test_a_killed_runs_folder_is_removed_by_the_next_run(flat, tmp_path):
+    """A killed run leaves its temporary folder beside ``out`` (atomic_folder's rename never
+    came); the next run removes it when its process is gone, and leaves a live one's alone."""
+    labels = _labels(tmp_path / "l.gpkg", [_world(box(10, 10, 30, 30)), _world(box(70, 70, 90, 100))], ["a", "b"])
+    dead = 2 ** 22 + 12345  # above the largest PID Linux hands out by default
+    while True:
+        try:
+            os.kill(dead, 0)
+            dead += 1
+        except ProcessLookupError:
+            break
+        except PermissionError:
+            dead += 1
+    stale = tmp_path / f".c.{dead}-0123abcd.tmp"
+    (stale / "images").mkdir(parents=True)
+    (stale / "images" / "0.png").write_bytes(b"half")
+    live = tmp_path / f".c.{os.getpid()}-89abcdef.tmp"
+    live.mkdir()
+    write_chips(flat, labels, tmp_path / "c", size=64, val=0, test=0)
+    assert not stale.exists() and live.is_dir()
+    assert sorted(os.listdir(tmp_path / "c" / "images")) == ["00000.png", "00001.png"]
