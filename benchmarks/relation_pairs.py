@@ -99,24 +99,23 @@ def _ious(comps, gt: np.ndarray) -> np.ndarray:
 
 
 def prepare(records: list[dict], max_k: int) -> list[dict]:
-    """Per expression: the relation to each of the anchor's ``max_k`` surest components (as
-    ``related_to_anchor`` orders them), the targets' probabilities and IoUs."""
-    from rrsis.scene.rank import component_places
-    from rrsis.scene.reading import EVERY, Reading, choose, read_expression
+    """Per expression: the relation to each of the anchor's ``max_k`` candidates
+    (:func:`rrsis.scene.rank.anchor_units`, as ``related_to_anchor`` takes them), the targets'
+    probabilities and IoUs."""
+    from rrsis.scene.rank import anchor_units
+    from rrsis.scene.reading import EVERY
     from rrsis.scene.relation import relate
 
     out = []
     for r in records:
         comps, anc, said = r["comps"], r["anchor"], r["said"]
         how, words = said.relation
-        sa = read_expression(words)
-        sa = Reading(sa.objects, sa.place)
-        x, y = component_places(anc)
-        order = choose(sa, anc.mean_probability, x, y, anc.area, EVERY)[:max_k] if len(anc) else []
-        out.append({"kind": r["kind"], "p_t": comps.mean_probability, "p_a": anc.mean_probability[order],
+        units = anchor_units(anc, words, candidates=max_k)
+        out.append({"kind": r["kind"], "p_t": comps.mean_probability,
+                    "p_a": np.array([anc.mean_probability[u].mean() for u in units]),
                     "iou": _ious(comps, r["gt"]), "near": r["near"],
-                    "related": [relate(comps, anc, [a], how, every=said.objects == EVERY, near=r["near"])
-                                for a in order]})
+                    "related": [relate(comps, anc, u, how, every=said.objects == EVERY, near=r["near"])
+                                for u in units]})
     return out
 
 

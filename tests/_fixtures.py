@@ -218,3 +218,30 @@ def flood_fill(mask, connectivity: int = 8):
                     labels[ny, nx] = n
                     queue.append((ny, nx))
     return labels, n
+
+
+def dead_pid() -> int:
+    """A process id no process holds now (above the largest Linux hands out by default), for
+    temporaries a killed writer left behind."""
+    pid = 2 ** 22 + 12345
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            pass
+        pid += 1
+
+
+def named_alone(objects: list[dict]) -> list[tuple[dict, str]]:
+    """``(object, words)`` for each object of a generated scene (``meta["objects"]``) that its
+    words name alone: "the plane" for the only plane, "the white plane" for the only white one."""
+    out = []
+    for o in objects:
+        same = [p for p in objects if p["category"] == o["category"]]
+        if len(same) == 1:
+            out.append((o, f"the {o['category']}"))
+        elif sum(p["colour"] == o["colour"] for p in same) == 1:
+            out.append((o, f"the {o['colour']} {o['category']}"))
+    return out

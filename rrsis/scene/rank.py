@@ -42,7 +42,7 @@ from .read import Scene
 from .reading import EVERY, Reading, choose, read_expression
 from .relation import relate
 
-__all__ = ["ANCHOR_CANDIDATES", "ANCHOR_WEIGHT", "SPREAD", "component_places", "component_scores", "object_scores",
+__all__ = ["ANCHOR_CANDIDATES", "ANCHOR_WEIGHT", "SPREAD", "anchor_units", "component_places", "component_scores", "object_scores",
            "object_strips", "ranked_strips", "related_to_anchor", "scene_components"]
 
 
@@ -183,6 +183,22 @@ SPREAD = 8.0
 """Model tiles of distance that cost as much as a factor e of the target's mean probability."""
 
 
+def anchor_units(found: Components, words: str, *, place: bool = True, transform=None,
+                 candidates: int = ANCHOR_CANDIDATES) -> list[np.ndarray]:
+    """The components of ``found`` (the anchor's own tiled pass) that may be the anchor its
+    ``words`` name, each candidate as an array of component indices, the surest first: when the
+    words name one object, each of the ``candidates`` surest components there alone; otherwise
+    (or with ``candidates=1``) one candidate, the components the words keep (count, and place
+    when ``place``); ``[]`` when none is kept."""
+    said = read_expression(words)
+    said = Reading(said.objects, said.place if place else None)
+    if said.objects == 1 and candidates > 1:
+        x, y = component_places(found, transform)
+        return [np.array([a]) for a in choose(said, found.mean_probability, x, y, found.area, EVERY)[:candidates]]
+    kept = np.flatnonzero(object_scores(found, said.objects, said, transform) > 0)
+    return [kept] if len(kept) else []
+
+
 def related_to_anchor(components: Components, found: Components, reading: Reading, *, near: float,
                       place: bool = True, transform=None, candidates: int = ANCHOR_CANDIDATES,
                       anchor_weight: float = ANCHOR_WEIGHT,
@@ -202,15 +218,7 @@ def related_to_anchor(components: Components, found: Components, reading: Readin
     the nearest component (``related = (allowed, gap)``). ``kept``: how many anchor components
     are kept."""
     how, words = reading.relation
-    said = read_expression(words)
-    said = Reading(said.objects, said.place if place else None)
-    if said.objects == 1 and candidates > 1:
-        x, y = component_places(found, transform)
-        order = choose(said, found.mean_probability, x, y, found.area, EVERY)[:candidates]
-        units = [np.array([a]) for a in order]
-    else:
-        kept = np.flatnonzero(object_scores(found, said.objects, said, transform) > 0)
-        units = [kept] if len(kept) else []
+    units = anchor_units(found, words, place=place, transform=transform, candidates=candidates)
     if not units:
         return None, 0
     every = reading.objects == EVERY

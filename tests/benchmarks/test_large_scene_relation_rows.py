@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _fixtures import named_alone
 
 pytest.importorskip("rasterio")
 
@@ -18,15 +19,8 @@ def test_relation_rows_match_segment_scene(tmp_path, benchmark_module):
     model = ls.random_model(64)
     (meta,) = ls.make_set(tmp_path, [128], 1, ls.TUNE, 3, 64, 1)
     objs = meta["objects"]
-
-    def same(o):
-        return [p for p in objs if p["category"] == o["category"]]
-
-    # An object its words name alone: the only one of its category, or of its colour in it.
-    anchor = next(o for o in objs if len(same(o)) == 1 or sum(p["colour"] == o["colour"] for p in same(o)) == 1)
+    anchor, anchor_words = named_alone(objs)[0]
     other = next(o for o in objs if o["category"] != anchor["category"])
-    alone = len(same(anchor)) == 1
-    anchor_words = f"the {anchor['category']}" if alone else f"the {anchor['colour']} {anchor['category']}"
     texts = [f"the {other['category']} next to {anchor_words}", f"the {other['category']} north of {anchor_words}"]
     meta["expressions"] = [{"text": t, "kind": k, "targets": [other["id"]]} for t, k in zip(texts, ("relation", "direction"))]
     recs = list(ls.passes(model, meta, (0.25,), (), 4096))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _fixtures import named_alone
 
 pytest.importorskip("rasterio")
 
@@ -19,15 +20,8 @@ def test_the_grid_scores_the_shipped_rule(tmp_path, benchmark_module):
     model = ls.random_model(64)
     (meta,) = ls.make_set(tmp_path, [192], 1, ls.TUNE, 5, 64, 1)
     objs = meta["objects"]
-
-    def same(o):
-        return [p for p in objs if p["category"] == o["category"]]
-
-    # Objects their words name alone: the only one of its category, or of its colour in it.
-    named = [o for o in objs if len(same(o)) == 1 or sum(p["colour"] == o["colour"] for p in same(o)) == 1]
     texts, targets = [], []
-    for anchor in named[:2]:
-        words = f"the {anchor['category']}" if len(same(anchor)) == 1 else f"the {anchor['colour']} {anchor['category']}"
+    for anchor, words in named_alone(objs)[:2]:
         for other in [o for o in objs if o["category"] != anchor["category"]][:2]:
             texts += [f"the {other['category']} next to {words}", f"the {other['category']} south of {words}"]
             targets += [[other["id"]]] * 2

@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 import pytest
+from _fixtures import dead_pid
 
 rasterio = pytest.importorskip("rasterio")
 shapely = pytest.importorskip("shapely")
@@ -317,15 +318,7 @@ def test_a_killed_runs_folder_is_removed_by_the_next_run(flat, tmp_path):
     """A killed run leaves its temporary folder beside ``out`` (atomic_folder's rename never
     came); the next run removes it when its process is gone, and leaves a live one's alone."""
     labels = _labels(tmp_path / "l.gpkg", [_world(box(10, 10, 30, 30)), _world(box(70, 70, 90, 100))], ["a", "b"])
-    dead = 2 ** 22 + 12345  # above the largest PID Linux hands out by default
-    while True:
-        try:
-            os.kill(dead, 0)
-            dead += 1
-        except ProcessLookupError:
-            break
-        except PermissionError:
-            dead += 1
+    dead = dead_pid()
     stale = tmp_path / f".c.{dead}-0123abcd.tmp"
     (stale / "images").mkdir(parents=True)
     (stale / "images" / "0.png").write_bytes(b"half")

@@ -1,13 +1,13 @@
 """rrsis/scene/cog.py and the mask writer: Cloud-Optimized GeoTIFFs checked by reading them back,
 through rasterio and through the TIFF's own bytes."""
 
-import os
 import struct
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _fixtures import dead_pid
 
 rasterio = pytest.importorskip("rasterio")
 from affine import Affine
@@ -200,15 +200,7 @@ def test_bad_resampling_and_missing_rasterio_are_named(tmp_path, monkeypatch):
 def test_a_dead_writers_strips_and_overview_temporaries_are_stale(tmp_path):
     """The names the mask writer and GDAL's COG driver give their temporaries fall under
     remove_stale_temporaries' rule: after a kill -9 the next run removes them."""
-    dead = 2 ** 22 + 12345  # above the largest PID Linux hands out by default
-    while True:
-        try:
-            os.kill(dead, 0)
-            dead += 1
-        except ProcessLookupError:
-            break
-        except PermissionError:
-            dead += 1
+    dead = dead_pid()
     staged = f".o_mask.tif.{dead}-0123abcd.tmp.tif"
     names = [staged, f".{staged}.{dead}-4567cdef.tmp.tif",  # MaskWriter's strips
              f"{staged}.ovr.tmp", f"{staged}.msk.ovr.tmp"]  # GDAL's overviews of the COG being written
