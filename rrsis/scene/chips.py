@@ -252,6 +252,9 @@ def write_chips(image: str | os.PathLike, labels: str | os.PathLike, out: str | 
     need_shapely()
     scene = open_scene(image)
     try:
+        if scene.in_memory or not scene.georeferenced:
+            raise ValueError(f"{image}: chips need a georeferenced raster read by rasterio (a GeoTIFF, COG or "
+                             "VRT with a CRS and a transform) to place the labels on")
         chosen = _chip_bands(bands, scene)
         if chosen is not None:  # as predict reads them: channels for a count other than 1 or 3
             scene.close()
@@ -260,9 +263,6 @@ def write_chips(image: str | os.PathLike, labels: str | os.PathLike, out: str | 
             n = scene.first_three_of
             scene.close()
             scene = open_scene(image, channels=n)
-        if scene.in_memory or not scene.georeferenced:
-            raise ValueError(f"{image}: chips need a georeferenced raster read by rasterio (a GeoTIFF, COG or "
-                             "VRT with a CRS and a transform) to place the labels on")
         return _write(scene, image, labels, out, text_field=text_field, size=size, pixel_ratio=pixel_ratio,
                       layer=layer, val=val, test=test, seed=seed, block=block, overwrite=overwrite)
     finally:

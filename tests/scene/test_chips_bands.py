@@ -141,4 +141,8 @@ def test_bad_band_lists_name_the_band_count_and_write_nothing(ms, tmp_path):
     with pytest.raises(ValueError) as chipped:
         write_chips(ms["tif"], ms["labels"], out, size=64, bands="4,3,9")
     assert str(chipped.value) == str(predicted.value)
-    assert sorted(os.listdir(tmp_path)) == before
+    # A picture without georeference is refused for what it is, bands or not.
+    Image.fromarray(ms["data"][:3].transpose(1, 2, 0).astype(np.uint8)).save(tmp_path / "plain.png")
+    with pytest.raises(ValueError, match="chips need a georeferenced raster"):
+        write_chips(tmp_path / "plain.png", ms["labels"], out, bands="3,2,1")
+    assert sorted(os.listdir(tmp_path)) == [*before, "plain.png"]
