@@ -65,3 +65,28 @@ def test_bands_flag_prints_matching_train_and_predict_lines(scene, tmp_path, cap
     assert main([*args, "--out", str(tmp_path / "bad"), "--bands", "4,6,2"]) == 2
     err = capsys.readouterr().err
     assert "bands [6] out of range; the raster has 5 band(s)" in err and not (tmp_path / "bad").exists()
+
+
+@pytest.mark.slow
+def test_a_model_trained_on_band_chips_predicts_with_the_printed_line(scene, tmp_path, capsys):
+    """Chips of bands 4,3,2,5 → two training steps of a 4-band model → the printed predict line runs
+    on the five-band scene; without --bands the same model refuses it, naming both counts."""
+    _, args = scene
+    out = tmp_path / "chips"
+    assert main([*args, "--out", str(out), "--bands", "4,3,2,5"]) == 0
+    said = capsys.readouterr().out.splitlines()
+    train = shlex.split(next(ln for ln in said if ln.startswith("train: ")).removeprefix("train: rrsis "))
+    train = train[:train.index("--model.mean")]  # the hint's "..." are the user's statistics
+    run = tmp_path / "run"
+    assert main([*train, "--config", "gl-msin-tiny-synthetic", "--model.mean", "[0.5,0.5,0.5,0.5]",
+                 "--model.std", "[0.25,0.25,0.25,0.25]", "--data.val_split", "null", "--train.max_steps", "2",
+                 "--train.batch_size", "2", "--train.output_dir", str(run), "--train.progress", "false"]) == 0
+    predict = shlex.split(next(ln for ln in said if ln.startswith("predict: ")).removeprefix("predict: rrsis "))
+    predict = [str(run / "final") if w == "MODEL" else "the tank" if w == "TEXT" else w for w in predict]
+    assert main([*predict, "--mode", "global", "--out", str(tmp_path / "pred"), "--quiet"]) == 0
+    with rasterio.open(next(tmp_path.glob("pred*.tif"))) as ds:
+        assert (ds.count, ds.height, ds.width) == (1, 96, 96)
+    capsys.readouterr()
+    without = [w for i, w in enumerate(predict) if "--bands" not in (w, predict[i - 1])]
+    assert main([*without, "--mode", "global", "--out", str(tmp_path / "none"), "--quiet"]) == 2
+    assert "5 band(s)" in capsys.readouterr().err
