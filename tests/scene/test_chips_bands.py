@@ -146,3 +146,20 @@ def test_bad_band_lists_name_the_band_count_and_write_nothing(ms, tmp_path):
     with pytest.raises(ValueError, match="chips need a georeferenced raster"):
         write_chips(tmp_path / "plain.png", ms["labels"], out, bands="3,2,1")
     assert sorted(os.listdir(tmp_path)) == [*before, "plain.png"]
+
+
+def test_nodata_is_read_as_without_bands(tmp_path):
+    data = np.random.default_rng(2).integers(1, 4000, (4, 128, 128)).astype(np.uint16)
+    data[:, :, :64] = 0  # the scene's nodata value, in every band
+    with rasterio.open(tmp_path / "nd.tif", "w", driver="GTiff", height=128, width=128, count=4, dtype="uint16",
+                       crs=UTM, transform=T, nodata=0, photometric="MINISBLACK") as ds:
+        ds.write(data)
+    s = write_chips(tmp_path / "nd.tif", _labels(tmp_path / "l.gpkg"), tmp_path / "c", size=64, val=0, test=0,
+                    bands="4,2")
+    assert s.skipped["nodata"] == 1 and s.counts["train"] == 1 and s.bands == (4, 2)
+    assert any("--model.in_chans 2" in o for o in s.options)
+    c = _meta(tmp_path / "c")["chips"][0]
+    r0, c0, r1, c1 = c["window"]
+    with rasterio.open(tmp_path / "c" / "images" / f"{c['id']}.tif") as ds:
+        assert ds.nodata is None  # nodata pixels are 0, as without bands
+        np.testing.assert_array_equal(ds.read(), data[[3, 1], r0:r1, c0:c1])
