@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import warnings
 
 
@@ -29,6 +30,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val", type=float, default=0.1, help="share of the blocks drawn for val (default 0.1)")
     p.add_argument("--test", type=float, default=0.1, help="share of the blocks drawn for test (default 0.1)")
     p.add_argument("--block", type=int, default=4, help="a split block's side, in chips (default 4)")
+    p.add_argument("--bands", help="band numbers counted from 1 (as GDAL counts) the chips hold, in this order, "
+                                   "e.g. 4,3,2 or 4,3,2,8 (default: every band but alpha); rrsis predict on "
+                                   "the scene then takes the same --bands")
     p.add_argument("--seed", type=int, default=0, help="seed of the placements and the split draw (default 0)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT folder")
     p.set_defaults(func=run, needs_registry=False)
@@ -41,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         warnings.simplefilter("always")
         s = write_chips(args.image, args.labels, args.out, text_field=args.text_field, size=args.size,
                         pixel_ratio=args.pixel_ratio, layer=args.layer, val=args.val, test=args.test,
-                        seed=args.seed, block=args.block, overwrite=args.overwrite)
+                        seed=args.seed, block=args.block, bands=args.bands, overwrite=args.overwrite)
     for w in caught:
         print(f"warning: {w.message}")
     total = sum(s.counts.values())
@@ -51,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
     if left:
         print("skipped: " + ", ".join(f"{v} {k}" for k, v in left.items()))
     print(f"train: rrsis train --data.dataset risbench --data.root {s.out}" + "".join(" " + o for o in s.options))
+    if args.bands is not None:  # the model trained on these chips reads the same bands of a scene
+        print(f"predict: rrsis predict --model MODEL --image {shlex.quote(args.image)} --bands "
+              + ",".join(map(str, s.bands)) + " --text TEXT")
     if not s.counts["val"]:
         print("no val chips: add --data.val_split null to train without validation (or lower --block)")
     return 0

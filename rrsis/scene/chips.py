@@ -15,12 +15,14 @@ import json
 import math
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .._atomic import atomic_folder, atomic_path, atomic_write
+from ..data.bands import parse_bands
 from .aoi import AreaOfInterest, _crs
 from .read import open_scene, require_geo
 from .vector import need_shapely, polygonal_part, read_labelled_features
@@ -48,6 +50,7 @@ class ChipsSummary:
         image_format: ``"png"`` (3-band uint8 scenes) or ``"tif"`` (every other band count or type).
         options: the ``rrsis train`` flags the folder needs besides ``--data.dataset risbench
             --data.root OUT`` (value scaling of 16-bit or float chips, the band count).
+        bands: the scene's band numbers (counted from 1) the chips hold, in their order.
     """
 
     out: str
@@ -56,6 +59,7 @@ class ChipsSummary:
     larger: int
     image_format: str
     options: list[str]
+    bands: tuple[int, ...] = ()
 
 
 def _check_args(size: Any, pixel_ratio: Any, val: Any, test: Any, seed: Any, block: Any) -> None:
@@ -73,6 +77,21 @@ def _check_args(size: Any, pixel_ratio: Any, val: Any, test: Any, seed: Any, blo
         raise ValueError(f"seed: a non-negative integer, got {seed!r}")
     if isinstance(block, bool) or not isinstance(block, int) or block < 1:
         raise ValueError(f"block: the side of a split block in chips, a positive integer, got {block!r}")
+
+
+def _chip_bands(bands: Any, scene: Any) -> tuple[int, ...] | None:
+    """``bands`` read by ``rrsis predict --bands``'s parser, its messages naming the scene's band
+    count; a band named twice is refused (a chip holds each band once). Out-of-range numbers are
+    the scene reader's to refuse, with its message."""
+    have = f"{scene.name} has {scene._ds.count} band(s), counted from 1"
+    try:
+        chosen = parse_bands(bands)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; {have}") from None
+    if chosen is not None and (twice := sorted({b for b in chosen if chosen.count(b) > 1})):
+        raise ValueError(f"bands {chosen}: band(s) {twice} named more than once; a chip holds each band "
+                         f"once ({have})")
+    return chosen
 
 
 def _start(lo: float, hi: float, span: int, extent: int, rng: np.random.Generator) -> tuple[int, bool]:
@@ -160,7 +179,7 @@ def _drop_border(windows: np.ndarray, splits: list[str]) -> list[str | None]:
 def write_chips(image: str | os.PathLike, labels: str | os.PathLike, out: str | os.PathLike, *,
                 text_field: str = "text", size: int = 480, pixel_ratio: float = 1, layer: str | None = None,
                 val: float = 0.1, test: float = 0.1, seed: int = 0, block: int = 4,
-                overwrite: bool = False) -> ChipsSummary:
+                bands: str | Sequence[int] | None = None, overwrite: bool = False) -> ChipsSummary:
     """Cut a georeferenced raster into one training chip per labelled polygon of a vector file.
 
     The rules:
@@ -178,10 +197,11 @@ def write_chips(image: str | os.PathLike, labels: str | os.PathLike, out: str | 
       lines), outside the scene, over nodata only, or too thin to hold a pixel centre. Labels in
       another CRS are reprojected to the scene's; a GeoJSON file without a ``crs`` member is
       WGS 84 (RFC 7946); a file without a CRS is refused.
-    - **Images**: the scene's values as read (every non-alpha band, its dtype; nodata pixels 0):
-      a PNG for 3-band uint8 scenes, else a GeoTIFF (placed by its chip's transform).
-      ``chips.json`` records each chip's id, split, expression, feature id, bounds and transform
-      in the scene's CRS.
+    - **Images**: the scene's values as read (every non-alpha band, or ``bands`` in their order;
+      its dtype; nodata pixels 0): a PNG for 3 uint8 bands, else a GeoTIFF (placed by its chip's
+      transform). ``chips.json`` records the bands (with the scene's band count and the bands'
+      descriptions) and each chip's id, split, expression, feature id, bounds and transform in the
+      scene's CRS.
     - **Spatial splits**: the scene is cut into square blocks of ``block`` chips a side; each block
       goes to val, test or train by a seeded draw with the shares ``val`` and ``test``, and a chip
       goes with the block that holds its centre. With two or more occupied blocks, val (and, with
@@ -202,14 +222,19 @@ def write_chips(image: str | os.PathLike, labels: str | os.PathLike, out: str | 
         val, test: shares of the blocks drawn for val and test.
         seed: the seed of placements and of the split draw.
         block: a split block's side, in chips.
+        bands: the scene's band numbers counted from 1 (as GDAL counts) the chips hold, in this
+            order (``"4,3,2"`` or ``(4, 3, 2, 8)``); predicting on the scene takes the same
+            (``rrsis predict --bands``). Default: every non-alpha band. A band named twice is refused.
         overwrite: replace an existing ``out``.
 
     Returns:
         A :class:`ChipsSummary`.
 
     Raises:
-        ValueError: bad arguments, a scene without georeference, labels without a CRS, an
-            unknown layer or a missing text field (naming the fields there are).
+        ValueError: bad arguments (``bands`` empty, out of the scene's range or naming a band
+            twice: the message names the scene's band count), a scene without georeference,
+            labels without a CRS, an unknown layer or a missing text field (naming the fields
+            there are).
         FileExistsError: ``out`` exists and ``overwrite`` is false.
         FileNotFoundError: ``image`` or ``labels`` is not a file.
         ImportError: the ``geo`` extra is missing (``pip install "rrsis[geo]"``).
@@ -227,13 +252,17 @@ def write_chips(image: str | os.PathLike, labels: str | os.PathLike, out: str | 
     need_shapely()
     scene = open_scene(image)
     try:
-        if scene.first_three_of:  # every band, not the RGB default's first three
-            n = scene.first_three_of
-            scene.close()
-            scene = open_scene(image, channels=n)
         if scene.in_memory or not scene.georeferenced:
             raise ValueError(f"{image}: chips need a georeferenced raster read by rasterio (a GeoTIFF, COG or "
                              "VRT with a CRS and a transform) to place the labels on")
+        chosen = _chip_bands(bands, scene)
+        if chosen is not None:  # as predict reads them: channels for a count other than 1 or 3
+            scene.close()
+            scene = open_scene(image, bands=chosen, channels=None if len(chosen) in (1, 3) else len(chosen))
+        elif scene.first_three_of:  # every band, not the RGB default's first three
+            n = scene.first_three_of
+            scene.close()
+            scene = open_scene(image, channels=n)
         return _write(scene, image, labels, out, text_field=text_field, size=size, pixel_ratio=pixel_ratio,
                       layer=layer, val=val, test=test, seed=seed, block=block, overwrite=overwrite)
     finally:
@@ -258,6 +287,7 @@ def _write(scene: Any, image: str, labels: str, out: str, *, text_field: str, si
     span = max(1, round(size * pixel_ratio))
     step = span / size
     n_bands, dtype = len(scene.bands), np.dtype(scene.dtype)
+    names = [scene._ds.descriptions[b - 1] for b in scene.bands]  # GDAL's band descriptions, or None
     fmt = "png" if n_bands == 3 and dtype == np.uint8 else "tif"
     by_key: dict[str, list] = {}
     for f in features:
@@ -304,6 +334,8 @@ def _write(scene: Any, image: str, labels: str, out: str, *, text_field: str, si
                 with atomic_path(os.path.join(tmp, "images", cid + ".tif"), durable=False, keep_suffix=True) as p, \
                         rasterio.open(p, "w", **profile) as ds:
                     ds.write(data)
+                    if any(names):  # the chip says which of the scene's bands it holds
+                        ds.descriptions = tuple(d or "" for d in names)
             with atomic_path(os.path.join(tmp, "masks", cid + ".png"), durable=False, keep_suffix=True) as p:
                 Image.fromarray(mask).save(p, format="PNG")
             windows.append(window)
@@ -335,11 +367,13 @@ def _write(scene: Any, image: str, labels: str, out: str, *, text_field: str, si
             options.append(f"--model.in_chans {n_bands} --model.mean ... --model.std ... ({n_bands} values each)")
         meta = {"scene": os.path.abspath(image), "labels": os.path.abspath(labels), "text_field": text_field,
                 "crs": scene.crs.to_string(), "size": size, "pixel_ratio": pixel_ratio, "seed": seed, "val": val,
-                "test": test, "block": block, "image_format": fmt, "counts": counts, "skipped": skipped,
+                "test": test, "block": block, "bands": list(scene.bands), "scene_band_count": scene._ds.count,
+                "band_descriptions": names, "image_format": fmt, "counts": counts, "skipped": skipped,
                 "larger": larger, "train_options": options, "chips": records}
         atomic_write(os.path.join(tmp, "chips.json"), json.dumps(meta, indent=1) + "\n", durable=False)
     if larger:
         warnings.warn(f"{larger} feature(s) larger than a chip ({span} scene pixels a side): their chips cover "
                       "their centre part; a larger pixel_ratio (--pixel-ratio) fits them whole", UserWarning,
                       stacklevel=3)
-    return ChipsSummary(out=out, counts=counts, skipped=skipped, larger=larger, image_format=fmt, options=options)
+    return ChipsSummary(out=out, counts=counts, skipped=skipped, larger=larger, image_format=fmt, options=options,
+                        bands=tuple(scene.bands))
