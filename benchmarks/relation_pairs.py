@@ -37,26 +37,30 @@ LAMBDAS = (0.25, 1.0, 2.0, 4.0, 8.0, 1e9)  # model tiles
 KINDS = ("relation", "direction")
 
 
+def tiles_pass(model, sc, opt, text: str):
+    """The components (p > 0.5) of one tiled pass of ``text`` over the open scene ``sc``."""
+    import torch
+
+    from rrsis.scene.components import ComponentBuilder
+    from rrsis.scene.infer import predict_strips
+
+    tok = model.tokenizer([text])
+    with torch.no_grad():
+        enc = model.encode_text(tok["input_ids"], tok["attention_mask"])
+    p = np.concatenate([q for _, q, _ in predict_strips(sc, model, enc, opt)])
+    b = ComponentBuilder(p.shape[1], 0, 0.5)
+    b.add(0, p, np.zeros((*p.shape, 0), np.float32))
+    return b.finish(p.shape[0])
+
+
 def scene_records(model, meta: dict) -> list[dict]:
     """The relation and direction expressions of one generated scene (``meta`` from
     ``large_scene.make_set``): each one's components of both passes (p > 0.5; the anchor's pass
     once per anchor's words), its truth and its reading."""
     import rasterio
-    import torch
 
     from rrsis.scene import SceneOptions, open_scene
-    from rrsis.scene.components import ComponentBuilder
-    from rrsis.scene.infer import predict_strips
     from rrsis.scene.reading import read_expression
-
-    def tiles(sc, opt, text):
-        tok = model.tokenizer([text])
-        with torch.no_grad():
-            enc = model.encode_text(tok["input_ids"], tok["attention_mask"])
-        p = np.concatenate([q for _, q, _ in predict_strips(sc, model, enc, opt)])
-        b = ComponentBuilder(p.shape[1], 0, 0.5)
-        b.add(0, p, np.zeros((*p.shape, 0), np.float32))
-        return b.finish(p.shape[0])
 
     with rasterio.open(meta["labels_path"]) as ds:
         labels = ds.read(1)
@@ -69,9 +73,9 @@ def scene_records(model, meta: dict) -> list[dict]:
                 continue
             words = said.relation[1]
             if words not in anchors:
-                anchors[words] = tiles(sc, opt, words)
+                anchors[words] = tiles_pass(model, sc, opt, words)
             records.append({"scene": meta["image"], "text": e["text"], "kind": e["kind"], "said": said,
-                            "comps": tiles(sc, opt, e["text"]), "anchor": anchors[words],
+                            "comps": tiles_pass(model, sc, opt, e["text"]), "anchor": anchors[words],
                             "gt": np.isin(labels, e["targets"]), "anchor_truth": anchor_truth(meta, labels, said),
                             "near": opt.tile * opt.pixel_ratio})
             print(f"  {e['text']}", flush=True)
