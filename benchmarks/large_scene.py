@@ -41,10 +41,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _common import write_results
 
 KINDS = ("colour", "region", "extreme", "relation", "multi", "none", "direction")
-OBJECT_ROWS = ("object", "object (the surest anchor)", "object (no relation)", "object (+ extreme)", "object (paraphrased)", "object (count)",
-               "object (one)")
+OBJECT_ROWS = ("object", "object (the surest anchor)", "object (no relation)", "object (+ extreme)",
+               "object (+ extreme, median)", "object (paraphrased)", "object (count)", "object (one)")
 # Rows whose choice needs the relation's second tiles pass.
-NEEDS_ANCHOR = ("object", "object (the surest anchor)", "object (+ extreme)", "object (paraphrased)")
+NEEDS_ANCHOR = ("object", "object (the surest anchor)", "object (+ extreme)", "object (+ extreme, median)",
+                "object (paraphrased)")
 TRUE_ANCHOR = "object, the true anchor (not a method)"
 # Other words for "next to" and "north of" (none in the generator's grammar), for the relation's
 # paraphrased row.
@@ -168,7 +169,8 @@ def component_rows(rec: dict, image: np.ndarray, model, text, overlap: float) ->
     expression's reading chooses, as ``segment_scene`` picks them by default: its count, place
     and relation, the relation's anchor found on its own tiles pass, ``rec["p_anchor"]``),
     ``object (no relation)`` (``read="place"``, the default before the relation was read),
-    ``object (+ extreme)`` (``read="place,relation,extreme"``), ``object (paraphrased)`` (the
+    ``object (+ extreme)`` (``read="place,relation,extreme"``), ``object (+ extreme, median)``
+    (the same with the extreme's first rule: ``extreme_among=None``), ``object (paraphrased)`` (the
     default read from :func:`full_paraphrase`), ``object (count)`` (the surest components, as
     many as it names: ``read="none"``), ``object (one)`` (``objects=1, read="none"``) and, not a
     method, the default with the labelled anchor (:data:`TRUE_ANCHOR`); with
@@ -194,8 +196,8 @@ def component_rows(rec: dict, image: np.ndarray, model, text, overlap: float) ->
             return None
         return relate_to_anchor(comps, rec["p_anchor"][r.relation[1]], r, image.shape[2], rec["near"], **rule)
 
-    def chosen(r, rel=None):
-        return comps.paint(0, h, object_scores(comps, r.objects, r, None, rel)) > 0.5
+    def chosen(r, rel=None, **rule):
+        return comps.paint(0, h, object_scores(comps, r.objects, r, None, rel, **rule)) > 0.5
 
     t0 = time.perf_counter()
     comps = components(0.5)
@@ -208,6 +210,8 @@ def component_rows(rec: dict, image: np.ndarray, model, text, overlap: float) ->
     rec["object (the surest anchor)"] = chosen(default, related(default, candidates=1, spread=None))
     rec["object (no relation)"] = chosen(Reading(said.objects, said.place))
     rec["object (+ extreme)"] = chosen(said, rel)
+    # The extreme's first rule: the most extreme of every component at least as sure as the median one.
+    rec["object (+ extreme, median)"] = chosen(said, rel, extreme_among=None)
     rec["object (count)"] = chosen(Reading(said.objects))
     rec["object (one)"] = comps.paint(0, h, object_scores(comps, 1)) > 0.5
     said_p = read_expression(full_paraphrase(rec["text"]))

@@ -39,7 +39,7 @@ import torch
 from .components import ComponentBuilder, Components, n_features
 from .infer import SceneOptions, predict_strips
 from .read import Scene
-from .reading import EVERY, Reading, choose, read_expression
+from .reading import EVERY, EXTREME_AMONG, Reading, choose, read_expression
 from .relation import relate
 
 __all__ = ["ANCHOR_CANDIDATES", "ANCHOR_WEIGHT", "SPREAD", "anchor_units", "component_places", "component_scores", "object_scores",
@@ -118,18 +118,19 @@ def component_places(components: Components, transform=None) -> tuple[np.ndarray
 
 
 def object_scores(components: Components, objects: int | str = 1, reading: Reading | None = None,
-                  transform=None, related: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+                  transform=None, related: tuple[np.ndarray, np.ndarray] | None = None,
+                  extreme_among: int | None = EXTREME_AMONG) -> np.ndarray:
     """Mode ``object``'s choice: the kept components score their mean tiles probability, every
     other 0. Without ``reading``, the ``objects`` of highest mean probability (fewer when the
     scene has fewer components; ties broken by component order; ``"all"``: every one); with
     it, :func:`rrsis.scene.reading.choose` applies the expression's place and extreme
-    (``transform``: the scene's, so that north is the map's) and, with ``related``
-    (:func:`rrsis.scene.relation.relate`), its relation to another object."""
+    (``transform``: the scene's, so that north is the map's; ``extreme_among``: as ``choose``'s)
+    and, with ``related`` (:func:`rrsis.scene.relation.relate`), its relation to another object."""
     scores = np.zeros(len(components), np.float32)
     if len(components):
         mean_p = components.mean_probability
         x, y = component_places(components, transform)
-        kept = choose(reading or Reading(), mean_p, x, y, components.area, objects, related)
+        kept = choose(reading or Reading(), mean_p, x, y, components.area, objects, related, extreme_among)
         scores[kept] = mean_p[kept]
     return scores
 

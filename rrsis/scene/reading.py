@@ -53,11 +53,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["EVERY", "READS", "RELATIONS", "Reading", "choose", "objects_named", "parse_read", "read_expression"]
+__all__ = ["EVERY", "EXTREME_AMONG", "READS", "RELATIONS", "Reading", "choose", "objects_named", "parse_read", "read_expression"]
 
 EVERY = "all"
 """The count of an expression that names every such object ("all ships")."""
 READS = ("place", "extreme", "relation")
+EXTREME_AMONG = 5
+"""How many of the surest components an extreme ("the largest", "the northernmost") is taken
+among: the tiles light look-alikes too, and the most extreme of every lit component is more often
+one of them (chosen on tuning scenes: ``benchmarks/extreme_choice.py``)."""
 """What the object mode may read from an expression besides the count (``SceneOptions.read``)."""
 
 _COUNT_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
@@ -333,7 +337,8 @@ def objects_named(text: str) -> int | str:
 
 def choose(reading: Reading, mean_p: np.ndarray, x: np.ndarray, y: np.ndarray, area: np.ndarray,
            objects: int | str | None = None,
-           related: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+           related: tuple[np.ndarray, np.ndarray] | None = None,
+           extreme_among: int | None = EXTREME_AMONG) -> np.ndarray:
     """The components an expression's reading keeps, surest (or most extreme) first.
 
     Args:
@@ -347,11 +352,14 @@ def choose(reading: Reading, mean_p: np.ndarray, x: np.ndarray, y: np.ndarray, a
             (:func:`rrsis.scene.rank.related_to_anchor`; the cost may be
             :func:`rrsis.scene.relation.relate`'s gap): only the allowed components, the
             cheapest (the nearest) first.
+        extreme_among: for an expression naming an extreme, how many of the surest components
+            (at least as many as it keeps) it is taken among (:data:`EXTREME_AMONG`); ``None``:
+            among every one at least as sure as the median one (the first rule).
 
     Returns:
         Indices of the kept components: those in ``reading.place`` (none when no component lies
-        there) and allowed by ``related``, the ``objects`` most extreme among those at least as
-        sure as the median one when ``reading.extreme`` is set, else the ``objects`` cheapest
+        there) and allowed by ``related``, the ``objects`` most extreme among the
+        ``extreme_among`` surest when ``reading.extreme`` is set, else the ``objects`` cheapest
         in the relation to its anchor (ties: the surest), else the ``objects`` of highest mean probability.
     """
     mean_p, x, y, area = (np.asarray(v, np.float64) for v in (mean_p, x, y, area))
@@ -369,7 +377,12 @@ def choose(reading: Reading, mean_p: np.ndarray, x: np.ndarray, y: np.ndarray, a
         keep = keep[allowed[keep]]
     if reading.extreme is not None and len(keep):
         key, sign = reading.extreme
-        keep = keep[mean_p[keep] >= np.median(mean_p[keep])]
+        if extreme_among is None:  # the rule before: every one at least as sure as the median one
+            keep = keep[mean_p[keep] >= np.median(mean_p[keep])]
+        else:
+            n = reading.objects if objects is None else objects
+            among = len(keep) if n == EVERY else max(int(extreme_among), int(n))
+            keep = keep[np.argsort(-mean_p[keep], kind="stable")][:among]
         value = {"area": area, "x": x, "y": y}[key][keep]
         keep = keep[np.argsort(-sign * value, kind="stable")]
     else:

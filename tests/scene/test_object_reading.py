@@ -8,7 +8,7 @@ import pytest
 from _fixtures import flood_fill, tiles_pass
 
 from rrsis.scene import SceneOptions, segment_scene
-from rrsis.scene.reading import EVERY, Reading, choose, objects_named, read_expression
+from rrsis.scene.reading import EVERY, EXTREME_AMONG, Reading, choose, objects_named, read_expression
 
 # Phrasings of RRSIS-D / RefSegRS kind, most of them outside the synthetic generator's grammar.
 READINGS = [
@@ -194,7 +194,7 @@ def test_reading_in_words():
     assert read_expression("all ships in the south").describe() == "every object, the southern third of the scene"
 
 
-def _choose_reference(reading, mean_p, x, y, area, objects=None):
+def _choose_reference(reading, mean_p, x, y, area, objects=None, among=EXTREME_AMONG):
     """The choice written out component by component (an independent reference)."""
     n = reading.objects if objects is None else objects
     idx = list(range(len(mean_p)))
@@ -202,10 +202,14 @@ def _choose_reference(reading, mean_p, x, y, area, objects=None):
         r, c = reading.place
         idx = [i for i in idx if (r is None or min(int(y[i] * 3), 2) == r) and (c is None or min(int(x[i] * 3), 2) == c)]
     if reading.extreme is not None and idx:
-        med = float(np.median([mean_p[i] for i in idx]))
+        if among is None:
+            med = float(np.median([mean_p[i] for i in idx]))
+            idx = [i for i in idx if mean_p[i] >= med]
+        elif n != EVERY:
+            idx = sorted(idx, key=lambda i: (-mean_p[i], i))[:max(among, n)]
         key, sign = reading.extreme
         vals = {"area": area, "x": x, "y": y}[key]
-        idx = sorted((i for i in idx if mean_p[i] >= med), key=lambda i: (-sign * vals[i], i))
+        idx = sorted(idx, key=lambda i: (-sign * vals[i], i))
     else:
         idx = sorted(idx, key=lambda i: (-mean_p[i], i))
     return idx if n == EVERY else idx[:n]
@@ -220,14 +224,22 @@ def test_choose_against_a_reference():
         mean_p, x, y, area = rng.uniform(0.5, 1, n), rng.random(n), rng.random(n), rng.integers(5, 500, n)
         for t in texts:
             reading = read_expression(t)
-            got = choose(reading, mean_p, x, y, area)
-            assert list(got) == _choose_reference(reading, mean_p, x, y, area), (t, trial)
+            for among in (EXTREME_AMONG, 2, None):
+                got = choose(reading, mean_p, x, y, area, extreme_among=among)
+                assert list(got) == _choose_reference(reading, mean_p, x, y, area, among=among), (t, trial, among)
     # A place where no component lies: nothing kept (the named object is not there).
     assert len(choose(Reading(place=(0, 0)), [0.9], [0.9], [0.9], [10])) == 0
-    # The extreme among the components at least as sure as the median one: a faint look-alike
-    # is not "the largest".
-    got = choose(Reading(extreme=("area", 1)), [0.99, 0.98, 0.6], [0.1, 0.5, 0.9], [0.5] * 3, [10, 20, 99])
-    assert list(got) == [1]
+    # The extreme among the EXTREME_AMONG surest components: a less sure look-alike is not "the
+    # largest"; the first rule took it among every one at least as sure as the median one.
+    assert EXTREME_AMONG == 5
+    mean_p = 0.99 - 0.01 * np.arange(12)
+    area = [10, 20, 30, 40, 35, 500, 1, 1, 1, 1, 1, 999]
+    largest = Reading(extreme=("area", 1))
+    assert list(choose(largest, mean_p, [0.5] * 12, [0.5] * 12, area)) == [3]
+    assert list(choose(largest, mean_p, [0.5] * 12, [0.5] * 12, area, extreme_among=None)) == [5]
+    # Naming more than that many: the extreme is taken among as many as it names.
+    assert list(choose(Reading(objects=7, extreme=("area", 1)), mean_p, [0.5] * 12, [0.5] * 12, area)) \
+        == [5, 3, 4, 2, 1, 0, 6]
 
 
 def test_component_places_follow_the_map_north():
