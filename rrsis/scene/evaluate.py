@@ -170,6 +170,16 @@ def check_modes(modes: str | Sequence[str]) -> list[str]:
     return out if "naive" in out else [*out, "naive"]
 
 
+def need_geo() -> None:
+    """Raise an ``ImportError`` naming the ``geo`` extra unless rasterio, shapely and pyogrio import."""
+    require_geo("evaluating on a scene")
+    try:
+        import pyogrio  # noqa: F401
+        import shapely  # noqa: F401
+    except ImportError:
+        raise ImportError('evaluating on a scene needs shapely and pyogrio: pip install "rrsis[geo]"') from None
+
+
 def evaluate_scene(model: Any, scene: str | os.PathLike, labels: str | os.PathLike, *, text_field: str = "text",
                    layer: str | None = None, modes: str | Sequence[str] = DEFAULT_EVAL_MODES,
                    threshold: float = 0.5, aoi: Any = None, aoi_crs: Any = None,
@@ -215,12 +225,7 @@ def evaluate_scene(model: Any, scene: str | os.PathLike, labels: str | os.PathLi
             close = difflib.get_close_matches(key, known, n=1)
             raise ValueError(f"{key}=: not an option of the modes; expected some of {', '.join(known)}"
                              + (f"; did you mean {close[0]!r}?" if close else ""))
-    require_geo("evaluating on a scene")
-    try:
-        import pyogrio  # noqa: F401
-        import shapely  # noqa: F401
-    except ImportError:
-        raise ImportError('evaluating on a scene needs shapely and pyogrio: pip install "rrsis[geo]"') from None
+    need_geo()
     scene, labels = os.fspath(scene), os.fspath(labels)
     for what, path in (("scene", scene), ("labels", labels)):
         if not os.path.isfile(path):
