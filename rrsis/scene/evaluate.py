@@ -44,7 +44,7 @@ __all__ = ["DEFAULT_EVAL_MODES", "EVAL_MODES", "ExpressionScore", "ModeScore", "
 
 EVAL_MODES = (*MODES, "naive")
 DEFAULT_EVAL_MODES = ("auto", "naive")
-_STRIP_PIXELS = 1 << 24  # pixels of a strip read back at a time (a few such arrays are held)
+_STRIP_PIXELS = 1 << 22  # pixels of a strip read back at a time (a few such arrays are held)
 _SKIPS = ("no_text", "no_area", "outside", "outside_aoi", "no_pixel")
 
 
@@ -279,9 +279,9 @@ def _targets(scene: str, labels: str, text_field: str, layer: str | None, crs: A
             raise ValueError(f"{scene}: evaluating needs a georeferenced raster read by rasterio (a GeoTIFF, COG "
                              "or VRT with a CRS and a transform) to place the labels on")
         px_area = pixel_area_m2(sc)
-        if px_area is None and sc.crs is not None and not sc.crs.is_projected:
-            warnings.warn(f"{scene}: geographic CRS ({sc.crs.to_string()}): areas are given in scene pixels",
-                          UserWarning, stacklevel=3)
+        if px_area is None:
+            warnings.warn(f"{scene}: its pixels have no one ground area in {sc.crs.to_string()} (a geographic "
+                          "or area-distorting CRS): areas are given in scene pixels", UserWarning, stacklevel=3)
         found = place_labels(labels, text_field, layer, sc, skipped)
         size = (sc.height, sc.width)
     if skipped["outside"]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -16,11 +15,12 @@ pytest.importorskip("pyogrio")
 
 from affine import Affine
 from pyogrio.raw import write as write_vector
+from rasterio.features import rasterize
 from shapely.geometry import box
 
 import rrsis
 from rrsis.cli import main
-from rrsis.scene import SceneEvaluation, evaluate_scene
+from rrsis.scene import SceneEvaluation
 
 T = Affine(0.5, 0, 400000.0, 0, -0.5, 4600128.0)
 
@@ -38,12 +38,17 @@ def saved(tmp_path_factory, tiny_tokenizer):
     with rasterio.open(out / "scene.tif", "w", driver="GTiff", height=64, width=96, count=3, dtype="uint8",
                        crs="EPSG:32633", transform=T) as ds:
         ds.write(data)
-    geoms = [box(10, 10, 40, 30), box(50, 5, 90, 60)]
-    world = [shapely.affinity.affine_transform(g, [T.a, T.b, T.d, T.e, T.c, T.f]) for g in geoms]
-    write_vector(str(out / "labels.gpkg"), np.array([shapely.to_wkb(g) for g in world], dtype=object),
-                 [np.array(["the red building", "the gray road"], dtype=object)], ["expression"], driver="GPKG",
+    labels = saved_labels(out)
+    write_vector(str(out / "labels.gpkg"), np.array([shapely.to_wkb(g) for g, _ in labels], dtype=object),
+                 [np.array([t for _, t in labels], dtype=object)], ["expression"], driver="GPKG",
                  crs="EPSG:32633", geometry_type="Polygon")
     return out
+
+
+def saved_labels(_folder):
+    """The labels' polygons (in the scene's CRS) and expressions."""
+    pix = [(box(10, 10, 40, 30), "the red building"), (box(50, 5, 90, 60), "the gray road")]
+    return [(shapely.affinity.affine_transform(g, [T.a, T.b, T.d, T.e, T.c, T.f]), t) for g, t in pix]
 
 
 def _base(saved):
@@ -51,32 +56,27 @@ def _base(saved):
             "--labels", str(saved / "labels.gpkg"), "--text-field", "expression", "--quiet"]
 
 
-def test_prints_the_table_and_writes_the_api_s_numbers(saved, tmp_path, capsys, monkeypatch):
+def test_prints_the_table_and_writes_what_the_masks_hold(saved, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert main([*_base(saved), "--modes", "tiles", "--threshold", "0.2", "--overlap", "0.5"]) == 0
+    argv = [*_base(saved), "--modes", "tiles", "--threshold", "0.2", "--overlap", "0.5", "--keep-predictions", "keep"]
+    assert main(argv) == 0
     out = capsys.readouterr().out
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()[:1] in (["tiles"], ["naive"])}
     assert set(rows) == {"tiles", "naive"} and "wrote eval-scene-scene.json" in out
-    assert sorted(os.listdir(tmp_path)) == ["eval-scene-scene.json"]  # nothing else left behind
+    assert sorted(os.listdir(tmp_path)) == ["eval-scene-scene.json", "keep"]
     got = SceneEvaluation.read_json(tmp_path / "eval-scene-scene.json")
-    want = evaluate_scene(rrsis.from_pretrained(saved / "model"), saved / "scene.tif", saved / "labels.gpkg",
-                          text_field="expression", modes=["tiles"], threshold=0.2, overlap=0.5, batch_size=8)
     assert got.model == str(saved / "model") and [m.mode for m in got.modes] == ["tiles", "naive"]
-    for g, w in zip(got.modes, want.modes, strict=True):
-        assert [(e.text, e.intersection_px, e.union_px, e.true_px) for e in g.expressions] == \
-            [(e.text, e.intersection_px, e.union_px, e.true_px) for e in w.expressions]
-        assert (g.miou, g.oiou, g.precision_at_05) == (w.miou, w.oiou, w.precision_at_05)
-        assert rows[g.mode][2:5] == [f"{100 * g.miou:.2f}", f"{100 * g.oiou:.2f}", f"{100 * g.precision_at_05:.2f}"]
-    assert json.loads((tmp_path / "eval-scene-scene.json").read_text())["options"]["overlap"] == 0.5
-
-
-def test_keep_predictions_names_files_as_predict(saved, tmp_path, capsys):
-    keep = tmp_path / "keep"
-    argv = [*_base(saved), "--modes", "naive", "--keep-predictions", str(keep), "--out", str(tmp_path / "e.json")]
-    assert main(argv) == 0
-    assert sorted(os.listdir(keep)) == ["naive"]
-    assert {"scene_1_mask.tif", "scene_1.geojson", "scene_2_mask.tif"} <= set(os.listdir(keep / "naive"))
-    capsys.readouterr()
+    assert got.options["overlap"] == 0.5 and got.options["threshold"] == 0.2
+    truth = {t: rasterize([(g, 1)], out_shape=(64, 96), transform=T).astype(bool) for g, t in saved_labels(saved)}
+    for m in got.modes:
+        assert sorted(os.listdir(tmp_path / "keep" / m.mode))[:2] == ["scene_1.geojson", "scene_1_mask.tif"]
+        for k, e in enumerate(m.expressions, 1):
+            assert e.files["mask"] == os.path.join("keep", m.mode, f"scene_{k}_mask.tif")  # as predict names them
+            with rasterio.open(tmp_path / e.files["mask"]) as ds:
+                pred = ds.read(1) > 0
+            g = truth[e.text]
+            assert (e.intersection_px, e.union_px) == (int((pred & g).sum()), int((pred | g).sum()))
+        assert rows[m.mode][2:5] == [f"{100 * m.miou:.2f}", f"{100 * m.oiou:.2f}", f"{100 * m.precision_at_05:.2f}"]
     assert main(argv) == 2  # existing predictions are refused without --overwrite
     assert "already exist" in capsys.readouterr().err
 

@@ -26,6 +26,7 @@ from shapely.geometry import Point, box, mapping, shape
 
 import rrsis
 from rrsis.scene import SceneEvaluation, evaluate_scene
+from rrsis.scene import evaluate as evaluate_module
 
 UTM = "EPSG:32633"
 T = Affine(0.5, 0, 400000.0, 0, -0.5, 4600128.0)  # 0.5 m pixels: 0.25 m² each
@@ -139,14 +140,17 @@ def test_labels_in_another_crs_give_the_same_numbers(evaluated, scene, tiny_mode
     other = _labels(tmp_path / "labels.geojson", FEATURES, crs="EPSG:4326")  # RFC 7946: no crs member
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     os.makedirs(tmp_path / "tmp")
-    again = evaluate_scene(tiny_model, scene["tif"], other, text_field="expression", modes="naive", threshold=0.2)
-    assert [m.mode for m in again.modes] == ["naive"]
+    tiny_model.save_pretrained(tmp_path / "model")  # a saved directory is loaded
+    again = evaluate_scene(str(tmp_path / "model"), scene["tif"], other, text_field="expression", modes="naive",
+                           threshold=0.2)
+    assert [m.mode for m in again.modes] == ["naive"] and again.model == str(tmp_path / "model")
     strip = [[(e.text, e.intersection_px, e.union_px, e.true_px) for e in m.expressions] for m in (again.modes[0],)]
     assert strip == [[(e.text, e.intersection_px, e.union_px, e.true_px) for e in ev.modes[2].expressions]]
     assert os.listdir(tmp_path / "tmp") == []  # the predictions' temporary folder is removed
 
 
-def test_aoi_restricts_the_count(scene, tiny_model, tmp_path):
+def test_aoi_restricts_the_count(scene, tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setattr(evaluate_module, "_STRIP_PIXELS", 60 * 7 + 5)  # strips of 7 rows, the last one short
     # Columns 10-70, rows 0-50: the red building's north polygon whole, the road in part, the
     # white tank (rows 60-80, columns 90-110) not at all.
     x0, y1 = T * (10, 0)
