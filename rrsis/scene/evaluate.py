@@ -37,7 +37,7 @@ from .aoi import area_of_interest, open_aoi_scene
 from .api import check_outputs, output_paths, output_prefixes, segment_scene
 from .chips import place_labels
 from .infer import MODES, SceneOptions
-from .read import open_scene, require_geo
+from .read import GDAL_ENV, open_scene, require_geo
 from .write import pixel_area_m2
 
 __all__ = ["DEFAULT_EVAL_MODES", "EVAL_MODES", "ExpressionScore", "ModeScore", "SceneEvaluation", "evaluate_scene"]
@@ -358,8 +358,10 @@ def _count(mask_path: str, geometry: Any) -> tuple[int, int, int, int]:
     from rasterio.windows import Window
 
     inter = union = pred = true = 0
-    with rasterio.open(mask_path) as ds:
+    with rasterio.Env(**GDAL_ENV), rasterio.open(mask_path) as ds:
+        block = ds.block_shapes[0][0]  # whole rows of blocks: each block decoded once
         rows = max(1, _STRIP_PIXELS // ds.width)
+        rows = max(block, rows // block * block) if rows >= block else rows
         for r0 in range(0, ds.height, rows):
             h = min(rows, ds.height - r0)
             win = Window(0, r0, ds.width, h)
