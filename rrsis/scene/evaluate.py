@@ -284,8 +284,9 @@ def _targets(scene: str, labels: str, text_field: str, layer: str | None, crs: A
                           "or area-distorting CRS): areas are given in scene pixels", UserWarning, stacklevel=3)
         found = place_labels(labels, text_field, layer, sc, skipped)
         size = (sc.height, sc.width)
-    if skipped["outside"]:
-        raise ValueError(f"{labels}: {skipped['outside']} feature(s) lie entirely outside {scene} "
+    outside = skipped.pop("outside")  # an error, not a count: no mode can find a target off the scene
+    if outside:
+        raise ValueError(f"{labels}: {outside} feature(s) lie entirely outside {scene} "
                          f"({size[1]} x {size[0]} pixels); remove them from the labels (or clip the file to the "
                          "scene) so that every expression is asked where its target is")
     if not found:

@@ -92,7 +92,7 @@ def test_each_iou_matches_an_independent_count(evaluated):
     ev, keep = evaluated
     assert [m.mode for m in ev.modes] == ["tiles", "auto", "naive"]  # naive always beside them
     assert [m.ran for m in ev.modes] == ["tiles", "global", "tiles"]
-    assert ev.skipped == {"no_text": 1, "no_area": 1, "outside": 0, "outside_aoi": 0, "no_pixel": 0}
+    assert ev.skipped == {"no_text": 1, "no_area": 1, "outside_aoi": 0, "no_pixel": 0}
     assert ev.area_unit == "m²" and ev.model == "gl-msin-tiny"
     truth = _truth(FEATURES)
     assert len(truth) == 3
