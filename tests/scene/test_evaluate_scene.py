@@ -151,22 +151,26 @@ def test_labels_in_another_crs_give_the_same_numbers(evaluated, scene, tiny_mode
 
 def test_aoi_restricts_the_count(scene, tiny_model, tmp_path, monkeypatch):
     monkeypatch.setattr(evaluate_module, "_STRIP_PIXELS", 60 * 7 + 5)  # strips of 7 rows, the last one short
-    # Columns 10-70, rows 0-50: the red building's north polygon whole, the road in part, the
-    # white tank (rows 60-80, columns 90-110) not at all.
-    x0, y1 = T * (10, 0)
-    x1, y0 = T * (70, 50)
+    # Within columns 10-70, rows 0-50, its south-west corner cut off: part of the red building's
+    # north polygon, part of the road; the white tank (rows 60-80, columns 90-110) not at all.
+    area = shapely.Polygon([(10, 0), (70, 0), (70, 50), (35.7, 50), (10, 13.3)])
     ev = evaluate_scene(tiny_model, scene["tif"], scene["gpkg"], text_field="expression", modes="naive",
-                        threshold=0.2, aoi=(x0, y0, x1, y1), aoi_crs=UTM, keep_predictions=tmp_path)
+                        threshold=0.2, aoi=_world(area), aoi_crs=UTM, keep_predictions=tmp_path)
     assert ev.skipped["outside_aoi"] == 1
     assert sorted(e.text for e in ev.modes[0].expressions) == ["the gray road", "the red building"]
+    inside = rasterize([(_world(area), 1)], out_shape=(H, W), transform=T).astype(bool)[0:50, 10:70]
+    assert 0 < inside.sum() < 50 * 60
     for e in ev.modes[0].expressions:
-        with rasterio.open(e.files["mask"]) as ds:
+        with rasterio.open(e.files["mask"]) as ds:  # the outputs cover the area's window
             assert ds.shape == (50, 60) and ds.transform == T @ Affine.translation(10, 0)
-        truth = _truth(FEATURES)[e.text.casefold()][0:50, 10:70]
-        assert _counts(e.files["mask"], truth) == (e.intersection_px, e.union_px, e.predicted_px, e.true_px)
+            pred = ds.read(1) > 0
+        truth = _truth(FEATURES)[e.text.casefold()][0:50, 10:70] & inside  # outside the area nothing counts
+        pred &= inside
+        assert (e.intersection_px, e.union_px, e.predicted_px, e.true_px) == (
+            int((pred & truth).sum()), int((pred | truth).sum()), int(pred.sum()), int(truth.sum()))
     road = next(e for e in ev.modes[0].expressions if e.text == "the gray road")
     red = next(e for e in ev.modes[0].expressions if e.text == "the red building")
-    assert (road.true_px, red.true_px) == (50 * 60, 30 * 20)  # each clipped to the area
+    assert road.true_px == int(inside.sum()) and 0 < red.true_px < 30 * 20
 
 
 @pytest.mark.parametrize(("features", "kwargs", "match"), [
