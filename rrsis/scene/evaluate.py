@@ -57,7 +57,8 @@ class ExpressionScore:
         iou: ``intersection_px / union_px``.
         intersection_px, union_px, predicted_px, true_px: pixel counts on the mask's grid.
         predicted_area, true_area: the same areas in :attr:`SceneEvaluation.area_unit`.
-        features: the labelled features whose union is the target.
+        features: the labelled features whose union is the target (with an area of interest: those
+            with a part inside it).
         files: with ``keep_predictions``, the files ``segment_scene`` wrote for it (else empty).
     """
 
@@ -302,14 +303,15 @@ def _targets(scene: str, labels: str, text_field: str, layer: str | None, crs: A
         sc.close()
     targets = []
     for g in groups.values():
-        geom = union_all(g["parts"])
-        if window is not None:
+        parts = g["parts"]
+        if window is not None:  # each feature's part inside the area, on the window's grid
             r0, c0 = window.window[:2]
-            geom = polygonal_part(translate(geom, -c0, -r0).intersection(window.pixels))
-            if geom.is_empty or geom.area <= 0:
+            parts = [polygonal_part(translate(p, -c0, -r0).intersection(window.pixels)) for p in parts]
+            parts = [p for p in parts if not p.is_empty and p.area > 0]
+            if not parts:
                 skipped["outside_aoi"] += 1
                 continue
-        targets.append({"text": g["text"], "geometry": geom, "features": len(g["parts"])})
+        targets.append({"text": g["text"], "geometry": union_all(parts), "features": len(parts)})
     if not targets:
         raise ValueError(f"{labels}: no expression's target lies inside the area of interest")
     return targets, skipped, px_area, window

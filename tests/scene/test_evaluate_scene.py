@@ -171,6 +171,7 @@ def test_aoi_restricts_the_count(scene, tiny_model, tmp_path, monkeypatch):
     road = next(e for e in ev.modes[0].expressions if e.text == "the gray road")
     red = next(e for e in ev.modes[0].expressions if e.text == "the red building")
     assert road.true_px == int(inside.sum()) and 0 < red.true_px < 30 * 20
+    assert red.features == 1  # its south polygon lies outside the area
 
 
 @pytest.mark.parametrize(("features", "kwargs", "match"), [
