@@ -114,14 +114,23 @@ def test_each_iou_matches_an_independent_count(evaluated):
     assert any(m.precision_at_05 > 0 for m in ev.modes) and any(m.miou < 0.5 for m in ev.modes)
 
 
-def test_naive_is_tiles_without_overlap(evaluated, scene, tiny_model, tmp_path):
+def test_naive_is_each_tile_predicted_alone(evaluated, scene, tiny_model):
+    # 64-pixel tiles on 96 x 128: columns 0 and 64, rows 0 and 32 (the last flush with the edge).
+    # Rows 0-32 and 64-96 are covered by one tile each: there naive must be model.predict of that
+    # tile alone; rows 32-64, where the two rows of tiles overlap, are blended as the tiles mode blends.
     ev, _ = evaluated
+    with rasterio.open(scene["tif"]) as ds:
+        image = ds.read().transpose(1, 2, 0)
     naive = next(m for m in ev.modes if m.mode == "naive")
-    ref = rrsis.segment_scene(tiny_model, scene["tif"], [e.text for e in naive.expressions], mode="tiles",
-                              overlap=0.0, threshold=0.2)
-    for e, r in zip(naive.expressions, ref, strict=True):
+    for e in naive.expressions:
         with rasterio.open(e.files["mask"]) as ds:
-            np.testing.assert_array_equal(ds.read(1) > 0, r.mask)
+            mask = ds.read(1) > 0
+        crops = [(y, x) for y in (0, 32) for x in (0, 64)]
+        alone = tiny_model.predict([np.ascontiguousarray(image[y:y + 64, x:x + 64]) for y, x in crops],
+                                   [e.text] * 4, threshold=0.2)
+        for (y, x), m in zip(crops, alone, strict=True):
+            rows = slice(0, 32) if y == 0 else slice(32, 64)  # the tile's rows no other tile covers
+            np.testing.assert_array_equal(mask[y:y + 64, x:x + 64][rows], m[rows])
 
 
 def test_json_round_trips(evaluated, tmp_path):
