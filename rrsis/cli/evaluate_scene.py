@@ -72,12 +72,10 @@ def _print_warning(message, category, filename, lineno, file=None, line=None) ->
 
 
 def run_scene(args: argparse.Namespace, out: str) -> int:
-    import dataclasses
     import os
     import warnings
 
     from ..engine.distributed import resolve_device
-    from ..hub import from_pretrained
     from ..scene import area_of_interest
     from ..scene.evaluate import DEFAULT_EVAL_MODES, check_modes, evaluate_scene, need_geo
     from .model_limits import model_limits
@@ -95,16 +93,15 @@ def run_scene(args: argparse.Namespace, out: str) -> int:
     aoi = None if args.aoi is None else area_of_interest(args.aoi, args.aoi_crs)
     options = {k: v for k, v in (("pixel_ratio", args.pixel_ratio), ("tile", args.tile), ("overlap", args.overlap),
                                  ("global_size", args.image_size), ("batch_size", args.batch_size)) if v is not None}
-    device = resolve_device(args.device)
-    model = from_pretrained(args.model, map_location=device, **model_limits(args))
     with warnings.catch_warnings():
         warnings.simplefilter("always", UserWarning)
         warnings.showwarning = _print_warning
-        ev = evaluate_scene(model, args.scene, args.labels, text_field=args.text_field or "text", layer=args.layer,
-                            modes=modes, threshold=0.5 if args.threshold is None else args.threshold, aoi=aoi,
-                            keep_predictions=args.keep_predictions, overwrite=args.overwrite, bands=args.bands,
-                            scale=args.scale, stretch=stretch, progress=not args.quiet, **options)
-    ev = dataclasses.replace(ev, model=str(args.model))
+        # The model is loaded once the labels are read: a bad labels file fails first.
+        ev = evaluate_scene(args.model, args.scene, args.labels, text_field=args.text_field or "text",
+                            layer=args.layer, modes=modes, threshold=0.5 if args.threshold is None else args.threshold,
+                            aoi=aoi, keep_predictions=args.keep_predictions, overwrite=args.overwrite,
+                            bands=args.bands, scale=args.scale, stretch=stretch, progress=not args.quiet,
+                            load={"map_location": resolve_device(args.device), **model_limits(args)}, **options)
     print(f"{args.scene}: {len(ev.modes[0].expressions)} expression(s) from {args.labels}")
     print(ev.table())
     left = ", ".join(f"{k} {v}" for k, v in ev.skipped.items() if v)

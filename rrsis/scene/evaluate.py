@@ -186,12 +186,12 @@ def evaluate_scene(model: Any, scene: str | os.PathLike, labels: str | os.PathLi
                    threshold: float = 0.5, aoi: Any = None, aoi_crs: Any = None,
                    keep_predictions: str | os.PathLike | None = None, overwrite: bool = False,
                    bands: Any = None, scale: Any = None, stretch: Any = "auto", crs: Any = None,
-                   progress: bool = False, **options: Any) -> SceneEvaluation:
+                   progress: bool = False, load: dict[str, Any] | None = None, **options: Any) -> SceneEvaluation:
     """Score whole-scene modes on a georeferenced scene against its labelled polygons.
 
     Args:
-        model: an rrsis model with a tokenizer, or a saved directory / Hub id
-            (:func:`rrsis.from_pretrained`).
+        model: an rrsis model with a tokenizer, or a saved directory / Hub id, loaded with
+            :func:`rrsis.from_pretrained` once the labels are read (a bad labels file fails first).
         scene: a georeferenced raster (GeoTIFF, COG, VRT) with a CRS and a transform.
         labels: a vector file (GeoPackage, GeoJSON, shapefile) of polygons, each with its
             expression in ``text_field``; in any CRS (reprojected to the scene's); features
@@ -206,6 +206,8 @@ def evaluate_scene(model: Any, scene: str | os.PathLike, labels: str | os.PathLi
         keep_predictions: a folder for each mode's outputs (``DIR/MODE/STEM_N_mask.tif``, as
             ``rrsis predict`` names them); default: a temporary folder, removed.
         overwrite: replace existing outputs in ``keep_predictions``.
+        load: keyword arguments of :func:`rrsis.from_pretrained` for a ``model`` given by name
+            (``map_location=``, ``revision=``, ``max_params=``, ...).
         **options: :class:`~rrsis.scene.infer.SceneOptions` fields (``pixel_ratio=``, ``tile=``,
             ``overlap=``, ``global_size=``, ``batch_size=``, ...), the same for every mode but
             ``naive``, which keeps its tile and overlap.
@@ -220,6 +222,8 @@ def evaluate_scene(model: Any, scene: str | os.PathLike, labels: str | os.PathLi
         ImportError: the ``geo`` extra is missing.
     """
     asked = check_modes(modes)
+    if load and not isinstance(model, (str, os.PathLike)):
+        raise ValueError("load= applies to a model given by its path or Hub id, not to a model object")
     known = [f.name for f in dataclasses.fields(SceneOptions) if f.name not in ("mode", "scale")]
     for key in options:
         if key not in known:
@@ -237,7 +241,7 @@ def evaluate_scene(model: Any, scene: str | os.PathLike, labels: str | os.PathLi
     if isinstance(model, (str, os.PathLike)):
         from ..hub import from_pretrained
 
-        model = from_pretrained(model)
+        model = from_pretrained(model, **(load or {}))
     run = {"threshold": threshold, "bands": bands, "scale": scale, "stretch": stretch, "crs": crs,
            "aoi": area, "progress": progress}
     texts = [t["text"] for t in targets]

@@ -88,6 +88,7 @@ def test_prints_the_table_and_writes_what_the_masks_hold(saved, tmp_path, capsys
 ])
 def test_scene_errors_are_one_line(saved, tmp_path, capsys, extra, message):
     argv = _base(saved)
+    argv[argv.index("--model") + 1] = str(tmp_path / "no-model")  # checked before the model loads
     if "--text-field" in extra:
         argv = argv[:argv.index("--text-field")] + argv[argv.index("--text-field") + 2:]
     assert main([*argv, *extra, "--out", str(tmp_path / "e.json")]) == 2
