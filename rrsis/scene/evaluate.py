@@ -237,7 +237,7 @@ def evaluate_scene(model: Any, scene: str | os.PathLike, labels: str | os.PathLi
             raise FileNotFoundError(f"{what} {path}: file not found")
     model_name = model if isinstance(model, (str, os.PathLike)) else getattr(model, "arch", type(model).__name__)
     area = None if aoi is None else area_of_interest(aoi, aoi_crs)
-    targets, skipped, px_area, window = _targets(scene, labels, text_field, layer, crs, area)
+    targets, skipped, px_area = _targets(scene, labels, text_field, layer, crs, area)
     if isinstance(model, (str, os.PathLike)):
         from ..hub import from_pretrained
 
@@ -251,7 +251,7 @@ def evaluate_scene(model: Any, scene: str | os.PathLike, labels: str | os.PathLi
         if keep_predictions is not None:  # before any computing, as rrsis predict checks
             check_outputs([p for m in asked for pre in output_prefixes(folders[m], len(texts), scene)
                            for p in output_paths(pre, True).values()], overwrite)
-        scores = [_run_mode(model, scene, m, texts, targets, folders[m], window, px_area, run, options,
+        scores = [_run_mode(model, scene, m, texts, targets, folders[m], px_area, run, options,
                             overwrite, keep_predictions is not None) for m in asked]
     scores, skipped["no_pixel"] = _drop_unseen(scores)
     if not scores[0].expressions:
@@ -271,7 +271,7 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def _targets(scene: str, labels: str, text_field: str, layer: str | None, crs: Any, area: Any):
-    """``(targets, skipped, m² per pixel, window)``: each expression's union of polygons in the
+    """``(targets, skipped, m² per pixel)``: each expression's union of polygons in the
     pixel coordinates of the grid the masks cover (the area of interest's window with one)."""
     from shapely import union_all
     from shapely.affinity import translate
@@ -318,10 +318,10 @@ def _targets(scene: str, labels: str, text_field: str, layer: str | None, crs: A
         targets.append({"text": g["text"], "geometry": union_all(parts), "features": len(parts)})
     if not targets:
         raise ValueError(f"{labels}: no expression's target lies inside the area of interest")
-    return targets, skipped, px_area, window
+    return targets, skipped, px_area
 
 
-def _run_mode(model, scene: str, mode: str, texts: list[str], targets: list[dict], folder: str, window: Any,
+def _run_mode(model, scene: str, mode: str, texts: list[str], targets: list[dict], folder: str,
               px_area: float | None, run: dict, options: dict, overwrite: bool, keep: bool) -> ModeScore:
     opts = dict(options)
     if mode == "naive":
@@ -368,7 +368,7 @@ def _count(mask_path: str, geometry: Any) -> tuple[int, int, int, int]:
     with rasterio.Env(**GDAL_ENV), rasterio.open(mask_path) as ds:
         block = ds.block_shapes[0][0]  # whole rows of blocks: each block decoded once
         rows = max(1, _STRIP_PIXELS // ds.width)
-        rows = max(block, rows // block * block) if rows >= block else rows
+        rows = rows // block * block if rows >= block else rows
         for r0 in range(0, ds.height, rows):
             h = min(rows, ds.height - r0)
             win = Window(0, r0, ds.width, h)
