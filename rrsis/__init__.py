@@ -32,6 +32,7 @@ _LAZY = {
     "SceneOptions": "scene",
     "open_scene": "scene",
     "write_chips": "scene",
+    "evaluate_scene": "scene",
     "read_image": "data",
 }
 
@@ -39,7 +40,7 @@ __all__ = [  # noqa: RUF022  (grouped as in _LAZY)
     "__version__", "create_model", "from_pretrained", "list_models", "list_pretrained", "is_model",
     "pretrained_cfg", "register_model", "register_pretrained", "ConfigError", "ReferringSegmenter",
     "RRSISModel", "SegmentationOutput", "Tokenizer", "ReferringLoss", "segment_scene", "segment_scenes",
-    "SceneOptions", "open_scene", "write_chips", "read_image",
+    "SceneOptions", "open_scene", "write_chips", "evaluate_scene", "read_image",
 ]
 
 

@@ -8,7 +8,8 @@ scenes, resumably and across ``torchrun`` ranks, with one merged vector file
 (:mod:`~rrsis.scene.region`); ``build_vrt`` reads an area delivered as tiles as one scene
 (:mod:`~rrsis.scene.mosaic`); ``aoi=`` asks only inside an area of interest (:mod:`~rrsis.scene.aoi`); the ``object`` mode keeps
 as many objects as the expression names, where it says (:mod:`~rrsis.scene.reading`);
-``write_chips`` turns a scene and its labelled polygons into a training folder (:mod:`~rrsis.scene.chips`).
+``write_chips`` turns a scene and its labelled polygons into a training folder (:mod:`~rrsis.scene.chips`);
+``evaluate_scene`` scores the modes on such a scene (:mod:`~rrsis.scene.evaluate`).
 GeoTIFF and other GDAL rasters need the ``geo`` extra
 (``pip install "rrsis[geo]"``); PNG/JPEG and arrays work without it.
 """
@@ -23,6 +24,7 @@ from .api import (
     segment_scene,
 )
 from .chips import ChipsSummary, write_chips
+from .evaluate import EVAL_MODES, ExpressionScore, ModeScore, SceneEvaluation, evaluate_scene
 from .infer import MODES, SceneOptions
 from .mosaic import build_vrt
 from .read import Scene, open_scene
@@ -30,8 +32,8 @@ from .reading import objects_named, read_expression
 from .region import RegionSummary, SceneSource, resolve_scenes, segment_scenes
 from .write import remove_stale_temporaries
 
-__all__ = ["MODES", "AOIOutsideError", "AreaOfInterest", "ChipsSummary", "RegionSummary", "Scene", "SceneOptions",
-           "SceneResult", "SceneSource", "area_of_interest", "build_vrt", "check_georeference",
-           "check_outputs", "objects_named", "open_aoi_scene", "open_scene", "output_paths",
-           "output_prefixes", "read_expression", "remove_stale_temporaries", "resolve_scenes",
-           "segment_scene", "segment_scenes", "write_chips"]
+__all__ = ["EVAL_MODES", "MODES", "AOIOutsideError", "AreaOfInterest", "ChipsSummary", "ExpressionScore", "ModeScore",
+           "RegionSummary", "Scene", "SceneEvaluation", "SceneOptions", "SceneResult", "SceneSource",
+           "area_of_interest", "build_vrt", "check_georeference", "check_outputs", "evaluate_scene",
+           "objects_named", "open_aoi_scene", "open_scene", "output_paths", "output_prefixes", "read_expression",
+           "remove_stale_temporaries", "resolve_scenes", "segment_scene", "segment_scenes", "write_chips"]

@@ -105,7 +105,7 @@ def _start(lo: float, hi: float, span: int, extent: int, rng: np.random.Generato
     return min(max(start, 0), extent - span), larger
 
 
-def _features(labels: str, text_field: str, layer: str | None, scene: Any, skipped: dict[str, int]) -> list:
+def place_labels(labels: str, text_field: str, layer: str | None, scene: Any, skipped: dict[str, int]) -> list:
     """``[(fid, text, key, pixel geometry)]``: the features placed on the scene's pixel grid
     (clipped to it), the others counted in ``skipped``."""
     shapely = need_shapely()
@@ -280,7 +280,7 @@ def _write(scene: Any, image: str, labels: str, out: str, *, text_field: str, si
     from shapely.geometry import box
 
     skipped = dict.fromkeys(SKIP_REASONS, 0)
-    features = _features(labels, text_field, layer, scene, skipped)
+    features = place_labels(labels, text_field, layer, scene, skipped)
     if not features:
         raise ValueError(f"{labels}: no feature with text and area inside {image} (skipped: "
                          + ", ".join(f"{k} {v}" for k, v in skipped.items() if v) + ")")

@@ -1,0 +1,112 @@
+"""``rrsis evaluate --scene``: the whole-scene modes scored on a user's own labelled scene
+(:func:`rrsis.scene.evaluate_scene`); ``rrsis evaluate --data`` is :mod:`rrsis.cli.evaluate`'s."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .predict import _fraction, _positive_int, _scale
+
+# Flags of one side only, with the value each has when not given (argparse's default).
+DATA_ONLY = {"dataset": None, "split": None, "native_resolution": False, "amp": None, "num_workers": None,
+             "empty_iou": None, "data_option": []}
+SCENE_ONLY = {"labels": None, "text_field": None, "layer": None, "modes": None, "threshold": None,
+              "pixel_ratio": None, "tile": None, "overlap": None, "aoi": None, "aoi_crs": None, "bands": None,
+              "scale": None, "stretch": None, "keep_predictions": None, "overwrite": False, "quiet": False}
+
+
+def add_scene_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("your own scene (--scene)", "Each distinct expression of --labels is one query whose "
+                             "target is the union of its polygons; every mode runs as rrsis predict runs it, and "
+                             "naive (non-overlapping tiles of the model's image_size, each alone: mode tiles "
+                             "with overlap 0) always runs beside them.")
+    g.add_argument("--labels", metavar="FILE", help="vector file (GeoPackage, GeoJSON, shapefile) of polygons drawn "
+                                                    "on the scene, any CRS (required with --scene)")
+    g.add_argument("--text-field", metavar="FIELD", help="the labels' attribute holding each polygon's expression "
+                                                         "(default: text)")
+    g.add_argument("--layer", help="the labels' layer, when the file has several")
+    g.add_argument("--modes", nargs="+", metavar="MODE",
+                   help="modes to score: auto, global, tiles, global-local, object, ranked, naive (default: "
+                        "auto naive; naive is added when missing)")
+    g.add_argument("--threshold", type=_fraction, help="foreground probability threshold, in (0, 1) (default 0.5)")
+    g.add_argument("--pixel-ratio", type=float, help="scene pixels per model pixel in the tiled passes (default 1)")
+    g.add_argument("--tile", type=_positive_int, help="tile side in model pixels (default: the model's image_size; "
+                                                      "naive keeps it)")
+    g.add_argument("--overlap", type=float, help="tile overlap in [0, 0.9] (default 0.25; naive: 0)")
+    g.add_argument("--aoi", metavar="AOI", help="area of interest (a vector file or minx,miny,maxx,maxy): only its "
+                                                "pixels count; expressions whose target lies outside it are skipped")
+    g.add_argument("--aoi-crs", metavar="CRS", help="CRS of --aoi bounds (default EPSG:4326)")
+    g.add_argument("--bands", help="band numbers counted from 1, as rrsis predict --bands")
+    g.add_argument("--scale", type=_scale, help="value scaling, as rrsis predict --scale")
+    g.add_argument("--stretch", help="percentile stretch LOW,HIGH or none, as rrsis predict --stretch")
+    g.add_argument("--keep-predictions", metavar="DIR",
+                   help="keep each mode's masks and GeoJSON in DIR/MODE/ (named as rrsis predict names them); "
+                        "default: a temporary folder, removed")
+    g.add_argument("--overwrite", action="store_true", help="replace existing files in --keep-predictions")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def check_sides(args: argparse.Namespace) -> None:
+    """``--data`` and ``--scene`` take their own flags: one given with the other is an error."""
+    scene = args.scene is not None
+    wrong = [k for k, default in (DATA_ONLY if scene else SCENE_ONLY).items() if getattr(args, k) != default]
+    if wrong:
+        flags = ", ".join("--" + k.replace("_", "-") for k in wrong)
+        raise ValueError(f"{flags} appl{'ies' if len(wrong) == 1 else 'y'} to --{'data' if scene else 'scene'}, "
+                         f"not to --{'scene' if scene else 'data'}")
+    if scene and args.labels is None:
+        raise ValueError("--scene needs --labels: the vector file of polygons with their expressions")
+    if not scene and args.dataset is None:
+        raise ValueError("--data needs --dataset (rrsisd, refsegrs, risbench or folder)")
+
+
+def default_out(args: argparse.Namespace) -> str:
+    import os
+
+    return f"eval-scene-{os.path.splitext(os.path.basename(args.scene))[0]}.json"
+
+
+def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"rrsis evaluate: warning: {message}", file=sys.stderr)
+
+
+def run_scene(args: argparse.Namespace, out: str) -> int:
+    import os
+    import warnings
+
+    from ..engine.distributed import resolve_device
+    from ..scene import area_of_interest
+    from ..scene.evaluate import DEFAULT_EVAL_MODES, check_modes, evaluate_scene, need_geo
+    from .model_limits import model_limits
+    from .predict import _stretch
+
+    # The cheap checks first: a typo must not wait for the model.
+    modes = check_modes(args.modes or DEFAULT_EVAL_MODES)
+    need_geo()
+    for flag, path in (("--scene", args.scene), ("--labels", args.labels)):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{flag} {path}: file not found")
+    stretch = _stretch(args.stretch)
+    if args.aoi_crs is not None and args.aoi is None:
+        raise ValueError("--aoi-crs is the CRS of --aoi; give --aoi too")
+    aoi = None if args.aoi is None else area_of_interest(args.aoi, args.aoi_crs)
+    options = {k: v for k, v in (("pixel_ratio", args.pixel_ratio), ("tile", args.tile), ("overlap", args.overlap),
+                                 ("global_size", args.image_size), ("batch_size", args.batch_size)) if v is not None}
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", UserWarning)
+        warnings.showwarning = _print_warning
+        # The model is loaded once the labels are read: a bad labels file fails first.
+        ev = evaluate_scene(args.model, args.scene, args.labels, text_field=args.text_field or "text",
+                            layer=args.layer, modes=modes, threshold=0.5 if args.threshold is None else args.threshold,
+                            aoi=aoi, keep_predictions=args.keep_predictions, overwrite=args.overwrite,
+                            bands=args.bands, scale=args.scale, stretch=stretch, progress=not args.quiet,
+                            load={"map_location": resolve_device(args.device), **model_limits(args)}, **options)
+    print(f"{args.scene}: {len(ev.modes[0].expressions)} expression(s) from {args.labels}")
+    print(ev.table())
+    left = ", ".join(f"{k} {v}" for k, v in ev.skipped.items() if v)
+    if left:
+        print(f"skipped: {left}")
+    ev.write_json(out)
+    print(f"wrote {out}")
+    return 0
