@@ -23,11 +23,9 @@ largest building") do not count:
   georeferenced scene, however its pixel grid is turned, and the top row for a plain image.
 - **Which extreme**: "the largest" / "biggest" / "smallest" (area), "the northernmost" (or
   topmost, uppermost), "southernmost" (bottommost), "westernmost" (leftmost), "easternmost"
-  (rightmost), in the head or after "that is the" / "which is the". The extreme is taken among
-  the components the tiles are at least as sure of as of the median one, so that a faint
-  look-alike is not "the largest". The object mode applies it only on request
-  (``read="place,extreme"``): on held-out generated scenes, dense with look-alikes, it scored
-  no better than the surest component (``benchmarks/results/large-scene-v6-*``).
+  (rightmost), in the head or after "that is the" / "which is the". The tiles light look-alikes
+  too, so the extreme is taken among the :data:`EXTREME_AMONG` surest components. The object
+  mode applies it only on request (``read="place,extreme"``).
 
 - **Which other object, and where from it** (``Reading.relation``): "next to the white plane",
   "beside", "close to", "adjacent to", "near", "nearest the" (``near``); "north of the road",
@@ -35,10 +33,9 @@ largest building") do not count:
   direction), the first such words after the head's noun, with the words after them up to a
   relative clause as the other object (the *anchor*, kept as written). "Of the image" is a
   place, not a relation, and a place after a relation is the anchor's ("the ship beside the
-  dock in the north"). The object mode applies it by default (``read`` holds ``"relation"``):
-  a second tiled pass finds the anchor, and :mod:`rrsis.scene.relation` keeps the components in
-  that relation to it, the nearest first (on held-out generated scenes 2-3x the surest
-  component: ``benchmarks/results/large-scene-v8-*``).
+  dock in the north"). The object mode applies it by default: a second tiled pass finds the
+  anchor's candidates, and anchor and target are chosen together
+  (:func:`rrsis.scene.rank.related_to_anchor`, :mod:`rrsis.scene.relation`).
 
 A plural is read from the word's ending (``-s``, not ``-ss``, ``-us``, ``-is``, and not the
 listed singulars such as "gas" or "lens") or from a short list of irregular plurals. English
@@ -58,11 +55,9 @@ __all__ = ["EVERY", "EXTREME_AMONG", "READS", "RELATIONS", "Reading", "choose", 
 EVERY = "all"
 """The count of an expression that names every such object ("all ships")."""
 READS = ("place", "extreme", "relation")
-EXTREME_AMONG = 5
-"""How many of the surest components an extreme ("the largest", "the northernmost") is taken
-among: the tiles light look-alikes too, and the most extreme of every lit component is more often
-one of them (chosen on tuning scenes: ``benchmarks/extreme_choice.py``)."""
 """What the object mode may read from an expression besides the count (``SceneOptions.read``)."""
+EXTREME_AMONG = 5
+"""How many of the surest components an extreme is taken among (``benchmarks/extreme_choice.py``)."""
 
 _COUNT_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
                 "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "both": 2, "pair": 2, "couple": 2,
@@ -336,8 +331,7 @@ def objects_named(text: str) -> int | str:
 
 
 def choose(reading: Reading, mean_p: np.ndarray, x: np.ndarray, y: np.ndarray, area: np.ndarray,
-           objects: int | str | None = None,
-           related: tuple[np.ndarray, np.ndarray] | None = None,
+           objects: int | str | None = None, related: tuple[np.ndarray, np.ndarray] | None = None,
            extreme_among: int | None = EXTREME_AMONG) -> np.ndarray:
     """The components an expression's reading keeps, surest (or most extreme) first.
 
@@ -363,7 +357,7 @@ def choose(reading: Reading, mean_p: np.ndarray, x: np.ndarray, y: np.ndarray, a
         in the relation to its anchor (ties: the surest), else the ``objects`` of highest mean probability.
     """
     mean_p, x, y, area = (np.asarray(v, np.float64) for v in (mean_p, x, y, area))
-    keep = np.arange(len(mean_p))
+    keep, n = np.arange(len(mean_p)), reading.objects if objects is None else objects
     if reading.place is not None:
         r, c = reading.place
         ok = np.ones(len(keep), bool)
@@ -380,7 +374,6 @@ def choose(reading: Reading, mean_p: np.ndarray, x: np.ndarray, y: np.ndarray, a
         if extreme_among is None:  # the rule before: every one at least as sure as the median one
             keep = keep[mean_p[keep] >= np.median(mean_p[keep])]
         else:
-            n = reading.objects if objects is None else objects
             among = len(keep) if n == EVERY else max(int(extreme_among), int(n))
             keep = keep[np.argsort(-mean_p[keep], kind="stable")][:among]
         value = {"area": area, "x": x, "y": y}[key][keep]
@@ -389,7 +382,6 @@ def choose(reading: Reading, mean_p: np.ndarray, x: np.ndarray, y: np.ndarray, a
         keep = keep[np.argsort(-mean_p[keep], kind="stable")]
         if related is not None:
             keep = keep[np.argsort(gap[keep], kind="stable")]
-    n = reading.objects if objects is None else objects
     return keep if n == EVERY else keep[:int(n)]
 
 
