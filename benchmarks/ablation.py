@@ -41,9 +41,9 @@ for _path in (ROOT, ROOT / "benchmarks"):  # run from a checkout, or imported by
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-import _common as C  # noqa: E402
+import _common as C
 
-from rrsis.demo.settings import DEMO_MODEL  # noqa: E402
+from rrsis.demo.settings import DEMO_MODEL
 
 RESULTS = ROOT / "benchmarks" / "results"
 

@@ -93,7 +93,7 @@ def hub_file(
     revision: str | None = None,
     cache_dir: PathLike | None = None,
     local_files_only: bool = False,
-    token: None | bool | str = None,
+    token: bool | str | None = None,
     absent_ok: bool = False,
     local_hint: str = "",
     offline_reason: str = "",
@@ -151,7 +151,7 @@ def hub_file(
 
 
 def hub_unreachable(repo_id: str, filename: str, *, revision: str | None = None,
-                    token: None | bool | str = None) -> str:
+                    token: bool | str | None = None) -> str:
     """Why the Hub cannot be reached (``""`` when it answers, or when offline mode already says so).
 
     ``hf_hub_download`` serves a cached file at once when the Hub cannot be reached, but retries

@@ -140,7 +140,7 @@ class Scene:
         for ds in {id(d): d for d in (self._ds, self._source) if d is not None}.values():
             ds.close()
 
-    def __enter__(self) -> Scene:  # noqa: PYI034 - a final class
+    def __enter__(self) -> Scene:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 import tomllib
 import torch
+from _fixtures import REPO
 from safetensors.torch import load_file
 
 import rrsis
 from rrsis.allocator import keep_freed_memory
 from rrsis.cli import main
 from rrsis.demo import DEMO_THREADS, DemoConfig, run_demo, shuffled_texts
-from _fixtures import REPO
 
 # One thread: two threads on a 2-core machine that other processes share can be many times
 # slower (OpenMP threads wait for each other); the default thread count is tested on its own.
