@@ -324,7 +324,7 @@ _pretrained: dict[str, PretrainedCfg] = {}
 
 def register_pretrained(name: str, cfg: PretrainedCfg) -> PretrainedCfg:
     """Register the pretrained configuration ``arch.tag``; the first tag of an arch is its default."""
-    arch, tag = split_model_name_tag(name)
+    _arch, tag = split_model_name_tag(name)
     if not tag:
         raise ValueError(f"pretrained configurations are named arch.tag, got {name!r}")
     if name in _pretrained and _pretrained[name] != cfg:
