@@ -214,7 +214,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     t_train = time.time() - t0
     net = trainer.model.eval()
     metrics = score(net, val)
-    res = {k: v for k, v in metrics.compute().items()}
+    res = dict(metrics.compute())
     res["ema"] = {str(d): score(avg.module.eval(), val).compute()["mIoU"] for d, avg in averages.items()}
     ious = metrics.ious
     kinds = [expression_kind(s["text"], bool(s["mask"].any())) for s in val]

@@ -101,8 +101,8 @@ def scene_tiles(scene: int, tile: int) -> int:
     from rrsis.scene.infer import SceneOptions, tile_starts
 
     opt = SceneOptions()
-    side = int(round(scene / opt.pixel_ratio))
-    stride = int(round(tile * (1 - opt.overlap)))
+    side = round(scene / opt.pixel_ratio)
+    stride = round(tile * (1 - opt.overlap))
     return len(tile_starts(side, tile, stride)) ** 2
 
 

@@ -3,6 +3,7 @@
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -320,7 +321,5 @@ def test_max_tokens_is_one_setting_of_the_model(tmp_path):
         model = build_model(migrated["model"], image_size=64)
     assert model.config["text"]["max_tokens"] == 14
 
-    class Data:
-        entries = [type("E", (), {"sentences": [(0, "the white ship")]})()]
-
-    assert build_tokenizer(None, model, Data()).max_tokens == 14
+    data = SimpleNamespace(entries=[SimpleNamespace(sentences=[(0, "the white ship")])])
+    assert build_tokenizer(None, model, data).max_tokens == 14
