@@ -41,9 +41,9 @@ for _path in (ROOT, ROOT / "benchmarks"):  # run from a checkout, or imported by
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-import _common as C  # noqa: E402
+import _common as C
 
-from rrsis.demo.settings import DEMO_MODEL  # noqa: E402
+from rrsis.demo.settings import DEMO_MODEL
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -214,7 +214,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     t_train = time.time() - t0
     net = trainer.model.eval()
     metrics = score(net, val)
-    res = {k: v for k, v in metrics.compute().items()}
+    res = dict(metrics.compute())
     res["ema"] = {str(d): score(avg.module.eval(), val).compute()["mIoU"] for d, avg in averages.items()}
     ious = metrics.ious
     kinds = [expression_kind(s["text"], bool(s["mask"].any())) for s in val]

@@ -170,7 +170,10 @@ def triton_provider(op: str, config: dict | None):
 def providers(op: str, device: str, configs: dict | None = None) -> dict[str, Callable[[], Callable]]:
     """name -> factory of the callable (factories so a failing import only fails that row)."""
     configs = configs or {}
-    compiled = lambda f: (lambda: torch.compile(f, dynamic=False))
+
+    def compiled(f):
+        return lambda: torch.compile(f, dynamic=False)
+
     # A tuned Triton variant gets its own provider name, so its rows do not replace the default's.
     tri = "triton" + (json.dumps(configs[op], separators=(",", ":")) if configs.get(op) else "")
     if op == "window":

@@ -101,8 +101,8 @@ def scene_tiles(scene: int, tile: int) -> int:
     from rrsis.scene.infer import SceneOptions, tile_starts
 
     opt = SceneOptions()
-    side = int(round(scene / opt.pixel_ratio))
-    stride = int(round(tile * (1 - opt.overlap)))
+    side = round(scene / opt.pixel_ratio)
+    stride = round(tile * (1 - opt.overlap))
     return len(tile_starts(side, tile, stride)) ** 2
 
 
@@ -134,14 +134,14 @@ def _run_one(args: argparse.Namespace, model: str, threads: int, variant: str) -
 def markdown(rows: list[dict], meta: dict) -> str:
     lines = [
         "# Full-size models on a CPU: forward time per image, a scene's time, peak memory", "",
-        f"`{meta['command']}` on {meta['cpu']} ({meta['cores']} cores), {meta['timestamp']}, torch "
-        f"{meta['torch']}: random weights, batch {meta['batch']}, {meta['words']} words, "
-        f"`torch.inference_mode`; each configuration in a fresh process, median of {meta['iters']} "
-        f"calls after {meta['warmup']} warm-up calls. `scene` = tiles `tiles` mode reads on a "
-        f"{meta['scene']}² scene (default overlap) × the median; `first call` includes compilation.",
+        (f"`{meta['command']}` on {meta['cpu']} ({meta['cores']} cores), {meta['timestamp']}, torch "
+         f"{meta['torch']}: random weights, batch {meta['batch']}, {meta['words']} words, "
+         f"`torch.inference_mode`; each configuration in a fresh process, median of {meta['iters']} "
+         f"calls after {meta['warmup']} warm-up calls. `scene` = tiles `tiles` mode reads on a "
+         f"{meta['scene']}² scene (default overlap) × the median; `first call` includes compilation."),
         "",
-        "| model | params M | input | threads | variant | median s/image | min–max s | first call s | "
-        f"{meta['scene']}² scene (tiles) | peak RSS MiB | load before |",
+        ("| model | params M | input | threads | variant | median s/image | min–max s | first call s | "
+         f"{meta['scene']}² scene (tiles) | peak RSS MiB | load before |"),
         "|---|---:|---:|---:|---|---:|---|---:|---|---:|---:|",
     ]
     for r in rows:

@@ -114,9 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     base = {r["threads"]: r["median_step_s"] for r in rows if r["competitors"] == 0}
     lines = ["# Demo training step vs threads and competing processes (CPU)", "",
-             f"`{meta['command']}` on {meta['machine']}, {meta['timestamp']}: demo model and batch, "
-             f"median of {a.steps} steps after {a.warmup} warm-up steps, each configuration in a "
-             "fresh process; a competitor is a pure-Python busy loop on one core.", "",
+             (f"`{meta['command']}` on {meta['machine']}, {meta['timestamp']}: demo model and batch, "
+              f"median of {a.steps} steps after {a.warmup} warm-up steps, each configuration in a "
+              "fresh process; a competitor is a pure-Python busy loop on one core."), "",
              "| threads | competitors | median step ms | min–max ms | × alone | load before |",
              "|---:|---:|---:|---|---:|---:|"]
     for r in rows:

@@ -65,9 +65,9 @@ def markdown(rows: list[dict], meta: dict) -> str:
     lines = [
         "# `rrsis demo` over seeds (CPU)", "",
         f"`{meta['command']}` on {meta['machine']}, {meta['timestamp']}; rrsis at `{meta['commit']}`.",
-        f"Default demo settings{(' plus ' + ' '.join(meta['extra'])) if meta['extra'] else ''}; "
-        f"promises: mIoU ≥ {meta['min_miou']:.2f}, gap over the shuffled-text control ≥ "
-        f"{meta['min_gap']:.2f}, ≤ {meta['max_minutes']:g} min per demo.", "",
+        (f"Default demo settings{(' plus ' + ' '.join(meta['extra'])) if meta['extra'] else ''}; "
+         f"promises: mIoU ≥ {meta['min_miou']:.2f}, gap over the shuffled-text control ≥ "
+         f"{meta['min_gap']:.2f}, ≤ {meta['max_minutes']:g} min per demo."), "",
         "| seed | GL-MSIN mIoU | oIoU | control mIoU | gap | wall | load before → after | met |",
         "|---:|---:|---:|---:|---:|---:|---|---|",
     ]

@@ -142,7 +142,7 @@ def count_flops(model, inputs) -> dict[str, float]:
 
     elsa = 0.0
     hooks = []
-    for name, module in model.named_modules():
+    for _name, module in model.named_modules():
         if type(module).__name__ == "ELSAAttention":
             def hook(mod, args, out):
                 nonlocal elsa

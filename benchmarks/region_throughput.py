@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _common import write_results  # noqa: E402
+from _common import write_results
 
 
 def main() -> int:
@@ -58,12 +58,12 @@ def main() -> int:
               "threads": args.threads, "conditions": args.conditions, "text": args.text, **row}
     md = "\n".join([
         "# Regions: throughput of segment_scenes (cpu)", "",
-        f"Run {report['timestamp']} on {report['machine']}, {args.threads} thread(s); "
-        f"{args.conditions or 'no notes'}. Model `{args.model}`, expression {args.text!r}, default options "
-        "(auto → tiles), every output written (mask COG, GeoJSON, overlay, merged GeoPackage).", "",
+        (f"Run {report['timestamp']} on {report['machine']}, {args.threads} thread(s); "
+         f"{args.conditions or 'no notes'}. Model `{args.model}`, expression {args.text!r}, default options "
+         "(auto → tiles), every output written (mask COG, GeoJSON, overlay, merged GeoPackage)."), "",
         "| scenes | side | seconds | scenes / min | Mpx/s | polygons |", "|---|---|---|---|---|---|",
-        f"| {row['scenes']} | {args.size}² | {seconds:.1f} | {row['scenes_per_min']:.1f} | "
-        f"{row['mpx_per_s']:.2f} | {row['polygons']} |", ""])
+        (f"| {row['scenes']} | {args.size}² | {seconds:.1f} | {row['scenes_per_min']:.1f} | "
+         f"{row['mpx_per_s']:.2f} | {row['polygons']} |"), ""])
     write_results(str(Path(args.out) if args.out else ROOT / "benchmarks" / "results" / "region-throughput-cpu"),
                   report, md)
     print(md)

@@ -19,9 +19,9 @@ from typing import Any
 
 import torch
 
-from .registry import CHECKPOINT_FORMATS
 from .factory import create_model
 from .hub import save_pretrained
+from .registry import CHECKPOINT_FORMATS
 from .text.tokenizer import Tokenizer
 
 __all__ = [

@@ -10,6 +10,7 @@ from typing import Any
 
 from . import models  # noqa: F401  (registers the built-in architectures and their tags)
 from ._config import ConfigError
+from .hub import from_pretrained, load_pretrained_parts
 from .registry import (
     build_from_config,
     is_model,
@@ -18,7 +19,6 @@ from .registry import (
     pretrained_cfg,
     split_model_name_tag,
 )
-from .hub import from_pretrained, load_pretrained_parts
 
 __all__ = ["create_model", "from_pretrained", "is_model", "list_models", "list_pretrained", "pretrained_cfg"]
 

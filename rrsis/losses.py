@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -65,7 +65,7 @@ class ReferringLoss(nn.Module):
             loss = loss + self.dice_weight * dice_loss(logits, target, reduction=self.dice_reduction)
         return loss
 
-    def forward(self, output: Union[SegmentationOutput, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+    def forward(self, output: SegmentationOutput | torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """``output`` (or bare logits ``[B, 2, H, W]``) and ``target [B, H, W]`` → scalar."""
         if isinstance(output, torch.Tensor):
             return self.single(output, target)

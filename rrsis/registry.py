@@ -33,24 +33,32 @@ import this one.
 from __future__ import annotations
 
 import fnmatch
-import math
 import importlib
 import inspect
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any
 
-from ._config import MAX_ACTIVATION_ENV, MAX_PARAMS_ENV, SIZE_LIMITS, ConfigError, check_keys, resource_limits, suggest
+from ._config import (
+    MAX_ACTIVATION_ENV,
+    MAX_PARAMS_ENV,
+    SIZE_LIMITS,
+    ConfigError,
+    check_keys,
+    resource_limits,
+    suggest,
+)
 
 __all__ = [
     "CHECKPOINT_FORMATS",
     "FUSION",
     "GLOBAL_ENHANCEMENT",
-    "POSITION_ENCODING",
-    "SCENE_RANKER",
     "HEADS",
     "LOCAL_ATTENTION",
     "NECKS",
+    "POSITION_ENCODING",
+    "SCENE_RANKER",
     "SIZE_LIMITS",
     "VISUAL_BRANCH",
     "ConfigError",
@@ -83,7 +91,7 @@ class Registry:
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
-        self._entries: Dict[str, Callable[..., Any]] = {}
+        self._entries: dict[str, Callable[..., Any]] = {}
 
     def register(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -102,7 +110,7 @@ class Registry:
     def build(self, name: str, **kwargs: Any) -> Any:
         return self.get(name)(**kwargs)
 
-    def accepted(self, name: str, provided: tuple = ()) -> Optional[List[str]]:
+    def accepted(self, name: str, provided: tuple = ()) -> list[str] | None:
         """Keyword arguments a config may set for ``name`` (``None``: any), leaving out the
         ones the caller ``provided`` itself (``in_channels``, ``dim``...)."""
         params = inspect.signature(self.get(name)).parameters.values()
@@ -116,7 +124,7 @@ class Registry:
         if known is not None:
             check_keys(args, known, f"{where} ({self.kind} {name!r})")
 
-    def names(self) -> List[str]:
+    def names(self) -> list[str]:
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
@@ -126,13 +134,13 @@ class Registry:
         return f"Registry({self.kind!r}, {self.names()})"
 
 
-def _unknown_message(kind: str, name: str, known: List[str]) -> str:
+def _unknown_message(kind: str, name: str, known: list[str]) -> str:
     return f"unknown {kind} {name!r}{suggest(name, known)} Known: {', '.join(sorted(known)) or '(none)'}"
 
 
 # ---------------------------------------------------------------------------- models
 
-_model_entrypoints: Dict[str, Callable[..., Any]] = {}
+_model_entrypoints: dict[str, Callable[..., Any]] = {}
 _BUILTINS = "rrsis.models"
 _builtins_loaded = False
 
@@ -171,7 +179,7 @@ def split_model_name_tag(name: str) -> tuple[str, str]:
     return arch, tag
 
 
-def list_models(pattern: str = "*") -> List[str]:
+def list_models(pattern: str = "*") -> list[str]:
     """Registered model names matching an ``fnmatch`` pattern, sorted."""
     _register_builtins()
     return sorted(n for n in _model_entrypoints if fnmatch.fnmatchcase(n, pattern))
@@ -208,10 +216,10 @@ class ModelEstimate:
     params: int
     buffers: int
     param_bytes: int
-    activation_bytes: Optional[int]
+    activation_bytes: int | None
 
 
-def probe_model(name: str, config: Optional[Mapping[str, Any]] = None, *, max_params: Any = None,
+def probe_model(name: str, config: Mapping[str, Any] | None = None, *, max_params: Any = None,
                 max_activation_gib: Any = None, **overrides: Any):
     """Build ``name`` on PyTorch's ``meta`` device (shapes only, no memory), estimate its cost and
     refuse it over the limits; returns ``(meta model, ModelEstimate)``.
@@ -255,13 +263,13 @@ def probe_model(name: str, config: Optional[Mapping[str, Any]] = None, *, max_pa
     return probe, est
 
 
-def estimate_model(name: str, config: Optional[Mapping[str, Any]] = None, **overrides: Any) -> ModelEstimate:
+def estimate_model(name: str, config: Mapping[str, Any] | None = None, **overrides: Any) -> ModelEstimate:
     """The :class:`ModelEstimate` of a configuration (checked against no limit), without
     allocating it: ``estimate_model("gl-msin", embed_dim=192).params``."""
     return probe_model(name, config, max_params=math.inf, max_activation_gib=math.inf, **overrides)[1]
 
 
-def build_from_config(name: str, config: Optional[Mapping[str, Any]] = None, *, max_params: Any = None,
+def build_from_config(name: str, config: Mapping[str, Any] | None = None, *, max_params: Any = None,
                       max_activation_gib: Any = None, **overrides: Any):
     """The one builder: the model ``name`` with a saved ``config`` tree (or the architecture's
     defaults) and ``overrides`` applied. ``None`` overrides mean "not given" and are dropped.
@@ -274,7 +282,7 @@ def build_from_config(name: str, config: Optional[Mapping[str, Any]] = None, *, 
     return _build_checked(name, config, **overrides)
 
 
-def _build_checked(name: str, config: Optional[Mapping[str, Any]] = None, **overrides: Any):
+def _build_checked(name: str, config: Mapping[str, Any] | None = None, **overrides: Any):
     """:func:`build_from_config` for a configuration :func:`probe_model` has accepted."""
     fn = model_entrypoint(name)
     return fn(config, **{k: v for k, v in overrides.items() if v is not None})
@@ -299,24 +307,24 @@ class PretrainedCfg:
         notes: what stays random, and anything else a user must know.
     """
 
-    swin: Optional[str] = None
-    text: Optional[str] = None
-    hub_id: Optional[str] = None
+    swin: str | None = None
+    text: str | None = None
+    hub_id: str | None = None
     image_size: int = 480
     mean: tuple = (0.485, 0.456, 0.406)
     std: tuple = (0.229, 0.224, 0.225)
     tokenizer: str = "bert-base-uncased"
     license: str = ""
     notes: str = ""
-    extra: Dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
-_pretrained: Dict[str, PretrainedCfg] = {}
+_pretrained: dict[str, PretrainedCfg] = {}
 
 
 def register_pretrained(name: str, cfg: PretrainedCfg) -> PretrainedCfg:
     """Register the pretrained configuration ``arch.tag``; the first tag of an arch is its default."""
-    arch, tag = split_model_name_tag(name)
+    _arch, tag = split_model_name_tag(name)
     if not tag:
         raise ValueError(f"pretrained configurations are named arch.tag, got {name!r}")
     if name in _pretrained and _pretrained[name] != cfg:
@@ -325,7 +333,7 @@ def register_pretrained(name: str, cfg: PretrainedCfg) -> PretrainedCfg:
     return cfg
 
 
-def list_pretrained(pattern: str = "*") -> List[str]:
+def list_pretrained(pattern: str = "*") -> list[str]:
     """Registered ``arch.tag`` names matching an ``fnmatch`` pattern, in registration order per arch."""
     _register_builtins()
     return [n for n in _pretrained if fnmatch.fnmatchcase(n, pattern)]

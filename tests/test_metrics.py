@@ -100,7 +100,7 @@ def test_eval_size_resizes_gt_nearest():
     np.testing.assert_array_equal(m.intersections, inter)
     np.testing.assert_array_equal(m.unions, union)
     fixed = ReferringMetrics(eval_size=16)
-    fixed.update(torch.from_numpy(pred), [g for g in gt])  # numpy targets are accepted
+    fixed.update(torch.from_numpy(pred), list(gt))  # numpy targets are accepted
     p16 = np.asarray(Image.fromarray(pred[0].astype(np.uint8)).resize((16, 16), Image.NEAREST))
     g16 = np.asarray(Image.fromarray(gt[0].astype(np.uint8)).resize((16, 16), Image.NEAREST))
     assert fixed.intersections[0] == (p16 & g16).sum()

@@ -50,7 +50,7 @@ def apply_inits(model, names) -> None:
             if type(m).__name__ == "PixelWordAttention":
                 _add_query_position(m)
     if "text_std" in names:
-        for n, p in model.text_encoder.named_parameters():
+        for _n, p in model.text_encoder.named_parameters():
             if p.dim() == 2:
                 with torch.no_grad():
                     p.mul_(5.0)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import List, Optional, Union
 
 from .._config import (
     SIZE_LIMITS,
@@ -87,16 +86,16 @@ class BackboneConfig:
     """
 
     embed_dim: int = 128
-    depths: List[int] = field(default_factory=lambda: [2, 2, 18, 2])
-    num_heads: List[int] = field(default_factory=lambda: [4, 8, 16, 32])
+    depths: list[int] = field(default_factory=lambda: [2, 2, 18, 2])
+    num_heads: list[int] = field(default_factory=lambda: [4, 8, 16, 32])
     window_size: int = 12
     patch_size: int = 4
     stem: str = "patch"
     mlp_ratio: float = 4.0
     qkv_bias: bool = True
     drop_path_rate: float = 0.3
-    local_attn: Union[str, List[str]] = "swin"
-    elsa: Optional[ElsaConfig] = field(default=None, metadata={"node": ElsaConfig})
+    local_attn: str | list[str] = "swin"
+    elsa: ElsaConfig | None = field(default=None, metadata={"node": ElsaConfig})
     in_chans: int = 3
     mean: list[float] | None = None
     std: list[float] | None = None
@@ -139,7 +138,7 @@ class BackboneConfig:
             raise ConfigError(f"elsa is set but no stage uses ELSA (local_attn={self.local_attn!r})")
 
     @property
-    def stage_attn(self) -> List[str]:
+    def stage_attn(self) -> list[str]:
         return list(self.local_attn) if isinstance(self.local_attn, list) else [self.local_attn] * len(self.depths)
 
     @property

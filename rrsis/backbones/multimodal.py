@@ -14,17 +14,16 @@ next stage.
 from __future__ import annotations
 
 import dataclasses
-from typing import List, Optional, Tuple
 
 import torch
 from timm.layers import PatchEmbed
 from timm.models.swin_transformer import PatchMerging
 from torch import nn
 
-from ..fusion.position import full_scene
-from ..registry import FUSION, GLOBAL_ENHANCEMENT, LOCAL_ATTENTION, POSITION_ENCODING, VISUAL_BRANCH
 from ..fusion.config import FusionConfig
 from ..fusion.gate import LanguageGate
+from ..fusion.position import full_scene
+from ..registry import FUSION, GLOBAL_ENHANCEMENT, LOCAL_ATTENTION, POSITION_ENCODING, VISUAL_BRANCH
 from .config import BackboneConfig
 
 __all__ = ["ENTransStage", "MultiModalSwin"]
@@ -53,12 +52,12 @@ class ENTransStage(nn.Module):
         *,
         blocks: nn.ModuleList,
         fusion: nn.Module,
-        res_gate: Optional[LanguageGate],
-        downsample: Optional[nn.Module] = None,
-        gem: Optional[nn.Module] = None,
-        visual_branch: Optional[nn.Module] = None,
-        visual_gate: Optional[LanguageGate] = None,
-        position: Optional[nn.Module] = None,
+        res_gate: LanguageGate | None,
+        downsample: nn.Module | None = None,
+        gem: nn.Module | None = None,
+        visual_branch: nn.Module | None = None,
+        visual_gate: LanguageGate | None = None,
+        position: nn.Module | None = None,
         update_stream: bool = True,
     ) -> None:
         super().__init__()
@@ -82,8 +81,8 @@ class ENTransStage(nn.Module):
                     m.requires_grad_(False)
 
     def forward(
-        self, x: torch.Tensor, words: torch.Tensor, mask: torch.Tensor, position: Optional[torch.Tensor] = None
-    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        self, x: torch.Tensor, words: torch.Tensor, mask: torch.Tensor, position: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``x [B, H, W, C]`` → (next-stage stream ``[B, H', W', C']``, fused ``[B, C', H', W']``);
         ``position [B, 4]``: the images' boxes in their scenes (``None``: each is its own scene)."""
         x = self.downsample(x)
@@ -232,7 +231,7 @@ class MultiModalSwin(nn.Module):
         return any(layer.position is not None for layer in self.layers)
 
     def forward(self, x: torch.Tensor, words: torch.Tensor, mask: torch.Tensor,
-                position: Optional[torch.Tensor] = None) -> List[torch.Tensor]:
+                position: torch.Tensor | None = None) -> list[torch.Tensor]:
         """``x [B, 3, H, W]``, ``words [B, L, D]``, ``mask [B, L]`` → stage features, NCHW,
         ``[B, C_i, H/(4·2^i), W/(4·2^i)]``; ``position [B, 4]``: each image's box in its scene
         (read only with a scene-position encoding)."""

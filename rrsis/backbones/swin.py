@@ -59,7 +59,7 @@ class SwinBlock(SwinTransformerBlock):
         self.shift = shift
 
     def _attn(self, x: torch.Tensor) -> torch.Tensor:
-        b, hh, ww, c = x.shape
+        b, hh, ww, _ = x.shape
         win, attn = self.window, self.attn
         pad_h, pad_w = (-hh) % win, (-ww) % win
         if pad_h or pad_w:

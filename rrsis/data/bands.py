@@ -92,7 +92,7 @@ def select_bands(arr: np.ndarray, alpha: bool, bands: Bands, where: str,
             raise ValueError(
                 f"{where}: {c} channels (bands), none declared alpha: pass bands=(i, j, k) to "
                 "choose the three the model sees, counted from 1, e.g. bands=(1, 2, 3) for the "
-                "R, G, B of an RGBN raster (or use a model built with in_chans=" f"{c})"
+                f"R, G, B of an RGBN raster (or use a model built with in_chans={c})"
             )
         return arr
     if channels is not None and len(band_tuple) != channels and not (channels == 3 and len(band_tuple) == 1):

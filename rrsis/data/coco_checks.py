@@ -127,7 +127,7 @@ def checked_parts(segmentation: Any, height: int, width: int) -> tuple[list, lis
         parts = list(segmentation)
     else:
         # Malformed annotation data is a ValueError like every other bad-input case here.
-        raise ValueError(  # noqa: TRY004
+        raise ValueError(
             f"segmentation must be a list or a dict, not {type(segmentation).__name__}"
         )
     rles = [p for p in parts if isinstance(p, dict)]

@@ -19,7 +19,7 @@ def check_expression(text: Any, what: str = "expression") -> str:
         ValueError: a non-string, or an empty or blank string.
     """
     if not isinstance(text, str):  # bad input is a ValueError in rrsis, whatever its kind
-        raise ValueError(f"{what} is a {type(text).__name__}, not text")  # noqa: TRY004
+        raise ValueError(f"{what} is a {type(text).__name__}, not text")
     if not text.strip():
         raise ValueError(f"{what} is empty: give the text that names the target")
     return text

@@ -29,7 +29,7 @@ def load_refer(
     # Wrong content in a data file is a ValueError (the loaders' contract), not a TypeError.
     refs = load_plain_pickle(refs_path)
     if not isinstance(refs, list):
-        raise ValueError(  # noqa: TRY004
+        raise ValueError(
             f"{refs_path}: expected a list of refs, got {type(refs).__name__}"
         )
     coco = load_json(instances_path)
@@ -38,7 +38,7 @@ def load_refer(
         and isinstance(coco.get("images"), list)
         and isinstance(coco.get("annotations"), list)
     ):
-        raise ValueError(  # noqa: TRY004
+        raise ValueError(
             f"{instances_path}: expected a COCO dict with 'images' and 'annotations' lists"
         )
     try:

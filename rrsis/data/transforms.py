@@ -36,7 +36,7 @@ def check_image_size(image_size: Any, default: int, divisor: int) -> int:
     if image_size is None:
         return int(default)
     if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)):
-        raise ValueError(f"image_size must be an integer, got {image_size!r}")  # noqa: TRY004 - bad input is a ValueError in rrsis
+        raise ValueError(f"image_size must be an integer, got {image_size!r}")
     if image_size <= 0 or image_size % divisor:
         raise ValueError(f"image_size {image_size} is not a positive multiple of {divisor} "
                          f"(None: the model's {default})")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional, Union
 
 from .._config import ConfigError, check_bool, check_float, check_size, check_str, per_stage
 from ..registry import FUSION, GLOBAL_ENHANCEMENT, POSITION_ENCODING, VISUAL_BRANCH
@@ -25,9 +24,9 @@ class GemConfig:
     """
 
     name: str = "gem"
-    stages: Union[bool, List[bool]] = True
+    stages: bool | list[bool] = True
     pool: int = 8
-    heads: Union[None, int, List[Optional[int]]] = None
+    heads: int | list[int | None] | None = None
 
     def __post_init__(self) -> None:
         check_str("name", self.name, GLOBAL_ENHANCEMENT.names())
@@ -57,13 +56,13 @@ class FusionConfig:
     """
 
     name: str = "pwam"
-    heads: Union[int, List[int]] = 1
+    heads: int | list[int] = 1
     dropout: float = 0.0
     gate_act: str = "tanh"
     keep_final_gate: bool = False
-    visual_branch: Optional[str] = None
-    gem: Optional[GemConfig] = field(default=None, metadata={"node": GemConfig})
-    position: Optional[str] = None
+    visual_branch: str | None = None
+    gem: GemConfig | None = field(default=None, metadata={"node": GemConfig})
+    position: str | None = None
 
     def __post_init__(self) -> None:
         check_str("name", self.name, FUSION.names())

@@ -24,7 +24,7 @@ to a multiple of 8, the first convolution seeing its weight padded with zeros to
 
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -95,7 +95,7 @@ class IterativeRefinementHead(nn.Module):
         w = F.relu(self.fusion_weights)
         return w / (w.sum() + self.eps)
 
-    def forward(self, feats: List[torch.Tensor]) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+    def forward(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """``[C1..C4]`` NCHW → (final logits ``[B, K, H1, W1]``, earlier predictions)."""
         size = feats[0].shape[-2:]
         if self.channels_last:
@@ -119,7 +119,7 @@ class IterativeRefinementHead(nn.Module):
             preds.append(self._predict(t + 1, x))
         return preds[-1], preds[:-1]
 
-    def _refine(self, block: nn.Sequential, parts: List[torch.Tensor]) -> torch.Tensor:
+    def _refine(self, block: nn.Sequential, parts: list[torch.Tensor]) -> torch.Tensor:
         channels = sum(p.shape[1] for p in parts)
         pad = -channels % max(1, int(self.pad_channels_to))
         if pad:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +29,7 @@ class SimpleDecoder(nn.Module):
     def __init__(
         self,
         in_channels: Sequence[int],
-        hidden: Optional[int] = None,
+        hidden: int | None = None,
         num_classes: int = 2,
         upsample: str = "size",
     ) -> None:
@@ -62,7 +62,7 @@ class SimpleDecoder(nn.Module):
         x = F.relu(getattr(self, f"bn1_{tag}")(getattr(self, f"conv1_{tag}")(x)))
         return F.relu(getattr(self, f"bn2_{tag}")(getattr(self, f"conv2_{tag}")(x)))
 
-    def forward(self, feats: List[torch.Tensor]) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+    def forward(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """``[C1..C4]`` NCHW → (logits ``[B, K, H1, W1]`` at C1's resolution, no aux)."""
         c1, c2, c3, c4 = feats
         x = self._step("4", torch.cat([self._up(c4, c3), c3], dim=1))
@@ -72,11 +72,11 @@ class SimpleDecoder(nn.Module):
 
 
 @HEADS.register("simple")
-def _build_simple(*, in_channels: Sequence[int], hidden: Optional[int] = None, num_classes: int = 2):
+def _build_simple(*, in_channels: Sequence[int], hidden: int | None = None, num_classes: int = 2):
     _check_width("hidden", hidden)
     return SimpleDecoder(in_channels, hidden, num_classes, upsample="size")
 
 
-def _check_width(name: str, value: Optional[int]) -> None:
+def _check_width(name: str, value: int | None) -> None:
     if value is not None:
         check_size(name, value, "head.hidden")

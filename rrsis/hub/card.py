@@ -44,9 +44,9 @@ def _rows(cfg: Mapping[str, Any]) -> list:
     bb = cfg.get("backbone") or {}
     if bb:
         rows.append(("visual backbone",
-                     f"Swin-style, embed {bb.get('embed_dim')}, depths {_v(bb.get('depths'))}, heads "
-                     f"{_v(bb.get('num_heads'))}, window {bb.get('window_size')}, local attention "
-                     f"{_v(bb.get('local_attn'))}"))
+                     (f"Swin-style, embed {bb.get('embed_dim')}, depths {_v(bb.get('depths'))}, heads "
+                      f"{_v(bb.get('num_heads'))}, window {bb.get('window_size')}, local attention "
+                      f"{_v(bb.get('local_attn'))}")))
         n = bb.get("in_chans", 3)
         rows.append(("input bands",
                      (f"{n} ({'R, G, B' if n == 3 else 'band numbers counted from 1: `bands=`'}); "
@@ -55,13 +55,13 @@ def _rows(cfg: Mapping[str, Any]) -> list:
     text = cfg.get("text") or {}
     if text:
         rows.append(("text encoder",
-                     f"BERT, hidden {text.get('hidden_size')}, {text.get('num_layers')} layers, "
-                     f"vocabulary {text.get('vocab_size')}, {text.get('max_tokens')} tokens"))
+                     (f"BERT, hidden {text.get('hidden_size')}, {text.get('num_layers')} layers, "
+                      f"vocabulary {text.get('vocab_size')}, {text.get('max_tokens')} tokens")))
     fusion = cfg.get("fusion") or {}
     if fusion:
         rows.append(("fusion",
-                     f"{_name(fusion)}; global enhancement {_name(fusion.get('gem'))}; visual branch "
-                     f"{_v(fusion.get('visual_branch'))}; neck {_name(cfg.get('neck'))}"))
+                     (f"{_name(fusion)}; global enhancement {_name(fusion.get('gem'))}; visual branch "
+                      f"{_v(fusion.get('visual_branch'))}; neck {_name(cfg.get('neck'))}")))
     head = cfg.get("head") or {}
     if head:
         steps = head.get("refine_steps")

@@ -93,7 +93,7 @@ def hub_file(
     revision: str | None = None,
     cache_dir: PathLike | None = None,
     local_files_only: bool = False,
-    token: None | bool | str = None,
+    token: bool | str | None = None,
     absent_ok: bool = False,
     local_hint: str = "",
     offline_reason: str = "",
@@ -151,7 +151,7 @@ def hub_file(
 
 
 def hub_unreachable(repo_id: str, filename: str, *, revision: str | None = None,
-                    token: None | bool | str = None) -> str:
+                    token: bool | str | None = None) -> str:
     """Why the Hub cannot be reached (``""`` when it answers, or when offline mode already says so).
 
     ``hf_hub_download`` serves a cached file at once when the Hub cannot be reached, but retries
@@ -237,7 +237,7 @@ def read_safetensors_header(path: PathLike) -> dict[str, tuple[str, tuple[int, .
     try:
         with safe_open(str(path), framework="pt") as fh:
             out = {}
-            for key in fh.keys():
+            for key in fh.keys():  # noqa: SIM118  (safe_open is not iterable)
                 part = fh.get_slice(key)
                 out[key] = (str(part.get_dtype()), tuple(int(v) for v in part.get_shape()))
             return out

@@ -181,7 +181,7 @@ def from_pretrained(
     local_files_only: bool = False,
     strict: bool = True,
     map_location: str | torch.device = "cpu",
-    token: None | bool | str = None,
+    token: bool | str | None = None,
     max_params: int | None = None,
     max_activation_gib: float | None = None,
     torch_dtype: torch.dtype | str | None = None,

@@ -291,7 +291,7 @@ def load_pretrained_parts(
     *,
     cache_dir: str | os.PathLike | None = None,
     local_files_only: bool = False,
-    token: None | bool | str = None,
+    token: bool | str | None = None,
 ) -> LoadReport:
     """Load ImageNet Swin weights into ``model.backbone`` and BERT weights into
     ``model.text_encoder`` (plus its ``vocab.txt`` as ``model.tokenizer``).

@@ -333,7 +333,7 @@ class RRSISModel(nn.Module):
         """
         images = list(images) if isinstance(images, (list, tuple)) else [images]
         if not isinstance(texts, (str, list, tuple)):
-            raise ValueError(f"texts must be a string or a list of strings (one per image), got "  # noqa: TRY004
+            raise ValueError(f"texts must be a string or a list of strings (one per image), got "
                              f"{type(texts).__name__} {texts!r:.60}")
         texts = [texts] if isinstance(texts, str) else list(texts)
         if len(images) != len(texts):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any
 
 from .. import heads  # noqa: F401  (registers the heads a config may name)
 from .._config import (
@@ -35,9 +35,9 @@ from .._config import (
     node_to_dict,
     suggest,
 )
-from ..registry import HEADS, NECKS, Registry
 from ..backbones.config import BackboneConfig
 from ..fusion.config import FusionConfig
+from ..registry import HEADS, NECKS, Registry
 from ..text.config import TextConfig
 
 __all__ = ["ALIASES", "ModelConfig", "activation_bytes", "migrate_flat", "resolve"]
@@ -48,7 +48,7 @@ MODEL_KEYS = ("image_size",)
 _PROVIDED = ("in_channels", "num_classes")
 
 # flat keyword → the one node key it sets
-ALIASES: Dict[str, tuple] = {
+ALIASES: dict[str, tuple] = {
     **{k: ("backbone", k) for k in (
         "embed_dim", "depths", "num_heads", "window_size", "patch_size", "stem", "mlp_ratio", "qkv_bias",
         "drop_path_rate", "local_attn", "in_chans", "mean", "std", "scale")},
@@ -77,7 +77,7 @@ ALIASES: Dict[str, tuple] = {
 }
 
 
-def _named_node(registry: Registry, node: Any, where: str) -> Dict[str, Any]:
+def _named_node(registry: Registry, node: Any, where: str) -> dict[str, Any]:
     if not isinstance(node, Mapping) or "name" not in node:
         raise ConfigError(f"{where} must be a mapping with a 'name' (one of {registry.names()}), got {node!r}")
     if not isinstance(node["name"], str):
@@ -96,8 +96,8 @@ class ModelConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig, metadata={"node": BackboneConfig})
     text: TextConfig = field(default_factory=TextConfig, metadata={"node": TextConfig})
     fusion: FusionConfig = field(default_factory=FusionConfig, metadata={"node": FusionConfig})
-    neck: Optional[Dict[str, Any]] = None
-    head: Dict[str, Any] = field(default_factory=lambda: {"name": "simple"})
+    neck: dict[str, Any] | None = None
+    head: dict[str, Any] = field(default_factory=lambda: {"name": "simple"})
 
     def __post_init__(self) -> None:
         check_size("image_size", self.image_size, low=32)
@@ -112,10 +112,10 @@ class ModelConfig:
         self.head = _named_node(HEADS, self.head, "head")
 
     @classmethod
-    def from_dict(cls, tree: Mapping[str, Any]) -> "ModelConfig":
+    def from_dict(cls, tree: Mapping[str, Any]) -> ModelConfig:
         return node_from_dict(cls, tree, "model config")
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return node_to_dict(self)
 
 
@@ -214,7 +214,7 @@ def _deep_merge(base: dict, patch: dict) -> dict:
     return out
 
 
-def _merge_named(base: Optional[dict], patch: Any, registry: Registry, where: str) -> Optional[dict]:
+def _merge_named(base: dict | None, patch: Any, registry: Registry, where: str) -> dict | None:
     """A head/neck node: changing its ``name`` keeps only the defaults the new part accepts."""
     if patch is _OFF:
         return None
@@ -289,7 +289,7 @@ def is_flat(args: Mapping[str, Any]) -> bool:
     return not any(isinstance(args.get(n), Mapping) for n in ("backbone", "text", "fusion"))
 
 
-def migrate_flat(args: Mapping[str, Any]) -> Dict[str, Any]:
+def migrate_flat(args: Mapping[str, Any]) -> dict[str, Any]:
     """rrsis 0.1 flat ``model_args`` → overrides for :func:`resolve`.
 
     0.1 stored every constructor argument, including ones its parts ignored (ELSA knobs of

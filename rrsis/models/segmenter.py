@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .._config import ConfigError
-from ..registry import HEADS, NECKS
 from ..backbones.multimodal import MultiModalSwin
 from ..fusion.position import check_position
+from ..registry import HEADS, NECKS
 from ..text.bert import TextEncoder
 from .base import RRSISModel, SegmentationOutput, TextFeatures
 from .config import ModelConfig, activation_bytes, is_flat, migrate_flat, resolve
@@ -43,9 +43,9 @@ class ReferringSegmenter(RRSISModel):
         text_encoder: nn.Module,
         backbone: nn.Module,
         head: nn.Module,
-        neck: Optional[nn.Module] = None,
+        neck: nn.Module | None = None,
         arch: str = "custom",
-        config: Optional[ModelConfig] = None,
+        config: ModelConfig | None = None,
     ) -> None:
         super().__init__()
         self.arch = arch
@@ -57,7 +57,7 @@ class ReferringSegmenter(RRSISModel):
         self.classifier = head
 
     @classmethod
-    def from_config(cls, cfg: ModelConfig, arch: str = "custom") -> "ReferringSegmenter":
+    def from_config(cls, cfg: ModelConfig, arch: str = "custom") -> ReferringSegmenter:
         """Build every part a validated config tree names and compose them."""
         text = TextEncoder(cfg.text)
         backbone = MultiModalSwin(cfg.backbone, cfg.fusion, text_dim=cfg.text.hidden_size,
@@ -89,7 +89,7 @@ class ReferringSegmenter(RRSISModel):
         return bool(getattr(self.backbone, "uses_position", False))
 
     def forward_with_text(self, pixel_values: torch.Tensor, text: TextFeatures,
-                          position: Optional[torch.Tensor] = None) -> SegmentationOutput:
+                          position: torch.Tensor | None = None) -> SegmentationOutput:
         """``pixel_values [B, 3, H, W]`` with already encoded text (batch 1 broadcasts to B);
         ``position [B, 4]``: each image's box ``(left, top, right, bottom)`` in its scene, in
         scene fractions (``None``: every image is its own scene), read by a model with a
@@ -104,7 +104,7 @@ class ReferringSegmenter(RRSISModel):
                                  "(fusion.position is None): it cannot use tile boxes")
             if not torch.compiler.is_compiling():
                 check_position(position, b)
-        feats: List[torch.Tensor] = self.backbone(pixel_values, words, mask, position)
+        feats: list[torch.Tensor] = self.backbone(pixel_values, words, mask, position)
         if self.neck is not None:
             feats = self.neck(feats)
         logits, aux = self.classifier(feats)
@@ -121,17 +121,17 @@ class ReferringSegmenter(RRSISModel):
         return self.forward_with_text(pixel_values, self.encode_text(input_ids, attention_mask), position)
 
 
-def _args(node: Dict[str, Any]) -> Dict[str, Any]:
+def _args(node: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in node.items() if k != "name"}
 
 
 def build_segmenter(
     arch: str,
     defaults: Mapping[str, Any],
-    config: Optional[Mapping[str, Any]],
+    config: Mapping[str, Any] | None,
     overrides: Mapping[str, Any],
-    fixed: Optional[Mapping[str, Any]] = None,
-    flat_defaults: Optional[Mapping[str, Any]] = None,
+    fixed: Mapping[str, Any] | None = None,
+    flat_defaults: Mapping[str, Any] | None = None,
 ) -> ReferringSegmenter:
     """What every registered segmenter's entrypoint does: the saved ``config`` (a tree, or the
     flat ``model_args`` of rrsis 0.1) or the architecture's ``defaults``, with ``overrides``.

@@ -99,7 +99,7 @@ class ComponentBuilder:
                 cnt = np.maximum(hi - lo, 0)
                 if cnt.any():
                     src = np.repeat(ids[a:b], cnt)
-                    dst = pid[np.concatenate([np.arange(l, l + c) for l, c in zip(lo, cnt) if c])]
+                    dst = pid[np.concatenate([np.arange(s, s + c) for s, c in zip(lo, cnt) if c])]
                     self._edges.append(np.stack([src, dst], axis=1))
             prev = (r0 + y, c0[a:b], c1[a:b], ids[a:b])
         self._prev = prev

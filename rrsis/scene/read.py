@@ -112,7 +112,8 @@ class Scene:
         self.bands, self._alpha_data = raster_bands([c == ColorInterp.alpha for c in ds.colorinterp], bands,
                                                     channels, name)
         if self._alpha_data:  # GDAL declares a 4-band uint8 GeoTIFF's 4th band alpha by default
-            warnings.warn(f"{name}: band(s) {self._alpha_data} declared alpha: read as data, not as a mask")
+            warnings.warn(f"{name}: band(s) {self._alpha_data} declared alpha: read as data, not as a mask",
+                          stacklevel=2)
         # The band count when the RGB default took the first three of more (segment_scene says so).
         n = sum(c != ColorInterp.alpha for c in ds.colorinterp)
         self.first_three_of = n if bands is None and channels in (None, 3) and n > 3 else 0
@@ -140,7 +141,7 @@ class Scene:
         for ds in {id(d): d for d in (self._ds, self._source) if d is not None}.values():
             ds.close()
 
-    def __enter__(self) -> Scene:  # noqa: PYI034 - a final class
+    def __enter__(self) -> Scene:
         return self
 
     def __exit__(self, *exc) -> None:

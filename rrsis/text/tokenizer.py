@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import numbers
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Sequence, Union
 
 import torch
 from tokenizers import Tokenizer as _HFTokenizer
@@ -42,7 +42,7 @@ class Tokenizer:
     """
 
     def __init__(
-        self, vocab: Union[Mapping[str, int], str, os.PathLike], max_tokens: int = MAX_TOKENS, lowercase: bool = True
+        self, vocab: Mapping[str, int] | str | os.PathLike, max_tokens: int = MAX_TOKENS, lowercase: bool = True
     ) -> None:
         if not isinstance(vocab, Mapping):
             vocab = _read_vocab(Path(vocab))
@@ -72,9 +72,9 @@ class Tokenizer:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_words(cls, words: Iterable[str], max_tokens: int = MAX_TOKENS, lowercase: bool = True) -> "Tokenizer":
+    def from_words(cls, words: Iterable[str], max_tokens: int = MAX_TOKENS, lowercase: bool = True) -> Tokenizer:
         """A whole-word vocabulary: the special tokens, then each distinct word once."""
-        vocab: Dict[str, int] = {t: i for i, t in enumerate(SPECIAL_TOKENS)}
+        vocab: dict[str, int] = {t: i for i, t in enumerate(SPECIAL_TOKENS)}
         for w in words:
             w = w.lower() if lowercase else w
             if w and w not in vocab:
@@ -82,7 +82,7 @@ class Tokenizer:
         return cls(vocab, max_tokens=max_tokens, lowercase=lowercase)
 
     @classmethod
-    def from_pretrained(cls, directory: Union[str, os.PathLike], **overrides) -> "Tokenizer":
+    def from_pretrained(cls, directory: str | os.PathLike, **overrides) -> Tokenizer:
         """Load ``vocab.txt`` (+ ``tokenizer_config.json`` when present) from a directory."""
         directory = Path(directory)
         cfg = {}
@@ -92,7 +92,7 @@ class Tokenizer:
         return cls(directory / VOCAB_FILE, max_tokens=cfg.get("max_tokens", MAX_TOKENS),
                    lowercase=cfg.get("lowercase", True))
 
-    def save_pretrained(self, directory: Union[str, os.PathLike]) -> List[Path]:
+    def save_pretrained(self, directory: str | os.PathLike) -> list[Path]:
         """Write ``vocab.txt`` and ``tokenizer_config.json``; returns the written paths."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -108,10 +108,10 @@ class Tokenizer:
     def __len__(self) -> int:
         return len(self.vocab)
 
-    def tokenize(self, text: str) -> List[str]:
+    def tokenize(self, text: str) -> list[str]:
         return self._tok.encode(text, add_special_tokens=False).tokens
 
-    def encode(self, text: str) -> List[int]:
+    def encode(self, text: str) -> list[int]:
         """Token ids with ``[CLS]``/``[SEP]``, truncated to ``max_tokens`` (no padding)."""
         check_expression(text)
         ids = [self._cls] + self._tok.encode(text, add_special_tokens=False).ids + [self._sep]
@@ -120,7 +120,7 @@ class Tokenizer:
     def decode(self, ids: Sequence[int]) -> str:
         return self._tok.decode([int(i) for i in ids if int(i) not in (self.pad_id, self._cls, self._sep)])
 
-    def __call__(self, texts: Union[str, Sequence[str]]) -> Dict[str, torch.Tensor]:
+    def __call__(self, texts: str | Sequence[str]) -> dict[str, torch.Tensor]:
         """Encode one text or a list of texts.
 
         Returns:
@@ -139,10 +139,10 @@ class Tokenizer:
         return f"Tokenizer(vocab_size={len(self)}, max_tokens={self.max_tokens}, lowercase={self.lowercase})"
 
 
-def _read_vocab(path: Path) -> Dict[str, int]:
+def _read_vocab(path: Path) -> dict[str, int]:
     if not path.is_file():
         raise FileNotFoundError(f"vocabulary file not found: {path}")
-    vocab: Dict[str, int] = {}
+    vocab: dict[str, int] = {}
     with open(path, encoding="utf-8") as fh:
         for i, line in enumerate(fh):
             tok = line.rstrip("\n")

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _fixtures import REPO, find_chromium
 from PIL import Image
 
 import rrsis
-from _fixtures import REPO, find_chromium
 
 ROOT = REPO
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

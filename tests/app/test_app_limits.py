@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _fixtures import serve_app
 from PIL import Image
 
 import rrsis
 from rrsis.app.limits import Limits
 from rrsis.app.session import Workspace, respond
-from _fixtures import serve_app
 
 
 def _store(ws, name, size, age=0.0):

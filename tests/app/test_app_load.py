@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _fixtures import serve_app
 from PIL import Image
 
 from rrsis.app import inference
 from rrsis.app.limits import Limits
-from _fixtures import serve_app
 
 gradio_client = pytest.importorskip("gradio_client")
 pytest.importorskip("gradio")

@@ -19,7 +19,10 @@ def _official_state(model, seed=0):
     """A random state dict in the official ELSA-Swin layout, shaped for ``model``'s backbone."""
     g = torch.Generator().manual_seed(seed)
     sd = {k[len("backbone."):]: v for k, v in model.state_dict().items() if k.startswith("backbone.")}
-    rand = lambda *shape: torch.randn(*shape, generator=g) * 0.2
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=g) * 0.2
+
     out = {"patch_embed.proj.weight": rand(*sd["patch_embed.proj.weight"].shape),
            "patch_embed.proj.bias": rand(*sd["patch_embed.proj.bias"].shape),
            "patch_embed.norm.weight": rand(16), "patch_embed.norm.bias": rand(16),

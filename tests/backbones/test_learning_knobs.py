@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 import rrsis
-from rrsis.fusion.gate import LanguageGate
 from rrsis.backbones.multimodal import ConvStem
+from rrsis.fusion.gate import LanguageGate
 from rrsis.heads.refine import IterativeRefinementHead
 
 

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 import tomllib
 import torch
+from _fixtures import REPO
 from safetensors.torch import load_file
 
 import rrsis
 from rrsis.allocator import keep_freed_memory
 from rrsis.cli import main
 from rrsis.demo import DEMO_THREADS, DemoConfig, run_demo, shuffled_texts
-from _fixtures import REPO
 
 # One thread: two threads on a 2-core machine that other processes share can be many times
 # slower (OpenMP threads wait for each other); the default thread count is tested on its own.
@@ -48,7 +48,7 @@ def test_shuffled_texts_is_a_derangement_that_keeps_images():
                 "pixel_values": torch.full((1,), float(i)), "mask": torch.tensor([i])} for i in range(9)]
     control = shuffled_texts(samples, seed=0)
     assert sorted(s["text"] for s in control) == sorted(s["text"] for s in samples)
-    for i, (a, b) in enumerate(zip(samples, control)):
+    for a, b in zip(samples, control):
         assert b["text"] != a["text"]
         assert b["pixel_values"] is a["pixel_values"] and b["mask"] is a["mask"]
         assert int(b["input_ids"][0]) == int(b["text"][1:])

@@ -102,7 +102,7 @@ def _page_files(page: Path, work: Path) -> None:
 @pytest.fixture
 def registries():
     """The guides register parts, models and tags: undo that, so other tests see the shipped tables."""
-    import rrsis.models  # noqa: F401  (the shipped parts, models and formats register on import)
+    import rrsis.models  # the shipped parts, models and formats register on import
     import rrsis.registry
     from rrsis import registry as _registry
 
@@ -139,7 +139,7 @@ def test_guide_code_runs(page, tmp_path, monkeypatch, registries):
                 continue
             where = f"{page.relative_to(ROOT)}:{b.line}"
             if b.lang == "python":
-                exec(compile(b.code, where, "exec"), namespace)  # noqa: S102  (the guide's own code)
+                exec(compile(b.code, where, "exec"), namespace)  # the guide's own code
             else:
                 done = subprocess.run(["bash", "-euo", "pipefail", "-c", b.code], cwd=work, env=env,
                                       capture_output=True, text=True, timeout=600, check=False)

@@ -20,13 +20,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from _fixtures import REPO, find_chromium
 
 import rrsis
-from _fixtures import REPO, find_chromium
 
 ROOT = REPO
 sys.path.insert(0, str(ROOT))
-from tools import docs_pages  # noqa: E402
+from tools import docs_pages
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -113,7 +113,8 @@ def test_a_new_results_file_gets_a_page(results):
 
 @pytest.fixture
 def tiny_registered():
-    from rrsis import registry as _registry  # the registry has no unregister: the test undoes its own entries
+    # The registry has no unregister: the test undoes its own entries.
+    from rrsis import registry as _registry
     from rrsis.registry import PretrainedCfg
 
     name = "docs-test-tiny"

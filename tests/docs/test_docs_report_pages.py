@@ -8,7 +8,7 @@ import sys
 from _fixtures import REPO
 
 sys.path.insert(0, str(REPO))
-from tools import docs_pages  # noqa: E402
+from tools import docs_pages
 
 
 def test_a_cpu_inference_result_is_shown_as_its_report(tmp_path):

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _fixtures import recipe
 
 import rrsis
 from rrsis.engine import (
@@ -34,8 +35,6 @@ from rrsis.engine.checkpoint import capture_rng, restore_rng
 from rrsis.engine.distributed import ResumableSampler, ShardSampler
 from rrsis.engine.optim import build_optimizer, build_scheduler
 from rrsis.pictures import have_matplotlib
-from _fixtures import recipe
-
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from _fixtures import recipe
 
 import rrsis
 from rrsis.engine import Trainer, load_config
 from rrsis.engine import trainer as trainer_module
 from rrsis.kernels import compile_model
-from _fixtures import recipe
 
 
 @pytest.fixture(scope="module")

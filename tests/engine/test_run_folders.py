@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from _fixtures import fit, recipe
 
 from rrsis.cli import main
 from rrsis.engine import Trainer, list_checkpoints, load_config, parse_override_args, read_jsonl
 from rrsis.engine.checkpoint import prune_checkpoints
-from _fixtures import fit, recipe
 
 
 @pytest.fixture(scope="module")

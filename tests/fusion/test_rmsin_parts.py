@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 from _fixtures import find_fixtures
 
-from rrsis.registry import HEADS, NECKS, VISUAL_BRANCH
 from rrsis.fusion.cim import CrossScaleInteraction, conv_out_size
 from rrsis.fusion.iim import IntraScaleInteraction
 from rrsis.heads.arc import (
@@ -22,6 +21,7 @@ from rrsis.heads.arc import (
     rotate_kernels,
     rotation_matrices,
 )
+from rrsis.registry import HEADS, NECKS, VISUAL_BRANCH
 
 FIXTURES = find_fixtures() / "rmsin"
 needs_fixture = pytest.mark.skipif(

@@ -23,6 +23,7 @@ import pytest
 import timm
 import torch
 import yaml
+from _fixtures import ASSETS, REPO
 from huggingface_hub import constants as hf_constants
 from huggingface_hub.errors import LocalEntryNotFoundError
 from safetensors.torch import load_file, save_file
@@ -30,7 +31,6 @@ from timm.layers import resize_rel_pos_bias_table
 from transformers import BertConfig, BertModel
 
 import rrsis
-from _fixtures import ASSETS, REPO
 from rrsis.hub import (
     CheckpointError,
     default_swin_weights,

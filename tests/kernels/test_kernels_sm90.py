@@ -20,8 +20,9 @@ import pytest
 
 pytest.importorskip("triton")
 
-from rrsis.kernels import support
 from _fixtures import REPO
+
+from rrsis.kernels import support
 
 ROOT = REPO
 KERNELS = {"window_fwd", "window_bwd_dq", "window_bwd_dkdv", "elsa_fwd", "elsa_bwd", "pwam_fwd",

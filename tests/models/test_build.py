@@ -3,15 +3,16 @@
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
+from _fixtures import ASSETS
 from safetensors.torch import load_file
 
 import rrsis
 from rrsis.cli import main
 from rrsis.hub import CheckpointError, model_from_config
-from _fixtures import ASSETS
 
 LEGACY = ASSETS / "legacy-0.1.0"
 SAVED_02 = ASSETS / "saved-0.2"
@@ -261,7 +262,7 @@ def test_model_config_is_a_plain_tree_without_alias_reads():
     assert type(cfg) is dict and type(cfg["head"]) is dict
     assert cfg["head"]["refine_steps"] == 1 and cfg["text"]["max_tokens"] == 16  # aliases resolved at the way in
     with pytest.raises(KeyError):
-        cfg["refine_steps"]  # noqa: B018  (a flat alias is not a key of the tree)
+        cfg["refine_steps"]  # a flat alias is not a key of the tree
     assert "refine_steps" not in cfg and cfg.get("max_tokens") is None
     assert not hasattr(model, "_tree")
 
@@ -320,7 +321,5 @@ def test_max_tokens_is_one_setting_of_the_model(tmp_path):
         model = build_model(migrated["model"], image_size=64)
     assert model.config["text"]["max_tokens"] == 14
 
-    class Data:
-        entries = [type("E", (), {"sentences": [(0, "the white ship")]})()]
-
-    assert build_tokenizer(None, model, Data()).max_tokens == 14
+    data = SimpleNamespace(entries=[SimpleNamespace(sentences=[(0, "the white ship")])])
+    assert build_tokenizer(None, model, data).max_tokens == 14

@@ -124,14 +124,14 @@ def test_the_mosaic_crs_can_be_chosen_and_the_scene_reads_the_footprints_as_vali
         x33, y33 = rasterio.warp.transform(UTM34, UTM33, x.ravel(), y.ravel())
         x33, y33 = np.reshape(x33, x.shape), np.reshape(y33, y.shape)
         data, mask = ds.read(1), ds.read_masks(1) == 255
-        l, bottom, r, top = db.bounds
+        left, bottom, right, top = db.bounds
     with open_scene(vrt) as sc:
         valid = sc.read_valid((0, 0, sc.height, sc.width))
     np.testing.assert_array_equal(valid, mask)
     in_a = (x33 > X0 + 2 * PX) & (x33 < X0 + 78 * PX) & (y33 < Y0 - 2 * PX) & (y33 > Y0 - (H - 2) * PX)
-    in_b = (x > l + PX) & (x < r - PX) & (y < top - PX) & (y > bottom + PX)
+    in_b = (x > left + PX) & (x < right - PX) & (y < top - PX) & (y > bottom + PX)
     near = ((x33 > X0 - 2 * PX) & (x33 < X0 + 82 * PX) & (y33 < Y0 + 2 * PX) & (y33 > Y0 - (H + 2) * PX)
-            | (x > l - PX) & (x < r + PX) & (y < top + PX) & (y > bottom - PX))
+            | (x > left - PX) & (x < right + PX) & (y < top + PX) & (y > bottom - PX))
     assert valid[in_a | in_b].all() and not valid[~near].any() and (~near).sum() > 100
     # Nearest neighbour: a's pixels within half a pixel's step (1.7 / 2) of the ramp.
     np.testing.assert_allclose(data[in_a & ~in_b], ramp_at(x33, y33)[in_a & ~in_b], atol=0.9)

@@ -18,14 +18,17 @@ WORDS = ["the", "storage", "tank", "north", "of", "road", "large", "white", "bui
 TEXTS = ["the large white storage tank north of the road", "ship left of the building"]
 # Shrunk tiny models (a few hundred kB each); one alias and one nested node per model.
 MODELS = {
-    "gl-msin-tiny": dict(embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], text_layers=1,
-                         head={"name": "refine", "hidden": 8}),
-    "lavt-tiny": dict(embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], text_layers=1,
-                      text={"vocab_size": 64, "hidden_size": 32, "num_heads": 2, "intermediate_size": 64,
-                            "max_positions": 32, "max_tokens": 12}),
-    "rmsin-tiny": dict(embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], text_layers=1,
-                       text={"vocab_size": 64, "hidden_size": 32, "num_heads": 2, "intermediate_size": 64,
-                             "max_positions": 32}, neck_args={"grid": 2}),
+    "gl-msin-tiny": {"embed_dim": 8, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2],
+                     "text_layers": 1, "head": {"name": "refine", "hidden": 8}},
+    "lavt-tiny": {"embed_dim": 8, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2],
+                  "text_layers": 1,
+                  "text": {"vocab_size": 64, "hidden_size": 32, "num_heads": 2,
+                           "intermediate_size": 64, "max_positions": 32, "max_tokens": 12}},
+    "rmsin-tiny": {"embed_dim": 8, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2],
+                   "text_layers": 1,
+                   "text": {"vocab_size": 64, "hidden_size": 32, "num_heads": 2,
+                            "intermediate_size": 64, "max_positions": 32},
+                   "neck_args": {"grid": 2}},
 }
 
 
