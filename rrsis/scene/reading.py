@@ -90,7 +90,7 @@ _PLACE = _TRAIL | _PLACE_NOUNS
 
 def _trail(word: str) -> bool:
     """A direction or place word that may trail a head ("north", "north-west", "left-hand")."""
-    return word in _TRAIL or "-" in word and all(p in _TRAIL or p == "hand" for p in word.split("-"))
+    return word in _TRAIL or ("-" in word and all(p in _TRAIL or p == "hand" for p in word.split("-")))
 # Superlatives: (what is compared, +1 the most / -1 the least); y grows southwards, x eastwards.
 _EXTREMES = {"largest": ("area", 1), "biggest": ("area", 1), "smallest": ("area", -1), "tiniest": ("area", -1),
              "northernmost": ("y", -1), "topmost": ("y", -1), "uppermost": ("y", -1),
@@ -151,8 +151,8 @@ class Reading:
         if self.place is not None:
             r, c = self.place
             if r is not None and c is not None:
-                name = "centre" if (r, c) == (1, 1) else f"{('north', 'centre', 'south')[r]}-" \
-                                                          f"{('west', 'centre', 'east')[c]}"
+                ns, we = ("north", "centre", "south")[r], ("west", "centre", "east")[c]
+                name = "centre" if (r, c) == (1, 1) else f"{ns}-{we}"
                 parts.append(f"the {name} ninth of the scene")
             elif r is not None:
                 parts.append(f"the {('northern', 'middle', 'southern')[r]} third of the scene")
@@ -208,8 +208,8 @@ def _place(words: list[str], head: list[str]) -> tuple[int | None, int | None] |
     nouns = [w for w in head if not _trail(w)]
     if nouns:  # place words before the head noun: "the top left building"
         last = len(head) - 1 - head[::-1].index(nouns[-1])
-        found = _place_of([w for w in head[:last] if w in _PLACE or "-" in w and
-                           all(p in _PLACE for p in w.split("-"))])
+        found = _place_of([w for w in head[:last] if w in _PLACE or ("-" in w and
+                           all(p in _PLACE for p in w.split("-")))])
         if found is not None:
             return found
     for i, w in enumerate(words[:-2]):  # "in the north-west", "at the top left corner"

@@ -8,7 +8,14 @@ import pytest
 from _fixtures import flood_fill, tiles_pass
 
 from rrsis.scene import SceneOptions, segment_scene
-from rrsis.scene.reading import EVERY, EXTREME_AMONG, Reading, choose, objects_named, read_expression
+from rrsis.scene.reading import (
+    EVERY,
+    EXTREME_AMONG,
+    Reading,
+    choose,
+    objects_named,
+    read_expression,
+)
 
 # Phrasings of RRSIS-D / RefSegRS kind, most of them outside the synthetic generator's grammar.
 READINGS = [
