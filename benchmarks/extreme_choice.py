@@ -9,7 +9,8 @@ least as sure as the median one. This script scores, on the extreme expressions 
 model's tiles pass per expression, computed once and cached: the surest component (no reading of
 the extreme), the median rule, the ``K`` surest for a grid of ``K``, and the surest share of the
 components. The chosen constant is then measured on ``large_scene.py``'s held-out scenes
-(other seeds, palette and density: its ``object (+ extreme)`` rows).
+(other seeds, palette and density: its ``object``, ``object (no extreme)`` and ``object (extreme,
+median)`` rows).
 
     python benchmarks/extreme_choice.py --models /tmp/s26/ranked-seed0/model /tmp/s26/ranked-seed1/model \\
         --work /tmp/extreme-choice --out benchmarks/results/extreme-choice-tuning

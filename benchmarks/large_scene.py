@@ -41,10 +41,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _common import write_results
 
 KINDS = ("colour", "region", "extreme", "relation", "multi", "none", "direction")
-OBJECT_ROWS = ("object", "object (the surest anchor)", "object (no relation)", "object (+ extreme)",
-               "object (+ extreme, median)", "object (paraphrased)", "object (count)", "object (one)")
+OBJECT_ROWS = ("object", "object (the surest anchor)", "object (no relation)", "object (no extreme)",
+               "object (extreme, median)", "object (paraphrased)", "object (count)", "object (one)")
 # Rows whose choice needs the relation's second tiles pass.
-NEEDS_ANCHOR = ("object", "object (the surest anchor)", "object (+ extreme)", "object (+ extreme, median)",
+NEEDS_ANCHOR = ("object", "object (the surest anchor)", "object (no extreme)", "object (extreme, median)",
                 "object (paraphrased)")
 TRUE_ANCHOR = "object, the true anchor (not a method)"
 # Other words for "next to" and "north of" (none in the generator's grammar), for the relation's
@@ -166,11 +166,12 @@ def full_paraphrase(text: str) -> str:
 def component_rows(rec: dict, image: np.ndarray, model, text, overlap: float) -> None:
     """The component modes on the tiles pass at ``overlap`` (``rec["p_tiles"][overlap]``,
     computed once; ``image``: the scene as the reader gives it): ``object`` (the components the
-    expression's reading chooses, as ``segment_scene`` picks them by default: its count, place
-    and relation, the relation's anchor found on its own tiles pass, ``rec["p_anchor"]``),
+    expression's reading chooses, as ``segment_scene`` picks them by default: its count, place,
+    extreme and relation, the relation's anchor found on its own tiles pass, ``rec["p_anchor"]``),
     ``object (no relation)`` (``read="place"``, the default before the relation was read),
-    ``object (+ extreme)`` (``read="place,relation,extreme"``), ``object (+ extreme, median)``
-    (the same with the extreme's first rule: ``extreme_among=None``), ``object (paraphrased)`` (the
+    ``object (no extreme)`` (``read="place,relation"``, the default before the extreme was read),
+    ``object (extreme, median)`` (the default with the extreme's first rule: ``extreme_among=None``),
+    ``object (paraphrased)`` (the
     default read from :func:`full_paraphrase`), ``object (count)`` (the surest components, as
     many as it names: ``read="none"``), ``object (one)`` (``objects=1, read="none"``) and, not a
     method, the default with the labelled anchor (:data:`TRUE_ANCHOR`); with
@@ -202,20 +203,20 @@ def component_rows(rec: dict, image: np.ndarray, model, text, overlap: float) ->
     t0 = time.perf_counter()
     comps = components(0.5)
     said = read_expression(rec["text"])
-    default = Reading(said.objects, said.place, relation=said.relation)
+    default = Reading(said.objects, said.place, said.extreme, said.relation)
     rel = related(default)
     rec["count"], rec["reading"], rec["related"] = said.objects, default, rel is not None
     rec["object"] = chosen(default, rel)
     # The rule before the anchor and target were chosen together: the surest anchor, the nearest target.
     rec["object (the surest anchor)"] = chosen(default, related(default, candidates=1, spread=None))
     rec["object (no relation)"] = chosen(Reading(said.objects, said.place))
-    rec["object (+ extreme)"] = chosen(said, rel)
+    rec["object (no extreme)"] = chosen(Reading(said.objects, said.place, relation=said.relation), rel)
     # The extreme's first rule: the most extreme of every component at least as sure as the median one.
-    rec["object (+ extreme, median)"] = chosen(said, rel, extreme_among=None)
+    rec["object (extreme, median)"] = chosen(default, rel, extreme_among=None)
     rec["object (count)"] = chosen(Reading(said.objects))
     rec["object (one)"] = comps.paint(0, h, object_scores(comps, 1)) > 0.5
     said_p = read_expression(full_paraphrase(rec["text"]))
-    para = Reading(said_p.objects, said_p.place, relation=said_p.relation)
+    para = Reading(said_p.objects, said_p.place, said_p.extreme, said_p.relation)
     rec["paraphrase"] = para
     rec["object (paraphrased)"] = chosen(para, related(para))
     rec[TRUE_ANCHOR] = rec["object"]
@@ -507,7 +508,9 @@ def markdown(report: dict) -> str:
              *([("`object` (the default): the `tiles` pass (overlap 0.25) cut into connected components of "
                  "p > 0.5, and the expression's reading applied (`rrsis.scene.reading`, nothing learned): "
                  "as many as it names (\"the three ships\" 3, \"all ships\" every one, otherwise 1), in the "
-                 "place it names (\"in the north-west\": that ninth), in the relation it names to another "
+                 "place it names (\"in the north-west\": that ninth), the extreme it names (\"the largest\", "
+                 "\"the northernmost\": the most extreme of the 5 surest components, `EXTREME_AMONG`), in the "
+                 "relation it names to another "
                  "object (\"next to the white plane\": a second tiles pass over the other object's words; "
                  "each of its 8 surest components may be that object, and the pair of it and a component "
                  "in the relation (\"north of the white plane\": beyond it in that direction) that both "
@@ -515,9 +518,10 @@ def markdown(report: dict) -> str:
                  "`rrsis.scene.relation`), the surest first. `object (the surest anchor)`: the relation "
                  "applied to the anchor's surest component alone, the nearest component chosen (the default "
                  "before 2026-12-07). `object (no relation)`: count and place only (`read=\"place\"`, the "
-                 "default before the relation was read). `object (+ extreme)`: also the extreme it names "
-                 "(\"the largest\": the most extreme of the components at least as sure as the median one; "
-                 "`read=\"place,relation,extreme\"`). `object (paraphrased)`: the default, read from the "
+                 "default before the relation was read). `object (no extreme)`: the extreme not read "
+                 "(`read=\"place,relation\"`, the default before 2026-12-07). `object (extreme, median)`: the "
+                 "extreme taken among every component at least as sure as the median one (its first rule, "
+                 "`extreme_among=None`). `object (paraphrased)`: the default, read from the "
                  "expression in other words (`PARAPHRASES`: \"in the upper left part of the image\", \"the "
                  "biggest\", \"the ships\", \"3 ships\"; `NEAR_WORDS`: \"beside\", \"close to\", "
                  "\"near\", \"adjacent to\" for \"next to\"; `SIDE_WORDS`: \"above\" for \"north of\", "

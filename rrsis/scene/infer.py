@@ -75,8 +75,8 @@ class SceneOptions:
             some of ``"place"`` ("in the north-west": the components there), ``"relation"``
             ("next to the white plane", "north of the road": a second tiled pass finds the other
             object, and the surest pair of it and components in that relation, the nearer first,
-            is kept; :mod:`~rrsis.scene.relation`; both by default) and ``"extreme"`` ("the largest": the most extreme confident one),
-            as a tuple or ``"place,relation"``; ``()`` or ``"none"``: the surest components.
+            is kept; :mod:`~rrsis.scene.relation`) and ``"extreme"`` ("the largest": the most extreme
+            of the few surest), all by default, as a tuple or a string; ``"none"``: the surest ones.
         batch_size: tiles per forward pass.
         strip_rows: output rows produced at a time (bounds memory with the scene width).
     """
@@ -93,7 +93,7 @@ class SceneOptions:
     local_rule: str = "max"
     auto_max_global: int | None = None
     objects: int | str = "auto"
-    read: tuple[str, ...] | str = ("place", "relation")
+    read: tuple[str, ...] | str = ("place", "relation", "extreme")
     batch_size: int = 8
     strip_rows: int = 256
     scale: InitVar[Any] = None  # the old name of pixel_ratio: refused with a pointer to it

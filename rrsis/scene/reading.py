@@ -5,7 +5,7 @@ Mode ``object`` cuts the tiles' foreground into components and keeps the ones th
 surest of. The tiles know what a storage tank looks like, but no tile knows which tank is "the
 largest" or lies "in the north-west", and none counts. :func:`read_expression` reads those
 words, and :func:`choose` applies them to the components (``SceneOptions.read``: the count and
-the place and the relation by default, the extreme on request). Nothing is learned. The rules read the
+the place, the extreme and the relation by default). Nothing is learned. The rules read the
 expression's *head*, the noun phrase before its first preposition, relative clause or verb, so
 that words about another object ("the ship between the two bridges", "the house next to the
 largest building") do not count:
@@ -24,8 +24,8 @@ largest building") do not count:
 - **Which extreme**: "the largest" / "biggest" / "smallest" (area), "the northernmost" (or
   topmost, uppermost), "southernmost" (bottommost), "westernmost" (leftmost), "easternmost"
   (rightmost), in the head or after "that is the" / "which is the". The tiles light look-alikes
-  too, so the extreme is taken among the :data:`EXTREME_AMONG` surest components. The object
-  mode applies it only on request (``read="place,extreme"``).
+  too, so the extreme is taken among the :data:`EXTREME_AMONG` surest components (the object
+  mode applies it by default; ``read="place,relation"`` leaves it out).
 
 - **Which other object, and where from it** (``Reading.relation``): "next to the white plane",
   "beside", "close to", "adjacent to", "near", "nearest the" (``near``); "north of the road",

@@ -24,7 +24,7 @@ def test_the_rows_score_the_shipped_rule(tmp_path, benchmark_module):
     records = ec.scene_records(model, meta)
     assert [r["text"] for r in records] == texts
     prepared = ec.prepare(records)
-    got = segment_scene(model, meta["path"], texts, mode="object", read="place,relation,extreme", return_mask=True)
+    got = segment_scene(model, meta["path"], texts, mode="object", return_mask=True)  # the default reads it
     painted_any = 0
     for r, e, want in zip(records, prepared, got):
         kept = choose(e["said"], e["p"], e["x"], e["y"], e["area"])

@@ -149,11 +149,14 @@ def test_app_names_the_objects_kept(tiny_model, tmp_path):
     captions = [c for _, c in r.gallery]
     assert captions[0].endswith("(every object)")
     assert captions[1].endswith("(2 objects)")
-    assert captions[2].endswith(" px")  # one object, nothing else read: no note
-    got = run(tiny_model, tmp_path / "large.png", texts.splitlines(), mode="object", threshold=0.3,
+    assert captions[2].endswith("(1 object, the largest)")
+    got = run(tiny_model, tmp_path / "large.png", [*texts.splitlines(), "the tank"], mode="object", threshold=0.3,
               workdir=tmp_path)
-    assert [x.objects for x in got] == [EVERY, 2, 1]
-    assert [x.reading for x in got] == ["every object", "2 objects", "1 object"]
+    assert [x.objects for x in got] == [EVERY, 2, 1, 1]
+    assert [x.reading for x in got] == ["every object", "2 objects", "1 object, the largest", "1 object"]
+    with Workspace() as ws:
+        r = respond(tiny_model, ws, Limits(), str(tmp_path / "large.png"), "the tank", "object", 0.3)
+    assert r.gallery[0][1].endswith(" px")  # one object, nothing else read: no note
 
 
 PLACES = [
@@ -278,19 +281,20 @@ def test_component_places_follow_the_map_north():
 def test_object_mode_applies_the_extreme(tiny_model, scene_and_p):
     image, p, _ = scene_and_p
     thr = float(np.quantile(p, 0.9))
-    (r,) = segment_scene(tiny_model, image, "the largest tank", mode="object", threshold=thr, return_mask=True,
-                         read="place,extreme")
+    (r,) = segment_scene(tiny_model, image, "the largest tank", mode="object", threshold=thr, return_mask=True)
     q, _ = tiles_pass(tiny_model, image, "the largest tank")
     ref, n = flood_fill(q > thr)
     means = np.array([q[ref == j].mean() for j in range(1, n + 1)])
     areas = np.array([(ref == j).sum() for j in range(1, n + 1)])
-    strong = np.flatnonzero(means >= np.median(means))
+    strong = np.argsort(-means, kind="stable")[:EXTREME_AMONG]  # the default: among the 5 surest
     best = 1 + strong[np.argmax(areas[strong])]
-    assert np.sort(areas[strong])[-1] > np.sort(areas[strong])[-2]  # one clear answer
+    assert n > EXTREME_AMONG and np.sort(areas[strong])[-1] > np.sort(areas[strong])[-2]  # one clear answer
+    assert best != 1 + int(np.argmax(means))  # not the surest one
     np.testing.assert_array_equal(r.mask, ref == best)
     assert r.reading == "1 object, the largest"
-    # The default reads the place, not the extreme: the surest component.
-    (s,) = segment_scene(tiny_model, image, "the largest tank", mode="object", threshold=thr, return_mask=True)
+    # Without the extreme read: the surest component.
+    (s,) = segment_scene(tiny_model, image, "the largest tank", mode="object", threshold=thr, return_mask=True,
+                         read="place,relation")
     np.testing.assert_array_equal(s.mask, ref == 1 + int(np.argmax(means)))
     assert s.reading == "1 object"
 
@@ -327,15 +331,15 @@ def test_place_read_on_a_scene(tiny_model):
 
 
 def test_read_given_as_text_or_tuple_is_one_setting(tiny_model, tmp_path):
-    """A region done with ``read="place,relation"`` (what the command line passes) is done for
-    the default ``("place", "relation")`` too: the resumed run recomputes nothing."""
+    """A region done with ``read="place,relation,extreme"`` (what the command line passes) is done
+    for the default ``("place", "relation", "extreme")`` too: the resumed run recomputes nothing."""
     from PIL import Image
 
     from rrsis.scene import segment_scenes
 
     Image.fromarray((np.random.default_rng(6).random((96, 96, 3)) * 255).astype(np.uint8)).save(tmp_path / "a.png")
     first = segment_scenes(tiny_model, [str(tmp_path / "a.png")], "the ship", out=str(tmp_path / "r"),
-                             read="place,relation")
+                             read="place,relation,extreme")
     again = segment_scenes(tiny_model, [str(tmp_path / "a.png")], "the ship", out=str(tmp_path / "r"))
     assert first.done == ["a"] and again.skipped == ["a"] and not again.done
     assert SceneOptions(read="place, extreme").read == ("place", "extreme")
