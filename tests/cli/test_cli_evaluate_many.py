@@ -55,20 +55,20 @@ def _base(saved, scene):
 
 def test_pooled_and_per_scene_rows_and_the_json(saved, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert main([*_base(saved, str(saved / "tiles" / "*.tif")), "--modes", "tiles", "--per-scene"]) == 0
+    assert main([*_base(saved, str(saved / "tiles" / "*.tif")), "--modes", "naive", "--per-scene"]) == 0
     out = capsys.readouterr().out
     assert "2 scene(s): 4 (scene, expression) queries from" in out and "wrote eval-scenes.json" in out
     got = SceneEvaluation.read_json(tmp_path / "eval-scenes.json")
-    assert [s.id for s in got.scenes] == ["t0", "t1"] and [m.mode for m in got.modes] == ["tiles", "naive"]
+    assert [s.id for s in got.scenes] == ["t0", "t1"] and [m.mode for m in got.modes] == ["naive"]
     lines = [line.split() for line in out.splitlines()]
-    pooled = {r[0]: r for r in lines if r[:1] in (["tiles"], ["naive"])}
+    pooled = {r[0]: r for r in lines if r[:1] == ["naive"]}
     per = {(r[0], r[1]): r for r in lines if r[:1] in (["t0"], ["t1"])}
     for m in got.modes:  # one pooled row per mode, from the pooled counts
         inter = sum(e.intersection_px for e in m.expressions)
         union = sum(e.union_px for e in m.expressions)
         assert pooled[m.mode][2:6] == [f"{100 * m.miou:.2f}", f"{100 * inter / union:.2f}",
                                        f"{100 * m.precision_at_05:.2f}", "4"]
-    assert sorted(per) == [("t0", "naive"), ("t0", "tiles"), ("t1", "naive"), ("t1", "tiles")]
+    assert sorted(per) == [("t0", "naive"), ("t1", "naive")]
     for s in got.scenes:
         for m in s.modes:
             assert per[s.id, m.mode][3:7] == [f"{100 * m.miou:.2f}", f"{100 * m.oiou:.2f}",
