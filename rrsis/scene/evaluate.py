@@ -189,6 +189,9 @@ def evaluate_scene(model: Any, scene: Any, labels: str | os.PathLike, *, text_fi
         where = f"any of the {len(sources)} scenes" if many else sources[0].uri
         raise ValueError(f"{labels}: no expression's target covers a valid pixel of {where} (skipped: "
                          + ", ".join(f"{k} {v}" for k, v in skipped.items() if v) + ")")
+    if many:  # a scene whose every target lies on its nodata has nothing left to ask
+        skipped["scenes"] += sum(not s.modes[0].expressions for s in scores)
+        scores = [s for s in scores if s.modes[0].expressions]
     opts = {"threshold": threshold, "aoi": None if area is None else str(area), "bands": bands, "scale": scale,
             "stretch": stretch, "crs": None if crs is None else str(crs),
             **options}

@@ -106,6 +106,24 @@ def test_an_area_of_interest_skips_the_scenes_it_misses(pair, tiny_model):
     assert ev.scenes[0].skipped["outside_aoi"] == 1
 
 
+def test_a_scene_whose_targets_lie_on_nodata_is_left_out(pair, tiny_model, tmp_path):
+    folder, _ = pair
+    data = np.full((3, 64, 64), 90, np.uint8)
+    data[:, 0:32, 0:32] = 0  # nodata under the ship's polygon
+    with rasterio.open(tmp_path / "hazy.tif", "w", driver="GTiff", height=64, width=64, count=3, dtype="uint8",
+                       crs=UTM, transform=FAR, nodata=0) as ds:
+        ds.write(data)
+    ship = shapely.affinity.affine_transform(box(4, 4, 20, 20), [FAR.a, 0, 0, FAR.e, FAR.c, FAR.f])
+    labels = str(tmp_path / "l.gpkg")
+    write_vector(labels, np.array([shapely.to_wkb(g) for g in (_world(FEATURES[0][0]), ship)], dtype=object),
+                 [np.array([FEATURES[0][1], "the ship"], dtype=object)], ["expression"], driver="GPKG", crs=UTM,
+                 geometry_type="Polygon")
+    ev = evaluate_scene(tiny_model, [folder / "west.tif", tmp_path / "hazy.tif"], labels, text_field="expression",
+                        modes="naive", threshold=0.2)
+    assert [s.id for s in ev.scenes] == ["west"] and [e.text for e in ev.modes[0].expressions] == ["the white tank"]
+    assert ev.skipped == {"no_text": 0, "no_area": 0, "outside_aoi": 0, "no_pixel": 1, "scenes": 1}
+
+
 def test_a_record_of_0_2_0_reads_and_rewrites_unchanged(tmp_path):
     ev = SceneEvaluation.read_json(ASSET)
     assert ev.scenes is None and [m.mode for m in ev.modes] == ["tiles", "naive"]
