@@ -96,7 +96,7 @@ def run_scene(args: argparse.Namespace, out: str) -> int:
     from ..scene import area_of_interest
     from ..scene.evaluate import DEFAULT_EVAL_MODES, check_modes, evaluate_scene, need_geo
     from ..scene.evaluate_labels import is_many, labels_for
-    from ..scene.region import resolve_scenes
+    from ..scene.region import SceneSource, resolve_scenes, scene_id
     from .model_limits import model_limits
     from .predict import _stretch
 
@@ -110,9 +110,12 @@ def run_scene(args: argparse.Namespace, out: str) -> int:
     else:
         if args.asset is not None:
             raise ValueError("--asset chooses a STAC item's asset; --scene is one raster file")
-        for flag, path in (("--scene", scene), ("--labels", args.labels)):
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"{flag} {path}: file not found")
+        if not os.path.isfile(scene):
+            raise FileNotFoundError(f"--scene {scene}: file not found")
+        if "{" in args.labels:  # a template, filled for this one scene
+            labels_for([SceneSource(scene_id(scene), scene)], args.labels)
+        elif not os.path.isfile(args.labels):
+            raise FileNotFoundError(f"--labels {args.labels}: file not found")
     stretch = _stretch(args.stretch)
     if args.aoi_crs is not None and args.aoi is None:
         raise ValueError("--aoi-crs is the CRS of --aoi; give --aoi too")

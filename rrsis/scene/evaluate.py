@@ -39,7 +39,7 @@ from .evaluate_labels import Truth, check_one, is_many, labels_for, read_truth
 from .evaluate_record import ExpressionScore, ModeScore, SceneEvaluation, SceneScore, pool, score
 from .infer import MODES, SceneOptions
 from .read import GDAL_ENV, require_geo
-from .region.sources import SceneSource, resolve_scenes
+from .region.sources import SceneSource, resolve_scenes, scene_id
 
 __all__ = ["DEFAULT_EVAL_MODES", "EVAL_MODES", "ExpressionScore", "ModeScore", "SceneEvaluation", "SceneScore",
            "evaluate_scene"]
@@ -148,10 +148,10 @@ def evaluate_scene(model: Any, scene: Any, labels: str | os.PathLike, *, text_fi
     else:
         if asset is not None:
             raise ValueError("asset= chooses a STAC item's asset; this scene is one file")
-        sources, files = [SceneSource("", os.fspath(scene))], [os.fspath(labels)]
-        for what, path in (("scene", sources[0].uri), ("labels", files[0])):
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"{what} {path}: file not found")
+        sources = [SceneSource("", os.fspath(scene))]  # no id: the record keeps one scene's form
+        if not os.path.isfile(sources[0].uri):
+            raise FileNotFoundError(f"scene {sources[0].uri}: file not found")
+        files = labels_for([SceneSource(scene_id(sources[0].uri), sources[0].uri)], labels)
     model_name = model if isinstance(model, (str, os.PathLike)) else getattr(model, "arch", type(model).__name__)
     area = None if aoi is None else area_of_interest(aoi, aoi_crs)
     truths = []

@@ -79,6 +79,7 @@ def test_pooled_and_per_scene_rows_and_the_json(saved, tmp_path, capsys, monkeyp
     ("nowhere/*.tif", None, "nowhere/*.tif: the pattern matches no file"),
     ("tiles/*.tif", "per/{stem}.gpkg", "labels per/t0.gpkg (for scene"),
     ("tiles/t0.tif", "missing.gpkg", "--labels missing.gpkg: file not found"),  # one scene: as before
+    ("tiles/t0.tif", "per/{stem}.gpkg", "labels per/t0.gpkg (for scene"),  # a template for one scene too
 ])
 def test_errors_are_one_line_before_the_model_loads(saved, tmp_path, capsys, monkeypatch, scene, labels, message):
     monkeypatch.chdir(saved)

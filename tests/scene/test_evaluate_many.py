@@ -163,6 +163,17 @@ def test_one_scene_gives_the_record_0_2_0_gave(tmp_path, monkeypatch):
     assert got == want
 
 
+def test_one_scene_takes_a_labels_template_too(pair, tiny_model, tmp_path):
+    folder, _ = pair
+    labels = _labels(tmp_path / "west.gpkg", FEATURES[:2])
+    plain = evaluate_scene(tiny_model, folder / "west.tif", labels, text_field="expression", modes="naive",
+                           threshold=0.2)
+    again = evaluate_scene(tiny_model, folder / "west.tif", str(tmp_path / "{stem}.gpkg"), text_field="expression",
+                           modes="naive", threshold=0.2)
+    assert again.scenes is None and again.labels == str(tmp_path / "{stem}.gpkg")
+    assert again.modes[0].expressions == plain.modes[0].expressions and len(plain.modes[0].expressions) == 2
+
+
 def test_a_label_on_no_scene_is_an_error_naming_how_many(pair, tmp_path):
     folder, _ = pair
     labels = _labels(tmp_path / "l.gpkg", [*FEATURES, (box(200, 0, 210, 10), "the ship"),
