@@ -22,14 +22,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="a save_pretrained directory or a Hub repo id")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--data", metavar="ROOT", help="dataset folder")
-    what.add_argument("--scene", metavar="RASTER", help="a georeferenced raster (GeoTIFF, COG, VRT) to score the "
-                                                        "whole-scene modes on, with --labels")
+    what.add_argument("--scene", nargs="+", action="extend", metavar="RASTER",
+                      help="a georeferenced raster (GeoTIFF, COG, VRT) to score the whole-scene modes on, with "
+                           "--labels; or several, as rrsis predict --image takes them (files, a quoted glob, "
+                           "@list.txt, STAC JSON): scored one after another and pooled")
     p.add_argument("--image-size", type=int, help="model input side (default: the model's image_size); "
                                                   "with --scene, the global pass's side, as rrsis predict's")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--out", help="metrics JSON to write (default: eval-<dataset>-<split>.json, with --scene "
-                                 "eval-scene-<scene>.json)")
+                                 "eval-scene-<scene>.json, or eval-scenes.json for several)")
     d = p.add_argument_group("a dataset split (--data)")
     d.add_argument("--dataset", choices=["rrsisd", "refsegrs", "risbench", "folder"],
                    help="dataset layout (required with --data)")

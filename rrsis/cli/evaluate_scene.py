@@ -1,5 +1,6 @@
-"""``rrsis evaluate --scene``: the whole-scene modes scored on a user's own labelled scene
-(:func:`rrsis.scene.evaluate_scene`); ``rrsis evaluate --data`` is :mod:`rrsis.cli.evaluate`'s."""
+"""``rrsis evaluate --scene``: the whole-scene modes scored on a user's own labelled scene, or
+pooled over several (:func:`rrsis.scene.evaluate_scene`); ``rrsis evaluate --data`` is
+:mod:`rrsis.cli.evaluate`'s."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ DATA_ONLY = {"dataset": None, "split": None, "native_resolution": False, "amp": 
              "empty_iou": None, "data_option": []}
 SCENE_ONLY = {"labels": None, "text_field": None, "layer": None, "modes": None, "threshold": None,
               "pixel_ratio": None, "tile": None, "overlap": None, "aoi": None, "aoi_crs": None, "bands": None,
-              "scale": None, "stretch": None, "keep_predictions": None, "overwrite": False, "quiet": False}
+              "scale": None, "stretch": None, "keep_predictions": None, "overwrite": False, "quiet": False,
+              "asset": None, "per_scene": False}
 
 
 def add_scene_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,7 +24,10 @@ def add_scene_arguments(p: argparse.ArgumentParser) -> None:
                              "naive (non-overlapping tiles of the model's image_size, each alone: mode tiles "
                              "with overlap 0) always runs beside them.")
     g.add_argument("--labels", metavar="FILE", help="vector file (GeoPackage, GeoJSON, shapefile) of polygons drawn "
-                                                    "on the scene, any CRS (required with --scene)")
+                                                    "on the scene, any CRS (required with --scene); several scenes: "
+                                                    "one file over all of them, or a template of one file per scene "
+                                                    "with {stem} (the scene's file name without extension) or {id}, "
+                                                    "e.g. 'labels/{stem}.gpkg'")
     g.add_argument("--text-field", metavar="FIELD", help="the labels' attribute holding each polygon's expression "
                                                          "(default: text)")
     g.add_argument("--layer", help="the labels' layer, when the file has several")
@@ -44,6 +49,10 @@ def add_scene_arguments(p: argparse.ArgumentParser) -> None:
                    help="keep each mode's masks and GeoJSON in DIR/MODE/ (named as rrsis predict names them); "
                         "default: a temporary folder, removed")
     g.add_argument("--overwrite", action="store_true", help="replace existing files in --keep-predictions")
+    g.add_argument("--asset", metavar="KEY", help="scenes from STAC: the asset to read (default: the item's asset "
+                                                  "with role 'data')")
+    g.add_argument("--per-scene", action="store_true", help="several scenes: print a row per scene and mode too "
+                                                            "(the JSON always holds them)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -61,10 +70,18 @@ def check_sides(args: argparse.Namespace) -> None:
         raise ValueError("--data needs --dataset (rrsisd, refsegrs, risbench or folder)")
 
 
+def _scenes(args: argparse.Namespace):
+    """``--scene`` as :func:`~rrsis.scene.evaluate_scene` takes it: one path, or the entries."""
+    return args.scene[0] if len(args.scene) == 1 else list(args.scene)
+
+
 def default_out(args: argparse.Namespace) -> str:
     import os
 
-    return f"eval-scene-{os.path.splitext(os.path.basename(args.scene))[0]}.json"
+    from ..scene.evaluate_labels import is_many
+
+    scene = _scenes(args)
+    return "eval-scenes.json" if is_many(scene) else f"eval-scene-{os.path.splitext(os.path.basename(scene))[0]}.json"
 
 
 def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -78,15 +95,27 @@ def run_scene(args: argparse.Namespace, out: str) -> int:
     from ..engine.distributed import resolve_device
     from ..scene import area_of_interest
     from ..scene.evaluate import DEFAULT_EVAL_MODES, check_modes, evaluate_scene, need_geo
+    from ..scene.evaluate_labels import is_many, labels_for
+    from ..scene.region import SceneSource, resolve_scenes, scene_id
     from .model_limits import model_limits
     from .predict import _stretch
 
     # The cheap checks first: a typo must not wait for the model.
     modes = check_modes(args.modes or DEFAULT_EVAL_MODES)
     need_geo()
-    for flag, path in (("--scene", args.scene), ("--labels", args.labels)):
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{flag} {path}: file not found")
+    scene = _scenes(args)
+    many = is_many(scene)
+    if many:  # a glob matching nothing, a template naming a missing file
+        labels_for(resolve_scenes(scene, args.asset), args.labels)
+    else:
+        if args.asset is not None:
+            raise ValueError("--asset chooses a STAC item's asset; --scene is one raster file")
+        if not os.path.isfile(scene):
+            raise FileNotFoundError(f"--scene {scene}: file not found")
+        if "{" in args.labels:  # a template, filled for this one scene
+            labels_for([SceneSource(scene_id(scene), scene)], args.labels)
+        elif not os.path.isfile(args.labels):
+            raise FileNotFoundError(f"--labels {args.labels}: file not found")
     stretch = _stretch(args.stretch)
     if args.aoi_crs is not None and args.aoi is None:
         raise ValueError("--aoi-crs is the CRS of --aoi; give --aoi too")
@@ -97,13 +126,20 @@ def run_scene(args: argparse.Namespace, out: str) -> int:
         warnings.simplefilter("always", UserWarning)
         warnings.showwarning = _print_warning
         # The model is loaded once the labels are read: a bad labels file fails first.
-        ev = evaluate_scene(args.model, args.scene, args.labels, text_field=args.text_field or "text",
+        ev = evaluate_scene(args.model, scene, args.labels, text_field=args.text_field or "text",
                             layer=args.layer, modes=modes, threshold=0.5 if args.threshold is None else args.threshold,
                             aoi=aoi, keep_predictions=args.keep_predictions, overwrite=args.overwrite,
                             bands=args.bands, scale=args.scale, stretch=stretch, progress=not args.quiet,
-                            load={"map_location": resolve_device(args.device), **model_limits(args)}, **options)
-    print(f"{args.scene}: {len(ev.modes[0].expressions)} expression(s) from {args.labels}")
+                            load={"map_location": resolve_device(args.device), **model_limits(args)},
+                            asset=args.asset, **options)
+    if many:
+        print(f"{len(ev.scenes)} scene(s): {len(ev.modes[0].expressions)} (scene, expression) queries from "
+              f"{args.labels}")
+    else:
+        print(f"{scene}: {len(ev.modes[0].expressions)} expression(s) from {args.labels}")
     print(ev.table())
+    if args.per_scene:
+        print(ev.scene_table())
     left = ", ".join(f"{k} {v}" for k, v in ev.skipped.items() if v)
     if left:
         print(f"skipped: {left}")

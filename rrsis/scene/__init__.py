@@ -9,7 +9,7 @@ scenes, resumably and across ``torchrun`` ranks, with one merged vector file
 (:mod:`~rrsis.scene.mosaic`); ``aoi=`` asks only inside an area of interest (:mod:`~rrsis.scene.aoi`); the ``object`` mode keeps
 as many objects as the expression names, where it says (:mod:`~rrsis.scene.reading`);
 ``write_chips`` turns a scene and its labelled polygons into a training folder (:mod:`~rrsis.scene.chips`);
-``evaluate_scene`` scores the modes on such a scene (:mod:`~rrsis.scene.evaluate`).
+``evaluate_scene`` scores the modes on such a scene, or on many (:mod:`~rrsis.scene.evaluate`).
 GeoTIFF and other GDAL rasters need the ``geo`` extra
 (``pip install "rrsis[geo]"``); PNG/JPEG and arrays work without it.
 """
@@ -25,6 +25,7 @@ from .api import (
 )
 from .chips import ChipsSummary, write_chips
 from .evaluate import EVAL_MODES, ExpressionScore, ModeScore, SceneEvaluation, evaluate_scene
+from .evaluate_record import SceneScore
 from .infer import MODES, SceneOptions
 from .mosaic import build_vrt
 from .read import Scene, open_scene
@@ -33,7 +34,7 @@ from .region import RegionSummary, SceneSource, resolve_scenes, segment_scenes
 from .write import remove_stale_temporaries
 
 __all__ = ["EVAL_MODES", "MODES", "AOIOutsideError", "AreaOfInterest", "ChipsSummary", "ExpressionScore", "ModeScore",
-           "RegionSummary", "Scene", "SceneEvaluation", "SceneOptions", "SceneResult", "SceneSource",
+           "RegionSummary", "Scene", "SceneEvaluation", "SceneOptions", "SceneResult", "SceneScore", "SceneSource",
            "area_of_interest", "build_vrt", "check_georeference", "check_outputs", "evaluate_scene",
            "objects_named", "open_aoi_scene", "open_scene", "output_paths", "output_prefixes", "read_expression",
            "remove_stale_temporaries", "resolve_scenes", "segment_scene", "segment_scenes", "write_chips"]

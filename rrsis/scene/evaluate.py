@@ -10,6 +10,11 @@ its mask GeoTIFFs are read back strip by strip and the truth is rasterised onto 
 bounded memory whatever the scene's size. Pixels the mask marks as nodata (the scene's nodata, and
 outside an area of interest) count for neither.
 
+Several scenes (a list, a glob, a list file, STAC JSON: what
+:func:`~rrsis.scene.region.segment_scenes` takes) are scored one after another with the same
+model and pooled (:mod:`~rrsis.scene.evaluate_record`); their labels are one vector file over all
+of them or one file per scene (:mod:`~rrsis.scene.evaluate_labels`).
+
 ``naive`` is the baseline that always stands beside the modes asked for: non-overlapping tiles of
 the model's ``image_size``, each predicted alone, which is ``mode="tiles"`` with ``overlap=0`` and
 the default tile (the last row and column of tiles, flush with the scene's edge, overlap their
@@ -20,139 +25,28 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
 import os
 import tempfile
 import time
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .._atomic import atomic_open
-from .._version import __version__
-from .aoi import area_of_interest, open_aoi_scene
+from .aoi import area_of_interest
 from .api import check_outputs, output_paths, output_prefixes, segment_scene
-from .chips import place_labels
+from .evaluate_labels import Truth, check_one, is_many, labels_for, read_truth
+from .evaluate_record import ExpressionScore, ModeScore, SceneEvaluation, SceneScore, pool, score
 from .infer import MODES, SceneOptions
-from .read import GDAL_ENV, open_scene, require_geo
-from .write import pixel_area_m2
+from .read import GDAL_ENV, require_geo
+from .region.sources import SceneSource, resolve_scenes, scene_id
 
-__all__ = ["DEFAULT_EVAL_MODES", "EVAL_MODES", "ExpressionScore", "ModeScore", "SceneEvaluation", "evaluate_scene"]
+__all__ = ["DEFAULT_EVAL_MODES", "EVAL_MODES", "ExpressionScore", "ModeScore", "SceneEvaluation", "SceneScore",
+           "evaluate_scene"]
 
 EVAL_MODES = (*MODES, "naive")
 DEFAULT_EVAL_MODES = ("auto", "naive")
 _STRIP_PIXELS = 1 << 22  # pixels of a strip read back at a time (a few such arrays are held)
-_SKIPS = ("no_text", "no_area", "outside", "outside_aoi", "no_pixel")
-
-
-@dataclass(frozen=True)
-class ExpressionScore:
-    """One expression under one mode.
-
-    Attributes:
-        text: the expression (its first spelling in the labels file).
-        iou: ``intersection_px / union_px``.
-        intersection_px, union_px, predicted_px, true_px: pixel counts on the mask's grid.
-        predicted_area, true_area: the same areas in :attr:`SceneEvaluation.area_unit`.
-        features: the labelled features whose union is the target (with an area of interest: those
-            with a part inside it).
-        files: with ``keep_predictions``, the files ``segment_scene`` wrote for it (else empty).
-    """
-
-    text: str
-    iou: float
-    intersection_px: int
-    union_px: int
-    predicted_px: int
-    true_px: int
-    predicted_area: float
-    true_area: float
-    features: int
-    files: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ModeScore:
-    """One mode over every expression.
-
-    Attributes:
-        mode: the mode asked for (``auto``, ``naive``, ...).
-        ran: what ran (``auto`` resolved; ``naive``: ``tiles``).
-        miou: mean IoU over the expressions.
-        oiou: cumulative intersection over cumulative union.
-        precision_at_05: share of expressions with IoU >= 0.5.
-        seconds: wall time of the mode's ``segment_scene`` call (every expression).
-        expressions: one :class:`ExpressionScore` per expression.
-    """
-
-    mode: str
-    ran: str
-    miou: float
-    oiou: float
-    precision_at_05: float
-    seconds: float
-    expressions: list[ExpressionScore]
-
-
-@dataclass(frozen=True)
-class SceneEvaluation:
-    """What :func:`evaluate_scene` measured; :meth:`write_json` / :meth:`read_json` round-trip it.
-
-    Attributes:
-        scene, labels: the files scored.
-        text_field, layer: where the expressions were read.
-        model: the model (its path or Hub id when given as one, else its architecture).
-        area_unit: ``"m²"`` for a projected CRS, else ``"px"`` (areas in scene pixels).
-        modes: one :class:`ModeScore` per mode, in the order run.
-        options: the options every mode ran with (threshold, pixel_ratio, aoi, ...).
-        skipped: features or expressions left out, by reason: ``no_text``, ``no_area`` (no
-            polygonal geometry), ``outside_aoi`` (expressions whose target lies outside the area
-            of interest), ``no_pixel`` (expressions whose target covers no valid pixel centre).
-        rrsis_version: the version that measured it.
-    """
-
-    scene: str
-    labels: str
-    text_field: str
-    layer: str | None
-    model: str
-    area_unit: str
-    modes: list[ModeScore]
-    options: dict[str, Any]
-    skipped: dict[str, int]
-    rrsis_version: str = __version__
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SceneEvaluation:
-        modes = [ModeScore(**{**m, "expressions": [ExpressionScore(**e) for e in m["expressions"]]})
-                 for m in d["modes"]]
-        return cls(**{**d, "modes": modes})
-
-    def write_json(self, path: str | os.PathLike) -> None:
-        """Write the record atomically (complete or not at all)."""
-        with atomic_open(path) as fh:
-            json.dump(self.to_dict(), fh, indent=1, allow_nan=False, ensure_ascii=False)
-            fh.write("\n")
-
-    @classmethod
-    def read_json(cls, path: str | os.PathLike) -> SceneEvaluation:
-        with open(path, encoding="utf-8") as fh:
-            return cls.from_dict(json.load(fh))
-
-    def table(self) -> str:
-        """One row per mode: mIoU, oIoU, P@0.5 (percent), expressions and seconds."""
-        rows = [("mode", "ran", "mIoU", "oIoU", "P@0.5", "expressions", "seconds")]
-        rows += [(m.mode, m.ran, f"{100 * m.miou:.2f}", f"{100 * m.oiou:.2f}", f"{100 * m.precision_at_05:.2f}",
-                  str(len(m.expressions)), f"{m.seconds:.1f}") for m in self.modes]
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        return "\n".join("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-                         for r in rows)
 
 
 def check_modes(modes: str | Sequence[str]) -> list[str]:
@@ -181,44 +75,59 @@ def need_geo() -> None:
         raise ImportError('evaluating on a scene needs shapely and pyogrio: pip install "rrsis[geo]"') from None
 
 
-def evaluate_scene(model: Any, scene: str | os.PathLike, labels: str | os.PathLike, *, text_field: str = "text",
+def evaluate_scene(model: Any, scene: Any, labels: str | os.PathLike, *, text_field: str = "text",
                    layer: str | None = None, modes: str | Sequence[str] = DEFAULT_EVAL_MODES,
                    threshold: float = 0.5, aoi: Any = None, aoi_crs: Any = None,
                    keep_predictions: str | os.PathLike | None = None, overwrite: bool = False,
                    bands: Any = None, scale: Any = None, stretch: Any = "auto", crs: Any = None,
-                   progress: bool = False, load: dict[str, Any] | None = None, **options: Any) -> SceneEvaluation:
-    """Score whole-scene modes on a georeferenced scene against its labelled polygons.
+                   progress: bool = False, load: dict[str, Any] | None = None, asset: str | None = None,
+                   **options: Any) -> SceneEvaluation:
+    """Score whole-scene modes on georeferenced scenes against their labelled polygons.
 
     Args:
         model: an rrsis model with a tokenizer, or a saved directory / Hub id, loaded with
             :func:`rrsis.from_pretrained` once the labels are read (a bad labels file fails first).
-        scene: a georeferenced raster (GeoTIFF, COG, VRT) with a CRS and a transform.
+        scene: a georeferenced raster (GeoTIFF, COG, VRT) with a CRS and a transform; or several,
+            as :func:`~rrsis.scene.region.segment_scenes` takes them: a list of paths, a quoted
+            glob (``"tiles/*.tif"``), a ``@list.txt`` / ``.txt`` list, STAC item or
+            item-collection JSON, or :class:`~rrsis.scene.region.SceneSource` s.
         labels: a vector file (GeoPackage, GeoJSON, shapefile) of polygons, each with its
             expression in ``text_field``; in any CRS (reprojected to the scene's); features
-            without text or without a polygonal geometry are skipped and counted.
+            without text or without a polygonal geometry are skipped and counted. With several
+            scenes: one file over all of them (each feature counted on every scene its polygon
+            overlaps, clipped to it; an expression is a query on each scene where it has a
+            target), or a template naming each scene's own file: ``{stem}`` the scene's file name
+            without extension, ``{id}`` its id (``"labels/{stem}.gpkg"``).
         text_field, layer: the attribute holding the expressions, and the layer (needed when
             the file has several).
         modes: some of :data:`EVAL_MODES`; ``naive`` (non-overlapping tiles of the model's
             ``image_size``, each alone: ``mode="tiles"``, ``overlap=0``) is always added.
         threshold, aoi, aoi_crs, bands, scale, stretch, crs, progress: as
             :func:`~rrsis.scene.api.segment_scene`'s, the same for every mode. With ``aoi`` only
-            its pixels count, and expressions whose target lies outside it are skipped.
+            its pixels count, and expressions whose target lies outside it are skipped (several
+            scenes: so are the scenes it misses).
         keep_predictions: a folder for each mode's outputs (``DIR/MODE/STEM_N_mask.tif``, as
-            ``rrsis predict`` names them); default: a temporary folder, removed.
+            ``rrsis predict`` names them; several scenes: ``DIR/MODE/<scene id>/``); default: a
+            temporary folder, removed.
         overwrite: replace existing outputs in ``keep_predictions``.
         load: keyword arguments of :func:`rrsis.from_pretrained` for a ``model`` given by name
             (``map_location=``, ``revision=``, ``max_params=``, ...).
+        asset: several scenes from STAC: the asset key to read (default: the item's ``data`` asset).
         **options: :class:`~rrsis.scene.infer.SceneOptions` fields (``pixel_ratio=``, ``tile=``,
             ``overlap=``, ``global_size=``, ``batch_size=``, ...), the same for every mode but
             ``naive``, which keeps its tile and overlap.
 
     Returns:
-        A :class:`SceneEvaluation`.
+        A :class:`SceneEvaluation`; with several scenes, its modes pooled over every (scene,
+        expression) query and :attr:`~SceneEvaluation.scenes` the per-scene breakdown. The scenes
+        run one after another, each as one scene runs, with the model loaded once.
 
     Raises:
         ValueError: an unknown mode (with the closest), a scene without georeference, labels
             without a CRS, a missing text field (naming the fields there are), no expression
-            found, or features entirely outside the scene (how many).
+            found, features entirely outside the scene (how many; several scenes with one labels
+            file: outside every scene), an unknown template field.
+        FileNotFoundError: a scene or labels file missing, a glob matching nothing.
         ImportError: the ``geo`` extra is missing.
     """
     asked = check_modes(modes)
@@ -231,38 +140,101 @@ def evaluate_scene(model: Any, scene: str | os.PathLike, labels: str | os.PathLi
             raise ValueError(f"{key}=: not an option of the modes; expected some of {', '.join(known)}"
                              + (f"; did you mean {close[0]!r}?" if close else ""))
     need_geo()
-    scene, labels = os.fspath(scene), os.fspath(labels)
-    for what, path in (("scene", scene), ("labels", labels)):
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{what} {path}: file not found")
+    many = is_many(scene)
+    if many:
+        sources = (sorted(scene, key=lambda s: s.id) if isinstance(scene, (list, tuple)) and scene
+                   and all(isinstance(s, SceneSource) for s in scene) else resolve_scenes(scene, asset))
+        files = labels_for(sources, labels)
+    else:
+        if asset is not None:
+            raise ValueError("asset= chooses a STAC item's asset; this scene is one file")
+        sources = [SceneSource("", os.fspath(scene))]  # no id: the record keeps one scene's form
+        if not os.path.isfile(sources[0].uri):
+            raise FileNotFoundError(f"scene {sources[0].uri}: file not found")
+        files = labels_for([SceneSource(scene_id(sources[0].uri), sources[0].uri)], labels)
     model_name = model if isinstance(model, (str, os.PathLike)) else getattr(model, "arch", type(model).__name__)
     area = None if aoi is None else area_of_interest(aoi, aoi_crs)
-    targets, skipped, px_area = _targets(scene, labels, text_field, layer, crs, area)
+    truths = []
+    for s, f in zip(sources, files, strict=True):  # every scene's labels before any computing
+        truths.append(read_truth(s.uri, f, text_field, layer, crs, area))
+    if many:
+        skipped = _check_many(truths, len(sources), labels)
+    else:
+        check_one(truths[0])
+        skipped = truths[0].skipped
     if isinstance(model, (str, os.PathLike)):
         from ..hub import from_pretrained
 
         model = from_pretrained(model, **(load or {}))
     run = {"threshold": threshold, "bands": bands, "scale": scale, "stretch": stretch, "crs": crs,
            "aoi": area, "progress": progress}
-    texts = [t["text"] for t in targets]
+    asking = [(s, t) for s, t in zip(sources, truths, strict=True) if t.targets]
     with tempfile.TemporaryDirectory(prefix="rrsis-evaluate-") as tmp:
         root = tmp if keep_predictions is None else os.fspath(keep_predictions)
-        folders = {m: os.path.join(root, m) + os.sep for m in asked}
+        folders = [{m: os.path.join(root, m, s.id) + os.sep if many else os.path.join(root, m) + os.sep
+                    for m in asked} for s, _ in asking]
         if keep_predictions is not None:  # before any computing, as rrsis predict checks
-            check_outputs([p for m in asked for pre in output_prefixes(folders[m], len(texts), scene)
+            check_outputs([p for (s, t), fs in zip(asking, folders, strict=True) for m in asked
+                           for pre in output_prefixes(fs[m], len(t.targets), s.uri)
                            for p in output_paths(pre, True).values()], overwrite)
-        scores = [_run_mode(model, scene, m, texts, targets, folders[m], px_area, run, options,
-                            overwrite, keep_predictions is not None) for m in asked]
-    scores, skipped["no_pixel"] = _drop_unseen(scores)
-    if not scores[0].expressions:
-        raise ValueError(f"{labels}: no expression's target covers a valid pixel of {scene} (skipped: "
+        scores = []
+        for (s, t), fs in zip(asking, folders, strict=True):  # one scene after another
+            per = [_run_mode(model, s, m, t, fs[m], run, options, overwrite, keep_predictions is not None)
+                   for m in asked]
+            per, t.skipped["no_pixel"] = _drop_unseen(per)
+            scores.append(SceneScore(id=s.id, scene=s.uri, labels=os.path.abspath(t.labels),
+                                     area_unit=_unit(t.px_area), modes=per, skipped=t.skipped))
+    skipped["no_pixel"] = sum(s.skipped["no_pixel"] for s in scores)
+    if not any(s.modes[0].expressions for s in scores):
+        where = f"any of the {len(sources)} scenes" if many else sources[0].uri
+        raise ValueError(f"{labels}: no expression's target covers a valid pixel of {where} (skipped: "
                          + ", ".join(f"{k} {v}" for k, v in skipped.items() if v) + ")")
+    if many:  # a scene whose every target lies on its nodata has nothing left to ask
+        skipped["scenes"] += sum(not s.modes[0].expressions for s in scores)
+        scores = [s for s in scores if s.modes[0].expressions]
     opts = {"threshold": threshold, "aoi": None if area is None else str(area), "bands": bands, "scale": scale,
             "stretch": stretch, "crs": None if crs is None else str(crs),
             **options}
-    return SceneEvaluation(scene=os.path.abspath(scene), labels=os.path.abspath(labels), text_field=text_field,
-                           layer=layer, model=os.fspath(model_name), area_unit="px" if px_area is None else "m²",
-                           modes=scores, options=_jsonable(opts), skipped=skipped)
+    units = {s.area_unit for s in scores}
+    common = {"labels": os.path.abspath(labels), "text_field": text_field, "layer": layer,
+              "model": os.fspath(model_name), "area_unit": units.pop() if len(units) == 1 else "mixed",
+              "options": _jsonable(opts), "skipped": skipped}
+    if not many:
+        return SceneEvaluation(scene=os.path.abspath(sources[0].uri), modes=scores[0].modes, **common)
+    given = [os.fspath(scene)] if isinstance(scene, (str, os.PathLike)) else [
+        s.uri if isinstance(s, SceneSource) else os.fspath(s) for s in scene]
+    return SceneEvaluation(scene=" ".join(given), modes=pool(scores), scenes=scores, **common)
+
+
+def _check_many(truths: list[Truth], n: int, labels: Any) -> dict[str, int]:
+    """The skips of several scenes, summed; the errors: features on no scene (one labels file),
+    a scene's own file's errors (a template), no expression on any scene."""
+    one_file = len({t.labels for t in truths}) == 1
+    if one_file:
+        if not any(t.found for t in truths) and not truths[0].outside:
+            check_one(truths[0])  # no expression in the file
+        eligible = truths[0].found + truths[0].outside  # on each scene, a feature is either on it or off it
+        missed = eligible - len(set().union(*(t.placed for t in truths)))
+        if missed:
+            raise ValueError(f"{labels}: {missed} feature(s) lie entirely outside every scene ({n} scenes); "
+                             "remove them from the labels (or clip the file to the scenes) so that every "
+                             "expression is asked where its target is")
+    else:
+        for t in truths:
+            if t.outside or not t.found:
+                check_one(t)
+    skipped = {k: sum(t.skipped[k] for t in truths) for k in truths[0].skipped}
+    if one_file:  # the file's features without text or area, once (not once per scene)
+        skipped.update(no_text=truths[0].skipped["no_text"], no_area=truths[0].skipped["no_area"])
+    skipped["scenes"] = sum(not t.targets for t in truths)
+    if skipped["scenes"] == n:
+        raise ValueError(f"{labels}: no expression's target lies inside the area of interest on any of the {n} "
+                         "scenes")
+    return skipped
+
+
+def _unit(px_area: float | None) -> str:
+    return "px" if px_area is None else "m²"
 
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
@@ -270,89 +242,31 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
                 else str(v)) for k, v in d.items()}
 
 
-def _targets(scene: str, labels: str, text_field: str, layer: str | None, crs: Any, area: Any):
-    """``(targets, skipped, m² per pixel)``: each expression's union of polygons in the
-    pixel coordinates of the grid the masks cover (the area of interest's window with one)."""
-    from shapely import union_all
-    from shapely.affinity import translate
-
-    from .vector import polygonal_part
-
-    skipped = dict.fromkeys(_SKIPS, 0)
-    with open_scene(scene, stretch=None, crs=crs) as sc:
-        if sc.in_memory or not sc.georeferenced:
-            raise ValueError(f"{scene}: evaluating needs a georeferenced raster read by rasterio (a GeoTIFF, COG "
-                             "or VRT with a CRS and a transform) to place the labels on")
-        px_area = pixel_area_m2(sc)
-        if px_area is None:
-            warnings.warn(f"{scene}: its pixels have no one ground area in {sc.crs.to_string()} (a geographic "
-                          "or area-distorting CRS): areas are given in scene pixels", UserWarning, stacklevel=3)
-        found = place_labels(labels, text_field, layer, sc, skipped)
-        size = (sc.height, sc.width)
-    outside = skipped.pop("outside")  # an error, not a count: no mode can find a target off the scene
-    if outside:
-        raise ValueError(f"{labels}: {outside} feature(s) lie entirely outside {scene} "
-                         f"({size[1]} x {size[0]} pixels); remove them from the labels (or clip the file to the "
-                         "scene) so that every expression is asked where its target is")
-    if not found:
-        raise ValueError(f"{labels}: no expression found: no feature with text in field {text_field!r} and a "
-                         "polygon (skipped: " + ", ".join(f"{k} {v}" for k, v in skipped.items() if v) + ")")
-    groups: dict[str, dict[str, Any]] = {}
-    for _fid, text, key, pix in found:
-        g = groups.setdefault(key, {"text": text, "parts": []})
-        g["parts"].append(pix)
-    window = None
-    if area is not None:  # the grid the masks cover: the area's window
-        sc, window = open_aoi_scene(scene, area, crs=crs, stretch=None)
-        sc.close()
-    targets = []
-    for g in groups.values():
-        parts = g["parts"]
-        if window is not None:  # each feature's part inside the area, on the window's grid
-            r0, c0 = window.window[:2]
-            parts = [polygonal_part(translate(p, -c0, -r0).intersection(window.pixels)) for p in parts]
-            parts = [p for p in parts if not p.is_empty and p.area > 0]
-            if not parts:
-                skipped["outside_aoi"] += 1
-                continue
-        targets.append({"text": g["text"], "geometry": union_all(parts), "features": len(parts)})
-    if not targets:
-        raise ValueError(f"{labels}: no expression's target lies inside the area of interest")
-    return targets, skipped, px_area
-
-
-def _run_mode(model, scene: str, mode: str, texts: list[str], targets: list[dict], folder: str,
-              px_area: float | None, run: dict, options: dict, overwrite: bool, keep: bool) -> ModeScore:
+def _run_mode(model, source: SceneSource, mode: str, truth: Truth, folder: str, run: dict, options: dict,
+              overwrite: bool, keep: bool) -> ModeScore:
     opts = dict(options)
     if mode == "naive":
         opts.update(tile=None, overlap=0.0)
+    targets = truth.targets
     t0 = time.perf_counter()
-    results = segment_scene(model, scene, texts, mode="tiles" if mode == "naive" else mode, out=folder,
-                            overwrite=overwrite, return_mask=False, **run, **opts)
+    results = segment_scene(model, source.uri, [t["text"] for t in targets], mode="tiles" if mode == "naive" else mode,
+                            out=folder, overwrite=overwrite, return_mask=False, **run, **opts)
     seconds = time.perf_counter() - t0
-    unit = 1.0 if px_area is None else px_area
+    unit = 1.0 if truth.px_area is None else truth.px_area
     rows = []
     for r, t in zip(results, targets, strict=True):
         i, u, p, g = _count(r.files["mask"], t["geometry"])
         rows.append(ExpressionScore(text=t["text"], iou=i / u if u else 0.0, intersection_px=i, union_px=u,
                                     predicted_px=p, true_px=g, predicted_area=p * unit, true_area=g * unit,
-                                    features=t["features"], files=dict(r.files) if keep else {}))
-    return _score(mode, results[0].mode, seconds, rows)
-
-
-def _score(mode: str, ran: str, seconds: float, rows: list[ExpressionScore]) -> ModeScore:
-    n = len(rows)
-    union = sum(r.union_px for r in rows)
-    return ModeScore(mode=mode, ran=ran, miou=sum(r.iou for r in rows) / n if n else 0.0,
-                     oiou=sum(r.intersection_px for r in rows) / union if union else 0.0,
-                     precision_at_05=sum(r.iou >= 0.5 for r in rows) / n if n else 0.0, seconds=seconds,
-                     expressions=rows)
+                                    features=t["features"], files=dict(r.files) if keep else {},
+                                    scene=source.id or None))
+    return score(mode, results[0].mode, seconds, rows)
 
 
 def _drop_unseen(scores: list[ModeScore]) -> tuple[list[ModeScore], int]:
     """Expressions whose truth covers no valid pixel (the same on every mode's grid) left out."""
     seen = [r.true_px > 0 for r in scores[0].expressions]
-    return [_score(s.mode, s.ran, s.seconds, [r for r, k in zip(s.expressions, seen, strict=True) if k])
+    return [score(s.mode, s.ran, s.seconds, [r for r, k in zip(s.expressions, seen, strict=True) if k])
             for s in scores], seen.count(False)
 
 
