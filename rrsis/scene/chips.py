@@ -23,9 +23,9 @@ import numpy as np
 
 from .._atomic import atomic_folder, atomic_path, atomic_write
 from ..data.bands import parse_bands
-from .aoi import AreaOfInterest, _crs
+from .labelled import place_labels
 from .read import open_scene, require_geo
-from .vector import need_shapely, polygonal_part, read_labelled_features
+from .vector import need_shapely
 from .write import remove_stale_temporaries
 
 __all__ = ["ChipsSummary", "write_chips"]
@@ -103,42 +103,6 @@ def _start(lo: float, hi: float, span: int, extent: int, rng: np.random.Generato
     if extent < span:
         return -((span - extent) // 2), larger  # the scene is smaller than a chip: centred on it
     return min(max(start, 0), extent - span), larger
-
-
-def place_labels(labels: str, text_field: str, layer: str | None, scene: Any, skipped: dict[str, int]) -> list:
-    """``[(fid, text, key, pixel geometry)]``: the features placed on the scene's pixel grid
-    (clipped to it), the others counted in ``skipped``."""
-    shapely = need_shapely()
-    from shapely.affinity import affine_transform
-    from shapely.geometry import box
-
-    fids, geoms, texts, crs, implied = read_labelled_features(labels, text_field, layer)
-    own = crs or implied
-    if own is None:
-        raise ValueError(f"{labels}: the file has no CRS; save it with one (the scene's is "
-                         f"{scene.crs.to_string()})")
-    own = _crs(own, f"{labels}: CRS")
-    inv = ~scene.transform
-    frame = box(0, 0, scene.width, scene.height)
-    out = []
-    for fid, geom, text in zip(fids, geoms, texts, strict=True):
-        if not text:
-            skipped["no_text"] += 1
-            continue
-        if geom is not None and not geom.is_empty and not geom.is_valid:
-            geom = shapely.make_valid(geom)
-        geom = None if geom is None else polygonal_part(geom)
-        if geom is None or geom.is_empty or geom.area <= 0:
-            skipped["no_area"] += 1
-            continue
-        geom = AreaOfInterest(geometry=geom, crs=own, source=f"{labels} feature {fid}").in_crs(scene.crs)
-        pix = polygonal_part(affine_transform(geom, [inv.a, inv.b, inv.d, inv.e, inv.c, inv.f]).intersection(frame))
-        if pix.is_empty or pix.area <= 0:
-            skipped["outside"] += 1
-            continue
-        text = " ".join(text.split())
-        out.append((fid, text, text.casefold(), pix))
-    return out
 
 
 def _assign_splits(windows: np.ndarray, height: int, width: int, side: int, val: float, test: float,

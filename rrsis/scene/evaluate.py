@@ -2,7 +2,7 @@
 
 The ground truth is a vector file of polygons drawn over a georeferenced scene, each with the
 expression that names it: the input :func:`~rrsis.scene.chips.write_chips` takes, read by the same
-code (:func:`~rrsis.scene.chips.place_labels`). Every distinct expression (spaces collapsed, case
+code (:mod:`~rrsis.scene.labelled`). Every distinct expression (spaces collapsed, case
 ignored) is one query whose target is the union of its polygons. Each mode runs through
 :func:`~rrsis.scene.api.segment_scene`, the path ``rrsis predict`` takes, into a temporary folder;
 its mask GeoTIFFs are read back strip by strip and the truth is rasterised onto the same grid
@@ -35,7 +35,7 @@ import numpy as np
 
 from .aoi import area_of_interest
 from .api import check_outputs, output_paths, output_prefixes, segment_scene
-from .evaluate_labels import Truth, check_one, is_many, labels_for, read_truth
+from .evaluate_labels import Truth, check_one, is_many, labels_for, read_truths
 from .evaluate_record import ExpressionScore, ModeScore, SceneEvaluation, SceneScore, pool, score
 from .infer import MODES, SceneOptions
 from .read import GDAL_ENV, require_geo
@@ -154,9 +154,7 @@ def evaluate_scene(model: Any, scene: Any, labels: str | os.PathLike, *, text_fi
         files = labels_for([SceneSource(scene_id(sources[0].uri), sources[0].uri)], labels)
     model_name = model if isinstance(model, (str, os.PathLike)) else getattr(model, "arch", type(model).__name__)
     area = None if aoi is None else area_of_interest(aoi, aoi_crs)
-    truths = []
-    for s, f in zip(sources, files, strict=True):  # every scene's labels before any computing
-        truths.append(read_truth(s.uri, f, text_field, layer, crs, area))
+    truths = read_truths(sources, files, text_field, layer, crs, area)  # every scene's, before any computing
     if many:
         skipped = _check_many(truths, len(sources), labels)
     else:

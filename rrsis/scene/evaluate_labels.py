@@ -2,12 +2,13 @@
 on each scene's pixel grid.
 
 The polygons are read by the code :func:`~rrsis.scene.chips.write_chips` reads them with
-(:func:`~rrsis.scene.chips.place_labels`): reprojected to the scene's CRS, clipped to it. Every
+(:mod:`~rrsis.scene.labelled`): reprojected to the scene's CRS, clipped to it. Every
 distinct expression (spaces collapsed, case ignored) is one query per scene whose target is the
 union of its polygons there. Several scenes take one vector file over all of them (each feature
 counted on every scene its polygon overlaps, clipped to that scene) or one file per scene, named by
 a template (``labels/{stem}.gpkg``: ``{stem}`` the scene's file name without extension, ``{id}``
-its id).
+its id). Each distinct labels file is read once, however many scenes it covers
+(:func:`read_truths`).
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .aoi import AOIOutsideError, open_aoi_scene
-from .chips import place_labels
+from .labelled import LabelledFeatures, read_labels
 from .read import open_scene
 from .region.sources import SceneSource, is_gdal_url
 from .write import pixel_area_m2
 
-__all__ = ["SKIPS", "Truth", "check_one", "is_many", "labels_for", "read_truth"]
+__all__ = ["SKIPS", "Truth", "check_one", "is_many", "labels_for", "read_truth", "read_truths"]
 
 SKIPS = ("no_text", "no_area", "outside", "outside_aoi", "no_pixel")
 TEMPLATE_FIELDS = ("stem", "id")
@@ -89,12 +90,25 @@ def labels_for(sources: list[SceneSource], labels: str | os.PathLike) -> list[st
     return out
 
 
+def read_truths(sources: list[SceneSource], files: list[str], text_field: str, layer: str | None, crs: Any,
+                area: Any) -> list[Truth]:
+    """Each scene's :class:`Truth`, each distinct labels file read once (a file over many scenes
+    costs one read plus, per scene, the features near it: :class:`~rrsis.scene.labelled.LabelledFeatures`)."""
+    read: dict[str, LabelledFeatures] = {}
+    out = []
+    for s, f in zip(sources, files, strict=True):  # a loop, not a comprehension: one frame to the caller
+        out.append(read_truth(s.uri, f, text_field, layer, crs, area, stacklevel=4, read=read))
+    return out
+
+
 def read_truth(scene: str, labels: str, text_field: str, layer: str | None, crs: Any, area: Any,
-               stacklevel: int = 3) -> Truth:
+               stacklevel: int = 3, read: dict[str, LabelledFeatures] | None = None) -> Truth:
     """The scene's targets from ``labels``, each expression's union of polygons in the pixel
     coordinates of the grid the masks cover (the area of interest's window with one). Raises
     only on what no scene could have (no georeference, no CRS, a missing field); what a scene
-    may lack (features outside it, no expression on it) is counted in the :class:`Truth`."""
+    may lack (features outside it, no expression on it) is counted in the :class:`Truth`.
+    ``read``: the labels files read so far, by path (:func:`~rrsis.scene.labelled.read_labels`),
+    ``labels`` added when missing; default: the file is read for this scene alone."""
     from shapely import union_all
     from shapely.affinity import translate
 
@@ -110,7 +124,10 @@ def read_truth(scene: str, labels: str, text_field: str, layer: str | None, crs:
             warnings.warn(f"{scene}: its pixels have no one ground area in {sc.crs.to_string()} (a geographic "
                           "or area-distorting CRS): areas are given in scene pixels", UserWarning,
                           stacklevel=stacklevel)
-        found = place_labels(labels, text_field, layer, sc, skipped)
+        read = {} if read is None else read
+        if labels not in read:  # after the scene's own checks, as one scene's reading always came
+            read[labels] = read_labels(labels, text_field, layer)
+        found = read[labels].place(sc, skipped)
         size = (sc.height, sc.width)
     truth = Truth(scene, labels, text_field, [], skipped, px_area, size, found=len(found), outside=skipped.pop("outside"),
                   placed={fid for fid, *_ in found})
