@@ -19,8 +19,6 @@ median)`` rows).
 
 from __future__ import annotations
 
-import argparse
-import pickle
 import sys
 from pathlib import Path
 
@@ -29,8 +27,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _common import write_results
-from large_scene import TUNE, make_set, random_model
-from relation_pairs import _ious, tiles_pass
+from large_scene import TUNE, random_model
+from relation_pairs import _ious, cache, tiles_pass, tuning_args
 
 KS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16)
 SHARES = (0.1, 0.2, 0.3, 0.5)
@@ -56,21 +54,6 @@ def scene_records(model, meta: dict) -> list[dict]:
             records.append({"scene": meta["image"], "text": e["text"], "said": said,
                             "comps": tiles_pass(model, sc, opt, e["text"]), "gt": np.isin(labels, e["targets"])})
             print(f"  {e['text']}", flush=True)
-    return records
-
-
-def cache(model, work: Path, name: str, scenes: int, seed: int, per_kind: int, size: int) -> list[dict]:
-    """:func:`scene_records` of ``scenes`` tuning scenes, cached in ``work / name`` (a pickle:
-    delete it to recompute)."""
-    path = work / name
-    if path.exists():
-        with open(path, "rb") as fh:
-            return pickle.load(fh)
-    records = []
-    for meta in make_set(work / "scenes", [size], scenes, TUNE, seed, model.image_size, per_kind):
-        records += scene_records(model, meta)
-    with open(path, "wb") as fh:
-        pickle.dump(records, fh)
     return records
 
 
@@ -131,29 +114,15 @@ def markdown(report: dict) -> str:
 def main() -> int:
     import datetime
 
-    import torch
-
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", nargs="+", help="save_pretrained folders (default: a random tiny model, --smoke)")
-    p.add_argument("--work", default="/tmp/rrsis-extreme-choice", help="scenes and cached passes")
-    p.add_argument("--scenes", type=int, default=10)
-    p.add_argument("--seed", type=int, default=7000)
-    p.add_argument("--per-kind", type=int, default=4)
-    p.add_argument("--size", type=int, default=1024)
-    p.add_argument("--smoke", action="store_true", help="one small scene and a random model")
-    p.add_argument("--out", help="results stem (default: results/extreme-choice-tuning)")
-    args = p.parse_args()
-    torch.set_num_threads(1)
     from rrsis.hub import from_pretrained
 
-    if args.smoke:
-        args.scenes, args.size, args.per_kind = 1, 256, 2
+    args = tuning_args(__doc__.splitlines()[0], "extreme-choice")
     work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
     every, per_model = [], {}
     for i, m in enumerate(args.models or ["random"]):
         model = from_pretrained(m).eval() if m != "random" else random_model(64)
-        mine = prepare(cache(model, work, f"ext-m{i}.pkl", args.scenes, args.seed, args.per_kind, args.size))
+        mine = prepare(cache(model, work, f"ext-m{i}.pkl", args.scenes, args.seed, args.per_kind, args.size,
+                             scene_records))
         every += mine
         per_model[m] = {"n": len(mine), "rules": {name: 100 * float(np.mean([pick(e, r) for e in mine])) if mine
                                                   else 0.0 for name, r in RULES.items()}}

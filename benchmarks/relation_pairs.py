@@ -82,16 +82,18 @@ def scene_records(model, meta: dict) -> list[dict]:
     return records
 
 
-def cache(model, work: Path, name: str, scenes: int, seed: int, per_kind: int, size: int) -> list[dict]:
-    """:func:`scene_records` of ``scenes`` tuning scenes, cached in ``work / name`` (a pickle:
-    delete it to recompute)."""
+def cache(model, work: Path, name: str, scenes: int, seed: int, per_kind: int, size: int,
+          records_of=None) -> list[dict]:
+    """``records_of(model, meta)`` (default :func:`scene_records`) of ``scenes`` tuning scenes,
+    cached in ``work / name`` (a pickle: delete it to recompute)."""
+    records_of = records_of or scene_records
     path = work / name
     if path.exists():
         with open(path, "rb") as fh:
             return pickle.load(fh)
     records = []
     for meta in make_set(work / "scenes", [size], scenes, TUNE, seed, model.image_size, per_kind):
-        records += scene_records(model, meta)
+        records += records_of(model, meta)
     with open(path, "wb") as fh:
         pickle.dump(records, fh)
     return records
@@ -175,29 +177,36 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
-    import datetime
-
+def tuning_args(description: str, name: str) -> argparse.Namespace:
+    """The tuning scripts' command line (``name``: their default work folder and results stem),
+    parsed, with ``--smoke``'s sizes applied and one torch thread set."""
     import torch
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--models", nargs="+", help="save_pretrained folders (default: a random tiny model, --smoke)")
-    p.add_argument("--work", default="/tmp/rrsis-relation-pairs", help="scenes and cached passes")
+    p.add_argument("--work", default=f"/tmp/rrsis-{name}", help="scenes and cached passes")
     p.add_argument("--scenes", type=int, default=10)
     p.add_argument("--seed", type=int, default=7000)
     p.add_argument("--per-kind", type=int, default=4)
     p.add_argument("--size", type=int, default=1024)
     p.add_argument("--smoke", action="store_true", help="one small scene and a random model")
-    p.add_argument("--out", help="results stem (default: results/relation-pairs-tuning)")
+    p.add_argument("--out", help=f"results stem (default: results/{name}-tuning)")
     args = p.parse_args()
     torch.set_num_threads(1)
+    if args.smoke:
+        args.scenes, args.size, args.per_kind = 1, 256, 2
+    Path(args.work).mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def main() -> int:
+    import datetime
+
     from rrsis.hub import from_pretrained
     from rrsis.scene.rank import ANCHOR_CANDIDATES, ANCHOR_WEIGHT, SPREAD
 
-    if args.smoke:
-        args.scenes, args.size, args.per_kind = 1, 256, 2
+    args = tuning_args(__doc__.splitlines()[0], "relation-pairs")
     work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
     prepared, per_model = [], {}
     for i, m in enumerate(args.models or ["random"]):
         model = from_pretrained(m).eval() if m != "random" else random_model(64)
