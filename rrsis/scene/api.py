@@ -363,7 +363,8 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
                        window=None if win is None else win.window,
                        objects=opt.objects if opt.mode == "object" else None,
                        reading=None if reading is None else reading.describe() + (
-                           " (not found: the relation was not applied)" if found.get("anchors") == 0 else ""))
+                           " (not found: the relation was not applied)" if found.get("anchors") == 0 else "")
+                           + (" (no colour: the scene is not read as RGB)" if found.get("colour") is False else ""))
 
 
 def _encode(model, text: str):
@@ -383,5 +384,6 @@ def _reading(model, text: str, opt: SceneOptions):
     reading = Reading(objects=said.objects if opt.objects == "auto" else opt.objects,
                       place=said.place if "place" in opt.read else None,
                       extreme=said.extreme if "extreme" in opt.read else None,
-                      relation=said.relation if "relation" in opt.read else None)
+                      relation=said.relation if "relation" in opt.read else None,
+                      colour=said.colour if "colour" in opt.read else None)
     return reading, None if reading.relation is None else _encode(model, reading.relation[1])

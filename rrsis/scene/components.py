@@ -142,7 +142,7 @@ class Components:
         height, width, bands: the scene's.
         row, c0, c1: each run's row and column range ``[c0, c1)``.
         comp: each run's component index (``0 … n − 1``).
-        stats: ``[n, 8 + 2·bands]``: area, Σrow, Σcol, row min, row max, col min, col max, Σp,
+        stats: ``[n, 9 + 2·bands]``: area, Σrow, Σcol, row min, row max, col min, col max, Σp,
             then max p, then Σ band values, Σ band values² (see :meth:`features`).
     """
 
@@ -190,6 +190,13 @@ class Components:
     def mean_probability(self) -> np.ndarray:
         """``[n]``: the tiled pass's mean probability over each component's pixels."""
         return self.stats[:, 7] / self.area if len(self) else np.zeros(0)
+
+    @property
+    def band_means(self) -> np.ndarray:
+        """``[n, bands]``: each component's mean value of each band."""
+        if not len(self):
+            return np.zeros((0, self.bands))
+        return self.stats[:, 9:9 + self.bands] / self.area[:, None]
 
     def features(self, tile: int) -> np.ndarray:
         """``[n, n_features(bands)]`` float32, in the order of :data:`FEATURE_NAMES` then band

@@ -36,6 +36,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from .colour import COLOUR_AMONG, COLOUR_MARGIN, colour_cost, component_colours
 from .components import ComponentBuilder, Components, n_features
 from .infer import SceneOptions, predict_strips
 from .read import Scene
@@ -125,14 +126,23 @@ def object_scores(components: Components, objects: int | str = 1, reading: Readi
     scene has fewer components; ties broken by component order; ``"all"``: every one); with
     it, :func:`rrsis.scene.reading.choose` applies the expression's place and extreme
     (``transform``: the scene's, so that north is the map's; ``extreme_among``: as ``choose``'s)
-    and, with ``related`` (:func:`rrsis.scene.relation.relate`), its relation to another object."""
+    and, with ``related`` (:func:`rrsis.scene.relation.relate`), its relation to another object;
+    its colour when the components were built with three bands (:mod:`rrsis.scene.colour`)."""
     scores = np.zeros(len(components), np.float32)
     if len(components):
         mean_p = components.mean_probability
         x, y = component_places(components, transform)
-        kept = choose(reading or Reading(), mean_p, x, y, components.area, objects, related, extreme_among)
+        kept = choose(reading or Reading(), mean_p, x, y, components.area, objects, related, extreme_among,
+                      colour_costs(components, reading))
         scores[kept] = mean_p[kept]
     return scores
+
+
+def colour_costs(components: Components, reading: Reading | None) -> np.ndarray | None:
+    """Each component's distance to ``reading.colour`` (:func:`rrsis.scene.colour.colour_cost`),
+    or ``None`` without a colour or without three bands to measure it on."""
+    rgb = None if reading is None or reading.colour is None else component_colours(components)
+    return None if rgb is None else colour_cost(reading.colour, rgb)
 
 
 def object_strips(scene: Scene, model, text, opt: SceneOptions, threshold: float = 0.5,
@@ -159,16 +169,20 @@ def object_strips(scene: Scene, model, text, opt: SceneOptions, threshold: float
     if opt.objects == "auto":
         raise ValueError("object_strips needs opt.objects resolved: a whole number or 'all' "
                          "(rrsis.scene.reading.objects_named reads it from the expression)")
-    comps = scene_components(scene, model, text, opt, threshold, progress_factory, bands=False,
+    coloured = reading is not None and reading.colour is not None
+    comps = scene_components(scene, model, text, opt, threshold, progress_factory, bands=coloured,
                              inside=inside)
     transform = getattr(scene, "transform", None)
     related = None
     if reading is not None and reading.relation is not None and anchor is not None:
-        found = scene_components(scene, model, anchor, opt, threshold, progress_factory, bands=False)
+        colour = "colour" in opt.read and read_expression(reading.relation[1]).colour is not None
+        found = scene_components(scene, model, anchor, opt, threshold, progress_factory, bands=colour)
         related, kept = related_to_anchor(comps, found, reading, near=opt.tile * opt.pixel_ratio,
-                                          place="place" in opt.read, transform=transform)
+                                          place="place" in opt.read, transform=transform, colour=colour)
         if report is not None:
             report["anchors"] = kept
+    if report is not None and coloured:
+        report["colour"] = component_colours(comps) is not None
     scores = object_scores(comps, opt.objects, reading, transform, related)
     yield from _component_strips(scene, comps, scores, opt)
 
@@ -185,23 +199,29 @@ SPREAD = 8.0
 
 
 def anchor_units(found: Components, words: str, *, place: bool = True, transform=None,
-                 candidates: int = ANCHOR_CANDIDATES) -> list[np.ndarray]:
+                 candidates: int = ANCHOR_CANDIDATES, colour: bool = True) -> list[np.ndarray]:
     """The components of ``found`` (the anchor's own tiled pass) that may be the anchor its
     ``words`` name, each candidate as an array of component indices, the surest first: when the
-    words name one object, each of the ``candidates`` surest components there alone; otherwise
-    (or with ``candidates=1``) one candidate, the components the words keep (count, and place
-    when ``place``); ``[]`` when none is kept."""
+    words name one object, each of the ``candidates`` surest components there alone (when
+    ``colour`` and ``found`` has three bands, those of the colour the words name, taken as
+    :func:`rrsis.scene.reading.choose` takes it among the ``candidates`` surest); otherwise (or with ``candidates=1``) one candidate, the components the words keep
+    (count, place when ``place``, colour when ``colour``); ``[]`` when none is kept."""
     said = read_expression(words)
-    said = Reading(said.objects, said.place if place else None)
+    said = Reading(said.objects, said.place if place else None, colour=said.colour if colour else None)
     if said.objects == 1 and candidates > 1:
         x, y = component_places(found, transform)
-        return [np.array([a]) for a in choose(said, found.mean_probability, x, y, found.area, EVERY)[:candidates]]
+        cost = colour_costs(found, said)
+        kept = choose(Reading(EVERY, said.place), found.mean_probability, x, y, found.area, EVERY)
+        if cost is not None and len(kept):  # as choose takes a colour, among more of the surest
+            kept = kept[:max(candidates, COLOUR_AMONG)]
+            kept = kept[cost[kept] <= cost[kept].min() + COLOUR_MARGIN]
+        return [np.array([a]) for a in kept[:candidates]]
     kept = np.flatnonzero(object_scores(found, said.objects, said, transform) > 0)
     return [kept] if len(kept) else []
 
 
 def related_to_anchor(components: Components, found: Components, reading: Reading, *, near: float,
-                      place: bool = True, transform=None, candidates: int = ANCHOR_CANDIDATES,
+                      place: bool = True, transform=None, candidates: int = ANCHOR_CANDIDATES, colour: bool = True,
                       anchor_weight: float = ANCHOR_WEIGHT,
                       spread: float | None = SPREAD) -> tuple[tuple[np.ndarray, np.ndarray] | None, int]:
     """``(related, kept)``: the anchor of ``reading.relation`` among ``found`` (the components of
@@ -219,7 +239,7 @@ def related_to_anchor(components: Components, found: Components, reading: Readin
     the nearest component (``related = (allowed, gap)``). ``kept``: how many anchor components
     are kept."""
     how, words = reading.relation
-    units = anchor_units(found, words, place=place, transform=transform, candidates=candidates)
+    units = anchor_units(found, words, place=place, transform=transform, candidates=candidates, colour=colour)
     if not units:
         return None, 0
     every = reading.objects == EVERY

@@ -50,78 +50,33 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import reading_words as _w
+from .colour import COLOUR_AMONG, COLOUR_MARGIN
+from .reading_words import RELATIONS
+
 __all__ = ["EVERY", "EXTREME_AMONG", "READS", "RELATIONS", "Reading", "choose", "objects_named", "parse_read", "read_expression"]
 
 EVERY = "all"
 """The count of an expression that names every such object ("all ships")."""
-READS = ("place", "extreme", "relation")
+READS = ("place", "extreme", "relation", "colour")
 """What the object mode may read from an expression besides the count (``SceneOptions.read``)."""
 EXTREME_AMONG = 5
 """How many of the surest components an extreme is taken among (``benchmarks/extreme_choice.py``)."""
 
-_COUNT_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-                "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "both": 2, "pair": 2, "couple": 2,
-                "one": 1, "single": 1, "a": 1, "an": 1}
-_EVERY_WORDS = {"all", "every", "each", "several", "many", "multiple", "some", "few", "numerous", "various"}
-# Words that end the head: prepositions, relative words, verbs and the start of a clause.
-_BOUNDARY = {
-    "of", "in", "on", "at", "near", "nearby", "next", "beside", "besides", "between", "among", "amid",
-    "with", "without", "along", "alongside", "across", "by", "to", "from", "under", "over", "above",
-    "below", "beneath", "behind", "before", "after", "around", "inside", "outside", "within", "into",
-    "onto", "against", "towards", "toward", "beyond", "past", "through", "surrounding", "surrounded",
-    "like", "than", "except", "that", "which", "who", "whose", "where", "while", "and", "or", "but",
-    "is", "are", "was", "were", "be", "being", "has", "have", "located", "situated", "parked", "lying",
-    "standing", "docked", "moored", "placed", "positioned", "closest", "nearest", "farthest", "furthest",
-    "adjacent", "close", "opposite", "facing", "connected", "covered", "shown", "seen",
-}
-# Where a word puts an object: (row third, column third), None where it says nothing.
-_ROW = {"north": 0, "northern": 0, "top": 0, "upper": 0, "south": 2, "southern": 2, "bottom": 2, "lower": 2}
-_COL = {"west": 0, "western": 0, "left": 0, "east": 2, "eastern": 2, "right": 2}
-_MID = {"middle", "center", "centre", "central"}
-_COMPASS = {"northwest": ("north", "west"), "northeast": ("north", "east"), "southwest": ("south", "west"),
-            "southeast": ("south", "east")}
-_PLACE_NOUNS = {"corner", "part", "side", "edge", "half", "area", "portion", "region", "end", "hand"}
-_WHOLE = {"image", "scene", "picture", "map", "photo", "view", "area", "tile"}
-# Direction words that may trail a head ("the ships north of the road"): skipped when finding
-# the head noun; with the place nouns, the words of a place phrase ("at the top left corner").
-_TRAIL = set(_ROW) | set(_COL) | _MID | set(_COMPASS) | {"side", "corner", "edge", "here", "there"}
-_PLACE = _TRAIL | _PLACE_NOUNS
-
 
 def _trail(word: str) -> bool:
     """A direction or place word that may trail a head ("north", "north-west", "left-hand")."""
-    return word in _TRAIL or ("-" in word and all(p in _TRAIL or p == "hand" for p in word.split("-")))
-# Superlatives: (what is compared, +1 the most / -1 the least); y grows southwards, x eastwards.
-_EXTREMES = {"largest": ("area", 1), "biggest": ("area", 1), "smallest": ("area", -1), "tiniest": ("area", -1),
-             "northernmost": ("y", -1), "topmost": ("y", -1), "uppermost": ("y", -1),
-             "southernmost": ("y", 1), "bottommost": ("y", 1), "lowermost": ("y", 1),
-             "westernmost": ("x", -1), "leftmost": ("x", -1), "easternmost": ("x", 1), "rightmost": ("x", 1)}
-# Relations to another object: (words, relation). Directions are the map's, as places are.
-_NEAR = (("next", "to"), ("close", "to"), ("closest", "to"), ("nearest", "to"), ("adjacent", "to"),
-         ("near", "to"), ("near",), ("beside",), ("alongside",), ("nearest",), ("closest",))
-_ABOVE = {"above": "north", "below": "south", "beneath": "south"}
-_SIDES = {"north": "north", "northern": "north", "south": "south", "southern": "south", "east": "east",
-          "eastern": "east", "west": "west", "western": "west", "left": "west", "right": "east",
-          "northwest": "north-west", "northeast": "north-east", "southwest": "south-west",
-          "southeast": "south-east"}
-RELATIONS = ("near", "north", "south", "east", "west", "north-east", "north-west", "south-east", "south-west")
-"""What a relation to another object may say: ``near`` ("next to", "beside") or a map direction."""
-_CLAUSE = {"that", "which", "who", "whose", "where", "while"}
-_IRREGULAR_PLURALS = {"people", "men", "women", "children", "cattle", "geese", "mice", "feet", "teeth",
-                      "oxen"}
-_SINGULAR_S = {"gas", "bus", "lens", "canvas", "series", "species", "chassis", "news", "physics",
-               "athletics", "atlas", "its", "his", "this", "yes", "plus", "thus", "as", "was", "has",
-               "does", "always", "perhaps", "across", "towards", "besides", "sometimes", "aircraft"}
+    return word in _w.TRAIL or ("-" in word and all(p in _w.TRAIL or p == "hand" for p in word.split("-")))
 _TOKEN = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*'?")
 _TOKEN_ANY_CASE = re.compile(_TOKEN.pattern, re.IGNORECASE)
 
 
 def _plural(word: str) -> bool:
-    if word in _IRREGULAR_PLURALS:
+    if word in _w.IRREGULAR_PLURALS:
         return True
     if word.endswith("'"):  # "the ships' berths": a plural possessive
         return _plural(word[:-1])
-    if word.endswith("'s") or word in _SINGULAR_S or len(word) <= 3 or word.isdigit():
+    if word.endswith("'s") or word in _w.SINGULAR_S or len(word) <= 3 or word.isdigit():
         return False
     return word.endswith("s") and not word.endswith(("ss", "us", "is"))
 
@@ -138,12 +93,15 @@ class Reading:
             (southwards), ``sign`` +1 for the most, -1 for the least; ``None`` for none.
         relation: ``(relation, anchor)``: one of :data:`RELATIONS` and the words naming the
             other object, as written ("the white plane"); ``None`` for none.
+        colour: the colour the object is said to have, a key of
+            :data:`rrsis.scene.colour.PROTOTYPES` ("white", "gray" for "grey"); ``None`` for none.
     """
 
     objects: int | str = 1
     place: tuple[int | None, int | None] | None = None
     extreme: tuple[str, int] | None = None
     relation: tuple[str, str] | None = None
+    colour: str | None = None
 
     def describe(self) -> str:
         """What was read, in words: "2 objects, the north-west ninth of the scene, the largest"."""
@@ -158,8 +116,10 @@ class Reading:
                 parts.append(f"the {('northern', 'middle', 'southern')[r]} third of the scene")
             else:
                 parts.append(f"the {('western', 'middle', 'eastern')[c]} third of the scene")
+        if self.colour is not None:
+            parts.append(self.colour)
         if self.extreme is not None:
-            parts.append("the " + next(w for w, v in _EXTREMES.items() if v == self.extreme))
+            parts.append("the " + next(w for w, v in _w.EXTREMES.items() if v == self.extreme))
         if self.relation is not None:
             how, anchor = self.relation
             parts.append(f'{"near" if how == "near" else how + " of"} "{anchor}"')
@@ -181,9 +141,9 @@ def _head(words: list[str]) -> tuple[list[str], int]:
     """The head's words and the index of the first word after it."""
     head: list[str] = []
     for i, w in enumerate(words):
-        if w in _BOUNDARY and head:
+        if w in _w.BOUNDARY and head:
             return head, i
-        if w not in _BOUNDARY:
+        if w not in _w.BOUNDARY:
             head.append(w)
     return head, len(words)
 
@@ -193,10 +153,10 @@ def _place_of(words: list[str]) -> tuple[int | None, int | None] | None:
     row = col = None
     mid = False
     for w in (p for word in words for p in word.split("-")):
-        for part in _COMPASS.get(w, (w,)):
-            row = _ROW.get(part, row)
-            col = _COL.get(part, col)
-            mid |= part in _MID
+        for part in _w.COMPASS.get(w, (w,)):
+            row = _w.ROW.get(part, row)
+            col = _w.COL.get(part, col)
+            mid |= part in _w.MID
     if row is None and col is None:
         return (1, 1) if mid else None
     if mid:  # "the middle left": the middle row of the western third
@@ -208,20 +168,20 @@ def _place(words: list[str], head: list[str]) -> tuple[int | None, int | None] |
     nouns = [w for w in head if not _trail(w)]
     if nouns:  # place words before the head noun: "the top left building"
         last = len(head) - 1 - head[::-1].index(nouns[-1])
-        found = _place_of([w for w in head[:last] if w in _PLACE or ("-" in w and
-                           all(p in _PLACE for p in w.split("-")))])
+        found = _place_of([w for w in head[:last] if w in _w.PLACE or ("-" in w and
+                           all(p in _w.PLACE for p in w.split("-")))])
         if found is not None:
             return found
     for i, w in enumerate(words[:-2]):  # "in the north-west", "at the top left corner"
         if w not in ("in", "at", "on", "to", "towards", "toward") or words[i + 1] != "the":
             continue
         j = i + 2
-        while j < len(words) and all(p in _PLACE for p in words[j].split("-")):
+        while j < len(words) and all(p in _w.PLACE for p in words[j].split("-")):
             j += 1
         found = _place_of(words[i + 2:j])
         if found is None:
             continue
-        if j < len(words) and words[j] == "of" and not (j + 2 < len(words) and words[j + 2] in _WHOLE):
+        if j < len(words) and words[j] == "of" and not (j + 2 < len(words) and words[j + 2] in _w.WHOLE):
             continue  # "north of the road": about another object
         return found
     return None
@@ -229,18 +189,36 @@ def _place(words: list[str], head: list[str]) -> tuple[int | None, int | None] |
 
 def _extreme(words: list[str], head: list[str]) -> tuple[str, int] | None:
     for w in head:
-        if w in _EXTREMES:
-            return _EXTREMES[w]
+        if w in _w.EXTREMES:
+            return _w.EXTREMES[w]
     for i in range(len(words) - 3):  # "the tank that is the largest"
         if (words[i] in ("that", "which") and words[i + 1] in ("is", "are") and words[i + 2] == "the"
-                and words[i + 3] in _EXTREMES):
-            return _EXTREMES[words[i + 3]]
+                and words[i + 3] in _w.EXTREMES):
+            return _w.EXTREMES[words[i + 3]]
+    return None
+
+
+def _colour(words: list[str], head: list[str]) -> str | None:
+    """The object's colour: a colour word in the head ("the white tank", "the red-roofed
+    building"), or after "that is" / "which are", or "with a red roof" (top, deck, hull)."""
+    for w in head:
+        for part in w.split("-"):
+            if part in _w.COLOUR_WORDS:
+                return _w.COLOUR_WORDS[part]
+    for i, w in enumerate(words[:-2]):
+        if w in ("that", "which") and words[i + 1] in ("is", "are") and words[i + 2] in _w.COLOUR_WORDS:
+            return _w.COLOUR_WORDS[words[i + 2]]
+        rest = words[i + 1:i + 4]
+        if w == "with" and rest and rest[0] in ("a", "an", "the"):
+            rest = rest[1:]
+        if w == "with" and len(rest) >= 2 and rest[0] in _w.COLOUR_WORDS and rest[1] in _w.COLOUR_PARTS:
+            return _w.COLOUR_WORDS[rest[0]]
     return None
 
 
 def _side(word: str) -> str | None:
     """The map direction a word names ("north-west", "left-hand": west), or ``None``."""
-    parts = [_SIDES.get(p, p) for p in word.split("-") if p != "hand"]
+    parts = [_w.SIDES.get(p, p) for p in word.split("-") if p != "hand"]
     if not parts or not all(p in RELATIONS[1:] for p in parts):
         return None
     if len(parts) == 1:
@@ -255,18 +233,18 @@ def _relation(text: str, words: list[str], head_end: int) -> tuple[tuple[str, st
     as written)``, and the index of its first word (``len(words)`` for none); places of the
     whole image ("on the left of the image") are not relations."""
     spans = _spans(text)
-    nouns = [i for i in range(head_end) if words[i] not in _BOUNDARY and not _trail(words[i])]
+    nouns = [i for i in range(head_end) if words[i] not in _w.BOUNDARY and not _trail(words[i])]
     i = nouns[-1] + 1 if nouns else 0
     while i < len(words):
         how, start = None, None
-        for pattern in _NEAR:
+        for pattern in _w.NEAR:
             if tuple(words[i:i + len(pattern)]) == pattern:
                 follows = words[i + len(pattern)] if i + len(pattern) < len(words) else None
                 if len(pattern) > 1 or pattern[0] not in ("nearest", "closest") or follows in ("the", "a", "an"):
                     how, start = "near", i + len(pattern)
                 break
-        if how is None and words[i] in _ABOVE:
-            how, start = _ABOVE[words[i]], i + 1
+        if how is None and words[i] in _w.ABOVE:
+            how, start = _w.ABOVE[words[i]], i + 1
         if how is None and _side(words[i]) is not None:
             j = i + 1
             while j < len(words) and words[j] in ("side", "hand", "part"):
@@ -274,10 +252,10 @@ def _relation(text: str, words: list[str], head_end: int) -> tuple[tuple[str, st
             if j < len(words) and words[j] == "of":
                 how, start = _side(words[i]), j + 1
         if how is not None and start < len(words):
-            end = next((k for k in range(start, len(words)) if words[k] in _CLAUSE), len(words))
+            end = next((k for k in range(start, len(words)) if words[k] in _w.CLAUSE), len(words))
             anchor = words[start:end]
             nouns = [w for w in anchor if w not in ("the", "a", "an", "this")]
-            if nouns and nouns[0] not in _WHOLE:
+            if nouns and nouns[0] not in _w.WHOLE:
                 first = i - 2 if i >= 2 and words[i - 2] in ("to", "on", "in") and words[i - 1] == "the" else i
                 return (how, text[spans[start][1]:spans[end - 1][2]]), first
         i += 1
@@ -288,9 +266,9 @@ def _count(head: list[str]) -> int | str:
     nouns = [w for w in head if not _trail(w)]
     last = nouns[-1] if nouns else ""
     plural = _plural(last)
-    if any(w in _EVERY_WORDS for w in head):
+    if any(w in _w.EVERY_WORDS for w in head):
         return EVERY
-    counted = [_COUNT_WORDS[w] for w in head if w in _COUNT_WORDS]
+    counted = [_w.COUNT_WORDS[w] for w in head if w in _w.COUNT_WORDS]
     counted += [int(w) for w in head if w.isdigit() and plural and 0 < int(w) <= 1000]
     if last in ("pair", "couple"):  # "a pair of ships": the head ends at "of"
         return 2
@@ -302,11 +280,11 @@ def _count(head: list[str]) -> int | str:
 
 
 def read_expression(text: str) -> Reading:
-    """How many objects ``text`` names, where in the scene, which extreme, and its relation to
-    another object (module rules).
+    """How many objects ``text`` names, where in the scene, which extreme, its relation to
+    another object and its colour (module rules).
 
     >>> read_expression("the two largest storage tanks in the north-west")
-    Reading(objects=2, place=(0, 0), extreme=('area', 1), relation=None)
+    Reading(objects=2, place=(0, 0), extreme=('area', 1), relation=None, colour=None)
     >>> read_expression("the storage tanks north of the road").relation
     ('north', 'the road')
     """
@@ -315,7 +293,7 @@ def read_expression(text: str) -> Reading:
     relation, at = _relation(text, words, end)
     # A place after a relation is the other object's: "the ship beside the dock in the north".
     return Reading(objects=_count(head), place=_place(words[:at], head), extreme=_extreme(words, head),
-                   relation=relation)
+                   relation=relation, colour=_colour(words[:at], head))
 
 
 def objects_named(text: str) -> int | str:
@@ -332,7 +310,8 @@ def objects_named(text: str) -> int | str:
 
 def choose(reading: Reading, mean_p: np.ndarray, x: np.ndarray, y: np.ndarray, area: np.ndarray,
            objects: int | str | None = None, related: tuple[np.ndarray, np.ndarray] | None = None,
-           extreme_among: int | None = EXTREME_AMONG) -> np.ndarray:
+           extreme_among: int | None = EXTREME_AMONG, colour_cost: np.ndarray | None = None,
+           colour_among: int = COLOUR_AMONG, colour_margin: float = COLOUR_MARGIN) -> np.ndarray:
     """The components an expression's reading keeps, surest (or most extreme) first.
 
     Args:
@@ -349,10 +328,15 @@ def choose(reading: Reading, mean_p: np.ndarray, x: np.ndarray, y: np.ndarray, a
         extreme_among: for an expression naming an extreme, how many of the surest components
             (at least as many as it keeps) it is taken among (:data:`EXTREME_AMONG`); ``None``:
             among every one at least as sure as the median one (the first rule).
+        colour_cost: ``[n]`` how far each component's colour is from ``reading.colour``
+            (:func:`rrsis.scene.colour.colour_cost`); ``None``: the colour is not applied.
+        colour_among, colour_margin: the colour is taken among the ``colour_among`` surest
+            components (at least as many as it keeps; every one for "all"), and the ones within
+            ``colour_margin`` of the nearest colour are kept (:mod:`rrsis.scene.colour`).
 
     Returns:
         Indices of the kept components: those in ``reading.place`` (none when no component lies
-        there) and allowed by ``related``, the ``objects`` most extreme among the
+        there), allowed by ``related`` and of the colour, the ``objects`` most extreme among the
         ``extreme_among`` surest when ``reading.extreme`` is set, else the ``objects`` cheapest
         in the relation to its anchor (ties: the surest), else the ``objects`` of highest mean probability.
     """
@@ -369,6 +353,11 @@ def choose(reading: Reading, mean_p: np.ndarray, x: np.ndarray, y: np.ndarray, a
     if related is not None:
         allowed, gap = (np.asarray(v) for v in related)
         keep = keep[allowed[keep]]
+    if reading.colour is not None and colour_cost is not None and len(keep):
+        if n != EVERY:
+            keep = keep[np.argsort(-mean_p[keep], kind="stable")][:max(int(colour_among), int(n))]
+        cost = np.asarray(colour_cost, np.float64)[keep]
+        keep = keep[cost <= cost.min() + colour_margin]
     if reading.extreme is not None and len(keep):
         key, sign = reading.extreme
         if extreme_among is None:  # the rule before: every one at least as sure as the median one

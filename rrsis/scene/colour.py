@@ -1,0 +1,67 @@
+"""Which of a scene's objects has the colour an expression names ("the white storage tank").
+
+The tiles of mode ``object`` see a tank and its neighbourhood, not the scene's other tanks, so
+their confidence says little about which tank is the white one (README, "Whole scenes"). The
+scene's pixels do: each component's mean colour is measured where it lies (its bands' sums,
+:mod:`rrsis.scene.components`), and :func:`rrsis.scene.reading.choose` keeps the candidates whose
+colour is nearest the one named. Nothing is learned.
+
+Nearness is the CIELAB colour difference to the word's prototype (:data:`PROTOTYPES`, sRGB focal
+colours of the basic colour terms), with lightness weighted half for a hue ("red", "blue": a
+dark red roof is still red) and fully for white, gray, silver and black, which differ in lightness
+only. The choice is relative, not a naming of each object: the kept ones are those within
+:data:`COLOUR_MARGIN` of the nearest among the candidates, so a hazy or dim scene, where no roof
+is the prototype's white, still gives its whitest roof. Colour is read only from a scene read as
+three bands, taken as red, green and blue (an RGB model's input); with other band counts the
+colour is not applied.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["COLOUR_AMONG", "COLOUR_MARGIN", "PROTOTYPES", "colour_cost", "component_colours", "to_lab"]
+
+COLOUR_AMONG = 5
+"""How many of the surest components (at least as many as the expression names) the colour is
+taken among, for an expression naming a number of objects (``benchmarks/colour_choice.py``)."""
+COLOUR_MARGIN = 10.0
+"""Colour difference (weighted CIELAB ΔE) to the nearest candidate within which a candidate
+has the named colour too (``benchmarks/colour_choice.py``)."""
+
+PROTOTYPES: dict[str, tuple[int, int, int]] = {
+    "white": (245, 245, 245), "silver": (190, 190, 195), "gray": (128, 128, 128), "black": (25, 25, 25),
+    "red": (200, 30, 35), "orange": (240, 130, 20), "yellow": (240, 215, 30), "green": (40, 140, 50),
+    "blue": (30, 80, 200), "brown": (120, 75, 35), "purple": (120, 45, 150), "pink": (240, 150, 185),
+    "cyan": (20, 175, 200),
+}
+"""sRGB prototype (0–255) of each colour :data:`rrsis.scene.reading_words.COLOUR_WORDS` names."""
+_ACHROMATIC = {"white", "silver", "gray", "black"}
+
+
+def to_lab(rgb: np.ndarray) -> np.ndarray:
+    """``[..., 3]`` sRGB in [0, 1] (clipped) to CIELAB (D65 white)."""
+    c = np.clip(np.asarray(rgb, np.float64), 0.0, 1.0)
+    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    m = np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
+                  [0.0193339, 0.1191920, 0.9503041]])
+    xyz = lin @ m.T / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
+
+
+def colour_cost(colour: str, rgb: np.ndarray) -> np.ndarray:
+    """``[n]`` how far each of ``rgb [n, 3]`` (sRGB in [0, 1]) is from the colour ``colour``
+    (a key of :data:`PROTOTYPES`): the CIELAB distance, lightness weighted half for a hue."""
+    if colour not in PROTOTYPES:
+        raise ValueError(f"unknown colour {colour!r}; known: {', '.join(PROTOTYPES)}")
+    lab = to_lab(np.asarray(rgb, np.float64).reshape(-1, 3))
+    ref = to_lab(np.asarray(PROTOTYPES[colour], np.float64) / 255.0)
+    w = np.array([1.0 if colour in _ACHROMATIC else 0.5, 1.0, 1.0])
+    return np.sqrt(np.sum((w * (lab - ref)) ** 2, axis=1))
+
+
+def component_colours(components) -> np.ndarray | None:
+    """``[n, 3]`` each component's mean colour, or ``None`` when the components were not built
+    with three bands (no band sums, or another band count: not an RGB scene)."""
+    return components.band_means if components.bands == 3 else None
