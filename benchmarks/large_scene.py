@@ -41,10 +41,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _common import write_results
 
 KINDS = ("colour", "region", "extreme", "relation", "multi", "none", "direction")
-OBJECT_ROWS = ("object", "object (the surest anchor)", "object (no relation)", "object (no extreme)",
-               "object (extreme, median)", "object (paraphrased)", "object (count)", "object (one)")
+OBJECT_ROWS = ("object", "object (no colour)", "object (the surest anchor)", "object (no relation)",
+               "object (no extreme)", "object (extreme, median)", "object (paraphrased)", "object (count)", "object (one)")
 # Rows whose choice needs the relation's second tiles pass.
-NEEDS_ANCHOR = ("object", "object (the surest anchor)", "object (no extreme)", "object (extreme, median)",
+NEEDS_ANCHOR = ("object", "object (no colour)", "object (the surest anchor)", "object (no extreme)", "object (extreme, median)",
                 "object (paraphrased)")
 TRUE_ANCHOR = "object, the true anchor (not a method)"
 # Other words for "next to" and "north of" (none in the generator's grammar), for the relation's
@@ -96,6 +96,26 @@ def scores(records: list[dict]) -> dict[str, float | int | None]:
     return {"n": len(records), "mIoU": mean(pos), "gIoU": mean(ious),
             "cIoU": sum(r["I"] for r in records) / total_u if total_u else None,
             "N-acc": mean(neg), "T-acc": mean(tgt)}
+
+
+HAZE = {"transmission": 0.65, "airlight": (0.80, 0.82, 0.86), "gains": (1.0, 0.96, 0.86), "gamma": 1.2}
+"""A held-out variant (``--haze``): each held-out scene seen through haze, a warm white balance
+and a flatter tone curve, ``x ← (gains · (t · x + (1 − t) · airlight)) ** gamma`` on values in
+[0, 1], so that no object has the generator's colours: neither the model nor the colour words
+were shaped on such scenes."""
+
+
+def hazy(path: str, haze: dict = HAZE) -> None:
+    """Rewrite the 8-bit scene at ``path`` seen through :data:`HAZE`."""
+    import rasterio
+
+    with rasterio.open(path) as ds:
+        x, profile = ds.read().astype(np.float64) / 255.0, ds.profile
+    t = haze["transmission"]
+    x = t * x + (1 - t) * np.asarray(haze["airlight"])[:, None, None]
+    x = np.clip(x * np.asarray(haze["gains"])[:, None, None], 0, 1) ** haze["gamma"]
+    with rasterio.open(path, "w", **profile) as ds:
+        ds.write(np.round(x * 255).astype(np.uint8))
 
 
 def make_set(out: Path, sizes: list[int], n_per_size: int | list[int], settings: dict, seed: int,
@@ -167,7 +187,8 @@ def component_rows(rec: dict, image: np.ndarray, model, text, overlap: float) ->
     """The component modes on the tiles pass at ``overlap`` (``rec["p_tiles"][overlap]``,
     computed once; ``image``: the scene as the reader gives it): ``object`` (the components the
     expression's reading chooses, as ``segment_scene`` picks them by default: its count, place,
-    extreme and relation, the relation's anchor found on its own tiles pass, ``rec["p_anchor"]``),
+    extreme, relation and colour, the relation's anchor found on its own tiles pass, ``rec["p_anchor"]``),
+    ``object (no colour)`` (``read="place,relation,extreme"``, the default before the colour was read),
     ``object (no relation)`` (``read="place"``, the default before the relation was read),
     ``object (no extreme)`` (``read="place,relation"``, the default before the extreme was read),
     ``object (extreme, median)`` (the default with the extreme's first rule: ``extreme_among=None``),
@@ -195,7 +216,7 @@ def component_rows(rec: dict, image: np.ndarray, model, text, overlap: float) ->
     def related(r, **rule):
         if r.relation is None or r.relation[1] not in rec["p_anchor"]:
             return None
-        return relate_to_anchor(comps, rec["p_anchor"][r.relation[1]], r, image.shape[2], rec["near"], **rule)
+        return relate_to_anchor(comps, rec["p_anchor"][r.relation[1]], r, image, rec["near"], **rule)
 
     def chosen(r, rel=None, **rule):
         return comps.paint(0, h, object_scores(comps, r.objects, r, None, rel, **rule)) > 0.5
@@ -203,11 +224,13 @@ def component_rows(rec: dict, image: np.ndarray, model, text, overlap: float) ->
     t0 = time.perf_counter()
     comps = components(0.5)
     said = read_expression(rec["text"])
-    default = Reading(said.objects, said.place, said.extreme, said.relation)
+    default = Reading(said.objects, said.place, said.extreme, said.relation, said.colour)
     rel = related(default)
     rec["count"], rec["reading"], rec["related"] = said.objects, default, rel is not None
     rec["object"] = chosen(default, rel)
     # The rule before the anchor and target were chosen together: the surest anchor, the nearest target.
+    rec["object (no colour)"] = chosen(Reading(said.objects, said.place, said.extreme, said.relation),
+                                       related(default, colour=False))
     rec["object (the surest anchor)"] = chosen(default, related(default, candidates=1, spread=None))
     rec["object (no relation)"] = chosen(Reading(said.objects, said.place))
     rec["object (no extreme)"] = chosen(Reading(said.objects, said.place, relation=said.relation), rel)
@@ -216,7 +239,7 @@ def component_rows(rec: dict, image: np.ndarray, model, text, overlap: float) ->
     rec["object (count)"] = chosen(Reading(said.objects))
     rec["object (one)"] = comps.paint(0, h, object_scores(comps, 1)) > 0.5
     said_p = read_expression(full_paraphrase(rec["text"]))
-    para = Reading(said_p.objects, said_p.place, said_p.extreme, said_p.relation)
+    para = Reading(said_p.objects, said_p.place, said_p.extreme, said_p.relation, said_p.colour)
     rec["paraphrase"] = para
     rec["object (paraphrased)"] = chosen(para, related(para))
     rec[TRUE_ANCHOR] = rec["object"]
@@ -242,16 +265,16 @@ def component_rows(rec: dict, image: np.ndarray, model, text, overlap: float) ->
     rec["candidates"] = len(comps)
 
 
-def relate_to_anchor(comps, p_anchor: np.ndarray, reading, bands: int, near: float, **rule):
+def relate_to_anchor(comps, p_anchor: np.ndarray, reading, image: np.ndarray, near: float, **rule):
     """``related`` for :func:`~rrsis.scene.rank.object_scores`, as ``segment_scene`` computes it
     (:func:`~rrsis.scene.rank.related_to_anchor`, its keywords ``rule``) from the anchor's own
-    tiles pass."""
+    tiles pass (``image``: the scene's pixels, for the anchor's colour)."""
     from rrsis.scene.components import ComponentBuilder
     from rrsis.scene.rank import related_to_anchor
 
     h, w = p_anchor.shape
-    b = ComponentBuilder(w, bands, 0.5)
-    b.add(0, p_anchor, np.zeros((h, w, bands), np.float32))
+    b = ComponentBuilder(w, image.shape[2], 0.5)
+    b.add(0, p_anchor, image)
     return related_to_anchor(comps, b.finish(h), reading, near=near, **rule)[0]
 
 
@@ -497,7 +520,9 @@ def markdown(report: dict) -> str:
              f"{len(s['tune_sizes']) * s['tune_scenes']} scenes ({', '.join(f'{x}²' for x in s['tune_sizes'])}; "
              f"settings {json.dumps(TUNE)}); held-out: {report['held_expressions']} expressions on "
              f"{sum(s['held_scenes'])} scenes ({', '.join(f'{x}²' for x in s['held_sizes'])}; "
-             f"settings {json.dumps(HELD_OUT)}, other seeds). Objects at the pixel sizes of the "
+             f"settings {json.dumps(HELD_OUT)}, other seeds"
+             + (f"; seen through haze: `HAZE` {json.dumps(s['haze'])}" if s.get("haze") else "")
+             + "). Objects at the pixel sizes of the "
              f"{s['train_size']}² training scenes."), "",
              (f"Chosen on the tuning set: tiles overlap {report['chosen']['overlap']}, global-local "
              + ", ".join(f"`{k}={v}`" for k, v in report["chosen"]["gate"].items())
@@ -510,12 +535,16 @@ def markdown(report: dict) -> str:
                  "as many as it names (\"the three ships\" 3, \"all ships\" every one, otherwise 1), in the "
                  "place it names (\"in the north-west\": that ninth), the extreme it names (\"the largest\", "
                  "\"the northernmost\": the most extreme of the 5 surest components, `EXTREME_AMONG`), in the "
+                 "colour it names (\"the white tank\": among the 5 surest components, those within 10 "
+                 "weighted CIELAB ΔE of the nearest to the word's colour, measured on the scene's pixels: "
+                 "`rrsis.scene.colour`; the relation's other object's colour too), in the "
                  "relation it names to another "
                  "object (\"next to the white plane\": a second tiles pass over the other object's words; "
                  "each of its 8 surest components may be that object, and the pair of it and a component "
                  "in the relation (\"north of the white plane\": beyond it in that direction) that both "
                  "passes are surest of, the nearer first, is chosen: `rrsis.scene.rank.related_to_anchor`, "
-                 "`rrsis.scene.relation`), the surest first. `object (the surest anchor)`: the relation "
+                 "`rrsis.scene.relation`), the surest first. `object (no colour)`: the colour not read "
+                 "(`read=\"place,relation,extreme\"`, the default before the colour was read). `object (the surest anchor)`: the relation "
                  "applied to the anchor's surest component alone, the nearest component chosen (the default "
                  "before 2026-12-07). `object (no relation)`: count and place only (`read=\"place\"`, the "
                  "default before the relation was read). `object (no extreme)`: the extreme not read "
@@ -581,6 +610,8 @@ def run(model, work: Path, args) -> dict:
     defaults = {k: getattr(d, k) for k in GRID}
     tune_set = make_set(work / "tune", args.tune_sizes, args.tune_scenes, TUNE, 1, t, args.per_kind)
     held_set = make_set(work / "held", args.held_sizes, args.held_scenes, HELD_OUT, 2, t, args.per_kind)
+    for m in held_set if args.haze else ():
+        hazy(m["path"])
     t0 = time.time()
     tuned = [tune_records(r) for m in tune_set
              for r in passes(model, m, args.overlaps, args.native_ratios, args.max_global, kinds=args.kinds)]
@@ -633,6 +664,8 @@ def main() -> int:
     p.add_argument("--perf", action="store_true", help="also peak memory per row in fresh processes")
     p.add_argument("--kinds", nargs="+", choices=KINDS, help="only these expression kinds (tuning and held-out; "
                    "default: all)")
+    p.add_argument("--haze", action="store_true", help="held-out scenes seen through haze and a warm white "
+                   "balance (HAZE): colours unlike the generator's")
     p.add_argument("--conditions", default="", help="free text on machine load, recorded")
     p.add_argument("--out", help="results stem (default: results/large-scene-v2-cpu)")
     args = p.parse_args()
@@ -669,7 +702,7 @@ def main() -> int:
                      "tune_scenes": args.tune_scenes, "held_sizes": args.held_sizes, "held_scenes": args.held_scenes,
                      "per_kind": args.per_kind, "kinds": args.kinds or list(KINDS), "max_global": args.max_global, "native_ratios": args.native_ratios,
                      "overlaps": args.overlaps, "uses_position": bool(getattr(model, "uses_position", False)), "tune_settings": TUNE,
-                     "held_settings": HELD_OUT, "smoke": args.smoke},
+                     "held_settings": HELD_OUT, "haze": HAZE if args.haze else None, "smoke": args.smoke},
         "seconds_total": total, **rep, "performance": perf,
     }
     stem = Path(args.out) if args.out else RESULTS / ("large-scene-smoke" if args.smoke else "large-scene-v2-cpu")
