@@ -13,13 +13,13 @@ import json
 import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 ZOO_FIGURES = ROOT / "docs" / "zoo-figures.json"
 
-Page = Union[str, bytes]  # noqa: UP007  (a runtime alias; X | Y needs Python 3.10 at runtime)
+Page = str | bytes
 
 # RRSIS-D: 17,402 image-expression triplets; the 12,181 / 1,740 / 3,481 split comes from a
 # third-party compilation (not confirmed from the release itself), as the page says.

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["Bands", "Scale", "check_divisor", "parse_bands", "raster_bands", "scale_values", "select_bands",
-           "transparent_pixels"]
+__all__ = ["Bands", "Scale", "check_divisor", "model_bands", "parse_bands", "raster_bands", "scale_values",
+           "select_bands", "transparent_pixels", "uint8_to_unit"]
 
 Scale = str | float | None
 Bands = str | Sequence[int] | None  # band numbers counted from 1
@@ -135,6 +135,21 @@ def raster_bands(alpha: Sequence[bool], bands: Bands, channels: int | None, wher
     if bad := [b for b in chosen if not 1 <= b <= len(alpha)]:
         raise ValueError(f"{where}: bands {bad} out of range; the raster has {len(alpha)} band(s) (1-based)")
     return chosen, [b for b in chosen if alpha[b - 1]]
+
+
+def model_bands(bands: Bands, channels: int | None) -> tuple[int, ...] | None:
+    """``bands`` parsed (:func:`parse_bands`), refused unless a model of ``channels`` bands takes
+    that many: 3 (R, G, B) or 1 (grey) for an RGB model (``channels`` None or 3), else ``channels``."""
+    out = parse_bands(bands)
+    if out is not None and len(out) not in ((1, 3) if channels in (None, 3) else (channels,)):
+        raise ValueError(f"bands {out}: give 3 bands (R,G,B) or 1 (shown as grey), counted from 1" if channels
+                         in (None, 3) else f"bands {out} names {len(out)} band(s) but the model takes {channels}")
+    return out
+
+
+def uint8_to_unit(x: np.ndarray) -> np.ndarray:
+    """:func:`rrsis.data.read_image`'s arithmetic for 8-bit data (``/ 255`` in float32), a window at a time."""
+    return x.astype(np.float32) / 255.0
 
 
 def scale_values(arr: np.ndarray, scale: Scale, path: str = "image") -> np.ndarray:

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from .read import NoValidPixelsError, Scene, _check_scale, _scene_bands, open_scene, require_geo
+from ..data.bands import model_bands
+from .read import NoValidPixelsError, Scene, _check_scale, open_scene, require_geo
 from .rectify import open_raster, raster_view, window_view
 from .vector import (
     AOI_DEFAULT_CRS,
@@ -346,7 +347,7 @@ def _open_rectified_window(path: str, area: AreaOfInterest, *, crs: Any = None, 
     """:func:`open_aoi_scene` of a raster placed by GCPs or RPCs only: the area's window is cut
     from the rectified (north-up) grid the raster is read on, and only that window is warped
     (``max_pixels`` bounds in-memory images, not rasters read window by window)."""
-    band_tuple = _scene_bands(bands, channels)
+    band_tuple = model_bands(bands, channels)
     ds = open_raster(path)
     try:
         view = raster_view(ds, path, crs=crs, channels=channels, bands=band_tuple)

@@ -48,6 +48,8 @@ class SceneResult:
         files: ``kind → path`` of the files written (``mask``, ``geojson``, ``overlay``, and the
             overlay's world file and CRS, ``overlay_world`` and ``overlay_crs``).
         seconds: wall time of this expression.
+        write_seconds: of ``seconds``, the time spent writing the files (the mask, polygons and
+            overlay); the rest is the prediction's: reading, the model and the mode's choosing.
         shape: ``(H, W)`` of the scene (of the area of interest's window with ``aoi=``).
         window: with ``aoi=``, ``(row0, col0, row1, col1)``: the scene's pixels the outputs
             cover (of the rectified grid for a raster placed by GCPs or RPCs only); ``None`` without.
@@ -70,6 +72,7 @@ class SceneResult:
     window: tuple[int, int, int, int] | None = None
     objects: int | str | None = None
     reading: str | None = None
+    write_seconds: float = 0.0
 
 
 def output_paths(prefix: str, georeferenced: bool) -> dict[str, str]:
@@ -99,9 +102,12 @@ def output_prefixes(out: str | os.PathLike, n_texts: int, scene_name: str = "sce
     return [text] if n_texts == 1 else [f"{text}_{i + 1}" for i in range(n_texts)]
 
 
-def check_outputs(paths: Sequence[str], overwrite: bool = False) -> None:
+def check_outputs(paths: Sequence[str], overwrite: bool = False, *,
+                  replace: str = "overwrite=True (rrsis predict --overwrite)",
+                  instead: str = "another output prefix") -> None:
     """Before any computing: refuse existing outputs unless ``overwrite``, and make sure each
-    output folder can be created and written.
+    output folder can be created and written. ``replace`` and ``instead`` are what the caller's
+    user can do, named in the messages: "pass REPLACE to replace, or choose INSTEAD".
 
     Raises:
         FileExistsError: an output exists and ``overwrite`` is false (names them and the flag).
@@ -110,13 +116,13 @@ def check_outputs(paths: Sequence[str], overwrite: bool = False) -> None:
     existing = [p for p in paths if os.path.lexists(p)]
     if existing and not overwrite:
         more = f" (and {len(existing) - 3} more)" if len(existing) > 3 else ""
-        raise FileExistsError(f"{', '.join(existing[:3])}{more} already exist(s): pass overwrite=True "
-                              "(rrsis predict --overwrite) to replace, or choose another output prefix")
+        raise FileExistsError(f"{', '.join(existing[:3])}{more} already exist(s): pass {replace} to replace, "
+                              f"or choose {instead}")
     for folder in sorted({os.path.dirname(os.path.abspath(p)) for p in paths}):
-        writable_folder(folder, "choose another output prefix")
+        writable_folder(folder, f"choose {instead}")
     for p in paths:
         if os.path.isdir(p):
-            raise IsADirectoryError(f"{p}: an output file's name is taken by a folder; choose another output prefix")
+            raise IsADirectoryError(f"{p}: an output file's name is taken by a folder; choose {instead}")
 
 
 def _progress(desc: str):
@@ -290,21 +296,22 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
          progress: bool, win: SceneWindow | None = None) -> SceneResult:
     from ..pictures import save_png
 
-    t0 = time.time()
+    t0 = time.perf_counter()
     was_training = model.training
     model.eval()
     encoded = _encode(model, text)
     paths = output_paths(prefix, sc.georeferenced) if prefix is not None else {}
     mask = np.zeros((sc.height, sc.width), bool) if keep or (paths and not sc.georeferenced) else None
-    area = 0
+    area, written = 0, 0.0  # written: seconds spent writing the files
     n_poly = fc = reading = None
     found: dict = {}
     with staged_outputs(paths) as tmp:
-        writer = None
+        w, writer = time.perf_counter(), None
         if paths and sc.georeferenced:
             with writing(paths["mask"]):
                 writer = MaskWriter(tmp["mask"], sc, resampling="average" if probabilities else "nearest")
         polygons = PolygonCollector(sc, simplify, clip=win and win.pixels) if writer is not None else None
+        written += time.perf_counter() - w
         try:
             bar = _progress(text[:30]) if progress else None
             if opt.mode == "ranked":
@@ -325,16 +332,19 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
                 if mask is not None:
                     mask[r0:r0 + m.shape[0]] = m
                 if writer is not None:
+                    w = time.perf_counter()
                     vals = np.round(p * 255) if probabilities else np.where(m, 255, 0)
                     with writing(paths["mask"]):
                         writer.write(r0, vals, valid)
                     polygons.add(r0, m, p)
+                    written += time.perf_counter() - w
         except BaseException:
             if writer is not None:
                 writer.discard()
             raise
         finally:
             model.train(was_training)
+        w = time.perf_counter()  # until the files are in place
         if writer is not None:
             with writing(paths["mask"]):
                 writer.close()
@@ -350,6 +360,7 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
                 save_png(mask.astype(np.uint8) * 255, tmp["mask"])
             with writing(paths["overlay"]):
                 write_overlay(tmp["overlay"], sc, mask, max_side=max(sc.height, sc.width))
+    written += time.perf_counter() - w
     px_m2 = pixel_area_m2(sc)
     if px_m2 is not None:
         area_m2 = area * px_m2
@@ -359,9 +370,10 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
         area_m2 = None
     return SceneResult(text=text, mode=opt.mode, mask=mask if keep else None, area_px=area,
                        area_m2=area_m2, n_polygons=n_poly, files=dict(paths),
-                       seconds=time.time() - t0, shape=(sc.height, sc.width),
+                       seconds=time.perf_counter() - t0, shape=(sc.height, sc.width),
                        window=None if win is None else win.window,
                        objects=opt.objects if opt.mode == "object" else None,
+                       write_seconds=written if paths else 0.0,
                        reading=None if reading is None else reading.describe() + (
                            " (not found: the relation was not applied)" if found.get("anchors") == 0 else "")
                            + (" (no colour: the scene is not read as RGB)" if found.get("colour") is False else ""))

@@ -83,7 +83,7 @@ def _chip_bands(bands: Any, scene: Any) -> tuple[int, ...] | None:
     """``bands`` read by ``rrsis predict --bands``'s parser, its messages naming the scene's band
     count; a band named twice is refused (a chip holds each band once). Out-of-range numbers are
     the scene reader's to refuse, with its message."""
-    have = f"{scene.name} has {scene._ds.count} band(s), counted from 1"
+    have = f"{scene.name} has {scene.band_count} band(s), counted from 1"
     try:
         chosen = parse_bands(bands)
     except ValueError as exc:
@@ -251,7 +251,7 @@ def _write(scene: Any, image: str, labels: str, out: str, *, text_field: str, si
     span = max(1, round(size * pixel_ratio))
     step = span / size
     n_bands, dtype = len(scene.bands), np.dtype(scene.dtype)
-    names = [scene._ds.descriptions[b - 1] for b in scene.bands]  # GDAL's band descriptions, or None
+    names = [scene.band_descriptions[b - 1] for b in scene.bands]  # GDAL's band descriptions, or None
     fmt = "png" if n_bands == 3 and dtype == np.uint8 else "tif"
     by_key: dict[str, list] = {}
     for f in features:
@@ -331,7 +331,7 @@ def _write(scene: Any, image: str, labels: str, out: str, *, text_field: str, si
             options.append(f"--model.in_chans {n_bands} --model.mean ... --model.std ... ({n_bands} values each)")
         meta = {"scene": os.path.abspath(image), "labels": os.path.abspath(labels), "text_field": text_field,
                 "crs": scene.crs.to_string(), "size": size, "pixel_ratio": pixel_ratio, "seed": seed, "val": val,
-                "test": test, "block": block, "bands": list(scene.bands), "scene_band_count": scene._ds.count,
+                "test": test, "block": block, "bands": list(scene.bands), "scene_band_count": scene.band_count,
                 "band_descriptions": names, "image_format": fmt, "counts": counts, "skipped": skipped,
                 "larger": larger, "train_options": options, "chips": records}
         atomic_write(os.path.join(tmp, "chips.json"), json.dumps(meta, indent=1) + "\n", durable=False)

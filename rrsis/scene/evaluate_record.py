@@ -63,7 +63,10 @@ class ModeScore:
         miou: mean IoU over the expressions.
         oiou: cumulative intersection over cumulative union.
         precision_at_05: share of expressions with IoU >= 0.5.
-        seconds: wall time of the mode's ``segment_scene`` calls (every expression).
+        seconds: the time the mode took to answer: the wall time of its ``segment_scene`` calls
+            (every expression) less their writing of the files (the mask, polygons and overlay;
+            :attr:`~rrsis.scene.api.SceneResult.write_seconds`): reading, the model and the
+            mode's choosing (records of rrsis 0.2.0 counted the writing too).
         expressions: one :class:`ExpressionScore` per expression (pooled: per scene and expression).
     """
 

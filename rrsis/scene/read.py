@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from ..data.bands import raster_bands, select_bands, transparent_pixels
-from ..data.io import MAX_PIXELS, Scale, _load, check_pixels, nodata_mask, parse_bands, scale_values
+from ..data.bands import model_bands, raster_bands, select_bands, transparent_pixels, uint8_to_unit
+from ..data.io import MAX_PIXELS, Scale, _load, check_pixels, nodata_mask, scale_values
 from ..data.transforms import resize_image_bands
 from .georef import assign_crs, plain_georeference
-from .rectify import open_raster, raster_view
+from .rectify import numbered_bands, open_raster, raster_view
 
 __all__ = ["PLAIN_SUFFIXES", "NoValidPixelsError", "Scene", "open_scene", "require_geo"]
 
@@ -47,14 +47,6 @@ class NoValidPixelsError(ValueError):
     """A scene whose every pixel is nodata (NaN, infinite, or masked): nothing to segment."""
 
 
-def _scene_bands(bands: str | Sequence[int] | None, channels: int | None) -> tuple[int, ...] | None:
-    out = parse_bands(bands)
-    if out is not None and len(out) not in ((1, 3) if channels in (None, 3) else (channels,)):
-        raise ValueError(f"bands {out}: give 3 bands (R,G,B) or 1 (shown as grey), counted from 1" if channels
-                         in (None, 3) else f"bands {out} names {len(out)} band(s) but the model takes {channels}")
-    return out
-
-
 def _inside(window: tuple[int, int, int, int], shape: tuple[int, int], height: int, width: int):
     """``(ys, xs, inside)``: the scene row and column each pixel of ``window`` resampled to
     ``shape`` takes its value from (nearest neighbour), and whether that pixel lies in the scene."""
@@ -62,10 +54,6 @@ def _inside(window: tuple[int, int, int, int], shape: tuple[int, int], height: i
     ys = r0 + np.floor((np.arange(shape[0]) + 0.5) * (r1 - r0) / shape[0]).astype(np.int64)
     xs = c0 + np.floor((np.arange(shape[1]) + 0.5) * (c1 - c0) / shape[1]).astype(np.int64)
     return ys, xs, ((ys >= 0) & (ys < height))[:, None] & ((xs >= 0) & (xs < width))[None, :]
-
-
-def _uint8_to_unit(x: np.ndarray) -> np.ndarray:  # read_image's uint8 arithmetic, a window at a time
-    return x.astype(np.float32) / 255.0
 
 
 class Scene:
@@ -78,6 +66,7 @@ class Scene:
     [0, 1] by the stretch or the value scaling; ``None`` for in-memory scenes), ``rectified`` (a
     GCP/RPC-only raster read on a rectified grid: the sentence saying so, else ``None``). ``view``:
     ``dataset``'s :class:`~rrsis.scene.rectify.RasterView` when made already (cut to an area's window).
+    Read-only: ``band_count`` and ``band_descriptions`` of a raster's bands.
     """
 
     def __init__(self, *, array: np.ndarray | None = None, dataset: Any = None,
@@ -146,6 +135,18 @@ class Scene:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    @property
+    def band_count(self) -> int | None:
+        """A raster's band count, as ``bands`` number them: the file's (a paletted one's: its colours
+        R, G, B and alpha, 4); ``None`` for plain images and arrays."""
+        return None if self._ds is None else numbered_bands(self._source, self._ds).count
+
+    @property
+    def band_descriptions(self) -> tuple[str | None, ...] | None:
+        """GDAL's description of each of those bands (``None`` where unset); ``None`` for plain
+        images and arrays."""
+        return None if self._ds is None else tuple(d or None for d in numbered_bands(self._source, self._ds).descriptions)
 
     @property
     def in_memory(self) -> bool:
@@ -334,7 +335,7 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
             own is refused. A scene with no valid pixel (see the module's nodata rule) raises.
         channels: the model's band count (``in_chans``, which ``segment_scene`` passes).
     """
-    band_tuple = _scene_bands(bands, channels)
+    band_tuple = model_bands(bands, channels)
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if not os.path.isfile(path) and not ("://" in path or path.startswith("/vsi")):  # URLs: GDAL's
@@ -359,7 +360,7 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
         check_pixels(source.shape[0], source.shape[1], max_pixels, "array")
         if source.ndim == 3:
             source = source[:, :, 0] if source.shape[2] == 1 else source[:, :, :3]  # views
-        return Scene(array=source, to_unit=_uint8_to_unit, name="array")
+        return Scene(array=source, to_unit=uint8_to_unit, name="array")
     return _check_scale(_in_memory(source, band_tuple, scale, "array", max_pixels, channels), scale)
 
 
@@ -391,7 +392,7 @@ def _in_memory(source: Any, bands: tuple[int, ...] | None, scale: Scale, name: s
     clear = transparent_pixels(arr, alpha, bands, channels) if isinstance(source, (str, os.PathLike)) else None
     arr = select_bands(arr, alpha, bands, where, channels)
     if arr.dtype == np.uint8 and scale is None:
-        return Scene(array=arr, to_unit=_uint8_to_unit, name=name, channels=channels, nodata=clear)
+        return Scene(array=arr, to_unit=uint8_to_unit, name=name, channels=channels, nodata=clear)
     extra = nodata_mask(arr)
     nodata = clear if extra is None else extra if clear is None else extra | clear
     return Scene(array=scale_values(arr, scale, where), dtype=str(arr.dtype), name=name, nodata=nodata, channels=channels)

@@ -33,7 +33,8 @@ from xml.sax.saxutils import escape
 from ..data.bands import raster_bands
 from .georef import RECTIFY_HINT, gcp_problem
 
-__all__ = ["PALETTE_COLOURS", "RasterView", "ReducedReads", "open_raster", "raster_view", "window_view"]
+__all__ = ["PALETTE_COLOURS", "RasterView", "ReducedReads", "numbered_bands", "open_raster", "raster_view",
+           "window_view"]
 
 # The metadata item of a VRT mosaic whose colours are paletted tiles' (rrsis.scene.mosaic_palette).
 PALETTE_COLOURS = "RRSIS_PALETTE_COLOURS"
@@ -232,6 +233,19 @@ def _resized_xml(xml: str, h: int, w: int, t: Any, alg: str, cols: int, rows: in
     return xml
 
 
+def _paletted(ds: Any) -> bool:
+    from rasterio.enums import ColorInterp
+
+    return ds.count == 1 and ds.colorinterp[0] == ColorInterp.palette
+
+
+def numbered_bands(source: Any, view: Any) -> Any:
+    """The dataset whose bands a scene's band numbers count: the file ``source`` itself (a view
+    rectifying it adds the warper's alpha band, none of the file's), or for a paletted file its
+    ``view``, whose bands are the colour table's R, G, B and alpha."""
+    return view if _paletted(source) else source
+
+
 def raster_view(ds: Any, name: str, *, crs: Any = None, channels: int | None = None,
                 bands: Any = None) -> RasterView:
     """The dataset a :class:`~rrsis.scene.read.Scene` reads for ``ds``: ``ds`` itself, or a view
@@ -246,7 +260,7 @@ def raster_view(ds: Any, name: str, *, crs: Any = None, channels: int | None = N
     from rasterio.enums import ColorInterp
     from rasterio.errors import RasterioError
 
-    paletted = ds.count == 1 and ds.colorinterp[0] == ColorInterp.palette
+    paletted = _paletted(ds)
     if channels not in (None, 3) and (paletted or ds.tags().get(PALETTE_COLOURS)):
         raise ValueError(f"{name}: a paletted raster (one band of colour-table indices) is read as the R, G, B "
                          f"of its colour table, but the model takes {channels} bands (in_chans={channels}); "

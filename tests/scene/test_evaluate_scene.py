@@ -7,9 +7,11 @@ scene's own CRS and transform (``rasterio.features.rasterize``), against the mas
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
+import time
 
 import numpy as np
 import pytest
@@ -25,7 +27,7 @@ from rasterio.warp import transform_geom
 from shapely.geometry import Point, box, mapping, shape
 
 import rrsis
-from rrsis.scene import SceneEvaluation, evaluate_scene
+from rrsis.scene import SceneEvaluation, evaluate_scene, segment_scene
 from rrsis.scene import evaluate as evaluate_module
 
 UTM = "EPSG:32633"
@@ -207,3 +209,44 @@ def test_missing_geo_extra_names_the_install(scene, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyogrio", None)
     with pytest.raises(ImportError, match=r'pip install "rrsis\[geo\]"'):
         evaluate_scene(object(), scene["tif"], scene["gpkg"])
+
+
+def test_seconds_leave_the_writing_out_and_no_kept_files_score_the_same(evaluated, scene, tiny_model, monkeypatch):
+    # Each overlay written takes 1 s more: the writing of 3 expressions then takes over 3 s, which
+    # SceneResult.write_seconds counts and the mode's seconds (the time to its answer) leave out.
+    from rrsis.scene import api
+
+    real, results = api.write_overlay, []
+
+    def slow_overlay(*args, **kwargs):
+        time.sleep(1.0)
+        return real(*args, **kwargs)
+
+    def recorded(*args, **kwargs):
+        results.extend(segment_scene(*args, **kwargs))
+        return results[-len(args[2]):]
+
+    monkeypatch.setattr(api, "write_overlay", slow_overlay)
+    monkeypatch.setattr(evaluate_module, "segment_scene", recorded)
+    ev = evaluate_scene(tiny_model, scene["tif"], scene["gpkg"], text_field="expression", modes="naive",
+                        threshold=0.2)
+    assert len(results) == 3 and all(1.0 <= r.write_seconds <= r.seconds for r in results)
+    assert ev.modes[0].seconds < 3.0
+    assert segment_scene(tiny_model, scene["tif"], "the white tank", mode="global")[0].write_seconds == 0.0  # no file
+    # Without keep_predictions: the scores of the kept run, and no files named.
+    kept = next(m for m in evaluated[0].modes if m.mode == "naive")
+    assert [dataclasses.replace(e, files={}) for e in kept.expressions] == ev.modes[0].expressions
+    assert (ev.modes[0].miou, ev.modes[0].oiou) == (kept.miou, kept.oiou)
+
+
+def test_existing_predictions_are_refused_naming_what_evaluate_takes(evaluated, scene):
+    class Untouchable:  # the refusal comes before any use of the model
+        arch = "untouchable"
+
+    with pytest.raises(FileExistsError) as info:
+        evaluate_scene(Untouchable(), scene["tif"], scene["gpkg"], text_field="expression", modes=("tiles", "auto"),
+                       keep_predictions=evaluated[1])
+    named, advice = str(info.value).split(" already exist(s): ")
+    assert named.startswith(os.path.join(str(evaluated[1]), "tiles", "scene_1"))
+    assert advice == ("pass overwrite=True (rrsis evaluate --overwrite) to replace, or choose another "
+                      "keep_predictions folder (--keep-predictions)")
