@@ -18,7 +18,7 @@ from ..data.io import MAX_PIXELS, Scale
 from ..models.base import threshold_mask
 from .aoi import SceneWindow, area_of_interest, open_aoi_scene
 from .infer import SceneOptions, predict_strips
-from .rank import object_strips, ranked_strips
+from .rank import described, object_strips, ranked_strips
 from .read import Scene, open_scene
 from .reading import Reading, read_expression
 from .write import (
@@ -374,9 +374,7 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
                        window=None if win is None else win.window,
                        objects=opt.objects if opt.mode == "object" else None,
                        write_seconds=written if paths else 0.0,
-                       reading=None if reading is None else reading.describe() + (
-                           " (not found: the relation was not applied)" if found.get("anchors") == 0 else "")
-                           + (" (no colour: the scene is not read as RGB)" if found.get("colour") is False else ""))
+                       reading=None if reading is None else described(reading, found))
 
 
 def _encode(model, text: str):

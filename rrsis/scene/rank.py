@@ -43,7 +43,8 @@ from .read import Scene
 from .reading import EVERY, EXTREME_AMONG, Reading, choose, read_expression
 from .relation import relate
 
-__all__ = ["ANCHOR_CANDIDATES", "ANCHOR_WEIGHT", "SPREAD", "anchor_units", "component_places", "component_scores", "object_scores",
+__all__ = ["ANCHOR_CANDIDATES", "ANCHOR_WEIGHT", "SPREAD", "anchor_units", "colour_costs", "component_places",
+           "component_scores", "described", "object_scores",
            "object_strips", "ranked_strips", "related_to_anchor", "scene_components"]
 
 
@@ -185,6 +186,13 @@ def object_strips(scene: Scene, model, text, opt: SceneOptions, threshold: float
         report["colour"] = component_colours(comps) is not None
     scores = object_scores(comps, opt.objects, reading, transform, related)
     yield from _component_strips(scene, comps, scores, opt)
+
+
+def described(reading: Reading, report: dict) -> str:
+    """``reading`` in words (:meth:`~rrsis.scene.reading.Reading.describe`), with what
+    :func:`object_strips` could not apply (its ``report``)."""
+    return reading.describe() + (" (not found: the relation was not applied)" if report.get("anchors") == 0 else "") \
+        + (" (no colour: the scene is not read as RGB)" if report.get("colour") is False else "")
 
 
 # The joint choice of a relation's anchor and target (:func:`related_to_anchor`), chosen on a

@@ -146,3 +146,22 @@ def test_object_mode_reads_the_colour_on_a_scene(tiny_model):
                          read="place,relation,extreme")
     assert s.reading == "1 object"
     np.testing.assert_array_equal(s.mask, ref == 1 + int(np.argmax(means)))
+
+
+def test_a_scene_not_read_as_rgb_says_its_colour_was_not_applied(tiny_tokenizer, tmp_path):
+    rasterio = pytest.importorskip("rasterio")
+    import torch
+
+    import rrsis
+
+    torch.manual_seed(0)
+    model = rrsis.create_model("gl-msin-tiny", text_vocab_size=len(tiny_tokenizer), in_chans=4,
+                               mean=[0.4] * 4, std=[0.2] * 4).eval()
+    model.tokenizer = tiny_tokenizer
+    image = (np.random.default_rng(0).random((4, 128, 128)) * 255).astype(np.uint8)
+    path = tmp_path / "four.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=128, height=128, count=4, dtype="uint8",
+                       crs="EPSG:32633", transform=rasterio.transform.from_origin(500000, 4000000, 1, 1)) as ds:
+        ds.write(image)
+    (r,) = segment_scene(model, str(path), "the white tank", mode="object", threshold=0.3, read="colour")
+    assert r.reading == "1 object, white (no colour: the scene is not read as RGB)"
