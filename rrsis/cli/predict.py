@@ -84,14 +84,16 @@ scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
                    help="object mode: how many objects to keep, the surest first: auto (default) "
                         "reads it from each expression (\"the two storage tanks\": 2; \"all "
                         "ships\", \"the ships\": every one; otherwise 1), N keeps N, all keeps every one")
-    p.add_argument("--read", default="place,relation,extreme", metavar="WHAT",
+    p.add_argument("--read", default="place,relation,extreme,colour", metavar="WHAT",
                    help="object mode: what else to read from the expression, besides the count, comma-"
                         "separated: place (\"in the north-west\" keeps the objects there), relation "
                         "(\"next to the white plane\", \"north of the road\": a second pass over the scene "
                         "finds that object; of its surest few, the one with the surest and nearest objects in that "
                         "relation to it is kept, and they are), extreme "
                         "(\"the largest\", \"the northernmost\": the most extreme of the few surest "
-                        "objects), or none (the surest objects); default place,relation,extreme")
+                        "objects), colour (\"the white tank\": of the surest objects, the one nearest that "
+                        "colour on the scene's pixels; RGB scenes), or none (the surest objects); default "
+                        "place,relation,extreme,colour")
     p.add_argument("--tile", type=_positive_int,
                    help="tile side in model pixels, a positive multiple of 32 (default: the model's "
                         "image_size)")

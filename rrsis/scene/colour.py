@@ -22,7 +22,7 @@ import numpy as np
 
 __all__ = ["COLOUR_AMONG", "COLOUR_MARGIN", "PROTOTYPES", "colour_cost", "component_colours", "to_lab"]
 
-COLOUR_AMONG = 5
+COLOUR_AMONG = 8
 """How many of the surest components (at least as many as the expression names) the colour is
 taken among, for an expression naming a number of objects (``benchmarks/colour_choice.py``)."""
 COLOUR_MARGIN = 10.0

@@ -58,8 +58,7 @@ class SceneOptions:
         tile: tile side in model pixels (default: the model's ``image_size``).
         overlap: tile overlap fraction in [0, 0.9].
         pixel_ratio: scene pixels per model pixel in the tiled pass (>= 1 downsamples fine
-            GSD). It was called ``scale`` before 0.2; ``scale`` now means value scaling only,
-            as in ``model.predict``.
+            GSD); ``scale`` (its name before 0.2) now means value scaling, as in ``model.predict``.
         global_size: input side of the global pass (default: the model's ``image_size``).
         gate_threshold: global probability that marks the named object (global-local).
         gate_dilation: dilation of that mark, in global-pass pixels.
@@ -75,8 +74,9 @@ class SceneOptions:
             some of ``"place"`` ("in the north-west": the components there), ``"relation"``
             ("next to the white plane", "north of the road": a second tiled pass finds the other
             object, and the surest pair of it and components in that relation, the nearer first,
-            is kept; :mod:`~rrsis.scene.relation`) and ``"extreme"`` ("the largest": the most extreme
-            of the few surest), all by default, as a tuple or a string; ``"none"``: the surest ones.
+            is kept; :mod:`~rrsis.scene.relation`), ``"extreme"`` ("the largest": the most extreme
+            of the few surest) and ``"colour"`` ("the white tank": the nearest colour among the
+            surest; :mod:`~rrsis.scene.colour`), all by default (a tuple or a string); ``"none"``: the surest ones.
         batch_size: tiles per forward pass.
         strip_rows: output rows produced at a time (bounds memory with the scene width).
     """
@@ -93,7 +93,7 @@ class SceneOptions:
     local_rule: str = "max"
     auto_max_global: int | None = None
     objects: int | str = "auto"
-    read: tuple[str, ...] | str = ("place", "relation", "extreme")
+    read: tuple[str, ...] | str = ("place", "relation", "extreme", "colour")
     batch_size: int = 8
     strip_rows: int = 256
     scale: InitVar[Any] = None  # the old name of pixel_ratio: refused with a pointer to it

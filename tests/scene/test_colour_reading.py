@@ -75,19 +75,25 @@ def test_cost_is_relative_lightness_for_white_and_hue_for_red():
 def test_choose_takes_the_colour_among_the_surest():
     mean_p = np.array([0.99, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7])
     cost = np.array([40.0, 30.0, 5.0, 12.0, 50.0, 60.0, 0.0])  # the nearest (6) is the least sure
-    xy = np.full(7, 0.5)
+    xy, ones = np.full(7, 0.5), np.ones(7)
     white = Reading(colour="white")
-    kept = choose(white, mean_p, xy, xy, np.ones(7), colour_cost=cost)
-    assert kept.tolist() == [2]  # 6 is not among the COLOUR_AMONG surest; 3 is beyond the margin of 2
-    assert COLOUR_AMONG == 5 and 12.0 - 5.0 < COLOUR_MARGIN  # so that 3 is within the margin
-    # 2 and 3 are both within the margin: the surer of them first.
-    assert choose(Reading(2, colour="white"), mean_p, xy, xy, np.ones(7), colour_cost=cost).tolist() == [2, 3]
-    assert choose(white, mean_p, xy, xy, np.ones(7), colour_cost=cost, colour_margin=0.0).tolist() == [2]
+    kept = choose(white, mean_p, xy, xy, ones, colour_cost=cost, colour_among=5, colour_margin=10.0)
+    assert kept.tolist() == [2]  # 6 is not among the 5 surest; 3 is beyond the margin of 2
+    # 2 and 3 are both within a margin of 10: the surer of them first.
+    assert choose(Reading(2, colour="white"), mean_p, xy, xy, ones, colour_cost=cost, colour_among=5,
+                  colour_margin=10.0).tolist() == [2, 3]
+    # Among all 7: 6 and 2 are within the margin of 6, and 2 is the surer.
+    assert choose(white, mean_p, xy, xy, ones, colour_cost=cost, colour_among=7, colour_margin=10.0).tolist() == [2]
+    assert choose(white, mean_p, xy, xy, ones, colour_cost=cost, colour_among=7, colour_margin=0.0).tolist() == [6]
+    # The shipped constants: 7 components are all among COLOUR_AMONG; 2 within COLOUR_MARGIN of 6.
+    assert COLOUR_AMONG >= 7 and 5.0 <= COLOUR_MARGIN < 12.0
+    assert choose(white, mean_p, xy, xy, ones, colour_cost=cost).tolist() == [2]
     # Every one: among every component, those within the margin of the nearest.
-    assert choose(Reading(EVERY, colour="white"), mean_p, xy, xy, np.ones(7), colour_cost=cost).tolist() == [2, 6]
+    assert choose(Reading(EVERY, colour="white"), mean_p, xy, xy, ones, colour_cost=cost,
+                  colour_margin=10.0).tolist() == [2, 6]
     # No colour read, or no costs: the surest.
-    assert choose(Reading(), mean_p, xy, xy, np.ones(7), colour_cost=cost).tolist() == [0]
-    assert choose(white, mean_p, xy, xy, np.ones(7)).tolist() == [0]
+    assert choose(Reading(), mean_p, xy, xy, ones, colour_cost=cost).tolist() == [0]
+    assert choose(white, mean_p, xy, xy, ones).tolist() == [0]
 
 
 def _components(shape, boxes, bands: bool):

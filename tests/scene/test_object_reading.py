@@ -331,15 +331,15 @@ def test_place_read_on_a_scene(tiny_model):
 
 
 def test_read_given_as_text_or_tuple_is_one_setting(tiny_model, tmp_path):
-    """A region done with ``read="place,relation,extreme"`` (what the command line passes) is done
-    for the default ``("place", "relation", "extreme")`` too: the resumed run recomputes nothing."""
+    """A region done with ``read="place,relation,extreme,colour"`` (what the command line passes) is done
+    for the default ``("place", "relation", "extreme", "colour")`` too: the resumed run recomputes nothing."""
     from PIL import Image
 
     from rrsis.scene import segment_scenes
 
     Image.fromarray((np.random.default_rng(6).random((96, 96, 3)) * 255).astype(np.uint8)).save(tmp_path / "a.png")
     first = segment_scenes(tiny_model, [str(tmp_path / "a.png")], "the ship", out=str(tmp_path / "r"),
-                             read="place,relation,extreme")
+                             read="place,relation,extreme,colour")
     again = segment_scenes(tiny_model, [str(tmp_path / "a.png")], "the ship", out=str(tmp_path / "r"))
     assert first.done == ["a"] and again.skipped == ["a"] and not again.done
     assert SceneOptions(read="place, extreme").read == ("place", "extreme")
