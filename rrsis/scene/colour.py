@@ -52,13 +52,15 @@ def to_lab(rgb: np.ndarray) -> np.ndarray:
 
 def colour_cost(colour: str, rgb: np.ndarray) -> np.ndarray:
     """``[n]`` how far each of ``rgb [n, 3]`` (sRGB in [0, 1]) is from the colour ``colour``
-    (a key of :data:`PROTOTYPES`): the CIELAB distance, lightness weighted half for a hue."""
+    (a key of :data:`PROTOTYPES`): the CIELAB distance, lightness weighted half for a hue;
+    infinite for a colour with a value that is not finite (never the nearest)."""
     if colour not in PROTOTYPES:
         raise ValueError(f"unknown colour {colour!r}; known: {', '.join(PROTOTYPES)}")
-    lab = to_lab(np.asarray(rgb, np.float64).reshape(-1, 3))
+    rgb = np.asarray(rgb, np.float64).reshape(-1, 3)
+    lab = to_lab(np.nan_to_num(rgb))
     ref = to_lab(np.asarray(PROTOTYPES[colour], np.float64) / 255.0)
     w = np.array([1.0 if colour in _ACHROMATIC else 0.5, 1.0, 1.0])
-    return np.sqrt(np.sum((w * (lab - ref)) ** 2, axis=1))
+    return np.where(np.isfinite(rgb).all(axis=1), np.sqrt(np.sum((w * (lab - ref)) ** 2, axis=1)), np.inf)
 
 
 def component_colours(components) -> np.ndarray | None:

@@ -68,6 +68,13 @@ def test_cost_is_relative_lightness_for_white_and_hue_for_red():
     assert np.argmin(colour_cost("red", rgb)) == 0
     assert np.argmin(colour_cost("orange", rgb)) == 1
     assert colour_cost("white", np.array(PROTOTYPES["white"])[None] / 255.0)[0] == pytest.approx(0.0, abs=1e-9)
+    # A colour that could not be measured (a NaN mean) is never the nearest, and never keeps all out.
+    cost = colour_cost("white", np.array([[np.nan, 0.5, 0.5], [0.4, 0.4, 0.4]]))
+    assert np.isinf(cost[0]) and np.isfinite(cost[1])
+    xy = np.zeros(2)
+    assert choose(Reading(colour="white"), np.array([0.9, 0.8]), xy, xy, np.ones(2), colour_cost=cost).tolist() == [1]
+    inf = np.full(2, np.inf)
+    assert choose(Reading(colour="white"), np.array([0.9, 0.8]), xy, xy, np.ones(2), colour_cost=inf).tolist() == [0]
     with pytest.raises(ValueError, match="unknown colour 'mauve'"):
         colour_cost("mauve", rgb)
 
