@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .predict import _fraction, _positive_int, _scale
+from .predict import _fraction, _objects, _positive_int, _scale
 
 # Flags of one side only, with the value each has when not given (argparse's default).
 DATA_ONLY = {"dataset": None, "split": None, "native_resolution": False, "amp": None, "num_workers": None,
@@ -15,7 +15,7 @@ DATA_ONLY = {"dataset": None, "split": None, "native_resolution": False, "amp": 
 SCENE_ONLY = {"labels": None, "text_field": None, "layer": None, "modes": None, "threshold": None,
               "pixel_ratio": None, "tile": None, "overlap": None, "aoi": None, "aoi_crs": None, "bands": None,
               "scale": None, "stretch": None, "keep_predictions": None, "overwrite": False, "quiet": False,
-              "asset": None, "per_scene": False}
+              "asset": None, "per_scene": False, "read": None, "objects": None}
 
 
 def add_scene_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,6 +39,11 @@ def add_scene_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tile", type=_positive_int, help="tile side in model pixels (default: the model's image_size; "
                                                       "naive keeps it)")
     g.add_argument("--overlap", type=float, help="tile overlap in [0, 0.9] (default 0.25; naive: 0)")
+    g.add_argument("--read", metavar="WHAT", help="object mode: what to read from each expression besides the "
+                   "count, as rrsis predict --read (default place,relation,extreme,colour); run once per "
+                   "reading to compare them")
+    g.add_argument("--objects", type=_objects, metavar="N|auto|all", help="object mode: how many objects to keep, "
+                   "as rrsis predict --objects (default auto)")
     g.add_argument("--aoi", metavar="AOI", help="area of interest (a vector file or minx,miny,maxx,maxy): only its "
                                                 "pixels count; expressions whose target lies outside it are skipped")
     g.add_argument("--aoi-crs", metavar="CRS", help="CRS of --aoi bounds (default EPSG:4326)")
@@ -96,12 +101,15 @@ def run_scene(args: argparse.Namespace, out: str) -> int:
     from ..scene import area_of_interest
     from ..scene.evaluate import DEFAULT_EVAL_MODES, check_modes, evaluate_scene, need_geo
     from ..scene.evaluate_labels import is_many, labels_for
+    from ..scene.reading import parse_read
     from ..scene.region import SceneSource, resolve_scenes, scene_id
     from .model_limits import model_limits
     from .predict import _stretch
 
     # The cheap checks first: a typo must not wait for the model.
     modes = check_modes(args.modes or DEFAULT_EVAL_MODES)
+    if args.read is not None:
+        parse_read(args.read)
     need_geo()
     scene = _scenes(args)
     many = is_many(scene)
@@ -121,7 +129,8 @@ def run_scene(args: argparse.Namespace, out: str) -> int:
         raise ValueError("--aoi-crs is the CRS of --aoi; give --aoi too")
     aoi = None if args.aoi is None else area_of_interest(args.aoi, args.aoi_crs)
     options = {k: v for k, v in (("pixel_ratio", args.pixel_ratio), ("tile", args.tile), ("overlap", args.overlap),
-                                 ("global_size", args.image_size), ("batch_size", args.batch_size)) if v is not None}
+                                 ("global_size", args.image_size), ("batch_size", args.batch_size),
+                                 ("read", args.read), ("objects", args.objects)) if v is not None}
     with warnings.catch_warnings():
         warnings.simplefilter("always", UserWarning)
         warnings.showwarning = _print_warning
