@@ -9,7 +9,10 @@ of ``K``, ``α`` and ``λ`` on relation and direction expressions of TUNING scen
 (``large_scene.TUNE``: the tuning palette and density, seeds of this script's own), from each
 model's two tiles passes per expression, computed once and cached. ``K = 1`` with ``λ → 0`` is
 the rule before (the surest anchor, the nearest target). The chosen constants are then
-measured on ``large_scene.py``'s held-out scenes (other seeds, palette and density).
+measured on ``large_scene.py``'s held-out scenes (other seeds, palette and density). The grid
+scores the relation without colour (its passes keep no bands): the anchor's colour ("the white
+plane", :mod:`rrsis.scene.colour`) was added after it and is measured by ``large_scene.py``
+(``object`` against ``object (no colour)``).
 
     python benchmarks/relation_pairs.py --models /tmp/s26/ranked-seed0/model /tmp/s26/ranked-seed1/model \\
         --work /tmp/relation-pairs --out benchmarks/results/relation-pairs-tuning
