@@ -60,6 +60,9 @@ SINGULAR_S = {"gas", "bus", "lens", "canvas", "series", "species", "chassis", "n
 COLOUR_WORDS = {"white": "white", "black": "black", "gray": "gray", "grey": "gray", "silver": "silver",
                 "red": "red", "orange": "orange", "yellow": "yellow", "green": "green", "blue": "blue",
                 "brown": "brown", "purple": "purple", "violet": "purple", "pink": "pink", "cyan": "cyan",
-                "turquoise": "cyan", "teal": "cyan"}
+                "turquoise": "cyan", "teal": "cyan", "whitish": "white", "greyish": "gray", "grayish": "gray",
+                "silvery": "silver", "blackish": "black", "reddish": "red", "orangish": "orange",
+                "yellowish": "yellow", "greenish": "green", "bluish": "blue", "blueish": "blue",
+                "brownish": "brown", "purplish": "purple", "pinkish": "pink"}
 COLOUR_PARTS = {"roof", "roofs", "top", "tops", "deck", "hull", "body", "surface", "colour", "color"}
 """What may carry an object's colour after "with": "the building with a red roof"."""

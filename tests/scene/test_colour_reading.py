@@ -26,6 +26,8 @@ COLOURS = [
     ("the largest Orange tank", "orange"),
     ("a violet sports court", "purple"),
     ("the teal roof", "cyan"),
+    ("the whitish storage tanks", "white"),
+    ("a bluish-grey ship", "blue"),
     # The other object's colour is not the target's.
     ("the ship next to the white plane", None),
     ("the vehicle north of the red building", None),
