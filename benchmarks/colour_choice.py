@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from _common import write_results
 from large_scene import TUNE, random_model
-from relation_pairs import cache, tuning_args
+from relation_pairs import cache, tiles_pass, tuning_args
 
 KS = (1, 2, 3, 5, 8, 12, 10_000)
 MARGINS = (0.0, 5.0, 10.0, 20.0, 40.0)
@@ -42,12 +42,9 @@ def scene_records(model, meta: dict) -> list[dict]:
     """The expressions naming a colour of one generated scene: each one's components of its
     tiles pass (p > 0.5) with their mean colour, each component's overlap with the truth."""
     import rasterio
-    import torch
 
     from rrsis.scene import SceneOptions, open_scene
     from rrsis.scene.colour import component_colours
-    from rrsis.scene.components import ComponentBuilder
-    from rrsis.scene.infer import predict_strips
     from rrsis.scene.reading import read_expression
 
     with rasterio.open(meta["labels_path"]) as ds:
@@ -60,13 +57,7 @@ def scene_records(model, meta: dict) -> list[dict]:
             said = read_expression(e["text"])
             if e["kind"] not in KINDS or said.colour is None:
                 continue
-            tok = model.tokenizer([e["text"]])
-            with torch.no_grad():
-                enc = model.encode_text(tok["input_ids"], tok["attention_mask"])
-            p = np.concatenate([q for _, q, _ in predict_strips(sc, model, enc, opt)])
-            b = ComponentBuilder(p.shape[1], image.shape[2], 0.5)
-            b.add(0, p, image)
-            comps = b.finish(p.shape[0])
+            comps = tiles_pass(model, sc, opt, e["text"], image)
             gt = np.isin(labels, e["targets"]) if e["targets"] else np.zeros(labels.shape, bool)
             inter = np.bincount(comps.label_image()[gt].ravel(), minlength=len(comps) + 1)[1:]
             records.append({"scene": meta["image"], "text": e["text"], "kind": e["kind"], "said": said,

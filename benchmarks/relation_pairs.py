@@ -40,8 +40,9 @@ LAMBDAS = (0.25, 1.0, 2.0, 4.0, 8.0, 1e9)  # model tiles
 KINDS = ("relation", "direction")
 
 
-def tiles_pass(model, sc, opt, text: str):
-    """The components (p > 0.5) of one tiled pass of ``text`` over the open scene ``sc``."""
+def tiles_pass(model, sc, opt, text: str, image: np.ndarray | None = None):
+    """The components (p > 0.5) of one tiled pass of ``text`` over the open scene ``sc``, with
+    the bands of ``image`` (the scene as its reader gives it) when given."""
     import torch
 
     from rrsis.scene.components import ComponentBuilder
@@ -51,8 +52,9 @@ def tiles_pass(model, sc, opt, text: str):
     with torch.no_grad():
         enc = model.encode_text(tok["input_ids"], tok["attention_mask"])
     p = np.concatenate([q for _, q, _ in predict_strips(sc, model, enc, opt)])
-    b = ComponentBuilder(p.shape[1], 0, 0.5)
-    b.add(0, p, np.zeros((*p.shape, 0), np.float32))
+    image = np.zeros((*p.shape, 0), np.float32) if image is None else image
+    b = ComponentBuilder(p.shape[1], image.shape[2], 0.5)
+    b.add(0, p, image)
     return b.finish(p.shape[0])
 
 

@@ -36,7 +36,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from .colour import COLOUR_AMONG, COLOUR_MARGIN, colour_cost, component_colours
+from .colour import colour_cost, component_colours
 from .components import ComponentBuilder, Components, n_features
 from .infer import SceneOptions, predict_strips
 from .read import Scene
@@ -183,7 +183,7 @@ def object_strips(scene: Scene, model, text, opt: SceneOptions, threshold: float
         if report is not None:
             report["anchors"] = kept
     if report is not None and coloured:
-        report["colour"] = component_colours(comps) is not None
+        report["colour"] = comps.bands == 3  # component_colours measures three bands only
     scores = object_scores(comps, opt.objects, reading, transform, related)
     yield from _component_strips(scene, comps, scores, opt)
 
@@ -218,12 +218,9 @@ def anchor_units(found: Components, words: str, *, place: bool = True, transform
     said = Reading(said.objects, said.place if place else None, colour=said.colour if colour else None)
     if said.objects == 1 and candidates > 1:
         x, y = component_places(found, transform)
-        cost = colour_costs(found, said)
-        kept = choose(Reading(EVERY, said.place), found.mean_probability, x, y, found.area, EVERY)
-        if cost is not None and len(kept):  # as choose takes a colour, among more of the surest
-            kept = kept[:max(candidates, COLOUR_AMONG)]
-            kept = kept[cost[kept] <= cost[kept].min() + COLOUR_MARGIN]
-        return [np.array([a]) for a in kept[:candidates]]
+        kept = choose(Reading(candidates, said.place, colour=said.colour), found.mean_probability, x, y,
+                      found.area, colour_cost=colour_costs(found, said))
+        return [np.array([a]) for a in kept]
     kept = np.flatnonzero(object_scores(found, said.objects, said, transform) > 0)
     return [kept] if len(kept) else []
 
