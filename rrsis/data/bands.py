@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["Bands", "Scale", "check_divisor", "model_bands", "parse_bands", "raster_bands", "scale_values",
+__all__ = ["RGB_NAMES", "Bands", "Scale", "check_divisor", "declared_rgb", "model_bands", "parse_bands", "raster_bands", "scale_values",
            "select_bands", "transparent_pixels", "uint8_to_unit"]
 
 Scale = str | float | None
@@ -45,13 +45,41 @@ def parse_bands(bands: str | Sequence[int] | None, where: str = "bands") -> tupl
     return out
 
 
-def transparent_pixels(arr: np.ndarray, alpha: bool, bands: Bands, channels: int | None = None) -> np.ndarray | None:
+RGB_NAMES = ("red", "green", "blue")
+
+
+def declared_rgb(colours: Sequence[str | None] | None = None,
+                 descriptions: Sequence[str | None] | None = None) -> tuple[int, int, int] | None:
+    """The band numbers (counted from 1) a raster declares red, green and blue, in that order,
+    or ``None`` when it does not declare all three once each.
+
+    ``colours`` are the bands' colour interpretations (GDAL's, as rasterio's ``colorinterp``
+    names them: ``"red"``, ``"green"``, ``"blue"``, ``"gray"``, ``"undefined"`` ...), read first;
+    ``descriptions`` the bands' descriptions, read when the colour interpretations do not
+    declare the three, where a description that is exactly ``red``, ``green`` or ``blue``
+    (any case; the common band names of STAC's ``eo`` extension) declares its band. Nothing
+    else is guessed: sensor band numbers ("B4") mean different colours on different sensors.
+    """
+    for names in (colours, descriptions):
+        if not names:
+            continue
+        names = [str(n).strip().lower() if n is not None else "" for n in names]
+        found = [[i + 1 for i, n in enumerate(names) if n == c] for c in RGB_NAMES]
+        if all(len(f) == 1 for f in found):
+            return found[0][0], found[1][0], found[2][0]
+    return None
+
+
+def transparent_pixels(arr: np.ndarray, alpha: bool, bands: Bands, channels: int | None = None,
+                       rgb: tuple[int, int, int] | None = None) -> np.ndarray | None:
     """bool ``[H, W]``: where the declared alpha band (the last of ``arr``) is 0, when
     :func:`select_bands` leaves it out of the bands (a scene then reads those pixels as nodata,
     as GDAL's mask of a raster's alpha band has them); ``None`` when it is read as data or absent."""
     c, band_tuple = arr.shape[2], parse_bands(bands)
     if not alpha:
         return None
+    if band_tuple is None and rgb is not None and channels in (None, 3):
+        band_tuple = rgb
     if band_tuple is not None:
         dropped = c not in band_tuple
     else:
@@ -60,7 +88,7 @@ def transparent_pixels(arr: np.ndarray, alpha: bool, bands: Bands, channels: int
 
 
 def select_bands(arr: np.ndarray, alpha: bool, bands: Bands, where: str,
-                 channels: int | None = None) -> np.ndarray:
+                 channels: int | None = None, rgb: tuple[int, int, int] | None = None) -> np.ndarray:
     """The band rule of :func:`read_image`, without the value scaling: ``[H, W, C]`` at its own
     depth → ``[H, W, 3]`` (or ``len(bands)``, or ``channels``), a view where possible.
 
@@ -70,9 +98,13 @@ def select_bands(arr: np.ndarray, alpha: bool, bands: Bands, where: str,
     exactly that many bands (after dropping a declared alpha band) is used as it is, anything
     else raises naming both counts. With ``bands`` given and ``channels`` set, exactly
     ``channels`` band numbers (counted from 1) are required (or one, repeated, for 3).
+    ``rgb``: the bands the file declares red, green and blue (:func:`declared_rgb`); with
+    ``bands=None`` the RGB rule reads those, in that order, whatever the band count.
     """
     c = arr.shape[2]
     band_tuple = parse_bands(bands)
+    if band_tuple is None and rgb is not None and channels in (None, 3) and max(rgb) <= c:
+        return arr if tuple(rgb) == (1, 2, 3) and c == 3 else arr[:, :, [b - 1 for b in rgb]]
     if band_tuple is None:
         if channels not in (None, 3):
             if c == channels:
@@ -112,14 +144,15 @@ def select_bands(arr: np.ndarray, alpha: bool, bands: Bands, where: str,
     return np.repeat(out, 3, axis=2) if channels == 3 and out.shape[2] == 1 else out
 
 
-def raster_bands(alpha: Sequence[bool], bands: Bands, channels: int | None, where: str
-                 ) -> tuple[tuple[int, ...], list[int]]:
+def raster_bands(alpha: Sequence[bool], bands: Bands, channels: int | None, where: str,
+                 rgb: tuple[int, int, int] | None = None) -> tuple[tuple[int, ...], list[int]]:
     """:func:`select_bands`' rule for a raster read band by band (the whole-scene reader):
     ``alpha[i]`` says whether band ``i + 1`` is declared alpha. Returns the band numbers to read
     (counted from 1) and those of them declared alpha, which are then data, not a mask.
 
-    With ``bands=None``: for ``channels`` None or 3, the first three bands that are not alpha
-    (or the first one, shown as grey); for another count, a raster of exactly ``channels``
+    With ``bands=None``: for ``channels`` None or 3, the bands the raster declares red, green
+    and blue (``rgb``, :func:`declared_rgb`), else the first three that are not alpha (or the
+    first one, shown as grey); for another count, a raster of exactly ``channels``
     bands is read whole, alpha or not (as :func:`select_bands` reads it for the datasets and
     ``model.predict``), else its non-alpha bands, which must be ``channels`` of them.
     """
@@ -130,6 +163,8 @@ def raster_bands(alpha: Sequence[bool], bands: Bands, channels: int | None, wher
         if len(chosen) != channels:
             raise ValueError(f"{where}: the raster has {len(data)} band(s) (alpha aside) but the model takes "
                              f"{channels} (in_chans); pass bands= with {channels} band numbers counted from 1")
+    if chosen is None and rgb is not None and channels in (None, 3):
+        chosen = tuple(rgb)
     if chosen is None:
         chosen = tuple(data[:3] if len(data) >= 3 else data[:1])
     if bad := [b for b in chosen if not 1 <= b <= len(alpha)]:
