@@ -102,7 +102,7 @@ scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
                    help="scene pixels per model pixel in the tiled pass (>1 for very fine GSD; "
                         "called --scale before 0.2)")
     p.add_argument("--bands", help="band numbers counted from 1 (as GDAL counts) shown as R,G,B, "
-                                   "e.g. 4,3,2 (default: first three); as many as a model of another "
+                                   "e.g. 4,3,2 (default: those declared red, green, blue, else the first three); as many as a model of another "
                                    "band count takes, e.g. 4,3,2,8 (default: all, if it has that many)")
     p.add_argument("--scale", type=_scale,
                    help="value scaling of 16-bit/float data, as model.predict's scale=: dtype, max, "

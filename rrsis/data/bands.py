@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["RGB_NAMES", "Bands", "Scale", "check_divisor", "declared_rgb", "model_bands", "parse_bands", "raster_bands", "scale_values",
+__all__ = ["RGB_NAMES", "Bands", "Scale", "check_divisor", "declared_rgb", "model_bands", "parse_bands", "raster_bands", "rgb_positions", "scale_values",
            "select_bands", "transparent_pixels", "uint8_to_unit"]
 
 Scale = str | float | None
@@ -68,6 +68,17 @@ def declared_rgb(colours: Sequence[str | None] | None = None,
         if all(len(f) == 1 for f in found):
             return found[0][0], found[1][0], found[2][0]
     return None
+
+
+def rgb_positions(bands: Sequence[int], declared: tuple[int, int, int] | None,
+                  grey: bool = False) -> tuple[int, int, int] | None:
+    """Where red, green and blue lie (positions from 0) among the bands read (``bands``, numbers
+    counted from 1): the declared ones' (:func:`declared_rgb`), ``None`` unless all three are
+    read. With none declared, three bands read are taken as R, G, B (so is one band read as
+    three equal ones, ``grey``), and another count has no colour."""
+    if declared is not None:
+        return tuple(list(bands).index(b) for b in declared) if set(declared) <= set(bands) else None
+    return (0, 1, 2) if len(bands) == 3 or (grey and len(bands) == 1) else None
 
 
 def transparent_pixels(arr: np.ndarray, alpha: bool, bands: Bands, channels: int | None = None,

@@ -243,7 +243,8 @@ def segment_scene(
         sc, win = open_aoi_scene(scene, area, **read)
     else:
         sc = open_scene(scene, **read) if own else scene
-    if getattr(sc, "first_three_of", 0) and getattr(model, "in_chans", 3) == 3:
+    if getattr(sc, "first_three_of", 0) and getattr(model, "in_chans", 3) == 3 \
+            and getattr(sc, "declared", None) is None:  # declared R, G, B are read as a GIS shows them
         warnings.warn(f"{sc.name}: {sc.first_three_of} bands; an RGB model reads bands {sc.bands} (bands= "
                       "chooses others, e.g. (4, 3, 2) for Sentinel-2's R, G, B)", stacklevel=2)
     if getattr(sc, "rectified", None):  # the outputs' grid is not the file's pixel grid

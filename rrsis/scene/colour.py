@@ -11,9 +11,10 @@ colours of the basic colour terms), with lightness weighted half for a hue ("red
 dark red roof is still red) and fully for white, gray, silver and black, which differ in lightness
 only. The choice is relative, not a naming of each object: the kept ones are those within
 :data:`COLOUR_MARGIN` of the nearest among the candidates, so a hazy or dim scene, where no roof
-is the prototype's white, still gives its whitest roof. Colour is read only from a scene read as
-three bands, taken as red, green and blue (an RGB model's input); with other band counts the
-colour is not applied.
+is the prototype's white, still gives its whitest roof. Colour is read on the bands the scene
+declares red, green and blue, wherever they lie among the bands read (a 4-band R, G, B, NIR
+model's too; :func:`rrsis.data.bands.declared_rgb`), or on three bands read, taken as R, G, B,
+when none are declared; a scene without them has no colour, and the colour is not applied.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def colour_cost(colour: str, rgb: np.ndarray) -> np.ndarray:
 
 
 def component_colours(components) -> np.ndarray | None:
-    """``[n, 3]`` each component's mean colour, or ``None`` when the components were not built
-    with three bands (no band sums, or another band count: not an RGB scene)."""
-    return components.band_means if components.bands == 3 else None
+    """``[n, 3]`` each component's mean red, green and blue (``components.rgb``), or ``None``
+    when they have none (built without the scene's bands, or a scene without colour)."""
+    rgb = components.rgb
+    return None if rgb is None or components.bands <= max(rgb) else components.band_means[:, list(rgb)]

@@ -144,6 +144,9 @@ class Components:
         comp: each run's component index (``0 … n − 1``).
         stats: ``[n, 9 + 2·bands]``: area, Σrow, Σcol, row min, row max, col min, col max, Σp,
             then max p, then Σ band values, Σ band values² (see :meth:`features`).
+        rgb: where red, green and blue lie among the bands (the scene's
+            :attr:`~rrsis.scene.read.Scene.rgb`), ``None`` when it has no colour; by default the
+            first three of three bands.
     """
 
     height: int
@@ -154,6 +157,11 @@ class Components:
     c1: np.ndarray
     comp: np.ndarray
     stats: np.ndarray
+    rgb: tuple[int, int, int] | str | None = "three"
+
+    def __post_init__(self) -> None:
+        if self.rgb == "three":
+            self.rgb = (0, 1, 2) if self.bands == 3 else None
 
     @classmethod
     def from_runs(cls, height, width, bands, cols, comp) -> Components:

@@ -63,7 +63,9 @@ def scene_components(scene: Scene, model, text, opt: SceneOptions, threshold: fl
         if builder is None:
             builder = ComponentBuilder(scene.width, image.shape[2], threshold)
         builder.add(r0, p, image)
-    return builder.finish(scene.height)
+    comps = builder.finish(scene.height)
+    comps.rgb = getattr(scene, "rgb", comps.rgb) if bands else None
+    return comps
 
 
 @torch.no_grad()
@@ -183,7 +185,7 @@ def object_strips(scene: Scene, model, text, opt: SceneOptions, threshold: float
         if report is not None:
             report["anchors"] = kept
     if report is not None and coloured:
-        report["colour"] = comps.bands == 3  # component_colours measures three bands only
+        report["colour"] = comps.rgb is not None  # the scene's red, green and blue are read
     scores = object_scores(comps, opt.objects, reading, transform, related)
     yield from _component_strips(scene, comps, scores, opt)
 
@@ -192,7 +194,7 @@ def described(reading: Reading, report: dict) -> str:
     """``reading`` in words (:meth:`~rrsis.scene.reading.Reading.describe`), with what
     :func:`object_strips` could not apply (its ``report``)."""
     return reading.describe() + (" (not found: the relation was not applied)" if report.get("anchors") == 0 else "") \
-        + (" (no colour: the scene is not read as RGB)" if report.get("colour") is False else "")
+        + (" (no colour: the scene's red, green and blue are not read)" if report.get("colour") is False else "")
 
 
 # The joint choice of a relation's anchor and target (:func:`related_to_anchor`), chosen on a

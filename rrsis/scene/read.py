@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data import bands as _bands
 from ..data.bands import model_bands, raster_bands, select_bands, transparent_pixels, uint8_to_unit
 from ..data.io import MAX_PIXELS, Scale, _load, check_pixels, nodata_mask, scale_values
 from ..data.transforms import resize_image_bands
@@ -25,11 +26,9 @@ __all__ = ["PLAIN_SUFFIXES", "NoValidPixelsError", "Scene", "open_scene", "requi
 
 # Files read with PIL exactly as ``model.predict`` reads them (no geo extra needed).
 PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
-# GDAL's block cache counts towards the process's memory; a small one keeps peak memory
-# independent of the scene size (reads are sequential, so a big cache buys little). In bytes:
-# rasterio hands GDAL_CACHEMAX to GDALSetCacheMax64, so 64 was a 64-byte cache, which decoded a
-# compressed block again for every row a decimated read took from it (a 512² read of a 4096²
-# four-tile mosaic: 43 s instead of 0.15 s).
+# GDAL's block cache counts towards the process's memory; a small one keeps peak memory independent
+# of the scene size (reads are sequential). In bytes (rasterio hands it to GDALSetCacheMax64): 64 was a
+# 64-byte cache, and a 512² read of a 4096² four-tile mosaic took 43 s instead of 0.15 s.
 GDAL_ENV = {"GDAL_CACHEMAX": 64 * 2**20}
 STATS_SIDE = 512
 
@@ -86,6 +85,7 @@ class Scene:
             self.crs = self.transform = self.profile = None
             n = array.shape[2] if array.ndim == 3 and array.shape[2] > 1 else 3 if self._grey_as_rgb else 1
             self.bands = tuple(range(1, n + 1))
+            self.rgb, self.declared = _bands.rgb_positions(self.bands, None), None
             self.stretch_range, self._clip = None, False
             self.dtype = dtype or str(array.dtype)  # the source's type, before any scaling
             self._to_unit = to_unit or (lambda x: x)
@@ -98,8 +98,10 @@ class Scene:
         assign_crs(self, crs)
         from rasterio.enums import ColorInterp
 
+        self.declared = _bands.declared_rgb([c.name for c in ds.colorinterp], ds.descriptions)
         self.bands, self._alpha_data = raster_bands([c == ColorInterp.alpha for c in ds.colorinterp], bands,
-                                                    channels, name)
+                                                    channels, name, rgb=self.declared)
+        self.rgb = _bands.rgb_positions(self.bands, self.declared, grey=self._grey_as_rgb)
         if self._alpha_data:  # GDAL declares a 4-band uint8 GeoTIFF's 4th band alpha by default
             warnings.warn(f"{name}: band(s) {self._alpha_data} declared alpha: read as data, not as a mask",
                           stacklevel=2)
@@ -320,8 +322,8 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
         source: the scene.
         bands: band numbers counted from 1 (as GDAL counts) shown as R, G, B (``"4,3,2"``); one
             band is shown as grey; ``channels`` of them for a model of another band count.
-            Default: a raster's first three non-alpha bands (all ``channels`` of them for such a
-            model), :func:`~rrsis.data.read_image`'s rule otherwise.
+            Default: a raster's declared red, green and blue, else its first three non-alpha bands
+            (all ``channels`` of them for such a model); :func:`~rrsis.data.read_image`'s rule otherwise.
         scale: value scaling with :func:`~rrsis.data.read_image`'s meaning (``"dtype"``,
             ``"max"``, ``"minmax"`` or a divisor) for 16-bit or float data; on a raster read
             by rasterio ``"max"``/``"minmax"`` take their statistics from a decimated read.

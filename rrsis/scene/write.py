@@ -370,8 +370,10 @@ def write_overlay(path: str | os.PathLike, scene: Scene, mask_source: Any, max_s
 
     f = min(1.0, max_side / max(scene.height, scene.width))
     shape = (max(1, round(scene.height * f)), max(1, round(scene.width * f)))
-    pixels = scene.read(None, shape)[0]  # a multispectral scene shows its first three bands, grey as grey
-    pixels = pixels[..., :3] if pixels.shape[2] >= 3 else np.repeat(pixels[..., :1], 3, axis=2)
+    pixels = scene.read(None, shape)[0]  # shown in its red, green and blue, else its first three bands
+    rgb = getattr(scene, "rgb", None)
+    pixels = pixels[..., list(rgb)] if rgb is not None and pixels.shape[2] > max(rgb) else \
+        pixels[..., :3] if pixels.shape[2] >= 3 else np.repeat(pixels[..., :1], 3, axis=2)
     image = np.round(np.clip(pixels, 0.0, 1.0) * 255.0).astype(np.uint8)
     if isinstance(mask_source, np.ndarray):
         ys = np.minimum((np.arange(shape[0]) + 0.5) / f, scene.height - 1).astype(int)

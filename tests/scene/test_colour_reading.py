@@ -175,8 +175,11 @@ def test_a_scene_not_read_as_rgb_says_its_colour_was_not_applied(tiny_tokenizer,
     model.tokenizer = tiny_tokenizer
     image = (np.random.default_rng(0).random((4, 128, 128)) * 255).astype(np.uint8)
     path = tmp_path / "four.tif"
+    # No band declared red, green or blue (GDAL's default for a 4-band uint8 GeoTIFF declares R, G,
+    # B and alpha; MINISBLACK declares grey and nothing): four bands, which is which unknown.
     with rasterio.open(path, "w", driver="GTiff", width=128, height=128, count=4, dtype="uint8",
-                       crs="EPSG:32633", transform=rasterio.transform.from_origin(500000, 4000000, 1, 1)) as ds:
+                       crs="EPSG:32633", transform=rasterio.transform.from_origin(500000, 4000000, 1, 1),
+                       photometric="MINISBLACK") as ds:
         ds.write(image)
     (r,) = segment_scene(model, str(path), "the white tank", mode="object", threshold=0.3, read="colour")
-    assert r.reading == "1 object, white (no colour: the scene is not read as RGB)"
+    assert r.reading == "1 object, white (no colour: the scene's red, green and blue are not read)"
