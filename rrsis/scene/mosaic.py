@@ -12,8 +12,8 @@ other's grid, rotated or south-up, placed by ground control points or RPCs only)
 one grid (:mod:`~rrsis.scene.mosaic_warp`: the CRS asked for or the one of most of their valid
 area, the finest pixel size): each tile not already on it is read through a warped VRT of GDAL's
 (``OUT_STEM_warped/TILE.vrt``, the document :mod:`~rrsis.scene.rectify` writes for one raster),
-bilinear by default, block by block as the mosaic is read. The tiles must share a band count,
-data type and nodata value; gaps and the warped tiles' edges outside their footprints are nodata
+bilinear by default, block by block as the mosaic is read. The tiles must share a band count, data
+type, nodata value and red, green, blue bands; gaps and the warped edges outside footprints are nodata
 (with no nodata value, a mask band of the tiles' footprints says so), and where tiles overlap the
 one later in the sorted list is drawn on top. Paletted tiles are read as their colours
 (:mod:`~rrsis.scene.mosaic_palette`: resampling blends colours, never indices; RGB tiles may join).
@@ -32,6 +32,7 @@ from typing import Any
 from xml.sax.saxutils import escape, unescape
 
 from .._atomic import atomic_write
+from ..data.bands import declared_rgb
 from . import mosaic_palette as palettes
 from .georef import RECTIFY_HINT, gcp_problem, parse_crs
 from .mosaic_warp import GRID_TOLERANCE, Grid, masked_xml, mosaic_grid, on_grid, warped_tile
@@ -55,8 +56,11 @@ def _info(uri: str) -> dict:
         placed = None if not ds.transform.is_identity else (
             f"{len(points)} ground control points" if points else "RPCs" if ds.rpcs else None)
         colours = [c.name.capitalize() for c in ds.colorinterp]
+        rgb = declared_rgb(colours, ds.descriptions)  # declared by descriptions: by colour in the VRT
+        for b, name in zip(rgb or (), ("Red", "Green", "Blue")):
+            colours[b - 1] = name
         return {"uri": uri, "crs": ds.crs, "transform": ds.transform, "width": ds.width, "height": ds.height,
-                "count": ds.count, "dtypes": set(ds.dtypes), "nodata": ds.nodata, "colorinterp": colours,
+                "count": ds.count, "dtypes": set(ds.dtypes), "nodata": ds.nodata, "colorinterp": colours, "rgb": rgb or (1, 2, 3),
                 "has_alpha": "Alpha" in colours, "placed": placed, "gcps": points, "gcp_crs": gcp_crs if points else None,
                 "rpcs": None if points else ds.rpcs, "problem": gcp_problem(ds, uri) if placed and points else None,
                 "palette": palettes.table_of(ds)}
@@ -91,6 +95,8 @@ def _refuse(infos: list[dict], alike: bool = True) -> None:
             raise ValueError(f"{name} has data type(s) {sorted(i['dtypes'])}, {first['uri']} "
                              f"{sorted(first['dtypes'])}: a mosaic needs one (their values are on different "
                              "scales)")
+        if i["rgb"] != first["rgb"]:
+            raise ValueError(f"{name} has red, green, blue in bands {i['rgb']}, {first['uri']} in {first['rgb']}")
         if not _same_nodata(i["nodata"], first["nodata"]):
             raise ValueError(f"{name} has nodata {i['nodata']}, {first['uri']} {first['nodata']}: a mosaic "
                              "needs one nodata value")

@@ -147,3 +147,25 @@ def test_the_overlay_of_a_four_band_scene_shows_its_declared_colours(tmp_path):
     with open_scene(path, channels=4) as sc:
         write_overlay(tmp_path / "o.png", sc, np.zeros((sc.height, sc.width), bool))
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "o.png").convert("RGB")), rgb)
+
+
+def test_a_mosaic_keeps_its_tiles_declared_colours_and_refuses_two_orders(tmp_path):
+    """Tiles that declare B, G, R by their descriptions only: the mosaic declares them by colour,
+    so it is read as R, G, B as each tile is; a tile in another declared order is named."""
+    from rrsis.scene.mosaic import build_vrt
+
+    rgb = _scene_rgb()[:64, :64]
+    bgr = np.moveaxis(rgb[..., ::-1], 2, 0)
+    for i, name in enumerate("ab"):
+        _write(tmp_path / f"{name}.tif", bgr[:, :, 32 * i:32 * (i + 1)], descriptions=["blue", "green", "red"])
+        with rasterio.open(tmp_path / f"{name}.tif", "r+") as ds:  # side by side on one grid
+            ds.transform = rasterio.transform.from_origin(500000 + 32 * i, 4000000, 1, 1)
+    vrt = build_vrt([tmp_path / "a.tif", tmp_path / "b.tif"], tmp_path / "m.vrt")
+    with open_scene(str(vrt)) as sc:
+        assert sc.bands == (3, 2, 1)
+        np.testing.assert_allclose(sc.read()[0], rgb / 255.0, atol=1e-6)
+    _write(tmp_path / "c.tif", bgr[:, :, :32], [CI.red, CI.green, CI.blue])
+    with rasterio.open(tmp_path / "c.tif", "r+") as ds:
+        ds.transform = rasterio.transform.from_origin(500000 + 32, 4000000, 1, 1)
+    with pytest.raises(ValueError, match=r"c\.tif has red, green, blue in bands \(1, 2, 3\), .*a\.tif in \(3, 2, 1\)"):
+        build_vrt([tmp_path / "a.tif", tmp_path / "c.tif"], tmp_path / "m2.vrt")
