@@ -20,7 +20,8 @@ import numpy as np
 from PIL import ImageMode
 
 from .bands import Bands, Scale, check_divisor, scale_values, select_bands
-from .io import _PIL_MODES_TO_RGB, _SWAPPING_ORIENTATIONS, _open_pil, _tiff_header, exif_orientation
+from .io import _PIL_MODES_TO_RGB, _SWAPPING_ORIENTATIONS, _open_pil, exif_orientation
+from .tiff import _tiff_header
 
 __all__ = ["ImageHeader", "header_problems", "odd_headers", "option_problem", "read_header"]
 
@@ -39,6 +40,8 @@ class ImageHeader:
         dtype: numpy dtype name of the array as read (``"uint8"``, ``"uint16"``, ``"float32"``).
         alpha: the last band is declared alpha.
         palette: the file stores palette indices (a "P" PNG, a palette TIFF).
+        rgb: the bands (counted from 1) a TIFF declares red, green and blue
+            (:attr:`rrsis.data.tiff.TiffInfo.rgb`), read with ``bands=None``; ``None``: none declared.
     """
 
     path: str
@@ -48,6 +51,7 @@ class ImageHeader:
     dtype: str
     alpha: bool = False
     palette: bool = False
+    rgb: tuple[int, int, int] | None = None
 
     @property
     def hw(self) -> tuple[int, int]:
@@ -86,7 +90,7 @@ def read_header(path: str | os.PathLike, palette_to_rgb: bool = True) -> ImageHe
         kind = {1: "u", 2: "i", 3: "f"}.get(info.sample_format, "u")
         size = 1 if info.bits <= 8 else 2 if info.bits <= 16 else 4 if info.bits <= 32 else 8
         return ImageHeader(path, info.height, info.width, info.samples, np.dtype(f"{kind}{size}").name,
-                           info.alpha_last, info.photometric == 3)
+                           info.alpha_last, info.photometric == 3, info.rgb)
     with _open_pil(path) as im:
         mode, transparency = im.mode, "transparency" in im.info
         turned = exif_orientation(im) in _SWAPPING_ORIENTATIONS
@@ -113,7 +117,7 @@ def option_problem(header: ImageHeader, bands: Bands, scale: Scale, channels: in
     one-pixel stand-in of the file's dtype and bands, so the message is theirs."""
     stand_in = np.zeros((1, 1, header.bands), dtype=header.dtype)
     try:
-        chosen = select_bands(stand_in, header.alpha, bands, header.path, channels)
+        chosen = select_bands(stand_in, header.alpha, bands, header.path, channels, header.rgb)
         scale_values(chosen, scale, header.path)
         check_divisor(header.dtype, scale, header.path)
     except ValueError as exc:

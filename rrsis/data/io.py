@@ -7,7 +7,6 @@ import json
 import os
 import pickle
 import warnings
-from struct import error as struct_error
 from typing import Any
 
 import numpy as np
@@ -15,7 +14,7 @@ import torch
 from PIL import Image, ImageOps
 
 from .bands import Bands, Scale, parse_bands, scale_values, select_bands
-from .tiff import read_tiff_info, read_tiff_rasterio, read_uncompressed_tiff
+from .tiff import _tiff_header, read_tiff_rasterio, read_uncompressed_tiff
 
 __all__ = [
     "MAX_PIXELS", "Bands", "ImageSource", "Scale", "check_pixels", "exif_orientation", "image_size",
@@ -25,7 +24,6 @@ __all__ = [
 
 ImageSource = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
 
-_TIFF_SUFFIXES = (".tif", ".tiff")
 # EXIF orientations that swap width and height (transpose, rotate 90/270, transverse).
 _SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
 _PIL_MODES_TO_RGB = ("CMYK", "YCbCr", "LAB", "HSV")
@@ -114,53 +112,41 @@ def _from_pil(im: Image.Image, where: str, palette_to_rgb: bool) -> tuple[np.nda
     return arr, alpha
 
 
-def _tiff_header(path: str):
-    """The TIFF header rrsis reads itself (``None`` for other files, or a TIFF it leaves to PIL);
-    a missing file or an unreadable header is an error naming the file."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: file not found")
-    if not path.lower().endswith(_TIFF_SUFFIXES):
-        return None
-    try:
-        return read_tiff_info(path)
-    except (OSError, ValueError, struct_error) as exc:
-        raise ValueError(f"{path}: cannot read TIFF header ({exc})") from exc
-
-
 def _load(source: ImageSource, palette_to_rgb: bool = True,
-          max_pixels: int | None = None) -> tuple[np.ndarray, bool, str]:
-    """Any image source → ``([H, W, C] array at its own depth, last band is alpha, name)``;
-    ``max_pixels`` is checked on the header, before any pixel is decoded."""
+          max_pixels: int | None = None) -> tuple[np.ndarray, bool, str, tuple[int, int, int] | None]:
+    """Any image source → ``([H, W, C] array at its own depth, last band is alpha, name, the bands
+    a TIFF declares red, green, blue or None)``; ``max_pixels`` is checked on the header, before
+    any pixel is decoded."""
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         info = _tiff_header(path)
         if info is not None:
             check_pixels(info.height, info.width, max_pixels, path)
             if info.numpy_readable:
-                return read_uncompressed_tiff(path, info), info.alpha_last, path
+                return read_uncompressed_tiff(path, info), info.alpha_last, path, info.rgb
         if info is None:
             with _open_pil(path, max_pixels) as im:
                 check_pixels(im.height, im.width, max_pixels, path)
                 arr, alpha = _from_pil(im, path, palette_to_rgb)
-            return arr, alpha, path
+            return arr, alpha, path, None
         what = f"compressed {info.samples}-band {info.bits}-bit TIFF"
         try:
             with _open_pil(path, max_pixels) as im:
                 arr, alpha = _from_pil(im, path, palette_to_rgb)
         except ValueError as exc:
             why = f"{what} that PIL cannot decode ({exc})"
-            return read_tiff_rasterio(path, info, why, palette_to_rgb), info.alpha_last, path
+            return read_tiff_rasterio(path, info, why, palette_to_rgb), info.alpha_last, path, info.rgb
         expanded = palette_to_rgb and info.photometric == 3 and arr.shape[2] in (3, 4)  # PIL applied the palette
         if (arr.shape[2] != info.samples and not expanded) or arr.dtype.itemsize * 8 < info.bits:
             why = f"{what} that PIL decodes as {arr.shape[2]}-band {arr.dtype}"
-            return read_tiff_rasterio(path, info, why, palette_to_rgb), info.alpha_last, path
-        return arr, alpha, path
+            return read_tiff_rasterio(path, info, why, palette_to_rgb), info.alpha_last, path, info.rgb
+        return arr, alpha or info.alpha_last, path, info.rgb if arr.shape[2] == info.samples else None
     if isinstance(source, Image.Image):
         if source.width == 0 or source.height == 0:
             raise ValueError("zero-size image")
         check_pixels(source.height, source.width, max_pixels, "image")
         arr, alpha = _from_pil(source, "image", palette_to_rgb)
-        return arr, alpha, "image"
+        return arr, alpha, "image", None
     where = "array"
     if isinstance(source, torch.Tensor):
         where, tensor = "tensor", source.detach().cpu()
@@ -181,7 +167,7 @@ def _load(source: ImageSource, palette_to_rgb: bool = True,
             raise ValueError(f"unsupported dtype {arr.dtype}; expected uint8, another integer type "
                              "with scale=, or float")
         # A 4-channel array is RGBA by convention (as PIL and matplotlib treat it).
-        return arr, arr.shape[2] == 4, where
+        return arr, arr.shape[2] == 4, where, None
     raise ValueError(f"expected a path, PIL image, numpy array or tensor, got {type(source).__name__}")
 
 
@@ -202,7 +188,7 @@ def load_raster(path: ImageSource, palette_to_rgb: bool = True) -> np.ndarray:
     Returns:
         array ``[H, W, C]`` with the file's dtype (uint8, uint16, int16, float32, ...).
     """
-    arr, _, _ = _load(path, palette_to_rgb)
+    arr = _load(path, palette_to_rgb)[0]
     return arr.astype(np.uint8) if arr.dtype == bool else arr
 
 
@@ -216,8 +202,8 @@ def read_bands(path: ImageSource, bands: Bands = None, *,
         bands: as for :func:`read_image` (counted from 1).
         max_pixels, channels: as for :func:`read_image`.
     """
-    arr, alpha, where = _load(path, max_pixels=max_pixels)
-    return select_bands(arr, alpha, bands, where, channels), where
+    arr, alpha, where, rgb = _load(path, max_pixels=max_pixels)
+    return select_bands(arr, alpha, bands, where, channels, rgb), where
 
 
 def read_image(path: ImageSource, bands: Bands = None, scale: Scale = None, *,
@@ -225,9 +211,11 @@ def read_image(path: ImageSource, bands: Bands = None, scale: Scale = None, *,
     """Read an image as float32, with explicit band choice and scaling: the one reader of rrsis
     (datasets, ``model.predict``, ``segment_scene`` on plain images, the demo).
 
-    Band rule with ``bands=None``: a declared alpha band (PNG/TIFF RGBA or LA, a 4-channel array)
-    is dropped; one band is repeated to three (grey); three bands are used as they are; any other
-    count (an RGBN or multispectral raster) raises and asks for ``bands=``.
+    Band rule with ``bands=None``: the bands a TIFF declares red, green and blue (GDAL's colour
+    interpretation or band descriptions, as a GIS shows the file) are read, in that order, at any
+    band count. Else a declared alpha band (PNG/TIFF RGBA or LA, a 4-channel array) is dropped;
+    one band is repeated to three (grey); three bands are used as they are; any other count (an
+    undeclared RGBN or multispectral raster) raises and asks for ``bands=``.
 
     Non-finite pixels (NaN, ±inf) are *nodata*: they are left out of the ``"max"``/``"minmax"``
     statistics and become 0 after scaling; an image with no finite pixel raises.
@@ -276,7 +264,7 @@ def read_mask(path: str, threshold: float = 50) -> np.ndarray:
     Returns:
         bool array ``[H, W]``.
     """
-    bands, alpha, _ = _load(path, palette_to_rgb=False)
+    bands, alpha, _, _ = _load(path, palette_to_rgb=False)
     arr = bands[:, :, 0]
     fg = arr > threshold
     if not fg.any():

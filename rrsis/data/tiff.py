@@ -9,12 +9,16 @@ what PIL cannot decode exactly to rasterio (the ``geo`` extra) when it is instal
 
 from __future__ import annotations
 
+import os
 import struct
 import warnings
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
+
+from .bands import declared_rgb
 
 __all__ = ["TiffInfo", "palette_colours", "read_tiff_info", "read_tiff_rasterio", "read_uncompressed_tiff"]
 
@@ -34,6 +38,9 @@ _TAGS = {
     338: "extra_samples",
     339: "sample_format",
 }
+_TIFF_SUFFIXES = (".tif", ".tiff")
+_GDAL_METADATA = 42112  # GDAL's per-band colour interpretations and descriptions, as XML (ASCII)
+_GDAL_METADATA_MAX = 16 * 2**20  # a larger tag is not read (nothing declared)
 
 
 @dataclass
@@ -49,6 +56,12 @@ class TiffInfo:
         photometric: 0 white-is-zero, 1 black-is-zero, 2 RGB, 3 palette, ...
         planar: 1 = bands interleaved per pixel, 2 = one plane per band.
         tiled: the image is stored in tiles, not strips.
+        colours, descriptions: per band, the colour interpretation and description the file
+            declares (GDAL's names, lower case: ``"red"``, ``"alpha"``, ``"undefined"`` ...;
+            ``None``: nothing declared): from GDAL's metadata tag 42112 first, else the
+            photometric interpretation (RGB: bands 1-3 red, green, blue; black- or white-is-zero:
+            band 1 gray) and ExtraSamples (alpha). Empty when not given (``alpha_last`` then
+            reads ExtraSamples alone).
     """
 
     width: int
@@ -66,11 +79,23 @@ class TiffInfo:
     rows_per_strip: int
     all_bits: tuple[int, ...]
     extra_samples: tuple[int, ...] = ()
+    colours: tuple[str | None, ...] = ()
+    descriptions: tuple[str | None, ...] = ()
 
     @property
     def alpha_last(self) -> bool:
-        """Whether the last band is declared alpha (ExtraSamples 1 or 2), not a spectral band."""
+        """Whether the last band is declared alpha (ExtraSamples 1 or 2, or GDAL's colour
+        interpretation ``Alpha``), not a spectral band."""
+        if self.colours and self.colours[-1] is not None:
+            return self.colours[-1] == "alpha"
         return bool(self.extra_samples) and self.extra_samples[-1] in (1, 2)
+
+    @property
+    def rgb(self) -> tuple[int, int, int] | None:
+        """The bands (counted from 1) the file declares red, green and blue
+        (:func:`~rrsis.data.bands.declared_rgb` of :attr:`colours` and :attr:`descriptions`), or
+        ``None``; always ``None`` for a palette TIFF (its colours come from the colour table)."""
+        return None if self.photometric == 3 else declared_rgb(self.colours, self.descriptions)
 
     @property
     def numpy_readable(self) -> bool:
@@ -109,8 +134,15 @@ def read_tiff_info(path: str) -> TiffInfo | None:
         if len(entries) < 12 * n:
             raise ValueError(f"{path}: truncated TIFF directory")
         tags: dict[str, tuple] = {}
+        metadata = b""
         for i in range(n):
             tag, typ, count = struct.unpack(bo + "HHI", entries[12 * i : 12 * i + 8])
+            if tag == _GDAL_METADATA and typ == 2 and count <= _GDAL_METADATA_MAX:
+                metadata = entries[12 * i + 8 : 12 * i + 8 + count]
+                if count > 4:
+                    f.seek(struct.unpack(bo + "I", entries[12 * i + 8 : 12 * i + 12])[0])
+                    metadata = f.read(count)  # short when truncated: then malformed, nothing declared
+                continue
             if tag not in _TAGS or typ not in _TYPE_FORMATS:
                 continue
             fmt = _TYPE_FORMATS[typ]
@@ -127,14 +159,18 @@ def read_tiff_info(path: str) -> TiffInfo | None:
         raise ValueError(f"{path}: TIFF without image width/height")
     height = int(tags["height"][0])
     bits = tuple(int(b) for b in tags.get("bits", (1,)))
+    samples = int(tags.get("samples", (1,))[0])
+    photometric = int(tags.get("photometric", (1,))[0])
+    extra_samples = tuple(int(v) for v in tags.get("extra_samples", ()))
+    colours, descriptions = _declared(samples, photometric, extra_samples, metadata)
     return TiffInfo(
         width=int(tags["width"][0]),
         height=height,
-        samples=int(tags.get("samples", (1,))[0]),
+        samples=samples,
         bits=bits[0],
         sample_format=int(tags.get("sample_format", (1,))[0]),
         compression=int(tags.get("compression", (1,))[0]),
-        photometric=int(tags.get("photometric", (1,))[0]),
+        photometric=photometric,
         planar=int(tags.get("planar", (1,))[0]),
         tiled="tile_width" in tags,
         byteorder=bo,
@@ -142,8 +178,56 @@ def read_tiff_info(path: str) -> TiffInfo | None:
         strip_byte_counts=tuple(int(v) for v in tags.get("strip_byte_counts", ())),
         rows_per_strip=int(tags.get("rows_per_strip", (height,))[0]),
         all_bits=bits,
-        extra_samples=tuple(int(v) for v in tags.get("extra_samples", ())),
+        extra_samples=extra_samples,
+        colours=colours,
+        descriptions=descriptions,
     )
+
+
+def _tiff_header(path: str) -> TiffInfo | None:
+    """The TIFF header rrsis reads itself (``None`` for other files, or a TIFF it leaves to PIL);
+    a missing file or an unreadable header is an error naming the file."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: file not found")
+    if not path.lower().endswith(_TIFF_SUFFIXES):
+        return None
+    try:
+        return read_tiff_info(path)
+    except (OSError, ValueError, struct.error) as exc:
+        raise ValueError(f"{path}: cannot read TIFF header ({exc})") from exc
+
+
+def _declared(samples: int, photometric: int, extra_samples: tuple[int, ...],
+              metadata: bytes) -> tuple[tuple[str | None, ...], tuple[str | None, ...]]:
+    """Per band: the colour interpretation and description a TIFF declares, as GDAL reads them
+    (see :class:`TiffInfo`). A malformed tag 42112 declares nothing; it is never an error."""
+    colours: list[str | None] = [None] * samples
+    descriptions: list[str | None] = [None] * samples
+    if photometric == 2:
+        colours[:3] = ["red", "green", "blue"][: len(colours[:3])]
+    elif photometric in (0, 1) and samples:
+        colours[0] = "gray"
+    for k, extra in enumerate(extra_samples):
+        band = samples - len(extra_samples) + k
+        if extra in (1, 2) and 0 <= band < samples:
+            colours[band] = "alpha"
+    text = metadata.rstrip(b"\0").decode("utf-8", errors="replace")
+    if text.strip() and "<!DOCTYPE" not in text:  # entity declarations: GDAL writes none, not read
+        try:
+            items = ET.fromstring(text).iter("Item")
+        except (ET.ParseError, ValueError):
+            items = iter(())
+        for item in items:
+            role, sample = (item.get("role") or "").lower(), item.get("sample") or ""
+            band = int(sample) if sample.isascii() and sample.isdigit() else samples
+            if role not in ("colorinterp", "description") or band >= samples:
+                continue
+            value = (item.text or "").strip()
+            if role == "colorinterp":
+                colours[band] = value.lower() or None
+            else:
+                descriptions[band] = value or None
+    return tuple(colours), tuple(descriptions)
 
 
 def read_uncompressed_tiff(path: str, info: TiffInfo | None = None) -> np.ndarray:

@@ -59,8 +59,9 @@ def tiny_tokenizer(texts):
     return {"input_ids": ids, "attention_mask": att}
 
 
-def write_raw_tiff(path, arr, planar=False):
-    """Minimal uncompressed little-endian TIFF writer (1 or >= 3 bands, integer depth)."""
+def write_raw_tiff(path, arr, planar=False, photometric=None):
+    """Minimal uncompressed little-endian TIFF writer (1 or >= 3 bands, integer depth); photometric
+    RGB (which declares bands 1-3 red, green, blue) from three bands on unless ``photometric`` says."""
     arr = np.ascontiguousarray(arr)
     if arr.ndim == 2:
         arr = arr[..., None]
@@ -89,7 +90,7 @@ def write_raw_tiff(path, arr, planar=False):
         strip_off, strip_cnt, n_strips = data_off, len(data), 1
     entries += [
         (256, 4, 1, w), (257, 4, 1, h), (258, 3, c, bps_field), (259, 3, 1, 1),
-        (262, 3, 1, 2 if c >= 3 else 1), (273, 4, n_strips, strip_off), (277, 3, 1, c),
+        (262, 3, 1, photometric or (2 if c >= 3 else 1)), (273, 4, n_strips, strip_off), (277, 3, 1, c),
         (278, 4, 1, h), (279, 4, n_strips, strip_cnt), (284, 3, 1, 2 if planar else 1),
     ]
     if c not in (1, 3):
@@ -172,9 +173,13 @@ def test_multiband_16bit_tiff(tmp_path, planar):
         read_image(str(path), bands=(1, 2, 3), scale="minmax"),
         (sel - sel.min()) / (sel.max() - sel.min()), rtol=1e-6,
     )
-    # Four bands without a declared alpha: no silent choice of three.
-    with pytest.raises(ValueError, match=r"ms.tif: 4 channels.*bands=\(1, 2, 3\)"):
-        read_image(str(path), scale="minmax")
+    # Photometric RGB declares bands 1-3 red, green, blue (as GDAL reads the file): those are read.
+    np.testing.assert_array_equal(read_image(str(path), scale="minmax"),
+                                  read_image(str(path), bands=(1, 2, 3), scale="minmax"))
+    # Four bands, none declared a colour or alpha: no silent choice of three.
+    write_raw_tiff(tmp_path / "grey.tif", arr, planar=planar, photometric=1)
+    with pytest.raises(ValueError, match=r"grey.tif: 4 channels.*bands=\(1, 2, 3\)"):
+        read_image(str(tmp_path / "grey.tif"), scale="minmax")
     with pytest.raises(ValueError, match=r"ms.tif.*bands \[5\] out of range.*4 band"):
         read_image(str(path), bands=(1, 2, 5), scale="dtype")
     with pytest.raises(ValueError, match=r"count from 1"):

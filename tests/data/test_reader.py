@@ -62,7 +62,7 @@ def test_cmyk_jpeg_is_converted_to_rgb(model, tmp_path):
 
 def test_rgbn_tiff_needs_a_band_choice_in_predict(model, tmp_path):
     rgbn = np.random.default_rng(2).integers(0, 256, (24, 24, 4), dtype=np.uint8)
-    write_raw_tiff(tmp_path / "rgbn.tif", rgbn)
+    write_raw_tiff(tmp_path / "rgbn.tif", rgbn, photometric=1)  # black-is-zero: no band declared a colour
     with pytest.raises(ValueError, match=r"image 0: .*rgbn.tif: 4 channels.*bands="):
         model.predict([tmp_path / "rgbn.tif"], ["a plane"])
     # Band numbers count from 1, as GDAL and rasterio count: 4 is the fourth band.

@@ -67,8 +67,9 @@ def test_written_four_band_images_read_back_exactly(nir_set):
     np.testing.assert_array_equal(np.rint(read_image(str(path), channels=4) * 255).astype(np.uint8), gs.image)
     info = read_tiff_info(str(path))
     assert info.samples == 4 and not info.alpha_last and info.compression == 1
-    with pytest.raises(ValueError, match="4 channels"):  # an RGB reader asks for a choice
-        read_image(str(path))
+    # photometric RGB declares bands 1-3 red, green, blue (GDAL reads them so): an RGB reader reads those
+    assert info.rgb == (1, 2, 3)
+    np.testing.assert_array_equal(np.rint(read_image(str(path)) * 255).astype(np.uint8), gs.image[..., :3])
 
 
 @pytest.mark.parametrize("layout", ["rrsisd", "refsegrs"])
