@@ -37,9 +37,8 @@ def _compiling() -> bool:
 def load_image(image: ImageLike, index: int = 0, *, bands: Bands = None, scale: Scale = None) -> np.ndarray:
     """Any supported image → ``[H, W, 3]`` uint8 RGB, upright (for display and overlays), read by
     :func:`rrsis.data.read_image` (as ``predict`` and the datasets read): EXIF orientation applied,
-    CMYK/YCbCr converted, a declared alpha band dropped, grey replicated, a TIFF's declared red,
-    green, blue read; rasters with other band counts need ``bands=`` (three, counted from 1),
-    16-bit data ``scale=``."""
+    CMYK/YCbCr converted, a declared alpha band dropped, grey replicated, a TIFF's declared R, G, B
+    read; other band counts need ``bands=`` (three, counted from 1), 16-bit data ``scale=``."""
     return np.ascontiguousarray(np.round(_read_nodata(image, index, bands, scale)[0] * 255.0).astype(np.uint8))
 
 

@@ -238,6 +238,7 @@ def _write(scene: Any, image: str, labels: str, out: str, *, text_field: str, si
     import rasterio
     from affine import Affine
     from PIL import Image
+    from rasterio.enums import ColorInterp
     from rasterio.features import rasterize
     from rasterio.transform import array_bounds
     from shapely import STRtree
@@ -252,6 +253,8 @@ def _write(scene: Any, image: str, labels: str, out: str, *, text_field: str, si
     step = span / size
     n_bands, dtype = len(scene.bands), np.dtype(scene.dtype)
     names = [scene.band_descriptions[b - 1] for b in scene.bands]  # GDAL's band descriptions, or None
+    declared = scene.declared or ()  # the chips declare the scene's red, green and blue, and no alpha
+    colours = [("red", "green", "blue")[declared.index(b)] if b in declared else "undefined" for b in scene.bands]
     fmt = "png" if n_bands == 3 and dtype == np.uint8 else "tif"
     by_key: dict[str, list] = {}
     for f in features:
@@ -294,10 +297,11 @@ def _write(scene: Any, image: str, labels: str, out: str, *, text_field: str, si
                 for k in ("photometric", "nodata", "blockxsize", "blockysize", "tiled", "interleave", "alpha"):
                     profile.pop(k, None)
                 profile.update(driver="GTiff", count=n_bands, dtype=data.dtype.name, height=size, width=size,
-                               crs=scene.crs, transform=transform, compress="deflate")
+                               crs=scene.crs, transform=transform, compress="deflate", photometric="MINISBLACK")
                 with atomic_path(os.path.join(tmp, "images", cid + ".tif"), durable=False, keep_suffix=True) as p, \
                         rasterio.open(p, "w", **profile) as ds:
                     ds.write(data)
+                    ds.colorinterp = [ColorInterp[c] for c in colours]
                     if any(names):  # the chip says which of the scene's bands it holds
                         ds.descriptions = tuple(d or "" for d in names)
             with atomic_path(os.path.join(tmp, "masks", cid + ".png"), durable=False, keep_suffix=True) as p:

@@ -163,3 +163,24 @@ def test_nodata_is_read_as_without_bands(tmp_path):
     with rasterio.open(tmp_path / "c" / "images" / f"{c['id']}.tif") as ds:
         assert ds.nodata is None  # nodata pixels are 0, as without bands
         np.testing.assert_array_equal(ds.read(), data[[3, 1], r0:r1, c0:c1])
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
+def test_chips_declare_the_scenes_red_green_and_blue_and_no_alpha(tmp_path, dtype):
+    """The scene declares blue, green, red, nir by its descriptions: every-band chips declare
+    the same colours (never GDAL's default R, G, B, alpha for four bytes), so an RGB model's
+    reader takes their red, green, blue, as it takes the scene's."""
+    tif, data = _scene(tmp_path / "bgrn.tif", dtype, seed=2)
+    out = tmp_path / "c"
+    s = write_chips(tif, _labels(tmp_path / "l.gpkg"), out, size=64, val=0, test=0)
+    assert s.bands == (1, 2, 3, 4) and s.image_format == "tif"
+    c = _meta(out)["chips"][0]
+    r0, c0, r1, c1 = c["window"]
+    chip = str(out / "images" / f"{c['id']}.tif")
+    with rasterio.open(chip) as ds:
+        assert [ci.name for ci in ds.colorinterp] == ["blue", "green", "red", "undefined"]
+    scale = "dtype" if dtype == "uint16" else None
+    np.testing.assert_allclose(read_image(chip, scale=scale),
+                               read_image(tif, scale=scale)[r0:r1, c0:c1], rtol=0, atol=1e-6)
+    want = data[[2, 1, 0], r0:r1, c0:c1].transpose(1, 2, 0) / (65535.0 if scale else 255.0)
+    np.testing.assert_allclose(read_image(chip, scale=scale), want, rtol=0, atol=1e-6)
