@@ -15,13 +15,17 @@ is the prototype's white, still gives its whitest roof. Colour is read on the ba
 declares red, green and blue, wherever they lie among the bands read (a 4-band R, G, B, NIR
 model's too; :func:`rrsis.data.bands.declared_rgb`), or on three bands read, taken as R, G, B,
 when none are declared; a scene without them has no colour, and the colour is not applied.
+Colours are judged as a GIS displays the scene: 8-bit values as they are, other data types (16-bit
+reflectance read with a value scaling is dark: 0.05 for a bright roof at ``scale="dtype"``)
+stretched band by band between the scene's 2nd and 98th percentiles (:func:`display_range`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["COLOUR_AMONG", "COLOUR_MARGIN", "PROTOTYPES", "colour_cost", "component_colours", "to_lab"]
+__all__ = ["COLOUR_AMONG", "COLOUR_MARGIN", "DISPLAY_PERCENTILES", "PROTOTYPES", "colour_cost", "component_colours",
+           "display_range", "to_lab"]
 
 COLOUR_AMONG = 8
 """How many of the surest components (at least as many as the expression names) the colour is
@@ -38,6 +42,9 @@ PROTOTYPES: dict[str, tuple[int, int, int]] = {
 }
 """sRGB prototype (0–255) of each colour :data:`rrsis.scene.reading_words.COLOUR_WORDS` names."""
 _ACHROMATIC = {"white", "silver", "gray", "black"}
+DISPLAY_PERCENTILES = (2.0, 98.0)
+"""The percentiles a scene that is not 8-bit is stretched between for its colours (a GIS's default)."""
+_DISPLAY_SIDE = 512  # the longer side of the decimated read the percentiles are taken on
 
 
 def to_lab(rgb: np.ndarray) -> np.ndarray:
@@ -64,8 +71,28 @@ def colour_cost(colour: str, rgb: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(rgb).all(axis=1), np.sqrt(np.sum((w * (lab - ref)) ** 2, axis=1)), np.inf)
 
 
+def display_range(scene, rgb: tuple[int, int, int] | None) -> np.ndarray | None:
+    """``[3, 2]``: the low and high :data:`DISPLAY_PERCENTILES` of the scene's red, green and blue
+    (positions ``rgb`` among its bands) over its valid pixels, on a read decimated to 512 pixels a
+    side, in the reader's values; ``None`` for an 8-bit scene (its values are the display's), a
+    scene without colour, or one without a valid pixel."""
+    if rgb is None or str(scene.dtype) == "uint8":
+        return None
+    f = min(1.0, _DISPLAY_SIDE / max(scene.height, scene.width))
+    img, valid = scene.read(None, (max(1, round(scene.height * f)), max(1, round(scene.width * f))))
+    v = img[valid][:, list(rgb)]
+    if not len(v):
+        return None
+    lo, hi = np.percentile(v, DISPLAY_PERCENTILES, axis=0)
+    return np.stack([lo, np.maximum(hi, lo + 1e-6)], axis=1)
+
+
 def component_colours(components) -> np.ndarray | None:
-    """``[n, 3]`` each component's mean red, green and blue (``components.rgb``), or ``None``
-    when they have none (built without the scene's bands, or a scene without colour)."""
+    """``[n, 3]`` each component's mean red, green and blue (``components.rgb``), stretched by
+    ``components.rgb_range`` (:func:`display_range`) when set, or ``None`` when they have none
+    (built without the scene's bands, or a scene without colour)."""
     rgb = components.rgb
-    return None if rgb is None or components.bands <= max(rgb) else components.band_means[:, list(rgb)]
+    if rgb is None or components.bands <= max(rgb):
+        return None
+    means, span = components.band_means[:, list(rgb)], components.rgb_range
+    return means if span is None else np.clip((means - span[:, 0]) / (span[:, 1] - span[:, 0]), 0.0, 1.0)

@@ -147,6 +147,8 @@ class Components:
         rgb: where red, green and blue lie among the bands (the scene's
             :attr:`~rrsis.scene.read.Scene.rgb`), ``None`` when it has no colour; by default the
             first three of three bands.
+        rgb_range: ``[3, 2]`` the range red, green and blue are stretched over for their colour
+            (:func:`rrsis.scene.colour.display_range`); ``None``: as they are.
     """
 
     height: int
@@ -158,6 +160,7 @@ class Components:
     comp: np.ndarray
     stats: np.ndarray
     rgb: tuple[int, int, int] | str | None = "three"
+    rgb_range: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.rgb == "three":

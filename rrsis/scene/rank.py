@@ -36,7 +36,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from .colour import colour_cost, component_colours
+from .colour import colour_cost, component_colours, display_range
 from .components import ComponentBuilder, Components, n_features
 from .infer import SceneOptions, predict_strips
 from .read import Scene
@@ -65,6 +65,7 @@ def scene_components(scene: Scene, model, text, opt: SceneOptions, threshold: fl
         builder.add(r0, p, image)
     comps = builder.finish(scene.height)
     comps.rgb = getattr(scene, "rgb", comps.rgb) if bands else None
+    comps.rgb_range = display_range(scene, comps.rgb) if comps.rgb is not None and len(comps) else None
     return comps
 
 

@@ -183,3 +183,42 @@ def test_a_scene_not_read_as_rgb_says_its_colour_was_not_applied(tiny_tokenizer,
         ds.write(image)
     (r,) = segment_scene(model, str(path), "the white tank", mode="object", threshold=0.3, read="colour")
     assert r.reading == "1 object, white (no colour: the scene's red, green and blue are not read)"
+
+
+def test_a_dark_16_bit_scene_is_judged_as_displayed():
+    """16-bit values read with a value scaling (``scale="dtype"``: a bright roof near 0.05) are
+    stretched band by band between the scene's 2nd and 98th percentiles for their colour, as a
+    GIS displays them; the same objects' colours at 8 bits are judged as they are."""
+    from rrsis.data.synthetic.scene import COLOURS
+    from rrsis.scene import open_scene
+    from rrsis.scene.colour import display_range
+
+    names = list(COLOURS)
+    image = np.full((60, 20 * len(names), 3), 110, np.uint8)  # a mid-grey ground
+    boxes = []
+    for i, name in enumerate(names):
+        image[20:40, 20 * i + 4:20 * i + 16] = COLOURS[name]
+        boxes.append((20, 40, 20 * i + 4, 20 * i + 16, 0.9 - 0.01 * i, np.array(COLOURS[name]) / 255.0))
+    dark = (image.astype(np.uint16) * 12)  # reflectance-like: at most 3060 of 65535
+    with open_scene(dark, scale="dtype") as sc:
+        assert sc.rgb == (0, 1, 2)
+        span = display_range(sc, sc.rgb)
+        values = sc.read()[0]
+    np.testing.assert_allclose(span[:, 0], np.percentile(values.reshape(-1, 3), 2, axis=0), rtol=1e-6)
+    with open_scene(image) as sc:
+        assert display_range(sc, sc.rgb) is None  # 8-bit: as it is
+    shape = image.shape[:2]
+    prob = np.zeros(shape, np.float32)
+    for y0, y1, x0, x1, p, _ in boxes:
+        prob[y0:y1, x0:x1] = p
+    builder = ComponentBuilder(shape[1], 3, 0.5)
+    builder.add(0, prob, values)
+    comps = builder.finish(shape[0])
+
+    def picked():
+        return [names[int(np.flatnonzero(object_scores(comps, 1, read_expression(f"the {n} tank")))[0])]
+                for n in names]
+
+    assert picked() != names  # dark values as they are: several colours taken for others
+    comps.rgb_range = span
+    assert picked() == names

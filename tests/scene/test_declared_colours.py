@@ -18,7 +18,7 @@ from rrsis.scene.rank import object_scores
 from rrsis.scene.reading import read_expression
 
 rasterio = pytest.importorskip("rasterio")
-from rasterio.enums import ColorInterp as CI  # noqa: E402
+from rasterio.enums import ColorInterp as CI
 
 RGBN = [CI.red, CI.green, CI.blue, CI.undefined]
 
@@ -107,6 +107,10 @@ def test_a_four_band_model_reads_colour_on_the_declared_bands(tiny_tokenizer, tm
         assert sc.bands == (1, 2, 3, 4) and sc.rgb == (2, 1, 0)
     (r,) = segment_scene(model, declared, "the white tank", mode="object", threshold=0.3, read="colour")
     assert r.reading == "1 object, white"
+    # 16-bit, read with a value scaling: the colour is judged on the displayed (stretched) values.
+    deep = _write(tmp_path / "bgrn16.tif", planes.astype(np.uint16) * 12, [CI.blue, CI.green, CI.red, CI.undefined])
+    (d,) = segment_scene(model, deep, "the white tank", mode="object", threshold=0.3, read="colour", scale="dtype")
+    assert d.reading == "1 object, white"
     # Bands chosen without the declared blue: no colour, and the reading says so.
     (s,) = segment_scene(model, declared, "the white tank", mode="object", threshold=0.3, read="colour",
                          bands="4,2,3,3")
