@@ -367,7 +367,8 @@ def _kind(path: Path, data: Any) -> Callable[[Path, Any], dict[str, Page]]:
         return _cpu_threads
     if path.stem.startswith("large-scene"):
         return _large_scene
-    if path.stem.startswith(("cpu-inference", "evaluate-labels", "extreme-choice", "relation-pairs", "colour-choice")) \
+    if path.stem.startswith(("cpu-inference", "evaluate-labels", "extreme-choice", "relation-pairs", "colour-choice",
+                                 "colour-depth")) \
             and path.with_suffix(".md").exists():
         return _with_report
     if path.stem.startswith("nir") and "check" in data and path.with_suffix(".md").exists():

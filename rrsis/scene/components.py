@@ -147,7 +147,7 @@ class Components:
         rgb: where red, green and blue lie among the bands (the scene's
             :attr:`~rrsis.scene.read.Scene.rgb`), ``None`` when it has no colour; by default the
             first three of three bands.
-        rgb_range: ``[3, 2]`` the range red, green and blue are stretched over for their colour
+        rgb_range: ``[3, 2]`` the values of red, green and blue their colour measures as 0 and 1
             (:func:`rrsis.scene.colour.display_range`); ``None``: as they are.
     """
 

@@ -185,40 +185,48 @@ def test_a_scene_not_read_as_rgb_says_its_colour_was_not_applied(tiny_tokenizer,
     assert r.reading == "1 object, white (no colour: the scene's red, green and blue are not read)"
 
 
-def test_a_dark_16_bit_scene_is_judged_as_displayed():
-    """16-bit values read with a value scaling (``scale="dtype"``: a bright roof near 0.05) are
-    stretched band by band between the scene's 2nd and 98th percentiles for their colour, as a
-    GIS displays them; the same objects' colours at 8 bits are judged as they are."""
+def test_a_16_bit_scene_is_judged_over_its_white(tmp_path):
+    """16-bit values read with a value scaling (``scale="dtype"``: a bright roof near 0.05), or
+    stretched band by band by the reader (no scaling), are measured over the scene's white, one
+    value for the three bands; the same colours at 8 bits are measured as they are."""
+    rasterio = pytest.importorskip("rasterio")
     from rrsis.data.synthetic.scene import COLOURS
     from rrsis.scene import open_scene
-    from rrsis.scene.colour import display_range
+    from rrsis.scene.colour import WHITE_PERCENTILE, component_colours, display_range
 
     names = list(COLOURS)
     image = np.full((60, 20 * len(names), 3), 110, np.uint8)  # a mid-grey ground
-    boxes = []
+    prob = np.zeros(image.shape[:2], np.float32)
     for i, name in enumerate(names):
         image[20:40, 20 * i + 4:20 * i + 16] = COLOURS[name]
-        boxes.append((20, 40, 20 * i + 4, 20 * i + 16, 0.9 - 0.01 * i, np.array(COLOURS[name]) / 255.0))
-    dark = (image.astype(np.uint16) * 12)  # reflectance-like: at most 3060 of 65535
-    with open_scene(dark, scale="dtype") as sc:
-        assert sc.rgb == (0, 1, 2)
-        span = display_range(sc, sc.rgb)
+        prob[20:40, 20 * i + 4:20 * i + 16] = 0.9 - 0.01 * i
+    dark = image.astype(np.uint16) * 12  # reflectance-like: at most 2904 of 65535
+
+    def picked(sc):
         values = sc.read()[0]
-    np.testing.assert_allclose(span[:, 0], np.percentile(values.reshape(-1, 3), 2, axis=0), rtol=1e-6)
+        builder = ComponentBuilder(image.shape[1], 3, 0.5)
+        builder.add(0, prob, values)
+        comps = builder.finish(image.shape[0])
+        as_is = [int(np.flatnonzero(object_scores(comps, 1, read_expression(f"the {n} tank")))[0]) for n in names]
+        comps.rgb_range = display_range(sc, sc.rgb)
+        return as_is, [int(np.flatnonzero(object_scores(comps, 1, read_expression(f"the {n} tank")))[0])
+                       for n in names], comps.rgb_range, component_colours(comps)
+
+    order = list(range(len(names)))
+    with open_scene(dark, scale="dtype") as sc:
+        as_is, over_white, span, scaled = picked(sc)
+    white = np.percentile(dark.reshape(-1, 3).astype(np.float64), WHITE_PERCENTILE) / 65535
+    np.testing.assert_allclose(span, [[0.0, white]] * 3, rtol=1e-6)
+    assert as_is != order and over_white == order  # as they are, several colours taken for others
+    path = str(tmp_path / "dark.tif")
+    with rasterio.open(path, "w", driver="GTiff", width=dark.shape[1], height=dark.shape[0], count=3,
+                       dtype="uint16", photometric="MINISBLACK") as ds:
+        ds.write(np.moveaxis(dark, 2, 0))
+    with open_scene(path) as sc:  # no scaling: the reader stretches each band (2-98 %)
+        assert sc.stretch_range[0] != sc.stretch_range[2]
+        _, over_white, _, unstretched = picked(sc)
+    assert over_white == order
+    # The band-by-band stretch undone: the colours of the scaled read (to the stretch's saturation).
+    np.testing.assert_allclose(unstretched, scaled, atol=0.03)
     with open_scene(image) as sc:
         assert display_range(sc, sc.rgb) is None  # 8-bit: as it is
-    shape = image.shape[:2]
-    prob = np.zeros(shape, np.float32)
-    for y0, y1, x0, x1, p, _ in boxes:
-        prob[y0:y1, x0:x1] = p
-    builder = ComponentBuilder(shape[1], 3, 0.5)
-    builder.add(0, prob, values)
-    comps = builder.finish(shape[0])
-
-    def picked():
-        return [names[int(np.flatnonzero(object_scores(comps, 1, read_expression(f"the {n} tank")))[0])]
-                for n in names]
-
-    assert picked() != names  # dark values as they are: several colours taken for others
-    comps.rgb_range = span
-    assert picked() == names
