@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["RGB_NAMES", "Bands", "Scale", "check_divisor", "declared_rgb", "model_bands", "parse_bands", "raster_bands", "rgb_positions", "scale_values",
+__all__ = ["RGB_NAMES", "Bands", "Scale", "check_divisor", "declared_rgb", "first_three_note", "model_bands", "parse_bands", "raster_bands", "rgb_positions", "scale_values",
            "select_bands", "transparent_pixels", "uint8_to_unit"]
 
 Scale = str | float | None
@@ -68,6 +68,15 @@ def declared_rgb(colours: Sequence[str | None] | None = None,
         if all(len(f) == 1 for f in found):
             return found[0][0], found[1][0], found[2][0]
     return None
+
+
+def first_three_note(name: str, count: int, bands: Sequence[int]) -> str:
+    """What an RGB model reading the first three of a raster's ``count`` bands, none declared red,
+    green or blue, is told: which bands it reads, and the two ways to choose others."""
+    names = ",".join(["red", "green", "blue"] + ["undefined"] * (count - 3))
+    return (f"{name}: {count} bands, none declared red, green or blue; an RGB model reads bands "
+            f"{tuple(bands)} (bands= chooses others, e.g. (4, 3, 2) for Sentinel-2's R, G, B; or declare "
+            f"each band's colour in the file, in its order, e.g. rio edit-info --colorinterp {names} FILE)")
 
 
 def rgb_positions(bands: Sequence[int], declared: tuple[int, int, int] | None,

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .._atomic import writable_folder
+from ..data.bands import first_three_note
 from ..data.expressions import check_expressions, expression_problem
 from ..data.io import MAX_PIXELS, Scale
 from ..models.base import threshold_mask
@@ -245,8 +246,7 @@ def segment_scene(
         sc = open_scene(scene, **read) if own else scene
     if getattr(sc, "first_three_of", 0) and getattr(model, "in_chans", 3) == 3 \
             and getattr(sc, "declared", None) is None:  # declared R, G, B are read as a GIS shows them
-        warnings.warn(f"{sc.name}: {sc.first_three_of} bands; an RGB model reads bands {sc.bands} (bands= "
-                      "chooses others, e.g. (4, 3, 2) for Sentinel-2's R, G, B)", stacklevel=2)
+        warnings.warn(first_three_note(sc.name, sc.first_three_of, sc.bands), stacklevel=2)
     if getattr(sc, "rectified", None):  # the outputs' grid is not the file's pixel grid
         warnings.warn(sc.rectified, stacklevel=2)
     try:

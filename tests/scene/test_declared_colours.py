@@ -173,3 +173,28 @@ def test_a_mosaic_keeps_its_tiles_declared_colours_and_refuses_two_orders(tmp_pa
         ds.transform = rasterio.transform.from_origin(500000 + 32, 4000000, 1, 1)
     with pytest.raises(ValueError, match=r"c\.tif has red, green, blue in bands \(1, 2, 3\), .*a\.tif in \(3, 2, 1\)"):
         build_vrt([tmp_path / "a.tif", tmp_path / "c.tif"], tmp_path / "m2.vrt")
+
+
+def test_the_advice_for_an_undeclared_raster_declares_it(tmp_path, tiny_model):
+    """The warning's ``rio edit-info --colorinterp`` line, run on a B, G, R, NIR file with the
+    bands' own names, makes the scene reader take bands 3, 2, 1, with no warning."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    rgb = _scene_rgb()
+    path = _write(tmp_path / "bgrn.tif", np.concatenate([np.moveaxis(rgb[..., ::-1], 2, 0), rgb[None, ..., 0]]))
+    with pytest.warns(UserWarning, match=r"4 bands, none declared red, green or blue; an RGB model reads bands "
+                      r"\(1, 2, 3\) .* rio edit-info --colorinterp red,green,blue,undefined FILE\)"):
+        segment_scene(tiny_model, path, "the tank", mode="global")
+    rio = shutil.which("rio", path=str(Path(sys.executable).parent)) or shutil.which("rio")
+    if rio is None:
+        pytest.skip("rasterio's rio command is not on the path")
+    subprocess.run([rio, "edit-info", "--colorinterp", "blue,green,red,undefined", path], check=True)
+    with open_scene(path) as sc:
+        assert sc.bands == (3, 2, 1) and sc.declared == (3, 2, 1)
+        np.testing.assert_allclose(sc.read()[0], rgb / 255.0, atol=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        segment_scene(tiny_model, path, "the tank", mode="global")

@@ -83,7 +83,7 @@ def test_an_rgb_model_on_a_multiband_raster_reads_the_first_three_and_says_so(tm
     np.testing.assert_allclose(pixels, np.moveaxis(data[:3], 0, -1) / 4000.0, atol=1e-6)
     rgb = rrsis.create_model("gl-msin-tiny", image_size=64, text_vocab_size=len(tiny_tokenizer)).eval()
     rgb.tokenizer = tiny_tokenizer
-    with pytest.warns(UserWarning, match=r"5 bands; an RGB model reads bands \(1, 2, 3\) \(bands= chooses"):
+    with pytest.warns(UserWarning, match=r"5 bands, none declared red, green or blue; an RGB model reads bands \(1, 2, 3\) \(bands= chooses"):
         rrsis.segment_scene(rgb, path, "the red building", mode="global", scale=4000)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
