@@ -58,7 +58,8 @@ class TiffInfo:
         tiled: the image is stored in tiles, not strips.
         colours, descriptions: per band, the colour interpretation and description the file
             declares (GDAL's names, lower case: ``"red"``, ``"alpha"``, ``"undefined"`` ...;
-            ``None``: nothing declared): from GDAL's metadata tag 42112 first, else the
+            ``None``: nothing declared): from GDAL's sidecar ``PATH.aux.xml`` first, then its
+            metadata tag 42112, else the
             photometric interpretation (RGB: bands 1-3 red, green, blue; black- or white-is-zero:
             band 1 gray) and ExtraSamples (alpha). Empty when not given (``alpha_last`` then
             reads ExtraSamples alone).
@@ -162,7 +163,7 @@ def read_tiff_info(path: str) -> TiffInfo | None:
     samples = int(tags.get("samples", (1,))[0])
     photometric = int(tags.get("photometric", (1,))[0])
     extra_samples = tuple(int(v) for v in tags.get("extra_samples", ()))
-    colours, descriptions = _declared(samples, photometric, extra_samples, metadata)
+    colours, descriptions = _pam_declared(path, *_declared(samples, photometric, extra_samples, metadata))
     return TiffInfo(
         width=int(tags["width"][0]),
         height=height,
@@ -195,6 +196,32 @@ def _tiff_header(path: str) -> TiffInfo | None:
         return read_tiff_info(path)
     except (OSError, ValueError, struct.error) as exc:
         raise ValueError(f"{path}: cannot read TIFF header ({exc})") from exc
+
+
+def _pam_declared(path: str, colours: tuple[str | None, ...], descriptions: tuple[str | None, ...]
+                  ) -> tuple[tuple[str | None, ...], tuple[str | None, ...]]:
+    """``colours`` and ``descriptions`` with what GDAL's sidecar ``PATH.aux.xml`` (its PAM file)
+    declares per band instead, as GDAL reads it over the file's own; unreadable: nothing."""
+    side = path + ".aux.xml"
+    if not os.path.isfile(side) or os.path.getsize(side) > _GDAL_METADATA_MAX:
+        return colours, descriptions
+    try:
+        with open(side, "rb") as fh:
+            text = fh.read().decode("utf-8", errors="replace")
+        bands = [] if "<!DOCTYPE" in text else ET.fromstring(text).iter("PAMRasterBand")
+    except (OSError, ET.ParseError, ValueError):
+        return colours, descriptions
+    colours, descriptions = list(colours), list(descriptions)
+    for b in bands:
+        number = b.get("band") or ""
+        k = int(number) - 1 if number.isascii() and number.isdigit() else -1
+        if not 0 <= k < len(colours):
+            continue
+        if (c := (b.findtext("ColorInterp") or "").strip().lower()):
+            colours[k] = c
+        if (d := (b.findtext("Description") or "").strip()):
+            descriptions[k] = d
+    return tuple(colours), tuple(descriptions)
 
 
 def _declared(samples: int, photometric: int, extra_samples: tuple[int, ...],

@@ -230,3 +230,29 @@ def test_a_folder_with_an_undeclared_rgbn_tiff_names_it(tmp_path):
 ])
 def test_declared_rgb_rule(colours, descriptions, expected):
     assert declared_rgb(colours, descriptions) == expected
+
+
+def test_a_sidecar_aux_xml_declares_as_gdal_reads_it(tmp_path):
+    """GDAL's PAM sidecar (``FILE.aux.xml``, written by software that leaves the file alone)
+    declares colours over the file's own: the file reader agrees with rasterio."""
+    import rasterio
+
+    from rrsis.data import read_image
+
+    planes = np.stack([np.full((8, 8), v, np.uint8) for v in (10, 20, 30, 40)])
+    path = tmp_path / "bgrn.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=8, height=8, count=4, dtype="uint8",
+                       photometric="MINISBLACK") as ds:
+        ds.write(planes)
+    with pytest.raises(ValueError, match="4 channels"):
+        read_image(str(path))  # nothing declared: an RGB model asks for bands=
+    (tmp_path / "bgrn.tif.aux.xml").write_text(
+        "<PAMDataset>\n" + "".join(f'  <PAMRasterBand band="{i}"><ColorInterp>{c}</ColorInterp></PAMRasterBand>\n'
+                                   for i, c in enumerate(("Blue", "Green", "Red", "Undefined"), 1))
+        + "</PAMDataset>\n")
+    with rasterio.open(path) as ds:
+        assert [c.name for c in ds.colorinterp] == ["blue", "green", "red", "undefined"]
+    np.testing.assert_array_equal(read_image(str(path)) * 255, np.moveaxis(planes[[2, 1, 0]], 0, 2))
+    (tmp_path / "bgrn.tif.aux.xml").write_text("<PAMDataset><PAMRasterBand band='1'>")  # malformed: nothing
+    with pytest.raises(ValueError, match="4 channels"):
+        read_image(str(path))
