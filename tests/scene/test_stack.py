@@ -106,6 +106,13 @@ def test_descriptions_default_to_the_file_stems_and_nodata_is_carried(tmp_path, 
         assert ds.descriptions == ("B04", "near infrared", "B8A")
         assert ds.nodatavals == (None, 0.0, None)
         assert [c.name for c in ds.colorinterp] == ["gray"] * 3  # each file's own
+    # A coarse band's nodata stays nodata when resampled (bilinear): no value blended with it.
+    coarse = np.full((N // 2, N // 2), 200, np.uint8)
+    coarse[:, : N // 4] = 0
+    _band(folder / "B11.tif", coarse, px=2 * PX, nodata=0)
+    with rasterio.open(build_stack(_files(folder, "B04", "B11"), tmp_path / "n.vrt")) as ds:
+        assert ds.nodatavals == (None, 0.0) and set(np.unique(ds.read(2))) == {0, 200}
+        assert (ds.read_masks(2) > 0).sum() == (ds.read(2) == 200).sum() > 0
 
 
 @pytest.mark.parametrize("change, match", [
