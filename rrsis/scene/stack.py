@@ -91,12 +91,11 @@ def _refuse(infos: list[dict], fine: dict) -> None:
                              f"{fine['crs'].to_string()}: a stack needs one CRS (warp the band first)")
         off = [abs(a - b) for a, b in zip(i["bounds"], fine["bounds"])]
         if max(off[0], off[2]) > half_x or max(off[1], off[3]) > half_y:
-            bounds = ", ".join(f"{v:.6g}" for v in i["bounds"])
+            bounds = [", ".join(f"{v:.12g}" for v in x["bounds"]) for x in (i, fine)]
             raise ValueError(
-                f"{i['uri']} covers ({bounds}), {fine['uri']} ("
-                f"{', '.join(f'{v:.6g}' for v in fine['bounds'])}) (left, bottom, right, top): a stack needs "
-                "band files over the same area, within half a pixel. Tiles lying side by side are joined "
-                "with --mosaic (build_vrt), not stacked")
+                f"{i['uri']} covers ({bounds[0]}), {fine['uri']} ({bounds[1]}) (left, bottom, right, top): "
+                "a stack needs band files over the same area, within half a pixel. Tiles lying side by side "
+                "are joined with --mosaic (build_vrt), not stacked")
         if i["dtype"] != infos[0]["dtype"]:
             raise ValueError(f"{i['uri']} has data type {i['dtype']}, {infos[0]['uri']} {infos[0]['dtype']}: "
                              "a stack needs one (their values are on different scales)")
@@ -108,7 +107,7 @@ def _colours(colours: Sequence[str] | None, n: int) -> list[str] | None:
         return None
     from rasterio.enums import ColorInterp
 
-    names = [str(c).strip() for c in ([colours] if isinstance(colours, str) else colours)]
+    names = [str(c).strip() for c in (colours.split(",") if isinstance(colours, str) else colours)]
     if len(names) != n:
         raise ValueError(f"colours: {len(names)} name(s) for a stack of {n} band(s); give one a band, in "
                          "order (e.g. red, green, blue, undefined)")
@@ -136,8 +135,9 @@ def build_stack(sources: str | os.PathLike | Sequence[str | os.PathLike], out: s
             (their matches sorted by name). A file of several bands adds them all.
         out: the ``.vrt`` file to write (atomically). Local files are named relative to it, so
             the folder of bands and the VRT can move together.
-        colours: each band's colour interpretation, one name a band of the stack (``red``,
-            ``green``, ``blue``, ``gray``, ``undefined``, ``alpha``, ``nir``, ...; any case);
+        colours: each band's colour interpretation, one name a band of the stack, as a list or
+            one comma-separated string (``red``, ``green``, ``blue``, ``gray``, ``undefined``,
+            ``alpha``, ``nir``, ...; any case);
             default: each file's own. Declaring ``red``, ``green`` and ``blue`` tells an RGB model
             which bands to read, in that order.
         resampling: how coarser bands are resampled onto the finest grid: ``"bilinear"``
@@ -199,5 +199,6 @@ def build_stack(sources: str | os.PathLike | Sequence[str | os.PathLike], out: s
     atomic_write(out, "\n".join(lines) + "\n")
     with rasterio.open(out) as ds:  # GDAL reads back what was written
         if (ds.width, ds.height, ds.count) != (width, height, n):
-            raise RuntimeError(f"{out}: GDAL reads {ds.width}×{ds.height}×{ds.count}, expected {width}×{height}×{n}")
+            raise RuntimeError(f"{out}: GDAL reads {ds.width}×{ds.height}×{ds.count}, expected "
+                               f"{width}×{height}×{n}")
     return out
