@@ -13,6 +13,7 @@ import argparse
 import sys
 
 from .model_limits import add_model_limits, model_limits
+from .predict_sources import build_mosaic, build_stack, is_region
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -50,6 +51,13 @@ RPCs) are warped, bilinear, onto one (in --mosaic-crs, default the CRS of most o
 the finest pixel size) through warped VRTs in OUT_mosaic_warped/, tile by tile as read:
 
   rrsis predict --model M --image "tiles/*.tif" --mosaic --text "the largest building" --out area
+
+A scene delivered as one file per band (Landsat, Sentinel-2) is read as one with --stack: the files'
+bands in the order given (a quoted glob: sorted by name) through OUT_stack.vrt, coarser bands
+resampled onto the finest grid; --stack-colours declares which band is red, green, blue:
+
+  rrsis predict --model M --image B04.jp2 B03.jp2 B02.jp2 --stack --stack-colours red,green,blue \\
+      --text "the largest building" --out scene
 
 --aoi asks only inside an area of interest: a vector file (GeoJSON, GeoPackage, shapefile: its
 features unioned, in its own CRS) or bounds minx,miny,maxx,maxy (in --aoi-crs, default EPSG:4326:
@@ -146,6 +154,13 @@ scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
     p.add_argument("--mosaic-crs", metavar="CRS",
                    help="--mosaic: the mosaic's CRS, e.g. EPSG:32633 (default: the CRS holding most of the "
                         "scenes' valid ground area); scenes in other CRSs are warped into it")
+    p.add_argument("--stack", action="store_true",
+                   help="read the --image files as bands of one scene, in the order given (a quoted glob: "
+                        "sorted by name; a list file: its order), through a GDAL VRT, OUT_PREFIX_stack.vrt: "
+                        "one CRS and area, one data type; coarser bands resampled, bilinear, onto the finest grid")
+    p.add_argument("--stack-colours", metavar="C1,C2,...",
+                   help="--stack: each band's colour, in order, e.g. red,green,blue,undefined (default: each "
+                        "file's own); bands declared red, green, blue are what an RGB model reads")
     p.add_argument("--merged", metavar="PATH",
                    help="region: the merged polygon file, .gpkg (GeoPackage) or .parquet (GeoParquet, "
                         "needs pyarrow) (default: OUT/merged.gpkg)")
@@ -240,10 +255,14 @@ def run(args: argparse.Namespace) -> int:
         args.aoi_crs = None
     if args.mosaic_crs is not None and not args.mosaic:
         raise ValueError("--mosaic-crs is the CRS of --mosaic's grid; give --mosaic too")
-    if args.mosaic:
-        args.image = [_build_mosaic(args)]
+    if args.stack_colours is not None and not args.stack:
+        raise ValueError("--stack-colours declares the colours of --stack's bands; give --stack too")
+    if args.stack:
+        args.image = [build_stack(args)]
+    elif args.mosaic:
+        args.image = [build_mosaic(args)]
         args.asset = None
-    elif _is_region(args.image):
+    elif is_region(args.image):
         return _run_region(args, stretch)
     for flag in ("asset", "merged", "barrier_timeout"):
         if getattr(args, flag) is not None:
@@ -306,35 +325,6 @@ def run(args: argparse.Namespace) -> int:
         for path in r.files.values():
             print(f"wrote {path}")
     return 0
-
-
-def _build_mosaic(args: argparse.Namespace) -> str:
-    from pathlib import Path
-
-    from ..scene import check_outputs
-    from ..scene.mosaic import build_vrt
-
-    if not _is_region(args.image):
-        raise ValueError("--mosaic joins several scenes into one: give several --image values, a quoted glob "
-                         "or a list file")
-    for flag in ("merged", "barrier_timeout"):
-        if getattr(args, flag) is not None:
-            raise ValueError(f"--{flag.replace('_', '-')} applies to a region of separate scenes, not to "
-                             "--mosaic (one scene)")
-    vrt = Path(f"{args.out}_mosaic.vrt")
-    check_outputs([str(vrt)], args.overwrite)
-    vrt.parent.mkdir(parents=True, exist_ok=True)
-    build_vrt(args.image, vrt, asset=args.asset, crs=args.mosaic_crs)
-    print(f"wrote {vrt}")
-    return str(vrt)
-
-
-def _is_region(images: list[str]) -> bool:
-    import os
-
-    one = images[0]
-    listed = one.startswith("@") or one.lower().endswith((".txt", ".json"))
-    return len(images) > 1 or listed or (not os.path.exists(one) and any(c in one for c in "*?["))
 
 
 def _run_region(args: argparse.Namespace, stretch) -> int:

@@ -6,7 +6,8 @@ window by window (:mod:`~rrsis.scene.read`), segments it globally, by tiles or b
 (:mod:`~rrsis.scene.write`). ``segment_scenes`` does it for a list, glob or STAC collection of
 scenes, resumably and across ``torchrun`` ranks, with one merged vector file
 (:mod:`~rrsis.scene.region`); ``build_vrt`` reads an area delivered as tiles as one scene
-(:mod:`~rrsis.scene.mosaic`); ``aoi=`` asks only inside an area of interest (:mod:`~rrsis.scene.aoi`); the ``object`` mode keeps
+(:mod:`~rrsis.scene.mosaic`), ``build_stack`` a scene delivered as one file per band
+(:mod:`~rrsis.scene.stack`); ``aoi=`` asks only inside an area of interest (:mod:`~rrsis.scene.aoi`); the ``object`` mode keeps
 as many objects as the expression names, where it says (:mod:`~rrsis.scene.reading`);
 ``write_chips`` turns a scene and its labelled polygons into a training folder (:mod:`~rrsis.scene.chips`);
 ``evaluate_scene`` scores the modes on such a scene, or on many (:mod:`~rrsis.scene.evaluate`).
@@ -31,10 +32,11 @@ from .mosaic import build_vrt
 from .read import Scene, open_scene
 from .reading import objects_named, read_expression
 from .region import RegionSummary, SceneSource, resolve_scenes, segment_scenes
+from .stack import build_stack
 from .write import remove_stale_temporaries
 
 __all__ = ["EVAL_MODES", "MODES", "AOIOutsideError", "AreaOfInterest", "ChipsSummary", "ExpressionScore", "ModeScore",
            "RegionSummary", "Scene", "SceneEvaluation", "SceneOptions", "SceneResult", "SceneScore", "SceneSource",
-           "area_of_interest", "build_vrt", "check_georeference", "check_outputs", "evaluate_scene",
+           "area_of_interest", "build_stack", "build_vrt", "check_georeference", "check_outputs", "evaluate_scene",
            "objects_named", "open_aoi_scene", "open_scene", "output_paths", "output_prefixes", "read_expression",
            "remove_stale_temporaries", "resolve_scenes", "segment_scene", "segment_scenes", "write_chips"]

@@ -1,0 +1,62 @@
+"""``rrsis predict``'s scenes made of several files: ``--mosaic`` (tiles side by side, one area)
+and ``--stack`` (one file per band, one scene), each read through a VRT written beside the outputs
+before the model is loaded."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def is_region(images: list[str]) -> bool:
+    """Whether ``--image`` names several files: several values, a list file, STAC JSON or a glob."""
+    one = images[0]
+    listed = one.startswith("@") or one.lower().endswith((".txt", ".json"))
+    return len(images) > 1 or listed or (not os.path.exists(one) and any(c in one for c in "*?["))
+
+
+def _vrt(args: argparse.Namespace, flag: str, joins: str) -> str:
+    """The VRT ``OUT_PREFIX_{flag}.vrt``, checked: several ``--image`` values, no region-only flag,
+    no existing file without ``--overwrite``."""
+    from pathlib import Path
+
+    from ..scene import check_outputs
+
+    if not is_region(args.image):
+        raise ValueError(f"--{flag} joins several {joins}: give several --image values, a quoted glob "
+                         "or a list file")
+    for name in ("merged", "barrier_timeout"):
+        if getattr(args, name) is not None:
+            raise ValueError(f"--{name.replace('_', '-')} applies to a region of separate scenes, not to "
+                             f"--{flag} (one scene)")
+    vrt = Path(f"{args.out}_{flag}.vrt")
+    check_outputs([str(vrt)], args.overwrite)
+    vrt.parent.mkdir(parents=True, exist_ok=True)
+    return str(vrt)
+
+
+def build_mosaic(args: argparse.Namespace) -> str:
+    """``--mosaic``: the tiles of ``--image`` as one scene, ``OUT_PREFIX_mosaic.vrt``."""
+    from ..scene.mosaic import build_vrt
+
+    vrt = _vrt(args, "mosaic", "scenes")
+    build_vrt(args.image, vrt, asset=args.asset, crs=args.mosaic_crs)
+    print(f"wrote {vrt}")
+    return vrt
+
+
+def build_stack(args: argparse.Namespace) -> str:
+    """``--stack``: the band files of ``--image``, in order, as one scene, ``OUT_PREFIX_stack.vrt``
+    (``--stack-colours``: each band's colour interpretation)."""
+    from ..scene.stack import build_stack as stack
+
+    if args.mosaic:
+        raise ValueError("--stack reads band files of one scene, --mosaic tiles of one area: give one of them")
+    if args.asset is not None:
+        raise ValueError("--asset chooses a STAC asset of a region or --mosaic, not of --stack (give the "
+                         "band files, in order)")
+    vrt = _vrt(args, "stack", "band files of one scene")
+    colours = None if args.stack_colours is None else args.stack_colours.replace(" ", "").split(",")
+    stack(args.image, vrt, colours=colours)
+    print(f"wrote {vrt}")
+    return vrt

@@ -1,0 +1,189 @@
+"""``rrsis.scene.stack.build_stack`` and ``rrsis predict --stack``: one scene delivered as one file
+per band (Landsat, Sentinel-2) read as one multi-band scene through a VRT."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+import rrsis
+from rrsis.cli import main
+from rrsis.scene import build_stack, open_scene
+
+rasterio = pytest.importorskip("rasterio")
+from rasterio.enums import Resampling
+from rasterio.transform import from_origin
+
+CRS = "EPSG:32633"
+X0, Y0, PX, N = 500000.0, 4000000.0, 10.0, 32  # the fine bands: N x N pixels of PX metres
+
+
+def _band(path, data, px=PX, crs=CRS, nodata=None, x0=X0, y0=Y0, description=None):
+    h, w = data.shape
+    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=1, dtype=data.dtype, crs=crs,
+                       transform=from_origin(x0, y0, px, px), nodata=nodata) as ds:
+        ds.write(data, 1)
+        if description:
+            ds.set_band_description(1, description)
+    return path
+
+
+@pytest.fixture
+def bands(tmp_path):
+    """Sentinel-2-like band files: B04, B03, B02 at 10 m, B8A at 20 m over the same area."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "bands"
+    folder.mkdir()
+    data = {name: rng.integers(1, 255, (N, N), dtype=np.uint8) for name in ("B04", "B03", "B02")}
+    data["B8A"] = rng.integers(1, 255, (N // 2, N // 2), dtype=np.uint8)
+    for name, a in data.items():
+        _band(folder / f"{name}.tif", a, px=PX if a.shape[0] == N else 2 * PX)
+    return folder, data
+
+
+def _files(folder, *names):
+    return [folder / f"{n}.tif" for n in names]
+
+
+def _pixels(scene):
+    """The scene's bands as read, back to their 8-bit values ([bands, h, w])."""
+    img, valid = scene.read()
+    assert valid.all()
+    return np.moveaxis(np.rint(img * 255).astype(np.uint8), -1, 0)
+
+
+def test_bands_in_order_on_the_finest_grid_the_coarse_one_resampled(tmp_path, bands):
+    folder, data = bands
+    vrt = build_stack(_files(folder, "B04", "B03", "B02", "B8A"), tmp_path / "s.vrt", resampling="nearest")
+    with open_scene(vrt, channels=4) as sc:
+        assert (sc.height, sc.width, sc.bands) == (N, N, (1, 2, 3, 4))
+        assert sc.transform == from_origin(X0, Y0, PX, PX) and sc.crs == rasterio.crs.CRS.from_user_input(CRS)
+        got = _pixels(sc)
+    for b, name in enumerate(("B04", "B03", "B02")):
+        np.testing.assert_array_equal(got[b], data[name])
+    np.testing.assert_array_equal(got[3], np.kron(data["B8A"], np.ones((2, 2), np.uint8)))  # 2x nearest
+    assert 'resampling="nearest"' in vrt.read_text() and vrt.read_text().count("resampling=") == 1
+
+    # Bilinear (the default): GDAL's own resampled read of the 20 m file, between its neighbours' values.
+    vrt = build_stack(_files(folder, "B04", "B03", "B02", "B8A"), tmp_path / "b.vrt")
+    with rasterio.open(vrt) as ds, rasterio.open(folder / "B8A.tif") as src:
+        stacked = ds.read(4)
+        expected = src.read(1, out_shape=(N, N), resampling=Resampling.bilinear)
+    np.testing.assert_array_equal(stacked, expected)
+    assert not np.array_equal(stacked, np.kron(data["B8A"], np.ones((2, 2), np.uint8)))
+    # Each pixel lies between the values of its coarse pixel's 3 x 3 neighbourhood.
+    pad, n = np.pad(data["B8A"], 1, mode="edge"), N // 2
+    around = [pad[dy:dy + n, dx:dx + n] for dy in range(3) for dx in range(3)]
+    lo, hi = (np.kron(f.reduce(around), np.ones((2, 2), np.uint8)) for f in (np.minimum, np.maximum))
+    assert ((lo <= stacked) & (stacked <= hi)).all()
+
+
+def test_the_order_given_is_kept_and_colours_declare_which_band_is_which(tmp_path, bands):
+    folder, data = bands
+    rgb = build_stack(_files(folder, "B04", "B03", "B02"), tmp_path / "rgb.vrt")
+    bgr = build_stack(_files(folder, "B02", "B03", "B04"), tmp_path / "bgr.vrt")
+    with open_scene(rgb) as a, open_scene(bgr) as b:
+        np.testing.assert_array_equal(_pixels(a), _pixels(b)[::-1])
+    # A glob is sorted by name (B02, B03, B04, B8A); never by size or resolution.
+    with rasterio.open(build_stack(str(folder / "B*.tif"), tmp_path / "g.vrt")) as ds:
+        assert ds.descriptions == ("B02", "B03", "B04", "B8A")
+    declared = build_stack(_files(folder, "B02", "B03", "B04"), tmp_path / "d.vrt", colours=["blue", "green", "red"])
+    with open_scene(declared) as sc:
+        assert sc.bands == (3, 2, 1) and sc.declared == (3, 2, 1)
+        np.testing.assert_array_equal(_pixels(sc), [data["B04"], data["B03"], data["B02"]])
+    with rasterio.open(declared) as ds:
+        assert [c.name for c in ds.colorinterp] == ["blue", "green", "red"]
+
+
+def test_descriptions_default_to_the_file_stems_and_nodata_is_carried(tmp_path, bands):
+    folder, data = bands
+    _band(folder / "nir.tif", data["B04"], nodata=0, description="near infrared")
+    vrt = build_stack(_files(folder, "B04", "nir", "B8A"), tmp_path / "s.vrt")
+    with rasterio.open(vrt) as ds:
+        assert ds.descriptions == ("B04", "near infrared", "B8A")
+        assert ds.nodatavals == (None, 0.0, None)
+        assert [c.name for c in ds.colorinterp] == ["gray"] * 3  # each file's own
+    # A coarse band's nodata stays nodata when resampled (bilinear): no value blended with it.
+    coarse = np.full((N // 2, N // 2), 200, np.uint8)
+    coarse[:, : N // 4] = 0
+    _band(folder / "B11.tif", coarse, px=2 * PX, nodata=0)
+    with rasterio.open(build_stack(_files(folder, "B04", "B11"), tmp_path / "n.vrt")) as ds:
+        assert ds.nodatavals == (None, 0.0) and set(np.unique(ds.read(2))) == {0, 200}
+        assert (ds.read_masks(2) > 0).sum() == (ds.read(2) == 200).sum() > 0
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"crs": "EPSG:32634"}, r"EPSG:32634.*one CRS"),
+    ({"x0": X0 + 3 * PX}, r"same area.*--mosaic"),
+    ({"dtype": np.uint16}, r"data type uint16.*uint8"),
+    ({"crs": None}, r"has no CRS"),
+])
+def test_a_file_that_does_not_fit_is_named(tmp_path, bands, change, match):
+    folder, data = bands
+    dtype = change.pop("dtype", np.uint8)
+    odd = _band(tmp_path / "odd.tif", data["B04"].astype(dtype), **change)
+    with pytest.raises(ValueError, match=match) as err:
+        build_stack([*_files(folder, "B04", "B03"), odd], tmp_path / "s.vrt")
+    assert "odd.tif" in str(err.value)
+    assert not (tmp_path / "s.vrt").exists()
+
+
+def test_colours_must_name_every_band_and_the_output_is_a_vrt(tmp_path, bands):
+    folder, _ = bands
+    files = _files(folder, "B04", "B03", "B02", "B8A")
+    with pytest.raises(ValueError, match=r"3 name\(s\) for a stack of 4 band\(s\)"):
+        build_stack(files, tmp_path / "s.vrt", colours=["red", "green", "blue"])
+    with pytest.raises(ValueError, match=r"'gren'.*did you mean 'green'"):
+        build_stack(files, tmp_path / "s.vrt", colours=["red", "gren", "blue", "nir"])
+    with pytest.raises(ValueError, match=r"written as a \.vrt file"):
+        build_stack(files, tmp_path / "s.tif")
+    with pytest.raises(ValueError, match=r"resampling 'bilinar'.*'bilinear'"):
+        build_stack(files, tmp_path / "s.vrt", resampling="bilinar")
+    with pytest.raises(ValueError, match="listed twice"):
+        build_stack([files[0], files[0]], tmp_path / "s.vrt")
+
+
+def test_the_stack_reads_after_its_folder_is_moved(tmp_path, bands):
+    folder, data = bands
+    vrt = build_stack(_files(folder, "B04", "B8A"), folder / "s.vrt")
+    assert 'relativeToVRT="1">B04.tif<' in vrt.read_text()
+    moved = shutil.move(str(folder), str(tmp_path / "moved"))
+    with rasterio.open(f"{moved}/s.vrt") as ds:
+        np.testing.assert_array_equal(ds.read(1), data["B04"])
+        assert ds.read(2).shape == (N, N)
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory, tiny_tokenizer):
+    from rrsis.hub import save_pretrained
+
+    out = tmp_path_factory.mktemp("stack_cli") / "model"
+    torch.manual_seed(0)
+    model = rrsis.create_model("gl-msin-tiny", text_vocab_size=len(tiny_tokenizer))
+    model.tokenizer = tiny_tokenizer
+    save_pretrained(model, out)
+    return out
+
+
+def test_predict_stack_writes_the_mask_on_the_stacks_grid(tmp_path, bands, saved_model, capsys):
+    folder, _ = bands
+    files = [str(f) for f in _files(folder, "B8A", "B04", "B03", "B02")]  # the coarse band first
+    argv = ["predict", "--model", str(saved_model), "--image", *files, "--stack", "--stack-colours",
+            "nir,red,green,blue", "--text", "the red building", "--out", str(tmp_path / "out" / "scene"), "--quiet"]
+    assert main(argv) == 0
+    assert "scene_stack.vrt" in capsys.readouterr().out
+    with rasterio.open(tmp_path / "out" / "scene_stack.vrt") as ds:
+        assert [c.name for c in ds.colorinterp] == ["nir", "red", "green", "blue"]
+    with rasterio.open(tmp_path / "out" / "scene_mask.tif") as ds:
+        assert ds.shape == (N, N) and ds.transform == from_origin(X0, Y0, PX, PX)
+    # Again without --overwrite: the VRT is refused before anything is computed.
+    assert main(argv) == 2
+    assert "scene_stack.vrt" in capsys.readouterr().err
+    model, out = ["predict", "--model", str(saved_model)], ["--text", "x", "--out", str(tmp_path / "p")]
+    assert main([*model, "--image", files[1], "--stack-colours", "red", *out]) == 2
+    assert "give --stack too" in capsys.readouterr().err
+    assert main([*model, "--image", *files, "--stack", "--mosaic", *out]) == 2
+    assert "give one of them" in capsys.readouterr().err
