@@ -58,5 +58,23 @@ def build_stack(args: argparse.Namespace) -> str:
     vrt = _vrt(args, "stack", "band files of one scene")
     colours = None if args.stack_colours is None else args.stack_colours.replace(" ", "").split(",")
     stack(args.image, vrt, colours=colours)
-    print(f"wrote {vrt}")
+    print(f"wrote {vrt}: {stack_bands(vrt)}")
     return vrt
+
+
+def stack_bands(vrt: str) -> str:
+    """The stack's bands in words, and which an RGB model reads as red, green and blue (a glob's
+    files come sorted by name: B02, B03, B04 is blue first)."""
+    import rasterio
+
+    from ..data.bands import declared_rgb
+
+    with rasterio.open(vrt) as ds:
+        names, colours = [d or "?" for d in ds.descriptions], [c.name for c in ds.colorinterp]
+    listed = ", ".join(f"{i} {n}" + (f" ({c})" if c not in ("undefined", "gray") else "")
+                       for i, (n, c) in enumerate(zip(names, colours), 1))
+    rgb = declared_rgb(colours, names)
+    if rgb is not None:
+        return f"bands {listed}; an RGB model reads {', '.join(names[b - 1] for b in rgb)} as red, green, blue"
+    return (f"bands {listed}; none declared red, green or blue, so an RGB model reads the first three as "
+            "red, green, blue in this order (give the files in R, G, B order, or --stack-colours)")

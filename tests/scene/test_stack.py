@@ -174,7 +174,9 @@ def test_predict_stack_writes_the_mask_on_the_stacks_grid(tmp_path, bands, saved
     argv = ["predict", "--model", str(saved_model), "--image", *files, "--stack", "--stack-colours",
             "nir,red,green,blue", "--text", "the red building", "--out", str(tmp_path / "out" / "scene"), "--quiet"]
     assert main(argv) == 0
-    assert "scene_stack.vrt" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert ("scene_stack.vrt: bands 1 B8A (nir), 2 B04 (red), 3 B03 (green), 4 B02 (blue); an RGB model reads "
+            "B04, B03, B02 as red, green, blue") in printed
     with rasterio.open(tmp_path / "out" / "scene_stack.vrt") as ds:
         assert [c.name for c in ds.colorinterp] == ["nir", "red", "green", "blue"]
     with rasterio.open(tmp_path / "out" / "scene_mask.tif") as ds:
@@ -187,3 +189,15 @@ def test_predict_stack_writes_the_mask_on_the_stacks_grid(tmp_path, bands, saved
     assert "give --stack too" in capsys.readouterr().err
     assert main([*model, "--image", *files, "--stack", "--mosaic", *out]) == 2
     assert "give one of them" in capsys.readouterr().err
+
+
+def test_the_printed_bands_say_what_an_rgb_model_reads(tmp_path, bands):
+    """A quoted glob sorts B02, B03, B04: blue first. Undeclared, the line says the first three are
+    read as red, green, blue in that order, and how to change it."""
+    from rrsis.cli.predict_sources import stack_bands
+
+    folder, _ = bands
+    vrt = build_stack(str(folder / "B0*.tif"), tmp_path / "s.vrt")
+    assert stack_bands(str(vrt)) == ("bands 1 B02, 2 B03, 3 B04; none declared red, green or blue, so an RGB "
+                                     "model reads the first three as red, green, blue in this order (give the "
+                                     "files in R, G, B order, or --stack-colours)")
