@@ -2,7 +2,10 @@
 
 :func:`resolve_scenes` turns each entry into :class:`SceneSource` (an id and a path or URL GDAL
 reads), expanding globs, ``@list.txt`` / ``list.txt`` files and STAC item or item-collection
-JSON, dropping repeats, and giving every scene an id that names its output folder.
+JSON, dropping repeats, and giving every scene an id that names its output folder. A STAC item
+whose bands are separate assets (Earth Search's Sentinel-2 and Landsat: ``red``, ``green``,
+``blue``, ``nir``) is one scene of several assets, read through a VRT stacking them
+(:func:`~rrsis.scene.stack.build_stack`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ __all__ = ["SceneSource", "is_gdal_url", "resolve_scenes", "scene_id"]
 
 _GLOB = re.compile(r"[*?\[]")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_BAND_COLOURS = ("red", "green", "blue", "nir")  # the colours a stacked asset declares; others: undefined
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,39 @@ def scene_id(uri: str) -> str:
     base = uri.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
     stem = os.path.splitext(base)[0] if "." in base[1:] else base
     return _UNSAFE.sub("_", stem).strip("._") or "scene"
+
+
+def asset_keys(asset: str | Sequence[str] | None) -> list[str] | None:
+    """``asset`` as a list of STAC asset keys (``"red,green,blue"`` or a sequence), or ``None``."""
+    if asset is None:
+        return None
+    keys = [k.strip() for k in (asset.split(",") if isinstance(asset, str) else asset)]
+    if not keys or not all(keys):
+        raise ValueError(f"asset {asset!r}: give asset keys, one or several separated by commas (red,green,blue)")
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise ValueError(f"asset {asset!r}: {', '.join(twice)} named twice; a stack reads each asset once")
+    return keys
+
+
+def one_asset(asset: str | Sequence[str] | None, where: str) -> str | Sequence[str] | None:
+    """``asset`` unchanged when it names at most one key; several are refused, ``where`` (the
+    API or flag: ``"evaluate_scene's asset="``) reading one asset an item."""
+    keys = asset_keys(asset)
+    if keys is not None and len(keys) > 1:
+        raise ValueError(f"{where} {','.join(keys)}: several assets (one scene of several band files an item) "
+                         "are read by a region (segment_scenes, rrsis predict), which writes their stacks in "
+                         "OUT/stacks/; here give one asset key, or those stacks (OUT/stacks/*.vrt)")
+    return asset
+
+
+@dataclass(frozen=True)
+class _Bands:
+    """A STAC item's assets read as the bands of one scene: written as a VRT once its id is known."""
+
+    item: str
+    hrefs: tuple[str, ...]
+    colours: tuple[str, ...]
 
 
 def _require_pystac():
@@ -73,6 +110,20 @@ def _from_list_file(path: str) -> list[tuple[str, str]]:
     return out
 
 
+def _band_colour(item: Any, key: str) -> str:
+    """A stacked asset's colour: its ``eo:bands[0].common_name`` (STAC 1.1: ``bands[0]``'s
+    ``eo:common_name``; else the item's ``eo:bands`` entry named as the key) when red, green,
+    blue or nir, else the key itself when it is one of those, else ``undefined``."""
+    fields = item.assets[key].extra_fields
+    listed = fields.get("eo:bands") or fields.get("bands") or [
+        b for b in item.properties.get("eo:bands") or [] if isinstance(b, dict) and b.get("name") == key]
+    first = listed[0] if isinstance(listed, list) and listed and isinstance(listed[0], dict) else {}
+    for name in (first.get("common_name"), first.get("eo:common_name"), key):
+        if isinstance(name, str) and name.lower() in _BAND_COLOURS:
+            return name.lower()
+    return "undefined"
+
+
 def _stac_asset(item: Any, asset: str | None, where: str) -> str:
     keys = sorted(item.assets)
     if asset is not None:
@@ -87,7 +138,7 @@ def _stac_asset(item: Any, asset: str | None, where: str) -> str:
     return item.assets[data[0]].href
 
 
-def _from_stac(path: str, asset: str | None) -> list[tuple[str, str]]:
+def _from_stac(path: str, asset: str | Sequence[str] | None) -> list[tuple[str, str | _Bands]]:
     pystac = _require_pystac()
     with open(path, encoding="utf-8") as fh:
         try:
@@ -105,10 +156,24 @@ def _from_stac(path: str, asset: str | None) -> list[tuple[str, str]]:
     if not items:
         raise ValueError(f"{path}: the item collection holds no items")
     folder = os.path.dirname(os.path.abspath(path))
-    return [(scene_id(item.id), _resolve(_stac_asset(item, asset, path), folder)) for item in items]
+    keys = asset_keys(asset)
+    if keys is None or len(keys) == 1:
+        return [(scene_id(item.id), _resolve(_stac_asset(item, keys and keys[0], path), folder)) for item in items]
+    return [(scene_id(item.id), _Bands(item.id, tuple(_resolve(_stac_asset(item, k, path), folder) for k in keys),
+                                       tuple(_band_colour(item, k) for k in keys))) for item in items]
 
 
-def _expand(entry: str, asset: str | None) -> list[tuple[str, str]]:
+def _write_stack(bands: _Bands, stack_dir: str | os.PathLike, sid: str) -> str:
+    from ..stack import build_stack  # stack.py reads band lists with _expand
+
+    os.makedirs(stack_dir, exist_ok=True)
+    try:
+        return str(build_stack(list(bands.hrefs), os.path.join(stack_dir, f"{sid}.vrt"), colours=bands.colours))
+    except (ValueError, FileNotFoundError) as exc:  # a band that does not fit, a missing file
+        raise type(exc)(f"STAC item {bands.item!r}: {exc}") from None
+
+
+def _expand(entry: str, asset: str | Sequence[str] | None) -> list[tuple[str, str | _Bands]]:
     if entry.startswith("@"):
         return _from_list_file(entry[1:])
     if is_gdal_url(entry):
@@ -130,7 +195,8 @@ def _expand(entry: str, asset: str | None) -> list[tuple[str, str]]:
     return [(scene_id(entry), os.path.normpath(entry))]
 
 
-def resolve_scenes(entries: str | os.PathLike | Sequence[str | os.PathLike], asset: str | None = None
+def resolve_scenes(entries: str | os.PathLike | Sequence[str | os.PathLike],
+                   asset: str | Sequence[str] | None = None, *, stack_dir: str | os.PathLike | None = None
                    ) -> list[SceneSource]:
     """The scenes named by ``entries``, sorted by id, each once.
 
@@ -140,6 +206,15 @@ def resolve_scenes(entries: str | os.PathLike | Sequence[str | os.PathLike], ass
             relative to the list's folder), URLs or ``/vsi...`` paths GDAL reads, and STAC item
             or item-collection JSON files (read with pystac).
         asset: the STAC asset key to read; default: the item's one asset with the role ``data``.
+            Several (``"red,green,blue"`` or a sequence): each item is one scene whose bands are
+            those assets, in that order, read through ``STACK_DIR/<scene id>.vrt``
+            (:func:`~rrsis.scene.stack.build_stack`), each band's colour declared: the
+            asset's ``eo:bands[0].common_name`` (or the item's ``eo:bands`` entry of the key's
+            name) when red, green, blue or nir, else the key when it is one of those, else
+            undefined. Relative hrefs are read from the item file's folder, URLs as URLs.
+        stack_dir: the folder the stacks of several assets are written to (created; needed
+            with several assets). Written after every entry is read, so a missing asset writes
+            nothing.
 
     Returns:
         The scenes sorted by id. An id is the file (or STAC item) name without extension, made
@@ -148,17 +223,30 @@ def resolve_scenes(entries: str | os.PathLike | Sequence[str | os.PathLike], ass
 
     Raises:
         FileNotFoundError: a path or list file is missing, or a pattern matches nothing.
-        ValueError: an empty list, a STAC file of another type, no or several ``data`` assets.
+        ValueError: an empty list, a STAC file of another type, no or several ``data`` assets,
+            several assets without ``stack_dir``, band assets that do not stack (naming the item).
+        KeyError: an item without an asset named (the message lists its assets).
     """
+    keys = asset_keys(asset)
+    if keys is not None and len(keys) > 1 and stack_dir is None:
+        raise ValueError(f"asset={','.join(keys)!r} names several assets: each STAC item is then one scene of "
+                         "those bands, a VRT written by resolve_scenes(..., stack_dir=DIR), segment_scenes "
+                         "(in OUT/stacks/) or rrsis predict's region (--asset red,green,blue); a mosaic "
+                         "(build_vrt, --mosaic) reads one asset an item")
     if isinstance(entries, (str, os.PathLike)):
         entries = [entries]
     found: dict[str, str] = {}
+    stacks: dict[str, _Bands] = {}
     for entry in entries:
         text = os.fspath(entry)
         if not text.strip():
             raise ValueError("a scene entry is empty: give a path, a glob, @list.txt or a STAC JSON file")
-        for sid, uri in _expand(text, asset):
-            key = uri if is_gdal_url(uri) else os.path.abspath(uri)
+        for sid, uri in _expand(text, keys):
+            if isinstance(uri, _Bands):  # the same item's bands listed twice are one scene
+                key = "\n".join(uri.hrefs)
+                stacks[key] = uri
+            else:
+                key = uri if is_gdal_url(uri) else os.path.abspath(uri)
             found.setdefault(key, sid)  # the same file listed twice is one scene
     if not found:
         raise ValueError("no scenes given")
@@ -169,5 +257,5 @@ def resolve_scenes(entries: str | os.PathLike | Sequence[str | os.PathLike], ass
     for key, sid in found.items():
         if count[sid] > 1:
             sid = f"{sid}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
-        scenes.append(SceneSource(sid, key))
+        scenes.append(SceneSource(sid, _write_stack(stacks[key], stack_dir, sid) if key in stacks else key))
     return sorted(scenes, key=lambda s: s.id)
