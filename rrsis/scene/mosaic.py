@@ -161,7 +161,7 @@ def build_vrt(sources: str | os.PathLike | Sequence[str | os.PathLike], out: str
         out: the ``.vrt`` file to write (atomically, after its warped tiles; its folder must
             exist). Local tiles are named relative to it, so the folder of tiles and the VRT
             (with its ``_warped`` folder) can move together.
-        asset: for STAC sources, the asset to read.
+        asset: for STAC sources, the asset to read (one key an item; several are refused).
         crs: the mosaic's CRS (``"EPSG:32633"``, WKT, a rasterio ``CRS``); default: the CRS
             holding the largest valid ground area of tiles (each tile's ground area times its
             share of valid pixels). Tiles on one grid in another CRS are warped.
