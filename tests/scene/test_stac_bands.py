@@ -86,6 +86,7 @@ def test_colours_come_from_eo_bands_common_names_else_undefined(tmp_path):
     (s,) = resolve_scenes(path, asset="B04,B03,B02", stack_dir=tmp_path / "stacks")
     pixels, colours = _read(s.uri)
     np.testing.assert_array_equal(pixels, np.stack([data["B04"], data["B03"], data["B02"]]))
+    assert colours == ["red", "green", "blue"]
     with open_scene(s.uri) as scene:
         assert scene.declared == (1, 2, 3)
     (s,) = resolve_scenes(path, asset="B8A,B08", stack_dir=tmp_path / "stacks")
