@@ -104,7 +104,7 @@ def run_scene(args: argparse.Namespace, out: str) -> int:
     from ..scene.evaluate_labels import is_many, labels_for
     from ..scene.reading import parse_read
     from ..scene.region import SceneSource, resolve_scenes, scene_id
-    from ..scene.region.sources import one_asset
+    from ..scene.region.entries import one_asset
     from .model_limits import model_limits
     from .predict import _stretch
 

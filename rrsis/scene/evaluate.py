@@ -39,7 +39,8 @@ from .evaluate_labels import Truth, check_one, is_many, labels_for, read_truths
 from .evaluate_record import ExpressionScore, ModeScore, SceneEvaluation, SceneScore, pool, score
 from .infer import MODES, SceneOptions
 from .read import GDAL_ENV, require_geo
-from .region.sources import SceneSource, one_asset, resolve_scenes, scene_id
+from .region.entries import one_asset
+from .region.sources import SceneSource, resolve_scenes, scene_id
 
 __all__ = ["DEFAULT_EVAL_MODES", "EVAL_MODES", "ExpressionScore", "ModeScore", "SceneEvaluation", "SceneScore",
            "evaluate_scene"]
