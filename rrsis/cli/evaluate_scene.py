@@ -55,7 +55,8 @@ def add_scene_arguments(p: argparse.ArgumentParser) -> None:
                         "default: a temporary folder, removed")
     g.add_argument("--overwrite", action="store_true", help="replace existing files in --keep-predictions")
     g.add_argument("--asset", metavar="KEY", help="scenes from STAC: the asset to read (default: the item's asset "
-                                                  "with role 'data')")
+                                                  "with role 'data'); one key (band assets stacked by rrsis "
+                                                  "predict: give its OUT/stacks/*.vrt)")
     g.add_argument("--per-scene", action="store_true", help="several scenes: print a row per scene and mode too "
                                                             "(the JSON always holds them)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -103,6 +104,7 @@ def run_scene(args: argparse.Namespace, out: str) -> int:
     from ..scene.evaluate_labels import is_many, labels_for
     from ..scene.reading import parse_read
     from ..scene.region import SceneSource, resolve_scenes, scene_id
+    from ..scene.region.entries import one_asset
     from .model_limits import model_limits
     from .predict import _stretch
 
@@ -114,7 +116,7 @@ def run_scene(args: argparse.Namespace, out: str) -> int:
     scene = _scenes(args)
     many = is_many(scene)
     if many:  # a glob matching nothing, a template naming a missing file
-        labels_for(resolve_scenes(scene, args.asset), args.labels)
+        labels_for(resolve_scenes(scene, one_asset(args.asset, "--asset")), args.labels)
     else:
         if args.asset is not None:
             raise ValueError("--asset chooses a STAC item's asset; --scene is one raster file")

@@ -144,7 +144,9 @@ scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
                         "and are not bounded")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--asset", metavar="KEY",
-                   help="region from STAC: the asset to read (default: the item's asset with role 'data')")
+                   help="region from STAC: the asset to read (default: the item's asset with role 'data'); "
+                        "several, comma-separated (red,green,blue,nir): each item is one scene of those "
+                        "bands in that order, read through OUT/stacks/ITEM.vrt")
     p.add_argument("--mosaic", action="store_true",
                    help="region: read the scenes as one (a GDAL VRT, OUT_PREFIX_mosaic.vrt) and ask each "
                         "expression once over the whole area, instead of once per scene; scenes not on one "
@@ -328,6 +330,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_region(args: argparse.Namespace, stretch) -> int:
+    import os
     import warnings
 
     from ..data.io import MAX_PIXELS
@@ -335,7 +338,8 @@ def _run_region(args: argparse.Namespace, stretch) -> int:
     from ..hub import from_pretrained
     from ..scene.region import check_merged_path, resolve_scenes, segment_scenes
 
-    scenes = resolve_scenes(args.image, asset=args.asset)  # missing files fail before the model loads
+    # Missing files fail before the model loads; several assets are stacked in OUT/stacks/ here.
+    scenes = resolve_scenes(args.image, asset=args.asset, stack_dir=os.path.join(args.out, "stacks"))
     if args.merged is not None:
         check_merged_path(args.merged)
     info = setup_distributed(args.device)  # torchrun's process group, as rrsis train joins it

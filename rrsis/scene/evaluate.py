@@ -39,6 +39,7 @@ from .evaluate_labels import Truth, check_one, is_many, labels_for, read_truths
 from .evaluate_record import ExpressionScore, ModeScore, SceneEvaluation, SceneScore, pool, score
 from .infer import MODES, SceneOptions
 from .read import GDAL_ENV, require_geo
+from .region.entries import one_asset
 from .region.sources import SceneSource, resolve_scenes, scene_id
 
 __all__ = ["DEFAULT_EVAL_MODES", "EVAL_MODES", "ExpressionScore", "ModeScore", "SceneEvaluation", "SceneScore",
@@ -112,7 +113,8 @@ def evaluate_scene(model: Any, scene: Any, labels: str | os.PathLike, *, text_fi
         overwrite: replace existing outputs in ``keep_predictions``.
         load: keyword arguments of :func:`rrsis.from_pretrained` for a ``model`` given by name
             (``map_location=``, ``revision=``, ``max_params=``, ...).
-        asset: several scenes from STAC: the asset key to read (default: the item's ``data`` asset).
+        asset: several scenes from STAC: the asset key to read (default: the item's ``data`` asset);
+            one key (several band assets: segment_scenes' stacks in ``OUT/stacks/`` are scenes here).
         **options: :class:`~rrsis.scene.infer.SceneOptions` fields (``pixel_ratio=``, ``tile=``,
             ``overlap=``, ``global_size=``, ``batch_size=``, ...), the same for every mode but
             ``naive``, which keeps its tile and overlap.
@@ -143,7 +145,8 @@ def evaluate_scene(model: Any, scene: Any, labels: str | os.PathLike, *, text_fi
     many = is_many(scene)
     if many:
         sources = (sorted(scene, key=lambda s: s.id) if isinstance(scene, (list, tuple)) and scene
-                   and all(isinstance(s, SceneSource) for s in scene) else resolve_scenes(scene, asset))
+                   and all(isinstance(s, SceneSource) for s in scene)
+                   else resolve_scenes(scene, one_asset(asset, "evaluate_scene's asset=")))
         files = labels_for(sources, labels)
     else:
         if asset is not None:

@@ -38,7 +38,7 @@ from .georef import RECTIFY_HINT, gcp_problem, parse_crs
 from .mosaic_warp import GRID_TOLERANCE, Grid, masked_xml, mosaic_grid, on_grid, warped_tile
 from .read import require_geo
 from .rectify import open_raster
-from .region.sources import is_gdal_url, resolve_scenes
+from .region.entries import is_gdal_url, scene_sources
 
 __all__ = ["build_vrt"]
 
@@ -161,7 +161,7 @@ def build_vrt(sources: str | os.PathLike | Sequence[str | os.PathLike], out: str
         out: the ``.vrt`` file to write (atomically, after its warped tiles; its folder must
             exist). Local tiles are named relative to it, so the folder of tiles and the VRT
             (with its ``_warped`` folder) can move together.
-        asset: for STAC sources, the asset to read.
+        asset: for STAC sources, the asset to read (one key an item; several are refused).
         crs: the mosaic's CRS (``"EPSG:32633"``, WKT, a rasterio ``CRS``); default: the CRS
             holding the largest valid ground area of tiles (each tile's ground area times its
             share of valid pixels). Tiles on one grid in another CRS are warped.
@@ -183,7 +183,7 @@ def build_vrt(sources: str | os.PathLike | Sequence[str | os.PathLike], out: str
         raise ValueError(f"{out}: a mosaic is written as a .vrt file")
     method = _resampling(resampling)
     target = None if crs is None else parse_crs(crs)
-    infos = [_info(s.uri) for s in resolve_scenes(sources, asset=asset)]
+    infos = [_info(s.uri) for s in scene_sources(sources, asset, "build_vrt's asset= (--mosaic --asset)")]
     one_grid = _one_grid(infos) and (target is None or target == infos[0]["crs"])
     # Paletted tiles stay indices only where one table means one colour per index and nothing is resampled.
     colours = any(i["palette"] is not None for i in infos) and not (one_grid and palettes.keeps_palette(infos))

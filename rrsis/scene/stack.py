@@ -27,7 +27,7 @@ from .._atomic import atomic_write
 from .mosaic import _GDAL_TYPES, _nodata_xml, _source_name, _vrt_head
 from .read import require_geo
 from .rectify import open_raster
-from .region.sources import _expand, is_gdal_url
+from .region.entries import _expand, is_gdal_url
 
 __all__ = ["RESAMPLING", "build_stack"]
 

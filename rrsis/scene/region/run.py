@@ -211,7 +211,7 @@ def segment_scenes(
     texts: str | Sequence[str],
     *,
     out: str | os.PathLike,
-    asset: str | None = None,
+    asset: str | Sequence[str] | None = None,
     merged: str | os.PathLike | None = None,
     overwrite: bool = False,
     progress: bool = False,
@@ -228,7 +228,9 @@ def segment_scenes(
         texts: one expression or several, run on every scene.
         out: the region's folder: ``OUT/<scene id>/<scene id>_mask.tif``, ``.geojson``,
             ``_overlay.png`` (``<scene id>_1_*``, … with several expressions) and ``done.json``.
-        asset: the STAC asset key (default: the item's asset with the role ``data``).
+        asset: the STAC asset key (default: the item's asset with the role ``data``); several
+            (``"red,green,blue"``): each item is one scene of those bands, in that order, through
+            ``OUT/stacks/<scene id>.vrt`` (written before the scenes run; see ``resolve_scenes``).
         merged: the merged file, ``.gpkg`` (GeoPackage, pyogrio) or ``.parquet`` (GeoParquet,
             needs pyarrow); default ``OUT/merged.gpkg``. Written by rank 0 once every scene is
             done: one row per polygon with ``scene``, ``expression``, ``area_px``, ``area_m2``
@@ -253,7 +255,7 @@ def segment_scenes(
     if getattr(model, "tokenizer", None) is None:
         raise ValueError("this model has no tokenizer; set model.tokenizer (see model.predict)")
     sources = (sorted(scenes, key=lambda s: s.id) if isinstance(scenes, (list, tuple)) and scenes
-               and all(isinstance(s, SceneSource) for s in scenes) else resolve_scenes(scenes, asset))
+               and all(isinstance(s, SceneSource) for s in scenes) else resolve_scenes(scenes, asset, stack_dir=Path(out) / "stacks"))
     out = Path(out)
     merged_path = Path(merged) if merged is not None else out / "merged.gpkg"
     check_merged_path(merged_path)
