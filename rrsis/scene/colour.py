@@ -87,7 +87,9 @@ def display_range(scene, rgb: tuple[int, int, int] | None) -> np.ndarray | None:
     img, valid = scene.read(None, (max(1, round(scene.height * f)), max(1, round(scene.width * f))))
     v = img[valid][:, list(rgb)].astype(np.float64)
     span = getattr(scene, "stretch_range", None)
-    lo, hi = (np.zeros(3), np.ones(3)) if span is None else np.array([span[b] for b in rgb], np.float64).T
+    # One band read as grey has one range for its three equal channels.
+    lo, hi = (np.zeros(3), np.ones(3)) if span is None else \
+        np.array([span[min(b, len(span) - 1)] for b in rgb], np.float64).T
     white = np.percentile(lo + v * (hi - lo), WHITE_PERCENTILE) if len(v) else 0.0
     if not white > 0:
         return None

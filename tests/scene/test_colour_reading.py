@@ -230,3 +230,24 @@ def test_a_16_bit_scene_is_judged_over_its_white(tmp_path):
     np.testing.assert_allclose(unstretched, scaled, atol=0.03)
     with open_scene(image) as sc:
         assert display_range(sc, sc.rgb) is None  # 8-bit: as it is
+
+
+def test_a_16_bit_grey_raster_reads_a_colour_word_on_its_one_band(tiny_model, tmp_path):
+    """One 16-bit band, read as grey by an RGB model: its one stretch range serves its three equal
+    channels (the white point of the grey values), and "white" picks the brightest of the surest."""
+    rasterio = pytest.importorskip("rasterio")
+    from rrsis.scene import open_scene
+    from rrsis.scene.colour import display_range
+
+    rng = np.random.default_rng(0)
+    grey = np.kron(rng.integers(200, 3000, (8, 8)), np.ones((16, 16))).astype(np.uint16)
+    path = tmp_path / "grey16.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=128, height=128, count=1, dtype="uint16", crs="EPSG:32633",
+                       transform=rasterio.transform.from_origin(500000, 4000000, 1, 1)) as ds:
+        ds.write(grey[None])
+    with open_scene(str(path)) as sc:
+        assert sc.bands == (1,) and sc.rgb == (0, 1, 2)
+        span = display_range(sc, sc.rgb)
+    assert span.shape == (3, 2) and np.allclose(span, span[0])
+    (r,) = segment_scene(tiny_model, str(path), "the white tank", mode="object", threshold=0.3)
+    assert r.reading == "1 object, white"
