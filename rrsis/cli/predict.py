@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from .model_limits import add_model_limits, model_limits
-from .predict_sources import build_mosaic, build_stack, is_region
+from .predict_sources import band_files_hint, build_mosaic, build_stack, is_region
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -340,6 +340,8 @@ def _run_region(args: argparse.Namespace, stretch) -> int:
 
     # Missing files fail before the model loads; several assets are stacked in OUT/stacks/ here.
     scenes = resolve_scenes(args.image, asset=args.asset, stack_dir=os.path.join(args.out, "stacks"))
+    if hint := band_files_hint(scenes):
+        print(f"rrsis predict: note: {hint}", file=sys.stderr)
     if args.merged is not None:
         check_merged_path(args.merged)
     info = setup_distributed(args.device)  # torchrun's process group, as rrsis train joins it

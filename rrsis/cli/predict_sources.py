@@ -78,3 +78,26 @@ def stack_bands(vrt: str) -> str:
         return f"bands {listed}; an RGB model reads {', '.join(names[b - 1] for b in rgb)} as red, green, blue"
     return (f"bands {listed}; none declared red, green or blue, so an RGB model reads the first three as "
             "red, green, blue in this order (give the files in R, G, B order, or --stack-colours)")
+
+
+def band_files_hint(scenes, most: int = 32) -> str | None:
+    """A region of one-band files over one area (each a scene of its own) is most likely one
+    scene's band files (``B04.jp2``, ``B03.jp2``, ...): the note that says so and names --stack;
+    ``None`` otherwise, or for more than ``most`` files (their headers are read)."""
+    import rasterio
+
+    if not 2 <= len(scenes) <= most:
+        return None
+    seen = set()
+    for s in scenes:
+        try:
+            with rasterio.open(s.uri) as ds:
+                if ds.count != 1 or ds.crs is None:
+                    return None
+                seen.add((ds.crs.to_string(), tuple(round(v, 6) for v in ds.bounds)))
+        except rasterio.errors.RasterioIOError:
+            return None
+    if len(seen) != 1:
+        return None
+    return (f"the {len(scenes)} scenes are one-band files over one area, each segmented on its own; "
+            "if they are one scene's bands, --stack reads them as one (in the order given)")

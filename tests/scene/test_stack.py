@@ -201,3 +201,27 @@ def test_the_printed_bands_say_what_an_rgb_model_reads(tmp_path, bands):
     assert stack_bands(str(vrt)) == ("bands 1 B02, 2 B03, 3 B04; none declared red, green or blue, so an RGB "
                                      "model reads the first three as red, green, blue in this order (give the "
                                      "files in R, G, B order, or --stack-colours)")
+
+
+def test_a_region_of_one_scenes_band_files_names_stack(tmp_path, bands, saved_model, capsys):
+    """Band files given without --stack are a region of one-band scenes: predict says that
+    --stack reads them as one; files over other areas, or of several bands, get no such note."""
+    from rrsis.cli.predict_sources import band_files_hint
+    from rrsis.scene.region import SceneSource
+
+    folder, _ = bands
+    files = [str(f) for f in _files(folder, "B04", "B03", "B02")]
+    argv = ["predict", "--model", str(saved_model), "--image", *files, "--text", "the red building",
+            "--mode", "global", "--out", str(tmp_path / "region"), "--quiet"]
+    assert main(argv) == 0
+    assert ("one-band files over one area, each segmented on its own; if they are one scene's bands, --stack "
+            "reads them as one") in capsys.readouterr().err
+    scenes = [SceneSource(f"s{i}", f) for i, f in enumerate(files)]
+    assert band_files_hint(scenes) is not None
+    assert band_files_hint(scenes[:1]) is None
+    assert band_files_hint([*scenes, SceneSource("n", str(_files(folder, "B8A")[0]))]) is not None  # same area
+    other = tmp_path / "other.tif"
+    _band(other, np.ones((N, N), np.uint8), px=PX, x0=X0 + N * PX)
+    assert band_files_hint([*scenes, SceneSource("o", str(other))]) is None  # another area: tiles
+    vrt = build_stack(files, tmp_path / "rgb.vrt")
+    assert band_files_hint([*scenes, SceneSource("v", str(vrt))]) is None  # three bands: a scene
