@@ -51,15 +51,13 @@ def scene_values(metas: list[dict]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     (a decimated read, the 8-bit scene's reader values), with the range ``display_range`` gives
     the same scene as one that is not 8-bit."""
     from rrsis.scene import open_scene
-    from rrsis.scene.colour import _DISPLAY_SIDE, display_range
+    from rrsis.scene.colour import display_range, display_values
 
     out = {}
     for meta in metas:
         with open_scene(meta["path"]) as sc:
-            f = min(1.0, _DISPLAY_SIDE / max(sc.height, sc.width))
-            img, valid = sc.read(None, (max(1, round(sc.height * f)), max(1, round(sc.width * f))))
             deep = SimpleNamespace(dtype="uint16", height=sc.height, width=sc.width, read=sc.read, stretch_range=None)
-            out[meta["image"]] = img[valid][:, :3].astype(np.float64), display_range(deep, (0, 1, 2))
+            out[meta["image"]] = display_values(sc, (0, 1, 2)), display_range(deep, (0, 1, 2))
     return out
 
 

@@ -49,6 +49,21 @@ def tiny_tokenizer():
     return Tokenizer.from_words(WORDS, max_tokens=12)
 
 
+@pytest.fixture(scope="session")
+def saved_model(tmp_path_factory, tiny_tokenizer):
+    """``gl-msin-tiny`` (seed 0) with the tiny vocabulary, saved with ``save_pretrained``: its
+    folder, for the command-line tests (``rrsis predict --model``)."""
+    import rrsis
+    from rrsis.hub import save_pretrained
+
+    out = tmp_path_factory.mktemp("saved_tiny") / "model"
+    torch.manual_seed(0)
+    model = rrsis.create_model("gl-msin-tiny", text_vocab_size=len(tiny_tokenizer))
+    model.tokenizer = tiny_tokenizer
+    save_pretrained(model, out)
+    return out
+
+
 @pytest.fixture(scope="module")
 def tiny_model(tiny_tokenizer):
     """``gl-msin-tiny`` (seed 0, eval mode) with the tiny vocabulary attached: one per test module."""

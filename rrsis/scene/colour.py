@@ -23,10 +23,12 @@ white, one value for the three bands so that their ratios, the hue, are kept
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 __all__ = ["COLOUR_AMONG", "COLOUR_MARGIN", "PROTOTYPES", "WHITE_PERCENTILE", "colour_cost", "component_colours",
-           "display_range", "to_lab"]
+           "display_range", "display_values", "to_lab"]
 
 COLOUR_AMONG = 8
 """How many of the surest components (at least as many as the expression names) the colour is
@@ -75,25 +77,39 @@ def colour_cost(colour: str, rgb: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(rgb).all(axis=1), np.sqrt(np.sum((w * (lab - ref)) ** 2, axis=1)), np.inf)
 
 
+def display_values(scene, rgb: tuple[int, int, int]) -> np.ndarray:
+    """``[n, 3]`` float64: the scene's red, green and blue (positions ``rgb`` among its bands) over
+    its valid pixels, in the reader's values, on a read decimated to 512 pixels a side."""
+    f = min(1.0, _DISPLAY_SIDE / max(scene.height, scene.width))
+    img, valid = scene.read(None, (max(1, round(scene.height * f)), max(1, round(scene.width * f))))
+    return img[valid][:, list(rgb)].astype(np.float64)
+
+
+# Each scene's range per ``rgb``, read once however many expressions and passes ask for it.
+_RANGES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def display_range(scene, rgb: tuple[int, int, int] | None) -> np.ndarray | None:
     """``[3, 2]``: per band, the reader's values that colour measures as 0 and 1, for a scene that
     is not 8-bit: the source's values (``scene.stretch_range``: the reader's stretch or value
     scaling undone) over the scene's white, the :data:`WHITE_PERCENTILE` of its red, green and
-    blue (positions ``rgb``) together over its valid pixels, on a read decimated to 512 pixels a
-    side. ``None``: as they are (an 8-bit scene, a scene without colour or valid pixels)."""
+    blue (positions ``rgb``) together over its valid pixels (:func:`display_values`; read once a
+    scene). ``None``: as they are (an 8-bit scene, a scene without colour or valid pixels)."""
     if rgb is None or str(scene.dtype) == "uint8":
         return None
-    f = min(1.0, _DISPLAY_SIDE / max(scene.height, scene.width))
-    img, valid = scene.read(None, (max(1, round(scene.height * f)), max(1, round(scene.width * f))))
-    v = img[valid][:, list(rgb)].astype(np.float64)
-    span = getattr(scene, "stretch_range", None)
-    # One band read as grey has one range for its three equal channels.
-    lo, hi = (np.zeros(3), np.ones(3)) if span is None else \
-        np.array([span[min(b, len(span) - 1)] for b in rgb], np.float64).T
-    white = np.percentile(lo + v * (hi - lo), WHITE_PERCENTILE) if len(v) else 0.0
-    if not white > 0:
-        return None
-    return np.stack([-lo / (hi - lo), (white - lo) / (hi - lo)], axis=1)
+    try:
+        known = _RANGES.setdefault(scene, {})
+    except TypeError:  # an object that takes no weak reference: not cached
+        known = {}
+    if tuple(rgb) not in known:
+        v = display_values(scene, rgb)
+        span = getattr(scene, "stretch_range", None)
+        # One band read as grey has one range for its three equal channels.
+        lo, hi = (np.zeros(3), np.ones(3)) if span is None else \
+            np.array([span[min(b, len(span) - 1)] for b in rgb], np.float64).T
+        white = np.percentile(lo + v * (hi - lo), WHITE_PERCENTILE) if len(v) else 0.0
+        known[tuple(rgb)] = np.stack([-lo / (hi - lo), (white - lo) / (hi - lo)], axis=1) if white > 0 else None
+    return known[tuple(rgb)]
 
 
 def component_colours(components) -> np.ndarray | None:

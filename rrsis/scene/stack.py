@@ -24,7 +24,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from .._atomic import atomic_write
-from .mosaic import _GDAL_TYPES, _nodata_xml, _source_name, _vrt_head
+from .mosaic import _GDAL_TYPES, _band_head, _nodata_xml, _source_name, _vrt_head
 from .read import require_geo
 from .rectify import open_raster
 from .region.entries import _expand, is_gdal_url
@@ -182,10 +182,8 @@ def build_stack(sources: str | os.PathLike | Sequence[str | os.PathLike], out: s
         for b, nodata in enumerate(i["nodata"], 1):
             band += 1
             colour = declared[band - 1] if declared else i["colours"][b - 1]
-            lines += [f'  <VRTRasterBand dataType="{gdal_type}" band="{band}">',
-                      f"    <Description>{escape(i['descriptions'][b - 1])}</Description>",
-                      *([f"    <NoDataValue>{_nodata_xml(nodata)}</NoDataValue>"] if nodata is not None else []),
-                      f"    <ColorInterp>{_GDAL_COLOURS.get(colour, colour.capitalize())}</ColorInterp>"]
+            head = _band_head(band, gdal_type, nodata, _GDAL_COLOURS.get(colour, colour.capitalize()))
+            lines += [head[0], f"    <Description>{escape(i['descriptions'][b - 1])}</Description>", *head[1:]]
             # The coarse file's whole extent onto the whole grid: bounds agree within half a fine pixel.
             kind = "SimpleSource" if nodata is None else "ComplexSource"
             lines += [f"    <{kind}" + ("" if same else f' resampling="{resampling}"') + ">",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 import rrsis
 from rrsis.cli import main
@@ -120,17 +119,6 @@ def test_one_question_over_the_area_equals_the_same_pixels_as_one_geotiff(tmp_pa
         assert da.transform == db.transform and da.crs == db.crs and da.shape == (64, 112)
         np.testing.assert_array_equal(da.read(), db.read())
 
-
-@pytest.fixture(scope="module")
-def saved_model(tmp_path_factory, tiny_tokenizer):
-    from rrsis.hub import save_pretrained
-
-    out = tmp_path_factory.mktemp("mosaic_cli") / "model"
-    torch.manual_seed(0)
-    model = rrsis.create_model("gl-msin-tiny", text_vocab_size=len(tiny_tokenizer))
-    model.tokenizer = tiny_tokenizer
-    save_pretrained(model, out)
-    return out
 
 
 def test_predict_mosaic_writes_one_answer_for_the_area(tmp_path, saved_model, capsys):

@@ -7,9 +7,7 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
-import rrsis
 from rrsis.cli import main
 from rrsis.scene import build_vrt, evaluate_scene, open_scene, resolve_scenes, segment_scenes
 
@@ -135,17 +133,6 @@ def test_an_item_collection_through_segment_scenes(tiny, tmp_path):  # noqa: F81
             assert ds.shape == (N, N) and ds.crs == CRS
         assert json.loads((out / sid / "done.json").read_text())["source"] == str(out / "stacks" / f"{sid}.vrt")
 
-
-@pytest.fixture(scope="module")
-def saved_model(tmp_path_factory, tiny_tokenizer):
-    from rrsis.hub import save_pretrained
-
-    out = tmp_path_factory.mktemp("stac_bands_cli") / "model"
-    torch.manual_seed(0)
-    model = rrsis.create_model("gl-msin-tiny", text_vocab_size=len(tiny_tokenizer))
-    model.tokenizer = tiny_tokenizer
-    save_pretrained(model, out)
-    return out
 
 
 def test_predict_cli_reads_band_assets_as_one_scene_an_item(tmp_path, saved_model, capsys):

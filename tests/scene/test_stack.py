@@ -7,9 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 
-import rrsis
 from rrsis.cli import main
 from rrsis.scene import build_stack, open_scene
 
@@ -155,17 +153,6 @@ def test_the_stack_reads_after_its_folder_is_moved(tmp_path, bands):
         np.testing.assert_array_equal(ds.read(1), data["B04"])
         assert ds.read(2).shape == (N, N)
 
-
-@pytest.fixture(scope="module")
-def saved_model(tmp_path_factory, tiny_tokenizer):
-    from rrsis.hub import save_pretrained
-
-    out = tmp_path_factory.mktemp("stack_cli") / "model"
-    torch.manual_seed(0)
-    model = rrsis.create_model("gl-msin-tiny", text_vocab_size=len(tiny_tokenizer))
-    model.tokenizer = tiny_tokenizer
-    save_pretrained(model, out)
-    return out
 
 
 def test_predict_stack_writes_the_mask_on_the_stacks_grid(tmp_path, bands, saved_model, capsys):
