@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["RGB_NAMES", "Bands", "Scale", "check_divisor", "declared_rgb", "first_three_note", "model_bands", "parse_bands", "raster_bands", "rgb_positions", "scale_values",
+__all__ = ["RGB_NAMES", "Bands", "Scale", "check_divisor", "declared_rgb", "first_three_note", "model_bands", "nodata_pixels", "parse_bands", "raster_bands", "rgb_positions", "scale_values",
            "select_bands", "transparent_pixels", "uint8_to_unit"]
 
 Scale = str | float | None
@@ -88,6 +88,34 @@ def rgb_positions(bands: Sequence[int], declared: tuple[int, int, int] | None,
     if declared is not None:
         return tuple(list(bands).index(b) for b in declared) if set(declared) <= set(bands) else None
     return (0, 1, 2) if len(bands) == 3 or (grey and len(bands) == 1) else None
+
+
+def nodata_pixels(data: np.ndarray, nodata: Sequence[float | None], every: bool = True,
+                  axis: int = 0) -> np.ndarray | None:
+    """Where pixels are nodata by their bands' declared nodata values (bool, ``data`` without
+    ``axis``; ``None`` when no band declares a value its type can hold).
+
+    ``every=True``, a raster's own bands: a pixel is nodata when *every* band holds its value, as
+    GDAL's dataset mask and its warper read per-band nodata (an 8-bit RGB orthophoto with nodata
+    0 keeps its pixels whose red alone is 0: dark water, shadow). ``every=False``, bands from
+    separate files (a stack of one file per band): a pixel is nodata when *any* band holds its
+    value, since that band was not observed there. A value is compared in the band's type (GDAL
+    does the same); one the type cannot hold (-9999 on bytes) marks nothing. NaN values are
+    left to the non-finite rule (NaN in any band is nodata).
+    """
+    hits = []
+    for k, value in enumerate(nodata):
+        if value is None or np.isnan(value):
+            continue
+        typed = np.asarray(value).astype(data.dtype)
+        if float(typed) != float(value):
+            continue
+        hits.append(np.take(data, k, axis=axis) == typed)
+    if not hits:
+        return None
+    if len(hits) < len(nodata) and every:
+        return None  # a band without a value is never nodata: neither is the pixel
+    return np.logical_and.reduce(hits) if every else np.logical_or.reduce(hits)
 
 
 def transparent_pixels(arr: np.ndarray, alpha: bool, bands: Bands, channels: int | None = None,
