@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from ..data.bands import model_bands
-from .read import NoValidPixelsError, Scene, _check_scale, open_scene, require_geo
+from .ranges import check_scale
+from .read import NoValidPixelsError, Scene, open_scene, require_geo
 from .rectify import open_raster, raster_view, window_view
 from .vector import (
     AOI_DEFAULT_CRS,
@@ -374,7 +375,7 @@ def _open_rectified_window(path: str, area: AreaOfInterest, *, crs: Any = None, 
         except Exception:
             view.dataset.close()
             raise
-        return _check_scale(sc, scale), win
+        return check_scale(sc, scale), win
     except Exception:
         ds.close()
         raise

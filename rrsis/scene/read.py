@@ -20,7 +20,8 @@ from ..data.bands import model_bands, raster_bands, select_bands, transparent_pi
 from ..data.io import MAX_PIXELS, Scale, _load, check_pixels, nodata_mask, scale_values
 from ..data.transforms import resize_image_bands
 from .georef import assign_crs, plain_georeference
-from .rectify import numbered_bands, open_raster, raster_view
+from .ranges import check_scale, scale_range, stats_shape, stretch_range
+from .rectify import numbered_bands, open_raster, raster_view, separate_files
 
 __all__ = ["PLAIN_SUFFIXES", "NoValidPixelsError", "Scene", "open_scene", "require_geo"]
 
@@ -30,7 +31,6 @@ PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 # of the scene size (reads are sequential). In bytes (rasterio hands it to GDALSetCacheMax64): 64 was a
 # 64-byte cache, and a 512² read of a 4096² four-tile mosaic took 43 s instead of 0.15 s.
 GDAL_ENV = {"GDAL_CACHEMAX": 64 * 2**20}
-STATS_SIDE = 512
 
 
 def require_geo(what: str):
@@ -102,6 +102,7 @@ class Scene:
         self.bands, self._alpha_data = raster_bands([c == ColorInterp.alpha for c in ds.colorinterp], bands,
                                                     channels, name, rgb=self.declared)
         self.rgb = _bands.rgb_positions(self.bands, self.declared, grey=self._grey_as_rgb)
+        self._mask_rule(ds)
         if self._alpha_data:  # GDAL declares a 4-band uint8 GeoTIFF's 4th band alpha by default
             warnings.warn(f"{name}: band(s) {self._alpha_data} declared alpha: read as data, not as a mask",
                           stacklevel=2)
@@ -112,12 +113,26 @@ class Scene:
             raise ValueError(f"{name}: give scale= (value scaling) or stretch= (percentiles), not both")
         self._clip = scale is None  # a stretch saturates; a value scaling is kept as read_image keeps it
         self._check_has_data()
-        self.stretch_range = self._stretch_range(stretch) if scale is None else self._scale_range(scale)
+        self.stretch_range = stretch_range(self, stretch) if scale is None else scale_range(self, scale)
+
+    def _mask_rule(self, ds: Any) -> None:
+        """How :meth:`_read_raw` finds valid pixels: a view's alpha band; the bands' declared
+        nodata values (:func:`~rrsis.data.bands.nodata_pixels`: every band read for one file's,
+        any for bands of separate files); none (an alpha band read as data masks nothing); or
+        GDAL's per-dataset mask (an alpha band, an internal or ``.msk`` mask)."""
+        from rasterio.enums import MaskFlags
+
+        flags = [ds.mask_flag_enums[b - 1] for b in self.bands]
+        self._no_mask = bool(self._alpha_data) or all(MaskFlags.all_valid in f for f in flags)
+        per_band = not self._no_mask and not any(MaskFlags.per_dataset in f for f in flags)
+        self._nodata_values = tuple(ds.nodatavals[b - 1] if MaskFlags.nodata in f else None
+                                    for b, f in zip(self.bands, flags)) if per_band else None
+        self._separate = per_band and separate_files(ds, self.bands)
 
     def _check_has_data(self) -> None:
         """Refuse a raster with no valid pixel (every pixel NaN, infinite or masked)."""
         # A decimated read first; it can miss a small valid area, so strips at full size next.
-        if self._read_raw(None, self._stats_shape(), decimate=True)[1].any() or any(
+        if self._read_raw(None, stats_shape(self), decimate=True)[1].any() or any(
                 self._read_raw((r, 0, min(r + 256, self.height), self.width), None)[1].any()
                 for r in range(0, self.height, 256)):
             return
@@ -155,62 +170,9 @@ class Scene:
         """Whether the scene's pixels are held in memory (plain images, arrays)."""
         return self._array is not None
 
-    # ------------------------------------------------------------------ stretch
-    def _scale_range(self, scale: Scale) -> list[tuple[float, float]]:
-        """``scale`` with :func:`rrsis.data.read_image`'s meaning, as ``(low, high)`` per band;
-        ``"max"``/``"minmax"`` statistics come from a decimated read of the valid pixels."""
-        n = len(self.bands)
-        if isinstance(scale, str):
-            if scale == "dtype":
-                if np.dtype(self.dtype).kind not in "ui":
-                    raise ValueError(f"{self.name}: scale='dtype' needs integer data, got {self.dtype}")
-                return [(0.0, float(np.iinfo(self.dtype).max))] * n
-            if scale not in ("max", "minmax"):
-                raise ValueError(f"unknown scale {scale!r}; use None, 'dtype', 'max', 'minmax' or a number")
-            data, valid = self._read_raw(None, self._stats_shape(), decimate=True)
-            v = data[:, valid]
-            v = v[np.isfinite(v)] if v.dtype.kind == "f" else v.ravel()
-            lo, hi = (float(v.min()), float(v.max())) if v.size else (0.0, 1.0)
-            lo = 0.0 if scale == "max" else lo
-            return [(lo, hi if hi > lo else lo + 1.0)] * n
-        divisor = float(scale)
-        if divisor <= 0:
-            raise ValueError(f"scale divisor must be positive, got {scale!r}")
-        return [(0.0, divisor)] * n
-
-    def _stats_shape(self) -> tuple[int, int]:
-        f = min(1.0, STATS_SIDE / max(self.height, self.width))
-        return max(1, round(self.height * f)), max(1, round(self.width * f))
-
-    def _stretch_range(self, stretch: Any) -> list[tuple[float, float]] | None:
-        if stretch == "auto":
-            stretch = None if self.dtype == "uint8" else (2.0, 98.0)
-        if stretch is None or stretch is False:
-            if self.dtype != "uint8":
-                info = np.iinfo(self.dtype) if np.dtype(self.dtype).kind in "ui" else None
-                if info is None:
-                    raise ValueError(f"{self.name}: {self.dtype} data needs a stretch (e.g. (2, 98)) "
-                                     "or a scale")
-                return [(float(info.min), float(info.max))] * len(self.bands)
-            return [(0.0, 255.0)] * len(self.bands)
-        lo, hi = (float(v) for v in stretch)
-        if not 0 <= lo < hi <= 100:
-            raise ValueError(f"stretch percentiles must satisfy 0 <= low < high <= 100, got {stretch}")
-        data, valid = self._read_raw(None, self._stats_shape(), decimate=True)
-        out = []
-        for b in range(data.shape[0]):
-            v = data[b][valid]
-            v = v[np.isfinite(v)] if v.dtype.kind == "f" else v
-            if v.size == 0:
-                out.append((0.0, 1.0))
-                continue
-            a, z = np.percentile(v, [lo, hi])
-            out.append((float(a), float(z) if z > a else float(a) + 1.0))
-        return out
-
     # ------------------------------------------------------------------ reads
     def _read_raw(self, window, out_shape, decimate=False):
-        from rasterio.enums import MaskFlags, Resampling
+        from rasterio.enums import Resampling
         from rasterio.windows import Window
 
         rasterio = require_geo("reading a raster scene")
@@ -225,21 +187,18 @@ class Scene:
               "resampling": Resampling.average if shrink and not decimate else Resampling.nearest}
         with rasterio.Env(**GDAL_ENV):
             data = self._ds.read(list(self.bands), **kw)
-            no_mask = self._alpha_data or MaskFlags.all_valid in self._ds.mask_flag_enums[self.bands[0] - 1]
+            kw["out_shape"] = None if out_shape is None else tuple(out_shape)
             if self._mask is not None:
-                kw["out_shape"] = None if out_shape is None else tuple(out_shape)
                 valid = self._ds.read(self._mask[0], **kw) >= self._mask[1]
-            elif no_mask and (self._alpha_data or not full):
-                # A boundless read masks every pixel of a raster without nodata, mask or alpha
-                # (rasterio 1.4), and an alpha band read as data masks nothing: valid is then
-                # where the window lies inside the scene.
-                whole = window or (0, 0, self.height, self.width)
-                valid = _inside(whole, data.shape[1:], self.height, self.width)[2]
-            else:
-                # One band's mask: GDAL's per-dataset (alpha, internal mask) or nodata masks are the
-                # same for every band of ordinary rasters, and each band read costs a decompression.
-                kw["out_shape"] = None if out_shape is None else tuple(out_shape)
+            elif self._nodata_values is not None:  # declared values: the rule of the bands read
+                hit = _bands.nodata_pixels(data, self._nodata_values, every=not self._separate)
+                valid = np.ones(data.shape[1:], bool) if hit is None else ~hit
+            elif self._no_mask:
+                valid = np.ones(data.shape[1:], bool)
+            else:  # GDAL's per-dataset mask (alpha band, internal mask): one band's is the dataset's
                 valid = self._ds.read_masks(self.bands[0], **kw) >= 128
+        if not full:  # a boundless read: valid where the window lies inside the scene
+            valid &= _inside(window, data.shape[1:], self.height, self.width)[2]
         if data.dtype.kind == "f":  # NaN is nodata everywhere, tagged or not
             valid &= np.isfinite(data).all(axis=0)
         return data, valid
@@ -343,14 +302,14 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
         if not os.path.isfile(path) and not ("://" in path or path.startswith("/vsi")):  # URLs: GDAL's
             raise FileNotFoundError(f"{path}: file not found")
         if path.lower().endswith(PLAIN_SUFFIXES):
-            scene = _check_scale(_in_memory(path, band_tuple, scale, path, max_pixels, channels), scale)
+            scene = check_scale(_in_memory(path, band_tuple, scale, path, max_pixels, channels), scale)
             scene.crs, scene.transform = plain_georeference(path)  # a world file places it
             assign_crs(scene, crs)
             return scene
         require_geo(f"reading {os.path.basename(path)}")
         ds = open_raster(path)
         try:
-            return _check_scale(Scene(dataset=ds, bands=band_tuple, stretch=stretch, scale=scale, name=path,
+            return check_scale(Scene(dataset=ds, bands=band_tuple, stretch=stretch, scale=scale, name=path,
                                       crs=crs, channels=channels), scale)
         except Exception:
             ds.close()
@@ -363,27 +322,7 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
         if source.ndim == 3:
             source = source[:, :, 0] if source.shape[2] == 1 else source[:, :, :3]  # views
         return Scene(array=source, to_unit=uint8_to_unit, name="array")
-    return _check_scale(_in_memory(source, band_tuple, scale, "array", max_pixels, channels), scale)
-
-
-def _check_scale(scene: Scene, scale: Scale) -> Scene:
-    """Refuse a divisor that leaves the pixels far above 1: before 0.2 a scene's ``scale`` was
-    the tiled pass's pixel ratio (1–16), which as a divisor would feed the model nonsense."""
-    if not isinstance(scale, (int, float)) or isinstance(scale, bool):
-        return scene
-    if scene.in_memory:
-        top = float(np.max(scene._array)) if scene._array.size else 0.0  # already scaled
-    else:
-        data, valid = scene._read_raw(None, scene._stats_shape(), decimate=True)
-        v = data[:, valid]
-        v = v[np.isfinite(v)] if v.dtype.kind == "f" else v
-        top = float(v.max()) / float(scale) if v.size else 0.0
-    if top > 4.0:
-        scene.close()
-        raise ValueError(f"{scene.name}: scale={scale!r} maps pixel values up to {top:.3g}; scale is value "
-                         "scaling (as in model.predict: 'dtype', 'max', 'minmax' or a divisor near the "
-                         "data's maximum), the scene pixels per model pixel are pixel_ratio (--pixel-ratio)")
-    return scene
+    return check_scale(_in_memory(source, band_tuple, scale, "array", max_pixels, channels), scale)
 
 
 def _in_memory(source: Any, bands: tuple[int, ...] | None, scale: Scale, name: str,

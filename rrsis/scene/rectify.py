@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import re
 import warnings
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import escape
@@ -34,7 +36,7 @@ from ..data.bands import raster_bands
 from .georef import RECTIFY_HINT, gcp_problem
 
 __all__ = ["PALETTE_COLOURS", "RasterView", "ReducedReads", "numbered_bands", "open_raster", "raster_view",
-           "window_view"]
+           "separate_files", "window_view"]
 
 # The metadata item of a VRT mosaic whose colours are paletted tiles' (rrsis.scene.mosaic_palette).
 PALETTE_COLOURS = "RRSIS_PALETTE_COLOURS"
@@ -139,6 +141,22 @@ def open_raster(path: str):
             return rasterio.open(path)
     except RasterioIOError as exc:
         raise ValueError(f"{path}: cannot read raster ({exc})") from None
+
+
+def separate_files(ds: Any, bands: Sequence[int]) -> bool:
+    """Whether ``bands`` of ``ds`` are read from different files: a VRT stacking one file per band
+    (:func:`~rrsis.scene.build_stack`, ``gdalbuildvrt -separate``), each band with its own nodata,
+    so a pixel one band lacks is nodata (:func:`~rrsis.data.bands.nodata_pixels`, ``every=False``).
+    A mosaic's bands all read the same tiles: not separate."""
+    if ds.driver != "VRT":
+        return False
+    try:
+        root = ET.fromstring(ds.tags(ns="xml:VRT").get("xml:VRT", ""))
+    except ET.ParseError:
+        return False
+    files = {b.get("band"): frozenset((f.text or "").strip() for f in b.iter("SourceFilename"))
+             for b in root.iter("VRTRasterBand")}
+    return len({files.get(str(b), frozenset()) for b in bands}) > 1
 
 
 def _open_xml(xml: str):

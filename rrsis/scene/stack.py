@@ -9,7 +9,8 @@ the scene :func:`~rrsis.scene.segment_scene` reads window by window, as it reads
 The files must lie in one CRS over the same area (bounds within half of the finest pixel) and
 share a data type. Pixel sizes may differ: the stack is on the finest file's grid and a coarser
 band is resampled onto it as it is read (the VRT source's ``resampling`` attribute, bilinear by
-default). Each band keeps its file's nodata value, colour interpretation and description (the
+default). Each band keeps its file's nodata value (the scene reads a pixel any band lacks as
+nodata), colour interpretation and description (the
 file's stem when it has none: ``B04``), unless ``colours`` declares each band's colour, which is
 how an RGB model finds red, green and blue (:func:`~rrsis.data.bands.declared_rgb`). Tiles lying
 side by side are another thing: :func:`~rrsis.scene.build_vrt` (``--mosaic``) joins those.

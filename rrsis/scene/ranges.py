@@ -1,0 +1,94 @@
+"""The value range a raster scene maps to [0, 1]: a value scaling (``scale``, with
+:func:`rrsis.data.read_image`'s meaning) or a percentile stretch, each from a decimated read of the
+scene's valid pixels (:data:`STATS_SIDE` pixels along its longer side). ``scene`` is a
+:class:`~rrsis.scene.read.Scene` (this module is below it: the reader imports it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..data.io import Scale
+
+__all__ = ["STATS_SIDE", "check_scale", "scale_range", "stats_shape", "stretch_range"]
+
+STATS_SIDE = 512
+
+
+def scale_range(scene: Any, scale: Scale) -> list[tuple[float, float]]:
+    """``scale`` with :func:`rrsis.data.read_image`'s meaning, as ``(low, high)`` per band;
+    ``"max"``/``"minmax"`` statistics come from a decimated read of the valid pixels."""
+    n = len(scene.bands)
+    if isinstance(scale, str):
+        if scale == "dtype":
+            if np.dtype(scene.dtype).kind not in "ui":
+                raise ValueError(f"{scene.name}: scale='dtype' needs integer data, got {scene.dtype}")
+            return [(0.0, float(np.iinfo(scene.dtype).max))] * n
+        if scale not in ("max", "minmax"):
+            raise ValueError(f"unknown scale {scale!r}; use None, 'dtype', 'max', 'minmax' or a number")
+        data, valid = scene._read_raw(None, stats_shape(scene), decimate=True)
+        v = data[:, valid]
+        v = v[np.isfinite(v)] if v.dtype.kind == "f" else v.ravel()
+        lo, hi = (float(v.min()), float(v.max())) if v.size else (0.0, 1.0)
+        lo = 0.0 if scale == "max" else lo
+        return [(lo, hi if hi > lo else lo + 1.0)] * n
+    divisor = float(scale)
+    if divisor <= 0:
+        raise ValueError(f"scale divisor must be positive, got {scale!r}")
+    return [(0.0, divisor)] * n
+
+
+def stats_shape(scene: Any) -> tuple[int, int]:
+    """The shape of the decimated read the statistics take: at most STATS_SIDE pixels a side."""
+    f = min(1.0, STATS_SIDE / max(scene.height, scene.width))
+    return max(1, round(scene.height * f)), max(1, round(scene.width * f))
+
+
+def stretch_range(scene: Any, stretch: Any) -> list[tuple[float, float]] | None:
+    """``stretch`` (``"auto"``, ``None`` or ``(low, high)`` percentiles) as ``(low, high)`` per band:
+    8-bit as is, other integer types their type's range, percentiles of the valid pixels band by band."""
+    if stretch == "auto":
+        stretch = None if scene.dtype == "uint8" else (2.0, 98.0)
+    if stretch is None or stretch is False:
+        if scene.dtype != "uint8":
+            info = np.iinfo(scene.dtype) if np.dtype(scene.dtype).kind in "ui" else None
+            if info is None:
+                raise ValueError(f"{scene.name}: {scene.dtype} data needs a stretch (e.g. (2, 98)) "
+                                 "or a scale")
+            return [(float(info.min), float(info.max))] * len(scene.bands)
+        return [(0.0, 255.0)] * len(scene.bands)
+    lo, hi = (float(v) for v in stretch)
+    if not 0 <= lo < hi <= 100:
+        raise ValueError(f"stretch percentiles must satisfy 0 <= low < high <= 100, got {stretch}")
+    data, valid = scene._read_raw(None, stats_shape(scene), decimate=True)
+    out = []
+    for b in range(data.shape[0]):
+        v = data[b][valid]
+        v = v[np.isfinite(v)] if v.dtype.kind == "f" else v
+        if v.size == 0:
+            out.append((0.0, 1.0))
+            continue
+        a, z = np.percentile(v, [lo, hi])
+        out.append((float(a), float(z) if z > a else float(a) + 1.0))
+    return out
+
+
+def check_scale(scene: Any, scale: Scale) -> Any:
+    """Refuse a divisor that leaves the pixels far above 1: before 0.2 a scene's ``scale`` was
+    the tiled pass's pixel ratio (1–16), which as a divisor would feed the model nonsense."""
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool):
+        return scene
+    if scene.in_memory:
+        top = float(np.max(scene._array)) if scene._array.size else 0.0  # already scaled
+    else:
+        data, valid = scene._read_raw(None, stats_shape(scene), decimate=True)
+        v = data[:, valid]
+        v = v[np.isfinite(v)] if v.dtype.kind == "f" else v
+        top = float(v.max()) / float(scale) if v.size else 0.0
+    if top > 4.0:
+        scene.close()
+        raise ValueError(f"{scene.name}: scale={scale!r} maps pixel values up to {top:.3g}; scale is value "
+                         "scaling (as in model.predict: 'dtype', 'max', 'minmax' or a divisor near the "
+                         "data's maximum), the scene pixels per model pixel are pixel_ratio (--pixel-ratio)")
+    return scene
