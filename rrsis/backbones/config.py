@@ -83,6 +83,12 @@ class BackboneConfig:
             ``predict``, ``segment_scene``, the app and ``rrsis evaluate`` use when given none;
             ``rrsis train`` records ``data.options.scale`` here. ``None``: not recorded (8-bit
             data is divided by 255, other types need ``scale=`` at inference).
+        rgb: which input bands (counted from 0, in the order the model reads them) its training
+            images declared red, green and blue (flat alias ``rgb``); ``rrsis train`` records it
+            when every image declares them alike (:func:`~rrsis.data.headers.declared_channels`).
+            The whole-scene object mode reads colour words on those bands of a raster that
+            declares none. ``None``: not recorded (three bands are then read as R, G, B, and a
+            model of another band count has no colour for an undeclared raster).
     """
 
     embed_dim: int = 128
@@ -100,8 +106,17 @@ class BackboneConfig:
     mean: list[float] | None = None
     std: list[float] | None = None
     scale: str | float | None = None
+    rgb: list[int] | None = None
 
     def __post_init__(self) -> None:
+        if self.rgb is not None:
+            if (not isinstance(self.rgb, (list, tuple)) or len(self.rgb) != 3 or len(set(self.rgb)) != 3
+                    or any(isinstance(b, bool) or not isinstance(b, int) for b in self.rgb)):
+                raise ConfigError(f"rgb must be three different band positions (counted from 0), got {self.rgb!r}")
+            if not all(0 <= b < self.in_chans for b in self.rgb):
+                raise ConfigError(f"rgb {list(self.rgb)} names a band outside the model's {self.in_chans} "
+                                  "(in_chans; positions count from 0)")
+            self.rgb = list(self.rgb)
         if not (self.scale is None or self.scale in ("dtype", "max", "minmax") or (
                 isinstance(self.scale, (int, float)) and not isinstance(self.scale, bool) and self.scale > 0)):
             raise ConfigError(f"scale must be 'dtype', 'max', 'minmax', a positive divisor or null, got {self.scale!r}")

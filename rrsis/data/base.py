@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 from .._config import check_keys
 from ..registry import Registry
 from .expressions import check_expression, expression_problem
-from .headers import ImageHeader, header_problems, mixed_note, read_header
+from .headers import ImageHeader, declared_channels, header_problems, mixed_note, read_header
 from .io import Bands, Scale, read_image
 from .transforms import ResizeNormalize, Size
 
@@ -126,6 +126,8 @@ class ReferringDataset(Dataset, abc.ABC):
         # The band count read follows the statistics, as predict's follows the model's in_chans.
         self.channels = None if mean is None else len(mean)
         self.scale = scale
+        # Which channels read the images declare red, green, blue (set by the header checks).
+        self.rgb: tuple[int, int, int] | None = None
         self.return_native_mask = return_native_mask
         self.skip_bad = skip_bad
         self.check_sizes = check_sizes
@@ -237,6 +239,7 @@ class ReferringDataset(Dataset, abc.ABC):
             hint = f" (dataset options: {_OPTIONS_WHERE})" if about_options else ""
             self._reject([sid for sid, _ in entry.sentences],
                          ValueError(f"{entry.source}: sample {entry.name}: {problem}{hint}"))
+        self.rgb = declared_channels(list(passed.values()), self.bands, self.channels)
         note = mixed_note(passed)
         if note:
             logger.warning("%s: %s", self.__class__.__name__, note)

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import ImageMode
 
+from . import bands as _bands
 from .bands import Bands, Scale, check_divisor, scale_values, select_bands
 from .io import _PIL_MODES_TO_RGB, _SWAPPING_ORIENTATIONS, _open_pil, exif_orientation
 from .tiff import _tiff_header
 
-__all__ = ["ImageHeader", "header_problems", "odd_headers", "option_problem", "read_header"]
+__all__ = ["ImageHeader", "declared_channels", "header_problems", "odd_headers", "option_problem", "read_header"]
 
 _ALPHA_MODES = ("LA", "RGBA", "La", "RGBa", "PA")
 
@@ -108,6 +109,28 @@ def read_header(path: str | os.PathLike, palette_to_rgb: bool = True) -> ImageHe
     except KeyError:
         raise ValueError(f"{path}: cannot read image (PIL mode {mode!r} is not supported)") from None
     return ImageHeader(path, h, w, len(base.bands), np.dtype(base.typestr).name, mode in _ALPHA_MODES, palette)
+
+
+def declared_channels(headers: Sequence[ImageHeader], bands: Bands = None,
+                      channels: int | None = None) -> tuple[int, int, int] | None:
+    """Which of the channels a model reads from these images (positions from 0) the images
+    declare red, green and blue (:attr:`ImageHeader.rgb`), read with ``bands`` for a model of
+    ``channels`` bands as :func:`~rrsis.data.read_image` reads them: the same for every image,
+    else ``None`` (an image declaring none, two declaring differently, a colour not read)."""
+    found = None
+    for h in headers:
+        if h.rgb is None:
+            return None
+        alpha = [False] * (h.bands - 1) + [h.alpha]
+        try:
+            read = _bands.raster_bands(alpha, bands, channels, h.path, rgb=h.rgb)[0]
+        except ValueError:  # a file the options do not fit: the header checks say so
+            return None
+        here = _bands.rgb_positions(read, h.rgb)
+        if here is None or (found is not None and here != found):
+            return None
+        found = here
+    return found
 
 
 def option_problem(header: ImageHeader, bands: Bands, scale: Scale, channels: int | None) -> str | None:

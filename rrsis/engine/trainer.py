@@ -76,7 +76,8 @@ _RESUME = ("the run's checkpoints are intact: free space and continue with --res
 _MODEL_META = ("name", "pretrained", "swin_weights", "text_weights", "init")
 
 
-def build_model(model_cfg: dict[str, Any], image_size: int | None = None, scale: Any = None) -> nn.Module:
+def build_model(model_cfg: dict[str, Any], image_size: int | None = None, scale: Any = None,
+                rgb: Any = None) -> nn.Module:
     """The model a recipe's ``model`` section describes, through the one builder.
 
     The section holds ``name`` (registry key, optionally ``arch.tag``), ``pretrained``,
@@ -91,6 +92,8 @@ def build_model(model_cfg: dict[str, Any], image_size: int | None = None, scale:
         scale: the training data's value scaling (``data.options.scale``), recorded as the
             model's ``backbone.scale`` (the default ``scale`` of ``predict`` and the scene path)
             unless the section sets one.
+        rgb: the channels the training images declare red, green and blue (the dataset's
+            ``rgb``), recorded as ``backbone.rgb`` unless the section sets one.
     """
     from ..factory import create_model, from_pretrained
 
@@ -99,6 +102,8 @@ def build_model(model_cfg: dict[str, Any], image_size: int | None = None, scale:
         args["image_size"] = image_size
     if scale is not None and args.get("scale") is None and (args.get("backbone") or {}).get("scale") is None:
         args["scale"] = scale  # saved with the model: predict and the scene path read values as trained
+    if rgb is not None and args.get("rgb") is None and (args.get("backbone") or {}).get("rgb") is None:
+        args["rgb"] = list(rgb)  # the bands its images declared red, green, blue: the scene's colour step
     if model_cfg.get("init"):
         return from_pretrained(model_cfg["init"], **args).train()
     name = model_cfg.get("name")
@@ -165,7 +170,7 @@ class Trainer:
                 val_dataset = built_val
         if model is None:
             model = build_model(self.cfg["model"], image_size=data_cfg["image_size"],
-                                scale=getattr(train_dataset, "scale", None))
+                                scale=getattr(train_dataset, "scale", None), rgb=getattr(train_dataset, "rgb", None))
         if tokenizer is None:
             tokenizer = build_tokenizer(data_cfg.get("tokenizer"), model, train_dataset)
         text_vocab = (model.config.get("text") or {}).get("vocab_size") if hasattr(model, "config") else None

@@ -18,6 +18,7 @@ from ..data.expressions import check_expressions, expression_problem
 from ..data.io import MAX_PIXELS, Scale
 from ..models.base import threshold_mask
 from .aoi import SceneWindow, area_of_interest, open_aoi_scene
+from .colour import recorded_rgb
 from .infer import SceneOptions, predict_strips
 from .rank import described, object_strips, ranked_strips
 from .read import Scene, open_scene
@@ -239,11 +240,8 @@ def segment_scene(
         scale = getattr(model, "pixel_scale", None)
     read = {"bands": bands, "scale": scale, "stretch": stretch, "max_pixels": max_pixels, "crs": crs,
             "channels": getattr(model, "in_chans", None)}
-    win = None
-    if area is not None:
-        sc, win = open_aoi_scene(scene, area, **read)
-    else:
-        sc = open_scene(scene, **read) if own else scene
+    sc, win = open_aoi_scene(scene, area, **read) if area is not None else (open_scene(scene, **read) if own else scene, None)
+    recorded_rgb(sc, model)  # an undeclared raster's colours where the model's training images had them
     if getattr(sc, "first_three_of", 0) and getattr(model, "in_chans", 3) == 3 \
             and getattr(sc, "declared", None) is None:  # declared R, G, B are read as a GIS shows them
         warnings.warn(first_three_note(sc.name, sc.first_three_of, sc.bands), stacklevel=2)

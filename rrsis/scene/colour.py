@@ -14,7 +14,9 @@ only. The choice is relative, not a naming of each object: the kept ones are tho
 is the prototype's white, still gives its whitest roof. Colour is read on the bands the scene
 declares red, green and blue, wherever they lie among the bands read (a 4-band R, G, B, NIR
 model's too; :func:`rrsis.data.bands.declared_rgb`), or on three bands read, taken as R, G, B,
-when none are declared; a scene without them has no colour, and the colour is not applied.
+when none are declared; a raster declaring none, read as the model reads its training images,
+takes the bands those images declared (the model's ``backbone.rgb``, :func:`recorded_rgb`); a
+scene without them has no colour, and the colour is not applied.
 Colours are judged on 8-bit values as they are; other data types (16-bit reflectance read with a
 value scaling is dark: 0.05 for a bright roof at ``scale="dtype"``) are divided by the scene's
 white, one value for the three bands so that their ratios, the hue, are kept
@@ -28,7 +30,7 @@ import weakref
 import numpy as np
 
 __all__ = ["COLOUR_AMONG", "COLOUR_MARGIN", "PROTOTYPES", "WHITE_PERCENTILE", "colour_cost", "component_colours",
-           "display_range", "display_values", "to_lab"]
+           "display_range", "display_values", "recorded_rgb", "to_lab"]
 
 COLOUR_AMONG = 8
 """How many of the surest components (at least as many as the expression names) the colour is
@@ -75,6 +77,18 @@ def colour_cost(colour: str, rgb: np.ndarray) -> np.ndarray:
     ref = to_lab(np.asarray(PROTOTYPES[colour], np.float64) / 255.0)
     w = np.array([1.0 if colour in _ACHROMATIC else 0.5, 1.0, 1.0])
     return np.where(np.isfinite(rgb).all(axis=1), np.sqrt(np.sum((w * (lab - ref)) ** 2, axis=1)), np.inf)
+
+
+def recorded_rgb(scene, model) -> None:
+    """A raster that declares no colours, read in as many bands as ``model`` takes: its red,
+    green and blue (``scene.rgb``) are taken where the model's training images declared them
+    (``backbone.rgb``, recorded by ``rrsis train``), when recorded. The raster is read as those
+    images were, so a 4-band R, G, B, NIR model reads "the red roof" on an undeclared 4-band file
+    of that layout; a raster that declares its colours keeps its own."""
+    recorded = ((getattr(model, "config", None) or {}).get("backbone") or {}).get("rgb")
+    if recorded is not None and getattr(scene, "declared", None) is None \
+            and len(scene.bands) == getattr(model, "in_chans", 3):
+        scene.rgb = tuple(recorded)
 
 
 def display_values(scene, rgb: tuple[int, int, int]) -> np.ndarray:
