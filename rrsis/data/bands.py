@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["RGB_NAMES", "Bands", "Scale", "check_divisor", "declared_rgb", "first_three_note", "model_bands", "nodata_pixels", "parse_bands", "raster_bands", "rgb_positions", "scale_values",
+__all__ = ["RGB_NAMES", "Bands", "Scale", "check_divisor", "declared_rgb", "first_three_note", "model_bands", "nodata_mask", "nodata_pixels", "parse_bands", "raster_bands", "rgb_positions", "scale_values",
            "select_bands", "transparent_pixels", "uint8_to_unit"]
 
 Scale = str | float | None
@@ -116,6 +116,18 @@ def nodata_pixels(data: np.ndarray, nodata: Sequence[float | None], every: bool 
     if len(hits) < len(nodata) and every:
         return None  # a band without a value is never nodata: neither is the pixel
     return np.logical_and.reduce(hits) if every else np.logical_or.reduce(hits)
+
+
+def nodata_mask(arr: np.ndarray, nodata: float | None = None) -> np.ndarray | None:
+    """Where ``[H, W, C]`` pixels are nodata (bool ``[H, W]``), or ``None`` when none is: a NaN
+    or infinite value in any band, or ``nodata`` (the file's declared value, see
+    :class:`rrsis.data.tiff.TiffInfo`) in *every* band (:func:`~rrsis.data.bands.nodata_pixels` with
+    ``every=True``, GDAL's rule: an 8-bit RGB file with nodata 0 keeps its pixels whose red alone
+    is 0). The one nodata rule of rrsis inference."""
+    declared = None if nodata is None else nodata_pixels(arr, [nodata] * arr.shape[2], every=True, axis=2)
+    if arr.dtype.kind == "f" and not (finite := np.isfinite(arr).all(axis=2)).all():
+        return ~finite if declared is None else ~finite | declared
+    return declared if declared is None or declared.any() else None
 
 
 def transparent_pixels(arr: np.ndarray, alpha: bool, bands: Bands, channels: int | None = None,
@@ -235,35 +247,42 @@ def uint8_to_unit(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float32) / 255.0
 
 
-def scale_values(arr: np.ndarray, scale: Scale, path: str = "image") -> np.ndarray:
-    """The value scaling of :func:`read_image` (``scale`` as documented there) → float32."""
+def scale_values(arr: np.ndarray, scale: Scale, path: str = "image", nodata: np.ndarray | None = None) -> np.ndarray:
+    """The value scaling of :func:`read_image` (``scale`` as documented there) → float32.
+
+    Non-finite values, and every value of the pixels ``nodata`` marks (bool ``[H, W]``, e.g.
+    :func:`nodata_mask`), are left out of the statistics and become 0; with no other value left
+    it raises."""
     finite = np.isfinite(arr) if arr.dtype.kind == "f" else None
-    if finite is not None:
-        if not finite.any():
-            raise ValueError(f"{path}: every pixel is NaN or infinite (no data)")
-        if finite.all():
-            finite = None
+    if finite is not None and not finite.any():
+        raise ValueError(f"{path}: every pixel is NaN or infinite (no data)")
+    valid = finite
+    if nodata is not None:
+        keep = np.broadcast_to(~np.asarray(nodata, bool)[:, :, None], arr.shape)
+        valid = keep if finite is None else finite & keep
+    if valid is not None:
+        if not valid.any():
+            raise ValueError(f"{path}: every pixel is nodata (the file's declared nodata value, NaN or infinite)")
+        if valid.all():
+            valid = None
     if scale is None:
         if arr.dtype == np.uint8 or arr.dtype == bool:
-            return arr.astype(np.float32) / (255.0 if arr.dtype == np.uint8 else 1.0)
+            return _zero(arr.astype(np.float32) / (255.0 if arr.dtype == np.uint8 else 1.0), valid)
         if arr.dtype.kind == "f":
-            vals = arr if finite is None else arr[finite]
+            vals = arr if valid is None else arr[valid]
             lo, hi = float(vals.min()), float(vals.max())
             if lo < 0 or hi > 1:
                 raise ValueError(
                     f"{path}: float pixels must lie in [0, 1] with scale=None, got "
                     f"[{lo:.3g}, {hi:.3g}]; pass scale='max', 'minmax' or a divisor (rrsis predict: --scale)"
                 )
-            x = arr.astype(np.float32)
-            if finite is not None:
-                x[~finite] = 0.0
-            return x
+            return _zero(arr.astype(np.float32), valid)
         raise ValueError(
             f"{path}: {arr.dtype} image needs an explicit scale= ('dtype', 'max', 'minmax' or a "
             "divisor; on the rrsis predict command line: --scale)"
         )
     x = arr.astype(np.float64)
-    vals = x if finite is None else x[finite]
+    vals = x if valid is None else x[valid]
     if isinstance(scale, str):
         if scale == "dtype":
             if arr.dtype.kind not in "ui":
@@ -287,9 +306,14 @@ def scale_values(arr: np.ndarray, scale: Scale, path: str = "image") -> np.ndarr
         # made for another bit depth is refused wherever the pixels enter.
         check_divisor(arr.dtype, scale, path)
         x = x / divisor
-    if finite is not None:
-        x[~finite] = 0.0
-    return x.astype(np.float32)
+    return _zero(x, valid).astype(np.float32)
+
+
+def _zero(x: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
+    """``x`` (a fresh array) with its values outside ``valid`` set to 0."""
+    if valid is not None:
+        x[~valid] = 0.0
+    return x
 
 
 def check_divisor(dtype: np.dtype | str, scale: Scale, where: str = "image") -> None:

@@ -7,13 +7,13 @@ import json
 import os
 import pickle
 import warnings
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from .bands import Bands, Scale, parse_bands, scale_values, select_bands
+from .bands import Bands, Scale, nodata_mask, parse_bands, scale_values, select_bands
 from .tiff import _tiff_header, read_tiff_rasterio, read_uncompressed_tiff
 
 __all__ = [
@@ -57,13 +57,16 @@ def check_pixels(height: int, width: int, max_pixels: int | None, where: str = "
         )
 
 
-def nodata_mask(arr: np.ndarray) -> np.ndarray | None:
-    """Where ``[H, W, C]`` pixels are nodata: a NaN or infinite value in any band (bool
-    ``[H, W]``), or ``None`` when every pixel is finite. The one nodata rule of rrsis inference."""
-    if arr.dtype.kind != "f":
-        return None
-    finite = np.isfinite(arr).all(axis=2)
-    return None if finite.all() else ~finite
+class LoadedImage(NamedTuple):
+    """An image source as :func:`_load` reads it: ``arr`` ``[H, W, C]`` at its own depth, whether
+    its last band is ``alpha``, its ``name``, the bands a TIFF declares red, green and blue
+    (``rgb``) and its declared ``nodata`` value (``TiffInfo.nodata``; ``None``: not a TIFF)."""
+
+    arr: np.ndarray
+    alpha: bool
+    name: str
+    rgb: tuple[int, int, int] | None
+    nodata: float | None = None
 
 
 def _open_pil(path: str, max_pixels: int | None = None) -> Image.Image:
@@ -112,10 +115,8 @@ def _from_pil(im: Image.Image, where: str, palette_to_rgb: bool) -> tuple[np.nda
     return arr, alpha
 
 
-def _load(source: ImageSource, palette_to_rgb: bool = True,
-          max_pixels: int | None = None) -> tuple[np.ndarray, bool, str, tuple[int, int, int] | None]:
-    """Any image source → ``([H, W, C] array at its own depth, last band is alpha, name, the bands
-    a TIFF declares red, green, blue or None)``; ``max_pixels`` is checked on the header, before
+def _load(source: ImageSource, palette_to_rgb: bool = True, max_pixels: int | None = None) -> LoadedImage:
+    """Any image source → :class:`LoadedImage`; ``max_pixels`` is checked on the header, before
     any pixel is decoded."""
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
@@ -123,30 +124,33 @@ def _load(source: ImageSource, palette_to_rgb: bool = True,
         if info is not None:
             check_pixels(info.height, info.width, max_pixels, path)
             if info.numpy_readable:
-                return read_uncompressed_tiff(path, info), info.alpha_last, path, info.rgb
+                return LoadedImage(read_uncompressed_tiff(path, info), info.alpha_last, path, info.rgb, info.nodata)
         if info is None:
             with _open_pil(path, max_pixels) as im:
                 check_pixels(im.height, im.width, max_pixels, path)
                 arr, alpha = _from_pil(im, path, palette_to_rgb)
-            return arr, alpha, path, None
+            return LoadedImage(arr, alpha, path, None)
         what = f"compressed {info.samples}-band {info.bits}-bit TIFF"
         try:
             with _open_pil(path, max_pixels) as im:
                 arr, alpha = _from_pil(im, path, palette_to_rgb)
         except ValueError as exc:
             why = f"{what} that PIL cannot decode ({exc})"
-            return read_tiff_rasterio(path, info, why, palette_to_rgb), info.alpha_last, path, info.rgb
+            return LoadedImage(read_tiff_rasterio(path, info, why, palette_to_rgb), info.alpha_last, path,
+                               info.rgb, info.nodata)
         expanded = palette_to_rgb and info.photometric == 3 and arr.shape[2] in (3, 4)  # PIL applied the palette
         if (arr.shape[2] != info.samples and not expanded) or arr.dtype.itemsize * 8 < info.bits:
             why = f"{what} that PIL decodes as {arr.shape[2]}-band {arr.dtype}"
-            return read_tiff_rasterio(path, info, why, palette_to_rgb), info.alpha_last, path, info.rgb
-        return arr, alpha or info.alpha_last, path, info.rgb if arr.shape[2] == info.samples else None
+            return LoadedImage(read_tiff_rasterio(path, info, why, palette_to_rgb), info.alpha_last, path,
+                               info.rgb, info.nodata)
+        return LoadedImage(arr, alpha or info.alpha_last, path, info.rgb if arr.shape[2] == info.samples else None,
+                           info.nodata)
     if isinstance(source, Image.Image):
         if source.width == 0 or source.height == 0:
             raise ValueError("zero-size image")
         check_pixels(source.height, source.width, max_pixels, "image")
         arr, alpha = _from_pil(source, "image", palette_to_rgb)
-        return arr, alpha, "image", None
+        return LoadedImage(arr, alpha, "image", None)
     where = "array"
     if isinstance(source, torch.Tensor):
         where, tensor = "tensor", source.detach().cpu()
@@ -167,7 +171,7 @@ def _load(source: ImageSource, palette_to_rgb: bool = True,
             raise ValueError(f"unsupported dtype {arr.dtype}; expected uint8, another integer type "
                              "with scale=, or float")
         # A 4-channel array is RGBA by convention (as PIL and matplotlib treat it).
-        return arr, arr.shape[2] == 4, where, None
+        return LoadedImage(arr, arr.shape[2] == 4, where, None)
     raise ValueError(f"expected a path, PIL image, numpy array or tensor, got {type(source).__name__}")
 
 
@@ -202,8 +206,18 @@ def read_bands(path: ImageSource, bands: Bands = None, *,
         bands: as for :func:`read_image` (counted from 1).
         max_pixels, channels: as for :func:`read_image`.
     """
-    arr, alpha, where, rgb = _load(path, max_pixels=max_pixels)
+    arr, alpha, where, rgb = _load(path, max_pixels=max_pixels)[:4]
     return select_bands(arr, alpha, bands, where, channels, rgb), where
+
+
+def _read_masked(path: ImageSource, bands: Bands = None, scale: Scale = None, max_pixels: int | None = None,
+                 channels: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`read_image` and where its pixels are nodata (bool ``[H, W]``, ``None`` where none is):
+    :func:`nodata_mask` of the bands read, with the file's declared nodata value."""
+    arr, alpha, where, rgb, nodata = _load(path, max_pixels=max_pixels)
+    arr = select_bands(arr, alpha, bands, where, channels, rgb)
+    mask = nodata_mask(arr, nodata)
+    return scale_values(arr, scale, where, mask), mask
 
 
 def read_image(path: ImageSource, bands: Bands = None, scale: Scale = None, *,
@@ -217,8 +231,10 @@ def read_image(path: ImageSource, bands: Bands = None, scale: Scale = None, *,
     one band is repeated to three (grey); three bands are used as they are; any other count (an
     undeclared RGBN or multispectral raster) raises and asks for ``bands=``.
 
-    Non-finite pixels (NaN, ±inf) are *nodata*: they are left out of the ``"max"``/``"minmax"``
-    statistics and become 0 after scaling; an image with no finite pixel raises.
+    Pixels with a non-finite value (NaN, ±inf) in any band, and pixels holding a TIFF's declared
+    nodata value (GDAL's tag 42113 or its ``.aux.xml`` sidecar) in *every* band read, are
+    *nodata* (:func:`nodata_mask`): they are left out of the ``"max"``/``"minmax"`` statistics and
+    become 0 after scaling; an image with no valid pixel raises.
 
     Args:
         path: image file (8/16/32-bit, any band count; see :func:`load_raster`), a PIL image or
@@ -245,8 +261,7 @@ def read_image(path: ImageSource, bands: Bands = None, scale: Scale = None, *,
     Returns:
         array ``[H, W, len(bands)]`` (three bands by default, ``channels`` when set), float32.
     """
-    arr, where = read_bands(path, bands, max_pixels=max_pixels, channels=channels)
-    return scale_values(arr, scale, where)
+    return _read_masked(path, bands, scale, max_pixels, channels)[0]
 
 
 def read_mask(path: str, threshold: float = 50) -> np.ndarray:
@@ -264,7 +279,7 @@ def read_mask(path: str, threshold: float = 50) -> np.ndarray:
     Returns:
         bool array ``[H, W]``.
     """
-    bands, alpha, _, _ = _load(path, palette_to_rgb=False)
+    bands, alpha = _load(path, palette_to_rgb=False)[:2]
     arr = bands[:, :, 0]
     fg = arr > threshold
     if not fg.any():

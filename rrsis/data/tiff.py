@@ -41,6 +41,8 @@ _TAGS = {
 _TIFF_SUFFIXES = (".tif", ".tiff")
 _GDAL_METADATA = 42112  # GDAL's per-band colour interpretations and descriptions, as XML (ASCII)
 _GDAL_METADATA_MAX = 16 * 2**20  # a larger tag is not read (nothing declared)
+_GDAL_NODATA = 42113  # GDAL's nodata value of every band, as text ("0", "-9999", "nan"; ASCII)
+_ASCII_TAGS = (_GDAL_METADATA, _GDAL_NODATA)
 
 
 @dataclass
@@ -63,6 +65,10 @@ class TiffInfo:
             photometric interpretation (RGB: bands 1-3 red, green, blue; black- or white-is-zero:
             band 1 gray) and ExtraSamples (alpha). Empty when not given (``alpha_last`` then
             reads ExtraSamples alone).
+        nodata: the nodata value the file declares for its bands (GDAL's tag 42113, overridden by
+            band 1's ``NoDataValue`` in the sidecar ``PATH.aux.xml``, as GDAL reads them; GDAL
+            gives a TIFF's bands one value), or ``None``: nothing declared, or text that is not a
+            number (never an error).
     """
 
     width: int
@@ -82,6 +88,7 @@ class TiffInfo:
     extra_samples: tuple[int, ...] = ()
     colours: tuple[str | None, ...] = ()
     descriptions: tuple[str | None, ...] = ()
+    nodata: float | None = None
 
     @property
     def alpha_last(self) -> bool:
@@ -135,14 +142,14 @@ def read_tiff_info(path: str) -> TiffInfo | None:
         if len(entries) < 12 * n:
             raise ValueError(f"{path}: truncated TIFF directory")
         tags: dict[str, tuple] = {}
-        metadata = b""
+        text = {_GDAL_METADATA: b"", _GDAL_NODATA: b""}
         for i in range(n):
             tag, typ, count = struct.unpack(bo + "HHI", entries[12 * i : 12 * i + 8])
-            if tag == _GDAL_METADATA and typ == 2 and count <= _GDAL_METADATA_MAX:
-                metadata = entries[12 * i + 8 : 12 * i + 8 + count]
+            if tag in _ASCII_TAGS and typ == 2 and count <= _GDAL_METADATA_MAX:
+                text[tag] = entries[12 * i + 8 : 12 * i + 8 + count]
                 if count > 4:
                     f.seek(struct.unpack(bo + "I", entries[12 * i + 8 : 12 * i + 12])[0])
-                    metadata = f.read(count)  # short when truncated: then malformed, nothing declared
+                    text[tag] = f.read(count)  # short when truncated: then malformed, nothing declared
                 continue
             if tag not in _TAGS or typ not in _TYPE_FORMATS:
                 continue
@@ -163,7 +170,8 @@ def read_tiff_info(path: str) -> TiffInfo | None:
     samples = int(tags.get("samples", (1,))[0])
     photometric = int(tags.get("photometric", (1,))[0])
     extra_samples = tuple(int(v) for v in tags.get("extra_samples", ()))
-    colours, descriptions = _pam_declared(path, *_declared(samples, photometric, extra_samples, metadata))
+    declared = _declared(samples, photometric, extra_samples, text[_GDAL_METADATA])
+    colours, descriptions, nodata = _pam_declared(path, *declared, _parse_nodata(text[_GDAL_NODATA]))
     return TiffInfo(
         width=int(tags["width"][0]),
         height=height,
@@ -182,6 +190,7 @@ def read_tiff_info(path: str) -> TiffInfo | None:
         extra_samples=extra_samples,
         colours=colours,
         descriptions=descriptions,
+        nodata=nodata,
     )
 
 
@@ -198,19 +207,32 @@ def _tiff_header(path: str) -> TiffInfo | None:
         raise ValueError(f"{path}: cannot read TIFF header ({exc})") from exc
 
 
-def _pam_declared(path: str, colours: tuple[str | None, ...], descriptions: tuple[str | None, ...]
-                  ) -> tuple[tuple[str | None, ...], tuple[str | None, ...]]:
-    """``colours`` and ``descriptions`` with what GDAL's sidecar ``PATH.aux.xml`` (its PAM file)
-    declares per band instead, as GDAL reads it over the file's own; unreadable: nothing."""
+def _parse_nodata(text: bytes | str | None) -> float | None:
+    """A nodata value as GDAL writes it (tag 42113, a sidecar's ``NoDataValue``: ``"0"``,
+    ``"-9999"``, ``"nan"``) → a float; ``None`` for no text or text that is not a number."""
+    if isinstance(text, bytes):
+        text = text.rstrip(b"\0").decode("ascii", errors="replace")
+    try:
+        return float(text.strip()) if text and text.strip() else None
+    except ValueError:
+        return None
+
+
+def _pam_declared(path: str, colours: tuple[str | None, ...], descriptions: tuple[str | None, ...],
+                  nodata: float | None = None
+                  ) -> tuple[tuple[str | None, ...], tuple[str | None, ...], float | None]:
+    """``colours``, ``descriptions`` and ``nodata`` with what GDAL's sidecar ``PATH.aux.xml`` (its
+    PAM file) declares instead (per band; nodata: band 1's), as GDAL reads it over the file's
+    own; unreadable: nothing."""
     side = path + ".aux.xml"
     if not os.path.isfile(side) or os.path.getsize(side) > _GDAL_METADATA_MAX:
-        return colours, descriptions
+        return colours, descriptions, nodata
     try:
         with open(side, "rb") as fh:
             text = fh.read().decode("utf-8", errors="replace")
         bands = [] if "<!DOCTYPE" in text else ET.fromstring(text).iter("PAMRasterBand")
     except (OSError, ET.ParseError, ValueError):
-        return colours, descriptions
+        return colours, descriptions, nodata
     colours, descriptions = list(colours), list(descriptions)
     for b in bands:
         number = b.get("band") or ""
@@ -221,7 +243,9 @@ def _pam_declared(path: str, colours: tuple[str | None, ...], descriptions: tupl
             colours[k] = c
         if (d := (b.findtext("Description") or "").strip()):
             descriptions[k] = d
-    return tuple(colours), tuple(descriptions)
+        if k == 0 and (v := _parse_nodata(b.findtext("NoDataValue"))) is not None:
+            nodata = v
+    return tuple(colours), tuple(descriptions), nodata
 
 
 def _declared(samples: int, photometric: int, extra_samples: tuple[int, ...],

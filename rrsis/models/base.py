@@ -20,7 +20,7 @@ from .. import hub
 
 # The one reader, resize and normalisation of rrsis: predict sees exactly what evaluation sees.
 from ..data.expressions import check_expressions, expression_problem
-from ..data.io import MAX_PIXELS, Bands, Scale, nodata_mask, read_bands, scale_values
+from ..data.io import MAX_PIXELS, Bands, Scale, _read_masked
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, check_image_size, normalize, resize_image
 from .outputs import SegmentationOutput, TextFeatures
 
@@ -38,18 +38,17 @@ def load_image(image: ImageLike, index: int = 0, *, bands: Bands = None, scale: 
     """Any supported image → ``[H, W, 3]`` uint8 RGB, upright (for display and overlays), read by
     :func:`rrsis.data.read_image` (as ``predict`` and the datasets read): EXIF orientation applied,
     CMYK/YCbCr converted, a declared alpha band dropped, grey replicated, a TIFF's declared R, G, B
-    read; other band counts need ``bands=`` (three, counted from 1), 16-bit data ``scale=``."""
+    read, nodata black; other band counts need ``bands=`` (three, from 1), 16-bit data ``scale=``."""
     return np.ascontiguousarray(np.round(_read_nodata(image, index, bands, scale)[0] * 255.0).astype(np.uint8))
 
 
 def _read_nodata(image: ImageLike, index: int, bands: Bands, scale: Scale,
                  max_pixels: int | None = None, channels: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """``read_image``'s pixels and where they are nodata (a non-finite value in any chosen
-    band; ``None`` when there is none), with errors that say which input was wrong."""
+    """``read_image``'s pixels and where they are nodata (``nodata_mask`` of the bands read; ``None``:
+    nowhere), with errors that say which input was wrong."""
     where = f"image {index}"  # the reader's messages name the file itself
     try:
-        arr, name = read_bands(image, bands, max_pixels=max_pixels, channels=channels)
-        return scale_values(arr, scale, name), nodata_mask(arr)
+        return _read_masked(image, bands, scale, max_pixels, channels)
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"{where}: {exc}") from None
     except ValueError as exc:
@@ -325,8 +324,9 @@ class RRSISModel(nn.Module):
                 checked on the file's header before decoding. Larger scenes go through
                 :func:`rrsis.segment_scene`, which reads rasters window by window.
 
-        Non-finite pixels (NaN, ±inf) are *nodata*, as in :func:`rrsis.segment_scene`: the
-        model sees them as 0 and their mask pixels are always ``False``.
+        Pixels with a non-finite value (NaN, ±inf) in any band, or a TIFF's declared nodata value
+        (GDAL's tag 42113 or ``.aux.xml``) in every band read, are *nodata*, as in
+        :func:`rrsis.segment_scene`: the model sees them as 0 and their mask pixels are ``False``.
 
         Returns:
             ``[H_i, W_i]`` bool arrays.

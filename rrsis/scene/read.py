@@ -329,7 +329,7 @@ def _in_memory(source: Any, bands: tuple[int, ...] | None, scale: Scale, name: s
                max_pixels: int | None = MAX_PIXELS, channels: int | None = None) -> Scene:
     """A plain image or array through read_image's steps (a file's transparent pixels nodata, as a raster's
     alpha makes them); 8-bit data kept as bytes, scaled a window at a time (a quarter of the memory)."""
-    arr, alpha, where, rgb = _load(source, max_pixels=max_pixels)
+    arr, alpha, where, rgb = _load(source, max_pixels=max_pixels)[:4]
     clear = transparent_pixels(arr, alpha, bands, channels, rgb) if isinstance(source, (str, os.PathLike)) else None
     arr = select_bands(arr, alpha, bands, where, channels, rgb)
     if arr.dtype == np.uint8 and scale is None:

@@ -283,7 +283,7 @@ def test_header_matches_the_decoded_array(tmp_path, name, palette_to_rgb):
     path = tmp_path / name
     WRITERS[name](str(path))
     header = read_header(path, palette_to_rgb)
-    arr, alpha, _, _ = _load(str(path), palette_to_rgb)
+    arr, alpha = _load(str(path), palette_to_rgb)[:2]
     if palette_to_rgb:
         arr = load_raster(path)  # bool (1-bit) arrays come back as uint8
     assert (header.height, header.width, header.bands) == arr.shape
