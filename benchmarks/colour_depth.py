@@ -3,21 +3,26 @@
 A 16-bit scene read with a value scaling (a model trained with ``scale="dtype"`` or a divisor)
 hands the object mode dark values: reflectance near 0.3 at ``"dtype"`` is 0.05. Colour words are
 compared in CIELAB with prototypes of displayed colours, so for any scene that is not 8-bit the
-object mode divides red, green and blue by the scene's white, one value for the three
-(:func:`rrsis.scene.colour.display_range`: ``WHITE_PERCENTILE`` of the three together); 8-bit
-scenes are compared as they are.
+object mode takes the candidates' colours in the source's values over one white for the three
+bands: the brightest band of the brightest candidate (:func:`rrsis.scene.colour.component_colours`);
+8-bit scenes are compared as they are. The first rule took the scene's own white, a percentile of
+its pixels, which a cloud brighter than every roof sets.
 
 A value scaling is linear, so a 16-bit scene is the 8-bit scene's values times a factor, and its
-colours over its white do not depend on the factor. From each model's tiles pass per expression
+colours over a white do not depend on the factor. From each model's tiles pass per expression
 (``colour_choice.scene_records``: components of p > 0.5 and their mean colours), at the shipped
 ``COLOUR_AMONG`` and ``COLOUR_MARGIN``, rows: the colour not read (the surest), 8-bit values as
 they are (what 8-bit scenes get), the values times each of ``FACTORS`` as they are (16-bit scenes
-read with a value scaling before this rule), stretched band by band between the 2nd and 98th
-percentiles (a reader's stretch, as a 16-bit scene without a value scaling is read; the first
-rule tried), and over the white at each percentile of ``WHITES`` (the grid; chosen on the tuning
-scenes). Sets: the tuning scenes of ``colour_choice.py`` (its cache), ``large_scene.py``'s
-held-out 1024² scenes (seed 2, another palette and density), and the same through
-``large_scene.HAZE``.
+read with a value scaling before any white), stretched band by band between the 2nd and 98th
+percentiles (a reader's stretch), over the scene's own white at each percentile of ``WHITES``
+(the previous rule: 99.9), and over the brightest candidate (the rule). Then each white with
+``CLOUDS``: that fraction of the scene's pixels added at ``CLOUD_BRIGHTNESS`` times the 8-bit
+white, near-white with a little noise, as a cloud bank the tiles pass does not propose (the model's
+own view of a cloud is not simulated: only the white each rule takes). Last, for the words other
+than white, the same passes without their candidates near white (:func:`without_white`): where
+the brightest candidate is no white object, the candidates' white is not the scene's. Sets: the tuning scenes of
+``colour_choice.py`` (its cache), ``large_scene.py``'s held-out 1024² scenes (seed 2, another
+palette and density), and the same through ``large_scene.HAZE``.
 
     python benchmarks/colour_depth.py --models M0 M1 --work /tmp/colour-choice \\
         --out benchmarks/results/colour-depth
@@ -40,46 +45,77 @@ from large_scene import HELD_OUT, TUNE, hazy, make_set, random_model
 from relation_pairs import cache, tuning_args
 
 FACTORS = (0.5, 0.15, 0.05)
-WHITES = (98.0, 99.0, 99.5, 99.9, 100.0)
+WHITES = (99.5, 99.9)
+CLOUDS = (0.002, 0.01, 0.05)
+CLOUD_BRIGHTNESS = 2.0
 HELD_SEED = 2  # large_scene.py's held-out seed
 KINDS = ("colour", "multi")
-DEFAULT = "over its white (the default for any depth but 8-bit)"
+DEFAULT = "over the brightest candidate (the default for any depth but 8-bit)"
 
 
-def scene_values(metas: list[dict]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Each scene's red, green and blue over its valid pixels as :func:`display_range` reads them
-    (a decimated read, the 8-bit scene's reader values), with the range ``display_range`` gives
-    the same scene as one that is not 8-bit."""
+def scene_values(metas: list[dict]) -> dict[str, np.ndarray]:
+    """Each scene's red, green and blue over its valid pixels (a decimated read of the 8-bit
+    scene: :func:`rrsis.scene.colour.display_values`), the pixels a scene's own white is taken from."""
     from rrsis.scene import open_scene
-    from rrsis.scene.colour import display_range, display_values
+    from rrsis.scene.colour import display_values
 
     out = {}
     for meta in metas:
         with open_scene(meta["path"]) as sc:
-            deep = SimpleNamespace(dtype="uint16", height=sc.height, width=sc.width, read=sc.read, stretch_range=None)
-            out[meta["image"]] = display_values(sc, (0, 1, 2)), display_range(deep, (0, 1, 2))
+            out[meta["image"]] = display_values(sc, (0, 1, 2))
     return out
 
 
-def variants(e: dict, values: np.ndarray, span: np.ndarray) -> dict[str, dict]:
-    """The record ``e`` under each row: its components' colours as that row sees them (``values``
-    and ``span``: its scene's, :func:`scene_values`)."""
-    from rrsis.scene.colour import WHITE_PERCENTILE
+def clouded(values: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
+    """``values`` and a cloud bank: ``fraction`` of the result's pixels near-white at
+    ``CLOUD_BRIGHTNESS`` times the 8-bit white."""
+    n = round(fraction * len(values) / (1.0 - fraction))
+    noise = np.random.default_rng(seed).normal(0.0, 0.03, (n, 3))
+    cloud = CLOUD_BRIGHTNESS * np.clip(np.array([0.97, 0.99, 1.0]) + noise, 0.0, None)
+    return np.concatenate([values, cloud])
 
+
+def brightest_candidate(e: dict) -> np.ndarray:
+    """The record's colours as the object mode takes them for a scene that is not 8-bit (the
+    shipped :func:`~rrsis.scene.colour.component_colours`, on a 16-bit view of the same values)."""
+    from rrsis.scene.colour import component_colours, display_range
+
+    deep = SimpleNamespace(dtype="uint16", stretch_range=None)
+    comps = SimpleNamespace(rgb=(0, 1, 2), bands=3, band_means=e["rgb"], rgb_range=display_range(deep, (0, 1, 2)))
+    return component_colours(comps)
+
+
+def variants(e: dict, values: np.ndarray) -> dict[str, dict]:
+    """The record ``e`` under each row: its components' colours as that row sees them (``values``:
+    its scene's pixels, :func:`scene_values`)."""
     rows = {"8-bit, as it is": e}
     for f in FACTORS:
         rows[f"×{f:g} (16-bit at a value scaling), as it is"] = {**e, "rgb": e["rgb"] * f}
     lo, hi = np.percentile(values, (2, 98), axis=0)
     rows["stretched band by band, 2–98 %"] = {**e, "rgb": np.clip((e["rgb"] - lo) / (hi - lo), 0.0, 1.0)}
-    for q in WHITES:
-        if q != WHITE_PERCENTILE:
-            rows[f"over the {q:g}th percentile"] = {**e, "rgb": np.clip(e["rgb"] / np.percentile(values, q), 0, 1)}
-    rows[f"{DEFAULT}: the {WHITE_PERCENTILE:g}th percentile"] = {
-        **e, "rgb": np.clip((e["rgb"] - span[:, 0]) / (span[:, 1] - span[:, 0]), 0.0, 1.0)}
+    for cloud in (0.0, *CLOUDS):
+        seen = clouded(values, cloud) if cloud else values
+        where = f"with {100 * cloud:g} % clouds, " if cloud else ""
+        for q in WHITES:
+            name = f"{where}over the scene's {q:g}th percentile" + (" (the previous rule)" if q == 99.9 else "")
+            rows[name] = {**e, "rgb": np.clip(e["rgb"] / np.percentile(seen, q), 0, 1)}
+        rows[f"{where}{DEFAULT}"] = {**e, "rgb": brightest_candidate(e)}
     return rows
 
 
-def score(records: list[dict], scenes: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
+def without_white(e: dict) -> dict | None:
+    """The record without its candidates near white (weighted ΔE 20 or less), for a word other than
+    white: a pass whose brightest candidate is no white object, where the candidates' own white
+    is not the scene's; ``None`` for a white word or nothing left."""
+    from rrsis.scene.colour import colour_cost
+
+    if e["said"].colour == "white" or not len(e["p"]):
+        return None
+    keep = colour_cost("white", e["rgb"]) > 20
+    return {**e, **{k: e[k][keep] for k in ("p", "rgb", "area", "inter")}} if keep.any() else None
+
+
+def score(records: list[dict], scenes: dict[str, np.ndarray]) -> dict:
     from rrsis.scene.colour import COLOUR_AMONG, COLOUR_MARGIN
 
     rule = (COLOUR_AMONG, COLOUR_MARGIN)
@@ -88,8 +124,15 @@ def score(records: list[dict], scenes: dict[str, tuple[np.ndarray, np.ndarray]])
         if e["kind"] not in KINDS:
             continue
         rows.setdefault("surest (colour not read)", {k: [] for k in KINDS})[e["kind"]].append(pick(e, None))
-        for name, v in variants(e, *scenes[e["scene"]]).items():
+        for name, v in variants(e, scenes[e["scene"]]).items():
             rows.setdefault(name, {k: [] for k in KINDS})[e["kind"]].append(pick(v, rule))
+        if (bare := without_white(e)) is not None:  # words other than white, white candidates removed
+            white = np.percentile(scenes[e["scene"]], 99.9)
+            for name, v in (("8-bit, as it is", bare),
+                            ("over the scene's 99.9th percentile", {**bare, "rgb": np.clip(bare["rgb"] / white, 0, 1)}),
+                            (DEFAULT, {**bare, "rgb": brightest_candidate(bare)})):
+                rows.setdefault(f"no white candidate (words but white), {name}", {k: [] for k in KINDS})[
+                    e["kind"]].append(pick(v, rule))
     return {"n": {k: sum(e["kind"] == k for e in records) for k in KINDS},
             "rows": {name: {k: 100 * float(np.mean(v)) if v else None for k, v in r.items()}
                      for name, r in rows.items()}}
@@ -104,7 +147,9 @@ def markdown(report: dict) -> str:
               f"COLOUR_AMONG = {COLOUR_AMONG}, COLOUR_MARGIN = {COLOUR_MARGIN:g} (shipped; nothing tuned here). "
               "mIoU (×100), both models' expressions pooled: colour (\"the white tank\", what is kept) and "
               "multi (\"all red buildings\", the union kept). A 16-bit scene read with a value scaling is the "
-              "8-bit scene times a factor; its colours over its white do not depend on the factor."), ""]
+              "8-bit scene times a factor; its colours over a white do not depend on the factor. Clouds: "
+              f"that fraction of the scene's pixels added at {CLOUD_BRIGHTNESS:g}× the 8-bit white (only the "
+              "white each rule takes; the tiles pass is the same)."), ""]
     for name, part in report["sets"].items():
         lines += [f"## {name}", "", (f"{part['what']}; expressions colour / multi: "
                                      f"{part['n']['colour']} / {part['n']['multi']}."), "",
@@ -132,7 +177,8 @@ def main() -> int:
                                          1 if args.smoke else 7, size, "depth-haze-m{i}.pkl"),
     }
     report = {"timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "settings": {"models": args.models or ["random"], "factors": FACTORS, "whites": WHITES}, "sets": {}}
+              "settings": {"models": args.models or ["random"], "factors": FACTORS, "whites": WHITES,
+                           "clouds": CLOUDS, "cloud_brightness": CLOUD_BRIGHTNESS}, "sets": {}}
     for name, (what, folder, settings, seed, scenes, side, pkl) in sets.items():
         metas = make_set(folder, [side], scenes, settings, seed, models[0].image_size, args.per_kind)
         if "haze" in pkl:  # make_set writes the scenes afresh each time

@@ -17,20 +17,21 @@ model's too; :func:`rrsis.data.bands.declared_rgb`), or on three bands read, tak
 when none are declared; a raster declaring none, read as the model reads its training images,
 takes the bands those images declared (the model's ``backbone.rgb``, :func:`recorded_rgb`); a
 scene without them has no colour, and the colour is not applied.
-Colours are judged on 8-bit values as they are; other data types (16-bit reflectance read with a
-value scaling is dark: 0.05 for a bright roof at ``scale="dtype"``) are divided by the scene's
-white, one value for the three bands so that their ratios, the hue, are kept
-(:func:`display_range`).
+Colours are judged on 8-bit values as they are. Other data types (16-bit reflectance read with a
+value scaling is dark: 0.05 for a bright roof at ``scale="dtype"``) are taken in the source's
+values (the reader's stretch undone, :func:`display_range`) and divided by a white, one value for
+the three bands so that their ratios, the hue, are kept: the brightest band of the brightest
+candidate (:func:`component_colours`). The scene's own brightest pixels are not the white: a
+cloud, snow or a glint is brighter than any roof and would darken every colour
+(``benchmarks/colour_depth.py``, its clouds rows).
 """
 
 from __future__ import annotations
 
-import weakref
-
 import numpy as np
 
-__all__ = ["COLOUR_AMONG", "COLOUR_MARGIN", "PROTOTYPES", "WHITE_PERCENTILE", "colour_cost", "component_colours",
-           "display_range", "display_values", "recorded_rgb", "to_lab"]
+__all__ = ["COLOUR_AMONG", "COLOUR_MARGIN", "PROTOTYPES", "colour_cost", "component_colours", "display_range",
+           "display_values", "recorded_rgb", "to_lab"]
 
 COLOUR_AMONG = 8
 """How many of the surest components (at least as many as the expression names) the colour is
@@ -47,12 +48,7 @@ PROTOTYPES: dict[str, tuple[int, int, int]] = {
 }
 """sRGB prototype (0–255) of each colour :data:`rrsis.scene.reading_words.COLOUR_WORDS` names."""
 _ACHROMATIC = {"white", "silver", "gray", "black"}
-WHITE_PERCENTILE = 99.9
-"""The percentile of a scene's red, green and blue values (the three together) taken as its white,
-for a scene that is not 8-bit; chosen on tuning scenes (``benchmarks/colour_depth.py``: colour
-expressions 49.7 mIoU, as at 8 bits, against 35.4 stretched band by band and 39.1-42.3 over the
-98th-99.5th percentile; the 100th ties, and is one pixel's)."""
-_DISPLAY_SIDE = 512  # the longer side of the decimated read the white is taken on
+_DISPLAY_SIDE = 512  # the longer side of display_values' decimated read
 
 
 def to_lab(rgb: np.ndarray) -> np.ndarray:
@@ -99,39 +95,33 @@ def display_values(scene, rgb: tuple[int, int, int]) -> np.ndarray:
     return img[valid][:, list(rgb)].astype(np.float64)
 
 
-# Each scene's range per ``rgb``, read once however many expressions and passes ask for it.
-_RANGES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def display_range(scene, rgb: tuple[int, int, int] | None) -> np.ndarray | None:
-    """``[3, 2]``: per band, the reader's values that colour measures as 0 and 1, for a scene that
-    is not 8-bit: the source's values (``scene.stretch_range``: the reader's stretch or value
-    scaling undone) over the scene's white, the :data:`WHITE_PERCENTILE` of its red, green and
-    blue (positions ``rgb``) together over its valid pixels (:func:`display_values`; read once a
-    scene). ``None``: as they are (an 8-bit scene, a scene without colour or valid pixels)."""
+    """``[3, 2]``: per band (positions ``rgb``), the reader's values of the source's 0 and 1, for a
+    scene that is not 8-bit, so that colours are compared in the source's values, the three bands
+    alike (``scene.stretch_range``: the reader's stretch or value scaling undone; none: the reader's
+    values are the source's). ``None``: as they are (an 8-bit scene, a scene without colour)."""
     if rgb is None or str(scene.dtype) == "uint8":
         return None
-    try:
-        known = _RANGES.setdefault(scene, {})
-    except TypeError:  # an object that takes no weak reference: not cached
-        known = {}
-    if tuple(rgb) not in known:
-        v = display_values(scene, rgb)
-        span = getattr(scene, "stretch_range", None)
-        # One band read as grey has one range for its three equal channels.
-        lo, hi = (np.zeros(3), np.ones(3)) if span is None else \
-            np.array([span[min(b, len(span) - 1)] for b in rgb], np.float64).T
-        white = np.percentile(lo + v * (hi - lo), WHITE_PERCENTILE) if len(v) else 0.0
-        known[tuple(rgb)] = np.stack([-lo / (hi - lo), (white - lo) / (hi - lo)], axis=1) if white > 0 else None
-    return known[tuple(rgb)]
+    span = getattr(scene, "stretch_range", None)
+    # One band read as grey has one range for its three equal channels.
+    lo, hi = (np.zeros(3), np.ones(3)) if span is None else \
+        np.array([span[min(b, len(span) - 1)] for b in rgb], np.float64).T
+    return np.stack([-lo / (hi - lo), (1.0 - lo) / (hi - lo)], axis=1)
 
 
 def component_colours(components) -> np.ndarray | None:
-    """``[n, 3]`` each component's mean red, green and blue (``components.rgb``), mapped by
-    ``components.rgb_range`` (:func:`display_range`) when set, or ``None`` when they have none
-    (built without the scene's bands, or a scene without colour)."""
+    """``[n, 3]`` each component's mean red, green and blue (``components.rgb``), or ``None`` when
+    they have none (built without the scene's bands, or a scene without colour). With
+    ``components.rgb_range`` set (:func:`display_range`: a scene that is not 8-bit), in the source's
+    values over the white of these components, the brightest band of the brightest one: the
+    candidates' colours relative to each other, whatever the scene's value range and whatever
+    brighter pixels (cloud, snow, glint) lie outside them."""
     rgb = components.rgb
     if rgb is None or components.bands <= max(rgb):
         return None
     means, span = components.band_means[:, list(rgb)], components.rgb_range
-    return means if span is None else np.clip((means - span[:, 0]) / (span[:, 1] - span[:, 0]), 0.0, 1.0)
+    if span is None:
+        return means
+    source = (means - span[:, 0]) / (span[:, 1] - span[:, 0])
+    white = float(source.max()) if source.size else 0.0
+    return np.clip(source / white if white > 0 else source, 0.0, 1.0)

@@ -147,8 +147,9 @@ class Components:
         rgb: where red, green and blue lie among the bands (the scene's
             :attr:`~rrsis.scene.read.Scene.rgb`), ``None`` when it has no colour; by default the
             first three of three bands.
-        rgb_range: ``[3, 2]`` the values of red, green and blue their colour measures as 0 and 1
-            (:func:`rrsis.scene.colour.display_range`); ``None``: as they are.
+        rgb_range: ``[3, 2]`` the values of red, green and blue of the source's 0 and 1
+            (:func:`rrsis.scene.colour.display_range`), their colours then taken over the brightest
+            component's (:func:`~rrsis.scene.colour.component_colours`); ``None``: as they are.
     """
 
     height: int

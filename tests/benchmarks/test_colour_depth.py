@@ -1,6 +1,5 @@
 """benchmarks/colour_depth.py models a 16-bit scene read with a value scaling as the 8-bit scene
-times a factor: its range is the production one of such a scene, and its default row is what
-the object mode measures on it."""
+times a factor: its default row is what the object mode measures on such a scene, clouds or not."""
 
 from __future__ import annotations
 
@@ -14,11 +13,11 @@ from rrsis.scene.colour import component_colours, display_range
 from rrsis.scene.components import ComponentBuilder
 
 
-def test_the_spans_and_the_stretched_row_are_the_object_modes(tmp_path, benchmark_module):
+def test_the_default_row_is_the_object_modes_on_the_16_bit_scene(tmp_path, benchmark_module):
     ls = benchmark_module("large_scene")
     cd = benchmark_module("colour_depth")
     (meta,) = ls.make_set(tmp_path, [192], 1, ls.HELD_OUT, 5, 64, 1)
-    values, span = cd.scene_values([meta])[meta["image"]]
+    values = cd.scene_values([meta])[meta["image"]]
     # The same scene at 16 bits, times 12, read with scale="dtype" as a model trained so reads it.
     with rasterio.open(meta["path"]) as ds:
         profile, data = ds.profile, ds.read()
@@ -26,9 +25,6 @@ def test_the_spans_and_the_stretched_row_are_the_object_modes(tmp_path, benchmar
     with rasterio.open(deep, "w", **{**profile, "dtype": "uint16"}) as ds:
         ds.write(data.astype(np.uint16) * 12)
     k = 255.0 * 12 / 65535
-    with open_scene(str(deep), scale="dtype") as sc:
-        np.testing.assert_allclose(display_range(sc, sc.rgb), span * k, rtol=1e-5, atol=1e-7)
-    # The default row's colours are component_colours' of components of those values.
     prob = np.zeros((8, 8), np.float32)
     prob[1:3, 1:3], prob[5:7, 4:8] = 0.9, 0.8
     image = np.zeros((8, 8, 3), np.float32)
@@ -36,11 +32,20 @@ def test_the_spans_and_the_stretched_row_are_the_object_modes(tmp_path, benchmar
     b = ComponentBuilder(8, 3, 0.5)
     b.add(0, prob, image * k)
     comps = b.finish(8)
-    comps.rgb_range = span * k
+    with open_scene(str(deep), scale="dtype") as sc:
+        comps.rgb_range = display_range(sc, sc.rgb)
     e = {"rgb": image[[1, 5], [1, 4]]}
-    rows = cd.variants(e, values, span)
-    default = next(v for name, v in rows.items() if name.startswith(cd.DEFAULT))
+    rows = cd.variants(e, values)
+    default = rows[cd.DEFAULT]
     np.testing.assert_allclose(default["rgb"], component_colours(comps), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(default["rgb"], np.clip(e["rgb"] / np.percentile(values, 99.9), 0, 1), rtol=1e-6)
+    np.testing.assert_allclose(default["rgb"], e["rgb"] / 0.9, rtol=1e-6)  # over the brightest band, 0.9
     np.testing.assert_allclose(rows[f"×{cd.FACTORS[1]:g} (16-bit at a value scaling), as it is"]["rgb"],
                                e["rgb"] * cd.FACTORS[1])
+    # Clouds darken the scene-white rows, never the default's.
+    cloudy = f"with {100 * cd.CLOUDS[-1]:g} % clouds, "
+    assert np.array_equal(rows[cloudy + cd.DEFAULT]["rgb"], default["rgb"])
+    plain, clouded = (rows[f"{w}over the scene's 99.9th percentile (the previous rule)"]["rgb"] for w in ("", cloudy))
+    assert (clouded < plain).all()
+    np.testing.assert_allclose(plain, np.clip(e["rgb"] / np.percentile(values, 99.9), 0, 1), rtol=1e-6)
+    with_cloud = cd.clouded(values, 0.05)
+    assert len(with_cloud) - len(values) == round(0.05 * len(with_cloud))

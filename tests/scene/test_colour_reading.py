@@ -185,22 +185,25 @@ def test_a_scene_not_read_as_rgb_says_its_colour_was_not_applied(tiny_tokenizer,
     assert r.reading == "1 object, white (no colour: the scene's red, green and blue are not read)"
 
 
-def test_a_16_bit_scene_is_judged_over_its_white(tmp_path):
+def test_a_16_bit_scene_is_judged_over_its_brightest_candidate(tmp_path):
     """16-bit values read with a value scaling (``scale="dtype"``: a bright roof near 0.05), or
-    stretched band by band by the reader (no scaling), are measured over the scene's white, one
-    value for the three bands; the same colours at 8 bits are measured as they are."""
+    stretched band by band by the reader (no scaling), are measured in the source's values over the
+    brightest band of the brightest candidate, one value for the three bands; a cloud brighter than
+    every object changes nothing; the same colours at 8 bits are measured as they are."""
     rasterio = pytest.importorskip("rasterio")
     from rrsis.data.synthetic.scene import COLOURS
     from rrsis.scene import open_scene
-    from rrsis.scene.colour import WHITE_PERCENTILE, component_colours, display_range
+    from rrsis.scene.colour import component_colours, display_range
 
     names = list(COLOURS)
-    image = np.full((60, 20 * len(names), 3), 110, np.uint8)  # a mid-grey ground
+    image = np.full((80, 20 * len(names), 3), 110, np.uint8)  # a mid-grey ground
     prob = np.zeros(image.shape[:2], np.float32)
     for i, name in enumerate(names):
         image[20:40, 20 * i + 4:20 * i + 16] = COLOURS[name]
         prob[20:40, 20 * i + 4:20 * i + 16] = 0.9 - 0.01 * i
     dark = image.astype(np.uint16) * 12  # reflectance-like: at most 2904 of 65535
+    cloudy = dark.copy()
+    cloudy[50:80] = 9000  # a cloud bank over 3/8 of the scene, three times as bright as any roof
 
     def picked(sc):
         values = sc.read()[0]
@@ -215,19 +218,27 @@ def test_a_16_bit_scene_is_judged_over_its_white(tmp_path):
     order = list(range(len(names)))
     with open_scene(dark, scale="dtype") as sc:
         as_is, over_white, span, scaled = picked(sc)
-    white = np.percentile(dark.reshape(-1, 3).astype(np.float64), WHITE_PERCENTILE) / 65535
-    np.testing.assert_allclose(span, [[0.0, white]] * 3, rtol=1e-6)
+    np.testing.assert_allclose(span, [[0.0, 1.0]] * 3)  # the reader's values are the source's
+    source = np.array([COLOURS[n] for n in names], np.float64) * 12
+    np.testing.assert_allclose(scaled, source / source.max(), atol=1e-6)  # an independent computation
     assert as_is != order and over_white == order  # as they are, several colours taken for others
-    path = str(tmp_path / "dark.tif")
-    with rasterio.open(path, "w", driver="GTiff", width=dark.shape[1], height=dark.shape[0], count=3,
-                       dtype="uint16", photometric="MINISBLACK") as ds:
-        ds.write(np.moveaxis(dark, 2, 0))
-    with open_scene(path) as sc:  # no scaling: the reader stretches each band (2-98 %)
+    for i, planes in enumerate((dark, cloudy)):
+        path = str(tmp_path / f"dark{i}.tif")
+        with rasterio.open(path, "w", driver="GTiff", width=dark.shape[1], height=dark.shape[0], count=3,
+                           dtype="uint16", photometric="MINISBLACK") as ds:
+            ds.write(np.moveaxis(planes, 2, 0))
+        with open_scene(path, scale="dtype") as sc:
+            _, over_white, _, colours = picked(sc)
+        assert over_white == order
+        np.testing.assert_allclose(colours, scaled, atol=1e-6)  # the cloud is no candidate: no change
+    with open_scene(str(tmp_path / "dark0.tif")) as sc:  # no scaling: the reader stretches each band (2-98 %)
         assert sc.stretch_range[0] != sc.stretch_range[2]
         _, over_white, _, unstretched = picked(sc)
+        lo, hi = np.array(sc.stretch_range, np.float64).T
     assert over_white == order
-    # The band-by-band stretch undone: the colours of the scaled read (to the stretch's saturation).
-    np.testing.assert_allclose(unstretched, scaled, atol=0.03)
+    # The band-by-band stretch undone: the source's values, saturated where the stretch saturates.
+    seen = np.clip(source, lo, hi)
+    np.testing.assert_allclose(unstretched, seen / seen.max(), atol=1e-3)
     with open_scene(image) as sc:
         assert display_range(sc, sc.rgb) is None  # 8-bit: as it is
 
