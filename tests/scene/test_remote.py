@@ -177,3 +177,20 @@ def test_a_missing_url_and_a_server_without_ranges_are_named(tiny, saved_model, 
         err = capsys.readouterr().err
         assert url in err and "Traceback" not in err
     assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
+
+
+def test_evaluate_scene_reads_a_url_scene_and_url_labels(tiny, served, tmp_path):  # noqa: F811
+    from rrsis.scene import evaluate_scene
+
+    root, srv = served
+    with rasterio.open(root / "scene.tif") as ds:
+        x, y = ds.transform * (140, 80)  # the bright blob of write_scene
+    square = [[x - 20, y - 20], [x + 20, y - 20], [x + 20, y + 20], [x - 20, y + 20], [x - 20, y - 20]]
+    (root / "labels.geojson").write_text(json.dumps({
+        "type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": CRS}},
+        "features": [{"type": "Feature", "properties": {"text": TEXT},
+                      "geometry": {"type": "Polygon", "coordinates": [square]}}]}))
+    kw = {"text_field": "text", "modes": ("global",)}
+    remote = evaluate_scene(tiny, srv.url("scene.tif"), srv.url("labels.geojson"), **kw)
+    local = evaluate_scene(tiny, root / "scene.tif", root / "labels.geojson", **kw)
+    assert [(m.mode, m.miou) for m in remote.modes] == [(m.mode, m.miou) for m in local.modes]
