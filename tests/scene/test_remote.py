@@ -85,6 +85,9 @@ def test_predict_reads_a_url_and_a_stac_item_of_url_hrefs(saved_model, served, t
     got = _mask(tmp_path / "u" / "s_mask.tif")
     np.testing.assert_array_equal(got[0], want[0])
     assert got[1:] == want[1:]
+    # A signed URL ('?' in it) is one image too, not a glob of a region.
+    assert main([*base, "--image", srv.url("scene.tif") + SIGNED, "--out", str(tmp_path / "q" / "s")]) == 0
+    np.testing.assert_array_equal(_mask(tmp_path / "q" / "s_mask.tif")[0], want[0])
     # A STAC item on disk whose assets are URLs: one asset (Earth Search's "visual") is that URL.
     item = {"type": "Feature", "stac_version": "1.0.0", "id": "item1", "geometry": None, "links": [],
             "properties": {"datetime": "2024-01-01T00:00:00Z"},
