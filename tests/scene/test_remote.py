@@ -182,7 +182,7 @@ def test_a_missing_url_and_a_server_without_ranges_are_named(tiny, saved_model, 
     assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
 
 
-def test_evaluate_scene_reads_a_url_scene_and_url_labels(tiny, served, tmp_path):  # noqa: F811
+def test_evaluate_scene_and_chips_read_a_url_scene_and_url_labels(tiny, served, tmp_path):  # noqa: F811
     from rrsis.scene import evaluate_scene
 
     root, srv = served
@@ -197,3 +197,14 @@ def test_evaluate_scene_reads_a_url_scene_and_url_labels(tiny, served, tmp_path)
     remote = evaluate_scene(tiny, srv.url("scene.tif"), srv.url("labels.geojson"), **kw)
     local = evaluate_scene(tiny, root / "scene.tif", root / "labels.geojson", **kw)
     assert [(m.mode, m.miou) for m in remote.modes] == [(m.mode, m.miou) for m in local.modes]
+    # Training chips cut from the same URLs: the same chips as from the files.
+    from rrsis.scene import write_chips
+
+    kw = {"text_field": "text", "size": 64, "val": 0, "test": 0}
+    a = write_chips(srv.url("scene.tif"), srv.url("labels.geojson"), tmp_path / "cu", **kw)
+    b = write_chips(root / "scene.tif", root / "labels.geojson", tmp_path / "cl", **kw)
+    assert a.counts == b.counts and sum(a.counts.values()) == 1
+    for name in ("images", "masks"):
+        got, want = sorted((tmp_path / "cu" / name).iterdir()), sorted((tmp_path / "cl" / name).iterdir())
+        assert [p.name for p in got] == [p.name for p in want]
+        assert all(g.read_bytes() == w.read_bytes() for g, w in zip(got, want))
