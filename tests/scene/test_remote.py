@@ -180,6 +180,10 @@ def test_a_missing_url_and_a_server_without_ranges_are_named(tiny, saved_model, 
         err = capsys.readouterr().err
         assert url in err and "Traceback" not in err
     assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
+    # In a region, a missing URL is a failed scene, named, and the others are done.
+    with pytest.warns(UserWarning, match=r"scene nothere .*404"):
+        s = segment_scenes(tiny, [srv.url("t0.tif"), missing], TEXT, out=tmp_path / "r", mode="global")
+    assert s.done == ["t0"] and list(s.failed) == ["nothere"] and missing in s.failed["nothere"]
 
 
 def test_evaluate_scene_and_chips_read_a_url_scene_and_url_labels(tiny, served, tmp_path):  # noqa: F811
