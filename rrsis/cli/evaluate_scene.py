@@ -103,7 +103,7 @@ def run_scene(args: argparse.Namespace, out: str) -> int:
     from ..scene.evaluate import DEFAULT_EVAL_MODES, check_modes, evaluate_scene, need_geo
     from ..scene.evaluate_labels import is_many, labels_for
     from ..scene.reading import parse_read
-    from ..scene.region import SceneSource, resolve_scenes, scene_id
+    from ..scene.region import SceneSource, is_gdal_url, resolve_scenes, scene_id
     from ..scene.region.entries import one_asset
     from .model_limits import model_limits
     from .predict import _stretch
@@ -120,11 +120,11 @@ def run_scene(args: argparse.Namespace, out: str) -> int:
     else:
         if args.asset is not None:
             raise ValueError("--asset chooses a STAC item's asset; --scene is one raster file")
-        if not os.path.isfile(scene):
+        if not is_gdal_url(scene) and not os.path.isfile(scene):
             raise FileNotFoundError(f"--scene {scene}: file not found")
         if "{" in args.labels:  # a template, filled for this one scene
             labels_for([SceneSource(scene_id(scene), scene)], args.labels)
-        elif not os.path.isfile(args.labels):
+        elif not is_gdal_url(args.labels) and not os.path.isfile(args.labels):
             raise FileNotFoundError(f"--labels {args.labels}: file not found")
     stretch = _stretch(args.stretch)
     if args.aoi_crs is not None and args.aoi is None:

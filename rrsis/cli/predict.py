@@ -246,6 +246,7 @@ def run(args: argparse.Namespace) -> int:
         output_prefixes,
         segment_scene,
     )
+    from ..scene.region import is_gdal_url
 
     # Check the cheap inputs before loading the model, so a typo fails at once.
     check_expressions(args.text, "--text")
@@ -271,7 +272,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--{flag.replace('_', '-')} applies to a region (several --image values, a "
                              "glob, a list file or STAC JSON), not to one image")
     args.image = args.image[0]
-    if not os.path.isfile(args.image):
+    if not is_gdal_url(args.image) and not os.path.isfile(args.image):  # a URL: GDAL names what fails
         raise FileNotFoundError(f"--image {args.image}: file not found")
     max_pixels = MAX_PIXELS if args.max_pixels is None else args.max_pixels
     # A missing geo extra is an ImportError: cli/__init__.py's one exit-code map makes it 2.

@@ -9,8 +9,13 @@ import os
 
 
 def is_region(images: list[str]) -> bool:
-    """Whether ``--image`` names several files: several values, a list file, STAC JSON or a glob."""
+    """Whether ``--image`` names several files: several values, a list file, STAC JSON or a glob.
+    One URL is one image, a signed one's ``?`` included."""
+    from ..scene.region import is_gdal_url
+
     one = images[0]
+    if len(images) == 1 and is_gdal_url(one):
+        return False
     listed = one.startswith("@") or one.lower().endswith((".txt", ".json"))
     return len(images) > 1 or listed or (not os.path.exists(one) and any(c in one for c in "*?["))
 

@@ -25,6 +25,7 @@ from .._atomic import atomic_folder, atomic_path, atomic_write
 from ..data.bands import parse_bands
 from .labelled import place_labels
 from .read import open_scene, require_geo
+from .region.entries import is_gdal_url
 from .vector import need_shapely
 from .write import remove_stale_temporaries
 
@@ -206,7 +207,7 @@ def write_chips(image: str | os.PathLike, labels: str | os.PathLike, out: str | 
     _check_args(size, pixel_ratio, val, test, seed, block)
     image, labels, out = os.fspath(image), os.fspath(labels), os.path.abspath(os.fspath(out))
     for path in (image, labels):
-        if not os.path.isfile(path):
+        if not is_gdal_url(path) and not os.path.isfile(path):  # a URL: GDAL's own error
             raise FileNotFoundError(f"{path}: file not found")
         if os.path.abspath(path).startswith(out + os.sep):
             raise ValueError(f"{path} lies inside the output folder {out}, which is written anew")

@@ -40,7 +40,7 @@ from .evaluate_record import ExpressionScore, ModeScore, SceneEvaluation, SceneS
 from .infer import MODES, SceneOptions
 from .read import GDAL_ENV, require_geo
 from .region.entries import one_asset
-from .region.sources import SceneSource, resolve_scenes, scene_id
+from .region.sources import SceneSource, is_gdal_url, resolve_scenes, scene_id
 
 __all__ = ["DEFAULT_EVAL_MODES", "EVAL_MODES", "ExpressionScore", "ModeScore", "SceneEvaluation", "SceneScore",
            "evaluate_scene"]
@@ -152,7 +152,7 @@ def evaluate_scene(model: Any, scene: Any, labels: str | os.PathLike, *, text_fi
         if asset is not None:
             raise ValueError("asset= chooses a STAC item's asset; this scene is one file")
         sources = [SceneSource("", os.fspath(scene))]  # no id: the record keeps one scene's form
-        if not os.path.isfile(sources[0].uri):
+        if not is_gdal_url(sources[0].uri) and not os.path.isfile(sources[0].uri):  # a URL: GDAL's error
             raise FileNotFoundError(f"scene {sources[0].uri}: file not found")
         files = labels_for([SceneSource(scene_id(sources[0].uri), sources[0].uri)], labels)
     model_name = model if isinstance(model, (str, os.PathLike)) else getattr(model, "arch", type(model).__name__)

@@ -73,7 +73,7 @@ def labels_for(sources: list[SceneSource], labels: str | os.PathLike) -> list[st
     labels = os.fspath(labels)
     fields = [f for _, f, _, _ in string.Formatter().parse(labels) if f is not None]
     if not fields:
-        if not os.path.isfile(labels):
+        if not is_gdal_url(labels) and not os.path.isfile(labels):
             raise FileNotFoundError(f"labels {labels}: file not found")
         return [labels] * len(sources)
     wrong = [f for f in fields if f not in TEMPLATE_FIELDS]
@@ -84,7 +84,7 @@ def labels_for(sources: list[SceneSource], labels: str | os.PathLike) -> list[st
     for s in sources:
         base = s.uri.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
         path = labels.format(stem=os.path.splitext(base)[0], id=s.id)
-        if not os.path.isfile(path):
+        if not is_gdal_url(path) and not os.path.isfile(path):
             raise FileNotFoundError(f"labels {path} (for scene {s.uri}, from the template {labels}): file not found")
         out.append(path)
     return out
