@@ -24,6 +24,7 @@ level of averaging the full-resolution view, which GDAL would warp whole first (
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 import xml.etree.ElementTree as ET
@@ -40,6 +41,9 @@ __all__ = ["PALETTE_COLOURS", "RasterView", "ReducedReads", "numbered_bands", "o
 
 # The metadata item of a VRT mosaic whose colours are paletted tiles' (rrsis.scene.mosaic_palette).
 PALETTE_COLOURS = "RRSIS_PALETTE_COLOURS"
+# What names a file over the network, alone or inside another GDAL path (/vsizip//vsicurl/...).
+_NETWORK = ("http://", "https://", "ftp://", "s3://", "gs://", "az://", "/vsicurl", "/vsis3", "/vsigs", "/vsiaz",
+            "/vsiadls", "/vsioss", "/vsiswift", "/vsiwebhdfs")
 
 
 @dataclass
@@ -135,8 +139,11 @@ def open_raster(path: str):
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
+    # A URL: GDAL would list its "directory" and probe each side-car (.aux.xml, .msk, .ovr, ...)
+    # with a request (39 against 4 for a COG); a COG carries its own. Unless the caller chose.
+    remote = any(k in path for k in _NETWORK) and "GDAL_DISABLE_READDIR_ON_OPEN" not in os.environ
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), rasterio.Env(**({"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"} if remote else {})):
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             return rasterio.open(path)
     except RasterioIOError as exc:

@@ -212,3 +212,16 @@ def test_evaluate_scene_and_chips_read_a_url_scene_and_url_labels(tiny, served, 
         got, want = sorted((tmp_path / "cu" / name).iterdir()), sorted((tmp_path / "cl" / name).iterdir())
         assert [p.name for p in got] == [p.name for p in want]
         assert all(g.read_bytes() == w.read_bytes() for g, w in zip(got, want))
+
+
+def test_opening_a_url_does_not_probe_for_side_car_files(served, monkeypatch):
+    from rrsis.scene.rectify import open_raster
+
+    root, srv = served
+    monkeypatch.delenv("GDAL_DISABLE_READDIR_ON_OPEN", raising=False)
+    srv.reset()
+    with open_raster(srv.url("scene.tif") + "?fresh=1") as ds, rasterio.open(root / "scene.tif") as local:
+        assert ds.count == local.count  # a URL GDAL has not cached, read
+    probes = [r for r in srv.requests() if not r[1].split("?")[0].endswith("scene.tif")]
+    assert probes == []
+    assert len(srv.requests()) <= 6
