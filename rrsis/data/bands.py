@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["RGB_NAMES", "Bands", "Scale", "check_divisor", "declared_rgb", "first_three_note", "model_bands", "nodata_mask", "nodata_pixels", "parse_bands", "raster_bands", "rgb_positions", "scale_values",
+__all__ = ["RGB_NAMES", "Bands", "Scale", "check_divisor", "colours_at", "declared_rgb", "first_three_note", "model_bands", "nodata_mask", "nodata_pixels", "parse_bands", "raster_bands", "rgb_positions", "scale_values",
            "select_bands", "transparent_pixels", "uint8_to_unit"]
 
 Scale = str | float | None
@@ -355,3 +355,15 @@ def check_divisor(dtype: np.dtype | str, scale: Scale, where: str = "image") -> 
             f"{top} or 'dtype' for full-range {dtype}, or 'max' / 'minmax'; a {dtype} file that holds values up to {below} only is saved as "
             f"{np.dtype(f'{dtype.kind}{dtype.itemsize // 2}')}"
         )
+
+
+def colours_at(bands: Sequence[int], declared: tuple[int, int, int], positions: Sequence[int]) -> tuple[int, ...]:
+    """``bands`` (numbers counted from 1, as read) reordered so that the ``declared`` red, green and
+    blue lie at ``positions`` (from 0: a model's recorded ``backbone.rgb``, where its training images
+    had them), the other bands after them in their order: a raster of B, G, R, NIR read for a
+    model trained on R, G, B, NIR is read 3, 2, 1, 4. ``declared`` must all be among ``bands``."""
+    order: list[int | None] = [None] * len(bands)
+    for p, b in zip(positions, declared):
+        order[p] = b
+    rest = iter(b for b in bands if b not in declared)
+    return tuple(b if b is not None else next(rest) for b in order)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from .bands import Bands, Scale, nodata_mask, parse_bands, scale_values, select_bands
+from .bands import Bands, Scale, colours_at, nodata_mask, parse_bands, scale_values, select_bands
 from .tiff import _tiff_header, read_tiff_rasterio, read_uncompressed_tiff
 
 __all__ = [
@@ -211,10 +211,13 @@ def read_bands(path: ImageSource, bands: Bands = None, *,
 
 
 def _read_masked(path: ImageSource, bands: Bands = None, scale: Scale = None, max_pixels: int | None = None,
-                 channels: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+                 channels: int | None = None, colours=None) -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`read_image` and where its pixels are nodata (bool ``[H, W]``, ``None`` where none is):
-    :func:`nodata_mask` of the bands read, with the file's declared nodata value."""
+    :func:`nodata_mask` of the bands read, with the file's declared nodata value; its declared colours
+    read where a model's ``colours`` (``backbone.rgb``) has them (:func:`~rrsis.data.bands.colours_at`)."""
     arr, alpha, where, rgb, nodata = _load(path, max_pixels=max_pixels)
+    if None not in (colours, rgb) and bands is None and channels not in (None, 3) and arr.shape[2] - alpha == channels:
+        bands = colours_at(tuple(range(1, channels + 1)), rgb, colours) if max(rgb) <= channels else None
     arr = select_bands(arr, alpha, bands, where, channels, rgb)
     mask = nodata_mask(arr, nodata)
     return scale_values(arr, scale, where, mask), mask

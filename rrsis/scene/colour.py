@@ -76,15 +76,20 @@ def colour_cost(colour: str, rgb: np.ndarray) -> np.ndarray:
 
 
 def recorded_rgb(scene, model) -> None:
-    """A raster that declares no colours, read in as many bands as ``model`` takes: its red,
-    green and blue (``scene.rgb``) are taken where the model's training images declared them
-    (``backbone.rgb``, recorded by ``rrsis train``), when recorded. The raster is read as those
-    images were, so a 4-band R, G, B, NIR model reads "the red roof" on an undeclared 4-band file
-    of that layout; a raster that declares its colours keeps its own."""
+    """A raster read in as many bands as ``model`` takes, as the model's training images were read
+    (``backbone.rgb``: where they declared red, green and blue, recorded by ``rrsis train``): a
+    raster declaring its colours elsewhere is read with them there (its other bands after them,
+    :meth:`~rrsis.scene.read.Scene.take_colours_at`; not when ``bands=`` chose its bands), and a
+    raster declaring none has its colours taken there (``scene.rgb``), so a 4-band R, G, B, NIR
+    model reads a B, G, R, NIR file 3, 2, 1, 4 and "the red roof" on an undeclared file of its own
+    layout. Nothing when the model records no colours; call it before reading the scene."""
     recorded = ((getattr(model, "config", None) or {}).get("backbone") or {}).get("rgb")
-    if recorded is not None and getattr(scene, "declared", None) is None \
-            and len(scene.bands) == getattr(model, "in_chans", 3):
+    if recorded is None or len(scene.bands) != getattr(model, "in_chans", 3):
+        return
+    if getattr(scene, "declared", None) is None:
         scene.rgb = tuple(recorded)
+    elif hasattr(scene, "take_colours_at"):
+        scene.take_colours_at(recorded)
 
 
 def display_values(scene, rgb: tuple[int, int, int]) -> np.ndarray:

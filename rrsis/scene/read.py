@@ -102,6 +102,7 @@ class Scene:
         self.bands, self._alpha_data = raster_bands([c == ColorInterp.alpha for c in ds.colorinterp], bands,
                                                     channels, name, rgb=self.declared)
         self.rgb = _bands.rgb_positions(self.bands, self.declared, grey=self._grey_as_rgb)
+        self._chosen = bands is not None  # the caller's bands, never reordered (take_colours_at)
         self._mask_rule(ds)
         if self._alpha_data:  # GDAL declares a 4-band uint8 GeoTIFF's 4th band alpha by default
             warnings.warn(f"{name}: band(s) {self._alpha_data} declared alpha: read as data, not as a mask",
@@ -128,6 +129,21 @@ class Scene:
         self._nodata_values = tuple(ds.nodatavals[b - 1] if MaskFlags.nodata in f else None
                                     for b, f in zip(self.bands, flags)) if per_band else None
         self._separate = per_band and separate_files(ds, self.bands)
+
+    def take_colours_at(self, positions: Sequence[int]) -> bool:
+        """Read the raster's declared red, green and blue at ``positions`` among the bands read (a
+        model's recorded ``backbone.rgb``), its other bands after them in file order
+        (:func:`~rrsis.data.bands.colours_at`), unless ``bands`` were chosen; before any read. Returns
+        whether the order changed."""
+        positions = tuple(positions)
+        if self._ds is None or self._chosen or self.rgb is None or self.declared is None or positions == self.rgb:
+            return False
+        order = _bands.colours_at(self.bands, self.declared, positions)
+        if self.stretch_range is not None:
+            self.stretch_range = [self.stretch_range[self.bands.index(b)] for b in order]
+        self.bands, self.rgb = order, positions
+        self._mask_rule(self._ds)
+        return True
 
     def _check_has_data(self) -> None:
         """Refuse a raster with no valid pixel (every pixel NaN, infinite or masked)."""

@@ -99,11 +99,61 @@ def test_an_undeclared_raster_is_read_in_the_models_recorded_colours(tiny_tokeni
     recorded.tokenizer = tiny_tokenizer
     (r,) = segment_scene(recorded, path, "the white tank", mode="object", threshold=0.3, read="colour")
     assert r.reading == "1 object, white"
-    # the same model on the same pixels declared R, G, B, NIR in another order: the file's own colours win
+    # a file declaring R, G, B, NIR is read in the model's order: B, G, R, NIR
     declared = _tif(tmp_path / "rgbn.tif", np.concatenate([rgb, rgb[:1]]), [CI.red, CI.green, CI.blue, CI.undefined])
     with open_scene(declared, channels=4) as sc:
         recorded_rgb(sc, recorded)
-        assert sc.rgb == (0, 1, 2)
+        assert sc.bands == (3, 2, 1, 4) and sc.rgb == (2, 1, 0)
     with open_scene(path, channels=4) as sc:
         recorded_rgb(sc, recorded)
         assert sc.rgb == (2, 1, 0)
+
+
+def test_a_raster_declaring_its_colours_elsewhere_is_read_in_the_models_order(tiny_tokenizer, tmp_path):
+    from rrsis.data.bands import colours_at
+
+    assert colours_at((1, 2, 3, 4), (3, 2, 1), (0, 1, 2)) == (3, 2, 1, 4)
+    assert colours_at((1, 2, 3, 4, 5), (4, 3, 2), (1, 2, 3)) == (1, 4, 3, 2, 5)
+    rgb = np.moveaxis(_scene_rgb(), 2, 0).astype(np.uint16) * 40
+    nir = (rgb[1] // 2 + 300)[None]
+    rgbn = _tif(tmp_path / "rgbn.tif", np.concatenate([rgb, nir]), [CI.red, CI.green, CI.blue, CI.undefined])
+    bgrn = _tif(tmp_path / "bgrn.tif", np.concatenate([rgb[::-1], nir]), BGRN)
+    kw = {"text_vocab_size": len(tiny_tokenizer), "in_chans": 4, "mean": [0.4] * 4, "std": [0.2] * 4}
+    torch.manual_seed(0)
+    model = rrsis.create_model("gl-msin-tiny", rgb=[0, 1, 2], **kw).eval()  # trained on R, G, B, NIR
+    model.tokenizer = tiny_tokenizer
+    with open_scene(bgrn, channels=4) as sc, open_scene(rgbn, channels=4) as ref:
+        assert sc.bands == (1, 2, 3, 4) and sc.rgb == (2, 1, 0)
+        recorded_rgb(sc, model)
+        assert sc.bands == (3, 2, 1, 4) and sc.rgb == (0, 1, 2)
+        assert sc.stretch_range == ref.stretch_range  # each band's stretch moved with it
+        np.testing.assert_array_equal(sc.read()[0], ref.read()[0])
+    kw = {"mode": "tiles", "tile": 64, "probabilities": True}
+    (a,) = segment_scene(model, bgrn, "the white tank", out=tmp_path / "a", **kw)
+    (b,) = segment_scene(model, rgbn, "the white tank", out=tmp_path / "b", **kw)
+    with rasterio.open(a.files["mask"]) as pa, rasterio.open(b.files["mask"]) as pb:
+        got, want = pa.read(), pb.read()  # the mask and, with probabilities=True, the probability
+    assert want[-1].std() > 0
+    np.testing.assert_array_equal(got, want)
+    with open_scene(bgrn, channels=4, bands="1,2,3,4") as sc:  # bands chosen: never reordered
+        recorded_rgb(sc, model)
+        assert sc.bands == (1, 2, 3, 4)
+
+
+def test_model_predict_reads_a_file_declaring_its_colours_elsewhere_in_the_models_order(tiny_tokenizer, tmp_path):
+    rgb = np.moveaxis(_scene_rgb(), 2, 0).astype(np.uint16) * 40
+    nir = (rgb[1] // 2 + 300)[None]
+    rgbn = _tif(tmp_path / "rgbn.tif", np.concatenate([rgb, nir]), [CI.red, CI.green, CI.blue, CI.undefined])
+    bgrn = _tif(tmp_path / "bgrn.tif", np.concatenate([rgb[::-1], nir]), BGRN)
+    kw = {"text_vocab_size": len(tiny_tokenizer), "in_chans": 4, "mean": [0.4] * 4, "std": [0.2] * 4,
+          "scale": "dtype", "image_size": 64}
+    torch.manual_seed(0)
+    model = rrsis.create_model("gl-msin-tiny", rgb=[0, 1, 2], **kw).eval()
+    model.tokenizer = tiny_tokenizer
+    assert model.colours == [0, 1, 2]
+    seen, _ = model.preprocess([bgrn, rgbn], image_size=64)
+    torch.testing.assert_close(seen[0], seen[1])  # the B, G, R, NIR file read 3, 2, 1, 4
+    plain = rrsis.create_model("gl-msin-tiny", **kw).eval()  # no record: file order, as before
+    seen, _ = plain.preprocess([bgrn, rgbn], image_size=64)
+    assert not torch.allclose(seen[0], seen[1])
+    np.testing.assert_array_equal(*model.predict([bgrn, rgbn], ["the white tank"] * 2, threshold=0.5))
