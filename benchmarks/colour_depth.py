@@ -20,7 +20,9 @@ percentiles (a reader's stretch), over the scene's own white at each percentile 
 white, near-white with a little noise, as a cloud bank the tiles pass does not propose (the model's
 own view of a cloud is not simulated: only the white each rule takes). Last, for the words other
 than white, the same passes without their candidates near white (:func:`without_white`): where
-the brightest candidate is no white object, the candidates' white is not the scene's. Sets: the tuning scenes of
+the brightest candidate is no white object, the candidates' white is not the scene's. The rows
+"no candidate under N px" drop the components smaller than one patch cell of the model
+(:func:`rrsis.scene.rank.candidate_area`), as mode ``object`` does. Sets: the tuning scenes of
 ``colour_choice.py`` (its cache), ``large_scene.py``'s held-out 1024² scenes (seed 2, another
 palette and density), and the same through ``large_scene.HAZE``.
 
@@ -115,7 +117,14 @@ def without_white(e: dict) -> dict | None:
     return {**e, **{k: e[k][keep] for k in ("p", "rgb", "area", "inter")}} if keep.any() else None
 
 
-def score(records: list[dict], scenes: dict[str, np.ndarray]) -> dict:
+def without_specks(e: dict, cell: float) -> dict:
+    """The record without its components smaller than ``cell`` pixels (unless none is larger):
+    the candidates mode ``object`` takes (:func:`rrsis.scene.rank.candidate_area`)."""
+    keep = e["area"] >= cell
+    return {**e, **{k: e[k][keep] for k in ("p", "rgb", "area", "inter")}} if keep.any() else e
+
+
+def score(records: list[dict], scenes: dict[str, np.ndarray], cell: float = 0.0) -> dict:
     from rrsis.scene.colour import COLOUR_AMONG, COLOUR_MARGIN
 
     rule = (COLOUR_AMONG, COLOUR_MARGIN)
@@ -124,6 +133,11 @@ def score(records: list[dict], scenes: dict[str, np.ndarray]) -> dict:
         if e["kind"] not in KINDS:
             continue
         rows.setdefault("surest (colour not read)", {k: [] for k in KINDS})[e["kind"]].append(pick(e, None))
+        if cell > 0:  # what mode object takes now: no speck smaller than a patch cell is a candidate
+            bare = without_specks(e, cell)
+            for name, v in ((f"8-bit, as it is; no candidate under {cell:g} px", bare),
+                            (f"{DEFAULT}; no candidate under {cell:g} px", {**bare, "rgb": brightest_candidate(bare)})):
+                rows.setdefault(name, {k: [] for k in KINDS})[e["kind"]].append(pick(v, rule))
         for name, v in variants(e, scenes[e["scene"]]).items():
             rows.setdefault(name, {k: [] for k in KINDS})[e["kind"]].append(pick(v, rule))
         if (bare := without_white(e)) is not None:  # words other than white, white candidates removed
@@ -164,6 +178,8 @@ def main() -> int:
     import datetime
 
     from rrsis.hub import from_pretrained
+    from rrsis.scene import SceneOptions
+    from rrsis.scene.rank import candidate_area
 
     args = tuning_args(__doc__.splitlines()[0], "colour-choice")
     work = Path(args.work)
@@ -190,7 +206,7 @@ def main() -> int:
                 records += cache(model, work, pkl.format(i=i), scenes, seed, args.per_kind, side, scene_records)
             else:
                 records += _cached(work / pkl.format(i=i), model, metas)
-        part = score(records, scene_values(metas))
+        part = score(records, scene_values(metas), candidate_area(models[0], SceneOptions(mode="tiles")))
         report["sets"][name] = {"what": f"{what}: {scenes} of {side}², seed {seed}, settings {settings}", **part}
     stem = args.out or str(ROOT / "benchmarks" / "results" / "colour-depth")
     write_results(stem, report, markdown(report))
