@@ -15,12 +15,15 @@ The grid (:func:`mosaic_grid`):
   so a tile that is mostly a nodata collar (a rotated scene in a north-up box) weighs what its
   data covers; a tie goes to the earlier tile's CRS. A tile placed by GCPs is in its GCPs' CRS,
   one placed by RPCs in EPSG:4326, as when rectified on its own.
-- Pixel size: the finest among the tiles, per axis, each measured in that CRS: a north-up tile
-  already in it by its own transform, any other by the sides of its centre pixel mapped there
-  (through its transform, GCPs or RPCs). Map projections stretch a pixel differently in each
-  CRS (UTM zones: up to about 0.4 % at the zone's edge), so a size within :data:`SAME_SIZE` of a
-  north-up tile's own counts as that tile's: tiles of one resolution in two zones keep it, and
-  those already on it are read as they are.
+- Pixel size: the finest tile's, taken whole (the smallest pixel area; never one axis from one
+  tile and the other from another), each measured in that CRS: a north-up tile already in it by
+  its own transform, any other by the sides of its centre pixel mapped there (through its
+  transform, GCPs or RPCs), made a square of that area for a tile whose pixels are square in its
+  own CRS (a 4326 tile's pixel is 0.44 x 0.59 m at 41.5° N). Map projections stretch a pixel
+  differently in each CRS (UTM zones: up to about 0.4 % at the zone's edge), so a size within
+  :data:`SAME_SIZE` of a north-up tile's own, on both axes, counts as that tile's, exactly: tiles
+  of one resolution in two zones, or reprojected to 4326 or 3857, keep it, and those already on
+  it are read as they are.
 - Corners: on the grid of the first north-up tile already at that CRS and pixel size (its
   pixels then need no resampling); without one, at whole multiples of the pixel size
   (``gdalwarp -tap``). The extent covers every tile's footprint, widened to whole pixels.
@@ -148,6 +151,23 @@ def _measure(info: dict, crs: Any) -> None:
     info["res"][key] = _pixel_size(info, crs)
 
 
+def _square(info: dict) -> bool:
+    """Whether the tile's pixels are square in its own CRS (a tile placed by GCPs or RPCs is
+    rectified onto square pixels, as GDAL's warper suggests)."""
+    t = info["transform"]
+    return info["placed"] is not None or math.isclose(math.hypot(t.a, t.d), math.hypot(t.b, t.e), rel_tol=1e-6)
+
+
+def _finest(infos: list[dict], key: str) -> tuple[float, float]:
+    """The pixel size of the finest tile as a whole (the smallest pixel area measured in the
+    grid's CRS ``key``; ties to the earlier tile): its sides measured there, made a square of the
+    same area for a tile whose pixels are square in its own CRS. (Per axis
+    from different tiles, a 4326 tile's narrow x and a 3857 tile's y, it was finer than any tile.)"""
+    finest = min(infos, key=lambda i: i["res"][key][0] * i["res"][key][1])
+    x, y = finest["res"][key]
+    return (math.sqrt(x * y),) * 2 if _square(finest) else (x, y)
+
+
 def mosaic_grid(infos: list[dict], crs: Any = None) -> Grid:
     """The one north-up grid of the tiles ``infos`` (:func:`rrsis.scene.mosaic._info`), in
     ``crs`` (a rasterio ``CRS``) or, without one, the CRS of the largest valid ground area of
@@ -173,15 +193,12 @@ def mosaic_grid(infos: list[dict], crs: Any = None) -> Grid:
     key = crs.to_wkt()
     for i in infos:
         _measure(i, crs)
-    res_x = min(i["res"][key][0] for i in infos)
-    res_y = min(i["res"][key][1] for i in infos)
+    res_x, res_y = _finest(infos, key)
     own = [i for i in infos if i["placed"] is None and i["crs"] == crs and _north_up(i["transform"])]
-    near = [i for i in own if i["transform"].a <= res_x * (1 + SAME_SIZE) and -i["transform"].e <= res_y * (1 + SAME_SIZE)]
+    near = [i for i in own if abs(i["transform"].a / res_x - 1) <= SAME_SIZE and abs(-i["transform"].e / res_y - 1) <= SAME_SIZE]
     if near:
-        res_x, res_y = min(i["transform"].a for i in near), min(-i["transform"].e for i in near)
-        anchor = next(i for i in near if math.isclose(i["transform"].a, res_x, rel_tol=1e-9)
-                      and math.isclose(-i["transform"].e, res_y, rel_tol=1e-9))["transform"]
-        ox, oy = anchor.c, anchor.f
+        anchor = min(near, key=lambda i: i["transform"].a * -i["transform"].e)["transform"]  # min keeps the first
+        res_x, res_y, ox, oy = anchor.a, -anchor.e, anchor.c, anchor.f
     else:
         ox = oy = 0.0
     left = min(i["bounds"][key][0] for i in infos)

@@ -363,14 +363,16 @@ def write_overlay(path: str | os.PathLike, scene: Scene, mask_source: Any, max_s
         world_file: where to write the picture's world file (``PICTURE.pgw``;
             :func:`write_world_file`), so that a GIS places it over the scene.
         crs_file: where to write its CRS (``PICTURE.png.aux.xml``; :func:`write_crs_sidecar`).
-        nodata_transparent: the mask GeoTIFF's nodata pixels (outside an area of interest)
-            are transparent in the picture (RGBA).
+        nodata_transparent: the mask GeoTIFF's nodata pixels (outside an area of interest) too.
+
+    The scene's nodata pixels (the validity :meth:`Scene.read` returns: nodata values, NaN, alpha
+    and mask bands) are transparent (RGBA; a GIS shows its basemap there, not a black collar).
     """
     from ..pictures import overlay, save_png
 
     f = min(1.0, max_side / max(scene.height, scene.width))
     shape = (max(1, round(scene.height * f)), max(1, round(scene.width * f)))
-    pixels = scene.read(None, shape)[0]  # shown in its red, green and blue, else its first three bands
+    pixels, valid = scene.read(None, shape)  # shown in its red, green and blue, else its first three bands
     rgb = getattr(scene, "rgb", None)
     pixels = pixels[..., list(rgb)] if rgb is not None and pixels.shape[2] > max(rgb) else \
         pixels[..., :3] if pixels.shape[2] >= 3 else np.repeat(pixels[..., :1], 3, axis=2)
@@ -385,11 +387,11 @@ def write_overlay(path: str | os.PathLike, scene: Scene, mask_source: Any, max_s
 
         with rasterio.Env(**GDAL_ENV), rasterio.open(mask_source) as ds:
             mask = ds.read(1, out_shape=shape, resampling=Resampling.nearest) >= 128
-            shown = ds.read_masks(1, out_shape=shape, resampling=Resampling.nearest) if nodata_transparent else None
-    width = max(1, math.ceil(max(shape) / 400))
-    picture = overlay(image, mask, outline_width=width)
-    if nodata_transparent and not isinstance(mask_source, np.ndarray):
-        picture = np.dstack([picture, np.where(shown >= 128, 255, 0).astype(np.uint8)])
+            if nodata_transparent:
+                valid = valid & (ds.read_masks(1, out_shape=shape, resampling=Resampling.nearest) >= 128)
+    picture = overlay(image, mask, outline_width=max(1, math.ceil(max(shape) / 400)))
+    if not valid.all():
+        picture = np.dstack([picture, np.where(valid, 255, 0).astype(np.uint8)])
     save_png(picture, path)
     if world_file is not None:
         write_world_file(world_file, overlay_transform(scene, shape))

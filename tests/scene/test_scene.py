@@ -108,7 +108,8 @@ def test_georeferenced_scene_through_every_mode(tiny, scene_tif, tmp_path, mode)
     iou = (back & mask).sum() / (back | mask).sum()
     assert iou >= 0.99
     overlay = np.asarray(Image.open(res.files["overlay"]))
-    assert overlay.shape == (H, W, 3)
+    assert overlay.shape == (H, W, 4)  # RGBA: the scene's nodata corner is transparent, not black
+    np.testing.assert_array_equal(overlay[..., 3] > 0, valid > 0)
 
 
 def test_geojson_native_crs_and_simplified_polygons(tiny, scene_tif, tmp_path):
