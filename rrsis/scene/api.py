@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from .._atomic import writable_folder
-from ..data.bands import first_three_note
 from ..data.expressions import check_expressions, expression_problem
 from ..data.io import MAX_PIXELS, Scale
 from ..models.base import threshold_mask
@@ -242,9 +241,9 @@ def segment_scene(
             "channels": getattr(model, "in_chans", None)}
     sc, win = open_aoi_scene(scene, area, **read) if area is not None else (open_scene(scene, **read) if own else scene, None)
     recorded_rgb(sc, model)  # an undeclared raster's colours where the model's training images had them
-    if getattr(sc, "first_three_of", 0) and getattr(model, "in_chans", 3) == 3 \
+    if getattr(sc, "band_note", None) and getattr(model, "in_chans", 3) == 3 \
             and getattr(sc, "declared", None) is None:  # declared R, G, B are read as a GIS shows them
-        warnings.warn(first_three_note(sc.name, sc.first_three_of, sc.bands), stacklevel=2)
+        warnings.warn(sc.band_note, stacklevel=2)
     if getattr(sc, "rectified", None):  # the outputs' grid is not the file's pixel grid
         warnings.warn(sc.rectified, stacklevel=2)
     try:
