@@ -44,7 +44,9 @@ class SceneResult:
         mode: the mode that ran (``auto`` resolved).
         mask: bool ``[H, W]`` when kept in memory (see ``return_mask``), else ``None``.
         area_px: foreground pixels.
-        area_m2: foreground area in m² (``None`` when the scene has no usable CRS).
+        area_m2: foreground ground area in m², ``out=`` or not: pixels × pixel area where the CRS keeps
+            planar areas (UTM), else each piece measured on the ellipsoid (EPSG:4326, Web Mercator);
+            ``None`` without a CRS, or in a distorting one with neither ``out=`` nor the mask kept.
         n_polygons: polygons in the GeoJSON (``None`` when none was written).
         files: ``kind → path`` of the files written (``mask``, ``geojson``, ``overlay``, and the
             overlay's world file and CRS, ``overlay_world`` and ``overlay_crs``).
@@ -364,8 +366,9 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
         area_m2 = area * px_m2
     elif n_poly is not None and sc.crs is not None:
         area_m2 = sum(f["properties"]["area_m2"] or 0.0 for f in fc["features"])
-    else:
-        area_m2 = None
+    else:  # no polygons (no out=): the mask's pieces measured as they would be
+        from .vector import pixels_area_m2
+        area_m2 = pixels_area_m2(mask, sc.transform, sc.crs) if mask is not None and sc.crs is not None else None
     return SceneResult(text=text, mode=opt.mode, mask=mask if keep else None, area_px=area,
                        area_m2=area_m2, n_polygons=n_poly, files=dict(paths),
                        seconds=time.perf_counter() - t0, shape=(sc.height, sc.width),
