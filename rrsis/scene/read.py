@@ -279,6 +279,9 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
     Plain images and arrays are read as :func:`rrsis.data.read_image` reads them (same band
     rule, ``bands`` and ``scale``): ``segment_scene(mode="global")`` gives ``model.predict``'s mask;
     a PNG/JPEG with a world file is placed by it (:func:`~rrsis.scene.georef.plain_georeference`).
+    A raster GDAL reads (a GeoTIFF) is read window by window, its global pass at the model's size
+    by GDAL's averaging, not ``model.preprocess``'s resize: its mask may differ from
+    ``model.predict``'s at object boundaries (docs/guides/geotiff.md).
 
     Args:
         source: the scene.
