@@ -77,7 +77,8 @@ def first_three_note(name: str, count: int, bands: Sequence[int], stack: bool = 
     whose colours are declared when it is built, not by editing the VRT."""
     def declare(names: str) -> str:
         if stack:
-            return f"declare them when the stack is built, in its order: --stack-colours {names} (colours= of build_stack)"
+            return (f"declare the bands' colours when the stack is built, in its order: --stack-colours {names} "
+                    "(colours= of build_stack)")
         return f"declare each band's colour in the file, in its order, e.g. rio edit-info --colorinterp {names} FILE"
 
     if count == 2:
