@@ -21,6 +21,7 @@ _COMMANDS = ["models", "convert", "synth", "chips", "train", "evaluate", "predic
 _EXPECTED = (ValueError, LookupError, OSError, ImportError, RuntimeError, AssertionError)
 _EXPECTED_NAMES = ("DecompressionBombError",)
 EXIT_USAGE = 2
+EXIT_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a command whose reader closed the pipe
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +50,17 @@ def _one_line(exc: BaseException) -> str:
     return f"{lines[0]}{more}"
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush of the closed pipe says nothing."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real stdout (captured): nothing to flush
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -72,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"rrsis {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # stdout closed by its reader (| head): end quietly, as other CLIs do
+        _quiet_stdout()
+        return EXIT_PIPE
     except Exception as exc:
         if debug or not _expected(exc):
             raise

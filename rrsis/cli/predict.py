@@ -10,6 +10,7 @@ before the model is loaded.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from .model_limits import add_model_limits, model_limits
@@ -224,6 +225,8 @@ def _stretch(text: str | None):
 
 
 def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    # The API names an expression by its index ("text 0: ..."); here the --text values count from 1.
+    message = re.sub(r"^text (\d+):", lambda m: f"--text {int(m[1]) + 1}:", str(message))
     print(f"rrsis predict: warning: {message}", file=sys.stderr)
 
 
@@ -249,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
     from ..scene.region import is_gdal_url
 
     # Check the cheap inputs before loading the model, so a typo fails at once.
-    check_expressions(args.text, "--text")
+    check_expressions(args.text, "--text", first=1)  # the 1st --text is --text 1, as bands count
     stretch = _stretch(args.stretch)
     if args.aoi_crs is not None and args.aoi is None:
         raise ValueError("--aoi-crs is the CRS of --aoi; give --aoi too")

@@ -81,8 +81,10 @@ def stack_bands(vrt: str) -> str:
     rgb = declared_rgb(colours, names)
     if rgb is not None:
         return f"bands {listed}; an RGB model reads {', '.join(names[b - 1] for b in rgb)} as red, green, blue"
+    example = ",".join((["red", "green", "blue"] + ["undefined"] * len(names))[:len(names)])
     return (f"bands {listed}; none declared red, green or blue, so an RGB model reads the first three as "
-            "red, green, blue in this order (give the files in R, G, B order, or --stack-colours)")
+            f"red, green, blue in this order (give the files in R, G, B order, or each band's colour in the "
+            f"stack's order, e.g. --stack-colours {example})")
 
 
 def band_files_hint(scenes, most: int = 32) -> str | None:

@@ -52,7 +52,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--per-kind", type=int, default=2, help="--train-size: expressions of each kind per scene (default 2)")
     p.add_argument("--workers", type=int, default=1,
                    help="processes that make the scenes (default 1; the files are the same for any number)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar; one line a set or scene, naming where it went (no statistics, no expressions)")
     p.set_defaults(func=run)
 
 
@@ -76,7 +77,10 @@ def run(args: argparse.Namespace) -> int:
     )
     share = stats["non_unique_target_share"]
     print(f"wrote {stats['n_scenes']} scenes, {stats['n_expressions']} expressions to "
-          f"{args.out_dir} ({', '.join(stats['layouts'])})")
+          f"{args.out_dir} ({', '.join(stats['layouts'])})" + (f"; statistics in {args.out_dir}/stats.json"
+                                                             if args.quiet else ""))
+    if args.quiet:  # one line: where everything went
+        return 0
     print(f"targets with a same-category distractor: {share:.1%}")
     print(json.dumps(stats, indent=2, sort_keys=True))
     return 0
@@ -101,8 +105,8 @@ def _large(args: argparse.Namespace) -> int:
         meta = write_large_scene(args.out_dir, args.size, seed=args.seed + k, render_size=args.render_size,
                                  n_expressions=args.expressions_per_scene, min_objects=lo, max_objects=max(hi, lo), name=f"scene{k}")
         print(f"wrote {args.out_dir}/{meta['image']} ({args.size}x{args.size}, {len(meta['objects'])} "
-              f"objects) with {meta['labels']} and scene{k}.json:")
-        for e in meta["expressions"]:
+              f"objects) with {meta['labels']} and scene{k}.json" + ("" if args.quiet else ":"))
+        for e in [] if args.quiet else meta["expressions"]:
             print(f"  {e['text']!r} -> object {e['object']} ({e['kind']})")
     return 0
 
@@ -129,7 +133,7 @@ def _at_scale(args: argparse.Namespace) -> int:
     for k in range(args.n_scenes):
         meta = write_scene_at_scale(args.out_dir, settings, seed=args.seed + k, name=f"scene{k}")
         print(f"wrote {args.out_dir}/{meta['image']} ({args.size}x{args.size}, {len(meta['objects'])} objects at "
-              f"{args.train_size}-px training scale) with {meta['labels']} and scene{k}.json:")
-        for e in meta["expressions"]:
+              f"{args.train_size}-px training scale) with {meta['labels']} and scene{k}.json" + ("" if args.quiet else ":"))
+        for e in [] if args.quiet else meta["expressions"]:
             print(f"  {e['text']!r} -> {e['targets'] or 'nothing'} ({e['kind']})")
     return 0

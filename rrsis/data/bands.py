@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["RGB_NAMES", "Bands", "Scale", "check_divisor", "colours_at", "declared_rgb", "first_three_note", "model_bands", "nodata_mask", "nodata_pixels", "parse_bands", "raster_bands", "rgb_positions", "scale_values",
+__all__ = ["RGB_NAMES", "Bands", "Scale", "band_count_problem", "check_divisor", "colours_at", "declared_rgb", "first_three_note", "model_bands", "nodata_mask", "nodata_pixels", "parse_bands", "raster_bands", "rgb_positions", "scale_values",
            "select_bands", "transparent_pixels", "uint8_to_unit"]
 
 Scale = str | float | None
@@ -70,13 +70,25 @@ def declared_rgb(colours: Sequence[str | None] | None = None,
     return None
 
 
-def first_three_note(name: str, count: int, bands: Sequence[int]) -> str:
+def first_three_note(name: str, count: int, bands: Sequence[int], stack: bool = False) -> str:
     """What an RGB model reading the first three of a raster's ``count`` bands, none declared red,
-    green or blue, is told: which bands it reads, and the two ways to choose others."""
+    green or blue (or band 1 of 2, as grey), is told: which bands it reads, and the ways to choose
+    others. ``stack``: the raster is a stack rrsis wrote (``build_stack``, ``rrsis predict --stack``),
+    whose colours are declared when it is built, not by editing the VRT."""
+    def declare(names: str) -> str:
+        if stack:
+            return (f"declare the bands' colours when the stack is built, in its order: --stack-colours {names} "
+                    "(colours= of build_stack)")
+        return f"declare each band's colour in the file, in its order, e.g. rio edit-info --colorinterp {names} FILE"
+
+    if count == 2:
+        return (f"{name}: 2 bands, none declared alpha; an RGB model reads band 1 as grey (bands=(2,) reads "
+                f"band 2, a model built with in_chans=2 both; if band 2 is a transparency mask, "
+                f"{declare('gray,alpha')})")
     names = ",".join(["red", "green", "blue"] + ["undefined"] * (count - 3))
     return (f"{name}: {count} bands, none declared red, green or blue; an RGB model reads bands "
-            f"{tuple(bands)} (bands= chooses others, e.g. (4, 3, 2) for Sentinel-2's R, G, B; or declare "
-            f"each band's colour in the file, in its order, e.g. rio edit-info --colorinterp {names} FILE)")
+            f"{tuple(bands)} (bands= chooses others, e.g. (4, 3, 2) for Sentinel-2's R, G, B; or "
+            f"{declare(names)})")
 
 
 def rgb_positions(bands: Sequence[int], declared: tuple[int, int, int] | None,
@@ -171,15 +183,18 @@ def select_bands(arr: np.ndarray, alpha: bool, bands: Bands, where: str,
                 return arr
             if alpha and c - 1 == channels:
                 return arr[:, :, :channels]
-            raise ValueError(
-                f"{where}: the image has {c} band(s){' (the last declared alpha)' if alpha else ''} but the "
-                f"model takes {channels} (in_chans={channels}); pass bands= with {channels} band numbers "
-                "counted from 1 (a model's band count is fixed when it is built)"
-            )
+            raise ValueError(band_count_problem(where, "image", c, channels,
+                                                " (the last declared alpha)" if alpha else ""))
         if alpha and c in (2, 4):
             arr, c = arr[:, :, : c - 1], c - 1
         if c == 1:
             return np.repeat(arr, 3, axis=2)
+        if c == 2:  # as a scene reads a 2-band raster: band 1 as grey, when asked
+            raise ValueError(
+                f"{where}: 2 channels (bands), none declared alpha: an RGB model reads 3 (R, G, B) or 1 "
+                "(grey); pass bands=(1,) to read band 1 as grey, as a scene reads a 2-band raster, or "
+                "bands=(2,) (or use a model built with in_chans=2)"
+            )
         if c != 3:
             raise ValueError(
                 f"{where}: {c} channels (bands), none declared alpha: pass bands=(i, j, k) to "
@@ -204,6 +219,19 @@ def select_bands(arr: np.ndarray, alpha: bool, bands: Bands, where: str,
     return np.repeat(out, 3, axis=2) if channels == 3 and out.shape[2] == 1 else out
 
 
+def band_count_problem(where: str, what: str, have: int, channels: int, aside: str = "") -> str:
+    """Why a model of ``channels`` bands refuses an image or raster of ``have`` (``aside``: the
+    alpha band left out), and the way out: a file with those bands when it has fewer (none can be
+    chosen), ``bands=`` when it has more."""
+    head = (f"{where}: the {what} has {have} band(s){aside} but the model takes {channels} (it was "
+            f"trained on {channels}-band images; in_chans={channels})")
+    if have < channels:
+        return (f"{head}: give it {'an' if what[0] in 'aeiou' else 'a'} {what} with those {channels} bands, in the order it was trained on "
+                "(a model's band count is fixed when it is built)")
+    return (f"{head}: pass bands= (--bands) with {channels} band numbers counted from 1, the model's "
+            f"bands in the order it was trained on, e.g. bands={tuple(range(1, channels + 1))}")
+
+
 def raster_bands(alpha: Sequence[bool], bands: Bands, channels: int | None, where: str,
                  rgb: tuple[int, int, int] | None = None) -> tuple[tuple[int, ...], list[int]]:
     """:func:`select_bands`' rule for a raster read band by band (the whole-scene reader):
@@ -221,8 +249,7 @@ def raster_bands(alpha: Sequence[bool], bands: Bands, channels: int | None, wher
     if chosen is None and channels not in (None, 3):
         chosen = tuple(range(1, len(alpha) + 1)) if len(alpha) == channels else tuple(data)
         if len(chosen) != channels:
-            raise ValueError(f"{where}: the raster has {len(data)} band(s) (alpha aside) but the model takes "
-                             f"{channels} (in_chans); pass bands= with {channels} band numbers counted from 1")
+            raise ValueError(band_count_problem(where, "raster", len(data), channels, " (alpha aside)"))
     if chosen is None and rgb is not None and channels in (None, 3):
         chosen = tuple(rgb)
     if chosen is None:

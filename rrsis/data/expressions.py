@@ -25,14 +25,15 @@ def check_expression(text: Any, what: str = "expression") -> str:
     return text
 
 
-def check_expressions(texts: str | Sequence[str], what: str = "expression") -> list[str]:
+def check_expressions(texts: str | Sequence[str], what: str = "expression", first: int = 0) -> list[str]:
     """:func:`check_expression` over one expression or several (``predict``, ``segment_scene``,
     the tokenizer, the datasets, the CLI and the app call it), returned as a list.
 
     Args:
         texts: one expression or several.
         what: how the caller names one (``"--text"`` in the CLI), for the message; several are
-            named by index (``"text 1"``).
+            named by number: their index from ``first`` (0, as the list indexes them, for the
+            Python API: ``"text 0"``; 1 for the CLI, which counts ``--text`` values from 1).
 
     Raises:
         ValueError: no expression, a non-string, or an empty or blank one.
@@ -45,7 +46,7 @@ def check_expressions(texts: str | Sequence[str], what: str = "expression") -> l
         raise ValueError(f"{what}: expected a string or a list of strings, got {type(texts).__name__}") from None
     if not items:
         raise ValueError(f"no {what} given: give the text that names the target")
-    return [check_expression(t, f"{what} {i}") for i, t in enumerate(items)]
+    return [check_expression(t, f"{what} {i}") for i, t in enumerate(items, first)]
 
 
 def expression_problem(tokenizer: Any, text: str) -> str | None:

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from .._atomic import writable_folder
-from ..data.bands import first_three_note
 from ..data.expressions import check_expressions, expression_problem
 from ..data.io import MAX_PIXELS, Scale
 from ..models.base import threshold_mask
@@ -45,7 +44,9 @@ class SceneResult:
         mode: the mode that ran (``auto`` resolved).
         mask: bool ``[H, W]`` when kept in memory (see ``return_mask``), else ``None``.
         area_px: foreground pixels.
-        area_m2: foreground area in m² (``None`` when the scene has no usable CRS).
+        area_m2: foreground ground area in m², ``out=`` or not: pixels × pixel area where the CRS keeps
+            planar areas (UTM), else each piece measured on the ellipsoid (EPSG:4326, Web Mercator);
+            ``None`` without a CRS, or in a distorting one with neither ``out=`` nor the mask kept.
         n_polygons: polygons in the GeoJSON (``None`` when none was written).
         files: ``kind → path`` of the files written (``mask``, ``geojson``, ``overlay``, and the
             overlay's world file and CRS, ``overlay_world`` and ``overlay_crs``).
@@ -242,9 +243,9 @@ def segment_scene(
             "channels": getattr(model, "in_chans", None)}
     sc, win = open_aoi_scene(scene, area, **read) if area is not None else (open_scene(scene, **read) if own else scene, None)
     recorded_rgb(sc, model)  # an undeclared raster's colours where the model's training images had them
-    if getattr(sc, "first_three_of", 0) and getattr(model, "in_chans", 3) == 3 \
+    if getattr(sc, "band_note", None) and getattr(model, "in_chans", 3) == 3 \
             and getattr(sc, "declared", None) is None:  # declared R, G, B are read as a GIS shows them
-        warnings.warn(first_three_note(sc.name, sc.first_three_of, sc.bands), stacklevel=2)
+        warnings.warn(sc.band_note, stacklevel=2)
     if getattr(sc, "rectified", None):  # the outputs' grid is not the file's pixel grid
         warnings.warn(sc.rectified, stacklevel=2)
     try:
@@ -365,8 +366,9 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
         area_m2 = area * px_m2
     elif n_poly is not None and sc.crs is not None:
         area_m2 = sum(f["properties"]["area_m2"] or 0.0 for f in fc["features"])
-    else:
-        area_m2 = None
+    else:  # no polygons (no out=): the mask's pieces measured as they would be
+        from .vector import pixels_area_m2
+        area_m2 = pixels_area_m2(mask, sc.transform, sc.crs) if mask is not None and sc.crs is not None else None
     return SceneResult(text=text, mode=opt.mode, mask=mask if keep else None, area_px=area,
                        area_m2=area_m2, n_polygons=n_poly, files=dict(paths),
                        seconds=time.perf_counter() - t0, shape=(sc.height, sc.width),

@@ -237,7 +237,7 @@ def _check_many(truths: list[Truth], n: int, labels: Any) -> dict[str, int]:
 
 
 def _unit(px_area: float | None) -> str:
-    return "px" if px_area is None else "m²"
+    return "m²"  # a planar pixel area, or (px_area None) each piece measured on the ellipsoid
 
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
@@ -256,12 +256,14 @@ def _run_mode(model, source: SceneSource, mode: str, truth: Truth, folder: str, 
                             out=folder, overwrite=overwrite, return_mask=False, **run, **opts)
     # The time to the answer: reading, the model, the mode's choosing; not writing the files.
     seconds = time.perf_counter() - t0 - sum(r.write_seconds for r in results)
-    unit = 1.0 if truth.px_area is None else truth.px_area
+    ground = truth.px_area is None  # no one pixel area: each piece on the ellipsoid, as segment_scene measures
     rows = []
     for r, t in zip(results, targets, strict=True):
-        i, u, p, g = _count(r.files["mask"], t["geometry"])
+        i, u, p, g, p_m2, g_m2 = _count(r.files["mask"], t["geometry"], ground)
+        if not ground:
+            p_m2, g_m2 = p * truth.px_area, g * truth.px_area
         rows.append(ExpressionScore(text=t["text"], iou=i / u if u else 0.0, intersection_px=i, union_px=u,
-                                    predicted_px=p, true_px=g, predicted_area=p * unit, true_area=g * unit,
+                                    predicted_px=p, true_px=g, predicted_area=p_m2, true_area=g_m2,
                                     features=t["features"], files=dict(r.files) if keep else {},
                                     scene=source.id or None))
     return score(mode, results[0].mode, seconds, rows)
@@ -274,15 +276,20 @@ def _drop_unseen(scores: list[ModeScore]) -> tuple[list[ModeScore], int]:
             for s in scores], seen.count(False)
 
 
-def _count(mask_path: str, geometry: Any) -> tuple[int, int, int, int]:
+def _count(mask_path: str, geometry: Any, ground: bool = False) -> tuple[int, int, int, int, float, float]:
     """``(intersection, union, predicted, true)`` pixels of a mask GeoTIFF against a geometry in
-    its pixel coordinates, strip by strip; the mask's nodata pixels count for neither."""
+    its pixel coordinates, strip by strip; the mask's nodata pixels count for neither. Then the
+    predicted and true areas in m² measured on the ellipsoid with ``ground`` (strip by strip, as
+    :func:`~rrsis.scene.vector.pixels_area_m2` adds them up), else 0.0."""
     import rasterio
     from affine import Affine
     from rasterio.features import rasterize
     from rasterio.windows import Window
 
+    from .vector import pixels_area_m2
+
     inter = union = pred = true = 0
+    pred_m2 = true_m2 = 0.0
     with rasterio.Env(**GDAL_ENV), rasterio.open(mask_path) as ds:
         block = ds.block_shapes[0][0]  # whole rows of blocks: each block decoded once
         rows = max(1, _STRIP_PIXELS // ds.width)
@@ -298,4 +305,8 @@ def _count(mask_path: str, geometry: Any) -> tuple[int, int, int, int]:
             union += int(np.count_nonzero(p | g))
             pred += int(np.count_nonzero(p))
             true += int(np.count_nonzero(g))
-    return inter, union, pred, true
+            if ground:
+                strip = ds.transform * Affine.translation(0, r0)
+                pred_m2 += pixels_area_m2(p, strip, ds.crs)
+                true_m2 += pixels_area_m2(g, strip, ds.crs)
+    return inter, union, pred, true, pred_m2, true_m2

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 import string
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,11 +118,7 @@ def read_truth(scene: str, labels: str, text_field: str, layer: str | None, crs:
         if sc.in_memory or not sc.georeferenced:
             raise ValueError(f"{scene}: evaluating needs a georeferenced raster read by rasterio (a GeoTIFF, COG "
                              "or VRT with a CRS and a transform) to place the labels on")
-        px_area = pixel_area_m2(sc)
-        if px_area is None:
-            warnings.warn(f"{scene}: its pixels have no one ground area in {sc.crs.to_string()} (a geographic "
-                          "or area-distorting CRS): areas are given in scene pixels", UserWarning,
-                          stacklevel=stacklevel)
+        px_area = pixel_area_m2(sc)  # None: no one pixel area, each piece measured on the ellipsoid
         read = {} if read is None else read
         if labels not in read:  # after the scene's own checks, as one scene's reading always came
             read[labels] = read_labels(labels, text_field, layer)

@@ -88,7 +88,8 @@ class SceneScore:
             region's folders).
         scene: its path or URL.
         labels: the vector file its truth was read from.
-        area_unit: ``"m²"`` for a projected CRS, else ``"px"``.
+        area_unit: ``"m²"``: the planar pixel area where the CRS keeps it, else each piece
+            measured on the ellipsoid, as ``rrsis predict`` measures (``"px"`` in older records).
         modes: one :class:`ModeScore` per mode over this scene's expressions.
         skipped: as :attr:`SceneEvaluation.skipped`, on this scene.
     """
@@ -110,8 +111,9 @@ class SceneEvaluation:
         scene, labels: the files scored (many scenes: the scenes and the labels as given).
         text_field, layer: where the expressions were read.
         model: the model (its path or Hub id when given as one, else its architecture).
-        area_unit: ``"m²"`` for a projected CRS, else ``"px"`` (areas in scene pixels); over
-            scenes of both kinds, ``"mixed"`` (each scene's is in :attr:`scenes`).
+        area_unit: ``"m²"``, in any CRS (an EPSG:4326 or Web Mercator scene's areas measured on
+            the ellipsoid, as ``rrsis predict`` gives them); records written before it may hold
+            ``"px"`` (areas in scene pixels) or ``"mixed"`` (each scene's in :attr:`scenes`).
         modes: one :class:`ModeScore` per mode, in the order run (many scenes: pooled).
         options: the options every mode ran with (threshold, pixel_ratio, aoi, ...).
         skipped: features or expressions left out, by reason: ``no_text``, ``no_area`` (no

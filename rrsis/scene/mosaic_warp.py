@@ -113,9 +113,9 @@ def _pixel_size(info: dict, crs: Any) -> tuple[float, float]:
 def _ground_area(info: dict, crs: Any) -> float:
     from shapely.geometry import box
 
-    from .write import _geodesic_area
+    from .vector import geodesic_area
 
-    return _geodesic_area(box(*info["bounds"][crs.to_wkt()]), crs)
+    return geodesic_area(box(*info["bounds"][crs.to_wkt()]), crs)
 
 
 def valid_share(info: dict) -> float:

@@ -110,6 +110,9 @@ class Scene:
         # The band count when the RGB default took the first three of more (segment_scene says so).
         n = sum(c != ColorInterp.alpha for c in ds.colorinterp)
         self.first_three_of = n if bands is None and channels in (None, 3) and n > 3 else 0
+        # What segment_scene tells an RGB model on an undeclared raster read in part: the first three, or band 1 of 2.
+        self.band_note = _bands.first_three_note(name, n, self.bands, stack="RRSIS_STACK" in ds.tags()) \
+            if bands is None and channels in (None, 3) and (n > 3 or n == 2) else None
         if scale is not None and stretch not in ("auto", None, False):
             raise ValueError(f"{name}: give scale= (value scaling) or stretch= (percentiles), not both")
         self._clip = scale is None  # a stretch saturates; a value scaling is kept as read_image keeps it
@@ -292,6 +295,9 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
     Plain images and arrays are read as :func:`rrsis.data.read_image` reads them (same band
     rule, ``bands`` and ``scale``): ``segment_scene(mode="global")`` gives ``model.predict``'s mask;
     a PNG/JPEG with a world file is placed by it (:func:`~rrsis.scene.georef.plain_georeference`).
+    A raster GDAL reads (a GeoTIFF) is read window by window, its global pass at the model's size
+    by GDAL's averaging, not ``model.preprocess``'s resize: its mask may differ from
+    ``model.predict``'s at object boundaries (docs/guides/geotiff.md).
 
     Args:
         source: the scene.

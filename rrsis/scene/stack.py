@@ -176,6 +176,7 @@ def build_stack(sources: str | os.PathLike | Sequence[str | os.PathLike], out: s
     width, height = fine["width"], fine["height"]
     folder = out.resolve().parent
     lines = _vrt_head(width, height, fine["crs"], (float(t.c), float(t.a), float(t.f), float(t.e)))
+    lines.append('  <Metadata><MDI key="RRSIS_STACK">build_stack</MDI></Metadata>')  # its colours: colours=
     band = 0
     for i in infos:
         name, relative = _source_name(i["uri"], folder)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import math
 import warnings
 
-__all__ = ["AOI_DEFAULT_CRS", "checked_area", "need_shapely", "polygonal_part", "read_labelled_features",
-           "read_vector_file", "union_areas"]
+__all__ = ["AOI_DEFAULT_CRS", "checked_area", "geodesic_area", "need_shapely", "pixels_area_m2", "polygonal_part",
+           "read_labelled_features", "read_vector_file", "union_areas"]
 
 # RFC 7946: GeoJSON coordinates are WGS 84 longitudes and latitudes; geometries, mappings and
 # bounds given without a CRS are read the same way.
@@ -21,6 +21,31 @@ def need_shapely():
     except ImportError:  # pragma: no cover - exercised by simulating a missing shapely
         raise ImportError('an area of interest needs shapely: pip install "rrsis[geo]"') from None
     return shapely
+
+
+def geodesic_area(geom, crs) -> float:
+    """Area in m² of a geometry in a geographic or projected CRS, through an equal-area
+    projection centred on it (GDAL does the transformation; no extra dependency)."""
+    from rasterio.warp import transform_geom
+    from shapely.geometry import mapping, shape
+
+    wgs = shape(transform_geom(crs, "EPSG:4326", mapping(geom)))
+    c = wgs.centroid
+    laea = f"+proj=laea +lat_0={c.y} +lon_0={c.x} +datum=WGS84 +units=m +no_defs"
+    return float(shape(transform_geom("EPSG:4326", laea, mapping(wgs))).area)
+
+
+def pixels_area_m2(mask, transform, crs) -> float:
+    """Ground area in m² of the true pixels of a mask (``[H, W]``, on the grid ``transform`` in
+    ``crs``), each piece measured on the ellipsoid as ``segment_scene`` measures its polygons
+    where the CRS distorts areas (EPSG:4326, Web Mercator). Areas add up, so a mask read in
+    strips is measured strip by strip."""
+    import numpy as np
+    from rasterio.features import shapes
+    from shapely.geometry import shape
+
+    m = np.ascontiguousarray(mask, dtype=np.uint8)
+    return sum(geodesic_area(shape(g), crs) for g, _ in shapes(m, mask=m > 0, transform=transform))
 
 
 def polygonal_part(geom):

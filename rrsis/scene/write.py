@@ -25,6 +25,7 @@ import numpy as np
 from .._atomic import atomic_open, atomic_path, atomic_write, temporary_path
 from .cog import COG_BLOCK, translate_to_cog
 from .read import GDAL_ENV, Scene, require_geo
+from .vector import geodesic_area as _geodesic_area
 
 __all__ = ["MaskWriter", "PolygonCollector", "overlay_transform", "pixel_area_m2", "remove_stale_temporaries",
            "staged_outputs", "write_crs_sidecar", "write_overlay", "write_world_file", "writing"]
@@ -197,18 +198,6 @@ def pixel_area_m2(scene: Scene) -> float | None:
     footprint = Polygon([(t.a * x + t.b * y + t.c, t.d * x + t.e * y + t.f) for x, y in ring])
     ground = _geodesic_area(footprint, crs)
     return planar if abs(ground / (planar * h * w) - 1.0) <= PLANAR_AREA_TOLERANCE else None
-
-
-def _geodesic_area(geom, crs) -> float:
-    """Area in m² of a geometry in a geographic or projected CRS, through an equal-area
-    projection centred on it (GDAL does the transformation; no extra dependency)."""
-    from rasterio.warp import transform_geom
-    from shapely.geometry import mapping, shape
-
-    wgs = shape(transform_geom(crs, "EPSG:4326", mapping(geom)))
-    c = wgs.centroid
-    laea = f"+proj=laea +lat_0={c.y} +lon_0={c.x} +datum=WGS84 +units=m +no_defs"
-    return float(shape(transform_geom("EPSG:4326", laea, mapping(wgs))).area)
 
 
 class PolygonCollector:

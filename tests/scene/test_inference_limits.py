@@ -197,7 +197,7 @@ def test_cli_prints_the_apis_warnings_on_expressions(saved, tmp_path, capsys):
     base = ["--model", str(saved), "--image", str(path), "--mode", "global"]
     assert cli([*base, "--text", "zzzq qqxw", "--out", str(tmp_path / "a")]) == 0
     err = capsys.readouterr().err
-    assert "rrsis predict: warning: text 0:" in err and "vocabulary" in err
+    assert "rrsis predict: warning: --text 1:" in err and "vocabulary" in err  # the 1st --text
     long = " ".join(["the red building"] * 8)
     assert cli([*base, "--text", long, "--out", str(tmp_path / "b")]) == 0
     assert "truncated" in capsys.readouterr().err

@@ -59,6 +59,11 @@ def test_scene_lists_from_paths_globs_and_list_files(tmp_path):
         resolve_scenes(str(tmp_path / "*.jp2"))
     with pytest.raises(FileNotFoundError, match="nope.tif: file not found"):
         resolve_scenes([str(tmp_path / "a" / "x.tif"), str(tmp_path / "nope.tif")])
+    notes = tmp_path / "notes.txt"  # a .txt given as one image: named as the list it is read as
+    notes.write_text("# a\n\nhello\n")
+    with pytest.raises(FileNotFoundError, match=r"notes\.txt is read as a list of scenes \(one path or URL a "
+                       r"line\); line 3, 'hello' \(.*hello\): file not found"):
+        resolve_scenes(str(notes))
     (tmp_path / "empty.txt").write_text("# nothing\n")
     with pytest.raises(ValueError, match="no paths in it"):
         resolve_scenes(str(tmp_path / "empty.txt"))
@@ -255,3 +260,16 @@ def test_merged_geoparquet(tmp_path):
     table = pa.read_table(tmp_path / "m.parquet")
     assert json.loads(table.schema.metadata[b"geo"])["primary_column"] == "geometry"
     assert table.column("scene").to_pylist() == ["a", "b"]
+
+
+def test_region_of_no_readable_scene_leaves_no_empty_folder(tiny, tmp_path):  # noqa: F811
+    (tmp_path / "bad.tif").write_bytes(b"not a raster")
+    with pytest.warns(UserWarning, match=r"scene (bad|none) .*cannot read raster"):
+        s = segment_scenes(tiny, [str(tmp_path / "bad.tif"), "/vsimem/none.tif"], "the ship",
+                           out=tmp_path / "r", mode="global")
+    assert sorted(s.failed) == ["bad", "none"] and not s.done
+    assert not (tmp_path / "r").exists()  # made by this call, nothing in it: removed
+    (tmp_path / "r").mkdir()
+    with pytest.warns(UserWarning, match=r"scene bad"):
+        segment_scenes(tiny, str(tmp_path / "bad.tif"), "the ship", out=tmp_path / "r", mode="global")
+    assert (tmp_path / "r").is_dir()  # the user's own folder stays

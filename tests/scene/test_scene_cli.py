@@ -59,7 +59,9 @@ def test_predict_several_texts_and_bad_flags(saved, tmp_path, capsys):
     assert main([*argv, "--text", "a", "--bands", "0,1,2"]) == 2
     assert "count from 1" in capsys.readouterr().err
     assert main([*argv, "--text", " "]) == 2
-    assert "--text 0 is empty" in capsys.readouterr().err
+    assert "--text 1 is empty" in capsys.readouterr().err  # counted from 1, as bands are
+    assert main([*argv, "--text", "a", "--text", ""]) == 2
+    assert "--text 2 is empty" in capsys.readouterr().err
 
 
 def test_predict_value_scaling_and_pixel_ratio(saved, tmp_path, capsys):

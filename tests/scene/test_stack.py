@@ -187,7 +187,30 @@ def test_the_printed_bands_say_what_an_rgb_model_reads(tmp_path, bands):
     vrt = build_stack(str(folder / "B0*.tif"), tmp_path / "s.vrt")
     assert stack_bands(str(vrt)) == ("bands 1 B02, 2 B03, 3 B04; none declared red, green or blue, so an RGB "
                                      "model reads the first three as red, green, blue in this order (give the "
-                                     "files in R, G, B order, or --stack-colours)")
+                                     "files in R, G, B order, or each band's colour in the stack's order, e.g. "
+                                     "--stack-colours red,green,blue)")
+
+
+def test_an_undeclared_stack_is_told_to_declare_its_colours_with_stack_colours(tmp_path, bands):
+    """The scene's note on an undeclared stack names --stack-colours (the VRT is rewritten each
+    run), not rio edit-info, which a plain file gets."""
+    from rasterio.enums import ColorInterp
+
+    from rrsis.scene import open_scene
+
+    folder, _ = bands
+    files = [str(f) for f in _files(folder, "B04", "B03", "B02", "B8A")]
+    vrt = build_stack(files, tmp_path / "s.vrt")
+    with open_scene(str(vrt)) as sc:
+        assert sc.bands == (1, 2, 3) and "--stack-colours red,green,blue,undefined" in sc.band_note
+        assert "edit-info" not in sc.band_note
+    with rasterio.open(vrt) as src:
+        profile = {**src.profile, "driver": "GTiff"}
+        with rasterio.open(tmp_path / "plain.tif", "w", **profile) as dst:
+            dst.write(src.read())
+            dst.colorinterp = [ColorInterp.gray] + [ColorInterp.undefined] * 3  # not GDAL's default alpha
+    with open_scene(str(tmp_path / "plain.tif")) as sc:
+        assert "rio edit-info --colorinterp red,green,blue,undefined FILE" in sc.band_note
 
 
 def test_a_region_of_one_scenes_band_files_names_stack(tmp_path, bands, saved_model, capsys):

@@ -98,10 +98,14 @@ def _from_list_file(path: str) -> list[tuple[str, str]]:
     folder = os.path.dirname(os.path.abspath(path))
     out = []
     with open(path, encoding="utf-8") as fh:
-        for line in fh:
+        for n, line in enumerate(fh, 1):
             line = line.strip()
             if line and not line.startswith("#"):
                 uri = _resolve(line, folder)
+                if not is_gdal_url(uri) and not os.path.isfile(uri):  # before any output is written
+                    where = "" if uri == line else f" ({uri})"
+                    raise FileNotFoundError(f"{path} is read as a list of scenes (one path or URL a line); "
+                                            f"line {n}, {line!r}{where}: file not found")
                 out.append((scene_id(uri), uri))
     if not out:
         raise ValueError(f"scene list {path}: no paths in it (one path or URL a line; # starts a comment)")

@@ -261,6 +261,7 @@ def segment_scenes(
     check_merged_path(merged_path)
     if merged_path.resolve().parent == out.resolve() and merged_path.name in {s.id for s in sources}:
         raise ValueError(f"{merged_path}: a scene has the merged file's name; choose another merged path")
+    made = not out.exists()  # removed again if no scene could be read into it
     writable_folder(out, "choose another output folder")
     for i, t in enumerate(texts_list):
         problem = expression_problem(model.tokenizer, t)
@@ -273,8 +274,13 @@ def segment_scenes(
     done_before = {s.id for s in sources if _state(out / s.id, settings, overwrite)}  # every rank checks all
     rank, world, info = _dist(model)
     try:
-        return _run(model, sources, texts_list, out, merged_path, settings, done_before, overwrite, progress,
-                    barrier_timeout, rank, world, scene_kwargs)
+        summary = _run(model, sources, texts_list, out, merged_path, settings, done_before, overwrite, progress,
+                       barrier_timeout, rank, world, scene_kwargs)
+        if made and rank == 0 and len(summary.failed) == summary.total:  # no empty folders left behind
+            for sid in [*summary.failed, "stacks", ""]:
+                with contextlib.suppress(OSError):
+                    (out / sid).rmdir()
+        return summary
     finally:
         if info is not None:
             from ...engine.distributed import cleanup_distributed
