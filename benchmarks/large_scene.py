@@ -216,13 +216,14 @@ def component_rows(rec: dict, image: np.ndarray, model, text, overlap: float) ->
     def related(r, **rule):
         if r.relation is None or r.relation[1] not in rec["p_anchor"]:
             return None
-        return relate_to_anchor(comps, rec["p_anchor"][r.relation[1]], r, image, rec["near"], **rule)
+        return relate_to_anchor(comps, rec["p_anchor"][r.relation[1]], r, image, rec["near"], rec.get("cell", 0.0),
+                                **rule)
 
     def chosen(r, rel=None, **rule):
         return comps.paint(0, h, object_scores(comps, r.objects, r, None, rel, **rule)) > 0.5
 
     t0 = time.perf_counter()
-    comps = components(0.5)
+    comps = components(0.5).without_specks(rec.get("cell", 0.0))  # mode object's candidates
     said = read_expression(rec["text"])
     default = Reading(said.objects, said.place, said.extreme, said.relation, said.colour)
     rel = related(default)
@@ -265,17 +266,19 @@ def component_rows(rec: dict, image: np.ndarray, model, text, overlap: float) ->
     rec["candidates"] = len(comps)
 
 
-def relate_to_anchor(comps, p_anchor: np.ndarray, reading, image: np.ndarray, near: float, **rule):
+def relate_to_anchor(comps, p_anchor: np.ndarray, reading, image: np.ndarray, near: float, cell: float = 0.0,
+                     **rule):
     """``related`` for :func:`~rrsis.scene.rank.object_scores`, as ``segment_scene`` computes it
     (:func:`~rrsis.scene.rank.related_to_anchor`, its keywords ``rule``) from the anchor's own
-    tiles pass (``image``: the scene's pixels, for the anchor's colour)."""
+    tiles pass (``image``: the scene's pixels, for the anchor's colour; ``cell``: the smallest
+    candidate, :func:`~rrsis.scene.rank.candidate_area`)."""
     from rrsis.scene.components import ComponentBuilder
     from rrsis.scene.rank import related_to_anchor
 
     h, w = p_anchor.shape
     b = ComponentBuilder(w, image.shape[2], 0.5)
     b.add(0, p_anchor, image)
-    return related_to_anchor(comps, b.finish(h), reading, near=near, **rule)[0]
+    return related_to_anchor(comps, b.finish(h).without_specks(cell), reading, near=near, **rule)[0]
 
 
 def anchor_truth(meta: dict, labels: np.ndarray, said) -> np.ndarray | None:
@@ -304,6 +307,7 @@ def passes(model, meta: dict, overlaps, native_ratios, max_global: int, d_overla
 
     from rrsis.scene import SceneOptions, open_scene
     from rrsis.scene.infer import global_pass, global_rows, predict_strips, resample_rows
+    from rrsis.scene.rank import candidate_area
     from rrsis.scene.reading import read_expression
 
     t = model.image_size
@@ -351,6 +355,7 @@ def passes(model, meta: dict, overlaps, native_ratios, max_global: int, d_overla
             if d_overlap in rec["p_tiles"]:
                 opt = SceneOptions(mode="tiles", overlap=d_overlap).resolved(model, H, W)
                 rec["near"], rec["p_anchor"] = opt.tile * opt.pixel_ratio, {}
+                rec["cell"] = candidate_area(model, opt)  # mode object's smallest candidate
                 rec["anchor_truth"] = anchor_truth(meta, labels, read_expression(e["text"]))
                 for k, said in enumerate((read_expression(e["text"]), read_expression(full_paraphrase(e["text"])))):
                     words = said.relation and said.relation[1]

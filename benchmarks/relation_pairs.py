@@ -47,6 +47,7 @@ def tiles_pass(model, sc, opt, text: str, image: np.ndarray | None = None):
 
     from rrsis.scene.components import ComponentBuilder
     from rrsis.scene.infer import predict_strips
+    from rrsis.scene.rank import candidate_area
 
     tok = model.tokenizer([text])
     with torch.no_grad():
@@ -55,7 +56,7 @@ def tiles_pass(model, sc, opt, text: str, image: np.ndarray | None = None):
     image = np.zeros((*p.shape, 0), np.float32) if image is None else image
     b = ComponentBuilder(p.shape[1], image.shape[2], 0.5)
     b.add(0, p, image)
-    return b.finish(p.shape[0])
+    return b.finish(p.shape[0]).without_specks(candidate_area(model, opt))  # mode object's candidates
 
 
 def scene_records(model, meta: dict) -> list[dict]:

@@ -114,14 +114,13 @@ def display_range(scene, rgb: tuple[int, int, int] | None) -> np.ndarray | None:
     return np.stack([-lo / (hi - lo), (1.0 - lo) / (hi - lo)], axis=1)
 
 
-def component_colours(components, among: np.ndarray | None = None) -> np.ndarray | None:
+def component_colours(components) -> np.ndarray | None:
     """``[n, 3]`` each component's mean red, green and blue (``components.rgb``), or ``None`` when
     they have none (built without the scene's bands, or a scene without colour). With
     ``components.rgb_range`` set (:func:`display_range`: a scene that is not 8-bit), in the source's
     values over the white of these components, the brightest band of the brightest one: the
     candidates' colours relative to each other, whatever the scene's value range and whatever
-    brighter pixels (cloud, snow, glint) lie outside them. ``among``: the indices of the
-    candidates whose brightest sets the white (default: every component)."""
+    brighter pixels (cloud, snow, glint) lie outside them."""
     rgb = components.rgb
     if rgb is None or components.bands <= max(rgb):
         return None
@@ -129,6 +128,5 @@ def component_colours(components, among: np.ndarray | None = None) -> np.ndarray
     if span is None:
         return means
     source = (means - span[:, 0]) / (span[:, 1] - span[:, 0])
-    top = source if among is None else source[among]
-    white = float(top.max()) if top.size else 0.0
+    white = float(source.max()) if source.size else 0.0
     return np.clip(source / white if white > 0 else source, 0.0, 1.0)

@@ -11,7 +11,7 @@ strip by strip (:meth:`Components.paint`), so a whole scene never has to be held
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -193,6 +193,18 @@ class Components:
 
     def __len__(self) -> int:
         return len(self.stats)
+
+    def without_specks(self, min_area: float) -> Components:
+        """The components of at least ``min_area`` pixels, renumbered in their order (every one when
+        none is that large): mode ``object``'s candidates (:func:`rrsis.scene.rank.candidate_area`)."""
+        keep = np.flatnonzero(self.area >= min_area)
+        if len(keep) in (0, len(self)):
+            return self
+        new = np.full(len(self), -1, np.int64)
+        new[keep] = np.arange(len(keep))
+        runs = new[self.comp] >= 0
+        return replace(self, row=self.row[runs], c0=self.c0[runs], c1=self.c1[runs], comp=new[self.comp][runs],
+                       stats=self.stats[keep])
 
     @property
     def area(self) -> np.ndarray:

@@ -124,26 +124,20 @@ def component_places(components: Components, transform=None) -> tuple[np.ndarray
 
 def object_scores(components: Components, objects: int | str = 1, reading: Reading | None = None,
                   transform=None, related: tuple[np.ndarray, np.ndarray] | None = None,
-                  extreme_among: int | None = EXTREME_AMONG, min_area: float = 0.0) -> np.ndarray:
+                  extreme_among: int | None = EXTREME_AMONG) -> np.ndarray:
     """Mode ``object``'s choice: the kept components score their mean tiles probability, every
     other 0. Without ``reading``, the ``objects`` of highest mean probability (fewer when the
     scene has fewer components; ties broken by component order; ``"all"``: every one); with
     it, :func:`rrsis.scene.reading.choose` applies the expression's place and extreme
     (``transform``: the scene's, so that north is the map's; ``extreme_among``: as ``choose``'s)
     and, with ``related`` (:func:`rrsis.scene.relation.relate`), its relation to another object;
-    its colour when the components were built with three bands (:mod:`rrsis.scene.colour`).
-    Components smaller than ``min_area`` pixels are no candidates (:func:`candidate_area`), unless
-    none is larger."""
+    its colour when the components were built with three bands (:mod:`rrsis.scene.colour`)."""
     scores = np.zeros(len(components), np.float32)
     if len(components):
-        among = np.flatnonzero(components.area >= min_area)
-        among = among if len(among) else np.arange(len(components))
         mean_p = components.mean_probability
         x, y = component_places(components, transform)
-        cost = colour_costs(components, reading, among)
-        kept = among[choose(reading or Reading(), mean_p[among], x[among], y[among], components.area[among], objects,
-                            None if related is None else (related[0][among], related[1][among]), extreme_among,
-                            None if cost is None else cost[among])]
+        kept = choose(reading or Reading(), mean_p, x, y, components.area, objects, related, extreme_among,
+                      colour_costs(components, reading))
         scores[kept] = mean_p[kept]
     return scores
 
@@ -151,19 +145,19 @@ def object_scores(components: Components, objects: int | str = 1, reading: Readi
 def candidate_area(model, opt: SceneOptions) -> float:
     """The smallest component, in scene pixels, mode ``object`` takes for an object: one cell of the
     model's patch grid (``patch_size`` model pixels a side, 4 for every registered model) at the
-    tiled pass's ``pixel_ratio``. Below it a component is the threshold's speck, not an object the
-    model resolved: a one-pixel "roof" kept for being the whitest (``benchmarks/colour_depth.py``'s
+    tiled pass's ``pixel_ratio`` (:meth:`~rrsis.scene.components.Components.without_specks`; the
+    anchor's pass too). Below it a component is the threshold's speck, not an object the model
+    resolved: a one-pixel "roof" was kept for being the whitest (``benchmarks/colour_depth.py``'s
     passes: colour expressions unchanged, "all ..." +0.3 / +1.8 / +4.1 mIoU on tuning / held-out /
     hazy scenes)."""
     patch = ((getattr(model, "config", None) or {}).get("backbone") or {}).get("patch_size", 4)
     return float(patch * opt.pixel_ratio) ** 2
 
 
-def colour_costs(components: Components, reading: Reading | None, among: np.ndarray | None = None) -> np.ndarray | None:
+def colour_costs(components: Components, reading: Reading | None) -> np.ndarray | None:
     """Each component's distance to ``reading.colour`` (:func:`rrsis.scene.colour.colour_cost`),
-    or ``None`` without a colour or without three bands to measure it on; ``among``: the candidates
-    whose colours set the white (:func:`~rrsis.scene.colour.component_colours`)."""
-    rgb = None if reading is None or reading.colour is None else component_colours(components, among)
+    or ``None`` without a colour or without three bands to measure it on."""
+    rgb = None if reading is None or reading.colour is None else component_colours(components)
     return None if rgb is None else colour_cost(reading.colour, rgb)
 
 
@@ -192,20 +186,21 @@ def object_strips(scene: Scene, model, text, opt: SceneOptions, threshold: float
         raise ValueError("object_strips needs opt.objects resolved: a whole number or 'all' "
                          "(rrsis.scene.reading.objects_named reads it from the expression)")
     coloured = reading is not None and reading.colour is not None
+    cell = candidate_area(model, opt)  # smaller components are specks of the threshold, no candidates
     comps = scene_components(scene, model, text, opt, threshold, progress_factory, bands=coloured,
-                             inside=inside)
+                             inside=inside).without_specks(cell)
     transform = getattr(scene, "transform", None)
     related = None
     if reading is not None and reading.relation is not None and anchor is not None:
         colour = "colour" in opt.read and read_expression(reading.relation[1]).colour is not None
-        found = scene_components(scene, model, anchor, opt, threshold, progress_factory, bands=colour)
+        found = scene_components(scene, model, anchor, opt, threshold, progress_factory, bands=colour).without_specks(cell)
         related, kept = related_to_anchor(comps, found, reading, near=opt.tile * opt.pixel_ratio,
                                           place="place" in opt.read, transform=transform, colour=colour)
         if report is not None:
             report["anchors"] = kept
     if report is not None and coloured:
         report["colour"] = comps.rgb is not None  # the scene's red, green and blue are read
-    scores = object_scores(comps, opt.objects, reading, transform, related, min_area=candidate_area(model, opt))
+    scores = object_scores(comps, opt.objects, reading, transform, related)
     yield from _component_strips(scene, comps, scores, opt)
 
 

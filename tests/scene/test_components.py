@@ -110,3 +110,20 @@ def test_components_without_bands_have_the_same_geometry_and_probabilities():
     np.testing.assert_array_equal(a.label_image(), b.label_image())
     np.testing.assert_allclose(b.mean_probability, a.mean_probability)
     np.testing.assert_array_equal(b.area, a.area)
+
+
+def test_without_specks_keeps_the_components_of_one_patch_cell_or_more():
+    rng = np.random.default_rng(7)
+    p = (rng.random((60, 80)) > 0.8).astype(np.float32)  # many specks
+    p[5:15, 5:20] = p[30:34, 40:44] = p[50:52, 60:62] = 1.0  # 150, 16 and 4 pixels at least
+    b = ComponentBuilder(80, 0, 0.5)
+    b.add(0, p, np.zeros((60, 80, 0), np.float32))
+    comps = b.finish(60)
+    ref, n = flood_fill(p > 0.5)
+    big = [j for j in range(1, n + 1) if (ref == j).sum() >= 16]
+    kept = comps.without_specks(16)
+    assert 0 < len(big) == len(kept) < len(comps)
+    assert sorted(kept.area.tolist()) == sorted(float((ref == j).sum()) for j in big)
+    np.testing.assert_array_equal(kept.label_image() > 0, np.isin(ref, big))
+    np.testing.assert_array_equal(kept.paint(0, 60, np.arange(1, len(kept) + 1, dtype=np.float32)), kept.label_image())
+    assert comps.without_specks(10**6) is comps  # none that large: every one
