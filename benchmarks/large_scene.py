@@ -255,14 +255,15 @@ def component_rows(rec: dict, image: np.ndarray, model, text, overlap: float) ->
     ranker = getattr(model, "scene_ranker", None)
     if ranker is None:
         return
+    # The oracle picks among mode object's candidates; the ranker scores every component, specks
+    # included, as mode ranked does.
+    pos, _ = component_labels(comps, rec["gt"])
+    rec["oracle"] = comps.paint(0, h, pos.astype(np.float32)) > 0.5
     t0 = time.perf_counter()
-    if ranker.candidate_threshold != 0.5:
-        comps = components(ranker.candidate_threshold)
+    comps = components(ranker.candidate_threshold)
     scores = component_scores(ranker, comps, text)
     rec["ranked"] = comps.paint(0, h, scores) > 0.5
     rec["seconds"]["ranked"] = rec["seconds"][f"tiles@{overlap}"] + time.perf_counter() - t0
-    pos, _ = component_labels(comps, rec["gt"])
-    rec["oracle"] = comps.paint(0, h, pos.astype(np.float32)) > 0.5
     rec["candidates"] = len(comps)
 
 
