@@ -87,22 +87,39 @@ def brightest_candidate(e: dict) -> np.ndarray:
     return component_colours(comps)
 
 
-def variants(e: dict, values: np.ndarray) -> dict[str, dict]:
+def scene_whites(values: np.ndarray) -> dict:
+    """What the rows take from a scene's pixels, computed once a scene: ``"stretch"``, each band's
+    2nd and 98th percentiles; ``(cloud, q)``, the ``q``-th percentile of the pixels with that
+    fraction of clouds (:func:`clouded`; 0: none)."""
+    out: dict = {"stretch": np.percentile(values, (2, 98), axis=0)}
+    for cloud in (0.0, *CLOUDS):
+        seen = clouded(values, cloud) if cloud else values
+        out.update({(cloud, q): np.percentile(seen, q) for q in WHITES})
+    return out
+
+
+def variants(e: dict, values: np.ndarray, whites: dict | None = None) -> dict[str, dict]:
     """The record ``e`` under each row: its components' colours as that row sees them (``values``:
-    its scene's pixels, :func:`scene_values`)."""
+    its scene's pixels, :func:`scene_values`; ``whites``: their :func:`scene_whites`, when known)."""
+    whites = scene_whites(values) if whites is None else whites
     rows = {"8-bit, as it is": e}
     for f in FACTORS:
         rows[f"×{f:g} (16-bit at a value scaling), as it is"] = {**e, "rgb": e["rgb"] * f}
-    lo, hi = np.percentile(values, (2, 98), axis=0)
+    lo, hi = whites["stretch"]
     rows["stretched band by band, 2–98 %"] = {**e, "rgb": np.clip((e["rgb"] - lo) / (hi - lo), 0.0, 1.0)}
+    default = {**e, "rgb": brightest_candidate(e)}  # no scene pixel enters it: the same with clouds
     for cloud in (0.0, *CLOUDS):
-        seen = clouded(values, cloud) if cloud else values
         where = f"with {100 * cloud:g} % clouds, " if cloud else ""
         for q in WHITES:
             name = f"{where}over the scene's {q:g}th percentile" + (" (the previous rule)" if q == 99.9 else "")
-            rows[name] = {**e, "rgb": np.clip(e["rgb"] / np.percentile(seen, q), 0, 1)}
-        rows[f"{where}{DEFAULT}"] = {**e, "rgb": brightest_candidate(e)}
+            rows[name] = {**e, "rgb": np.clip(e["rgb"] / whites[(cloud, q)], 0, 1)}
+        rows[f"{where}{DEFAULT}"] = default
     return rows
+
+
+def _subset(e: dict, keep: np.ndarray) -> dict:
+    """The record with only the components ``keep`` marks."""
+    return {**e, **{k: e[k][keep] for k in ("p", "rgb", "area", "inter")}}
 
 
 def without_white(e: dict) -> dict | None:
@@ -114,14 +131,14 @@ def without_white(e: dict) -> dict | None:
     if e["said"].colour == "white" or not len(e["p"]):
         return None
     keep = colour_cost("white", e["rgb"]) > 20
-    return {**e, **{k: e[k][keep] for k in ("p", "rgb", "area", "inter")}} if keep.any() else None
+    return _subset(e, keep) if keep.any() else None
 
 
 def without_specks(e: dict, cell: float) -> dict:
     """The record without its components smaller than ``cell`` pixels (unless none is larger):
     the candidates mode ``object`` takes (:func:`rrsis.scene.rank.candidate_area`)."""
     keep = e["area"] >= cell
-    return {**e, **{k: e[k][keep] for k in ("p", "rgb", "area", "inter")}} if keep.any() else e
+    return _subset(e, keep) if keep.any() else e
 
 
 def score(records: list[dict], scenes: dict[str, np.ndarray], cell: float = 0.0) -> dict:
@@ -129,19 +146,22 @@ def score(records: list[dict], scenes: dict[str, np.ndarray], cell: float = 0.0)
 
     rule = (COLOUR_AMONG, COLOUR_MARGIN)
     rows: dict[str, dict[str, list[float]]] = {}
+    whites: dict[str, dict] = {}
     for e in records:
         if e["kind"] not in KINDS:
             continue
+        if e["scene"] not in whites:
+            whites[e["scene"]] = scene_whites(scenes[e["scene"]])
         rows.setdefault("surest (colour not read)", {k: [] for k in KINDS})[e["kind"]].append(pick(e, None))
         if cell > 0:  # what mode object takes now: no speck smaller than a patch cell is a candidate
             bare = without_specks(e, cell)
             for name, v in ((f"8-bit, as it is; no candidate under {cell:g} px", bare),
                             (f"{DEFAULT}; no candidate under {cell:g} px", {**bare, "rgb": brightest_candidate(bare)})):
                 rows.setdefault(name, {k: [] for k in KINDS})[e["kind"]].append(pick(v, rule))
-        for name, v in variants(e, scenes[e["scene"]]).items():
+        for name, v in variants(e, scenes[e["scene"]], whites[e["scene"]]).items():
             rows.setdefault(name, {k: [] for k in KINDS})[e["kind"]].append(pick(v, rule))
         if (bare := without_white(e)) is not None:  # words other than white, white candidates removed
-            white = np.percentile(scenes[e["scene"]], 99.9)
+            white = whites[e["scene"]][(0.0, 99.9)]
             for name, v in (("8-bit, as it is", bare),
                             ("over the scene's 99.9th percentile", {**bare, "rgb": np.clip(bare["rgb"] / white, 0, 1)}),
                             (DEFAULT, {**bare, "rgb": brightest_candidate(bare)})):

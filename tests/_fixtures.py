@@ -164,6 +164,36 @@ def write_small_geotiff(path, *, count: int = 3, height: int = 64, width: int = 
     return data
 
 
+def four_band_folder(root, n: int = 4, size: int = 64, colours=None) -> str:
+    """A RefSegRS-style folder of ``n`` random 16-bit 4-band GeoTIFFs (``images/``), one box mask each
+    (``masks/``) and ``output_phrase_{train,val}.txt``; ``colours``: the colour interpretation each
+    file declares (one list for all, or a list per file; ``None``: nothing declared)."""
+    import numpy as np
+    import rasterio
+    from PIL import Image
+
+    root = Path(root)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(n):
+        data = rng.integers(0, 65535, (4, size, size), dtype=np.uint16)
+        declared = colours[i] if colours and isinstance(colours[0], list) else colours
+        with rasterio.open(root / "images" / f"{i}.tif", "w", driver="GTiff", height=size, width=size, count=4,
+                           dtype="uint16", photometric="MINISBLACK") as ds:
+            ds.write(data)
+            if declared is not None:
+                ds.colorinterp = declared
+        mask = np.zeros((size, size), np.uint8)
+        mask[8:24, 4 * i:4 * i + 20] = 255
+        Image.fromarray(mask).save(root / "masks" / f"{i}.png")
+        lines.append(f"{i} the wet plot")
+    for split in ("train", "val"):
+        (root / f"output_phrase_{split}.txt").write_text("\n".join(lines) + "\n")
+    return str(root)
+
+
 def merged_against_scenes(out, merged):
     """Rows of a region's merged GeoPackage and of the per-scene GeoJSON files its records list:
     ``(scene, expression, area_px, area_m2, mean_probability, polygon WKB)`` multisets (the merged

@@ -83,7 +83,7 @@ def recorded_rgb(scene, model) -> None:
     raster declaring none has its colours taken there (``scene.rgb``), so a 4-band R, G, B, NIR
     model reads a B, G, R, NIR file 3, 2, 1, 4 and "the red roof" on an undeclared file of its own
     layout. Nothing when the model records no colours; call it before reading the scene."""
-    recorded = ((getattr(model, "config", None) or {}).get("backbone") or {}).get("rgb")
+    recorded = getattr(model, "colours", None)  # RRSISModel.colours: its backbone.rgb
     if recorded is None or len(scene.bands) != getattr(model, "in_chans", 3):
         return
     if getattr(scene, "declared", None) is None:

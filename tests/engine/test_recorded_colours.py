@@ -9,7 +9,7 @@ import pytest
 import torch
 
 rasterio = pytest.importorskip("rasterio")
-from _fixtures import fit, recipe
+from _fixtures import fit, four_band_folder, recipe
 from rasterio.enums import ColorInterp as CI
 
 import rrsis
@@ -33,25 +33,6 @@ def _tif(path, planes, colours=None):
     return str(path)
 
 
-def _folder(root, colours, n=3, size=64):
-    from PIL import Image
-
-    (root / "images").mkdir(parents=True)
-    (root / "masks").mkdir()
-    rng = np.random.default_rng(0)
-    lines = []
-    for i in range(n):
-        _tif(root / "images" / f"{i}.tif", rng.integers(0, 65535, (4, size, size), dtype=np.uint16),
-             colours[i] if isinstance(colours, list) and isinstance(colours[0], list) else colours)
-        mask = np.zeros((size, size), np.uint8)
-        mask[8:24, 4 * i:4 * i + 20] = 255
-        Image.fromarray(mask).save(root / "masks" / f"{i}.png")
-        lines.append(f"{i} the wet plot")
-    for split in ("train", "val"):
-        (root / f"output_phrase_{split}.txt").write_text("\n".join(lines) + "\n")
-    return str(root)
-
-
 def test_declared_channels_follow_the_bands_read():
     h = ImageHeader("a.tif", 8, 8, 4, "uint16", rgb=(3, 2, 1))  # B, G, R, NIR declared
     assert declared_channels([h], None, 4) == (2, 1, 0)
@@ -67,7 +48,7 @@ def test_declared_channels_follow_the_bands_read():
 @pytest.mark.parametrize("colours, expected", [(BGRN, [2, 1, 0]), (None, None),
                                                ([BGRN, BGRN, [CI.red, CI.green, CI.blue, CI.undefined]], None)])
 def test_training_records_the_declared_colours(tmp_path, colours, expected):
-    root = _folder(tmp_path / "data", colours)
+    root = four_band_folder(tmp_path / "data", n=3, colours=colours)
     cfg = recipe(root, tmp_path / "run", "data.dataset=risbench", 'data.options={"scale": "dtype"}', *MODEL,
                  max_steps=1, batch_size=2, log_every=1)
     train, _ = build_datasets(cfg["data"], cfg["model"])

@@ -10,7 +10,7 @@ import torch
 
 pytest.importorskip("rasterio")
 
-from _fixtures import fit, recipe
+from _fixtures import fit, four_band_folder, recipe
 
 import rrsis
 from rrsis.engine import load_config
@@ -21,36 +21,13 @@ MEAN, STD = [0.485, 0.456, 0.406, 0.5], [0.229, 0.224, 0.225, 0.25]
 MODEL = ["model.in_chans=4", f"model.mean={json.dumps(MEAN)}", f"model.std={json.dumps(STD)}"]
 
 
-def _folder(root, n=4, size=64):
-    import rasterio
-
-    (root / "images").mkdir()
-    (root / "masks").mkdir()
-    rng = np.random.default_rng(0)
-    lines = []
-    for i in range(n):
-        data = rng.integers(0, 65535, (4, size, size), dtype=np.uint16)
-        with rasterio.open(root / "images" / f"{i}.tif", "w", driver="GTiff", height=size, width=size, count=4,
-                           dtype="uint16", photometric="MINISBLACK") as ds:
-            ds.write(data)
-        mask = np.zeros((size, size), np.uint8)
-        mask[8:24, 4 * i:4 * i + 20] = 255
-        from PIL import Image
-
-        Image.fromarray(mask).save(root / "masks" / f"{i}.png")
-        lines.append(f"{i} the wet plot")
-    for split in ("train", "val"):
-        (root / f"output_phrase_{split}.txt").write_text("\n".join(lines) + "\n")
-    return str(root)
-
-
 def _data(root, *overrides):
     return load_config("gl-msin-tiny-synthetic", ["data.dataset=risbench", f"data.root={root}",
                                                   'data.options={"scale": "dtype"}', *MODEL, *overrides])
 
 
 def test_the_datasets_take_the_models_statistics_and_band_count(tmp_path):
-    cfg = _data(_folder(tmp_path))
+    cfg = _data(four_band_folder(tmp_path))
     assert model_statistics(cfg["model"]) == (MEAN, STD)
     train, val = build_datasets(cfg["data"], cfg["model"])
     for ds in (train, val):
@@ -68,7 +45,7 @@ def test_the_datasets_take_the_models_statistics_and_band_count(tmp_path):
 
 def test_a_4_band_model_trains_on_4_band_geotiffs_and_sees_the_same_pixels_in_predict(tmp_path):
     (tmp_path / "data").mkdir()
-    root = _folder(tmp_path / "data")
+    root = four_band_folder(tmp_path / "data")
     cfg = recipe(root, tmp_path / "run", "data.dataset=risbench", 'data.options={"scale": "dtype"}', *MODEL,
                  max_steps=1, batch_size=2, log_every=1)
     out = fit(cfg)["output_dir"]
@@ -100,7 +77,7 @@ def test_fine_tuning_a_saved_4_band_model_reads_its_statistics(tmp_path):
     model.save_pretrained(tmp_path / "scaled")
     assert model_statistics({"name": "gl-msin-tiny", "init": str(tmp_path / "scaled")}, "scale") == 10000.0
     (tmp_path / "data").mkdir()
-    cfg = load_config("gl-msin-tiny-synthetic", ["data.dataset=risbench", f"data.root={_folder(tmp_path / 'data', n=1)}",
+    cfg = load_config("gl-msin-tiny-synthetic", ["data.dataset=risbench", f"data.root={four_band_folder(tmp_path / 'data', n=1)}",
                                                  f"model.init={tmp_path / 'scaled'}", "data.val_split=null"])
     train, _ = build_datasets(cfg["data"], cfg["model"])
     assert train.scale == 10000.0 and train.channels == 4

@@ -164,21 +164,19 @@ def test_an_aoi_on_a_url_reads_only_its_window(tiny, served, tmp_path):  # noqa:
 
 def test_a_missing_url_and_a_server_without_ranges_are_named(tiny, saved_model, served, tmp_path, capsys):  # noqa: F811
     root, srv = served
-    missing = srv.url("nothere.tif")
-    with pytest.raises(ValueError, match=f"{missing}.*404"):
-        segment_scene(tiny, missing, TEXT, out=tmp_path / "a")
-    assert main(["predict", "--model", str(saved_model), "--text", TEXT, "--image", missing,
-                 "--out", str(tmp_path / "b")]) == 2
-    err = capsys.readouterr().err
-    assert missing in err and "Traceback" not in err
-    with RangeServer(root, ranges=False) as plain:
-        url = plain.url("scene.tif")
-        with pytest.raises(ValueError, match=f"{url}.*[Rr]ange"):
-            segment_scene(tiny, url, TEXT, out=tmp_path / "c")
+
+    def refused(url, why, api_out, cli_out):  # segment_scene raises naming it; rrsis predict exits 2
+        with pytest.raises(ValueError, match=f"{url}.*{why}"):
+            segment_scene(tiny, url, TEXT, out=tmp_path / api_out)
         assert main(["predict", "--model", str(saved_model), "--text", TEXT, "--image", url,
-                     "--out", str(tmp_path / "d")]) == 2
+                     "--out", str(tmp_path / cli_out)]) == 2
         err = capsys.readouterr().err
         assert url in err and "Traceback" not in err
+
+    missing = srv.url("nothere.tif")
+    refused(missing, "404", "a", "b")
+    with RangeServer(root, ranges=False) as plain:
+        refused(plain.url("scene.tif"), "[Rr]ange", "c", "d")
     assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()
     # In a region, a missing URL is a failed scene, named, and the others are done.
     with pytest.warns(UserWarning, match=r"scene nothere .*404"):
