@@ -164,10 +164,11 @@ def write_small_geotiff(path, *, count: int = 3, height: int = 64, width: int = 
     return data
 
 
-def four_band_folder(root, n: int = 4, size: int = 64, colours=None) -> str:
+def four_band_folder(root, n: int = 4, size: int = 64, colours=None, descriptions=None) -> str:
     """A RefSegRS-style folder of ``n`` random 16-bit 4-band GeoTIFFs (``images/``), one box mask each
-    (``masks/``) and ``output_phrase_{train,val}.txt``; ``colours``: the colour interpretation each
-    file declares (one list for all, or a list per file; ``None``: nothing declared)."""
+    (``masks/``) and ``output_phrase_{train,val}.txt``; ``colours``, ``descriptions``: the colour
+    interpretation and band descriptions each file declares (one list for all, or a list per file;
+    ``None``: nothing declared)."""
     import numpy as np
     import rasterio
     from PIL import Image
@@ -185,6 +186,9 @@ def four_band_folder(root, n: int = 4, size: int = 64, colours=None) -> str:
             ds.write(data)
             if declared is not None:
                 ds.colorinterp = declared
+            described = descriptions[i] if descriptions and isinstance(descriptions[0], list) else descriptions
+            if described is not None:
+                ds.descriptions = tuple(described)
         mask = np.zeros((size, size), np.uint8)
         mask[8:24, 4 * i:4 * i + 20] = 255
         Image.fromarray(mask).save(root / "masks" / f"{i}.png")

@@ -15,6 +15,7 @@ from .._config import (
     check_str,
     per_stage,
 )
+from ..data.band_names import check_names
 from ..registry import LOCAL_ATTENTION
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "STEMS", "BackboneConfig", "ElsaConfig", "band_statistics"]
@@ -89,6 +90,12 @@ class BackboneConfig:
             The whole-scene object mode reads colour words on those bands of a raster that
             declares none. ``None``: not recorded (three bands are then read as R, G, B, and a
             model of another band count has no colour for an undeclared raster).
+        band_names: the description each input band had in its training images, in the order the
+            model reads them (flat alias ``band_names``; ``["B04", "B03", "B02", "B08"]``); ``rrsis
+            train`` records it when every image describes its bands alike
+            (:func:`~rrsis.data.band_names.declared_names`). A raster describing bands so, among
+            any others, is read with those bands in that order when no ``bands=`` is given
+            (:mod:`rrsis.data.band_names`). ``None``: not recorded.
     """
 
     embed_dim: int = 128
@@ -107,8 +114,14 @@ class BackboneConfig:
     std: list[float] | None = None
     scale: str | float | None = None
     rgb: list[int] | None = None
+    band_names: list[str] | None = None
 
     def __post_init__(self) -> None:
+        if self.band_names is not None:
+            try:
+                self.band_names = check_names(self.band_names, self.in_chans)
+            except ValueError as exc:
+                raise ConfigError(f"{exc} (in_chans {self.in_chans})") from None
         if self.rgb is not None:
             if (not isinstance(self.rgb, (list, tuple)) or len(self.rgb) != 3 or len(set(self.rgb)) != 3
                     or any(isinstance(b, bool) or not isinstance(b, int) for b in self.rgb)):

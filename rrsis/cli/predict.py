@@ -306,7 +306,8 @@ def run(args: argparse.Namespace) -> int:
             # Read again for a model of another band count, or one that records its training
             # data's value scaling (the default when neither --scale nor --stretch is given).
             own_scale = args.scale is None and stretch == "auto" and getattr(model, "pixel_scale", None) is not None
-            again = getattr(model, "in_chans", 3) != 3 or not rgb_bands or own_scale or args.aoi is not None
+            named = args.bands is None and getattr(model, "band_names", None) is not None  # read by name
+            again = getattr(model, "in_chans", 3) != 3 or not rgb_bands or own_scale or named or args.aoi is not None
             read = {"bands": args.bands, "scale": args.scale, "stretch": stretch, "max_pixels": max_pixels,
                     "crs": args.crs} if again else {}
             results = segment_scene(

@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 
 from .._config import check_keys
 from ..registry import Registry
+from .band_names import declared_names
 from .expressions import check_expression, expression_problem
 from .headers import ImageHeader, declared_channels, header_problems, mixed_note, read_header
 from .io import Bands, Scale, read_image
@@ -101,21 +102,10 @@ class ReferringDataset(Dataset, abc.ABC):
     """
 
     def __init__(
-        self,
-        *,
-        size: Size = 480,
-        transform: Callable | None = None,
-        tokenizer: Tokenizer | None = None,
-        bands: Bands = None,
-        scale: Scale = None,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
-        return_native_mask: bool = False,
-        skip_bad: bool = False,
-        check_sizes: bool = True,
-        check_headers: bool = True,
-        train: bool = False,
-        seed: int = 0,
+        self, *, size: Size = 480, transform: Callable | None = None, tokenizer: Tokenizer | None = None,
+        bands: Bands = None, scale: Scale = None, mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None, return_native_mask: bool = False, skip_bad: bool = False,
+        check_sizes: bool = True, check_headers: bool = True, train: bool = False, seed: int = 0,
     ) -> None:
         if transform is not None and (mean is not None or std is not None):
             raise ValueError("mean/std set the default transform's normalisation; a given transform has its own")
@@ -126,8 +116,10 @@ class ReferringDataset(Dataset, abc.ABC):
         # The band count read follows the statistics, as predict's follows the model's in_chans.
         self.channels = None if mean is None else len(mean)
         self.scale = scale
-        # Which channels read the images declare red, green, blue (set by the header checks).
+        # Which channels read the images declare red, green, blue, and the names all of them give
+        # those channels (declared_names), set by the header checks.
         self.rgb: tuple[int, int, int] | None = None
+        self.band_names: list[str] | None = None
         self.return_native_mask = return_native_mask
         self.skip_bad = skip_bad
         self.check_sizes = check_sizes
@@ -240,6 +232,7 @@ class ReferringDataset(Dataset, abc.ABC):
             self._reject([sid for sid, _ in entry.sentences],
                          ValueError(f"{entry.source}: sample {entry.name}: {problem}{hint}"))
         self.rgb = declared_channels(list(passed.values()), self.bands, self.channels)
+        self.band_names = declared_names(list(passed.values()), self.bands, self.channels)
         note = mixed_note(passed)
         if note:
             logger.warning("%s: %s", self.__class__.__name__, note)

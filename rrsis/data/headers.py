@@ -43,6 +43,7 @@ class ImageHeader:
         palette: the file stores palette indices (a "P" PNG, a palette TIFF).
         rgb: the bands (counted from 1) a TIFF declares red, green and blue
             (:attr:`rrsis.data.tiff.TiffInfo.rgb`), read with ``bands=None``; ``None``: none declared.
+        descriptions: a TIFF's band descriptions (``None`` where unset; empty: none, or not a TIFF).
     """
 
     path: str
@@ -53,6 +54,7 @@ class ImageHeader:
     alpha: bool = False
     palette: bool = False
     rgb: tuple[int, int, int] | None = None
+    descriptions: tuple[str | None, ...] = ()
 
     @property
     def hw(self) -> tuple[int, int]:
@@ -91,7 +93,8 @@ def read_header(path: str | os.PathLike, palette_to_rgb: bool = True) -> ImageHe
         kind = {1: "u", 2: "i", 3: "f"}.get(info.sample_format, "u")
         size = 1 if info.bits <= 8 else 2 if info.bits <= 16 else 4 if info.bits <= 32 else 8
         return ImageHeader(path, info.height, info.width, info.samples, np.dtype(f"{kind}{size}").name,
-                           info.alpha_last, info.photometric == 3, info.rgb)
+                           info.alpha_last, info.photometric == 3, info.rgb,
+                           tuple(info.descriptions))
     with _open_pil(path) as im:
         mode, transparency = im.mode, "transparency" in im.info
         turned = exif_orientation(im) in _SWAPPING_ORIENTATIONS

@@ -1,19 +1,18 @@
-"""Reading images, masks, JSON and plain-data pickles, with errors that name the file."""
+"""Reading images and masks, with errors that name the file (JSON and pickles: :mod:`.files`)."""
 
 from __future__ import annotations
 
-import io
-import json
 import os
-import pickle
 import warnings
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from .band_names import named_bands, names_note
 from .bands import Bands, Scale, colours_at, nodata_mask, parse_bands, scale_values, select_bands
+from .files import load_json, load_plain_pickle
 from .tiff import _tiff_header, read_tiff_rasterio, read_uncompressed_tiff
 
 __all__ = [
@@ -60,13 +59,15 @@ def check_pixels(height: int, width: int, max_pixels: int | None, where: str = "
 class LoadedImage(NamedTuple):
     """An image source as :func:`_load` reads it: ``arr`` ``[H, W, C]`` at its own depth, whether
     its last band is ``alpha``, its ``name``, the bands a TIFF declares red, green and blue
-    (``rgb``) and its declared ``nodata`` value (``TiffInfo.nodata``; ``None``: not a TIFF)."""
+    (``rgb``), its declared ``nodata`` value (``TiffInfo.nodata``; ``None``: not a TIFF) and its
+    band ``descriptions`` (empty: none, or not a TIFF)."""
 
     arr: np.ndarray
     alpha: bool
     name: str
     rgb: tuple[int, int, int] | None
     nodata: float | None = None
+    descriptions: tuple[str | None, ...] = ()
 
 
 def _open_pil(path: str, max_pixels: int | None = None) -> Image.Image:
@@ -124,7 +125,8 @@ def _load(source: ImageSource, palette_to_rgb: bool = True, max_pixels: int | No
         if info is not None:
             check_pixels(info.height, info.width, max_pixels, path)
             if info.numpy_readable:
-                return LoadedImage(read_uncompressed_tiff(path, info), info.alpha_last, path, info.rgb, info.nodata)
+                return LoadedImage(read_uncompressed_tiff(path, info), info.alpha_last, path, info.rgb, info.nodata,
+                                   info.descriptions)
         if info is None:
             with _open_pil(path, max_pixels) as im:
                 check_pixels(im.height, im.width, max_pixels, path)
@@ -137,14 +139,15 @@ def _load(source: ImageSource, palette_to_rgb: bool = True, max_pixels: int | No
         except ValueError as exc:
             why = f"{what} that PIL cannot decode ({exc})"
             return LoadedImage(read_tiff_rasterio(path, info, why, palette_to_rgb), info.alpha_last, path,
-                               info.rgb, info.nodata)
+                               info.rgb, info.nodata, info.descriptions)
         expanded = palette_to_rgb and info.photometric == 3 and arr.shape[2] in (3, 4)  # PIL applied the palette
         if (arr.shape[2] != info.samples and not expanded) or arr.dtype.itemsize * 8 < info.bits:
             why = f"{what} that PIL decodes as {arr.shape[2]}-band {arr.dtype}"
             return LoadedImage(read_tiff_rasterio(path, info, why, palette_to_rgb), info.alpha_last, path,
-                               info.rgb, info.nodata)
-        return LoadedImage(arr, alpha or info.alpha_last, path, info.rgb if arr.shape[2] == info.samples else None,
-                           info.nodata)
+                               info.rgb, info.nodata, info.descriptions)
+        same = arr.shape[2] == info.samples  # else PIL expanded a palette: its bands are not the file's
+        return LoadedImage(arr, alpha or info.alpha_last, path, info.rgb if same else None, info.nodata,
+                           info.descriptions if same else ())
     if isinstance(source, Image.Image):
         if source.width == 0 or source.height == 0:
             raise ValueError("zero-size image")
@@ -211,14 +214,23 @@ def read_bands(path: ImageSource, bands: Bands = None, *,
 
 
 def _read_masked(path: ImageSource, bands: Bands = None, scale: Scale = None, max_pixels: int | None = None,
-                 channels: int | None = None, colours=None) -> tuple[np.ndarray, np.ndarray | None]:
+                 channels: int | None = None, colours=None, names=None) -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`read_image` and where its pixels are nodata (bool ``[H, W]``, ``None`` where none is):
-    :func:`nodata_mask` of the bands read, with the file's declared nodata value; its declared colours
-    read where a model's ``colours`` (``backbone.rgb``) has them (:func:`~rrsis.data.bands.colours_at`)."""
-    arr, alpha, where, rgb, nodata = _load(path, max_pixels=max_pixels)
+    :func:`nodata_mask` of the bands read, with the file's declared nodata value. With no ``bands``:
+    the bands described as a model's ``names`` (``backbone.band_names``), in that order, when the file
+    describes them all (:func:`~rrsis.data.band_names.named_bands`); else its declared colours read
+    where the model's ``colours`` (``backbone.rgb``) has them (:func:`~rrsis.data.bands.colours_at`)."""
+    arr, alpha, where, rgb, nodata, described = _load(path, max_pixels=max_pixels)
+    if bands is None:
+        bands = named_bands(described, names, channels)
     if None not in (colours, rgb) and bands is None and channels not in (None, 3) and arr.shape[2] - alpha == channels:
         bands = colours_at(tuple(range(1, channels + 1)), rgb, colours) if max(rgb) <= channels else None
-    arr = select_bands(arr, alpha, bands, where, channels, rgb)
+    try:
+        arr = select_bands(arr, alpha, bands, where, channels, rgb)
+    except ValueError as exc:
+        if bands is None and names is not None and len(names) == (channels or 3):
+            raise ValueError(f"{exc}; {names_note(described, names)}") from None
+        raise
     mask = nodata_mask(arr, nodata)
     return scale_values(arr, scale, where, mask), mask
 
@@ -343,58 +355,3 @@ def exif_orientation(im: Image.Image) -> int | None:
         return im.getexif().get(0x0112)
     except Exception:  # noqa: BLE001  (a broken EXIF block leaves the stored orientation)
         return None
-
-
-def load_json(path: str) -> Any:
-    """Load a JSON file; malformed JSON raises ``ValueError`` naming the file and position.
-
-    Args:
-        path: the file.
-    """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: file not found")
-    try:
-        with open(path, encoding="utf-8-sig") as f:  # a byte-order mark is not JSON
-            return json.load(f)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: malformed JSON ({exc})") from exc
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not UTF-8 text ({exc})") from exc
-
-
-class _PlainDataUnpickler(pickle.Unpickler):
-    """An unpickler that builds only containers, numbers, strings and bytes.
-
-    Every class or function lookup is refused, so a pickle cannot run code or build objects.
-    """
-
-    def find_class(self, module: str, name: str) -> Any:
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-
-
-def load_plain_pickle(path: str, encoding: str = "utf-8") -> Any:
-    """Load a pickle that must hold only plain data (dict, list, tuple, str, bytes, numbers).
-
-    Every class or function reference is refused, which also refuses sets and Python 3
-    ``bytes`` in protocols 0-2 (both are stored as calls).
-
-    Args:
-        path: the file (e.g. ``refs(unc).p``).
-        encoding: how Python 2 ``str`` objects are decoded.
-    """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: file not found")
-    with open(path, "rb") as f:
-        data = f.read()
-    try:
-        return _PlainDataUnpickler(io.BytesIO(data), encoding=encoding).load()
-    except pickle.UnpicklingError as exc:
-        raise ValueError(
-            f"{path}: the pickle holds more than plain data ({exc}); only dicts, lists, tuples, "
-            "strings, bytes and numbers are accepted"
-        ) from exc
-    except (EOFError, ValueError, TypeError, IndexError, KeyError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: malformed pickle ({type(exc).__name__}: {exc})") from exc
-

@@ -77,7 +77,7 @@ _MODEL_META = ("name", "pretrained", "swin_weights", "text_weights", "init")
 
 
 def build_model(model_cfg: dict[str, Any], image_size: int | None = None, scale: Any = None,
-                rgb: Any = None) -> nn.Module:
+                rgb: Any = None, band_names: Any = None) -> nn.Module:
     """The model a recipe's ``model`` section describes, through the one builder.
 
     The section holds ``name`` (registry key, optionally ``arch.tag``), ``pretrained``,
@@ -94,6 +94,8 @@ def build_model(model_cfg: dict[str, Any], image_size: int | None = None, scale:
             unless the section sets one.
         rgb: the channels the training images declare red, green and blue (the dataset's
             ``rgb``), recorded as ``backbone.rgb`` unless the section sets one.
+        band_names: the descriptions the training images give the channels (the dataset's
+            ``band_names``), recorded as ``backbone.band_names`` unless the section sets them.
     """
     from ..factory import create_model, from_pretrained
 
@@ -104,6 +106,8 @@ def build_model(model_cfg: dict[str, Any], image_size: int | None = None, scale:
         args["scale"] = scale  # saved with the model: predict and the scene path read values as trained
     if rgb is not None and args.get("rgb") is None and (args.get("backbone") or {}).get("rgb") is None:
         args["rgb"] = list(rgb)  # the bands its images declared red, green, blue: the scene's colour step
+    if band_names is not None and args.get("band_names") is None and (args.get("backbone") or {}).get("band_names") is None:
+        args["band_names"] = list(band_names)  # a raster describing these bands is read with them, in this order
     if model_cfg.get("init"):
         return from_pretrained(model_cfg["init"], **args).train()
     name = model_cfg.get("name")
@@ -170,7 +174,8 @@ class Trainer:
                 val_dataset = built_val
         if model is None:
             model = build_model(self.cfg["model"], image_size=data_cfg["image_size"],
-                                scale=getattr(train_dataset, "scale", None), rgb=getattr(train_dataset, "rgb", None))
+                                scale=getattr(train_dataset, "scale", None), rgb=getattr(train_dataset, "rgb", None),
+                                band_names=getattr(train_dataset, "band_names", None))
         if tokenizer is None:
             tokenizer = build_tokenizer(data_cfg.get("tokenizer"), model, train_dataset)
         text_vocab = (model.config.get("text") or {}).get("vocab_size") if hasattr(model, "config") else None

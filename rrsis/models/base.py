@@ -24,8 +24,7 @@ from ..data.io import MAX_PIXELS, Bands, Scale, _read_masked
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, check_image_size, normalize, resize_image
 from .outputs import SegmentationOutput, TextFeatures
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "RRSISModel", "SegmentationOutput", "TextFeatures", "load_image",
-           "threshold_mask"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "RRSISModel", "SegmentationOutput", "TextFeatures", "load_image", "threshold_mask"]
 
 ImageLike = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
 
@@ -43,12 +42,12 @@ def load_image(image: ImageLike, index: int = 0, *, bands: Bands = None, scale: 
 
 
 def _read_nodata(image: ImageLike, index: int, bands: Bands, scale: Scale, max_pixels: int | None = None,
-                 channels: int | None = None, colours=None) -> tuple[np.ndarray, np.ndarray | None]:
-    """``read_image``'s pixels and where they are nodata (``nodata_mask`` of the bands read; ``None``:
-    nowhere), with errors that say which input was wrong; ``colours``: the model's ``backbone.rgb``."""
+                 channels: int | None = None, colours=None, names=None) -> tuple[np.ndarray, np.ndarray | None]:
+    """``read_image``'s pixels and where they are nodata (``nodata_mask`` of the bands read; ``None``: nowhere), with
+    errors that say which input was wrong; ``colours``, ``names``: the model's ``backbone.rgb``, ``band_names``."""
     where = f"image {index}"  # the reader's messages name the file itself
     try:
-        return _read_masked(image, bands, scale, max_pixels, channels, colours)
+        return _read_masked(image, bands, scale, max_pixels, channels, colours, names)
     except FileNotFoundError as exc:
         raise FileNotFoundError(f"{where}: {exc}") from None
     except ValueError as exc:
@@ -90,6 +89,7 @@ class RRSISModel(nn.Module):
     pixel_std = property(lambda self: _input_bands(self)[2], doc="Per-band std (``backbone.std``).")
     pixel_scale = property(lambda self: _input_bands(self)[3], doc="Training data's value scaling (``backbone.scale``).")
     colours = property(lambda self: ((self._config or {}).get("backbone") or {}).get("rgb"), doc="``backbone.rgb``.")
+    band_names = property(lambda self: ((self._config or {}).get("backbone") or {}).get("band_names"), doc="``backbone.band_names``.")
 
     # ------------------------------------------------------------------ checks
     def check_inputs(
@@ -211,7 +211,7 @@ class RRSISModel(nn.Module):
                                      f"in_chans={n}), got {tuple(im.shape)} {im.dtype}")
                 x = im.float()
             else:
-                a = _read_nodata(im, i, bands, own_scale if scale is None else scale, max_pixels, n, self.colours)[0]
+                a = _read_nodata(im, i, bands, own_scale if scale is None else scale, max_pixels, n, self.colours, self.band_names)[0]
                 x = torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32))
             sizes.append((int(x.shape[1]), int(x.shape[2])))
             pixels.append(normalize(resize_image(x, size), mean, std))
@@ -348,7 +348,7 @@ class RRSISModel(nn.Module):
         size = check_image_size(image_size, self.image_size, self.size_divisor)
         # Read every image first, so a bad one fails before any forward pass.
         scale = self.pixel_scale if scale is None else scale  # the training data's, when recorded
-        read_all = [_read_nodata(im, i, bands, scale, max_pixels, self.in_chans, self.colours) for i, im in enumerate(images)]
+        read_all = [_read_nodata(im, i, bands, scale, max_pixels, self.in_chans, self.colours, self.band_names) for i, im in enumerate(images)]
         read = [torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32)) for a, _ in read_all]
         tokens = self.tokenizer(texts)
         device = next(self.parameters()).device

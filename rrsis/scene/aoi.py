@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.band_names import named_bands
 from ..data.bands import model_bands
 from .ranges import check_scale
 from .read import NoValidPixelsError, Scene, open_scene, require_geo
@@ -344,12 +345,14 @@ def open_aoi_scene(source: Any, area: AreaOfInterest, *, crs: Any = None, **open
 
 def _open_rectified_window(path: str, area: AreaOfInterest, *, crs: Any = None, bands: Any = None,
                            scale: Any = None, stretch: Any = "auto", max_pixels: Any = None,
-                           channels: int | None = None) -> tuple[Scene, SceneWindow]:
+                           channels: int | None = None, names: Any = None) -> tuple[Scene, SceneWindow]:
     """:func:`open_aoi_scene` of a raster placed by GCPs or RPCs only: the area's window is cut
     from the rectified (north-up) grid the raster is read on, and only that window is warped
     (``max_pixels`` bounds in-memory images, not rasters read window by window)."""
     band_tuple = model_bands(bands, channels)
     ds = open_raster(path)
+    if band_tuple is None:
+        band_tuple = named_bands(ds.descriptions, names, channels)  # as open_scene reads the model's bands
     try:
         view = raster_view(ds, path, crs=crs, channels=channels, bands=band_tuple)
         if view.rectified is None:  # GCPs GDAL cannot fit: no grid to cut the area from

@@ -240,7 +240,7 @@ def segment_scene(
     if scale is None and stretch == "auto":  # the values the model was trained on, when recorded
         scale = getattr(model, "pixel_scale", None)
     read = {"bands": bands, "scale": scale, "stretch": stretch, "max_pixels": max_pixels, "crs": crs,
-            "channels": getattr(model, "in_chans", None)}
+            "channels": getattr(model, "in_chans", None), "names": getattr(model, "band_names", None)}
     sc, win = open_aoi_scene(scene, area, **read) if area is not None else (open_scene(scene, **read) if own else scene, None)
     recorded_rgb(sc, model)  # an undeclared raster's colours where the model's training images had them
     if getattr(sc, "band_note", None) and getattr(model, "in_chans", 3) == 3 \

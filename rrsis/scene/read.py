@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..data import bands as _bands
+from ..data.band_names import named_bands, names_note
 from ..data.bands import model_bands, raster_bands, select_bands, transparent_pixels, uint8_to_unit
 from ..data.io import MAX_PIXELS, Scale, _load, check_pixels, nodata_mask, scale_values
 from ..data.transforms import resize_image_bands
@@ -289,7 +290,7 @@ class Scene:
 
 def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: Scale = None,
                stretch: Any = "auto", max_pixels: int | None = MAX_PIXELS, crs: Any = None,
-               channels: int | None = None) -> Scene:
+               channels: int | None = None, names: Sequence[str] | None = None) -> Scene:
     """Open a path (any raster GDAL reads; PNG/JPEG without the geo extra), a PIL image or a
     numpy array (``[H, W]`` / ``[H, W, C]`` as ``model.predict`` takes) as a :class:`Scene`.
     Plain images and arrays are read as :func:`rrsis.data.read_image` reads them (same band
@@ -317,6 +318,9 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
             ``"none"`` accepts outputs without georeference. A different CRS than the raster's
             own is refused. A scene with no valid pixel (see the module's nodata rule) raises.
         channels: the model's band count (``in_chans``, which ``segment_scene`` passes).
+        names: the model's ``backbone.band_names`` (which ``segment_scene`` passes): with no
+            ``bands``, a raster describing bands so (among any others) is read with those bands,
+            in that order (:func:`~rrsis.data.band_names.named_bands`).
     """
     band_tuple = model_bands(bands, channels)
     if isinstance(source, (str, os.PathLike)):
@@ -330,6 +334,14 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
             return scene
         require_geo(f"reading {os.path.basename(path)}")
         ds = open_raster(path)
+        if band_tuple is None and names is not None and len(names) == (channels or 3):
+            band_tuple = named_bands(ds.descriptions, names, channels)  # the model's training bands, by name
+            if band_tuple is None and channels not in (None, 3):
+                try:  # the band rule's refusal of the file's band count, with what its bands are called
+                    raster_bands([c.name == "alpha" for c in ds.colorinterp], None, channels, path)
+                except ValueError as exc:
+                    ds.close()
+                    raise ValueError(f"{exc}; {names_note(ds.descriptions, names)}") from None
         try:
             return check_scale(Scene(dataset=ds, bands=band_tuple, stretch=stretch, scale=scale, name=path,
                                       crs=crs, channels=channels), scale)

@@ -171,7 +171,7 @@ def test_declared_rgba_transparent_pixels(tmp_path):
     path = _geotiff(tmp_path / "bgra.tif", 4, [CI.blue, CI.green, CI.red, CI.alpha], planes=planes)
     info = read_tiff_info(path)
     assert info.alpha_last and info.rgb == (3, 2, 1) == _rasterio_rgb(path)
-    arr, alpha, _, rgb, _ = _load(path)
+    arr, alpha, _, rgb = _load(path)[:4]
     assert alpha and rgb == (3, 2, 1)
     np.testing.assert_array_equal(transparent_pixels(arr, alpha, None, None, rgb), planes[3] == 0)
     assert transparent_pixels(arr, alpha, (1, 2, 4), None, rgb) is None  # alpha chosen as data

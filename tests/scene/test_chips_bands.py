@@ -103,6 +103,11 @@ def test_four_chosen_bands_ask_for_in_chans_and_the_folder_gives_four(ms, tmp_pa
     data = build_dataset("risbench", str(tmp_path / "c"), "train", size=64, tokenizer=tiny_tokenizer,
                          scale="dtype", mean=[0.5] * 4, std=[0.25] * 4)
     assert data[0]["pixel_values"].shape == (4, 64, 64)
+    # The chips carry the scene's band descriptions: a model trained on them records the names, by
+    # which the scene is then read in the chips' order without bands=.
+    assert data.band_names == ["nir", "red", "green", "blue"]
+    with open_scene(ms["tif"], scale="dtype", channels=4, names=data.band_names) as scene:
+        assert scene.bands == (4, 3, 2, 1)
     # Without bands every band is kept, and chips.json says so.
     s = write_chips(ms["tif"], ms["labels"], tmp_path / "all", size=64, val=0, test=0)
     assert s.bands == (1, 2, 3, 4) and _meta(tmp_path / "all")["band_descriptions"] == list(NAMES)

@@ -1,0 +1,101 @@
+"""Bands chosen by name: the descriptions a model's training images gave the bands it reads.
+
+A model trained on chips of Sentinel-2's B04, B03, B02 and B08 (``rrsis chips --bands 4,3,2,8``
+writes each band's description into the chips) records those names (``backbone.band_names``,
+:func:`declared_names`). A raster whose bands carry the same descriptions, in any order and among
+any others (a 12-band stack), is then read with those bands in the model's order
+(:func:`named_bands`), as ``bands=`` would read them; a raster that does not carry them all, once
+each, is read by the band rule as before. Names are compared with case and surrounding spaces
+ignored; nothing else is guessed ("B8" is not "B08", "nir" not "B08").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from . import bands as _bands
+
+__all__ = ["check_names", "declared_names", "named_bands", "names_note"]
+
+
+def _key(name: object) -> str:
+    return str(name).strip().lower() if name is not None else ""
+
+
+# Descriptions that number a band rather than name it ("Band 1", as some tools write by default):
+# they say where a band lies in its file, not what it holds, so they are never recorded.
+_NUMBERED = re.compile(r"band[ _-]?\d+")
+
+
+def check_names(names: Sequence[object], count: int, where: str = "band_names") -> list[str]:
+    """``names`` as a list of strings, refused (``ValueError``) unless it holds ``count`` names,
+    none empty and no two alike (case and surrounding spaces ignored)."""
+    if isinstance(names, (str, bytes)) or not isinstance(names, Sequence):
+        raise ValueError(f"{where} must be a list of {count} band names, got {names!r}")
+    out = list(names)
+    if len(out) != count or any(not isinstance(n, str) or not n.strip() for n in out):
+        raise ValueError(f"{where} must be {count} non-empty band names (one per input band, in the order "
+                         f"the model reads them), got {list(out)!r}")
+    keys = [_key(n) for n in out]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"{where} {out!r} names a band twice")
+    return out
+
+
+def named_bands(descriptions: Sequence[str | None] | None, names: Sequence[str] | None,
+                channels: int | None = None) -> tuple[int, ...] | None:
+    """The band numbers (counted from 1) whose ``descriptions`` are ``names``, in the order of
+    ``names`` (a model's ``backbone.band_names``); ``None`` unless every name is found on exactly
+    one band, and there are as many names as the model of ``channels`` bands reads (3 for ``None``)."""
+    if not names or not descriptions or len(names) != (channels or 3):
+        return None
+    keys = [_key(d) for d in descriptions]
+    out = []
+    for name in names:
+        hits = [i + 1 for i, k in enumerate(keys) if k and k == _key(name)]
+        if len(hits) != 1:
+            return None
+        out.append(hits[0])
+    return tuple(out)
+
+
+def declared_names(headers: Sequence[object], bands: _bands.Bands = None,
+                   channels: int | None = None) -> list[str] | None:
+    """The descriptions of the bands a model reads from these images (``bands``, ``channels`` as
+    :func:`~rrsis.data.read_image` reads them), when every image describes them alike, each band
+    with a name of its own; else ``None``. ``headers``: :class:`~rrsis.data.headers.ImageHeader`."""
+    found = None
+    for h in headers:
+        described = getattr(h, "descriptions", ())
+        if not described or h.palette:
+            return None
+        alpha = [False] * (h.bands - 1) + [h.alpha]
+        try:
+            read = _bands.raster_bands(alpha, bands, channels, h.path, rgb=h.rgb)[0]
+        except ValueError:  # a file the options do not fit: the header checks say so
+            return None
+        if h.bands == 1 and channels in (None, 3):
+            return None  # grey repeated to three bands: no band has a name of its own
+        here = [described[b - 1] if b <= len(described) else None for b in read]
+        try:
+            here = check_names(here, len(read))
+        except ValueError:
+            return None
+        if any(_NUMBERED.fullmatch(_key(n)) for n in here):
+            return None
+        if found is not None and [_key(n) for n in here] != [_key(n) for n in found]:
+            return None
+        found = found or here
+    return found
+
+
+def names_note(descriptions: Sequence[str | None] | None, names: Sequence[str]) -> str:
+    """Why a raster was not read by a model's band ``names``: what it describes, and which names
+    it lacks or holds twice (appended to the band rule's refusal)."""
+    keys = [_key(d) for d in descriptions or ()]
+    described = [d.strip() for d in descriptions or () if d and d.strip()]
+    lacking = [n for n in names if keys.count(_key(n)) != 1]
+    found = f"its bands are described {', '.join(described)}" if described else "its bands have no descriptions"
+    return (f"the model reads bands described {', '.join(names)} (backbone.band_names, from its training "
+            f"images); {found}, so {', '.join(lacking)} cannot be found by name (once each)")
