@@ -226,6 +226,7 @@ def write_error(exc: BaseException, path: str | os.PathLike, what: str, *, neede
     text = f"could not write {what} {path}: {reason}" + (f" ({', '.join(space)})" if space else "")
     err = OSError(text + (f". {advice}" if advice else ""))
     err.errno = getattr(cause, "errno", None) or errno.EIO  # no .filename: it would replace the message
+    err.rrsis_failure = exc  # what failed, for an outer disk_errors to say it its own way
     return err
 
 
@@ -233,10 +234,12 @@ def write_error(exc: BaseException, path: str | os.PathLike, what: str, *, neede
 def disk_errors(path: str | os.PathLike, what: str, *, needed: int | None = None,
                 advice: str = "") -> Iterator[None]:
     """Turn an I/O failure inside the block into :func:`write_error`'s one clear ``OSError``;
-    other errors pass unchanged."""
+    other errors pass unchanged. A failure an inner block already turned is said again with this
+    block's words, not wrapped twice."""
     try:
         yield
     except Exception as exc:
-        if io_cause(exc) is None:
+        failure = getattr(exc, "rrsis_failure", exc)
+        if io_cause(failure) is None:
             raise
-        raise write_error(exc, path, what, needed=needed, advice=advice) from None
+        raise write_error(failure, path, what, needed=needed, advice=advice) from None

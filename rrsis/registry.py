@@ -108,7 +108,11 @@ class Registry:
         return self._entries[name]
 
     def build(self, name: str, **kwargs: Any) -> Any:
-        return self.get(name)(**kwargs)
+        part = self.get(name)(**kwargs)
+        if part is None:  # a builder whose body is still `...` or lacks its return
+            raise TypeError(f"the {self.kind} builder registered as {name!r} returned None: a builder must "
+                            f"return the part it builds (an nn.Module)")
+        return part
 
     def accepted(self, name: str, provided: tuple = ()) -> list[str] | None:
         """Keyword arguments a config may set for ``name`` (``None``: any), leaving out the

@@ -62,6 +62,18 @@ def test_registry_refuses_double_registration():
         reg.register("a")(list)
 
 
+def test_a_builder_returning_none_is_refused_when_the_model_is_built():
+    @HEADS.register("unfinished-test-head")
+    def build_unfinished(*, in_channels, width: int = 8):
+        ...  # the body a user has not written yet
+
+    try:
+        with pytest.raises(TypeError, match="head builder registered as 'unfinished-test-head' returned None"):
+            rrsis.create_model("gl-msin-tiny", head={"name": "unfinished-test-head", "width": 4})
+    finally:
+        HEADS._entries.pop("unfinished-test-head", None)
+
+
 def test_swap_parts_by_name():
     from rrsis.backbones import ELSABlock, SwinBlock
     from rrsis.heads import IterativeRefinementHead, SimpleDecoder

@@ -33,22 +33,15 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from .._atomic import _fsync_dir
+from .._atomic import _fsync_dir, disk_errors
 from .._version import __version__
 from .card import is_generated_card, model_card
 from .dtypes import parameter_dtype
 from .ranker import RANKER_CONFIG_NAME, RANKER_WEIGHTS_NAME, write_ranker
 from .report import alias_groups
 
-__all__ = [
-    "CONFIG_NAME",
-    "TOKENIZER_CONFIG_NAME",
-    "VOCAB_NAME",
-    "WEIGHTS_NAME",
-    "push_to_hub",
-    "recover_interrupted_save",
-    "save_pretrained",
-]
+__all__ = ["CONFIG_NAME", "TOKENIZER_CONFIG_NAME", "VOCAB_NAME", "WEIGHTS_NAME", "push_to_hub", "recover_interrupted_save",
+           "save_pretrained"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,18 +116,21 @@ def save_pretrained(
     recover_interrupted_save(target)
     # Not tempfile.mkdtemp: its 0700 mode would become the saved directory's mode.
     tmp = target.with_name(f".{target.name}.{_owner_tag()}-{uuid.uuid4().hex[:8]}.saving")
-    tmp.mkdir()
-    try:
-        if target.is_dir():
-            _copy_mode_and_owner(target, tmp)
-        _write_contents(model, tmp, config=dict(config), metrics=metrics, dataset=dataset, repo_id=repo_id)
-        if target.is_dir():
-            _carry_over(target, tmp)
-        _fsync_tree(tmp)
-        _move_into_place(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    # A full disk (safetensors' own error included) is one OSError naming the folder and the space.
+    needed = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    with disk_errors(target, "the model folder", needed=needed, advice=f"{target} is as it was before (or absent)"):
+        tmp.mkdir()
+        try:
+            if target.is_dir():
+                _copy_mode_and_owner(target, tmp)
+            _write_contents(model, tmp, config=dict(config), metrics=metrics, dataset=dataset, repo_id=repo_id)
+            if target.is_dir():
+                _carry_over(target, tmp)
+            _fsync_tree(tmp)
+            _move_into_place(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     logger.info("saved %s to %s", arch, target)
     return target
 
