@@ -92,14 +92,8 @@ class RRSISModel(nn.Module):
     band_names = property(lambda self: ((self._config or {}).get("backbone") or {}).get("band_names"), doc="``backbone.band_names``.")
 
     # ------------------------------------------------------------------ checks
-    def check_inputs(
-        self,
-        pixel_values: torch.Tensor,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        *,
-        values: bool | None = None,
-    ) -> None:
+    def check_inputs(self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor, *,
+                     values: bool | None = None) -> None:
         """Raise ``ValueError`` naming the problem when inputs break the contract.
 
         Shapes (``in_chans`` channels), dtypes: always checked (metadata: free). The values (finite
@@ -127,6 +121,13 @@ class RRSISModel(nn.Module):
             )
         if not pixel_values.is_floating_point():
             raise ValueError(f"pixel_values must be a float tensor (normalised), got {pixel_values.dtype}")
+        param = next(self.parameters())  # the weights' dtype and device: metadata, no host sync
+        if pixel_values.device != param.device:
+            raise ValueError(f"pixel_values is on {pixel_values.device} but the model is on {param.device}: move one "
+                             f"(pixel_values.to({str(param.device)!r}) or model.to(...))")
+        if pixel_values.dtype != param.dtype and not torch.is_autocast_enabled(pixel_values.device.type):
+            raise ValueError(f"pixel_values is {pixel_values.dtype} but the model's weights are {param.dtype}: convert "
+                             f"the input (pixel_values.to({param.dtype})) or run under torch.autocast")
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must be [B, L], got shape {tuple(input_ids.shape)}")
         if input_ids.dtype not in (torch.long, torch.int32, torch.int64):
@@ -155,10 +156,8 @@ class RRSISModel(nn.Module):
         if input_ids.min() < 0 or input_ids.max() >= vocab:
             raise ValueError(f"input_ids must lie in [0, {vocab}), got [{int(input_ids.min())}, {int(input_ids.max())}]")
 
-    def forward(
-        self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-        position: torch.Tensor | None = None,
-    ) -> SegmentationOutput:
+    def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                position: torch.Tensor | None = None) -> SegmentationOutput:
         """``pixel_values [B, in_chans, H, W]`` (normalised), ``input_ids``/``attention_mask``
         ``[B, L]`` → :class:`SegmentationOutput` with ``logits [B, 2, H, W]``; ``position [B, 4]``:
         each image's box in its scene, for a scene-position encoding (:mod:`rrsis.fusion.position`)."""
@@ -166,15 +165,8 @@ class RRSISModel(nn.Module):
         return self._forward(pixel_values, input_ids, attention_mask, *(() if position is None else (position,)))
 
     # ------------------------------------------------------------------ inference
-    def preprocess(
-        self,
-        images: ImageLike | Sequence[ImageLike],
-        *,
-        image_size: int | None = None,
-        bands: Bands = None,
-        scale: Scale = None,
-        max_pixels: int | None = MAX_PIXELS,
-    ) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    def preprocess(self, images: ImageLike | Sequence[ImageLike], *, image_size: int | None = None, bands: Bands = None,
+                   scale: Scale = None, max_pixels: int | None = MAX_PIXELS) -> tuple[torch.Tensor, list[tuple[int, int]]]:
         """Images → the model's input: read, band choice, value scaling, resize, normalise.
 
         The one preprocessing of rrsis inference (``predict``, ``segment_scene`` in every mode,

@@ -239,14 +239,18 @@ def test_compile_model_rejects_bad_arguments():
 
 def test_check_inputs_reads_no_device_values():
     # Meta tensors have no values: any read (.any(), .tolist(), bool()) would raise. The
-    # shape checks still run and still name the problem.
-    model = rrsis.create_model("gl-msin-tiny")
+    # shape checks still run and still name the problem (the model on the meta device too: the
+    # input's device and dtype are checked against the weights', as metadata).
     meta = torch.device("meta")
+    model = rrsis.create_model("gl-msin-tiny").to(meta)
     pix = torch.empty(2, 3, 64, 64, device=meta)
     ids = torch.empty(2, 6, dtype=torch.long, device=meta)
     model.check_inputs(pix, ids, torch.empty(2, 6, dtype=torch.long, device=meta))
     with pytest.raises(ValueError, match="4 channels but this model takes 3"):
         model.check_inputs(torch.empty(2, 4, 64, 64, device=meta), ids, ids)
+    with pytest.raises(ValueError, match="pixel_values is on meta but the model is on cpu"):
+        rrsis.create_model("gl-msin-tiny").check_inputs(pix, ids, ids)
+    model = rrsis.create_model("gl-msin-tiny")
     # On the host the values are read by default, and on request for any tensor.
     bad = torch.full((2, 3, 64, 64), float("nan"))
     mask = torch.ones(2, 6, dtype=torch.long)

@@ -162,6 +162,9 @@ def tiny():
         (lambda x, i, m: (x[:, :, :0], i, m), "zero-size"),
         (lambda x, i, m: (x[:, :, :48], i, m), "not a multiple of 32"),
         (lambda x, i, m: (x.long(), i, m), "must be a float tensor"),
+        (lambda x, i, m: (x.double(), i, m), r"pixel_values is torch.float64 but the model's weights are torch.float32"),
+        (lambda x, i, m: (x.half(), i, m), r"torch.float16 but the model's weights .* or run under torch.autocast"),
+        (lambda x, i, m: (x.to("meta"), i, m), "pixel_values is on meta but the model is on cpu"),
         (lambda x, i, m: (x.index_fill(2, torch.tensor([3]), float("nan")), i, m), "NaN"),
         (lambda x, i, m: (x, i[0], m[0]), r"input_ids must be \[B, L\]"),
         (lambda x, i, m: (x, i.float(), m), "integer token ids"),
@@ -176,6 +179,15 @@ def test_forward_rejects_bad_input(tiny, mutate, message):
     x, ids, mask = inputs(tiny)
     with pytest.raises(ValueError, match=message):
         tiny(*mutate(x, ids, mask))
+
+
+def test_another_input_dtype_runs_under_autocast(tiny):
+    x, ids, mask = inputs(tiny)
+    with torch.no_grad():
+        want = tiny(x, ids, mask).logits
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = tiny(x.bfloat16(), ids, mask).logits  # autocast casts where it runs: no refusal
+    assert got.shape == want.shape and torch.isfinite(got).all()
 
 
 @pytest.mark.parametrize("name", ["gl-msin-tiny", "rmsin-tiny"])
