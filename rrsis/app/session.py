@@ -41,6 +41,7 @@ class Workspace:
         self._lock = threading.Lock()
         self._count = 0
         self._in_use: dict[str, int] = {}  # uploads a running request reads: never pruned
+        self._running = 0  # requests inside the model (computing())
         self._stop = threading.Event()
         for sub in ("uploads", "examples", "requests"):
             (self.root / sub).mkdir()
@@ -77,6 +78,23 @@ class Workspace:
                 self._in_use[key] -= 1
                 if not self._in_use[key]:
                     del self._in_use[key]
+
+    @contextlib.contextmanager
+    def computing(self) -> Iterator[None]:
+        """Mark a request as inside the model, for :attr:`running`."""
+        with self._lock:
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running -= 1
+
+    @property
+    def running(self) -> int:
+        """Requests computing now (their threads cannot be interrupted: see :func:`rrsis.app.serve`)."""
+        with self._lock:
+            return self._running
 
     def prune_uploads(self, limits: Limits, now: float | None = None) -> list[Path]:
         """Bound what the server stores under :attr:`uploads` (Gradio's uploads and the copies
@@ -245,7 +263,7 @@ def respond(model, workspace: Workspace, limits: Limits, upload, expressions, mo
         threshold = float(threshold)
         if not 0.0 < threshold < 1.0:
             raise InputError(f"threshold must be between 0 and 1 (exclusive), got {threshold}")
-        with workspace.using(upload), workspace.using(area_file):
+        with workspace.using(upload), workspace.using(area_file), workspace.computing():
             aoi, notes = area_request(upload, area, area_crs, area_file, limits)
             results = inference.run(model, upload, texts, mode=str(mode), threshold=threshold,
                                     workdir=workspace.request_dir(), bands=str(bands or "").strip() or None,
