@@ -39,16 +39,23 @@ def resolve_model(ref: str | None) -> str:
 
 def serve(model_ref: str | None = None, *, host: str = "127.0.0.1", port: int = 7860,
           limits: Limits | None = None, device: str = "cpu", examples: int = 3,
-          max_params: int | None = None, max_activation_gib: float | None = None) -> None:
+          max_params: int | None = None, max_activation_gib: float | None = None) -> int:
     """Load the model once, build the page, serve it until interrupted, then delete the workspace.
 
     ``max_params`` / ``max_activation_gib``: :func:`rrsis.from_pretrained`'s cost limits (``None``:
-    ``$RRSIS_MAX_PARAMS`` / ``$RRSIS_MAX_ACTIVATION_GIB``, then the defaults)."""
-    from .page import build_app, launch, require_gradio
+    ``$RRSIS_MAX_PARAMS`` / ``$RRSIS_MAX_ACTIVATION_GIB``, then the defaults).
+
+    Returns:
+        The requests still computing when the server stopped: their worker threads are inside
+        the model and cannot be interrupted. A process that ends its interpreter while they run
+        aborts (a thread inside torch cannot take the interpreter back while it finalises), so
+        ``rrsis app`` then leaves with ``os._exit`` once the workspace is deleted."""
+    from .page import build_app, check_port, launch, require_gradio
 
     limits = limits or Limits()
 
-    require_gradio()  # before the slow model load: a missing extra should fail at once
+    require_gradio()  # before the slow model load: a missing extra, or a port in use, fails at once
+    check_port(host, port)
     source = resolve_model(model_ref)
     from .session import Workspace
 
@@ -73,4 +80,5 @@ def serve(model_ref: str | None = None, *, host: str = "127.0.0.1", port: int = 
         except KeyboardInterrupt:
             pass
         finally:
-            app.close()
+            app.close()  # no new request starts; one computing runs on in its thread
+        return ws.running

@@ -19,14 +19,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import TiffImagePlugin
+from PIL import Image, TiffImagePlugin
 
-__all__ = ["MODES", "InputError", "Result", "is_georeferenced", "model_modes", "run", "tiff_tags"]
+__all__ = ["MODES", "STRETCH", "InputError", "Result", "is_georeferenced", "model_modes", "run", "tiff_tags",
+           "value_type", "values_note"]
 
 # What the app serves (rrsis.scene.infer and rrsis.scene.rank document each); the first is the
 # page's default: auto, as on the command line (global for a small image, object for a large scene).
 # "ranked" only with a model that has a scene ranker: the page offers model_modes(model).
 MODES = ("auto", "global", "global-local", "tiles", "object", "ranked")
+
+# How the app reads 16-bit or float values when the model records no pixel scale: the percentile
+# stretch segment_scene gives such a GeoTIFF by default, given to plain images (PNG) too.
+STRETCH = (2.0, 98.0)
+
+# PIL's modes of images with more than 8 bits a value (16-bit PNG: "I;16"), as numpy types.
+_WIDE_MODES = {"I;16": "uint16", "I;16L": "uint16", "I;16B": "uint16", "I;16N": "uint16", "I": "int32",
+               "F": "float32"}
 
 # TIFF tags that make a TIFF a GeoTIFF: ModelPixelScale, ModelTiepoint, ModelTransformation,
 # GeoKeyDirectory.
@@ -58,6 +67,8 @@ class Result:
             in other modes.
         reading: in mode ``object``, what was read from the expression, in words
             (``SceneResult.reading``); ``None`` in other modes.
+        values: how an image of 16-bit or float values was read (:func:`values_note`); ``None``
+            for 8-bit images.
     """
 
     text: str
@@ -72,6 +83,7 @@ class Result:
     window: tuple[int, int, int, int] | None = None
     objects: int | str | None = None
     reading: str | None = None
+    values: str | None = None
 
 
 def tiff_tags(path: str | os.PathLike) -> dict[int, object] | None:
@@ -96,6 +108,35 @@ def is_georeferenced(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a TIFF carrying GeoTIFF georeferencing tags."""
     tags = tiff_tags(path)
     return tags is not None and any(t in tags for t in _GEOTIFF_TAGS)
+
+
+def value_type(path: str | os.PathLike) -> str | None:
+    """The type of an image's values from its header (``"uint8"``, ``"uint16"``, ``"float32"``,
+    ...), or None when it cannot be read."""
+    tags = tiff_tags(path)
+    if tags is not None:
+        def first(tag: int, default: int) -> int:
+            v = tags.get(tag, default)
+            return int(v[0] if isinstance(v, tuple) else v)
+        bits = first(258, 8)  # BitsPerSample, SampleFormat
+        return "uint8" if bits <= 8 else {2: "int", 3: "float"}.get(first(339, 1), "uint") + str(bits)
+    try:
+        with Image.open(path) as im:
+            return _WIDE_MODES.get(im.mode, "uint8")
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
+def values_note(model, path: str | os.PathLike) -> str | None:
+    """How :func:`run` reads an image of 16-bit or float values, in words (the model's recorded
+    pixel scale, else the :data:`STRETCH`, as a GeoTIFF's by default); None for 8-bit images."""
+    kind = value_type(path)
+    if kind in (None, "uint8"):
+        return None
+    scale = getattr(model, "pixel_scale", None)
+    how = (f"read with the model's recorded pixel scale ({scale!r}, its training images')" if scale is not None
+           else f"stretched {STRETCH[0]:g}–{STRETCH[1]:g} % band by band (the model records no pixel scale)")
+    return f"{Path(path).name} holds {kind} values: {how}"
 
 
 def model_modes(model) -> tuple[str, ...]:
@@ -177,13 +218,19 @@ def run(
                              'pip install "rrsis[geo]"') from None
     # torch and the model code come with the first request, not with the page.
     from ..scene import segment_scene
+    from ..scene.read import PLAIN_SUFFIXES
 
+    # A plain image (PNG) of 16-bit values is read as a GeoTIFF of them: the model's recorded pixel
+    # scale, else the stretch (read_image's rule would refuse it without a scale the page cannot give).
+    plain = str(image_path).lower().endswith(PLAIN_SUFFIXES)
+    stretch = STRETCH if plain and getattr(model, "pixel_scale", None) is None else "auto"
+    values = values_note(model, image_path)
     t0 = time.perf_counter()
     prefix = Path(workdir) / "result"
     try:
         found = segment_scene(model, str(image_path), texts, mode=mode, threshold=threshold,
                               out=str(prefix), bands=bands or None, crs=crs or None, aoi=aoi,
-                              aoi_crs=aoi_crs or None)
+                              aoi_crs=aoi_crs or None, stretch=stretch)
     except (ValueError, FileNotFoundError) as exc:
         raise InputError(str(exc)) from None
     per_text = (time.perf_counter() - t0) / len(found)
@@ -199,6 +246,6 @@ def run(
             mask_tif=Path(f["mask"]) if f["mask"].endswith(".tif") else None,
             geojson=Path(f["geojson"]) if "geojson" in f else None,
             seconds=r.seconds or per_text, mode=r.mode, window=r.window, objects=r.objects,
-            reading=r.reading,
+            reading=r.reading, values=values,
         ))
     return results

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 from collections.abc import Sequence
 
 from . import inference
@@ -10,7 +12,7 @@ from .card import CardSummary
 from .limits import AREA_FILE_TYPES, Limits
 from .session import Workspace, preview, respond
 
-__all__ = ["build_app", "require_gradio"]
+__all__ = ["build_app", "check_port", "require_gradio"]
 
 INTRO = (
     "# rrsis: referring segmentation\n"
@@ -137,12 +139,41 @@ def build_app(
     return app
 
 
+def _port_in_use(host: str, port: int) -> OSError:
+    return OSError(f"port {port} is already in use on {host} (another rrsis app or server?): "
+                   f"stop it, or choose another port with --port, e.g. --port {port + 1}")
+
+
+def check_port(host: str, port: int) -> None:
+    """Raise :class:`OSError` with one sentence naming ``port`` and ``--port`` when the server
+    could not listen on ``host:port``; checked before the model is loaded."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+            s.bind((host, port))
+    except OverflowError:
+        raise OSError(f"port {port} is not a port number (0-65535): choose one with --port") from None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise _port_in_use(host, port) from None
+        if exc.errno == errno.EACCES:
+            raise OSError(f"port {port} on {host} needs privileges this user lacks: choose a port "
+                          "above 1023 with --port") from None
+        raise OSError(f"cannot listen on {host} port {port}: {exc.strerror or exc} (see --host, --port)") from None
+
+
 def launch(app, *, host: str, port: int, limits: Limits, block: bool = True):
     """Serve ``app``; with ``block=False`` return at once (the server runs in a thread)."""
     gr = require_gradio()
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    return app.launch(
-        server_name=host, server_port=port, max_file_size=limits.max_upload_bytes,
-        prevent_thread_lock=not block, show_error=False, quiet=False, theme=_theme(gr),
-        ssr_mode=False, inbrowser=False, share=False,
-    )
+    try:
+        return app.launch(
+            server_name=host, server_port=port, max_file_size=limits.max_upload_bytes,
+            prevent_thread_lock=not block, show_error=False, quiet=False, theme=_theme(gr),
+            ssr_mode=False, inbrowser=False, share=False,
+        )
+    except OSError as exc:  # taken since check_port: gradio's message names its own launch() argument
+        if "Cannot find empty port" in str(exc):
+            raise _port_in_use(host, port) from None
+        raise

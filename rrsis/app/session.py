@@ -10,7 +10,6 @@ import tempfile
 import threading
 import time
 import uuid
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from PIL import Image
 from . import inference
 from .inference import InputError
 from .limits import Limits, check_area_file, check_upload, not_bounds, parse_area, parse_expressions
+from .wording import collected_warnings, page_words
 
 __all__ = ["Response", "Workspace", "area_request", "preview", "respond"]
 
@@ -41,6 +41,7 @@ class Workspace:
         self._lock = threading.Lock()
         self._count = 0
         self._in_use: dict[str, int] = {}  # uploads a running request reads: never pruned
+        self._running = 0  # requests inside the model (computing())
         self._stop = threading.Event()
         for sub in ("uploads", "examples", "requests"):
             (self.root / sub).mkdir()
@@ -77,6 +78,23 @@ class Workspace:
                 self._in_use[key] -= 1
                 if not self._in_use[key]:
                     del self._in_use[key]
+
+    @contextlib.contextmanager
+    def computing(self) -> Iterator[None]:
+        """Mark a request as inside the model, for :attr:`running`."""
+        with self._lock:
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running -= 1
+
+    @property
+    def running(self) -> int:
+        """Requests computing now (their threads cannot be interrupted: see :func:`rrsis.app.serve`)."""
+        with self._lock:
+            return self._running
 
     def prune_uploads(self, limits: Limits, now: float | None = None) -> list[Path]:
         """Bound what the server stores under :attr:`uploads` (Gradio's uploads and the copies
@@ -218,8 +236,7 @@ def area_request(upload, text: str | None, crs: str | None, file, limits: Limits
     try:
         from ..scene.aoi import area_of_interest
 
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with collected_warnings() as caught:
             area = area_of_interest(value if value is not None else path, crs or None)
     except ImportError as exc:  # the geo extra, named in the message
         raise InputError(str(exc)) from None
@@ -227,7 +244,7 @@ def area_request(upload, text: str | None, crs: str | None, file, limits: Limits
         raise InputError(not_bounds(str(value))) from None
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    return area, [str(w.message) for w in caught]
+    return area, caught
 
 
 def respond(model, workspace: Workspace, limits: Limits, upload, expressions, mode, threshold,
@@ -239,25 +256,32 @@ def respond(model, workspace: Workspace, limits: Limits, upload, expressions, mo
     so the page always answers and the server keeps serving.
     """
     t0 = time.perf_counter()
+
+    def words(text) -> str:  # the upload by its own name, the page's fields by theirs
+        return page_words(text, workspace.root)
+
     try:
         texts = parse_expressions(expressions, limits)
         w, h = check_upload(upload, limits)
         threshold = float(threshold)
         if not 0.0 < threshold < 1.0:
             raise InputError(f"threshold must be between 0 and 1 (exclusive), got {threshold}")
-        with workspace.using(upload), workspace.using(area_file):
-            aoi, notes = area_request(upload, area, area_crs, area_file, limits)
+        # The warnings rrsis predict prints (an expression the vocabulary does not know, the bands
+        # an undeclared raster is read with) are the page's notes, not only the server log's.
+        with workspace.using(upload), workspace.using(area_file), workspace.computing(), \
+                collected_warnings() as notes:
+            aoi, _ = area_request(upload, area, area_crs, area_file, limits)  # its notes: in notes too
             results = inference.run(model, upload, texts, mode=str(mode), threshold=threshold,
                                     workdir=workspace.request_dir(), bands=str(bands or "").strip() or None,
                                     crs=str(crs or "").strip() or None, aoi=aoi)
     except InputError as exc:
-        return _error(str(exc))
+        return _error(words(exc))
     except ValueError as exc:  # the model's own input checks
-        return _error(str(exc))
+        return _error(words(exc))
     except Exception as exc:  # the page shows a line; the log keeps the traceback
         logger.exception("request failed")
-        return _error(f"the model failed on this input ({type(exc).__name__}: {exc}); the app is "
-                      "still running, try another image or expression")
+        return _error(words(f"the model failed on this input ({type(exc).__name__}: {exc}); the app is "
+                            "still running, try another image or expression"))
     seconds = time.perf_counter() - t0
     files: list[str] = []
     for r in results:
@@ -276,7 +300,8 @@ def respond(model, workspace: Workspace, limits: Limits, upload, expressions, mo
         pixels, of = (r1 - r0) * (c1 - c0), "area's window"
     message = (f"{n} expression{'s' if n > 1 else ''} on a {w}×{h} image{inside}, {label}, threshold "
                f"{threshold:g}: {seconds:.2f} s in all")
-    message += "".join(f"\n\nNote: {note}" for note in notes)
+    notes = ([results[0].values] if results and results[0].values else []) + notes
+    message += "".join(f"\n\nNote: {' '.join(words(note).split())}" for note in notes)
     return Response(gallery, _area_table(results, pixels, of), files, message, ok=True)
 
 

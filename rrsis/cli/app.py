@@ -76,8 +76,33 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     try:
-        serve(args.model, host=args.host, port=args.port, limits=limits, device=args.device,
-              examples=args.examples, **model_limits(args))
+        busy = serve(args.model, host=args.host, port=args.port, limits=limits, device=args.device,
+                     examples=args.examples, **model_limits(args))
     except KeyboardInterrupt:
         print("rrsis app: stopped", file=sys.stderr)
+        return 0
+    if busy:
+        # The server is closed and the workspace deleted, but a worker thread is still inside the
+        # model. Finalising the interpreter now would abort the process (SIGABRT: the thread,
+        # back from torch's C++ code, is ended by pthread_exit, whose unwinding through a
+        # noexcept frame calls std::terminate), so leave without finalising: nothing is left
+        # to clean up, and the abandoned result had nowhere to go.
+        print(f"rrsis app: stopped; {busy} request{'s' if busy > 1 else ''} still computing abandoned",
+              file=sys.stderr)
+        leave(0)
     return 0
+
+
+def leave(code: int) -> None:
+    """End the process at once with ``code``, its output flushed, skipping the interpreter's
+    finalisation (and atexit handlers) that a thread still inside torch would abort."""
+    import logging
+    import os
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    logging.shutdown()
+    os._exit(code)

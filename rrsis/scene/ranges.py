@@ -11,7 +11,7 @@ import numpy as np
 
 from ..data.io import Scale
 
-__all__ = ["STATS_SIDE", "check_scale", "scale_range", "stats_shape", "stretch_range"]
+__all__ = ["STATS_SIDE", "check_scale", "scale_range", "stats_shape", "stretch_range", "stretch_values"]
 
 STATS_SIDE = 512
 
@@ -58,9 +58,7 @@ def stretch_range(scene: Any, stretch: Any) -> list[tuple[float, float]] | None:
                                  "or a scale")
             return [(float(info.min), float(info.max))] * len(scene.bands)
         return [(0.0, 255.0)] * len(scene.bands)
-    lo, hi = (float(v) for v in stretch)
-    if not 0 <= lo < hi <= 100:
-        raise ValueError(f"stretch percentiles must satisfy 0 <= low < high <= 100, got {stretch}")
+    lo, hi = percentiles(stretch)
     data, valid = scene._read_raw(None, stats_shape(scene), decimate=True)
     out = []
     for b in range(data.shape[0]):
@@ -71,6 +69,35 @@ def stretch_range(scene: Any, stretch: Any) -> list[tuple[float, float]] | None:
             continue
         a, z = np.percentile(v, [lo, hi])
         out.append((float(a), float(z) if z > a else float(a) + 1.0))
+    return out
+
+
+def percentiles(stretch: Any) -> tuple[float, float]:
+    """``(low, high)`` stretch percentiles, checked."""
+    lo, hi = (float(v) for v in stretch)
+    if not 0 <= lo < hi <= 100:
+        raise ValueError(f"stretch percentiles must satisfy 0 <= low < high <= 100, got {stretch}")
+    return lo, hi
+
+
+def stretch_values(arr: np.ndarray, stretch: Any, nodata: np.ndarray | None = None,
+                   name: str = "image") -> np.ndarray:
+    """An in-memory image's ``[H, W, C]`` values stretched as a raster's are (:func:`stretch_range`
+    then the reader's clip): band by band from the ``(low, high)`` percentiles of its valid,
+    finite pixels to [0, 1], clipped; ``nodata`` (bool ``[H, W]``) and non-finite pixels 0."""
+    lo, hi = percentiles(stretch)
+    x = arr.astype(np.float64)
+    valid = np.isfinite(x).all(axis=2) if x.dtype.kind == "f" else np.ones(x.shape[:2], bool)
+    if nodata is not None:
+        valid &= ~np.asarray(nodata, bool)
+    if not valid.any():
+        raise ValueError(f"{name}: every pixel is nodata (transparent, NaN or infinite)")
+    out = np.zeros(x.shape, np.float32)
+    for b in range(x.shape[2]):
+        a, z = np.percentile(x[:, :, b][valid], [lo, hi])
+        z = z if z > a else a + 1.0
+        out[:, :, b] = np.clip(np.nan_to_num((x[:, :, b] - a) / (z - a), nan=0.0, posinf=0.0, neginf=0.0), 0, 1)
+    out[~valid] = 0
     return out
 
 

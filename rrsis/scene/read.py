@@ -21,7 +21,7 @@ from ..data.bands import model_bands, raster_bands, select_bands, transparent_pi
 from ..data.io import MAX_PIXELS, Scale, _load, check_pixels, nodata_mask, scale_values
 from ..data.transforms import resize_image_bands
 from .georef import assign_crs, plain_georeference
-from .ranges import check_scale, scale_range, stats_shape, stretch_range
+from .ranges import check_scale, scale_range, stats_shape, stretch_range, stretch_values
 from .rectify import numbered_bands, open_raster, raster_view, separate_files
 
 __all__ = ["PLAIN_SUFFIXES", "NoValidPixelsError", "Scene", "open_scene", "require_geo"]
@@ -309,9 +309,12 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
         scale: value scaling with :func:`~rrsis.data.read_image`'s meaning (``"dtype"``,
             ``"max"``, ``"minmax"`` or a divisor) for 16-bit or float data; on a raster read
             by rasterio ``"max"``/``"minmax"`` take their statistics from a decimated read.
-        stretch: rasters only, when ``scale`` is not given: ``"auto"`` (uint8 as is; other
+        stretch: rasters, when ``scale`` is not given: ``"auto"`` (uint8 as is; other
             types: 2–98 % per band), ``None`` (no stretch: the dtype's range), or ``(low,
-            high)`` percentiles, computed on a decimated read of the valid pixels.
+            high)`` percentiles, computed on a decimated read of the valid pixels. A plain
+            image's 16-bit or float values are stretched so by ``(low, high)`` only (``"auto"``
+            and ``None`` keep :func:`~rrsis.data.read_image`'s rule: they need a ``scale``); its
+            8-bit values are read as they are.
         max_pixels: largest plain image or array held in memory (``model.predict``'s bound;
             ``None``: none). Rasters are read window by window and are not bounded.
         crs: the CRS of a raster (or world-filed picture) with a transform but no CRS (``"EPSG:32633"``, WKT);
@@ -328,7 +331,7 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
         if not os.path.isfile(path) and not ("://" in path or path.startswith("/vsi")):  # URLs: GDAL's
             raise FileNotFoundError(f"{path}: file not found")
         if path.lower().endswith(PLAIN_SUFFIXES):
-            scene = check_scale(_in_memory(path, band_tuple, scale, path, max_pixels, channels), scale)
+            scene = check_scale(_in_memory(path, band_tuple, scale, path, max_pixels, channels, stretch), scale)
             scene.crs, scene.transform = plain_georeference(path)  # a world file places it
             assign_crs(scene, crs)
             return scene
@@ -360,7 +363,7 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
 
 
 def _in_memory(source: Any, bands: tuple[int, ...] | None, scale: Scale, name: str,
-               max_pixels: int | None = MAX_PIXELS, channels: int | None = None) -> Scene:
+               max_pixels: int | None = MAX_PIXELS, channels: int | None = None, stretch: Any = None) -> Scene:
     """A plain image or array through read_image's steps (a file's transparent pixels nodata, as a raster's
     alpha makes them); 8-bit data kept as bytes, scaled a window at a time (a quarter of the memory)."""
     arr, alpha, where, rgb = _load(source, max_pixels=max_pixels)[:4]
@@ -370,4 +373,10 @@ def _in_memory(source: Any, bands: tuple[int, ...] | None, scale: Scale, name: s
         return Scene(array=arr, to_unit=uint8_to_unit, name=name, channels=channels, nodata=clear)
     extra = nodata_mask(arr)
     nodata = clear if extra is None else extra if clear is None else extra | clear
-    return Scene(array=scale_values(arr, scale, where), dtype=str(arr.dtype), name=name, nodata=nodata, channels=channels)
+    if stretch not in ("auto", None, False):  # (low, high) percentiles, as a raster's stretch
+        if scale is not None:
+            raise ValueError(f"{name}: give scale= (value scaling) or stretch= (percentiles), not both")
+        values = stretch_values(arr if arr.ndim == 3 else arr[:, :, None], stretch, nodata, name).reshape(arr.shape)
+    else:
+        values = scale_values(arr, scale, where)
+    return Scene(array=values, dtype=str(arr.dtype), name=name, nodata=nodata, channels=channels)

@@ -1,0 +1,166 @@
+"""What ``rrsis app`` tells its user: the warnings ``rrsis predict`` prints shown on the page, the
+library's messages in the page's words (the upload's own name, the page's fields), and a 16-bit PNG
+read as a 16-bit GeoTIFF is."""
+
+import shutil
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from rrsis.app import Limits
+from rrsis.app.inference import STRETCH, value_type
+from rrsis.app.session import Workspace, respond
+from rrsis.app.wording import collected_warnings, page_words
+from rrsis.scene import segment_scene
+from rrsis.scene.read import open_scene
+
+TEXT = "the largest building"
+
+
+@pytest.fixture()
+def workspace():
+    with Workspace() as ws:
+        yield ws
+
+
+def uploaded(ws: Workspace, path: Path) -> str:
+    """``path`` as the server stores an upload: inside the workspace, in a folder of its own."""
+    folder = ws.uploads / "5af00ef53bf6af93dd75"
+    folder.mkdir(exist_ok=True)
+    return shutil.copy(path, folder / path.name)
+
+
+def png16(path: Path, seed=0, h=40, w=56) -> np.ndarray:
+    values = np.random.default_rng(seed).integers(0, 12000, (h, w), dtype=np.uint16)
+    Image.fromarray(values).save(path)
+    assert Image.open(path).mode.startswith("I;16")
+    return values
+
+
+# ------------------------------------------------------------------ warnings on the page
+def notes(message: str) -> list[str]:
+    return [part[len("Note: "):] for part in message.split("\n\n") if part.startswith("Note: ")]
+
+
+def test_an_expression_the_vocabulary_does_not_know_is_noted_on_every_request(tiny_model, workspace, tmp_path):
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    for _ in range(2):  # a warning shown once per place in the code would miss the second request
+        r = respond(tiny_model, workspace, Limits(), uploaded(workspace, tmp_path / "a.png"),
+                    f"{TEXT}\nzzzz qqqq", "global", 0.5)
+        assert r.ok
+        assert notes(r.message) == [("expression 2: no word of 'zzzz qqqq' is in the model's vocabulary (every "
+                                    "token is [UNK]): the model reads no expression")]
+    ok = respond(tiny_model, workspace, Limits(), uploaded(workspace, tmp_path / "a.png"), TEXT, "global", 0.5)
+    assert ok.ok and notes(ok.message) == []
+
+
+def test_the_bands_an_undeclared_raster_is_read_with_are_noted_by_its_name(tiny_model, workspace, tmp_path):
+    rasterio = pytest.importorskip("rasterio")
+    from affine import Affine
+
+    path = tmp_path / "four.tif"
+    with rasterio.open(path, "w", driver="GTiff", height=48, width=64, count=4, dtype="uint16",
+                       crs="EPSG:32611", transform=Affine(2.0, 0, 440720.0, 0, -2.0, 3751320.0)) as ds:
+        ds.write(np.random.default_rng(1).integers(0, 10000, (4, 48, 64), dtype=np.uint16))
+    r = respond(tiny_model, workspace, Limits(), uploaded(workspace, path), TEXT, "global", 0.5)
+    assert r.ok, r.message
+    values, bands = notes(r.message)
+    assert values == "four.tif holds uint16 values: stretched 2–98 % band by band (the model records no pixel scale)"
+    assert bands.startswith("four.tif: 4 bands, none declared red, green or blue; an RGB model reads bands (1, 2, 3) "
+                            "(the Bands field chooses others, e.g. 4,3,2")
+    assert str(workspace.root) not in r.message and "bands=" not in r.message and "\n" not in bands
+
+
+def test_warnings_are_collected_per_thread():
+    got = {}
+
+    def request(name):
+        with collected_warnings() as caught:
+            time.sleep(0.05)  # both threads inside at once
+            warnings.warn(f"about {name}", UserWarning, stacklevel=1)
+            time.sleep(0.05)
+        got[name] = caught
+
+    threads = [threading.Thread(target=request, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == {"a": ["about a"], "b": ["about b"]}
+    with pytest.warns(UserWarning, match="outside"):  # outside a request: shown as before
+        warnings.warn("outside", UserWarning, stacklevel=1)
+
+
+# ------------------------------------------------------------------ the page's words
+def test_messages_name_the_upload_and_the_pages_fields(tmp_path):
+    root = tmp_path / "rrsis-app-x"
+    msg = (f"{root}/uploads/5af0/nocrs.tif: the raster has a transform but no CRS, so its outputs cannot be "
+           "placed on a map; give its CRS with crs= (rrsis predict --crs, e.g. EPSG:32633) for a mask GeoTIFF "
+           "and GeoJSON, or crs='none' (--crs none) for PNG outputs without georeference")
+    assert page_words(msg, root) == (
+        "nocrs.tif: the raster has a transform but no CRS, so its outputs cannot be placed on a map; give its "
+        "CRS in the CRS field (e.g. EPSG:32633) for a mask GeoTIFF and GeoJSON, or none in the CRS field for "
+        "PNG outputs without georeference")
+    assert page_words("text 0: cut", root) == "expression 1: cut"
+
+
+def test_a_geotiff_without_a_crs_is_refused_by_its_name_and_the_crs_field(tiny_model, workspace, tmp_path):
+    rasterio = pytest.importorskip("rasterio")
+    from affine import Affine
+
+    path = tmp_path / "nocrs.tif"
+    with rasterio.open(path, "w", driver="GTiff", height=32, width=40, count=3, dtype="uint8",
+                       transform=Affine(2.0, 0, 440720.0, 0, -2.0, 3751320.0)) as ds:
+        ds.write(np.zeros((3, 32, 40), np.uint8))
+    r = respond(tiny_model, workspace, Limits(), uploaded(workspace, path), TEXT, "global", 0.5)
+    assert not r.ok
+    assert r.message.startswith("**Cannot run this request:** nocrs.tif: the raster has a transform but no CRS")
+    assert "in the CRS field (e.g. EPSG:32633)" in r.message
+    assert str(workspace.root) not in r.message and "crs=" not in r.message and "--crs" not in r.message
+
+
+# ------------------------------------------------------------------ a 16-bit PNG
+def test_a_16_bit_png_is_stretched_as_a_16_bit_raster_is(tiny_model, workspace, tmp_path):
+    values = png16(tmp_path / "grey16.png")
+    assert value_type(tmp_path / "grey16.png") == "uint16"
+    lo, hi = np.percentile(values.astype(np.float64), STRETCH)
+    want = np.clip((values - lo) / (hi - lo), 0, 1)
+    got, valid = open_scene(str(tmp_path / "grey16.png"), stretch=STRETCH).read()
+    assert valid.all()
+    np.testing.assert_allclose(got[:, :, 0], want, atol=1e-6)
+    try:  # the same values in a TIFF, read through GDAL with the raster stretch ("auto")
+        import rasterio
+
+        with rasterio.open(tmp_path / "grey16.tif", "w", driver="GTiff", height=40, width=56, count=1,
+                           dtype="uint16") as ds:
+            ds.write(values[None])
+        raster, _ = open_scene(str(tmp_path / "grey16.tif")).read()
+        np.testing.assert_allclose(got, raster, atol=1e-6)
+    except ImportError:
+        pass
+    with pytest.raises(ValueError, match="needs an explicit scale"):  # read_image's rule without a stretch
+        open_scene(str(tmp_path / "grey16.png"))
+
+    r = respond(tiny_model, workspace, Limits(), uploaded(workspace, tmp_path / "grey16.png"), TEXT, "global", 0.5)
+    assert r.ok, r.message
+    assert notes(r.message) == [("grey16.png holds uint16 values: stretched 2–98 % band by band (the model "
+                                "records no pixel scale)")]
+
+
+def test_a_16_bit_png_is_read_with_the_models_recorded_scale(tiny_model, workspace, tmp_path, monkeypatch):
+    png16(tmp_path / "grey16.png")
+    monkeypatch.setitem(tiny_model._config["backbone"], "scale", "dtype")  # as rrsis train records it
+    assert tiny_model.pixel_scale == "dtype"
+    r = respond(tiny_model, workspace, Limits(), uploaded(workspace, tmp_path / "grey16.png"), TEXT, "global", 0.3)
+    assert r.ok, r.message
+    (want,) = segment_scene(tiny_model, str(tmp_path / "grey16.png"), TEXT, mode="global", threshold=0.3,
+                            scale="dtype", return_mask=True)
+    (mask,) = [f for f in r.files if f.endswith("_mask.png")]
+    np.testing.assert_array_equal(np.asarray(Image.open(mask)) > 0, want.mask)
+    assert notes(r.message) == [("grey16.png holds uint16 values: read with the model's recorded pixel scale "
+                                "('dtype', its training images')")]
