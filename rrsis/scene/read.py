@@ -23,8 +23,14 @@ from ..data.transforms import resize_image_bands
 from .georef import assign_crs, plain_georeference
 from .ranges import check_scale, scale_range, stats_shape, stretch_range, stretch_values
 from .rectify import numbered_bands, open_raster, raster_view, separate_files
+from .resize import nearest_pixels, resized_whole
 
-__all__ = ["PLAIN_SUFFIXES", "NoValidPixelsError", "Scene", "open_scene", "require_geo"]
+__all__ = ["EXACT_FACTOR", "PLAIN_SUFFIXES", "NoValidPixelsError", "Scene", "open_scene", "require_geo"]
+
+# A raster of at most this many times a whole-scene read's pixels (the global pass: 16 × 480² ≈
+# 1920², RefSegRS's and RRSIS-D's images among them) is read at full size and resized as
+# model.preprocess resizes, so its global mask is model.predict's; a larger one by GDAL's averaging.
+EXACT_FACTOR = 16
 
 # Files read with PIL exactly as ``model.predict`` reads them (no geo extra needed).
 PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
@@ -45,15 +51,6 @@ def require_geo(what: str):
 
 class NoValidPixelsError(ValueError):
     """A scene whose every pixel is nodata (NaN, infinite, or masked): nothing to segment."""
-
-
-def _inside(window: tuple[int, int, int, int], shape: tuple[int, int], height: int, width: int):
-    """``(ys, xs, inside)``: the scene row and column each pixel of ``window`` resampled to
-    ``shape`` takes its value from (nearest neighbour), and whether that pixel lies in the scene."""
-    r0, c0, r1, c1 = window
-    ys = r0 + np.floor((np.arange(shape[0]) + 0.5) * (r1 - r0) / shape[0]).astype(np.int64)
-    xs = c0 + np.floor((np.arange(shape[1]) + 0.5) * (c1 - c0) / shape[1]).astype(np.int64)
-    return ys, xs, ((ys >= 0) & (ys < height))[:, None] & ((xs >= 0) & (xs < width))[None, :]
 
 
 class Scene:
@@ -218,7 +215,7 @@ class Scene:
             else:  # GDAL's per-dataset mask (alpha band, internal mask): one band's is the dataset's
                 valid = self._ds.read_masks(self.bands[0], **kw) >= 128
         if not full:  # a boundless read: valid where the window lies inside the scene
-            valid &= _inside(window, data.shape[1:], self.height, self.width)[2]
+            valid &= nearest_pixels(window, data.shape[1:], self.height, self.width)[2]
         if data.dtype.kind == "f":  # NaN is nodata everywhere, tagged or not
             valid &= np.isfinite(data).all(axis=0)
         return data, valid
@@ -228,9 +225,17 @@ class Scene:
         """Read ``window = (row0, col0, row1, col1)`` (may reach outside the scene: filled as
         nodata) resampled to ``out_shape`` (``None``: native). Returns ``(pixels [h, w, 3]
         float32, valid [h, w] bool)``: the reader's values (in [0, 1] unless a ``scale``
-        divisor leaves some above); invalid pixels are 0."""
+        divisor leaves some above); invalid pixels are 0.
+
+        The whole scene resampled is ``model.preprocess``'s resize of it (antialiased bilinear,
+        :func:`~rrsis.data.transforms.resize_image_bands`, read row by row) for a plain image, an
+        array and a raster of at most :data:`EXACT_FACTOR` times ``out_shape``'s pixels; a larger
+        raster is read by GDAL's averaging (from its overviews where it has them)."""
         if self._array is not None:
             return self._read_array(window, out_shape)
+        if window is None and out_shape is not None and tuple(out_shape) != (self.height, self.width) \
+                and self.height * self.width <= EXACT_FACTOR * out_shape[0] * out_shape[1]:
+            return self._read_resized(tuple(out_shape))
         data, valid = self._read_raw(window, out_shape)
         img = np.empty(data.shape, np.float32)
         for b, (lo, hi) in enumerate(self.stretch_range):
@@ -243,6 +248,10 @@ class Scene:
             img = np.repeat(img, 3, axis=2)
         img[~valid] = 0
         return np.ascontiguousarray(img), valid
+
+    def _read_resized(self, out_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """The whole raster read at full size and resized as an array is (:func:`resized_whole`)."""
+        return resized_whole(self.read, self.height, self.width, out_shape)
 
     def _rows(self, window: tuple[int, int, int, int]) -> Callable[[int, int], np.ndarray]:
         """``(y0, y1) -> [y1 - y0, w, C]`` float32 rows of ``window`` (zeros outside the scene)."""
@@ -273,7 +282,7 @@ class Scene:
                 valid[ya - r0:yb - r0, xa - c0:xb - c0] = inside
             return img, valid
         img = resize_image_bands(rows, r1 - r0, c1 - c0, tuple(out_shape)).permute(1, 2, 0).numpy()
-        ys, xs, valid = _inside((r0, c0, r1, c1), out_shape, self.height, self.width)
+        ys, xs, valid = nearest_pixels((r0, c0, r1, c1), out_shape, self.height, self.width)
         if self._nodata is not None:
             yc, xc = np.clip(ys, 0, self.height - 1), np.clip(xs, 0, self.width - 1)
             valid &= ~self._nodata[yc][:, xc]
@@ -296,9 +305,10 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
     Plain images and arrays are read as :func:`rrsis.data.read_image` reads them (same band
     rule, ``bands`` and ``scale``): ``segment_scene(mode="global")`` gives ``model.predict``'s mask;
     a PNG/JPEG with a world file is placed by it (:func:`~rrsis.scene.georef.plain_georeference`).
-    A raster GDAL reads (a GeoTIFF) is read window by window, its global pass at the model's size
-    by GDAL's averaging, not ``model.preprocess``'s resize: its mask may differ from
-    ``model.predict``'s at object boundaries (docs/guides/geotiff.md).
+    A raster GDAL reads (a GeoTIFF) is read window by window; its global pass is
+    ``model.preprocess``'s resize up to :data:`EXACT_FACTOR` times its pixels, GDAL's averaging
+    beyond, where its mask may differ from ``model.predict``'s at object boundaries
+    (docs/guides/geotiff.md).
 
     Args:
         source: the scene.

@@ -1,6 +1,7 @@
 """docs/guides/geotiff.md: ``segment_scene(mode="global")`` gives ``model.predict``'s mask pixel for
-pixel on a plain image (PNG) and an array; on a GeoTIFF of the same pixels GDAL's averaging read
-replaces ``model.preprocess``'s resize, so the masks agree except near the threshold."""
+pixel on a plain image (PNG), an array and a GeoTIFF of the same pixels up to ``EXACT_FACTOR``
+times the global pass's pixels (read whole, resized as ``model.preprocess`` resizes); on a larger
+GeoTIFF GDAL's averaging read replaces that resize, so the masks agree except near the threshold."""
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ import rrsis
 from rrsis.scene import segment_scene
 
 
-def test_png_and_array_agree_exactly_a_geotiff_near_the_threshold(tiny_tokenizer, tmp_path):
+def test_png_and_array_agree_exactly_a_geotiff_near_the_threshold(tiny_tokenizer, tmp_path, monkeypatch):
     import torch
 
     torch.manual_seed(0)
@@ -39,6 +40,11 @@ def test_png_and_array_agree_exactly_a_geotiff_near_the_threshold(tiny_tokenizer
     for source in (img, str(tmp_path / "s.png")):  # plain image and array: the same path
         (res,) = segment_scene(m, source, text, mode="global", threshold=thr, global_size=64)
         np.testing.assert_array_equal(res.mask, ref)
+    (tif,) = segment_scene(m, str(tmp_path / "s.tif"), text, mode="global", threshold=thr, global_size=64)
+    np.testing.assert_array_equal(tif.mask, ref)  # 150 x 200 <= 16 x 64²: read whole, the same resize
+    from rrsis.scene import read as scene_read
+
+    monkeypatch.setattr(scene_read, "EXACT_FACTOR", 4)  # as if the raster were larger than 16 x the pass
     (tif,) = segment_scene(m, str(tmp_path / "s.tif"), text, mode="global", threshold=thr, global_size=64)
     differ = tif.mask != ref
     near = np.abs(prob - thr)
