@@ -58,6 +58,10 @@ def test_bands_flag_prints_matching_train_and_predict_lines(scene, tmp_path, cap
     assert main([*args, "--out", str(tmp_path / "three"), "--bands", "4,3,2"]) == 0
     said = capsys.readouterr().out
     assert "in_chans" not in said and "--bands 4,3,2 " in said
+    # ImageNet's stay on the line for an RGB model; the measured ones are printed beside it.
+    measured = next(ln for ln in said.splitlines() if ln.startswith("measured on the train chips"))
+    stats = json.loads((tmp_path / "three" / "chips.json").read_text())["statistics"]
+    np.testing.assert_allclose(json.loads(shlex.split(measured)[-3]), stats["mean"], rtol=1e-5)
     assert main([*args, "--out", str(tmp_path / "all")]) == 0
     said = capsys.readouterr().out
     assert "--model.in_chans 5 " in said and "predict:" not in said
