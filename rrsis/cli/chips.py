@@ -39,6 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..scene.chip_stats import stats_option
     from ..scene.chips import write_chips
 
     with warnings.catch_warnings(record=True) as caught:
@@ -54,7 +55,10 @@ def run(args: argparse.Namespace) -> int:
     left = {k: v for k, v in s.skipped.items() if v}
     if left:
         print("skipped: " + ", ".join(f"{v} {k}" for k, v in left.items()))
-    print(f"train: rrsis train --data.dataset risbench --data.root {s.out}" + "".join(" " + o for o in s.options))
+    print(f"train: rrsis train --data.dataset risbench --data.root {shlex.quote(s.out)}"
+          + "".join(" " + o for o in s.options))
+    if s.mean and not any("--model.mean" in o for o in s.options):  # RGB: ImageNet's suit pretrained weights
+        print(f"measured on the train chips (chips.json; for a model trained from scratch): {stats_option(s.mean, s.std)}")
     if args.bands is not None:  # the model trained on these chips reads the same bands of a scene
         print(f"predict: rrsis predict --model MODEL --image {shlex.quote(args.image)} --bands "
               + ",".join(map(str, s.bands)) + " --text TEXT")

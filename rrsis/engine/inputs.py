@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -100,9 +101,13 @@ def check_dataset_bands(dataset: Dataset | None, model: nn.Module, where: str) -
     mean, std = getattr(transform, "mean", None), getattr(transform, "std", None)
     if mean is None or std is None or not hasattr(model, "pixel_mean"):
         return
-    have = [round(float(v), 6) for v in mean.flatten()], [round(float(v), 6) for v in std.flatten()]
-    want = [round(float(v), 6) for v in model.pixel_mean], [round(float(v), 6) for v in model.pixel_std]
-    if have != want:
+    have = [float(v) for v in mean.flatten()], [float(v) for v in std.flatten()]
+    want = [float(v) for v in model.pixel_mean], [float(v) for v in model.pixel_std]
+    # Equal up to float32 (one side may be a float32 tensor, the other the config's float64).
+    if any(len(h) != len(w) or not all(math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9) for a, b in zip(h, w))
+           for h, w in zip(have, want)):
+        have = [round(v, 6) for v in have[0]], [round(v, 6) for v in have[1]]
+        want = [round(v, 6) for v in want[0]], [round(v, 6) for v in want[1]]
         raise ValueError(
             f"{where} normalises {len(have[0])} band(s) with mean {have[0]} / std {have[1]} but the model "
             f"takes {len(want[0])} (in_chans={model.in_chans}) with mean {want[0]} / std {want[1]}: leave "

@@ -23,6 +23,7 @@ import numpy as np
 
 from .._atomic import atomic_folder, atomic_path, atomic_write
 from ..data.bands import parse_bands
+from .chip_stats import chip_moments, combine, read_order, stats_option
 from .labelled import place_labels
 from .read import open_scene, require_geo
 from .region.entries import is_gdal_url
@@ -52,6 +53,11 @@ class ChipsSummary:
         options: the ``rrsis train`` flags the folder needs besides ``--data.dataset risbench
             --data.root OUT`` (value scaling of 16-bit or float chips, the band count).
         bands: the scene's band numbers (counted from 1) the chips hold, in their order.
+        mean, std: each band's mean and (population) standard deviation over the train chips'
+            valid pixels, in the values ``rrsis train`` gives the model (after the value scaling
+            ``options`` sets; 8-bit: ``/ 255``) and in the order it reads them (a 1-band chip: its
+            band three times; 3 bands: the declared red, green, blue); ``None`` without train
+            chips. ``options`` passes them for 2 or 4+ bands.
     """
 
     out: str
@@ -61,6 +67,8 @@ class ChipsSummary:
     image_format: str
     options: list[str]
     bands: tuple[int, ...] = ()
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
 
 
 def _check_args(size: Any, pixel_ratio: Any, val: Any, test: Any, seed: Any, block: Any) -> None:
@@ -166,7 +174,8 @@ def write_chips(image: str | os.PathLike, labels: str | os.PathLike, out: str | 
       its dtype; nodata pixels 0): a PNG for 3 uint8 bands, else a GeoTIFF (placed by its chip's
       transform). ``chips.json`` records the bands (with the scene's band count and the bands'
       descriptions) and each chip's id, split, expression, feature id, bounds and transform in the
-      scene's CRS.
+      scene's CRS, and ``statistics``: each band's mean and standard deviation over the train
+      chips' valid pixels, in the values ``rrsis train`` gives the model (``mean``, ``std``).
     - **Spatial splits**: the scene is cut into square blocks of ``block`` chips a side; each block
       goes to val, test or train by a seeded draw with the shares ``val`` and ``test``, and a chip
       goes with the block that holds its centre. With two or more occupied blocks, val (and, with
@@ -257,6 +266,9 @@ def _write(scene: Any, image: str, labels: str, out: str, *, text_field: str, si
     declared = scene.declared or ()  # the chips declare the scene's red, green and blue, and no alpha
     colours = [("red", "green", "blue")[declared.index(b)] if b in declared else "undefined" for b in scene.bands]
     fmt = "png" if n_bands == 3 and dtype == np.uint8 else "tif"
+    scale = None if dtype == np.uint8 else "dtype" if dtype.kind in "ui" else "max"  # as the train line reads
+    order = read_order(n_bands, colours if fmt == "tif" else None, names if fmt == "tif" else None)
+    moments = []
     by_key: dict[str, list] = {}
     for f in features:
         by_key.setdefault(f[2], []).append(f[3])
@@ -308,6 +320,7 @@ def _write(scene: Any, image: str, labels: str, out: str, *, text_field: str, si
             with atomic_path(os.path.join(tmp, "masks", cid + ".png"), durable=False, keep_suffix=True) as p:
                 Image.fromarray(mask).save(p, format="PNG")
             windows.append(window)
+            moments.append(chip_moments(data, valid, scale, order))
             records.append({"id": cid, "split": None, "expression": text, "feature": fid,
                             "bounds": list(array_bounds(size, size, transform)), "transform": list(transform)[:6],
                             "window": list(window)})
@@ -329,20 +342,29 @@ def _write(scene: Any, image: str, labels: str, out: str, *, text_field: str, si
                 atomic_write(os.path.join(tmp, f"output_phrase_{s}.txt"),
                              "".join(f"{r['id']} {r['expression']}\n" for r in records if r["split"] == s),
                              durable=False)
+        pixels, mean, m2 = combine([m for m, r in zip(moments, splits, strict=True) if r == "train"], len(order))
+        mean, std = (tuple(map(float, mean)), tuple(map(float, np.sqrt(m2 / pixels)))) if pixels else (None, None)
         options = []
-        if fmt == "tif" and dtype != np.uint8:
-            options.append("--data.options '{\"scale\": \"%s\"}'" % ("dtype" if dtype.kind in "ui" else "max"))
+        if scale is not None:
+            options.append(f"--data.options '{json.dumps({'scale': scale})}'")
         if n_bands not in (1, 3):
-            options.append(f"--model.in_chans {n_bands} --model.mean ... --model.std ... ({n_bands} values each)")
+            options.append(f"--model.in_chans {n_bands} "
+                           + (stats_option(mean, std) if mean else f"--model.mean ... --model.std ... ({n_bands} values each)"))
+        statistics = {"split": "train", "pixels": pixels, "scale": scale or 255, "bands": [scene.bands[b - 1] for b in order],
+                      "mean": list(mean) if mean else None, "std": list(std) if std else None}
         meta = {"scene": os.path.abspath(image), "labels": os.path.abspath(labels), "text_field": text_field,
                 "crs": scene.crs.to_string(), "size": size, "pixel_ratio": pixel_ratio, "seed": seed, "val": val,
                 "test": test, "block": block, "bands": list(scene.bands), "scene_band_count": scene.band_count,
                 "band_descriptions": names, "image_format": fmt, "counts": counts, "skipped": skipped,
-                "larger": larger, "train_options": options, "chips": records}
+                "larger": larger, "train_options": options, "statistics": statistics, "chips": records}
         atomic_write(os.path.join(tmp, "chips.json"), json.dumps(meta, indent=1) + "\n", durable=False)
     if larger:
         warnings.warn(f"{larger} feature(s) larger than a chip ({span} scene pixels a side): their chips cover "
                       "their centre part; a larger pixel_ratio (--pixel-ratio) fits them whole", UserWarning,
                       stacklevel=3)
+    if std and not all(std) and n_bands not in (1, 3):  # on the train line (RGB: ImageNet's)
+        warnings.warn("band(s) " + ", ".join(str(scene.bands[order[i] - 1]) for i, s in enumerate(std) if not s)
+                      + " of the scene hold one value over every train chip (std 0): the train line gives them "
+                      "std 1", UserWarning, stacklevel=3)
     return ChipsSummary(out=out, counts=counts, skipped=skipped, larger=larger, image_format=fmt, options=options,
-                        bands=tuple(scene.bands))
+                        bands=tuple(scene.bands), mean=mean, std=std)

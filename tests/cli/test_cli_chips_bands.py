@@ -58,6 +58,10 @@ def test_bands_flag_prints_matching_train_and_predict_lines(scene, tmp_path, cap
     assert main([*args, "--out", str(tmp_path / "three"), "--bands", "4,3,2"]) == 0
     said = capsys.readouterr().out
     assert "in_chans" not in said and "--bands 4,3,2 " in said
+    # ImageNet's stay on the line for an RGB model; the measured ones are printed beside it.
+    measured = next(ln for ln in said.splitlines() if ln.startswith("measured on the train chips"))
+    stats = json.loads((tmp_path / "three" / "chips.json").read_text())["statistics"]
+    np.testing.assert_allclose(json.loads(shlex.split(measured)[-3]), stats["mean"], rtol=1e-5)
     assert main([*args, "--out", str(tmp_path / "all")]) == 0
     said = capsys.readouterr().out
     assert "--model.in_chans 5 " in said and "predict:" not in said
@@ -76,10 +80,8 @@ def test_a_model_trained_on_band_chips_predicts_with_the_printed_line(scene, tmp
     assert main([*args, "--out", str(out), "--bands", "4,3,2,5"]) == 0
     said = capsys.readouterr().out.splitlines()
     train = shlex.split(next(ln for ln in said if ln.startswith("train: ")).removeprefix("train: rrsis "))
-    train = train[:train.index("--model.mean")]  # the hint's "..." are the user's statistics
     run = tmp_path / "run"
-    assert main([*train, "--config", "gl-msin-tiny-synthetic", "--model.mean", "[0.5,0.5,0.5,0.5]",
-                 "--model.std", "[0.25,0.25,0.25,0.25]", "--data.val_split", "null", "--train.max_steps", "2",
+    assert main([*train, "--config", "gl-msin-tiny-synthetic", "--data.val_split", "null", "--train.max_steps", "2",
                  "--train.batch_size", "2", "--train.output_dir", str(run), "--train.progress", "false"]) == 0
     predict = shlex.split(next(ln for ln in said if ln.startswith("predict: ")).removeprefix("predict: rrsis "))
     predict = [str(run / "final") if w == "MODEL" else "the tank" if w == "TEXT" else w for w in predict]
@@ -90,3 +92,24 @@ def test_a_model_trained_on_band_chips_predicts_with_the_printed_line(scene, tmp
     without = [w for i, w in enumerate(predict) if "--bands" not in (w, predict[i - 1])]
     assert main([*without, "--mode", "global", "--out", str(tmp_path / "none"), "--quiet"]) == 2
     assert "5 band(s)" in capsys.readouterr().err
+
+
+def test_the_printed_train_line_runs_as_printed(scene, tmp_path, capsys):
+    """The train line carries the chips' measured statistics, shell-quoted (the folder's name holds
+    a space): split as a shell splits it, it trains a 4-band model with them."""
+    _, args = scene
+    out = tmp_path / "s2 chips"
+    assert main([*args, "--out", str(out), "--bands", "4,3,2,5"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("train: "))
+    train = shlex.split(line.removeprefix("train: rrsis "))
+    assert train[:5] == ["train", "--data.dataset", "risbench", "--data.root", str(out)]
+    mean = json.loads(train[train.index("--model.mean") + 1])
+    stats = json.loads((out / "chips.json").read_text())["statistics"]
+    np.testing.assert_allclose(mean, stats["mean"], rtol=1e-5)
+    run = tmp_path / "run"
+    assert main([*train, "--config", "gl-msin-tiny-synthetic", "--data.val_split", "null", "--train.max_steps", "1",
+                 "--train.batch_size", "2", "--train.output_dir", str(run), "--train.progress", "false"]) == 0
+    config = json.loads((run / "final" / "config.json").read_text())["model_args"]["backbone"]
+    assert (config["in_chans"], config["scale"]) == (4, "dtype")
+    np.testing.assert_allclose(config["mean"], stats["mean"], rtol=1e-5)
+    np.testing.assert_allclose(config["std"], stats["std"], rtol=1e-5)

@@ -81,3 +81,20 @@ def test_fine_tuning_a_saved_4_band_model_reads_its_statistics(tmp_path):
                                                  f"model.init={tmp_path / 'scaled'}", "data.val_split=null"])
     train, _ = build_datasets(cfg["data"], cfg["model"])
     assert train.scale == 10000.0 and train.channels == 4
+
+
+def test_statistics_equal_up_to_float32_are_the_models():
+    """The dataset's float32 statistics and the model's config values agree up to float32: a value
+    such as 0.0632605 (rrsis chips prints seven digits) rounds apart at six places in the two."""
+    from types import SimpleNamespace
+
+    from rrsis.engine.inputs import check_dataset_bands
+
+    mean = [0.0327424, 0.0251129, 0.0174834, 0.0632605]
+    model = rrsis.create_model("gl-msin-tiny", in_chans=4, mean=mean, std=STD, image_size=64)
+    data = SimpleNamespace(transform=SimpleNamespace(mean=torch.tensor(mean).view(4, 1, 1),
+                                                     std=torch.tensor(STD).view(4, 1, 1)))
+    check_dataset_bands(data, model, "the training set")
+    data.transform.mean = torch.tensor([*mean[:3], 0.0633]).view(4, 1, 1)
+    with pytest.raises(ValueError, match=r"normalises 4 band\(s\) with mean \[0\.032742, .*0\.0633\]"):
+        check_dataset_bands(data, model, "the training set")
