@@ -35,10 +35,12 @@ unless --overwrite.
 A region (several --image values, a quoted glob, @list.txt or list.txt of paths or URLs, or
 a STAC item / item collection .json): OUT is a folder; each scene goes to OUT/SCENE_ID/
 (SCENE_ID: the file or STAC item name) with a done.json written last, and every polygon of
-every scene goes to OUT/merged.gpkg (scene, expression, area_px, area_m2, mean_probability).
-A rerun skips the scenes already done (unless --overwrite) and finishes the others, so a
-killed run is resumed by running the same command again. Under torchrun the scenes are
-shared among the ranks and rank 0 writes the merged file once all are done:
+every scene done goes to OUT/merged.gpkg (scene, expression, area_px, area_m2,
+mean_probability, source); OUT/region.json lists each scene's source, status and files.
+A rerun skips the scenes already done with the same texts, settings, model and files (unless
+--overwrite) and finishes the others, so a killed run, or one with scenes that failed, is
+finished by running the same command again. Under torchrun the scenes are shared among the
+ranks and rank 0 writes the merged file once all have finished:
 
   rrsis predict --model M --image "tiles/*.tif" --text "the storage tanks" --out region
   torchrun --nproc_per_node 4 -m rrsis predict --model M --image items.json --asset visual \\
@@ -343,8 +345,10 @@ def _run_region(args: argparse.Namespace, stretch) -> int:
     from ..hub import from_pretrained
     from ..scene.region import check_merged_path, resolve_scenes, segment_scenes
 
-    # Missing files fail before the model loads; several assets are stacked in OUT/stacks/ here.
-    scenes = resolve_scenes(args.image, asset=args.asset, stack_dir=os.path.join(args.out, "stacks"))
+    # Missing files fail before the model loads; several assets are stacked in OUT/stacks/ as each
+    # scene is segmented (a done scene's stack is left as it is).
+    scenes = resolve_scenes(args.image, asset=args.asset, stack_dir=os.path.join(args.out, "stacks"),
+                            write_stacks=False)
     if hint := band_files_hint(scenes):
         print(f"rrsis predict: note: {hint}", file=sys.stderr)
     if args.merged is not None:
@@ -374,11 +378,18 @@ def _run_region(args: argparse.Namespace, stretch) -> int:
           f"({s.megapixels:.1f} Mpx in {s.seconds:.1f} s{rate})")
     if s.outside:
         print(f"{len(s.outside)} scene(s) outside the area of interest, skipped: {', '.join(sorted(s.outside))}")
+    uri = {sc.id: sc.uri for sc in scenes}
     for sid, err in sorted(s.failed.items()):
-        print(f"rrsis predict: scene {sid} failed: {err}", file=sys.stderr)
+        print(f"rrsis predict: scene {sid} ({uri.get(sid, '?')}) failed: {err}", file=sys.stderr)
     if s.merged is not None:
-        print(f"wrote {s.merged} ({s.n_polygons} polygon(s))")
+        of = f" from {s.total - len(s.failed)} of {s.total} scenes" if s.failed else ""
+        print(f"wrote {s.merged} ({s.n_polygons} polygon(s){of})")
+    if s.region is not None:
+        print(f"wrote {s.region}")
+    if not s.failed:
         return 0
-    print("rrsis predict: not every scene is done, nothing merged; rerun the same command to retry the "
-          "failed scenes", file=sys.stderr)
+    lacks = f"{s.merged} lacks them" if s.merged is not None else "nothing was merged"
+    print(f"rrsis predict: {len(s.failed)} scene(s) failed ({', '.join(sorted(s.failed))}) and {lacks}; fix their "
+          "files and run the same command again (it retries only the failed scenes and merges them in), or "
+          "drop them from the list", file=sys.stderr)
     return 1

@@ -75,7 +75,7 @@ def test_region_on_the_command_line_resumes_and_merges(saved, tmp_path, capsys):
     n = sum(len(json.loads((out / s / f"{s}_{k}.geojson").read_text())["features"])
             for s in ("tile_00", "tile_01") for k in (1, 2))
     assert info["features"] == n > 0 and list(info["fields"]) == ["scene", "expression", "area_px", "area_m2",
-                                                                   "mean_probability"]
+                                                                   "mean_probability", "source"]
     # The same command again: nothing to do, the merged file rewritten from the records.
     assert main([*argv, "--merged", str(tmp_path / "all.gpkg")]) == 0
     assert "0 segmented, 2 already done" in capsys.readouterr().out

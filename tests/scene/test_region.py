@@ -222,7 +222,10 @@ def test_region_reads_gdal_paths_from_a_list_and_reports_failed_scenes(tiny, tmp
             s = segment_scenes(tiny, f"@{lst}", "the ship", out=tmp_path / "r", mode="global")
     vsi = Path(mem.name).stem
     assert s.done == [vsi] and list(s.failed) == ["bad"] and "cannot read raster" in s.failed["bad"]
-    assert s.merged is None and not (tmp_path / "r" / "merged.gpkg").exists()  # only when every scene is done
+    # Merged from the scenes done: the failed one is missing from it (and listed in region.json).
+    assert s.merged == str(tmp_path / "r" / "merged.gpkg") and set(pyogrio.raw.read(s.merged)[3][0]) <= {vsi}
+    region = json.loads((tmp_path / "r" / "region.json").read_text())
+    assert {e["id"]: e["status"] for e in region["scenes"]} == {"bad": "failed", vsi: "done"}
     assert read_record(tmp_path / "r" / vsi)["source"] == mem.name
 
 

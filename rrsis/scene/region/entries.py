@@ -16,20 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SceneSource", "asset_keys", "is_gdal_url", "listed_scenes", "one_asset", "scene_id", "scene_sources"]
+__all__ = ["Bands", "SceneSource", "asset_keys", "is_gdal_url", "listed_scenes", "one_asset", "scene_id", "scene_sources"]
 
 _GLOB = re.compile(r"[*?\[]")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _BAND_COLOURS = ("red", "green", "blue", "nir")  # the colours a stacked asset declares; others: undefined
 
 
-@dataclass(frozen=True)
-class SceneSource:
-    """One scene of a list: ``id`` (its output folder's name) and ``uri`` (an absolute local
-    path, or a URL or ``/vsi...`` path GDAL reads)."""
-
-    id: str
-    uri: str
 
 
 def is_gdal_url(text: str) -> bool:
@@ -70,12 +63,25 @@ def one_asset(asset: str | Sequence[str] | None, where: str) -> str | Sequence[s
 
 @dataclass(frozen=True)
 class Bands:
-    """A STAC item's assets read as the bands of one scene (hrefs resolved, colours as
-    :func:`~rrsis.scene.stack.build_stack` takes them): stacked once the scene's id is known."""
+    """A STAC item's assets read as the bands of one scene (their keys, hrefs resolved, colours
+    as :func:`~rrsis.scene.stack.build_stack` takes them): stacked once the scene's id is known."""
 
     item: str
     hrefs: tuple[str, ...]
     colours: tuple[str, ...]
+    keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SceneSource:
+    """One scene of a list: ``id`` (its output folder's name) and ``uri`` (an absolute local
+    path, or a URL or ``/vsi...`` path GDAL reads). ``stack``: a STAC item's band assets that
+    ``uri`` (a VRT) stacks, when it is still to be written (``resolve_scenes(write_stacks=False)``)
+    or to be recorded."""
+
+    id: str
+    uri: str
+    stack: Bands | None = None
 
 
 def _require_pystac():
@@ -162,7 +168,7 @@ def _from_stac(path: str, asset: str | Sequence[str] | None) -> list[tuple[str, 
     if keys is None or len(keys) == 1:
         return [(scene_id(item.id), _resolve(_stac_asset(item, keys and keys[0], path), folder)) for item in items]
     return [(scene_id(item.id), Bands(item.id, tuple(_resolve(_stac_asset(item, k, path), folder) for k in keys),
-                                       tuple(_band_colour(item, k) for k in keys))) for item in items]
+                                       tuple(_band_colour(item, k) for k in keys), tuple(keys))) for item in items]
 
 
 def _expand(entry: str, asset: str | Sequence[str] | None) -> list[tuple[str, str | Bands]]:

@@ -1,7 +1,7 @@
 """One vector file of every polygon of a region: GeoPackage (pyogrio) or GeoParquet (pyarrow).
 
 Each row is one polygon of one scene's GeoJSON, with the scene id, the expression, the area
-(px and m²) and the mean foreground probability. The file is written through
+(px and m²), the mean foreground probability and the scene's source (its path or URL). The file is written through
 :func:`rrsis._atomic.atomic_path`: a reader never sees half of it.
 """
 
@@ -18,7 +18,7 @@ from ..._atomic import atomic_path
 
 __all__ = ["FIELDS", "check_merged_path", "read_geojson_rows", "write_merged"]
 
-FIELDS = ("scene", "expression", "area_px", "area_m2", "mean_probability")
+FIELDS = ("scene", "expression", "area_px", "area_m2", "mean_probability", "source")
 _GPKG = (".gpkg",)
 _PARQUET = (".parquet", ".geoparquet")
 
@@ -52,9 +52,10 @@ def _crs_of(fc: dict) -> str:
     return name or "EPSG:4326"  # RFC 7946: longitude, latitude on WGS 84
 
 
-def read_geojson_rows(scene: str, path: str | os.PathLike) -> tuple[str, list[dict[str, Any]]]:
+def read_geojson_rows(scene: str, path: str | os.PathLike, source: str | None = None
+                      ) -> tuple[str, list[dict[str, Any]]]:
     """``(crs, rows)`` of one per-scene GeoJSON: each row the polygon's GeoJSON geometry and
-    :data:`FIELDS`."""
+    :data:`FIELDS` (``source``: the scene's path or URL)."""
     with open(path, encoding="utf-8") as fh:
         fc = json.load(fh)
     rows = []
@@ -62,7 +63,7 @@ def read_geojson_rows(scene: str, path: str | os.PathLike) -> tuple[str, list[di
         p = f["properties"]
         rows.append({"geometry": f["geometry"], "scene": scene, "expression": p.get("expression"),
                      "area_px": p.get("area_px"), "area_m2": p.get("area_m2"),
-                     "mean_probability": p.get("mean_probability")})
+                     "mean_probability": p.get("mean_probability"), "source": source})
     return _crs_of(fc), rows
 
 
@@ -89,12 +90,13 @@ def write_merged(path: str | os.PathLike, parts: list[tuple[str, list[dict[str, 
             g = shape(g)
             geoms.append(MultiPolygon([g]) if isinstance(g, Polygon) else g)
             for k in FIELDS:
-                cols[k].append(r[k])
+                cols[k].append(r.get(k))
     wkb = np.array([to_wkb(g) for g in geoms], dtype=object)
     data = [np.array(cols["scene"], dtype=object), np.array(cols["expression"], dtype=object),
             np.array([-1 if v is None else v for v in cols["area_px"]], dtype=np.int64),
             np.array([np.nan if v is None else v for v in cols["area_m2"]], dtype=np.float64),
-            np.array([np.nan if v is None else v for v in cols["mean_probability"]], dtype=np.float64)]
+            np.array([np.nan if v is None else v for v in cols["mean_probability"]], dtype=np.float64),
+            np.array(cols["source"], dtype=object)]
     with atomic_path(path, keep_suffix=True) as tmp:
         if kind == "gpkg":
             from pyogrio.raw import write

@@ -1,8 +1,8 @@
 """``segment_scenes``: a region of many scenes, resumable, sharded over ``torchrun`` ranks.
 
 Each scene's files go to ``OUT/<scene id>/``. A scene is *done* when its completion record
-``OUT/<scene id>/done.json`` exists, was made with the same expressions and settings, and every
-file it lists exists. The record is written atomically after the scene's files, so a run
+``OUT/<scene id>/done.json`` exists, was made with the same expressions, settings, model and
+scene files (:mod:`.record`), and every file it lists exists. The record is written atomically after the scene's files, so a run
 killed at any moment (kill -9 included) leaves the scene not done, and the next run redoes it
 (removing the temporaries the killed run left) and skips the done ones. A scene whose every
 pixel is nodata (a mosaic's tile beyond the swath) is done with no files, its record saying so.
@@ -10,7 +10,8 @@ pixel is nodata (a mosaic's tile beyond the swath) is done with no files, its re
 Under ``torchrun`` (``WORLD_SIZE`` > 1) the process group is the training engine's
 (:func:`rrsis.engine.distributed.setup_distributed`); the scenes, sorted by id, are dealt
 ``i % world_size == rank``; every rank segments its own; after a barrier rank 0 writes the
-merged vector file when every scene is done. ``OUT`` must be a folder every rank can see.
+merged vector file from the scenes done, and ``OUT/region.json``. ``OUT`` must be a folder every
+rank can see.
 """
 
 from __future__ import annotations
@@ -38,11 +39,20 @@ from ..infer import SceneOptions
 from ..read import NoValidPixelsError
 from ..write import remove_stale_temporaries
 from .merge import check_merged_path, read_geojson_rows, write_merged
-from .sources import SceneSource, resolve_scenes
+from .record import (
+    RECORD,
+    REGION_FILE,
+    check_done,
+    model_fingerprint,
+    read_record,
+    remove_old_outputs,
+    scene_reading,
+    write_region_file,
+)
+from .sources import SceneSource, resolve_scenes, write_stack
 
 __all__ = ["RECORD", "TEST_EXIT_ENV", "RegionSummary", "read_record", "segment_scenes", "shard"]
 
-RECORD = "done.json"
 # Test hook (for the kill-and-rerun tests only): "RANK:N" makes that rank end with os._exit(17),
 # no cleanup, right after its N-th segmented scene, as a killed worker would.
 TEST_EXIT_ENV = "RRSIS_TEST_EXIT_AFTER_SCENES"
@@ -64,13 +74,15 @@ class RegionSummary:
         total: scenes in the list.
         done: ids of the scenes segmented by this call.
         skipped: ids of the scenes already done (their files kept).
-        failed: ``id → error`` of the scenes that failed (not done; a rerun retries them).
+        failed: ``id → error`` of the scenes that failed (not done; a rerun retries them; the
+            merged file lacks them).
         outside: ids of the scenes this call found outside the area of interest (``aoi=``):
             done with no files, ``done.json``'s ``outside_aoi`` saying why.
-        merged: the merged vector file (rank 0, once every scene is done), else ``None``.
+        merged: the merged vector file of the scenes done (rank 0), else ``None`` (none done).
         n_polygons: rows of the merged file (``None`` when none was written).
         megapixels: scene pixels segmented by this call, in millions.
         seconds: wall time of this call (on this rank).
+        region: ``OUT/region.json`` (rank 0), each scene's source, status and outputs.
     """
 
     total: int
@@ -82,22 +94,13 @@ class RegionSummary:
     n_polygons: int | None = None
     megapixels: float = 0.0
     seconds: float = 0.0
+    region: str | None = None
 
 
 def shard(scenes: Sequence[SceneSource], rank: int, world_size: int) -> list[SceneSource]:
     """Rank ``rank``'s scenes: the ``i``-th of the id-sorted list when ``i % world_size == rank``."""
     ordered = sorted(scenes, key=lambda s: s.id)
     return [s for i, s in enumerate(ordered) if i % world_size == rank]
-
-
-def read_record(folder: str | os.PathLike) -> dict | None:
-    """A scene folder's completion record, or ``None`` when absent or unreadable."""
-    try:
-        with open(Path(folder) / RECORD, encoding="utf-8") as fh:
-            rec = json.load(fh)
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    return rec if isinstance(rec, dict) else None
 
 
 def _check_keys(kwargs: dict[str, Any]) -> None:
@@ -119,19 +122,6 @@ def _settings(texts: list[str], kwargs: dict[str, Any]) -> dict[str, Any]:
                                **{k: v for k, v in kwargs.items() if k in _OPTION_KEYS})
     eff["options"] = {k: v for k, v in dataclasses.asdict(opts).items() if k not in _NOT_SETTINGS}
     return json.loads(json.dumps({"texts": texts, **eff}, sort_keys=True, default=str))
-
-
-def _state(folder: Path, settings: dict[str, Any], overwrite: bool) -> bool:
-    """Whether a scene is done; a record made with other settings is an error unless ``overwrite``."""
-    rec = read_record(folder)
-    if rec is None:
-        return False
-    if rec.get("settings") != settings:
-        if overwrite:
-            return False
-        raise ValueError(f"{folder}: done with other expressions or settings ({RECORD}); pass "
-                         "overwrite=True (rrsis predict --overwrite) to redo it, or choose another output folder")
-    return all((folder / f).is_file() for o in rec.get("outputs", []) for f in o["files"].values())
 
 
 def _dist(model) -> tuple[int, int, Any]:
@@ -179,9 +169,12 @@ def _one_scene(model, src: SceneSource, texts: list[str], out: Path, settings: d
     whether it lies outside the area of interest."""
     folder = out / src.id
     record = folder / RECORD
+    old = read_record(folder)
     with contextlib.suppress(FileNotFoundError):
         record.unlink()  # from here on the scene is not done until its new record exists
     remove_stale_temporaries(record)
+    remove_old_outputs(folder, src.id, old)  # an earlier run's files (other expressions) go with it
+    write_stack(src)  # a STAC item's band assets: written only now, for a scene being segmented
     empty = outside = None
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"text \d+: ")  # said once for the region
@@ -199,7 +192,8 @@ def _one_scene(model, src: SceneSource, texts: list[str], out: Path, settings: d
     h, w = results[0].shape if results else (0, 0)
     atomic_write(record, json.dumps({"scene": src.id, "source": src.uri, "shape": [h, w] if results else None,
                                      "rank": rank, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                     "rrsis": __version__, "settings": settings, "outputs": outputs,
+                                     "rrsis": __version__, "settings": settings, "read": scene_reading(src),
+                                     "outputs": outputs,
                                      **({"no_valid_pixels": empty} if empty is not None else {}),
                                      **({"outside_aoi": outside} if outside is not None else {})}, indent=1))
     return h * w, outside is not None
@@ -230,13 +224,19 @@ def segment_scenes(
             ``_overlay.png`` (``<scene id>_1_*``, … with several expressions) and ``done.json``.
         asset: the STAC asset key (default: the item's asset with the role ``data``); several
             (``"red,green,blue"``): each item is one scene of those bands, in that order, through
-            ``OUT/stacks/<scene id>.vrt`` (written before the scenes run; see ``resolve_scenes``).
+            ``OUT/stacks/<scene id>.vrt`` (written as its scene is segmented, never for a scene
+            already done; see ``resolve_scenes``).
         merged: the merged file, ``.gpkg`` (GeoPackage, pyogrio) or ``.parquet`` (GeoParquet,
-            needs pyarrow); default ``OUT/merged.gpkg``. Written by rank 0 once every scene is
-            done: one row per polygon with ``scene``, ``expression``, ``area_px``, ``area_m2``
-            and ``mean_probability``, in the GeoJSONs' CRS (EPSG:4326 unless ``geojson_crs``).
-        overwrite: redo done scenes too (default: skip them; a scene done with other
-            expressions or settings is an error).
+            needs pyarrow); default ``OUT/merged.gpkg``. Written by rank 0 from every scene done
+            (scenes that failed are missing from it until a rerun finishes them): one row per
+            polygon with ``scene``, ``expression``, ``area_px``, ``area_m2``,
+            ``mean_probability`` and ``source`` (the scene's path or URL), in the GeoJSONs' CRS
+            (EPSG:4326 unless ``geojson_crs``). Rank 0 also writes ``OUT/region.json``: each
+            scene's id, source, status (``done``, ``skipped``, ``failed`` with its error) and
+            output files.
+        overwrite: redo done scenes too, removing the outputs an earlier run wrote in their
+            folders (default: skip them; a scene done with other expressions, settings, model
+            or scene files is an error naming what differs).
         progress: a bar of scenes done / total with Mpx/s and the time left.
         barrier_timeout: seconds rank 0 waits for the other ranks to finish their scenes
             (default: the process group's timeout); then a ``RuntimeError``, nothing merged.
@@ -255,12 +255,15 @@ def segment_scenes(
     if getattr(model, "tokenizer", None) is None:
         raise ValueError("this model has no tokenizer; set model.tokenizer (see model.predict)")
     sources = (sorted(scenes, key=lambda s: s.id) if isinstance(scenes, (list, tuple)) and scenes
-               and all(isinstance(s, SceneSource) for s in scenes) else resolve_scenes(scenes, asset, stack_dir=Path(out) / "stacks"))
+               and all(isinstance(s, SceneSource) for s in scenes)
+               else resolve_scenes(scenes, asset, stack_dir=Path(out) / "stacks", write_stacks=False))
     out = Path(out)
     merged_path = Path(merged) if merged is not None else out / "merged.gpkg"
     check_merged_path(merged_path)
     if merged_path.resolve().parent == out.resolve() and merged_path.name in {s.id for s in sources}:
         raise ValueError(f"{merged_path}: a scene has the merged file's name; choose another merged path")
+    if REGION_FILE in {s.id for s in sources}:
+        raise ValueError(f"a scene's id is {REGION_FILE}, the region's own summary file; rename that scene's file")
     made = not out.exists()  # removed again if no scene could be read into it
     writable_folder(out, "choose another output folder")
     for i, t in enumerate(texts_list):
@@ -270,9 +273,9 @@ def segment_scenes(
     if scene_kwargs.get("aoi") is not None:  # a file read once for the region, checked before any scene
         scene_kwargs = {**scene_kwargs, "aoi": area_of_interest(scene_kwargs["aoi"], scene_kwargs.get("aoi_crs")),
                         "aoi_crs": None}
-    settings = _settings(texts_list, scene_kwargs)
-    done_before = {s.id for s in sources if _state(out / s.id, settings, overwrite)}  # every rank checks all
-    rank, world, info = _dist(model)
+    settings = {**_settings(texts_list, scene_kwargs), "model": model_fingerprint(model)}  # once a run
+    done_before = {s.id for s in sources if check_done(out / s.id, settings, scene_reading(s), overwrite)}
+    rank, world, info = _dist(model)  # every rank checked every scene above
     try:
         summary = _run(model, sources, texts_list, out, merged_path, settings, done_before, overwrite, progress,
                        barrier_timeout, rank, world, scene_kwargs)
@@ -280,6 +283,11 @@ def segment_scenes(
             for sid in [*summary.failed, "stacks", ""]:
                 with contextlib.suppress(OSError):
                     (out / sid).rmdir()
+        elif rank == 0:
+            status = {**dict.fromkeys(summary.skipped, "skipped"), **dict.fromkeys(summary.done + summary.outside, "done")}
+            summary.region = str(write_region_file(out, sources, status, summary.failed,
+                                                   None if summary.merged is None else merged_path,
+                                                   summary.n_polygons, texts_list, settings["model"]))
         return summary
     finally:
         if info is not None:
@@ -330,12 +338,12 @@ def _run(model, sources, texts, out, merged_path, settings, done_before, overwri
             summary.skipped += p.skipped
             summary.failed.update(p.failed)
             summary.outside += p.outside
-    if rank == 0:
-        records = {s.id: read_record(out / s.id) for s in sources}
-        if not summary.failed and all(r is not None for r in records.values()):
+    if rank == 0:  # the scenes done (a failed one has no record): merged, the failed ones missing
+        records = {s: rec for s in sources if (rec := read_record(out / s.id)) is not None}
+        if records:
             remove_stale_temporaries(merged_path)
-            parts_rows = [read_geojson_rows(sid, out / sid / o["files"]["geojson"])
-                          for sid, rec in records.items() for o in rec["outputs"] if "geojson" in o["files"]]
+            parts_rows = [read_geojson_rows(s.id, out / s.id / o["files"]["geojson"], s.uri)
+                          for s, rec in records.items() for o in rec["outputs"] if "geojson" in o["files"]]
             summary.n_polygons = write_merged(merged_path, parts_rows)
             summary.merged = str(merged_path)
     summary.seconds = time.time() - t0

@@ -14,22 +14,26 @@ import os
 from collections.abc import Sequence
 
 from ..stack import build_stack
-from .entries import Bands, SceneSource, asset_keys, is_gdal_url, listed_scenes, scene_id
+from .entries import SceneSource, asset_keys, is_gdal_url, listed_scenes, scene_id
 
-__all__ = ["SceneSource", "is_gdal_url", "resolve_scenes", "scene_id"]
+__all__ = ["SceneSource", "is_gdal_url", "resolve_scenes", "scene_id", "write_stack"]
 
 
-def _write_stack(bands: Bands, stack_dir: str | os.PathLike, sid: str) -> str:
-    os.makedirs(stack_dir, exist_ok=True)
+def write_stack(scene: SceneSource) -> None:
+    """Write the VRT ``scene.uri`` stacking ``scene.stack``'s band assets (nothing to do without)."""
+    bands = scene.stack
+    if bands is None:
+        return
+    os.makedirs(os.path.dirname(scene.uri) or ".", exist_ok=True)
     try:
-        return str(build_stack(list(bands.hrefs), os.path.join(stack_dir, f"{sid}.vrt"), colours=bands.colours))
+        build_stack(list(bands.hrefs), scene.uri, colours=bands.colours)
     except (ValueError, FileNotFoundError) as exc:  # a band that does not fit, a missing file
         raise type(exc)(f"STAC item {bands.item!r}: {exc}") from None
 
 
 def resolve_scenes(entries: str | os.PathLike | Sequence[str | os.PathLike],
-                   asset: str | Sequence[str] | None = None, *, stack_dir: str | os.PathLike | None = None
-                   ) -> list[SceneSource]:
+                   asset: str | Sequence[str] | None = None, *, stack_dir: str | os.PathLike | None = None,
+                   write_stacks: bool = True) -> list[SceneSource]:
     """The scenes named by ``entries``, sorted by id, each once.
 
     Args:
@@ -47,6 +51,9 @@ def resolve_scenes(entries: str | os.PathLike | Sequence[str | os.PathLike],
         stack_dir: the folder the stacks of several assets are written to (created; needed
             with several assets). Written after every entry is read, so a missing asset writes
             nothing.
+        write_stacks: ``False`` writes no stack: each such scene's ``uri`` is the VRT still to
+            write and its ``stack`` the bands (:func:`write_stack` writes it; a region writes
+            only the stacks of the scenes it segments, after checking what is done).
 
     Returns:
         The scenes sorted by id. An id is the file (or STAC item) name without extension, made
@@ -65,5 +72,9 @@ def resolve_scenes(entries: str | os.PathLike | Sequence[str | os.PathLike],
                          "those bands, a VRT written by resolve_scenes(..., stack_dir=DIR), segment_scenes "
                          "(in OUT/stacks/) or rrsis predict's region (--asset red,green,blue); a mosaic "
                          "(build_vrt, --mosaic) and evaluate_scene read one asset an item")
-    return [SceneSource(sid, uri if bands is None else _write_stack(bands, stack_dir, sid))
-            for sid, uri, bands in listed_scenes(entries, keys)]
+    scenes = [SceneSource(sid, uri) if bands is None else SceneSource(sid, os.path.join(stack_dir, f"{sid}.vrt"), bands)
+              for sid, uri, bands in listed_scenes(entries, keys)]
+    if write_stacks:
+        for scene in scenes:
+            write_stack(scene)
+    return scenes

@@ -1,0 +1,165 @@
+"""What a region records: each scene's ``done.json``, the check that a rerun may reuse it, the
+outputs an earlier run left in a scene's folder, and the region's own ``region.json``.
+
+A scene's record names everything its files depend on: the expressions and settings, the model
+(a fingerprint of its config, weights and tokenizer) and what was read (the scene's path or URL;
+for a STAC item's band assets, their keys, files and colours). A rerun reuses a scene only when
+all of them are the same; otherwise it refuses, naming what differs, unless ``overwrite``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from ..._atomic import atomic_write
+from ..._version import __version__
+from ..api import output_paths
+from .entries import SceneSource
+
+__all__ = ["RECORD", "REGION_FILE", "check_done", "model_fingerprint", "read_record", "remove_old_outputs",
+           "scene_reading", "write_region_file"]
+
+RECORD = "done.json"
+REGION_FILE = "region.json"
+_REDO = "pass overwrite=True (rrsis predict --overwrite) to redo it, or choose another output folder"
+# Every file name segment_scene gives one expression's outputs, after the prefix.
+_SUFFIXES = sorted({p for g in (True, False) for p in output_paths("", g).values()}, key=len, reverse=True)
+
+
+def read_record(folder: str | os.PathLike) -> dict | None:
+    """A scene folder's completion record, or ``None`` when absent or unreadable."""
+    try:
+        with open(Path(folder) / RECORD, encoding="utf-8") as fh:
+            rec = json.load(fh)
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+def model_fingerprint(model) -> str:
+    """``sha256:`` and the hex digest of a model's architecture and config, its tokenizer's
+    vocabulary and every tensor of its state dict (name, dtype, shape and bytes), in name order."""
+    import torch
+
+    h = hashlib.sha256()
+    head = {"arch": getattr(model, "arch", type(model).__name__), "config": getattr(model, "config", None)}
+    tok = getattr(model, "tokenizer", None)
+    if tok is not None:
+        head["tokenizer"] = {"vocab": getattr(tok, "vocab", None), "max_tokens": getattr(tok, "max_tokens", None)}
+    h.update(json.dumps(head, sort_keys=True, default=str).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().to("cpu").contiguous()
+        h.update(f"\n{name}:{t.dtype}:{tuple(t.shape)}\n".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy())  # the tensor's own bytes, not a copy
+    return "sha256:" + h.hexdigest()
+
+
+def scene_reading(scene: SceneSource) -> dict[str, Any]:
+    """What a scene's files were read from: its path or URL; for a stack of a STAC item's band
+    assets, also the asset keys, their files and the colours declared."""
+    got: dict[str, Any] = {"source": scene.uri}
+    if scene.stack is not None:
+        got.update(assets=list(scene.stack.keys), files=list(scene.stack.hrefs), colours=list(scene.stack.colours))
+    return got
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, str):
+        return value[:19] + "…" if value.startswith("sha256:") else value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ",".join(value)
+    return json.dumps(value)
+
+
+def _differences(rec: dict, settings: dict, reading: dict) -> list[str]:
+    """What differs between a record and this run, in words: ``the model (… → …)``, ..."""
+    old = rec.get("settings") or {}
+    words = {"texts": "the expressions", "model": "the model"}
+    out = []
+    for key in sorted(set(old) | set(settings)):
+        a, b = old.get(key), settings.get(key)
+        if key == "options" and isinstance(a, dict) and isinstance(b, dict):
+            out += [f"{k} ({_short(a.get(k))} → {_short(b.get(k))})" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        elif a != b:
+            out.append(f"{words.get(key, key)} ({_short(a)} → {_short(b)})")
+    read = rec.get("read") or {}
+    # Other asset keys: said alone (their files and colours differ with them).
+    for key in ("assets",) if read.get("assets") != reading.get("assets") else ("source", "files", "colours"):
+        if read.get(key) != reading.get(key):
+            out.append(f"the {'asset keys' if key == 'assets' else key} read ({_short(read.get(key))} → "
+                       f"{_short(reading.get(key))})")
+    return out
+
+
+def check_done(folder: Path, settings: dict[str, Any], reading: dict[str, Any], overwrite: bool) -> bool:
+    """Whether a scene is done with these settings (``model`` among them) and this reading; a
+    record made otherwise is an error naming what differs, unless ``overwrite``. A record of an
+    earlier rrsis, which names no model, is refused too: it cannot say which model made it."""
+    rec = read_record(folder)
+    if rec is None:
+        return False
+    if "model" not in (rec.get("settings") or {}) or "read" not in rec:
+        if overwrite:
+            return False
+        raise ValueError(f"{folder}: done by rrsis {rec.get('rrsis', '?')}, whose {RECORD} does not record the "
+                         "model or the files read, so whether this model and these files made it is unknown; "
+                         f"{_REDO}")
+    diffs = _differences(rec, settings, reading)
+    if diffs:
+        if overwrite:
+            return False
+        raise ValueError(f"{folder}: done with other expressions or settings ({RECORD}): {'; '.join(diffs)}; {_REDO}")
+    return all((folder / f).is_file() for o in rec.get("outputs", []) for f in o["files"].values())
+
+
+def remove_old_outputs(folder: Path, scene_id: str, rec: dict | None) -> list[str]:
+    """Remove, before a scene is redone, the outputs an earlier run wrote in its folder: the
+    files its record lists and the files named as segment_scene names a scene's outputs
+    (``ID_mask.tif``, ``ID_2.geojson``, ...); any other file is kept. Returns the names removed."""
+    listed = {os.path.basename(f) for o in (rec or {}).get("outputs", []) for f in o.get("files", {}).values()}
+    ours = re.compile(rf"{re.escape(scene_id)}(_\d+)?({'|'.join(re.escape(s) for s in _SUFFIXES)})")
+    removed = []
+    with contextlib.suppress(FileNotFoundError):
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            if entry.is_file(follow_symlinks=False) and (entry.name in listed or ours.fullmatch(entry.name)):
+                os.remove(entry.path)
+                removed.append(entry.name)
+    return removed
+
+
+def write_region_file(out: Path, sources: list[SceneSource], status: dict[str, str], failed: dict[str, str],
+                      merged: Path | None, n_polygons: int | None, texts: list[str], model: str) -> Path:
+    """Write ``OUT/region.json`` atomically: each scene's id, source, status (``done`` by this
+    call, ``skipped``: done before, ``failed``) and outputs (paths relative to ``OUT``), and the
+    merged file (``null`` when none was written)."""
+    scenes = []
+    for s in sources:
+        rec = read_record(out / s.id) or {}
+        entry: dict[str, Any] = {"id": s.id, "source": s.uri, "status": status.get(s.id, "failed")}
+        if s.stack is not None:
+            entry["read"] = scene_reading(s)
+        if s.id in failed:
+            entry["error"] = failed[s.id]
+        for key in ("outside_aoi", "no_valid_pixels"):
+            if key in rec:
+                entry[key] = rec[key]
+        entry["outputs"] = [{"expression": o["expression"], "files": {k: f"{s.id}/{f}" for k, f in o["files"].items()}}
+                            for o in rec.get("outputs", [])]
+        scenes.append(entry)
+    where = None
+    if merged is not None:
+        rel = os.path.relpath(merged.resolve(), out.resolve())
+        where = rel if not rel.startswith("..") else str(merged.resolve())
+    doc = {"rrsis": __version__, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "texts": texts,
+           "model": model, "merged": where, "n_polygons": n_polygons,
+           "counts": {k: sum(e["status"] == k for e in scenes) for k in ("done", "skipped", "failed")},
+           "scenes": scenes}
+    return atomic_write(out / REGION_FILE, json.dumps(doc, indent=1))
