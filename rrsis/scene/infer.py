@@ -309,7 +309,7 @@ class _TileRows:
 
 
 def _global_logits(scene: Scene, model, text, size: int) -> torch.Tensor:
-    return _Net(model, text).logits([scene.read(None, (size, size))[0]])
+    return _Net(model, text).logits([scene.read_resized((size, size))[0]])
 
 
 def global_pass(scene: Scene, model, text, size: int) -> np.ndarray:

@@ -225,17 +225,11 @@ class Scene:
         """Read ``window = (row0, col0, row1, col1)`` (may reach outside the scene: filled as
         nodata) resampled to ``out_shape`` (``None``: native). Returns ``(pixels [h, w, 3]
         float32, valid [h, w] bool)``: the reader's values (in [0, 1] unless a ``scale``
-        divisor leaves some above); invalid pixels are 0.
-
-        The whole scene resampled is ``model.preprocess``'s resize of it (antialiased bilinear,
-        :func:`~rrsis.data.transforms.resize_image_bands`, read row by row) for a plain image, an
-        array and a raster of at most :data:`EXACT_FACTOR` times ``out_shape``'s pixels; a larger
-        raster is read by GDAL's averaging (from its overviews where it has them)."""
+        divisor leaves some above); invalid pixels are 0. A raster is resampled by GDAL's
+        averaging (from its overviews where it has them), a plain image or array as
+        ``model.preprocess`` resamples (see :meth:`read_resized`)."""
         if self._array is not None:
             return self._read_array(window, out_shape)
-        if window is None and out_shape is not None and tuple(out_shape) != (self.height, self.width) \
-                and self.height * self.width <= EXACT_FACTOR * out_shape[0] * out_shape[1]:
-            return self._read_resized(tuple(out_shape))
         data, valid = self._read_raw(window, out_shape)
         img = np.empty(data.shape, np.float32)
         for b, (lo, hi) in enumerate(self.stretch_range):
@@ -249,9 +243,15 @@ class Scene:
         img[~valid] = 0
         return np.ascontiguousarray(img), valid
 
-    def _read_resized(self, out_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """The whole raster read at full size and resized as an array is (:func:`resized_whole`)."""
-        return resized_whole(self.read, self.height, self.width, out_shape)
+    def read_resized(self, out_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """The whole scene resized to ``out_shape`` as ``model.preprocess`` resizes an image (the
+        global pass): :meth:`read` for a plain image or array; a raster of at most
+        :data:`EXACT_FACTOR` times ``out_shape``'s pixels read at full size a band of rows at a
+        time and resized the same way (:func:`~rrsis.scene.resize.resized_whole`); a larger
+        raster by GDAL's averaging (:meth:`read`), which reads only what the output needs."""
+        if self._array is None and self.height * self.width <= EXACT_FACTOR * out_shape[0] * out_shape[1]:
+            return resized_whole(self.read, self.height, self.width, tuple(out_shape))
+        return self.read(None, out_shape)
 
     def _rows(self, window: tuple[int, int, int, int]) -> Callable[[int, int], np.ndarray]:
         """``(y0, y1) -> [y1 - y0, w, C]`` float32 rows of ``window`` (zeros outside the scene)."""
