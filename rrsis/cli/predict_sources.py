@@ -81,6 +81,10 @@ def stack_bands(vrt: str) -> str:
     rgb = declared_rgb(colours, names)
     if rgb is not None:
         return f"bands {listed}; an RGB model reads {', '.join(names[b - 1] for b in rgb)} as red, green, blue"
+    if len(names) < 3:  # as the scene reads it (rrsis.data.bands.first_three_note): band 1 as grey
+        rest = "" if len(names) == 1 else f", {names[1]} as its transparency" if colours[1] == "alpha" else \
+            f", {names[1]} not at all (a model built with in_chans=2 reads both)"
+        return f"bands {listed}; an RGB model reads {names[0]} as grey{rest}"
     example = ",".join((["red", "green", "blue"] + ["undefined"] * len(names))[:len(names)])
     return (f"bands {listed}; none declared red, green or blue, so an RGB model reads the first three as "
             f"red, green, blue in this order (give the files in R, G, B order, or each band's colour in the "
