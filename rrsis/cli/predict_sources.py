@@ -35,7 +35,7 @@ def _vrt(args: argparse.Namespace, flag: str, joins: str) -> str:
             raise ValueError(f"--{name.replace('_', '-')} applies to a region of separate scenes, not to "
                              f"--{flag} (one scene)")
     vrt = Path(f"{args.out}_{flag}.vrt")
-    check_outputs([str(vrt)], args.overwrite)
+    check_outputs([str(vrt)], args.overwrite or args.resume)  # --resume: rewritten, its outputs' records say if it changed
     vrt.parent.mkdir(parents=True, exist_ok=True)
     return str(vrt)
 
@@ -112,3 +112,38 @@ def band_files_hint(scenes, most: int = 32) -> str | None:
         return None
     return (f"the {len(scenes)} scenes are one-band files over one area, each segmented on its own; "
             "if they are one scene's bands, --stack reads them as one (in the order given)")
+
+
+def expand_texts(values: list[str]) -> list[str]:
+    """The ``--text`` values with each ``@FILE`` replaced by its expressions, in place: one a line
+    (UTF-8), blank lines and lines starting with ``#`` skipped, each line stripped. ``@@TEXT`` is
+    the expression ``@TEXT`` (an expression that starts with "@")."""
+    texts = []
+    for value in values:
+        if value.startswith("@@"):
+            texts.append(value[1:])
+        elif value.startswith("@"):
+            texts += _text_file(value[1:])
+        else:
+            texts.append(value)
+    return texts
+
+
+def _text_file(path: str) -> list[str]:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--text @{path}: file not found (an expression that starts with '@' is "
+                                f"written with two: --text @@{path})")
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    texts = []
+    for n, line in enumerate(raw.removeprefix(b"\xef\xbb\xbf").splitlines(), 1):
+        try:
+            text = line.decode("utf-8").strip()
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"--text @{path}: line {n} is not UTF-8 ({exc.reason} at byte {exc.start + 1}); "
+                             "save the file as UTF-8") from None
+        if text and not text.startswith("#"):
+            texts.append(text)
+    if not texts:
+        raise ValueError(f"--text @{path}: no expressions in it (one a line; # starts a comment)")
+    return texts
