@@ -154,3 +154,18 @@ def test_text_at_file_reads_one_expression_a_line(saved, tmp_path, capsys):
     (tmp_path / "empty.txt").write_text("# nothing\n\n")
     assert main([*argv, str(tmp_path / "u"), "--text", f"@{tmp_path / 'empty.txt'}"]) == 2
     assert "no expressions in it" in capsys.readouterr().err
+
+
+def test_model_fingerprint_follows_the_weights(saved):
+    """The same weights loaded twice: one digest; a weight changed in place: another (the kept
+    digest is not reused)."""
+    from rrsis.hub import from_pretrained
+    from rrsis.scene.outputs import model_fingerprint
+
+    a, b = from_pretrained(str(saved / "model")), from_pretrained(str(saved / "model"))
+    digest = model_fingerprint(a)
+    assert model_fingerprint(b) == digest != model_fingerprint(from_pretrained(str(saved / "other")))
+    assert a.name_or_path == str(saved / "model")
+    with torch.no_grad():
+        next(a.parameters())[0].add_(1.0)
+    assert model_fingerprint(a) != digest
