@@ -123,12 +123,17 @@ def comparison_grid(
     return canvas
 
 
-def save_png(image: Image.Image | np.ndarray, path: str | os.PathLike) -> Path:
-    """Write a PNG atomically, so a crash never leaves half an image."""
+def save_png(image: Image.Image | np.ndarray, path: str | os.PathLike, text: dict[str, str] | None = None) -> Path:
+    """Write a PNG atomically, so a crash never leaves half an image; ``text``: its text chunks."""
+    from PIL.PngImagePlugin import PngInfo
+
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)
+    info = PngInfo()
+    for key, value in (text or {}).items():
+        info.add_itxt(key, value)  # UTF-8
     with atomic_path(path, keep_suffix=True) as tmp:
-        image.save(tmp, format="PNG")
+        image.save(tmp, format="PNG", pnginfo=info)
     return Path(path)
 
 

@@ -14,7 +14,7 @@ import re
 import sys
 
 from .model_limits import add_model_limits, model_limits
-from .predict_sources import band_files_hint, build_mosaic, build_stack, is_region
+from .predict_sources import band_files_hint, build_mosaic, build_stack, expand_texts, is_region
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,8 +29,10 @@ CRS, transform and nodata, OUT.geojson (polygons with areas, WGS 84 by default) 
 OUT_overlay.png with a world file (OUT_overlay.pgw) and its CRS (OUT_overlay.png.aux.xml),
 read and written window by window. Several --text:
 OUT_1_*, OUT_2_*, ... An OUT that is a folder (or ends with /) gets OUT/IMAGESTEM_mask.tif etc.
-The files of one expression appear together or not at all; existing outputs are refused
-unless --overwrite.
+The files of one expression appear together or not at all, each expression's result line
+printed when they are; existing outputs are refused unless --overwrite, or --resume: keep the
+expressions done with the same model and settings (recorded in the mask's RRSIS_* tags and the
+GeoJSON's "rrsis" member), write the others. --text @FILE reads expressions from FILE.
 
 A region (several --image values, a quoted glob, @list.txt or list.txt of paths or URLs, or
 a STAC item / item collection .json): OUT is a folder; each scene goes to OUT/SCENE_ID/
@@ -79,11 +81,14 @@ scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
                         "--image), a quoted glob, @list.txt or list.txt (paths or URLs GDAL reads, "
                         "one a line), or a STAC item / item collection .json")
     p.add_argument("--text", required=True, action="append",
-                   help="the referring expression (repeat for several)")
+                   help="the referring expression (repeat for several); @FILE: the expressions in FILE, one a "
+                        "line (UTF-8; blank lines and # comments skipped); @@TEXT: the expression @TEXT")
     p.add_argument("--out", required=True, metavar="OUT_PREFIX",
                    help="output prefix, or a folder (existing, or ending with /): files named after "
                         "the image inside it")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--resume", action="store_true", help="one scene: keep each expression's files done with the "
+                   "same model and settings (as their mask records), write the others' (a region resumes without it)")
     p.add_argument("--threshold", type=_fraction, default=0.5,
                    help="foreground probability threshold, in (0, 1)")
     p.add_argument("--mode", choices=["auto", "global", "tiles", "global-local", "object", "ranked"], default="auto",
@@ -251,9 +256,11 @@ def run(args: argparse.Namespace) -> int:
         output_prefixes,
         segment_scene,
     )
+    from ..scene.outputs import RESUME
     from ..scene.region import is_gdal_url
 
     # Check the cheap inputs before loading the model, so a typo fails at once.
+    args.text = expand_texts(args.text)  # @FILE: its lines
     check_expressions(args.text, "--text", first=1)  # the 1st --text is --text 1, as bands count
     stretch = _stretch(args.stretch)
     if args.aoi_crs is not None and args.aoi is None:
@@ -271,7 +278,11 @@ def run(args: argparse.Namespace) -> int:
         args.image = [build_mosaic(args)]
         args.asset = None
     elif is_region(args.image):
+        if args.resume:
+            raise ValueError("--resume applies to one scene; a region resumes without it: rerun the same command")
         return _run_region(args, stretch)
+    if args.resume and args.overwrite:
+        raise ValueError("--resume keeps the files done before, --overwrite replaces them: give one of them")
     for flag in ("asset", "merged", "barrier_timeout"):
         if getattr(args, flag) is not None:
             raise ValueError(f"--{flag.replace('_', '-')} applies to a region (several --image values, a "
@@ -297,7 +308,7 @@ def run(args: argparse.Namespace) -> int:
         if args.aoi is not None and args.aoi.path in {os.path.abspath(p) for p in outputs}:
             raise ValueError(f"--aoi {args.aoi.path}: an output of --out {args.out} would replace it; choose "
                              "another --out")
-        check_outputs(outputs, args.overwrite)
+        check_outputs(outputs, args.overwrite or args.resume, resume=RESUME)  # --resume: checked once loaded
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" \
             else torch.device(args.device)
         model = from_pretrained(args.model, map_location=device, **model_limits(args))
@@ -312,28 +323,33 @@ def run(args: argparse.Namespace) -> int:
             again = getattr(model, "in_chans", 3) != 3 or not rgb_bands or own_scale or named or args.aoi is not None
             read = {"bands": args.bands, "scale": args.scale, "stretch": stretch, "max_pixels": max_pixels,
                     "crs": args.crs} if again else {}
-            results = segment_scene(
+            total = scene.height * scene.width
+            where = "the image" if args.aoi is None else "the area of interest's window"
+            segment_scene(
                 model, args.image if again else scene, args.text, mode=args.mode, threshold=args.threshold,
                 out=args.out, **read,
                 probabilities=args.probabilities, geojson_crs=args.geojson_crs, simplify=args.simplify,
                 progress=not args.quiet, tile=args.tile, overlap=args.overlap, pixel_ratio=args.pixel_ratio,
                 global_size=args.image_size, batch_size=args.batch_size, overwrite=args.overwrite,
-                objects=args.objects, read=args.read, aoi=args.aoi,
+                objects=args.objects, read=args.read, aoi=args.aoi, resume=args.resume,
+                on_result=lambda r: _print_result(r, args, total, where),
             )
-        total = scene.height * scene.width
-    where = "the image" if args.aoi is None else "the area of interest's window"
-    if args.aoi is not None:
-        r0, c0, r1, c1 = results[0].window
-        print(f"area of interest: rows {r0}-{r1}, columns {c0}-{c1} of {args.image}")
-    for r in results:
-        area = f", {r.area_m2:,.0f} m²" if r.area_m2 is not None else ""
-        polys = f", {r.n_polygons} polygon(s)" if r.n_polygons is not None else ""
-        mode = r.mode if r.reading is None else f"{r.mode}: {r.reading}"
-        print(f"{r.text!r} ({mode}): {r.area_px} pixels ({r.area_px / total:.1%} of {where})"
-              f"{area}{polys}, {r.seconds:.1f} s")
-        for path in r.files.values():
-            print(f"wrote {path}")
     return 0
+
+
+def _print_result(r, args: argparse.Namespace, total: int, where: str) -> None:
+    """One expression's result lines, printed as soon as its files are in place."""
+    if args.aoi is not None and r.text == args.text[0]:
+        r0, c0, r1, c1 = r.window
+        print(f"area of interest: rows {r0}-{r1}, columns {c0}-{c1} of {args.image}")
+    area = f", {r.area_m2:,.0f} m²" if r.area_m2 is not None else ""
+    polys = f", {r.n_polygons} polygon(s)" if r.n_polygons is not None else ""
+    mode = r.mode if r.reading is None else f"{r.mode}: {r.reading}"
+    done = ", done before (same model and settings)" if r.already_done else f", {r.seconds:.1f} s"
+    print(f"{r.text!r} ({mode}): {r.area_px} pixels ({r.area_px / total:.1%} of {where}){area}{polys}{done}",
+          flush=True)
+    for path in r.files.values():
+        print(f"{'kept' if r.already_done else 'wrote'} {path}", flush=True)
 
 
 def _run_region(args: argparse.Namespace, stretch) -> int:

@@ -35,7 +35,7 @@ def _vrt(args: argparse.Namespace, flag: str, joins: str) -> str:
             raise ValueError(f"--{name.replace('_', '-')} applies to a region of separate scenes, not to "
                              f"--{flag} (one scene)")
     vrt = Path(f"{args.out}_{flag}.vrt")
-    check_outputs([str(vrt)], args.overwrite)
+    check_outputs([str(vrt)], args.overwrite or args.resume)  # --resume: rewritten, its outputs' records say if it changed
     vrt.parent.mkdir(parents=True, exist_ok=True)
     return str(vrt)
 
@@ -81,6 +81,10 @@ def stack_bands(vrt: str) -> str:
     rgb = declared_rgb(colours, names)
     if rgb is not None:
         return f"bands {listed}; an RGB model reads {', '.join(names[b - 1] for b in rgb)} as red, green, blue"
+    if len(names) < 3:  # as the scene reads it (rrsis.data.bands.first_three_note): band 1 as grey
+        rest = "" if len(names) == 1 else f", {names[1]} as its transparency" if colours[1] == "alpha" else \
+            f", {names[1]} not at all (a model built with in_chans=2 reads both)"
+        return f"bands {listed}; an RGB model reads {names[0]} as grey{rest}"
     example = ",".join((["red", "green", "blue"] + ["undefined"] * len(names))[:len(names)])
     return (f"bands {listed}; none declared red, green or blue, so an RGB model reads the first three as "
             f"red, green, blue in this order (give the files in R, G, B order, or each band's colour in the "
@@ -108,3 +112,38 @@ def band_files_hint(scenes, most: int = 32) -> str | None:
         return None
     return (f"the {len(scenes)} scenes are one-band files over one area, each segmented on its own; "
             "if they are one scene's bands, --stack reads them as one (in the order given)")
+
+
+def expand_texts(values: list[str]) -> list[str]:
+    """The ``--text`` values with each ``@FILE`` replaced by its expressions, in place: one a line
+    (UTF-8), blank lines and lines starting with ``#`` skipped, each line stripped. ``@@TEXT`` is
+    the expression ``@TEXT`` (an expression that starts with "@")."""
+    texts = []
+    for value in values:
+        if value.startswith("@@"):
+            texts.append(value[1:])
+        elif value.startswith("@"):
+            texts += _text_file(value[1:])
+        else:
+            texts.append(value)
+    return texts
+
+
+def _text_file(path: str) -> list[str]:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--text @{path}: file not found (an expression that starts with '@' is "
+                                f"written with two: --text @@{path})")
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    texts = []
+    for n, line in enumerate(raw.removeprefix(b"\xef\xbb\xbf").splitlines(), 1):
+        try:
+            text = line.decode("utf-8").strip()
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"--text @{path}: line {n} is not UTF-8 ({exc.reason} at byte {exc.start + 1}); "
+                             "save the file as UTF-8") from None
+        if text and not text.startswith("#"):
+            texts.append(text)
+    if not texts:
+        raise ValueError(f"--text @{path}: no expressions in it (one a line; # starts a comment)")
+    return texts

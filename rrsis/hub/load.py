@@ -256,6 +256,7 @@ def from_pretrained(
     model.tokenizer = tokenizer
     attach_ranker(model, ranker)
     model.load_report = report
+    model.name_or_path = os.path.abspath(repo_id_or_dir) if os.path.isdir(repo_id_or_dir) else str(repo_id_or_dir)
     dtype = resolve_dtype(dtype, config, tensors)
     if dtype is not None:
         model.to(dtype)

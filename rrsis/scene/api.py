@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -12,13 +13,22 @@ from typing import Any
 
 import numpy as np
 
-from .._atomic import writable_folder
 from ..data.expressions import check_expressions, expression_problem
 from ..data.io import MAX_PIXELS, Scale
 from ..models.base import threshold_mask
 from .aoi import SceneWindow, area_of_interest, open_aoi_scene
 from .colour import recorded_rgb
 from .infer import SceneOptions, predict_strips
+from .outputs import (
+    RESUME,
+    check_outputs,
+    kept_outputs,
+    model_fingerprint,
+    output_paths,
+    output_prefixes,
+    output_record,
+    record_tags,
+)
 from .rank import described, object_strips, ranked_strips
 from .read import Scene, open_scene
 from .reading import Reading, read_expression
@@ -61,6 +71,8 @@ class SceneResult:
         reading: in mode ``object``, what the choice read from the expression, in words ("2
             objects, the north-west of the scene, largest":
             :meth:`rrsis.scene.reading.Reading.describe`); ``None`` in other modes.
+        already_done: with ``resume=True``, its files were kept (done before with the same model and
+            settings; the numbers are their record's, ``mask`` is ``None``, ``seconds`` 0).
     """
 
     text: str
@@ -76,62 +88,14 @@ class SceneResult:
     objects: int | str | None = None
     reading: str | None = None
     write_seconds: float = 0.0
-
-
-def output_paths(prefix: str, georeferenced: bool) -> dict[str, str]:
-    """Files written for an output prefix: GIS outputs for a georeferenced scene, PNGs otherwise."""
-    if georeferenced:  # the overlay's world file and CRS sidecar let a GIS place it
-        return {"mask": f"{prefix}_mask.tif", "geojson": f"{prefix}.geojson",
-                "overlay": f"{prefix}_overlay.png", "overlay_world": f"{prefix}_overlay.pgw",
-                "overlay_crs": f"{prefix}_overlay.png.aux.xml"}
-    return {"mask": f"{prefix}_mask.png", "overlay": f"{prefix}_overlay.png"}
-
-
-def output_prefixes(out: str | os.PathLike, n_texts: int, scene_name: str = "scene") -> list[str]:
-    """The output prefix of each expression.
-
-    ``out`` is a prefix (``runs/tank`` gives ``runs/tank_mask.tif``, ...); with several
-    expressions ``PREFIX_1``, ``PREFIX_2``, … . An ``out`` that is an existing folder or ends
-    with a path separator names a folder: the files go inside it, named after the scene's
-    file (``DIR/STEM_mask.tif``, ``DIR/STEM.geojson``, ``DIR/STEM_overlay.png``; ``scene``
-    for arrays and PIL images), never as hidden ``DIR/.geojson`` or ``DIR/_mask.tif``.
-    """
-    text = os.fspath(out)
-    if not text.strip():
-        raise ValueError("out is empty: give an output prefix (e.g. results/tanks) or a folder")
-    if text.endswith(("/", os.sep)) or os.path.isdir(text):
-        stem = os.path.splitext(os.path.basename(scene_name))[0] if scene_name not in ("array", "") else ""
-        text = os.path.join(text, stem or "scene")
-    return [text] if n_texts == 1 else [f"{text}_{i + 1}" for i in range(n_texts)]
-
-
-def check_outputs(paths: Sequence[str], overwrite: bool = False, *,
-                  replace: str = "overwrite=True (rrsis predict --overwrite)",
-                  instead: str = "another output prefix") -> None:
-    """Before any computing: refuse existing outputs unless ``overwrite``, and make sure each
-    output folder can be created and written. ``replace`` and ``instead`` are what the caller's
-    user can do, named in the messages: "pass REPLACE to replace, or choose INSTEAD".
-
-    Raises:
-        FileExistsError: an output exists and ``overwrite`` is false (names them and the flag).
-        PermissionError: an output folder cannot be written.
-    """
-    existing = [p for p in paths if os.path.lexists(p)]
-    if existing and not overwrite:
-        more = f" (and {len(existing) - 3} more)" if len(existing) > 3 else ""
-        raise FileExistsError(f"{', '.join(existing[:3])}{more} already exist(s): pass {replace} to replace, "
-                              f"or choose {instead}")
-    for folder in sorted({os.path.dirname(os.path.abspath(p)) for p in paths}):
-        writable_folder(folder, f"choose {instead}")
-    for p in paths:
-        if os.path.isdir(p):
-            raise IsADirectoryError(f"{p}: an output file's name is taken by a folder; choose {instead}")
+    already_done: bool = False
 
 
 def _progress(desc: str):
     from tqdm.auto import tqdm
 
-    return lambda total: tqdm(total=total, desc=desc, unit="tile", leave=False, dynamic_ncols=True)
+    # Kept (its line ended) where stderr is no terminal (a log file): what is printed next starts a line.
+    return lambda total: tqdm(total=total, desc=desc, unit="tile", leave=not sys.stderr.isatty(), dynamic_ncols=True)
 
 
 def segment_scene(
@@ -156,6 +120,8 @@ def segment_scene(
     aoi_crs: Any = None,
     max_pixels: int | None = MAX_PIXELS,
     options: SceneOptions | None = None,
+    resume: bool = False,
+    on_result: Any = None,
     **option_overrides: Any,
 ) -> list[SceneResult]:
     """Segment what each expression names in a scene of any size.
@@ -166,8 +132,7 @@ def segment_scene(
             a numpy array, or an open :class:`~rrsis.scene.read.Scene` (one scene; for a list,
             a glob or STAC items: :func:`~rrsis.scene.region.segment_scenes`).
         texts: one expression or several (each encoded once and reused by every tile).
-        mode: ``auto``, ``global``, ``tiles``, ``global-local``, ``object`` or ``ranked`` (see
-            :mod:`rrsis.scene.infer` and :mod:`rrsis.scene.rank`).
+        mode: ``auto``, ``global``, ``tiles``, ``global-local``, ``object`` or ``ranked`` (:mod:`~rrsis.scene.rank`).
         threshold: foreground-probability threshold.
         out: output prefix. A georeferenced scene gets ``PREFIX_mask.tif`` (a Cloud-Optimized
             GeoTIFF), ``PREFIX.geojson`` and ``PREFIX_overlay.png`` (placed by ``PREFIX_overlay.pgw``
@@ -177,14 +142,12 @@ def segment_scene(
             (:func:`output_prefixes`). The files of one expression appear together or not at
             all; temporaries a killed run left beside them are removed first
             (:func:`~rrsis.scene.write.remove_stale_temporaries`).
-        bands: band numbers counted from 1 (as in ``model.predict``), see
-            :func:`~rrsis.scene.read.open_scene`.
+        bands: band numbers counted from 1 (as in ``model.predict``; :func:`~rrsis.scene.read.open_scene`).
         scale: value scaling for 16-bit or float scenes, with ``model.predict``'s meaning
             (``"dtype"``, ``"max"``, ``"minmax"`` or a divisor); default: the model's
             ``pixel_scale`` (its training data's, recorded by ``rrsis train``) unless
             ``stretch`` is given.
-        stretch: percentile stretch of a raster when no ``scale`` applies
-            (:func:`~rrsis.scene.read.open_scene`).
+        stretch: percentile stretch of a raster when no ``scale`` applies (:func:`~rrsis.scene.read.open_scene`).
         probabilities: the mask file holds the probability scaled to 0–255 (``round(255·p)``,
             overviews averaged) instead of 0/255 (overviews by nearest neighbour).
         geojson_crs: ``"EPSG:4326"`` (RFC 7946, default), ``"native"`` or any CRS string.
@@ -192,6 +155,10 @@ def segment_scene(
         return_mask: keep each mask in memory (default: only when ``out`` is ``None``).
         progress: a progress bar over tiles.
         overwrite: replace existing output files (default: refuse them, before any computing).
+        resume: keep each expression's files that are all there and record the same expression,
+            source, model and settings (:mod:`rrsis.scene.outputs`) and write the others'; files
+            of another record are refused. The files record these, done or not.
+        on_result: called with each expression's :class:`SceneResult` as soon as its files are in place.
         crs: the CRS of a raster that has a transform but no CRS (e.g. ``"EPSG:32633"``), so
             its outputs are georeferenced; ``"none"`` accepts PNG outputs without georeference.
             Without either, such a raster with ``out`` raises (no silent loss of georeference).
@@ -221,7 +188,7 @@ def segment_scene(
         raise ValueError("aoi_crs= is the CRS of aoi=; give aoi= too")
     if aoi is not None and isinstance(scene, Scene):
         raise ValueError("aoi= applies when segment_scene opens the scene: give the raster's path, not an open Scene")
-    area = None if aoi is None else area_of_interest(aoi, aoi_crs)
+    area, kept = None if aoi is None else area_of_interest(aoi, aoi_crs), {}
     texts_list = check_expressions(texts)
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be in (0, 1), got {threshold}")
@@ -254,11 +221,20 @@ def segment_scene(
         if out is not None:
             check_georeference(sc)
             prefixes = output_prefixes(out, len(texts_list), sc.name)
-            files = [p for pre in prefixes for p in output_paths(pre, sc.georeferenced).values()]
+            src = os.fspath(scene) if isinstance(scene, (str, os.PathLike)) else sc.name
+            src = os.path.abspath(src) if os.path.exists(src) else src
+            digest = model_fingerprint(model)
+            settings = {k: v for k, v in read.items() if k != "max_pixels"} | {
+                "threshold": threshold, "probabilities": probabilities, "geojson_crs": geojson_crs,
+                "simplify": simplify, "aoi": None if area is None else str(area), "options": opt}
+            records = [output_record(model, t, src, settings, digest) for t in texts_list]
+            kept = kept_outputs(prefixes, sc.georeferenced, records) if resume and not overwrite else {}
+            files = [p for i, pre in enumerate(prefixes) if i not in kept
+                     for p in output_paths(pre, sc.georeferenced).values()]
             if area is not None and area.path in {os.path.abspath(p) for p in files}:
                 raise ValueError(f"{area.path}: an output would replace the area of interest's file; choose "
                                  "another output prefix")
-            check_outputs(files, overwrite)
+            check_outputs(files, overwrite, resume=RESUME)
             for p in files:
                 remove_stale_temporaries(p)
         if out is not None and geojson_crs != "native" and sc.georeferenced:
@@ -270,9 +246,19 @@ def segment_scene(
             except (CRSError, ValueError) as exc:
                 raise ValueError(f"geojson_crs {geojson_crs!r}: {exc}") from None
         keep = (out is None) if return_mask is None else bool(return_mask)
-        return [_one(model, sc, text, opt, threshold, None if prefixes is None else prefixes[i],
-                     probabilities, geojson_crs, simplify, keep, progress, win)
-                for i, text in enumerate(texts_list)]
+        results = []
+        for i, text in enumerate(texts_list):
+            if prefixes is not None and i in kept and not keep:
+                r = SceneResult(text=text, mode=opt.mode, mask=None, already_done=True,
+                                files=output_paths(prefixes[i], sc.georeferenced), **_result(kept[i]["result"]))
+            else:
+                r = _one(model, sc, text, opt, threshold, None if prefixes is None else prefixes[i],
+                         probabilities, geojson_crs, simplify, keep, progress, win,
+                         None if prefixes is None else records[i])
+            results.append(r)
+            if on_result is not None:
+                on_result(r)
+        return results
     finally:
         if own:
             sc.close()
@@ -293,7 +279,7 @@ def check_georeference(sc: Scene) -> None:
 
 def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefix: str | None,
          probabilities: bool, geojson_crs: str, simplify: float, keep: bool,
-         progress: bool, win: SceneWindow | None = None) -> SceneResult:
+         progress: bool, win: SceneWindow | None = None, record: dict | None = None) -> SceneResult:
     from ..pictures import save_png
 
     t0 = time.perf_counter()
@@ -305,8 +291,8 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
     area, written = 0, 0.0  # written: seconds spent writing the files
     n_poly = fc = reading = None
     found: dict = {}
-    with staged_outputs(paths) as tmp:
-        w, writer = time.perf_counter(), None
+    with staged_outputs(paths, seal="mask" if record is not None else None) as tmp:
+        w, writer, strips = time.perf_counter(), None, None
         if paths and sc.georeferenced:
             with writing(paths["mask"]):
                 writer = MaskWriter(tmp["mask"], sc, resampling="average" if probabilities else "nearest")
@@ -341,15 +327,25 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
         except BaseException:
             if writer is not None:
                 writer.discard()
+            getattr(strips, "close", lambda: None)()  # its progress bar ends before any message
             raise
         finally:
             model.train(was_training)
         w = time.perf_counter()  # until the files are in place
         if writer is not None:
-            with writing(paths["mask"]):
-                writer.close()
             fc = polygons.features(geojson_crs, {"expression": text})
             n_poly = len(fc["features"])
+        area_m2 = _area_m2(sc, area, fc, mask)
+        res = {"area_px": area, "area_m2": area_m2, "n_polygons": n_poly, "shape": [sc.height, sc.width],
+               "window": None if win is None else list(win.window),
+               "objects": opt.objects if opt.mode == "object" else None,
+               "reading": None if reading is None else described(reading, found)}
+        tags = None if record is None else record_tags({**record, "result": res})
+        if writer is not None:
+            with writing(paths["mask"]):
+                writer.close(tags)
+            if record is not None:  # the GeoJSON says what it answers, empty or not
+                fc["rrsis"] = {k: record[k] for k in ("expression", "source", "model", "model_sha256")}
             with writing(paths["geojson"]), open(tmp["geojson"], "w", encoding="utf-8") as fh:
                 json.dump(fc, fh)
             with writing(paths["overlay"]):
@@ -357,25 +353,29 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
                               crs_file=tmp["overlay_crs"], nodata_transparent=win is not None)
         elif paths:
             with writing(paths["mask"]):
-                save_png(mask.astype(np.uint8) * 255, tmp["mask"])
+                save_png(mask.astype(np.uint8) * 255, tmp["mask"], text=tags)
             with writing(paths["overlay"]):
                 write_overlay(tmp["overlay"], sc, mask, max_side=max(sc.height, sc.width))
     written += time.perf_counter() - w
+    return SceneResult(text=text, mode=opt.mode, mask=mask if keep else None, files=dict(paths),
+                       seconds=time.perf_counter() - t0, write_seconds=written if paths else 0.0, **_result(res))
+
+
+def _result(res: dict) -> dict:
+    """A result record's numbers as :class:`SceneResult` fields."""
+    return {**res, "shape": tuple(res["shape"]), "window": None if res["window"] is None else tuple(res["window"])}
+
+
+def _area_m2(sc: Scene, area: int, fc: dict | None, mask: np.ndarray | None) -> float | None:
     px_m2 = pixel_area_m2(sc)
     if px_m2 is not None:
-        area_m2 = area * px_m2
-    elif n_poly is not None and sc.crs is not None:
-        area_m2 = sum(f["properties"]["area_m2"] or 0.0 for f in fc["features"])
-    else:  # no polygons (no out=): the mask's pieces measured as they would be
-        from .vector import pixels_area_m2
-        area_m2 = pixels_area_m2(mask, sc.transform, sc.crs) if mask is not None and sc.crs is not None else None
-    return SceneResult(text=text, mode=opt.mode, mask=mask if keep else None, area_px=area,
-                       area_m2=area_m2, n_polygons=n_poly, files=dict(paths),
-                       seconds=time.perf_counter() - t0, shape=(sc.height, sc.width),
-                       window=None if win is None else win.window,
-                       objects=opt.objects if opt.mode == "object" else None,
-                       write_seconds=written if paths else 0.0,
-                       reading=None if reading is None else described(reading, found))
+        return area * px_m2
+    if fc is not None and sc.crs is not None:
+        return sum(f["properties"]["area_m2"] or 0.0 for f in fc["features"])
+    from .vector import pixels_area_m2
+
+    # no polygons (no out=): the mask's pieces measured as they would be
+    return pixels_area_m2(mask, sc.transform, sc.crs) if mask is not None and sc.crs is not None else None
 
 
 def _encode(model, text: str):

@@ -94,12 +94,17 @@ def writing(path: str | os.PathLike) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def staged_outputs(paths: dict[str, str]) -> Iterator[dict[str, Path]]:
+def staged_outputs(paths: dict[str, str], seal: str | None = None) -> Iterator[dict[str, Path]]:
     """All-or-nothing files: yield ``kind → temporary path`` beside each target; when the block
     ends without an exception every temporary replaces its target (complete files only),
-    otherwise every temporary is removed and no target changes."""
+    otherwise every temporary is removed and no target changes. ``seal``: the first kind, which
+    replaces its target last, its old file removed before any other is replaced, so a ``seal``
+    file there means its run's other files are too."""
     with contextlib.ExitStack() as stack:
         yield {k: stack.enter_context(atomic_path(p, keep_suffix=True)) for k, p in paths.items()}
+        if seal is not None:  # the block ended without an exception; nothing replaced yet
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(paths[seal])
 
 
 class MaskWriter:
@@ -155,9 +160,12 @@ class MaskWriter:
         self.ds.write(values.astype(np.uint8)[None], window=win)
         self.ds.write_mask(np.where(valid, 255, 0).astype(np.uint8), window=win)
 
-    def close(self) -> None:
-        """Finish the file: the strips become the COG at ``path`` (a full disk shows now)."""
+    def close(self, tags: dict[str, str] | None = None) -> None:
+        """Finish the file: the strips become the COG at ``path`` (a full disk shows now), with
+        ``tags`` as its metadata (:func:`rrsis.scene.outputs.record_tags`)."""
         try:
+            if tags:
+                self.ds.update_tags(**tags)
             self.ds.close()
             translate_to_cog(self.strips, self.path, resampling=self.resampling)
         finally:

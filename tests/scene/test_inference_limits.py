@@ -269,8 +269,9 @@ def test_existing_outputs_are_refused_before_loading_the_model(model, saved, tmp
     # a model that does not exist: the refusal comes before it is looked for
     assert cli(["--model", str(tmp_path / "no-model"), *argv]) == 2
     err = capsys.readouterr().err
-    assert ("already exist(s): pass overwrite=True (rrsis predict --overwrite) to replace, or choose another "
-            "output prefix") in err
+    assert ("already exist(s): pass resume=True (rrsis predict --resume) to keep the expressions done with the "
+            "same model and settings and finish the others, overwrite=True (rrsis predict --overwrite) to "
+            "replace, or choose another output prefix") in err
     assert (tmp_path / "o.geojson").stat().st_mtime_ns == before
     assert cli(["--model", str(saved), *argv, "--overwrite"]) == 0
     with pytest.raises(FileExistsError, match="overwrite=True"):

@@ -191,6 +191,24 @@ def test_the_printed_bands_say_what_an_rgb_model_reads(tmp_path, bands):
                                      "--stack-colours red,green,blue)")
 
 
+def test_a_stack_of_two_or_one_bands_is_said_to_be_read_as_grey(tmp_path, bands):
+    """Fewer than three bands: an RGB model reads band 1 as grey (as the scene's warning says), not
+    "the first three as red, green, blue" with a --stack-colours example of two colours."""
+    from rrsis.cli.predict_sources import stack_bands
+
+    folder, _ = bands
+    two = build_stack([str(folder / "B02.tif"), str(folder / "B03.tif")], tmp_path / "two.vrt")
+    assert stack_bands(str(two)) == ("bands 1 B02, 2 B03; an RGB model reads B02 as grey, B03 not at all (a "
+                                     "model built with in_chans=2 reads both)")
+    alpha = build_stack([str(folder / "B02.tif"), str(folder / "B03.tif")], tmp_path / "alpha.vrt",
+                        colours=["gray", "alpha"])
+    assert stack_bands(str(alpha)).endswith("an RGB model reads B02 as grey, B03 as its transparency")
+    one = build_stack([str(folder / "B04.tif")], tmp_path / "one.vrt")
+    assert stack_bands(str(one)) == "bands 1 B04; an RGB model reads B04 as grey"
+    with open_scene(str(two)) as sc:  # what the scene reads: band 1, shown as grey
+        assert sc.bands == (1,)
+
+
 def test_an_undeclared_stack_is_told_to_declare_its_colours_with_stack_colours(tmp_path, bands):
     """The scene's note on an undeclared stack names --stack-colours (the VRT is rewritten each
     run), not rio edit-info, which a plain file gets."""

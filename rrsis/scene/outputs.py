@@ -1,0 +1,196 @@
+"""One scene's output files: their names, the check before computing, and the record each
+expression's files carry of what they answer.
+
+The record names the expression, the scene's source, the model (``model``: the path or Hub id it
+was loaded from, ``model_sha256``: a fingerprint of its config and weights) and the settings the
+files depend on, and gives the result's numbers. It is written as metadata tags of the mask
+(GeoTIFF tags ``RRSIS_EXPRESSION``, ``RRSIS_SOURCE``, ``RRSIS_MODEL``, ``RRSIS_MODEL_SHA256``,
+``RRSIS_SETTINGS`` and ``RRSIS_RESULT``, the last two JSON; a mask PNG's text chunks of the same
+names) and as the ``rrsis`` member of the GeoJSON FeatureCollection, so each file says what it
+answers even when the answer is empty. ``resume=True`` (``rrsis predict --resume``) keeps an
+expression's files when all are there and their mask records the same expression, source, model
+and settings: the mask is replaced last and its old file removed before any other is replaced
+(:func:`~rrsis.scene.write.staged_outputs`), so a complete record means complete files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from .._atomic import writable_folder
+
+__all__ = ["TAGS", "check_outputs", "kept_outputs", "model_fingerprint", "output_paths", "output_prefixes",
+           "output_record", "read_record", "record_tags"]
+
+TAGS = {"expression": "RRSIS_EXPRESSION", "source": "RRSIS_SOURCE", "model": "RRSIS_MODEL",
+        "model_sha256": "RRSIS_MODEL_SHA256", "settings": "RRSIS_SETTINGS", "result": "RRSIS_RESULT"}
+_JSON_TAGS = ("settings", "result")
+_NOT_SETTINGS = {"batch_size", "strip_rows"}  # they change no output
+RESUME = "resume=True (rrsis predict --resume) to keep the expressions done with the same model and settings"
+OVERWRITE = "overwrite=True (rrsis predict --overwrite)"
+
+
+def output_paths(prefix: str, georeferenced: bool) -> dict[str, str]:
+    """Files written for an output prefix: GIS outputs for a georeferenced scene, PNGs otherwise.
+    The mask comes first: it carries the record and is replaced last."""
+    if georeferenced:  # the overlay's world file and CRS sidecar let a GIS place it
+        return {"mask": f"{prefix}_mask.tif", "geojson": f"{prefix}.geojson",
+                "overlay": f"{prefix}_overlay.png", "overlay_world": f"{prefix}_overlay.pgw",
+                "overlay_crs": f"{prefix}_overlay.png.aux.xml"}
+    return {"mask": f"{prefix}_mask.png", "overlay": f"{prefix}_overlay.png"}
+
+
+def output_prefixes(out: str | os.PathLike, n_texts: int, scene_name: str = "scene") -> list[str]:
+    """The output prefix of each expression.
+
+    ``out`` is a prefix (``runs/tank`` gives ``runs/tank_mask.tif``, ...); with several
+    expressions ``PREFIX_1``, ``PREFIX_2``, … . An ``out`` that is an existing folder or ends
+    with a path separator names a folder: the files go inside it, named after the scene's
+    file (``DIR/STEM_mask.tif``, ``DIR/STEM.geojson``, ``DIR/STEM_overlay.png``; ``scene``
+    for arrays and PIL images), never as hidden ``DIR/.geojson`` or ``DIR/_mask.tif``.
+    """
+    text = os.fspath(out)
+    if not text.strip():
+        raise ValueError("out is empty: give an output prefix (e.g. results/tanks) or a folder")
+    if text.endswith(("/", os.sep)) or os.path.isdir(text):
+        stem = os.path.splitext(os.path.basename(scene_name))[0] if scene_name not in ("array", "") else ""
+        text = os.path.join(text, stem or "scene")
+    return [text] if n_texts == 1 else [f"{text}_{i + 1}" for i in range(n_texts)]
+
+
+def check_outputs(paths: Sequence[str], overwrite: bool = False, *,
+                  replace: str = OVERWRITE, instead: str = "another output prefix",
+                  resume: str | None = None) -> None:
+    """Before any computing: refuse existing outputs unless ``overwrite``, and make sure each
+    output folder can be created and written. ``replace`` and ``instead`` are what the caller's
+    user can do, named in the messages: "pass REPLACE to replace, or choose INSTEAD"; ``resume``,
+    when given, is offered first ("pass RESUME and finish the others, REPLACE to replace, ...").
+
+    Raises:
+        FileExistsError: an output exists and ``overwrite`` is false (names them and the flag).
+        PermissionError: an output folder cannot be written.
+    """
+    existing = [p for p in paths if os.path.lexists(p)]
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 3} more)" if len(existing) > 3 else ""
+        first = "" if resume is None else f"{resume} and finish the others, "
+        raise FileExistsError(f"{', '.join(existing[:3])}{more} already exist(s): pass {first}{replace} to "
+                              f"replace, or choose {instead}")
+    for folder in sorted({os.path.dirname(os.path.abspath(p)) for p in paths}):
+        writable_folder(folder, f"choose {instead}")
+    for p in paths:
+        if os.path.isdir(p):
+            raise IsADirectoryError(f"{p}: an output file's name is taken by a folder; choose {instead}")
+
+
+def model_fingerprint(model) -> str:
+    """sha256 over the model's architecture, config (JSON) and every tensor of its state dict
+    (name, dtype, shape and bytes): the same weights give the same digest wherever loaded. Kept on
+    the model while no tensor is replaced or changed in place (their version counters), so a
+    region's scenes hash it once."""
+    import torch
+
+    state = model.state_dict()
+    key = tuple((n, t.data_ptr(), t._version, t.dtype) for n, t in state.items())
+    cached = getattr(model, "_rrsis_fingerprint", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    h = hashlib.sha256()
+    config = {"arch": getattr(model, "arch", type(model).__name__), "config": getattr(model, "config", None)}
+    h.update(json.dumps(config, sort_keys=True, default=str).encode())
+    for name, t in sorted(state.items()):
+        t = t.detach().to("cpu").contiguous().reshape(-1)
+        h.update(f"{name}|{t.dtype}|{t.numel()}\n".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    model._rrsis_fingerprint = (key, h.hexdigest())
+    return h.hexdigest()
+
+
+def output_record(model, text: str, source: str, settings: dict[str, Any], digest: str) -> dict[str, Any]:
+    """What one expression's files answer (see the module's description); ``digest``:
+    :func:`model_fingerprint`."""
+    options = settings.get("options")
+    if dataclasses.is_dataclass(options):
+        settings = {**settings, "options": {k: v for k, v in dataclasses.asdict(options).items()
+                                            if k not in _NOT_SETTINGS}}
+    if str(source).lower().endswith(".vrt") and os.path.isfile(source):  # a --stack or --mosaic: what it joins
+        with open(source, "rb") as fh:
+            settings = {**settings, "vrt_sha256": hashlib.sha256(fh.read()).hexdigest()}
+    return {"expression": text, "source": source, "model": getattr(model, "name_or_path", None),
+            "model_sha256": digest, "settings": json.loads(json.dumps(settings, sort_keys=True, default=str))}
+
+
+def record_tags(record: dict[str, Any]) -> dict[str, str]:
+    """The record as GeoTIFF metadata tags (or PNG text chunks): strings, JSON for the nested."""
+    return {TAGS[k]: json.dumps(v, sort_keys=True) if k in _JSON_TAGS else ("" if v is None else str(v))
+            for k, v in record.items() if k in TAGS}
+
+
+def read_record(mask: str | os.PathLike) -> dict[str, Any] | None:
+    """The record a mask file (GeoTIFF tags or PNG text chunks) carries, or ``None``."""
+    try:
+        if str(mask).lower().endswith(".png"):
+            from PIL import Image
+
+            with Image.open(mask) as im:
+                tags = dict(getattr(im, "text", {}))
+        else:
+            import rasterio
+
+            with rasterio.open(mask) as ds:
+                tags = ds.tags()
+    except OSError:  # unreadable (rasterio's and PIL's errors are OSErrors): no record, not kept
+        return None
+    if TAGS["model_sha256"] not in tags:
+        return None
+    try:
+        return {k: json.loads(tags.get(t, "null")) if k in _JSON_TAGS else (tags.get(t) or None)
+                for k, t in TAGS.items()}
+    except json.JSONDecodeError:
+        return None
+
+
+def _differs(old: dict[str, Any] | None, new: dict[str, Any]) -> str | None:
+    if old is None:
+        return "its mask records nothing of what it answers (written by an earlier rrsis or another program)"
+    for key, what in (("expression", "another expression"), ("source", "another scene source"),
+                      ("model_sha256", "another model"), ("settings", "other settings")):
+        if old.get(key) != new.get(key):
+            if key == "settings":
+                a, b = old.get(key) or {}, new.get(key) or {}
+                names = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+                return f"made with other settings ({', '.join(names)})"
+            return f"made for {what} ({old.get(key) if key != 'model_sha256' else old.get('model')})"
+    return None
+
+
+def kept_outputs(prefixes: Sequence[str], georeferenced: bool,
+                 records: Sequence[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """``resume``: the expressions (by index) whose files are all there with the same record
+    (their record returned); files of any other expression there are refused, saying why.
+
+    Raises:
+        FileExistsError: an expression's files are there, incomplete or with another record.
+    """
+    kept, why = {}, []
+    for i, (prefix, rec) in enumerate(zip(prefixes, records)):
+        paths = output_paths(prefix, georeferenced)
+        there = [p for p in paths.values() if os.path.lexists(p)]
+        if not there:
+            continue
+        old = read_record(paths["mask"]) if len(there) == len(paths) else None
+        reason = _differs(old, rec) if len(there) == len(paths) else \
+            f"incomplete ({', '.join(sorted(set(paths.values()) - set(there)))} missing)"
+        if reason is None:
+            kept[i] = old
+        else:
+            why.append(f"{prefix}_* ({rec['expression']!r}): {reason}")
+    if why:
+        raise FileExistsError(f"{'; '.join(why)}: not kept; pass {OVERWRITE} to replace them, or choose "
+                              "another output prefix")
+    return kept
