@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .argtypes import positive_int as _positive_int
 from .model_limits import add_model_limits, model_limits
-from .predict import _positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

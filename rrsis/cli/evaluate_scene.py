@@ -7,7 +7,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .predict import _fraction, _objects, _positive_int, _scale
+from .argtypes import fraction as _fraction
+from .argtypes import objects as _objects
+from .argtypes import positive_int as _positive_int
+from .argtypes import scale as _scale
 
 # Flags of one side only, with the value each has when not given (argparse's default).
 DATA_ONLY = {"dataset": None, "split": None, "native_resolution": False, "amp": None, "num_workers": None,
@@ -105,8 +108,8 @@ def run_scene(args: argparse.Namespace, out: str) -> int:
     from ..scene.reading import parse_read
     from ..scene.region import SceneSource, is_gdal_url, resolve_scenes, scene_id
     from ..scene.region.entries import one_asset
+    from .argtypes import stretch as _stretch
     from .model_limits import model_limits
-    from .predict import _stretch
 
     # The cheap checks first: a typo must not wait for the model.
     modes = check_modes(args.modes or DEFAULT_EVAL_MODES)

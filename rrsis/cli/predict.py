@@ -13,6 +13,7 @@ import argparse
 import re
 import sys
 
+from . import argtypes
 from .model_limits import add_model_limits, model_limits
 from .predict_sources import band_files_hint, build_mosaic, build_stack, expand_texts, is_region
 
@@ -89,14 +90,14 @@ scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--resume", action="store_true", help="one scene: keep each expression's files done with the "
                    "same model and settings (as their mask records), write the others' (a region resumes without it)")
-    p.add_argument("--threshold", type=_fraction, default=0.5,
+    p.add_argument("--threshold", type=argtypes.fraction, default=0.5,
                    help="foreground probability threshold, in (0, 1)")
     p.add_argument("--mode", choices=["auto", "global", "tiles", "global-local", "object", "ranked"], default="auto",
                    help="global: whole image at model size; tiles: sliding windows; global-local: "
                         "global picks the object, tiles delineate it; object: tiles propose objects, "
                         "the ones they are surest of are the answer; ranked: the model's scene ranker "
                         "picks among them; auto: global up to 2 tiles a side, object above (default)")
-    p.add_argument("--objects", type=_objects, default="auto", metavar="N|auto|all",
+    p.add_argument("--objects", type=argtypes.objects, default="auto", metavar="N|auto|all",
                    help="object mode: how many objects to keep, the surest first: auto (default) "
                         "reads it from each expression (\"the two storage tanks\": 2; \"all "
                         "ships\", \"the ships\": every one; otherwise 1), N keeps N, all keeps every one")
@@ -110,7 +111,7 @@ scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
                         "objects), colour (\"the white tank\": of the surest objects, the one nearest that "
                         "colour on the scene's pixels; RGB scenes), or none (the surest objects); default "
                         "place,relation,extreme,colour")
-    p.add_argument("--tile", type=_positive_int,
+    p.add_argument("--tile", type=argtypes.positive_int,
                    help="tile side in model pixels, a positive multiple of 32 (default: the model's "
                         "image_size)")
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction in [0, 0.9] (default 0.25)")
@@ -120,7 +121,7 @@ scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
     p.add_argument("--bands", help="band numbers counted from 1 (as GDAL counts) shown as R,G,B, "
                                    "e.g. 4,3,2 (default: those declared red, green, blue, else the first three); as many as a model of another "
                                    "band count takes, e.g. 4,3,2,8 (default: all, if it has that many)")
-    p.add_argument("--scale", type=_scale,
+    p.add_argument("--scale", type=argtypes.scale,
                    help="value scaling of 16-bit/float data, as model.predict's scale=: dtype, max, "
                         "minmax or a divisor (default: the model's own, recorded by rrsis train from "
                         "data.options.scale, else the --stretch)")
@@ -141,12 +142,12 @@ scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
     p.add_argument("--aoi-crs", metavar="CRS",
                    help="CRS of --aoi bounds (default EPSG:4326: longitude, latitude), or of a vector file "
                         "that has none")
-    p.add_argument("--simplify", type=_non_negative, default=0.5,
+    p.add_argument("--simplify", type=argtypes.non_negative, default=0.5,
                    help="polygon tolerance in pixels, >= 0 (0: exact pixel outlines)")
-    p.add_argument("--image-size", type=_positive_int,
+    p.add_argument("--image-size", type=argtypes.positive_int,
                    help="global-pass input side, a positive multiple of 32 (default: the model's image_size)")
-    p.add_argument("--batch-size", type=_positive_int, default=8, help="tiles per forward pass")
-    p.add_argument("--max-pixels", type=_positive_int, default=None,
+    p.add_argument("--batch-size", type=argtypes.positive_int, default=8, help="tiles per forward pass")
+    p.add_argument("--max-pixels", type=argtypes.positive_int, default=None,
                    help="largest plain image (PNG, JPEG, ...) read whole into memory, width x height "
                         "(default 40,000,000); rasters read through rasterio go window by window "
                         "and are not bounded")
@@ -174,61 +175,12 @@ scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
     p.add_argument("--merged", metavar="PATH",
                    help="region: the merged polygon file, .gpkg (GeoPackage) or .parquet (GeoParquet, "
                         "needs pyarrow) (default: OUT/merged.gpkg)")
-    p.add_argument("--barrier-timeout", type=_positive_float, metavar="SECONDS",
+    p.add_argument("--barrier-timeout", type=argtypes.positive_float, metavar="SECONDS",
                    help="region under torchrun: how long rank 0 waits for the other ranks' scenes "
                         "before failing without merging (default: the process group's, 30 min)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_model_limits(p)
     p.set_defaults(func=run)
-
-
-def _number(cast, ok, expected: str):
-    """An argparse type: ``cast(text)`` when it satisfies ``ok``, else an error saying ``expected``
-    (no silent default for an out-of-range value)."""
-
-    def parse(text: str):
-        try:
-            v = cast(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r}: expected {expected}") from None
-        if not ok(v):
-            raise argparse.ArgumentTypeError(f"{text!r}: expected {expected}")
-        return v
-
-    return parse
-
-
-_positive_int = _number(int, lambda v: v > 0, "a positive integer (leave the flag out for the default)")
-_non_negative = _number(float, lambda v: 0 <= v < float("inf"), "a finite number >= 0")
-_fraction = _number(float, lambda v: 0 < v < 1, "a number in (0, 1)")
-_positive_float = _number(float, lambda v: 0 < v < float("inf"), "a positive number")
-
-
-def _objects(text: str):
-    if text in ("auto", "all"):
-        return text
-    return _number(int, lambda v: v > 0, "a positive integer, auto or all")(text)
-
-
-def _scale(text: str):
-    if text in ("dtype", "max", "minmax"):
-        return text
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected dtype, max, minmax or a number") from None
-
-
-def _stretch(text: str | None):
-    if text is None:
-        return "auto"
-    if text.strip().lower() == "none":
-        return None
-    try:
-        lo, hi = (float(v) for v in text.split(","))
-    except ValueError:
-        raise ValueError(f"--stretch {text!r}: expected LOW,HIGH percentiles (e.g. 2,98) or none") from None
-    return (lo, hi)
 
 
 def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -262,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
     # Check the cheap inputs before loading the model, so a typo fails at once.
     args.text = expand_texts(args.text)  # @FILE: its lines
     check_expressions(args.text, "--text", first=1)  # the 1st --text is --text 1, as bands count
-    stretch = _stretch(args.stretch)
+    stretch = argtypes.stretch(args.stretch)
     if args.aoi_crs is not None and args.aoi is None:
         raise ValueError("--aoi-crs is the CRS of --aoi; give --aoi too")
     if args.aoi is not None:  # read (a file) and checked once, before the model loads

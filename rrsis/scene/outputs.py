@@ -89,19 +89,23 @@ def check_outputs(paths: Sequence[str], overwrite: bool = False, *,
 
 
 def model_fingerprint(model) -> str:
-    """sha256 over the model's architecture, config (JSON) and every tensor of its state dict
-    (name, dtype, shape and bytes): the same weights give the same digest wherever loaded. Kept on
-    the model while no tensor is replaced or changed in place (their version counters), so a
-    region's scenes hash it once."""
+    """sha256 over the model's architecture, config (JSON), its tokenizer's vocabulary and length,
+    and every tensor of its state dict (name, dtype, shape and bytes): the same weights give the
+    same digest wherever loaded. Kept on the model while no tensor is replaced or changed in place
+    (their version counters) and the tokenizer is the same, so a region's scenes hash it once."""
     import torch
 
     state = model.state_dict()
-    key = tuple((n, t.data_ptr(), t._version, t.dtype) for n, t in state.items())
+    tok = getattr(model, "tokenizer", None)
+    key = (tuple((n, t.data_ptr(), t._version, t.dtype) for n, t in state.items()), id(tok),
+           getattr(tok, "max_tokens", None))
     cached = getattr(model, "_rrsis_fingerprint", None)
     if cached is not None and cached[0] == key:
         return cached[1]
     h = hashlib.sha256()
     config = {"arch": getattr(model, "arch", type(model).__name__), "config": getattr(model, "config", None)}
+    if tok is not None:
+        config["tokenizer"] = {"vocab": getattr(tok, "vocab", None), "max_tokens": getattr(tok, "max_tokens", None)}
     h.update(json.dumps(config, sort_keys=True, default=str).encode())
     for name, t in sorted(state.items()):
         t = t.detach().to("cpu").contiguous().reshape(-1)

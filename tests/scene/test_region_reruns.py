@@ -17,8 +17,9 @@ from _fixtures import write_small_geotiff
 from test_scene import tiny  # noqa: F401  (the sharpened tiny model fixture)
 
 from rrsis.cli import main
+from rrsis.scene.outputs import model_fingerprint
 from rrsis.scene.region import RECORD, read_record, segment_scenes
-from rrsis.scene.region.record import REGION_FILE, model_fingerprint
+from rrsis.scene.region.record import REGION_FILE
 
 KW = {"mode": "global", "threshold": 0.5}
 
@@ -39,7 +40,7 @@ def _other(model):
 
 def test_fingerprint_follows_weights_config_and_tokenizer(tiny):  # noqa: F811
     same = copy.deepcopy(tiny)
-    assert model_fingerprint(same) == model_fingerprint(tiny) and model_fingerprint(tiny).startswith("sha256:")
+    assert model_fingerprint(same) == model_fingerprint(tiny) and len(model_fingerprint(tiny)) == 64
     assert model_fingerprint(_other(tiny)) != model_fingerprint(tiny)
     same.tokenizer = copy.deepcopy(tiny.tokenizer)
     same.tokenizer.max_tokens += 1
@@ -49,14 +50,14 @@ def test_fingerprint_follows_weights_config_and_tokenizer(tiny):  # noqa: F811
 def test_another_model_is_refused_naming_it_and_overwrite_redoes(tiny, tmp_path):  # noqa: F811
     scenes, out = _two(tmp_path), tmp_path / "r"
     first = segment_scenes(tiny, scenes, "the red building", out=out, **KW)
-    assert first.done == ["t0", "t1"] and read_record(out / "t0")["settings"]["model"] == model_fingerprint(tiny)
+    assert first.done == ["t0", "t1"] and read_record(out / "t0")["settings"]["model"] == "sha256:" + model_fingerprint(tiny)
     assert segment_scenes(tiny, scenes, "the red building", out=out, **KW).skipped == ["t0", "t1"]
     other = _other(tiny)
     with pytest.raises(ValueError, match=r"t0: done with other expressions or settings \(done\.json\): the model "
                                          r"\(sha256:.*→ sha256:.*overwrite=True"):
         segment_scenes(other, scenes, "the red building", out=out, **KW)
     again = segment_scenes(other, scenes, "the red building", out=out, overwrite=True, **KW)
-    assert again.done == ["t0", "t1"] and read_record(out / "t1")["settings"]["model"] == model_fingerprint(other)
+    assert again.done == ["t0", "t1"] and read_record(out / "t1")["settings"]["model"] == "sha256:" + model_fingerprint(other)
     # A record of an earlier rrsis (no model in it): refused with advice, never reused.
     rec = read_record(out / "t0")
     del rec["settings"]["model"], rec["read"]

@@ -2,7 +2,7 @@
 outputs an earlier run left in a scene's folder, and the region's own ``region.json``.
 
 A scene's record names everything its files depend on: the expressions and settings, the model
-(a fingerprint of its config, weights and tokenizer) and what was read (the scene's path or URL;
+(:func:`~rrsis.scene.outputs.model_fingerprint` of its config, weights and tokenizer) and what was read (the scene's path or URL;
 for a STAC item's band assets, their keys, files and colours). A rerun reuses a scene only when
 all of them are the same; otherwise it refuses, naming what differs, unless ``overwrite``.
 """
@@ -10,7 +10,6 @@ all of them are the same; otherwise it refuses, naming what differs, unless ``ov
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -23,7 +22,7 @@ from ..._version import __version__
 from ..api import output_paths
 from .entries import SceneSource
 
-__all__ = ["RECORD", "REGION_FILE", "check_done", "model_fingerprint", "read_record", "remove_old_outputs",
+__all__ = ["RECORD", "REGION_FILE", "check_done", "read_record", "remove_old_outputs",
            "scene_reading", "write_region_file"]
 
 RECORD = "done.json"
@@ -41,25 +40,6 @@ def read_record(folder: str | os.PathLike) -> dict | None:
     except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
         return None
     return rec if isinstance(rec, dict) else None
-
-
-def model_fingerprint(model) -> str:
-    """``sha256:`` and the hex digest of a model's architecture and config, its tokenizer's
-    vocabulary and every tensor of its state dict (name, dtype, shape and bytes), in name order."""
-    import torch
-
-    h = hashlib.sha256()
-    head = {"arch": getattr(model, "arch", type(model).__name__), "config": getattr(model, "config", None)}
-    tok = getattr(model, "tokenizer", None)
-    if tok is not None:
-        head["tokenizer"] = {"vocab": getattr(tok, "vocab", None), "max_tokens": getattr(tok, "max_tokens", None)}
-    h.update(json.dumps(head, sort_keys=True, default=str).encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        t = tensor.detach().to("cpu").contiguous()
-        h.update(f"\n{name}:{t.dtype}:{tuple(t.shape)}\n".encode())
-        if t.numel():
-            h.update(t.reshape(-1).view(torch.uint8).numpy())  # the tensor's own bytes, not a copy
-    return "sha256:" + h.hexdigest()
 
 
 def scene_reading(scene: SceneSource) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from ...data.expressions import check_expressions, expression_problem
 from ..aoi import AOIOutsideError, area_of_interest
 from ..api import segment_scene
 from ..infer import SceneOptions
+from ..outputs import model_fingerprint
 from ..read import NoValidPixelsError
 from ..write import remove_stale_temporaries
 from .merge import check_merged_path, read_geojson_rows, write_merged
@@ -43,7 +44,6 @@ from .record import (
     RECORD,
     REGION_FILE,
     check_done,
-    model_fingerprint,
     read_record,
     remove_old_outputs,
     scene_reading,
@@ -273,7 +273,7 @@ def segment_scenes(
     if scene_kwargs.get("aoi") is not None:  # a file read once for the region, checked before any scene
         scene_kwargs = {**scene_kwargs, "aoi": area_of_interest(scene_kwargs["aoi"], scene_kwargs.get("aoi_crs")),
                         "aoi_crs": None}
-    settings = {**_settings(texts_list, scene_kwargs), "model": model_fingerprint(model)}  # once a run
+    settings = {**_settings(texts_list, scene_kwargs), "model": "sha256:" + model_fingerprint(model)}  # once a run
     done_before = {s.id for s in sources if check_done(out / s.id, settings, scene_reading(s), overwrite)}
     rank, world, info = _dist(model)  # every rank checked every scene above
     try:

@@ -1,0 +1,57 @@
+"""Argument types shared by the scene commands (``rrsis predict``, ``rrsis evaluate --scene``):
+numbers in range, ``--objects``, ``--scale`` and ``--stretch``, each refusing what it cannot take."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["fraction", "non_negative", "number", "objects", "positive_float", "positive_int", "scale", "stretch"]
+
+
+def number(cast, ok, expected: str):
+    """An argparse type: ``cast(text)`` when it satisfies ``ok``, else an error saying ``expected``
+    (no silent default for an out-of-range value)."""
+
+    def parse(text: str):
+        try:
+            v = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {expected}") from None
+        if not ok(v):
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {expected}")
+        return v
+
+    return parse
+
+
+positive_int = number(int, lambda v: v > 0, "a positive integer (leave the flag out for the default)")
+non_negative = number(float, lambda v: 0 <= v < float("inf"), "a finite number >= 0")
+fraction = number(float, lambda v: 0 < v < 1, "a number in (0, 1)")
+positive_float = number(float, lambda v: 0 < v < float("inf"), "a positive number")
+
+
+def objects(text: str):
+    if text in ("auto", "all"):
+        return text
+    return number(int, lambda v: v > 0, "a positive integer, auto or all")(text)
+
+
+def scale(text: str):
+    if text in ("dtype", "max", "minmax"):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected dtype, max, minmax or a number") from None
+
+
+def stretch(text: str | None):
+    if text is None:
+        return "auto"
+    if text.strip().lower() == "none":
+        return None
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--stretch {text!r}: expected LOW,HIGH percentiles (e.g. 2,98) or none") from None
+    return (lo, hi)
