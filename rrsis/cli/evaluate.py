@@ -19,7 +19,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "georeferenced scene and its labelled polygons (--scene, --labels; needs "
                     'pip install "rrsis[geo]"): mIoU, oIoU and P@0.5 per mode, beside naive tiles.',
     )
-    p.add_argument("--model", required=True, help="a save_pretrained directory or a Hub repo id")
+    p.add_argument("--model", required=True, help="a save_pretrained directory, a Hub repo id, or a checkpoint of "
+                                                  "rrsis train (RUN/checkpoints/step-N.pt: its weights in the model "
+                                                  "of RUN/best or RUN/final)")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--data", metavar="ROOT", help="dataset folder")
     what.add_argument("--scene", nargs="+", action="extend", metavar="RASTER",
@@ -104,7 +106,12 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--data-option {item!r} must look like KEY=VALUE")
         options[key.strip()] = parse_value(value.strip())
     device = resolve_device(args.device)
-    model = from_pretrained(args.model, map_location=device, **model_limits(args))
+    if os.path.isfile(args.model):  # a checkpoint of rrsis train, in the model of its run's best/ or final/
+        from ..engine.checkpoint import model_from_checkpoint
+
+        model = model_from_checkpoint(args.model, map_location=device, **model_limits(args))
+    else:
+        model = from_pretrained(args.model, map_location=device, **model_limits(args))
     if model.tokenizer is None:
         raise ValueError(f"{args.model} has no tokenizer (vocab.txt): cannot encode the expressions")
     size = args.image_size or model.image_size
