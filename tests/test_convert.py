@@ -131,6 +131,19 @@ def test_cli_convert_with_vocab(tmp_path, capsys):
     model = rrsis.from_pretrained(out)
     assert model.tokenizer is not None and len(model.tokenizer) == 512
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temp dir left behind"
+    assert "assumed" not in capsys.readouterr().out  # the count was given
+
+
+def test_cli_convert_says_which_head_count_it_assumed(tmp_path, capsys):
+    out = tmp_path / "lavt-out"
+    assert cli_main(["convert", "--arch", "lavt", str(FIXTURES / "lavt" / "checkpoint.pth"), str(out)]) == 0
+    printed = capsys.readouterr().out
+    text = json.loads((out / "config.json").read_text())["model_args"]["text"]
+    assumed = text["hidden_size"] // 64 or 1  # the fixtures' BERT: hidden 64 (it has 4 heads)
+    assert text["num_heads"] == assumed
+    assert (f"note: BERT attention heads: {assumed}, assumed (not stored in the checkpoint): hidden size "
+            f"{text['hidden_size']} / 64") in printed
+    assert "convert again with --text-heads N" in printed
 
 
 def test_vocab_size_must_match(tmp_path):

@@ -27,7 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--text-heads", type=_positive_int, default=None, metavar="N",
-        help="BERT attention heads (not stored in weights; default hidden/64, i.e. 12 for BERT-base)",
+        help="BERT attention heads (not stored in the weights; default hidden size / 64, the head size of "
+             "every released BERT: 12 for BERT-base; the value assumed is printed)",
     )
     p.add_argument("--vocab", default=None, metavar="vocab.txt", help="BERT vocabulary to save as the tokenizer")
     p.add_argument("--max-tokens", type=_positive_int, default=None, help="tokenizer length (default: the model's text.max_tokens)")
@@ -46,4 +47,19 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {out} ({args.arch}):")
     for f in sorted(out.iterdir()):
         print(f"  {f.name:<24} {f.stat().st_size / 1e6:9.2f} MB")
+    if args.text_heads is None:
+        print(assumed_heads(out))
     return 0
+
+
+def assumed_heads(out) -> str:
+    """The line saying which BERT head count a conversion without ``--text-heads`` assumed: the
+    weights do not hold it, and a wrong count loads without error but changes every output."""
+    from ..hub.load import read_config
+    from ..hub.save import CONFIG_NAME
+
+    text = read_config(out / CONFIG_NAME)["model_args"].get("text") or {}
+    hidden, heads = text.get("hidden_size"), text.get("num_heads")
+    return (f"note: BERT attention heads: {heads}, assumed (not stored in the checkpoint): hidden size {hidden} / 64, "
+            "the head size of every released BERT (12 for BERT-base, 16 for BERT-large); if this BERT has "
+            "another count, convert again with --text-heads N (a wrong count loads but changes the outputs)")

@@ -19,7 +19,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "georeferenced scene and its labelled polygons (--scene, --labels; needs "
                     'pip install "rrsis[geo]"): mIoU, oIoU and P@0.5 per mode, beside naive tiles.',
     )
-    p.add_argument("--model", required=True, help="a save_pretrained directory or a Hub repo id")
+    p.add_argument("--model", required=True, help="a save_pretrained directory, a Hub repo id, or a checkpoint of "
+                                                  "rrsis train (RUN/checkpoints/step-N.pt: its weights in the model "
+                                                  "of RUN/best or RUN/final)")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--data", metavar="ROOT", help="dataset folder")
     what.add_argument("--scene", nargs="+", action="extend", metavar="RASTER",
@@ -32,6 +34,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--out", help="metrics JSON to write (default: eval-<dataset>-<split>.json, with --scene "
                                  "eval-scene-<scene>.json, or eval-scenes.json for several)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --out metrics file (refused without it), and with --scene existing "
+                        "files in --keep-predictions")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     d = p.add_argument_group("a dataset split (--data)")
     d.add_argument("--dataset", choices=["rrsisd", "refsegrs", "risbench", "folder"],
                    help="dataset layout (required with --data)")
@@ -51,15 +57,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _check_writable(out: str) -> None:
+def _check_writable(out: str, overwrite: bool) -> None:
     """Refuse an ``--out`` that cannot be written: a folder, or a folder that cannot be made or
-    written into."""
+    written into; or an existing file without ``--overwrite`` (the project's rule for outputs)."""
     import os
 
     from .._atomic import writable_folder
 
     if os.path.isdir(out):
         raise IsADirectoryError(f"--out {out}: is a folder; give the metrics file's name (e.g. {out.rstrip('/')}/eval.json)")
+    if os.path.lexists(out) and not overwrite:
+        raise FileExistsError(f"{out} exists (the metrics of an earlier evaluation): pass --overwrite to replace it, "
+                              "or choose another --out")
     writable_folder(os.path.dirname(os.path.abspath(out)), f"choose another --out than {out}")
 
 
@@ -79,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     check_sides(args)
     if args.scene is not None:
         out = args.out or default_out(args)
-        _check_writable(out)
+        _check_writable(out, args.overwrite)
         return run_scene(args, out)
     # --data's defaults, applied here so that check_sides sees which flags were given.
     args.split = args.split or "test"
@@ -89,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     if not os.path.isdir(args.data):
         raise FileNotFoundError(f"--data {args.data}: folder not found")
     out = args.out or f"eval-{args.dataset}-{args.split}.json"
-    _check_writable(out)  # before any computing: a bad --out must not cost the whole evaluation
+    _check_writable(out, args.overwrite)  # before any computing: a bad --out must not cost the whole evaluation
     options = {}
     for item in args.data_option:
         key, sep, value = item.partition("=")
@@ -97,7 +106,12 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--data-option {item!r} must look like KEY=VALUE")
         options[key.strip()] = parse_value(value.strip())
     device = resolve_device(args.device)
-    model = from_pretrained(args.model, map_location=device, **model_limits(args))
+    if os.path.isfile(args.model):  # a checkpoint of rrsis train, in the model of its run's best/ or final/
+        from ..engine.checkpoint import model_from_checkpoint
+
+        model = model_from_checkpoint(args.model, map_location=device, **model_limits(args))
+    else:
+        model = from_pretrained(args.model, map_location=device, **model_limits(args))
     if model.tokenizer is None:
         raise ValueError(f"{args.model} has no tokenizer (vocab.txt): cannot encode the expressions")
     size = args.image_size or model.image_size
@@ -115,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     metrics = evaluate(model, dataset, batch_size=args.batch_size, device=device, amp=args.amp,
                        resolution="native" if args.native_resolution else "eval",
                        empty_iou=args.empty_iou, num_workers=args.num_workers,
-                       desc=f"evaluate {args.split}")
+                       desc=f"evaluate {args.split}", progress=not args.quiet)
     print(format_metrics({f"{args.dataset} {args.split}": metrics}))
     record = {
         "model": str(args.model), "dataset": args.dataset, "data": str(args.data), "split": args.split,

@@ -17,7 +17,7 @@ DATA_ONLY = {"dataset": None, "split": None, "native_resolution": False, "amp": 
              "empty_iou": None, "data_option": []}
 SCENE_ONLY = {"labels": None, "text_field": None, "layer": None, "modes": None, "threshold": None,
               "pixel_ratio": None, "tile": None, "overlap": None, "aoi": None, "aoi_crs": None, "bands": None,
-              "scale": None, "stretch": None, "keep_predictions": None, "overwrite": False, "quiet": False,
+              "scale": None, "stretch": None, "keep_predictions": None,
               "asset": None, "per_scene": False, "read": None, "objects": None}
 
 
@@ -56,13 +56,11 @@ def add_scene_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--keep-predictions", metavar="DIR",
                    help="keep each mode's masks and GeoJSON in DIR/MODE/ (named as rrsis predict names them); "
                         "default: a temporary folder, removed")
-    g.add_argument("--overwrite", action="store_true", help="replace existing files in --keep-predictions")
     g.add_argument("--asset", metavar="KEY", help="scenes from STAC: the asset to read (default: the item's asset "
                                                   "with role 'data'); one key (band assets stacked by rrsis "
                                                   "predict: give its OUT/stacks/*.vrt)")
     g.add_argument("--per-scene", action="store_true", help="several scenes: print a row per scene and mode too "
                                                             "(the JSON always holds them)")
-    g.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def check_sides(args: argparse.Namespace) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -11,7 +12,14 @@ from .base import DATASETS, Entry, ReferringDataset, layout_hint
 from .coco import check_segmentation, decode_segmentation
 from .io import image_size, load_json, load_plain_pickle
 
-__all__ = ["RRSISDDataset", "load_refer"]
+__all__ = ["RRSISDDataset", "find_image_dir", "load_refer"]
+
+logger = logging.getLogger(__name__)
+
+# How to give the image folder, in each place a dataset option is given.
+IMAGE_DIR_HOWTO = ("give the folder as the dataset option image_dir: rrsis train --data.options.image_dir DIR "
+                   "(or --data.options '{\"image_dir\": \"DIR\"}'), rrsis evaluate --data-option image_dir=DIR, "
+                   "image_dir=DIR in Python")
 
 
 def load_refer(
@@ -49,6 +57,36 @@ def load_refer(
     return refs, images, anns
 
 
+def find_image_dir(root: str, image_dir: str) -> str:
+    """The image folder: ``root/image_dir``; when that is missing and ``image_dir`` is relative,
+    the RRSIS-D release's own place for it, beside the annotations' folder
+    (``<release>/rrsisd/{refs(unc).p, instances.json}`` and ``<release>/images/rrsisd/JPEGImages``),
+    if exactly one such folder exists; it is used with a warning naming it.
+
+    Raises:
+        FileNotFoundError: no folder, or several candidates; the message says how to name it.
+    """
+    given = os.path.join(root, image_dir)
+    if os.path.isdir(given):
+        return given
+    found: list[str] = []
+    if not os.path.isabs(image_dir):
+        top = os.path.abspath(root)
+        parent = os.path.dirname(top)
+        for name in ("rrsisd", os.path.basename(top)):
+            candidate = os.path.join(parent, "images", name, image_dir)
+            if os.path.isdir(candidate) and candidate not in found:
+                found.append(candidate)
+    if len(found) == 1:
+        logger.warning("no image folder %s; reading the images from %s, where the RRSIS-D release keeps them "
+                       "(the dataset option image_dir chooses another)", given, found[0])
+        return found[0]
+    where = (f"; {' and '.join(found)} both could be the images" if found else
+             "; if the images are elsewhere (the RRSIS-D release keeps them in images/rrsisd/JPEGImages "
+             "beside the folder of refs(unc).p)")
+    raise FileNotFoundError(f"{given}: image folder not found{where}: {IMAGE_DIR_HOWTO}")
+
+
 def _ann_ids(value: Any) -> list[Any]:
     """A ref's ``ann_id``: one id, a list (multi-target), or ``-1`` / ``None`` / ``[]`` (no
     target)."""
@@ -78,8 +116,10 @@ class RRSISDDataset(ReferringDataset):
         mode: ``"eval"`` (every sentence is a sample) or ``"train"`` (one random sentence per
             ref, redrawn each epoch); ``None``: train for the train split, else eval.
         refs_file, instances_file: file names under ``root`` (or absolute paths).
-        image_dir: image folder under ``root`` or absolute (the official release keeps images
-            in ``refer/data/images/rrsisd/JPEGImages``).
+        image_dir: image folder under ``root`` or absolute. The official release keeps the
+            images beside the annotations' folder (``refer/data/rrsisd`` and
+            ``refer/data/images/rrsisd/JPEGImages``): a relative ``image_dir`` missing under
+            ``root`` is looked for there (:func:`find_image_dir`).
         sentence_key: which sentence field is the text (``"raw"``; ``"sent"`` if missing).
         coco_backend: ``"auto"``, ``"pycocotools"`` or ``"numpy"`` mask decoding.
         **kwargs: :class:`~rrsis.data.base.ReferringDataset` options.
@@ -107,7 +147,6 @@ class RRSISDDataset(ReferringDataset):
         self.coco_backend = coco_backend
         self.refs_path = os.path.join(self.root, refs_file)
         self.instances_path = os.path.join(self.root, instances_file)
-        self.image_dir = os.path.join(self.root, image_dir)
         if not os.path.isfile(self.refs_path):
             raise FileNotFoundError(f"{self.refs_path}: file not found{layout_hint(self.root, refs_file)}")
         refs, self.images, self.annotations = load_refer(self.refs_path, self.instances_path)
@@ -117,8 +156,7 @@ class RRSISDDataset(ReferringDataset):
                 f"{self.refs_path}: unknown split {split!r}; splits present: "
                 f"{', '.join(available) or '(none)'}"
             )
-        if not os.path.isdir(self.image_dir):
-            raise FileNotFoundError(f"{self.image_dir}: image folder not found")
+        self.image_dir = find_image_dir(self.root, image_dir)
         files = set(os.listdir(self.image_dir))
         entries = []
         for k, ref in enumerate(refs):

@@ -23,6 +23,7 @@ __all__ = [
     "latest_checkpoint",
     "list_checkpoints",
     "load_checkpoint",
+    "model_from_checkpoint",
     "prune_checkpoints",
     "restore_rng",
     "resume_mismatch",
@@ -157,10 +158,57 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise ValueError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(
-            f"{path}: not an rrsis training checkpoint (a model directory or an official .pth "
-            "is loaded with rrsis.from_pretrained / `rrsis convert`, not --resume)"
+            f"{path}: not an rrsis training checkpoint (RUN/checkpoints/step-N.pt of rrsis train); a model "
+            "directory loads with rrsis.from_pretrained, an official .pth converts with `rrsis convert`"
         )
     return state
+
+
+def model_from_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu", **load: Any) -> Any:
+    """The model of a training checkpoint (``RUN/checkpoints/step-N.pt``), for evaluation or
+    prediction, e.g. of a run killed before ``final/``.
+
+    A checkpoint holds the weights, the optimizer state and the recipe, but not what the model
+    recorded from its training data (value scaling, colours, band names); those and the model's
+    architecture are read from the run's ``best/`` (or ``final/``) folder, which the same run
+    wrote from the same model, and the checkpoint's weights replace its own.
+
+    Args:
+        path: the checkpoint file.
+        map_location: the device of the model.
+        **load: :func:`rrsis.from_pretrained` options (``max_params``, ...).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a training checkpoint, or its run has no model folder (the message
+            says how to write one), or the folder's model is not the checkpoint's.
+    """
+    from ..hub import from_pretrained
+
+    path = Path(path)
+    state = load_checkpoint(path)
+    run = path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent
+    folders = [run / name for name in ("best", "final") if (run / name / "config.json").is_file()]
+    if not folders:
+        raise ValueError(
+            f"{path}: a training checkpoint holds the weights but not the model's recorded settings, which "
+            f"rrsis reads from its run's best/ or final/ folder, and {run} has neither; run the command that "
+            "started the run again with --resume auto: it goes on from the last checkpoint and writes them")
+    model = from_pretrained(folders[0], map_location=map_location, **load)
+    saved = (state.get("tokenizer") or {}).get("vocab")
+    if saved is not None and model.tokenizer is not None:
+        mine = [t for t, _ in sorted(model.tokenizer.vocab.items(), key=lambda kv: kv[1])]
+        if list(saved) != mine:
+            raise ValueError(f"{path}: its tokenizer is not the one of {folders[0]} ({len(saved)} and {len(mine)} "
+                             "tokens): the folder is not of the run that wrote the checkpoint")
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ValueError(f"{path}: its weights do not fit the model of {folders[0]} ({first}): the folder is not "
+                         "of the run that wrote the checkpoint") from None
+    logger.info("%s: the weights of step %s, in the model of %s", path, state.get("step"), folders[0])
+    return model.eval()
 
 
 def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:

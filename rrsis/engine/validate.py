@@ -28,7 +28,7 @@ from .._config import (
     check_str,
 )
 
-__all__ = ["DEVICE_PATTERN", "OUTPUT_DIR_FIELDS", "format_output_dir", "validate_config"]
+__all__ = ["DEVICE_PATTERN", "OUTPUT_DIR_FIELDS", "check_image_sizes", "format_output_dir", "validate_config"]
 
 # auto, cpu, cuda, cuda:N, mps (what torch.device accepts and rrsis runs on).
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -150,6 +150,7 @@ def validate_config(cfg: Mapping[str, Any]) -> None:
             if key in values:
                 check(f"{section}.{key}", values[key])
     data = cfg.get("data") or {}
+    check_image_sizes(cfg)
     if data.get("options") and data.get("dataset"):
         # The dataset class owns its option names; asking it here stops a misspelt one before
         # the model is built, not at the dataset's constructor. (Imported here: the recipes load
@@ -159,3 +160,18 @@ def validate_config(cfg: Mapping[str, Any]) -> None:
         check_dataset_options(data["dataset"], data["options"])
 
 
+
+
+def check_image_sizes(cfg: Mapping[str, Any]) -> None:
+    """Refuse a ``model.image_size`` other than ``data.image_size``: the run trains and validates
+    at ``data.image_size`` but the model would record the other size as its default, so
+    ``rrsis evaluate`` and ``predict`` would then work at a size it never trained at."""
+    model_size = (cfg.get("model") or {}).get("image_size")
+    data_size = (cfg.get("data") or {}).get("image_size")
+    if model_size is None or data_size is None or model_size == data_size:
+        return
+    raise ConfigError(
+        f"model.image_size={model_size!r} and data.image_size={data_size!r} disagree: the run trains and "
+        f"validates at data.image_size, which the model records as its size (evaluate and predict use it), "
+        f"so it would train at {data_size} and be scored at {model_size}. Set data.image_size={model_size} "
+        f"(--data.image_size {model_size}) to train at {model_size}, and leave model.image_size unset")

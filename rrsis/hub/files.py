@@ -42,6 +42,7 @@ __all__ = [
     "hub_file",
     "hub_unreachable",
     "looks_like_path",
+    "not_a_folder",
     "read_safetensors_header",
     "read_state_dict",
     "unwrap_state_dict",
@@ -323,6 +324,23 @@ def read_state_dict(path: PathLike, map_location: str | torch.device = "cpu") ->
         f"{path}: unknown weight format {suffix or '(no suffix)'!r}; expected "
         f"{', '.join(SAFE_SUFFIXES + LEGACY_SUFFIXES)}"
     )
+
+
+def not_a_folder(path: Path) -> str:
+    """Why ``from_pretrained(path)`` refuses a file, and how that file loads: a checkpoint of
+    ``rrsis train`` (``format: rrsis-train-state``, read by the engine with its run's model
+    folder) or a bare weight file."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001  (not a zip pickle, or not torch's at all: the generic advice)
+        obj = None
+    if isinstance(obj, Mapping) and obj.get("format") == "rrsis-train-state":
+        return (f"{path} is a checkpoint of rrsis train (step {obj.get('step')}): its weights load into the model of "
+                "its run's best/ or final/ folder with rrsis.engine.model_from_checkpoint(path), and rrsis evaluate "
+                "--model takes the file itself; from_pretrained needs a model directory (config.json and "
+                "model.safetensors)")
+    return (f"{path} is a file; from_pretrained needs the directory holding config.json and model.safetensors (a "
+            "bare weight file loads with model.load_state_dict(rrsis.hub.read_state_dict(path)))")
 
 
 def unwrap_state_dict(obj: Mapping[str, Any], source: str, keys: Sequence[str] = ("state_dict", "model")) -> dict[str, torch.Tensor]:

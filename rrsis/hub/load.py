@@ -31,6 +31,7 @@ from .files import (
     hub_file,
     hub_unreachable,
     looks_like_path,
+    not_a_folder,
     read_safetensors_header,
     read_state_dict,
     tokenizer_vocab_check,
@@ -71,11 +72,7 @@ class _Source:
         self.local = path if path.is_dir() else None
         if self.local is None:
             if path.is_file():
-                raise CheckpointError(
-                    f"{path} is a file; from_pretrained needs the directory holding config.json and "
-                    "model.safetensors (a bare weight file loads with "
-                    "model.load_state_dict(rrsis.hub.read_state_dict(path)))"
-                )
+                raise CheckpointError(not_a_folder(path))
             if looks_like_path(self.ref):
                 raise FileNotFoundError(f"model directory not found: {path}")
             check_repo_id(self.ref, "from_pretrained:")

@@ -122,7 +122,8 @@ def test_train_then_evaluate_round_trip(scene_set, tmp_path, capsys):
 
 def test_evaluate_passes_dataset_options(scene_set, tmp_path, capsys):
     base = ["evaluate", "--model", str(scene_set["model"]), "--data", str(scene_set["root"]),
-            "--dataset", "rrsisd", "--split", "val", "--num-workers", "0", "--out", str(tmp_path / "m.json")]
+            "--dataset", "rrsisd", "--split", "val", "--num-workers", "0", "--out", str(tmp_path / "m.json"),
+            "--overwrite"]
     images = scene_set["root"] / "JPEGImages"
     assert main([*base, "--data-option", f"image_dir={images}"]) == 0
     assert main([*base, "--data-option", "image_dir=/no/such/images"]) == 2

@@ -77,7 +77,10 @@ def test_prints_the_table_and_writes_what_the_masks_hold(saved, tmp_path, capsys
             g = truth[e.text]
             assert (e.intersection_px, e.union_px) == (int((pred & g).sum()), int((pred | g).sum()))
         assert rows[m.mode][2:5] == [f"{100 * m.miou:.2f}", f"{100 * m.oiou:.2f}", f"{100 * m.precision_at_05:.2f}"]
-    assert main(argv) == 2  # existing predictions are refused without --overwrite, naming this command's
+    assert main(argv) == 2  # an existing metrics file is refused without --overwrite, before any work
+    assert ("eval-scene-scene.json exists (the metrics of an earlier evaluation): pass --overwrite to replace it"
+            in capsys.readouterr().err)
+    assert main([*argv, "--out", "again.json"]) == 2  # so are existing predictions, naming this command's
     err = capsys.readouterr().err
     assert ("already exist(s): pass overwrite=True (rrsis evaluate --overwrite) to replace, or choose another "
             "keep_predictions folder (--keep-predictions)") in err and "rrsis predict" not in err

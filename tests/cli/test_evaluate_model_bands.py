@@ -55,7 +55,7 @@ def test_evaluate_scores_a_4_band_model_with_its_own_statistics(tmp_path, tiny_t
     assert got["oIoU"] == pytest.approx(want["oIoU"]) and got["mIoU"] == pytest.approx(want["mIoU"])
     # statistics other than the model's are refused, naming both
     assert main(["evaluate", "--model", str(tmp_path / "m"), "--data", str(root), "--dataset", "risbench",
-                 "--num-workers", "0", "--out", str(out), "--data-option", "mean=[0.5,0.5,0.5,0.5]",
+                 "--num-workers", "0", "--out", str(out), "--overwrite", "--data-option", "mean=[0.5,0.5,0.5,0.5]",
                  "--data-option", "std=[0.2,0.2,0.2,0.2]"]) == 2
 
 

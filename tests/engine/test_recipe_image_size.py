@@ -1,0 +1,38 @@
+"""The model records the size it trains at (data.image_size); a recipe giving the model another
+size is refused when it is loaded, before anything is built or written."""
+
+import pytest
+
+from rrsis import ConfigError
+from rrsis.cli import main
+from rrsis.engine import Trainer, load_config
+from rrsis.engine.trainer import build_model
+
+
+def test_a_model_size_other_than_the_training_size_is_refused_naming_both_keys():
+    with pytest.raises(ConfigError) as err:
+        load_config("gl-msin-tiny-synthetic", ["model.image_size=96"])
+    msg = str(err.value)
+    assert "model.image_size=96 and data.image_size=64 disagree" in msg
+    assert "Set data.image_size=96 (--data.image_size 96)" in msg and "leave model.image_size unset" in msg
+
+
+def test_the_trainer_refuses_the_conflict_in_a_config_given_as_a_dict():
+    with pytest.raises(ConfigError, match=r"model.image_size=128 and data.image_size=64 disagree"):
+        Trainer({"model": {"name": "gl-msin-tiny", "image_size": 128}, "data": {"image_size": 64}})
+
+
+def test_the_cli_refuses_before_writing_the_run_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "--config", "gl-msin-tiny-synthetic", "--data.root", str(tmp_path),
+                 "--model.image_size", "96", "--train.output_dir", str(out)])
+    assert code == 2
+    assert "model.image_size=96 and data.image_size=64 disagree" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("overrides", [["data.image_size=96"], ["data.image_size=96", "model.image_size=96"]])
+def test_one_size_or_both_alike_train_and_record_that_size(overrides):
+    cfg = load_config("gl-msin-tiny-synthetic", overrides)
+    model = build_model(cfg["model"], image_size=cfg["data"]["image_size"])
+    assert model.image_size == 96
