@@ -26,6 +26,7 @@ def _vrt(args: argparse.Namespace, flag: str, joins: str) -> str:
     from pathlib import Path
 
     from ..scene import check_outputs
+    from ..scene.outputs import RESUME
 
     if not is_region(args.image):
         raise ValueError(f"--{flag} joins several {joins}: give several --image values, a quoted glob "
@@ -35,9 +36,33 @@ def _vrt(args: argparse.Namespace, flag: str, joins: str) -> str:
             raise ValueError(f"--{name.replace('_', '-')} applies to a region of separate scenes, not to "
                              f"--{flag} (one scene)")
     vrt = Path(f"{args.out}_{flag}.vrt")
-    check_outputs([str(vrt)], args.overwrite or args.resume)  # --resume: rewritten, its outputs' records say if it changed
+    check_outputs([str(vrt)], args.overwrite or args.resume, resume=RESUME)
     vrt.parent.mkdir(parents=True, exist_ok=True)
     return str(vrt)
+
+
+def _kept(args: argparse.Namespace, vrt: str, old: bytes | None) -> None:
+    """``--resume`` keeps the outputs of the run that built ``vrt``: a VRT built now from other files
+    (or another order) is refused, and the old one put back, so the kept outputs still match it."""
+    from .._atomic import atomic_write
+
+    if not args.resume or old is None:
+        return
+    with open(vrt, "rb") as fh:
+        if fh.read() == old:
+            return
+    atomic_write(vrt, old)
+    raise ValueError(f"{vrt}: --resume keeps the outputs made from it, but these --image files (or their order, "
+                     "or --stack-colours / --asset / --mosaic-crs) build another one; give the same as before, "
+                     "or pass --overwrite to redo every expression (the VRT is as it was)")
+
+
+def _existing(vrt: str) -> bytes | None:
+    try:
+        with open(vrt, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        return None
 
 
 def build_mosaic(args: argparse.Namespace) -> str:
@@ -45,7 +70,9 @@ def build_mosaic(args: argparse.Namespace) -> str:
     from ..scene.mosaic import build_vrt
 
     vrt = _vrt(args, "mosaic", "scenes")
+    old = _existing(vrt)
     build_vrt(args.image, vrt, asset=args.asset, crs=args.mosaic_crs)
+    _kept(args, vrt, old)
     print(f"wrote {vrt}")
     return vrt
 
@@ -62,7 +89,9 @@ def build_stack(args: argparse.Namespace) -> str:
                          "band files, in order)")
     vrt = _vrt(args, "stack", "band files of one scene")
     colours = None if args.stack_colours is None else args.stack_colours.replace(" ", "").split(",")
+    old = _existing(vrt)
     stack(args.image, vrt, colours=colours)
+    _kept(args, vrt, old)
     print(f"wrote {vrt}: {stack_bands(vrt)}")
     return vrt
 

@@ -15,16 +15,18 @@ and settings: the mask is replaced last and its old file removed before any othe
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 from .._atomic import writable_folder
 
-__all__ = ["TAGS", "check_outputs", "kept_outputs", "model_fingerprint", "output_paths", "output_prefixes",
+__all__ = ["TAGS", "check_outputs", "fingerprint_held", "kept_outputs", "model_fingerprint", "output_paths", "output_prefixes",
            "output_record", "read_record", "record_tags"]
 
 TAGS = {"expression": "RRSIS_EXPRESSION", "source": "RRSIS_SOURCE", "model": "RRSIS_MODEL",
@@ -88,20 +90,33 @@ def check_outputs(paths: Sequence[str], overwrite: bool = False, *,
             raise IsADirectoryError(f"{p}: an output file's name is taken by a folder; choose {instead}")
 
 
+_HELD: ContextVar[tuple[int, str] | None] = ContextVar("rrsis_model_fingerprint", default=None)
+
+
+@contextlib.contextmanager
+def fingerprint_held(model, digest: str | None = None) -> Iterator[str]:
+    """Inside the block, :func:`model_fingerprint` of ``model`` is the digest taken on entry (or
+    ``digest``, taken just before): a region's scenes share one model, hashed once, not per scene.
+    The model must not change inside."""
+    token = _HELD.set((id(model), digest or model_fingerprint(model)))
+    try:
+        yield _HELD.get()[1]
+    finally:
+        _HELD.reset(token)
+
+
 def model_fingerprint(model) -> str:
     """sha256 over the model's architecture, config (JSON), its tokenizer's vocabulary and length,
     and every tensor of its state dict (name, dtype, shape and bytes): the same weights give the
-    same digest wherever loaded. Kept on the model while no tensor is replaced or changed in place
-    (their version counters) and the tokenizer is the same, so a region's scenes hash it once."""
+    same digest wherever loaded. Taken afresh on every call (an in-place edit through ``.data``
+    leaves no trace to cache by), except inside :func:`fingerprint_held`."""
     import torch
 
+    held = _HELD.get()
+    if held is not None and held[0] == id(model):
+        return held[1]
     state = model.state_dict()
     tok = getattr(model, "tokenizer", None)
-    key = (tuple((n, t.data_ptr(), t._version, t.dtype) for n, t in state.items()), id(tok),
-           getattr(tok, "max_tokens", None))
-    cached = getattr(model, "_rrsis_fingerprint", None)
-    if cached is not None and cached[0] == key:
-        return cached[1]
     h = hashlib.sha256()
     config = {"arch": getattr(model, "arch", type(model).__name__), "config": getattr(model, "config", None)}
     if tok is not None:
@@ -110,8 +125,7 @@ def model_fingerprint(model) -> str:
     for name, t in sorted(state.items()):
         t = t.detach().to("cpu").contiguous().reshape(-1)
         h.update(f"{name}|{t.dtype}|{t.numel()}\n".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    model._rrsis_fingerprint = (key, h.hexdigest())
+        h.update(t.view(torch.uint8).numpy() if t.numel() else b"")  # its own bytes, not a copy
     return h.hexdigest()
 
 

@@ -169,3 +169,41 @@ def test_model_fingerprint_follows_the_weights(saved):
     with torch.no_grad():
         next(a.parameters())[0].add_(1.0)
     assert model_fingerprint(a) != digest
+    # An edit through .data (as EMA code makes) leaves no version count behind: still seen.
+    edited = model_fingerprint(a)
+    next(a.parameters()).data.mul_(0.5)
+    assert model_fingerprint(a) != edited
+    # Held for a region's run: hashed once on entry, the same digest inside, fresh again after.
+    from rrsis.scene.outputs import fingerprint_held
+
+    with fingerprint_held(b) as held:
+        assert held == digest and model_fingerprint(b) == digest and model_fingerprint(a) != digest
+    assert model_fingerprint(b) == digest
+
+
+def test_resume_of_a_stack_built_otherwise_is_refused_and_the_vrt_kept(saved, tmp_path, capsys):
+    """--stack --resume with the band files in another order: refused before any work, and the VRT
+    the kept outputs were made from is left as it was (not rewritten)."""
+    import numpy as np
+    from rasterio.transform import from_origin
+
+    bands = []
+    for i, name in enumerate(("B02", "B03", "B04")):
+        path = tmp_path / f"{name}.tif"
+        with rasterio.open(path, "w", driver="GTiff", width=64, height=64, count=1, dtype="uint8", crs="EPSG:32633",
+                           transform=from_origin(500000, 4000000, 1, 1)) as ds:
+            ds.write(np.full((1, 64, 64), 40 * (i + 1), np.uint8))
+        bands.append(str(path))
+    base = ["predict", "--model", str(saved / "model"), "--stack", "--mode", "global", "--text", "the red building",
+            "--out", str(tmp_path / "s"), "--quiet"]
+    assert main([*base[:3], "--image", *bands, *base[3:]]) == 0
+    vrt = tmp_path / "s_stack.vrt"
+    before = vrt.read_bytes()
+    capsys.readouterr()
+    assert main([*base[:3], "--image", *bands, *base[3:]]) == 2  # existing: --resume offered first
+    assert "--resume" in capsys.readouterr().err
+    assert main([*base[:3], "--image", *bands, *base[3:], "--resume"]) == 0  # the same files: kept
+    assert main([*base[:3], "--image", *bands[::-1], *base[3:], "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "--resume keeps the outputs made from it" in err and "the VRT is as it was" in err
+    assert vrt.read_bytes() == before

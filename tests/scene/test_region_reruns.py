@@ -154,3 +154,22 @@ def test_another_file_of_the_same_id_is_refused_naming_it(tiny, tmp_path):  # no
     with pytest.raises(ValueError, match=rf"x: done with other expressions or settings \(done\.json\): the source read "
                                          rf"\({tmp_path / 'a' / 'x.tif'} → {tmp_path / 'b' / 'x.tif'}\)"):
         segment_scenes(tiny, str(tmp_path / "b" / "x.tif"), "the ship", out=out, **KW)
+
+
+def test_a_truncated_scene_fails_with_gdals_own_reason(tiny, tmp_path):  # noqa: F811
+    """A GeoTIFF cut short opens and fails when read: rasterio's "Read failed. See previous exception
+    for details." is said with the exception it points to (GDAL's reason), in the warning and in
+    region.json."""
+    from rasterio.transform import from_origin
+
+    write_small_geotiff(tmp_path / "a.tif")
+    path = tmp_path / "cut.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=256, height=256, count=3, dtype="uint8", crs="EPSG:32633",
+                       transform=from_origin(500000, 4000000, 1, 1), compress="deflate", tiled=True) as ds:
+        ds.write(np.random.default_rng(0).integers(0, 255, (3, 256, 256), dtype=np.uint8))
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.warns(UserWarning, match=r"scene cut .*failed: .*IReadBlock failed"):
+        s = segment_scenes(tiny, [str(tmp_path / "a.tif"), str(path)], "the red building", out=tmp_path / "r", **KW)
+    assert "IReadBlock failed" in s.failed["cut"]
+    region = json.loads((tmp_path / "r" / REGION_FILE).read_text())
+    assert "IReadBlock failed" in {e["id"]: e for e in region["scenes"]}["cut"]["error"]

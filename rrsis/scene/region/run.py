@@ -36,7 +36,7 @@ from ...data.expressions import check_expressions, expression_problem
 from ..aoi import AOIOutsideError, area_of_interest
 from ..api import segment_scene
 from ..infer import SceneOptions
-from ..outputs import model_fingerprint
+from ..outputs import fingerprint_held, model_fingerprint
 from ..read import NoValidPixelsError
 from ..write import remove_stale_temporaries
 from .merge import check_merged_path, read_geojson_rows, write_merged
@@ -273,12 +273,14 @@ def segment_scenes(
     if scene_kwargs.get("aoi") is not None:  # a file read once for the region, checked before any scene
         scene_kwargs = {**scene_kwargs, "aoi": area_of_interest(scene_kwargs["aoi"], scene_kwargs.get("aoi_crs")),
                         "aoi_crs": None}
-    settings = {**_settings(texts_list, scene_kwargs), "model": "sha256:" + model_fingerprint(model)}  # once a run
+    digest = model_fingerprint(model)
+    settings = {**_settings(texts_list, scene_kwargs), "model": "sha256:" + digest}
     done_before = {s.id for s in sources if check_done(out / s.id, settings, scene_reading(s), overwrite)}
     rank, world, info = _dist(model)  # every rank checked every scene above
     try:
-        summary = _run(model, sources, texts_list, out, merged_path, settings, done_before, overwrite, progress,
-                       barrier_timeout, rank, world, scene_kwargs)
+        with fingerprint_held(model, digest):  # hashed once for the run, not once per scene
+            summary = _run(model, sources, texts_list, out, merged_path, settings, done_before, overwrite,
+                           progress, barrier_timeout, rank, world, scene_kwargs)
         if made and rank == 0 and len(summary.failed) == summary.total:  # no empty folders left behind
             for sid in [*summary.failed, "stacks", ""]:
                 with contextlib.suppress(OSError):
@@ -294,6 +296,17 @@ def segment_scenes(
             from ...engine.distributed import cleanup_distributed
 
             cleanup_distributed(info)
+
+
+def _failure_text(exc: BaseException) -> str:
+    """``Type: message`` of a scene's failure, with the causes it points to ("Read failed. See
+    previous exception for details.": GDAL's own message is the chained one) after it."""
+    parts, seen = [f"{type(exc).__name__}: {exc}"], exc
+    while (seen := seen.__cause__ or seen.__context__) is not None and len(parts) < 4:
+        text = f"{type(seen).__name__}: {seen}"
+        if text not in parts:
+            parts.append(text)
+    return " <- ".join(parts)
 
 
 def _run(model, sources, texts, out, merged_path, settings, done_before, overwrite, progress, timeout,
@@ -316,8 +329,8 @@ def _run(model, sources, texts, out, merged_path, settings, done_before, overwri
                 pixels += n
                 (part.outside if outside else part.done).append(src.id)
             except Exception as exc:  # noqa: BLE001 - one bad scene does not stop the region
-                part.failed[src.id] = f"{type(exc).__name__}: {exc}"
-                warnings.warn(f"scene {src.id} ({src.uri}) failed: {exc}", UserWarning, stacklevel=3)
+                part.failed[src.id] = _failure_text(exc)
+                warnings.warn(f"scene {src.id} ({src.uri}) failed: {part.failed[src.id]}", UserWarning, stacklevel=3)
             _exit_hook(rank, len(part.done))
             if bar is not None:
                 bar.set_postfix_str(f"{pixels / 1e6 / max(time.time() - t0, 1e-9):.3g} Mpx/s", refresh=False)
