@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from .band_names import named_bands, names_note
+from .band_names import named_bands, names_note, unnamed_read_note
 from .bands import Bands, Scale, colours_at, nodata_mask, parse_bands, scale_values, select_bands
 from .files import load_json, load_plain_pickle
 from .tiff import _tiff_header, read_tiff_rasterio, read_uncompressed_tiff
@@ -221,8 +221,11 @@ def _read_masked(path: ImageSource, bands: Bands = None, scale: Scale = None, ma
     describes them all (:func:`~rrsis.data.band_names.named_bands`); else its declared colours read
     where the model's ``colours`` (``backbone.rgb``) has them (:func:`~rrsis.data.bands.colours_at`)."""
     arr, alpha, where, rgb, nodata, described = _load(path, max_pixels=max_pixels)
+    note = None
     if bands is None:
         bands = named_bands(described, names, channels)
+        flags = [False] * (arr.shape[2] - alpha) + [True] * alpha  # which bands are declared alpha
+        note = None if bands else unnamed_read_note(described, names, flags, channels, where, rgb is not None)
     if None not in (colours, rgb) and bands is None and channels not in (None, 3) and arr.shape[2] - alpha == channels:
         bands = colours_at(tuple(range(1, channels + 1)), rgb, colours) if max(rgb) <= channels else None
     try:
@@ -231,6 +234,8 @@ def _read_masked(path: ImageSource, bands: Bands = None, scale: Scale = None, ma
         if bands is None and names is not None and len(names) == (channels or 3):
             raise ValueError(f"{exc}; {names_note(described, names)}") from None
         raise
+    if note:  # the model's names not found on a raster of its band count: read by position
+        warnings.warn(note, UserWarning, stacklevel=4)  # as the scene reader warns (model.predict's caller)
     mask = nodata_mask(arr, nodata)
     return scale_values(arr, scale, where, mask), mask
 
