@@ -113,6 +113,31 @@ def test_descriptions_default_to_the_file_stems_and_nodata_is_carried(tmp_path, 
         assert (ds.read_masks(2) > 0).sum() == (ds.read(2) == 200).sum() > 0
 
 
+def test_bands_are_named_by_what_their_stems_do_not_share(tmp_path, bands):
+    """Landsat's and Sentinel-2's file names carry the product id: each date's stack names its bands
+    alike (B4, not LC09_..._20240101_..._SR_B4), so a model recording them reads another date by name."""
+    folder, data = bands
+    named = {}
+    for date in ("20240101", "20240117"):
+        files = [_band(folder / f"LC09_L2SP_190030_{date}_02_T1_SR_{b}.TIF", data[s])
+                 for b, s in (("B4", "B04"), ("B3", "B03"), ("B2", "B02"))]
+        with rasterio.open(build_stack(files, tmp_path / f"{date}.vrt")) as ds:
+            named[date] = ds.descriptions
+    assert named["20240101"] == named["20240117"] == ("B4", "B3", "B2")
+    s2 = [_band(folder / "T32TQM_20240101T101431_B04_10m.jp2.tif", data["B04"]),
+          _band(folder / "T32TQM_20240101T101431_B8A_20m.jp2.tif", data["B8A"], px=2 * PX),
+          _band(folder / "T32TQM_20240101T101431_B03_10m.jp2.tif", data["B03"], description="green")]
+    with rasterio.open(build_stack(s2, tmp_path / "s2.vrt")) as ds:
+        assert ds.descriptions == ("B04_10m", "B8A_20m", "green")  # a band's own description first
+    with rasterio.open(build_stack(s2[:1], tmp_path / "one.vrt")) as ds:  # one file: its whole stem
+        assert ds.descriptions == ("T32TQM_20240101T101431_B04_10m.jp2",)
+    other = tmp_path / "other"
+    other.mkdir()
+    same = [folder / "B04.tif", _band(other / "B04.tif", data["B03"])]  # nothing differs: whole stems
+    with rasterio.open(build_stack(same, tmp_path / "same.vrt")) as ds:
+        assert ds.descriptions == ("B04", "B04")
+
+
 @pytest.mark.parametrize("change, match", [
     ({"crs": "EPSG:32634"}, r"EPSG:32634.*one CRS"),
     ({"x0": X0 + 3 * PX}, r"same area.*--mosaic"),
