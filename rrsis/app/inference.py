@@ -120,9 +120,12 @@ def value_type(path: str | os.PathLike) -> str | None:
             return int(v[0] if isinstance(v, tuple) else v)
         bits = first(258, 8)  # BitsPerSample, SampleFormat
         return "uint8" if bits <= 8 else {2: "int", 3: "float"}.get(first(339, 1), "uint") + str(bits)
+    from ..data.io import png16_colour  # a 16-bit RGB(A) PNG: PIL's mode says RGB
+
     try:
         with Image.open(path) as im:
-            return _WIDE_MODES.get(im.mode, "uint8")
+            wide = im.format == "PNG" and im.mode in ("RGB", "RGBA") and png16_colour(os.fspath(path))
+            return "uint16" if wide else _WIDE_MODES.get(im.mode, "uint8")
     except (OSError, SyntaxError, ValueError):
         return None
 

@@ -23,6 +23,9 @@ _PHRASES = (
     (re.compile(r"; crs= \(('[^']*')\) only gives one"), r"; the CRS field (\1) only gives one"),
     (re.compile(r"\(bands= chooses others, e\.g\. \((\d+), (\d+), (\d+)\)"), r"(the Bands field chooses others, e.g. \1,\2,\3"),
     (re.compile(r"\(bands=\((\d+),\) reads"), r"(Bands \1 reads"),
+    (re.compile(r"pass bands= \(--bands\) with (\d+) band numbers"), r"give the Bands field \1 band numbers"),
+    (re.compile(r"e\.g\. bands=\((\d+(?:, \d+)*),?\)"), lambda m: f"e.g. {m[1].replace(' ', '')}"),
+    (re.compile(r"with bands= \(--bands\)"), "in the Bands field"),
     (re.compile(r"^text (\d+):"), lambda m: f"expression {int(m[1]) + 1}:"),
 )
 

@@ -97,8 +97,10 @@ def build_stack(args: argparse.Namespace) -> str:
 
 
 def stack_bands(vrt: str) -> str:
-    """The stack's bands in words, and which an RGB model reads as red, green and blue (a glob's
-    files come sorted by name: B02, B03, B04 is blue first)."""
+    """The stack's bands in words, and what a model reads of them, printed before the model loads:
+    an RGB model without recorded band names reads the declared red, green and blue, else the first
+    three (a glob's files come sorted by name: B02, B03, B04 is blue first); a model recording its
+    bands' names (``backbone.band_names``) finds them by name."""
     import rasterio
 
     from ..data.bands import declared_rgb
@@ -107,17 +109,18 @@ def stack_bands(vrt: str) -> str:
         names, colours = [d or "?" for d in ds.descriptions], [c.name for c in ds.colorinterp]
     listed = ", ".join(f"{i} {n}" + (f" ({c})" if c not in ("undefined", "gray") else "")
                        for i, (n, c) in enumerate(zip(names, colours), 1))
-    rgb = declared_rgb(colours, names)
+    named = "; a model that records its bands' names (backbone.band_names) reads them by name, in its own order"
+    rgb, plain = declared_rgb(colours, names), "an RGB model without recorded band names"
     if rgb is not None:
-        return f"bands {listed}; an RGB model reads {', '.join(names[b - 1] for b in rgb)} as red, green, blue"
+        return f"bands {listed}; {plain} reads {', '.join(names[b - 1] for b in rgb)} as red, green, blue{named}"
     if len(names) < 3:  # as the scene reads it (rrsis.data.bands.first_three_note): band 1 as grey
         rest = "" if len(names) == 1 else f", {names[1]} as its transparency" if colours[1] == "alpha" else \
             f", {names[1]} not at all (a model built with in_chans=2 reads both)"
-        return f"bands {listed}; an RGB model reads {names[0]} as grey{rest}"
+        return f"bands {listed}; {plain} reads {names[0]} as grey{rest}{named}"
     example = ",".join((["red", "green", "blue"] + ["undefined"] * len(names))[:len(names)])
-    return (f"bands {listed}; none declared red, green or blue, so an RGB model reads the first three as "
-            f"red, green, blue in this order (give the files in R, G, B order, or each band's colour in the "
-            f"stack's order, e.g. --stack-colours {example})")
+    return (f"bands {listed}; none declared red, green or blue, so {plain} reads the first three as red, green, "
+            f"blue in this order (give the files in R, G, B order, or each band's colour in the stack's order, "
+            f"e.g. --stack-colours {example}){named}")
 
 
 def band_files_hint(scenes, most: int = 32) -> str | None:

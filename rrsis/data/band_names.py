@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from . import bands as _bands
 
-__all__ = ["check_names", "declared_names", "named_bands", "names_note"]
+__all__ = ["check_names", "declared_names", "named_bands", "names_note", "unnamed_read_note"]
 
 
 def _key(name: object) -> str:
@@ -99,3 +99,20 @@ def names_note(descriptions: Sequence[str | None] | None, names: Sequence[str]) 
     found = f"its bands are described {', '.join(described)}" if described else "its bands have no descriptions"
     return (f"the model reads bands described {', '.join(names)} (backbone.band_names, from its training "
             f"images); {found}, so {', '.join(lacking)} cannot be found by name (once each)")
+
+
+def unnamed_read_note(descriptions: Sequence[str | None] | None, names: Sequence[str] | None,
+                      alpha: Sequence[bool], channels: int | None, where: str, declared: bool = False) -> str | None:
+    """What the readers warn (one line) when a model recording band ``names`` is given a raster of
+    its band count (``alpha``: which bands are declared alpha) that describes its bands otherwise:
+    it is read by the band rule (file order), not by name. ``None`` when the names are found, the
+    count differs (the band rule refuses), the raster describes nothing (numbered bands aside), or
+    an RGB model reads the red, green and blue it ``declared``."""
+    if (declared and channels in (None, 3)) or not names or len(names) != (channels or 3) \
+            or named_bands(descriptions, names, channels) is not None:
+        return None
+    read = [d for d, a in zip(descriptions or (), alpha) if not a]
+    if len(read) != (channels or 3) or not any(_key(d) and not _NUMBERED.fullmatch(_key(d)) for d in read):
+        return None
+    return (f"{where}: {names_note(descriptions, names)}: its bands are read by position (file order, declared "
+            "colours aside), which may not be the model's; choose them with bands= (--bands) in the model's order")

@@ -21,7 +21,7 @@ from PIL import ImageMode
 
 from . import bands as _bands
 from .bands import Bands, Scale, check_divisor, scale_values, select_bands
-from .io import _PIL_MODES_TO_RGB, _SWAPPING_ORIENTATIONS, _open_pil, exif_orientation
+from .io import _PIL_MODES_TO_RGB, _SWAPPING_ORIENTATIONS, _open_pil, exif_orientation, png16_colour
 from .tiff import _tiff_header
 
 __all__ = ["ImageHeader", "declared_channels", "header_problems", "odd_headers", "option_problem", "read_header"]
@@ -111,7 +111,8 @@ def read_header(path: str | os.PathLike, palette_to_rgb: bool = True) -> ImageHe
         base = ImageMode.getmode(mode)
     except KeyError:
         raise ValueError(f"{path}: cannot read image (PIL mode {mode!r} is not supported)") from None
-    return ImageHeader(path, h, w, len(base.bands), np.dtype(base.typestr).name, mode in _ALPHA_MODES, palette)
+    dtype = "uint16" if mode in ("RGB", "RGBA") and png16_colour(path) else np.dtype(base.typestr).name  # as io reads it
+    return ImageHeader(path, h, w, len(base.bands), dtype, mode in _ALPHA_MODES, palette)
 
 
 def declared_channels(headers: Sequence[ImageHeader], bands: Bands = None,

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from .band_names import named_bands, names_note
+from .band_names import named_bands, names_note, unnamed_read_note
 from .bands import Bands, Scale, colours_at, nodata_mask, parse_bands, scale_values, select_bands
 from .files import load_json, load_plain_pickle
 from .tiff import _tiff_header, read_tiff_rasterio, read_uncompressed_tiff
@@ -116,6 +116,31 @@ def _from_pil(im: Image.Image, where: str, palette_to_rgb: bool) -> tuple[np.nda
     return arr, alpha
 
 
+def png16_colour(path: str) -> bool:
+    """Whether ``path`` is a 16-bit RGB or RGBA PNG (its header: bit depth 16, colour type 2 or 6),
+    which PIL reads as 8-bit, keeping each value's high byte (a 16-bit grey PNG it reads whole)."""
+    with open(path, "rb") as fh:
+        head = fh.read(26)
+    return len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR" \
+        and head[24] == 16 and head[25] in (2, 6)
+
+
+def _read_png16(path: str) -> tuple[np.ndarray, bool]:
+    """A 16-bit RGB(A) PNG's own values (uint16 ``[H, W, 3 or 4]``, alpha last), through GDAL's PNG
+    driver (the ``geo`` extra); refused without it rather than read as 8-bit."""
+    try:
+        import rasterio
+        from rasterio.errors import NotGeoreferencedWarning
+    except ImportError:
+        raise ValueError(f"{path}: a 16-bit RGB PNG, which PIL reads as 8-bit (its high bytes only); rasterio "
+                         'reads its values: pip install "rrsis[geo]", or convert it to a 16-bit TIFF') from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a plain picture has no CRS
+        with rasterio.open(path) as src:
+            arr = np.moveaxis(src.read(), 0, 2)
+    return arr, arr.shape[2] == 4
+
+
 def _load(source: ImageSource, palette_to_rgb: bool = True, max_pixels: int | None = None) -> LoadedImage:
     """Any image source → :class:`LoadedImage`; ``max_pixels`` is checked on the header, before
     any pixel is decoded."""
@@ -130,7 +155,8 @@ def _load(source: ImageSource, palette_to_rgb: bool = True, max_pixels: int | No
         if info is None:
             with _open_pil(path, max_pixels) as im:
                 check_pixels(im.height, im.width, max_pixels, path)
-                arr, alpha = _from_pil(im, path, palette_to_rgb)
+                wide = im.format == "PNG" and png16_colour(path)  # PIL would keep each value's high byte
+                arr, alpha = _read_png16(path) if wide else _from_pil(im, path, palette_to_rgb)
             return LoadedImage(arr, alpha, path, None)
         what = f"compressed {info.samples}-band {info.bits}-bit TIFF"
         try:
@@ -184,8 +210,8 @@ def load_raster(path: ImageSource, palette_to_rgb: bool = True) -> np.ndarray:
     Uncompressed TIFFs go through a numpy reader (exact for any band count and depth); everything
     else through PIL (EXIF orientation applied, CMYK/YCbCr converted to RGB, palettes expanded).
     A compressed TIFF that PIL cannot open, or would decode with fewer bands or bits (a deflate
-    16-bit RGB or a multi-band raster), is read by rasterio (the ``geo`` extra), and raises
-    naming ``pip install "rrsis[geo]"`` without it. Images beyond PIL's
+    16-bit RGB or a multi-band raster), or a 16-bit RGB(A) PNG (PIL keeps its high bytes), is read
+    by rasterio (the ``geo`` extra), and raises naming ``pip install "rrsis[geo]"`` without it. Images beyond PIL's
     decompression-bomb limit raise ``ValueError``.
 
     Args:
@@ -221,8 +247,11 @@ def _read_masked(path: ImageSource, bands: Bands = None, scale: Scale = None, ma
     describes them all (:func:`~rrsis.data.band_names.named_bands`); else its declared colours read
     where the model's ``colours`` (``backbone.rgb``) has them (:func:`~rrsis.data.bands.colours_at`)."""
     arr, alpha, where, rgb, nodata, described = _load(path, max_pixels=max_pixels)
+    note = None
     if bands is None:
         bands = named_bands(described, names, channels)
+        flags = [False] * (arr.shape[2] - alpha) + [True] * alpha  # which bands are declared alpha
+        note = None if bands else unnamed_read_note(described, names, flags, channels, where, rgb is not None)
     if None not in (colours, rgb) and bands is None and channels not in (None, 3) and arr.shape[2] - alpha == channels:
         bands = colours_at(tuple(range(1, channels + 1)), rgb, colours) if max(rgb) <= channels else None
     try:
@@ -231,6 +260,8 @@ def _read_masked(path: ImageSource, bands: Bands = None, scale: Scale = None, ma
         if bands is None and names is not None and len(names) == (channels or 3):
             raise ValueError(f"{exc}; {names_note(described, names)}") from None
         raise
+    if note:  # the model's names not found on a raster of its band count: read by position
+        warnings.warn(note, UserWarning, stacklevel=4)  # as the scene reader warns (model.predict's caller)
     mask = nodata_mask(arr, nodata)
     return scale_values(arr, scale, where, mask), mask
 

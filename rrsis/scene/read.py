@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..data import bands as _bands
-from ..data.band_names import named_bands, names_note
+from ..data.band_names import named_bands, names_note, unnamed_read_note
 from ..data.bands import model_bands, raster_bands, select_bands, transparent_pixels, uint8_to_unit
 from ..data.io import MAX_PIXELS, Scale, _load, check_pixels, nodata_mask, scale_values
 from ..data.transforms import resize_image_bands
@@ -355,6 +355,10 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
                 except ValueError as exc:
                     ds.close()
                     raise ValueError(f"{exc}; {names_note(ds.descriptions, names)}") from None
+            alpha = [c.name == "alpha" for c in ds.colorinterp]
+            declared = _bands.declared_rgb([c.name for c in ds.colorinterp], ds.descriptions) is not None
+            if note := unnamed_read_note(ds.descriptions, names, alpha, channels, path, declared):
+                warnings.warn(note, UserWarning, stacklevel=2)  # same count, other names: read by position
         try:
             return check_scale(Scene(dataset=ds, bands=band_tuple, stretch=stretch, scale=scale, name=path,
                                       crs=crs, channels=channels), scale)

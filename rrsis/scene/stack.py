@@ -10,9 +10,9 @@ The files must lie in one CRS over the same area (bounds within half of the fine
 share a data type. Pixel sizes may differ: the stack is on the finest file's grid and a coarser
 band is resampled onto it as it is read (the VRT source's ``resampling`` attribute, bilinear by
 default). Each band keeps its file's nodata value (the scene reads a pixel any band lacks as
-nodata), colour interpretation and description (the
-file's stem when it has none: ``B04``), unless ``colours`` declares each band's colour, which is
-how an RGB model finds red, green and blue (:func:`~rrsis.data.bands.declared_rgb`). Tiles lying
+nodata), colour interpretation and description (when it has none, what the file's stem does not
+share with the others': ``B4`` of Landsat's ``..._SR_B4.TIF``), unless ``colours`` declares each
+band's colour, which is how an RGB model finds red, green and blue (:func:`~rrsis.data.bands.declared_rgb`). Tiles lying
 side by side are another thing: :func:`~rrsis.scene.build_vrt` (``--mosaic``) joins those.
 """
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -75,11 +76,28 @@ def _info(uri: str) -> dict:
                              "it first (gdal_translate -expand rgb)")
         if len(set(ds.dtypes)) != 1:
             raise ValueError(f"{uri} has bands of several data types {sorted(set(ds.dtypes))}")
-        stem = Path(uri.split("?")[0]).stem or "band"
-        names = [d or (stem if ds.count == 1 else f"{stem}_{b}") for b, d in enumerate(ds.descriptions, 1)]
         return {"uri": uri, "crs": ds.crs, "transform": t, "width": ds.width, "height": ds.height,
                 "bounds": tuple(ds.bounds), "dtype": ds.dtypes[0], "nodata": list(ds.nodatavals),
-                "colours": [c.name for c in ds.colorinterp], "descriptions": names}
+                "colours": [c.name for c in ds.colorinterp], "descriptions": list(ds.descriptions)}
+
+
+def _band_stems(uris: Sequence[str]) -> list[str]:
+    """What each file's stem says that the others' do not: the leading and trailing ``_``/``-``/``.``
+    separated tokens common to every stem dropped (``B4`` of Landsat's ``LC09_L2SP_..._T1_SR_B4``;
+    ``B04_10m`` and ``B8A_20m`` of Sentinel-2 L2A's ``T32TQM_20240101T101431_B04_10m``), so a band is
+    named alike in every date's product. Stems are kept whole for one file, or when a stem would
+    be left with nothing."""
+    stems = [Path(u.split("?")[0]).stem or "band" for u in uris]
+    spans = [[m.span() for m in re.finditer(r"[^_.\-]+", s)] for s in stems]
+    shortest = min(len(x) for x in spans)
+    if len(stems) < 2 or shortest == 0:
+        return stems
+    tokens = [[s[a:b] for a, b in x] for s, x in zip(stems, spans)]
+    lead = next((k for k in range(shortest) if len({t[k] for t in tokens}) > 1), shortest)
+    trail = next((k for k in range(shortest - lead) if len({t[-1 - k] for t in tokens}) > 1), shortest - lead)
+    if lead + trail >= shortest:  # a stem would be left with nothing (the same name in two folders)
+        return stems
+    return [s[x[lead][0]:x[len(x) - 1 - trail][1]] for s, x in zip(stems, spans)]
 
 
 def _refuse(infos: list[dict], fine: dict) -> None:
@@ -145,7 +163,9 @@ def build_stack(sources: str | os.PathLike | Sequence[str | os.PathLike], out: s
             (default), ``"nearest"`` or ``"cubic"``.
 
     Each band keeps its file's nodata value and description; a band without a description is
-    named after its file's stem (``B04``; ``STEM_N`` for band N of a file of several).
+    named after what its file's stem does not share with the others' (``B4``
+    of Landsat's ``LC09_L2SP_190030_20240101_02_T1_SR_B4.TIF``, so another date's stack names its
+    bands alike; ``STEM_N`` for band N of a file of several).
 
     Raises:
         ValueError: ``out`` is not a ``.vrt``; a file has no CRS or geotransform, is rotated or
@@ -165,6 +185,9 @@ def build_stack(sources: str | os.PathLike | Sequence[str | os.PathLike], out: s
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ValueError(f"resampling {resampling!r}: one of {', '.join(RESAMPLING)}{hint}")
     infos = [_info(uri) for uri in _sources(sources)]
+    for i, stem in zip(infos, _band_stems([i["uri"] for i in infos])):  # a band's own description first
+        n_bands = len(i["descriptions"])
+        i["descriptions"] = [d or (stem if n_bands == 1 else f"{stem}_{b}") for b, d in enumerate(i["descriptions"], 1)]
     fine = min(infos, key=lambda i: i["transform"].a * -i["transform"].e)  # min keeps the first of equals
     _refuse(infos, fine)
     n = sum(len(i["nodata"]) for i in infos)

@@ -109,6 +109,25 @@ def test_messages_name_the_upload_and_the_pages_fields(tmp_path):
     assert page_words("text 0: cut", root) == "expression 1: cut"
 
 
+
+def test_a_band_count_refusal_and_the_band_names_note_name_the_bands_field(tmp_path):
+    """The library's refusal of a raster of more bands than the model reads, and its note on a raster
+    described with other names than the model's, name bands= / --bands: the page names its field."""
+    from rrsis.data.band_names import unnamed_read_note
+    from rrsis.data.bands import band_count_problem
+
+    root = tmp_path / "rrsis-app-x"
+    refusal = page_words(band_count_problem(f"{root}/uploads/5af0/six.tif", "raster", 6, 4), root)
+    assert refusal.startswith("six.tif: the raster has 6 band(s) but the model takes 4")
+    assert refusal.endswith("give the Bands field 4 band numbers counted from 1, the model's bands in the order it "
+                            "was trained on, e.g. 1,2,3,4")
+    note = page_words(unnamed_read_note(["B02", "B03", "B04", "B05"], ["B04", "B03", "B02", "B08"], [False] * 4, 4,
+                                        f"{root}/uploads/5af0/four.tif"), root)
+    assert note.startswith("four.tif: the model reads bands described B04, B03, B02, B08")
+    assert note.endswith("choose them in the Bands field in the model's order")
+    assert "bands=" not in refusal + note and "--bands" not in refusal + note
+
+
 def test_a_geotiff_without_a_crs_is_refused_by_its_name_and_the_crs_field(tiny_model, workspace, tmp_path):
     rasterio = pytest.importorskip("rasterio")
     from affine import Affine
@@ -149,6 +168,21 @@ def test_a_16_bit_png_is_stretched_as_a_16_bit_raster_is(tiny_model, workspace, 
     r = respond(tiny_model, workspace, Limits(), uploaded(workspace, tmp_path / "grey16.png"), TEXT, "global", 0.5)
     assert r.ok, r.message
     assert notes(r.message) == [("grey16.png holds uint16 values: stretched 2–98 % band by band (the model "
+                                "records no pixel scale)")]
+
+
+def test_a_16_bit_rgb_png_is_noted_and_stretched_as_a_16_bit_image(tiny_model, workspace, tmp_path):
+    """PIL reads a 16-bit RGB PNG as 8-bit (high bytes): the app reads its own values, with the note."""
+    rasterio = pytest.importorskip("rasterio")
+    values = np.random.default_rng(3).integers(0, 4000, (3, 40, 56)).astype(np.uint16)
+    with rasterio.open(tmp_path / "rgb16.png", "w", driver="PNG", height=40, width=56, count=3, dtype="uint16") as ds:
+        ds.write(values)
+    got, _ = open_scene(str(tmp_path / "rgb16.png"), stretch=STRETCH).read()
+    lo, hi = np.percentile(values[0].astype(np.float64), STRETCH)
+    np.testing.assert_allclose(got[:, :, 0], np.clip((values[0] - lo) / (hi - lo), 0, 1), atol=1e-6)
+    r = respond(tiny_model, workspace, Limits(), uploaded(workspace, tmp_path / "rgb16.png"), TEXT, "global", 0.5)
+    assert r.ok, r.message
+    assert notes(r.message) == [("rgb16.png holds uint16 values: stretched 2–98 % band by band (the model "
                                 "records no pixel scale)")]
 
 

@@ -162,3 +162,44 @@ def test_rrsis_predict_reads_the_named_bands_without_bands(tiny_tokenizer, tmp_p
                      "--scale", "65535", "--quiet"]) == 0
     with rasterio.open(tmp_path / "a_mask.tif") as pa, rasterio.open(tmp_path / "b_mask.tif") as pb:
         np.testing.assert_array_equal(pa.read(), pb.read())
+
+
+def test_a_raster_of_the_models_count_described_otherwise_is_read_by_position_with_a_warning(tiny_tokenizer,
+                                                                                             tmp_path, recwarn, capsys):
+    from rrsis.cli import main
+
+    _, _, planes = _stack(tmp_path)
+    other = _tif(tmp_path / "other.tif", planes[[0, 1, 2, 3]], ["B02", "B03", "B04", "B05"])
+    bare = _tif(tmp_path / "bare.tif", planes[[0, 1, 2, 3]])
+    numbered = _tif(tmp_path / "numbered.tif", planes[[0, 1, 2, 3]], [f"Band {i}" for i in range(1, 5)])
+    model = _model(tiny_tokenizer, band_names=NAMES)
+    model.save_pretrained(tmp_path / "model")
+
+    def notes():
+        found = [str(w.message) for w in recwarn if "backbone.band_names" in str(w.message)]
+        recwarn.clear()
+        return found
+
+    def heard(*paths, cli=False):
+        for path in paths:
+            if cli:
+                assert main(["predict", "--model", str(tmp_path / "model"), "--image", path, "--text",
+                             "the white tank", "--out", str(tmp_path / "p"), "--mode", "global", "--quiet",
+                             "--overwrite"]) == 0
+            else:
+                model.predict(path, "the white tank")
+                with open_scene(path, channels=4, names=NAMES) as sc:
+                    assert sc.bands == (1, 2, 3, 4)  # file order, as before
+        return [line for line in capsys.readouterr().err.splitlines() if "backbone.band_names" in line] if cli \
+            else notes()
+
+    for cli in (False, True):
+        said = heard(other, cli=cli)
+        assert len(said) == (1 if cli else 2) and len(set(said)) == 1 and "\n" not in said[0]
+        for part in ("other.tif", "described B04, B03, B02, B08", "described B02, B03, B04, B05", "B08 cannot",
+                     "bands= (--bands)"):
+            assert part in said[0]
+        assert heard(bare, numbered, cli=cli) == []  # nothing described: nothing to compare
+    with open_scene(other, channels=4, names=NAMES, bands="3,2,1,4"):
+        pass
+    assert notes() == []  # bands= chosen: nothing to say

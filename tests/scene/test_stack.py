@@ -113,6 +113,31 @@ def test_descriptions_default_to_the_file_stems_and_nodata_is_carried(tmp_path, 
         assert (ds.read_masks(2) > 0).sum() == (ds.read(2) == 200).sum() > 0
 
 
+def test_bands_are_named_by_what_their_stems_do_not_share(tmp_path, bands):
+    """Landsat's and Sentinel-2's file names carry the product id: each date's stack names its bands
+    alike (B4, not LC09_..._20240101_..._SR_B4), so a model recording them reads another date by name."""
+    folder, data = bands
+    named = {}
+    for date in ("20240101", "20240117"):
+        files = [_band(folder / f"LC09_L2SP_190030_{date}_02_T1_SR_{b}.TIF", data[s])
+                 for b, s in (("B4", "B04"), ("B3", "B03"), ("B2", "B02"))]
+        with rasterio.open(build_stack(files, tmp_path / f"{date}.vrt")) as ds:
+            named[date] = ds.descriptions
+    assert named["20240101"] == named["20240117"] == ("B4", "B3", "B2")
+    s2 = [_band(folder / "T32TQM_20240101T101431_B04_10m.jp2.tif", data["B04"]),
+          _band(folder / "T32TQM_20240101T101431_B8A_20m.jp2.tif", data["B8A"], px=2 * PX),
+          _band(folder / "T32TQM_20240101T101431_B03_10m.jp2.tif", data["B03"], description="green")]
+    with rasterio.open(build_stack(s2, tmp_path / "s2.vrt")) as ds:
+        assert ds.descriptions == ("B04_10m", "B8A_20m", "green")  # a band's own description first
+    with rasterio.open(build_stack(s2[:1], tmp_path / "one.vrt")) as ds:  # one file: its whole stem
+        assert ds.descriptions == ("T32TQM_20240101T101431_B04_10m.jp2",)
+    other = tmp_path / "other"
+    other.mkdir()
+    same = [folder / "B04.tif", _band(other / "B04.tif", data["B03"])]  # nothing differs: whole stems
+    with rasterio.open(build_stack(same, tmp_path / "same.vrt")) as ds:
+        assert ds.descriptions == ("B04", "B04")
+
+
 @pytest.mark.parametrize("change, match", [
     ({"crs": "EPSG:32634"}, r"EPSG:32634.*one CRS"),
     ({"x0": X0 + 3 * PX}, r"same area.*--mosaic"),
@@ -162,8 +187,8 @@ def test_predict_stack_writes_the_mask_on_the_stacks_grid(tmp_path, bands, saved
             "nir,red,green,blue", "--text", "the red building", "--out", str(tmp_path / "out" / "scene"), "--quiet"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert ("scene_stack.vrt: bands 1 B8A (nir), 2 B04 (red), 3 B03 (green), 4 B02 (blue); an RGB model reads "
-            "B04, B03, B02 as red, green, blue") in printed
+    assert ("scene_stack.vrt: bands 1 B8A (nir), 2 B04 (red), 3 B03 (green), 4 B02 (blue); an RGB model without "
+            "recorded band names reads B04, B03, B02 as red, green, blue; a model that records") in printed
     with rasterio.open(tmp_path / "out" / "scene_stack.vrt") as ds:
         assert [c.name for c in ds.colorinterp] == ["nir", "red", "green", "blue"]
     with rasterio.open(tmp_path / "out" / "scene_mask.tif") as ds:
@@ -179,16 +204,22 @@ def test_predict_stack_writes_the_mask_on_the_stacks_grid(tmp_path, bands, saved
 
 
 def test_the_printed_bands_say_what_an_rgb_model_reads(tmp_path, bands):
-    """A quoted glob sorts B02, B03, B04: blue first. Undeclared, the line says the first three are
-    read as red, green, blue in that order, and how to change it."""
+    """A quoted glob sorts B02, B03, B04: blue first. Undeclared, the line says an RGB model without
+    recorded band names reads the first three as red, green, blue in that order, and how to change
+    it; declared or not, that a model recording its bands' names reads them by name (it is printed
+    before the model loads, so it holds for any model)."""
     from rrsis.cli.predict_sources import stack_bands
 
     folder, _ = bands
     vrt = build_stack(str(folder / "B0*.tif"), tmp_path / "s.vrt")
+    named = "; a model that records its bands' names (backbone.band_names) reads them by name, in its own order"
     assert stack_bands(str(vrt)) == ("bands 1 B02, 2 B03, 3 B04; none declared red, green or blue, so an RGB "
-                                     "model reads the first three as red, green, blue in this order (give the "
-                                     "files in R, G, B order, or each band's colour in the stack's order, e.g. "
-                                     "--stack-colours red,green,blue)")
+                                     "model without recorded band names reads the first three as red, green, "
+                                     "blue in this order (give the files in R, G, B order, or each band's colour "
+                                     "in the stack's order, e.g. --stack-colours red,green,blue)" + named)
+    declared = build_stack(str(folder / "B0*.tif"), tmp_path / "d.vrt", colours="blue,green,red")
+    assert stack_bands(str(declared)) == ("bands 1 B02 (blue), 2 B03 (green), 3 B04 (red); an RGB model without "
+                                          "recorded band names reads B04, B03, B02 as red, green, blue" + named)
 
 
 def test_a_stack_of_two_or_one_bands_is_said_to_be_read_as_grey(tmp_path, bands):
@@ -198,13 +229,16 @@ def test_a_stack_of_two_or_one_bands_is_said_to_be_read_as_grey(tmp_path, bands)
 
     folder, _ = bands
     two = build_stack([str(folder / "B02.tif"), str(folder / "B03.tif")], tmp_path / "two.vrt")
-    assert stack_bands(str(two)) == ("bands 1 B02, 2 B03; an RGB model reads B02 as grey, B03 not at all (a "
-                                     "model built with in_chans=2 reads both)")
+    assert stack_bands(str(two)) == ("bands 1 B02, 2 B03; an RGB model without recorded band names reads B02 "
+                                     "as grey, B03 not at all (a model built with in_chans=2 reads both); a model "
+                                     "that records its bands' names (backbone.band_names) reads them by name, in "
+                                     "its own order")
     alpha = build_stack([str(folder / "B02.tif"), str(folder / "B03.tif")], tmp_path / "alpha.vrt",
                         colours=["gray", "alpha"])
-    assert stack_bands(str(alpha)).endswith("an RGB model reads B02 as grey, B03 as its transparency")
+    assert "band names reads B02 as grey, B03 as its transparency; a model that records" in stack_bands(str(alpha))
     one = build_stack([str(folder / "B04.tif")], tmp_path / "one.vrt")
-    assert stack_bands(str(one)) == "bands 1 B04; an RGB model reads B04 as grey"
+    assert stack_bands(str(one)).startswith("bands 1 B04; an RGB model without recorded band names reads B04 as "
+                                            "grey; a model that records its bands' names")
     with open_scene(str(two)) as sc:  # what the scene reads: band 1, shown as grey
         assert sc.bands == (1,)
 
