@@ -24,10 +24,9 @@ Nothing here imports a part, a model or the weights code: everything above looks
 The one exception is deliberate and invisible to the import graph: **built-ins register on first
 lookup**. The first question about models or tags (:func:`list_models`, :func:`model_entrypoint`,
 :func:`pretrained_cfg`, ...) imports ``rrsis.models`` by name (:func:`_register_builtins`), so
-``rrsis.hub.from_pretrained`` works in a fresh interpreter without anything having imported
-``rrsis.factory`` first. It is a run-time lookup of a module by name, like a plugin entry point,
-not an import arrow: nothing here names a model module's contents, and a model module may still
-import this one.
+``rrsis.hub.from_pretrained`` works in a fresh interpreter; part tables do the same on every
+lookup and registration. It is a run-time lookup of a module by name, like a plugin entry
+point, not an import arrow: a model module may still import this one.
 """
 
 from __future__ import annotations
@@ -87,25 +86,42 @@ class Registry:
 
     Args:
         kind: what the registry holds, used in error messages ("head", "fusion", ...).
+        builtins: every lookup, and every registration from outside rrsis, first imports the
+            built-ins (:func:`_register_builtins`): the table is full in a fresh interpreter
+            and a clash with a built-in name is refused at the user's own ``register`` line.
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, *, builtins: bool = False) -> None:
         self.kind = kind
+        self._builtins = builtins
         self._entries: dict[str, Callable[..., Any]] = {}
+
+    def _table(self) -> dict[str, Callable[..., Any]]:
+        if self._builtins:
+            _register_builtins()
+        return self._entries
 
     def register(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
-            if name in self._entries and self._entries[name] is not fn:
-                raise ValueError(f"{self.kind} {name!r} is already registered")
-            self._entries[name] = fn
+            # A built-in registers as its own module is imported (loading the built-ins from
+            # there would import that half-run module again); anything else loads them first.
+            builtin = str(getattr(fn, "__module__", "")).startswith("rrsis.")
+            entries = self._entries if builtin else self._table()
+            if name in entries and entries[name] is not fn:
+                old = entries[name]
+                where = f" by {getattr(old, '__module__', '?')}.{getattr(old, '__qualname__', '?')}"
+                raise ValueError(f"{self.kind} {name!r} is already registered{where}: choose another name "
+                                 f"(registered names: {', '.join(sorted(entries))})")
+            entries[name] = fn
             return fn
 
         return deco
 
     def get(self, name: str) -> Callable[..., Any]:
-        if name not in self._entries:
-            raise ConfigError(_unknown_message(self.kind, name, list(self._entries)))
-        return self._entries[name]
+        entries = self._table()
+        if name not in entries:
+            raise ConfigError(_unknown_message(self.kind, name, list(entries)) + _PLUGIN_HINT)
+        return entries[name]
 
     def build(self, name: str, **kwargs: Any) -> Any:
         part = self.get(name)(**kwargs)
@@ -129,13 +145,17 @@ class Registry:
             check_keys(args, known, f"{where} ({self.kind} {name!r})")
 
     def names(self) -> list[str]:
-        return sorted(self._entries)
+        return sorted(self._table())
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return name in self._table()
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {self.names()})"
+
+
+_PLUGIN_HINT = (". If it comes from a plugin, import the module that registers it first (Python), or "
+                "name it to the rrsis command: --plugin MODULE or RRSIS_PLUGINS=MODULE[,MODULE...].")
 
 
 def _unknown_message(kind: str, name: str, known: list[str]) -> str:
@@ -150,12 +170,14 @@ _builtins_loaded = False
 
 
 def _register_builtins() -> None:
-    """Import the built-in model families once, so that they register (see the module docstring)."""
+    """Import the built-in models and parts once, so that they register (see the module
+    docstring), then the plugins installed distributions declare (:mod:`rrsis.plugins`)."""
     global _builtins_loaded
     if not _builtins_loaded:
         _builtins_loaded = True  # set first: the import below registers through this module
         try:
             importlib.import_module(_BUILTINS)
+            importlib.import_module("rrsis.plugins").load_entry_points()
         except BaseException:
             _builtins_loaded = False
             raise
@@ -169,6 +191,8 @@ def register_model(name: str) -> Callable[[Callable[..., Any]], Callable[..., An
     """
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if not str(getattr(fn, "__module__", "")).startswith("rrsis."):
+            _register_builtins()  # a clash with a built-in name is refused here, not at first use
         if name in _model_entrypoints and _model_entrypoints[name] is not fn:
             raise ValueError(f"model {name!r} is already registered")
         _model_entrypoints[name] = fn
@@ -199,7 +223,7 @@ def model_entrypoint(name: str) -> Callable[..., Any]:
     _register_builtins()
     arch, tag = split_model_name_tag(name)
     if arch not in _model_entrypoints:
-        raise ConfigError(_unknown_message("model", arch, list(_model_entrypoints)))
+        raise ConfigError(_unknown_message("model", arch, list(_model_entrypoints)) + _PLUGIN_HINT)
     if tag:
         pretrained_cfg(name)  # an unknown tag is an error, not a no-op
     return _model_entrypoints[arch]
@@ -362,14 +386,14 @@ def pretrained_cfg(name: str) -> PretrainedCfg:
 
 
 # Part tables. Each part module registers its builders here at import time.
-LOCAL_ATTENTION = Registry("local attention block")
-FUSION = Registry("pixel-word fusion")
-GLOBAL_ENHANCEMENT = Registry("global enhancement")
-POSITION_ENCODING = Registry("position encoding")
+LOCAL_ATTENTION = Registry("local attention block", builtins=True)
+FUSION = Registry("pixel-word fusion", builtins=True)
+GLOBAL_ENHANCEMENT = Registry("global enhancement", builtins=True)
+POSITION_ENCODING = Registry("position encoding", builtins=True)
 # The second stage of the ranked whole-scene mode (rrsis.scene.rank): scores a scene's components.
-SCENE_RANKER = Registry("scene ranker")
-VISUAL_BRANCH = Registry("visual branch")
-NECKS = Registry("neck")
-HEADS = Registry("head")
+SCENE_RANKER = Registry("scene ranker", builtins=True)
+VISUAL_BRANCH = Registry("visual branch", builtins=True)
+NECKS = Registry("neck", builtins=True)
+HEADS = Registry("head", builtins=True)
 # Official checkpoint layouts a model module knows how to read (``rrsis convert``).
-CHECKPOINT_FORMATS = Registry("official checkpoint format")
+CHECKPOINT_FORMATS = Registry("official checkpoint format", builtins=True)

@@ -111,3 +111,41 @@ def test_private_registry_path_still_works_with_a_deprecation_warning():
         "assert any('rrsis.registry' in m and '0.3.0' in m for m in msgs), msgs\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+def _fresh(code: str) -> subprocess.CompletedProcess:
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=300,
+                          env={"PYTHONPATH": str(root), "OMP_NUM_THREADS": "1", "PATH": ""})
+
+
+def test_part_tables_are_full_in_a_fresh_interpreter():
+    run = _fresh("from rrsis.registry import HEADS, CHECKPOINT_FORMATS, LOCAL_ATTENTION\n"
+                 "print(HEADS.names()); print('refine' in HEADS, HEADS.get('refine').__name__)\n"
+                 "print(CHECKPOINT_FORMATS.names()); print(LOCAL_ATTENTION)")
+    assert run.returncode == 0, run.stderr
+    heads, refine, formats, local = run.stdout.splitlines()
+    assert {"arc", "refine", "simple"} <= set(eval(heads))
+    assert refine.startswith("True ")
+    assert {"lavt", "rmsin"} <= set(eval(formats))
+    assert "'elsa'" in local and "'swin'" in local
+
+
+def test_a_builtin_name_is_refused_at_the_users_register_line():
+    run = _fresh("from rrsis.registry import HEADS, register_model\n"
+                 "for table, name in ((HEADS.register, 'simple'), (register_model, 'gl-msin-tiny')):\n"
+                 "    try:\n"
+                 "        table(name)(lambda **kw: None); print('accepted')\n"
+                 "    except ValueError as e:\n"
+                 "        print(e)\n")
+    assert run.returncode == 0, run.stderr
+    head, model = run.stdout.splitlines()
+    assert head.startswith("head 'simple' is already registered by rrsis.heads.simple.")
+    assert "choose another name" in head
+    assert model == "model 'gl-msin-tiny' is already registered"
+
+
+def test_a_builtin_part_module_imported_first_loads_without_a_cycle():
+    run = _fresh("import rrsis.fusion.gem\nfrom rrsis.registry import FUSION\nprint(FUSION.names())")
+    assert run.returncode == 0, run.stderr
+    assert "pwam" in run.stdout
