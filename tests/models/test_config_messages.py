@@ -14,8 +14,8 @@ def meta(name="gl-msin-tiny", **kw):
 
 
 @pytest.mark.parametrize("kw, message", [
-    ({"fusion": {"pool": 2}}, r"'pool' in model config\.fusion: pool is a key of fusion\.gem, not of fusion "
-                              r"\(flat keyword: gem_pool=\)$"),
+    ({"fusion": {"pool": 2}}, (r"'pool' in model config\.fusion: pool is a key of fusion\.gem, not of fusion "
+                               r"\(flat keyword: gem_pool=\)$")),
     ({"fusion": {"refine_steps": 1}}, r"refine_steps is a key of head, not of fusion \(flat keyword: refine_steps=\)"),
     ({"backbone": {"kernel": 5}}, r"'kernel' in model config\.backbone: kernel is a key of backbone\.elsa"),
     ({"backbone": {"max_tokens": 20}}, r"max_tokens is a key of text, not of backbone"),
