@@ -20,10 +20,31 @@ from collections.abc import Iterable, Mapping
 
 from ._config import ConfigError
 
-__all__ = ["ENTRY_POINT_GROUP", "PLUGINS_ENV", "import_plugins", "load_entry_points"]
+__all__ = ["ENTRY_POINT_GROUP", "PLUGINS_ENV", "PLUGIN_HINT", "import_plugins", "load_builtins", "load_entry_points"]
 
 ENTRY_POINT_GROUP = "rrsis.plugins"
 PLUGINS_ENV = "RRSIS_PLUGINS"
+# Ends the message of an unknown part or model name.
+PLUGIN_HINT = (". If it comes from a plugin, import the module that registers it first (Python), or "
+               f"name it to the rrsis command: --plugin MODULE or {PLUGINS_ENV}=MODULE[,MODULE...].")
+_BUILTINS = "rrsis.models"
+_builtins_loaded = False
+
+
+def load_builtins() -> None:
+    """Import the built-in models and parts once, so that they register, then the plugins that
+    installed distributions declare. :mod:`rrsis.registry` calls it on the first lookup; it
+    imports ``rrsis.models`` by name at run time (not an import arrow: a model module imports
+    the registry, which imports this module)."""
+    global _builtins_loaded
+    if not _builtins_loaded:
+        _builtins_loaded = True  # set first: the import below registers through the registry
+        try:
+            importlib.import_module(_BUILTINS)
+            load_entry_points()
+        except BaseException:
+            _builtins_loaded = False
+            raise
 
 
 def load_entry_points() -> list[str]:

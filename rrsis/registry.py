@@ -8,13 +8,10 @@ until 0.3.0 with a deprecation warning)::
     @HEADS.register("center")
     def build_center_head(*, in_channels, width: int = 8): ...
 
-A part table (:data:`LOCAL_ATTENTION`, :data:`FUSION`, :data:`GLOBAL_ENHANCEMENT`,
-:data:`VISUAL_BRANCH`, :data:`NECKS`, :data:`HEADS`) maps the name a config node gives to the
-builder whose keyword signature is that node's schema; :data:`CHECKPOINT_FORMATS` holds the
-official checkpoint layouts ``rrsis convert`` reads.
-
-- Parts (local attention, fusion, global enhancement, visual branch, neck, head) live in
-  :class:`Registry` tables, so a config names a part by string and a user can add one.
+- Parts live in :class:`Registry` tables (:data:`LOCAL_ATTENTION`, :data:`FUSION`,
+  :data:`GLOBAL_ENHANCEMENT`, :data:`VISUAL_BRANCH`, :data:`NECKS`, :data:`HEADS`...), so a
+  config names a part by string and a user can add one; what each builder receives is in
+  docs/guides/compose.md. :data:`CHECKPOINT_FORMATS` holds the layouts ``rrsis convert`` reads.
 - Models register an entrypoint with :func:`register_model` (timm-style); an entrypoint is
   ``fn(config=None, **overrides) -> nn.Module`` and is the one place a config tree becomes a
   model (:func:`build_from_config`).
@@ -32,13 +29,13 @@ point, not an import arrow: a model module may still import this one.
 from __future__ import annotations
 
 import fnmatch
-import importlib
 import inspect
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import plugins as _plugins
 from ._config import (
     MAX_ACTIVATION_ENV,
     MAX_PARAMS_ENV,
@@ -120,11 +117,17 @@ class Registry:
     def get(self, name: str) -> Callable[..., Any]:
         entries = self._table()
         if name not in entries:
-            raise ConfigError(_unknown_message(self.kind, name, list(entries)) + _PLUGIN_HINT)
+            raise ConfigError(_unknown_message(self.kind, name, list(entries)) + _plugins.PLUGIN_HINT)
         return entries[name]
 
     def build(self, name: str, **kwargs: Any) -> Any:
-        part = self.get(name)(**kwargs)
+        builder = self.get(name)
+        try:
+            inspect.signature(builder).bind(**kwargs)
+        except TypeError as exc:  # a builder that does not take what rrsis passes every such builder
+            raise TypeError(f"the {self.kind} builder registered as {name!r} is called with {', '.join(kwargs)}: "
+                            f"{exc} (docs/guides/compose.md, 'What a builder receives')") from None
+        part = builder(**kwargs)
         if part is None:  # a builder whose body is still `...` or lacks its return
             raise TypeError(f"the {self.kind} builder registered as {name!r} returned None: a builder must "
                             f"return the part it builds (an nn.Module)")
@@ -154,10 +157,6 @@ class Registry:
         return f"Registry({self.kind!r}, {self.names()})"
 
 
-_PLUGIN_HINT = (". If it comes from a plugin, import the module that registers it first (Python), or "
-                "name it to the rrsis command: --plugin MODULE or RRSIS_PLUGINS=MODULE[,MODULE...].")
-
-
 def _unknown_message(kind: str, name: str, known: list[str]) -> str:
     return f"unknown {kind} {name!r}{suggest(name, known)} Known: {', '.join(sorted(known)) or '(none)'}"
 
@@ -165,22 +164,7 @@ def _unknown_message(kind: str, name: str, known: list[str]) -> str:
 # ---------------------------------------------------------------------------- models
 
 _model_entrypoints: dict[str, Callable[..., Any]] = {}
-_BUILTINS = "rrsis.models"
-_builtins_loaded = False
-
-
-def _register_builtins() -> None:
-    """Import the built-in models and parts once, so that they register (see the module
-    docstring), then the plugins installed distributions declare (:mod:`rrsis.plugins`)."""
-    global _builtins_loaded
-    if not _builtins_loaded:
-        _builtins_loaded = True  # set first: the import below registers through this module
-        try:
-            importlib.import_module(_BUILTINS)
-            importlib.import_module("rrsis.plugins").load_entry_points()
-        except BaseException:
-            _builtins_loaded = False
-            raise
+_register_builtins = _plugins.load_builtins  # the built-ins, then installed plugins
 
 
 def register_model(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -223,7 +207,7 @@ def model_entrypoint(name: str) -> Callable[..., Any]:
     _register_builtins()
     arch, tag = split_model_name_tag(name)
     if arch not in _model_entrypoints:
-        raise ConfigError(_unknown_message("model", arch, list(_model_entrypoints)) + _PLUGIN_HINT)
+        raise ConfigError(_unknown_message("model", arch, list(_model_entrypoints)) + _plugins.PLUGIN_HINT)
     if tag:
         pretrained_cfg(name)  # an unknown tag is an error, not a no-op
     return _model_entrypoints[arch]

@@ -149,3 +149,32 @@ def test_a_builtin_part_module_imported_first_loads_without_a_cycle():
     run = _fresh("import rrsis.fusion.gem\nfrom rrsis.registry import FUSION\nprint(FUSION.names())")
     assert run.returncode == 0, run.stderr
     assert "pwam" in run.stdout
+
+
+def test_a_builder_that_does_not_take_what_rrsis_passes_is_named():
+    @FUSION.register("test-minimal-fusion")
+    def build_minimal(*, dim, text_dim):
+        raise AssertionError("not called")
+
+    try:
+        with pytest.raises(TypeError, match=r"pixel-word fusion builder registered as 'test-minimal-fusion' is called "
+                                             r"with dim, text_dim, num_heads, dropout: .*'num_heads'"):
+            rrsis.create_model("gl-msin-tiny", fusion="test-minimal-fusion")
+    finally:
+        FUSION._entries.pop("test-minimal-fusion", None)
+
+
+def test_a_fusion_builders_own_keyword_is_refused_saying_the_node_is_fixed():
+    from rrsis.fusion.pwam import PixelWordAttention
+
+    @FUSION.register("test-hidden-fusion")
+    def build_hidden(*, dim, text_dim, num_heads=1, dropout=0.0, hidden: int = 8):
+        return PixelWordAttention(dim, text_dim, num_heads=num_heads, dropout=dropout)
+
+    try:
+        assert rrsis.create_model("gl-msin-tiny", fusion="test-hidden-fusion").config["fusion"]["name"] == "test-hidden-fusion"
+        with pytest.raises(rrsis.ConfigError, match=r"fusion 'test-hidden-fusion' declares it, but the fusion node has "
+                                                    r"fixed keys"):
+            rrsis.create_model("gl-msin-tiny", fusion={"name": "test-hidden-fusion", "hidden": 4})
+    finally:
+        FUSION._entries.pop("test-hidden-fusion", None)

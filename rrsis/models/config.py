@@ -38,7 +38,7 @@ from .._config import (
 )
 from ..backbones.config import BackboneConfig, ElsaConfig
 from ..fusion.config import FusionConfig, GemConfig
-from ..registry import HEADS, NECKS, Registry
+from ..registry import FUSION, HEADS, NECKS, Registry
 from ..text.config import TextConfig
 
 __all__ = ["ALIASES", "ModelConfig", "activation_bytes", "migrate_flat", "resolve"]
@@ -135,6 +135,11 @@ def _node_keys(tree: Mapping[str, Any]) -> dict[str, list[str]]:
     return keys
 
 
+def _declared(registry: Registry, name: Any, key: str) -> bool:
+    accepted = registry.accepted(name) if isinstance(name, str) and name in registry else []
+    return accepted is not None and key in accepted
+
+
 def check_placement(tree: Mapping[str, Any]) -> None:
     """Refuse a key given in the wrong node, saying where it belongs ("kernel is a key of
     backbone.elsa"), before the nodes' own checks guess the closest key of the wrong node."""
@@ -145,6 +150,11 @@ def check_placement(tree: Mapping[str, Any]) -> None:
         for part in path.split("."):
             node = node.get(part) if isinstance(node, Mapping) else None
         for key in node if isinstance(node, Mapping) else ():
+            if path == "fusion" and key not in valid and _declared(FUSION, node.get("name"), key):
+                raise ConfigError(
+                    f"unknown key {key!r} in model config.fusion: fusion {node['name']!r} declares it, but the "
+                    f"fusion node has fixed keys ({', '.join(valid)}); a fusion builder's own keywords keep "
+                    f"their defaults (docs/guides/compose.md, 'What a builder receives')")
             homes = [p for p, ks in keys.items() if p != path and key in ks and key != "name"]
             if key in valid or not homes:
                 continue
