@@ -31,7 +31,7 @@ from __future__ import annotations
 import fnmatch
 import inspect
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -191,10 +191,20 @@ def split_model_name_tag(name: str) -> tuple[str, str]:
     return arch, tag
 
 
-def list_models(pattern: str = "*") -> list[str]:
-    """Registered model names matching an ``fnmatch`` pattern, sorted."""
+def list_models(pattern: str | Sequence[str] = "*", pretrained: bool = False,
+                exclude_filters: str | Sequence[str] = ()) -> list[str]:
+    """Registered model names matching an ``fnmatch`` pattern or any of a list of them, sorted,
+    as timm's ``list_models``: ``pretrained=True`` lists the ``arch.tag`` names of the matching
+    architectures instead (:func:`list_pretrained`); names matching ``exclude_filters`` are left out."""
     _register_builtins()
-    return sorted(n for n in _model_entrypoints if fnmatch.fnmatchcase(n, pattern))
+    include = [pattern] if isinstance(pattern, str) else list(pattern)
+    exclude = [exclude_filters] if isinstance(exclude_filters, str) else list(exclude_filters)
+
+    def matches(name: str, patterns: list[str]) -> bool:
+        return any(fnmatch.fnmatchcase(n, p) for p in patterns for n in {name, split_model_name_tag(name)[0]})
+
+    names = sorted(_pretrained) if pretrained else sorted(_model_entrypoints)
+    return [n for n in names if matches(n, include) and not matches(n, exclude)]
 
 
 def is_model(name: str) -> bool:
@@ -295,9 +305,14 @@ def build_from_config(name: str, config: Mapping[str, Any] | None = None, *, max
 
 
 def _build_checked(name: str, config: Mapping[str, Any] | None = None, **overrides: Any):
-    """:func:`build_from_config` for a configuration :func:`probe_model` has accepted."""
+    """:func:`build_from_config` for a configuration :func:`probe_model` has accepted. The model
+    carries the name of the entrypoint that built it (``arch``: what it is saved and rebuilt as),
+    also when that entrypoint composes another registered model."""
     fn = model_entrypoint(name)
-    return fn(config, **{k: v for k, v in overrides.items() if v is not None})
+    model = fn(config, **{k: v for k, v in overrides.items() if v is not None})
+    if isinstance(getattr(model, "arch", None), str):
+        model.arch = split_model_name_tag(name)[0]
+    return model
 
 
 # ---------------------------------------------------------------------------- pretrained tags
@@ -364,8 +379,10 @@ def pretrained_cfg(name: str) -> PretrainedCfg:
             )
         return _pretrained[tags[0]]
     if name not in _pretrained:
-        known = tags or list(_pretrained)
-        raise ConfigError(f"unknown pretrained tag {name!r}{suggest(name, known)} Known: {', '.join(known) or '(none)'}")
+        if not tags:  # another architecture's tag would be no answer
+            raise ConfigError(f"unknown pretrained tag {name!r}: {arch!r} has no pretrained tags; build it by "
+                              f"its bare name {arch!r}, or use one of {', '.join(_pretrained) or '(none)'}")
+        raise ConfigError(f"unknown pretrained tag {name!r}{suggest(name, tags)} Known for {arch!r}: {', '.join(tags)}")
     return _pretrained[name]
 
 

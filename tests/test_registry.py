@@ -1,5 +1,6 @@
 """The model and part registries (rrsis/registry.py)."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -178,3 +179,46 @@ def test_a_fusion_builders_own_keyword_is_refused_saying_the_node_is_fixed():
             rrsis.create_model("gl-msin-tiny", fusion={"name": "test-hidden-fusion", "hidden": 4})
     finally:
         FUSION._entries.pop("test-hidden-fusion", None)
+
+
+def test_a_model_built_through_a_registered_entrypoint_carries_its_name(tmp_path):
+    from rrsis import registry
+
+    calls = []
+
+    @registry.register_model("test-center-model")
+    def center(config=None, **overrides):
+        calls.append(config is not None)
+        if config is None:
+            overrides = {"head": "simple", **overrides}
+        return rrsis.create_model("gl-msin-tiny", config=config, **overrides)
+
+    try:
+        model = rrsis.create_model("test-center-model")
+        assert model.arch == "test-center-model"
+        model.save_pretrained(tmp_path / "m")
+        saved = json.loads((tmp_path / "m" / "config.json").read_text())
+        assert saved["architecture"] == "test-center-model"
+        assert (tmp_path / "m" / "README.md").read_text().count("# test-center-model\n") == 1
+        calls.clear()
+        loaded = rrsis.from_pretrained(tmp_path / "m")
+        assert calls and calls[-1] is True  # rebuilt through the entrypoint, from the saved tree
+        assert loaded.arch == "test-center-model" and loaded.config == model.config
+    finally:
+        registry._model_entrypoints.pop("test-center-model", None)
+
+
+def test_list_models_takes_a_list_of_patterns_and_pretrained_as_timm_does():
+    assert rrsis.list_models(["lavt*", "rmsin*"]) == ["lavt", "lavt-tiny", "rmsin", "rmsin-tiny"]
+    assert rrsis.list_models(["lavt*", "rmsin*"], exclude_filters="*-tiny") == ["lavt", "rmsin"]
+    tags = rrsis.list_models("gl-msin", pretrained=True)
+    assert tags == sorted(rrsis.list_pretrained("gl-msin.*")) and "gl-msin.in22k" in tags
+    assert rrsis.list_models(pretrained=True) == sorted(rrsis.list_pretrained())
+
+
+def test_an_unknown_tag_suggests_only_the_architectures_own_tags():
+    with pytest.raises(rrsis.ConfigError, match=r"'gl-msin-tiny' has no pretrained tags; build it by its bare name"):
+        rrsis.create_model("gl-msin-tiny.in22k")
+    with pytest.raises(rrsis.ConfigError, match=r"'lavt\.oficial'; did you mean 'lavt\.official'\? Known for 'lavt': ") as info:
+        rrsis.create_model("lavt.oficial")
+    assert "gl-msin" not in str(info.value)
