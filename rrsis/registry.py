@@ -8,13 +8,10 @@ until 0.3.0 with a deprecation warning)::
     @HEADS.register("center")
     def build_center_head(*, in_channels, width: int = 8): ...
 
-A part table (:data:`LOCAL_ATTENTION`, :data:`FUSION`, :data:`GLOBAL_ENHANCEMENT`,
-:data:`VISUAL_BRANCH`, :data:`NECKS`, :data:`HEADS`) maps the name a config node gives to the
-builder whose keyword signature is that node's schema; :data:`CHECKPOINT_FORMATS` holds the
-official checkpoint layouts ``rrsis convert`` reads.
-
-- Parts (local attention, fusion, global enhancement, visual branch, neck, head) live in
-  :class:`Registry` tables, so a config names a part by string and a user can add one.
+- Parts live in :class:`Registry` tables (:data:`LOCAL_ATTENTION`, :data:`FUSION`,
+  :data:`GLOBAL_ENHANCEMENT`, :data:`VISUAL_BRANCH`, :data:`NECKS`, :data:`HEADS`...), so a
+  config names a part by string and a user can add one; what each builder receives is in
+  docs/guides/compose.md. :data:`CHECKPOINT_FORMATS` holds the layouts ``rrsis convert`` reads.
 - Models register an entrypoint with :func:`register_model` (timm-style); an entrypoint is
   ``fn(config=None, **overrides) -> nn.Module`` and is the one place a config tree becomes a
   model (:func:`build_from_config`).
@@ -24,22 +21,21 @@ Nothing here imports a part, a model or the weights code: everything above looks
 The one exception is deliberate and invisible to the import graph: **built-ins register on first
 lookup**. The first question about models or tags (:func:`list_models`, :func:`model_entrypoint`,
 :func:`pretrained_cfg`, ...) imports ``rrsis.models`` by name (:func:`_register_builtins`), so
-``rrsis.hub.from_pretrained`` works in a fresh interpreter without anything having imported
-``rrsis.factory`` first. It is a run-time lookup of a module by name, like a plugin entry point,
-not an import arrow: nothing here names a model module's contents, and a model module may still
-import this one.
+``rrsis.hub.from_pretrained`` works in a fresh interpreter; part tables do the same on every
+lookup and registration. It is a run-time lookup of a module by name, like a plugin entry
+point, not an import arrow: a model module may still import this one.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import importlib
 import inspect
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import plugins as _plugins
 from ._config import (
     MAX_ACTIVATION_ENV,
     MAX_PARAMS_ENV,
@@ -87,28 +83,51 @@ class Registry:
 
     Args:
         kind: what the registry holds, used in error messages ("head", "fusion", ...).
+        builtins: every lookup, and every registration from outside rrsis, first imports the
+            built-ins (:func:`_register_builtins`): the table is full in a fresh interpreter
+            and a clash with a built-in name is refused at the user's own ``register`` line.
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, *, builtins: bool = False) -> None:
         self.kind = kind
+        self._builtins = builtins
         self._entries: dict[str, Callable[..., Any]] = {}
+
+    def _table(self) -> dict[str, Callable[..., Any]]:
+        if self._builtins:
+            _register_builtins()
+        return self._entries
 
     def register(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
-            if name in self._entries and self._entries[name] is not fn:
-                raise ValueError(f"{self.kind} {name!r} is already registered")
-            self._entries[name] = fn
+            # A built-in registers as its own module is imported (loading the built-ins from
+            # there would import that half-run module again); anything else loads them first.
+            builtin = str(getattr(fn, "__module__", "")).startswith("rrsis.")
+            entries = self._entries if builtin else self._table()
+            if name in entries and entries[name] is not fn:
+                old = entries[name]
+                where = f" by {getattr(old, '__module__', '?')}.{getattr(old, '__qualname__', '?')}"
+                raise ValueError(f"{self.kind} {name!r} is already registered{where}: choose another name "
+                                 f"(registered names: {', '.join(sorted(entries))})")
+            entries[name] = fn
             return fn
 
         return deco
 
     def get(self, name: str) -> Callable[..., Any]:
-        if name not in self._entries:
-            raise ConfigError(_unknown_message(self.kind, name, list(self._entries)))
-        return self._entries[name]
+        entries = self._table()
+        if name not in entries:
+            raise ConfigError(_unknown_message(self.kind, name, list(entries)) + _plugins.PLUGIN_HINT)
+        return entries[name]
 
     def build(self, name: str, **kwargs: Any) -> Any:
-        part = self.get(name)(**kwargs)
+        builder = self.get(name)
+        try:
+            inspect.signature(builder).bind(**kwargs)
+        except TypeError as exc:  # a builder that does not take what rrsis passes every such builder
+            raise TypeError(f"the {self.kind} builder registered as {name!r} is called with {', '.join(kwargs)}: "
+                            f"{exc} (docs/guides/compose.md, 'What a builder receives')") from None
+        part = builder(**kwargs)
         if part is None:  # a builder whose body is still `...` or lacks its return
             raise TypeError(f"the {self.kind} builder registered as {name!r} returned None: a builder must "
                             f"return the part it builds (an nn.Module)")
@@ -129,10 +148,10 @@ class Registry:
             check_keys(args, known, f"{where} ({self.kind} {name!r})")
 
     def names(self) -> list[str]:
-        return sorted(self._entries)
+        return sorted(self._table())
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return name in self._table()
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {self.names()})"
@@ -145,20 +164,7 @@ def _unknown_message(kind: str, name: str, known: list[str]) -> str:
 # ---------------------------------------------------------------------------- models
 
 _model_entrypoints: dict[str, Callable[..., Any]] = {}
-_BUILTINS = "rrsis.models"
-_builtins_loaded = False
-
-
-def _register_builtins() -> None:
-    """Import the built-in model families once, so that they register (see the module docstring)."""
-    global _builtins_loaded
-    if not _builtins_loaded:
-        _builtins_loaded = True  # set first: the import below registers through this module
-        try:
-            importlib.import_module(_BUILTINS)
-        except BaseException:
-            _builtins_loaded = False
-            raise
+_register_builtins = _plugins.load_builtins  # the built-ins, then installed plugins
 
 
 def register_model(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -169,6 +175,8 @@ def register_model(name: str) -> Callable[[Callable[..., Any]], Callable[..., An
     """
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if not str(getattr(fn, "__module__", "")).startswith("rrsis."):
+            _register_builtins()  # a clash with a built-in name is refused here, not at first use
         if name in _model_entrypoints and _model_entrypoints[name] is not fn:
             raise ValueError(f"model {name!r} is already registered")
         _model_entrypoints[name] = fn
@@ -183,10 +191,20 @@ def split_model_name_tag(name: str) -> tuple[str, str]:
     return arch, tag
 
 
-def list_models(pattern: str = "*") -> list[str]:
-    """Registered model names matching an ``fnmatch`` pattern, sorted."""
+def list_models(pattern: str | Sequence[str] = "*", pretrained: bool = False,
+                exclude_filters: str | Sequence[str] = ()) -> list[str]:
+    """Registered model names matching an ``fnmatch`` pattern or any of a list of them, sorted,
+    as timm's ``list_models``: ``pretrained=True`` lists the ``arch.tag`` names of the matching
+    architectures instead (:func:`list_pretrained`); names matching ``exclude_filters`` are left out."""
     _register_builtins()
-    return sorted(n for n in _model_entrypoints if fnmatch.fnmatchcase(n, pattern))
+    include = [pattern] if isinstance(pattern, str) else list(pattern)
+    exclude = [exclude_filters] if isinstance(exclude_filters, str) else list(exclude_filters)
+
+    def matches(name: str, patterns: list[str]) -> bool:
+        return any(fnmatch.fnmatchcase(n, p) for p in patterns for n in {name, split_model_name_tag(name)[0]})
+
+    names = sorted(_pretrained) if pretrained else sorted(_model_entrypoints)
+    return [n for n in names if matches(n, include) and not matches(n, exclude)]
 
 
 def is_model(name: str) -> bool:
@@ -199,7 +217,7 @@ def model_entrypoint(name: str) -> Callable[..., Any]:
     _register_builtins()
     arch, tag = split_model_name_tag(name)
     if arch not in _model_entrypoints:
-        raise ConfigError(_unknown_message("model", arch, list(_model_entrypoints)))
+        raise ConfigError(_unknown_message("model", arch, list(_model_entrypoints)) + _plugins.PLUGIN_HINT)
     if tag:
         pretrained_cfg(name)  # an unknown tag is an error, not a no-op
     return _model_entrypoints[arch]
@@ -287,9 +305,14 @@ def build_from_config(name: str, config: Mapping[str, Any] | None = None, *, max
 
 
 def _build_checked(name: str, config: Mapping[str, Any] | None = None, **overrides: Any):
-    """:func:`build_from_config` for a configuration :func:`probe_model` has accepted."""
+    """:func:`build_from_config` for a configuration :func:`probe_model` has accepted. The model
+    carries the name of the entrypoint that built it (``arch``: what it is saved and rebuilt as),
+    also when that entrypoint composes another registered model."""
     fn = model_entrypoint(name)
-    return fn(config, **{k: v for k, v in overrides.items() if v is not None})
+    model = fn(config, **{k: v for k, v in overrides.items() if v is not None})
+    if isinstance(getattr(model, "arch", None), str):
+        model.arch = split_model_name_tag(name)[0]
+    return model
 
 
 # ---------------------------------------------------------------------------- pretrained tags
@@ -356,20 +379,22 @@ def pretrained_cfg(name: str) -> PretrainedCfg:
             )
         return _pretrained[tags[0]]
     if name not in _pretrained:
-        known = tags or list(_pretrained)
-        raise ConfigError(f"unknown pretrained tag {name!r}{suggest(name, known)} Known: {', '.join(known) or '(none)'}")
+        if not tags:  # another architecture's tag would be no answer
+            raise ConfigError(f"unknown pretrained tag {name!r}: {arch!r} has no pretrained tags; build it by "
+                              f"its bare name {arch!r}, or use one of {', '.join(_pretrained) or '(none)'}")
+        raise ConfigError(f"unknown pretrained tag {name!r}{suggest(name, tags)} Known for {arch!r}: {', '.join(tags)}")
     return _pretrained[name]
 
 
 # Part tables. Each part module registers its builders here at import time.
-LOCAL_ATTENTION = Registry("local attention block")
-FUSION = Registry("pixel-word fusion")
-GLOBAL_ENHANCEMENT = Registry("global enhancement")
-POSITION_ENCODING = Registry("position encoding")
+LOCAL_ATTENTION = Registry("local attention block", builtins=True)
+FUSION = Registry("pixel-word fusion", builtins=True)
+GLOBAL_ENHANCEMENT = Registry("global enhancement", builtins=True)
+POSITION_ENCODING = Registry("position encoding", builtins=True)
 # The second stage of the ranked whole-scene mode (rrsis.scene.rank): scores a scene's components.
-SCENE_RANKER = Registry("scene ranker")
-VISUAL_BRANCH = Registry("visual branch")
-NECKS = Registry("neck")
-HEADS = Registry("head")
+SCENE_RANKER = Registry("scene ranker", builtins=True)
+VISUAL_BRANCH = Registry("visual branch", builtins=True)
+NECKS = Registry("neck", builtins=True)
+HEADS = Registry("head", builtins=True)
 # Official checkpoint layouts a model module knows how to read (``rrsis convert``).
-CHECKPOINT_FORMATS = Registry("official checkpoint format")
+CHECKPOINT_FORMATS = Registry("official checkpoint format", builtins=True)

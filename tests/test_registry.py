@@ -1,5 +1,6 @@
 """The model and part registries (rrsis/registry.py)."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +112,113 @@ def test_private_registry_path_still_works_with_a_deprecation_warning():
         "assert any('rrsis.registry' in m and '0.3.0' in m for m in msgs), msgs\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+def _fresh(code: str) -> subprocess.CompletedProcess:
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=300,
+                          env={"PYTHONPATH": str(root), "OMP_NUM_THREADS": "1", "PATH": ""})
+
+
+def test_part_tables_are_full_in_a_fresh_interpreter():
+    run = _fresh("from rrsis.registry import HEADS, CHECKPOINT_FORMATS, LOCAL_ATTENTION\n"
+                 "print(HEADS.names()); print('refine' in HEADS, HEADS.get('refine').__name__)\n"
+                 "print(CHECKPOINT_FORMATS.names()); print(LOCAL_ATTENTION)")
+    assert run.returncode == 0, run.stderr
+    heads, refine, formats, local = run.stdout.splitlines()
+    assert {"arc", "refine", "simple"} <= set(eval(heads))
+    assert refine.startswith("True ")
+    assert {"lavt", "rmsin"} <= set(eval(formats))
+    assert "'elsa'" in local and "'swin'" in local
+
+
+def test_a_builtin_name_is_refused_at_the_users_register_line():
+    run = _fresh("from rrsis.registry import HEADS, register_model\n"
+                 "for table, name in ((HEADS.register, 'simple'), (register_model, 'gl-msin-tiny')):\n"
+                 "    try:\n"
+                 "        table(name)(lambda **kw: None); print('accepted')\n"
+                 "    except ValueError as e:\n"
+                 "        print(e)\n")
+    assert run.returncode == 0, run.stderr
+    head, model = run.stdout.splitlines()
+    assert head.startswith("head 'simple' is already registered by rrsis.heads.simple.")
+    assert "choose another name" in head
+    assert model == "model 'gl-msin-tiny' is already registered"
+
+
+def test_a_builtin_part_module_imported_first_loads_without_a_cycle():
+    run = _fresh("import rrsis.fusion.gem\nfrom rrsis.registry import FUSION\nprint(FUSION.names())")
+    assert run.returncode == 0, run.stderr
+    assert "pwam" in run.stdout
+
+
+def test_a_builder_that_does_not_take_what_rrsis_passes_is_named():
+    @FUSION.register("test-minimal-fusion")
+    def build_minimal(*, dim, text_dim):
+        raise AssertionError("not called")
+
+    try:
+        with pytest.raises(TypeError, match=r"pixel-word fusion builder registered as 'test-minimal-fusion' is called "
+                                             r"with dim, text_dim, num_heads, dropout: .*'num_heads'"):
+            rrsis.create_model("gl-msin-tiny", fusion="test-minimal-fusion")
+    finally:
+        FUSION._entries.pop("test-minimal-fusion", None)
+
+
+def test_a_fusion_builders_own_keyword_is_refused_saying_the_node_is_fixed():
+    from rrsis.fusion.pwam import PixelWordAttention
+
+    @FUSION.register("test-hidden-fusion")
+    def build_hidden(*, dim, text_dim, num_heads=1, dropout=0.0, hidden: int = 8):
+        return PixelWordAttention(dim, text_dim, num_heads=num_heads, dropout=dropout)
+
+    try:
+        assert rrsis.create_model("gl-msin-tiny", fusion="test-hidden-fusion").config["fusion"]["name"] == "test-hidden-fusion"
+        with pytest.raises(rrsis.ConfigError, match=r"fusion 'test-hidden-fusion' declares it, but the fusion node has "
+                                                    r"fixed keys"):
+            rrsis.create_model("gl-msin-tiny", fusion={"name": "test-hidden-fusion", "hidden": 4})
+    finally:
+        FUSION._entries.pop("test-hidden-fusion", None)
+
+
+def test_a_model_built_through_a_registered_entrypoint_carries_its_name(tmp_path):
+    from rrsis import registry
+
+    calls = []
+
+    @registry.register_model("test-center-model")
+    def center(config=None, **overrides):
+        calls.append(config is not None)
+        if config is None:
+            overrides = {"head": "simple", **overrides}
+        return rrsis.create_model("gl-msin-tiny", config=config, **overrides)
+
+    try:
+        model = rrsis.create_model("test-center-model")
+        assert model.arch == "test-center-model"
+        model.save_pretrained(tmp_path / "m")
+        saved = json.loads((tmp_path / "m" / "config.json").read_text())
+        assert saved["architecture"] == "test-center-model"
+        assert (tmp_path / "m" / "README.md").read_text().count("# test-center-model\n") == 1
+        calls.clear()
+        loaded = rrsis.from_pretrained(tmp_path / "m")
+        assert calls and calls[-1] is True  # rebuilt through the entrypoint, from the saved tree
+        assert loaded.arch == "test-center-model" and loaded.config == model.config
+    finally:
+        registry._model_entrypoints.pop("test-center-model", None)
+
+
+def test_list_models_takes_a_list_of_patterns_and_pretrained_as_timm_does():
+    assert rrsis.list_models(["lavt*", "rmsin*"]) == ["lavt", "lavt-tiny", "rmsin", "rmsin-tiny"]
+    assert rrsis.list_models(["lavt*", "rmsin*"], exclude_filters="*-tiny") == ["lavt", "rmsin"]
+    tags = rrsis.list_models("gl-msin", pretrained=True)
+    assert tags == sorted(rrsis.list_pretrained("gl-msin.*")) and "gl-msin.in22k" in tags
+    assert rrsis.list_models(pretrained=True) == sorted(rrsis.list_pretrained())
+
+
+def test_an_unknown_tag_suggests_only_the_architectures_own_tags():
+    with pytest.raises(rrsis.ConfigError, match=r"'gl-msin-tiny' has no pretrained tags; build it by its bare name"):
+        rrsis.create_model("gl-msin-tiny.in22k")
+    with pytest.raises(rrsis.ConfigError, match=r"'lavt\.oficial'; did you mean 'lavt\.official'\? Known for 'lavt': ") as info:
+        rrsis.create_model("lavt.oficial")
+    assert "gl-msin" not in str(info.value)

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1] / "rrsis"
 
 # Lowest first. A module may import its own floor's modules (without a cycle) and lower floors.
 FLOORS = [
-    ["_version", "_config", "_registry", "registry", "_atomic"],   # name tables; the one atomic write
+    ["_version", "_config", "_registry", "registry", "plugins", "_atomic"],  # name tables, plugin loading; the one atomic write
     ["kernels", "text", "data", "metrics",             # beside them: leaves that read and score,
      "pictures", "allocator"],                         # draw PNGs, tune the C allocator
     ["backbones", "fusion", "heads"],                  # parts

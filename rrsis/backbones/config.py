@@ -196,6 +196,9 @@ def band_statistics(in_chans: int, extra_mean: float = 0.5, extra_std: float = 0
 def _statistics(in_chans: int, mean: Sequence[float] | None, std: Sequence[float] | None):
     if mean is None and std is None and in_chans == 3:
         return list(IMAGENET_MEAN), list(IMAGENET_STD)
+    for name, vals in (("mean", mean), ("std", std)):
+        if isinstance(vals, (list, tuple)) and len(vals) != in_chans:
+            raise ConfigError(f"{name} has {len(vals)} values but in_chans={in_chans}: give one per input band")
     if mean is None or std is None:
         missing = " and ".join(k for k, v in (("mean", mean), ("std", std)) if v is None)
         hint = (f"rrsis.backbones.band_statistics({in_chans}) gives ImageNet's for bands 1-3 and 0.5/0.25 "

@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         # subcommand that can answer without them (``train --list``) imports the factory itself.
         if getattr(args, "needs_registry", True):
             importlib.import_module("rrsis.factory")
+            importlib.import_module("rrsis.plugins").import_plugins(getattr(args, "plugin", None) or ())
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print(f"rrsis {args.command}: interrupted", file=sys.stderr)

@@ -1,7 +1,8 @@
-"""``--max-params`` and ``--max-activation-gib``: the two cost limits of a model, for every
-command that builds or loads one (``create_model`` / ``from_pretrained``'s ``max_params=`` and
-``max_activation_gib=``). Left out, the environment's ``$RRSIS_MAX_PARAMS`` /
-``$RRSIS_MAX_ACTIVATION_GIB`` apply, then the defaults."""
+"""``--max-params`` and ``--max-activation-gib``: the two cost limits of a model, and
+``--plugin`` (:mod:`rrsis.plugins`), for every command that builds or loads one
+(``create_model`` / ``from_pretrained``'s ``max_params=`` and ``max_activation_gib=``). Left
+out, the environment's ``$RRSIS_MAX_PARAMS`` / ``$RRSIS_MAX_ACTIVATION_GIB`` apply, then the
+defaults."""
 
 from __future__ import annotations
 
@@ -30,7 +31,10 @@ def _limit(text: str) -> float:
 
 
 def add_model_limits(p: argparse.ArgumentParser) -> None:
-    """Add the two flags to a command's parser."""
+    """Add the two flags, and ``--plugin``, to a command's parser."""
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                   help="import MODULE first, for the custom parts or models it registers (repeatable; "
+                        "also $RRSIS_PLUGINS=MOD1,MOD2 and the 'rrsis.plugins' entry points)")
     p.add_argument("--max-params", type=_limit, metavar="N",
                    help="refuse a model with more than N parameters, counted before any memory is "
                         f"allocated (default: ${MAX_PARAMS_ENV}, else {DEFAULT_MAX_PARAMS:,})")

@@ -22,6 +22,7 @@ the trainer); the parts receive their validated nodes and ``model.config`` is th
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,9 +36,9 @@ from .._config import (
     node_to_dict,
     suggest,
 )
-from ..backbones.config import BackboneConfig
-from ..fusion.config import FusionConfig
-from ..registry import HEADS, NECKS, Registry
+from ..backbones.config import BackboneConfig, ElsaConfig
+from ..fusion.config import FusionConfig, GemConfig
+from ..registry import FUSION, HEADS, NECKS, Registry
 from ..text.config import TextConfig
 
 __all__ = ["ALIASES", "ModelConfig", "activation_bytes", "migrate_flat", "resolve"]
@@ -113,10 +114,54 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, tree: Mapping[str, Any]) -> ModelConfig:
+        if isinstance(tree, Mapping):
+            check_placement(tree)
         return node_from_dict(cls, tree, "model config")
 
     def to_dict(self) -> dict[str, Any]:
         return node_to_dict(self)
+
+
+def _node_keys(tree: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The keys each node of ``tree`` accepts, by node path (a head/neck: its named part's)."""
+    keys = {path: [f.name for f in dataclasses.fields(cls)] for path, cls in (
+        ("backbone", BackboneConfig), ("backbone.elsa", ElsaConfig), ("text", TextConfig),
+        ("fusion", FusionConfig), ("fusion.gem", GemConfig))}
+    for node, registry in (("head", HEADS), ("neck", NECKS)):
+        name = tree[node].get("name") if isinstance(tree.get(node), Mapping) else None
+        accepted = registry.accepted(name, _PROVIDED) if isinstance(name, str) and name in registry else None
+        if accepted is not None:
+            keys[node] = ["name", *accepted]
+    return keys
+
+
+def _declared(registry: Registry, name: Any, key: str) -> bool:
+    accepted = registry.accepted(name) if isinstance(name, str) and name in registry else []
+    return accepted is not None and key in accepted
+
+
+def check_placement(tree: Mapping[str, Any]) -> None:
+    """Refuse a key given in the wrong node, saying where it belongs ("kernel is a key of
+    backbone.elsa"), before the nodes' own checks guess the closest key of the wrong node."""
+    keys = _node_keys(tree)
+    flat = {".".join(path): alias for alias, path in ALIASES.items()}
+    for path, valid in keys.items():
+        node: Any = tree
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        for key in node if isinstance(node, Mapping) else ():
+            if path == "fusion" and key not in valid and _declared(FUSION, node.get("name"), key):
+                raise ConfigError(
+                    f"unknown key {key!r} in model config.fusion: fusion {node['name']!r} declares it, but the "
+                    f"fusion node has fixed keys ({', '.join(valid)}); a fusion builder's own keywords keep "
+                    f"their defaults (docs/guides/compose.md, 'What a builder receives')")
+            homes = [p for p, ks in keys.items() if p != path and key in ks and key != "name"]
+            if key in valid or not homes:
+                continue
+            aliases = [f"{flat[f'{h}.{key}']}=" for h in homes if f"{h}.{key}" in flat]
+            alias = f" (flat keyword: {' or '.join(aliases)})" if aliases else ""
+            raise ConfigError(f"unknown key {key!r} in model config.{path}: {key} is a key of "
+                              f"{' and '.join(homes)}, not of {path}{alias}")
 
 
 def activation_bytes(tree: Mapping[str, Any], batch_size: int = 1) -> int:
@@ -171,6 +216,18 @@ def _set(patch: dict, path: tuple, value: Any, key: str) -> None:
     node[path[-1]] = value
 
 
+_MISSING = object()
+
+
+def _get(patch: dict, path: tuple) -> Any:
+    node: Any = patch
+    for part in path:
+        if not isinstance(node, dict) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
 def _patch_from_overrides(overrides: Mapping[str, Any]) -> dict:
     """Overrides (nested nodes and flat aliases) → one nested patch; ``_OFF`` removes a part."""
     patch: dict = {}
@@ -198,7 +255,16 @@ def _patch_from_overrides(overrides: Mapping[str, Any]) -> dict:
                 raise ConfigError(f"{key} must be a mapping, got {value!r}")
             for k, v in value.items():
                 _set(patch, (ALIASES[key][0], k), v, key)
+        elif key in NODES:
+            how = {"neck": ", a registered neck's name or False", "head": " or a registered head's name",
+                   "fusion": " or a registered fusion's name"}.get(key, "")
+            raise ConfigError(f"model argument {key!r} must be a mapping of its keys ({key}={{...}}){how}, "
+                              f"got {value!r}")
         elif key in ALIASES:
+            given = _get(patch, ALIASES[key])
+            if given is not _MISSING and given != value:
+                raise ConfigError(f"{key}={value!r} conflicts with {'.'.join(ALIASES[key])}={given!r} given in "
+                                  f"the same call: give one of them")
             _set(patch, ALIASES[key], value, key)
         else:
             known = list(MODEL_KEYS) + list(NODES) + list(ALIASES)

@@ -12,7 +12,7 @@ from torch import nn
 from .._config import ConfigError
 from ..backbones.multimodal import MultiModalSwin
 from ..fusion.position import check_position
-from ..registry import HEADS, NECKS
+from ..registry import HEADS, NECKS, Registry
 from ..text.bert import TextEncoder
 from .base import RRSISModel, SegmentationOutput, TextFeatures
 from .config import ModelConfig, activation_bytes, is_flat, migrate_flat, resolve
@@ -65,8 +65,8 @@ class ReferringSegmenter(RRSISModel):
         dims = backbone.dims
         neck = None
         if cfg.neck is not None:
-            neck = NECKS.build(cfg.neck["name"], in_channels=dims, **_args(cfg.neck))
-        head = HEADS.build(cfg.head["name"], in_channels=dims, **_args(cfg.head))
+            neck = _build_node(NECKS, "neck", cfg.neck, dims)
+        head = _build_node(HEADS, "head", cfg.head, dims)
         return cls(text_encoder=text, backbone=backbone, head=head, neck=neck, arch=arch, config=cfg)
 
     def estimate_activation_bytes(self, batch_size: int = 1) -> int:
@@ -123,6 +123,14 @@ class ReferringSegmenter(RRSISModel):
 
 def _args(node: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in node.items() if k != "name"}
+
+
+def _build_node(registry: Registry, where: str, node: dict[str, Any], dims: list[int]) -> nn.Module:
+    """Build a head or neck; a value its builder refuses is reported with the node's path."""
+    try:
+        return registry.build(node["name"], in_channels=dims, **_args(node))
+    except ConfigError as exc:
+        raise ConfigError(f"model config.{where} ({registry.kind} {node['name']!r}): {exc}") from None
 
 
 def build_segmenter(
