@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from ._torch_load import load_failure
 from .factory import create_model
 from .hub import save_pretrained
 from .registry import CHECKPOINT_FORMATS
@@ -48,15 +49,19 @@ def load_official_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.T
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"cannot read {path}: empty file (0 bytes)")
     # train.py stores its argparse.Namespace; allow exactly that class besides tensors.
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
+    except pickle.UnpicklingError as exc:
         raise ValueError(
-            f"cannot read {path} with weights-only loading (rrsis never unpickles arbitrary "
-            f"code): {str(exc).splitlines()[0]}"
+            f"cannot read {path} with weights-only loading ({load_failure(exc)}): rrsis reads {_ACCEPTED}, "
+            "and never unpickles anything else"
         ) from None
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise ValueError(f"cannot read {path} with weights-only loading: {load_failure(exc)}") from None
     if not isinstance(obj, Mapping):
         # A malformed file is bad input (ValueError, reported by the CLI), not a bug.
         raise ValueError(f"{path}: expected a dict checkpoint, got {type(obj).__name__}")
@@ -83,6 +88,10 @@ def load_official_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.T
     if isinstance(args, argparse.Namespace):
         args = vars(args)
     return state, dict(args) if isinstance(args, Mapping) else {}
+
+
+_ACCEPTED = ("a torch.save file of tensors in plain dicts, lists and numbers, with train.py's "
+             "argparse.Namespace as its 'args' (an official checkpoint or a bare state dict)")
 
 
 def _tensor_dict(d: Any, where: str) -> dict[str, torch.Tensor]:
