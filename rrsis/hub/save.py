@@ -39,6 +39,7 @@ from .card import is_generated_card, model_card
 from .dtypes import parameter_dtype
 from .ranker import RANKER_CONFIG_NAME, RANKER_WEIGHTS_NAME, write_ranker
 from .report import alias_groups
+from .save_check import saveable_model
 
 __all__ = ["CONFIG_NAME", "TOKENIZER_CONFIG_NAME", "VOCAB_NAME", "WEIGHTS_NAME", "push_to_hub", "recover_interrupted_save",
            "save_pretrained"]
@@ -78,7 +79,8 @@ def save_pretrained(
     directory as hard links (copies across file systems).
 
     Args:
-        model: an rrsis model (``arch``, ``config``, optional ``tokenizer``).
+        model: an rrsis model (``arch``, ``config``, optional ``tokenizer``), or ``torch.compile``
+            of one (the module it wraps is saved); its state dict must be the one its config builds.
         save_directory: target directory; created or replaced.
         metrics: JSON-able ``name → value`` shown in the model card.
         dataset: training dataset name for the model card.
@@ -87,17 +89,8 @@ def save_pretrained(
     Returns:
         The directory path.
     """
-    arch = getattr(model, "arch", "")
-    config = getattr(model, "config", None)
-    if not arch or not isinstance(config, Mapping):
-        raise TypeError(f"save_pretrained needs an rrsis model with .arch and .config, got {type(model).__name__}")
-    from ..registry import is_model
-
-    if not is_model(arch):
-        logger.warning(
-            "architecture %r is not registered: from_pretrained can rebuild this directory only once an "
-            "entrypoint of that name is registered (rrsis.register_model)", arch,
-        )
+    model = saveable_model(model)  # torch.compile's wrapper unwrapped; refused unless its config rebuilds it
+    arch, config = model.arch, model.config
     if metrics is not None:
         try:
             json.dumps(dict(metrics))
