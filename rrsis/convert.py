@@ -22,11 +22,12 @@ import torch
 from ._torch_load import load_failure
 from .factory import create_model
 from .hub import save_pretrained
-from .registry import CHECKPOINT_FORMATS
+from .registry import CHECKPOINT_FORMATS, list_pretrained, pretrained_cfg
 from .text.tokenizer import Tokenizer
 
 __all__ = [
     "ConversionPlan",
+    "conversion_origin",
     "convert_checkpoint",
     "detect_architecture",
     "infer_model_args",
@@ -270,4 +271,22 @@ def convert_checkpoint(
             )
     model.load_state_dict(tensors, strict=True, assign=True)
     model.tokenizer = tokenizer
-    return save_pretrained(model, out_dir)
+    return save_pretrained(model, out_dir, origin=conversion_origin(arch, checkpoint))
+
+
+def conversion_origin(arch: str, checkpoint: str | os.PathLike) -> str:
+    """The model card's "Source" text of a converted model: the official architecture, the file's
+    name, and where the registry's tag for that format (``extra={"convert": arch}``, e.g.
+    ``lavt.official``) says the code and its licence are; no licence is named when none is registered."""
+    text = (f"Converted with `rrsis convert --arch {arch}` from an official {arch.upper()} checkpoint "
+            f"(`{Path(checkpoint).name}`, in the layout of the official code's train.py); rrsis did not train "
+            "these weights.")
+    tags = [t for t in list_pretrained(f"{arch}.*") if pretrained_cfg(t).extra.get("convert") == arch]
+    if not tags:
+        return text + " rrsis records no licence for this format: the checkpoint's source states its terms."
+    cfg = pretrained_cfg(tags[0])
+    where = cfg.swin.split(" (")[0] if cfg.swin else ""
+    return (text + (f" Official code: {where}." if where.startswith("http") else "")
+            + f" Licence: {cfg.license or 'not recorded in rrsis; see the official repository'}"
+            + f" (`rrsis models --info {tags[0]}`): check the terms of the checkpoint's source before using or "
+              "sharing these weights.")

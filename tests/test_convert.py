@@ -16,6 +16,7 @@ from _fixtures import find_fixtures
 import rrsis
 from rrsis.cli import main as cli_main
 from rrsis.convert import (
+    conversion_origin,
     convert_checkpoint,
     load_official_checkpoint,
     map_official_key,
@@ -350,3 +351,20 @@ def test_refusal_never_advises_weights_only_false(tmp_path, kind):
     if kind == "payload":
         assert "GLOBAL io.open was not an allowed global" in msg  # what torch refused, kept
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_card_says_the_model_was_converted_and_where_its_licence_is(converted, arch):
+    from rrsis.registry import list_pretrained, pretrained_cfg
+
+    card = (converted[arch] / "README.md").read_text()
+    source = card.split("## Source\n\n", 1)[1].split("\n\n", 1)[0]
+    tag = next(t for t in list_pretrained(f"{arch}.*") if pretrained_cfg(t).extra.get("convert") == arch)
+    assert f"official {arch.upper()} checkpoint (`checkpoint.pth`" in source
+    assert pretrained_cfg(tag).license in source and f"rrsis models --info {tag}" in source
+    assert pretrained_cfg(tag).swin.split(" (")[0] in source  # the official repository
+
+
+def test_card_of_a_format_without_a_tag_names_no_licence():
+    text = conversion_origin("nope", "/somewhere/weights.pth")
+    assert "`weights.pth`" in text and "records no licence" in text and "Licence:" not in text

@@ -63,6 +63,7 @@ def save_pretrained(
     metrics: Mapping[str, Any] | None = None,
     dataset: str | None = None,
     repo_id: str | None = None,
+    origin: str | None = None,
 ) -> Path:
     """Write ``model`` as a loadable directory, atomically.
 
@@ -85,6 +86,8 @@ def save_pretrained(
         metrics: JSON-able ``name → value`` shown in the model card.
         dataset: training dataset name for the model card.
         repo_id: Hub repo the card's loading snippet should name.
+        origin: markdown for the card saying where the weights come from and under which terms
+            (``rrsis convert`` writes the official checkpoint's).
 
     Returns:
         The directory path.
@@ -116,7 +119,8 @@ def save_pretrained(
         try:
             if target.is_dir():
                 _copy_mode_and_owner(target, tmp)
-            _write_contents(model, tmp, config=dict(config), metrics=metrics, dataset=dataset, repo_id=repo_id)
+            _write_contents(model, tmp, config=dict(config), metrics=metrics, dataset=dataset, repo_id=repo_id,
+                            origin=origin)
             if target.is_dir():
                 _carry_over(target, tmp)
             _fsync_tree(tmp)
@@ -129,7 +133,7 @@ def save_pretrained(
 
 
 def _write_contents(
-    model: nn.Module, directory: Path, *, config: dict[str, Any], metrics, dataset, repo_id
+    model: nn.Module, directory: Path, *, config: dict[str, Any], metrics, dataset, repo_id, origin=None
 ) -> None:
     payload = {"architecture": model.arch, "model_args": config, "torch_dtype": parameter_dtype(model),
                "rrsis_version": __version__}
@@ -144,7 +148,7 @@ def _write_contents(
         model.tokenizer.save_pretrained(directory)
     if getattr(model, "scene_ranker", None) is not None:
         write_ranker(model.scene_ranker, directory)
-    card = model_card(model, metrics=metrics, dataset=dataset, repo_id=repo_id)
+    card = model_card(model, metrics=metrics, dataset=dataset, repo_id=repo_id, origin=origin)
     (directory / CARD_NAME).write_text(card, encoding="utf-8")
 
 
