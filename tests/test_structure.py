@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1] / "rrsis"
 
 # Lowest first. A module may import its own floor's modules (without a cycle) and lower floors.
 FLOORS = [
-    ["_version", "_config", "_registry", "registry", "_atomic"],   # name tables; the one atomic write
+    ["_version", "_config", "_registry", "registry", "_atomic",    # name tables; the one atomic write;
+     "_torch_load"],                                   # torch.load's refusals without their advice
     ["kernels", "text", "data", "metrics",             # beside them: leaves that read and score,
      "pictures", "allocator"],                         # draw PNGs, tune the C allocator
     ["backbones", "fusion", "heads"],                  # parts
