@@ -214,7 +214,8 @@ def write_error(exc: BaseException, path: str | os.PathLike, what: str, *, neede
     words: "No space left on device"), the space it needed (``needed`` bytes, when known) and
     what is free there, then ``advice``; its ``errno`` is the cause's."""
     cause = io_cause(exc)
-    reason = getattr(cause, "strerror", None) or str(cause or exc).strip().splitlines()[0]
+    text = str(cause or exc).strip()
+    reason = getattr(cause, "strerror", None) or (text.splitlines()[0] if text else type(cause or exc).__name__)
     space = [f"about {_size(needed)} needed"] if needed else []
     folder = Path(path).absolute().parent
     while not folder.exists() and folder != folder.parent:

@@ -19,13 +19,15 @@ from typing import Any
 
 import torch
 
+from ._torch_load import load_failure
 from .factory import create_model
 from .hub import save_pretrained
-from .registry import CHECKPOINT_FORMATS
+from .registry import CHECKPOINT_FORMATS, list_pretrained, pretrained_cfg
 from .text.tokenizer import Tokenizer
 
 __all__ = [
     "ConversionPlan",
+    "conversion_origin",
     "convert_checkpoint",
     "detect_architecture",
     "infer_model_args",
@@ -48,15 +50,19 @@ def load_official_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.T
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"cannot read {path}: empty file (0 bytes)")
     # train.py stores its argparse.Namespace; allow exactly that class besides tensors.
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
+    except pickle.UnpicklingError as exc:
         raise ValueError(
-            f"cannot read {path} with weights-only loading (rrsis never unpickles arbitrary "
-            f"code): {str(exc).splitlines()[0]}"
+            f"cannot read {path} with weights-only loading ({load_failure(exc)}): rrsis reads {_ACCEPTED}, "
+            "and never unpickles anything else"
         ) from None
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise ValueError(f"cannot read {path} with weights-only loading: {load_failure(exc)}") from None
     if not isinstance(obj, Mapping):
         # A malformed file is bad input (ValueError, reported by the CLI), not a bug.
         raise ValueError(f"{path}: expected a dict checkpoint, got {type(obj).__name__}")
@@ -83,6 +89,10 @@ def load_official_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.T
     if isinstance(args, argparse.Namespace):
         args = vars(args)
     return state, dict(args) if isinstance(args, Mapping) else {}
+
+
+_ACCEPTED = ("a torch.save file of tensors in plain dicts, lists and numbers, with train.py's "
+             "argparse.Namespace as its 'args' (an official checkpoint or a bare state dict)")
 
 
 def _tensor_dict(d: Any, where: str) -> dict[str, torch.Tensor]:
@@ -261,4 +271,22 @@ def convert_checkpoint(
             )
     model.load_state_dict(tensors, strict=True, assign=True)
     model.tokenizer = tokenizer
-    return save_pretrained(model, out_dir)
+    return save_pretrained(model, out_dir, origin=conversion_origin(arch, checkpoint))
+
+
+def conversion_origin(arch: str, checkpoint: str | os.PathLike) -> str:
+    """The model card's "Source" text of a converted model: the official architecture, the file's
+    name, and where the registry's tag for that format (``extra={"convert": arch}``, e.g.
+    ``lavt.official``) says the code and its licence are; no licence is named when none is registered."""
+    text = (f"Converted with `rrsis convert --arch {arch}` from an official {arch.upper()} checkpoint "
+            f"(`{Path(checkpoint).name}`, in the layout of the official code's train.py); rrsis did not train "
+            "these weights.")
+    tags = [t for t in list_pretrained(f"{arch}.*") if pretrained_cfg(t).extra.get("convert") == arch]
+    if not tags:
+        return text + " rrsis records no licence for this format: the checkpoint's source states its terms."
+    cfg = pretrained_cfg(tags[0])
+    where = cfg.swin.split(" (")[0] if cfg.swin else ""
+    return (text + (f" Official code: {where}." if where.startswith("http") else "")
+            + f" Licence: {cfg.license or 'not recorded in rrsis; see the official repository'}"
+            + f" (`rrsis models --info {tags[0]}`): check the terms of the checkpoint's source before using or "
+              "sharing these weights.")

@@ -16,6 +16,7 @@ from _fixtures import find_fixtures
 import rrsis
 from rrsis.cli import main as cli_main
 from rrsis.convert import (
+    conversion_origin,
     convert_checkpoint,
     load_official_checkpoint,
     map_official_key,
@@ -297,3 +298,73 @@ def test_full_size_checkpoints_are_fully_covered(arch, variant):
         default = rrsis.create_model(arch).config
     assert plan.config == default
     assert plan.model_args["text_heads"] == 12
+
+
+# ---------------------------------------------------------------- what the CLI says
+
+
+@pytest.mark.parametrize("change, names", [
+    (lambda m: m.__setitem__("backbone.extra.weight", torch.zeros(3)), "backbone.extra.weight"),
+    (lambda m: m.pop("backbone.layers.0.blocks.0.attn.qkv.weight"), "backbone.layers.0.blocks.0.attn.qkv.weight"),
+    (lambda m: m["classifier.conv1_1.bias"].mul_(float("nan")), "classifier.conv1_1.bias has NaN"),
+])
+def test_cli_error_names_the_tensor(tmp_path, capsys, change, names):
+    ckpt = _official("lavt")
+    change(ckpt["model"])
+    out = tmp_path / "out"
+    assert cli_main(["convert", "--arch", "lavt", str(_save(tmp_path, ckpt)), str(out), "--text-heads", "4"]) == 2
+    err = capsys.readouterr().err
+    assert names in err and "--debug for all" not in err
+    assert not out.exists()
+
+
+def test_empty_file_says_so(tmp_path, capsys):
+    empty = tmp_path / "empty.pth"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match="empty file"):
+        load_official_checkpoint(empty)
+    assert cli_main(["convert", "--arch", "lavt", str(empty), str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == f"rrsis convert: error: cannot read {empty}: empty file (0 bytes)"
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+@pytest.mark.parametrize("kind", ["payload", "garbage"])
+def test_refusal_never_advises_weights_only_false(tmp_path, kind):
+    marker = tmp_path / "ran"
+    path = tmp_path / "bad.pth"
+    if kind == "payload":
+        torch.save({"model": {"x": torch.zeros(1)}, "args": _Payload(marker)}, path)
+    else:
+        path.write_bytes(bytes(range(256)) * 20)
+    with pytest.raises(ValueError) as err:
+        load_official_checkpoint(path)
+    msg = str(err.value)
+    assert not any(a in msg for a in ("weights_only=False", "set to `False`", "likely succeed", "safe_globals", "trust")), msg
+    assert "never unpickles anything else" in msg and "argparse.Namespace" in msg
+    if kind == "payload":
+        assert "GLOBAL io.open was not an allowed global" in msg  # what torch refused, kept
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_card_says_the_model_was_converted_and_where_its_licence_is(converted, arch):
+    from rrsis.registry import list_pretrained, pretrained_cfg
+
+    card = (converted[arch] / "README.md").read_text()
+    source = card.split("## Source\n\n", 1)[1].split("\n\n", 1)[0]
+    tag = next(t for t in list_pretrained(f"{arch}.*") if pretrained_cfg(t).extra.get("convert") == arch)
+    assert f"official {arch.upper()} checkpoint (`checkpoint.pth`" in source
+    assert pretrained_cfg(tag).license in source and f"rrsis models --info {tag}" in source
+    assert pretrained_cfg(tag).swin.split(" (")[0] in source  # the official repository
+
+
+def test_card_of_a_format_without_a_tag_names_no_licence():
+    text = conversion_origin("nope", "/somewhere/weights.pth")
+    assert "`weights.pth`" in text and "records no licence" in text and "Licence:" not in text

@@ -432,7 +432,7 @@ def benchmark_pages(results: Path = RESULTS) -> dict[str, Page]:
         pages = _kind(path, data)(path, data)
         out.update(pages)
         page = next(p for p in pages if p.endswith(".md"))
-        title = str(pages[page]).splitlines()[0].lstrip("# ").strip()
+        title = (str(pages[page]).splitlines() or [""])[0].lstrip("# ").strip() or Path(page).stem
         index.append([f"[{title}]({Path(page).name})", f"`{path.name}`"])
     # Reports written as markdown only (no data file), e.g. the sm_90 compile report: as they are.
     for path in sorted(results.glob("*.md")):

@@ -2,8 +2,9 @@
 
 Parsing imports nothing heavy (``rrsis --help`` stays fast); a subcommand's own imports are
 paid when it runs. Expected errors (bad input, missing files, refused checkpoints, bad config
-values, a device that is not there) end as one line on stderr and exit code 2; ``--debug``
-shows the traceback instead.
+values, a device that is not there) end as one line on stderr and exit code 2 (with the lines
+that follow it when it ends in a colon, so that what is wrong is printed); ``--debug`` shows
+the traceback instead.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ _COMMANDS = ["models", "convert", "synth", "chips", "train", "evaluate", "predic
 _EXPECTED = (ValueError, LookupError, OSError, ImportError, RuntimeError, AssertionError)
 _EXPECTED_NAMES = ("DecompressionBombError",)
 EXIT_USAGE = 2
+# Lines printed after an error's first line when that line ends in a colon (it names no fault).
+_DETAIL_LINES = 8
 EXIT_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a command whose reader closed the pipe
 
 
@@ -43,11 +46,14 @@ def _expected(exc: BaseException) -> bool:
 
 
 def _one_line(exc: BaseException) -> str:
+    """The error as printed: its first line, and when that line only introduces what follows
+    (it ends in a colon: "corrupted checkpoint:", "3 keys not in the model:"), the lines that say
+    what is wrong too, up to :data:`_DETAIL_LINES` of them."""
     msg = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-    msg = msg.strip() or type(exc).__name__
-    lines = msg.splitlines()
-    more = f" (+{len(lines) - 1} more lines; --debug for all)" if len(lines) > 1 else ""
-    return f"{lines[0]}{more}"
+    lines = [line.rstrip() for line in msg.strip().splitlines() if line.strip()] or [type(exc).__name__]
+    shown = lines[:1 + _DETAIL_LINES] if lines[0].endswith(":") else lines[:1]
+    more = f" (+{len(lines) - len(shown)} more lines; --debug for all)" if len(lines) > len(shown) else ""
+    return "\n".join(shown) + more
 
 
 def _quiet_stdout() -> None:

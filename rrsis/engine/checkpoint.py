@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .._atomic import atomic_open, write_error
+from .._torch_load import load_failure
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -155,7 +156,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001  (torch raises many types for truncated/corrupt files)
-        raise ValueError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {exc})") from None
+        raise ValueError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {load_failure(exc)})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(
             f"{path}: not an rrsis training checkpoint (RUN/checkpoints/step-N.pt of rrsis train); a model "
@@ -204,7 +205,7 @@ def model_from_checkpoint(path: str | os.PathLike, map_location: str | torch.dev
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ValueError(f"{path}: its weights do not fit the model of {folders[0]} ({first}): the folder is not "
                          "of the run that wrote the checkpoint") from None
     logger.info("%s: the weights of step %s, in the model of %s", path, state.get("step"), folders[0])

@@ -75,6 +75,7 @@ def model_card(
     metrics: Mapping[str, Any] | None = None,
     dataset: str | None = None,
     repo_id: str | None = None,
+    origin: str | None = None,
 ) -> str:
     """Markdown model card with a Hub metadata header.
 
@@ -83,6 +84,8 @@ def model_card(
         metrics: name → value measured on these weights (e.g. ``{"oIoU": 0.71}``), shown as a table.
         dataset: the dataset the weights were trained on (Hub metadata and text).
         repo_id: the Hub repo the card is for; used in the loading snippet.
+        origin: markdown saying where the weights come from and under which terms (a "Source"
+            section; ``rrsis convert`` names the official checkpoint and its licence).
     """
 
     arch = getattr(model, "arch", "") or type(model).__name__
@@ -123,6 +126,8 @@ def model_card(
             "state is a configuration value recorded in `config.json`. Numbers below, if any, were measured on "
             "these weights by whoever saved them; they are not the paper's.\n"
         )
+    if origin:
+        parts.append(f"## Source\n\n{origin.strip()}\n")
     parts.append("| | |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in rows))
     if metrics:
         parts.append(

@@ -30,6 +30,7 @@ from huggingface_hub.utils import validate_repo_id
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
+from .._torch_load import load_failure
 from .._version import __version__
 
 __all__ = [
@@ -305,18 +306,16 @@ def read_state_dict(path: PathLike, map_location: str | torch.device = "cpu") ->
         try:
             obj = torch.load(path, map_location=map_location, weights_only=True)
         except pickle.UnpicklingError as exc:
-            # torch's message opens with advice to retry with weights_only=False, which is the
-            # unsafe load; the line naming the refused object is what the user needs.
-            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-            named = [ln for ln in lines if "GLOBAL" in ln]
-            first = (named or lines or [type(exc).__name__])[0]
+            # torch's message opens with advice to load it anyway (unsafe): never passed on.
+            first = load_failure(exc)
             raise CheckpointError(
                 f"{path}: holds Python objects besides tensors and plain data ({first}). rrsis reads "
                 "legacy checkpoints with torch.load(weights_only=True) only and will not unpickle "
                 "arbitrary objects; re-save just the state dict (or convert it to safetensors)."
             ) from None
         except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as exc:
-            raise CheckpointError(f"{path}: cannot read checkpoint ({exc}); it is truncated or corrupt") from None
+            raise CheckpointError(f"{path}: cannot read checkpoint ({load_failure(exc)}); it is truncated or "
+                                  "corrupt") from None
         if not isinstance(obj, Mapping):
             raise CheckpointError(f"{path}: expected a state dict (a mapping), got {type(obj).__name__}")
         return dict(obj)

@@ -39,6 +39,7 @@ from .card import is_generated_card, model_card
 from .dtypes import parameter_dtype
 from .ranker import RANKER_CONFIG_NAME, RANKER_WEIGHTS_NAME, write_ranker
 from .report import alias_groups
+from .save_check import saveable_model
 
 __all__ = ["CONFIG_NAME", "TOKENIZER_CONFIG_NAME", "VOCAB_NAME", "WEIGHTS_NAME", "push_to_hub", "recover_interrupted_save",
            "save_pretrained"]
@@ -62,6 +63,7 @@ def save_pretrained(
     metrics: Mapping[str, Any] | None = None,
     dataset: str | None = None,
     repo_id: str | None = None,
+    origin: str | None = None,
 ) -> Path:
     """Write ``model`` as a loadable directory, atomically.
 
@@ -78,26 +80,20 @@ def save_pretrained(
     directory as hard links (copies across file systems).
 
     Args:
-        model: an rrsis model (``arch``, ``config``, optional ``tokenizer``).
+        model: an rrsis model (``arch``, ``config``, optional ``tokenizer``), or ``torch.compile``
+            of one (the module it wraps is saved); its state dict must be the one its config builds.
         save_directory: target directory; created or replaced.
         metrics: JSON-able ``name → value`` shown in the model card.
         dataset: training dataset name for the model card.
         repo_id: Hub repo the card's loading snippet should name.
+        origin: markdown for the card saying where the weights come from and under which terms
+            (``rrsis convert`` writes the official checkpoint's).
 
     Returns:
         The directory path.
     """
-    arch = getattr(model, "arch", "")
-    config = getattr(model, "config", None)
-    if not arch or not isinstance(config, Mapping):
-        raise TypeError(f"save_pretrained needs an rrsis model with .arch and .config, got {type(model).__name__}")
-    from ..registry import is_model
-
-    if not is_model(arch):
-        logger.warning(
-            "architecture %r is not registered: from_pretrained can rebuild this directory only once an "
-            "entrypoint of that name is registered (rrsis.register_model)", arch,
-        )
+    model = saveable_model(model)  # torch.compile's wrapper unwrapped; refused unless its config rebuilds it
+    arch, config = model.arch, model.config
     if metrics is not None:
         try:
             json.dumps(dict(metrics))
@@ -123,7 +119,8 @@ def save_pretrained(
         try:
             if target.is_dir():
                 _copy_mode_and_owner(target, tmp)
-            _write_contents(model, tmp, config=dict(config), metrics=metrics, dataset=dataset, repo_id=repo_id)
+            _write_contents(model, tmp, config=dict(config), metrics=metrics, dataset=dataset, repo_id=repo_id,
+                            origin=origin)
             if target.is_dir():
                 _carry_over(target, tmp)
             _fsync_tree(tmp)
@@ -136,7 +133,7 @@ def save_pretrained(
 
 
 def _write_contents(
-    model: nn.Module, directory: Path, *, config: dict[str, Any], metrics, dataset, repo_id
+    model: nn.Module, directory: Path, *, config: dict[str, Any], metrics, dataset, repo_id, origin=None
 ) -> None:
     payload = {"architecture": model.arch, "model_args": config, "torch_dtype": parameter_dtype(model),
                "rrsis_version": __version__}
@@ -151,7 +148,7 @@ def _write_contents(
         model.tokenizer.save_pretrained(directory)
     if getattr(model, "scene_ranker", None) is not None:
         write_ranker(model.scene_ranker, directory)
-    card = model_card(model, metrics=metrics, dataset=dataset, repo_id=repo_id)
+    card = model_card(model, metrics=metrics, dataset=dataset, repo_id=repo_id, origin=origin)
     (directory / CARD_NAME).write_text(card, encoding="utf-8")
 
 

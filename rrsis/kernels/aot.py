@@ -117,7 +117,7 @@ def _const_index(job, name):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").strip().partition("\n")[0] or None)
     parser.add_argument("--arch", type=int, default=90, help="compute capability ×10 (90: Hopper)")
     parser.add_argument("--jobs", type=int, default=2, help="parallel compiler processes")
     parser.add_argument("--level", choices=LEVELS, default="full",

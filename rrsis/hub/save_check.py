@@ -1,0 +1,80 @@
+"""What :func:`rrsis.hub.save_pretrained` checks before it writes anything.
+
+A saved folder is rebuilt from its ``config.json`` and then filled with its weights, so the
+model's state dict must be the one its config builds. A part replaced by assignment
+(``model.classifier = HEADS.build(...)``) is not recorded in ``model.config``; such a model is
+refused here, naming the differing keys, instead of writing a folder ``from_pretrained``
+refuses. The config is built on PyTorch's ``meta`` device (shapes only, no memory).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from .report import format_keys, format_mismatches
+
+__all__ = ["saveable_model", "unwrap_compiled"]
+
+logger = logging.getLogger("rrsis.hub.save")
+
+_HOW = ("A part replaced by assignment (model.classifier = ...) is not recorded in model.config: build the model "
+        "with that part in its config instead, e.g. rrsis.create_model(name, head={...}) or "
+        "rrsis.from_pretrained(folder, head={...}, strict=False) (docs/guides/compose.md, \"Changing a model's head\").")
+
+
+def unwrap_compiled(model: nn.Module) -> nn.Module:
+    """The module ``torch.compile(model)`` wraps (its ``OptimizedModule`` keeps it as
+    ``_orig_mod`` and prefixes every state-dict key with ``_orig_mod.``); other models as they are."""
+    while type(model).__name__ == "OptimizedModule" and isinstance(getattr(model, "_orig_mod", None), nn.Module):
+        model = model._orig_mod
+    return model
+
+
+def saveable_model(model: nn.Module) -> nn.Module:
+    """``model`` (unwrapped from ``torch.compile``) once it is known to save as a folder that
+    loads: an rrsis model whose state dict has the keys and shapes its config builds.
+
+    Raises:
+        TypeError: not an rrsis model (no ``arch`` / ``config``).
+        ValueError: the state dict differs from the config's build; nothing was written.
+    """
+    model = unwrap_compiled(model)
+    arch = getattr(model, "arch", "")
+    config = getattr(model, "config", None)
+    if not arch or not isinstance(config, Mapping):
+        raise TypeError(f"save_pretrained needs an rrsis model with .arch and .config, got {type(model).__name__}")
+    from ..registry import is_model, model_entrypoint
+
+    if not is_model(arch):
+        logger.warning(
+            "architecture %r is not registered: from_pretrained can rebuild this directory only once an "
+            "entrypoint of that name is registered (rrsis.register_model)", arch,
+        )
+        return model
+    with torch.device("meta"):
+        built = model_entrypoint(arch)(dict(config))
+    expected = {k: tuple(v.shape) for k, v in built.state_dict().items()}
+    state = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    extra = sorted(k for k in state if k not in expected)
+    absent = sorted(k for k in expected if k not in state)
+    shapes = [(k, state[k], expected[k]) for k in sorted(state) if k in expected and state[k] != expected[k]]
+    if not (extra or absent or shapes):
+        return model
+    parts = []
+    if extra:
+        parts.append(f"{len(extra)} model tensors the config does not build:\n{format_keys(extra, 8)}")
+    if absent:
+        parts.append(f"{len(absent)} tensors the config builds that the model lacks:\n{format_keys(absent, 8)}")
+    if shapes:
+        parts.append(f"{len(shapes)} tensors of other shapes (model vs config):\n"
+                     + format_mismatches(shapes, 8).replace("checkpoint ", "model "))
+    head = config.get("head")
+    named = f" (its head: {head.get('name')!r})" if isinstance(head, Mapping) else ""
+    raise ValueError(
+        f"save_pretrained: this {arch} model's state dict is not the one its config{named} builds, so "
+        f"from_pretrained would refuse the folder; nothing was written. {_HOW}\n" + "\n".join(parts)
+    )
