@@ -166,8 +166,9 @@ def _known_architecture(config: Mapping[str, Any], source: str) -> None:
     if not is_model(arch):
         raise CheckpointError(
             f"{source} names architecture {arch!r}, which this rrsis ({__version__}) does not know. "
-            f"Known: {', '.join(list_models()) or '(none)'}. Import the module that registers it, or "
-            f"upgrade rrsis (the file was written by rrsis {config.get('rrsis_version', '?')})."
+            f"Known: {', '.join(list_models()) or '(none)'}. Import the module that registers it (rrsis "
+            f"commands: --plugin MODULE or RRSIS_PLUGINS=MODULE), or upgrade rrsis (the file was written by "
+            f"rrsis {config.get('rrsis_version', '?')})."
         )
 
 
