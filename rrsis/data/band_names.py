@@ -68,12 +68,8 @@ def declared_names(headers: Sequence[object], bands: _bands.Bands = None,
     found = None
     for h in headers:
         described = getattr(h, "descriptions", ())
-        if not described or h.palette:
-            return None
-        alpha = [False] * (h.bands - 1) + [h.alpha]
-        try:
-            read = _bands.raster_bands(alpha, bands, channels, h.path, rgb=h.rgb)[0]
-        except ValueError:  # a file the options do not fit: the header checks say so
+        read = h.bands_read(bands, channels) if described and not h.palette else None
+        if read is None:
             return None
         if h.bands == 1 and channels in (None, 3):
             return None  # grey repeated to three bands: no band has a name of its own

@@ -66,6 +66,15 @@ class ImageHeader:
         """What two files of one dataset must share: dtype, data bands (alpha aside), palette."""
         return self.dtype, self.bands - int(self.alpha), self.palette
 
+    def bands_read(self, bands: Bands = None, channels: int | None = None) -> tuple[int, ...] | None:
+        """The band numbers (from 1) :func:`~rrsis.data.read_image` reads from this file with
+        ``bands`` for a model of ``channels`` bands, or ``None`` when the options do not fit it."""
+        alpha = [False] * (self.bands - 1) + [self.alpha]
+        try:
+            return _bands.raster_bands(alpha, bands, channels, self.path, rgb=self.rgb)[0]
+        except ValueError:  # a file the options do not fit: the header checks say so
+            return None
+
     def describe(self) -> str:
         """``"uint16, 1 band (grey)"``, ``"uint8, 3 bands (RGB) + alpha"``, ..."""
         n = self.bands - int(self.alpha)
@@ -123,12 +132,8 @@ def declared_channels(headers: Sequence[ImageHeader], bands: Bands = None,
     else ``None`` (an image declaring none, two declaring differently, a colour not read)."""
     found = None
     for h in headers:
-        if h.rgb is None:
-            return None
-        alpha = [False] * (h.bands - 1) + [h.alpha]
-        try:
-            read = _bands.raster_bands(alpha, bands, channels, h.path, rgb=h.rgb)[0]
-        except ValueError:  # a file the options do not fit: the header checks say so
+        read = None if h.rgb is None else h.bands_read(bands, channels)
+        if read is None:
             return None
         here = _bands.rgb_positions(read, h.rgb)
         if here is None or (found is not None and here != found):
