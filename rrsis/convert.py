@@ -22,6 +22,7 @@ import torch
 from ._torch_load import load_failure
 from .factory import create_model
 from .hub import save_pretrained
+from .hub.save_check import unwrapped_state
 from .registry import CHECKPOINT_FORMATS, list_pretrained, pretrained_cfg
 from .text.tokenizer import Tokenizer
 
@@ -77,8 +78,7 @@ def load_official_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.T
             f"{sorted(map(str, obj))[:10]}"
         )
     state = _tensor_dict(model, f"{path}['model']")
-    if state and all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
+    state = unwrapped_state(state)  # keys of a DDP-wrapped (module.) or compiled (_orig_mod.) model
     if bert is not None:
         for k, v in _tensor_dict(bert, f"{path}['bert_model']").items():
             key = "text_encoder." + k

@@ -17,7 +17,7 @@ from torch import nn
 
 from .report import format_keys, format_mismatches
 
-__all__ = ["saveable_model", "unwrap_compiled"]
+__all__ = ["saveable_model", "unwrap_compiled", "unwrapped_state"]
 
 logger = logging.getLogger("rrsis.hub.save")
 
@@ -32,6 +32,18 @@ def unwrap_compiled(model: nn.Module) -> nn.Module:
     while type(model).__name__ == "OptimizedModule" and isinstance(getattr(model, "_orig_mod", None), nn.Module):
         model = model._orig_mod
     return model
+
+
+def unwrapped_state(state: Mapping[str, object], own: Mapping[str, object] | None = None) -> dict:
+    """``state`` with the key prefixes of wrappers removed: ``_orig_mod.`` (``torch.compile``) and
+    ``module.`` (``DistributedDataParallel``, ``DataParallel``), each only where every key has it and
+    ``own`` (the receiving model's state dict, when given) has no key that starts with it."""
+    state = dict(state)
+    for prefix in ("_orig_mod.", "module.", "_orig_mod."):
+        if state and all(str(k).startswith(prefix) for k in state) and not any(
+                str(k).startswith(prefix) for k in (own or {})):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
 
 
 def saveable_model(model: nn.Module) -> nn.Module:

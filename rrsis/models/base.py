@@ -22,6 +22,7 @@ from .. import hub
 from ..data.expressions import check_expressions, expression_problem
 from ..data.io import MAX_PIXELS, Bands, Scale, _read_masked
 from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, check_image_size, normalize, resize_image
+from ..hub.save_check import unwrapped_state
 from .outputs import SegmentationOutput, TextFeatures
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "RRSISModel", "SegmentationOutput", "TextFeatures", "load_image", "threshold_mask"]
@@ -362,6 +363,11 @@ class RRSISModel(nn.Module):
         return masks
 
     # ------------------------------------------------------------------ weights
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """:meth:`torch.nn.Module.load_state_dict`; also takes the state dict of ``torch.compile(model)``
+        (keys ``_orig_mod.*``) or of a DDP-wrapped model (``module.*``)."""
+        return super().load_state_dict(unwrapped_state(state_dict, self.state_dict()), strict=strict, assign=assign)
+
     def save_pretrained(
         self,
         save_directory: str | os.PathLike,

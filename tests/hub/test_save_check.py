@@ -42,3 +42,23 @@ def test_torch_compile_wrapper_saves_the_model_it_wraps(tmp_path, save):
     loaded = rrsis.from_pretrained(tmp_path / "m")
     assert set(loaded.state_dict()) == set(model.state_dict())
     assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
+
+
+def test_a_compiled_or_ddp_state_dict_loads_into_a_plain_model():
+    torch.manual_seed(0)
+    source = rrsis.create_model("gl-msin-tiny")
+    compiled_state = torch.compile(source).state_dict()
+    assert all(k.startswith("_orig_mod.") for k in compiled_state)
+    for state in (compiled_state, {"module." + k: v for k, v in source.state_dict().items()}):
+        torch.manual_seed(1)
+        target = rrsis.create_model("gl-msin-tiny")
+        assert not all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), target.state_dict().values()))
+        target.load_state_dict(state)
+        for (k, a), b in zip(source.state_dict().items(), target.state_dict().values()):
+            assert torch.equal(a, b), k
+    # Only a prefix every key shares is removed: a mixed dict is still refused, naming the keys.
+    mixed = dict(source.state_dict())
+    first = next(iter(mixed))
+    mixed["module." + first] = mixed.pop(first)
+    with pytest.raises(RuntimeError, match="module\\." + first.replace(".", "\\.")):
+        rrsis.create_model("gl-msin-tiny").load_state_dict(mixed)
