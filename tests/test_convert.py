@@ -368,3 +368,32 @@ def test_card_says_the_model_was_converted_and_where_its_licence_is(converted, a
 def test_card_of_a_format_without_a_tag_names_no_licence():
     text = conversion_origin("nope", "/somewhere/weights.pth")
     assert "`weights.pth`" in text and "records no licence" in text and "Licence:" not in text
+
+
+@pytest.mark.parametrize("arch", ARCHS[:1])
+def test_a_resave_carries_the_source_and_says_when_the_weights_changed(converted, arch, tmp_path):
+    from rrsis.hub.origin import card_origin
+
+    def source(folder):
+        return card_origin((folder / "README.md").read_text())
+
+    original = source(converted[arch])
+    model = rrsis.from_pretrained(converted[arch])
+    assert model.origin == original and "rrsis did not train these weights" in original
+    model.save_pretrained(tmp_path / "copy")
+    assert source(tmp_path / "copy") == original
+    model.save_pretrained(tmp_path / "copy")  # over its own generated card
+    assert source(tmp_path / "copy") == original
+    with torch.no_grad():
+        next(model.parameters()).add_(0.01)  # as a training step would
+    model.save_pretrained(tmp_path / "tuned")
+    changed = source(tmp_path / "tuned")
+    assert changed.startswith("These weights were changed (trained, edited or cast) after they were loaded")
+    assert "\n> Converted with `rrsis convert" in changed and "rrsis models --info" in changed
+    # The changed text is the next load's source, carried as it is while nothing changes again.
+    rrsis.from_pretrained(tmp_path / "tuned").save_pretrained(tmp_path / "again")
+    assert source(tmp_path / "again") == changed
+    # An explicit origin wins.
+    rrsis.hub.save_pretrained(model, tmp_path / "mine", origin="Trained by us on our scenes.")
+    assert source(tmp_path / "mine") == "Trained by us on our scenes."
+    assert card_origin("# m\n\n| | |\n|---|---|\n| a | b |\n") is None

@@ -37,6 +37,7 @@ from .files import (
     tokenizer_vocab_check,
     unwrap_state_dict,
 )
+from .origin import remember_origin
 from .ranker import RANKER_CONFIG_NAME, RANKER_WEIGHTS_NAME, attach_ranker, read_ranker
 from .report import (
     LoadReport,
@@ -47,6 +48,7 @@ from .report import (
     shape_mismatches,
 )
 from .save import (
+    CARD_NAME,
     CONFIG_NAME,
     TOKENIZER_CONFIG_NAME,
     VOCAB_NAME,
@@ -214,7 +216,8 @@ def from_pretrained(
     Returns:
         The model in eval mode, with ``model.tokenizer`` (``None`` when the checkpoint has no
         vocabulary), ``model.scene_ranker`` (the ranked whole-scene mode's second stage,
-        ``None`` when the folder has no ``scene_ranker.json``) and ``model.load_report``.
+        ``None`` when the folder has no ``scene_ranker.json``), ``model.load_report`` and
+        ``model.origin`` (the model card's "Source" section, which a re-save carries).
 
     Raises:
         CheckpointError: corrupt weights, unknown architecture, a config above the size
@@ -258,6 +261,7 @@ def from_pretrained(
     dtype = resolve_dtype(dtype, config, tensors)
     if dtype is not None:
         model.to(dtype)
+    remember_origin(model, lambda: src.file(CARD_NAME, absent_ok=True))  # model.origin: the card's Source section, carried by a re-save
     return model.eval()
 
 

@@ -37,6 +37,7 @@ from .._atomic import _fsync_dir, disk_errors
 from .._version import __version__
 from .card import is_generated_card, model_card
 from .dtypes import parameter_dtype
+from .origin import carried_origin
 from .ranker import RANKER_CONFIG_NAME, RANKER_WEIGHTS_NAME, write_ranker
 from .report import alias_groups
 from .save_check import saveable_model
@@ -93,6 +94,7 @@ def save_pretrained(
         The directory path.
     """
     model = saveable_model(model)  # torch.compile's wrapper unwrapped; refused unless its config rebuilds it
+    origin = carried_origin(model) if origin is None else origin  # a loaded card's Source section
     arch, config = model.arch, model.config
     if metrics is not None:
         try:
