@@ -12,11 +12,12 @@ ignored; nothing else is guessed ("B8" is not "B08", "nir" not "B08").
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 
 from . import bands as _bands
 
-__all__ = ["check_names", "declared_names", "named_bands", "names_note", "unnamed_read_note"]
+__all__ = ["bands_by_name", "check_names", "declared_names", "named_bands", "names_note", "unnamed_read_note"]
 
 
 def _key(name: object) -> str:
@@ -112,3 +113,25 @@ def unnamed_read_note(descriptions: Sequence[str | None] | None, names: Sequence
         return None
     return (f"{where}: {names_note(descriptions, names)}: its bands are read by position (file order, declared "
             "colours aside), which may not be the model's; choose them with bands= (--bands) in the model's order")
+
+
+def bands_by_name(descriptions: Sequence, colorinterp: Sequence[str], bands: tuple | None, names: Sequence | None,
+                  channels: int | None, where: str) -> tuple | None:
+    """The bands a raster file is read with: ``bands`` when given, else those its ``descriptions`` give
+    the model's ``names`` (:func:`named_bands`), in the model's order. A raster of another band count
+    than the model's is refused, naming what its bands are called; one of the right count described
+    otherwise is read by position (``None``), with a warning. ``colorinterp``: GDAL's colour
+    interpretation name of each band (``"alpha"``, ``"red"``, ...)."""
+    if bands is not None or names is None or len(names) != (channels or 3):
+        return bands
+    bands = named_bands(descriptions, names, channels)
+    alpha = [c == "alpha" for c in colorinterp]
+    if bands is None and channels not in (None, 3):
+        try:  # the band rule's refusal of the file's band count, with what its bands are called
+            _bands.raster_bands(alpha, None, channels, where)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; {names_note(descriptions, names)}") from None
+    declared = _bands.declared_rgb(list(colorinterp), descriptions) is not None
+    if note := unnamed_read_note(descriptions, names, alpha, channels, where, declared):
+        warnings.warn(note, UserWarning, stacklevel=3)  # same count, other names: read by position
+    return bands

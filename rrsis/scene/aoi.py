@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data.band_names import named_bands
+from ..data.band_names import bands_by_name
 from ..data.bands import model_bands
 from .ranges import check_scale
 from .read import NoValidPixelsError, Scene, open_scene, require_geo
@@ -351,9 +351,9 @@ def _open_rectified_window(path: str, area: AreaOfInterest, *, crs: Any = None, 
     (``max_pixels`` bounds in-memory images, not rasters read window by window)."""
     band_tuple = model_bands(bands, channels)
     ds = open_raster(path)
-    if band_tuple is None:
-        band_tuple = named_bands(ds.descriptions, names, channels)  # as open_scene reads the model's bands
     try:
+        band_tuple = bands_by_name(ds.descriptions, [c.name for c in ds.colorinterp], band_tuple, names, channels,
+                                   path)  # as open_scene reads the model's bands
         view = raster_view(ds, path, crs=crs, channels=channels, bands=band_tuple)
         if view.rectified is None:  # GCPs GDAL cannot fit: no grid to cut the area from
             raise ValueError(f"{view.problem or path + ': cannot be rectified'}; an area of interest is cut "

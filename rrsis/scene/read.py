@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..data import bands as _bands
-from ..data.band_names import named_bands, names_note, unnamed_read_note
+from ..data.band_names import bands_by_name
 from ..data.bands import model_bands, raster_bands, select_bands, transparent_pixels, uint8_to_unit
 from ..data.io import MAX_PIXELS, Scale, _load, check_pixels, nodata_mask, scale_values
 from ..data.transforms import resize_image_bands
@@ -347,19 +347,8 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
             return scene
         require_geo(f"reading {os.path.basename(path)}")
         ds = open_raster(path)
-        if band_tuple is None and names is not None and len(names) == (channels or 3):
-            band_tuple = named_bands(ds.descriptions, names, channels)  # the model's training bands, by name
-            if band_tuple is None and channels not in (None, 3):
-                try:  # the band rule's refusal of the file's band count, with what its bands are called
-                    raster_bands([c.name == "alpha" for c in ds.colorinterp], None, channels, path)
-                except ValueError as exc:
-                    ds.close()
-                    raise ValueError(f"{exc}; {names_note(ds.descriptions, names)}") from None
-            alpha = [c.name == "alpha" for c in ds.colorinterp]
-            declared = _bands.declared_rgb([c.name for c in ds.colorinterp], ds.descriptions) is not None
-            if note := unnamed_read_note(ds.descriptions, names, alpha, channels, path, declared):
-                warnings.warn(note, UserWarning, stacklevel=2)  # same count, other names: read by position
         try:
+            band_tuple = bands_by_name(ds.descriptions, [c.name for c in ds.colorinterp], band_tuple, names, channels, path)
             return check_scale(Scene(dataset=ds, bands=band_tuple, stretch=stretch, scale=scale, name=path,
                                       crs=crs, channels=channels), scale)
         except Exception:

@@ -223,3 +223,37 @@ def test_the_window_of_a_rotated_raster_is_the_whole_rectified_scenes_pixels(tmp
     assert 0.2 < part_valid.mean() < 0.9, "the test needs the footprint's edge inside the window"
     np.testing.assert_array_equal(part, whole[r0:r1, c0:c1])
     np.testing.assert_array_equal(part_valid, valid[r0:r1, c0:c1])
+
+
+def test_the_models_band_names_are_read_and_checked_on_the_rectified_grid(tmp_path):
+    """As open_scene does on a north-up raster: the named bands in the model's order, a raster of the
+    model's band count described otherwise read by position with a warning, another count refused
+    naming its bands."""
+    names = ("B04", "B03", "B02", "B08")
+    levels = np.arange(1, 7, dtype=np.uint16)[:, None, None] * 1000 * np.ones((6, H, W), np.uint16)
+
+    def gcp_raster(name, count, described):
+        with rasterio.open(tmp_path / name, "w", driver="GTiff", height=H, width=W, count=count, dtype="uint16",
+                           gcps=gcps_of(NORTH_UP), crs=UTM) as ds:
+            ds.write(levels[:count])
+            for i, d in enumerate(described or [], 1):
+                ds.set_band_description(i, d)
+        return str(tmp_path / name)
+
+    area = area_of_interest(PENTAGON, crs=UTM)
+    kw = {"channels": 4, "names": names, "scale": 65535}
+    stack = gcp_raster("stack.tif", 6, ["B01", "B02", "B03", "B04", "B05", "B08"])
+    sc, _ = open_aoi_scene(stack, area, **kw)
+    with sc:
+        assert sc.bands == (4, 3, 2, 6)
+        pixels, valid = sc.read()
+        np.testing.assert_allclose(pixels[valid].max(axis=0) * 65535, [4000, 3000, 2000, 6000], rtol=1e-4)
+    other = gcp_raster("other.tif", 4, ["B02", "B03", "B04", "B05"])
+    with pytest.warns(UserWarning) as heard:
+        sc, _ = open_aoi_scene(other, area, **kw)
+    sc.close()
+    said = [str(w.message) for w in heard if "backbone.band_names" in str(w.message)]
+    assert len(said) == 1 and "described B02, B03, B04, B05" in said[0] and "B08 cannot" in said[0]
+    bare = gcp_raster("bare.tif", 6, None)
+    with pytest.raises(ValueError, match=r"6 band.*backbone.band_names|band_names.*6"):
+        open_aoi_scene(bare, area, **kw)
