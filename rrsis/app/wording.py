@@ -26,6 +26,8 @@ _PHRASES = (
     (re.compile(r"pass bands= \(--bands\) with (\d+) band numbers"), r"give the Bands field \1 band numbers"),
     (re.compile(r"e\.g\. bands=\((\d+(?:, \d+)*),?\)"), lambda m: f"e.g. {m[1].replace(' ', '')}"),
     (re.compile(r"with bands= \(--bands\)"), "in the Bands field"),
+    (re.compile(r"\bbands[= ]\((\d+(?:, \d+)*),?\) names (\d+) band\(s\)"),
+     lambda m: f"the Bands field ({m[1].replace(' ', '')}) names {m[2]} band(s)"),
     (re.compile(r"^text (\d+):"), lambda m: f"expression {int(m[1]) + 1}:"),
 )
 

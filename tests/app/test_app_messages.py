@@ -107,6 +107,10 @@ def test_messages_name_the_upload_and_the_pages_fields(tmp_path):
         "CRS in the CRS field (e.g. EPSG:32633) for a mask GeoTIFF and GeoJSON, or none in the CRS field for "
         "PNG outputs without georeference")
     assert page_words("text 0: cut", root) == "expression 1: cut"
+    # Both ways the band rule words a band list of the wrong length.
+    for said in ("a.tif: bands=(1, 2, 3) names 3 band(s) but the model takes 4 (in_chans=4)",
+                 "a.tif: bands (1, 2, 3) names 3 band(s) but the model takes 4"):
+        assert page_words(said, root).startswith("a.tif: the Bands field (1,2,3) names 3 band(s) but the model takes 4")
 
 
 
