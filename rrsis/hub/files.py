@@ -6,6 +6,7 @@ Everything rrsis writes is safetensors. Foreign ``.pth``/``.bin`` checkpoints ar
 
 from __future__ import annotations
 
+import difflib
 import errno
 import logging
 import os
@@ -88,6 +89,29 @@ def _offline_reason(local_files_only: bool, reason: str = "") -> str:
     )
 
 
+def local_folder_note(ref: str) -> str:
+    """For a repo id that could be a mistyped local folder (``out/bset``, ``bset``): a sentence saying
+    no such folder exists, with the folders of similar names beside it; ``""`` where its parent folder
+    does not exist either."""
+    path = Path(ref).expanduser()
+    try:
+        names = [p.name for p in path.parent.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    except OSError:
+        return ""
+    near = difflib.get_close_matches(path.name, names, n=3, cutoff=0.6)
+    where = f"the current folder ({os.getcwd()})" if str(path.parent) == "." else f"{path.parent}/"
+    return (f"No local folder {ref!r}: {where} has no {path.name!r}"
+            + (f"; did you mean {' or '.join(repr(str(path.parent / n)) for n in near)}?" if near else "."))
+
+
+def _local_first(ref: str, hub_message: str) -> str:
+    # A folder of a similar name beside it: most likely a mistyped path, said first.
+    note = local_folder_note(ref)
+    if "did you mean" in note:
+        return f"{note} As a Hub repo id: {hub_message}"
+    return f"{hub_message} {note}".rstrip()
+
+
 def hub_file(
     repo_id: str,
     filename: str,
@@ -134,18 +158,18 @@ def hub_file(
             f"download the repo on a connected machine (`hf download {repo_id} --local-dir DIR`) "
             "and pass that local directory instead of the repo id"
         )
-        raise LocalEntryNotFoundError(
+        raise LocalEntryNotFoundError(_local_first(repo_id, (
             f"{filename!r} of Hub repo {repo_id!r} (revision {rev!r}) is not in the Hugging Face cache "
             f"at {cache}, and {_offline_reason(local_files_only, offline_reason)}. Run once online to fill the cache, "
-            f"point cache_dir= at a cache that holds it, or {hint}."
+            f"point cache_dir= (or HF_HUB_CACHE) at a cache that holds it, or {hint}."))
         ) from exc
     except RevisionNotFoundError as exc:
         raise FileNotFoundError(f"Hub repo {repo_id!r} has no revision {rev!r}") from exc
     except RepositoryNotFoundError as exc:
-        raise FileNotFoundError(
-            f"{repo_id!r} is not a local directory, and no Hub model repo of that name was found "
-            "(a private or gated repo needs token=)"
-        ) from exc
+        raise FileNotFoundError(_local_first(
+            repo_id, f"{repo_id!r} is not a local directory, and no Hub model repo of that name was found "
+                     "(a private or gated repo needs token=)."
+        )) from exc
     except EntryNotFoundError as exc:
         if absent_ok:
             return None

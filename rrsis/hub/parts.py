@@ -82,7 +82,8 @@ def default_swin_weights(config: Mapping[str, Any]) -> str:
     if not tags:
         raise ValueError(
             f"no ImageNet Swin checkpoint has embed_dim={key[0]}, depths={list(key[1])}, num_heads={list(key[2])}; "
-            "pass swin_weights=<file, directory, timm tag or Hub repo> (or swin_weights=False to skip it), "
+            "pass swin_weights=<file, directory, timm tag or Hub repo> (rrsis train: --model.swin_weights; "
+            "False skips it), "
             "or build with pretrained=False"
         )
     window = config.get("window_size", 7)
@@ -95,7 +96,7 @@ def _check_bert_base(config: Mapping[str, Any]) -> None:
     if off or config.get("num_layers", 12) > 12:
         raise ValueError(
             f"{DEFAULT_TEXT_WEIGHTS} does not fit this text encoder ({off or 'more than 12 layers'} differ from "
-            f"{BERT_BASE}); pass text_weights=<file, directory or Hub repo> (or text_weights=False to skip it)"
+            f"{BERT_BASE}); pass text_weights=<file, directory or Hub repo> (rrsis train: --model.text_weights; False skips it)"
         )
 
 
@@ -149,7 +150,8 @@ def _fetch(part: str, source, *, cache_dir, local_files_only, token) -> _Fetched
     unreachable = "" if local_files_only else hub_unreachable(repo, filename or "model.safetensors", token=token)
     kw = {
         "cache_dir": cache_dir, "local_files_only": local_files_only or bool(unreachable), "token": token,
-        "local_hint": f"pass {arg}= the path of a local copy of that file or of the repo's directory",
+        "local_hint": f"pass {arg}= (rrsis train: --model.{arg}) the path of a local copy of that file or of the "
+                      "repo's directory",
         "offline_reason": unreachable,
     }
     if filename:

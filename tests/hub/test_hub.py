@@ -365,6 +365,23 @@ def test_cache_miss_offline_says_what_was_looked_for(tmp_path, offline):
         assert part in msg, part
 
 
+def test_a_mistyped_local_folder_is_said_first_with_the_folders_beside_it(tmp_path, offline, monkeypatch):
+    cache = tmp_path / "hf-cache"
+    cache.mkdir()
+    (tmp_path / "out" / "best").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(LocalEntryNotFoundError) as err:
+        rrsis.from_pretrained("out/bset", cache_dir=cache)
+    msg = str(err.value)
+    assert msg.startswith("No local folder 'out/bset': out/ has no 'bset'; did you mean 'out/best'? As a Hub repo id:")
+    assert "'config.json' of Hub repo 'out/bset'" in msg
+    with pytest.raises(LocalEntryNotFoundError) as err:  # nothing alike here: the Hub's words first
+        rrsis.from_pretrained("zzz", cache_dir=cache)
+    msg = str(err.value)
+    assert msg.startswith("'config.json' of Hub repo 'zzz'")
+    assert msg.endswith(f"No local folder 'zzz': the current folder ({tmp_path}) has no 'zzz'.")
+
+
 def test_full_model_load_fetches_no_part_weights(tmp_path, monkeypatch):
     saved = tiny().save_pretrained(tmp_path / "m")
 
