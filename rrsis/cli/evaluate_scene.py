@@ -91,8 +91,15 @@ def default_out(args: argparse.Namespace) -> str:
     return "eval-scenes.json" if is_many(scene) else f"eval-scene-{os.path.splitext(os.path.basename(scene))[0]}.json"
 
 
-def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"rrsis evaluate: warning: {message}", file=sys.stderr)
+def _warning_printer():
+    said: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if str(message) not in said:  # each mode re-reads the scene: one note, said once
+            said.add(str(message))
+            print(f"rrsis evaluate: warning: {message}", file=sys.stderr)
+
+    return show
 
 
 def run_scene(args: argparse.Namespace, out: str) -> int:
@@ -136,7 +143,7 @@ def run_scene(args: argparse.Namespace, out: str) -> int:
                                  ("read", args.read), ("objects", args.objects)) if v is not None}
     with warnings.catch_warnings():
         warnings.simplefilter("always", UserWarning)
-        warnings.showwarning = _print_warning
+        warnings.showwarning = _warning_printer()
         # The model is loaded once the labels are read: a bad labels file fails first.
         ev = evaluate_scene(args.model, scene, args.labels, text_field=args.text_field or "text",
                             layer=args.layer, modes=modes, threshold=0.5 if args.threshold is None else args.threshold,

@@ -121,3 +121,20 @@ def test_missing_geo_extra_is_named(saved, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "shapely", None)
     assert main([*_base(saved), "--out", str(tmp_path / "e.json")]) == 2
     assert 'pip install "rrsis[geo]"' in capsys.readouterr().err
+
+
+def test_a_scene_note_is_said_once_whatever_the_number_of_modes(saved, tmp_path, capsys):
+    """Each mode reads the scene again; a note on how it is read (here: four bands, none declared
+    red, green or blue) is printed once."""
+    with rasterio.open(saved / "scene.tif") as src:
+        data, profile = src.read(), dict(src.profile, count=4)
+    four = tmp_path / "four.tif"
+    with rasterio.open(four, "w", **profile) as ds:
+        ds.write(np.concatenate([data, data[:1]]))
+        ds.colorinterp = [rasterio.enums.ColorInterp.undefined] * 4
+    args = _base(saved)
+    args[args.index("--scene") + 1] = str(four)
+    assert main(args + ["--modes", "tiles", "global", "--out", str(tmp_path / "e.json")]) == 0
+    err = capsys.readouterr().err
+    notes = [line for line in err.splitlines() if line.startswith("rrsis evaluate: warning: ") and "four.tif" in line]
+    assert len(notes) == len(set(notes)) >= 1, err
