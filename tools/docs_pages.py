@@ -456,10 +456,29 @@ only within one page. The experiments that led to today's defaults, dated, are i
     return out
 
 
+def cli_page() -> str:
+    """Every ``rrsis`` command's ``--help``, as the installed parser prints it (100 columns)."""
+    import os
+    from unittest import mock
+
+    from rrsis.cli import build_parser
+
+    with mock.patch.dict(os.environ, {"COLUMNS": "100"}):
+        parser = build_parser()
+        parts = ["# Command line\n",
+                 ("Every `rrsis` command and its options, as `rrsis COMMAND --help` prints them (generated "
+                  "from the parser at build time). The guides show them at work.\n"),
+                 "```text\n" + parser.format_help().rstrip() + "\n```\n"]
+        for name, sub in parser.get_default("_commands").items():
+            parts.append(f"## rrsis {name}\n\n```text\n{sub.format_help().rstrip()}\n```\n")
+    return "\n".join(parts)
+
+
 def generated_pages(results: Path = RESULTS, figures: Path = ZOO_FIGURES) -> dict[str, Page]:
     """Every generated page of the site."""
     out: dict[str, Page] = {}
     out.update(api_pages())
+    out["cli.md"] = cli_page()
     out.update(zoo_page(figures))
     out.update(benchmark_pages(results))
     out["changelog.md"] = (ROOT / "CHANGELOG.md").read_text()

@@ -164,8 +164,21 @@ def site(tmp_path_factory):
     return out
 
 
+def test_the_command_line_page_holds_every_commands_options():
+    from rrsis.cli import build_parser
+
+    page = docs_pages.cli_page()
+    commands = build_parser().get_default("_commands")
+    assert set(commands) >= {"predict", "train", "evaluate", "chips", "app", "synth", "demo", "convert", "models"}
+    for name, sub in commands.items():
+        assert f"## rrsis {name}\n" in page, name
+        for action in sub._actions:
+            for flag in action.option_strings:
+                assert flag in page, f"rrsis {name} {flag}"
+
+
 def test_site_has_every_page_and_api_anchor(site):
-    for page in ("index.html", "models/index.html", "time-to-train/index.html", "history/index.html",
+    for page in ("index.html", "cli/index.html", "models/index.html", "time-to-train/index.html", "history/index.html",
                  "benchmarks/demo-cpu/index.html", "guides/geotiff/index.html", "changelog/index.html"):
         assert (site / page).is_file(), page
     html = (site / "api" / "index.html").read_text()
