@@ -55,7 +55,7 @@ class ReferringMetrics:
             (the anchors' protocol: predictions and GT at 480×480); ``"native"`` resizes the
             prediction to each ground truth's own size.
         eval_size: the fixed size for ``"eval"``; ``None`` uses the prediction's size.
-        empty_iou: IoU of a sample with U = 0 (both empty): 0.0 (RMSIN) or 1.0.
+        empty_iou: IoU of a sample with U = 0 (both empty), in [0, 1]: 0.0 (RMSIN) or 1.0.
         thresholds: the P@X thresholds, compared with ``>=``.
     """
 
@@ -71,6 +71,9 @@ class ReferringMetrics:
             raise ValueError(f"resolution must be 'eval' or 'native', got {resolution!r}")
         self.resolution = resolution
         self.eval_size = None if eval_size is None else to_hw(eval_size)
+        # An IoU: outside [0, 1] it would give scores above 100 % or below 0.
+        if not 0.0 <= float(empty_iou) <= 1.0:
+            raise ValueError(f"empty_iou must be in [0, 1] (0 as RMSIN, 1 as gRefCOCO), got {empty_iou!r}")
         self.empty_iou = float(empty_iou)
         self.thresholds = tuple(float(t) for t in thresholds)
         self.reset()

@@ -66,6 +66,19 @@ def test_empty_target_conventions():
     assert only_empty.compute()["oIoU"] == 1.0 and only_empty.compute()["mIoU"] == 1.0
 
 
+@pytest.mark.parametrize("value", [2.0, -1.0, 1.0001, float("nan"), float("inf")])
+def test_empty_iou_outside_unit_interval_refused(value):
+    # 2 gave oIoU/mIoU of 200 % on empty pairs, -1 a negative mIoU.
+    with pytest.raises(ValueError, match=r"empty_iou must be in \[0, 1\]"):
+        ReferringMetrics(empty_iou=value)
+
+
+def test_empty_iou_inside_unit_interval_used():
+    m = ReferringMetrics(empty_iou=0.5)
+    m.update(_masks((2, 2), None, (0, 1, 0, 1)), _masks((2, 2), None, (0, 1, 0, 1)))
+    assert m.compute()["mIoU"] == pytest.approx((0.5 + 1) / 2)
+
+
 def test_logits_and_streaming():
     gt = _masks((4, 4), (0, 2, 0, 2), (1, 4, 1, 4))
     pred = _masks((4, 4), (0, 2, 0, 3), (1, 4, 1, 4))

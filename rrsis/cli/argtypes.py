@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["fraction", "non_negative", "number", "objects", "positive_float", "positive_int", "scale", "stretch"]
+__all__ = ["fraction", "non_negative", "number", "objects", "positive_float", "positive_int", "scale", "stretch",
+           "unit_interval"]
 
 
 def number(cast, ok, expected: str):
@@ -27,6 +28,7 @@ def number(cast, ok, expected: str):
 positive_int = number(int, lambda v: v > 0, "a positive integer (leave the flag out for the default)")
 non_negative = number(float, lambda v: 0 <= v < float("inf"), "a finite number >= 0")
 fraction = number(float, lambda v: 0 < v < 1, "a number in (0, 1)")
+unit_interval = number(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
 positive_float = number(float, lambda v: 0 < v < float("inf"), "a positive number")
 
 

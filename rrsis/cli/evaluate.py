@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from .argtypes import positive_int, unit_interval
 from .evaluate_scene import add_scene_arguments, check_sides, default_out, run_scene
 from .model_limits import add_model_limits, model_limits
 
@@ -28,8 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                       help="a georeferenced raster (GeoTIFF, COG, VRT) to score the whole-scene modes on, with "
                            "--labels; or several, as rrsis predict --image takes them (files, a quoted glob, "
                            "@list.txt, STAC JSON): scored one after another and pooled")
-    p.add_argument("--image-size", type=int, help="model input side (default: the model's image_size); "
-                                                  "with --scene, the global pass's side, as rrsis predict's")
+    p.add_argument("--image-size", type=positive_int,
+                   help="model input side, a multiple of 32 (default: the model's image_size); with --scene, the "
+                        "global pass's side, as rrsis predict's")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--out", help="metrics JSON to write (default: eval-<dataset>-<split>.json, with --scene "
@@ -47,8 +49,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"],
                    help="autocast (auto, the default: bf16 on GPU, off on CPU)")
     d.add_argument("--num-workers", type=int, help="data loader workers (default 2)")
-    d.add_argument("--empty-iou", type=float,
-                   help="IoU when prediction and target are both empty (0 as RMSIN, the default; 1 as gRefCOCO)")
+    d.add_argument("--empty-iou", type=unit_interval, metavar="IOU",
+                   help="IoU when prediction and target are both empty, in [0, 1] (0 as RMSIN, the default; 1 as "
+                        "gRefCOCO)")
     d.add_argument("--data-option", action="append", default=[], metavar="KEY=VALUE",
                    help="dataset constructor option, repeatable (e.g. image_dir=/data/rrsisd/JPEGImages "
                         "for the official RRSIS-D layout, mask_threshold=0 for 0/1 masks)")
@@ -70,6 +73,20 @@ def _check_writable(out: str, overwrite: bool) -> None:
         raise FileExistsError(f"{out} exists (the metrics of an earlier evaluation): pass --overwrite to replace it, "
                               "or choose another --out")
     writable_folder(os.path.dirname(os.path.abspath(out)), f"choose another --out than {out}")
+
+
+def _input_side(image_size: int | None, model) -> int:
+    """``--image-size`` checked against the model (a multiple of its ``size_divisor``), or the
+    model's own size; refused before the dataset is read."""
+    if image_size is None:
+        return int(model.image_size)
+    div = int(model.size_divisor)
+    if image_size % div:
+        below = image_size // div * div
+        near = " or ".join(str(v) for v in (below, below + div) if v > 0)
+        raise ValueError(f"--image-size {image_size}: the model takes a multiple of {div} (e.g. {near}; leave "
+                         f"the flag out for the model's {model.image_size})")
+    return image_size
 
 
 def run(args: argparse.Namespace) -> int:
@@ -114,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         model = from_pretrained(args.model, map_location=device, **model_limits(args))
     if model.tokenizer is None:
         raise ValueError(f"{args.model} has no tokenizer (vocab.txt): cannot encode the expressions")
-    size = args.image_size or model.image_size
+    size = _input_side(args.image_size, model)
     # The model's statistics (and so its band count) unless --data-option sets them; a mismatch is
     # refused below, as training refuses it.
     stats = {} if "transform" in options else {"mean": model.pixel_mean, "std": model.pixel_std}
@@ -134,8 +151,13 @@ def run(args: argparse.Namespace) -> int:
     record = {
         "model": str(args.model), "dataset": args.dataset, "data": str(args.data), "split": args.split,
         "resolution": "native" if args.native_resolution else f"{size}x{size}",
-        "metrics": metrics,
     }
+    backend = getattr(dataset, "coco_backend_used", None)
+    if backend is not None:  # COCO masks (RRSIS-D): published numbers are on pycocotools' masks
+        record["coco_backend"] = backend
+        print(f"masks decoded by {backend}" + ("" if backend == "pycocotools" else
+              ' (polygon masks differ from pycocotools\'; published RRSIS-D numbers need pip install "rrsis[coco]")'))
+    record["metrics"] = metrics
     with atomic_open(out) as fh:
         json.dump(record, fh, indent=2, allow_nan=False)  # JSON has no NaN: fail instead
         fh.write("\n")

@@ -6,10 +6,13 @@ vertices sit on pixel corners and whose edges are axis-aligned, which is what
 :func:`mask_to_polygons` writes. On oblique edges the two can disagree on boundary pixels, because
 pycocotools snaps vertices to a 1/5-pixel grid first. ``PIL.ImageDraw`` is not used: its
 fill-and-outline rule disagrees with pycocotools on far more boundary pixels than the centre rule.
+So backend ``"auto"`` without pycocotools (the optional ``coco`` extra) logs a warning, once, the first
+time it rasterises polygons: RRSIS-D's published numbers were computed on pycocotools' masks.
 """
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -32,11 +35,17 @@ __all__ = [
     "have_pycocotools",
     "mask_to_polygons",
     "polygon_to_mask",
+    "resolve_backend",
     "rle_counts_from_string",
     "rle_counts_to_string",
     "rle_decode",
     "rle_encode",
+    "warn_polygon_fallback",
 ]
+
+logger = logging.getLogger(__name__)
+_BACKENDS = ("auto", "numpy", "pycocotools")
+_fallback_warned = False
 
 Segmentation = list[list[float]] | dict[str, Any] | list[dict[str, Any]]
 
@@ -48,6 +57,30 @@ def have_pycocotools() -> bool:
     except ImportError:
         return False
     return True
+
+
+def resolve_backend(backend: str) -> str:
+    """The decoder ``backend`` stands for: ``"pycocotools"`` or ``"numpy"`` (``"auto"``:
+    pycocotools when installed, else numpy)."""
+    if backend not in _BACKENDS:
+        raise ValueError(f"unknown COCO backend {backend!r}; use 'auto', 'numpy' or 'pycocotools'")
+    if backend == "auto":
+        return "pycocotools" if have_pycocotools() else "numpy"
+    return backend
+
+
+def warn_polygon_fallback() -> None:
+    """Log, once per process, that COCO polygons are rasterised without pycocotools (backend
+    ``"auto"`` with the ``coco`` extra missing), so their masks differ from the official ones."""
+    global _fallback_warned
+    if _fallback_warned:
+        return
+    _fallback_warned = True
+    logger.warning(
+        "pycocotools is not installed: COCO polygon masks are rasterised by rrsis' numpy rule, whose "
+        "boundary pixels differ from pycocotools' (the masks of RRSIS-D's published numbers), so scores "
+        "are not comparable with published ones; pip install \"rrsis[coco]\" for those "
+        "(coco_backend='numpy' chooses this rule without the warning)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -235,17 +268,18 @@ def decode_segmentation(
     Args:
         segmentation: as stored in ``instances.json``; parts are unioned.
         height, width: the image size; an RLE of another size raises ``ValueError``.
-        backend: ``"auto"`` (pycocotools when installed), ``"pycocotools"`` or ``"numpy"``.
+        backend: ``"auto"`` (pycocotools when installed; without it, polygons log a warning once:
+            see :func:`warn_polygon_fallback`), ``"pycocotools"`` or ``"numpy"``.
 
     Returns:
         bool array ``[height, width]``.
     """
-    if backend not in ("auto", "numpy", "pycocotools"):
-        raise ValueError(f"unknown COCO backend {backend!r}; use 'auto', 'numpy' or 'pycocotools'")
-    use_coco = backend == "pycocotools" or (backend == "auto" and have_pycocotools())
+    use = resolve_backend(backend)
     polys, rles = checked_parts(segmentation, height, width)
-    if use_coco:
+    if use == "pycocotools":
         return _decode_pycocotools(polys, rles, height, width)
+    if polys and backend == "auto":
+        warn_polygon_fallback()
     out = np.zeros((height, width), dtype=bool)
     for poly in polys:
         out |= polygon_to_mask(poly, height, width)

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from .base import DATASETS, Entry, ReferringDataset, layout_hint
-from .coco import check_segmentation, decode_segmentation
+from .coco import decode_segmentation, resolve_backend, warn_polygon_fallback
+from .coco_checks import checked_parts
 from .io import image_size, load_json, load_plain_pickle
 
 __all__ = ["RRSISDDataset", "find_image_dir", "load_refer"]
@@ -121,8 +122,14 @@ class RRSISDDataset(ReferringDataset):
             ``refer/data/images/rrsisd/JPEGImages``): a relative ``image_dir`` missing under
             ``root`` is looked for there (:func:`find_image_dir`).
         sentence_key: which sentence field is the text (``"raw"``; ``"sent"`` if missing).
-        coco_backend: ``"auto"``, ``"pycocotools"`` or ``"numpy"`` mask decoding.
+        coco_backend: ``"auto"``, ``"pycocotools"`` or ``"numpy"`` mask decoding; the one used is
+            ``coco_backend_used``. ``"auto"`` without pycocotools (the ``coco`` extra) rasterises
+            polygons by numpy's rule, with a warning: published RRSIS-D numbers need
+            pycocotools' masks.
         **kwargs: :class:`~rrsis.data.base.ReferringDataset` options.
+
+    A ref with an empty ``sentences`` list has no sample: it is left out, with one logged
+    warning per dataset giving the count and a ref id.
     """
 
     def __init__(
@@ -145,6 +152,7 @@ class RRSISDDataset(ReferringDataset):
         self.root = os.fspath(root)
         self.split = split
         self.coco_backend = coco_backend
+        self.coco_backend_used = resolve_backend(coco_backend)
         self.refs_path = os.path.join(self.root, refs_file)
         self.instances_path = os.path.join(self.root, instances_file)
         if not os.path.isfile(self.refs_path):
@@ -158,7 +166,9 @@ class RRSISDDataset(ReferringDataset):
             )
         self.image_dir = find_image_dir(self.root, image_dir)
         files = set(os.listdir(self.image_dir))
-        entries = []
+        entries: list[Entry] = []
+        self._no_sentences: list[Any] = []
+        self._polygons = False
         for k, ref in enumerate(refs):
             if not isinstance(ref, dict) or not _split_matches(split, str(ref.get("split"))):
                 continue
@@ -166,6 +176,11 @@ class RRSISDDataset(ReferringDataset):
             if entry is not None:
                 entries.append(entry)
         self._finish(entries)
+        if self._no_sentences:
+            logger.warning("%s: %d ref(s) of split %r have no sentences and are left out (e.g. ref %s)",
+                           self.refs_path, len(self._no_sentences), split, self._no_sentences[0])
+        if self._polygons and coco_backend == "auto" and self.coco_backend_used == "numpy":
+            warn_polygon_fallback()
 
     def _entry(self, k: int, ref: dict, key: str, files: set) -> Entry | None:
         ref_id = ref.get("ref_id", k)
@@ -178,6 +193,9 @@ class RRSISDDataset(ReferringDataset):
             image_id = ref["image_id"]
         except (KeyError, TypeError, AttributeError) as exc:
             self._reject([name], ValueError(f"{self.refs_path}: {name}: malformed ref ({exc!r})"))
+            return None
+        if not sentences:
+            self._no_sentences.append(ref_id)  # told once, after the split is read
             return None
         image = self.images.get(image_id)
         file_name = image.get("file_name", "") if isinstance(image, dict) else ""
@@ -233,7 +251,7 @@ class RRSISDDataset(ReferringDataset):
             ann = self.annotations[a]
             seg = ann.get("segmentation") if isinstance(ann, dict) else None
             try:
-                check_segmentation(seg, h, w)
+                self._polygons |= bool(checked_parts(seg, h, w)[0])
             except ValueError as exc:
                 raise ValueError(
                     f"{self.instances_path}: sample {entry.name}: annotation {a} (image "
@@ -245,7 +263,8 @@ class RRSISDDataset(ReferringDataset):
         for a in entry.target:
             seg = self.annotations[a].get("segmentation")
             try:
-                mask |= decode_segmentation(seg, hw[0], hw[1], backend=self.coco_backend)
+                # The resolved backend: construction has warned about a fallback, if any.
+                mask |= decode_segmentation(seg, hw[0], hw[1], backend=self.coco_backend_used)
             except ValueError as exc:
                 raise ValueError(
                     f"{self.instances_path}: annotation {a} of image {entry.image_path}: {exc}"

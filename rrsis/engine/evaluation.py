@@ -76,7 +76,8 @@ def evaluate(
         device: where to run (default: the model's device).
         amp: autocast mode, see :func:`resolve_amp`.
         resolution: ``"eval"`` or ``"native"``.
-        empty_iou: IoU of a sample whose prediction and target are both empty.
+        empty_iou: IoU of a sample whose prediction and target are both empty, in [0, 1]
+            (another value raises ``ValueError``).
         num_workers: DataLoader workers.
         info: in a distributed run each rank scores its shard and the counts are gathered.
         progress: show a progress bar (rank 0 only).

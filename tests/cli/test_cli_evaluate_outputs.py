@@ -62,3 +62,77 @@ def test_a_second_run_needs_overwrite_and_quiet_applies_to_data(data_and_model, 
     assert main([*argv, "--native-resolution", "--overwrite"]) == 0
     assert calls[-1]["progress"] is True  # the bar by default
     assert json.loads((tmp_path / "eval-rrsisd-val.json").read_text())["resolution"] == "native"
+
+
+def _argv(data_and_model, *extra):
+    root, model = data_and_model
+    return ["evaluate", "--model", str(model), "--data", str(root), "--dataset", "rrsisd", "--split", "val",
+            "--num-workers", "0", "--quiet", *extra]
+
+
+@pytest.mark.parametrize("value", ["2", "-1", "nan"])
+def test_empty_iou_outside_unit_interval_refused(data_and_model, tmp_path, capsys, monkeypatch, calls, value):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(_argv(data_and_model, "--empty-iou", value))
+    assert exit_info.value.code == 2 and not calls
+    assert f"argument --empty-iou: '{value}': expected a number in [0, 1]" in capsys.readouterr().err
+    assert not (tmp_path / "eval-rrsisd-val.json").exists()
+
+
+def test_empty_iou_help_says_its_range(capsys):
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "IoU when prediction and target are both empty, in [0, 1]" in help_text
+
+
+def test_evaluate_api_refuses_empty_iou_outside_unit_interval(data_and_model):
+    from rrsis.data import RRSISDDataset
+    from rrsis.engine.evaluation import evaluate
+    from rrsis.hub import from_pretrained
+
+    root, model_dir = data_and_model
+    model = from_pretrained(str(model_dir))
+    dataset = RRSISDDataset(str(root), "val", size=64, tokenizer=model.tokenizer)
+    with pytest.raises(ValueError, match=r"empty_iou must be in \[0, 1\].*got 2"):
+        evaluate(model, dataset, empty_iou=2, progress=False)
+
+
+@pytest.mark.parametrize(("size", "near"), [("100", "e.g. 96 or 128"), ("20", "e.g. 32;")])
+def test_image_size_not_a_multiple_is_told_for_evaluate(data_and_model, tmp_path, capsys, monkeypatch, calls,
+                                                        size, near):
+    monkeypatch.chdir(tmp_path)
+    assert main(_argv(data_and_model, "--image-size", size)) == 2
+    err = capsys.readouterr().err
+    assert f"--image-size {size}: the model takes a multiple of 32 ({near}" in err
+    assert "model.predict" not in err and not calls  # refused before the dataset is read
+
+
+@pytest.mark.parametrize("installed", [True, False])
+def test_coco_backend_recorded_and_printed(data_and_model, tmp_path, capsys, monkeypatch, caplog, installed):
+    import logging
+    import sys
+
+    from rrsis.data import coco
+
+    if installed and not coco.have_pycocotools():
+        pytest.skip("pycocotools not installed")
+    if not installed:  # as without the coco extra; the once-per-process warning not yet given
+        monkeypatch.setitem(sys.modules, "pycocotools", None)
+        monkeypatch.setitem(sys.modules, "pycocotools.mask", None)
+        monkeypatch.setattr(coco, "_fallback_warned", False)
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        assert main(_argv(data_and_model)) == 0
+    out = capsys.readouterr().out
+    record = json.loads((tmp_path / "eval-rrsisd-val.json").read_text())
+    backend = "pycocotools" if installed else "numpy"
+    assert record["coco_backend"] == backend
+    assert f"masks decoded by {backend}" in out
+    told = [r.getMessage() for r in caplog.records if "pycocotools is not installed" in r.getMessage()]
+    if installed:
+        assert "rrsis[coco]" not in out and not told
+    else:
+        assert 'published RRSIS-D numbers need pip install "rrsis[coco]"' in out
+        assert len(told) == 1  # the synthetic set's polygons
