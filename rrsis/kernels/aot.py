@@ -130,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     specs = specialisations(level=args.level)
     for word in filter(None, args.only.split(",")):
         specs = [s for s in specs if word in f"{s.kernel} {s.where}"]
+    print(f"compiling {len(specs)} launch(es) for sm_{args.arch} in {args.jobs} process(es); the table follows "
+          "when all are done (minutes on a laptop CPU)", file=sys.stderr, flush=True)
     rows = compile_groups(specs, args.arch, args.jobs)
     failed = 0
     for row in sorted(rows, key=lambda r: (r["kernel"], r["where"][0])):
