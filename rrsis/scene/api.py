@@ -18,6 +18,7 @@ from ..data.io import MAX_PIXELS, Scale
 from ..models.base import threshold_mask
 from .aoi import SceneWindow, area_of_interest, open_aoi_scene
 from .colour import recorded_rgb
+from .ground import check_bounds, geojson_target
 from .infer import SceneOptions, predict_strips
 from .outputs import (
     RESUME,
@@ -216,6 +217,7 @@ def segment_scene(
     if getattr(sc, "rectified", None):  # the outputs' grid is not the file's pixel grid
         warnings.warn(sc.rectified, stacklevel=2)
     try:
+        check_bounds(sc)  # with or without out=: no ground area past latitude ±90°
         opt = opt.resolved(model, sc.height, sc.width)
         prefixes = None
         if out is not None:
@@ -237,14 +239,7 @@ def segment_scene(
             check_outputs(files, overwrite, resume=RESUME)
             for p in files:
                 remove_stale_temporaries(p)
-        if out is not None and geojson_crs != "native" and sc.georeferenced:
-            from rasterio.crs import CRS
-            from rasterio.errors import CRSError
-
-            try:
-                CRS.from_user_input(geojson_crs)
-            except (CRSError, ValueError) as exc:
-                raise ValueError(f"geojson_crs {geojson_crs!r}: {exc}") from None
+        written_crs = geojson_target(sc, geojson_crs) if out is not None else geojson_crs  # "native": none to WGS 84
         keep = (out is None) if return_mask is None else bool(return_mask)
         results = []
         for i, text in enumerate(texts_list):
@@ -253,7 +248,7 @@ def segment_scene(
                                 files=output_paths(prefixes[i], sc.georeferenced), **_result(kept[i]["result"]))
             else:
                 r = _one(model, sc, text, opt, threshold, None if prefixes is None else prefixes[i],
-                         probabilities, geojson_crs, simplify, keep, progress, win,
+                         probabilities, written_crs, simplify, keep, progress, win,
                          None if prefixes is None else records[i])
             results.append(r)
             if on_result is not None:
@@ -269,6 +264,7 @@ def check_georeference(sc: Scene) -> None:
     rectified, would lose its place on the map without a word."""
     if sc.gcp_problem and not sc.crs_declined:
         raise ValueError(sc.gcp_problem)
+    check_bounds(sc)  # a geographic raster past latitude ±90°
     t = sc.transform
     if sc.crs is None and t is not None and not t.is_identity and not sc.crs_declined:
         raise ValueError(f"{sc.name}: the raster has a transform but no CRS, so its outputs cannot be "
@@ -370,12 +366,13 @@ def _area_m2(sc: Scene, area: int, fc: dict | None, mask: np.ndarray | None) -> 
     px_m2 = pixel_area_m2(sc)
     if px_m2 is not None:
         return area * px_m2
-    if fc is not None and sc.crs is not None:
-        return sum(f["properties"]["area_m2"] or 0.0 for f in fc["features"])
+    if fc is not None and sc.crs is not None:  # None: no metric area (a local grid without a linear unit)
+        areas = [f["properties"]["area_m2"] for f in fc["features"]]
+        return None if None in areas else sum(areas)
     from .vector import pixels_area_m2
 
     # no polygons (no out=): the mask's pieces measured as they would be
-    return pixels_area_m2(mask, sc.transform, sc.crs) if mask is not None and sc.crs is not None else None
+    return pixels_area_m2(mask, sc.transform, sc.crs) if mask is not None and sc.georeferenced else None
 
 
 def _encode(model, text: str):

@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 import warnings
 
+from .ground import geodesic_area
+
 __all__ = ["AOI_DEFAULT_CRS", "checked_area", "geodesic_area", "need_shapely", "pixels_area_m2", "polygonal_part",
            "read_labelled_features", "read_vector_file", "union_areas"]
 
@@ -23,19 +25,7 @@ def need_shapely():
     return shapely
 
 
-def geodesic_area(geom, crs) -> float:
-    """Area in m² of a geometry in a geographic or projected CRS, through an equal-area
-    projection centred on it (GDAL does the transformation; no extra dependency)."""
-    from rasterio.warp import transform_geom
-    from shapely.geometry import mapping, shape
-
-    wgs = shape(transform_geom(crs, "EPSG:4326", mapping(geom)))
-    c = wgs.centroid
-    laea = f"+proj=laea +lat_0={c.y} +lon_0={c.x} +datum=WGS84 +units=m +no_defs"
-    return float(shape(transform_geom("EPSG:4326", laea, mapping(wgs))).area)
-
-
-def pixels_area_m2(mask, transform, crs) -> float:
+def pixels_area_m2(mask, transform, crs) -> float | None:
     """Ground area in m² of the true pixels of a mask (``[H, W]``, on the grid ``transform`` in
     ``crs``), each piece measured on the ellipsoid as ``segment_scene`` measures its polygons
     where the CRS distorts areas (EPSG:4326, Web Mercator). Areas add up, so a mask read in
@@ -45,7 +35,8 @@ def pixels_area_m2(mask, transform, crs) -> float:
     from shapely.geometry import shape
 
     m = np.ascontiguousarray(mask, dtype=np.uint8)
-    return sum(geodesic_area(shape(g), crs) for g, _ in shapes(m, mask=m > 0, transform=transform))
+    areas = [geodesic_area(shape(g), crs) for g, _ in shapes(m, mask=m > 0, transform=transform)]
+    return None if None in areas else sum(areas)
 
 
 def polygonal_part(geom):

@@ -24,8 +24,9 @@ import numpy as np
 
 from .._atomic import atomic_open, atomic_path, atomic_write, temporary_path
 from .cog import COG_BLOCK, translate_to_cog
+from .ground import geodesic_area as _geodesic_area
+from .ground import output_geometry, pixel_area_m2
 from .read import GDAL_ENV, Scene, require_geo
-from .vector import geodesic_area as _geodesic_area
 
 __all__ = ["MaskWriter", "PolygonCollector", "overlay_transform", "pixel_area_m2", "remove_stale_temporaries",
            "staged_outputs", "write_crs_sidecar", "write_overlay", "write_world_file", "writing"]
@@ -183,31 +184,6 @@ class MaskWriter:
                 self.strips.unlink()
 
 
-# A projected CRS's planar pixel area is used when it is the ground's within this fraction over
-# the scene (UTM: under 0.2 %); beyond it (Web Mercator: 4x at 60° N) polygons are measured on
-# the ellipsoid instead.
-PLANAR_AREA_TOLERANCE = 0.01
-
-
-def pixel_area_m2(scene: Scene) -> float | None:
-    """Area of one pixel in m² when the CRS is projected and its planar areas are the ground's
-    within :data:`PLANAR_AREA_TOLERANCE` over the scene; ``None`` otherwise (geographic or
-    area-distorting CRS: each polygon's area is then measured on the ellipsoid)."""
-    crs, t = scene.crs, scene.transform
-    if crs is None or t is None or not crs.is_projected:
-        return None
-    from shapely.geometry import Polygon
-
-    unit = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
-    planar = abs(t.a * t.e - t.b * t.d) * unit * unit
-    f = np.linspace(0.0, 1.0, 17)[:-1]  # the footprint's edges densified: they curve on the ground
-    h, w = scene.height, scene.width
-    ring = [(x * w, 0.0) for x in f] + [(w, y * h) for y in f] + [(w - x * w, h) for x in f] + [(0.0, h - y * h) for y in f]
-    footprint = Polygon([(t.a * x + t.b * y + t.c, t.d * x + t.e * y + t.f) for x, y in ring])
-    ground = _geodesic_area(footprint, crs)
-    return planar if abs(ground / (planar * h * w) - 1.0) <= PLANAR_AREA_TOLERANCE else None
-
-
 class PolygonCollector:
     """Vectorises mask strips (``rasterio.features.shapes``), merges pieces cut by strip edges,
     simplifies (tolerance in pixels), reprojects and writes GeoJSON with areas.
@@ -259,9 +235,7 @@ class PolygonCollector:
         """The GeoJSON FeatureCollection. ``crs``: ``"EPSG:4326"`` (RFC 7946), ``"native"`` or
         any other CRS; coordinates not in WGS 84 are named by a ``crs`` member (GeoJSON 2008)."""
         from rasterio.crs import CRS
-        from rasterio.warp import transform_geom
         from shapely.affinity import affine_transform
-        from shapely.geometry import mapping
         from shapely.ops import unary_union
 
         merged = list(self.inner)
@@ -295,9 +269,7 @@ class PolygonCollector:
                 area_m2 = _geodesic_area(affine_transform(raw, coeffs) if poly is not raw else geo, src_crs)
             else:
                 area_m2 = None
-            g = mapping(geo)
-            if crs != "native":
-                g = transform_geom(src_crs, crs, g)
+            g = output_geometry(geo, src_crs, crs)
             props = {**(properties or {}), "area_px": round(n_px),
                      "area_m2": None if area_m2 is None else float(area_m2)}
             if sums is not None:
