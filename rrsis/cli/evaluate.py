@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
     from .._atomic import atomic_open
     from ..data import build_dataset
+    from ..data.transforms import check_image_size
     from ..engine.distributed import resolve_device
     from ..engine.evaluation import evaluate
     from ..engine.inputs import check_dataset_bands
@@ -114,7 +115,10 @@ def run(args: argparse.Namespace) -> int:
         model = from_pretrained(args.model, map_location=device, **model_limits(args))
     if model.tokenizer is None:
         raise ValueError(f"{args.model} has no tokenizer (vocab.txt): cannot encode the expressions")
-    size = args.image_size or model.image_size
+    try:  # the sizes the model runs (a multiple of 32, at least 64 for the zoo's), before any data is read
+        size = check_image_size(args.image_size, model.image_size, model.size_divisor, model.feature_stride)
+    except ValueError as exc:
+        raise ValueError(f"--image-size: {exc}") from None
     # The model's statistics (and so its band count) unless --data-option sets them; a mismatch is
     # refused below, as training refuses it.
     stats = {} if "transform" in options else {"mean": model.pixel_mean, "std": model.pixel_std}
