@@ -35,6 +35,29 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1e-6, 
     raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
 
 
+def _check_target(target: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """``target`` as the loss reads it, ``[B, H, W]`` (a ``[B, 1, H, W]`` mask loses its channel);
+    ``ValueError`` naming the problem for a shape or values the loss cannot read as 0/1 classes.
+
+    The values are read only when the target is in host memory (reading a GPU tensor's values
+    blocks the host each step, as :meth:`~rrsis.RRSISModel.check_inputs` avoids too) and never
+    under ``torch.compile``: check a GPU target on the host before moving it."""
+    if target.dim() == 4 and target.shape[1] == 1:
+        target = target[:, 0]
+    if target.dim() != 3:
+        raise ValueError(f"target must be [B, H, W] (or [B, 1, H, W]) class indices, got shape {tuple(target.shape)}")
+    if target.shape[-2:] != logits.shape[-2:]:
+        raise ValueError(f"target size {tuple(target.shape[-2:])} != logits size {tuple(logits.shape[-2:])}")
+    if (target.dtype != torch.bool and target.device.type == "cpu" and not torch.compiler.is_compiling()
+            and ((target != 0) & (target != 1)).any()):
+        found = torch.unique(target)
+        shown = ", ".join(f"{v:g}" for v in found[:6].tolist()) + (", ..." if found.numel() > 6 else "")
+        raise ValueError(
+            f"target must hold the class indices 0 (background) and 1 (the referred object); it holds {shown}. "
+            "A 0/255 mask converts with (mask > 127).long(), a probability map with (p > 0.5).long()")
+    return target
+
+
 class ReferringLoss(nn.Module):
     """``ce_weight·CE(class_weights) + dice_weight·Dice``, summed over the main and aux outputs.
 
@@ -66,11 +89,14 @@ class ReferringLoss(nn.Module):
         return loss
 
     def forward(self, output: SegmentationOutput | torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """``output`` (or bare logits ``[B, 2, H, W]``) and ``target [B, H, W]`` → scalar."""
+        """``output`` (or bare logits ``[B, 2, H, W]``) and ``target`` → scalar.
+
+        ``target`` is ``[B, H, W]`` (or ``[B, 1, H, W]``, the channel dropped) of class indices: 0
+        (background) and 1 (the referred object), as integers, bools or 0./1. floats."""
+        logits = output if isinstance(output, torch.Tensor) else output.logits
+        target = _check_target(target, logits)
         if isinstance(output, torch.Tensor):
             return self.single(output, target)
-        if target.shape[-2:] != output.logits.shape[-2:]:
-            raise ValueError(f"target size {tuple(target.shape[-2:])} != logits size {tuple(output.logits.shape[-2:])}")
         loss = self.single(output.logits, target)
         for aux in output.aux_logits:
             loss = loss + self.aux_weight * self.single(aux, target)

@@ -15,6 +15,7 @@ In Python, importing the module yourself is all it takes.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from collections.abc import Iterable, Mapping
 
@@ -29,6 +30,26 @@ PLUGIN_HINT = (". If it comes from a plugin, import the module that registers it
                f"name it to the rrsis command: --plugin MODULE or {PLUGINS_ENV}=MODULE[,MODULE...].")
 _BUILTINS = "rrsis.models"
 _builtins_loaded = False
+_log = logging.getLogger(__name__)
+
+
+def _owner(obj: object) -> str:
+    """Who registered a builder: its ``module.qualname`` (what a clash message names)."""
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', '?')}"
+
+
+def _reregistration(kind: str, name: str, old: str, new: str) -> bool:
+    """Whether the registration of ``name`` by the owner ``new`` replaces the one by ``old``.
+
+    Owners are a builder's ``module.qualname`` (:func:`_owner`) or, for a pretrained tag, the
+    registering module. The same owner registering again (a notebook cell run again after an
+    edit, ``importlib.reload`` of the module) replaces its entry, as Python rebinds a name
+    defined again, and says so in a debug log only. rrsis's own entries are never replaced;
+    another owner's registration under the name is a clash (``False``: the caller refuses it)."""
+    if old != new or old.startswith("rrsis."):
+        return False
+    _log.debug("%s %r registered again by %s: it replaces the earlier registration", kind, name, new)
+    return True
 
 
 def load_builtins() -> None:

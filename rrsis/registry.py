@@ -31,6 +31,7 @@ from __future__ import annotations
 import fnmatch
 import inspect
 import math
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,11 +105,10 @@ class Registry:
             # there would import that half-run module again); anything else loads them first.
             builtin = str(getattr(fn, "__module__", "")).startswith("rrsis.")
             entries = self._entries if builtin else self._table()
-            if name in entries and entries[name] is not fn:
-                old = entries[name]
-                where = f" by {getattr(old, '__module__', '?')}.{getattr(old, '__qualname__', '?')}"
-                raise ValueError(f"{self.kind} {name!r} is already registered{where}: choose another name "
-                                 f"(registered names: {', '.join(sorted(entries))})")
+            old = entries.get(name, fn)  # the same owner again (a cell re-run, a reload) replaces its own
+            if old is not fn and not _plugins._reregistration(self.kind, name, _plugins._owner(old), _plugins._owner(fn)):
+                raise ValueError(f"{self.kind} {name!r} is already registered by {_plugins._owner(old)}: choose another "
+                                 f"name (registered names: {', '.join(sorted(entries))})")
             entries[name] = fn
             return fn
 
@@ -177,7 +177,8 @@ def register_model(name: str) -> Callable[[Callable[..., Any]], Callable[..., An
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         if not str(getattr(fn, "__module__", "")).startswith("rrsis."):
             _register_builtins()  # a clash with a built-in name is refused here, not at first use
-        if name in _model_entrypoints and _model_entrypoints[name] is not fn:
+        old = _model_entrypoints.get(name, fn)  # the same owner again (a cell re-run, a reload) replaces its own
+        if old is not fn and not _plugins._reregistration("model", name, _plugins._owner(old), _plugins._owner(fn)):
             raise ValueError(f"model {name!r} is already registered")
         _model_entrypoints[name] = fn
         return fn
@@ -270,18 +271,15 @@ def probe_model(name: str, config: Mapping[str, Any] | None = None, *, max_param
     act = int(estimate_fn()) if callable(estimate_fn) else None
     est = ModelEstimate(params=params, buffers=buffers, param_bytes=nbytes, activation_bytes=act)
     if params > limit_params:
-        raise ConfigError(
-            f"{name}: this configuration has {params:,} parameters ({nbytes / 2**30:.1f} GiB), above the "
-            f"limit max_params={int(limit_params):,}. Check the sizes for a typo, or raise the limit: "
-            f"max_params=... (create_model, from_pretrained), --max-params (rrsis commands) or ${MAX_PARAMS_ENV}"
-        )
+        raise ConfigError(f"{name}: this configuration has {params:,} parameters ({nbytes / 2**30:.1f} GiB), above "
+                          f"the limit max_params={int(limit_params):,}. Check the sizes for a typo, or raise the limit: "
+                          f"max_params=... (create_model, from_pretrained), --max-params (rrsis commands) or "
+                          f"${MAX_PARAMS_ENV}")
     if act is not None and act > limit_gib * 2**30:
-        raise ConfigError(
-            f"{name}: this configuration needs about {act / 2**30:.1f} GiB of activations per training "
-            f"image, above the limit max_activation_gib={limit_gib:g}. Check image_size and the sizes "
-            f"for a typo, or raise the limit: max_activation_gib=... (create_model, from_pretrained), "
-            f"--max-activation-gib (rrsis commands) or ${MAX_ACTIVATION_ENV}"
-        )
+        raise ConfigError(f"{name}: this configuration needs about {act / 2**30:.1f} GiB of activations per training "
+                          f"image, above the limit max_activation_gib={limit_gib:g}. Check image_size and the sizes "
+                          f"for a typo, or raise the limit: max_activation_gib=... (create_model, from_pretrained), "
+                          f"--max-activation-gib (rrsis commands) or ${MAX_ACTIVATION_ENV}")
     return probe, est
 
 
@@ -347,16 +345,20 @@ class PretrainedCfg:
 
 
 _pretrained: dict[str, PretrainedCfg] = {}
+_pretrained_owners: dict[str, str] = {}  # the module that registered each tag
 
 
 def register_pretrained(name: str, cfg: PretrainedCfg) -> PretrainedCfg:
-    """Register the pretrained configuration ``arch.tag``; the first tag of an arch is its default."""
-    _arch, tag = split_model_name_tag(name)
-    if not tag:
+    """Register the pretrained configuration ``arch.tag``; the first tag of an arch is its default.
+    The module that registered a tag may register it again (a notebook cell re-run, a reload)."""
+    if not split_model_name_tag(name)[1]:
         raise ValueError(f"pretrained configurations are named arch.tag, got {name!r}")
-    if name in _pretrained and _pretrained[name] != cfg:
+    owner = str(sys._getframe(1).f_globals.get("__name__", "?"))
+    if name in _pretrained and _pretrained[name] != cfg and not _plugins._reregistration(
+            "pretrained configuration", name, _pretrained_owners[name], owner):
         raise ValueError(f"pretrained configuration {name!r} is already registered")
     _pretrained[name] = cfg
+    _pretrained_owners.setdefault(name, owner)
     return cfg
 
 
@@ -373,10 +375,8 @@ def pretrained_cfg(name: str) -> PretrainedCfg:
     tags = [n for n in _pretrained if split_model_name_tag(n)[0] == arch]
     if not tag:
         if not tags:
-            raise ConfigError(
-                f"{arch!r} has no pretrained configuration: pass swin_weights= / text_weights= (files, "
-                f"directories or Hub repos), or use one of {', '.join(_pretrained) or '(none)'}"
-            )
+            raise ConfigError(f"{arch!r} has no pretrained configuration: pass swin_weights= / text_weights= (files, "
+                              f"directories or Hub repos), or use one of {', '.join(_pretrained) or '(none)'}")
         return _pretrained[tags[0]]
     if name not in _pretrained:
         if not tags:  # another architecture's tag would be no answer

@@ -1,5 +1,6 @@
 """The anchors' loss (rrsis/losses.py) against a hand computation."""
 
+import pytest
 import torch
 
 from rrsis import ReferringLoss, SegmentationOutput
@@ -58,3 +59,29 @@ def test_perfect_prediction_has_low_loss():
     target = torch.randint(0, 2, (2, 8, 8))
     logits = torch.stack([(1 - target) * 20.0, target * 20.0], 1).float()
     assert ReferringLoss()(logits, target) < 1e-4
+
+
+def test_a_mask_with_a_channel_axis_gives_the_same_loss():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 2, 4, 4)
+    target = torch.randint(0, 2, (2, 4, 4))
+    out = SegmentationOutput(logits=logits, aux_logits=[logits.flip(-1)])
+    for crit in (ReferringLoss(), ReferringLoss(dice_weight=0.0)):
+        torch.testing.assert_close(crit(out, target[:, None]), crit(out, target))
+        torch.testing.assert_close(crit(logits, target[:, None].float()), crit(logits, target))
+
+
+def test_targets_that_are_not_classes_0_and_1_are_refused_saying_how_to_convert():
+    logits = torch.randn(1, 2, 4, 4)
+    mask = torch.zeros(1, 4, 4, dtype=torch.uint8)
+    mask[0, :2] = 255
+    with pytest.raises(ValueError, match=r"class indices 0 \(background\) and 1 .* it holds 0, 255\. "
+                                         r"A 0/255 mask converts with \(mask > 127\)\.long\(\)"):
+        ReferringLoss()(SegmentationOutput(logits=logits, aux_logits=[]), mask)
+    assert ReferringLoss()(logits, (mask > 127).long()) > 0  # the conversion the message gives
+    with pytest.raises(ValueError, match=r"it holds 0, 0\.5"):
+        ReferringLoss()(logits, mask.float() / 510)
+    with pytest.raises(ValueError, match=r"target must be \[B, H, W\] \(or \[B, 1, H, W\]\).*\(1, 2, 4, 4\)"):
+        ReferringLoss()(logits, torch.zeros(1, 2, 4, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"target size \(2, 2\) != logits size \(4, 4\)"):
+        ReferringLoss()(logits, torch.zeros(1, 2, 2, dtype=torch.long))

@@ -1,6 +1,9 @@
 """The model and part registries (rrsis/registry.py)."""
 
+import importlib
+import inspect
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import rrsis
+from rrsis import registry
 from rrsis.registry import FUSION, GLOBAL_ENHANCEMENT, HEADS, LOCAL_ATTENTION, Registry
 
 
@@ -222,3 +226,91 @@ def test_an_unknown_tag_suggests_only_the_architectures_own_tags():
     with pytest.raises(rrsis.ConfigError, match=r"'lavt\.oficial'; did you mean 'lavt\.official'\? Known for 'lavt': ") as info:
         rrsis.create_model("lavt.oficial")
     assert "gl-msin" not in str(info.value)
+
+
+CELL = '''
+from rrsis.registry import HEADS, PretrainedCfg, register_model, register_pretrained
+
+@HEADS.register("test-cell-head")
+def build_cell_head(*, in_channels, width: int = WIDTH):
+    from rrsis.heads import SimpleDecoder
+    return SimpleDecoder(in_channels)
+
+@register_model("test-cell-model")
+def cell_model(config=None, **overrides):
+    return WIDTH
+
+register_pretrained("test-cell-model.scratch", PretrainedCfg(notes=f"width {WIDTH}"))
+'''
+
+
+def _run_cell(width: int, module: str = "__main__") -> dict:
+    """A notebook cell: the same source run in a namespace named ``module``, as IPython runs it."""
+    namespace = {"__name__": module, "WIDTH": width}
+    exec(compile(CELL, "<cell>", "exec"), namespace)
+    return namespace
+
+
+def _forget_cell():
+    HEADS._entries.pop("test-cell-head", None)
+    registry._model_entrypoints.pop("test-cell-model", None)
+    registry._pretrained.pop("test-cell-model.scratch", None)
+    registry._pretrained_owners.pop("test-cell-model.scratch", None)
+
+
+def test_a_cell_run_again_replaces_its_own_registrations(caplog):
+    try:
+        _run_cell(8)
+        with caplog.at_level("DEBUG", logger="rrsis.plugins"):
+            again = _run_cell(4)  # the same cell after an edit: the same owners, new objects
+        assert HEADS.get("test-cell-head") is again["build_cell_head"]
+        assert inspect.signature(HEADS.get("test-cell-head")).parameters["width"].default == 4
+        assert registry.model_entrypoint("test-cell-model")() == 4
+        assert registry.pretrained_cfg("test-cell-model.scratch").notes == "width 4"
+        logged = [r.getMessage() for r in caplog.records if r.name == "rrsis.plugins"]
+        assert any("head 'test-cell-head' registered again by __main__.build_cell_head" in m for m in logged), logged
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    finally:
+        _forget_cell()
+
+
+def test_another_owner_of_the_name_is_still_refused_with_the_same_message():
+    try:
+        _run_cell(8)
+        with pytest.raises(ValueError) as err:
+            _run_cell(8, module="otherparts")
+        assert str(err.value).startswith("head 'test-cell-head' is already registered by __main__.build_cell_head: "
+                                         "choose another name (registered names: ")
+        with pytest.raises(ValueError, match=r"^model 'test-cell-model' is already registered$"):
+            registry.register_model("test-cell-model")(lambda config=None, **kw: None)
+        namespace = {"__name__": "otherparts"}
+        with pytest.raises(ValueError, match=r"^pretrained configuration 'test-cell-model.scratch' is already registered$"):
+            exec("from rrsis.registry import PretrainedCfg, register_pretrained\n"
+                 "register_pretrained('test-cell-model.scratch', PretrainedCfg(notes='other'))", namespace)
+    finally:
+        _forget_cell()
+
+
+def test_a_builtin_is_never_replaced_even_by_a_builder_claiming_its_owner():
+    simple = HEADS.get("simple")
+
+    def impostor(**kwargs):
+        return None
+
+    impostor.__module__, impostor.__qualname__ = simple.__module__, simple.__qualname__
+    with pytest.raises(ValueError, match=rf"head 'simple' is already registered by {simple.__module__}"):
+        HEADS.register("simple")(impostor)
+    assert HEADS.get("simple") is simple
+
+
+def test_reloading_a_module_of_parts_replaces_its_registrations(tmp_path, monkeypatch):
+    (tmp_path / "test_reload_parts.py").write_text(CELL.replace("WIDTH", "8"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        module = importlib.import_module("test_reload_parts")
+        importlib.reload(module)
+        assert HEADS.get("test-cell-head") is module.build_cell_head
+        assert registry.model_entrypoint("test-cell-model") is module.cell_model
+    finally:
+        _forget_cell()
+        sys.modules.pop("test_reload_parts", None)

@@ -76,8 +76,10 @@ def _check_writable(out: str, overwrite: bool) -> None:
 
 
 def _input_side(image_size: int | None, model) -> int:
-    """``--image-size`` checked against the model (a multiple of its ``size_divisor``), or the
-    model's own size; refused before the dataset is read."""
+    """``--image-size`` checked against the model (a multiple of its ``size_divisor``, and at least
+    its smallest side), or the model's own size; refused before the dataset is read."""
+    from ..data.transforms import check_image_size
+
     if image_size is None:
         return int(model.image_size)
     div = int(model.size_divisor)
@@ -86,7 +88,10 @@ def _input_side(image_size: int | None, model) -> int:
         near = " or ".join(str(v) for v in (below, below + div) if v > 0)
         raise ValueError(f"--image-size {image_size}: the model takes a multiple of {div} (e.g. {near}; leave "
                          f"the flag out for the model's {model.image_size})")
-    return image_size
+    try:  # and at least the side whose last stage holds more than one position
+        return check_image_size(image_size, model.image_size, div, model.feature_stride)
+    except ValueError as exc:
+        raise ValueError(f"--image-size: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -112,8 +112,8 @@ scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
                         "colour on the scene's pixels; RGB scenes), or none (the surest objects); default "
                         "place,relation,extreme,colour")
     p.add_argument("--tile", type=argtypes.positive_int,
-                   help="tile side in model pixels, a positive multiple of 32 (default: the model's "
-                        "image_size)")
+                   help="tile side in model pixels, a positive multiple of 32, at least 64 (default: the "
+                        "model's image_size)")
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction in [0, 0.9] (default 0.25)")
     p.add_argument("--pixel-ratio", type=float, default=1.0,
                    help="scene pixels per model pixel in the tiled pass (>1 for very fine GSD; "
@@ -145,7 +145,8 @@ scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
     p.add_argument("--simplify", type=argtypes.non_negative, default=0.5,
                    help="polygon tolerance in pixels, >= 0 (0: exact pixel outlines)")
     p.add_argument("--image-size", type=argtypes.positive_int,
-                   help="global-pass input side, a positive multiple of 32 (default: the model's image_size)")
+                   help="global-pass input side, a positive multiple of 32, at least 64 (default: the "
+                        "model's image_size)")
     p.add_argument("--batch-size", type=argtypes.positive_int, default=8, help="tiles per forward pass")
     p.add_argument("--max-pixels", type=argtypes.positive_int, default=None,
                    help="largest plain image (PNG, JPEG, ...) read whole into memory, width x height "

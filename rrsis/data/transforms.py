@@ -14,6 +14,7 @@ __all__ = [
     "IMAGENET_STD",
     "ResizeNormalize",
     "check_image_size",
+    "check_input_size",
     "collate_fn",
     "make_collate_fn",
     "nearest_indices",
@@ -21,6 +22,7 @@ __all__ = [
     "resize_image",
     "resize_image_bands",
     "resize_mask",
+    "smallest_input_side",
     "to_hw",
 ]
 
@@ -30,15 +32,46 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 Size = int | Sequence[int]
 
 
-def check_image_size(image_size: Any, default: int, divisor: int) -> int:
+def smallest_input_side(divisor: int, stride: int | None = None) -> int:
+    """The smallest square input side a model with ``size_divisor`` ``divisor`` and coarsest
+    feature stride ``stride`` (default: ``divisor``) runs: a multiple of ``divisor`` whose last stage
+    holds more than one position (:func:`check_input_size`); 64 for the zoo's models."""
+    return -(-2 * (stride or divisor) // divisor) * divisor
+
+
+def check_input_size(height: int, width: int, divisor: int, stride: int | None = None) -> None:
+    """Refuse (``ValueError``) a model input of ``height × width`` pixels the model cannot run.
+
+    Each side must be a multiple of ``divisor`` (the model's ``size_divisor``), and the coarsest
+    stage (1/``stride`` of the input, the model's ``feature_stride``) must hold more than one
+    position: the pixel-word attention instance-normalises each stage over its positions, which a
+    single one cannot be (a 32×32 input to a 4-stage model with 4-pixel patches)."""
+    stride = stride or divisor
+    if height % divisor or width % divisor:
+        raise ValueError(f"image size {height}x{width} is not a multiple of {divisor}; resize or pad "
+                         "(model.predict does this for you)")
+    if (height // stride) * (width // stride) < 2:
+        side = smallest_input_side(divisor, stride)
+        rect = f" (or {divisor}x{side}, {side}x{divisor})" if side > divisor else ""
+        raise ValueError(f"image size {height}x{width} is too small for this model: the smallest accepted size is "
+                         f"{side}x{side}{rect}, as its last stage (1/{stride} of the input) needs more than one "
+                         f"position; resize or pad (model.predict does this for you)")
+
+
+def check_image_size(image_size: Any, default: int, divisor: int, stride: int | None = None) -> int:
     """A square model input side: ``None`` means ``default`` (the model's); anything else must
-    be a positive multiple of ``divisor`` (0 is an error, not the default)."""
+    be a positive multiple of ``divisor`` (0 is an error, not the default) and at least
+    :func:`smallest_input_side` (``stride``: the model's ``feature_stride``)."""
     if image_size is None:
         return int(default)
     if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)):
         raise ValueError(f"image_size must be an integer, got {image_size!r}")
     if image_size <= 0 or image_size % divisor:
         raise ValueError(f"image_size {image_size} is not a positive multiple of {divisor} "
+                         f"(None: the model's {default})")
+    if image_size < (side := smallest_input_side(divisor, stride)):
+        raise ValueError(f"image_size {image_size} is too small for this model: the smallest accepted side is "
+                         f"{side}, as its last stage (1/{stride or divisor} of the input) needs more than one position "
                          f"(None: the model's {default})")
     return int(image_size)
 

@@ -32,7 +32,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .._atomic import atomic_write, disk_errors
+from .._config import ConfigError
 from ..data import collate_fn
+from ..data.transforms import check_image_size
 from ..kernels.compile import compile_model
 from ..losses import ReferringLoss
 from ..pictures import plot_history
@@ -185,6 +187,12 @@ class Trainer:
                 f"{text_vocab}: set model.text_vocab_size >= {len(tokenizer)}"
             )
         model.tokenizer = tokenizer
+        if hasattr(model, "size_divisor"):  # the model's own rule: 64 is the smallest side of the zoo's models
+            try:
+                check_image_size(data_cfg["image_size"], model.image_size, model.size_divisor,
+                                 getattr(model, "feature_stride", None))
+            except ValueError as exc:
+                raise ConfigError(f"data.image_size: {exc}") from None
         for ds, split in ((train_dataset, "data.train_split"), (val_dataset, "data.val_split")):
             check_dataset_bands(ds, model, f"the {split} dataset")
         for ds in (train_dataset, val_dataset):

@@ -102,6 +102,15 @@ def _moved(key: str, to: str) -> None:
     raise ConfigError(f"{key} is not a recipe setting any more: set {to}; load_config migrates old files")
 
 
+def _image_size(key: str, v: Any) -> int:
+    """A side every model's rule can accept (a multiple of 32); the model's own smallest side
+    (64 for the zoo's models) is checked by the trainer against the model it builds."""
+    check_size(key, v, "image_size")
+    if v % 32:
+        raise ConfigError(f"{key} must be a multiple of 32 (64 or more for the zoo's models), got {v}")
+    return v
+
+
 TEXT = partial(check_str, empty=False)
 POSITIVE = number(low=0.0, low_open=True)
 NON_NEGATIVE = number(low=0.0)
@@ -110,7 +119,7 @@ SPEC: dict[str, dict[str, Check]] = {
     "data": {
         "dataset": TEXT, "root": optional(check_str), "train_split": TEXT,
         "val_split": optional(check_str),
-        "image_size": lambda k, v: check_size(k, v, "image_size"), "num_workers": integer(0),
+        "image_size": _image_size, "num_workers": integer(0),
         "tokenizer": optional(check_str), "options": optional(check_mapping),
         "max_tokens": lambda k, v: _moved(k, "model.max_tokens (the model's text.max_tokens)"),
     },

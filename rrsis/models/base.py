@@ -21,7 +21,14 @@ from .. import hub
 # The one reader, resize and normalisation of rrsis: predict sees exactly what evaluation sees.
 from ..data.expressions import check_expressions, expression_problem
 from ..data.io import MAX_PIXELS, Bands, Scale, _read_masked
-from ..data.transforms import IMAGENET_MEAN, IMAGENET_STD, check_image_size, normalize, resize_image
+from ..data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    check_image_size,
+    check_input_size,
+    normalize,
+    resize_image,
+)
 from ..hub.save_check import unwrapped_state
 from .outputs import SegmentationOutput, TextFeatures
 
@@ -78,6 +85,7 @@ class RRSISModel(nn.Module):
     arch: str = ""
     tokenizer = None  # an rrsis.Tokenizer, attached by from_pretrained / the user
     size_divisor: int = 32
+    feature_stride: int = 32  # the coarsest stage's: it must hold more than one position (check_input_size)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -115,11 +123,7 @@ class RRSISModel(nn.Module):
                              f"shape {tuple(pixel_values.shape)})")
         if h == 0 or w == 0 or b == 0:
             raise ValueError(f"pixel_values has a zero-size dimension: {tuple(pixel_values.shape)}")
-        if h % self.size_divisor or w % self.size_divisor:
-            raise ValueError(
-                f"image size {h}x{w} is not a multiple of {self.size_divisor}; resize or pad "
-                "(model.predict does this for you)"
-            )
+        check_input_size(h, w, self.size_divisor, self.feature_stride)
         if not pixel_values.is_floating_point():
             raise ValueError(f"pixel_values must be a float tensor (normalised), got {pixel_values.dtype}")
         param = next(self.parameters())  # the weights' dtype and device: metadata, no host sync
@@ -181,8 +185,8 @@ class RRSISModel(nn.Module):
         Args:
             images: paths, PIL images, numpy arrays (see :meth:`predict`) or read
                 ``[in_chans, H, W]`` tensors; or a single one.
-            image_size: square model input side (default: the model's ``image_size``), a
-                multiple of ``size_divisor``.
+            image_size: square model input side (default: the model's ``image_size``), a multiple
+                of ``size_divisor``, at least :func:`~rrsis.data.transforms.smallest_input_side` (64).
             bands: band numbers counted from 1, ``in_chans`` of them (see :meth:`predict`).
             scale: value scaling (see :func:`rrsis.data.read_image`; default: :attr:`pixel_scale`).
             max_pixels: largest image read (see :meth:`predict`).
@@ -194,7 +198,7 @@ class RRSISModel(nn.Module):
         images = list(images) if isinstance(images, (list, tuple)) else [images]
         if not images:
             raise ValueError("no images given")
-        size = check_image_size(image_size, self.image_size, self.size_divisor)
+        size = check_image_size(image_size, self.image_size, self.size_divisor, self.feature_stride)
         pixels, sizes = [], []
         n, mean, std, own_scale = _input_bands(self)
         for i, im in enumerate(images):
@@ -211,14 +215,8 @@ class RRSISModel(nn.Module):
         param = next(self.parameters())
         return torch.stack(pixels).to(device=param.device, dtype=param.dtype), sizes
 
-    def postprocess(
-        self,
-        logits: torch.Tensor,
-        sizes: Sequence[tuple[int, int]],
-        *,
-        output: str = "mask",
-        threshold: float = 0.5,
-    ) -> list:
+    def postprocess(self, logits: torch.Tensor, sizes: Sequence[tuple[int, int]], *, output: str = "mask",
+                    threshold: float = 0.5) -> list:
         """The model's logits → results at each image's native size: the one postprocessing of
         rrsis inference (``predict``, ``segment_scene``'s global pass, native-resolution
         evaluation).
@@ -306,7 +304,7 @@ class RRSISModel(nn.Module):
             threshold: foreground-probability threshold (0.5 equals the anchors' argmax).
             batch_size: images per forward pass.
             image_size: square model input side (default: the model's ``image_size``),
-                a multiple of 32.
+                a multiple of 32, at least 64 (the zoo's models; see :meth:`preprocess`).
             bands: band numbers **counted from 1** (as GDAL counts), as many as the model's
                 ``in_chans`` (``(1, 2, 3)``: the R, G, B of an RGBN GeoTIFF for an RGB model; an
                 ``in_chans=4`` model reads a 4-band image whole); see :func:`rrsis.data.read_image`.
@@ -338,7 +336,7 @@ class RRSISModel(nn.Module):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         texts = self.check_texts(texts)
-        size = check_image_size(image_size, self.image_size, self.size_divisor)
+        size = check_image_size(image_size, self.image_size, self.size_divisor, self.feature_stride)
         # Read every image first, so a bad one fails before any forward pass.
         scale = self.pixel_scale if scale is None else scale  # the training data's, when recorded
         read_all = [_read_nodata(im, i, bands, scale, max_pixels, self.in_chans, self.colours, self.band_names) for i, im in enumerate(images)]

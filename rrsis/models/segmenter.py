@@ -53,6 +53,7 @@ class ReferringSegmenter(RRSISModel):
         self.text_encoder = text_encoder
         self.backbone = backbone
         self.size_divisor = max(32, backbone.reduction)
+        self.feature_stride = backbone.reduction  # the last stage's
         self.neck = neck
         self.classifier = head
 

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..data.transforms import smallest_input_side
 from .read import Scene
 from .reading import parse_read
 
@@ -100,22 +101,22 @@ class SceneOptions:
 
     def __post_init__(self, scale: Any) -> None:
         if scale is not None:
-            raise TypeError(f"SceneOptions(scale={scale!r}): the scene pixels per model pixel are "
-                            "called pixel_ratio now; scale means value scaling only (segment_scene's "
-                            "and model.predict's scale=)")
+            raise TypeError(f"SceneOptions(scale={scale!r}): the scene pixels per model pixel are called pixel_ratio "
+                            "now; scale means value scaling only (segment_scene's and model.predict's scale=)")
         self.read = parse_read(self.read)  # one form, so that equal settings compare equal
 
     def resolved(self, model, height: int, width: int) -> SceneOptions:
         """Defaults filled from the model and checked; ``mode`` no longer ``auto``."""
         div = int(getattr(model, "size_divisor", 32))
+        low = smallest_input_side(div, getattr(model, "feature_stride", None))  # 64 for the zoo's models
         if self.mode not in MODES:
             raise ValueError(f"mode {self.mode!r}: expected one of {', '.join(MODES)}")
         # None means the model's image_size; 0 or a negative side is an error, not the default.
         for name, v in (("tile", self.tile), ("global_size", self.global_size)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer))
-                                  or v <= 0 or v % div):
-                raise ValueError(f"{name} {v!r} must be a positive multiple of {div} (None: the "
-                                 f"model's image_size, {model.image_size})")
+                                  or v < low or v % div):
+                raise ValueError(f"{name} {v!r} must be a positive multiple of {div}, at least {low} (the "
+                                 f"model's smallest input side; None: its image_size, {model.image_size})")
         tile = int(model.image_size if self.tile is None else self.tile)
         gsize = int(model.image_size if self.global_size is None else self.global_size)
         if not 0 <= self.overlap <= 0.9:
@@ -142,7 +143,6 @@ class SceneOptions:
             raise ValueError("mode 'ranked' needs a model with a scene ranker (model.scene_ranker, saved as "
                              "scene_ranker.json beside the model; train one with rrsis.scene.rank_train)")
         return SceneOptions(**{**self.__dict__, "mode": mode, "tile": tile, "global_size": gsize})
-
 
 
 def tile_starts(n: int, tile: int, stride: int) -> list[int]:

@@ -36,3 +36,14 @@ def test_one_size_or_both_alike_train_and_record_that_size(overrides):
     cfg = load_config("gl-msin-tiny-synthetic", overrides)
     model = build_model(cfg["model"], image_size=cfg["data"]["image_size"])
     assert model.image_size == 96
+
+
+def test_a_recipe_refuses_a_size_no_model_runs_and_the_trainer_the_models_own_smallest(synthetic_rrsisd, tmp_path):
+    with pytest.raises(ConfigError, match=r"data.image_size must be a multiple of 32 \(64 or more"):
+        load_config("gl-msin-tiny-synthetic", ["data.image_size=48"])
+    cfg = load_config("gl-msin-tiny-synthetic", [f"data.root={synthetic_rrsisd(4)}", "data.image_size=32"])
+    cfg["train"].update({"output_dir": str(tmp_path / "run"), "threads": 1, "progress": False})
+    with pytest.raises(ConfigError, match=r"data.image_size: image_size 32 is too small for this model: the "
+                                          r"smallest accepted side is 64"):
+        Trainer(cfg)
+    assert not (tmp_path / "run").exists()
