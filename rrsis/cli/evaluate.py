@@ -9,6 +9,9 @@ from .argtypes import positive_int, unit_interval
 from .evaluate_scene import add_scene_arguments, check_sides, default_out, run_scene
 from .model_limits import add_model_limits, model_limits
 
+# The dataset layouts --data reads (rrsis train prints an evaluate line for a run on one of them).
+DATASETS = ("rrsisd", "refsegrs", "risbench", "folder")
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -41,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "files in --keep-predictions")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     d = p.add_argument_group("a dataset split (--data)")
-    d.add_argument("--dataset", choices=["rrsisd", "refsegrs", "risbench", "folder"],
+    d.add_argument("--dataset", choices=DATASETS,
                    help="dataset layout (required with --data)")
     d.add_argument("--split", help="split to evaluate (default: test)")
     d.add_argument("--native-resolution", action="store_true",

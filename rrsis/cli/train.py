@@ -97,4 +97,64 @@ def run(args: argparse.Namespace) -> int:
             print(format_metrics(rows))
         print(f"outputs in {summary['output_dir']} ({summary['steps']} steps, "
               f"{summary['train_seconds']:.0f} s)")
+        line = evaluate_line(cfg, summary, args.plugin)
+        if line:
+            print(f"evaluate: {line}")
     return 0
+
+
+def evaluate_line(cfg: dict, summary: dict, plugins=()) -> str | None:
+    """The ``rrsis evaluate`` command, runnable as printed, that scores a finished run's ``best/``
+    (else ``final/``) on its data's test split (else its val split), with the run's dataset
+    options, device, workers, model limits and plugins; ``None`` when there is no model folder,
+    no held-out split, or a dataset layout ``rrsis evaluate`` does not read."""
+    import json
+    import os
+    import shlex
+    from pathlib import Path
+
+    from ..engine.recipe import parse_value
+    from .evaluate import DATASETS
+
+    data, out = cfg["data"], Path(summary["output_dir"])
+    folders = [out / name for name in ("best", "final") if (out / name / "config.json").is_file()]
+    split = _held_out_split(data) if data.get("root") and data.get("dataset") in DATASETS else None
+    if not folders or not split:
+        return None
+    words = ["rrsis", "evaluate", "--model", str(folders[0]), "--data", str(data["root"]), "--dataset",
+             data["dataset"], "--split", split]
+    for key, value in (data.get("options") or {}).items():
+        if key not in ("mean", "std", "scale"):  # the model records these, and evaluate reads them there
+            text = value if isinstance(value, str) and parse_value(value) == value else json.dumps(value)
+            words += ["--data-option", f"{key}={text}"]
+    if data.get("num_workers") != 2:
+        words += ["--num-workers", str(data.get("num_workers"))]
+    if cfg["train"].get("device") not in (None, "auto"):
+        words += ["--device", str(cfg["train"]["device"])]
+    for key in ("max_params", "max_activation_gib"):
+        if cfg["model"].get(key) is not None:
+            words += [f"--{key.replace('_', '-')}", str(cfg["model"][key])]
+    for plugin in plugins or ():
+        words += ["--plugin", plugin]
+    words += ["--out", os.path.join(str(out), f"eval-{split}.json")]
+    return shlex.join(words)
+
+
+def _held_out_split(data: dict) -> str | None:
+    """``"test"`` when the data has a test split, else ``data.val_split``: a phrase file for a
+    folder layout, refs of a ``test*`` split (as the RRSIS-D loader matches them) for RRSIS-D."""
+    import os
+
+    root, options = str(data["root"]), data.get("options") or {}
+    if data["dataset"] == "rrsisd":
+        from ..data.files import load_plain_pickle
+
+        try:
+            refs = load_plain_pickle(os.path.join(root, options.get("refs_file", "refs(unc).p")))
+        except (OSError, ValueError):
+            refs = []
+        has_test = any(isinstance(r, dict) and "test" in str(r.get("split")) for r in (refs if isinstance(refs, list) else []))
+    else:
+        pattern = str(options.get("phrase_file", "output_phrase_{split}.txt"))
+        has_test = os.path.isfile(os.path.join(root, pattern.format(split="test")))
+    return "test" if has_test else data.get("val_split")

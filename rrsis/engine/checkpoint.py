@@ -15,6 +15,7 @@ import torch
 
 from .._atomic import atomic_open, write_error
 from .._torch_load import load_failure
+from .resume_rule import recipe_changes, recipe_refusal
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -35,38 +36,36 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_DIR = "checkpoints"
 FORMAT = "rrsis-train-state"
 _NAME = re.compile(r"^step-(\d+)\.pt$")
-# Model settings that only choose the first weights, which a checkpoint's weights replace.
-_INIT_ONLY = ("pretrained", "swin_weights", "text_weights", "init")
 
 
-def resume_mismatch(state: dict[str, Any], model_cfg: dict[str, Any], vocab: list[str], max_tokens: int) -> str | None:
-    """Why a checkpoint cannot continue this run's model, or ``None``: another architecture
-    (a model setting changed since), or another tokenizer (a whole-word vocabulary is built
-    from the training expressions, so an edited training split changes it).
+def resume_mismatch(state: dict[str, Any], cfg: dict[str, Any], vocab: list[str], max_tokens: int,
+                    run: str | os.PathLike | None = None) -> str | None:
+    """Why a checkpoint cannot continue this run, or ``None``: another recipe (any key but those
+    :data:`~rrsis.engine.resume_rule.RESUME_MAY_CHANGE` lists), or another tokenizer (a
+    whole-word vocabulary is built from the training expressions, so an edited training split
+    changes it).
 
     Args:
         state: a training checkpoint (its ``config`` and ``tokenizer``).
-        model_cfg: this run's ``model`` section.
+        cfg: this run's recipe.
         vocab: this run's tokens in id order.
         max_tokens: this run's tokenizer length.
+        run: the folder of the checkpoint's run, named in the advice.
     """
-    saved = (state.get("config") or {}).get("model")
+    saved = state.get("config")
     if isinstance(saved, dict):
-        # max_tokens is compared on the tokenizer below (older recipes kept it in data).
-        skip = (*_INIT_ONLY, "max_tokens")
-        mine = {k: v for k, v in model_cfg.items() if k not in skip}
-        saved = {k: v for k, v in saved.items() if k not in skip}
-        changed = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
-        if changed:
-            what = ", ".join(f"model.{k}={saved.get(k)!r} (now {mine.get(k)!r})" for k in changed)
-            return f"the checkpoint's model was built with {what}"
+        changes = recipe_changes(saved, cfg)
+        if changes:
+            return recipe_refusal(changes, run)
+    again = ("; resume with the recipe and data the run started with, or start a new run (--overwrite or "
+             "another --train.output_dir)")
     tok = state.get("tokenizer") or {}
     if tok.get("vocab") is not None and list(tok["vocab"]) != list(vocab):
-        return (f"the checkpoint's tokenizer has {len(tok['vocab'])} tokens and this run's {len(vocab)}, "
-                "not the same (a vocabulary built from the training expressions changes when the "
-                "training split does)")
+        return (f"cannot resume: the checkpoint's tokenizer has {len(tok['vocab'])} tokens and this run's "
+                f"{len(vocab)}, not the same (a vocabulary built from the training expressions changes when "
+                f"the training split does){again}")
     if tok.get("max_tokens") not in (None, max_tokens):
-        return f"the checkpoint's tokenizer holds {tok['max_tokens']} tokens and this run's {max_tokens}"
+        return f"cannot resume: the checkpoint's tokenizer holds {tok['max_tokens']} tokens and this run's {max_tokens}{again}"
     return None
 
 

@@ -290,14 +290,14 @@ class Trainer:
             "config": json.loads(json.dumps(self.cfg, default=str)),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict` output (the same recipe, world size and batch size)."""
+    def load_state_dict(self, state: dict[str, Any], run: Path | None = None) -> None:
+        """Restore :meth:`state_dict` output: the same recipe (but for the keys of
+        :data:`~rrsis.engine.resume_rule.RESUME_MAY_CHANGE`), data, world size and batch size;
+        ``run``: the checkpoint's run folder, named in a refusal's advice."""
         vocab = [t for t, _ in sorted(self.tokenizer.vocab.items(), key=lambda kv: kv[1])]
-        why = resume_mismatch(state, json.loads(json.dumps(self.cfg["model"], default=str)), vocab,
-                              self.tokenizer.max_tokens)
+        why = resume_mismatch(state, self.cfg, vocab, self.tokenizer.max_tokens, run=run)
         if why:
-            raise ValueError(f"cannot resume: {why}; resume with the recipe and data the run started "
-                             "with, or start a new run (--overwrite or another --train.output_dir)")
+            raise ValueError(why)
         for key, mine in (("world_size", self.info.world_size), ("batch_size", self.batch_size),
                           ("total_steps", self.total_steps)):
             if state.get(key) != mine:
@@ -351,7 +351,7 @@ class Trainer:
             return False
         path = Path(detail)
         state = load_checkpoint(path, map_location="cpu")
-        self.load_state_dict(state)
+        self.load_state_dict(state, run=path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent)
         self._write_config()  # only now: a refused resume leaves the run's own config.json
         self.log.truncate_after(self.step)
         own = (self.output_dir / CHECKPOINT_DIR).resolve()
@@ -470,7 +470,7 @@ class Trainer:
                     if self.step % log_every == 0 or self.step == self.total_steps:
                         loss = all_reduce_mean(sum(losses) / len(losses), self.info)
                         dt = max(time.time() - t_log, 1e-9)
-                        rec = {"type": "train", "step": self.step, "epoch": self.epoch, "loss": loss,
+                        rec = {"type": "train", "step": self.step, "epoch": self.epoch + 1, "loss": loss,
                                "lr": self.scheduler.get_last_lr()[0],
                                "samples_per_s": n_log * self.info.world_size / dt}
                         if norm is not None:
@@ -562,12 +562,14 @@ class Trainer:
             device=self.device, amp=tc["amp"], num_workers=int(self.cfg["data"]["num_workers"]),
             info=self.info, progress=bool(tc["progress"]), desc="validate",
         )
-        self._record({"type": "val", "step": self.step, "epoch": self.epoch, **metrics})
+        # Epochs count from 1 in every record: the one this step belongs to (one ended: its number).
+        epoch = self.epoch + (1 if self.position else 0)
+        self._record({"type": "val", "step": self.step, "epoch": epoch, **metrics})
         better = not self.best or metrics["oIoU"] > self.best.get("oIoU", -1.0)
         if better and self.info.is_main:
             self._save_model_dir(self.output_dir / "best", metrics)
             # Only once best/ holds it: a failed save must not leave a best that no folder has.
-            self.best = {"step": self.step, "epoch": self.epoch, **metrics}
+            self.best = {"step": self.step, "epoch": epoch, **metrics}
         if self.info.distributed:
             self.best = all_gather_objects(self.best, self.info)[0]
         return metrics

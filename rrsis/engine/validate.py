@@ -22,13 +22,22 @@ from .._config import (
     check_bool,
     check_float,
     check_int,
+    check_keys,
     check_list,
     check_mapping,
     check_size,
     check_str,
 )
 
-__all__ = ["DEVICE_PATTERN", "OUTPUT_DIR_FIELDS", "check_image_sizes", "format_output_dir", "validate_config"]
+__all__ = [
+    "DEVICE_PATTERN",
+    "OUTPUT_DIR_FIELDS",
+    "TRAINER_OPTIONS",
+    "check_image_sizes",
+    "check_trainer_options",
+    "format_output_dir",
+    "validate_config",
+]
 
 # auto, cpu, cuda, cuda:N, mps (what torch.device accepts and rrsis runs on).
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -161,14 +170,38 @@ def validate_config(cfg: Mapping[str, Any]) -> None:
     data = cfg.get("data") or {}
     check_image_sizes(cfg)
     if data.get("options") and data.get("dataset"):
-        # The dataset class owns its option names; asking it here stops a misspelt one before
-        # the model is built, not at the dataset's constructor. (Imported here: the recipes load
-        # without torch.)
-        from ..data.base import check_dataset_options
-
-        check_dataset_options(data["dataset"], data["options"])
+        check_trainer_options(data["dataset"], data["options"])
 
 
+# Dataset options the trainer sets itself, and what sets each instead.
+TRAINER_OPTIONS = {
+    "size": "data.image_size (the size the run trains and validates at, recorded by its model)",
+    "tokenizer": "data.tokenizer (null: the model's tokenizer, or a whole-word vocabulary of the training "
+                 "expressions; or a vocab.txt or model folder)",
+    "transform": "data.image_size and the model's statistics (model.mean, model.std), from which the trainer "
+                 "builds it; a transform of your own: pass ready-made datasets, Trainer(cfg, "
+                 "train_dataset=..., val_dataset=...)",
+    "train": "data.train_split and data.val_split (the train split is read for training, with its "
+             "augmentation; the val split for validation)",
+    "mode": "data.train_split and data.val_split (the train split is read in train mode, the val split in "
+            "eval mode)",
+}
+
+
+def check_trainer_options(dataset: str, options: Mapping[str, Any]) -> None:
+    """Refuse a ``data.options`` key the trainer sets itself (:data:`TRAINER_OPTIONS`, naming the
+    recipe key to use instead), and one the dataset does not take, with the closest valid one
+    (the dataset class owns its option names; asked here, a misspelt one stops before the model
+    is built, not at the dataset's constructor)."""
+    from ..data.base import dataset_options  # here: the recipes load without torch
+
+    for key in options:
+        if key in TRAINER_OPTIONS:
+            raise ConfigError(f"data.options.{key} is set by the trainer, not by the recipe's options: "
+                              f"set {TRAINER_OPTIONS[key]}")
+    known = dataset_options(dataset)
+    if known is not None:
+        check_keys(options, [k for k in known if k not in TRAINER_OPTIONS], f"data.options (dataset {dataset!r})")
 
 
 def check_image_sizes(cfg: Mapping[str, Any]) -> None:

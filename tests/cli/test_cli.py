@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -113,11 +113,15 @@ def test_train_then_evaluate_round_trip(scene_set, tmp_path, capsys):
     finally:
         torch.set_num_threads(threads)
     assert rc == 0
-    assert "outputs in" in capsys.readouterr().out
-    assert main(["evaluate", "--model", str(out / "final"), "--data", str(scene_set["root"]),
-                 "--dataset", "rrsisd", "--split", "test", "--out", str(tmp_path / "m.json"),
-                 "--num-workers", "0"]) == 0
-    assert os.path.isfile(tmp_path / "m.json")
+    said = capsys.readouterr().out
+    assert "outputs in" in said
+    # The closing line is the next step, runnable as printed: the run's best model on the test split.
+    line = [w for w in said.splitlines() if w.startswith("evaluate: ")][-1][len("evaluate: "):]
+    words = shlex.split(line)
+    assert words[:4] == ["rrsis", "evaluate", "--model", str(out / "best")]
+    assert main([*words[1:], "--quiet"]) == 0
+    record = json.loads((out / "eval-test.json").read_text())
+    assert record["split"] == "test" and record["dataset"] == "rrsisd" and record["data"] == str(scene_set["root"])
 
 
 def test_evaluate_passes_dataset_options(scene_set, tmp_path, capsys):

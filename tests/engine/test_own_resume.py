@@ -32,8 +32,8 @@ def test_resume_refuses_another_model_or_vocabulary_and_continues_the_same(tmp_p
     root, out = _folder(tmp_path / "data"), tmp_path / "run"
     fit(_cfg(root, out))
     config = (out / "config.json").read_bytes()
-    with pytest.raises(ValueError, match=r"cannot resume: the checkpoint's model was built with "
-                                         r"model.embed_dim=None \(now 48\)"):
+    with pytest.raises(ValueError, match=r"cannot resume: the recipe differs from the one the run started "
+                                         r"with: model.embed_dim=None \(now 48\)"):
         fit(_cfg(root, out, "model.embed_dim=48"), resume="auto")
     assert (out / "config.json").read_bytes() == config
     with open(f"{root}/output_phrase_train.txt", "a") as f:

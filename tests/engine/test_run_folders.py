@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -90,9 +91,16 @@ def test_resume_auto_without_a_usable_checkpoint_fails(synthetic_root, tmp_path)
     fresh = tmp_path / "fresh"
     assert fit(tiny_config(synthetic_root, fresh), resume="auto-or-new")["steps"] == 2
     losses = [r["loss"] for r in read_jsonl(fresh / "log.jsonl") if r["type"] == "train"]
-    # The second time it continues the finished run instead of starting over.
-    assert fit(tiny_config(synthetic_root, fresh, seed=9), resume="auto-or-new")["steps"] == 2
-    assert [r["loss"] for r in read_jsonl(fresh / "log.jsonl") if r["type"] == "train"] == losses
+    # The second time it continues the finished run instead of starting over (a new run would
+    # begin a new log), with its own recipe: another seed is refused, not a reason to start over.
+    with open(fresh / "log.jsonl", "a") as fh:
+        fh.write(json.dumps({"type": "note", "step": 1}) + "\n")
+    with pytest.raises(ValueError, match=r"train.seed=5 \(now 9\)"):
+        fit(tiny_config(synthetic_root, fresh, seed=9), resume="auto-or-new")
+    assert fit(tiny_config(synthetic_root, fresh), resume="auto-or-new")["steps"] == 2
+    records = read_jsonl(fresh / "log.jsonl")
+    assert [r["loss"] for r in records if r["type"] == "train"] == losses
+    assert {"type": "note", "step": 1} in records
 
 
 @pytest.mark.parametrize("words, message", [
