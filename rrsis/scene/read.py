@@ -321,8 +321,9 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
         scale: value scaling with :func:`~rrsis.data.read_image`'s meaning (``"dtype"``,
             ``"max"``, ``"minmax"`` or a divisor) for 16-bit or float data; on a raster read
             by rasterio ``"max"``/``"minmax"`` take their statistics from a decimated read.
-        stretch: rasters, when ``scale`` is not given: ``"auto"`` (uint8 as is; other
-            types: 2–98 % per band), ``None`` (no stretch: the dtype's range), or ``(low,
+        stretch: rasters, when ``scale`` is not given: ``"auto"`` (uint8 as is, values all in
+            0–3 warned about: they look black; other types: 2–98 % per band), ``None`` (no stretch:
+            the dtype's range; float values in [0, 1] as they are, others refused), or ``(low,
             high)`` percentiles, computed on a decimated read of the valid pixels. A plain
             image's 16-bit or float values are stretched so by ``(low, high)`` only (``"auto"``
             and ``None`` keep :func:`~rrsis.data.read_image`'s rule: they need a ``scale``); its
