@@ -125,8 +125,9 @@ scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
                    help="value scaling of 16-bit/float data, as model.predict's scale=: dtype, max, "
                         "minmax or a divisor (default: the model's own, recorded by rrsis train from "
                         "data.options.scale, else the --stretch)")
-    p.add_argument("--stretch", help="percentile stretch LOW,HIGH, or 'none', when --scale is not "
-                                     "given (default: 2,98 for 16-bit/float rasters, none for 8-bit)")
+    p.add_argument("--stretch", help="percentile stretch LOW,HIGH, or 'none' (float values in 0-1 as they "
+                                     "are), when --scale is not given (default: 2,98 for 16-bit/float "
+                                     "rasters, none for 8-bit)")
     p.add_argument("--probabilities", action="store_true",
                    help="mask GeoTIFF holds the probability p as round(255*p), overviews averaged, "
                         "instead of 0/255 (overviews by nearest neighbour)")
@@ -253,7 +254,9 @@ def run(args: argparse.Namespace) -> int:
     first = {"bands": args.bands if rgb_bands else None, "scale": args.scale, "stretch": stretch,
              "max_pixels": max_pixels, "crs": args.crs}
     # With --aoi only the area's window is opened (and later segmented, from its path).
-    scene = open_scene(args.image, **first) if args.aoi is None else open_aoi_scene(args.image, args.aoi, **first)[0]
+    with warnings.catch_warnings(record=True) as opened:  # shown below unless the model's read warns itself
+        warnings.simplefilter("always", UserWarning)
+        scene = open_scene(args.image, **first) if args.aoi is None else open_aoi_scene(args.image, args.aoi, **first)[0]
     with scene:
         check_georeference(scene)
         prefixes = output_prefixes(args.out, len(args.text), scene.name)
@@ -276,6 +279,8 @@ def run(args: argparse.Namespace) -> int:
             again = getattr(model, "in_chans", 3) != 3 or not rgb_bands or own_scale or named or args.aoi is not None
             read = {"bands": args.bands, "scale": args.scale, "stretch": stretch, "max_pixels": max_pixels,
                     "crs": args.crs} if again else {}
+            for w in [] if again else opened:  # read again: that read's own warnings, once
+                _print_warning(w.message, w.category, w.filename, w.lineno)
             total = scene.height * scene.width
             where = "the image" if args.aoi is None else "the area of interest's window"
             segment_scene(

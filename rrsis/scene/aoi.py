@@ -24,6 +24,7 @@ import numpy as np
 
 from ..data.band_names import bands_by_name
 from ..data.bands import model_bands
+from .gdal_names import is_gdal_url, is_subdataset
 from .ranges import check_scale
 from .read import NoValidPixelsError, Scene, open_scene, require_geo
 from .rectify import open_raster, raster_view, window_view
@@ -290,7 +291,7 @@ def _gdal_name(path: str) -> str:
         from .mosaic import _source_name
 
         return _source_name(path, os.getcwd())[0]
-    return path if path.startswith("/vsi") else os.path.abspath(path)
+    return path if path.startswith("/vsi") or is_subdataset(path) else os.path.abspath(path)
 
 
 def open_aoi_scene(source: Any, area: AreaOfInterest, *, crs: Any = None, **open_kwargs: Any
@@ -313,7 +314,7 @@ def open_aoi_scene(source: Any, area: AreaOfInterest, *, crs: Any = None, **open
         raise TypeError(f"an area of interest applies to a raster file (GeoTIFF, COG, VRT, a PNG with a world "
                         f"file, ...) given by its path, not to a {type(source).__name__}")
     path = os.fspath(source)
-    if not os.path.isfile(path) and "://" not in path and not path.startswith("/vsi"):
+    if not os.path.isfile(path) and not is_gdal_url(path):  # a URL or subdataset: GDAL names what fails
         raise FileNotFoundError(f"{path}: file not found")
     require_geo(f"reading {os.path.basename(path)}")
     with open_raster(path) as ds:

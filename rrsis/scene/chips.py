@@ -24,9 +24,9 @@ import numpy as np
 from .._atomic import atomic_folder, atomic_path, atomic_write
 from ..data.bands import parse_bands
 from .chip_stats import chip_moments, combine, read_order, stats_option
+from .gdal_names import is_gdal_url
 from .labelled import place_labels
 from .read import open_scene, require_geo
-from .region.entries import is_gdal_url
 from .vector import need_shapely
 from .write import remove_stale_temporaries
 

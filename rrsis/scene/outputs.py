@@ -25,6 +25,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from .._atomic import writable_folder
+from .gdal_names import name_stem
 
 __all__ = ["TAGS", "check_outputs", "fingerprint_held", "kept_outputs", "model_fingerprint", "output_paths", "output_prefixes",
            "output_record", "read_record", "record_tags"]
@@ -54,13 +55,14 @@ def output_prefixes(out: str | os.PathLike, n_texts: int, scene_name: str = "sce
     expressions ``PREFIX_1``, ``PREFIX_2``, … . An ``out`` that is an existing folder or ends
     with a path separator names a folder: the files go inside it, named after the scene's
     file (``DIR/STEM_mask.tif``, ``DIR/STEM.geojson``, ``DIR/STEM_overlay.png``; ``scene``
-    for arrays and PIL images), never as hidden ``DIR/.geojson`` or ``DIR/_mask.tif``.
+    for arrays and PIL images; STEM: :func:`~rrsis.scene.gdal_names.name_stem`, ``area`` for
+    ``/vsigzip/…/area.tif.gz``), never as hidden ``DIR/.geojson`` or ``DIR/_mask.tif``.
     """
     text = os.fspath(out)
     if not text.strip():
         raise ValueError("out is empty: give an output prefix (e.g. results/tanks) or a folder")
     if text.endswith(("/", os.sep)) or os.path.isdir(text):
-        stem = os.path.splitext(os.path.basename(scene_name))[0] if scene_name not in ("array", "") else ""
+        stem = name_stem(scene_name) if scene_name not in ("array", "") else ""
         text = os.path.join(text, stem or "scene")
     return [text] if n_texts == 1 else [f"{text}_{i + 1}" for i in range(n_texts)]
 

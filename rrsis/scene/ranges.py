@@ -5,15 +5,18 @@ scene's valid pixels (:data:`STATS_SIDE` pixels along its longer side). ``scene`
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 
 from ..data.io import Scale
 
-__all__ = ["STATS_SIDE", "check_scale", "scale_range", "stats_shape", "stretch_range", "stretch_values"]
+__all__ = ["DARK_BYTES", "STATS_SIDE", "check_scale", "scale_range", "stats_shape", "stretch_range", "stretch_values"]
 
 STATS_SIDE = 512
+# 8-bit values all at most this, read as they are (no stretch), warn: the model sees black (1.2 %).
+DARK_BYTES = 3
 
 
 def scale_range(scene: Any, scale: Scale) -> list[tuple[float, float]]:
@@ -47,17 +50,18 @@ def stats_shape(scene: Any) -> tuple[int, int]:
 
 def stretch_range(scene: Any, stretch: Any) -> list[tuple[float, float]] | None:
     """``stretch`` (``"auto"``, ``None`` or ``(low, high)`` percentiles) as ``(low, high)`` per band:
-    8-bit as is, other integer types their type's range, percentiles of the valid pixels band by band."""
+    8-bit as is, other integer types their type's range, float values in [0, 1] as they are (as
+    :func:`rrsis.data.read_image` reads them), percentiles of the valid pixels band by band."""
     if stretch == "auto":
         stretch = None if scene.dtype == "uint8" else (2.0, 98.0)
     if stretch is None or stretch is False:
-        if scene.dtype != "uint8":
-            info = np.iinfo(scene.dtype) if np.dtype(scene.dtype).kind in "ui" else None
-            if info is None:
-                raise ValueError(f"{scene.name}: {scene.dtype} data needs a stretch (e.g. (2, 98)) "
-                                 "or a scale")
+        if scene.dtype == "uint8":
+            _warn_dark_bytes(scene)
+            return [(0.0, 255.0)] * len(scene.bands)
+        if np.dtype(scene.dtype).kind in "ui":
+            info = np.iinfo(scene.dtype)
             return [(float(info.min), float(info.max))] * len(scene.bands)
-        return [(0.0, 255.0)] * len(scene.bands)
+        return [_unit_range(scene)] * len(scene.bands)
     lo, hi = percentiles(stretch)
     data, valid = scene._read_raw(None, stats_shape(scene), decimate=True)
     out = []
@@ -70,6 +74,31 @@ def stretch_range(scene: Any, stretch: Any) -> list[tuple[float, float]] | None:
         a, z = np.percentile(v, [lo, hi])
         out.append((float(a), float(z) if z > a else float(a) + 1.0))
     return out
+
+
+def _warn_dark_bytes(scene: Any) -> None:
+    """Warn when 8-bit values read as they are all lie at or below :data:`DARK_BYTES` (a 0/1 or
+    class layer): the model sees a black image and finds nothing, silently otherwise."""
+    data, valid = scene._read_raw(None, stats_shape(scene), decimate=True)
+    v = data[:, valid]
+    if v.size and int(v.max()) <= DARK_BYTES:
+        warnings.warn(f"{scene.name}: its 8-bit values span only {int(v.min())}-{int(v.max())} of 0-255, read as they "
+                      "are: the model sees a black image. A 0/1 or class layer needs a value scaling, scale='max' "
+                      "(--scale max), or a stretch, stretch=(2, 98) (--stretch 2,98)", stacklevel=4)
+
+
+def _unit_range(scene: Any) -> tuple[float, float]:
+    """Float data read as they are (no stretch): ``(0, 1)`` when the valid values of a decimated read
+    lie in [0, 1] (reflectance), else a ``ValueError`` naming the stretch and the scale to give."""
+    data, valid = scene._read_raw(None, stats_shape(scene), decimate=True)
+    v = data[:, valid]
+    v = v[np.isfinite(v)]
+    if v.size and (v.min() < 0 or v.max() > 1):
+        raise ValueError(f"{scene.name}: {scene.dtype} values span [{v.min():.4g}, {v.max():.4g}], beyond the [0, 1] "
+                         "that stretch=None (--stretch none) reads as is: give a percentile stretch, stretch=(2, 98) "
+                         "(--stretch 2,98), or a value scaling, scale='max', 'minmax' or a divisor (--scale max, "
+                         "--scale 10000)")
+    return 0.0, 1.0
 
 
 def percentiles(stretch: Any) -> tuple[float, float]:

@@ -20,6 +20,7 @@ from ..data.band_names import bands_by_name
 from ..data.bands import model_bands, raster_bands, select_bands, transparent_pixels, uint8_to_unit
 from ..data.io import MAX_PIXELS, Scale, _load, check_pixels, nodata_mask, scale_values
 from ..data.transforms import resize_image_bands
+from .gdal_names import is_gdal_url
 from .georef import assign_crs, plain_georeference
 from .ranges import check_scale, scale_range, stats_shape, stretch_range, stretch_values
 from .rectify import numbered_bands, open_raster, raster_view, separate_files
@@ -300,7 +301,8 @@ class Scene:
 def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: Scale = None,
                stretch: Any = "auto", max_pixels: int | None = MAX_PIXELS, crs: Any = None,
                channels: int | None = None, names: Sequence[str] | None = None) -> Scene:
-    """Open a path (any raster GDAL reads; PNG/JPEG without the geo extra), a PIL image or a
+    """Open a path (any raster GDAL reads, a subdataset's GDAL name such as ``GPKG:f.gpkg:table``
+    among them; PNG/JPEG without the geo extra), a PIL image or a
     numpy array (``[H, W]`` / ``[H, W, C]`` as ``model.predict`` takes) as a :class:`Scene`.
     Plain images and arrays are read as :func:`rrsis.data.read_image` reads them (same band
     rule, ``bands`` and ``scale``): ``segment_scene(mode="global")`` gives ``model.predict``'s mask;
@@ -319,8 +321,9 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
         scale: value scaling with :func:`~rrsis.data.read_image`'s meaning (``"dtype"``,
             ``"max"``, ``"minmax"`` or a divisor) for 16-bit or float data; on a raster read
             by rasterio ``"max"``/``"minmax"`` take their statistics from a decimated read.
-        stretch: rasters, when ``scale`` is not given: ``"auto"`` (uint8 as is; other
-            types: 2–98 % per band), ``None`` (no stretch: the dtype's range), or ``(low,
+        stretch: rasters, when ``scale`` is not given: ``"auto"`` (uint8 as is, values all in
+            0–3 warned about: they look black; other types: 2–98 % per band), ``None`` (no stretch:
+            the dtype's range; float values in [0, 1] as they are, others refused), or ``(low,
             high)`` percentiles, computed on a decimated read of the valid pixels. A plain
             image's 16-bit or float values are stretched so by ``(low, high)`` only (``"auto"``
             and ``None`` keep :func:`~rrsis.data.read_image`'s rule: they need a ``scale``); its
@@ -338,7 +341,7 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
     band_tuple = model_bands(bands, channels)
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        if not os.path.isfile(path) and not ("://" in path or path.startswith("/vsi")):  # URLs: GDAL's
+        if not os.path.isfile(path) and not is_gdal_url(path):  # URLs, subdatasets: GDAL's
             raise FileNotFoundError(f"{path}: file not found")
         if path.lower().endswith(PLAIN_SUFFIXES):
             scene = check_scale(_in_memory(path, band_tuple, scale, path, max_pixels, channels, stretch), scale)

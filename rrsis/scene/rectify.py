@@ -145,9 +145,25 @@ def open_raster(path: str):
     try:
         with warnings.catch_warnings(), rasterio.Env(**({"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"} if remote else {})):
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            return rasterio.open(path)
+            ds = rasterio.open(path)
     except RasterioIOError as exc:
         raise ValueError(f"{path}: cannot read raster ({exc})") from None
+    if ds.count == 0:  # a container (GeoPackage of several tables, netCDF of several variables)
+        names = [v for k, v in sorted(ds.tags(ns="SUBDATASETS").items(), key=lambda kv: _number(kv[0]))
+                 if k.endswith("_NAME")] or list(ds.subdatasets)
+        ds.close()
+        if not names:
+            raise ValueError(f"{path}: no raster band to read")
+        shown = ", ".join(names[:8]) + (f" (and {len(names) - 8} more)" if len(names) > 8 else "")
+        raise ValueError(f"{path} holds {len(names)} raster(s) (GDAL subdatasets) and no band of its own: pass "
+                         f"one by its GDAL name: {shown}")
+    return ds
+
+
+def _number(key: str) -> int:
+    """``SUBDATASET_12_NAME``'s 12: GDAL's order (a string sort puts 10 before 2)."""
+    digits = re.sub(r"\D", "", key)
+    return int(digits) if digits else 0
 
 
 def separate_files(ds: Any, bands: Sequence[int]) -> bool:

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..gdal_names import is_gdal_url, name_stem
+
 __all__ = ["Bands", "SceneSource", "asset_keys", "is_gdal_url", "listed_scenes", "one_asset", "scene_id", "scene_sources"]
 
 _GLOB = re.compile(r"[*?\[]")
@@ -23,18 +25,10 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _BAND_COLOURS = ("red", "green", "blue", "nir")  # the colours a stacked asset declares; others: undefined
 
 
-
-
-def is_gdal_url(text: str) -> bool:
-    """A URL (``https://``, ``s3://``, ...) or a GDAL virtual path (``/vsicurl/...``)."""
-    return "://" in text or text.startswith("/vsi")
-
-
 def scene_id(uri: str) -> str:
-    """The file name without its extension, reduced to letters, digits, ``.``, ``_`` and ``-``."""
-    base = uri.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-    stem = os.path.splitext(base)[0] if "." in base[1:] else base
-    return _UNSAFE.sub("_", stem).strip("._") or "scene"
+    """The file name without its extension (:func:`~rrsis.scene.gdal_names.name_stem`: a subdataset's
+    file and name), reduced to letters, digits, ``.``, ``_`` and ``-``."""
+    return _UNSAFE.sub("_", name_stem(uri)).strip("._") or "scene"
 
 
 def asset_keys(asset: str | Sequence[str] | None) -> list[str] | None:
