@@ -79,3 +79,30 @@ def test_a_model_exports_as_is_and_matches_eager(name):
         assert type(got) is SegmentationOutput and len(got.aux_logits) == len(want.aux_logits)
         for a, b in zip([got.logits, *got.aux_logits], [want.logits, *want.aux_logits]):
             torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.slow  # about 2 minutes on 2 cores
+def test_onnx_dynamo_export_matches_eager_with_a_dynamic_batch(tmp_path):
+    pytest.importorskip("onnxscript")  # the "onnx" extra
+    from onnx.reference import ReferenceEvaluator
+
+    torch.manual_seed(0)
+    model = rrsis.create_model("gl-msin-tiny").eval()
+    g = torch.Generator().manual_seed(2)
+    args = (torch.randn(2, 3, 64, 64, generator=g), torch.randint(1, 100, (2, 7), generator=g),
+            torch.ones(2, 7, dtype=torch.long))
+    batch = torch.export.Dim("batch", min=1, max=8)
+    path = tmp_path / "model.onnx"
+    torch.onnx.export(model, args, path, dynamo=True, input_names=["pixel_values", "input_ids", "attention_mask"],
+                      dynamic_shapes=({0: batch}, {0: batch}, {0: batch}))
+    session = ReferenceEvaluator(str(path))
+    for b in (2, 3):
+        pixels, ids = torch.randn(b, 3, 64, 64, generator=g), torch.randint(1, 100, (b, 7), generator=g)
+        mask = torch.ones(b, 7, dtype=torch.long)
+        mask[0, 4:] = 0
+        with torch.no_grad():
+            want = model(pixels, ids, mask)
+        got = session.run(None, {"pixel_values": pixels.numpy(), "input_ids": ids.numpy(), "attention_mask": mask.numpy()})
+        assert len(got) == 1 + len(want.aux_logits)  # the flattened SegmentationOutput: logits, then aux
+        for a, w in zip(got, [want.logits, *want.aux_logits]):
+            torch.testing.assert_close(torch.from_numpy(a), w, atol=1e-5, rtol=1e-5)
