@@ -41,3 +41,18 @@ def test_a_changed_signature_is_seen():
 
     assert public_api._describe(before) != public_api._describe(after)
     assert public_api._describe(before)["signature"] == "(a, *, b=1)"
+
+
+def test_calling_an_instance_is_recorded_other_dunders_are_not():
+    class Callable:
+        def __call__(self, texts):
+            """x"""
+
+        def __len__(self):
+            return 0
+
+        def _helper(self):
+            """x"""
+
+    assert public_api._describe(Callable)["members"] == {"__call__": "method(self, texts)"}
+    assert "__call__" in public_api.public_api()["rrsis"]["Tokenizer"]["members"]

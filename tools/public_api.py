@@ -35,7 +35,7 @@ def _describe(obj: Any) -> dict[str, Any]:
                                  "init": _signature(obj)}
         members: dict[str, str] = {}
         for name, value in sorted(vars(obj).items()):
-            if name.startswith("_"):
+            if name.startswith("_") and name != "__call__":  # calling an instance is public
                 continue
             if isinstance(value, property):
                 members[name] = "property"

@@ -1,4 +1,9 @@
-"""The types a model returns: its segmentation output and encoded text."""
+"""The types a model returns: its segmentation output and encoded text.
+
+Both are registered as pytree nodes (``torch.export.register_dataclass``), so
+``torch.export.export(model, args)`` takes a model that returns them, and an exported program
+returns them again; they pickle, copy and compare as the plain dataclasses they are.
+"""
 
 from __future__ import annotations
 
@@ -33,3 +38,9 @@ class TextFeatures:
 
     words: torch.Tensor
     mask: torch.Tensor
+
+
+for _cls in (SegmentationOutput, TextFeatures):
+    # The serialized name lets torch.export.save write a program whose output holds one.
+    torch.export.register_dataclass(_cls, serialized_type_name=f"{_cls.__module__}.{_cls.__qualname__}")
+del _cls

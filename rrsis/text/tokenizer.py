@@ -33,6 +33,8 @@ class Tokenizer:
     Produces what LAVT/RMSIN feed their BERT: ``[CLS] tokens [SEP]`` truncated to
     ``max_tokens`` *after* the special tokens are added (so a long sentence loses its
     ``[SEP]``, as in the anchors' data pipeline), zero-padded, with a 0/1 mask.
+    Call it on a text or a list of texts for a model's inputs:
+    ``tokenizer(texts)`` → ``{"input_ids": [B, L], "attention_mask": [B, L]}`` (``L = max_tokens``).
 
     Args:
         vocab: token → id mapping (ids must be 0..V-1) or a path to a ``vocab.txt``
