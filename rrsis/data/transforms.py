@@ -34,9 +34,10 @@ Size = int | Sequence[int]
 
 def smallest_input_side(divisor: int, stride: int | None = None) -> int:
     """The smallest square input side a model with ``size_divisor`` ``divisor`` and coarsest
-    feature stride ``stride`` (default: ``divisor``) runs: a multiple of ``divisor`` whose last stage
-    holds more than one position (:func:`check_input_size`); 64 for the zoo's models."""
-    return -(-2 * (stride or divisor) // divisor) * divisor
+    feature stride ``stride`` runs: a multiple of ``divisor`` whose last stage holds more than one
+    position (:func:`check_input_size`); 64 for the zoo's models. ``None`` (a model that declares no
+    ``feature_stride``): ``divisor``."""
+    return divisor if stride is None else -(-2 * stride // divisor) * divisor
 
 
 def check_input_size(height: int, width: int, divisor: int, stride: int | None = None) -> None:
@@ -45,12 +46,12 @@ def check_input_size(height: int, width: int, divisor: int, stride: int | None =
     Each side must be a multiple of ``divisor`` (the model's ``size_divisor``), and the coarsest
     stage (1/``stride`` of the input, the model's ``feature_stride``) must hold more than one
     position: the pixel-word attention instance-normalises each stage over its positions, which a
-    single one cannot be (a 32×32 input to a 4-stage model with 4-pixel patches)."""
-    stride = stride or divisor
+    single one cannot be (a 32×32 input to a 4-stage model with 4-pixel patches). ``stride=None``
+    (a model that declares no ``feature_stride``): the divisor rule alone."""
     if height % divisor or width % divisor:
         raise ValueError(f"image size {height}x{width} is not a multiple of {divisor}; resize or pad "
                          "(model.predict does this for you)")
-    if (height // stride) * (width // stride) < 2:
+    if stride is not None and (height // stride) * (width // stride) < 2:
         side = smallest_input_side(divisor, stride)
         rect = f" (or {divisor}x{side}, {side}x{divisor})" if side > divisor else ""
         raise ValueError(f"image size {height}x{width} is too small for this model: the smallest accepted size is "

@@ -198,7 +198,7 @@ class RRSISModel(nn.Module):
         images = list(images) if isinstance(images, (list, tuple)) else [images]
         if not images:
             raise ValueError("no images given")
-        size = check_image_size(image_size, self.image_size, self.size_divisor, self.feature_stride)
+        size = check_image_size(image_size, self.image_size, self.size_divisor, getattr(self, "feature_stride", None))
         pixels, sizes = [], []
         n, mean, std, own_scale = _input_bands(self)
         for i, im in enumerate(images):
@@ -336,7 +336,7 @@ class RRSISModel(nn.Module):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         texts = self.check_texts(texts)
-        size = check_image_size(image_size, self.image_size, self.size_divisor, self.feature_stride)
+        size = check_image_size(image_size, self.image_size, self.size_divisor, getattr(self, "feature_stride", None))
         # Read every image first, so a bad one fails before any forward pass.
         scale = self.pixel_scale if scale is None else scale  # the training data's, when recorded
         read_all = [_read_nodata(im, i, bands, scale, max_pixels, self.in_chans, self.colours, self.band_names) for i, im in enumerate(images)]
