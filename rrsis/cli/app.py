@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .argtypes import add_threads, set_threads
 from .model_limits import add_model_limits, model_limits
 
 
@@ -27,6 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "authentication, to the network)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
+    add_threads(p)
     p.add_argument("--max-upload-mb", type=float, default=d.max_upload_mb,
                    help=f"largest upload in MiB (default {d.max_upload_mb:g})")
     p.add_argument("--max-pixels", type=int, default=d.max_pixels,
@@ -75,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _stop)
+    set_threads(args)
     try:
         busy = serve(args.model, host=args.host, port=args.port, limits=limits, device=args.device,
                      examples=args.examples, **model_limits(args))

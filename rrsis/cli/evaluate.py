@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from .argtypes import positive_int, unit_interval
+from .argtypes import add_threads, positive_int, set_threads, unit_interval
 from .evaluate_scene import add_scene_arguments, check_sides, default_out, run_scene
 from .model_limits import add_model_limits, model_limits
 
@@ -34,6 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "global pass's side, as rrsis predict's")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    add_threads(p)
     p.add_argument("--out", help="metrics JSON to write (default: eval-<dataset>-<split>.json, with --scene "
                                  "eval-scene-<scene>.json, or eval-scenes.json for several)")
     p.add_argument("--overwrite", action="store_true",
@@ -106,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     if args.scene is not None:
         out = args.out or default_out(args)
         _check_writable(out, args.overwrite)
+        set_threads(args)
         return run_scene(args, out)
     # --data's defaults, applied here so that check_sides sees which flags were given.
     args.split = args.split or "test"
@@ -122,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         if not sep or not key:
             raise ValueError(f"--data-option {item!r} must look like KEY=VALUE")
         options[key.strip()] = parse_value(value.strip())
+    set_threads(args)
     device = resolve_device(args.device)
     if os.path.isfile(args.model):  # a checkpoint of rrsis train, in the model of its run's best/ or final/
         from ..engine.checkpoint import model_from_checkpoint

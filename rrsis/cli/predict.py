@@ -152,6 +152,7 @@ scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
                         "(default 40,000,000); rasters read through rasterio go window by window "
                         "and are not bounded")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    argtypes.add_threads(p)
     p.add_argument("--asset", metavar="KEY",
                    help="region from STAC: the asset to read (default: the item's asset with role 'data'); "
                         "several, comma-separated (red,green,blue,nir): each item is one scene of those "
@@ -261,6 +262,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--aoi {args.aoi.path}: an output of --out {args.out} would replace it; choose "
                              "another --out")
         check_outputs(outputs, args.overwrite or args.resume, resume=RESUME)  # --resume: checked once loaded
+        argtypes.set_threads(args)
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" \
             else torch.device(args.device)
         model = from_pretrained(args.model, map_location=device, **model_limits(args))
@@ -321,6 +323,7 @@ def _run_region(args: argparse.Namespace, stretch) -> int:
         print(f"rrsis predict: note: {hint}", file=sys.stderr)
     if args.merged is not None:
         check_merged_path(args.merged)
+    argtypes.set_threads(args)
     info = setup_distributed(args.device)  # torchrun's process group, as rrsis train joins it
     try:
         model = from_pretrained(args.model, map_location=info.device, **model_limits(args))
