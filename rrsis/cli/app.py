@@ -7,6 +7,7 @@ import sys
 
 from .argtypes import add_threads, set_threads
 from .model_limits import add_model_limits, model_limits
+from .model_ref import check_model_ref
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -53,7 +54,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"seconds before a stored file no request uses is removed (default {d.unused_upload_s:g})")
     p.add_argument("--examples", type=int, default=3, help="generated example scenes (default 3)")
     add_model_limits(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, precheck=_check_model)
+
+
+def _check_model(args: argparse.Namespace) -> None:
+    if args.model is not None:  # the demo's model, the default, is looked for by serve
+        check_model_ref(args.model, "app")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ import sys
 
 from . import argtypes
 from .model_limits import add_model_limits, model_limits
+from .model_ref import check_model_ref, loading, no_vocabulary
 from .predict_sources import band_files_hint, build_mosaic, build_stack, expand_texts, is_region
 
 
@@ -181,13 +182,52 @@ scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
                         "before failing without merging (default: the process group's, 30 min)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_model_limits(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, precheck=check_early)
 
 
 def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
     # The API names an expression by its index ("text 0: ..."); here the --text values count from 1.
     message = re.sub(r"^text (\d+):", lambda m: f"--text {int(m[1]) + 1}:", str(message))
     print(f"rrsis predict: warning: {message}", file=sys.stderr)
+
+
+def check_early(args: argparse.Namespace) -> None:
+    """What needs neither torch nor the model stack, checked before they are imported: ``--model``,
+    flags given without the one they belong to, one image that is not there, its outputs there."""
+    import os
+
+    from ..scene.outputs import RESUME, check_outputs, output_paths, output_prefixes
+    from ..scene.region.entries import is_gdal_url
+
+    check_model_ref(args.model, "predict")
+    args.text = expand_texts(args.text)  # @FILE: its lines
+    if args.aoi_crs is not None and args.aoi is None:
+        raise ValueError("--aoi-crs is the CRS of --aoi; give --aoi too")
+    if args.mosaic_crs is not None and not args.mosaic:
+        raise ValueError("--mosaic-crs is the CRS of --mosaic's grid; give --mosaic too")
+    if args.stack_colours is not None and not args.stack:
+        raise ValueError("--stack-colours declares the colours of --stack's bands; give --stack too")
+    if args.stack or args.mosaic:  # build_stack / build_mosaic check theirs
+        return
+    if is_region(args.image):
+        if args.resume:
+            raise ValueError("--resume applies to one scene; a region resumes without it: rerun the same command")
+        return
+    if args.resume and args.overwrite:
+        raise ValueError("--resume keeps the files done before, --overwrite replaces them: give one of them")
+    for flag in ("asset", "merged", "barrier_timeout"):
+        if getattr(args, flag) is not None:
+            raise ValueError(f"--{flag.replace('_', '-')} applies to a region (several --image values, a "
+                             "glob, a list file or STAC JSON), not to one image")
+    image = args.image[0]
+    if is_gdal_url(image):  # a URL: GDAL names what fails
+        return
+    if not os.path.isfile(image):
+        raise FileNotFoundError(f"--image {image}: file not found")
+    # The overlay is an output of a georeferenced scene and of a plain one alike (which this one is
+    # is known once it is opened, and all its outputs are checked then).
+    overlays = [output_paths(pre, False)["overlay"] for pre in output_prefixes(args.out, len(args.text), image)]
+    check_outputs(overlays, args.overwrite or args.resume, resume=RESUME)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -210,39 +250,21 @@ def run(args: argparse.Namespace) -> int:
         segment_scene,
     )
     from ..scene.outputs import RESUME
-    from ..scene.region import is_gdal_url
 
-    # Check the cheap inputs before loading the model, so a typo fails at once.
-    args.text = expand_texts(args.text)  # @FILE: its lines
+    # Check the cheap inputs before loading the model, so a typo fails at once (check_early's first).
     check_expressions(args.text, "--text", first=1)  # the 1st --text is --text 1, as bands count
     stretch = argtypes.stretch(args.stretch)
-    if args.aoi_crs is not None and args.aoi is None:
-        raise ValueError("--aoi-crs is the CRS of --aoi; give --aoi too")
     if args.aoi is not None:  # read (a file) and checked once, before the model loads
         args.aoi = area_of_interest(args.aoi, args.aoi_crs)
         args.aoi_crs = None
-    if args.mosaic_crs is not None and not args.mosaic:
-        raise ValueError("--mosaic-crs is the CRS of --mosaic's grid; give --mosaic too")
-    if args.stack_colours is not None and not args.stack:
-        raise ValueError("--stack-colours declares the colours of --stack's bands; give --stack too")
     if args.stack:
         args.image = [build_stack(args)]
     elif args.mosaic:
         args.image = [build_mosaic(args)]
         args.asset = None
     elif is_region(args.image):
-        if args.resume:
-            raise ValueError("--resume applies to one scene; a region resumes without it: rerun the same command")
         return _run_region(args, stretch)
-    if args.resume and args.overwrite:
-        raise ValueError("--resume keeps the files done before, --overwrite replaces them: give one of them")
-    for flag in ("asset", "merged", "barrier_timeout"):
-        if getattr(args, flag) is not None:
-            raise ValueError(f"--{flag.replace('_', '-')} applies to a region (several --image values, a "
-                             "glob, a list file or STAC JSON), not to one image")
     args.image = args.image[0]
-    if not is_gdal_url(args.image) and not os.path.isfile(args.image):  # a URL: GDAL names what fails
-        raise FileNotFoundError(f"--image {args.image}: file not found")
     max_pixels = MAX_PIXELS if args.max_pixels is None else args.max_pixels
     # A missing geo extra is an ImportError: cli/__init__.py's one exit-code map makes it 2.
     # The API's messages name the Python keyword and this command's flag (max_pixels= and
@@ -265,7 +287,10 @@ def run(args: argparse.Namespace) -> int:
         argtypes.set_threads(args)
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" \
             else torch.device(args.device)
+        loading(args.model, args.quiet)
         model = from_pretrained(args.model, map_location=device, **model_limits(args))
+        if model.tokenizer is None:  # a Hub repo without vocab.txt (a local folder is refused before)
+            raise ValueError(no_vocabulary(args.model, "predict"))
         with warnings.catch_warnings():
             # The API's warnings (an expression cut or unknown to the vocabulary), one line each.
             warnings.simplefilter("always", UserWarning)
@@ -326,7 +351,10 @@ def _run_region(args: argparse.Namespace, stretch) -> int:
     argtypes.set_threads(args)
     info = setup_distributed(args.device)  # torchrun's process group, as rrsis train joins it
     try:
+        loading(args.model, args.quiet)
         model = from_pretrained(args.model, map_location=info.device, **model_limits(args))
+        if model.tokenizer is None:
+            raise ValueError(no_vocabulary(args.model, "predict"))
         with warnings.catch_warnings():
             warnings.simplefilter("always", UserWarning)
             warnings.showwarning = _print_warning
