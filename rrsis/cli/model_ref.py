@@ -9,7 +9,11 @@ from pathlib import Path
 
 from ..hub.local import CONFIG_NAME, TOKENIZER_CONFIG_NAME, VOCAB_NAME, check_local_folder
 
-__all__ = ["check_model_ref", "loading", "no_vocabulary"]
+__all__ = ["SLOW_LOAD_BYTES", "check_model_ref", "loading", "no_vocabulary"]
+
+# Weights from which loading is announced: GL-MSIN-B's 850 MB took ~30 s on a busy laptop; the
+# tiny models' few MB load at once, and their commands print nothing before their result.
+SLOW_LOAD_BYTES = 100 * 2**20
 
 
 def check_model_ref(ref: str, command: str) -> None:
@@ -30,6 +34,14 @@ def no_vocabulary(ref: str, command: str) -> str:
 
 
 def loading(ref: str, quiet: bool) -> None:
-    """``loading MODEL ...`` on stderr (not with ``--quiet``): a full-size model takes a while."""
-    if not quiet:
+    """``loading MODEL ...`` on stderr before a slow load: a local model folder (or checkpoint
+    file) whose files hold :data:`SLOW_LOAD_BYTES` or more; not with ``--quiet``. (A Hub repo
+    still to download shows the download's progress.)"""
+    path = Path(ref).expanduser()
+    try:
+        files = [f for f in path.iterdir() if f.is_file()] if path.is_dir() else [path] if path.is_file() else []
+        size = sum(f.stat().st_size for f in files)
+    except OSError:  # the load says what is wrong
+        return
+    if not quiet and size >= SLOW_LOAD_BYTES:
         print(f"loading {ref} ...", file=sys.stderr, flush=True)

@@ -105,11 +105,18 @@ def test_save_pretrained_warns_of_a_model_without_a_tokenizer(tmp_path, tiny_mod
 
 
 def test_predict_says_which_model_it_loads_unless_quiet(saved_model, scene, tmp_path, monkeypatch, capsys):
+    """A model whose files are large is announced before it loads (not with --quiet); a small one
+    loads at once, and nothing is said."""
+    import rrsis.cli.model_ref
     import rrsis.scene
 
     monkeypatch.setattr(rrsis.scene, "segment_scene", lambda *a, **k: None)
     argv = ["predict", "--model", str(saved_model), "--image", str(scene), "--text", "the tank",
             "--out", str(tmp_path / "p")]
+    assert main(argv) == 0
+    assert capsys.readouterr().err == ""
+    size = sum(f.stat().st_size for f in saved_model.iterdir())
+    monkeypatch.setattr(rrsis.cli.model_ref, "SLOW_LOAD_BYTES", size)  # as large as a full-size model's
     assert main(argv) == 0
     assert capsys.readouterr().err == f"loading {saved_model} ...\n"
     assert main([*argv, "--quiet"]) == 0
