@@ -93,15 +93,16 @@ def _input_side(image_size: int | None, model) -> int:
 
 def check_early(args: argparse.Namespace) -> None:
     """What needs neither torch nor the model stack, checked before they are imported: the flags'
-    sides, ``--model``, ``--data`` and the metrics file (``--out``, its default with ``--data``)."""
+    sides, the metrics file (``--out``, its default with ``--data``), and with ``--data`` ``--model``
+    and the dataset folder."""
     import os
 
     check_sides(args)
-    check_model_ref(args.model, "evaluate")
     if args.scene is not None:
         if args.out is not None:  # its default names the scene: checked with it, in run
             _check_writable(args.out, args.overwrite)
-        return
+        return  # the scene, labels and --model: checked in that order by run_scene
+    check_model_ref(args.model, "evaluate")
     # --data's defaults, applied here so that check_sides sees which flags were given.
     args.split = args.split or "test"
     args.amp = args.amp or "auto"

@@ -115,7 +115,7 @@ def run_scene(args: argparse.Namespace, out: str) -> int:
     from ..scene.region.entries import one_asset
     from .argtypes import stretch as _stretch
     from .model_limits import model_limits
-    from .model_ref import loading
+    from .model_ref import check_model_ref, loading
 
     # The cheap checks first: a typo must not wait for the model.
     modes = check_modes(args.modes or DEFAULT_EVAL_MODES)
@@ -142,6 +142,7 @@ def run_scene(args: argparse.Namespace, out: str) -> int:
     options = {k: v for k, v in (("pixel_ratio", args.pixel_ratio), ("tile", args.tile), ("overlap", args.overlap),
                                  ("global_size", args.image_size), ("batch_size", args.batch_size),
                                  ("read", args.read), ("objects", args.objects)) if v is not None}
+    check_model_ref(args.model, "evaluate")  # a missing folder, one without its vocabulary
     with warnings.catch_warnings():
         warnings.simplefilter("always", UserWarning)
         warnings.showwarning = _warning_printer()
