@@ -12,7 +12,14 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names as static analysis (type checkers, the API docs) reads them
+    from .files import CheckpointError, find_weights_file, read_state_dict
+    from .load import from_pretrained, model_from_config, read_config
+    from .parts import default_swin_weights, load_pretrained_parts
+    from .report import LoadReport
+    from .save import push_to_hub, save_pretrained
 
 # public name → the submodule defining it, imported on first use: :mod:`.local` (what a model
 # reference names, a folder's file names) needs neither torch nor the Hub client, so the commands

@@ -18,7 +18,28 @@ GeoTIFF and other GDAL rasters need the ``geo`` extra
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names as static analysis (type checkers, the API docs) reads them
+    from .aoi import AOIOutsideError, AreaOfInterest, area_of_interest, open_aoi_scene
+    from .api import (
+        SceneResult,
+        check_georeference,
+        check_outputs,
+        output_paths,
+        output_prefixes,
+        segment_scene,
+    )
+    from .chips import ChipsSummary, write_chips
+    from .evaluate import EVAL_MODES, ExpressionScore, ModeScore, SceneEvaluation, evaluate_scene
+    from .evaluate_record import SceneScore
+    from .infer import MODES, SceneOptions
+    from .mosaic import build_vrt
+    from .read import Scene, open_scene
+    from .reading import objects_named, read_expression
+    from .region import RegionSummary, SceneSource, resolve_scenes, segment_scenes
+    from .stack import build_stack
+    from .write import remove_stale_temporaries
 
 # public name → the submodule defining it, imported on first use: the submodules that need
 # neither torch nor a model (``outputs``: the output files' names and the check before computing)

@@ -9,7 +9,12 @@ JSON (:mod:`.sources`); the merged vector file is written by :mod:`.merge`.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names as static analysis (type checkers, the API docs) reads them
+    from .merge import check_merged_path, write_merged
+    from .run import RECORD, RegionSummary, read_record, segment_scenes, shard
+    from .sources import SceneSource, is_gdal_url, resolve_scenes, scene_id
 
 # public name → the submodule that holds it, imported on first use (``entries``, the scene list's
 # plain parts, stays cheap: ``rrsis predict`` reads it before loading the model stack)
