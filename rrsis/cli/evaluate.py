@@ -93,8 +93,8 @@ def _input_side(image_size: int | None, model) -> int:
 
 def check_early(args: argparse.Namespace) -> None:
     """What needs neither torch nor the model stack, checked before they are imported: the flags'
-    sides, the metrics file (``--out``, its default with ``--data``), and with ``--data`` ``--model``
-    and the dataset folder."""
+    sides, the metrics file (``--out``, its default with ``--data``), and with ``--data`` the dataset
+    folder and ``--model``."""
     import os
 
     check_sides(args)
@@ -102,7 +102,6 @@ def check_early(args: argparse.Namespace) -> None:
         if args.out is not None:  # its default names the scene: checked with it, in run
             _check_writable(args.out, args.overwrite)
         return  # the scene, labels and --model: checked in that order by run_scene
-    check_model_ref(args.model, "evaluate")
     # --data's defaults, applied here so that check_sides sees which flags were given.
     args.split = args.split or "test"
     args.amp = args.amp or "auto"
@@ -112,6 +111,7 @@ def check_early(args: argparse.Namespace) -> None:
         raise FileNotFoundError(f"--data {args.data}: folder not found")
     args.out = args.out or f"eval-{args.dataset}-{args.split}.json"
     _check_writable(args.out, args.overwrite)  # before any computing: a bad --out must not cost the whole evaluation
+    check_model_ref(args.model, "evaluate")
 
 
 def run(args: argparse.Namespace) -> int:

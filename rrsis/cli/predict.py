@@ -192,14 +192,14 @@ def _print_warning(message, category, filename, lineno, file=None, line=None) ->
 
 
 def check_early(args: argparse.Namespace) -> None:
-    """What needs neither torch nor the model stack, checked before they are imported: ``--model``,
-    flags given without the one they belong to, one image that is not there, its outputs there."""
+    """What needs neither torch nor the model stack, checked before they are imported: flags given
+    without the one they belong to, one image that is not there, its outputs there, then ``--model``
+    (with --stack and --mosaic once their files are read, in run)."""
     import os
 
     from ..scene.outputs import RESUME, check_outputs, output_paths, output_prefixes
     from ..scene.region.entries import is_gdal_url
 
-    check_model_ref(args.model, "predict")
     args.text = expand_texts(args.text)  # @FILE: its lines
     if args.aoi_crs is not None and args.aoi is None:
         raise ValueError("--aoi-crs is the CRS of --aoi; give --aoi too")
@@ -212,6 +212,7 @@ def check_early(args: argparse.Namespace) -> None:
     if is_region(args.image):
         if args.resume:
             raise ValueError("--resume applies to one scene; a region resumes without it: rerun the same command")
+        check_model_ref(args.model, "predict")
         return
     if args.resume and args.overwrite:
         raise ValueError("--resume keeps the files done before, --overwrite replaces them: give one of them")
@@ -220,14 +221,14 @@ def check_early(args: argparse.Namespace) -> None:
             raise ValueError(f"--{flag.replace('_', '-')} applies to a region (several --image values, a "
                              "glob, a list file or STAC JSON), not to one image")
     image = args.image[0]
-    if is_gdal_url(image):  # a URL: GDAL names what fails
-        return
-    if not os.path.isfile(image):
-        raise FileNotFoundError(f"--image {image}: file not found")
-    # The overlay is an output of a georeferenced scene and of a plain one alike (which this one is
-    # is known once it is opened, and all its outputs are checked then).
-    overlays = [output_paths(pre, False)["overlay"] for pre in output_prefixes(args.out, len(args.text), image)]
-    check_outputs(overlays, args.overwrite or args.resume, resume=RESUME)
+    if not is_gdal_url(image):  # a URL: GDAL names what fails
+        if not os.path.isfile(image):
+            raise FileNotFoundError(f"--image {image}: file not found")
+        # The overlay is an output of a georeferenced scene and of a plain one alike (which this one
+        # is is known once it is opened, and all its outputs are checked then).
+        overlays = [output_paths(pre, False)["overlay"] for pre in output_prefixes(args.out, len(args.text), image)]
+        check_outputs(overlays, args.overwrite or args.resume, resume=RESUME)
+    check_model_ref(args.model, "predict")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -262,6 +263,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.mosaic:
         args.image = [build_mosaic(args)]
         args.asset = None
+    if args.stack or args.mosaic:
+        check_model_ref(args.model, "predict")  # once the VRT's files are read (check_early's others)
     elif is_region(args.image):
         return _run_region(args, stretch)
     args.image = args.image[0]
