@@ -82,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
+        # What a subcommand can check without the model stack (its files and flags), before that
+        # stack is imported: a typo must not wait for torch.
+        if getattr(args, "precheck", None) is not None:
+            args.precheck(args)
         # Registers the built-in models and tags for every subcommand that looks one up; a
         # subcommand that can answer without them (``train --list``) imports the factory itself.
         if getattr(args, "needs_registry", True):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .argtypes import add_threads, set_threads
 from .model_limits import add_model_limits, model_limits
+from .model_ref import check_model_ref
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "authentication, to the network)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
+    add_threads(p)
     p.add_argument("--max-upload-mb", type=float, default=d.max_upload_mb,
                    help=f"largest upload in MiB (default {d.max_upload_mb:g})")
     p.add_argument("--max-pixels", type=int, default=d.max_pixels,
@@ -51,7 +54,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"seconds before a stored file no request uses is removed (default {d.unused_upload_s:g})")
     p.add_argument("--examples", type=int, default=3, help="generated example scenes (default 3)")
     add_model_limits(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, precheck=_check_model)
+
+
+def _check_model(args: argparse.Namespace) -> None:
+    if args.model is not None:  # the demo's model, the default, is looked for by serve
+        check_model_ref(args.model, "app")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _stop)
+    set_threads(args)
     try:
         busy = serve(args.model, host=args.host, port=args.port, limits=limits, device=args.device,
                      examples=args.examples, **model_limits(args))

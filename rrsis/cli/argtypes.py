@@ -1,12 +1,13 @@
 """Argument types shared by the scene commands (``rrsis predict``, ``rrsis evaluate --scene``):
-numbers in range, ``--objects``, ``--scale`` and ``--stretch``, each refusing what it cannot take."""
+numbers in range, ``--objects``, ``--scale`` and ``--stretch``, each refusing what it cannot take;
+and ``--threads``, of every command that runs a model on the CPU."""
 
 from __future__ import annotations
 
 import argparse
 
-__all__ = ["fraction", "non_negative", "number", "objects", "positive_float", "positive_int", "scale", "stretch",
-           "unit_interval"]
+__all__ = ["add_threads", "fraction", "non_negative", "number", "objects", "positive_float", "positive_int", "scale",
+           "set_threads", "stretch", "unit_interval"]
 
 
 def number(cast, ok, expected: str):
@@ -57,3 +58,19 @@ def stretch(text: str | None):
     except ValueError:
         raise ValueError(f"--stretch {text!r}: expected LOW,HIGH percentiles (e.g. 2,98) or none") from None
     return (lo, hi)
+
+
+def add_threads(p: argparse.ArgumentParser) -> None:
+    """``--threads N``: torch's CPU threads (``rrsis demo --threads`` sets its trainings' the same way)."""
+    p.add_argument("--threads", type=positive_int, metavar="N",
+                   help="CPU threads torch computes with, a positive integer (default: torch's, "
+                        "$OMP_NUM_THREADS or one per core); on a busy machine fewer are often faster")
+
+
+def set_threads(args: argparse.Namespace) -> None:
+    """Apply ``--threads`` (nothing when it was left out: torch's default stays). Intra-op threads
+    only: the models run no inter-op parallel work, and torch allows setting that pool only once."""
+    if getattr(args, "threads", None) is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)

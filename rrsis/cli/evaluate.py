@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 
-from .argtypes import positive_int, unit_interval
+from .argtypes import add_threads, positive_int, set_threads, unit_interval
 from .evaluate_scene import add_scene_arguments, check_sides, default_out, run_scene
 from .model_limits import add_model_limits, model_limits
+from .model_ref import check_model_ref, loading, no_vocabulary
 
 # The dataset layouts --data reads (rrsis train prints an evaluate line for a run on one of them).
 DATASETS = ("rrsisd", "refsegrs", "risbench", "folder")
@@ -37,6 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "global pass's side, as rrsis predict's")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    add_threads(p)
     p.add_argument("--out", help="metrics JSON to write (default: eval-<dataset>-<split>.json, with --scene "
                                  "eval-scene-<scene>.json, or eval-scenes.json for several)")
     p.add_argument("--overwrite", action="store_true",
@@ -60,7 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "for the official RRSIS-D layout, mask_threshold=0 for 0/1 masks)")
     add_scene_arguments(p)
     add_model_limits(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, precheck=check_early)
 
 
 def _check_writable(out: str, overwrite: bool) -> None:
@@ -97,6 +99,29 @@ def _input_side(image_size: int | None, model) -> int:
         raise ValueError(f"--image-size: {exc}") from None
 
 
+def check_early(args: argparse.Namespace) -> None:
+    """What needs neither torch nor the model stack, checked before they are imported: the flags'
+    sides, the metrics file (``--out``, its default with ``--data``), and with ``--data`` the dataset
+    folder and ``--model``."""
+    import os
+
+    check_sides(args)
+    if args.scene is not None:
+        if args.out is not None:  # its default names the scene: checked with it, in run
+            _check_writable(args.out, args.overwrite)
+        return  # the scene, labels and --model: checked in that order by run_scene
+    # --data's defaults, applied here so that check_sides sees which flags were given.
+    args.split = args.split or "test"
+    args.amp = args.amp or "auto"
+    args.num_workers = 2 if args.num_workers is None else args.num_workers
+    args.empty_iou = 0.0 if args.empty_iou is None else args.empty_iou
+    if not os.path.isdir(args.data):
+        raise FileNotFoundError(f"--data {args.data}: folder not found")
+    args.out = args.out or f"eval-{args.dataset}-{args.split}.json"
+    _check_writable(args.out, args.overwrite)  # before any computing: a bad --out must not cost the whole evaluation
+    check_model_ref(args.model, "evaluate")
+
+
 def run(args: argparse.Namespace) -> int:
     import json
     import os
@@ -110,27 +135,21 @@ def run(args: argparse.Namespace) -> int:
     from ..hub import from_pretrained
     from ..metrics import format_metrics
 
-    check_sides(args)
-    if args.scene is not None:
+    if args.scene is not None:  # check_early has checked the flags' sides and --model
         out = args.out or default_out(args)
         _check_writable(out, args.overwrite)
+        set_threads(args)
         return run_scene(args, out)
-    # --data's defaults, applied here so that check_sides sees which flags were given.
-    args.split = args.split or "test"
-    args.amp = args.amp or "auto"
-    args.num_workers = 2 if args.num_workers is None else args.num_workers
-    args.empty_iou = 0.0 if args.empty_iou is None else args.empty_iou
-    if not os.path.isdir(args.data):
-        raise FileNotFoundError(f"--data {args.data}: folder not found")
-    out = args.out or f"eval-{args.dataset}-{args.split}.json"
-    _check_writable(out, args.overwrite)  # before any computing: a bad --out must not cost the whole evaluation
+    out = args.out  # check_early: --data's defaults applied, --data and --out checked
     options = {}
     for item in args.data_option:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ValueError(f"--data-option {item!r} must look like KEY=VALUE")
         options[key.strip()] = parse_value(value.strip())
+    set_threads(args)
     device = resolve_device(args.device)
+    loading(args.model, args.quiet)
     if os.path.isfile(args.model):  # a checkpoint of rrsis train, in the model of its run's best/ or final/
         from ..engine.checkpoint import model_from_checkpoint
 
@@ -138,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         model = from_pretrained(args.model, map_location=device, **model_limits(args))
     if model.tokenizer is None:
-        raise ValueError(f"{args.model} has no tokenizer (vocab.txt): cannot encode the expressions")
+        raise ValueError(no_vocabulary(args.model, "evaluate"))
     size = _input_side(args.image_size, model)
     # The model's statistics (and so its band count) unless --data-option sets them; a mismatch is
     # refused below, as training refuses it.

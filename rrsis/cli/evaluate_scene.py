@@ -115,6 +115,7 @@ def run_scene(args: argparse.Namespace, out: str) -> int:
     from ..scene.region.entries import one_asset
     from .argtypes import stretch as _stretch
     from .model_limits import model_limits
+    from .model_ref import check_model_ref, loading
 
     # The cheap checks first: a typo must not wait for the model.
     modes = check_modes(args.modes or DEFAULT_EVAL_MODES)
@@ -141,10 +142,12 @@ def run_scene(args: argparse.Namespace, out: str) -> int:
     options = {k: v for k, v in (("pixel_ratio", args.pixel_ratio), ("tile", args.tile), ("overlap", args.overlap),
                                  ("global_size", args.image_size), ("batch_size", args.batch_size),
                                  ("read", args.read), ("objects", args.objects)) if v is not None}
+    check_model_ref(args.model, "evaluate")  # a missing folder, one without its vocabulary
     with warnings.catch_warnings():
         warnings.simplefilter("always", UserWarning)
         warnings.showwarning = _warning_printer()
         # The model is loaded once the labels are read: a bad labels file fails first.
+        loading(args.model, args.quiet)
         ev = evaluate_scene(args.model, scene, args.labels, text_field=args.text_field or "text",
                             layer=args.layer, modes=modes, threshold=0.5 if args.threshold is None else args.threshold,
                             aoi=aoi, keep_predictions=args.keep_predictions, overwrite=args.overwrite,

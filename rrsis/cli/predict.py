@@ -15,6 +15,7 @@ import sys
 
 from . import argtypes
 from .model_limits import add_model_limits, model_limits
+from .model_ref import check_model_ref, loading, no_vocabulary
 from .predict_sources import band_files_hint, build_mosaic, build_stack, expand_texts, is_region
 
 
@@ -154,6 +155,7 @@ scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
                         "(default 40,000,000); rasters read through rasterio go window by window "
                         "and are not bounded")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    argtypes.add_threads(p)
     p.add_argument("--asset", metavar="KEY",
                    help="region from STAC: the asset to read (default: the item's asset with role 'data'); "
                         "several, comma-separated (red,green,blue,nir): each item is one scene of those "
@@ -182,13 +184,53 @@ scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
                         "before failing without merging (default: the process group's, 30 min)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_model_limits(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, precheck=check_early)
 
 
 def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
     # The API names an expression by its index ("text 0: ..."); here the --text values count from 1.
     message = re.sub(r"^text (\d+):", lambda m: f"--text {int(m[1]) + 1}:", str(message))
     print(f"rrsis predict: warning: {message}", file=sys.stderr)
+
+
+def check_early(args: argparse.Namespace) -> None:
+    """What needs neither torch nor the model stack, checked before they are imported: flags given
+    without the one they belong to, one image that is not there, its outputs there, then ``--model``
+    (with --stack and --mosaic once their files are read, in run)."""
+    import os
+
+    from ..scene.outputs import RESUME, check_outputs, output_paths, output_prefixes
+    from ..scene.region.entries import is_gdal_url
+
+    args.text = expand_texts(args.text)  # @FILE: its lines
+    if args.aoi_crs is not None and args.aoi is None:
+        raise ValueError("--aoi-crs is the CRS of --aoi; give --aoi too")
+    if args.mosaic_crs is not None and not args.mosaic:
+        raise ValueError("--mosaic-crs is the CRS of --mosaic's grid; give --mosaic too")
+    if args.stack_colours is not None and not args.stack:
+        raise ValueError("--stack-colours declares the colours of --stack's bands; give --stack too")
+    if args.stack or args.mosaic:  # build_stack / build_mosaic check theirs
+        return
+    if is_region(args.image):
+        if args.resume:
+            raise ValueError("--resume applies to one scene; a region resumes without it: rerun the same command")
+        check_model_ref(args.model, "predict")
+        return
+    if args.resume and args.overwrite:
+        raise ValueError("--resume keeps the files done before, --overwrite replaces them: give one of them")
+    for flag in ("asset", "merged", "barrier_timeout"):
+        if getattr(args, flag) is not None:
+            raise ValueError(f"--{flag.replace('_', '-')} applies to a region (several --image values, a "
+                             "glob, a list file or STAC JSON), not to one image")
+    image = args.image[0]
+    if not is_gdal_url(image):  # a URL: GDAL names what fails
+        if not os.path.isfile(image):
+            raise FileNotFoundError(f"--image {image}: file not found")
+        # The overlay is an output of a georeferenced scene and of a plain one alike (which this one
+        # is is known once it is opened, and all its outputs are checked then).
+        overlays = [output_paths(pre, False)["overlay"] for pre in output_prefixes(args.out, len(args.text), image)]
+        check_outputs(overlays, args.overwrite or args.resume, resume=RESUME)
+    check_model_ref(args.model, "predict")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -211,39 +253,23 @@ def run(args: argparse.Namespace) -> int:
         segment_scene,
     )
     from ..scene.outputs import RESUME
-    from ..scene.region import is_gdal_url
 
-    # Check the cheap inputs before loading the model, so a typo fails at once.
-    args.text = expand_texts(args.text)  # @FILE: its lines
+    # Check the cheap inputs before loading the model, so a typo fails at once (check_early's first).
     check_expressions(args.text, "--text", first=1)  # the 1st --text is --text 1, as bands count
     stretch = argtypes.stretch(args.stretch)
-    if args.aoi_crs is not None and args.aoi is None:
-        raise ValueError("--aoi-crs is the CRS of --aoi; give --aoi too")
     if args.aoi is not None:  # read (a file) and checked once, before the model loads
         args.aoi = area_of_interest(args.aoi, args.aoi_crs)
         args.aoi_crs = None
-    if args.mosaic_crs is not None and not args.mosaic:
-        raise ValueError("--mosaic-crs is the CRS of --mosaic's grid; give --mosaic too")
-    if args.stack_colours is not None and not args.stack:
-        raise ValueError("--stack-colours declares the colours of --stack's bands; give --stack too")
     if args.stack:
         args.image = [build_stack(args)]
     elif args.mosaic:
         args.image = [build_mosaic(args)]
         args.asset = None
+    if args.stack or args.mosaic:
+        check_model_ref(args.model, "predict")  # once the VRT's files are read (check_early's others)
     elif is_region(args.image):
-        if args.resume:
-            raise ValueError("--resume applies to one scene; a region resumes without it: rerun the same command")
         return _run_region(args, stretch)
-    if args.resume and args.overwrite:
-        raise ValueError("--resume keeps the files done before, --overwrite replaces them: give one of them")
-    for flag in ("asset", "merged", "barrier_timeout"):
-        if getattr(args, flag) is not None:
-            raise ValueError(f"--{flag.replace('_', '-')} applies to a region (several --image values, a "
-                             "glob, a list file or STAC JSON), not to one image")
     args.image = args.image[0]
-    if not is_gdal_url(args.image) and not os.path.isfile(args.image):  # a URL: GDAL names what fails
-        raise FileNotFoundError(f"--image {args.image}: file not found")
     max_pixels = MAX_PIXELS if args.max_pixels is None else args.max_pixels
     # A missing geo extra is an ImportError: cli/__init__.py's one exit-code map makes it 2.
     # The API's messages name the Python keyword and this command's flag (max_pixels= and
@@ -265,9 +291,13 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--aoi {args.aoi.path}: an output of --out {args.out} would replace it; choose "
                              "another --out")
         check_outputs(outputs, args.overwrite or args.resume, resume=RESUME)  # --resume: checked once loaded
+        argtypes.set_threads(args)
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" \
             else torch.device(args.device)
+        loading(args.model, args.quiet)
         model = from_pretrained(args.model, map_location=device, **model_limits(args))
+        if model.tokenizer is None:  # a Hub repo without vocab.txt (a local folder is refused before)
+            raise ValueError(no_vocabulary(args.model, "predict"))
         with warnings.catch_warnings():
             # The API's warnings (an expression cut or unknown to the vocabulary), one line each.
             warnings.simplefilter("always", UserWarning)
@@ -327,9 +357,13 @@ def _run_region(args: argparse.Namespace, stretch) -> int:
         print(f"rrsis predict: note: {hint}", file=sys.stderr)
     if args.merged is not None:
         check_merged_path(args.merged)
+    argtypes.set_threads(args)
     info = setup_distributed(args.device)  # torchrun's process group, as rrsis train joins it
     try:
+        loading(args.model, args.quiet)
         model = from_pretrained(args.model, map_location=info.device, **model_limits(args))
+        if model.tokenizer is None:
+            raise ValueError(no_vocabulary(args.model, "predict"))
         with warnings.catch_warnings():
             warnings.simplefilter("always", UserWarning)
             warnings.showwarning = _print_warning

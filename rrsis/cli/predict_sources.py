@@ -127,17 +127,22 @@ def band_files_hint(scenes, most: int = 32) -> str | None:
     """A region of one-band files over one area (each a scene of its own) is most likely one
     scene's band files (``B04.jp2``, ``B03.jp2``, ...): the note that says so and names --stack;
     ``None`` otherwise, or for more than ``most`` files (their headers are read)."""
+    import warnings
+
     import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
 
     if not 2 <= len(scenes) <= most:
         return None
     seen = set()
     for s in scenes:
         try:
-            with rasterio.open(s.uri) as ds:
-                if ds.count != 1 or ds.crs is None:
-                    return None
-                seen.add((ds.crs.to_string(), tuple(round(v, 6) for v in ds.bounds)))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)  # plain pictures: no note, and no warning
+                with rasterio.open(s.uri) as ds:
+                    if ds.count != 1 or ds.crs is None:
+                        return None
+                    seen.add((ds.crs.to_string(), tuple(round(v, 6) for v in ds.bounds)))
         except rasterio.errors.RasterioIOError:
             return None
     if len(seen) != 1:

@@ -6,13 +6,31 @@
 - :func:`load_pretrained_parts`: timm ImageNet-22k Swin + BERT weights for
   ``create_model(..., pretrained=True)`` (``parts.py``).
 - :func:`read_state_dict`: safe reading of safetensors and legacy pickle checkpoints (``files.py``).
+- ``local.py``: what a model reference names (a local path or a repo id), told without torch.
 """
 
-from .files import CheckpointError, find_weights_file, read_state_dict
-from .load import from_pretrained, model_from_config, read_config
-from .parts import default_swin_weights, load_pretrained_parts
-from .report import LoadReport
-from .save import push_to_hub, save_pretrained
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names as static analysis (type checkers, the API docs) reads them
+    from .files import CheckpointError, find_weights_file, read_state_dict
+    from .load import from_pretrained, model_from_config, read_config
+    from .parts import default_swin_weights, load_pretrained_parts
+    from .report import LoadReport
+    from .save import push_to_hub, save_pretrained
+
+# public name → the submodule defining it, imported on first use: :mod:`.local` (what a model
+# reference names, a folder's file names) needs neither torch nor the Hub client, so the commands
+# check ``--model`` before loading them.
+_LAZY = {
+    **dict.fromkeys(["CheckpointError", "find_weights_file", "read_state_dict"], "files"),
+    **dict.fromkeys(["from_pretrained", "model_from_config", "read_config"], "load"),
+    **dict.fromkeys(["default_swin_weights", "load_pretrained_parts"], "parts"),
+    "LoadReport": "report",
+    **dict.fromkeys(["push_to_hub", "save_pretrained"], "save"),
+}
 
 __all__ = [
     "CheckpointError",
@@ -27,3 +45,16 @@ __all__ = [
     "read_state_dict",
     "save_pretrained",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

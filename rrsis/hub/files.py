@@ -33,6 +33,7 @@ from safetensors.torch import load_file
 
 from .._torch_load import load_failure
 from .._version import __version__
+from .local import LEGACY_SUFFIXES, SAFE_SUFFIXES, looks_like_path
 
 __all__ = [
     "LEGACY_SUFFIXES",
@@ -53,9 +54,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike
-SAFE_SUFFIXES = (".safetensors",)
-# Pickle-based formats: read with weights_only=True, never with a full unpickler.
-LEGACY_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".tar")
 # Names a checkpoint directory is searched for first, in this order (timm's convention).
 PREFERRED_WEIGHT_NAMES = ("model.safetensors", "pytorch_model.bin", "model.pth")
 
@@ -63,17 +61,6 @@ PREFERRED_WEIGHT_NAMES = ("model.safetensors", "pytorch_model.bin", "model.pth")
 class CheckpointError(ValueError):
     """A weight file or config that cannot be used as it is: unreadable, corrupt, unsafe,
     or with keys/shapes that do not fit the model. Nothing has been loaded when it is raised."""
-
-
-def looks_like_path(text: str) -> bool:
-    """Whether a string that is not an existing path was meant as one rather than a repo id.
-
-    A Hub repo id is ``name`` or ``org/name``; anything with a second separator, a leading
-    ``.``/``/``/``~``, a backslash or a weight-file suffix is a (mistyped) local path.
-    """
-    if text.startswith((".", "/", "~")) or "\\" in text or text.count("/") > 1:
-        return True
-    return Path(text).suffix.lower() in SAFE_SUFFIXES + LEGACY_SUFFIXES + (".json",)
 
 
 def _offline_reason(local_files_only: bool, reason: str = "") -> str:

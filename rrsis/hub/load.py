@@ -30,13 +30,13 @@ from .files import (
     check_repo_id,
     hub_file,
     hub_unreachable,
-    looks_like_path,
     not_a_folder,
     read_safetensors_header,
     read_state_dict,
     tokenizer_vocab_check,
     unwrap_state_dict,
 )
+from .local import check_local_folder
 from .origin import remember_origin
 from .ranker import RANKER_CONFIG_NAME, RANKER_WEIGHTS_NAME, attach_ranker, read_ranker
 from .report import (
@@ -75,8 +75,7 @@ class _Source:
         if self.local is None:
             if path.is_file():
                 raise CheckpointError(not_a_folder(path))
-            if looks_like_path(self.ref):
-                raise FileNotFoundError(f"model directory not found: {path}")
+            check_local_folder(self.ref)  # a path meant as one (./nope, out/best/) that is not there
             check_repo_id(self.ref, "from_pretrained:")
         elif revision is not None:
             logger.warning("revision=%r is ignored for the local directory %s", revision, path)

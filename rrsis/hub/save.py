@@ -37,6 +37,7 @@ from .._atomic import _fsync_dir, disk_errors
 from .._version import __version__
 from .card import is_generated_card, model_card
 from .dtypes import parameter_dtype
+from .local import CONFIG_NAME, TOKENIZER_CONFIG_NAME, VOCAB_NAME
 from .origin import carried_origin
 from .ranker import RANKER_CONFIG_NAME, RANKER_WEIGHTS_NAME, write_ranker
 from .report import alias_groups
@@ -48,10 +49,7 @@ __all__ = ["CONFIG_NAME", "TOKENIZER_CONFIG_NAME", "VOCAB_NAME", "WEIGHTS_NAME",
 logger = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike
-CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-VOCAB_NAME = "vocab.txt"
-TOKENIZER_CONFIG_NAME = "tokenizer_config.json"
 CARD_NAME = "README.md"
 # Files a save owns: a re-save replaces or removes them; anything else in the directory is kept.
 MANAGED_FILES = (CONFIG_NAME, WEIGHTS_NAME, VOCAB_NAME, TOKENIZER_CONFIG_NAME, RANKER_CONFIG_NAME, RANKER_WEIGHTS_NAME)
@@ -131,6 +129,11 @@ def save_pretrained(
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     logger.info("saved %s to %s", arch, target)
+    if getattr(model, "tokenizer", None) is None:
+        logger.warning("%s has no tokenizer, so %s has no %s: model.predict, rrsis predict and rrsis evaluate "
+                       "will need one. Set model.tokenizer = rrsis.Tokenizer('vocab.txt') (the vocabulary the "
+                       "text encoder was trained with) and save again, or copy %s (and %s) into %s",
+                       arch, target, VOCAB_NAME, VOCAB_NAME, TOKENIZER_CONFIG_NAME, target)
     return target
 
 

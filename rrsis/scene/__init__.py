@@ -15,28 +15,66 @@ GeoTIFF and other GDAL rasters need the ``geo`` extra
 (``pip install "rrsis[geo]"``); PNG/JPEG and arrays work without it.
 """
 
-from .aoi import AOIOutsideError, AreaOfInterest, area_of_interest, open_aoi_scene
-from .api import (
-    SceneResult,
-    check_georeference,
-    check_outputs,
-    output_paths,
-    output_prefixes,
-    segment_scene,
-)
-from .chips import ChipsSummary, write_chips
-from .evaluate import EVAL_MODES, ExpressionScore, ModeScore, SceneEvaluation, evaluate_scene
-from .evaluate_record import SceneScore
-from .infer import MODES, SceneOptions
-from .mosaic import build_vrt
-from .read import Scene, open_scene
-from .reading import objects_named, read_expression
-from .region import RegionSummary, SceneSource, resolve_scenes, segment_scenes
-from .stack import build_stack
-from .write import remove_stale_temporaries
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names as static analysis (type checkers, the API docs) reads them
+    from .aoi import AOIOutsideError, AreaOfInterest, area_of_interest, open_aoi_scene
+    from .api import (
+        SceneResult,
+        check_georeference,
+        check_outputs,
+        output_paths,
+        output_prefixes,
+        segment_scene,
+    )
+    from .chips import ChipsSummary, write_chips
+    from .evaluate import EVAL_MODES, ExpressionScore, ModeScore, SceneEvaluation, evaluate_scene
+    from .evaluate_record import SceneScore
+    from .infer import MODES, SceneOptions
+    from .mosaic import build_vrt
+    from .read import Scene, open_scene
+    from .reading import objects_named, read_expression
+    from .region import RegionSummary, SceneSource, resolve_scenes, segment_scenes
+    from .stack import build_stack
+    from .write import remove_stale_temporaries
+
+# public name → the submodule defining it, imported on first use: the submodules that need
+# neither torch nor a model (``outputs``: the output files' names and the check before computing)
+# stay cheap to import, so ``rrsis predict`` checks its outputs before it loads the model stack.
+_LAZY = {
+    **dict.fromkeys(["AOIOutsideError", "AreaOfInterest", "area_of_interest", "open_aoi_scene"], "aoi"),
+    **dict.fromkeys(["SceneResult", "check_georeference", "segment_scene"], "api"),
+    **dict.fromkeys(["check_outputs", "output_paths", "output_prefixes"], "outputs"),
+    **dict.fromkeys(["ChipsSummary", "write_chips"], "chips"),
+    **dict.fromkeys(["EVAL_MODES", "ExpressionScore", "ModeScore", "SceneEvaluation", "evaluate_scene"], "evaluate"),
+    "SceneScore": "evaluate_record",
+    **dict.fromkeys(["MODES", "SceneOptions"], "infer"),
+    "build_vrt": "mosaic",
+    **dict.fromkeys(["Scene", "open_scene"], "read"),
+    **dict.fromkeys(["objects_named", "read_expression"], "reading"),
+    **dict.fromkeys(["RegionSummary", "SceneSource", "resolve_scenes", "segment_scenes"], "region"),
+    "build_stack": "stack",
+    "remove_stale_temporaries": "write",
+}
 
 __all__ = ["EVAL_MODES", "MODES", "AOIOutsideError", "AreaOfInterest", "ChipsSummary", "ExpressionScore", "ModeScore",
            "RegionSummary", "Scene", "SceneEvaluation", "SceneOptions", "SceneResult", "SceneScore", "SceneSource",
            "area_of_interest", "build_stack", "build_vrt", "check_georeference", "check_outputs", "evaluate_scene",
            "objects_named", "open_aoi_scene", "open_scene", "output_paths", "output_prefixes", "read_expression",
            "remove_stale_temporaries", "resolve_scenes", "segment_scene", "segment_scenes", "write_chips"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -96,6 +96,13 @@ def test_scene_errors_are_one_line(saved, tmp_path, capsys, extra, message):
     argv[argv.index("--model") + 1] = str(tmp_path / "no-model")  # checked before the model loads
     if "--text-field" in extra:
         argv = argv[:argv.index("--text-field")] + argv[argv.index("--text-field") + 2:]
+        # The labels' fields are read once --model is checked (a folder with its vocabulary) and
+        # before the model loads (this one has no weights: loading it would fail).
+        unloadable = tmp_path / "unloadable"
+        unloadable.mkdir()
+        for name in ("config.json", "vocab.txt"):
+            (unloadable / name).write_bytes((saved / "model" / name).read_bytes())
+        argv[argv.index("--model") + 1] = str(unloadable)
     assert main([*argv, *extra, "--out", str(tmp_path / "e.json")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("rrsis evaluate: error:") and message in err[0]

@@ -60,7 +60,8 @@ def test_predict_several_texts_and_bad_flags(saved, tmp_path, capsys):
     assert "count from 1" in capsys.readouterr().err
     assert main([*argv, "--text", " "]) == 2
     assert "--text 1 is empty" in capsys.readouterr().err  # counted from 1, as bands are
-    assert main([*argv, "--text", "a", "--text", ""]) == 2
+    # m_1_* exist: without --overwrite they are refused first (checked before the model stack is imported)
+    assert main([*argv, "--text", "a", "--text", "", "--overwrite"]) == 2
     assert "--text 2 is empty" in capsys.readouterr().err
 
 
@@ -76,10 +77,11 @@ def test_predict_value_scaling_and_pixel_ratio(saved, tmp_path, capsys):
     capsys.readouterr()
     png = tmp_path / "plain.png"
     Image.fromarray(np.full((40, 50, 3), 200, np.uint8)).save(png)
-    # The old meaning of --scale (pixel ratio) on 8-bit data is an error that names the new flag.
-    assert main([*argv, "--image", str(png), "--scale", "2"]) == 2
+    # The old meaning of --scale (pixel ratio) on 8-bit data is an error that names the new flag (with
+    # --overwrite: v_* exist, which is refused first, before the model stack is imported).
+    assert main([*argv, "--image", str(png), "--scale", "2", "--overwrite"]) == 2
     assert "--pixel-ratio" in capsys.readouterr().err
-    assert main([*argv, "--image", str(saved / "scene.tif"), "--scale", "2"]) == 2  # 16-bit too
+    assert main([*argv, "--image", str(saved / "scene.tif"), "--scale", "2", "--overwrite"]) == 2  # 16-bit too
     assert "--pixel-ratio" in capsys.readouterr().err
 
 

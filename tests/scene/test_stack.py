@@ -287,3 +287,23 @@ def test_a_region_of_one_scenes_band_files_names_stack(tmp_path, bands, saved_mo
     assert band_files_hint([*scenes, SceneSource("o", str(other))]) is None  # another area: tiles
     vrt = build_stack(files, tmp_path / "rgb.vrt")
     assert band_files_hint([*scenes, SceneSource("v", str(vrt))]) is None  # three bands: a scene
+
+
+def test_the_band_files_check_says_nothing_of_plain_pictures(tmp_path):
+    """A region of plain PNGs (no georeference: each a scene of its own) gets no note, and no raw
+    rasterio NotGeoreferencedWarning on stderr: that they have none is what the check reads."""
+    import warnings
+
+    from PIL import Image
+
+    from rrsis.cli.predict_sources import band_files_hint
+    from rrsis.scene.region import SceneSource
+
+    scenes = []
+    for name in ("a", "b"):
+        Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / f"{name}.png")
+        scenes.append(SceneSource(name, str(tmp_path / f"{name}.png")))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert band_files_hint(scenes) is None
+    assert [str(w.message) for w in caught] == []

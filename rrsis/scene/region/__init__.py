@@ -6,9 +6,37 @@ scene into ``region/<scene id>/``, skips the scenes a previous run finished, and
 JSON (:mod:`.sources`); the merged vector file is written by :mod:`.merge`.
 """
 
-from .merge import check_merged_path, write_merged
-from .run import RECORD, RegionSummary, read_record, segment_scenes, shard
-from .sources import SceneSource, is_gdal_url, resolve_scenes, scene_id
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the names as static analysis (type checkers, the API docs) reads them
+    from .merge import check_merged_path, write_merged
+    from .run import RECORD, RegionSummary, read_record, segment_scenes, shard
+    from .sources import SceneSource, is_gdal_url, resolve_scenes, scene_id
+
+# public name → the submodule that holds it, imported on first use (``entries``, the scene list's
+# plain parts, stays cheap: ``rrsis predict`` reads it before loading the model stack)
+_LAZY = {
+    **dict.fromkeys(["check_merged_path", "write_merged"], "merge"),
+    **dict.fromkeys(["RECORD", "RegionSummary", "read_record", "segment_scenes", "shard"], "run"),
+    "resolve_scenes": "sources",
+    **dict.fromkeys(["SceneSource", "is_gdal_url", "scene_id"], "entries"),
+}
 
 __all__ = ["RECORD", "RegionSummary", "SceneSource", "check_merged_path", "is_gdal_url", "read_record",
            "resolve_scenes", "scene_id", "segment_scenes", "shard", "write_merged"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
