@@ -16,7 +16,13 @@ import sys
 from . import argtypes
 from .model_limits import add_model_limits, model_limits
 from .model_ref import check_model_ref, loading, no_vocabulary
-from .predict_sources import band_files_hint, build_mosaic, build_stack, expand_texts, is_region
+from .predict_sources import (
+    band_files_hint,
+    build_mosaic,
+    build_stack,
+    check_early,
+    is_region,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -191,46 +197,6 @@ def _print_warning(message, category, filename, lineno, file=None, line=None) ->
     # The API names an expression by its index ("text 0: ..."); here the --text values count from 1.
     message = re.sub(r"^text (\d+):", lambda m: f"--text {int(m[1]) + 1}:", str(message))
     print(f"rrsis predict: warning: {message}", file=sys.stderr)
-
-
-def check_early(args: argparse.Namespace) -> None:
-    """What needs neither torch nor the model stack, checked before they are imported: flags given
-    without the one they belong to, one image that is not there, its outputs there, then ``--model``
-    (with --stack and --mosaic once their files are read, in run)."""
-    import os
-
-    from ..scene.outputs import RESUME, check_outputs, output_paths, output_prefixes
-    from ..scene.region.entries import is_gdal_url
-
-    args.text = expand_texts(args.text)  # @FILE: its lines
-    if args.aoi_crs is not None and args.aoi is None:
-        raise ValueError("--aoi-crs is the CRS of --aoi; give --aoi too")
-    if args.mosaic_crs is not None and not args.mosaic:
-        raise ValueError("--mosaic-crs is the CRS of --mosaic's grid; give --mosaic too")
-    if args.stack_colours is not None and not args.stack:
-        raise ValueError("--stack-colours declares the colours of --stack's bands; give --stack too")
-    if args.stack or args.mosaic:  # build_stack / build_mosaic check theirs
-        return
-    if is_region(args.image):
-        if args.resume:
-            raise ValueError("--resume applies to one scene; a region resumes without it: rerun the same command")
-        check_model_ref(args.model, "predict")
-        return
-    if args.resume and args.overwrite:
-        raise ValueError("--resume keeps the files done before, --overwrite replaces them: give one of them")
-    for flag in ("asset", "merged", "barrier_timeout"):
-        if getattr(args, flag) is not None:
-            raise ValueError(f"--{flag.replace('_', '-')} applies to a region (several --image values, a "
-                             "glob, a list file or STAC JSON), not to one image")
-    image = args.image[0]
-    if not is_gdal_url(image):  # a URL: GDAL names what fails
-        if not os.path.isfile(image):
-            raise FileNotFoundError(f"--image {image}: file not found")
-        # The overlay is an output of a georeferenced scene and of a plain one alike (which this one
-        # is is known once it is opened, and all its outputs are checked then).
-        overlays = [output_paths(pre, False)["overlay"] for pre in output_prefixes(args.out, len(args.text), image)]
-        check_outputs(overlays, args.overwrite or args.resume, resume=RESUME)
-    check_model_ref(args.model, "predict")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,11 +1,13 @@
 """``rrsis predict``'s scenes made of several files: ``--mosaic`` (tiles side by side, one area)
 and ``--stack`` (one file per band, one scene), each read through a VRT written beside the outputs
-before the model is loaded."""
+before the model is loaded; and the checks made before torch is imported (:func:`check_early`)."""
 
 from __future__ import annotations
 
 import argparse
 import os
+
+from .model_ref import check_model_ref
 
 
 def is_region(images: list[str]) -> bool:
@@ -184,3 +186,41 @@ def _text_file(path: str) -> list[str]:
     if not texts:
         raise ValueError(f"--text @{path}: no expressions in it (one a line; # starts a comment)")
     return texts
+
+
+def check_early(args: argparse.Namespace) -> None:
+    """What needs neither torch nor the model stack, checked before they are imported: flags given
+    without the one they belong to, one image that is not there, its outputs there, then ``--model``
+    (with --stack and --mosaic once their files are read, in run)."""
+    from ..scene.outputs import RESUME, check_outputs, output_paths, output_prefixes
+    from ..scene.region.entries import is_gdal_url
+
+    args.text = expand_texts(args.text)  # @FILE: its lines
+    if args.aoi_crs is not None and args.aoi is None:
+        raise ValueError("--aoi-crs is the CRS of --aoi; give --aoi too")
+    if args.mosaic_crs is not None and not args.mosaic:
+        raise ValueError("--mosaic-crs is the CRS of --mosaic's grid; give --mosaic too")
+    if args.stack_colours is not None and not args.stack:
+        raise ValueError("--stack-colours declares the colours of --stack's bands; give --stack too")
+    if args.stack or args.mosaic:  # build_stack / build_mosaic check theirs
+        return
+    if is_region(args.image):
+        if args.resume:
+            raise ValueError("--resume applies to one scene; a region resumes without it: rerun the same command")
+        check_model_ref(args.model, "predict")
+        return
+    if args.resume and args.overwrite:
+        raise ValueError("--resume keeps the files done before, --overwrite replaces them: give one of them")
+    for flag in ("asset", "merged", "barrier_timeout"):
+        if getattr(args, flag) is not None:
+            raise ValueError(f"--{flag.replace('_', '-')} applies to a region (several --image values, a "
+                             "glob, a list file or STAC JSON), not to one image")
+    image = args.image[0]
+    if not is_gdal_url(image):  # a URL: GDAL names what fails
+        if not os.path.isfile(image):
+            raise FileNotFoundError(f"--image {image}: file not found")
+        # The overlay is an output of a georeferenced scene and of a plain one alike (which this one
+        # is is known once it is opened, and all its outputs are checked then).
+        overlays = [output_paths(pre, False)["overlay"] for pre in output_prefixes(args.out, len(args.text), image)]
+        check_outputs(overlays, args.overwrite or args.resume, resume=RESUME)
+    check_model_ref(args.model, "predict")
