@@ -179,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
     record = {
         "model": str(args.model), "dataset": args.dataset, "data": str(args.data), "split": args.split,
         "resolution": "native" if args.native_resolution else f"{size}x{size}",
+        "empty_iou": args.empty_iou,  # the score of an empty prediction for an empty target: it moves the metrics
     }
     backend = getattr(dataset, "coco_backend_used", None)
     if backend is not None:  # COCO masks (RRSIS-D): published numbers are on pycocotools' masks

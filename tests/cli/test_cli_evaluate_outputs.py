@@ -118,6 +118,14 @@ def test_image_size_below_the_smallest_side_is_told_in_the_commands_words(data_a
     assert "(leave the flag out: the model's 64)" in err and "None:" not in err and not calls
 
 
+@pytest.mark.parametrize("empty_iou", ["0", "1"])
+def test_empty_iou_is_recorded_with_the_metrics(data_and_model, tmp_path, monkeypatch, empty_iou):
+    monkeypatch.chdir(tmp_path)
+    assert main(_argv(data_and_model, "--empty-iou", empty_iou, "--out", "m.json")) == 0
+    record = json.loads((tmp_path / "m.json").read_text())
+    assert record["empty_iou"] == float(empty_iou)
+
+
 @pytest.mark.parametrize("installed", [True, False])
 def test_coco_backend_recorded_and_printed(data_and_model, tmp_path, capsys, monkeypatch, caplog, installed):
     import logging
