@@ -393,6 +393,12 @@ def test_a_resave_carries_the_source_and_says_when_the_weights_changed(converted
     # The changed text is the next load's source, carried as it is while nothing changes again.
     rrsis.from_pretrained(tmp_path / "tuned").save_pretrained(tmp_path / "again")
     assert source(tmp_path / "again") == changed
+    # Changed again after that load: still the one mark over the converted source, no deeper quote.
+    tuned = rrsis.from_pretrained(tmp_path / "tuned")
+    with torch.no_grad():
+        next(tuned.parameters()).add_(0.01)
+    tuned.save_pretrained(tmp_path / "twice")
+    assert source(tmp_path / "twice") == changed
     # An explicit origin wins.
     rrsis.hub.save_pretrained(model, tmp_path / "mine", origin="Trained by us on our scenes.")
     assert source(tmp_path / "mine") == "Trained by us on our scenes."

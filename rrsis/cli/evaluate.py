@@ -83,18 +83,19 @@ def _check_writable(out: str, overwrite: bool) -> None:
 def _input_side(image_size: int | None, model) -> int:
     """``--image-size`` checked against the model (a multiple of its ``size_divisor``, and at least
     its smallest side), or the model's own size; refused before the dataset is read."""
-    from ..data.transforms import check_image_size
+    from ..data.transforms import check_image_size, smallest_input_side
 
     if image_size is None:
         return int(model.image_size)
     div = int(model.size_divisor)
-    if image_size % div:
-        below = image_size // div * div
-        near = " or ".join(str(v) for v in (below, below + div) if v > 0)
+    stride = getattr(model, "feature_stride", None)
+    if image_size % div:  # the sides either side of it, none below the smallest the model runs
+        low, below = smallest_input_side(div, stride), image_size // div * div
+        near = " or ".join(str(v) for v in sorted({max(below, low), max(below + div, low)}))
         raise ValueError(f"--image-size {image_size}: the model takes a multiple of {div} (e.g. {near}; leave "
                          f"the flag out for the model's {model.image_size})")
     try:  # and at least the side whose last stage holds more than one position
-        return check_image_size(image_size, model.image_size, div, model.feature_stride)
+        return check_image_size(image_size, model.image_size, div, stride, unset="leave the flag out")
     except ValueError as exc:
         raise ValueError(f"--image-size: {exc}") from None
 
@@ -178,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
     record = {
         "model": str(args.model), "dataset": args.dataset, "data": str(args.data), "split": args.split,
         "resolution": "native" if args.native_resolution else f"{size}x{size}",
+        "empty_iou": args.empty_iou,  # the score of an empty prediction for an empty target: it moves the metrics
     }
     backend = getattr(dataset, "coco_backend_used", None)
     if backend is not None:  # COCO masks (RRSIS-D): published numbers are on pycocotools' masks

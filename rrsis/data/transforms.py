@@ -59,21 +59,25 @@ def check_input_size(height: int, width: int, divisor: int, stride: int | None =
                          f"position; resize or pad (model.predict does this for you)")
 
 
-def check_image_size(image_size: Any, default: int, divisor: int, stride: int | None = None) -> int:
+def check_image_size(image_size: Any, default: int, divisor: int, stride: int | None = None, *,
+                     unset: str | None = "None") -> int:
     """A square model input side: ``None`` means ``default`` (the model's); anything else must
     be a positive multiple of ``divisor`` (0 is an error, not the default) and at least
-    :func:`smallest_input_side` (``stride``: the model's ``feature_stride``)."""
+    :func:`smallest_input_side` (``stride``: the model's ``feature_stride``). ``unset``: how the
+    caller asks for the default, which the messages name with it (``"(None: the model's 64)"``;
+    a command's words such as ``"leave --image-size out"``); ``None``: no such note (training,
+    where the model takes the size it is given)."""
     if image_size is None:
         return int(default)
     if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)):
         raise ValueError(f"image_size must be an integer, got {image_size!r}")
+    note = "" if unset is None else f" ({unset}: the model's {default})"
     if image_size <= 0 or image_size % divisor:
-        raise ValueError(f"image_size {image_size} is not a positive multiple of {divisor} "
-                         f"(None: the model's {default})")
+        raise ValueError(f"image_size {image_size} is not a positive multiple of {divisor}{note}")
     if image_size < (side := smallest_input_side(divisor, stride)):
         raise ValueError(f"image_size {image_size} is too small for this model: the smallest accepted side is "
-                         f"{side}, as its last stage (1/{stride or divisor} of the input) needs more than one position "
-                         f"(None: the model's {default})")
+                         f"{side}, as its last stage (1/{stride or divisor} of the input) needs more than one "
+                         f"position{note}")
     return int(image_size)
 
 

@@ -190,7 +190,7 @@ class Trainer:
         if hasattr(model, "size_divisor"):  # the model's own rule: 64 is the smallest side of the zoo's models
             try:
                 check_image_size(data_cfg["image_size"], model.image_size, model.size_divisor,
-                                 getattr(model, "feature_stride", None))
+                                 getattr(model, "feature_stride", None), unset=None)  # built at this size
             except ValueError as exc:
                 raise ConfigError(f"data.image_size: {exc}") from None
         for ds, split in ((train_dataset, "data.train_split"), (val_dataset, "data.val_split")):

@@ -6,7 +6,6 @@ Everything rrsis writes is safetensors. Foreign ``.pth``/``.bin`` checkpoints ar
 
 from __future__ import annotations
 
-import difflib
 import errno
 import logging
 import os
@@ -33,7 +32,7 @@ from safetensors.torch import load_file
 
 from .._torch_load import load_failure
 from .._version import __version__
-from .local import LEGACY_SUFFIXES, SAFE_SUFFIXES, looks_like_path
+from .local import LEGACY_SUFFIXES, SAFE_SUFFIXES, local_folder_note, looks_like_path
 
 __all__ = [
     "LEGACY_SUFFIXES",
@@ -74,21 +73,6 @@ def _offline_reason(local_files_only: bool, reason: str = "") -> str:
         "the Hub could not be reached (on a machine without network, set HF_HUB_OFFLINE=1 before "
         "starting Python to skip the connection retries)"
     )
-
-
-def local_folder_note(ref: str) -> str:
-    """For a repo id that could be a mistyped local folder (``out/bset``, ``bset``): a sentence saying
-    no such folder exists, with the folders of similar names beside it; ``""`` where its parent folder
-    does not exist either."""
-    path = Path(ref).expanduser()
-    try:
-        names = [p.name for p in path.parent.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    except OSError:
-        return ""
-    near = difflib.get_close_matches(path.name, names, n=3, cutoff=0.6)
-    where = f"the current folder ({os.getcwd()})" if str(path.parent) == "." else f"{path.parent}/"
-    return (f"No local folder {ref!r}: {where} has no {path.name!r}"
-            + (f"; did you mean {' or '.join(repr(str(path.parent / n)) for n in near)}?" if near else "."))
 
 
 def _local_first(ref: str, hub_message: str) -> str:

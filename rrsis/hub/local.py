@@ -4,11 +4,12 @@ a Hub repo id), a local model folder that is not there, and the names of a saved
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 
 __all__ = ["CONFIG_NAME", "LEGACY_SUFFIXES", "SAFE_SUFFIXES", "TOKENIZER_CONFIG_NAME", "VOCAB_NAME",
-           "check_local_folder", "looks_like_path"]
+           "check_local_folder", "local_folder_note", "looks_like_path", "similar_folders"]
 
 CONFIG_NAME = "config.json"
 VOCAB_NAME = "vocab.txt"
@@ -29,9 +30,38 @@ def looks_like_path(text: str) -> bool:
     return Path(text).suffix.lower() in SAFE_SUFFIXES + LEGACY_SUFFIXES + (".json",)
 
 
+def similar_folders(ref: str | os.PathLike) -> list[str] | None:
+    """The folders beside the local path ``ref`` whose names are close to its last part (``out/best``
+    for ``out/bset``, ``./out/bset`` or ``out/bset/``), as paths, closest first; ``None`` where the
+    folder it would lie in cannot be listed (it does not exist either)."""
+    path = Path(ref).expanduser()
+    try:
+        names = [p.name for p in path.parent.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    except OSError:
+        return None
+    return [str(path.parent / n) for n in difflib.get_close_matches(path.name, names, n=3, cutoff=0.6)]
+
+
+def _did_you_mean(near: list[str] | None) -> str:
+    return f"; did you mean {' or '.join(repr(p) for p in near)}?" if near else ""
+
+
+def local_folder_note(ref: str) -> str:
+    """For a repo id that could be a mistyped local folder (``out/bset``, ``bset``): a sentence saying
+    no such folder exists, with the folders of similar names beside it (:func:`similar_folders`);
+    ``""`` where its parent folder does not exist either."""
+    near = similar_folders(ref)
+    if near is None:
+        return ""
+    path = Path(ref).expanduser()
+    where = f"the current folder ({os.getcwd()})" if str(path.parent) == "." else f"{path.parent}/"
+    return f"No local folder {ref!r}: {where} has no {path.name!r}" + (_did_you_mean(near) or ".")
+
+
 def check_local_folder(ref: str | os.PathLike) -> None:
     """Raise ``FileNotFoundError`` when ``ref`` is meant as a local path (:func:`looks_like_path`)
-    and is neither a folder nor a file; a Hub repo id, or anything that exists, passes."""
+    and is neither a folder nor a file, naming the folders of similar names beside it
+    (:func:`similar_folders`); a Hub repo id, or anything that exists, passes."""
     path = Path(ref).expanduser()
     if not path.is_dir() and not path.is_file() and looks_like_path(str(ref)):
-        raise FileNotFoundError(f"model directory not found: {path}")
+        raise FileNotFoundError(f"model directory not found: {path}{_did_you_mean(similar_folders(ref))}")

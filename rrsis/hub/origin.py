@@ -48,13 +48,17 @@ def remember_origin(model: nn.Module, card: Callable[[], Path | None]) -> None:
     model._origin_digest = _digest(model) if text else None
 
 
+_CHANGED = ("These weights were changed (trained, edited or cast) after they were loaded from a model "
+            "whose card gave this source:")
+
+
 def carried_origin(model: nn.Module) -> str | None:
-    """The Source text a save of ``model`` carries: its loaded card's, marked when the weights changed."""
+    """The Source text a save of ``model`` carries: its loaded card's, marked when the weights changed
+    (a text that says so already is carried as it is: one mark however many times they change)."""
     text = getattr(model, "origin", None)
     if not text:
         return None
-    if getattr(model, "_origin_digest", None) == _digest(model):
+    if getattr(model, "_origin_digest", None) == _digest(model) or text.startswith(_CHANGED):
         return text
     quoted = "\n".join(("> " + line).rstrip() for line in text.splitlines())
-    return ("These weights were changed (trained, edited or cast) after they were loaded from a model "
-            f"whose card gave this source:\n\n{quoted}")
+    return f"{_CHANGED}\n\n{quoted}"

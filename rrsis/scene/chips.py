@@ -26,6 +26,7 @@ from ..data.bands import parse_bands
 from .chip_stats import chip_moments, combine, read_order, stats_option
 from .gdal_names import is_gdal_url
 from .labelled import place_labels
+from .ranges import DarkBytesWarning, dark_bytes
 from .read import open_scene, require_geo
 from .vector import need_shapely
 from .write import remove_stale_temporaries
@@ -224,7 +225,7 @@ def write_chips(image: str | os.PathLike, labels: str | os.PathLike, out: str | 
         raise FileExistsError(f"{out} exists; pass overwrite=True (rrsis chips --overwrite) to replace it")
     require_geo("rrsis chips")
     need_shapely()
-    scene = open_scene(image)
+    scene = _open(image)
     try:
         if scene.in_memory or not scene.georeferenced:
             raise ValueError(f"{image}: chips need a georeferenced raster read by rasterio (a GeoTIFF, COG or "
@@ -232,15 +233,32 @@ def write_chips(image: str | os.PathLike, labels: str | os.PathLike, out: str | 
         chosen = _chip_bands(bands, scene)
         if chosen is not None:  # as predict reads them: channels for a count other than 1 or 3
             scene.close()
-            scene = open_scene(image, bands=chosen, channels=None if len(chosen) in (1, 3) else len(chosen))
+            scene = _open(image, bands=chosen, channels=None if len(chosen) in (1, 3) else len(chosen))
         elif scene.first_three_of:  # every band, not the RGB default's first three
             n = scene.first_three_of
             scene.close()
-            scene = open_scene(image, channels=n)
+            scene = _open(image, channels=n)
+        _warn_dark(scene)
         return _write(scene, image, labels, out, text_field=text_field, size=size, pixel_ratio=pixel_ratio,
                       layer=layer, val=val, test=test, seed=seed, block=block, overwrite=overwrite)
     finally:
         scene.close()
+
+
+def _open(image: str, **kwargs: Any) -> Any:
+    # The reader's advice for a dark 8-bit raster (scale=, stretch=) is no chips option: _warn_dark's is.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DarkBytesWarning)
+        return open_scene(image, **kwargs)
+
+
+def _warn_dark(scene: Any) -> None:
+    """The dark-bytes warning in chips' words: the chips keep the values, training is to scale them."""
+    if (span := dark_bytes(scene)) is not None:
+        warnings.warn(f"{scene.name}: its 8-bit values span only {span[0]}-{span[1]} of 0-255: the chips keep them "
+                      "as they are, which training reads (as 8-bit / 255) as a black image. A 0/1 or class layer "
+                      "needs a value scaling in training: --data.options.scale max on the rrsis train line "
+                      "(data.options.scale: max in a recipe)", DarkBytesWarning, stacklevel=3)
 
 
 def _write(scene: Any, image: str, labels: str, out: str, *, text_field: str, size: int, pixel_ratio: float,

@@ -112,10 +112,9 @@ class SceneOptions:
         if self.mode not in MODES:
             raise ValueError(f"mode {self.mode!r}: expected one of {', '.join(MODES)}")
         # None means the model's image_size; 0 or a negative side is an error, not the default.
-        for name, v in (("tile", self.tile), ("global_size", self.global_size)):
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer))
-                                  or v < low or v % div):
-                raise ValueError(f"{name} {v!r} must be a positive multiple of {div}, at least {low} (the "
+        for name, flag, v in (("tile", "--tile", self.tile), ("global_size", "--image-size", self.global_size)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low or v % div):
+                raise ValueError(f"{name}={v!r} ({flag}) must be a positive multiple of {div}, at least {low} (the "
                                  f"model's smallest input side; None: its image_size, {model.image_size})")
         tile = int(model.image_size if self.tile is None else self.tile)
         gsize = int(model.image_size if self.global_size is None else self.global_size)

@@ -12,11 +12,17 @@ import numpy as np
 
 from ..data.io import Scale
 
-__all__ = ["DARK_BYTES", "STATS_SIDE", "check_scale", "scale_range", "stats_shape", "stretch_range", "stretch_values"]
+__all__ = ["DARK_BYTES", "STATS_SIDE", "DarkBytesWarning", "check_scale", "dark_bytes", "scale_range", "stats_shape",
+           "stretch_range", "stretch_values"]
 
 STATS_SIDE = 512
 # 8-bit values all at most this, read as they are (no stretch), warn: the model sees black (1.2 %).
 DARK_BYTES = 3
+
+
+class DarkBytesWarning(UserWarning):
+    """8-bit values read as they are all at or below :data:`DARK_BYTES`; its advice is a reader's
+    (``scale=``, ``stretch=``): a caller with other ways out (``rrsis chips``) words its own."""
 
 
 def scale_range(scene: Any, scale: Scale) -> list[tuple[float, float]]:
@@ -76,15 +82,23 @@ def stretch_range(scene: Any, stretch: Any) -> list[tuple[float, float]] | None:
     return out
 
 
-def _warn_dark_bytes(scene: Any) -> None:
-    """Warn when 8-bit values read as they are all lie at or below :data:`DARK_BYTES` (a 0/1 or
-    class layer): the model sees a black image and finds nothing, silently otherwise."""
+def dark_bytes(scene: Any) -> tuple[int, int] | None:
+    """The ``(min, max)`` of an 8-bit scene's values (a decimated read of its valid pixels) when they
+    all lie at or below :data:`DARK_BYTES` (a 0/1 or class layer, black when read as it is); else ``None``."""
+    if scene.dtype != "uint8":
+        return None
     data, valid = scene._read_raw(None, stats_shape(scene), decimate=True)
     v = data[:, valid]
-    if v.size and int(v.max()) <= DARK_BYTES:
-        warnings.warn(f"{scene.name}: its 8-bit values span only {int(v.min())}-{int(v.max())} of 0-255, read as they "
+    return (int(v.min()), int(v.max())) if v.size and int(v.max()) <= DARK_BYTES else None
+
+
+def _warn_dark_bytes(scene: Any) -> None:
+    """Warn (:class:`DarkBytesWarning`) when 8-bit values read as they are all lie at or below
+    :data:`DARK_BYTES`: the model sees a black image and finds nothing, silently otherwise."""
+    if (span := dark_bytes(scene)) is not None:
+        warnings.warn(f"{scene.name}: its 8-bit values span only {span[0]}-{span[1]} of 0-255, read as they "
                       "are: the model sees a black image. A 0/1 or class layer needs a value scaling, scale='max' "
-                      "(--scale max), or a stretch, stretch=(2, 98) (--stretch 2,98)", stacklevel=4)
+                      "(--scale max), or a stretch, stretch=(2, 98) (--stretch 2,98)", DarkBytesWarning, stacklevel=4)
 
 
 def _unit_range(scene: Any) -> tuple[float, float]:

@@ -86,6 +86,16 @@ def test_cheap_mistakes_are_refused_before_torch_is_imported(tmp_path, scene, sa
     assert errors[8] == "rrsis app: error: " + vocab.format("app")
 
 
+def test_a_mistyped_model_folder_is_told_with_the_folders_beside_it_before_torch(tmp_path, scene):
+    (tmp_path / "runs" / "t1" / "best").mkdir(parents=True)
+    argvs = [["predict", "--image", str(scene), "--text", "x", "--model", ref, "--out", "p"]
+             for ref in ("./runs/t1/bset", "runs/t1/bset/")]
+    got = _without_model_stack(argvs, tmp_path)
+    assert not got["torch"]
+    assert [r["err"].strip() for r in got["results"]] == [
+        "rrsis predict: error: model directory not found: runs/t1/bset; did you mean 'runs/t1/best'?"] * 2
+
+
 def test_save_pretrained_warns_of_a_model_without_a_tokenizer(tmp_path, tiny_model, caplog):
     from rrsis.hub import save_pretrained
 

@@ -99,7 +99,7 @@ def test_evaluate_api_refuses_empty_iou_outside_unit_interval(data_and_model):
         evaluate(model, dataset, empty_iou=2, progress=False)
 
 
-@pytest.mark.parametrize(("size", "near"), [("100", "e.g. 96 or 128"), ("20", "e.g. 32;")])
+@pytest.mark.parametrize(("size", "near"), [("100", "e.g. 96 or 128"), ("20", "e.g. 64;"), ("48", "e.g. 64;")])
 def test_image_size_not_a_multiple_is_told_for_evaluate(data_and_model, tmp_path, capsys, monkeypatch, calls,
                                                         size, near):
     monkeypatch.chdir(tmp_path)
@@ -107,6 +107,23 @@ def test_image_size_not_a_multiple_is_told_for_evaluate(data_and_model, tmp_path
     err = capsys.readouterr().err
     assert f"--image-size {size}: the model takes a multiple of 32 ({near}" in err
     assert "model.predict" not in err and not calls  # refused before the dataset is read
+
+
+def test_image_size_below_the_smallest_side_is_told_in_the_commands_words(data_and_model, tmp_path, capsys,
+                                                                         monkeypatch, calls):
+    monkeypatch.chdir(tmp_path)
+    assert main(_argv(data_and_model, "--image-size", "32")) == 2
+    err = capsys.readouterr().err
+    assert "--image-size: image_size 32 is too small for this model: the smallest accepted side is 64" in err
+    assert "(leave the flag out: the model's 64)" in err and "None:" not in err and not calls
+
+
+@pytest.mark.parametrize("empty_iou", ["0", "1"])
+def test_empty_iou_is_recorded_with_the_metrics(data_and_model, tmp_path, monkeypatch, empty_iou):
+    monkeypatch.chdir(tmp_path)
+    assert main(_argv(data_and_model, "--empty-iou", empty_iou, "--out", "m.json")) == 0
+    record = json.loads((tmp_path / "m.json").read_text())
+    assert record["empty_iou"] == float(empty_iou)
 
 
 @pytest.mark.parametrize("installed", [True, False])

@@ -44,6 +44,8 @@ def test_a_recipe_refuses_a_size_no_model_runs_and_the_trainer_the_models_own_sm
     cfg = load_config("gl-msin-tiny-synthetic", [f"data.root={synthetic_rrsisd(4)}", "data.image_size=32"])
     cfg["train"].update({"output_dir": str(tmp_path / "run"), "threads": 1, "progress": False})
     with pytest.raises(ConfigError, match=r"data.image_size: image_size 32 is too small for this model: the "
-                                          r"smallest accepted side is 64"):
+                                          r"smallest accepted side is 64") as info:
         Trainer(cfg)
+    # The model was built at the refused size: no "(None: the model's 32)" naming it as the default.
+    assert "None" not in str(info.value) and "the model's" not in str(info.value)
     assert not (tmp_path / "run").exists()

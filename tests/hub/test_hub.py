@@ -382,6 +382,21 @@ def test_a_mistyped_local_folder_is_said_first_with_the_folders_beside_it(tmp_pa
     assert msg.endswith(f"No local folder 'zzz': the current folder ({tmp_path}) has no 'zzz'.")
 
 
+@pytest.mark.parametrize(("ref", "near"), [("./out/bset", "out/best"), ("out/bset/", "out/best"),
+                                           ("runs/t1/bset", "runs/t1/best"), ("out/bset/model.safetensors", None)])
+def test_a_mistyped_local_path_is_told_with_the_folders_beside_it(tmp_path, monkeypatch, ref, near):
+    from rrsis.hub.local import check_local_folder
+
+    for parent in ("out", "runs/t1"):
+        (tmp_path / parent / "best").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    want = f"model directory not found: {Path(ref)}" + (f"; did you mean '{near}'?" if near else "")
+    for load in (rrsis.from_pretrained, check_local_folder):  # the command's early check is the latter
+        with pytest.raises(FileNotFoundError) as err:
+            load(ref)
+        assert str(err.value) == want
+
+
 def test_full_model_load_fetches_no_part_weights(tmp_path, monkeypatch):
     saved = tiny().save_pretrained(tmp_path / "m")
 

@@ -51,7 +51,7 @@ def test_the_rule_follows_the_last_stages_stride():
 
 def test_the_scene_paths_tile_and_global_size_are_refused_below_the_smallest_side():
     model = rrsis.create_model("gl-msin-tiny")
-    for key in ("tile", "global_size"):
-        with pytest.raises(ValueError, match=rf"{key} 32 must be a positive multiple of 32, at least 64"):
+    for key, flag in (("tile", "--tile"), ("global_size", "--image-size")):
+        with pytest.raises(ValueError, match=rf"{key}=32 \({flag}\) must be a positive multiple of 32, at least 64"):
             SceneOptions(**{key: 32}).resolved(model, 256, 256)
         assert getattr(SceneOptions(**{key: 64}).resolved(model, 256, 256), key) == 64

@@ -210,6 +210,30 @@ def test_same_text_in_one_chip_is_the_union_and_a_donut_keeps_its_hole(flat, tmp
     assert ring[95 - r0, 95 - c0] == 0 and ring[85 - r0, 85 - c0] == 255
 
 
+def test_a_0_1_byte_scene_is_warned_about_in_the_chips_words(tmp_path, capsys):
+    import warnings
+
+    from rrsis.cli import main
+
+    data = np.zeros((3, 128, 128), np.uint8)
+    data[:, 20:60, 20:60] = 1
+    scene = _write_tif(tmp_path / "binary.tif", data)
+    labels = _labels(tmp_path / "l.gpkg", [_world(box(20, 20, 60, 60))], ["the square"])
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        write_chips(scene, labels, tmp_path / "c", size=64, val=0, test=0)
+    (msg,) = [str(w.message) for w in record if "0-1 of 0-255" in str(w.message)]
+    assert msg.startswith(f"{scene}: its 8-bit values span only 0-1 of 0-255: the chips keep them as they are")
+    assert "--data.options.scale max on the rrsis train line" in msg
+    assert "--scale max" not in msg and "--stretch" not in msg  # predict's flags: chips has neither
+    assert _read_png(tmp_path / "c" / "images" / "00000.png").max() == 1  # kept as they are
+    capsys.readouterr()
+    assert main(["chips", "--image", scene, "--labels", labels, "--out", str(tmp_path / "cli"), "--size", "64",
+                 "--val", "0", "--test", "0"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("0-1 of 0-255") == 1 and f"warning: {msg}" in out  # once, the reader's advice not besides
+
+
 def test_skipped_features_are_counted_and_a_missing_field_is_named(flat, tmp_path):
     inside = _world(box(10, 10, 30, 30))
     labels = _labels(tmp_path / "l.gpkg",
