@@ -224,7 +224,7 @@ def test_api_refuses_zero_sizes_and_negative_simplify(model, tmp_path):
     with pytest.raises(ValueError, match="image_size 0"):
         model.preprocess(img, image_size=0)
     for key in ("tile", "global_size"):
-        with pytest.raises(ValueError, match=f"{key} 0 must be a positive multiple"):
+        with pytest.raises(ValueError, match=rf"{key}=0 \(--[a-z-]+\) must be a positive multiple"):
             segment_scene(model, img, "a tank", mode="tiles", **{key: 0})
     with pytest.raises(ValueError, match="simplify"):
         segment_scene(model, img, "a tank", simplify=-1)
