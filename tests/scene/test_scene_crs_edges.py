@@ -5,6 +5,7 @@ mask, and so each area, has an answer computed from the scene itself."""
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -172,3 +173,27 @@ def test_a_polygon_across_the_antimeridian_in_web_mercator_is_cut_there(red, tmp
     segment_scene(red, src, "red", out=str(tmp_path / "c"), mode="global", geojson_crs="EPSG:3832")
     c = shape(json.loads((tmp_path / "c.geojson").read_text())["features"][0]["geometry"])
     assert c.geom_type == "Polygon" and c.area == pytest.approx(g.area, rel=0.02)
+
+
+def test_a_region_merges_the_scenes_it_can_place_and_leaves_a_local_grid_out(red, tmp_path):
+    from rrsis.scene.region import segment_scenes
+
+    pyogrio = pytest.importorskip("pyogrio")
+    write_tif(tmp_path / "site.tif", LOCAL, Affine(0.05, 0, 1000, 0, -0.05, 2000))
+    write_tif(tmp_path / "utm.tif", "EPSG:32633", Affine(1, 0, 500000, 0, -1, 4000000))
+    scenes, out = [str(tmp_path / "site.tif"), str(tmp_path / "utm.tif")], tmp_path / "reg"
+    for run in range(2):  # the rerun (every scene done) merges the same way
+        with warnings.catch_warnings(record=True) as got:
+            warnings.simplefilter("always")
+            s = segment_scenes(red, scenes, "red", out=out, mode="global")
+        assert (s.done if run == 0 else s.skipped) == ["site", "utm"] and s.left_out == ["site"]
+        told = [str(w.message) for w in got if "left out of it" in str(w.message)]
+        assert len(told) == 1 and "site" in told[0] and "utm" not in told[0] and "merged.gpkg" in told[0]
+        meta, _, _, fields = pyogrio.raw.read(out / "merged.gpkg")
+        assert meta["crs"] == "EPSG:4326" and s.n_polygons == 1 and list(fields[0]) == ["utm"]
+        assert json.loads((out / "region.json").read_text())["left_out"] == ["site"]
+    from rrsis.scene.region.merge import read_geojson_rows, write_merged  # called alone: the same
+
+    parts = [read_geojson_rows(sid, out / sid / f"{sid}.geojson") for sid in ("site", "utm")]
+    with pytest.warns(UserWarning, match=r"m\.gpkg: scene\(s\) site left out of it"):
+        assert write_merged(tmp_path / "m.gpkg", parts) == 1
