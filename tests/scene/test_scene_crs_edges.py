@@ -197,3 +197,27 @@ def test_a_region_merges_the_scenes_it_can_place_and_leaves_a_local_grid_out(red
     parts = [read_geojson_rows(sid, out / sid / f"{sid}.geojson") for sid in ("site", "utm")]
     with pytest.warns(UserWarning, match=r"m\.gpkg: scene\(s\) site left out of it"):
         assert write_merged(tmp_path / "m.gpkg", parts) == 1
+
+
+def _labels(path, crs, x0, y0):
+    square = box(x0, y0, x0 + 1, y0 + 1).__geo_interface__
+    path.write_text(json.dumps({"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": crs}},
+                                "features": [{"type": "Feature", "properties": {"text": "red"}, "geometry": square}]}))
+
+
+def test_labels_in_an_earth_crs_on_a_local_grid_are_refused_naming_both(red, tmp_path):
+    from rrsis.scene.chips import write_chips
+    from rrsis.scene.evaluate import evaluate_scene
+
+    write_tif(tmp_path / "site.tif", LOCAL, Affine(0.05, 0, 1000, 0, -0.05, 2000))
+    write_tif(tmp_path / "utm.tif", "EPSG:32633", Affine(1, 0, 500000, 0, -1, 4000000))
+    _labels(tmp_path / "utm.geojson", "EPSG:32633", 500010, 3999950)
+    told = r"utm\.geojson: its CRS \(EPSG:32633\) cannot be transformed to the CRS of .*site\.tif \(site grid; the scene's"
+    with pytest.raises(ValueError, match=told + r".*must be in the scene's own CRS$"):
+        write_chips(tmp_path / "site.tif", tmp_path / "utm.geojson", tmp_path / "chips", size=32)
+    with pytest.raises(ValueError, match=told):
+        evaluate_scene(red, str(tmp_path / "site.tif"), tmp_path / "utm.geojson", modes="naive")
+    # the other way round: labels in the site grid over a UTM scene
+    _labels(tmp_path / "site.geojson", LOCAL, 1001, 1998)
+    with pytest.raises(ValueError, match=r"site\.geojson: its CRS \(site grid\) .* \(EPSG:32633; theirs is a local"):
+        write_chips(tmp_path / "utm.tif", tmp_path / "site.geojson", tmp_path / "chips2", size=32)
