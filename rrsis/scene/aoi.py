@@ -26,7 +26,7 @@ from ..data.band_names import bands_by_name
 from ..data.bands import model_bands
 from .gdal_names import is_gdal_url, is_subdataset
 from .ranges import check_scale
-from .read import NoValidPixelsError, Scene, open_scene, require_geo
+from .read import NoValidPixelsError, Scene, raster_scene, require_geo
 from .rectify import open_raster, raster_view, window_view
 from .vector import (
     AOI_DEFAULT_CRS,
@@ -336,11 +336,12 @@ def open_aoi_scene(source: Any, area: AreaOfInterest, *, crs: Any = None, **open
                          "path with '?' (a signed URL): download the scene, or cut the area with gdal_translate")
     r0, c0, r1, c1 = win.window
     try:
-        sc = open_scene(f"vrt://{name}?srcwin={c0},{r0},{c1 - c0},{r1 - r0}", crs=crs, **open_kwargs)
+        kw = {k: v for k, v in open_kwargs.items() if k not in ("bands", "max_pixels")}  # as open_scene's
+        sc = raster_scene(f"vrt://{name}?srcwin={c0},{r0},{c1 - c0},{r1 - r0}", path,  # named so in messages
+                          model_bands(open_kwargs.get("bands"), open_kwargs.get("channels")), crs=crs, **kw)
     except NoValidPixelsError:
         raise NoValidPixelsError(f"{path}: every pixel of the area of interest's window (rows {r0}-{r1}, columns "
                                  f"{c0}-{c1}) is nodata: nothing to segment") from None
-    sc.name = path
     return sc, win
 
 
