@@ -3,6 +3,7 @@ tables, a netCDF file's variables) refused with its subdatasets' GDAL names, one
 raster everywhere a path is, and the output stem a subdataset or a ``/vsigzip/`` path gives."""
 
 import gzip
+import os
 import shutil
 
 import numpy as np
@@ -165,3 +166,22 @@ def test_a_subdataset_or_vsigzip_name_is_recorded_with_its_file_absolute(gpkg, t
     rerun = segment_scenes(tiny_model, [f"GPKG:{gpkg}:second", f"/vsigzip/{folder}/area.tif.gz"], "the building",
                            out=tmp_path / "reg", mode="global")
     assert first.done == ["area", "two_second"] and rerun.skipped == ["area", "two_second"]
+
+
+def test_a_labels_template_stem_is_the_stem_the_outputs_take(gpkg, tmp_path):
+    from rrsis.scene.evaluate_labels import labels_for
+
+    with rasterio.open(tmp_path / "area.tif", "w", driver="GTiff", height=64, width=80, count=3, dtype="uint8",
+                       crs=CRS, transform=T) as ds:
+        ds.write(pixels(0))
+    with open(tmp_path / "area.tif", "rb") as src, gzip.open(tmp_path / "area.tif.gz", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    names = [f"/vsigzip/{tmp_path}/area.tif.gz", f"GPKG:{gpkg}:first", f"GPKG:{gpkg}:second"]
+    stems = [os.path.basename(output_prefixes(f"{tmp_path}/", 1, n)[0]) for n in names]
+    assert stems == ["area", "two_first", "two_second"]
+    for stem in stems:
+        (tmp_path / f"{stem}.geojson").write_text("{}")
+    sources = resolve_scenes(names)
+    files = labels_for(sources, f"{tmp_path}/{{stem}}.geojson")
+    assert {s.uri: os.path.basename(f) for s, f in zip(sources, files)} == {
+        n: f"{stem}.geojson" for n, stem in zip(names, stems)}
