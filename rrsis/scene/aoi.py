@@ -25,6 +25,7 @@ import numpy as np
 from ..data.band_names import bands_by_name
 from ..data.bands import model_bands
 from .gdal_names import is_gdal_url, is_subdataset
+from .ground import reaches
 from .ranges import check_scale
 from .read import NoValidPixelsError, Scene, raster_scene, require_geo
 from .rectify import open_raster, raster_view, window_view
@@ -257,6 +258,10 @@ def scene_window(area: AreaOfInterest, height: int, width: int, transform: Any, 
         raise ValueError(f"{name}: the raster has no CRS, so the area of interest (in "
                          f"{area.crs.to_string()}) cannot be placed on it; give the raster's CRS with "
                          "crs= (rrsis predict --crs, e.g. EPSG:32633)")
+    if area.crs != crs and not reaches(area.crs, crs, *area.geometry.representative_point().coords[0]):
+        raise ValueError(f"{name}: the area of interest's CRS ({area.crs.to_string()}) cannot be transformed to "
+                         f"the raster's ({crs.to_wkt().split(chr(34))[1]}: a local grid or another planet's, which "
+                         "reaches no other); give the area in the raster's own CRS")
     shown = geom = area.in_crs(crs)
     if crs.is_geographic:  # the same place 360 degrees of longitude away (a scene across the antimeridian)
         geom = shapely_union([geom, translate(geom, 360), translate(geom, -360)])

@@ -221,3 +221,14 @@ def test_labels_in_an_earth_crs_on_a_local_grid_are_refused_naming_both(red, tmp
     _labels(tmp_path / "site.geojson", LOCAL, 1001, 1998)
     with pytest.raises(ValueError, match=r"site\.geojson: its CRS \(site grid\) .* \(EPSG:32633; theirs is a local"):
         write_chips(tmp_path / "utm.tif", tmp_path / "site.geojson", tmp_path / "chips2", size=32)
+
+
+def test_an_area_of_interest_in_an_earth_crs_on_a_local_grid_is_refused_naming_both(tmp_path):
+    from rrsis.scene import area_of_interest, open_aoi_scene
+
+    write_tif(tmp_path / "site.tif", LOCAL, Affine(0.05, 0, 1000, 0, -0.05, 2000))
+    with pytest.raises(ValueError, match=r"site\.tif: the area of interest's CRS \(EPSG:32633\) cannot be "
+                                         r"transformed to the raster's \(site grid: .*own CRS$"):
+        open_aoi_scene(str(tmp_path / "site.tif"), area_of_interest("500010,3999900,500100,3999990", "EPSG:32633"))
+    sc, _ = open_aoi_scene(str(tmp_path / "site.tif"), area_of_interest("1001,1998,1002,1999", LOCAL))
+    sc.close()  # in the grid's own CRS: placed
