@@ -29,7 +29,9 @@ def add_scene_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--labels", metavar="FILE", help="vector file (GeoPackage, GeoJSON, shapefile) of polygons drawn "
                                                     "on the scene, any CRS (required with --scene); several scenes: "
                                                     "one file over all of them, or a template of one file per scene "
-                                                    "with {stem} (the scene's file name without extension) or {id}, "
+                                                    "with {stem} (the stem of the scene's outputs: its file name "
+                                                    "without extension, 'area' for /vsigzip/d/area.tif.gz, "
+                                                    "'two_second' for GPKG:d/two.gpkg:second) or {id}, "
                                                     "e.g. 'labels/{stem}.gpkg'")
     g.add_argument("--text-field", metavar="FIELD", help="the labels' attribute holding each polygon's expression "
                                                          "(default: text)")

@@ -25,8 +25,9 @@ import numpy as np
 from ..data.band_names import bands_by_name
 from ..data.bands import model_bands
 from .gdal_names import is_gdal_url, is_subdataset
+from .ground import reaches
 from .ranges import check_scale
-from .read import NoValidPixelsError, Scene, open_scene, require_geo
+from .read import NoValidPixelsError, Scene, raster_scene, require_geo
 from .rectify import open_raster, raster_view, window_view
 from .vector import (
     AOI_DEFAULT_CRS,
@@ -257,6 +258,10 @@ def scene_window(area: AreaOfInterest, height: int, width: int, transform: Any, 
         raise ValueError(f"{name}: the raster has no CRS, so the area of interest (in "
                          f"{area.crs.to_string()}) cannot be placed on it; give the raster's CRS with "
                          "crs= (rrsis predict --crs, e.g. EPSG:32633)")
+    if area.crs != crs and not reaches(area.crs, crs, *area.geometry.representative_point().coords[0]):
+        raise ValueError(f"{name}: the area of interest's CRS ({area.crs.to_string()}) cannot be transformed to "
+                         f"the raster's ({crs.to_wkt().split(chr(34))[1]}: a local grid or another planet's, which "
+                         "reaches no other); give the area in the raster's own CRS")
     shown = geom = area.in_crs(crs)
     if crs.is_geographic:  # the same place 360 degrees of longitude away (a scene across the antimeridian)
         geom = shapely_union([geom, translate(geom, 360), translate(geom, -360)])
@@ -336,11 +341,12 @@ def open_aoi_scene(source: Any, area: AreaOfInterest, *, crs: Any = None, **open
                          "path with '?' (a signed URL): download the scene, or cut the area with gdal_translate")
     r0, c0, r1, c1 = win.window
     try:
-        sc = open_scene(f"vrt://{name}?srcwin={c0},{r0},{c1 - c0},{r1 - r0}", crs=crs, **open_kwargs)
+        kw = {k: v for k, v in open_kwargs.items() if k not in ("bands", "max_pixels")}  # as open_scene's
+        sc = raster_scene(f"vrt://{name}?srcwin={c0},{r0},{c1 - c0},{r1 - r0}", path,  # named so in messages
+                          model_bands(open_kwargs.get("bands"), open_kwargs.get("channels")), crs=crs, **kw)
     except NoValidPixelsError:
         raise NoValidPixelsError(f"{path}: every pixel of the area of interest's window (rows {r0}-{r1}, columns "
                                  f"{c0}-{c1}) is nodata: nothing to segment") from None
-    sc.name = path
     return sc, win
 
 

@@ -18,6 +18,7 @@ from ..data.io import MAX_PIXELS, Scale
 from ..models.base import threshold_mask
 from .aoi import SceneWindow, area_of_interest, open_aoi_scene
 from .colour import recorded_rgb
+from .gdal_names import absolute_name, is_gdal_url
 from .ground import check_bounds, geojson_target
 from .infer import SceneOptions, predict_strips
 from .outputs import (
@@ -224,7 +225,7 @@ def segment_scene(
             check_georeference(sc)
             prefixes = output_prefixes(out, len(texts_list), sc.name)
             src = os.fspath(scene) if isinstance(scene, (str, os.PathLike)) else sc.name
-            src = os.path.abspath(src) if os.path.exists(src) else src
+            src = absolute_name(src) if os.path.exists(src) or is_gdal_url(src) else src
             digest = model_fingerprint(model)
             settings = {k: v for k, v in read.items() if k != "max_pixels"} | {
                 "threshold": threshold, "probabilities": probabilities, "geojson_crs": geojson_crs,

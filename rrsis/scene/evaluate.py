@@ -97,8 +97,9 @@ def evaluate_scene(model: Any, scene: Any, labels: str | os.PathLike, *, text_fi
             without text or without a polygonal geometry are skipped and counted. With several
             scenes: one file over all of them (each feature counted on every scene its polygon
             overlaps, clipped to it; an expression is a query on each scene where it has a
-            target), or a template naming each scene's own file: ``{stem}`` the scene's file name
-            without extension, ``{id}`` its id (``"labels/{stem}.gpkg"``).
+            target), or a template naming each scene's own file: ``{stem}`` the stem the scene's
+            outputs take, its file name without extension (``area`` for ``/vsigzip/d/area.tif.gz``,
+            ``two_second`` for ``GPKG:d/two.gpkg:second``), ``{id}`` its id (``"labels/{stem}.gpkg"``).
         text_field, layer: the attribute holding the expressions, and the layer (needed when
             the file has several).
         modes: some of :data:`EVAL_MODES`; ``naive`` (non-overlapping tiles of the model's

@@ -6,8 +6,9 @@ The polygons are read by the code :func:`~rrsis.scene.chips.write_chips` reads t
 distinct expression (spaces collapsed, case ignored) is one query per scene whose target is the
 union of its polygons there. Several scenes take one vector file over all of them (each feature
 counted on every scene its polygon overlaps, clipped to that scene) or one file per scene, named by
-a template (``labels/{stem}.gpkg``: ``{stem}`` the scene's file name without extension, ``{id}``
-its id). Each distinct labels file is read once, however many scenes it covers
+a template (``labels/{stem}.gpkg``: ``{stem}`` the stem the scene's outputs are named by, its file
+name without extension (:func:`~rrsis.scene.gdal_names.name_stem`: ``area`` for
+``/vsigzip/d/area.tif.gz``, ``two_second`` for ``GPKG:d/two.gpkg:second``), ``{id}`` its id). Each distinct labels file is read once, however many scenes it covers
 (:func:`read_truths`).
 """
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .aoi import AOIOutsideError, open_aoi_scene
+from .gdal_names import name_stem
 from .labelled import LabelledFeatures, read_labels
 from .read import open_scene
 from .region.sources import SceneSource, is_gdal_url
@@ -78,11 +80,11 @@ def labels_for(sources: list[SceneSource], labels: str | os.PathLike) -> list[st
     wrong = [f for f in fields if f not in TEMPLATE_FIELDS]
     if wrong:
         raise ValueError(f"labels template {labels}: unknown field {{{wrong[0]}}}; a template names each scene's "
-                         "labels file with {stem} (the scene's file name without extension) or {id} (its id)")
+                         "labels file with {stem} (the stem of the scene's outputs: its file name without extension) "
+                         "or {id} (its id)")
     out = []
     for s in sources:
-        base = s.uri.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-        path = labels.format(stem=os.path.splitext(base)[0], id=s.id)
+        path = labels.format(stem=name_stem(s.uri), id=s.id)  # the stem its outputs take
         if not is_gdal_url(path) and not os.path.isfile(path):
             raise FileNotFoundError(f"labels {path} (for scene {s.uri}, from the template {labels}): file not found")
         out.append(path)

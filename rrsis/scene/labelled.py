@@ -14,9 +14,18 @@ from __future__ import annotations
 from typing import Any
 
 from .aoi import AreaOfInterest, _crs
+from .ground import reaches
 from .vector import need_shapely, polygonal_part, read_labelled_features
 
 __all__ = ["LabelledFeatures", "place_labels", "read_labels"]
+
+
+def _name(crs: Any) -> str:
+    """``EPSG:32633``, or the name a CRS without an EPSG code has in its WKT (``site grid``)."""
+    if crs.to_epsg():
+        return f"EPSG:{crs.to_epsg()}"
+    wkt = crs.to_wkt()
+    return wkt.split('"')[1] if '"' in wkt else crs.to_string()
 
 
 class LabelledFeatures:
@@ -47,6 +56,12 @@ class LabelledFeatures:
         from shapely.geometry import box
 
         key = scene.crs.to_wkt()
+        if key not in self._in and self.geometries and self.crs != scene.crs \
+                and not reaches(self.crs, scene.crs, *self.geometries[0].representative_point().coords[0]):
+            local = "the scene's" if not reaches(scene.crs, "EPSG:4326", *(scene.transform @ (0, 0))) else "theirs"
+            raise ValueError(f"{self.path}: its CRS ({_name(self.crs)}) cannot be transformed to the CRS of "
+                             f"{scene.name} ({_name(scene.crs)}; {local} is a local grid or another planet's): "
+                             "labels for a scene in such a CRS must be in the scene's own CRS")
         if key not in self._in:
             geoms = [AreaOfInterest(geometry=g, crs=self.crs, source=f"{self.path} feature {fid}").in_crs(scene.crs)
                      for fid, g in zip(self.fids, self.geometries, strict=True)]

@@ -26,7 +26,7 @@ from .ranges import check_scale, scale_range, stats_shape, stretch_range, stretc
 from .rectify import numbered_bands, open_raster, raster_view, separate_files
 from .resize import nearest_pixels, resized_whole
 
-__all__ = ["EXACT_FACTOR", "PLAIN_SUFFIXES", "NoValidPixelsError", "Scene", "open_scene", "require_geo"]
+__all__ = ["EXACT_FACTOR", "PLAIN_SUFFIXES", "NoValidPixelsError", "Scene", "open_scene", "raster_scene", "require_geo"]
 
 # A raster of at most this many times a whole-scene read's pixels (the global pass: 16 × 480² ≈
 # 1920², RefSegRS's and RRSIS-D's images among them) is read at full size and resized as
@@ -349,14 +349,8 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
             assign_crs(scene, crs)
             return scene
         require_geo(f"reading {os.path.basename(path)}")
-        ds = open_raster(path)
-        try:
-            band_tuple = bands_by_name(ds.descriptions, [c.name for c in ds.colorinterp], band_tuple, names, channels, path)
-            return check_scale(Scene(dataset=ds, bands=band_tuple, stretch=stretch, scale=scale, name=path,
-                                      crs=crs, channels=channels), scale)
-        except Exception:
-            ds.close()
-            raise
+        return raster_scene(path, path, band_tuple, stretch=stretch, scale=scale, crs=crs, channels=channels,
+                            names=names)
     if (isinstance(source, np.ndarray) and source.dtype == np.uint8 and source.size and band_tuple is None
             and scale is None and channels in (None, 3) and (source.ndim == 2 or (source.ndim == 3 and source.shape[2] in (1, 3, 4)))):
         # uint8 grey/RGB/RGBA arrays are read in place (no whole-scene copy), a window at a
@@ -366,6 +360,20 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
             source = source[:, :, 0] if source.shape[2] == 1 else source[:, :, :3]  # views
         return Scene(array=source, to_unit=uint8_to_unit, name="array")
     return check_scale(_in_memory(source, band_tuple, scale, "array", max_pixels, channels), scale)
+
+
+def raster_scene(path: str, name: str, bands: tuple[int, ...] | None, *, stretch: Any = "auto", scale: Scale = None,
+                 crs: Any = None, channels: int | None = None, names: Sequence[str] | None = None) -> Scene:
+    """The raster GDAL opens by ``path`` as :func:`open_scene` opens it, named ``name`` in the scene
+    and its messages (an area of interest's ``vrt://…?srcwin=`` window: the user's file)."""
+    ds = open_raster(path)
+    try:
+        bands = bands_by_name(ds.descriptions, [c.name for c in ds.colorinterp], bands, names, channels, name)
+        return check_scale(Scene(dataset=ds, bands=bands, stretch=stretch, scale=scale, name=name, crs=crs,
+                                 channels=channels), scale)
+    except Exception:
+        ds.close()
+        raise
 
 
 def _in_memory(source: Any, bands: tuple[int, ...] | None, scale: Scale, name: str,

@@ -290,3 +290,25 @@ def test_predict_with_aoi_file_or_bbox(saved, tmp_path, capsys, form):
     assert main(["predict", "--model", str(saved / "model"), "--image", str(saved / "scene.tif"), "--text", "a",
                  "--out", str(tmp_path / "x"), "--aoi-crs", UTM]) == 2
     assert "--aoi-crs is the CRS of --aoi" in capsys.readouterr().err
+
+
+def _values(path, data):
+    with rasterio.open(path, "w", driver="GTiff", height=SIZE, width=SIZE, count=3, dtype=data.dtype, crs=UTM,
+                       transform=TRANSFORM) as ds:
+        ds.write(data)
+
+
+def test_value_range_messages_name_the_users_file_not_the_vrt_window(tmp_path):
+    area = area_of_interest(PENTAGON.bounds, UTM)
+    zero_one = np.zeros((3, SIZE, SIZE), np.uint8)
+    zero_one[:, 40:80, 40:80] = 1
+    _values(tmp_path / "zero_one.tif", zero_one)
+    with pytest.warns(UserWarning, match=r"8-bit values span only 0-1") as got:
+        sc, _ = open_aoi_scene(str(tmp_path / "zero_one.tif"), area)
+    sc.close()
+    told = [str(w.message) for w in got if "span only" in str(w.message)]
+    assert told and all(m.startswith(f"{tmp_path}/zero_one.tif: ") and "vrt://" not in m for m in told)
+    _values(tmp_path / "float2.tif", np.full((3, SIZE, SIZE), 2.5, np.float32))
+    with pytest.raises(ValueError, match=r"beyond the \[0, 1\]") as err:
+        open_aoi_scene(str(tmp_path / "float2.tif"), area, stretch=None)
+    assert str(err.value).startswith(f"{tmp_path}/float2.tif: ") and "vrt://" not in str(err.value)

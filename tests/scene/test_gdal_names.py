@@ -3,6 +3,7 @@ tables, a netCDF file's variables) refused with its subdatasets' GDAL names, one
 raster everywhere a path is, and the output stem a subdataset or a ``/vsigzip/`` path gives."""
 
 import gzip
+import os
 import shutil
 
 import numpy as np
@@ -129,3 +130,58 @@ def test_predict_takes_a_subdataset_name_and_refuses_a_container(gpkg, tmp_path,
     assert f"GPKG:{gpkg}:second" in capsys.readouterr().err
     assert main([*argv, "--image", str(tmp_path / "nope.tif")]) == 2
     assert "nope.tif: file not found" in capsys.readouterr().err
+
+
+def test_a_subdataset_or_vsigzip_name_is_recorded_with_its_file_absolute(gpkg, tiny_model, tmp_path, monkeypatch):
+    import json
+
+    from rrsis.scene.gdal_names import absolute_name
+    from rrsis.scene.outputs import read_record
+    from rrsis.scene.region import segment_scenes
+
+    folder = gpkg.parent
+    with rasterio.open(folder / "area.tif", "w", driver="GTiff", height=64, width=80, count=3, dtype="uint8",
+                       crs=CRS, transform=T) as ds:
+        ds.write(pixels(0))
+    with open(folder / "area.tif", "rb") as src, gzip.open(folder / "area.tif.gz", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    monkeypatch.chdir(folder)
+    assert absolute_name("GPKG:two.gpkg:second") == f"GPKG:{gpkg}:second"
+    assert absolute_name("/vsigzip/area.tif.gz") == f"/vsigzip/{folder}/area.tif.gz"
+    assert absolute_name('NETCDF:"two.gpkg":x') == f'NETCDF:"{gpkg}":x'
+    for kept in ("https://host/a.tif", "/vsicurl/https://host/a.tif", "/vsis3/bucket/a.tif", "GPKG:none.gpkg:t"):
+        assert absolute_name(kept) == kept
+    # One scene: recorded absolute, so --resume naming it absolutely keeps the files.
+    kw = {"mode": "global", "out": f"{tmp_path}/one/"}
+    segment_scene(tiny_model, "GPKG:two.gpkg:second", "the building", **kw)
+    assert read_record(str(tmp_path / "one" / "two_second_mask.tif"))["source"] == f"GPKG:{gpkg}:second"
+    again = segment_scene(tiny_model, f"GPKG:{gpkg}:second", "the building", resume=True, **kw)
+    assert again[0].already_done
+    # A region: region.json records them absolute; a rerun naming them absolutely skips them.
+    names = ["GPKG:two.gpkg:second", "/vsigzip/area.tif.gz"]
+    first = segment_scenes(tiny_model, names, "the building", out=tmp_path / "reg", mode="global")
+    region = json.loads((tmp_path / "reg" / "region.json").read_text())
+    assert sorted(s["source"] for s in region["scenes"]) == [f"/vsigzip/{folder}/area.tif.gz", f"GPKG:{gpkg}:second"]
+    monkeypatch.chdir(tmp_path)
+    rerun = segment_scenes(tiny_model, [f"GPKG:{gpkg}:second", f"/vsigzip/{folder}/area.tif.gz"], "the building",
+                           out=tmp_path / "reg", mode="global")
+    assert first.done == ["area", "two_second"] and rerun.skipped == ["area", "two_second"]
+
+
+def test_a_labels_template_stem_is_the_stem_the_outputs_take(gpkg, tmp_path):
+    from rrsis.scene.evaluate_labels import labels_for
+
+    with rasterio.open(tmp_path / "area.tif", "w", driver="GTiff", height=64, width=80, count=3, dtype="uint8",
+                       crs=CRS, transform=T) as ds:
+        ds.write(pixels(0))
+    with open(tmp_path / "area.tif", "rb") as src, gzip.open(tmp_path / "area.tif.gz", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    names = [f"/vsigzip/{tmp_path}/area.tif.gz", f"GPKG:{gpkg}:first", f"GPKG:{gpkg}:second"]
+    stems = [os.path.basename(output_prefixes(f"{tmp_path}/", 1, n)[0]) for n in names]
+    assert stems == ["area", "two_first", "two_second"]
+    for stem in stems:
+        (tmp_path / f"{stem}.geojson").write_text("{}")
+    sources = resolve_scenes(names)
+    files = labels_for(sources, f"{tmp_path}/{{stem}}.geojson")
+    assert {s.uri: os.path.basename(f) for s, f in zip(sources, files)} == {
+        n: f"{stem}.geojson" for n, stem in zip(names, stems)}

@@ -5,6 +5,7 @@ mask, and so each area, has an answer computed from the scene itself."""
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -172,3 +173,62 @@ def test_a_polygon_across_the_antimeridian_in_web_mercator_is_cut_there(red, tmp
     segment_scene(red, src, "red", out=str(tmp_path / "c"), mode="global", geojson_crs="EPSG:3832")
     c = shape(json.loads((tmp_path / "c.geojson").read_text())["features"][0]["geometry"])
     assert c.geom_type == "Polygon" and c.area == pytest.approx(g.area, rel=0.02)
+
+
+def test_a_region_merges_the_scenes_it_can_place_and_leaves_a_local_grid_out(red, tmp_path):
+    from rrsis.scene.region import segment_scenes
+
+    pyogrio = pytest.importorskip("pyogrio")
+    write_tif(tmp_path / "site.tif", LOCAL, Affine(0.05, 0, 1000, 0, -0.05, 2000))
+    write_tif(tmp_path / "utm.tif", "EPSG:32633", Affine(1, 0, 500000, 0, -1, 4000000))
+    scenes, out = [str(tmp_path / "site.tif"), str(tmp_path / "utm.tif")], tmp_path / "reg"
+    for run in range(2):  # the rerun (every scene done) merges the same way
+        with warnings.catch_warnings(record=True) as got:
+            warnings.simplefilter("always")
+            s = segment_scenes(red, scenes, "red", out=out, mode="global")
+        assert (s.done if run == 0 else s.skipped) == ["site", "utm"] and s.left_out == ["site"]
+        told = [str(w.message) for w in got if "left out of it" in str(w.message)]
+        assert len(told) == 1 and "site" in told[0] and "utm" not in told[0] and "merged.gpkg" in told[0]
+        meta, _, _, fields = pyogrio.raw.read(out / "merged.gpkg")
+        assert meta["crs"] == "EPSG:4326" and s.n_polygons == 1 and list(fields[0]) == ["utm"]
+        assert json.loads((out / "region.json").read_text())["left_out"] == ["site"]
+    from rrsis.scene.region.merge import read_geojson_rows, write_merged  # called alone: the same
+
+    parts = [read_geojson_rows(sid, out / sid / f"{sid}.geojson") for sid in ("site", "utm")]
+    with pytest.warns(UserWarning, match=r"m\.gpkg: scene\(s\) site left out of it"):
+        assert write_merged(tmp_path / "m.gpkg", parts) == 1
+
+
+def _labels(path, crs, x0, y0):
+    square = box(x0, y0, x0 + 1, y0 + 1).__geo_interface__
+    path.write_text(json.dumps({"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": crs}},
+                                "features": [{"type": "Feature", "properties": {"text": "red"}, "geometry": square}]}))
+
+
+def test_labels_in_an_earth_crs_on_a_local_grid_are_refused_naming_both(red, tmp_path):
+    from rrsis.scene.chips import write_chips
+    from rrsis.scene.evaluate import evaluate_scene
+
+    write_tif(tmp_path / "site.tif", LOCAL, Affine(0.05, 0, 1000, 0, -0.05, 2000))
+    write_tif(tmp_path / "utm.tif", "EPSG:32633", Affine(1, 0, 500000, 0, -1, 4000000))
+    _labels(tmp_path / "utm.geojson", "EPSG:32633", 500010, 3999950)
+    told = r"utm\.geojson: its CRS \(EPSG:32633\) cannot be transformed to the CRS of .*site\.tif \(site grid; the scene's"
+    with pytest.raises(ValueError, match=told + r".*must be in the scene's own CRS$"):
+        write_chips(tmp_path / "site.tif", tmp_path / "utm.geojson", tmp_path / "chips", size=32)
+    with pytest.raises(ValueError, match=told):
+        evaluate_scene(red, str(tmp_path / "site.tif"), tmp_path / "utm.geojson", modes="naive")
+    # the other way round: labels in the site grid over a UTM scene
+    _labels(tmp_path / "site.geojson", LOCAL, 1001, 1998)
+    with pytest.raises(ValueError, match=r"site\.geojson: its CRS \(site grid\) .* \(EPSG:32633; theirs is a local"):
+        write_chips(tmp_path / "utm.tif", tmp_path / "site.geojson", tmp_path / "chips2", size=32)
+
+
+def test_an_area_of_interest_in_an_earth_crs_on_a_local_grid_is_refused_naming_both(tmp_path):
+    from rrsis.scene import area_of_interest, open_aoi_scene
+
+    write_tif(tmp_path / "site.tif", LOCAL, Affine(0.05, 0, 1000, 0, -0.05, 2000))
+    with pytest.raises(ValueError, match=r"site\.tif: the area of interest's CRS \(EPSG:32633\) cannot be "
+                                         r"transformed to the raster's \(site grid: .*own CRS$"):
+        open_aoi_scene(str(tmp_path / "site.tif"), area_of_interest("500010,3999900,500100,3999990", "EPSG:32633"))
+    sc, _ = open_aoi_scene(str(tmp_path / "site.tif"), area_of_interest("1001,1998,1002,1999", LOCAL))
+    sc.close()  # in the grid's own CRS: placed

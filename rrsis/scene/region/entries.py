@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..gdal_names import is_gdal_url, name_stem
+from ..gdal_names import absolute_name, is_gdal_url, name_stem
 
 __all__ = ["Bands", "SceneSource", "asset_keys", "is_gdal_url", "listed_scenes", "one_asset", "scene_id", "scene_sources"]
 
@@ -206,7 +206,7 @@ def listed_scenes(entries: str | os.PathLike | Sequence[str | os.PathLike], asse
                 key = "\n".join(uri.hrefs)
                 stacks[key] = uri
             else:
-                key = uri if is_gdal_url(uri) else os.path.abspath(uri)
+                key = absolute_name(uri)  # a subdataset's or /vsigzip/'s file too, as a plain file
             found.setdefault(key, sid)  # the same file listed twice is one scene
     if not found:
         raise ValueError("no scenes given")

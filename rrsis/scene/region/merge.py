@@ -16,7 +16,7 @@ import numpy as np
 
 from ..._atomic import atomic_path
 
-__all__ = ["FIELDS", "check_merged_path", "read_geojson_rows", "write_merged"]
+__all__ = ["FIELDS", "check_merged_path", "left_out_text", "place_parts", "read_geojson_rows", "write_merged"]
 
 FIELDS = ("scene", "expression", "area_px", "area_m2", "mean_probability", "source")
 _GPKG = (".gpkg",)
@@ -67,27 +67,64 @@ def read_geojson_rows(scene: str, path: str | os.PathLike, source: str | None = 
     return _crs_of(fc), rows
 
 
+def _merge_crs(parts: list[tuple[str, list[dict[str, Any]]]]) -> str:
+    crss = {crs for crs, _ in parts} or {"EPSG:4326"}
+    return crss.pop() if len(crss) == 1 else "EPSG:4326"
+
+
+def place_parts(parts: list[tuple[str, list[dict[str, Any]]]]
+                ) -> tuple[list[tuple[str, list[dict[str, Any]]]], list[str]]:
+    """``(parts, left_out)``: the parts in the merged file's CRS (theirs if they share one, else
+    EPSG:4326), their geometries transformed to it, and the ids of the scenes whose polygons cannot
+    be (a local engineering grid or another planet's CRS, which reaches no Earth CRS): left out."""
+    from rasterio.warp import transform_geom
+    from shapely.geometry import shape
+
+    target = _merge_crs(parts)
+    placed, left_out = [], []
+    for crs, rows in parts:
+        if crs == target:
+            placed.append((crs, rows))
+            continue
+        try:
+            moved = [{**r, "geometry": transform_geom(crs, target, r["geometry"])} for r in rows]
+            fine = all(np.isfinite(shape(r["geometry"]).bounds).all() for r in moved)
+        except Exception:  # noqa: BLE001 - GDAL's CPLE_NotSupportedError and kin
+            fine = False
+        if fine:
+            placed.append((target, moved))
+        else:
+            left_out += [r["scene"] for r in rows[:1] if r["scene"] not in left_out]
+    return placed, left_out
+
+
+def left_out_text(path: str | os.PathLike, left_out: list[str]) -> str:
+    """The warning naming the scenes :func:`place_parts` left out of the merged file ``path``."""
+    return (f"{os.fspath(path)}: scene(s) {', '.join(left_out)} left out of it: their CRS cannot be transformed to "
+            "EPSG:4326 (a local grid or another planet's); their polygons are in their own GeoJSON files")
+
+
 def write_merged(path: str | os.PathLike, parts: list[tuple[str, list[dict[str, Any]]]]) -> int:
     """Write the rows of every part (``(crs, rows)`` of :func:`read_geojson_rows`) to ``path``.
 
-    Parts in one CRS keep it; parts in several are brought to EPSG:4326. Returns the number
-    of polygons written.
+    Parts in one CRS keep it; parts in several are brought to EPSG:4326, those of a scene whose
+    CRS cannot be (a local grid) left out with a warning naming it (:func:`place_parts`).
+    Returns the number of polygons written.
     """
     from shapely import to_wkb
     from shapely.geometry import MultiPolygon, Polygon, shape
 
     kind = check_merged_path(path)
-    crss = {crs for crs, _ in parts} or {"EPSG:4326"}
-    target = crss.pop() if len(crss) == 1 else "EPSG:4326"
-    geoms, cols = [], {k: [] for k in FIELDS}
-    for crs, rows in parts:
-        for r in rows:
-            g = r["geometry"]
-            if crs != target:
-                from rasterio.warp import transform_geom
+    parts, left_out = place_parts(parts)
+    if left_out:
+        import warnings
 
-                g = transform_geom(crs, target, g)
-            g = shape(g)
+        warnings.warn(left_out_text(path, left_out), UserWarning, stacklevel=2)
+    target = _merge_crs(parts)
+    geoms, cols = [], {k: [] for k in FIELDS}
+    for _, rows in parts:
+        for r in rows:
+            g = shape(r["geometry"])
             geoms.append(MultiPolygon([g]) if isinstance(g, Polygon) else g)
             for k in FIELDS:
                 cols[k].append(r.get(k))

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -116,10 +117,12 @@ def remove_old_outputs(folder: Path, scene_id: str, rec: dict | None) -> list[st
 
 
 def write_region_file(out: Path, sources: list[SceneSource], status: dict[str, str], failed: dict[str, str],
-                      merged: Path | None, n_polygons: int | None, texts: list[str], model: str) -> Path:
+                      merged: Path | None, n_polygons: int | None, texts: list[str], model: str,
+                      left_out: Sequence[str] = ()) -> Path:
     """Write ``OUT/region.json`` atomically: each scene's id, source, status (``done`` by this
-    call, ``skipped``: done before, ``failed``) and outputs (paths relative to ``OUT``), and the
-    merged file (``null`` when none was written)."""
+    call, ``skipped``: done before, ``failed``) and outputs (paths relative to ``OUT``), the
+    merged file (``null`` when none was written) and the scenes left out of it (``left_out``:
+    a CRS that cannot reach the merged file's)."""
     scenes = []
     for s in sources:
         rec = read_record(out / s.id) or {}
@@ -139,7 +142,7 @@ def write_region_file(out: Path, sources: list[SceneSource], status: dict[str, s
         rel = os.path.relpath(merged.resolve(), out.resolve())
         where = rel if not rel.startswith("..") else str(merged.resolve())
     doc = {"rrsis": __version__, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "texts": texts,
-           "model": model, "merged": where, "n_polygons": n_polygons,
+           "model": model, "merged": where, "n_polygons": n_polygons, "left_out": list(left_out),
            "counts": {k: sum(e["status"] == k for e in scenes) for k in ("done", "skipped", "failed")},
            "scenes": scenes}
     return atomic_write(out / REGION_FILE, json.dumps(doc, indent=1))

@@ -39,7 +39,7 @@ from ..infer import SceneOptions
 from ..outputs import fingerprint_held, model_fingerprint
 from ..read import NoValidPixelsError
 from ..write import remove_stale_temporaries
-from .merge import check_merged_path, read_geojson_rows, write_merged
+from .merge import check_merged_path, left_out_text, place_parts, read_geojson_rows, write_merged
 from .record import (
     RECORD,
     REGION_FILE,
@@ -80,6 +80,8 @@ class RegionSummary:
             done with no files, ``done.json``'s ``outside_aoi`` saying why.
         merged: the merged vector file of the scenes done (rank 0), else ``None`` (none done).
         n_polygons: rows of the merged file (``None`` when none was written).
+        left_out: ids of the scenes done whose polygons the merged file lacks: their CRS (a local
+            grid) cannot be transformed to the merged file's (their own GeoJSONs hold them).
         megapixels: scene pixels segmented by this call, in millions.
         seconds: wall time of this call (on this rank).
         region: ``OUT/region.json`` (rank 0), each scene's source, status and outputs.
@@ -92,6 +94,7 @@ class RegionSummary:
     outside: list[str] = field(default_factory=list)
     merged: str | None = None
     n_polygons: int | None = None
+    left_out: list[str] = field(default_factory=list)
     megapixels: float = 0.0
     seconds: float = 0.0
     region: str | None = None
@@ -289,7 +292,8 @@ def segment_scenes(
             status = {**dict.fromkeys(summary.skipped, "skipped"), **dict.fromkeys(summary.done + summary.outside, "done")}
             summary.region = str(write_region_file(out, sources, status, summary.failed,
                                                    None if summary.merged is None else merged_path,
-                                                   summary.n_polygons, texts_list, settings["model"]))
+                                                   summary.n_polygons, texts_list, settings["model"],
+                                                   summary.left_out))
         return summary
     finally:
         if info is not None:
@@ -357,6 +361,9 @@ def _run(model, sources, texts, out, merged_path, settings, done_before, overwri
             remove_stale_temporaries(merged_path)
             parts_rows = [read_geojson_rows(s.id, out / s.id / o["files"]["geojson"], s.uri)
                           for s, rec in records.items() for o in rec["outputs"] if "geojson" in o["files"]]
+            parts_rows, summary.left_out = place_parts(parts_rows)
+            if summary.left_out:
+                warnings.warn(left_out_text(merged_path, summary.left_out), UserWarning, stacklevel=3)
             summary.n_polygons = write_merged(merged_path, parts_rows)
             summary.merged = str(merged_path)
     summary.seconds = time.time() - t0
