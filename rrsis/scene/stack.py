@@ -26,10 +26,11 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from .._atomic import atomic_write
+from .gdal_names import absolute_name
 from .mosaic import _GDAL_TYPES, _band_head, _nodata_xml, _source_name, _vrt_head
 from .read import require_geo
 from .rectify import open_raster
-from .region.entries import _expand, is_gdal_url
+from .region.entries import _expand
 
 __all__ = ["RESAMPLING", "build_stack"]
 
@@ -50,7 +51,7 @@ def _sources(sources: str | os.PathLike | Sequence[str | os.PathLike]) -> list[s
         if not text.strip():
             raise ValueError("a band file entry is empty: give a path, a quoted glob or a list file")
         for _, uri in _expand(text, None):
-            uri = uri if is_gdal_url(uri) else os.path.abspath(uri)
+            uri = absolute_name(uri)  # a subdataset's or /vsigzip/'s file made absolute too; URLs as they are
             if uri in uris:
                 raise ValueError(f"{uri} is listed twice: a stack reads each band file once")
             uris.append(uri)

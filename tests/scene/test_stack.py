@@ -307,3 +307,19 @@ def test_the_band_files_check_says_nothing_of_plain_pictures(tmp_path):
         warnings.simplefilter("always")
         assert band_files_hint(scenes) is None
     assert [str(w.message) for w in caught] == []
+
+
+def test_a_relative_gdal_name_is_written_absolute_so_the_vrt_reads_from_anywhere(tmp_path, bands, monkeypatch):
+    import gzip
+
+    folder, data = bands
+    with open(folder / "B03.tif", "rb") as src, gzip.open(folder / "B03.tif.gz", "wb") as dst:
+        dst.write(src.read())
+    monkeypatch.chdir(tmp_path)
+    vrt = build_stack(["bands/B04.tif", "/vsigzip/bands/B03.tif.gz", "bands/B02.tif"], tmp_path / "s.vrt")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the VRT is read from another folder, as a later run would
+    with open_scene(vrt) as sc:
+        np.testing.assert_array_equal(_pixels(sc), [data["B04"], data["B03"], data["B02"]])
+    assert f"/vsigzip/{folder}/B03.tif.gz".replace("//", "/") in vrt.read_text().replace("//", "/")
