@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1] / "rrsis"
 # Lowest first. A module may import its own floor's modules (without a cycle) and lower floors.
 FLOORS = [
     ["_version", "_config", "_registry", "registry", "plugins", "_atomic",  # name tables, plugin loading;
-     "_torch_load"],                                   # the one atomic write; torch.load's refusals without their advice
+     "_torch_load", "_lazy"],                           # the one atomic write; torch.load's refusals; lazy exports
     ["kernels", "text", "data", "metrics",             # beside them: leaves that read and score,
      "pictures", "allocator"],                         # draw PNGs, tune the C allocator
     ["backbones", "fusion", "heads"],                  # parts

@@ -17,8 +17,9 @@ GeoTIFF and other GDAL rasters need the ``geo`` extra
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
 
 if TYPE_CHECKING:  # the names as static analysis (type checkers, the API docs) reads them
     from .aoi import AOIOutsideError, AreaOfInterest, area_of_interest, open_aoi_scene
@@ -67,14 +68,4 @@ __all__ = ["EVAL_MODES", "MODES", "AOIOutsideError", "AreaOfInterest", "ChipsSum
            "remove_stale_temporaries", "resolve_scenes", "segment_scene", "segment_scenes", "write_chips"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -8,8 +8,9 @@ JSON (:mod:`.sources`); the merged vector file is written by :mod:`.merge`.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..._lazy import lazy_exports
 
 if TYPE_CHECKING:  # the names as static analysis (type checkers, the API docs) reads them
     from .merge import check_merged_path, write_merged
@@ -29,14 +30,4 @@ __all__ = ["RECORD", "RegionSummary", "SceneSource", "check_merged_path", "is_gd
            "resolve_scenes", "scene_id", "segment_scenes", "shard", "write_merged"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
