@@ -31,9 +31,10 @@ def card_origin(card: str) -> str | None:
 
 def _digest(model: nn.Module) -> list[float]:
     # A float64 sum per tensor: any training step or edit changes at least one (a cast changes many).
+    state = model.state_dict()
     with torch.no_grad():
-        return [float(t.detach().to(torch.float64).sum()) for t in model.state_dict().values()
-                if t.is_floating_point()] + [float(len(model.state_dict()))]
+        return [float(t.detach().to(torch.float64).sum()) for t in state.values() if t.is_floating_point()] \
+            + [float(len(state))]
 
 
 def remember_origin(model: nn.Module, card: Callable[[], Path | None]) -> None:
