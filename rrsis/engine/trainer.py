@@ -510,6 +510,10 @@ class Trainer:
             "final": final,
             "train_seconds": time.time() - start,
         }
+        decoders = {split: getattr(ds, "coco_backend_used", None)
+                    for split, ds in (("train", self.train_dataset), ("val", self.val_dataset))}
+        if any(decoders.values()):  # RRSIS-D polygons: which rule rasterised them
+            summary["coco_backend"] = {k: v for k, v in decoders.items() if v}
         if main:
             self._save_model_dir(self.output_dir / "final", final)
             with disk_errors(self.output_dir / "summary.json", "the run summary", advice=_RESUME):

@@ -230,6 +230,10 @@ def test_trainer_writes_log_plot_best_and_final(synthetic_root, tmp_path):
     out = tmp_path / "run"
     assert summary["steps"] == 4
     assert set(summary["final"]) >= {"oIoU", "mIoU", "P@0.5", "P@0.9", "n"}
+    # The RRSIS-D layout's polygons: the decoder that rasterised them is recorded per split.
+    from rrsis.data.coco import have_pycocotools
+    decoder = "pycocotools" if have_pycocotools() else "numpy"
+    assert json.loads((out / "summary.json").read_text())["coco_backend"] == {"train": decoder, "val": decoder}
     steps = [s for s, _ in list_checkpoints(out)]
     assert steps == [4, 2]
     records = read_jsonl(out / "log.jsonl")
