@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..data import collate_fn
+from ..data.transforms import check_input_size, smallest_input_side
 from ..metrics import ReferringMetrics
 from .distributed import DistInfo, ShardSampler, all_gather_objects
 
@@ -44,6 +45,25 @@ def autocast_context(dtype: torch.dtype | None, device: torch.device):
 
 def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if hasattr(model, "module") else model
+
+
+def _check_input_side(net: nn.Module, pixel_values: torch.Tensor) -> None:
+    """Refuse a dataset whose samples the model cannot take, with the dataset's remedy (its
+    ``size=``) rather than the model's (``model.predict`` resizes; a dataset is sized when built)."""
+    div = getattr(net, "size_divisor", None)
+    if div is None:
+        return
+    h, w = (int(v) for v in pixel_values.shape[-2:])
+    stride = getattr(net, "feature_stride", None)
+    try:
+        check_input_size(h, w, int(div), stride)
+    except ValueError as exc:
+        why = str(exc).split("; resize or pad")[0]
+        own = getattr(net, "image_size", None)
+        raise ValueError(
+            f"the dataset's samples are {h}x{w} model inputs: {why}. Build the dataset with size= a multiple of "
+            f"{div} of at least {smallest_input_side(int(div), stride)}"
+            + (f" (the model's own image_size is {own})" if own else "")) from None
 
 
 @torch.no_grad()
@@ -112,6 +132,7 @@ def evaluate(
         for batch in loader:
             if "input_ids" not in batch:
                 raise ValueError("the dataset yields no input_ids: build it with tokenizer=...")
+            _check_input_side(net, batch["pixel_values"])
             with autocast_context(dtype, device):
                 # Crops of larger scenes carry their box in the scene (rrsis.data.scene_crops).
                 where = {"position": batch["position"].to(device)} if "position" in batch else {}

@@ -453,3 +453,21 @@ def test_native_resolution_evaluation_matches_an_independent_reference(tiny_toke
     ious = [a / b for a, b in zip(inter, union)]
     assert got["n"] == 3 and got["oIoU"] == pytest.approx(sum(inter) / sum(union), abs=0, rel=1e-12)
     assert got["mIoU"] == pytest.approx(float(np.mean(ious)), abs=0, rel=1e-12)
+
+
+@pytest.mark.parametrize(("side", "why"), [(70, "is not a multiple of 32"), (32, "too small for this model")])
+def test_evaluate_names_the_dataset_size_a_model_cannot_take(tiny_tokenizer, side, why):
+    """A dataset built at a size the model cannot take is answered with the dataset's remedy
+    (its ``size=``), not model.predict's advice."""
+    from rrsis.engine.evaluation import evaluate
+
+    model = rrsis.create_model("gl-msin-tiny", image_size=64, text_vocab_size=len(tiny_tokenizer)).eval()
+    tok = tiny_tokenizer(["the red building"])
+    samples = [{"pixel_values": torch.randn(3, side, side), "input_ids": tok["input_ids"][0],
+                "attention_mask": tok["attention_mask"][0], "mask": torch.zeros(side, side, dtype=torch.long)}]
+    with pytest.raises(ValueError) as info:
+        evaluate(model, samples, device="cpu", amp="off", progress=False)
+    message = str(info.value)
+    assert f"the dataset's samples are {side}x{side}" in message and why in message
+    assert "size= a multiple of 32 of at least 64 (the model's own image_size is 64)" in message
+    assert "model.predict" not in message
