@@ -39,7 +39,7 @@ _NAME = re.compile(r"^step-(\d+)\.pt$")
 
 
 def resume_mismatch(state: dict[str, Any], cfg: dict[str, Any], vocab: list[str], max_tokens: int,
-                    run: str | os.PathLike | None = None) -> str | None:
+                    run: str | os.PathLike | None = None, data_digest: str | None = None) -> str | None:
     """Why a checkpoint cannot continue this run, or ``None``: another recipe (any key but those
     :data:`~rrsis.engine.resume_rule.RESUME_MAY_CHANGE` lists), or another tokenizer (a
     whole-word vocabulary is built from the training expressions, so an edited training split
@@ -51,10 +51,15 @@ def resume_mismatch(state: dict[str, Any], cfg: dict[str, Any], vocab: list[str]
         vocab: this run's tokens in id order.
         max_tokens: this run's tokenizer length.
         run: the folder of the checkpoint's run, named in the advice.
+        data_digest: this run's training set's fingerprint
+            (:func:`~rrsis.engine.resume_rule.data_digest`): the same data in another folder
+            is no change.
     """
     saved = state.get("config")
     if isinstance(saved, dict):
-        changes = recipe_changes(saved, cfg)
+        paths = state.get("paths") if isinstance(state.get("paths"), dict) else None
+        same = data_digest is not None and state.get("data_digest") == data_digest
+        changes = recipe_changes(saved, cfg, saved_paths=paths, same_data=same)
         if changes:
             return recipe_refusal(changes, run)
     again = ("; resume with the recipe and data the run started with, or start a new run (--overwrite or "

@@ -11,6 +11,7 @@ watched, saved and where it runs, never what it trains. Those are applied and re
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import warnings
@@ -20,7 +21,7 @@ from typing import Any
 
 from .recipe import DEFAULTS, merge, migrate_recipe
 
-__all__ = ["RESUME_MAY_CHANGE", "recipe_changes", "recipe_refusal"]
+__all__ = ["RESUME_MAY_CHANGE", "data_digest", "path_record", "recipe_changes", "recipe_refusal"]
 
 # Recipe keys a resumed run may set anew: logging, progress, checkpoint keeping, validation
 # cadence and batch, the device and how fast it runs there, the cost limits of the model, and
@@ -77,13 +78,47 @@ def _same_path(a: Any, b: Any) -> bool:
         return False
 
 
-def recipe_changes(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+def path_record(cfg: Mapping[str, Any]) -> dict[str, str]:
+    """The recipe's paths (``data.root``, ``data.tokenizer``, ``model.init``) made absolute from
+    the folder the run started in, as a checkpoint records them: a resume started from another
+    folder compares the files, not the words typed."""
+    flat = _flat(cfg)
+    return {k: os.path.abspath(v) for k in _PATHS if isinstance(v := flat.get(k), str) and v}
+
+
+def data_digest(dataset: Any, root: Any) -> str | None:
+    """A fingerprint of a training set's files and expressions: each sample's image path relative
+    to ``root``, its size in bytes, and its ``(id, expression)`` pairs. The same dataset copied or
+    moved elsewhere has the same one, so a resume may name its new place. ``None`` for a dataset
+    that does not list its samples as files (``entries`` with ``image_path``)."""
+    entries = getattr(dataset, "entries", None)
+    if not isinstance(root, str) or not root or not entries:
+        return None
+    h = hashlib.sha256()
+    try:
+        for entry in entries:
+            path = os.fspath(entry.image_path)
+            rel = os.path.relpath(path, root).replace(os.sep, "/")
+            h.update(json.dumps([rel, os.path.getsize(path), [list(p) for p in entry.sentences]]).encode())
+    except (AttributeError, TypeError, ValueError, OSError):
+        return None
+    return h.hexdigest()
+
+
+def recipe_changes(saved: Mapping[str, Any], current: Mapping[str, Any], *,
+                   saved_paths: Mapping[str, str] | None = None,
+                   same_data: bool = False) -> list[tuple[str, Any, Any]]:
     """``(key, recorded value, this run's value)`` for each recipe key that differs (dotted, sorted),
     the keys of :data:`RESUME_MAY_CHANGE` left out; a key one side lacks counts as ``None``.
+    A path is no change when it names the same file or folder (typed another way, or relative
+    to another working folder: ``saved_paths``, :func:`path_record` of the run's start);
+    ``data.root`` neither when ``same_data`` (:func:`data_digest` unchanged).
 
     Args:
         saved: the recipe a checkpoint recorded (its ``config``).
         current: this run's recipe.
+        saved_paths: the checkpoint's :func:`path_record`, when it has one.
+        same_data: whether this run's training set has the checkpoint's :func:`data_digest`.
     """
     a, b = _normal(saved), _normal(current)
     free = tuple(f"{k}." for k in RESUME_MAY_CHANGE)
@@ -92,8 +127,11 @@ def recipe_changes(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list
         if key in RESUME_MAY_CHANGE or key.startswith(free):
             continue
         old, new = a.get(key), b.get(key)
-        if old != new and not (key in _PATHS and _same_path(old, new)):
-            changes.append((key, old, new))
+        if old == new or (key in _PATHS and (_same_path(old, new) or _same_path((saved_paths or {}).get(key), new))):
+            continue
+        if key == "data.root" and same_data:
+            continue
+        changes.append((key, old, new))
     return changes
 
 

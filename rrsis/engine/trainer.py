@@ -63,6 +63,7 @@ from .inputs import build_datasets, build_tokenizer, check_dataset_bands, text_w
 from .logs import JsonlLogger
 from .optim import build_optimizer, build_scheduler
 from .recipe import DEFAULTS, merge
+from .resume_rule import data_digest, path_record
 from .run_folder import clear_run, resume_plan
 from .validate import format_output_dir, validate_config
 
@@ -288,14 +289,22 @@ class Trainer:
             "tokenizer": {"vocab": [t for t, _ in sorted(self.tokenizer.vocab.items(), key=lambda kv: kv[1])],
                           "max_tokens": self.tokenizer.max_tokens},
             "config": json.loads(json.dumps(self.cfg, default=str)),
+            "paths": path_record(self.cfg),
+            "data_digest": self._data_digest(),
         }
+
+    def _data_digest(self) -> str | None:
+        if not hasattr(self, "_digest"):  # stats each training file once per run
+            self._digest = data_digest(self.train_dataset, self.cfg["data"].get("root"))
+        return self._digest
 
     def load_state_dict(self, state: dict[str, Any], run: Path | None = None) -> None:
         """Restore :meth:`state_dict` output: the same recipe (but for the keys of
         :data:`~rrsis.engine.resume_rule.RESUME_MAY_CHANGE`), data, world size and batch size;
         ``run``: the checkpoint's run folder, named in a refusal's advice."""
         vocab = [t for t, _ in sorted(self.tokenizer.vocab.items(), key=lambda kv: kv[1])]
-        why = resume_mismatch(state, self.cfg, vocab, self.tokenizer.max_tokens, run=run)
+        why = resume_mismatch(state, self.cfg, vocab, self.tokenizer.max_tokens, run=run,
+                              data_digest=self._data_digest())
         if why:
             raise ValueError(why)
         for key, mine in (("world_size", self.info.world_size), ("batch_size", self.batch_size),

@@ -103,6 +103,30 @@ def test_recipe_changes_read_older_and_equivalent_spellings_as_the_same(tmp_path
     assert recipe_changes(older, cfg) == [("data.options.image_dir", None, "img")]
 
 
+def test_the_same_data_moved_or_reached_from_another_folder_resumes(tmp_path, monkeypatch):
+    """data.root compares the training set, not the words typed: the same files moved (a faster
+    disk) or named relative to another working folder resume; other files there are refused."""
+    import shutil
+
+    (tmp_path / "a").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    _folder(tmp_path / "a" / "data")
+    out = tmp_path / "run"
+    fit(_cfg("data", out))  # relative, from tmp_path/a
+    _kill_after_step_2(out)
+    monkeypatch.chdir(tmp_path)  # the same folder, named from elsewhere
+    assert fit(_cfg("a/data", out), resume="auto")["steps"] == 4
+    _kill_after_step_2(out)
+    shutil.copytree(tmp_path / "a" / "data", tmp_path / "moved")
+    assert fit(_cfg(str(tmp_path / "moved"), out), resume="auto")["steps"] == 4
+    assert json.loads((out / "config.json").read_text())["data"]["root"] == str(tmp_path / "moved")
+    _kill_after_step_2(out)
+    edited = tmp_path / "moved" / "output_phrase_train.txt"
+    edited.write_text(edited.read_text().replace("the ship", "the boat"))
+    with pytest.raises(ValueError, match="data.root="):
+        fit(_cfg(str(tmp_path / "moved"), out), resume="auto")
+
+
 @pytest.mark.parametrize("key, instead", [("size", "data.image_size"), ("tokenizer", "data.tokenizer"),
                                           ("transform", "data.image_size"), ("train", "data.train_split")])
 def test_options_the_trainer_sets_are_refused_with_the_key_to_use(key, instead):
