@@ -1,4 +1,5 @@
-"""mkdocs hook: add the generated pages (``tools/docs_pages.py``) to the site at every build."""
+"""mkdocs hook: add the generated pages (``tools/docs_pages.py``) to the site at every build, and
+point the links that name their repository files (``tools/docs_links.py``) at them."""
 
 from __future__ import annotations
 
@@ -34,3 +35,10 @@ def on_files(files: Files, config) -> Files:
             files.remove(existing)
         files.append(File.generated(config, path, content=content))
     return files
+
+
+def on_page_markdown(markdown: str, page, config, files) -> str:
+    """Links written for GitHub (``../../benchmarks/results/demo-cpu.md``) → the generated page."""
+    from tools.docs_links import rewrite_links
+
+    return rewrite_links(markdown, page.file.src_uri)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import posixpath
+import re
 import shutil
 import subprocess
 import sys
@@ -185,6 +187,44 @@ def test_site_has_every_page_and_api_anchor(site):
     for name, path in docs_pages.api_entries().items():
         assert f'id="{path}"' in html, f"rrsis.{name} ({path}) has no entry in the built API page"
     assert (site / "benchmarks" / "ablation-cpu-miou.png").read_bytes().startswith(b"\x89PNG")
+
+
+def _url(page: str) -> str:
+    """The folder URL mkdocs gives a page (use_directory_urls): guides/x.md → guides/x/."""
+    page = page[: -len(".md")]
+    return "" if page == "index" else (page[: -len("index")] if page.endswith("/index") else page + "/")
+
+
+def test_links_to_repository_files_lead_to_the_generated_pages(site):
+    from tools import docs_links
+
+    docs, checked, generated_pages = ROOT / "docs", 0, set(docs_pages.generated_pages())
+    for source in sorted(docs.rglob("*.md")):
+        page = source.relative_to(docs).as_posix()
+        if page in generated_pages:
+            continue  # a placeholder the build replaces (time-to-train.md)
+        html = (site / _url(page) / "index.html").read_text()
+        stale = re.findall(r'href="((?!https?:|mailto:)[^"]*(?:benchmarks/results/|\.md|\.py)(?:#[^"]*)?)"', html)
+        assert not stale, f"{page} links into the repository, not the site: {stale}"
+        here = posixpath.dirname(f"docs/{page}")
+        for _, _, target in docs_links.links(source.read_text()):
+            path, _, anchor = target.partition("#")
+            if not docs_links.is_local(target) or not path:
+                continue
+            repo_path = posixpath.normpath(posixpath.join(here, path))
+            generated = docs_links.site_page(repo_path, anchor)
+            if generated is None:
+                continue
+            href = posixpath.relpath(_url(generated) or ".", _url(page) or ".") + "/"
+            if anchor and f"{repo_path}#{anchor}" not in docs_links.PAGES:
+                href += f"#{anchor}"
+            assert f'href="{href}"' in html, f"{page}: {target} should lead to {href}"
+            checked += 1
+    assert checked, "no link names a generated page's repository file"
+    # the placeholder of a generated page is replaced by that page
+    article = (site / "time-to-train" / "index.html").read_text().split("<article")[1].split("</article>")[0]
+    assert "**Formula.**" in docs_pages.time_to_train() and "<strong>Formula.</strong>" in article
+    assert "placeholder" not in article
 
 
 def test_home_page_and_a_guide_render_in_chromium(site, tmp_path):
