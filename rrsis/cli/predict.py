@@ -46,7 +46,8 @@ A region (several --image values, a quoted glob, @list.txt or list.txt of paths 
 a STAC item / item collection .json): OUT is a folder; each scene goes to OUT/SCENE_ID/
 (SCENE_ID: the file or STAC item name) with a done.json written last, and every polygon of
 every scene done goes to OUT/merged.gpkg (scene, expression, area_px, area_m2,
-mean_probability, source); OUT/region.json lists each scene's source, status and files.
+mean_probability, source; in the GeoJSONs' CRS, EPSG:4326 unless --geojson-crs, not the
+scenes' own); OUT/region.json lists each scene's source, status and files.
 A rerun skips the scenes already done with the same texts, settings, model and files (unless
 --overwrite) and finishes the others, so a killed run, or one with scenes that failed, is
 finished by running the same command again. Under torchrun the scenes are shared among the
@@ -137,7 +138,8 @@ scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
                                      "rasters, none for 8-bit)")
     p.add_argument("--probabilities", action="store_true",
                    help="mask GeoTIFF holds the probability p as round(255*p), overviews averaged, "
-                        "instead of 0/255 (overviews by nearest neighbour)")
+                        "with a scale of 1/255 so a GIS reads 0-1, instead of 0/255 (overviews by "
+                        "nearest neighbour)")
     p.add_argument("--geojson-crs", default="EPSG:4326",
                    help="CRS of the GeoJSON: EPSG:4326 (RFC 7946, default), 'native' or any CRS")
     p.add_argument("--crs", help="CRS of a raster that has a transform but no CRS (e.g. EPSG:32633), so "
@@ -184,7 +186,9 @@ scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
                         "file's own); bands declared red, green, blue are what an RGB model reads")
     p.add_argument("--merged", metavar="PATH",
                    help="region: the merged polygon file, .gpkg (GeoPackage) or .parquet (GeoParquet, "
-                        "needs pyarrow) (default: OUT/merged.gpkg)")
+                        "needs pyarrow) (default: OUT/merged.gpkg), in the scenes' GeoJSON CRS (EPSG:4326 "
+                        "unless --geojson-crs; with 'native', the scenes' CRS if they share one, else "
+                        "EPSG:4326), not the scenes' own")
     p.add_argument("--barrier-timeout", type=argtypes.positive_float, metavar="SECONDS",
                    help="region under torchrun: how long rank 0 waits for the other ranks' scenes "
                         "before failing without merging (default: the process group's, 30 min)")

@@ -292,7 +292,8 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
         w, writer, strips = time.perf_counter(), None, None
         if paths and sc.georeferenced:
             with writing(paths["mask"]):
-                writer = MaskWriter(tmp["mask"], sc, resampling="average" if probabilities else "nearest")
+                writer = MaskWriter(tmp["mask"], sc, resampling="average" if probabilities else "nearest",
+                                    probabilities=probabilities)
         polygons = PolygonCollector(sc, simplify, clip=win and win.pixels) if writer is not None else None
         written += time.perf_counter() - w
         try:

@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PLANAR_AREA_TOLERANCE", "check_bounds", "geodesic_area", "geographic_base", "geojson_target",
-           "output_geometry", "pixel_area_m2", "reaches"]
+__all__ = ["PLANAR_AREA_TOLERANCE", "check_bounds", "finished_geometry", "geodesic_area", "geographic_base",
+           "geojson_target", "output_geometry", "pixel_area_m2", "reaches"]
 
 # A projected CRS's planar pixel area is used when it is the ground's within this fraction over
-# the scene (UTM: under 0.2 %); beyond it (Web Mercator: 4x at 60° N) polygons are measured on
-# the ellipsoid instead.
+# the scene (UTM, measured: -0.06 to +0.07 % inside its zone, +0.75 % 7° from its central
+# meridian); beyond it (Web Mercator: 4x at 60° N) polygons are measured on the ellipsoid instead.
 PLANAR_AREA_TOLERANCE = 0.01
 _ANGULAR = ("degree", "radian", "grad", "arc")
 
@@ -204,21 +204,73 @@ def _seam(dst: Any, lat: float) -> bool:
     return math.hypot(xs[1] - xs[0], ys[1] - ys[0]) > 1000.0 * math.hypot(xs[2] - xs[0], ys[2] - ys[0])
 
 
+def _decimals(crs: Any) -> int:
+    """The decimals output coordinates in ``crs`` are rounded to: 7 of a degree (about 1 cm, RFC
+    7946 §11.2), 9 of another angular unit (a radian), 3 of a linear unit (a millimetre)."""
+    if crs is None or not _crs(crs).is_geographic:
+        return 3
+    return 7 if "degree" in str(_crs(crs).units_factor[0]).lower() else 9
+
+
+def _rounded(geom: Any, decimals: int) -> Any:
+    """``geom`` with its coordinates rounded (the vertices kept in order, repeated ones dropped),
+    or, where that leaves it invalid, put on the same grid by GEOS, which keeps it valid; ``None``
+    where neither gives a valid polygonal geometry."""
+    import shapely
+
+    def plain():
+        try:
+            return shapely.remove_repeated_points(shapely.transform(geom, lambda c: np.round(c, decimals)))
+        except shapely.errors.GEOSException:  # a ring collapsed below 4 positions
+            return None
+
+    for make in (plain, lambda: shapely.set_precision(geom, 10.0 ** -decimals)):
+        g = make()
+        if g is not None and not g.is_empty and g.is_valid and g.geom_type in ("Polygon", "MultiPolygon"):
+            return g
+    return None
+
+
+def _oriented(geom: Any) -> Any:
+    from shapely.geometry import MultiPolygon
+    from shapely.geometry.polygon import orient
+
+    if geom.geom_type == "Polygon":
+        return orient(geom, 1.0)
+    if geom.geom_type == "MultiPolygon":
+        return MultiPolygon([orient(p, 1.0) for p in geom.geoms])
+    return geom
+
+
+def finished_geometry(geom: Any, crs: Any) -> Any:
+    """``geom`` (shapely, in ``crs``) as rrsis writes it (GeoJSON, the merged GeoPackage and
+    GeoParquet): its coordinates rounded (:func:`_decimals`: 7 decimals of a degree, 3 of a
+    metre; :func:`_rounded` keeps it valid, or leaves it unrounded where it cannot), then every
+    polygon's exterior ring counter-clockwise and its holes clockwise (RFC 7946 §3.1.6, as OGC
+    simple features want too), whatever the pixels' order (a south-up or mirrored raster) or a
+    cut at the antimeridian gave. A finished geometry comes back as it is."""
+    if geom.geom_type in ("Polygon", "MultiPolygon"):
+        geom = _rounded(geom, _decimals(crs)) or geom
+    return _oriented(geom)
+
+
 def output_geometry(geom: Any, src: Any, dst: str) -> dict:
     """``geom`` (shapely, in ``src``) as a GeoJSON geometry mapping in ``dst`` (``"native"``: as it
     is). In a geographic ``dst`` a polygon across the antimeridian is cut at ±180° (RFC 7946); in a
     projected one that is discontinuous there, its parts cut at ±180° are transformed one by one,
-    so it never spans the whole world."""
+    so it never spans the whole world. Coordinates are rounded and rings oriented last
+    (:func:`finished_geometry`)."""
     from rasterio.warp import transform_geom
     from shapely.geometry import mapping, shape
     from shapely.ops import unary_union
 
     if dst == "native":
-        return mapping(geom)
+        return mapping(finished_geometry(geom, src))
     target = _crs(dst)
     if target.is_geographic:
         out = shape(transform_geom(src, target, mapping(geom)))
-        return mapping(_wrapped(out) if "degree" in str(target.units_factor[0]).lower() else out)
+        return mapping(finished_geometry(_wrapped(out) if "degree" in str(target.units_factor[0]).lower() else out,
+                                         target))
     try:  # where the geometry lies in longitudes (an Earth CRS), and whether dst is torn there
         ll = _wrapped(shape(transform_geom(src, "EPSG:4326", mapping(geom))))
         xs = [x for p in _polygons(ll) for x, _ in p.exterior.coords]
@@ -226,6 +278,7 @@ def output_geometry(geom: Any, src: Any, dst: str) -> dict:
     except Exception:  # noqa: BLE001 - another planet's CRS: no antimeridian of Earth's
         torn = False
     if torn:
-        parts = [shape(transform_geom("EPSG:4326", target, mapping(p))) for p in _polygons(ll)]
-        return mapping(unary_union(parts))
-    return transform_geom(src, target, mapping(geom))
+        out = unary_union([shape(transform_geom("EPSG:4326", target, mapping(p))) for p in _polygons(ll)])
+    else:
+        out = shape(transform_geom(src, target, mapping(geom)))
+    return mapping(finished_geometry(out, target))

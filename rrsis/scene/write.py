@@ -125,9 +125,13 @@ class MaskWriter:
         scene: the (rasterio-backed) scene.
         resampling: of the overviews: ``"nearest"`` for a 0/255 mask, ``"average"`` for
             probabilities scaled to 0-255.
+        probabilities: the values are probabilities scaled to 0-255: the band is described as
+            ``probability`` with a scale of 1/255 (offset 0), so a GIS reads 0-1; otherwise as
+            ``mask`` (0 or 255).
     """
 
-    def __init__(self, path: str | os.PathLike, scene: Scene, *, resampling: str = "nearest") -> None:
+    def __init__(self, path: str | os.PathLike, scene: Scene, *, resampling: str = "nearest",
+                 probabilities: bool = False) -> None:
         rasterio = require_geo("writing a mask GeoTIFF")
         if resampling not in ("nearest", "average"):
             raise ValueError(f"resampling {resampling!r}: choose nearest (masks) or average (probabilities)")
@@ -148,6 +152,9 @@ class MaskWriter:
         self._env.__enter__()
         try:
             self.ds = rasterio.open(self.strips, "w", **profile)
+            self.ds.set_band_description(1, "probability" if probabilities else "mask")
+            if probabilities:  # the COG copies these: a GIS shows value * scale + offset
+                self.ds.scales, self.ds.offsets = (1.0 / 255.0,), (0.0,)
         except BaseException:
             self._env.__exit__(None, None, None)
             with contextlib.suppress(OSError):

@@ -104,7 +104,7 @@ def test_an_area_on_a_gcp_copy_gives_the_north_up_rasters_answer(red, tmp_path):
     assert (g.area_px, g.n_polygons) == (a.area_px, a.n_polygons) and g.area_m2 == pytest.approx(a.area_m2)
     pa, pg = outlines(a), outlines(g)
     assert pg.hausdorff_distance(pa) < 2.0  # within a pixel (2 m)
-    assert PENTAGON.buffer(1e-6).contains(pg)  # clipped to the area
+    assert PENTAGON.buffer(1e-3).contains(pg)  # clipped to the area (coordinates to the millimetre)
 
 
 def test_an_rpc_raster_with_a_lon_lat_area_is_the_whole_scenes_answer_inside_it(red, tmp_path):
@@ -129,7 +129,7 @@ def test_an_rpc_raster_with_a_lon_lat_area_is_the_whole_scenes_answer_inside_it(
     cut = whole.mask[r0:r1, c0:c1]
     assert 0.1 < cut[inside].mean() < 0.9, "the test needs a mask with structure inside the area"
     np.testing.assert_array_equal(part.mask, cut & inside)
-    assert area.buffer(1e-9).contains(outlines(part))
+    assert area.buffer(1e-7).contains(outlines(part))  # longitudes and latitudes to 7 decimals
 
 
 def test_an_area_outside_the_rectified_footprint_is_outside_the_scene(tmp_path):

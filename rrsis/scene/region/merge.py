@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..._atomic import atomic_path
+from ..ground import finished_geometry
 
 __all__ = ["FIELDS", "check_merged_path", "left_out_text", "place_parts", "read_geojson_rows", "write_merged"]
 
@@ -108,7 +109,8 @@ def write_merged(path: str | os.PathLike, parts: list[tuple[str, list[dict[str, 
     """Write the rows of every part (``(crs, rows)`` of :func:`read_geojson_rows`) to ``path``.
 
     Parts in one CRS keep it; parts in several are brought to EPSG:4326, those of a scene whose
-    CRS cannot be (a local grid) left out with a warning naming it (:func:`place_parts`).
+    CRS cannot be (a local grid) left out with a warning naming it (:func:`place_parts`). Each
+    polygon is rounded and oriented as in the GeoJSONs (:func:`~rrsis.scene.ground.finished_geometry`).
     Returns the number of polygons written.
     """
     from shapely import to_wkb
@@ -124,7 +126,7 @@ def write_merged(path: str | os.PathLike, parts: list[tuple[str, list[dict[str, 
     geoms, cols = [], {k: [] for k in FIELDS}
     for _, rows in parts:
         for r in rows:
-            g = shape(r["geometry"])
+            g = finished_geometry(shape(r["geometry"]), target)  # exterior rings counter-clockwise
             geoms.append(MultiPolygon([g]) if isinstance(g, Polygon) else g)
             for k in FIELDS:
                 cols[k].append(r.get(k))
