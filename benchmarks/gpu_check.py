@@ -25,7 +25,11 @@ recorded as skipped once nothing is:
 5. ``train-torch``: the same model with ``RRSIS_KERNELS=torch`` (PyTorch references), eager;
 6. ``train-compiled``: that model under ``rrsis.kernels.compile_model`` (``torch.compile``,
    fullgraph) — the baseline the fused kernels must beat by 1.3×;
-7. ``attention``: ``benchmarks/attention.py`` at batch 8, bf16, fwd+bwd (per-op %HBM).
+7. ``attention``: ``benchmarks/attention.py`` at batch 8, bf16, fwd+bwd (per-op %HBM);
+8. ``grad-checkpointing``: GL-MSIN-B, 480², batch 8, bf16, default kernels, AdamW: peak memory
+   and median train-step time without and with ``model.set_grad_checkpointing()`` (2 warm-up and
+   4 timed steps each, one process, 30 s). Last, so it takes only what the others leave: it is
+   skipped, not the others cut, when the run's total is spent.
 
 ``--only model scene train-triton`` runs the older steps (``benchmarks/model.py``, whole-scene
 throughput, 50 train steps with the kernels), which no longer fit the default 8 minutes.
@@ -57,14 +61,15 @@ HERE = Path(__file__).resolve().parent
 
 # Seconds per step on the GPU; together under 8 minutes with the start-up of each process.
 LIMITS = {"tests": 45, "profile": 110, "swin": 40, "train-torch": 45, "train-compiled": 120,
-          "dispatch": 70, "attention": 50, "model": 75, "train-triton": 70, "scene": 90}
+          "dispatch": 70, "attention": 50, "model": 75, "train-triton": 70, "scene": 90,
+          "grad-checkpointing": 30}
 # The whole run, steps together: a step gets what is left when it would overrun it, and is
 # skipped when less than MIN_STEP seconds are left.
 TOTAL, MIN_STEP = 450, 5.0
 # The choice table is measured (and installed) before the model steps, so they run with the
 # providers and tile shapes it picked: what a user gets once the table is committed.
 DEFAULT_STEPS = ("tests", "dispatch", "profile", "swin", "train-torch", "train-compiled",
-                 "attention")
+                 "attention", "grad-checkpointing")
 DRY_LIMITS = {**dict.fromkeys(LIMITS, 600), "tests": 1200, "attention": 1200, "model": 1200,
               "train-compiled": 1200}
 
@@ -108,6 +113,8 @@ def _steps(dry: bool, out: Path) -> list[tuple[str, list[str], dict[str, str]]]:
         ("train-compiled", train + ["--kernels", "torch", "--compile"],
          {**train_env, "RRSIS_KERNELS": "torch"}),
         ("attention", attention, interp),
+        ("grad-checkpointing", [py, str(Path(__file__).resolve()), "--ckpt-one", "--out", str(out),
+                                *dry_flag], train_env),
         ("model", model, interp),
         ("train-triton", train + ["--kernels", "triton"], {**train_env, "RRSIS_KERNELS": "triton"}),
         ("scene", [py, str(Path(__file__).resolve()), "--scene-one", "--out", str(out)]
@@ -201,6 +208,67 @@ def train_one(kernels: str, dry: bool, out: Path, compiled: bool = False) -> dic
     (out / f"train-{kernels}{'-compiled' if compiled else ''}.json").write_text(
         json.dumps(row, indent=1))
     return row
+
+
+def ckpt_one(dry: bool, out: Path) -> list[dict[str, Any]]:
+    """GL-MSIN train steps without and with gradient checkpointing: peak memory and median step
+    time of each; writes ``grad-checkpointing.json``."""
+    import torch
+
+    import rrsis
+
+    device = "cpu" if dry else "cuda"
+    name, size, batch, warm, steps = ("gl-msin-tiny", 64, 2, 1, 2) if dry else ("gl-msin", 480, 8, 2, 4)
+    torch.manual_seed(0)
+    model = rrsis.create_model(name, image_size=size).to(device).train()
+    loss_fn = rrsis.ReferringLoss().to(device)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-5)
+    g = torch.Generator().manual_seed(0)
+    vocab = model.text_encoder.config.vocab_size
+    pixels = torch.randn(batch, 3, size, size, generator=g).to(device)
+    ids = torch.randint(1, vocab, (batch, 20), generator=g).to(device)
+    mask = torch.ones(batch, 20, dtype=torch.long, device=device)
+    target = (torch.rand(batch, size, size, generator=g) > 0.7).long().to(device)
+    rows = []
+    for on in (False, True):
+        model.set_grad_checkpointing(on)
+        if device == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        times, losses = [], []
+        for i in range(warm + steps):
+            t0 = time.perf_counter()
+            with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=not dry):
+                loss = loss_fn(model(pixels, ids, mask), target)
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            if i >= warm:
+                times.append(time.perf_counter() - t0)
+            losses.append(float(loss.detach()))
+        rows.append({"model": name, "size": size, "batch": batch, "grad_checkpointing": on,
+                     "precision": "fp32" if dry else "bf16-autocast", "timed_steps": steps,
+                     "median_step_s": statistics.median(times),
+                     "peak_bytes": torch.cuda.max_memory_allocated() if device == "cuda" else None,
+                     "finite": all(math.isfinite(x) for x in losses)})
+        print(json.dumps(rows[-1]), flush=True)
+    (out / "grad-checkpointing.json").write_text(json.dumps({"rows": rows}, indent=1))
+    return rows
+
+
+def _ckpt_lines(bench: dict) -> list[str]:
+    rows = (bench.get("grad-checkpointing") or {}).get("rows") or []
+    if not rows:
+        return []
+    r = rows[0]
+    lines = ["", f"## Gradient checkpointing: {r['model']} {r['size']}², B = {r['batch']}, {r['precision']}, AdamW",
+             "", "| grad_checkpointing | median step ms | peak GiB |", "|---|---|---|"]
+    lines += [f"| {row['grad_checkpointing']} | {row['median_step_s'] * 1e3:.1f} | "
+              f"{C.fmt(row['peak_bytes'] / 2**30 if row.get('peak_bytes') else None, '.2f')} |" for row in rows]
+    return lines
 
 
 # ----------------------------------------------------------------------------- whole scenes
@@ -375,6 +443,7 @@ def report(env: dict[str, Any], steps: list[dict], work: Path, dest: Path, dry: 
         lines += ["", (f"Fused kernels / reference kernels, train step: **{ratio:.2f}×** "
                       "(target ≥ 1.3×).")]
     lines += _profile_lines(bench, trains)
+    lines += _ckpt_lines(bench)
     if scenes:
         lines += ["", "## Whole scenes (`segment_scene`, random weights, tile = the model's input size, overlap 0.25, batch 8)",
                   "", "| model | scene | mode | precision | seconds | Mpx/s | peak CUDA GiB | peak RSS GiB |",
@@ -409,6 +478,7 @@ def main(argv=None) -> int:
     p.add_argument("--train-one", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--kernels", default="triton", help=argparse.SUPPRESS)
     p.add_argument("--scene-one", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--ckpt-one", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--compile", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.train_one:
@@ -416,6 +486,9 @@ def main(argv=None) -> int:
         return 0
     if args.scene_one:
         scene_one(args.dry_run, args.out)
+        return 0
+    if args.ckpt_one:
+        ckpt_one(args.dry_run, args.out)
         return 0
     if args.dry_run and args.out is None:
         p.error("--dry-run needs --out (dry-run results never go to benchmarks/results)")

@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1] / "rrsis"
 # Lowest first. A module may import its own floor's modules (without a cycle) and lower floors.
 FLOORS = [
     ["_version", "_config", "_registry", "registry", "plugins", "_atomic",  # name tables, plugin loading;
-     "_torch_load", "_lazy"],                           # the one atomic write; torch.load's refusals; lazy exports
+     "_torch_load", "_lazy",                            # the one atomic write; torch.load's refusals; lazy exports;
+     "_grad_checkpoint"],                               # the gradient-checkpointing switch (torch only)
     ["kernels", "text", "data", "metrics",             # beside them: leaves that read and score,
      "pictures", "allocator"],                         # draw PNGs, tune the C allocator
     ["backbones", "fusion", "heads"],                  # parts

@@ -20,6 +20,7 @@ from timm.layers import PatchEmbed
 from timm.models.swin_transformer import PatchMerging
 from torch import nn
 
+from .._grad_checkpoint import run
 from ..fusion.config import FusionConfig
 from ..fusion.gate import LanguageGate
 from ..fusion.position import full_scene
@@ -45,7 +46,14 @@ class ENTransStage(nn.Module):
         update_stream: inject into the visual stream. The last stage's stream feeds
             nothing, so it skips the injection; gates kept there only for checkpoint
             compatibility are frozen, since no loss can reach them.
+
+    With ``grad_checkpointing`` on (:meth:`rrsis.RRSISModel.set_grad_checkpointing`), training
+    recomputes each local block, and the fusion, GEM and gated injection as one piece, in the
+    backward pass instead of keeping their activations. RMSIN's visual branch stays outside:
+    its BatchNorms would update their running statistics twice.
     """
+
+    grad_checkpointing: bool = False
 
     def __init__(
         self,
@@ -87,23 +95,30 @@ class ENTransStage(nn.Module):
         ``position [B, 4]``: the images' boxes in their scenes (``None``: each is its own scene)."""
         x = self.downsample(x)
         for blk in self.blocks:
-            x = blk(x)
+            x = run(self, blk, x)
         xc = x.permute(0, 3, 1, 2)
         if self.position is not None:
             if position is None:
                 position = full_scene(xc.shape[0], xc.device)
             xc = xc + self.position(position, xc.shape[2], xc.shape[3]).to(xc.dtype)
+        out, f = run(self, self._fuse, x, xc, words, mask)
+        if not self.update_stream:
+            return x, f
+        if self.visual_residual is not None:
+            v = self.visual_residual(xc).permute(0, 2, 3, 1)
+            out = self.visual_gate.inject(out, v)
+        return out, f
+
+    def _fuse(self, x: torch.Tensor, xc: torch.Tensor, words: torch.Tensor,
+              mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pixel-word fusion, GEM and the gated injection: ``(stream, fused)``; the stream is
+        ``x`` itself in a stage that does not update it."""
         f = self.fusion(xc, words, mask)
         if self.gem is not None:
             f = self.gem(f)
         if not self.update_stream:
             return x, f
-        f_last = f.permute(0, 2, 3, 1)
-        out = self.res_gate.inject(x, f_last)
-        if self.visual_residual is not None:
-            v = self.visual_residual(xc).permute(0, 2, 3, 1)
-            out = self.visual_gate.inject(out, v)
-        return out, f
+        return self.res_gate.inject(x, f.permute(0, 2, 3, 1)), f
 
 
 def _per_stage(value, n: int) -> list:

@@ -10,7 +10,8 @@ A recipe has five sections::
     loss    ce_weight, dice_weight, class_weights, dice_reduction, aux_weight
     train   epochs, max_steps, batch_size, eval_batch_size, grad_accum_steps, clip_grad_norm,
             amp, seed, deterministic, device, threads, flush_denormal, output_dir, checkpoint_every,
-            keep_checkpoints, log_every, eval_every, progress, find_unused_parameters, compile
+            keep_checkpoints, log_every, eval_every, progress, find_unused_parameters, compile,
+            grad_checkpointing
 
 Every field can be overridden: ``--lr 1e-4`` (a key that names one field of one section),
 ``--optim.lr 1e-4`` / ``--optim.lr=1e-4`` (dotted path), or ``--set optim.lr=1e-4``. Values are
@@ -109,6 +110,9 @@ DEFAULTS: dict[str, Any] = {
         # torch.compile of the whole model with the kernels inside (rrsis.kernels.compile_model);
         # input values are then checked once per batch on the host, never inside the step.
         "compile": False,
+        # Recompute activations in the backward pass (RRSISModel.set_grad_checkpointing): less
+        # memory, the same gradients, one more forward pass of the recomputed parts per step.
+        "grad_checkpointing": False,
     },
 }
 

@@ -24,7 +24,7 @@ from .recipe import DEFAULTS, merge, migrate_recipe
 __all__ = ["RESUME_MAY_CHANGE", "data_digest", "path_record", "recipe_changes", "recipe_refusal"]
 
 # Recipe keys a resumed run may set anew: logging, progress, checkpoint keeping, validation
-# cadence and batch, the device and how fast it runs there, the cost limits of the model, and
+# cadence and batch, the device and how fast (in how much memory) it runs there, the cost limits of the model, and
 # the recipe's name and description. Everything else must be as the run started.
 RESUME_MAY_CHANGE = (
     "description",
@@ -40,6 +40,7 @@ RESUME_MAY_CHANGE = (
     "train.eval_every",
     "train.find_unused_parameters",
     "train.flush_denormal",
+    "train.grad_checkpointing",
     "train.keep_checkpoints",
     "train.log_every",
     "train.output_dir",

@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .._atomic import atomic_write, disk_errors
 from .._config import ConfigError
+from .._grad_checkpoint import set_grad_checkpointing
 from ..data import collate_fn
 from ..data.transforms import check_image_size
 from ..kernels.compile import compile_model
@@ -208,6 +209,11 @@ class Trainer:
         self.device = self.info.device
         self.model = model.to(self.device)
         self.model.train()
+        if tc["grad_checkpointing"]:  # before compiling: the compiled graph recomputes too
+            try:
+                set_grad_checkpointing(self.model, True)
+            except ValueError as exc:
+                raise ConfigError(f"train.grad_checkpointing: {exc}") from None
         self.compiled = bool(tc["compile"])
         if self.compiled:
             compile_model(self.model)  # in place: state_dict keys and save_pretrained unchanged

@@ -153,7 +153,7 @@ SPEC: dict[str, dict[str, Check]] = {
         "threads": optional(integer(1)), "flush_denormal": check_bool, "output_dir": _output_dir,
         "checkpoint_every": optional(integer(0)), "keep_checkpoints": integer(0),
         "log_every": integer(1), "eval_every": optional(integer(0)), "progress": check_bool,
-        "find_unused_parameters": check_bool, "compile": check_bool,
+        "find_unused_parameters": check_bool, "compile": check_bool, "grad_checkpointing": check_bool,
     },
 }
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from .. import hub
+from .. import _grad_checkpoint, hub
 
 # The one reader, resize and normalisation of rrsis: predict sees exactly what evaluation sees.
 from ..data.expressions import check_expressions, expression_problem
@@ -99,6 +99,14 @@ class RRSISModel(nn.Module):
     pixel_scale = property(lambda self: _input_bands(self)[3], doc="Training data's value scaling (``backbone.scale``).")
     colours = property(lambda self: ((self._config or {}).get("backbone") or {}).get("rgb"), doc="``backbone.rgb``.")
     band_names = property(lambda self: ((self._config or {}).get("backbone") or {}).get("band_names"), doc="``backbone.band_names``.")
+    grad_checkpointing = property(_grad_checkpoint.is_enabled, doc="Whether :meth:`set_grad_checkpointing` is on.")
+
+    def set_grad_checkpointing(self, enable: bool = True) -> RRSISModel:
+        """Recompute activations in the backward pass instead of keeping them (timm's switch): the local
+        blocks, each stage's fusion + GEM + gate, the BERT layers; the same loss and gradients, less memory,
+        about one more forward pass of time; only in training mode with autograd on (:mod:`rrsis._grad_checkpoint`)."""
+        _grad_checkpoint.set_grad_checkpointing(self, enable)
+        return self
 
     # ------------------------------------------------------------------ checks
     def check_inputs(self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor, *,
@@ -138,9 +146,8 @@ class RRSISModel(nn.Module):
         if input_ids.dtype not in (torch.long, torch.int32, torch.int64):
             raise ValueError(f"input_ids must be integer token ids, got {input_ids.dtype}")
         if attention_mask.shape != input_ids.shape:
-            raise ValueError(
-                f"attention_mask shape {tuple(attention_mask.shape)} != input_ids shape {tuple(input_ids.shape)}"
-            )
+            raise ValueError(f"attention_mask shape {tuple(attention_mask.shape)} != input_ids shape "
+                             f"{tuple(input_ids.shape)}")
         if input_ids.shape[0] != b:
             raise ValueError(f"{b} images but {input_ids.shape[0]} texts (input_ids batch)")
         max_len = self.text_encoder.config.max_position_embeddings
@@ -263,11 +270,9 @@ class RRSISModel(nn.Module):
         not at all (every word unknown to the vocabulary)."""
         texts = check_expressions(texts, "text")
         if self.tokenizer is None:
-            raise ValueError(
-                "this model has no tokenizer: predict needs a vocabulary. Load one with "
-                "model.tokenizer = rrsis.Tokenizer('vocab.txt'), or use rrsis.from_pretrained / "
-                "create_model(..., pretrained=True)"
-            )
+            raise ValueError("this model has no tokenizer: predict needs a vocabulary. Load one with "
+                             "model.tokenizer = rrsis.Tokenizer('vocab.txt'), or use rrsis.from_pretrained / "
+                             "create_model(..., pretrained=True)")
         for i, t in enumerate(texts):
             problem = expression_problem(self.tokenizer, t)
             if problem:
@@ -348,10 +353,8 @@ class RRSISModel(nn.Module):
         try:
             for s in range(0, len(read), batch_size):
                 pix, sizes = self.preprocess(read[s : s + batch_size], image_size=size)
-                out = self(
-                    pix, tokens["input_ids"][s : s + batch_size].to(device),
-                    tokens["attention_mask"][s : s + batch_size].to(device),
-                )
+                out = self(pix, tokens["input_ids"][s : s + batch_size].to(device),
+                           tokens["attention_mask"][s : s + batch_size].to(device))
                 masks += self.postprocess(out.logits, sizes, threshold=threshold)
         finally:
             self.train(was_training)

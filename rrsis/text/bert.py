@@ -42,6 +42,7 @@ class TextEncoder(nn.Module):
             hidden_dropout_prob=config.dropout,
             attention_probs_dropout_prob=config.dropout,
             pad_token_id=0,
+            use_cache=False,  # an encoder keeps no cache; True only draws a warning under checkpointing
         )
         self.bert = BertModel(self.config, add_pooling_layer=False)
         self.hidden_size = config.hidden_size

@@ -14,7 +14,8 @@ pytest.importorskip("triton")
 
 ROOT = REPO
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
-STEPS = ["tests", "dispatch", "profile", "swin", "train-torch", "train-compiled", "attention"]
+STEPS = ["tests", "dispatch", "profile", "swin", "train-torch", "train-compiled", "attention",
+         "grad-checkpointing"]
 
 
 def _run(*args, timeout=900):
@@ -115,6 +116,22 @@ def test_gpu_check_dry_run_scene_step(tmp_path):
         assert r["peak_rss_bytes"] > 0 and r["peak_cuda_bytes"] is None
     md = json_path.with_suffix(".md").read_text()
     assert "## Whole scenes" in md and "| gl-msin-tiny | 256² | tiles | fp32 |" in md
+
+
+def test_gpu_check_dry_run_grad_checkpointing_step(tmp_path):
+    # Peak memory and step time without and with model.set_grad_checkpointing(), one process.
+    proc = _run("--dry-run", "--out", str(tmp_path), "--only", "grad-checkpointing")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (json_path,) = tmp_path.glob("*-dry-run.json")
+    data = json.loads(json_path.read_text())
+    assert [s["step"] for s in data["steps"]] == ["grad-checkpointing"]
+    rows = data["benchmarks"]["grad-checkpointing"]["rows"]
+    assert [r["grad_checkpointing"] for r in rows] == [False, True]
+    for r in rows:
+        assert r["model"] == "gl-msin-tiny" and r["finite"] and r["median_step_s"] > 0
+        assert r["peak_bytes"] is None  # measured on a GPU only
+    md = json_path.with_suffix(".md").read_text()
+    assert "## Gradient checkpointing: gl-msin-tiny 64², B = 2, fp32" in md and "| True |" in md
 
 
 def test_gpu_check_needs_a_gpu_or_dry_run(tmp_path):
