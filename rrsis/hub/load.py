@@ -37,6 +37,7 @@ from .files import (
 from .kwargs import refuse_hub_kwargs
 from .local import check_local_folder
 from .origin import remember_origin
+from .plugin_record import plugin_note
 from .ranker import RANKER_CONFIG_NAME, RANKER_WEIGHTS_NAME, attach_ranker, read_ranker
 from .report import (
     LoadReport,
@@ -155,7 +156,7 @@ def _written_by(config: Mapping[str, Any]) -> str:
     def release(v: str) -> tuple[int, ...]:
         return tuple(int(x) for x in re.findall(r"\d+", v.split("+")[0])[:3])
 
-    note = f"(written by rrsis {written}, this is rrsis {__version__})"
+    note = f"{plugin_note(config).lstrip()} (written by rrsis {written}, this is rrsis {__version__})".lstrip()
     if release(written) > release(__version__):
         # A newer rrsis may have added the knob; an older one cannot know it.
         note += "; the file comes from a newer rrsis: upgrade (pip install -U rrsis) to load it"
@@ -169,7 +170,7 @@ def _known_architecture(config: Mapping[str, Any], source: str) -> None:
             f"{source} names architecture {arch!r}, which this rrsis ({__version__}) does not know. "
             f"Known: {', '.join(list_models()) or '(none)'}. Import the module that registers it (rrsis "
             f"commands: --plugin MODULE or RRSIS_PLUGINS=MODULE), or upgrade rrsis (the file was written by "
-            f"rrsis {config.get('rrsis_version', '?')})."
+            f"rrsis {config.get('rrsis_version', '?')}).{plugin_note(config)}"
         )
 
 

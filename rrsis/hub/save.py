@@ -38,6 +38,7 @@ from .card import is_generated_card, model_card
 from .dtypes import parameter_dtype
 from .local import CONFIG_NAME, TOKENIZER_CONFIG_NAME, VOCAB_NAME
 from .origin import carried_origin
+from .plugin_record import plugin_modules
 from .ranker import RANKER_CONFIG_NAME, RANKER_WEIGHTS_NAME, write_ranker
 from .report import alias_groups
 from .save_check import refuse_save_kwargs, saveable_model
@@ -146,6 +147,9 @@ def _write_contents(
 ) -> None:
     payload = {"architecture": model.arch, "model_args": config, "torch_dtype": parameter_dtype(model),
                "rrsis_version": __version__}
+    plugins = plugin_modules(model.arch, config)  # the modules outside rrsis that registered its parts
+    if plugins:
+        payload["plugins"] = plugins
     (directory / CONFIG_NAME).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     save_file(
         _tensors_for_saving(model), str(directory / WEIGHTS_NAME),
