@@ -41,5 +41,9 @@ __all__ = [  # noqa: RUF022  (grouped as in _LAZY)
     "SceneOptions", "open_scene", "write_chips", "evaluate_scene", "read_image",
 ]
 
+# the public subpackages and modules, imported on first use as well: ``rrsis.kernels.compile_model``,
+# ``rrsis.engine.param_groups`` work after a bare ``import rrsis``
+_SUBMODULES = ("app", "backbones", "convert", "data", "demo", "engine", "fusion", "heads", "hub", "kernels",
+               "losses", "metrics", "models", "plugins", "registry", "scene", "text")
 
-__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, _SUBMODULES)

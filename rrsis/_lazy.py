@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 __all__ = ["lazy_exports"]
 
 
-def lazy_exports(package: str, table: Mapping[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+def lazy_exports(
+    package: str, table: Mapping[str, str], submodules: Iterable[str] = ()
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """The module-level ``__getattr__`` and ``__dir__`` of ``package``, whose names in ``table``
-    (``name → submodule``) are imported from that submodule when first read, then kept."""
+    (``name → submodule``) are imported from that submodule when first read, then kept; each of
+    ``submodules`` is the submodule itself (``rrsis.kernels`` after a bare ``import rrsis``),
+    imported when first read, as ``import rrsis.kernels`` would."""
+    subs = frozenset(submodules)
 
     def __getattr__(name: str) -> Any:
+        if name in subs:
+            return importlib.import_module(f".{name}", package)  # the import binds it on the package
         module = table.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
@@ -28,6 +35,6 @@ def lazy_exports(package: str, table: Mapping[str, str]) -> tuple[Callable[[str]
         return value
 
     def __dir__() -> list[str]:
-        return sorted(set(vars(sys.modules[package])) | set(table))
+        return sorted(set(vars(sys.modules[package])) | set(table) | subs)
 
     return __getattr__, __dir__

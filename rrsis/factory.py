@@ -11,6 +11,7 @@ from typing import Any
 from . import models  # noqa: F401  (registers the built-in architectures and their tags)
 from ._config import ConfigError
 from .hub import from_pretrained, load_pretrained_parts
+from .hub.kwargs import refuse_hub_kwargs
 from .registry import (
     build_from_config,
     is_model,
@@ -22,6 +23,10 @@ from .registry import (
 
 __all__ = ["create_model", "from_pretrained", "is_model", "list_models", "list_pretrained", "pretrained_cfg"]
 
+_TAKES = "pretrained=, swin_weights=, text_weights=, cache_dir=, local_files_only=, token=, max_params=, max_activation_gib="
+_REVISION = ("the part weights come from two repos; pass swin_weights= / text_weights= a local copy of the revision "
+             "(`hf download REPO --revision REV --local-dir DIR`); a saved model: rrsis.from_pretrained(repo, revision=)")
+
 
 def create_model(
     name: str,
@@ -31,6 +36,7 @@ def create_model(
     text_weights: Any = None,
     cache_dir: Any = None,
     local_files_only: bool = False,
+    token: bool | str | None = None,
     max_params: int | None = None,
     max_activation_gib: float | None = None,
     **overrides: Any,
@@ -47,7 +53,8 @@ def create_model(
         swin_weights, text_weights: where part weights come from instead (see
             :func:`rrsis.hub.load_pretrained_parts`): a local file or directory, a Hub repo id,
             a timm tag, or ``False`` to skip that part.
-        cache_dir, local_files_only: forwarded to the Hub downloads of part weights.
+        cache_dir, local_files_only, token: forwarded to the Hub downloads of part weights
+            (``token``: a Hub token for private or gated part repos).
         max_params, max_activation_gib: the largest parameter count and estimated activation
             memory (GiB, one training image at ``image_size``) accepted; defaults 2·10⁹ and 64,
             or ``$RRSIS_MAX_PARAMS`` / ``$RRSIS_MAX_ACTIVATION_GIB``. The configuration is
@@ -63,6 +70,7 @@ def create_model(
             f"{name!r} looks like a path or Hub repo id, not a registered model name; "
             "use rrsis.from_pretrained() to load a saved model"
         )
+    refuse_hub_kwargs(overrides, "rrsis.create_model", _TAKES, {"revision": _REVISION})
     if not pretrained and (swin_weights is not None or text_weights is not None):
         raise ValueError("swin_weights= / text_weights= are only used with pretrained=True")
     _, tag = split_model_name_tag(name)
@@ -77,7 +85,7 @@ def create_model(
         swin = swin_weights if swin_weights is not None else (cfg.swin if cfg else None)
         text = text_weights if text_weights is not None else (cfg.text if cfg else None)
         model.load_report = load_pretrained_parts(
-            model, swin=swin, text=text, cache_dir=cache_dir, local_files_only=local_files_only
+            model, swin=swin, text=text, cache_dir=cache_dir, local_files_only=local_files_only, token=token
         )
     if cfg is not None:
         model.pretrained_cfg = cfg

@@ -158,7 +158,7 @@ class Registry:
 
 
 def _unknown_message(kind: str, name: str, known: list[str]) -> str:
-    return f"unknown {kind} {name!r}{suggest(name, known)} Known: {', '.join(sorted(known)) or '(none)'}"
+    return f"unknown {kind} {name!r}{suggest(name, known) or '.'} Known: {', '.join(sorted(known)) or '(none)'}"
 
 
 # ---------------------------------------------------------------------------- models
@@ -382,7 +382,7 @@ def pretrained_cfg(name: str) -> PretrainedCfg:
         if not tags:  # another architecture's tag would be no answer
             raise ConfigError(f"unknown pretrained tag {name!r}: {arch!r} has no pretrained tags; build it by "
                               f"its bare name {arch!r}, or use one of {', '.join(_pretrained) or '(none)'}")
-        raise ConfigError(f"unknown pretrained tag {name!r}{suggest(name, tags)} Known for {arch!r}: {', '.join(tags)}")
+        raise ConfigError(f"unknown pretrained tag {name!r}{suggest(name, tags) or '.'} Known for {arch!r}: {', '.join(tags)}")
     return _pretrained[name]
 
 

@@ -39,11 +39,13 @@ def resolve_model(ref: str | None) -> str:
 
 def serve(model_ref: str | None = None, *, host: str = "127.0.0.1", port: int = 7860,
           limits: Limits | None = None, device: str = "cpu", examples: int = 3,
-          max_params: int | None = None, max_activation_gib: float | None = None) -> int:
+          max_params: int | None = None, max_activation_gib: float | None = None,
+          revision: str | None = None) -> int:
     """Load the model once, build the page, serve it until interrupted, then delete the workspace.
 
     ``max_params`` / ``max_activation_gib``: :func:`rrsis.from_pretrained`'s cost limits (``None``:
-    ``$RRSIS_MAX_PARAMS`` / ``$RRSIS_MAX_ACTIVATION_GIB``, then the defaults).
+    ``$RRSIS_MAX_PARAMS`` / ``$RRSIS_MAX_ACTIVATION_GIB``, then the defaults). ``revision``: the
+    Hub branch, tag or commit of ``model_ref`` (:func:`rrsis.from_pretrained`'s ``revision=``).
 
     Returns:
         The requests still computing when the server stopped: their worker threads are inside
@@ -69,7 +71,7 @@ def serve(model_ref: str | None = None, *, host: str = "127.0.0.1", port: int = 
         from .examples import write_examples
 
         model = from_pretrained(source, map_location=torch.device(device), max_params=max_params,
-                                max_activation_gib=max_activation_gib).eval()
+                                max_activation_gib=max_activation_gib, revision=revision).eval()
         card = summarise(model, source)
         scenes = write_examples(ws.examples, examples) if examples else []
         app = build_app(model, card=card, workspace=ws, limits=limits, examples=scenes)

@@ -7,7 +7,7 @@ import sys
 
 from .argtypes import add_threads, set_threads
 from .model_limits import add_model_limits, model_limits
-from .model_ref import check_model_ref
+from .model_ref import add_revision, check_model_ref, revision_of
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", metavar="DIR_OR_REPO",
                    help="a save_pretrained directory or a Hub repo id (default: the model `rrsis "
                         "demo` saves, rrsis-demo/gl-msin/final under the working directory)")
+    add_revision(p)
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1; 0.0.0.0 exposes the page, without "
                         "authentication, to the network)")
@@ -59,7 +60,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _check_model(args: argparse.Namespace) -> None:
     if args.model is not None:  # the demo's model, the default, is looked for by serve
-        check_model_ref(args.model, "app")
+        check_model_ref(args.model, "app", args.revision)
+    elif args.revision is not None:
+        raise ValueError(f"--revision {args.revision} chooses a revision of the Hub repo --model names; give --model "
+                         "ORG/NAME too (without --model, the app serves the local model rrsis demo saves)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     set_threads(args)
     try:
         busy = serve(args.model, host=args.host, port=args.port, limits=limits, device=args.device,
-                     examples=args.examples, **model_limits(args))
+                     examples=args.examples, **revision_of(args), **model_limits(args))
     except KeyboardInterrupt:
         print("rrsis app: stopped", file=sys.stderr)
         return 0

@@ -8,7 +8,7 @@ import argparse
 from .argtypes import add_threads, positive_int, set_threads, unit_interval
 from .evaluate_scene import add_scene_arguments, check_sides, default_out, run_scene
 from .model_limits import add_model_limits, model_limits
-from .model_ref import check_model_ref, loading, no_vocabulary
+from .model_ref import add_revision, check_model_ref, loading, no_vocabulary, revision_of
 
 # The dataset layouts --data reads (rrsis train prints an evaluate line for a run on one of them).
 DATASETS = ("rrsisd", "refsegrs", "risbench", "folder")
@@ -27,6 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="a save_pretrained directory, a Hub repo id, or a checkpoint of "
                                                   "rrsis train (RUN/checkpoints/step-N.pt: its weights in the model "
                                                   "of RUN/best or RUN/final)")
+    add_revision(p)
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--data", metavar="ROOT", help="dataset folder")
     what.add_argument("--scene", nargs="+", action="extend", metavar="RASTER",
@@ -120,7 +121,7 @@ def check_early(args: argparse.Namespace) -> None:
         raise FileNotFoundError(f"--data {args.data}: folder not found")
     args.out = args.out or f"eval-{args.dataset}-{args.split}.json"
     _check_writable(args.out, args.overwrite)  # before any computing: a bad --out must not cost the whole evaluation
-    check_model_ref(args.model, "evaluate")
+    check_model_ref(args.model, "evaluate", args.revision)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -156,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
 
         model = model_from_checkpoint(args.model, map_location=device, **model_limits(args))
     else:
-        model = from_pretrained(args.model, map_location=device, **model_limits(args))
+        model = from_pretrained(args.model, map_location=device, **revision_of(args), **model_limits(args))
     if model.tokenizer is None:
         raise ValueError(no_vocabulary(args.model, "evaluate"))
     size = _input_side(args.image_size, model)

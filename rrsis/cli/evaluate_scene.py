@@ -117,7 +117,7 @@ def run_scene(args: argparse.Namespace, out: str) -> int:
     from ..scene.region.entries import one_asset
     from .argtypes import stretch as _stretch
     from .model_limits import model_limits
-    from .model_ref import check_model_ref, loading
+    from .model_ref import check_model_ref, loading, revision_of
 
     # The cheap checks first: a typo must not wait for the model.
     modes = check_modes(args.modes or DEFAULT_EVAL_MODES)
@@ -144,7 +144,7 @@ def run_scene(args: argparse.Namespace, out: str) -> int:
     options = {k: v for k, v in (("pixel_ratio", args.pixel_ratio), ("tile", args.tile), ("overlap", args.overlap),
                                  ("global_size", args.image_size), ("batch_size", args.batch_size),
                                  ("read", args.read), ("objects", args.objects)) if v is not None}
-    check_model_ref(args.model, "evaluate")  # a missing folder, one without its vocabulary
+    check_model_ref(args.model, "evaluate", args.revision)  # a missing folder, one without its vocabulary
     with warnings.catch_warnings():
         warnings.simplefilter("always", UserWarning)
         warnings.showwarning = _warning_printer()
@@ -154,7 +154,7 @@ def run_scene(args: argparse.Namespace, out: str) -> int:
                             layer=args.layer, modes=modes, threshold=0.5 if args.threshold is None else args.threshold,
                             aoi=aoi, keep_predictions=args.keep_predictions, overwrite=args.overwrite,
                             bands=args.bands, scale=args.scale, stretch=stretch, progress=not args.quiet,
-                            load={"map_location": resolve_device(args.device), **model_limits(args)},
+                            load={"map_location": resolve_device(args.device), **revision_of(args), **model_limits(args)},
                             asset=args.asset, **options)
     if many:
         print(f"{len(ev.scenes)} scene(s): {len(ev.modes[0].expressions)} (scene, expression) queries from "

@@ -15,7 +15,7 @@ import sys
 
 from . import argtypes
 from .model_limits import add_model_limits, model_limits
-from .model_ref import check_model_ref, loading, no_vocabulary
+from .model_ref import add_revision, check_model_ref, loading, no_vocabulary, revision_of
 from .predict_sources import (
     band_files_hint,
     build_mosaic,
@@ -85,6 +85,7 @@ scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
 """,
     )
     p.add_argument("--model", required=True, help="a save_pretrained directory or a Hub repo id")
+    add_revision(p)
     p.add_argument("--image", required=True, nargs="+", action="extend", metavar="IMAGE",
                    help="image or raster file (any size); for a region several files (or repeated "
                         "--image), a quoted glob, @list.txt or list.txt (paths or URLs GDAL reads, "
@@ -236,7 +237,7 @@ def run(args: argparse.Namespace) -> int:
         args.image = [build_mosaic(args)]
         args.asset = None
     if args.stack or args.mosaic:
-        check_model_ref(args.model, "predict")  # once the VRT's files are read (check_early's others)
+        check_model_ref(args.model, "predict", args.revision)  # once the VRT's files are read (check_early's others)
     elif is_region(args.image):
         return _run_region(args, stretch)
     args.image = args.image[0]
@@ -265,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" \
             else torch.device(args.device)
         loading(args.model, args.quiet)
-        model = from_pretrained(args.model, map_location=device, **model_limits(args))
+        model = from_pretrained(args.model, map_location=device, **revision_of(args), **model_limits(args))
         if model.tokenizer is None:  # a Hub repo without vocab.txt (a local folder is refused before)
             raise ValueError(no_vocabulary(args.model, "predict"))
         with warnings.catch_warnings():
@@ -331,7 +332,7 @@ def _run_region(args: argparse.Namespace, stretch) -> int:
     info = setup_distributed(args.device)  # torchrun's process group, as rrsis train joins it
     try:
         loading(args.model, args.quiet)
-        model = from_pretrained(args.model, map_location=info.device, **model_limits(args))
+        model = from_pretrained(args.model, map_location=info.device, **revision_of(args), **model_limits(args))
         if model.tokenizer is None:
             raise ValueError(no_vocabulary(args.model, "predict"))
         with warnings.catch_warnings():

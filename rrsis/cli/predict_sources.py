@@ -207,7 +207,7 @@ def check_early(args: argparse.Namespace) -> None:
     if is_region(args.image):
         if args.resume:
             raise ValueError("--resume applies to one scene; a region resumes without it: rerun the same command")
-        check_model_ref(args.model, "predict")
+        check_model_ref(args.model, "predict", args.revision)
         return
     if args.resume and args.overwrite:
         raise ValueError("--resume keeps the files done before, --overwrite replaces them: give one of them")
@@ -223,4 +223,4 @@ def check_early(args: argparse.Namespace) -> None:
         # is is known once it is opened, and all its outputs are checked then).
         overlays = [output_paths(pre, False)["overlay"] for pre in output_prefixes(args.out, len(args.text), image)]
         check_outputs(overlays, args.overwrite or args.resume, resume=RESUME)
-    check_model_ref(args.model, "predict")
+    check_model_ref(args.model, "predict", args.revision)

@@ -49,6 +49,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "a folder that holds one)")
     p.add_argument("--list", action="store_true", help="list the shipped recipes and exit")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--revision", metavar="REV",
+                   help="the branch, tag or commit of the Hub repo --model.init names, the model to fine-tune from "
+                        "(default: its main branch; sets model.revision); an error with a local --model.init folder")
     add_model_limits(p)
     p.set_defaults(func=run, overrides=[], needs_registry=False)
 
@@ -68,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     importlib.import_module("rrsis.factory")  # the built-in models and tags (rrsis.cli.main)
     from ..allocator import keep_freed_memory
     from ..engine import Trainer, load_config, parse_override_args
+    from ..engine.inputs import check_init_revision
     from ..metrics import format_metrics
 
     if not args.config:
@@ -75,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, parse_override_args(args.overrides))
     # The model section's keywords reach create_model / from_pretrained (model.init) as they are.
     cfg["model"].update(model_limits(args))
+    if args.revision is not None:
+        cfg["model"]["revision"] = args.revision
+    check_init_revision(cfg["model"])  # before any data is read: a revision needs a Hub repo id as model.init
     if args.print_config:
         print(json.dumps(cfg, indent=2))
         return 0

@@ -15,7 +15,8 @@ from ..data import DATASETS
 from ..data.base import dataset_options
 from ..text import Tokenizer
 
-__all__ = ["build_datasets", "build_tokenizer", "check_dataset_bands", "model_statistics", "text_words"]
+__all__ = ["build_datasets", "build_tokenizer", "check_dataset_bands", "check_init_revision", "model_statistics",
+           "text_words"]
 
 
 def text_words(texts) -> list[str]:
@@ -165,3 +166,18 @@ def _non_empty(dataset: Dataset, key: str, split: str, hint: str = "") -> Datase
         why = f"; {len(skipped)} skipped as malformed, see the warning above" if skipped else ""
         raise ValueError(f"{key}={split!r} holds no sample{why}{hint}")
     return dataset
+
+
+def check_init_revision(model_cfg: dict[str, Any]) -> dict[str, str]:
+    """``revision=`` for ``from_pretrained(model.init)`` (``rrsis train --revision``), or ``{}``; a
+    revision without a Hub repo id as ``init`` is refused."""
+    revision, init = model_cfg.get("revision"), model_cfg.get("init")
+    if revision is None:
+        return {}
+    if not init:
+        raise ValueError(f"model.revision={revision!r} (--revision) is the Hub revision of the model to fine-tune "
+                         "from: give model.init=ORG/NAME (--model.init) too")
+    if os.path.exists(os.path.expanduser(os.fspath(init))):
+        raise ValueError(f"model.revision={revision!r} (--revision) chooses a revision of a Hub repo, but model.init "
+                         f"{init} is a local folder; leave --revision out, or give the Hub repo id as model.init")
+    return {"revision": str(revision)}

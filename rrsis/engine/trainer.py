@@ -60,7 +60,13 @@ from .distributed import (
     setup_distributed,
 )
 from .evaluation import autocast_context, evaluate, resolve_amp
-from .inputs import build_datasets, build_tokenizer, check_dataset_bands, text_words
+from .inputs import (
+    build_datasets,
+    build_tokenizer,
+    check_dataset_bands,
+    check_init_revision,
+    text_words,
+)
 from .logs import JsonlLogger
 from .optim import build_optimizer, build_scheduler
 from .recipe import DEFAULTS, merge
@@ -77,7 +83,7 @@ _RESUME = ("the run's checkpoints are intact: free space and continue with --res
            "from the last checkpoint and writes best/ and final/ again from there")
 
 # Keys of the model section that are not architecture arguments.
-_MODEL_META = ("name", "pretrained", "swin_weights", "text_weights", "init")
+_MODEL_META = ("name", "pretrained", "swin_weights", "text_weights", "init", "revision")
 
 
 def build_model(model_cfg: dict[str, Any], image_size: int | None = None, scale: Any = None,
@@ -86,7 +92,7 @@ def build_model(model_cfg: dict[str, Any], image_size: int | None = None, scale:
 
     The section holds ``name`` (registry key, optionally ``arch.tag``), ``pretrained``,
     ``swin_weights``/``text_weights`` (part weights), ``init`` (a saved model directory or Hub
-    id to fine-tune from), and config nodes or flat aliases, validated strictly as in
+    id to fine-tune from) and ``revision`` (the Hub branch, tag or commit of ``init``), and config nodes or flat aliases, validated strictly as in
     :func:`rrsis.create_model`; ``null`` means "the default" there too.
 
     Args:
@@ -103,6 +109,7 @@ def build_model(model_cfg: dict[str, Any], image_size: int | None = None, scale:
     """
     from ..factory import create_model, from_pretrained
 
+    revision = check_init_revision(model_cfg)
     args = {k: v for k, v in model_cfg.items() if k not in _MODEL_META}
     if image_size is not None and args.get("image_size") is None:
         args["image_size"] = image_size
@@ -113,7 +120,7 @@ def build_model(model_cfg: dict[str, Any], image_size: int | None = None, scale:
     if band_names is not None and args.get("band_names") is None and (args.get("backbone") or {}).get("band_names") is None:
         args["band_names"] = list(band_names)  # a raster describing these bands is read with them, in this order
     if model_cfg.get("init"):
-        return from_pretrained(model_cfg["init"], **args).train()
+        return from_pretrained(model_cfg["init"], **revision, **args).train()
     name = model_cfg.get("name")
     if not name:
         raise ValueError("the config's model section needs a 'name' (see `rrsis models`)")

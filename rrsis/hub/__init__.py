@@ -1,6 +1,6 @@
 """Weights: whole models (save / load / push) and ImageNet part weights for fresh models.
 
-- :func:`save_pretrained` / :func:`push_to_hub` (``save.py``) and :func:`from_pretrained`
+- :func:`save_pretrained` (``save.py``) / :func:`push_to_hub` (``push.py``) and :func:`from_pretrained`
   (``load.py``): a model as ``config.json`` + ``model.safetensors`` (+ tokenizer, model card),
   in a local directory or a Hub repo.
 - :func:`load_pretrained_parts`: timm ImageNet-22k Swin + BERT weights for
@@ -19,8 +19,9 @@ if TYPE_CHECKING:  # the names as static analysis (type checkers, the API docs) 
     from .files import CheckpointError, find_weights_file, read_state_dict
     from .load import from_pretrained, model_from_config, read_config
     from .parts import default_swin_weights, load_pretrained_parts
+    from .push import push_to_hub
     from .report import LoadReport
-    from .save import push_to_hub, save_pretrained
+    from .save import save_pretrained
 
 # public name → the submodule defining it, imported on first use: :mod:`.local` (what a model
 # reference names, a folder's file names) needs neither torch nor the Hub client, so the commands
@@ -30,7 +31,8 @@ _LAZY = {
     **dict.fromkeys(["from_pretrained", "model_from_config", "read_config"], "load"),
     **dict.fromkeys(["default_swin_weights", "load_pretrained_parts"], "parts"),
     "LoadReport": "report",
-    **dict.fromkeys(["push_to_hub", "save_pretrained"], "save"),
+    "push_to_hub": "push",
+    "save_pretrained": "save",
 }
 
 __all__ = [

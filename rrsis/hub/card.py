@@ -16,6 +16,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from torch import nn
 
 from .._version import __version__
+from .plugin_record import plugin_modules
 
 __all__ = ["CARD_MARKER", "card_metrics", "is_generated_card", "metric_text", "model_card"]
 
@@ -135,7 +136,8 @@ def model_card(
             + "".join(f"| {k} | {metric_text(v)} |\n" for k, v in metrics.items())
         )
     parts.append(
-        "## How to load\n\n```python\nimport rrsis\n\n"
+        "## How to load\n\n```python\nimport rrsis\n"
+        + "".join(f"import {m}  # registers parts of this model\n" for m in plugin_modules(arch, cfg)) + "\n"
         f"model = rrsis.from_pretrained({json.dumps(ref)})\n"
         'masks = model.predict(["scene.png"], ["the largest storage tank in the north-east"])\n```\n\n'
         "Offline: with `HF_HUB_OFFLINE=1` set before Python starts, a repo id loads from the Hugging Face "

@@ -54,7 +54,8 @@ logger = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike
 # Names a checkpoint directory is searched for first, in this order (timm's convention).
-PREFERRED_WEIGHT_NAMES = ("model.safetensors", "pytorch_model.bin", "model.pth")
+PREFERRED_WEIGHT_NAMES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                          "pytorch_model.bin.index.json", "model.pth")
 
 
 class CheckpointError(ValueError):
@@ -246,8 +247,10 @@ def read_safetensors_header(path: PathLike) -> dict[str, tuple[str, tuple[int, .
 
 
 def find_weights_file(directory: PathLike) -> Path:
-    """The weight file of a checkpoint directory: ``model.safetensors`` > ``pytorch_model.bin``
-    > ``model.pth`` > the single ``*.safetensors`` > the single legacy file.
+    """The weight file of a checkpoint directory: ``model.safetensors`` > its shard index
+    ``model.safetensors.index.json`` > ``pytorch_model.bin`` > ``pytorch_model.bin.index.json``
+    > ``model.pth`` > the single ``*.safetensors`` > the single legacy file. An index is read
+    with its shards by :func:`rrsis.hub.weights.read_weights`.
 
     Raises:
         CheckpointError: no candidate, or several equally likely ones.

@@ -31,13 +31,13 @@ from .files import (
     hub_file,
     hub_unreachable,
     not_a_folder,
-    read_safetensors_header,
-    read_state_dict,
     tokenizer_vocab_check,
     unwrap_state_dict,
 )
+from .kwargs import refuse_hub_kwargs
 from .local import check_local_folder
 from .origin import remember_origin
+from .plugin_record import plugin_note
 from .ranker import RANKER_CONFIG_NAME, RANKER_WEIGHTS_NAME, attach_ranker, read_ranker
 from .report import (
     LoadReport,
@@ -52,16 +52,17 @@ from .save import (
     CONFIG_NAME,
     TOKENIZER_CONFIG_NAME,
     VOCAB_NAME,
-    WEIGHTS_NAME,
     recover_interrupted_save,
 )
+from .weights import locate_weights, read_weights, weights_header
 
 __all__ = ["from_pretrained", "load_full_state_dict", "model_from_config", "read_config"]
 
 logger = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike
-LEGACY_WEIGHTS_NAME = "pytorch_model.bin"
+_TAKES = ("revision=, cache_dir=, local_files_only=, token=, strict=, map_location=, torch_dtype=, max_params=, "
+          "max_activation_gib=")
 
 
 class _Source:
@@ -155,7 +156,7 @@ def _written_by(config: Mapping[str, Any]) -> str:
     def release(v: str) -> tuple[int, ...]:
         return tuple(int(x) for x in re.findall(r"\d+", v.split("+")[0])[:3])
 
-    note = f"(written by rrsis {written}, this is rrsis {__version__})"
+    note = f"{plugin_note(config).lstrip()} (written by rrsis {written}, this is rrsis {__version__})".lstrip()
     if release(written) > release(__version__):
         # A newer rrsis may have added the knob; an older one cannot know it.
         note += "; the file comes from a newer rrsis: upgrade (pip install -U rrsis) to load it"
@@ -169,7 +170,7 @@ def _known_architecture(config: Mapping[str, Any], source: str) -> None:
             f"{source} names architecture {arch!r}, which this rrsis ({__version__}) does not know. "
             f"Known: {', '.join(list_models()) or '(none)'}. Import the module that registers it (rrsis "
             f"commands: --plugin MODULE or RRSIS_PLUGINS=MODULE), or upgrade rrsis (the file was written by "
-            f"rrsis {config.get('rrsis_version', '?')})."
+            f"rrsis {config.get('rrsis_version', '?')}).{plugin_note(config)}"
         )
 
 
@@ -228,15 +229,15 @@ def from_pretrained(
         # Path("") is the current folder: an empty setting must not load whatever lies there.
         raise ValueError("from_pretrained: the model path or Hub repo id is empty; pass a directory "
                          "written by save_pretrained (\".\" for the current one) or org/name")
+    refuse_hub_kwargs(overrides, "rrsis.from_pretrained", _TAKES)
     dtype = torch_dtype_arg(torch_dtype)
     check_device(map_location, "from_pretrained")
     recover_interrupted_save(repo_id_or_dir)  # a local directory an interrupted save left aside
     src = _Source(repo_id_or_dir, revision, cache_dir, local_files_only, token)
     config_path = src.file(CONFIG_NAME)
     config = read_config(config_path)
-    weights = src.file(WEIGHTS_NAME, absent_ok=True) or src.file(LEGACY_WEIGHTS_NAME, absent_ok=True)
-    if weights is None:
-        raise FileNotFoundError(f"{src.ref} has neither {WEIGHTS_NAME} nor {LEGACY_WEIGHTS_NAME}")
+    # model.safetensors, a shard index, or pytorch_model.bin: whichever is there (or cached)
+    weights = locate_weights(lambda name, absent_ok: src.file(name, absent_ok=absent_ok), src.ref)
     limits = {"max_params": max_params, "max_activation_gib": max_activation_gib}
     # The config is built on the meta device first (no memory) and checked against the limits
     # and against the weights' header, so that neither a hostile config.json nor weights of
@@ -244,10 +245,10 @@ def from_pretrained(
     probe = _probe(config, str(config_path), limits, overrides)
     used = {k: v for k, v in overrides.items() if v is not None}
     describe = f"{config['architecture']} built from {config_path}" + (f" with overrides {used}" if used else "")
-    if weights.suffix == ".safetensors":
-        header = read_safetensors_header(weights)
+    header = weights_header(weights)  # None for pickle-based weights
+    if header is not None:
         check_header(header, probe.state_dict(), source=str(weights), describe=describe)
-    tensors = unwrap_state_dict(read_state_dict(weights, map_location=map_location), str(weights))
+    tensors = unwrap_state_dict(read_weights(weights, map_location=map_location), str(weights))
     model = model_from_config(config, _checked=True, **overrides)
     tokenizer = _load_tokenizer(src, model)
     ranker = _load_ranker(src)

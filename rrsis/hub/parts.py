@@ -37,11 +37,11 @@ from .files import (
     hub_file,
     hub_unreachable,
     looks_like_path,
-    read_state_dict,
     tokenizer_vocab_check,
     unwrap_state_dict,
 )
 from .report import LoadReport, alias_groups, apply_tensors, format_mismatches
+from .weights import locate_weights, read_weights
 
 __all__ = ["DEFAULT_TEXT_WEIGHTS", "PartSource", "default_swin_weights", "load_pretrained_parts"]
 
@@ -135,10 +135,10 @@ def _fetch(part: str, source, *, cache_dir, local_files_only, token) -> _Fetched
     text = os.fspath(source)
     path = Path(text).expanduser()
     if path.is_file():
-        return _Fetched(unwrap_state_dict(read_state_dict(path), str(path)), str(path), path.parent)
+        return _Fetched(unwrap_state_dict(read_weights(path), str(path)), str(path), path.parent)
     if path.is_dir():
         file = find_weights_file(path)
-        return _Fetched(unwrap_state_dict(read_state_dict(file), str(file)), str(file), path)
+        return _Fetched(unwrap_state_dict(read_weights(file), str(file)), str(file), path)
     if looks_like_path(text):
         raise FileNotFoundError(f"{arg}={text!r}: no such file or directory")
     repo, filename = text, None
@@ -157,10 +157,11 @@ def _fetch(part: str, source, *, cache_dir, local_files_only, token) -> _Fetched
     if filename:
         file = hub_file(repo, filename, **kw)
     else:
-        # timm's order: safetensors first, the pickle only where a repo has nothing else.
-        file = hub_file(repo, "model.safetensors", absent_ok=True, **kw) or hub_file(repo, "pytorch_model.bin", **kw)
+        # timm's order: safetensors first, the pickle only where a repo has nothing else (or, offline,
+        # where the cache holds nothing else: `hf download` records no absent file).
+        file = locate_weights(lambda name, absent_ok: hub_file(repo, name, absent_ok=absent_ok, **kw), repo)
     location = f"{repo}/{Path(file).name}"
-    return _Fetched(unwrap_state_dict(read_state_dict(file), location), location, repo=repo, unreachable=unreachable)
+    return _Fetched(unwrap_state_dict(read_weights(file), location), location, repo=repo, unreachable=unreachable)
 
 
 def _map_swin(state: dict[str, torch.Tensor], model: nn.Module, model_state: Mapping[str, torch.Tensor]) -> _Mapped:

@@ -22,7 +22,6 @@ import shutil
 import socket
 import stat
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Mapping
@@ -39,11 +38,12 @@ from .card import is_generated_card, model_card
 from .dtypes import parameter_dtype
 from .local import CONFIG_NAME, TOKENIZER_CONFIG_NAME, VOCAB_NAME
 from .origin import carried_origin
+from .plugin_record import plugin_modules
 from .ranker import RANKER_CONFIG_NAME, RANKER_WEIGHTS_NAME, write_ranker
 from .report import alias_groups
-from .save_check import saveable_model
+from .save_check import refuse_save_kwargs, saveable_model
 
-__all__ = ["CONFIG_NAME", "TOKENIZER_CONFIG_NAME", "VOCAB_NAME", "WEIGHTS_NAME", "push_to_hub", "recover_interrupted_save",
+__all__ = ["CONFIG_NAME", "TOKENIZER_CONFIG_NAME", "VOCAB_NAME", "WEIGHTS_NAME", "recover_interrupted_save",
            "save_pretrained"]
 
 logger = logging.getLogger(__name__)
@@ -63,6 +63,7 @@ def save_pretrained(
     dataset: str | None = None,
     repo_id: str | None = None,
     origin: str | None = None,
+    **unsupported: Any,
 ) -> Path:
     """Write ``model`` as a loadable directory, atomically.
 
@@ -87,10 +88,14 @@ def save_pretrained(
         repo_id: Hub repo the card's loading snippet should name.
         origin: markdown for the card saying where the weights come from and under which terms
             (``rrsis convert`` writes the official checkpoint's).
+        **unsupported: transformers' ``max_shard_size`` / ``safe_serialization=False`` /
+            ``push_to_hub`` ... are refused with a ``TypeError`` saying why (rrsis writes one
+            ``model.safetensors``; ``safe_serialization=True`` is accepted, as it is what happens).
 
     Returns:
         The directory path.
     """
+    refuse_save_kwargs(unsupported)
     model = saveable_model(model)  # torch.compile's wrapper unwrapped; refused unless its config rebuilds it
     origin = carried_origin(model) if origin is None else origin  # a loaded card's Source section
     arch, config = model.arch, model.config
@@ -142,6 +147,9 @@ def _write_contents(
 ) -> None:
     payload = {"architecture": model.arch, "model_args": config, "torch_dtype": parameter_dtype(model),
                "rrsis_version": __version__}
+    plugins = plugin_modules(model.arch, config)  # the modules outside rrsis that registered its parts
+    if plugins:
+        payload["plugins"] = plugins
     (directory / CONFIG_NAME).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     save_file(
         _tensors_for_saving(model), str(directory / WEIGHTS_NAME),
@@ -353,45 +361,3 @@ def recover_interrupted_save(directory: PathLike) -> None:
         olds = olds[1:]
     for old in olds:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def push_to_hub(
-    model: nn.Module,
-    repo_id: str,
-    *,
-    commit_message: str = "Upload rrsis model",
-    private: bool | None = None,
-    token: str | None = None,
-    revision: str | None = None,
-    create_pr: bool = False,
-    metrics: Mapping[str, Any] | None = None,
-    dataset: str | None = None,
-):
-    """Upload ``model`` (the :func:`save_pretrained` files) to a Hub model repo in one commit.
-
-    Args:
-        model: the model to upload.
-        repo_id: ``org/name``; created when it does not exist.
-        commit_message: the commit's message.
-        private: visibility of a newly created repo (``None``: the account's default).
-        token: Hub token (default: the logged-in one).
-        revision: branch to commit to (created when missing); default ``main``.
-        create_pr: open a pull request instead of committing directly.
-        metrics, dataset: model-card content, as in :func:`save_pretrained`.
-
-    Returns:
-        The ``huggingface_hub`` commit info (its ``commit_url`` names the commit).
-    """
-    from huggingface_hub import HfApi
-
-    api = HfApi(token=token)
-    url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-    repo_id = getattr(url, "repo_id", None) or repo_id
-    if revision is not None and not create_pr:
-        api.create_branch(repo_id, branch=revision, exist_ok=True, repo_type="model")
-    with tempfile.TemporaryDirectory(prefix="rrsis-push-") as tmp:
-        folder = save_pretrained(model, Path(tmp) / "model", metrics=metrics, dataset=dataset, repo_id=repo_id)
-        return api.upload_folder(
-            repo_id=repo_id, folder_path=folder, repo_type="model", commit_message=commit_message,
-            revision=revision, create_pr=create_pr,
-        )

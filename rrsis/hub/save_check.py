@@ -17,7 +17,7 @@ from torch import nn
 
 from .report import format_keys, format_mismatches
 
-__all__ = ["saveable_model", "unwrap_compiled", "unwrapped_state"]
+__all__ = ["refuse_save_kwargs", "saveable_model", "unwrap_compiled", "unwrapped_state"]
 
 logger = logging.getLogger("rrsis.hub.save")
 
@@ -90,3 +90,29 @@ def saveable_model(model: nn.Module) -> nn.Module:
         f"save_pretrained: this {arch} model's state dict is not the one its config{named} builds, so "
         f"from_pretrained would refuse the folder; nothing was written. {_HOW}\n" + "\n".join(parts)
     )
+
+
+_SAVE_ARGS = "metrics=, dataset=, repo_id=, origin="
+# transformers' save_pretrained keywords, and why rrsis has no use for each.
+_NOT_SUPPORTED = {
+    "max_shard_size": "rrsis writes one model.safetensors (from_pretrained reads sharded folders, an index and its "
+                      "shards as transformers writes them, but save_pretrained does not write them)",
+    "safe_serialization": "rrsis always writes safetensors (safe_serialization=True is what it does)",
+    "push_to_hub": "use model.push_to_hub(repo_id) (rrsis.hub.push_to_hub)",
+    "variant": "rrsis writes one model.safetensors; use torch_dtype= when loading to change the dtype",
+    "state_dict": "the model's own state dict is saved; load other weights into it first",
+}
+
+
+def refuse_save_kwargs(kwargs: Mapping[str, object]) -> None:
+    """A ``TypeError`` for keywords :func:`rrsis.hub.save_pretrained` does not take, saying why for
+    the ones transformers' ``save_pretrained`` has; ``safe_serialization=True`` passes."""
+    rest = {k: v for k, v in kwargs.items() if not (k == "safe_serialization" and v is True)}
+    if not rest:
+        return
+    why = "; ".join(f"{k}: {_NOT_SUPPORTED[k]}" for k in rest if k in _NOT_SUPPORTED)
+    raise TypeError(
+        f"save_pretrained: {', '.join(f'{k}=' for k in rest)} not supported by rrsis"
+        + (f" ({why})" if why else "") + f"; it takes {_SAVE_ARGS}"
+    )
+

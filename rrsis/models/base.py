@@ -369,22 +369,21 @@ class RRSISModel(nn.Module):
         (keys ``_orig_mod.*``) or of a DDP-wrapped model (``module.*``)."""
         return super().load_state_dict(unwrapped_state(state_dict, self.state_dict()), strict=strict, assign=assign)
 
-    def save_pretrained(
-        self,
-        save_directory: str | os.PathLike,
-        *,
-        metrics: dict[str, Any] | None = None,
-        dataset: str | None = None,
-    ) -> Path:
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> Path:
         """Write ``config.json``, ``model.safetensors``, the tokenizer files (when
         ``self.tokenizer`` is set) and a model card, atomically; see :func:`rrsis.hub.save_pretrained`.
 
         Args:
             save_directory: target directory (created or replaced; files rrsis does not own are kept).
-            metrics: JSON-able ``name → value`` for the model card.
-            dataset: training dataset name for the model card.
+            **kwargs: those of :func:`rrsis.hub.save_pretrained`: ``metrics=`` and ``dataset=``
+                (model card), ``repo_id=`` (the card's loading snippet), ``origin=``.
         """
-        return hub.save_pretrained(self, save_directory, metrics=metrics, dataset=dataset)
+        return hub.save_pretrained(self, save_directory, **kwargs)
+
+    def num_parameters(self, only_trainable: bool = False) -> int:
+        """The number of parameters (those with ``requires_grad`` only, with ``only_trainable=True``),
+        as ``transformers`` counts them: a tensor shared by two modules counts once."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not only_trainable)
 
     def push_to_hub(self, repo_id: str, **kwargs: Any):
         """Upload the :meth:`save_pretrained` files to a Hub model repo; see :func:`rrsis.hub.push_to_hub`."""

@@ -106,7 +106,7 @@ def test_header_is_checked_before_reading_or_building(saved, tmp_path, monkeypat
     def no(*args, **kwargs):
         raise AssertionError("read or built before the header was checked")
 
-    monkeypatch.setattr(load_mod, "read_state_dict", no)
+    monkeypatch.setattr(load_mod, "read_weights", no)
     monkeypatch.setattr(load_mod, "_build_checked", no)
     with pytest.raises(CheckpointError, match=r"tensors have other shapes \(read from its header, before"):
         rrsis.from_pretrained(path)
