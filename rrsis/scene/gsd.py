@@ -18,7 +18,7 @@ import sys
 import warnings
 from typing import Any
 
-__all__ = ["auto_pixel_ratio", "print_notes", "scene_pixel_size"]
+__all__ = ["auto_is_one", "auto_pixel_ratio", "print_notes", "scene_pixel_size"]
 
 logger = logging.getLogger(__name__)
 _said: list[str] = []  # the last note: one per scene, not one per mode or expression
@@ -40,6 +40,12 @@ def scene_pixel_size(scene: Any) -> float | None:
 def _recorded(model: Any, key: str) -> float | None:
     value = ((getattr(model, "config", None) or {}).get("backbone") or {}).get(key)
     return None if value is None else float(value)
+
+
+def auto_is_one(model: Any) -> bool:
+    """Whether ``pixel_ratio="auto"`` is 1 on every scene for ``model``: it records no ground
+    sampling distance (``backbone.gsd``), as every model saved before rrsis recorded one."""
+    return _recorded(model, "gsd") is None
 
 
 def _say(text: str) -> None:

@@ -137,3 +137,16 @@ def test_predict_prints_the_chosen_ratio(tiny_tokenizer, tmp_path, capsys):
     assert read_record(next((tmp_path).glob("out*mask.tif")))["settings"]["options"]["pixel_ratio"] == 2.0
     assert main([*argv, "--pixel-ratio", "1", "--overwrite"]) == 0
     assert read_record(next((tmp_path).glob("out*mask.tif")))["settings"]["options"]["pixel_ratio"] == 1.0
+
+
+def test_a_region_done_at_ratio_1_is_done_under_auto_for_a_model_without_a_gsd(tiny_tokenizer, tmp_path):
+    from rrsis.scene import segment_scenes
+
+    scene = _geotiff(tmp_path / "s.tif", size=128, pixel=0.25)
+    kw = {"out": str(tmp_path / "region"), "mode": "tiles"}
+    first = segment_scenes(_model(tiny_tokenizer), [scene], ["the wet plot"], pixel_ratio=1, **kw)
+    assert first.done and not first.skipped
+    again = segment_scenes(_model(tiny_tokenizer), [scene], ["the wet plot"], **kw)  # auto: 1 for this model
+    assert again.skipped == first.done
+    with pytest.raises(ValueError, match="pixel_ratio"):  # a model that records a GSD reads it at 2: not done
+        segment_scenes(_model(tiny_tokenizer, gsd=0.5), [scene], ["the wet plot"], **kw)
