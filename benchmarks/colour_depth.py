@@ -226,7 +226,7 @@ def main() -> int:
                 records += cache(model, work, pkl.format(i=i), scenes, seed, args.per_kind, side, scene_records)
             else:
                 records += _cached(work / pkl.format(i=i), model, metas)
-        part = score(records, scene_values(metas), candidate_area(models[0], SceneOptions(mode="tiles")))
+        part = score(records, scene_values(metas), candidate_area(models[0], SceneOptions(mode="tiles", pixel_ratio=1)))
         report["sets"][name] = {"what": f"{what}: {scenes} of {side}², seed {seed}, settings {settings}", **part}
     stem = args.out or str(ROOT / "benchmarks" / "results" / "colour-depth")
     write_results(stem, report, markdown(report))

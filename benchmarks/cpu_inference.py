@@ -100,7 +100,7 @@ def scene_tiles(scene: int, tile: int) -> int:
     """Tiles ``tiles`` mode reads on a ``scene``² scene at the default overlap and pixel ratio."""
     from rrsis.scene.infer import SceneOptions, tile_starts
 
-    opt = SceneOptions()
+    opt = SceneOptions(pixel_ratio=1)  # the benchmark's scene has no georeference: auto reads it at 1
     side = round(scene / opt.pixel_ratio)
     stride = round(tile * (1 - opt.overlap))
     return len(tile_starts(side, tile, stride)) ** 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -96,6 +97,15 @@ class BackboneConfig:
             (:func:`~rrsis.data.band_names.declared_names`). A raster describing bands so, among
             any others, is read with those bands in that order when no ``bands=`` is given
             (:mod:`rrsis.data.band_names`). ``None``: not recorded.
+        image_ratio: image pixels per model pixel of its training images (their side over
+            ``data.image_size``, the median; flat alias ``image_ratio``); ``rrsis train`` records
+            it when every image agrees within 10 % (:mod:`rrsis.data.training_scale`). ``None``:
+            not recorded.
+        gsd: ground sampling distance per model pixel of its training images, in metres (pixel
+            size × ``image_ratio``, the median; flat alias ``gsd``); ``rrsis train`` records it
+            when every image is georeferenced in a projected CRS in metres and all agree within
+            10 %. Whole-scene inference reads a metric scene at this resolution by default
+            (``SceneOptions.pixel_ratio="auto"``). ``None``: not recorded.
     """
 
     embed_dim: int = 128
@@ -115,8 +125,14 @@ class BackboneConfig:
     scale: str | float | None = None
     rgb: list[int] | None = None
     band_names: list[str] | None = None
+    image_ratio: float | None = None
+    gsd: float | None = None
 
     def __post_init__(self) -> None:
+        for name in ("image_ratio", "gsd"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < math.inf):
+                raise ConfigError(f"{name} must be a positive number or null, got {v!r}")
         if self.band_names is not None:
             try:
                 self.band_names = check_names(self.band_names, self.in_chans)

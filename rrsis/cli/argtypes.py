@@ -39,6 +39,12 @@ def objects(text: str):
     return number(int, lambda v: v > 0, "a positive integer, auto or all")(text)
 
 
+def pixel_ratio(text: str):
+    if text.strip().lower() == "auto":
+        return "auto"
+    return number(float, lambda v: True, "a number >= 1 or auto")(text)  # SceneOptions checks the range
+
+
 def scale(text: str):
     if text in ("dtype", "max", "minmax"):
         return text

@@ -9,6 +9,7 @@ import sys
 
 from .argtypes import fraction as _fraction
 from .argtypes import objects as _objects
+from .argtypes import pixel_ratio as _pixel_ratio
 from .argtypes import positive_int as _positive_int
 from .argtypes import scale as _scale
 
@@ -40,7 +41,9 @@ def add_scene_arguments(p: argparse.ArgumentParser) -> None:
                    help="modes to score: auto, global, tiles, global-local, object, ranked, naive (default: "
                         "auto naive; naive is added when missing)")
     g.add_argument("--threshold", type=_fraction, help="foreground probability threshold, in (0, 1) (default 0.5)")
-    g.add_argument("--pixel-ratio", type=float, help="scene pixels per model pixel in the tiled passes (default 1)")
+    g.add_argument("--pixel-ratio", type=_pixel_ratio,
+                   help="scene pixels per model pixel in the tiled passes (default auto: the model's training "
+                        "GSD over the scene's, else 1)")
     g.add_argument("--tile", type=_positive_int, help="tile side in model pixels (default: the model's image_size; "
                                                       "naive keeps it)")
     g.add_argument("--overlap", type=float, help="tile overlap in [0, 0.9] (default 0.25; naive: 0)")
@@ -112,6 +115,7 @@ def run_scene(args: argparse.Namespace, out: str) -> int:
     from ..scene import area_of_interest
     from ..scene.evaluate import DEFAULT_EVAL_MODES, check_modes, evaluate_scene, need_geo
     from ..scene.evaluate_labels import is_many, labels_for
+    from ..scene.gsd import print_notes
     from ..scene.reading import parse_read
     from ..scene.region import SceneSource, is_gdal_url, resolve_scenes, scene_id
     from ..scene.region.entries import one_asset
@@ -138,6 +142,7 @@ def run_scene(args: argparse.Namespace, out: str) -> int:
         elif not is_gdal_url(args.labels) and not os.path.isfile(args.labels):
             raise FileNotFoundError(f"--labels {args.labels}: file not found")
     stretch = _stretch(args.stretch)
+    print_notes("rrsis evaluate")  # the pixel_ratio chosen for each scene, and why
     if args.aoi_crs is not None and args.aoi is None:
         raise ValueError("--aoi-crs is the CRS of --aoi; give --aoi too")
     aoi = None if args.aoi is None else area_of_interest(args.aoi, args.aoi_crs)

@@ -124,9 +124,9 @@ scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
                    help="tile side in model pixels, a positive multiple of 32, at least 64 (default: the "
                         "model's image_size)")
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction in [0, 0.9] (default 0.25)")
-    p.add_argument("--pixel-ratio", type=float, default=1.0,
-                   help="scene pixels per model pixel in the tiled pass (>1 for very fine GSD; "
-                        "called --scale before 0.2)")
+    p.add_argument("--pixel-ratio", type=argtypes.pixel_ratio, default="auto",
+                   help="scene pixels per model pixel in the tiled pass (>1 for very fine GSD; called --scale "
+                        "before 0.2); auto (default): the model's training GSD over the scene's, else 1")
     p.add_argument("--bands", help="band numbers counted from 1 (as GDAL counts) shown as R,G,B, "
                                    "e.g. 4,3,2 (default: those declared red, green, blue, else the first three); as many as a model of another "
                                    "band count takes, e.g. 4,3,2,8 (default: all, if it has that many)")
@@ -223,8 +223,10 @@ def run(args: argparse.Namespace) -> int:
         output_prefixes,
         segment_scene,
     )
+    from ..scene.gsd import print_notes
     from ..scene.outputs import RESUME
 
+    print_notes("rrsis predict")  # the pixel_ratio chosen for each scene, and why
     # Check the cheap inputs before loading the model, so a typo fails at once (check_early's first).
     check_expressions(args.text, "--text", first=1)  # the 1st --text is --text 1, as bands count
     stretch = argtypes.stretch(args.stretch)

@@ -20,6 +20,7 @@ from .band_names import declared_names
 from .expressions import check_expression, expression_problem
 from .headers import ImageHeader, declared_channels, header_problems, mixed_note, read_header
 from .io import Bands, Scale, read_image
+from .training_scale import training_scale
 from .transforms import ResizeNormalize, Size
 
 __all__ = ["DATASETS", "ReferringDataset", "build_dataset", "check_dataset_options", "dataset_options"]
@@ -120,6 +121,8 @@ class ReferringDataset(Dataset, abc.ABC):
         # those channels (declared_names), set by the header checks.
         self.rgb: tuple[int, int, int] | None = None
         self.band_names: list[str] | None = None
+        self.size = size  # training_scale: image pixels (and metres) per model pixel, from the headers
+        self.training_scale: dict | None = None
         self.return_native_mask = return_native_mask
         self.skip_bad = skip_bad
         self.check_sizes = check_sizes
@@ -233,6 +236,7 @@ class ReferringDataset(Dataset, abc.ABC):
                          ValueError(f"{entry.source}: sample {entry.name}: {problem}{hint}"))
         self.rgb = declared_channels(list(passed.values()), self.bands, self.channels)
         self.band_names = declared_names(list(passed.values()), self.bands, self.channels)
+        self.training_scale = training_scale(list(passed.values()), self.size, type(self).__name__)
         note = mixed_note(passed)
         if note:
             logger.warning("%s: %s", self.__class__.__name__, note)

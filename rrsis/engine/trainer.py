@@ -87,7 +87,7 @@ _MODEL_META = ("name", "pretrained", "swin_weights", "text_weights", "init", "re
 
 
 def build_model(model_cfg: dict[str, Any], image_size: int | None = None, scale: Any = None,
-                rgb: Any = None, band_names: Any = None) -> nn.Module:
+                rgb: Any = None, band_names: Any = None, training_scale: Any = None) -> nn.Module:
     """The model a recipe's ``model`` section describes, through the one builder.
 
     The section holds ``name`` (registry key, optionally ``arch.tag``), ``pretrained``,
@@ -106,6 +106,9 @@ def build_model(model_cfg: dict[str, Any], image_size: int | None = None, scale:
             ``rgb``), recorded as ``backbone.rgb`` unless the section sets one.
         band_names: the descriptions the training images give the channels (the dataset's
             ``band_names``), recorded as ``backbone.band_names`` unless the section sets them.
+        training_scale: the training images' ``{"image_ratio", "gsd"}`` (the dataset's
+            ``training_scale``, :mod:`rrsis.data.training_scale`), recorded as
+            ``backbone.image_ratio`` / ``backbone.gsd`` unless the section sets them.
     """
     from ..factory import create_model, from_pretrained
 
@@ -119,6 +122,9 @@ def build_model(model_cfg: dict[str, Any], image_size: int | None = None, scale:
         args["rgb"] = list(rgb)  # the bands its images declared red, green, blue: the scene's colour step
     if band_names is not None and args.get("band_names") is None and (args.get("backbone") or {}).get("band_names") is None:
         args["band_names"] = list(band_names)  # a raster describing these bands is read with them, in this order
+    for key, value in (training_scale or {}).items():  # the scale its objects were seen at: whole scenes' pixel_ratio
+        if value is not None and args.get(key) is None and (args.get("backbone") or {}).get(key) is None:
+            args[key] = value
     if model_cfg.get("init"):
         return from_pretrained(model_cfg["init"], **revision, **args).train()
     name = model_cfg.get("name")
@@ -186,7 +192,8 @@ class Trainer:
         if model is None:
             model = build_model(self.cfg["model"], image_size=data_cfg["image_size"],
                                 scale=getattr(train_dataset, "scale", None), rgb=getattr(train_dataset, "rgb", None),
-                                band_names=getattr(train_dataset, "band_names", None))
+                                band_names=getattr(train_dataset, "band_names", None),
+                                training_scale=getattr(train_dataset, "training_scale", None))
         if tokenizer is None:
             tokenizer = build_tokenizer(data_cfg.get("tokenizer"), model, train_dataset)
         text_vocab = (model.config.get("text") or {}).get("vocab_size") if hasattr(model, "config") else None

@@ -53,6 +53,12 @@ def _rows(cfg: Mapping[str, Any]) -> list:
                      (f"{n} ({'R, G, B' if n == 3 else 'band numbers counted from 1: `bands=`'}); "
                       f"normalisation `(x - mean) / std` on values in [0, 1], mean {_v(bb.get('mean'))}, "
                       f"std {_v(bb.get('std'))}")))
+        if bb.get("image_ratio") is not None:
+            gsd = bb.get("gsd")
+            rows.append(("training scale",
+                         f"{bb['image_ratio']:g} image pixels per model pixel"
+                         + (f"; {gsd:g} m on the ground per model pixel (whole scenes are read at this resolution: "
+                            "`pixel_ratio` auto)" if gsd is not None else "; no ground resolution recorded")))
     text = cfg.get("text") or {}
     if text:
         rows.append(("text encoder",

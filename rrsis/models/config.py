@@ -52,7 +52,8 @@ _PROVIDED = ("in_channels", "num_classes")
 ALIASES: dict[str, tuple] = {
     **{k: ("backbone", k) for k in (
         "embed_dim", "depths", "num_heads", "window_size", "patch_size", "stem", "mlp_ratio", "qkv_bias",
-        "drop_path_rate", "local_attn", "in_chans", "mean", "std", "scale", "rgb", "band_names")},
+        "drop_path_rate", "local_attn", "in_chans", "mean", "std", "scale", "rgb", "band_names",
+        "image_ratio", "gsd")},
     **{f"elsa_{k}": ("backbone", "elsa", k) for k in ("kernel", "dilation", "group_width", "qk_scale", "lam", "gamma")},
     "fusion_heads": ("fusion", "heads"),
     "fusion_drop": ("fusion", "dropout"),

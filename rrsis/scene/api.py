@@ -219,7 +219,7 @@ def segment_scene(
         warnings.warn(sc.rectified, stacklevel=2)
     try:
         check_bounds(sc)  # with or without out=: no ground area past latitude ±90°
-        opt = opt.resolved(model, sc.height, sc.width)
+        opt = opt.resolved(model, sc.height, sc.width, sc)
         prefixes = None
         if out is not None:
             check_georeference(sc)

@@ -20,8 +20,7 @@ then applying the sigmoid gives what ``model.predict`` gives for the whole image
   · p_global)`` (``"max"``: the tiles can only add to what the global pass found); tiles whose
   footprint holds no gate pixel are not run. Knobs in :class:`SceneOptions`.
 
-Output comes as strips of full-resolution rows; only the tile rows a strip needs are held.
-"""
+Output comes as strips of full-resolution rows; only the tile rows a strip needs are held."""
 
 from __future__ import annotations
 
@@ -34,6 +33,7 @@ import numpy as np
 import torch
 
 from ..data.transforms import smallest_input_side
+from .gsd import auto_pixel_ratio
 from .read import Scene
 from .reading import parse_read
 
@@ -58,8 +58,8 @@ class SceneOptions:
             the same components: :mod:`rrsis.scene.rank`).
         tile: tile side in model pixels (default: the model's ``image_size``).
         overlap: tile overlap fraction in [0, 0.9].
-        pixel_ratio: scene pixels per model pixel in the tiled pass (>= 1 downsamples fine
-            GSD); ``scale`` (its name before 0.2) now means value scaling, as in ``model.predict``.
+        pixel_ratio: scene pixels per model pixel in the tiled pass (>= 1 downsamples fine GSD), or
+            ``"auto"`` (default): the model's training GSD over the scene's, else 1 (:mod:`rrsis.scene.gsd`).
         global_size: input side of the global pass (default: the model's ``image_size``).
         gate_threshold: global probability that marks the named object (global-local).
         gate_dilation: dilation of that mark, in global-pass pixels.
@@ -85,7 +85,7 @@ class SceneOptions:
     mode: str = "auto"
     tile: int | None = None
     overlap: float = 0.25
-    pixel_ratio: float = 1.0
+    pixel_ratio: float | str = "auto"
     global_size: int | None = None
     # Chosen on held-out generated scenes by benchmarks/large_scene.py (README, "Large scenes").
     gate_threshold: float = 0.4
@@ -105,8 +105,8 @@ class SceneOptions:
                             "now; scale means value scaling only (segment_scene's and model.predict's scale=)")
         self.read = parse_read(self.read)  # one form, so that equal settings compare equal
 
-    def resolved(self, model, height: int, width: int) -> SceneOptions:
-        """Defaults filled from the model and checked; ``mode`` no longer ``auto``."""
+    def resolved(self, model, height: int, width: int, scene: Any = None) -> SceneOptions:
+        """Defaults filled from the model (and ``scene``: ``pixel_ratio="auto"``) and checked; no ``auto`` left."""
         div = int(getattr(model, "size_divisor", 32))
         low = smallest_input_side(div, getattr(model, "feature_stride", None))  # 64 for the zoo's models
         if self.mode not in MODES:
@@ -120,8 +120,9 @@ class SceneOptions:
         gsize = int(model.image_size if self.global_size is None else self.global_size)
         if not 0 <= self.overlap <= 0.9:
             raise ValueError(f"overlap must be in [0, 0.9], got {self.overlap}")
-        if not self.pixel_ratio >= 1.0:
-            raise ValueError(f"pixel_ratio must be >= 1 (scene pixels per model pixel), got {self.pixel_ratio}")
+        ratio = auto_pixel_ratio(model, scene) if self.pixel_ratio == "auto" else self.pixel_ratio
+        if isinstance(ratio, (bool, str)) or not ratio >= 1.0:
+            raise ValueError(f"pixel_ratio must be >= 1 (scene pixels per model pixel) or 'auto', got {ratio!r}")
         if not 0 < self.gate_threshold < 1 or self.gate_dilation < 0 or not 0 <= self.local_weight <= 1:
             raise ValueError("gate_threshold must be in (0, 1), gate_dilation >= 0, local_weight in [0, 1]")
         if self.local_rule not in LOCAL_RULES:
@@ -141,7 +142,7 @@ class SceneOptions:
         if mode == "ranked" and getattr(model, "scene_ranker", None) is None:
             raise ValueError("mode 'ranked' needs a model with a scene ranker (model.scene_ranker, saved as "
                              "scene_ranker.json beside the model; train one with rrsis.scene.rank_train)")
-        return SceneOptions(**{**self.__dict__, "mode": mode, "tile": tile, "global_size": gsize})
+        return SceneOptions(**{**self.__dict__, "mode": mode, "tile": tile, "global_size": gsize, "pixel_ratio": ratio})
 
 
 def tile_starts(n: int, tile: int, stride: int) -> list[int]:

@@ -85,7 +85,7 @@ def ranker_examples(model, scenes: Iterable[tuple[Any, Sequence[tuple[str, np.nd
     for source, exprs, *more in scenes:
         objects = more[0] if more else None
         with open_scene(source, channels=getattr(model, "in_chans", None)) as sc:
-            o = opt.resolved(model, sc.height, sc.width)
+            o = opt.resolved(model, sc.height, sc.width, sc)
             for text, target in exprs:
                 tok = model.tokenizer([text])
                 with torch.no_grad():

@@ -16,7 +16,7 @@ def test_scene_tiles_follow_the_default_overlap(ci):
     from rrsis.scene.infer import SceneOptions
 
     opt = SceneOptions()
-    assert opt.pixel_ratio == 1 and opt.overlap == 0.25
+    assert opt.pixel_ratio == "auto" and opt.overlap == 0.25  # auto: 1 on a scene without a georeference
     # Independent count: a tile every 360 px (480 at 25 % overlap), the last flush with the end.
     starts = list(range(0, 4096 - 480, 360)) + [4096 - 480]
     assert ci.scene_tiles(4096, 480) == len(starts) ** 2 == 144

@@ -103,7 +103,7 @@ def test_settings_compare_equal_however_they_are_given():
 
     cli = {"mode": "auto", "threshold": 0.5, "bands": None, "scale": None, "stretch": "auto", "probabilities": False,
            "geojson_crs": "EPSG:4326", "simplify": 0.5, "crs": None, "max_pixels": MAX_PIXELS, "tile": None,
-           "overlap": 0.25, "pixel_ratio": 1.0, "global_size": None, "batch_size": 4}  # rrsis predict's defaults
+           "overlap": 0.25, "pixel_ratio": "auto", "global_size": None, "batch_size": 4}  # rrsis predict's defaults
     assert region_run._settings(["a"], cli) == region_run._settings(["a"], {})
     assert region_run._settings(["a"], {"tile": 64, "bands": "4,3,2"}) == region_run._settings(
         ["a"], {"options": SceneOptions(tile=64), "bands": (4, 3, 2)})

@@ -35,6 +35,7 @@ from ...data.bands import parse_bands
 from ...data.expressions import check_expressions, expression_problem
 from ..aoi import AOIOutsideError, area_of_interest
 from ..api import segment_scene
+from ..gsd import auto_is_one
 from ..infer import SceneOptions
 from ..outputs import fingerprint_held, model_fingerprint
 from ..read import NoValidPixelsError
@@ -278,6 +279,8 @@ def segment_scenes(
                         "aoi_crs": None}
     digest = model_fingerprint(model)
     settings = {**_settings(texts_list, scene_kwargs), "model": "sha256:" + digest}
+    if settings["options"]["pixel_ratio"] == "auto" and auto_is_one(model):  # 1 on every scene: as recorded before
+        settings["options"]["pixel_ratio"] = 1.0
     done_before = {s.id for s in sources if check_done(out / s.id, settings, scene_reading(s), overwrite)}
     rank, world, info = _dist(model)  # every rank checked every scene above
     try:
