@@ -59,7 +59,13 @@ from .distributed import (
     setup_distributed,
 )
 from .evaluation import autocast_context, evaluate, resolve_amp
-from .inputs import build_datasets, build_tokenizer, check_dataset_bands, text_words
+from .inputs import (
+    build_datasets,
+    build_tokenizer,
+    check_dataset_bands,
+    resolve_statistics,
+    text_words,
+)
 from .logs import JsonlLogger
 from .optim import build_optimizer, build_scheduler
 from .recipe import DEFAULTS, merge
@@ -175,6 +181,8 @@ class Trainer:
             train_dataset, built_val = build_datasets(data_cfg, self.cfg["model"])
             if val_dataset is None:
                 val_dataset = built_val
+        # model.mean/std "auto": the numbers measured on the training split, in the model and config.json
+        self.cfg["model"] = resolve_statistics(self.cfg["model"], train_dataset)
         if model is None:
             model = build_model(self.cfg["model"], image_size=data_cfg["image_size"],
                                 scale=getattr(train_dataset, "scale", None), rgb=getattr(train_dataset, "rgb", None),
