@@ -130,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
 
     from .._atomic import atomic_open
     from ..data import build_dataset
+    from ..data.base import dataset_options
     from ..engine.distributed import resolve_device
     from ..engine.evaluation import evaluate
     from ..engine.inputs import check_dataset_bands
@@ -166,6 +167,8 @@ def run(args: argparse.Namespace) -> int:
     stats = {} if "transform" in options else {"mean": model.pixel_mean, "std": model.pixel_std}
     if model.pixel_scale is not None:
         stats["scale"] = model.pixel_scale  # the value scaling the model was trained on
+    if getattr(model, "band_names", None) and "bands" not in options and "band_names" in (dataset_options(args.dataset) or ()):
+        stats["band_names"] = list(model.band_names)  # the images' bands described so are read, as predict reads them
     opts = {**stats, **options, "size": size, "tokenizer": model.tokenizer,
             "return_native_mask": args.native_resolution}
     if args.dataset == "rrsisd":

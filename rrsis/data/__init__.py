@@ -10,6 +10,7 @@ from .folder import FolderDataset, RefSegRSDataset, RISBenchDataset
 from .io import image_size, load_plain_pickle, load_raster, read_image, read_mask
 from .rrsisd import RRSISDDataset
 from .scene_crops import SceneCropDataset
+from .statistics import measure_statistics
 from .transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -39,6 +40,7 @@ __all__ = [
     "load_raster",
     "make_collate_fn",
     "mask_to_polygons",
+    "measure_statistics",
     "polygon_to_mask",
     "read_image",
     "read_mask",

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 
 from . import bands as _bands
 
-__all__ = ["bands_by_name", "check_names", "declared_names", "named_bands", "names_note", "unnamed_read_note"]
+__all__ = ["bands_by_name", "check_names", "common_named_bands", "declared_names", "named_bands", "names_note",
+           "unnamed_read_note"]
 
 
 def _key(name: object) -> str:
@@ -59,6 +60,16 @@ def named_bands(descriptions: Sequence[str | None] | None, names: Sequence[str] 
             return None
         out.append(hits[0])
     return tuple(out)
+
+
+def common_named_bands(headers: Sequence[object], names: Sequence[str] | None,
+                       channels: int | None = None) -> tuple[int, ...] | None:
+    """The bands (counted from 1) a dataset reads by a model's band ``names``: those
+    :func:`named_bands` finds in every image's descriptions, when they lie at the same numbers in
+    all of them; else ``None`` (the band rule then reads, or refuses, each image).
+    ``headers``: :class:`~rrsis.data.headers.ImageHeader`."""
+    found = {named_bands(getattr(h, "descriptions", ()), names, channels) for h in headers}
+    return found.pop() if len(found) == 1 and None not in found else None
 
 
 def declared_names(headers: Sequence[object], bands: _bands.Bands = None,
@@ -128,7 +139,7 @@ def bands_by_name(descriptions: Sequence, colorinterp: Sequence[str], bands: tup
     alpha = [c == "alpha" for c in colorinterp]
     if bands is None and channels not in (None, 3):
         try:  # the band rule's refusal of the file's band count, with what its bands are called
-            _bands.raster_bands(alpha, None, channels, where)
+            _bands.raster_bands(alpha, None, channels, where, names=names)
         except ValueError as exc:
             raise ValueError(f"{exc}; {names_note(descriptions, names)}") from None
     declared = _bands.declared_rgb(list(colorinterp), descriptions) is not None

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .band_hint import band_count_problem
+
 __all__ = ["RGB_NAMES", "Bands", "Scale", "band_count_problem", "check_divisor", "colours_at", "declared_rgb", "first_three_note", "model_bands", "nodata_mask", "nodata_pixels", "parse_bands", "raster_bands", "rgb_positions", "scale_values",
            "select_bands", "transparent_pixels", "uint8_to_unit"]
 
@@ -159,8 +161,9 @@ def transparent_pixels(arr: np.ndarray, alpha: bool, bands: Bands, channels: int
     return (arr[:, :, -1] == 0) if dropped else None
 
 
-def select_bands(arr: np.ndarray, alpha: bool, bands: Bands, where: str,
-                 channels: int | None = None, rgb: tuple[int, int, int] | None = None) -> np.ndarray:
+def select_bands(arr: np.ndarray, alpha: bool, bands: Bands, where: str, channels: int | None = None,
+                 rgb: tuple[int, int, int] | None = None, names: Sequence[str] | None = None,
+                 dataset: bool = False) -> np.ndarray:
     """The band rule of :func:`read_image`, without the value scaling: ``[H, W, C]`` at its own
     depth → ``[H, W, 3]`` (or ``len(bands)``, or ``channels``), a view where possible.
 
@@ -171,7 +174,8 @@ def select_bands(arr: np.ndarray, alpha: bool, bands: Bands, where: str,
     else raises naming both counts. With ``bands`` given and ``channels`` set, exactly
     ``channels`` band numbers (counted from 1) are required (or one, repeated, for 3).
     ``rgb``: the bands the file declares red, green and blue (:func:`declared_rgb`); with
-    ``bands=None`` the RGB rule reads those, in that order, whatever the band count.
+    ``bands=None`` the RGB rule reads those, in that order, whatever the band count. ``names``
+    (the model's band names) and ``dataset`` shape the refusal's example (:func:`band_count_problem`).
     """
     c = arr.shape[2]
     band_tuple = parse_bands(bands)
@@ -184,7 +188,7 @@ def select_bands(arr: np.ndarray, alpha: bool, bands: Bands, where: str,
             if alpha and c - 1 == channels:
                 return arr[:, :, :channels]
             raise ValueError(band_count_problem(where, "image", c, channels,
-                                                " (the last declared alpha)" if alpha else ""))
+                                                " (the last declared alpha)" if alpha else "", names, dataset))
         if alpha and c in (2, 4):
             arr, c = arr[:, :, : c - 1], c - 1
         if c == 1:
@@ -219,21 +223,9 @@ def select_bands(arr: np.ndarray, alpha: bool, bands: Bands, where: str,
     return np.repeat(out, 3, axis=2) if channels == 3 and out.shape[2] == 1 else out
 
 
-def band_count_problem(where: str, what: str, have: int, channels: int, aside: str = "") -> str:
-    """Why a model of ``channels`` bands refuses an image or raster of ``have`` (``aside``: the
-    alpha band left out), and the way out: a file with those bands when it has fewer (none can be
-    chosen), ``bands=`` when it has more."""
-    head = (f"{where}: the {what} has {have} band(s){aside} but the model takes {channels} (it was "
-            f"trained on {channels}-band images; in_chans={channels})")
-    if have < channels:
-        return (f"{head}: give it {'an' if what[0] in 'aeiou' else 'a'} {what} with those {channels} bands, in the order it was trained on "
-                "(a model's band count is fixed when it is built)")
-    return (f"{head}: pass bands= (--bands) with {channels} band numbers counted from 1, the model's "
-            f"bands in the order it was trained on, e.g. bands={tuple(range(1, channels + 1))}")
-
-
 def raster_bands(alpha: Sequence[bool], bands: Bands, channels: int | None, where: str,
-                 rgb: tuple[int, int, int] | None = None) -> tuple[tuple[int, ...], list[int]]:
+                 rgb: tuple[int, int, int] | None = None,
+                 names: Sequence[str] | None = None) -> tuple[tuple[int, ...], list[int]]:
     """:func:`select_bands`' rule for a raster read band by band (the whole-scene reader):
     ``alpha[i]`` says whether band ``i + 1`` is declared alpha. Returns the band numbers to read
     (counted from 1) and those of them declared alpha, which are then data, not a mask.
@@ -249,7 +241,7 @@ def raster_bands(alpha: Sequence[bool], bands: Bands, channels: int | None, wher
     if chosen is None and channels not in (None, 3):
         chosen = tuple(range(1, len(alpha) + 1)) if len(alpha) == channels else tuple(data)
         if len(chosen) != channels:
-            raise ValueError(band_count_problem(where, "raster", len(data), channels, " (alpha aside)"))
+            raise ValueError(band_count_problem(where, "raster", len(data), channels, " (alpha aside)", names))
     if chosen is None and rgb is not None and channels in (None, 3):
         chosen = tuple(rgb)
     if chosen is None:

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from .._config import check_keys
 from ..registry import Registry
-from .band_names import declared_names
+from .band_names import common_named_bands, declared_names
 from .expressions import check_expression, expression_problem
 from .headers import ImageHeader, declared_channels, header_problems, mixed_note, read_header
 from .io import Bands, Scale, read_image
@@ -100,6 +100,9 @@ class ReferringDataset(Dataset, abc.ABC):
         train: one sample per entry with a random expression each epoch (see
             :meth:`set_epoch`); otherwise every expression is a sample.
         seed: seed of the per-epoch expression choice.
+        band_names: a model's band names (``model.band_names``): with ``bands=None``, the bands the
+            images describe so, in that order, when every image has them at the same numbers, as
+            ``model.predict`` reads a raster (from the headers: ``check_headers``); else the band rule.
     """
 
     def __init__(
@@ -107,13 +110,14 @@ class ReferringDataset(Dataset, abc.ABC):
         bands: Bands = None, scale: Scale = None, mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None, return_native_mask: bool = False, skip_bad: bool = False,
         check_sizes: bool = True, check_headers: bool = True, train: bool = False, seed: int = 0,
+        band_names: Sequence[str] | None = None,
     ) -> None:
         if transform is not None and (mean is not None or std is not None):
             raise ValueError("mean/std set the default transform's normalisation; a given transform has its own")
         stats = {k: v for k, v in (("mean", mean), ("std", std)) if v is not None}
         self.transform = transform if transform is not None else ResizeNormalize(size, **stats)
         self.tokenizer = tokenizer
-        self.bands = None if bands is None else tuple(bands)
+        self.bands, self.read_names = None if bands is None else tuple(bands), band_names
         # The band count read follows the statistics, as predict's follows the model's in_chans.
         self.channels = None if mean is None else len(mean)
         self.scale = scale
@@ -223,9 +227,11 @@ class ReferringDataset(Dataset, abc.ABC):
                 kept.append(entry)
             except (ValueError, FileNotFoundError) as exc:
                 self._reject([sid for sid, _ in entry.sentences], exc)
+        if self.bands is None and self.read_names:  # a model's bands found by name, as predict finds them
+            self.bands = common_named_bands([f["image"] for f in files], self.read_names, self.channels)
         good, passed = [], {}
-        for entry, found, headers in zip(kept, header_problems(files, self.bands, self.scale, self.channels),
-                                         files):
+        for entry, found, headers in zip(kept, header_problems(files, self.bands, self.scale, self.channels,
+                                                               self.read_names), files):
             if found is None:
                 good.append(entry)
                 passed[headers["image"].path] = headers["image"]

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import ImageMode
 
 from . import bands as _bands
+from .band_names import names_note
 from .bands import Bands, Scale, check_divisor, scale_values, select_bands
 from .io import _PIL_MODES_TO_RGB, _SWAPPING_ORIENTATIONS, _open_pil, exif_orientation, png16_colour
 from .tiff import _tiff_header
@@ -142,14 +143,21 @@ def declared_channels(headers: Sequence[ImageHeader], bands: Bands = None,
     return found
 
 
-def option_problem(header: ImageHeader, bands: Bands, scale: Scale, channels: int | None) -> str | None:
+def option_problem(header: ImageHeader, bands: Bands, scale: Scale, channels: int | None,
+                   names: Sequence[str] | None = None, dataset: bool = False) -> str | None:
     """What :func:`~rrsis.data.read_image` would refuse in this file under these options (the
     band rule, the scale's rule, and a divisor ``scale`` that does not fit the file's dtype,
     see :func:`~rrsis.data.bands.check_divisor`), or ``None``. The readers' own rules run on a
-    one-pixel stand-in of the file's dtype and bands, so the message is theirs."""
+    one-pixel stand-in of the file's dtype and bands, so the message is theirs. ``names``: the
+    model's band names, not found on this file (the refusal says what it describes);
+    ``dataset``: the bands are a dataset's option (the refusal spells it so)."""
     stand_in = np.zeros((1, 1, header.bands), dtype=header.dtype)
     try:
-        chosen = select_bands(stand_in, header.alpha, bands, header.path, channels, header.rgb)
+        chosen = select_bands(stand_in, header.alpha, bands, header.path, channels, header.rgb, names, dataset)
+    except ValueError as exc:
+        wanted = names is not None and bands is None and len(names) == (channels or 3)
+        return f"{exc}; {names_note(header.descriptions, names)}" if wanted else str(exc)
+    try:
         scale_values(chosen, scale, header.path)
         check_divisor(header.dtype, scale, header.path)
     except ValueError as exc:
@@ -197,7 +205,7 @@ def mixed_note(headers: Mapping[str, ImageHeader]) -> str | None:
 
 
 def header_problems(files: Sequence[Mapping[str, ImageHeader]], bands: Bands, scale: Scale,
-                    channels: int | None) -> list[tuple[str, bool] | None]:
+                    channels: int | None, names: Sequence[str] | None = None) -> list[tuple[str, bool] | None]:
     """For each sample's files (role → header: ``"image"``, ``"mask"``), ``None`` when they pass,
     else ``(message, about the options)``: an image the options cannot read (the message is
     the reader's, the options are to change), or a file whose kind differs from the most common
@@ -206,7 +214,7 @@ def header_problems(files: Sequence[Mapping[str, ImageHeader]], bands: Bands, sc
     Args:
         files: one mapping per sample; a file shared by samples is counted once.
         bands, scale, channels: the dataset's reading options (``channels``: the model's band
-            count, ``None`` for RGB).
+            count, ``None`` for RGB); ``names``: the model's band names the dataset looks for.
     """
     by_role: dict[str, dict[str, ImageHeader]] = {}
     for found in files:
@@ -218,7 +226,7 @@ def header_problems(files: Sequence[Mapping[str, ImageHeader]], bands: Bands, sc
     for found in files:
         result = None
         for role, header in found.items():
-            problem = option_problem(header, bands, scale, channels) if role == "image" else None
+            problem = option_problem(header, bands, scale, channels, names, True) if role == "image" else None
             common = odd[role].get(header.path)
             if common is not None:
                 result = (_odd_message(role, header, *common, len(by_role[role]), problem), False)

@@ -255,7 +255,7 @@ def _read_masked(path: ImageSource, bands: Bands = None, scale: Scale = None, ma
     if None not in (colours, rgb) and bands is None and channels not in (None, 3) and arr.shape[2] - alpha == channels:
         bands = colours_at(tuple(range(1, channels + 1)), rgb, colours) if max(rgb) <= channels else None
     try:
-        arr = select_bands(arr, alpha, bands, where, channels, rgb)
+        arr = select_bands(arr, alpha, bands, where, channels, rgb, names)
     except ValueError as exc:
         if bands is None and names is not None and len(names) == (channels or 3):
             raise ValueError(f"{exc}; {names_note(described, names)}") from None

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
+import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -11,12 +14,18 @@ from typing import Any
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..data import DATASETS
+from .._config import ConfigError
+from ..data import DATASETS, measure_statistics
 from ..data.base import dataset_options
+from ..data.headers import option_problem, read_header
 from ..text import Tokenizer
 
-__all__ = ["build_datasets", "build_tokenizer", "check_dataset_bands", "check_init_revision", "model_statistics",
-           "text_words"]
+__all__ = ["AUTO", "build_datasets", "build_tokenizer", "check_dataset_bands", "check_init_revision",
+           "model_statistics", "resolve_statistics", "statistics_needed", "text_words"]
+
+logger = logging.getLogger(__name__)
+
+AUTO = "auto"  # model.mean / model.std: measured on the training split
 
 
 def text_words(texts) -> list[str]:
@@ -68,8 +77,9 @@ def build_tokenizer(spec: Any, model: nn.Module | None, train_dataset: Dataset |
 def model_statistics(model_cfg: dict[str, Any] | None, key: str = "mean") -> Any:
     """``(mean, std)`` a recipe's ``model`` section sets, read without building the model: its
     flat ``mean``/``std`` keys, its ``backbone`` node's, or those saved in a local ``init``
-    directory's ``config.json``; ``None`` when it sets none (an RGB model: ImageNet's).
-    ``key="scale"``: the value scaling it records, found the same way (or ``None``)."""
+    directory's ``config.json``; ``None`` when it sets none (an RGB model: ImageNet's);
+    ``"auto"`` when both are ``"auto"`` (measured on the training split, :func:`resolve_statistics`).
+    ``key="scale"`` (or ``"in_chans"``): the value it records, found the same way (or ``None``)."""
     import json
 
     cfg = dict(model_cfg or {})
@@ -84,9 +94,41 @@ def model_statistics(model_cfg: dict[str, Any] | None, key: str = "mean") -> Any
             if node.get(key) is not None:
                 return node[key]
             continue
+        if AUTO in (node.get("mean"), node.get("std")):
+            if node.get("mean") != node.get("std"):
+                raise ConfigError(f"model.mean {node.get('mean')!r} / model.std {node.get('std')!r}: 'auto' "
+                                  "measures both on the training split; set both to auto, or give both")
+            return AUTO
         if node.get("mean") is not None and node.get("std") is not None:
             return [float(v) for v in node["mean"]], [float(v) for v in node["std"]]
     return None
+
+
+def statistics_needed(in_chans: int) -> str:
+    """Why a recipe's ``model.in_chans`` of another count than 3 without ``mean``/``std`` is refused,
+    and the ways to give them."""
+    return (f"model.in_chans={in_chans} needs per-band normalisation statistics, {in_chans} values each of "
+            "model.mean and model.std, for the values as data.options.scale reads them (ImageNet's are for "
+            "RGB only): --model.mean auto --model.std auto measures them on the training split (printed, "
+            f"and recorded in the run's and the saved model's config.json), or give them: --model.mean "
+            f"'[...]' --model.std '[...]' ({in_chans} numbers each; rrsis chips prints them for its chips)")
+
+
+def resolve_statistics(model_cfg: dict[str, Any], dataset: Dataset) -> dict[str, Any]:
+    """``model_cfg`` with ``"auto"`` statistics replaced by those of the training ``dataset``
+    (:func:`~rrsis.data.measure_statistics`, as :func:`build_datasets` measured them), logged as
+    the command-line options that give them; unchanged without ``"auto"``."""
+    if model_statistics(model_cfg) != AUTO:
+        return model_cfg
+    mean, std = getattr(dataset, "measured_statistics", None) or measure_statistics(dataset)
+    logger.info("model.mean / model.std measured on the training split (%d images, scale=%r), recorded in "
+                "config.json: --model.mean '%s' --model.std '%s'", len({e.image_path for e in dataset.entries}),
+                getattr(dataset, "scale", None), json.dumps(mean), json.dumps(std))
+    out = copy.deepcopy(model_cfg)
+    for node in (out, out.get("backbone") if isinstance(out.get("backbone"), dict) else {}):
+        if node.get("mean") == AUTO:
+            node["mean"], node["std"] = list(mean), list(std)
+    return out
 
 
 def check_dataset_bands(dataset: Dataset | None, model: nn.Module, where: str) -> None:
@@ -123,7 +165,11 @@ def build_datasets(data_cfg: dict[str, Any], model_cfg: dict[str, Any] | None = 
 
     ``model_cfg`` (the recipe's ``model`` section): its per-band statistics
     (:func:`model_statistics`) become the datasets' ``mean``/``std`` where ``data.options``
-    sets none, so a 4-band model reads 4-band images with its own normalisation."""
+    sets none, so a 4-band model reads 4-band images with its own normalisation; ``"auto"``
+    statistics are measured on the training split (:func:`~rrsis.data.measure_statistics`, kept
+    as the training set's ``measured_statistics``) and given to both. A model of another band count
+    than 3 without statistics is refused first (:func:`statistics_needed`), and an RGB model's
+    refusal of many-band images says how to train a model of their band count."""
     root = data_cfg.get("root")
     if not root:
         raise ValueError("data.root is not set: pass --data.root PATH (or --root PATH)")
@@ -135,6 +181,15 @@ def build_datasets(data_cfg: dict[str, Any], model_cfg: dict[str, Any] | None = 
     opts["size"] = data_cfg["image_size"]
     accepts = dataset_options(name) or []  # scene-crops reads RGB only, with its own statistics
     stats = model_statistics(model_cfg) if "mean" in accepts else None
+    in_chans = model_statistics(model_cfg, "in_chans")
+    if "mean" in accepts and stats is None and in_chans not in (None, 3) and opts.get("mean") is None:
+        raise ConfigError(statistics_needed(in_chans))
+    auto = stats == AUTO
+    if auto:  # placeholders of the band count read, replaced by what the training split measures
+        if opts.get("mean") is not None or opts.get("std") is not None or "transform" in opts:
+            raise ValueError("model.mean/std 'auto' are measured on the values the datasets read: drop "
+                             "data.options.mean/std (and transform)")
+        stats = [0.0] * (in_chans or 3), [1.0] * (in_chans or 3)
     if stats is not None and "transform" not in opts:
         given = [None if opts.get(k) is None else [float(v) for v in opts[k]] for k in ("mean", "std")]
         if given != [None, None] and given != list(stats):
@@ -144,8 +199,18 @@ def build_datasets(data_cfg: dict[str, Any], model_cfg: dict[str, Any] | None = 
     if "scale" in accepts and opts.get("scale") is None and model_statistics(model_cfg, "scale") is not None:
         opts["scale"] = model_statistics(model_cfg, "scale")  # what the model was trained on
     takes_mode = "mode" in inspect.signature(cls.__init__).parameters
-    train = _non_empty(cls(root, split=data_cfg["train_split"], **({"mode": "train"} if takes_mode else {"train": True}),
-                           **opts), "data.train_split", data_cfg["train_split"])
+    mode = {"mode": "train"} if takes_mode else {"train": True}
+    try:
+        train = _non_empty(cls(root, split=data_cfg["train_split"], **mode, **opts), "data.train_split",
+                           data_cfg["train_split"])
+    except ValueError as exc:
+        if stats is not None or opts.get("bands") is not None or "mean" not in accepts:
+            raise
+        raise _many_bands(cls, root, data_cfg, mode, opts, exc) from exc
+    if auto:
+        train.measured_statistics = measure_statistics(train)
+        opts["mean"], opts["std"] = train.measured_statistics
+        train.transform = type(train.transform)(train.transform.size, *train.measured_statistics)
     val = None
     if data_cfg.get("val_split"):
         try:
@@ -156,6 +221,27 @@ def build_datasets(data_cfg: dict[str, Any], model_cfg: dict[str, Any] | None = 
                             f"{exc}") from exc
         _non_empty(val, "data.val_split", data_cfg["val_split"], " (null: train without validation)")
     return train, val
+
+
+def _many_bands(cls, root: str, data_cfg: dict[str, Any], mode: dict, opts: dict, exc: ValueError) -> ValueError:
+    """``exc`` (the training set's refusal, for an RGB model), or, when its first image has another
+    band count than an RGB model reads and would be read whole by a model of that count, what to
+    set instead: the model's band count and statistics, or the bands to read."""
+    try:
+        first = cls(root, split=data_cfg["train_split"], **mode, **opts, check_headers=False, check_sizes=False)
+        header = read_header(first.entries[0].image_path)
+    except (ValueError, OSError, IndexError, TypeError):
+        return exc
+    n = header.bands - int(header.alpha)
+    if option_problem(header, None, "minmax", None) is None or option_problem(header, None, "minmax", n):
+        return exc  # read as RGB, or not read whole by a model of its count: the refusal is not the count's
+    options = json.dumps({**(data_cfg.get("options") or {}), "bands": [4, 3, 2] if n >= 4 else [1]})
+    return ConfigError(
+        f"{header.path}: the images have {n} bands but the model reads 3 (R, G, B; model.in_chans is not "
+        f"set): to train on all {n}, set --model.in_chans {n} with its statistics, --model.mean auto "
+        f"--model.std auto (measured on the training split) or {n} values each; or choose the bands the "
+        f"model reads, e.g. --data.options '{options}' (Sentinel-2's R, G, B; another count than 3 needs "
+        "--model.in_chans and statistics too)")
 
 
 def _non_empty(dataset: Dataset, key: str, split: str, hint: str = "") -> Dataset:

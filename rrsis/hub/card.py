@@ -40,6 +40,30 @@ def _name(node: Any) -> str:
     return _v(node.get("name")) if isinstance(node, Mapping) else _v(node)
 
 
+_SCALES = {"dtype": "value / the data type's largest value", "max": "value / the image's largest",
+           "minmax": "the image's smallest to largest value mapped to 0 to 1"}
+
+
+def _bands_row(bb: Mapping[str, Any]) -> str:
+    """The bands a model reads, in its order (their names when its training images described
+    them), where red, green and blue lie, the value scaling and the normalisation."""
+    n, names, rgb = bb.get("in_chans", 3), bb.get("band_names"), bb.get("rgb")
+    if names:
+        which = f"the bands described {', '.join(map(str, names))}, in this order (`backbone.band_names`)"
+    else:
+        which = "R, G, B" if n == 3 else "band numbers counted from 1: `bands=`"
+    if rgb and not (n == 3 and list(rgb) == [0, 1, 2]):
+        which += f"; red, green, blue at positions {_v(list(rgb))} from 0 (`backbone.rgb`)"
+    scale = bb.get("scale")
+    if scale is None:
+        scaling = "none recorded (8-bit values / 255, floats in [0, 1] as they are; other data needs `scale=`)"
+    else:
+        how = _SCALES.get(scale, f"value / {scale}") if isinstance(scale, str) else f"value / {scale:g}"
+        scaling = f"`scale={scale!r}` ({how}; `backbone.scale`)"
+    return (f"{n}: {which}; value scaling {scaling}; normalisation `(x - mean) / std` on the scaled values, "
+            f"mean {_v(bb.get('mean'))}, std {_v(bb.get('std'))}")
+
+
 def _rows(cfg: Mapping[str, Any]) -> list:
     rows = []
     bb = cfg.get("backbone") or {}
@@ -48,11 +72,7 @@ def _rows(cfg: Mapping[str, Any]) -> list:
                      (f"Swin-style, embed {bb.get('embed_dim')}, depths {_v(bb.get('depths'))}, heads "
                       f"{_v(bb.get('num_heads'))}, window {bb.get('window_size')}, local attention "
                       f"{_v(bb.get('local_attn'))}")))
-        n = bb.get("in_chans", 3)
-        rows.append(("input bands",
-                     (f"{n} ({'R, G, B' if n == 3 else 'band numbers counted from 1: `bands=`'}); "
-                      f"normalisation `(x - mean) / std` on values in [0, 1], mean {_v(bb.get('mean'))}, "
-                      f"std {_v(bb.get('std'))}")))
+        rows.append(("input bands", _bands_row(bb)))
         if bb.get("image_ratio") is not None:
             gsd = bb.get("gsd")
             rows.append(("training scale",

@@ -16,10 +16,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..data.bands import Scale, declared_rgb, scale_values, select_bands
+from ..data.statistics import Moments, combine
 
 __all__ = ["Moments", "chip_moments", "combine", "read_order", "stats_option"]
-
-Moments = tuple[int, np.ndarray, np.ndarray]  # pixel count, per-channel mean, sum of squared deviations
 
 
 def read_order(n_bands: int, colours: Sequence[str] | None, names: Sequence[str | None] | None) -> list[int]:
@@ -39,20 +38,6 @@ def chip_moments(data: np.ndarray, valid: np.ndarray, scale: Scale, order: Seque
         return 0, np.zeros(len(order)), np.zeros(len(order))
     mean = v.mean(axis=0)
     return len(v), mean, ((v - mean) ** 2).sum(axis=0)
-
-
-def combine(parts: Sequence[Moments], channels: int) -> Moments:
-    """The moments of the union of ``parts`` (Chan et al.'s pairwise update)."""
-    n, mean, m2 = 0, np.zeros(channels), np.zeros(channels)
-    for nb, mb, m2b in parts:
-        if not nb:
-            continue
-        total = n + nb
-        delta = mb - mean
-        mean = mean + delta * nb / total
-        m2 = m2 + m2b + delta ** 2 * n * nb / total
-        n = total
-    return n, mean, m2
 
 
 def stats_option(mean: Sequence[float], std: Sequence[float]) -> str:

@@ -110,3 +110,19 @@ def test_pretrained_rgb_patch_embedding_loads_into_a_4_band_model():
     assert key in report.loaded["swin"]
     torch.testing.assert_close(m.state_dict()[key], adapt_input_conv(4, state["patch_embed.proj.weight"]))
     torch.testing.assert_close(m.state_dict()["backbone.patch_embed.proj.bias"], state["patch_embed.proj.bias"])
+
+
+def test_model_card_names_the_bands_their_order_and_scaling(tmp_path):
+    """A receiver of a saved many-band model reads from its card which bands, in which order and
+    with which value scaling it takes, not only their count and statistics."""
+    names = ["B04", "B03", "B02", "B08"]
+    m = rrsis.create_model("gl-msin-tiny", in_chans=4, mean=RGBN[0], std=RGBN[1], scale=10000,
+                           band_names=names, rgb=[0, 1, 2])
+    m.save_pretrained(tmp_path / "m")
+    row = next(line for line in (tmp_path / "m" / "README.md").read_text().splitlines() if "input bands" in line)
+    assert "B04, B03, B02, B08, in this order" in row
+    assert "`scale=10000` (value / 10000" in row and "positions [0, 1, 2]" in row
+    rgb = rrsis.create_model("gl-msin-tiny", scale="dtype")
+    rgb.save_pretrained(tmp_path / "rgb")
+    row = next(line for line in (tmp_path / "rgb" / "README.md").read_text().splitlines() if "input bands" in line)
+    assert "R, G, B" in row and "`scale='dtype'`" in row and "positions" not in row

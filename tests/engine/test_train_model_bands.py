@@ -34,8 +34,8 @@ def test_the_datasets_take_the_models_statistics_and_band_count(tmp_path):
         assert ds.channels == 4
         assert torch.allclose(ds.transform.mean.flatten(), torch.tensor(MEAN))
         assert ds[0]["pixel_values"].shape == (4, 64, 64)
-    # without the model's section: the RGB rule, which asks for bands (the error before this fix)
-    with pytest.raises(ValueError, match="4 channels"):
+    # without the model's section: an RGB model, told to set the band count or choose bands
+    with pytest.raises(ValueError, match="the images have 4 bands but the model reads 3"):
         build_datasets(cfg["data"])
     # statistics the model does not have are refused, naming both
     bad = _data(tmp_path, 'data.options={"scale": "dtype", "mean": [0.5, 0.5, 0.5, 0.5], "std": [1, 1, 1, 1]}')
