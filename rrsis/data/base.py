@@ -121,14 +121,13 @@ class ReferringDataset(Dataset, abc.ABC):
         # The band count read follows the statistics, as predict's follows the model's in_chans.
         self.channels = None if mean is None else len(mean)
         self.scale = scale
-        # Which channels read the images declare red, green, blue, and the names all of them give
-        # those channels (declared_names), set by the header checks.
+        # Set by the header checks: which channels read the images declare red, green, blue, the
+        # names all of them give those channels (declared_names), and their training_scale (image
+        # pixels, and metres, per model pixel of ``size``).
         self.rgb: tuple[int, int, int] | None = None
         self.band_names: list[str] | None = None
-        self.size = size  # training_scale: image pixels (and metres) per model pixel, from the headers
-        self.training_scale: dict | None = None
-        self.return_native_mask = return_native_mask
-        self.skip_bad = skip_bad
+        self.size, self.training_scale = size, None
+        self.return_native_mask, self.skip_bad = return_native_mask, skip_bad
         self.check_sizes = check_sizes
         self.check_headers = check_headers
         self._headers: dict[tuple[str, bool], ImageHeader] = {}
