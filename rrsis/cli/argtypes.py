@@ -74,3 +74,18 @@ def set_threads(args: argparse.Namespace) -> None:
         import torch
 
         torch.set_num_threads(args.threads)
+
+
+def stderr_line(text: str) -> None:
+    """Print ``text`` as one line of its own on stderr, also while a progress bar is drawn there:
+    through ``tqdm.write`` (the bar is cleared and drawn again below it), and in a file or pipe
+    (no terminal to clear) after a newline, so it is not glued to the bar's last fragment."""
+    import sys
+
+    bars = sys.modules.get("tqdm.std")  # a bar exists only once tqdm is imported
+    active = bars is not None and any(not getattr(b, "disable", True) for b in list(bars.tqdm._instances))
+    if not active:
+        print(text, file=sys.stderr, flush=True)
+        return
+    isatty = getattr(sys.stderr, "isatty", None)
+    bars.tqdm.write(text if isatty is not None and isatty() else "\n" + text, file=sys.stderr)

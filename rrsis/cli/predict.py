@@ -198,13 +198,13 @@ scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
 
 
 def _note(message: str) -> None:
-    print(f"rrsis predict: note: {message}", file=sys.stderr)
+    argtypes.stderr_line(f"rrsis predict: note: {message}")
 
 
 def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
     # The API names an expression by its index ("text 0: ..."); here the --text values count from 1.
     message = re.sub(r"^text (\d+):", lambda m: f"--text {int(m[1]) + 1}:", str(message))
-    print(f"rrsis predict: warning: {message}", file=sys.stderr)
+    argtypes.stderr_line(f"rrsis predict: warning: {message}")  # its own line, also under a bar
 
 
 def run(args: argparse.Namespace) -> int:

@@ -49,6 +49,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "a folder that holds one)")
     p.add_argument("--list", action="store_true", help="list the shipped recipes and exit")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bars (train.progress false; by default they are drawn only when "
+                        "stderr is a terminal)")
     add_model_limits(p)
     p.set_defaults(func=run, overrides=[], needs_registry=False)
 
@@ -75,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, parse_override_args(args.overrides))
     # The model section's keywords reach create_model / from_pretrained (model.init) as they are.
     cfg["model"].update(model_limits(args))
+    if args.quiet:
+        cfg["train"]["progress"] = False
     if args.print_config:
         print(json.dumps(cfg, indent=2))
         return 0
