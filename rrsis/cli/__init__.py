@@ -16,6 +16,7 @@ import signal
 import sys
 
 from .._version import __version__
+from .argtypes import WarningLines
 
 # Each module defines ``add_parser(subparsers)`` which registers its subcommand and sets
 # ``func`` (called with the parsed namespace, returns an exit code).
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
-    with _sigterm_as_interrupt():
+    with _sigterm_as_interrupt(), WarningLines(args.command):
         return _call(args, debug)
 
 

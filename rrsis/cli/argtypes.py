@@ -89,3 +89,32 @@ def stderr_line(text: str) -> None:
         return
     isatty = getattr(sys.stderr, "isatty", None)
     bars.tqdm.write(text if isatty is not None and isatty() else "\n" + text, file=sys.stderr)
+
+
+class WarningLines:
+    """While a command runs, the warnings rrsis logs (``logging``: the Hub unreachable, a strict=False
+    load) read as the command's own, ``rrsis COMMAND: warning: ...``, unless logging was set up
+    (``rrsis train``'s ``basicConfig``: its format then)."""
+
+    def __init__(self, command: str) -> None:
+        import logging
+
+        class _Handler(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                if logging.getLogger().handlers:  # the root logger prints it, in its format
+                    return
+                try:
+                    text = record.getMessage()
+                except Exception:  # noqa: BLE001 - logging's own rule: report, never raise
+                    self.handleError(record)
+                    return
+                stderr_line(f"rrsis {command}: {'warning' if record.levelno < logging.ERROR else 'error'}: {text}")
+
+        self.logger, self.handler = logging.getLogger("rrsis"), _Handler(logging.WARNING)
+
+    def __enter__(self) -> WarningLines:
+        self.logger.addHandler(self.handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.removeHandler(self.handler)

@@ -59,3 +59,23 @@ def test_train_quiet_turns_the_bars_off(capsys):
     import json
 
     assert json.loads(capsys.readouterr().out)["train"]["progress"] is False
+
+
+def test_a_warning_rrsis_logs_reads_as_the_commands_own(monkeypatch, capsys):
+    import logging
+
+    import rrsis.cli.predict as predict
+    from rrsis.cli import main
+
+    def fake_run(args):  # what rrsis.hub logs when the Hub cannot be reached
+        logging.getLogger("rrsis.hub.files").warning("%s: %s; reading the Hugging Face cache only", "acme/tiny",
+                                                     "the Hub could not be reached (ConnectError: refused)")
+        return 0
+
+    monkeypatch.setattr(predict, "run", fake_run)
+    monkeypatch.setattr(predict, "check_early", lambda args: None)
+    monkeypatch.setattr(logging.root, "handlers", [])  # logging not set up, as in a plain rrsis predict
+    assert main(["predict", "--model", "acme/tiny", "--image", "x.tif", "--text", "a", "--out", "o"]) == 0
+    assert capsys.readouterr().err == ("rrsis predict: warning: acme/tiny: the Hub could not be reached "
+                                       "(ConnectError: refused); reading the Hugging Face cache only\n")
+    assert not logging.getLogger("rrsis").handlers  # only while the command runs
