@@ -34,8 +34,9 @@ class Limits:
             characters.
         concurrency: requests computed at once; the rest wait in the queue.
         queue_size: most requests waiting; more are refused with a "queue is full" message.
-        max_stored_files: most files the server holds for the page (uploads, and the copies of
-            results it serves); beyond it the oldest not in use by a request are removed.
+        max_stored_files: most files the server holds for the page (uploads, the copies of
+            results it serves, the requests' result folders); beyond it the oldest not in use by
+            a request are removed (:meth:`rrsis.app.session.Workspace.prune_uploads`).
         max_stored_mb: most MiB those files hold together; beyond it, the same.
         unused_upload_s: seconds after which a stored file no running request uses is removed
             (an upload never segmented, a result already downloaded).

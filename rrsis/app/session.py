@@ -27,6 +27,24 @@ __all__ = ["Response", "Workspace", "area_request", "preview", "respond"]
 logger = logging.getLogger(__name__)
 
 
+# Seconds a finished request's result folder is kept whatever the limits: the server copies the
+# files it serves from it after the response.
+RESULT_GRACE_S = 60.0
+
+
+def _files(folder: Path) -> list[tuple[float, int, Path]]:
+    """``(mtime, size, path)`` of every file (or link) under ``folder``."""
+    out = []
+    for p in folder.rglob("*"):
+        try:
+            st = p.lstat()
+        except FileNotFoundError:
+            continue
+        if p.is_file() or p.is_symlink():
+            out.append((st.st_mtime, st.st_size, p))
+    return out
+
+
 class Workspace:
     """The one folder the app writes into (uploads, examples, results); removed by :meth:`close`.
 
@@ -55,15 +73,24 @@ class Workspace:
         return self.root / "examples"
 
     def request_dir(self) -> Path:
-        """A new empty folder for one request's files."""
+        """A new empty folder for one request's files (the oldest beyond :attr:`keep` go, never
+        one a running request uses: :meth:`request`)."""
         with self._lock:
             self._count += 1
             path = self.root / "requests" / f"{self._count:06d}-{uuid.uuid4().hex[:6]}"
             path.mkdir()
-            old = sorted((self.root / "requests").iterdir())[:-self.keep]
+            old = [p for p in sorted((self.root / "requests").iterdir())[:-self.keep]
+                   if str(p.resolve()) not in self._in_use]
         for p in old:
             shutil.rmtree(p, ignore_errors=True)
         return path
+
+    @contextlib.contextmanager
+    def request(self) -> Iterator[Path]:
+        """:meth:`request_dir`, marked in use (never pruned) while the block runs."""
+        path = self.request_dir()  # new: within the grace no prune takes it before it is marked
+        with self.using(path):
+            yield path
 
     @contextlib.contextmanager
     def using(self, path) -> Iterator[None]:
@@ -97,41 +124,42 @@ class Workspace:
             return self._running
 
     def prune_uploads(self, limits: Limits, now: float | None = None) -> list[Path]:
-        """Bound what the server stores under :attr:`uploads` (Gradio's uploads and the copies
-        of results it serves): files no running request uses are removed when older than
-        ``limits.unused_upload_s``, then oldest first while there are more than
-        ``limits.max_stored_files`` or more than ``limits.max_stored_mb`` in all.
+        """Bound what the server stores: the files under :attr:`uploads` (Gradio's uploads and the
+        copies of results it serves) and the result folders under ``requests/`` together. Uploads
+        no running request uses are removed when older than ``limits.unused_upload_s``; then,
+        oldest first, uploads and whole result folders go while there are more than
+        ``limits.max_stored_files`` files or more than ``limits.max_stored_mb`` in all. Never an
+        upload or a result folder a running request uses, nor a result folder written in the last
+        :data:`RESULT_GRACE_S` seconds (the server copies what it serves from it after the response).
 
         Returns:
-            The files removed.
+            The files and result folders removed.
         """
         now = time.time() if now is None else now
-        files = []
-        for p in self.uploads.rglob("*"):
-            try:
-                st = p.lstat()
-            except FileNotFoundError:
-                continue
-            if p.is_file() or p.is_symlink():
-                files.append((st.st_mtime, st.st_size, p))
-        files.sort(key=lambda f: f[0])
+        units = [(mtime, size, 1, p, False) for mtime, size, p in _files(self.uploads)]
+        for d in (self.root / "requests").iterdir():
+            inside = _files(d)
+            with contextlib.suppress(OSError):
+                newest = max([d.stat().st_mtime, *(f[0] for f in inside)])
+                units.append((newest, sum(f[1] for f in inside), len(inside), d, True))
+        units.sort(key=lambda u: u[0])
         with self._lock:
             busy = set(self._in_use)
         removed = []
-        count, total = len(files), sum(f[1] for f in files)
-        for mtime, size, p in files:
-            if str(p.resolve()) in busy:
+        count, total = sum(u[2] for u in units), sum(u[1] for u in units)
+        for mtime, size, n, p, folder in units:
+            if str(p.resolve()) in busy or (folder and now - mtime < RESULT_GRACE_S):
                 continue
-            stale = now - mtime > limits.unused_upload_s
+            stale = not folder and now - mtime > limits.unused_upload_s
             if stale or count > limits.max_stored_files or total > limits.max_stored_bytes:
                 try:
-                    p.unlink()
+                    shutil.rmtree(p) if folder else p.unlink()
                 except FileNotFoundError:
                     pass
                 except OSError:
                     continue
                 removed.append(p)
-                count, total = count - 1, total - size
+                count, total = count - n, total - size
         for d in sorted((d for d in self.uploads.rglob("*") if d.is_dir()), key=lambda d: -len(d.parts)):
             with contextlib.suppress(OSError):
                 d.rmdir()  # only empty folders go
@@ -269,10 +297,10 @@ def respond(model, workspace: Workspace, limits: Limits, upload, expressions, mo
         # The warnings rrsis predict prints (an expression the vocabulary does not know, the bands
         # an undeclared raster is read with) are the page's notes, not only the server log's.
         with workspace.using(upload), workspace.using(area_file), workspace.computing(), \
-                collected_warnings() as notes:
+                workspace.request() as workdir, collected_warnings() as notes:
             aoi, _ = area_request(upload, area, area_crs, area_file, limits)  # its notes: in notes too
             results = inference.run(model, upload, texts, mode=str(mode), threshold=threshold,
-                                    workdir=workspace.request_dir(), bands=str(bands or "").strip() or None,
+                                    workdir=workdir, bands=str(bands or "").strip() or None,
                                     crs=str(crs or "").strip() or None, aoi=aoi)
     except InputError as exc:
         return _error(words(exc))

@@ -10,10 +10,13 @@ the traceback instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
 
 from .._version import __version__
+from .argtypes import WarningLines
 
 # Each module defines ``add_parser(subparsers)`` which registers its subcommand and sets
 # ``func`` (called with the parsed namespace, returns an exit code).
@@ -25,6 +28,33 @@ EXIT_USAGE = 2
 # Lines printed after an error's first line when that line ends in a colon (it names no fault).
 _DETAIL_LINES = 8
 EXIT_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a command whose reader closed the pipe
+EXIT_TERM = 143  # 128 + SIGTERM: what Slurm, Airflow, systemd and docker stop send
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so that it is cleaned up as a Ctrl-C is (temporary
+    files removed, locks released) before the command exits 143."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM raises :class:`Terminated` inside the block (main thread only; a handler someone
+    else installed is kept)."""
+    installed = False
+    with contextlib.suppress(ValueError, OSError):  # not the main thread: signals are left alone
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous in (signal.SIG_DFL, None):
+            signal.signal(signal.SIGTERM, _terminate)
+            installed = True
+    try:
+        yield
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
+    with _sigterm_as_interrupt(), WarningLines(args.command):
+        return _call(args, debug)
+
+
+def _call(args: argparse.Namespace, debug: bool) -> int:
     try:
         # What a subcommand can check without the model stack (its files and flags), before that
         # stack is imported: a typo must not wait for torch.
@@ -92,7 +127,10 @@ def main(argv: list[str] | None = None) -> int:
             importlib.import_module("rrsis.factory")
             importlib.import_module("rrsis.plugins").import_plugins(getattr(args, "plugin", None) or ())
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Terminated):
+            print(f"rrsis {args.command}: terminated", file=sys.stderr)
+            return EXIT_TERM
         print(f"rrsis {args.command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # stdout closed by its reader (| head): end quietly, as other CLIs do

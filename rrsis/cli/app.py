@@ -47,8 +47,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--queue-size", type=int, default=d.queue_size,
                    help=f"requests waiting at most; more are refused (default {d.queue_size})")
     p.add_argument("--max-stored-files", type=int, default=d.max_stored_files,
-                   help="most files the server stores (uploads and served results); the oldest "
-                        f"unused go first (default {d.max_stored_files})")
+                   help="most files the server stores (uploads, served results and the requests' result "
+                        f"folders); the oldest unused go first (default {d.max_stored_files})")
     p.add_argument("--max-stored-mb", type=float, default=d.max_stored_mb,
                    help=f"most MiB those files hold together (default {d.max_stored_mb:g})")
     p.add_argument("--unused-upload-s", type=float, default=d.unused_upload_s,

@@ -80,3 +80,47 @@ def set_threads(args: argparse.Namespace) -> None:
         import torch
 
         torch.set_num_threads(args.threads)
+
+
+def stderr_line(text: str) -> None:
+    """Print ``text`` as one line of its own on stderr, also while a progress bar is drawn there:
+    through ``tqdm.write`` (the bar is cleared and drawn again below it), and in a file or pipe
+    (no terminal to clear) after a newline, so it is not glued to the bar's last fragment."""
+    import sys
+
+    bars = sys.modules.get("tqdm.std")  # a bar exists only once tqdm is imported
+    active = bars is not None and any(not getattr(b, "disable", True) for b in list(bars.tqdm._instances))
+    if not active:
+        print(text, file=sys.stderr, flush=True)
+        return
+    isatty = getattr(sys.stderr, "isatty", None)
+    bars.tqdm.write(text if isatty is not None and isatty() else "\n" + text, file=sys.stderr)
+
+
+class WarningLines:
+    """While a command runs, the warnings rrsis logs (``logging``: the Hub unreachable, a strict=False
+    load) read as the command's own, ``rrsis COMMAND: warning: ...``, unless logging was set up
+    (``rrsis train``'s ``basicConfig``: its format then)."""
+
+    def __init__(self, command: str) -> None:
+        import logging
+
+        class _Handler(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                if logging.getLogger().handlers:  # the root logger prints it, in its format
+                    return
+                try:
+                    text = record.getMessage()
+                except Exception:  # noqa: BLE001 - logging's own rule: report, never raise
+                    self.handleError(record)
+                    return
+                stderr_line(f"rrsis {command}: {'warning' if record.levelno < logging.ERROR else 'error'}: {text}")
+
+        self.logger, self.handler = logging.getLogger("rrsis"), _Handler(logging.WARNING)
+
+    def __enter__(self) -> WarningLines:
+        self.logger.addHandler(self.handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.removeHandler(self.handler)

@@ -198,10 +198,14 @@ scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
     p.set_defaults(func=run, precheck=check_early)
 
 
+def _note(message: str) -> None:
+    argtypes.stderr_line(f"rrsis predict: note: {message}")
+
+
 def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
     # The API names an expression by its index ("text 0: ..."); here the --text values count from 1.
     message = re.sub(r"^text (\d+):", lambda m: f"--text {int(m[1]) + 1}:", str(message))
-    print(f"rrsis predict: warning: {message}", file=sys.stderr)
+    argtypes.stderr_line(f"rrsis predict: warning: {message}")  # its own line, also under a bar
 
 
 def run(args: argparse.Namespace) -> int:
@@ -210,6 +214,7 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
+    from .._lock import output_lock
     from ..data.expressions import check_expressions
     from ..data.io import MAX_PIXELS
     from ..hub import from_pretrained
@@ -256,7 +261,8 @@ def run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as opened:  # shown below unless the model's read warns itself
         warnings.simplefilter("always", UserWarning)
         scene = open_scene(args.image, **first) if args.aoi is None else open_aoi_scene(args.image, args.aoi, **first)[0]
-    with scene:
+    with scene, output_lock(output_prefixes(args.out, 1, scene.name)[0], folder=False, command="rrsis predict",
+                            note=_note):  # one run at a time on these outputs, before the model loads
         check_georeference(scene)
         prefixes = output_prefixes(args.out, len(args.text), scene.name)
         outputs = [p for pre in prefixes for p in output_paths(pre, scene.georeferenced).values()]
@@ -314,9 +320,11 @@ def _print_result(r, args: argparse.Namespace, total: int, where: str) -> None:
 
 
 def _run_region(args: argparse.Namespace, stretch) -> int:
+    import contextlib
     import os
     import warnings
 
+    from .._lock import run_lock
     from ..data.io import MAX_PIXELS
     from ..engine.distributed import cleanup_distributed, setup_distributed
     from ..hub import from_pretrained
@@ -332,26 +340,31 @@ def _run_region(args: argparse.Namespace, stretch) -> int:
         check_merged_path(args.merged)
     argtypes.set_threads(args)
     info = setup_distributed(args.device)  # torchrun's process group, as rrsis train joins it
-    try:
-        loading(args.model, args.quiet)
-        model = from_pretrained(args.model, map_location=info.device, **revision_of(args), **model_limits(args))
-        if model.tokenizer is None:
-            raise ValueError(no_vocabulary(args.model, "predict"))
-        with warnings.catch_warnings():
-            warnings.simplefilter("always", UserWarning)
-            warnings.showwarning = _print_warning
-            s = segment_scenes(
-                model, scenes, args.text, out=args.out, merged=args.merged, overwrite=args.overwrite,
-                progress=not args.quiet, barrier_timeout=args.barrier_timeout, mode=args.mode,
-                threshold=args.threshold, bands=args.bands, scale=args.scale, stretch=stretch,
-                probabilities=args.probabilities, geojson_crs=args.geojson_crs, simplify=args.simplify,
-                crs=args.crs, max_pixels=MAX_PIXELS if args.max_pixels is None else args.max_pixels,
-                tile=args.tile, overlap=args.overlap, pixel_ratio=args.pixel_ratio,
-                global_size=args.image_size, batch_size=args.batch_size, objects=args.objects,
-                read=args.read, aoi=args.aoi,
-            )
+    made = not os.path.exists(args.out)
+    try:  # OUT/.rrsis.lock: one run at a time (its ranks share it), taken before the model loads
+        with run_lock(args.out, info.rank, info.world_size, command="rrsis predict", note=_note):
+            loading(args.model, args.quiet)
+            model = from_pretrained(args.model, map_location=info.device, **revision_of(args), **model_limits(args))
+            if model.tokenizer is None:
+                raise ValueError(no_vocabulary(args.model, "predict"))
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", UserWarning)
+                warnings.showwarning = _print_warning
+                s = segment_scenes(
+                    model, scenes, args.text, out=args.out, merged=args.merged, overwrite=args.overwrite,
+                    progress=not args.quiet, barrier_timeout=args.barrier_timeout, mode=args.mode,
+                    threshold=args.threshold, bands=args.bands, scale=args.scale, stretch=stretch,
+                    probabilities=args.probabilities, geojson_crs=args.geojson_crs, simplify=args.simplify,
+                    crs=args.crs, max_pixels=MAX_PIXELS if args.max_pixels is None else args.max_pixels,
+                    tile=args.tile, overlap=args.overlap, pixel_ratio=args.pixel_ratio,
+                    global_size=args.image_size, batch_size=args.batch_size, objects=args.objects,
+                    read=args.read, aoi=args.aoi, lock_command="rrsis predict",
+                )
     finally:
         cleanup_distributed(info)
+        if made and info.rank == 0:  # a run refused or failed before any scene: no empty folder left
+            with contextlib.suppress(OSError):
+                os.rmdir(args.out)
     if info.rank != 0:
         return 0 if not s.failed else 1
     rate = f", {s.megapixels / s.seconds:.2f} Mpx/s" if s.megapixels and s.seconds else ""
@@ -359,9 +372,6 @@ def _run_region(args: argparse.Namespace, stretch) -> int:
           f"({s.megapixels:.1f} Mpx in {s.seconds:.1f} s{rate})")
     if s.outside:
         print(f"{len(s.outside)} scene(s) outside the area of interest, skipped: {', '.join(sorted(s.outside))}")
-    uri = {sc.id: sc.uri for sc in scenes}
-    for sid, err in sorted(s.failed.items()):
-        print(f"rrsis predict: scene {sid} ({uri.get(sid, '?')}) failed: {err}", file=sys.stderr)
     if s.merged is not None:
         of = f" from {s.total - len(s.failed)} of {s.total} scenes" if s.failed else ""
         print(f"wrote {s.merged} ({s.n_polygons} polygon(s){of})")

@@ -52,6 +52,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--revision", metavar="REV",
                    help="the branch, tag or commit of the Hub repo --model.init names, the model to fine-tune from "
                         "(default: its main branch; sets model.revision); an error with a local --model.init folder")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bars (train.progress false; by default they are drawn only when "
+                        "stderr is a terminal)")
     add_model_limits(p)
     p.set_defaults(func=run, overrides=[], needs_registry=False)
 
@@ -82,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     if args.revision is not None:
         cfg["model"]["revision"] = args.revision
     check_init_revision(cfg["model"])  # before any data is read: a revision needs a Hub repo id as model.init
+    if args.quiet:
+        cfg["train"]["progress"] = False
     if args.print_config:
         print(json.dumps(cfg, indent=2))
         return 0

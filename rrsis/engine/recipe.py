@@ -105,7 +105,7 @@ DEFAULTS: dict[str, Any] = {
         "keep_checkpoints": 3,
         "log_every": 10,
         "eval_every": 1,
-        "progress": True,
+        "progress": "auto",  # bars when stderr is a terminal; true / false: always / never
         "find_unused_parameters": False,
         # torch.compile of the whole model with the kernels inside (rrsis.kernels.compile_model);
         # input values are then checked once per batch on the host, never inside the step.

@@ -73,7 +73,7 @@ from .optim import build_optimizer, build_scheduler
 from .recipe import DEFAULTS, merge
 from .resume_rule import data_digest, path_record
 from .run_folder import clear_run, resume_plan
-from .validate import format_output_dir, validate_config
+from .validate import format_output_dir, show_progress, validate_config
 
 __all__ = ["Trainer", "build_datasets", "build_model", "build_tokenizer", "text_words"]
 
@@ -411,7 +411,7 @@ class Trainer:
         log_every = max(1, int(tc["log_every"]))
         eval_every = int(tc["eval_every"] or 0)
         bar = None
-        if tc["progress"] and main:
+        if show_progress(tc["progress"]) and main:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
@@ -540,7 +540,7 @@ class Trainer:
         metrics = evaluate(
             self.net, self.val_dataset, batch_size=int(tc["eval_batch_size"] or self.batch_size),
             device=self.device, amp=tc["amp"], num_workers=int(self.cfg["data"]["num_workers"]),
-            info=self.info, progress=bool(tc["progress"]), desc="validate",
+            info=self.info, progress=show_progress(tc["progress"]), desc="validate",
         )
         # Epochs count from 1 in every record: the one this step belongs to (one ended: its number).
         epoch = self.epoch + (1 if self.position else 0)

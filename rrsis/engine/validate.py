@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import string
+import sys
 import time
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -65,6 +66,21 @@ def choice(*options: Any) -> Check:
             raise ConfigError(f"{key}={v!r} is not one of {shown}")
         return v
     return check
+
+
+def _progress(key: str, v: Any) -> Any:
+    if (v == "auto" and isinstance(v, str)) or isinstance(v, bool):
+        return v
+    raise ConfigError(f"{key}={v!r}: use true (always bars), false (never) or \"auto\" (bars when stderr is a terminal)")
+
+
+def show_progress(value: Any) -> bool:
+    """``train.progress`` resolved: ``"auto"`` draws bars only when stderr is a terminal (a batch
+    job's log file gets none), ``true`` / ``false`` always / never."""
+    if value == "auto":
+        isatty = getattr(sys.stderr, "isatty", None)
+        return bool(isatty is not None and isatty())
+    return bool(value)
 
 
 def device(key: str, v: Any) -> str:
@@ -152,7 +168,7 @@ SPEC: dict[str, dict[str, Check]] = {
         "seed": integer(0), "deterministic": check_bool, "device": device,
         "threads": optional(integer(1)), "flush_denormal": check_bool, "output_dir": _output_dir,
         "checkpoint_every": optional(integer(0)), "keep_checkpoints": integer(0),
-        "log_every": integer(1), "eval_every": optional(integer(0)), "progress": check_bool,
+        "log_every": integer(1), "eval_every": optional(integer(0)), "progress": _progress,
         "find_unused_parameters": check_bool, "compile": check_bool, "grad_checkpointing": check_bool,
     },
 }

@@ -93,9 +93,19 @@ def load(path: str | os.PathLike | None = None) -> dict[str, dict[str, str]]:
     global _loaded
     if path is None and _loaded is not None:
         return _loaded
-    path = Path(path or os.environ.get("RRSIS_KERNEL_TABLE") or PATH)
-    data = json.loads(path.read_text()) if path.exists() else {"devices": {}}
-    _loaded = _check(data.get("devices", {}), str(path))
+    env = None if path else os.environ.get("RRSIS_KERNEL_TABLE")
+    path = Path(path or env or PATH)
+    named = f"RRSIS_KERNEL_TABLE={path}" if env else f"kernel table {path}"
+    if not path.exists() and path != PATH:  # a table asked for by name is never replaced by none
+        raise FileNotFoundError(f"{named}: no such file; name an existing table (the committed one is {PATH})"
+                                + (" or unset the variable" if env else ""))
+    try:
+        data = json.loads(path.read_text()) if path.exists() else {"devices": {}}
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{named}: not a kernel table, the file is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{named}: not a kernel table, a JSON object with \"devices\" expected")
+    _loaded = _check(data.get("devices", {}), named)
     return _loaded
 
 

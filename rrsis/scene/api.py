@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .._lock import output_lock
 from ..data.expressions import check_expressions, expression_problem
 from ..data.io import MAX_PIXELS, Scale
 from ..models.base import threshold_mask
@@ -141,14 +143,13 @@ def segment_scene(
             and ``PREFIX_overlay.png.aux.xml``); any other ``PREFIX_mask.png`` and ``PREFIX_overlay.png``.
             With several expressions, ``PREFIX_1``, ``PREFIX_2``, … . A folder (existing, or
             ending with ``/``) gets ``FOLDER/STEM_mask.tif`` etc., ``STEM`` the scene file's
-            (:func:`output_prefixes`). The files of one expression appear together or not at
-            all; temporaries a killed run left beside them are removed first
-            (:func:`~rrsis.scene.write.remove_stale_temporaries`).
+            (:func:`output_prefixes`). The files of one expression appear together or not at all;
+            temporaries a killed run left are removed first. ``.PREFIX.rrsis.lock`` holds the outputs
+            for the call: another run on them raises :class:`rrsis._lock.OutputInUseError`.
         bands: band numbers counted from 1 (as in ``model.predict``; :func:`~rrsis.scene.read.open_scene`).
-        scale: value scaling for 16-bit or float scenes, with ``model.predict``'s meaning
-            (``"dtype"``, ``"max"``, ``"minmax"`` or a divisor); default: the model's
-            ``pixel_scale`` (its training data's, recorded by ``rrsis train``) unless
-            ``stretch`` is given.
+        scale: value scaling for 16-bit or float scenes, as ``model.predict``'s (``"dtype"``, ``"max"``,
+            ``"minmax"`` or a divisor); default: the model's ``pixel_scale`` (its training data's,
+            recorded by ``rrsis train``) unless ``stretch`` is given.
         stretch: percentile stretch of a raster when no ``scale`` applies (:func:`~rrsis.scene.read.open_scene`).
         probabilities: the mask file holds the probability scaled to 0–255 (``round(255·p)``,
             overviews averaged) instead of 0/255 (overviews by nearest neighbour).
@@ -157,9 +158,8 @@ def segment_scene(
         return_mask: keep each mask in memory (default: only when ``out`` is ``None``).
         progress: a progress bar over tiles.
         overwrite: replace existing output files (default: refuse them, before any computing).
-        resume: keep each expression's files that are all there and record the same expression,
-            source, model and settings (:mod:`rrsis.scene.outputs`) and write the others'; files
-            of another record are refused. The files record these, done or not.
+        resume: keep each expression's files that are all there and record the same expression, source,
+            model and settings (:mod:`rrsis.scene.outputs`), write the others'; other records are refused.
         on_result: called with each expression's :class:`SceneResult` as soon as its files are in place.
         crs: the CRS of a raster that has a transform but no CRS (e.g. ``"EPSG:32633"``), so
             its outputs are georeferenced; ``"none"`` accepts PNG outputs without georeference.
@@ -174,23 +174,22 @@ def segment_scene(
             nodata in the mask (transparent in the overlay) and polygons are clipped to the
             area. ``scene`` must then be a raster's path. An area that misses the scene raises
             :class:`~rrsis.scene.aoi.AOIOutsideError` with both bounds.
-        aoi_crs: the CRS of a geometry, mapping or bounds ``aoi``: default ``EPSG:4326``
-            (longitude, latitude); for a file, only when it has none.
+        aoi_crs: the CRS of a geometry, mapping or bounds ``aoi``: default ``EPSG:4326`` (longitude,
+            latitude); for a file, only when it has none.
         max_pixels: largest plain image held in memory (see :func:`~rrsis.scene.read.open_scene`).
-        options: a :class:`~rrsis.scene.infer.SceneOptions`; ``**option_overrides`` replace
-            its fields (``tile=``, ``overlap=``, ``pixel_ratio=``, ``gate_threshold=``, …).
+        options: a :class:`~rrsis.scene.infer.SceneOptions`; ``**option_overrides`` replace its fields
+            (``tile=``, ``overlap=``, ``pixel_ratio=``, ``gate_threshold=``, …).
 
     Returns:
         One :class:`SceneResult` per expression.
     """
     if isinstance(scene, (list, tuple)):
-        raise TypeError("segment_scene takes one scene; for a list, a glob or STAC items use "
-                        "rrsis.segment_scenes(model, scenes, texts, out=FOLDER)")
+        raise TypeError("segment_scene takes one scene; for a list, a glob or STAC items use rrsis.segment_scenes(model, scenes, texts, out=FOLDER)")
     if aoi is None and aoi_crs is not None:
         raise ValueError("aoi_crs= is the CRS of aoi=; give aoi= too")
     if aoi is not None and isinstance(scene, Scene):
         raise ValueError("aoi= applies when segment_scene opens the scene: give the raster's path, not an open Scene")
-    area, kept = None if aoi is None else area_of_interest(aoi, aoi_crs), {}
+    area, kept, held = None if aoi is None else area_of_interest(aoi, aoi_crs), {}, contextlib.ExitStack()  # held: the lock
     texts_list = check_expressions(texts)
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be in (0, 1), got {threshold}")
@@ -224,6 +223,7 @@ def segment_scene(
         if out is not None:
             check_georeference(sc)
             prefixes = output_prefixes(out, len(texts_list), sc.name)
+            held.enter_context(output_lock(output_prefixes(out, 1, sc.name)[0], folder=False, command="rrsis.segment_scene"))
             src = os.fspath(scene) if isinstance(scene, (str, os.PathLike)) else sc.name
             src = absolute_name(src) if os.path.exists(src) or is_gdal_url(src) else src
             digest = model_fingerprint(model)
@@ -256,6 +256,7 @@ def segment_scene(
                 on_result(r)
         return results
     finally:
+        held.close()
         if own:
             sc.close()
 

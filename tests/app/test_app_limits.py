@@ -62,6 +62,38 @@ def test_unused_uploads_are_removed_and_those_in_use_kept():
         assert _left(ws) == []
 
 
+def _result(folder, name, size, age):
+    path = folder / name
+    path.write_bytes(b"x" * size)
+    t = time.time() - age
+    os.utime(path, (t, t))
+    os.utime(folder, (t, t))
+    return path
+
+
+def test_result_folders_count_in_the_limits_oldest_first_never_a_running_one():
+    mib = 1024 * 1024
+    with Workspace() as ws:
+        for i in range(3):
+            _store(ws, f"u{i}.png", 10, age=300 - i)
+        old = ws.request_dir()
+        _result(old, "a_mask.png", 10, age=1000)
+        _result(old, "a.geojson", 10, age=1000)
+        fresh = ws.request_dir()  # its response was just sent: the server still copies from it
+        _result(fresh, "c_mask.png", 10, age=1)
+        with ws.request() as running:
+            _result(running, "b_mask.png", 10, age=2000)  # the oldest file, but its request still runs
+            removed = ws.prune_uploads(Limits(max_stored_files=4))  # 7 files stored
+            assert removed == [old, ws.uploads / "hu0.png" / "u0.png"]
+            assert _left(ws) == ["u1.png", "u2.png"] and running.is_dir() and fresh.is_dir()
+            _result(running, "b.tif", 3 * mib, age=2000)
+            ws.prune_uploads(Limits(max_upload_mb=2, max_stored_mb=2))  # bytes: the uploads go first
+            assert _left(ws) == [] and running.is_dir() and fresh.is_dir()
+        ws.prune_uploads(Limits(max_upload_mb=2, max_stored_mb=2))
+        assert not running.exists() and fresh.is_dir()  # its request is done: over the bound, it goes
+        assert sorted((ws.root / "requests").iterdir()) == [fresh]
+
+
 def test_limits_refuse_bad_storage_bounds():
     with pytest.raises(ValueError, match="max_stored_files must be positive"):
         Limits(max_stored_files=0)

@@ -92,3 +92,21 @@ def test_the_dispatcher_passes_the_named_tiles_to_the_kernel(tmp_path, monkeypat
     dispatch.elsa_attention(v, lg, None, add, 3, 1)
     dispatch.elsa_attention(v[..., :10], lg[..., :10], None, add, 3, 1)
     assert seen == [ElsaFusedTiles(block_h=4, block_w=16), None]
+
+
+def test_a_missing_or_malformed_table_file_is_an_error_naming_the_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("RRSIS_KERNEL_TABLE", str(tmp_path / "tabel.json"))  # a typo: no such file
+    with pytest.raises(FileNotFoundError, match=rf"RRSIS_KERNEL_TABLE={tmp_path / 'tabel.json'}: no such file;"):
+        table.load()
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    monkeypatch.setenv("RRSIS_KERNEL_TABLE", str(bad))
+    with pytest.raises(ValueError, match=rf"RRSIS_KERNEL_TABLE={bad}: not a kernel table, the file is not valid JSON"):
+        table.load()
+    bad.write_text("[]")
+    with pytest.raises(ValueError, match=r"a JSON object with \"devices\" expected"):
+        table.load()
+    with pytest.raises(FileNotFoundError, match=rf"kernel table {tmp_path / 'none.json'}: no such file"):
+        table.load(tmp_path / "none.json")
+    monkeypatch.delenv("RRSIS_KERNEL_TABLE")
+    assert table.load() is not None  # the committed table

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..._atomic import atomic_write, writable_folder
+from ..._lock import LOCK_NAME, run_lock
 from ..._version import __version__
 from ...data.bands import parse_bands
 from ...data.expressions import check_expressions, expression_problem
@@ -214,6 +215,7 @@ def segment_scenes(
     overwrite: bool = False,
     progress: bool = False,
     barrier_timeout: float | None = None,
+    lock_command: str = "rrsis.segment_scenes",
     **scene_kwargs: Any,
 ) -> RegionSummary:
     """Segment every scene of a region and merge their polygons into one vector file.
@@ -244,6 +246,8 @@ def segment_scenes(
         progress: a bar of scenes done / total with Mpx/s and the time left.
         barrier_timeout: seconds rank 0 waits for the other ranks to finish their scenes
             (default: the process group's timeout); then a ``RuntimeError``, nothing merged.
+        lock_command: who holds ``OUT/.rrsis.lock`` while the call runs, as a second run's
+            refusal names it (with this process's pid, host and start time).
         **scene_kwargs: :func:`~rrsis.scene.segment_scene`'s keywords (``mode``, ``threshold``,
             ``bands``, ``scale``, ``geojson_crs``, ``options``, ``tile``, …) for every scene.
             With ``aoi=`` (read once) each scene is segmented inside the area of interest only,
@@ -253,6 +257,12 @@ def segment_scenes(
         A :class:`RegionSummary` (counts over all ranks). Scenes that fail are reported in it
         and are not done; the others go on. A scene with no valid pixel is done, with a
         warning and no files (``done.json``'s ``no_valid_pixels`` says why).
+
+    Raises:
+        rrsis._lock.OutputInUseError: another run (another process, or another ``torchrun`` job)
+            is using ``out``: its ``OUT/.rrsis.lock`` names it. A lock whose process is no longer
+            running on this host is taken over with a warning; the lock is removed when the call
+            ends, however it ends. The ranks of one ``torchrun`` job share it (rank 0 holds it).
     """
     texts_list = check_expressions(texts)
     _check_keys(scene_kwargs)
@@ -268,7 +278,8 @@ def segment_scenes(
         raise ValueError(f"{merged_path}: a scene has the merged file's name; choose another merged path")
     if REGION_FILE in {s.id for s in sources}:
         raise ValueError(f"a scene's id is {REGION_FILE}, the region's own summary file; rename that scene's file")
-    made = not out.exists()  # removed again if no scene could be read into it
+    # removed again if no scene could be read into it (the CLI's lock may be there already)
+    made = not out.exists() or (out.is_dir() and [p.name for p in out.iterdir()] == [LOCK_NAME])
     writable_folder(out, "choose another output folder")
     for i, t in enumerate(texts_list):
         problem = expression_problem(model.tokenizer, t)
@@ -281,22 +292,25 @@ def segment_scenes(
     settings = {**_settings(texts_list, scene_kwargs), "model": "sha256:" + digest}
     if settings["options"]["pixel_ratio"] == "auto" and auto_is_one(model):  # 1 on every scene: as recorded before
         settings["options"]["pixel_ratio"] = 1.0
-    done_before = {s.id for s in sources if check_done(out / s.id, settings, scene_reading(s), overwrite)}
-    rank, world, info = _dist(model)  # every rank checked every scene above
+    rank, world, info = _dist(model)
+    summary = None
     try:
-        with fingerprint_held(model, digest):  # hashed once for the run, not once per scene
-            summary = _run(model, sources, texts_list, out, merged_path, settings, done_before, overwrite,
-                           progress, barrier_timeout, rank, world, scene_kwargs)
+        with run_lock(out, rank, world, command=lock_command):  # one run at a time; its ranks share it
+            done_before = {s.id for s in sources if check_done(out / s.id, settings, scene_reading(s), overwrite)}
+            with fingerprint_held(model, digest):  # hashed once for the run, not once per scene
+                summary = _run(model, sources, texts_list, out, merged_path, settings, done_before, overwrite,
+                               progress, barrier_timeout, rank, world, scene_kwargs)
+            if rank == 0 and not (made and len(summary.failed) == summary.total):
+                status = {**dict.fromkeys(summary.skipped, "skipped"),
+                          **dict.fromkeys(summary.done + summary.outside, "done")}
+                summary.region = str(write_region_file(out, sources, status, summary.failed,
+                                                       None if summary.merged is None else merged_path,
+                                                       summary.n_polygons, texts_list, settings["model"],
+                                                       summary.left_out))
         if made and rank == 0 and len(summary.failed) == summary.total:  # no empty folders left behind
             for sid in [*summary.failed, "stacks", ""]:
                 with contextlib.suppress(OSError):
                     (out / sid).rmdir()
-        elif rank == 0:
-            status = {**dict.fromkeys(summary.skipped, "skipped"), **dict.fromkeys(summary.done + summary.outside, "done")}
-            summary.region = str(write_region_file(out, sources, status, summary.failed,
-                                                   None if summary.merged is None else merged_path,
-                                                   summary.n_polygons, texts_list, settings["model"],
-                                                   summary.left_out))
         return summary
     finally:
         if info is not None:
