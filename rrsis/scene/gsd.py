@@ -59,7 +59,8 @@ def auto_pixel_ratio(model: Any, scene: Any) -> float:
     (``backbone.gsd``) over the scene's pixel size (:func:`scene_pixel_size`), at least 1 (a
     coarser scene warns); 1.0 without either. The choice and its reason are logged (INFO, logger
     ``rrsis.scene.gsd``) once per scene; without a recorded GSD, a model whose training images
-    were resized (``backbone.image_ratio`` other than 1) logs a hint to pass ``pixel_ratio``."""
+    were resized (``backbone.image_ratio`` other than 1) logs a hint to pass ``pixel_ratio``, and
+    one whose images were not says nothing above DEBUG (1, as before the GSD was recorded)."""
     name = getattr(scene, "name", "the scene")
     gsd, ratio = _recorded(model, "gsd"), _recorded(model, "image_ratio")
     size = None if scene is None else scene_pixel_size(scene)
@@ -70,7 +71,10 @@ def auto_pixel_ratio(model: Any, scene: Any) -> float:
         hint = "" if ratio is None or abs(ratio - 1.0) < 1e-6 else (
             f"; this model saw its training images at {ratio:g} image pixels per model pixel: if your scene has "
             f"their ground resolution, pass --pixel-ratio {ratio:g} (pixel_ratio={ratio:g})")
-        _say(f"{name}: pixel_ratio 1 ({why}){hint}")
+        if hint:  # else nothing to tell: every model saved before the GSD was recorded reads at 1, as ever
+            _say(f"{name}: pixel_ratio 1 ({why}){hint}")
+        else:
+            logger.debug("%s: pixel_ratio 1 (%s)", name, why)
         return 1.0
     if size is None:
         _say(f"{name}: pixel_ratio 1 (the scene has no pixel size in metres, a projected CRS with a linear unit; "

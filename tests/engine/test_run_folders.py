@@ -112,7 +112,7 @@ def test_resume_auto_without_a_usable_checkpoint_fails(synthetic_root, tmp_path)
     ("--optim.betas [0.9]", r"optim\.betas"),
     ("--weight_decay -1", r"optim\.weight_decay.*>= 0"),
     ("--image_size 0", r"data\.image_size"),
-    ("--progress maybe", r"train\.progress.*true or false"),
+    ("--progress maybe", r"train\.progress=.maybe.: use true \(always bars\), false \(never\) or \"auto\""),
     ("--device bogus", r"train\.device.*'bogus'"),
 ])
 def test_bad_recipe_values_name_the_key(words, message):
