@@ -13,7 +13,7 @@ __all__ = ["HUB_ONLY_KWARGS", "refuse_hub_kwargs"]
 
 # name → what to do instead ("" where rrsis has nothing like it)
 HUB_ONLY_KWARGS = {
-    "force_download": "remove the repo from the Hugging Face cache (`hf cache rm model/ORG/NAME`) to download it again",
+    "force_download": "remove the repo from the Hugging Face cache (`hf cache rm model/{repo}`) to download it again",
     "resume_download": "downloads resume by themselves",
     "proxies": "set HTTPS_PROXY / HTTP_PROXY in the environment",
     "use_auth_token": "pass token=",
@@ -37,10 +37,14 @@ HUB_ONLY_KWARGS = {
 }
 
 
-def refuse_hub_kwargs(given: Iterable[str], what: str, supported: str, extra: dict[str, str] | None = None) -> None:
+def refuse_hub_kwargs(given: Iterable[str], what: str, supported: str, extra: dict[str, str] | None = None,
+                      repo: str | None = None) -> None:
     """A ``TypeError`` naming the Hub keywords among ``given`` that ``what`` does not support, what
-    to do instead, and the ones it takes (``supported``)."""
+    to do instead, and the ones it takes (``supported``); ``repo``: the Hub repo id loaded, named in
+    the advice (``None``: a local folder, where the Hub cache has nothing to do with it)."""
     table = {**HUB_ONLY_KWARGS, **(extra or {})}
+    table["force_download"] = (table["force_download"].format(repo=repo) if repo else
+                               "a local folder is read as it is on disk; nothing is downloaded")
     bad = [k for k in given if k in table]
     if not bad:
         return

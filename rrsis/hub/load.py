@@ -229,7 +229,8 @@ def from_pretrained(
         # Path("") is the current folder: an empty setting must not load whatever lies there.
         raise ValueError("from_pretrained: the model path or Hub repo id is empty; pass a directory "
                          "written by save_pretrained (\".\" for the current one) or org/name")
-    refuse_hub_kwargs(overrides, "rrsis.from_pretrained", _TAKES)
+    refuse_hub_kwargs(overrides, "rrsis.from_pretrained", _TAKES,
+                      repo=None if os.path.isdir(repo_id_or_dir) else str(repo_id_or_dir))
     dtype = torch_dtype_arg(torch_dtype)
     check_device(map_location, "from_pretrained")
     recover_interrupted_save(repo_id_or_dir)  # a local directory an interrupted save left aside

@@ -93,3 +93,12 @@ def test_num_parameters_counts_all_or_the_trainable_ones():
     assert 0 < head < total
     assert model.num_parameters(only_trainable=True) == head
     assert model.num_parameters() == total
+
+
+def test_force_download_advice_names_the_repo_or_says_a_folder_downloads_nothing(saved):
+    with pytest.raises(TypeError) as info:
+        rrsis.from_pretrained(saved[1], force_download=True)
+    assert "nothing is downloaded" in str(info.value) and "ORG/NAME" not in str(info.value)
+    with pytest.raises(TypeError) as info:
+        rrsis.from_pretrained("acme/tiny-model", force_download=True)
+    assert "`hf cache rm model/acme/tiny-model`" in str(info.value)
