@@ -137,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.recipe import parse_value
     from ..hub import from_pretrained
     from ..metrics import format_metrics
+    from ..scene.outputs import model_fingerprint
 
     if args.scene is not None:  # check_early has checked the flags' sides and --model
         out = args.out or default_out(args)
@@ -185,6 +186,9 @@ def run(args: argparse.Namespace) -> int:
         "resolution": "native" if args.native_resolution else f"{size}x{size}",
         "empty_iou": args.empty_iou,  # the score of an empty prediction for an empty target: it moves the metrics
     }
+    if getattr(args, "revision", None) is not None:
+        record["revision"] = args.revision
+    record["model_sha256"] = model_fingerprint(model)  # which weights, whatever the name or revision said
     backend = getattr(dataset, "coco_backend_used", None)
     if backend is not None:  # COCO masks (RRSIS-D): published numbers are on pycocotools' masks
         record["coco_backend"] = backend

@@ -153,3 +153,16 @@ def test_coco_backend_recorded_and_printed(data_and_model, tmp_path, capsys, mon
     else:
         assert 'published RRSIS-D numbers need pip install "rrsis[coco]"' in out
         assert len(told) == 1  # the synthetic set's polygons
+
+
+def test_the_record_names_the_weights_evaluated(data_and_model, tmp_path, monkeypatch):
+    """Two models under one name (another Hub revision, a folder overwritten) are told apart by the
+    record: the weights' fingerprint, as predict's outputs carry it."""
+    import rrsis
+    from rrsis.scene.outputs import model_fingerprint
+
+    monkeypatch.chdir(tmp_path)
+    assert main(_argv(data_and_model, "--out", "m.json")) == 0
+    record = json.loads((tmp_path / "m.json").read_text())
+    assert record["model_sha256"] == model_fingerprint(rrsis.from_pretrained(data_and_model[1]))
+    assert "revision" not in record
