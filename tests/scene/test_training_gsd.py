@@ -76,6 +76,37 @@ def test_training_records_the_image_ratio_and_gsd_read_from_the_headers(tmp_path
     assert f"{0.5 * ratio:g} m on the ground per model pixel" in card
 
 
+def test_png_chips_of_an_rgb_scene_carry_their_georeference_and_train_records_the_gsd(tmp_path):
+    """``rrsis chips`` on a 3-band 8-bit scene writes PNG chips; a world file and ``.aux.xml``
+    beside each place it (rasterio reads chips.json's transform and the scene's CRS), the
+    dataset reads the PNGs alone, and training records the chips' ground resolution."""
+    pytest.importorskip("pyogrio")
+    shapely = pytest.importorskip("shapely")
+    from pyogrio.raw import write
+
+    from rrsis.scene import write_chips
+
+    scene = _geotiff(tmp_path / "scene.tif", size=256, pixel=0.5)
+    with rasterio.open(scene) as ds:
+        t = ds.transform
+    boxes = [shapely.geometry.box(*(t @ (c, r + 16)), *(t @ (c + 16, r))) for r in (20, 150) for c in (20, 150)]
+    labels = str(tmp_path / "labels.gpkg")
+    write(labels, np.array([shapely.to_wkb(b) for b in boxes], dtype=object), [np.array(["the wet plot"] * 4,
+          dtype=object)], ["text"], driver="GPKG", crs="EPSG:32633", geometry_type="Unknown")
+    root = tmp_path / "chips"
+    summary = write_chips(scene, labels, root, size=64, val=0, test=0)
+    assert summary.image_format == "png"
+    for chip in json.loads((root / "chips.json").read_text())["chips"]:
+        with rasterio.open(root / "images" / f"{chip['id']}.png") as ds:
+            assert list(ds.transform)[:6] == pytest.approx(chip["transform"])
+            assert ds.crs == rasterio.crs.CRS.from_string("EPSG:32633")
+    cfg = recipe(str(root), tmp_path / "run", "data.dataset=risbench", "data.val_split=null", max_steps=1)
+    train, _ = build_datasets(cfg["data"], cfg["model"])
+    assert len(train) == summary.counts["train"]  # the sidecars are no samples
+    ratio = 64 / cfg["data"]["image_size"]
+    assert train.training_scale == {"image_ratio": pytest.approx(ratio), "gsd": pytest.approx(0.5 * ratio)}
+
+
 def test_scales_are_recorded_only_when_the_images_agree(tmp_path, caplog):
     mixed = _folder(tmp_path / "mixed", pixels=(0.5, 0.5, 1.0))
     headers = [read_header(f"{mixed}/images/{i}.tif") for i in range(3)]
