@@ -181,3 +181,27 @@ def test_a_region_done_at_ratio_1_is_done_under_auto_for_a_model_without_a_gsd(t
     assert again.skipped == first.done
     with pytest.raises(ValueError, match="pixel_ratio"):  # a model that records a GSD reads it at 2: not done
         segment_scenes(_model(tiny_tokenizer, gsd=0.5), [scene], ["the wet plot"], **kw)
+
+
+def test_a_region_done_under_auto_is_done_for_the_same_number_given_and_back(tiny_tokenizer, tmp_path):
+    from rrsis.scene import segment_scenes
+
+    scenes = [_geotiff(tmp_path / f"s{i}.tif", size=128, pixel=0.25, seed=i) for i in (0, 1)]
+    model = _model(tiny_tokenizer, gsd=0.5)
+    kw = {"out": str(tmp_path / "auto"), "mode": "tiles"}
+    first = segment_scenes(model, scenes, ["the wet plot"], **kw)
+    assert sorted(first.done) == ["s0", "s1"]
+    for sid in first.done:  # each scene's record holds the number auto was on it
+        assert json.loads((tmp_path / "auto" / sid / "done.json").read_text())["settings"]["options"][
+            "pixel_ratio"] == 2.0
+    assert sorted(segment_scenes(model, scenes, ["the wet plot"], pixel_ratio=2, **kw).skipped) == first.done
+    with pytest.raises(ValueError, match=r"pixel_ratio \(2\.0 → 3\)"):
+        segment_scenes(model, scenes, ["the wet plot"], pixel_ratio=3, **kw)
+    given = {"out": str(tmp_path / "given"), "mode": "tiles"}
+    assert segment_scenes(model, scenes, ["the wet plot"], pixel_ratio=2, **given).done
+    assert sorted(segment_scenes(model, scenes, ["the wet plot"], **given).skipped) == first.done  # auto: 2
+    record = tmp_path / "auto" / "s0" / "done.json"  # written before the number was recorded: "auto"
+    old = json.loads(record.read_text())
+    old["settings"]["options"]["pixel_ratio"] = "auto"
+    record.write_text(json.dumps(old))
+    assert "s0" in segment_scenes(model, scenes, ["the wet plot"], pixel_ratio=2, **kw).skipped
