@@ -205,3 +205,30 @@ def test_a_region_done_under_auto_is_done_for_the_same_number_given_and_back(tin
     old["settings"]["options"]["pixel_ratio"] = "auto"
     record.write_text(json.dumps(old))
     assert "s0" in segment_scenes(model, scenes, ["the wet plot"], pixel_ratio=2, **kw).skipped
+
+
+def test_evaluate_records_the_pixel_ratio_each_scene_ran_at(tiny_tokenizer, tmp_path):
+    pytest.importorskip("pyogrio")
+    shapely = pytest.importorskip("shapely")
+    from pyogrio.raw import write
+
+    from rrsis.scene import SceneEvaluation, evaluate_scene
+
+    fine = _geotiff(tmp_path / "fine.tif", size=128, pixel=0.25)  # 2 under a model trained at 0.5 m
+    plain = _geotiff(tmp_path / "plain.tif", size=128, pixel=0.5, seed=1)  # 1
+    labels = str(tmp_path / "labels.gpkg")  # the same corner of both scenes
+    write(labels, np.array([shapely.to_wkb(shapely.geometry.box(500004, 3999988, 500012, 3999996))], dtype=object),
+          [np.array(["the wet plot"], dtype=object)], ["text"], driver="GPKG", crs="EPSG:32633",
+          geometry_type="Unknown")
+    model = _model(tiny_tokenizer, gsd=0.5)
+    one = evaluate_scene(model, fine, labels, modes="tiles")
+    assert one.options["pixel_ratio"] == 2.0
+    assert evaluate_scene(model, fine, labels, modes="tiles", pixel_ratio=1.5).options["pixel_ratio"] == 1.5
+    many = evaluate_scene(model, [fine, plain], labels, modes="tiles")
+    assert {s.id: s.pixel_ratio for s in many.scenes} == {"fine": 2.0, "plain": 1.0}
+    assert many.options["pixel_ratio"] == "auto"  # the scenes disagree: each one's number is in scenes
+    many.write_json(tmp_path / "e.json")
+    assert [s["pixel_ratio"] for s in json.loads((tmp_path / "e.json").read_text())["scenes"]] == [2.0, 1.0]
+    assert SceneEvaluation.read_json(tmp_path / "e.json") == many
+    twin = _geotiff(tmp_path / "twin.tif", size=128, pixel=0.25, seed=2)
+    assert evaluate_scene(model, [fine, twin], labels, modes="tiles").options["pixel_ratio"] == 2.0  # they agree
