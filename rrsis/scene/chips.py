@@ -2,7 +2,8 @@
 
 :func:`write_chips` cuts one chip of the scene around each polygon of a vector file (GeoPackage,
 GeoJSON, shapefile) whose attribute holds a referring expression, rasterises the polygons into
-its mask and writes ``images/``, ``masks/``, ``output_phrase_{train,val,test}.txt`` and
+its mask and writes ``images/`` (a PNG chip placed by its world file ``.pgw`` and ``.aux.xml``),
+``masks/``, ``output_phrase_{train,val,test}.txt`` and
 ``chips.json``: the folder ``rrsis train --data.dataset risbench`` reads
 (:class:`rrsis.data.FolderDataset`). Vectors are read as an area of interest reads them
 (:mod:`~rrsis.scene.vector`: pyogrio, RFC 7946 GeoJSON), scenes through the scene reader
@@ -29,7 +30,7 @@ from .labelled import place_labels
 from .ranges import DarkBytesWarning, dark_bytes
 from .read import open_scene, require_geo
 from .vector import need_shapely
-from .write import remove_stale_temporaries
+from .write import remove_stale_temporaries, write_crs_sidecar, write_world_file
 
 __all__ = ["ChipsSummary", "write_chips"]
 
@@ -354,6 +355,9 @@ def _write(scene: Any, image: str, labels: str, out: str, *, text_field: str, si
                 for sub, ext in (("images", fmt), ("masks", "png")):
                     os.remove(os.path.join(tmp, sub, f"{rec['id']}.{ext}"))
         records = [r for r in records if r["split"] is not None]
+        for rec in records if fmt == "png" else ():  # placed where GDAL reads it: QGIS, rasterio, training's gsd
+            write_world_file(os.path.join(tmp, "images", rec["id"] + ".pgw"), Affine(*rec["transform"]), durable=False)
+            write_crs_sidecar(os.path.join(tmp, "images", rec["id"] + ".png.aux.xml"), scene.crs, durable=False)
         counts = {s: sum(r["split"] == s for r in records) for s in SPLITS}
         for s in SPLITS:
             if counts[s]:

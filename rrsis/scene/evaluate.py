@@ -38,6 +38,7 @@ from .api import check_outputs, output_paths, output_prefixes, segment_scene
 from .evaluate_labels import Truth, check_one, is_many, labels_for, read_truths
 from .evaluate_record import ExpressionScore, ModeScore, SceneEvaluation, SceneScore, pool, score
 from .infer import MODES, SceneOptions
+from .outputs import read_record
 from .read import GDAL_ENV, require_geo
 from .region.entries import one_asset
 from .region.sources import SceneSource, is_gdal_url, resolve_scenes, scene_id
@@ -183,11 +184,11 @@ def evaluate_scene(model: Any, scene: Any, labels: str | os.PathLike, *, text_fi
                           instead="another keep_predictions folder (--keep-predictions)")
         scores = []
         for (s, t), fs in zip(asking, folders, strict=True):  # one scene after another
-            per = [_run_mode(model, s, m, t, fs[m], run, options, overwrite, keep_predictions is not None)
+            ran = [_run_mode(model, s, m, t, fs[m], run, options, overwrite, keep_predictions is not None)
                    for m in asked]
-            per, t.skipped["no_pixel"] = _drop_unseen(per)
-            scores.append(SceneScore(id=s.id, scene=s.uri, labels=os.path.abspath(t.labels),
-                                     area_unit=_unit(t.px_area), modes=per, skipped=t.skipped))
+            per, t.skipped["no_pixel"] = _drop_unseen([r[0] for r in ran])
+            scores.append(SceneScore(id=s.id, scene=s.uri, labels=os.path.abspath(t.labels), area_unit=_unit(t.px_area),
+                                     modes=per, skipped=t.skipped, pixel_ratio=ran[0][1]))
     skipped["no_pixel"] = sum(s.skipped["no_pixel"] for s in scores)
     if not any(s.modes[0].expressions for s in scores):
         where = f"any of the {len(sources)} scenes" if many else sources[0].uri
@@ -199,6 +200,9 @@ def evaluate_scene(model: Any, scene: Any, labels: str | os.PathLike, *, text_fi
     opts = {"threshold": threshold, "aoi": None if area is None else str(area), "bands": bands, "scale": scale,
             "stretch": stretch, "crs": None if crs is None else str(crs),
             **options}
+    ratios = {s.pixel_ratio for s in scores}
+    if options.get("pixel_ratio", "auto") == "auto":  # the number auto was, where every scene agrees
+        opts["pixel_ratio"] = ratios.pop() if len(ratios) == 1 and None not in ratios else "auto"
     units = {s.area_unit for s in scores}
     common = {"labels": os.path.abspath(labels), "text_field": text_field, "layer": layer,
               "model": os.fspath(model_name), "area_unit": units.pop() if len(units) == 1 else "mixed",
@@ -247,7 +251,8 @@ def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run_mode(model, source: SceneSource, mode: str, truth: Truth, folder: str, run: dict, options: dict,
-              overwrite: bool, keep: bool) -> ModeScore:
+              overwrite: bool, keep: bool) -> tuple[ModeScore, float | None]:
+    """The mode's score on the scene, and the pixel_ratio it ran at (its masks' record)."""
     opts = dict(options)
     if mode == "naive":
         opts.update(tile=None, overlap=0.0)
@@ -267,7 +272,8 @@ def _run_mode(model, source: SceneSource, mode: str, truth: Truth, folder: str, 
                                     predicted_px=p, true_px=g, predicted_area=p_m2, true_area=g_m2,
                                     features=t["features"], files=dict(r.files) if keep else {},
                                     scene=source.id or None))
-    return score(mode, results[0].mode, seconds, rows)
+    ratio = ((read_record(results[0].files["mask"]) or {}).get("settings") or {}).get("options", {}).get("pixel_ratio")
+    return score(mode, results[0].mode, seconds, rows), ratio if isinstance(ratio, (int, float)) else None
 
 
 def _drop_unseen(scores: list[ModeScore]) -> tuple[list[ModeScore], int]:

@@ -92,6 +92,8 @@ class SceneScore:
             measured on the ellipsoid, as ``rrsis predict`` measures (``"px"`` in older records).
         modes: one :class:`ModeScore` per mode over this scene's expressions.
         skipped: as :attr:`SceneEvaluation.skipped`, on this scene.
+        pixel_ratio: the scene pixels per model pixel the scene was read at (``pixel_ratio="auto"``
+            resolved on it); ``None`` in records written before it.
     """
 
     id: str
@@ -100,6 +102,7 @@ class SceneScore:
     area_unit: str
     modes: list[ModeScore]
     skipped: dict[str, int]
+    pixel_ratio: float | None = None
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,9 @@ class SceneEvaluation:
             the ellipsoid, as ``rrsis predict`` gives them); records written before it may hold
             ``"px"`` (areas in scene pixels) or ``"mixed"`` (each scene's in :attr:`scenes`).
         modes: one :class:`ModeScore` per mode, in the order run (many scenes: pooled).
-        options: the options every mode ran with (threshold, pixel_ratio, aoi, ...).
+        options: the options every mode ran with (threshold, pixel_ratio, aoi, ...); with
+            ``pixel_ratio="auto"``, the number it was on the scenes when they all agree (else
+            ``"auto"``, and each scene's number in :attr:`scenes`).
         skipped: features or expressions left out, by reason: ``no_text``, ``no_area`` (no
             polygonal geometry), ``outside_aoi`` (expressions whose target lies outside the area
             of interest), ``no_pixel`` (expressions whose target covers no valid pixel centre);

@@ -48,19 +48,20 @@ def auto_is_one(model: Any) -> bool:
     return _recorded(model, "gsd") is None
 
 
-def _say(text: str) -> None:
-    if _said != [text]:
+def _say(text: str, say: bool = True) -> None:
+    if say and _said != [text]:
         _said[:] = [text]
         logger.info(text)
 
 
-def auto_pixel_ratio(model: Any, scene: Any) -> float:
+def auto_pixel_ratio(model: Any, scene: Any, *, say: bool = True) -> float:
     """``pixel_ratio`` for ``scene`` under ``model``: its recorded ground sampling distance
     (``backbone.gsd``) over the scene's pixel size (:func:`scene_pixel_size`), at least 1 (a
     coarser scene warns); 1.0 without either. The choice and its reason are logged (INFO, logger
     ``rrsis.scene.gsd``) once per scene; without a recorded GSD, a model whose training images
     were resized (``backbone.image_ratio`` other than 1) logs a hint to pass ``pixel_ratio``, and
-    one whose images were not says nothing above DEBUG (1, as before the GSD was recorded)."""
+    one whose images were not says nothing above DEBUG (1, as before the GSD was recorded)
+    (``say=False``: nothing logged, and no warning, for a check that reads no pixel)."""
     name = getattr(scene, "name", "the scene")
     gsd, ratio = _recorded(model, "gsd"), _recorded(model, "image_ratio")
     size = None if scene is None else scene_pixel_size(scene)
@@ -72,23 +73,24 @@ def auto_pixel_ratio(model: Any, scene: Any) -> float:
             f"; this model saw its training images at {ratio:g} image pixels per model pixel: if your scene has "
             f"their ground resolution, pass --pixel-ratio {ratio:g} (pixel_ratio={ratio:g})")
         if hint:  # else nothing to tell: every model saved before the GSD was recorded reads at 1, as ever
-            _say(f"{name}: pixel_ratio 1 ({why}){hint}")
+            _say(f"{name}: pixel_ratio 1 ({why}){hint}", say)
         else:
             logger.debug("%s: pixel_ratio 1 (%s)", name, why)
         return 1.0
     if size is None:
         _say(f"{name}: pixel_ratio 1 (the scene has no pixel size in metres, a projected CRS with a linear unit; "
-             f"the model was trained at {gsd:g} m per model pixel: pass pixel_ratio for the scene's resolution)")
+             f"the model was trained at {gsd:g} m per model pixel: pass pixel_ratio for the scene's resolution)", say)
         return 1.0
     exact = gsd / size
     if exact < 1.0 - 1e-6:
-        warnings.warn(f"{name}: the scene ({size:g} m pixels) is coarser than the model's training data ({gsd:g} m per "
-                      "model pixel), so its objects look smaller than the model learnt them; it is read at its own "
-                      "resolution (pixel_ratio 1)", UserWarning, stacklevel=4)
-        _say(f"{name}: pixel_ratio 1 ({size:g} m scene, model trained at {gsd:g} m per model pixel: coarser)")
+        if say:
+            warnings.warn(f"{name}: the scene ({size:g} m pixels) is coarser than the model's training data ({gsd:g} m "
+                          "per model pixel), so its objects look smaller than the model learnt them; it is read at its "
+                          "own resolution (pixel_ratio 1)", UserWarning, stacklevel=4)
+        _say(f"{name}: pixel_ratio 1 ({size:g} m scene, model trained at {gsd:g} m per model pixel: coarser)", say)
         return 1.0
     value = max(1.0, round(exact, 4))
-    _say(f"{name}: {size:g} m scene, model trained at {gsd:g} m per model pixel: pixel_ratio {value:g}")
+    _say(f"{name}: {size:g} m scene, model trained at {gsd:g} m per model pixel: pixel_ratio {value:g}", say)
     return value
 
 

@@ -307,23 +307,23 @@ def overlay_transform(scene: Scene, shape: tuple[int, int]):
     return scene.transform @ Affine.scale(scene.width / shape[1], scene.height / shape[0])
 
 
-def write_world_file(path: str | os.PathLike, transform) -> Path:
+def write_world_file(path: str | os.PathLike, transform, *, durable: bool = True) -> Path:
     """An ESRI world file (``.pgw`` beside a PNG, ``.jgw`` beside a JPEG): the six numbers of
     ``transform`` in the file's order (x size, row rotation, column rotation, y size), then the
-    *centre* of the upper-left pixel, as the format wants."""
+    *centre* of the upper-left pixel, as the format wants (``durable``: fsync'ed)."""
     t = transform
     centre = t @ (0.5, 0.5)
     lines = [t.a, t.d, t.b, t.e, centre[0], centre[1]]
-    return atomic_write(path, "".join(f"{float(v)!r}\n" for v in lines))
+    return atomic_write(path, "".join(f"{float(v)!r}\n" for v in lines), durable=durable)
 
 
-def write_crs_sidecar(path: str | os.PathLike, crs) -> Path:
+def write_crs_sidecar(path: str | os.PathLike, crs, *, durable: bool = True) -> Path:
     """The CRS of a picture in GDAL's ``.aux.xml`` sidecar (``PICTURE.png.aux.xml``), which
     GDAL-based software (QGIS, rasterio) and ArcGIS read; a world file cannot hold it."""
     from xml.sax.saxutils import escape
 
     wkt = escape(crs.to_wkt())
-    return atomic_write(path, f"<PAMDataset>\n  <SRS>{wkt}</SRS>\n</PAMDataset>\n")
+    return atomic_write(path, f"<PAMDataset>\n  <SRS>{wkt}</SRS>\n</PAMDataset>\n", durable=durable)
 
 
 def write_overlay(path: str | os.PathLike, scene: Scene, mask_source: Any, max_side: int = 1024, *,

@@ -350,4 +350,5 @@ def test_a_killed_runs_folder_is_removed_by_the_next_run(flat, tmp_path):
     live.mkdir()
     write_chips(flat, labels, tmp_path / "c", size=64, val=0, test=0)
     assert not stale.exists() and live.is_dir()
-    assert sorted(os.listdir(tmp_path / "c" / "images")) == ["00000.png", "00001.png"]
+    assert sorted(os.listdir(tmp_path / "c" / "images")) == [f"0000{i}{ext}" for i in (0, 1)
+                                                              for ext in (".pgw", ".png", ".png.aux.xml")]

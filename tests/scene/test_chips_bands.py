@@ -118,7 +118,8 @@ def test_three_uint8_bands_of_four_make_png_chips(tmp_path, tiny_tokenizer):
     out = tmp_path / "c"
     s = write_chips(tif, _labels(tmp_path / "l.gpkg"), out, size=64, val=0, test=0, bands=[3, 1, 2])
     assert s.image_format == "png" and s.options == [] and s.bands == (3, 1, 2)
-    assert sorted(os.listdir(out / "images")) == ["00000.png", "00001.png"]
+    assert sorted(os.listdir(out / "images")) == [f"0000{i}{ext}" for i in (0, 1)
+                                                  for ext in (".pgw", ".png", ".png.aux.xml")]  # placed in a GIS
     for c in _meta(out)["chips"]:
         r0, c0, r1, c1 = c["window"]
         with Image.open(out / "images" / f"{c['id']}.png") as im:

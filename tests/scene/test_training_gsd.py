@@ -76,6 +76,37 @@ def test_training_records_the_image_ratio_and_gsd_read_from_the_headers(tmp_path
     assert f"{0.5 * ratio:g} m on the ground per model pixel" in card
 
 
+def test_png_chips_of_an_rgb_scene_carry_their_georeference_and_train_records_the_gsd(tmp_path):
+    """``rrsis chips`` on a 3-band 8-bit scene writes PNG chips; a world file and ``.aux.xml``
+    beside each place it (rasterio reads chips.json's transform and the scene's CRS), the
+    dataset reads the PNGs alone, and training records the chips' ground resolution."""
+    pytest.importorskip("pyogrio")
+    shapely = pytest.importorskip("shapely")
+    from pyogrio.raw import write
+
+    from rrsis.scene import write_chips
+
+    scene = _geotiff(tmp_path / "scene.tif", size=256, pixel=0.5)
+    with rasterio.open(scene) as ds:
+        t = ds.transform
+    boxes = [shapely.geometry.box(*(t @ (c, r + 16)), *(t @ (c + 16, r))) for r in (20, 150) for c in (20, 150)]
+    labels = str(tmp_path / "labels.gpkg")
+    write(labels, np.array([shapely.to_wkb(b) for b in boxes], dtype=object), [np.array(["the wet plot"] * 4,
+          dtype=object)], ["text"], driver="GPKG", crs="EPSG:32633", geometry_type="Unknown")
+    root = tmp_path / "chips"
+    summary = write_chips(scene, labels, root, size=64, val=0, test=0)
+    assert summary.image_format == "png"
+    for chip in json.loads((root / "chips.json").read_text())["chips"]:
+        with rasterio.open(root / "images" / f"{chip['id']}.png") as ds:
+            assert list(ds.transform)[:6] == pytest.approx(chip["transform"])
+            assert ds.crs == rasterio.crs.CRS.from_string("EPSG:32633")
+    cfg = recipe(str(root), tmp_path / "run", "data.dataset=risbench", "data.val_split=null", max_steps=1)
+    train, _ = build_datasets(cfg["data"], cfg["model"])
+    assert len(train) == summary.counts["train"]  # the sidecars are no samples
+    ratio = 64 / cfg["data"]["image_size"]
+    assert train.training_scale == {"image_ratio": pytest.approx(ratio), "gsd": pytest.approx(0.5 * ratio)}
+
+
 def test_scales_are_recorded_only_when_the_images_agree(tmp_path, caplog):
     mixed = _folder(tmp_path / "mixed", pixels=(0.5, 0.5, 1.0))
     headers = [read_header(f"{mixed}/images/{i}.tif") for i in range(3)]
@@ -150,3 +181,54 @@ def test_a_region_done_at_ratio_1_is_done_under_auto_for_a_model_without_a_gsd(t
     assert again.skipped == first.done
     with pytest.raises(ValueError, match="pixel_ratio"):  # a model that records a GSD reads it at 2: not done
         segment_scenes(_model(tiny_tokenizer, gsd=0.5), [scene], ["the wet plot"], **kw)
+
+
+def test_a_region_done_under_auto_is_done_for_the_same_number_given_and_back(tiny_tokenizer, tmp_path):
+    from rrsis.scene import segment_scenes
+
+    scenes = [_geotiff(tmp_path / f"s{i}.tif", size=128, pixel=0.25, seed=i) for i in (0, 1)]
+    model = _model(tiny_tokenizer, gsd=0.5)
+    kw = {"out": str(tmp_path / "auto"), "mode": "tiles"}
+    first = segment_scenes(model, scenes, ["the wet plot"], **kw)
+    assert sorted(first.done) == ["s0", "s1"]
+    for sid in first.done:  # each scene's record holds the number auto was on it
+        assert json.loads((tmp_path / "auto" / sid / "done.json").read_text())["settings"]["options"][
+            "pixel_ratio"] == 2.0
+    assert sorted(segment_scenes(model, scenes, ["the wet plot"], pixel_ratio=2, **kw).skipped) == first.done
+    with pytest.raises(ValueError, match=r"pixel_ratio \(2\.0 → 3\)"):
+        segment_scenes(model, scenes, ["the wet plot"], pixel_ratio=3, **kw)
+    given = {"out": str(tmp_path / "given"), "mode": "tiles"}
+    assert segment_scenes(model, scenes, ["the wet plot"], pixel_ratio=2, **given).done
+    assert sorted(segment_scenes(model, scenes, ["the wet plot"], **given).skipped) == first.done  # auto: 2
+    record = tmp_path / "auto" / "s0" / "done.json"  # written before the number was recorded: "auto"
+    old = json.loads(record.read_text())
+    old["settings"]["options"]["pixel_ratio"] = "auto"
+    record.write_text(json.dumps(old))
+    assert "s0" in segment_scenes(model, scenes, ["the wet plot"], pixel_ratio=2, **kw).skipped
+
+
+def test_evaluate_records_the_pixel_ratio_each_scene_ran_at(tiny_tokenizer, tmp_path):
+    pytest.importorskip("pyogrio")
+    shapely = pytest.importorskip("shapely")
+    from pyogrio.raw import write
+
+    from rrsis.scene import SceneEvaluation, evaluate_scene
+
+    fine = _geotiff(tmp_path / "fine.tif", size=128, pixel=0.25)  # 2 under a model trained at 0.5 m
+    plain = _geotiff(tmp_path / "plain.tif", size=128, pixel=0.5, seed=1)  # 1
+    labels = str(tmp_path / "labels.gpkg")  # the same corner of both scenes
+    write(labels, np.array([shapely.to_wkb(shapely.geometry.box(500004, 3999988, 500012, 3999996))], dtype=object),
+          [np.array(["the wet plot"], dtype=object)], ["text"], driver="GPKG", crs="EPSG:32633",
+          geometry_type="Unknown")
+    model = _model(tiny_tokenizer, gsd=0.5)
+    one = evaluate_scene(model, fine, labels, modes="tiles")
+    assert one.options["pixel_ratio"] == 2.0
+    assert evaluate_scene(model, fine, labels, modes="tiles", pixel_ratio=1.5).options["pixel_ratio"] == 1.5
+    many = evaluate_scene(model, [fine, plain], labels, modes="tiles")
+    assert {s.id: s.pixel_ratio for s in many.scenes} == {"fine": 2.0, "plain": 1.0}
+    assert many.options["pixel_ratio"] == "auto"  # the scenes disagree: each one's number is in scenes
+    many.write_json(tmp_path / "e.json")
+    assert [s["pixel_ratio"] for s in json.loads((tmp_path / "e.json").read_text())["scenes"]] == [2.0, 1.0]
+    assert SceneEvaluation.read_json(tmp_path / "e.json") == many
+    twin = _geotiff(tmp_path / "twin.tif", size=128, pixel=0.25, seed=2)
+    assert evaluate_scene(model, [fine, twin], labels, modes="tiles").options["pixel_ratio"] == 2.0  # they agree

@@ -14,7 +14,8 @@ import json
 import os
 import re
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,8 @@ from ..._version import __version__
 from ..api import output_paths
 from .entries import SceneSource
 
-__all__ = ["RECORD", "REGION_FILE", "check_done", "read_record", "remove_old_outputs",
-           "scene_reading", "write_region_file"]
+__all__ = ["RECORD", "REGION_FILE", "check_done", "ratio_used", "read_record", "remove_old_outputs",
+           "scene_auto_ratio", "scene_reading", "write_region_file"]
 
 RECORD = "done.json"
 REGION_FILE = "region.json"
@@ -80,10 +81,45 @@ def _differences(rec: dict, settings: dict, reading: dict) -> list[str]:
     return out
 
 
-def check_done(folder: Path, settings: dict[str, Any], reading: dict[str, Any], overwrite: bool) -> bool:
+def ratio_used(results: Sequence[Any]) -> float | None:
+    """The ``pixel_ratio`` a scene's outputs were made at, from their masks' records (``None``
+    without outputs): the number ``pixel_ratio="auto"`` was on that scene."""
+    from ..outputs import read_record as mask_record
+
+    for r in results:
+        rec = mask_record(r.files["mask"]) if "mask" in r.files else None
+        ratio = (((rec or {}).get("settings") or {}).get("options") or {}).get("pixel_ratio")
+        if isinstance(ratio, (int, float)):
+            return float(ratio)
+    return None
+
+
+def scene_auto_ratio(model: Any, scene: SceneSource, crs: Any = None) -> float | None:
+    """``pixel_ratio="auto"`` on ``scene`` for ``model``, from the scene's header (nothing logged
+    or warned), or ``None`` when the scene cannot be opened."""
+    from ..gsd import auto_pixel_ratio
+    from ..read import open_scene
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with open_scene(scene.uri, crs=crs) as sc:
+                return auto_pixel_ratio(model, sc, say=False)
+    except Exception:  # noqa: BLE001 - not opened: the settings are compared as given
+        return None
+
+
+def _with_ratio(settings: dict[str, Any], ratio: float) -> dict[str, Any]:
+    return {**settings, "options": {**(settings.get("options") or {}), "pixel_ratio": ratio}}
+
+
+def check_done(folder: Path, settings: dict[str, Any], reading: dict[str, Any], overwrite: bool,
+               auto_ratio: Callable[[], float | None] | None = None) -> bool:
     """Whether a scene is done with these settings (``model`` among them) and this reading; a
     record made otherwise is an error naming what differs, unless ``overwrite``. A record of an
-    earlier rrsis, which names no model, is refused too: it cannot say which model made it."""
+    earlier rrsis, which names no model, is refused too: it cannot say which model made it.
+    ``auto_ratio`` gives the number ``pixel_ratio="auto"`` is on this scene, called only where
+    one side says ``"auto"`` and the other a number: the same number is the same setting."""
     rec = read_record(folder)
     if rec is None:
         return False
@@ -93,6 +129,13 @@ def check_done(folder: Path, settings: dict[str, Any], reading: dict[str, Any], 
         raise ValueError(f"{folder}: done by rrsis {rec.get('rrsis', '?')}, whose {RECORD} does not record the "
                          "model or the files read, so whether this model and these files made it is unknown; "
                          f"{_REDO}")
+    old = (rec["settings"].get("options") or {}).get("pixel_ratio")
+    new = (settings.get("options") or {}).get("pixel_ratio")
+    if (old == "auto") != (new == "auto") and auto_ratio is not None and (n := auto_ratio()) is not None:
+        if old == "auto":  # a record of a run before the number was recorded
+            rec = {**rec, "settings": _with_ratio(rec["settings"], n)}
+        else:
+            settings = _with_ratio(settings, n)
     diffs = _differences(rec, settings, reading)
     if diffs:
         if overwrite:

@@ -46,8 +46,10 @@ from .record import (
     RECORD,
     REGION_FILE,
     check_done,
+    ratio_used,
     read_record,
     remove_old_outputs,
+    scene_auto_ratio,
     scene_reading,
     write_region_file,
 )
@@ -195,6 +197,8 @@ def _one_scene(model, src: SceneSource, texts: list[str], out: Path, settings: d
                 "area_px": r.area_px, "area_m2": r.area_m2, "n_polygons": r.n_polygons,
                 "seconds": round(r.seconds, 3)} for r in results]
     h, w = results[0].shape if results else (0, 0)
+    if settings["options"]["pixel_ratio"] == "auto" and (used := ratio_used(results)) is not None:
+        settings = {**settings, "options": {**settings["options"], "pixel_ratio": used}}  # this scene's number
     atomic_write(record, json.dumps({"scene": src.id, "source": src.uri, "shape": [h, w] if results else None,
                                      "rank": rank, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                                      "rrsis": __version__, "settings": settings, "read": scene_reading(src),
@@ -296,7 +300,9 @@ def segment_scenes(
     summary = None
     try:
         with run_lock(out, rank, world, command=lock_command):  # one run at a time; its ranks share it
-            done_before = {s.id for s in sources if check_done(out / s.id, settings, scene_reading(s), overwrite)}
+            done_before = {s.id for s in sources if check_done(
+                out / s.id, settings, scene_reading(s), overwrite,
+                lambda s=s: scene_auto_ratio(model, s, scene_kwargs.get("crs")))}
             with fingerprint_held(model, digest):  # hashed once for the run, not once per scene
                 summary = _run(model, sources, texts_list, out, merged_path, settings, done_before, overwrite,
                                progress, barrier_timeout, rank, world, scene_kwargs)
