@@ -38,7 +38,7 @@ from .api import check_outputs, output_paths, output_prefixes, segment_scene
 from .evaluate_labels import Truth, check_one, is_many, labels_for, read_truths
 from .evaluate_record import ExpressionScore, ModeScore, SceneEvaluation, SceneScore, pool, score
 from .infer import MODES, SceneOptions
-from .outputs import read_record
+from .outputs import model_fingerprint, read_record
 from .read import GDAL_ENV, require_geo
 from .region.entries import one_asset
 from .region.sources import SceneSource, is_gdal_url, resolve_scenes, scene_id
@@ -206,7 +206,7 @@ def evaluate_scene(model: Any, scene: Any, labels: str | os.PathLike, *, text_fi
     units = {s.area_unit for s in scores}
     common = {"labels": os.path.abspath(labels), "text_field": text_field, "layer": layer,
               "model": os.fspath(model_name), "area_unit": units.pop() if len(units) == 1 else "mixed",
-              "options": _jsonable(opts), "skipped": skipped}
+              "options": _jsonable(opts), "skipped": skipped, "model_sha256": model_fingerprint(model)}
     if not many:
         return SceneEvaluation(scene=os.path.abspath(sources[0].uri), modes=scores[0].modes, **common)
     given = [os.fspath(scene)] if isinstance(scene, (str, os.PathLike)) else [

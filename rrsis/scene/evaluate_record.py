@@ -127,6 +127,8 @@ class SceneEvaluation:
             many scenes: summed over them, and ``scenes``: scenes with no expression to ask.
         scenes: many scenes: one :class:`SceneScore` per scene asked; ``None`` for one scene.
         rrsis_version: the version that measured it.
+        model_sha256: the weights scored (:func:`~rrsis.scene.outputs.model_fingerprint`, as the
+            outputs of ``rrsis predict`` record it); ``None`` in records written before it.
     """
 
     scene: str
@@ -140,12 +142,15 @@ class SceneEvaluation:
     skipped: dict[str, int]
     rrsis_version: str = __version__
     scenes: list[SceneScore] | None = None
+    model_sha256: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-able data; a one-scene record has the members 0.2.0 wrote, no more."""
         d = dataclasses.asdict(self)
         if d["scenes"] is None:
             del d["scenes"]
+        if d["model_sha256"] is None:  # records written before it
+            del d["model_sha256"]
         for mode in [*d["modes"], *(m for s in d.get("scenes") or [] for m in s["modes"])]:
             for e in mode["expressions"]:
                 if e["scene"] is None:

@@ -157,6 +157,8 @@ def test_one_scene_gives_the_record_0_2_0_gave(tmp_path, monkeypatch):
                              threshold=0.3).to_dict()
     want = json.loads(ASSET.read_text(encoding="utf-8"))
     assert got["options"].pop("pixel_ratio") == 1.0  # the number pixel_ratio auto was: recorded since 0.2.0
+    from rrsis.scene.outputs import model_fingerprint
+    assert got.pop("model_sha256") == model_fingerprint(model)  # the weights scored: recorded since 0.2.0
     for d in (got, want):
         d.update(scene=os.path.basename(d["scene"]), labels=os.path.basename(d["labels"]))
         for m in d["modes"]:
