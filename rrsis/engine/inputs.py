@@ -185,7 +185,7 @@ def build_datasets(data_cfg: dict[str, Any], model_cfg: dict[str, Any] | None = 
     if "mean" in accepts and stats is None and in_chans not in (None, 3) and opts.get("mean") is None:
         raise ConfigError(statistics_needed(in_chans))
     auto = stats == AUTO
-    if auto:  # placeholders of the band count read, replaced by what the training split measures
+    if auto:  # stand-in statistics (0 and 1 per band read), replaced by what the training split measures
         if opts.get("mean") is not None or opts.get("std") is not None or "transform" in opts:
             raise ValueError("model.mean/std 'auto' are measured on the values the datasets read: drop "
                              "data.options.mean/std (and transform)")
