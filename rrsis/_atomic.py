@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO
 
 __all__ = ["atomic_append", "atomic_folder", "atomic_open", "atomic_path", "atomic_write", "disk_errors", "io_cause",
-           "temporary_path", "write_error"]
+           "pid_alive", "temporary_path", "write_error"]
 
 # Rust writers (safetensors) report an I/O failure as text: "... (os error 28)".
 _OS_ERROR = re.compile(r"\(os error (\d+)\)")
@@ -244,3 +244,15 @@ def disk_errors(path: str | os.PathLike, what: str, *, needed: int | None = None
         if io_cause(failure) is None:
             raise
         raise write_error(failure, path, what, needed=needed, advice=advice) from None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (another user's counts): the writer of a
+    temporary file or lock named by its pid may still be at work."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True

@@ -27,6 +27,8 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from ._atomic import pid_alive
+
 __all__ = ["LOCK_NAME", "OutputInUseError", "lock_path", "output_lock", "run_lock"]
 
 LOCK_NAME = ".rrsis.lock"
@@ -42,15 +44,6 @@ def lock_path(out: str | os.PathLike, folder: bool) -> Path:
     out = Path(out)
     return out / LOCK_NAME if folder else out.with_name(f".{out.name}{LOCK_NAME}")
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
 
 
 def _read(path: Path) -> dict | None:
@@ -107,7 +100,7 @@ def _acquire(out: str, path: Path, command: str, note: Callable[[str], None]) ->
             return
         info = _read(path)
         stale = (info is not None and info.get("host") == socket.gethostname()
-                 and isinstance(info.get("pid"), int) and not _alive(info["pid"]))
+                 and isinstance(info.get("pid"), int) and not pid_alive(info["pid"]))
         if not stale:
             raise _in_use(out, path, info)
         if _take_over(path, info):

@@ -15,6 +15,7 @@ from collections import Counter, deque
 from collections.abc import Mapping
 from pathlib import Path
 
+import torch
 from torch import nn
 
 REPO = Path(__file__).resolve().parents[1]
@@ -141,6 +142,17 @@ class WrappedModel(nn.Module):
 
     def postprocess(self, *args, **kwargs):
         return self.model.postprocess(*args, **kwargs)
+
+
+class RedPixels(WrappedModel):
+    """Foreground where the red channel is above 0.6: the mask is known from the scene's pixels."""
+
+    def forward_with_text(self, pixels, text, *position):
+        from rrsis.models.base import IMAGENET_MEAN, IMAGENET_STD, SegmentationOutput
+
+        red = pixels[:, 0] * IMAGENET_STD[0] + IMAGENET_MEAN[0]
+        d = 40.0 * (red - 0.6)
+        return SegmentationOutput(logits=torch.stack([torch.zeros_like(d), d], 1))
 
 
 def write_small_geotiff(path, *, count: int = 3, height: int = 64, width: int = 96, seed: int = 0,

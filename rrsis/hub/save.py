@@ -32,7 +32,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from .._atomic import _fsync_dir, disk_errors
+from .._atomic import _fsync_dir, disk_errors, pid_alive
 from .._version import __version__
 from .card import is_generated_card, model_card
 from .dtypes import parameter_dtype
@@ -303,22 +303,13 @@ def _owner_tag() -> str:
     return f"{_host()}-{os.getpid()}"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: alive
-        return True
-    return True
-
 
 def _stale_saving(path: Path, name: str) -> bool:
     """Whether ``.NAME.<owner>-<id>.saving`` is left by a save that can no longer finish."""
     parts = path.name[len(name) + 2: -len(".saving")].rsplit("-", 2)  # host, pid, id
     if len(parts) == 3 and parts[0] == _host() and parts[1].isdigit():
         pid = parts[1]
-        return int(pid) != os.getpid() and not _pid_alive(int(pid))
+        return int(pid) != os.getpid() and not pid_alive(int(pid))
     try:
         return time.time() - path.stat().st_mtime > STALE_SAVE_SECONDS
     except OSError:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .._atomic import atomic_open, atomic_path, atomic_write, temporary_path
+from .._atomic import atomic_open, atomic_path, atomic_write, pid_alive, temporary_path
 from .cog import COG_BLOCK, translate_to_cog
 from .ground import geodesic_area as _geodesic_area
 from .ground import output_geometry, pixel_area_m2
@@ -31,15 +31,6 @@ from .read import GDAL_ENV, Scene, require_geo
 __all__ = ["MaskWriter", "PolygonCollector", "overlay_transform", "pixel_area_m2", "remove_stale_temporaries",
            "staged_outputs", "write_crs_sidecar", "write_overlay", "write_world_file", "writing"]
 
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
 
 
 def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
@@ -69,7 +60,7 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
         if not m or not (entry.is_file() or entry.is_dir()) or entry.is_symlink():
             continue
         pid = int(m.group(1) or m.group(2))
-        if _pid_alive(pid):  # this process or another run still writing it
+        if pid_alive(pid):  # this process or another run still writing it
             continue
         with contextlib.suppress(FileNotFoundError):
             if entry.is_dir():

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 rasterio = pytest.importorskip("rasterio")
 shapely = pytest.importorskip("shapely")
-from _fixtures import WrappedModel
+from _fixtures import RedPixels
 from affine import Affine
 from rasterio.control import GroundControlPoint
 from rasterio.features import rasterize
@@ -22,7 +21,6 @@ from rasterio.windows import from_bounds
 from shapely.geometry import Polygon, box, shape
 from shapely.ops import unary_union
 
-from rrsis.models.base import IMAGENET_MEAN, IMAGENET_STD, SegmentationOutput
 from rrsis.scene import AOIOutsideError, area_of_interest, open_aoi_scene, open_scene, segment_scene
 from rrsis.scene.read import NoValidPixelsError
 from rrsis.scene.rectify import ReducedReads
@@ -34,15 +32,6 @@ NORTH_UP = Affine(2.0, 0, 500000.0, 0, -2.0, 4000000.0)  # 2 m pixels
 PENTAGON = Polygon([(500121.0, 3999971.0), (500191.0, 3999975.0), (500231.0, 3999929.0),
                     (500199.0, 3999881.0), (500109.0, 3999899.0)])
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "guides" / "geotiff.md"
-
-
-class RedPixels(WrappedModel):
-    """Foreground where the red channel is above 0.6: the mask is known from the pixels."""
-
-    def forward_with_text(self, pixels, text, *position):
-        red = pixels[:, 0] * IMAGENET_STD[0] + IMAGENET_MEAN[0]
-        d = 40.0 * (red - 0.6)
-        return SegmentationOutput(logits=torch.stack([torch.zeros_like(d), d], 1))
 
 
 @pytest.fixture(scope="module")

@@ -8,32 +8,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 rasterio = pytest.importorskip("rasterio")
 pytest.importorskip("shapely")
 pytest.importorskip("pyogrio")
-from _fixtures import WrappedModel
+from _fixtures import RedPixels
 from affine import Affine
 from rasterio.control import GroundControlPoint
 from rasterio.rpc import RPC
 from shapely.geometry import box, mapping
 
 from rrsis.cli import main
-from rrsis.models.base import IMAGENET_MEAN, IMAGENET_STD, SegmentationOutput
 from rrsis.scene import build_vrt, segment_scenes
 
 UTM = "EPSG:32633"
 N = 64  # tile side, 2 m pixels
-
-
-class RedPixels(WrappedModel):
-    """Foreground where the red channel is above 0.6: the mask is known from the pixels."""
-
-    def forward_with_text(self, pixels, text, *position):
-        red = pixels[:, 0] * IMAGENET_STD[0] + IMAGENET_MEAN[0]
-        d = 40.0 * (red - 0.6)
-        return SegmentationOutput(logits=torch.stack([torch.zeros_like(d), d], 1))
 
 
 def affine_of(i):

@@ -7,11 +7,10 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 rasterio = pytest.importorskip("rasterio")
 pytest.importorskip("shapely")
-from _fixtures import WrappedModel
+from _fixtures import RedPixels
 from rasterio.crs import CRS
 from rasterio.transform import array_bounds, from_origin
 from rasterio.warp import Resampling, calculate_default_transform, reproject
@@ -19,21 +18,11 @@ from shapely.geometry import box, shape
 
 import rrsis.hub
 from rrsis.cli import main
-from rrsis.models.base import IMAGENET_MEAN, IMAGENET_STD, SegmentationOutput
 
 UTM33, UTM34 = "EPSG:32633", "EPSG:32634"
 X0, Y0, PX, N = 500000.0, 4000000.0, 2.0, 64
 # Two red squares (rows, cols of the area, 2 m pixels): one in each tile, the second reprojected.
 SQUARES = [(10, 30, 12, 44), (30, 50, 84, 108)]
-
-
-class RedPixels(WrappedModel):
-    """Foreground where the red channel is above 0.6: the mask is known from the pixels."""
-
-    def forward_with_text(self, pixels, text, *position):
-        red = pixels[:, 0] * IMAGENET_STD[0] + IMAGENET_MEAN[0]
-        d = 40.0 * (red - 0.6)
-        return SegmentationOutput(logits=torch.stack([torch.zeros_like(d), d], 1))
 
 
 def write(path, data, crs, transform):

@@ -10,14 +10,12 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
-from rrsis.models.base import IMAGENET_MEAN, IMAGENET_STD, SegmentationOutput
 from rrsis.scene import segment_scene
 
 rasterio = pytest.importorskip("rasterio")
 pytest.importorskip("shapely")
-from _fixtures import WrappedModel
+from _fixtures import RedPixels
 from affine import Affine
 from rasterio.crs import CRS
 from shapely import LinearRing, is_ccw
@@ -29,15 +27,6 @@ H, W = 64, 96
 # North-up, south-up (rows run north) and mirrored (columns run west), 1 m UTM pixels
 TRANSFORMS = {"north_up": Affine(1, 0, 500000, 0, -1, 4000064), "south_up": Affine(1, 0, 500000, 0, 1, 4000000),
               "mirrored": Affine(-1, 0, 500096, 0, -1, 4000064)}
-
-
-class RedPixels(WrappedModel):
-    """Foreground where the red channel is above 0.6."""
-
-    def forward_with_text(self, pixels, text, *position):
-        red = pixels[:, 0] * IMAGENET_STD[0] + IMAGENET_MEAN[0]
-        d = 40.0 * (red - 0.6)
-        return SegmentationOutput(logits=torch.stack([torch.zeros_like(d), d], 1))
 
 
 @pytest.fixture(scope="module")

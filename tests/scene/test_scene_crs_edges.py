@@ -9,14 +9,12 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 
-from rrsis.models.base import IMAGENET_MEAN, IMAGENET_STD, SegmentationOutput
 from rrsis.scene import segment_scene
 
 rasterio = pytest.importorskip("rasterio")
 pytest.importorskip("shapely")
-from _fixtures import WrappedModel
+from _fixtures import RedPixels
 from affine import Affine
 from rasterio.crs import CRS
 from shapely.geometry import box, shape
@@ -31,15 +29,6 @@ MARS = (f'GEOGCS["Mars 2000",DATUM["D_Mars_2000",SPHEROID["Mars_2000_IAU_IAG",{M
 MARS_EQC = (f'PROJCS["Mars_Equirectangular",{MARS},PROJECTION["Equirectangular"],PARAMETER["standard_parallel_1",0],'
             'PARAMETER["central_meridian",0],PARAMETER["false_easting",0],PARAMETER["false_northing",0],UNIT["Meter",1]]')
 H, W = 64, 96
-
-
-class RedPixels(WrappedModel):
-    """Foreground where the red channel is above 0.6."""
-
-    def forward_with_text(self, pixels, text, *position):
-        red = pixels[:, 0] * IMAGENET_STD[0] + IMAGENET_MEAN[0]
-        d = 40.0 * (red - 0.6)
-        return SegmentationOutput(logits=torch.stack([torch.zeros_like(d), d], 1))
 
 
 @pytest.fixture(scope="module")

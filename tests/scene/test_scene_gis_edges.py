@@ -8,31 +8,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import rrsis
-from rrsis.models.base import IMAGENET_MEAN, IMAGENET_STD, SegmentationOutput
 from rrsis.scene import open_scene, segment_scene
 
 rasterio = pytest.importorskip("rasterio")
 pytest.importorskip("shapely")
-from _fixtures import WrappedModel
+from _fixtures import RedPixels
 from affine import Affine
 from rasterio.features import rasterize
 from rasterio.warp import transform_geom
 
 UTM = "EPSG:32611"
 T_UTM = Affine(0.5, 0, 440720.0, 0, -0.5, 3751320.0)
-
-
-class RedPixels(WrappedModel):
-    """Foreground where the red channel is above 0.6: the mask is known from the scene itself."""
-
-    def forward_with_text(self, pixels, text, *position):
-        red = pixels[:, 0] * IMAGENET_STD[0] + IMAGENET_MEAN[0]
-        d = 40.0 * (red - 0.6)
-        return SegmentationOutput(logits=torch.stack([torch.zeros_like(d), d], 1))
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from rrsis.models.base import IMAGENET_MEAN, IMAGENET_STD, SegmentationOutput
 from rrsis.scene import open_scene, segment_scene
 
 rasterio = pytest.importorskip("rasterio")
 pytest.importorskip("shapely")
-from _fixtures import WrappedModel
+from _fixtures import RedPixels
 from affine import Affine
 from rasterio.control import GroundControlPoint
 from rasterio.features import rasterize
@@ -25,15 +23,6 @@ UTM = "EPSG:32633"
 H, W = 96, 128
 NORTH_UP = Affine(2.0, 0, 500000.0, 0, -2.0, 4000000.0)
 CORNERS_AND_CENTRE = [(0, 0), (0, W), (H, 0), (H, W), (H / 2, W / 2)]
-
-
-class RedPixels(WrappedModel):
-    """Foreground where the red channel is above 0.6: the mask is known from the pixels."""
-
-    def forward_with_text(self, pixels, text, *position):
-        red = pixels[:, 0] * IMAGENET_STD[0] + IMAGENET_MEAN[0]
-        d = 40.0 * (red - 0.6)
-        return SegmentationOutput(logits=torch.stack([torch.zeros_like(d), d], 1))
 
 
 def pixels():

@@ -6,9 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 
-import rrsis
 from rrsis.cli import main
 from rrsis.scene import open_scene, segment_scene
 
@@ -32,18 +30,6 @@ def bright_block(h=96, w=128):
     return a
 
 
-@pytest.fixture(scope="module")
-def saved(tmp_path_factory, tiny_tokenizer):
-    from rrsis.hub import save_pretrained
-
-    out = tmp_path_factory.mktemp("value_rules")
-    torch.manual_seed(0)
-    model = rrsis.create_model("gl-msin-tiny", text_vocab_size=len(tiny_tokenizer))
-    model.tokenizer = tiny_tokenizer
-    save_pretrained(model, out / "model")
-    return out
-
-
 def test_float_reflectance_in_0_1_is_read_as_it_is_without_a_stretch(tmp_path):
     rng = np.random.default_rng(0)
     data = (rng.random((3, 40, 50)) * 0.6 + 0.2 * bright_block(40, 50)).astype(np.float32)
@@ -54,14 +40,14 @@ def test_float_reflectance_in_0_1_is_read_as_it_is_without_a_stretch(tmp_path):
         np.testing.assert_allclose(sc.read()[0], img, atol=1e-7)
 
 
-def test_float_values_beyond_0_1_without_a_stretch_are_refused_in_the_callers_terms(tmp_path, saved, capsys):
+def test_float_values_beyond_0_1_without_a_stretch_are_refused_in_the_callers_terms(tmp_path, saved_model, capsys):
     data = (np.random.default_rng(1).random((3, 40, 50)) * 3000).astype(np.float32)
     path = write(tmp_path / "dn.tif", data)
     with pytest.raises(ValueError) as err:
         open_scene(path, stretch=None)
     msg = str(err.value)
     assert "dn.tif" in msg and "float32" in msg and "stretch=(2, 98)" in msg and "scale='max'" in msg
-    assert main(["predict", "--model", str(saved / "model"), "--image", path, "--text", "the building", "--quiet",
+    assert main(["predict", "--model", str(saved_model), "--image", path, "--text", "the building", "--quiet",
                  "--mode", "global", "--out", str(tmp_path / "o"), "--stretch", "none"]) == 2
     err = capsys.readouterr().err
     assert "--stretch 2,98" in err and "--scale max" in err and "\n" not in err.strip()
@@ -69,10 +55,10 @@ def test_float_values_beyond_0_1_without_a_stretch_are_refused_in_the_callers_te
         assert 0 <= sc.read()[0].min() and sc.read()[0].max() <= 1
 
 
-def test_predict_stretch_none_on_float_reflectance_matches_scale_1(tmp_path, saved):
+def test_predict_stretch_none_on_float_reflectance_matches_scale_1(tmp_path, saved_model):
     data = (0.15 + 0.7 * bright_block()).astype(np.float32)
     path = write(tmp_path / "refl.tif", data)
-    argv = ["predict", "--model", str(saved / "model"), "--image", path, "--text", "the building", "--quiet",
+    argv = ["predict", "--model", str(saved_model), "--image", path, "--text", "the building", "--quiet",
             "--mode", "global"]
     assert main([*argv, "--out", str(tmp_path / "none"), "--stretch", "none"]) == 0
     assert main([*argv, "--out", str(tmp_path / "one"), "--scale", "1"]) == 0
@@ -113,9 +99,9 @@ def test_ordinary_byte_rasters_dark_ones_included_do_not_warn(tmp_path, top):
 
 
 @pytest.mark.parametrize("extra", [[], ["--aoi", "500000,3999904,500128,3999996", "--aoi-crs", CRS]])  # --aoi reads the file again
-def test_predict_prints_the_0_1_warning_once(tmp_path, saved, capsys, extra):
+def test_predict_prints_the_0_1_warning_once(tmp_path, saved_model, capsys, extra):
     path = write(tmp_path / "binary.tif", bright_block().astype(np.uint8))
-    assert main(["predict", "--model", str(saved / "model"), "--image", path, "--text", "the building", "--quiet",
+    assert main(["predict", "--model", str(saved_model), "--image", path, "--text", "the building", "--quiet",
                  "--mode", "global", "--out", str(tmp_path / "o"), *extra]) == 0
     err = capsys.readouterr().err
     assert err.count("the model sees a black image") == 1 and "rrsis predict: warning: " in err
