@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import socket
+import threading
 import time
 import uuid
 import warnings
@@ -32,7 +33,7 @@ from ._atomic import pid_alive
 __all__ = ["LOCK_NAME", "OutputInUseError", "lock_path", "output_lock", "run_lock"]
 
 LOCK_NAME = ".rrsis.lock"
-_held: dict[str, int] = {}  # lock files this process holds → how many blocks hold them (re-entrant)
+_held: dict[tuple[str, int], int] = {}  # (lock file, thread) held → how many blocks hold it (re-entrant per thread)
 
 
 class OutputInUseError(RuntimeError):
@@ -116,13 +117,15 @@ def _warn(message: str) -> None:
 @contextlib.contextmanager
 def output_lock(out: str | os.PathLike, *, folder: bool, command: str = "rrsis",
                 note: Callable[[str], None] = _warn) -> Iterator[Path]:
-    """Hold ``out``'s lock for the block (re-entrant in one process); yields the lock file.
+    """Hold ``out``'s lock for the block; yields the lock file. Re-entrant in one thread (the CLI,
+    then the Python API under it); another thread of the same process is refused, as another
+    process is (two threads writing one output would replace each other's files).
 
     Raises:
         OutputInUseError: another live run holds it (the message names its pid, host and start).
     """
     path = lock_path(out, folder)
-    key = os.path.abspath(path)
+    key = (os.path.abspath(path), threading.get_ident())
     if key not in _held:
         path.parent.mkdir(parents=True, exist_ok=True)
         _acquire(os.fspath(out), path, command, note)

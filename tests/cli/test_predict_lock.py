@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -69,6 +70,27 @@ def test_a_live_holder_is_refused_a_dead_one_taken_over_and_the_lock_always_remo
     with run_lock(out, 0, 1):
         assert lock.exists()
     assert not lock.exists()
+
+
+def test_another_thread_of_the_same_process_is_refused(tmp_path):
+    out = tmp_path / "region"
+    errors = []
+
+    def second():
+        try:
+            with output_lock(out, folder=True):
+                errors.append(None)
+        except OutputInUseError as exc:
+            errors.append(str(exc))
+
+    with output_lock(out, folder=True, command="rrsis first") as held:
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join()
+        assert held.exists() and json.loads(held.read_text())["command"] == "rrsis first"
+    assert len(errors) == 1 and errors[0] is not None
+    assert errors[0].startswith(f"{out} is in use by rrsis first (pid {os.getpid()} on {socket.gethostname()} since ")
+    assert not lock_path(out, folder=True).exists()
 
 
 @pytest.mark.parametrize("region", [True, False])
