@@ -128,7 +128,9 @@ class RRSISDDataset(ReferringDataset):
             pycocotools' masks.
         **kwargs: :class:`~rrsis.data.base.ReferringDataset` options.
 
-    A ref with an empty ``sentences`` list has no sample: it is left out, with one logged
+    A ref without ``split``, ``image_id``, ``sentences`` or ``ann_id`` is malformed (an error naming
+    the ref and the key, or skipped and listed with ``skip_bad``). A ref with an empty
+    ``sentences`` list has no sample: it is left out, with one logged
     warning per dataset giving the count and a ref id.
     """
 
@@ -170,6 +172,10 @@ class RRSISDDataset(ReferringDataset):
         self._no_sentences: list[Any] = []
         self._polygons = False
         for k, ref in enumerate(refs):
+            if isinstance(ref, dict) and "split" not in ref:  # in no split: said, not dropped unseen
+                self._reject([f"ref {ref.get('ref_id', k)}"], ValueError(
+                    f"{self.refs_path}: ref {ref.get('ref_id', k)}: malformed ref (KeyError('split'))"))
+                continue
             if not isinstance(ref, dict) or not _split_matches(split, str(ref.get("split"))):
                 continue
             entry = self._entry(k, ref, sentence_key, files)
@@ -191,6 +197,7 @@ class RRSISDDataset(ReferringDataset):
                 for j, s in enumerate(ref["sentences"])
             ]
             image_id = ref["image_id"]
+            target = _ann_ids(ref["ann_id"])  # absent is malformed; -1 / [] / None say "no target"
         except (KeyError, TypeError, AttributeError) as exc:
             self._reject([name], ValueError(f"{self.refs_path}: {name}: malformed ref ({exc!r})"))
             return None
@@ -205,7 +212,7 @@ class RRSISDDataset(ReferringDataset):
             image_path=os.path.join(self.image_dir, file_name),
             image_id=image_id,
             sentences=sentences,
-            target=_ann_ids(ref.get("ann_id")),
+            target=target,
             extra={"image": image, "file_found": file_name in files},
         )
 

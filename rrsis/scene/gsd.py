@@ -71,7 +71,11 @@ def auto_pixel_ratio(model: Any, scene: Any, *, say: bool = True) -> float:
             if scene is not None else "no scene"
         hint = "" if ratio is None or abs(ratio - 1.0) < 1e-6 else (
             f"; this model saw its training images at {ratio:g} image pixels per model pixel: if your scene has "
-            f"their ground resolution, pass --pixel-ratio {ratio:g} (pixel_ratio={ratio:g})")
+            f"their ground resolution, pass --pixel-ratio {ratio:g} (pixel_ratio={ratio:g})") if ratio > 1 else (
+            f"; this model saw its training images enlarged {1 / ratio:.3g}x ({ratio:g} image pixels per model "
+            "pixel), and a scene is read at most at its own resolution (pixel_ratio >= 1), so a scene of their "
+            f"ground resolution shows it objects {1 / ratio:.3g}x smaller than it learnt them; a model trained "
+            "with data.image_size at its images' size reads such scenes as it learnt them")
         if hint:  # else nothing to tell: every model saved before the GSD was recorded reads at 1, as ever
             _say(f"{name}: pixel_ratio 1 ({why}){hint}", say)
         else:

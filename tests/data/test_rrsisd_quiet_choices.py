@@ -108,3 +108,22 @@ def test_empty_sentence_text_is_still_an_error(tmp_path):
     _refer(tmp_path, [[2, 1, 6, 1, 6, 4, 2, 4]], sentences={2: [{"raw": "  ", "sent_id": 5}]})
     with pytest.raises(ValueError, match=r"refs\(unc\).p: sample ref2/sent5"):
         RRSISDDataset(str(tmp_path), "val", coco_backend="numpy")
+
+
+@pytest.mark.parametrize("key", ["ann_id", "split"])
+def test_a_ref_missing_its_target_or_split_is_malformed_not_silent(tmp_path, key):
+    # Without ann_id the ref used to become an empty ("no target") mask; without split it was in no
+    # split, dropped unseen. Both are named, as a missing image_id or sentences are.
+    _refer(tmp_path, [[2, 1, 6, 1, 6, 4, 2, 4]])
+    refs = pickle.loads((tmp_path / "refs(unc).p").read_bytes())
+    del refs[1][key]  # ref 2 (val)
+    (tmp_path / "refs(unc).p").write_bytes(pickle.dumps(refs, protocol=2))
+    with pytest.raises(ValueError, match=rf"refs\(unc\).p: ref 2: malformed ref \(KeyError\('{key}'\)\)"):
+        RRSISDDataset(str(tmp_path), "val", coco_backend="numpy")
+    skipped = RRSISDDataset(str(tmp_path), "val", coco_backend="numpy", skip_bad=True)
+    assert [e.name for e in skipped.entries] == ["ref 1", "ref 3"]
+    assert [sid for sid, _ in skipped.skipped] == ["ref 2"]
+    refs[1][key] = -1 if key == "ann_id" else "val"  # -1 is "no target", said on purpose
+    (tmp_path / "refs(unc).p").write_bytes(pickle.dumps(refs, protocol=2))
+    ds = RRSISDDataset(str(tmp_path), "val", coco_backend="numpy")
+    assert [e.name for e in ds.entries] == ["ref 1", "ref 2", "ref 3"]

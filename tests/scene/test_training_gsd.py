@@ -152,6 +152,13 @@ def test_without_a_metric_scene_or_a_record_the_ratio_stays_1(tiny_tokenizer, tm
         assert SceneOptions().resolved(resized, sc.height, sc.width, sc).pixel_ratio == 1.0
     assert "saw its training images at 1.5 image pixels per model pixel" in caplog.text
     assert "pass --pixel-ratio 1.5" in caplog.text
+    caplog.clear()
+    enlarged = _model(tiny_tokenizer, image_ratio=0.25)  # 128-px chips trained at image_size 512
+    with open_scene(coarse) as sc, caplog.at_level(logging.INFO, logger="rrsis.scene.gsd"):
+        assert SceneOptions().resolved(enlarged, sc.height, sc.width, sc).pixel_ratio == 1.0
+    assert "--pixel-ratio" not in caplog.text  # below 1 is refused: never advised
+    assert "saw its training images enlarged 4x (0.25 image pixels per model pixel)" in caplog.text
+    assert "objects 4x smaller than it learnt them" in caplog.text
     old = rrsis.from_pretrained(ASSETS / "gl-msin-tiny")  # saved before the record: unchanged
     assert old.config["backbone"].get("gsd") is None
     with open_scene(_geotiff(tmp_path / "fine.tif", size=128, pixel=0.25)) as sc:
