@@ -46,6 +46,7 @@ from .record import (
     RECORD,
     REGION_FILE,
     check_done,
+    older_folders,
     ratio_used,
     read_record,
     remove_old_outputs,
@@ -300,6 +301,8 @@ def segment_scenes(
     summary = None
     try:
         with run_lock(out, rank, world, command=lock_command):  # one run at a time; its ranks share it
+            sources, older = older_folders(out, sources, settings, overwrite,
+                                           lambda s: scene_auto_ratio(model, s, scene_kwargs.get("crs")))
             done_before = {s.id for s in sources if check_done(
                 out / s.id, settings, scene_reading(s), overwrite,
                 lambda s=s: scene_auto_ratio(model, s, scene_kwargs.get("crs")))}
@@ -312,7 +315,7 @@ def segment_scenes(
                 summary.region = str(write_region_file(out, sources, status, summary.failed,
                                                        None if summary.merged is None else merged_path,
                                                        summary.n_polygons, texts_list, settings["model"],
-                                                       summary.left_out))
+                                                       summary.left_out, older))
         if made and rank == 0 and len(summary.failed) == summary.total:  # no empty folders left behind
             for sid in [*summary.failed, "stacks", ""]:
                 with contextlib.suppress(OSError):
