@@ -73,7 +73,13 @@ def test_a_scene_done_under_an_older_id_is_kept_not_redone(tiny, tmp_path):  # n
     first = segment_scenes(tiny, [str(tmp_path / "北京.tif"), str(tmp_path / "Tile.tif")], "the red building",
                            out=out, **KW)
     assert first.done == ["Tile", "北京"]
-    (out / "北京").rename(out / "scene")  # as an earlier rrsis named it
+    # UTF-8 JSON: region.json, done.json and the GeoJSON name the scene's file as it is
+    for path in (out / "region.json", out / "北京" / "done.json", out / "北京" / "北京.geojson"):
+        raw = path.read_text(encoding="utf-8")
+        assert "北京.tif" in raw and "\\u" not in raw, path
+    (out / "北京").rename(out / "scene")  # as an earlier rrsis named it, its record ASCII JSON
+    rec = read_record(out / "scene")
+    (out / "scene" / "done.json").write_text(json.dumps(rec, indent=1), encoding="utf-8")
     files = sorted(p.name for p in (out / "scene").iterdir())
     mtime = (out / "scene" / "done.json").stat().st_mtime_ns
     with warnings.catch_warnings(record=True) as seen:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..._atomic import atomic_write
+from ..._atomic import atomic_write, json_text
 from ..._version import __version__
 from ..api import output_paths
 from .entries import SceneSource, id_key
@@ -59,7 +59,7 @@ def _short(value: Any) -> str:
         return value[:19] + "…" if value.startswith("sha256:") else value
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return ",".join(value)
-    return json.dumps(value)
+    return json_text(value)
 
 
 def _differences(rec: dict, settings: dict, reading: dict) -> list[str]:
@@ -234,4 +234,4 @@ def write_region_file(out: Path, sources: list[SceneSource], status: dict[str, s
            "older_folders": list(older),
            "counts": {k: sum(e["status"] == k for e in scenes) for k in ("done", "skipped", "failed")},
            "scenes": scenes}
-    return atomic_write(out / REGION_FILE, json.dumps(doc, indent=1))
+    return atomic_write(out / REGION_FILE, json_text(doc, indent=1))
