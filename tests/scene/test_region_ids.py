@@ -55,6 +55,18 @@ def test_ids_do_not_change_when_scenes_are_added(tmp_path):
     assert all(re.fullmatch(rf"{n[:-4]}-[0-9a-f]{{8}}", i) for n, i in case.items())
 
 
+def test_a_pattern_with_brackets_that_matches_nothing_says_how_to_escape_them(tmp_path):
+    folder = tmp_path / "survey [2024] 调查"
+    folder.mkdir()
+    (folder / "a.tif").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match=r"matches no file; \[ and \] are pattern characters.*\[\[\] "
+                                                r"and \[\]\].*@list\.txt"):
+        resolve_scenes(str(folder / "*.tif"))
+    assert [s.id for s in resolve_scenes(str(tmp_path / "survey [[]2024[]] 调查" / "*.tif"))] == ["a"]
+    with pytest.raises(FileNotFoundError, match=r"matches no file$"):  # no brackets: no hint
+        resolve_scenes(str(tmp_path / "*.jp2"))
+
+
 rasterio = pytest.importorskip("rasterio")
 pyogrio = pytest.importorskip("pyogrio")
 from _fixtures import write_small_geotiff

@@ -202,7 +202,10 @@ def _expand(entry: str, asset: str | Sequence[str] | None) -> list[tuple[str, st
     if not os.path.exists(entry) and _GLOB.search(entry):
         found = sorted(p for p in glob.glob(entry, recursive=True) if os.path.isfile(p))
         if not found:
-            raise FileNotFoundError(f"{entry}: the pattern matches no file")
+            hint = ("; [ and ] are pattern characters (a set of characters): to match them in a name, write "
+                    "[[] and []] (glob.escape), or list the files in a text file (@list.txt)") if "[" in entry or \
+                "]" in entry else ""
+            raise FileNotFoundError(f"{entry}: the pattern matches no file{hint}")
         return [(scene_id(p), os.path.normpath(p)) for p in found]
     if not os.path.isfile(entry):
         raise FileNotFoundError(f"{entry}: file not found")
