@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import re
 import shutil
@@ -23,7 +24,17 @@ from pathlib import Path
 from typing import IO
 
 __all__ = ["atomic_append", "atomic_folder", "atomic_open", "atomic_path", "atomic_write", "disk_errors", "io_cause",
-           "pid_alive", "temporary_path", "write_error"]
+           "json_text", "pid_alive", "temporary_path", "write_error"]
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def json_text(value, **kwargs) -> str:
+    """``json.dumps(value, ensure_ascii=False, **kwargs)``: the JSON rrsis writes, its text as it is
+    (UTF-8 files, not ``\\u`` escapes); a lone surrogate (a file name's undecodable byte) alone is
+    escaped, since UTF-8 cannot hold it. Read back, it is the same value as the ASCII form."""
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(value, ensure_ascii=False, **kwargs))
+
 
 # Rust writers (safetensors) report an I/O failure as text: "... (os error 28)".
 _OS_ERROR = re.compile(r"\(os error (\d+)\)")

@@ -28,7 +28,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ._atomic import pid_alive
+from ._atomic import json_text, pid_alive
 
 __all__ = ["LOCK_NAME", "OutputInUseError", "lock_path", "output_lock", "run_lock"]
 
@@ -70,7 +70,7 @@ def _create(path: Path, command: str) -> bool:
     try:
         info = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
                 "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        os.write(fd, json.dumps(info).encode())
+        os.write(fd, json_text(info).encode("utf-8"))
     finally:
         os.close(fd)
     return True

@@ -125,10 +125,9 @@ def check_early(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
     import os
 
-    from .._atomic import atomic_open
+    from .._atomic import atomic_open, json_text
     from ..data import build_dataset
     from ..data.base import dataset_options
     from ..engine.distributed import resolve_device
@@ -196,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
               ' (polygon masks differ from pycocotools\'; published RRSIS-D numbers need pip install "rrsis[coco]")'))
     record["metrics"] = metrics
     with atomic_open(out) as fh:
-        json.dump(record, fh, indent=2, allow_nan=False)  # JSON has no NaN: fail instead
+        fh.write(json_text(record, indent=2, allow_nan=False))  # JSON has no NaN: fail instead
         fh.write("\n")
     print(f"wrote {out}")
     return 0

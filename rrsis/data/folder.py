@@ -161,9 +161,15 @@ class FolderDataset(ReferringDataset):
 
     def _check(self, entry: Entry) -> None:
         if not entry.extra["image_found"]:
-            raise FileNotFoundError(
-                f"{entry.source}: sample {entry.name}: image {entry.image_path} not found"
-            )
+            stem = entry.image_id
+            try:  # a name with a space: its id was cut there
+                spaced = sorted(n for n in os.listdir(self.image_dir) if n.startswith(f"{stem} "))
+            except OSError:
+                spaced = []
+            hint = (f"; a line's id is its first word (cut at the first space, the expression after it), and "
+                    f"{spaced[0]!r} in {self.image_dir} has a space in its name: rename such files without "
+                    f"spaces ({spaced[0].replace(' ', '_')!r}) and write their ids so") if spaced else ""
+            raise FileNotFoundError(f"{entry.source}: sample {entry.name}: image {entry.image_path} not found{hint}")
         if not entry.extra["mask_found"]:
             raise FileNotFoundError(
                 f"{entry.source}: sample {entry.name}: mask {entry.target} not found"

@@ -26,7 +26,6 @@ reduction is summed in the same order.
 from __future__ import annotations
 
 import ctypes
-import json
 import logging
 import os
 import shutil
@@ -41,7 +40,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .._atomic import atomic_write
+from .._atomic import atomic_write, json_text
 from ..allocator import keep_freed_memory
 from ..data import RRSISDDataset
 from ..data.synthetic import generate, vocabulary
@@ -334,7 +333,7 @@ def _run_demo(cfg: DemoConfig) -> dict[str, Any]:
             "plot": str(plot) if plot else None,
         },
     }
-    atomic_write(out / "metrics.json", json.dumps(report, indent=2, allow_nan=False) + "\n")
+    atomic_write(out / "metrics.json", json_text(report, indent=2, allow_nan=False) + "\n")
     print()
     print(f"validation ({len(val)} expressions, {cfg.size}x{cfg.size} synthetic scenes):")
     print(format_metrics({"GL-MSIN": results["gl-msin"], "shuffled-text control": results["control"]}))

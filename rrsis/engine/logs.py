@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .._atomic import atomic_append, atomic_open, disk_errors
+from .._atomic import atomic_append, atomic_open, disk_errors, json_text
 
 __all__ = ["JsonlLogger", "read_jsonl"]
 
@@ -69,13 +69,13 @@ class JsonlLogger:
             return
         kept = [r for r in read_jsonl(self.path) if int(r.get("step", 0)) <= step]
         with atomic_open(self.path) as fh:
-            fh.writelines(json.dumps(r) + "\n" for r in kept)
+            fh.writelines(json_text(r) + "\n" for r in kept)
 
     def log(self, record: dict[str, Any]) -> None:
         """Append ``record``."""
         if not self.enabled:
             return
-        line = (json.dumps(_clean(record)) + "\n").encode("utf-8")
+        line = (json_text(_clean(record)) + "\n").encode("utf-8")
         with disk_errors(self.path, "the log", needed=len(line), advice=(
                 "The log holds every record before this one and the run's checkpoints are intact; "
                 "free space and continue with --resume auto")):

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .._atomic import atomic_write, disk_errors
+from .._atomic import atomic_write, disk_errors, json_text
 from .._config import ConfigError
 from .._grad_checkpoint import set_grad_checkpointing
 from ..data import collate_fn
@@ -338,7 +338,7 @@ class Trainer:
 
     def _write_config(self) -> None:
         if self.info.is_main:
-            atomic_write(self.output_dir / "config.json", json.dumps(self.cfg, indent=2, default=str) + "\n")
+            atomic_write(self.output_dir / "config.json", json_text(self.cfg, indent=2, default=str) + "\n")
 
     # ------------------------------------------------------------------ loop
     def _loader(self, epoch: int) -> DataLoader:
@@ -493,7 +493,7 @@ class Trainer:
         if main:
             self._save_model_dir(self.output_dir / "final", final)
             with disk_errors(self.output_dir / "summary.json", "the run summary", advice=_RESUME):
-                atomic_write(self.output_dir / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
+                atomic_write(self.output_dir / "summary.json", json_text(summary, indent=2, default=str) + "\n")
             self._plot()
         return summary
 

@@ -14,6 +14,7 @@ from typing import Any
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .._atomic import json_text
 from .._config import ConfigError
 from ..heads.scene_ranker import SceneRanker
 from ..registry import SCENE_RANKER
@@ -36,7 +37,7 @@ def build_ranker(config: dict[str, Any]) -> nn.Module:
 
 def write_ranker(ranker: nn.Module, directory: Path) -> None:
     """Write the ranker's two files into ``directory`` (a save's staging folder)."""
-    (directory / RANKER_CONFIG_NAME).write_text(json.dumps(ranker.config, indent=2) + "\n", encoding="utf-8")
+    (directory / RANKER_CONFIG_NAME).write_text(json_text(ranker.config, indent=2) + "\n", encoding="utf-8")
     save_file({k: v.detach().contiguous().cpu() for k, v in ranker.state_dict().items()},
               str(directory / RANKER_WEIGHTS_NAME), metadata={"format": "pt"})
 

@@ -32,7 +32,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from .._atomic import _fsync_dir, disk_errors, pid_alive
+from .._atomic import _fsync_dir, disk_errors, json_text, pid_alive
 from .._version import __version__
 from .card import is_generated_card, model_card
 from .dtypes import parameter_dtype
@@ -150,7 +150,7 @@ def _write_contents(
     plugins = plugin_modules(model.arch, config)  # the modules outside rrsis that registered its parts
     if plugins:
         payload["plugins"] = plugins
-    (directory / CONFIG_NAME).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    (directory / CONFIG_NAME).write_text(json_text(payload, indent=2) + "\n", encoding="utf-8")
     save_file(
         _tensors_for_saving(model), str(directory / WEIGHTS_NAME),
         metadata={"format": "pt", "architecture": model.arch, "rrsis_version": __version__},

@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import os
 import re
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-from .._atomic import atomic_open
+from .._atomic import atomic_open, json_text
 from . import support
 from .aot_report import occupancy, write_markdown
 from .aot_specs import LEVELS, Spec, specialisations
@@ -148,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         write_markdown(rows, args.markdown, args.arch, args.level, args.only)
     if args.json:
         with atomic_open(args.json) as f:
-            json.dump(rows, f, indent=1)
+            f.write(json_text(rows, indent=1))
     return 1 if failed else 0
 
 

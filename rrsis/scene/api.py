@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 import time
@@ -14,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .._atomic import json_text
 from .._lock import output_lock
 from ..data.expressions import check_expressions, expression_problem
 from ..data.io import MAX_PIXELS, Scale
@@ -346,7 +346,7 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
             if record is not None:  # the GeoJSON says what it answers, empty or not
                 fc["rrsis"] = {k: record[k] for k in ("expression", "source", "model", "model_sha256")}
             with writing(paths["geojson"]), open(tmp["geojson"], "w", encoding="utf-8") as fh:
-                json.dump(fc, fh)
+                fh.write(json_text(fc))
             with writing(paths["overlay"]):
                 write_overlay(tmp["overlay"], sc, str(tmp["mask"]), world_file=tmp["overlay_world"],
                               crs_file=tmp["overlay_crs"], nodata_transparent=win is not None)

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .._atomic import atomic_folder, atomic_path, atomic_write
+from .._atomic import atomic_folder, atomic_path, atomic_write, json_text
 from ..data.bands import parse_bands
 from .chip_stats import chip_moments, combine, read_order, stats_option
 from .gdal_names import is_gdal_url
@@ -379,7 +379,7 @@ def _write(scene: Any, image: str, labels: str, out: str, *, text_field: str, si
                 "test": test, "block": block, "bands": list(scene.bands), "scene_band_count": scene.band_count,
                 "band_descriptions": names, "image_format": fmt, "counts": counts, "skipped": skipped,
                 "larger": larger, "train_options": options, "statistics": statistics, "chips": records}
-        atomic_write(os.path.join(tmp, "chips.json"), json.dumps(meta, indent=1) + "\n", durable=False)
+        atomic_write(os.path.join(tmp, "chips.json"), json_text(meta, indent=1) + "\n", durable=False)
     if larger:
         warnings.warn(f"{larger} feature(s) larger than a chip ({span} scene pixels a side): their chips cover "
                       "their centre part; a larger pixel_ratio (--pixel-ratio) fits them whole", UserWarning,

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._atomic import atomic_open
+from .._atomic import atomic_open, json_text
 from .._version import __version__
 from .region.sources import scene_id
 
@@ -167,7 +167,7 @@ class SceneEvaluation:
     def write_json(self, path: str | os.PathLike) -> None:
         """Write the record atomically (complete or not at all)."""
         with atomic_open(path) as fh:
-            json.dump(self.to_dict(), fh, indent=1, allow_nan=False, ensure_ascii=False)
+            fh.write(json_text(self.to_dict(), indent=1, allow_nan=False))
             fh.write("\n")
 
     @classmethod

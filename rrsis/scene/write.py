@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import errno as errno_codes
-import json
 import math
 import os
 import re
@@ -22,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .._atomic import atomic_open, atomic_path, atomic_write, pid_alive, temporary_path
+from .._atomic import atomic_open, atomic_path, atomic_write, json_text, pid_alive, temporary_path
 from .cog import COG_BLOCK, translate_to_cog
 from .ground import geodesic_area as _geodesic_area
 from .ground import output_geometry, pixel_area_m2
@@ -287,7 +286,7 @@ class PolygonCollector:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_open(path) as fh:
-            json.dump(fc, fh)
+            fh.write(json_text(fc))
         return fc
 
 

@@ -13,7 +13,7 @@ from tokenizers import Tokenizer as _HFTokenizer
 from tokenizers import decoders, normalizers, pre_tokenizers
 from tokenizers.models import WordPiece
 
-from .._atomic import atomic_write
+from .._atomic import atomic_write, json_text
 from .._config import SIZE_LIMITS
 from ..data.expressions import check_expression, check_expressions
 
@@ -103,7 +103,7 @@ class Tokenizer:
         cfg_path = directory / CONFIG_FILE
         atomic_write(vocab_path, "".join(f"{t}\n" for t, _ in inv))
         cfg = {"tokenizer_class": "rrsis.Tokenizer", "max_tokens": self.max_tokens, "lowercase": self.lowercase}
-        atomic_write(cfg_path, json.dumps(cfg, indent=2) + "\n")
+        atomic_write(cfg_path, json_text(cfg, indent=2) + "\n")
         return [vocab_path, cfg_path]
 
     # ------------------------------------------------------------------ use

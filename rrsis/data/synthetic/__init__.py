@@ -12,7 +12,6 @@ Most targets are chosen to have a same-category distractor in their scene (the r
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -23,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._atomic import atomic_open
+from ..._atomic import atomic_open, json_text
 from .grammar import KIND_WEIGHTS, Expression, candidates, sample_expressions, vocabulary
 from .nir import render_nir
 from .scene import (
@@ -284,6 +283,6 @@ def generate(
         "vocabulary_size": len(vocabulary(nir=nir)),
     }
     with atomic_open(os.path.join(out_dir, "stats.json")) as f:
-        json.dump(stats, f, indent=2, sort_keys=True)
+        f.write(json_text(stats, indent=2, sort_keys=True))
         f.write("\n")
     return stats

@@ -35,7 +35,6 @@ and palettes, not only other seeds.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._atomic import atomic_open, atomic_path
+from ..._atomic import atomic_open, atomic_path, json_text
 from ..._config import ConfigError, check_keys
 from .grammar import COUNT_WORDS, EXTREMES, REGIONS, _in_region, _region_of
 from .scene import (
@@ -394,6 +393,6 @@ def write_scene_at_scale(out_dir: str | os.PathLike, settings: LargeSceneSetting
             rasterio.open(tmp, "w", count=1, dtype="uint16", **common) as ds:
         ds.write(labels[None])
     with atomic_open(os.path.join(out_dir, f"{name}.json")) as fh:
-        json.dump(meta, fh, indent=2)
+        fh.write(json_text(meta, indent=2))
         fh.write("\n")
     return meta

@@ -10,13 +10,12 @@ band, as ``uint16 = 40 · uint8 + 300``; an optional nodata collar on the west e
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 import numpy as np
 
-from ..._atomic import atomic_open, atomic_path
+from ..._atomic import atomic_open, atomic_path, json_text
 from .grammar import candidates
 from .scene import render, sample_scene
 
@@ -121,6 +120,6 @@ def write_large_scene(
         "expressions": [{"text": e.text, "object": e.targets[0] + 1, "kind": e.kind} for e in chosen],
     }
     with atomic_open(os.path.join(out_dir, f"{name}.json")) as fh:
-        json.dump(meta, fh, indent=2)
+        fh.write(json_text(meta, indent=2))
         fh.write("\n")
     return meta

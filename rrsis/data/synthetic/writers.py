@@ -11,7 +11,6 @@ Images of four or more bands (R, G, B, near-infrared) are uncompressed TIFFs in 
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import struct
@@ -21,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, features
 
-from ..._atomic import atomic_open, atomic_path, atomic_write
+from ..._atomic import atomic_open, atomic_path, atomic_write, json_text
 from ..coco import mask_to_polygons, rle_encode
 from .grammar import Expression
 from .scene import CATEGORIES, NIR_CATEGORIES, Scene, category
@@ -201,7 +200,7 @@ class RRSISDWriter:
                       for n, i in CATEGORY_IDS.items() if self._nir or n in CATEGORIES]
         coco = {"images": self.images, "annotations": self.annotations, "categories": categories}
         # dumps, not dump: the same bytes, from the C encoder (dump streams through the Python one).
-        text = json.dumps(coco, sort_keys=True, separators=(",", ":"))
+        text = json_text(coco, sort_keys=True, separators=(",", ":"))
         atomic_write(os.path.join(self.out_dir, "instances.json"), text)
         with atomic_open(os.path.join(self.out_dir, "refs(unc).p"), "wb") as f:
             # Equal strings made one object first: pickle writes a shared object once, so its

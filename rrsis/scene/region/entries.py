@@ -12,23 +12,45 @@ import hashlib
 import json
 import os
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..gdal_names import absolute_name, is_gdal_url, name_stem
 
-__all__ = ["Bands", "SceneSource", "asset_keys", "is_gdal_url", "listed_scenes", "one_asset", "scene_id", "scene_sources"]
+__all__ = ["Bands", "SceneSource", "asset_keys", "id_key", "is_gdal_url", "listed_scenes", "one_asset", "scene_id",
+           "scene_sources"]
 
 _GLOB = re.compile(r"[*?\[]")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_MAX_ID_BYTES = 200  # of UTF-8: ID_12_overlay.png.aux.xml's temporary name, with a hash, fits in 255
 _BAND_COLOURS = ("red", "green", "blue", "nir")  # the colours a stacked asset declares; others: undefined
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
 
 
 def scene_id(uri: str) -> str:
     """The file name without its extension (:func:`~rrsis.scene.gdal_names.name_stem`: a subdataset's
-    file and name), reduced to letters, digits, ``.``, ``_`` and ``-``."""
-    return _UNSAFE.sub("_", name_stem(uri)).strip("._") or "scene"
+    file and name), NFC-normalised, each run of characters other than letters, digits (any
+    script's: ``北京``, ``scène``), ``.``, ``_`` and ``-`` made one ``_`` (path separators,
+    spaces, control and format characters, those Windows refuses), ``.`` and ``_`` stripped
+    from both ends (``scene`` when nothing is left). Longer than 200 bytes of UTF-8, it is cut
+    to 191 and ends in ``-`` and 8 hex digits of the whole name's hash. ASCII names keep the ids
+    earlier versions gave them (below 200 bytes)."""
+    stem = unicodedata.normalize("NFC", name_stem(uri))
+    kept = "".join(c if c in "._-" or unicodedata.category(c)[0] in "LMN" else "\0" for c in stem)
+    sid = re.sub("\0+", "_", kept).strip("._") or "scene"
+    if len(sid.encode("utf-8")) > _MAX_ID_BYTES:
+        cut = sid.encode("utf-8")[:_MAX_ID_BYTES - 9].decode("utf-8", "ignore").rstrip("._")
+        sid = f"{cut}-{_digest(stem)}"
+    return sid
+
+
+def id_key(sid: str) -> str:
+    """What two ids must differ in to name two folders on any file system: ``sid`` case-folded."""
+    return unicodedata.normalize("NFC", sid.casefold())
 
 
 def asset_keys(asset: str | Sequence[str] | None) -> list[str] | None:
@@ -180,7 +202,10 @@ def _expand(entry: str, asset: str | Sequence[str] | None) -> list[tuple[str, st
     if not os.path.exists(entry) and _GLOB.search(entry):
         found = sorted(p for p in glob.glob(entry, recursive=True) if os.path.isfile(p))
         if not found:
-            raise FileNotFoundError(f"{entry}: the pattern matches no file")
+            hint = ("; [ and ] are pattern characters (a set of characters): to match them in a name, write "
+                    "[[] and []] (glob.escape), or list the files in a text file (@list.txt)") if "[" in entry or \
+                "]" in entry else ""
+            raise FileNotFoundError(f"{entry}: the pattern matches no file{hint}")
         return [(scene_id(p), os.path.normpath(p)) for p in found]
     if not os.path.isfile(entry):
         raise FileNotFoundError(f"{entry}: file not found")
@@ -212,11 +237,11 @@ def listed_scenes(entries: str | os.PathLike | Sequence[str | os.PathLike], asse
         raise ValueError("no scenes given")
     count: dict[str, int] = {}
     for sid in found.values():
-        count[sid] = count.get(sid, 0) + 1
+        count[id_key(sid)] = count.get(id_key(sid), 0) + 1
     scenes = []
     for key, sid in found.items():
-        if count[sid] > 1:
-            sid = f"{sid}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+        if count[id_key(sid)] > 1:  # equal ignoring case (Tile, tile): one folder on some file systems
+            sid = f"{sid}-{_digest(key)}"
         scenes.append((sid, key, stacks.get(key)))
     return sorted(scenes, key=lambda s: s[0])
 

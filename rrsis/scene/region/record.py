@@ -10,6 +10,7 @@ all of them are the same; otherwise it refuses, naming what differs, unless ``ov
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -19,13 +20,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..._atomic import atomic_write
+from ..._atomic import atomic_write, json_text
 from ..._version import __version__
 from ..api import output_paths
-from .entries import SceneSource
+from .entries import SceneSource, id_key
 
-__all__ = ["RECORD", "REGION_FILE", "check_done", "ratio_used", "read_record", "remove_old_outputs",
-           "scene_auto_ratio", "scene_reading", "write_region_file"]
+__all__ = ["RECORD", "REGION_FILE", "check_done", "older_folders", "ratio_used", "read_record",
+           "remove_old_outputs", "scene_auto_ratio", "scene_reading", "write_region_file"]
 
 RECORD = "done.json"
 REGION_FILE = "region.json"
@@ -58,7 +59,7 @@ def _short(value: Any) -> str:
         return value[:19] + "…" if value.startswith("sha256:") else value
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return ",".join(value)
-    return json.dumps(value)
+    return json_text(value)
 
 
 def _differences(rec: dict, settings: dict, reading: dict) -> list[str]:
@@ -144,6 +145,49 @@ def check_done(folder: Path, settings: dict[str, Any], reading: dict[str, Any], 
     return all((folder / f).is_file() for o in rec.get("outputs", []) for f in o["files"].values())
 
 
+def _read_key(read: dict) -> str:
+    """What identifies a scene's reading whatever its id: a stack's source (``stacks/<id>.vrt``) aside."""
+    return json.dumps({k: v for k, v in read.items() if not (k == "source" and "assets" in read)}, sort_keys=True)
+
+
+def older_folders(out: Path, sources: list[SceneSource], settings: dict[str, Any], overwrite: bool,
+                  auto_ratio: Callable[[SceneSource], float | None]) -> tuple[list[SceneSource], list[dict]]:
+    """Scenes of ``sources`` that an earlier run did under another id (an older rrsis's id, or a
+    ``-<hash>`` one given while the list had another scene of the same name): without a record in
+    its own folder and not ``overwrite``, a scene done there with the same settings keeps that
+    folder's id (it is skipped, not redone). Returns the scenes, sorted by id, and the folders
+    of OUT holding a scene of the list under an id it no longer has, left as they were
+    (``{"folder", "source", "id"}``, ``id`` the scene's now; said in a warning)."""
+    by_read = {_read_key(scene_reading(s)): s for s in sources}
+    taken = {id_key(s.id) for s in sources}
+    found: dict[str, list[str]] = {}
+    with contextlib.suppress(OSError):
+        for entry in sorted(os.scandir(out), key=lambda e: e.name):
+            rec = read_record(entry.path) if entry.is_dir() and id_key(entry.name) not in taken else None
+            if rec is not None and isinstance(rec.get("read"), dict) and (
+                    s := by_read.get(_read_key(rec["read"]))) is not None:
+                found.setdefault(s.id, []).append(entry.name)
+    ids, left = {s.id: s for s in sources}, []
+    for sid, names in found.items():
+        s = ids[sid]
+        for name in names:
+            moved = dataclasses.replace(s, id=name, uri=s.uri if s.stack is None else
+                                        os.path.join(os.path.dirname(s.uri), f"{name}.vrt"))
+            if (ids[sid] is s and not overwrite and read_record(out / sid) is None and id_key(name) not in taken
+                    and check_done(out / name, settings, scene_reading(moved), True, lambda m=moved: auto_ratio(m))):
+                ids[sid] = moved
+                taken.add(id_key(name))
+            else:
+                left.append({"folder": name, "source": s.uri, "id": sid})
+    for entry in left:
+        entry["id"] = ids[entry["id"]].id
+    if left:
+        warnings.warn(f"{out}: {len(left)} folder(s) hold a scene of this list under an id it no longer has, "
+                      f"left as they were ({', '.join(e['folder'] for e in left)}: region.json's older_folders; "
+                      "remove them once not needed)", UserWarning, stacklevel=3)
+    return sorted(ids.values(), key=lambda s: s.id), left
+
+
 def remove_old_outputs(folder: Path, scene_id: str, rec: dict | None) -> list[str]:
     """Remove, before a scene is redone, the outputs an earlier run wrote in its folder: the
     files its record lists and the files named as segment_scene names a scene's outputs
@@ -161,11 +205,12 @@ def remove_old_outputs(folder: Path, scene_id: str, rec: dict | None) -> list[st
 
 def write_region_file(out: Path, sources: list[SceneSource], status: dict[str, str], failed: dict[str, str],
                       merged: Path | None, n_polygons: int | None, texts: list[str], model: str,
-                      left_out: Sequence[str] = ()) -> Path:
+                      left_out: Sequence[str] = (), older: Sequence[dict] = ()) -> Path:
     """Write ``OUT/region.json`` atomically: each scene's id, source, status (``done`` by this
     call, ``skipped``: done before, ``failed``) and outputs (paths relative to ``OUT``), the
-    merged file (``null`` when none was written) and the scenes left out of it (``left_out``:
-    a CRS that cannot reach the merged file's)."""
+    merged file (``null`` when none was written), the scenes left out of it (``left_out``:
+    a CRS that cannot reach the merged file's) and the folders of scenes under older ids
+    (``older_folders``: :func:`older_folders`)."""
     scenes = []
     for s in sources:
         rec = read_record(out / s.id) or {}
@@ -186,6 +231,7 @@ def write_region_file(out: Path, sources: list[SceneSource], status: dict[str, s
         where = rel if not rel.startswith("..") else str(merged.resolve())
     doc = {"rrsis": __version__, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "texts": texts,
            "model": model, "merged": where, "n_polygons": n_polygons, "left_out": list(left_out),
+           "older_folders": list(older),
            "counts": {k: sum(e["status"] == k for e in scenes) for k in ("done", "skipped", "failed")},
            "scenes": scenes}
-    return atomic_write(out / REGION_FILE, json.dumps(doc, indent=1))
+    return atomic_write(out / REGION_FILE, json_text(doc, indent=1))

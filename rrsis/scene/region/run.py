@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..._atomic import atomic_write, writable_folder
+from ..._atomic import atomic_write, json_text, writable_folder
 from ..._lock import LOCK_NAME, run_lock
 from ..._version import __version__
 from ...data.bands import parse_bands
@@ -46,6 +46,7 @@ from .record import (
     RECORD,
     REGION_FILE,
     check_done,
+    older_folders,
     ratio_used,
     read_record,
     remove_old_outputs,
@@ -199,12 +200,13 @@ def _one_scene(model, src: SceneSource, texts: list[str], out: Path, settings: d
     h, w = results[0].shape if results else (0, 0)
     if settings["options"]["pixel_ratio"] == "auto" and (used := ratio_used(results)) is not None:
         settings = {**settings, "options": {**settings["options"], "pixel_ratio": used}}  # this scene's number
-    atomic_write(record, json.dumps({"scene": src.id, "source": src.uri, "shape": [h, w] if results else None,
+    atomic_write(record, json_text({"scene": src.id, "source": src.uri, "shape": [h, w] if results else None,
                                      "rank": rank, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                                      "rrsis": __version__, "settings": settings, "read": scene_reading(src),
                                      "outputs": outputs,
                                      **({"no_valid_pixels": empty} if empty is not None else {}),
-                                     **({"outside_aoi": outside} if outside is not None else {})}, indent=1))
+                                     **({"outside_aoi": outside} if outside is not None else {})},
+                                    indent=1))
     return h * w, outside is not None
 
 
@@ -300,6 +302,8 @@ def segment_scenes(
     summary = None
     try:
         with run_lock(out, rank, world, command=lock_command):  # one run at a time; its ranks share it
+            sources, older = older_folders(out, sources, settings, overwrite,
+                                           lambda s: scene_auto_ratio(model, s, scene_kwargs.get("crs")))
             done_before = {s.id for s in sources if check_done(
                 out / s.id, settings, scene_reading(s), overwrite,
                 lambda s=s: scene_auto_ratio(model, s, scene_kwargs.get("crs")))}
@@ -312,7 +316,7 @@ def segment_scenes(
                 summary.region = str(write_region_file(out, sources, status, summary.failed,
                                                        None if summary.merged is None else merged_path,
                                                        summary.n_polygons, texts_list, settings["model"],
-                                                       summary.left_out))
+                                                       summary.left_out, older))
         if made and rank == 0 and len(summary.failed) == summary.total:  # no empty folders left behind
             for sid in [*summary.failed, "stacks", ""]:
                 with contextlib.suppress(OSError):

@@ -57,8 +57,10 @@ def resolve_scenes(entries: str | os.PathLike | Sequence[str | os.PathLike],
 
     Returns:
         The scenes sorted by id. An id is the file (or STAC item) name without extension, made
-        file-name safe; scenes whose names collide all get ``-`` and 8 hex digits of their
-        path's hash, so an id depends only on the list, not on its order.
+        file-name safe (:func:`~rrsis.scene.region.entries.scene_id`: any script's letters and
+        digits kept); scenes whose ids are equal ignoring case all get ``-`` and 8 hex digits of
+        their path's hash, so an id depends only on the list, not on its order, and only when
+        another scene of the list has such an id.
 
     Raises:
         FileNotFoundError: a path or list file is missing, or a pattern matches nothing.
