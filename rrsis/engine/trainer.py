@@ -73,6 +73,7 @@ from .optim import build_optimizer, build_scheduler
 from .recipe import DEFAULTS, merge
 from .resume_rule import data_digest, path_record
 from .run_folder import clear_run, resume_plan
+from .run_record import evaluation_record, init_text, training_record, weights_sha256
 from .validate import format_output_dir, show_progress, validate_config
 
 __all__ = ["Trainer", "build_datasets", "build_model", "build_tokenizer", "text_words"]
@@ -130,6 +131,7 @@ class Trainer:
         self.output_dir = Path(all_gather_objects(out, self.info)[0])
 
         data_cfg = self.cfg["data"]
+        self._data_built, model_built = train_dataset is None, model is None
         if train_dataset is None:
             train_dataset, built_val = build_datasets(data_cfg, self.cfg["model"])
             if val_dataset is None:
@@ -230,6 +232,11 @@ class Trainer:
         self._owned_checkpoints: list[Path] = []  # pruning never touches other files
         self.history_path = self.output_dir / "log.jsonl"
         self.log = JsonlLogger(self.history_path, enabled=self.info.is_main)
+        # For the cards of best/ and final/ (run_record): model.init's weights hashed as read (a
+        # resumed run keeps the hash its checkpoint recorded).
+        self._model_built = model_built
+        init = self.cfg["model"].get("init")
+        self._init_sha = weights_sha256(init) if model_built and init and self.info.is_main else None
 
     # ------------------------------------------------------------- resumable state
     def state_dict(self) -> dict[str, Any]:
@@ -258,6 +265,7 @@ class Trainer:
             "config": json.loads(json.dumps(self.cfg, default=str)),
             "paths": path_record(self.cfg),
             "data_digest": self._data_digest(),
+            "init_sha256": self._init_sha,
         }
 
     def _data_digest(self) -> str | None:
@@ -287,6 +295,8 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.step, self.epoch, self.position = int(state["step"]), int(state["epoch"]), int(state["position"])
         self.best = dict(state.get("best") or {})
+        if state.get("init_sha256"):
+            self._init_sha = tuple(state["init_sha256"])
         pending = state.get("pending_losses") or [[]]
         mine = pending[self.info.rank] if len(pending) == self.info.world_size else []
         self._pending_losses = [float(v) for v in mine]
@@ -491,15 +501,21 @@ class Trainer:
         if any(decoders.values()):  # RRSIS-D polygons: which rule rasterised them
             summary["coco_backend"] = {k: v for k, v in decoders.items() if v}
         if main:
-            self._save_model_dir(self.output_dir / "final", final)
+            self._save_model_dir(self.output_dir / "final", final, self._evaluation())
             with disk_errors(self.output_dir / "summary.json", "the run summary", advice=_RESUME):
                 atomic_write(self.output_dir / "summary.json", json_text(summary, indent=2, default=str) + "\n")
             self._plot()
         return summary
 
     # ---------------------------------------------------------- validation and outputs
-    def _save_model_dir(self, directory: Path, metrics: dict[str, Any] | None) -> Path:
-        """``best/`` or ``final/`` through ``save_pretrained`` (a whole folder or none): a full
+    def _evaluation(self, chosen_by: str | None = None) -> dict[str, Any]:
+        """Where this step's validation measured its metrics, for the card (split, step, size)."""
+        return evaluation_record(self.cfg, step=self.step, total_steps=self.total_steps,
+                                 data_built=self._data_built, chosen_by=chosen_by)
+
+    def _save_model_dir(self, directory: Path, metrics: dict[str, Any] | None, evaluation: dict[str, Any]) -> Path:
+        """``best/`` or ``final/`` through ``save_pretrained`` (a whole folder or none), its card
+        saying where ``metrics`` were measured (``evaluation``) and the run's recipe: a full
         disk ends the run with an error naming the folder and the space it needs."""
         try:
             from ..hub import save_pretrained
@@ -514,7 +530,16 @@ class Trainer:
         needed = sum(t.numel() * t.element_size() for t in self.model.state_dict().values())
         with disk_errors(directory, f"the {directory.name} model folder", needed=needed,
                          advice=f"{directory} is as it was before (or absent); {_RESUME}"):
-            return save_pretrained(self.model, directory, metrics=clean or None, dataset=dataset)
+            return save_pretrained(self.model, directory, metrics=clean or None, dataset=dataset,
+                                   evaluation=evaluation, training=self._training_record())
+
+    def _training_record(self) -> dict[str, str]:
+        init = (init_text(self.cfg["model"], self._init_sha) if self._model_built
+                else "a model given to the `Trainer` in Python")
+        return training_record(
+            self.cfg, arch=getattr(self.model, "arch", type(self.model).__name__), init=init,
+            data_built=self._data_built, world_size=self.info.world_size, steps_per_epoch=self.steps_per_epoch,
+            total_steps=self.total_steps, epochs=self.epochs, config_path=(self.output_dir / "config.json").absolute())
 
     def _plot(self) -> None:
         if not self.info.is_main:
@@ -547,7 +572,7 @@ class Trainer:
         self._record({"type": "val", "step": self.step, "epoch": epoch, **metrics})
         better = not self.best or metrics["oIoU"] > self.best.get("oIoU", -1.0)
         if better and self.info.is_main:
-            self._save_model_dir(self.output_dir / "best", metrics)
+            self._save_model_dir(self.output_dir / "best", metrics, self._evaluation(chosen_by="oIoU"))
             # Only once best/ holds it: a failed save must not leave a best that no folder has.
             self.best = {"step": self.step, "epoch": epoch, **metrics}
         if self.info.distributed:

@@ -18,7 +18,8 @@ from torch import nn
 from .._version import __version__
 from .plugin_record import plugin_modules
 
-__all__ = ["CARD_MARKER", "card_metrics", "is_generated_card", "metric_text", "model_card"]
+__all__ = ["CARD_MARKER", "EVALUATION_KEYS", "card_metrics", "check_evaluation", "is_generated_card", "metric_text",
+           "model_card"]
 
 # The last line of a generated card fingerprints the text above it: a re-save replaces a card
 # that still matches, and keeps one a person has edited (or written).
@@ -103,6 +104,8 @@ def model_card(
     dataset: str | None = None,
     repo_id: str | None = None,
     origin: str | None = None,
+    evaluation: Mapping[str, Any] | None = None,
+    training: Mapping[str, str] | None = None,
 ) -> str:
     """Markdown model card with a Hub metadata header.
 
@@ -113,6 +116,10 @@ def model_card(
         repo_id: the Hub repo the card is for; used in the loading snippet.
         origin: markdown saying where the weights come from and under which terms (a "Source"
             section; ``rrsis convert`` names the official checkpoint and its licence).
+        evaluation: where ``metrics`` were measured (keys of :data:`EVALUATION_KEYS`, all
+            optional): said above the table and stored in the ``model-index``.
+        training: ``label → markdown`` facts of the run that trained the weights (a "Training"
+            section; ``rrsis train`` writes its recipe there).
     """
 
     arch = getattr(model, "arch", "") or type(model).__name__
@@ -125,7 +132,7 @@ def model_card(
         pipeline_tag="image-segmentation",
         tags=tags,
         datasets=[dataset] if dataset else None,
-        **_model_index(arch, metrics, dataset),
+        **_model_index(arch, metrics, dataset, check_evaluation(evaluation)),
     )
     n_params = sum(p.numel() for p in model.parameters())
     tok = getattr(model, "tokenizer", None)
@@ -157,10 +164,14 @@ def model_card(
         parts.append(f"## Source\n\n{origin.strip()}\n")
     parts.append("| | |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in rows))
     if metrics:
+        said = _evaluation_text(evaluation or {}, dataset)
         parts.append(
-            "## Metrics\n\n| metric | value |\n|---|---|\n"
+            "## Metrics\n\n" + (f"{said}\n\n" if said else "") + "| metric | value |\n|---|---|\n"
             + "".join(f"| {k} | {metric_text(v)} |\n" for k, v in metrics.items())
         )
+    if training:
+        parts.append("## Training\n\nWhat the run that trained these weights recorded:\n\n"
+                     + "".join(f"- {k}: {v}\n" for k, v in training.items()))
     parts.append(
         "## How to load\n\n```python\nimport rrsis\n"
         + "".join(f"import {m}  # registers parts of this model\n" for m in plugin_modules(arch, cfg)) + "\n"
@@ -176,15 +187,62 @@ def model_card(
     return f"{body}\n{CARD_MARKER}{_fingerprint(body)} -->\n"
 
 
-def _model_index(arch: str, metrics: Mapping[str, Any] | None, dataset: str | None) -> dict[str, Any]:
+# Where a card's metrics were measured: the data split, the training step (of how many) and the
+# size images and masks were resized to; ``chosen_by``: the metric that chose these weights on
+# that split (``rrsis train``'s best/), which makes it no unbiased score.
+EVALUATION_KEYS = ("split", "step", "total_steps", "image_size", "chosen_by")
+
+
+def check_evaluation(evaluation: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``evaluation`` as a plain dict (JSON values), refused (``ValueError``) with an unknown key."""
+    if evaluation is None:
+        return {}
+    unknown = sorted(set(map(str, evaluation)) - set(EVALUATION_KEYS))
+    if unknown:
+        raise ValueError(f"evaluation: unknown key(s) {unknown}; known: {', '.join(EVALUATION_KEYS)}")
+    try:
+        return {k: v for k, v in json.loads(json.dumps(dict(evaluation))).items() if v is not None}
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"evaluation must be a JSON-able mapping: {exc}") from None
+
+
+def _size_text(size: Any) -> str:
+    h, w = (size, size) if not isinstance(size, (list, tuple)) else (size[0], size[-1])
+    return f"{h} × {w}"
+
+
+def _evaluation_text(evaluation: Mapping[str, Any], dataset: str | None) -> str:
+    """The sentence above the metrics table saying where they were measured (``""``: not recorded)."""
+    ev = check_evaluation(evaluation)
+    bits = []
+    if "split" in ev:
+        bits.append(f"on the `{ev['split']}` split" + (f" of {dataset}" if dataset else ""))
+    if "step" in ev:
+        bits.append(f"at training step {ev['step']}" + (f" of {ev['total_steps']}" if "total_steps" in ev else ""))
+    if "image_size" in ev:
+        bits.append(f"with images and masks resized to {_size_text(ev['image_size'])} pixels")
+    text = f"Measured {', '.join(bits)}." if bits else ""
+    if "chosen_by" in ev:
+        text += (f" These weights were chosen as the best {ev['chosen_by']} on this split, so these numbers "
+                 "are not an unbiased score: evaluate a split they were not chosen on (`rrsis evaluate`).")
+    return text.strip()
+
+
+def _model_index(arch: str, metrics: Mapping[str, Any] | None, dataset: str | None,
+                 evaluation: Mapping[str, Any]) -> dict[str, Any]:
     """``ModelCardData`` arguments that put ``metrics`` into the header's ``model-index``."""
     if not metrics:
         return {}
     # The Hub's schema asks for a dataset type and name; a run that does not record its
     # dataset says so rather than guessing.
     where = dataset or "unspecified"
+    split = evaluation.get("split")
+    # The schema's places: the split, and the rest (size, step) as the evaluation's arguments,
+    # stated once for all the metrics of the result.
+    args = {k: v for k, v in evaluation.items() if k != "split"} or None
     results = [EvalResult(task_type="image-segmentation", dataset_type=where, dataset_name=where,
-                          metric_type=str(k), metric_name=str(k), metric_value=v)
+                          dataset_split=split, dataset_args=args, metric_type=str(k),
+                          metric_name=f"{split} {k}" if split else str(k), metric_value=v)
                for k, v in metrics.items()]
     return {"model_name": arch, "eval_results": results}
 

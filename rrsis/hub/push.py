@@ -25,6 +25,8 @@ def push_to_hub(
     create_pr: bool = False,
     metrics: Mapping[str, Any] | None = None,
     dataset: str | None = None,
+    evaluation: Mapping[str, Any] | None = None,
+    training: Mapping[str, str] | None = None,
 ):
     """Upload ``model`` (the :func:`save_pretrained` files) to a Hub model repo in one commit.
 
@@ -36,7 +38,7 @@ def push_to_hub(
         token: Hub token (default: the logged-in one).
         revision: branch to commit to (created when missing); default ``main``.
         create_pr: open a pull request instead of committing directly.
-        metrics, dataset: model-card content, as in :func:`save_pretrained`.
+        metrics, dataset, evaluation, training: model-card content, as in :func:`save_pretrained`.
 
     Returns:
         The ``huggingface_hub`` commit info (its ``commit_url`` names the commit).
@@ -49,7 +51,8 @@ def push_to_hub(
     if revision is not None and not create_pr:
         api.create_branch(repo_id, branch=revision, exist_ok=True, repo_type="model")
     with tempfile.TemporaryDirectory(prefix="rrsis-push-") as tmp:
-        folder = save_pretrained(model, Path(tmp) / "model", metrics=metrics, dataset=dataset, repo_id=repo_id)
+        folder = save_pretrained(model, Path(tmp) / "model", metrics=metrics, dataset=dataset, repo_id=repo_id,
+                                 evaluation=evaluation, training=training)
         return api.upload_folder(
             repo_id=repo_id, folder_path=folder, repo_type="model", commit_message=commit_message,
             revision=revision, create_pr=create_pr,

@@ -34,7 +34,7 @@ from torch import nn
 
 from .._atomic import _fsync_dir, disk_errors, json_text, pid_alive
 from .._version import __version__
-from .card import is_generated_card, model_card
+from .card import check_evaluation, is_generated_card, model_card
 from .dtypes import parameter_dtype
 from .local import CONFIG_NAME, TOKENIZER_CONFIG_NAME, VOCAB_NAME
 from .origin import carried_origin
@@ -63,6 +63,8 @@ def save_pretrained(
     dataset: str | None = None,
     repo_id: str | None = None,
     origin: str | None = None,
+    evaluation: Mapping[str, Any] | None = None,
+    training: Mapping[str, str] | None = None,
     **unsupported: Any,
 ) -> Path:
     """Write ``model`` as a loadable directory, atomically.
@@ -88,6 +90,12 @@ def save_pretrained(
         repo_id: Hub repo the card's loading snippet should name.
         origin: markdown for the card saying where the weights come from and under which terms
             (``rrsis convert`` writes the official checkpoint's).
+        evaluation: where ``metrics`` were measured, for the card's text and ``model-index``:
+            ``split``, ``step``, ``total_steps``, ``image_size`` (the size images and masks were
+            resized to), ``chosen_by`` (the metric that chose these weights on that split); any
+            may be left out.
+        training: ``label → markdown`` facts of the run that trained the weights, listed in the
+            card's "Training" section (``rrsis train`` writes its recipe there).
         **unsupported: transformers' ``max_shard_size`` / ``safe_serialization=False`` /
             ``push_to_hub`` ... are refused with a ``TypeError`` saying why (rrsis writes one
             ``model.safetensors``; ``safe_serialization=True`` is accepted, as it is what happens).
@@ -104,6 +112,7 @@ def save_pretrained(
             json.dumps(dict(metrics))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"metrics must be a JSON-able mapping: {exc}") from None
+    evaluation = check_evaluation(evaluation)
     if not str(save_directory).strip():
         # Path("") is the current folder, which a save would replace.
         raise ValueError("save_pretrained: the target directory is empty; name the folder to write")
@@ -125,7 +134,7 @@ def save_pretrained(
             if target.is_dir():
                 _copy_mode_and_owner(target, tmp)
             _write_contents(model, tmp, config=dict(config), metrics=metrics, dataset=dataset, repo_id=repo_id,
-                            origin=origin)
+                            origin=origin, evaluation=evaluation, training=training)
             if target.is_dir():
                 _carry_over(target, tmp)
             _fsync_tree(tmp)
@@ -143,7 +152,8 @@ def save_pretrained(
 
 
 def _write_contents(
-    model: nn.Module, directory: Path, *, config: dict[str, Any], metrics, dataset, repo_id, origin=None
+    model: nn.Module, directory: Path, *, config: dict[str, Any], metrics, dataset, repo_id, origin=None,
+    evaluation=None, training=None,
 ) -> None:
     payload = {"architecture": model.arch, "model_args": config, "torch_dtype": parameter_dtype(model),
                "rrsis_version": __version__}
@@ -161,7 +171,8 @@ def _write_contents(
         model.tokenizer.save_pretrained(directory)
     if getattr(model, "scene_ranker", None) is not None:
         write_ranker(model.scene_ranker, directory)
-    card = model_card(model, metrics=metrics, dataset=dataset, repo_id=repo_id, origin=origin)
+    card = model_card(model, metrics=metrics, dataset=dataset, repo_id=repo_id, origin=origin, evaluation=evaluation,
+                      training=training)
     (directory / CARD_NAME).write_text(card, encoding="utf-8")
 
 

@@ -92,7 +92,7 @@ def saveable_model(model: nn.Module) -> nn.Module:
     )
 
 
-_SAVE_ARGS = "metrics=, dataset=, repo_id=, origin="
+_SAVE_ARGS = "metrics=, dataset=, repo_id=, origin=, evaluation=, training="
 # transformers' save_pretrained keywords, and why rrsis has no use for each.
 _NOT_SUPPORTED = {
     "max_shard_size": "rrsis writes one model.safetensors (from_pretrained reads sharded folders, an index and its "

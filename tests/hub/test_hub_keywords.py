@@ -68,7 +68,7 @@ def test_model_save_pretrained_takes_what_hub_save_pretrained_takes(saved, tmp_p
 @pytest.mark.parametrize(("kw", "says"), [
     ({"max_shard_size": "5GB"}, r"max_shard_size= not supported by rrsis \(max_shard_size: rrsis writes one model"),
     ({"safe_serialization": False}, r"safe_serialization= not supported by rrsis \(safe_serialization: rrsis always"),
-    ({"colour": "red"}, r"colour= not supported by rrsis; it takes metrics=, dataset=, repo_id=, origin="),
+    ({"colour": "red"}, r"colour= not supported by rrsis; it takes metrics=, dataset=, repo_id=, origin=, evaluation=, training="),
 ])
 def test_transformers_save_keywords_are_refused_saying_why(saved, tmp_path, kw, says):
     model, _ = saved
