@@ -157,16 +157,17 @@ def _reads_nothing(pieces: Sequence[str], unk: str) -> bool:
 
 def unreadable_expressions(dataset: Any, log: bool = True) -> dict[str, Any] | None:
     """How many of a dataset's expressions have no word its tokenizer knows (every word piece
-    ``[UNK]``: the model reads no expression for them), counted once over them all (tokenization
-    only) and kept on the dataset; logged once as a warning when there are any.
+    ``[UNK]``: the model reads no expression for them), and how many are cut at ``max_tokens``
+    (the model does not see their end), counted once over them all (tokenization only) and kept
+    on the dataset; each logged once as a warning when there are any.
 
     Args:
         dataset: an rrsis dataset (``entries`` of ``sentences``) with a ``tokenizer``.
-        log: log the warning (``False`` on the ranks but the first of a distributed run).
+        log: log the warnings (``False`` on the ranks but the first of a distributed run).
 
     Returns:
-        ``{"count": N, "of": M, "sample_ids": [a few of them]}``, or ``None`` for a dataset
-        without a tokenizer or without ``entries``.
+        ``{"count": N, "of": M, "sample_ids": [a few of them], "truncated": {"count": K,
+        "sample_ids": [...]}}``, or ``None`` for a dataset without a tokenizer or ``entries``.
     """
     tokenizer, entries = getattr(dataset, "tokenizer", None), getattr(dataset, "entries", None)
     if getattr(tokenizer, "tokenize", None) is None or entries is None:
@@ -175,17 +176,27 @@ def unreadable_expressions(dataset: Any, log: bool = True) -> dict[str, Any] | N
     if found is not None and found[0] is tokenizer:
         return found[1]
     texts: Iterable[tuple[str, str]] = (s for e in entries for s in e.sentences)
-    unk = getattr(tokenizer, "unk_token", "[UNK]")
-    total, ids = 0, []
+    unk, max_tokens = getattr(tokenizer, "unk_token", "[UNK]"), getattr(tokenizer, "max_tokens", None)
+    total, ids, cut = 0, [], []
     for sid, text in texts:
         total += 1
-        if _reads_nothing(tokenizer.tokenize(text), unk):
+        pieces = tokenizer.tokenize(text)
+        if _reads_nothing(pieces, unk):
             ids.append(str(sid))
-    result = {"count": len(ids), "of": total, "sample_ids": ids[:UNREADABLE_EXAMPLES]}
+        elif isinstance(max_tokens, int) and len(pieces) + 2 > max_tokens:
+            cut.append(str(sid))
+    result = {"count": len(ids), "of": total, "sample_ids": ids[:UNREADABLE_EXAMPLES],
+              "truncated": {"count": len(cut), "sample_ids": cut[:UNREADABLE_EXAMPLES]}}
     dataset._unreadable = (tokenizer, result)
+    name = type(dataset).__name__
     if ids and log:
-        more = ", ..." if len(ids) > UNREADABLE_EXAMPLES else ""
         logger.warning("%s: %d of %d expressions have no word the model knows (every token is [UNK]; the model "
-                       "reads no expression for them): samples %s%s", type(dataset).__name__, len(ids), total,
-                       ", ".join(result["sample_ids"]), more)
+                       "reads no expression for them): samples %s", name, len(ids), total, _some(ids))
+    if cut and log:
+        logger.warning("%s: %d of %d expressions are truncated to %d tokens (with [CLS]/[SEP]); the model does "
+                       "not see their end: samples %s", name, len(cut), total, max_tokens, _some(cut))
     return result
+
+
+def _some(ids: list[str]) -> str:
+    return ", ".join(ids[:UNREADABLE_EXAMPLES]) + (", ..." if len(ids) > UNREADABLE_EXAMPLES else "")

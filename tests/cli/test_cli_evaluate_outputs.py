@@ -195,4 +195,6 @@ def test_every_unreadable_expression_is_counted_told_and_recorded(data_and_model
     assert len(told) == 1 and f"{len(unreadable)} of {len(sentences)} expressions" in told[0]
     assert "later samples" not in told[0]
     record = json.loads((tmp_path / "m.json").read_text())["unreadable_expressions"]
-    assert record == {"count": len(unreadable), "of": len(sentences), "sample_ids": unreadable[:5]}
+    cut = [sid for sid, text in sentences if sid not in unreadable and len(tok.tokenize(text)) + 2 > tok.max_tokens]
+    assert record == {"count": len(unreadable), "of": len(sentences), "sample_ids": unreadable[:5],
+                      "truncated": {"count": len(cut), "sample_ids": cut[:5]}}

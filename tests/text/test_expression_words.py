@@ -77,17 +77,22 @@ def test_a_lone_surrogate_is_refused_naming_the_problem(tiny_model, where):
 
 
 def test_a_dataset_counts_every_unreadable_expression_once(tiny_tokenizer, caplog):
-    texts = ["the tank", "zzz", "qqq www", "the 最小的", "最小的", "?!"]
+    texts = ["the tank", "zzz", "qqq www", "the 最小的", "最小的", "?!", " ".join(["the red tank"] * 5)]
     dataset = SimpleNamespace(entries=[SimpleNamespace(sentences=[(f"s{i}", t) for i, t in enumerate(texts)])],
                               tokenizer=tiny_tokenizer)
     expected = [f"s{i}" for i, t in enumerate(texts)
                 if all(p == "[UNK]" for p in tiny_tokenizer.tokenize(t))]
+    cut = [f"s{i}" for i, t in enumerate(texts) if len(tiny_tokenizer.tokenize(t)) + 2 > tiny_tokenizer.max_tokens]
+    assert cut == ["s6"]
     with caplog.at_level(logging.WARNING, logger="rrsis"):
         for _ in range(3):  # counted and told once, however often asked (each sample asks)
             found = unreadable_expressions(dataset)
-    assert found == {"count": len(expected), "of": len(texts), "sample_ids": expected}
+    assert found == {"count": len(expected), "of": len(texts), "sample_ids": expected,
+                     "truncated": {"count": 1, "sample_ids": cut}}
     said = [r.getMessage() for r in caplog.records]
-    assert len(said) == 1 and said[0].startswith(f"SimpleNamespace: {len(expected)} of {len(texts)} expressions have "
+    assert len(said) == 2 and said[1].startswith(f"SimpleNamespace: 1 of {len(texts)} expressions are truncated "
+                                                 f"to {tiny_tokenizer.max_tokens} tokens")
+    assert said[0].startswith(f"SimpleNamespace: {len(expected)} of {len(texts)} expressions have "
                                                  "no word the model knows")
     assert ", ".join(expected) in said[0]
     other = Tokenizer.from_words(["zzz"])
