@@ -14,6 +14,7 @@ import os
 import re
 import struct
 import time
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,7 +151,12 @@ def model_modes(model) -> tuple[str, ...]:
 
 
 def _slug(text: str, n: int = 40) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:n].strip("-") or "expression"
+    """A download's name from its expression: its letters and digits in any script (with their
+    combining marks), lower-cased, each run of anything else (spaces, punctuation, the characters
+    Windows, macOS or Linux refuse in a file name) one "-", at most ``n`` characters."""
+    keep = [c if c.isalnum() or unicodedata.category(c) in ("Mn", "Mc") else "-"
+            for c in unicodedata.normalize("NFC", text.lower())]
+    return re.sub("-+", "-", "".join(keep)).strip("-")[:n].strip("-") or "expression"
 
 
 def run(

@@ -10,6 +10,7 @@ the traceback instead.
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
 import importlib
 import signal
@@ -97,8 +98,18 @@ def _quiet_stdout() -> None:
         pass
 
 
+def _printable_stdout() -> None:
+    """Under a locale that is not UTF-8 (``LC_ALL=C``) stdout cannot encode an expression's
+    non-ASCII characters: they are printed as ``\\u`` escapes, as stderr prints them, instead of
+    the command failing once its files are written."""
+    with contextlib.suppress(AttributeError, LookupError, TypeError, ValueError):
+        if codecs.lookup(sys.stdout.encoding).name != "utf-8" and sys.stdout.errors in ("strict", "surrogateescape"):
+            sys.stdout.reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _printable_stdout()
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     parser = build_parser()

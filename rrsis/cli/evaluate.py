@@ -130,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
     from .._atomic import atomic_open, json_text
     from ..data import build_dataset
     from ..data.base import dataset_options
+    from ..data.expressions import unreadable_expressions
     from ..engine.distributed import resolve_device
     from ..engine.evaluation import evaluate
     from ..engine.inputs import check_dataset_bands
@@ -193,6 +194,9 @@ def run(args: argparse.Namespace) -> int:
         record["coco_backend"] = backend
         print(f"masks decoded by {backend}" + ("" if backend == "pycocotools" else
               ' (polygon masks differ from pycocotools\'; published RRSIS-D numbers need pip install "rrsis[coco]")'))
+    unreadable = unreadable_expressions(dataset)  # counted (and warned) once, by evaluate
+    if unreadable is not None:  # expressions of which the model reads no word: they weigh on the metrics
+        record["unreadable_expressions"] = unreadable
     record["metrics"] = metrics
     with atomic_open(out) as fh:
         fh.write(json_text(record, indent=2, allow_nan=False))  # JSON has no NaN: fail instead

@@ -40,7 +40,8 @@ OUT_1_*, OUT_2_*, ... An OUT that is a folder (or ends with /) gets OUT/IMAGESTE
 The files of one expression appear together or not at all, each expression's result line
 printed when they are; existing outputs are refused unless --overwrite, or --resume: keep the
 expressions done with the same model and settings (recorded in the mask's RRSIS_* tags and the
-GeoJSON's "rrsis" member), write the others. --text @FILE reads expressions from FILE.
+GeoJSON's "rrsis" member), write the others. --text @FILE reads expressions from FILE (a JSON
+list of strings, a CSV's text or expression column, else one a line).
 
 A region (several --image values, a quoted glob, @list.txt or list.txt of paths or URLs, or
 a STAC item / item collection .json): OUT is a folder; each scene goes to OUT/SCENE_ID/
@@ -91,8 +92,9 @@ scenes it misses are skipped and listed; with --mosaic it cuts the mosaic:
                         "--image), a quoted glob, @list.txt or list.txt (paths or URLs GDAL reads, "
                         "one a line), or a STAC item / item collection .json")
     p.add_argument("--text", required=True, action="append",
-                   help="the referring expression (repeat for several); @FILE: the expressions in FILE, one a "
-                        "line (UTF-8; blank lines and # comments skipped); @@TEXT: the expression @TEXT")
+                   help="the referring expression (repeat for several); @FILE: the expressions in FILE (UTF-8): "
+                        "a .json list of strings, the text or expression column of a .csv with a header row, "
+                        "else one a line (blank lines and # comments skipped); @@TEXT: the expression @TEXT")
     p.add_argument("--out", required=True, metavar="OUT_PREFIX",
                    help="output prefix, or a folder (existing, or ending with /): files named after "
                         "the image inside it")

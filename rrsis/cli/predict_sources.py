@@ -8,6 +8,7 @@ import argparse
 import os
 
 from .model_ref import check_model_ref
+from .text_files import expand_texts
 
 
 def is_region(images: list[str]) -> bool:
@@ -153,41 +154,6 @@ def band_files_hint(scenes, most: int = 32) -> str | None:
             "if they are one scene's bands, --stack reads them as one (in the order given)")
 
 
-def expand_texts(values: list[str]) -> list[str]:
-    """The ``--text`` values with each ``@FILE`` replaced by its expressions, in place: one a line
-    (UTF-8), blank lines and lines starting with ``#`` skipped, each line stripped. ``@@TEXT`` is
-    the expression ``@TEXT`` (an expression that starts with "@")."""
-    texts = []
-    for value in values:
-        if value.startswith("@@"):
-            texts.append(value[1:])
-        elif value.startswith("@"):
-            texts += _text_file(value[1:])
-        else:
-            texts.append(value)
-    return texts
-
-
-def _text_file(path: str) -> list[str]:
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"--text @{path}: file not found (an expression that starts with '@' is "
-                                f"written with two: --text @@{path})")
-    with open(path, "rb") as fh:
-        raw = fh.read()
-    texts = []
-    for n, line in enumerate(raw.removeprefix(b"\xef\xbb\xbf").splitlines(), 1):
-        try:
-            text = line.decode("utf-8").strip()
-        except UnicodeDecodeError as exc:
-            raise ValueError(f"--text @{path}: line {n} is not UTF-8 ({exc.reason} at byte {exc.start + 1}); "
-                             "save the file as UTF-8") from None
-        if text and not text.startswith("#"):
-            texts.append(text)
-    if not texts:
-        raise ValueError(f"--text @{path}: no expressions in it (one a line; # starts a comment)")
-    return texts
-
-
 def check_early(args: argparse.Namespace) -> None:
     """What needs neither torch nor the model stack, checked before they are imported: flags given
     without the one they belong to, one image that is not there, its outputs there, then ``--model``
@@ -195,7 +161,7 @@ def check_early(args: argparse.Namespace) -> None:
     from ..scene.outputs import RESUME, check_outputs, output_paths, output_prefixes
     from ..scene.region.entries import is_gdal_url
 
-    args.text = expand_texts(args.text)  # @FILE: its lines
+    args.text = expand_texts(args.text)  # @FILE: its expressions
     if args.aoi_crs is not None and args.aoi is None:
         raise ValueError("--aoi-crs is the CRS of --aoi; give --aoi too")
     if args.mosaic_crs is not None and not args.mosaic:

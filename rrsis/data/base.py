@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 from .._config import check_keys
 from ..registry import Registry
 from .band_names import common_named_bands, declared_names
-from .expressions import check_expression, expression_problem
+from .expressions import check_expression, unreadable_expressions
 from .headers import ImageHeader, declared_channels, header_problems, mixed_note, read_header
 from .io import Bands, Scale, read_image
 from .training_scale import training_scale
@@ -136,7 +136,6 @@ class ReferringDataset(Dataset, abc.ABC):
         self.epoch = 0
         self.entries: list[Entry] = []
         self.skipped: list[tuple[str, str]] = []
-        self._warned = False
         self._index: list[tuple[int, int]] = []
 
     # ---- construction -------------------------------------------------------------------
@@ -304,12 +303,7 @@ class ReferringDataset(Dataset, abc.ABC):
             "orig_size": (int(hw[0]), int(hw[1])),
         }
         if self.tokenizer is not None:
-            if not self._warned:
-                problem = expression_problem(self.tokenizer, text)
-                if problem:
-                    self._warned = True
-                    logger.warning("%s: sample %s: %s (later samples of this dataset are not "
-                                   "checked)", type(self).__name__, sample_id, problem)
+            unreadable_expressions(self)  # once: all of them counted, a warning naming a few
             enc = self.tokenizer([text])
             sample["input_ids"] = torch.as_tensor(enc["input_ids"], dtype=torch.long)[0]
             sample["attention_mask"] = torch.as_tensor(enc["attention_mask"], dtype=torch.long)[0]

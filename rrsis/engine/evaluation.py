@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..data import collate_fn
+from ..data.expressions import unreadable_expressions
 from ..data.transforms import check_input_size, smallest_input_side
 from ..metrics import ReferringMetrics
 from .distributed import DistInfo, ShardSampler, all_gather_objects
@@ -105,13 +106,19 @@ def evaluate(
 
     Returns:
         ``{"oIoU", "mIoU", "P@0.5", ..., "P@0.9", "n"}`` (fractions); every rank gets the
-        same numbers.
+        same numbers. The expressions of an rrsis dataset that have no word the model's
+        vocabulary knows are counted first and logged as one warning ("N of M expressions have
+        no word the model knows"); :func:`rrsis.data.expressions.unreadable_expressions` returns
+        the count.
     """
     info = info or DistInfo()
     if len(dataset) == 0:
         skipped = getattr(dataset, "skipped", None)
         why = f" ({len(skipped)} skipped as malformed, see .skipped)" if skipped else ""
         raise ValueError(f"no samples to evaluate: the dataset is empty{why}")
+    # Every expression counted before any sample is read (tokenization only), logged once (and
+    # kept on the dataset, so that its DataLoader workers do not count again).
+    unreadable_expressions(dataset, log=info.is_main)
     net = _unwrap(model)
     device = torch.device(device) if device is not None else next(net.parameters()).device
     dtype = resolve_amp(amp, device)

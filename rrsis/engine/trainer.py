@@ -35,6 +35,7 @@ from .._atomic import atomic_write, disk_errors, json_text
 from .._config import ConfigError
 from .._grad_checkpoint import set_grad_checkpointing
 from ..data import collate_fn
+from ..data.expressions import unreadable_expressions
 from ..data.transforms import check_image_size
 from ..kernels.compile import compile_model
 from ..losses import ReferringLoss
@@ -163,6 +164,8 @@ class Trainer:
         for ds in (train_dataset, val_dataset):
             if ds is not None and hasattr(ds, "tokenizer") and ds.tokenizer is None:
                 ds.tokenizer = tokenizer
+            if ds is not None:  # counted (and told) once here, not once in each DataLoader worker
+                unreadable_expressions(ds, log=self.info.is_main)
         self.tokenizer = tokenizer
         self.train_dataset, self.val_dataset = train_dataset, val_dataset
         if val_dataset is not None and len(val_dataset) == 0:

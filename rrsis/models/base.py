@@ -274,7 +274,7 @@ class RRSISModel(nn.Module):
                              "model.tokenizer = rrsis.Tokenizer('vocab.txt'), or use rrsis.from_pretrained / "
                              "create_model(..., pretrained=True)")
         for i, t in enumerate(texts):
-            problem = expression_problem(self.tokenizer, t)
+            problem = expression_problem(self.tokenizer, t, words=True)
             if problem:
                 # check_texts <- predict <- torch.no_grad's wrapper <- the caller
                 warnings.warn(f"text {i}: {problem}", UserWarning, stacklevel=4)

@@ -198,7 +198,7 @@ def segment_scene(
     if getattr(model, "tokenizer", None) is None:
         raise ValueError("this model has no tokenizer; set model.tokenizer (see model.predict)")
     for i, t in enumerate(texts_list):  # as model.predict warns, before any computing
-        problem = expression_problem(model.tokenizer, t)
+        problem = expression_problem(model.tokenizer, t, words=True)
         if problem:
             warnings.warn(f"text {i}: {problem}", UserWarning, stacklevel=2)
     opt = replace(options or SceneOptions(), mode=mode, **option_overrides)

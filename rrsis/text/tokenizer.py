@@ -15,7 +15,7 @@ from tokenizers.models import WordPiece
 
 from .._atomic import atomic_write, json_text
 from .._config import SIZE_LIMITS
-from ..data.expressions import check_expression, check_expressions
+from ..data.expressions import check_expression, check_expressions, check_unicode
 
 __all__ = ["MAX_TOKENS", "SPECIAL_TOKENS", "Tokenizer"]
 
@@ -111,7 +111,14 @@ class Tokenizer:
         return len(self.vocab)
 
     def tokenize(self, text: str) -> list[str]:
-        return self._tok.encode(text, add_special_tokens=False).tokens
+        """The word pieces of ``text`` (``[UNK]`` for a word the vocabulary does not know)."""
+        return self._tok.encode(check_unicode(text, "text"), add_special_tokens=False).tokens
+
+    def tokenize_offsets(self, text: str) -> list[tuple[str, int, int]]:
+        """The word pieces of ``text`` with where each comes from: ``(piece, start, end)``,
+        ``text[start:end]`` as written (before lower-casing, accent and zero-width character removal)."""
+        enc = self._tok.encode(check_unicode(text, "text"), add_special_tokens=False)
+        return [(t, a, b) for t, (a, b) in zip(enc.tokens, enc.offsets)]
 
     def encode(self, text: str) -> list[int]:
         """Token ids with ``[CLS]``/``[SEP]``, truncated to ``max_tokens`` (no padding)."""

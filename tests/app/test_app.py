@@ -77,6 +77,25 @@ def test_adapter_writes_the_mask_and_overlay_of_model_predict(model, tmp_path):
     assert results[0].mask_png != results[1].mask_png
 
 
+def test_download_names_keep_the_letters_of_every_script(model, tmp_path):
+    """Unicode letters and digits stay (lower-cased), whatever the script; what a file name may not
+    hold on Windows, macOS or Linux, and spaces, become one "-"; names stay short."""
+    import warnings
+
+    texts = ["thé búilding", "最大的储罐 2", "السفينة البيضاء", "το πλοίο", "Größtes Gebäude",
+             'a/b\\c:d*e?f"g<h>i|j', "?!", "x" * 60]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # words the tiny vocabulary lacks: not the point here
+        results = run(model, png(tmp_path / "scene.png"), texts, mode="global", workdir=tmp_path)
+    names = [r.mask_png.name for r in results]
+    assert names == ["01_thé-búilding_mask.png", "02_最大的储罐-2_mask.png", "03_السفينة-البيضاء_mask.png",
+                     "04_το-πλοίο_mask.png", "05_größtes-gebäude_mask.png", "06_a-b-c-d-e-f-g-h-i-j_mask.png",
+                     "07_expression_mask.png", f"08_{'x' * 40}_mask.png"]
+    assert all(r.mask_png.is_file() for r in results)
+    decomposed = run(model, png(tmp_path / "scene.png"), ["the\u0301 ship"], mode="global", workdir=tmp_path / "d")
+    assert decomposed[0].mask_png.name == "01_thé-ship_mask.png"  # an accent as a combining mark: composed
+
+
 def test_adapter_threshold_changes_the_area(model, tmp_path):
     image_path = png(tmp_path / "scene.png")
     low, high = (run(model, image_path, ["the plane"], threshold=t, workdir=tmp_path)[0] for t in (0.05, 0.95))

@@ -59,6 +59,17 @@ def test_an_expression_the_vocabulary_does_not_know_is_noted_on_every_request(ti
     assert ok.ok and notes(ok.message) == []
 
 
+def test_words_the_vocabulary_does_not_know_are_noted_once_per_expression(tiny_model, workspace, tmp_path):
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    r = respond(tiny_model, workspace, Limits(), uploaded(workspace, tmp_path / "a.png"),
+                f"{TEXT}\nthe smalest 最小的 building\nthe smalest tank", "global", 0.5)
+    assert r.ok
+    said = notes(r.message)
+    assert [n.split(":")[0] for n in said] == ["expression 2", "expression 3"]
+    assert "words not in the model's vocabulary: 'smalest', '最小的'; the model does not read them" in said[0]
+    assert "words not in the model's vocabulary: 'smalest'; the model does not read them" in said[1]
+
+
 def test_the_bands_an_undeclared_raster_is_read_with_are_noted_by_its_name(tiny_model, workspace, tmp_path):
     rasterio = pytest.importorskip("rasterio")
     from affine import Affine

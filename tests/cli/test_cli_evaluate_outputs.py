@@ -166,3 +166,35 @@ def test_the_record_names_the_weights_evaluated(data_and_model, tmp_path, monkey
     record = json.loads((tmp_path / "m.json").read_text())
     assert record["model_sha256"] == model_fingerprint(rrsis.from_pretrained(data_and_model[1]))
     assert "revision" not in record
+
+
+def test_every_unreadable_expression_is_counted_told_and_recorded(data_and_model, tmp_path, monkeypatch, caplog):
+    """A vocabulary of one expression's own words: every expression that has none of them is counted
+    (not only the first one read), told in one line and recorded in the metrics file."""
+    import logging
+
+    from rrsis.data import build_dataset
+    from rrsis.engine.inputs import text_words
+    from rrsis.hub import save_pretrained
+
+    root, _ = data_and_model
+    sentences = [s for e in build_dataset("rrsisd", str(root), "val", mode="eval").entries for s in e.sentences]
+    shared = set.intersection(*(set(text_words([text])) for _, text in sentences))  # "the"
+    tok = rrsis.Tokenizer.from_words(w for w in text_words([sentences[0][1]]) if w not in shared)
+    unreadable = [sid for sid, text in sentences if set(text_words([text])).isdisjoint(tok.vocab)]
+    assert 1 < len(unreadable) < len(sentences)  # the data make the point: some, not all
+    torch.manual_seed(0)
+    model = rrsis.create_model("gl-msin-tiny", text_vocab_size=len(tok))
+    model.tokenizer = tok
+    save_pretrained(model, tmp_path / "few-words")
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        assert main(["evaluate", "--model", str(tmp_path / "few-words"), "--data", str(root), "--dataset", "rrsisd",
+                     "--split", "val", "--num-workers", "0", "--quiet", "--out", "m.json"]) == 0
+    told = [r.getMessage() for r in caplog.records if "no word the model knows" in r.getMessage()]
+    assert len(told) == 1 and f"{len(unreadable)} of {len(sentences)} expressions" in told[0]
+    assert "later samples" not in told[0]
+    record = json.loads((tmp_path / "m.json").read_text())["unreadable_expressions"]
+    cut = [sid for sid, text in sentences if sid not in unreadable and len(tok.tokenize(text)) + 2 > tok.max_tokens]
+    assert record == {"count": len(unreadable), "of": len(sentences), "sample_ids": unreadable[:5],
+                      "truncated": {"count": len(cut), "sample_ids": cut[:5]}}

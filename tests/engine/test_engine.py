@@ -471,3 +471,23 @@ def test_evaluate_names_the_dataset_size_a_model_cannot_take(tiny_tokenizer, sid
     assert f"the dataset's samples are {side}x{side}" in message and why in message
     assert "size= a multiple of 32 of at least 64 (the model's own image_size is 64)" in message
     assert "model.predict" not in message
+
+
+def test_the_trainer_counts_unreadable_expressions_once_before_any_worker(synthetic_root, tmp_path, caplog):
+    """A vocabulary that knows none of the data's words: each split's expressions are counted and
+    told once when the trainer is built (in the main process, not in each DataLoader worker)."""
+    import logging
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nzzz\n", encoding="utf-8")
+    cfg = tiny_config(synthetic_root, tmp_path / "run", max_steps=1)
+    cfg["data"]["tokenizer"] = str(vocab)
+    cfg["model"]["text_vocab_size"] = 6
+    with caplog.at_level(logging.WARNING, logger="rrsis"):
+        trainer = Trainer(cfg)
+    told = [r.getMessage() for r in caplog.records if "no word the model knows" in r.getMessage()]
+    for ds in (trainer.train_dataset, trainer.val_dataset):
+        n = sum(len(e.sentences) for e in ds.entries)
+        assert sum(f"{n} of {n} expressions have no word the model knows" in t for t in told) >= 1
+        ds[0]  # a sample read (as a worker reads it): not told again
+    assert len([r for r in caplog.records if "no word the model knows" in r.getMessage()]) == len(told) == 2

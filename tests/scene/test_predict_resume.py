@@ -156,6 +156,23 @@ def test_text_at_file_reads_one_expression_a_line(saved, tmp_path, capsys):
     assert "no expressions in it" in capsys.readouterr().err
 
 
+def test_text_at_json_and_csv_files_give_their_expressions(saved, tmp_path, capsys):
+    """Not their lines: a JSON list's brackets and a CSV's header and ids are no expressions."""
+    (tmp_path / "e.json").write_text('[\n  "the storage tank",\n  "the silo"\n]\n', encoding="utf-8")
+    (tmp_path / "e.csv").write_text('id,expression\n1,the road\n2,"the tank, north"\n', encoding="utf-8")
+    argv = ["predict", "--model", str(saved / "model"), "--image", str(saved / "scene.tif"), "--mode", "global",
+            "--quiet", "--out", str(tmp_path / "t"), "--text", f"@{tmp_path / 'e.json'}", "--text",
+            f"@{tmp_path / 'e.csv'}"]
+    assert main(argv) == 0
+    found = [json.loads((tmp_path / f"t_{i}.geojson").read_text())["rrsis"]["expression"] for i in (1, 2, 3, 4)]
+    assert found == ["the storage tank", "the silo", "the road", "the tank, north"]
+    assert not (tmp_path / "t_5.geojson").exists()
+    (tmp_path / "o.json").write_text('{"texts": ["the road"]}', encoding="utf-8")
+    capsys.readouterr()
+    assert main([*argv[:-4], "--text", f"@{tmp_path / 'o.json'}"]) == 2
+    assert "a JSON object; a .json file of expressions is a JSON list of strings" in capsys.readouterr().err
+
+
 def test_model_fingerprint_follows_the_weights(saved):
     """The same weights loaded twice: one digest; a weight changed in place: another (the kept
     digest is not reused)."""

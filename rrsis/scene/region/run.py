@@ -288,7 +288,7 @@ def segment_scenes(
     made = not out.exists() or (out.is_dir() and [p.name for p in out.iterdir()] == [LOCK_NAME])
     writable_folder(out, "choose another output folder")
     for i, t in enumerate(texts_list):
-        problem = expression_problem(model.tokenizer, t)
+        problem = expression_problem(model.tokenizer, t, words=True)
         if problem:
             warnings.warn(f"text {i}: {problem}", UserWarning, stacklevel=2)
     if scene_kwargs.get("aoi") is not None:  # a file read once for the region, checked before any scene
