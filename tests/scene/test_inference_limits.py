@@ -297,7 +297,6 @@ def test_evaluate_checks_its_out_before_computing(tmp_path, capsys):
 def test_disk_full_names_the_file_and_leaves_no_output_of_the_expression(model, tmp_path, monkeypatch):
     import errno
 
-
     path = rgb_tif(tmp_path / "s.tif")
     out = tmp_path / "o"
     (old,) = segment_scene(model, str(path), "a", mode="global", out=out)
@@ -306,7 +305,14 @@ def test_disk_full_names_the_file_and_leaves_no_output_of_the_expression(model, 
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(json, "dump", full)
+    def geojson_full(monkeypatch):  # the GeoJSON's text fails to go to disk, whichever writer writes it
+        import rrsis.scene.api
+        import rrsis.scene.write
+
+        for module in (rrsis.scene.api, rrsis.scene.write):
+            monkeypatch.setattr(module, "json_text", full)
+
+    geojson_full(monkeypatch)
     with pytest.raises(OSError, match=r"o\.geojson: cannot write \(No space left on device\)") as exc:
         segment_scene(model, str(path), "the red building", mode="global", out=out, overwrite=True)
     assert exc.value.errno == errno.ENOSPC
@@ -315,7 +321,7 @@ def test_disk_full_names_the_file_and_leaves_no_output_of_the_expression(model, 
     assert no_temporaries(tmp_path) == []
     monkeypatch.undo()
     fresh = tmp_path / "fresh"
-    monkeypatch.setattr(json, "dump", full)
+    geojson_full(monkeypatch)
     with pytest.raises(OSError, match="fresh.geojson"):
         segment_scene(model, str(path), "a", mode="global", out=fresh)
     assert not list(tmp_path.glob("fresh*")) and no_temporaries(tmp_path) == []
