@@ -313,6 +313,7 @@ def _print_result(r, args: argparse.Namespace, total: int, where: str) -> None:
     polys = f", {r.n_polygons} polygon(s)" if r.n_polygons is not None else ""
     mode = r.mode if r.reading is None else f"{r.mode}: {r.reading}"
     done = ", done before (same model and settings)" if r.already_done else f", {r.seconds:.1f} s"
+    polys += f", {r.tiles_skipped} tile(s) with no valid pixel skipped" if r.tiles_skipped else ""
     print(f"{r.text!r} ({mode}): {r.area_px} pixels ({r.area_px / total:.1%} of {where}){area}{polys}{done}",
           flush=True)
     for path in r.files.values():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -36,6 +35,7 @@ from .outputs import (
 from .rank import described, object_strips, ranked_strips
 from .read import Scene, open_scene
 from .reading import Reading, read_expression
+from .tile_rows import tile_progress
 from .write import (
     MaskWriter,
     PolygonCollector,
@@ -75,6 +75,8 @@ class SceneResult:
         reading: in mode ``object``, what the choice read from the expression, in words ("2
             objects, the north-west of the scene, largest":
             :meth:`rrsis.scene.reading.Reading.describe`); ``None`` in other modes.
+        tiles_skipped: tiles not run because they reach no valid pixel (nodata, masked; their
+            probability is background, as the model's would be there); ``None`` in mode ``global``.
         already_done: with ``resume=True``, its files were kept (done before with the same model and
             settings; the numbers are their record's, ``mask`` is ``None``, ``seconds`` 0).
     """
@@ -92,14 +94,8 @@ class SceneResult:
     objects: int | str | None = None
     reading: str | None = None
     write_seconds: float = 0.0
+    tiles_skipped: int | None = None
     already_done: bool = False
-
-
-def _progress(desc: str):
-    from tqdm.auto import tqdm
-
-    # Kept (its line ended) where stderr is no terminal (a log file): what is printed next starts a line.
-    return lambda total: tqdm(total=total, desc=desc, unit="tile", leave=not sys.stderr.isatty(), dynamic_ncols=True)
 
 
 def segment_scene(
@@ -289,6 +285,7 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
     area, written = 0, 0.0  # written: seconds spent writing the files
     n_poly = fc = reading = None
     found: dict = {}
+    counts: dict = {}  # tiles_skipped
     with staged_outputs(paths, seal="mask" if record is not None else None) as tmp:
         w, writer, strips = time.perf_counter(), None, None
         if paths and sc.georeferenced:
@@ -298,16 +295,16 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
         polygons = PolygonCollector(sc, simplify, clip=win and win.pixels) if writer is not None else None
         written += time.perf_counter() - w
         try:
-            bar = _progress(text[:30]) if progress else None
+            bar = tile_progress(text[:30]) if progress else None
             if opt.mode == "ranked":
-                strips = ranked_strips(sc, model, encoded, opt, bar, inside=win and win.inside)
+                strips = ranked_strips(sc, model, encoded, opt, bar, inside=win and win.inside, counts=counts)
             elif opt.mode == "object":
                 reading, anchor = _reading(model, text, opt)
                 opt = replace(opt, objects=reading.objects)
                 strips = object_strips(sc, model, encoded, opt, threshold, bar, inside=win and win.inside,
-                                       reading=reading, anchor=anchor, report=found)
+                                       reading=reading, anchor=anchor, report=found, counts=counts)
             else:
-                strips = predict_strips(sc, model, encoded, opt, bar)
+                strips = predict_strips(sc, model, encoded, opt, bar, counts)
             for r0, p, valid in strips:
                 m = threshold_mask(p, threshold)
                 if win is not None:  # the window's pixels outside the area: nodata, never the target
@@ -337,7 +334,7 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
         area_m2 = _area_m2(sc, area, fc, mask)
         res = {"area_px": area, "area_m2": area_m2, "n_polygons": n_poly, "shape": [sc.height, sc.width],
                "window": None if win is None else list(win.window),
-               "objects": opt.objects if opt.mode == "object" else None,
+               "objects": opt.objects if opt.mode == "object" else None, "tiles_skipped": counts.get("tiles_skipped"),
                "reading": None if reading is None else described(reading, found)}
         tags = None if record is None else record_tags({**record, "result": res})
         if writer is not None:
