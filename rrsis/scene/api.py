@@ -40,7 +40,6 @@ from .write import (
     MaskWriter,
     PolygonCollector,
     pixel_area_m2,
-    remove_stale_temporaries,
     staged_outputs,
     write_overlay,
     writing,
@@ -233,9 +232,7 @@ def segment_scene(
             if area is not None and area.path in {os.path.abspath(p) for p in files}:
                 raise ValueError(f"{area.path}: an output would replace the area of interest's file; choose "
                                  "another output prefix")
-            check_outputs(files, overwrite, resume=RESUME)
-            for p in files:
-                remove_stale_temporaries(p)
+            check_outputs(files, overwrite, resume=RESUME)  # removes a killed run's temporaries first
         written_crs = geojson_target(sc, geojson_crs) if out is not None else geojson_crs  # "native": none to WGS 84
         keep = (out is None) if return_mask is None else bool(return_mask)
         results = []
@@ -291,7 +288,7 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
         if paths and sc.georeferenced:
             with writing(paths["mask"]):
                 writer = MaskWriter(tmp["mask"], sc, resampling="average" if probabilities else "nearest",
-                                    probabilities=probabilities)
+                                    probabilities=probabilities, target=paths["mask"])
         polygons = PolygonCollector(sc, simplify, clip=win and win.pixels) if writer is not None else None
         written += time.perf_counter() - w
         try:
