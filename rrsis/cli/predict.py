@@ -33,7 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 One image: a plain image gives OUT_mask.png (0/255 at the image's size) and OUT_overlay.png.
 A georeferenced raster (GeoTIFF, COG, JP2, ...; needs pip install "rrsis[geo]") gives
 OUT_mask.tif (a Cloud-Optimized GeoTIFF: 512-pixel tiles, DEFLATE, overviews) with the input's
-CRS, transform and nodata, OUT.geojson (polygons with areas, WGS 84 by default) and
+CRS and transform and a valid-data mask (the input's nodata pixels are masked, 0 in the band: the
+file has no nodata value), OUT.geojson (polygons with areas, WGS 84 by default) and
 OUT_overlay.png with a world file (OUT_overlay.pgw) and its CRS (OUT_overlay.png.aux.xml),
 read and written window by window. Several --text:
 OUT_1_*, OUT_2_*, ... An OUT that is a folder (or ends with /) gets OUT/IMAGESTEM_mask.tif etc.
