@@ -19,12 +19,12 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
 __all__ = ["atomic_append", "atomic_folder", "atomic_open", "atomic_path", "atomic_write", "disk_errors", "io_cause",
-           "json_text", "pid_alive", "temporary_path", "write_error"]
+           "json_text", "pid_alive", "remove_stale_temporaries", "temporary_path", "write_error"]
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -267,3 +267,55 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:  # another user's live process
         return True
     return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
+    """Remove the temporary files (and folders, :func:`atomic_folder`'s) a killed or failed write of
+    ``path`` (a target, or several: each folder is read once) left beside it.
+
+    The rule: a file or folder in ``path``'s folder named as this module names temporaries of
+    ``path`` (``.NAME.PID-XXXXXXXX.tmp[.SUFFIX]``, temporaries of those as rrsis before 0.3 and
+    GDAL name them, or ``.NAME.tmpPID`` from rrsis before 0.2) whose process ``PID`` no longer runs
+    on this machine is removed. Temporaries of a live process (another run writing the same
+    target) are left alone.
+
+    Returns:
+        The paths removed.
+    """
+    targets = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    folders: dict[Path, set[str]] = {}
+    for t in map(Path, targets):
+        folders.setdefault(t.parent if str(t.parent) else Path("."), set()).add(t.name)
+    removed = []
+    for folder, names in folders.items():
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            pid = _temporary_of(entry.name, names)
+            if pid is None or not (entry.is_file() or entry.is_dir()) or entry.is_symlink():
+                continue
+            if pid_alive(pid):  # this process or another run still writing it
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if entry.is_dir():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+                removed.append(entry)
+    return removed
+
+
+# After ".NAME": the writer's pid and a random tag, then the target's suffix or more (a writer that
+# itself writes atomically, PNG, or GDAL's overview files, put their own temporary beside the staged one).
+_TAIL = re.compile(r"^\.(?:(\d+)-[0-9a-f]{8}\.tmp(?:\..+)?|tmp(\d+))$")
+
+
+def _temporary_of(entry: str, names: set[str]) -> int | None:
+    """The writer's pid when ``entry`` is a temporary of one of ``names`` (one or more leading dots)."""
+    rest = entry.lstrip(".")
+    if rest == entry:
+        return None
+    for k, c in enumerate(rest):
+        if c == "." and rest[:k] in names and (m := _TAIL.match(rest[k:])):
+            return int(m.group(1) or m.group(2))
+    return None

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from ._atomic import json_text, pid_alive
 
-__all__ = ["LOCK_NAME", "OutputInUseError", "lock_path", "output_lock", "run_lock"]
+__all__ = ["LOCK_NAME", "OutputInUseError", "lock_path", "output_lock", "remove_stale_lock", "run_lock"]
 
 LOCK_NAME = ".rrsis.lock"
 _held: dict[tuple[str, int], int] = {}  # (lock file, thread) held → how many blocks hold it (re-entrant per thread)
@@ -95,14 +95,26 @@ def _take_over(path: Path, seen: dict) -> bool:
     return True
 
 
+def _stale(info: dict | None) -> bool:
+    """Whether a lock's holder was a process on this host that no longer runs."""
+    return (info is not None and info.get("host") == socket.gethostname()
+            and isinstance(info.get("pid"), int) and not pid_alive(info["pid"]))
+
+
+def remove_stale_lock(out: str | os.PathLike, *, folder: bool) -> bool:
+    """Remove ``out``'s lock when a process of this host that no longer runs left it (``kill -9``):
+    for a run that stops before taking the lock (its outputs refused). ``True`` when removed."""
+    path = lock_path(out, folder)
+    info = _read(path)
+    return _stale(info) and _take_over(path, info)
+
+
 def _acquire(out: str, path: Path, command: str, note: Callable[[str], None]) -> None:
     for _ in range(3):
         if _create(path, command):
             return
         info = _read(path)
-        stale = (info is not None and info.get("host") == socket.gethostname()
-                 and isinstance(info.get("pid"), int) and not pid_alive(info["pid"]))
-        if not stale:
+        if not _stale(info):
             raise _in_use(out, path, info)
         if _take_over(path, info):
             note(f"took over {path}: left by {info.get('command', 'rrsis')} (pid {info['pid']} since "

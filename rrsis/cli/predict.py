@@ -33,7 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 One image: a plain image gives OUT_mask.png (0/255 at the image's size) and OUT_overlay.png.
 A georeferenced raster (GeoTIFF, COG, JP2, ...; needs pip install "rrsis[geo]") gives
 OUT_mask.tif (a Cloud-Optimized GeoTIFF: 512-pixel tiles, DEFLATE, overviews) with the input's
-CRS, transform and nodata, OUT.geojson (polygons with areas, WGS 84 by default) and
+CRS and transform and a valid-data mask (the input's nodata pixels are masked, 0 in the band: the
+file has no nodata value), OUT.geojson (polygons with areas, WGS 84 by default) and
 OUT_overlay.png with a world file (OUT_overlay.pgw) and its CRS (OUT_overlay.png.aux.xml),
 read and written window by window. Several --text:
 OUT_1_*, OUT_2_*, ... An OUT that is a folder (or ends with /) gets OUT/IMAGESTEM_mask.tif etc.
@@ -315,6 +316,7 @@ def _print_result(r, args: argparse.Namespace, total: int, where: str) -> None:
     polys = f", {r.n_polygons} polygon(s)" if r.n_polygons is not None else ""
     mode = r.mode if r.reading is None else f"{r.mode}: {r.reading}"
     done = ", done before (same model and settings)" if r.already_done else f", {r.seconds:.1f} s"
+    polys += f", {r.tiles_skipped} tile(s) with no valid pixel skipped" if r.tiles_skipped else ""
     print(f"{r.text!r} ({mode}): {r.area_px} pixels ({r.area_px / total:.1%} of {where}){area}{polys}{done}",
           flush=True)
     for path in r.files.values():

@@ -158,6 +158,7 @@ def check_early(args: argparse.Namespace) -> None:
     """What needs neither torch nor the model stack, checked before they are imported: flags given
     without the one they belong to, one image that is not there, its outputs there, then ``--model``
     (with --stack and --mosaic once their files are read, in run)."""
+    from .._lock import remove_stale_lock
     from ..scene.outputs import RESUME, check_outputs, output_paths, output_prefixes
     from ..scene.region.entries import is_gdal_url
 
@@ -186,7 +187,13 @@ def check_early(args: argparse.Namespace) -> None:
         if not os.path.isfile(image):
             raise FileNotFoundError(f"--image {image}: file not found")
         # The overlay is an output of a georeferenced scene and of a plain one alike (which this one
-        # is is known once it is opened, and all its outputs are checked then).
-        overlays = [output_paths(pre, False)["overlay"] for pre in output_prefixes(args.out, len(args.text), image)]
-        check_outputs(overlays, args.overwrite or args.resume, resume=RESUME)
+        # is is known once it is opened, and all its outputs are checked then). A refusal names
+        # every file of either kind there; a killed run's temporaries and lock are removed first.
+        prefixes = output_prefixes(args.out, len(args.text), image)
+        overlays = [output_paths(pre, False)["overlay"] for pre in prefixes]
+        every = list(dict.fromkeys(p for pre in prefixes for geo in (True, False) for p in output_paths(pre, geo).values()))
+        refused = not (args.overwrite or args.resume) and any(os.path.lexists(p) for p in overlays)
+        if refused:
+            remove_stale_lock(output_prefixes(args.out, 1, image)[0], folder=False)
+        check_outputs(every if refused else overlays, args.overwrite or args.resume, resume=RESUME)
     check_model_ref(args.model, "predict", args.revision)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -36,11 +35,11 @@ from .outputs import (
 from .rank import described, object_strips, ranked_strips
 from .read import Scene, open_scene
 from .reading import Reading, read_expression
+from .tile_rows import tile_progress
 from .write import (
     MaskWriter,
     PolygonCollector,
     pixel_area_m2,
-    remove_stale_temporaries,
     staged_outputs,
     write_overlay,
     writing,
@@ -75,6 +74,8 @@ class SceneResult:
         reading: in mode ``object``, what the choice read from the expression, in words ("2
             objects, the north-west of the scene, largest":
             :meth:`rrsis.scene.reading.Reading.describe`); ``None`` in other modes.
+        tiles_skipped: tiles not run because they reach no valid pixel (nodata, masked; their
+            probability is background, as the model's would be there); ``None`` in mode ``global``.
         already_done: with ``resume=True``, its files were kept (done before with the same model and
             settings; the numbers are their record's, ``mask`` is ``None``, ``seconds`` 0).
     """
@@ -92,14 +93,8 @@ class SceneResult:
     objects: int | str | None = None
     reading: str | None = None
     write_seconds: float = 0.0
+    tiles_skipped: int | None = None
     already_done: bool = False
-
-
-def _progress(desc: str):
-    from tqdm.auto import tqdm
-
-    # Kept (its line ended) where stderr is no terminal (a log file): what is printed next starts a line.
-    return lambda total: tqdm(total=total, desc=desc, unit="tile", leave=not sys.stderr.isatty(), dynamic_ncols=True)
 
 
 def segment_scene(
@@ -237,9 +232,7 @@ def segment_scene(
             if area is not None and area.path in {os.path.abspath(p) for p in files}:
                 raise ValueError(f"{area.path}: an output would replace the area of interest's file; choose "
                                  "another output prefix")
-            check_outputs(files, overwrite, resume=RESUME)
-            for p in files:
-                remove_stale_temporaries(p)
+            check_outputs(files, overwrite, resume=RESUME)  # removes a killed run's temporaries first
         written_crs = geojson_target(sc, geojson_crs) if out is not None else geojson_crs  # "native": none to WGS 84
         keep = (out is None) if return_mask is None else bool(return_mask)
         results = []
@@ -289,25 +282,26 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
     area, written = 0, 0.0  # written: seconds spent writing the files
     n_poly = fc = reading = None
     found: dict = {}
+    counts: dict = {}  # tiles_skipped
     with staged_outputs(paths, seal="mask" if record is not None else None) as tmp:
         w, writer, strips = time.perf_counter(), None, None
         if paths and sc.georeferenced:
             with writing(paths["mask"]):
                 writer = MaskWriter(tmp["mask"], sc, resampling="average" if probabilities else "nearest",
-                                    probabilities=probabilities)
+                                    probabilities=probabilities, target=paths["mask"])
         polygons = PolygonCollector(sc, simplify, clip=win and win.pixels) if writer is not None else None
         written += time.perf_counter() - w
         try:
-            bar = _progress(text[:30]) if progress else None
+            bar = tile_progress(text[:30]) if progress else None
             if opt.mode == "ranked":
-                strips = ranked_strips(sc, model, encoded, opt, bar, inside=win and win.inside)
+                strips = ranked_strips(sc, model, encoded, opt, bar, inside=win and win.inside, counts=counts)
             elif opt.mode == "object":
                 reading, anchor = _reading(model, text, opt)
                 opt = replace(opt, objects=reading.objects)
                 strips = object_strips(sc, model, encoded, opt, threshold, bar, inside=win and win.inside,
-                                       reading=reading, anchor=anchor, report=found)
+                                       reading=reading, anchor=anchor, report=found, counts=counts)
             else:
-                strips = predict_strips(sc, model, encoded, opt, bar)
+                strips = predict_strips(sc, model, encoded, opt, bar, counts)
             for r0, p, valid in strips:
                 m = threshold_mask(p, threshold)
                 if win is not None:  # the window's pixels outside the area: nodata, never the target
@@ -337,7 +331,7 @@ def _one(model, sc: Scene, text: str, opt: SceneOptions, threshold: float, prefi
         area_m2 = _area_m2(sc, area, fc, mask)
         res = {"area_px": area, "area_m2": area_m2, "n_polygons": n_poly, "shape": [sc.height, sc.width],
                "window": None if win is None else list(win.window),
-               "objects": opt.objects if opt.mode == "object" else None,
+               "objects": opt.objects if opt.mode == "object" else None, "tiles_skipped": counts.get("tiles_skipped"),
                "reading": None if reading is None else described(reading, found)}
         tags = None if record is None else record_tags({**record, "result": res})
         if writer is not None:

@@ -20,12 +20,15 @@ then applying the sigmoid gives what ``model.predict`` gives for the whole image
   · p_global)`` (``"max"``: the tiles can only add to what the global pass found); tiles whose
   footprint holds no gate pixel are not run. Knobs in :class:`SceneOptions`.
 
+In every tiled pass a tile that reaches no valid scene pixel (all nodata) is not run either: its
+output would be masked anyway (:mod:`~rrsis.scene.tile_rows`).
+
 Output comes as strips of full-resolution rows; only the tile rows a strip needs are held."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import InitVar, dataclass
 from typing import Any
 
@@ -36,9 +39,10 @@ from ..data.transforms import smallest_input_side
 from .gsd import auto_pixel_ratio
 from .read import Scene
 from .reading import parse_read
+from .tile_rows import TileRows, blend_window, scene_box, tile_starts
 
 __all__ = ["LOCAL_RULES", "MODES", "SceneOptions", "blend_window", "fuse", "global_gate", "global_pass",
-           "global_rows", "predict_strips", "resample_rows", "tile_starts"]
+           "global_rows", "predict_strips", "resample_rows", "scene_box", "tile_starts"]
 
 MODES = ("auto", "global", "tiles", "global-local", "object", "ranked")
 LOCAL_RULES = ("mean", "max")
@@ -145,21 +149,6 @@ class SceneOptions:
         return SceneOptions(**{**self.__dict__, "mode": mode, "tile": tile, "global_size": gsize, "pixel_ratio": ratio})
 
 
-def tile_starts(n: int, tile: int, stride: int) -> list[int]:
-    """Tile offsets covering ``[0, n)``: every ``stride``, the last flush with the end."""
-    if n <= tile:
-        return [0]
-    starts = list(range(0, n - tile, max(stride, 1)))
-    return starts + [n - tile]
-
-
-def blend_window(tile: int) -> np.ndarray:
-    """``[tile, tile]`` weights: ``sin²`` in each axis (peak in the middle), floored at 1e-3."""
-    u = np.sin(np.pi * (np.arange(tile) + 0.5) / tile) ** 2
-    u = np.maximum(u, 1e-3)
-    return np.outer(u, u).astype(np.float32)
-
-
 def resample_rows(src: np.ndarray, offset: int, src_h: int, rows: tuple[int, int], out_w: int,
                   fy: tuple[float, float], fx: tuple[float, float]) -> np.ndarray:
     """Bilinear rows ``rows`` of a map whose source row ``y`` is ``a·r + b`` (``fy = (a, b)``;
@@ -213,14 +202,6 @@ class _Net:
         return (logits[:, 1] - logits[:, 0]).cpu().numpy()
 
 
-def scene_box(window: tuple[int, int, int, int], height: int, width: int) -> tuple[float, float, float, float]:
-    """A window ``(row0, col0, row1, col1)`` of scene pixels (it may reach past the scene's edge,
-    as the last tiles of a scene smaller than a tile do) as its box ``(left, top, right,
-    bottom)`` in scene fractions, the ``position`` a scene-position encoding reads."""
-    r0, c0, r1, c1 = window
-    return (c0 / width, r0 / height, c1 / width, r1 / height)
-
-
 def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
     out = mask.copy()
     for _ in range(r):
@@ -243,71 +224,6 @@ def fuse(p_global: np.ndarray, p_local: np.ndarray, gate: np.ndarray, local_weig
     return gate * (local_weight * q + (1 - local_weight) * p_global)
 
 
-class _TileRows:
-    """The tiled pass, run one row of tiles at a time; holds only the rows still needed."""
-
-    def __init__(self, scene: Scene, net: _Net, opt: SceneOptions,
-                 needed: Callable[[int, int], bool], progress) -> None:
-        self.scene, self.net, self.opt, self.needed, self.progress = scene, net, opt, needed, progress
-        s, t = opt.pixel_ratio, opt.tile
-        self.h, self.w = math.ceil(scene.height / s), math.ceil(scene.width / s)
-        stride = max(1, round(t * (1 - opt.overlap)))
-        self.ys, self.xs = tile_starts(self.h, t, stride), tile_starts(self.w, t, stride)
-        self.window = blend_window(t)
-        self.next_row = 0
-        self.offset = 0
-        width = max(self.w, t)
-        self.acc = np.zeros((0, width), np.float32)
-        self.wsum = np.zeros((0, width), np.float32)
-
-    @property
-    def n_tiles(self) -> int:
-        return len(self.ys) * len(self.xs)
-
-    def _run_row(self, y0: int) -> None:
-        t, s = self.opt.tile, self.opt.pixel_ratio
-        need = y0 + t - self.offset - self.acc.shape[0]
-        if need > 0:
-            pad = np.zeros((need, self.acc.shape[1]), np.float32)
-            self.acc, self.wsum = np.concatenate([self.acc, pad]), np.concatenate([self.wsum, pad])
-        todo = [x0 for x0 in self.xs if self.needed(y0, x0)]
-        if self.progress is not None:
-            self.progress.update(len(self.xs) - len(todo))
-        for b in range(0, len(todo), self.opt.batch_size):
-            chunk = todo[b:b + self.opt.batch_size]
-            imgs, boxes = [], []
-            for x0 in chunk:
-                win = (round(y0 * s), round(x0 * s), round((y0 + t) * s), round((x0 + t) * s))
-                imgs.append(self.scene.read(win, (t, t))[0])
-                boxes.append(scene_box(win, self.scene.height, self.scene.width))
-            d = self.net(imgs, boxes)
-            r = y0 - self.offset
-            for x0, dk in zip(chunk, d):
-                self.acc[r:r + t, x0:x0 + t] += dk * self.window
-                self.wsum[r:r + t, x0:x0 + t] += self.window
-            if self.progress is not None:
-                self.progress.update(len(chunk))
-
-    def ensure(self, k: int) -> None:
-        """Run tile rows until work rows ``< k`` are final."""
-        while self.next_row < len(self.ys) and self.ys[self.next_row] < k:
-            self._run_row(self.ys[self.next_row])
-            self.next_row += 1
-
-    def release(self, j: int) -> None:
-        """Forget work rows ``< j``."""
-        drop = min(max(j - self.offset, 0), self.acc.shape[0])
-        if drop:
-            self.acc, self.wsum = self.acc[drop:], self.wsum[drop:]
-            self.offset += drop
-
-    def held(self) -> np.ndarray:
-        """``d`` of the held rows (``_EMPTY`` where no tile ran), cropped to the work width."""
-        out = np.full(self.acc.shape, _EMPTY, np.float32)
-        np.divide(self.acc, self.wsum, out=out, where=self.wsum > 0)
-        return out[:, :self.w]
-
-
 def _global_logits(scene: Scene, model, text, size: int) -> torch.Tensor:
     return _Net(model, text).logits([scene.read_resized((size, size))[0]])
 
@@ -325,8 +241,8 @@ def global_rows(size: int, height: int, width: int) -> tuple[tuple[float, float]
     return (size / height, 0.5 * size / height - 0.5), (size / width, 0.5 * size / width - 0.5)
 
 
-def predict_strips(scene: Scene, model, text, opt: SceneOptions,
-                   progress_factory=None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+def predict_strips(scene: Scene, model, text, opt: SceneOptions, progress_factory=None,
+                   counts: dict | None = None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Yield ``(row0, probability [h, W] float32, valid [h, W] bool)`` strips covering the scene.
 
     Args:
@@ -336,6 +252,8 @@ def predict_strips(scene: Scene, model, text, opt: SceneOptions,
         text: the expression encoded once (:class:`~rrsis.models.base.TextFeatures`).
         opt: resolved options (:meth:`SceneOptions.resolved`).
         progress_factory: ``total -> bar`` with ``update(n)`` and ``close()``, or ``None``.
+        counts: a dict whose ``"tiles_skipped"`` grows by the tiles not run for want of a valid
+            pixel (:mod:`~rrsis.scene.tile_rows`), or ``None``.
     """
     net = _Net(model, text)
     H, W = scene.height, scene.width
@@ -368,7 +286,7 @@ def predict_strips(scene: Scene, model, text, opt: SceneOptions,
             return bool(gate[r0:r1, c0:c1].any())
 
         bar = None
-        tiles = _TileRows(scene, net, opt, needed, None)
+        tiles = TileRows(scene, net, opt, needed, None)
         if progress_factory is not None:
             bar = progress_factory(tiles.n_tiles)
             tiles.progress = bar
@@ -384,7 +302,7 @@ def predict_strips(scene: Scene, model, text, opt: SceneOptions,
             if tiles is not None:
                 last = min(math.floor(ty[0] * (r1 - 1) + ty[1]) + 2, tiles.h)
                 tiles.ensure(last)
-                p_local = _sigmoid(resample_rows(tiles.held(), tiles.offset, tiles.h, (r0, r1), W, ty, tx))
+                p_local = _sigmoid(resample_rows(tiles.held(_EMPTY), tiles.offset, tiles.h, (r0, r1), W, ty, tx))
                 tiles.release(math.floor(ty[0] * r1 + ty[1]) - 1)
             if mode == "global":
                 p = p_global
@@ -396,5 +314,7 @@ def predict_strips(scene: Scene, model, text, opt: SceneOptions,
             p = np.where(valid, p, 0.0).astype(np.float32)
             yield r0, p, valid
     finally:
+        if tiles is not None and counts is not None:
+            counts["tiles_skipped"] = counts.get("tiles_skipped", 0) + tiles.skipped
         if tiles is not None and tiles.progress is not None:
             tiles.progress.close()

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any
 
-from .._atomic import writable_folder
+from .._atomic import remove_stale_temporaries, writable_folder
 from .gdal_names import name_stem
 
 __all__ = ["TAGS", "check_outputs", "fingerprint_held", "kept_outputs", "model_fingerprint", "output_paths", "output_prefixes",
@@ -70,8 +70,10 @@ def output_prefixes(out: str | os.PathLike, n_texts: int, scene_name: str = "sce
 def check_outputs(paths: Sequence[str], overwrite: bool = False, *,
                   replace: str = OVERWRITE, instead: str = "another output prefix",
                   resume: str | None = None) -> None:
-    """Before any computing: refuse existing outputs unless ``overwrite``, and make sure each
-    output folder can be created and written. ``replace`` and ``instead`` are what the caller's
+    """Before any computing: remove the temporaries killed runs left beside the outputs
+    (:func:`~rrsis._atomic.remove_stale_temporaries`: their process is gone), refuse existing outputs
+    unless ``overwrite``, and make sure each output folder can be created and written; up to six
+    existing files are named. ``replace`` and ``instead`` are what the caller's
     user can do, named in the messages: "pass REPLACE to replace, or choose INSTEAD"; ``resume``,
     when given, is offered first ("pass RESUME and finish the others, REPLACE to replace, ...").
 
@@ -79,11 +81,12 @@ def check_outputs(paths: Sequence[str], overwrite: bool = False, *,
         FileExistsError: an output exists and ``overwrite`` is false (names them and the flag).
         PermissionError: an output folder cannot be written.
     """
+    remove_stale_temporaries(paths)
     existing = [p for p in paths if os.path.lexists(p)]
     if existing and not overwrite:
-        more = f" (and {len(existing) - 3} more)" if len(existing) > 3 else ""
+        more = f" (and {len(existing) - 6} more)" if len(existing) > 6 else ""
         first = "" if resume is None else f"{resume} and finish the others, "
-        raise FileExistsError(f"{', '.join(existing[:3])}{more} already exist(s): pass {first}{replace} to "
+        raise FileExistsError(f"{', '.join(existing[:6])}{more} already exist(s): pass {first}{replace} to "
                               f"replace, or choose {instead}")
     for folder in sorted({os.path.dirname(os.path.abspath(p)) for p in paths}):
         writable_folder(folder, f"choose {instead}")

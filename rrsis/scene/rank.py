@@ -49,13 +49,14 @@ __all__ = ["ANCHOR_CANDIDATES", "ANCHOR_WEIGHT", "SPREAD", "anchor_units", "cand
 
 
 def scene_components(scene: Scene, model, text, opt: SceneOptions, threshold: float,
-                     progress_factory=None, bands: bool = True, inside=None) -> Components:
+                     progress_factory=None, bands: bool = True, inside=None, counts: dict | None = None) -> Components:
     """The tiled pass over ``scene`` (``opt`` with mode ``tiles``) as connected components of
     ``p > threshold``, with the scene's pixels under them (``bands=False``: without, so the
     scene is not read a second time at full resolution). ``inside(row0, (h, w))``, when given,
-    is the bool mask of the pixels that may belong to a component (an area of interest's)."""
+    is the bool mask of the pixels that may belong to a component (an area of interest's). ``counts``
+    as :func:`~rrsis.scene.infer.predict_strips`'s (tiles skipped)."""
     builder = None
-    for r0, p, _ in predict_strips(scene, model, text, replace(opt, mode="tiles"), progress_factory):
+    for r0, p, _ in predict_strips(scene, model, text, replace(opt, mode="tiles"), progress_factory, counts):
         if inside is not None:
             p = np.where(inside(r0, p.shape), p, 0.0).astype(np.float32)
         image = scene.read((r0, 0, r0 + p.shape[0], scene.width))[0] if bands else \
@@ -91,7 +92,7 @@ def component_scores(ranker, components: Components, text, pixel_ratio: float = 
 
 
 def ranked_strips(scene: Scene, model, text, opt: SceneOptions,
-                  progress_factory=None, inside=None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+                  progress_factory=None, inside=None, counts: dict | None = None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """:func:`~rrsis.scene.infer.predict_strips` for mode ``ranked``: strips whose probability
     is each component's score from ``model.scene_ranker`` (0 elsewhere); ``inside`` as in
     :func:`scene_components` (the ranker chooses among the components inside the area)."""
@@ -99,7 +100,7 @@ def ranked_strips(scene: Scene, model, text, opt: SceneOptions,
     if ranker is None:
         raise ValueError("mode 'ranked' needs a scene ranker (model.scene_ranker); see rrsis.scene.rank")
     comps = scene_components(scene, model, text, opt, ranker.candidate_threshold, progress_factory,
-                             inside=inside)
+                             inside=inside, counts=counts)
     yield from _component_strips(scene, comps, component_scores(ranker, comps, text, opt.pixel_ratio), opt)
 
 
@@ -163,7 +164,7 @@ def colour_costs(components: Components, reading: Reading | None) -> np.ndarray 
 
 def object_strips(scene: Scene, model, text, opt: SceneOptions, threshold: float = 0.5,
                   progress_factory=None, inside=None, reading: Reading | None = None,
-                  anchor=None, report: dict | None = None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+                  anchor=None, report: dict | None = None, counts: dict | None = None) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """:func:`~rrsis.scene.infer.predict_strips` for mode ``object``: the tiled pass cut into
     components of ``p > threshold``, and the ones the tiles are surest of kept (a component's
     mean probability is its probability in the output; 0 elsewhere): ``opt.objects`` of them (a
@@ -181,19 +182,21 @@ def object_strips(scene: Scene, model, text, opt: SceneOptions, threshold: float
     components in the relation to it are chosen (:mod:`rrsis.scene.relation`): anchor and target
     together, the surest pair and the nearer first (:func:`related_to_anchor`). When that pass
     finds no anchor, the relation is not applied.
-    ``report``, a dict, receives ``"anchors"``: how many anchor components were kept."""
+    ``report``, a dict, receives ``"anchors"``: how many anchor components were kept; ``counts`` the
+    tiles skipped (:func:`scene_components`)."""
     if opt.objects == "auto":
         raise ValueError("object_strips needs opt.objects resolved: a whole number or 'all' "
                          "(rrsis.scene.reading.objects_named reads it from the expression)")
     coloured = reading is not None and reading.colour is not None
     cell = candidate_area(model, opt)  # smaller components are specks of the threshold, no candidates
     comps = scene_components(scene, model, text, opt, threshold, progress_factory, bands=coloured,
-                             inside=inside).without_specks(cell)
+                             inside=inside, counts=counts).without_specks(cell)
     transform = getattr(scene, "transform", None)
     related = None
     if reading is not None and reading.relation is not None and anchor is not None:
         colour = "colour" in opt.read and read_expression(reading.relation[1]).colour is not None
-        found = scene_components(scene, model, anchor, opt, threshold, progress_factory, bands=colour).without_specks(cell)
+        found = scene_components(scene, model, anchor, opt, threshold, progress_factory, bands=colour,
+                                 counts=counts).without_specks(cell)
         related, kept = related_to_anchor(comps, found, reading, near=opt.tile * opt.pixel_ratio,
                                           place="place" in opt.read, transform=transform, colour=colour)
         if report is not None:

@@ -188,7 +188,11 @@ class Scene:
         """Whether the scene's pixels are held in memory (plain images, arrays)."""
         return self._array is not None
 
-    # ------------------------------------------------------------------ reads
+    @property
+    def may_have_nodata(self) -> bool:
+        """Whether a pixel may be invalid (``False``: no nodata rule, mask or float values to test)."""
+        return self._nodata is not None if self._ds is None else not (self._no_mask and self._mask is None and np.dtype(self.dtype).kind != "f")
+
     def _read_raw(self, window, out_shape, decimate=False):
         from rasterio.enums import Resampling
         from rasterio.windows import Window

@@ -13,15 +13,20 @@ import contextlib
 import errno as errno_codes
 import math
 import os
-import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .._atomic import atomic_open, atomic_path, atomic_write, json_text, pid_alive, temporary_path
+from .._atomic import (
+    atomic_open,
+    atomic_path,
+    atomic_write,
+    json_text,
+    remove_stale_temporaries,
+    temporary_path,
+)
 from .cog import COG_BLOCK, translate_to_cog
 from .ground import geodesic_area as _geodesic_area
 from .ground import output_geometry, pixel_area_m2
@@ -30,44 +35,6 @@ from .read import GDAL_ENV, Scene, require_geo
 __all__ = ["MaskWriter", "PolygonCollector", "overlay_transform", "pixel_area_m2", "remove_stale_temporaries",
            "staged_outputs", "write_crs_sidecar", "write_overlay", "write_world_file", "writing"]
 
-
-
-def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
-    """Remove the temporary files (and folders, :func:`rrsis._atomic.atomic_folder`'s) a killed
-    or failed write of ``path`` left beside it.
-
-    The rule: a file or folder in ``path``'s folder named as :mod:`rrsis._atomic` names temporaries of
-    ``path`` (``.NAME.PID-XXXXXXXX.tmp[.SUFFIX]`` and temporaries of those, or ``.NAME.tmpPID``
-    from rrsis before 0.2)
-    whose process ``PID`` no longer runs on this machine is removed. Temporaries of a live
-    process (another run writing the same target) are left alone.
-
-    Returns:
-        The paths removed.
-    """
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        return []
-    name = re.escape(path.name)
-    # One or more leading dots: a writer that itself writes atomically (PNG) puts its own
-    # temporary beside the staged one, named after it.
-    pattern = re.compile(rf"^\.+{name}\.(?:(\d+)-[0-9a-f]{{8}}\.tmp(?:\..+)?|tmp(\d+))$")
-    removed = []
-    for entry in folder.iterdir():
-        m = pattern.match(entry.name)
-        if not m or not (entry.is_file() or entry.is_dir()) or entry.is_symlink():
-            continue
-        pid = int(m.group(1) or m.group(2))
-        if pid_alive(pid):  # this process or another run still writing it
-            continue
-        with contextlib.suppress(FileNotFoundError):
-            if entry.is_dir():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
-            removed.append(entry)
-    return removed
 
 
 @contextlib.contextmanager
@@ -118,17 +85,19 @@ class MaskWriter:
         probabilities: the values are probabilities scaled to 0-255: the band is described as
             ``probability`` with a scale of 1/255 (offset 0), so a GIS reads 0-1; otherwise as
             ``mask`` (0 or 255).
+        target: the file ``path`` becomes (``segment_scene``: the mask's own name): the strips are
+            named as a temporary of it, not as a temporary of the temporary (default: ``path``).
     """
 
     def __init__(self, path: str | os.PathLike, scene: Scene, *, resampling: str = "nearest",
-                 probabilities: bool = False) -> None:
+                 probabilities: bool = False, target: str | os.PathLike | None = None) -> None:
         rasterio = require_geo("writing a mask GeoTIFF")
         if resampling not in ("nearest", "average"):
             raise ValueError(f"resampling {resampling!r}: choose nearest (masks) or average (probabilities)")
         self.path = Path(path)
         self.resampling = resampling
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.strips = temporary_path(self.path, keep_suffix=True)
+        self.strips = temporary_path(self.path if target is None else target, keep_suffix=True)
         profile = dict(scene.profile or {})
         for key in ("photometric", "nodata", "blockxsize", "blockysize", "compress", "interleave",
                     "tiled", "predictor", "alpha"):

@@ -98,6 +98,14 @@ def test_predict_help_shows_the_region_workflow(capsys):
     assert "torchrun --nproc_per_node 4 -m rrsis predict" in text and "--merged PATH" in text
 
 
+def test_predict_help_says_the_mask_marks_nodata_with_a_valid_data_mask(capsys):
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "a valid-data mask" in text and "has no nodata value" in text
+    assert "CRS, transform and nodata" not in text
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -25,7 +25,7 @@ A, B = (slice(8, 20), slice(76, 88)), (slice(60, 72), slice(12, 24))
 TRIANGLE = Polygon([(500000.0, 5000000.0), (500000.0, 5000000.0 - 960.0), (500960.0, 5000000.0 - 960.0)])
 
 
-def _fake_tiles(scene, model, text, opt, progress_factory=None):
+def _fake_tiles(scene, model, text, opt, progress_factory=None, counts=None):
     """The tiled pass: A at p = 0.95, B at p = 0.7, 0 elsewhere, in strips of 32 rows."""
     p = np.zeros((scene.height, scene.width), np.float32)
     p[A], p[B] = 0.95, 0.7
