@@ -28,6 +28,7 @@ from .._config import (
     check_mapping,
     check_size,
     check_str,
+    check_workers,
 )
 
 __all__ = [
@@ -144,7 +145,7 @@ SPEC: dict[str, dict[str, Check]] = {
     "data": {
         "dataset": TEXT, "root": optional(check_str), "train_split": TEXT,
         "val_split": optional(check_str),
-        "image_size": _image_size, "num_workers": integer(0),
+        "image_size": _image_size, "num_workers": partial(check_workers, low=0),
         "tokenizer": optional(check_str), "options": optional(check_mapping),
         "max_tokens": lambda k, v: _moved(k, "model.max_tokens (the model's text.max_tokens)"),
     },
@@ -166,7 +167,7 @@ SPEC: dict[str, dict[str, Check]] = {
         "clip_grad_norm": optional(POSITIVE),
         "amp": choice("auto", "bf16", "fp16", "off", "none", "fp32", True, False, None),
         "seed": integer(0), "deterministic": check_bool, "device": device,
-        "threads": optional(integer(1)), "flush_denormal": check_bool, "output_dir": _output_dir,
+        "threads": optional(partial(check_workers, low=1)), "flush_denormal": check_bool, "output_dir": _output_dir,
         "checkpoint_every": optional(integer(0)), "keep_checkpoints": integer(0),
         "log_every": integer(1), "eval_every": optional(integer(0)), "progress": _progress,
         "find_unused_parameters": check_bool, "compile": check_bool, "grad_checkpointing": check_bool,
