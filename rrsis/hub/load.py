@@ -19,6 +19,7 @@ from huggingface_hub.errors import LocalEntryNotFoundError
 from torch import nn
 
 from .._config import ConfigError
+from .._finite import warn_non_finite
 from .._version import __version__
 from ..registry import _build_checked, build_from_config, is_model, list_models, probe_model
 from ..text.tokenizer import Tokenizer
@@ -250,6 +251,7 @@ def from_pretrained(
     if header is not None:
         check_header(header, probe.state_dict(), source=str(weights), describe=describe)
     tensors = unwrap_state_dict(read_weights(weights, map_location=map_location), str(weights))
+    warn_non_finite(tensors, str(weights))  # a diverged checkpoint still loads (to be inspected), with a warning
     model = model_from_config(config, _checked=True, **overrides)
     tokenizer = _load_tokenizer(src, model)
     ranker = _load_ranker(src)
