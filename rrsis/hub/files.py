@@ -6,7 +6,6 @@ Everything rrsis writes is safetensors. Foreign ``.pth``/``.bin`` checkpoints ar
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import pickle
@@ -32,7 +31,13 @@ from safetensors.torch import load_file
 
 from .._torch_load import load_failure
 from .._version import __version__
-from .local import LEGACY_SUFFIXES, SAFE_SUFFIXES, local_folder_note, looks_like_path
+from .local import (
+    LEGACY_SUFFIXES,
+    SAFE_SUFFIXES,
+    check_not_a_loop,
+    local_folder_note,
+    looks_like_path,
+)
 
 __all__ = [
     "LEGACY_SUFFIXES",
@@ -197,31 +202,6 @@ def check_repo_id(repo_id: str, what: str) -> None:
         validate_repo_id(repo_id)
     except HFValidationError as exc:
         raise ValueError(f"{what} {repo_id!r} is neither an existing local path nor a valid Hub repo id ({exc})") from None
-
-
-def check_not_a_loop(path: Path, what: str) -> None:
-    """Raise a ``ValueError`` naming the loop when ``path`` (or a folder on the way to it) is a
-    symbolic link that leads back to itself; the system's own word for it is "Not a directory"
-    or "Too many levels of symbolic links"."""
-    try:
-        os.stat(path)
-    except OSError as exc:
-        if exc.errno != errno.ELOOP:
-            return
-        link = next((p for p in [path, *path.parents] if p.is_symlink() and _loops(p)), path)
-        target = os.readlink(link) if link.is_symlink() else "?"
-        raise ValueError(
-            f"{what}: {path} cannot be opened: the symbolic link {link} -> {target} is a loop (following "
-            "it leads back to itself). Point the link at the model directory, or pass the directory itself"
-        ) from None
-
-
-def _loops(link: Path) -> bool:
-    try:
-        os.stat(link)
-    except OSError as exc:
-        return exc.errno == errno.ELOOP
-    return False
 
 
 def read_safetensors_header(path: PathLike) -> dict[str, tuple[str, tuple[int, ...]]]:

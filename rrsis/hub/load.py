@@ -92,6 +92,7 @@ class _Source:
             path = self.local / name
             if path.is_file():
                 return path
+            check_not_a_loop(path, "from_pretrained", f"Point the link at the model's {name}, or put the file itself there")
             if absent_ok:
                 return None
             raise FileNotFoundError(f"{self.local} has no {name}; is it a directory written by save_pretrained?")
@@ -104,7 +105,7 @@ def read_config(path: PathLike) -> dict[str, Any]:
     path = Path(path)
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # recursion: nested too deeply
         raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
     if (
         not isinstance(config, dict)
@@ -376,7 +377,7 @@ def _load_tokenizer(src: _Source, model: nn.Module):
     if cfg_path is not None:
         try:
             cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise CheckpointError(f"{cfg_path}: not valid JSON ({exc})") from None
     # The tokenizer's own file wins (it is what the weights were trained with); the model's
     # text.max_tokens otherwise.
