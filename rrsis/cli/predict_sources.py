@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from .._paths import not_a_file
 from .model_ref import check_model_ref
 
 
@@ -169,9 +170,11 @@ def expand_texts(values: list[str]) -> list[str]:
 
 
 def _text_file(path: str) -> list[str]:
-    if not os.path.isfile(path):
+    if (problem := not_a_file(path)) == "file not found":
         raise FileNotFoundError(f"--text @{path}: file not found (an expression that starts with '@' is "
                                 f"written with two: --text @@{path})")
+    if problem:  # a folder, /dev/zero (read for ever)
+        raise ValueError(f"--text @{path}: {problem}")
     with open(path, "rb") as fh:
         raw = fh.read()
     texts = []
@@ -217,8 +220,8 @@ def check_early(args: argparse.Namespace) -> None:
                              "glob, a list file or STAC JSON), not to one image")
     image = args.image[0]
     if not is_gdal_url(image):  # a URL: GDAL names what fails
-        if not os.path.isfile(image):
-            raise FileNotFoundError(f"--image {image}: file not found")
+        if problem := not_a_file(image):
+            raise (FileNotFoundError if problem == "file not found" else ValueError)(f"--image {image}: {problem}")
         # The overlay is an output of a georeferenced scene and of a plain one alike (which this one
         # is is known once it is opened, and all its outputs are checked then).
         overlays = [output_paths(pre, False)["overlay"] for pre in output_prefixes(args.out, len(args.text), image)]

@@ -29,7 +29,7 @@ from huggingface_hub.utils import validate_repo_id
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
-from .._torch_load import load_failure
+from .._torch_load import load_failure, weights_only_load
 from .._version import __version__
 from .local import (
     LEGACY_SUFFIXES,
@@ -282,7 +282,7 @@ def read_state_dict(path: PathLike, map_location: str | torch.device = "cpu") ->
             ) from None
     if suffix in LEGACY_SUFFIXES:
         try:
-            obj = torch.load(path, map_location=map_location, weights_only=True)
+            obj = weights_only_load(path, map_location=map_location)
         except pickle.UnpicklingError as exc:
             # torch's message opens with advice to load it anyway (unsafe): never passed on.
             first = load_failure(exc)
@@ -308,7 +308,7 @@ def not_a_folder(path: Path) -> str:
     ``rrsis train`` (``format: rrsis-train-state``, read by the engine with its run's model
     folder) or a bare weight file."""
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        obj = weights_only_load(path, map_location="cpu", mmap=True)
     except Exception:  # noqa: BLE001  (not a zip pickle, or not torch's at all: the generic advice)
         obj = None
     if isinstance(obj, Mapping) and obj.get("format") == "rrsis-train-state":
