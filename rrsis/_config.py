@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 __all__ = [
     "DEFAULT_MAX_ACTIVATION_GIB",
     "DEFAULT_MAX_PARAMS",
+    "MAX_WORKERS",
     "SIZE_LIMITS",
     "ConfigError",
     "check_bool",
@@ -27,10 +28,12 @@ __all__ = [
     "check_mapping",
     "check_size",
     "check_str",
+    "check_workers",
     "node_from_dict",
     "node_to_dict",
     "per_stage",
     "resource_limits",
+    "usable_cpus",
 ]
 
 T = TypeVar("T")
@@ -56,6 +59,13 @@ SIZE_LIMITS = {
     "head.hidden": 4096, "head.refine_steps": 32, "head.upscale": 16, "head.kernel_number": 64,
     "neck.grid": 256, "neck.num_blocks": 64, "neck.mlp_ratio": 16,
 }
+
+
+# Upper bound of every count of worker processes or threads (data.num_workers, train.threads,
+# --threads, --num-workers, rrsis synth --workers, rrsis app --concurrency): far beyond any
+# machine's useful parallelism, low enough that a typo (1000000) is refused before a thousand
+# processes fill the memory. A count above the CPUs this process may use is allowed, with a warning.
+MAX_WORKERS = 256
 
 
 class ConfigError(ValueError, KeyError):
@@ -137,6 +147,32 @@ def check_size(name: str, value: Any, limit: str | None = None, *, low: int = 1)
             f"{name}={value} is above rrsis's upper bound {high} for it (rrsis.registry.SIZE_LIMITS): a "
             "value this large exhausts memory while the model is built; check the config for a typo"
         )
+    return value
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity where the system tells it, else ``os.cpu_count()``."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def check_workers(name: str, value: Any, *, low: int = 0) -> int:
+    """A worker or thread count in ``low..MAX_WORKERS``; warns (``UserWarning``) when it is above
+    the CPUs this process may use (:func:`usable_cpus`): it runs, slower than fewer would."""
+    check_int(name, value, low=low)
+    if value > MAX_WORKERS:
+        raise ConfigError(f"{name}={value} is above rrsis's upper bound {MAX_WORKERS} for a count of workers or "
+                          "threads: each is a process or thread of its own; check for a typo")
+    cpus = usable_cpus()
+    if value > cpus:
+        import warnings
+
+        warnings.warn(f"{name}={value} is more than the {cpus} CPU(s) this process may use: the "
+                      "extra workers compete for them and slow each other down", UserWarning, stacklevel=2)
     return value
 
 

@@ -8,8 +8,10 @@ holds, so rrsis never passes that advice on; it keeps the sentences that say wha
 from __future__ import annotations
 
 import re
+import warnings
+from typing import Any
 
-__all__ = ["load_failure"]
+__all__ = ["load_failure", "weights_only_load"]
 
 # Sentences that advise loading anyway, or point to where that advice is.
 _ADVICE = ("weights_only", "weights only", "safe_globals", "trust", "documentation", "file an issue",
@@ -24,3 +26,14 @@ def load_failure(exc: BaseException) -> str:
             if not any(a in s.lower() for a in _ADVICE)]
     kept = [s for s in kept if s and s != "WeightsUnpickler error:"]
     return " ".join(kept) or ("empty or truncated file" if isinstance(exc, EOFError) else type(exc).__name__)
+
+
+def weights_only_load(path: Any, **kwargs: Any) -> Any:
+    """``torch.load(path, weights_only=True, **kwargs)`` without PyTorch's warning about a pickle
+    protocol other than its own ("... please file an issue ..."): a file of another protocol loads or
+    is refused as any other, and the refusal says what was wrong, so the warning only preceded it."""
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Detected pickle protocol \d+ in the checkpoint", category=UserWarning)
+        return torch.load(path, weights_only=True, **kwargs)

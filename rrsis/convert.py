@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from ._torch_load import load_failure
+from ._torch_load import load_failure, weights_only_load
 from .factory import create_model
 from .hub import save_pretrained
 from .hub.save_check import unwrapped_state
@@ -56,7 +56,7 @@ def load_official_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.T
     # train.py stores its argparse.Namespace; allow exactly that class besides tensors.
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            obj = weights_only_load(path, map_location="cpu")
     except pickle.UnpicklingError as exc:
         raise ValueError(
             f"cannot read {path} with weights-only loading ({load_failure(exc)}): rrsis reads {_ACCEPTED}, "

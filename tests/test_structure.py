@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1] / "rrsis"
 FLOORS = [
     ["_version", "_config", "_registry", "registry", "plugins", "_atomic",  # name tables, plugin loading;
      "_torch_load", "_lazy",                            # the one atomic write; torch.load's refusals; lazy exports;
-     "_grad_checkpoint", "_lock"],                      # the gradient-checkpointing switch; output locks
+     "_grad_checkpoint", "_lock",                       # the gradient-checkpointing switch; output locks;
+     "_finite", "_paths"],                              # non-finite weights and outputs; what a path is
     ["kernels", "text", "data", "metrics",             # beside them: leaves that read and score,
      "pictures", "allocator"],                         # draw PNGs, tune the C allocator
     ["backbones", "fusion", "heads"],                  # parts

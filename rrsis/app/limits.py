@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from .._config import check_workers
 from .inference import InputError, tiff_tags
 
 __all__ = ["AREA_FILE_TYPES", "Limits", "check_area_file", "check_upload", "image_size", "not_bounds",
@@ -59,6 +60,7 @@ class Limits:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
+        check_workers("concurrency", self.concurrency, low=1)
         if self.max_stored_mb < self.max_upload_mb:
             raise ValueError(f"max_stored_mb ({self.max_stored_mb:g}) must be at least max_upload_mb "
                              f"({self.max_upload_mb:g}): one upload must fit; raise it (rrsis app --max-stored-mb)")

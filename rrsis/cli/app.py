@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .argtypes import add_threads, set_threads
+from .argtypes import add_threads, set_threads, workers
 from .model_limits import add_model_limits, model_limits
 from .model_ref import add_revision, check_model_ref, revision_of
 
@@ -42,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-area-chars", type=int, default=d.max_area_chars,
                    help="characters of an area of interest typed or pasted in the page (bounds or GeoJSON "
                         f"text; default {d.max_area_chars:,})")
-    p.add_argument("--concurrency", type=int, default=d.concurrency,
+    p.add_argument("--concurrency", type=workers("--concurrency"), default=d.concurrency,
                    help=f"requests computed at once (default {d.concurrency})")
     p.add_argument("--queue-size", type=int, default=d.queue_size,
                    help=f"requests waiting at most; more are refused (default {d.queue_size})")

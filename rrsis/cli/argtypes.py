@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 __all__ = ["add_threads", "fraction", "non_negative", "number", "objects", "positive_float", "positive_int", "scale",
-           "set_threads", "stretch", "unit_interval"]
+           "set_threads", "stretch", "unit_interval", "workers"]
 
 
 def number(cast, ok, expected: str):
@@ -31,6 +31,22 @@ non_negative = number(float, lambda v: 0 <= v < float("inf"), "a finite number >
 fraction = number(float, lambda v: 0 < v < 1, "a number in (0, 1)")
 unit_interval = number(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
 positive_float = number(float, lambda v: 0 < v < float("inf"), "a positive number")
+
+
+def workers(flag: str, low: int = 1):
+    """An argparse type: a worker or thread count for ``flag``, in ``low..MAX_WORKERS`` (rrsis's
+    bound), with a warning when it is above the CPUs this process may use."""
+    from .._config import ConfigError, check_workers
+
+    count = positive_int if low == 1 else number(int, lambda v: v >= low, f"an integer >= {low}")
+
+    def parse(text: str) -> int:
+        try:
+            return check_workers(flag, count(text), low=low)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
 
 
 def objects(text: str):
@@ -68,7 +84,7 @@ def stretch(text: str | None):
 
 def add_threads(p: argparse.ArgumentParser) -> None:
     """``--threads N``: torch's CPU threads (``rrsis demo --threads`` sets its trainings' the same way)."""
-    p.add_argument("--threads", type=positive_int, metavar="N",
+    p.add_argument("--threads", type=workers("--threads"), metavar="N",
                    help="CPU threads torch computes with, a positive integer (default: torch's, "
                         "$OMP_NUM_THREADS or one per core); on a busy machine fewer are often faster")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from .argtypes import workers
 from .model_limits import add_model_limits, model_limits
 
 
@@ -23,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=d.out, help=f"output folder (default: {d.out})")
     p.add_argument("--steps", type=int, default=d.steps, help=f"optimiser steps per training (default: {d.steps})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"seed of data, init and order (default: {d.seed})")
-    p.add_argument("--threads", type=int, default=d.threads,
+    p.add_argument("--threads", type=workers("--threads"), default=d.threads,
                    help=f"CPU threads of each training (default: {d.threads}, fixed so that the figures "
                         "do not depend on the machine's core count or load)")
     p.add_argument("--sequential", action="store_true",

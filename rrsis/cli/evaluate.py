@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from .argtypes import add_threads, positive_int, set_threads, unit_interval
+from .argtypes import add_threads, positive_int, set_threads, unit_interval, workers
 from .evaluate_scene import add_scene_arguments, check_sides, default_out, run_scene
 from .model_limits import add_model_limits, model_limits
 from .model_ref import add_revision, check_model_ref, loading, no_vocabulary, revision_of
@@ -54,7 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="compare at each image's native size (not comparable with published numbers)")
     d.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"],
                    help="autocast (auto, the default: bf16 on GPU, off on CPU)")
-    d.add_argument("--num-workers", type=int, help="data loader workers (default 2)")
+    d.add_argument("--num-workers", type=workers("--num-workers", low=0), help="data loader workers (default 2)")
     d.add_argument("--empty-iou", type=unit_interval, metavar="IOU",
                    help="IoU when prediction and target are both empty, in [0, 1] (0 as RMSIN, the default; 1 as "
                         "gRefCOCO)")

@@ -35,7 +35,7 @@ def check_model_ref(ref: str, command: str, revision: str | None = None, flag: s
     words it), a folder written by ``save_pretrained`` without ``vocab.txt``, and ``--revision``
     with a local folder or file. Files (a checkpoint of ``rrsis train``) and Hub repo ids pass: the
     loading checks them."""
-    check_local_folder(ref)
+    check_local_folder(ref, flag)
     folder = Path(ref).expanduser()
     if revision is not None and (folder.is_dir() or folder.is_file()):
         kind = "folder" if folder.is_dir() else "file"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from .argtypes import workers
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -50,7 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--palette", nargs="*", default=[], metavar="COLOUR=WEIGHT",
                    help="--train-size: relative weight of drawing a colour (default 1 each), e.g. red=3 white=0.5")
     p.add_argument("--per-kind", type=int, default=2, help="--train-size: expressions of each kind per scene (default 2)")
-    p.add_argument("--workers", type=int, default=1,
+    p.add_argument("--workers", type=workers("--workers"), default=1,
                    help="processes that make the scenes (default 1; the files are the same for any number)")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bar; one line a set or scene, naming where it went (no statistics, no expressions)")

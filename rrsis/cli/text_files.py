@@ -12,6 +12,8 @@ import io
 import json
 import os
 
+from .._paths import not_a_file
+
 __all__ = ["CSV_COLUMNS", "argv_text", "expand_texts", "read_text_file"]
 
 # The header names (any case) of the expressions' column in a CSV file, in the order looked for.
@@ -61,9 +63,11 @@ def read_text_file(path: str) -> list[str]:
         FileNotFoundError: no such file.
         ValueError: not UTF-8, another JSON shape, a CSV without such a column, or no expression.
     """
-    if not os.path.isfile(path):
+    if (problem := not_a_file(path)) == "file not found":
         raise FileNotFoundError(f"--text @{path}: file not found (an expression that starts with '@' is "
                                 f"written with two: --text @@{path})")
+    if problem:  # a folder, /dev/zero (read for ever)
+        raise ValueError(f"--text @{path}: {problem}")
     with open(path, "rb") as fh:
         raw = fh.read().removeprefix(b"\xef\xbb\xbf")
     suffix = os.path.splitext(path)[1].lower()

@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from ..allocator import keep_freed_memory
     from ..engine import Trainer, load_config, parse_override_args
     from ..engine.inputs import check_init_revision
+    from ..engine.validate import check_model_name
     from ..metrics import format_metrics
 
     if not args.config:
@@ -85,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if args.revision is not None:
         cfg["model"]["revision"] = args.revision
     check_init_revision(cfg["model"])  # before any data is read: a revision needs a Hub repo id as model.init
+    check_model_name(cfg["model"])  # --print-config too: an unknown model or tag is no config to print
     if args.quiet:
         cfg["train"]["progress"] = False
     if args.print_config:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .._atomic import atomic_open, write_error
-from .._torch_load import load_failure
+from .._torch_load import load_failure, weights_only_load
 from .resume_rule import recipe_changes, recipe_refusal
 
 __all__ = [
@@ -158,7 +158,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = weights_only_load(path, map_location=map_location)
     except Exception as exc:  # noqa: BLE001  (torch raises many types for truncated/corrupt files)
         raise ValueError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {load_failure(exc)})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:

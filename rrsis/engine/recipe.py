@@ -160,11 +160,15 @@ def _read(name_or_path: str | os.PathLike, seen: tuple[str, ...]) -> dict[str, A
         cfg = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{where}: invalid JSON ({exc})") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: invalid config: its JSON is nested too deeply to read") from None
     if not isinstance(cfg, dict):
-        raise TypeError(f"{where}: a config must be a JSON object")
+        raise ConfigError(f"{where}: a config must be a JSON object, got a JSON {type(cfg).__name__}")
     base = cfg.pop("base", None)
     if base is None:
         return cfg
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{where}: 'base' must be a recipe name or a JSON file, got {base!r}")
     if base in seen:
         raise ConfigError(f"{where}: circular 'base' chain {' -> '.join(seen + (base,))}")
     # A relative base path is relative to the file that names it; a bare name is a recipe.

@@ -40,6 +40,19 @@ def clear_run(output_dir: str | os.PathLike) -> None:
             path.unlink()
 
 
+def not_a_folder(output_dir: Path) -> str:
+    """Why ``output_dir`` cannot be the run's folder: it, or a folder on the way to it, is a file
+    (the system's "[Errno 17] File exists" named neither); ``""`` when nothing is in the way."""
+    for path in (output_dir, *output_dir.parents):
+        if path.exists() and not path.is_dir():
+            what = "it" if path == output_dir else f"{path}, on the way to it,"
+            return (f"train.output_dir {output_dir} cannot be the run's folder: {what} is a file, not a folder; "
+                    "give another --train.output_dir or move the file")
+        if path.is_dir():
+            break
+    return ""
+
+
 def resume_plan(output_dir: Path, resume: Any, overwrite: bool) -> tuple[str, Any]:
     """What a run asked to ``resume``/``overwrite`` in ``output_dir`` does: ``("fresh", None)``,
     ``("fresh-replace", None)`` (clear the folder first), ``("resume", path)`` or
@@ -48,6 +61,9 @@ def resume_plan(output_dir: Path, resume: Any, overwrite: bool) -> tuple[str, An
     if resume and overwrite:
         return "error", ("ValueError", ("--resume and --overwrite contradict each other: continue "
                                         "the run or replace it, not both"))
+    blocked = not_a_folder(output_dir)
+    if blocked:
+        return "error", ("FileExistsError", blocked)
     present = run_files(output_dir)
     if not resume:
         if present and not overwrite:

@@ -73,9 +73,9 @@ from .logs import JsonlLogger
 from .optim import build_optimizer, build_scheduler
 from .recipe import DEFAULTS, merge
 from .resume_rule import data_digest, path_record
-from .run_folder import clear_run, resume_plan
+from .run_folder import clear_run, not_a_folder, resume_plan
 from .run_record import evaluation_record, init_text, training_record, weights_sha256
-from .validate import format_output_dir, show_progress, validate_config
+from .validate import check_model_name, format_output_dir, show_progress, validate_config
 
 __all__ = ["Trainer", "build_datasets", "build_model", "build_tokenizer", "text_words"]
 
@@ -113,6 +113,8 @@ class Trainer:
     ) -> None:
         self.cfg = merge(DEFAULTS, config)
         validate_config(self.cfg)
+        if model is None:
+            check_model_name(self.cfg["model"])  # before any data is read
         tc = self.cfg["train"]
         self.run_name = run_name
         if tc["deterministic"]:
@@ -130,6 +132,8 @@ class Trainer:
         # Filled once, on rank 0, so that every rank names the same folder.
         out = format_output_dir(str(tc["output_dir"]), self.cfg.get("recipe") or "run")
         self.output_dir = Path(all_gather_objects(out, self.info)[0])
+        if blocked := not_a_folder(self.output_dir):  # before any data is read
+            raise FileExistsError(blocked)
 
         data_cfg = self.cfg["data"]
         self._data_built, model_built = train_dataset is None, model is None

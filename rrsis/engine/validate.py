@@ -28,6 +28,7 @@ from .._config import (
     check_mapping,
     check_size,
     check_str,
+    check_workers,
 )
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "OUTPUT_DIR_FIELDS",
     "TRAINER_OPTIONS",
     "check_image_sizes",
+    "check_model_name",
     "check_trainer_options",
     "format_output_dir",
     "validate_config",
@@ -144,7 +146,7 @@ SPEC: dict[str, dict[str, Check]] = {
     "data": {
         "dataset": TEXT, "root": optional(check_str), "train_split": TEXT,
         "val_split": optional(check_str),
-        "image_size": _image_size, "num_workers": integer(0),
+        "image_size": _image_size, "num_workers": partial(check_workers, low=0),
         "tokenizer": optional(check_str), "options": optional(check_mapping),
         "max_tokens": lambda k, v: _moved(k, "model.max_tokens (the model's text.max_tokens)"),
     },
@@ -166,7 +168,7 @@ SPEC: dict[str, dict[str, Check]] = {
         "clip_grad_norm": optional(POSITIVE),
         "amp": choice("auto", "bf16", "fp16", "off", "none", "fp32", True, False, None),
         "seed": integer(0), "deterministic": check_bool, "device": device,
-        "threads": optional(integer(1)), "flush_denormal": check_bool, "output_dir": _output_dir,
+        "threads": optional(partial(check_workers, low=1)), "flush_denormal": check_bool, "output_dir": _output_dir,
         "checkpoint_every": optional(integer(0)), "keep_checkpoints": integer(0),
         "log_every": integer(1), "eval_every": optional(integer(0)), "progress": _progress,
         "find_unused_parameters": check_bool, "compile": check_bool, "grad_checkpointing": check_bool,
@@ -218,6 +220,26 @@ def check_trainer_options(dataset: str, options: Mapping[str, Any]) -> None:
     known = dataset_options(dataset)
     if known is not None:
         check_keys(options, [k for k in known if k not in TRAINER_OPTIONS], f"data.options (dataset {dataset!r})")
+
+
+def check_model_name(model: Mapping[str, Any]) -> None:
+    """Refuse a ``model.name`` that is no registered model, or names an unknown pretrained tag (or,
+    with ``model.pretrained``, an architecture without one), as the build would, before it: so
+    ``rrsis train --print-config`` says it too. A model to fine-tune (``model.init``) names its own.
+    Not part of :func:`validate_config` (a recipe loads without torch; the registry's built-ins
+    import it): the Trainer and ``rrsis train`` call it after it."""
+    if model.get("init") or model.get("name") is None:
+        return  # a missing name: build_model says what to give
+    name = check_str("model.name", model["name"], empty=False)
+    # Here, not at the module's import: the built-in models register (with torch) at the first lookup.
+    from ..registry import model_entrypoint, pretrained_cfg
+
+    try:
+        model_entrypoint(name)
+        if model.get("pretrained") and model.get("swin_weights") is None and model.get("text_weights") is None:
+            pretrained_cfg(name)
+    except ConfigError as exc:
+        raise ConfigError(f"model.name={name!r}: {exc}") from None
 
 
 def check_image_sizes(cfg: Mapping[str, Any]) -> None:

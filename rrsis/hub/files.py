@@ -6,7 +6,6 @@ Everything rrsis writes is safetensors. Foreign ``.pth``/``.bin`` checkpoints ar
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import pickle
@@ -30,9 +29,15 @@ from huggingface_hub.utils import validate_repo_id
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
-from .._torch_load import load_failure
+from .._torch_load import load_failure, weights_only_load
 from .._version import __version__
-from .local import LEGACY_SUFFIXES, SAFE_SUFFIXES, local_folder_note, looks_like_path
+from .local import (
+    LEGACY_SUFFIXES,
+    SAFE_SUFFIXES,
+    check_not_a_loop,
+    local_folder_note,
+    looks_like_path,
+)
 
 __all__ = [
     "LEGACY_SUFFIXES",
@@ -199,31 +204,6 @@ def check_repo_id(repo_id: str, what: str) -> None:
         raise ValueError(f"{what} {repo_id!r} is neither an existing local path nor a valid Hub repo id ({exc})") from None
 
 
-def check_not_a_loop(path: Path, what: str) -> None:
-    """Raise a ``ValueError`` naming the loop when ``path`` (or a folder on the way to it) is a
-    symbolic link that leads back to itself; the system's own word for it is "Not a directory"
-    or "Too many levels of symbolic links"."""
-    try:
-        os.stat(path)
-    except OSError as exc:
-        if exc.errno != errno.ELOOP:
-            return
-        link = next((p for p in [path, *path.parents] if p.is_symlink() and _loops(p)), path)
-        target = os.readlink(link) if link.is_symlink() else "?"
-        raise ValueError(
-            f"{what}: {path} cannot be opened: the symbolic link {link} -> {target} is a loop (following "
-            "it leads back to itself). Point the link at the model directory, or pass the directory itself"
-        ) from None
-
-
-def _loops(link: Path) -> bool:
-    try:
-        os.stat(link)
-    except OSError as exc:
-        return exc.errno == errno.ELOOP
-    return False
-
-
 def read_safetensors_header(path: PathLike) -> dict[str, tuple[str, tuple[int, ...]]]:
     """``name -> (dtype, shape)`` of a safetensors file, read from its header alone (no tensor
     data is read, whatever the file's size).
@@ -302,7 +282,7 @@ def read_state_dict(path: PathLike, map_location: str | torch.device = "cpu") ->
             ) from None
     if suffix in LEGACY_SUFFIXES:
         try:
-            obj = torch.load(path, map_location=map_location, weights_only=True)
+            obj = weights_only_load(path, map_location=map_location)
         except pickle.UnpicklingError as exc:
             # torch's message opens with advice to load it anyway (unsafe): never passed on.
             first = load_failure(exc)
@@ -328,7 +308,7 @@ def not_a_folder(path: Path) -> str:
     ``rrsis train`` (``format: rrsis-train-state``, read by the engine with its run's model
     folder) or a bare weight file."""
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        obj = weights_only_load(path, map_location="cpu", mmap=True)
     except Exception:  # noqa: BLE001  (not a zip pickle, or not torch's at all: the generic advice)
         obj = None
     if isinstance(obj, Mapping) and obj.get("format") == "rrsis-train-state":

@@ -19,6 +19,7 @@ from huggingface_hub.errors import LocalEntryNotFoundError
 from torch import nn
 
 from .._config import ConfigError
+from .._finite import warn_non_finite
 from .._version import __version__
 from ..registry import _build_checked, build_from_config, is_model, list_models, probe_model
 from ..text.tokenizer import Tokenizer
@@ -91,6 +92,7 @@ class _Source:
             path = self.local / name
             if path.is_file():
                 return path
+            check_not_a_loop(path, "from_pretrained", f"Point the link at the model's {name}, or put the file itself there")
             if absent_ok:
                 return None
             raise FileNotFoundError(f"{self.local} has no {name}; is it a directory written by save_pretrained?")
@@ -103,7 +105,7 @@ def read_config(path: PathLike) -> dict[str, Any]:
     path = Path(path)
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # recursion: nested too deeply
         raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
     if (
         not isinstance(config, dict)
@@ -250,6 +252,7 @@ def from_pretrained(
     if header is not None:
         check_header(header, probe.state_dict(), source=str(weights), describe=describe)
     tensors = unwrap_state_dict(read_weights(weights, map_location=map_location), str(weights))
+    warn_non_finite(tensors, str(weights))  # a diverged checkpoint still loads (to be inspected), with a warning
     model = model_from_config(config, _checked=True, **overrides)
     tokenizer = _load_tokenizer(src, model)
     ranker = _load_ranker(src)
@@ -374,7 +377,7 @@ def _load_tokenizer(src: _Source, model: nn.Module):
     if cfg_path is not None:
         try:
             cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise CheckpointError(f"{cfg_path}: not valid JSON ({exc})") from None
     # The tokenizer's own file wins (it is what the weights were trained with); the model's
     # text.max_tokens otherwise.

@@ -5,11 +5,12 @@ a Hub repo id), a local model folder that is not there, and the names of a saved
 from __future__ import annotations
 
 import difflib
+import errno
 import os
 from pathlib import Path
 
 __all__ = ["CONFIG_NAME", "LEGACY_SUFFIXES", "SAFE_SUFFIXES", "TOKENIZER_CONFIG_NAME", "VOCAB_NAME",
-           "check_local_folder", "local_folder_note", "looks_like_path", "similar_folders"]
+           "check_local_folder", "check_not_a_loop", "local_folder_note", "looks_like_path", "similar_folders"]
 
 CONFIG_NAME = "config.json"
 VOCAB_NAME = "vocab.txt"
@@ -58,10 +59,38 @@ def local_folder_note(ref: str) -> str:
     return f"No local folder {ref!r}: {where} has no {path.name!r}" + (_did_you_mean(near) or ".")
 
 
-def check_local_folder(ref: str | os.PathLike) -> None:
+def check_local_folder(ref: str | os.PathLike, what: str = "model") -> None:
     """Raise ``FileNotFoundError`` when ``ref`` is meant as a local path (:func:`looks_like_path`)
     and is neither a folder nor a file, naming the folders of similar names beside it
-    (:func:`similar_folders`); a Hub repo id, or anything that exists, passes."""
+    (:func:`similar_folders`), and a ``ValueError`` (:func:`check_not_a_loop`, ``what`` naming the
+    setting) when it is a symbolic link loop; a Hub repo id, or anything that exists, passes."""
     path = Path(ref).expanduser()
+    check_not_a_loop(path, what)
     if not path.is_dir() and not path.is_file() and looks_like_path(str(ref)):
         raise FileNotFoundError(f"model directory not found: {path}{_did_you_mean(similar_folders(ref))}")
+
+
+def check_not_a_loop(path: Path, what: str, fix: str = "Point the link at the model directory, or pass the "
+                     "directory itself") -> None:
+    """Raise a ``ValueError`` naming the loop when ``path`` (or a folder on the way to it) is a
+    symbolic link that leads back to itself; the system's own word for it is "Not a directory"
+    or "Too many levels of symbolic links". ``fix``: the sentence saying what to do."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            return
+        link = next((p for p in [path, *path.parents] if p.is_symlink() and _loops(p)), path)
+        target = os.readlink(link) if link.is_symlink() else "?"
+        raise ValueError(
+            f"{what}: {path} cannot be opened: the symbolic link {link} -> {target} is a loop (following "
+            f"it leads back to itself). {fix}"
+        ) from None
+
+
+def _loops(link: Path) -> bool:
+    try:
+        os.stat(link)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False

@@ -265,7 +265,7 @@ def _bert_config_check(fetched: _Fetched, model: nn.Module, *, cache_dir, local_
         return
     try:
         cfg = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return
     mine = model.text_encoder.config
     for theirs, ours in (("num_attention_heads", mine.num_attention_heads), ("hidden_act", mine.hidden_act)):

@@ -49,7 +49,7 @@ def read_ranker(config_path: Path, weights_path: Path | None) -> nn.Module:
                               "is incomplete")
     try:
         config = json.loads(Path(config_path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise CheckpointError(f"{config_path}: not valid JSON ({exc})") from None
     try:
         ranker = build_ranker(config)

@@ -17,6 +17,7 @@ from PIL import Image
 from torch import nn
 
 from .. import _grad_checkpoint, hub
+from .._finite import check_finite_logits
 
 # The one reader, resize and normalisation of rrsis: predict sees exactly what evaluation sees.
 from ..data.expressions import check_expressions, expression_problem
@@ -355,7 +356,7 @@ class RRSISModel(nn.Module):
                 pix, sizes = self.preprocess(read[s : s + batch_size], image_size=size)
                 out = self(pix, tokens["input_ids"][s : s + batch_size].to(device),
                            tokens["attention_mask"][s : s + batch_size].to(device))
-                masks += self.postprocess(out.logits, sizes, threshold=threshold)
+                masks += self.postprocess(check_finite_logits(self, out.logits), sizes, threshold=threshold)
         finally:
             self.train(was_training)
         for m, (_, nodata) in zip(masks, read_all):

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._finite import check_finite_logits
 from ..data.transforms import smallest_input_side
 from .gsd import auto_pixel_ratio
 from .read import Scene
@@ -190,10 +191,8 @@ class _Net:
         read = [im if isinstance(im, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(im.transpose(2, 0, 1)))
                 for im in images]
         pix, _ = self.model.preprocess(read, image_size=int(read[0].shape[-1]))
-        if boxes is None or not self.uses_position:
-            return self.model.forward_with_text(pix, self.text).logits.float()
-        where = torch.tensor(boxes, dtype=torch.float32, device=pix.device)
-        return self.model.forward_with_text(pix, self.text, where).logits.float()
+        where = [torch.tensor(boxes, dtype=torch.float32, device=pix.device)] if boxes is not None and self.uses_position else []
+        return check_finite_logits(self.model, self.model.forward_with_text(pix, self.text, *where).logits.float())
 
     def __call__(self, images: list[np.ndarray], boxes=None) -> np.ndarray:
         """``d = logit_fg − logit_bg`` ``[B, h, w]``; ``boxes``: ``(left, top, right, bottom)``

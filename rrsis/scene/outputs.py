@@ -64,7 +64,27 @@ def output_prefixes(out: str | os.PathLike, n_texts: int, scene_name: str = "sce
     if text.endswith(("/", os.sep)) or os.path.isdir(text):
         stem = name_stem(scene_name) if scene_name not in ("array", "") else ""
         text = os.path.join(text, stem or "scene")
-    return [text] if n_texts == 1 else [f"{text}_{i + 1}" for i in range(n_texts)]
+    prefixes = [text] if n_texts == 1 else [f"{text}_{i + 1}" for i in range(n_texts)]
+    check_name_length(prefixes[-1], os.fspath(out))
+    return prefixes
+
+
+# Bytes a file name may hold (ext4, XFS, APFS, NTFS), and what rrsis adds to an output name at most:
+# ".NAME_overlay.png.aux.xml.PID-XXXXXXXX.tmp.xml", a temporary file of the longest output.
+NAME_MAX = 255
+NAME_ROOM = 64
+
+
+def check_name_length(prefix: str, out: str) -> None:
+    """Refuse an output prefix whose name is too long for the files made from it (the system's
+    "[Errno 36] File name too long" named a lock or temporary file, not what to shorten)."""
+    name = os.path.basename(prefix)
+    n = len(os.fsencode(name))
+    if n > NAME_MAX - NAME_ROOM:
+        shown = out if len(out) <= 80 else f"{out[:40]}…{out[-20:]}"
+        raise ValueError(f"output prefix {shown!r}: its file name {'(from the scene) ' if name not in out else ''}is "
+                         f"{n} bytes; the files made from it (NAME_overlay.png.aux.xml, temporary and lock files) "
+                         f"need it at most {NAME_MAX - NAME_ROOM} (a file name holds {NAME_MAX}): choose a shorter one")
 
 
 def check_outputs(paths: Sequence[str], overwrite: bool = False, *,

@@ -41,7 +41,7 @@ def scale_range(scene: Any, scale: Scale) -> list[tuple[float, float]]:
         v = v[np.isfinite(v)] if v.dtype.kind == "f" else v.ravel()
         lo, hi = (float(v.min()), float(v.max())) if v.size else (0.0, 1.0)
         lo = 0.0 if scale == "max" else lo
-        return [(lo, hi if hi > lo else lo + 1.0)] * n
+        return [_bounded(scene, lo, hi, f"scale={scale!r}")] * n
     divisor = float(scale)
     if divisor <= 0:
         raise ValueError(f"scale divisor must be positive, got {scale!r}")
@@ -78,8 +78,22 @@ def stretch_range(scene: Any, stretch: Any) -> list[tuple[float, float]] | None:
             out.append((0.0, 1.0))
             continue
         a, z = np.percentile(v, [lo, hi])
-        out.append((float(a), float(z) if z > a else float(a) + 1.0))
+        out.append(_bounded(scene, float(a), float(z), f"the {lo:g}-{hi:g} percentile stretch of band {scene.bands[b]}"))
     return out
+
+
+F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _bounded(scene: Any, lo: float, hi: float, what: str) -> tuple[float, float]:
+    """``(lo, hi)`` mapped to [0, 1], ``hi`` above ``lo`` (a constant band: 1 above, or one step
+    where 1 is below float64's resolution); a ``ValueError`` when either lies beyond float32's range,
+    in which the model computes (a fill value not declared nodata: 1e308 overflowed the arithmetic)."""
+    if max(abs(lo), abs(hi)) > F32_MAX:
+        raise ValueError(f"{scene.name}: {what} spans [{lo:.4g}, {hi:.4g}], beyond float32's range (±{F32_MAX:.3g}) "
+                         f"in which rrsis computes: fill values not declared as nodata? Declare them as the raster's "
+                         "nodata (gdal_edit.py -a_nodata VALUE) or rescale the data")
+    return lo, hi if hi > lo else max(lo + 1.0, float(np.nextafter(lo, np.inf)))
 
 
 def dark_bytes(scene: Any) -> tuple[int, int] | None:

@@ -157,7 +157,18 @@ def open_raster(path: str):
         shown = ", ".join(names[:8]) + (f" (and {len(names) - 8} more)" if len(names) > 8 else "")
         raise ValueError(f"{path} holds {len(names)} raster(s) (GDAL subdatasets) and no band of its own: pass "
                          f"one by its GDAL name: {shown}")
+    odd = [d for d in dict.fromkeys(ds.dtypes) if not _real(d)]
+    if odd:  # complex (SAR single-look) or another type no stretch or scaling has a meaning for
+        ds.close()
+        raise ValueError(f"{path}: {', '.join(odd)} pixels, which rrsis cannot read: it reads rasters of real "
+                         "numbers (integers or floats); convert the bands first (e.g. the amplitude of complex data)")
     return ds
+
+
+def _real(dtype: str) -> bool:
+    """Whether a rasterio band type holds real numbers (not complex, ``complex_int16`` included)."""
+    return dtype in ("uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float16",
+                     "float32", "float64")
 
 
 def _number(key: str) -> int:

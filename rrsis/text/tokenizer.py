@@ -89,7 +89,12 @@ class Tokenizer:
         directory = Path(directory)
         cfg = {}
         if (directory / CONFIG_FILE).is_file():
-            cfg = json.loads((directory / CONFIG_FILE).read_text())
+            try:
+                cfg = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+                raise ValueError(f"{directory / CONFIG_FILE}: not valid JSON ({exc})") from None
+        if not isinstance(cfg, dict):
+            raise ValueError(f"{directory / CONFIG_FILE}: expected a JSON object, got {type(cfg).__name__}")
         cfg.update({k: v for k, v in overrides.items() if v is not None})
         return cls(directory / VOCAB_FILE, max_tokens=cfg.get("max_tokens", MAX_TOKENS),
                    lowercase=cfg.get("lowercase", True))

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..._atomic import atomic_open, json_text
+from ..._config import check_workers
 from .grammar import KIND_WEIGHTS, Expression, candidates, sample_expressions, vocabulary
 from .nir import render_nir
 from .scene import (
@@ -216,8 +217,7 @@ def generate(
         raise ValueError(f"need 1 <= min_objects <= max_objects, got {min_objects}, {max_objects}")
     if image_format not in ("png", "jpg"):
         raise ValueError(f"image_format must be 'png' or 'jpg', got {image_format!r}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    check_workers("workers", workers, low=1)
     os.makedirs(out_dir, exist_ok=True)
     layouts = ["rrsisd", "refsegrs"] if layout == "both" else [layout]
     writers = [
