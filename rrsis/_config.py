@@ -162,13 +162,14 @@ def usable_cpus() -> int:
 
 def check_workers(name: str, value: Any, *, low: int = 0) -> int:
     """A worker or thread count in ``low..MAX_WORKERS``; warns (``UserWarning``) when it is above
-    the CPUs this process may use (:func:`usable_cpus`): it runs, slower than fewer would."""
+    the CPUs this process may use (:func:`usable_cpus`): it runs, slower than fewer would. Two
+    are never warned of (the recipes' default data workers, on a one-CPU machine too)."""
     check_int(name, value, low=low)
     if value > MAX_WORKERS:
         raise ConfigError(f"{name}={value} is above rrsis's upper bound {MAX_WORKERS} for a count of workers or "
                           "threads: each is a process or thread of its own; check for a typo")
     cpus = usable_cpus()
-    if value > cpus:
+    if value > max(cpus, 2):
         import warnings
 
         warnings.warn(f"{name}={value} is more than the {cpus} CPU(s) this process may use: the "

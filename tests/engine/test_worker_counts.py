@@ -26,6 +26,12 @@ def test_above_the_cpus_warns_naming_key_and_count(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert check_workers("data.num_workers", 2) == 2
+    monkeypatch.setattr("rrsis._config.usable_cpus", lambda: 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert check_workers("data.num_workers", 2) == 2  # the default, on one CPU: not worth a warning
+    with pytest.warns(UserWarning, match=r"data.num_workers=3 is more than the 1 CPU\(s\)"):
+        check_workers("data.num_workers", 3)
 
 
 def test_usable_cpus_is_the_affinity():
