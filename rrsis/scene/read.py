@@ -21,7 +21,7 @@ from ..data.bands import model_bands, raster_bands, select_bands, transparent_pi
 from ..data.io import MAX_PIXELS, Scale, _load, check_pixels, nodata_mask, scale_values
 from ..data.transforms import resize_image_bands
 from .gdal_names import is_gdal_url
-from .georef import assign_crs, plain_georeference
+from .georef import assign_crs, plain_georeference, plain_tiff
 from .ranges import check_scale, scale_range, stats_shape, stretch_range, stretch_values
 from .rectify import numbered_bands, open_raster, raster_view, separate_files
 from .resize import nearest_pixels, resized_whole
@@ -302,7 +302,7 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
                stretch: Any = "auto", max_pixels: int | None = MAX_PIXELS, crs: Any = None,
                channels: int | None = None, names: Sequence[str] | None = None) -> Scene:
     """Open a path (any raster GDAL reads, a subdataset's GDAL name such as ``GPKG:f.gpkg:table``
-    among them; PNG/JPEG without the geo extra), a PIL image or a
+    among them; PNG/JPEG and plain TIFFs without the geo extra), a PIL image or a
     numpy array (``[H, W]`` / ``[H, W, C]`` as ``model.predict`` takes) as a :class:`Scene`.
     Plain images and arrays are read as :func:`rrsis.data.read_image` reads them (same band
     rule, ``bands`` and ``scale``): ``segment_scene(mode="global")`` gives ``model.predict``'s mask;
@@ -343,7 +343,7 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
         path = os.fspath(source)
         if not os.path.isfile(path) and not is_gdal_url(path):  # URLs, subdatasets: GDAL's
             raise FileNotFoundError(f"{path}: file not found")
-        if path.lower().endswith(PLAIN_SUFFIXES):
+        if path.lower().endswith(PLAIN_SUFFIXES) or plain_tiff(path):  # a TIFF without the geo extra too
             scene = check_scale(_in_memory(path, band_tuple, scale, path, max_pixels, channels, stretch), scale)
             scene.crs, scene.transform = plain_georeference(path)  # a world file places it
             assign_crs(scene, crs)
