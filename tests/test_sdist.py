@@ -52,3 +52,14 @@ def test_sdist_holds_the_tests_and_docs_and_the_wheel_only_the_package(tmp_path)
     with zipfile.ZipFile(dist / wheel_name) as whl:
         tops = {n.split("/")[0] for n in whl.namelist()}
     assert tops == {"rrsis", wheel_name.split("-py3")[0] + ".dist-info"}, tops
+
+
+def test_python_classifiers_start_at_requires_python():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    floor = project["requires-python"].removeprefix(">=")
+    versions = [c.rsplit(" :: ", 1)[1] for c in project["classifiers"]
+                if c.startswith("Programming Language :: Python :: 3.")]
+    assert versions and versions[0] == floor, (floor, versions)
+    assert [tuple(map(int, v.split("."))) for v in versions] == \
+        [(3, n) for n in range(int(floor.split(".")[1]), int(floor.split(".")[1]) + len(versions))]
