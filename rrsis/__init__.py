@@ -20,7 +20,7 @@ _LAZY = {
     "register_model": "registry",
     "register_pretrained": "registry",
     "ConfigError": "_config",
-    "ReferringSegmenter": "models",
+    "ReferringSegmenter": "models.segmenter",
     "RRSISModel": "models",
     "SegmentationOutput": "models",
     "Tokenizer": "text",

@@ -28,8 +28,12 @@ PLUGINS_ENV = "RRSIS_PLUGINS"
 # Ends the message of an unknown part or model name.
 PLUGIN_HINT = (". If it comes from a plugin, import the module that registers it first (Python), or "
                f"name it to the rrsis command: --plugin MODULE or {PLUGINS_ENV}=MODULE[,MODULE...].")
-_BUILTINS = "rrsis.models"
+_BUILTINS = "rrsis.models"  # the models' names, configurations and tags (no part is imported)
+# The parts the models are built from (backbones, fusion, heads, text: timm and torchvision come
+# with them), loaded by a part table's first lookup or a model's first build, not to list names.
+_BUILTIN_PARTS = "rrsis.models.segmenter"
 _builtins_loaded = False
+_parts_loaded = False
 _log = logging.getLogger(__name__)
 
 
@@ -65,6 +69,19 @@ def load_builtins() -> None:
             load_entry_points()
         except BaseException:
             _builtins_loaded = False
+            raise
+
+
+def _load_builtin_parts() -> None:
+    """:func:`load_builtins`, then the built-in parts, once: what a part table's lookup needs."""
+    global _parts_loaded
+    load_builtins()
+    if not _parts_loaded:
+        _parts_loaded = True
+        try:
+            importlib.import_module(_BUILTIN_PARTS)
+        except BaseException:
+            _parts_loaded = False
             raise
 
 

@@ -96,7 +96,7 @@ class Registry:
 
     def _table(self) -> dict[str, Callable[..., Any]]:
         if self._builtins:
-            _register_builtins()
+            _plugins._load_builtin_parts()  # the models' names, then the parts they are built from
         return self._entries
 
     def register(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import struct
 import time
 import unicodedata
 from collections.abc import Sequence
@@ -20,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, TiffImagePlugin
+from PIL import Image
+
+from ..scene.georef import is_georeferenced, tiff_tags
 
 __all__ = ["MODES", "STRETCH", "InputError", "Result", "is_georeferenced", "model_modes", "run", "tiff_tags",
            "value_type", "values_note"]
@@ -37,11 +38,6 @@ STRETCH = (2.0, 98.0)
 # PIL's modes of images with more than 8 bits a value (16-bit PNG: "I;16"), as numpy types.
 _WIDE_MODES = {"I;16": "uint16", "I;16L": "uint16", "I;16B": "uint16", "I;16N": "uint16", "I": "int32",
                "F": "float32"}
-
-# TIFF tags that make a TIFF a GeoTIFF: ModelPixelScale, ModelTiepoint, ModelTransformation,
-# GeoKeyDirectory.
-_GEOTIFF_TAGS = (33550, 33922, 34264, 34735)
-
 
 class InputError(ValueError):
     """A request the app cannot serve, with a message for the person who made it."""
@@ -85,30 +81,6 @@ class Result:
     objects: int | str | None = None
     reading: str | None = None
     values: str | None = None
-
-
-def tiff_tags(path: str | os.PathLike) -> dict[int, object] | None:
-    """The first image directory's tags of a TIFF (header only, any band count or bit depth), or
-    None when ``path`` is not a TIFF."""
-    try:
-        with open(path, "rb") as fp:
-            head = fp.read(8)
-            if head[:4] not in TiffImagePlugin.PREFIXES:
-                return None
-            if head[2:4] in (b"+\x00", b"\x00+"):  # BigTIFF: a 16-byte header
-                head += fp.read(8)
-            ifd = TiffImagePlugin.ImageFileDirectory_v2(head)
-            fp.seek(ifd.next)
-            ifd.load(fp)
-            return dict(ifd)
-    except (OSError, ValueError, struct.error):
-        return None
-
-
-def is_georeferenced(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a TIFF carrying GeoTIFF georeferencing tags."""
-    tags = tiff_tags(path)
-    return tags is not None and any(t in tags for t in _GEOTIFF_TAGS)
 
 
 def value_type(path: str | os.PathLike) -> str | None:

@@ -42,13 +42,25 @@ def run(args: argparse.Namespace) -> int:
     from ..scene.chip_stats import stats_option
     from ..scene.chips import write_chips
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    # rrsis's own warnings (UserWarning), each printed once after the chips are written; anything
+    # else (a library's deprecation notice: rasterio's boundless read through affine 3's `*`) goes
+    # where Python's filters send it, which hide it from users.
+    shown, caught = warnings.showwarning, []
+
+    def keep(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, UserWarning):
+            caught.append(message)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", UserWarning)
+        warnings.showwarning = keep
         s = write_chips(args.image, args.labels, args.out, text_field=args.text_field, size=args.size,
                         pixel_ratio=args.pixel_ratio, layer=args.layer, val=args.val, test=args.test,
                         seed=args.seed, block=args.block, bands=args.bands, overwrite=args.overwrite)
-    for w in caught:
-        print(f"warning: {w.message}")
+    for message in caught:
+        print(f"warning: {message}")
     total = sum(s.counts.values())
     print(f"wrote {total} chips ({s.image_format}) to {s.out}: "
           + ", ".join(f"{k} {v}" for k, v in s.counts.items()))

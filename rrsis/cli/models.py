@@ -15,7 +15,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="list the pretrained configurations (arch.tag): weights, input, tokenizer, licence")
     p.add_argument("--info", metavar="NAME", help="print NAME's config and parameter counts")
     add_model_limits(p)
-    p.set_defaults(func=run)
+    # The names are listed without the model stack (timm, torchvision): run imports what each answer needs.
+    p.set_defaults(func=run, needs_registry=False)
 
 
 def _count(module) -> int:
@@ -42,10 +43,10 @@ def _print_pretrained(pattern: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
+    from ..plugins import import_plugins
+    from ..registry import list_models
 
-    from ..factory import create_model, list_models
-
+    import_plugins(args.plugin)  # as cli._call does for the commands that need the whole registry
     if args.pretrained:
         return _print_pretrained(args.pattern)
     if not args.info:
@@ -55,6 +56,10 @@ def run(args: argparse.Namespace) -> int:
             return 1
         print("\n".join(names))
         return 0
+    import torch
+
+    from ..factory import create_model
+
     # Shapes only: build on the meta device so the full-size models cost no memory or time.
     with torch.device("meta"):
         model = create_model(args.info, **model_limits(args))

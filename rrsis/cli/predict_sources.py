@@ -130,10 +130,13 @@ def stack_bands(vrt: str) -> str:
 def band_files_hint(scenes, most: int = 32) -> str | None:
     """A region of one-band files over one area (each a scene of its own) is most likely one
     scene's band files (``B04.jp2``, ``B03.jp2``, ...): the note that says so and names --stack;
-    ``None`` otherwise, or for more than ``most`` files (their headers are read)."""
+    ``None`` otherwise, or for more than ``most`` files (their headers are read). A region needs
+    the geo extra (its merged file, its GeoTIFFs): without rasterio, the error that names it."""
     import warnings
 
-    import rasterio
+    from ..scene.read import require_geo
+
+    rasterio = require_geo("a region (several --image files)")
     from rasterio.errors import NotGeoreferencedWarning
 
     if not 2 <= len(scenes) <= most:

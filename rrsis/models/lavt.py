@@ -11,15 +11,25 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from timm.models.swin_transformer import get_relative_position_index
 
 from ..registry import CHECKPOINT_FORMATS, PretrainedCfg, register_model, register_pretrained
-from .segmenter import ReferringSegmenter, build_segmenter
 
 __all__ = ["LAVT", "LAVT_FIXED", "LAVT_TINY", "LavtCheckpoint", "lavt", "lavt_tiny"]
+
+if TYPE_CHECKING:
+    from .segmenter import ReferringSegmenter
+
+
+def _build_segmenter(*args: Any, **kwargs: Any) -> ReferringSegmenter:
+    """:func:`rrsis.models.segmenter.build_segmenter`, imported with the first model built: the parts
+    (timm, torchvision) are not imported to list or look up the registered names."""
+    from .segmenter import build_segmenter as build
+
+    return build(*args, **kwargs)
+
 
 # Swin-B (window 12, the 384-px ImageNet-22k weights) + BERT-base, as in the official builder.
 LAVT = {
@@ -61,13 +71,13 @@ register_pretrained("lavt.official", PretrainedCfg(
 @register_model("lavt")
 def lavt(config=None, **overrides) -> ReferringSegmenter:
     """LAVT with Swin-B and BERT-base."""
-    return build_segmenter("lavt", LAVT, config, overrides, fixed=LAVT_FIXED)
+    return _build_segmenter("lavt", LAVT, config, overrides, fixed=LAVT_FIXED)
 
 
 @register_model("lavt-tiny")
 def lavt_tiny(config=None, **overrides) -> ReferringSegmenter:
     """A tiny LAVT (embed 16, BERT hidden 64) for tests."""
-    return build_segmenter("lavt-tiny", LAVT_TINY, config, overrides, fixed=LAVT_FIXED)
+    return _build_segmenter("lavt-tiny", LAVT_TINY, config, overrides, fixed=LAVT_FIXED)
 
 
 # ---------------------------------------------------------------------------- official checkpoints
@@ -193,6 +203,8 @@ class LavtCheckpoint:
         """Problems with the tensors' values: dropped buffers that are not what rrsis rebuilds,
         non-finite weights, integer tensors where floats belong."""
         w = model_args["window_size"]
+        from timm.models.swin_transformer import get_relative_position_index
+
         index = get_relative_position_index(w, w)
         bad = []
         for k, v in state.items():

@@ -12,7 +12,7 @@ as many objects as the expression names, where it says (:mod:`~rrsis.scene.readi
 ``write_chips`` turns a scene and its labelled polygons into a training folder (:mod:`~rrsis.scene.chips`);
 ``evaluate_scene`` scores the modes on such a scene, or on many (:mod:`~rrsis.scene.evaluate`).
 GeoTIFF and other GDAL rasters need the ``geo`` extra
-(``pip install "rrsis[geo]"``); PNG/JPEG and arrays work without it.
+(``pip install "rrsis[geo]"``); PNG/JPEG, plain TIFFs (no GeoTIFF tags) and arrays work without it.
 """
 
 from __future__ import annotations

@@ -10,18 +10,36 @@ has no affine transform: :mod:`rrsis.scene.rectify` reads it through GDAL's warp
 from __future__ import annotations
 
 import os
+import struct
 import warnings
 from typing import Any
 
 import numpy as np
 
-__all__ = ["assign_crs", "gcp_problem", "parse_crs", "plain_georeference", "world_file"]
+__all__ = ["assign_crs", "gcp_problem", "is_georeferenced", "parse_crs", "plain_georeference", "plain_tiff", "require_geo",
+           "tiff_tags", "world_file"]
+
+# TIFF tags that make a TIFF a GeoTIFF: ModelPixelScale, ModelTiepoint, ModelTransformation,
+# GeoKeyDirectory.
+_GEOTIFF_TAGS = (33550, 33922, 34264, 34735)
+
+
+def require_geo(what: str):
+    """Import rasterio, or raise an ``ImportError`` that names the extra to install."""
+    try:
+        import rasterio
+    except ImportError:  # pragma: no cover - exercised by simulating a missing rasterio
+        raise ImportError(f"{what} needs rasterio (and shapely for polygons): pip install \"rrsis[geo]\"") from None
+    return rasterio
 
 
 def parse_crs(crs: Any):
     """A rasterio ``CRS`` from what a user typed (``"EPSG:32633"``, WKT, PROJ), or a
-    ``ValueError`` that shows the form to give."""
-    from rasterio.crs import CRS
+    ``ValueError`` that shows the form to give; an ``ImportError`` naming the geo extra without it."""
+    try:
+        from rasterio.crs import CRS
+    except ImportError:
+        raise ImportError(f'crs {crs!r} needs rasterio: pip install "rrsis[geo]"') from None
     from rasterio.errors import CRSError
 
     try:
@@ -63,6 +81,51 @@ def plain_georeference(path: str | os.PathLike) -> tuple[Any, Any]:
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with rasterio.open(os.fspath(path)) as ds:
             return ds.crs, ds.transform
+
+
+def tiff_tags(path: str | os.PathLike) -> dict[int, object] | None:
+    """The first image directory's tags of a TIFF (header only, any band count or bit depth), or
+    None when ``path`` is not a TIFF."""
+    from PIL import TiffImagePlugin
+
+    try:
+        with open(path, "rb") as fp:
+            head = fp.read(8)
+            if head[:4] not in TiffImagePlugin.PREFIXES:
+                return None
+            if head[2:4] in (b"+\x00", b"\x00+"):  # BigTIFF: a 16-byte header
+                head += fp.read(8)
+            ifd = TiffImagePlugin.ImageFileDirectory_v2(head)
+            fp.seek(ifd.next)
+            ifd.load(fp)
+            return dict(ifd)
+    except (OSError, ValueError, struct.error):
+        return None
+
+
+def is_georeferenced(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a TIFF carrying GeoTIFF georeferencing tags."""
+    tags = tiff_tags(path)
+    return tags is not None and any(t in tags for t in _GEOTIFF_TAGS)
+
+
+def plain_tiff(path: str) -> bool:
+    """Whether the TIFF file ``path`` is read as a plain picture, as ``model.predict`` reads it
+    (:func:`rrsis.data.read_image`): rasterio (the geo extra) is missing and the file carries no
+    GeoTIFF georeferencing. A GeoTIFF is refused then, naming the extra: its outputs would lose
+    their place on the map (as the app refuses it)."""
+    if not path.lower().endswith((".tif", ".tiff")) or not os.path.isfile(path):
+        return False
+    try:
+        import rasterio  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        return False
+    if is_georeferenced(path):
+        raise ImportError(f'{os.path.basename(path)} is a GeoTIFF: reading it needs rasterio: pip install "rrsis[geo]" '
+                          "(or save it as a PNG for outputs without georeference)")
+    return True
 
 
 # What to do with a GCP-only raster rrsis cannot rectify.

@@ -22,7 +22,7 @@ from ..data.bands import model_bands, raster_bands, select_bands, transparent_pi
 from ..data.io import MAX_PIXELS, Scale, _load, check_pixels, nodata_mask, scale_values
 from ..data.transforms import resize_image_bands
 from .gdal_names import is_gdal_url
-from .georef import assign_crs, plain_georeference
+from .georef import assign_crs, plain_georeference, plain_tiff, require_geo
 from .ranges import check_scale, scale_range, stats_shape, stretch_range, stretch_values
 from .rectify import numbered_bands, open_raster, raster_view, separate_files
 from .resize import nearest_pixels, resized_whole
@@ -40,15 +40,6 @@ PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 # of the scene size (reads are sequential). In bytes (rasterio hands it to GDALSetCacheMax64): 64 was a
 # 64-byte cache, and a 512² read of a 4096² four-tile mosaic took 43 s instead of 0.15 s.
 GDAL_ENV = {"GDAL_CACHEMAX": 64 * 2**20}
-
-
-def require_geo(what: str):
-    """Import rasterio, or raise an ``ImportError`` that names the extra to install."""
-    try:
-        import rasterio
-    except ImportError:  # pragma: no cover - exercised by simulating a missing rasterio
-        raise ImportError(f"{what} needs rasterio (and shapely for polygons): pip install \"rrsis[geo]\"") from None
-    return rasterio
 
 
 class NoValidPixelsError(ValueError):
@@ -307,7 +298,7 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
                stretch: Any = "auto", max_pixels: int | None = MAX_PIXELS, crs: Any = None,
                channels: int | None = None, names: Sequence[str] | None = None) -> Scene:
     """Open a path (any raster GDAL reads, a subdataset's GDAL name such as ``GPKG:f.gpkg:table``
-    among them; PNG/JPEG without the geo extra), a PIL image or a
+    among them; PNG/JPEG and plain TIFFs without the geo extra), a PIL image or a
     numpy array (``[H, W]`` / ``[H, W, C]`` as ``model.predict`` takes) as a :class:`Scene`.
     Plain images and arrays are read as :func:`rrsis.data.read_image` reads them (same band
     rule, ``bands`` and ``scale``): ``segment_scene(mode="global")`` gives ``model.predict``'s mask;
@@ -348,7 +339,7 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
         path = os.fspath(source)
         if (problem := not_a_file(path)) and not is_gdal_url(path):  # URLs, subdatasets: GDAL's
             raise (FileNotFoundError if problem == "file not found" else ValueError)(f"{path}: {problem}")
-        if path.lower().endswith(PLAIN_SUFFIXES):
+        if path.lower().endswith(PLAIN_SUFFIXES) or plain_tiff(path):  # a TIFF without the geo extra too
             scene = check_scale(_in_memory(path, band_tuple, scale, path, max_pixels, channels, stretch), scale)
             scene.crs, scene.transform = plain_georeference(path)  # a world file places it
             assign_crs(scene, crs)

@@ -68,3 +68,28 @@ def test_rrsis_chips_then_two_training_steps(tmp_path, capsys):
     assert (run / "final" / "model.safetensors").is_file()
     steps = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert any(s.get("step") == 2 for s in steps)
+
+
+def test_chips_prints_its_own_warnings_not_a_librarys_deprecations(tmp_path, capsys):
+    """A chip larger than the scene is a boundless read: rasterio computes its window's transform
+    with affine's ``*`` (a PendingDeprecationWarning under affine 3). Not the user's business: only
+    rrsis's own warnings are printed (here: the scene's 8-bit values are all dark, 0-3)."""
+    data = np.zeros((3, 48, 48), np.uint8)
+    data[:, 16:32, 16:32] = 3  # a 0/3 class layer
+    with rasterio.open(tmp_path / "scene.tif", "w", driver="GTiff", height=48, width=48, count=3, dtype="uint8",
+                       crs="EPSG:32633", transform=T) as ds:
+        ds.write(data)
+    square = shapely.affinity.affine_transform(box(16, 16, 32, 32), [T.a, T.b, T.d, T.e, T.c, T.f])
+    write(str(tmp_path / "labels.gpkg"), np.array([shapely.to_wkb(square)], dtype=object),
+          [np.array(["the square"], dtype=object)], ["expression"], driver="GPKG", crs="EPSG:32633",
+          geometry_type="Polygon")
+    args = ["chips", "--image", str(tmp_path / "scene.tif"), "--labels", str(tmp_path / "labels.gpkg"),
+            "--text-field", "expression", "--out", str(tmp_path / "chips"), "--size", "64", "--val", "0",
+            "--test", "0"]
+    assert main(args) == 0
+    said = capsys.readouterr()
+    (chip,) = json.loads((tmp_path / "chips" / "chips.json").read_text())["chips"]
+    r0, c0, r1, c1 = chip["window"]
+    assert r0 < 0 or c0 < 0 or r1 > 48 or c1 > 48  # reaches past the scene: a boundless read
+    assert "values span only 0-3 of 0-255" in said.out  # rrsis's own warning, still printed
+    assert "matmul" not in said.out + said.err and "Deprecat" not in said.out + said.err

@@ -33,3 +33,25 @@ def test_loading_a_recipe_needs_no_torch():
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                           check=True, timeout=120)
     assert done.stdout.split() == ["2", "False"]
+
+
+MODELS = """
+import contextlib, io, json, sys
+from rrsis.cli import main
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    code = main(["models"])
+heavy = sorted(m for m in ("timm", "torchvision", "triton") if m in sys.modules)
+from rrsis.registry import HEADS, LOCAL_ATTENTION  # a part table's first lookup loads the parts
+print(json.dumps({"code": code, "names": out.getvalue().split(), "heavy": heavy,
+                  "parts": ["refine" in HEADS.names(), "elsa" in LOCAL_ATTENTION.names()]}))
+"""
+
+
+def test_models_lists_the_registry_without_timm_torchvision_or_triton():
+    import rrsis
+
+    done = subprocess.run([sys.executable, "-c", MODELS], cwd=REPO, capture_output=True, text=True,
+                          check=True, timeout=300)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result == {"code": 0, "names": rrsis.list_models(), "heavy": [], "parts": [True, True]}

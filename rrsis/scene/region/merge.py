@@ -37,15 +37,16 @@ def _require(module: str, what: str):
 
 def check_merged_path(path: str | os.PathLike) -> str:
     """The format of a merged file from its suffix (``gpkg`` or ``parquet``), its library
-    importable; checked before any scene is segmented."""
+    importable (and shapely and rasterio, which place its polygons: the geo extra, for either
+    format); checked before any scene is segmented."""
     low = os.fspath(path).lower()
-    if low.endswith(_GPKG):
-        _require("pyogrio", "the merged GeoPackage")
-        return "gpkg"
-    if low.endswith(_PARQUET):
-        _require("pyarrow", "the merged GeoParquet")
-        return "parquet"
-    raise ValueError(f"merged file {os.fspath(path)!r}: end it in .gpkg (GeoPackage) or .parquet (GeoParquet)")
+    kind = "gpkg" if low.endswith(_GPKG) else "parquet" if low.endswith(_PARQUET) else None
+    if kind is None:
+        raise ValueError(f"merged file {os.fspath(path)!r}: end it in .gpkg (GeoPackage) or .parquet (GeoParquet)")
+    what = "the merged GeoPackage" if kind == "gpkg" else "the merged GeoParquet"
+    for module in ("pyogrio" if kind == "gpkg" else "pyarrow", "shapely", "rasterio"):
+        _require(module, what)
+    return kind
 
 
 def _crs_of(fc: dict) -> str:
