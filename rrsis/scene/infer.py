@@ -125,7 +125,12 @@ class SceneOptions:
         gsize = int(model.image_size if self.global_size is None else self.global_size)
         if not 0 <= self.overlap <= 0.9:
             raise ValueError(f"overlap must be in [0, 0.9], got {self.overlap}")
-        ratio = auto_pixel_ratio(model, scene) if self.pixel_ratio == "auto" else self.pixel_ratio
+        mode = self.mode
+        if mode == "auto":
+            limit = 2 * tile if self.auto_max_global is None else self.auto_max_global
+            mode = "global" if max(height, width) <= limit else "object"
+        # the choice told only where tiles read the scene: global resizes it whole, as training did
+        ratio = auto_pixel_ratio(model, scene, say=mode != "global") if self.pixel_ratio == "auto" else self.pixel_ratio
         if isinstance(ratio, (bool, str)) or not ratio >= 1.0:
             raise ValueError(f"pixel_ratio must be >= 1 (scene pixels per model pixel) or 'auto', got {ratio!r}")
         if not 0 < self.gate_threshold < 1 or self.gate_dilation < 0 or not 0 <= self.local_weight <= 1:
@@ -140,10 +145,6 @@ class SceneOptions:
                 self.objects, (int, np.integer)) or self.objects < 1):
             raise ValueError(f"objects must be a whole number >= 1 (the object mode's components kept), "
                              f"'auto' (read from each expression) or 'all', got {self.objects!r}")
-        mode = self.mode
-        if mode == "auto":
-            limit = 2 * tile if self.auto_max_global is None else self.auto_max_global
-            mode = "global" if max(height, width) <= limit else "object"
         if mode == "ranked" and getattr(model, "scene_ranker", None) is None:
             raise ValueError("mode 'ranked' needs a model with a scene ranker (model.scene_ranker, saved as "
                              "scene_ranker.json beside the model; train one with rrsis.scene.rank_train)")

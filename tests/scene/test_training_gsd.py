@@ -4,6 +4,7 @@ metric scene at that ground resolution by default (``pixel_ratio="auto"``)."""
 
 import json
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -144,25 +145,32 @@ def test_without_a_metric_scene_or_a_record_the_ratio_stays_1(tiny_tokenizer, tm
     plain = _geotiff(tmp_path / "plain.tif", size=128, crs=None)
     coarse = _geotiff(tmp_path / "coarse.tif", size=128, pixel=1.0)
     with open_scene(plain) as sc:
-        assert SceneOptions().resolved(model, sc.height, sc.width, sc).pixel_ratio == 1.0
+        assert SceneOptions(mode="tiles").resolved(model, sc.height, sc.width, sc).pixel_ratio == 1.0
     with open_scene(coarse) as sc, pytest.warns(UserWarning, match="coarser than the model's training data"):
-        assert SceneOptions().resolved(model, sc.height, sc.width, sc).pixel_ratio == 1.0
+        assert SceneOptions(mode="tiles").resolved(model, sc.height, sc.width, sc).pixel_ratio == 1.0
     resized = _model(tiny_tokenizer, image_ratio=1.5)
     with open_scene(coarse) as sc, caplog.at_level(logging.INFO, logger="rrsis.scene.gsd"):
-        assert SceneOptions().resolved(resized, sc.height, sc.width, sc).pixel_ratio == 1.0
+        assert SceneOptions(mode="tiles").resolved(resized, sc.height, sc.width, sc).pixel_ratio == 1.0
     assert "saw its training images at 1.5 image pixels per model pixel" in caplog.text
     assert "pass --pixel-ratio 1.5" in caplog.text
     caplog.clear()
     enlarged = _model(tiny_tokenizer, image_ratio=0.25)  # 128-px chips trained at image_size 512
     with open_scene(coarse) as sc, caplog.at_level(logging.INFO, logger="rrsis.scene.gsd"):
-        assert SceneOptions().resolved(enlarged, sc.height, sc.width, sc).pixel_ratio == 1.0
+        assert SceneOptions(mode="tiles").resolved(enlarged, sc.height, sc.width, sc).pixel_ratio == 1.0
     assert "--pixel-ratio" not in caplog.text  # below 1 is refused: never advised
     assert "saw its training images enlarged 4x (0.25 image pixels per model pixel)" in caplog.text
     assert "objects 4x smaller than it learnt them" in caplog.text
+    caplog.clear()  # global (and auto choosing it) resizes the scene whole, as training did: nothing to tell
+    with open_scene(coarse) as sc, caplog.at_level(logging.INFO, logger="rrsis.scene.gsd"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for mode in ("global", "auto"):
+            assert SceneOptions(mode=mode).resolved(enlarged, sc.height, sc.width, sc).mode == "global"
+            assert SceneOptions(mode=mode).resolved(model, sc.height, sc.width, sc).pixel_ratio == 1.0
+    assert caplog.text == ""
     old = rrsis.from_pretrained(ASSETS / "gl-msin-tiny")  # saved before the record: unchanged
     assert old.config["backbone"].get("gsd") is None
     with open_scene(_geotiff(tmp_path / "fine.tif", size=128, pixel=0.25)) as sc:
-        assert SceneOptions().resolved(old, sc.height, sc.width, sc).pixel_ratio == 1.0
+        assert SceneOptions(mode="tiles").resolved(old, sc.height, sc.width, sc).pixel_ratio == 1.0
 
 
 def test_predict_prints_the_chosen_ratio(tiny_tokenizer, tmp_path, capsys):
