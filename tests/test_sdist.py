@@ -22,7 +22,7 @@ NOT_SHIPPED = {".gitignore"}
 def _tracked() -> list[str]:
     if shutil.which("git") is None or not (REPO / ".git").exists():
         pytest.skip("not a git checkout (an unpacked sdist): nothing to compare MANIFEST.in with")
-    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+    out = subprocess.run(["git", "ls-files", "-z", "--cached"], cwd=REPO,
                          capture_output=True, check=True).stdout.decode()
     return sorted(f for f in out.split("\0") if f and (REPO / f).is_file())
 
