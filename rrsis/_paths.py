@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import stat
 
-__all__ = ["not_a_file"]
+__all__ = ["file_error", "not_a_file"]
 
 
 def not_a_file(path: str | os.PathLike) -> str:
@@ -21,3 +21,13 @@ def not_a_file(path: str | os.PathLike) -> str:
     if stat.S_ISDIR(mode):
         return "is a directory, not a file"
     return "is not a regular file (a device, FIFO or socket)"
+
+
+def file_error(path: str | os.PathLike, label: str) -> OSError | ValueError | None:
+    """``None`` for a regular file; else the error to raise, ``"{label}": `` and what
+    :func:`not_a_file` says: a ``FileNotFoundError`` when it is not there, a ``ValueError`` when it
+    is something else."""
+    problem = not_a_file(path)
+    if not problem:
+        return None
+    return (FileNotFoundError if problem == "file not found" else ValueError)(f"{label}: {problem}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from .._paths import not_a_file
+from .._paths import file_error
 from .model_ref import check_model_ref
 from .text_files import expand_texts
 
@@ -188,8 +188,8 @@ def check_early(args: argparse.Namespace) -> None:
                              "glob, a list file or STAC JSON), not to one image")
     image = args.image[0]
     if not is_gdal_url(image):  # a URL: GDAL names what fails
-        if problem := not_a_file(image):
-            raise (FileNotFoundError if problem == "file not found" else ValueError)(f"--image {image}: {problem}")
+        if error := file_error(image, f"--image {image}"):
+            raise error
         # The overlay is an output of a georeferenced scene and of a plain one alike (which this one
         # is is known once it is opened, and all its outputs are checked then). A refusal names
         # every file of either kind there; a killed run's temporaries and lock are removed first.

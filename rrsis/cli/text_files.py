@@ -12,7 +12,7 @@ import io
 import json
 import os
 
-from .._paths import not_a_file
+from .._paths import file_error
 
 __all__ = ["CSV_COLUMNS", "argv_text", "expand_texts", "read_text_file"]
 
@@ -63,11 +63,10 @@ def read_text_file(path: str) -> list[str]:
         FileNotFoundError: no such file.
         ValueError: not UTF-8, another JSON shape, a CSV without such a column, or no expression.
     """
-    if (problem := not_a_file(path)) == "file not found":
-        raise FileNotFoundError(f"--text @{path}: file not found (an expression that starts with '@' is "
-                                f"written with two: --text @@{path})")
-    if problem:  # a folder, /dev/zero (read for ever)
-        raise ValueError(f"--text @{path}: {problem}")
+    if isinstance(error := file_error(path, f"--text @{path}"), FileNotFoundError):
+        raise FileNotFoundError(f"{error} (an expression that starts with '@' is written with two: --text @@{path})")
+    if error:  # a folder, /dev/zero (read for ever)
+        raise error
     with open(path, "rb") as fh:
         raw = fh.read().removeprefix(b"\xef\xbb\xbf")
     suffix = os.path.splitext(path)[1].lower()

@@ -15,22 +15,15 @@ is the LAVT-like ablation. No paper numbers are claimed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..registry import PretrainedCfg, register_model, register_pretrained
+from .lazy_build import build_segmenter
 
 __all__ = ["GL_MSIN", "GL_MSIN_TINY", "gl_msin", "gl_msin_s", "gl_msin_t", "gl_msin_tiny"]
 
 if TYPE_CHECKING:
     from .segmenter import ReferringSegmenter
-
-
-def _build_segmenter(*args: Any, **kwargs: Any) -> ReferringSegmenter:
-    """:func:`rrsis.models.segmenter.build_segmenter`, imported with the first model built: the parts
-    (timm, torchvision) are not imported to list or look up the registered names."""
-    from .segmenter import build_segmenter as build
-
-    return build(*args, **kwargs)
 
 
 def _swin(embed_dim, depths, num_heads, window_size=12, **more):
@@ -104,22 +97,22 @@ register_pretrained("gl-msin-t.in22k", PretrainedCfg(
 @register_model("gl-msin")
 def gl_msin(config=None, **overrides) -> ReferringSegmenter:
     """GL-MSIN with a Swin-B-sized backbone and BERT-base."""
-    return _build_segmenter("gl-msin", GL_MSIN, config, overrides)
+    return build_segmenter("gl-msin", GL_MSIN, config, overrides)
 
 
 @register_model("gl-msin-s")
 def gl_msin_s(config=None, **overrides) -> ReferringSegmenter:
     """GL-MSIN with a Swin-S-sized backbone and BERT-base."""
-    return _build_segmenter("gl-msin-s", GL_MSIN_S, config, overrides)
+    return build_segmenter("gl-msin-s", GL_MSIN_S, config, overrides)
 
 
 @register_model("gl-msin-t")
 def gl_msin_t(config=None, **overrides) -> ReferringSegmenter:
     """GL-MSIN with a Swin-T-sized backbone and BERT-base."""
-    return _build_segmenter("gl-msin-t", GL_MSIN_T, config, overrides)
+    return build_segmenter("gl-msin-t", GL_MSIN_T, config, overrides)
 
 
 @register_model("gl-msin-tiny")
 def gl_msin_tiny(config=None, **overrides) -> ReferringSegmenter:
     """A tiny GL-MSIN for tests and CPU demos (embed 16, BERT hidden 32)."""
-    return _build_segmenter("gl-msin-tiny", GL_MSIN_TINY, config, overrides, flat_defaults=GL_MSIN_TINY_V01)
+    return build_segmenter("gl-msin-tiny", GL_MSIN_TINY, config, overrides, flat_defaults=GL_MSIN_TINY_V01)

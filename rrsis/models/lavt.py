@@ -16,19 +16,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..registry import CHECKPOINT_FORMATS, PretrainedCfg, register_model, register_pretrained
+from .lazy_build import build_segmenter
 
 __all__ = ["LAVT", "LAVT_FIXED", "LAVT_TINY", "LavtCheckpoint", "lavt", "lavt_tiny"]
 
 if TYPE_CHECKING:
     from .segmenter import ReferringSegmenter
-
-
-def _build_segmenter(*args: Any, **kwargs: Any) -> ReferringSegmenter:
-    """:func:`rrsis.models.segmenter.build_segmenter`, imported with the first model built: the parts
-    (timm, torchvision) are not imported to list or look up the registered names."""
-    from .segmenter import build_segmenter as build
-
-    return build(*args, **kwargs)
 
 
 # Swin-B (window 12, the 384-px ImageNet-22k weights) + BERT-base, as in the official builder.
@@ -71,13 +64,13 @@ register_pretrained("lavt.official", PretrainedCfg(
 @register_model("lavt")
 def lavt(config=None, **overrides) -> ReferringSegmenter:
     """LAVT with Swin-B and BERT-base."""
-    return _build_segmenter("lavt", LAVT, config, overrides, fixed=LAVT_FIXED)
+    return build_segmenter("lavt", LAVT, config, overrides, fixed=LAVT_FIXED)
 
 
 @register_model("lavt-tiny")
 def lavt_tiny(config=None, **overrides) -> ReferringSegmenter:
     """A tiny LAVT (embed 16, BERT hidden 64) for tests."""
-    return _build_segmenter("lavt-tiny", LAVT_TINY, config, overrides, fixed=LAVT_FIXED)
+    return build_segmenter("lavt-tiny", LAVT_TINY, config, overrides, fixed=LAVT_FIXED)
 
 
 # ---------------------------------------------------------------------------- official checkpoints

@@ -19,7 +19,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..registry import CHECKPOINT_FORMATS, PretrainedCfg, register_model, register_pretrained
-from .lavt import LAVT, LAVT_FIXED, TINY_SHAPES, LavtCheckpoint, _build_segmenter, count_indices
+from .lavt import LAVT, LAVT_FIXED, TINY_SHAPES, LavtCheckpoint, count_indices
+from .lazy_build import build_segmenter
 
 __all__ = ["RMSIN", "RMSIN_FIXED", "RmsinCheckpoint", "rmsin", "rmsin_tiny"]
 
@@ -55,13 +56,13 @@ register_pretrained("rmsin.official", PretrainedCfg(
 @register_model("rmsin")
 def rmsin(config=None, **overrides) -> ReferringSegmenter:
     """RMSIN with Swin-B and BERT-base."""
-    return _build_segmenter("rmsin", RMSIN, config, overrides, fixed=RMSIN_FIXED)
+    return build_segmenter("rmsin", RMSIN, config, overrides, fixed=RMSIN_FIXED)
 
 
 @register_model("rmsin-tiny")
 def rmsin_tiny(config=None, **overrides) -> ReferringSegmenter:
     """A tiny RMSIN (embed 16, BERT hidden 64, the parity fixtures' shapes) for tests."""
-    return _build_segmenter("rmsin-tiny", {**RMSIN, **TINY_SHAPES}, config, overrides, fixed=RMSIN_FIXED)
+    return build_segmenter("rmsin-tiny", {**RMSIN, **TINY_SHAPES}, config, overrides, fixed=RMSIN_FIXED)
 
 
 class RmsinCheckpoint(LavtCheckpoint):

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .._paths import not_a_file
+from .._paths import file_error
 from ..data import bands as _bands
 from ..data.band_names import bands_by_name
 from ..data.bands import model_bands, raster_bands, select_bands, transparent_pixels, uint8_to_unit
@@ -337,8 +337,8 @@ def open_scene(source: Any, *, bands: str | Sequence[int] | None = None, scale: 
     band_tuple = model_bands(bands, channels)
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        if (problem := not_a_file(path)) and not is_gdal_url(path):  # URLs, subdatasets: GDAL's
-            raise (FileNotFoundError if problem == "file not found" else ValueError)(f"{path}: {problem}")
+        if (error := file_error(path, path)) and not is_gdal_url(path):  # URLs, subdatasets: GDAL's
+            raise error
         if path.lower().endswith(PLAIN_SUFFIXES) or plain_tiff(path):  # a TIFF without the geo extra too
             scene = check_scale(_in_memory(path, band_tuple, scale, path, max_pixels, channels, stretch), scale)
             scene.crs, scene.transform = plain_georeference(path)  # a world file places it

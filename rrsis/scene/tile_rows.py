@@ -109,7 +109,7 @@ class TileRows:
         return has
 
     def _run_row(self, y0: int) -> None:
-        t, s = self.opt.tile, self.opt.pixel_ratio
+        t = self.opt.tile
         need = y0 + t - self.offset - self.acc.shape[0]
         if need > 0:
             pad = np.zeros((need, self.acc.shape[1]), np.float32)
@@ -124,8 +124,10 @@ class TileRows:
         for b in range(0, len(todo), self.opt.batch_size):
             chunk = todo[b:b + self.opt.batch_size]
             imgs, boxes = [], []
+            rows = self._span(y0)
             for x0 in chunk:
-                win = (round(y0 * s), round(x0 * s), round((y0 + t) * s), round((x0 + t) * s))
+                cols = self._span(x0)
+                win = (rows[0], cols[0], rows[1], cols[1])
                 imgs.append(self.scene.read(win, (t, t))[0])
                 boxes.append(scene_box(win, self.scene.height, self.scene.width))
             d = self.net(imgs, boxes)
